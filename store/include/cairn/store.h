@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* libcairnstore: the public API of a cairn repository (docs/FORMAT.md). */
+#ifndef CAIRN_STORE_H
+#define CAIRN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cairn/util.h"
+
+#define CAIRN_FORMAT_VERSION 1
+#define CAIRN_ID_SIZE 32
+
+/* A blob or pack ID (FORMAT.md §5.1, §6.1). Open struct: compare with memcmp. */
+struct cairn_id {
+	uint8_t b[CAIRN_ID_SIZE];
+};
+#define CAIRN_ID_HEX_SIZE (2 * CAIRN_ID_SIZE + 1)
+void cairn_id_hex(char out[CAIRN_ID_HEX_SIZE], const struct cairn_id *id);
+int cairn_id_parse(struct cairn_id *out, const char *hex); /* -EINVAL */
+bool cairn_id_is_zero(const struct cairn_id *id);
+int cairn_id_cmp(const struct cairn_id *a, const struct cairn_id *b);
+
+enum cairn_blob_type {
+	CAIRN_BLOB_DATA = 1,
+	CAIRN_BLOB_TREE = 2,
+	CAIRN_BLOB_SNAPSHOT = 3,
+	CAIRN_BLOB_PACKHDR = 4,
+};
+const char *cairn_blob_type_name(int type);
+
+/* Where a blob lives (FORMAT.md §7 `blobs`). */
+struct cairn_loc {
+	struct cairn_id pack;
+	uint32_t offset;
+	uint32_t stored_len;
+	uint32_t raw_len;
+	uint8_t type;
+};
+
+/* ---- Chunker (FORMAT.md §9) -------------------------------------------- */
+
+struct cairn_chunk_params {
+	uint32_t min, avg, max; /* avg a power of two, min < avg < max */
+};
+#define CAIRN_CHUNK_MIN_DEFAULT (512u * 1024)
+#define CAIRN_CHUNK_AVG_DEFAULT (1024u * 1024)
+#define CAIRN_CHUNK_MAX_DEFAULT (8u * 1024 * 1024)
+
+typedef struct cairn_chunker cairn_chunker;
+/* Validates params (-EINVAL) and builds the table from the 32-byte gear key.
+ * Caller frees with cairn_chunker_free(). Immutable afterwards: thread-safe. */
+int cairn_chunker_new(cairn_chunker **out, const struct cairn_chunk_params *p,
+		      const uint8_t gear_key[32]);
+void cairn_chunker_free(cairn_chunker *c);
+/* Length of the next chunk at the start of p[0..n). The caller passes at least
+ * params.max bytes unless the input ends within them (then all that is left).
+ * Returns a value in [1, min(n, max)]; n when n <= min. n must be > 0. */
+size_t cairn_chunker_cut(const cairn_chunker *c, const uint8_t *p, size_t n);
+const struct cairn_chunk_params *cairn_chunker_params(const cairn_chunker *c);
+
+/* ---- Repository --------------------------------------------------------- */
+
+typedef struct cairn_repo cairn_repo;
+
+#define CAIRN_INIT_OPTS_VERSION 1
+struct cairn_init_opts {
+	unsigned version;              /* CAIRN_INIT_OPTS_VERSION */
+	struct cairn_chunk_params chunk; /* zero: defaults */
+	int compression;               /* -1: default (3); 0 off; 1..19 */
+	uint32_t pack_size;            /* 0: default 16 MiB */
+	int kdf_log2n;                 /* 0: default (16); 10..24 */
+	const char *key_label;         /* NULL: user@host */
+};
+/* Create a repository at path (which must not exist or be an empty directory).
+ * -EEXIST if it already holds a repository, -EINVAL for bad options. */
+int cairn_repo_init(const char *path, const char *password, size_t pwlen,
+		    const struct cairn_init_opts *opts);
+
+#define CAIRN_REPO_OPTS_VERSION 1
+struct cairn_repo_opts {
+	unsigned version; /* CAIRN_REPO_OPTS_VERSION */
+	bool read_only;   /* no writes at all; index opened MDB_RDONLY */
+	bool no_index;    /* do not open index/ (rebuild-index, key commands) */
+};
+/* Open and unlock. -ENOENT no repository there, -EPROTONOSUPPORT unknown format
+ * version, -EKEYREJECTED wrong password, -EBADMSG corrupt config or key file.
+ * Caller closes with cairn_repo_close(). */
+int cairn_repo_open(cairn_repo **out, const char *path, const char *password, size_t pwlen,
+		    const struct cairn_repo_opts *opts);
+/* Flushes nothing: call cairn_repo_flush() first to keep buffered blobs. */
+void cairn_repo_close(cairn_repo *repo);
+/* Checks that path holds a repository of a known version, without a password.
+ * -ENOENT, -EPROTONOSUPPORT, -EBADMSG. */
+int cairn_repo_probe(const char *path);
+
+const char *cairn_repo_path(const cairn_repo *repo);
+const cairn_chunker *cairn_repo_chunker(const cairn_repo *repo);
+int cairn_repo_compression(const cairn_repo *repo);
+/* Override the zstd level for blobs written from now on (0..19); -EINVAL. */
+int cairn_repo_set_compression(cairn_repo *repo, int level);
+/* Text of the config file (for `cairn cat config`). Borrowed. */
+const char *cairn_repo_config_text(const cairn_repo *repo);
+
+/* ---- Keys (FORMAT.md §3) ------------------------------------------------ */
+
+struct cairn_key_info {
+	char name[17];       /* file name under keys/ */
+	int64_t created;     /* Unix seconds */
+	char label[256];
+	int kdf_log2n;
+	uint32_t r, p;
+	bool current;        /* the key that opened this repo */
+};
+/* Fills a malloc'd array, caller frees *out. -EBADMSG for an unparsable key file. */
+int cairn_key_list(cairn_repo *repo, struct cairn_key_info **out, size_t *n);
+/* Adds a key file wrapping the master key under password; name_out gets its name. */
+int cairn_key_add(cairn_repo *repo, const char *password, size_t pwlen, const char *label,
+		  char name_out[17]);
+/* Removes keys/name. -ENOENT; -EBUSY for the last key or the one in use. */
+int cairn_key_remove(cairn_repo *repo, const char *name);
+/* Replaces the current key file by one for the new password. */
+int cairn_key_passwd(cairn_repo *repo, const char *password, size_t pwlen);
+
+/* ---- Blobs -------------------------------------------------------------- */
+
+/* HMAC chunk ID of data (FORMAT.md §5.1). Thread-safe. */
+void cairn_repo_blob_id(const cairn_repo *repo, const void *data, size_t len, struct cairn_id *out);
+
+/* Store a data or tree blob unless the repository has it. Compresses, encrypts and
+ * appends it to a pack; the pack becomes durable and indexed when it fills or at
+ * cairn_repo_flush(). Returns 1 if stored, 0 if it was already there.
+ * Thread-safe: callers in several threads compress and encrypt in parallel.
+ * -ENOSPC, -EIO, -EINVAL (too large for its type). */
+int cairn_repo_put(cairn_repo *repo, int type, const void *data, size_t len,
+		   const struct cairn_id *id_or_null, struct cairn_id *id_out);
+/* 1 if the blob is in the index or in a pack being written, 0 if not. Thread-safe. */
+int cairn_repo_has(cairn_repo *repo, const struct cairn_id *id);
+/* Finish every open pack and commit their index entries. Thread-safe. */
+int cairn_repo_flush(cairn_repo *repo);
+
+/* Read, verify and decompress a blob into out (replacing its content).
+ * -ENOENT not in the index, -EBADMSG corrupt (names pack and offset), -EIO.
+ * Thread-safe. */
+int cairn_repo_get(cairn_repo *repo, const struct cairn_id *id, struct cairn_buf *out);
+/* Like cairn_repo_get, with the type checked (-EBADMSG on mismatch). */
+int cairn_repo_get_typed(cairn_repo *repo, int type, const struct cairn_id *id,
+			 struct cairn_buf *out);
+/* Where a blob is stored. -ENOENT. Thread-safe. */
+int cairn_repo_lookup(cairn_repo *repo, const struct cairn_id *id, struct cairn_loc *out);
+
+/* ---- Packs and index ---------------------------------------------------- */
+
+struct cairn_pack_entry {
+	struct cairn_id id;
+	uint8_t type;
+	uint32_t offset, stored_len, raw_len;
+};
+/* Read and verify a pack's header (FORMAT.md §6.2). Caller frees *out.
+ * -ENOENT, -EBADMSG. */
+int cairn_repo_pack_entries(cairn_repo *repo, const struct cairn_id *pack,
+			    struct cairn_pack_entry **out, size_t *n);
+/* Call cb for every pack file in packs/ (unordered). A negative return stops. */
+int cairn_repo_foreach_pack(cairn_repo *repo,
+			    int (*cb)(const struct cairn_id *pack, uint64_t size, void *payload),
+			    void *payload);
+/* Recreate index/ from packs/ and snapshots/ (FORMAT.md §7). Returns the number of
+ * packs read. The repository must be open without read_only. */
+int cairn_repo_rebuild_index(cairn_repo *repo);
+/* Call cb for every blob in the index, in ID order. A negative return stops. */
+int cairn_repo_foreach_blob(cairn_repo *repo,
+			    int (*cb)(const struct cairn_id *id, const struct cairn_loc *loc,
+				      void *payload),
+			    void *payload);
+
+#endif

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* cairn utilities shared by every module: errors, logging, byte buffers, hex. */
+#ifndef CAIRN_UTIL_H
+#define CAIRN_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Errors (STYLE §3): a failing function returns a negative errno and records one
+ * message in a thread-local buffer. cairn_err_set() returns its code so detection
+ * and return fit on one line. The message stays until the next cairn_err_set() on
+ * the same thread.
+ */
+int cairn_err_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cairn_err_setv(int code, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* Prefix the current message with "what: " (for context added by callers); returns code. */
+int cairn_err_wrap(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The last message on this thread, or strerror(-code) text if none was set. Borrowed. */
+const char *cairn_err_msg(void);
+void cairn_err_clear(void);
+/* LMDB return code -> -errno with mdb_strerror text (MDB_NOTFOUND -> -ENOENT ...). */
+int cairn_err_mdb(int rc, const char *what);
+
+/* Logging (STYLE §7): one line per message on stderr, syslog levels. */
+enum { CAIRN_LOG_ERR = 3, CAIRN_LOG_WARNING = 4, CAIRN_LOG_NOTICE = 5, CAIRN_LOG_INFO = 6,
+       CAIRN_LOG_DEBUG = 7 };
+void cairn_log_set_level(int level);
+int cairn_log_get_level(void);
+/* Reads CAIRN_LOG_LEVEL (a number or err/warning/notice/info/debug). */
+void cairn_log_level_from_env(void);
+/* Emit JSON objects instead of text lines (--log-format json). */
+void cairn_log_set_json(bool json);
+void cairn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cairn_logv(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+#define log_error(...) cairn_log(CAIRN_LOG_ERR, __VA_ARGS__)
+#define log_warn(...) cairn_log(CAIRN_LOG_WARNING, __VA_ARGS__)
+#define log_info(...) cairn_log(CAIRN_LOG_INFO, __VA_ARGS__)
+#define log_debug(...) cairn_log(CAIRN_LOG_DEBUG, __VA_ARGS__)
+/* Logs "fmt: <cairn_err_msg()>" at error level and returns r. */
+int log_error_errno(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A growable byte buffer; the caller embeds it: _init / _release. */
+struct cairn_buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+};
+#define CAIRN_BUF_INIT { NULL, 0, 0 }
+void cairn_buf_init(struct cairn_buf *b);
+void cairn_buf_release(struct cairn_buf *b);
+/* Make room for n more bytes; -ENOMEM. */
+int cairn_buf_reserve(struct cairn_buf *b, size_t n);
+int cairn_buf_put(struct cairn_buf *b, const void *p, size_t n);
+int cairn_buf_put_u8(struct cairn_buf *b, uint8_t v);
+int cairn_buf_put_u16(struct cairn_buf *b, uint16_t v);
+int cairn_buf_put_u32(struct cairn_buf *b, uint32_t v);
+int cairn_buf_put_u64(struct cairn_buf *b, uint64_t v);
+/* Length-prefixed byte strings (FORMAT.md §1); -EINVAL if n exceeds the prefix. */
+int cairn_buf_put_str8(struct cairn_buf *b, const void *p, size_t n);
+int cairn_buf_put_str16(struct cairn_buf *b, const void *p, size_t n);
+int cairn_buf_printf(struct cairn_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A bounds-checked reader over untrusted bytes (STYLE §5). Each getter returns
+ * -EBADMSG without setting a message when fewer bytes are left than needed. */
+struct cairn_rd {
+	const uint8_t *p;
+	size_t left;
+};
+int cairn_rd_take(struct cairn_rd *r, size_t n, const uint8_t **out);
+int cairn_rd_copy(struct cairn_rd *r, void *dst, size_t n);
+int cairn_rd_u8(struct cairn_rd *r, uint8_t *out);
+int cairn_rd_u16(struct cairn_rd *r, uint16_t *out);
+int cairn_rd_u32(struct cairn_rd *r, uint32_t *out);
+int cairn_rd_u64(struct cairn_rd *r, uint64_t *out);
+int cairn_rd_i64(struct cairn_rd *r, int64_t *out);
+/* A str8/str16 as a borrowed pointer into the input. */
+int cairn_rd_str8(struct cairn_rd *r, const uint8_t **p, size_t *n);
+int cairn_rd_str16(struct cairn_rd *r, const uint8_t **p, size_t *n);
+
+/* Little-endian helpers. */
+static inline void cairn_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+static inline void cairn_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void cairn_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint32_t cairn_get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t cairn_get_le64(const uint8_t *p)
+{
+	return (uint64_t)cairn_get_le32(p) | (uint64_t)cairn_get_le32(p + 4) << 32;
+}
+
+/* Hex: out must hold 2n+1 bytes; parse returns -EINVAL unless s is exactly 2n hex digits. */
+void cairn_hex(char *out, const uint8_t *p, size_t n);
+int cairn_unhex(uint8_t *out, size_t n, const char *s);
+
+/* Files (STYLE §4-5). */
+/* Read a whole file of at most max bytes; -ENOENT, -EFBIG, -EIO. Caller releases *out. */
+int cairn_file_slurp(const char *path, size_t max, struct cairn_buf *out);
+/* Durably replace path with data: tmp in tmpdir (or path's dir if NULL), fsync,
+ * rename, fsync dir. Mode 0600. -ENOSPC, -EIO. */
+int cairn_file_write_atomic(const char *path, const char *tmpdir, const void *data, size_t len);
+int cairn_fsync_dir(const char *dir);
+/* Write all of buf or fail (-ENOSPC, -EIO). */
+int cairn_write_all(int fd, const void *buf, size_t len);
+int cairn_pread_all(int fd, void *buf, size_t len, uint64_t off);
+/* mkdir -p with mode; existing directories are fine. */
+int cairn_mkdir_p(const char *path, unsigned mode);
+/* Remove a directory tree (for tests and tmp cleanup). */
+int cairn_rm_rf(const char *path);
+
+#endif

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The LMDB index under index/ (FORMAT.md §7). Internal. */
+#ifndef CAIRN_INDEX_H
+#define CAIRN_INDEX_H
+
+#include "crypt.h"
+
+#define CAIRN_LOC_SIZE 45
+#define CAIRN_PACKREC_SIZE 12
+
+/* One env per process (lmdb.h caveats). Thread-safe: lookups take a short read txn
+ * each (MDB_NOTLS); writes are serialised by an internal mutex. */
+typedef struct cairn_index cairn_index;
+
+/* Open or create dir (created 0700 unless read_only). Checks meta version and
+ * repo-id (-EBADMSG if the index belongs to another repository: the caller
+ * rebuilds). read_only: MDB_RDONLY, -ENOENT if missing. */
+int cairn_index__open(cairn_index **out, const char *dir, bool read_only,
+		      const uint8_t repo_id[CAIRN_REPO_ID_SIZE]);
+void cairn_index__close(cairn_index *ix);
+
+/* Encoding of a `blobs` value (FORMAT.md §7); decode checks size and type. */
+void cairn_index__encode_loc(uint8_t out[CAIRN_LOC_SIZE], const struct cairn_loc *loc);
+int cairn_index__decode_loc(struct cairn_loc *out, const uint8_t *p, size_t len);
+
+/* -ENOENT if absent, -EBADMSG for a malformed record. */
+int cairn_index__get(cairn_index *ix, const struct cairn_id *id, struct cairn_loc *out);
+/* Record a durable pack and its entries in one write txn. An entry already indexed
+ * in a pack with a lower ID keeps it; otherwise the new location replaces it. */
+int cairn_index__add_pack(cairn_index *ix, const struct cairn_id *pack, uint64_t size,
+			  const struct cairn_pack_entry *e, size_t n);
+/* Remove a pack and every blob entry that points to it (prune). */
+int cairn_index__del_pack(cairn_index *ix, const struct cairn_id *pack);
+/* 1 if the pack is indexed (size_out set when not NULL), 0 if not. */
+int cairn_index__has_pack(cairn_index *ix, const struct cairn_id *pack, uint64_t *size_out);
+int cairn_index__foreach_blob(cairn_index *ix,
+			      int (*cb)(const struct cairn_id *id, const struct cairn_loc *loc,
+					void *payload),
+			      void *payload);
+int cairn_index__foreach_pack(cairn_index *ix,
+			      int (*cb)(const struct cairn_id *pack, uint64_t size, uint32_t count,
+					void *payload),
+			      void *payload);
+/* Snapshots table: id -> time_ns. */
+int cairn_index__add_snapshot(cairn_index *ix, const struct cairn_id *id, int64_t time_ns);
+int cairn_index__del_snapshot(cairn_index *ix, const struct cairn_id *id);
+int cairn_index__foreach_snapshot(cairn_index *ix,
+				  int (*cb)(const struct cairn_id *id, int64_t time_ns,
+					    void *payload),
+				  void *payload);
+/* Empty blobs, packs and snapshots in one txn (before a rebuild). */
+int cairn_index__clear(cairn_index *ix);
+
+#endif

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Key files under keys/ (FORMAT.md §3.2). Internal. */
+#ifndef CAIRN_KEYFILE_H
+#define CAIRN_KEYFILE_H
+
+#include "crypt.h"
+
+#define CAIRN_KEYFILE_MAX 512
+#define CAIRN_KDF_LOG2N_DEFAULT 16
+#define CAIRN_KDF_R_DEFAULT 8
+#define CAIRN_KDF_P_DEFAULT 2
+
+struct cairn_keyfile {
+	uint8_t log2n;
+	uint32_t r, p;
+	uint8_t salt[32];
+	int64_t created;
+	char label[256]; /* NUL-terminated copy; bytes past a NUL are dropped */
+	uint8_t nonce[12];
+	uint8_t wrapped[48];
+	size_t aad_len; /* bytes before the nonce */
+};
+
+/* Decode and bounds-check (FORMAT.md §3.2). -EBADMSG with a message naming the field. */
+int cairn_keyfile__parse(struct cairn_keyfile *out, const uint8_t *data, size_t len);
+/* Build a key file wrapping master under password (fresh salt and nonce). Appends to out. */
+int cairn_keyfile__create(struct cairn_buf *out, const uint8_t master[CAIRN_KEY_SIZE],
+			  const char *pw, size_t pwlen, int log2n, const char *label);
+/* Parse and unwrap. -EKEYREJECTED wrong password, -EBADMSG corrupt. */
+int cairn_keyfile__unwrap(const uint8_t *data, size_t len, const char *pw, size_t pwlen,
+			  uint8_t master_out[CAIRN_KEY_SIZE]);
+
+#endif
