@@ -40,14 +40,15 @@ bool cairn_crypt__equal(const void *a, const void *b, size_t n);
 int cairn_crypt__seal(const struct cairn_keys *k, int type, const struct cairn_id *id, uint8_t enc,
 		      const void *body, size_t len, struct cairn_buf *out);
 /* Verify and decrypt a sealed blob. On success *enc gets the enc byte and body_out
- * (replaced) the body. -EBADMSG on a short input or a tag mismatch. Thread-safe. */
+ * (replaced) the body; on failure body_out is left empty. -EBADMSG on a short input
+ * or a tag mismatch. Thread-safe. */
 int cairn_crypt__open(const struct cairn_keys *k, int type, const struct cairn_id *id,
 		      const uint8_t *sealed, size_t slen, uint8_t *enc, struct cairn_buf *body_out);
 
 /* Compress (zstd level, 0 = never), choose raw when not smaller, and seal. Appends to out. */
 int cairn_blob__encode(const struct cairn_keys *k, int level, int type, const struct cairn_id *id,
 		       const void *data, size_t len, struct cairn_buf *out);
-/* Open, decompress into out (replaced) and verify (FORMAT.md §5.2 "Reading"):
+/* Open, decompress into out (replaced; empty on failure) and verify (FORMAT.md §5.2 "Reading"):
  * expect_len is the raw length from the index or SIZE_MAX if unknown; max caps it.
  * The recomputed ID must equal id unless type is CAIRN_BLOB_PACKHDR. -EBADMSG. */
 int cairn_blob__decode(const struct cairn_keys *k, int type, const struct cairn_id *id,
@@ -55,9 +56,12 @@ int cairn_blob__decode(const struct cairn_keys *k, int type, const struct cairn_
 		       struct cairn_buf *out);
 
 /* scrypt(password, salt, 2^log2n, r, p) -> 32 bytes. -EINVAL for parameters out of
- * FORMAT.md §3.2 ranges, -ENOMEM. */
+ * FORMAT.md §3.2 ranges or with 128 * r * p * N above 2 GiB, -ENOMEM. */
 int cairn_crypt__scrypt(const char *pw, size_t pwlen, const uint8_t salt[32], int log2n,
 			uint32_t r, uint32_t p, uint8_t out[CAIRN_KEY_SIZE]);
+/* The same with a salt of any length (RFC 7914 test vectors use "NaCl"). */
+int cairn_crypt__scrypt_salt(const char *pw, size_t pwlen, const void *salt, size_t saltlen,
+			     int log2n, uint32_t r, uint32_t p, uint8_t out[CAIRN_KEY_SIZE]);
 /* AES-256-GCM with an explicit 12-byte nonce, for key files: out = ct || tag. */
 int cairn_crypt__gcm_encrypt(const uint8_t key[32], const uint8_t nonce[12], const void *aad,
 			     size_t aadlen, const void *pt, size_t len, uint8_t *out);

@@ -29,6 +29,9 @@ enum cairn_blob_type {
 	CAIRN_BLOB_PACKHDR = 4,
 };
 const char *cairn_blob_type_name(int type);
+/* Raw size limits of FORMAT.md §5.3 (data blobs: the config's chunk max). */
+#define CAIRN_TREE_MAX (64u * 1024 * 1024)
+#define CAIRN_SNAPSHOT_MAX (16u * 1024 * 1024)
 
 /* Where a blob lives (FORMAT.md §7 `blobs`). */
 struct cairn_loc {
@@ -173,5 +176,162 @@ int cairn_repo_foreach_blob(cairn_repo *repo,
 			    int (*cb)(const struct cairn_id *id, const struct cairn_loc *loc,
 				      void *payload),
 			    void *payload);
+
+/* ---- ID sets ------------------------------------------------------------ */
+
+/* An open-addressing hash set of IDs (with an optional u64 value per ID), for
+ * dedup bookkeeping, reachability (prune, check) and hard-link maps. The caller
+ * embeds it: cairn_idset_init / cairn_idset_release. Not thread-safe. */
+struct cairn_idset {
+	struct cairn_id *keys;
+	uint64_t *vals;
+	uint8_t *used;
+	size_t cap, count;
+};
+void cairn_idset_init(struct cairn_idset *s);
+void cairn_idset_release(struct cairn_idset *s);
+/* 1 if added, 0 if present (value left unchanged), -ENOMEM. */
+int cairn_idset_add(struct cairn_idset *s, const struct cairn_id *id, uint64_t val);
+bool cairn_idset_has(const struct cairn_idset *s, const struct cairn_id *id);
+/* Pointer to the value stored with id, or NULL. Valid until the next add. */
+uint64_t *cairn_idset_get(const struct cairn_idset *s, const struct cairn_id *id);
+/* 1 if removed, 0 if absent. */
+int cairn_idset_del(struct cairn_idset *s, const struct cairn_id *id);
+/* Iterate: for (size_t i = 0; cairn_idset_next(s, &i, &id);) ... */
+bool cairn_idset_next(const struct cairn_idset *s, size_t *pos, const struct cairn_id **id);
+
+/* ---- Trees and snapshots (FORMAT.md §8, §10) -------------------------- */
+
+/* Node types and flags of a tree entry (FORMAT.md §10). */
+enum cairn_node_type {
+	CAIRN_NODE_FILE = 1,
+	CAIRN_NODE_DIR = 2,
+	CAIRN_NODE_SYMLINK = 3,
+	CAIRN_NODE_FIFO = 4,
+	CAIRN_NODE_SOCKET = 5,
+	CAIRN_NODE_CHR = 6,
+	CAIRN_NODE_BLK = 7,
+};
+#define CAIRN_NODE_INCOMPLETE 0x1u /* flags: could not be read completely */
+
+#define CAIRN_TREE_MAX_SIZE (64u << 20)        /* bytes, FORMAT.md §5.3 */
+#define CAIRN_TREE_MAX_ENTRIES 10000000u
+#define CAIRN_NAME_MAX 255                     /* entry and xattr names */
+#define CAIRN_TREE_MAX_XATTRS 1024             /* per entry */
+#define CAIRN_XATTR_VALUE_MAX 65536
+#define CAIRN_SYMLINK_MAX 4095
+
+struct cairn_xattr {
+	const uint8_t *name; /* 1..255 bytes, no NUL */
+	size_t name_len;
+	const uint8_t *value; /* binary, 0..65536 bytes */
+	size_t value_len;
+};
+
+/* A run of file content: the data blob id, or all-zero for a hole of len bytes. */
+struct cairn_extent {
+	struct cairn_id id;
+	uint64_t len; /* > 0 */
+};
+
+/*
+ * One directory entry. Open struct: every pointer is borrowed from the tree or
+ * builder that produced it and lives as long as that object. Fields that do not
+ * apply to the type must be zero/NULL/0-length: target for symlinks only,
+ * subtree (non-zero) for directories only, extents for regular files only.
+ */
+struct cairn_node {
+	const uint8_t *name; /* raw bytes, 1..255, no '/' or NUL, not "." or ".." */
+	size_t name_len;
+	uint8_t type;   /* enum cairn_node_type */
+	uint32_t flags; /* CAIRN_NODE_INCOMPLETE; other bits 0 */
+	uint32_t mode;  /* permission bits, <= 07777 */
+	uint32_t uid, gid;
+	const uint8_t *user; /* 0..255 bytes, no NUL; empty when unknown */
+	size_t user_len;
+	const uint8_t *group;
+	size_t group_len;
+	uint64_t size; /* regular files: the sum of the extent lengths */
+	int64_t mtime_ns, ctime_ns, atime_ns;
+	uint64_t dev, ino, rdev;
+	uint32_t nlink;
+	size_t nxattrs; /* <= 1024 */
+	const struct cairn_xattr *xattrs;
+	const uint8_t *target; /* symlinks: 1..4095 bytes, no NUL */
+	size_t target_len;
+	struct cairn_id subtree; /* directories */
+	size_t nextents;         /* regular files, in file order */
+	const struct cairn_extent *extents;
+};
+
+/* A decoded tree blob (immutable, so safe to share between threads). */
+typedef struct cairn_tree cairn_tree;
+/* Decode and fully validate a tree blob's plaintext (FORMAT.md §10). data is
+ * copied: the tree does not refer to it afterwards. -EBADMSG (message names the
+ * entry and offset), -ENOMEM. Caller frees with cairn_tree_free(). */
+int cairn_tree_parse(cairn_tree **out, const uint8_t *data, size_t len);
+void cairn_tree_free(cairn_tree *t);
+size_t cairn_tree_count(const cairn_tree *t);
+/* Entry i in name order, or NULL when i >= count. Borrowed from t. */
+const struct cairn_node *cairn_tree_node(const cairn_tree *t, size_t i);
+/* Binary search by raw name. 0 and *index_out set, or -ENOENT. */
+int cairn_tree_find(const cairn_tree *t, const void *name, size_t len, size_t *index_out);
+
+/* Collects the entries of one directory and encodes them canonically: the same
+ * set of nodes gives the same bytes whatever order they were added in.
+ * Not thread-safe. Caller frees with cairn_tree_builder_free(). -ENOMEM. */
+typedef struct cairn_tree_builder cairn_tree_builder;
+int cairn_tree_builder_new(cairn_tree_builder **out);
+void cairn_tree_builder_free(cairn_tree_builder *b);
+/* Validate node and deep-copy it (xattrs in any order; they are sorted here).
+ * -EINVAL with a message for any rule of FORMAT.md §10 broken (bad name, too
+ * many xattrs, duplicate xattr, extents not summing to size, too many entries,
+ * ...), -ENOMEM. The builder is unchanged on failure. */
+int cairn_tree_builder_add(cairn_tree_builder *b, const struct cairn_node *node);
+size_t cairn_tree_builder_count(const cairn_tree_builder *b);
+/* Append the tree blob plaintext to out. -EEXIST two entries have the same name,
+ * -EINVAL the tree would exceed CAIRN_TREE_MAX_SIZE, -ENOMEM; out is unchanged on
+ * failure. May be called again after more adds. */
+int cairn_tree_builder_encode(cairn_tree_builder *b, struct cairn_buf *out);
+
+#define CAIRN_SNAPSHOT_MAX_SIZE (16u << 20) /* bytes, FORMAT.md §5.3 */
+#define CAIRN_SNAPSHOT_MAX_PATHS 4096
+#define CAIRN_SNAPSHOT_MAX_TAGS 1024
+
+struct cairn_snapshot_summary {
+	uint64_t files_new, files_changed, files_unmodified, dirs;
+	uint64_t bytes_read, bytes_added, blobs_added;
+	uint32_t errors;
+	bool partial; /* some entries could not be read */
+};
+
+/* A snapshot (FORMAT.md §8). Open struct owned by the caller. Strings are
+ * NUL-terminated and at most 65535 bytes; counts at most the maxima above. */
+struct cairn_snapshot {
+	struct cairn_id id; /* blob ID: not part of the encoding, set by the repository */
+	int64_t time_ns;
+	char *hostname;
+	char *username;
+	char **paths;
+	size_t npaths;
+	char **tags;
+	size_t ntags;
+	struct cairn_id root;
+	bool has_parent;
+	struct cairn_id parent; /* ignored (encoded as zero) unless has_parent */
+	struct cairn_snapshot_summary summary;
+	char *program_version;
+};
+/* Append the snapshot plaintext to out. -EINVAL a NULL or too long string or too
+ * many paths/tags, -ENOMEM; out is unchanged on failure. */
+int cairn_snapshot_encode(const struct cairn_snapshot *s, struct cairn_buf *out);
+/* Decode and validate a snapshot plaintext; id is left zero. -EBADMSG (message
+ * names the offset), -ENOMEM. Caller frees with cairn_snapshot_free(). */
+int cairn_snapshot_decode(struct cairn_snapshot **out, const uint8_t *data, size_t len);
+/* Frees s, its strings and arrays: for decoded snapshots, or ones whose every
+ * string and array is malloc'd. NULL is a no-op. */
+void cairn_snapshot_free(struct cairn_snapshot *s);
+
+/* ---- end of trees and snapshots ---------------------------------------- */
 
 #endif

@@ -1,0 +1,23 @@
+#!/bin/bash
+# Install cairn's build and test dependencies from Debian 12's packages (run as root).
+# Usage: scripts/install-deps.sh [build|test|bench]   (each includes the ones before it)
+set -euo pipefail
+level=${1:-test}
+pkgs=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 libzstd-dev liblmdb-dev libssl-dev
+      libcurl4-openssl-dev)
+if [ "$level" != build ]; then
+	pkgs+=(clang libclang-rt-14-dev clang-format valgrind attr acl lmdb-utils python3
+	       radosgw ceph-mon ceph-osd awscli s3cmd curl systemd)
+fi
+if [ "$level" = bench ]; then
+	pkgs+=(restic borgbackup rclone time)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,75 @@
+#!/bin/bash
+# Install, build and run the whole cairn test suite: a normal build, an ASan+UBSan
+# build, the core unit tests under valgrind, and the clang-format check.
+# Prints one final line "N passed, N failed, N skipped" summed over every run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh test || { echo "cairn: dependency installation failed"; exit 1; }
+
+passed=0 failed=0 skipped=0 status=0
+# Sum meson's "Ok: / Fail: / Skipped: / Timeout:" summary of one run into the totals.
+tally() {
+	local log=$1 ok fail skip tmo xpass
+	ok=$(awk '/^Ok:/{print $2}' "$log" | tail -1)
+	fail=$(awk '/^Fail:/{print $2}' "$log" | tail -1)
+	skip=$(awk '/^Skipped:/{print $2}' "$log" | tail -1)
+	tmo=$(awk '/^Timeout:/{print $2}' "$log" | tail -1)
+	xpass=$(awk '/^Unexpected Pass:/{print $3}' "$log" | tail -1)
+	passed=$((passed + ${ok:-0}))
+	failed=$((failed + ${fail:-0} + ${tmo:-0} + ${xpass:-0}))
+	skipped=$((skipped + ${skip:-0}))
+	[ -n "$ok" ] || { failed=$((failed + 1)); echo "cairn: no test summary in $log"; }
+}
+
+run() { # name, then the command
+	local name=$1; shift
+	echo "=== $name: $*"
+	"$@" 2>&1 | tee "/tmp/cairn-ci-$name.log"
+	local rc=${PIPESTATUS[0]}
+	[ "$rc" -eq 0 ] || status=1
+	return "$rc"
+}
+
+build() { # dir, then meson options
+	local dir=$1; shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" --werror "$@" || return 1
+	fi
+	ninja -C "$dir"
+}
+
+if build build; then
+	run normal meson test -C build --print-errorlogs --num-processes 2
+	tally /tmp/cairn-ci-normal.log
+else
+	echo "cairn: build failed"; failed=$((failed + 1)); status=1
+fi
+
+if build build-asan -Db_sanitize=address,undefined -Dc_args=-fno-sanitize-recover=all; then
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		run asan meson test -C build-asan --print-errorlogs --num-processes 2
+	tally /tmp/cairn-ci-asan.log
+else
+	echo "cairn: sanitizer build failed"; failed=$((failed + 1)); status=1
+fi
+
+if [ -f build/build.ninja ]; then
+	run valgrind meson test -C build --setup=valgrind --suite unit --print-errorlogs \
+		--num-processes 2
+	tally /tmp/cairn-ci-valgrind.log
+fi
+
+if command -v clang-format >/dev/null; then
+	bad=$(git ls-files '*.c' '*.h' | xargs clang-format --dry-run 2>&1 | grep -c warning || true)
+	if [ "$bad" -gt 0 ]; then
+		echo "clang-format: $bad formatting differences"
+		git ls-files '*.c' '*.h' | xargs clang-format --dry-run 2>&1 | grep warning | head -20
+		failed=$((failed + 1)); status=1
+	else
+		passed=$((passed + 1))
+	fi
+fi
+
+[ "$failed" -eq 0 ] || status=1
+echo "$passed passed, $failed failed, $skipped skipped"
+exit $status

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Accessors other store/ files use on an open repository (defined in repo.c). Internal. */
+#ifndef CAIRN_REPO_H
+#define CAIRN_REPO_H
+
+#include "config.h"
+#include "index.h"
+
+/* Borrowed, valid while the repository is open. */
+const struct cairn_keys *cairn_repo__keys(const cairn_repo *repo);
+const struct cairn_config *cairn_repo__config(const cairn_repo *repo);
+/* NULL when opened with no_index. */
+cairn_index *cairn_repo__index(cairn_repo *repo);
+bool cairn_repo__read_only(const cairn_repo *repo);
+/* snprintf "<repo>/<fmt...>" into out; -ENAMETOOLONG. */
+int cairn_repo__path(const cairn_repo *repo, char *out, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+#endif

@@ -1,0 +1,33 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Shared setup for integration tests: a private work dir, a cheap-KDF repository,
+# and assertions that print what went wrong.
+set -euo pipefail
+: "${CAIRN:?CAIRN must point to the cairn binary}"
+W=$(mktemp -d "${TMPDIR:-/tmp}/cairn-it-XXXXXX")
+cleanup_hooks=()
+on_exit() {
+	local rc=$?
+	for h in "${cleanup_hooks[@]}"; do eval "$h" || true; done
+	rm -rf "$W"
+	exit $rc
+}
+trap on_exit EXIT
+export CAIRN_REPO="$W/repo"
+printf 'correct horse battery staple\n' > "$W/pw"
+export CAIRN_PASSWORD_FILE="$W/pw"
+unset CAIRN_PASSWORD CAIRN_PASSWORD_COMMAND
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+# init with a cheap KDF so tests stay fast; the default cost is tested separately.
+init_repo() { "$CAIRN" init --kdf-log2n 10 "$@" >/dev/null; }
+# expect_fail CODE PATTERN -- command...: exit code CODE and one stderr line matching PATTERN
+expect_fail() {
+	local code=$1 pattern=$2; shift 3
+	local rc=0
+	"$@" >"$W/out" 2>"$W/err" || rc=$?
+	[ "$rc" -eq "$code" ] || fail "expected exit $code, got $rc from: $* ($(cat "$W/err"))"
+	grep -q -- "$pattern" "$W/err" || fail "stderr of '$*' lacks '$pattern': $(cat "$W/err")"
+	[ "$(wc -l < "$W/err")" -le 2 ] || fail "more than one error line from '$*': $(cat "$W/err")"
+}
+# tree_sum DIR: a checksum of every file in a directory tree (names and content).
+tree_sum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum); }

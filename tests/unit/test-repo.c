@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Repository: init/open, keys, the threaded blob write path, reads and index rebuild. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cairn/store.h"
+#include "check.h"
+#include "cleanup.h"
+
+#define PW "secret"
+
+static char repo_path[512];
+
+static cairn_repo *make_repo(uint32_t pack_size)
+{
+	struct cairn_init_opts o = { .version = CAIRN_INIT_OPTS_VERSION, .compression = -1,
+				     .pack_size = pack_size, .kdf_log2n = 10,
+				     .chunk = { 64 * 1024, 128 * 1024, 1024 * 1024 } };
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
+	cairn_repo *repo = NULL;
+
+	snprintf(repo_path, sizeof(repo_path), "%s/repo", check_tmpdir());
+	CHECK_OK(cairn_repo_init(repo_path, PW, strlen(PW), &o));
+	CHECK_OK(cairn_repo_open(&repo, repo_path, PW, strlen(PW), &ro));
+	return repo;
+}
+
+static void test_repo__init_open(void)
+{
+	cairn_repo *repo = make_repo(0);
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
+	struct cairn_init_opts o = { .version = CAIRN_INIT_OPTS_VERSION, .compression = -1,
+				     .kdf_log2n = 10 };
+	cairn_repo *again = NULL;
+	struct stat st;
+
+	CHECK(strstr(cairn_repo_config_text(repo), "cairn-repository 1\n") != NULL);
+	CHECK_EQ(cairn_repo_compression(repo), 3);
+	cairn_repo_close(repo);
+	CHECK_ERR(cairn_repo_init(repo_path, PW, strlen(PW), &o), -EEXIST);
+	CHECK_ERR(cairn_repo_open(&again, repo_path, "nope", 4, &ro), -EKEYREJECTED);
+	CHECK(again == NULL);
+	CHECK_ERR(cairn_repo_probe(check_tmpdir()), -ENOENT);
+	CHECK_OK(cairn_repo_probe(repo_path));
+	CHECK_OK(stat(repo_path, &st));
+	CHECK_EQ(st.st_mode & 0777, 0700);
+}
+
+static void test_repo__bad_init_options(void)
+{
+	struct cairn_init_opts o = { .version = CAIRN_INIT_OPTS_VERSION, .compression = 25,
+				     .kdf_log2n = 10 };
+	char p[600];
+	snprintf(p, sizeof(p), "%s/r", check_tmpdir());
+	CHECK_ERR(cairn_repo_init(p, PW, 6, &o), -EINVAL);
+	o.compression = -1;
+	o.chunk = (struct cairn_chunk_params){ 1000, 3000, 2000 };
+	CHECK_ERR(cairn_repo_init(p, PW, 6, &o), -EINVAL);
+	CHECK(access(p, F_OK) < 0); /* nothing left behind */
+}
+
+static void test_repo__keys(void)
+{
+	cairn_repo *repo = make_repo(0);
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .no_index = true };
+	struct cairn_key_info *keys = NULL;
+	char name[17], first[17];
+	size_t n = 0;
+
+	CHECK_OK(cairn_key_list(repo, &keys, &n));
+	CHECK_EQ(n, 1);
+	CHECK(keys[0].current);
+	snprintf(first, sizeof(first), "%s", keys[0].name);
+	free(keys);
+	CHECK_ERR(cairn_key_remove(repo, first), -EBUSY);
+	CHECK_OK(cairn_key_add(repo, "other", 5, "label", name));
+	cairn_repo_close(repo);
+
+	CHECK_OK(cairn_repo_open(&repo, repo_path, "other", 5, &ro));
+	CHECK_OK(cairn_key_remove(repo, first));
+	CHECK_ERR(cairn_key_remove(repo, name), -EBUSY);
+	CHECK_OK(cairn_key_passwd(repo, "third", 5));
+	cairn_repo_close(repo);
+	repo = NULL;
+	CHECK_ERR(cairn_repo_open(&repo, repo_path, PW, strlen(PW), &ro), -EKEYREJECTED);
+	CHECK_ERR(cairn_repo_open(&repo, repo_path, "other", 5, &ro), -EKEYREJECTED);
+	CHECK_OK(cairn_repo_open(&repo, repo_path, "third", 5, &ro));
+	CHECK_OK(cairn_key_list(repo, &keys, &n));
+	CHECK_EQ(n, 1);
+	free(keys);
+	cairn_repo_close(repo);
+}
+
+#define NBLOBS 10000
+#define NTHREADS 4
+
+struct writer {
+	cairn_repo *repo;
+	int start;
+	int stored;
+};
+
+static size_t blob_len(int i)
+{
+	return 100 + (size_t)(i * 7919) % 3000;
+}
+
+static void make_blob(int i, uint8_t *buf)
+{
+	check_random(buf, blob_len(i), (uint64_t)i + 1);
+	if (i % 3 == 0) /* some compressible ones */
+		memset(buf, 'a', blob_len(i) / 2);
+}
+
+static void *write_blobs(void *arg)
+{
+	struct writer *w = arg;
+	uint8_t buf[4096];
+	/* Every thread writes every blob: each must be stored exactly once overall. */
+	for (int k = 0; k < NBLOBS; k++) {
+		int i = (k + w->start) % NBLOBS;
+		make_blob(i, buf);
+		int r = cairn_repo_put(w->repo, CAIRN_BLOB_DATA, buf, blob_len(i), NULL, NULL);
+		CHECK_OK(r);
+		w->stored += r;
+	}
+	return NULL;
+}
+
+struct collect {
+	struct cairn_id *ids;
+	struct cairn_loc *locs;
+	size_t n;
+};
+
+static int collect_blob(const struct cairn_id *id, const struct cairn_loc *loc, void *payload)
+{
+	struct collect *c = payload;
+	c->ids[c->n] = *id;
+	c->locs[c->n++] = *loc;
+	return 0;
+}
+
+static void collect_all(cairn_repo *repo, struct collect *c)
+{
+	c->ids = calloc(NBLOBS + 1, sizeof(*c->ids));
+	c->locs = calloc(NBLOBS + 1, sizeof(*c->locs));
+	c->n = 0;
+	CHECK(c->ids && c->locs);
+	CHECK_OK(cairn_repo_foreach_blob(repo, collect_blob, c));
+}
+
+static void test_repo__threaded_put_get_rebuild(void)
+{
+	cairn_repo *repo = make_repo(1024 * 1024);
+	pthread_t t[NTHREADS];
+	struct writer w[NTHREADS];
+	uint8_t buf[4096];
+	int stored = 0;
+
+	for (int i = 0; i < NTHREADS; i++) {
+		w[i] = (struct writer){ repo, i * (NBLOBS / NTHREADS), 0 };
+		CHECK(pthread_create(&t[i], NULL, write_blobs, &w[i]) == 0);
+	}
+	for (int i = 0; i < NTHREADS; i++) {
+		pthread_join(t[i], NULL);
+		stored += w[i].stored;
+	}
+	CHECK_EQ(stored, NBLOBS);
+	CHECK_OK(cairn_repo_flush(repo));
+
+	struct cairn_buf out = CAIRN_BUF_INIT;
+	for (int i = 0; i < NBLOBS; i += 7) {
+		struct cairn_id id;
+		make_blob(i, buf);
+		cairn_repo_blob_id(repo, buf, blob_len(i), &id);
+		CHECK_EQ(cairn_repo_has(repo, &id), 1);
+		CHECK_OK(cairn_repo_get_typed(repo, CAIRN_BLOB_DATA, &id, &out));
+		CHECK_EQ(out.len, blob_len(i));
+		CHECK(memcmp(out.data, buf, out.len) == 0);
+		CHECK_ERR(cairn_repo_get_typed(repo, CAIRN_BLOB_TREE, &id, &out), -EBADMSG);
+	}
+	/* Storing again is a no-op. */
+	make_blob(5, buf);
+	CHECK_EQ(cairn_repo_put(repo, CAIRN_BLOB_DATA, buf, blob_len(5), NULL, NULL), 0);
+
+	struct collect before, after;
+	collect_all(repo, &before);
+	CHECK_EQ(before.n, NBLOBS);
+	CHECK(cairn_repo_rebuild_index(repo) > 1);
+	collect_all(repo, &after);
+	CHECK_EQ(after.n, before.n);
+	CHECK(memcmp(before.ids, after.ids, before.n * sizeof(*before.ids)) == 0);
+	CHECK(memcmp(before.locs, after.locs, before.n * sizeof(*before.locs)) == 0);
+	free(after.ids);
+	free(after.locs);
+	cairn_repo_close(repo);
+
+	/* A deleted index is rebuilt on the next open, equal to the original. */
+	char ix[600];
+	snprintf(ix, sizeof(ix), "%s/index", repo_path);
+	CHECK_OK(cairn_rm_rf(ix));
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
+	CHECK_OK(cairn_repo_open(&repo, repo_path, PW, strlen(PW), &ro));
+	collect_all(repo, &after);
+	CHECK_EQ(after.n, before.n);
+	CHECK(memcmp(before.locs, after.locs, before.n * sizeof(*before.locs)) == 0);
+	free(before.ids);
+	free(before.locs);
+	free(after.ids);
+	free(after.locs);
+	cairn_buf_release(&out);
+	cairn_repo_close(repo);
+}
+
+static int first_pack(const struct cairn_id *pack, uint64_t size, void *payload)
+{
+	(void)size;
+	*(struct cairn_id *)payload = *pack;
+	return -1; /* stop */
+}
+
+static void test_repo__corrupt_pack(void)
+{
+	cairn_repo *repo = make_repo(0);
+	uint8_t buf[50000];
+	struct cairn_id id, pack;
+	struct cairn_buf out = CAIRN_BUF_INIT;
+	struct cairn_loc loc;
+	char path[700], rel[80], hex[CAIRN_ID_HEX_SIZE];
+
+	check_random(buf, sizeof(buf), 42);
+	CHECK_EQ(cairn_repo_put(repo, CAIRN_BLOB_DATA, buf, sizeof(buf), NULL, &id), 1);
+	CHECK_OK(cairn_repo_flush(repo));
+	CHECK_ERR(cairn_repo_foreach_pack(repo, first_pack, &pack), -1);
+	CHECK_OK(cairn_repo_lookup(repo, &id, &loc));
+	CHECK(memcmp(&loc.pack, &pack, sizeof(pack)) == 0);
+	cairn_id_hex(hex, &pack);
+	snprintf(rel, sizeof(rel), "packs/%.2s/%s", hex, hex);
+	snprintf(path, sizeof(path), "%s/%s", repo_path, rel);
+
+	/* Flip one byte inside the blob: the read fails with a message naming the pack. */
+	FILE *f = fopen(path, "r+b");
+	CHECK(f != NULL);
+	fseek(f, loc.offset + 100, SEEK_SET);
+	int c = fgetc(f);
+	fseek(f, loc.offset + 100, SEEK_SET);
+	fputc(c ^ 0x40, f);
+	fclose(f);
+	CHECK_ERR(cairn_repo_get(repo, &id, &out), -EBADMSG);
+	CHECK(strstr(cairn_err_msg(), hex) != NULL || strstr(cairn_err_msg(), "pack") != NULL);
+
+	/* A missing pack is reported, not a crash. */
+	CHECK_OK(unlink(path));
+	int r = cairn_repo_get(repo, &id, &out);
+	CHECK(r == -ENOENT || r == -EIO);
+	cairn_buf_release(&out);
+	cairn_repo_close(repo);
+}
+
+static void test_repo__limits(void)
+{
+	cairn_repo *repo = make_repo(0);
+	_cleanup_free_ uint8_t *big = calloc(1, 1024 * 1024 + 1);
+	CHECK(big != NULL);
+	CHECK_ERR(cairn_repo_put(repo, CAIRN_BLOB_DATA, big, 1024 * 1024 + 1, NULL, NULL),
+		  -EINVAL);
+	CHECK_ERR(cairn_repo_put(repo, CAIRN_BLOB_SNAPSHOT, big, 10, NULL, NULL), -EINVAL);
+	CHECK_ERR(cairn_repo_set_compression(repo, 20), -EINVAL);
+	cairn_repo_close(repo);
+
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .read_only = true };
+	CHECK_OK(cairn_repo_open(&repo, repo_path, PW, strlen(PW), &ro));
+	CHECK_ERR(cairn_repo_put(repo, CAIRN_BLOB_DATA, big, 10, NULL, NULL), -EROFS);
+	cairn_repo_close(repo);
+}
+
+int main(void)
+{
+	RUN(test_repo__init_open);
+	RUN(test_repo__bad_init_options);
+	RUN(test_repo__keys);
+	RUN(test_repo__threaded_put_get_rebuild);
+	RUN(test_repo__corrupt_pack);
+	RUN(test_repo__limits);
+	return 0;
+}

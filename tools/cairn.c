@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* cairn: the command-line front end. Dispatches to cmd_*() (git builtin/ style). */
+#include <locale.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cleanup.h"
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *help;
+};
+
+static const struct command commands[] = {
+	{ "init", cmd_init, "create a new repository" },
+	{ "key", cmd_key, "list, add, remove or change passwords" },
+	{ "rebuild-index", cmd_rebuild_index, "recreate the index from the packs" },
+	{ "cat", cmd_cat, "print the config, a pack header or a blob (debugging)" },
+};
+
+static const char usage[] =
+	"usage: cairn [-r REPO] [--password-file F | --password-command CMD] [-v|-q]\n"
+	"             [--log-format text|json] COMMAND [ARGS]\n"
+	"       cairn --version\n";
+
+static void print_help(FILE *f)
+{
+	fputs(usage, f);
+	fputs("\ncommands:\n", f);
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].help);
+	fputs("\nThe repository comes from -r/--repo or CAIRN_REPO; the password from\n"
+	      "--password-file, --password-command, CAIRN_PASSWORD_FILE, CAIRN_PASSWORD_COMMAND,\n"
+	      "CAIRN_PASSWORD, or a prompt. 'cairn COMMAND --help' describes a command.\n",
+	      f);
+}
+
+static int handle_main(int c, const char *arg, void *payload)
+{
+	(void)arg;
+	bool *version = payload;
+	if (c != 'V')
+		return cairn_err_set(-EINVAL, "unknown option");
+	*version = true;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = { CLI_COMMON_LONGOPTS,
+						  { "version", no_argument, NULL, 'V' },
+						  { 0 } };
+	bool version = false;
+
+	setlocale(LC_ALL, "");
+	cairn_log_level_from_env();
+	/* "+": global options stop at the command name; the command parses the rest. */
+	int i = cli_parse(argc, argv, "+", longopts, usage, handle_main, &version);
+	if (i == -1) {
+		print_help(stdout);
+		return 0;
+	}
+	if (i < 0)
+		return EXIT_USAGE;
+	if (version) {
+		printf("cairn %s (repository format %d)\n", CAIRN_VERSION, CAIRN_FORMAT_VERSION);
+		return 0;
+	}
+	if (i >= argc) {
+		print_help(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[i], "help") == 0) {
+		print_help(stdout);
+		return 0;
+	}
+	for (size_t k = 0; k < ARRAY_SIZE(commands); k++)
+		if (strcmp(argv[i], commands[k].name) == 0)
+			return commands[k].fn(argc - i, argv + i);
+	return cli_usage_error("'%s' is not a cairn command; see 'cairn --help'", argv[i]);
+}

@@ -1,0 +1,353 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Options, passwords and repository opening shared by every subcommand. */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "cleanup.h"
+
+#define PASSWORD_MAX 4096
+
+struct cli_globals cli;
+
+int cli_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("cairn: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EXIT_USAGE;
+}
+
+int cli_fail(int r)
+{
+	(void)r;
+	log_error("%s", cairn_err_msg());
+	return EXIT_ERROR;
+}
+
+int cli_common_opt(int c, const char *arg)
+{
+	switch (c) {
+	case 'r':
+		cli.repo = arg;
+		return 0;
+	case OPT_PASSWORD_FILE:
+		cli.password_file = arg;
+		return 0;
+	case OPT_PASSWORD_COMMAND:
+		cli.password_command = arg;
+		return 0;
+	case 'v':
+		cairn_log_set_level(cairn_log_get_level() + 1);
+		return 0;
+	case 'q':
+		cairn_log_set_level(CAIRN_LOG_ERR);
+		return 0;
+	case OPT_LOG_FORMAT:
+		if (strcmp(arg, "json") == 0)
+			cairn_log_set_json(true);
+		else if (strcmp(arg, "text") == 0)
+			cairn_log_set_json(false);
+		else
+			return cairn_err_set(-EINVAL, "--log-format must be 'text' or 'json'");
+		return 0;
+	case 'h':
+		return 1;
+	default:
+		return cairn_err_set(-EINVAL, "unknown option");
+	}
+}
+
+int cli_parse(int argc, char **argv, const char *shortopts, const struct option *longopts,
+	      const char *usage, int (*handle)(int c, const char *arg, void *payload),
+	      void *payload)
+{
+	char opts[128];
+	int c;
+
+	snprintf(opts, sizeof(opts), ":%s%s", shortopts ? shortopts : "", CLI_COMMON_SHORTOPTS);
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, opts, longopts, NULL)) != -1) {
+		int r;
+		if (c == '?') {
+			cli_usage_error("%s: unknown option '%s'\n%s", argv[0], argv[optind - 1],
+					usage);
+			return -2;
+		}
+		if (c == ':') {
+			cli_usage_error("%s: option '%s' needs a value", argv[0], argv[optind - 1]);
+			return -2;
+		}
+		r = cli_common_opt(c, optarg);
+		if (r == 1) {
+			fputs(usage, stdout);
+			return -1;
+		}
+		if (r == 0)
+			continue;
+		r = handle ? handle(c, optarg, payload) : -EINVAL;
+		if (r < 0) {
+			cli_usage_error("%s: %s", argv[0], cairn_err_msg());
+			return -2;
+		}
+	}
+	return optind;
+}
+
+/* ---- passwords ---------------------------------------------------------- */
+
+void cli_password_free(char *pw, size_t len)
+{
+	if (pw)
+		OPENSSL_cleanse(pw, len);
+	free(pw);
+}
+
+static int take_line(const char *data, size_t n, const char *from, char **out, size_t *len)
+{
+	size_t l = 0;
+	while (l < n && data[l] != '\n')
+		l++;
+	if (l > 0 && data[l - 1] == '\r')
+		l--;
+	if (l == 0)
+		return cairn_err_set(-EINVAL, "empty password from %s", from);
+	char *pw = malloc(l + 1);
+	if (!pw)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	memcpy(pw, data, l);
+	pw[l] = '\0';
+	*out = pw;
+	*len = l;
+	return 0;
+}
+
+int cli_password_from_file(const char *path, char **out, size_t *len)
+{
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	int r = cairn_file_slurp(path, PASSWORD_MAX, &b);
+	if (r < 0)
+		return cairn_err_set(r, "cannot read password file '%s': %s", path,
+				     r == -EFBIG ? "too large" : strerror(-r));
+	r = take_line((const char *)b.data, b.len, path, out, len);
+	OPENSSL_cleanse(b.data, b.len);
+	return r;
+}
+
+static int password_from_command(const char *cmd, char **out, size_t *len)
+{
+	char buf[PASSWORD_MAX];
+	size_t n = 0;
+	FILE *f = popen(cmd, "r");
+	if (!f)
+		return cairn_err_set(-errno, "cannot run password command: %s", strerror(errno));
+	while (n < sizeof(buf)) {
+		size_t got = fread(buf + n, 1, sizeof(buf) - n, f);
+		if (got == 0)
+			break;
+		n += got;
+	}
+	int status = pclose(f);
+	if (status != 0) {
+		OPENSSL_cleanse(buf, sizeof(buf));
+		return cairn_err_set(-EINVAL, "password command failed (exit status %d)",
+				     WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	}
+	int r = take_line(buf, n, "password command", out, len);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return r;
+}
+
+static int prompt_tty(const char *prompt, char *buf, size_t size)
+{
+	_cleanup_close_ int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+	struct termios old, quiet;
+	size_t n = 0;
+
+	if (fd < 0 || !isatty(fd))
+		return cairn_err_set(-ENOTTY,
+				     "no password given: set CAIRN_PASSWORD_FILE, CAIRN_PASSWORD "
+				     "or use --password-file/--password-command");
+	if (tcgetattr(fd, &old) < 0)
+		return cairn_err_set(-errno, "cannot read terminal settings: %s", strerror(errno));
+	quiet = old;
+	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+	quiet.c_lflag |= ICANON;
+	if (write(fd, prompt, strlen(prompt)) < 0 || tcsetattr(fd, TCSAFLUSH, &quiet) < 0)
+		return cairn_err_set(-EIO, "cannot prompt for a password");
+	while (n + 1 < size) {
+		char c;
+		ssize_t got = read(fd, &c, 1);
+		if (got <= 0 || c == '\n')
+			break;
+		buf[n++] = c;
+	}
+	buf[n] = '\0';
+	tcsetattr(fd, TCSAFLUSH, &old);
+	if (write(fd, "\n", 1) < 0)
+		return cairn_err_set(-EIO, "cannot write to the terminal");
+	return (int)n;
+}
+
+static int password_from_tty(char **out, size_t *len, const char *prompt, bool confirm)
+{
+	char a[PASSWORD_MAX], b[PASSWORD_MAX];
+	int r = prompt_tty(prompt, a, sizeof(a));
+	if (r >= 0 && confirm) {
+		r = prompt_tty("Repeat password: ", b, sizeof(b));
+		if (r >= 0 && strcmp(a, b) != 0)
+			r = cairn_err_set(-EINVAL, "passwords do not match");
+	}
+	if (r >= 0)
+		r = take_line(a, strlen(a), "terminal", out, len);
+	OPENSSL_cleanse(a, sizeof(a));
+	OPENSSL_cleanse(b, sizeof(b));
+	return r;
+}
+
+int cli_password(char **out, size_t *len, const char *prompt, bool confirm)
+{
+	const char *e;
+
+	if (cli.password_file)
+		return cli_password_from_file(cli.password_file, out, len);
+	if (cli.password_command)
+		return password_from_command(cli.password_command, out, len);
+	if ((e = getenv("CAIRN_PASSWORD_FILE")) && *e)
+		return cli_password_from_file(e, out, len);
+	if ((e = getenv("CAIRN_PASSWORD_COMMAND")) && *e)
+		return password_from_command(e, out, len);
+	if ((e = getenv("CAIRN_PASSWORD")) && *e)
+		return take_line(e, strlen(e), "CAIRN_PASSWORD", out, len);
+	return password_from_tty(out, len, prompt ? prompt : "Password: ", confirm);
+}
+
+int cli_new_password(char **out, size_t *len, const char *new_file)
+{
+	if (new_file)
+		return cli_password_from_file(new_file, out, len);
+	return password_from_tty(out, len, "New password: ", true);
+}
+
+/* ---- repository --------------------------------------------------------- */
+
+int cli_repo_path(const char **out)
+{
+	const char *e = cli.repo;
+	if (!e || !*e)
+		e = getenv("CAIRN_REPO");
+	if (!e || !*e)
+		return cairn_err_set(-EINVAL, "no repository given: use -r/--repo or CAIRN_REPO");
+	*out = e;
+	return 0;
+}
+
+int cli_open_repo(cairn_repo **out, const struct cairn_repo_opts *opts)
+{
+	const char *path;
+	char *pw = NULL;
+	size_t len = 0;
+	int r;
+
+	if ((r = cli_repo_path(&path)) < 0 || (r = cairn_repo_probe(path)) < 0 ||
+	    (r = cli_password(&pw, &len, NULL, false)) < 0)
+		return r;
+	r = cairn_repo_open(out, path, pw, len, opts);
+	cli_password_free(pw, len);
+	return r;
+}
+
+/* ---- parsing and formatting --------------------------------------------- */
+
+int cli_parse_int(const char *s, long min, long max, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return cairn_err_set(-EINVAL, "'%s' is not a number from %ld to %ld", s, min, max);
+	*out = v;
+	return 0;
+}
+
+int cli_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	unsigned shift = 0;
+
+	if (errno || end == s || *s == '-')
+		return cairn_err_set(-EINVAL, "'%s' is not a size", s);
+	switch (*end) {
+	case '\0':
+		break;
+	case 'k':
+	case 'K':
+		shift = 10;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		break;
+	default:
+		return cairn_err_set(-EINVAL, "'%s' is not a size (use K, M or G)", s);
+	}
+	if (*end && end[1] && strcmp(end + 1, "iB") != 0 && strcmp(end + 1, "B") != 0)
+		return cairn_err_set(-EINVAL, "'%s' is not a size", s);
+	if (shift && v > (UINT64_MAX >> shift))
+		return cairn_err_set(-EINVAL, "'%s' is too large", s);
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+void cli_json_str(FILE *f, const void *s, size_t n)
+{
+	const unsigned char *p = s;
+	fputc('"', f);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = p[i];
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c == '\n')
+			fputs("\\n", f);
+		else if (c < 0x20 || c >= 0x7f)
+			fprintf(f, "\\u%04x", c); /* raw bytes stay exact and the output stays ASCII */
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+const char *cli_fmt_bytes(char *buf, size_t n, uint64_t bytes)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	double v = (double)bytes;
+	size_t u = 0;
+	while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, n, "%llu B", (unsigned long long)bytes);
+	else
+		snprintf(buf, n, "%.1f %s", v, units[u]);
+	return buf;
+}

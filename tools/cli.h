@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Shared plumbing of the cairn subcommands: options, passwords, opening the repo. */
+#ifndef CAIRN_CLI_H
+#define CAIRN_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "cairn/store.h"
+
+/* Exit codes: 0 ok, 1 error, 2 bad usage, 3 finished with warnings (partial backup). */
+enum { EXIT_ERROR = 1, EXIT_USAGE = 2, EXIT_PARTIAL = 3 };
+
+/* Options every command accepts (set from argv or the environment). */
+struct cli_globals {
+	const char *repo;
+	const char *password_file;
+	const char *password_command;
+	bool json;
+};
+extern struct cli_globals cli;
+
+enum {
+	OPT_PASSWORD_FILE = 0x100,
+	OPT_PASSWORD_COMMAND,
+	OPT_LOG_FORMAT,
+	OPT_JSON,
+	OPT_FIRST_COMMAND_OPT = 0x200, /* commands number their own long options from here */
+};
+
+#define CLI_COMMON_SHORTOPTS "r:vqh"
+#define CLI_COMMON_LONGOPTS                                                          \
+	{ "repo", required_argument, NULL, 'r' },                                    \
+		{ "password-file", required_argument, NULL, OPT_PASSWORD_FILE },     \
+		{ "password-command", required_argument, NULL, OPT_PASSWORD_COMMAND }, \
+		{ "verbose", no_argument, NULL, 'v' }, { "quiet", no_argument, NULL, 'q' }, \
+		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },           \
+		{ "help", no_argument, NULL, 'h' }
+
+/* Handle a common option c from a command's getopt loop. Returns 0 if handled,
+ * 1 for --help (caller prints usage and exits 0), -EINVAL for unknown options. */
+int cli_common_opt(int c, const char *arg);
+
+/* Parse a command's options; for each option not common, calls handle(c, optarg,
+ * payload), which returns < 0 on bad usage. Returns optind, or -1 after printing
+ * usage for --help (exit 0) and -2 on bad usage (message printed, exit 2). */
+int cli_parse(int argc, char **argv, const char *shortopts, const struct option *longopts,
+	      const char *usage, int (*handle)(int c, const char *arg, void *payload),
+	      void *payload);
+/* Convert a cli_parse result into a process exit code when it is negative. */
+#define CLI_PARSE_EXIT(r) ((r) == -1 ? 0 : EXIT_USAGE)
+
+/* Print "cairn: <msg>" for a usage error and return EXIT_USAGE. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print "cairn: <cairn_err_msg()>" and return EXIT_ERROR. */
+int cli_fail(int r);
+
+/* The password, from --password-file, --password-command, CAIRN_PASSWORD_FILE,
+ * CAIRN_PASSWORD_COMMAND, CAIRN_PASSWORD, or a no-echo prompt on the TTY. confirm asks
+ * twice (TTY only). Caller frees with cli_password_free(). */
+int cli_password(char **out, size_t *len, const char *prompt, bool confirm);
+/* A new password for key add/passwd: from new_file if given, else a TTY prompt with
+ * confirmation. */
+int cli_new_password(char **out, size_t *len, const char *new_file);
+void cli_password_free(char *pw, size_t len);
+/* Read the first line of a file as a password (trailing newline stripped). */
+int cli_password_from_file(const char *path, char **out, size_t *len);
+
+/* The repository path from -r/--repo or CAIRN_REPO; -EINVAL if none. */
+int cli_repo_path(const char **out);
+/* Probe, ask for the password, open. */
+int cli_open_repo(cairn_repo **out, const struct cairn_repo_opts *opts);
+static inline void cairn_repo_closep(cairn_repo **r)
+{
+	cairn_repo_close(*r);
+}
+#define _cleanup_repo_ __attribute__((cleanup(cairn_repo_closep)))
+
+/* Parse sizes like 16M, 512K, 1G (binary units). -EINVAL. */
+int cli_parse_size(const char *s, uint64_t *out);
+int cli_parse_int(const char *s, long min, long max, long *out);
+
+/* Write a JSON string (escaping) to f. Bytes that are not UTF-8 are escaped as \u00XX. */
+void cli_json_str(FILE *f, const void *s, size_t n);
+/* Human-readable bytes: "1.5 GiB". */
+const char *cli_fmt_bytes(char *buf, size_t n, uint64_t bytes);
+
+/* Subcommands (git builtin/ style). */
+int cmd_init(int argc, char **argv);
+int cmd_key(int argc, char **argv);
+int cmd_rebuild_index(int argc, char **argv);
+int cmd_cat(int argc, char **argv);
+
+#endif

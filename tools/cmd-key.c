@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* cairn key list|add|remove|passwd: manage the passwords of a repository. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "cleanup.h"
+
+static const char usage[] =
+	"usage: cairn key list [--json]\n"
+	"       cairn key add [--new-password-file F] [--key-label TEXT]\n"
+	"       cairn key remove NAME\n"
+	"       cairn key passwd [--new-password-file F]\n"
+	"\n"
+	"Each key file holds the master key wrapped by one password. The current\n"
+	"password opens the repository; the new one comes from --new-password-file\n"
+	"or a prompt.\n";
+
+enum { OPT_NEW_PW = OPT_FIRST_COMMAND_OPT, OPT_LABEL };
+
+struct key_opts {
+	const char *new_file;
+	const char *label;
+	bool json;
+};
+
+static int handle(int c, const char *arg, void *payload)
+{
+	struct key_opts *o = payload;
+	switch (c) {
+	case OPT_NEW_PW:
+		o->new_file = arg;
+		return 0;
+	case OPT_LABEL:
+		o->label = arg;
+		return 0;
+	case OPT_JSON:
+		o->json = true;
+		return 0;
+	default:
+		return cairn_err_set(-EINVAL, "unknown option");
+	}
+}
+
+static void fmt_time(char *buf, size_t n, int64_t t)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+	localtime_r(&tt, &tm);
+	strftime(buf, n, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+static int key_list(cairn_repo *repo, bool json)
+{
+	_cleanup_free_ struct cairn_key_info *keys = NULL;
+	size_t n = 0;
+	int r = cairn_key_list(repo, &keys, &n);
+	if (r < 0)
+		return cli_fail(r);
+	if (json)
+		fputc('[', stdout);
+	else
+		printf("  %-16s  %-19s  %-8s  %s\n", "name", "created", "scrypt", "label");
+	for (size_t i = 0; i < n; i++) {
+		char t[32];
+		fmt_time(t, sizeof(t), keys[i].created);
+		if (json) {
+			printf("%s{\"name\":\"%s\",\"created\":%lld,\"current\":%s,\"label\":", i ? "," : "",
+			       keys[i].name, (long long)keys[i].created,
+			       keys[i].current ? "true" : "false");
+			cli_json_str(stdout, keys[i].label, strlen(keys[i].label));
+			printf(",\"scrypt\":{\"log2n\":%d,\"r\":%u,\"p\":%u}}", keys[i].kdf_log2n,
+			       keys[i].r, keys[i].p);
+		} else {
+			printf("%c %-16s  %-19s  N=2^%-3d  %s\n", keys[i].current ? '*' : ' ',
+			       keys[i].name, t, keys[i].kdf_log2n, keys[i].label);
+		}
+	}
+	if (json)
+		fputs("]\n", stdout);
+	return 0;
+}
+
+static int key_change(cairn_repo *repo, const char *sub, const struct key_opts *o)
+{
+	char *pw = NULL, name[17];
+	size_t len = 0;
+	int r = cli_new_password(&pw, &len, o->new_file);
+	if (r < 0)
+		return cli_fail(r);
+	if (strcmp(sub, "add") == 0)
+		r = cairn_key_add(repo, pw, len, o->label, name);
+	else
+		r = cairn_key_passwd(repo, pw, len);
+	cli_password_free(pw, len);
+	if (r < 0)
+		return cli_fail(r);
+	if (strcmp(sub, "add") == 0)
+		printf("added key %s\n", name);
+	else
+		printf("password changed\n");
+	return 0;
+}
+
+int cmd_key(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		CLI_COMMON_LONGOPTS,
+		{ "new-password-file", required_argument, NULL, OPT_NEW_PW },
+		{ "key-label", required_argument, NULL, OPT_LABEL },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ 0 },
+	};
+	struct key_opts o = { 0 };
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .no_index = true };
+	_cleanup_repo_ cairn_repo *repo = NULL;
+
+	int i = cli_parse(argc, argv, "", longopts, usage, handle, &o);
+	if (i < 0)
+		return CLI_PARSE_EXIT(i);
+	if (i >= argc)
+		return cli_usage_error("key: missing subcommand (list, add, remove, passwd)");
+	const char *sub = argv[i++];
+	bool is_remove = strcmp(sub, "remove") == 0;
+	if (strcmp(sub, "list") && strcmp(sub, "add") && strcmp(sub, "passwd") && !is_remove)
+		return cli_usage_error("key: unknown subcommand '%s'", sub);
+	if (is_remove && i + 1 != argc)
+		return cli_usage_error("key remove: give exactly one key name");
+	if (!is_remove && i != argc)
+		return cli_usage_error("key %s: unexpected argument '%s'", sub, argv[i]);
+	ro.read_only = strcmp(sub, "list") == 0;
+	int r = cli_open_repo(&repo, &ro);
+	if (r < 0)
+		return cli_fail(r);
+	if (strcmp(sub, "list") == 0)
+		return key_list(repo, o.json);
+	if (is_remove) {
+		if ((r = cairn_key_remove(repo, argv[i])) < 0)
+			return cli_fail(r);
+		printf("removed key %s\n", argv[i]);
+		return 0;
+	}
+	return key_change(repo, sub, &o);
+}
