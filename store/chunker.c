@@ -18,8 +18,8 @@
 
 struct cairn_chunker {
 	_Alignas(64) uint64_t gear[256]; /* 32 cache lines, not 33 */
-	uint64_t mask_s; /* top b + 2 bits: cut test for chunk lengths <= avg */
-	uint64_t mask_l; /* top b - 2 bits: after avg */
+	uint64_t mask_s;                 /* top b + 2 bits: cut test for chunk lengths <= avg */
+	uint64_t mask_l;                 /* top b - 2 bits: after avg */
 	struct cairn_chunk_params p;
 };
 
@@ -28,11 +28,11 @@ static int check_params(const struct cairn_chunk_params *p)
 	if (p->avg == 0 || (p->avg & (p->avg - 1)) != 0)
 		return cairn_err_set(-EINVAL, "chunk-avg %u is not a power of two", p->avg);
 	if (p->min < PARAM_FLOOR || p->max > PARAM_CEIL)
-		return cairn_err_set(-EINVAL, "chunk sizes %u/%u/%u outside 64 KiB .. 64 MiB", p->min,
-				     p->avg, p->max);
+		return cairn_err_set(-EINVAL, "chunk sizes %u/%u/%u outside 64 KiB .. 64 MiB",
+		                     p->min, p->avg, p->max);
 	if (!(p->min < p->avg && p->avg < p->max))
 		return cairn_err_set(-EINVAL, "chunk sizes %u/%u/%u: need min < avg < max", p->min,
-				     p->avg, p->max);
+		                     p->avg, p->max);
 	return 0;
 }
 
@@ -53,7 +53,7 @@ static void gear_table(uint64_t g[256], const uint8_t key[CAIRN_KEY_SIZE])
 }
 
 int cairn_chunker_new(cairn_chunker **out, const struct cairn_chunk_params *p,
-		      const uint8_t gear_key[32])
+                      const uint8_t gear_key[32])
 {
 	int r = check_params(p);
 	if (r < 0)
@@ -95,7 +95,7 @@ const struct cairn_chunk_params *cairn_chunker_params(const cairn_chunker *c)
  * trick does not work with masks that include bit 63.
  */
 static inline size_t scan(const uint64_t *restrict g, const uint8_t *restrict p, size_t from,
-			  size_t to, uint64_t mask, uint64_t *hp)
+                          size_t to, uint64_t mask, uint64_t *hp)
 {
 	uint64_t h = *hp;
 

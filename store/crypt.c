@@ -71,7 +71,7 @@ static void kdf_ctx_freep(EVP_KDF_CTX **p)
 /* ---- hashes ------------------------------------------------------------- */
 
 static int digest_pass(EVP_MD_CTX *ctx, const uint8_t pad[SHA256_BLOCK], const void *data,
-		       size_t len, uint8_t out[32])
+                       size_t len, uint8_t out[32])
 {
 	return EVP_DigestInit_ex2(ctx, alg.sha256, NULL) &&
 	       EVP_DigestUpdate(ctx, pad, SHA256_BLOCK) && EVP_DigestUpdate(ctx, data, len) &&
@@ -108,7 +108,7 @@ static int hmac(const uint8_t key[CAIRN_KEY_SIZE], const void *data, size_t len,
  * can never be read back by, so an OpenSSL failure here (only out of memory
  * for a digest context) stops the process rather than return garbage. */
 void cairn_crypt__hmac(const uint8_t key[CAIRN_KEY_SIZE], const void *data, size_t len,
-		       uint8_t out[32])
+                       uint8_t out[32])
 {
 	if (hmac(key, data, len, out) < 0)
 		abort();
@@ -142,16 +142,16 @@ bool cairn_crypt__equal(const void *a, const void *b, size_t n)
 /* ---- key derivation (FORMAT.md §3.1) ------------------------------------ */
 
 static int hkdf(uint8_t out[CAIRN_KEY_SIZE], const uint8_t ikm[CAIRN_KEY_SIZE],
-		const uint8_t salt[CAIRN_REPO_ID_SIZE], const char *label)
+                const uint8_t salt[CAIRN_REPO_ID_SIZE], const char *label)
 {
 	_cleanup_(kdf_ctx_freep) EVP_KDF_CTX *kctx = EVP_KDF_CTX_new(alg.hkdf);
 	OSSL_PARAM params[] = {
 		OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA2-256", 0),
 		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)ikm, CAIRN_KEY_SIZE),
 		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt,
-						  CAIRN_REPO_ID_SIZE),
+		                                  CAIRN_REPO_ID_SIZE),
 		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)label,
-						  strlen(label)),
+		                                  strlen(label)),
 		OSSL_PARAM_construct_end(),
 	};
 
@@ -163,7 +163,7 @@ static int hkdf(uint8_t out[CAIRN_KEY_SIZE], const uint8_t ikm[CAIRN_KEY_SIZE],
 }
 
 int cairn_crypt__derive(struct cairn_keys *out, const uint8_t master[CAIRN_KEY_SIZE],
-			const uint8_t repo_id[CAIRN_REPO_ID_SIZE])
+                        const uint8_t repo_id[CAIRN_REPO_ID_SIZE])
 {
 	struct cairn_keys k;
 	int r = alg_get();
@@ -216,9 +216,9 @@ static bool gcm_update(EVP_CIPHER_CTX *ctx, const struct gcm_part *part)
 
 /* Encrypts (tag written) or decrypts (tag checked) the parts in order.
  * -EKEYREJECTED on a tag mismatch, without a message; -EIO, -ENOMEM. */
-static int gcm(bool encrypt, const uint8_t key[32], const uint8_t iv[GCM_IV_SIZE],
-	       const void *aad, size_t aadlen, const struct gcm_part *parts, size_t nparts,
-	       uint8_t tag[CAIRN_TAG_SIZE])
+static int gcm(bool encrypt, const uint8_t key[32], const uint8_t iv[GCM_IV_SIZE], const void *aad,
+               size_t aadlen, const struct gcm_part *parts, size_t nparts,
+               uint8_t tag[CAIRN_TAG_SIZE])
 {
 	uint8_t fin[16];
 	int outl, r = alg_get();
@@ -244,20 +244,20 @@ static int gcm(bool encrypt, const uint8_t key[32], const uint8_t iv[GCM_IV_SIZE
 }
 
 int cairn_crypt__gcm_encrypt(const uint8_t key[32], const uint8_t nonce[12], const void *aad,
-			     size_t aadlen, const void *pt, size_t len, uint8_t *out)
+                             size_t aadlen, const void *pt, size_t len, uint8_t *out)
 {
 	struct gcm_part part = { pt, out, len };
 	return gcm(true, key, nonce, aad, aadlen, &part, 1, out + len);
 }
 
 int cairn_crypt__gcm_decrypt(const uint8_t key[32], const uint8_t nonce[12], const void *aad,
-			     size_t aadlen, const uint8_t *ct, size_t len, uint8_t *out)
+                             size_t aadlen, const uint8_t *ct, size_t len, uint8_t *out)
 {
 	uint8_t tag[CAIRN_TAG_SIZE];
 
 	if (len < CAIRN_TAG_SIZE)
 		return cairn_err_set(-EBADMSG, "encrypted key of %zu bytes is shorter than its tag",
-				     len);
+		                     len);
 	memcpy(tag, ct + len - CAIRN_TAG_SIZE, CAIRN_TAG_SIZE);
 	struct gcm_part part = { ct, out, len - CAIRN_TAG_SIZE };
 	int r = gcm(false, key, nonce, aad, aadlen, &part, 1, tag);
@@ -273,7 +273,7 @@ int cairn_crypt__gcm_decrypt(const uint8_t key[32], const uint8_t nonce[12], con
 /* K_b = HMAC-SHA-256(K_enc, "cairn v1 blob" || nonce[0..12]): a fresh key per
  * blob, so GCM's random-IV limits per key are never approached. */
 static int blob_key(uint8_t kb[32], const struct cairn_keys *k,
-		    const uint8_t nonce[CAIRN_NONCE_SIZE])
+                    const uint8_t nonce[CAIRN_NONCE_SIZE])
 {
 	uint8_t msg[sizeof(BLOB_KEY_LABEL) - 1 + 12];
 
@@ -294,7 +294,7 @@ static int blob_aad(uint8_t aad[BLOB_AAD_SIZE], int type, const struct cairn_id 
 }
 
 int cairn_crypt__seal(const struct cairn_keys *k, int type, const struct cairn_id *id, uint8_t enc,
-		      const void *body, size_t len, struct cairn_buf *out)
+                      const void *body, size_t len, struct cairn_buf *out)
 {
 	uint8_t aad[BLOB_AAD_SIZE], kb[32];
 	int r;
@@ -320,14 +320,14 @@ int cairn_crypt__seal(const struct cairn_keys *k, int type, const struct cairn_i
 }
 
 int cairn_crypt__open(const struct cairn_keys *k, int type, const struct cairn_id *id,
-		      const uint8_t *sealed, size_t slen, uint8_t *enc, struct cairn_buf *body_out)
+                      const uint8_t *sealed, size_t slen, uint8_t *enc, struct cairn_buf *body_out)
 {
 	uint8_t aad[BLOB_AAD_SIZE], kb[32], tag[CAIRN_TAG_SIZE], e;
 	int r;
 
 	if (slen < CAIRN_SEAL_OVERHEAD)
 		return cairn_err_set(-EBADMSG, "sealed blob of %zu bytes is shorter than %d", slen,
-				     CAIRN_SEAL_OVERHEAD);
+		                     CAIRN_SEAL_OVERHEAD);
 	size_t len = slen - CAIRN_SEAL_OVERHEAD;
 	body_out->len = 0;
 	if ((r = blob_aad(aad, type, id)) < 0 || (r = cairn_buf_reserve(body_out, len)) < 0 ||
@@ -357,20 +357,20 @@ static int scrypt_check(int log2n, uint32_t r, uint32_t p)
 {
 	if (log2n < 10 || log2n > 24 || r < 1 || r > 32 || p < 1 || p > 16)
 		return cairn_err_set(-EINVAL,
-				     "scrypt parameters out of range: log2(N) %d, r %" PRIu32
-				     ", p %" PRIu32,
-				     log2n, r, p);
+		                     "scrypt parameters out of range: log2(N) %d, r %" PRIu32
+		                     ", p %" PRIu32,
+		                     log2n, r, p);
 	/* Each factor is range-checked above, so the product fits in 64 bits. */
 	if (128ull * r * p * (1ull << log2n) > SCRYPT_MAX_COST)
 		return cairn_err_set(-EINVAL,
-				     "scrypt parameters log2(N) %d, r %" PRIu32 ", p %" PRIu32
-				     " need more than 2 GiB of work",
-				     log2n, r, p);
+		                     "scrypt parameters log2(N) %d, r %" PRIu32 ", p %" PRIu32
+		                     " need more than 2 GiB of work",
+		                     log2n, r, p);
 	return 0;
 }
 
 int cairn_crypt__scrypt_salt(const char *pw, size_t pwlen, const void *salt, size_t saltlen,
-			     int log2n, uint32_t r, uint32_t p, uint8_t out[CAIRN_KEY_SIZE])
+                             int log2n, uint32_t r, uint32_t p, uint8_t out[CAIRN_KEY_SIZE])
 {
 	int rc = scrypt_check(log2n, r, p);
 	if (rc < 0 || (rc = alg_get()) < 0)
@@ -380,8 +380,8 @@ int cairn_crypt__scrypt_salt(const char *pw, size_t pwlen, const void *salt, siz
 	uint64_t maxmem = 128ull * r * (n + 2 + p);
 	_cleanup_(kdf_ctx_freep) EVP_KDF_CTX *kctx = EVP_KDF_CTX_new(alg.scrypt);
 	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD,
-						  (void *)(pw ? pw : ""), pw ? pwlen : 0),
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, (void *)(pw ? pw : ""),
+		                                  pw ? pwlen : 0),
 		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, saltlen),
 		OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n),
 		OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r),
@@ -395,12 +395,12 @@ int cairn_crypt__scrypt_salt(const char *pw, size_t pwlen, const void *salt, siz
 	/* The parameters were validated, so the likely failure is the big allocation. */
 	if (EVP_KDF_derive(kctx, out, CAIRN_KEY_SIZE, params) <= 0)
 		return cairn_err_set(-ENOMEM, "scrypt failed: out of memory for %" PRIu64 " bytes",
-				     maxmem);
+		                     maxmem);
 	return 0;
 }
 
-int cairn_crypt__scrypt(const char *pw, size_t pwlen, const uint8_t salt[32], int log2n,
-			uint32_t r, uint32_t p, uint8_t out[CAIRN_KEY_SIZE])
+int cairn_crypt__scrypt(const char *pw, size_t pwlen, const uint8_t salt[32], int log2n, uint32_t r,
+                        uint32_t p, uint8_t out[CAIRN_KEY_SIZE])
 {
 	return cairn_crypt__scrypt_salt(pw, pwlen, salt, 32, log2n, r, p, out);
 }

@@ -22,12 +22,12 @@ struct cairn_keys {
 
 /* HKDF-SHA-256 of all subkeys from the master key; salt = repo id. -EIO on an OpenSSL failure. */
 int cairn_crypt__derive(struct cairn_keys *out, const uint8_t master[CAIRN_KEY_SIZE],
-			const uint8_t repo_id[CAIRN_REPO_ID_SIZE]);
+                        const uint8_t repo_id[CAIRN_REPO_ID_SIZE]);
 /* Wipe keys (OPENSSL_cleanse). */
 void cairn_crypt__wipe(struct cairn_keys *k);
 /* HMAC-SHA-256; thread-safe. */
 void cairn_crypt__hmac(const uint8_t key[CAIRN_KEY_SIZE], const void *data, size_t len,
-		       uint8_t out[32]);
+                       uint8_t out[32]);
 /* Plain SHA-256 (pack IDs). */
 void cairn_crypt__sha256(const void *data, size_t len, uint8_t out[32]);
 /* CSPRNG bytes; -EIO. */
@@ -38,35 +38,36 @@ bool cairn_crypt__equal(const void *a, const void *b, size_t n);
 /* Seal plaintext (enc || body) as FORMAT.md §5.2 and append the result to out:
  * nonce[24] || ciphertext || tag[16]. Thread-safe. -EIO, -ENOMEM. */
 int cairn_crypt__seal(const struct cairn_keys *k, int type, const struct cairn_id *id, uint8_t enc,
-		      const void *body, size_t len, struct cairn_buf *out);
+                      const void *body, size_t len, struct cairn_buf *out);
 /* Verify and decrypt a sealed blob. On success *enc gets the enc byte and body_out
  * (replaced) the body; on failure body_out is left empty. -EBADMSG on a short input
  * or a tag mismatch. Thread-safe. */
 int cairn_crypt__open(const struct cairn_keys *k, int type, const struct cairn_id *id,
-		      const uint8_t *sealed, size_t slen, uint8_t *enc, struct cairn_buf *body_out);
+                      const uint8_t *sealed, size_t slen, uint8_t *enc, struct cairn_buf *body_out);
 
 /* Compress (zstd level, 0 = never), choose raw when not smaller, and seal. Appends to out. */
 int cairn_blob__encode(const struct cairn_keys *k, int level, int type, const struct cairn_id *id,
-		       const void *data, size_t len, struct cairn_buf *out);
-/* Open, decompress into out (replaced; empty on failure) and verify (FORMAT.md §5.2 "Reading"):
+                       const void *data, size_t len, struct cairn_buf *out);
+/* Open, decompress into out (replaced) and verify (FORMAT.md §5.2 "Reading"):
  * expect_len is the raw length from the index or SIZE_MAX if unknown; max caps it.
- * The recomputed ID must equal id unless type is CAIRN_BLOB_PACKHDR. -EBADMSG. */
+ * The recomputed ID must equal id unless type is CAIRN_BLOB_PACKHDR. -EBADMSG;
+ * out is left empty on failure. Thread-safe (zstd contexts are per thread). */
 int cairn_blob__decode(const struct cairn_keys *k, int type, const struct cairn_id *id,
-		       const uint8_t *sealed, size_t slen, size_t expect_len, size_t max,
-		       struct cairn_buf *out);
+                       const uint8_t *sealed, size_t slen, size_t expect_len, size_t max,
+                       struct cairn_buf *out);
 
 /* scrypt(password, salt, 2^log2n, r, p) -> 32 bytes. -EINVAL for parameters out of
  * FORMAT.md §3.2 ranges or with 128 * r * p * N above 2 GiB, -ENOMEM. */
-int cairn_crypt__scrypt(const char *pw, size_t pwlen, const uint8_t salt[32], int log2n,
-			uint32_t r, uint32_t p, uint8_t out[CAIRN_KEY_SIZE]);
+int cairn_crypt__scrypt(const char *pw, size_t pwlen, const uint8_t salt[32], int log2n, uint32_t r,
+                        uint32_t p, uint8_t out[CAIRN_KEY_SIZE]);
 /* The same with a salt of any length (RFC 7914 test vectors use "NaCl"). */
 int cairn_crypt__scrypt_salt(const char *pw, size_t pwlen, const void *salt, size_t saltlen,
-			     int log2n, uint32_t r, uint32_t p, uint8_t out[CAIRN_KEY_SIZE]);
+                             int log2n, uint32_t r, uint32_t p, uint8_t out[CAIRN_KEY_SIZE]);
 /* AES-256-GCM with an explicit 12-byte nonce, for key files: out = ct || tag. */
 int cairn_crypt__gcm_encrypt(const uint8_t key[32], const uint8_t nonce[12], const void *aad,
-			     size_t aadlen, const void *pt, size_t len, uint8_t *out);
+                             size_t aadlen, const void *pt, size_t len, uint8_t *out);
 /* -EKEYREJECTED on a tag mismatch. out gets len - 16 bytes. */
 int cairn_crypt__gcm_decrypt(const uint8_t key[32], const uint8_t nonce[12], const void *aad,
-			     size_t aadlen, const uint8_t *ct, size_t len, uint8_t *out);
+                             size_t aadlen, const uint8_t *ct, size_t len, uint8_t *out);
 
 #endif

@@ -1,1 +1,436 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The LMDB index (FORMAT.md §7): blob ID -> pack location, packs, snapshots. */
+#include "index.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+
+#define INDEX_VERSION 1
+#define MAP_SIZE (64ull << 30) /* virtual: the file grows only as needed */
+
+struct cairn_index {
+	MDB_env *env;
+	MDB_dbi meta, blobs, packs, snaps;
+	bool read_only;
+	pthread_mutex_t wlock; /* one write txn at a time in this process */
+};
+
+static MDB_val val(const void *p, size_t n)
+{
+	return (MDB_val){ .mv_size = n, .mv_data = (void *)p };
+}
+
+void cairn_index__encode_loc(uint8_t out[CAIRN_LOC_SIZE], const struct cairn_loc *loc)
+{
+	memcpy(out, loc->pack.b, CAIRN_ID_SIZE);
+	cairn_le32(out + 32, loc->offset);
+	cairn_le32(out + 36, loc->stored_len);
+	cairn_le32(out + 40, loc->raw_len);
+	out[44] = loc->type;
+}
+
+int cairn_index__decode_loc(struct cairn_loc *out, const uint8_t *p, size_t len)
+{
+	if (len != CAIRN_LOC_SIZE)
+		return cairn_err_set(-EBADMSG, "index entry is %zu bytes, expected %d", len,
+				     CAIRN_LOC_SIZE);
+	if (p[44] != CAIRN_BLOB_DATA && p[44] != CAIRN_BLOB_TREE)
+		return cairn_err_set(-EBADMSG, "index entry has blob type %u", p[44]);
+	struct cairn_loc l;
+	memcpy(l.pack.b, p, CAIRN_ID_SIZE);
+	l.offset = cairn_get_le32(p + 32);
+	l.stored_len = cairn_get_le32(p + 36);
+	l.raw_len = cairn_get_le32(p + 40);
+	l.type = p[44];
+	if (l.stored_len < 41 || (uint64_t)l.offset + l.stored_len > UINT32_MAX)
+		return cairn_err_set(-EBADMSG, "index entry has impossible lengths");
+	*out = l;
+	return 0;
+}
+
+/* ---- opening ------------------------------------------------------------ */
+
+static int open_dbs(cairn_index *ix, MDB_txn *txn)
+{
+	unsigned flags = ix->read_only ? 0 : MDB_CREATE;
+	int rc;
+	if ((rc = mdb_dbi_open(txn, "meta", flags, &ix->meta)) ||
+	    (rc = mdb_dbi_open(txn, "blobs", flags, &ix->blobs)) ||
+	    (rc = mdb_dbi_open(txn, "packs", flags, &ix->packs)) ||
+	    (rc = mdb_dbi_open(txn, "snapshots", flags, &ix->snaps)))
+		return cairn_err_mdb(rc, "index: cannot open databases");
+	return 0;
+}
+
+/* A new index gets its version and repository id; an old one must match both. */
+static int check_meta(cairn_index *ix, MDB_txn *txn, const uint8_t repo_id[CAIRN_REPO_ID_SIZE])
+{
+	MDB_val k = val("version", 7), v;
+	uint8_t ver[4];
+	int rc = mdb_get(txn, ix->meta, &k, &v);
+
+	if (rc == MDB_NOTFOUND && !ix->read_only) {
+		cairn_le32(ver, INDEX_VERSION);
+		MDB_val kv = val(ver, 4), ki = val("repo-id", 7),
+			vi = val(repo_id, CAIRN_REPO_ID_SIZE);
+		if ((rc = mdb_put(txn, ix->meta, &k, &kv, 0)) ||
+		    (rc = mdb_put(txn, ix->meta, &ki, &vi, 0)))
+			return cairn_err_mdb(rc, "index: cannot initialise");
+		return 0;
+	}
+	if (rc)
+		return cairn_err_mdb(rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc, "index: no version");
+	if (v.mv_size != 4 || cairn_get_le32(v.mv_data) != INDEX_VERSION)
+		return cairn_err_set(-EBADMSG, "index has an unknown version");
+	k = val("repo-id", 7);
+	rc = mdb_get(txn, ix->meta, &k, &v);
+	if (rc || v.mv_size != CAIRN_REPO_ID_SIZE || memcmp(v.mv_data, repo_id, v.mv_size) != 0)
+		return cairn_err_set(-EBADMSG, "index belongs to another repository");
+	return 0;
+}
+
+static int setup(cairn_index *ix, const char *dir, const uint8_t *repo_id)
+{
+	MDB_txn *txn;
+	int rc;
+	if ((rc = mdb_env_create(&ix->env)) || (rc = mdb_env_set_maxdbs(ix->env, 8)) ||
+	    (rc = mdb_env_set_mapsize(ix->env, MAP_SIZE)))
+		return cairn_err_mdb(rc, "index: cannot create environment");
+	rc = mdb_env_open(ix->env, dir, MDB_NOTLS | (ix->read_only ? MDB_RDONLY : 0), 0600);
+	if (rc) {
+		int r = cairn_err_mdb(rc, "index: cannot open");
+		return cairn_err_wrap(r, "'%s'", dir);
+	}
+	if ((rc = mdb_txn_begin(ix->env, NULL, ix->read_only ? MDB_RDONLY : 0, &txn)))
+		return cairn_err_mdb(rc, "index: cannot begin transaction");
+	int r = open_dbs(ix, txn);
+	if (r >= 0)
+		r = check_meta(ix, txn, repo_id);
+	if (r < 0) {
+		mdb_txn_abort(txn);
+		return r;
+	}
+	if ((rc = mdb_txn_commit(txn)))
+		return cairn_err_mdb(rc, "index: cannot commit");
+	return 0;
+}
+
+int cairn_index__open(cairn_index **out, const char *dir, bool read_only,
+		      const uint8_t repo_id[CAIRN_REPO_ID_SIZE])
+{
+	char data[4200];
+	cairn_index *ix = calloc(1, sizeof(*ix));
+	if (!ix)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	ix->read_only = read_only;
+	pthread_mutex_init(&ix->wlock, NULL);
+	snprintf(data, sizeof(data), "%s/data.mdb", dir);
+	int r = 0;
+	if (read_only && access(data, F_OK) < 0)
+		r = cairn_err_set(-ENOENT, "no index at '%s'", dir);
+	else if (!read_only)
+		r = cairn_mkdir_p(dir, 0700);
+	if (r >= 0)
+		r = setup(ix, dir, repo_id);
+	if (r < 0) {
+		cairn_index__close(ix);
+		return r;
+	}
+	*out = ix;
+	return 0;
+}
+
+void cairn_index__close(cairn_index *ix)
+{
+	if (!ix)
+		return;
+	if (ix->env)
+		mdb_env_close(ix->env);
+	pthread_mutex_destroy(&ix->wlock);
+	free(ix);
+}
+
+/* ---- transactions ------------------------------------------------------- */
+
+static int begin_read(cairn_index *ix, MDB_txn **txn)
+{
+	int rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, txn);
+	return rc ? cairn_err_mdb(rc, "index: cannot begin read") : 0;
+}
+
+static int begin_write(cairn_index *ix, MDB_txn **txn)
+{
+	if (ix->read_only)
+		return cairn_err_set(-EROFS, "index opened read-only");
+	pthread_mutex_lock(&ix->wlock);
+	int rc = mdb_txn_begin(ix->env, NULL, 0, txn);
+	if (rc) {
+		pthread_mutex_unlock(&ix->wlock);
+		return cairn_err_mdb(rc, "index: cannot begin write");
+	}
+	return 0;
+}
+
+/* Commit when r >= 0, else abort; releases the write lock. */
+static int end_write(cairn_index *ix, MDB_txn *txn, int r)
+{
+	if (r >= 0) {
+		int rc = mdb_txn_commit(txn);
+		if (rc)
+			r = cairn_err_mdb(rc, "index: cannot commit");
+	} else {
+		mdb_txn_abort(txn);
+	}
+	pthread_mutex_unlock(&ix->wlock);
+	return r;
+}
+
+/* ---- blobs and packs ---------------------------------------------------- */
+
+int cairn_index__get(cairn_index *ix, const struct cairn_id *id, struct cairn_loc *out)
+{
+	MDB_txn *txn;
+	MDB_val k = val(id->b, CAIRN_ID_SIZE), v;
+	int r = begin_read(ix, &txn);
+	if (r < 0)
+		return r;
+	int rc = mdb_get(txn, ix->blobs, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		r = -ENOENT; /* the common case for new chunks: no message needed */
+	else if (rc)
+		r = cairn_err_mdb(rc, "index lookup");
+	else
+		r = cairn_index__decode_loc(out, v.mv_data, v.mv_size); /* copy before txn ends */
+	mdb_txn_abort(txn);
+	return r;
+}
+
+static int put_blob(cairn_index *ix, MDB_txn *txn, const struct cairn_id *pack,
+		    const struct cairn_pack_entry *e)
+{
+	MDB_val k = val(e->id.b, CAIRN_ID_SIZE), v;
+	int rc = mdb_get(txn, ix->blobs, &k, &v);
+	if (rc == 0 && v.mv_size == CAIRN_LOC_SIZE && memcmp(v.mv_data, pack->b, CAIRN_ID_SIZE) < 0)
+		return 0; /* FORMAT.md §7: the lowest pack ID wins */
+	if (rc && rc != MDB_NOTFOUND)
+		return cairn_err_mdb(rc, "index lookup");
+	uint8_t rec[CAIRN_LOC_SIZE];
+	struct cairn_loc loc = { *pack, e->offset, e->stored_len, e->raw_len, e->type };
+	cairn_index__encode_loc(rec, &loc);
+	v = val(rec, sizeof(rec));
+	rc = mdb_put(txn, ix->blobs, &k, &v, 0);
+	return rc ? cairn_err_mdb(rc, "index: cannot add blob") : 0;
+}
+
+int cairn_index__add_pack(cairn_index *ix, const struct cairn_id *pack, uint64_t size,
+			  const struct cairn_pack_entry *e, size_t n)
+{
+	MDB_txn *txn;
+	uint8_t rec[CAIRN_PACKREC_SIZE];
+	int r = begin_write(ix, &txn);
+	if (r < 0)
+		return r;
+	cairn_le64(rec, size);
+	cairn_le32(rec + 8, (uint32_t)n);
+	MDB_val k = val(pack->b, CAIRN_ID_SIZE), v = val(rec, sizeof(rec));
+	int rc = mdb_put(txn, ix->packs, &k, &v, 0);
+	r = rc ? cairn_err_mdb(rc, "index: cannot add pack") : 0;
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		r = put_blob(ix, txn, pack, &e[i]);
+	return end_write(ix, txn, r);
+}
+
+int cairn_index__del_pack(cairn_index *ix, const struct cairn_id *pack)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int r = begin_write(ix, &txn), rc;
+	if (r < 0)
+		return r;
+	if ((rc = mdb_cursor_open(txn, ix->blobs, &cur)))
+		return end_write(ix, txn, cairn_err_mdb(rc, "index: cursor"));
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (v.mv_size == CAIRN_LOC_SIZE && memcmp(v.mv_data, pack->b, CAIRN_ID_SIZE) == 0 &&
+		    (rc = mdb_cursor_del(cur, 0)))
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (rc && rc != MDB_NOTFOUND)
+		return end_write(ix, txn, cairn_err_mdb(rc, "index: cannot remove pack blobs"));
+	k = val(pack->b, CAIRN_ID_SIZE);
+	rc = mdb_del(txn, ix->packs, &k, NULL);
+	r = rc && rc != MDB_NOTFOUND ? cairn_err_mdb(rc, "index: cannot remove pack") : 0;
+	return end_write(ix, txn, r);
+}
+
+int cairn_index__has_pack(cairn_index *ix, const struct cairn_id *pack, uint64_t *size_out)
+{
+	MDB_txn *txn;
+	MDB_val k = val(pack->b, CAIRN_ID_SIZE), v;
+	int r = begin_read(ix, &txn);
+	if (r < 0)
+		return r;
+	int rc = mdb_get(txn, ix->packs, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		r = 0;
+	else if (rc)
+		r = cairn_err_mdb(rc, "index lookup");
+	else if (v.mv_size != CAIRN_PACKREC_SIZE)
+		r = cairn_err_set(-EBADMSG, "index pack record is %zu bytes", v.mv_size);
+	else {
+		if (size_out)
+			*size_out = cairn_get_le64(v.mv_data);
+		r = 1;
+	}
+	mdb_txn_abort(txn);
+	return r;
+}
+
+/* Walk a database in key order with a callback per record. */
+static int scan(cairn_index *ix, MDB_dbi dbi, int (*fn)(MDB_val *k, MDB_val *v, void *arg),
+		void *arg)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int r = begin_read(ix, &txn), rc;
+	if (r < 0)
+		return r;
+	if ((rc = mdb_cursor_open(txn, dbi, &cur))) {
+		mdb_txn_abort(txn);
+		return cairn_err_mdb(rc, "index: cursor");
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && r >= 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+		r = fn(&k, &v, arg);
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (r >= 0 && rc && rc != MDB_NOTFOUND)
+		r = cairn_err_mdb(rc, "index: scan");
+	return r;
+}
+
+struct blob_cb {
+	int (*cb)(const struct cairn_id *, const struct cairn_loc *, void *);
+	void *payload;
+};
+
+static int each_blob(MDB_val *k, MDB_val *v, void *arg)
+{
+	struct blob_cb *b = arg;
+	struct cairn_id id;
+	struct cairn_loc loc;
+	if (k->mv_size != CAIRN_ID_SIZE)
+		return cairn_err_set(-EBADMSG, "index key is %zu bytes", k->mv_size);
+	int r = cairn_index__decode_loc(&loc, v->mv_data, v->mv_size);
+	if (r < 0)
+		return r;
+	memcpy(id.b, k->mv_data, CAIRN_ID_SIZE);
+	return b->cb(&id, &loc, b->payload);
+}
+
+int cairn_index__foreach_blob(cairn_index *ix,
+			      int (*cb)(const struct cairn_id *id, const struct cairn_loc *loc,
+					void *payload),
+			      void *payload)
+{
+	struct blob_cb b = { cb, payload };
+	return scan(ix, ix->blobs, each_blob, &b);
+}
+
+struct pack_cb {
+	int (*cb)(const struct cairn_id *, uint64_t, uint32_t, void *);
+	void *payload;
+};
+
+static int each_pack(MDB_val *k, MDB_val *v, void *arg)
+{
+	struct pack_cb *p = arg;
+	struct cairn_id id;
+	if (k->mv_size != CAIRN_ID_SIZE || v->mv_size != CAIRN_PACKREC_SIZE)
+		return cairn_err_set(-EBADMSG, "index pack record is malformed");
+	memcpy(id.b, k->mv_data, CAIRN_ID_SIZE);
+	return p->cb(&id, cairn_get_le64(v->mv_data), cairn_get_le32((uint8_t *)v->mv_data + 8),
+		     p->payload);
+}
+
+int cairn_index__foreach_pack(cairn_index *ix,
+			      int (*cb)(const struct cairn_id *pack, uint64_t size, uint32_t count,
+					void *payload),
+			      void *payload)
+{
+	struct pack_cb p = { cb, payload };
+	return scan(ix, ix->packs, each_pack, &p);
+}
+
+/* ---- snapshots ---------------------------------------------------------- */
+
+int cairn_index__add_snapshot(cairn_index *ix, const struct cairn_id *id, int64_t time_ns)
+{
+	MDB_txn *txn;
+	uint8_t t[8];
+	int r = begin_write(ix, &txn);
+	if (r < 0)
+		return r;
+	cairn_le64(t, (uint64_t)time_ns);
+	MDB_val k = val(id->b, CAIRN_ID_SIZE), v = val(t, sizeof(t));
+	int rc = mdb_put(txn, ix->snaps, &k, &v, 0);
+	return end_write(ix, txn, rc ? cairn_err_mdb(rc, "index: cannot add snapshot") : 0);
+}
+
+int cairn_index__del_snapshot(cairn_index *ix, const struct cairn_id *id)
+{
+	MDB_txn *txn;
+	int r = begin_write(ix, &txn);
+	if (r < 0)
+		return r;
+	MDB_val k = val(id->b, CAIRN_ID_SIZE);
+	int rc = mdb_del(txn, ix->snaps, &k, NULL);
+	r = rc && rc != MDB_NOTFOUND ? cairn_err_mdb(rc, "index: cannot remove snapshot") : 0;
+	return end_write(ix, txn, r);
+}
+
+struct snap_cb {
+	int (*cb)(const struct cairn_id *, int64_t, void *);
+	void *payload;
+};
+
+static int each_snap(MDB_val *k, MDB_val *v, void *arg)
+{
+	struct snap_cb *s = arg;
+	struct cairn_id id;
+	if (k->mv_size != CAIRN_ID_SIZE || v->mv_size != 8)
+		return cairn_err_set(-EBADMSG, "index snapshot record is malformed");
+	memcpy(id.b, k->mv_data, CAIRN_ID_SIZE);
+	return s->cb(&id, (int64_t)cairn_get_le64(v->mv_data), s->payload);
+}
+
+int cairn_index__foreach_snapshot(cairn_index *ix,
+				  int (*cb)(const struct cairn_id *id, int64_t time_ns,
+					    void *payload),
+				  void *payload)
+{
+	struct snap_cb s = { cb, payload };
+	return scan(ix, ix->snaps, each_snap, &s);
+}
+
+int cairn_index__clear(cairn_index *ix)
+{
+	MDB_txn *txn;
+	int r = begin_write(ix, &txn), rc;
+	if (r < 0)
+		return r;
+	if ((rc = mdb_drop(txn, ix->blobs, 0)) || (rc = mdb_drop(txn, ix->packs, 0)) ||
+	    (rc = mdb_drop(txn, ix->snaps, 0)))
+		r = cairn_err_mdb(rc, "index: cannot clear");
+	return end_write(ix, txn, r);
+}

@@ -45,7 +45,8 @@ int cairn_pack__parse_hdr(const uint8_t *plain, size_t len, uint64_t hdr_off,
 /* Read trailer + header of an open pack file, decrypt and parse. name is for messages. */
 int cairn_pack__read_entries(int fd, uint64_t file_size, const struct cairn_keys *k,
 			     const char *name, struct cairn_pack_entry **out, size_t *n);
-/* "packs/ab/abcdef..." relative path for a pack ID: out must hold 6 + 64 + 1 bytes. */
-void cairn_pack__relpath(char out[72], const struct cairn_id *pack);
+/* "packs/ab/abcdef..." relative path for a pack ID. */
+#define CAIRN_PACK_RELPATH_SIZE 80
+void cairn_pack__relpath(char out[CAIRN_PACK_RELPATH_SIZE], const struct cairn_id *pack);
 
 #endif

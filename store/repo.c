@@ -42,7 +42,15 @@ struct cairn_repo {
 	pthread_mutex_t lock;
 	struct packer *idle;        /* protected by lock */
 	struct cairn_idset pending; /* protected by lock: blobs in packs not yet indexed */
+	atomic_uint_fast64_t blobs_written, bytes_written, packs_written; /* statistics */
 };
+
+void cairn_repo_stats(const cairn_repo *repo, struct cairn_repo_stats *out)
+{
+	out->blobs_written = atomic_load_explicit(&repo->blobs_written, memory_order_relaxed);
+	out->bytes_written = atomic_load_explicit(&repo->bytes_written, memory_order_relaxed);
+	out->packs_written = atomic_load_explicit(&repo->packs_written, memory_order_relaxed);
+}
 
 int cairn_repo__path(const cairn_repo *repo, char *out, size_t size, const char *fmt, ...)
 {
@@ -490,14 +498,14 @@ int cairn_key_remove(cairn_repo *repo, const char *name)
 		return cairn_err_set(-EROFS, "repository opened read-only");
 	if (cairn_unhex(raw, sizeof(raw), name) < 0)
 		return cairn_err_set(-EINVAL, "'%s' is not a key name (16 hex digits)", name);
-	if (strcmp(name, repo->key_name) == 0)
-		return cairn_err_set(-EBUSY, "key '%s' is the one in use; unlock with another "
-					     "password to remove it",
-				     name);
 	if ((r = list_key_names(repo->path, &names, &n)) < 0)
 		return r;
 	if (n <= 1)
 		return cairn_err_set(-EBUSY, "cannot remove the last key");
+	if (strcmp(name, repo->key_name) == 0)
+		return cairn_err_set(-EBUSY, "key '%s' is the one in use; unlock with another "
+					     "password to remove it",
+				     name);
 	snprintf(p, sizeof(p), "%s/keys/%s", repo->path, name);
 	if (unlink(p) < 0)
 		return cairn_err_set(-errno, "cannot remove key '%s': %s", name, strerror(errno));
@@ -564,6 +572,8 @@ static int finish_packer(cairn_repo *repo, struct packer *p)
 	if (r >= 0)
 		r = cairn_index__add_pack(repo->index, &pack, size, cairn_packw__entries(p->w),
 					  cairn_packw__count(p->w));
+	if (r >= 0)
+		atomic_fetch_add_explicit(&repo->packs_written, 1, memory_order_relaxed);
 	forget_pending(repo, p->w);
 	cairn_packw__free(p->w);
 	free(p);
@@ -642,6 +652,8 @@ static int append(cairn_repo *repo, int type, const struct cairn_id *id, const v
 		free(p);
 		return r;
 	}
+	atomic_fetch_add_explicit(&repo->blobs_written, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&repo->bytes_written, sealed.len, memory_order_relaxed);
 	if (cairn_packw__size(p->w) >= repo->cfg.pack_size)
 		return finish_packer(repo, p);
 	return_packer(repo, p);
@@ -728,7 +740,7 @@ int cairn_repo_lookup(cairn_repo *repo, const struct cairn_id *id, struct cairn_
 
 static int read_sealed(cairn_repo *repo, const struct cairn_loc *loc, struct cairn_buf *out)
 {
-	char rel[72], path[PATH_MAX];
+	char rel[CAIRN_PACK_RELPATH_SIZE], path[PATH_MAX];
 	int r;
 
 	cairn_pack__relpath(rel, &loc->pack);
@@ -772,7 +784,7 @@ int cairn_repo_get_typed(cairn_repo *repo, int type, const struct cairn_id *id,
 	r = cairn_blob__decode(&repo->keys, loc.type, id, sealed.data, sealed.len, loc.raw_len,
 			       max_raw_len(repo, loc.type), out);
 	if (r < 0) {
-		char rel[72];
+		char rel[CAIRN_PACK_RELPATH_SIZE];
 		cairn_pack__relpath(rel, &loc.pack);
 		return cairn_err_wrap(r, "pack '%s' offset %u", rel, loc.offset);
 	}
@@ -789,7 +801,7 @@ int cairn_repo_get(cairn_repo *repo, const struct cairn_id *id, struct cairn_buf
 int cairn_repo_pack_entries(cairn_repo *repo, const struct cairn_id *pack,
 			    struct cairn_pack_entry **out, size_t *n)
 {
-	char rel[72], path[PATH_MAX];
+	char rel[CAIRN_PACK_RELPATH_SIZE], path[PATH_MAX];
 	struct stat st;
 	int r;
 
@@ -870,6 +882,24 @@ static int rebuild_pack(const struct cairn_id *pack, uint64_t size, void *payloa
 	return cairn_index__add_pack(rb->repo->index, pack, size, e, n);
 }
 
+static int rebuild_snapshots(cairn_repo *repo)
+{
+	_cleanup_free_ struct cairn_id *ids = NULL;
+	size_t n = 0;
+	int r = cairn_repo_snapshot_ids(repo, &ids, &n);
+
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		struct cairn_snapshot *s;
+		if (cairn_repo_snapshot_load(repo, &ids[i], &s) < 0) {
+			log_warn("skipping snapshot: %s", cairn_err_msg());
+			continue;
+		}
+		r = cairn_index__add_snapshot(repo->index, &ids[i], s->time_ns);
+		cairn_snapshot_free(s);
+	}
+	return r;
+}
+
 int cairn_repo_rebuild_index(cairn_repo *repo)
 {
 	struct rebuild rb = { .repo = repo };
@@ -889,7 +919,8 @@ int cairn_repo_rebuild_index(cairn_repo *repo)
 			return r;
 	}
 	if ((r = cairn_index__clear(repo->index)) < 0 ||
-	    (r = cairn_repo_foreach_pack(repo, rebuild_pack, &rb)) < 0)
+	    (r = cairn_repo_foreach_pack(repo, rebuild_pack, &rb)) < 0 ||
+	    (r = rebuild_snapshots(repo)) < 0)
 		return r;
 	return rb.packs;
 }

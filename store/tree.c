@@ -28,7 +28,7 @@
 /* Plus three string length bytes and a 1-byte name: lets the count be checked before
  * allocating. */
 #define ENTRY_MIN (FIXED_SIZE + 3 + 1)
-#define XATTR_MIN 5                /* name length byte and value length */
+#define XATTR_MIN 5 /* name length byte and value length */
 #define EXTENT_SIZE (CAIRN_ID_SIZE + 8)
 
 struct cairn_tree {
@@ -116,7 +116,7 @@ static int check_xattrs(const struct cairn_node *n, int code)
 {
 	if (n->nxattrs > CAIRN_TREE_MAX_XATTRS)
 		return cairn_err_set(code, "%zu xattrs, more than %d", n->nxattrs,
-				     CAIRN_TREE_MAX_XATTRS);
+		                     CAIRN_TREE_MAX_XATTRS);
 	for (size_t i = 0; i < n->nxattrs; i++) {
 		const struct cairn_xattr *x = &n->xattrs[i];
 		if (x->name_len == 0 || x->name_len > CAIRN_NAME_MAX ||
@@ -124,7 +124,7 @@ static int check_xattrs(const struct cairn_node *n, int code)
 			return cairn_err_set(code, "xattr %zu: bad name", i);
 		if (x->value_len > CAIRN_XATTR_VALUE_MAX)
 			return cairn_err_set(code, "xattr %zu: value of %zu bytes exceeds %d", i,
-					     x->value_len, CAIRN_XATTR_VALUE_MAX);
+			                     x->value_len, CAIRN_XATTR_VALUE_MAX);
 	}
 	return 0;
 }
@@ -152,7 +152,7 @@ static int check_extents(const struct cairn_node *n, int code)
 	}
 	if (sum != n->size)
 		return cairn_err_set(code, "extents sum to %llu bytes, size is %llu",
-				     (unsigned long long)sum, (unsigned long long)n->size);
+		                     (unsigned long long)sum, (unsigned long long)n->size);
 	return 0;
 }
 
@@ -167,14 +167,16 @@ static int check_by_type(const struct cairn_node *n, int code)
 	if (!file && n->nextents)
 		return cairn_err_set(code, "extents on a non-regular file");
 	if (dir == id_is_zero(&n->subtree))
-		return cairn_err_set(code, dir ? "directory without a subtree" :
-						 "subtree on a non-directory");
+		return cairn_err_set(code, dir ? "directory without a subtree"
+		                               : "subtree on a non-directory");
 	if (!link && n->target_len)
 		return cairn_err_set(code, "target on a non-symlink");
-	if (link && (n->target_len == 0 || n->target_len > CAIRN_SYMLINK_MAX ||
-		     has_byte(n->target, n->target_len, 0)))
-		return cairn_err_set(code, "symlink target of %zu bytes is outside 1..%d or has NUL",
-				     n->target_len, CAIRN_SYMLINK_MAX);
+	/* An unreadable target is stored empty, with the entry marked incomplete. */
+	if (link && ((n->target_len == 0 && !(n->flags & CAIRN_NODE_INCOMPLETE)) ||
+	             n->target_len > CAIRN_SYMLINK_MAX || has_byte(n->target, n->target_len, 0)))
+		return cairn_err_set(code,
+		                     "symlink target of %zu bytes is outside 1..%d or has NUL",
+		                     n->target_len, CAIRN_SYMLINK_MAX);
 	return file ? check_extents(n, code) : 0;
 }
 
@@ -327,7 +329,8 @@ static int parse_header(struct cairn_rd *rd, uint32_t *count)
 	if (cairn_rd_u32(rd, count) < 0)
 		return cairn_err_set(-EBADMSG, "tree: truncated header");
 	if (*count > CAIRN_TREE_MAX_ENTRIES || *count > rd->left / ENTRY_MIN)
-		return cairn_err_set(-EBADMSG, "tree: entry count %u exceeds limit or data", *count);
+		return cairn_err_set(-EBADMSG, "tree: entry count %u exceeds limit or data",
+		                     *count);
 	return 0;
 }
 
@@ -356,13 +359,14 @@ static int parse_nodes(cairn_tree *t, struct cairn_rd *rd, size_t len, struct si
 		if (r < 0)
 			return cairn_err_wrap(r, "tree: entry %zu at offset %zu", i, off);
 		if (i > 0 && name_cmp(n[-1].name, n[-1].name_len, n->name, n->name_len) >= 0)
-			return cairn_err_set(-EBADMSG,
-					     "tree: entry %zu at offset %zu: duplicate or unsorted name",
-					     i, off);
+			return cairn_err_set(
+			        -EBADMSG,
+			        "tree: entry %zu at offset %zu: duplicate or unsorted name", i,
+			        off);
 	}
 	if (rd->left)
 		return cairn_err_set(-EBADMSG, "tree: %zu trailing bytes at offset %zu", rd->left,
-				     len - rd->left);
+		                     len - rd->left);
 	return 0;
 }
 
@@ -472,8 +476,8 @@ static int xattr_cmp(const void *a, const void *b)
 static size_t copy_size(const struct cairn_node *n)
 {
 	size_t sz = n->nxattrs * sizeof(struct cairn_xattr) +
-		    n->nextents * sizeof(struct cairn_extent) + n->name_len + n->user_len +
-		    n->group_len + n->target_len;
+	            n->nextents * sizeof(struct cairn_extent) + n->name_len + n->user_len +
+	            n->group_len + n->target_len;
 	for (size_t i = 0; i < n->nxattrs; i++)
 		sz += n->xattrs[i].name_len + n->xattrs[i].value_len;
 	return sz;
@@ -524,7 +528,8 @@ static int builder_check(const cairn_tree_builder *b, const struct cairn_node *n
 	int r;
 
 	if (b->count >= CAIRN_TREE_MAX_ENTRIES)
-		return cairn_err_set(-EINVAL, "tree has %u entries already", CAIRN_TREE_MAX_ENTRIES);
+		return cairn_err_set(-EINVAL, "tree has %u entries already",
+		                     CAIRN_TREE_MAX_ENTRIES);
 	if (n->nextents > CAIRN_TREE_MAX_SIZE / EXTENT_SIZE)
 		r = cairn_err_set(-EINVAL, "%zu extents cannot fit in a tree", n->nextents);
 	else
@@ -609,8 +614,7 @@ static uint8_t *write_tail(uint8_t *p, const struct cairn_node *n)
 	case CAIRN_NODE_FILE:
 		p = w_u32(p, (uint32_t)n->nextents);
 		for (size_t i = 0; i < n->nextents; i++)
-			p = w_u64(w_bytes(p, n->extents[i].id.b, CAIRN_ID_SIZE),
-				  n->extents[i].len);
+			p = w_u64(w_bytes(p, n->extents[i].id.b, CAIRN_ID_SIZE), n->extents[i].len);
 		return p;
 	case CAIRN_NODE_DIR:
 		return w_bytes(p, n->subtree.b, CAIRN_ID_SIZE);
@@ -668,13 +672,13 @@ static int prepare(cairn_tree_builder *b, size_t *size)
 		const struct cairn_node *n = &b->e[i].node;
 		if (i > 0 && entry_cmp(&b->e[i - 1], &b->e[i]) == 0)
 			return cairn_err_set(-EEXIST, "tree: duplicate entry '%s'",
-					     esc(buf, n->name, n->name_len));
+			                     esc(buf, n->name, n->name_len));
 		/* An entry is at most 64 MiB of extents plus 67 MiB of xattrs (bounded at add)
 		 * and sz is checked after each, so the sum cannot wrap. */
 		sz += encoded_size(n);
 		if (sz > CAIRN_TREE_MAX_SIZE)
 			return cairn_err_set(-EINVAL, "tree: more than %u bytes (at entry %zu)",
-					     CAIRN_TREE_MAX_SIZE, i);
+			                     CAIRN_TREE_MAX_SIZE, i);
 	}
 	*size = sz;
 	return 0;
@@ -682,7 +686,7 @@ static int prepare(cairn_tree_builder *b, size_t *size)
 
 int cairn_tree_builder_encode(cairn_tree_builder *b, struct cairn_buf *out)
 {
-	size_t size;
+	size_t size = 0;
 	int r;
 
 	if ((r = prepare(b, &size)) < 0 || (r = cairn_buf_reserve(out, size)) < 0)

@@ -32,9 +32,9 @@ int cli_usage_error(const char *fmt, ...)
 
 int cli_fail(int r)
 {
-	(void)r;
 	log_error("%s", cairn_err_msg());
-	return EXIT_ERROR;
+	/* A missing repository argument is bad usage, not a failure of the repository. */
+	return r == -EDESTADDRREQ ? EXIT_USAGE : EXIT_ERROR;
 }
 
 int cli_common_opt(int c, const char *arg)
@@ -77,14 +77,17 @@ int cli_parse(int argc, char **argv, const char *shortopts, const struct option 
 	char opts[128];
 	int c;
 
-	snprintf(opts, sizeof(opts), ":%s%s", shortopts ? shortopts : "", CLI_COMMON_SHORTOPTS);
-	optind = 1;
+	/* getopt wants '+' (stop at the first operand) before ':' (quiet errors). */
+	bool plus = shortopts && shortopts[0] == '+';
+	snprintf(opts, sizeof(opts), "%s:%s%s", plus ? "+" : "", shortopts ? shortopts + plus : "",
+		 CLI_COMMON_SHORTOPTS);
+	optind = 0; /* 0: GNU getopt re-initialises (permutation mode may change) */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, opts, longopts, NULL)) != -1) {
 		int r;
 		if (c == '?') {
-			cli_usage_error("%s: unknown option '%s'\n%s", argv[0], argv[optind - 1],
-					usage);
+			cli_usage_error("%s: unknown option '%s' (see '--help')", argv[0],
+					argv[optind - 1]);
 			return -2;
 		}
 		if (c == ':') {
@@ -250,7 +253,7 @@ int cli_repo_path(const char **out)
 	if (!e || !*e)
 		e = getenv("CAIRN_REPO");
 	if (!e || !*e)
-		return cairn_err_set(-EINVAL, "no repository given: use -r/--repo or CAIRN_REPO");
+		return cairn_err_set(-EDESTADDRREQ, "no repository given: use -r/--repo or CAIRN_REPO");
 	*out = e;
 	return 0;
 }

@@ -91,5 +91,6 @@ int cmd_init(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_rebuild_index(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
 
 #endif

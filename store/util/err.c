@@ -37,7 +37,13 @@ int cairn_err_wrap(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(pre, sizeof(pre), fmt, ap);
 	va_end(ap);
-	snprintf(msg, sizeof(msg), "%s: %s", pre, old);
+	/* Truncation is fine: the message is for humans. */
+	size_t n = strnlen(pre, sizeof(msg) - 3);
+	memcpy(msg, pre, n);
+	memcpy(msg + n, ": ", 2);
+	size_t rest = strnlen(old, sizeof(msg) - n - 3);
+	memcpy(msg + n + 2, old, rest);
+	msg[n + 2 + rest] = '\0';
 	msg_code = code;
 	return code;
 }

@@ -3,15 +3,14 @@
 #include "cairn/store.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-
-#include "check.h"
-
+/* Optional: valgrind runs the big cases smaller (see big_size). */
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -21,6 +20,8 @@
 #ifndef UNDER_VALGRIND
 #define UNDER_VALGRIND() 0
 #endif
+
+#include "check.h"
 
 #include "cleanup.h"
 
@@ -32,7 +33,7 @@ static const struct cairn_chunk_params defaults = {
 	CAIRN_CHUNK_AVG_DEFAULT,
 	CAIRN_CHUNK_MAX_DEFAULT,
 };
-/* The smallest legal sizes: many cuts per MiB, and many chunks that reach max. */
+/* Near the smallest legal sizes: many cuts per MiB, and some chunks that reach max. */
 static const struct cairn_chunk_params small = { 64 * KiB, 128 * KiB, 256 * KiB };
 
 static uint8_t key1[32], key2[32];
@@ -85,7 +86,7 @@ static size_t chunk_all(const cairn_chunker *c, const uint8_t *p, size_t n, size
 /* Every chunk but the last lies in (min, max]; the last is at most max; together they
  * cover the input exactly. */
 static void check_bounds(const struct cairn_chunk_params *pp, const size_t *cuts, size_t count,
-			 size_t n)
+                         size_t n)
 {
 	size_t sum = 0;
 	for (size_t i = 0; i < count; i++) {
@@ -115,8 +116,8 @@ static void ref_gear(uint64_t g[256], const uint8_t key[32])
 	}
 }
 
-static size_t ref_cut(const uint64_t g[256], const struct cairn_chunk_params *pp,
-		      const uint8_t *p, size_t n)
+static size_t ref_cut(const uint64_t g[256], const struct cairn_chunk_params *pp, const uint8_t *p,
+                      size_t n)
 {
 	unsigned b = 0;
 	while ((1u << b) < pp->avg)
@@ -136,17 +137,17 @@ static size_t ref_cut(const uint64_t g[256], const struct cairn_chunk_params *pp
 static void test_chunker__params(void)
 {
 	static const struct cairn_chunk_params bad[] = {
-		{ 512 * KiB, 1000 * KiB, 8 * MiB },      /* avg not a power of two */
-		{ 512 * KiB, 0, 8 * MiB },               /* avg zero */
-		{ 64 * KiB - 1, 128 * KiB, 8 * MiB },    /* min below 64 KiB */
-		{ 0, 128 * KiB, 8 * MiB },               /* min zero */
-		{ 512 * KiB, 1 * MiB, 64 * MiB + 1 },    /* max above 64 MiB */
-		{ 1 * MiB, 1 * MiB, 8 * MiB },           /* min == avg */
-		{ 2 * MiB, 1 * MiB, 8 * MiB },           /* min > avg */
-		{ 512 * KiB, 1 * MiB, 1 * MiB },         /* avg == max */
-		{ 512 * KiB, 2 * MiB, 1 * MiB },         /* avg > max */
-		{ 64 * KiB, 64 * MiB, 64 * MiB },        /* avg == max at the ceiling */
-		{ UINT32_MAX, 1u << 31, UINT32_MAX },    /* everything far out */
+		{ 512 * KiB, 1000 * KiB, 8 * MiB },   /* avg not a power of two */
+		{ 512 * KiB, 0, 8 * MiB },            /* avg zero */
+		{ 64 * KiB - 1, 128 * KiB, 8 * MiB }, /* min below 64 KiB */
+		{ 0, 128 * KiB, 8 * MiB },            /* min zero */
+		{ 512 * KiB, 1 * MiB, 64 * MiB + 1 }, /* max above 64 MiB */
+		{ 1 * MiB, 1 * MiB, 8 * MiB },        /* min == avg */
+		{ 2 * MiB, 1 * MiB, 8 * MiB },        /* min > avg */
+		{ 512 * KiB, 1 * MiB, 1 * MiB },      /* avg == max */
+		{ 512 * KiB, 2 * MiB, 1 * MiB },      /* avg > max */
+		{ 64 * KiB, 64 * MiB, 64 * MiB },     /* avg == max at the ceiling */
+		{ UINT32_MAX, 1u << 31, UINT32_MAX }, /* everything far out */
 	};
 	static const struct cairn_chunk_params good[] = {
 		{ CAIRN_CHUNK_MIN_DEFAULT, CAIRN_CHUNK_AVG_DEFAULT, CAIRN_CHUNK_MAX_DEFAULT },
@@ -203,19 +204,9 @@ static void test_chunker__matches_reference(void)
 
 		/* Short inputs: at and around min and avg, odd and even lengths (the fast
 		 * loop steps by two), and the mask switch at avg. */
-		const size_t lens[] = { 1,
-					2,
-					pp->min - 1,
-					pp->min,
-					pp->min + 1,
-					pp->min + 2,
-					pp->min + 3,
-					pp->avg - 1,
-					pp->avg,
-					pp->avg + 1,
-					pp->avg + 2,
-					pp->max - 1,
-					pp->max };
+		const size_t lens[] = { 1,           2,           pp->min - 1, pp->min, pp->min + 1,
+			                pp->min + 2, pp->min + 3, pp->avg - 1, pp->avg, pp->avg + 1,
+			                pp->avg + 2, pp->max - 1, pp->max };
 		for (size_t i = 0; i < ARRAY_SIZE(lens); i++) {
 			for (size_t o = 0; o < 4 * MiB; o += 97 * KiB + 13) {
 				size_t got = cairn_chunker_cut(c, buf + o, lens[i]);
@@ -227,29 +218,70 @@ static void test_chunker__matches_reference(void)
 	}
 }
 
-/* The fast loop tests two bytes per step: a cut must be found on either of them.
- * Moving the start by one byte at a time puts the same content cut on both. */
-static void test_chunker__both_parities(void)
+/* The window hash h_P of buf[P - 64 .. P) for every P >= 64, as in ref_cut. */
+static uint64_t *window_hashes(const uint64_t g[256], const uint8_t *buf, size_t n)
 {
-	_cleanup_chunker_ cairn_chunker *c = new_chunker(&small, key2);
-	uint64_t g[256];
-	const size_t n = small.max;
+	uint64_t *hs = calloc(n + 1, sizeof(*hs)), h = 0;
+	CHECK(hs != NULL);
+	for (size_t i = 0; i < n; i++) {
+		h = (h << 1) + g[buf[i]];
+		hs[i + 1] = h;
+	}
+	return hs;
+}
+
+/*
+ * Cuts placed on purpose at the edges of the rules, which random chunking rarely
+ * reaches: a content cut at P is found from starts chosen so that P falls at
+ * length min + 1 .. min + 200 (inside the 64-byte warm-up before min that the fast
+ * path skips to, and on both parities), at min itself (not allowed), and at avg and
+ * avg + 1 where the mask switches.
+ */
+static void test_chunker__edges(void)
+{
+	const struct cairn_chunk_params *pp = &small;
+	const uint64_t mask_s = ~UINT64_C(0) << (64 - 19), mask_l = ~UINT64_C(0) << (64 - 15);
+	const size_t n = 8 * MiB, span = 200;
+	_cleanup_chunker_ cairn_chunker *c = new_chunker(pp, key2);
 	_cleanup_free_ uint8_t *buf = xmalloc(n);
+	uint64_t g[256];
 	ref_gear(g, key2);
 	check_random(buf, n, 99);
+	_cleanup_free_ uint64_t *hs = window_hashes(g, buf, n);
+	bool min_done = false, avg_done = false;
 
-	size_t odd = 0, even = 0;
-	for (size_t shift = 0; shift < 64; shift++) {
-		size_t got = cairn_chunker_cut(c, buf + shift, n - shift);
-		CHECK_EQ(got, ref_cut(g, &small, buf + shift, n - shift));
-		if (got < n - shift) {
-			if ((got - small.min) % 2)
-				odd++;
-			else
-				even++;
+	CHECK_EQ(pp->avg, 1u << 17); /* the masks above are for b = 17 */
+	for (size_t p = pp->max; p < n && !(min_done && avg_done); p++) {
+		if (!min_done && (hs[p] & mask_s) == 0) {
+			/* Alone among the span positions before it, so each start cuts at p. */
+			bool alone = true;
+			for (size_t q = p - span; q < p; q++)
+				alone = alone && (hs[q] & mask_s) != 0;
+			if (!alone)
+				continue;
+			for (size_t len = pp->min + 1; len <= pp->min + span; len++) {
+				size_t got = cairn_chunker_cut(c, buf + p - len, n - (p - len));
+				CHECK_EQ(got, ref_cut(g, pp, buf + p - len, n - (p - len)));
+				CHECK_EQ(got, len);
+			}
+			size_t got = cairn_chunker_cut(c, buf + p - pp->min, n - (p - pp->min));
+			CHECK_EQ(got, ref_cut(g, pp, buf + p - pp->min, n - (p - pp->min)));
+			CHECK(got != pp->min);
+			min_done = true;
+		}
+		if (!avg_done && (hs[p] & mask_l) == 0 && (hs[p] & mask_s) != 0) {
+			/* Passes the easy test only: a cut at length avg + 1, none at avg. */
+			size_t s1 = p - (pp->avg + 1), s0 = p - pp->avg;
+			if (ref_cut(g, pp, buf + s1, n - s1) != pp->avg + 1)
+				continue; /* an earlier cut in the way; try the next p */
+			CHECK_EQ(cairn_chunker_cut(c, buf + s1, n - s1), pp->avg + 1);
+			size_t got = cairn_chunker_cut(c, buf + s0, n - s0);
+			CHECK_EQ(got, ref_cut(g, pp, buf + s0, n - s0));
+			CHECK(got != pp->avg);
+			avg_done = true;
 		}
 	}
-	CHECK(odd > 0 && even > 0);
+	CHECK(min_done && avg_done);
 }
 
 static void test_chunker__deterministic(void)
@@ -273,7 +305,7 @@ static void test_chunker__deterministic(void)
 	CHECK_EQ(chunk_all(c1, buf, n, &a2), na);
 	CHECK(memcmp(a, a2, na * sizeof(*a)) == 0);
 
-	/* Another key, another table: the first few cut points already differ. */
+	/* Another key, another table: hardly any cut point is shared. */
 	size_t same = 0, oa = 0, od = 0, i = 0, j = 0;
 	while (i < na && j < nd) {
 		if (oa == od)
@@ -310,7 +342,7 @@ static void test_chunker__bounds_and_coverage(void)
 
 /* Chunks of mod that occur nowhere among the chunks of orig (length, then bytes). */
 static size_t count_new_chunks(const uint8_t *orig, const size_t *oc, size_t on, const uint8_t *mod,
-			       const size_t *mc, size_t mn)
+                               const size_t *mc, size_t mn)
 {
 	size_t fresh = 0, moff = 0;
 	for (size_t i = 0; i < mn; moff += mc[i++]) {
@@ -405,7 +437,7 @@ static void test_chunker__average(void)
 	/* Leave out the final, truncated chunk. */
 	double mean = (double)(n - cuts[count - 1]) / (double)(count - 1);
 	fprintf(stderr, "# %zu chunks, mean %.0f bytes (%.2f x avg)\n", count, mean,
-		mean / defaults.avg);
+	        mean / defaults.avg);
 	CHECK(mean >= 0.6 * defaults.avg);
 	CHECK(mean <= 1.6 * defaults.avg);
 }
@@ -417,9 +449,9 @@ static void test_chunker__golden(void)
 {
 	/* Computed independently from the spec text by a Python script (hmac, struct). */
 	static const size_t want[] = {
-		187346, 144374, 136002, 135741, 194609, 200280, 155616, 137796, 243934, 139667,
-		135194, 153776, 151029, 187176, 135009, 186218, 128428, 141831, 131951, 222861,
-		178568, 123875, 214920, 108995, 151041, 135731, 32336,
+		187346, 144374, 136002, 135741, 194609, 200280, 155616, 137796, 243934,
+		139667, 135194, 153776, 151029, 187176, 135009, 186218, 128428, 141831,
+		131951, 222861, 178568, 123875, 214920, 108995, 151041, 135731, 32336,
 	};
 	const size_t n = 4 * MiB;
 	_cleanup_free_ uint8_t *buf = xmalloc(n);
@@ -450,7 +482,7 @@ int main(void)
 	}
 	RUN(test_chunker__params);
 	RUN(test_chunker__matches_reference);
-	RUN(test_chunker__both_parities);
+	RUN(test_chunker__edges);
 	RUN(test_chunker__deterministic);
 	RUN(test_chunker__bounds_and_coverage);
 	RUN(test_chunker__shift_start);

@@ -140,6 +140,13 @@ int cairn_repo_put(cairn_repo *repo, int type, const void *data, size_t len,
 		   const struct cairn_id *id_or_null, struct cairn_id *id_out);
 /* 1 if the blob is in the index or in a pack being written, 0 if not. Thread-safe. */
 int cairn_repo_has(cairn_repo *repo, const struct cairn_id *id);
+/* Blobs and sealed bytes this handle has written to packs since it was opened. */
+struct cairn_repo_stats {
+	uint64_t blobs_written;
+	uint64_t bytes_written;
+	uint64_t packs_written;
+};
+void cairn_repo_stats(const cairn_repo *repo, struct cairn_repo_stats *out);
 /* Finish every open pack and commit their index entries. Thread-safe. */
 int cairn_repo_flush(cairn_repo *repo);
 
@@ -214,10 +221,10 @@ enum cairn_node_type {
 };
 #define CAIRN_NODE_INCOMPLETE 0x1u /* flags: could not be read completely */
 
-#define CAIRN_TREE_MAX_SIZE (64u << 20)        /* bytes, FORMAT.md §5.3 */
+#define CAIRN_TREE_MAX_SIZE (64u << 20) /* bytes, FORMAT.md §5.3 */
 #define CAIRN_TREE_MAX_ENTRIES 10000000u
-#define CAIRN_NAME_MAX 255                     /* entry and xattr names */
-#define CAIRN_TREE_MAX_XATTRS 1024             /* per entry */
+#define CAIRN_NAME_MAX 255         /* entry and xattr names */
+#define CAIRN_TREE_MAX_XATTRS 1024 /* per entry */
 #define CAIRN_XATTR_VALUE_MAX 65536
 #define CAIRN_SYMLINK_MAX 4095
 
@@ -257,7 +264,7 @@ struct cairn_node {
 	uint32_t nlink;
 	size_t nxattrs; /* <= 1024 */
 	const struct cairn_xattr *xattrs;
-	const uint8_t *target; /* symlinks: 1..4095 bytes, no NUL */
+	const uint8_t *target; /* symlinks: 1..4095 bytes, no NUL (0 only if INCOMPLETE) */
 	size_t target_len;
 	struct cairn_id subtree; /* directories */
 	size_t nextents;         /* regular files, in file order */
@@ -333,5 +340,26 @@ int cairn_snapshot_decode(struct cairn_snapshot **out, const uint8_t *data, size
 void cairn_snapshot_free(struct cairn_snapshot *s);
 
 /* ---- end of trees and snapshots ---------------------------------------- */
+
+/* ---- Snapshot catalog (FORMAT.md §8) ------------------------------------ */
+
+/* Seal s and write it durably to snapshots/<id>, then record it in the index.
+ * Sets s->id. Call after cairn_repo_flush(): the snapshot is the commit point. */
+int cairn_repo_snapshot_save(cairn_repo *repo, struct cairn_snapshot *s);
+/* Read and verify snapshots/<id>. -ENOENT, -EBADMSG. Caller frees *out. */
+int cairn_repo_snapshot_load(cairn_repo *repo, const struct cairn_id *id,
+			     struct cairn_snapshot **out);
+/* Every snapshot in snapshots/, oldest first (ties by ID). A snapshot file that
+ * fails to verify stops the listing with -EBADMSG naming it. Caller frees with
+ * cairn_snapshot_list_free(). */
+int cairn_repo_snapshot_list(cairn_repo *repo, struct cairn_snapshot ***out, size_t *n);
+void cairn_snapshot_list_free(struct cairn_snapshot **list, size_t n);
+/* The IDs in snapshots/ (unordered, no decryption). Caller frees *out. */
+int cairn_repo_snapshot_ids(cairn_repo *repo, struct cairn_id **out, size_t *n);
+/* Resolve "latest" or an ID prefix (4+ hex digits) to one snapshot of list.
+ * Returns its index. -ENOENT none, -EINVAL ambiguous or malformed. */
+int cairn_snapshot_find(struct cairn_snapshot *const *list, size_t n, const char *spec);
+/* Remove snapshots/<id> and its index record. -ENOENT. */
+int cairn_repo_snapshot_delete(cairn_repo *repo, const struct cairn_id *id);
 
 #endif

@@ -1,0 +1,1109 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The ingester. One walker thread lists and stats every entry depth-first and
+ * decides what must be read; worker threads read, chunk, hash, compress, encrypt
+ * and store file content, a chunk at a time, so even one large file uses every
+ * core. A directory's tree blob is written by whichever thread completes its last
+ * child (a counter per directory), so nothing ever waits for a whole directory.
+ * Memory is bounded by the job queues, one read buffer per worker, and the
+ * metadata of the directories still open along the walk.
+ */
+#include "archiver.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsmeta.h"
+#include "cleanup.h"
+
+#define FILE_QUEUE 256
+#define SMALL_CHUNK (256 * 1024)  /* chunks below this are stored by the reader itself */
+#define EXTENT_BLOCK 256
+
+struct entry {
+	struct cairn_node node;       /* variable fields point into meta, extents or the old tree */
+	struct fsmeta meta;
+	struct cairn_extent *extents; /* owned when the file was read in this run */
+	bool skip;                    /* vanished or unreadable: left out of the tree */
+};
+
+/* Paths given on the command line form a trie: directories above them are listed
+ * selectively, the paths themselves completely. */
+struct sel {
+	char *name;
+	struct sel *kids;
+	size_t nkids;
+	bool whole; /* a path given by the user: back up everything below */
+};
+
+struct dir {
+	struct dir *parent;
+	size_t slot;            /* our entry in parent->entries */
+	atomic_size_t pending;  /* the walker's hold + children still being processed */
+	int fd;
+	dev_t dev;              /* for --one-file-system */
+	const struct sel *sel;  /* non-NULL: list only these children */
+	char *names;            /* NUL-separated listing */
+	struct entry *entries;
+	size_t n;
+	cairn_tree *old;        /* this directory in the parent snapshot */
+	bool incomplete;
+	char *path;             /* for progress and messages */
+};
+
+struct extent_block {
+	struct cairn_extent e[EXTENT_BLOCK];
+	struct extent_block *next;
+};
+
+/* A file being read: its extents fill in as chunks are stored, in any order. */
+struct file_ctx {
+	struct dir *dir;
+	size_t slot;
+	atomic_size_t refs; /* the reader + chunk jobs in flight */
+	struct extent_block *head, *tail;
+	size_t nextents;
+	uint64_t size;
+	uint32_t flags;
+};
+
+struct chunk_job {
+	struct file_ctx *file;
+	struct cairn_extent *slot;
+	uint8_t *data;
+	size_t len;
+};
+
+struct queue {
+	void **items;
+	size_t cap, head, count;
+};
+
+struct arch {
+	cairn_repo *repo;
+	const struct archiver_opts *o;
+	struct archiver_stats *st;
+	size_t max_chunk;
+	struct cairn_id empty_tree;
+
+	pthread_mutex_t lock;
+	pthread_cond_t work, room, done;
+	struct queue files, chunks; /* protected by lock */
+	bool shutdown;              /* protected by lock */
+	bool root_done;             /* protected by lock */
+	struct cairn_id root;       /* protected by lock */
+
+	atomic_int fatal; /* first error that stops the backup */
+	char fatal_msg[1024];
+};
+
+/* ---- errors ------------------------------------------------------------- */
+
+static void set_fatal(struct arch *a, int r)
+{
+	int zero = 0;
+	if (atomic_compare_exchange_strong(&a->fatal, &zero, r))
+		snprintf(a->fatal_msg, sizeof(a->fatal_msg), "%s", cairn_err_msg());
+}
+
+static bool stopping(struct arch *a)
+{
+	if (a->o->cancel && atomic_load(a->o->cancel))
+		set_fatal(a, cairn_err_set(-ECANCELED, "interrupted"));
+	return atomic_load(&a->fatal) != 0;
+}
+
+/* An entry that could not be backed up: a warning that makes the snapshot partial. */
+static void entry_error(struct arch *a, const char *path, const char *what, int e)
+{
+	atomic_fetch_add(&a->st->errors, 1);
+	log_warn("%s '%s': %s", what, path, strerror(e));
+}
+
+static void entry_warning(struct arch *a, const char *path, const char *what)
+{
+	atomic_fetch_add(&a->st->warnings, 1);
+	log_warn("'%s' %s", path, what);
+}
+
+/* ---- queues ------------------------------------------------------------- */
+
+static int queue_init(struct queue *q, size_t cap)
+{
+	q->items = calloc(cap, sizeof(*q->items));
+	q->cap = cap;
+	q->head = q->count = 0;
+	return q->items ? 0 : cairn_err_set(-ENOMEM, "out of memory");
+}
+
+static void queue_push(struct queue *q, void *item)
+{
+	q->items[(q->head + q->count++) % q->cap] = item;
+}
+
+static void *queue_pop(struct queue *q)
+{
+	void *item = q->items[q->head];
+	q->head = (q->head + 1) % q->cap;
+	q->count--;
+	return item;
+}
+
+/* ---- paths and selection ------------------------------------------------ */
+
+static char *join(const char *dir, const char *name)
+{
+	size_t a = strlen(dir), b = strlen(name);
+	char *p = malloc(a + b + 2);
+	if (!p)
+		return NULL;
+	memcpy(p, dir, a);
+	size_t k = a;
+	if (a == 0 || dir[a - 1] != '/')
+		p[k++] = '/';
+	memcpy(p + k, name, b + 1);
+	return p;
+}
+
+static void sel_free(struct sel *s)
+{
+	for (size_t i = 0; i < s->nkids; i++)
+		sel_free(&s->kids[i]);
+	free(s->kids);
+	free(s->name);
+}
+
+static struct sel *sel_child(struct sel *s, const char *name, size_t len)
+{
+	for (size_t i = 0; i < s->nkids; i++)
+		if (strlen(s->kids[i].name) == len && memcmp(s->kids[i].name, name, len) == 0)
+			return &s->kids[i];
+	struct sel *k = realloc(s->kids, (s->nkids + 1) * sizeof(*k));
+	if (!k)
+		return NULL;
+	s->kids = k;
+	k = &s->kids[s->nkids];
+	*k = (struct sel){ .name = strndup(name, len) };
+	if (!k->name)
+		return NULL;
+	s->nkids++;
+	return k;
+}
+
+static int sel_build(struct sel *root, const char *const *paths, size_t n)
+{
+	*root = (struct sel){ 0 };
+	for (size_t i = 0; i < n; i++) {
+		struct sel *s = root;
+		const char *p = paths[i];
+		while (*p == '/')
+			p++;
+		if (!*p)
+			s->whole = true; /* "/" itself */
+		while (*p) {
+			size_t len = strcspn(p, "/");
+			if (!(s = sel_child(s, p, len)))
+				return cairn_err_set(-ENOMEM, "out of memory");
+			p += len;
+			while (*p == '/')
+				p++;
+		}
+		s->whole = true;
+	}
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int archiver_normalize_paths(char **in, size_t n, char ***out, size_t *nout)
+{
+	char **v = calloc(n ? n : 1, sizeof(*v));
+	size_t k = 0;
+	if (!v)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		char *p = realpath(in[i], NULL);
+		if (!p) {
+			int e = errno;
+			for (size_t j = 0; j < i; j++)
+				free(v[j]);
+			free(v);
+			return cairn_err_set(-e, "cannot back up '%s': %s", in[i], strerror(e));
+		}
+		v[i] = p;
+	}
+	qsort(v, n, sizeof(*v), cmp_str);
+	/* Sorted, a path inside another follows it directly (or after its siblings). */
+	for (size_t i = 0; i < n; i++) {
+		bool inside = false;
+		for (size_t j = 0; j < k && !inside; j++) {
+			size_t l = strlen(v[j]);
+			inside = strcmp(v[j], v[i]) == 0 || strcmp(v[j], "/") == 0 ||
+				 (strncmp(v[j], v[i], l) == 0 && v[i][l] == '/');
+		}
+		if (inside)
+			free(v[i]);
+		else
+			v[k++] = v[i];
+	}
+	*out = v;
+	*nout = k;
+	return 0;
+}
+
+/* ---- finishing directories ---------------------------------------------- */
+
+static void dir_free(struct dir *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		fsmeta_release(&d->entries[i].meta);
+		free(d->entries[i].extents);
+	}
+	free(d->entries);
+	free(d->names);
+	cairn_tree_free(d->old);
+	if (d->fd >= 0)
+		close(d->fd);
+	free(d->path);
+	free(d);
+}
+
+static int store_tree(struct arch *a, const struct cairn_buf *plain, struct cairn_id *id)
+{
+	if (a->o->dry_run) {
+		cairn_repo_blob_id(a->repo, plain->data, plain->len, id);
+		return 0;
+	}
+	return cairn_repo_put(a->repo, CAIRN_BLOB_TREE, plain->data, plain->len, NULL, id);
+}
+
+/* Encode and store d's tree. */
+static int encode_dir(struct arch *a, struct dir *d, struct cairn_id *id)
+{
+	_cleanup_buf_ struct cairn_buf plain = CAIRN_BUF_INIT;
+	cairn_tree_builder *b = NULL;
+	int r = cairn_tree_builder_new(&b);
+
+	for (size_t i = 0; r >= 0 && i < d->n; i++) {
+		if (d->entries[i].skip)
+			continue;
+		r = cairn_tree_builder_add(b, &d->entries[i].node);
+		if (r == -EINVAL) { /* an entry the format cannot hold: leave it out */
+			char *p = join(d->path, d->names ? (const char *)d->entries[i].node.name : "?");
+			log_warn("cannot store '%s': %s", p ? p : d->path, cairn_err_msg());
+			atomic_fetch_add(&a->st->errors, 1);
+			free(p);
+			r = 0;
+		}
+	}
+	if (r >= 0)
+		r = cairn_tree_builder_encode(b, &plain);
+	cairn_tree_builder_free(b);
+	if (r >= 0)
+		r = store_tree(a, &plain, id);
+	return r < 0 ? r : 0;
+}
+
+static void complete_root(struct arch *a, const struct cairn_id *id)
+{
+	pthread_mutex_lock(&a->lock);
+	a->root = *id;
+	a->root_done = true;
+	pthread_cond_broadcast(&a->done);
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* Drop one reference to d; the last one writes its tree and moves up the chain. */
+static void dir_release(struct arch *a, struct dir *d)
+{
+	while (d && atomic_fetch_sub(&d->pending, 1) == 1) {
+		struct dir *parent = d->parent;
+		size_t slot = d->slot;
+		struct cairn_id id = { 0 };
+
+		if (!stopping(a)) {
+			int r = encode_dir(a, d, &id);
+			if (r < 0)
+				set_fatal(a, r);
+		}
+		atomic_fetch_add(&a->st->dirs, 1);
+		pthread_mutex_lock(&a->st->lock);
+		snprintf(a->st->last_dir, sizeof(a->st->last_dir), "%s", d->path);
+		pthread_mutex_unlock(&a->st->lock);
+		if (parent) {
+			struct entry *e = &parent->entries[slot];
+			e->node.subtree = id;
+			if (d->incomplete)
+				e->node.flags |= CAIRN_NODE_INCOMPLETE;
+		} else {
+			complete_root(a, &id);
+		}
+		dir_free(d);
+		d = parent;
+	}
+}
+
+/* ---- storing content ---------------------------------------------------- */
+
+static int store_chunk(struct arch *a, const uint8_t *data, size_t len, struct cairn_id *id)
+{
+	if (a->o->dry_run) {
+		cairn_repo_blob_id(a->repo, data, len, id);
+		return 0;
+	}
+	int r = cairn_repo_put(a->repo, CAIRN_BLOB_DATA, data, len, NULL, id);
+	return r < 0 ? r : 0;
+}
+
+static struct cairn_extent *add_extent(struct file_ctx *f, uint64_t len)
+{
+	if (!f->tail || f->nextents % EXTENT_BLOCK == 0) {
+		struct extent_block *b = calloc(1, sizeof(*b));
+		if (!b)
+			return NULL;
+		if (f->tail)
+			f->tail->next = b;
+		else
+			f->head = b;
+		f->tail = b;
+	}
+	struct cairn_extent *e = &f->tail->e[f->nextents++ % EXTENT_BLOCK];
+	e->len = len;
+	f->size += len;
+	return e;
+}
+
+/* The last reference to a file: hand its extents to its tree entry. */
+static void file_finish(struct arch *a, struct file_ctx *f)
+{
+	struct entry *e = &f->dir->entries[f->slot];
+	struct cairn_extent *v = calloc(f->nextents ? f->nextents : 1, sizeof(*v));
+	size_t k = 0;
+
+	for (struct extent_block *b = f->head, *next; b; b = next) {
+		next = b->next;
+		for (size_t i = 0; i < EXTENT_BLOCK && k < f->nextents; i++)
+			if (v)
+				v[k++] = b->e[i];
+		free(b);
+	}
+	if (!v) {
+		set_fatal(a, cairn_err_set(-ENOMEM, "out of memory"));
+		e->skip = true;
+	} else {
+		e->extents = v;
+		e->node.extents = v;
+		e->node.nextents = f->nextents;
+		e->node.size = f->size;
+		e->node.flags |= f->flags;
+	}
+	struct dir *d = f->dir;
+	free(f);
+	dir_release(a, d);
+}
+
+static void file_unref(struct arch *a, struct file_ctx *f)
+{
+	if (atomic_fetch_sub(&f->refs, 1) == 1)
+		file_finish(a, f);
+}
+
+static void run_chunk_job(struct arch *a, struct chunk_job *j)
+{
+	if (!stopping(a)) {
+		int r = store_chunk(a, j->data, j->len, &j->slot->id);
+		if (r < 0)
+			set_fatal(a, r);
+	}
+	free(j->data);
+	file_unref(a, j->file);
+	free(j);
+}
+
+/* Queue a copy of the chunk for another worker, or store it here when the queue
+ * is full (so a reader never blocks on its own consumers) or the chunk is small. */
+static bool try_queue_chunk(struct arch *a, struct file_ctx *f, struct cairn_extent *slot,
+			    const uint8_t *data, size_t len)
+{
+	struct chunk_job *j = malloc(sizeof(*j));
+	uint8_t *copy = j ? malloc(len) : NULL;
+	bool queued = false;
+
+	if (copy) {
+		memcpy(copy, data, len);
+		*j = (struct chunk_job){ f, slot, copy, len };
+		atomic_fetch_add(&f->refs, 1);
+		pthread_mutex_lock(&a->lock);
+		if (a->chunks.count < a->chunks.cap) {
+			queue_push(&a->chunks, j);
+			pthread_cond_signal(&a->work);
+			queued = true;
+		}
+		pthread_mutex_unlock(&a->lock);
+		if (!queued)
+			atomic_fetch_sub(&f->refs, 1); /* cannot be the last: the reader holds one */
+	}
+	if (!queued) {
+		free(copy);
+		free(j);
+	}
+	return queued;
+}
+
+static int emit_chunk(struct arch *a, struct file_ctx *f, const uint8_t *data, size_t len)
+{
+	struct cairn_extent *slot = add_extent(f, len);
+	if (!slot)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	atomic_fetch_add(&a->st->bytes_done, len);
+	if (len >= SMALL_CHUNK) {
+		pthread_mutex_lock(&a->lock);
+		bool room = a->chunks.count < a->chunks.cap;
+		pthread_mutex_unlock(&a->lock);
+		if (room && try_queue_chunk(a, f, slot, data, len))
+			return 0;
+	}
+	return store_chunk(a, data, len, &slot->id);
+}
+
+/* ---- reading files ------------------------------------------------------ */
+
+struct reader {
+	uint8_t *buf; /* 2 x max chunk: a cut always sees max bytes or the end */
+	size_t cap;
+};
+
+/* Chunk [off, end) of fd (end UINT64_MAX: to EOF). -errno on a read error. */
+static int chunk_range(struct arch *a, struct reader *rd, struct file_ctx *f, int fd,
+		       uint64_t off, uint64_t end)
+{
+	const cairn_chunker *ch = cairn_repo_chunker(a->repo);
+	size_t have = 0;
+	bool eof = false;
+
+	while (!eof || have > 0) {
+		while (!eof && have < rd->cap) {
+			size_t want = rd->cap - have;
+			if (end != UINT64_MAX && want > end - off)
+				want = (size_t)(end - off);
+			ssize_t n = want ? pread(fd, rd->buf + have, want, (off_t)off) : 0;
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return -errno;
+			if (n == 0)
+				eof = true;
+			have += (size_t)n;
+			off += (uint64_t)n;
+			atomic_fetch_add(&a->st->bytes_read, (uint64_t)n);
+		}
+		size_t start = 0;
+		while (have - start >= a->max_chunk || (eof && start < have)) {
+			size_t cut = cairn_chunker_cut(ch, rd->buf + start, have - start);
+			int r = emit_chunk(a, f, rd->buf + start, cut);
+			if (r < 0)
+				return r;
+			start += cut;
+			if (stopping(a))
+				return -ECANCELED;
+		}
+		memmove(rd->buf, rd->buf + start, have - start);
+		have -= start;
+	}
+	return 0;
+}
+
+/* Sparse files: holes become zero-ID extents, data regions are chunked. */
+static int read_sparse(struct arch *a, struct reader *rd, struct file_ctx *f, int fd,
+		       uint64_t size)
+{
+	uint64_t pos = 0;
+	while (pos < size) {
+		off_t data = lseek(fd, (off_t)pos, SEEK_DATA);
+		if (data < 0 && errno != ENXIO)
+			return -errno;
+		uint64_t d = data < 0 ? size : (uint64_t)data;
+		if (d > size)
+			d = size;
+		if (d > pos) {
+			if (!add_extent(f, d - pos))
+				return cairn_err_set(-ENOMEM, "out of memory");
+			atomic_fetch_add(&a->st->bytes_done, d - pos);
+		}
+		if (d >= size)
+			break;
+		off_t hole = lseek(fd, (off_t)d, SEEK_HOLE);
+		uint64_t h = hole < 0 ? size : (uint64_t)hole;
+		int r = chunk_range(a, rd, f, fd, d, h > size ? size : h);
+		if (r < 0)
+			return r;
+		pos = h;
+	}
+	/* Data appended after the stat is read too. */
+	return chunk_range(a, rd, f, fd, size, UINT64_MAX);
+}
+
+static int open_nofollow(int dirfd, const char *name, int flags)
+{
+	int fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+	if (fd < 0 && errno == EPERM) /* O_NOATIME needs ownership */
+		fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC);
+	return fd;
+}
+
+static bool same_version(const struct stat *x, const struct stat *y)
+{
+	return x->st_size == y->st_size && x->st_mtim.tv_sec == y->st_mtim.tv_sec &&
+	       x->st_mtim.tv_nsec == y->st_mtim.tv_nsec && x->st_ctim.tv_sec == y->st_ctim.tv_sec &&
+	       x->st_ctim.tv_nsec == y->st_ctim.tv_nsec;
+}
+
+static void set_current(struct arch *a, const char *dir, const char *name)
+{
+	pthread_mutex_lock(&a->st->lock);
+	snprintf(a->st->current, sizeof(a->st->current), "%s%s%s", dir,
+		 strcmp(dir, "/") ? "/" : "", name);
+	pthread_mutex_unlock(&a->st->lock);
+}
+
+/* Read one file into f. Entry-level problems are warnings; returns < 0 only for
+ * failures that stop the backup. */
+static int read_file(struct arch *a, struct reader *rd, struct file_ctx *f)
+{
+	struct entry *e = &f->dir->entries[f->slot];
+	const char *name = (const char *)e->node.name;
+	struct stat before, after;
+	int r;
+
+	set_current(a, f->dir->path, name);
+	_cleanup_close_ int fd = open_nofollow(f->dir->fd, name, O_RDONLY);
+	if (fd < 0 || fstat(fd, &before) < 0 || !S_ISREG(before.st_mode)) {
+		int err = fd < 0 ? errno : ENOENT;
+		_cleanup_free_ char *p = join(f->dir->path, name);
+		if (err == ENOENT)
+			entry_warning(a, p ? p : name, "vanished during the backup");
+		else
+			entry_error(a, p ? p : name, "cannot read", err);
+		e->skip = true;
+		return 0;
+	}
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	uint64_t size = (uint64_t)before.st_size;
+	if ((uint64_t)before.st_blocks * 512 < size)
+		r = read_sparse(a, rd, f, fd, size);
+	else
+		r = chunk_range(a, rd, f, fd, 0, UINT64_MAX);
+	if (r == -ECANCELED || stopping(a))
+		return atomic_load(&a->fatal);
+	_cleanup_free_ char *p = join(f->dir->path, name);
+	if (r < 0) {
+		/* Keep what was read, marked incomplete, so the snapshot says so. */
+		entry_error(a, p ? p : name, "read error in", -r);
+		f->flags |= CAIRN_NODE_INCOMPLETE;
+		return 0;
+	}
+	if (fstat(fd, &after) == 0 && !same_version(&before, &after))
+		entry_warning(a, p ? p : name, "changed while it was read");
+	/* Record the stat the content was read under: a later change shows next time. */
+	fsmeta_from_stat(&e->node, &before);
+	return 0;
+}
+
+static void run_file_job(struct arch *a, struct reader *rd, struct file_ctx *f)
+{
+	if (!stopping(a)) {
+		int r = read_file(a, rd, f);
+		if (r < 0)
+			set_fatal(a, r);
+	}
+	atomic_fetch_add(&a->st->files_done, 1);
+	file_unref(a, f);
+}
+
+/* ---- workers ------------------------------------------------------------ */
+
+static void *worker(void *arg)
+{
+	struct arch *a = arg;
+	struct reader rd = { .cap = 2 * a->max_chunk };
+
+	for (;;) {
+		void *job;
+		bool is_chunk;
+		pthread_mutex_lock(&a->lock);
+		while (!a->chunks.count && !a->files.count && !a->shutdown)
+			pthread_cond_wait(&a->work, &a->lock);
+		if (!a->chunks.count && !a->files.count) {
+			pthread_mutex_unlock(&a->lock);
+			break;
+		}
+		/* Chunks first: they hold memory, and finishing them finishes files. */
+		is_chunk = a->chunks.count > 0;
+		job = queue_pop(is_chunk ? &a->chunks : &a->files);
+		if (!is_chunk)
+			pthread_cond_signal(&a->room);
+		pthread_mutex_unlock(&a->lock);
+		if (is_chunk) {
+			run_chunk_job(a, job);
+			continue;
+		}
+		if (!rd.buf && !(rd.buf = malloc(rd.cap)))
+			set_fatal(a, cairn_err_set(-ENOMEM, "out of memory"));
+		run_file_job(a, &rd, job);
+	}
+	free(rd.buf);
+	return NULL;
+}
+
+static void queue_file(struct arch *a, struct dir *d, size_t slot)
+{
+	struct file_ctx *f = calloc(1, sizeof(*f));
+	if (!f) {
+		set_fatal(a, cairn_err_set(-ENOMEM, "out of memory"));
+		return;
+	}
+	f->dir = d;
+	f->slot = slot;
+	atomic_init(&f->refs, 1);
+	atomic_fetch_add(&d->pending, 1);
+	pthread_mutex_lock(&a->lock);
+	while (a->files.count == a->files.cap)
+		pthread_cond_wait(&a->room, &a->lock);
+	queue_push(&a->files, f);
+	pthread_cond_signal(&a->work);
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* ---- the walker --------------------------------------------------------- */
+
+static int cmp_name(const void *x, const void *y)
+{
+	return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/* Read all names of d (or its selection) so entries[] never moves while workers
+ * fill it. Sorted: the tree builder sorts anyway, and sorted reads are kinder to
+ * the parent-tree lookups. */
+static int list_dir(struct dir *d)
+{
+	_cleanup_buf_ struct cairn_buf names = CAIRN_BUF_INIT;
+	size_t n = 0;
+
+	if (d->sel && !d->sel->whole) {
+		for (size_t i = 0; i < d->sel->nkids; i++)
+			if (cairn_buf_put(&names, d->sel->kids[i].name,
+					  strlen(d->sel->kids[i].name) + 1) < 0)
+				return -ENOMEM;
+		n = d->sel->nkids;
+	} else {
+		int fd = dup(d->fd);
+		DIR *dh = fd >= 0 ? fdopendir(fd) : NULL;
+		if (!dh) {
+			int e = errno;
+			if (fd >= 0)
+				close(fd);
+			return -e;
+		}
+		struct dirent *de;
+		while ((errno = 0, de = readdir(dh))) {
+			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+				continue;
+			if (cairn_buf_put(&names, de->d_name, strlen(de->d_name) + 1) < 0) {
+				closedir(dh);
+				return -ENOMEM;
+			}
+			n++;
+		}
+		int e = errno;
+		closedir(dh);
+		if (e)
+			return -e;
+	}
+	d->entries = calloc(n ? n : 1, sizeof(*d->entries));
+	char **v = calloc(n ? n : 1, sizeof(*v));
+	if (!d->entries || !v) {
+		free(v);
+		return -ENOMEM;
+	}
+	char *p = (char *)names.data;
+	for (size_t i = 0; i < n; p += strlen(p) + 1)
+		v[i++] = p;
+	qsort(v, n, sizeof(*v), cmp_name);
+	for (size_t i = 0; i < n; i++) {
+		d->entries[i].node.name = (const uint8_t *)v[i];
+		d->entries[i].node.name_len = strlen(v[i]);
+	}
+	free(v);
+	d->n = n;
+	d->names = (char *)names.data; /* entries point into it */
+	cairn_buf_init(&names);
+	return 0;
+}
+
+static const struct cairn_node *old_node(const struct dir *d, const struct entry *e)
+{
+	size_t i;
+	if (!d->old || cairn_tree_find(d->old, e->node.name, e->node.name_len, &i) < 0)
+		return NULL;
+	return cairn_tree_node(d->old, i);
+}
+
+/* Same inode, same change time: stat fields aside from atime cannot have changed,
+ * and neither can xattrs or a symlink target (changing them moves ctime). */
+static bool meta_unchanged(const struct cairn_node *old, const struct cairn_node *now)
+{
+	return old && old->type == now->type && old->ino == now->ino &&
+	       old->ctime_ns == now->ctime_ns && old->mtime_ns == now->mtime_ns &&
+	       !(old->flags & CAIRN_NODE_INCOMPLETE);
+}
+
+static bool content_unchanged(const struct cairn_node *old, const struct cairn_node *now)
+{
+	return meta_unchanged(old, now) && old->type == CAIRN_NODE_FILE && old->size == now->size;
+}
+
+static bool is_cache_dir(int dirfd)
+{
+	static const char sig[] = "Signature: 8a477f597d28d172789f06886806bc55";
+	char buf[sizeof(sig) - 1];
+	_cleanup_close_ int fd = openat(dirfd, "CACHEDIR.TAG", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	return fd >= 0 && read(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf) &&
+	       memcmp(buf, sig, sizeof(buf)) == 0;
+}
+
+static void walk_dir(struct arch *a, struct dir *d);
+
+static const struct sel *sel_find(const struct sel *s, const char *name)
+{
+	for (size_t i = 0; s && !s->whole && i < s->nkids; i++)
+		if (strcmp(s->kids[i].name, name) == 0)
+			return &s->kids[i];
+	return NULL;
+}
+
+/* Metadata of an entry that changed: stat fields, xattrs, symlink target. */
+static void read_meta(struct arch *a, struct dir *d, struct entry *e, const char *path)
+{
+	int r = fsmeta_read_extra(&e->node, &e->meta, d->fd, (const char *)e->node.name);
+	if (r == -ENOENT) {
+		entry_warning(a, path, "vanished during the backup");
+		e->skip = true;
+	} else if (r < 0) {
+		entry_error(a, path, "cannot read metadata of", -r);
+		e->node.flags |= CAIRN_NODE_INCOMPLETE;
+	}
+}
+
+static void borrow_meta(struct entry *e, const struct cairn_node *old)
+{
+	e->node.xattrs = old->xattrs;
+	e->node.nxattrs = old->nxattrs;
+	e->node.target = old->target;
+	e->node.target_len = old->target_len;
+}
+
+static void descend(struct arch *a, struct dir *d, size_t slot, const struct stat *st,
+		    const struct cairn_node *old, char *path)
+{
+	struct entry *e = &d->entries[slot];
+	const char *name = (const char *)e->node.name;
+	struct dir *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		free(path);
+		set_fatal(a, cairn_err_set(-ENOMEM, "out of memory"));
+		return;
+	}
+	c->parent = d;
+	c->slot = slot;
+	c->path = path;
+	c->sel = sel_find(d->sel, name);
+	/* Inside a given path the device is inherited; a given path starts its own. */
+	bool in_whole = !d->sel || d->sel->whole;
+	c->dev = in_whole ? d->dev : st->st_dev;
+	atomic_init(&c->pending, 1);
+	atomic_fetch_add(&d->pending, 1);
+	if (old && old->type == CAIRN_NODE_DIR) {
+		_cleanup_buf_ struct cairn_buf plain = CAIRN_BUF_INIT;
+		if (cairn_repo_get_typed(a->repo, CAIRN_BLOB_TREE, &old->subtree, &plain) >= 0)
+			cairn_tree_parse(&c->old, plain.data, plain.len);
+		else
+			log_warn("parent snapshot tree for '%s' unreadable: %s", path,
+				 cairn_err_msg());
+	}
+	bool other_fs = a->o->one_file_system && in_whole && st->st_dev != d->dev;
+	c->fd = other_fs ? -1 : open_nofollow(d->fd, name, O_RDONLY | O_DIRECTORY);
+	if (c->fd < 0 && !other_fs) {
+		entry_error(a, path, "cannot open directory", errno);
+		c->incomplete = true;
+	}
+	if (c->fd >= 0 && a->o->exclude_caches && is_cache_dir(c->fd)) {
+		e->skip = true;
+		close(c->fd);
+		c->fd = -1;
+	}
+	if (c->fd >= 0)
+		walk_dir(a, c);
+	dir_release(a, c);
+}
+
+static void visit(struct arch *a, struct dir *d, size_t slot, char *path)
+{
+	struct entry *e = &d->entries[slot];
+	const char *name = (const char *)e->node.name;
+	struct stat st;
+
+	if (fstatat(d->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT)
+			entry_warning(a, path, "vanished during the backup");
+		else
+			entry_error(a, path, "cannot stat", errno);
+		e->skip = true;
+		free(path);
+		return;
+	}
+	if (fsmeta_from_stat(&e->node, &st) < 0) {
+		entry_warning(a, path, "has a file type cairn cannot store");
+		e->skip = true;
+		free(path);
+		return;
+	}
+	const struct cairn_node *old = old_node(d, e);
+	if (meta_unchanged(old, &e->node))
+		borrow_meta(e, old);
+	else
+		read_meta(a, d, e, path);
+	if (e->skip || e->node.type != CAIRN_NODE_FILE) {
+		if (!e->skip && e->node.type == CAIRN_NODE_DIR)
+			return descend(a, d, slot, &st, old, path);
+		free(path);
+		return;
+	}
+	free(path);
+	if (content_unchanged(old, &e->node)) {
+		e->node.extents = old->extents;
+		e->node.nextents = old->nextents;
+		atomic_fetch_add(&a->st->files_unmodified, 1);
+		atomic_fetch_add(&a->st->files_done, 1);
+		atomic_fetch_add(&a->st->bytes_done, e->node.size);
+		return;
+	}
+	atomic_fetch_add(old ? &a->st->files_changed : &a->st->files_new, 1);
+	queue_file(a, d, slot);
+}
+
+static void walk_dir(struct arch *a, struct dir *d)
+{
+	int r = list_dir(d);
+	if (r < 0) {
+		if (r == -ENOMEM)
+			set_fatal(a, cairn_err_set(r, "out of memory"));
+		else
+			entry_error(a, d->path, "cannot list directory", -r);
+		d->incomplete = true;
+		return;
+	}
+	for (size_t i = 0; i < d->n && !stopping(a); i++) {
+		char *path = join(d->path, (const char *)d->entries[i].node.name);
+		if (!path) {
+			set_fatal(a, cairn_err_set(-ENOMEM, "out of memory"));
+			return;
+		}
+		bool selected = d->sel && !d->sel->whole;
+		if (!selected && a->o->exclude &&
+		    a->o->exclude(path, strlen(path), a->o->exclude_payload)) {
+			d->entries[i].skip = true;
+			free(path);
+			continue;
+		}
+		visit(a, d, i, path);
+	}
+}
+
+/* ---- the progress scan -------------------------------------------------- */
+
+/* Counts files and bytes ahead of the walker, for the progress estimate only. */
+static void scan_dir(struct arch *a, int fd, const char *path, const struct sel *sel, dev_t dev)
+{
+	DIR *dh = fdopendir(fd);
+	struct dirent *de;
+	if (!dh) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(dh)) && !stopping(a)) {
+		struct stat st;
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		const struct sel *ks = sel_find(sel, de->d_name);
+		if (sel && !sel->whole && !ks)
+			continue;
+		_cleanup_free_ char *p = join(path, de->d_name);
+		if (!p || fstatat(dirfd(dh), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		bool in_whole = !sel || sel->whole;
+		if (in_whole && a->o->exclude && a->o->exclude(p, strlen(p), a->o->exclude_payload))
+			continue;
+		if (S_ISREG(st.st_mode)) {
+			atomic_fetch_add(&a->st->files_total, 1);
+			atomic_fetch_add(&a->st->bytes_total, (uint64_t)st.st_size);
+		} else if (S_ISDIR(st.st_mode) &&
+			   !(a->o->one_file_system && in_whole && st.st_dev != dev)) {
+			int c = open_nofollow(dirfd(dh), de->d_name, O_RDONLY | O_DIRECTORY);
+			if (c >= 0)
+				scan_dir(a, c, p, ks, in_whole ? dev : st.st_dev);
+		}
+	}
+	closedir(dh);
+}
+
+struct scan_arg {
+	struct arch *a;
+	const struct sel *root;
+	dev_t dev;
+};
+
+static void *scan_thread(void *arg)
+{
+	struct scan_arg *s = arg;
+	int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		scan_dir(s->a, fd, "/", s->root, s->dev);
+	atomic_store(&s->a->st->scan_done, true);
+	return NULL;
+}
+
+/* ---- running it --------------------------------------------------------- */
+
+void archiver_stats_init(struct archiver_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_init(&st->lock, NULL);
+}
+
+void archiver_stats_release(struct archiver_stats *st)
+{
+	pthread_mutex_destroy(&st->lock);
+}
+
+static int make_root(struct arch *a, const struct sel *sel, struct dir **out)
+{
+	struct dir *d = calloc(1, sizeof(*d));
+	struct stat st;
+	if (!d || !(d->path = strdup("/"))) {
+		free(d);
+		return cairn_err_set(-ENOMEM, "out of memory");
+	}
+	atomic_init(&d->pending, 1);
+	d->sel = sel;
+	d->fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d->fd < 0 || fstat(d->fd, &st) < 0) {
+		dir_free(d);
+		return cairn_err_set(-errno, "cannot open '/': %s", strerror(errno));
+	}
+	d->dev = st.st_dev;
+	if (a->o->parent) {
+		_cleanup_buf_ struct cairn_buf plain = CAIRN_BUF_INIT;
+		int r = cairn_repo_get_typed(a->repo, CAIRN_BLOB_TREE, &a->o->parent->root, &plain);
+		if (r >= 0)
+			r = cairn_tree_parse(&d->old, plain.data, plain.len);
+		if (r < 0)
+			log_warn("parent snapshot unreadable, reading everything: %s",
+				 cairn_err_msg());
+	}
+	*out = d;
+	return 0;
+}
+
+static int arch_init(struct arch *a, cairn_repo *repo, const struct archiver_opts *o,
+		     struct archiver_stats *st, int threads)
+{
+	*a = (struct arch){ .repo = repo, .o = o, .st = st };
+	a->max_chunk = cairn_chunker_params(cairn_repo_chunker(repo))->max;
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_cond_init(&a->work, NULL);
+	pthread_cond_init(&a->room, NULL);
+	pthread_cond_init(&a->done, NULL);
+	atomic_init(&a->fatal, 0);
+	if (queue_init(&a->files, FILE_QUEUE) < 0 ||
+	    queue_init(&a->chunks, 2 * (size_t)threads + 2) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static void arch_release(struct arch *a)
+{
+	free(a->files.items);
+	free(a->chunks.items);
+	pthread_mutex_destroy(&a->lock);
+	pthread_cond_destroy(&a->work);
+	pthread_cond_destroy(&a->room);
+	pthread_cond_destroy(&a->done);
+}
+
+static void wait_root(struct arch *a)
+{
+	pthread_mutex_lock(&a->lock);
+	while (!a->root_done)
+		pthread_cond_wait(&a->done, &a->lock);
+	a->shutdown = true;
+	pthread_cond_broadcast(&a->work);
+	pthread_mutex_unlock(&a->lock);
+}
+
+int archiver_run(cairn_repo *repo, const struct archiver_opts *o, struct archiver_stats *st,
+		 struct cairn_id *root)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int threads = o->threads > 0 ? o->threads : (ncpu > 0 ? (int)ncpu : 2);
+	pthread_t *tid = calloc((size_t)threads, sizeof(*tid));
+	pthread_t scanner;
+	struct arch a;
+	struct sel sel = { 0 };
+	struct dir *top = NULL;
+	int started = 0, r;
+
+	if (!tid)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	r = arch_init(&a, repo, o, st, threads);
+	if (r >= 0)
+		r = sel_build(&sel, o->paths, o->npaths);
+	if (r >= 0)
+		r = make_root(&a, &sel, &top);
+	struct scan_arg sa = { &a, &sel, top ? top->dev : 0 };
+	bool scanning = r >= 0 && o->scan && pthread_create(&scanner, NULL, scan_thread, &sa) == 0;
+	for (; r >= 0 && started < threads; started++)
+		if (pthread_create(&tid[started], NULL, worker, &a) != 0)
+			r = cairn_err_set(-EAGAIN, "cannot start worker threads");
+	if (r >= 0) {
+		walk_dir(&a, top);
+		dir_release(&a, top);
+		wait_root(&a);
+	} else if (top) {
+		set_fatal(&a, r);
+		dir_release(&a, top);
+		wait_root(&a);
+	}
+	for (int i = 0; i < started; i++)
+		pthread_join(tid[i], NULL);
+	if (scanning)
+		pthread_join(scanner, NULL);
+	if (r >= 0 && atomic_load(&a.fatal))
+		r = cairn_err_set(atomic_load(&a.fatal), "%s", a.fatal_msg);
+	if (r >= 0)
+		*root = a.root;
+	sel_free(&sel);
+	arch_release(&a);
+	free(tid);
+	return r;
+}

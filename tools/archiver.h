@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The ingester: turns directory trees into tree and data blobs, in parallel. */
+#ifndef CAIRN_ARCHIVER_H
+#define CAIRN_ARCHIVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "cairn/store.h"
+
+/* Live counters, read by the progress display while the archiver runs. */
+struct archiver_stats {
+	atomic_uint_fast64_t files_new, files_changed, files_unmodified, dirs;
+	atomic_uint_fast64_t files_done, bytes_done, bytes_read;
+	atomic_uint_fast64_t errors, warnings;
+	/* Totals from the concurrent scan (progress estimate only). */
+	atomic_uint_fast64_t files_total, bytes_total;
+	atomic_bool scan_done;
+	pthread_mutex_t lock;
+	char current[512];  /* protected by lock: the file being read */
+	char last_dir[512]; /* protected by lock: the last completed directory */
+};
+void archiver_stats_init(struct archiver_stats *st);
+void archiver_stats_release(struct archiver_stats *st);
+
+struct archiver_opts {
+	const char *const *paths; /* absolute, normalised (see archiver_normalize_paths) */
+	size_t npaths;
+	/* Return true to leave path (absolute, raw bytes) out of the backup. */
+	bool (*exclude)(const char *path, size_t len, void *payload);
+	void *exclude_payload;
+	bool exclude_caches;   /* skip directories holding a valid CACHEDIR.TAG */
+	bool one_file_system;  /* do not descend into other filesystems */
+	bool dry_run;          /* read and hash, but store nothing */
+	bool scan;             /* run a concurrent scan for progress totals */
+	int threads;           /* worker threads; 0 = number of CPUs */
+	const struct cairn_snapshot *parent; /* incremental base, or NULL */
+	const atomic_bool *cancel;           /* set from a signal handler to stop */
+};
+
+/* Back up the paths. On success *root gets the ID of the root tree; every blob it
+ * needs is stored (packs still open: call cairn_repo_flush()). Unreadable entries
+ * are warnings counted in st->errors; the returned error is for failures that stop
+ * the backup (-ENOSPC, -EIO on the repository, -ECANCELED, -ENOMEM). */
+int archiver_run(cairn_repo *repo, const struct archiver_opts *o, struct archiver_stats *st,
+		 struct cairn_id *root);
+
+/* Make each path absolute (realpath), drop duplicates and paths inside others,
+ * and sort. Caller frees each string and the array. -ENOENT for a missing path. */
+int archiver_normalize_paths(char **in, size_t n, char ***out, size_t *nout);
+
+#endif

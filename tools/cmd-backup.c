@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* cairn backup: run the archiver, show progress, and commit a snapshot. */
+#include <errno.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "archiver.h"
+#include "cli.h"
+#include "pattern.h"
+#include "progress.h"
+#include "cleanup.h"
+
+static const char usage[] =
+	"usage: cairn backup [options] PATH...\n"
+	"\n"
+	"Backs up the paths into a new snapshot. Unchanged files (same size, mtime,\n"
+	"ctime and inode as in the parent snapshot) are not read again.\n"
+	"\n"
+	"  --tag TAG              tag the snapshot (repeatable)\n"
+	"  --host NAME            hostname to record (default: this host)\n"
+	"  --exclude GLOB         leave out matching paths (repeatable; see below)\n"
+	"  --exclude-file FILE    read exclude patterns from FILE, one per line\n"
+	"  --exclude-caches       leave out directories holding a CACHEDIR.TAG\n"
+	"  -x, --one-file-system  do not cross filesystem boundaries\n"
+	"  --parent SNAP          incremental base (default: the latest snapshot of\n"
+	"                         this host with the same paths)\n"
+	"  --force                read every file, ignoring the parent snapshot\n"
+	"  -n, --dry-run          read and hash everything, store nothing\n"
+	"  --compression LEVEL    zstd level 0..19 for this backup\n"
+	"  --threads N            worker threads (default: number of CPUs)\n"
+	"  --json                 JSON lines on stdout: status messages and a summary\n"
+	"  --metrics-file PATH    write Prometheus textfile metrics on completion\n"
+	"\n"
+	"Patterns: * ? [..] and ** (any number of directories). A pattern without '/'\n"
+	"matches a file name anywhere; one starting with '/' is anchored at the root.\n"
+	"Exit status: 0 ok, 1 error (no snapshot written), 3 snapshot written but some\n"
+	"files could not be read.\n";
+
+enum {
+	OPT_TAG = OPT_FIRST_COMMAND_OPT,
+	OPT_HOST,
+	OPT_EXCLUDE,
+	OPT_EXCLUDE_FILE,
+	OPT_EXCLUDE_CACHES,
+	OPT_PARENT,
+	OPT_FORCE,
+	OPT_COMPRESSION,
+	OPT_THREADS,
+	OPT_METRICS,
+};
+
+struct backup_opts {
+	char **tags;
+	size_t ntags;
+	const char *host;
+	struct pattern_list *excludes;
+	bool exclude_caches, one_fs, dry_run, force, json;
+	const char *parent;
+	int compression;
+	int threads;
+	const char *metrics;
+};
+
+static atomic_bool cancelled;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	atomic_store(&cancelled, true);
+}
+
+static int add_tag(struct backup_opts *o, const char *tag)
+{
+	char **v = realloc(o->tags, (o->ntags + 1) * sizeof(*v));
+	if (!v)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	o->tags = v;
+	if (!*tag || strlen(tag) > 1024)
+		return cairn_err_set(-EINVAL, "a tag must be 1 to 1024 bytes");
+	o->tags[o->ntags++] = (char *)tag;
+	return 0;
+}
+
+static int handle(int c, const char *arg, void *payload)
+{
+	struct backup_opts *o = payload;
+	long v;
+	int r;
+
+	switch (c) {
+	case OPT_TAG:
+		return add_tag(o, arg);
+	case OPT_HOST:
+		o->host = arg;
+		return 0;
+	case OPT_EXCLUDE:
+		return pattern_list_add(o->excludes, arg);
+	case OPT_EXCLUDE_FILE:
+		return pattern_list_add_file(o->excludes, arg);
+	case OPT_EXCLUDE_CACHES:
+		o->exclude_caches = true;
+		return 0;
+	case 'x':
+		o->one_fs = true;
+		return 0;
+	case OPT_PARENT:
+		o->parent = arg;
+		return 0;
+	case OPT_FORCE:
+		o->force = true;
+		return 0;
+	case 'n':
+		o->dry_run = true;
+		return 0;
+	case OPT_COMPRESSION:
+		if ((r = cli_parse_int(arg, 0, 19, &v)) < 0)
+			return r;
+		o->compression = (int)v;
+		return 0;
+	case OPT_THREADS:
+		if ((r = cli_parse_int(arg, 1, 256, &v)) < 0)
+			return r;
+		o->threads = (int)v;
+		return 0;
+	case OPT_JSON:
+		o->json = true;
+		return 0;
+	case OPT_METRICS:
+		o->metrics = arg;
+		return 0;
+	default:
+		return cairn_err_set(-EINVAL, "unknown option");
+	}
+}
+
+static bool exclude_cb(const char *path, size_t len, void *payload)
+{
+	return pattern_list_match(payload, path, len);
+}
+
+static bool same_paths(const struct cairn_snapshot *s, char **paths, size_t n)
+{
+	if (s->npaths != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(s->paths[i], paths[i]) != 0)
+			return false;
+	return true;
+}
+
+/* The parent: --parent, else the newest snapshot of this host with the same paths.
+ * -1: none; -2: --parent names no snapshot (message set). */
+static int find_parent(struct cairn_snapshot **list, size_t n, const struct backup_opts *o,
+		       const char *host, char **paths, size_t npaths)
+{
+	if (o->force)
+		return -1;
+	if (o->parent) {
+		int i = cairn_snapshot_find(list, n, o->parent);
+		return i < 0 ? -2 : i;
+	}
+	for (size_t i = n; i-- > 0;)
+		if (strcmp(list[i]->hostname, host) == 0 && same_paths(list[i], paths, npaths))
+			return (int)i;
+	return -1;
+}
+
+/* Host and user names, malloc'd into s (freed by the caller). */
+static int fill_identity(struct cairn_snapshot *s, const char *host_opt)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096], host[256] = "localhost";
+
+	if (host_opt)
+		snprintf(host, sizeof(host), "%s", host_opt);
+	else
+		gethostname(host, sizeof(host) - 1);
+	s->hostname = strdup(host);
+	if (getpwuid_r(getuid(), &pw, buf, sizeof(buf), &res) == 0 && res)
+		s->username = strdup(res->pw_name);
+	else
+		s->username = strdup("");
+	return s->hostname && s->username ? 0 : cairn_err_set(-ENOMEM, "out of memory");
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void fill_summary(struct cairn_snapshot *s, struct archiver_stats *st,
+			 const struct cairn_repo_stats *before, const struct cairn_repo_stats *after)
+{
+	struct cairn_snapshot_summary *m = &s->summary;
+	m->files_new = atomic_load(&st->files_new);
+	m->files_changed = atomic_load(&st->files_changed);
+	m->files_unmodified = atomic_load(&st->files_unmodified);
+	m->dirs = atomic_load(&st->dirs);
+	m->bytes_read = atomic_load(&st->bytes_read);
+	m->bytes_added = after->bytes_written - before->bytes_written;
+	m->blobs_added = after->blobs_written - before->blobs_written;
+	uint64_t errors = atomic_load(&st->errors);
+	m->errors = errors > UINT32_MAX ? UINT32_MAX : (uint32_t)errors;
+	m->partial = errors > 0;
+}
+
+/* Archive, flush, and commit the snapshot (the last step: FORMAT.md §8). */
+static int run_backup(cairn_repo *repo, struct backup_opts *o, char **paths, size_t npaths,
+		      struct progress *pg, struct cairn_snapshot *snap)
+{
+	struct cairn_snapshot **list = NULL;
+	struct cairn_repo_stats before, after;
+	size_t n = 0;
+	int r = cairn_repo_snapshot_list(repo, &list, &n);
+
+	if (r < 0 || (r = fill_identity(snap, o->host)) < 0) {
+		cairn_snapshot_list_free(list, n);
+		return r;
+	}
+	int pi = find_parent(list, n, o, snap->hostname, paths, npaths);
+	if (pi == -2) {
+		cairn_snapshot_list_free(list, n);
+		return -ENOENT;
+	}
+	struct archiver_opts ao = {
+		.paths = (const char *const *)paths, .npaths = npaths,
+		.exclude = exclude_cb, .exclude_payload = o->excludes,
+		.exclude_caches = o->exclude_caches, .one_file_system = o->one_fs,
+		.dry_run = o->dry_run, .scan = progress_wants_scan(pg), .threads = o->threads,
+		.parent = pi >= 0 ? list[pi] : NULL, .cancel = &cancelled,
+	};
+	if (pi >= 0) {
+		snap->has_parent = true;
+		snap->parent = list[pi]->id;
+	}
+	snap->time_ns = now_ns();
+	cairn_repo_stats(repo, &before);
+	progress_start(pg);
+	r = archiver_run(repo, &ao, progress_stats(pg), &snap->root);
+	if (r >= 0 && !o->dry_run)
+		r = cairn_repo_flush(repo);
+	progress_stop(pg);
+	cairn_repo_stats(repo, &after);
+	fill_summary(snap, progress_stats(pg), &before, &after);
+	cairn_snapshot_list_free(list, n);
+	list = NULL;
+	if (r >= 0 && !o->dry_run)
+		r = cairn_repo_snapshot_save(repo, snap);
+	progress_set_snapshots(pg, n + (r >= 0 && !o->dry_run));
+	return r;
+}
+
+static int parse_args(int argc, char **argv, struct backup_opts *o, int *first)
+{
+	static const struct option longopts[] = {
+		CLI_COMMON_LONGOPTS,
+		{ "tag", required_argument, NULL, OPT_TAG },
+		{ "host", required_argument, NULL, OPT_HOST },
+		{ "exclude", required_argument, NULL, OPT_EXCLUDE },
+		{ "exclude-file", required_argument, NULL, OPT_EXCLUDE_FILE },
+		{ "exclude-caches", no_argument, NULL, OPT_EXCLUDE_CACHES },
+		{ "one-file-system", no_argument, NULL, 'x' },
+		{ "parent", required_argument, NULL, OPT_PARENT },
+		{ "force", no_argument, NULL, OPT_FORCE },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "compression", required_argument, NULL, OPT_COMPRESSION },
+		{ "threads", required_argument, NULL, OPT_THREADS },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "metrics-file", required_argument, NULL, OPT_METRICS },
+		{ 0 },
+	};
+	int i = cli_parse(argc, argv, "xn", longopts, usage, handle, o);
+	if (i < 0)
+		return CLI_PARSE_EXIT(i);
+	if (i >= argc)
+		return cli_usage_error("backup: give at least one path to back up");
+	*first = i;
+	return -1;
+}
+
+int cmd_backup(int argc, char **argv)
+{
+	struct backup_opts o = { .compression = -1 };
+	struct cairn_snapshot snap = { 0 };
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
+	_cleanup_repo_ cairn_repo *repo = NULL;
+	char **paths = NULL;
+	size_t npaths = 0;
+	int first = 0, rc;
+
+	if (pattern_list_new(&o.excludes) < 0)
+		return cli_fail(-ENOMEM);
+	rc = parse_args(argc, argv, &o, &first);
+	if (rc >= 0)
+		goto out;
+	int r = archiver_normalize_paths(argv + first, (size_t)(argc - first), &paths, &npaths);
+	if (r >= 0)
+		r = cli_open_repo(&repo, &ro);
+	if (r >= 0 && o.compression >= 0)
+		r = cairn_repo_set_compression(repo, o.compression);
+	if (r < 0) {
+		rc = cli_fail(r);
+		goto out;
+	}
+	snap.paths = paths;
+	snap.npaths = npaths;
+	snap.tags = o.tags;
+	snap.ntags = o.ntags;
+	snap.program_version = (char *)"cairn " CAIRN_VERSION;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	struct progress *pg = progress_new(o.json, o.dry_run);
+	r = pg ? run_backup(repo, &o, paths, npaths, pg, &snap) : -ENOMEM;
+	rc = progress_finish(pg, r, &snap, o.metrics, cairn_repo_path(repo));
+	progress_free(pg);
+	free(snap.hostname);
+	free(snap.username);
+out:
+	for (size_t i = 0; i < npaths; i++)
+		free(paths[i]);
+	free(paths);
+	free(o.tags);
+	pattern_list_free(o.excludes);
+	return rc;
+}

@@ -1,0 +1,338 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Status line, JSON messages, summary and metrics of a backup. */
+#include "progress.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cleanup.h"
+
+struct progress {
+	struct archiver_stats st;
+	bool json, tty, dry_run;
+	struct timespec start;
+	pthread_t thread;
+	bool running;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	bool stop; /* protected by lock */
+	uint64_t snapshots;
+};
+
+void progress_set_snapshots(struct progress *pg, uint64_t n)
+{
+	pg->snapshots = n;
+}
+
+struct progress *progress_new(bool json, bool dry_run)
+{
+	struct progress *pg = calloc(1, sizeof(*pg));
+	if (!pg)
+		return NULL;
+	archiver_stats_init(&pg->st);
+	pg->json = json;
+	pg->dry_run = dry_run;
+	pg->tty = !json && isatty(STDERR_FILENO) && cairn_log_get_level() >= CAIRN_LOG_NOTICE;
+	pthread_mutex_init(&pg->lock, NULL);
+	pthread_cond_init(&pg->wake, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &pg->start);
+	return pg;
+}
+
+void progress_free(struct progress *pg)
+{
+	if (!pg)
+		return;
+	archiver_stats_release(&pg->st);
+	pthread_mutex_destroy(&pg->lock);
+	pthread_cond_destroy(&pg->wake);
+	free(pg);
+}
+
+bool progress_wants_scan(const struct progress *pg)
+{
+	return pg->json || pg->tty;
+}
+
+struct archiver_stats *progress_stats(struct progress *pg)
+{
+	return &pg->st;
+}
+
+static double elapsed(const struct progress *pg)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - pg->start.tv_sec) +
+	       (double)(now.tv_nsec - pg->start.tv_nsec) / 1e9;
+}
+
+struct snap_counts {
+	uint64_t files, files_total, bytes, bytes_total, errors;
+	bool scan_done;
+	double secs, rate, eta, pct;
+};
+
+static void counts(struct progress *pg, struct snap_counts *c)
+{
+	struct archiver_stats *st = &pg->st;
+	c->files = atomic_load(&st->files_done);
+	c->bytes = atomic_load(&st->bytes_done);
+	c->files_total = atomic_load(&st->files_total);
+	c->bytes_total = atomic_load(&st->bytes_total);
+	c->scan_done = atomic_load(&st->scan_done);
+	c->errors = atomic_load(&st->errors);
+	c->secs = elapsed(pg);
+	c->rate = c->secs > 0 ? (double)c->bytes / c->secs : 0;
+	c->pct = c->bytes_total ? 100.0 * (double)c->bytes / (double)c->bytes_total : 0;
+	if (c->pct > 100)
+		c->pct = 100;
+	c->eta = c->scan_done && c->rate > 0 && c->bytes_total > c->bytes
+			 ? (double)(c->bytes_total - c->bytes) / c->rate
+			 : -1;
+}
+
+static void fmt_dur(char *b, size_t n, double s)
+{
+	long t = s < 0 ? 0 : (long)s;
+	if (t >= 3600)
+		snprintf(b, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+	else
+		snprintf(b, n, "%ld:%02ld", t / 60, t % 60);
+}
+
+static void print_tty(struct progress *pg)
+{
+	struct snap_counts c;
+	char cur[512], bd[32], bt[32], rt[32], el[16], eta[16] = "?", line[1024];
+	struct winsize ws = { 0 };
+	counts(pg, &c);
+	pthread_mutex_lock(&pg->st.lock);
+	snprintf(cur, sizeof(cur), "%s", pg->st.current);
+	pthread_mutex_unlock(&pg->st.lock);
+	fmt_dur(el, sizeof(el), c.secs);
+	if (c.eta >= 0)
+		fmt_dur(eta, sizeof(eta), c.eta);
+	cli_fmt_bytes(bd, sizeof(bd), c.bytes);
+	cli_fmt_bytes(bt, sizeof(bt), c.bytes_total);
+	cli_fmt_bytes(rt, sizeof(rt), (uint64_t)c.rate);
+	int n = snprintf(line, sizeof(line), "[%s] %5.1f%%  %llu/%llu%s files  %s/%s%s  %s/s  ETA %s",
+			 el, c.pct, (unsigned long long)c.files, (unsigned long long)c.files_total,
+			 c.scan_done ? "" : "+", bd, bt, c.scan_done ? "" : "+", rt, eta);
+	if (c.errors && n > 0 && (size_t)n < sizeof(line))
+		n += snprintf(line + n, sizeof(line) - (size_t)n, "  %llu errors",
+			      (unsigned long long)c.errors);
+	ioctl(STDERR_FILENO, TIOCGWINSZ, &ws);
+	size_t width = ws.ws_col ? ws.ws_col : 80;
+	if (n > 0 && (size_t)n + 3 < width && cur[0]) {
+		/* Show the tail of the current path: the file name matters most. */
+		size_t room = width - (size_t)n - 3, len = strlen(cur);
+		snprintf(line + n, sizeof(line) - (size_t)n, "  %s", len > room ? cur + len - room : cur);
+	}
+	line[width - 1 < sizeof(line) ? width - 1 : sizeof(line) - 1] = '\0';
+	fprintf(stderr, "\r\033[K%s", line);
+	fflush(stderr);
+}
+
+static void print_json_status(struct progress *pg)
+{
+	struct snap_counts c;
+	char cur[512], last[512];
+	counts(pg, &c);
+	pthread_mutex_lock(&pg->st.lock);
+	snprintf(cur, sizeof(cur), "%s", pg->st.current);
+	snprintf(last, sizeof(last), "%s", pg->st.last_dir);
+	pthread_mutex_unlock(&pg->st.lock);
+	printf("{\"message_type\":\"status\",\"seconds_elapsed\":%.3f,\"percent_done\":%.2f,"
+	       "\"files_done\":%llu,\"files_total\":%llu,\"bytes_done\":%llu,\"bytes_total\":%llu,"
+	       "\"total_complete\":%s,\"bytes_per_second\":%.0f,\"seconds_remaining\":%.0f,"
+	       "\"errors\":%llu,\"current_file\":",
+	       c.secs, c.pct, (unsigned long long)c.files, (unsigned long long)c.files_total,
+	       (unsigned long long)c.bytes, (unsigned long long)c.bytes_total,
+	       c.scan_done ? "true" : "false", c.rate, c.eta, (unsigned long long)c.errors);
+	cli_json_str(stdout, cur, strlen(cur));
+	fputs(",\"last_dir\":", stdout);
+	cli_json_str(stdout, last, strlen(last));
+	fputs("}\n", stdout);
+	fflush(stdout);
+}
+
+static void *refresh(void *arg)
+{
+	struct progress *pg = arg;
+	/* A few times a second on a terminal; once a second for scripts. */
+	long step_ms = pg->tty ? 250 : 1000;
+	pthread_mutex_lock(&pg->lock);
+	while (!pg->stop) {
+		struct timespec t;
+		clock_gettime(CLOCK_REALTIME, &t);
+		t.tv_nsec += step_ms * 1000000;
+		t.tv_sec += t.tv_nsec / 1000000000;
+		t.tv_nsec %= 1000000000;
+		pthread_cond_timedwait(&pg->wake, &pg->lock, &t);
+		if (pg->stop)
+			break;
+		pthread_mutex_unlock(&pg->lock);
+		if (pg->tty)
+			print_tty(pg);
+		else
+			print_json_status(pg);
+		pthread_mutex_lock(&pg->lock);
+	}
+	pthread_mutex_unlock(&pg->lock);
+	return NULL;
+}
+
+void progress_start(struct progress *pg)
+{
+	clock_gettime(CLOCK_MONOTONIC, &pg->start);
+	if ((pg->tty || pg->json) && pthread_create(&pg->thread, NULL, refresh, pg) == 0)
+		pg->running = true;
+}
+
+void progress_stop(struct progress *pg)
+{
+	if (!pg->running)
+		return;
+	pthread_mutex_lock(&pg->lock);
+	pg->stop = true;
+	pthread_cond_signal(&pg->wake);
+	pthread_mutex_unlock(&pg->lock);
+	pthread_join(pg->thread, NULL);
+	pg->running = false;
+	if (pg->tty)
+		fputs("\r\033[K", stderr);
+}
+
+/* ---- the outcome -------------------------------------------------------- */
+
+static void print_summary_text(struct progress *pg, const struct cairn_snapshot *s)
+{
+	const struct cairn_snapshot_summary *m = &s->summary;
+	char added[32], read[32], el[16], hex[CAIRN_ID_HEX_SIZE];
+
+	cli_fmt_bytes(added, sizeof(added), m->bytes_added);
+	cli_fmt_bytes(read, sizeof(read), m->bytes_read);
+	fmt_dur(el, sizeof(el), elapsed(pg));
+	printf("files: %llu new, %llu changed, %llu unmodified; %llu directories\n",
+	       (unsigned long long)m->files_new, (unsigned long long)m->files_changed,
+	       (unsigned long long)m->files_unmodified, (unsigned long long)m->dirs);
+	printf("read %s, added %s in %llu blobs, took %s\n", read, added,
+	       (unsigned long long)m->blobs_added, el);
+	if (pg->dry_run) {
+		printf("dry run: no snapshot written\n");
+		return;
+	}
+	cairn_id_hex(hex, &s->id);
+	if (m->partial)
+		printf("snapshot %.8s saved, partial: %u entries could not be read\n", hex,
+		       m->errors);
+	else
+		printf("snapshot %.8s saved\n", hex);
+}
+
+static void print_summary_json(struct progress *pg, const struct cairn_snapshot *s)
+{
+	const struct cairn_snapshot_summary *m = &s->summary;
+	char hex[CAIRN_ID_HEX_SIZE];
+	cairn_id_hex(hex, &s->id);
+	printf("{\"message_type\":\"summary\",\"snapshot_id\":");
+	if (pg->dry_run)
+		fputs("null", stdout);
+	else
+		printf("\"%s\"", hex);
+	printf(",\"dry_run\":%s,\"files_new\":%llu,\"files_changed\":%llu,"
+	       "\"files_unmodified\":%llu,\"dirs\":%llu,\"bytes_read\":%llu,\"bytes_added\":%llu,"
+	       "\"blobs_added\":%llu,\"errors\":%u,\"warnings\":%llu,\"partial\":%s,"
+	       "\"seconds_elapsed\":%.3f}\n",
+	       pg->dry_run ? "true" : "false", (unsigned long long)m->files_new,
+	       (unsigned long long)m->files_changed, (unsigned long long)m->files_unmodified,
+	       (unsigned long long)m->dirs, (unsigned long long)m->bytes_read,
+	       (unsigned long long)m->bytes_added, (unsigned long long)m->blobs_added, m->errors,
+	       (unsigned long long)atomic_load(&pg->st.warnings), m->partial ? "true" : "false",
+	       elapsed(pg));
+}
+
+/* The previous file's last-success time, so a failed run does not erase it. */
+static double old_last_success(const char *path)
+{
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	static const char key[] = "\ncairn_backup_last_success_timestamp_seconds";
+	if (cairn_file_slurp(path, 1 << 20, &b) < 0 || cairn_buf_put_u8(&b, 0) < 0)
+		return 0;
+	const char *p = strstr((const char *)b.data, key);
+	p = p ? strchr(p + 1, ' ') : NULL;
+	return p ? strtod(p, NULL) : 0;
+}
+
+static int write_metrics(struct progress *pg, const char *path, int r,
+			 const struct cairn_snapshot *s, const char *repo)
+{
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	const struct cairn_snapshot_summary *m = &s->summary;
+	double now = (double)time(NULL);
+	double last_ok = r >= 0 ? now : old_last_success(path);
+	char lbl[1100];
+	size_t k = 0;
+
+	/* Label values escape backslash, quote and newline (text exposition format). */
+	for (const char *p = repo; *p && k + 3 < sizeof(lbl); p++) {
+		if (*p == '\\' || *p == '"' || *p == '\n')
+			lbl[k++] = '\\';
+		lbl[k++] = *p == '\n' ? 'n' : *p;
+	}
+	lbl[k] = '\0';
+#define M(name, help, fmt, ...)                                                              \
+	cairn_buf_printf(&b, "# HELP cairn_backup_" name " " help "\n# TYPE cairn_backup_" name \
+			     " gauge\ncairn_backup_" name "{repo=\"%s\"} " fmt "\n",            \
+			 lbl, __VA_ARGS__)
+	M("last_success_timestamp_seconds", "Time of the last successful backup.", "%.0f", last_ok);
+	M("last_run_timestamp_seconds", "Time the last backup ended.", "%.0f", now);
+	M("success", "1 if the last backup wrote a snapshot, else 0.", "%d", r >= 0 ? 1 : 0);
+	M("duration_seconds", "Duration of the last backup.", "%.3f", elapsed(pg));
+	M("files_new", "New files in the last backup.", "%llu", (unsigned long long)m->files_new);
+	M("files_changed", "Changed files in the last backup.", "%llu",
+	  (unsigned long long)m->files_changed);
+	M("files_unmodified", "Unmodified files in the last backup.", "%llu",
+	  (unsigned long long)m->files_unmodified);
+	M("bytes_processed", "Bytes read by the last backup.", "%llu",
+	  (unsigned long long)m->bytes_read);
+	M("bytes_added", "Bytes stored (compressed, encrypted) by the last backup.", "%llu",
+	  (unsigned long long)m->bytes_added);
+	M("errors", "Entries the last backup could not read.", "%u", m->errors);
+	M("snapshots", "Snapshots in the repository.", "%llu", (unsigned long long)pg->snapshots);
+#undef M
+	return cairn_file_write_atomic(path, NULL, b.data, b.len);
+}
+
+int progress_finish(struct progress *pg, int r, const struct cairn_snapshot *snap,
+		    const char *metrics_path, const char *repo_path)
+{
+	int rc = r < 0 ? EXIT_ERROR : snap->summary.partial ? EXIT_PARTIAL : 0;
+
+	if (r < 0) {
+		log_error("backup failed: %s", cairn_err_msg());
+		if (pg->json) {
+			fputs("{\"message_type\":\"error\",\"error\":", stdout);
+			cli_json_str(stdout, cairn_err_msg(), strlen(cairn_err_msg()));
+			fputs("}\n", stdout);
+		}
+	} else if (pg->json) {
+		print_summary_json(pg, snap);
+	} else if (cairn_log_get_level() >= CAIRN_LOG_NOTICE) {
+		print_summary_text(pg, snap);
+	}
+	fflush(stdout);
+	if (metrics_path && write_metrics(pg, metrics_path, r, snap, repo_path) < 0) {
+		log_error("cannot write metrics: %s", cairn_err_msg());
+		if (rc == 0)
+			rc = EXIT_ERROR;
+	}
+	return rc;
+}

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* What `cairn backup` shows while it runs and when it ends: a live status line on a
+ * terminal, JSON lines for scripts, the summary, and Prometheus metrics. */
+#ifndef CAIRN_PROGRESS_H
+#define CAIRN_PROGRESS_H
+
+#include "archiver.h"
+
+struct progress;
+
+/* NULL when out of memory. */
+struct progress *progress_new(bool json, bool dry_run);
+void progress_free(struct progress *pg);
+/* A totals scan is worth its cost only when someone watches. */
+bool progress_wants_scan(const struct progress *pg);
+struct archiver_stats *progress_stats(struct progress *pg);
+/* Start/stop the refresh thread (a no-op without a terminal or --json). */
+void progress_start(struct progress *pg);
+void progress_stop(struct progress *pg);
+/* Snapshots in the repository after this backup (for the metrics). */
+void progress_set_snapshots(struct progress *pg, uint64_t n);
+/* Report the outcome r of the backup of snap: the summary (text or JSON), the error,
+ * and the metrics file. Returns the exit code. */
+int progress_finish(struct progress *pg, int r, const struct cairn_snapshot *snap,
+		    const char *metrics_path, const char *repo_path);
+
+#endif
