@@ -15,7 +15,7 @@ struct command {
 
 static const struct command commands[] = {
 	{ "init", cmd_init, "create a new repository" },
-	//{ "backup", cmd_backup, "back up files and directories into a new snapshot" },
+	{ "backup", cmd_backup, "back up files and directories into a new snapshot" },
 	{ "key", cmd_key, "list, add, remove or change passwords" },
 	{ "rebuild-index", cmd_rebuild_index, "recreate the index from the packs" },
 	{ "cat", cmd_cat, "print the config, a pack header or a blob (debugging)" },

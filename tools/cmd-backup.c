@@ -226,7 +226,7 @@ static int run_backup(cairn_repo *repo, struct backup_opts *o, char **paths, siz
 	int pi = find_parent(list, n, o, snap->hostname, paths, npaths);
 	if (pi == -2) {
 		cairn_snapshot_list_free(list, n);
-		return -ENOENT;
+		return cairn_err_wrap(-ENOENT, "parent snapshot");
 	}
 	struct archiver_opts ao = {
 		.paths = (const char *const *)paths, .npaths = npaths,

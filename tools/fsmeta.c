@@ -204,6 +204,11 @@ int fsmeta_read_extra(struct cairn_node *node, struct fsmeta *m, int dirfd, cons
 			return r;
 		node->target = m->target;
 		node->target_len = (size_t)r;
+		/* readlink moves a symlink's atime: record the new one, or the next
+		 * backup sees a change that is only our own read. */
+		struct stat st;
+		if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+			node->atime_ns = ns(&st.st_atim);
 	}
 	proc_path(path, sizeof(path), dirfd, name);
 	if ((r = read_xattrs(m, path)) < 0)

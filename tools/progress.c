@@ -110,7 +110,7 @@ static void fmt_dur(char *b, size_t n, double s)
 static void print_tty(struct progress *pg)
 {
 	struct snap_counts c;
-	char cur[512], bd[32], bt[32], rt[32], el[16], eta[16] = "?", line[1024];
+	char cur[512], bd[32], bt[32], rt[32], el[48], eta[48] = "?", line[1024];
 	struct winsize ws = { 0 };
 	counts(pg, &c);
 	pthread_mutex_lock(&pg->st.lock);
@@ -215,7 +215,7 @@ void progress_stop(struct progress *pg)
 static void print_summary_text(struct progress *pg, const struct cairn_snapshot *s)
 {
 	const struct cairn_snapshot_summary *m = &s->summary;
-	char added[32], read[32], el[16], hex[CAIRN_ID_HEX_SIZE];
+	char added[32], read[32], el[48], hex[CAIRN_ID_HEX_SIZE];
 
 	cli_fmt_bytes(added, sizeof(added), m->bytes_added);
 	cli_fmt_bytes(read, sizeof(read), m->bytes_read);

@@ -251,6 +251,7 @@ static void test_config__strict_syntax(void)
 	memset(huge, '\n', CAIRN_CONFIG_MAX + 1);
 	memcpy(huge, "cairn-repository 1\n", 19);
 	CHECK_ERR(cairn_config__parse(&got, huge, CAIRN_CONFIG_MAX + 1), -EBADMSG);
+	CHECK(strstr(cairn_err_msg(), "more than 4096"));
 }
 
 /* check() refuses each out-of-range value with -EINVAL, and parse refuses the

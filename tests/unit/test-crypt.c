@@ -279,6 +279,8 @@ static void test_crypt__open_tampered(void)
 			                            sealed.len, &enc, &body),
 			          -EBADMSG);
 			CHECK_EQ(body.len, 0); /* nothing unauthenticated is handed out */
+			for (size_t j = 0; j < sizeof(data); j++)
+				CHECK_EQ(body.data[j], 0); /* nor left in the buffer */
 			sealed.data[i] ^= (uint8_t)(1 << bit);
 		}
 	}
