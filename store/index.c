@@ -20,6 +20,7 @@ struct cairn_index {
 	MDB_dbi meta, blobs, packs, snaps;
 	bool read_only;
 	pthread_mutex_t wlock; /* one write txn at a time in this process */
+	pthread_mutex_t dbi_lock; /* mdb_dbi_open must not run concurrently */
 };
 
 static MDB_val val(const void *p, size_t n)
@@ -100,7 +101,7 @@ static int setup(cairn_index *ix, const char *dir, const uint8_t *repo_id)
 {
 	MDB_txn *txn;
 	int rc;
-	if ((rc = mdb_env_create(&ix->env)) || (rc = mdb_env_set_maxdbs(ix->env, 8)) ||
+	if ((rc = mdb_env_create(&ix->env)) || (rc = mdb_env_set_maxdbs(ix->env, 64)) ||
 	    (rc = mdb_env_set_mapsize(ix->env, MAP_SIZE)))
 		return cairn_err_mdb(rc, "index: cannot create environment");
 	rc = mdb_env_open(ix->env, dir, MDB_NOTLS | (ix->read_only ? MDB_RDONLY : 0), 0600);
@@ -131,6 +132,7 @@ int cairn_index__open(cairn_index **out, const char *dir, bool read_only,
 		return cairn_err_set(-ENOMEM, "out of memory");
 	ix->read_only = read_only;
 	pthread_mutex_init(&ix->wlock, NULL);
+	pthread_mutex_init(&ix->dbi_lock, NULL);
 	snprintf(data, sizeof(data), "%s/data.mdb", dir);
 	int r = 0;
 	if (read_only && access(data, F_OK) < 0)
@@ -154,6 +156,7 @@ void cairn_index__close(cairn_index *ix)
 	if (ix->env)
 		mdb_env_close(ix->env);
 	pthread_mutex_destroy(&ix->wlock);
+	pthread_mutex_destroy(&ix->dbi_lock);
 	free(ix);
 }
 
@@ -432,5 +435,118 @@ int cairn_index__clear(cairn_index *ix)
 	if ((rc = mdb_drop(txn, ix->blobs, 0)) || (rc = mdb_drop(txn, ix->packs, 0)) ||
 	    (rc = mdb_drop(txn, ix->snaps, 0)))
 		r = cairn_err_mdb(rc, "index: cannot clear");
+	return end_write(ix, txn, r);
+}
+
+/* ---- auxiliary tables --------------------------------------------------- */
+
+static int aux_dbi(cairn_index *ix, MDB_txn *txn, const char *table, bool create, MDB_dbi *dbi)
+{
+	char name[128];
+	if (snprintf(name, sizeof(name), "aux:%s", table) >= (int)sizeof(name))
+		return cairn_err_set(-EINVAL, "table name too long");
+	pthread_mutex_lock(&ix->dbi_lock);
+	int rc = mdb_dbi_open(txn, name, create ? MDB_CREATE : 0, dbi);
+	pthread_mutex_unlock(&ix->dbi_lock);
+	if (rc == MDB_NOTFOUND)
+		return -ENOENT;
+	return rc ? cairn_err_mdb(rc, "index: cannot open table") : 0;
+}
+
+int cairn_index__aux_put(cairn_index *ix, const char *table, const void *k, size_t klen,
+			 const void *v, size_t vlen)
+{
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	int r = begin_write(ix, &txn);
+	if (r < 0)
+		return r;
+	if ((r = aux_dbi(ix, txn, table, true, &dbi)) >= 0) {
+		MDB_val kv = val(k, klen), vv = val(v, vlen);
+		int rc = mdb_put(txn, dbi, &kv, &vv, 0);
+		r = rc ? cairn_err_mdb(rc, "index: cannot write table") : 0;
+	}
+	return end_write(ix, txn, r);
+}
+
+int cairn_index__aux_get(cairn_index *ix, const char *table, const void *k, size_t klen,
+			 struct cairn_buf *out)
+{
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val kv = val(k, klen), v;
+	int r = begin_read(ix, &txn);
+	if (r < 0)
+		return r;
+	if ((r = aux_dbi(ix, txn, table, false, &dbi)) >= 0) {
+		int rc = mdb_get(txn, dbi, &kv, &v);
+		if (rc == MDB_NOTFOUND)
+			r = -ENOENT;
+		else if (rc)
+			r = cairn_err_mdb(rc, "index: cannot read table");
+		else {
+			out->len = 0;
+			r = cairn_buf_put(out, v.mv_data, v.mv_size);
+		}
+	}
+	mdb_txn_abort(txn);
+	return r;
+}
+
+int cairn_index__aux_del(cairn_index *ix, const char *table, const void *k, size_t klen)
+{
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	int r = begin_write(ix, &txn);
+	if (r < 0)
+		return r;
+	if ((r = aux_dbi(ix, txn, table, true, &dbi)) >= 0) {
+		MDB_val kv = val(k, klen);
+		int rc = mdb_del(txn, dbi, &kv, NULL);
+		r = rc && rc != MDB_NOTFOUND ? cairn_err_mdb(rc, "index: cannot delete") : 0;
+	}
+	return end_write(ix, txn, r);
+}
+
+struct aux_cb {
+	int (*cb)(const void *, size_t, const void *, size_t, void *);
+	void *payload;
+};
+
+static int each_aux(MDB_val *k, MDB_val *v, void *arg)
+{
+	struct aux_cb *a = arg;
+	return a->cb(k->mv_data, k->mv_size, v->mv_data, v->mv_size, a->payload);
+}
+
+int cairn_index__aux_foreach(cairn_index *ix, const char *table,
+			     int (*cb)(const void *k, size_t klen, const void *v, size_t vlen,
+				       void *payload),
+			     void *payload)
+{
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	struct aux_cb a = { cb, payload };
+	int r = begin_read(ix, &txn);
+	if (r < 0)
+		return r;
+	r = aux_dbi(ix, txn, table, false, &dbi);
+	mdb_txn_abort(txn);
+	if (r == -ENOENT)
+		return 0; /* an empty table */
+	return r < 0 ? r : scan(ix, dbi, each_aux, &a);
+}
+
+int cairn_index__aux_drop(cairn_index *ix, const char *table)
+{
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	int r = begin_write(ix, &txn);
+	if (r < 0)
+		return r;
+	if ((r = aux_dbi(ix, txn, table, true, &dbi)) >= 0) {
+		int rc = mdb_drop(txn, dbi, 0);
+		r = rc ? cairn_err_mdb(rc, "index: cannot empty table") : 0;
+	}
 	return end_write(ix, txn, r);
 }

@@ -48,6 +48,19 @@ int cairn_index__foreach_snapshot(cairn_index *ix,
 				  int (*cb)(const struct cairn_id *id, int64_t time_ns,
 					    void *payload),
 				  void *payload);
+/* Auxiliary tables of other subsystems (sync state, check results): each a named
+ * LMDB database "aux:<table>" of byte keys and values, left alone by clear().
+ * get: -ENOENT; value copied into out (replaced). foreach: key order, stops on < 0. */
+int cairn_index__aux_put(cairn_index *ix, const char *table, const void *k, size_t klen,
+			 const void *v, size_t vlen);
+int cairn_index__aux_get(cairn_index *ix, const char *table, const void *k, size_t klen,
+			 struct cairn_buf *out);
+int cairn_index__aux_del(cairn_index *ix, const char *table, const void *k, size_t klen);
+int cairn_index__aux_foreach(cairn_index *ix, const char *table,
+			     int (*cb)(const void *k, size_t klen, const void *v, size_t vlen,
+				       void *payload),
+			     void *payload);
+int cairn_index__aux_drop(cairn_index *ix, const char *table);
 /* Empty blobs, packs and snapshots in one txn (before a rebuild). */
 int cairn_index__clear(cairn_index *ix);
 

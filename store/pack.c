@@ -15,64 +15,81 @@
 
 #include "cleanup.h"
 
+/* Room kept for the sealed header and trailer of a full pack (FORMAT.md §6.2):
+ * 4 + 45 x 1,000,000 + 41 + 12 bytes, rounded up. */
+#define HDR_RESERVE (64u << 20)
+
+static const struct cairn_id zero_id;
+
+enum packw_state { PACKW_OPEN, PACKW_FAILED, PACKW_DONE };
+
 struct cairn_packw {
 	int fd;
 	char tmp[PATH_MAX];
-	EVP_MD_CTX *sha; /* SHA-256 of everything written: the pack ID */
+	EVP_MD_CTX *sha; /* SHA-256 of every byte written: the pack ID (§6.1) */
 	uint64_t size;
 	struct cairn_pack_entry *e;
 	size_t n, cap;
-	bool finished;
+	enum packw_state state;
 };
 
-static int write_err(cairn_packw *w, int r)
+/* errno -> -errno with "no space" spelled out: quota and a full disk mean the same
+ * to the user, and both must reach the caller as -ENOSPC. */
+static int sys_err(int e, const char *what, const char *path)
 {
-	if (r == -ENOSPC)
-		return cairn_err_set(-ENOSPC, "cannot write pack '%s': no space left on device",
-				     w->tmp);
-	return cairn_err_set(r < 0 ? r : -EIO, "cannot write pack '%s': %s", w->tmp,
-			     strerror(r < 0 ? -r : EIO));
+	if (e == ENOSPC || e == EDQUOT)
+		return cairn_err_set(-ENOSPC, "cannot %s '%s': no space left on device", what,
+				     path);
+	return cairn_err_set(e > 0 ? -e : -EIO, "cannot %s '%s': %s", what, path,
+			     strerror(e > 0 ? e : EIO));
 }
 
+/* Write and hash. A failed write leaves the file in an unknown state, so the
+ * writer refuses everything but _free() afterwards. */
 static int put(cairn_packw *w, const void *p, size_t n)
 {
 	int r = cairn_write_all(w->fd, p, n);
-	if (r < 0)
-		return write_err(w, r);
-	if (EVP_DigestUpdate(w->sha, p, n) != 1)
-		return cairn_err_set(-EIO, "SHA-256 failed");
+	if (r < 0) {
+		w->state = PACKW_FAILED;
+		return sys_err(-r, "write pack", w->tmp);
+	}
+	if (EVP_DigestUpdate(w->sha, p, n) != 1) {
+		w->state = PACKW_FAILED;
+		return cairn_err_set(-EIO, "pack '%s': SHA-256 failed", w->tmp);
+	}
 	w->size += n;
+	return 0;
+}
+
+static int check_open(const cairn_packw *w)
+{
+	if (w->state != PACKW_OPEN)
+		return cairn_err_set(-EIO, "pack '%s': writer is %s", w->tmp,
+				     w->state == PACKW_DONE ? "finished" : "unusable after an error");
 	return 0;
 }
 
 int cairn_packw__new(cairn_packw **out, const char *tmpdir)
 {
-	cairn_packw *w = calloc(1, sizeof(*w));
+	_cleanup_free_ cairn_packw *w = calloc(1, sizeof(*w));
 	if (!w)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	w->fd = -1;
-	if (snprintf(w->tmp, sizeof(w->tmp), "%s/pack.tmp.XXXXXX", tmpdir) >= (int)sizeof(w->tmp)) {
-		free(w);
+	if (snprintf(w->tmp, sizeof(w->tmp), "%s/pack.tmp.XXXXXX", tmpdir) >= (int)sizeof(w->tmp))
 		return cairn_err_set(-ENAMETOOLONG, "path too long: '%s'", tmpdir);
-	}
+	/* mkostemp creates the file 0600 (FORMAT.md §2). */
 	w->fd = mkostemp(w->tmp, O_CLOEXEC);
-	if (w->fd < 0) {
-		int e = errno;
-		free(w);
-		return cairn_err_set(e == ENOSPC ? -ENOSPC : -e, "cannot create a pack in '%s': %s",
-				     tmpdir, strerror(e));
-	}
+	if (w->fd < 0)
+		return sys_err(errno, "create a pack in", tmpdir);
 	w->sha = EVP_MD_CTX_new();
 	int r = w->sha && EVP_DigestInit_ex(w->sha, EVP_sha256(), NULL) == 1
-			? 0
+			? put(w, CAIRN_PACK_MAGIC, CAIRN_PACK_MAGIC_SIZE)
 			: cairn_err_set(-ENOMEM, "cannot start SHA-256");
-	if (r >= 0)
-		r = put(w, CAIRN_PACK_MAGIC, CAIRN_PACK_MAGIC_SIZE);
 	if (r < 0) {
-		cairn_packw__free(w);
+		cairn_packw__free(TAKE_PTR(w));
 		return r;
 	}
-	*out = w;
+	*out = TAKE_PTR(w);
 	return 0;
 }
 
@@ -82,7 +99,7 @@ void cairn_packw__free(cairn_packw *w)
 		return;
 	if (w->fd >= 0)
 		close(w->fd);
-	if (!w->finished)
+	if (w->state != PACKW_DONE)
 		unlink(w->tmp);
 	EVP_MD_CTX_free(w->sha);
 	free(w->e);
@@ -104,43 +121,60 @@ const struct cairn_pack_entry *cairn_packw__entries(const cairn_packw *w)
 	return w->e;
 }
 
+/* Arguments a reader would reject (FORMAT.md §6.2) are the caller's bug. */
+static int check_entry(const cairn_packw *w, int type, size_t slen, uint32_t raw_len)
+{
+	if (type != CAIRN_BLOB_DATA && type != CAIRN_BLOB_TREE)
+		return cairn_err_set(-EINVAL, "pack '%s': blob type %d cannot go in a pack", w->tmp,
+				     type);
+	if (slen < CAIRN_SEAL_OVERHEAD || raw_len > CAIRN_TREE_MAX)
+		return cairn_err_set(-EINVAL, "pack '%s': impossible blob lengths %zu/%u", w->tmp,
+				     slen, raw_len);
+	if (w->n >= CAIRN_PACK_MAX_ENTRIES || slen > CAIRN_PACK_MAX_SIZE - HDR_RESERVE ||
+	    w->size + slen > CAIRN_PACK_MAX_SIZE - HDR_RESERVE)
+		return cairn_err_set(-EFBIG, "pack '%s' is full", w->tmp);
+	return 0;
+}
+
 int cairn_packw__add(cairn_packw *w, const struct cairn_id *id, int type, const void *sealed,
 		     size_t slen, uint32_t raw_len)
 {
-	if (w->n >= CAIRN_PACK_MAX_ENTRIES || slen > CAIRN_PACK_MAX_SIZE ||
-	    w->size + slen > CAIRN_PACK_MAX_SIZE - (64u << 20)) /* room for the header */
-		return cairn_err_set(-EFBIG, "pack '%s' is full", w->tmp);
+	int r = check_open(w);
+	if (r < 0 || (r = check_entry(w, type, slen, raw_len)) < 0)
+		return r;
 	if (w->n == w->cap) {
 		size_t cap = w->cap ? 2 * w->cap : 256;
-		struct cairn_pack_entry *e = realloc(w->e, cap * sizeof(*e));
+		struct cairn_pack_entry *e = reallocarray(w->e, cap, sizeof(*e));
 		if (!e)
 			return cairn_err_set(-ENOMEM, "out of memory");
 		w->e = e;
 		w->cap = cap;
 	}
-	uint32_t off = (uint32_t)w->size;
-	int r = put(w, sealed, slen);
-	if (r < 0)
+	uint32_t off = (uint32_t)w->size; /* < CAIRN_PACK_MAX_SIZE by check_entry */
+	if ((r = put(w, sealed, slen)) < 0)
 		return r;
 	w->e[w->n++] = (struct cairn_pack_entry){ .id = *id, .type = (uint8_t)type, .offset = off,
 						  .stored_len = (uint32_t)slen, .raw_len = raw_len };
 	return 0;
 }
 
-/* Header plaintext (FORMAT.md §6.2): u32 count, then 45-byte entries. */
+/* Header plaintext (FORMAT.md §6.2): u32 count, then per entry id[32] u8 type
+ * u32 offset u32 stored_len u32 raw_len. */
 static int encode_hdr(const cairn_packw *w, struct cairn_buf *out)
 {
-	int r = cairn_buf_put_u32(out, (uint32_t)w->n);
-	for (size_t i = 0; r >= 0 && i < w->n; i++) {
+	int r = cairn_buf_reserve(out, 4 + w->n * CAIRN_PACK_ENTRY_SIZE);
+	if (r < 0)
+		return r;
+	cairn_buf_put_u32(out, (uint32_t)w->n); /* cannot fail after the reserve */
+	for (size_t i = 0; i < w->n; i++) {
 		const struct cairn_pack_entry *e = &w->e[i];
-		if ((r = cairn_buf_put(out, e->id.b, CAIRN_ID_SIZE)) < 0 ||
-		    (r = cairn_buf_put_u8(out, e->type)) < 0 ||
-		    (r = cairn_buf_put_u32(out, e->offset)) < 0 ||
-		    (r = cairn_buf_put_u32(out, e->stored_len)) < 0)
-			break;
-		r = cairn_buf_put_u32(out, e->raw_len);
+		cairn_buf_put(out, e->id.b, CAIRN_ID_SIZE);
+		cairn_buf_put_u8(out, e->type);
+		cairn_buf_put_u32(out, e->offset);
+		cairn_buf_put_u32(out, e->stored_len);
+		cairn_buf_put_u32(out, e->raw_len);
 	}
-	return r;
+	return 0;
 }
 
 void cairn_pack__relpath(char out[CAIRN_PACK_RELPATH_SIZE], const struct cairn_id *pack)
@@ -150,7 +184,8 @@ void cairn_pack__relpath(char out[CAIRN_PACK_RELPATH_SIZE], const struct cairn_i
 	snprintf(out, CAIRN_PACK_RELPATH_SIZE, "packs/%.2s/%s", hex, hex);
 }
 
-/* Rename the finished temp file to packs_dir/xx/<id> and make that durable. */
+/* Rename the synced temp file to packs_dir/xx/<id> and make the rename durable
+ * (FORMAT.md §6.1: durable before any index entry refers to it). */
 static int place(cairn_packw *w, const char *packs_dir, const struct cairn_id *id)
 {
 	char hex[CAIRN_ID_HEX_SIZE], dir[PATH_MAX], path[PATH_MAX];
@@ -160,44 +195,74 @@ static int place(cairn_packw *w, const char *packs_dir, const struct cairn_id *i
 		return cairn_err_set(-ENAMETOOLONG, "path too long: '%s'", packs_dir);
 	bool created = mkdir(dir, 0700) == 0;
 	if (!created && errno != EEXIST)
-		return cairn_err_set(errno == ENOSPC ? -ENOSPC : -errno, "cannot create '%s': %s",
-				     dir, strerror(errno));
+		return sys_err(errno, "create directory", dir);
 	if (rename(w->tmp, path) < 0)
-		return cairn_err_set(-errno, "cannot rename pack to '%s': %s", path,
-				     strerror(errno));
-	w->finished = true;
+		return sys_err(errno, "rename pack to", path);
+	w->state = PACKW_DONE;
 	int r = cairn_fsync_dir(dir);
+	/* A new xx/ is itself an entry of packs_dir that must survive a crash. */
 	if (r >= 0 && created)
 		r = cairn_fsync_dir(packs_dir);
 	return r;
 }
 
-int cairn_packw__finish(cairn_packw *w, const struct cairn_keys *k, const char *packs_dir,
-			struct cairn_id *pack_id_out, uint64_t *size_out)
+/* Append the sealed header and the trailer (FORMAT.md §6.1). */
+static int write_tail(cairn_packw *w, const struct cairn_keys *k)
 {
 	_cleanup_buf_ struct cairn_buf plain = CAIRN_BUF_INIT, sealed = CAIRN_BUF_INIT;
-	static const struct cairn_id zero;
 	uint8_t trailer[CAIRN_PACK_TRAILER_SIZE];
-	struct cairn_id id;
-	unsigned int len = 0;
 	int r;
 
+	/* Stored raw (enc = 0) under the all-zero ID (FORMAT.md §5.1, §6.2). */
 	if ((r = encode_hdr(w, &plain)) < 0 ||
-	    (r = cairn_crypt__seal(k, CAIRN_BLOB_PACKHDR, &zero, 0, plain.data, plain.len,
+	    (r = cairn_crypt__seal(k, CAIRN_BLOB_PACKHDR, &zero_id, 0, plain.data, plain.len,
 				   &sealed)) < 0)
 		return r;
-	if (sealed.len > UINT32_MAX)
-		return cairn_err_set(-EFBIG, "pack header too large");
+	if (w->size + sealed.len + sizeof(trailer) > CAIRN_PACK_MAX_SIZE)
+		return cairn_err_set(-EFBIG, "pack '%s': header does not fit", w->tmp);
 	cairn_le32(trailer, (uint32_t)sealed.len);
 	memcpy(trailer + 4, CAIRN_PACK_MAGIC, CAIRN_PACK_MAGIC_SIZE);
 	if ((r = put(w, sealed.data, sealed.len)) < 0 || (r = put(w, trailer, sizeof(trailer))) < 0)
 		return r;
-	if (fsync(w->fd) < 0)
-		return write_err(w, errno == ENOSPC ? -ENOSPC : -errno);
-	if (EVP_DigestFinal_ex(w->sha, id.b, &len) != 1 || len != CAIRN_ID_SIZE)
-		return cairn_err_set(-EIO, "SHA-256 failed");
-	if ((r = place(w, packs_dir, &id)) < 0)
+	return 0;
+}
+
+/* Everything after the last blob; the first failure stops it. */
+static int seal_and_place(cairn_packw *w, const struct cairn_keys *k, const char *packs_dir,
+			  struct cairn_id *id)
+{
+	unsigned int len = 0;
+	int r = write_tail(w, k);
+
+	if (r < 0)
 		return r;
+	if (fsync(w->fd) < 0)
+		return sys_err(errno, "sync pack", w->tmp);
+	/* close() can report a deferred write error (NFS). */
+	if (close(TAKE_FD(w->fd)) < 0)
+		return sys_err(errno, "close pack", w->tmp);
+	if (EVP_DigestFinal_ex(w->sha, id->b, &len) != 1 || len != CAIRN_ID_SIZE)
+		return cairn_err_set(-EIO, "pack '%s': SHA-256 failed", w->tmp);
+	return place(w, packs_dir, id);
+}
+
+int cairn_packw__finish(cairn_packw *w, const struct cairn_keys *k, const char *packs_dir,
+			struct cairn_id *pack_id_out, uint64_t *size_out)
+{
+	struct cairn_id id;
+	int r = check_open(w);
+
+	if (r < 0)
+		return r;
+	if (w->n == 0) /* a header has 1..1,000,000 entries (FORMAT.md §6.2) */
+		return cairn_err_set(-EINVAL, "pack '%s' has no blobs", w->tmp);
+	r = seal_and_place(w, k, packs_dir, &id);
+	if (r < 0) {
+		/* Only _free() may follow; it unlinks the temp file unless it was renamed. */
+		if (w->state == PACKW_OPEN)
+			w->state = PACKW_FAILED;
+		return r;
+	}
 	*pack_id_out = id;
 	*size_out = w->size;
 	return 0;
@@ -205,37 +270,55 @@ int cairn_packw__finish(cairn_packw *w, const struct cairn_keys *k, const char *
 
 /* ---- reading ------------------------------------------------------------ */
 
+/* The plaintext of a header with the maximum number of entries (FORMAT.md §5.3). */
+#define HDR_PLAIN_MAX (4 + (size_t)CAIRN_PACK_ENTRY_SIZE * CAIRN_PACK_MAX_ENTRIES)
+/* Sealed header sizes: enc = 0, so exactly plaintext + overhead (FORMAT.md §6.2). */
+#define HDR_SEALED_MIN (CAIRN_SEAL_OVERHEAD + 4 + CAIRN_PACK_ENTRY_SIZE)
+#define HDR_SEALED_MAX (CAIRN_SEAL_OVERHEAD + HDR_PLAIN_MAX)
+
+/* Trailer (FORMAT.md §6.1): u32 header_len, "CAIRNPK1". */
 int cairn_pack__parse_trailer(const uint8_t trailer[CAIRN_PACK_TRAILER_SIZE], uint64_t file_size,
 			      uint32_t *hdr_len)
 {
-	uint32_t len = cairn_get_le32(trailer);
 	if (memcmp(trailer + 4, CAIRN_PACK_MAGIC, CAIRN_PACK_MAGIC_SIZE) != 0)
-		return cairn_err_set(-EBADMSG, "bad pack trailer magic");
-	if (len < CAIRN_SEAL_OVERHEAD + 4 ||
-	    (uint64_t)len + CAIRN_PACK_MAGIC_SIZE + CAIRN_PACK_TRAILER_SIZE > file_size)
-		return cairn_err_set(-EBADMSG, "pack header length %u does not fit a %llu-byte file",
+		return cairn_err_set(-EBADMSG, "trailer at offset %llu: bad magic",
+				     (unsigned long long)(file_size >= CAIRN_PACK_TRAILER_SIZE
+								  ? file_size - CAIRN_PACK_TRAILER_SIZE
+								  : 0));
+	uint32_t len = cairn_get_le32(trailer);
+	if (len < HDR_SEALED_MIN || len > HDR_SEALED_MAX)
+		return cairn_err_set(-EBADMSG, "trailer: header length %u is out of range", len);
+	if ((uint64_t)CAIRN_PACK_MAGIC_SIZE + len + CAIRN_PACK_TRAILER_SIZE > file_size)
+		return cairn_err_set(-EBADMSG, "trailer: header length %u does not fit a %llu-byte file",
 				     len, (unsigned long long)file_size);
 	*hdr_len = len;
 	return 0;
 }
 
+/* One 45-byte entry (FORMAT.md §6.2); expect_off is where the previous one ended. */
 static int parse_entry(struct cairn_rd *rd, struct cairn_pack_entry *e, uint64_t expect_off,
 		       size_t i)
 {
 	uint8_t type;
+	/* The caller checked the exact length, so these reads cannot run short. */
 	if (cairn_rd_copy(rd, e->id.b, CAIRN_ID_SIZE) < 0 || cairn_rd_u8(rd, &type) < 0 ||
 	    cairn_rd_u32(rd, &e->offset) < 0 || cairn_rd_u32(rd, &e->stored_len) < 0 ||
 	    cairn_rd_u32(rd, &e->raw_len) < 0)
-		return cairn_err_set(-EBADMSG, "entry %zu is truncated", i);
+		return cairn_err_set(-EBADMSG, "header: entry %zu is truncated", i);
 	e->type = type;
 	if (type != CAIRN_BLOB_DATA && type != CAIRN_BLOB_TREE)
-		return cairn_err_set(-EBADMSG, "entry %zu has type %u", i, type);
+		return cairn_err_set(-EBADMSG, "header: entry %zu has type %u", i, type);
 	if (e->offset != expect_off)
-		return cairn_err_set(-EBADMSG, "entry %zu offset %u is not contiguous (expected %llu)",
+		return cairn_err_set(-EBADMSG,
+				     "header: entry %zu offset %u is not contiguous (expected %llu)",
 				     i, e->offset, (unsigned long long)expect_off);
-	if (e->stored_len < CAIRN_SEAL_OVERHEAD || e->raw_len > CAIRN_TREE_MAX)
-		return cairn_err_set(-EBADMSG, "entry %zu has impossible lengths %u/%u", i,
-				     e->stored_len, e->raw_len);
+	if (e->stored_len < CAIRN_SEAL_OVERHEAD)
+		return cairn_err_set(-EBADMSG, "header: entry %zu offset %u: stored length %u < %d",
+				     i, e->offset, e->stored_len, CAIRN_SEAL_OVERHEAD);
+	/* §5.3: 64 MiB for trees; data is checked against chunk-max by the repository. */
+	if (e->raw_len > CAIRN_TREE_MAX)
+		return cairn_err_set(-EBADMSG, "header: entry %zu offset %u: raw length %u too large",
+				     i, e->offset, e->raw_len);
 	return 0;
 }
 
@@ -247,15 +330,16 @@ int cairn_pack__parse_hdr(const uint8_t *plain, size_t len, uint64_t hdr_off,
 	size_t need;
 
 	if (cairn_rd_u32(&rd, &count) < 0)
-		return cairn_err_set(-EBADMSG, "pack header is truncated");
+		return cairn_err_set(-EBADMSG, "header: %zu bytes is too short", len);
 	if (count == 0 || count > CAIRN_PACK_MAX_ENTRIES)
-		return cairn_err_set(-EBADMSG, "pack header has %u entries", count);
+		return cairn_err_set(-EBADMSG, "header: %u entries is out of range", count);
 	if (__builtin_mul_overflow((size_t)count, CAIRN_PACK_ENTRY_SIZE, &need) || need != rd.left)
-		return cairn_err_set(-EBADMSG, "pack header is %zu bytes for %u entries", len, count);
+		return cairn_err_set(-EBADMSG, "header: %zu bytes for %u entries, expected %zu",
+				     len, count, need + 4);
 	_cleanup_free_ struct cairn_pack_entry *e = calloc(count, sizeof(*e));
 	if (!e)
 		return cairn_err_set(-ENOMEM, "out of memory");
-	uint64_t off = CAIRN_PACK_MAGIC_SIZE;
+	uint64_t off = CAIRN_PACK_MAGIC_SIZE; /* cannot overflow: 10^6 x 2^32 < 2^64 */
 	for (size_t i = 0; i < count; i++) {
 		int r = parse_entry(&rd, &e[i], off, i);
 		if (r < 0)
@@ -263,10 +347,44 @@ int cairn_pack__parse_hdr(const uint8_t *plain, size_t len, uint64_t hdr_off,
 		off += e[i].stored_len;
 	}
 	if (off != hdr_off)
-		return cairn_err_set(-EBADMSG, "pack entries end at %llu, header starts at %llu",
+		return cairn_err_set(-EBADMSG, "header: entries end at offset %llu, header is at %llu",
 				     (unsigned long long)off, (unsigned long long)hdr_off);
 	*out = TAKE_PTR(e);
 	*n = count;
+	return 0;
+}
+
+static int read_at(int fd, void *buf, size_t len, uint64_t off, const char *name)
+{
+	int r = cairn_pread_all(fd, buf, len, off);
+	if (r == -EBADMSG)
+		return cairn_err_set(r, "pack '%s': truncated at offset %llu", name,
+				     (unsigned long long)off);
+	if (r < 0)
+		return cairn_err_set(r, "cannot read pack '%s' at offset %llu: %s", name,
+				     (unsigned long long)off, strerror(-r));
+	return 0;
+}
+
+/* Magic at offset 0 and the trailer; *hoff gets where the sealed header starts. */
+static int read_frame(int fd, uint64_t file_size, const char *name, uint32_t *hlen,
+		      uint64_t *hoff)
+{
+	uint8_t magic[CAIRN_PACK_MAGIC_SIZE], trailer[CAIRN_PACK_TRAILER_SIZE];
+	int r;
+
+	if (file_size < CAIRN_PACK_MAGIC_SIZE + HDR_SEALED_MIN + CAIRN_PACK_TRAILER_SIZE)
+		return cairn_err_set(-EBADMSG, "pack '%s': %llu bytes is too short", name,
+				     (unsigned long long)file_size);
+	if ((r = read_at(fd, magic, sizeof(magic), 0, name)) < 0)
+		return r;
+	if (memcmp(magic, CAIRN_PACK_MAGIC, sizeof(magic)) != 0)
+		return cairn_err_set(-EBADMSG, "pack '%s': bad magic at offset 0", name);
+	if ((r = read_at(fd, trailer, sizeof(trailer), file_size - sizeof(trailer), name)) < 0)
+		return r;
+	if ((r = cairn_pack__parse_trailer(trailer, file_size, hlen)) < 0)
+		return cairn_err_wrap(r, "pack '%s'", name);
+	*hoff = file_size - sizeof(trailer) - *hlen;
 	return 0;
 }
 
@@ -274,32 +392,24 @@ int cairn_pack__read_entries(int fd, uint64_t file_size, const struct cairn_keys
 			     const char *name, struct cairn_pack_entry **out, size_t *n)
 {
 	_cleanup_buf_ struct cairn_buf sealed = CAIRN_BUF_INIT, plain = CAIRN_BUF_INIT;
-	static const struct cairn_id zero;
-	uint8_t trailer[CAIRN_PACK_TRAILER_SIZE], magic[CAIRN_PACK_MAGIC_SIZE];
-	const size_t max = 4 + (size_t)CAIRN_PACK_ENTRY_SIZE * CAIRN_PACK_MAX_ENTRIES;
 	uint32_t hlen;
+	uint64_t hoff;
 	int r;
 
-	if (file_size < CAIRN_PACK_MAGIC_SIZE + CAIRN_PACK_TRAILER_SIZE ||
-	    cairn_pread_all(fd, magic, sizeof(magic), 0) < 0 ||
-	    memcmp(magic, CAIRN_PACK_MAGIC, sizeof(magic)) != 0)
-		return cairn_err_set(-EBADMSG, "pack '%s': not a cairn pack (bad magic or size)",
-				     name);
-	r = cairn_pread_all(fd, trailer, sizeof(trailer), file_size - sizeof(trailer));
-	if (r < 0 || (r = cairn_pack__parse_trailer(trailer, file_size, &hlen)) < 0)
-		return cairn_err_wrap(r < 0 ? r : -EBADMSG, "pack '%s'", name);
-	uint64_t hoff = file_size - sizeof(trailer) - hlen;
+	if ((r = read_frame(fd, file_size, name, &hlen, &hoff)) < 0)
+		return r;
+	/* hlen <= HDR_SEALED_MAX (parse_trailer): the allocation has a ceiling. */
 	if ((r = cairn_buf_reserve(&sealed, hlen)) < 0)
 		return r;
-	if ((r = cairn_pread_all(fd, sealed.data, hlen, hoff)) < 0)
-		return cairn_err_set(-EIO, "pack '%s': cannot read header", name);
+	if ((r = read_at(fd, sealed.data, hlen, hoff, name)) < 0)
+		return r;
 	sealed.len = hlen;
-	r = cairn_blob__decode(k, CAIRN_BLOB_PACKHDR, &zero, sealed.data, sealed.len, SIZE_MAX, max,
-			       &plain);
-	if (r >= 0)
-		r = cairn_pack__parse_hdr(plain.data, plain.len, hoff, out, n);
+	r = cairn_blob__decode(k, CAIRN_BLOB_PACKHDR, &zero_id, sealed.data, sealed.len, SIZE_MAX,
+			       HDR_PLAIN_MAX, &plain);
 	if (r < 0)
-		return cairn_err_wrap(r, "pack '%s' header at offset %llu", name,
+		return cairn_err_wrap(r, "pack '%s': header at offset %llu", name,
 				      (unsigned long long)hoff);
+	if ((r = cairn_pack__parse_hdr(plain.data, plain.len, hoff, out, n)) < 0)
+		return cairn_err_wrap(r, "pack '%s'", name);
 	return 0;
 }

@@ -934,3 +934,45 @@ int cairn_repo_foreach_blob(cairn_repo *repo,
 		return cairn_err_set(-ENOENT, "repository opened without index");
 	return cairn_index__foreach_blob(repo->index, cb, payload);
 }
+
+/* ---- state tables ------------------------------------------------------- */
+
+static int need_index(cairn_repo *repo)
+{
+	return repo->index ? 0 : cairn_err_set(-ENOENT, "repository opened without index");
+}
+
+int cairn_repo_state_put(cairn_repo *repo, const char *table, const void *k, size_t klen,
+			 const void *v, size_t vlen)
+{
+	int r = need_index(repo);
+	return r < 0 ? r : cairn_index__aux_put(repo->index, table, k, klen, v, vlen);
+}
+
+int cairn_repo_state_get(cairn_repo *repo, const char *table, const void *k, size_t klen,
+			 struct cairn_buf *out)
+{
+	int r = need_index(repo);
+	return r < 0 ? r : cairn_index__aux_get(repo->index, table, k, klen, out);
+}
+
+int cairn_repo_state_del(cairn_repo *repo, const char *table, const void *k, size_t klen)
+{
+	int r = need_index(repo);
+	return r < 0 ? r : cairn_index__aux_del(repo->index, table, k, klen);
+}
+
+int cairn_repo_state_foreach(cairn_repo *repo, const char *table,
+			     int (*cb)(const void *k, size_t klen, const void *v, size_t vlen,
+				       void *payload),
+			     void *payload)
+{
+	int r = need_index(repo);
+	return r < 0 ? r : cairn_index__aux_foreach(repo->index, table, cb, payload);
+}
+
+int cairn_repo_state_drop(cairn_repo *repo, const char *table)
+{
+	int r = need_index(repo);
+	return r < 0 ? r : cairn_index__aux_drop(repo->index, table);
+}

@@ -15,7 +15,7 @@ static const char usage[] =
 	"  --chunk-size MIN/AVG/MAX  content-defined chunk sizes (default 512K/1M/8M)\n"
 	"  --compression N           default zstd level, 0 (off) to 19 (default 3)\n"
 	"  --pack-size SIZE          target pack file size (default 16M)\n"
-	"  --kdf-log2n N             scrypt cost log2(N), 10 to 24 (default 16)\n"
+	"  --kdf-log2n N             scrypt cost log2(N), 10 to 20 (default 16)\n"
 	"  --key-label TEXT          label of the first key (default user@host)\n";
 
 enum { OPT_CHUNK = OPT_FIRST_COMMAND_OPT, OPT_COMPRESSION, OPT_PACK_SIZE, OPT_KDF, OPT_LABEL };
@@ -59,7 +59,7 @@ static int handle(int c, const char *arg, void *payload)
 		o->pack_size = (uint32_t)size;
 		return 0;
 	case OPT_KDF:
-		if ((r = cli_parse_int(arg, 10, 24, &v)) < 0)
+		if ((r = cli_parse_int(arg, 10, 20, &v)) < 0)
 			return r;
 		o->kdf_log2n = (int)v;
 		return 0;

@@ -124,6 +124,8 @@ fail:
 int cairn_mkdir_p(const char *path, unsigned mode)
 {
 	char buf[PATH_MAX];
+	if (!path[0])
+		return cairn_err_set(-EINVAL, "empty path");
 	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
 		return cairn_err_set(-ENAMETOOLONG, "path too long: '%s'", path);
 	for (char *p = buf + 1;; p++) {

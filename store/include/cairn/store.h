@@ -184,6 +184,24 @@ int cairn_repo_foreach_blob(cairn_repo *repo,
 				      void *payload),
 			    void *payload);
 
+/* ---- Local state tables ----------------------------------------------- */
+
+/* Small key/value tables kept in the repository's index environment for other
+ * subsystems (e.g. "sync:<remote>" upload state, "check" results). They are a
+ * local cache like the index: losing them costs work, never data. Thread-safe.
+ * get: -ENOENT if absent; out is replaced. foreach: key order; a negative return
+ * stops it. The repository must be open with an index. */
+int cairn_repo_state_put(cairn_repo *repo, const char *table, const void *k, size_t klen,
+			 const void *v, size_t vlen);
+int cairn_repo_state_get(cairn_repo *repo, const char *table, const void *k, size_t klen,
+			 struct cairn_buf *out);
+int cairn_repo_state_del(cairn_repo *repo, const char *table, const void *k, size_t klen);
+int cairn_repo_state_foreach(cairn_repo *repo, const char *table,
+			     int (*cb)(const void *k, size_t klen, const void *v, size_t vlen,
+				       void *payload),
+			     void *payload);
+int cairn_repo_state_drop(cairn_repo *repo, const char *table);
+
 /* ---- ID sets ------------------------------------------------------------ */
 
 /* An open-addressing hash set of IDs (with an optional u64 value per ID), for
