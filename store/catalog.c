@@ -26,7 +26,7 @@ int cairn_repo_snapshot_save(cairn_repo *repo, struct cairn_snapshot *s)
 		return r;
 	cairn_repo_blob_id(repo, plain.data, plain.len, &id);
 	r = cairn_blob__encode(k, cairn_repo_compression(repo), CAIRN_BLOB_SNAPSHOT, &id,
-			       plain.data, plain.len, &sealed);
+	                       plain.data, plain.len, &sealed);
 	if (r < 0)
 		return r;
 	cairn_id_hex(hex, &id);
@@ -41,7 +41,7 @@ int cairn_repo_snapshot_save(cairn_repo *repo, struct cairn_snapshot *s)
 }
 
 int cairn_repo_snapshot_load(cairn_repo *repo, const struct cairn_id *id,
-			     struct cairn_snapshot **out)
+                             struct cairn_snapshot **out)
 {
 	_cleanup_buf_ struct cairn_buf sealed = CAIRN_BUF_INIT, plain = CAIRN_BUF_INIT;
 	char hex[CAIRN_ID_HEX_SIZE], path[PATH_MAX];
@@ -57,7 +57,7 @@ int cairn_repo_snapshot_load(cairn_repo *repo, const struct cairn_id *id,
 	if (r < 0)
 		return r == -EFBIG ? cairn_err_set(-EBADMSG, "snapshot %.8s is too large", hex) : r;
 	r = cairn_blob__decode(cairn_repo__keys(repo), CAIRN_BLOB_SNAPSHOT, id, sealed.data,
-			       sealed.len, SIZE_MAX, CAIRN_SNAPSHOT_MAX_SIZE, &plain);
+	                       sealed.len, SIZE_MAX, CAIRN_SNAPSHOT_MAX_SIZE, &plain);
 	if (r >= 0)
 		r = cairn_snapshot_decode(&s, plain.data, plain.len);
 	if (r < 0)
@@ -157,7 +157,7 @@ int cairn_snapshot_find(struct cairn_snapshot *const *list, size_t n, const char
 		return cairn_err_set(-ENOENT, "no snapshot matches '%s'", spec);
 	if (matches > 1)
 		return cairn_err_set(-EINVAL, "snapshot ID '%s' is ambiguous (%d match)", spec,
-				     matches);
+		                     matches);
 	return found;
 }
 
@@ -174,7 +174,7 @@ int cairn_repo_snapshot_delete(cairn_repo *repo, const struct cairn_id *id)
 		return r;
 	if (unlink(path) < 0)
 		return cairn_err_set(-errno, "cannot remove snapshot %.8s: %s", hex,
-				     strerror(errno));
+		                     strerror(errno));
 	if ((r = cairn_fsync_dir(dir)) < 0)
 		return r;
 	if (cairn_repo__index(repo))

@@ -29,9 +29,9 @@ int cairn_config__parse(struct cairn_config *out, const char *text, size_t len);
 int cairn_config__check(const struct cairn_config *c);
 /* Render the file, with its mac under cfg_key, into out (appended). */
 int cairn_config__format(struct cairn_buf *out, const struct cairn_config *c,
-			 const uint8_t cfg_key[CAIRN_KEY_SIZE]);
+                         const uint8_t cfg_key[CAIRN_KEY_SIZE]);
 /* Check the mac of text (parsed into c) under cfg_key. -EBADMSG on mismatch. */
 int cairn_config__verify(const struct cairn_config *c, const char *text,
-			 const uint8_t cfg_key[CAIRN_KEY_SIZE]);
+                         const uint8_t cfg_key[CAIRN_KEY_SIZE]);
 
 #endif

@@ -13,13 +13,15 @@
 #include "cleanup.h"
 
 #define INDEX_VERSION 1
-#define MAP_SIZE (64ull << 30) /* virtual: the file grows only as needed */
+/* Virtual: the file grows only as needed. 32 GiB holds ~300M blobs and stays
+ * within what valgrind can map. */
+#define MAP_SIZE (32ull << 30)
 
 struct cairn_index {
 	MDB_env *env;
 	MDB_dbi meta, blobs, packs, snaps;
 	bool read_only;
-	pthread_mutex_t wlock; /* one write txn at a time in this process */
+	pthread_mutex_t wlock;    /* one write txn at a time in this process */
 	pthread_mutex_t dbi_lock; /* mdb_dbi_open must not run concurrently */
 };
 
@@ -41,7 +43,7 @@ int cairn_index__decode_loc(struct cairn_loc *out, const uint8_t *p, size_t len)
 {
 	if (len != CAIRN_LOC_SIZE)
 		return cairn_err_set(-EBADMSG, "index entry is %zu bytes, expected %d", len,
-				     CAIRN_LOC_SIZE);
+		                     CAIRN_LOC_SIZE);
 	if (p[44] != CAIRN_BLOB_DATA && p[44] != CAIRN_BLOB_TREE)
 		return cairn_err_set(-EBADMSG, "index entry has blob type %u", p[44]);
 	struct cairn_loc l;
@@ -80,7 +82,7 @@ static int check_meta(cairn_index *ix, MDB_txn *txn, const uint8_t repo_id[CAIRN
 	if (rc == MDB_NOTFOUND && !ix->read_only) {
 		cairn_le32(ver, INDEX_VERSION);
 		MDB_val kv = val(ver, 4), ki = val("repo-id", 7),
-			vi = val(repo_id, CAIRN_REPO_ID_SIZE);
+		        vi = val(repo_id, CAIRN_REPO_ID_SIZE);
 		if ((rc = mdb_put(txn, ix->meta, &k, &kv, 0)) ||
 		    (rc = mdb_put(txn, ix->meta, &ki, &vi, 0)))
 			return cairn_err_mdb(rc, "index: cannot initialise");
@@ -124,7 +126,7 @@ static int setup(cairn_index *ix, const char *dir, const uint8_t *repo_id)
 }
 
 int cairn_index__open(cairn_index **out, const char *dir, bool read_only,
-		      const uint8_t repo_id[CAIRN_REPO_ID_SIZE])
+                      const uint8_t repo_id[CAIRN_REPO_ID_SIZE])
 {
 	char data[4200];
 	cairn_index *ix = calloc(1, sizeof(*ix));
@@ -216,7 +218,7 @@ int cairn_index__get(cairn_index *ix, const struct cairn_id *id, struct cairn_lo
 }
 
 static int put_blob(cairn_index *ix, MDB_txn *txn, const struct cairn_id *pack,
-		    const struct cairn_pack_entry *e)
+                    const struct cairn_pack_entry *e)
 {
 	MDB_val k = val(e->id.b, CAIRN_ID_SIZE), v;
 	int rc = mdb_get(txn, ix->blobs, &k, &v);
@@ -233,7 +235,7 @@ static int put_blob(cairn_index *ix, MDB_txn *txn, const struct cairn_id *pack,
 }
 
 int cairn_index__add_pack(cairn_index *ix, const struct cairn_id *pack, uint64_t size,
-			  const struct cairn_pack_entry *e, size_t n)
+                          const struct cairn_pack_entry *e, size_t n)
 {
 	MDB_txn *txn;
 	uint8_t rec[CAIRN_PACKREC_SIZE];
@@ -300,7 +302,7 @@ int cairn_index__has_pack(cairn_index *ix, const struct cairn_id *pack, uint64_t
 
 /* Walk a database in key order with a callback per record. */
 static int scan(cairn_index *ix, MDB_dbi dbi, int (*fn)(MDB_val *k, MDB_val *v, void *arg),
-		void *arg)
+                void *arg)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur;
@@ -342,9 +344,9 @@ static int each_blob(MDB_val *k, MDB_val *v, void *arg)
 }
 
 int cairn_index__foreach_blob(cairn_index *ix,
-			      int (*cb)(const struct cairn_id *id, const struct cairn_loc *loc,
-					void *payload),
-			      void *payload)
+                              int (*cb)(const struct cairn_id *id, const struct cairn_loc *loc,
+                                        void *payload),
+                              void *payload)
 {
 	struct blob_cb b = { cb, payload };
 	return scan(ix, ix->blobs, each_blob, &b);
@@ -363,13 +365,13 @@ static int each_pack(MDB_val *k, MDB_val *v, void *arg)
 		return cairn_err_set(-EBADMSG, "index pack record is malformed");
 	memcpy(id.b, k->mv_data, CAIRN_ID_SIZE);
 	return p->cb(&id, cairn_get_le64(v->mv_data), cairn_get_le32((uint8_t *)v->mv_data + 8),
-		     p->payload);
+	             p->payload);
 }
 
 int cairn_index__foreach_pack(cairn_index *ix,
-			      int (*cb)(const struct cairn_id *pack, uint64_t size, uint32_t count,
-					void *payload),
-			      void *payload)
+                              int (*cb)(const struct cairn_id *pack, uint64_t size, uint32_t count,
+                                        void *payload),
+                              void *payload)
 {
 	struct pack_cb p = { cb, payload };
 	return scan(ix, ix->packs, each_pack, &p);
@@ -418,9 +420,9 @@ static int each_snap(MDB_val *k, MDB_val *v, void *arg)
 }
 
 int cairn_index__foreach_snapshot(cairn_index *ix,
-				  int (*cb)(const struct cairn_id *id, int64_t time_ns,
-					    void *payload),
-				  void *payload)
+                                  int (*cb)(const struct cairn_id *id, int64_t time_ns,
+                                            void *payload),
+                                  void *payload)
 {
 	struct snap_cb s = { cb, payload };
 	return scan(ix, ix->snaps, each_snap, &s);
@@ -454,7 +456,7 @@ static int aux_dbi(cairn_index *ix, MDB_txn *txn, const char *table, bool create
 }
 
 int cairn_index__aux_put(cairn_index *ix, const char *table, const void *k, size_t klen,
-			 const void *v, size_t vlen)
+                         const void *v, size_t vlen)
 {
 	MDB_txn *txn;
 	MDB_dbi dbi;
@@ -470,7 +472,7 @@ int cairn_index__aux_put(cairn_index *ix, const char *table, const void *k, size
 }
 
 int cairn_index__aux_get(cairn_index *ix, const char *table, const void *k, size_t klen,
-			 struct cairn_buf *out)
+                         struct cairn_buf *out)
 {
 	MDB_txn *txn;
 	MDB_dbi dbi;
@@ -520,9 +522,9 @@ static int each_aux(MDB_val *k, MDB_val *v, void *arg)
 }
 
 int cairn_index__aux_foreach(cairn_index *ix, const char *table,
-			     int (*cb)(const void *k, size_t klen, const void *v, size_t vlen,
-				       void *payload),
-			     void *payload)
+                             int (*cb)(const void *k, size_t klen, const void *v, size_t vlen,
+                                       void *payload),
+                             void *payload)
 {
 	MDB_txn *txn;
 	MDB_dbi dbi;

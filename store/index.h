@@ -16,7 +16,7 @@ typedef struct cairn_index cairn_index;
  * repo-id (-EBADMSG if the index belongs to another repository: the caller
  * rebuilds). read_only: MDB_RDONLY, -ENOENT if missing. */
 int cairn_index__open(cairn_index **out, const char *dir, bool read_only,
-		      const uint8_t repo_id[CAIRN_REPO_ID_SIZE]);
+                      const uint8_t repo_id[CAIRN_REPO_ID_SIZE]);
 void cairn_index__close(cairn_index *ix);
 
 /* Encoding of a `blobs` value (FORMAT.md §7); decode checks size and type. */
@@ -28,38 +28,38 @@ int cairn_index__get(cairn_index *ix, const struct cairn_id *id, struct cairn_lo
 /* Record a durable pack and its entries in one write txn. An entry already indexed
  * in a pack with a lower ID keeps it; otherwise the new location replaces it. */
 int cairn_index__add_pack(cairn_index *ix, const struct cairn_id *pack, uint64_t size,
-			  const struct cairn_pack_entry *e, size_t n);
+                          const struct cairn_pack_entry *e, size_t n);
 /* Remove a pack and every blob entry that points to it (prune). */
 int cairn_index__del_pack(cairn_index *ix, const struct cairn_id *pack);
 /* 1 if the pack is indexed (size_out set when not NULL), 0 if not. */
 int cairn_index__has_pack(cairn_index *ix, const struct cairn_id *pack, uint64_t *size_out);
 int cairn_index__foreach_blob(cairn_index *ix,
-			      int (*cb)(const struct cairn_id *id, const struct cairn_loc *loc,
-					void *payload),
-			      void *payload);
+                              int (*cb)(const struct cairn_id *id, const struct cairn_loc *loc,
+                                        void *payload),
+                              void *payload);
 int cairn_index__foreach_pack(cairn_index *ix,
-			      int (*cb)(const struct cairn_id *pack, uint64_t size, uint32_t count,
-					void *payload),
-			      void *payload);
+                              int (*cb)(const struct cairn_id *pack, uint64_t size, uint32_t count,
+                                        void *payload),
+                              void *payload);
 /* Snapshots table: id -> time_ns. */
 int cairn_index__add_snapshot(cairn_index *ix, const struct cairn_id *id, int64_t time_ns);
 int cairn_index__del_snapshot(cairn_index *ix, const struct cairn_id *id);
 int cairn_index__foreach_snapshot(cairn_index *ix,
-				  int (*cb)(const struct cairn_id *id, int64_t time_ns,
-					    void *payload),
-				  void *payload);
+                                  int (*cb)(const struct cairn_id *id, int64_t time_ns,
+                                            void *payload),
+                                  void *payload);
 /* Auxiliary tables of other subsystems (sync state, check results): each a named
  * LMDB database "aux:<table>" of byte keys and values, left alone by clear().
  * get: -ENOENT; value copied into out (replaced). foreach: key order, stops on < 0. */
 int cairn_index__aux_put(cairn_index *ix, const char *table, const void *k, size_t klen,
-			 const void *v, size_t vlen);
+                         const void *v, size_t vlen);
 int cairn_index__aux_get(cairn_index *ix, const char *table, const void *k, size_t klen,
-			 struct cairn_buf *out);
+                         struct cairn_buf *out);
 int cairn_index__aux_del(cairn_index *ix, const char *table, const void *k, size_t klen);
 int cairn_index__aux_foreach(cairn_index *ix, const char *table,
-			     int (*cb)(const void *k, size_t klen, const void *v, size_t vlen,
-				       void *payload),
-			     void *payload);
+                             int (*cb)(const void *k, size_t klen, const void *v, size_t vlen,
+                                       void *payload),
+                             void *payload);
 int cairn_index__aux_drop(cairn_index *ix, const char *table);
 /* Empty blobs, packs and snapshots in one txn (before a rebuild). */
 int cairn_index__clear(cairn_index *ix);

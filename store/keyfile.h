@@ -25,9 +25,9 @@ struct cairn_keyfile {
 int cairn_keyfile__parse(struct cairn_keyfile *out, const uint8_t *data, size_t len);
 /* Build a key file wrapping master under password (fresh salt and nonce). Appends to out. */
 int cairn_keyfile__create(struct cairn_buf *out, const uint8_t master[CAIRN_KEY_SIZE],
-			  const char *pw, size_t pwlen, int log2n, const char *label);
+                          const char *pw, size_t pwlen, int log2n, const char *label);
 /* Parse and unwrap. -EKEYREJECTED wrong password, -EBADMSG corrupt. */
 int cairn_keyfile__unwrap(const uint8_t *data, size_t len, const char *pw, size_t pwlen,
-			  uint8_t master_out[CAIRN_KEY_SIZE]);
+                          uint8_t master_out[CAIRN_KEY_SIZE]);
 
 #endif

@@ -39,9 +39,9 @@ static int sys_err(int e, const char *what, const char *path)
 {
 	if (e == ENOSPC || e == EDQUOT)
 		return cairn_err_set(-ENOSPC, "cannot %s '%s': no space left on device", what,
-				     path);
+		                     path);
 	return cairn_err_set(e > 0 ? -e : -EIO, "cannot %s '%s': %s", what, path,
-			     strerror(e > 0 ? e : EIO));
+	                     strerror(e > 0 ? e : EIO));
 }
 
 /* Write and hash. A failed write leaves the file in an unknown state, so the
@@ -65,7 +65,8 @@ static int check_open(const cairn_packw *w)
 {
 	if (w->state != PACKW_OPEN)
 		return cairn_err_set(-EIO, "pack '%s': writer is %s", w->tmp,
-				     w->state == PACKW_DONE ? "finished" : "unusable after an error");
+		                     w->state == PACKW_DONE ? "finished"
+		                                            : "unusable after an error");
 	return 0;
 }
 
@@ -83,8 +84,8 @@ int cairn_packw__new(cairn_packw **out, const char *tmpdir)
 		return sys_err(errno, "create a pack in", tmpdir);
 	w->sha = EVP_MD_CTX_new();
 	int r = w->sha && EVP_DigestInit_ex(w->sha, EVP_sha256(), NULL) == 1
-			? put(w, CAIRN_PACK_MAGIC, CAIRN_PACK_MAGIC_SIZE)
-			: cairn_err_set(-ENOMEM, "cannot start SHA-256");
+	                ? put(w, CAIRN_PACK_MAGIC, CAIRN_PACK_MAGIC_SIZE)
+	                : cairn_err_set(-ENOMEM, "cannot start SHA-256");
 	if (r < 0) {
 		cairn_packw__free(TAKE_PTR(w));
 		return r;
@@ -126,10 +127,10 @@ static int check_entry(const cairn_packw *w, int type, size_t slen, uint32_t raw
 {
 	if (type != CAIRN_BLOB_DATA && type != CAIRN_BLOB_TREE)
 		return cairn_err_set(-EINVAL, "pack '%s': blob type %d cannot go in a pack", w->tmp,
-				     type);
+		                     type);
 	if (slen < CAIRN_SEAL_OVERHEAD || raw_len > CAIRN_TREE_MAX)
 		return cairn_err_set(-EINVAL, "pack '%s': impossible blob lengths %zu/%u", w->tmp,
-				     slen, raw_len);
+		                     slen, raw_len);
 	if (w->n >= CAIRN_PACK_MAX_ENTRIES || slen > CAIRN_PACK_MAX_SIZE - HDR_RESERVE ||
 	    w->size + slen > CAIRN_PACK_MAX_SIZE - HDR_RESERVE)
 		return cairn_err_set(-EFBIG, "pack '%s' is full", w->tmp);
@@ -137,7 +138,7 @@ static int check_entry(const cairn_packw *w, int type, size_t slen, uint32_t raw
 }
 
 int cairn_packw__add(cairn_packw *w, const struct cairn_id *id, int type, const void *sealed,
-		     size_t slen, uint32_t raw_len)
+                     size_t slen, uint32_t raw_len)
 {
 	int r = check_open(w);
 	if (r < 0 || (r = check_entry(w, type, slen, raw_len)) < 0)
@@ -153,8 +154,11 @@ int cairn_packw__add(cairn_packw *w, const struct cairn_id *id, int type, const 
 	uint32_t off = (uint32_t)w->size; /* < CAIRN_PACK_MAX_SIZE by check_entry */
 	if ((r = put(w, sealed, slen)) < 0)
 		return r;
-	w->e[w->n++] = (struct cairn_pack_entry){ .id = *id, .type = (uint8_t)type, .offset = off,
-						  .stored_len = (uint32_t)slen, .raw_len = raw_len };
+	w->e[w->n++] = (struct cairn_pack_entry){ .id = *id,
+		                                  .type = (uint8_t)type,
+		                                  .offset = off,
+		                                  .stored_len = (uint32_t)slen,
+		                                  .raw_len = raw_len };
 	return 0;
 }
 
@@ -216,7 +220,7 @@ static int write_tail(cairn_packw *w, const struct cairn_keys *k)
 	/* Stored raw (enc = 0) under the all-zero ID (FORMAT.md §5.1, §6.2). */
 	if ((r = encode_hdr(w, &plain)) < 0 ||
 	    (r = cairn_crypt__seal(k, CAIRN_BLOB_PACKHDR, &zero_id, 0, plain.data, plain.len,
-				   &sealed)) < 0)
+	                           &sealed)) < 0)
 		return r;
 	if (w->size + sealed.len + sizeof(trailer) > CAIRN_PACK_MAX_SIZE)
 		return cairn_err_set(-EFBIG, "pack '%s': header does not fit", w->tmp);
@@ -229,7 +233,7 @@ static int write_tail(cairn_packw *w, const struct cairn_keys *k)
 
 /* Everything after the last blob; the first failure stops it. */
 static int seal_and_place(cairn_packw *w, const struct cairn_keys *k, const char *packs_dir,
-			  struct cairn_id *id)
+                          struct cairn_id *id)
 {
 	unsigned int len = 0;
 	int r = write_tail(w, k);
@@ -247,7 +251,7 @@ static int seal_and_place(cairn_packw *w, const struct cairn_keys *k, const char
 }
 
 int cairn_packw__finish(cairn_packw *w, const struct cairn_keys *k, const char *packs_dir,
-			struct cairn_id *pack_id_out, uint64_t *size_out)
+                        struct cairn_id *pack_id_out, uint64_t *size_out)
 {
 	struct cairn_id id;
 	int r = check_open(w);
@@ -278,26 +282,28 @@ int cairn_packw__finish(cairn_packw *w, const struct cairn_keys *k, const char *
 
 /* Trailer (FORMAT.md §6.1): u32 header_len, "CAIRNPK1". */
 int cairn_pack__parse_trailer(const uint8_t trailer[CAIRN_PACK_TRAILER_SIZE], uint64_t file_size,
-			      uint32_t *hdr_len)
+                              uint32_t *hdr_len)
 {
 	if (memcmp(trailer + 4, CAIRN_PACK_MAGIC, CAIRN_PACK_MAGIC_SIZE) != 0)
-		return cairn_err_set(-EBADMSG, "trailer at offset %llu: bad magic",
-				     (unsigned long long)(file_size >= CAIRN_PACK_TRAILER_SIZE
-								  ? file_size - CAIRN_PACK_TRAILER_SIZE
-								  : 0));
+		return cairn_err_set(
+		        -EBADMSG, "trailer at offset %llu: bad magic",
+		        (unsigned long long)(file_size >= CAIRN_PACK_TRAILER_SIZE
+		                                     ? file_size - CAIRN_PACK_TRAILER_SIZE
+		                                     : 0));
 	uint32_t len = cairn_get_le32(trailer);
 	if (len < HDR_SEALED_MIN || len > HDR_SEALED_MAX)
 		return cairn_err_set(-EBADMSG, "trailer: header length %u is out of range", len);
 	if ((uint64_t)CAIRN_PACK_MAGIC_SIZE + len + CAIRN_PACK_TRAILER_SIZE > file_size)
-		return cairn_err_set(-EBADMSG, "trailer: header length %u does not fit a %llu-byte file",
-				     len, (unsigned long long)file_size);
+		return cairn_err_set(-EBADMSG,
+		                     "trailer: header length %u does not fit a %llu-byte file", len,
+		                     (unsigned long long)file_size);
 	*hdr_len = len;
 	return 0;
 }
 
 /* One 45-byte entry (FORMAT.md §6.2); expect_off is where the previous one ended. */
 static int parse_entry(struct cairn_rd *rd, struct cairn_pack_entry *e, uint64_t expect_off,
-		       size_t i)
+                       size_t i)
 {
 	uint8_t type;
 	/* The caller checked the exact length, so these reads cannot run short. */
@@ -309,21 +315,22 @@ static int parse_entry(struct cairn_rd *rd, struct cairn_pack_entry *e, uint64_t
 	if (type != CAIRN_BLOB_DATA && type != CAIRN_BLOB_TREE)
 		return cairn_err_set(-EBADMSG, "header: entry %zu has type %u", i, type);
 	if (e->offset != expect_off)
-		return cairn_err_set(-EBADMSG,
-				     "header: entry %zu offset %u is not contiguous (expected %llu)",
-				     i, e->offset, (unsigned long long)expect_off);
+		return cairn_err_set(
+		        -EBADMSG, "header: entry %zu offset %u is not contiguous (expected %llu)",
+		        i, e->offset, (unsigned long long)expect_off);
 	if (e->stored_len < CAIRN_SEAL_OVERHEAD)
 		return cairn_err_set(-EBADMSG, "header: entry %zu offset %u: stored length %u < %d",
-				     i, e->offset, e->stored_len, CAIRN_SEAL_OVERHEAD);
+		                     i, e->offset, e->stored_len, CAIRN_SEAL_OVERHEAD);
 	/* §5.3: 64 MiB for trees; data is checked against chunk-max by the repository. */
 	if (e->raw_len > CAIRN_TREE_MAX)
-		return cairn_err_set(-EBADMSG, "header: entry %zu offset %u: raw length %u too large",
-				     i, e->offset, e->raw_len);
+		return cairn_err_set(-EBADMSG,
+		                     "header: entry %zu offset %u: raw length %u too large", i,
+		                     e->offset, e->raw_len);
 	return 0;
 }
 
 int cairn_pack__parse_hdr(const uint8_t *plain, size_t len, uint64_t hdr_off,
-			  struct cairn_pack_entry **out, size_t *n)
+                          struct cairn_pack_entry **out, size_t *n)
 {
 	struct cairn_rd rd = { plain, len };
 	uint32_t count;
@@ -335,7 +342,7 @@ int cairn_pack__parse_hdr(const uint8_t *plain, size_t len, uint64_t hdr_off,
 		return cairn_err_set(-EBADMSG, "header: %u entries is out of range", count);
 	if (__builtin_mul_overflow((size_t)count, CAIRN_PACK_ENTRY_SIZE, &need) || need != rd.left)
 		return cairn_err_set(-EBADMSG, "header: %zu bytes for %u entries, expected %zu",
-				     len, count, need + 4);
+		                     len, count, need + 4);
 	_cleanup_free_ struct cairn_pack_entry *e = calloc(count, sizeof(*e));
 	if (!e)
 		return cairn_err_set(-ENOMEM, "out of memory");
@@ -347,8 +354,9 @@ int cairn_pack__parse_hdr(const uint8_t *plain, size_t len, uint64_t hdr_off,
 		off += e[i].stored_len;
 	}
 	if (off != hdr_off)
-		return cairn_err_set(-EBADMSG, "header: entries end at offset %llu, header is at %llu",
-				     (unsigned long long)off, (unsigned long long)hdr_off);
+		return cairn_err_set(-EBADMSG,
+		                     "header: entries end at offset %llu, header is at %llu",
+		                     (unsigned long long)off, (unsigned long long)hdr_off);
 	*out = TAKE_PTR(e);
 	*n = count;
 	return 0;
@@ -359,23 +367,22 @@ static int read_at(int fd, void *buf, size_t len, uint64_t off, const char *name
 	int r = cairn_pread_all(fd, buf, len, off);
 	if (r == -EBADMSG)
 		return cairn_err_set(r, "pack '%s': truncated at offset %llu", name,
-				     (unsigned long long)off);
+		                     (unsigned long long)off);
 	if (r < 0)
 		return cairn_err_set(r, "cannot read pack '%s' at offset %llu: %s", name,
-				     (unsigned long long)off, strerror(-r));
+		                     (unsigned long long)off, strerror(-r));
 	return 0;
 }
 
 /* Magic at offset 0 and the trailer; *hoff gets where the sealed header starts. */
-static int read_frame(int fd, uint64_t file_size, const char *name, uint32_t *hlen,
-		      uint64_t *hoff)
+static int read_frame(int fd, uint64_t file_size, const char *name, uint32_t *hlen, uint64_t *hoff)
 {
 	uint8_t magic[CAIRN_PACK_MAGIC_SIZE], trailer[CAIRN_PACK_TRAILER_SIZE];
 	int r;
 
 	if (file_size < CAIRN_PACK_MAGIC_SIZE + HDR_SEALED_MIN + CAIRN_PACK_TRAILER_SIZE)
 		return cairn_err_set(-EBADMSG, "pack '%s': %llu bytes is too short", name,
-				     (unsigned long long)file_size);
+		                     (unsigned long long)file_size);
 	if ((r = read_at(fd, magic, sizeof(magic), 0, name)) < 0)
 		return r;
 	if (memcmp(magic, CAIRN_PACK_MAGIC, sizeof(magic)) != 0)
@@ -389,11 +396,11 @@ static int read_frame(int fd, uint64_t file_size, const char *name, uint32_t *hl
 }
 
 int cairn_pack__read_entries(int fd, uint64_t file_size, const struct cairn_keys *k,
-			     const char *name, struct cairn_pack_entry **out, size_t *n)
+                             const char *name, struct cairn_pack_entry **out, size_t *n)
 {
 	_cleanup_buf_ struct cairn_buf sealed = CAIRN_BUF_INIT, plain = CAIRN_BUF_INIT;
-	uint32_t hlen;
-	uint64_t hoff;
+	uint32_t hlen = 0;
+	uint64_t hoff = 0;
 	int r;
 
 	if ((r = read_frame(fd, file_size, name, &hlen, &hoff)) < 0)
@@ -405,10 +412,10 @@ int cairn_pack__read_entries(int fd, uint64_t file_size, const struct cairn_keys
 		return r;
 	sealed.len = hlen;
 	r = cairn_blob__decode(k, CAIRN_BLOB_PACKHDR, &zero_id, sealed.data, sealed.len, SIZE_MAX,
-			       HDR_PLAIN_MAX, &plain);
+	                       HDR_PLAIN_MAX, &plain);
 	if (r < 0)
 		return cairn_err_wrap(r, "pack '%s': header at offset %llu", name,
-				      (unsigned long long)hoff);
+		                      (unsigned long long)hoff);
 	if ((r = cairn_pack__parse_hdr(plain.data, plain.len, hoff, out, n)) < 0)
 		return cairn_err_wrap(r, "pack '%s'", name);
 	return 0;

@@ -20,7 +20,7 @@ int cairn_packw__new(cairn_packw **out, const char *tmpdir);
 /* Append one sealed blob; -EFBIG if the pack would pass CAIRN_PACK_MAX_SIZE or
  * CAIRN_PACK_MAX_ENTRIES, -ENOSPC, -EIO. */
 int cairn_packw__add(cairn_packw *w, const struct cairn_id *id, int type, const void *sealed,
-		     size_t slen, uint32_t raw_len);
+                     size_t slen, uint32_t raw_len);
 uint64_t cairn_packw__size(const cairn_packw *w);
 size_t cairn_packw__count(const cairn_packw *w);
 /* Borrowed view of the entries added so far (valid until the next add or free). */
@@ -29,22 +29,22 @@ const struct cairn_pack_entry *cairn_packw__entries(const cairn_packw *w);
  * directory. The pack ID is the SHA-256 of the file, computed while writing.
  * Afterwards only cairn_packw__free() is allowed. -ENOSPC, -EIO. */
 int cairn_packw__finish(cairn_packw *w, const struct cairn_keys *k, const char *packs_dir,
-			struct cairn_id *pack_id_out, uint64_t *size_out);
+                        struct cairn_id *pack_id_out, uint64_t *size_out);
 /* Frees; an unfinished temp file is unlinked. NULL is a no-op. */
 void cairn_packw__free(cairn_packw *w);
 
 /* Decode the 12-byte trailer of a file of file_size bytes into the header length;
  * checks the magic and that 8 + header + 12 <= size. -EBADMSG. */
 int cairn_pack__parse_trailer(const uint8_t trailer[CAIRN_PACK_TRAILER_SIZE], uint64_t file_size,
-			      uint32_t *hdr_len);
+                              uint32_t *hdr_len);
 /* Decode a header plaintext for a header starting at hdr_off (FORMAT.md §6.2):
  * count bounds, exact length, types, contiguous offsets from 8 to hdr_off.
  * Caller frees *out. -EBADMSG, -ENOMEM. */
 int cairn_pack__parse_hdr(const uint8_t *plain, size_t len, uint64_t hdr_off,
-			  struct cairn_pack_entry **out, size_t *n);
+                          struct cairn_pack_entry **out, size_t *n);
 /* Read trailer + header of an open pack file, decrypt and parse. name is for messages. */
 int cairn_pack__read_entries(int fd, uint64_t file_size, const struct cairn_keys *k,
-			     const char *name, struct cairn_pack_entry **out, size_t *n);
+                             const char *name, struct cairn_pack_entry **out, size_t *n);
 /* "packs/ab/abcdef..." relative path for a pack ID. */
 #define CAIRN_PACK_RELPATH_SIZE 80
 void cairn_pack__relpath(char out[CAIRN_PACK_RELPATH_SIZE], const struct cairn_id *pack);

@@ -161,8 +161,9 @@ static int check_empty_target(const char *path)
 	struct dirent *de;
 
 	if (!d)
-		return errno == ENOENT ? 0 : cairn_err_set(-errno, "cannot open '%s': %s", path,
-							   strerror(errno));
+		return errno == ENOENT ? 0
+		                       : cairn_err_set(-errno, "cannot open '%s': %s", path,
+		                                       strerror(errno));
 	while ((de = readdir(d))) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
@@ -186,7 +187,8 @@ static int init_config(struct cairn_config *cfg, const struct cairn_init_opts *o
 {
 	*cfg = (struct cairn_config){
 		.version = CAIRN_FORMAT_VERSION,
-		.chunk = { CAIRN_CHUNK_MIN_DEFAULT, CAIRN_CHUNK_AVG_DEFAULT, CAIRN_CHUNK_MAX_DEFAULT },
+		.chunk = { CAIRN_CHUNK_MIN_DEFAULT, CAIRN_CHUNK_AVG_DEFAULT,
+		           CAIRN_CHUNK_MAX_DEFAULT },
 		.compression = CAIRN_COMPRESSION_DEFAULT,
 		.pack_size = CAIRN_PACK_SIZE_DEFAULT,
 	};
@@ -203,7 +205,7 @@ static int init_config(struct cairn_config *cfg, const struct cairn_init_opts *o
 }
 
 static int write_key_file(const char *repo, const uint8_t master[CAIRN_KEY_SIZE], const char *pw,
-			  size_t pwlen, int log2n, const char *label, char name_out[17])
+                          size_t pwlen, int log2n, const char *label, char name_out[17])
 {
 	_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
 	char path[PATH_MAX], tmp[PATH_MAX], def[300];
@@ -237,8 +239,7 @@ static int make_layout(const char *path)
 	return 0;
 }
 
-int cairn_repo_init(const char *path, const char *pw, size_t pwlen,
-		    const struct cairn_init_opts *o)
+int cairn_repo_init(const char *path, const char *pw, size_t pwlen, const struct cairn_init_opts *o)
 {
 	struct cairn_config cfg;
 	struct cairn_keys keys;
@@ -283,7 +284,7 @@ static int list_key_names(const char *repo, char (**out)[17], size_t *n)
 	_cleanup_closedir_ DIR *d = opendir(p);
 	if (!d)
 		return cairn_err_set(-errno == -ENOENT ? -EBADMSG : -errno,
-				     "cannot read key directory '%s': %s", p, strerror(errno));
+		                     "cannot read key directory '%s': %s", p, strerror(errno));
 	_cleanup_free_ char(*names)[17] = NULL;
 	size_t count = 0, cap = 0;
 	struct dirent *de;
@@ -347,8 +348,8 @@ static int open_index(cairn_repo *repo, bool *created)
 	*created = access(data, F_OK) < 0;
 	if (*created && repo->read_only)
 		return cairn_err_set(-ENOENT,
-				     "repository '%s' has no index: run 'cairn rebuild-index'",
-				     repo->path);
+		                     "repository '%s' has no index: run 'cairn rebuild-index'",
+		                     repo->path);
 	r = cairn_index__open(&repo->index, dir, repo->read_only, repo->cfg.id);
 	if (r < 0)
 		return cairn_err_wrap(r, "cannot open index of '%s'", repo->path);
@@ -393,7 +394,7 @@ static int load(cairn_repo *repo, const char *pw, size_t pwlen, const struct cai
 }
 
 int cairn_repo_open(cairn_repo **out, const char *path, const char *pw, size_t pwlen,
-		    const struct cairn_repo_opts *o)
+                    const struct cairn_repo_opts *o)
 {
 	cairn_repo *repo = calloc(1, sizeof(*repo));
 	if (!repo)
@@ -477,13 +478,13 @@ static int key_log2n_current(cairn_repo *repo)
 }
 
 int cairn_key_add(cairn_repo *repo, const char *pw, size_t pwlen, const char *label,
-		  char name_out[17])
+                  char name_out[17])
 {
 	if (repo->read_only)
 		return cairn_err_set(-EROFS, "repository opened read-only");
 	/* New keys are as strong as the one in use (tests init with a cheap KDF). */
 	return write_key_file(repo->path, repo->keys.master, pw, pwlen, key_log2n_current(repo),
-			      label, name_out);
+	                      label, name_out);
 }
 
 int cairn_key_remove(cairn_repo *repo, const char *name)
@@ -503,9 +504,10 @@ int cairn_key_remove(cairn_repo *repo, const char *name)
 	if (n <= 1)
 		return cairn_err_set(-EBUSY, "cannot remove the last key");
 	if (strcmp(name, repo->key_name) == 0)
-		return cairn_err_set(-EBUSY, "key '%s' is the one in use; unlock with another "
-					     "password to remove it",
-				     name);
+		return cairn_err_set(-EBUSY,
+		                     "key '%s' is the one in use; unlock with another "
+		                     "password to remove it",
+		                     name);
 	snprintf(p, sizeof(p), "%s/keys/%s", repo->path, name);
 	if (unlink(p) < 0)
 		return cairn_err_set(-errno, "cannot remove key '%s': %s", name, strerror(errno));
@@ -527,7 +529,8 @@ int cairn_key_passwd(cairn_repo *repo, const char *pw, size_t pwlen)
 	snprintf(repo->key_name, sizeof(repo->key_name), "%s", name);
 	snprintf(p, sizeof(p), "%s/keys/%s", repo->path, old);
 	if (unlink(p) < 0)
-		return cairn_err_set(-errno, "cannot remove old key '%s': %s", old, strerror(errno));
+		return cairn_err_set(-errno, "cannot remove old key '%s': %s", old,
+		                     strerror(errno));
 	snprintf(p, sizeof(p), "%s/keys", repo->path);
 	return cairn_fsync_dir(p);
 }
@@ -571,7 +574,7 @@ static int finish_packer(cairn_repo *repo, struct packer *p)
 		r = cairn_packw__finish(p->w, &repo->keys, dir, &pack, &size);
 	if (r >= 0)
 		r = cairn_index__add_pack(repo->index, &pack, size, cairn_packw__entries(p->w),
-					  cairn_packw__count(p->w));
+		                          cairn_packw__count(p->w));
 	if (r >= 0)
 		atomic_fetch_add_explicit(&repo->packs_written, 1, memory_order_relaxed);
 	forget_pending(repo, p->w);
@@ -636,12 +639,12 @@ static void unclaim(cairn_repo *repo, const struct cairn_id *id)
 }
 
 static int append(cairn_repo *repo, int type, const struct cairn_id *id, const void *data,
-		  size_t len)
+                  size_t len)
 {
 	_cleanup_buf_ struct cairn_buf sealed = CAIRN_BUF_INIT;
 	struct packer *p;
 	int r = cairn_blob__encode(&repo->keys, atomic_load(&repo->compression), type, id, data,
-				   len, &sealed);
+	                           len, &sealed);
 	if (r < 0 || (r = take_packer(repo, &p)) < 0)
 		return r;
 	r = cairn_packw__add(p->w, id, type, sealed.data, sealed.len, (uint32_t)len);
@@ -661,7 +664,7 @@ static int append(cairn_repo *repo, int type, const struct cairn_id *id, const v
 }
 
 int cairn_repo_put(cairn_repo *repo, int type, const void *data, size_t len,
-		   const struct cairn_id *id_or_null, struct cairn_id *id_out)
+                   const struct cairn_id *id_or_null, struct cairn_id *id_out)
 {
 	struct cairn_id id;
 	int r;
@@ -672,7 +675,7 @@ int cairn_repo_put(cairn_repo *repo, int type, const void *data, size_t len,
 		return cairn_err_set(-EINVAL, "blob type %d cannot be stored in a pack", type);
 	if (len > max_raw_len(repo, type))
 		return cairn_err_set(-EINVAL, "%s blob of %zu bytes exceeds the maximum %zu",
-				     cairn_blob_type_name(type), len, max_raw_len(repo, type));
+		                     cairn_blob_type_name(type), len, max_raw_len(repo, type));
 	if (id_or_null)
 		id = *id_or_null;
 	else
@@ -749,23 +752,23 @@ static int read_sealed(cairn_repo *repo, const struct cairn_loc *loc, struct cai
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return cairn_err_set(errno == ENOENT ? -ENOENT : -EIO, "cannot open pack '%s': %s",
-				     rel, strerror(errno));
+		                     rel, strerror(errno));
 	out->len = 0;
 	if ((r = cairn_buf_reserve(out, loc->stored_len)) < 0)
 		return r;
 	r = cairn_pread_all(fd, out->data, loc->stored_len, loc->offset);
 	if (r == -EBADMSG)
 		return cairn_err_set(r, "pack '%s' is truncated before offset %u", rel,
-				     loc->offset + loc->stored_len);
+		                     loc->offset + loc->stored_len);
 	if (r < 0)
 		return cairn_err_set(-EIO, "cannot read pack '%s' at offset %u: %s", rel,
-				     loc->offset, strerror(-r));
+		                     loc->offset, strerror(-r));
 	out->len = loc->stored_len;
 	return 0;
 }
 
 int cairn_repo_get_typed(cairn_repo *repo, int type, const struct cairn_id *id,
-			 struct cairn_buf *out)
+                         struct cairn_buf *out)
 {
 	_cleanup_buf_ struct cairn_buf sealed = CAIRN_BUF_INIT;
 	struct cairn_loc loc;
@@ -777,12 +780,23 @@ int cairn_repo_get_typed(cairn_repo *repo, int type, const struct cairn_id *id,
 		char hex[CAIRN_ID_HEX_SIZE];
 		cairn_id_hex(hex, id);
 		return cairn_err_set(-EBADMSG, "blob %.8s is a %s blob, expected %s", hex,
-				     cairn_blob_type_name(loc.type), cairn_blob_type_name(type));
+		                     cairn_blob_type_name(loc.type), cairn_blob_type_name(type));
 	}
-	if ((r = read_sealed(repo, &loc, &sealed)) < 0)
+	r = read_sealed(repo, &loc, &sealed);
+	if (r == -ENOENT) {
+		/* Prune may have moved the blob and deleted its old pack since the lookup:
+		 * its index commit precedes the deletion, so a second lookup finds it. */
+		struct cairn_loc again;
+		if (cairn_repo_lookup(repo, id, &again) >= 0 &&
+		    memcmp(&again.pack, &loc.pack, sizeof(loc.pack)) != 0) {
+			loc = again;
+			r = read_sealed(repo, &loc, &sealed);
+		}
+	}
+	if (r < 0)
 		return r;
 	r = cairn_blob__decode(&repo->keys, loc.type, id, sealed.data, sealed.len, loc.raw_len,
-			       max_raw_len(repo, loc.type), out);
+	                       max_raw_len(repo, loc.type), out);
 	if (r < 0) {
 		char rel[CAIRN_PACK_RELPATH_SIZE];
 		cairn_pack__relpath(rel, &loc.pack);
@@ -799,7 +813,7 @@ int cairn_repo_get(cairn_repo *repo, const struct cairn_id *id, struct cairn_buf
 /* ---- packs and the index ------------------------------------------------ */
 
 int cairn_repo_pack_entries(cairn_repo *repo, const struct cairn_id *pack,
-			    struct cairn_pack_entry **out, size_t *n)
+                            struct cairn_pack_entry **out, size_t *n)
 {
 	char rel[CAIRN_PACK_RELPATH_SIZE], path[PATH_MAX];
 	struct stat st;
@@ -811,12 +825,12 @@ int cairn_repo_pack_entries(cairn_repo *repo, const struct cairn_id *pack,
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return cairn_err_set(errno == ENOENT ? -ENOENT : -EIO, "cannot open pack '%s': %s",
-				     rel, strerror(errno));
+		                     rel, strerror(errno));
 	return cairn_pack__read_entries(fd, (uint64_t)st.st_size, &repo->keys, rel, out, n);
 }
 
 static int scan_pack_dir(const char *dir, const char *sub,
-			 int (*cb)(const struct cairn_id *, uint64_t, void *), void *payload)
+                         int (*cb)(const struct cairn_id *, uint64_t, void *), void *payload)
 {
 	char p[PATH_MAX];
 	if (snprintf(p, sizeof(p), "%s/%s", dir, sub) >= (int)sizeof(p))
@@ -840,8 +854,8 @@ static int scan_pack_dir(const char *dir, const char *sub,
 }
 
 int cairn_repo_foreach_pack(cairn_repo *repo,
-			    int (*cb)(const struct cairn_id *pack, uint64_t size, void *payload),
-			    void *payload)
+                            int (*cb)(const struct cairn_id *pack, uint64_t size, void *payload),
+                            void *payload)
 {
 	char dir[PATH_MAX];
 	int r = cairn_repo__path(repo, dir, sizeof(dir), "packs");
@@ -926,9 +940,9 @@ int cairn_repo_rebuild_index(cairn_repo *repo)
 }
 
 int cairn_repo_foreach_blob(cairn_repo *repo,
-			    int (*cb)(const struct cairn_id *id, const struct cairn_loc *loc,
-				      void *payload),
-			    void *payload)
+                            int (*cb)(const struct cairn_id *id, const struct cairn_loc *loc,
+                                      void *payload),
+                            void *payload)
 {
 	if (!repo->index)
 		return cairn_err_set(-ENOENT, "repository opened without index");
@@ -943,14 +957,14 @@ static int need_index(cairn_repo *repo)
 }
 
 int cairn_repo_state_put(cairn_repo *repo, const char *table, const void *k, size_t klen,
-			 const void *v, size_t vlen)
+                         const void *v, size_t vlen)
 {
 	int r = need_index(repo);
 	return r < 0 ? r : cairn_index__aux_put(repo->index, table, k, klen, v, vlen);
 }
 
 int cairn_repo_state_get(cairn_repo *repo, const char *table, const void *k, size_t klen,
-			 struct cairn_buf *out)
+                         struct cairn_buf *out)
 {
 	int r = need_index(repo);
 	return r < 0 ? r : cairn_index__aux_get(repo->index, table, k, klen, out);
@@ -963,9 +977,9 @@ int cairn_repo_state_del(cairn_repo *repo, const char *table, const void *k, siz
 }
 
 int cairn_repo_state_foreach(cairn_repo *repo, const char *table,
-			     int (*cb)(const void *k, size_t klen, const void *v, size_t vlen,
-				       void *payload),
-			     void *payload)
+                             int (*cb)(const void *k, size_t klen, const void *v, size_t vlen,
+                                       void *payload),
+                             void *payload)
 {
 	int r = need_index(repo);
 	return r < 0 ? r : cairn_index__aux_foreach(repo->index, table, cb, payload);

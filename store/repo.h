@@ -14,6 +14,6 @@ cairn_index *cairn_repo__index(cairn_repo *repo);
 bool cairn_repo__read_only(const cairn_repo *repo);
 /* snprintf "<repo>/<fmt...>" into out; -ENAMETOOLONG. */
 int cairn_repo__path(const cairn_repo *repo, char *out, size_t size, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 
 #endif

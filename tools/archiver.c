@@ -24,11 +24,11 @@
 #include "cleanup.h"
 
 #define FILE_QUEUE 256
-#define SMALL_CHUNK (256 * 1024)  /* chunks below this are stored by the reader itself */
+#define SMALL_CHUNK (256 * 1024) /* chunks below this are stored by the reader itself */
 #define EXTENT_BLOCK 256
 
 struct entry {
-	struct cairn_node node;       /* variable fields point into meta, extents or the old tree */
+	struct cairn_node node; /* variable fields point into meta, extents or the old tree */
 	struct fsmeta meta;
 	struct cairn_extent *extents; /* owned when the file was read in this run */
 	bool skip;                    /* vanished or unreadable: left out of the tree */
@@ -45,17 +45,17 @@ struct sel {
 
 struct dir {
 	struct dir *parent;
-	size_t slot;            /* our entry in parent->entries */
-	atomic_size_t pending;  /* the walker's hold + children still being processed */
+	size_t slot;           /* our entry in parent->entries */
+	atomic_size_t pending; /* the walker's hold + children still being processed */
 	int fd;
-	dev_t dev;              /* for --one-file-system */
-	const struct sel *sel;  /* non-NULL: list only these children */
-	char *names;            /* NUL-separated listing */
+	dev_t dev;             /* for --one-file-system */
+	const struct sel *sel; /* non-NULL: list only these children */
+	char *names;           /* NUL-separated listing */
 	struct entry *entries;
 	size_t n;
-	cairn_tree *old;        /* this directory in the parent snapshot */
+	cairn_tree *old; /* this directory in the parent snapshot */
 	bool incomplete;
-	char *path;             /* for progress and messages */
+	char *path; /* for progress and messages */
 };
 
 struct extent_block {
@@ -249,7 +249,7 @@ int archiver_normalize_paths(char **in, size_t n, char ***out, size_t *nout)
 		for (size_t j = 0; j < k && !inside; j++) {
 			size_t l = strlen(v[j]);
 			inside = strcmp(v[j], v[i]) == 0 || strcmp(v[j], "/") == 0 ||
-				 (strncmp(v[j], v[i], l) == 0 && v[i][l] == '/');
+			         (strncmp(v[j], v[i], l) == 0 && v[i][l] == '/');
 		}
 		if (inside)
 			free(v[i]);
@@ -299,7 +299,8 @@ static int encode_dir(struct arch *a, struct dir *d, struct cairn_id *id)
 			continue;
 		r = cairn_tree_builder_add(b, &d->entries[i].node);
 		if (r == -EINVAL) { /* an entry the format cannot hold: leave it out */
-			char *p = join(d->path, d->names ? (const char *)d->entries[i].node.name : "?");
+			char *p = join(d->path,
+			               d->names ? (const char *)d->entries[i].node.name : "?");
 			log_warn("cannot store '%s': %s", p ? p : d->path, cairn_err_msg());
 			atomic_fetch_add(&a->st->errors, 1);
 			free(p);
@@ -433,7 +434,7 @@ static void run_chunk_job(struct arch *a, struct chunk_job *j)
 /* Queue a copy of the chunk for another worker, or store it here when the queue
  * is full (so a reader never blocks on its own consumers) or the chunk is small. */
 static bool try_queue_chunk(struct arch *a, struct file_ctx *f, struct cairn_extent *slot,
-			    const uint8_t *data, size_t len)
+                            const uint8_t *data, size_t len)
 {
 	struct chunk_job *j = malloc(sizeof(*j));
 	uint8_t *copy = j ? malloc(len) : NULL;
@@ -451,7 +452,8 @@ static bool try_queue_chunk(struct arch *a, struct file_ctx *f, struct cairn_ext
 		}
 		pthread_mutex_unlock(&a->lock);
 		if (!queued)
-			atomic_fetch_sub(&f->refs, 1); /* cannot be the last: the reader holds one */
+			atomic_fetch_sub(&f->refs,
+			                 1); /* cannot be the last: the reader holds one */
 	}
 	if (!queued) {
 		free(copy);
@@ -484,8 +486,8 @@ struct reader {
 };
 
 /* Chunk [off, end) of fd (end UINT64_MAX: to EOF). -errno on a read error. */
-static int chunk_range(struct arch *a, struct reader *rd, struct file_ctx *f, int fd,
-		       uint64_t off, uint64_t end)
+static int chunk_range(struct arch *a, struct reader *rd, struct file_ctx *f, int fd, uint64_t off,
+                       uint64_t end)
 {
 	const cairn_chunker *ch = cairn_repo_chunker(a->repo);
 	size_t have = 0;
@@ -524,8 +526,7 @@ static int chunk_range(struct arch *a, struct reader *rd, struct file_ctx *f, in
 }
 
 /* Sparse files: holes become zero-ID extents, data regions are chunked. */
-static int read_sparse(struct arch *a, struct reader *rd, struct file_ctx *f, int fd,
-		       uint64_t size)
+static int read_sparse(struct arch *a, struct reader *rd, struct file_ctx *f, int fd, uint64_t size)
 {
 	uint64_t pos = 0;
 	while (pos < size) {
@@ -571,8 +572,8 @@ static bool same_version(const struct stat *x, const struct stat *y)
 static void set_current(struct arch *a, const char *dir, const char *name)
 {
 	pthread_mutex_lock(&a->st->lock);
-	snprintf(a->st->current, sizeof(a->st->current), "%s%s%s", dir,
-		 strcmp(dir, "/") ? "/" : "", name);
+	snprintf(a->st->current, sizeof(a->st->current), "%s%s%s", dir, strcmp(dir, "/") ? "/" : "",
+	         name);
 	pthread_mutex_unlock(&a->st->lock);
 }
 
@@ -702,7 +703,7 @@ static int list_dir(struct dir *d)
 	if (d->sel && !d->sel->whole) {
 		for (size_t i = 0; i < d->sel->nkids; i++)
 			if (cairn_buf_put(&names, d->sel->kids[i].name,
-					  strlen(d->sel->kids[i].name) + 1) < 0)
+			                  strlen(d->sel->kids[i].name) + 1) < 0)
 				return -ENOMEM;
 		n = d->sel->nkids;
 	} else {
@@ -813,7 +814,7 @@ static void borrow_meta(struct entry *e, const struct cairn_node *old)
 }
 
 static void descend(struct arch *a, struct dir *d, size_t slot, const struct stat *st,
-		    const struct cairn_node *old, char *path)
+                    const struct cairn_node *old, char *path)
 {
 	struct entry *e = &d->entries[slot];
 	const char *name = (const char *)e->node.name;
@@ -839,7 +840,7 @@ static void descend(struct arch *a, struct dir *d, size_t slot, const struct sta
 			cairn_tree_parse(&c->old, plain.data, plain.len);
 		else
 			log_warn("parent snapshot tree for '%s' unreadable: %s", path,
-				 cairn_err_msg());
+			         cairn_err_msg());
 	}
 	bool other_fs = a->o->one_file_system && in_whole && st->st_dev != d->dev;
 	c->fd = other_fs ? -1 : open_nofollow(d->fd, name, O_RDONLY | O_DIRECTORY);
@@ -958,7 +959,7 @@ static void scan_dir(struct arch *a, int fd, const char *path, const struct sel 
 			atomic_fetch_add(&a->st->files_total, 1);
 			atomic_fetch_add(&a->st->bytes_total, (uint64_t)st.st_size);
 		} else if (S_ISDIR(st.st_mode) &&
-			   !(a->o->one_file_system && in_whole && st.st_dev != dev)) {
+		           !(a->o->one_file_system && in_whole && st.st_dev != dev)) {
 			int c = open_nofollow(dirfd(dh), de->d_name, O_RDONLY | O_DIRECTORY);
 			if (c >= 0)
 				scan_dir(a, c, p, ks, in_whole ? dev : st.st_dev);
@@ -1019,14 +1020,14 @@ static int make_root(struct arch *a, const struct sel *sel, struct dir **out)
 			r = cairn_tree_parse(&d->old, plain.data, plain.len);
 		if (r < 0)
 			log_warn("parent snapshot unreadable, reading everything: %s",
-				 cairn_err_msg());
+			         cairn_err_msg());
 	}
 	*out = d;
 	return 0;
 }
 
 static int arch_init(struct arch *a, cairn_repo *repo, const struct archiver_opts *o,
-		     struct archiver_stats *st, int threads)
+                     struct archiver_stats *st, int threads)
 {
 	*a = (struct arch){ .repo = repo, .o = o, .st = st };
 	a->max_chunk = cairn_chunker_params(cairn_repo_chunker(repo))->max;
@@ -1062,7 +1063,7 @@ static void wait_root(struct arch *a)
 }
 
 int archiver_run(cairn_repo *repo, const struct archiver_opts *o, struct archiver_stats *st,
-		 struct cairn_id *root)
+                 struct cairn_id *root)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int threads = o->threads > 0 ? o->threads : (ncpu > 0 ? (int)ncpu : 2);

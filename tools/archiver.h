@@ -30,11 +30,11 @@ struct archiver_opts {
 	/* Return true to leave path (absolute, raw bytes) out of the backup. */
 	bool (*exclude)(const char *path, size_t len, void *payload);
 	void *exclude_payload;
-	bool exclude_caches;   /* skip directories holding a valid CACHEDIR.TAG */
-	bool one_file_system;  /* do not descend into other filesystems */
-	bool dry_run;          /* read and hash, but store nothing */
-	bool scan;             /* run a concurrent scan for progress totals */
-	int threads;           /* worker threads; 0 = number of CPUs */
+	bool exclude_caches;                 /* skip directories holding a valid CACHEDIR.TAG */
+	bool one_file_system;                /* do not descend into other filesystems */
+	bool dry_run;                        /* read and hash, but store nothing */
+	bool scan;                           /* run a concurrent scan for progress totals */
+	int threads;                         /* worker threads; 0 = number of CPUs */
 	const struct cairn_snapshot *parent; /* incremental base, or NULL */
 	const atomic_bool *cancel;           /* set from a signal handler to stop */
 };
@@ -44,7 +44,7 @@ struct archiver_opts {
  * are warnings counted in st->errors; the returned error is for failures that stop
  * the backup (-ENOSPC, -EIO on the repository, -ECANCELED, -ENOMEM). */
 int archiver_run(cairn_repo *repo, const struct archiver_opts *o, struct archiver_stats *st,
-		 struct cairn_id *root);
+                 struct cairn_id *root);
 
 /* Make each path absolute (realpath), drop duplicates and paths inside others,
  * and sort. Caller frees each string and the array. -ENOENT for a missing path. */

@@ -22,9 +22,9 @@ static const struct command commands[] = {
 };
 
 static const char usage[] =
-	"usage: cairn [-r REPO] [--password-file F | --password-command CMD] [-v|-q]\n"
-	"             [--log-format text|json] COMMAND [ARGS]\n"
-	"       cairn --version\n";
+        "usage: cairn [-r REPO] [--password-file F | --password-command CMD] [-v|-q]\n"
+        "             [--log-format text|json] COMMAND [ARGS]\n"
+        "       cairn --version\n";
 
 static void print_help(FILE *f)
 {
@@ -51,8 +51,8 @@ static int handle_main(int c, const char *arg, void *payload)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = { CLI_COMMON_LONGOPTS,
-						  { "version", no_argument, NULL, 'V' },
-						  { 0 } };
+		                                  { "version", no_argument, NULL, 'V' },
+		                                  { 0 } };
 	bool version = false;
 
 	setlocale(LC_ALL, "");

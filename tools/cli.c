@@ -71,8 +71,8 @@ int cli_common_opt(int c, const char *arg)
 }
 
 int cli_parse(int argc, char **argv, const char *shortopts, const struct option *longopts,
-	      const char *usage, int (*handle)(int c, const char *arg, void *payload),
-	      void *payload)
+              const char *usage, int (*handle)(int c, const char *arg, void *payload),
+              void *payload)
 {
 	char opts[128];
 	int c;
@@ -80,14 +80,14 @@ int cli_parse(int argc, char **argv, const char *shortopts, const struct option 
 	/* getopt wants '+' (stop at the first operand) before ':' (quiet errors). */
 	bool plus = shortopts && shortopts[0] == '+';
 	snprintf(opts, sizeof(opts), "%s:%s%s", plus ? "+" : "", shortopts ? shortopts + plus : "",
-		 CLI_COMMON_SHORTOPTS);
+	         CLI_COMMON_SHORTOPTS);
 	optind = 0; /* 0: GNU getopt re-initialises (permutation mode may change) */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, opts, longopts, NULL)) != -1) {
 		int r;
 		if (c == '?') {
 			cli_usage_error("%s: unknown option '%s' (see '--help')", argv[0],
-					argv[optind - 1]);
+			                argv[optind - 1]);
 			return -2;
 		}
 		if (c == ':') {
@@ -144,7 +144,7 @@ int cli_password_from_file(const char *path, char **out, size_t *len)
 	int r = cairn_file_slurp(path, PASSWORD_MAX, &b);
 	if (r < 0)
 		return cairn_err_set(r, "cannot read password file '%s': %s", path,
-				     r == -EFBIG ? "too large" : strerror(-r));
+		                     r == -EFBIG ? "too large" : strerror(-r));
 	r = take_line((const char *)b.data, b.len, path, out, len);
 	OPENSSL_cleanse(b.data, b.len);
 	return r;
@@ -167,7 +167,7 @@ static int password_from_command(const char *cmd, char **out, size_t *len)
 	if (status != 0) {
 		OPENSSL_cleanse(buf, sizeof(buf));
 		return cairn_err_set(-EINVAL, "password command failed (exit status %d)",
-				     WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		                     WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	}
 	int r = take_line(buf, n, "password command", out, len);
 	OPENSSL_cleanse(buf, sizeof(buf));
@@ -182,8 +182,8 @@ static int prompt_tty(const char *prompt, char *buf, size_t size)
 
 	if (fd < 0 || !isatty(fd))
 		return cairn_err_set(-ENOTTY,
-				     "no password given: set CAIRN_PASSWORD_FILE, CAIRN_PASSWORD "
-				     "or use --password-file/--password-command");
+		                     "no password given: set CAIRN_PASSWORD_FILE, CAIRN_PASSWORD "
+		                     "or use --password-file/--password-command");
 	if (tcgetattr(fd, &old) < 0)
 		return cairn_err_set(-errno, "cannot read terminal settings: %s", strerror(errno));
 	quiet = old;
@@ -253,7 +253,8 @@ int cli_repo_path(const char **out)
 	if (!e || !*e)
 		e = getenv("CAIRN_REPO");
 	if (!e || !*e)
-		return cairn_err_set(-EDESTADDRREQ, "no repository given: use -r/--repo or CAIRN_REPO");
+		return cairn_err_set(-EDESTADDRREQ,
+		                     "no repository given: use -r/--repo or CAIRN_REPO");
 	*out = e;
 	return 0;
 }
@@ -332,7 +333,8 @@ void cli_json_str(FILE *f, const void *s, size_t n)
 		else if (c == '\n')
 			fputs("\\n", f);
 		else if (c < 0x20 || c >= 0x7f)
-			fprintf(f, "\\u%04x", c); /* raw bytes stay exact and the output stays ASCII */
+			fprintf(f, "\\u%04x",
+			        c); /* raw bytes stay exact and the output stays ASCII */
 		else
 			fputc(c, f);
 	}

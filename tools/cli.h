@@ -30,13 +30,15 @@ enum {
 };
 
 #define CLI_COMMON_SHORTOPTS "r:vqh"
-#define CLI_COMMON_LONGOPTS                                                          \
-	{ "repo", required_argument, NULL, 'r' },                                    \
-		{ "password-file", required_argument, NULL, OPT_PASSWORD_FILE },     \
-		{ "password-command", required_argument, NULL, OPT_PASSWORD_COMMAND }, \
-		{ "verbose", no_argument, NULL, 'v' }, { "quiet", no_argument, NULL, 'q' }, \
-		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },           \
-		{ "help", no_argument, NULL, 'h' }
+#define CLI_COMMON_LONGOPTS                                                                 \
+	{ "repo", required_argument, NULL, 'r' },                                           \
+	        { "password-file", required_argument, NULL, OPT_PASSWORD_FILE },            \
+	        { "password-command", required_argument, NULL, OPT_PASSWORD_COMMAND },      \
+	        { "verbose", no_argument, NULL, 'v' }, { "quiet", no_argument, NULL, 'q' }, \
+	        { "log-format", required_argument, NULL, OPT_LOG_FORMAT },                  \
+	{                                                                                   \
+		"help", no_argument, NULL, 'h'                                              \
+	}
 
 /* Handle a common option c from a command's getopt loop. Returns 0 if handled,
  * 1 for --help (caller prints usage and exits 0), -EINVAL for unknown options. */
@@ -46,8 +48,8 @@ int cli_common_opt(int c, const char *arg);
  * payload), which returns < 0 on bad usage. Returns optind, or -1 after printing
  * usage for --help (exit 0) and -2 on bad usage (message printed, exit 2). */
 int cli_parse(int argc, char **argv, const char *shortopts, const struct option *longopts,
-	      const char *usage, int (*handle)(int c, const char *arg, void *payload),
-	      void *payload);
+              const char *usage, int (*handle)(int c, const char *arg, void *payload),
+              void *payload);
 /* Convert a cli_parse result into a process exit code when it is negative. */
 #define CLI_PARSE_EXIT(r) ((r) == -1 ? 0 : EXIT_USAGE)
 

@@ -15,30 +15,30 @@
 #include "cleanup.h"
 
 static const char usage[] =
-	"usage: cairn backup [options] PATH...\n"
-	"\n"
-	"Backs up the paths into a new snapshot. Unchanged files (same size, mtime,\n"
-	"ctime and inode as in the parent snapshot) are not read again.\n"
-	"\n"
-	"  --tag TAG              tag the snapshot (repeatable)\n"
-	"  --host NAME            hostname to record (default: this host)\n"
-	"  --exclude GLOB         leave out matching paths (repeatable; see below)\n"
-	"  --exclude-file FILE    read exclude patterns from FILE, one per line\n"
-	"  --exclude-caches       leave out directories holding a CACHEDIR.TAG\n"
-	"  -x, --one-file-system  do not cross filesystem boundaries\n"
-	"  --parent SNAP          incremental base (default: the latest snapshot of\n"
-	"                         this host with the same paths)\n"
-	"  --force                read every file, ignoring the parent snapshot\n"
-	"  -n, --dry-run          read and hash everything, store nothing\n"
-	"  --compression LEVEL    zstd level 0..19 for this backup\n"
-	"  --threads N            worker threads (default: number of CPUs)\n"
-	"  --json                 JSON lines on stdout: status messages and a summary\n"
-	"  --metrics-file PATH    write Prometheus textfile metrics on completion\n"
-	"\n"
-	"Patterns: * ? [..] and ** (any number of directories). A pattern without '/'\n"
-	"matches a file name anywhere; one starting with '/' is anchored at the root.\n"
-	"Exit status: 0 ok, 1 error (no snapshot written), 3 snapshot written but some\n"
-	"files could not be read.\n";
+        "usage: cairn backup [options] PATH...\n"
+        "\n"
+        "Backs up the paths into a new snapshot. Unchanged files (same size, mtime,\n"
+        "ctime and inode as in the parent snapshot) are not read again.\n"
+        "\n"
+        "  --tag TAG              tag the snapshot (repeatable)\n"
+        "  --host NAME            hostname to record (default: this host)\n"
+        "  --exclude GLOB         leave out matching paths (repeatable; see below)\n"
+        "  --exclude-file FILE    read exclude patterns from FILE, one per line\n"
+        "  --exclude-caches       leave out directories holding a CACHEDIR.TAG\n"
+        "  -x, --one-file-system  do not cross filesystem boundaries\n"
+        "  --parent SNAP          incremental base (default: the latest snapshot of\n"
+        "                         this host with the same paths)\n"
+        "  --force                read every file, ignoring the parent snapshot\n"
+        "  -n, --dry-run          read and hash everything, store nothing\n"
+        "  --compression LEVEL    zstd level 0..19 for this backup\n"
+        "  --threads N            worker threads (default: number of CPUs)\n"
+        "  --json                 JSON lines on stdout: status messages and a summary\n"
+        "  --metrics-file PATH    write Prometheus textfile metrics on completion\n"
+        "\n"
+        "Patterns: * ? [..] and ** (any number of directories). A pattern without '/'\n"
+        "matches a file name anywhere; one starting with '/' is anchored at the root.\n"
+        "Exit status: 0 ok, 1 error (no snapshot written), 3 snapshot written but some\n"
+        "files could not be read.\n";
 
 enum {
 	OPT_TAG = OPT_FIRST_COMMAND_OPT,
@@ -155,7 +155,7 @@ static bool same_paths(const struct cairn_snapshot *s, char **paths, size_t n)
 /* The parent: --parent, else the newest snapshot of this host with the same paths.
  * -1: none; -2: --parent names no snapshot (message set). */
 static int find_parent(struct cairn_snapshot **list, size_t n, const struct backup_opts *o,
-		       const char *host, char **paths, size_t npaths)
+                       const char *host, char **paths, size_t npaths)
 {
 	if (o->force)
 		return -1;
@@ -195,7 +195,8 @@ static int64_t now_ns(void)
 }
 
 static void fill_summary(struct cairn_snapshot *s, struct archiver_stats *st,
-			 const struct cairn_repo_stats *before, const struct cairn_repo_stats *after)
+                         const struct cairn_repo_stats *before,
+                         const struct cairn_repo_stats *after)
 {
 	struct cairn_snapshot_summary *m = &s->summary;
 	m->files_new = atomic_load(&st->files_new);
@@ -212,7 +213,7 @@ static void fill_summary(struct cairn_snapshot *s, struct archiver_stats *st,
 
 /* Archive, flush, and commit the snapshot (the last step: FORMAT.md §8). */
 static int run_backup(cairn_repo *repo, struct backup_opts *o, char **paths, size_t npaths,
-		      struct progress *pg, struct cairn_snapshot *snap)
+                      struct progress *pg, struct cairn_snapshot *snap)
 {
 	struct cairn_snapshot **list = NULL;
 	struct cairn_repo_stats before, after;
@@ -229,11 +230,17 @@ static int run_backup(cairn_repo *repo, struct backup_opts *o, char **paths, siz
 		return cairn_err_wrap(-ENOENT, "parent snapshot");
 	}
 	struct archiver_opts ao = {
-		.paths = (const char *const *)paths, .npaths = npaths,
-		.exclude = exclude_cb, .exclude_payload = o->excludes,
-		.exclude_caches = o->exclude_caches, .one_file_system = o->one_fs,
-		.dry_run = o->dry_run, .scan = progress_wants_scan(pg), .threads = o->threads,
-		.parent = pi >= 0 ? list[pi] : NULL, .cancel = &cancelled,
+		.paths = (const char *const *)paths,
+		.npaths = npaths,
+		.exclude = exclude_cb,
+		.exclude_payload = o->excludes,
+		.exclude_caches = o->exclude_caches,
+		.one_file_system = o->one_fs,
+		.dry_run = o->dry_run,
+		.scan = progress_wants_scan(pg),
+		.threads = o->threads,
+		.parent = pi >= 0 ? list[pi] : NULL,
+		.cancel = &cancelled,
 	};
 	if (pi >= 0) {
 		snap->has_parent = true;

@@ -8,15 +8,15 @@
 #include "cleanup.h"
 
 static const char cat_usage[] =
-	"usage: cairn cat config\n"
-	"       cairn cat pack ID      list a pack's header (ID or unique prefix)\n"
-	"       cairn cat blob ID      write a blob's plaintext to stdout\n";
+        "usage: cairn cat config\n"
+        "       cairn cat pack ID      list a pack's header (ID or unique prefix)\n"
+        "       cairn cat blob ID      write a blob's plaintext to stdout\n";
 
 static const char rebuild_usage[] =
-	"usage: cairn rebuild-index\n"
-	"\n"
-	"Recreates the index from the pack headers. The index is a cache: this is\n"
-	"always safe, and needed only after it was lost or damaged.\n";
+        "usage: cairn rebuild-index\n"
+        "\n"
+        "Recreates the index from the pack headers. The index is a cache: this is\n"
+        "always safe, and needed only after it was lost or damaged.\n";
 
 /* Resolve a hex prefix against a set of IDs delivered by an iterator. */
 struct prefix_match {
@@ -55,16 +55,16 @@ static int resolve(cairn_repo *repo, const char *arg, bool pack, struct cairn_id
 
 	if (m.len < 4 || m.len > 64 || (m.len % 2 == 0 && cairn_unhex(tmp, m.len / 2, arg) < 0))
 		return cairn_err_set(-EINVAL, "'%s' is not an ID or an ID prefix of 4+ hex digits",
-				     arg);
+		                     arg);
 	int r = pack ? cairn_repo_foreach_pack(repo, match_pack, &m)
-		     : cairn_repo_foreach_blob(repo, match_blob, &m);
+	             : cairn_repo_foreach_blob(repo, match_blob, &m);
 	if (r < 0)
 		return r;
 	if (m.matches == 0)
 		return cairn_err_set(-ENOENT, "no %s matches '%s'", pack ? "pack" : "blob", arg);
 	if (m.matches > 1)
 		return cairn_err_set(-EINVAL, "'%s' is ambiguous (%d %ss match)", arg, m.matches,
-				     pack ? "pack" : "blob");
+		                     pack ? "pack" : "blob");
 	*out = m.found;
 	return 0;
 }
@@ -118,7 +118,7 @@ int cmd_cat(int argc, char **argv)
 		return cli_usage_error("cat: unknown object '%s'", what);
 	if (needs_id ? i + 1 != argc : i != argc)
 		return cli_usage_error("cat %s: %s", what,
-				       needs_id ? "give exactly one ID" : "takes no arguments");
+		                       needs_id ? "give exactly one ID" : "takes no arguments");
 	ro.no_index = strcmp(what, "blob") != 0;
 	int r = cli_open_repo(&repo, &ro);
 	if (r < 0)

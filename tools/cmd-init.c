@@ -7,16 +7,16 @@
 #include "cleanup.h"
 
 static const char usage[] =
-	"usage: cairn init [-r REPO] [options]\n"
-	"\n"
-	"Creates an encrypted repository. The password comes from the usual sources\n"
-	"(asked twice on a terminal).\n"
-	"\n"
-	"  --chunk-size MIN/AVG/MAX  content-defined chunk sizes (default 512K/1M/8M)\n"
-	"  --compression N           default zstd level, 0 (off) to 19 (default 3)\n"
-	"  --pack-size SIZE          target pack file size (default 16M)\n"
-	"  --kdf-log2n N             scrypt cost log2(N), 10 to 20 (default 16)\n"
-	"  --key-label TEXT          label of the first key (default user@host)\n";
+        "usage: cairn init [-r REPO] [options]\n"
+        "\n"
+        "Creates an encrypted repository. The password comes from the usual sources\n"
+        "(asked twice on a terminal).\n"
+        "\n"
+        "  --chunk-size MIN/AVG/MAX  content-defined chunk sizes (default 512K/1M/8M)\n"
+        "  --compression N           default zstd level, 0 (off) to 19 (default 3)\n"
+        "  --pack-size SIZE          target pack file size (default 16M)\n"
+        "  --kdf-log2n N             scrypt cost log2(N), 10 to 20 (default 16)\n"
+        "  --key-label TEXT          label of the first key (default user@host)\n";
 
 enum { OPT_CHUNK = OPT_FIRST_COMMAND_OPT, OPT_COMPRESSION, OPT_PACK_SIZE, OPT_KDF, OPT_LABEL };
 

@@ -8,14 +8,14 @@
 #include "cleanup.h"
 
 static const char usage[] =
-	"usage: cairn key list [--json]\n"
-	"       cairn key add [--new-password-file F] [--key-label TEXT]\n"
-	"       cairn key remove NAME\n"
-	"       cairn key passwd [--new-password-file F]\n"
-	"\n"
-	"Each key file holds the master key wrapped by one password. The current\n"
-	"password opens the repository; the new one comes from --new-password-file\n"
-	"or a prompt.\n";
+        "usage: cairn key list [--json]\n"
+        "       cairn key add [--new-password-file F] [--key-label TEXT]\n"
+        "       cairn key remove NAME\n"
+        "       cairn key passwd [--new-password-file F]\n"
+        "\n"
+        "Each key file holds the master key wrapped by one password. The current\n"
+        "password opens the repository; the new one comes from --new-password-file\n"
+        "or a prompt.\n";
 
 enum { OPT_NEW_PW = OPT_FIRST_COMMAND_OPT, OPT_LABEL };
 
@@ -66,8 +66,8 @@ static int key_list(cairn_repo *repo, bool json)
 		char t[32];
 		fmt_time(t, sizeof(t), keys[i].created);
 		if (json) {
-			printf("%s{\"name\":\"%s\",\"created\":%lld,\"current\":%s,\"label\":", i ? "," : "",
-			       keys[i].name, (long long)keys[i].created,
+			printf("%s{\"name\":\"%s\",\"created\":%lld,\"current\":%s,\"label\":",
+			       i ? "," : "", keys[i].name, (long long)keys[i].created,
 			       keys[i].current ? "true" : "false");
 			cli_json_str(stdout, keys[i].label, strlen(keys[i].label));
 			printf(",\"scrypt\":{\"log2n\":%d,\"r\":%u,\"p\":%u}}", keys[i].kdf_log2n,

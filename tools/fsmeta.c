@@ -115,7 +115,7 @@ static int read_value(const char *path, const char *name, struct cairn_buf *out)
 			return -errno;
 		if (n > CAIRN_XATTR_VALUE_MAX)
 			return cairn_err_set(-E2BIG, "xattr '%s' is larger than %d bytes", name,
-					     CAIRN_XATTR_VALUE_MAX);
+			                     CAIRN_XATTR_VALUE_MAX);
 		if (cairn_buf_reserve(out, (size_t)n + 1) < 0)
 			return -ENOMEM;
 		ssize_t got = lgetxattr(path, name, out->data + out->len, (size_t)n);
@@ -172,7 +172,7 @@ static int read_xattrs(struct fsmeta *m, const char *path)
 	for (size_t i = 0; i < k; i++) {
 		const uint8_t *base = m->xattr_data.data + offs[3 * i];
 		m->xattrs[i] = (struct cairn_xattr){ base, offs[3 * i + 1], base + offs[3 * i + 1],
-						     offs[3 * i + 2] };
+			                             offs[3 * i + 2] };
 	}
 	m->nxattrs = k;
 	free(offs);

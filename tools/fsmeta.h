@@ -9,10 +9,10 @@
 
 /* Storage a node's variable-length fields point into. Caller embeds it. */
 struct fsmeta {
-	struct cairn_buf xattr_data;   /* names and values */
-	struct cairn_xattr *xattrs;    /* fixed up to point into xattr_data */
+	struct cairn_buf xattr_data; /* names and values */
+	struct cairn_xattr *xattrs;  /* fixed up to point into xattr_data */
 	size_t nxattrs;
-	uint8_t *target;               /* symlink target */
+	uint8_t *target; /* symlink target */
 };
 void fsmeta_release(struct fsmeta *m);
 

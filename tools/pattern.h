@@ -1,8 +1,42 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Glob patterns for --exclude/--include, matched against absolute raw-byte paths. */
+#ifndef CAIRN_PATTERN_H
+#define CAIRN_PATTERN_H
+
 #include <stdbool.h>
 #include <stddef.h>
+
+/*
+ * Syntax: '*' any run of bytes within one component, '?' one byte, "[...]" one
+ * byte of a class (ranges a-z, "[:alpha:]"-style ASCII classes, negated by a
+ * leading '!' or '^'; a ']' right after the opening is literal), "**" as a whole
+ * component any number of components (zero included), and '\' quoting the next
+ * byte. A pattern starting with '/' is anchored at the root; any other pattern
+ * matches a trailing run of components ("*.o" a basename anywhere, "a/b" any
+ * ".../a/b"). A pattern that matches a directory matches everything beneath it.
+ * Matching is polynomial in the lengths (no exponential backtracking).
+ */
 struct pattern_list;
+
+/* An empty list. Caller frees with pattern_list_free(). -ENOMEM. */
 int pattern_list_new(struct pattern_list **out);
 void pattern_list_free(struct pattern_list *l);
+/* Compile and append pat. -EINVAL malformed (empty, unterminated class, trailing
+ * '\', too long or too many components), -ENOMEM; the list is unchanged then. */
 int pattern_list_add(struct pattern_list *l, const char *pat);
+/* Add one pattern per line of a file: '#' comment lines and blank lines are
+ * skipped, a trailing '\r' is stripped. -ENOENT/-EIO reading, -EINVAL naming the
+ * line; patterns before a bad line stay added. */
 int pattern_list_add_file(struct pattern_list *l, const char *path);
+/* Number of patterns in l. */
+size_t pattern_list_count(const struct pattern_list *l);
+
+/* True if a pattern matches path (or one of its parent directories). path is
+ * absolute, len bytes, not NUL-terminated; it may hold any bytes. Read-only: safe
+ * to call from several threads at once. */
 bool pattern_list_match(const struct pattern_list *l, const char *path, size_t len);
+/* True if a pattern matches path or could match something beneath it: whether a
+ * directory must be walked to find every match (restore --include). */
+bool pattern_list_match_below(const struct pattern_list *l, const char *path, size_t len);
+
+#endif

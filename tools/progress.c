@@ -94,8 +94,8 @@ static void counts(struct progress *pg, struct snap_counts *c)
 	if (c->pct > 100)
 		c->pct = 100;
 	c->eta = c->scan_done && c->rate > 0 && c->bytes_total > c->bytes
-			 ? (double)(c->bytes_total - c->bytes) / c->rate
-			 : -1;
+	                 ? (double)(c->bytes_total - c->bytes) / c->rate
+	                 : -1;
 }
 
 static void fmt_dur(char *b, size_t n, double s)
@@ -122,18 +122,20 @@ static void print_tty(struct progress *pg)
 	cli_fmt_bytes(bd, sizeof(bd), c.bytes);
 	cli_fmt_bytes(bt, sizeof(bt), c.bytes_total);
 	cli_fmt_bytes(rt, sizeof(rt), (uint64_t)c.rate);
-	int n = snprintf(line, sizeof(line), "[%s] %5.1f%%  %llu/%llu%s files  %s/%s%s  %s/s  ETA %s",
-			 el, c.pct, (unsigned long long)c.files, (unsigned long long)c.files_total,
-			 c.scan_done ? "" : "+", bd, bt, c.scan_done ? "" : "+", rt, eta);
+	int n = snprintf(line, sizeof(line),
+	                 "[%s] %5.1f%%  %llu/%llu%s files  %s/%s%s  %s/s  ETA %s", el, c.pct,
+	                 (unsigned long long)c.files, (unsigned long long)c.files_total,
+	                 c.scan_done ? "" : "+", bd, bt, c.scan_done ? "" : "+", rt, eta);
 	if (c.errors && n > 0 && (size_t)n < sizeof(line))
 		n += snprintf(line + n, sizeof(line) - (size_t)n, "  %llu errors",
-			      (unsigned long long)c.errors);
+		              (unsigned long long)c.errors);
 	ioctl(STDERR_FILENO, TIOCGWINSZ, &ws);
 	size_t width = ws.ws_col ? ws.ws_col : 80;
 	if (n > 0 && (size_t)n + 3 < width && cur[0]) {
 		/* Show the tail of the current path: the file name matters most. */
 		size_t room = width - (size_t)n - 3, len = strlen(cur);
-		snprintf(line + n, sizeof(line) - (size_t)n, "  %s", len > room ? cur + len - room : cur);
+		snprintf(line + n, sizeof(line) - (size_t)n, "  %s",
+		         len > room ? cur + len - room : cur);
 	}
 	line[width - 1 < sizeof(line) ? width - 1 : sizeof(line) - 1] = '\0';
 	fprintf(stderr, "\r\033[K%s", line);
@@ -272,7 +274,7 @@ static double old_last_success(const char *path)
 }
 
 static int write_metrics(struct progress *pg, const char *path, int r,
-			 const struct cairn_snapshot *s, const char *repo)
+                         const struct cairn_snapshot *s, const char *repo)
 {
 	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
 	const struct cairn_snapshot_summary *m = &s->summary;
@@ -288,10 +290,11 @@ static int write_metrics(struct progress *pg, const char *path, int r,
 		lbl[k++] = *p == '\n' ? 'n' : *p;
 	}
 	lbl[k] = '\0';
-#define M(name, help, fmt, ...)                                                              \
-	cairn_buf_printf(&b, "# HELP cairn_backup_" name " " help "\n# TYPE cairn_backup_" name \
-			     " gauge\ncairn_backup_" name "{repo=\"%s\"} " fmt "\n",            \
-			 lbl, __VA_ARGS__)
+#define M(name, help, fmt, ...)                                                             \
+	cairn_buf_printf(&b,                                                                \
+	                 "# HELP cairn_backup_" name " " help "\n# TYPE cairn_backup_" name \
+	                 " gauge\ncairn_backup_" name "{repo=\"%s\"} " fmt "\n",            \
+	                 lbl, __VA_ARGS__)
 	M("last_success_timestamp_seconds", "Time of the last successful backup.", "%.0f", last_ok);
 	M("last_run_timestamp_seconds", "Time the last backup ended.", "%.0f", now);
 	M("success", "1 if the last backup wrote a snapshot, else 0.", "%d", r >= 0 ? 1 : 0);
@@ -312,7 +315,7 @@ static int write_metrics(struct progress *pg, const char *path, int r,
 }
 
 int progress_finish(struct progress *pg, int r, const struct cairn_snapshot *snap,
-		    const char *metrics_path, const char *repo_path)
+                    const char *metrics_path, const char *repo_path)
 {
 	int rc = r < 0 ? EXIT_ERROR : snap->summary.partial ? EXIT_PARTIAL : 0;
 

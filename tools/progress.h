@@ -22,6 +22,6 @@ void progress_set_snapshots(struct progress *pg, uint64_t n);
 /* Report the outcome r of the backup of snap: the summary (text or JSON), the error,
  * and the metrics file. Returns the exit code. */
 int progress_finish(struct progress *pg, int r, const struct cairn_snapshot *snap,
-		    const char *metrics_path, const char *repo_path);
+                    const char *metrics_path, const char *repo_path);
 
 #endif

@@ -46,15 +46,26 @@ static inline void cairn_buf_releasep(struct cairn_buf *b)
 #define _cleanup_closedir_ _cleanup_(closedirp)
 #define _cleanup_buf_ _cleanup_(cairn_buf_releasep)
 
-#define TAKE_PTR(p) __extension__({ __typeof__(p) t_ = (p); (p) = NULL; t_; })
-#define TAKE_FD(fd) __extension__({ int t_ = (fd); (fd) = -1; t_; })
+#define TAKE_PTR(p)                     \
+	__extension__({                 \
+		__typeof__(p) t_ = (p); \
+		(p) = NULL;             \
+		t_;                     \
+	})
+#define TAKE_FD(fd)            \
+	__extension__({        \
+		int t_ = (fd); \
+		(fd) = -1;     \
+		t_;            \
+	})
 
-/* Declare a cleanup function for a type's _free(), e.g. DEFINE_FREEP(cairn_repo, cairn_repo_close). */
-#define DEFINE_FREEP(type, fn)                \
-	static inline void fn##p(type **p)    \
-	{                                     \
-		if (*p)                       \
-			fn(*p);               \
+/* Declare a cleanup function for a type's _free(), e.g. DEFINE_FREEP(cairn_repo, cairn_repo_close).
+ */
+#define DEFINE_FREEP(type, fn)             \
+	static inline void fn##p(type **p) \
+	{                                  \
+		if (*p)                    \
+			fn(*p);            \
 	}
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

@@ -17,7 +17,7 @@
 static int io_err(int e, const char *what, const char *path)
 {
 	return cairn_err_set(e == ENOSPC || e == EDQUOT ? -ENOSPC : -e, "cannot %s '%s': %s", what,
-			     path, strerror(e));
+	                     path, strerror(e));
 }
 
 int cairn_write_all(int fd, const void *buf, size_t len)

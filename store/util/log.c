@@ -33,9 +33,11 @@ void cairn_log_set_json(bool j)
 
 void cairn_log_level_from_env(void)
 {
-	static const char *const names[] = { [CAIRN_LOG_ERR] = "err", [CAIRN_LOG_WARNING] = "warning",
-					     [CAIRN_LOG_NOTICE] = "notice", [CAIRN_LOG_INFO] = "info",
-					     [CAIRN_LOG_DEBUG] = "debug" };
+	static const char *const names[] = { [CAIRN_LOG_ERR] = "err",
+		                             [CAIRN_LOG_WARNING] = "warning",
+		                             [CAIRN_LOG_NOTICE] = "notice",
+		                             [CAIRN_LOG_INFO] = "info",
+		                             [CAIRN_LOG_DEBUG] = "debug" };
 	const char *e = getenv("CAIRN_LOG_LEVEL");
 	char *end;
 
@@ -92,8 +94,9 @@ void cairn_logv(int l, const char *fmt, va_list ap)
 	if (atomic_load(&json)) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		fprintf(stderr, "{\"time\":%lld.%03ld,\"level\":\"%s\",\"message\":", (long long)ts.tv_sec,
-			ts.tv_nsec / 1000000, level_name(l));
+		fprintf(stderr,
+		        "{\"time\":%lld.%03ld,\"level\":\"%s\",\"message\":", (long long)ts.tv_sec,
+		        ts.tv_nsec / 1000000, level_name(l));
 		put_json_string(stderr, text);
 		fputs("}\n", stderr);
 	} else if (l <= CAIRN_LOG_WARNING) {

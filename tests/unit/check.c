@@ -10,7 +10,7 @@ static char tmpdir[256];
 void check_fail(const char *file, int line, const char *expr, long long a, long long b)
 {
 	fprintf(stderr, "%s:%d: CHECK failed: %s (got %lld, want %lld)\n  last error: %s\n", file,
-		line, expr, a, b, cairn_err_msg());
+	        line, expr, a, b, cairn_err_msg());
 	exit(1);
 }
 

@@ -13,29 +13,29 @@
 
 void check_fail(const char *file, int line, const char *expr, long long a, long long b);
 
-#define CHECK(e)                                                   \
-	do {                                                       \
-		if (!(e))                                          \
-			check_fail(__FILE__, __LINE__, #e, 0, 0);  \
+#define CHECK(e)                                                  \
+	do {                                                      \
+		if (!(e))                                         \
+			check_fail(__FILE__, __LINE__, #e, 0, 0); \
 	} while (0)
 /* r must be >= 0 */
-#define CHECK_OK(e)                                                     \
-	do {                                                            \
-		long long r_ = (long long)(e);                          \
-		if (r_ < 0)                                             \
-			check_fail(__FILE__, __LINE__, #e, r_, 0);      \
+#define CHECK_OK(e)                                                \
+	do {                                                       \
+		long long r_ = (long long)(e);                     \
+		if (r_ < 0)                                        \
+			check_fail(__FILE__, __LINE__, #e, r_, 0); \
 	} while (0)
 /* e must equal the (negative) code */
-#define CHECK_ERR(e, code)                                              \
-	do {                                                            \
-		long long r_ = (long long)(e), c_ = (long long)(code);  \
-		if (r_ != c_)                                           \
-			check_fail(__FILE__, __LINE__, #e, r_, c_);     \
+#define CHECK_ERR(e, code)                                             \
+	do {                                                           \
+		long long r_ = (long long)(e), c_ = (long long)(code); \
+		if (r_ != c_)                                          \
+			check_fail(__FILE__, __LINE__, #e, r_, c_);    \
 	} while (0)
-#define CHECK_EQ(a, b)                                                  \
-	do {                                                            \
-		long long a_ = (long long)(a), b_ = (long long)(b);     \
-		if (a_ != b_)                                           \
+#define CHECK_EQ(a, b)                                                        \
+	do {                                                                  \
+		long long a_ = (long long)(a), b_ = (long long)(b);           \
+		if (a_ != b_)                                                 \
 			check_fail(__FILE__, __LINE__, #a " == " #b, a_, b_); \
 	} while (0)
 

@@ -16,9 +16,11 @@ static char repo_path[512];
 
 static cairn_repo *make_repo(uint32_t pack_size)
 {
-	struct cairn_init_opts o = { .version = CAIRN_INIT_OPTS_VERSION, .compression = -1,
-				     .pack_size = pack_size, .kdf_log2n = 10,
-				     .chunk = { 64 * 1024, 128 * 1024, 1024 * 1024 } };
+	struct cairn_init_opts o = { .version = CAIRN_INIT_OPTS_VERSION,
+		                     .compression = -1,
+		                     .pack_size = pack_size,
+		                     .kdf_log2n = 10,
+		                     .chunk = { 64 * 1024, 128 * 1024, 1024 * 1024 } };
 	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
 	cairn_repo *repo = NULL;
 
@@ -32,8 +34,9 @@ static void test_repo__init_open(void)
 {
 	cairn_repo *repo = make_repo(0);
 	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
-	struct cairn_init_opts o = { .version = CAIRN_INIT_OPTS_VERSION, .compression = -1,
-				     .kdf_log2n = 10 };
+	struct cairn_init_opts o = { .version = CAIRN_INIT_OPTS_VERSION,
+		                     .compression = -1,
+		                     .kdf_log2n = 10 };
 	cairn_repo *again = NULL;
 	struct stat st;
 
@@ -51,8 +54,9 @@ static void test_repo__init_open(void)
 
 static void test_repo__bad_init_options(void)
 {
-	struct cairn_init_opts o = { .version = CAIRN_INIT_OPTS_VERSION, .compression = 25,
-				     .kdf_log2n = 10 };
+	struct cairn_init_opts o = { .version = CAIRN_INIT_OPTS_VERSION,
+		                     .compression = 25,
+		                     .kdf_log2n = 10 };
 	char p[600];
 	snprintf(p, sizeof(p), "%s/r", check_tmpdir());
 	CHECK_ERR(cairn_repo_init(p, PW, 6, &o), -EINVAL);
@@ -266,8 +270,7 @@ static void test_repo__limits(void)
 	cairn_repo *repo = make_repo(0);
 	_cleanup_free_ uint8_t *big = calloc(1, 1024 * 1024 + 1);
 	CHECK(big != NULL);
-	CHECK_ERR(cairn_repo_put(repo, CAIRN_BLOB_DATA, big, 1024 * 1024 + 1, NULL, NULL),
-		  -EINVAL);
+	CHECK_ERR(cairn_repo_put(repo, CAIRN_BLOB_DATA, big, 1024 * 1024 + 1, NULL, NULL), -EINVAL);
 	CHECK_ERR(cairn_repo_put(repo, CAIRN_BLOB_SNAPSHOT, big, 10, NULL, NULL), -EINVAL);
 	CHECK_ERR(cairn_repo_set_compression(repo, 20), -EINVAL);
 	cairn_repo_close(repo);

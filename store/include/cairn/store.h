@@ -55,7 +55,7 @@ typedef struct cairn_chunker cairn_chunker;
 /* Validates params (-EINVAL) and builds the table from the 32-byte gear key.
  * Caller frees with cairn_chunker_free(). Immutable afterwards: thread-safe. */
 int cairn_chunker_new(cairn_chunker **out, const struct cairn_chunk_params *p,
-		      const uint8_t gear_key[32]);
+                      const uint8_t gear_key[32]);
 void cairn_chunker_free(cairn_chunker *c);
 /* Length of the next chunk at the start of p[0..n). The caller passes at least
  * params.max bytes unless the input ends within them (then all that is left).
@@ -69,17 +69,17 @@ typedef struct cairn_repo cairn_repo;
 
 #define CAIRN_INIT_OPTS_VERSION 1
 struct cairn_init_opts {
-	unsigned version;              /* CAIRN_INIT_OPTS_VERSION */
+	unsigned version;                /* CAIRN_INIT_OPTS_VERSION */
 	struct cairn_chunk_params chunk; /* zero: defaults */
-	int compression;               /* -1: default (3); 0 off; 1..19 */
-	uint32_t pack_size;            /* 0: default 16 MiB */
-	int kdf_log2n;                 /* 0: default (16); 10..24 */
-	const char *key_label;         /* NULL: user@host */
+	int compression;                 /* -1: default (3); 0 off; 1..19 */
+	uint32_t pack_size;              /* 0: default 16 MiB */
+	int kdf_log2n;                   /* 0: default (16); 10..24 */
+	const char *key_label;           /* NULL: user@host */
 };
 /* Create a repository at path (which must not exist or be an empty directory).
  * -EEXIST if it already holds a repository, -EINVAL for bad options. */
 int cairn_repo_init(const char *path, const char *password, size_t pwlen,
-		    const struct cairn_init_opts *opts);
+                    const struct cairn_init_opts *opts);
 
 #define CAIRN_REPO_OPTS_VERSION 1
 struct cairn_repo_opts {
@@ -91,7 +91,7 @@ struct cairn_repo_opts {
  * version, -EKEYREJECTED wrong password, -EBADMSG corrupt config or key file.
  * Caller closes with cairn_repo_close(). */
 int cairn_repo_open(cairn_repo **out, const char *path, const char *password, size_t pwlen,
-		    const struct cairn_repo_opts *opts);
+                    const struct cairn_repo_opts *opts);
 /* Flushes nothing: call cairn_repo_flush() first to keep buffered blobs. */
 void cairn_repo_close(cairn_repo *repo);
 /* Checks that path holds a repository of a known version, without a password.
@@ -109,18 +109,18 @@ const char *cairn_repo_config_text(const cairn_repo *repo);
 /* ---- Keys (FORMAT.md §3) ------------------------------------------------ */
 
 struct cairn_key_info {
-	char name[17];       /* file name under keys/ */
-	int64_t created;     /* Unix seconds */
+	char name[17];   /* file name under keys/ */
+	int64_t created; /* Unix seconds */
 	char label[256];
 	int kdf_log2n;
 	uint32_t r, p;
-	bool current;        /* the key that opened this repo */
+	bool current; /* the key that opened this repo */
 };
 /* Fills a malloc'd array, caller frees *out. -EBADMSG for an unparsable key file. */
 int cairn_key_list(cairn_repo *repo, struct cairn_key_info **out, size_t *n);
 /* Adds a key file wrapping the master key under password; name_out gets its name. */
 int cairn_key_add(cairn_repo *repo, const char *password, size_t pwlen, const char *label,
-		  char name_out[17]);
+                  char name_out[17]);
 /* Removes keys/name. -ENOENT; -EBUSY for the last key or the one in use. */
 int cairn_key_remove(cairn_repo *repo, const char *name);
 /* Replaces the current key file by one for the new password. */
@@ -137,7 +137,7 @@ void cairn_repo_blob_id(const cairn_repo *repo, const void *data, size_t len, st
  * Thread-safe: callers in several threads compress and encrypt in parallel.
  * -ENOSPC, -EIO, -EINVAL (too large for its type). */
 int cairn_repo_put(cairn_repo *repo, int type, const void *data, size_t len,
-		   const struct cairn_id *id_or_null, struct cairn_id *id_out);
+                   const struct cairn_id *id_or_null, struct cairn_id *id_out);
 /* 1 if the blob is in the index or in a pack being written, 0 if not. Thread-safe. */
 int cairn_repo_has(cairn_repo *repo, const struct cairn_id *id);
 /* Blobs and sealed bytes this handle has written to packs since it was opened. */
@@ -156,7 +156,7 @@ int cairn_repo_flush(cairn_repo *repo);
 int cairn_repo_get(cairn_repo *repo, const struct cairn_id *id, struct cairn_buf *out);
 /* Like cairn_repo_get, with the type checked (-EBADMSG on mismatch). */
 int cairn_repo_get_typed(cairn_repo *repo, int type, const struct cairn_id *id,
-			 struct cairn_buf *out);
+                         struct cairn_buf *out);
 /* Where a blob is stored. -ENOENT. Thread-safe. */
 int cairn_repo_lookup(cairn_repo *repo, const struct cairn_id *id, struct cairn_loc *out);
 
@@ -170,19 +170,19 @@ struct cairn_pack_entry {
 /* Read and verify a pack's header (FORMAT.md §6.2). Caller frees *out.
  * -ENOENT, -EBADMSG. */
 int cairn_repo_pack_entries(cairn_repo *repo, const struct cairn_id *pack,
-			    struct cairn_pack_entry **out, size_t *n);
+                            struct cairn_pack_entry **out, size_t *n);
 /* Call cb for every pack file in packs/ (unordered). A negative return stops. */
 int cairn_repo_foreach_pack(cairn_repo *repo,
-			    int (*cb)(const struct cairn_id *pack, uint64_t size, void *payload),
-			    void *payload);
+                            int (*cb)(const struct cairn_id *pack, uint64_t size, void *payload),
+                            void *payload);
 /* Recreate index/ from packs/ and snapshots/ (FORMAT.md §7). Returns the number of
  * packs read. The repository must be open without read_only. */
 int cairn_repo_rebuild_index(cairn_repo *repo);
 /* Call cb for every blob in the index, in ID order. A negative return stops. */
 int cairn_repo_foreach_blob(cairn_repo *repo,
-			    int (*cb)(const struct cairn_id *id, const struct cairn_loc *loc,
-				      void *payload),
-			    void *payload);
+                            int (*cb)(const struct cairn_id *id, const struct cairn_loc *loc,
+                                      void *payload),
+                            void *payload);
 
 /* ---- Local state tables ----------------------------------------------- */
 
@@ -192,14 +192,14 @@ int cairn_repo_foreach_blob(cairn_repo *repo,
  * get: -ENOENT if absent; out is replaced. foreach: key order; a negative return
  * stops it. The repository must be open with an index. */
 int cairn_repo_state_put(cairn_repo *repo, const char *table, const void *k, size_t klen,
-			 const void *v, size_t vlen);
+                         const void *v, size_t vlen);
 int cairn_repo_state_get(cairn_repo *repo, const char *table, const void *k, size_t klen,
-			 struct cairn_buf *out);
+                         struct cairn_buf *out);
 int cairn_repo_state_del(cairn_repo *repo, const char *table, const void *k, size_t klen);
 int cairn_repo_state_foreach(cairn_repo *repo, const char *table,
-			     int (*cb)(const void *k, size_t klen, const void *v, size_t vlen,
-				       void *payload),
-			     void *payload);
+                             int (*cb)(const void *k, size_t klen, const void *v, size_t vlen,
+                                       void *payload),
+                             void *payload);
 int cairn_repo_state_drop(cairn_repo *repo, const char *table);
 
 /* ---- ID sets ------------------------------------------------------------ */
@@ -366,7 +366,7 @@ void cairn_snapshot_free(struct cairn_snapshot *s);
 int cairn_repo_snapshot_save(cairn_repo *repo, struct cairn_snapshot *s);
 /* Read and verify snapshots/<id>. -ENOENT, -EBADMSG. Caller frees *out. */
 int cairn_repo_snapshot_load(cairn_repo *repo, const struct cairn_id *id,
-			     struct cairn_snapshot **out);
+                             struct cairn_snapshot **out);
 /* Every snapshot in snapshots/, oldest first (ties by ID). A snapshot file that
  * fails to verify stops the listing with -EBADMSG naming it. Caller frees with
  * cairn_snapshot_list_free(). */

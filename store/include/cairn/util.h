@@ -25,8 +25,13 @@ void cairn_err_clear(void);
 int cairn_err_mdb(int rc, const char *what);
 
 /* Logging (STYLE §7): one line per message on stderr, syslog levels. */
-enum { CAIRN_LOG_ERR = 3, CAIRN_LOG_WARNING = 4, CAIRN_LOG_NOTICE = 5, CAIRN_LOG_INFO = 6,
-       CAIRN_LOG_DEBUG = 7 };
+enum {
+	CAIRN_LOG_ERR = 3,
+	CAIRN_LOG_WARNING = 4,
+	CAIRN_LOG_NOTICE = 5,
+	CAIRN_LOG_INFO = 6,
+	CAIRN_LOG_DEBUG = 7
+};
 void cairn_log_set_level(int level);
 int cairn_log_get_level(void);
 /* Reads CAIRN_LOG_LEVEL (a number or err/warning/notice/info/debug). */
@@ -48,7 +53,10 @@ struct cairn_buf {
 	size_t len;
 	size_t cap;
 };
-#define CAIRN_BUF_INIT { NULL, 0, 0 }
+#define CAIRN_BUF_INIT     \
+	{                  \
+		NULL, 0, 0 \
+	}
 void cairn_buf_init(struct cairn_buf *b);
 void cairn_buf_release(struct cairn_buf *b);
 /* Make room for n more bytes; -ENOMEM. */
@@ -61,7 +69,8 @@ int cairn_buf_put_u64(struct cairn_buf *b, uint64_t v);
 /* Length-prefixed byte strings (FORMAT.md §1); -EINVAL if n exceeds the prefix. */
 int cairn_buf_put_str8(struct cairn_buf *b, const void *p, size_t n);
 int cairn_buf_put_str16(struct cairn_buf *b, const void *p, size_t n);
-int cairn_buf_printf(struct cairn_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cairn_buf_printf(struct cairn_buf *b, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
 
 /* A bounds-checked reader over untrusted bytes (STYLE §5). Each getter returns
  * -EBADMSG without setting a message when fewer bytes are left than needed. */
