@@ -3,33 +3,47 @@
 #include "index.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "pack.h"
 #include "cleanup.h"
 
 #define INDEX_VERSION 1
 /* Virtual: the file grows only as needed. 32 GiB holds ~300M blobs and stays
  * within what valgrind can map. */
 #define MAP_SIZE (32ull << 30)
+/* meta, blobs, packs, snapshots and the "aux:" tables of other subsystems. */
+#define MAX_DBS 64
+
+static _Atomic size_t map_size_override; /* 0: MAP_SIZE */
 
 struct cairn_index {
 	MDB_env *env;
 	MDB_dbi meta, blobs, packs, snaps;
 	bool read_only;
 	pthread_mutex_t wlock;    /* one write txn at a time in this process */
-	pthread_mutex_t dbi_lock; /* mdb_dbi_open must not run concurrently */
+	pthread_mutex_t dbi_lock; /* aux_dbi(): mdb_dbi_open in one txn at a time */
 };
+
+void cairn_index__set_map_size(size_t bytes)
+{
+	atomic_store(&map_size_override, bytes);
+}
 
 static MDB_val val(const void *p, size_t n)
 {
 	return (MDB_val){ .mv_size = n, .mv_data = (void *)p };
 }
 
+/* `blobs` value (FORMAT.md §7): pack id[32], u32 offset, u32 stored_len,
+ * u32 raw_len, u8 type. */
 void cairn_index__encode_loc(uint8_t out[CAIRN_LOC_SIZE], const struct cairn_loc *loc)
 {
 	memcpy(out, loc->pack.b, CAIRN_ID_SIZE);
@@ -39,21 +53,27 @@ void cairn_index__encode_loc(uint8_t out[CAIRN_LOC_SIZE], const struct cairn_loc
 	out[44] = loc->type;
 }
 
+/* The bounds are those of a pack header entry (FORMAT.md §6.2). */
 int cairn_index__decode_loc(struct cairn_loc *out, const uint8_t *p, size_t len)
 {
+	struct cairn_loc l;
+
 	if (len != CAIRN_LOC_SIZE)
 		return cairn_err_set(-EBADMSG, "index entry is %zu bytes, expected %d", len,
 		                     CAIRN_LOC_SIZE);
-	if (p[44] != CAIRN_BLOB_DATA && p[44] != CAIRN_BLOB_TREE)
-		return cairn_err_set(-EBADMSG, "index entry has blob type %u", p[44]);
-	struct cairn_loc l;
 	memcpy(l.pack.b, p, CAIRN_ID_SIZE);
 	l.offset = cairn_get_le32(p + 32);
 	l.stored_len = cairn_get_le32(p + 36);
 	l.raw_len = cairn_get_le32(p + 40);
 	l.type = p[44];
-	if (l.stored_len < 41 || (uint64_t)l.offset + l.stored_len > UINT32_MAX)
-		return cairn_err_set(-EBADMSG, "index entry has impossible lengths");
+	if (l.type != CAIRN_BLOB_DATA && l.type != CAIRN_BLOB_TREE)
+		return cairn_err_set(-EBADMSG, "index entry has blob type %u", l.type);
+	if (l.offset < CAIRN_PACK_MAGIC_SIZE || l.stored_len < CAIRN_SEAL_OVERHEAD ||
+	    (uint64_t)l.offset + l.stored_len > CAIRN_PACK_MAX_SIZE)
+		return cairn_err_set(-EBADMSG, "index entry has impossible location %u+%u",
+		                     l.offset, l.stored_len);
+	if (l.raw_len > CAIRN_TREE_MAX)
+		return cairn_err_set(-EBADMSG, "index entry has raw length %u", l.raw_len);
 	*out = l;
 	return 0;
 }
@@ -68,11 +88,13 @@ static int open_dbs(cairn_index *ix, MDB_txn *txn)
 	    (rc = mdb_dbi_open(txn, "blobs", flags, &ix->blobs)) ||
 	    (rc = mdb_dbi_open(txn, "packs", flags, &ix->packs)) ||
 	    (rc = mdb_dbi_open(txn, "snapshots", flags, &ix->snaps)))
-		return cairn_err_mdb(rc, "index: cannot open databases");
+		return cairn_err_mdb(rc == MDB_NOTFOUND ? MDB_INVALID : rc,
+		                     "index: cannot open databases");
 	return 0;
 }
 
-/* A new index gets its version and repository id; an old one must match both. */
+/* `meta` (FORMAT.md §7): a new index gets its version and repository id; an
+ * existing one must match both. */
 static int check_meta(cairn_index *ix, MDB_txn *txn, const uint8_t repo_id[CAIRN_REPO_ID_SIZE])
 {
 	MDB_val k = val("version", 7), v;
@@ -88,12 +110,16 @@ static int check_meta(cairn_index *ix, MDB_txn *txn, const uint8_t repo_id[CAIRN
 			return cairn_err_mdb(rc, "index: cannot initialise");
 		return 0;
 	}
+	if (rc == MDB_NOTFOUND)
+		return cairn_err_set(-EBADMSG, "index has no version");
 	if (rc)
-		return cairn_err_mdb(rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc, "index: no version");
+		return cairn_err_mdb(rc, "index: cannot read version");
 	if (v.mv_size != 4 || cairn_get_le32(v.mv_data) != INDEX_VERSION)
 		return cairn_err_set(-EBADMSG, "index has an unknown version");
 	k = val("repo-id", 7);
 	rc = mdb_get(txn, ix->meta, &k, &v);
+	if (rc && rc != MDB_NOTFOUND)
+		return cairn_err_mdb(rc, "index: cannot read repo-id");
 	if (rc || v.mv_size != CAIRN_REPO_ID_SIZE || memcmp(v.mv_data, repo_id, v.mv_size) != 0)
 		return cairn_err_set(-EBADMSG, "index belongs to another repository");
 	return 0;
@@ -101,16 +127,19 @@ static int check_meta(cairn_index *ix, MDB_txn *txn, const uint8_t repo_id[CAIRN
 
 static int setup(cairn_index *ix, const char *dir, const uint8_t *repo_id)
 {
+	size_t map = atomic_load(&map_size_override);
 	MDB_txn *txn;
 	int rc;
-	if ((rc = mdb_env_create(&ix->env)) || (rc = mdb_env_set_maxdbs(ix->env, 64)) ||
-	    (rc = mdb_env_set_mapsize(ix->env, MAP_SIZE)))
+
+	if ((rc = mdb_env_create(&ix->env)) || (rc = mdb_env_set_maxdbs(ix->env, MAX_DBS)) ||
+	    (rc = mdb_env_set_mapsize(ix->env, map ? map : MAP_SIZE)))
 		return cairn_err_mdb(rc, "index: cannot create environment");
+	/* NOTLS: read txns are not tied to a thread (one short txn per call, STYLE §6).
+	 * No NOSYNC or NOMETASYNC: a commit is durable, so after a crash the index is
+	 * consistent and only ever names packs that exist (FORMAT.md §7). */
 	rc = mdb_env_open(ix->env, dir, MDB_NOTLS | (ix->read_only ? MDB_RDONLY : 0), 0600);
-	if (rc) {
-		int r = cairn_err_mdb(rc, "index: cannot open");
-		return cairn_err_wrap(r, "'%s'", dir);
-	}
+	if (rc)
+		return cairn_err_wrap(cairn_err_mdb(rc, "cannot open index"), "'%s'", dir);
 	if ((rc = mdb_txn_begin(ix->env, NULL, ix->read_only ? MDB_RDONLY : 0, &txn)))
 		return cairn_err_mdb(rc, "index: cannot begin transaction");
 	int r = open_dbs(ix, txn);
@@ -120,6 +149,7 @@ static int setup(cairn_index *ix, const char *dir, const uint8_t *repo_id)
 		mdb_txn_abort(txn);
 		return r;
 	}
+	/* A commit, even of a read txn, keeps the handles opened in it. */
 	if ((rc = mdb_txn_commit(txn)))
 		return cairn_err_mdb(rc, "index: cannot commit");
 	return 0;
@@ -128,15 +158,18 @@ static int setup(cairn_index *ix, const char *dir, const uint8_t *repo_id)
 int cairn_index__open(cairn_index **out, const char *dir, bool read_only,
                       const uint8_t repo_id[CAIRN_REPO_ID_SIZE])
 {
-	char data[4200];
+	char data[PATH_MAX];
+	int r = 0;
+
+	if (snprintf(data, sizeof(data), "%s/data.mdb", dir) >= (int)sizeof(data))
+		return cairn_err_set(-ENAMETOOLONG, "path too long: '%s'", dir);
 	cairn_index *ix = calloc(1, sizeof(*ix));
 	if (!ix)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	ix->read_only = read_only;
 	pthread_mutex_init(&ix->wlock, NULL);
 	pthread_mutex_init(&ix->dbi_lock, NULL);
-	snprintf(data, sizeof(data), "%s/data.mdb", dir);
-	int r = 0;
+	/* MDB_RDONLY would fail on a missing file with a less helpful ENOENT text. */
 	if (read_only && access(data, F_OK) < 0)
 		r = cairn_err_set(-ENOENT, "no index at '%s'", dir);
 	else if (!read_only)
@@ -183,7 +216,9 @@ static int begin_write(cairn_index *ix, MDB_txn **txn)
 	return 0;
 }
 
-/* Commit when r >= 0, else abort; releases the write lock. */
+/* Commit when r >= 0, else abort; releases the write lock. After any failed put
+ * (MDB_MAP_FULL included) LMDB only allows an abort, which this is: nothing of
+ * the txn is kept. A failed commit frees the txn itself. */
 static int end_write(cairn_index *ix, MDB_txn *txn, int r)
 {
 	if (r >= 0) {
@@ -208,7 +243,7 @@ int cairn_index__get(cairn_index *ix, const struct cairn_id *id, struct cairn_lo
 		return r;
 	int rc = mdb_get(txn, ix->blobs, &k, &v);
 	if (rc == MDB_NOTFOUND)
-		r = -ENOENT; /* the common case for new chunks: no message needed */
+		r = cairn_err_set(-ENOENT, "blob not in the index"); /* common: a new chunk */
 	else if (rc)
 		r = cairn_err_mdb(rc, "index lookup");
 	else
@@ -222,8 +257,10 @@ static int put_blob(cairn_index *ix, MDB_txn *txn, const struct cairn_id *pack,
 {
 	MDB_val k = val(e->id.b, CAIRN_ID_SIZE), v;
 	int rc = mdb_get(txn, ix->blobs, &k, &v);
+	/* FORMAT.md §7: the lowest pack ID wins, so a rebuild gives the same index
+	 * whatever order it reads the packs in. A malformed record is replaced. */
 	if (rc == 0 && v.mv_size == CAIRN_LOC_SIZE && memcmp(v.mv_data, pack->b, CAIRN_ID_SIZE) < 0)
-		return 0; /* FORMAT.md §7: the lowest pack ID wins */
+		return 0;
 	if (rc && rc != MDB_NOTFOUND)
 		return cairn_err_mdb(rc, "index lookup");
 	uint8_t rec[CAIRN_LOC_SIZE];
@@ -239,9 +276,14 @@ int cairn_index__add_pack(cairn_index *ix, const struct cairn_id *pack, uint64_t
 {
 	MDB_txn *txn;
 	uint8_t rec[CAIRN_PACKREC_SIZE];
+
+	if (n > CAIRN_PACK_MAX_ENTRIES)
+		return cairn_err_set(-EINVAL, "a pack has at most %u entries, not %zu",
+		                     CAIRN_PACK_MAX_ENTRIES, n);
 	int r = begin_write(ix, &txn);
 	if (r < 0)
 		return r;
+	/* `packs` value (FORMAT.md §7): u64 size, u32 count. */
 	cairn_le64(rec, size);
 	cairn_le32(rec + 8, (uint32_t)n);
 	MDB_val k = val(pack->b, CAIRN_ID_SIZE), v = val(rec, sizeof(rec));
@@ -252,16 +294,15 @@ int cairn_index__add_pack(cairn_index *ix, const struct cairn_id *pack, uint64_t
 	return end_write(ix, txn, r);
 }
 
-int cairn_index__del_pack(cairn_index *ix, const struct cairn_id *pack)
+/* Delete every blob record naming pack: a full scan, as prune is rare. */
+static int del_blobs_of(cairn_index *ix, MDB_txn *txn, const struct cairn_id *pack)
 {
-	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val k, v;
-	int r = begin_write(ix, &txn), rc;
-	if (r < 0)
-		return r;
-	if ((rc = mdb_cursor_open(txn, ix->blobs, &cur)))
-		return end_write(ix, txn, cairn_err_mdb(rc, "index: cursor"));
+	int rc = mdb_cursor_open(txn, ix->blobs, &cur);
+	if (rc)
+		return cairn_err_mdb(rc, "index: cursor");
+	/* After mdb_cursor_del, MDB_NEXT yields the record that followed the deleted one. */
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if (v.mv_size == CAIRN_LOC_SIZE && memcmp(v.mv_data, pack->b, CAIRN_ID_SIZE) == 0 &&
@@ -269,11 +310,20 @@ int cairn_index__del_pack(cairn_index *ix, const struct cairn_id *pack)
 			break;
 	}
 	mdb_cursor_close(cur);
-	if (rc && rc != MDB_NOTFOUND)
-		return end_write(ix, txn, cairn_err_mdb(rc, "index: cannot remove pack blobs"));
-	k = val(pack->b, CAIRN_ID_SIZE);
-	rc = mdb_del(txn, ix->packs, &k, NULL);
-	r = rc && rc != MDB_NOTFOUND ? cairn_err_mdb(rc, "index: cannot remove pack") : 0;
+	return rc && rc != MDB_NOTFOUND ? cairn_err_mdb(rc, "index: cannot remove pack blobs") : 0;
+}
+
+int cairn_index__del_pack(cairn_index *ix, const struct cairn_id *pack)
+{
+	MDB_txn *txn;
+	int r = begin_write(ix, &txn);
+	if (r < 0)
+		return r;
+	if ((r = del_blobs_of(ix, txn, pack)) >= 0) {
+		MDB_val k = val(pack->b, CAIRN_ID_SIZE);
+		int rc = mdb_del(txn, ix->packs, &k, NULL);
+		r = rc && rc != MDB_NOTFOUND ? cairn_err_mdb(rc, "index: cannot remove pack") : 0;
+	}
 	return end_write(ix, txn, r);
 }
 
@@ -285,13 +335,13 @@ int cairn_index__has_pack(cairn_index *ix, const struct cairn_id *pack, uint64_t
 	if (r < 0)
 		return r;
 	int rc = mdb_get(txn, ix->packs, &k, &v);
-	if (rc == MDB_NOTFOUND)
+	if (rc == MDB_NOTFOUND) {
 		r = 0;
-	else if (rc)
+	} else if (rc) {
 		r = cairn_err_mdb(rc, "index lookup");
-	else if (v.mv_size != CAIRN_PACKREC_SIZE)
+	} else if (v.mv_size != CAIRN_PACKREC_SIZE) {
 		r = cairn_err_set(-EBADMSG, "index pack record is %zu bytes", v.mv_size);
-	else {
+	} else {
 		if (size_out)
 			*size_out = cairn_get_le64(v.mv_data);
 		r = 1;
@@ -300,7 +350,8 @@ int cairn_index__has_pack(cairn_index *ix, const struct cairn_id *pack, uint64_t
 	return r;
 }
 
-/* Walk a database in key order with a callback per record. */
+/* Walk a database in key order with a callback per record; the values are only
+ * valid during the callback. A negative return stops the walk and is returned. */
 static int scan(cairn_index *ix, MDB_dbi dbi, int (*fn)(MDB_val *k, MDB_val *v, void *arg),
                 void *arg)
 {
@@ -319,9 +370,11 @@ static int scan(cairn_index *ix, MDB_dbi dbi, int (*fn)(MDB_val *k, MDB_val *v, 
 		r = fn(&k, &v, arg);
 	mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
-	if (r >= 0 && rc && rc != MDB_NOTFOUND)
-		r = cairn_err_mdb(rc, "index: scan");
-	return r;
+	if (r < 0)
+		return r;
+	if (rc && rc != MDB_NOTFOUND)
+		return cairn_err_mdb(rc, "index: scan");
+	return 0;
 }
 
 struct blob_cb {
@@ -379,6 +432,7 @@ int cairn_index__foreach_pack(cairn_index *ix,
 
 /* ---- snapshots ---------------------------------------------------------- */
 
+/* `snapshots` value (FORMAT.md §7): i64 time_ns. */
 int cairn_index__add_snapshot(cairn_index *ix, const struct cairn_id *id, int64_t time_ns)
 {
 	MDB_txn *txn;
@@ -434,6 +488,7 @@ int cairn_index__clear(cairn_index *ix)
 	int r = begin_write(ix, &txn), rc;
 	if (r < 0)
 		return r;
+	/* del = 0 empties the databases and keeps their handles valid. */
 	if ((rc = mdb_drop(txn, ix->blobs, 0)) || (rc = mdb_drop(txn, ix->packs, 0)) ||
 	    (rc = mdb_drop(txn, ix->snaps, 0)))
 		r = cairn_err_mdb(rc, "index: cannot clear");
@@ -442,17 +497,55 @@ int cairn_index__clear(cairn_index *ix)
 
 /* ---- auxiliary tables --------------------------------------------------- */
 
-static int aux_dbi(cairn_index *ix, MDB_txn *txn, const char *table, bool create, MDB_dbi *dbi)
+/* Open a named database in a txn of its own that commits: a commit, even of a
+ * read txn, keeps the handle for later txns; an abort would close it. */
+static int open_dbi(MDB_env *env, const char *name, unsigned flags, MDB_dbi *dbi)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(env, NULL, flags & MDB_CREATE ? 0 : MDB_RDONLY, &txn);
+	if (rc)
+		return rc;
+	if ((rc = mdb_dbi_open(txn, name, flags, dbi))) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return mdb_txn_commit(txn);
+}
+
+/*
+ * The handle of "aux:<table>", created if asked. lmdb.h: mdb_dbi_open must not
+ * run in two txns at once, hence dbi_lock, held until the opening txn has ended.
+ * Lock order: dbi_lock, then wlock; nothing takes dbi_lock inside a write txn.
+ * -ENOENT when the table does not exist and create is false.
+ */
+static int aux_dbi(cairn_index *ix, const char *table, bool create, MDB_dbi *dbi)
 {
 	char name[128];
+
 	if (snprintf(name, sizeof(name), "aux:%s", table) >= (int)sizeof(name))
-		return cairn_err_set(-EINVAL, "table name too long");
+		return cairn_err_set(-EINVAL, "table name '%.40s...' is too long", table);
 	pthread_mutex_lock(&ix->dbi_lock);
-	int rc = mdb_dbi_open(txn, name, create ? MDB_CREATE : 0, dbi);
+	int rc = open_dbi(ix->env, name, 0, dbi);
+	if (rc == MDB_NOTFOUND && create && !ix->read_only) {
+		pthread_mutex_lock(&ix->wlock);
+		rc = open_dbi(ix->env, name, MDB_CREATE, dbi);
+		pthread_mutex_unlock(&ix->wlock);
+	}
 	pthread_mutex_unlock(&ix->dbi_lock);
+	if (rc == MDB_NOTFOUND && create)
+		return cairn_err_set(-EROFS, "index opened read-only");
 	if (rc == MDB_NOTFOUND)
-		return -ENOENT;
+		return cairn_err_set(-ENOENT, "index has no table '%s'", table);
 	return rc ? cairn_err_mdb(rc, "index: cannot open table") : 0;
+}
+
+/* LMDB rejects empty keys and keys above its compiled-in maximum. */
+static int check_key(cairn_index *ix, size_t klen)
+{
+	int max = mdb_env_get_maxkeysize(ix->env);
+	if (klen == 0 || klen > (size_t)max)
+		return cairn_err_set(-EINVAL, "table key of %zu bytes (1..%d allowed)", klen, max);
+	return 0;
 }
 
 int cairn_index__aux_put(cairn_index *ix, const char *table, const void *k, size_t klen,
@@ -460,15 +553,12 @@ int cairn_index__aux_put(cairn_index *ix, const char *table, const void *k, size
 {
 	MDB_txn *txn;
 	MDB_dbi dbi;
-	int r = begin_write(ix, &txn);
-	if (r < 0)
+	int r = check_key(ix, klen);
+	if (r < 0 || (r = aux_dbi(ix, table, true, &dbi)) < 0 || (r = begin_write(ix, &txn)) < 0)
 		return r;
-	if ((r = aux_dbi(ix, txn, table, true, &dbi)) >= 0) {
-		MDB_val kv = val(k, klen), vv = val(v, vlen);
-		int rc = mdb_put(txn, dbi, &kv, &vv, 0);
-		r = rc ? cairn_err_mdb(rc, "index: cannot write table") : 0;
-	}
-	return end_write(ix, txn, r);
+	MDB_val kv = val(k, klen), vv = val(v, vlen);
+	int rc = mdb_put(txn, dbi, &kv, &vv, 0);
+	return end_write(ix, txn, rc ? cairn_err_mdb(rc, "index: cannot write table") : 0);
 }
 
 int cairn_index__aux_get(cairn_index *ix, const char *table, const void *k, size_t klen,
@@ -477,19 +567,17 @@ int cairn_index__aux_get(cairn_index *ix, const char *table, const void *k, size
 	MDB_txn *txn;
 	MDB_dbi dbi;
 	MDB_val kv = val(k, klen), v;
-	int r = begin_read(ix, &txn);
-	if (r < 0)
+	int r = check_key(ix, klen);
+	if (r < 0 || (r = aux_dbi(ix, table, false, &dbi)) < 0 || (r = begin_read(ix, &txn)) < 0)
 		return r;
-	if ((r = aux_dbi(ix, txn, table, false, &dbi)) >= 0) {
-		int rc = mdb_get(txn, dbi, &kv, &v);
-		if (rc == MDB_NOTFOUND)
-			r = -ENOENT;
-		else if (rc)
-			r = cairn_err_mdb(rc, "index: cannot read table");
-		else {
-			out->len = 0;
-			r = cairn_buf_put(out, v.mv_data, v.mv_size);
-		}
+	int rc = mdb_get(txn, dbi, &kv, &v);
+	if (rc == MDB_NOTFOUND) {
+		r = cairn_err_set(-ENOENT, "no such key in table '%s'", table);
+	} else if (rc) {
+		r = cairn_err_mdb(rc, "index: cannot read table");
+	} else {
+		out->len = 0;
+		r = cairn_buf_put(out, v.mv_data, v.mv_size); /* copy before the txn ends */
 	}
 	mdb_txn_abort(txn);
 	return r;
@@ -499,14 +587,17 @@ int cairn_index__aux_del(cairn_index *ix, const char *table, const void *k, size
 {
 	MDB_txn *txn;
 	MDB_dbi dbi;
-	int r = begin_write(ix, &txn);
+	int r = check_key(ix, klen);
 	if (r < 0)
 		return r;
-	if ((r = aux_dbi(ix, txn, table, true, &dbi)) >= 0) {
-		MDB_val kv = val(k, klen);
-		int rc = mdb_del(txn, dbi, &kv, NULL);
-		r = rc && rc != MDB_NOTFOUND ? cairn_err_mdb(rc, "index: cannot delete") : 0;
-	}
+	r = aux_dbi(ix, table, false, &dbi);
+	if (r == -ENOENT)
+		return 0; /* no table, no key */
+	if (r < 0 || (r = begin_write(ix, &txn)) < 0)
+		return r;
+	MDB_val kv = val(k, klen);
+	int rc = mdb_del(txn, dbi, &kv, NULL);
+	r = rc && rc != MDB_NOTFOUND ? cairn_err_mdb(rc, "index: cannot delete") : 0;
 	return end_write(ix, txn, r);
 }
 
@@ -526,14 +617,9 @@ int cairn_index__aux_foreach(cairn_index *ix, const char *table,
                                        void *payload),
                              void *payload)
 {
-	MDB_txn *txn;
-	MDB_dbi dbi;
 	struct aux_cb a = { cb, payload };
-	int r = begin_read(ix, &txn);
-	if (r < 0)
-		return r;
-	r = aux_dbi(ix, txn, table, false, &dbi);
-	mdb_txn_abort(txn);
+	MDB_dbi dbi;
+	int r = aux_dbi(ix, table, false, &dbi);
 	if (r == -ENOENT)
 		return 0; /* an empty table */
 	return r < 0 ? r : scan(ix, dbi, each_aux, &a);
@@ -543,12 +629,11 @@ int cairn_index__aux_drop(cairn_index *ix, const char *table)
 {
 	MDB_txn *txn;
 	MDB_dbi dbi;
-	int r = begin_write(ix, &txn);
-	if (r < 0)
+	int r = aux_dbi(ix, table, false, &dbi);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0 || (r = begin_write(ix, &txn)) < 0)
 		return r;
-	if ((r = aux_dbi(ix, txn, table, true, &dbi)) >= 0) {
-		int rc = mdb_drop(txn, dbi, 0);
-		r = rc ? cairn_err_mdb(rc, "index: cannot empty table") : 0;
-	}
-	return end_write(ix, txn, r);
+	int rc = mdb_drop(txn, dbi, 0);
+	return end_write(ix, txn, rc ? cairn_err_mdb(rc, "index: cannot empty table") : 0);
 }

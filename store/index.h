@@ -18,6 +18,9 @@ typedef struct cairn_index cairn_index;
 int cairn_index__open(cairn_index **out, const char *dir, bool read_only,
                       const uint8_t repo_id[CAIRN_REPO_ID_SIZE]);
 void cairn_index__close(cairn_index *ix);
+/* The LMDB map size of indexes opened after this call, in bytes (0: the default,
+ * 32 GiB). For tests that fill the map (MDB_MAP_FULL -> -ENOSPC). */
+void cairn_index__set_map_size(size_t bytes);
 
 /* Encoding of a `blobs` value (FORMAT.md §7); decode checks size and type. */
 void cairn_index__encode_loc(uint8_t out[CAIRN_LOC_SIZE], const struct cairn_loc *loc);

@@ -1,0 +1,174 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# A private single-node Ceph RGW (mon + memstore OSD + radosgw) on 127.0.0.1 for the
+# S3 tests: a real S3 server that checks SigV4 signatures, Content-MD5 and multipart
+# rules. Adapted from ../shared/s3/rgw-start.sh, with free ports and a private dir.
+#
+# Executed:  rgw-launch.sh start DIR   prints `export ...` lines (eval them)
+#            rgw-launch.sh stop DIR
+# Sourced:   rgw_start DIR; rgw_stop; rgw_gw_stop; rgw_gw_start (radosgw only, same port)
+# Exits (or returns) 77 with the reason on stderr when the Ceph packages are missing or
+# the cluster does not come up, so callers can SKIP.
+# Environment: MEMSTORE_BYTES (default 1 GiB), S3_ACCESS_KEY, S3_SECRET_KEY, S3_BUCKET.
+
+rgw_skip() {
+	echo "SKIP: $*" >&2
+	return 77
+}
+
+# A free TCP port on 127.0.0.1 (the kernel picks it; tiny race until the daemon binds).
+rgw_free_port() {
+	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+rgw_write_conf() {
+	cat > "$RGW_DIR/ceph.conf" <<CONF
+[global]
+fsid = $1
+mon host = v1:127.0.0.1:$RGW_MON_PORT
+mon initial members = a
+public addr = 127.0.0.1
+auth cluster required = none
+auth service required = none
+auth client required = none
+osd pool default size = 1
+osd pool default min size = 1
+osd pool default pg num = 8
+osd pool default pgp num = 8
+osd crush chooseleaf type = 0
+mon allow pool size one = true
+mon warn on pool no redundancy = false
+mon max pg per osd = 1000
+mon data avail warn = 1
+run dir = $RGW_DIR/run
+log file = $RGW_DIR/log/\$name.log
+admin socket = $RGW_DIR/run/\$name.asok
+pid file = $RGW_DIR/run/\$name.pid
+keyring = $RGW_DIR/keyring
+ms bind ipv6 = false
+ms bind msgr2 = false
+[mon.a]
+mon data = $RGW_DIR/mon.a
+[osd.0]
+osd data = $RGW_DIR/osd.0
+osd objectstore = memstore
+memstore device bytes = ${MEMSTORE_BYTES:-1073741824}
+[client.rgw.a]
+rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
+rgw data = $RGW_DIR/rgw.a
+rgw dns name = s3.localhost
+debug rgw = 1
+CONF
+}
+
+rgw_wait_http() { # seconds
+	local i
+	for i in $(seq 1 $(($1 * 10))); do
+		curl -s -o /dev/null --noproxy 127.0.0.1 "http://127.0.0.1:$RGW_PORT/" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+rgw_gw_start() {
+	radosgw -c "$RGW_DIR/ceph.conf" -n client.rgw.a || return 1
+	rgw_wait_http 60
+}
+
+rgw_kill_pidfile() {
+	local f=$1 pid i
+	[ -f "$f" ] || return 0
+	pid=$(cat "$f")
+	kill "$pid" 2>/dev/null || { rm -f "$f"; return 0; }
+	for i in $(seq 1 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -9 "$pid" 2>/dev/null || true
+	rm -f "$f"
+}
+
+rgw_gw_stop() {
+	rgw_kill_pidfile "$RGW_DIR/run/client.rgw.a.pid"
+}
+
+rgw_stop() {
+	[ -n "${RGW_DIR:-}" ] && [ -d "$RGW_DIR/run" ] || return 0
+	rgw_gw_stop
+	rgw_kill_pidfile "$RGW_DIR/run/osd.0.pid"
+	rgw_kill_pidfile "$RGW_DIR/run/mon.a.pid"
+}
+
+rgw_boot() {
+	local C="-c $RGW_DIR/ceph.conf" fsid
+	fsid=$(cat /proc/sys/kernel/random/uuid)
+	rgw_write_conf "$fsid"
+	(cd "$RGW_DIR" &&
+		ceph-authtool --create-keyring keyring --gen-key -n mon. --cap mon 'allow *' >/dev/null &&
+		monmaptool --create --add a "v1:127.0.0.1:$RGW_MON_PORT" --fsid "$fsid" monmap >/dev/null) &&
+	ceph-mon $C --mkfs -i a --monmap "$RGW_DIR/monmap" --keyring "$RGW_DIR/keyring" &&
+	ceph-mon $C -i a &&
+	timeout 60 ceph $C osd create >/dev/null &&
+	ceph-osd $C -i 0 --mkfs 2>/dev/null &&
+	{ timeout 30 ceph $C osd crush add-bucket localhost host >/dev/null 2>&1 || true; } &&
+	{ timeout 30 ceph $C osd crush move localhost root=default >/dev/null 2>&1 || true; } &&
+	{ timeout 30 ceph $C osd crush add osd.0 1.0 host=localhost >/dev/null 2>&1 || true; } &&
+	ceph-osd $C -i 0 2>/dev/null &&
+	rgw_gw_start &&
+	timeout 60 radosgw-admin $C user create --uid=tester --display-name=tester \
+		--access-key="$S3_ACCESS_KEY" --secret-key="$S3_SECRET_KEY" >/dev/null
+}
+
+# rgw_start DIR: boot the cluster, create the user and bucket, export the client env.
+rgw_start() {
+	local p
+	for p in radosgw ceph-mon ceph-osd ceph-authtool monmaptool radosgw-admin ceph curl; do
+		command -v "$p" >/dev/null ||
+			{ rgw_skip "$p not installed (scripts/install-deps.sh test)"; return 77; }
+	done
+	[ -x /usr/bin/aws ] || { rgw_skip "/usr/bin/aws (Debian awscli) not installed"; return 77; }
+	RGW_DIR=$1
+	rm -rf "$RGW_DIR"
+	mkdir -p "$RGW_DIR"/{run,log,mon.a,osd.0,rgw.a} || return 1
+	RGW_PORT=$(rgw_free_port) && RGW_MON_PORT=$(rgw_free_port) || { rgw_skip "no free port"; return 77; }
+	: "${S3_ACCESS_KEY:=TESTACCESSKEY}" "${S3_SECRET_KEY:=TESTSECRETKEY}" "${S3_BUCKET:=cairn-test}"
+	if ! rgw_boot >"$RGW_DIR/log/boot.log" 2>&1; then
+		rgw_stop
+		rgw_skip "Ceph RGW did not start (see $RGW_DIR/log): $(tail -3 "$RGW_DIR/log/boot.log" | tr '\n' ' ')"
+		return 77
+	fi
+	export RGW_DIR RGW_PORT S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKET
+	export AWS_ENDPOINT_URL="http://127.0.0.1:$RGW_PORT" AWS_ACCESS_KEY_ID="$S3_ACCESS_KEY"
+	export AWS_SECRET_ACCESS_KEY="$S3_SECRET_KEY" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+	export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+	unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_S3 AWS_CA_BUNDLE
+	# The bucket is created with the independent client, so a broken cairn cannot hide.
+	/usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL" s3api create-bucket --bucket "$S3_BUCKET" \
+		>/dev/null 2>>"$RGW_DIR/log/boot.log" || {
+		rgw_stop
+		rgw_skip "cannot create bucket: $(tail -1 "$RGW_DIR/log/boot.log")"
+		return 77
+	}
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	set -uo pipefail
+	case "${1:-}" in
+	start)
+		[ -n "${2:-}" ] || { echo "usage: $0 start|stop DIR" >&2; exit 2; }
+		rgw_start "$2" || exit $?
+		for v in RGW_DIR RGW_PORT S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKET AWS_ENDPOINT_URL \
+			AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION AWS_DEFAULT_REGION; do
+			printf 'export %s=%q\n' "$v" "${!v}"
+		done
+		;;
+	stop)
+		[ -n "${2:-}" ] || { echo "usage: $0 start|stop DIR" >&2; exit 2; }
+		RGW_DIR=$2 rgw_stop
+		;;
+	*)
+		echo "usage: $0 start|stop DIR" >&2
+		exit 2
+		;;
+	esac
+fi
