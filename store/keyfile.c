@@ -199,3 +199,31 @@ int cairn_keyfile__unwrap(const uint8_t *data, size_t len, const char *pw, size_
 	OPENSSL_cleanse(mk, sizeof(mk));
 	return 0;
 }
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int cairn_keyfile__calibrate(void)
+{
+	static const uint8_t salt[32];
+	uint8_t out[CAIRN_KEY_SIZE];
+	int log2n = 14;
+
+	/* Warm up first: the first call also pays for loading the algorithms. */
+	cairn_crypt__scrypt("calibrate", 9, salt, 10, CAIRN_KDF_R_DEFAULT, CAIRN_KDF_P_DEFAULT,
+	                    out);
+	for (; log2n < 20; log2n++) {
+		double t = now_s();
+		if (cairn_crypt__scrypt("calibrate", 9, salt, log2n, CAIRN_KDF_R_DEFAULT,
+		                        CAIRN_KDF_P_DEFAULT, out) < 0)
+			break;
+		if (now_s() - t >= 0.1)
+			break;
+	}
+	OPENSSL_cleanse(out, sizeof(out));
+	return log2n;
+}

@@ -6,9 +6,9 @@
 #include "crypt.h"
 
 #define CAIRN_KEYFILE_MAX 512
-#define CAIRN_KDF_LOG2N_DEFAULT 16
+#define CAIRN_KDF_LOG2N_DEFAULT 16 /* used when calibration is not asked for */
 #define CAIRN_KDF_R_DEFAULT 8
-#define CAIRN_KDF_P_DEFAULT 2
+#define CAIRN_KDF_P_DEFAULT 1
 
 struct cairn_keyfile {
 	uint8_t log2n;
@@ -20,6 +20,10 @@ struct cairn_keyfile {
 	uint8_t wrapped[48];
 	size_t aad_len; /* bytes before the nonce */
 };
+
+/* The smallest log2(N) (14..20, r and p the defaults) whose derivation takes at
+ * least 100 ms here, like restic's calibration (FORMAT.md §3.2). */
+int cairn_keyfile__calibrate(void);
 
 /* Decode and bounds-check (FORMAT.md §3.2). -EBADMSG with a message naming the field. */
 int cairn_keyfile__parse(struct cairn_keyfile *out, const uint8_t *data, size_t len);

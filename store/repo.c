@@ -245,7 +245,7 @@ int cairn_repo_init(const char *path, const char *pw, size_t pwlen, const struct
 	struct cairn_keys keys;
 	_cleanup_buf_ struct cairn_buf text = CAIRN_BUF_INIT;
 	char p[PATH_MAX], tmp[PATH_MAX], name[17];
-	int log2n = o && o->kdf_log2n ? o->kdf_log2n : CAIRN_KDF_LOG2N_DEFAULT;
+	int log2n = o && o->kdf_log2n ? o->kdf_log2n : cairn_keyfile__calibrate();
 	uint8_t master[CAIRN_KEY_SIZE];
 	int r;
 

@@ -24,6 +24,7 @@
 #include "cleanup.h"
 
 #define FILE_QUEUE 256
+#define DIR_QUEUE 64
 #define SMALL_CHUNK (256 * 1024) /* chunks below this are stored by the reader itself */
 #define EXTENT_BLOCK 256
 
@@ -86,6 +87,11 @@ struct queue {
 	size_t cap, head, count;
 };
 
+struct reader {
+	uint8_t *buf; /* 2 x max chunk: a cut always sees max bytes or the end */
+	size_t cap;
+};
+
 struct arch {
 	cairn_repo *repo;
 	const struct archiver_opts *o;
@@ -95,10 +101,10 @@ struct arch {
 
 	pthread_mutex_t lock;
 	pthread_cond_t work, room, done;
-	struct queue files, chunks; /* protected by lock */
-	bool shutdown;              /* protected by lock */
-	bool root_done;             /* protected by lock */
-	struct cairn_id root;       /* protected by lock */
+	struct queue files, chunks, dirs; /* protected by lock */
+	bool shutdown;                    /* protected by lock */
+	bool root_done;                   /* protected by lock */
+	struct cairn_id root;             /* protected by lock */
 
 	atomic_int fatal; /* first error that stops the backup */
 	char fatal_msg[1024];
@@ -320,6 +326,9 @@ static void complete_root(struct arch *a, const struct cairn_id *id)
 	pthread_mutex_lock(&a->lock);
 	a->root = *id;
 	a->root_done = true;
+	/* Everything below the root is done, so the queues are empty: stop the workers. */
+	a->shutdown = true;
+	pthread_cond_broadcast(&a->work);
 	pthread_cond_broadcast(&a->done);
 	pthread_mutex_unlock(&a->lock);
 }
@@ -480,11 +489,6 @@ static int emit_chunk(struct arch *a, struct file_ctx *f, const uint8_t *data, s
 
 /* ---- reading files ------------------------------------------------------ */
 
-struct reader {
-	uint8_t *buf; /* 2 x max chunk: a cut always sees max bytes or the end */
-	size_t cap;
-};
-
 /* Chunk [off, end) of fd (end UINT64_MAX: to EOF). -errno on a read error. */
 static int chunk_range(struct arch *a, struct reader *rd, struct file_ctx *f, int fd, uint64_t off,
                        uint64_t end)
@@ -622,6 +626,8 @@ static int read_file(struct arch *a, struct reader *rd, struct file_ctx *f)
 
 static void run_file_job(struct arch *a, struct reader *rd, struct file_ctx *f)
 {
+	if (!rd->buf && !(rd->buf = malloc(rd->cap)))
+		set_fatal(a, cairn_err_set(-ENOMEM, "out of memory"));
 	if (!stopping(a)) {
 		int r = read_file(a, rd, f);
 		if (r < 0)
@@ -633,40 +639,78 @@ static void run_file_job(struct arch *a, struct reader *rd, struct file_ctx *f)
 
 /* ---- workers ------------------------------------------------------------ */
 
+static void walk_dir(struct arch *a, struct reader *rd, struct dir *d);
+
+enum job_kind { JOB_CHUNK, JOB_FILE, JOB_DIR };
+
+/* Chunks first (they hold memory and finish files), then files, then directories
+ * (listing them creates more work). */
+static enum job_kind pop_job(struct arch *a, void **job)
+{
+	if (a->chunks.count) {
+		*job = queue_pop(&a->chunks);
+		return JOB_CHUNK;
+	}
+	if (a->files.count) {
+		*job = queue_pop(&a->files);
+		return JOB_FILE;
+	}
+	*job = queue_pop(&a->dirs);
+	return JOB_DIR;
+}
+
+/* The worker loop; the main thread joins it once its own walk is done. It ends
+ * when the root tree is written (complete_root sets shutdown). */
+static void work(struct arch *a, struct reader *rd)
+{
+	for (;;) {
+		void *job;
+		pthread_mutex_lock(&a->lock);
+		while (!a->chunks.count && !a->files.count && !a->dirs.count && !a->shutdown)
+			pthread_cond_wait(&a->work, &a->lock);
+		if (!a->chunks.count && !a->files.count && !a->dirs.count) {
+			pthread_mutex_unlock(&a->lock);
+			return;
+		}
+		enum job_kind kind = pop_job(a, &job);
+		pthread_mutex_unlock(&a->lock);
+		if (kind == JOB_CHUNK) {
+			run_chunk_job(a, job);
+		} else if (kind == JOB_FILE) {
+			run_file_job(a, rd, job);
+		} else {
+			struct dir *d = job;
+			walk_dir(a, rd, d);
+			dir_release(a, d);
+		}
+	}
+}
+
 static void *worker(void *arg)
 {
 	struct arch *a = arg;
 	struct reader rd = { .cap = 2 * a->max_chunk };
-
-	for (;;) {
-		void *job;
-		bool is_chunk;
-		pthread_mutex_lock(&a->lock);
-		while (!a->chunks.count && !a->files.count && !a->shutdown)
-			pthread_cond_wait(&a->work, &a->lock);
-		if (!a->chunks.count && !a->files.count) {
-			pthread_mutex_unlock(&a->lock);
-			break;
-		}
-		/* Chunks first: they hold memory, and finishing them finishes files. */
-		is_chunk = a->chunks.count > 0;
-		job = queue_pop(is_chunk ? &a->chunks : &a->files);
-		if (!is_chunk)
-			pthread_cond_signal(&a->room);
-		pthread_mutex_unlock(&a->lock);
-		if (is_chunk) {
-			run_chunk_job(a, job);
-			continue;
-		}
-		if (!rd.buf && !(rd.buf = malloc(rd.cap)))
-			set_fatal(a, cairn_err_set(-ENOMEM, "out of memory"));
-		run_file_job(a, &rd, job);
-	}
+	work(a, &rd);
 	free(rd.buf);
 	return NULL;
 }
 
-static void queue_file(struct arch *a, struct dir *d, size_t slot)
+/* Queue a job unless its queue is full; false means: do it yourself. Nobody ever
+ * waits for room, so threads that produce work cannot deadlock each other. */
+static bool try_queue(struct arch *a, struct queue *q, void *job)
+{
+	bool queued = false;
+	pthread_mutex_lock(&a->lock);
+	if (q->count < q->cap) {
+		queue_push(q, job);
+		pthread_cond_signal(&a->work);
+		queued = true;
+	}
+	pthread_mutex_unlock(&a->lock);
+	return queued;
+}
+
+static void queue_file(struct arch *a, struct reader *rd, struct dir *d, size_t slot)
 {
 	struct file_ctx *f = calloc(1, sizeof(*f));
 	if (!f) {
@@ -677,12 +721,8 @@ static void queue_file(struct arch *a, struct dir *d, size_t slot)
 	f->slot = slot;
 	atomic_init(&f->refs, 1);
 	atomic_fetch_add(&d->pending, 1);
-	pthread_mutex_lock(&a->lock);
-	while (a->files.count == a->files.cap)
-		pthread_cond_wait(&a->room, &a->lock);
-	queue_push(&a->files, f);
-	pthread_cond_signal(&a->work);
-	pthread_mutex_unlock(&a->lock);
+	if (!try_queue(a, &a->files, f))
+		run_file_job(a, rd, f);
 }
 
 /* ---- the walker --------------------------------------------------------- */
@@ -782,8 +822,6 @@ static bool is_cache_dir(int dirfd)
 	       memcmp(buf, sig, sizeof(buf)) == 0;
 }
 
-static void walk_dir(struct arch *a, struct dir *d);
-
 static const struct sel *sel_find(const struct sel *s, const char *name)
 {
 	for (size_t i = 0; s && !s->whole && i < s->nkids; i++)
@@ -813,8 +851,8 @@ static void borrow_meta(struct entry *e, const struct cairn_node *old)
 	e->node.target_len = old->target_len;
 }
 
-static void descend(struct arch *a, struct dir *d, size_t slot, const struct stat *st,
-                    const struct cairn_node *old, char *path)
+static void descend(struct arch *a, struct reader *rd, struct dir *d, size_t slot,
+                    const struct stat *st, const struct cairn_node *old, char *path)
 {
 	struct entry *e = &d->entries[slot];
 	const char *name = (const char *)e->node.name;
@@ -853,12 +891,15 @@ static void descend(struct arch *a, struct dir *d, size_t slot, const struct sta
 		close(c->fd);
 		c->fd = -1;
 	}
+	/* Another thread lists it if there is room in the queue; else we do, now. */
+	if (c->fd >= 0 && try_queue(a, &a->dirs, c))
+		return;
 	if (c->fd >= 0)
-		walk_dir(a, c);
+		walk_dir(a, rd, c);
 	dir_release(a, c);
 }
 
-static void visit(struct arch *a, struct dir *d, size_t slot, char *path)
+static void visit(struct arch *a, struct reader *rd, struct dir *d, size_t slot, char *path)
 {
 	struct entry *e = &d->entries[slot];
 	const char *name = (const char *)e->node.name;
@@ -886,7 +927,7 @@ static void visit(struct arch *a, struct dir *d, size_t slot, char *path)
 		read_meta(a, d, e, path);
 	if (e->skip || e->node.type != CAIRN_NODE_FILE) {
 		if (!e->skip && e->node.type == CAIRN_NODE_DIR)
-			return descend(a, d, slot, &st, old, path);
+			return descend(a, rd, d, slot, &st, old, path);
 		free(path);
 		return;
 	}
@@ -900,10 +941,10 @@ static void visit(struct arch *a, struct dir *d, size_t slot, char *path)
 		return;
 	}
 	atomic_fetch_add(old ? &a->st->files_changed : &a->st->files_new, 1);
-	queue_file(a, d, slot);
+	queue_file(a, rd, d, slot);
 }
 
-static void walk_dir(struct arch *a, struct dir *d)
+static void walk_dir(struct arch *a, struct reader *rd, struct dir *d)
 {
 	int r = list_dir(d);
 	if (r < 0) {
@@ -927,7 +968,7 @@ static void walk_dir(struct arch *a, struct dir *d)
 			free(path);
 			continue;
 		}
-		visit(a, d, i, path);
+		visit(a, rd, d, i, path);
 	}
 }
 
@@ -1036,7 +1077,7 @@ static int arch_init(struct arch *a, cairn_repo *repo, const struct archiver_opt
 	pthread_cond_init(&a->room, NULL);
 	pthread_cond_init(&a->done, NULL);
 	atomic_init(&a->fatal, 0);
-	if (queue_init(&a->files, FILE_QUEUE) < 0 ||
+	if (queue_init(&a->files, FILE_QUEUE) < 0 || queue_init(&a->dirs, DIR_QUEUE) < 0 ||
 	    queue_init(&a->chunks, 2 * (size_t)threads + 2) < 0)
 		return -ENOMEM;
 	return 0;
@@ -1045,6 +1086,7 @@ static int arch_init(struct arch *a, cairn_repo *repo, const struct archiver_opt
 static void arch_release(struct arch *a)
 {
 	free(a->files.items);
+	free(a->dirs.items);
 	free(a->chunks.items);
 	pthread_mutex_destroy(&a->lock);
 	pthread_cond_destroy(&a->work);
@@ -1086,15 +1128,17 @@ int archiver_run(cairn_repo *repo, const struct archiver_opts *o, struct archive
 	for (; r >= 0 && started < threads; started++)
 		if (pthread_create(&tid[started], NULL, worker, &a) != 0)
 			r = cairn_err_set(-EAGAIN, "cannot start worker threads");
-	if (r >= 0) {
-		walk_dir(&a, top);
-		dir_release(&a, top);
-		wait_root(&a);
-	} else if (top) {
+	struct reader rd = { .cap = 2 * a.max_chunk };
+	if (r < 0 && top)
 		set_fatal(&a, r);
+	if (top) {
+		if (r >= 0)
+			walk_dir(&a, &rd, top);
 		dir_release(&a, top);
+		work(&a, &rd); /* help until the root tree is written */
 		wait_root(&a);
 	}
+	free(rd.buf);
 	for (int i = 0; i < started; i++)
 		pthread_join(tid[i], NULL);
 	if (scanning)

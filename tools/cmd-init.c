@@ -15,7 +15,8 @@ static const char usage[] =
         "  --chunk-size MIN/AVG/MAX  content-defined chunk sizes (default 512K/1M/8M)\n"
         "  --compression N           default zstd level, 0 (off) to 19 (default 3)\n"
         "  --pack-size SIZE          target pack file size (default 16M)\n"
-        "  --kdf-log2n N             scrypt cost log2(N), 10 to 20 (default 16)\n"
+        "  --kdf-log2n N             scrypt cost log2(N), 10 to 20 (default: calibrated\n"
+	"                            so that one derivation takes at least 100 ms)\n"
         "  --key-label TEXT          label of the first key (default user@host)\n";
 
 enum { OPT_CHUNK = OPT_FIRST_COMMAND_OPT, OPT_COMPRESSION, OPT_PACK_SIZE, OPT_KDF, OPT_LABEL };
