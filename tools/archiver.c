@@ -507,7 +507,8 @@ static int chunk_range(struct arch *a, struct reader *rd, struct file_ctx *f, in
 				continue;
 			if (n < 0)
 				return -errno;
-			if (n == 0)
+			/* A short read of a regular file is its end: saves a read per file. */
+			if ((size_t)n < want)
 				eof = true;
 			have += (size_t)n;
 			off += (uint64_t)n;
@@ -602,7 +603,8 @@ static int read_file(struct arch *a, struct reader *rd, struct file_ctx *f)
 		e->skip = true;
 		return 0;
 	}
-	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	if (before.st_size > (off_t)a->max_chunk)
+		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	uint64_t size = (uint64_t)before.st_size;
 	if ((uint64_t)before.st_blocks * 512 < size)
 		r = read_sparse(a, rd, f, fd, size);

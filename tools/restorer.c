@@ -1,0 +1,818 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Reading snapshots back (lookups, file content, times) and `cairn restore`. */
+#include "restorer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+
+DEFINE_FREEP(cairn_tree, cairn_tree_free)
+
+/* ---- helpers shared by snapshots, ls, dump and restore ------------------ */
+
+int restorer_find_snapshot(cairn_repo *repo, const char *spec, struct cairn_snapshot **out)
+{
+	struct cairn_snapshot **list = NULL;
+	size_t n = 0;
+	int r = cairn_repo_snapshot_list(repo, &list, &n);
+	if (r < 0)
+		return r;
+	int i = cairn_snapshot_find(list, n, spec);
+	if (i >= 0) {
+		*out = list[i];
+		list[i] = NULL;
+	}
+	cairn_snapshot_list_free(list, n);
+	return i < 0 ? i : 0;
+}
+
+int restorer_load_tree(cairn_repo *repo, const struct cairn_id *id, cairn_tree **out)
+{
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	int r = cairn_repo_get_typed(repo, CAIRN_BLOB_TREE, id, &b);
+	if (r < 0)
+		return r;
+	return cairn_tree_parse(out, b.data, b.len);
+}
+
+/* The next component of a path, skipping separators and "."; length 0 at the end. */
+static const char *next_comp(const char *p, size_t *len)
+{
+	for (;;) {
+		while (*p == '/')
+			p++;
+		size_t n = strcspn(p, "/");
+		if (n == 1 && p[0] == '.') {
+			p++;
+			continue;
+		}
+		*len = n;
+		return p;
+	}
+}
+
+int restorer_lookup(cairn_repo *repo, const struct cairn_id *root, const char *path,
+		    struct restorer_entry *out)
+{
+	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;
+	const struct cairn_node *node = NULL;
+	const char *p = path, *end = path;
+	size_t len, idx;
+	int r = restorer_load_tree(repo, root, &t);
+
+	while (r >= 0 && (p = next_comp(p, &len), len > 0)) {
+		if (len == 2 && p[0] == '.' && p[1] == '.')
+			return cairn_err_set(-EINVAL, "'..' is not allowed in a snapshot path");
+		if (node && node->type != CAIRN_NODE_DIR)
+			return cairn_err_set(-ENOTDIR, "'%.*s' is not a directory", (int)(end - path),
+					     path);
+		if (node) {
+			cairn_tree *sub = NULL;
+			if ((r = restorer_load_tree(repo, &node->subtree, &sub)) < 0)
+				return r;
+			cairn_tree_free(t);
+			t = sub;
+		}
+		if (cairn_tree_find(t, p, len, &idx) < 0)
+			return cairn_err_set(-ENOENT, "'%.*s' is not in the snapshot",
+					     (int)(p + len - path), path);
+		node = cairn_tree_node(t, idx);
+		p += len;
+		end = p;
+	}
+	if (r < 0)
+		return r;
+	*out = (struct restorer_entry){ .parent = node ? TAKE_PTR(t) : NULL, .node = node };
+	return 0;
+}
+
+static int write_zeros(int fd, uint64_t len)
+{
+	static const uint8_t zeros[65536];
+	while (len > 0) {
+		size_t n = len < sizeof(zeros) ? (size_t)len : sizeof(zeros);
+		int r = cairn_write_all(fd, zeros, n);
+		if (r < 0)
+			return r;
+		len -= n;
+	}
+	return 0;
+}
+
+static int skip_hole(int fd, uint64_t len)
+{
+	if (len > INT64_MAX)
+		return -EFBIG;
+	return lseek(fd, (off_t)len, SEEK_CUR) < 0 ? -errno : 0;
+}
+
+static int put_extent(cairn_repo *repo, const struct cairn_extent *e, const char *path,
+		      unsigned long long off, int fd, bool sparse, struct cairn_buf *buf)
+{
+	int r;
+	if (cairn_id_is_zero(&e->id)) {
+		r = sparse ? skip_hole(fd, e->len) : write_zeros(fd, e->len);
+	} else {
+		r = cairn_repo_get_typed(repo, CAIRN_BLOB_DATA, &e->id, buf);
+		if (r < 0)
+			return cairn_err_wrap(r, "cannot read '%s' at offset %llu", path, off);
+		if (buf->len != e->len)
+			return cairn_err_set(-EBADMSG,
+					     "cannot read '%s' at offset %llu: data blob holds %zu "
+					     "bytes, the tree says %llu",
+					     path, off, buf->len, (unsigned long long)e->len);
+		r = cairn_write_all(fd, buf->data, buf->len);
+	}
+	if (r < 0)
+		return cairn_err_set(r, "cannot write '%s' at offset %llu: %s", path, off,
+				     strerror(-r));
+	return 0;
+}
+
+int restorer_write_content(cairn_repo *repo, const struct cairn_node *node, const char *path,
+			   int fd, bool sparse, struct cairn_buf *buf)
+{
+	uint64_t off = 0;
+	for (size_t i = 0; i < node->nextents; i++) {
+		int r = put_extent(repo, &node->extents[i], path, off, fd, sparse, buf);
+		if (r < 0)
+			return r;
+		off += node->extents[i].len;
+	}
+	return 0;
+}
+
+static bool split_ns(int64_t ns, struct tm *tm, long *frac)
+{
+	int64_t s = ns / 1000000000, f = ns % 1000000000;
+	if (f < 0) {
+		f += 1000000000;
+		s--;
+	}
+	time_t t = (time_t)s;
+	*frac = (long)f;
+	return localtime_r(&t, tm) != NULL;
+}
+
+void restorer_fmt_local(char buf[RESTORER_TIME_MAX], int64_t ns)
+{
+	struct tm tm;
+	long frac;
+	if (!split_ns(ns, &tm, &frac) || !strftime(buf, RESTORER_TIME_MAX, "%Y-%m-%d %H:%M:%S", &tm))
+		snprintf(buf, RESTORER_TIME_MAX, "?");
+}
+
+void restorer_fmt_rfc3339(char buf[RESTORER_TIME_MAX], int64_t ns)
+{
+	char date[32];
+	struct tm tm;
+	long frac;
+	if (!split_ns(ns, &tm, &frac) || !strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm)) {
+		snprintf(buf, RESTORER_TIME_MAX, "?");
+		return;
+	}
+	long off = tm.tm_gmtoff, a = off < 0 ? -off : off;
+	snprintf(buf, RESTORER_TIME_MAX, "%s.%09ld%c%02ld:%02ld", date, frac, off < 0 ? '-' : '+',
+		 (a / 3600) % 100, a / 60 % 60);
+}
+
+void restorer_print_text(FILE *f, const void *s, size_t n)
+{
+	const char *p = s;
+	while (n > 0) {
+		const char *nl = memchr(p, '\n', n);
+		size_t k = nl ? (size_t)(nl - p) : n;
+		fwrite(p, 1, k, f);
+		if (!nl)
+			break;
+		fputs("\\n", f);
+		p += k + 1;
+		n -= k + 1;
+	}
+}
+
+/* ---- restore ------------------------------------------------------------ */
+
+/*
+ * The walk holds one open directory fd per level and creates every entry with
+ * *at() calls relative to it, opening directories with O_NOFOLLOW: a symlink in
+ * the target (restored or planted) is replaced, never followed, so nothing is
+ * written outside the target. Directories leading to included entries are made
+ * on demand (frame.fd < 0 until then). A directory's mode and times are set when
+ * its walk ends, so the deepest are done first and writing into a directory
+ * never changes its restored mtime.
+ */
+#define RESTORE_MAX_DEPTH 1000
+#define TMP_NAME_MAX 64
+
+struct frame {
+	struct frame *up;
+	const struct cairn_node *node; /* NULL: the target directory itself */
+	char name[CAIRN_NAME_MAX + 1];
+	int fd;  /* -1 until the directory exists */
+	int err; /* creating it failed with err: do not try again */
+};
+
+struct ctx {
+	cairn_repo *repo;
+	const struct restorer_opts *o;
+	struct restorer_stats *st;
+	const struct pattern_list *include, *exclude; /* NULL when empty */
+	int rootfd;
+	bool root; /* euid 0: restore owners and devices */
+	unsigned depth;
+	unsigned long tmp_seq;
+	struct cairn_buf path;  /* snapshot path of the entry at hand, NUL-terminated */
+	struct cairn_buf shown; /* path with control bytes escaped, for messages */
+	struct cairn_buf data;  /* the blob being written */
+	struct cairn_idset links;     /* (dev, ino) of a restored entry -> offset in link_paths */
+	struct cairn_buf link_paths; /* NUL-terminated paths relative to the target */
+};
+
+/* Failures that would repeat for every entry stop the restore. */
+static bool fatal(int r)
+{
+	return r == -ENOSPC || r == -EDQUOT || r == -ENOMEM;
+}
+
+static const char *shown(struct ctx *c)
+{
+	const uint8_t *p = c->path.data;
+	c->shown.len = 0;
+	if (c->path.len == 0)
+		return "/";
+	for (size_t i = 0; i < c->path.len; i++) {
+		int r = p[i] < 0x20 || p[i] == 0x7f ? cairn_buf_printf(&c->shown, "\\x%02x", p[i])
+						    : cairn_buf_put_u8(&c->shown, p[i]);
+		if (r < 0)
+			return "(out of memory)";
+	}
+	if (cairn_buf_put_u8(&c->shown, 0) < 0)
+		return "(out of memory)";
+	return (const char *)c->shown.data;
+}
+
+/* Log "<what> '<path>': <why>" as a warning and count it. */
+static void warn(struct ctx *c, const char *what, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void warn(struct ctx *c, const char *what, const char *fmt, ...)
+{
+	char why[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_warn("%s '%s': %s", what, shown(c), why);
+	c->st->warnings++;
+}
+
+static int path_push(struct ctx *c, const uint8_t *name, size_t len)
+{
+	if (cairn_buf_put_u8(&c->path, '/') < 0 || cairn_buf_put(&c->path, name, len) < 0 ||
+	    cairn_buf_reserve(&c->path, 1) < 0)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	c->path.data[c->path.len] = '\0';
+	return 0;
+}
+
+static void path_pop(struct ctx *c, size_t len)
+{
+	c->path.len = len;
+	if (c->path.data)
+		c->path.data[len] = '\0';
+}
+
+static bool valid_name(const struct cairn_node *n)
+{
+	if (n->name_len == 0 || n->name_len > CAIRN_NAME_MAX || memchr(n->name, '/', n->name_len) ||
+	    memchr(n->name, '\0', n->name_len))
+		return false;
+	return !(n->name[0] == '.' &&
+		 (n->name_len == 1 || (n->name_len == 2 && n->name[1] == '.')));
+}
+
+static void copy_name(char out[CAIRN_NAME_MAX + 1], const struct cairn_node *n)
+{
+	memcpy(out, n->name, n->name_len);
+	out[n->name_len] = '\0';
+}
+
+/* ---- metadata ----------------------------------------------------------- */
+
+/* The entry metadata goes to: an open fd, or else name in dirfd (not followed). */
+struct obj {
+	int fd;
+	int dirfd;
+	const char *name;
+};
+
+static int set_xattr(const struct obj *o, const char *name, const struct cairn_xattr *x)
+{
+	char path[sizeof("/proc/self/fd/") + 12 + CAIRN_NAME_MAX + TMP_NAME_MAX];
+	int r;
+	if (o->fd >= 0) {
+		r = fsetxattr(o->fd, name, x->value, x->value_len, 0);
+	} else {
+		/* No fd for symlinks, fifos and devices: go through the directory's
+		 * /proc link; lsetxattr does not follow the last component. */
+		snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", o->dirfd, o->name);
+		r = lsetxattr(path, name, x->value, x->value_len, 0);
+	}
+	return r < 0 ? -errno : 0;
+}
+
+static void set_xattrs(struct ctx *c, const struct obj *o, const struct cairn_node *n)
+{
+	for (size_t i = 0; i < n->nxattrs; i++) {
+		const struct cairn_xattr *x = &n->xattrs[i];
+		char name[CAIRN_NAME_MAX + 1], what[CAIRN_NAME_MAX + 64];
+		if (x->name_len == 0 || x->name_len > CAIRN_NAME_MAX ||
+		    memchr(x->name, '\0', x->name_len))
+			continue; /* the tree parser refuses these */
+		memcpy(name, x->name, x->name_len);
+		name[x->name_len] = '\0';
+		int r = set_xattr(o, name, x);
+		if (r < 0) {
+			snprintf(what, sizeof(what), "cannot set extended attribute '%s' on", name);
+			warn(c, what, "%s", strerror(-r));
+		}
+	}
+}
+
+static void split_ts(struct timespec *ts, int64_t ns)
+{
+	int64_t s = ns / 1000000000, f = ns % 1000000000;
+	if (f < 0) {
+		f += 1000000000;
+		s--;
+	}
+	ts->tv_sec = (time_t)s;
+	ts->tv_nsec = (long)f;
+}
+
+/* Owner first (chown clears setuid bits and file capabilities), then xattrs
+ * (an access ACL rewrites the group bits), then the mode, then the times. */
+static void set_meta(struct ctx *c, const struct obj *o, const struct cairn_node *n)
+{
+	bool lnk = n->type == CAIRN_NODE_SYMLINK;
+	struct timespec ts[2];
+	int r;
+
+	if (c->root) {
+		r = o->fd >= 0 ? fchown(o->fd, n->uid, n->gid)
+			       : fchownat(o->dirfd, o->name, n->uid, n->gid, AT_SYMLINK_NOFOLLOW);
+		if (r < 0)
+			warn(c, "cannot set the owner of", "%s", strerror(errno));
+	}
+	set_xattrs(c, o, n);
+	if (!lnk) {
+		r = o->fd >= 0 ? fchmod(o->fd, n->mode) : fchmodat(o->dirfd, o->name, n->mode, 0);
+		if (r < 0)
+			warn(c, "cannot set the mode of", "%s", strerror(errno));
+	}
+	split_ts(&ts[0], n->atime_ns);
+	split_ts(&ts[1], n->mtime_ns);
+	r = o->fd >= 0 ? futimens(o->fd, ts)
+		       : utimensat(o->dirfd, o->name, ts, AT_SYMLINK_NOFOLLOW);
+	if (r < 0)
+		warn(c, "cannot set the times of", "%s", strerror(errno));
+}
+
+/* ---- directories -------------------------------------------------------- */
+
+/* Open name in dirfd as a directory, creating it, or replacing whatever else
+ * has the name. Returns the fd or -errno. */
+static int make_dir(int dirfd, const char *name)
+{
+	struct stat st;
+	if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && (errno == ENOTDIR || errno == ELOOP)) {
+		if (unlinkat(dirfd, name, 0) < 0 || mkdirat(dirfd, name, 0700) < 0)
+			return -errno;
+		fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return -errno;
+	/* An existing directory may be read-only (an earlier restore of it): we
+	 * need to write into it until its own mode is set at the end. */
+	if (fstat(fd, &st) == 0 && (st.st_mode & 0700) != 0700)
+		(void)fchmod(fd, (st.st_mode & 07777) | 0700);
+	return fd;
+}
+
+static int ensure_dir(struct ctx *c, struct frame *f)
+{
+	if (f->fd >= 0)
+		return 0;
+	if (f->err < 0)
+		return f->err;
+	int r = ensure_dir(c, f->up);
+	if (r < 0)
+		return f->err = r;
+	r = make_dir(f->up->fd, f->name);
+	if (r < 0) {
+		char what[CAIRN_NAME_MAX + 64];
+		snprintf(what, sizeof(what), "cannot create directory '%s' for", f->name);
+		warn(c, what, "%s", strerror(-r));
+		if (fatal(r))
+			cairn_err_set(r, "cannot create directory '%s': %s", f->name, strerror(-r));
+		return f->err = r;
+	}
+	f->fd = r;
+	c->st->dirs++;
+	return 0;
+}
+
+static void finish_dir(struct ctx *c, struct frame *f)
+{
+	if (f->fd < 0 || !f->node)
+		return;
+	struct obj o = { .fd = f->fd, .dirfd = -1 };
+	set_meta(c, &o, f->node);
+	close(f->fd);
+	f->fd = -1;
+}
+
+/* ---- other entries ------------------------------------------------------ */
+
+static bool link_candidate(const struct cairn_node *n)
+{
+	return n->type != CAIRN_NODE_DIR && n->nlink > 1;
+}
+
+static void link_key(const struct cairn_node *n, struct cairn_id *k)
+{
+	memset(k, 0, sizeof(*k));
+	cairn_le64(k->b, n->dev);
+	cairn_le64(k->b + 8, n->ino);
+	k->b[16] = 1; /* never the all-zero ID */
+}
+
+/* The target-relative path of the entry restored first with n's (dev, ino). */
+static const char *link_first(struct ctx *c, const struct cairn_node *n)
+{
+	struct cairn_id k;
+	link_key(n, &k);
+	uint64_t *off = cairn_idset_get(&c->links, &k);
+	return off ? (const char *)c->link_paths.data + *off : NULL;
+}
+
+static int link_add(struct ctx *c, const struct cairn_node *n)
+{
+	struct cairn_id k;
+	uint64_t off = c->link_paths.len;
+	link_key(n, &k);
+	if (cairn_buf_put(&c->link_paths, c->path.data + 1, c->path.len - 1) < 0 ||
+	    cairn_buf_put_u8(&c->link_paths, 0) < 0 || cairn_idset_add(&c->links, &k, off) < 0)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	return 0;
+}
+
+/* Create n under tmp in dirfd (a hard link to link_from if set). *fd gets the
+ * open file for a new regular file, else -1. Returns 0 or -errno. */
+static int create_one(struct ctx *c, int dirfd, const struct cairn_node *n, const char *link_from,
+		      const char *tmp, int *fd)
+{
+	char target[CAIRN_SYMLINK_MAX + 1];
+	int r;
+
+	*fd = -1;
+	if (link_from)
+		return linkat(c->rootfd, link_from, dirfd, tmp, 0) < 0 ? -errno : 0;
+	switch (n->type) {
+	case CAIRN_NODE_FILE:
+		*fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		return *fd < 0 ? -errno : 0;
+	case CAIRN_NODE_SYMLINK:
+		if (n->target_len == 0 || n->target_len > CAIRN_SYMLINK_MAX)
+			return -EINVAL;
+		memcpy(target, n->target, n->target_len);
+		target[n->target_len] = '\0';
+		r = symlinkat(target, dirfd, tmp);
+		break;
+	case CAIRN_NODE_FIFO:
+		r = mkfifoat(dirfd, tmp, 0600);
+		break;
+	case CAIRN_NODE_CHR:
+	case CAIRN_NODE_BLK:
+		r = mknodat(dirfd, tmp, (n->type == CAIRN_NODE_CHR ? S_IFCHR : S_IFBLK) | 0600,
+			    (dev_t)n->rdev);
+		break;
+	default:
+		return -EINVAL;
+	}
+	return r < 0 ? -errno : 0;
+}
+
+/* create_one under a fresh temporary name (written to tmp). */
+static int create_tmp(struct ctx *c, int dirfd, const struct cairn_node *n, const char *link_from,
+		      char tmp[TMP_NAME_MAX], int *fd)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		snprintf(tmp, TMP_NAME_MAX, ".cairn-tmp.%d.%lu", (int)getpid(), c->tmp_seq++);
+		int r = create_one(c, dirfd, n, link_from, tmp, fd);
+		if (r != -EEXIST)
+			return r;
+	}
+	return -EEXIST;
+}
+
+/* Content, size and metadata of a new regular file. Message set on failure. */
+static int fill_file(struct ctx *c, int fd, const struct cairn_node *n)
+{
+	int r = restorer_write_content(c->repo, n, shown(c), fd, true, &c->data);
+	if (r < 0)
+		return r;
+	if (n->size > INT64_MAX || ftruncate(fd, (off_t)n->size) < 0) {
+		r = n->size > INT64_MAX ? -EFBIG : -errno;
+		return cairn_err_set(r, "cannot set the size of '%s': %s", shown(c), strerror(-r));
+	}
+	struct obj o = { .fd = fd, .dirfd = -1 };
+	set_meta(c, &o, n);
+	return 0;
+}
+
+/* Make the new entry at tmp: content and metadata, except for extra links to an
+ * inode restored already. Closes fd. Returns 0 or -errno with a message set. */
+static int fill(struct ctx *c, int dirfd, int fd, const char *tmp, const struct cairn_node *n,
+		bool linked)
+{
+	if (fd >= 0) {
+		int r = fill_file(c, fd, n);
+		if (close(fd) < 0 && r >= 0)
+			r = cairn_err_set(-errno, "cannot write '%s': %s", shown(c), strerror(errno));
+		return r;
+	}
+	if (!linked) {
+		struct obj o = { .fd = -1, .dirfd = dirfd, .name = tmp };
+		set_meta(c, &o, n);
+	}
+	return 0;
+}
+
+/* Move tmp to name, replacing what is there. */
+static int replace(int dirfd, const char *tmp, const char *name)
+{
+	if (renameat(dirfd, tmp, dirfd, name) < 0)
+		return -errno;
+	/* When name already was a link to the same inode, rename did nothing. */
+	(void)unlinkat(dirfd, tmp, 0);
+	return 0;
+}
+
+static void count(struct ctx *c, const struct cairn_node *n, bool linked)
+{
+	if (linked)
+		c->st->links++;
+	else if (n->type == CAIRN_NODE_FILE)
+		c->st->files++;
+	else
+		c->st->others++;
+	if (!linked && n->type == CAIRN_NODE_FILE)
+		c->st->bytes += n->size;
+}
+
+/* Restore a non-directory n as link_from's hard link (if set) or a new inode.
+ * Returns < 0 only for fatal errors (others are warnings), 1 if the link failed
+ * and the caller should write a copy instead. */
+static int restore_inode(struct ctx *c, struct frame *dir, const struct cairn_node *n,
+			 const char *link_from)
+{
+	char tmp[TMP_NAME_MAX], name[CAIRN_NAME_MAX + 1];
+	int fd, r = create_tmp(c, dir->fd, n, link_from, tmp, &fd);
+	if (r < 0) {
+		if (fatal(r))
+			return cairn_err_set(r, "cannot create '%s': %s", shown(c), strerror(-r));
+		warn(c, link_from ? "cannot hard-link" : "cannot create", "%s", strerror(-r));
+		return link_from ? 1 : 0;
+	}
+	r = fill(c, dir->fd, fd, tmp, n, link_from != NULL);
+	copy_name(name, n);
+	if (r >= 0 && (r = replace(dir->fd, tmp, name)) < 0)
+		cairn_err_set(r, "cannot restore '%s': %s", shown(c), strerror(-r));
+	if (r < 0) {
+		(void)unlinkat(dir->fd, tmp, 0);
+		if (fatal(r))
+			return r;
+		log_warn("%s", cairn_err_msg());
+		c->st->warnings++;
+		return 0;
+	}
+	count(c, n, link_from != NULL);
+	if (!link_from && link_candidate(n))
+		return link_add(c, n);
+	return 0;
+}
+
+static int restore_leaf(struct ctx *c, struct frame *dir, const struct cairn_node *n)
+{
+	if (n->type == CAIRN_NODE_SOCKET) {
+		warn(c, "skipping socket", "sockets are not restored");
+		return 0;
+	}
+	if ((n->type == CAIRN_NODE_CHR || n->type == CAIRN_NODE_BLK) && !c->root) {
+		warn(c, "skipping device", "only root can create device nodes");
+		return 0;
+	}
+	if (n->type == CAIRN_NODE_SYMLINK && n->target_len == 0) {
+		warn(c, "skipping symlink", "its target could not be read at backup time");
+		return 0;
+	}
+	if (n->flags & CAIRN_NODE_INCOMPLETE)
+		warn(c, "restoring an incomplete copy of", "it could not be read completely "
+							  "at backup time");
+	const char *first = link_candidate(n) ? link_first(c, n) : NULL;
+	if (first) {
+		int r = restore_inode(c, dir, n, first);
+		if (r != 1)
+			return r;
+		/* Say, the first copy is gone: write this one on its own. */
+	}
+	return restore_inode(c, dir, n, NULL);
+}
+
+/* ---- the walk ----------------------------------------------------------- */
+
+static int restore_children(struct ctx *c, struct frame *dir, const cairn_tree *t, bool inc);
+
+static int restore_dir(struct ctx *c, struct frame *up, const struct cairn_node *n, bool inc)
+{
+	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;
+	struct frame f = { .up = up, .node = n, .fd = -1 };
+
+	if (!inc && !pattern_list_match_below(c->include, (char *)c->path.data, c->path.len))
+		return 0;
+	if (c->depth >= RESTORE_MAX_DEPTH) {
+		warn(c, "skipping", "directories nested more than %d deep", RESTORE_MAX_DEPTH);
+		return 0;
+	}
+	copy_name(f.name, n);
+	int r = inc ? ensure_dir(c, &f) : 0;
+	if (r < 0)
+		return fatal(r) ? r : 0;
+	if (n->flags & CAIRN_NODE_INCOMPLETE)
+		warn(c, "restoring an incomplete copy of", "it could not be read at backup time");
+	r = restorer_load_tree(c->repo, &n->subtree, &t);
+	if (r < 0 && !fatal(r)) {
+		warn(c, "cannot restore the contents of", "%s", cairn_err_msg());
+		r = 0;
+	} else if (r >= 0) {
+		c->depth++;
+		r = restore_children(c, &f, t, inc);
+		c->depth--;
+	}
+	finish_dir(c, &f);
+	return r;
+}
+
+/* n, named by c->path, in dir; inc: a parent matched --include already. */
+static int restore_node(struct ctx *c, struct frame *dir, const struct cairn_node *n, bool inc)
+{
+	const char *path = (const char *)c->path.data;
+	if (!valid_name(n)) {
+		warn(c, "skipping", "not a valid file name");
+		return 0;
+	}
+	if (c->exclude && pattern_list_match(c->exclude, path, c->path.len))
+		return 0;
+	inc = inc || !c->include || pattern_list_match(c->include, path, c->path.len);
+	if (n->type == CAIRN_NODE_DIR)
+		return restore_dir(c, dir, n, inc);
+	if (!inc)
+		return 0;
+	int r = ensure_dir(c, dir);
+	if (r < 0)
+		return fatal(r) ? r : 0;
+	log_debug("restoring '%s'", shown(c));
+	return restore_leaf(c, dir, n);
+}
+
+static int restore_children(struct ctx *c, struct frame *dir, const cairn_tree *t, bool inc)
+{
+	size_t count = cairn_tree_count(t);
+	for (size_t i = 0; i < count; i++) {
+		const struct cairn_node *n = cairn_tree_node(t, i);
+		size_t old = c->path.len;
+		int r = path_push(c, n->name, n->name_len);
+		if (r >= 0)
+			r = restore_node(c, dir, n, inc);
+		path_pop(c, old);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int walk(struct ctx *c, struct frame *up, const cairn_tree *t, const char *rest);
+
+/* A directory on the way down to o->path: made only if something below is. */
+static int walk_dir(struct ctx *c, struct frame *up, const struct cairn_node *n, const char *rest)
+{
+	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;
+	struct frame f = { .up = up, .node = n, .fd = -1 };
+
+	if (n->type != CAIRN_NODE_DIR)
+		return cairn_err_set(-ENOTDIR, "'%s' is not a directory", shown(c));
+	copy_name(f.name, n);
+	int r = restorer_load_tree(c->repo, &n->subtree, &t);
+	if (r >= 0)
+		r = walk(c, &f, t, rest);
+	finish_dir(c, &f);
+	return r;
+}
+
+static int walk(struct ctx *c, struct frame *up, const cairn_tree *t, const char *rest)
+{
+	size_t len, idx, last;
+	const char *p = next_comp(rest, &len);
+
+	if (len == 0)
+		return restore_children(c, up, t, false);
+	if (cairn_tree_find(t, p, len, &idx) < 0)
+		return cairn_err_set(-ENOENT, "'%s' is not in the snapshot", c->o->path);
+	const struct cairn_node *n = cairn_tree_node(t, idx);
+	size_t old = c->path.len;
+	int r = path_push(c, n->name, n->name_len);
+	next_comp(p + len, &last);
+	if (r >= 0 && last == 0)
+		r = restore_node(c, up, n, false);
+	else if (r >= 0)
+		r = walk_dir(c, up, n, p + len);
+	path_pop(c, old);
+	return r;
+}
+
+/* One fd per directory level: make sure the deepest tree fits. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t want = RESTORE_MAX_DEPTH + 64;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
+		rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void ctx_release(struct ctx *c)
+{
+	cairn_buf_release(&c->path);
+	cairn_buf_release(&c->shown);
+	cairn_buf_release(&c->data);
+	cairn_buf_release(&c->link_paths);
+	cairn_idset_release(&c->links);
+	if (c->rootfd >= 0)
+		close(c->rootfd);
+}
+
+static int open_target(const char *target)
+{
+	int r = cairn_mkdir_p(target, 0700);
+	if (r < 0)
+		return cairn_err_wrap(r, "cannot create the target");
+	int fd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return cairn_err_set(-errno, "cannot open target '%s': %s", target,
+				     strerror(errno));
+	return fd;
+}
+
+int restorer_run(cairn_repo *repo, const struct cairn_snapshot *snap,
+		 const struct restorer_opts *o, struct restorer_stats *st)
+{
+	struct ctx c = { .repo = repo, .o = o, .st = st, .rootfd = -1, .root = geteuid() == 0 };
+	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;
+	struct restorer_entry e;
+	const char *path = o->path ? o->path : "/";
+
+	*st = (struct restorer_stats){ 0 };
+	c.include = o->include && pattern_list_count(o->include) ? o->include : NULL;
+	c.exclude = o->exclude && pattern_list_count(o->exclude) ? o->exclude : NULL;
+	cairn_idset_init(&c.links);
+	raise_nofile();
+	/* Check the path before touching the target. */
+	int r = restorer_lookup(repo, &snap->root, path, &e);
+	if (r >= 0) {
+		cairn_tree_free(e.parent);
+		r = c.rootfd = open_target(o->target);
+	}
+	if (r >= 0)
+		r = restorer_load_tree(repo, &snap->root, &t);
+	if (r >= 0 && (r = cairn_buf_reserve(&c.path, 1)) >= 0) {
+		struct frame top = { .fd = c.rootfd };
+		c.path.data[0] = '\0';
+		r = walk(&c, &top, t, path);
+	}
+	ctx_release(&c);
+	return r < 0 ? r : 0;
+}
