@@ -59,6 +59,30 @@ if [ -f build/build.ninja ]; then
 	tally /tmp/cairn-ci-valgrind.log
 fi
 
+# libFuzzer: every target runs for FUZZ_SECONDS (default 10) from its seed corpus in
+# an ASan+UBSan clang build; a crash, leak or timeout fails it.
+fuzz_seconds=${FUZZ_SECONDS:-10}
+if command -v clang >/dev/null && [ "$fuzz_seconds" -gt 0 ]; then
+	if [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true \
+		-Db_sanitize=address,undefined -Db_lundef=false >/dev/null; then
+		ninja -C build-fuzz >/dev/null || { echo "cairn: fuzz build failed"; failed=$((failed + 1)); status=1; }
+	fi
+	for f in build-fuzz/tests/fuzz/fuzz-*; do
+		[ -x "$f" ] && [ -f "$f" ] || continue
+		name=${f##*/fuzz-}
+		scratch=$(mktemp -d)
+		echo "=== fuzz $name (${fuzz_seconds}s)"
+		if "$f" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 \
+			-print_final_stats=0 "$scratch" "tests/fuzz/corpus/$name" >"/tmp/cairn-fuzz-$name.log" 2>&1; then
+			passed=$((passed + 1))
+		else
+			echo "fuzz-$name FAILED:"; tail -30 "/tmp/cairn-fuzz-$name.log"
+			failed=$((failed + 1)); status=1
+		fi
+		rm -rf "$scratch"
+	done
+fi
+
 if command -v clang-format >/dev/null; then
 	bad=$(git ls-files '*.c' '*.h' | xargs clang-format --dry-run 2>&1 | grep -c warning || true)
 	if [ "$bad" -gt 0 ]; then

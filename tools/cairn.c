@@ -16,6 +16,10 @@ struct command {
 static const struct command commands[] = {
 	{ "init", cmd_init, "create a new repository" },
 	{ "backup", cmd_backup, "back up files and directories into a new snapshot" },
+	{ "snapshots", cmd_snapshots, "list snapshots" },
+	{ "ls", cmd_ls, "list the files of a snapshot" },
+	{ "dump", cmd_dump, "write one file of a snapshot to stdout" },
+	{ "restore", cmd_restore, "restore a snapshot, or part of it, to a directory" },
 	{ "key", cmd_key, "list, add, remove or change passwords" },
 	{ "rebuild-index", cmd_rebuild_index, "recreate the index from the packs" },
 	{ "cat", cmd_cat, "print the config, a pack header or a blob (debugging)" },

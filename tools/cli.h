@@ -94,5 +94,9 @@ int cmd_key(int argc, char **argv);
 int cmd_rebuild_index(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
+int cmd_snapshots(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 
 #endif

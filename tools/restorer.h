@@ -44,7 +44,7 @@ int restorer_write_content(cairn_repo *repo, const struct cairn_node *node, cons
 
 /* Times: "YYYY-MM-DD HH:MM:SS" local time, and RFC 3339 with nanoseconds and
  * the local offset ("2024-05-01T10:00:00.123456789+02:00"). */
-#define RESTORER_TIME_MAX 40
+#define RESTORER_TIME_MAX 64
 void restorer_fmt_local(char buf[RESTORER_TIME_MAX], int64_t ns);
 void restorer_fmt_rfc3339(char buf[RESTORER_TIME_MAX], int64_t ns);
 

@@ -380,4 +380,110 @@ int cairn_snapshot_find(struct cairn_snapshot *const *list, size_t n, const char
 /* Remove snapshots/<id> and its index record. -ENOENT. */
 int cairn_repo_snapshot_delete(cairn_repo *repo, const struct cairn_id *id);
 
+/* ---- Locks, prune and pack verification (FORMAT.md §11, DESIGN.md) ----- */
+
+/*
+ * Repository locks: one small text file per holder in locks/ (FORMAT.md §11).
+ * Shared locks (backup, check, sync) exclude only exclusive ones; an exclusive
+ * lock (prune, forget) excludes shared and exclusive ones; a mount lock is
+ * informational and conflicts with nothing, so a mount never blocks and is
+ * never blocked. A lock whose holder is known dead (same host, no such pid) is
+ * ignored; one not refreshed for CAIRN_LOCK_STALE_SECONDS is stale but still
+ * conflicts until `cairn unlock` removes it (its holder may be alive elsewhere).
+ */
+enum cairn_lock_kind {
+	CAIRN_LOCK_SHARED = 1,
+	CAIRN_LOCK_EXCLUSIVE = 2,
+	CAIRN_LOCK_MOUNT = 3,
+};
+#define CAIRN_LOCK_STALE_SECONDS (30 * 60)
+#define CAIRN_LOCK_REFRESH_SECONDS (5 * 60)
+#define CAIRN_LOCK_NAME_SIZE 33 /* 32 hex digits and the NUL */
+
+struct cairn_lock_info {
+	char name[CAIRN_LOCK_NAME_SIZE]; /* file name under locks/ */
+	int kind;                        /* enum cairn_lock_kind */
+	char command[64];                /* "backup", "prune", ... */
+	char host[256];
+	int64_t pid;
+	int64_t start;     /* Unix seconds */
+	int64_t refreshed; /* the file's mtime, Unix seconds */
+	bool dead;         /* the holder is on this host and no longer runs */
+	bool stale;        /* dead, or not refreshed for CAIRN_LOCK_STALE_SECONDS */
+};
+const char *cairn_lock_kind_name(int kind);
+
+/* A lock held by this process. A thread refreshes the file's mtime every
+ * CAIRN_LOCK_REFRESH_SECONDS until it is released. */
+typedef struct cairn_lock cairn_lock;
+/* Take a lock of kind on the repository at repo_path for command (a short word
+ * for messages). Creates locks/ when an older repository lacks it. Retries for up
+ * to wait_seconds while another holder conflicts, then fails with -EBUSY and a
+ * message naming that holder ("repository is locked exclusively by prune on host
+ * h pid 42 since ..."). -EINVAL bad kind, -EIO. Caller releases with
+ * cairn_lock_release(). Not thread-safe: one owner. */
+int cairn_lock_acquire(cairn_lock **out, const char *repo_path, int kind, const char *command,
+                       unsigned wait_seconds);
+/* Refresh now and check that the lock file still exists: -ENOENT when someone
+ * removed it (`cairn unlock --all`): the caller must stop before changing data. */
+int cairn_lock_refresh(cairn_lock *l);
+/* Stop refreshing and remove the file. NULL is a no-op. */
+void cairn_lock_release(cairn_lock *l);
+/* Every lock file in locks/ (none when the directory is missing), sorted by start
+ * time. Unparsable files are listed with kind 0 and stale set once they are older
+ * than CAIRN_LOCK_STALE_SECONDS. Caller frees *out. -EIO, -ENOMEM. */
+int cairn_lock_list(const char *repo_path, struct cairn_lock_info **out, size_t *n);
+/* Remove locks/<name>. -ENOENT, -EINVAL for a name that is not a lock's. */
+int cairn_lock_remove(const char *repo_path, const char *name);
+
+/* Garbage collection: delete what no snapshot references (DESIGN.md "Prune"). */
+#define CAIRN_PRUNE_OPTS_VERSION 1
+struct cairn_prune_opts {
+	unsigned version;  /* CAIRN_PRUNE_OPTS_VERSION */
+	double max_unused; /* percent, 0..100: repack a pack whose unused share is above */
+	bool dry_run;      /* decide and count, change nothing */
+	/* Refreshed and checked before the index changes and before packs are deleted;
+	 * NULL: no check. */
+	cairn_lock *lock;
+	/* Called at each step: "after-mark", "mid-repack" (after each new pack),
+	 * "after-new-packs", "after-index", "mid-delete" (after each old pack is
+	 * deleted), "done". For progress, and for crash tests. May be NULL. */
+	void (*on_step)(const char *step, void *payload);
+	void *payload;
+};
+struct cairn_prune_stats {
+	uint64_t snapshots, trees, blobs_used, blobs_unused;
+	uint64_t packs, packs_kept, packs_deleted, packs_repacked, packs_written;
+	uint64_t bytes_total;    /* all pack files before */
+	uint64_t bytes_unused;   /* unused bytes in them before */
+	uint64_t bytes_repacked; /* size of the repacked packs */
+	uint64_t bytes_written;  /* size of the new packs (estimated in a dry run) */
+	uint64_t bytes_freed;    /* bytes_total minus what is on disk afterwards */
+	uint64_t bytes_left_unused; /* unused bytes left in kept packs */
+};
+/*
+ * Mark every blob the snapshots in snapshots/ reach, then delete packs with no
+ * used blob and repack (copy the used blobs of) packs whose unused share is above
+ * max_unused. New packs are durable, then one index transaction swaps the old
+ * packs for the new ones, and only then are old pack files deleted: a crash at any
+ * point loses no needed blob, and readers that looked a blob up just before the
+ * swap find it again (cairn_repo_get retries). Packs on disk that the index lacks
+ * are indexed first. The caller holds an exclusive lock. Refuses (-EBADMSG, with a
+ * message) when a needed tree or blob is missing or damaged. -EIO, -ENOSPC,
+ * -ENOENT the lock vanished. st is filled as far as the run got.
+ */
+int cairn_repo_prune(cairn_repo *repo, const struct cairn_prune_opts *o,
+                     struct cairn_prune_stats *st);
+
+/* Read a whole pack file and verify it: its SHA-256 equals its name, the header
+ * decrypts and parses, and each blob the header lists decrypts and hashes to its
+ * ID. For each damaged blob bad() is called with the header entry and a message.
+ * Returns 0 if the pack is sound, -EBADMSG if not (the message names the first
+ * problem; when the header cannot be read, bad() is never called), -ENOENT,
+ * -EIO. Thread-safe. */
+int cairn_repo_pack_verify(cairn_repo *repo, const struct cairn_id *pack,
+                           void (*bad)(const struct cairn_pack_entry *e, const char *msg,
+                                       void *payload),
+                           void *payload);
+
 #endif

@@ -1,0 +1,69 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Ingest benchmark: cairn vs restic vs borg on the same corpus in the same run.
+# Prints first-backup time, no-change backup time, repository size and peak RSS,
+# and cairn's ratios against each. Not a test: timings never decide pass/fail.
+#
+# usage: bench/ingest.sh [CORPUS_DIR]   (default: a copy of /usr/share)
+# env:   CAIRN (default build/tools/cairn), WORK (default /tmp/cairn-bench)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CAIRN=${CAIRN:-$PWD/build/tools/cairn}
+WORK=${WORK:-/tmp/cairn-bench}
+for t in restic borg /usr/bin/time; do
+	command -v "$t" >/dev/null || { echo "missing $t: bash scripts/install-deps.sh bench"; exit 1; }
+done
+[ -x "$CAIRN" ] || { echo "build cairn first: meson setup build && ninja -C build"; exit 1; }
+
+rm -rf "$WORK"; mkdir -p "$WORK"
+CORPUS=${1:-}
+if [ -z "$CORPUS" ]; then
+	CORPUS="$WORK/corpus"
+	cp -a /usr/share "$CORPUS"
+fi
+echo "corpus: $CORPUS ($(du -sh "$CORPUS" | cut -f1), $(find "$CORPUS" | wc -l) entries), $(nproc) cores"
+
+export CAIRN_PASSWORD=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench
+export CAIRN_REPO="$WORK/cairn" RESTIC_REPOSITORY="$WORK/restic" BORG_REPO="$WORK/borg"
+export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+"$CAIRN" init -q
+restic init -q
+borg init -q --encryption=repokey-blake2 "$BORG_REPO"
+
+# run NAME LABEL cmd...: wall seconds and peak RSS (KiB) into $WORK/NAME.LABEL
+run() {
+	local name=$1 label=$2; shift 2
+	sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+	/usr/bin/time -f "%e %M" -o "$WORK/$name.$label" "$@" >/dev/null 2>"$WORK/$name.$label.err" ||
+		{ echo "$name $label failed:"; cat "$WORK/$name.$label.err"; exit 1; }
+}
+n=0
+for tool in cairn restic borg; do
+	case $tool in
+	cairn) cmd=("$CAIRN" backup -q "$CORPUS") ;;
+	restic) cmd=(restic backup -q "$CORPUS") ;;
+	borg) cmd=(borg create --compression zstd,3 "::a{now:%s}-$((n++))" "$CORPUS") ;;
+	esac
+	run "$tool" first "${cmd[@]}"
+	[ "$tool" = borg ] && cmd=(borg create --compression zstd,3 "::b{now:%s}" "$CORPUS")
+	run "$tool" nochange "${cmd[@]}"
+done
+
+secs() { cut -d' ' -f1 "$WORK/$1.$2"; }
+rss() { cut -d' ' -f2 "$WORK/$1.$2"; }
+size() { du -sk "$WORK/$1" | cut -f1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+peak() { local a b; a=$(rss "$1" first); b=$(rss "$1" nochange); echo $((a > b ? a : b)); }
+
+printf '\n%-8s %12s %14s %14s %14s\n' tool "first (s)" "no-change (s)" "repo (MiB)" "peak RSS (MiB)"
+for tool in cairn restic borg; do
+	printf '%-8s %12s %14s %14d %14d\n' "$tool" "$(secs $tool first)" "$(secs $tool nochange)" \
+		$(( $(size $tool) / 1024 )) $(( $(peak $tool) / 1024 ))
+done
+echo
+for other in restic borg; do
+	echo "cairn vs $other: first backup $(ratio "$(secs $other first)" "$(secs cairn first)")x faster," \
+		"no-change $(ratio "$(secs $other nochange)" "$(secs cairn nochange)")x faster," \
+		"repository $(ratio "$(size cairn)" "$(size $other)")x the size," \
+		"peak RSS $(ratio "$(peak cairn)" "$(peak $other)")x"
+done

@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* cairn snapshots: list the snapshots of a repository, oldest first. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "restorer.h"
+#include "cleanup.h"
+
+static const char usage[] =
+	"usage: cairn snapshots [--json] [--host HOST] [--tag TAG]... [--path PATH]...\n"
+	"\n"
+	"Lists the snapshots, oldest first: short ID, local time, host, tags and\n"
+	"backed-up paths. '(partial)' marks snapshots where some files could not be\n"
+	"read.\n"
+	"\n"
+	"  --host HOST   only snapshots of this host\n"
+	"  --tag TAG     only snapshots with this tag (repeatable: all of them)\n"
+	"  --path PATH   only snapshots of this path (repeatable: all of them)\n"
+	"  --json        a JSON array with every field of each snapshot\n";
+
+enum { OPT_HOST = OPT_FIRST_COMMAND_OPT, OPT_TAG, OPT_PATH };
+
+#define SHORT_ID 8
+
+struct filter {
+	const char *host;
+	const char **tags, **paths;
+	size_t ntags, npaths;
+	bool json;
+};
+
+static int push(const char ***v, size_t *n, const char *s)
+{
+	const char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
+	if (!nv)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	nv[(*n)++] = s;
+	*v = nv;
+	return 0;
+}
+
+static int handle(int c, const char *arg, void *payload)
+{
+	struct filter *f = payload;
+	switch (c) {
+	case OPT_HOST:
+		f->host = arg;
+		return 0;
+	case OPT_TAG:
+		return push(&f->tags, &f->ntags, arg);
+	case OPT_PATH:
+		return push(&f->paths, &f->npaths, arg);
+	case OPT_JSON:
+		f->json = true;
+		return 0;
+	default:
+		return cairn_err_set(-EINVAL, "unknown option");
+	}
+}
+
+static bool has(char *const *v, size_t n, const char *s, size_t len)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strlen(v[i]) == len && memcmp(v[i], s, len) == 0)
+			return true;
+	return false;
+}
+
+static bool wanted(const struct filter *f, const struct cairn_snapshot *s)
+{
+	if (f->host && strcmp(f->host, s->hostname) != 0)
+		return false;
+	for (size_t i = 0; i < f->ntags; i++)
+		if (!has(s->tags, s->ntags, f->tags[i], strlen(f->tags[i])))
+			return false;
+	for (size_t i = 0; i < f->npaths; i++) {
+		/* Paths are stored without a trailing '/': "/home/me/" is "/home/me". */
+		size_t len = strlen(f->paths[i]);
+		while (len > 1 && f->paths[i][len - 1] == '/')
+			len--;
+		if (!has(s->paths, s->npaths, f->paths[i], len))
+			return false;
+	}
+	return true;
+}
+
+static void json_strs(const char *key, char *const *v, size_t n)
+{
+	printf(",\"%s\":[", key);
+	for (size_t i = 0; i < n; i++) {
+		fputs(i ? "," : "", stdout);
+		cli_json_str(stdout, v[i], strlen(v[i]));
+	}
+	fputc(']', stdout);
+}
+
+static void json_summary(const struct cairn_snapshot_summary *m)
+{
+	printf(",\"summary\":{\"files_new\":%llu,\"files_changed\":%llu,\"files_unmodified\":%llu,"
+	       "\"dirs\":%llu,\"bytes_read\":%llu,\"bytes_added\":%llu,\"blobs_added\":%llu,"
+	       "\"errors\":%u,\"partial\":%s}",
+	       (unsigned long long)m->files_new, (unsigned long long)m->files_changed,
+	       (unsigned long long)m->files_unmodified, (unsigned long long)m->dirs,
+	       (unsigned long long)m->bytes_read, (unsigned long long)m->bytes_added,
+	       (unsigned long long)m->blobs_added, m->errors, m->partial ? "true" : "false");
+}
+
+static void print_json(const struct cairn_snapshot *s, bool first)
+{
+	char id[CAIRN_ID_HEX_SIZE], tree[CAIRN_ID_HEX_SIZE], parent[CAIRN_ID_HEX_SIZE];
+	char t[RESTORER_TIME_MAX];
+	cairn_id_hex(id, &s->id);
+	cairn_id_hex(tree, &s->root);
+	cairn_id_hex(parent, &s->parent);
+	restorer_fmt_rfc3339(t, s->time_ns);
+	printf("%s{\"id\":\"%s\",\"short_id\":\"%.*s\",\"time\":\"%s\",\"hostname\":",
+	       first ? "" : ",\n", id, SHORT_ID, id, t);
+	cli_json_str(stdout, s->hostname, strlen(s->hostname));
+	fputs(",\"username\":", stdout);
+	cli_json_str(stdout, s->username, strlen(s->username));
+	json_strs("paths", s->paths, s->npaths);
+	json_strs("tags", s->tags, s->ntags);
+	printf(",\"tree\":\"%s\",\"parent\":", tree);
+	if (s->has_parent)
+		printf("\"%s\"", parent);
+	else
+		fputs("null", stdout);
+	json_summary(&s->summary);
+	fputs(",\"program_version\":", stdout);
+	cli_json_str(stdout, s->program_version, strlen(s->program_version));
+	printf(",\"partial\":%s}", s->summary.partial ? "true" : "false");
+}
+
+/* Column widths of the table. */
+struct widths {
+	int host, tags;
+};
+
+static int tags_len(const struct cairn_snapshot *s)
+{
+	size_t len = 0;
+	for (size_t i = 0; i < s->ntags; i++)
+		len += strlen(s->tags[i]) + (i > 0);
+	return len > 1000 ? 1000 : (int)len;
+}
+
+static void print_padded(const char *s, int width)
+{
+	size_t len = strlen(s);
+	restorer_print_text(stdout, s, len);
+	printf("%*s", (int)len < width ? width - (int)len : 0, "");
+}
+
+static void print_row(const struct cairn_snapshot *s, const struct widths *w)
+{
+	char id[CAIRN_ID_HEX_SIZE], t[RESTORER_TIME_MAX];
+	cairn_id_hex(id, &s->id);
+	restorer_fmt_local(t, s->time_ns);
+	printf("%.*s  %-19s  ", SHORT_ID, id, t);
+	print_padded(s->hostname, w->host);
+	fputs("  ", stdout);
+	for (size_t i = 0; i < s->ntags; i++) {
+		fputs(i ? "," : "", stdout);
+		restorer_print_text(stdout, s->tags[i], strlen(s->tags[i]));
+	}
+	printf("%*s  ", w->tags - tags_len(s), "");
+	for (size_t i = 0; i < s->npaths || i == 0; i++) {
+		if (i > 0)
+			printf("%*s", SHORT_ID + 2 + 19 + 2 + w->host + 2 + w->tags + 2, "");
+		if (i < s->npaths)
+			restorer_print_text(stdout, s->paths[i], strlen(s->paths[i]));
+		if (i == 0 && s->summary.partial)
+			fputs("  (partial)", stdout);
+		fputc('\n', stdout);
+	}
+}
+
+static void print_table(struct cairn_snapshot **list, const bool *show, size_t n)
+{
+	struct widths w = { 4, 4 };
+	size_t shown = 0, partial = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!show[i])
+			continue;
+		int h = (int)strlen(list[i]->hostname), tl = tags_len(list[i]);
+		w.host = h > w.host ? (h > 64 ? 64 : h) : w.host;
+		w.tags = tl > w.tags ? tl : w.tags;
+	}
+	printf("%-*s  %-19s  %-*s  %-*s  %s\n", SHORT_ID, "ID", "Time", w.host, "Host", w.tags,
+	       "Tags", "Paths");
+	for (size_t i = 0; i < n; i++) {
+		if (!show[i])
+			continue;
+		print_row(list[i], &w);
+		shown++;
+		partial += list[i]->summary.partial;
+	}
+	printf("%zu snapshot%s", shown, shown == 1 ? "" : "s");
+	if (partial)
+		printf(", %zu partial (some files could not be read)", partial);
+	fputc('\n', stdout);
+}
+
+static int list(cairn_repo *repo, const struct filter *f)
+{
+	struct cairn_snapshot **v = NULL;
+	size_t n = 0;
+	int r = cairn_repo_snapshot_list(repo, &v, &n);
+	if (r < 0)
+		return r;
+	_cleanup_free_ bool *show = calloc(n ? n : 1, sizeof(*show));
+	if (!show) {
+		cairn_snapshot_list_free(v, n);
+		return cairn_err_set(-ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++)
+		show[i] = wanted(f, v[i]);
+	if (f->json) {
+		bool first = true;
+		fputc('[', stdout);
+		for (size_t i = 0; i < n; i++)
+			if (show[i]) {
+				print_json(v[i], first);
+				first = false;
+			}
+		fputs("]\n", stdout);
+	} else {
+		print_table(v, show, n);
+	}
+	cairn_snapshot_list_free(v, n);
+	return 0;
+}
+
+int cmd_snapshots(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		CLI_COMMON_LONGOPTS,
+		{ "host", required_argument, NULL, OPT_HOST },
+		{ "tag", required_argument, NULL, OPT_TAG },
+		{ "path", required_argument, NULL, OPT_PATH },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ 0 },
+	};
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .read_only = true };
+	_cleanup_repo_ cairn_repo *repo = NULL;
+	struct filter f = { 0 };
+	int rc = 0;
+
+	int i = cli_parse(argc, argv, "", longopts, usage, handle, &f);
+	if (i < 0)
+		rc = CLI_PARSE_EXIT(i);
+	else if (i < argc)
+		rc = cli_usage_error("snapshots: unexpected argument '%s'", argv[i]);
+	if (i >= 0 && i == argc) {
+		int r = cli_open_repo(&repo, &ro);
+		if (r >= 0)
+			r = list(repo, &f);
+		if (r < 0)
+			rc = cli_fail(r);
+	}
+	free(f.tags);
+	free(f.paths);
+	return rc;
+}
