@@ -16,7 +16,7 @@ int cairn_id_parse(struct cairn_id *out, const char *hex)
 {
 	struct cairn_id id;
 	if (cairn_unhex(id.b, CAIRN_ID_SIZE, hex) < 0)
-		return -EINVAL;
+		return cairn_err_set(-EINVAL, "'%.80s' is not an ID of 64 hex digits", hex);
 	*out = id;
 	return 0;
 }

@@ -637,3 +637,76 @@ int cairn_index__aux_drop(cairn_index *ix, const char *table)
 	int rc = mdb_drop(txn, dbi, 0);
 	return end_write(ix, txn, rc ? cairn_err_mdb(rc, "index: cannot empty table") : 0);
 }
+
+/* ---- prune: swapping packs ---------------------------------------------- */
+
+/* Delete every blob record naming a pack of set: one scan for all of them. */
+static int del_blobs_in(cairn_index *ix, MDB_txn *txn, const struct cairn_idset *set)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(txn, ix->blobs, &cur);
+	if (rc)
+		return cairn_err_mdb(rc, "index: cursor");
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct cairn_id pack;
+		if (v.mv_size != CAIRN_LOC_SIZE)
+			continue;
+		memcpy(pack.b, v.mv_data, CAIRN_ID_SIZE);
+		if (cairn_idset_has(set, &pack) && (rc = mdb_cursor_del(cur, 0)))
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc && rc != MDB_NOTFOUND ? cairn_err_mdb(rc, "index: cannot remove pack blobs") : 0;
+}
+
+static int replace_in_txn(cairn_index *ix, MDB_txn *txn, const struct cairn_idset *old,
+                          const struct cairn_index_pack *add, size_t nadd)
+{
+	int r = del_blobs_in(ix, txn, old);
+	const struct cairn_id *id;
+	for (size_t pos = 0; r >= 0 && cairn_idset_next(old, &pos, &id);) {
+		MDB_val k = val(id->b, CAIRN_ID_SIZE);
+		int rc = mdb_del(txn, ix->packs, &k, NULL);
+		if (rc && rc != MDB_NOTFOUND)
+			r = cairn_err_mdb(rc, "index: cannot remove pack");
+	}
+	for (size_t i = 0; r >= 0 && i < nadd; i++) {
+		uint8_t rec[CAIRN_PACKREC_SIZE];
+		cairn_le64(rec, add[i].size);
+		cairn_le32(rec + 8, (uint32_t)add[i].n);
+		MDB_val k = val(add[i].id.b, CAIRN_ID_SIZE), v = val(rec, sizeof(rec));
+		int rc = mdb_put(txn, ix->packs, &k, &v, 0);
+		r = rc ? cairn_err_mdb(rc, "index: cannot add pack") : 0;
+		for (size_t j = 0; r >= 0 && j < add[i].n; j++)
+			r = put_blob(ix, txn, &add[i].id, &add[i].e[j]);
+	}
+	return r;
+}
+
+/*
+ * The old packs' records go first, in the same txn, so that put_blob's "lowest
+ * pack ID wins" (FORMAT.md §7) only ever compares a new location with one in a
+ * pack that stays: an old pack with a lower ID can never keep a blob, and the
+ * result equals what a rebuild from the remaining packs gives.
+ */
+int cairn_index__replace_packs(cairn_index *ix, const struct cairn_id *old, size_t nold,
+                               const struct cairn_index_pack *add, size_t nadd)
+{
+	struct cairn_idset set;
+	MDB_txn *txn;
+	int r = 0;
+
+	cairn_idset_init(&set);
+	for (size_t i = 0; r >= 0 && i < nold; i++)
+		r = cairn_idset_add(&set, &old[i], 0);
+	for (size_t i = 0; r >= 0 && i < nadd; i++)
+		if (add[i].n > CAIRN_PACK_MAX_ENTRIES)
+			r = cairn_err_set(-EINVAL, "a pack has at most %u entries, not %zu",
+			                  CAIRN_PACK_MAX_ENTRIES, add[i].n);
+	if (r >= 0 && (r = begin_write(ix, &txn)) >= 0)
+		r = end_write(ix, txn, replace_in_txn(ix, txn, &set, add, nadd));
+	cairn_idset_release(&set);
+	return r;
+}

@@ -67,4 +67,19 @@ int cairn_index__aux_drop(cairn_index *ix, const char *table);
 /* Empty blobs, packs and snapshots in one txn (before a rebuild). */
 int cairn_index__clear(cairn_index *ix);
 
+/* A durable pack to record with its entries (cairn_index__replace_packs). */
+struct cairn_index_pack {
+	struct cairn_id id;
+	uint64_t size;
+	const struct cairn_pack_entry *e;
+	size_t n;
+};
+/* Prune's swap, in one write txn (readers see all of it or nothing): remove the
+ * packs old[0..nold) with every blob record naming them, then record the new
+ * packs and their entries (lowest pack ID wins among the packs that remain). The
+ * new packs must be durable, and every blob still needed must be in add or in a
+ * pack that stays. -ENOSPC, -EIO, -EINVAL. */
+int cairn_index__replace_packs(cairn_index *ix, const struct cairn_id *old, size_t nold,
+                               const struct cairn_index_pack *add, size_t nadd);
+
 #endif

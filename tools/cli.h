@@ -83,7 +83,8 @@ static inline void cairn_repo_closep(cairn_repo **r)
 int cli_parse_size(const char *s, uint64_t *out);
 int cli_parse_int(const char *s, long min, long max, long *out);
 
-/* Write a JSON string (escaping) to f. Bytes that are not UTF-8 are escaped as \u00XX. */
+/* Write bytes as a JSON string to f. Valid UTF-8 passes through; other bytes
+ * become \udcXX (U+DC80 + byte, as Python's surrogateescape), so names stay exact. */
 void cli_json_str(FILE *f, const void *s, size_t n);
 /* Human-readable bytes: "1.5 GiB". */
 const char *cli_fmt_bytes(char *buf, size_t n, uint64_t bytes);

@@ -1,0 +1,378 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The shared blob and tree cache of cairnfs: hash table + LRU list under one mutex. */
+#include "cache.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+
+#define LOADING 1
+#define READY 0
+#define QUEUE_MAX 16
+
+struct fs_cache_ent {
+	struct cairn_id id;
+	void *val;
+	size_t bytes;
+	unsigned refs;     /* protected by lock; the table holds one while the entry is in it */
+	int state;         /* protected by lock: LOADING, READY or the load's -errno */
+	char *err;         /* protected by lock: message of a failed load */
+	bool in_table;     /* protected by lock */
+	struct fs_cache_ent *hnext;       /* protected by lock: hash chain */
+	struct fs_cache_ent *prev, *next; /* protected by lock: LRU list of READY entries */
+};
+
+struct fs_cache {
+	pthread_mutex_t lock;
+	pthread_cond_t loaded; /* a load finished */
+	pthread_cond_t work;   /* the prefetch queue got an ID, or stop */
+	const struct fs_cache_ops *ops;
+	void *payload;
+	const char *name;
+	uint64_t capacity;
+	uint64_t bytes;                /* protected by lock: READY entries in the table */
+	struct fs_cache_ent **buckets; /* protected by lock */
+	size_t nbuckets, count;        /* protected by lock */
+	struct fs_cache_ent lru;       /* protected by lock: sentinel, lru.next is the newest */
+	uint64_t hits, misses;         /* protected by lock */
+	struct cairn_id queue[QUEUE_MAX]; /* protected by lock: prefetch ring */
+	size_t qhead, qlen;               /* protected by lock */
+	bool stop;                        /* protected by lock */
+	pthread_t *workers;
+	unsigned nworkers;
+};
+
+static size_t bucket_of(const struct fs_cache *c, const struct cairn_id *id)
+{
+	/* IDs are HMAC outputs: any 8 bytes are uniformly distributed. */
+	return (size_t)cairn_get_le64(id->b) & (c->nbuckets - 1);
+}
+
+static struct fs_cache_ent *find(const struct fs_cache *c, const struct cairn_id *id)
+{
+	for (struct fs_cache_ent *e = c->buckets[bucket_of(c, id)]; e; e = e->hnext)
+		if (memcmp(e->id.b, id->b, CAIRN_ID_SIZE) == 0)
+			return e;
+	return NULL;
+}
+
+static void grow(struct fs_cache *c)
+{
+	size_t n = c->nbuckets * 2;
+	struct fs_cache_ent **b = calloc(n, sizeof(*b));
+	if (!b)
+		return; /* longer chains, still correct */
+	for (size_t i = 0; i < c->nbuckets; i++) {
+		for (struct fs_cache_ent *e = c->buckets[i], *next; e; e = next) {
+			next = e->hnext;
+			size_t k = (size_t)cairn_get_le64(e->id.b) & (n - 1);
+			e->hnext = b[k];
+			b[k] = e;
+		}
+	}
+	free(c->buckets);
+	c->buckets = b;
+	c->nbuckets = n;
+}
+
+static void lru_unlink(struct fs_cache_ent *e)
+{
+	e->prev->next = e->next;
+	e->next->prev = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void lru_push(struct fs_cache *c, struct fs_cache_ent *e)
+{
+	e->next = c->lru.next;
+	e->prev = &c->lru;
+	c->lru.next->prev = e;
+	c->lru.next = e;
+}
+
+static void table_insert(struct fs_cache *c, struct fs_cache_ent *e)
+{
+	if (c->count >= c->nbuckets)
+		grow(c);
+	size_t k = bucket_of(c, &e->id);
+	e->hnext = c->buckets[k];
+	c->buckets[k] = e;
+	e->in_table = true;
+	c->count++;
+}
+
+/* Drops the table's reference; returns the entry if that was the last one, for
+ * the caller to destroy after unlocking. */
+static struct fs_cache_ent *table_remove(struct fs_cache *c, struct fs_cache_ent *e)
+{
+	struct fs_cache_ent **pp = &c->buckets[bucket_of(c, &e->id)];
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	e->in_table = false;
+	c->count--;
+	if (e->prev) {
+		lru_unlink(e);
+		c->bytes -= e->bytes;
+	}
+	return --e->refs == 0 ? e : NULL;
+}
+
+static void destroy(struct fs_cache *c, struct fs_cache_ent *e)
+{
+	while (e) {
+		struct fs_cache_ent *next = e->hnext;
+		if (e->val)
+			c->ops->free(e->val);
+		free(e->err);
+		free(e);
+		e = next;
+	}
+}
+
+/* Evict from the old end until the cache fits; the victims are chained through
+ * hnext into *dead for destroy() outside the lock. */
+static void evict(struct fs_cache *c, struct fs_cache_ent **dead)
+{
+	while (c->bytes > c->capacity && c->lru.prev != &c->lru) {
+		struct fs_cache_ent *e = table_remove(c, c->lru.prev);
+		if (e) {
+			e->hnext = *dead;
+			*dead = e;
+		}
+	}
+}
+
+static int wait_loaded(struct fs_cache *c, struct fs_cache_ent *e)
+{
+	while (e->state == LOADING)
+		pthread_cond_wait(&c->loaded, &c->lock);
+	return e->state;
+}
+
+static int load(struct fs_cache *c, struct fs_cache_ent *e)
+{
+	void *val = NULL;
+	size_t bytes = 0;
+	int r = c->ops->load(c->payload, &e->id, &val, &bytes);
+	struct fs_cache_ent *dead = NULL;
+
+	pthread_mutex_lock(&c->lock);
+	if (r < 0) {
+		e->state = r;
+		e->err = strdup(cairn_err_msg());
+		if (e->in_table)
+			dead = table_remove(c, e); /* never the last reference: ours remains */
+	} else {
+		e->val = val;
+		e->bytes = bytes;
+		e->state = READY;
+		if (e->in_table) {
+			lru_push(c, e);
+			c->bytes += bytes;
+			evict(c, &dead);
+		}
+	}
+	pthread_cond_broadcast(&c->loaded);
+	pthread_mutex_unlock(&c->lock);
+	destroy(c, dead);
+	return r;
+}
+
+int fs_cache_get(struct fs_cache *c, const struct cairn_id *id, struct fs_cache_ent **out)
+{
+	pthread_mutex_lock(&c->lock);
+	struct fs_cache_ent *e = find(c, id);
+	if (e) {
+		e->refs++;
+		c->hits++;
+		if (e->prev) { /* READY: make it the newest */
+			lru_unlink(e);
+			lru_push(c, e);
+		}
+		int r = wait_loaded(c, e);
+		if (r < 0) {
+			_cleanup_free_ char *msg = e->err ? strdup(e->err) : NULL;
+			pthread_mutex_unlock(&c->lock);
+			fs_cache_put(c, e);
+			return cairn_err_set(r, "%s", msg ? msg : strerror(-r));
+		}
+		pthread_mutex_unlock(&c->lock);
+		*out = e;
+		return 0;
+	}
+	c->misses++;
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		pthread_mutex_unlock(&c->lock);
+		return cairn_err_set(-ENOMEM, "out of memory");
+	}
+	e->id = *id;
+	e->state = LOADING;
+	e->refs = 2; /* the table's and the caller's */
+	table_insert(c, e);
+	pthread_mutex_unlock(&c->lock);
+	int r = load(c, e);
+	if (r < 0) {
+		fs_cache_put(c, e);
+		return r;
+	}
+	*out = e;
+	return 0;
+}
+
+struct fs_cache_ent *fs_cache_ref(struct fs_cache *c, struct fs_cache_ent *e)
+{
+	pthread_mutex_lock(&c->lock);
+	e->refs++;
+	pthread_mutex_unlock(&c->lock);
+	return e;
+}
+
+void fs_cache_put(struct fs_cache *c, struct fs_cache_ent *e)
+{
+	if (!e)
+		return;
+	pthread_mutex_lock(&c->lock);
+	bool last = --e->refs == 0;
+	pthread_mutex_unlock(&c->lock);
+	if (last) {
+		e->hnext = NULL;
+		destroy(c, e);
+	}
+}
+
+void *fs_cache_val(const struct fs_cache_ent *e)
+{
+	return e->val;
+}
+
+const struct cairn_id *fs_cache_id(const struct fs_cache_ent *e)
+{
+	return &e->id;
+}
+
+void fs_cache_stats(struct fs_cache *c, struct fs_cache_stats *out)
+{
+	pthread_mutex_lock(&c->lock);
+	*out = (struct fs_cache_stats){ .hits = c->hits,
+		                        .misses = c->misses,
+		                        .entries = c->count,
+		                        .bytes = c->bytes };
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- prefetch ----------------------------------------------------------- */
+
+static bool queued(const struct fs_cache *c, const struct cairn_id *id)
+{
+	for (size_t i = 0; i < c->qlen; i++)
+		if (memcmp(c->queue[(c->qhead + i) % QUEUE_MAX].b, id->b, CAIRN_ID_SIZE) == 0)
+			return true;
+	return false;
+}
+
+void fs_cache_prefetch(struct fs_cache *c, const struct cairn_id *id)
+{
+	if (c->nworkers == 0)
+		return;
+	pthread_mutex_lock(&c->lock);
+	if (!c->stop && c->qlen < QUEUE_MAX && !find(c, id) && !queued(c, id)) {
+		c->queue[(c->qhead + c->qlen) % QUEUE_MAX] = *id;
+		c->qlen++;
+		pthread_cond_signal(&c->work);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void *worker(void *arg)
+{
+	struct fs_cache *c = arg;
+
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		while (!c->stop && c->qlen == 0)
+			pthread_cond_wait(&c->work, &c->lock);
+		if (c->stop)
+			break;
+		struct cairn_id id = c->queue[c->qhead];
+		c->qhead = (c->qhead + 1) % QUEUE_MAX;
+		c->qlen--;
+		pthread_mutex_unlock(&c->lock);
+		struct fs_cache_ent *e;
+		/* A failure is not reported here: the reader that needs the blob loads
+		 * it again and reports it then. */
+		if (fs_cache_get(c, &id, &e) >= 0)
+			fs_cache_put(c, e);
+		else
+			log_debug("%s cache: prefetch failed: %s", c->name, cairn_err_msg());
+		pthread_mutex_lock(&c->lock);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static int start_workers(struct fs_cache *c, unsigned n)
+{
+	c->workers = calloc(n, sizeof(*c->workers));
+	if (!c->workers)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	for (; c->nworkers < n; c->nworkers++) {
+		int r = pthread_create(&c->workers[c->nworkers], NULL, worker, c);
+		if (r != 0)
+			return cairn_err_set(-r, "cannot start a prefetch thread: %s", strerror(r));
+	}
+	return 0;
+}
+
+int fs_cache_new(struct fs_cache **out, const char *name, const struct fs_cache_ops *ops,
+                 void *payload, uint64_t capacity, unsigned workers)
+{
+	struct fs_cache *c = calloc(1, sizeof(*c));
+	if (!c)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	c->nbuckets = 1024;
+	c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->loaded, NULL);
+	pthread_cond_init(&c->work, NULL);
+	c->lru.next = c->lru.prev = &c->lru;
+	c->ops = ops;
+	c->payload = payload;
+	c->name = name;
+	c->capacity = capacity;
+	int r = c->buckets ? start_workers(c, workers) : cairn_err_set(-ENOMEM, "out of memory");
+	if (r < 0) {
+		fs_cache_free(c);
+		return r;
+	}
+	*out = c;
+	return 0;
+}
+
+void fs_cache_free(struct fs_cache *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->stop = true;
+	pthread_cond_broadcast(&c->work);
+	pthread_mutex_unlock(&c->lock);
+	for (unsigned i = 0; i < c->nworkers; i++)
+		pthread_join(c->workers[i], NULL);
+	free(c->workers);
+	/* Every other reference is gone: the entries left belong to the table. */
+	for (size_t i = 0; c->buckets && i < c->nbuckets; i++)
+		destroy(c, c->buckets[i]);
+	free(c->buckets);
+	pthread_cond_destroy(&c->work);
+	pthread_cond_destroy(&c->loaded);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The snapshots a mount shows: rescanned while mounted, published as immutable views. */
+#ifndef CAIRN_FS_CATALOG_H
+#define CAIRN_FS_CATALOG_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cairn/store.h"
+
+#define FS_NAME_SIZE 48 /* "YYYY-MM-DDTHH:MM:SS" plus a "-N" suffix, with room */
+
+/* One snapshot as the mount shows it. Immutable; lives as long as the catalog. */
+struct fs_snap {
+	struct cairn_id id;
+	struct cairn_id root;
+	int64_t time_ns;
+	char *host;   /* directory name under hosts/: '/' replaced, never "", "." or ".." */
+	char **tags;  /* directory names under tags/, the same way */
+	size_t ntags;
+};
+
+struct fs_view_ent {
+	const struct fs_snap *snap;
+	char name[FS_NAME_SIZE]; /* local time, unique within the view */
+};
+
+/* The snapshots at one moment, oldest first. Immutable and refcounted, so a
+ * handler works on one consistent list while a rescan publishes the next one. */
+struct fs_view {
+	atomic_uint refs;
+	uint64_t gen; /* changes whenever the set of snapshots changes */
+	size_t n;
+	struct fs_view_ent *v;
+};
+
+struct fs_catalog;
+
+/* Scan snapshots/ once. refresh_ms: the minimum age of a view before the next
+ * rescan. Caller frees with fs_catalog_free(). -ENOMEM, -EIO. */
+int fs_catalog_new(struct fs_catalog **out, cairn_repo *repo, unsigned refresh_ms);
+void fs_catalog_free(struct fs_catalog *c);
+
+/* The current view, after a rescan if the last one is older than the refresh
+ * interval (new snapshots appear, deleted ones go). Never fails: when a rescan
+ * fails, it is logged and the previous view stays. Thread-safe; one thread
+ * rescans while the others use the previous view. Put it back with fs_view_put. */
+struct fs_view *fs_catalog_view(struct fs_catalog *c);
+void fs_view_put(struct fs_view *v);
+/* The entry named name, or NULL. */
+const struct fs_view_ent *fs_view_find(const struct fs_view *v, const char *name);
+/* The newest snapshot's time, or 0 with no snapshots. */
+int64_t fs_view_newest(const struct fs_view *v);
+
+/* Exposed for unit tests: the view name of a time (local time, no suffix). */
+void fs_time_name(char out[FS_NAME_SIZE], int64_t time_ns);
+
+#endif

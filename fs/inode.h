@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The inode table of cairnfs: FUSE node IDs (= st_ino) to nodes, with lookup counts. */
+#ifndef CAIRN_FS_INODE_H
+#define CAIRN_FS_INODE_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "cache.h"
+
+enum fs_kind {
+	FS_ROOT = 1, /* "/" */
+	FS_VDIR,     /* snapshots, hosts, hosts/<h>, tags, tags/<t>, ids */
+	FS_VLINK,    /* latest, hosts/<h>/<time>, tags/<t>/<time>, ids/<id> */
+	FS_HIST,     /* history and history/<path...> */
+	FS_SNAPROOT, /* snapshots/<time>: the root tree of one snapshot */
+	FS_ENTRY,    /* an entry inside a snapshot */
+};
+
+struct fs_hist; /* history.h */
+
+/*
+ * A node the kernel knows. Every field but the ones marked is immutable after
+ * the node enters the table, so a handler may read them without a lock: the
+ * kernel sends no request for a node after forgetting it.
+ */
+struct fs_node {
+	uint64_t ino;
+	enum fs_kind kind;
+	char *vpath; /* FS_VDIR, FS_VLINK, FS_HIST: path below the root, no leading '/' */
+	size_t vpath_len;
+	struct cairn_id snap;        /* FS_SNAPROOT, FS_ENTRY: the snapshot */
+	struct cairn_id root;        /* FS_SNAPROOT: its root tree */
+	int64_t time_ns;             /* FS_SNAPROOT: its time */
+	struct fs_cache_ent *tree;   /* FS_ENTRY: a reference to the parent directory's tree */
+	const struct cairn_node *cn; /* FS_ENTRY: the entry, borrowed from tree */
+	pthread_mutex_t hist_lock;   /* FS_HIST */
+	struct fs_hist *hist;        /* protected by hist_lock: computed listing */
+	uint64_t nlookup;            /* protected by the table lock */
+	struct fs_node *hnext;       /* protected by the table lock */
+};
+
+struct fs_inodes;
+
+/* trees: the cache the FS_ENTRY nodes' tree references come from.
+ * Caller frees with fs_inodes_free(). -ENOMEM. */
+int fs_inodes_new(struct fs_inodes **out, struct fs_cache *trees);
+/* Frees every node, whatever its lookup count (the session is over). */
+void fs_inodes_free(struct fs_inodes *t);
+
+/* Node constructors: a node outside the table (lookup count 0), -ENOMEM. */
+int fs_node_new_virtual(struct fs_node **out, enum fs_kind kind, const char *vpath, size_t len);
+int fs_node_new_snaproot(struct fs_node **out, const struct cairn_id *snap,
+                         const struct cairn_id *root, int64_t time_ns);
+/* Takes a new reference on tree. */
+int fs_node_new_entry(struct fs_node **out, struct fs_inodes *t, const struct cairn_id *snap,
+                      struct fs_cache_ent *tree, size_t index);
+/* For nodes that never entered the table. NULL is a no-op. */
+void fs_node_free(struct fs_inodes *t, struct fs_node *n);
+
+/* The node with this number, borrowed while the kernel holds it; NULL if unknown. */
+struct fs_node *fs_inodes_get(struct fs_inodes *t, uint64_t ino);
+/* Count one kernel lookup of n: returns the node in the table with n's number,
+ * which is n itself or an older equal node (then n is freed). */
+struct fs_node *fs_inodes_add(struct fs_inodes *t, struct fs_node *n);
+/* The kernel dropped nlookup references (FUSE forget); frees the node at zero. */
+void fs_inodes_forget(struct fs_inodes *t, uint64_t ino, uint64_t nlookup);
+/* Number of nodes in the table (statistics). */
+size_t fs_inodes_count(struct fs_inodes *t);
+
+#endif
