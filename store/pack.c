@@ -23,8 +23,12 @@ static const struct cairn_id zero_id;
 
 enum packw_state { PACKW_OPEN, PACKW_FAILED, PACKW_DONE };
 
+#define WBUF_SIZE (1u << 20) /* one write() per MiB, not one per blob */
+
 struct cairn_packw {
 	int fd;
+	uint8_t *wbuf; /* bytes hashed but not yet written */
+	size_t wlen;
 	char tmp[PATH_MAX];
 	EVP_MD_CTX *sha; /* SHA-256 of every byte written: the pack ID (§6.1) */
 	uint64_t size;
@@ -46,18 +50,41 @@ static int sys_err(int e, const char *what, const char *path)
 
 /* Write and hash. A failed write leaves the file in an unknown state, so the
  * writer refuses everything but _free() afterwards. */
-static int put(cairn_packw *w, const void *p, size_t n)
+static int write_out(cairn_packw *w, const void *p, size_t n)
 {
 	int r = cairn_write_all(w->fd, p, n);
 	if (r < 0) {
 		w->state = PACKW_FAILED;
 		return sys_err(-r, "write pack", w->tmp);
 	}
+	return 0;
+}
+
+static int flush_wbuf(cairn_packw *w)
+{
+	int r = write_out(w, w->wbuf, w->wlen);
+	if (r >= 0)
+		w->wlen = 0;
+	return r;
+}
+
+/* Hash, and write through a buffer: small blobs would otherwise cost a syscall each. */
+static int put(cairn_packw *w, const void *p, size_t n)
+{
 	if (EVP_DigestUpdate(w->sha, p, n) != 1) {
 		w->state = PACKW_FAILED;
 		return cairn_err_set(-EIO, "pack '%s': SHA-256 failed", w->tmp);
 	}
 	w->size += n;
+	if (w->wlen + n > WBUF_SIZE) {
+		int r = flush_wbuf(w);
+		if (r < 0)
+			return r;
+	}
+	if (n >= WBUF_SIZE)
+		return write_out(w, p, n);
+	memcpy(w->wbuf + w->wlen, p, n);
+	w->wlen += n;
 	return 0;
 }
 
@@ -83,7 +110,8 @@ int cairn_packw__new(cairn_packw **out, const char *tmpdir)
 	if (w->fd < 0)
 		return sys_err(errno, "create a pack in", tmpdir);
 	w->sha = EVP_MD_CTX_new();
-	int r = w->sha && EVP_DigestInit_ex(w->sha, EVP_sha256(), NULL) == 1
+	w->wbuf = malloc(WBUF_SIZE);
+	int r = w->sha && w->wbuf && EVP_DigestInit_ex(w->sha, EVP_sha256(), NULL) == 1
 	                ? put(w, CAIRN_PACK_MAGIC, CAIRN_PACK_MAGIC_SIZE)
 	                : cairn_err_set(-ENOMEM, "cannot start SHA-256");
 	if (r < 0) {
@@ -103,6 +131,7 @@ void cairn_packw__free(cairn_packw *w)
 	if (w->state != PACKW_DONE)
 		unlink(w->tmp);
 	EVP_MD_CTX_free(w->sha);
+	free(w->wbuf);
 	free(w->e);
 	free(w);
 }
@@ -228,7 +257,7 @@ static int write_tail(cairn_packw *w, const struct cairn_keys *k)
 	memcpy(trailer + 4, CAIRN_PACK_MAGIC, CAIRN_PACK_MAGIC_SIZE);
 	if ((r = put(w, sealed.data, sealed.len)) < 0 || (r = put(w, trailer, sizeof(trailer))) < 0)
 		return r;
-	return 0;
+	return flush_wbuf(w);
 }
 
 /* Everything after the last blob; the first failure stops it. */

@@ -508,7 +508,7 @@ static int chunk_range(struct arch *a, struct reader *rd, struct file_ctx *f, in
 			if (n < 0)
 				return -errno;
 			/* A short read of a regular file is its end: saves a read per file. */
-			if ((size_t)n < want)
+			if (n == 0 || (size_t)n < want)
 				eof = true;
 			have += (size_t)n;
 			off += (uint64_t)n;
