@@ -20,7 +20,7 @@ iterations=${ITERATIONS:-20}
 killed=0
 for i in $(seq 1 "$iterations"); do
 	# Change some content so every run has new data to write.
-	head -c 300000 /dev/urandom > "$SRC/d$(( i % 8 + 1 ))/changed"
+	head -c 16000000 /dev/urandom > "$SRC/d$(( i % 8 + 1 ))/changed"
 	"$CAIRN" backup --threads 2 "$SRC" > /dev/null 2>&1 &
 	pid=$!
 	# Between 10 and 600 ms: anywhere from the walk to the snapshot write.

@@ -1,0 +1,84 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Damage every kind of repository file: packs, key files, snapshot objects, the
+# config and the LMDB index. Each is detected and reported with what it affects,
+# nothing crashes, and a lost index is rebuilt.
+. "$(dirname "$0")/lib.sh"
+
+crashed() { grep -qE "Segmentation|Aborted|AddressSanitizer|runtime error|core dumped" "$@"; }
+
+init_repo --chunk-size 64K/128K/512K --pack-size 1M
+mkdir -p "$W/src/docs"
+head -c 3000000 /dev/urandom > "$W/src/docs/report.bin"
+echo "a small file" > "$W/src/small.txt"
+"$CAIRN" backup "$W/src" > /dev/null
+"$CAIRN" check --read-data > /dev/null || fail "fresh repository does not check"
+pristine="$W/pristine"
+cp -a "$CAIRN_REPO" "$pristine"
+reset() { rm -rf "$CAIRN_REPO"; cp -a "$pristine" "$CAIRN_REPO"; }
+flip() { # FILE OFFSET: invert one byte
+	python3 -c 'import sys; f=open(sys.argv[1],"r+b"); o=int(sys.argv[2]); f.seek(o); b=f.read(1); f.seek(o); f.write(bytes([b[0]^0xff]))' "$1" "$2"
+}
+
+# A flipped byte in a data blob: check --read-data names the pack and the file.
+pack=$(find "$CAIRN_REPO/packs" -type f -size +1000k | head -1)
+[ -n "$pack" ] || pack=$(find "$CAIRN_REPO/packs" -type f | head -1)
+flip "$pack" 5000
+rc=0; "$CAIRN" check --read-data > "$W/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "flipped pack byte: check exited $rc"
+grep -q "$(basename "$pack" | cut -c1-8)" "$W/out" || fail "check does not name the pack: $(cat "$W/out")"
+grep -q "report.bin" "$W/out" || fail "check does not name the damaged file: $(cat "$W/out")"
+crashed "$W/out" && fail "crash on a damaged pack"
+rc=0; "$CAIRN" restore latest --target "$W/r" > "$W/out" 2>&1 || rc=$?
+[ "$rc" != 0 ] || fail "restore of a damaged file reported success"
+cmp "$W/src/small.txt" "$W/r$W/src/small.txt" || fail "undamaged file not restored"
+crashed "$W/out" && fail "restore crashed"
+reset
+
+# A truncated pack.
+truncate -s 100 "$pack"
+rc=0; "$CAIRN" check > "$W/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "truncated pack: check exited $rc"
+crashed "$W/out" && fail "crash on a truncated pack"
+reset
+
+# Key files: flipped byte and truncation give a clear error, never a crash.
+key=$(ls "$CAIRN_REPO"/keys/* | head -1)
+for damage in "flip $key 70" "truncate -s 33 $key"; do
+	$damage
+	rc=0; "$CAIRN" snapshots > "$W/out" 2>&1 || rc=$?
+	[ "$rc" = 1 ] || fail "damaged key ($damage): exit $rc"
+	[ "$(wc -l < "$W/out")" -le 2 ] || fail "damaged key: more than one line: $(cat "$W/out")"
+	crashed "$W/out" && fail "crash on a damaged key file"
+	reset
+done
+
+# Snapshot objects: flipped and truncated.
+snap=$(ls "$CAIRN_REPO"/snapshots/* | head -1)
+for damage in "flip $snap 30" "truncate -s 20 $snap"; do
+	$damage
+	rc=0; "$CAIRN" snapshots > "$W/out" 2>&1 || rc=$?
+	[ "$rc" = 1 ] || fail "damaged snapshot ($damage): exit $rc"
+	grep -q "snapshot $(basename "$snap" | cut -c1-8)" "$W/out" || fail "snapshot not named: $(cat "$W/out")"
+	crashed "$W/out" && fail "crash on a damaged snapshot"
+	reset
+done
+
+# The config: any change is tampering.
+sed -i 's/^chunk-max = .*/chunk-max = 1048576/' "$CAIRN_REPO/config"
+expect_fail 1 "config" -- "$CAIRN" snapshots
+reset
+
+# The LMDB index: garbage is detected; deleting it makes cairn rebuild it.
+dd if=/dev/urandom of="$CAIRN_REPO/index/data.mdb" bs=4096 count=2 conv=notrunc status=none
+rc=0; "$CAIRN" check > "$W/out" 2>&1 || rc=$?
+crashed "$W/out" && fail "crash on a damaged index"
+[ "$rc" = 1 ] || fail "damaged index went unnoticed (exit $rc)"
+"$CAIRN" rebuild-index > /dev/null || fail "rebuild-index cannot replace a damaged index"
+"$CAIRN" check --read-data > /dev/null || fail "check after rebuilding a damaged index"
+rm -rf "$CAIRN_REPO/index"
+"$CAIRN" backup "$W/src" > /dev/null || fail "no automatic rebuild of a deleted index"
+"$CAIRN" check --read-data > /dev/null || fail "check after automatic rebuild"
+"$CAIRN" restore latest --target "$W/r2" > /dev/null
+diff -r "$W/src" "$W/r2$W/src" || fail "restore after rebuild differs"
+echo ok
