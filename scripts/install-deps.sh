@@ -1,11 +1,15 @@
 #!/bin/bash
 # Install cairn's build and test dependencies from Debian 12's packages (run as root).
 # Usage: scripts/install-deps.sh [build|test|bench]   (each includes the ones before it)
+#        scripts/install-deps.sh deb                   (build + the .deb tools only)
 set -euo pipefail
 level=${1:-test}
 pkgs=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 libzstd-dev liblmdb-dev libssl-dev
       libcurl4-openssl-dev)
 if [ "$level" != build ]; then
+	pkgs+=(debhelper dpkg-dev man-db bash-completion systemd) # packaging/build-deb.sh
+fi
+if [ "$level" != build ] && [ "$level" != deb ]; then
 	pkgs+=(clang libclang-rt-14-dev clang-format valgrind attr acl lmdb-utils python3
 	       radosgw ceph-mon ceph-osd awscli s3cmd curl systemd)
 fi

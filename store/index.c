@@ -140,6 +140,10 @@ static int setup(cairn_index *ix, const char *dir, const uint8_t *repo_id)
 	rc = mdb_env_open(ix->env, dir, MDB_NOTLS | (ix->read_only ? MDB_RDONLY : 0), 0600);
 	if (rc)
 		return cairn_err_wrap(cairn_err_mdb(rc, "cannot open index"), "'%s'", dir);
+	/* Reader slots left by a crashed process would pin old pages and grow the map. */
+	int dead = 0;
+	if ((rc = mdb_reader_check(ix->env, &dead)))
+		return cairn_err_mdb(rc, "index: cannot check readers");
 	if ((rc = mdb_txn_begin(ix->env, NULL, ix->read_only ? MDB_RDONLY : 0, &txn)))
 		return cairn_err_mdb(rc, "index: cannot begin transaction");
 	int r = open_dbs(ix, txn);

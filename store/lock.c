@@ -141,14 +141,15 @@ static int read_lock(int dfd, const char *name, struct cairn_lock_info *info)
 	_cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 
 	if (fd < 0 || fstat(fd, &st) < 0)
-		return errno == ENOENT ? -ENOENT : cairn_err_set(-EIO, "cannot read lock '%s': %s",
-		                                                 name, strerror(errno));
+		return errno == ENOENT ? -ENOENT
+		                       : cairn_err_set(-EIO, "cannot read lock '%s': %s", name,
+		                                       strerror(errno));
 	ssize_t len = read(fd, text, LOCK_FILE_MAX);
 	if (len < 0)
 		return cairn_err_set(-EIO, "cannot read lock '%s': %s", name, strerror(errno));
 	text[len] = '\0';
 	*info = (struct cairn_lock_info){ .refreshed = (int64_t)st.st_mtime };
-	snprintf(info->name, sizeof(info->name), "%s", name);
+	memcpy(info->name, name, sizeof(info->name)); /* 32 hex digits and NUL (is_lock_name) */
 	bool old = time(NULL) - info->refreshed > CAIRN_LOCK_STALE_SECONDS;
 	if (parse_lock(info, text) < 0) {
 		info->kind = 0;
@@ -212,10 +213,11 @@ int cairn_lock_remove(const char *repo, const char *name)
 		return r;
 	if (!is_lock_name(name))
 		return cairn_err_set(-EINVAL, "'%s' is not the name of a lock", name);
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+		return cairn_err_set(-ENAMETOOLONG, "repository path too long: '%s'", repo);
 	if (unlink(path) < 0)
-		return cairn_err_set(errno == ENOENT ? -ENOENT : -EIO, "cannot remove lock '%s': %s",
-		                     name, strerror(errno));
+		return cairn_err_set(errno == ENOENT ? -ENOENT : -EIO,
+		                     "cannot remove lock '%s': %s", name, strerror(errno));
 	return cairn_fsync_dir(dir);
 }
 
@@ -244,8 +246,9 @@ static int conflict_error(const struct cairn_lock_info *o)
 	char since[64], stale[128] = "";
 
 	if (o->kind == 0)
-		return cairn_err_set(-EBUSY, "repository is locked by an unreadable lock file "
-		                             "'locks/%s' ('cairn unlock' removes it once stale)",
+		return cairn_err_set(-EBUSY,
+		                     "repository is locked by an unreadable lock file "
+		                     "'locks/%s' ('cairn unlock' removes it once stale)",
 		                     o->name);
 	fmt_time(since, sizeof(since), o->start);
 	if (o->stale)
@@ -283,8 +286,9 @@ static int format_lock(struct cairn_buf *b, int kind, const char *command)
 {
 	char host[256];
 	this_host(host, sizeof(host));
-	return cairn_buf_printf(b, LOCK_MAGIC "\nkind = %s\ncommand = %s\nhost = %s\npid = %d\n"
-	                           "start = %lld\n",
+	return cairn_buf_printf(b,
+	                        LOCK_MAGIC "\nkind = %s\ncommand = %s\nhost = %s\npid = %d\n"
+	                                   "start = %lld\n",
 	                        cairn_lock_kind_name(kind), command, host, (int)getpid(),
 	                        (long long)time(NULL));
 }

@@ -226,7 +226,8 @@ static int write_key_file(const char *repo, const uint8_t master[CAIRN_KEY_SIZE]
 
 static int make_layout(const char *path)
 {
-	static const char *const dirs[] = { "", "/keys", "/packs", "/snapshots", "/index", "/tmp" };
+	static const char *const dirs[] = { "", "/keys", "/packs", "/snapshots", "/index", "/tmp",
+		                             "/locks" };
 	char p[PATH_MAX];
 
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {

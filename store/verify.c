@@ -52,8 +52,8 @@ static int check_blob(cairn_repo *repo, const struct cairn_pack_entry *e, const 
                       void (*bad)(const struct cairn_pack_entry *, const char *, void *),
                       void *payload)
 {
-	size_t max = e->type == CAIRN_BLOB_DATA ? cairn_repo__config(repo)->chunk.max
-	                                        : CAIRN_TREE_MAX;
+	size_t max =
+	        e->type == CAIRN_BLOB_DATA ? cairn_repo__config(repo)->chunk.max : CAIRN_TREE_MAX;
 	int r = cairn_blob__decode(cairn_repo__keys(repo), e->type, &e->id, b->data, b->len,
 	                           e->raw_len, max, plain);
 	if (r >= 0)
@@ -105,8 +105,8 @@ int cairn_repo_pack_verify(cairn_repo *repo, const struct cairn_id *pack,
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return cairn_err_set(errno == ENOENT ? -ENOENT : -EIO, "cannot open pack '%s': %s",
 		                     rel, strerror(errno));
-	if ((r = cairn_pack__read_entries(fd, (uint64_t)st.st_size, cairn_repo__keys(repo), rel,
-	                                  &e, &n)) < 0)
+	if ((r = cairn_pack__read_entries(fd, (uint64_t)st.st_size, cairn_repo__keys(repo), rel, &e,
+	                                  &n)) < 0)
 		return r;
 	struct reader rd = { .fd = fd, .rel = rel, .sha = sha };
 	int damaged = read_all(repo, &rd, (uint64_t)st.st_size, e, n, bad, payload);

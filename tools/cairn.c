@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
 #include "cli.h"
 #include "cleanup.h"
 
@@ -23,6 +25,17 @@ static const struct command commands[] = {
 	{ "key", cmd_key, "list, add, remove or change passwords" },
 	{ "rebuild-index", cmd_rebuild_index, "recreate the index from the packs" },
 	{ "cat", cmd_cat, "print the config, a pack header or a blob (debugging)" },
+	{ "sync", cmd_sync, "copy the repository to S3, or rebuild it from S3" },
+	{ "forget", cmd_forget, "remove snapshots by a retention policy or by ID" },
+	{ "prune", cmd_prune, "delete data no snapshot uses" },
+	{ "check", cmd_check, "verify the repository and name what damage affects" },
+	{ "diff", cmd_diff, "show what changed between two snapshots" },
+	{ "find", cmd_find, "find files by name or path across snapshots" },
+	{ "stats", cmd_stats, "sizes, deduplication and compression" },
+	{ "unlock", cmd_unlock, "list or remove stale repository locks" },
+	{ "run", cmd_run, "run a job of /etc/cairn: backup, forget, sync, check, metrics" },
+	{ "status", cmd_status, "3-2-1-1-0 report: copies, offsite, immutability, checks" },
+	{ "notify", cmd_notify, "send a failure notification (webhook, mail)" },
 };
 
 static const char usage[] =
@@ -60,6 +73,11 @@ int main(int argc, char **argv)
 	bool version = false;
 
 	setlocale(LC_ALL, "");
+	/* libcurl's global state is set up once, before any thread exists (STYLE §6,
+	 * libcurl-thread.md); the S3 client's threads then only use easy handles. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return cli_fail(cairn_err_set(-EIO, "cannot initialise libcurl"));
+	atexit(curl_global_cleanup);
 	cairn_log_level_from_env();
 	/* "+": global options stop at the command name; the command parses the rest. */
 	int i = cli_parse(argc, argv, "+", longopts, usage, handle_main, &version);

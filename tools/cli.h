@@ -99,5 +99,16 @@ int cmd_snapshots(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_sync(int argc, char **argv);
+int cmd_forget(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_find(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_unlock(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_notify(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 #endif

@@ -297,6 +297,7 @@ int cmd_backup(int argc, char **argv)
 	struct cairn_snapshot snap = { 0 };
 	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
 	_cleanup_repo_ cairn_repo *repo = NULL;
+	cairn_lock *lock = NULL;
 	char **paths = NULL;
 	size_t npaths = 0;
 	int first = 0, rc;
@@ -309,6 +310,10 @@ int cmd_backup(int argc, char **argv)
 	int r = archiver_normalize_paths(argv + first, (size_t)(argc - first), &paths, &npaths);
 	if (r >= 0)
 		r = cli_open_repo(&repo, &ro);
+	/* Shared: other backups and checks may run, prune may not (FORMAT.md §11). */
+	if (r >= 0)
+		r = cairn_lock_acquire(&lock, cairn_repo_path(repo), CAIRN_LOCK_SHARED, "backup",
+		                       0);
 	if (r >= 0 && o.compression >= 0)
 		r = cairn_repo_set_compression(repo, o.compression);
 	if (r < 0) {
@@ -329,6 +334,7 @@ int cmd_backup(int argc, char **argv)
 	free(snap.hostname);
 	free(snap.username);
 out:
+	cairn_lock_release(lock);
 	for (size_t i = 0; i < npaths; i++)
 		free(paths[i]);
 	free(paths);

@@ -64,6 +64,8 @@ int cairn_s3_new(cairn_s3 **out, const char *bucket, const struct cairn_s3_opts 
 void cairn_s3_free(cairn_s3 *s);
 /* "s3://bucket/prefix on http://127.0.0.1:7480 (path-style, us-east-1)": no secrets. */
 const char *cairn_s3_describe(const cairn_s3 *s);
+/* "scheme://host[:port]" of the endpoint (names the remote in local state). */
+const char *cairn_s3_endpoint(const cairn_s3 *s);
 unsigned cairn_s3_connections(const cairn_s3 *s);
 /* HTTP requests sent so far, retries included (statistics). */
 uint64_t cairn_s3_requests(const cairn_s3 *s);

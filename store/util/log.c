@@ -15,6 +15,7 @@
 static atomic_int level = CAIRN_LOG_NOTICE;
 static atomic_bool json;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+static char job[128]; /* protected by out_lock; "" for none */
 
 void cairn_log_set_level(int l)
 {
@@ -31,6 +32,18 @@ void cairn_log_set_json(bool j)
 	atomic_store(&json, j);
 }
 
+bool cairn_log_get_json(void)
+{
+	return atomic_load(&json);
+}
+
+void cairn_log_set_job(const char *name)
+{
+	pthread_mutex_lock(&out_lock);
+	snprintf(job, sizeof(job), "%s", name ? name : "");
+	pthread_mutex_unlock(&out_lock);
+}
+
 void cairn_log_level_from_env(void)
 {
 	static const char *const names[] = { [CAIRN_LOG_ERR] = "err",
@@ -38,9 +51,13 @@ void cairn_log_level_from_env(void)
 		                             [CAIRN_LOG_NOTICE] = "notice",
 		                             [CAIRN_LOG_INFO] = "info",
 		                             [CAIRN_LOG_DEBUG] = "debug" };
-	const char *e = getenv("CAIRN_LOG_LEVEL");
+	const char *e = getenv("CAIRN_LOG_JOB");
 	char *end;
 
+	/* cairn run names its job this way for the commands it runs. */
+	if (e && *e)
+		cairn_log_set_job(e);
+	e = getenv("CAIRN_LOG_LEVEL");
 	if (!e || !*e)
 		return;
 	long v = strtol(e, &end, 10);
@@ -94,9 +111,14 @@ void cairn_logv(int l, const char *fmt, va_list ap)
 	if (atomic_load(&json)) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		fprintf(stderr,
-		        "{\"time\":%lld.%03ld,\"level\":\"%s\",\"message\":", (long long)ts.tv_sec,
+		fprintf(stderr, "{\"time\":%lld.%03ld,\"level\":\"%s\",", (long long)ts.tv_sec,
 		        ts.tv_nsec / 1000000, level_name(l));
+		if (job[0]) {
+			fputs("\"job\":", stderr);
+			put_json_string(stderr, job);
+			fputc(',', stderr);
+		}
+		fputs("\"message\":", stderr);
 		put_json_string(stderr, text);
 		fputs("}\n", stderr);
 	} else if (l <= CAIRN_LOG_WARNING) {

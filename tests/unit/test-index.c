@@ -223,6 +223,38 @@ static void test_index__del_pack(void)
 	cairn_index__close(ix);
 }
 
+/* Prune's swap: old packs out, new ones in, in one txn. */
+static void test_index__replace_packs(void)
+{
+	_cleanup_free_ struct cairn_pack_entry *a_e = mk_entries(20, 90);
+	_cleanup_free_ struct cairn_pack_entry *b_e = mk_entries(20, 91);
+	_cleanup_free_ struct cairn_pack_entry *c_e = mk_entries(10, 92);
+	struct cairn_id a = mkid(0x01, 0), b = mkid(0x02, 0), c = mkid(0x03, 0);
+	struct cairn_loc loc;
+	struct counter cnt = { .ordered = true };
+
+	/* c holds blob 0 of a: a's ID is lower, but a goes */
+	c_e[0].id = a_e[0].id;
+	cairn_index *ix = ix_open(false);
+	CHECK_OK(cairn_index__add_pack(ix, &a, 1, a_e, 20));
+	CHECK_OK(cairn_index__add_pack(ix, &b, 2, b_e, 20));
+	struct cairn_id old[] = { a, b };
+	struct cairn_index_pack add = { .id = c, .size = 3, .e = c_e, .n = 10 };
+	CHECK_OK(cairn_index__replace_packs(ix, old, 2, &add, 1));
+	CHECK_EQ(cairn_index__has_pack(ix, &a, NULL), 0);
+	CHECK_EQ(cairn_index__has_pack(ix, &b, NULL), 0);
+	CHECK_EQ(cairn_index__has_pack(ix, &c, NULL), 1);
+	CHECK_OK(cairn_index__get(ix, &a_e[0].id, &loc));
+	check_loc(&loc, &c, &c_e[0]);
+	CHECK_ERR(cairn_index__get(ix, &a_e[2].id, &loc), -ENOENT);
+	CHECK_ERR(cairn_index__get(ix, &b_e[5].id, &loc), -ENOENT);
+	cnt.pack = c;
+	CHECK_OK(cairn_index__foreach_blob(ix, count_blob, &cnt));
+	CHECK_EQ(cnt.n, 10);
+	CHECK_EQ(cnt.in_pack, 10);
+	cairn_index__close(ix);
+}
+
 static void test_index__foreach_order(void)
 {
 	_cleanup_free_ struct cairn_pack_entry *e = mk_entries(2000, 30);
@@ -696,6 +728,7 @@ int main(void)
 	RUN(test_index__lowest_pack_wins_low_first);
 	RUN(test_index__lowest_pack_wins_high_first);
 	RUN(test_index__del_pack);
+	RUN(test_index__replace_packs);
 	RUN(test_index__foreach_order);
 	RUN(test_index__snapshots);
 	RUN(test_index__clear);

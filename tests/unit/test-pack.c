@@ -185,6 +185,40 @@ static void test_pack__relpath(void)
 	      0);
 }
 
+/* The ID helpers of store.h that name packs (store/id.c). */
+static void test_pack__id_helpers(void)
+{
+	struct cairn_id a, b, z = { { 0 } };
+	char hex[CAIRN_ID_HEX_SIZE];
+	const char *s = "00ff10203040506070809a0b0c0d0e0f101112131415161718191a1b1c1d1eff";
+
+	CHECK_OK(cairn_id_parse(&a, s));
+	CHECK_EQ(a.b[1], 0xff);
+	CHECK_EQ(a.b[31], 0xff);
+	cairn_id_hex(hex, &a);
+	CHECK(strcmp(hex, s) == 0);
+	b = a;
+	CHECK_ERR(cairn_id_parse(&b, "00ff"), -EINVAL);
+	CHECK_ERR(cairn_id_parse(&b, ""), -EINVAL);
+	char bad[CAIRN_ID_HEX_SIZE];
+	memcpy(bad, s, sizeof(bad));
+	bad[10] = 'g';
+	CHECK_ERR(cairn_id_parse(&b, bad), -EINVAL);
+	CHECK(memcmp(&a, &b, sizeof(a)) == 0); /* untouched on failure */
+	CHECK(cairn_id_is_zero(&z));
+	CHECK(!cairn_id_is_zero(&a));
+	z.b[31] = 1;
+	CHECK(!cairn_id_is_zero(&z));
+	CHECK_EQ(cairn_id_cmp(&a, &b), 0);
+	b.b[31] = 0xfe;
+	CHECK(cairn_id_cmp(&a, &b) > 0 && cairn_id_cmp(&b, &a) < 0);
+	CHECK(strcmp(cairn_blob_type_name(CAIRN_BLOB_DATA), "data") == 0);
+	CHECK(strcmp(cairn_blob_type_name(CAIRN_BLOB_TREE), "tree") == 0);
+	CHECK(strcmp(cairn_blob_type_name(CAIRN_BLOB_SNAPSHOT), "snapshot") == 0);
+	CHECK(strcmp(cairn_blob_type_name(CAIRN_BLOB_PACKHDR), "packhdr") == 0);
+	CHECK(strcmp(cairn_blob_type_name(0), "unknown") == 0);
+}
+
 static void test_pack__writer_rules(void)
 {
 	char tmp[512], packs[512];
@@ -598,6 +632,7 @@ int main(void)
 	CHECK_OK(cairn_crypt__derive(&keys, master, repo_id));
 	RUN(test_pack__roundtrip_10000);
 	RUN(test_pack__relpath);
+	RUN(test_pack__id_helpers);
 	RUN(test_pack__writer_rules);
 	RUN(test_pack__free_unfinished_unlinks);
 	RUN(test_pack__finish_twice_and_shared_dir);

@@ -34,10 +34,15 @@ enum {
 };
 void cairn_log_set_level(int level);
 int cairn_log_get_level(void);
-/* Reads CAIRN_LOG_LEVEL (a number or err/warning/notice/info/debug). */
+/* Reads CAIRN_LOG_LEVEL (a number or err/warning/notice/info/debug) and
+ * CAIRN_LOG_JOB (as cairn_log_set_job). */
 void cairn_log_level_from_env(void);
-/* Emit JSON objects instead of text lines (--log-format json). */
+/* Emit JSON objects instead of text lines (--log-format json): one per line with
+ * "time" (Unix seconds), "level", "job" (when set) and "message". */
 void cairn_log_set_json(bool json);
+bool cairn_log_get_json(void);
+/* The job name JSON lines carry (cairn run NAME); NULL or "" for none. Copied. */
+void cairn_log_set_job(const char *name);
 void cairn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cairn_logv(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 #define log_error(...) cairn_log(CAIRN_LOG_ERR, __VA_ARGS__)

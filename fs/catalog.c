@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Snapshot catalog of a mount: loads each snapshot once, names it by local time. */
+#include "catalog.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cleanup.h"
+
+#define BAD UINT64_MAX /* known value of a snapshot that failed to load */
+
+struct fs_catalog {
+	cairn_repo *repo;
+	int64_t refresh_ns;
+	pthread_mutex_t lock;
+	struct fs_view *cur; /* protected by lock */
+	int64_t scanned_at;  /* protected by lock: CLOCK_MONOTONIC ns */
+	pthread_mutex_t scan_lock;
+	struct cairn_idset known; /* protected by scan_lock: id -> index into snaps, or BAD */
+	struct fs_snap **snaps;   /* protected by scan_lock: every snapshot ever loaded */
+	size_t nsnaps, cap;       /* protected by scan_lock */
+	uint64_t gen;             /* protected by scan_lock */
+};
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void fs_time_name(char out[FS_NAME_SIZE], int64_t time_ns)
+{
+	/* Floor division, so times before 1970 still name the right second. */
+	time_t sec = (time_t)(time_ns / 1000000000 - (time_ns % 1000000000 < 0));
+	struct tm tm;
+	if (!localtime_r(&sec, &tm) || strftime(out, FS_NAME_SIZE, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+		snprintf(out, FS_NAME_SIZE, "@%lld", (long long)sec);
+}
+
+/* A host or tag as a directory name: no '/', not empty, not "." or "..". */
+static char *dir_name(const char *s)
+{
+	size_t len = strnlen(s, 255);
+	bool dots = len == 0 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0;
+	char *p = malloc(len + 2);
+	if (!p)
+		return NULL;
+	size_t o = 0;
+	if (dots)
+		p[o++] = '_';
+	for (size_t i = 0; i < len && o < 255; i++)
+		p[o++] = s[i] == '/' ? '_' : s[i];
+	p[o] = '\0';
+	return p;
+}
+
+static void snap_free(struct fs_snap *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->ntags; i++)
+		free(s->tags[i]);
+	free(s->tags);
+	free(s->host);
+	free(s);
+}
+
+static int snap_from(struct fs_snap **out, const struct cairn_snapshot *cs)
+{
+	struct fs_snap *s = calloc(1, sizeof(*s));
+	if (!s)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	s->id = cs->id;
+	s->root = cs->root;
+	s->time_ns = cs->time_ns;
+	s->host = dir_name(cs->hostname);
+	s->tags = calloc(cs->ntags ? cs->ntags : 1, sizeof(*s->tags));
+	bool ok = s->host && s->tags;
+	for (size_t i = 0; ok && i < cs->ntags; i++, s->ntags++)
+		ok = (s->tags[i] = dir_name(cs->tags[i])) != NULL;
+	if (!ok) {
+		snap_free(s);
+		return cairn_err_set(-ENOMEM, "out of memory");
+	}
+	*out = s;
+	return 0;
+}
+
+/* Load a snapshot not seen before; a bad one is logged once and remembered. */
+static int learn(struct fs_catalog *c, const struct cairn_id *id)
+{
+	struct cairn_snapshot *cs = NULL;
+	struct fs_snap *s = NULL;
+	int r = cairn_repo_snapshot_load(c->repo, id, &cs);
+	if (r >= 0) {
+		r = snap_from(&s, cs);
+		cairn_snapshot_free(cs);
+	}
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		char hex[CAIRN_ID_HEX_SIZE];
+		cairn_id_hex(hex, id);
+		log_warn("cannot read snapshot %.8s, not shown: %s", hex, cairn_err_msg());
+		return cairn_idset_add(&c->known, id, BAD);
+	}
+	if (c->nsnaps == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 64;
+		struct fs_snap **p = realloc(c->snaps, cap * sizeof(*p));
+		if (!p) {
+			snap_free(s);
+			return cairn_err_set(-ENOMEM, "out of memory");
+		}
+		c->snaps = p;
+		c->cap = cap;
+	}
+	r = cairn_idset_add(&c->known, id, c->nsnaps);
+	if (r < 0) {
+		snap_free(s);
+		return r;
+	}
+	c->snaps[c->nsnaps++] = s;
+	return 0;
+}
+
+static int by_time(const void *a, const void *b)
+{
+	const struct fs_view_ent *x = a, *y = b;
+	if (x->snap->time_ns != y->snap->time_ns)
+		return x->snap->time_ns < y->snap->time_ns ? -1 : 1;
+	return cairn_id_cmp(&x->snap->id, &y->snap->id);
+}
+
+static int by_name(const void *a, const void *b)
+{
+	const struct fs_view_ent *const *x = a, *const *y = b;
+	int d = strcmp((*x)->name, (*y)->name);
+	return d ? d : (*x < *y ? -1 : *x > *y);
+}
+
+/* Equal local times (two snapshots in one second, or an hour repeated when
+ * daylight saving time ends) get "-1", "-2" ... in time order. */
+static int add_suffixes(struct fs_view *v)
+{
+	_cleanup_free_ struct fs_view_ent **idx = calloc(v->n ? v->n : 1, sizeof(*idx));
+	if (!idx)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	for (size_t i = 0; i < v->n; i++)
+		idx[i] = &v->v[i];
+	qsort(idx, v->n, sizeof(*idx), by_name);
+	for (size_t i = 1, k = 0; i < v->n; i++) {
+		k = strcmp(idx[i]->name, idx[i - 1]->name) == 0 ? k + 1 : 0;
+		if (k > 0) {
+			size_t len = strlen(idx[i]->name);
+			snprintf(idx[i]->name + len, FS_NAME_SIZE - len, "-%zu", k);
+		}
+	}
+	return 0;
+}
+
+static bool same_view(const struct fs_view *a, const struct fs_view_ent *v, size_t n)
+{
+	if (!a || a->n != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (a->v[i].snap != v[i].snap)
+			return false;
+	return true;
+}
+
+static void publish(struct fs_catalog *c, struct fs_view *v)
+{
+	pthread_mutex_lock(&c->lock);
+	struct fs_view *old = c->cur;
+	if (v)
+		c->cur = v;
+	c->scanned_at = mono_ns();
+	pthread_mutex_unlock(&c->lock);
+	if (v)
+		fs_view_put(old);
+}
+
+/* Under scan_lock: read snapshots/, load the new ones, publish a view if the set
+ * changed. */
+static int scan(struct fs_catalog *c)
+{
+	_cleanup_free_ struct cairn_id *ids = NULL;
+	_cleanup_free_ struct fs_view_ent *ents = NULL;
+	size_t n = 0, m = 0;
+	int r = cairn_repo_snapshot_ids(c->repo, &ids, &n);
+	if (r < 0)
+		return r;
+	ents = calloc(n ? n : 1, sizeof(*ents));
+	if (!ents)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		uint64_t *k = cairn_idset_get(&c->known, &ids[i]);
+		if (!k && (r = learn(c, &ids[i])) < 0)
+			return r;
+		k = cairn_idset_get(&c->known, &ids[i]);
+		if (k && *k != BAD)
+			ents[m++].snap = c->snaps[*k];
+	}
+	qsort(ents, m, sizeof(*ents), by_time);
+	pthread_mutex_lock(&c->lock);
+	bool same = same_view(c->cur, ents, m);
+	pthread_mutex_unlock(&c->lock);
+	if (same) {
+		publish(c, NULL);
+		return 0;
+	}
+	struct fs_view *v = calloc(1, sizeof(*v));
+	if (!v)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	for (size_t i = 0; i < m; i++)
+		fs_time_name(ents[i].name, ents[i].snap->time_ns);
+	atomic_init(&v->refs, 1);
+	v->gen = ++c->gen;
+	v->n = m;
+	v->v = TAKE_PTR(ents);
+	if ((r = add_suffixes(v)) < 0) {
+		fs_view_put(v);
+		return r;
+	}
+	publish(c, v);
+	return 0;
+}
+
+int fs_catalog_new(struct fs_catalog **out, cairn_repo *repo, unsigned refresh_ms)
+{
+	struct fs_catalog *c = calloc(1, sizeof(*c));
+	if (!c)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	c->repo = repo;
+	c->refresh_ns = (int64_t)refresh_ms * 1000000;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->scan_lock, NULL);
+	cairn_idset_init(&c->known);
+	int r = scan(c);
+	if (r < 0) {
+		fs_catalog_free(c);
+		return r;
+	}
+	*out = c;
+	return 0;
+}
+
+void fs_catalog_free(struct fs_catalog *c)
+{
+	if (!c)
+		return;
+	fs_view_put(c->cur);
+	for (size_t i = 0; i < c->nsnaps; i++)
+		snap_free(c->snaps[i]);
+	free(c->snaps);
+	cairn_idset_release(&c->known);
+	pthread_mutex_destroy(&c->scan_lock);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static struct fs_view *current(struct fs_catalog *c, bool *stale)
+{
+	pthread_mutex_lock(&c->lock);
+	struct fs_view *v = c->cur;
+	atomic_fetch_add(&v->refs, 1);
+	if (stale)
+		*stale = mono_ns() - c->scanned_at >= c->refresh_ns;
+	pthread_mutex_unlock(&c->lock);
+	return v;
+}
+
+struct fs_view *fs_catalog_view(struct fs_catalog *c)
+{
+	bool stale;
+	struct fs_view *v = current(c, &stale);
+	/* Whoever gets the scan lock rescans; the others go on with the view they have. */
+	if (!stale || pthread_mutex_trylock(&c->scan_lock) != 0)
+		return v;
+	fs_view_put(v);
+	v = current(c, &stale);
+	if (stale) {
+		int r = scan(c);
+		if (r < 0) {
+			log_error("cannot rescan snapshots: %s", cairn_err_msg());
+			publish(c, NULL); /* retry after the interval, not on every request */
+		}
+		fs_view_put(v);
+		v = current(c, NULL);
+	}
+	pthread_mutex_unlock(&c->scan_lock);
+	return v;
+}
+
+void fs_view_put(struct fs_view *v)
+{
+	if (v && atomic_fetch_sub(&v->refs, 1) == 1) {
+		free(v->v);
+		free(v);
+	}
+}
+
+const struct fs_view_ent *fs_view_find(const struct fs_view *v, const char *name)
+{
+	for (size_t i = 0; i < v->n; i++)
+		if (strcmp(v->v[i].name, name) == 0)
+			return &v->v[i];
+	return NULL;
+}
+
+int64_t fs_view_newest(const struct fs_view *v)
+{
+	return v->n ? v->v[v->n - 1].snap->time_ns : 0;
+}

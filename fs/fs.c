@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The state of one mount: caches and their loaders, and helpers shared by the ops. */
+#include "fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "fsmap.h"
+
+#define TREE_CACHE_SIZE (64u << 20)
+#define PREFETCH_THREADS 2
+
+/* ---- cache loaders ------------------------------------------------------ */
+
+static int load_blob(void *payload, const struct cairn_id *id, void **val, size_t *bytes)
+{
+	struct cairn_buf *b = calloc(1, sizeof(*b));
+	if (!b)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	int r = cairn_repo_get_typed(payload, CAIRN_BLOB_DATA, id, b);
+	if (r < 0) {
+		cairn_buf_release(b);
+		free(b);
+		return r;
+	}
+	*val = b;
+	*bytes = b->cap + sizeof(*b);
+	return 0;
+}
+
+static void free_blob(void *val)
+{
+	cairn_buf_release(val);
+	free(val);
+}
+
+static int load_tree(void *payload, const struct cairn_id *id, void **val, size_t *bytes)
+{
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	cairn_tree *t;
+	int r = cairn_repo_get_typed(payload, CAIRN_BLOB_TREE, id, &b);
+	if (r < 0 || (r = cairn_tree_parse(&t, b.data, b.len)) < 0)
+		return r;
+	*val = t;
+	/* The parsed form: a copy of the bytes plus one node per entry. */
+	*bytes = b.len + cairn_tree_count(t) * (sizeof(struct cairn_node) + 64);
+	return 0;
+}
+
+static void free_tree(void *val)
+{
+	cairn_tree_free(val);
+}
+
+static const struct fs_cache_ops blob_ops = { .load = load_blob, .free = free_blob };
+static const struct fs_cache_ops tree_ops = { .load = load_tree, .free = free_tree };
+
+int fs_open(struct fs *fs, cairn_repo *repo, uint64_t cache_size)
+{
+	int r;
+
+	fs->repo = repo;
+	fs->uid = getuid();
+	fs->gid = getgid();
+	if ((r = fs_cache_new(&fs->blobs, "blob", &blob_ops, repo, cache_size,
+	                       PREFETCH_THREADS)) < 0 ||
+	    (r = fs_cache_new(&fs->trees, "tree", &tree_ops, repo, TREE_CACHE_SIZE, 0)) < 0 ||
+	    (r = fs_inodes_new(&fs->inodes, fs->trees)) < 0 ||
+	    (r = fs_catalog_new(&fs->catalog, repo, FS_REFRESH_MS)) < 0) {
+		fs_close(fs);
+		return r;
+	}
+	return 0;
+}
+
+void fs_close(struct fs *fs)
+{
+	struct fs_cache_stats b = { 0 }, t = { 0 };
+	if (fs->blobs && fs->trees) {
+		fs_cache_stats(fs->blobs, &b);
+		fs_cache_stats(fs->trees, &t);
+		log_debug("blob cache: %llu hits, %llu misses; tree cache: %llu hits, %llu misses",
+		          (unsigned long long)b.hits, (unsigned long long)b.misses,
+		          (unsigned long long)t.hits, (unsigned long long)t.misses);
+	}
+	/* Nodes hold tree references: they go before the caches. */
+	fs_inodes_free(fs->inodes);
+	fs_catalog_free(fs->catalog);
+	fs_cache_free(fs->blobs);
+	fs_cache_free(fs->trees);
+	fs->inodes = NULL;
+	fs->catalog = NULL;
+	fs->blobs = fs->trees = NULL;
+}
+
+/* ---- helpers shared by the ops ------------------------------------------ */
+
+void fs_dirents_free(struct fs_dirent *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+}
+
+int fs_dirents_add(struct fs_dirent **v, size_t *n, size_t *cap, const char *name, size_t len,
+                   uint64_t ino, unsigned char type)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? 2 * *cap : 32;
+		struct fs_dirent *p = realloc(*v, c * sizeof(*p));
+		if (!p)
+			return cairn_err_set(-ENOMEM, "out of memory");
+		*v = p;
+		*cap = c;
+	}
+	char *s = malloc(len + 1);
+	if (!s)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	memcpy(s, name, len);
+	s[len] = '\0';
+	(*v)[(*n)++] = (struct fs_dirent){ .name = s, .ino = ino, .type = type };
+	return 0;
+}
+
+int fs_dir_tree(struct fs *fs, const struct fs_node *n, struct fs_cache_ent **out)
+{
+	if (n->kind == FS_SNAPROOT)
+		return fs_cache_get(fs->trees, &n->root, out);
+	if (n->kind != FS_ENTRY || n->cn->type != CAIRN_NODE_DIR)
+		return -ENOTDIR;
+	return fs_cache_get(fs->trees, &n->cn->subtree, out);
+}
+
+mode_t fs_type_mode(uint8_t type)
+{
+	switch (type) {
+	case CAIRN_NODE_FILE:
+		return S_IFREG;
+	case CAIRN_NODE_DIR:
+		return S_IFDIR;
+	case CAIRN_NODE_SYMLINK:
+		return S_IFLNK;
+	case CAIRN_NODE_FIFO:
+		return S_IFIFO;
+	case CAIRN_NODE_SOCKET:
+		return S_IFSOCK;
+	case CAIRN_NODE_CHR:
+		return S_IFCHR;
+	case CAIRN_NODE_BLK:
+		return S_IFBLK;
+	default:
+		return S_IFREG; /* the tree decoder admits no other type */
+	}
+}
+
+static void set_time(struct timespec *ts, int64_t ns)
+{
+	ts->tv_sec = (time_t)(ns / 1000000000 - (ns % 1000000000 < 0));
+	ts->tv_nsec = (long)(ns - (int64_t)ts->tv_sec * 1000000000);
+}
+
+void fs_entry_stat(const struct cairn_node *cn, uint64_t ino, struct stat *st)
+{
+	*st = (struct stat){
+		.st_ino = ino,
+		.st_mode = fs_type_mode(cn->type) | (cn->mode & 07777),
+		.st_nlink = cn->nlink ? cn->nlink : 1,
+		.st_uid = cn->uid,
+		.st_gid = cn->gid,
+		.st_size = (off_t)cn->size,
+		.st_blksize = 4096,
+	};
+	if (cn->type == CAIRN_NODE_CHR || cn->type == CAIRN_NODE_BLK)
+		st->st_rdev = (dev_t)cn->rdev;
+	if (cn->type == CAIRN_NODE_SYMLINK)
+		st->st_size = (off_t)cn->target_len;
+	/* Holes take no blocks, so sparse files stay sparse when copied out. */
+	uint64_t used = cn->type == CAIRN_NODE_FILE ? fs_extents_allocated(cn->extents, cn->nextents)
+	                                            : cn->size;
+	if (cn->type == CAIRN_NODE_SYMLINK || cn->type == CAIRN_NODE_FIFO ||
+	    cn->type == CAIRN_NODE_SOCKET || cn->type == CAIRN_NODE_CHR ||
+	    cn->type == CAIRN_NODE_BLK)
+		used = 0;
+	st->st_blocks = (blkcnt_t)((used + 511) / 512);
+	set_time(&st->st_atim, cn->atime_ns);
+	set_time(&st->st_mtim, cn->mtime_ns);
+	set_time(&st->st_ctim, cn->ctime_ns);
+}

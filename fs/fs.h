@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* cairnfs: the state one mount shares between its FUSE handlers. */
+#ifndef CAIRN_FS_FS_H
+#define CAIRN_FS_FS_H
+
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 14)
+#include <fuse_lowlevel.h>
+
+#include <stdbool.h>
+#include <sys/stat.h>
+
+#include "cairn/store.h"
+#include "cache.h"
+#include "catalog.h"
+#include "inode.h"
+
+/* Snapshot content never changes: the kernel may cache names and attributes for
+ * a day. The virtual directories change when snapshots come and go. */
+#define FS_CONTENT_TIMEOUT 86400.0
+#define FS_VIRTUAL_TIMEOUT 1.0
+#define FS_REFRESH_MS 1000
+
+/* Everything here is set up before the session starts and is thread-safe (or
+ * immutable) afterwards. */
+struct fs {
+	cairn_repo *repo; /* opened read-only: short LMDB read txns per lookup */
+	struct fs_cache *blobs; /* decrypted data blobs, bounded by -o cache_size */
+	struct fs_cache *trees; /* parsed trees (cairn_tree *) */
+	struct fs_inodes *inodes;
+	struct fs_catalog *catalog;
+	uid_t uid; /* owner of the virtual directories: who mounted */
+	gid_t gid;
+	bool acl; /* FUSE_CAP_POSIX_ACL requested (needs default_permissions) */
+};
+
+int fs_open(struct fs *fs, cairn_repo *repo, uint64_t cache_size);
+void fs_close(struct fs *fs);
+
+/* A directory listing built at opendir for the virtual and history directories. */
+struct fs_dirent {
+	char *name;
+	uint64_t ino;
+	unsigned char type; /* DT_* */
+};
+void fs_dirents_free(struct fs_dirent *v, size_t n);
+/* Append one entry (name copied); -ENOMEM. */
+int fs_dirents_add(struct fs_dirent **v, size_t *n, size_t *cap, const char *name, size_t len,
+                   uint64_t ino, unsigned char type);
+
+/* The parsed tree of a directory node (FS_SNAPROOT, or an FS_ENTRY directory);
+ * -ENOTDIR, or the error of loading it. Put it back with fs_cache_put(fs->trees). */
+int fs_dir_tree(struct fs *fs, const struct fs_node *n, struct fs_cache_ent **out);
+/* S_IF* bits of a tree entry type. */
+mode_t fs_type_mode(uint8_t type);
+/* stat of an entry inside a snapshot. */
+void fs_entry_stat(const struct cairn_node *cn, uint64_t ino, struct stat *st);
+
+/* The operations (ops.c, read.c). */
+extern const struct fuse_lowlevel_ops fs_ops;
+void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                struct fuse_file_info *fi);
+void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                 struct fuse_file_info *fi);
+
+#endif

@@ -1,0 +1,461 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* /history: versions of one path across all snapshots, resolved once per tree ID. */
+#include "history.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "fsmap.h"
+
+#define ABSENT UINT64_MAX
+
+struct hist_ver {
+	char name[FS_NAME_SIZE]; /* the snapshot's name in the view */
+	struct cairn_id snap;
+	struct cairn_id tree; /* the parent directory's tree */
+	uint32_t index;       /* of the entry in that tree */
+	uint8_t type;
+	uint64_t ino;
+};
+
+struct fs_hist {
+	uint64_t gen; /* of the view it was computed from */
+	struct hist_ver *ver;
+	size_t nver, capver;
+	char **child; /* sorted, unique */
+	size_t nchild, capchild;
+};
+
+/* The path below /history, split into components. */
+struct hpath {
+	const char **name;
+	size_t *len;
+	size_t n;
+};
+
+/* Per depth, tree ID -> what the walk found there: an index into next[] (the
+ * subtree to descend into) or, at the last depth, the entry's index. */
+struct memo {
+	struct cairn_idset *level;
+	struct cairn_id *next;
+	size_t nnext, capnext;
+};
+
+void fs_hist_free(struct fs_hist *h)
+{
+	if (!h)
+		return;
+	for (size_t i = 0; i < h->nchild; i++)
+		free(h->child[i]);
+	free(h->child);
+	free(h->ver);
+	free(h);
+}
+
+static bool bytes_eq(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
+}
+
+static bool xattrs_eq(const struct cairn_node *a, const struct cairn_node *b)
+{
+	if (a->nxattrs != b->nxattrs)
+		return false;
+	for (size_t i = 0; i < a->nxattrs; i++) {
+		const struct cairn_xattr *x = &a->xattrs[i], *y = &b->xattrs[i];
+		if (!bytes_eq(x->name, x->name_len, y->name, y->name_len) ||
+		    !bytes_eq(x->value, x->value_len, y->value, y->value_len))
+			return false;
+	}
+	return true;
+}
+
+static bool extents_eq(const struct cairn_node *a, const struct cairn_node *b)
+{
+	if (a->nextents != b->nextents)
+		return false;
+	for (size_t i = 0; i < a->nextents; i++)
+		if (a->extents[i].len != b->extents[i].len ||
+		    memcmp(&a->extents[i].id, &b->extents[i].id, sizeof(a->extents[i].id)) != 0)
+			return false;
+	return true;
+}
+
+bool fs_hist_same(const struct cairn_node *a, const struct cairn_node *b)
+{
+	return a->type == b->type && a->flags == b->flags && a->mode == b->mode &&
+	       a->uid == b->uid && a->gid == b->gid && a->size == b->size &&
+	       a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns && a->nlink == b->nlink &&
+	       a->rdev == b->rdev && bytes_eq(a->user, a->user_len, b->user, b->user_len) &&
+	       bytes_eq(a->group, a->group_len, b->group, b->group_len) &&
+	       bytes_eq(a->target, a->target_len, b->target, b->target_len) &&
+	       memcmp(&a->subtree, &b->subtree, sizeof(a->subtree)) == 0 && xattrs_eq(a, b) &&
+	       extents_eq(a, b);
+}
+
+/* ---- resolving the path in each snapshot --------------------------------- */
+
+static int split(const struct fs_node *dir, struct hpath *p)
+{
+	const char *s = dir->vpath + strlen("history");
+	size_t n = 0;
+	for (const char *q = s; *q; q++)
+		n += *q == '/';
+	p->name = calloc(n ? n : 1, sizeof(*p->name));
+	p->len = calloc(n ? n : 1, sizeof(*p->len));
+	if (!p->name || !p->len)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	p->n = 0;
+	while (*s == '/') {
+		s++;
+		const char *end = strchr(s, '/');
+		size_t len = end ? (size_t)(end - s) : strlen(s);
+		p->name[p->n] = s;
+		p->len[p->n++] = len;
+		s += len;
+	}
+	return 0;
+}
+
+/* Look name up in tree id: the entry's index, ABSENT, or (want_dir) the index in
+ * m->next of the directory's subtree. A tree that cannot be read counts as
+ * absent: one damaged snapshot must not hide the others. */
+static int step(struct fs *fs, struct memo *m, const struct cairn_id *id, const char *name,
+                size_t len, bool want_dir, uint64_t *out)
+{
+	struct fs_cache_ent *t;
+	size_t idx;
+	int r = fs_cache_get(fs->trees, id, &t);
+	if (r == -ENOMEM)
+		return r;
+	*out = ABSENT;
+	if (r < 0) {
+		log_warn("history: %s", cairn_err_msg());
+		return 0;
+	}
+	if (cairn_tree_find(fs_cache_val(t), name, len, &idx) >= 0) {
+		const struct cairn_node *cn = cairn_tree_node(fs_cache_val(t), idx);
+		if (!want_dir) {
+			*out = idx;
+		} else if (cn->type == CAIRN_NODE_DIR) {
+			if (m->nnext == m->capnext) {
+				size_t cap = m->capnext ? 2 * m->capnext : 16;
+				struct cairn_id *p = realloc(m->next, cap * sizeof(*p));
+				if (!p) {
+					fs_cache_put(fs->trees, t);
+					return cairn_err_set(-ENOMEM, "out of memory");
+				}
+				m->next = p;
+				m->capnext = cap;
+			}
+			m->next[m->nnext] = cn->subtree;
+			*out = m->nnext++;
+		}
+	}
+	fs_cache_put(fs->trees, t);
+	return 0;
+}
+
+/* Where the path is in the snapshot with this root: the parent's tree and the
+ * entry's index, or *index = ABSENT. */
+static int resolve(struct fs *fs, struct memo *m, const struct hpath *p,
+                   const struct cairn_id *root, struct cairn_id *tree, uint64_t *index)
+{
+	struct cairn_id t = *root;
+	for (size_t d = 0; d < p->n; d++) {
+		bool last = d + 1 == p->n;
+		uint64_t *known = cairn_idset_get(&m->level[d], &t), val;
+		if (known) {
+			val = *known;
+		} else {
+			int r = step(fs, m, &t, p->name[d], p->len[d], !last, &val);
+			if (r < 0 || (r = cairn_idset_add(&m->level[d], &t, val)) < 0)
+				return r;
+		}
+		if (val == ABSENT || last) {
+			*tree = t;
+			*index = val;
+			return 0;
+		}
+		t = m->next[val];
+	}
+	*index = ABSENT;
+	return 0;
+}
+
+/* ---- building the listing ------------------------------------------------ */
+
+static int add_version(struct fs_hist *h, const struct fs_view_ent *e, const struct cairn_id *tree,
+                       uint64_t index, const struct cairn_node *cn)
+{
+	if (h->nver == h->capver) {
+		size_t cap = h->capver ? 2 * h->capver : 8;
+		struct hist_ver *p = realloc(h->ver, cap * sizeof(*p));
+		if (!p)
+			return cairn_err_set(-ENOMEM, "out of memory");
+		h->ver = p;
+		h->capver = cap;
+	}
+	struct hist_ver *v = &h->ver[h->nver++];
+	memcpy(v->name, e->name, sizeof(v->name));
+	v->snap = e->snap->id;
+	v->tree = *tree;
+	v->index = (uint32_t)index;
+	v->type = cn->type;
+	v->ino = fs_ino_entry(&e->snap->id, cn);
+	return 0;
+}
+
+/* Append a version for snapshot e unless its entry equals the previous version.
+ * *prev holds the previous version's tree (a reference), *pidx its index. */
+static int consider(struct fs *fs, struct fs_hist *h, const struct fs_view_ent *e,
+                    const struct cairn_id *tree, uint64_t index, struct fs_cache_ent **prev,
+                    uint64_t *pidx, struct cairn_idset *dirs)
+{
+	struct fs_cache_ent *t;
+	if (*prev && *pidx == index && cairn_id_cmp(fs_cache_id(*prev), tree) == 0)
+		return 0; /* the same tree: the same entry */
+	int r = fs_cache_get(fs->trees, tree, &t);
+	if (r < 0)
+		return r == -ENOMEM ? r : 0;
+	const struct cairn_node *cn = cairn_tree_node(fs_cache_val(t), index);
+	const struct cairn_node *pn = *prev ? cairn_tree_node(fs_cache_val(*prev), *pidx) : NULL;
+	if (!pn || !fs_hist_same(pn, cn)) {
+		r = add_version(h, e, tree, index, cn);
+		if (r >= 0 && cn->type == CAIRN_NODE_DIR)
+			r = cairn_idset_add(dirs, &cn->subtree, 0);
+	}
+	fs_cache_put(fs->trees, *prev);
+	*prev = t;
+	*pidx = index;
+	return r < 0 ? r : 0;
+}
+
+static int add_child(struct fs_hist *h, const uint8_t *name, size_t len)
+{
+	if (h->nchild == h->capchild) {
+		size_t cap = h->capchild ? 2 * h->capchild : 64;
+		char **p = realloc(h->child, cap * sizeof(*p));
+		if (!p)
+			return cairn_err_set(-ENOMEM, "out of memory");
+		h->child = p;
+		h->capchild = cap;
+	}
+	char *s = malloc(len + 1);
+	if (!s)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	memcpy(s, name, len);
+	s[len] = '\0';
+	h->child[h->nchild++] = s;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The union of the names in the directory trees dirs. */
+static int union_children(struct fs *fs, struct fs_hist *h, const struct cairn_idset *dirs)
+{
+	const struct cairn_id *id;
+	for (size_t pos = 0; cairn_idset_next(dirs, &pos, &id);) {
+		struct fs_cache_ent *t;
+		int r = fs_cache_get(fs->trees, id, &t);
+		if (r < 0) {
+			if (r == -ENOMEM)
+				return r;
+			log_warn("history: %s", cairn_err_msg());
+			continue;
+		}
+		const cairn_tree *tree = fs_cache_val(t);
+		for (size_t i = 0; r >= 0 && i < cairn_tree_count(tree); i++) {
+			const struct cairn_node *cn = cairn_tree_node(tree, i);
+			r = add_child(h, cn->name, cn->name_len);
+		}
+		fs_cache_put(fs->trees, t);
+		if (r < 0)
+			return r;
+	}
+	qsort(h->child, h->nchild, sizeof(*h->child), cmp_str);
+	size_t k = 0;
+	for (size_t i = 0; i < h->nchild; i++) {
+		if (k > 0 && strcmp(h->child[i], h->child[k - 1]) == 0)
+			free(h->child[i]);
+		else
+			h->child[k++] = h->child[i];
+	}
+	h->nchild = k;
+	return 0;
+}
+
+static int versions(struct fs *fs, struct fs_hist *h, const struct fs_view *v,
+                    const struct hpath *p, struct cairn_idset *dirs)
+{
+	struct memo m = { .level = calloc(p->n, sizeof(*m.level)) };
+	struct fs_cache_ent *prev = NULL;
+	uint64_t pidx = 0;
+	int r = m.level ? 0 : cairn_err_set(-ENOMEM, "out of memory");
+
+	for (size_t d = 0; r >= 0 && d < p->n; d++)
+		cairn_idset_init(&m.level[d]);
+	for (size_t i = 0; r >= 0 && i < v->n; i++) {
+		struct cairn_id tree;
+		uint64_t index;
+		r = resolve(fs, &m, p, &v->v[i].snap->root, &tree, &index);
+		if (r >= 0 && index != ABSENT)
+			r = consider(fs, h, &v->v[i], &tree, index, &prev, &pidx, dirs);
+	}
+	fs_cache_put(fs->trees, prev);
+	for (size_t d = 0; m.level && d < p->n; d++)
+		cairn_idset_release(&m.level[d]);
+	free(m.level);
+	free(m.next);
+	return r;
+}
+
+static int compute(struct fs *fs, const struct fs_view *v, const struct fs_node *dir,
+                   struct fs_hist **out)
+{
+	_cleanup_free_ const char **names = NULL;
+	_cleanup_free_ size_t *lens = NULL;
+	struct hpath p = { 0 };
+	struct cairn_idset dirs;
+	struct fs_hist *h = calloc(1, sizeof(*h));
+	int r = h ? split(dir, &p) : cairn_err_set(-ENOMEM, "out of memory");
+
+	names = p.name;
+	lens = p.len;
+	cairn_idset_init(&dirs);
+	if (r >= 0 && p.n == 0) {
+		/* /history itself: the union of every snapshot's top level. */
+		for (size_t i = 0; r >= 0 && i < v->n; i++)
+			r = cairn_idset_add(&dirs, &v->v[i].snap->root, 0);
+	} else if (r >= 0) {
+		r = versions(fs, h, v, &p, &dirs);
+	}
+	if (r >= 0)
+		r = union_children(fs, h, &dirs);
+	cairn_idset_release(&dirs);
+	if (r < 0) {
+		fs_hist_free(h);
+		return r;
+	}
+	h->gen = v->gen;
+	*out = h;
+	return 0;
+}
+
+/* The node's history for view v, computed if missing or stale. Called with the
+ * node's hist_lock held. */
+static int get(struct fs *fs, const struct fs_view *v, struct fs_node *dir, struct fs_hist **out)
+{
+	if (!dir->hist || dir->hist->gen != v->gen) {
+		struct fs_hist *h;
+		int r = compute(fs, v, dir, &h);
+		if (r < 0)
+			return r;
+		fs_hist_free(dir->hist);
+		dir->hist = h;
+	}
+	*out = dir->hist;
+	return 0;
+}
+
+/* ---- lookup and listing -------------------------------------------------- */
+
+static int child_path(const struct fs_node *dir, const char *name, char **out, size_t *len)
+{
+	size_t n = strlen(name);
+	char *p = malloc(dir->vpath_len + n + 2);
+	if (!p)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	memcpy(p, dir->vpath, dir->vpath_len);
+	p[dir->vpath_len] = '/';
+	memcpy(p + dir->vpath_len + 1, name, n + 1);
+	*out = p;
+	*len = dir->vpath_len + 1 + n;
+	return 0;
+}
+
+static bool has_child(const struct fs_hist *h, const char *name)
+{
+	return bsearch(&name, h->child, h->nchild, sizeof(*h->child), cmp_str) != NULL;
+}
+
+static int version_node(struct fs *fs, const struct hist_ver *ver, struct fs_node **out)
+{
+	struct fs_cache_ent *t;
+	int r = fs_cache_get(fs->trees, &ver->tree, &t);
+	if (r < 0)
+		return r;
+	r = fs_node_new_entry(out, fs->inodes, &ver->snap, t, ver->index);
+	fs_cache_put(fs->trees, t);
+	return r;
+}
+
+static int lookup_locked(struct fs *fs, const struct fs_view *v, struct fs_node *dir,
+                         const char *name, struct fs_node **out)
+{
+	struct fs_hist *h;
+	int r = get(fs, v, dir, &h);
+	if (r < 0)
+		return r;
+	if (has_child(h, name)) {
+		_cleanup_free_ char *path = NULL;
+		size_t len;
+		r = child_path(dir, name, &path, &len);
+		return r < 0 ? r : fs_node_new_virtual(out, FS_HIST, path, len);
+	}
+	for (size_t i = 0; i < h->nver; i++)
+		if (strcmp(h->ver[i].name, name) == 0)
+			return version_node(fs, &h->ver[i], out);
+	return -ENOENT;
+}
+
+int fs_hist_lookup(struct fs *fs, struct fs_view *v, struct fs_node *dir, const char *name,
+                   struct fs_node **out)
+{
+	pthread_mutex_lock(&dir->hist_lock);
+	int r = lookup_locked(fs, v, dir, name, out);
+	pthread_mutex_unlock(&dir->hist_lock);
+	return r;
+}
+
+static unsigned char dtype(uint8_t type)
+{
+	return IFTODT(fs_type_mode(type));
+}
+
+static int list_locked(struct fs *fs, const struct fs_view *v, struct fs_node *dir,
+                       struct fs_dirent **out, size_t *n)
+{
+	struct fs_hist *h;
+	size_t cap = 0;
+	int r = get(fs, v, dir, &h);
+	for (size_t i = 0; r >= 0 && i < h->nchild; i++) {
+		_cleanup_free_ char *path = NULL;
+		size_t len;
+		r = child_path(dir, h->child[i], &path, &len);
+		if (r >= 0)
+			r = fs_dirents_add(out, n, &cap, h->child[i], strlen(h->child[i]),
+			                   fs_ino_virtual(path, len), DT_DIR);
+	}
+	for (size_t i = 0; r >= 0 && i < h->nver; i++)
+		if (!has_child(h, h->ver[i].name))
+			r = fs_dirents_add(out, n, &cap, h->ver[i].name, strlen(h->ver[i].name),
+			                   h->ver[i].ino, dtype(h->ver[i].type));
+	return r;
+}
+
+int fs_hist_list(struct fs *fs, struct fs_view *v, struct fs_node *dir, struct fs_dirent **out,
+                 size_t *n)
+{
+	pthread_mutex_lock(&dir->hist_lock);
+	int r = list_locked(fs, v, dir, out, n);
+	pthread_mutex_unlock(&dir->hist_lock);
+	return r;
+}

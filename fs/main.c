@@ -1,0 +1,334 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* cairnfs: mount every snapshot of a cairn repository, read-only (docs/MOUNT.md). */
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <locale.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cleanup.h"
+
+#define CACHE_SIZE_DEFAULT (256ull << 20)
+
+static const char usage[] =
+        "usage: cairnfs [options] REPO MOUNTPOINT\n"
+        "\n"
+        "Mounts every snapshot of the cairn repository REPO read-only at MOUNTPOINT:\n"
+        "snapshots/<time>, latest, hosts/<host>/<time>, tags/<tag>/<time>, ids/<id>\n"
+        "and history/<path>. Unmount with 'fusermount3 -u MOUNTPOINT'.\n"
+        "\n"
+        "options:\n"
+        "  -f                        stay in the foreground (for systemd and tests)\n"
+        "  -o cache_size=SIZE        blob cache (default 256M; K, M, G suffixes)\n"
+        "  -o allow_other            let other users in (permissions still apply)\n"
+        "  -o no_default_permissions do not let the kernel check permissions\n"
+        "                            (this also hides POSIX ACLs)\n"
+        "  -o password_file=FILE     --password-file FILE: the password's first line\n"
+        "  -o password_command=CMD   --password-command CMD: run CMD for the password\n"
+        "  -v, -q                    more or less logging\n"
+        "  -V, --version             print the version\n"
+        "\n"
+        "Without a password option: CAIRN_PASSWORD_FILE, CAIRN_PASSWORD_COMMAND,\n"
+        "CAIRN_PASSWORD, or a prompt on the terminal. Other -o options go to libfuse:\n";
+
+struct opts {
+	char *repo;
+	char *password_file;
+	char *password_command;
+	char *cache_size;
+	int no_default_permissions;
+	int help, version, verbose, quiet;
+};
+
+enum { KEY_NO_DP, KEY_DP, KEY_HELP, KEY_VERSION, KEY_VERBOSE, KEY_QUIET };
+
+static const struct fuse_opt opt_spec[] = {
+	{ "password_file=%s", offsetof(struct opts, password_file), 0 },
+	{ "--password-file=%s", offsetof(struct opts, password_file), 0 },
+	{ "--password-file %s", offsetof(struct opts, password_file), 0 },
+	{ "password_command=%s", offsetof(struct opts, password_command), 0 },
+	{ "--password-command=%s", offsetof(struct opts, password_command), 0 },
+	{ "--password-command %s", offsetof(struct opts, password_command), 0 },
+	{ "cache_size=%s", offsetof(struct opts, cache_size), 0 },
+	FUSE_OPT_KEY("no_default_permissions", KEY_NO_DP),
+	FUSE_OPT_KEY("default_permissions", KEY_DP),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-v", KEY_VERBOSE),
+	FUSE_OPT_KEY("--verbose", KEY_VERBOSE),
+	FUSE_OPT_KEY("-q", KEY_QUIET),
+	FUSE_OPT_KEY("--quiet", KEY_QUIET),
+	FUSE_OPT_END
+};
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	(void)outargs;
+	struct opts *o = data;
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		if (o->repo)
+			return 1; /* the mount point: fuse_parse_cmdline takes it */
+		o->repo = strdup(arg);
+		return o->repo ? 0 : -1;
+	case FUSE_OPT_KEY_OPT:
+		/* fstab options meant for mount(8) and systemd, not for the kernel. */
+		return strncmp(arg, "x-", 2) == 0 || strcmp(arg, "_netdev") == 0 ? 0 : 1;
+	case KEY_NO_DP:
+		o->no_default_permissions = 1;
+		return 0;
+	case KEY_DP:
+		return 0; /* on by default; added below */
+	case KEY_HELP:
+		o->help = 1;
+		return 0;
+	case KEY_VERSION:
+		o->version = 1;
+		return 0;
+	case KEY_VERBOSE:
+		o->verbose++;
+		return 0;
+	case KEY_QUIET:
+		o->quiet = 1;
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+static void opts_release(struct opts *o)
+{
+	free(o->repo);
+	free(o->password_file);
+	free(o->password_command);
+	free(o->cache_size);
+}
+
+/* libfuse's messages go through our logger (STYLE §7). */
+static void fuse_log_cb(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	int l = (int)level < CAIRN_LOG_ERR ? CAIRN_LOG_ERR : (int)level;
+	char msg[1024];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	size_t len = strlen(msg);
+	while (len > 0 && msg[len - 1] == '\n')
+		msg[--len] = '\0';
+	cairn_log(l, "%s", msg);
+}
+
+/* Escape ',' and '\' for a -o value (fuse_opt's quoting). */
+static char *opt_escape(const char *s)
+{
+	char *out = malloc(2 * strlen(s) + 1), *p = out;
+	if (!out)
+		return NULL;
+	for (; *s; s++) {
+		if (*s == ',' || *s == '\\')
+			*p++ = '\\';
+		*p++ = *s;
+	}
+	*p = '\0';
+	return out;
+}
+
+/* The options every cairnfs mount gets; later -o options of the user win. */
+static int add_mount_opts(struct fuse_args *args, const struct opts *o, const char *repo)
+{
+	_cleanup_free_ char *esc = opt_escape(repo);
+	char buf[PATH_MAX * 2 + 64];
+	if (!esc)
+		return -ENOMEM;
+	snprintf(buf, sizeof(buf), "-osubtype=cairnfs,fsname=cairn:%s,ro", esc);
+	if (fuse_opt_insert_arg(args, 1, buf) < 0)
+		return -ENOMEM;
+	/* Issue 8: the mount honours permissions unless told otherwise. */
+	if (!o->no_default_permissions && fuse_opt_add_arg(args, "-odefault_permissions") < 0)
+		return -ENOMEM;
+	return fuse_opt_add_arg(args, "-oro") < 0 ? -ENOMEM : 0;
+}
+
+static void print_help(void)
+{
+	fputs(usage, stdout);
+	fuse_lowlevel_help();
+}
+
+/* ---- running the session ------------------------------------------------ */
+
+struct run {
+	struct opts o;
+	struct fuse_cmdline_opts fo;
+	struct fuse_args *args;
+	char repo[PATH_MAX];
+	uint64_t cache_size;
+	char *pw;
+	size_t pwlen;
+};
+
+static int open_repo(struct run *run, cairn_repo **out)
+{
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .read_only = true };
+	int r = cairn_repo_open(out, run->repo, run->pw, run->pwlen, &ro);
+	cli_password_free(run->pw, run->pwlen);
+	run->pw = NULL;
+	return r < 0 ? log_error_errno(r, "cannot open repository '%s'", run->repo) : 0;
+}
+
+static int loop(struct fuse_session *se, const struct fuse_cmdline_opts *fo)
+{
+	if (fo->singlethread)
+		return fuse_session_loop(se);
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	if (!cfg)
+		return -ENOMEM;
+	fuse_loop_cfg_set_clone_fd(cfg, (unsigned)fo->clone_fd);
+	fuse_loop_cfg_set_max_threads(cfg, fo->max_threads);
+	fuse_loop_cfg_set_idle_threads(cfg, fo->max_idle_threads);
+	int r = fuse_session_loop_mt(se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	return r;
+}
+
+/* Open the repository, mount, tell the parent (ready_fd >= 0) and serve until
+ * unmounted. LMDB must be opened in the process that uses it: this runs after
+ * the fork. */
+static int serve(struct run *run, int ready_fd)
+{
+	struct fs fs = { .acl = !run->o.no_default_permissions };
+	cairn_repo *repo = NULL;
+	int r = open_repo(run, &repo);
+	if (r >= 0 && (r = fs_open(&fs, repo, run->cache_size)) < 0)
+		log_error("cannot read the snapshots: %s", cairn_err_msg());
+	struct fuse_session *se = r < 0 ? NULL : fuse_session_new(run->args, &fs_ops, sizeof(fs_ops), &fs);
+	if (se && fuse_session_mount(se, run->fo.mountpoint) != 0) {
+		fuse_session_destroy(se);
+		se = NULL;
+	}
+	if (se && fuse_set_signal_handlers(se) != 0) {
+		fuse_session_unmount(se);
+		fuse_session_destroy(se);
+		se = NULL;
+	}
+	char ok = se ? 0 : 1;
+	if (ready_fd >= 0) {
+		if (write(ready_fd, &ok, 1) < 0)
+			log_debug("the parent process is gone");
+		close(ready_fd);
+	}
+	if (se) {
+		log_info("mounted '%s' at '%s'", run->repo, run->fo.mountpoint);
+		r = loop(se, &run->fo);
+		fuse_remove_signal_handlers(se);
+		fuse_session_unmount(se);
+		fuse_session_destroy(se);
+	}
+	fs_close(&fs);
+	cairn_repo_close(repo);
+	return se && r >= 0 ? 0 : 1;
+}
+
+/* Background mode: the parent exits with the child's mount status, so that
+ * mount(8) and fstab see failures. */
+static int daemonize(struct run *run)
+{
+	int p[2];
+	if (pipe(p) < 0)
+		return log_error_errno(-errno, "cannot create a pipe"), 1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return log_error_errno(-errno, "cannot fork"), 1;
+	if (pid > 0) {
+		char ok = 1;
+		close(p[1]);
+		cli_password_free(run->pw, run->pwlen);
+		run->pw = NULL;
+		if (read(p[0], &ok, 1) != 1)
+			ok = 1;
+		return ok ? 1 : 0;
+	}
+	close(p[0]);
+	setsid();
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		/* stderr stays: under systemd it is the journal. */
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		close(null);
+	}
+	return serve(run, p[1]);
+}
+
+static int parse(struct run *run, struct fuse_args *args)
+{
+	if (fuse_opt_parse(args, &run->o, opt_spec, opt_proc) != 0)
+		return EXIT_USAGE;
+	if (run->o.help) {
+		print_help();
+		return 0;
+	}
+	if (run->o.version) {
+		printf("cairnfs %s (repository format %d, libfuse %s)\n", CAIRN_VERSION,
+		       CAIRN_FORMAT_VERSION, fuse_pkgversion());
+		return 0;
+	}
+	if (run->o.quiet)
+		cairn_log_set_level(CAIRN_LOG_ERR);
+	cairn_log_set_level(cairn_log_get_level() + run->o.verbose);
+	run->cache_size = CACHE_SIZE_DEFAULT;
+	if (run->o.cache_size && cli_parse_size(run->o.cache_size, &run->cache_size) < 0)
+		return cli_usage_error("cairnfs: cache_size: %s", cairn_err_msg());
+	if (!run->o.repo)
+		return cli_usage_error("cairnfs: give a repository and a mount point (see --help)");
+	if (!realpath(run->o.repo, run->repo))
+		return log_error("cannot open repository '%s': %s", run->o.repo, strerror(errno)),
+		       EXIT_ERROR;
+	if (add_mount_opts(args, &run->o, run->repo) < 0 || fuse_parse_cmdline(args, &run->fo) != 0)
+		return EXIT_USAGE;
+	if (!run->fo.mountpoint)
+		return cli_usage_error("cairnfs: give a mount point (see --help)");
+	return -1;
+}
+
+static int run_main(struct run *run)
+{
+	int r = cairn_repo_probe(run->repo);
+	cli.password_file = run->o.password_file;
+	cli.password_command = run->o.password_command;
+	if (r >= 0)
+		r = cli_password(&run->pw, &run->pwlen, NULL, false);
+	if (r < 0)
+		return cli_fail(r);
+	/* The daemon must not keep the caller's directory busy. */
+	if (chdir("/") < 0)
+		log_debug("cannot change to '/'");
+	return run->fo.foreground ? serve(run, -1) : daemonize(run);
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct run run = { .args = &args };
+
+	setlocale(LC_ALL, "");
+	tzset(); /* snapshot names are local times */
+	cairn_log_level_from_env();
+	fuse_set_log_func(fuse_log_cb);
+	int rc = parse(&run, &args);
+	if (rc < 0)
+		rc = run_main(&run);
+	cli_password_free(run.pw, run.pwlen);
+	free(run.fo.mountpoint);
+	opts_release(&run.o);
+	fuse_opt_free_args(&args);
+	return rc;
+}

@@ -1,0 +1,574 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Prune: mark what the snapshots reach, repack or delete the rest (DESIGN.md "Prune"). */
+#include "repo.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pack.h"
+#include "cleanup.h"
+
+/* Bytes of a pack besides its blobs (FORMAT.md §6): magic, trailer, the sealed
+ * header's overhead and count, and one header entry per blob. */
+#define PACK_FIXED (CAIRN_PACK_MAGIC_SIZE + CAIRN_PACK_TRAILER_SIZE + CAIRN_SEAL_OVERHEAD + 4)
+
+enum action { KEEP, DELETE, REPACK, UNINDEX };
+
+struct pk {
+	struct cairn_id id;
+	uint64_t size;
+	uint64_t used_bytes; /* stored bytes of used blobs the index places here */
+	uint32_t n, used_n;  /* blobs the index places here, and how many are used */
+	bool on_disk, indexed;
+	enum action action;
+};
+
+/* A used blob to copy out of a pack being repacked. */
+struct copy {
+	struct cairn_id id;
+	struct cairn_loc loc;
+};
+
+/* A pack written by this run, with its entries for the index. */
+struct newpack {
+	struct cairn_id id;
+	uint64_t size;
+	struct cairn_pack_entry *e;
+	size_t n;
+};
+
+struct prune {
+	cairn_repo *repo;
+	cairn_index *ix;
+	const struct cairn_prune_opts *o;
+	struct cairn_prune_stats *st;
+	struct cairn_idset used;  /* blobs (trees and data) the snapshots reach */
+	struct cairn_idset index; /* pack ID -> position in packs */
+	struct pk *packs;
+	size_t npacks, cap;
+	uint64_t used_present; /* used blobs found in a pack on disk */
+	struct newpack *out;
+	size_t nout;
+};
+
+static void step(const struct prune *p, const char *name)
+{
+	if (p->o->on_step)
+		p->o->on_step(name, p->o->payload);
+}
+
+/* ---- the pack table ----------------------------------------------------- */
+
+static int pack_get(struct prune *p, const struct cairn_id *id, struct pk **out)
+{
+	uint64_t *pos = cairn_idset_get(&p->index, id);
+	if (pos) {
+		*out = &p->packs[*pos];
+		return 0;
+	}
+	if (p->npacks == p->cap) {
+		size_t cap = p->cap ? 2 * p->cap : 64;
+		struct pk *v = reallocarray(p->packs, cap, sizeof(*v));
+		if (!v)
+			return cairn_err_set(-ENOMEM, "out of memory");
+		p->packs = v;
+		p->cap = cap;
+	}
+	int r = cairn_idset_add(&p->index, id, p->npacks);
+	if (r < 0)
+		return r;
+	*out = &p->packs[p->npacks++];
+	**out = (struct pk){ .id = *id };
+	return 0;
+}
+
+static int on_disk(const struct cairn_id *id, uint64_t size, void *payload)
+{
+	struct pk *k;
+	int r = pack_get(payload, id, &k);
+	if (r < 0)
+		return r;
+	k->on_disk = true;
+	k->size = size;
+	return 0;
+}
+
+static int in_index(const struct cairn_id *id, uint64_t size, uint32_t count, void *payload)
+{
+	struct pk *k;
+	(void)count;
+	int r = pack_get(payload, id, &k);
+	if (r < 0)
+		return r;
+	if (!k->on_disk)
+		k->size = size;
+	k->indexed = true;
+	return 0;
+}
+
+/* A pack on disk that the index lacks (a crash between a pack's rename and its
+ * index commit, or before an earlier prune deleted it) is indexed first, as
+ * rebuild-index would, so that its blobs count. An unreadable one is left alone:
+ * check reports it. A dry run changes nothing and leaves such packs out. */
+static int index_orphans(struct prune *p)
+{
+	for (size_t i = 0; i < p->npacks; i++) {
+		struct pk *k = &p->packs[i];
+		_cleanup_free_ struct cairn_pack_entry *e = NULL;
+		size_t n = 0;
+		if (!k->on_disk || k->indexed || p->o->dry_run)
+			continue;
+		if (cairn_repo_pack_entries(p->repo, &k->id, &e, &n) < 0) {
+			log_debug("prune: leaving unreadable pack alone: %s", cairn_err_msg());
+			continue;
+		}
+		int r = cairn_index__add_pack(p->ix, &k->id, k->size, e, n);
+		if (r < 0)
+			return r;
+		k->indexed = true;
+	}
+	return 0;
+}
+
+static int load_packs(struct prune *p)
+{
+	int r = cairn_repo_foreach_pack(p->repo, on_disk, p);
+	if (r >= 0)
+		r = cairn_index__foreach_pack(p->ix, in_index, p);
+	return r < 0 ? r : index_orphans(p);
+}
+
+/* ---- mark --------------------------------------------------------------- */
+
+static int mark_tree(struct prune *p, const struct cairn_id *id);
+
+static int mark_node(struct prune *p, const struct cairn_node *nd)
+{
+	if (nd->type == CAIRN_NODE_DIR)
+		return mark_tree(p, &nd->subtree);
+	for (size_t i = 0; i < nd->nextents; i++) {
+		if (cairn_id_is_zero(&nd->extents[i].id))
+			continue; /* a hole */
+		int r = cairn_idset_add(&p->used, &nd->extents[i].id, 0);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Depth-first; a tree shared by several snapshots or directories is read once. */
+static int mark_tree(struct prune *p, const struct cairn_id *id)
+{
+	_cleanup_buf_ struct cairn_buf plain = CAIRN_BUF_INIT;
+	cairn_tree *t = NULL;
+	int r = cairn_idset_add(&p->used, id, 0);
+
+	if (r <= 0)
+		return r;
+	p->st->trees++;
+	if ((r = cairn_repo_get_typed(p->repo, CAIRN_BLOB_TREE, id, &plain)) < 0 ||
+	    (r = cairn_tree_parse(&t, plain.data, plain.len)) < 0) {
+		char hex[CAIRN_ID_HEX_SIZE];
+		cairn_id_hex(hex, id);
+		/* A needed tree that is not there is damage, not a lookup miss. */
+		return cairn_err_wrap(r == -ENOENT ? -EBADMSG : r, "tree %.8s", hex);
+	}
+	for (size_t i = 0; r >= 0 && i < cairn_tree_count(t); i++)
+		r = mark_node(p, cairn_tree_node(t, i));
+	cairn_tree_free(t);
+	return r;
+}
+
+static int mark(struct prune *p)
+{
+	struct cairn_snapshot **list = NULL;
+	size_t n = 0;
+	int r = cairn_repo_snapshot_list(p->repo, &list, &n);
+
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		r = mark_tree(p, &list[i]->root);
+		if (r < 0) {
+			char hex[CAIRN_ID_HEX_SIZE];
+			cairn_id_hex(hex, &list[i]->id);
+			r = cairn_err_wrap(r, "snapshot %.8s", hex);
+		}
+	}
+	cairn_snapshot_list_free(list, n);
+	if (r < 0)
+		return cairn_err_wrap(r, "cannot prune (run 'cairn check')");
+	p->st->snapshots = n;
+	return 0;
+}
+
+/* ---- sweep: decide per pack --------------------------------------------- */
+
+static int attribute(const struct cairn_id *id, const struct cairn_loc *loc, void *payload)
+{
+	struct prune *p = payload;
+	struct pk *k;
+	int r = pack_get(p, &loc->pack, &k);
+	if (r < 0)
+		return r;
+	k->n++;
+	if (!cairn_idset_has(&p->used, id)) {
+		p->st->blobs_unused++;
+		return 0;
+	}
+	k->used_n++;
+	k->used_bytes += loc->stored_len;
+	if (k->on_disk)
+		p->used_present++;
+	return 0;
+}
+
+/* Name the first used blob that is not in the index or whose pack file is gone. */
+static int missing_error(struct prune *p, size_t missing)
+{
+	const struct cairn_id *id;
+	char hex[CAIRN_ID_HEX_SIZE] = "?";
+
+	for (size_t pos = 0; cairn_idset_next(&p->used, &pos, &id);) {
+		struct cairn_loc loc;
+		uint64_t *k;
+		if (cairn_repo_lookup(p->repo, id, &loc) < 0 ||
+		    !(k = cairn_idset_get(&p->index, &loc.pack)) || !p->packs[*k].on_disk) {
+			cairn_id_hex(hex, id);
+			break;
+		}
+	}
+	return cairn_err_set(-EBADMSG,
+	                     "cannot prune: %zu blobs that snapshots need are missing (blob %.8s "
+	                     "first); run 'cairn check'",
+	                     missing, hex);
+}
+
+static uint64_t unused_bytes(const struct pk *k)
+{
+	uint64_t used = k->used_bytes + PACK_FIXED + (uint64_t)CAIRN_PACK_ENTRY_SIZE * k->used_n;
+	return k->size > used ? k->size - used : 0;
+}
+
+static enum action decide_one(const struct prune *p, const struct pk *k)
+{
+	if (!k->on_disk)
+		return UNINDEX; /* only index records to drop: no needed blob (checked) */
+	if (!k->indexed)
+		return KEEP; /* unreadable or a dry run: unknown content */
+	if (k->used_n == 0)
+		return DELETE;
+	/* Compare unused / size with max_unused / 100 without dividing. */
+	if ((double)unused_bytes(k) * 100.0 > p->o->max_unused * (double)k->size)
+		return REPACK;
+	return KEEP;
+}
+
+static void count(struct prune *p, const struct pk *k)
+{
+	struct cairn_prune_stats *st = p->st;
+	if (k->on_disk) {
+		st->packs++;
+		st->bytes_total += k->size;
+		if (k->indexed)
+			st->bytes_unused += unused_bytes(k);
+	}
+	if (k->action == KEEP && k->on_disk) {
+		st->packs_kept++;
+		st->bytes_left_unused += k->indexed ? unused_bytes(k) : 0;
+	} else if (k->action == DELETE) {
+		st->packs_deleted++;
+		st->bytes_freed += k->size;
+	} else if (k->action == REPACK) {
+		st->packs_repacked++;
+		st->bytes_repacked += k->size;
+		st->bytes_freed += k->size;
+		/* The estimate for a dry run; a real run replaces it. */
+		st->bytes_written += k->used_bytes + (uint64_t)CAIRN_PACK_ENTRY_SIZE * k->used_n;
+	}
+}
+
+static int sweep_decide(struct prune *p)
+{
+	int r = cairn_index__foreach_blob(p->ix, attribute, p);
+	if (r < 0)
+		return r;
+	p->st->blobs_used = p->used.count;
+	if (p->used_present != p->used.count)
+		return missing_error(p, p->used.count - (size_t)p->used_present);
+	for (size_t i = 0; i < p->npacks; i++) {
+		p->packs[i].action = decide_one(p, &p->packs[i]);
+		count(p, &p->packs[i]);
+	}
+	if (p->st->packs_repacked)
+		p->st->bytes_written += PACK_FIXED;
+	return 0;
+}
+
+/* ---- repack ------------------------------------------------------------- */
+
+struct collect_ctx {
+	const struct prune *p;
+	struct cairn_buf *list; /* of struct copy */
+};
+
+static int collect(const struct cairn_id *id, const struct cairn_loc *loc, void *payload)
+{
+	struct collect_ctx *c = payload;
+	uint64_t *k = cairn_idset_get(&c->p->index, &loc->pack);
+	if (!k || c->p->packs[*k].action != REPACK || !cairn_idset_has(&c->p->used, id))
+		return 0;
+	struct copy cp = { *id, *loc };
+	return cairn_buf_put(c->list, &cp, sizeof(cp));
+}
+
+static int by_place(const void *a, const void *b)
+{
+	const struct copy *x = a, *y = b;
+	int c = cairn_id_cmp(&x->loc.pack, &y->loc.pack);
+	if (c)
+		return c;
+	return x->loc.offset < y->loc.offset ? -1 : x->loc.offset > y->loc.offset;
+}
+
+static int finish_pack(struct prune *p, cairn_packw **w)
+{
+	char dir[PATH_MAX];
+	struct newpack np = { 0 };
+	int r = cairn_repo__path(p->repo, dir, sizeof(dir), "packs");
+
+	if (r >= 0)
+		r = cairn_packw__finish(*w, cairn_repo__keys(p->repo), dir, &np.id, &np.size);
+	if (r >= 0) {
+		np.n = cairn_packw__count(*w);
+		np.e = malloc(np.n * sizeof(*np.e));
+		if (!np.e)
+			r = cairn_err_set(-ENOMEM, "out of memory");
+		else
+			memcpy(np.e, cairn_packw__entries(*w), np.n * sizeof(*np.e));
+	}
+	cairn_packw__free(*w);
+	*w = NULL;
+	if (r < 0)
+		return r;
+	/* The array was sized for every repacked pack's blobs in packs of one blob. */
+	p->out[p->nout++] = np;
+	p->st->packs_written++;
+	p->st->bytes_written += np.size;
+	step(p, "mid-repack");
+	return 0;
+}
+
+/* Sealed blobs are copied as they are: the AEAD binds a blob to its ID and type,
+ * not to its pack (FORMAT.md §5.2). Each is verified first, so that a damaged
+ * copy is never given a new home that hides it from check. */
+static int copy_blob(struct prune *p, int fd, const struct copy *c, cairn_packw *w,
+                     struct cairn_buf *sealed, struct cairn_buf *plain)
+{
+	char rel[CAIRN_PACK_RELPATH_SIZE];
+	size_t max = c->loc.type == CAIRN_BLOB_DATA ? cairn_repo__config(p->repo)->chunk.max
+	                                            : CAIRN_TREE_MAX;
+	int r = cairn_buf_reserve(sealed, c->loc.stored_len);
+
+	cairn_pack__relpath(rel, &c->loc.pack);
+	if (r >= 0 && (r = cairn_pread_all(fd, sealed->data, c->loc.stored_len, c->loc.offset)) < 0)
+		return cairn_err_set(r == -EBADMSG ? -EBADMSG : -EIO,
+		                     "cannot read pack '%s' at offset %u", rel, c->loc.offset);
+	if (r < 0)
+		return r;
+	sealed->len = c->loc.stored_len;
+	r = cairn_blob__decode(cairn_repo__keys(p->repo), c->loc.type, &c->id, sealed->data,
+	                       sealed->len, c->loc.raw_len, max, plain);
+	if (r < 0)
+		return cairn_err_wrap(r, "cannot prune: pack '%s' offset %u (run 'cairn check')",
+		                      rel, c->loc.offset);
+	return cairn_packw__add(w, &c->id, c->loc.type, sealed->data, sealed->len, c->loc.raw_len);
+}
+
+static int open_pack(struct prune *p, const struct cairn_id *pack, int *fd)
+{
+	char rel[CAIRN_PACK_RELPATH_SIZE], path[PATH_MAX];
+	int r;
+
+	if (*fd >= 0)
+		close(*fd);
+	cairn_pack__relpath(rel, pack);
+	if ((r = cairn_repo__path(p->repo, path, sizeof(path), "%s", rel)) < 0)
+		return r;
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return cairn_err_set(-EIO, "cannot open pack '%s': %s", rel, strerror(errno));
+	return 0;
+}
+
+static int copy_all(struct prune *p, const struct copy *c, size_t n)
+{
+	_cleanup_buf_ struct cairn_buf sealed = CAIRN_BUF_INIT, plain = CAIRN_BUF_INIT;
+	_cleanup_close_ int fd = -1;
+	cairn_packw *w = NULL;
+	char tmp[PATH_MAX];
+	uint32_t target = cairn_repo__config(p->repo)->pack_size;
+	int r = cairn_repo__path(p->repo, tmp, sizeof(tmp), "tmp");
+
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		if (i == 0 || cairn_id_cmp(&c[i].loc.pack, &c[i - 1].loc.pack) != 0)
+			r = open_pack(p, &c[i].loc.pack, &fd);
+		if (r >= 0 && !w)
+			r = cairn_packw__new(&w, tmp);
+		if (r >= 0)
+			r = copy_blob(p, fd, &c[i], w, &sealed, &plain);
+		if (r >= 0 && cairn_packw__size(w) >= target)
+			r = finish_pack(p, &w);
+	}
+	if (r >= 0 && w)
+		r = finish_pack(p, &w);
+	cairn_packw__free(w); /* after a failure: its temp file goes */
+	return r;
+}
+
+static int repack(struct prune *p)
+{
+	_cleanup_buf_ struct cairn_buf list = CAIRN_BUF_INIT;
+	struct collect_ctx ctx = { p, &list };
+	int r = cairn_index__foreach_blob(p->ix, collect, &ctx);
+	if (r < 0)
+		return r;
+	size_t n = list.len / sizeof(struct copy);
+	struct copy *c = (struct copy *)(void *)list.data;
+	if (n == 0)
+		return 0;
+	/* At most one new pack per copied blob. */
+	if (!(p->out = calloc(n, sizeof(*p->out))))
+		return cairn_err_set(-ENOMEM, "out of memory");
+	qsort(c, n, sizeof(*c), by_place);
+	return copy_all(p, c, n);
+}
+
+/* New packs that never made it into the index are nobody's: remove them. */
+static void drop_new_packs(struct prune *p)
+{
+	for (size_t i = 0; i < p->nout; i++) {
+		char rel[CAIRN_PACK_RELPATH_SIZE], path[PATH_MAX];
+		cairn_pack__relpath(rel, &p->out[i].id);
+		if (cairn_repo__path(p->repo, path, sizeof(path), "%s", rel) >= 0)
+			unlink(path);
+	}
+}
+
+/* ---- swap and delete ---------------------------------------------------- */
+
+static int check_lock(struct prune *p)
+{
+	return p->o->lock ? cairn_lock_refresh(p->o->lock) : 0;
+}
+
+static int swap_index(struct prune *p)
+{
+	_cleanup_free_ struct cairn_id *old = calloc(p->npacks ? p->npacks : 1, sizeof(*old));
+	_cleanup_free_ struct cairn_index_pack *add = calloc(p->nout ? p->nout : 1, sizeof(*add));
+	size_t nold = 0;
+
+	if (!old || !add)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	for (size_t i = 0; i < p->npacks; i++)
+		if (p->packs[i].action != KEEP)
+			old[nold++] = p->packs[i].id;
+	for (size_t i = 0; i < p->nout; i++)
+		add[i] = (struct cairn_index_pack){ p->out[i].id, p->out[i].size, p->out[i].e,
+			                            p->out[i].n };
+	return cairn_index__replace_packs(p->ix, old, nold, add, p->nout);
+}
+
+/* Old pack files go only now: the index no longer names them, and a reader that
+ * looked a blob up before the swap retries and finds its new place. */
+static int delete_old(struct prune *p)
+{
+	bool touched[256] = { false };
+	char path[PATH_MAX];
+	int r = 0;
+
+	for (size_t i = 0; i < p->npacks && r >= 0; i++) {
+		char rel[CAIRN_PACK_RELPATH_SIZE];
+		struct pk *k = &p->packs[i];
+		if (!k->on_disk || (k->action != DELETE && k->action != REPACK))
+			continue;
+		cairn_pack__relpath(rel, &k->id);
+		if ((r = cairn_repo__path(p->repo, path, sizeof(path), "%s", rel)) < 0)
+			break;
+		if (unlink(path) < 0 && errno != ENOENT)
+			r = cairn_err_set(-EIO, "cannot delete pack '%s': %s", rel,
+			                  strerror(errno));
+		touched[k->id.b[0]] = true;
+		step(p, "mid-delete");
+	}
+	for (int b = 0; b < 256 && r >= 0; b++)
+		if (touched[b] &&
+		    (r = cairn_repo__path(p->repo, path, sizeof(path), "packs/%02x", b)) >= 0)
+			r = cairn_fsync_dir(path);
+	return r;
+}
+
+static int apply(struct prune *p)
+{
+	int r = repack(p);
+	if (r >= 0) {
+		step(p, "after-new-packs");
+		r = check_lock(p);
+	}
+	if (r >= 0)
+		r = swap_index(p);
+	if (r < 0) {
+		drop_new_packs(p);
+		return r;
+	}
+	step(p, "after-index");
+	if ((r = check_lock(p)) < 0 || (r = delete_old(p)) < 0)
+		return r;
+	/* bytes_freed counted the old packs; the new ones take part of it back. */
+	p->st->bytes_freed -= p->st->bytes_written < p->st->bytes_freed ? p->st->bytes_written
+	                                                                : p->st->bytes_freed;
+	return 0;
+}
+
+static void prune_release(struct prune *p)
+{
+	for (size_t i = 0; i < p->nout; i++)
+		free(p->out[i].e);
+	free(p->out);
+	free(p->packs);
+	cairn_idset_release(&p->used);
+	cairn_idset_release(&p->index);
+}
+
+int cairn_repo_prune(cairn_repo *repo, const struct cairn_prune_opts *o,
+                     struct cairn_prune_stats *st)
+{
+	struct prune p = { .repo = repo, .ix = cairn_repo__index(repo), .o = o, .st = st };
+	int r;
+
+	*st = (struct cairn_prune_stats){ 0 };
+	if (!p.ix || (cairn_repo__read_only(repo) && !o->dry_run))
+		return cairn_err_set(-EROFS, "prune needs the repository open for writing");
+	if (o->max_unused < 0 || o->max_unused > 100)
+		return cairn_err_set(-EINVAL, "max-unused must be a percentage from 0 to 100");
+	cairn_idset_init(&p.used);
+	cairn_idset_init(&p.index);
+	if ((r = load_packs(&p)) >= 0 && (r = mark(&p)) >= 0) {
+		step(&p, "after-mark");
+		r = sweep_decide(&p);
+	}
+	if (r >= 0 && !o->dry_run) {
+		st->bytes_written = 0; /* the real amount follows */
+		r = apply(&p);
+	} else if (r >= 0) {
+		st->bytes_freed -=
+		        st->bytes_written < st->bytes_freed ? st->bytes_written : st->bytes_freed;
+	}
+	if (r >= 0)
+		step(&p, "done");
+	prune_release(&p);
+	return r;
+}

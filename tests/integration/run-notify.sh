@@ -1,0 +1,299 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# cairn run, notify and status end to end: a job file in a private CAIRN_CONFIG_DIR
+# runs every step (backup, forget --keep-last 2 with prune, check, sync to a private
+# Ceph RGW when one can be started), writes the metrics, reports failures to a
+# webhook listener on 127.0.0.1 and to a fake sendmail; cairn status judges each
+# 3-2-1-1-0 rule without and with the S3 copy.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../s3/rgw-launch.sh"
+
+export CAIRN_CONFIG_DIR="$W/conf" CAIRN_STATE_DIR="$W/state"
+export no_proxy=127.0.0.1 NO_PROXY=127.0.0.1
+unset http_proxy HTTP_PROXY https_proxy HTTPS_PROXY
+mkdir -p "$CAIRN_CONFIG_DIR" "$CAIRN_STATE_DIR" "$W/src/sub" "$W/o"
+O="$W/o"
+REPO=$CAIRN_REPO PW=$CAIRN_PASSWORD_FILE
+# cairn run must take everything from the job file, not from these.
+run() { env -u CAIRN_REPO -u CAIRN_PASSWORD_FILE "$CAIRN" "$@"; }
+py() { python3 -c "$@"; }
+# json_get FILE EXPR: evaluate a Python expression on the JSON document j in FILE
+json_get() { py "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
+
+init_repo
+echo one > "$W/src/a"
+echo two > "$W/src/sub/b"
+
+# ---- a webhook listener on 127.0.0.1 ---------------------------------------
+start_sink() { # NAME [STATUS]: starts it, sets <NAME>_URL
+	python3 "$SRCDIR/tests/integration/http-sink.py" "$W/$1.port" "$W/$1.log" "${2:-200}" &
+	local pid=$!
+	cleanup_hooks+=("kill $pid")
+	for _ in $(seq 100); do [ -s "$W/$1.port" ] && break; sleep 0.1; done
+	[ -s "$W/$1.port" ] || fail "the HTTP listener $1 did not start"
+	printf -v "${1}_URL" 'http://127.0.0.1:%s/hook/T0KEN' "$(cat "$W/$1.port")"
+}
+start_sink sink
+start_sink broken 404
+requests() { [ -f "$W/$1.log" ] && wc -l < "$W/$1.log" || echo 0; }
+# last_body NAME FILE: the last request's JSON body into FILE (checks the header)
+last_body() {
+	py "import json,sys
+r=[json.loads(l) for l in open(sys.argv[1])][-1]
+assert r['content_type']=='application/json', r
+assert r['path']=='/hook/T0KEN', r
+open(sys.argv[2],'w').write(r['body'])" "$W/$1.log" "$2" || fail "bad request in $1.log"
+}
+
+# ---- S3, when a private RGW can be started ---------------------------------
+s3=0
+# CAIRN_TEST_NO_S3=1 tries the path of machines without Ceph.
+if [ -z "${CAIRN_TEST_NO_S3:-}" ] && rgw_start "$W/rgw"; then
+	s3=1
+	cleanup_hooks+=(rgw_stop)
+	export CAIRN_S3_RETRY_BASE_MS=20 CAIRN_S3_RETRY_CAP_MS=200 CAIRN_S3_RETRIES=3
+	AWS=(/usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL")
+else
+	echo "note: no Ceph RGW, the job runs without s3-target" >&2
+fi
+
+# ---- cairn status before any job: nothing but the local repository ----------
+echo x > "$W/src/c"
+"$CAIRN" backup "$W/src" > /dev/null
+rc=0
+"$CAIRN" status --json > "$O/st0.json" || rc=$?
+[ "$rc" = 1 ] || fail "status with unmet rules exited $rc"
+for rule in copies media offsite immutable errors; do
+	[ "$(json_get "$O/st0.json" "j['rules']['$rule']['met']")" = False ] ||
+		fail "rule $rule met without an S3 copy or a check: $(cat "$O/st0.json")"
+done
+[ "$(json_get "$O/st0.json" "j['s3']")" = None ] || fail "status invents an S3 copy"
+[ "$(json_get "$O/st0.json" "j['check']")" = None ] || fail "status invents a check"
+"$CAIRN" status > "$O/st0.txt" || true
+grep -q '^3 copies  *no  *2 of 3: source, repository' "$O/st0.txt" || fail "copies line: $(cat "$O/st0.txt")"
+grep -q '^0 errors  *no  *never checked' "$O/st0.txt" || fail "errors line: $(cat "$O/st0.txt")"
+grep -q '^5 of 5 rules not met$' "$O/st0.txt" || fail "summary line: $(cat "$O/st0.txt")"
+
+# ---- the job file ------------------------------------------------------------
+J="$CAIRN_CONFIG_DIR/nightly.conf"
+cat > "$J" <<EOF
+# written by run-notify.sh
+repository = $REPO
+password-file = $PW
+paths = $W/src
+exclude = *.tmp
+tags = auto job-test
+keep-last = 2
+prune = yes
+check-read-data-subset = */2
+metrics-file = $O/metrics.prom
+notify-url = $sink_URL
+EOF
+if [ "$s3" = 1 ]; then
+	printf 's3-target = s3://%s/nightly\ns3-endpoint = %s\n' "$S3_BUCKET" "$AWS_ENDPOINT_URL" >> "$J"
+fi
+
+# A dry run shows the commands and runs nothing.
+before=$(ls "$REPO/snapshots" | wc -l)
+run run --dry-run nightly > "$O/dry.out"
+grep -q "backup .*--tag auto --tag job-test --exclude '\*.tmp' --metrics-file .* -- $W/src\$" "$O/dry.out" ||
+	fail "dry run backup line: $(cat "$O/dry.out")"
+grep -q " forget --keep-last 2 --host .* --prune --lock-wait 600$" "$O/dry.out" ||
+	fail "dry run forget line: $(cat "$O/dry.out")"
+grep -q " check --read-data-subset [12]/2 --lock-wait 600$" "$O/dry.out" ||
+	fail "dry run check line: $(cat "$O/dry.out")"
+if [ "$s3" = 1 ]; then
+	grep -q " sync --s3-endpoint $AWS_ENDPOINT_URL s3://$S3_BUCKET/nightly\$" "$O/dry.out" ||
+		fail "dry run sync line: $(cat "$O/dry.out")"
+fi
+[ "$(ls "$REPO/snapshots" | wc -l)" = "$before" ] || fail "dry run wrote a snapshot"
+
+# Three runs: every step succeeds, forget keeps the 2 newest of this host and paths.
+for i in 1 2 3; do
+	echo "run $i" > "$W/src/run"
+	run run nightly > "$O/run$i.out" 2> "$O/run$i.err" ||
+		fail "run $i failed: $(cat "$O/run$i.err")"
+done
+grep -q "job nightly succeeded" "$O/run3.err" || fail "no success line: $(cat "$O/run3.err")"
+"$CAIRN" snapshots --json > "$O/snaps.json"
+[ "$(json_get "$O/snaps.json" "len([s for s in j if '$W/src' in s['paths']])")" = 2 ] ||
+	fail "keep-last 2 left $(cat "$O/snaps.json")"
+[ "$(json_get "$O/snaps.json" "sorted(j[-1]['tags'])")" = "['auto', 'job-test']" ] ||
+	fail "tags of the job's snapshot: $(cat "$O/snaps.json")"
+[ "$(requests sink)" = 0 ] || fail "a successful run sent a notification"
+
+# Metrics: the backup's families plus one line per step, sync and check.
+M="$O/metrics.prom"
+[ "$(stat -c %a "$M")" = 644 ] || fail "metrics file mode $(stat -c %a "$M")"
+grep -q '^cairn_backup_success{repo=".*"} 1$' "$M" || fail "metrics: backup family missing"
+steps="backup forget check"
+[ "$s3" = 1 ] && steps="$steps sync"
+for s in $steps; do
+	grep -q "^cairn_run_step_success{job=\"nightly\",step=\"$s\"} 1\$" "$M" ||
+		fail "metrics: step $s not a success: $(grep step_success "$M")"
+	grep -q "^cairn_run_step_duration_seconds{job=\"nightly\",step=\"$s\"} [0-9.]*\$" "$M" ||
+		fail "metrics: no duration of $s"
+done
+grep -q '^cairn_run_exit_code{job="nightly"} 0$' "$M" || fail "metrics: exit code"
+grep -q '^cairn_run_success{job="nightly"} 1$' "$M" || fail "metrics: run success"
+grep -q '^cairn_check_success{job="nightly"} 1$' "$M" || fail "metrics: check"
+if [ "$s3" = 1 ]; then
+	grep -q "^cairn_sync_success{job=\"nightly\",target=\"s3://$S3_BUCKET/nightly\"} 1\$" "$M" ||
+		fail "metrics: sync"
+	grep -q '^cairn_sync_last_success_timestamp_seconds{.*} [1-9][0-9]*$' "$M" || fail "metrics: sync time"
+else
+	! grep -q '^cairn_sync_' "$M" || fail "metrics: sync without s3-target"
+fi
+# Each family once: a rerun replaced the previous run's lines.
+[ -z "$(grep '^# TYPE' "$M" | sort | uniq -d)" ] || fail "metrics: duplicate families"
+
+# JSON logs carry the job; every line of stderr is one JSON object.
+run --log-format json run nightly > /dev/null 2> "$O/json.err" || fail "json run failed"
+py "import json,sys
+lines=[json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert lines, 'no log lines'
+for l in lines:
+    assert l['job']=='nightly' and l['level'] and l['message'] and l['time'] > 0, l
+assert any('succeeded' in l['message'] for l in lines), lines" "$O/json.err" ||
+	fail "JSON log lines: $(cat "$O/json.err")"
+
+# ---- cairn status with the job's check (and S3 copy) ----------------------
+rc=0
+"$CAIRN" status --json --job nightly > "$O/st1.json" || rc=$?
+[ "$(json_get "$O/st1.json" "j['rules']['errors']['met']")" = True ] ||
+	fail "errors rule after a clean check: $(cat "$O/st1.json")"
+[ "$(json_get "$O/st1.json" "j['check']['read_data']")" = subset ] || fail "check mode"
+if [ "$s3" = 0 ]; then
+	[ "$rc" = 1 ] || fail "status without S3 exited $rc"
+	for rule in copies media offsite immutable; do
+		[ "$(json_get "$O/st1.json" "j['rules']['$rule']['met']")" = False ] ||
+			fail "rule $rule met without S3"
+	done
+else
+	[ "$(json_get "$O/st1.json" "j['s3']['behind_snapshots']")" = 0 ] || fail "S3 copy behind after sync"
+	[ "$(json_get "$O/st1.json" "j['s3']['uploaded_snapshots']")" = 2 ] ||
+		fail "uploaded snapshots: $(cat "$O/st1.json")"
+	for rule in copies media offsite; do
+		[ "$(json_get "$O/st1.json" "j['rules']['$rule']['met']")" = True ] ||
+			fail "rule $rule not met with S3: $(cat "$O/st1.json")"
+	done
+	[ "$(json_get "$O/st1.json" "j['s3']['immutability']")" = none ] || fail "immutability of a plain bucket"
+	[ "$(json_get "$O/st1.json" "j['rules']['immutable']['met']")" = False ] || fail "plain bucket immutable"
+	[ "$rc" = 1 ] || fail "status with an unmet rule exited $rc"
+	# A backup not synced yet: one snapshot behind.
+	"$CAIRN" backup "$W/src" > /dev/null
+	"$CAIRN" status --json --job nightly > "$O/st2.json" || true
+	[ "$(json_get "$O/st2.json" "j['s3']['behind_snapshots']")" = 1 ] || fail "behind: $(cat "$O/st2.json")"
+	grep -q '1 snapshots behind' <("$CAIRN" status --job nightly) || fail "behind in the text report"
+	# Versioning counts as immutable; then every rule is met and the exit status 0.
+	"${AWS[@]}" s3api put-bucket-versioning --bucket "$S3_BUCKET" \
+		--versioning-configuration Status=Enabled
+	"$CAIRN" status --json --job nightly > "$O/st3.json" || rc=$?
+	[ "$(json_get "$O/st3.json" "j['s3']['immutability']")" = versioning ] || fail "versioning not seen"
+	"$CAIRN" sync --s3-endpoint "$AWS_ENDPOINT_URL" "s3://$S3_BUCKET/nightly" > /dev/null
+	"$CAIRN" status --job nightly > "$O/st4.txt" || fail "all rules met, yet: $(cat "$O/st4.txt")"
+	grep -q '^all rules met$' "$O/st4.txt" || fail "text report: $(cat "$O/st4.txt")"
+	# Object Lock on another bucket.
+	"${AWS[@]}" s3api create-bucket --bucket locked --object-lock-enabled-for-bucket > /dev/null
+	"${AWS[@]}" s3api put-object-lock-configuration --bucket locked --object-lock-configuration \
+		'{"ObjectLockEnabled":"Enabled","Rule":{"DefaultRetention":{"Mode":"GOVERNANCE","Days":1}}}'
+	"$CAIRN" sync --s3-endpoint "$AWS_ENDPOINT_URL" s3://locked/x > /dev/null
+	"$CAIRN" status --json --s3 s3://locked/x --s3-endpoint "$AWS_ENDPOINT_URL" > "$O/st5.json" || true
+	[ "$(json_get "$O/st5.json" "j['s3']['immutability']")" = object-lock ] ||
+		fail "Object Lock not seen: $(cat "$O/st5.json")"
+	[ "$(json_get "$O/st5.json" "j['rules']['immutable']['met']")" = True ] || fail "lock: rule"
+	# --offline does not ask: unknown, so not met.
+	"$CAIRN" status --json --offline --s3 s3://locked/x --s3-endpoint "$AWS_ENDPOINT_URL" \
+		> "$O/st6.json" || true
+	[ "$(json_get "$O/st6.json" "j['s3']['immutability']")" = unknown ] || fail "--offline asked"
+fi
+
+# A damaged pack: the data check fails and the errors rule with it.
+pack=$(find "$REPO/packs" -type f | head -1)
+cp "$pack" "$O/pack.bak"
+size=$(stat -c %s "$pack")
+printf '\xff' | dd of="$pack" bs=1 seek=$((size / 2)) conv=notrunc status=none
+rc=0
+"$CAIRN" check --read-data > "$O/check.out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "check of a damaged pack exited $rc"
+"$CAIRN" status --json > "$O/st7.json" || true
+[ "$(json_get "$O/st7.json" "j['rules']['errors']['met']")" = False ] || fail "errors rule after damage"
+[ "$(json_get "$O/st7.json" "j['check']['ok']")" = False ] || fail "check record after damage"
+cp "$O/pack.bak" "$pack"
+
+# ---- failures: exit status, skipped steps, notification --------------------
+cat > "$CAIRN_CONFIG_DIR/broken.conf" <<EOF
+repository = $REPO
+password-file = $PW
+paths = $W/does-not-exist
+keep-last = 1
+metrics-file = $O/broken.prom
+notify-url = $sink_URL
+EOF
+rc=0
+run run broken > /dev/null 2> "$O/broken.err" || rc=$?
+[ "$rc" = 1 ] || fail "a failed backup gave exit $rc: $(cat "$O/broken.err")"
+grep -q "forget skipped: the backup failed" "$O/broken.err" || fail "forget not skipped: $(cat "$O/broken.err")"
+grep -q '^cairn_run_step_success{job="broken",step="backup"} 0$' "$O/broken.prom" || fail "metrics: failed backup"
+grep -q '^cairn_run_step_success{job="broken",step="forget"} 0$' "$O/broken.prom" || fail "metrics: skipped forget"
+grep -q '^cairn_run_exit_code{job="broken"} 1$' "$O/broken.prom" || fail "metrics: exit 1"
+[ "$(requests sink)" = 1 ] || fail "no notification of the failure"
+last_body sink "$O/body.json"
+[ "$(json_get "$O/body.json" "j['job']")" = broken ] || fail "notification job"
+[ "$(json_get "$O/body.json" "j['exit_code']")" = 1 ] || fail "notification exit code"
+[ "$(json_get "$O/body.json" "j['status']")" = failure ] || fail "notification status"
+json_get "$O/body.json" "j['error']" | grep -q "backup exited 1: cannot back up.*; forget skipped" ||
+	fail "notification error text: $(cat "$O/body.json")"
+# The OnFailure= unit stays quiet after cairn run reported, once.
+[ -e "$CAIRN_STATE_DIR/broken.reported" ] || fail "no reported marker"
+run notify --job broken --if-unreported || fail "notify --if-unreported failed"
+[ "$(requests sink)" = 1 ] || fail "--if-unreported sent a second notification"
+run notify --job broken --if-unreported --error "unit failed" || fail "notify --job failed"
+[ "$(requests sink)" = 2 ] || fail "--if-unreported without a marker sent nothing"
+
+# A bad job file: exit 2 naming file:line, nothing runs.
+printf 'repository = %s\npaths = /x\nkeep-lats = 2\n' "$REPO" > "$CAIRN_CONFIG_DIR/typo.conf"
+expect_fail 2 "typo.conf:3: 'keep-lats' is not a known key" -- run run typo
+expect_fail 2 "not a job name" -- run run ../etc/passwd
+expect_fail 1 "cannot read job file" -- run run missing
+
+# ---- cairn notify --------------------------------------------------------------
+"$CAIRN" notify --url "$sink_URL" --job j1 --error 'disk "full"' --exit-code 3 --host h1 ||
+	fail "notify to the listener failed"
+last_body sink "$O/n1.json"
+py "import json,sys,re
+j=json.load(open(sys.argv[1]))
+assert j['job']=='j1' and j['host']=='h1' and j['error']=='disk \"full\"', j
+assert j['exit_code']==3 and j['status']=='failure', j
+assert re.fullmatch(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ', j['time']), j
+assert abs(j['timestamp'] - __import__('time').time()) < 600, j
+assert 'j1' in j['text'] and 'disk' in j['text'] and j['program'].startswith('cairn '), j" "$O/n1.json" ||
+	fail "notification fields: $(cat "$O/n1.json")"
+# Without --host, this host's name.
+"$CAIRN" notify --url "$sink_URL" || fail "plain notify failed"
+last_body sink "$O/n2.json"
+[ "$(json_get "$O/n2.json" "j['host']")" = "$(hostname)" ] || fail "default host"
+[ "$(json_get "$O/n2.json" "j['error']")" = "job failed" ] || fail "default error text"
+# HTTP errors and refused connections are errors; the URL's path (a token) stays out.
+expect_fail 1 "answered HTTP 404: no_service" -- "$CAIRN" notify --url "$broken_URL"
+! grep -q T0KEN "$W/err" || fail "the webhook token was printed"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+expect_fail 1 "cannot reach webhook http://127.0.0.1:$port" -- "$CAIRN" notify --url "http://127.0.0.1:$port/x"
+expect_fail 2 "give --url, --mail or --job" -- "$CAIRN" notify
+expect_fail 2 "http:// or https://" -- "$CAIRN" notify --url ftp://x/
+# Mail through a fake sendmail that keeps what it was given.
+cat > "$W/sendmail" <<EOF
+#!/bin/sh
+echo "args: \$*" > "$O/mail"
+cat >> "$O/mail"
+EOF
+chmod +x "$W/sendmail"
+CAIRN_SENDMAIL="$W/sendmail" "$CAIRN" notify --mail ops@example.org --job j2 --error oops ||
+	fail "mail notification failed"
+grep -q '^args: -t -i$' "$O/mail" || fail "sendmail arguments: $(cat "$O/mail")"
+grep -q '^To: ops@example.org$' "$O/mail" || fail "mail To: $(cat "$O/mail")"
+grep -q '^Subject: cairn: job j2 failed on ' "$O/mail" || fail "mail Subject: $(cat "$O/mail")"
+grep -q '^error: oops$' "$O/mail" || fail "mail body: $(cat "$O/mail")"
+expect_fail 1 "not one mail address" -- "$CAIRN" notify --mail 'a@b, c@d'
+CAIRN_SENDMAIL=/nonexistent expect_fail 1 "not found" -- "$CAIRN" notify --mail a@b
+echo "run-notify: all passed (s3=$s3)"

@@ -1,0 +1,210 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# cairn sync against a real S3 server: a private Ceph RGW on 127.0.0.1
+# (tests/s3/rgw-launch.sh), results checked with Debian's aws CLI. Covers: wrong
+# credentials, push, a no-change push (request count), incremental push, --verify
+# repairing a damaged remote, pull + restore identical to the source, a corrupt
+# pack refused on pull, kill -9 mid-upload then re-run (multipart, no leftovers),
+# a server that comes up late (retries), a server that stays down, --delete,
+# virtual-hosted addressing, a bucket without prefix, and Object Lock.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../s3/rgw-launch.sh"
+
+rc=0
+rgw_start "$W/rgw" || rc=$?
+[ "$rc" = 0 ] || exit "$rc" # 77 (skip) with the reason already printed
+cleanup_hooks+=(rgw_stop)
+B=$S3_BUCKET
+AWS=(/usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL")
+# Keep retries short; the tests that need long ones set their own.
+export CAIRN_S3_RETRY_BASE_MS=20 CAIRN_S3_RETRY_CAP_MS=200 CAIRN_S3_RETRIES=4
+T="$W/trace"
+O="$W/o"
+mkdir -p "$O"
+
+# remote_list PREFIX: "size key-relative-to-prefix" lines, sorted
+remote_list() {
+	"${AWS[@]}" s3api list-objects-v2 --bucket "${2:-$B}" --prefix "$1/" \
+		--query 'Contents[].[Size,Key]' --output text |
+		grep -v '^None$' | sed "s#\t$1/# #" | sort || true
+}
+# local_list REPO: the same for the files sync uploads
+local_list() {
+	(cd "$1" && find config keys packs snapshots -type f -printf '%s %p\n' | sort)
+}
+same_lists() { # REPO PREFIX [BUCKET]
+	local_list "$1" > "$O/local.list"
+	remote_list "$2" "${3:-}" > "$O/remote.list"
+	diff "$O/local.list" "$O/remote.list" >&2 || fail "remote s3://${3:-$B}/$2 differs from $1"
+}
+no_uploads() { # PREFIX: no multipart upload left behind
+	local n
+	n=$("${AWS[@]}" s3api list-multipart-uploads --bucket "$B" --prefix "$1/" \
+		--query 'length(Uploads || `[]`)' --output text)
+	[ "$n" = 0 ] || fail "$n multipart uploads left under $1/"
+}
+requests() { wc -l < "$T"; }
+sync_traced() { : > "$T"; CAIRN_S3_TRACE="$T" "$CAIRN" sync "$@"; }
+
+init_repo
+SRC="$W/src"
+mkdir -p "$SRC/d"
+for i in $(seq 1 20); do echo "file $i" > "$SRC/d/f$i"; done
+head -c 3000000 /dev/urandom > "$SRC/big.bin"
+ln -s d/f1 "$SRC/link"
+"$CAIRN" backup "$SRC" > /dev/null
+
+# Wrong credentials: one clear line, exit 1, nothing uploaded.
+expect_fail 1 "S3 authentication failed: SignatureDoesNotMatch" -- \
+	env AWS_SECRET_ACCESS_KEY=wrong "$CAIRN" sync "s3://$B/repo"
+expect_fail 1 "S3 authentication failed: InvalidAccessKeyId" -- \
+	env AWS_ACCESS_KEY_ID=NOSUCHKEY "$CAIRN" sync "s3://$B/repo"
+expect_fail 1 "no S3 credentials" -- \
+	env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY "$CAIRN" sync "s3://$B/repo"
+expect_fail 2 "not an s3://" -- "$CAIRN" sync "$B/repo"
+expect_fail 2 "s3-connections" -- "$CAIRN" sync --s3-connections 0 "s3://$B/repo"
+[ -z "$(remote_list repo)" ] || fail "a refused sync uploaded something"
+
+# First push: the remote holds exactly the repository's files.
+sync_traced "s3://$B/repo" > "$O/push1.out"
+grep -q "^synced to s3://$B/repo: " "$O/push1.out" || fail "no summary: $(cat "$O/push1.out")"
+same_lists "$CAIRN_REPO" repo
+cfg_md5=$(md5sum < "$CAIRN_REPO/config" | cut -d' ' -f1)
+etag=$("${AWS[@]}" s3api head-object --bucket "$B" --key repo/config --query ETag --output text)
+[ "$etag" = "\"$cfg_md5\"" ] || fail "config ETag $etag is not its MD5 $cfg_md5"
+pack=$(cd "$CAIRN_REPO" && find packs -type f | head -1)
+"${AWS[@]}" s3 cp --no-progress "s3://$B/repo/$pack" "$O/pack" > /dev/null
+[ "$(sha256sum < "$O/pack" | cut -d' ' -f1)" = "$(basename "$pack")" ] ||
+	fail "downloaded pack does not hash to its name"
+
+# No change: a handful of requests (ListMultipartUploads, HEAD config), no listing.
+sync_traced "s3://$B/repo" > /dev/null
+n=$(requests)
+echo "no-change sync: $n requests"
+[ "$n" -le 3 ] || fail "no-change sync made $n requests: $(cat "$T")"
+grep -q "list-type=2" "$T" && fail "no-change sync listed the bucket"
+
+# Incremental: only the new pack(s) and the new snapshot go up.
+head -c 2000000 /dev/urandom > "$SRC/new.bin"
+"$CAIRN" backup "$SRC" > /dev/null
+sync_traced "s3://$B/repo" > /dev/null
+same_lists "$CAIRN_REPO" repo
+puts=$(grep -c '^PUT ' "$T")
+new=$(grep '^PUT ' "$T" | grep -c -e /packs/ -e /snapshots/)
+[ "$puts" = "$new" ] && [ "$new" -ge 2 ] && [ "$new" -le 4 ] ||
+	fail "incremental sync uploaded $puts objects ($new packs/snapshots): $(cat "$T")"
+
+# Damage the remote: one pack deleted, another replaced by garbage of the same size.
+# --verify lists, compares sizes and MD5s, and uploads both again.
+packs=($(cd "$CAIRN_REPO" && find packs -type f | sort))
+[ "${#packs[@]}" -ge 2 ] || fail "expected two packs"
+"${AWS[@]}" s3 rm --quiet "s3://$B/repo/${packs[0]}"
+head -c "$(stat -c %s "$CAIRN_REPO/${packs[1]}")" /dev/urandom > "$O/garbage"
+"${AWS[@]}" s3 cp --no-progress "$O/garbage" "s3://$B/repo/${packs[1]}" > /dev/null
+"$CAIRN" sync --verify "s3://$B/repo" > /dev/null 2>&1
+same_lists "$CAIRN_REPO" repo
+"${AWS[@]}" s3 cp --no-progress "s3://$B/repo/${packs[1]}" "$O/pack" > /dev/null
+cmp -s "$O/pack" "$CAIRN_REPO/${packs[1]}" || fail "--verify did not repair ${packs[1]}"
+
+# Disaster recovery: a new repository from the bucket alone, then restore.
+sync_traced --from "s3://$B/repo" -r "$W/pulled" > "$O/pull.out"
+grep -q "^pulled from s3://$B/repo: " "$O/pull.out" || fail "no pull summary"
+for d in config keys packs snapshots; do
+	diff -r "$CAIRN_REPO/$d" "$W/pulled/$d" || fail "pulled $d differs"
+done
+[ -f "$W/pulled/index/data.mdb" ] || fail "pull did not rebuild the index"
+[ -z "$(ls "$W/pulled/tmp")" ] || fail "pull left temp files"
+"$CAIRN" -r "$W/pulled" snapshots > "$O/snaps.pulled"
+"$CAIRN" snapshots > "$O/snaps.orig"
+diff "$O/snaps.orig" "$O/snaps.pulled" || fail "snapshot lists differ"
+"$CAIRN" -r "$W/pulled" restore latest --target "$W/restored" > /dev/null
+diff -r --no-dereference "$SRC" "$W/restored$SRC" || fail "restore from the pulled repository differs"
+# A push from the pulled copy knows what the bucket holds already.
+sync_traced -r "$W/pulled" "s3://$B/repo" > /dev/null
+[ "$(requests)" -le 3 ] || fail "push after pull made $(requests) requests"
+# A pull into a directory holding another repository is refused.
+mkdir "$W/other"
+"$CAIRN" -r "$W/other" init --kdf-log2n 10 > /dev/null
+expect_fail 1 "another repository" -- "$CAIRN" sync --from "s3://$B/repo" -r "$W/other"
+expect_fail 1 "holds no cairn repository" -- "$CAIRN" sync --from "s3://$B/nothing" -r "$W/p2"
+
+# A corrupt pack in the bucket is refused on pull.
+"${AWS[@]}" s3 sync --no-progress --quiet "s3://$B/repo" "s3://$B/corrupt"
+"${AWS[@]}" s3 cp --no-progress "$O/garbage" "s3://$B/corrupt/${packs[1]}" > /dev/null
+expect_fail 1 "is corrupt" -- "$CAIRN" sync --from "s3://$B/corrupt" -r "$W/corrupt"
+
+# kill -9 in the middle of a multipart upload, then run again: the job finishes,
+# the abandoned upload is aborted, and the remote holds each object exactly once.
+export CAIRN_S3_MULTIPART_THRESHOLD=$((5 << 20)) CAIRN_S3_PART_SIZE=$((5 << 20))
+R2="$W/repo2"
+"$CAIRN" -r "$R2" init --kdf-log2n 10 --pack-size 8M > /dev/null
+mkdir "$W/src2"
+head -c 60000000 /dev/urandom > "$W/src2/data"
+"$CAIRN" -r "$R2" backup "$W/src2" > /dev/null
+: > "$T"
+CAIRN_S3_TRACE="$T" "$CAIRN" -r "$R2" sync --s3-connections 1 "s3://$B/big" > /dev/null 2>&1 &
+pid=$!
+for i in $(seq 1 600); do
+	grep -q 'partNumber=1&uploadId=' "$T" 2>/dev/null && break
+	sleep 0.02
+done
+kill -9 "$pid" 2>/dev/null || fail "sync finished before it could be killed"
+{ wait "$pid"; } 2>/dev/null || true
+open=$("${AWS[@]}" s3api list-multipart-uploads --bucket "$B" --prefix big/ \
+	--query 'length(Uploads || `[]`)' --output text)
+echo "killed sync left $open multipart uploads"
+"$CAIRN" -r "$R2" sync -v --s3-connections 2 "s3://$B/big" > /dev/null 2> "$O/resume.err"
+[ "$open" = 0 ] || grep -q "aborting an abandoned multipart upload" "$O/resume.err" ||
+	fail "abandoned upload not reported: $(cat "$O/resume.err")"
+same_lists "$R2" big
+no_uploads big
+grep -q 'uploadId=' "$T" || fail "no multipart upload happened"
+"$CAIRN" -r "$R2" sync --verify "s3://$B/big" > /dev/null # multipart ETags match
+unset CAIRN_S3_MULTIPART_THRESHOLD CAIRN_S3_PART_SIZE
+
+# The server is down when the sync starts and comes up a few seconds later: the
+# sync retries and succeeds.
+echo more > "$SRC/more"
+"$CAIRN" backup "$SRC" > /dev/null
+rgw_gw_stop
+expect_fail 1 "giving up after 2 attempts" -- env CAIRN_S3_RETRIES=2 "$CAIRN" sync "s3://$B/repo"
+: > "$T"
+CAIRN_S3_TRACE="$T" CAIRN_S3_RETRIES=60 CAIRN_S3_RETRY_CAP_MS=1000 \
+	"$CAIRN" sync "s3://$B/repo" > "$O/late.out" 2>&1 &
+pid=$!
+sleep 3
+rgw_gw_start || fail "radosgw did not restart"
+wait "$pid" || fail "sync against a late server failed: $(cat "$O/late.out")"
+grep -q "transport-error" "$T" || fail "the sync never saw the server down"
+same_lists "$CAIRN_REPO" repo
+
+# --delete: a pack and a snapshot removed locally go away remotely; objects that
+# are not the repository's, and the config, stay.
+echo hello | "${AWS[@]}" s3 cp --no-progress - "s3://$B/repo/README" > /dev/null
+rm "$CAIRN_REPO/${packs[0]}"
+snap=$(cd "$CAIRN_REPO" && find snapshots -type f | sort | head -1)
+rm "$CAIRN_REPO/$snap"
+"$CAIRN" sync --delete "s3://$B/repo" > "$O/delete.out"
+grep -q "2 deleted" "$O/delete.out" || fail "expected 2 deletions: $(cat "$O/delete.out")"
+remote_list repo | grep -v ' README$' > "$O/remote.list"
+local_list "$CAIRN_REPO" > "$O/local.list"
+diff "$O/local.list" "$O/remote.list" || fail "--delete left the remote different"
+remote_list repo | grep -q ' README$' || fail "--delete removed a foreign object"
+
+# Virtual-hosted addressing (curl resolves *.localhost to 127.0.0.1; RGW's
+# 'rgw dns name' is s3.localhost) and a bucket without prefix.
+"${AWS[@]}" s3api create-bucket --bucket cairn-root > /dev/null
+"$CAIRN" -r "$R2" sync --s3-endpoint "http://s3.localhost:$RGW_PORT" --s3-addressing virtual \
+	"s3://cairn-root" > /dev/null
+(cd "$R2" && find config keys packs snapshots -type f -printf '%s %p\n' | sort) > "$O/local.list"
+"${AWS[@]}" s3api list-objects-v2 --bucket cairn-root --query 'Contents[].[Size,Key]' \
+	--output text | tr '\t' ' ' | sort > "$O/remote.list"
+diff "$O/local.list" "$O/remote.list" || fail "virtual-hosted sync to a bare bucket differs"
+
+# Object Lock: objects carry a COMPLIANCE retention of the requested length.
+"${AWS[@]}" s3api create-bucket --bucket cairn-lock --object-lock-enabled-for-bucket > /dev/null
+"$CAIRN" sync --s3-lock-days 2 "s3://cairn-lock/r" > /dev/null
+mode=$("${AWS[@]}" s3api get-object-retention --bucket cairn-lock --key r/config \
+	--query Retention.Mode --output text)
+[ "$mode" = COMPLIANCE ] || fail "no Object Lock retention on uploads (mode '$mode')"
+echo ok

@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Repository locks (FORMAT.md §11): conflicts, stale holders, the file format. */
+#include "check.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cairn/store.h"
+#include "cleanup.h"
+
+/* Write locks/<name> by hand, as another process (or another cairn) would. */
+static void write_lock(const char *name, const char *text, time_t mtime)
+{
+	char dir[PATH_MAX - 64], path[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/locks", check_tmpdir());
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	CHECK_OK(cairn_mkdir_p(dir, 0700));
+	CHECK_OK(cairn_file_write_atomic(path, NULL, text, strlen(text)));
+	if (mtime) {
+		struct timespec ts[2] = { { mtime, 0 }, { mtime, 0 } };
+		CHECK(utimensat(AT_FDCWD, path, ts, 0) == 0);
+	}
+}
+
+static void lock_text(char *buf, size_t n, const char *kind, const char *host, long pid)
+{
+	snprintf(buf, n,
+	         "cairn-lock 1\nkind = %s\ncommand = test\nhost = %s\npid = %ld\nstart = %lld\n",
+	         kind, host, pid, (long long)time(NULL));
+}
+
+static void my_host(char *buf, size_t n)
+{
+	CHECK(gethostname(buf, n - 1) == 0);
+	buf[n - 1] = '\0';
+}
+
+/* A pid that certainly does not run: a child that has exited and been reaped. */
+static pid_t dead_pid(void)
+{
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0)
+		_exit(0);
+	CHECK(waitpid(pid, NULL, 0) == pid);
+	return pid;
+}
+
+static size_t count_locks(void)
+{
+	struct cairn_lock_info *v = NULL;
+	size_t n = 0;
+	CHECK_OK(cairn_lock_list(check_tmpdir(), &v, &n));
+	free(v);
+	return n;
+}
+
+static void test_lock__shared_and_exclusive(void)
+{
+	const char *repo = check_tmpdir();
+	cairn_lock *a = NULL, *b = NULL, *x = NULL;
+
+	CHECK_OK(cairn_lock_acquire(&a, repo, CAIRN_LOCK_SHARED, "backup", 0));
+	CHECK_OK(cairn_lock_acquire(&b, repo, CAIRN_LOCK_SHARED, "check", 0));
+	CHECK_EQ(count_locks(), 2);
+	CHECK_ERR(cairn_lock_acquire(&x, repo, CAIRN_LOCK_EXCLUSIVE, "prune", 0), -EBUSY);
+	CHECK(strstr(cairn_err_msg(), "in use by") != NULL);
+	CHECK(x == NULL);
+	CHECK_EQ(count_locks(), 2); /* the failed attempt left nothing behind */
+	cairn_lock_release(a);
+	cairn_lock_release(b);
+	CHECK_EQ(count_locks(), 0);
+
+	CHECK_OK(cairn_lock_acquire(&x, repo, CAIRN_LOCK_EXCLUSIVE, "prune", 0));
+	CHECK_ERR(cairn_lock_acquire(&a, repo, CAIRN_LOCK_SHARED, "backup", 0), -EBUSY);
+	CHECK(strstr(cairn_err_msg(), "locked exclusively by prune on host") != NULL);
+	char pid[32];
+	snprintf(pid, sizeof(pid), "pid %d since", (int)getpid());
+	CHECK(strstr(cairn_err_msg(), pid) != NULL);
+	CHECK_ERR(cairn_lock_acquire(&a, repo, CAIRN_LOCK_EXCLUSIVE, "prune", 0), -EBUSY);
+	cairn_lock_release(x);
+	cairn_lock_release(NULL);
+}
+
+static void test_lock__mount_conflicts_with_nothing(void)
+{
+	const char *repo = check_tmpdir();
+	cairn_lock *m = NULL, *x = NULL, *m2 = NULL;
+
+	CHECK_OK(cairn_lock_acquire(&m, repo, CAIRN_LOCK_MOUNT, "mount", 0));
+	CHECK_OK(cairn_lock_acquire(&x, repo, CAIRN_LOCK_EXCLUSIVE, "prune", 0));
+	CHECK_OK(cairn_lock_acquire(&m2, repo, CAIRN_LOCK_MOUNT, "mount", 0));
+	CHECK_EQ(count_locks(), 3);
+	cairn_lock_release(m);
+	cairn_lock_release(m2);
+	cairn_lock_release(x);
+}
+
+static void test_lock__file_format(void)
+{
+	const char *repo = check_tmpdir();
+	struct cairn_lock_info *v = NULL;
+	cairn_lock *l = NULL;
+	char host[256];
+	size_t n = 0;
+
+	my_host(host, sizeof(host));
+	CHECK_OK(cairn_lock_acquire(&l, repo, CAIRN_LOCK_EXCLUSIVE, "prune", 0));
+	CHECK_OK(cairn_lock_list(repo, &v, &n));
+	CHECK_EQ(n, 1);
+	CHECK_EQ(strlen(v[0].name), 32);
+	CHECK_EQ(v[0].kind, CAIRN_LOCK_EXCLUSIVE);
+	CHECK(strcmp(v[0].command, "prune") == 0 && strcmp(v[0].host, host) == 0);
+	CHECK_EQ(v[0].pid, getpid());
+	CHECK(v[0].start > 0 && !v[0].dead && !v[0].stale);
+
+	char path[PATH_MAX], expect[512];
+	_cleanup_buf_ struct cairn_buf text = CAIRN_BUF_INIT;
+	snprintf(path, sizeof(path), "%s/locks/%s", repo, v[0].name);
+	CHECK_OK(cairn_file_slurp(path, 4096, &text));
+	snprintf(expect, sizeof(expect),
+	         "cairn-lock 1\nkind = exclusive\ncommand = prune\nhost = %s\npid = %d\nstart = "
+	         "%lld\n",
+	         host, (int)getpid(), (long long)v[0].start);
+	CHECK(text.len == strlen(expect) && memcmp(text.data, expect, text.len) == 0);
+	free(v);
+	cairn_lock_release(l);
+	CHECK(access(path, F_OK) < 0);
+}
+
+static void test_lock__dead_pid_is_ignored(void)
+{
+	const char *repo = check_tmpdir();
+	const char *name = "0123456789abcdef0123456789abcdef";
+	struct cairn_lock_info *v = NULL;
+	cairn_lock *l = NULL;
+	char host[256], text[512];
+	size_t n = 0;
+
+	my_host(host, sizeof(host));
+	lock_text(text, sizeof(text), "exclusive", host, (long)dead_pid());
+	write_lock(name, text, 0);
+	CHECK_OK(cairn_lock_list(repo, &v, &n));
+	CHECK(n == 1 && v[0].dead && v[0].stale);
+	free(v);
+	/* Its holder is gone for sure: it blocks nobody. */
+	CHECK_OK(cairn_lock_acquire(&l, repo, CAIRN_LOCK_EXCLUSIVE, "prune", 0));
+	cairn_lock_release(l);
+	CHECK_OK(cairn_lock_remove(repo, name));
+	CHECK_EQ(count_locks(), 0);
+	CHECK_ERR(cairn_lock_remove(repo, name), -ENOENT);
+	CHECK_ERR(cairn_lock_remove(repo, "../config"), -EINVAL);
+}
+
+static void test_lock__old_lock_is_stale_but_blocks(void)
+{
+	const char *repo = check_tmpdir();
+	struct cairn_lock_info *v = NULL;
+	cairn_lock *l = NULL;
+	char text[512];
+	size_t n = 0;
+
+	/* Another host: its pid says nothing here, only its age does. */
+	lock_text(text, sizeof(text), "exclusive", "elsewhere.example", 1);
+	write_lock("00000000000000000000000000000001", text, 0);
+	CHECK_OK(cairn_lock_list(repo, &v, &n));
+	CHECK(n == 1 && !v[0].dead && !v[0].stale);
+	free(v);
+	write_lock("00000000000000000000000000000001", text,
+	           time(NULL) - CAIRN_LOCK_STALE_SECONDS - 60);
+	CHECK_OK(cairn_lock_list(repo, &v, &n));
+	CHECK(n == 1 && !v[0].dead && v[0].stale);
+	free(v);
+	CHECK_ERR(cairn_lock_acquire(&l, repo, CAIRN_LOCK_SHARED, "backup", 0), -EBUSY);
+	CHECK(strstr(cairn_err_msg(), "stale") != NULL);
+	CHECK(strstr(cairn_err_msg(), "elsewhere.example") != NULL);
+}
+
+static void test_lock__unreadable_file_blocks(void)
+{
+	const char *repo = check_tmpdir();
+	struct cairn_lock_info *v = NULL;
+	cairn_lock *l = NULL;
+	size_t n = 0;
+
+	write_lock("ffffffffffffffffffffffffffffffff", "cairn-lock 2\nkind = mystery\n", 0);
+	write_lock("not-a-lock", "ignored", 0);
+	CHECK_OK(cairn_lock_list(repo, &v, &n));
+	CHECK(n == 1 && v[0].kind == 0 && !v[0].stale);
+	free(v);
+	CHECK_ERR(cairn_lock_acquire(&l, repo, CAIRN_LOCK_SHARED, "backup", 0), -EBUSY);
+	CHECK(strstr(cairn_err_msg(), "unreadable") != NULL);
+	CHECK_OK(cairn_lock_acquire(&l, repo, CAIRN_LOCK_MOUNT, "mount", 0));
+	cairn_lock_release(l);
+}
+
+static void test_lock__refresh_and_loss(void)
+{
+	const char *repo = check_tmpdir();
+	struct cairn_lock_info *v = NULL;
+	cairn_lock *l = NULL;
+	size_t n = 0;
+
+	CHECK_OK(cairn_lock_acquire(&l, repo, CAIRN_LOCK_EXCLUSIVE, "prune", 0));
+	CHECK_OK(cairn_lock_list(repo, &v, &n));
+	CHECK_EQ(n, 1);
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/locks/%s", repo, v[0].name);
+	free(v);
+	struct timespec old[2] = { { 1000, 0 }, { 1000, 0 } };
+	CHECK(utimensat(AT_FDCWD, path, old, 0) == 0);
+	CHECK_OK(cairn_lock_refresh(l));
+	struct stat st;
+	CHECK(stat(path, &st) == 0 && st.st_mtime > 1000);
+	/* `cairn unlock --all` took it away: the holder must notice. */
+	CHECK(unlink(path) == 0);
+	CHECK_ERR(cairn_lock_refresh(l), -ENOENT);
+	cairn_lock_release(l);
+}
+
+static void test_lock__wait_then_give_up(void)
+{
+	const char *repo = check_tmpdir();
+	cairn_lock *x = NULL, *l = NULL;
+
+	CHECK_OK(cairn_lock_acquire(&x, repo, CAIRN_LOCK_EXCLUSIVE, "prune", 0));
+	time_t t0 = time(NULL);
+	CHECK_ERR(cairn_lock_acquire(&l, repo, CAIRN_LOCK_SHARED, "backup", 1), -EBUSY);
+	CHECK(time(NULL) >= t0 + 1);
+	cairn_lock_release(x);
+	CHECK_OK(cairn_lock_acquire(&l, repo, CAIRN_LOCK_SHARED, "backup", 1));
+	cairn_lock_release(l);
+}
+
+static void test_lock__bad_arguments(void)
+{
+	cairn_lock *l = NULL;
+	CHECK_ERR(cairn_lock_acquire(&l, check_tmpdir(), 9, "x", 0), -EINVAL);
+	CHECK_ERR(cairn_lock_acquire(&l, check_tmpdir(), CAIRN_LOCK_SHARED, "a\nb", 0), -EINVAL);
+	CHECK_ERR(cairn_lock_acquire(&l, check_tmpdir(), CAIRN_LOCK_SHARED, "", 0), -EINVAL);
+	CHECK(strcmp(cairn_lock_kind_name(CAIRN_LOCK_MOUNT), "mount") == 0);
+}
+
+int main(void)
+{
+	RUN(test_lock__shared_and_exclusive);
+	RUN(test_lock__mount_conflicts_with_nothing);
+	RUN(test_lock__file_format);
+	RUN(test_lock__dead_pid_is_ignored);
+	RUN(test_lock__old_lock_is_stale_but_blocks);
+	RUN(test_lock__unreadable_file_blocks);
+	RUN(test_lock__refresh_and_loss);
+	RUN(test_lock__wait_then_give_up);
+	RUN(test_lock__bad_arguments);
+	return 0;
+}

@@ -1,0 +1,601 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* cairn check: verify packs, index and snapshots; name what damage affects. */
+#include <stdarg.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "maint.h"
+#include "restorer.h"
+#include "cleanup.h"
+
+static const char usage[] =
+        "usage: cairn check [--read-data | --read-data-subset N%|K/M] [--lock-wait SECONDS]\n"
+        "\n"
+        "Checks the repository's structure: every pack header reads and agrees with\n"
+        "the index, and every tree and blob a snapshot needs is indexed in a pack that\n"
+        "exists. With --read-data it also reads every pack, checks its SHA-256 and\n"
+        "decrypts and verifies every blob. Damage is reported with the packs,\n"
+        "snapshots and file paths it affects; the exit status is then 1.\n"
+        "\n"
+        "  --read-data               read and verify all data\n"
+        "  --read-data-subset N%     ... only about N percent of the packs\n"
+        "  --read-data-subset K/M    ... only part K of M (all M parts cover every pack)\n"
+        "  --lock-wait SECONDS       wait this long for prune to finish\n"
+        "\n"
+        "The subset is chosen by pack ID, so the same arguments read the same packs.\n"
+        "The result is recorded for 'cairn status'.\n";
+
+enum { OPT_READ_DATA = OPT_FIRST_COMMAND_OPT, OPT_READ_SUBSET, OPT_LOCK_WAIT };
+
+struct check_args {
+	bool read_data;
+	const char *subset_arg; /* for the record */
+	double percent;         /* subset N% (read_data with percent < 100) */
+	unsigned part, parts;   /* subset K/M; parts 0: not used */
+	unsigned wait;
+};
+
+/* What is known about each object; IDs map to values in idsets. */
+struct checker {
+	cairn_repo *repo;
+	const struct check_args *a;
+	struct cairn_idset disk;    /* pack -> size: the pack files */
+	struct cairn_idset agreed;  /* pack -> header entries the index agrees with */
+	struct cairn_idset indexed; /* pack -> blobs the index places there */
+	struct cairn_idset suspect; /* packs whose indexed blobs must be read one by one */
+	struct cairn_idset bad;     /* blob -> index into why */
+	char **why;
+	size_t nwhy;
+	struct cairn_idset trees; /* tree -> 1 when it or something below is damaged */
+	struct cairn_idset data;  /* data blob -> 1 when damaged */
+	size_t packs_read, snapshots;
+	unsigned errors, orphans;
+};
+
+static int error(struct checker *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int error(struct checker *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	c->errors++;
+	return 0;
+}
+
+/* Record why blob id is unusable (the first reason stays). Reasons are printed
+ * after the blob's ID, so a repeated "blob <short id>: " prefix is dropped. */
+static int mark_bad(struct checker *c, const struct cairn_id *id, const char *reason)
+{
+	char prefix[32];
+	if (cairn_idset_has(&c->bad, id))
+		return 0;
+	cairn_hex(prefix, id->b, 4);
+	if (strncmp(reason, "blob ", 5) == 0 && strncmp(reason + 5, prefix, 8) == 0 &&
+	    strncmp(reason + 13, ": ", 2) == 0)
+		reason += 15;
+	char **v = reallocarray(c->why, c->nwhy + 1, sizeof(*v));
+	if (!v)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	c->why = v;
+	if (!(v[c->nwhy] = strdup(reason)))
+		return cairn_err_set(-ENOMEM, "out of memory");
+	return cairn_idset_add(&c->bad, id, c->nwhy++);
+}
+
+static const char *bad_reason(const struct checker *c, const struct cairn_id *id)
+{
+	uint64_t *w = cairn_idset_get(&c->bad, id);
+	return w ? c->why[*w] : NULL;
+}
+
+static int bump(struct cairn_idset *s, const struct cairn_id *id)
+{
+	uint64_t *v = cairn_idset_get(s, id);
+	if (v) {
+		(*v)++;
+		return 0;
+	}
+	return cairn_idset_add(s, id, 1);
+}
+
+/* ---- packs and index ---------------------------------------------------- */
+
+static int on_disk(const struct cairn_id *pack, uint64_t size, void *payload)
+{
+	return cairn_idset_add(payload, pack, size);
+}
+
+/* One header entry against the index: the index may place the blob elsewhere
+ * (a duplicate), but where it places it here, every field must agree. */
+static int check_entry(struct checker *c, const struct cairn_id *pack,
+                       const struct cairn_pack_entry *e, const char *rel)
+{
+	struct cairn_loc loc;
+	char hex[CAIRN_ID_HEX_SIZE];
+	int r = cairn_repo_lookup(c->repo, &e->id, &loc);
+
+	if (r == -ENOENT || (r >= 0 && cairn_id_cmp(&loc.pack, pack) != 0))
+		return 0;
+	if (r < 0)
+		return r;
+	if (loc.offset == e->offset && loc.stored_len == e->stored_len &&
+	    loc.raw_len == e->raw_len && loc.type == e->type)
+		return bump(&c->agreed, pack);
+	cairn_id_hex(hex, &e->id);
+	error(c, "pack '%s': the index disagrees with the header about blob %.8s", rel, hex);
+	return mark_bad(c, &e->id, "the index disagrees with its pack header");
+}
+
+static int check_header(struct checker *c, const struct cairn_id *pack)
+{
+	_cleanup_free_ struct cairn_pack_entry *e = NULL;
+	char rel[sizeof("packs/xx/") + CAIRN_ID_HEX_SIZE], hex[CAIRN_ID_HEX_SIZE];
+	size_t n = 0;
+	int r = cairn_repo_pack_entries(c->repo, pack, &e, &n);
+
+	cairn_id_hex(hex, pack);
+	snprintf(rel, sizeof(rel), "packs/%.2s/%s", hex, hex);
+	if (r == -EBADMSG || r == -ENOENT) {
+		error(c, "%s", cairn_err_msg());
+		return cairn_idset_add(&c->suspect, pack, 0);
+	}
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		r = check_entry(c, pack, &e[i], rel);
+	if (r >= 0 && !cairn_idset_get(&c->agreed, pack))
+		c->orphans++;
+	return r;
+}
+
+static int check_headers(struct checker *c)
+{
+	const struct cairn_id *pack;
+	for (size_t pos = 0; cairn_idset_next(&c->disk, &pos, &pack);) {
+		int r = check_header(c, pack);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int count_indexed(const struct cairn_id *id, const struct cairn_loc *loc, void *payload)
+{
+	struct checker *c = payload;
+	char hex[CAIRN_ID_HEX_SIZE];
+
+	if (cairn_idset_has(&c->disk, &loc->pack))
+		return bump(&c->indexed, &loc->pack);
+	/* Reported per pack, once: mark the pack in `indexed` with a zero count. */
+	cairn_id_hex(hex, &loc->pack);
+	if (!cairn_idset_has(&c->indexed, &loc->pack)) {
+		error(c, "pack %.8s is in the index but its file is missing", hex);
+		int r = cairn_idset_add(&c->indexed, &loc->pack, 0);
+		if (r < 0)
+			return r;
+	}
+	return mark_bad(c, id, "its pack file is missing");
+}
+
+/* A pack whose header the index does not fully agree with. */
+static int compare_counts(struct checker *c)
+{
+	const struct cairn_id *pack;
+	for (size_t pos = 0; cairn_idset_next(&c->disk, &pos, &pack);) {
+		uint64_t *ix = cairn_idset_get(&c->indexed, pack);
+		uint64_t *ok = cairn_idset_get(&c->agreed, pack);
+		uint64_t nix = ix ? *ix : 0, nok = ok ? *ok : 0;
+		if (nix == nok || cairn_idset_has(&c->suspect, pack))
+			continue;
+		char hex[CAIRN_ID_HEX_SIZE];
+		cairn_id_hex(hex, pack);
+		error(c, "pack %.8s: the index places %llu blobs in it, its header agrees on %llu",
+		      hex, (unsigned long long)nix, (unsigned long long)nok);
+		int r = cairn_idset_add(&c->suspect, pack, 0);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Blobs the index places in a suspect pack are read one by one to find which of
+ * them are still good. */
+static int read_suspect(const struct cairn_id *id, const struct cairn_loc *loc, void *payload)
+{
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	struct checker *c = payload;
+
+	if (!cairn_idset_has(&c->suspect, &loc->pack) || cairn_idset_has(&c->bad, id))
+		return 0;
+	int r = cairn_repo_get(c->repo, id, &b);
+	if (r == -ENOMEM)
+		return r;
+	return r < 0 ? mark_bad(c, id, cairn_err_msg()) : 0;
+}
+
+static int check_structure(struct checker *c)
+{
+	int r = cairn_repo_foreach_pack(c->repo, on_disk, &c->disk);
+	if (r >= 0)
+		r = check_headers(c);
+	if (r >= 0)
+		r = cairn_repo_foreach_blob(c->repo, count_indexed, c);
+	if (r >= 0)
+		r = compare_counts(c);
+	if (r >= 0 && c->suspect.count)
+		r = cairn_repo_foreach_blob(c->repo, read_suspect, c);
+	return r;
+}
+
+/* ---- reading data ------------------------------------------------------- */
+
+static bool selected(const struct check_args *a, const struct cairn_id *pack)
+{
+	uint32_t x = (uint32_t)pack->b[0] << 24 | (uint32_t)pack->b[1] << 16 |
+	             (uint32_t)pack->b[2] << 8 | pack->b[3];
+	if (!a->read_data)
+		return false;
+	if (a->parts)
+		return x % a->parts == a->part - 1;
+	return (double)x < a->percent / 100.0 * 4294967296.0;
+}
+
+struct verify_ctx {
+	struct checker *c;
+	const struct cairn_id *pack;
+	char pack_hex[CAIRN_ID_HEX_SIZE];
+	int r;
+};
+
+static void on_bad_blob(const struct cairn_pack_entry *e, const char *msg, void *payload)
+{
+	struct verify_ctx *v = payload;
+	struct cairn_loc loc;
+	char why[512];
+
+	/* msg may be the thread's error buffer, which the lookup below reuses. */
+	snprintf(why, sizeof(why), "%s", msg);
+	msg = why;
+	error(v->c, "pack %.8s offset %u: %s", v->pack_hex, e->offset, msg);
+	/* Only the copy the index points to matters to snapshots. */
+	if (v->r >= 0 && cairn_repo_lookup(v->c->repo, &e->id, &loc) >= 0 &&
+	    cairn_id_cmp(&loc.pack, v->pack) == 0)
+		v->r = mark_bad(v->c, &e->id, msg);
+}
+
+static int read_data(struct checker *c)
+{
+	const struct cairn_id *pack;
+	for (size_t pos = 0; cairn_idset_next(&c->disk, &pos, &pack);) {
+		struct verify_ctx v = { .c = c, .pack = pack };
+		if (!selected(c->a, pack) || cairn_idset_has(&c->suspect, pack))
+			continue; /* suspect packs were read blob by blob already */
+		cairn_id_hex(v.pack_hex, pack);
+		int r = cairn_repo_pack_verify(c->repo, pack, on_bad_blob, &v);
+		c->packs_read++;
+		if (r == -EBADMSG || r == -ENOENT)
+			error(c, "%s", cairn_err_msg());
+		else if (r < 0)
+			return r;
+		if (v.r < 0)
+			return v.r;
+	}
+	return 0;
+}
+
+/* ---- snapshots ---------------------------------------------------------- */
+
+static const char *data_problem(struct checker *c, const struct cairn_id *id)
+{
+	struct cairn_loc loc;
+	int r = cairn_repo_lookup(c->repo, id, &loc);
+	if (r == -ENOENT)
+		return "not in the index";
+	if (r < 0)
+		return cairn_err_msg(); /* a malformed index record */
+	return loc.type == CAIRN_BLOB_DATA ? NULL : "is a tree blob, not data";
+}
+
+/* 1 if data blob id is damaged or missing, 0 if not (memoised); < 0 -ENOMEM. */
+static int data_state(struct checker *c, const struct cairn_id *id)
+{
+	uint64_t *memo = cairn_idset_get(&c->data, id);
+	const char *why;
+	int r, state = 0;
+
+	if (memo)
+		return (int)*memo;
+	if (bad_reason(c, id)) {
+		state = 1;
+	} else if ((why = data_problem(c, id))) {
+		char hex[CAIRN_ID_HEX_SIZE];
+		cairn_id_hex(hex, id);
+		error(c, "data blob %.8s: %s", hex, why);
+		if ((r = mark_bad(c, id, why)) < 0)
+			return r;
+		state = 1;
+	}
+	return (r = cairn_idset_add(&c->data, id, (uint64_t)state)) < 0 ? r : state;
+}
+
+static int load_tree(struct checker *c, const struct cairn_id *id, cairn_tree **out)
+{
+	const char *why = bad_reason(c, id);
+	char hex[CAIRN_ID_HEX_SIZE];
+	if (why)
+		return -EBADMSG;
+	int r = restorer_load_tree(c->repo, id, out);
+	if (r >= 0 || r == -ENOMEM)
+		return r;
+	cairn_id_hex(hex, id);
+	error(c, "tree %.8s: %s", hex, cairn_err_msg());
+	return (r = mark_bad(c, id, cairn_err_msg())) < 0 ? r : -EBADMSG;
+}
+
+static int tree_state(struct checker *c, const struct cairn_id *id);
+
+static int node_state(struct checker *c, const struct cairn_node *nd)
+{
+	int state = 0;
+	if (nd->type == CAIRN_NODE_DIR)
+		return tree_state(c, &nd->subtree);
+	for (size_t i = 0; i < nd->nextents; i++) {
+		if (cairn_id_is_zero(&nd->extents[i].id))
+			continue;
+		int r = data_state(c, &nd->extents[i].id);
+		if (r < 0)
+			return r;
+		state |= r;
+	}
+	return state;
+}
+
+/* 1 if the tree or anything below it is damaged; each tree is walked once. */
+static int tree_state(struct checker *c, const struct cairn_id *id)
+{
+	uint64_t *memo = cairn_idset_get(&c->trees, id);
+	cairn_tree *t = NULL;
+	int state = 0;
+
+	if (memo)
+		return (int)*memo;
+	int r = load_tree(c, id, &t);
+	if (r < 0 && r != -EBADMSG)
+		return r;
+	state = r < 0;
+	r = 0;
+	for (size_t i = 0; t && i < cairn_tree_count(t); i++) {
+		if ((r = node_state(c, cairn_tree_node(t, i))) < 0)
+			break;
+		state |= r;
+	}
+	cairn_tree_free(t);
+	if (r < 0)
+		return r; /* only -ENOMEM gets here */
+	return (r = cairn_idset_add(&c->trees, id, (uint64_t)state)) < 0 ? r : state;
+}
+
+/* ---- naming the damage -------------------------------------------------- */
+
+static void print_path(const struct maint_path *p, const char *suffix)
+{
+	size_t len;
+	const char *s = maint_path_str(p, &len);
+	fputs("  ", stdout);
+	restorer_print_text(stdout, s, len);
+	fputs(suffix, stdout);
+}
+
+static void report_file(struct checker *c, const struct cairn_node *nd, struct maint_path *p)
+{
+	const struct cairn_id *first = NULL;
+	size_t count = 0;
+	for (size_t i = 0; i < nd->nextents; i++) {
+		const struct cairn_id *id = &nd->extents[i].id;
+		if (!cairn_id_is_zero(id) && bad_reason(c, id) && count++ == 0)
+			first = id;
+	}
+	if (!first)
+		return;
+	char hex[CAIRN_ID_HEX_SIZE];
+	cairn_id_hex(hex, first);
+	print_path(p, ": ");
+	printf("blob %.8s: %s", hex, bad_reason(c, first));
+	if (count > 1)
+		printf(" (and %zu more damaged blobs)", count - 1);
+	putchar('\n');
+}
+
+/* Walk only into trees marked damaged, printing each affected path. */
+static int report_tree(struct checker *c, const struct cairn_id *id, struct maint_path *p)
+{
+	cairn_tree *t = NULL;
+	const char *why = bad_reason(c, id);
+
+	if (why || restorer_load_tree(c->repo, id, &t) < 0) {
+		print_path(p, ": the directory cannot be read: ");
+		printf("%s\n", why ? why : cairn_err_msg());
+		return 0;
+	}
+	int r = 0;
+	for (size_t i = 0; r >= 0 && i < cairn_tree_count(t); i++) {
+		const struct cairn_node *nd = cairn_tree_node(t, i);
+		size_t mark;
+		if ((r = maint_path_push(p, nd->name, nd->name_len, &mark)) < 0)
+			break;
+		if (nd->type == CAIRN_NODE_DIR) {
+			uint64_t *st = cairn_idset_get(&c->trees, &nd->subtree);
+			if (st && *st)
+				r = report_tree(c, &nd->subtree, p);
+		} else {
+			report_file(c, nd, p);
+		}
+		maint_path_pop(p, mark);
+	}
+	cairn_tree_free(t);
+	return r;
+}
+
+static int check_snapshot(struct checker *c, const struct cairn_id *id)
+{
+	struct cairn_snapshot *s = NULL;
+	char hex[CAIRN_ID_HEX_SIZE], when[RESTORER_TIME_MAX];
+	int r = cairn_repo_snapshot_load(c->repo, id, &s);
+
+	cairn_id_hex(hex, id);
+	if (r < 0)
+		return r == -ENOMEM ? r : error(c, "%s", cairn_err_msg());
+	c->snapshots++;
+	if ((r = tree_state(c, &s->root)) > 0) {
+		struct maint_path p = { CAIRN_BUF_INIT };
+		restorer_fmt_local(when, s->time_ns);
+		printf("snapshot %.8s of %s (host %s) is damaged:\n", hex, when, s->hostname);
+		r = report_tree(c, &s->root, &p);
+		cairn_buf_release(&p.b);
+	}
+	cairn_snapshot_free(s);
+	return r < 0 ? r : 0;
+}
+
+static int check_snapshots(struct checker *c)
+{
+	_cleanup_free_ struct cairn_id *ids = NULL;
+	size_t n = 0;
+	int r = cairn_repo_snapshot_ids(c->repo, &ids, &n);
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		r = check_snapshot(c, &ids[i]);
+	return r;
+}
+
+/* ---- result ------------------------------------------------------------- */
+
+/* The record `cairn status` reads (DESIGN.md "Check results"). */
+static void record(struct checker *c)
+{
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	const char *mode = !c->a->read_data ? "none" : c->a->subset_arg ? "subset" : "full";
+
+	if (cairn_buf_printf(&b,
+	                     "time=%lld\nok=%d\nerrors=%u\nread_data=%s\nsubset=%s\npacks=%zu\n"
+	                     "packs_read=%zu\nsnapshots=%zu\n",
+	                     (long long)time(NULL), c->errors == 0, c->errors, mode,
+	                     c->a->subset_arg ? c->a->subset_arg : "", c->disk.count, c->packs_read,
+	                     c->snapshots) < 0)
+		return;
+	int r = cairn_repo_state_put(c->repo, "check", "last", 4, b.data, b.len);
+	if (r >= 0 && c->a->read_data)
+		r = cairn_repo_state_put(c->repo, "check", "last-read-data", 14, b.data, b.len);
+	if (r < 0)
+		log_warn("cannot record the check result: %s", cairn_err_msg());
+}
+
+static void checker_release(struct checker *c)
+{
+	for (size_t i = 0; i < c->nwhy; i++)
+		free(c->why[i]);
+	free(c->why);
+	struct cairn_idset *sets[] = { &c->disk, &c->agreed, &c->indexed, &c->suspect,
+		                       &c->bad,  &c->trees,  &c->data };
+	for (size_t i = 0; i < ARRAY_SIZE(sets); i++)
+		cairn_idset_release(sets[i]);
+}
+
+static int run(cairn_repo *repo, const struct check_args *a)
+{
+	struct checker c = { .repo = repo, .a = a };
+	int r = check_structure(&c);
+
+	if (r >= 0)
+		r = read_data(&c);
+	if (r >= 0)
+		r = check_snapshots(&c);
+	if (r >= 0) {
+		record(&c);
+		if (c.orphans && cairn_log_get_level() >= CAIRN_LOG_NOTICE)
+			printf("%u packs hold no indexed blob (left by an interrupted backup or "
+			       "prune; "
+			       "'cairn prune' removes them)\n",
+			       c.orphans);
+		if (cairn_log_get_level() >= CAIRN_LOG_NOTICE)
+			printf("checked %zu packs (%zu read in full) and %zu snapshots: %u "
+			       "errors\n",
+			       c.disk.count, c.packs_read, c.snapshots, c.errors);
+		if (c.errors)
+			r = cairn_err_set(-EBADMSG, "check found %u errors", c.errors);
+	}
+	checker_release(&c);
+	return r;
+}
+
+/* ---- options ------------------------------------------------------------ */
+
+static int parse_subset(struct check_args *a, const char *arg)
+{
+	char *end;
+	unsigned long k, m;
+
+	a->read_data = true;
+	a->subset_arg = arg;
+	if (strchr(arg, '/')) {
+		k = strtoul(arg, &end, 10);
+		m = *end == '/' ? strtoul(end + 1, &end, 10) : 0;
+		if (*end || k < 1 || m < 1 || k > m || m > 1000000)
+			return cairn_err_set(-EINVAL, "'%s' is not K/M with 1 <= K <= M", arg);
+		a->part = (unsigned)k;
+		a->parts = (unsigned)m;
+		return 0;
+	}
+	a->percent = strtod(arg, &end);
+	if (end == arg || strcmp(end, "%") != 0 || !(a->percent > 0 && a->percent <= 100))
+		return cairn_err_set(-EINVAL,
+		                     "'%s' is not a percentage like 10%% or a part like 1/5", arg);
+	return 0;
+}
+
+static int handle(int c, const char *arg, void *payload)
+{
+	struct check_args *a = payload;
+	switch (c) {
+	case OPT_READ_DATA:
+		a->read_data = true;
+		a->percent = 100;
+		return 0;
+	case OPT_READ_SUBSET:
+		return parse_subset(a, arg);
+	case OPT_LOCK_WAIT:
+		return maint_parse_wait(arg, &a->wait);
+	default:
+		return cairn_err_set(-EINVAL, "unknown option");
+	}
+}
+
+int cmd_check(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		CLI_COMMON_LONGOPTS,
+		{ "read-data", no_argument, NULL, OPT_READ_DATA },
+		{ "read-data-subset", required_argument, NULL, OPT_READ_SUBSET },
+		{ "lock-wait", required_argument, NULL, OPT_LOCK_WAIT },
+		{ 0 },
+	};
+	struct check_args a = { 0 };
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
+	_cleanup_repo_ cairn_repo *repo = NULL;
+	_cleanup_lock_ cairn_lock *lock = NULL;
+
+	int i = cli_parse(argc, argv, "", longopts, usage, handle, &a);
+	if (i < 0)
+		return CLI_PARSE_EXIT(i);
+	if (i != argc)
+		return cli_usage_error("check: unexpected argument '%s'", argv[i]);
+	int r = cli_open_repo(&repo, &ro);
+	if (r >= 0)
+		r = maint_lock(repo, CAIRN_LOCK_SHARED, "check", a.wait, &lock);
+	if (r >= 0)
+		r = run(repo, &a);
+	fflush(stdout);
+	return r < 0 ? cli_fail(r) : 0;
+}

@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* cairn diff: what changed between two snapshots. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "maint.h"
+#include "restorer.h"
+#include "cleanup.h"
+
+static const char usage[] =
+        "usage: cairn diff [--json] SNAPSHOT1 SNAPSHOT2\n"
+        "\n"
+        "Lists what changed from SNAPSHOT1 to SNAPSHOT2 (IDs, prefixes or 'latest'):\n"
+        "  +  added           -  removed          T  type changed\n"
+        "  M  content changed (with metadata changes in parentheses)\n"
+        "  U  only metadata changed: mode, uid, gid, user, group, mtime, xattrs,\n"
+        "     incomplete (a directory's mtime is not reported: it follows its entries)\n"
+        "Directories end with '/'. Unchanged subtrees are skipped without reading.\n"
+        "\n"
+        "  --json   JSON lines: one \"change\" per entry, then \"statistics\"\n";
+
+enum {
+	F_MODE = 1,
+	F_UID = 2,
+	F_GID = 4,
+	F_USER = 8,
+	F_GROUP = 16,
+	F_MTIME = 32,
+	F_XATTRS = 64,
+	F_INCOMPLETE = 128
+};
+static const char *const field_names[] = { "mode",  "uid",   "gid",    "user",
+	                                   "group", "mtime", "xattrs", "incomplete" };
+
+struct differ {
+	cairn_repo *repo;
+	bool json;
+	struct maint_path path;
+	uint64_t added, removed, modified, metadata, type_changed;
+};
+
+/* ---- output ------------------------------------------------------------- */
+
+static void print_fields(unsigned fields, bool json)
+{
+	for (unsigned i = 0, k = 0; i < ARRAY_SIZE(field_names); i++) {
+		if (!(fields & (1u << i)))
+			continue;
+		if (json)
+			printf("%s\"%s\"", k++ ? "," : "", field_names[i]);
+		else
+			printf("%s%s", k++ ? ", " : "  (", field_names[i]);
+	}
+}
+
+static void emit(struct differ *d, char mod, unsigned fields, bool dir)
+{
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	size_t len;
+	const char *p = maint_path_str(&d->path, &len);
+
+	/* Directories end with '/', except the root, which is "/" already. */
+	if (cairn_buf_put(&b, p, len) < 0 ||
+	    (dir && d->path.b.len > 0 && cairn_buf_put_u8(&b, '/') < 0))
+		return;
+	if (d->json) {
+		printf("{\"message_type\":\"change\",\"path\":");
+		cli_json_str(stdout, b.data, b.len);
+		printf(",\"modifier\":\"%c\",\"fields\":[", mod);
+		print_fields(fields, true);
+		printf("]}\n");
+		return;
+	}
+	printf("%c    ", mod);
+	restorer_print_text(stdout, b.data, b.len);
+	print_fields(fields, false);
+	fputs(fields ? ")\n" : "\n", stdout);
+}
+
+static void count(struct differ *d, char mod)
+{
+	switch (mod) {
+	case '+':
+		d->added++;
+		break;
+	case '-':
+		d->removed++;
+		break;
+	case 'M':
+		d->modified++;
+		break;
+	case 'U':
+		d->metadata++;
+		break;
+	default:
+		d->type_changed++;
+	}
+}
+
+/* ---- comparing ---------------------------------------------------------- */
+
+static bool same_bytes(const void *a, size_t na, const void *b, size_t nb)
+{
+	return na == nb && (na == 0 || memcmp(a, b, na) == 0);
+}
+
+static bool same_xattrs(const struct cairn_node *a, const struct cairn_node *b)
+{
+	if (a->nxattrs != b->nxattrs)
+		return false;
+	for (size_t i = 0; i < a->nxattrs; i++) {
+		const struct cairn_xattr *x = &a->xattrs[i], *y = &b->xattrs[i];
+		if (!same_bytes(x->name, x->name_len, y->name, y->name_len) ||
+		    !same_bytes(x->value, x->value_len, y->value, y->value_len))
+			return false;
+	}
+	return true;
+}
+
+static unsigned meta_changes(const struct cairn_node *a, const struct cairn_node *b)
+{
+	unsigned f = 0;
+	f |= a->mode != b->mode ? F_MODE : 0;
+	f |= a->uid != b->uid ? F_UID : 0;
+	f |= a->gid != b->gid ? F_GID : 0;
+	f |= !same_bytes(a->user, a->user_len, b->user, b->user_len) ? F_USER : 0;
+	f |= !same_bytes(a->group, a->group_len, b->group, b->group_len) ? F_GROUP : 0;
+	f |= a->mtime_ns != b->mtime_ns && a->type != CAIRN_NODE_DIR ? F_MTIME : 0;
+	f |= !same_xattrs(a, b) ? F_XATTRS : 0;
+	f |= (a->flags ^ b->flags) & CAIRN_NODE_INCOMPLETE ? F_INCOMPLETE : 0;
+	return f;
+}
+
+static bool content_changed(const struct cairn_node *a, const struct cairn_node *b)
+{
+	switch (a->type) {
+	case CAIRN_NODE_FILE:
+		if (a->size != b->size || a->nextents != b->nextents)
+			return true;
+		for (size_t i = 0; i < a->nextents; i++)
+			if (a->extents[i].len != b->extents[i].len ||
+			    cairn_id_cmp(&a->extents[i].id, &b->extents[i].id) != 0)
+				return true;
+		return false;
+	case CAIRN_NODE_SYMLINK:
+		return !same_bytes(a->target, a->target_len, b->target, b->target_len);
+	case CAIRN_NODE_CHR:
+	case CAIRN_NODE_BLK:
+		return a->rdev != b->rdev;
+	default:
+		return false;
+	}
+}
+
+/* Names order as in FORMAT.md §10: memcmp over the common length, prefix first. */
+static int name_cmp(const struct cairn_node *a, const struct cairn_node *b)
+{
+	size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
+	int c = memcmp(a->name, b->name, n);
+	if (c)
+		return c;
+	return a->name_len < b->name_len ? -1 : a->name_len > b->name_len;
+}
+
+static int diff_trees(struct differ *d, const struct cairn_id *a, const struct cairn_id *b);
+static int list_all(struct differ *d, const struct cairn_id *tree, char mod);
+
+/* Report one entry present on one side only, with everything below it. */
+static int one_side(struct differ *d, const struct cairn_node *n, char mod)
+{
+	emit(d, mod, 0, n->type == CAIRN_NODE_DIR);
+	count(d, mod);
+	return n->type == CAIRN_NODE_DIR ? list_all(d, &n->subtree, mod) : 0;
+}
+
+static int both_sides(struct differ *d, const struct cairn_node *a, const struct cairn_node *b)
+{
+	int r = 0;
+	if (a->type != b->type) {
+		emit(d, 'T', 0, b->type == CAIRN_NODE_DIR);
+		count(d, 'T');
+		if (a->type == CAIRN_NODE_DIR)
+			r = list_all(d, &a->subtree, '-');
+		if (r >= 0 && b->type == CAIRN_NODE_DIR)
+			r = list_all(d, &b->subtree, '+');
+		return r;
+	}
+	unsigned f = meta_changes(a, b);
+	char mod = content_changed(a, b) ? 'M' : f ? 'U' : 0;
+	if (mod) {
+		emit(d, mod, f, a->type == CAIRN_NODE_DIR);
+		count(d, mod);
+	}
+	return a->type == CAIRN_NODE_DIR ? diff_trees(d, &a->subtree, &b->subtree) : 0;
+}
+
+/* Visit entry n of the side that has it (or both), with the path extended. */
+static int visit(struct differ *d, const struct cairn_node *a, const struct cairn_node *b)
+{
+	const struct cairn_node *n = a ? a : b;
+	size_t mark;
+	int r = maint_path_push(&d->path, n->name, n->name_len, &mark);
+	if (r >= 0)
+		r = !a ? one_side(d, b, '+') : !b ? one_side(d, a, '-') : both_sides(d, a, b);
+	maint_path_pop(&d->path, mark);
+	return r;
+}
+
+static int merge(struct differ *d, const cairn_tree *ta, const cairn_tree *tb)
+{
+	size_t i = 0, j = 0, na = ta ? cairn_tree_count(ta) : 0, nb = tb ? cairn_tree_count(tb) : 0;
+	int r = 0;
+
+	while (r >= 0 && (i < na || j < nb)) {
+		const struct cairn_node *a = i < na ? cairn_tree_node(ta, i) : NULL;
+		const struct cairn_node *b = j < nb ? cairn_tree_node(tb, j) : NULL;
+		int c = !a ? 1 : !b ? -1 : name_cmp(a, b);
+		r = visit(d, c <= 0 ? a : NULL, c >= 0 ? b : NULL);
+		i += c <= 0;
+		j += c >= 0;
+	}
+	return r;
+}
+
+/* Equal IDs mean equal subtrees (FORMAT.md §10): nothing to read. */
+static int diff_trees(struct differ *d, const struct cairn_id *a, const struct cairn_id *b)
+{
+	cairn_tree *ta = NULL, *tb = NULL;
+	int r = 0;
+
+	if (a && b && cairn_id_cmp(a, b) == 0)
+		return 0;
+	if (a)
+		r = restorer_load_tree(d->repo, a, &ta);
+	if (r >= 0 && b)
+		r = restorer_load_tree(d->repo, b, &tb);
+	if (r >= 0)
+		r = merge(d, ta, tb);
+	cairn_tree_free(ta);
+	cairn_tree_free(tb);
+	return r;
+}
+
+static int list_all(struct differ *d, const struct cairn_id *tree, char mod)
+{
+	return mod == '+' ? diff_trees(d, NULL, tree) : diff_trees(d, tree, NULL);
+}
+
+/* ---- command ------------------------------------------------------------ */
+
+static void statistics(const struct differ *d)
+{
+	if (d->json) {
+		printf("{\"message_type\":\"statistics\",\"added\":%llu,\"removed\":%llu,"
+		       "\"modified\":%llu,\"metadata\":%llu,\"type_changed\":%llu}\n",
+		       (unsigned long long)d->added, (unsigned long long)d->removed,
+		       (unsigned long long)d->modified, (unsigned long long)d->metadata,
+		       (unsigned long long)d->type_changed);
+		return;
+	}
+	if (cairn_log_get_level() >= CAIRN_LOG_NOTICE)
+		printf("\n%llu added, %llu removed, %llu modified, %llu with new metadata, "
+		       "%llu changed type\n",
+		       (unsigned long long)d->added, (unsigned long long)d->removed,
+		       (unsigned long long)d->modified, (unsigned long long)d->metadata,
+		       (unsigned long long)d->type_changed);
+}
+
+static int run(cairn_repo *repo, bool json, const char *spec1, const char *spec2)
+{
+	struct cairn_snapshot **list = NULL;
+	struct differ d = { .repo = repo, .json = json, .path = { CAIRN_BUF_INIT } };
+	size_t n = 0;
+	int r = cairn_repo_snapshot_list(repo, &list, &n), a = -1, b = -1;
+
+	if (r >= 0 && (a = cairn_snapshot_find(list, n, spec1)) < 0)
+		r = a;
+	if (r >= 0 && (b = cairn_snapshot_find(list, n, spec2)) < 0)
+		r = b;
+	if (r >= 0)
+		r = diff_trees(&d, &list[a]->root, &list[b]->root);
+	if (r >= 0)
+		statistics(&d);
+	cairn_buf_release(&d.path.b);
+	cairn_snapshot_list_free(list, n);
+	return r;
+}
+
+static int handle(int c, const char *arg, void *payload)
+{
+	(void)arg;
+	if (c != OPT_JSON)
+		return cairn_err_set(-EINVAL, "unknown option");
+	*(bool *)payload = true;
+	return 0;
+}
+
+int cmd_diff(int argc, char **argv)
+{
+	static const struct option longopts[] = { CLI_COMMON_LONGOPTS,
+		                                  { "json", no_argument, NULL, OPT_JSON },
+		                                  { 0 } };
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .read_only = true };
+	_cleanup_repo_ cairn_repo *repo = NULL;
+	bool json = false;
+
+	int i = cli_parse(argc, argv, "", longopts, usage, handle, &json);
+	if (i < 0)
+		return CLI_PARSE_EXIT(i);
+	if (argc - i != 2)
+		return cli_usage_error("diff: give two snapshots");
+	int r = cli_open_repo(&repo, &ro);
+	if (r >= 0)
+		r = run(repo, json, argv[i], argv[i + 1]);
+	return r < 0 ? cli_fail(r) : 0;
+}

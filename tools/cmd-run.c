@@ -1,0 +1,709 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* cairn run NAME: the whole job of a job file, backup -> forget/prune -> sync ->
+ * check -> metrics -> notification. */
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "jobconf.h"
+#include "notify.h"
+#include "cleanup.h"
+
+static const char usage[] =
+        "usage: cairn run [--config FILE] [-n|--dry-run] NAME\n"
+        "\n"
+        "Runs the job NAME as its file $CAIRN_CONFIG_DIR/NAME.conf (default\n"
+        "/etc/cairn/NAME.conf, see cairn.conf(5)) describes it:\n"
+        "  1. backup of the paths                                  (always)\n"
+        "  2. forget by the keep-* policy, with --prune if prune = yes\n"
+        "     (or prune alone with prune = yes and no policy)\n"
+        "  3. sync to s3-target                                    (if set)\n"
+        "  4. check, reading check-read-data-subset of the data    (check = yes)\n"
+        "  5. metrics appended to metrics-file                     (if set)\n"
+        "  6. notification to notify-url / notify-mail when the exit status is\n"
+        "     not 0                                                (if set)\n"
+        "Steps 2-4 are skipped when the backup wrote no snapshot; each step's outcome\n"
+        "is logged, and a failed step does not stop the later ones.\n"
+        "\n"
+        "  --config FILE   read the job from FILE (NAME defaults to its base name)\n"
+        "  -n, --dry-run   print the commands the job would run, run nothing\n"
+        "\n"
+        "Exit status, the first that applies: 2 bad usage or a bad job file; 1 a\n"
+        "step failed (backup without snapshot, forget, prune, sync, check, metrics or\n"
+        "the notification); 3 the backup wrote a snapshot but could not read some\n"
+        "files; 0 everything succeeded.\n";
+
+enum { OPT_CONFIG = OPT_FIRST_COMMAND_OPT };
+enum step_id { STEP_BACKUP, STEP_FORGET, STEP_SYNC, STEP_CHECK, STEP_N };
+static const char *const step_names[STEP_N] = { "backup", "forget", "sync", "check" };
+
+#define STEP_WAIT "600" /* --lock-wait: a mount's reader or a slow sync may hold the lock */
+#define LINE_MAX_LEN 2048
+
+struct step {
+	bool configured;
+	bool ran;
+	int rc; /* exit status when ran */
+	double secs;
+	char error[512];   /* the last error line it printed */
+	const char *label; /* "forget" may run as "prune" */
+};
+
+struct run {
+	char name[JOBCONF_MAX_NAME + 1];
+	const char *config;
+	bool dry_run;
+	struct jobconf c;
+	struct step steps[STEP_N];
+};
+
+/* ---- argument vectors --------------------------------------------------- */
+
+struct argv {
+	char **v;
+	size_t n, cap;
+	bool oom;
+};
+
+static void av_add(struct argv *a, const char *s)
+{
+	if (a->oom)
+		return;
+	if (a->n + 2 > a->cap) {
+		size_t cap = a->cap ? 2 * a->cap : 32;
+		char **v = realloc(a->v, cap * sizeof(*v));
+		if (!v) {
+			a->oom = true;
+			return;
+		}
+		a->v = v;
+		a->cap = cap;
+	}
+	if (!(a->v[a->n] = strdup(s))) {
+		a->oom = true;
+		return;
+	}
+	a->v[++a->n] = NULL;
+}
+
+static void av_add2(struct argv *a, const char *opt, const char *val)
+{
+	av_add(a, opt);
+	av_add(a, val);
+}
+
+static void av_addl(struct argv *a, const char *opt, long val)
+{
+	char num[32];
+	snprintf(num, sizeof(num), "%ld", val);
+	av_add2(a, opt, num);
+}
+
+static void av_list(struct argv *a, const char *opt, const struct jobconf_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		av_add2(a, opt, l->v[i]);
+}
+
+static void av_free(struct argv *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->v[i]);
+	free(a->v);
+	*a = (struct argv){ 0 };
+}
+
+/* ---- the command line of each step -------------------------------------- */
+
+/* Options of the top level: the repository and the password source. */
+static void av_globals(struct argv *a, const struct jobconf *c)
+{
+	av_add(a, "cairn");
+	av_add2(a, "-r", c->repository);
+	if (c->password_file)
+		av_add2(a, "--password-file", c->password_file);
+	if (c->password_command)
+		av_add2(a, "--password-command", c->password_command);
+}
+
+static void backup_args(struct argv *a, const struct jobconf *c)
+{
+	av_add(a, "backup");
+	av_list(a, "--tag", &c->tags);
+	if (c->host)
+		av_add2(a, "--host", c->host);
+	av_list(a, "--exclude", &c->excludes);
+	av_list(a, "--exclude-file", &c->exclude_files);
+	if (c->exclude_caches)
+		av_add(a, "--exclude-caches");
+	if (c->one_file_system)
+		av_add(a, "--one-file-system");
+	if (c->compression >= 0)
+		av_addl(a, "--compression", c->compression);
+	if (c->threads > 0)
+		av_addl(a, "--threads", c->threads);
+	if (c->metrics_file)
+		av_add2(a, "--metrics-file", c->metrics_file);
+	av_add(a, "--");
+	for (size_t i = 0; i < c->paths.n; i++)
+		av_add(a, c->paths.v[i]);
+}
+
+/* forget only looks at this host's snapshots: another machine sharing the
+ * repository keeps its own policy. */
+static void forget_args(struct argv *a, const struct jobconf *c)
+{
+	char host[256] = "localhost";
+	if (!jobconf_has_policy(c)) {
+		av_add2(a, "prune", "--lock-wait");
+		av_add(a, STEP_WAIT);
+		return;
+	}
+	av_add(a, "forget");
+	for (int k = 0; k < JOBCONF_KEEP_N; k++) {
+		char opt[32];
+		snprintf(opt, sizeof(opt), "--%s", jobconf_keep_name((enum jobconf_keep)k));
+		if (c->keep[k] > 0)
+			av_addl(a, opt, c->keep[k]);
+	}
+	if (c->keep_within)
+		av_add2(a, "--keep-within", c->keep_within);
+	av_list(a, "--keep-tag", &c->keep_tags);
+	if (c->host)
+		snprintf(host, sizeof(host), "%s", c->host);
+	else
+		gethostname(host, sizeof(host) - 1); /* as backup names it */
+	av_add2(a, "--host", host);
+	if (c->prune)
+		av_add(a, "--prune");
+	av_add2(a, "--lock-wait", STEP_WAIT);
+}
+
+static void sync_args(struct argv *a, const struct jobconf *c)
+{
+	av_add(a, "sync");
+	if (c->s3_endpoint)
+		av_add2(a, "--s3-endpoint", c->s3_endpoint);
+	av_add(a, c->s3_target);
+}
+
+/* The rotating subset, '*' '/' M, turns into part D mod M + 1 of M on day D: the runs of M days
+ * read all the data, where a fixed subset would read the same packs every time. */
+static void check_args(struct argv *a, const struct jobconf *c)
+{
+	const char *subset = c->check_read_data_subset;
+	char part[48];
+	av_add(a, "check");
+	if (subset && subset[0] == '*') {
+		unsigned long m = strtoul(subset + 2, NULL, 10);
+		snprintf(part, sizeof(part), "%lu/%lu", (unsigned long)(time(NULL) / 86400) % m + 1,
+		         m);
+		subset = part;
+	}
+	if (subset)
+		av_add2(a, "--read-data-subset", subset);
+	av_add2(a, "--lock-wait", STEP_WAIT);
+}
+
+static void (*const step_args[STEP_N])(struct argv *, const struct jobconf *) = {
+	backup_args,
+	forget_args,
+	sync_args,
+	check_args,
+};
+
+/* ---- running a step ----------------------------------------------------- */
+
+/* A line of the step's stderr, logged again as this job's (so --log-format json
+ * gives every line the job name); an error line is kept for the notification. */
+static void relay_line(struct step *st, char *line)
+{
+	static const char err[] = "cairn: ", warn[] = "cairn: warning: ";
+	size_t n = strlen(line);
+	if (n > 0 && line[n - 1] == '\r')
+		line[--n] = '\0';
+	if (n == 0)
+		return;
+	if (strncmp(line, warn, sizeof(warn) - 1) == 0) {
+		log_warn("%s: %s", st->label, line + sizeof(warn) - 1);
+	} else if (strncmp(line, err, sizeof(err) - 1) == 0) {
+		snprintf(st->error, sizeof(st->error), "%s", line + sizeof(err) - 1);
+		log_error("%s: %s", st->label, st->error);
+	} else {
+		cairn_log(CAIRN_LOG_NOTICE, "%s: %s", st->label, line);
+	}
+}
+
+static void relay(struct step *st, int fd)
+{
+	char buf[LINE_MAX_LEN + 1];
+	size_t len = 0;
+	for (;;) {
+		ssize_t got = read(fd, buf + len, LINE_MAX_LEN - len);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;
+		len += (size_t)got;
+		char *nl;
+		while ((nl = memchr(buf, '\n', len))) {
+			*nl = '\0';
+			relay_line(st, buf);
+			len -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, len);
+		}
+		if (len == LINE_MAX_LEN) { /* an endless line: pass it on in pieces */
+			buf[len] = '\0';
+			relay_line(st, buf);
+			len = 0;
+		}
+	}
+	buf[len] = '\0';
+	relay_line(st, buf);
+}
+
+static int wait_child(pid_t pid)
+{
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return EXIT_ERROR;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return 128 + WTERMSIG(status); /* as shells report a killed child */
+}
+
+/* Re-execute this binary with argv: a step's crash cannot take the job with it,
+ * and every step is exactly the command an administrator would type. */
+static int spawn_step(struct step *st, char **argv)
+{
+	extern char **environ;
+	posix_spawn_file_actions_t fa;
+	int fds[2];
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		snprintf(st->error, sizeof(st->error), "cannot create a pipe: %s", strerror(errno));
+		return EXIT_ERROR;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, fds[1], STDERR_FILENO);
+	int e = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(fds[1]);
+	if (e) {
+		close(fds[0]);
+		snprintf(st->error, sizeof(st->error), "cannot run cairn: %s", strerror(e));
+		return EXIT_ERROR;
+	}
+	relay(st, fds[0]);
+	close(fds[0]);
+	return wait_child(pid);
+}
+
+/* One word quoted for a POSIX shell, so that a dry run's lines can be pasted. */
+static void print_word(const char *w)
+{
+	static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                            "0123456789-_./=:@%+,";
+	if (w[0] && !w[strspn(w, plain)]) {
+		fputs(w, stdout);
+		return;
+	}
+	putchar('\'');
+	for (; *w; w++) {
+		if (*w == '\'')
+			fputs("'\\''", stdout);
+		else
+			putchar(*w);
+	}
+	putchar('\'');
+}
+
+static void print_command(char **argv)
+{
+	for (size_t i = 0; argv[i]; i++) {
+		if (i)
+			putchar(' ');
+		print_word(argv[i]);
+	}
+	putchar('\n');
+}
+
+static double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int run_step(struct run *run, enum step_id id)
+{
+	struct step *st = &run->steps[id];
+	struct argv a = { 0 };
+	av_globals(&a, &run->c);
+	step_args[id](&a, &run->c);
+	if (a.oom) {
+		av_free(&a);
+		return cli_fail(cairn_err_set(-ENOMEM, "out of memory"));
+	}
+	st->label = id == STEP_FORGET && !jobconf_has_policy(&run->c) ? "prune" : step_names[id];
+	if (run->dry_run) {
+		print_command(a.v);
+		av_free(&a);
+		return 0;
+	}
+	double t0 = mono_now();
+	log_info("%s: starting", st->label);
+	st->rc = spawn_step(st, a.v);
+	st->secs = mono_now() - t0;
+	st->ran = true;
+	av_free(&a);
+	if (st->rc == 0 || (id == STEP_BACKUP && st->rc == EXIT_PARTIAL))
+		log_info("%s: done in %.1f s (exit %d)", st->label, st->secs, st->rc);
+	else
+		log_error("%s failed (exit %d)%s%s", st->label, st->rc, st->error[0] ? ": " : "",
+		          st->error);
+	return st->rc;
+}
+
+/* ---- metrics ------------------------------------------------------------ */
+
+/* A previous value of metric (name and labels up to '{') in the old file. */
+static double old_value(const char *text, const char *metric)
+{
+	size_t n = strlen(metric);
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (strncmp(p, metric, n) == 0) {
+			const char *v = strchr(p, ' ');
+			return v ? strtod(v + 1, NULL) : 0;
+		}
+	return 0;
+}
+
+/* The file as backup left it, without the families this command owns (a
+ * previous run's), so they are not written twice. */
+static int keep_foreign(struct cairn_buf *out, const char *text)
+{
+	static const char *const ours[] = { "cairn_run_", "cairn_sync_", "cairn_check_" };
+	for (const char *p = text; *p;) {
+		size_t n = strcspn(p, "\n");
+		const char *name = p;
+		if (strncmp(p, "# HELP ", 7) == 0 || strncmp(p, "# TYPE ", 7) == 0)
+			name = p + 7;
+		bool mine = false;
+		for (size_t i = 0; i < ARRAY_SIZE(ours); i++)
+			mine |= strncmp(name, ours[i], strlen(ours[i])) == 0;
+		if (!mine && cairn_buf_put(out, p, n) < 0)
+			return -ENOMEM;
+		if (!mine && cairn_buf_put_u8(out, '\n') < 0)
+			return -ENOMEM;
+		p += n + (p[n] == '\n');
+	}
+	return 0;
+}
+
+struct metric_ctx {
+	struct cairn_buf *b;
+	const char *job; /* label value, escaped */
+	const char *old; /* the previous file */
+};
+
+static void gauge(struct metric_ctx *m, const char *name, const char *help)
+{
+	cairn_buf_printf(m->b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+}
+
+/* A last-success timestamp: now if ok, else what the previous run recorded. */
+static void last_success(struct metric_ctx *m, const char *name, const char *labels, bool ok,
+                         time_t now)
+{
+	char key[256];
+	snprintf(key, sizeof(key), "%s{%s}", name, labels);
+	double v = ok ? (double)now : old_value(m->old, key);
+	cairn_buf_printf(m->b, "%s %.0f\n", key, v);
+}
+
+static bool step_ok(const struct step *st, enum step_id id)
+{
+	return st->ran && (st->rc == 0 || (id == STEP_BACKUP && st->rc == EXIT_PARTIAL));
+}
+
+static void step_metrics(struct metric_ctx *m, const struct run *run)
+{
+	gauge(m, "cairn_run_step_success",
+	      "1 if the step of the last run succeeded, 0 if it failed or was skipped.");
+	for (int i = 0; i < STEP_N; i++)
+		if (run->steps[i].configured)
+			cairn_buf_printf(
+			        m->b, "cairn_run_step_success{job=\"%s\",step=\"%s\"} %d\n", m->job,
+			        step_names[i], step_ok(&run->steps[i], (enum step_id)i));
+	gauge(m, "cairn_run_step_duration_seconds", "Duration of the step in the last run.");
+	for (int i = 0; i < STEP_N; i++)
+		if (run->steps[i].ran)
+			cairn_buf_printf(m->b,
+			                 "cairn_run_step_duration_seconds{job=\"%s\",step=\"%s\"} "
+			                 "%.3f\n",
+			                 m->job, step_names[i], run->steps[i].secs);
+}
+
+static void run_metrics(struct metric_ctx *m, const struct run *run, int rc, time_t now)
+{
+	char labels[256];
+	snprintf(labels, sizeof(labels), "job=\"%s\"", m->job);
+	gauge(m, "cairn_run_last_run_timestamp_seconds", "Time the last run of the job ended.");
+	cairn_buf_printf(m->b, "cairn_run_last_run_timestamp_seconds{%s} %lld\n", labels,
+	                 (long long)now);
+	gauge(m, "cairn_run_exit_code", "Exit status of the last run (see cairn-run).");
+	cairn_buf_printf(m->b, "cairn_run_exit_code{%s} %d\n", labels, rc);
+	gauge(m, "cairn_run_success", "1 if the last run exited 0 or 3 (partial backup).");
+	cairn_buf_printf(m->b, "cairn_run_success{%s} %d\n", labels, rc == 0 || rc == 3);
+	gauge(m, "cairn_run_last_success_timestamp_seconds", "Time of the last successful run.");
+	last_success(m, "cairn_run_last_success_timestamp_seconds", labels, rc == 0 || rc == 3,
+	             now);
+	step_metrics(m, run);
+}
+
+/* Label values escape backslash, quote and newline (text exposition format). */
+static void label_escape(char *out, size_t size, const char *s)
+{
+	size_t k = 0;
+	for (; *s && k + 3 < size; s++) {
+		if (*s == '\\' || *s == '"' || *s == '\n')
+			out[k++] = '\\';
+		out[k++] = *s == '\n' ? 'n' : *s;
+	}
+	out[k] = '\0';
+}
+
+static void sync_check_metrics(struct metric_ctx *m, const struct run *run, time_t now)
+{
+	char labels[1200], target[1000];
+	const struct step *sy = &run->steps[STEP_SYNC], *ck = &run->steps[STEP_CHECK];
+	if (sy->configured) {
+		label_escape(target, sizeof(target), run->c.s3_target);
+		snprintf(labels, sizeof(labels), "job=\"%s\",target=\"%s\"", m->job, target);
+		gauge(m, "cairn_sync_success", "1 if the last sync to S3 succeeded.");
+		cairn_buf_printf(m->b, "cairn_sync_success{%s} %d\n", labels,
+		                 step_ok(sy, STEP_SYNC));
+		gauge(m, "cairn_sync_last_success_timestamp_seconds",
+		      "Time of the last successful sync: the newest data known to be offsite.");
+		last_success(m, "cairn_sync_last_success_timestamp_seconds", labels,
+		             step_ok(sy, STEP_SYNC), now);
+	}
+	if (ck->configured && ck->ran) {
+		snprintf(labels, sizeof(labels), "job=\"%s\"", m->job);
+		gauge(m, "cairn_check_success", "1 if the last check found no damage.");
+		cairn_buf_printf(m->b, "cairn_check_success{%s} %d\n", labels, ck->rc == 0);
+		gauge(m, "cairn_check_last_run_timestamp_seconds", "Time the last check ended.");
+		cairn_buf_printf(m->b, "cairn_check_last_run_timestamp_seconds{%s} %lld\n", labels,
+		                 (long long)now);
+		gauge(m, "cairn_check_last_success_timestamp_seconds",
+		      "Time of the last check without damage.");
+		last_success(m, "cairn_check_last_success_timestamp_seconds", labels, ck->rc == 0,
+		             now);
+	}
+}
+
+/* Append this run's families to the textfile backup wrote (or to the previous
+ * one, if the backup could not write it). */
+static int write_metrics(const struct run *run, int rc)
+{
+	_cleanup_buf_ struct cairn_buf old = CAIRN_BUF_INIT;
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	const char *path = run->c.metrics_file;
+	char job[2 * JOBCONF_MAX_NAME + 1];
+	time_t now = time(NULL);
+
+	int r = cairn_file_slurp(path, 1 << 20, &old);
+	if ((r < 0 && r != -ENOENT) || cairn_buf_put_u8(&old, 0) < 0)
+		return cairn_err_wrap(r < 0 ? r : -ENOMEM, "cannot read metrics '%s'", path);
+	if (keep_foreign(&b, (const char *)old.data) < 0)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	label_escape(job, sizeof(job), run->name);
+	struct metric_ctx m = { .b = &b, .job = job, .old = (const char *)old.data };
+	run_metrics(&m, run, rc, now);
+	sync_check_metrics(&m, run, now);
+	if ((r = cairn_file_write_atomic(path, NULL, b.data, b.len)) < 0)
+		return r;
+	/* The textfile collector runs as another user; metrics hold nothing secret. */
+	if (chmod(path, 0644) < 0)
+		return cairn_err_set(-errno, "cannot chmod '%s': %s", path, strerror(errno));
+	return 0;
+}
+
+/* ---- outcome ------------------------------------------------------------ */
+
+/* The exit status by the documented precedence: 1 (a failure) over 3 (partial
+ * backup) over 0. */
+static int outcome(const struct run *run)
+{
+	int rc = 0;
+	for (int i = 0; i < STEP_N; i++) {
+		const struct step *st = &run->steps[i];
+		if (!st->configured)
+			continue;
+		if (!st->ran || (!step_ok(st, (enum step_id)i)))
+			return EXIT_ERROR;
+		if (st->rc == EXIT_PARTIAL)
+			rc = EXIT_PARTIAL;
+	}
+	return rc;
+}
+
+/* "backup: <error>; sync skipped": what the notification says. */
+static void describe(const struct run *run, char *buf, size_t size)
+{
+	size_t k = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < STEP_N && k < size; i++) {
+		const struct step *st = &run->steps[i];
+		int w = 0;
+		if (!st->configured || (step_ok(st, (enum step_id)i) && st->rc == 0))
+			continue;
+		if (!st->ran)
+			w = snprintf(buf + k, size - k, "%s%s skipped", k ? "; " : "",
+			             step_names[i]);
+		else
+			w = snprintf(buf + k, size - k, "%s%s exited %d%s%s", k ? "; " : "",
+			             st->label, st->rc, st->error[0] ? ": " : "", st->error);
+		k = w < 0 ? size : k + (size_t)w;
+	}
+}
+
+static int send_notifications(struct run *run, int rc)
+{
+	char error[2048];
+	const struct jobconf *c = &run->c;
+	int r = 0;
+
+	describe(run, error, sizeof(error));
+	struct notify_msg msg = {
+		.job = run->name, .host = c->host, .error = error, .exit_code = rc
+	};
+	if (c->notify_url && notify_webhook(c->notify_url, &msg) < 0)
+		r = log_error_errno(-EIO, "notification failed");
+	if (c->notify_mail && notify_mail(c->notify_mail, &msg) < 0)
+		r = log_error_errno(-EIO, "notification failed");
+	if (r == 0)
+		log_info("notification sent");
+	notify_mark_reported(run->name, r == 0);
+	return r;
+}
+
+/* ---- the job ------------------------------------------------------------ */
+
+static void plan(struct run *run)
+{
+	const struct jobconf *c = &run->c;
+	run->steps[STEP_BACKUP].configured = true;
+	run->steps[STEP_FORGET].configured = jobconf_has_policy(c) || c->prune;
+	run->steps[STEP_SYNC].configured = c->s3_target != NULL;
+	run->steps[STEP_CHECK].configured = c->check || c->check_read_data_subset;
+	for (int i = 0; i < STEP_N; i++)
+		run->steps[i].label = step_names[i];
+}
+
+static int run_job(struct run *run)
+{
+	char level[8];
+	plan(run);
+	/* The steps log at this command's level (-v, -q included). */
+	snprintf(level, sizeof(level), "%d", cairn_log_get_level());
+	setenv("CAIRN_LOG_LEVEL", level, 1);
+	if (!run->dry_run)
+		notify_mark_reported(run->name, false);
+	int b = run_step(run, STEP_BACKUP);
+	bool snapshot = b == 0 || b == EXIT_PARTIAL;
+	for (int i = STEP_FORGET; i < STEP_N; i++) {
+		if (!run->steps[i].configured)
+			continue;
+		if (snapshot || run->dry_run)
+			run_step(run, (enum step_id)i);
+		else
+			log_warn("%s skipped: the backup failed", step_names[i]);
+	}
+	if (run->dry_run)
+		return 0;
+	int rc = outcome(run);
+	if (run->c.metrics_file && write_metrics(run, rc) < 0) {
+		log_error("cannot write metrics: %s", cairn_err_msg());
+		rc = EXIT_ERROR;
+	}
+	if (rc != 0 && (run->c.notify_url || run->c.notify_mail) && send_notifications(run, rc) < 0)
+		rc = EXIT_ERROR;
+	if (rc == 0)
+		cairn_log(CAIRN_LOG_NOTICE, "job %s succeeded", run->name);
+	else
+		log_error("job %s finished with exit status %d", run->name, rc);
+	return rc;
+}
+
+static int handle(int c, const char *arg, void *payload)
+{
+	struct run *run = payload;
+	switch (c) {
+	case OPT_CONFIG:
+		run->config = arg;
+		return 0;
+	case 'n':
+		run->dry_run = true;
+		return 0;
+	default:
+		return cairn_err_set(-EINVAL, "unknown option");
+	}
+}
+
+static int load(struct run *run, int argc, char **argv, int i)
+{
+	char path[4096];
+	int r;
+	if (i + 1 < argc || (i >= argc && !run->config))
+		return cli_usage_error("run: give one job NAME (or --config FILE)");
+	if (i < argc)
+		snprintf(run->name, sizeof(run->name), "%.*s", JOBCONF_MAX_NAME, argv[i]);
+	else
+		jobconf_name_from_path(run->name, sizeof(run->name), run->config);
+	if (!run->config && (r = jobconf_path(path, sizeof(path), argv[i])) < 0)
+		return log_error("%s", cairn_err_msg()), EXIT_USAGE;
+	r = jobconf_load(&run->c, run->config ? run->config : path);
+	if (r < 0) {
+		log_error("%s", cairn_err_msg());
+		/* A job file that does not parse is bad usage; one that cannot be read
+		 * is a failure of the machine. */
+		return r == -EINVAL || r == -EFBIG ? EXIT_USAGE : EXIT_ERROR;
+	}
+	return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		CLI_COMMON_LONGOPTS,
+		{ "config", required_argument, NULL, OPT_CONFIG },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ 0 },
+	};
+	struct run run = { 0 };
+	jobconf_init(&run.c);
+	int i = cli_parse(argc, argv, "n", longopts, usage, handle, &run);
+	if (i < 0)
+		return CLI_PARSE_EXIT(i);
+	int rc = load(&run, argc, argv, i);
+	if (rc == 0) {
+		cairn_log_set_job(run.name);
+		if (run.c.log_format && strcmp(run.c.log_format, "json") == 0)
+			cairn_log_set_json(true);
+		rc = run_job(&run);
+	}
+	jobconf_release(&run.c);
+	return rc;
+}

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* cairn unlock: list repository locks and remove stale ones (FORMAT.md §11). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "restorer.h"
+#include "cleanup.h"
+
+static const char usage[] =
+        "usage: cairn unlock [--all | --list]\n"
+        "\n"
+        "Removes stale locks: those of processes on this host that no longer run, and\n"
+        "those not refreshed for 30 minutes. No password is needed.\n"
+        "\n"
+        "  --all    remove every lock, also of commands that may still run\n"
+        "  --list   only list the locks\n";
+
+enum { OPT_ALL = OPT_FIRST_COMMAND_OPT, OPT_LIST };
+
+struct unlock_args {
+	bool all, list;
+};
+
+static int handle(int c, const char *arg, void *payload)
+{
+	struct unlock_args *a = payload;
+	(void)arg;
+	if (c == OPT_ALL)
+		a->all = true;
+	else if (c == OPT_LIST)
+		a->list = true;
+	else
+		return cairn_err_set(-EINVAL, "unknown option");
+	return 0;
+}
+
+static void describe(const char *verb, const struct cairn_lock_info *l)
+{
+	char since[RESTORER_TIME_MAX];
+	restorer_fmt_local(since, l->start * 1000000000);
+	if (l->kind == 0) {
+		printf("%slock %s (unreadable)\n", verb, l->name);
+		return;
+	}
+	printf("%s%s lock %s: %s on host %s pid %lld since %s%s\n", verb,
+	       cairn_lock_kind_name(l->kind), l->name, l->command, l->host, (long long)l->pid,
+	       since,
+	       l->dead    ? " (process gone)"
+	       : l->stale ? " (stale)"
+	                  : "");
+}
+
+static int unlock(const char *repo, const struct unlock_args *a)
+{
+	_cleanup_free_ struct cairn_lock_info *v = NULL;
+	size_t n = 0, kept = 0;
+	int r = cairn_lock_list(repo, &v, &n);
+
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		if (a->list) {
+			describe("", &v[i]);
+			continue;
+		}
+		if (!a->all && !v[i].stale) {
+			kept++;
+			continue;
+		}
+		r = cairn_lock_remove(repo, v[i].name);
+		if (r == -ENOENT)
+			r = 0; /* its holder released it meanwhile */
+		else if (r >= 0)
+			describe("removed ", &v[i]);
+	}
+	if (r >= 0 && kept)
+		printf("%zu locks of running commands were kept (--all removes them)\n", kept);
+	return r;
+}
+
+int cmd_unlock(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		CLI_COMMON_LONGOPTS,
+		{ "all", no_argument, NULL, OPT_ALL },
+		{ "list", no_argument, NULL, OPT_LIST },
+		{ 0 },
+	};
+	struct unlock_args a = { 0 };
+	const char *repo;
+
+	int i = cli_parse(argc, argv, "", longopts, usage, handle, &a);
+	if (i < 0)
+		return CLI_PARSE_EXIT(i);
+	if (i != argc)
+		return cli_usage_error("unlock: unexpected argument '%s'", argv[i]);
+	if (a.all && a.list)
+		return cli_usage_error("unlock: --all and --list exclude each other");
+	int r = cli_repo_path(&repo);
+	if (r >= 0)
+		r = cairn_repo_probe(repo);
+	if (r >= 0)
+		r = unlock(repo, &a);
+	return r < 0 ? cli_fail(r) : 0;
+}

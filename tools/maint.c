@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Helpers shared by the maintenance commands: locks, the prune report, tree paths. */
+#include "maint.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+int maint_lock(cairn_repo *repo, int kind, const char *command, unsigned wait_seconds,
+               cairn_lock **out)
+{
+	return cairn_lock_acquire(out, cairn_repo_path(repo), kind, command, wait_seconds);
+}
+
+int maint_parse_wait(const char *arg, unsigned *out)
+{
+	long v;
+	int r = cli_parse_int(arg, 0, 7 * 24 * 3600, &v);
+	if (r >= 0)
+		*out = (unsigned)v;
+	return r;
+}
+
+void maint_short_id(char out[9], const struct cairn_id *id)
+{
+	cairn_hex(out, id->b, 4);
+}
+
+/* ---- prune -------------------------------------------------------------- */
+
+static void on_step(const char *step, void *payload)
+{
+	const char *crash = getenv("CAIRN_TEST_CRASH_POINT");
+	(void)payload;
+	log_debug("prune: %s", step);
+	/* A test hook: die like kill -9 would, with no cleanup of any kind. */
+	if (crash && strcmp(crash, step) == 0)
+		raise(SIGKILL);
+}
+
+static void report_json(const struct cairn_prune_stats *s, bool dry_run)
+{
+	printf("{\"message_type\":\"summary\",\"command\":\"prune\",\"dry_run\":%s,"
+	       "\"snapshots\":%llu,\"trees\":%llu,"
+	       "\"blobs_used\":%llu,\"blobs_unused\":%llu,\"packs\":%llu,\"packs_kept\":%llu,"
+	       "\"packs_deleted\":%llu,\"packs_repacked\":%llu,\"packs_written\":%llu,"
+	       "\"bytes_total\":%llu,\"bytes_unused\":%llu,\"bytes_repacked\":%llu,"
+	       "\"bytes_written\":%llu,\"bytes_freed\":%llu,\"bytes_left_unused\":%llu}\n",
+	       dry_run ? "true" : "false", (unsigned long long)s->snapshots,
+	       (unsigned long long)s->trees, (unsigned long long)s->blobs_used,
+	       (unsigned long long)s->blobs_unused, (unsigned long long)s->packs,
+	       (unsigned long long)s->packs_kept, (unsigned long long)s->packs_deleted,
+	       (unsigned long long)s->packs_repacked, (unsigned long long)s->packs_written,
+	       (unsigned long long)s->bytes_total, (unsigned long long)s->bytes_unused,
+	       (unsigned long long)s->bytes_repacked, (unsigned long long)s->bytes_written,
+	       (unsigned long long)s->bytes_freed, (unsigned long long)s->bytes_left_unused);
+}
+
+static void report_text(const struct cairn_prune_stats *s, bool dry_run)
+{
+	char total[32], unused[32], freed[32], left[32];
+
+	printf("%llu snapshots use %llu blobs (%llu trees); %llu blobs are unused\n",
+	       (unsigned long long)s->snapshots, (unsigned long long)s->blobs_used,
+	       (unsigned long long)s->trees, (unsigned long long)s->blobs_unused);
+	printf("packs: %llu (%s, %s unused): ", (unsigned long long)s->packs,
+	       cli_fmt_bytes(total, sizeof(total), s->bytes_total),
+	       cli_fmt_bytes(unused, sizeof(unused), s->bytes_unused));
+	if (dry_run)
+		printf("%llu to delete, %llu to repack, %llu to keep\n",
+		       (unsigned long long)s->packs_deleted, (unsigned long long)s->packs_repacked,
+		       (unsigned long long)s->packs_kept);
+	else
+		printf("%llu deleted, %llu repacked into %llu new, %llu kept\n",
+		       (unsigned long long)s->packs_deleted, (unsigned long long)s->packs_repacked,
+		       (unsigned long long)s->packs_written, (unsigned long long)s->packs_kept);
+	printf("%s %s; %s unused left in kept packs%s\n",
+	       dry_run ? "would reclaim about" : "reclaimed",
+	       cli_fmt_bytes(freed, sizeof(freed), s->bytes_freed),
+	       cli_fmt_bytes(left, sizeof(left), s->bytes_left_unused),
+	       dry_run ? " (dry run: nothing was changed)" : "");
+}
+
+int maint_prune(cairn_repo *repo, const struct maint_prune_opts *o)
+{
+	struct cairn_prune_opts po = {
+		.version = CAIRN_PRUNE_OPTS_VERSION,
+		.max_unused = o->max_unused,
+		.dry_run = o->dry_run,
+		.lock = o->lock,
+		.on_step = on_step,
+	};
+	struct cairn_prune_stats st;
+	int r = cairn_repo_prune(repo, &po, &st);
+
+	if (r < 0)
+		return r;
+	if (o->json)
+		report_json(&st, o->dry_run);
+	else if (cairn_log_get_level() >= CAIRN_LOG_NOTICE)
+		report_text(&st, o->dry_run);
+	return 0;
+}
+
+/* ---- paths -------------------------------------------------------------- */
+
+int maint_path_push(struct maint_path *p, const uint8_t *name, size_t len, size_t *mark)
+{
+	*mark = p->b.len;
+	if (cairn_buf_put_u8(&p->b, '/') < 0 || cairn_buf_put(&p->b, name, len) < 0 ||
+	    cairn_buf_reserve(&p->b, 1) < 0)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	p->b.data[p->b.len] = '\0';
+	return 0;
+}
+
+void maint_path_pop(struct maint_path *p, size_t mark)
+{
+	p->b.len = mark;
+	if (p->b.data)
+		p->b.data[mark] = '\0';
+}
+
+const char *maint_path_str(const struct maint_path *p, size_t *len)
+{
+	if (p->b.len == 0) {
+		*len = 1;
+		return "/";
+	}
+	*len = p->b.len;
+	return (const char *)p->b.data;
+}

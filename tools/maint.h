@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Helpers shared by the maintenance commands: forget, prune, check, diff, find, stats. */
+#ifndef CAIRN_MAINT_H
+#define CAIRN_MAINT_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "cairn/store.h"
+
+static inline void cairn_lock_releasep(cairn_lock **l)
+{
+	cairn_lock_release(*l);
+}
+#define _cleanup_lock_ __attribute__((cleanup(cairn_lock_releasep)))
+
+/* The lock of a command on an open repository; wait_seconds as for
+ * cairn_lock_acquire(). */
+int maint_lock(cairn_repo *repo, int kind, const char *command, unsigned wait_seconds,
+               cairn_lock **out);
+
+/* How `prune` and `forget --prune` run prune and report it. */
+struct maint_prune_opts {
+	double max_unused; /* percent */
+	bool dry_run;
+	bool json;
+	cairn_lock *lock; /* the exclusive lock held */
+};
+/* Prune and print the report (text, or one JSON summary line). CAIRN_TEST_CRASH_POINT
+ * names a step of cairn_prune_opts.on_step at which the process kills itself with
+ * SIGKILL, for crash tests (tests/integration/prune-crash.sh). */
+int maint_prune(cairn_repo *repo, const struct maint_prune_opts *o);
+
+/* A path being built during a tree walk: "/a/b", NUL-terminated, raw bytes. */
+struct maint_path {
+	struct cairn_buf b;
+};
+/* Append "/name"; *mark gets the length to pop back to. -ENOMEM. */
+int maint_path_push(struct maint_path *p, const uint8_t *name, size_t len, size_t *mark);
+void maint_path_pop(struct maint_path *p, size_t mark);
+/* The path, or "/" at the root. Borrowed. */
+const char *maint_path_str(const struct maint_path *p, size_t *len);
+
+/* "abcd1234": the short ID of FORMAT.md §1. */
+void maint_short_id(char out[9], const struct cairn_id *id);
+/* Parse "--lock-wait SECONDS". */
+int maint_parse_wait(const char *arg, unsigned *out);
+
+#endif

@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Failure notifications: webhook POST with libcurl, mail with sendmail -t. */
+#include "notify.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "cli.h"
+#include "cleanup.h"
+
+#define NOTIFY_ATTEMPTS 3
+#define NOTIFY_REPLY_MAX 512 /* of a reply body kept for the error message */
+
+extern char **environ;
+
+struct filled {
+	char host[256];
+	char when[32]; /* ISO 8601, UTC */
+	int64_t time;
+	const char *job, *error;
+};
+
+static void fill(struct filled *f, const struct notify_msg *m)
+{
+	struct tm tm;
+	time_t t;
+
+	f->time = m->time ? m->time : (int64_t)time(NULL);
+	t = (time_t)f->time;
+	if (m->host)
+		snprintf(f->host, sizeof(f->host), "%s", m->host);
+	else if (gethostname(f->host, sizeof(f->host) - 1) < 0)
+		snprintf(f->host, sizeof(f->host), "localhost");
+	if (!gmtime_r(&t, &tm) || !strftime(f->when, sizeof(f->when), "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(f->when, sizeof(f->when), "1970-01-01T00:00:00Z");
+	f->job = m->job && *m->job ? m->job : NULL;
+	f->error = m->error && *m->error ? m->error : "job failed";
+}
+
+/* One line for people: what chat tools show. */
+static void summary_line(char *buf, size_t n, const struct filled *f)
+{
+	if (f->job)
+		snprintf(buf, n, "cairn: job '%s' failed on %s: %s", f->job, f->host, f->error);
+	else
+		snprintf(buf, n, "cairn: failed on %s: %s", f->host, f->error);
+}
+
+/* The JSON members, written with the same escaping as every other JSON output. */
+static void write_json(FILE *out, const struct notify_msg *m, const struct filled *f)
+{
+	char text[2048];
+	summary_line(text, sizeof(text), f);
+	fputs("{\"text\":", out);
+	cli_json_str(out, text, strlen(text));
+	fputs(",\"job\":", out);
+	if (f->job)
+		cli_json_str(out, f->job, strlen(f->job));
+	else
+		fputs("null", out);
+	fputs(",\"host\":", out);
+	cli_json_str(out, f->host, strlen(f->host));
+	fputs(",\"error\":", out);
+	cli_json_str(out, f->error, strlen(f->error));
+	fprintf(out, ",\"time\":\"%s\",\"timestamp\":%lld,\"status\":\"failure\"", f->when,
+	        (long long)f->time);
+	if (m->exit_code >= 0)
+		fprintf(out, ",\"exit_code\":%d", m->exit_code);
+	fputs(",\"program\":\"cairn " CAIRN_VERSION "\"}", out);
+}
+
+int notify_json(struct cairn_buf *out, const struct notify_msg *m)
+{
+	struct filled f;
+	char *data = NULL;
+	size_t len = 0;
+
+	fill(&f, m);
+	FILE *mem = open_memstream(&data, &len);
+	if (!mem)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	write_json(mem, m, &f);
+	int bad = ferror(mem);
+	if (fclose(mem) != 0 || bad) {
+		free(data);
+		return cairn_err_set(-ENOMEM, "out of memory");
+	}
+	int r = cairn_buf_put(out, data, len);
+	free(data);
+	return r;
+}
+
+/* ---- webhook ------------------------------------------------------------ */
+
+/* "scheme://host[:port]" of url: webhook paths hold tokens and stay out of logs. */
+static void redact(char *buf, size_t n, const char *url)
+{
+	const char *host = strstr(url, "://");
+	host = host ? host + 3 : url;
+	size_t len = (size_t)(host - url) + strcspn(host, "/?#");
+	snprintf(buf, n, "%.*s", (int)(len < 512 ? len : 512), url);
+}
+
+static size_t on_reply(char *p, size_t size, size_t nmemb, void *payload)
+{
+	struct cairn_buf *b = payload;
+	size_t n = size * nmemb, room = NOTIFY_REPLY_MAX - b->len;
+	if (room > 0 && cairn_buf_put(b, p, n < room ? n : room) < 0)
+		return 0;
+	return n;
+}
+
+struct post {
+	CURL *h;
+	char errbuf[CURL_ERROR_SIZE];
+	struct cairn_buf reply;
+	long status;
+};
+
+static void setup(struct post *p, const char *url, const struct cairn_buf *body,
+                  struct curl_slist *headers)
+{
+	CURL *h = p->h;
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, (const char *)body->data);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "cairn/" CAIRN_VERSION);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, p->errbuf);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_reply);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &p->reply);
+}
+
+/* One attempt: 0 delivered, 1 worth retrying, < 0 final failure (message set). */
+static int attempt(struct post *p, const char *where)
+{
+	p->errbuf[0] = '\0';
+	p->reply.len = 0;
+	CURLcode cc = curl_easy_perform(p->h);
+	if (cc != CURLE_OK) {
+		cairn_err_set(cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -EIO,
+		              "cannot reach webhook %s: %s", where,
+		              p->errbuf[0] ? p->errbuf : curl_easy_strerror(cc));
+		return cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_URL_MALFORMAT ? -EIO : 1;
+	}
+	curl_easy_getinfo(p->h, CURLINFO_RESPONSE_CODE, &p->status);
+	if (p->status >= 200 && p->status < 300)
+		return 0;
+	/* The start of the reply says why (Slack: "invalid_payload", "no_service"),
+	 * on one line. */
+	char why[NOTIFY_REPLY_MAX + 1];
+	size_t n = p->reply.len;
+	for (size_t i = 0; i < n; i++)
+		why[i] = p->reply.data[i] < 0x20 || p->reply.data[i] == 0x7f
+		                 ? ' '
+		                 : (char)p->reply.data[i];
+	why[n] = '\0';
+	cairn_err_set(-EPROTO, "webhook %s answered HTTP %ld%s%s", where, p->status, n ? ": " : "",
+	              why);
+	return p->status >= 500 || p->status == 429 ? 1 : -EPROTO;
+}
+
+int notify_webhook(const char *url, const struct notify_msg *m)
+{
+	_cleanup_buf_ struct cairn_buf body = CAIRN_BUF_INIT;
+	struct post p = { .reply = CAIRN_BUF_INIT };
+	char where[600];
+	int r = notify_json(&body, m);
+
+	if (r < 0)
+		return r;
+	redact(where, sizeof(where), url);
+	struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+	if (!headers || !(p.h = curl_easy_init())) {
+		curl_slist_free_all(headers);
+		return cairn_err_set(-ENOMEM, "cannot set up an HTTP request");
+	}
+	setup(&p, url, &body, headers);
+	for (int i = 0; i < NOTIFY_ATTEMPTS; i++) {
+		if (i > 0)
+			sleep((unsigned)i); /* 1 s, then 2 s: a restarting proxy, not a storm */
+		if ((r = attempt(&p, where)) <= 0)
+			break;
+	}
+	if (r > 0) /* retries used up: the message of the last attempt stands */
+		r = p.status >= 300 ? -EPROTO : -EIO;
+	curl_easy_cleanup(p.h);
+	curl_slist_free_all(headers);
+	cairn_buf_release(&p.reply);
+	return r;
+}
+
+/* ---- mail --------------------------------------------------------------- */
+
+/* Header values get nothing that could end the header: control bytes become '?'. */
+static void header_safe(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
+static int write_mail(FILE *out, const char *addr, const struct notify_msg *m)
+{
+	struct filled f;
+	char subject[512];
+
+	fill(&f, m);
+	if (f.job)
+		snprintf(subject, sizeof(subject), "cairn: job %s failed on %s", f.job, f.host);
+	else
+		snprintf(subject, sizeof(subject), "cairn: failure on %s", f.host);
+	header_safe(subject);
+	fprintf(out,
+	        "To: %s\nSubject: %s\nAuto-Submitted: auto-generated\n"
+	        "Content-Type: text/plain; charset=utf-8\n\n",
+	        addr, subject);
+	fprintf(out, "job:   %s\nhost:  %s\ntime:  %s\n", f.job ? f.job : "-", f.host, f.when);
+	if (m->exit_code >= 0)
+		fprintf(out, "exit:  %d\n", m->exit_code);
+	fprintf(out, "error: %s\n", f.error);
+	fputs("\nSee journalctl -u 'cairn-backup@*' for the whole log.\n", out);
+	return ferror(out) ? -EIO : 0;
+}
+
+static bool plain_address(const char *a)
+{
+	const char *at = strchr(a, '@');
+	return a[0] && a[0] != '-' && at && at != a && at[1] && !strpbrk(a, " \t\r\n,;<>\"()");
+}
+
+int notify_mail(const char *addr, const struct notify_msg *m)
+{
+	const char *sendmail = getenv("CAIRN_SENDMAIL");
+	int fds[2];
+	pid_t pid;
+
+	if (!plain_address(addr))
+		return cairn_err_set(-EINVAL, "'%s' is not one mail address", addr);
+	if (!sendmail || !*sendmail)
+		sendmail = "/usr/sbin/sendmail";
+	if (access(sendmail, X_OK) < 0)
+		return cairn_err_set(-ENOENT, "cannot send mail: '%s' not found (install a MTA)",
+		                     sendmail);
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return cairn_err_set(-errno, "cannot create a pipe: %s", strerror(errno));
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, fds[0], STDIN_FILENO);
+	char *argv[] = { (char *)sendmail, (char *)"-t", (char *)"-i", NULL };
+	int e = posix_spawn(&pid, sendmail, &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(fds[0]);
+	if (e) {
+		close(fds[1]);
+		return cairn_err_set(-EIO, "cannot run '%s': %s", sendmail, strerror(e));
+	}
+	/* A sendmail that dies early must not kill us with SIGPIPE. */
+	void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+	FILE *out = fdopen(fds[1], "w");
+	int r = out ? write_mail(out, addr, m) : -EIO;
+	if (out ? fclose(out) != 0 : close(fds[1]) != 0)
+		r = -EIO;
+	signal(SIGPIPE, old);
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (r < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return cairn_err_set(-EIO, "'%s -t' failed (exit status %d)", sendmail,
+		                     WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	return 0;
+}
+
+/* ---- reported markers --------------------------------------------------- */
+
+static int marker_path(char *buf, size_t n, const char *job)
+{
+	const char *dir = getenv("CAIRN_STATE_DIR");
+	if (!dir || !*dir)
+		dir = "/var/lib/cairn";
+	/* Job names never hold '/' (jobconf_path); refuse anything else. */
+	if (!job || !*job || strchr(job, '/') || job[0] == '.')
+		return -EINVAL;
+	int w = snprintf(buf, n, "%s/%s.reported", dir, job);
+	return w < 0 || (size_t)w >= n ? -ENAMETOOLONG : 0;
+}
+
+void notify_mark_reported(const char *job, bool reported)
+{
+	char path[4096];
+	if (marker_path(path, sizeof(path), job) < 0)
+		return;
+	if (!reported) {
+		if (unlink(path) < 0 && errno != ENOENT)
+			log_debug("cannot remove '%s': %s", path, strerror(errno));
+		return;
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		log_debug("cannot create '%s': %s", path, strerror(errno));
+	else
+		close(fd);
+}
+
+bool notify_take_reported(const char *job)
+{
+	char path[4096];
+	if (marker_path(path, sizeof(path), job) < 0)
+		return false;
+	return unlink(path) == 0;
+}
