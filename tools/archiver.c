@@ -55,6 +55,7 @@ struct dir {
 	struct entry *entries;
 	size_t n;
 	cairn_tree *old; /* this directory in the parent snapshot */
+	struct cairn_id old_id; /* its tree ID, when old is set */
 	bool incomplete;
 	char *path; /* for progress and messages */
 };
@@ -294,8 +295,63 @@ static int store_tree(struct arch *a, const struct cairn_buf *plain, struct cair
 }
 
 /* Encode and store d's tree. */
+static bool same_bytes(const void *a, size_t an, const void *b, size_t bn)
+{
+	return an == bn && (a == b || an == 0 || memcmp(a, b, an) == 0);
+}
+
+static bool same_xattrs(const struct cairn_node *x, const struct cairn_node *y)
+{
+	if (x->nxattrs != y->nxattrs)
+		return false;
+	for (size_t i = 0; i < x->nxattrs && x->xattrs != y->xattrs; i++)
+		if (!same_bytes(x->xattrs[i].name, x->xattrs[i].name_len, y->xattrs[i].name,
+		                y->xattrs[i].name_len) ||
+		    !same_bytes(x->xattrs[i].value, x->xattrs[i].value_len, y->xattrs[i].value,
+		                y->xattrs[i].value_len))
+			return false;
+	return true;
+}
+
+/* Every field FORMAT.md §10 encodes. */
+static bool same_node(const struct cairn_node *x, const struct cairn_node *y)
+{
+	return same_bytes(x->name, x->name_len, y->name, y->name_len) && x->type == y->type &&
+	       x->flags == y->flags && x->mode == y->mode && x->uid == y->uid && x->gid == y->gid &&
+	       same_bytes(x->user, x->user_len, y->user, y->user_len) &&
+	       same_bytes(x->group, x->group_len, y->group, y->group_len) && x->size == y->size &&
+	       x->mtime_ns == y->mtime_ns && x->ctime_ns == y->ctime_ns &&
+	       x->atime_ns == y->atime_ns && x->dev == y->dev && x->ino == y->ino &&
+	       x->rdev == y->rdev && x->nlink == y->nlink && same_xattrs(x, y) &&
+	       same_bytes(x->target, x->target_len, y->target, y->target_len) &&
+	       memcmp(&x->subtree, &y->subtree, sizeof(x->subtree)) == 0 &&
+	       same_bytes(x->extents, x->nextents * sizeof(*x->extents), y->extents,
+	                  y->nextents * sizeof(*y->extents));
+}
+
+/* True when d would encode to exactly the parent snapshot's tree (canonical
+ * encoding): then its ID is known and encoding, hashing and storing are skipped.
+ * Entries and tree nodes are both in name order. */
+static bool same_as_old(const struct dir *d)
+{
+	size_t j = 0, n = d->old ? cairn_tree_count(d->old) : 0;
+	if (!d->old)
+		return false;
+	for (size_t i = 0; i < d->n; i++) {
+		if (d->entries[i].skip)
+			continue;
+		if (j >= n || !same_node(&d->entries[i].node, cairn_tree_node(d->old, j++)))
+			return false;
+	}
+	return j == n;
+}
+
 static int encode_dir(struct arch *a, struct dir *d, struct cairn_id *id)
 {
+	if (same_as_old(d)) {
+		*id = d->old_id;
+		return 0;
+	}
 	_cleanup_buf_ struct cairn_buf plain = CAIRN_BUF_INIT;
 	cairn_tree_builder *b = NULL;
 	int r = cairn_tree_builder_new(&b);
@@ -876,8 +932,9 @@ static void descend(struct arch *a, struct reader *rd, struct dir *d, size_t slo
 	atomic_fetch_add(&d->pending, 1);
 	if (old && old->type == CAIRN_NODE_DIR) {
 		_cleanup_buf_ struct cairn_buf plain = CAIRN_BUF_INIT;
-		if (cairn_repo_get_typed(a->repo, CAIRN_BLOB_TREE, &old->subtree, &plain) >= 0)
-			cairn_tree_parse(&c->old, plain.data, plain.len);
+		if (cairn_repo_get_typed(a->repo, CAIRN_BLOB_TREE, &old->subtree, &plain) >= 0 &&
+		    cairn_tree_parse(&c->old, plain.data, plain.len) >= 0)
+			c->old_id = old->subtree;
 		else
 			log_warn("parent snapshot tree for '%s' unreadable: %s", path,
 			         cairn_err_msg());
@@ -1061,6 +1118,8 @@ static int make_root(struct arch *a, const struct sel *sel, struct dir **out)
 		int r = cairn_repo_get_typed(a->repo, CAIRN_BLOB_TREE, &a->o->parent->root, &plain);
 		if (r >= 0)
 			r = cairn_tree_parse(&d->old, plain.data, plain.len);
+		if (r >= 0)
+			d->old_id = a->o->parent->root;
 		if (r < 0)
 			log_warn("parent snapshot unreadable, reading everything: %s",
 			         cairn_err_msg());

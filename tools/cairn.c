@@ -80,7 +80,7 @@ int main(int argc, char **argv)
 	atexit(curl_global_cleanup);
 	cairn_log_level_from_env();
 	/* "+": global options stop at the command name; the command parses the rest. */
-	int i = cli_parse(argc, argv, "+", longopts, usage, handle_main, &version);
+	int i = cli_parse(argc, argv, "+", longopts, "", handle_main, &version); /* help: below */
 	if (i == -1) {
 		print_help(stdout);
 		return 0;

@@ -311,7 +311,8 @@ static int write_metrics(struct progress *pg, const char *path, int r,
 	M("errors", "Entries the last backup could not read.", "%u", m->errors);
 	M("snapshots", "Snapshots in the repository.", "%llu", (unsigned long long)pg->snapshots);
 #undef M
-	return cairn_file_write_atomic(path, NULL, b.data, b.len);
+	/* 0644: node_exporter's textfile collector runs as another user. */
+	return cairn_file_write_atomic_mode(path, NULL, b.data, b.len, 0644);
 }
 
 int progress_finish(struct progress *pg, int r, const struct cairn_snapshot *snap,

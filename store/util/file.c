@@ -91,6 +91,12 @@ int cairn_fsync_dir(const char *dir)
 
 int cairn_file_write_atomic(const char *path, const char *tmpdir, const void *data, size_t len)
 {
+	return cairn_file_write_atomic_mode(path, tmpdir, data, len, 0600);
+}
+
+int cairn_file_write_atomic_mode(const char *path, const char *tmpdir, const void *data,
+                                 size_t len, unsigned mode)
+{
 	char dir[PATH_MAX], tmp[PATH_MAX];
 	int r;
 
@@ -102,7 +108,7 @@ int cairn_file_write_atomic(const char *path, const char *tmpdir, const void *da
 	_cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return io_err(errno, "create", tmp);
-	r = cairn_write_all(fd, data, len);
+	r = mode != 0600 && fchmod(fd, mode) < 0 ? -errno : cairn_write_all(fd, data, len);
 	if (r < 0) {
 		r = cairn_err_set(r, "cannot write '%s': %s", tmp, strerror(-r));
 		goto fail;

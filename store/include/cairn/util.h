@@ -129,6 +129,9 @@ int cairn_file_slurp(const char *path, size_t max, struct cairn_buf *out);
 /* Durably replace path with data: tmp in tmpdir (or path's dir if NULL), fsync,
  * rename, fsync dir. Mode 0600. -ENOSPC, -EIO. */
 int cairn_file_write_atomic(const char *path, const char *tmpdir, const void *data, size_t len);
+/* The same with another mode than 0600 (e.g. 0644 for files other programs read). */
+int cairn_file_write_atomic_mode(const char *path, const char *tmpdir, const void *data,
+                                 size_t len, unsigned mode);
 int cairn_fsync_dir(const char *dir);
 /* Write all of buf or fail (-ENOSPC, -EIO). */
 int cairn_write_all(int fd, const void *buf, size_t len);
