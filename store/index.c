@@ -298,23 +298,18 @@ int cairn_index__add_pack(cairn_index *ix, const struct cairn_id *pack, uint64_t
 	return end_write(ix, txn, r);
 }
 
+static int del_blobs_in(cairn_index *ix, MDB_txn *txn, const struct cairn_idset *set);
+
 /* Delete every blob record naming pack: a full scan, as prune is rare. */
 static int del_blobs_of(cairn_index *ix, MDB_txn *txn, const struct cairn_id *pack)
 {
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc = mdb_cursor_open(txn, ix->blobs, &cur);
-	if (rc)
-		return cairn_err_mdb(rc, "index: cursor");
-	/* After mdb_cursor_del, MDB_NEXT yields the record that followed the deleted one. */
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (v.mv_size == CAIRN_LOC_SIZE && memcmp(v.mv_data, pack->b, CAIRN_ID_SIZE) == 0 &&
-		    (rc = mdb_cursor_del(cur, 0)))
-			break;
-	}
-	mdb_cursor_close(cur);
-	return rc && rc != MDB_NOTFOUND ? cairn_err_mdb(rc, "index: cannot remove pack blobs") : 0;
+	struct cairn_idset one;
+	cairn_idset_init(&one);
+	int r = cairn_idset_add(&one, pack, 0);
+	if (r >= 0)
+		r = del_blobs_in(ix, txn, &one);
+	cairn_idset_release(&one);
+	return r;
 }
 
 int cairn_index__del_pack(cairn_index *ix, const struct cairn_id *pack)

@@ -54,7 +54,7 @@ struct dir {
 	char *names;           /* NUL-separated listing */
 	struct entry *entries;
 	size_t n;
-	cairn_tree *old; /* this directory in the parent snapshot */
+	cairn_tree *old;        /* this directory in the parent snapshot */
 	struct cairn_id old_id; /* its tree ID, when old is set */
 	bool incomplete;
 	char *path; /* for progress and messages */

@@ -94,8 +94,8 @@ int cairn_file_write_atomic(const char *path, const char *tmpdir, const void *da
 	return cairn_file_write_atomic_mode(path, tmpdir, data, len, 0600);
 }
 
-int cairn_file_write_atomic_mode(const char *path, const char *tmpdir, const void *data,
-                                 size_t len, unsigned mode)
+int cairn_file_write_atomic_mode(const char *path, const char *tmpdir, const void *data, size_t len,
+                                 unsigned mode)
 {
 	char dir[PATH_MAX], tmp[PATH_MAX];
 	int r;

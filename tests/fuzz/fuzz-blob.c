@@ -12,25 +12,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fuzz-keys.h"
 #include "cleanup.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_MAX (1u << 20)
-
-static struct cairn_keys keys;
-static pthread_once_t keys_once = PTHREAD_ONCE_INIT;
-
-/* The seed corpus generator uses the same constants. */
-static void keys_init(void)
-{
-	uint8_t master[CAIRN_KEY_SIZE], repo_id[CAIRN_REPO_ID_SIZE];
-
-	memset(master, 0x5a, sizeof(master));
-	memset(repo_id, 0xa5, sizeof(repo_id));
-	if (cairn_crypt__derive(&keys, master, repo_id) < 0)
-		__builtin_trap();
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -40,12 +27,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	pthread_once(&keys_once, keys_init);
 	int type = CAIRN_BLOB_DATA + (data[0] & 3);
 	const uint8_t *p = data + 1;
 	size_t n = size - 1;
 	if (data[0] & 0x80) {
-		if (n < 1 || cairn_crypt__seal(&keys, type, &id, p[0], p + 1, n - 1, &sealed) < 0)
+		if (n < 1 ||
+		    cairn_crypt__seal(fuzz_keys(), type, &id, p[0], p + 1, n - 1, &sealed) < 0)
 			return 0;
 		p = sealed.data;
 		n = sealed.len;
@@ -54,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		n -= CAIRN_ID_SIZE;
 		memcpy(id.b, p + n, CAIRN_ID_SIZE);
 	}
-	if (cairn_blob__decode(&keys, type, &id, p, n, SIZE_MAX, FUZZ_MAX, &out) >= 0 &&
+	if (cairn_blob__decode(fuzz_keys(), type, &id, p, n, SIZE_MAX, FUZZ_MAX, &out) >= 0 &&
 	    out.len > FUZZ_MAX)
 		__builtin_trap();
 	return 0;

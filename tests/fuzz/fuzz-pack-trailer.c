@@ -14,23 +14,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz-keys.h"
 #include "cleanup.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static struct cairn_keys keys;
-static pthread_once_t keys_once = PTHREAD_ONCE_INIT;
-
-/* The seed corpus generator uses the same constants (as fuzz-blob.c). */
-static void keys_init(void)
-{
-	uint8_t master[CAIRN_KEY_SIZE], repo_id[CAIRN_REPO_ID_SIZE];
-
-	memset(master, 0x5a, sizeof(master));
-	memset(repo_id, 0xa5, sizeof(repo_id));
-	if (cairn_crypt__derive(&keys, master, repo_id) < 0)
-		__builtin_trap();
-}
 
 static void read_file(const uint8_t *data, size_t size)
 {
@@ -40,7 +27,7 @@ static void read_file(const uint8_t *data, size_t size)
 
 	if (fd < 0 || cairn_write_all(fd, data, size) < 0)
 		return;
-	if (cairn_pack__read_entries(fd, size, &keys, "fuzz", &e, &n) < 0)
+	if (cairn_pack__read_entries(fd, size, fuzz_keys(), "fuzz", &e, &n) < 0)
 		return;
 	/* an accepted pack: its entries tile the file up to the header */
 	if (n == 0 || e[0].offset != CAIRN_PACK_MAGIC_SIZE)
@@ -55,7 +42,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint32_t hlen = 0;
 
-	pthread_once(&keys_once, keys_init);
 	if (size >= CAIRN_PACK_TRAILER_SIZE &&
 	    cairn_pack__parse_trailer(data + size - CAIRN_PACK_TRAILER_SIZE, size, &hlen) >= 0 &&
 	    (uint64_t)hlen + CAIRN_PACK_MAGIC_SIZE + CAIRN_PACK_TRAILER_SIZE > size)
