@@ -18,10 +18,10 @@ struct fs_cache_ent {
 	struct cairn_id id;
 	void *val;
 	size_t bytes;
-	unsigned refs;     /* protected by lock; the table holds one while the entry is in it */
-	int state;         /* protected by lock: LOADING, READY or the load's -errno */
-	char *err;         /* protected by lock: message of a failed load */
-	bool in_table;     /* protected by lock */
+	unsigned refs; /* protected by lock; the table holds one while the entry is in it */
+	int state;     /* protected by lock: LOADING, READY or the load's -errno */
+	char *err;     /* protected by lock: message of a failed load */
+	bool in_table; /* protected by lock */
 	struct fs_cache_ent *hnext;       /* protected by lock: hash chain */
 	struct fs_cache_ent *prev, *next; /* protected by lock: LRU list of READY entries */
 };
@@ -34,11 +34,11 @@ struct fs_cache {
 	void *payload;
 	const char *name;
 	uint64_t capacity;
-	uint64_t bytes;                /* protected by lock: READY entries in the table */
-	struct fs_cache_ent **buckets; /* protected by lock */
-	size_t nbuckets, count;        /* protected by lock */
-	struct fs_cache_ent lru;       /* protected by lock: sentinel, lru.next is the newest */
-	uint64_t hits, misses;         /* protected by lock */
+	uint64_t bytes;                   /* protected by lock: READY entries in the table */
+	struct fs_cache_ent **buckets;    /* protected by lock */
+	size_t nbuckets, count;           /* protected by lock */
+	struct fs_cache_ent lru;          /* protected by lock: sentinel, lru.next is the newest */
+	uint64_t hits, misses;            /* protected by lock */
 	struct cairn_id queue[QUEUE_MAX]; /* protected by lock: prefetch ring */
 	size_t qhead, qlen;               /* protected by lock */
 	bool stop;                        /* protected by lock */
@@ -259,10 +259,9 @@ const struct cairn_id *fs_cache_id(const struct fs_cache_ent *e)
 void fs_cache_stats(struct fs_cache *c, struct fs_cache_stats *out)
 {
 	pthread_mutex_lock(&c->lock);
-	*out = (struct fs_cache_stats){ .hits = c->hits,
-		                        .misses = c->misses,
-		                        .entries = c->count,
-		                        .bytes = c->bytes };
+	*out = (struct fs_cache_stats){
+		.hits = c->hits, .misses = c->misses, .entries = c->count, .bytes = c->bytes
+	};
 	pthread_mutex_unlock(&c->lock);
 }
 

@@ -16,8 +16,8 @@ struct fs_snap {
 	struct cairn_id id;
 	struct cairn_id root;
 	int64_t time_ns;
-	char *host;   /* directory name under hosts/: '/' replaced, never "", "." or ".." */
-	char **tags;  /* directory names under tags/, the same way */
+	char *host;  /* directory name under hosts/: '/' replaced, never "", "." or ".." */
+	char **tags; /* directory names under tags/, the same way */
 	size_t ntags;
 };
 

@@ -66,8 +66,8 @@ int fs_open(struct fs *fs, cairn_repo *repo, uint64_t cache_size)
 	fs->repo = repo;
 	fs->uid = getuid();
 	fs->gid = getgid();
-	if ((r = fs_cache_new(&fs->blobs, "blob", &blob_ops, repo, cache_size,
-	                       PREFETCH_THREADS)) < 0 ||
+	if ((r = fs_cache_new(&fs->blobs, "blob", &blob_ops, repo, cache_size, PREFETCH_THREADS)) <
+	            0 ||
 	    (r = fs_cache_new(&fs->trees, "tree", &tree_ops, repo, TREE_CACHE_SIZE, 0)) < 0 ||
 	    (r = fs_inodes_new(&fs->inodes, fs->trees)) < 0 ||
 	    (r = fs_catalog_new(&fs->catalog, repo, FS_REFRESH_MS)) < 0) {
@@ -179,8 +179,9 @@ void fs_entry_stat(const struct cairn_node *cn, uint64_t ino, struct stat *st)
 	if (cn->type == CAIRN_NODE_SYMLINK)
 		st->st_size = (off_t)cn->target_len;
 	/* Holes take no blocks, so sparse files stay sparse when copied out. */
-	uint64_t used = cn->type == CAIRN_NODE_FILE ? fs_extents_allocated(cn->extents, cn->nextents)
-	                                            : cn->size;
+	uint64_t used = cn->type == CAIRN_NODE_FILE
+	                        ? fs_extents_allocated(cn->extents, cn->nextents)
+	                        : cn->size;
 	if (cn->type == CAIRN_NODE_SYMLINK || cn->type == CAIRN_NODE_FIFO ||
 	    cn->type == CAIRN_NODE_SOCKET || cn->type == CAIRN_NODE_CHR ||
 	    cn->type == CAIRN_NODE_BLK)

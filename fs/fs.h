@@ -23,7 +23,7 @@
 /* Everything here is set up before the session starts and is thread-safe (or
  * immutable) afterwards. */
 struct fs {
-	cairn_repo *repo; /* opened read-only: short LMDB read txns per lookup */
+	cairn_repo *repo;       /* opened read-only: short LMDB read txns per lookup */
 	struct fs_cache *blobs; /* decrypted data blobs, bounded by -o cache_size */
 	struct fs_cache *trees; /* parsed trees (cairn_tree *) */
 	struct fs_inodes *inodes;
@@ -58,10 +58,8 @@ void fs_entry_stat(const struct cairn_node *cn, uint64_t ino, struct stat *st);
 /* The operations (ops.c, read.c). */
 extern const struct fuse_lowlevel_ops fs_ops;
 void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                struct fuse_file_info *fi);
+void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void fs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
-                 struct fuse_file_info *fi);
+void fs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
 
 #endif

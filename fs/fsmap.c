@@ -8,7 +8,6 @@
 
 #include <openssl/sha.h>
 
-
 int fs_extmap_init(struct fs_extmap *m, const struct cairn_extent *ext, size_t n)
 {
 	uint64_t *start = malloc((n + 1) * sizeof(*start));

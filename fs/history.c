@@ -280,6 +280,8 @@ static int union_children(struct fs *fs, struct fs_hist *h, const struct cairn_i
 		if (r < 0)
 			return r;
 	}
+	if (h->nchild == 0)
+		return 0; /* child is NULL: qsort must not see it */
 	qsort(h->child, h->nchild, sizeof(*h->child), cmp_str);
 	size_t k = 0;
 	for (size_t i = 0; i < h->nchild; i++) {
@@ -383,7 +385,8 @@ static int child_path(const struct fs_node *dir, const char *name, char **out, s
 
 static bool has_child(const struct fs_hist *h, const char *name)
 {
-	return bsearch(&name, h->child, h->nchild, sizeof(*h->child), cmp_str) != NULL;
+	return h->nchild > 0 &&
+	       bsearch(&name, h->child, h->nchild, sizeof(*h->child), cmp_str) != NULL;
 }
 
 static int version_node(struct fs *fs, const struct hist_ver *ver, struct fs_node **out)

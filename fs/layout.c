@@ -13,7 +13,7 @@
 
 /* Where a virtual node sits: its vpath split at the first two '/'. */
 struct vpos {
-	char top[16]; /* snapshots, hosts, tags, ids, latest; "" for the root */
+	char top[16];      /* snapshots, hosts, tags, ids, latest; "" for the root */
 	const char *group; /* hosts/<group>, tags/<group>: NUL-terminated copy */
 	const char *leaf;  /* hosts/<g>/<leaf>, tags/<g>/<leaf>, ids/<leaf> */
 	char buf[512];
@@ -125,8 +125,7 @@ static int root_children(const struct fs_view *v, child_fn fn, void *payload)
 }
 
 /* Snapshots of the view that belong in the directory p names. */
-static int snap_children(const struct fs_view *v, const struct vpos *p, child_fn fn,
-                         void *payload)
+static int snap_children(const struct fs_view *v, const struct vpos *p, child_fn fn, void *payload)
 {
 	bool ids = strcmp(p->top, "ids") == 0, hosts = strcmp(p->top, "hosts") == 0;
 	for (size_t i = 0; i < v->n; i++) {
@@ -149,8 +148,7 @@ static int snap_children(const struct fs_view *v, const struct vpos *p, child_fn
 	return 0;
 }
 
-static int children(const struct fs_view *v, const struct fs_node *dir, child_fn fn,
-                    void *payload)
+static int children(const struct fs_view *v, const struct fs_node *dir, child_fn fn, void *payload)
 {
 	struct vpos p;
 	if (parse(dir, &p) < 0)

@@ -12,8 +12,7 @@
  */
 
 /* The child name of dir as a new node outside the inode table. -ENOENT. */
-int fs_layout_lookup(struct fs *fs, struct fs_node *dir, const char *name,
-                     struct fs_node **out);
+int fs_layout_lookup(struct fs *fs, struct fs_node *dir, const char *name, struct fs_node **out);
 /* Attributes; -ENOENT when the node no longer exists (e.g. its snapshots were removed). */
 int fs_layout_stat(struct fs *fs, const struct fs_node *n, struct stat *st);
 /* A symlink's target, malloc'd: caller frees. -ENOENT. */

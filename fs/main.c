@@ -192,8 +192,11 @@ static int loop(struct fuse_session *se, const struct fuse_cmdline_opts *fo)
 	if (!cfg)
 		return -ENOMEM;
 	fuse_loop_cfg_set_clone_fd(cfg, (unsigned)fo->clone_fd);
-	fuse_loop_cfg_set_max_threads(cfg, fo->max_threads);
-	fuse_loop_cfg_set_idle_threads(cfg, fo->max_idle_threads);
+	/* UINT_MAX: not given, keep libfuse's default. */
+	if (fo->max_threads != UINT_MAX)
+		fuse_loop_cfg_set_max_threads(cfg, fo->max_threads);
+	if (fo->max_idle_threads != UINT_MAX)
+		fuse_loop_cfg_set_idle_threads(cfg, fo->max_idle_threads);
 	int r = fuse_session_loop_mt(se, cfg);
 	fuse_loop_cfg_destroy(cfg);
 	return r;
@@ -209,7 +212,8 @@ static int serve(struct run *run, int ready_fd)
 	int r = open_repo(run, &repo);
 	if (r >= 0 && (r = fs_open(&fs, repo, run->cache_size)) < 0)
 		log_error("cannot read the snapshots: %s", cairn_err_msg());
-	struct fuse_session *se = r < 0 ? NULL : fuse_session_new(run->args, &fs_ops, sizeof(fs_ops), &fs);
+	struct fuse_session *se =
+	        r < 0 ? NULL : fuse_session_new(run->args, &fs_ops, sizeof(fs_ops), &fs);
 	if (se && fuse_session_mount(se, run->fo.mountpoint) != 0) {
 		fuse_session_destroy(se);
 		se = NULL;

@@ -94,10 +94,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs_node *dir = node_or_reply(req, parent), *n = NULL;
 	if (!dir)
 		return;
-	if (!is_content(dir))
-		return reply_new(req, fs, fs_layout_lookup(fs, dir, name, &n), n);
-	int r = lookup_content(fs, dir, name, &n);
-	if (r == -ENOENT) {
+	int r = is_content(dir) ? lookup_content(fs, dir, name, &n)
+	                        : fs_layout_lookup(fs, dir, name, &n);
+	if (r == -ENOENT && is_content(dir)) {
 		/* Snapshot content never changes: let the kernel remember the miss. */
 		struct fuse_entry_param e = { .ino = 0, .entry_timeout = FS_CONTENT_TIMEOUT };
 		return (void)fuse_reply_entry(req, &e);
@@ -139,7 +138,8 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		return;
 	if (n->kind != FS_ENTRY) {
 		int r = fs_layout_readlink(fs_of(req), n, &target);
-		return r < 0 ? (void)fuse_reply_err(req, -r) : (void)fuse_reply_readlink(req, target);
+		return r < 0 ? (void)fuse_reply_err(req, -r)
+		             : (void)fuse_reply_readlink(req, target);
 	}
 	if (n->cn->type != CAIRN_NODE_SYMLINK)
 		return (void)fuse_reply_err(req, EINVAL);
@@ -319,7 +319,8 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	size_t len = strlen(name);
 	const struct cairn_xattr *x = NULL;
 	for (size_t i = 0; n->kind == FS_ENTRY && i < n->cn->nxattrs && !x; i++)
-		if (n->cn->xattrs[i].name_len == len && memcmp(n->cn->xattrs[i].name, name, len) == 0)
+		if (n->cn->xattrs[i].name_len == len &&
+		    memcmp(n->cn->xattrs[i].name, name, len) == 0)
 			x = &n->cn->xattrs[i];
 	if (!x)
 		return (void)fuse_reply_err(req, ENODATA);

@@ -10,11 +10,11 @@ if [ "$level" != build ]; then
 	pkgs+=(debhelper dpkg-dev man-db bash-completion systemd) # packaging/build-deb.sh
 fi
 if [ "$level" != build ] && [ "$level" != deb ]; then
-	pkgs+=(clang libclang-rt-14-dev clang-format valgrind attr acl lmdb-utils python3
+	pkgs+=(clang libclang-rt-14-dev clang-format valgrind attr acl lmdb-utils python3 rsync
 	       radosgw ceph-mon ceph-osd awscli s3cmd curl systemd)
 fi
 if [ "$level" = bench ]; then
-	pkgs+=(restic borgbackup rclone time)
+	pkgs+=(restic borgbackup python3-llfuse rclone time)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -22,6 +22,7 @@ static const struct command commands[] = {
 	{ "ls", cmd_ls, "list the files of a snapshot" },
 	{ "dump", cmd_dump, "write one file of a snapshot to stdout" },
 	{ "restore", cmd_restore, "restore a snapshot, or part of it, to a directory" },
+	{ "mount", cmd_mount, "mount every snapshot read-only (runs cairnfs)" },
 	{ "key", cmd_key, "list, add, remove or change passwords" },
 	{ "rebuild-index", cmd_rebuild_index, "recreate the index from the packs" },
 	{ "cat", cmd_cat, "print the config, a pack header or a blob (debugging)" },

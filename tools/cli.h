@@ -110,5 +110,6 @@ int cmd_unlock(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_notify(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
 
 #endif

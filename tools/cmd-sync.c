@@ -69,7 +69,8 @@ enum kind { K_CONFIG, K_KEY, K_PACK, K_SNAPSHOT };
 #define PACK_FILE_MAX (8ull << 30)
 
 struct item {
-	char rel[REL_MAX]; /* "config", "keys/<16 hex>", "packs/xx/<64 hex>", "snapshots/<64 hex>" */
+	char rel[REL_MAX]; /* "config", "keys/<16 hex>", "packs/xx/<64 hex>", "snapshots/<64 hex>"
+	                    */
 	enum kind kind;
 	uint64_t size;
 	char etag[129]; /* remote ETag (listing), or the local MD5 of config and keys */
@@ -84,6 +85,7 @@ struct sync {
 	cairn_s3 *s3;
 	cairn_s3_conn *conn; /* the main thread's connection */
 	cairn_repo *repo;
+	cairn_lock *lock;
 	const char *dir;
 	char *bucket, *prefix;
 	char url[600];
@@ -154,7 +156,8 @@ static int handle_opt(int c, const char *arg, void *payload)
 		else if (strcmp(arg, "governance") == 0)
 			o->s3.lock_mode = CAIRN_S3_LOCK_GOVERNANCE;
 		else
-			r = cairn_err_set(-EINVAL, "--s3-lock-mode must be compliance or governance");
+			r = cairn_err_set(-EINVAL,
+			                  "--s3-lock-mode must be compliance or governance");
 		break;
 	default:
 		r = cairn_err_set(-EINVAL, "unknown option");
@@ -353,7 +356,8 @@ static int gather_local(struct sync *sy)
 {
 	int r;
 	if ((r = gather_snapshots(sy)) < 0 || (r = add_small_file(sy, "config", K_CONFIG)) < 0 ||
-	    (r = gather_keys(sy)) < 0 || (r = cairn_repo_foreach_pack(sy->repo, add_pack, &sy->local)) < 0)
+	    (r = gather_keys(sy)) < 0 ||
+	    (r = cairn_repo_foreach_pack(sy->repo, add_pack, &sy->local)) < 0)
 		return r;
 	if (sy->local.n > 1)
 		qsort(sy->local.v, sy->local.n, sizeof(struct item), cmp_item);
@@ -892,12 +896,16 @@ static int pull(struct sync *sy)
 {
 	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .no_index = true };
 	int r;
-	if ((r = make_dirs(sy->dir)) < 0 || (r = list_remote(sy)) < 0)
+	/* Exclusive: nothing else may use the directory while it is being filled. */
+	if ((r = make_dirs(sy->dir)) < 0 ||
+	    (r = cairn_lock_acquire(&sy->lock, sy->dir, CAIRN_LOCK_EXCLUSIVE, "sync", 0)) < 0 ||
+	    (r = list_remote(sy)) < 0)
 		return r;
 	clean_tmp(sy->dir);
 	const struct item *cfg = items_find(&sy->remote, "config");
 	if (!cfg)
-		return cairn_err_set(-ENOENT, "%s holds no cairn repository (no 'config')", sy->url);
+		return cairn_err_set(-ENOENT, "%s holds no cairn repository (no 'config')",
+		                     sy->url);
 	/* The password is checked before the packs are downloaded. */
 	if ((r = fetch_config(sy, cfg)) < 0 || (r = fetch_keys(sy)) < 0 ||
 	    (r = cli_open_repo(&sy->repo, &ro)) < 0 || (r = pull_data(sy)) < 0)
@@ -917,6 +925,7 @@ static void sync_release(struct sync *sy)
 	cairn_s3_conn_free(sy->conn);
 	cairn_s3_free(sy->s3);
 	cairn_repo_close(sy->repo);
+	cairn_lock_release(sy->lock);
 	free(sy->local.v);
 	free(sy->remote.v);
 	free(sy->bucket);
@@ -929,10 +938,10 @@ static void summary(struct sync *sy, bool pulling)
 	if (cairn_log_get_level() < CAIRN_LOG_NOTICE)
 		return;
 	cli_fmt_bytes(size, sizeof(size), atomic_load(&sy->bytes));
-	printf("%s %s: %llu objects %s (%s), %llu already there", pulling ? "pulled from" : "synced to",
-	       sy->url, (unsigned long long)atomic_load(&sy->objects),
-	       pulling ? "downloaded" : "uploaded", size,
-	       (unsigned long long)atomic_load(&sy->present));
+	printf("%s %s: %llu objects %s (%s), %llu already there",
+	       pulling ? "pulled from" : "synced to", sy->url,
+	       (unsigned long long)atomic_load(&sy->objects), pulling ? "downloaded" : "uploaded",
+	       size, (unsigned long long)atomic_load(&sy->present));
 	if (sy->del)
 		printf(", %llu deleted", (unsigned long long)atomic_load(&sy->deleted));
 	printf("; %llu requests\n", (unsigned long long)cairn_s3_requests(sy->s3));
@@ -961,7 +970,9 @@ static int run(struct sync *sy, const char *url, const struct sync_opts *o)
 		return r;
 	if (o->from)
 		return pull(sy);
-	if ((r = cli_open_repo(&sy->repo, &ro)) < 0)
+	/* Shared, like backup: prune must not delete packs while they are uploaded. */
+	if ((r = cli_open_repo(&sy->repo, &ro)) < 0 ||
+	    (r = cairn_lock_acquire(&sy->lock, sy->dir, CAIRN_LOCK_SHARED, "sync", 0)) < 0)
 		return r;
 	return push(sy);
 }

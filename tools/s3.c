@@ -78,8 +78,8 @@ static uint64_t env_u64(const char *name, uint64_t def, uint64_t min, uint64_t m
 	errno = 0;
 	unsigned long long v = strtoull(e, &end, 10);
 	if (errno || *end || v < min || v > max) {
-		log_warn("ignoring %s='%s' (expected %llu..%llu)", name, e,
-		         (unsigned long long)min, (unsigned long long)max);
+		log_warn("ignoring %s='%s' (expected %llu..%llu)", name, e, (unsigned long long)min,
+		         (unsigned long long)max);
 		return def;
 	}
 	return v;
@@ -109,7 +109,8 @@ int cairn_s3_new(cairn_s3 **out, const char *bucket, const struct cairn_s3_opts 
 	if (!o)
 		o = &defaults;
 	if (o->connections > CAIRN_S3_CONNECTIONS_MAX)
-		return cairn_err_set(-EINVAL, "at most %d S3 connections", CAIRN_S3_CONNECTIONS_MAX);
+		return cairn_err_set(-EINVAL, "at most %d S3 connections",
+		                     CAIRN_S3_CONNECTIONS_MAX);
 	cairn_s3 *s = calloc(1, sizeof(*s));
 	if (!s || !(s->bucket = strdup(bucket))) {
 		free(s);
@@ -287,8 +288,9 @@ static size_t on_read(char *buf, size_t size, size_t n, void *arg)
 	} else if (want > 0) {
 		int r = cairn_pread_all(b->fd, buf, want, b->off + b->pos);
 		if (r < 0) {
-			b->err = cairn_err_set(r == -EBADMSG ? -EIO : r,
-			                       "cannot read the file being uploaded (did it shrink?)");
+			b->err = cairn_err_set(
+			        r == -EBADMSG ? -EIO : r,
+			        "cannot read the file being uploaded (did it shrink?)");
 			return CURL_READFUNC_ABORT;
 		}
 	}
@@ -317,7 +319,8 @@ static int sink_put(struct sink *k, const char *p, size_t n)
 		EVP_DigestUpdate(k->sha, p, n);
 		int r = cairn_write_all(k->fd, p, n);
 		if (r < 0)
-			return k->err = cairn_err_set(r, "cannot write the download: %s", strerror(-r));
+			return k->err = cairn_err_set(r, "cannot write the download: %s",
+			                              strerror(-r));
 	}
 	return 0;
 }
@@ -349,7 +352,8 @@ static void header_value(char *out, size_t size, const char *v, size_t n)
 		v++;
 		n--;
 	}
-	while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ' || v[n - 1] == '"'))
+	while (n > 0 &&
+	       (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ' || v[n - 1] == '"'))
 		n--;
 	if (n >= size)
 		n = 0; /* absurdly long: treat as absent */
@@ -429,8 +433,8 @@ static int add_curl_header(struct wire *w, const char *name, const char *value)
 {
 	char line[8448];
 	int n = snprintf(line, sizeof(line), "%s:%s%s", name, *value ? " " : "", value);
-	struct curl_slist *l = n > 0 && (size_t)n < sizeof(line) ? curl_slist_append(w->headers, line)
-	                                                          : NULL;
+	struct curl_slist *l =
+	        n > 0 && (size_t)n < sizeof(line) ? curl_slist_append(w->headers, line) : NULL;
 	OPENSSL_cleanse(line, sizeof(line)); /* the Authorization line passes through here */
 	if (!l)
 		return cairn_err_set(-ENOMEM, "cannot build request headers");
@@ -465,7 +469,8 @@ static int prepare(const cairn_s3 *s, const struct req *rq, struct wire *w)
 		                      .region = s->cfg.region,
 		                      .service = "s3",
 		                      .amz_date = w->date };
-	struct cairn_sigv4_creds cr = { s->cfg.access_key, s->cfg.secret_key, s->cfg.session_token };
+	struct cairn_sigv4_creds cr = { s->cfg.access_key, s->cfg.secret_key,
+		                        s->cfg.session_token };
 	if ((r = cairn_sigv4_sign(&sr, &cr, &w->auth, NULL, NULL)) < 0 ||
 	    (r = cairn_buf_put_u8(&w->auth, 0)) < 0)
 		return r;
@@ -560,7 +565,8 @@ static void trace(const cairn_s3 *s, const struct req *rq, const struct wire *w,
 	                 (const char *)w->path.data, w->query.len > 1 ? "?" : "",
 	                 (const char *)w->query.data, rq->status,
 	                 cc == CURLE_OK ? "" : " transport-error");
-	if (n > 0 && write(s->trace_fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0)
+	if (n > 0 &&
+	    write(s->trace_fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0)
 		log_debug("cannot write the S3 trace: %s", strerror(errno));
 }
 
@@ -569,8 +575,8 @@ enum outcome { DONE, RETRY, FAIL };
 struct verdict {
 	enum outcome what;
 	bool throttled;
-	int code;        /* FAIL, and RETRY's code should it be the last attempt */
-	char why[400];   /* RETRY: the reason, for the log and the final message */
+	int code;      /* FAIL, and RETRY's code should it be the last attempt */
+	char why[400]; /* RETRY: the reason, for the log and the final message */
 };
 
 static bool retryable_curl(CURLcode cc)
@@ -614,7 +620,8 @@ static void http_error(struct verdict *v, const cairn_s3 *s, const struct req *r
 	struct cairn_s3xml_error e = { "", "" };
 	char who[700];
 	name_of(who, sizeof(who), s, rq);
-	if (rq->errbody.len == 0 || cairn_s3xml_parse_error(&e, rq->errbody.data, rq->errbody.len) < 0)
+	if (rq->errbody.len == 0 ||
+	    cairn_s3xml_parse_error(&e, rq->errbody.data, rq->errbody.len) < 0)
 		snprintf(e.code, sizeof(e.code), "HTTP %ld", rq->status);
 	bool retry = rq->status == 429 || rq->status >= 500 || retryable_code(e.code);
 	v->throttled = rq->status == 429 || rq->status == 503 || strcmp(e.code, "SlowDown") == 0;
@@ -626,9 +633,10 @@ static void http_error(struct verdict *v, const cairn_s3 *s, const struct req *r
 	}
 	v->what = FAIL;
 	if (rq->status == 404) {
-		v->code = strcmp(e.code, "NoSuchBucket") == 0
-		                  ? cairn_err_set(-ENOENT, "S3 bucket '%s' does not exist", s->bucket)
-		                  : cairn_err_set(-ENOENT, "%s: not found (%s)", who, e.code);
+		v->code =
+		        strcmp(e.code, "NoSuchBucket") == 0
+		                ? cairn_err_set(-ENOENT, "S3 bucket '%s' does not exist", s->bucket)
+		                : cairn_err_set(-ENOENT, "%s: not found (%s)", who, e.code);
 	} else if (rq->status == 401 || rq->status == 403) {
 		v->code = cairn_err_set(-EACCES, "S3 authentication failed: %s%s%s (%s)", e.code,
 		                        e.message[0] ? ": " : "", e.message, who);
@@ -679,7 +687,8 @@ static void judge(struct verdict *v, cairn_s3_conn *c, struct req *rq, CURLcode 
 
 static void sleep_ms(uint64_t ms)
 {
-	struct timespec ts = { .tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000 };
+	struct timespec ts = { .tv_sec = (time_t)(ms / 1000),
+		               .tv_nsec = (long)(ms % 1000) * 1000000 };
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
@@ -777,9 +786,9 @@ static int hash_file(const struct body *b, EVP_MD_CTX *m, EVP_MD_CTX *h)
 		size_t n = b->len - done < (1u << 20) ? (size_t)(b->len - done) : (1u << 20);
 		int r = cairn_pread_all(b->fd, buf, n, b->off + done);
 		if (r < 0)
-			return cairn_err_set(r == -EBADMSG ? -EIO : r,
-			                     "cannot read the file to upload: %s",
-			                     r == -EBADMSG ? "shorter than expected" : strerror(-r));
+			return cairn_err_set(
+			        r == -EBADMSG ? -EIO : r, "cannot read the file to upload: %s",
+			        r == -EBADMSG ? "shorter than expected" : strerror(-r));
 		EVP_DigestUpdate(m, buf, n);
 		EVP_DigestUpdate(h, buf, n);
 		done += n;
@@ -854,7 +863,9 @@ static int put_body(cairn_s3_conn *c, struct req *rq, uint8_t md5_out[16])
 int cairn_s3_put(cairn_s3_conn *c, const char *key, const void *data, size_t len,
                  struct cairn_s3_obj *out)
 {
-	struct req rq = { .method = "PUT", .key = key, .body = { .mem = data, .fd = -1, .len = len } };
+	struct req rq = { .method = "PUT",
+		          .key = key,
+		          .body = { .mem = data, .fd = -1, .len = len } };
 	char until[32];
 	static const uint8_t empty[1];
 	if (!data)
@@ -903,7 +914,9 @@ int cairn_s3_file_etag(const cairn_s3 *s, int fd, uint64_t size, char etag[129])
 		return cairn_err_set(-ENOMEM, "out of memory");
 	for (size_t i = 0; i < parts; i++) {
 		uint64_t off = i * psize;
-		struct body b = { .fd = fd, .off = off, .len = size - off < psize ? size - off : psize };
+		struct body b = { .fd = fd,
+			          .off = off,
+			          .len = size - off < psize ? size - off : psize };
 		int r = hash_body(&b, md5s + 16 * i, sha);
 		if (r < 0)
 			return r;
@@ -952,7 +965,8 @@ static int mp_complete(cairn_s3_conn *c, const char *key, const char *id, const 
 	int r = cairn_buf_printf(&xml, "<CompleteMultipartUpload>");
 	for (size_t i = 0; i < parts && r >= 0; i++) {
 		cairn_hex(hex, md5s + 16 * i, 16);
-		r = cairn_buf_printf(&xml, "<Part><PartNumber>%zu</PartNumber><ETag>\"%s\"</ETag></Part>",
+		r = cairn_buf_printf(&xml,
+		                     "<Part><PartNumber>%zu</PartNumber><ETag>\"%s\"</ETag></Part>",
 		                     i + 1, hex);
 	}
 	if (r >= 0)
@@ -1043,9 +1057,11 @@ int cairn_s3_get(cairn_s3_conn *c, const char *key, uint64_t off, uint64_t len, 
                  struct cairn_buf *out)
 {
 	char range[64];
-	struct req rq = { .method = "GET",
-		          .key = key,
-		          .sink = { .kind = SINK_MEM, .mem = out, .max = len && len < max ? len : max } };
+	struct req rq = {
+		.method = "GET",
+		.key = key,
+		.sink = { .kind = SINK_MEM, .mem = out, .max = len && len < max ? len : max }
+	};
 	if (len) {
 		if (off + len < off)
 			return cairn_err_set(-EINVAL, "bad range");
@@ -1079,8 +1095,9 @@ int cairn_s3_get_file(cairn_s3_conn *c, const char *key, int fd, uint64_t max,
 		          .sink = { .kind = SINK_FD, .fd = fd, .max = max, .sha = sha } };
 	int r = perform(c, &rq);
 	if (r >= 0 && rq.have_length && rq.length != rq.sink.got)
-		r = cairn_err_set(-EPROTO, "S3 GET s3://%s/%s: got %llu of %llu bytes", c->s->bucket,
-		                  key, (unsigned long long)rq.sink.got, (unsigned long long)rq.length);
+		r = cairn_err_set(-EPROTO, "S3 GET s3://%s/%s: got %llu of %llu bytes",
+		                  c->s->bucket, key, (unsigned long long)rq.sink.got,
+		                  (unsigned long long)rq.length);
 	if (r >= 0) {
 		EVP_DigestFinal_ex(sha, sha256_out, NULL);
 		*size_out = rq.sink.got;
@@ -1145,7 +1162,8 @@ int cairn_s3_list(cairn_s3_conn *c, const char *prefix,
 			r = cb(&l.objs[i], payload);
 		/* A server that repeats a token would make us loop forever. */
 		if (r >= 0 && l.truncated && token && strcmp(token, l.next_token) == 0)
-			r = cairn_err_set(-EPROTO, "S3 ListObjectsV2: the continuation token repeats");
+			r = cairn_err_set(-EPROTO,
+			                  "S3 ListObjectsV2: the continuation token repeats");
 		free(token);
 		token = l.truncated ? TAKE_PTR(l.next_token) : NULL;
 		cairn_s3xml_list_release(&l);
@@ -1173,7 +1191,8 @@ static int uploads_page(cairn_s3_conn *c, const char *prefix, char **key_marker,
 		return cairn_err_wrap(-EPROTO, "S3 ListMultipartUploads");
 	for (size_t i = 0; i < u.n && r >= 0; i++)
 		r = cb(u.u[i].key, u.u[i].upload_id, payload);
-	bool same = *key_marker && u.next_key_marker && strcmp(*key_marker, u.next_key_marker) == 0 &&
+	bool same = *key_marker && u.next_key_marker &&
+	            strcmp(*key_marker, u.next_key_marker) == 0 &&
 	            (!*id_marker || !u.next_upload_id_marker ||
 	             strcmp(*id_marker, u.next_upload_id_marker) == 0);
 	if (r >= 0 && u.truncated && same)

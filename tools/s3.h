@@ -131,15 +131,15 @@ int cairn_s3_url_parse(const char *url, char **bucket, char **prefix);
 
 /* The resolved configuration (s3conf.c). Secrets are wiped by _release. */
 struct cairn_s3__config {
-	char scheme[8];   /* "http" or "https" */
-	char host[256];   /* endpoint host; IPv6 literals keep their brackets */
-	char port[8];     /* "" for the scheme's default */
+	char scheme[8]; /* "http" or "https" */
+	char host[256]; /* endpoint host; IPv6 literals keep their brackets */
+	char port[8];   /* "" for the scheme's default */
 	bool custom_endpoint;
 	bool path_style;
 	char region[64];
 	char access_key[256];
 	char secret_key[256];
-	char *session_token; /* NULL if none */
+	char *session_token;  /* NULL if none */
 	char ca_bundle[4096]; /* AWS_CA_BUNDLE or "" */
 };
 int cairn_s3__config_load(struct cairn_s3__config *cfg, const char *bucket,
@@ -148,8 +148,8 @@ void cairn_s3__config_release(struct cairn_s3__config *cfg);
 /* Look up key in [section] of an INI text (AWS config syntax: '#'/';' comments,
  * "key = value", an indented block after "key =" gives "key.sub"). Returns 1 and
  * copies the value, 0 if absent, -EINVAL if it does not fit in out. */
-int cairn_s3__ini_get(const char *text, size_t len, const char *section, const char *key,
-                      char *out, size_t size);
+int cairn_s3__ini_get(const char *text, size_t len, const char *section, const char *key, char *out,
+                      size_t size);
 /* Full-jitter backoff delay in ms for a 0-based attempt (base and cap in ms). */
 uint64_t cairn_s3__backoff_ms(unsigned attempt, uint64_t base, uint64_t cap, uint32_t rnd);
 

@@ -84,8 +84,8 @@ static int ini_line(struct ini_state *st, struct span line, const char *section,
 	return match;
 }
 
-int cairn_s3__ini_get(const char *text, size_t len, const char *section, const char *key,
-                      char *out, size_t size)
+int cairn_s3__ini_get(const char *text, size_t len, const char *section, const char *key, char *out,
+                      size_t size)
 {
 	struct ini_state st = { { 0 }, { 0 } };
 	size_t pos = 0;
@@ -95,8 +95,8 @@ int cairn_s3__ini_get(const char *text, size_t len, const char *section, const c
 		struct span v;
 		if (ini_line(&st, (struct span){ text + pos, n }, section, key, &v) == 1) {
 			if (v.n >= size || memchr(v.p, 0, v.n))
-				return cairn_err_set(-EINVAL, "value of '%s' in [%s] is too long", key,
-				                     section);
+				return cairn_err_set(-EINVAL, "value of '%s' in [%s] is too long",
+				                     key, section);
 			memcpy(out, v.p, v.n);
 			out[v.n] = '\0';
 			return 1;
@@ -143,7 +143,10 @@ static int profile_load(struct profile *p, const char *name)
 {
 	const char *env = getenv("AWS_PROFILE");
 	p->explicit_name = (name && *name) || (env && *env);
-	snprintf(p->name, sizeof(p->name), "%s", name && *name ? name : env && *env ? env : "default");
+	snprintf(p->name, sizeof(p->name), "%s",
+	         name && *name ? name
+	         : env && *env ? env
+	                       : "default");
 	snprintf(p->cred_section, sizeof(p->cred_section), "%s", p->name);
 	/* ~/.aws/config names sections "profile NAME", except the default one. */
 	if (strcmp(p->name, "default") == 0)
@@ -185,7 +188,8 @@ static int copy_setting(char *out, size_t size, const char *v, const char *what)
 
 static int load_credentials(struct cairn_s3__config *cfg, struct profile *p)
 {
-	const char *ak = env_nonempty("AWS_ACCESS_KEY_ID"), *sk = env_nonempty("AWS_SECRET_ACCESS_KEY");
+	const char *ak = env_nonempty("AWS_ACCESS_KEY_ID"),
+	           *sk = env_nonempty("AWS_SECRET_ACCESS_KEY");
 	char token[8192];
 	int r;
 
@@ -204,7 +208,8 @@ static int load_credentials(struct cairn_s3__config *cfg, struct profile *p)
 			return cairn_err_set(-ENOMEM, "out of memory");
 		return 0;
 	}
-	if ((r = profile_get(p, "aws_access_key_id", cfg->access_key, sizeof(cfg->access_key))) < 0 ||
+	if ((r = profile_get(p, "aws_access_key_id", cfg->access_key, sizeof(cfg->access_key))) <
+	            0 ||
 	    (r == 1 && (r = profile_get(p, "aws_secret_access_key", cfg->secret_key,
 	                                sizeof(cfg->secret_key))) < 0))
 		return r;

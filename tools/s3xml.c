@@ -147,7 +147,7 @@ static int char_ref(struct walker *w, const char *s, size_t n)
 		return bad(w, "bad character reference");
 	for (; i < n; i++) {
 		unsigned char d = (unsigned char)s[i];
-		int v = d >= '0' && d <= '9'                  ? d - '0'
+		int v = d >= '0' && d <= '9'          ? d - '0'
 		        : hex && d >= 'a' && d <= 'f' ? d - 'a' + 10
 		        : hex && d >= 'A' && d <= 'F' ? d - 'A' + 10
 		                                      : -1;
@@ -164,8 +164,9 @@ static int entity(struct walker *w)
 	static const struct {
 		const char *name;
 		char c;
-	} predefined[] = { { "amp", '&' }, { "lt", '<' }, { "gt", '>' }, { "quot", '"' },
-		           { "apos", '\'' } };
+	} predefined[] = {
+		{ "amp", '&' }, { "lt", '<' }, { "gt", '>' }, { "quot", '"' }, { "apos", '\'' }
+	};
 	size_t start = ++w->pos, n = 0;
 	while (w->pos < w->len && w->p[w->pos] != ';' && n <= 12) {
 		w->pos++;
@@ -238,7 +239,8 @@ static int open_tag(struct walker *w)
 		return r;
 	if (!empty)
 		return 0;
-	if ((r = emit(w, CAIRN_S3XML_TEXT, "", 0)) < 0 || (r = emit(w, CAIRN_S3XML_CLOSE, NULL, 0)) < 0)
+	if ((r = emit(w, CAIRN_S3XML_TEXT, "", 0)) < 0 ||
+	    (r = emit(w, CAIRN_S3XML_CLOSE, NULL, 0)) < 0)
 		return r;
 	w->depth--;
 	return 0;

@@ -51,7 +51,7 @@ int cairn_s3xml_parse_error(struct cairn_s3xml_error *out, const void *data, siz
 
 /* ListObjectsV2 (<ListBucketResult>). Caller releases with cairn_s3xml_list_release(). */
 struct cairn_s3xml_object {
-	char *key;      /* non-empty */
+	char *key; /* non-empty */
 	uint64_t size;
 	char etag[129]; /* without quotes; "" if absent */
 };

@@ -24,16 +24,17 @@ struct cairn_sigv4_creds {
 };
 
 struct cairn_sigv4_req {
-	const char *method;                   /* "GET", "PUT", ... */
-	const char *path;                     /* canonical URI, already URI-encoded ("/" at least) */
-	const struct cairn_sigv4_kv *query;   /* any order; may repeat names */
+	const char *method;                 /* "GET", "PUT", ... */
+	const char *path;                   /* canonical URI, already URI-encoded ("/" at least) */
+	const struct cairn_sigv4_kv *query; /* any order; may repeat names */
 	size_t nquery;
-	const struct cairn_sigv4_kv *headers; /* every header to sign, host and x-amz-date included */
+	const struct cairn_sigv4_kv
+	        *headers; /* every header to sign, host and x-amz-date included */
 	size_t nheaders;
-	const char *payload_hash;             /* lowercase hex SHA-256 of the body */
-	const char *region;                   /* "us-east-1" */
-	const char *service;                  /* "s3" */
-	const char *amz_date;                 /* "YYYYMMDDTHHMMSSZ", equal to x-amz-date */
+	const char *payload_hash; /* lowercase hex SHA-256 of the body */
+	const char *region;       /* "us-east-1" */
+	const char *service;      /* "s3" */
+	const char *amz_date;     /* "YYYYMMDDTHHMMSSZ", equal to x-amz-date */
 };
 
 /* Append the Authorization header value ("AWS4-HMAC-SHA256 Credential=...,

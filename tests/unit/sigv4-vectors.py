@@ -4,7 +4,8 @@
 #
 # Run once with Debian's python3 and awscli (which bundles botocore):
 #     /usr/bin/python3 tests/unit/sigv4-vectors.py > /tmp/vectors.inc
-# and paste the output between the "botocore vectors" markers of test-sigv4.c.
+# paste the output between the "botocore vectors" markers of test-sigv4.c, and
+# run clang-format on it (which only re-wraps the initializers).
 # The expected Authorization headers come from botocore.auth.S3SigV4Auth, an
 # implementation independent of ours; the inputs cover what cairn's S3 client
 # sends: path- and virtual-hosted-style, Range, Content-MD5, object-lock headers,

@@ -23,10 +23,12 @@
 static void clear_env(void)
 {
 	static const char *const vars[] = {
-		"AWS_ACCESS_KEY_ID",    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-		"AWS_PROFILE",          "AWS_REGION",            "AWS_DEFAULT_REGION",
-		"AWS_ENDPOINT_URL",     "AWS_ENDPOINT_URL_S3",   "AWS_CONFIG_FILE",
-		"AWS_SHARED_CREDENTIALS_FILE", "AWS_CA_BUNDLE",  "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+		"AWS_SESSION_TOKEN", "AWS_PROFILE",
+		"AWS_REGION",        "AWS_DEFAULT_REGION",
+		"AWS_ENDPOINT_URL",  "AWS_ENDPOINT_URL_S3",
+		"AWS_CONFIG_FILE",   "AWS_SHARED_CREDENTIALS_FILE",
+		"AWS_CA_BUNDLE",     "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
 		"CAIRN_S3_TRACE",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(vars); i++)
@@ -133,9 +135,9 @@ static void test_s3__config_env(void)
 	CHECK_OK(cairn_s3_new(&s, "bucket", &o));
 	CHECK(strstr(cairn_s3_describe(s), "virtual-hosted") != NULL);
 	cairn_s3_free(s);
-	static const char *const bad[] = { "ftp://x", "http://", "http://h:0", "http://h:99999",
-		                           "http://h/path", "http://h:80x", "http://[zz]:1",
-		                           "http://a b" };
+	static const char *const bad[] = { "ftp://x",        "http://",       "http://h:0",
+		                           "http://h:99999", "http://h/path", "http://h:80x",
+		                           "http://[zz]:1",  "http://a b" };
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		o.endpoint = bad[i];
 		CHECK_ERR(cairn_s3_new(&s, "bucket", &o), -EINVAL);
@@ -153,9 +155,10 @@ static void test_s3__config_profile(void)
 	write_file("credentials", "[default]\naws_access_key_id = A1\naws_secret_access_key = S1\n"
 	                          "[work]\naws_access_key_id=A2\naws_secret_access_key=S2\n"
 	                          "aws_session_token = T2\n");
-	write_file("config", "[default]\nregion = ap-south-1\n"
-	                     "[profile work]\nregion = sa-east-1\nendpoint_url = http://10.0.0.1:80\n"
-	                     "s3 =\n  addressing_style = virtual\n");
+	write_file("config",
+	           "[default]\nregion = ap-south-1\n"
+	           "[profile work]\nregion = sa-east-1\nendpoint_url = http://10.0.0.1:80\n"
+	           "s3 =\n  addressing_style = virtual\n");
 	char path[512];
 	snprintf(path, sizeof(path), "%s/credentials", check_tmpdir());
 	setenv("AWS_SHARED_CREDENTIALS_FILE", path, 1);
@@ -187,7 +190,8 @@ static void test_s3__backoff(void)
 			ceiling = 20000;
 		for (uint32_t rnd = 0; rnd < 100000; rnd += 997)
 			CHECK(cairn_s3__backoff_ms(a, 200, 20000, rnd) <= ceiling);
-		CHECK_EQ(cairn_s3__backoff_ms(a, 200, 20000, UINT32_MAX), UINT32_MAX % (ceiling + 1));
+		CHECK_EQ(cairn_s3__backoff_ms(a, 200, 20000, UINT32_MAX),
+		         UINT32_MAX % (ceiling + 1));
 	}
 	CHECK_EQ(cairn_s3__backoff_ms(5, 0, 20000, 12345), 0);
 }
@@ -238,8 +242,8 @@ static void serve_conn(struct server *sv, int fd)
 	char head[8192];
 	while (sv->served < sv->nreplies && read_head(fd, head, sizeof(head)) > 0) {
 		size_t i = sv->served++;
-		snprintf(sv->requests[i], sizeof(sv->requests[i]), "%.*s",
-		         (int)strcspn(head, "\r"), head);
+		snprintf(sv->requests[i], sizeof(sv->requests[i]), "%.*s", (int)strcspn(head, "\r"),
+		         head);
 		if (!strstr(head, "x-amz-content-sha256:") || !strstr(head, "Authorization: AWS4"))
 			snprintf(sv->requests[i], sizeof(sv->requests[i]), "UNSIGNED");
 		drain_body(fd, head);
@@ -315,8 +319,7 @@ static void test_s3__retry_then_success(void)
 	/* "Connection: close" first, so that the drop hits a fresh connection: curl
 	 * itself retries a request once when a reused connection turns out dead. */
 	struct server sv = { .replies = { http("503 Slow Down", "Connection: close\r\n", SLOWDOWN),
-		                          "DROP",
-		                          http("200 OK", ETAG_HELLO, "") },
+		                          "DROP", http("200 OK", ETAG_HELLO, "") },
 		             .nreplies = 3 };
 	cairn_s3 *s;
 	cairn_s3_conn *c;
@@ -352,7 +355,8 @@ static void test_s3__errors(void)
 	server_start(&sv);
 	client(&sv, &s, &c);
 	CHECK_ERR(cairn_s3_put(c, "k", "x", 1, NULL), -EACCES);
-	CHECK(strstr(cairn_err_msg(), "S3 authentication failed: InvalidAccessKeyId: no such key id"));
+	CHECK(strstr(cairn_err_msg(),
+	             "S3 authentication failed: InvalidAccessKeyId: no such key id"));
 	CHECK_ERR(cairn_s3_head(c, "missing", &obj), -ENOENT);
 	CHECK_ERR(cairn_s3_put(c, "k", "x", 1, NULL), -EBADMSG);
 	CHECK_ERR(cairn_s3_put(c, "k", "x", 1, NULL), -EIO); /* 3 attempts, all refused */
@@ -375,10 +379,12 @@ static void test_s3__get_and_list(void)
 		.replies = { http("206 Partial", "Content-Range: bytes 2-4/10\r\n", "abc"),
 		             http("200 OK", "",
 		                  "<ListBucketResult><IsTruncated>true</IsTruncated>"
-		                  "<NextContinuationToken>t+1</NextContinuationToken><Contents><Key>"
+		                  "<NextContinuationToken>t+1</"
+		                  "NextContinuationToken><Contents><Key>"
 		                  "p/a</Key><Size>1</Size></Contents></ListBucketResult>"),
 		             http("200 OK", "",
-		                  "<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>"
+		                  "<ListBucketResult><IsTruncated>false</"
+		                  "IsTruncated><Contents><Key>"
 		                  "p/b</Key><Size>2</Size></Contents></ListBucketResult>"),
 		             http("200 OK", "", "<a/>x") },
 		.nreplies = 4
@@ -397,6 +403,36 @@ static void test_s3__get_and_list(void)
 	      0);
 	CHECK(strstr(sv.requests[2], "continuation-token=t%2B1&") != NULL);
 	CHECK_ERR(cairn_s3_list(c, "p/", count, &seen), -EPROTO); /* not a listing */
+	cairn_s3_conn_free(c);
+	cairn_s3_free(s);
+	server_stop(&sv);
+}
+
+/* The bucket settings a status command reports. */
+static void test_s3__bucket_config(void)
+{
+	struct server sv = { .replies = { http("200 OK", "",
+		                               "<VersioningConfiguration><Status>Enabled</Status>"
+		                               "</VersioningConfiguration>"),
+		                          http("404 Not Found", "",
+		                               "<Error><Code>ObjectLockConfigurationNotFoundError</"
+		                               "Code></Error>"),
+		                          http("200 OK", "",
+		                               "<ObjectLockConfiguration><ObjectLockEnabled>Enabled"
+		                               "</ObjectLockEnabled></ObjectLockConfiguration>") },
+		             .nreplies = 3 };
+	cairn_s3 *s;
+	cairn_s3_conn *c;
+	char status[16];
+	struct cairn_s3xml_lock lock;
+	server_start(&sv);
+	client(&sv, &s, &c);
+	CHECK_OK(cairn_s3_versioning(c, status));
+	CHECK(strcmp(status, "Enabled") == 0);
+	CHECK(strcmp(sv.requests[0], "GET /bkt?versioning= HTTP/1.1") == 0);
+	CHECK_ERR(cairn_s3_object_lock(c, &lock), -ENOENT);
+	CHECK_OK(cairn_s3_object_lock(c, &lock));
+	CHECK(lock.enabled && lock.mode[0] == 0);
 	cairn_s3_conn_free(c);
 	cairn_s3_free(s);
 	server_stop(&sv);
@@ -455,6 +491,7 @@ int main(void)
 	RUN(test_s3__retry_then_success);
 	RUN(test_s3__errors);
 	RUN(test_s3__get_and_list);
+	RUN(test_s3__bucket_config);
 	RUN(test_s3__connection_refused);
 	RUN(test_s3__file_etag);
 	curl_global_cleanup();

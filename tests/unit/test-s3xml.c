@@ -45,7 +45,8 @@ static void test_s3xml__list_bad(void)
 	static const char *const bad[] = {
 		"<ListBucketResult><Contents><Size>1</Size></Contents></ListBucketResult>",
 		"<ListBucketResult><Contents><Key>k</Key></Contents></ListBucketResult>",
-		"<ListBucketResult><Contents><Key>k</Key><Size>-1</Size></Contents></ListBucketResult>",
+		"<ListBucketResult><Contents><Key>k</Key><Size>-1</Size></Contents></"
+		"ListBucketResult>",
 		"<ListBucketResult><Contents><Key>k</Key><Size>18446744073709551616</Size>"
 		"</Contents></ListBucketResult>",
 		"<ListBucketResult><Contents><Key>k</Key><Key>l</Key><Size>1</Size></Contents>"
@@ -114,17 +115,17 @@ static void test_s3xml__small_replies(void)
 	               "</UploadId></InitiateMultipartUploadResult>")));
 	CHECK(strcmp(id, "2~abc") == 0);
 	free(id);
-	CHECK_ERR(cairn_s3xml_parse_upload_id(
-	                  &id, S("<InitiateMultipartUploadResult></InitiateMultipartUploadResult>")),
-	          -EBADMSG);
+	CHECK_ERR(
+	        cairn_s3xml_parse_upload_id(
+	                &id, S("<InitiateMultipartUploadResult></InitiateMultipartUploadResult>")),
+	        -EBADMSG);
 	/* Ceph RGW answers an empty ETag (../shared/s3/README.md). */
-	CHECK_OK(cairn_s3xml_parse_complete(
-	        etag, S("<CompleteMultipartUploadResult><ETag></ETag>"
-	                "</CompleteMultipartUploadResult>")));
+	CHECK_OK(cairn_s3xml_parse_complete(etag, S("<CompleteMultipartUploadResult><ETag></ETag>"
+	                                            "</CompleteMultipartUploadResult>")));
 	CHECK(etag[0] == 0);
-	CHECK_OK(cairn_s3xml_parse_complete(
-	        etag, S("<CompleteMultipartUploadResult><ETag>\"ab-2\"</ETag>"
-	                "</CompleteMultipartUploadResult>")));
+	CHECK_OK(cairn_s3xml_parse_complete(etag,
+	                                    S("<CompleteMultipartUploadResult><ETag>\"ab-2\"</ETag>"
+	                                      "</CompleteMultipartUploadResult>")));
 	CHECK(strcmp(etag, "ab-2") == 0);
 	CHECK_OK(cairn_s3xml_parse_versioning(status, S("<VersioningConfiguration" NS "/>")));
 	CHECK(status[0] == 0);

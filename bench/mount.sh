@@ -1,0 +1,110 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Mount benchmark: cairnfs vs `restic mount` vs `borg mount` on the same corpus in
+# the same run. Times `find` over the mounted snapshot and `cp -a` of the whole
+# snapshot out of the mount, each on a fresh mount with the page cache dropped,
+# and prints the daemons' peak RSS and cairn's ratios. Not a test: timings never
+# decide pass/fail.
+#
+# usage: bench/mount.sh [CORPUS_DIR]   (default: a copy of /usr/share)
+# env:   CAIRN, CAIRNFS (default build/tools/cairn, build/fs/cairnfs),
+#        WORK (default /tmp/cairn-bench-mount), CACHE (cairnfs cache_size, default 256M)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CAIRN=${CAIRN:-$PWD/build/tools/cairn}
+CAIRNFS=${CAIRNFS:-$PWD/build/fs/cairnfs}
+WORK=${WORK:-/tmp/cairn-bench-mount}
+CACHE=${CACHE:-256M}
+for t in restic borg fusermount3 /usr/bin/time; do
+	command -v "$t" >/dev/null || { echo "missing $t: bash scripts/install-deps.sh bench"; exit 1; }
+done
+/usr/bin/python3 -c 'import llfuse' 2>/dev/null || /usr/bin/python3 -c 'import pyfuse3' 2>/dev/null ||
+	{ echo "borg mount needs python3-llfuse: bash scripts/install-deps.sh bench"; exit 1; }
+[ -x "$CAIRN" ] && [ -x "$CAIRNFS" ] ||
+	{ echo "build cairn first: meson setup build && ninja -C build"; exit 1; }
+[ -c /dev/fuse ] || { echo "no /dev/fuse"; exit 1; }
+
+MNT="$WORK/mnt"
+pid=
+cleanup() { mountpoint -q "$MNT" && fusermount3 -u "$MNT"; [ -z "$pid" ] || wait "$pid" || true; }
+trap cleanup EXIT
+fusermount3 -u "$MNT" 2>/dev/null || true
+rm -rf "$WORK"; mkdir -p "$WORK" "$MNT"
+CORPUS=${1:-}
+if [ -z "$CORPUS" ]; then
+	CORPUS="$WORK/corpus"
+	cp -a /usr/share "$CORPUS"
+fi
+CORPUS=$(realpath "$CORPUS")
+echo "corpus: $CORPUS ($(du -sh "$CORPUS" | cut -f1), $(find "$CORPUS" | wc -l) entries), $(nproc) cores"
+
+export CAIRN_PASSWORD=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench
+export CAIRN_REPO="$WORK/cairn" RESTIC_REPOSITORY="$WORK/restic" BORG_REPO="$WORK/borg"
+export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+echo "backing up the corpus with each tool (not timed)"
+"$CAIRN" init -q && "$CAIRN" backup -q "$CORPUS" >/dev/null
+restic init -q && restic backup -q "$CORPUS" >/dev/null
+borg init -q --encryption=repokey-blake2 "$BORG_REPO" && borg create --compression zstd,3 ::snap "$CORPUS"
+
+# mount TOOL: start its daemon in the foreground (pid in $pid), wait for the mount,
+# and set $SNAP to the corpus inside the mounted snapshot.
+mount_tool() {
+	case $1 in
+	cairn)
+		"$CAIRNFS" -f -o "cache_size=$CACHE" "$CAIRN_REPO" "$MNT" 2>"$WORK/daemon.err" &
+		SNAP="$MNT/latest$CORPUS" ;;
+	restic)
+		restic mount "$MNT" >/dev/null 2>"$WORK/daemon.err" &
+		SNAP="$MNT/snapshots/latest$CORPUS" ;;
+	borg)
+		borg mount -f ::snap "$MNT" 2>"$WORK/daemon.err" &
+		SNAP="$MNT${CORPUS}" ;;
+	esac
+	pid=$!
+	for _ in $(seq 600); do mountpoint -q "$MNT" && [ -e "$SNAP" ] && return 0; sleep 0.1; done
+	echo "$1: mount did not come up: $(cat "$WORK/daemon.err")"; exit 1
+}
+# unmount TOOL LABEL: record the daemon's peak RSS (KiB) and stop it.
+unmount_tool() {
+	awk '/^VmHWM/ { print $2 }' "/proc/$pid/status" > "$WORK/$1.$2.rss"
+	fusermount3 -u "$MNT"
+	wait "$pid" || true
+	pid=
+}
+# measure TOOL LABEL SCRIPT: a fresh mount, a cold page cache, wall seconds of the
+# bash SCRIPT run with $1 = the corpus in the mount, $2 = an output directory.
+measure() {
+	local tool=$1 label=$2 script=$3
+	mount_tool "$tool"
+	sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+	/usr/bin/time -f "%e" -o "$WORK/$tool.$label" bash -c "$script" _ "$SNAP" "$WORK/out" \
+		>/dev/null 2>"$WORK/$tool.$label.err" ||
+		{ echo "$tool $label failed: $(tail -3 "$WORK/$tool.$label.err")"; exit 1; }
+	unmount_tool "$tool" "$label"
+}
+
+for tool in cairn restic borg; do
+	echo "measuring $tool"
+	measure "$tool" find 'find "$1" -printf "%y %s %T@\n" | wc -l'
+	rm -rf "$WORK/out"
+	measure "$tool" cp 'cp -a "$1" "$2"'
+	diff -rq --no-dereference "$CORPUS" "$WORK/out" >/dev/null 2>&1 ||
+		echo "note: $tool's copy differs from the corpus (special files, or metadata not kept)"
+	rm -rf "$WORK/out"
+done
+
+secs() { cat "$WORK/$1.$2"; }
+rss() { local a b; a=$(cat "$WORK/$1.find.rss"); b=$(cat "$WORK/$1.cp.rss"); echo $(( (a > b ? a : b) / 1024 )); }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "-" }'; }
+
+printf '\n%-8s %10s %10s %20s\n' tool "find (s)" "cp -a (s)" "daemon peak RSS (MiB)"
+for tool in cairn restic borg; do
+	printf '%-8s %10s %10s %20s\n' "$tool" "$(secs $tool find)" "$(secs $tool cp)" "$(rss $tool)"
+done
+echo
+for other in restic borg; do
+	echo "cairn vs $other: find $(ratio "$(secs $other find)" "$(secs cairn find)")x faster," \
+		"cp -a $(ratio "$(secs $other cp)" "$(secs cairn cp)")x faster," \
+		"peak RSS $(ratio "$(rss cairn)" "$(rss $other)")x"
+done
+echo "cairnfs cache_size=$CACHE"

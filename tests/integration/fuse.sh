@@ -1,0 +1,230 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# cairnfs on real mounts: layout, metadata of every entry type, cp -a / rsync
+# restores, sparse files, concurrent readers, EROFS, EIO on a damaged pack,
+# stable inodes, /history, and new snapshots appearing while mounted.
+. "$(dirname "$0")/lib.sh"
+[ -c /dev/fuse ] || { echo "SKIP: no /dev/fuse"; exit 77; }
+: "${CAIRNFS:?CAIRNFS must point to the cairnfs binary}"
+
+MNT="$W/mnt"
+mkdir -p "$MNT"
+fspid=
+cleanup_hooks+=('[ -z "$fspid" ] || { fusermount3 -u "$MNT" 2>/dev/null; kill $fspid 2>/dev/null; }')
+
+mount_fs() { # extra cairnfs options
+	"$CAIRNFS" -f "$@" "$CAIRN_REPO" "$MNT" 2>> "$W/fs.log" &
+	fspid=$!
+	for _ in $(seq 100); do mountpoint -q "$MNT" && return 0; sleep 0.1; done
+	fail "mount did not come up: $(cat "$W/fs.log")"
+}
+# Unmount and check that the daemon exits 0 (under ASan, a leak makes it fail).
+umount_fs() {
+	fusermount3 -u "$MNT" || fail "cannot unmount"
+	local rc=0
+	wait "$fspid" || rc=$?
+	fspid=
+	[ "$rc" = 0 ] || fail "cairnfs exited with $rc: $(tail -5 "$W/fs.log")"
+}
+# listing DIR: type, mode, owner, size (not for directories: the format does not
+# keep theirs), mtime in ns, link target and count, name; NUL-separated.
+listing() {
+	(cd "$1" && find . -mindepth 1 ! -type d -printf '%y %m %U %G %s %T@ %l %n %P\0' &&
+		find . -mindepth 1 -type d -printf '%y %m %U %G - %T@ %l %n %P\0') | sort -z
+}
+# xattrs and ACLs of every entry, in name order (getfattr -R follows readdir order).
+xattrs() { (cd "$1" && find . -print0 | sort -z | xargs -0 getfattr -h -d -m - -e hex 2>/dev/null); }
+acls() { (cd "$1" && find . ! -type l -print0 | sort -z | xargs -0 getfacl -p 2>/dev/null); }
+same_tree() { # SRC COPY WHAT: content, metadata, xattrs and ACLs equal
+	# diff(1) calls any two fifos or devices different: the listing covers them.
+	diff -r --no-dereference -x fifo -x null "$1" "$2" > "$W/diff" 2>&1 || fail "$3: content differs: $(head "$W/diff")"
+	cmp <(listing "$1") <(listing "$2") ||
+		fail "$3: metadata differs: $(diff <(listing "$1" | tr '\0' '\n') <(listing "$2" | tr '\0' '\n') | head)"
+	cmp <(xattrs "$1") <(xattrs "$2") || fail "$3: xattrs differ: $(diff <(xattrs "$1") <(xattrs "$2") | head)"
+	cmp <(acls "$1") <(acls "$2") || fail "$3: ACLs differ: $(diff <(acls "$1") <(acls "$2") | head)"
+}
+
+# ---- a source tree with every kind of entry ------------------------------
+init_repo --chunk-size 64K/128K/512K
+chmod 755 "$W" # the snapshot keeps this mode: other users must get through it
+T="$W/src"
+mkdir -p "$T/dir/sub" "$T/other" "$T/acl-dir" "$T/big"
+echo "hello" > "$T/file"
+: > "$T/empty"
+printf 'unchanged\n' > "$T/dir/same"
+printf 'version one\n' > "$T/dir/changing"
+ln -s file "$T/link"
+ln -s /nowhere/dangling "$T/dir/dangling"
+mkfifo "$T/fifo"
+mknod "$T/null" c 1 3 2>/dev/null || echo "no mknod: character device not tested"
+echo linked > "$T/dir/hard1"
+ln "$T/dir/hard1" "$T/other/hard2"
+setfattr -n user.text -v "some value" "$T/file"
+setfattr -n user.bin -v 0x00ff0a0d7f80 "$T/file"
+setfattr -n user.dir -v yes "$T/dir"
+setfacl -m u:nobody:r-- "$T/dir/same"
+setfacl -d -m g:nogroup:rx "$T/acl-dir"
+echo odd > "$T/$(printf 'non-utf8-\xff\xfe')"
+echo odd > "$T/$(printf 'new\nline')"
+echo odd > "$T/$(printf 'n%.0s' $(seq 255))"
+chmod 4755 "$T/file"
+chmod 1777 "$T/other"
+chmod 0640 "$T/dir/hard1"
+chown 65534:65534 "$T/empty"
+touch -h -d '2001-02-03 04:05:06.123456789' "$T/link"
+touch -d '1999-12-31 23:59:59.999999999' "$T/file"
+for i in 1 2 3 4; do head -c $((3000000 + i * 100000)) /dev/urandom > "$T/big/f$i"; done
+# A 3 GiB sparse file with two data regions.
+truncate -s 3G "$T/sparse"
+head -c 1000000 /dev/urandom | dd of="$T/sparse" bs=1M seek=1024 conv=notrunc status=none
+printf 'tail' | dd of="$T/sparse" bs=1 seek=$((3 * 1024 * 1024 * 1024 - 4)) conv=notrunc status=none
+
+"$CAIRN" backup --tag first --host testhost "$T" > /dev/null
+snap1=$(ls "$CAIRN_REPO/snapshots")
+mount_fs
+
+# ---- layout --------------------------------------------------------------
+[ "$(ls "$MNT")" = "$(printf 'history\nhosts\nids\nlatest\nsnapshots\ntags')" ] ||
+	fail "top level: $(ls "$MNT")"
+name1=$(ls "$MNT/snapshots")
+[[ "$name1" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$ ]] || fail "snapshot name '$name1'"
+[ "$(readlink "$MNT/latest")" = "snapshots/$name1" ] || fail "latest -> $(readlink "$MNT/latest")"
+[ "$(readlink "$MNT/hosts/testhost/$name1")" = "../../snapshots/$name1" ] || fail "hosts/"
+[ "$(readlink "$MNT/tags/first/$name1")" = "../../snapshots/$name1" ] || fail "tags/"
+[ "$(readlink "$MNT/ids/${snap1:0:8}")" = "../snapshots/$name1" ] || fail "ids/: $(ls "$MNT/ids")"
+[ -d "$MNT/ids/${snap1:0:8}$T" ] || fail "ids/ does not lead to the snapshot"
+[ ! -e "$MNT/snapshots/1999-01-01T00:00:00" ] || fail "a snapshot that does not exist"
+M="$MNT/latest$T"
+
+# ---- metadata and content of every entry type ------------------------------
+same_tree "$T" "$M" "mount"
+[ "$(stat -c %t,%T "$M/null" 2>/dev/null)" = "$(stat -c %t,%T "$T/null" 2>/dev/null)" ] || fail "rdev"
+[ "$(stat -c %i "$M/dir/hard1")" = "$(stat -c %i "$M/other/hard2")" ] || fail "hard links: two inodes"
+[ "$(stat -c %h "$M/dir/hard1")" = 2 ] || fail "hard link count"
+[ "$(stat -c %y "$M/file")" = "$(stat -c %y "$T/file")" ] || fail "nanosecond mtime"
+[ "$(stat -c %z "$M/file")" = "$(stat -c %z "$T/file")" ] || fail "ctime"
+[ "$(getfattr --only-values -n user.bin -e hex "$M/file" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = \
+	"00ff0a0d7f80" ] || fail "binary xattr value"
+getfacl -p "$M/dir/same" 2>/dev/null | grep -q '^user:nobody:r--' || fail "access ACL not shown"
+getfacl -p "$M/acl-dir" 2>/dev/null | grep -q '^default:group:nogroup:r-x' || fail "default ACL not shown"
+
+# Sparse: few blocks, right content, SEEK_DATA/SEEK_HOLE.
+[ "$(stat -c %b "$M/sparse")" -lt 4096 ] || fail "sparse file has $(stat -c %b "$M/sparse") blocks"
+[ "$(stat -c %s "$M/sparse")" = $((3 * 1024 * 1024 * 1024)) ] || fail "sparse file size"
+cmp "$T/sparse" "$M/sparse" || fail "sparse file content"
+python3 - "$M/sparse" <<'EOF' || fail "SEEK_DATA/SEEK_HOLE"
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+assert os.lseek(fd, 0, os.SEEK_DATA) == 1 << 30, os.lseek(fd, 0, os.SEEK_DATA)
+assert os.lseek(fd, 0, os.SEEK_HOLE) == 0
+assert os.lseek(fd, (1 << 30) + 10, os.SEEK_HOLE) >= (1 << 30) + 1000000
+EOF
+
+# ---- restores: cp -a and rsync -aHAX -------------------------------------
+cp -a --sparse=always "$M" "$W/cp"
+same_tree "$T" "$W/cp" "cp -a"
+[ "$(stat -c %i "$W/cp/dir/hard1")" = "$(stat -c %i "$W/cp/other/hard2")" ] || fail "cp -a: hard link lost"
+[ "$(stat -c %b "$W/cp/sparse")" -lt 10000 ] || fail "cp --sparse=always: not sparse"
+rm -rf "$W/cp"
+if command -v rsync > /dev/null; then
+	rsync -aHAX --sparse "$M/" "$W/rs/"
+	same_tree "$T" "$W/rs" "rsync -aHAX"
+	[ "$(stat -c %i "$W/rs/dir/hard1")" = "$(stat -c %i "$W/rs/other/hard2")" ] || fail "rsync -H"
+	rm -rf "$W/rs"
+else
+	echo "rsync not installed: rsync restore not tested"
+fi
+
+# ---- concurrent readers -----------------------------------------------------
+for i in 1 2 3 4; do sha256sum < "$T/big/f$i" > "$W/sum$i"; done
+for r in 1 2; do
+	for i in 1 2 3 4; do sha256sum < "$M/big/f$i" > "$W/got$i.$r" & done
+done
+wait $(jobs -p | grep -v "^$fspid$") 2>/dev/null || true
+for r in 1 2; do
+	for i in 1 2 3 4; do cmp -s "$W/sum$i" "$W/got$i.$r" || fail "concurrent read of f$i differs"; done
+done
+
+# ---- read-only ---------------------------------------------------------------
+for cmd in "touch $M/new" "mkdir $M/newdir" "rm $M/file" "chmod 600 $M/file" \
+	"setfattr -n user.x -v 1 $M/file" "ln $M/file $M/file2" "mv $M/file $M/file3"; do
+	if $cmd 2> "$W/err"; then fail "'$cmd' succeeded"; fi
+	grep -q "Read-only file system" "$W/err" || fail "'$cmd': $(cat "$W/err")"
+done
+if (echo x >> "$M/file") 2> "$W/err"; then fail "append succeeded"; fi
+grep -q "Read-only file system" "$W/err" || fail "open for writing: $(cat "$W/err")"
+
+# ---- stable inodes, permissions for other users -------------------------------
+paths=("$M" "$M/file" "$M/dir/hard1" "$M/other/hard2" "$M/sparse" "$MNT/snapshots/$name1" "$MNT/hosts")
+stat -c %i "${paths[@]}" > "$W/ino1"
+umount_fs
+mount_fs -o allow_other
+stat -c %i "${paths[@]}" > "$W/ino2"
+cmp -s "$W/ino1" "$W/ino2" || fail "inode numbers changed across remounts: $(paste "$W/ino1" "$W/ino2")"
+if command -v setpriv > /dev/null; then
+	as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+	chmod 755 "$W" # so that nobody can reach the mount point
+	as_nobody cat "$M/dir/same" > /dev/null || fail "nobody cannot read a world-readable file"
+	if as_nobody cat "$M/dir/hard1" > /dev/null 2>&1; then fail "nobody read a 0640 file"; fi
+fi
+
+# ---- new snapshots while mounted; /history ---------------------------------
+printf 'version two, longer\n' > "$T/dir/changing"
+sleep 1 # a different second: a name without suffix
+"$CAIRN" backup --host testhost "$T" > /dev/null
+for _ in $(seq 100); do
+	[ "$(readlink "$MNT/latest")" != "snapshots/$name1" ] && break
+	sleep 0.1
+done
+name2=$(readlink "$MNT/latest" | sed 's#snapshots/##')
+[ "$name2" != "$name1" ] || fail "latest did not move after a backup"
+[ "$(ls "$MNT/snapshots" | wc -l)" = 2 ] || fail "snapshots/: $(ls "$MNT/snapshots")"
+[ "$(ls "$MNT/hosts/testhost" | wc -l)" = 2 ] || fail "hosts/testhost: $(ls "$MNT/hosts/testhost")"
+[ "$(cat "$MNT/latest$T/dir/changing")" = "version two, longer" ] || fail "new content"
+[ "$(cat "$MNT/snapshots/$name1$T/dir/changing")" = "version one" ] || fail "old content"
+H="$MNT/history$T"
+ls "$H" | grep -qx dir || fail "history lacks the child 'dir': $(ls "$H")"
+[ "$(ls "$H/dir/changing")" = "$(printf '%s\n%s' "$name1" "$name2")" ] ||
+	fail "history of a changed file: $(ls "$H/dir/changing")"
+[ "$(ls "$H/dir/same")" = "$name1" ] || fail "history of an unchanged file: $(ls "$H/dir/same")"
+[ "$(cat "$H/dir/changing/$name1")" = "version one" ] || fail "history content"
+[ "$(stat -c %i "$H/dir/same/$name1")" = "$(stat -c %i "$MNT/snapshots/$name1$T/dir/same")" ] ||
+	fail "a history entry is not the snapshot's entry"
+
+# ---- a damaged pack: EIO for the file, the rest still reads ---------------------
+head -c 1500000 /dev/urandom > "$T/victim"
+touch "$W/marker"
+sleep 1
+"$CAIRN" backup --host testhost "$T" > /dev/null
+# The victim's blobs are the only new data blobs: the first one in a new pack.
+off=
+for pack in $(find "$CAIRN_REPO/packs" -type f -newer "$W/marker"); do
+	off=$("$CAIRN" cat pack "$(basename "$pack")" | awk '$2 == "data" && $6 > 1000 { print $4; exit }')
+	[ -z "$off" ] || break
+done
+[ -n "$off" ] || fail "no data blob in the new packs"
+printf '\xff' | dd of="$pack" bs=1 seek=$((off + 500)) conv=notrunc status=none
+for _ in $(seq 100); do [ -e "$MNT/latest$T/victim" ] && break; sleep 0.1; done
+if cat "$MNT/latest$T/victim" > /dev/null 2> "$W/err"; then fail "a damaged blob was read"; fi
+grep -q "Input/output error" "$W/err" || fail "damaged blob: $(cat "$W/err")"
+grep -q "cannot read 'victim'" "$W/fs.log" || fail "no log line for the damaged blob"
+cmp "$T/big/f1" "$MNT/latest$T/big/f1" || fail "other files unreadable after a damaged blob"
+kill -0 "$fspid" && mountpoint -q "$MNT" || fail "the daemon died"
+umount_fs
+
+# ---- cairn mount, and the daemon in the background (as from fstab) ---------------
+"$CAIRN" mount -f "$MNT" 2>> "$W/fs.log" &
+fspid=$!
+for _ in $(seq 100); do mountpoint -q "$MNT" && break; sleep 0.1; done
+[ -L "$MNT/latest" ] || fail "cairn mount: no latest"
+umount_fs
+"$CAIRNFS" -o cache_size=64M "$CAIRN_REPO" "$MNT" 2>> "$W/fs.log" || fail "background start failed"
+mountpoint -q "$MNT" || fail "cairnfs returned before the mount was up"
+fusermount3 -u "$MNT"
+
+# ---- bad usage -------------------------------------------------------------
+expect_fail 2 "give a repository" -- "$CAIRNFS"
+expect_fail 2 "cache_size" -- "$CAIRNFS" -o cache_size=lots "$CAIRN_REPO" "$MNT"
+CAIRN_PASSWORD_FILE="$W/nope" expect_fail 1 "password" -- "$CAIRNFS" -f "$CAIRN_REPO" "$MNT"
+mountpoint -q "$MNT" && fail "a failed start left a mount"
+echo ok

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* cairn mount: run cairnfs, the FUSE daemon (a program of its own: it links libfuse). */
+#include <errno.h>
+#include <limits.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cleanup.h"
+
+#define MAX_OPTS 32
+
+static const char usage[] =
+        "usage: cairn mount [-f] [-o OPTION[,OPTION...]] [REPO] MOUNTPOINT\n"
+        "\n"
+        "Mounts every snapshot of the repository read-only at MOUNTPOINT with cairnfs\n"
+        "(see cairnfs --help and docs/MOUNT.md). REPO defaults to -r/--repo or\n"
+        "CAIRN_REPO. Unmount with 'fusermount3 -u MOUNTPOINT'.\n"
+        "\n"
+        "  -f            stay in the foreground\n"
+        "  -o OPTIONS    cairnfs and FUSE options, e.g. allow_other,cache_size=1G\n";
+
+struct mount_opts {
+	bool foreground;
+	const char *o[MAX_OPTS];
+	size_t no;
+};
+
+static int handle(int c, const char *arg, void *payload)
+{
+	struct mount_opts *m = payload;
+	switch (c) {
+	case 'f':
+		m->foreground = true;
+		return 0;
+	case 'o':
+		if (m->no == MAX_OPTS)
+			return cairn_err_set(-EINVAL, "too many -o options");
+		m->o[m->no++] = arg;
+		return 0;
+	default:
+		return cairn_err_set(-EINVAL, "unknown option");
+	}
+}
+
+/* cairnfs next to this program (installed, or build/fs/ beside build/tools/),
+ * else from PATH. */
+static void find_cairnfs(char *out, size_t n)
+{
+	char self[PATH_MAX];
+	ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	snprintf(out, n, "cairnfs");
+	if (len <= 0)
+		return;
+	self[len] = '\0';
+	const char *dir = dirname(self);
+	static const char *const rel[] = { "cairnfs", "../fs/cairnfs" };
+	for (size_t i = 0; i < ARRAY_SIZE(rel); i++) {
+		char p[PATH_MAX];
+		if (snprintf(p, sizeof(p), "%s/%s", dir, rel[i]) < (int)sizeof(p) &&
+		    access(p, X_OK) == 0) {
+			snprintf(out, n, "%s", p);
+			return;
+		}
+	}
+}
+
+int cmd_mount(int argc, char **argv)
+{
+	static const struct option longopts[] = { CLI_COMMON_LONGOPTS, { 0 } };
+	struct mount_opts m = { 0 };
+	const char *args[2 * MAX_OPTS + 16];
+	char pwfile[PATH_MAX + 32], pwcmd[4096], prog[PATH_MAX];
+	size_t n = 0;
+
+	int i = cli_parse(argc, argv, "fo:", longopts, usage, handle, &m);
+	if (i < 0)
+		return CLI_PARSE_EXIT(i);
+	const char *repo = NULL, *mnt = NULL;
+	if (argc - i == 2) {
+		repo = argv[i];
+		mnt = argv[i + 1];
+	} else if (argc - i == 1) {
+		int r = cli_repo_path(&repo);
+		if (r < 0)
+			return cli_fail(r);
+		mnt = argv[i];
+	} else {
+		return cli_usage_error("mount: give [REPO] MOUNTPOINT (see 'cairn mount --help')");
+	}
+	find_cairnfs(prog, sizeof(prog));
+	args[n++] = "cairnfs";
+	/* Passwords travel as file names or commands, never as values on argv. */
+	if (cli.password_file) {
+		snprintf(pwfile, sizeof(pwfile), "--password-file=%s", cli.password_file);
+		args[n++] = pwfile;
+	}
+	if (cli.password_command) {
+		snprintf(pwcmd, sizeof(pwcmd), "--password-command=%s", cli.password_command);
+		args[n++] = pwcmd;
+	}
+	if (m.foreground)
+		args[n++] = "-f";
+	for (size_t k = 0; k < m.no; k++) {
+		args[n++] = "-o";
+		args[n++] = m.o[k];
+	}
+	args[n++] = repo;
+	args[n++] = mnt;
+	args[n] = NULL;
+	fflush(NULL);
+	if (strchr(prog, '/'))
+		execv(prog, (char *const *)args);
+	else
+		execvp(prog, (char *const *)args);
+	return cli_fail(cairn_err_set(-errno, "cannot run '%s': %s", prog, strerror(errno)));
+}
