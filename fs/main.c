@@ -13,13 +13,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "cli.h"
 #include "cleanup.h"
+#include "remote.h"
 
 #define CACHE_SIZE_DEFAULT (256ull << 20)
 
 static const char usage[] =
-        "usage: cairnfs [options] REPO MOUNTPOINT\n"
+        "usage: cairnfs [options] REPO|s3://BUCKET[/PREFIX] MOUNTPOINT\n"
         "\n"
         "Mounts every snapshot of the cairn repository REPO read-only at MOUNTPOINT:\n"
         "snapshots/<time>, latest, hosts/<host>/<time>, tags/<tag>/<time>, ids/<id>\n"
@@ -28,6 +31,9 @@ static const char usage[] =
         "options:\n"
         "  -f                        stay in the foreground (for systemd and tests)\n"
         "  -o cache_size=SIZE        blob cache (default 256M; K, M, G suffixes)\n"
+        "  -o cache_dir=DIR          s3://: where the repository is cached (default\n"
+        "                            CAIRN_CACHE_DIR, $XDG_CACHE_HOME/cairn, ~/.cache/cairn)\n"
+        "  -o disk_cache=SIZE        s3://: bound of the on-disk pack data cache (2G)\n"
         "  -o allow_other            let other users in (permissions still apply)\n"
         "  -o no_default_permissions do not let the kernel check permissions\n"
         "                            (this also hides POSIX ACLs)\n"
@@ -44,6 +50,8 @@ struct opts {
 	char *password_file;
 	char *password_command;
 	char *cache_size;
+	char *cache_dir;
+	char *disk_cache;
 	int no_default_permissions;
 	int help, version, verbose, quiet;
 };
@@ -58,6 +66,8 @@ static const struct fuse_opt opt_spec[] = {
 	{ "--password-command=%s", offsetof(struct opts, password_command), 0 },
 	{ "--password-command %s", offsetof(struct opts, password_command), 0 },
 	{ "cache_size=%s", offsetof(struct opts, cache_size), 0 },
+	{ "cache_dir=%s", offsetof(struct opts, cache_dir), 0 },
+	{ "disk_cache=%s", offsetof(struct opts, disk_cache), 0 },
 	FUSE_OPT_KEY("no_default_permissions", KEY_NO_DP),
 	FUSE_OPT_KEY("default_permissions", KEY_DP),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -112,6 +122,8 @@ static void opts_release(struct opts *o)
 	free(o->password_file);
 	free(o->password_command);
 	free(o->cache_size);
+	free(o->cache_dir);
+	free(o->disk_cache);
 }
 
 /* libfuse's messages go through our logger (STYLE §7). */
@@ -171,6 +183,7 @@ struct run {
 	struct fuse_args *args;
 	char repo[PATH_MAX];
 	uint64_t cache_size;
+	uint64_t disk_cache;
 	char *pw;
 	size_t pwlen;
 };
@@ -178,7 +191,12 @@ struct run {
 static int open_repo(struct run *run, cairn_repo **out)
 {
 	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .read_only = true };
-	int r = cairn_repo_open(out, run->repo, run->pw, run->pwlen, &ro);
+	struct remote_opts rem = { .cache_dir = run->o.cache_dir,
+		                   .cache_size = run->disk_cache,
+		                   .s3 = { .version = CAIRN_S3_OPTS_VERSION } };
+	int r = remote_is_url(run->repo)
+	                ? remote_open(out, run->repo, run->pw, run->pwlen, &rem)
+	                : cairn_repo_open(out, run->repo, run->pw, run->pwlen, &ro);
 	cli_password_free(run->pw, run->pwlen);
 	run->pw = NULL;
 	return r < 0 ? log_error_errno(r, "cannot open repository '%s'", run->repo) : 0;
@@ -291,9 +309,15 @@ static int parse(struct run *run, struct fuse_args *args)
 	run->cache_size = CACHE_SIZE_DEFAULT;
 	if (run->o.cache_size && cli_parse_size(run->o.cache_size, &run->cache_size) < 0)
 		return cli_usage_error("cairnfs: cache_size: %s", cairn_err_msg());
+	if (run->o.disk_cache && cli_parse_size(run->o.disk_cache, &run->disk_cache) < 0)
+		return cli_usage_error("cairnfs: disk_cache: %s", cairn_err_msg());
 	if (!run->o.repo)
 		return cli_usage_error("cairnfs: give a repository and a mount point (see --help)");
-	if (!realpath(run->o.repo, run->repo))
+	if (remote_is_url(run->o.repo)) {
+		if (strlen(run->o.repo) >= sizeof(run->repo))
+			return cli_usage_error("cairnfs: repository URL too long");
+		snprintf(run->repo, sizeof(run->repo), "%s", run->o.repo);
+	} else if (!realpath(run->o.repo, run->repo))
 		return log_error("cannot open repository '%s': %s", run->o.repo, strerror(errno)),
 		       EXIT_ERROR;
 	if (add_mount_opts(args, &run->o, run->repo) < 0 || fuse_parse_cmdline(args, &run->fo) != 0)
@@ -305,7 +329,7 @@ static int parse(struct run *run, struct fuse_args *args)
 
 static int run_main(struct run *run)
 {
-	int r = cairn_repo_probe(run->repo);
+	int r = remote_is_url(run->repo) ? 0 : cairn_repo_probe(run->repo);
 	cli.password_file = run->o.password_file;
 	cli.password_command = run->o.password_command;
 	if (r >= 0)
@@ -327,6 +351,8 @@ int main(int argc, char **argv)
 	tzset(); /* snapshot names are local times */
 	cairn_log_level_from_env();
 	fuse_set_log_func(fuse_log_cb);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) /* s3:// repositories */
+		return log_error("cannot initialise libcurl"), EXIT_ERROR;
 	int rc = parse(&run, &args);
 	if (rc < 0)
 		rc = run_main(&run);
@@ -334,5 +360,6 @@ int main(int argc, char **argv)
 	free(run.fo.mountpoint);
 	opts_release(&run.o);
 	fuse_opt_free_args(&args);
+	curl_global_cleanup();
 	return rc;
 }

@@ -391,61 +391,78 @@ int cairn_pack__parse_hdr(const uint8_t *plain, size_t len, uint64_t hdr_off,
 	return 0;
 }
 
-static int read_at(int fd, void *buf, size_t len, uint64_t off, const char *name)
+int cairn_packf__pread(const struct cairn_packf *f, int type, void *buf, size_t len, uint64_t off)
 {
-	int r = cairn_pread_all(fd, buf, len, off);
+	int r;
+	if (f->src) {
+		r = f->src->pread(f->src->payload, &f->id, type, buf, len, off);
+		if (r == -EBADMSG)
+			return cairn_err_set(r, "pack '%s': truncated at offset %llu", f->name,
+			                     (unsigned long long)off);
+		return r < 0 ? cairn_err_wrap(r, "pack '%s' at offset %llu", f->name,
+		                              (unsigned long long)off)
+		             : 0;
+	}
+	r = cairn_pread_all(f->fd, buf, len, off);
 	if (r == -EBADMSG)
-		return cairn_err_set(r, "pack '%s': truncated at offset %llu", name,
+		return cairn_err_set(r, "pack '%s': truncated at offset %llu", f->name,
 		                     (unsigned long long)off);
 	if (r < 0)
-		return cairn_err_set(r, "cannot read pack '%s' at offset %llu: %s", name,
+		return cairn_err_set(r, "cannot read pack '%s' at offset %llu: %s", f->name,
 		                     (unsigned long long)off, strerror(-r));
 	return 0;
 }
 
 /* Magic at offset 0 and the trailer; *hoff gets where the sealed header starts. */
-static int read_frame(int fd, uint64_t file_size, const char *name, uint32_t *hlen, uint64_t *hoff)
+static int read_frame(const struct cairn_packf *f, uint32_t *hlen, uint64_t *hoff)
 {
 	uint8_t magic[CAIRN_PACK_MAGIC_SIZE], trailer[CAIRN_PACK_TRAILER_SIZE];
 	int r;
 
-	if (file_size < CAIRN_PACK_MAGIC_SIZE + HDR_SEALED_MIN + CAIRN_PACK_TRAILER_SIZE)
-		return cairn_err_set(-EBADMSG, "pack '%s': %llu bytes is too short", name,
-		                     (unsigned long long)file_size);
-	if ((r = read_at(fd, magic, sizeof(magic), 0, name)) < 0)
+	if (f->size < CAIRN_PACK_MAGIC_SIZE + HDR_SEALED_MIN + CAIRN_PACK_TRAILER_SIZE)
+		return cairn_err_set(-EBADMSG, "pack '%s': %llu bytes is too short", f->name,
+		                     (unsigned long long)f->size);
+	if ((r = cairn_packf__pread(f, 0, magic, sizeof(magic), 0)) < 0)
 		return r;
 	if (memcmp(magic, CAIRN_PACK_MAGIC, sizeof(magic)) != 0)
-		return cairn_err_set(-EBADMSG, "pack '%s': bad magic at offset 0", name);
-	if ((r = read_at(fd, trailer, sizeof(trailer), file_size - sizeof(trailer), name)) < 0)
+		return cairn_err_set(-EBADMSG, "pack '%s': bad magic at offset 0", f->name);
+	if ((r = cairn_packf__pread(f, 0, trailer, sizeof(trailer), f->size - sizeof(trailer))) < 0)
 		return r;
-	if ((r = cairn_pack__parse_trailer(trailer, file_size, hlen)) < 0)
-		return cairn_err_wrap(r, "pack '%s'", name);
-	*hoff = file_size - sizeof(trailer) - *hlen;
+	if ((r = cairn_pack__parse_trailer(trailer, f->size, hlen)) < 0)
+		return cairn_err_wrap(r, "pack '%s'", f->name);
+	*hoff = f->size - sizeof(trailer) - *hlen;
 	return 0;
 }
 
-int cairn_pack__read_entries(int fd, uint64_t file_size, const struct cairn_keys *k,
-                             const char *name, struct cairn_pack_entry **out, size_t *n)
+int cairn_pack__read_entries_from(const struct cairn_packf *f, const struct cairn_keys *k,
+                                  struct cairn_pack_entry **out, size_t *n)
 {
 	_cleanup_buf_ struct cairn_buf sealed = CAIRN_BUF_INIT, plain = CAIRN_BUF_INIT;
 	uint32_t hlen = 0;
 	uint64_t hoff = 0;
 	int r;
 
-	if ((r = read_frame(fd, file_size, name, &hlen, &hoff)) < 0)
+	if ((r = read_frame(f, &hlen, &hoff)) < 0)
 		return r;
 	/* hlen <= HDR_SEALED_MAX (parse_trailer): the allocation has a ceiling. */
 	if ((r = cairn_buf_reserve(&sealed, hlen)) < 0)
 		return r;
-	if ((r = read_at(fd, sealed.data, hlen, hoff, name)) < 0)
+	if ((r = cairn_packf__pread(f, 0, sealed.data, hlen, hoff)) < 0)
 		return r;
 	sealed.len = hlen;
 	r = cairn_blob__decode(k, CAIRN_BLOB_PACKHDR, &zero_id, sealed.data, sealed.len, SIZE_MAX,
 	                       HDR_PLAIN_MAX, &plain);
 	if (r < 0)
-		return cairn_err_wrap(r, "pack '%s': header at offset %llu", name,
+		return cairn_err_wrap(r, "pack '%s': header at offset %llu", f->name,
 		                      (unsigned long long)hoff);
 	if ((r = cairn_pack__parse_hdr(plain.data, plain.len, hoff, out, n)) < 0)
-		return cairn_err_wrap(r, "pack '%s'", name);
+		return cairn_err_wrap(r, "pack '%s'", f->name);
 	return 0;
+}
+
+int cairn_pack__read_entries(int fd, uint64_t file_size, const struct cairn_keys *k,
+                             const char *name, struct cairn_pack_entry **out, size_t *n)
+{
+	struct cairn_packf f = { .fd = fd, .size = file_size, .name = name };
+	return cairn_pack__read_entries_from(&f, k, out, n);
 }

@@ -42,7 +42,29 @@ int cairn_pack__parse_trailer(const uint8_t trailer[CAIRN_PACK_TRAILER_SIZE], ui
  * Caller frees *out. -EBADMSG, -ENOMEM. */
 int cairn_pack__parse_hdr(const uint8_t *plain, size_t len, uint64_t hdr_off,
                           struct cairn_pack_entry **out, size_t *n);
-/* Read trailer + header of an open pack file, decrypt and parse. name is for messages. */
+/* A pack opened for reading: a file under packs/ (fd), or a pack of the
+ * repository's pack source (src, for S3-backed repositories). */
+struct cairn_packf {
+	int fd; /* -1 with a source */
+	const struct cairn_pack_source *src;
+	struct cairn_id id;
+	uint64_t size;
+	const char *name; /* for messages */
+};
+/* Exactly len bytes at off. -EBADMSG if the pack ends first, -EIO, -ENOENT (a
+ * source's pack vanished); the message names the pack and offset. type: what is
+ * read (a blob type, 0 for the header), a caching hint for a source. */
+int cairn_packf__pread(const struct cairn_packf *f, int type, void *buf, size_t len, uint64_t off);
+void cairn_packf__close(struct cairn_packf *f);
+static inline void cairn_packf__closep(struct cairn_packf *f)
+{
+	cairn_packf__close(f);
+}
+#define _cleanup_packf_ __attribute__((cleanup(cairn_packf__closep)))
+/* Read trailer + header of an opened pack, decrypt and parse. Caller frees *out. */
+int cairn_pack__read_entries_from(const struct cairn_packf *f, const struct cairn_keys *k,
+                                  struct cairn_pack_entry **out, size_t *n);
+/* The same for an open pack file. name is for messages. */
 int cairn_pack__read_entries(int fd, uint64_t file_size, const struct cairn_keys *k,
                              const char *name, struct cairn_pack_entry **out, size_t *n);
 /* "packs/ab/abcdef..." relative path for a pack ID. */

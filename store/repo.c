@@ -31,6 +31,8 @@ struct packer {
 struct cairn_repo {
 	char *path;
 	bool read_only;
+	bool remote;                  /* packs come from src: only the index is written */
+	struct cairn_pack_source src; /* valid when remote */
 	struct cairn_config cfg;
 	char *config_text;
 	struct cairn_keys keys;
@@ -40,7 +42,7 @@ struct cairn_repo {
 	atomic_int compression;
 
 	pthread_mutex_t lock;
-	struct packer *idle;        /* protected by lock */
+	struct packer *idle[2];     /* protected by lock: [1] tree packs, [0] data packs */
 	struct cairn_idset pending; /* protected by lock: blobs in packs not yet indexed */
 	atomic_uint_fast64_t blobs_written, bytes_written, packs_written; /* statistics */
 };
@@ -83,7 +85,7 @@ cairn_index *cairn_repo__index(cairn_repo *repo)
 
 bool cairn_repo__read_only(const cairn_repo *repo)
 {
-	return repo->read_only;
+	return repo->read_only || repo->remote;
 }
 
 const char *cairn_repo_path(const cairn_repo *repo)
@@ -226,8 +228,8 @@ static int write_key_file(const char *repo, const uint8_t master[CAIRN_KEY_SIZE]
 
 static int make_layout(const char *path)
 {
-	static const char *const dirs[] = { "", "/keys", "/packs", "/snapshots", "/index", "/tmp",
-		                             "/locks" };
+	static const char *const dirs[] = { "",       "/keys", "/packs", "/snapshots",
+		                            "/index", "/tmp",  "/locks" };
 	char p[PATH_MAX];
 
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
@@ -398,11 +400,19 @@ int cairn_repo_open(cairn_repo **out, const char *path, const char *pw, size_t p
                     const struct cairn_repo_opts *o)
 {
 	cairn_repo *repo = calloc(1, sizeof(*repo));
-	if (!repo)
+	if (!repo) {
+		if (o && o->packs && o->packs->release)
+			o->packs->release(o->packs->payload);
 		return cairn_err_set(-ENOMEM, "out of memory");
+	}
 	pthread_mutex_init(&repo->lock, NULL);
 	cairn_idset_init(&repo->pending);
-	repo->read_only = o && o->read_only;
+	if (o && o->packs) {
+		/* A cache of a remote repository: its index is always ours to update. */
+		repo->remote = true;
+		repo->src = *o->packs;
+	}
+	repo->read_only = o && o->read_only && !repo->remote;
 	repo->path = strdup(path);
 	int r = repo->path ? load(repo, pw, pwlen, o) : cairn_err_set(-ENOMEM, "out of memory");
 	if (r < 0) {
@@ -417,12 +427,15 @@ void cairn_repo_close(cairn_repo *repo)
 {
 	if (!repo)
 		return;
-	for (struct packer *p = repo->idle, *next; p; p = next) {
-		next = p->next;
-		cairn_packw__free(p->w); /* unfinished: its temp file goes */
-		free(p);
-	}
+	for (size_t i = 0; i < ARRAY_SIZE(repo->idle); i++)
+		for (struct packer *p = repo->idle[i], *next; p; p = next) {
+			next = p->next;
+			cairn_packw__free(p->w); /* unfinished: its temp file goes */
+			free(p);
+		}
 	cairn_index__close(repo->index);
+	if (repo->remote && repo->src.release)
+		repo->src.release(repo->src.payload);
 	cairn_chunker_free(repo->chunker);
 	cairn_idset_release(&repo->pending);
 	cairn_crypt__wipe(&repo->keys);
@@ -481,7 +494,7 @@ static int key_log2n_current(cairn_repo *repo)
 int cairn_key_add(cairn_repo *repo, const char *pw, size_t pwlen, const char *label,
                   char name_out[17])
 {
-	if (repo->read_only)
+	if (cairn_repo__read_only(repo))
 		return cairn_err_set(-EROFS, "repository opened read-only");
 	/* New keys are as strong as the one in use (tests init with a cheap KDF). */
 	return write_key_file(repo->path, repo->keys.master, pw, pwlen, key_log2n_current(repo),
@@ -496,7 +509,7 @@ int cairn_key_remove(cairn_repo *repo, const char *name)
 	uint8_t raw[8];
 	int r;
 
-	if (repo->read_only)
+	if (cairn_repo__read_only(repo))
 		return cairn_err_set(-EROFS, "repository opened read-only");
 	if (cairn_unhex(raw, sizeof(raw), name) < 0)
 		return cairn_err_set(-EINVAL, "'%s' is not a key name (16 hex digits)", name);
@@ -521,7 +534,7 @@ int cairn_key_passwd(cairn_repo *repo, const char *pw, size_t pwlen)
 	char old[17], name[17], p[PATH_MAX];
 	int r;
 
-	if (repo->read_only)
+	if (cairn_repo__read_only(repo))
 		return cairn_err_set(-EROFS, "repository opened read-only");
 	snprintf(old, sizeof(old), "%s", repo->key_name);
 	/* Add first, then remove: a crash in between leaves both passwords working. */
@@ -584,15 +597,18 @@ static int finish_packer(cairn_repo *repo, struct packer *p)
 	return r;
 }
 
-static int take_packer(cairn_repo *repo, struct packer **out)
+/* Trees and data go to different packs, so that browsing a snapshot stored
+ * remotely fetches packs of trees only (docs/S3.md §5). */
+static int take_packer(cairn_repo *repo, int type, struct packer **out)
 {
 	char tmp[PATH_MAX];
 	int r;
 
 	pthread_mutex_lock(&repo->lock);
-	struct packer *p = repo->idle;
+	struct packer **idle = &repo->idle[type == CAIRN_BLOB_TREE];
+	struct packer *p = *idle;
 	if (p)
-		repo->idle = p->next;
+		*idle = p->next;
 	pthread_mutex_unlock(&repo->lock);
 	if (p) {
 		*out = p;
@@ -609,11 +625,12 @@ static int take_packer(cairn_repo *repo, struct packer **out)
 	return 0;
 }
 
-static void return_packer(cairn_repo *repo, struct packer *p)
+static void return_packer(cairn_repo *repo, int type, struct packer *p)
 {
 	pthread_mutex_lock(&repo->lock);
-	p->next = repo->idle;
-	repo->idle = p;
+	struct packer **idle = &repo->idle[type == CAIRN_BLOB_TREE];
+	p->next = *idle;
+	*idle = p;
 	pthread_mutex_unlock(&repo->lock);
 }
 
@@ -646,7 +663,7 @@ static int append(cairn_repo *repo, int type, const struct cairn_id *id, const v
 	struct packer *p;
 	int r = cairn_blob__encode(&repo->keys, atomic_load(&repo->compression), type, id, data,
 	                           len, &sealed);
-	if (r < 0 || (r = take_packer(repo, &p)) < 0)
+	if (r < 0 || (r = take_packer(repo, type, &p)) < 0)
 		return r;
 	r = cairn_packw__add(p->w, id, type, sealed.data, sealed.len, (uint32_t)len);
 	if (r < 0) {
@@ -660,7 +677,7 @@ static int append(cairn_repo *repo, int type, const struct cairn_id *id, const v
 	atomic_fetch_add_explicit(&repo->bytes_written, sealed.len, memory_order_relaxed);
 	if (cairn_packw__size(p->w) >= repo->cfg.pack_size)
 		return finish_packer(repo, p);
-	return_packer(repo, p);
+	return_packer(repo, type, p);
 	return 0;
 }
 
@@ -670,7 +687,7 @@ int cairn_repo_put(cairn_repo *repo, int type, const void *data, size_t len,
 	struct cairn_id id;
 	int r;
 
-	if (repo->read_only || !repo->index)
+	if (cairn_repo__read_only(repo) || !repo->index)
 		return cairn_err_set(-EROFS, "repository opened read-only");
 	if (type != CAIRN_BLOB_DATA && type != CAIRN_BLOB_TREE)
 		return cairn_err_set(-EINVAL, "blob type %d cannot be stored in a pack", type);
@@ -715,15 +732,16 @@ int cairn_repo_flush(cairn_repo *repo)
 	int r = 0;
 
 	pthread_mutex_lock(&repo->lock);
-	struct packer *list = repo->idle;
-	repo->idle = NULL;
+	struct packer *lists[2] = { repo->idle[0], repo->idle[1] };
+	repo->idle[0] = repo->idle[1] = NULL;
 	pthread_mutex_unlock(&repo->lock);
-	for (struct packer *p = list, *next; p; p = next) {
-		next = p->next;
-		int q = finish_packer(repo, p);
-		if (q < 0 && r == 0)
-			r = q;
-	}
+	for (size_t i = 0; i < ARRAY_SIZE(lists); i++)
+		for (struct packer *p = lists[i], *next; p; p = next) {
+			next = p->next;
+			int q = finish_packer(repo, p);
+			if (q < 0 && r == 0)
+				r = q;
+		}
 	return r;
 }
 
@@ -742,28 +760,55 @@ int cairn_repo_lookup(cairn_repo *repo, const struct cairn_id *id, struct cairn_
 	return r;
 }
 
-static int read_sealed(cairn_repo *repo, const struct cairn_loc *loc, struct cairn_buf *out)
+int cairn_repo__pack_open(cairn_repo *repo, const struct cairn_id *pack, struct cairn_packf *f,
+                          char rel[CAIRN_PACK_RELPATH_SIZE])
 {
-	char rel[CAIRN_PACK_RELPATH_SIZE], path[PATH_MAX];
+	char path[PATH_MAX];
+	struct stat st;
 	int r;
 
-	cairn_pack__relpath(rel, &loc->pack);
+	cairn_pack__relpath(rel, pack);
+	*f = (struct cairn_packf){ .fd = -1, .id = *pack, .name = rel };
+	if (repo->remote) {
+		f->src = &repo->src;
+		return repo->src.size(repo->src.payload, pack, &f->size);
+	}
 	if ((r = cairn_repo__path(repo, path, sizeof(path), "%s", rel)) < 0)
 		return r;
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return cairn_err_set(errno == ENOENT ? -ENOENT : -EIO, "cannot open pack '%s': %s",
-		                     rel, strerror(errno));
+	f->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (f->fd < 0 || fstat(f->fd, &st) < 0) {
+		r = errno == ENOENT ? -ENOENT : -EIO;
+		cairn_packf__close(f);
+		return cairn_err_set(r, "cannot open pack '%s': %s", rel, strerror(-r));
+	}
+	f->size = (uint64_t)st.st_size;
+	return 0;
+}
+
+void cairn_packf__close(struct cairn_packf *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
+}
+
+static int read_sealed(cairn_repo *repo, const struct cairn_loc *loc, struct cairn_buf *out)
+{
+	char rel[CAIRN_PACK_RELPATH_SIZE];
+	_cleanup_packf_ struct cairn_packf f = { .fd = -1 };
+	int r;
+
+	if ((r = cairn_repo__pack_open(repo, &loc->pack, &f, rel)) < 0)
+		return r;
 	out->len = 0;
 	if ((r = cairn_buf_reserve(out, loc->stored_len)) < 0)
 		return r;
-	r = cairn_pread_all(fd, out->data, loc->stored_len, loc->offset);
+	r = cairn_packf__pread(&f, loc->type, out->data, loc->stored_len, loc->offset);
 	if (r == -EBADMSG)
 		return cairn_err_set(r, "pack '%s' is truncated before offset %u", rel,
 		                     loc->offset + loc->stored_len);
 	if (r < 0)
-		return cairn_err_set(-EIO, "cannot read pack '%s' at offset %u: %s", rel,
-		                     loc->offset, strerror(-r));
+		return r;
 	out->len = loc->stored_len;
 	return 0;
 }
@@ -798,6 +843,14 @@ int cairn_repo_get_typed(cairn_repo *repo, int type, const struct cairn_id *id,
 		return r;
 	r = cairn_blob__decode(&repo->keys, loc.type, id, sealed.data, sealed.len, loc.raw_len,
 	                       max_raw_len(repo, loc.type), out);
+	if (r == -EBADMSG && repo->remote && repo->src.invalidate) {
+		/* A damaged cache copy of a remote pack: fetched again, once. */
+		repo->src.invalidate(repo->src.payload, &loc.pack, loc.type, loc.offset,
+		                     loc.stored_len);
+		if ((r = read_sealed(repo, &loc, &sealed)) >= 0)
+			r = cairn_blob__decode(&repo->keys, loc.type, id, sealed.data, sealed.len,
+			                       loc.raw_len, max_raw_len(repo, loc.type), out);
+	}
 	if (r < 0) {
 		char rel[CAIRN_PACK_RELPATH_SIZE];
 		cairn_pack__relpath(rel, &loc.pack);
@@ -816,18 +869,16 @@ int cairn_repo_get(cairn_repo *repo, const struct cairn_id *id, struct cairn_buf
 int cairn_repo_pack_entries(cairn_repo *repo, const struct cairn_id *pack,
                             struct cairn_pack_entry **out, size_t *n)
 {
-	char rel[CAIRN_PACK_RELPATH_SIZE], path[PATH_MAX];
-	struct stat st;
-	int r;
-
-	cairn_pack__relpath(rel, pack);
-	if ((r = cairn_repo__path(repo, path, sizeof(path), "%s", rel)) < 0)
-		return r;
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return cairn_err_set(errno == ENOENT ? -ENOENT : -EIO, "cannot open pack '%s': %s",
-		                     rel, strerror(errno));
-	return cairn_pack__read_entries(fd, (uint64_t)st.st_size, &repo->keys, rel, out, n);
+	char rel[CAIRN_PACK_RELPATH_SIZE];
+	_cleanup_packf_ struct cairn_packf f = { .fd = -1 };
+	int r = cairn_repo__pack_open(repo, pack, &f, rel);
+	if (r >= 0)
+		r = cairn_pack__read_entries_from(&f, &repo->keys, out, n);
+	if (r == -EBADMSG && repo->remote && repo->src.invalidate) {
+		repo->src.invalidate(repo->src.payload, pack, 0, 0, 0); /* the cached header */
+		r = cairn_pack__read_entries_from(&f, &repo->keys, out, n);
+	}
+	return r;
 }
 
 static int scan_pack_dir(const char *dir, const char *sub,
@@ -859,6 +910,8 @@ int cairn_repo_foreach_pack(cairn_repo *repo,
                             void *payload)
 {
 	char dir[PATH_MAX];
+	if (repo->remote)
+		return repo->src.foreach(repo->src.payload, cb, payload);
 	int r = cairn_repo__path(repo, dir, sizeof(dir), "packs");
 	if (r < 0)
 		return r;
@@ -938,6 +991,91 @@ int cairn_repo_rebuild_index(cairn_repo *repo)
 	    (r = rebuild_snapshots(repo)) < 0)
 		return r;
 	return rb.packs;
+}
+
+struct update {
+	cairn_repo *repo;
+	struct cairn_idset seen;
+	int added;
+	bool gone;
+};
+
+static int update_pack(const struct cairn_id *pack, uint64_t size, void *payload)
+{
+	struct update *u = payload;
+	int r = cairn_idset_add(&u->seen, pack, 0);
+	if (r >= 0)
+		r = cairn_index__has_pack(u->repo->index, pack, NULL);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	_cleanup_free_ struct cairn_pack_entry *e = NULL;
+	size_t n = 0;
+	if (cairn_repo_pack_entries(u->repo, pack, &e, &n) < 0) {
+		log_warn("skipping pack: %s", cairn_err_msg());
+		return 0;
+	}
+	u->added++;
+	return cairn_index__add_pack(u->repo->index, pack, size, e, n);
+}
+
+static int find_gone(const struct cairn_id *pack, uint64_t size, uint32_t count, void *payload)
+{
+	struct update *u = payload;
+	(void)size, (void)count;
+	if (!cairn_idset_has(&u->seen, pack))
+		u->gone = true;
+	return 0;
+}
+
+static int indexed_snapshot(const struct cairn_id *id, int64_t time_ns, void *payload)
+{
+	(void)time_ns;
+	return cairn_idset_add(payload, id, 0) < 0 ? -ENOMEM : 0;
+}
+
+/* Snapshots added or removed in snapshots/ since the index last saw it. */
+static int update_snapshots(cairn_repo *repo)
+{
+	_cleanup_(cairn_idset_release) struct cairn_idset indexed;
+	_cleanup_free_ struct cairn_id *ids = NULL;
+	size_t n = 0, pos = 0;
+	const struct cairn_id *id;
+	cairn_idset_init(&indexed);
+	int r = cairn_index__foreach_snapshot(repo->index, indexed_snapshot, &indexed);
+	if (r >= 0)
+		r = cairn_repo_snapshot_ids(repo, &ids, &n);
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		struct cairn_snapshot *s;
+		if (cairn_idset_del(&indexed, &ids[i]) > 0 ||
+		    cairn_repo_snapshot_load(repo, &ids[i], &s) < 0)
+			continue;
+		r = cairn_index__add_snapshot(repo->index, &ids[i], s->time_ns);
+		cairn_snapshot_free(s);
+	}
+	while (r >= 0 && cairn_idset_next(&indexed, &pos, &id))
+		r = cairn_index__del_snapshot(repo->index, id);
+	return r;
+}
+
+int cairn_repo_index_update(cairn_repo *repo)
+{
+	struct update u = { .repo = repo };
+	int r;
+
+	if (repo->read_only || !repo->index)
+		return cairn_err_set(-EROFS, "repository opened read-only");
+	cairn_idset_init(&u.seen);
+	r = cairn_repo_foreach_pack(repo, update_pack, &u);
+	if (r >= 0)
+		r = cairn_index__foreach_pack(repo->index, find_gone, &u);
+	cairn_idset_release(&u.seen);
+	if (r < 0)
+		return r;
+	/* A pack that vanished may have shadowed copies of its blobs in others
+	 * (§7, lowest pack ID wins): only a rebuild restores those entries. */
+	if (u.gone)
+		return cairn_repo_rebuild_index(repo);
+	return (r = update_snapshots(repo)) < 0 ? r : u.added;
 }
 
 int cairn_repo_foreach_blob(cairn_repo *repo,

@@ -5,13 +5,19 @@
 
 #include "config.h"
 #include "index.h"
+#include "pack.h"
 
 /* Borrowed, valid while the repository is open. */
 const struct cairn_keys *cairn_repo__keys(const cairn_repo *repo);
 const struct cairn_config *cairn_repo__config(const cairn_repo *repo);
 /* NULL when opened with no_index. */
 cairn_index *cairn_repo__index(cairn_repo *repo);
+/* True also for a repository whose packs come from a source (remote). */
 bool cairn_repo__read_only(const cairn_repo *repo);
+/* Open a pack for reading, from packs/ or the pack source; rel gets its relative
+ * name (f->name points to it). Close with cairn_packf__close(). -ENOENT, -EIO. */
+int cairn_repo__pack_open(cairn_repo *repo, const struct cairn_id *pack, struct cairn_packf *f,
+                          char rel[CAIRN_PACK_RELPATH_SIZE]);
 /* snprintf "<repo>/<fmt...>" into out; -ENAMETOOLONG. */
 int cairn_repo__path(const cairn_repo *repo, char *out, size_t size, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));

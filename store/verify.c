@@ -20,7 +20,7 @@ static inline void evp_md_ctx_freep(EVP_MD_CTX **c)
 }
 
 struct reader {
-	int fd;
+	const struct cairn_packf *f;
 	const char *rel;
 	EVP_MD_CTX *sha; /* over every byte in file order: the pack ID (§6.1) */
 	uint64_t off;    /* next byte to hash */
@@ -33,12 +33,9 @@ static int take(struct reader *rd, size_t len, struct cairn_buf *b)
 	int r = cairn_buf_reserve(b, len);
 	if (r < 0)
 		return r;
-	r = cairn_pread_all(rd->fd, b->data, len, rd->off);
+	r = cairn_packf__pread(rd->f, CAIRN_BLOB_DATA, b->data, len, rd->off);
 	if (r < 0)
-		return cairn_err_set(r == -EBADMSG ? -EBADMSG : -EIO,
-		                     "cannot read pack '%s' at offset %llu: %s", rd->rel,
-		                     (unsigned long long)rd->off,
-		                     r == -EBADMSG ? "truncated" : strerror(-r));
+		return r;
 	if (EVP_DigestUpdate(rd->sha, b->data, len) != 1)
 		return cairn_err_set(-EIO, "pack '%s': SHA-256 failed", rd->rel);
 	b->len = len;
@@ -87,29 +84,22 @@ int cairn_repo_pack_verify(cairn_repo *repo, const struct cairn_id *pack,
                                        void *payload),
                            void *payload)
 {
-	char rel[CAIRN_PACK_RELPATH_SIZE], path[PATH_MAX];
+	char rel[CAIRN_PACK_RELPATH_SIZE];
+	_cleanup_packf_ struct cairn_packf f = { .fd = -1 };
 	_cleanup_free_ struct cairn_pack_entry *e = NULL;
 	_cleanup_(evp_md_ctx_freep) EVP_MD_CTX *sha = EVP_MD_CTX_new();
 	struct cairn_id digest;
 	unsigned dlen = 0;
-	struct stat st;
 	size_t n = 0;
 	int r;
 
-	cairn_pack__relpath(rel, pack);
-	if ((r = cairn_repo__path(repo, path, sizeof(path), "%s", rel)) < 0)
-		return r;
 	if (!sha || EVP_DigestInit_ex(sha, EVP_sha256(), NULL) != 1)
 		return cairn_err_set(-ENOMEM, "cannot start SHA-256");
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return cairn_err_set(errno == ENOENT ? -ENOENT : -EIO, "cannot open pack '%s': %s",
-		                     rel, strerror(errno));
-	if ((r = cairn_pack__read_entries(fd, (uint64_t)st.st_size, cairn_repo__keys(repo), rel, &e,
-	                                  &n)) < 0)
+	if ((r = cairn_repo__pack_open(repo, pack, &f, rel)) < 0 ||
+	    (r = cairn_pack__read_entries_from(&f, cairn_repo__keys(repo), &e, &n)) < 0)
 		return r;
-	struct reader rd = { .fd = fd, .rel = rel, .sha = sha };
-	int damaged = read_all(repo, &rd, (uint64_t)st.st_size, e, n, bad, payload);
+	struct reader rd = { .f = &f, .rel = rel, .sha = sha };
+	int damaged = read_all(repo, &rd, f.size, e, n, bad, payload);
 	if (damaged < 0)
 		return damaged;
 	if (EVP_DigestFinal_ex(sha, digest.b, &dlen) != 1 || dlen != CAIRN_ID_SIZE)

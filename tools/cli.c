@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Options, passwords and repository opening shared by every subcommand. */
 #include "cli.h"
+#include "remote.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +49,9 @@ int cli_common_opt(int c, const char *arg)
 		return 0;
 	case OPT_PASSWORD_COMMAND:
 		cli.password_command = arg;
+		return 0;
+	case OPT_CACHE_DIR:
+		cli.cache_dir = arg;
 		return 0;
 	case 'v':
 		cairn_log_set_level(cairn_log_get_level() + 1);
@@ -259,6 +263,17 @@ int cli_repo_path(const char **out)
 	return 0;
 }
 
+int cli_local_repo_path(const char **out)
+{
+	int r = cli_repo_path(out);
+	if (r >= 0 && remote_is_url(*out))
+		return cairn_err_set(-EROFS,
+		                     "'%s' is read-only here: use a local repository and "
+		                     "'cairn sync' it to S3",
+		                     *out);
+	return r;
+}
+
 int cli_open_repo(cairn_repo **out, const struct cairn_repo_opts *opts)
 {
 	const char *path;
@@ -266,8 +281,20 @@ int cli_open_repo(cairn_repo **out, const struct cairn_repo_opts *opts)
 	size_t len = 0;
 	int r;
 
-	if ((r = cli_repo_path(&path)) < 0 || (r = cairn_repo_probe(path)) < 0 ||
-	    (r = cli_password(&pw, &len, NULL, false)) < 0)
+	if ((r = cli_repo_path(&path)) < 0)
+		return r;
+	if (remote_is_url(path)) {
+		struct remote_opts ro = { .cache_dir = cli.cache_dir,
+			                  .s3 = { .version = CAIRN_S3_OPTS_VERSION } };
+		if (!(opts && opts->read_only) && !cli.remote_ok)
+			return cli_local_repo_path(&path);
+		if ((r = cli_password(&pw, &len, NULL, false)) < 0)
+			return r;
+		r = remote_open(out, path, pw, len, &ro);
+		cli_password_free(pw, len);
+		return r;
+	}
+	if ((r = cairn_repo_probe(path)) < 0 || (r = cli_password(&pw, &len, NULL, false)) < 0)
 		return r;
 	r = cairn_repo_open(out, path, pw, len, opts);
 	cli_password_free(pw, len);

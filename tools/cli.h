@@ -17,7 +17,9 @@ struct cli_globals {
 	const char *repo;
 	const char *password_file;
 	const char *password_command;
+	const char *cache_dir; /* --cache-dir: where s3:// repositories are cached */
 	bool json;
+	bool remote_ok; /* the command may open an s3:// repository without read_only */
 };
 extern struct cli_globals cli;
 
@@ -26,6 +28,7 @@ enum {
 	OPT_PASSWORD_COMMAND,
 	OPT_LOG_FORMAT,
 	OPT_JSON,
+	OPT_CACHE_DIR,
 	OPT_FIRST_COMMAND_OPT = 0x200, /* commands number their own long options from here */
 };
 
@@ -36,6 +39,7 @@ enum {
 	        { "password-command", required_argument, NULL, OPT_PASSWORD_COMMAND },      \
 	        { "verbose", no_argument, NULL, 'v' }, { "quiet", no_argument, NULL, 'q' }, \
 	        { "log-format", required_argument, NULL, OPT_LOG_FORMAT },                  \
+	        { "cache-dir", required_argument, NULL, OPT_CACHE_DIR },                    \
 	{                                                                                   \
 		"help", no_argument, NULL, 'h'                                              \
 	}
@@ -71,7 +75,10 @@ int cli_password_from_file(const char *path, char **out, size_t *len);
 
 /* The repository path from -r/--repo or CAIRN_REPO; -EINVAL if none. */
 int cli_repo_path(const char **out);
-/* Probe, ask for the password, open. */
+/* The same, refusing an s3:// URL (-EROFS) for commands that need a directory. */
+int cli_local_repo_path(const char **out);
+/* Probe, ask for the password, open. An s3:// repository (tools/remote.h) opens
+ * only with read_only, or when cli.remote_ok. */
 int cli_open_repo(cairn_repo **out, const struct cairn_repo_opts *opts);
 static inline void cairn_repo_closep(cairn_repo **r)
 {

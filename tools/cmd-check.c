@@ -591,6 +591,7 @@ int cmd_check(int argc, char **argv)
 		return CLI_PARSE_EXIT(i);
 	if (i != argc)
 		return cli_usage_error("check: unexpected argument '%s'", argv[i]);
+	cli.remote_ok = true; /* the cache of an s3:// repository keeps the result */
 	int r = cli_open_repo(&repo, &ro);
 	if (r >= 0)
 		r = maint_lock(repo, CAIRN_LOCK_SHARED, "check", a.wait, &lock);

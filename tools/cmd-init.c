@@ -16,7 +16,7 @@ static const char usage[] =
         "  --compression N           default zstd level, 0 (off) to 19 (default 3)\n"
         "  --pack-size SIZE          target pack file size (default 16M)\n"
         "  --kdf-log2n N             scrypt cost log2(N), 10 to 20 (default: calibrated\n"
-	"                            so that one derivation takes at least 100 ms)\n"
+        "                            so that one derivation takes at least 100 ms)\n"
         "  --key-label TEXT          label of the first key (default user@host)\n";
 
 enum { OPT_CHUNK = OPT_FIRST_COMMAND_OPT, OPT_COMPRESSION, OPT_PACK_SIZE, OPT_KDF, OPT_LABEL };
@@ -93,7 +93,7 @@ int cmd_init(int argc, char **argv)
 		return CLI_PARSE_EXIT(i);
 	if (i < argc)
 		return cli_usage_error("init: unexpected argument '%s'", argv[i]);
-	int r = cli_repo_path(&path);
+	int r = cli_local_repo_path(&path);
 	if (r < 0)
 		return cli_fail(r);
 	if ((r = cli_password(&pw, &len, "Password for the new repository: ", true)) < 0)

@@ -103,6 +103,12 @@ int cmd_mount(int argc, char **argv)
 	}
 	if (m.foreground)
 		args[n++] = "-f";
+	char cache[PATH_MAX + 16];
+	if (cli.cache_dir) {
+		snprintf(cache, sizeof(cache), "cache_dir=%s", cli.cache_dir);
+		args[n++] = "-o";
+		args[n++] = cache;
+	}
 	for (size_t k = 0; k < m.no; k++) {
 		args[n++] = "-o";
 		args[n++] = m.o[k];

@@ -13,6 +13,7 @@
 
 #include "cleanup.h"
 #include "cli.h"
+#include "remote.h"
 #include "s3.h"
 #include "sigv4.h"
 
@@ -60,7 +61,12 @@ enum {
 };
 
 /* Objects of a repository (FORMAT.md §2); index/ and tmp/ are local only. */
-enum kind { K_CONFIG, K_KEY, K_PACK, K_SNAPSHOT };
+enum kind {
+	K_CONFIG = REMOTE_CONFIG,
+	K_KEY = REMOTE_KEY,
+	K_PACK = REMOTE_PACK,
+	K_SNAPSHOT = REMOTE_SNAPSHOT
+};
 
 #define REL_MAX 96
 #define CONFIG_MAX 8192
@@ -167,28 +173,10 @@ static int handle_opt(int c, const char *arg, void *payload)
 
 /* ---- names ---------------------------------------------------------------- */
 
-static bool lower_hex(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return strlen(s) >= n;
-}
-
 /* The kind of a repository-relative name, or -1 for anything cairn never writes. */
 static int classify(const char *rel)
 {
-	size_t n = strlen(rel);
-	if (strcmp(rel, "config") == 0)
-		return K_CONFIG;
-	if (n == 5 + 16 && strncmp(rel, "keys/", 5) == 0 && lower_hex(rel + 5, 16))
-		return K_KEY;
-	if (n == 10 + 64 && strncmp(rel, "snapshots/", 10) == 0 && lower_hex(rel + 10, 64))
-		return K_SNAPSHOT;
-	if (n == 9 + 64 && strncmp(rel, "packs/", 6) == 0 && rel[8] == '/' &&
-	    lower_hex(rel + 9, 64) && memcmp(rel + 6, rel + 9, 2) == 0)
-		return K_PACK;
-	return -1;
+	return remote_classify(rel);
 }
 
 static int key_of(const struct sync *sy, const char *rel, char *out, size_t size)
@@ -398,79 +386,16 @@ static int list_remote(struct sync *sy)
 
 typedef int (*job_fn)(struct sync *sy, cairn_s3_conn *c, struct item *it);
 
-/* Workers take jobs in order from a shared cursor, each over its own connection.
- * The first failure stops the others after their current transfer. */
-struct pool {
+struct jobs {
 	struct sync *sy;
-	struct item **jobs;
-	size_t n;
-	atomic_size_t next;
-	atomic_bool stop;
+	struct item **v;
 	job_fn fn;
-	pthread_mutex_t lock;
-	int code;       /* protected by lock */
-	char msg[1024]; /* protected by lock */
 };
 
-static void pool_fail(struct pool *p, int r)
+static int run_job(cairn_s3_conn *c, size_t i, void *payload)
 {
-	pthread_mutex_lock(&p->lock);
-	if (p->code == 0) {
-		p->code = r;
-		snprintf(p->msg, sizeof(p->msg), "%s", cairn_err_msg());
-	}
-	pthread_mutex_unlock(&p->lock);
-	atomic_store(&p->stop, true);
-}
-
-static void pool_loop(struct pool *p, cairn_s3_conn *c)
-{
-	while (!atomic_load(&p->stop)) {
-		size_t i = atomic_fetch_add(&p->next, 1);
-		if (i >= p->n)
-			return;
-		int r = p->fn(p->sy, c, p->jobs[i]);
-		if (r < 0)
-			pool_fail(p, r);
-	}
-}
-
-static void *pool_worker(void *arg)
-{
-	struct pool *p = arg;
-	cairn_s3_conn *c = NULL;
-	int r = cairn_s3_conn_new(&c, p->sy->s3);
-	if (r < 0)
-		pool_fail(p, r);
-	else
-		pool_loop(p, c);
-	cairn_s3_conn_free(c);
-	return NULL;
-}
-
-static int pool_run(struct sync *sy, struct item **jobs, size_t n, job_fn fn)
-{
-	struct pool p = { .sy = sy, .jobs = jobs, .n = n, .fn = fn };
-	pthread_t tid[CAIRN_S3_CONNECTIONS_MAX];
-	size_t threads = cairn_s3_connections(sy->s3), started = 0;
-	if (threads > n)
-		threads = n;
-	pthread_mutex_init(&p.lock, NULL);
-	if (threads <= 1) {
-		pool_loop(&p, sy->conn); /* one at a time: the main connection does it */
-	} else {
-		for (; started < threads; started++)
-			if (pthread_create(&tid[started], NULL, pool_worker, &p) != 0)
-				break;
-		if (started == 0)
-			pool_loop(&p, sy->conn);
-		for (size_t i = 0; i < started; i++)
-			pthread_join(tid[i], NULL);
-	}
-	pthread_mutex_destroy(&p.lock);
-	if (p.code < 0)
-		return cairn_err_set(p.code, "%s", p.msg);
-	return 0;
+	struct jobs *j = payload;
+	return j->fn(j->sy, c, j->v[i]);
 }
 
 /* Run fn over the items of one kind that are marked (want[i]). */
@@ -484,7 +409,8 @@ static int run_kind(struct sync *sy, const struct items *l, const bool *want, en
 	for (size_t i = 0; i < l->n; i++)
 		if (want[i] && l->v[i].kind == kind)
 			jobs[n++] = &l->v[i];
-	return pool_run(sy, jobs, n, fn);
+	struct jobs j = { .sy = sy, .v = jobs, .fn = fn };
+	return cairn_s3_parallel(sy->s3, sy->conn, n, run_job, &j);
 }
 
 /* ---- push ----------------------------------------------------------------- */

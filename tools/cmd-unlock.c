@@ -97,7 +97,7 @@ int cmd_unlock(int argc, char **argv)
 		return cli_usage_error("unlock: unexpected argument '%s'", argv[i]);
 	if (a.all && a.list)
 		return cli_usage_error("unlock: --all and --list exclude each other");
-	int r = cli_repo_path(&repo);
+	int r = cli_local_repo_path(&repo);
 	if (r >= 0)
 		r = cairn_repo_probe(repo);
 	if (r >= 0)

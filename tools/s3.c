@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -258,6 +259,7 @@ struct req {
 	/* the reply */
 	long status;
 	char etag[129];
+	bool etag_opaque; /* SSE-KMS or SSE-C: the ETag is no MD5 of the content */
 	uint64_t length;
 	bool have_length;
 	uint64_t range_start;
@@ -373,9 +375,15 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
 		const char *sp = memchr(line, ' ', len);
 		rq->status = sp ? strtol(sp + 1, NULL, 10) : 0;
 		rq->etag[0] = '\0';
+		rq->etag_opaque = false;
 		rq->have_length = rq->have_range = false;
 	} else if (header_is(line, len, "etag", &v)) {
 		header_value(rq->etag, sizeof(rq->etag), v, len - (size_t)(v - line));
+	} else if (header_is(line, len, "x-amz-server-side-encryption", &v)) {
+		header_value(buf, sizeof(buf), v, len - (size_t)(v - line));
+		rq->etag_opaque = rq->etag_opaque || strncmp(buf, "aws:kms", 7) == 0;
+	} else if (header_is(line, len, "x-amz-server-side-encryption-customer-algorithm", &v)) {
+		rq->etag_opaque = true;
 	} else if (header_is(line, len, "content-length", &v)) {
 		header_value(buf, sizeof(buf), v, len - (size_t)(v - line));
 		char *end;
@@ -540,6 +548,7 @@ static int rewind_req(struct req *rq)
 	rq->status = 0;
 	rq->errbody.len = 0;
 	rq->etag[0] = '\0';
+	rq->etag_opaque = false;
 	rq->have_length = rq->have_range = false;
 	struct sink *k = &rq->sink;
 	k->got = 0;
@@ -852,7 +861,7 @@ static int put_body(cairn_s3_conn *c, struct req *rq, uint8_t md5_out[16])
 		return r;
 	/* The server checked Content-MD5; a plain ETag must also be that MD5 (servers
 	 * with SSE-KMS or SSE-C answer other ETags, which are not digests). */
-	if (strlen(rq->etag) == 32 && strcasecmp(rq->etag, md5_hex) != 0)
+	if (!rq->etag_opaque && strlen(rq->etag) == 32 && strcasecmp(rq->etag, md5_hex) != 0)
 		return cairn_err_set(-EBADMSG, "S3 PUT s3://%s/%s: ETag %s is not the MD5 %s",
 		                     c->s->bucket, rq->key, rq->etag, md5_hex);
 	if (md5_out)
@@ -1013,13 +1022,16 @@ static int put_multipart(cairn_s3_conn *c, const char *key, int fd, uint64_t siz
 	}
 	if (r >= 0)
 		r = mp_complete(c, key, id, md5s, parts, got);
+	multipart_etag(want, md5s, parts);
+	struct cairn_s3_obj head = { 0 };
+	if (r == -ENOENT && cairn_s3_head(c, key, &head) >= 0 && head.size == size &&
+	    strcmp(head.etag, want) == 0)
+		r = 0; /* the reply to a completion was lost and its retry found it done */
 	if (r < 0) {
 		int code = r;
 		mp_abort_quietly(c, key, id);
 		return cairn_err_wrap(code, "multipart upload");
 	}
-	multipart_etag(want, md5s, parts);
-	struct cairn_s3_obj head = { 0 };
 	if (!got[0]) { /* Ceph RGW leaves the ETag of the reply empty: ask with HEAD */
 		if ((r = cairn_s3_head(c, key, &head)) < 0)
 			return r;
@@ -1247,4 +1259,82 @@ int cairn_s3_object_lock(cairn_s3_conn *c, struct cairn_s3xml_lock *out)
 	if (r >= 0 && cairn_s3xml_parse_lock(out, reply.data, reply.len) < 0)
 		r = cairn_err_wrap(-EPROTO, "S3 GetObjectLockConfiguration");
 	return r;
+}
+
+/* ---- parallel jobs -------------------------------------------------------- */
+
+/* Workers take jobs in order from a shared cursor, each over its own connection.
+ * The first failure stops the others after their current transfer. */
+struct pool {
+	cairn_s3 *s3;
+	size_t n;
+	atomic_size_t next;
+	atomic_bool stop;
+	int (*fn)(cairn_s3_conn *c, size_t i, void *payload);
+	void *payload;
+	pthread_mutex_t lock;
+	int code;       /* protected by lock */
+	char msg[1024]; /* protected by lock */
+};
+
+static void pool_fail(struct pool *p, int r)
+{
+	pthread_mutex_lock(&p->lock);
+	if (p->code == 0) {
+		p->code = r;
+		snprintf(p->msg, sizeof(p->msg), "%s", cairn_err_msg());
+	}
+	pthread_mutex_unlock(&p->lock);
+	atomic_store(&p->stop, true);
+}
+
+static void pool_loop(struct pool *p, cairn_s3_conn *c)
+{
+	while (!atomic_load(&p->stop)) {
+		size_t i = atomic_fetch_add(&p->next, 1);
+		if (i >= p->n)
+			return;
+		int r = p->fn(c, i, p->payload);
+		if (r < 0)
+			pool_fail(p, r);
+	}
+}
+
+static void *pool_worker(void *arg)
+{
+	struct pool *p = arg;
+	cairn_s3_conn *c = NULL;
+	int r = cairn_s3_conn_new(&c, p->s3);
+	if (r < 0)
+		pool_fail(p, r);
+	else
+		pool_loop(p, c);
+	cairn_s3_conn_free(c);
+	return NULL;
+}
+
+int cairn_s3_parallel(cairn_s3 *s, cairn_s3_conn *main_conn, size_t n,
+                      int (*fn)(cairn_s3_conn *c, size_t i, void *payload), void *payload)
+{
+	struct pool p = { .s3 = s, .n = n, .fn = fn, .payload = payload };
+	pthread_t tid[CAIRN_S3_CONNECTIONS_MAX];
+	size_t threads = cairn_s3_connections(s), started = 0;
+	if (threads > n)
+		threads = n;
+	pthread_mutex_init(&p.lock, NULL);
+	if (threads <= 1) {
+		pool_loop(&p, main_conn); /* one at a time: the caller's connection does it */
+	} else {
+		for (; started < threads; started++)
+			if (pthread_create(&tid[started], NULL, pool_worker, &p) != 0)
+				break;
+		if (started == 0)
+			pool_loop(&p, main_conn);
+		for (size_t i = 0; i < started; i++)
+			pthread_join(tid[i], NULL);
+	}
+	pthread_mutex_destroy(&p.lock);
+	if (p.code < 0)
+		return cairn_err_set(p.code, "%s", p.msg);
+	return 0;
 }

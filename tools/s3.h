@@ -123,6 +123,13 @@ int cairn_s3_versioning(cairn_s3_conn *c, char status[16]);
 /* GetObjectLockConfiguration; -ENOENT when the bucket has none. */
 int cairn_s3_object_lock(cairn_s3_conn *c, struct cairn_s3xml_lock *out);
 
+/* Run fn(c, i, payload) for every i in [0, n) on up to cairn_s3_connections()
+ * threads, each with a connection of its own (one thread: the caller's main_conn).
+ * The first failure stops the others after their current job; its code and
+ * message are returned. */
+int cairn_s3_parallel(cairn_s3 *s, cairn_s3_conn *main_conn, size_t n,
+                      int (*fn)(cairn_s3_conn *c, size_t i, void *payload), void *payload);
+
 /* Split "s3://bucket[/prefix]" into malloc'd bucket and prefix (without leading or
  * trailing '/', "" if none). -EINVAL with a message for anything else. */
 int cairn_s3_url_parse(const char *url, char **bucket, char **prefix);

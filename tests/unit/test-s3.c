@@ -366,6 +366,37 @@ static void test_s3__errors(void)
 	server_stop(&sv);
 }
 
+/* With SSE-KMS or SSE-C the ETag is no digest: the server's Content-MD5 check
+ * is what vouches for the data. Without those headers the same ETag is refused. */
+static void test_s3__sse_etag(void)
+{
+	struct server sv = {
+		.replies = { http("200 OK",
+		                  "ETag: \"11111111111111111111111111111111\"\r\n"
+		                  "x-amz-server-side-encryption: aws:kms\r\n",
+		                  ""),
+		             http("200 OK",
+		                  "ETag: \"22222222222222222222222222222222\"\r\n"
+		                  "x-amz-server-side-encryption-customer-algorithm: AES256\r\n",
+		                  ""),
+		             http("200 OK",
+		                  "ETag: \"33333333333333333333333333333333\"\r\n"
+		                  "x-amz-server-side-encryption: AES256\r\n",
+		                  "") },
+		.nreplies = 3
+	};
+	cairn_s3 *s;
+	cairn_s3_conn *c;
+	server_start(&sv);
+	client(&sv, &s, &c);
+	CHECK_OK(cairn_s3_put(c, "k", "hello", 5, NULL));
+	CHECK_OK(cairn_s3_put(c, "k", "hello", 5, NULL));
+	CHECK_ERR(cairn_s3_put(c, "k", "hello", 5, NULL), -EBADMSG); /* SSE-S3 keeps MD5 ETags */
+	cairn_s3_conn_free(c);
+	cairn_s3_free(s);
+	server_stop(&sv);
+}
+
 static int count(const struct cairn_s3xml_object *o, void *payload)
 {
 	(void)o;
@@ -490,6 +521,7 @@ int main(void)
 	RUN(test_s3__backoff);
 	RUN(test_s3__retry_then_success);
 	RUN(test_s3__errors);
+	RUN(test_s3__sse_etag);
 	RUN(test_s3__get_and_list);
 	RUN(test_s3__bucket_config);
 	RUN(test_s3__connection_refused);

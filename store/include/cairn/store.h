@@ -81,11 +81,39 @@ struct cairn_init_opts {
 int cairn_repo_init(const char *path, const char *password, size_t pwlen,
                     const struct cairn_init_opts *opts);
 
+/* Where the packs of a repository live when they are not files under packs/: an
+ * S3-backed repository (tools/remote.c) keeps config, keys, snapshots and the
+ * index in a local cache directory and reads packs through this. Every function
+ * is called from many threads at once. */
+struct cairn_pack_source {
+	/* Call cb for every pack; a negative return of cb stops and is returned. */
+	int (*foreach)(void *payload,
+	               int (*cb)(const struct cairn_id *pack, uint64_t size, void *cb_payload),
+	               void *cb_payload);
+	/* Size of a pack. -ENOENT. */
+	int (*size)(void *payload, const struct cairn_id *pack, uint64_t *size);
+	/* Exactly len bytes at off. -ENOENT, -EBADMSG past the end, -EIO (message set).
+	 * type is the blob type being read, 0 for a pack header: a hint for caching. */
+	int (*pread)(void *payload, const struct cairn_id *pack, int type, void *buf, size_t len,
+	             uint64_t off);
+	/* What was read from [off, off + len) failed its authentication: drop any
+	 * cached copy of it, the read is tried once more (may be NULL). */
+	void (*invalidate)(void *payload, const struct cairn_id *pack, int type, uint64_t off,
+	                   size_t len);
+	/* Called by cairn_repo_close() (may be NULL). */
+	void (*release)(void *payload);
+	void *payload;
+};
+
 #define CAIRN_REPO_OPTS_VERSION 1
 struct cairn_repo_opts {
 	unsigned version; /* CAIRN_REPO_OPTS_VERSION */
 	bool read_only;   /* no writes at all; index opened MDB_RDONLY */
 	bool no_index;    /* do not open index/ (rebuild-index, key commands) */
+	/* Read packs from here instead of packs/. The repository then refuses every
+	 * write but those to its index and state tables (a local cache). The source
+	 * is copied; its release runs at close, also when the open fails. */
+	const struct cairn_pack_source *packs;
 };
 /* Open and unlock. -ENOENT no repository there, -EPROTONOSUPPORT unknown format
  * version, -EKEYREJECTED wrong password, -EBADMSG corrupt config or key file.
@@ -178,6 +206,10 @@ int cairn_repo_foreach_pack(cairn_repo *repo,
 /* Recreate index/ from packs/ and snapshots/ (FORMAT.md §7). Returns the number of
  * packs read. The repository must be open without read_only. */
 int cairn_repo_rebuild_index(cairn_repo *repo);
+/* Bring the index up to date with the packs and snapshots present: index packs
+ * it lacks (reading their headers), drop packs and snapshots that are gone.
+ * Returns the number of packs added. Not with read_only. */
+int cairn_repo_index_update(cairn_repo *repo);
 /* Call cb for every blob in the index, in ID order. A negative return stops. */
 int cairn_repo_foreach_blob(cairn_repo *repo,
                             int (*cb)(const struct cairn_id *id, const struct cairn_loc *loc,
@@ -454,11 +486,11 @@ struct cairn_prune_opts {
 struct cairn_prune_stats {
 	uint64_t snapshots, trees, blobs_used, blobs_unused;
 	uint64_t packs, packs_kept, packs_deleted, packs_repacked, packs_written;
-	uint64_t bytes_total;    /* all pack files before */
-	uint64_t bytes_unused;   /* unused bytes in them before */
-	uint64_t bytes_repacked; /* size of the repacked packs */
-	uint64_t bytes_written;  /* size of the new packs (estimated in a dry run) */
-	uint64_t bytes_freed;    /* bytes_total minus what is on disk afterwards */
+	uint64_t bytes_total;       /* all pack files before */
+	uint64_t bytes_unused;      /* unused bytes in them before */
+	uint64_t bytes_repacked;    /* size of the repacked packs */
+	uint64_t bytes_written;     /* size of the new packs (estimated in a dry run) */
+	uint64_t bytes_freed;       /* bytes_total minus what is on disk afterwards */
 	uint64_t bytes_left_unused; /* unused bytes left in kept packs */
 };
 /*
