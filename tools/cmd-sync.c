@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -92,6 +93,7 @@ struct sync {
 	cairn_s3_conn *conn; /* the main thread's connection */
 	cairn_repo *repo;
 	cairn_lock *lock;
+	int remote_lock; /* flock of locks/sync-<remote>.flock, or -1 */
 	const char *dir;
 	char *bucket, *prefix;
 	char url[600];
@@ -852,6 +854,8 @@ static void sync_release(struct sync *sy)
 	cairn_s3_free(sy->s3);
 	cairn_repo_close(sy->repo);
 	cairn_lock_release(sy->lock);
+	if (sy->remote_lock >= 0)
+		close(sy->remote_lock);
 	free(sy->local.v);
 	free(sy->remote.v);
 	free(sy->bucket);
@@ -888,6 +892,24 @@ static int setup(struct sync *sy, const char *url, const struct sync_opts *o)
 	return cli_repo_path(&sy->dir);
 }
 
+/* One push to a remote at a time from this repository: each would abort the
+ * other's multipart uploads as abandoned (docs/S3.md §2). Held until exit. */
+static int lock_remote(struct sync *sy)
+{
+	char hex[65], path[4096];
+	cairn_sigv4_sha256_hex(hex, sy->table, strlen(sy->table));
+	if (snprintf(path, sizeof(path), "%s/locks/sync-%.40s.flock", sy->dir, hex) >=
+	    (int)sizeof(path))
+		return cairn_err_set(-ENAMETOOLONG, "path too long");
+	sy->remote_lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (sy->remote_lock < 0)
+		return cairn_err_set(-errno, "cannot create '%s': %s", path, strerror(errno));
+	if (flock(sy->remote_lock, LOCK_EX | LOCK_NB) < 0)
+		return cairn_err_set(-EBUSY, "another sync to %s is running from this repository",
+		                     sy->url);
+	return 0;
+}
+
 static int run(struct sync *sy, const char *url, const struct sync_opts *o)
 {
 	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
@@ -898,7 +920,8 @@ static int run(struct sync *sy, const char *url, const struct sync_opts *o)
 		return pull(sy);
 	/* Shared, like backup: prune must not delete packs while they are uploaded. */
 	if ((r = cli_open_repo(&sy->repo, &ro)) < 0 ||
-	    (r = cairn_lock_acquire(&sy->lock, sy->dir, CAIRN_LOCK_SHARED, "sync", 0)) < 0)
+	    (r = cairn_lock_acquire(&sy->lock, sy->dir, CAIRN_LOCK_SHARED, "sync", 0)) < 0 ||
+	    (r = lock_remote(sy)) < 0)
 		return r;
 	return push(sy);
 }
@@ -920,7 +943,7 @@ int cmd_sync(int argc, char **argv)
 		{ 0 },
 	};
 	struct sync_opts o = { .s3 = { .version = CAIRN_S3_OPTS_VERSION } };
-	struct sync sy = { 0 };
+	struct sync sy = { .remote_lock = -1 };
 
 	int i = cli_parse(argc, argv, "", longopts, usage, handle_opt, &o);
 	if (i < 0)

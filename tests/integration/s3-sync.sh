@@ -178,6 +178,34 @@ wait "$pid" || fail "sync against a late server failed: $(cat "$O/late.out")"
 grep -q "transport-error" "$T" || fail "the sync never saw the server down"
 same_lists "$CAIRN_REPO" repo
 
+# The server goes away in the middle of a sync and comes back: the transfers in
+# flight fail, are retried, and the sync completes. The sync is paused (SIGSTOP)
+# once uploads are under way, so that the outage lands mid-transfer.
+R3="$W/repo3"
+"$CAIRN" -r "$R3" init --kdf-log2n 10 --pack-size 1M > /dev/null
+mkdir -p "$W/src3" && head -c 12000000 /dev/urandom > "$W/src3/data"
+"$CAIRN" -r "$R3" backup "$W/src3" > /dev/null
+: > "$T"
+CAIRN_S3_TRACE="$T" CAIRN_S3_RETRIES=60 CAIRN_S3_RETRY_CAP_MS=1000 \
+	"$CAIRN" -r "$R3" sync --s3-connections 1 "s3://$B/mid" > "$O/mid.out" 2>&1 &
+pid=$!
+for _ in $(seq 1 400); do
+	[ "$(grep -c '^PUT .*packs/' "$T")" -ge 2 ] && break
+	sleep 0.02
+done
+kill -STOP "$pid" || fail "the sync ended before the outage"
+# Meanwhile a second push to the same remote is refused: it would abort the
+# first one's multipart uploads as abandoned.
+expect_fail 1 "another sync to s3://$B/mid is running" -- "$CAIRN" -r "$R3" sync "s3://$B/mid"
+rgw_gw_stop
+kill -CONT "$pid"
+sleep 2
+rgw_gw_start || fail "radosgw did not restart"
+wait "$pid" || fail "sync across a server restart failed: $(cat "$O/mid.out")"
+grep -q "transport-error" "$T" || fail "the sync never saw the server go away"
+same_lists "$R3" mid
+no_uploads mid
+
 # --delete: a pack and a snapshot removed locally go away remotely; objects that
 # are not the repository's, and the config, stay.
 echo hello | "${AWS[@]}" s3 cp --no-progress - "s3://$B/repo/README" > /dev/null
@@ -207,4 +235,14 @@ diff "$O/local.list" "$O/remote.list" || fail "virtual-hosted sync to a bare buc
 mode=$("${AWS[@]}" s3api get-object-retention --bucket cairn-lock --key r/config \
 	--query Retention.Mode --output text)
 [ "$mode" = COMPLIANCE ] || fail "no Object Lock retention on uploads (mode '$mode')"
+# --delete on a locked bucket: the object disappears from the listing (a delete
+# marker), its locked version stays, and the sync succeeds.
+snap=$(cd "$CAIRN_REPO" && find snapshots -type f | sort | head -1)
+rm "$CAIRN_REPO/$snap"
+"$CAIRN" sync --delete --s3-lock-days 2 "s3://cairn-lock/r" > "$O/lockdel.out" 2>&1 ||
+	fail "sync --delete on a locked bucket failed: $(cat "$O/lockdel.out")"
+remote_list r cairn-lock | grep -q " $snap$" && fail "--delete left $snap listed"
+versions=$("${AWS[@]}" s3api list-object-versions --bucket cairn-lock --prefix "r/$snap" \
+	--query 'length(Versions || `[]`)' --output text)
+[ "$versions" -ge 1 ] || fail "the locked version of $snap is gone"
 echo ok
