@@ -177,4 +177,102 @@ for sig in TERM INT; do
 	"$CAIRN" backup --json "$SRC" > "$O/after.json" || fail "backup after SIG$sig"
 	[ "$(json_field "$O/after.json" files_changed)" = 1 ] || fail "after SIG$sig: $(cat "$O/after.json")"
 done
+
+# ---- an unreadable directory -----------------------------------------------
+# As an unprivileged user (root reads everything): a warning naming it, exit 3,
+# a partial snapshot that still has the rest.
+if command -v setpriv > /dev/null && [ "$(id -u)" = 0 ]; then
+	U="$W/unreadable"
+	mkdir -p "$U/closed" "$U/open"
+	echo hidden > "$U/closed/x"
+	echo visible > "$U/open/y"
+	chmod -R a+rwX "$W"
+	chmod 000 "$U/closed"
+	rc=0
+	setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/ \
+		"$CAIRN" backup --json "$U" > "$O/u.json" 2> "$O/u.err" || rc=$?
+	[ "$rc" = 3 ] || fail "unreadable directory: exit $rc: $(cat "$O/u.err")"
+	out_has "$O/u.err" "cannot open directory '$U/closed'"
+	[ "$(wc -l < "$O/u.err")" = 1 ] || fail "more than the warning: $(cat "$O/u.err")"
+	[ "$(json_field "$O/u.json" partial)" = true ] || fail "not partial: $(cat "$O/u.json")"
+	[ "$(json_field "$O/u.json" errors)" = 1 ] || fail "errors: $(cat "$O/u.json")"
+	"$CAIRN" snapshots > "$O/snaps"
+	grep -q "(partial)" "$O/snaps" || fail "snapshots does not mark it partial: $(cat "$O/snaps")"
+	"$CAIRN" ls -R latest "$U" > "$O/u.ls"
+	grep -qx "$U/closed" "$O/u.ls" && grep -qx "$U/open/y" "$O/u.ls" ||
+		fail "partial snapshot lacks entries: $(cat "$O/u.ls")"
+	! grep -q "$U/closed/x" "$O/u.ls" || fail "content of the closed directory listed"
+	chmod 755 "$U/closed"
+fi
+
+# ---- a file that changes while it is read ----------------------------------
+# 32 MiB take far longer to read than the 1 ms between two appends.
+G="$W/grow"
+mkdir -p "$G"
+head -c 33554432 /dev/urandom > "$G/log"
+python3 - "$G/log" "$G/stop" <<'PY' &
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+while not os.path.exists(sys.argv[2]):
+    os.write(fd, b"x")
+    time.sleep(0.001)
+PY
+appender=$!
+cleanup_hooks+=("kill $appender 2>/dev/null")
+rc=0
+"$CAIRN" backup --json --threads 2 "$G" > "$O/g.json" 2> "$O/g.err" || rc=$?
+touch "$G/stop"
+wait "$appender"
+[ "$rc" = 0 ] || fail "a growing file failed the backup: $rc $(cat "$O/g.err")"
+out_has "$O/g.err" "'$G/log' changed while it was read"
+[ "$(json_field "$O/g.json" warnings)" -ge 1 ] || fail "no warning counted: $(cat "$O/g.json")"
+[ "$(json_field "$O/g.json" partial)" = false ] || fail "a changed file made the snapshot partial"
+
+# ---- a sparse file does not bloat the repository ---------------------------
+S="$W/sparse"
+mkdir -p "$S"
+truncate -s 1G "$S/disk.img"
+for off in 0 262144 524287; do # KiB: start, middle, last KiB
+	head -c 1024 /dev/urandom | dd of="$S/disk.img" bs=1024 seek=$off conv=notrunc status=none
+done
+packs_before=$(du -sb "$CAIRN_REPO/packs" | cut -f1)
+"$CAIRN" backup --json "$S" > "$O/s.json"
+packs_after=$(du -sb "$CAIRN_REPO/packs" | cut -f1)
+[ $((packs_after - packs_before)) -lt 1048576 ] ||
+	fail "a 1 GiB sparse file with 3 KiB of data grew the packs by $((packs_after - packs_before))"
+[ "$(json_field "$O/s.json" bytes_added)" -lt 1048576 ] || fail "sparse: $(cat "$O/s.json")"
+"$CAIRN" ls -l latest "$S/disk.img" | grep -q " 1073741824 " || fail "sparse file size not kept"
+{ "$CAIRN" dump latest "$S/disk.img" || true; } | head -c 1024 > "$O/first" # SIGPIPE
+head -c 1024 "$S/disk.img" | cmp - "$O/first" || fail "sparse file: first data block differs"
+
+# ---- --exclude-file --------------------------------------------------------
+E="$W/excl"
+mkdir -p "$E/cachey" "$E/sub"
+echo keep > "$E/keep.txt"
+echo log > "$E/x.log"
+echo c > "$E/cachey/c"
+echo o > "$E/sub/deep.o"
+echo s > "$E/sub/kept.c"
+printf '# build output\n\n**/*.o\n*.log\r\n%s/cachey\n' "$E" > "$O/excludes"
+"$CAIRN" backup --exclude-file "$O/excludes" "$E" > /dev/null
+"$CAIRN" ls -R latest "$E" | sed "s|^$E||" > "$O/e.ls"
+printf '/keep.txt\n/sub\n/sub/kept.c\n' | cmp - "$O/e.ls" || fail "--exclude-file: $(cat "$O/e.ls")"
+expect_fail 2 "cannot read pattern file" -- "$CAIRN" backup --exclude-file "$W/missing" "$E"
+
+# ---- --one-file-system -----------------------------------------------------
+X="$W/xfs"
+mkdir -p "$X/mnt"
+echo here > "$X/here"
+if mount -t tmpfs -o size=1M tmpfs "$X/mnt" 2> /dev/null; then
+	cleanup_hooks+=("umount '$X/mnt'")
+	echo inside > "$X/mnt/inside"
+	"$CAIRN" backup --one-file-system "$X" > /dev/null
+	"$CAIRN" ls -R latest "$X" | sed "s|^$X||" > "$O/x.ls"
+	printf '/here\n/mnt\n' | cmp - "$O/x.ls" || fail "--one-file-system: $(cat "$O/x.ls")"
+	"$CAIRN" backup "$X" > /dev/null
+	"$CAIRN" ls -R latest "$X" | grep -qx "$X/mnt/inside" || fail "without -x the mount is missing"
+	umount "$X/mnt"
+else
+	echo "note: cannot mount a tmpfs here, --one-file-system not tested"
+fi
 echo ok
