@@ -275,4 +275,127 @@ if mount -t tmpfs -o size=1M tmpfs "$X/mnt" 2> /dev/null; then
 else
 	echo "note: cannot mount a tmpfs here, --one-file-system not tested"
 fi
+
+# ---- several paths, --tag, --host, --parent, snapshots filters -------------
+# A second repository, so that snapshots and packs are few and known.
+export CAIRN_REPO="$W/repo2"
+init_repo --chunk-size 64K/128K/512K
+P1="$W/p1/docs"
+P2="$W/p2/docs"
+mkdir -p "$P1" "$P2"
+echo "first tree" > "$P1/note.txt"
+echo "second tree, other content" > "$P2/note.txt"
+head -c 2000000 /dev/urandom > "$P1/big.bin"
+snap_id() { "$CAIRN" snapshots --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])'; }
+# Same base name under two roots: both keep their absolute paths, no collision.
+"$CAIRN" backup --tag t1 --tag both --host hostA "$P2" "$P1" > /dev/null
+s1=$(snap_id)
+"$CAIRN" dump latest "$P1/note.txt" | cmp - "$P1/note.txt" || fail "dump of the first path"
+"$CAIRN" dump latest "$P2/note.txt" | cmp - "$P2/note.txt" || fail "dump of the second path"
+"$CAIRN" dump latest "$P1/big.bin" | cmp - "$P1/big.bin" || fail "dump of a multi-chunk file"
+"$CAIRN" ls -R latest / > "$O/multi.ls"
+for p in "$W" "$W/p1" "$P1" "$P1/note.txt" "$P1/big.bin" "$W/p2" "$P2" "$P2/note.txt"; do
+	grep -qx "$p" "$O/multi.ls" || fail "$p missing from the snapshot: $(cat "$O/multi.ls")"
+done
+[ "$(grep -c "^$W/" "$O/multi.ls")" = 7 ] || fail "unexpected entries: $(cat "$O/multi.ls")"
+
+echo "first tree, changed" > "$P1/note.txt"
+"$CAIRN" backup --json --tag t2 --host hostA "$P1" "$P2" > "$O/p2.json"
+s2=$(snap_id)
+[ "$(json_field "$O/p2.json" files_changed)" = 1 ] || fail "default parent: $(cat "$O/p2.json")"
+[ "$(json_field "$O/p2.json" files_unmodified)" = 2 ] || fail "default parent: $(cat "$O/p2.json")"
+# --parent: compared with the first snapshot, not the latest one of this host.
+"$CAIRN" backup --json --host hostA --parent "${s1:0:8}" "$P1" "$P2" > "$O/p3.json"
+s3=$(snap_id)
+[ "$(json_field "$O/p3.json" files_changed)" = 1 ] || fail "--parent: $(cat "$O/p3.json")"
+"$CAIRN" backup --json --host hostA "$P1" "$P2" > "$O/p3b.json"
+[ "$(json_field "$O/p3b.json" files_changed)" = 0 ] || fail "after --parent: $(cat "$O/p3b.json")"
+s3b=$(snap_id)
+# Another host has no parent: everything is new (and deduplicated).
+"$CAIRN" backup --json --host hostB "$P1" > "$O/p4.json"
+s4=$(snap_id)
+[ "$(json_field "$O/p4.json" files_new)" = 2 ] || fail "other host: $(cat "$O/p4.json")"
+[ "$(json_field "$O/p4.json" bytes_added)" -lt 10000 ] || fail "other host stored data again"
+
+"$CAIRN" snapshots --json > "$O/snaps.json"
+python3 - "$O/snaps.json" "$s1" "$s2" "$s3" "$s3b" "$s4" "$P1" "$P2" <<'PY' ||
+import json, sys
+s1, s2, s3, s3b, s4, p1, p2 = sys.argv[2:]
+by = {s["id"]: s for s in json.load(open(sys.argv[1]))}
+assert list(by) == [s1, s2, s3, s3b, s4], list(by)
+assert by[s1]["paths"] == sorted([p1, p2]) and by[s4]["paths"] == [p1], by[s1]["paths"]
+assert by[s1]["tags"] == ["t1", "both"] and by[s2]["tags"] == ["t2"], by[s1]["tags"]
+assert [by[s]["hostname"] for s in by] == ["hostA"] * 4 + ["hostB"]
+assert by[s1]["parent"] is None and by[s2]["parent"] == s1, by[s2]["parent"]
+assert by[s3]["parent"] == s1 and by[s3b]["parent"] == s3, by[s3]["parent"]
+assert by[s4]["parent"] is None
+PY
+	fail "snapshots --json: $(cat "$O/snaps.json")"
+filter() { "$CAIRN" snapshots --json "$@" | python3 -c 'import json,sys; print(" ".join(s["short_id"] for s in json.load(sys.stdin)))'; }
+[ "$(filter --host hostA)" = "${s1:0:8} ${s2:0:8} ${s3:0:8} ${s3b:0:8}" ] || fail "--host hostA: $(filter --host hostA)"
+[ "$(filter --host hostB)" = "${s4:0:8}" ] || fail "--host hostB"
+[ "$(filter --host nohost)" = "" ] || fail "--host nohost"
+[ "$(filter --tag both)" = "${s1:0:8}" ] || fail "--tag both"
+[ "$(filter --tag t1 --tag both)" = "${s1:0:8}" ] || fail "--tag t1 --tag both"
+[ "$(filter --tag t1 --tag t2)" = "" ] || fail "--tag t1 --tag t2 must need both"
+[ "$(filter --path "$P2")" = "${s1:0:8} ${s2:0:8} ${s3:0:8} ${s3b:0:8}" ] || fail "--path P2"
+[ "$(filter --path "$P1" --host hostB)" = "${s4:0:8}" ] || fail "--path P1 --host hostB"
+"$CAIRN" snapshots --host hostA --tag both > "$O/snaps.txt"
+grep -Eq "^${s1:0:8} +[0-9-]+ [0-9:]+ +hostA +t1,both +$P1" "$O/snaps.txt" ||
+	fail "snapshots text: $(cat "$O/snaps.txt")"
+grep -q "^1 snapshot$" "$O/snaps.txt" || fail "snapshots count line: $(cat "$O/snaps.txt")"
+
+# ---- ls -l, ls --json ------------------------------------------------------
+"$CAIRN" ls -l "${s1:0:8}" "$P1" > "$O/ls-l"
+size=$(stat -c %s "$P1/big.bin")
+mt=$(date -d "@$(stat -c %Y "$P1/big.bin")" '+%Y-%m-%d %H:%M')
+grep -Eq "^-rw-r--r-- root +root +$size $mt:[0-9]{2} big.bin$" "$O/ls-l" || fail "ls -l: $(cat "$O/ls-l")"
+grep -Eq "^-rw-r--r-- root +root +11 [0-9-]+ [0-9:]+ note.txt$" "$O/ls-l" || fail "ls -l note: $(cat "$O/ls-l")"
+[ "$(wc -l < "$O/ls-l")" = 2 ] || fail "ls -l lines: $(cat "$O/ls-l")"
+"$CAIRN" ls --json "${s1:0:8}" "$P1" > "$O/ls.json"
+python3 - "$O/ls.json" "$P1" "$size" "$(stat -c %i "$P1/big.bin")" <<'PY' || fail "ls --json: $(cat "$O/ls.json")"
+import json, sys
+path, p1, size, ino = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+e = [json.loads(l) for l in open(path).read().splitlines()]
+assert [x["name"] for x in e] == ["big.bin", "note.txt"], e
+big = e[0]
+assert big["path"] == p1 + "/big.bin" and big["type"] == "file" and big["size"] == size, big
+assert big["inode"] == ino and big["uid"] == 0 and big["user"] == "root" and big["extents"] > 1, big
+assert big["permissions"] == "-rw-r--r--" and big["mode"] == 0o644, big
+PY
+
+# ---- cat pack ID and cat blob ID --------------------------------------------
+# The pack header lists every blob; the data blob whose raw length is note.txt's
+# is note.txt's content.
+nsize=$(stat -c %s "$P2/note.txt")
+found=0
+for pack in $(find "$CAIRN_REPO/packs" -type f -printf '%f\n'); do
+	"$CAIRN" cat pack "${pack:0:10}" > "$O/pack"
+	[ -s "$O/pack" ] || fail "empty header listing of pack $pack"
+	grep -Evq '^[0-9a-f]{64} (data|tree) offset [0-9]+ stored [0-9]+ raw [0-9]+$' "$O/pack" &&
+		fail "cat pack: $(cat "$O/pack")"
+	for id in $(awk -v n="$nsize" '$2 == "data" && $8 == n { print $1 }' "$O/pack"); do
+		"$CAIRN" cat blob "$id" | cmp -s - "$P2/note.txt" && found=1
+	done
+done
+[ "$found" = 1 ] || fail "cat blob: no blob holds note.txt"
+expect_fail 1 "no blob matches" -- "$CAIRN" cat blob "$(printf 'f%.0s' $(seq 64))"
+
+# ---- --compression LEVEL ---------------------------------------------------
+# The same compressible data stored raw (level 0) and at level 19, each in a
+# fresh repository: level 19 stores far less, level 0 at least the data.
+C="$W/compressible"
+mkdir -p "$C"
+seq 1 400000 > "$C/numbers.txt"
+csize=$(stat -c %s "$C/numbers.txt")
+for level in 0 19; do
+	export CAIRN_REPO="$W/repo-c$level"
+	init_repo
+	"$CAIRN" backup --json --compression $level "$C" > "$O/c$level.json"
+done
+c0=$(json_field "$O/c0.json" bytes_added)
+c19=$(json_field "$O/c19.json" bytes_added)
+[ "$c0" -ge "$csize" ] || fail "--compression 0 stored $c0 bytes of $csize"
+[ "$c19" -lt $((csize / 3)) ] || fail "--compression 19 stored $c19 bytes of $csize"
+export CAIRN_REPO="$W/repo"
 echo ok
