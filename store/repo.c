@@ -226,8 +226,8 @@ static int write_key_file(const char *repo, const uint8_t master[CAIRN_KEY_SIZE]
 
 static int make_layout(const char *path)
 {
-	static const char *const dirs[] = { "", "/keys", "/packs", "/snapshots", "/index", "/tmp",
-		                             "/locks" };
+	static const char *const dirs[] = { "",       "/keys", "/packs", "/snapshots",
+		                            "/index", "/tmp",  "/locks" };
 	char p[PATH_MAX];
 
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
@@ -938,6 +938,42 @@ int cairn_repo_rebuild_index(cairn_repo *repo)
 	    (r = rebuild_snapshots(repo)) < 0)
 		return r;
 	return rb.packs;
+}
+
+struct adopt {
+	cairn_repo *repo;
+	int added;
+};
+
+static int adopt_pack(const struct cairn_id *pack, uint64_t size, void *payload)
+{
+	struct adopt *ad = payload;
+	_cleanup_free_ struct cairn_pack_entry *e = NULL;
+	size_t n = 0;
+	int r = cairn_index__has_pack(ad->repo->index, pack, NULL);
+
+	if (r != 0)
+		return r < 0 ? r : 0;
+	if (cairn_repo_pack_entries(ad->repo, pack, &e, &n) < 0) {
+		log_debug("leaving unreadable pack alone: %s", cairn_err_msg());
+		return 0;
+	}
+	/* Lowest pack ID wins (FORMAT.md §7), so this agrees with a rebuild. */
+	if ((r = cairn_index__add_pack(ad->repo->index, pack, size, e, n)) < 0)
+		return r;
+	ad->added++;
+	return 0;
+}
+
+int cairn_repo_index_unknown_packs(cairn_repo *repo)
+{
+	struct adopt ad = { .repo = repo };
+	if (repo->read_only)
+		return cairn_err_set(-EROFS, "repository opened read-only");
+	if (!repo->index)
+		return cairn_err_set(-ENOENT, "repository opened without index");
+	int r = cairn_repo_foreach_pack(repo, adopt_pack, &ad);
+	return r < 0 ? r : ad.added;
 }
 
 int cairn_repo_foreach_blob(cairn_repo *repo,

@@ -30,7 +30,9 @@ ap.add_argument("--pty", type=int, default=0, help="run on a terminal this many 
 ap.add_argument("--status", type=int, default=0, help="wait for this many distinct status lines")
 ap.add_argument("--want", action="append", default=[], help="and a status line containing this")
 ap.add_argument("--packs", default="", help="and a file under this directory")
+ap.add_argument("--temp", default="", help="and a pack.tmp.* file in this directory")
 ap.add_argument("--linger", type=float, default=0, help="then this many seconds more")
+ap.add_argument("--then", default="", help="then run this command (it must succeed)")
 ap.add_argument("--signal", default="", help="then send this signal (TERM, INT, KILL)")
 ap.add_argument("held")
 ap.add_argument("out")
@@ -72,6 +74,8 @@ def ready():
         return False
     if a.packs and not any(f for _, _, fs in os.walk(a.packs) for f in fs):
         return False
+    if a.temp and not any(f.startswith("pack.tmp.") for f in os.listdir(a.temp)):
+        return False
     return True
 
 deadline = time.monotonic() + 120
@@ -80,6 +84,9 @@ while True:
     if not released and ready():
         if a.linger:
             time.sleep(a.linger)
+        if a.then and subprocess.call(a.then, shell=True) != 0:
+            child.kill()
+            sys.exit("hold.py: '%s' failed" % a.then)
         if a.signal:
             child.send_signal(getattr(signal, "SIG" + a.signal))
         fcntl.fcntl(hfd, F_SETLEASE, fcntl.F_UNLCK)
@@ -382,20 +389,96 @@ done
 expect_fail 1 "no blob matches" -- "$CAIRN" cat blob "$(printf 'f%.0s' $(seq 64))"
 
 # ---- --compression LEVEL ---------------------------------------------------
-# The same compressible data stored raw (level 0) and at level 19, each in a
-# fresh repository: level 19 stores far less, level 0 at least the data.
+# The same compressible data at levels 0 (stored raw), 1 and 19, each in a fresh
+# repository: level 0 stores at least the data, and each higher level less.
 C="$W/compressible"
 mkdir -p "$C"
-seq 1 400000 > "$C/numbers.txt"
+seq 1 100000 > "$C/numbers.txt"
 csize=$(stat -c %s "$C/numbers.txt")
-for level in 0 19; do
+for level in 0 1 19; do
 	export CAIRN_REPO="$W/repo-c$level"
 	init_repo
 	"$CAIRN" backup --json --compression $level "$C" > "$O/c$level.json"
 done
 c0=$(json_field "$O/c0.json" bytes_added)
+c1=$(json_field "$O/c1.json" bytes_added)
 c19=$(json_field "$O/c19.json" bytes_added)
 [ "$c0" -ge "$csize" ] || fail "--compression 0 stored $c0 bytes of $csize"
-[ "$c19" -lt $((csize / 3)) ] || fail "--compression 19 stored $c19 bytes of $csize"
+[ "$c1" -lt $((csize / 2)) ] && [ "$c19" -lt "$c1" ] ||
+	fail "--compression 1 and 19 stored $c1 and $c19 bytes of $csize"
+export CAIRN_REPO="$W/repo"
+
+# ---- kill -9 mid-way: the next backup reuses the packs already written -------
+# The backup is killed once a pack of it is in packs/ and another one is being
+# written in tmp/ (held at the file z/held, so it cannot finish first). One of its packs is then made unindexed, as a kill
+# between a pack's rename and its index commit leaves it. The next backup must
+# store only what those packs lack, index that pack, and clear the dead run's
+# unfinished pack from tmp/.
+export CAIRN_REPO="$W/repo-kill"
+init_repo --chunk-size 64K/128K/512K --pack-size 1M
+K="$W/kill"
+mkdir -p "$K/z"
+head -c 12000000 /dev/urandom > "$K/a.bin"
+echo held > "$K/z/held"
+rc=0
+hold --packs "$CAIRN_REPO/packs" --temp "$CAIRN_REPO/tmp" --signal KILL "$K/z/held" "$O/kill" -- \
+	"$CAIRN" backup --threads 2 "$K" || rc=$?
+[ "$rc" = 137 ] || fail "the held backup was not killed: $rc $(cat "$O/kill.err")"
+[ "$(nsnaps)" = 0 ] || fail "a killed backup wrote a snapshot"
+written=$(find "$CAIRN_REPO/packs" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+[ "$written" -ge 1000000 ] || fail "no pack was written before the kill: $written bytes"
+last=$(find "$CAIRN_REPO/packs" -type f | sort | tail -1)
+mv "$last" "$O/pack.aside"
+"$CAIRN" rebuild-index > /dev/null
+mv "$O/pack.aside" "$last"
+temps=$(find "$CAIRN_REPO/tmp" -name 'pack.tmp.*' | wc -l)
+[ "$temps" -ge 1 ] || fail "the killed backup left no unfinished pack in tmp/"
+"$CAIRN" check > "$O/check" 2>&1 || fail "check after kill -9: $(cat "$O/check")"
+"$CAIRN" backup --json --threads 2 "$K" > "$O/k2.json" 2> "$O/k2.err" || fail "backup after kill -9"
+added=$(json_field "$O/k2.json" bytes_added)
+# Without reuse, added alone would be the whole 12 MB plus overhead.
+[ $((added + written)) -lt $((12000000 + 262144)) ] ||
+	fail "the next backup stored $added bytes again although $written were in packs"
+[ -z "$(find "$CAIRN_REPO/tmp" -name 'pack.tmp.*')" ] ||
+	fail "unfinished packs left in tmp/ ($temps after the kill): $(ls "$CAIRN_REPO/tmp")"
+"$CAIRN" check --read-data > "$O/check" 2>&1 || fail "check --read-data: $(cat "$O/check")"
+"$CAIRN" dump latest "$K/a.bin" | cmp - "$K/a.bin" || fail "a.bin differs after the kill"
+# A live backup's unfinished pack is not touched by another backup (which still
+# sees the dead run's lock): the first one completes.
+echo more >> "$K/z/held"
+head -c 200000 /dev/urandom > "$K/b.bin" # less than a pack: its temp pack stays
+mkdir -p "$W/other"
+echo other > "$W/other/file"
+cat > "$O/concurrent.sh" <<SH
+set -e
+ls "$CAIRN_REPO/tmp" | grep '^pack\.tmp\.' > "$O/temps"
+"$CAIRN" backup "$W/other" > /dev/null
+cd "$CAIRN_REPO/tmp" && ls \$(cat "$O/temps") > /dev/null
+SH
+hold --temp "$CAIRN_REPO/tmp" --then "bash $O/concurrent.sh" "$K/z/held" "$O/live" -- \
+	"$CAIRN" backup --threads 2 "$K" || fail "concurrent backups: $(cat "$O/live.err")"
+"$CAIRN" check --read-data > "$O/check" 2>&1 || fail "check --read-data: $(cat "$O/check")"
+echo "kill -9: $written bytes in packs reused, $added added, $temps temp packs removed"
+
+# ---- peak RSS does not grow with the data ---------------------------------
+# Two trees with the same entries, one with 4x the data in each file: the peak
+# RSS of their backups (fresh repositories, small chunks so that both fill the
+# read buffers) must stay about the same.
+for scale in 1 4; do
+	T="$W/rss$scale"
+	mkdir -p "$T"
+	for f in 1 2 3 4 5 6 7 8; do
+		head -c $((scale * 4000000)) /dev/urandom > "$T/f$f"
+	done
+	export CAIRN_REPO="$W/repo-rss$scale"
+	init_repo --chunk-size 64K/128K/512K
+	/usr/bin/time -f %M -o "$O/rss$scale" "$CAIRN" backup --threads 2 "$T" > /dev/null
+	rm -rf "$T" "$CAIRN_REPO"
+done
+small=$(cat "$O/rss1")
+large=$(cat "$O/rss4")
+echo "peak RSS: $small KiB for 32 MB, $large KiB for 128 MB"
+[ "$large" -lt $((small * 3 / 2 + 16384)) ] ||
+	fail "peak RSS grew with the data: $small KiB -> $large KiB"
 export CAIRN_REPO="$W/repo"
 echo ok

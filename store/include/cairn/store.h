@@ -178,6 +178,11 @@ int cairn_repo_foreach_pack(cairn_repo *repo,
 /* Recreate index/ from packs/ and snapshots/ (FORMAT.md §7). Returns the number of
  * packs read. The repository must be open without read_only. */
 int cairn_repo_rebuild_index(cairn_repo *repo);
+/* Index every pack in packs/ that the index lacks: a process killed between a
+ * pack's rename and its index commit leaves one, whose blobs a later run would
+ * otherwise store again. Unreadable packs are skipped (check reports them).
+ * Returns the number of packs added. -EROFS, -ENOENT opened without index, -EIO. */
+int cairn_repo_index_unknown_packs(cairn_repo *repo);
 /* Call cb for every blob in the index, in ID order. A negative return stops. */
 int cairn_repo_foreach_blob(cairn_repo *repo,
                             int (*cb)(const struct cairn_id *id, const struct cairn_loc *loc,
