@@ -8,7 +8,9 @@
 #
 # usage: bench/mount.sh [CORPUS_DIR]   (default: a copy of /usr/share)
 # env:   CAIRN, CAIRNFS (default build/tools/cairn, build/fs/cairnfs),
-#        WORK (default /tmp/cairn-bench-mount), CACHE (cairnfs cache_size, default 256M)
+#        WORK (default /tmp/cairn-bench-mount), CACHE (cairnfs cache_size, default 256M),
+#        REPOS: a WORK of bench/ingest.sh whose repositories to mount instead of
+#        backing the corpus up again (bench/run.sh: the same corpus and run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CAIRN=${CAIRN:-$PWD/build/tools/cairn}
@@ -39,12 +41,17 @@ CORPUS=$(realpath "$CORPUS")
 echo "corpus: $CORPUS ($(du -sh "$CORPUS" | cut -f1), $(find "$CORPUS" | wc -l) entries), $(nproc) cores"
 
 export CAIRN_PASSWORD=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench
-export CAIRN_REPO="$WORK/cairn" RESTIC_REPOSITORY="$WORK/restic" BORG_REPO="$WORK/borg"
+R=${REPOS:-$WORK}
+export CAIRN_REPO="$R/cairn" RESTIC_REPOSITORY="$R/restic" BORG_REPO="$R/borg"
 export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
-echo "backing up the corpus with each tool (not timed)"
-"$CAIRN" init -q && "$CAIRN" backup -q "$CORPUS" >/dev/null
-restic init -q && restic backup -q "$CORPUS" >/dev/null
-borg init -q --encryption=repokey-blake2 "$BORG_REPO" && borg create --compression zstd,3 ::snap "$CORPUS"
+if [ -z "${REPOS:-}" ]; then
+	echo "backing up the corpus with each tool (not timed)"
+	"$CAIRN" init -q && "$CAIRN" backup -q "$CORPUS" >/dev/null
+	restic init -q && restic backup -q "$CORPUS" >/dev/null
+	borg init -q --encryption=repokey-blake2 "$BORG_REPO" &&
+		borg create --compression zstd,3 ::snap "$CORPUS"
+fi
+ARCHIVE=$(borg list --last 1 --short "$BORG_REPO")
 
 # mount TOOL: start its daemon in the foreground (pid in $pid), wait for the mount,
 # and set $SNAP to the corpus inside the mounted snapshot.
@@ -57,7 +64,7 @@ mount_tool() {
 		restic mount "$MNT" >/dev/null 2>"$WORK/daemon.err" &
 		SNAP="$MNT/snapshots/latest$CORPUS" ;;
 	borg)
-		borg mount -f ::snap "$MNT" 2>"$WORK/daemon.err" &
+		borg mount -f "::$ARCHIVE" "$MNT" 2>"$WORK/daemon.err" &
 		SNAP="$MNT${CORPUS}" ;;
 	esac
 	pid=$!

@@ -207,23 +207,38 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+int cairn_keyfile__calibrate_with(double (*cost)(int log2n, void *payload), void *payload)
+{
+	int log2n = CAIRN_KDF_LOG2N_MIN;
+	for (; log2n < CAIRN_KDF_LOG2N_MAX; log2n++) {
+		double t = cost(log2n, payload);
+		if (t < 0 || t >= CAIRN_KDF_TARGET_SECONDS)
+			break;
+	}
+	return log2n;
+}
+
+/* Seconds one derivation at log2n takes here; -1 when scrypt fails (memory). */
+static double scrypt_cost(int log2n, void *payload)
+{
+	uint8_t *out = payload;
+	static const uint8_t salt[32];
+	double t = now_s();
+	if (cairn_crypt__scrypt("calibrate", 9, salt, log2n, CAIRN_KDF_R_DEFAULT,
+	                        CAIRN_KDF_P_DEFAULT, out) < 0)
+		return -1;
+	return now_s() - t;
+}
+
 int cairn_keyfile__calibrate(void)
 {
 	static const uint8_t salt[32];
 	uint8_t out[CAIRN_KEY_SIZE];
-	int log2n = 14;
 
 	/* Warm up first: the first call also pays for loading the algorithms. */
 	cairn_crypt__scrypt("calibrate", 9, salt, 10, CAIRN_KDF_R_DEFAULT, CAIRN_KDF_P_DEFAULT,
 	                    out);
-	for (; log2n < 20; log2n++) {
-		double t = now_s();
-		if (cairn_crypt__scrypt("calibrate", 9, salt, log2n, CAIRN_KDF_R_DEFAULT,
-		                        CAIRN_KDF_P_DEFAULT, out) < 0)
-			break;
-		if (now_s() - t >= 0.1)
-			break;
-	}
+	int log2n = cairn_keyfile__calibrate_with(scrypt_cost, out);
 	OPENSSL_cleanse(out, sizeof(out));
 	return log2n;
 }

@@ -21,9 +21,19 @@ struct cairn_keyfile {
 	size_t aad_len; /* bytes before the nonce */
 };
 
+#define CAIRN_KDF_LOG2N_MIN 14 /* calibration range (FORMAT.md §3.2) */
+#define CAIRN_KDF_LOG2N_MAX 20
+#define CAIRN_KDF_TARGET_SECONDS 0.1
+
 /* The smallest log2(N) (14..20, r and p the defaults) whose derivation takes at
  * least 100 ms here, like restic's calibration (FORMAT.md §3.2). */
 int cairn_keyfile__calibrate(void);
+/* The rule behind it, with the cost of one derivation supplied by cost(log2n,
+ * payload) in seconds (< 0: that cost cannot be run): tries log2n upwards from
+ * CAIRN_KDF_LOG2N_MIN and returns the first whose cost reaches
+ * CAIRN_KDF_TARGET_SECONDS, or that cannot be run, else CAIRN_KDF_LOG2N_MAX.
+ * cairn_keyfile__calibrate() measures scrypt with a monotonic clock. */
+int cairn_keyfile__calibrate_with(double (*cost)(int log2n, void *payload), void *payload);
 
 /* Decode and bounds-check (FORMAT.md §3.2). -EBADMSG with a message naming the field. */
 int cairn_keyfile__parse(struct cairn_keyfile *out, const uint8_t *data, size_t len);

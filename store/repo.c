@@ -993,37 +993,59 @@ int cairn_repo_rebuild_index(cairn_repo *repo)
 	return rb.packs;
 }
 
-struct update {
+struct adopt {
 	cairn_repo *repo;
-	struct cairn_idset seen;
 	int added;
-	bool gone;
+	struct cairn_idset *seen; /* every pack present, when not NULL */
+	bool gone;                /* an indexed pack is no longer present */
 };
 
-static int update_pack(const struct cairn_id *pack, uint64_t size, void *payload)
+static int adopt_pack(const struct cairn_id *pack, uint64_t size, void *payload)
 {
-	struct update *u = payload;
-	int r = cairn_idset_add(&u->seen, pack, 0);
-	if (r >= 0)
-		r = cairn_index__has_pack(u->repo->index, pack, NULL);
-	if (r != 0)
-		return r < 0 ? r : 0;
+	struct adopt *ad = payload;
 	_cleanup_free_ struct cairn_pack_entry *e = NULL;
 	size_t n = 0;
-	if (cairn_repo_pack_entries(u->repo, pack, &e, &n) < 0) {
-		log_warn("skipping pack: %s", cairn_err_msg());
+	int r = ad->seen ? cairn_idset_add(ad->seen, pack, 0) : 0;
+
+	if (r >= 0)
+		r = cairn_index__has_pack(ad->repo->index, pack, NULL);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	if (cairn_repo_pack_entries(ad->repo, pack, &e, &n) < 0) {
+		log_debug("leaving unreadable pack alone: %s", cairn_err_msg());
 		return 0;
 	}
-	u->added++;
-	return cairn_index__add_pack(u->repo->index, pack, size, e, n);
+	/* Lowest pack ID wins (FORMAT.md §7), so this agrees with a rebuild. */
+	if ((r = cairn_index__add_pack(ad->repo->index, pack, size, e, n)) < 0)
+		return r;
+	ad->added++;
+	return 0;
+}
+
+static int adopt_check(cairn_repo *repo)
+{
+	if (repo->read_only)
+		return cairn_err_set(-EROFS, "repository opened read-only");
+	if (!repo->index)
+		return cairn_err_set(-ENOENT, "repository opened without index");
+	return 0;
+}
+
+int cairn_repo_index_unknown_packs(cairn_repo *repo)
+{
+	struct adopt ad = { .repo = repo };
+	int r = adopt_check(repo);
+	if (r >= 0)
+		r = cairn_repo_foreach_pack(repo, adopt_pack, &ad);
+	return r < 0 ? r : ad.added;
 }
 
 static int find_gone(const struct cairn_id *pack, uint64_t size, uint32_t count, void *payload)
 {
-	struct update *u = payload;
+	struct adopt *ad = payload;
 	(void)size, (void)count;
-	if (!cairn_idset_has(&u->seen, pack))
-		u->gone = true;
+	if (!cairn_idset_has(ad->seen, pack))
+		ad->gone = true;
 	return 0;
 }
 
@@ -1059,23 +1081,24 @@ static int update_snapshots(cairn_repo *repo)
 
 int cairn_repo_index_update(cairn_repo *repo)
 {
-	struct update u = { .repo = repo };
-	int r;
+	struct cairn_idset seen;
+	struct adopt ad = { .repo = repo, .seen = &seen };
+	int r = adopt_check(repo);
 
-	if (repo->read_only || !repo->index)
-		return cairn_err_set(-EROFS, "repository opened read-only");
-	cairn_idset_init(&u.seen);
-	r = cairn_repo_foreach_pack(repo, update_pack, &u);
+	if (r < 0)
+		return r;
+	cairn_idset_init(&seen);
+	r = cairn_repo_foreach_pack(repo, adopt_pack, &ad);
 	if (r >= 0)
-		r = cairn_index__foreach_pack(repo->index, find_gone, &u);
-	cairn_idset_release(&u.seen);
+		r = cairn_index__foreach_pack(repo->index, find_gone, &ad);
+	cairn_idset_release(&seen);
 	if (r < 0)
 		return r;
 	/* A pack that vanished may have shadowed copies of its blobs in others
 	 * (§7, lowest pack ID wins): only a rebuild restores those entries. */
-	if (u.gone)
+	if (ad.gone)
 		return cairn_repo_rebuild_index(repo);
-	return (r = update_snapshots(repo)) < 0 ? r : u.added;
+	return (r = update_snapshots(repo)) < 0 ? r : ad.added;
 }
 
 int cairn_repo_foreach_blob(cairn_repo *repo,

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cairn backup: run the archiver, show progress, and commit a snapshot. */
+#include <dirent.h>
 #include <errno.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -211,6 +213,84 @@ static void fill_summary(struct cairn_snapshot *s, struct archiver_stats *st,
 	m->partial = errors > 0;
 }
 
+/* ---- after an interrupted run ------------------------------------------- */
+
+/* The names of tmp/pack.tmp.* (a pack being written, FORMAT.md §6.1). */
+static int list_temp_packs(const char *tmpdir, struct cairn_buf *names, size_t *n)
+{
+	_cleanup_closedir_ DIR *d = opendir(tmpdir);
+	*n = 0;
+	if (!d)
+		return -errno;
+	for (struct dirent *de; (de = readdir(d));) {
+		if (strncmp(de->d_name, "pack.tmp.", 9) != 0)
+			continue;
+		if (cairn_buf_put(names, de->d_name, strlen(de->d_name) + 1) < 0)
+			return -ENOMEM;
+		(*n)++;
+	}
+	return 0;
+}
+
+static bool is_mine(const struct cairn_lock_info *l)
+{
+	char host[256] = "";
+	gethostname(host, sizeof(host) - 1);
+	return l->pid == (int64_t)getpid() && strcmp(l->host, host) == 0;
+}
+
+/*
+ * A run killed with kill -9 (or a crash) leaves its lock, whose holder is then
+ * dead, possibly a pack renamed into packs/ but not yet indexed, and the pack it
+ * was filling in tmp/. The first costs a re-upload and the second disk space, so
+ * the next backup indexes such packs and deletes those temp files.
+ *
+ * A pack writer (backup, prune) holds its lock for as long as its temp packs
+ * exist. So a temp pack listed *before* the locks, at a moment when no other
+ * holder is alive, belongs to nobody: its writer either finished (renamed or
+ * removed it) or died. Mount locks do not write; an unreadable lock file or a
+ * holder on another host counts as alive.
+ */
+static void recover(cairn_repo *repo)
+{
+	_cleanup_buf_ struct cairn_buf names = CAIRN_BUF_INIT;
+	_cleanup_free_ struct cairn_lock_info *locks = NULL;
+	char tmpdir[4096];
+	size_t ntemp = 0, nlocks = 0, dead = 0, live = 0;
+
+	snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", cairn_repo_path(repo));
+	if (list_temp_packs(tmpdir, &names, &ntemp) < 0 ||
+	    cairn_lock_list(cairn_repo_path(repo), &locks, &nlocks) < 0)
+		return;
+	for (size_t i = 0; i < nlocks; i++) {
+		if (locks[i].kind == CAIRN_LOCK_MOUNT || is_mine(&locks[i]))
+			continue;
+		if (locks[i].dead)
+			dead++;
+		else
+			live++;
+	}
+	if (dead) {
+		int r = cairn_repo_index_unknown_packs(repo);
+		if (r < 0)
+			log_warn("cannot index packs of an interrupted run: %s", cairn_err_msg());
+		else if (r > 0)
+			log_info("indexed %d packs left by an interrupted run", r);
+	}
+	if (live || !ntemp)
+		return;
+	size_t removed = 0;
+	const char *p = (const char *)names.data;
+	for (size_t i = 0; i < ntemp; i++, p += strlen(p) + 1) {
+		char path[4400];
+		snprintf(path, sizeof(path), "%s/%s", tmpdir, p);
+		if (unlink(path) == 0)
+			removed++;
+	}
+	if (removed)
+		log_info("removed %zu unfinished packs of interrupted runs from tmp/", removed);
+}
+
 /* Archive, flush, and commit the snapshot (the last step: FORMAT.md §8). */
 static int run_backup(cairn_repo *repo, struct backup_opts *o, char **paths, size_t npaths,
                       struct progress *pg, struct cairn_snapshot *snap)
@@ -314,6 +394,8 @@ int cmd_backup(int argc, char **argv)
 	if (r >= 0)
 		r = cairn_lock_acquire(&lock, cairn_repo_path(repo), CAIRN_LOCK_SHARED, "backup",
 		                       0);
+	if (r >= 0 && !o.dry_run)
+		recover(repo);
 	if (r >= 0 && o.compression >= 0)
 		r = cairn_repo_set_compression(repo, o.compression);
 	if (r < 0) {

@@ -107,14 +107,30 @@ static void fmt_dur(char *b, size_t n, double s)
 		snprintf(b, n, "%ld:%02ld", t / 60, t % 60);
 }
 
+/* Append "  LABEL PATH" to line (length *n, capacity size) in at most room bytes,
+ * cutting the path at the front: its tail (the file name) matters most. */
+static void put_path(char *line, size_t size, size_t *n, size_t room, const char *label,
+                     const char *path)
+{
+	size_t len = strlen(path), fixed = strlen(label) + 3;
+	if (!path[0] || room < fixed + 8 || *n + room >= size)
+		return;
+	if (fixed + len <= room)
+		*n += (size_t)snprintf(line + *n, size - *n, "  %s %s", label, path);
+	else
+		*n += (size_t)snprintf(line + *n, size - *n, "  %s ...%s", label,
+		                       path + len - (room - fixed - 3));
+}
+
 static void print_tty(struct progress *pg)
 {
 	struct snap_counts c;
-	char cur[512], bd[32], bt[32], rt[32], el[48], eta[48] = "?", line[1024];
+	char cur[512], last[512], bd[32], bt[32], rt[32], el[48], eta[48] = "?", line[1400];
 	struct winsize ws = { 0 };
 	counts(pg, &c);
 	pthread_mutex_lock(&pg->st.lock);
 	snprintf(cur, sizeof(cur), "%s", pg->st.current);
+	snprintf(last, sizeof(last), "%s", pg->st.last_dir);
 	pthread_mutex_unlock(&pg->st.lock);
 	fmt_dur(el, sizeof(el), c.secs);
 	if (c.eta >= 0)
@@ -122,22 +138,23 @@ static void print_tty(struct progress *pg)
 	cli_fmt_bytes(bd, sizeof(bd), c.bytes);
 	cli_fmt_bytes(bt, sizeof(bt), c.bytes_total);
 	cli_fmt_bytes(rt, sizeof(rt), (uint64_t)c.rate);
-	int n = snprintf(line, sizeof(line),
-	                 "[%s] %5.1f%%  %llu/%llu%s files  %s/%s%s  %s/s  ETA %s", el, c.pct,
-	                 (unsigned long long)c.files, (unsigned long long)c.files_total,
-	                 c.scan_done ? "" : "+", bd, bt, c.scan_done ? "" : "+", rt, eta);
-	if (c.errors && n > 0 && (size_t)n < sizeof(line))
-		n += snprintf(line + n, sizeof(line) - (size_t)n, "  %llu errors",
-		              (unsigned long long)c.errors);
+	int k = snprintf(line, sizeof(line),
+	                 "[%s] %5.1f%%  %llu/%llu%s files  %s/%s%s  %s/s  ETA %s  %llu errors", el,
+	                 c.pct, (unsigned long long)c.files, (unsigned long long)c.files_total,
+	                 c.scan_done ? "" : "+", bd, bt, c.scan_done ? "" : "+", rt, eta,
+	                 (unsigned long long)c.errors);
+	size_t n = k > 0 && (size_t)k < sizeof(line) ? (size_t)k : 0;
 	ioctl(STDERR_FILENO, TIOCGWINSZ, &ws);
 	size_t width = ws.ws_col ? ws.ws_col : 80;
-	if (n > 0 && (size_t)n + 3 < width && cur[0]) {
-		/* Show the tail of the current path: the file name matters most. */
-		size_t room = width - (size_t)n - 3, len = strlen(cur);
-		snprintf(line + n, sizeof(line) - (size_t)n, "  %s",
-		         len > room ? cur + len - room : cur);
-	}
-	line[width - 1 < sizeof(line) ? width - 1 : sizeof(line) - 1] = '\0';
+	if (width > sizeof(line))
+		width = sizeof(line);
+	/* The rest of the line: the file being read, then the last directory
+	 * finished (a third of the room when both are shown). */
+	size_t room = n + 1 < width ? width - 1 - n : 0;
+	size_t dir_room = cur[0] && last[0] ? room / 3 : room;
+	put_path(line, sizeof(line), &n, room - (cur[0] && last[0] ? dir_room : 0), "reading", cur);
+	put_path(line, sizeof(line), &n, width - 1 > n ? width - 1 - n : 0, "last dir", last);
+	line[width - 1 < n ? width - 1 : n] = '\0';
 	fprintf(stderr, "\r\033[K%s", line);
 	fflush(stderr);
 }

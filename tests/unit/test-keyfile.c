@@ -233,6 +233,63 @@ static void test_keyfile__label_with_nul(void)
 	CHECK(strcmp(k.label, "a") == 0);
 }
 
+/* A machine model for calibration: one derivation at log2n costs unit * 2^log2n
+ * seconds (scrypt is linear in N). Records which costs were asked for. */
+struct machine {
+	double unit;
+	int fail_at; /* cost < 0 (cannot run) from this log2n on; 0: never */
+	int asked[32];
+	int nasked;
+};
+
+static double model_cost(int log2n, void *payload)
+{
+	struct machine *m = payload;
+	CHECK(m->nasked < 32);
+	m->asked[m->nasked++] = log2n;
+	if (m->fail_at && log2n >= m->fail_at)
+		return -1;
+	return m->unit * (double)(1u << log2n);
+}
+
+/* The calibration rule of FORMAT.md §3.2 without a clock: the result is the
+ * smallest N in range whose derivation reaches 100 ms, so a key file made on that
+ * machine costs an attacker at least that much per guess. */
+static void test_keyfile__calibration_rule(void)
+{
+	/* 2^16 costs 0.12 s, 2^15 0.06 s: 16 is the answer. */
+	struct machine m = { .unit = 0.12 / 65536 };
+	int n = cairn_keyfile__calibrate_with(model_cost, &m);
+	CHECK_EQ(n, 16);
+	CHECK(m.unit * (double)(1u << n) >= CAIRN_KDF_TARGET_SECONDS);
+	CHECK(m.unit * (double)(1u << (n - 1)) < CAIRN_KDF_TARGET_SECONDS);
+	CHECK_EQ(m.nasked, 3); /* 14, 15, 16, in order, and nothing costlier */
+	for (int i = 0; i < m.nasked; i++)
+		CHECK_EQ(m.asked[i], CAIRN_KDF_LOG2N_MIN + i);
+
+	/* Exactly on the target counts as reaching it. */
+	m = (struct machine){ .unit = CAIRN_KDF_TARGET_SECONDS / (1u << 18) };
+	CHECK_EQ(cairn_keyfile__calibrate_with(model_cost, &m), 18);
+
+	/* A slow machine: the minimum already takes long enough. */
+	m = (struct machine){ .unit = 1.0 / (1u << 14) };
+	CHECK_EQ(cairn_keyfile__calibrate_with(model_cost, &m), CAIRN_KDF_LOG2N_MIN);
+	CHECK_EQ(m.nasked, 1);
+
+	/* A very fast machine: capped at the maximum, which is never measured. */
+	m = (struct machine){ .unit = 1e-12 };
+	CHECK_EQ(cairn_keyfile__calibrate_with(model_cost, &m), CAIRN_KDF_LOG2N_MAX);
+	CHECK_EQ(m.nasked, CAIRN_KDF_LOG2N_MAX - CAIRN_KDF_LOG2N_MIN);
+
+	/* A cost that cannot be run (out of memory) stops the search there. */
+	m = (struct machine){ .unit = 1e-12, .fail_at = 17 };
+	CHECK_EQ(cairn_keyfile__calibrate_with(model_cost, &m), 17);
+
+	/* The real calibration stays in the range. */
+	n = cairn_keyfile__calibrate();
+	CHECK(n >= CAIRN_KDF_LOG2N_MIN && n <= CAIRN_KDF_LOG2N_MAX);
+}
+
 int main(void)
 {
 	RUN(test_keyfile__roundtrip);
@@ -244,5 +301,6 @@ int main(void)
 	RUN(test_keyfile__bad_fields);
 	RUN(test_keyfile__too_costly);
 	RUN(test_keyfile__label_with_nul);
+	RUN(test_keyfile__calibration_rule);
 	return 0;
 }

@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+
 #include "cairn/store.h"
 #include "check.h"
 #include "cleanup.h"
@@ -154,7 +156,8 @@ static bool locs_equal(const struct collect *a, const struct collect *b)
 	for (size_t i = 0; i < a->n; i++) {
 		const struct cairn_loc *x = &a->locs[i], *y = &b->locs[i];
 		if (memcmp(&x->pack, &y->pack, sizeof(x->pack)) != 0 || x->offset != y->offset ||
-		    x->stored_len != y->stored_len || x->raw_len != y->raw_len || x->type != y->type)
+		    x->stored_len != y->stored_len || x->raw_len != y->raw_len ||
+		    x->type != y->type)
 			return false;
 	}
 	return true;
@@ -167,6 +170,73 @@ static void collect_all(cairn_repo *repo, struct collect *c)
 	c->n = 0;
 	CHECK(c->ids && c->locs);
 	CHECK_OK(cairn_repo_foreach_blob(repo, collect_blob, c));
+}
+
+/* Every record of the index's own tables, read straight from LMDB (the repository
+ * must be closed: one environment per process). Each table becomes a byte string
+ * of (u32 key length, key, u32 value length, value) in key order. */
+static const char *const index_tables[] = { "meta", "blobs", "packs", "snapshots" };
+#define NTABLES (sizeof(index_tables) / sizeof(index_tables[0]))
+
+static void dump_index(struct cairn_buf out[NTABLES], size_t counts[NTABLES])
+{
+	char dir[600];
+	MDB_env *env;
+	MDB_txn *txn;
+	snprintf(dir, sizeof(dir), "%s/index", repo_path);
+	CHECK(mdb_env_create(&env) == 0);
+	CHECK(mdb_env_set_maxdbs(env, 64) == 0);
+	CHECK(mdb_env_open(env, dir, MDB_RDONLY, 0600) == 0);
+	CHECK(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0);
+	for (size_t t = 0; t < NTABLES; t++) {
+		MDB_dbi dbi;
+		MDB_cursor *c;
+		MDB_val k, v;
+		cairn_buf_init(&out[t]);
+		counts[t] = 0;
+		CHECK(mdb_dbi_open(txn, index_tables[t], 0, &dbi) == 0);
+		CHECK(mdb_cursor_open(txn, dbi, &c) == 0);
+		for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+		     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			CHECK_OK(cairn_buf_put_u32(&out[t], (uint32_t)k.mv_size));
+			CHECK_OK(cairn_buf_put(&out[t], k.mv_data, k.mv_size));
+			CHECK_OK(cairn_buf_put_u32(&out[t], (uint32_t)v.mv_size));
+			CHECK_OK(cairn_buf_put(&out[t], v.mv_data, v.mv_size));
+			counts[t]++;
+		}
+		mdb_cursor_close(c);
+	}
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+}
+
+/* Table by table, byte for byte. */
+static void check_same_index(struct cairn_buf a[NTABLES], const size_t na[NTABLES])
+{
+	struct cairn_buf b[NTABLES];
+	size_t nb[NTABLES];
+	dump_index(b, nb);
+	for (size_t t = 0; t < NTABLES; t++) {
+		if (na[t] != nb[t] || a[t].len != b[t].len ||
+		    memcmp(a[t].data, b[t].data, a[t].len) != 0)
+			fprintf(stderr,
+			        "index table '%s' differs after rebuild: %zu -> %zu records\n",
+			        index_tables[t], na[t], nb[t]);
+		CHECK_EQ(na[t], nb[t]);
+		CHECK_EQ(a[t].len, b[t].len);
+		CHECK(memcmp(a[t].data, b[t].data, a[t].len) == 0);
+		cairn_buf_release(&b[t]);
+	}
+}
+
+static void save_snapshot(cairn_repo *repo, int64_t t, const struct cairn_id *root)
+{
+	struct cairn_snapshot s = { .time_ns = t,
+		                    .hostname = (char *)"h",
+		                    .username = (char *)"u",
+		                    .root = *root,
+		                    .program_version = (char *)"test" };
+	CHECK_OK(cairn_repo_snapshot_save(repo, &s));
 }
 
 static void test_repo__threaded_put_get_rebuild(void)
@@ -203,23 +273,48 @@ static void test_repo__threaded_put_get_rebuild(void)
 	make_blob(5, buf);
 	CHECK_EQ(cairn_repo_put(repo, CAIRN_BLOB_DATA, buf, blob_len(5), NULL, NULL), 0);
 
+	/* Snapshots too: the index lists them (FORMAT.md §7). Their roots need not be
+	 * trees for the index. */
+	struct cairn_id some;
+	make_blob(1, buf);
+	cairn_repo_blob_id(repo, buf, blob_len(1), &some);
+	for (int i = 0; i < 3; i++)
+		save_snapshot(repo, 1000000000LL * (i + 1), &some);
+	/* A state table, which a rebuild leaves alone. */
+	CHECK_OK(cairn_repo_state_put(repo, "check", "last", 4, "ok=1", 4));
+
 	struct collect before, after;
 	collect_all(repo, &before);
 	CHECK_EQ(before.n, NBLOBS);
-	CHECK(cairn_repo_rebuild_index(repo) > 1);
+	cairn_repo_close(repo);
+	struct cairn_buf tables[NTABLES];
+	size_t counts[NTABLES];
+	dump_index(tables, counts);
+	CHECK_EQ(counts[1], NBLOBS);
+	CHECK(counts[2] > 1);
+	CHECK_EQ(counts[3], 3);
+
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
+	CHECK_OK(cairn_repo_open(&repo, repo_path, PW, strlen(PW), &ro));
+	CHECK_EQ(cairn_repo_rebuild_index(repo), counts[2]);
 	collect_all(repo, &after);
 	CHECK_EQ(after.n, before.n);
 	CHECK(memcmp(before.ids, after.ids, before.n * sizeof(*before.ids)) == 0);
 	CHECK(locs_equal(&before, &after));
 	free(after.ids);
 	free(after.locs);
+	struct cairn_buf st = CAIRN_BUF_INIT;
+	CHECK_OK(cairn_repo_state_get(repo, "check", "last", 4, &st));
+	CHECK(st.len == 4 && memcmp(st.data, "ok=1", 4) == 0);
+	cairn_buf_release(&st);
 	cairn_repo_close(repo);
+	/* Every table of the rebuilt index equals the original, record for record. */
+	check_same_index(tables, counts);
 
 	/* A deleted index is rebuilt on the next open, equal to the original. */
 	char ix[600];
 	snprintf(ix, sizeof(ix), "%s/index", repo_path);
 	CHECK_OK(cairn_rm_rf(ix));
-	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
 	CHECK_OK(cairn_repo_open(&repo, repo_path, PW, strlen(PW), &ro));
 	collect_all(repo, &after);
 	CHECK_EQ(after.n, before.n);
@@ -230,6 +325,9 @@ static void test_repo__threaded_put_get_rebuild(void)
 	free(after.locs);
 	cairn_buf_release(&out);
 	cairn_repo_close(repo);
+	check_same_index(tables, counts);
+	for (size_t k = 0; k < NTABLES; k++)
+		cairn_buf_release(&tables[k]);
 }
 
 static int first_pack(const struct cairn_id *pack, uint64_t size, void *payload)

@@ -206,9 +206,14 @@ int cairn_repo_foreach_pack(cairn_repo *repo,
 /* Recreate index/ from packs/ and snapshots/ (FORMAT.md §7). Returns the number of
  * packs read. The repository must be open without read_only. */
 int cairn_repo_rebuild_index(cairn_repo *repo);
-/* Bring the index up to date with the packs and snapshots present: index packs
- * it lacks (reading their headers), drop packs and snapshots that are gone.
- * Returns the number of packs added. Not with read_only. */
+/* Index every pack in packs/ that the index lacks: a process killed between a
+ * pack's rename and its index commit leaves one, whose blobs a later run would
+ * otherwise store again. Unreadable packs are skipped (check reports them).
+ * Returns the number of packs added. -EROFS, -ENOENT opened without index, -EIO. */
+int cairn_repo_index_unknown_packs(cairn_repo *repo);
+/* The same, and also drop packs and snapshots that are gone (a rebuild when a
+ * pack went) and index new snapshots: for the cache of a remote repository.
+ * Returns the number of packs added. */
 int cairn_repo_index_update(cairn_repo *repo);
 /* Call cb for every blob in the index, in ID order. A negative return stops. */
 int cairn_repo_foreach_blob(cairn_repo *repo,
