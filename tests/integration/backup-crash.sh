@@ -1,51 +1,141 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# kill -9 of `cairn backup` at random moments: afterwards the repository checks
-# clean, every snapshot that completed restores byte-identically, and the next
-# backup reuses the packs already written. ITERATIONS (default 20) sets the count.
+# kill -9 of `cairn backup` at random moments: after each kill `check --read-data`
+# passes, and at the end every snapshot that completed (killed runs may have
+# written theirs) restores byte-identically to the source it was taken of, also
+# from a rebuilt index. ITERATIONS (default 24) sets the count.
 . "$(dirname "$0")/lib.sh"
 
+# crash_run TRIGGER -- CMD...: runs CMD and SIGKILLs it at TRIGGER, then prints
+# "killed" or "exited RC". TRIGGER is "ms:N" (N ms after the start) or
+# "events:DIR:K:N" (N ms after the K-th file appeared in or vanished from the
+# tree DIR). "count:DIR" never kills and prints how many events the run made.
+cat > "$W/crash.py" << 'PY'
+import os, signal, subprocess, sys, time
+trig, cmd = sys.argv[1].split(":"), sys.argv[3:]
+def files(d):
+    out = set()
+    for root, _, names in os.walk(d):
+        out.update(os.path.join(root, n) for n in names)
+    return out
+p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+events, seen = 0, files(trig[1]) if trig[0] in ("events", "count") else set()
+want = int(trig[2]) if trig[0] == "events" else 0
+t0 = time.monotonic()
+while p.poll() is None:
+    if trig[0] == "ms" and time.monotonic() - t0 >= int(trig[1]) / 1000:
+        break
+    if trig[0] in ("events", "count"):
+        now = files(trig[1])
+        events += len(now ^ seen)
+        seen = now
+        if trig[0] == "events" and events >= want:
+            time.sleep(int(trig[3]) / 1000)
+            break
+    time.sleep(0.0005)
+if trig[0] == "count":
+    p.wait()
+    print(events)
+elif p.poll() is None:
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    print("killed")
+else:
+    print("exited", p.returncode)
+PY
+crash_run() { python3 "$W/crash.py" "$@"; }
+
 init_repo --chunk-size 64K/128K/512K --pack-size 1M
-SRC="$W/src"
+R=$(realpath "$W")
+SRC="$R/src"
 mkdir -p "$SRC"
-for d in $(seq 1 8); do
+for d in $(seq 1 4); do
 	mkdir -p "$SRC/d$d"
-	for f in $(seq 1 12); do
-		head -c $(( (RANDOM % 64 + 1) * 8192 )) /dev/urandom > "$SRC/d$d/f$f"
+	for f in $(seq 1 6); do
+		head -c $(((RANDOM % 32 + 1) * 8192)) /dev/urandom > "$SRC/d$d/f$f"
 	done
 done
-head -c 20000000 /dev/urandom > "$SRC/big"
+head -c 3000000 /dev/urandom > "$SRC/big"
+ln -s big "$SRC/link"
 
-iterations=${ITERATIONS:-20}
+declare -A sum_of # snapshot ID -> tree_sum of the source it was taken of
+snapshot_ids() { (cd "$CAIRN_REPO/snapshots" && find . -type f -printf '%f\n' | sort); }
+# record: every snapshot not seen before holds the source as it is now.
+record() {
+	local id s
+	s=$(tree_sum "$SRC")
+	for id in $(snapshot_ids); do
+		[ -n "${sum_of[$id]:-}" ] || sum_of[$id]=$s
+	done
+}
+change() { # I: new data for run I, so every run has packs to write
+	head -c 2500000 /dev/urandom > "$SRC/d$(($1 % 4 + 1))/changed"
+	echo "run $1" > "$SRC/run.txt"
+}
+
+"$CAIRN" backup "$SRC" > /dev/null
+record
+# How many files a backup of one changed file creates or deletes in the
+# repository (temp packs, packs, lock, snapshot): kill points are drawn from these.
+change 0
+n_events=$(crash_run "count:$CAIRN_REPO" -- "$CAIRN" backup "$SRC")
+echo "a backup makes $n_events file events"
+[ "$n_events" -ge 6 ] || fail "a backup made only $n_events file events"
+record
+
+iterations=${ITERATIONS:-24}
 killed=0
 for i in $(seq 1 "$iterations"); do
-	# Change some content so every run has new data to write.
-	head -c 16000000 /dev/urandom > "$SRC/d$(( i % 8 + 1 ))/changed"
-	"$CAIRN" backup --threads 2 "$SRC" > /dev/null 2>&1 &
-	pid=$!
-	# Between 10 and 600 ms: anywhere from the walk to the snapshot write.
-	sleep "0.$(printf '%03d' $(( RANDOM % 590 + 10 )))"
-	if kill -9 "$pid" 2>/dev/null; then killed=$((killed + 1)); fi
-	wait "$pid" 2>/dev/null || true
-	"$CAIRN" check > "$W/check.out" 2>&1 || fail "check failed after kill $i: $(cat "$W/check.out")"
+	change "$i"
+	# Most kills after a random file event, plus 0-9 ms; some at a random time.
+	if ((i % 4 == 0)); then
+		trigger="ms:$((RANDOM % 150))"
+	else
+		trigger="events:$CAIRN_REPO:$((RANDOM % n_events + 1)):$((RANDOM % 10))"
+	fi
+	res=$(crash_run "$trigger" -- "$CAIRN" backup --threads 2 "$SRC")
+	echo "run $i: $trigger: $res"
+	case $res in
+	killed) killed=$((killed + 1)) ;;
+	"exited 0") ;;
+	*) fail "backup $i ($trigger) $res" ;;
+	esac
+	record
+	"$CAIRN" check --read-data > "$W/check.out" 2>&1 ||
+		fail "check --read-data failed after run $i ($trigger, $res): $(cat "$W/check.out")"
 done
-[ "$killed" -gt 0 ] || fail "no backup was killed: the test proved nothing"
+echo "$killed of $iterations backups killed, ${#sum_of[@]} snapshots completed"
+[ "$killed" -ge $((iterations * 2 / 3)) ] || fail "only $killed of $iterations backups were killed"
 
-# The next backup completes; packs left by killed runs are reused, not rewritten.
+# The next backup completes and checks.
+change 99
 "$CAIRN" backup --json "$SRC" > "$W/final.json"
 grep -q '"message_type":"summary"' "$W/final.json" || fail "final backup failed"
+record
 "$CAIRN" check --read-data > "$W/check.out" 2>&1 || fail "check --read-data: $(cat "$W/check.out")"
+
+# Every completed snapshot restores to exactly what was backed up.
+restore_all() { # WHEN
+	local id n=0
+	for id in $(snapshot_ids); do
+		rm -rf "$W/restore"
+		"$CAIRN" restore "$id" --target "$W/restore" > /dev/null 2> "$W/restore.err" ||
+			fail "$1: restore of $id failed: $(cat "$W/restore.err")"
+		[ "$(tree_sum "$W/restore$SRC")" = "${sum_of[$id]}" ] ||
+			fail "$1: snapshot $id does not restore what was backed up"
+		[ "$(readlink "$W/restore$SRC/link")" = big ] || fail "$1: $id: symlink"
+		n=$((n + 1))
+	done
+	[ "$n" = "${#sum_of[@]}" ] || fail "$1: $n snapshots, ${#sum_of[@]} recorded"
+}
+restore_all "after the kills"
+# The index is a cache: rebuilt from the packs the kills left, it is whole.
 rm -rf "$CAIRN_REPO/index"
 "$CAIRN" rebuild-index > /dev/null
 "$CAIRN" check --read-data > "$W/check.out" 2>&1 || fail "check after rebuild: $(cat "$W/check.out")"
-
-# Every snapshot restores; the last one equals the source.
-for id in $("$CAIRN" snapshots --json | grep -o '"short_id":"[0-9a-f]*"' | cut -d'"' -f4); do
-	rm -rf "$W/restore"
-	"$CAIRN" restore "$id" --target "$W/restore" > /dev/null 2>&1 || fail "restore of $id failed"
-done
-rm -rf "$W/restore"
-"$CAIRN" restore latest --target "$W/restore" > /dev/null
-diff -r --no-dereference "$SRC" "$W/restore$SRC" || fail "latest snapshot differs from the source"
-[ -z "$(ls "$CAIRN_REPO/tmp")" ] || true # killed runs may leave temp packs; prune removes them
+restore_all "after rebuild-index"
+# Prune clears what the killed runs left, and loses nothing.
+"$CAIRN" prune --max-unused 0 > /dev/null
+"$CAIRN" check --read-data > "$W/check.out" 2>&1 || fail "check after prune: $(cat "$W/check.out")"
+restore_all "after prune"
 echo "ok ($killed of $iterations runs killed)"

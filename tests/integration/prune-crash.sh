@@ -12,7 +12,47 @@
 # After each crash: the dead prune's lock blocks nobody, `check --read-data`
 # passes, every snapshot restores identically, the rebuilt index passes too, a
 # second prune finishes the job, and `unlock` clears the dead holder's lock.
+# Then PRUNE_ITERATIONS (default 16) kills at random moments, with the same checks.
 . "$(dirname "$0")/lib.sh"
+
+# crash_run TRIGGER -- CMD...: runs CMD and SIGKILLs it at TRIGGER, then prints
+# "killed" or "exited RC". TRIGGER is "ms:N" (N ms after the start) or
+# "events:DIR:K:N" (N ms after the K-th file appeared in or vanished from the
+# tree DIR). "count:DIR" never kills and prints how many events the run made.
+cat > "$W/crash.py" << 'PY'
+import os, signal, subprocess, sys, time
+trig, cmd = sys.argv[1].split(":"), sys.argv[3:]
+def files(d):
+    out = set()
+    for root, _, names in os.walk(d):
+        out.update(os.path.join(root, n) for n in names)
+    return out
+p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+events, seen = 0, files(trig[1]) if trig[0] in ("events", "count") else set()
+want = int(trig[2]) if trig[0] == "events" else 0
+t0 = time.monotonic()
+while p.poll() is None:
+    if trig[0] == "ms" and time.monotonic() - t0 >= int(trig[1]) / 1000:
+        break
+    if trig[0] in ("events", "count"):
+        now = files(trig[1])
+        events += len(now ^ seen)
+        seen = now
+        if trig[0] == "events" and events >= want:
+            time.sleep(int(trig[3]) / 1000)
+            break
+    time.sleep(0.0005)
+if trig[0] == "count":
+    p.wait()
+    print(events)
+elif p.poll() is None:
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    print("killed")
+else:
+    print("exited", p.returncode)
+PY
+crash_run() { python3 "$W/crash.py" "$@"; }
 
 O="$W/o"
 SRC="$W/src"
@@ -79,3 +119,35 @@ for point in after-mark mid-repack after-new-packs after-index mid-delete; do
 	[ -z "$(ls "$CAIRN_REPO/locks")" ] || fail "$point: locks left"
 	echo "$point: ok"
 done
+
+# Random moments: the same repository each time, killed after a random file
+# event (a temp pack, a new pack, a deleted pack, the lock) or a random time.
+setup
+cp -a "$CAIRN_REPO" "$W/pristine"
+reset() { rm -rf "$CAIRN_REPO" && cp -a "$W/pristine" "$CAIRN_REPO"; }
+n_events=$(crash_run "count:$CAIRN_REPO" -- "$CAIRN" prune --max-unused 0)
+echo "a prune makes $n_events file events"
+[ "$n_events" -ge 6 ] || fail "a prune made only $n_events file events"
+iterations=${PRUNE_ITERATIONS:-16}
+killed=0
+for i in $(seq 1 "$iterations"); do
+	reset
+	if ((i % 4 == 0)); then
+		trigger="ms:$((RANDOM % 100))"
+	else
+		trigger="events:$CAIRN_REPO:$((RANDOM % n_events + 1)):$((RANDOM % 5))"
+	fi
+	res=$(crash_run "$trigger" -- "$CAIRN" prune --max-unused 0)
+	echo "random $i: $trigger: $res"
+	case $res in
+	killed) killed=$((killed + 1)) ;;
+	"exited 0") ;;
+	*) fail "prune $i ($trigger) $res" ;;
+	esac
+	check_all "random $i ($trigger), after the crash"
+	"$CAIRN" prune --max-unused 0 > "$O/prune" 2>&1 || fail "random $i: second prune: $(cat "$O/prune")"
+	check_all "random $i ($trigger), after a second prune"
+	! grep -q "hold no indexed blob" "$O/check" || fail "random $i: packs left behind"
+done
+[ "$killed" -ge $((iterations * 2 / 3)) ] || fail "only $killed of $iterations prunes were killed"
+echo "ok ($killed of $iterations random prunes killed)"

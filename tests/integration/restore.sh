@@ -103,15 +103,16 @@ same() {
 	acls "$1" > "$W/acl.src"
 	acls "$2" > "$W/acl.dst"
 	diff "$W/acl.src" "$W/acl.dst" >&2 || fail "ACLs differ for $2"
-	# After the listings: diff reads the files and moves their atimes.
-	diff -r --no-dereference -x fifo "$1" "$2" >&2 || fail "content differs for $2"
+	# After the listings: diff reads the files and moves their atimes. Special
+	# files are compared by the listing (diff reports two devices as different).
+	diff -r --no-dereference -x fifo -x null "$1" "$2" >&2 || fail "content differs for $2"
 }
 
 "$CAIRN" backup --tag t1 --host h1 "$SRC" > /dev/null
 meta "$SRC" > "$W/meta.src"
 
 # ---- restore everything --------------------------------------------------
-DST="$W/out"
+DST="$W/full" # not $W/out: expect_fail writes there
 "$CAIRN" restore latest --target "$DST" > "$W/restore.out"
 grep -q "^restored .* files" "$W/restore.out" || fail "no summary: $(cat "$W/restore.out")"
 meta "$SRC" | diff "$W/meta.src" - >&2 || fail "the restore changed the source"
@@ -158,7 +159,8 @@ grep -q '^-rw-r--r-- .* 3000000 .* multi.bin$' "$W/ls-l" || fail "ls -l: size"
 grep -q ' 1999-12-31 23:59:59 hello.txt$' "$W/ls-l" || fail "ls -l: local mtime"
 "$CAIRN" ls -l latest "$SRC" | grep -q '^drwxrwxrwt .* b$' || fail "ls -l: sticky"
 if $ROOT; then
-	"$CAIRN" ls -l latest "$SRC/c" | grep -q '^crw-r--r-- .* 1, *3 .* null$' || fail "ls -l: device"
+	# c has a default ACL with rwx: its mask makes the node's group bits rw.
+	"$CAIRN" ls -l latest "$SRC/c" | grep -q '^crw-rw-r-- .* 1, *3 .* null$' || fail "ls -l: device"
 	"$CAIRN" ls -l latest "$SRC/b" | grep -q '^-rw-r--r-- 1234 *5678 ' || fail "ls -l: numeric owner"
 fi
 [ "$("$CAIRN" ls -l latest "$SRC/a/hello.txt" | wc -l)" = 1 ] || fail "ls of a file"
@@ -170,7 +172,8 @@ n_src=$(find "$SRC" -mindepth 1 -printf . | wc -c)
 [ "$(wc -l < "$W/ls.json")" = "$(find "$SRC/c" -mindepth 1 -maxdepth 1 -printf . | wc -c)" ] ||
 	fail "ls --json: one line per entry"
 grep -q '"name":"new\\nline"' "$W/ls.json" || fail "ls --json: newline"
-grep -q '"name":"bad\\u00ff\\u00fename"' "$W/ls.json" || fail "ls --json: raw bytes"
+# Bytes that are not UTF-8 as surrogate escapes (tools/cli.c), so they stay recoverable.
+grep -q '"name":"bad\\udcff\\udcfename"' "$W/ls.json" || fail "ls --json: raw bytes"
 "$CAIRN" ls --json latest "$SRC/a/xattr" |
 	grep -q '"xattrs":\["user.bin","user.empty","user.text"\]' || fail "ls --json: xattrs"
 "$CAIRN" ls --json latest "$SRC/a/hello.txt" |
@@ -240,7 +243,7 @@ diff -r "$SRC/a/deep" "$W/sub$SRC/a/deep" >&2 || fail "subtree content"
 printf '%s\n' ./a/deep/er/file.txt ./a/hello.txt | diff - "$W/inc.list" >&2 || fail "--include *.txt"
 [ ! -e "$W/inc$SRC/b" ] || fail "--include: directory without matches restored"
 "$CAIRN" restore "$first" --target "$W/inc2" --include "$SRC/c" > /dev/null
-diff -r --no-dereference "$SRC/c" "$W/inc2$SRC/c" >&2 || fail "--include of a directory"
+diff -r --no-dereference -x null "$SRC/c" "$W/inc2$SRC/c" >&2 || fail "--include of a directory"
 [ "$(ls -A "$W/inc2$SRC")" = c ] || fail "--include of a directory: others restored"
 # --exclude, also from a file.
 printf '# big ones\n\nsparse*\r\n' > "$W/excl"
@@ -302,14 +305,15 @@ done
 export CAIRN_REPO="$W/repo"
 
 # ---- as an unprivileged user ---------------------------------------------
-# Owners stay ours, device nodes are skipped with a warning (exit 3).
+# Owners stay ours, device nodes are skipped with a warning (exit 3). The first
+# snapshot holds the whole tree; the latest only $SRC/a.
 if $ROOT && command -v setpriv > /dev/null; then
 	chmod a+rwx "$W"
 	chmod a+r "$W/pw"
 	chmod -R a+rwX "$CAIRN_REPO"
 	rc=0
 	setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/ \
-		"$CAIRN" restore latest --target "$W/nobody" > /dev/null 2> "$W/nobody.err" || rc=$?
+		"$CAIRN" restore "$first" --target "$W/nobody" > /dev/null 2> "$W/nobody.err" || rc=$?
 	[ "$rc" = 3 ] || fail "unprivileged: expected exit 3, got $rc: $(cat "$W/nobody.err")"
 	grep -q "skipping device '$SRC/c/null'" "$W/nobody.err" || fail "unprivileged: device warning"
 	[ "$(grep -c . "$W/nobody.err")" = 2 ] || fail "unprivileged: warnings: $(cat "$W/nobody.err")"
