@@ -3,6 +3,7 @@
  * check -> metrics -> notification. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -54,6 +55,7 @@ struct step {
 	int rc; /* exit status when ran */
 	double secs;
 	char error[512];   /* the last error line it printed */
+	char snapshot[72]; /* the ID backup reported ("snapshot ID saved"), or "" */
 	const char *label; /* "forget" may run as "prune" */
 };
 
@@ -447,32 +449,94 @@ static void relay_line(struct step *st, char *line)
 	cairn_buf_release(&l.message);
 }
 
-static void relay(struct step *st, int fd)
+/* A line of the step's stdout (the command's report: "snapshot 1a2b3c4d saved",
+ * forget's table ...): passed on to stdout as it is in text mode, and a notice
+ * of the job in JSON mode, so that a JSON log holds nothing but JSON. */
+static void relay_out(struct step *st, char *line)
 {
-	char buf[LINE_MAX_LEN + 1];
-	size_t len = 0;
-	for (;;) {
-		ssize_t got = read(fd, buf + len, LINE_MAX_LEN - len);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			break;
-		len += (size_t)got;
-		char *nl;
-		while ((nl = memchr(buf, '\n', len))) {
-			*nl = '\0';
-			relay_line(st, buf);
-			len -= (size_t)(nl + 1 - buf);
-			memmove(buf, nl + 1, len);
-		}
-		if (len == LINE_MAX_LEN) { /* an endless line: pass it on in pieces */
-			buf[len] = '\0';
-			relay_line(st, buf);
-			len = 0;
-		}
+	static const char snap[] = "snapshot ";
+	size_t n = strlen(line);
+	if (strncmp(line, snap, sizeof(snap) - 1) == 0 && n > sizeof(snap) + 6 &&
+	    strcmp(line + n - 6, " saved") == 0)
+		snprintf(st->snapshot, sizeof(st->snapshot), "%.*s", (int)(n - sizeof(snap) - 5),
+		         line + sizeof(snap) - 1);
+	if (!cairn_log_get_json()) {
+		printf("%s\n", line);
+		fflush(stdout);
+		return;
 	}
-	buf[len] = '\0';
-	relay_line(st, buf);
+	if (n == 0)
+		return;
+	cairn_log_f(CAIRN_LOG_NOTICE,
+	            CAIRN_FIELDS(LOG_STR("step", st->label), LOG_STR("stream", "stdout")), "%s: %s",
+	            st->label, line);
+}
+
+struct lbuf {
+	int fd; /* -1 after end of file */
+	void (*line)(struct step *, char *);
+	size_t len;
+	char buf[LINE_MAX_LEN + 1];
+};
+
+/* Read what is there; 0, or -1 at end of file (the rest is passed on then). */
+static int feed(struct step *st, struct lbuf *b)
+{
+	ssize_t got = read(b->fd, b->buf + b->len, LINE_MAX_LEN - b->len);
+	if (got < 0 && (errno == EINTR || errno == EAGAIN))
+		return 0;
+	if (got <= 0) {
+		b->buf[b->len] = '\0';
+		if (b->len)
+			b->line(st, b->buf);
+		b->len = 0;
+		return -1;
+	}
+	b->len += (size_t)got;
+	char *nl;
+	while ((nl = memchr(b->buf, '\n', b->len))) {
+		*nl = '\0';
+		b->line(st, b->buf);
+		b->len -= (size_t)(nl + 1 - b->buf);
+		memmove(b->buf, nl + 1, b->len);
+	}
+	if (b->len == LINE_MAX_LEN) { /* an endless line: pass it on in pieces */
+		b->buf[b->len] = '\0';
+		b->line(st, b->buf);
+		b->len = 0;
+	}
+	return 0;
+}
+
+/* Both streams of the step until it closes them. */
+static void relay(struct step *st, int err_fd, int out_fd)
+{
+	_cleanup_free_ struct lbuf *b = malloc(2 * sizeof(*b));
+	if (!b) { /* let the step write where we write */
+		close(err_fd);
+		close(out_fd);
+		return;
+	}
+	b[0].fd = err_fd, b[0].line = relay_line, b[0].len = 0;
+	b[1].fd = out_fd, b[1].line = relay_out, b[1].len = 0;
+	while (b[0].fd >= 0 || b[1].fd >= 0) {
+		struct pollfd p[2] = { { .fd = b[0].fd, .events = POLLIN },
+			               { .fd = b[1].fd, .events = POLLIN } };
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 0; i < 2; i++)
+			if (b[i].fd >= 0 && (p[i].revents & (POLLIN | POLLHUP | POLLERR)) &&
+			    feed(st, &b[i]) < 0) {
+				close(b[i].fd);
+				b[i].fd = -1;
+			}
+	}
+	for (int i = 0; i < 2; i++)
+		if (b[i].fd >= 0)
+			close(b[i].fd);
 }
 
 static int wait_child(pid_t pid)
@@ -492,25 +556,33 @@ static int spawn_step(struct step *st, char **argv)
 {
 	extern char **environ;
 	posix_spawn_file_actions_t fa;
-	int fds[2];
+	int err[2], out[2];
 	pid_t pid;
 
-	if (pipe2(fds, O_CLOEXEC) < 0) {
+	if (pipe2(err, O_CLOEXEC) < 0) {
 		snprintf(st->error, sizeof(st->error), "cannot create a pipe: %s", strerror(errno));
 		return EXIT_ERROR;
 	}
+	if (pipe2(out, O_CLOEXEC) < 0) {
+		snprintf(st->error, sizeof(st->error), "cannot create a pipe: %s", strerror(errno));
+		close(err[0]);
+		close(err[1]);
+		return EXIT_ERROR;
+	}
 	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, fds[1], STDERR_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, err[1], STDERR_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
 	int e = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
-	close(fds[1]);
+	close(err[1]);
+	close(out[1]);
 	if (e) {
-		close(fds[0]);
+		close(err[0]);
+		close(out[0]);
 		snprintf(st->error, sizeof(st->error), "cannot run cairn: %s", strerror(e));
 		return EXIT_ERROR;
 	}
-	relay(st, fds[0]);
-	close(fds[0]);
+	relay(st, err[0], out[0]);
 	return wait_child(pid);
 }
 
@@ -575,14 +647,17 @@ static int run_step(struct run *run, enum step_id id)
 	av_free(&a);
 	bool ok = st->rc == 0 || (id == STEP_BACKUP && st->rc == EXIT_PARTIAL);
 	const char *result = st->rc == 0 ? "ok" : ok ? "partial" : "failed";
-	const struct cairn_log_field f[] = {
+	struct cairn_log_field f[] = {
 		LOG_STR("step", st->label),
 		LOG_STR("result", result),
 		LOG_INT("exit_code", st->rc),
 		LOG_REAL("duration_seconds", st->secs),
 		LOG_STR("error", st->error[0] ? st->error : NULL),
+		LOG_STR("snapshot", st->snapshot[0] ? st->snapshot : NULL),
 		{ 0 },
 	};
+	if (id != STEP_BACKUP)
+		f[5].key = NULL; /* only the backup has one */
 	if (ok)
 		cairn_log_f(st->rc == 0 ? CAIRN_LOG_INFO : CAIRN_LOG_WARNING, f,
 		            "%s: done in %.1f s (exit %d)", st->label, st->secs, st->rc);

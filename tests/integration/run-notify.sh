@@ -176,8 +176,20 @@ assert res=='skipped' or (o['exit_code']==int(code) and isinstance(o['duration_s
 assert res in ('ok','partial','skipped') or o['error'], o" "$@" ||
 		fail "no $2 $3 (exit $4) line in $1: $(cat "$1")"
 }
-run --log-format json -v run nightly > /dev/null 2> "$O/json.err" || fail "json run failed"
+run --log-format json -v run nightly > "$O/json.out" 2> "$O/json.err" || fail "json run failed"
 json_log "$O/json.err" nightly
+# The steps' reports come as JSON lines too (nothing else is printed), and the
+# backup's result names the snapshot it wrote.
+[ ! -s "$O/json.out" ] || fail "JSON mode printed on stdout: $(cat "$O/json.out")"
+"$CAIRN" snapshots --json > "$O/snaps2.json"
+py "import json,sys
+lines=list(map(json.loads, open(sys.argv[1])))
+snap=[o['fields'] for o in lines if o['fields'].get('step')=='backup' and 'result' in o['fields']][0]['snapshot']
+ids=lambda f: [s['id'] for s in json.load(open(f))]
+assert len(snap) >= 8 and any(i.startswith(snap) for i in ids(sys.argv[2])), snap
+assert not any(i.startswith(snap) for i in ids(sys.argv[3])), ('not a new snapshot', snap)
+assert any(o['fields'].get('stream')=='stdout' and o['message']=='backup: snapshot %s saved' % snap for o in lines), lines
+" "$O/json.err" "$O/snaps2.json" "$O/snaps.json" || fail "snapshot field: $(grep '"result"' "$O/json.err")"
 for s in $steps; do
 	step_result "$O/json.err" "$s" ok 0
 done
