@@ -131,13 +131,15 @@ static bool stopping(struct arch *a)
 static void entry_error(struct arch *a, const char *path, const char *what, int e)
 {
 	atomic_fetch_add(&a->st->errors, 1);
-	log_warn("%s '%s': %s", what, path, strerror(e));
+	cairn_log_f(CAIRN_LOG_WARNING,
+	            CAIRN_FIELDS(LOG_STR("path", path), LOG_STR("code", cairn_errno_name(e))),
+	            "%s '%s': %s", what, path, strerror(e));
 }
 
 static void entry_warning(struct arch *a, const char *path, const char *what)
 {
 	atomic_fetch_add(&a->st->warnings, 1);
-	log_warn("'%s' %s", path, what);
+	cairn_log_f(CAIRN_LOG_WARNING, CAIRN_FIELDS(LOG_STR("path", path)), "'%s' %s", path, what);
 }
 
 /* ---- queues ------------------------------------------------------------- */

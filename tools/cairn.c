@@ -66,6 +66,25 @@ static int handle_main(int c, const char *arg, void *payload)
 	return 0;
 }
 
+/* --log-format anywhere before "--" takes effect before anything is parsed, so that
+ * even a usage error ahead of it on the command line is logged in its format. */
+static void early_log_format(int argc, char **argv)
+{
+	for (int k = 1; k < argc; k++) {
+		const char *v = NULL;
+		if (strcmp(argv[k], "--") == 0)
+			return;
+		if (strcmp(argv[k], "--log-format") == 0 && k + 1 < argc)
+			v = argv[k + 1];
+		else if (strncmp(argv[k], "--log-format=", 13) == 0)
+			v = argv[k] + 13;
+		if (v && strcmp(v, "json") == 0)
+			cairn_log_set_json(true);
+		else if (v && strcmp(v, "text") == 0)
+			cairn_log_set_json(false);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = { CLI_COMMON_LONGOPTS,
@@ -80,6 +99,7 @@ int main(int argc, char **argv)
 		return cli_fail(cairn_err_set(-EIO, "cannot initialise libcurl"));
 	atexit(curl_global_cleanup);
 	cairn_log_level_from_env();
+	early_log_format(argc, argv);
 	/* "+": global options stop at the command name; the command parses the rest. */
 	int i = cli_parse(argc, argv, "+", longopts, "", handle_main, &version); /* help: below */
 	if (i == -1) {
@@ -93,6 +113,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (i >= argc) {
+		if (cairn_log_get_json())
+			return cli_usage_error("no command given; see 'cairn --help'");
 		print_help(stderr);
 		return EXIT_USAGE;
 	}

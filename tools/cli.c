@@ -23,17 +23,18 @@ struct cli_globals cli;
 int cli_usage_error(const char *fmt, ...)
 {
 	va_list ap;
-	fputs("cairn: ", stderr);
+	/* Through the logger, so that --log-format json covers bad usage too. */
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cairn_log_fv(CAIRN_LOG_ERR, CAIRN_FIELDS(LOG_STR("code", "usage"), LOG_INT("exit_code", 2)),
+	             fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return EXIT_USAGE;
 }
 
 int cli_fail(int r)
 {
-	log_error("%s", cairn_err_msg());
+	cairn_log_f(CAIRN_LOG_ERR, CAIRN_FIELDS(LOG_STR("code", cairn_errno_name(r))), "%s",
+	            cairn_err_msg());
 	/* A missing repository argument is bad usage, not a failure of the repository. */
 	return r == -EDESTADDRREQ ? EXIT_USAGE : EXIT_ERROR;
 }
@@ -349,49 +350,9 @@ int cli_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 if it is not one. */
-static size_t utf8_len(const unsigned char *p, size_t left)
-{
-	size_t n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
-	if (n == 0 || n > left)
-		return 0;
-	for (size_t i = 1; i < n; i++)
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	/* Overlong 3/4-byte forms, surrogates and values past U+10FFFF. */
-	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) ||
-	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
-		return 0;
-	return n;
-}
-
 void cli_json_str(FILE *f, const void *s, size_t n)
 {
-	const unsigned char *p = s;
-	fputc('"', f);
-	for (size_t i = 0; i < n;) {
-		unsigned char c = p[i];
-		size_t u = c >= 0x80 ? utf8_len(p + i, n - i) : 0;
-		if (u) {
-			fwrite(p + i, 1, u, f);
-			i += u;
-			continue;
-		}
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", f);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(f, "\\u%04x", c);
-		else if (c >= 0x80)
-			/* Not UTF-8: JSON cannot carry the raw byte; U+DC80..U+DCFF (lone
-			 * surrogates, as Python's surrogateescape) keep it recoverable. */
-			fprintf(f, "\\udc%02x", c);
-		else
-			fputc(c, f);
-		i++;
-	}
-	fputc('"', f);
+	cairn_json_str(f, s, n);
 }
 
 const char *cli_fmt_bytes(char *buf, size_t n, uint64_t bytes)

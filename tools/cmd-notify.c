@@ -12,13 +12,18 @@
 static const char usage[] =
         "usage: cairn notify [--url URL] [--mail ADDR] [--job NAME] [--error TEXT]\n"
         "                    [--host NAME] [--exit-code N] [--if-unreported]\n"
+        "                    [--format auto|generic|slack|teams]\n"
         "\n"
-        "Announces a failure: POSTs a JSON message {text, job, host, error, time,\n"
-        "timestamp, status, exit_code, program} to a webhook (Slack and Teams show its\n"
-        "\"text\"; other services get the fields), and/or sends a mail through\n"
-        "/usr/sbin/sendmail -t (CAIRN_SENDMAIL overrides the path).\n"
+        "Announces a failure: POSTs a JSON message to a webhook and/or sends a mail\n"
+        "through /usr/sbin/sendmail -t (CAIRN_SENDMAIL overrides the path). The generic\n"
+        "message is {text, job, host, error, time, timestamp, status, exit_code,\n"
+        "program}; Slack gets text and blocks, Teams an Adaptive Card.\n"
         "\n"
         "  --url URL          webhook to POST to (http:// or https://)\n"
+        "  --format F         body format; auto (default): slack for hooks.slack.com,\n"
+        "                     teams for *.webhook.office.com, *.logic.azure.com and\n"
+        "                     *.powerplatform.com, generic for anything else; with\n"
+        "                     --job, the job file's notify-format\n"
         "  --mail ADDR        mail recipient\n"
         "  --job NAME         the job that failed; without --url and --mail, the\n"
         "                     notify-url and notify-mail of its job file are used\n"
@@ -40,11 +45,14 @@ enum {
 	OPT_HOST,
 	OPT_EXIT_CODE,
 	OPT_IF_UNREPORTED,
+	OPT_FORMAT,
 };
 
 struct notify_opts {
 	const char *url, *mail, *job;
 	bool if_unreported;
+	bool format_given;
+	enum notify_format format;
 	struct notify_msg msg;
 };
 
@@ -77,16 +85,20 @@ static int handle(int c, const char *arg, void *payload)
 	case OPT_IF_UNREPORTED:
 		o->if_unreported = true;
 		return 0;
+	case OPT_FORMAT:
+		o->format_given = true;
+		return notify_format_parse(arg, &o->format);
 	default:
 		return cairn_err_set(-EINVAL, "unknown option");
 	}
 }
 
 /* Send to each configured target; every one is tried even if another failed. */
-static int deliver(const char *url, const char *mail, const struct notify_msg *m)
+static int deliver(const char *url, enum notify_format f, const char *mail,
+                   const struct notify_msg *m)
 {
 	int rc = 0;
-	if (url && notify_webhook(url, m) < 0)
+	if (url && notify_webhook(url, f, m) < 0)
 		rc = cli_fail(-EIO);
 	if (mail && notify_mail(mail, m) < 0)
 		rc = cli_fail(-EIO);
@@ -110,7 +122,10 @@ static int from_job(struct notify_opts *o)
 		jobconf_release(&c);
 		return 0;
 	}
-	int rc = deliver(c.notify_url, c.notify_mail, &o->msg);
+	enum notify_format f = o->format;
+	if (!o->format_given && c.notify_format)
+		notify_format_parse(c.notify_format, &f); /* validated by jobconf_load */
+	int rc = deliver(c.notify_url, f, c.notify_mail, &o->msg);
 	jobconf_release(&c);
 	return rc;
 }
@@ -126,6 +141,7 @@ int cmd_notify(int argc, char **argv)
 		{ "host", required_argument, NULL, OPT_HOST },
 		{ "exit-code", required_argument, NULL, OPT_EXIT_CODE },
 		{ "if-unreported", no_argument, NULL, OPT_IF_UNREPORTED },
+		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ 0 },
 	};
 	struct notify_opts o = { .msg = { .exit_code = -1 } };
@@ -147,5 +163,5 @@ int cmd_notify(int argc, char **argv)
 		cairn_log_set_job(o.job);
 	if (!o.url && !o.mail)
 		return from_job(&o);
-	return deliver(o.url, o.mail, &o.msg);
+	return deliver(o.url, o.format, o.mail, &o.msg);
 }

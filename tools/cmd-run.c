@@ -3,6 +3,7 @@
  * check -> metrics -> notification. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -45,8 +46,8 @@ enum { OPT_CONFIG = OPT_FIRST_COMMAND_OPT };
 enum step_id { STEP_BACKUP, STEP_FORGET, STEP_SYNC, STEP_CHECK, STEP_N };
 static const char *const step_names[STEP_N] = { "backup", "forget", "sync", "check" };
 
-#define STEP_WAIT "600" /* --lock-wait: a mount's reader or a slow sync may hold the lock */
-#define LINE_MAX_LEN 2048
+#define STEP_WAIT "600"    /* --lock-wait: a mount's reader or a slow sync may hold the lock */
+#define LINE_MAX_LEN 32768 /* a JSON line of a 2 KiB message, escaped */
 
 struct step {
 	bool configured;
@@ -54,6 +55,7 @@ struct step {
 	int rc; /* exit status when ran */
 	double secs;
 	char error[512];   /* the last error line it printed */
+	char snapshot[72]; /* the ID backup reported ("snapshot ID saved"), or "" */
 	const char *label; /* "forget" may run as "prune" */
 };
 
@@ -63,6 +65,9 @@ struct run {
 	bool dry_run;
 	struct jobconf c;
 	struct step steps[STEP_N];
+	/* The metrics file before the backup rewrote it: the last-success times of
+	 * the previous run (NUL-terminated, empty if there was none). */
+	struct cairn_buf before;
 };
 
 /* ---- argument vectors --------------------------------------------------- */
@@ -222,52 +227,316 @@ static void (*const step_args[STEP_N])(struct argv *, const struct jobconf *) = 
 
 /* ---- running a step ----------------------------------------------------- */
 
-/* A line of the step's stderr, logged again as this job's (so --log-format json
- * gives every line the job name); an error line is kept for the notification. */
+/* ---- the steps' log lines ----------------------------------------------- */
+
+/* The steps log in JSON (CAIRN_LOG_FORMAT=json, see run_job), which keeps their
+ * fields; this reads back the lines cairn_log_emit writes. */
+struct jline {
+	int level;
+	struct cairn_buf message; /* decoded, NUL-terminated */
+	const char *fields;       /* the members inside "fields":{...}, in the line */
+	size_t fields_len;
+};
+
+static void ws(const char **p)
+{
+	while (**p == ' ' || **p == '\t')
+		(*p)++;
+}
+
+static void put_utf8(struct cairn_buf *b, unsigned cp)
+{
+	uint8_t u[4];
+	size_t n;
+	if (cp < 0x80) {
+		u[0] = (uint8_t)cp, n = 1;
+	} else if (cp < 0x800) {
+		u[0] = (uint8_t)(0xc0 | cp >> 6), u[1] = (uint8_t)(0x80 | (cp & 0x3f)), n = 2;
+	} else if (cp < 0x10000) {
+		u[0] = (uint8_t)(0xe0 | cp >> 12), u[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
+		u[2] = (uint8_t)(0x80 | (cp & 0x3f)), n = 3;
+	} else {
+		u[0] = (uint8_t)(0xf0 | cp >> 18), u[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
+		u[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f)), u[3] = (uint8_t)(0x80 | (cp & 0x3f));
+		n = 4;
+	}
+	cairn_buf_put(b, u, n);
+}
+
+static bool hex4(const char *p, unsigned *out)
+{
+	unsigned v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];
+		int d = c >= '0' && c <= '9'   ? c - '0'
+		        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+		        : c >= 'A' && c <= 'F' ? c - 'A' + 10
+		                               : -1;
+		if (d < 0)
+			return false;
+		v = v << 4 | (unsigned)d;
+	}
+	*out = v;
+	return true;
+}
+
+/* A JSON string at *p; decoded into out if not NULL. \udc80..\udcff give back the
+ * raw byte (cairn_json_str's surrogate escapes). */
+static bool jstr(const char **p, struct cairn_buf *out)
+{
+	static const char esc[] = "\"\\/bfnrt", val[] = "\"\\/\b\f\n\r\t";
+	const char *s = *p;
+	if (*s++ != '"')
+		return false;
+	for (;;) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '\0' || c < 0x20)
+			return false;
+		if (c == '"')
+			break;
+		if (c != '\\') {
+			if (out)
+				cairn_buf_put_u8(out, c);
+			s++;
+			continue;
+		}
+		const char *e = s[1] ? strchr(esc, s[1]) : NULL;
+		if (e) {
+			if (out)
+				cairn_buf_put_u8(out, (uint8_t)val[e - esc]);
+			s += 2;
+			continue;
+		}
+		unsigned cp, lo;
+		if (s[1] != 'u' || !hex4(s + 2, &cp))
+			return false;
+		s += 6;
+		if (cp >= 0xd800 && cp < 0xdc00 && s[0] == '\\' && s[1] == 'u' &&
+		    hex4(s + 2, &lo) && lo >= 0xdc00 && lo < 0xe000) {
+			cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+			s += 6;
+		}
+		if (!out)
+			continue;
+		if (cp >= 0xdc80 && cp <= 0xdcff)
+			cairn_buf_put_u8(out, (uint8_t)(cp - 0xdc00));
+		else
+			put_utf8(out, cp);
+	}
+	*p = s + 1;
+	return !out || cairn_buf_put_u8(out, 0) == 0;
+}
+
+/* A number, true, false or null. */
+static bool jscalar(const char **p)
+{
+	const char *s = *p;
+	static const char *const words[] = { "true", "false", "null" };
+	for (size_t i = 0; i < ARRAY_SIZE(words); i++)
+		if (strncmp(s, words[i], strlen(words[i])) == 0) {
+			*p = s + strlen(words[i]);
+			return true;
+		}
+	size_t n = strspn(s, "-+.0123456789eE");
+	*p = s + n;
+	return n > 0;
+}
+
+/* The flat object of "fields": strings and scalars only (what cairn_log_emit writes). */
+static bool jfields(const char **p, struct jline *l)
+{
+	const char *s = *p;
+	if (*s++ != '{')
+		return false;
+	l->fields = s;
+	ws(&s);
+	while (*s != '}') {
+		if (!jstr(&s, NULL))
+			return false;
+		ws(&s);
+		if (*s++ != ':')
+			return false;
+		ws(&s);
+		if (!(*s == '"' ? jstr(&s, NULL) : jscalar(&s)))
+			return false;
+		ws(&s);
+		if (*s == ',')
+			s++, ws(&s);
+		else if (*s != '}')
+			return false;
+	}
+	l->fields_len = (size_t)(s - l->fields);
+	*p = s + 1;
+	return true;
+}
+
+static int level_of(const char *name)
+{
+	static const char *const names[] = { "error", "warning", "notice", "info", "debug" };
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strcmp(name, names[i]) == 0)
+			return CAIRN_LOG_ERR + (int)i;
+	return -1;
+}
+
+/* One object written by cairn_log_emit; false for anything else (a sanitizer's
+ * report, a crash message), which is then relayed as plain text. */
+static bool parse_jline(const char *s, struct jline *l)
+{
+	_cleanup_buf_ struct cairn_buf lvl = CAIRN_BUF_INIT;
+	bool have_msg = false;
+	ws(&s);
+	if (*s++ != '{')
+		return false;
+	for (;;) {
+		_cleanup_buf_ struct cairn_buf key = CAIRN_BUF_INIT;
+		ws(&s);
+		if (!jstr(&s, &key))
+			return false;
+		ws(&s);
+		if (*s++ != ':')
+			return false;
+		ws(&s);
+		const char *k = (const char *)key.data;
+		bool ok;
+		if (strcmp(k, "level") == 0 && lvl.len == 0)
+			ok = jstr(&s, &lvl);
+		else if (strcmp(k, "message") == 0 && !have_msg)
+			ok = have_msg = jstr(&s, &l->message);
+		else if (strcmp(k, "fields") == 0 && *s == '{')
+			ok = jfields(&s, l);
+		else
+			ok = *s == '"' ? jstr(&s, NULL) : jscalar(&s);
+		if (!ok)
+			return false;
+		ws(&s);
+		if (*s == '}')
+			break;
+		if (*s++ != ',')
+			return false;
+	}
+	s++;
+	ws(&s);
+	l->level = lvl.len ? level_of((const char *)lvl.data) : -1;
+	return l->level >= 0 && have_msg && *s == '\0';
+}
+
+/* A line of the step's stderr, logged again as this job's, with the step's name
+ * and its own fields; an error line is kept for the notification. */
 static void relay_line(struct step *st, char *line)
 {
-	static const char err[] = "cairn: ", warn[] = "cairn: warning: ";
+	struct jline l = { .message = CAIRN_BUF_INIT };
 	size_t n = strlen(line);
 	if (n > 0 && line[n - 1] == '\r')
 		line[--n] = '\0';
 	if (n == 0)
 		return;
-	if (strncmp(line, warn, sizeof(warn) - 1) == 0) {
-		log_warn("%s: %s", st->label, line + sizeof(warn) - 1);
-	} else if (strncmp(line, err, sizeof(err) - 1) == 0) {
-		snprintf(st->error, sizeof(st->error), "%s", line + sizeof(err) - 1);
-		log_error("%s: %s", st->label, st->error);
+	const struct cairn_log_field step[] = { LOG_STR("step", st->label), { 0 } };
+	char *raw = NULL, text[LINE_MAX_LEN + 64];
+	if (parse_jline(line, &l)) {
+		if (l.fields_len && !(raw = strndup(l.fields, l.fields_len)))
+			l.fields_len = 0;
+		snprintf(text, sizeof(text), "%s: %s", st->label, (const char *)l.message.data);
 	} else {
-		cairn_log(CAIRN_LOG_NOTICE, "%s: %s", st->label, line);
+		/* Not ours: the text as it came, at notice level. */
+		l.level = CAIRN_LOG_NOTICE;
+		snprintf(text, sizeof(text), "%s: %s", st->label, line);
 	}
+	if (l.level == CAIRN_LOG_ERR)
+		snprintf(st->error, sizeof(st->error), "%s", text + strlen(st->label) + 2);
+	cairn_log_emit(l.level, step, raw, text);
+	free(raw);
+	cairn_buf_release(&l.message);
 }
 
-static void relay(struct step *st, int fd)
+/* A line of the step's stdout (the command's report: "snapshot 1a2b3c4d saved",
+ * forget's table ...): passed on to stdout as it is in text mode, and a notice
+ * of the job in JSON mode, so that a JSON log holds nothing but JSON. */
+static void relay_out(struct step *st, char *line)
 {
-	char buf[LINE_MAX_LEN + 1];
-	size_t len = 0;
-	for (;;) {
-		ssize_t got = read(fd, buf + len, LINE_MAX_LEN - len);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			break;
-		len += (size_t)got;
-		char *nl;
-		while ((nl = memchr(buf, '\n', len))) {
-			*nl = '\0';
-			relay_line(st, buf);
-			len -= (size_t)(nl + 1 - buf);
-			memmove(buf, nl + 1, len);
-		}
-		if (len == LINE_MAX_LEN) { /* an endless line: pass it on in pieces */
-			buf[len] = '\0';
-			relay_line(st, buf);
-			len = 0;
-		}
+	static const char snap[] = "snapshot ";
+	size_t n = strlen(line);
+	if (strncmp(line, snap, sizeof(snap) - 1) == 0 && n > sizeof(snap) + 6 &&
+	    strcmp(line + n - 6, " saved") == 0)
+		snprintf(st->snapshot, sizeof(st->snapshot), "%.*s", (int)(n - sizeof(snap) - 5),
+		         line + sizeof(snap) - 1);
+	if (!cairn_log_get_json()) {
+		printf("%s\n", line);
+		fflush(stdout);
+		return;
 	}
-	buf[len] = '\0';
-	relay_line(st, buf);
+	if (n == 0)
+		return;
+	cairn_log_f(CAIRN_LOG_NOTICE,
+	            CAIRN_FIELDS(LOG_STR("step", st->label), LOG_STR("stream", "stdout")), "%s: %s",
+	            st->label, line);
+}
+
+struct lbuf {
+	int fd; /* -1 after end of file */
+	void (*line)(struct step *, char *);
+	size_t len;
+	char buf[LINE_MAX_LEN + 1];
+};
+
+/* Read what is there; 0, or -1 at end of file (the rest is passed on then). */
+static int feed(struct step *st, struct lbuf *b)
+{
+	ssize_t got = read(b->fd, b->buf + b->len, LINE_MAX_LEN - b->len);
+	if (got < 0 && (errno == EINTR || errno == EAGAIN))
+		return 0;
+	if (got <= 0) {
+		b->buf[b->len] = '\0';
+		if (b->len)
+			b->line(st, b->buf);
+		b->len = 0;
+		return -1;
+	}
+	b->len += (size_t)got;
+	char *nl;
+	while ((nl = memchr(b->buf, '\n', b->len))) {
+		*nl = '\0';
+		b->line(st, b->buf);
+		b->len -= (size_t)(nl + 1 - b->buf);
+		memmove(b->buf, nl + 1, b->len);
+	}
+	if (b->len == LINE_MAX_LEN) { /* an endless line: pass it on in pieces */
+		b->buf[b->len] = '\0';
+		b->line(st, b->buf);
+		b->len = 0;
+	}
+	return 0;
+}
+
+/* Both streams of the step until it closes them. */
+static void relay(struct step *st, int err_fd, int out_fd)
+{
+	_cleanup_free_ struct lbuf *b = malloc(2 * sizeof(*b));
+	if (!b) { /* let the step write where we write */
+		close(err_fd);
+		close(out_fd);
+		return;
+	}
+	b[0].fd = err_fd, b[0].line = relay_line, b[0].len = 0;
+	b[1].fd = out_fd, b[1].line = relay_out, b[1].len = 0;
+	while (b[0].fd >= 0 || b[1].fd >= 0) {
+		struct pollfd p[2] = { { .fd = b[0].fd, .events = POLLIN },
+			               { .fd = b[1].fd, .events = POLLIN } };
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 0; i < 2; i++)
+			if (b[i].fd >= 0 && (p[i].revents & (POLLIN | POLLHUP | POLLERR)) &&
+			    feed(st, &b[i]) < 0) {
+				close(b[i].fd);
+				b[i].fd = -1;
+			}
+	}
+	for (int i = 0; i < 2; i++)
+		if (b[i].fd >= 0)
+			close(b[i].fd);
 }
 
 static int wait_child(pid_t pid)
@@ -287,25 +556,33 @@ static int spawn_step(struct step *st, char **argv)
 {
 	extern char **environ;
 	posix_spawn_file_actions_t fa;
-	int fds[2];
+	int err[2], out[2];
 	pid_t pid;
 
-	if (pipe2(fds, O_CLOEXEC) < 0) {
+	if (pipe2(err, O_CLOEXEC) < 0) {
 		snprintf(st->error, sizeof(st->error), "cannot create a pipe: %s", strerror(errno));
 		return EXIT_ERROR;
 	}
+	if (pipe2(out, O_CLOEXEC) < 0) {
+		snprintf(st->error, sizeof(st->error), "cannot create a pipe: %s", strerror(errno));
+		close(err[0]);
+		close(err[1]);
+		return EXIT_ERROR;
+	}
 	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, fds[1], STDERR_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, err[1], STDERR_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
 	int e = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
-	close(fds[1]);
+	close(err[1]);
+	close(out[1]);
 	if (e) {
-		close(fds[0]);
+		close(err[0]);
+		close(out[0]);
 		snprintf(st->error, sizeof(st->error), "cannot run cairn: %s", strerror(e));
 		return EXIT_ERROR;
 	}
-	relay(st, fds[0]);
-	close(fds[0]);
+	relay(st, err[0], out[0]);
 	return wait_child(pid);
 }
 
@@ -362,16 +639,31 @@ static int run_step(struct run *run, enum step_id id)
 		return 0;
 	}
 	double t0 = mono_now();
-	log_info("%s: starting", st->label);
+	cairn_log_f(CAIRN_LOG_INFO, CAIRN_FIELDS(LOG_STR("step", st->label)), "%s: starting",
+	            st->label);
 	st->rc = spawn_step(st, a.v);
 	st->secs = mono_now() - t0;
 	st->ran = true;
 	av_free(&a);
-	if (st->rc == 0 || (id == STEP_BACKUP && st->rc == EXIT_PARTIAL))
-		log_info("%s: done in %.1f s (exit %d)", st->label, st->secs, st->rc);
+	bool ok = st->rc == 0 || (id == STEP_BACKUP && st->rc == EXIT_PARTIAL);
+	const char *result = st->rc == 0 ? "ok" : ok ? "partial" : "failed";
+	struct cairn_log_field f[] = {
+		LOG_STR("step", st->label),
+		LOG_STR("result", result),
+		LOG_INT("exit_code", st->rc),
+		LOG_REAL("duration_seconds", st->secs),
+		LOG_STR("error", st->error[0] ? st->error : NULL),
+		LOG_STR("snapshot", st->snapshot[0] ? st->snapshot : NULL),
+		{ 0 },
+	};
+	if (id != STEP_BACKUP)
+		f[5].key = NULL; /* only the backup has one */
+	if (ok)
+		cairn_log_f(st->rc == 0 ? CAIRN_LOG_INFO : CAIRN_LOG_WARNING, f,
+		            "%s: done in %.1f s (exit %d)", st->label, st->secs, st->rc);
 	else
-		log_error("%s failed (exit %d)%s%s", st->label, st->rc, st->error[0] ? ": " : "",
-		          st->error);
+		cairn_log_f(CAIRN_LOG_ERR, f, "%s failed (exit %d)%s%s", st->label, st->rc,
+		            st->error[0] ? ": " : "", st->error);
 	return st->rc;
 }
 
@@ -529,7 +821,8 @@ static int write_metrics(const struct run *run, int rc)
 	if (keep_foreign(&b, (const char *)old.data) < 0)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	label_escape(job, sizeof(job), run->name);
-	struct metric_ctx m = { .b = &b, .job = job, .old = (const char *)old.data };
+	const char *prev = run->before.len ? (const char *)run->before.data : "";
+	struct metric_ctx m = { .b = &b, .job = job, .old = prev };
 	run_metrics(&m, run, rc, now);
 	sync_check_metrics(&m, run, now);
 	if ((r = cairn_file_write_atomic(path, NULL, b.data, b.len)) < 0)
@@ -589,12 +882,22 @@ static int send_notifications(struct run *run, int rc)
 	struct notify_msg msg = {
 		.job = run->name, .host = c->host, .error = error, .exit_code = rc
 	};
-	if (c->notify_url && notify_webhook(c->notify_url, &msg) < 0)
-		r = log_error_errno(-EIO, "notification failed");
+	enum notify_format f = NOTIFY_AUTO;
+	if (c->notify_format)
+		notify_format_parse(c->notify_format, &f); /* validated by jobconf_load */
+	const struct cairn_log_field fail[] = { LOG_STR("step", "notify"),
+		                                LOG_STR("result", "failed"),
+		                                { 0 } };
+	if (c->notify_url && notify_webhook(c->notify_url, f, &msg) < 0)
+		r = -EIO,
+		cairn_log_f(CAIRN_LOG_ERR, fail, "notification failed: %s", cairn_err_msg());
 	if (c->notify_mail && notify_mail(c->notify_mail, &msg) < 0)
-		r = log_error_errno(-EIO, "notification failed");
+		r = -EIO,
+		cairn_log_f(CAIRN_LOG_ERR, fail, "notification failed: %s", cairn_err_msg());
 	if (r == 0)
-		log_info("notification sent");
+		cairn_log_f(CAIRN_LOG_INFO,
+		            CAIRN_FIELDS(LOG_STR("step", "notify"), LOG_STR("result", "ok")),
+		            "notification sent");
 	notify_mark_reported(run->name, r == 0);
 	return r;
 }
@@ -619,8 +922,17 @@ static int run_job(struct run *run)
 	/* The steps log at this command's level (-v, -q included). */
 	snprintf(level, sizeof(level), "%d", cairn_log_get_level());
 	setenv("CAIRN_LOG_LEVEL", level, 1);
+	/* JSON whatever this command's format, so relay_line keeps the steps' fields. */
+	setenv("CAIRN_LOG_FORMAT", "json", 1);
 	if (!run->dry_run)
 		notify_mark_reported(run->name, false);
+	/* backup writes the file anew and drops this command's families, so what
+	 * the previous run recorded is read now (a missing or unreadable file only
+	 * costs the remembered times). */
+	if (!run->dry_run && run->c.metrics_file &&
+	    (cairn_file_slurp(run->c.metrics_file, 1 << 20, &run->before) < 0 ||
+	     cairn_buf_put_u8(&run->before, 0) < 0))
+		cairn_buf_release(&run->before);
 	int b = run_step(run, STEP_BACKUP);
 	bool snapshot = b == 0 || b == EXIT_PARTIAL;
 	for (int i = STEP_FORGET; i < STEP_N; i++) {
@@ -629,21 +941,28 @@ static int run_job(struct run *run)
 		if (snapshot || run->dry_run)
 			run_step(run, (enum step_id)i);
 		else
-			log_warn("%s skipped: the backup failed", step_names[i]);
+			cairn_log_f(CAIRN_LOG_WARNING,
+			            CAIRN_FIELDS(LOG_STR("step", step_names[i]),
+			                         LOG_STR("result", "skipped")),
+			            "%s skipped: the backup failed", step_names[i]);
 	}
 	if (run->dry_run)
 		return 0;
 	int rc = outcome(run);
 	if (run->c.metrics_file && write_metrics(run, rc) < 0) {
-		log_error("cannot write metrics: %s", cairn_err_msg());
+		cairn_log_f(CAIRN_LOG_ERR,
+		            CAIRN_FIELDS(LOG_STR("step", "metrics"), LOG_STR("result", "failed"),
+		                         LOG_STR("path", run->c.metrics_file)),
+		            "cannot write metrics: %s", cairn_err_msg());
 		rc = EXIT_ERROR;
 	}
 	if (rc != 0 && (run->c.notify_url || run->c.notify_mail) && send_notifications(run, rc) < 0)
 		rc = EXIT_ERROR;
+	const struct cairn_log_field f[] = { LOG_INT("exit_code", rc), { 0 } };
 	if (rc == 0)
-		cairn_log(CAIRN_LOG_NOTICE, "job %s succeeded", run->name);
+		cairn_log_f(CAIRN_LOG_NOTICE, f, "job %s succeeded", run->name);
 	else
-		log_error("job %s finished with exit status %d", run->name, rc);
+		cairn_log_f(CAIRN_LOG_ERR, f, "job %s finished with exit status %d", run->name, rc);
 	return rc;
 }
 
@@ -705,5 +1024,6 @@ int cmd_run(int argc, char **argv)
 		rc = run_job(&run);
 	}
 	jobconf_release(&run.c);
+	cairn_buf_release(&run.before);
 	return rc;
 }

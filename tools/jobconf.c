@@ -127,6 +127,15 @@ static const char *v_log_format(const char *v)
 	return strcmp(v, "text") == 0 || strcmp(v, "json") == 0 ? NULL : "must be text or json";
 }
 
+static const char *v_notify_format(const char *v)
+{
+	static const char *const ok[] = { "auto", "generic", "slack", "teams" };
+	for (size_t i = 0; i < ARRAY_SIZE(ok); i++)
+		if (strcmp(v, ok[i]) == 0)
+			return NULL;
+	return "must be auto, generic, slack or teams";
+}
+
 static const char *v_host(const char *v)
 {
 	size_t n = strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_");
@@ -182,6 +191,7 @@ static const struct key keys[] = {
 	{ "metrics-file", K_STR, F(metrics_file), v_abs, 0, 0 },
 	{ "notify-url", K_STR, F(notify_url), v_http, 0, 0 },
 	{ "notify-mail", K_STR, F(notify_mail), v_mail, 0, 0 },
+	{ "notify-format", K_STR, F(notify_format), v_notify_format, 0, 0 },
 	{ "log-format", K_STR, F(log_format), v_log_format, 0, 0 },
 	{ "check", K_BOOL, F(check), NULL, 0, 0 },
 	{ "check-read-data-subset", K_STR, F(check_read_data_subset), v_subset, 0, 0 },

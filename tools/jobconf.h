@@ -60,6 +60,7 @@ struct jobconf {
 	char *metrics_file;
 	char *notify_url;             /* http(s)://... */
 	char *notify_mail;            /* one address */
+	char *notify_format;          /* auto, generic, slack or teams (notify.h) */
 	char *log_format;             /* "text" or "json" */
 	bool check;                   /* run `cairn check` after the other steps */
 	char *check_read_data_subset; /* N%, n/m, '*' '/' m; implies check */

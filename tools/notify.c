@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -79,7 +80,166 @@ static void write_json(FILE *out, const struct notify_msg *m, const struct fille
 	fputs(",\"program\":\"cairn " CAIRN_VERSION "\"}", out);
 }
 
-int notify_json(struct cairn_buf *out, const struct notify_msg *m)
+/* ---- formats ------------------------------------------------------------ */
+
+static const char *const format_names[] = {
+	[NOTIFY_AUTO] = "auto",
+	[NOTIFY_GENERIC] = "generic",
+	[NOTIFY_SLACK] = "slack",
+	[NOTIFY_TEAMS] = "teams",
+};
+
+int notify_format_parse(const char *s, enum notify_format *out)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(format_names); i++)
+		if (strcmp(s, format_names[i]) == 0) {
+			*out = (enum notify_format)i;
+			return 0;
+		}
+	return cairn_err_set(-EINVAL, "notify format '%s' is not auto, generic, slack or teams", s);
+}
+
+const char *notify_format_name(enum notify_format f)
+{
+	return (size_t)f < ARRAY_SIZE(format_names) ? format_names[f] : "generic";
+}
+
+/* host is, or ends in ".", suffix (case-insensitive, as DNS names are). */
+static bool host_is(const char *host, size_t n, const char *suffix, bool subdomains)
+{
+	size_t k = strlen(suffix);
+	if (n == k)
+		return strncasecmp(host, suffix, n) == 0;
+	return subdomains && n > k && host[n - k - 1] == '.' &&
+	       strncasecmp(host + n - k, suffix, k) == 0;
+}
+
+enum notify_format notify_format_for(const char *url, enum notify_format f)
+{
+	if (f != NOTIFY_AUTO)
+		return f;
+	const char *host = strstr(url, "://");
+	host = host ? host + 3 : url;
+	size_t n = strcspn(host, "/?#");
+	const char *at = memchr(host, '@', n); /* user:password@host */
+	if (at) {
+		n -= (size_t)(at + 1 - host);
+		host = at + 1;
+	}
+	const char *colon = memchr(host, ':', n);
+	if (colon)
+		n = (size_t)(colon - host);
+	if (host_is(host, n, "hooks.slack.com", false) ||
+	    host_is(host, n, "hooks.slack-gov.com", false))
+		return NOTIFY_SLACK;
+	if (host_is(host, n, "webhook.office.com", true) ||
+	    host_is(host, n, "outlook.office.com", false) ||
+	    host_is(host, n, "outlook.office365.com", false) ||
+	    host_is(host, n, "logic.azure.com", true) ||
+	    host_is(host, n, "powerplatform.com", true))
+		return NOTIFY_TEAMS;
+	return NOTIFY_GENERIC;
+}
+
+/* s with Slack's three mrkdwn control characters as entities
+ * (api.slack.com/reference/surfaces/formatting#escaping). */
+static void slack_str(FILE *out, const char *s)
+{
+	char *esc = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&esc, &len);
+	if (!m) {
+		cli_json_str(out, "", 0);
+		return;
+	}
+	for (; *s; s++) {
+		if (*s == '&')
+			fputs("&amp;", m);
+		else if (*s == '<')
+			fputs("&lt;", m);
+		else if (*s == '>')
+			fputs("&gt;", m);
+		else
+			fputc(*s, m);
+	}
+	fclose(m);
+	cli_json_str(out, esc ? esc : "", esc ? len : 0);
+	free(esc);
+}
+
+/* One Slack mrkdwn text object: "*Title*\nvalue". */
+static void slack_field(FILE *out, const char *title, const char *value)
+{
+	char text[1024];
+	snprintf(text, sizeof(text), "*%s*\n%s", title, value);
+	fputs("{\"type\":\"mrkdwn\",\"text\":", out);
+	slack_str(out, text);
+	fputc('}', out);
+}
+
+static void write_slack(FILE *out, const struct notify_msg *m, const struct filled *f)
+{
+	char text[2048], code[16];
+	summary_line(text, sizeof(text), f);
+	snprintf(code, sizeof(code), "%d", m->exit_code);
+	fputs("{\"text\":", out);
+	slack_str(out, text);
+	fputs(",\"blocks\":[{\"type\":\"section\",\"text\":{\"type\":\"mrkdwn\",\"text\":", out);
+	if (f->job)
+		snprintf(text, sizeof(text), ":x: cairn job '%s' failed on %s", f->job, f->host);
+	else
+		snprintf(text, sizeof(text), ":x: cairn failed on %s", f->host);
+	slack_str(out, text);
+	fputs("}},{\"type\":\"section\",\"fields\":[", out);
+	slack_field(out, "Job", f->job ? f->job : "-");
+	fputc(',', out);
+	slack_field(out, "Host", f->host);
+	fputc(',', out);
+	slack_field(out, "Exit code", m->exit_code >= 0 ? code : "-");
+	fputc(',', out);
+	slack_field(out, "Time", f->when);
+	fputs("]},{\"type\":\"section\",\"text\":{\"type\":\"mrkdwn\",\"text\":", out);
+	snprintf(text, sizeof(text), "```%s```", f->error);
+	slack_str(out, text);
+	fputs("}}]}", out);
+}
+
+static void teams_fact(FILE *out, const char *title, const char *value, bool last)
+{
+	fputs("{\"title\":", out);
+	cli_json_str(out, title, strlen(title));
+	fputs(",\"value\":", out);
+	cli_json_str(out, value, strlen(value));
+	fputs(last ? "}" : "},", out);
+}
+
+static void write_teams(FILE *out, const struct notify_msg *m, const struct filled *f)
+{
+	char text[2048], code[16];
+	snprintf(code, sizeof(code), "%d", m->exit_code);
+	fputs("{\"type\":\"message\",\"attachments\":[{\"contentType\":"
+	      "\"application/vnd.microsoft.card.adaptive\",\"contentUrl\":null,\"content\":{"
+	      "\"$schema\":\"http://adaptivecards.io/schemas/adaptive-card.json\","
+	      "\"type\":\"AdaptiveCard\",\"version\":\"1.4\",\"body\":["
+	      "{\"type\":\"TextBlock\",\"size\":\"Medium\",\"weight\":\"Bolder\","
+	      "\"color\":\"Attention\",\"wrap\":true,\"text\":",
+	      out);
+	if (f->job)
+		snprintf(text, sizeof(text), "cairn job '%s' failed on %s", f->job, f->host);
+	else
+		snprintf(text, sizeof(text), "cairn failed on %s", f->host);
+	cli_json_str(out, text, strlen(text));
+	fputs("},{\"type\":\"FactSet\",\"facts\":[", out);
+	teams_fact(out, "Job", f->job ? f->job : "-", false);
+	teams_fact(out, "Host", f->host, false);
+	teams_fact(out, "Exit code", m->exit_code >= 0 ? code : "-", false);
+	teams_fact(out, "Time", f->when, true);
+	fputs("]},{\"type\":\"TextBlock\",\"wrap\":true,\"fontType\":\"Monospace\",\"text\":", out);
+	cli_json_str(out, f->error, strlen(f->error));
+	fputs("}]}}]}", out);
+}
+
+int notify_body(struct cairn_buf *out, enum notify_format fmt, const struct notify_msg *m)
 {
 	struct filled f;
 	char *data = NULL;
@@ -89,7 +249,12 @@ int notify_json(struct cairn_buf *out, const struct notify_msg *m)
 	FILE *mem = open_memstream(&data, &len);
 	if (!mem)
 		return cairn_err_set(-ENOMEM, "out of memory");
-	write_json(mem, m, &f);
+	if (fmt == NOTIFY_SLACK)
+		write_slack(mem, m, &f);
+	else if (fmt == NOTIFY_TEAMS)
+		write_teams(mem, m, &f);
+	else
+		write_json(mem, m, &f);
 	int bad = ferror(mem);
 	if (fclose(mem) != 0 || bad) {
 		free(data);
@@ -98,6 +263,11 @@ int notify_json(struct cairn_buf *out, const struct notify_msg *m)
 	int r = cairn_buf_put(out, data, len);
 	free(data);
 	return r;
+}
+
+int notify_json(struct cairn_buf *out, const struct notify_msg *m)
+{
+	return notify_body(out, NOTIFY_GENERIC, m);
 }
 
 /* ---- webhook ------------------------------------------------------------ */
@@ -175,12 +345,12 @@ static int attempt(struct post *p, const char *where)
 	return p->status >= 500 || p->status == 429 ? 1 : -EPROTO;
 }
 
-int notify_webhook(const char *url, const struct notify_msg *m)
+int notify_webhook(const char *url, enum notify_format f, const struct notify_msg *m)
 {
 	_cleanup_buf_ struct cairn_buf body = CAIRN_BUF_INIT;
 	struct post p = { .reply = CAIRN_BUF_INIT };
 	char where[600];
-	int r = notify_json(&body, m);
+	int r = notify_body(&body, notify_format_for(url, f), m);
 
 	if (r < 0)
 		return r;

@@ -57,6 +57,11 @@ void cairn_log_level_from_env(void)
 	/* cairn run names its job this way for the commands it runs. */
 	if (e && *e)
 		cairn_log_set_job(e);
+	e = getenv("CAIRN_LOG_FORMAT");
+	if (e && strcmp(e, "json") == 0)
+		cairn_log_set_json(true);
+	else if (e && strcmp(e, "text") == 0)
+		cairn_log_set_json(false);
 	e = getenv("CAIRN_LOG_LEVEL");
 	if (!e || !*e)
 		return;
@@ -86,47 +91,149 @@ static const char *level_name(int l)
 	}
 }
 
-static void put_json_string(FILE *f, const char *s)
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 if it is not one. */
+static size_t utf8_len(const unsigned char *p, size_t left)
 {
+	size_t n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+	if (n == 0 || n > left)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	/* Overlong 3/4-byte forms, surrogates and values past U+10FFFF. */
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) ||
+	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
+		return 0;
+	return n;
+}
+
+void cairn_json_str(FILE *f, const void *s, size_t n)
+{
+	const unsigned char *p = s;
 	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20)
-			fprintf(f, "\\u%04x", *p);
+	for (size_t i = 0; i < n;) {
+		unsigned char c = p[i];
+		size_t u = c >= 0x80 ? utf8_len(p + i, n - i) : 0;
+		if (u) {
+			fwrite(p + i, 1, u, f);
+			i += u;
+			continue;
+		}
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c == '\n')
+			fputs("\\n", f);
+		else if (c < 0x20 || c == 0x7f)
+			fprintf(f, "\\u%04x", c);
+		else if (c >= 0x80)
+			/* Not UTF-8: JSON cannot carry the raw byte; U+DC80..U+DCFF (lone
+			 * surrogates, as Python's surrogateescape) keep it recoverable. */
+			fprintf(f, "\\udc%02x", c);
 		else
-			fputc(*p, f);
+			fputc(c, f);
+		i++;
 	}
 	fputc('"', f);
 }
 
-void cairn_logv(int l, const char *fmt, va_list ap)
+const char *cairn_errno_name(int e)
 {
-	char text[2048];
+	const char *n = strerrorname_np(e < 0 ? -e : e);
+	return n ? n : "EUNKNOWN";
+}
 
+static void put_str(FILE *f, const char *s)
+{
+	cairn_json_str(f, s, strlen(s));
+}
+
+/* The members of "fields": the caller's, then the relayed raw ones. */
+static void put_fields(FILE *f, const struct cairn_log_field *fields, const char *raw)
+{
+	bool first = true;
+	fputs("\"fields\":{", f);
+	for (const struct cairn_log_field *p = fields; p && p->key; p++) {
+		if (!first)
+			fputc(',', f);
+		first = false;
+		put_str(f, p->key);
+		fputc(':', f);
+		if (p->type == CAIRN_LOG_F_INT)
+			fprintf(f, "%lld", p->i);
+		else if (p->type == CAIRN_LOG_F_REAL)
+			fprintf(f, "%.3f", p->d);
+		else if (p->type == CAIRN_LOG_F_BOOL)
+			fputs(p->i ? "true" : "false", f);
+		else if (p->s)
+			put_str(f, p->s);
+		else
+			fputs("null", f);
+	}
+	if (raw && *raw)
+		fprintf(f, "%s%s", first ? "" : ",", raw);
+	fputc('}', f);
+}
+
+void cairn_log_emit(int l, const struct cairn_log_field *fields, const char *raw, const char *text)
+{
 	if (l > atomic_load(&level))
 		return;
-	vsnprintf(text, sizeof(text), fmt, ap);
 	pthread_mutex_lock(&out_lock);
 	if (atomic_load(&json)) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		fprintf(stderr, "{\"time\":%lld.%03ld,\"level\":\"%s\",", (long long)ts.tv_sec,
-		        ts.tv_nsec / 1000000, level_name(l));
-		if (job[0]) {
-			fputs("\"job\":", stderr);
-			put_json_string(stderr, job);
-			fputc(',', stderr);
+		/* One fwrite per line, so lines of several processes sharing stderr
+		 * (cairn run's steps) do not interleave. */
+		char *line = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&line, &len);
+		if (!f) {
+			pthread_mutex_unlock(&out_lock);
+			return;
 		}
-		fputs("\"message\":", stderr);
-		put_json_string(stderr, text);
-		fputs("}\n", stderr);
+		fprintf(f, "{\"time\":%lld.%03ld,\"level\":\"%s\",\"job\":", (long long)ts.tv_sec,
+		        ts.tv_nsec / 1000000, level_name(l));
+		if (job[0])
+			put_str(f, job);
+		else
+			fputs("null", f);
+		fputs(",\"message\":", f);
+		put_str(f, text);
+		fputc(',', f);
+		put_fields(f, fields, raw);
+		fputs("}\n", f);
+		if (fclose(f) == 0)
+			fwrite(line, 1, len, stderr);
+		free(line);
 	} else if (l <= CAIRN_LOG_WARNING) {
 		fprintf(stderr, "cairn: %s%s\n", l == CAIRN_LOG_WARNING ? "warning: " : "", text);
 	} else {
 		fprintf(stderr, "%s\n", text);
 	}
 	pthread_mutex_unlock(&out_lock);
+}
+
+void cairn_log_fv(int l, const struct cairn_log_field *fields, const char *fmt, va_list ap)
+{
+	char text[2048];
+
+	if (l > atomic_load(&level))
+		return;
+	vsnprintf(text, sizeof(text), fmt, ap);
+	cairn_log_emit(l, fields, NULL, text);
+}
+
+void cairn_log_f(int l, const struct cairn_log_field *fields, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	cairn_log_fv(l, fields, fmt, ap);
+	va_end(ap);
+}
+
+void cairn_logv(int l, const char *fmt, va_list ap)
+{
+	cairn_log_fv(l, NULL, fmt, ap);
 }
 
 void cairn_log(int l, const char *fmt, ...)
@@ -145,6 +252,7 @@ int log_error_errno(int r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(pre, sizeof(pre), fmt, ap);
 	va_end(ap);
-	cairn_log(CAIRN_LOG_ERR, "%s: %s", pre, cairn_err_msg());
+	cairn_log_f(CAIRN_LOG_ERR, CAIRN_FIELDS(LOG_STR("code", cairn_errno_name(r))), "%s: %s",
+	            pre, cairn_err_msg());
 	return r;
 }

@@ -2,8 +2,11 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Packaging: the systemd units pass `systemd-analyze verify` (pointed at the built
 # binaries), `meson install` installs the expected set, and the Debian package
-# builds with dpkg-buildpackage, unpacks with dpkg -x, and its cairn --version,
-# cairnfs --version, man -w and bash completion work from the unpacked tree.
+# builds with dpkg-buildpackage, holds that set (dpkg -x), and installs for real
+# with dpkg -i: then cairn --version, cairnfs --version, man -w of each page, the
+# bash completion and systemd-analyze verify of the installed units work, and
+# dpkg --purge removes it all again. The install needs root (CI runs as root);
+# it refuses (SKIP) when a cairn package this test did not install is present.
 . "$(dirname "$0")/lib.sh"
 
 BUILD=$(cd "$(dirname "$CAIRN")/.." && pwd)
@@ -86,10 +89,12 @@ EOF
 diff "$W/want.names" "$W/mi.names" >&2 || fail "meson install set differs from the expected one"
 
 # ---- the Debian package ------------------------------------------------------
-# The .deb is built from the sources; building it again in the sanitizer tree
-# would only repeat the same work.
+# dpkg-buildpackage builds the sources with its own meson setup (release flags,
+# no sanitizers), so the package the ASan tree would build and install is the
+# same one the plain tree's run builds and installs: the units and meson install
+# above are what the ASan tree checks of its own build.
 if ldd "$CAIRN" 2> /dev/null | grep -q libasan; then
-	echo "packaging: units and meson install checked; .deb skipped in the ASan build"
+	echo "packaging: units and meson install checked; the .deb is built and installed by the non-ASan tree's run"
 	exit 0
 fi
 if ! command -v dpkg-buildpackage > /dev/null || ! command -v dh > /dev/null; then
@@ -124,29 +129,108 @@ done
 names "$R" | grep -vx 'changelog.Debian\|copyright' > "$W/deb.names"
 diff "$W/mi.names" "$W/deb.names" >&2 || fail "the package and meson install differ"
 
-# The unpacked binaries run, their units verify, and man finds the pages.
+# The unpacked binaries run and their units verify.
 "$R/usr/bin/cairn" --version | grep -q '^cairn [0-9]' || fail "cairn --version from the package"
 "$R/usr/bin/cairnfs" --version | grep -q '^cairnfs [0-9]' || fail "cairnfs --version from the package"
 verify_units "$R/lib/systemd/system" "$R/usr/bin"
-for page in cairn cairnfs 'cairn.conf'; do
-	p=$(MANPATH="$R/usr/share/man" man -w "$page") || fail "man -w $page found nothing"
-	case $p in "$R"/*) ;; *) fail "man -w $page found $p, not the package's page" ;; esac
-done
-MANPATH="$R/usr/share/man" man -w 5 cairn.conf | grep -q 'man5/cairn.conf.5.gz$' || fail "man -w 5"
 # The pages render without groff warnings.
 for p in "$R"/usr/share/man/man*/*.gz; do
 	w=$(zcat "$p" | LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l - 2>&1 > /dev/null) || true
 	[ -z "$w" ] || fail "man page ${p##*/}: $w"
 done
-# Completion: the command names and a command's options.
-if [ -f /usr/share/bash-completion/bash_completion ]; then
-	out=$(bash -c '. /usr/share/bash-completion/bash_completion
-		. "$1"
-		COMP_WORDS=(cairn ru); COMP_CWORD=1; COMP_LINE="cairn ru"; COMP_POINT=8
-		_cairn; echo "${COMPREPLY[*]}"
-		COMP_WORDS=(cairn status --j); COMP_CWORD=2; COMP_LINE="cairn status --j"; COMP_POINT=16
-		_cairn; echo "${COMPREPLY[*]}"' _ "$R/usr/share/bash-completion/completions/cairn")
-	[ "$out" = "run
---json --job" ] || fail "bash completion gave: $out"
+# shlibs found every library the binaries link; each dependency is installed here.
+deps=$(dpkg-deb -f "$deb" Depends)
+for lib in libfuse3-3 libzstd1 liblmdb0 libssl3 libcurl4 libc6 fuse3; do
+	grep -qE "(^|, )$lib( |,|$)" <<< "$deps" || fail "Depends lacks $lib: $deps"
+done
+! grep -q '\${' <<< "$deps" || fail "unsubstituted variable in Depends: $deps"
+
+# ---- installing it: dpkg -i, use, dpkg --purge -------------------------------
+if [ "$(id -u)" != 0 ]; then
+	echo "SKIP: the package built and holds the right files; installing it needs root"
+	exit 77
 fi
+# Two build trees may run this test at once: one install at a time.
+exec 9> /run/lock/cairn-packaging-test.lock
+flock -w 900 9 || fail "another packaging test holds /run/lock/cairn-packaging-test.lock"
+MARK=/var/lib/cairn-packaging-test.installed
+installed() { [ "$(dpkg-query -W -f='${db:Status-Abbrev}' cairn 2> /dev/null)" != "" ] &&
+	[ "$(dpkg-query -W -f='${db:Status-Abbrev}' cairn 2> /dev/null)" != "un " ]; }
+if installed; then
+	if [ -e "$MARK" ]; then
+		# Left behind by a run of this test that was killed before its trap ran.
+		dpkg --purge cairn > "$W/purge0.log" 2>&1 || fail "cannot purge the earlier test's cairn: $(cat "$W/purge0.log")"
+	else
+		echo "SKIP: a cairn package this test did not install is present ($(dpkg-query -W cairn)); not touching it"
+		exit 77
+	fi
+fi
+for f in /usr/bin/cairn /usr/bin/cairnfs; do
+	if [ -e "$f" ]; then
+		echo "SKIP: $f exists outside any package; installing would overwrite it"
+		exit 77
+	fi
+done
+echo "$deb" > "$MARK"
+cleanup_hooks+=('dpkg --purge cairn > /dev/null 2>&1; rm -f "$MARK"')
+# dpkg -i configures only when every dependency is installed: this checks them.
+dpkg -i "$deb" > "$W/install.log" 2>&1 || fail "dpkg -i failed: $(cat "$W/install.log")"
+[ "$(dpkg-query -W -f='${Status}' cairn)" = "install ok installed" ] ||
+	fail "cairn not configured: $(dpkg-query -W -f='${Status}' cairn)"
+version=$(dpkg-query -W -f='${Version}' cairn)
+[ "$version" = "$(dpkg-deb -f "$deb" Version)" ] || fail "installed $version is not the built package"
+# What dpkg installed is what the package holds.
+dpkg -L cairn | while read -r f; do [ -e "$f" ] || echo "$f"; done > "$W/missing"
+[ ! -s "$W/missing" ] || fail "dpkg -L lists missing files: $(cat "$W/missing")"
+
+# From PATH and the system's man configuration, as an administrator would.
+hash -r
+[ "$(command -v cairn)" = /usr/bin/cairn ] || fail "cairn on PATH is $(command -v cairn)"
+cairn --version | grep -q "^cairn ${version%%-*} " || fail "cairn --version: $(cairn --version)"
+cairnfs --version | grep -q "^cairnfs ${version%%-*}" || fail "cairnfs --version: $(cairnfs --version 2>&1)"
+for page in cairn:man1/cairn.1.gz cairnfs:man1/cairnfs.1.gz cairn.conf:man5/cairn.conf.5.gz; do
+	p=$(env -u MANPATH man -w "${page%%:*}") || fail "man -w ${page%%:*} found nothing"
+	[ "$p" = "/usr/share/man/${page#*:}" ] || fail "man -w ${page%%:*} found $p"
+done
+[ "$(env -u MANPATH man -w 5 cairn.conf)" = /usr/share/man/man5/cairn.conf.5.gz ] || fail "man -w 5 cairn.conf"
+env -u MANPATH MANWIDTH=80 man cairn 2> /dev/null | grep -q 'cairn run' || fail "man cairn does not show the page"
+# Completion as bash-completion loads it on demand, from the installed file.
+for f in /usr/share/bash-completion/completions/cairn /usr/share/bash-completion/completions/cairnfs; do
+	[ -f "$f" ] || fail "$f not installed"
+done
+out=$(bash -c '. /usr/share/bash-completion/bash_completion
+	__load_completion cairn || exit 1
+	COMP_WORDS=(cairn ru); COMP_CWORD=1; COMP_LINE="cairn ru"; COMP_POINT=8
+	_cairn; echo "${COMPREPLY[*]}"
+	COMP_WORDS=(cairn notify --format s); COMP_CWORD=3; COMP_LINE="cairn notify --format s"
+	COMP_POINT=23; _cairn; echo "${COMPREPLY[*]}"') || fail "bash-completion cannot load cairn's completion"
+[ "$out" = "run
+slack" ] || fail "installed bash completion gave: $out"
+# The units where systemd looks for them, against the installed binaries.
+for u in "${UNITS[@]}"; do
+	[ -f "/lib/systemd/system/$u" ] || fail "/lib/systemd/system/$u not installed"
+done
+systemd-analyze verify --man=no /lib/systemd/system/cairn-backup@job.service \
+	/lib/systemd/system/cairn-backup@job.timer /lib/systemd/system/cairn-notify@job.service \
+	/lib/systemd/system/cairn-mount@job.service > "$W/verify-installed.out" 2>&1 ||
+	fail "systemd-analyze verify of the installed units: $(cat "$W/verify-installed.out")"
+[ ! -s "$W/verify-installed.out" ] || fail "systemd-analyze verify complained: $(cat "$W/verify-installed.out")"
+# Nothing enabled: the administrator enables a job's timer.
+[ ! -e /etc/systemd/system/timers.target.wants/cairn-backup@.timer ] || fail "the package enabled a unit"
+# The installed cairn works: a repository, a backup, a snapshot list.
+printf 'pw\n' > "$W/pkg-pw"
+mkdir -p "$W/pkg-src" && echo hello > "$W/pkg-src/f"
+cairn -r "$W/pkg-repo" --password-file "$W/pkg-pw" init --kdf-log2n 10 > /dev/null || fail "installed cairn init"
+cairn -r "$W/pkg-repo" --password-file "$W/pkg-pw" backup "$W/pkg-src" > /dev/null || fail "installed cairn backup"
+cairn -r "$W/pkg-repo" --password-file "$W/pkg-pw" snapshots --json | grep -q "$W/pkg-src" ||
+	fail "installed cairn snapshots"
+
+# Purge removes every file again (and the test's trap has nothing left to do).
+dpkg --purge cairn > "$W/purge.log" 2>&1 || fail "dpkg --purge failed: $(cat "$W/purge.log")"
+rm -f "$MARK"
+! installed || fail "cairn still installed after purge: $(dpkg-query -W cairn)"
+for f in /usr/bin/cairn /usr/bin/cairnfs /lib/systemd/system/cairn-backup@.service \
+	/usr/share/man/man1/cairn.1.gz /usr/share/bash-completion/completions/cairn /etc/cairn; do
+	[ ! -e "$f" ] || fail "$f left after purge"
+done
 echo "packaging: all passed"

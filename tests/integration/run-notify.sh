@@ -93,6 +93,8 @@ if [ "$s3" = 1 ]; then
 	printf 's3-target = s3://%s/nightly\ns3-endpoint = %s\n' "$S3_BUCKET" "$AWS_ENDPOINT_URL" >> "$J"
 fi
 
+printf 'repository = %s\npaths = /x\nkeep-lats = 2\n' "$REPO" > "$CAIRN_CONFIG_DIR/typo.conf"
+
 # A dry run shows the commands and runs nothing.
 before=$(ls "$REPO/snapshots" | wc -l)
 run run --dry-run nightly > "$O/dry.out"
@@ -147,15 +149,80 @@ fi
 # Each family once: a rerun replaced the previous run's lines.
 [ -z "$(grep '^# TYPE' "$M" | sort | uniq -d)" ] || fail "metrics: duplicate families"
 
-# JSON logs carry the job; every line of stderr is one JSON object.
-run --log-format json run nightly > /dev/null 2> "$O/json.err" || fail "json run failed"
-py "import json,sys
-lines=[json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+# JSON logs: every line of stderr one object with the same keys, the job in each,
+# and each step's result as fields.
+# json_log FILE [JOB]: every line parses and has time, level, job, message, fields
+json_log() {
+	py "import json,sys
+lines=[l for l in open(sys.argv[1], encoding='utf-8', errors='surrogateescape')]
 assert lines, 'no log lines'
 for l in lines:
-    assert l['job']=='nightly' and l['level'] and l['message'] and l['time'] > 0, l
-assert any('succeeded' in l['message'] for l in lines), lines" "$O/json.err" ||
-	fail "JSON log lines: $(cat "$O/json.err")"
+    o=json.loads(l)
+    assert set(o)=={'time','level','job','message','fields'}, o
+    assert isinstance(o['time'],(int,float)) and o['time'] > 0, o
+    assert o['level'] in ('error','warning','notice','info','debug'), o
+    assert isinstance(o['message'],str) and o['message'], o
+    assert isinstance(o['fields'],dict), o
+    assert len(sys.argv) < 3 or o['job']==sys.argv[2], o" "$@" || fail "JSON log lines of $1: $(cat "$1")"
+}
+# step_result FILE STEP RESULT EXIT: a line of FILE has these fields
+step_result() {
+	py "import json,sys
+f,step,res,code=sys.argv[1:]
+ok=[o for o in map(json.loads, open(f)) if o['fields'].get('step')==step and o['fields'].get('result')==res]
+assert ok, 'no line with step %s result %s' % (step, res)
+o=ok[-1]['fields']
+assert res=='skipped' or (o['exit_code']==int(code) and isinstance(o['duration_seconds'],float)), o
+assert res in ('ok','partial','skipped') or o['error'], o" "$@" ||
+		fail "no $2 $3 (exit $4) line in $1: $(cat "$1")"
+}
+run --log-format json -v run nightly > "$O/json.out" 2> "$O/json.err" || fail "json run failed"
+json_log "$O/json.err" nightly
+# The steps' reports come as JSON lines too (nothing else is printed), and the
+# backup's result names the snapshot it wrote.
+[ ! -s "$O/json.out" ] || fail "JSON mode printed on stdout: $(cat "$O/json.out")"
+"$CAIRN" snapshots --json > "$O/snaps2.json"
+py "import json,sys
+lines=list(map(json.loads, open(sys.argv[1])))
+snap=[o['fields'] for o in lines if o['fields'].get('step')=='backup' and 'result' in o['fields']][0]['snapshot']
+ids=lambda f: [s['id'] for s in json.load(open(f))]
+assert len(snap) >= 8 and any(i.startswith(snap) for i in ids(sys.argv[2])), snap
+assert not any(i.startswith(snap) for i in ids(sys.argv[3])), ('not a new snapshot', snap)
+assert any(o['fields'].get('stream')=='stdout' and o['message']=='backup: snapshot %s saved' % snap for o in lines), lines
+" "$O/json.err" "$O/snaps2.json" "$O/snaps.json" || fail "snapshot field: $(grep '"result"' "$O/json.err")"
+for s in $steps; do
+	step_result "$O/json.err" "$s" ok 0
+done
+grep -q '"message":"job nightly succeeded","fields":{"exit_code":0}}$' "$O/json.err" ||
+	fail "no final line: $(cat "$O/json.err")"
+# The checker must bite: a line without fields fails it.
+echo '{"time":1,"level":"info","job":"nightly","message":"x"}' > "$O/bad.json"
+(json_log "$O/bad.json" nightly) 2> /dev/null && fail "json_log accepted a line without fields"
+
+# Usage errors in JSON too, wherever --log-format stands; other bytes than UTF-8
+# are escaped so that the line stays JSON.
+for args in "--log-format json run --bogus" "run --bogus --log-format json" \
+	"--log-format=json run" "--log-format json"; do
+	rc=0
+	# shellcheck disable=SC2086
+	run $args > /dev/null 2> "$O/usage.err" || rc=$?
+	[ "$rc" = 2 ] || fail "cairn $args exited $rc"
+	[ "$(wc -l < "$O/usage.err")" = 1 ] || fail "cairn $args: $(cat "$O/usage.err")"
+	json_log "$O/usage.err"
+	grep -q '"level":"error","job":null,.*"fields":{"code":"usage","exit_code":2}}$' "$O/usage.err" ||
+		fail "usage error of cairn $args: $(cat "$O/usage.err")"
+done
+rc=0
+run --log-format json "$(printf 'b\377d')" 2> "$O/usage.err" || rc=$?
+[ "$rc" = 2 ] || fail "an unknown command exited $rc"
+json_log "$O/usage.err"
+py "import json,sys
+o=json.loads(open(sys.argv[1]).read())
+assert \"'b\\udcffd' is not a cairn command\" in o['message'], o" "$O/usage.err" ||
+	fail "non-UTF-8 byte not escaped: $(cat "$O/usage.err")"
+CAIRN_LOG_FORMAT=json expect_fail 1 '"message":"cannot read job file' -- run run missing
+json_log "$W/err"
+expect_fail 2 '"message":".*typo.conf:3: ' -- run --log-format json run typo
 
 # ---- cairn status with the job's check (and S3 copy) ----------------------
 rc=0
@@ -252,7 +319,6 @@ run notify --job broken --if-unreported --error "unit failed" || fail "notify --
 [ "$(requests sink)" = 2 ] || fail "--if-unreported without a marker sent nothing"
 
 # A bad job file: exit 2 naming file:line, nothing runs.
-printf 'repository = %s\npaths = /x\nkeep-lats = 2\n' "$REPO" > "$CAIRN_CONFIG_DIR/typo.conf"
 expect_fail 2 "typo.conf:3: 'keep-lats' is not a known key" -- run run typo
 expect_fail 2 "not a job name" -- run run ../etc/passwd
 expect_fail 1 "cannot read job file" -- run run missing
@@ -281,6 +347,82 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 expect_fail 1 "cannot reach webhook http://127.0.0.1:$port" -- "$CAIRN" notify --url "http://127.0.0.1:$port/x"
 expect_fail 2 "give --url, --mail or --job" -- "$CAIRN" notify
 expect_fail 2 "http:// or https://" -- "$CAIRN" notify --url ftp://x/
+# Slack and Teams bodies: --format, notify-format, or the URL's host.
+# slack_body FILE JOB ERROR / teams_body FILE JOB ERROR: the shape each service wants
+slack_body() {
+	py "import json,sys
+j=json.load(open(sys.argv[1])); job,err=sys.argv[2:]
+esc=lambda s: s.replace('&','&amp;').replace('<','&lt;').replace('>','&gt;')
+assert set(j)=={'text','blocks'}, j
+assert esc(err) in j['text'] and job in j['text'], j
+b=j['blocks']
+assert [x['type'] for x in b]==['section']*3, b
+assert b[0]['text']['type']=='mrkdwn' and job in b[0]['text']['text'], b
+f=[x['text'] for x in b[1]['fields']]
+assert all(x['type']=='mrkdwn' for x in b[1]['fields']), b
+assert f[0]=='*Job*\n'+job and f[1].startswith('*Host*\n') and f[2].startswith('*Exit code*\n'), f
+assert f[3].startswith('*Time*\n'), f
+assert b[2]['text']['text']=='\`\`\`'+esc(err)+'\`\`\`', b" "$@" || fail "Slack body: $(cat "$1")"
+}
+teams_body() {
+	py "import json,sys
+j=json.load(open(sys.argv[1])); job,err=sys.argv[2:]
+assert j['type']=='message' and len(j['attachments'])==1, j
+a=j['attachments'][0]
+assert a['contentType']=='application/vnd.microsoft.card.adaptive', a
+c=a['content']
+assert c['type']=='AdaptiveCard' and c['version']=='1.4' and c['\$schema'].startswith('http://adaptivecards.io/'), c
+b=c['body']
+assert [x['type'] for x in b]==['TextBlock','FactSet','TextBlock'], b
+assert job in b[0]['text'], b
+facts={f['title']:f['value'] for f in b[1]['facts']}
+assert facts['Job']==job and facts['Host'] and facts['Time'].endswith('Z'), facts
+assert b[2]['text']==err and b[2]['wrap'] is True, b" "$@" || fail "Teams body: $(cat "$1")"
+}
+err='disk <full> & "gone"'
+"$CAIRN" notify --url "$sink_URL" --format slack --job j3 --error "$err" --exit-code 1 ||
+	fail "Slack notify failed"
+last_body sink "$O/slack.json"
+slack_body "$O/slack.json" j3 "$err"
+"$CAIRN" notify --url "$sink_URL" --format teams --job j4 --error "$err" || fail "Teams notify failed"
+last_body sink "$O/teams.json"
+teams_body "$O/teams.json" j4 "$err"
+# The checks bite: the generic body is neither.
+(slack_body "$O/n1.json" j1 'disk "full"') 2> /dev/null && fail "slack_body accepted a generic body"
+(teams_body "$O/n1.json" j1 'disk "full"') 2> /dev/null && fail "teams_body accepted a generic body"
+# The URL's host picks the format: the sink stands in as an HTTP proxy for
+# hooks.slack.com and a *.webhook.office.com host.
+# last_proxied NAME FILE HOSTPATH: the last request went to http://HOSTPATH
+last_proxied() {
+	py "import json,sys
+r=[json.loads(l) for l in open(sys.argv[1])][-1]
+assert r['path']=='http://'+sys.argv[3], r
+open(sys.argv[2],'w').write(r['body'])" "$W/$1.log" "$2" "$3" || fail "proxied request: $(tail -1 "$W/$1.log")"
+}
+proxy="http://127.0.0.1:$(cat "$W/sink.port")"
+http_proxy=$proxy "$CAIRN" notify --url http://hooks.slack.com/services/T0KEN --job j5 --error e5 ||
+	fail "notify through the proxy failed"
+last_proxied sink "$O/auto1.json" hooks.slack.com/services/T0KEN
+slack_body "$O/auto1.json" j5 e5
+http_proxy=$proxy "$CAIRN" notify --url http://acme.webhook.office.com/webhookb2/T0KEN --job j6 \
+	--error e6 || fail "notify through the proxy failed"
+last_proxied sink "$O/auto2.json" acme.webhook.office.com/webhookb2/T0KEN
+teams_body "$O/auto2.json" j6 e6
+# --format generic wins over the host.
+http_proxy=$proxy "$CAIRN" notify --url http://hooks.slack.com/x --format generic --job j7 ||
+	fail "notify --format generic failed"
+last_proxied sink "$O/auto3.json" hooks.slack.com/x
+[ "$(json_get "$O/auto3.json" "j['status']")" = failure ] || fail "generic body: $(cat "$O/auto3.json")"
+# notify-format of the job file, for cairn notify --job (and cairn run).
+printf 'repository = %s\npaths = /x\nnotify-url = %s\nnotify-format = teams\n' "$REPO" "$sink_URL" \
+	> "$CAIRN_CONFIG_DIR/teamsjob.conf"
+run notify --job teamsjob --error "unit failed" || fail "notify --job teamsjob failed"
+last_body sink "$O/teams2.json"
+teams_body "$O/teams2.json" teamsjob "unit failed"
+expect_fail 2 "notify format 'xml' is not auto, generic, slack or teams" -- \
+	"$CAIRN" notify --url "$sink_URL" --format xml
+printf 'repository = %s\npaths = /x\nnotify-format = xml\n' "$REPO" > "$CAIRN_CONFIG_DIR/badfmt.conf"
+expect_fail 2 "badfmt.conf:3: 'notify-format' must be auto, generic, slack or teams" -- run run badfmt
 # Mail through a fake sendmail that keeps what it was given.
 cat > "$W/sendmail" <<EOF
 #!/bin/sh
@@ -296,4 +438,179 @@ grep -q '^Subject: cairn: job j2 failed on ' "$O/mail" || fail "mail Subject: $(
 grep -q '^error: oops$' "$O/mail" || fail "mail body: $(cat "$O/mail")"
 expect_fail 1 "not one mail address" -- "$CAIRN" notify --mail 'a@b, c@d'
 CAIRN_SENDMAIL=/nonexistent expect_fail 1 "not found" -- "$CAIRN" notify --mail a@b
+
+# ---- each step's failure: log line, notification, metrics, exit status -------
+# A repository of their own, so that the damage done here stays here.
+R2="$W/repo2"
+CAIRN_REPO=$R2 init_repo
+mkdir -p "$W/src2"
+echo data > "$W/src2/f"
+# job NAME [KEY=VALUE lines...]: a job file on R2 reporting to the sink
+job() {
+	local n=$1
+	shift
+	{
+		printf 'repository = %s\npassword-file = %s\npaths = %s\n' "$R2" "$PW" "$W/src2"
+		printf 'metrics-file = %s\nnotify-url = %s\n' "$O/$n.prom" "$sink_URL"
+		printf '%s\n' "$@"
+	} > "$CAIRN_CONFIG_DIR/$n.conf"
+}
+# metric FILE LINE: FILE has exactly this line
+metric() { grep -qxF "$2" "$1" || fail "metrics $1 lack '$2': $(grep -v '^#' "$1")"; }
+# notified JOB PATTERN: the last notification is JOB's and its error matches
+notified() {
+	last_body sink "$O/nb.json"
+	[ "$(json_get "$O/nb.json" "j['job']")" = "$1" ] || fail "notification of $1: $(cat "$O/nb.json")"
+	json_get "$O/nb.json" "j['error']" | grep -q -- "$2" ||
+		fail "notification of $1 lacks '$2': $(cat "$O/nb.json")"
+}
+
+# Sync to a closed port on 127.0.0.1: the sync step fails, the check after it
+# still runs (a failed step does not stop the later ones), exit status 1.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+job syncfail "s3-target = s3://bucket/x" "s3-endpoint = http://127.0.0.1:$port" "check = yes"
+n=$(requests sink)
+rc=0
+AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test CAIRN_S3_RETRIES=1 \
+	run --log-format json -v run syncfail > /dev/null 2> "$O/syncfail.err" || rc=$?
+[ "$rc" = 1 ] || fail "a failed sync gave exit $rc: $(cat "$O/syncfail.err")"
+json_log "$O/syncfail.err" syncfail
+step_result "$O/syncfail.err" backup ok 0
+step_result "$O/syncfail.err" sync failed 1
+step_result "$O/syncfail.err" check ok 0
+grep -q '"message":"sync failed (exit 1): .*127.0.0.1' "$O/syncfail.err" || fail "sync error line"
+M=$O/syncfail.prom
+metric "$M" 'cairn_run_step_success{job="syncfail",step="backup"} 1'
+metric "$M" 'cairn_run_step_success{job="syncfail",step="sync"} 0'
+metric "$M" 'cairn_run_step_success{job="syncfail",step="check"} 1'
+metric "$M" 'cairn_sync_success{job="syncfail",target="s3://bucket/x"} 0'
+metric "$M" 'cairn_sync_last_success_timestamp_seconds{job="syncfail",target="s3://bucket/x"} 0'
+metric "$M" 'cairn_run_exit_code{job="syncfail"} 1'
+metric "$M" 'cairn_run_success{job="syncfail"} 0'
+[ "$(requests sink)" = $((n + 1)) ] || fail "no notification of the failed sync"
+notified syncfail "^sync exited 1: .*127.0.0.1"
+! json_get "$O/nb.json" "j['error']" | grep -q check || fail "the check is reported failed"
+
+# A damaged pack: the check step fails; backup and forget before it succeed.
+job checkfail "keep-last = 3" "check-read-data-subset = 100%"
+run run checkfail > /dev/null 2> "$O/checkfail0.err" || fail "clean checkfail run: $(cat "$O/checkfail0.err")"
+M=$O/checkfail.prom
+metric "$M" 'cairn_check_success{job="checkfail"} 1'
+ok_time=$(awk '/^cairn_check_last_success_timestamp_seconds/ {print $2}' "$M")
+run_time=$(awk '/^cairn_run_last_success_timestamp_seconds/ {print $2}' "$M")
+[ "${ok_time:-0}" -gt 0 ] && [ "${run_time:-0}" -gt 0 ] || fail "no success times: $(cat "$M")"
+pack=$(find "$R2/packs" -type f -name '*.pack' | head -1)
+[ -n "$pack" ] || pack=$(find "$R2/packs" -type f | head -1)
+cp "$pack" "$O/pack2.bak"
+size=$(stat -c %s "$pack")
+printf '\xff' | dd of="$pack" bs=1 seek=$((size / 2)) conv=notrunc status=none
+cmp -s "$pack" "$O/pack2.bak" && printf '\x00' | dd of="$pack" bs=1 seek=$((size / 2)) conv=notrunc status=none
+echo more > "$W/src2/g"
+n=$(requests sink)
+rc=0
+run run checkfail > /dev/null 2> "$O/checkfail.err" || rc=$?
+[ "$rc" = 1 ] || fail "a failed check gave exit $rc: $(cat "$O/checkfail.err")"
+grep -q '^cairn: check failed (exit 1)' "$O/checkfail.err" || fail "no check failure line: $(cat "$O/checkfail.err")"
+grep -q '^cairn: job checkfail finished with exit status 1$' "$O/checkfail.err" || fail "no final line"
+metric "$M" 'cairn_run_step_success{job="checkfail",step="backup"} 1'
+metric "$M" 'cairn_run_step_success{job="checkfail",step="forget"} 1'
+metric "$M" 'cairn_run_step_success{job="checkfail",step="check"} 0'
+metric "$M" 'cairn_check_success{job="checkfail"} 0'
+# The times of the last success survive the failed run (backup rewrote the file).
+metric "$M" "cairn_check_last_success_timestamp_seconds{job=\"checkfail\"} $ok_time"
+metric "$M" "cairn_run_last_success_timestamp_seconds{job=\"checkfail\"} $run_time"
+metric "$M" 'cairn_run_exit_code{job="checkfail"} 1'
+[ "$(requests sink)" = $((n + 1)) ] || fail "no notification of the failed check"
+notified checkfail "^check exited 1"
+cp "$O/pack2.bak" "$pack"
+
+# forget cannot remove a snapshot (immutable file): the forget step fails, the
+# check after it still runs. chattr +i needs root and a file system with the flag.
+job forgetfail "keep-last = 1" "prune = yes" "check = yes"
+run run forgetfail > /dev/null 2> "$O/forgetfail0.err" || fail "clean forgetfail run: $(cat "$O/forgetfail0.err")"
+locked=()
+for f in "$R2"/snapshots/*; do
+	chattr +i "$f" 2> /dev/null && locked+=("$f")
+done
+if [ "${#locked[@]}" -gt 0 ]; then
+	cleanup_hooks+=('chattr -i "${locked[@]}"')
+	n=$(requests sink)
+	rc=0
+	run --log-format json -v run forgetfail > /dev/null 2> "$O/forgetfail.err" || rc=$?
+	chattr -i "${locked[@]}"
+	[ "$rc" = 1 ] || fail "a failed forget gave exit $rc: $(cat "$O/forgetfail.err")"
+	json_log "$O/forgetfail.err" forgetfail
+	step_result "$O/forgetfail.err" backup ok 0
+	step_result "$O/forgetfail.err" forget failed 1
+	step_result "$O/forgetfail.err" check ok 0
+	M=$O/forgetfail.prom
+	metric "$M" 'cairn_run_step_success{job="forgetfail",step="forget"} 0'
+	metric "$M" 'cairn_run_step_success{job="forgetfail",step="check"} 1'
+	metric "$M" 'cairn_run_exit_code{job="forgetfail"} 1'
+	[ "$(requests sink)" = $((n + 1)) ] || fail "no notification of the failed forget"
+	notified forgetfail "^forget exited 1: cannot remove snapshot"
+else
+	echo "note: chattr +i not possible here, forget failure not tested" >&2
+fi
+
+# A partial backup (a file it cannot read, with a name that is not UTF-8): exit
+# 3, and the warning's fields name the path and the error code. Root reads
+# everything, so root runs this as nobody.
+bad=$(printf 'secret\377')
+echo secret > "$W/src2/$bad"
+chmod 000 "$W/src2/$bad"
+job partial
+as=()
+if [ "$(id -u)" = 0 ]; then
+	command -v setpriv > /dev/null && as=(setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/)
+fi
+if [ "$(id -u)" != 0 ] || [ "${#as[@]}" -gt 0 ]; then
+	chmod -R a+rwX "$W/src2" "$R2" "$CAIRN_STATE_DIR" "$O"
+	chmod a+rx "$W" "$CAIRN_CONFIG_DIR"
+	chmod a+r "$PW" "$CAIRN_CONFIG_DIR/partial.conf"
+	chmod 000 "$W/src2/$bad"
+	rc=0
+	env -u CAIRN_REPO -u CAIRN_PASSWORD_FILE "${as[@]}" "$CAIRN" --log-format json -v run partial \
+		> /dev/null 2> "$O/partial.err" || rc=$?
+	[ "$rc" = 3 ] || fail "a partial backup gave exit $rc: $(cat "$O/partial.err")"
+	json_log "$O/partial.err" partial
+	step_result "$O/partial.err" backup partial 3
+	py "import json,sys
+w=[o for o in map(json.loads, open(sys.argv[1])) if o['level']=='warning' and 'path' in o['fields']]
+assert w, 'no warning with a path'
+f=w[0]['fields']
+assert f['path']==sys.argv[2]+'/secret\udcff' and f['code']=='EACCES' and f['step']=='backup', f" \
+		"$O/partial.err" "$W/src2" || fail "the warning's fields: $(cat "$O/partial.err")"
+	metric "$O/partial.prom" 'cairn_run_exit_code{job="partial"} 3'
+	metric "$O/partial.prom" 'cairn_run_success{job="partial"} 1'
+else
+	echo "note: no setpriv, partial backup not tested" >&2
+fi
+rm -f "$W/src2/$bad"
+
+# ---- the example alert rules of docs/OPERATIONS.md -----------------------------
+# They parse as Prometheus rule groups, and every cairn_* metric their
+# expressions use is one that the runs above wrote (so a renamed metric cannot
+# leave a rule that never fires). promtool, when installed, checks them fully.
+sed -n '/^```yaml$/,/^```$/p' "$SRCDIR/docs/OPERATIONS.md" | sed '1d;$d' > "$O/rules.yml"
+cat "$O"/*.prom | sed -n 's/^# TYPE \(cairn_[a-z_]*\) .*/\1/p' | sort -u > "$O/families"
+py "import re,sys,yaml
+doc=yaml.safe_load(open(sys.argv[1]))
+fams=set(open(sys.argv[2]).read().split())
+rules=[r for g in doc['groups'] for r in g['rules']]
+assert doc['groups'][0]['name'] and len(rules) >= 6, doc
+names={r['alert'] for r in rules}
+for want in ('CairnNoBackup','CairnCheckFailed','CairnSyncBehind'):
+    assert want in names, (want, names)
+for r in rules:
+    assert set(r) <= {'alert','expr','for','labels','annotations'}, r
+    assert r['annotations']['summary'], r
+    if 'for' in r:
+        assert re.fullmatch(r'\d+[smhd]', r['for']), r
+    used=set(re.findall(r'cairn_[a-z_]+', r['expr']))
+    assert used and used <= fams, (r['alert'], used - fams)" "$O/rules.yml" "$O/families" ||
+	fail "alert rules of docs/OPERATIONS.md: $(cat "$O/rules.yml")"
+if command -v promtool > /dev/null; then
+	promtool check rules "$O/rules.yml" > "$O/promtool.out" 2>&1 || fail "promtool: $(cat "$O/promtool.out")"
+fi
 echo "run-notify: all passed (s3=$s3)"

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /*
  * Errors (STYLE §3): a failing function returns a negative errno and records one
@@ -34,17 +35,62 @@ enum {
 };
 void cairn_log_set_level(int level);
 int cairn_log_get_level(void);
-/* Reads CAIRN_LOG_LEVEL (a number or err/warning/notice/info/debug) and
- * CAIRN_LOG_JOB (as cairn_log_set_job). */
+/* Reads CAIRN_LOG_LEVEL (a number or err/warning/notice/info/debug), CAIRN_LOG_JOB
+ * (as cairn_log_set_job) and CAIRN_LOG_FORMAT (text or json; others are ignored). */
 void cairn_log_level_from_env(void);
-/* Emit JSON objects instead of text lines (--log-format json): one per line with
- * "time" (Unix seconds), "level", "job" (when set) and "message". */
+/* Emit JSON objects instead of text lines (--log-format json), one per line:
+ *   {"time": 1714564800.123 (Unix seconds), "level": "error|warning|notice|info|debug",
+ *    "job": "NAME" or null, "message": "...", "fields": {"path": "...", ...}}
+ * Strings go through cairn_json_str, so every line is valid JSON whatever the bytes. */
 void cairn_log_set_json(bool json);
 bool cairn_log_get_json(void);
 /* The job name JSON lines carry (cairn run NAME); NULL or "" for none. Copied. */
 void cairn_log_set_job(const char *name);
 void cairn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cairn_logv(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* A structured field of a log line, shown in JSON mode only (the text says the
+ * same in words). Lists end with a NULL key; CAIRN_FIELDS() builds one in place:
+ *   cairn_log_f(CAIRN_LOG_WARNING, CAIRN_FIELDS(LOG_STR("path", p), LOG_INT("errno", e)),
+ *               "cannot read '%s': %s", p, strerror(e));
+ * Strings are borrowed for the call; a NULL string is written as null. */
+struct cairn_log_field {
+	const char *key;
+	enum { CAIRN_LOG_F_STR, CAIRN_LOG_F_INT, CAIRN_LOG_F_REAL, CAIRN_LOG_F_BOOL } type;
+	const char *s;
+	long long i;
+	double d;
+};
+#define LOG_STR(k, v)                                         \
+	{                                                     \
+		.key = (k), .type = CAIRN_LOG_F_STR, .s = (v) \
+	}
+#define LOG_INT(k, v)                                                    \
+	{                                                                \
+		.key = (k), .type = CAIRN_LOG_F_INT, .i = (long long)(v) \
+	}
+#define LOG_REAL(k, v)                                                 \
+	{                                                              \
+		.key = (k), .type = CAIRN_LOG_F_REAL, .d = (double)(v) \
+	}
+#define LOG_BOOL(k, v)                                           \
+	{                                                        \
+		.key = (k), .type = CAIRN_LOG_F_BOOL, .i = !!(v) \
+	}
+#define CAIRN_FIELDS(...) ((const struct cairn_log_field[]){ __VA_ARGS__, { 0 } })
+void cairn_log_f(int level, const struct cairn_log_field *fields, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+void cairn_log_fv(int level, const struct cairn_log_field *fields, const char *fmt, va_list ap)
+        __attribute__((format(printf, 3, 0)));
+/* One line with a finished text; raw, if not NULL, is appended to "fields" as it is and
+ * must be JSON object members ("k":v,...) from a trusted writer (cairn run relays its
+ * steps' fields this way). */
+void cairn_log_emit(int level, const struct cairn_log_field *fields, const char *raw,
+                    const char *text);
+/* Bytes as a JSON string to f: valid UTF-8 passes through, other bytes become
+ * \udcXX (U+DC80 + byte, as Python's surrogateescape), so names stay exact. */
+void cairn_json_str(FILE *f, const void *s, size_t n);
+/* "ENOENT" for ENOENT or -ENOENT ("EUNKNOWN" if it has no name). Static. */
+const char *cairn_errno_name(int e);
 #define log_error(...) cairn_log(CAIRN_LOG_ERR, __VA_ARGS__)
 #define log_warn(...) cairn_log(CAIRN_LOG_WARNING, __VA_ARGS__)
 #define log_info(...) cairn_log(CAIRN_LOG_INFO, __VA_ARGS__)
@@ -130,8 +176,8 @@ int cairn_file_slurp(const char *path, size_t max, struct cairn_buf *out);
  * rename, fsync dir. Mode 0600. -ENOSPC, -EIO. */
 int cairn_file_write_atomic(const char *path, const char *tmpdir, const void *data, size_t len);
 /* The same with another mode than 0600 (e.g. 0644 for files other programs read). */
-int cairn_file_write_atomic_mode(const char *path, const char *tmpdir, const void *data,
-                                 size_t len, unsigned mode);
+int cairn_file_write_atomic_mode(const char *path, const char *tmpdir, const void *data, size_t len,
+                                 unsigned mode);
 int cairn_fsync_dir(const char *dir);
 /* Write all of buf or fail (-ENOSPC, -EIO). */
 int cairn_write_all(int fd, const void *buf, size_t len);
