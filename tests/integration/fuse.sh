@@ -11,6 +11,7 @@ MNT="$W/mnt"
 mkdir -p "$MNT"
 fspid=
 cleanup_hooks+=('[ -z "$fspid" ] || { fusermount3 -u "$MNT" 2>/dev/null; kill $fspid 2>/dev/null; }')
+cleanup_hooks+=('! mountpoint -q "$MNT" || fusermount3 -u "$MNT"') # background mounts
 
 mount_fs() { # extra cairnfs options
 	"$CAIRNFS" -f "$@" "$CAIRN_REPO" "$MNT" 2>> "$W/fs.log" &
@@ -221,6 +222,22 @@ umount_fs
 "$CAIRNFS" -o cache_size=64M "$CAIRN_REPO" "$MNT" 2>> "$W/fs.log" || fail "background start failed"
 mountpoint -q "$MNT" || fail "cairnfs returned before the mount was up"
 fusermount3 -u "$MNT"
+
+# ---- as from /etc/fstab: mount.fuse3 adds dev,suid; the mount stays ro,nosuid,nodev --
+if [ "$(id -u)" = 0 ] && command -v mount.fuse3 > /dev/null; then
+	# mount(8) runs mount.fuse3 for type fuse.cairnfs; it runs 'cairnfs' from PATH.
+	PATH="$(dirname "$CAIRNFS"):$PATH" mount.fuse3 "$CAIRN_REPO" "$MNT" -t cairnfs \
+		-o "allow_other,rw,suid,dev,password_file=$W/pw,x-systemd.device-timeout=5,_netdev" \
+		2>> "$W/fs.log" || fail "mount.fuse3 failed: $(tail -3 "$W/fs.log")"
+	opts=$(findmnt -no OPTIONS "$MNT")
+	for o in ro nosuid nodev allow_other; do
+		[[ ",$opts," == *",$o,"* ]] || fail "fstab-style mount lacks $o: $opts"
+	done
+	[ "$(stat -c %a "$MNT/latest$T/file")" = 4755 ] || fail "fstab-style mount: no setuid bit shown"
+	fusermount3 -u "$MNT"
+else
+	echo "not root: fstab-style mount not tested"
+fi
 
 # ---- bad usage -------------------------------------------------------------
 expect_fail 2 "give a repository" -- "$CAIRNFS"
