@@ -15,7 +15,8 @@
 #include "inode.h"
 
 /* Snapshot content never changes: the kernel may cache names and attributes for
- * a day. The virtual directories change when snapshots come and go. */
+ * a day. The virtual directories change when snapshots come and go: names in
+ * them (snapshots/<time> included) and their attributes expire after a second. */
 #define FS_CONTENT_TIMEOUT 86400.0
 #define FS_VIRTUAL_TIMEOUT 1.0
 #define FS_REFRESH_MS 1000

@@ -47,12 +47,16 @@ static int node_stat(struct fs *fs, const struct fs_node *n, struct stat *st)
 	return fs_layout_stat(fs, n, st);
 }
 
-/* Reply with a node that is in the table (its lookup count already counted). */
-static void reply_entry(fuse_req_t req, struct fs *fs, struct fs_node *n)
+/* Reply with a node that is in the table (its lookup count already counted).
+ * The name is cached as long as dir's content stays: a snapshot's name under
+ * snapshots/ (or a version's under history/) goes when the snapshot is
+ * forgotten, and a same-second suffix may then name another snapshot, so names
+ * in virtual directories expire quickly even where the node's attributes do not. */
+static void reply_entry(fuse_req_t req, struct fs *fs, const struct fs_node *dir, struct fs_node *n)
 {
 	struct fuse_entry_param e = { .ino = n->ino,
 		                      .attr_timeout = timeout_of(n),
-		                      .entry_timeout = timeout_of(n) };
+		                      .entry_timeout = timeout_of(dir) };
 	int r = node_stat(fs, n, &e.attr);
 	if (r < 0) {
 		fs_inodes_forget(fs->inodes, n->ino, 1);
@@ -64,11 +68,12 @@ static void reply_entry(fuse_req_t req, struct fs *fs, struct fs_node *n)
 		fs_inodes_forget(fs->inodes, n->ino, 1);
 }
 
-static void reply_new(fuse_req_t req, struct fs *fs, int r, struct fs_node *n)
+static void reply_new(fuse_req_t req, struct fs *fs, int r, const struct fs_node *dir,
+                      struct fs_node *n)
 {
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
-	reply_entry(req, fs, fs_inodes_add(fs->inodes, n));
+	reply_entry(req, fs, dir, fs_inodes_add(fs->inodes, n));
 }
 
 /* ---- lookup, forget, getattr, readlink ---------------------------------- */
@@ -101,7 +106,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		struct fuse_entry_param e = { .ino = 0, .entry_timeout = FS_CONTENT_TIMEOUT };
 		return (void)fuse_reply_entry(req, &e);
 	}
-	reply_new(req, fs, r, n);
+	reply_new(req, fs, r, dir, n);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)

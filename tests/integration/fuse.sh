@@ -192,6 +192,87 @@ ls "$H" | grep -qx dir || fail "history lacks the child 'dir': $(ls "$H")"
 [ "$(stat -c %i "$H/dir/same/$name1")" = "$(stat -c %i "$MNT/snapshots/$name1$T/dir/same")" ] ||
 	fail "a history entry is not the snapshot's entry"
 
+# ---- two snapshots in one second; forget and prune while mounted ----------------
+# snapid OUTPUT-OF-backup---json: the snapshot ID
+snapid() { sed -n 's/.*"snapshot_id":"\([0-9a-f]*\)".*/\1/p' <<< "$1"; }
+# name_of ID: the snapshot's directory name, once the mount shows it
+name_of() {
+	local t
+	for _ in $(seq 100); do
+		t=$(readlink "$MNT/ids/${1:0:8}" 2> /dev/null) && { echo "${t#../snapshots/}"; return; }
+		sleep 0.1
+	done
+	fail "snapshot ${1:0:8} did not appear in the mount"
+}
+P="$W/pair"
+mkdir -p "$P"
+head -c 2000000 /dev/urandom > "$P/keep"
+pa= pb=
+for _ in $(seq 20); do # backups take milliseconds: two land in one second soon
+	head -c 700000 /dev/urandom > "$P/drop"
+	echo first > "$P/which"
+	pa=$(snapid "$("$CAIRN" backup --json --host pairhost "$P")")
+	rm "$P/drop"
+	echo second > "$P/which"
+	pb=$(snapid "$("$CAIRN" backup --json --host pairhost "$P")")
+	[ "$(name_of "$pb")" = "$(name_of "$pa")-1" ] && break
+	"$CAIRN" forget "$pa" "$pb" > /dev/null
+	pa= pb=
+done
+[ -n "$pa" ] || fail "no two backups in one second after 20 tries"
+na=$(name_of "$pa")
+[ -d "$MNT/snapshots/$na-1" ] && [ "$(readlink "$MNT/hosts/pairhost/$na-1")" = "../../snapshots/$na-1" ] ||
+	fail "same-second suffix: $(ls "$MNT/snapshots")"
+[ "$(cat "$MNT/snapshots/$na$P/which")" = first ] || fail "$na is not the first of the pair"
+[ "$(cat "$MNT/snapshots/$na-1$P/which")" = second ] || fail "$na-1 is not the second of the pair"
+cmp -s "$P/keep" "$MNT/snapshots/$na-1$P/keep" || fail "same-second snapshot content"
+# Forgetting the first renames the second to "$na": the kernel must not keep the
+# old name -> snapshot binding (it caches names in virtual directories briefly).
+"$CAIRN" forget "$pa" > /dev/null
+for _ in $(seq 100); do
+	[ ! -e "$MNT/snapshots/$na-1" ] && [ ! -e "$MNT/snapshots/$na$P/drop" ] && break
+	sleep 0.1
+done
+[ ! -e "$MNT/snapshots/$na-1" ] || fail "a forgotten snapshot's name stays"
+[ ! -e "$MNT/snapshots/$na$P/drop" ] || fail "'$na' still shows the forgotten snapshot"
+[ ! -e "$MNT/ids/${pa:0:8}" ] || fail "ids/ keeps a forgotten snapshot"
+[ "$(cat "$MNT/snapshots/$na$P/which")" = second ] || fail "'$na' is not the remaining snapshot"
+# prune moves keep's blobs out of the pack that drop's made mostly unused; a file
+# opened before prune, and the mount, still read it.
+exec 7< "$MNT/snapshots/$na$P/keep"
+find "$CAIRN_REPO/packs" -type f -printf '%f\n' | sort > "$W/packs.before"
+"$CAIRN" prune --max-unused 0 > /dev/null || fail "prune while mounted"
+find "$CAIRN_REPO/packs" -type f -printf '%f\n' | sort > "$W/packs.after"
+[ -n "$(comm -23 "$W/packs.before" "$W/packs.after")" ] ||
+	fail "prune deleted no pack: nothing moved"
+cmp -s "$P/keep" - <&7 || fail "a file opened before prune reads wrong"
+exec 7<&-
+cmp -s "$P/keep" "$MNT/snapshots/$na$P/keep" || fail "a remaining snapshot reads wrong after prune"
+cmp -s "$T/big/f2" "$MNT/snapshots/$name1$T/big/f2" || fail "an older snapshot reads wrong after prune"
+
+# ---- a missing pack: EIO while it is away, the file reads once it is back --------
+head -c 1500000 /dev/urandom > "$P/lost"
+touch "$W/marker"
+sleep 1
+pl=$(snapid "$("$CAIRN" backup --json --host pairhost "$P")")
+L="$MNT/snapshots/$(name_of "$pl")$P/lost"
+stat "$L" > /dev/null # the trees are loaded before the pack goes
+mkdir "$W/away"
+for pack in $(find "$CAIRN_REPO/packs" -type f -newer "$W/marker"); do
+	"$CAIRN" cat pack "$(basename "$pack")" | awk '$2 == "data" { f = 1 } END { exit !f }' &&
+		mv "$pack" "$W/away/"
+done
+[ -n "$(ls "$W/away")" ] || fail "no new pack with data"
+if cat "$L" > /dev/null 2> "$W/err"; then fail "a file in a missing pack was read"; fi
+grep -q "Input/output error" "$W/err" || fail "missing pack: $(cat "$W/err")"
+grep -q "cannot read 'lost'" "$W/fs.log" || fail "no log line for the missing pack"
+for pack in "$W/away"/*; do
+	# packs/<2 hex>/<name>: the directory is the name's first two characters
+	b=$(basename "$pack")
+	mv "$pack" "$CAIRN_REPO/packs/${b:0:2}/"
+done
+cmp -s "$P/lost" "$L" || fail "the file does not read once its pack is back"
+
 # ---- a damaged pack: EIO for the file, the rest still reads ---------------------
 head -c 1500000 /dev/urandom > "$T/victim"
 touch "$W/marker"
