@@ -55,6 +55,11 @@ int fs_dir_tree(struct fs *fs, const struct fs_node *n, struct fs_cache_ent **ou
 mode_t fs_type_mode(uint8_t type);
 /* stat of an entry inside a snapshot. */
 void fs_entry_stat(const struct cairn_node *cn, uint64_t ino, struct stat *st);
+/* The full tree entry of an FS_ENTRY node (symlink target, xattrs, extents):
+ * *cn is borrowed from *out, which the caller puts back with
+ * fs_cache_put(fs->trees). -EIO (logged) when the tree cannot be read. */
+int fs_entry_get(struct fs *fs, const struct fs_node *n, struct fs_cache_ent **out,
+                 const struct cairn_node **cn);
 
 /* The operations (ops.c, read.c). */
 extern const struct fuse_lowlevel_ops fs_ops;

@@ -27,7 +27,7 @@ static const char usage[] =
         "\n"
         "options:\n"
         "  -f                        stay in the foreground (for systemd and tests)\n"
-        "  -o cache_size=SIZE        blob cache (default 256M; K, M, G suffixes)\n"
+        "  -o cache_size=SIZE        blob and tree caches (default 256M; K, M, G)\n"
         "  -o allow_other            let other users in (permissions still apply)\n"
         "  -o no_default_permissions do not let the kernel check permissions\n"
         "                            (this also hides POSIX ACLs)\n"
