@@ -134,11 +134,13 @@ static void destroy(struct fs_cache *c, struct fs_cache_ent *e)
 	}
 }
 
-/* Evict from the old end until the cache fits; the victims are chained through
- * hnext into *dead for destroy() outside the lock. */
+/* Evict from the old end until the cache fits, but keep the newest entry: an
+ * object larger than the capacity (a huge directory's tree) is loaded once, not
+ * once per use. The victims are chained through hnext into *dead for destroy()
+ * outside the lock. */
 static void evict(struct fs_cache *c, struct fs_cache_ent **dead)
 {
-	while (c->bytes > c->capacity && c->lru.prev != &c->lru) {
+	while (c->bytes > c->capacity && c->lru.prev != c->lru.next) {
 		struct fs_cache_ent *e = table_remove(c, c->lru.prev);
 		if (e) {
 			e->hnext = *dead;

@@ -11,7 +11,8 @@
 #include "cleanup.h"
 #include "fsmap.h"
 
-#define TREE_CACHE_SIZE (64u << 20)
+/* Of the cache_size budget, parsed trees get a quarter, data blobs the rest. */
+#define TREE_CACHE_SHARE 4
 #define PREFETCH_THREADS 2
 
 /* ---- cache loaders ------------------------------------------------------ */
@@ -62,14 +63,15 @@ static const struct fs_cache_ops tree_ops = { .load = load_tree, .free = free_tr
 int fs_open(struct fs *fs, cairn_repo *repo, uint64_t cache_size)
 {
 	int r;
+	uint64_t trees = cache_size / TREE_CACHE_SHARE;
 
 	fs->repo = repo;
 	fs->uid = getuid();
 	fs->gid = getgid();
-	if ((r = fs_cache_new(&fs->blobs, "blob", &blob_ops, repo, cache_size, PREFETCH_THREADS)) <
-	            0 ||
-	    (r = fs_cache_new(&fs->trees, "tree", &tree_ops, repo, TREE_CACHE_SIZE, 0)) < 0 ||
-	    (r = fs_inodes_new(&fs->inodes, fs->trees)) < 0 ||
+	if ((r = fs_cache_new(&fs->blobs, "blob", &blob_ops, repo, cache_size - trees,
+	                      PREFETCH_THREADS)) < 0 ||
+	    (r = fs_cache_new(&fs->trees, "tree", &tree_ops, repo, trees, 0)) < 0 ||
+	    (r = fs_inodes_new(&fs->inodes)) < 0 ||
 	    (r = fs_catalog_new(&fs->catalog, repo, FS_REFRESH_MS)) < 0) {
 		fs_close(fs);
 		return r;
@@ -87,7 +89,6 @@ void fs_close(struct fs *fs)
 		          (unsigned long long)b.hits, (unsigned long long)b.misses,
 		          (unsigned long long)t.hits, (unsigned long long)t.misses);
 	}
-	/* Nodes hold tree references: they go before the caches. */
 	fs_inodes_free(fs->inodes);
 	fs_catalog_free(fs->catalog);
 	fs_cache_free(fs->blobs);
@@ -130,9 +131,32 @@ int fs_dir_tree(struct fs *fs, const struct fs_node *n, struct fs_cache_ent **ou
 {
 	if (n->kind == FS_SNAPROOT)
 		return fs_cache_get(fs->trees, &n->root, out);
-	if (n->kind != FS_ENTRY || n->cn->type != CAIRN_NODE_DIR)
+	if (n->kind != FS_ENTRY || n->type != CAIRN_NODE_DIR)
 		return -ENOTDIR;
-	return fs_cache_get(fs->trees, &n->cn->subtree, out);
+	struct fs_cache_ent *parent;
+	const struct cairn_node *cn;
+	int r = fs_entry_get(fs, n, &parent, &cn);
+	if (r < 0)
+		return r;
+	r = fs_cache_get(fs->trees, &cn->subtree, out);
+	fs_cache_put(fs->trees, parent);
+	return r;
+}
+
+int fs_entry_get(struct fs *fs, const struct fs_node *n, struct fs_cache_ent **out,
+                 const struct cairn_node **cn)
+{
+	struct fs_cache_ent *t;
+	int r = fs_cache_get(fs->trees, &n->tree, &t);
+	if (r < 0)
+		return log_error_errno(-EIO, "cannot read a directory: %s", cairn_err_msg());
+	*cn = cairn_tree_node(fs_cache_val(t), n->index);
+	if (!*cn) { /* the tree is the one the node was made from: cannot happen */
+		fs_cache_put(fs->trees, t);
+		return cairn_err_set(-EIO, "tree entry %u out of range", (unsigned)n->index);
+	}
+	*out = t;
+	return 0;
 }
 
 mode_t fs_type_mode(uint8_t type)
@@ -181,12 +205,9 @@ void fs_entry_stat(const struct cairn_node *cn, uint64_t ino, struct stat *st)
 	/* Holes take no blocks, so sparse files stay sparse when copied out. */
 	uint64_t used = cn->type == CAIRN_NODE_FILE
 	                        ? fs_extents_allocated(cn->extents, cn->nextents)
-	                        : cn->size;
-	if (cn->type == CAIRN_NODE_SYMLINK || cn->type == CAIRN_NODE_FIFO ||
-	    cn->type == CAIRN_NODE_SOCKET || cn->type == CAIRN_NODE_CHR ||
-	    cn->type == CAIRN_NODE_BLK)
-		used = 0;
-	st->st_blocks = (blkcnt_t)((used + 511) / 512);
+	                : cn->type == CAIRN_NODE_DIR ? cn->size
+	                                             : 0;
+	st->st_blocks = (blkcnt_t)(used / 512 + (used % 512 != 0));
 	set_time(&st->st_atim, cn->atime_ns);
 	set_time(&st->st_mtim, cn->mtime_ns);
 	set_time(&st->st_ctim, cn->ctime_ns);

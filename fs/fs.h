@@ -15,7 +15,8 @@
 #include "inode.h"
 
 /* Snapshot content never changes: the kernel may cache names and attributes for
- * a day. The virtual directories change when snapshots come and go. */
+ * a day. The virtual directories change when snapshots come and go: names in
+ * them (snapshots/<time> included) and their attributes expire after a second. */
 #define FS_CONTENT_TIMEOUT 86400.0
 #define FS_VIRTUAL_TIMEOUT 1.0
 #define FS_REFRESH_MS 1000
@@ -54,6 +55,11 @@ int fs_dir_tree(struct fs *fs, const struct fs_node *n, struct fs_cache_ent **ou
 mode_t fs_type_mode(uint8_t type);
 /* stat of an entry inside a snapshot. */
 void fs_entry_stat(const struct cairn_node *cn, uint64_t ino, struct stat *st);
+/* The full tree entry of an FS_ENTRY node (symlink target, xattrs, extents):
+ * *cn is borrowed from *out, which the caller puts back with
+ * fs_cache_put(fs->trees). -EIO (logged) when the tree cannot be read. */
+int fs_entry_get(struct fs *fs, const struct fs_node *n, struct fs_cache_ent **out,
+                 const struct cairn_node **cn);
 
 /* The operations (ops.c, read.c). */
 extern const struct fuse_lowlevel_ops fs_ops;

@@ -395,7 +395,7 @@ static int version_node(struct fs *fs, const struct hist_ver *ver, struct fs_nod
 	int r = fs_cache_get(fs->trees, &ver->tree, &t);
 	if (r < 0)
 		return r;
-	r = fs_node_new_entry(out, fs->inodes, &ver->snap, t, ver->index);
+	r = fs_node_new_entry(out, &ver->snap, t, ver->index);
 	fs_cache_put(fs->trees, t);
 	return r;
 }

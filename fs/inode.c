@@ -14,7 +14,6 @@ struct fs_inodes {
 	struct fs_node **buckets; /* protected by lock */
 	size_t nbuckets, count;   /* protected by lock */
 	struct fs_node root;      /* never freed: the kernel does not forget the root */
-	struct fs_cache *trees;
 };
 
 static size_t slot(size_t nbuckets, uint64_t ino)
@@ -50,7 +49,7 @@ static struct fs_node *find(const struct fs_inodes *t, uint64_t ino)
 	return NULL;
 }
 
-int fs_inodes_new(struct fs_inodes **out, struct fs_cache *trees)
+int fs_inodes_new(struct fs_inodes **out)
 {
 	struct fs_inodes *t = calloc(1, sizeof(*t));
 	if (!t)
@@ -62,9 +61,9 @@ int fs_inodes_new(struct fs_inodes **out, struct fs_cache *trees)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	}
 	pthread_mutex_init(&t->lock, NULL);
-	t->trees = trees;
 	t->root.ino = FS_ROOT_INO;
 	t->root.kind = FS_ROOT;
+	t->root.parent = FS_ROOT_INO;
 	t->root.nlookup = 1;
 	t->buckets[slot(t->nbuckets, FS_ROOT_INO)] = &t->root;
 	t->count = 1;
@@ -80,7 +79,7 @@ void fs_inodes_free(struct fs_inodes *t)
 		for (struct fs_node *n = t->buckets[i], *next; n; n = next) {
 			next = n->hnext;
 			if (n != &t->root)
-				fs_node_free(t, n);
+				fs_node_free(n);
 		}
 	}
 	free(t->buckets);
@@ -88,12 +87,18 @@ void fs_inodes_free(struct fs_inodes *t)
 	free(t);
 }
 
+static bool is_virtual(enum fs_kind kind)
+{
+	return kind == FS_VDIR || kind == FS_VLINK || kind == FS_HIST;
+}
+
 static struct fs_node *node_alloc(enum fs_kind kind)
 {
 	struct fs_node *n = calloc(1, sizeof(*n));
 	if (n) {
 		n->kind = kind;
-		pthread_mutex_init(&n->hist_lock, NULL);
+		if (is_virtual(kind))
+			pthread_mutex_init(&n->hist_lock, NULL);
 	}
 	return n;
 }
@@ -130,31 +135,34 @@ int fs_node_new_snaproot(struct fs_node **out, const struct cairn_id *snap,
 	return 0;
 }
 
-int fs_node_new_entry(struct fs_node **out, struct fs_inodes *t, const struct cairn_id *snap,
-                      struct fs_cache_ent *tree, size_t index)
+int fs_node_new_entry(struct fs_node **out, const struct cairn_id *snap,
+                      const struct fs_cache_ent *tree, size_t index)
 {
 	const struct cairn_node *cn = cairn_tree_node(fs_cache_val(tree), index);
-	if (!cn)
+	if (!cn || index > UINT32_MAX)
 		return cairn_err_set(-EINVAL, "tree entry %zu out of range", index);
 	struct fs_node *n = node_alloc(FS_ENTRY);
 	if (!n)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	n->snap = *snap;
-	n->tree = fs_cache_ref(t->trees, tree);
-	n->cn = cn;
+	n->tree = *fs_cache_id(tree);
+	n->index = (uint32_t)index;
+	n->type = cn->type;
+	n->has_xattrs = cn->nxattrs > 0;
 	n->ino = fs_ino_entry(snap, cn);
 	*out = n;
 	return 0;
 }
 
-void fs_node_free(struct fs_inodes *t, struct fs_node *n)
+void fs_node_free(struct fs_node *n)
 {
 	if (!n)
 		return;
-	fs_cache_put(t->trees, n->tree);
-	fs_hist_free(n->hist);
-	pthread_mutex_destroy(&n->hist_lock);
-	free(n->vpath);
+	if (is_virtual(n->kind)) {
+		fs_hist_free(n->hist);
+		pthread_mutex_destroy(&n->hist_lock);
+		free(n->vpath);
+	}
 	free(n);
 }
 
@@ -173,7 +181,7 @@ struct fs_node *fs_inodes_add(struct fs_inodes *t, struct fs_node *n)
 	if (old) {
 		old->nlookup++;
 		pthread_mutex_unlock(&t->lock);
-		fs_node_free(t, n);
+		fs_node_free(n);
 		return old;
 	}
 	if (t->count >= t->nbuckets)
@@ -206,7 +214,7 @@ void fs_inodes_forget(struct fs_inodes *t, uint64_t ino, uint64_t nlookup)
 	*pp = n->hnext;
 	t->count--;
 	pthread_mutex_unlock(&t->lock);
-	fs_node_free(t, n); /* outside the lock: it takes the cache lock */
+	fs_node_free(n); /* outside the lock: it may free a history listing */
 }
 
 size_t fs_inodes_count(struct fs_inodes *t)

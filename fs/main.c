@@ -30,7 +30,7 @@ static const char usage[] =
         "\n"
         "options:\n"
         "  -f                        stay in the foreground (for systemd and tests)\n"
-        "  -o cache_size=SIZE        blob cache (default 256M; K, M, G suffixes)\n"
+        "  -o cache_size=SIZE        blob and tree caches (default 256M; K, M, G)\n"
         "  -o cache_dir=DIR          s3://: where the repository is cached (default\n"
         "                            CAIRN_CACHE_DIR, $XDG_CACHE_HOME/cairn, ~/.cache/cairn)\n"
         "  -o disk_cache=SIZE        s3://: bound of the on-disk pack data cache (2G)\n"
@@ -153,7 +153,10 @@ static char *opt_escape(const char *s)
 	return out;
 }
 
-/* The options every cairnfs mount gets; later -o options of the user win. */
+/* The options every cairnfs mount gets. subtype and fsname come first, so the
+ * user's may replace them; ro,nosuid,nodev come last, so nothing can: mount.fuse3
+ * adds "dev,suid" for /etc/fstab entries, and with allow_other a setuid binary
+ * or a device node from a backup must not come alive. */
 static int add_mount_opts(struct fuse_args *args, const struct opts *o, const char *repo)
 {
 	_cleanup_free_ char *esc = opt_escape(repo);
@@ -166,7 +169,7 @@ static int add_mount_opts(struct fuse_args *args, const struct opts *o, const ch
 	/* Issue 8: the mount honours permissions unless told otherwise. */
 	if (!o->no_default_permissions && fuse_opt_add_arg(args, "-odefault_permissions") < 0)
 		return -ENOMEM;
-	return fuse_opt_add_arg(args, "-oro") < 0 ? -ENOMEM : 0;
+	return fuse_opt_add_arg(args, "-oro,nosuid,nodev") < 0 ? -ENOMEM : 0;
 }
 
 static void print_help(void)

@@ -41,18 +41,28 @@ static struct fs_node *node_or_reply(fuse_req_t req, fuse_ino_t ino)
 static int node_stat(struct fs *fs, const struct fs_node *n, struct stat *st)
 {
 	if (n->kind == FS_ENTRY) {
-		fs_entry_stat(n->cn, n->ino, st);
+		struct fs_cache_ent *t;
+		const struct cairn_node *cn;
+		int r = fs_entry_get(fs, n, &t, &cn);
+		if (r < 0)
+			return r;
+		fs_entry_stat(cn, n->ino, st);
+		fs_cache_put(fs->trees, t);
 		return 0;
 	}
 	return fs_layout_stat(fs, n, st);
 }
 
-/* Reply with a node that is in the table (its lookup count already counted). */
-static void reply_entry(fuse_req_t req, struct fs *fs, struct fs_node *n)
+/* Reply with a node that is in the table (its lookup count already counted).
+ * The name is cached as long as dir's content stays: a snapshot's name under
+ * snapshots/ (or a version's under history/) goes when the snapshot is
+ * forgotten, and a same-second suffix may then name another snapshot, so names
+ * in virtual directories expire quickly even where the node's attributes do not. */
+static void reply_entry(fuse_req_t req, struct fs *fs, const struct fs_node *dir, struct fs_node *n)
 {
 	struct fuse_entry_param e = { .ino = n->ino,
 		                      .attr_timeout = timeout_of(n),
-		                      .entry_timeout = timeout_of(n) };
+		                      .entry_timeout = timeout_of(dir) };
 	int r = node_stat(fs, n, &e.attr);
 	if (r < 0) {
 		fs_inodes_forget(fs->inodes, n->ino, 1);
@@ -64,11 +74,12 @@ static void reply_entry(fuse_req_t req, struct fs *fs, struct fs_node *n)
 		fs_inodes_forget(fs->inodes, n->ino, 1);
 }
 
-static void reply_new(fuse_req_t req, struct fs *fs, int r, struct fs_node *n)
+static void reply_new(fuse_req_t req, struct fs *fs, int r, const struct fs_node *dir,
+                      struct fs_node *n)
 {
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
-	reply_entry(req, fs, fs_inodes_add(fs->inodes, n));
+	reply_entry(req, fs, dir, fs_inodes_add(fs->inodes, n));
 }
 
 /* ---- lookup, forget, getattr, readlink ---------------------------------- */
@@ -83,7 +94,7 @@ static int lookup_content(struct fs *fs, const struct fs_node *dir, const char *
 		return r == -ENOTDIR ? r : log_error_errno(-EIO, "cannot list directory");
 	r = cairn_tree_find(fs_cache_val(t), name, strlen(name), &idx);
 	if (r >= 0)
-		r = fs_node_new_entry(out, fs->inodes, &dir->snap, t, idx);
+		r = fs_node_new_entry(out, &dir->snap, t, idx);
 	fs_cache_put(fs->trees, t);
 	return r;
 }
@@ -101,7 +112,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		struct fuse_entry_param e = { .ino = 0, .entry_timeout = FS_CONTENT_TIMEOUT };
 		return (void)fuse_reply_entry(req, &e);
 	}
-	reply_new(req, fs, r, n);
+	if (r >= 0)
+		n->parent = dir->ino;
+	reply_new(req, fs, r, dir, n);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -141,13 +154,22 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		return r < 0 ? (void)fuse_reply_err(req, -r)
 		             : (void)fuse_reply_readlink(req, target);
 	}
-	if (n->cn->type != CAIRN_NODE_SYMLINK)
+	if (n->type != CAIRN_NODE_SYMLINK)
 		return (void)fuse_reply_err(req, EINVAL);
-	target = malloc(n->cn->target_len + 1);
+	struct fs *fs = fs_of(req);
+	struct fs_cache_ent *t;
+	const struct cairn_node *cn;
+	int r = fs_entry_get(fs, n, &t, &cn);
+	if (r < 0)
+		return (void)fuse_reply_err(req, -r);
+	target = malloc(cn->target_len + 1);
+	if (target) {
+		memcpy(target, cn->target, cn->target_len);
+		target[cn->target_len] = '\0';
+	}
+	fs_cache_put(fs->trees, t);
 	if (!target)
 		return (void)fuse_reply_err(req, ENOMEM);
-	memcpy(target, n->cn->target, n->cn->target_len);
-	target[n->cn->target_len] = '\0';
 	fuse_reply_readlink(req, target);
 }
 
@@ -158,6 +180,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 struct fs_dir {
 	struct fs_cache_ent *tree;
 	struct cairn_id snap;
+	uint64_t parent; /* for ".." */
 	struct fs_dirent *v;
 	size_t n;
 	bool content;
@@ -174,6 +197,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return (void)fuse_reply_err(req, ENOMEM);
 	int r;
 	d->content = is_content(n);
+	d->parent = n->parent ? n->parent : FS_ROOT_INO;
 	if (d->content) {
 		d->snap = n->snap;
 		r = fs_dir_tree(fs, n, &d->tree);
@@ -220,8 +244,7 @@ static const char *dir_entry(const struct fs_dir *d, fuse_ino_t self, size_t i, 
 	*st = (struct stat){ 0 };
 	*cn = NULL;
 	if (i < 2) {
-		/* ".." gets the root's number: nodes do not know their parent. */
-		st->st_ino = i == 0 ? self : FS_ROOT_INO;
+		st->st_ino = i == 0 ? self : d->parent;
 		st->st_mode = S_IFDIR;
 		return i == 0 ? "." : "..";
 	}
@@ -237,26 +260,43 @@ static const char *dir_entry(const struct fs_dir *d, fuse_ino_t self, size_t i, 
 	return NULL; /* the caller copies the raw name */
 }
 
+/* The lookups one readdirplus reply counts, undone if the kernel never sees it. */
+struct counted {
+	uint64_t *ino;
+	size_t n, cap;
+};
+
 /* readdirplus of one tree entry: counts a lookup, as the kernel will forget it. */
 static size_t add_plus(fuse_req_t req, struct fs *fs, const struct fs_dir *d, size_t i,
-                       const char *name, char *buf, size_t left, off_t next)
+                       fuse_ino_t self, const char *name, char *buf, size_t left, off_t next,
+                       struct counted *c)
 {
 	size_t need = fuse_add_direntry_plus(req, NULL, 0, name, NULL, 0);
 	struct fs_node *n;
 	if (need > left)
 		return need;
-	if (fs_node_new_entry(&n, fs->inodes, &d->snap, d->tree, i - 2) < 0)
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 64;
+		uint64_t *p = realloc(c->ino, cap * sizeof(*p));
+		if (!p)
+			return SIZE_MAX;
+		c->ino = p;
+		c->cap = cap;
+	}
+	if (fs_node_new_entry(&n, &d->snap, d->tree, i - 2) < 0)
 		return SIZE_MAX; /* stop here; the kernel asks again */
+	n->parent = self;
 	n = fs_inodes_add(fs->inodes, n);
+	c->ino[c->n++] = n->ino;
 	struct fuse_entry_param e = { .ino = n->ino,
 		                      .attr_timeout = FS_CONTENT_TIMEOUT,
 		                      .entry_timeout = FS_CONTENT_TIMEOUT };
-	fs_entry_stat(n->cn, n->ino, &e.attr);
+	fs_entry_stat(cairn_tree_node(fs_cache_val(d->tree), i - 2), n->ino, &e.attr);
 	return fuse_add_direntry_plus(req, buf, left, name, &e, next);
 }
 
 static size_t add_one(fuse_req_t req, struct fs *fs, const struct fs_dir *d, size_t i, bool plus,
-                      fuse_ino_t self, char *buf, size_t left)
+                      fuse_ino_t self, char *buf, size_t left, struct counted *c)
 {
 	char raw[CAIRN_NAME_MAX + 1];
 	const struct cairn_node *cn;
@@ -269,7 +309,7 @@ static size_t add_one(fuse_req_t req, struct fs *fs, const struct fs_dir *d, siz
 	}
 	off_t next = (off_t)i + 1;
 	if (plus && cn)
-		return add_plus(req, fs, d, i, name, buf, left, next);
+		return add_plus(req, fs, d, i, self, name, buf, left, next, c);
 	if (plus) {
 		/* Node ID 0: the kernel shows the entry without linking it (no lookup). */
 		struct fuse_entry_param e = { .attr = st };
@@ -281,20 +321,28 @@ static size_t add_one(fuse_req_t req, struct fs *fs, const struct fs_dir *d, siz
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi, bool plus)
 {
+	struct fs *fs = fs_of(req);
 	struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
 	_cleanup_free_ char *buf = malloc(size);
+	struct counted c = { 0 };
 	size_t pos = 0, total = dir_count(d) + 2;
 	if (!buf)
 		return (void)fuse_reply_err(req, ENOMEM);
 	for (size_t i = off < 0 ? 0 : (size_t)off; i < total; i++) {
-		size_t len = add_one(req, fs_of(req), d, i, plus, ino, buf + pos, size - pos);
-		if (len == SIZE_MAX && pos == 0)
+		size_t len = add_one(req, fs, d, i, plus, ino, buf + pos, size - pos, &c);
+		if (len == SIZE_MAX && pos == 0) {
+			free(c.ino);
 			return (void)fuse_reply_err(req, ENOMEM); /* empty would mean the end */
+		}
 		if (len > size - pos)
 			break;
 		pos += len;
 	}
-	fuse_reply_buf(req, buf, pos);
+	/* A reply the kernel never got (interrupted request) counts no lookups. */
+	if (fuse_reply_buf(req, buf, pos) != 0)
+		for (size_t k = 0; k < c.n; k++)
+			fs_inodes_forget(fs->inodes, c.ino[k], 1);
+	free(c.ino);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -313,47 +361,67 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+	struct fs *fs = fs_of(req);
 	struct fs_node *n = node_or_reply(req, ino);
 	if (!n)
 		return;
+	if (n->kind != FS_ENTRY || !n->has_xattrs)
+		return (void)fuse_reply_err(req, ENODATA);
+	struct fs_cache_ent *t;
+	const struct cairn_node *cn;
+	int r = fs_entry_get(fs, n, &t, &cn);
+	if (r < 0)
+		return (void)fuse_reply_err(req, -r);
 	size_t len = strlen(name);
 	const struct cairn_xattr *x = NULL;
-	for (size_t i = 0; n->kind == FS_ENTRY && i < n->cn->nxattrs && !x; i++)
-		if (n->cn->xattrs[i].name_len == len &&
-		    memcmp(n->cn->xattrs[i].name, name, len) == 0)
-			x = &n->cn->xattrs[i];
+	for (size_t i = 0; i < cn->nxattrs && !x; i++)
+		if (cn->xattrs[i].name_len == len && memcmp(cn->xattrs[i].name, name, len) == 0)
+			x = &cn->xattrs[i];
 	if (!x)
-		return (void)fuse_reply_err(req, ENODATA);
-	if (size == 0)
-		return (void)fuse_reply_xattr(req, x->value_len);
-	if (x->value_len > size)
-		return (void)fuse_reply_err(req, ERANGE);
-	fuse_reply_buf(req, (const char *)x->value, x->value_len);
+		fuse_reply_err(req, ENODATA);
+	else if (size == 0)
+		fuse_reply_xattr(req, x->value_len);
+	else if (x->value_len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, (const char *)x->value, x->value_len);
+	fs_cache_put(fs->trees, t);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
+	struct fs *fs = fs_of(req);
 	struct fs_node *n = node_or_reply(req, ino);
-	size_t total = 0;
 	if (!n)
 		return;
-	size_t count = n->kind == FS_ENTRY ? n->cn->nxattrs : 0;
-	for (size_t i = 0; i < count; i++)
-		total += n->cn->xattrs[i].name_len + 1;
-	if (size == 0)
-		return (void)fuse_reply_xattr(req, total);
-	if (total > size)
-		return (void)fuse_reply_err(req, ERANGE);
-	_cleanup_free_ char *buf = malloc(total ? total : 1);
-	if (!buf)
-		return (void)fuse_reply_err(req, ENOMEM);
-	char *p = buf;
-	for (size_t i = 0; i < count; i++) {
-		memcpy(p, n->cn->xattrs[i].name, n->cn->xattrs[i].name_len);
-		p += n->cn->xattrs[i].name_len;
-		*p++ = '\0';
+	if (n->kind != FS_ENTRY || !n->has_xattrs)
+		return size == 0 ? (void)fuse_reply_xattr(req, 0)
+		                 : (void)fuse_reply_buf(req, NULL, 0);
+	struct fs_cache_ent *t;
+	const struct cairn_node *cn;
+	int r = fs_entry_get(fs, n, &t, &cn);
+	if (r < 0)
+		return (void)fuse_reply_err(req, -r);
+	size_t total = 0;
+	for (size_t i = 0; i < cn->nxattrs; i++)
+		total += cn->xattrs[i].name_len + 1;
+	_cleanup_free_ char *buf = size == 0 || total > size ? NULL : malloc(total);
+	if (size == 0) {
+		fuse_reply_xattr(req, total);
+	} else if (total > size) {
+		fuse_reply_err(req, ERANGE);
+	} else if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+	} else {
+		char *p = buf;
+		for (size_t i = 0; i < cn->nxattrs; i++) {
+			memcpy(p, cn->xattrs[i].name, cn->xattrs[i].name_len);
+			p += cn->xattrs[i].name_len;
+			*p++ = '\0';
+		}
+		fuse_reply_buf(req, buf, total);
 	}
-	fuse_reply_buf(req, buf, total);
+	fs_cache_put(fs->trees, t);
 }
 
 /* ---- the file system as a whole ----------------------------------------- */

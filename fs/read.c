@@ -16,19 +16,48 @@
 
 static const uint8_t zeros[ZERO_SIZE];
 
-/* An open file. Its tree reference keeps cn and the extents alive. */
+/* An open file: its own copy of the extents, so that it pins no tree. */
 struct fs_file {
-	struct fs_cache_ent *tree;
-	const struct cairn_node *cn;
+	struct cairn_extent *ext;
 	struct fs_extmap map;
-	_Atomic uint64_t next; /* where a sequential reader continues */
+	_Atomic uint64_t next;         /* where a sequential reader continues */
+	char name[CAIRN_NAME_MAX + 1]; /* for messages */
 };
 
-static void file_free(struct fs *fs, struct fs_file *f)
+static void file_free(struct fs_file *f)
 {
-	fs_cache_put(fs->trees, f->tree);
 	fs_extmap_release(&f->map);
+	free(f->ext);
 	free(f);
+}
+
+/* The extents of n, copied out of its tree. -ENOMEM, -EIO. */
+static int file_new(struct fs *fs, const struct fs_node *n, struct fs_file **out)
+{
+	struct fs_cache_ent *t;
+	const struct cairn_node *cn;
+	int r = fs_entry_get(fs, n, &t, &cn);
+	if (r < 0)
+		return r;
+	struct fs_file *f = calloc(1, sizeof(*f));
+	f->ext = malloc((cn->nextents ? cn->nextents : 1) * sizeof(*f->ext));
+	if (!f || !f->ext) {
+		fs_cache_put(fs->trees, t);
+		if (f)
+			file_free(f);
+		return -ENOMEM;
+	}
+	memcpy(f->ext, cn->extents, cn->nextents * sizeof(*f->ext));
+	memcpy(f->name, cn->name, cn->name_len);
+	f->name[cn->name_len] = '\0';
+	r = fs_extmap_init(&f->map, f->ext, cn->nextents);
+	fs_cache_put(fs->trees, t);
+	if (r < 0) {
+		file_free(f);
+		return -EIO;
+	}
+	*out = f;
+	return 0;
 }
 
 void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -39,28 +68,23 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return (void)fuse_reply_err(req, ESTALE);
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
 		return (void)fuse_reply_err(req, EROFS);
-	if (n->kind != FS_ENTRY || n->cn->type != CAIRN_NODE_FILE)
+	if (n->kind != FS_ENTRY || n->type != CAIRN_NODE_FILE)
 		return (void)fuse_reply_err(req, n->kind == FS_VLINK ? ELOOP : EISDIR);
-	struct fs_file *f = calloc(1, sizeof(*f));
-	if (!f)
-		return (void)fuse_reply_err(req, ENOMEM);
-	f->tree = fs_cache_ref(fs->trees, n->tree);
-	f->cn = n->cn;
-	if (fs_extmap_init(&f->map, n->cn->extents, n->cn->nextents) < 0) {
-		file_free(fs, f);
-		return (void)fuse_reply_err(req, EIO);
-	}
+	struct fs_file *f;
+	int r = file_new(fs, n, &f);
+	if (r < 0)
+		return (void)fuse_reply_err(req, -r);
 	fi->fh = (uintptr_t)f;
 	fi->keep_cache = 1; /* content is immutable: the page cache stays valid */
 	fi->noflush = 1;
 	if (fuse_reply_open(req, fi) != 0)
-		file_free(fs, f);
+		file_free(f);
 }
 
 void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	file_free(fuse_req_userdata(req), (struct fs_file *)(uintptr_t)fi->fh);
+	file_free((struct fs_file *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -143,8 +167,8 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 	int r = p.iov && p.refs ? collect(fs, f, (uint64_t)off, n, first, last, &p)
 	                        : cairn_err_set(-ENOMEM, "out of memory");
 	if (r < 0) {
-		log_error("cannot read '%.*s' at offset %lld: %s", (int)f->cn->name_len,
-		          (const char *)f->cn->name, (long long)off, cairn_err_msg());
+		log_error("cannot read '%s' at offset %lld: %s", f->name, (long long)off,
+		          cairn_err_msg());
 		fuse_reply_err(req, r == -ENOMEM ? ENOMEM : EIO);
 	} else {
 		bool sequential = atomic_exchange(&f->next, (uint64_t)off + n) == (uint64_t)off;

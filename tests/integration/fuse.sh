@@ -11,6 +11,7 @@ MNT="$W/mnt"
 mkdir -p "$MNT"
 fspid=
 cleanup_hooks+=('[ -z "$fspid" ] || { fusermount3 -u "$MNT" 2>/dev/null; kill $fspid 2>/dev/null; }')
+cleanup_hooks+=('! mountpoint -q "$MNT" || fusermount3 -u "$MNT"') # background mounts
 
 mount_fs() { # extra cairnfs options
 	"$CAIRNFS" -f "$@" "$CAIRN_REPO" "$MNT" 2>> "$W/fs.log" &
@@ -95,6 +96,9 @@ name1=$(ls "$MNT/snapshots")
 [ -d "$MNT/ids/${snap1:0:8}$T" ] || fail "ids/ does not lead to the snapshot"
 [ ! -e "$MNT/snapshots/1999-01-01T00:00:00" ] || fail "a snapshot that does not exist"
 M="$MNT/latest$T"
+dotdot() { ls -ia "$1" | awk '$2 == ".." { print $1 }'; }
+[ "$(dotdot "$M/dir")" = "$(stat -c %i "$M")" ] || fail "'..' of a directory: $(dotdot "$M/dir")"
+[ "$(dotdot "$MNT/snapshots/$name1")" = "$(stat -c %i "$MNT/snapshots")" ] || fail "'..' of a snapshot"
 
 # ---- metadata and content of every entry type ------------------------------
 same_tree "$T" "$M" "mount"
@@ -191,6 +195,87 @@ ls "$H" | grep -qx dir || fail "history lacks the child 'dir': $(ls "$H")"
 [ "$(stat -c %i "$H/dir/same/$name1")" = "$(stat -c %i "$MNT/snapshots/$name1$T/dir/same")" ] ||
 	fail "a history entry is not the snapshot's entry"
 
+# ---- two snapshots in one second; forget and prune while mounted ----------------
+# snapid OUTPUT-OF-backup---json: the snapshot ID
+snapid() { sed -n 's/.*"snapshot_id":"\([0-9a-f]*\)".*/\1/p' <<< "$1"; }
+# name_of ID: the snapshot's directory name, once the mount shows it
+name_of() {
+	local t
+	for _ in $(seq 100); do
+		t=$(readlink "$MNT/ids/${1:0:8}" 2> /dev/null) && { echo "${t#../snapshots/}"; return; }
+		sleep 0.1
+	done
+	fail "snapshot ${1:0:8} did not appear in the mount"
+}
+P="$W/pair"
+mkdir -p "$P"
+head -c 2000000 /dev/urandom > "$P/keep"
+pa= pb=
+for _ in $(seq 20); do # backups take milliseconds: two land in one second soon
+	head -c 700000 /dev/urandom > "$P/drop"
+	echo first > "$P/which"
+	pa=$(snapid "$("$CAIRN" backup --json --host pairhost "$P")")
+	rm "$P/drop"
+	echo second > "$P/which"
+	pb=$(snapid "$("$CAIRN" backup --json --host pairhost "$P")")
+	[ "$(name_of "$pb")" = "$(name_of "$pa")-1" ] && break
+	"$CAIRN" forget "$pa" "$pb" > /dev/null
+	pa= pb=
+done
+[ -n "$pa" ] || fail "no two backups in one second after 20 tries"
+na=$(name_of "$pa")
+[ -d "$MNT/snapshots/$na-1" ] && [ "$(readlink "$MNT/hosts/pairhost/$na-1")" = "../../snapshots/$na-1" ] ||
+	fail "same-second suffix: $(ls "$MNT/snapshots")"
+[ "$(cat "$MNT/snapshots/$na$P/which")" = first ] || fail "$na is not the first of the pair"
+[ "$(cat "$MNT/snapshots/$na-1$P/which")" = second ] || fail "$na-1 is not the second of the pair"
+cmp -s "$P/keep" "$MNT/snapshots/$na-1$P/keep" || fail "same-second snapshot content"
+# Forgetting the first renames the second to "$na": the kernel must not keep the
+# old name -> snapshot binding (it caches names in virtual directories briefly).
+"$CAIRN" forget "$pa" > /dev/null
+for _ in $(seq 100); do
+	[ ! -e "$MNT/snapshots/$na-1" ] && [ ! -e "$MNT/snapshots/$na$P/drop" ] && break
+	sleep 0.1
+done
+[ ! -e "$MNT/snapshots/$na-1" ] || fail "a forgotten snapshot's name stays"
+[ ! -e "$MNT/snapshots/$na$P/drop" ] || fail "'$na' still shows the forgotten snapshot"
+[ ! -e "$MNT/ids/${pa:0:8}" ] || fail "ids/ keeps a forgotten snapshot"
+[ "$(cat "$MNT/snapshots/$na$P/which")" = second ] || fail "'$na' is not the remaining snapshot"
+# prune moves keep's blobs out of the pack that drop's made mostly unused; a file
+# opened before prune, and the mount, still read it.
+exec 7< "$MNT/snapshots/$na$P/keep"
+find "$CAIRN_REPO/packs" -type f -printf '%f\n' | sort > "$W/packs.before"
+"$CAIRN" prune --max-unused 0 > /dev/null || fail "prune while mounted"
+find "$CAIRN_REPO/packs" -type f -printf '%f\n' | sort > "$W/packs.after"
+[ -n "$(comm -23 "$W/packs.before" "$W/packs.after")" ] ||
+	fail "prune deleted no pack: nothing moved"
+cmp -s "$P/keep" - <&7 || fail "a file opened before prune reads wrong"
+exec 7<&-
+cmp -s "$P/keep" "$MNT/snapshots/$na$P/keep" || fail "a remaining snapshot reads wrong after prune"
+cmp -s "$T/big/f2" "$MNT/snapshots/$name1$T/big/f2" || fail "an older snapshot reads wrong after prune"
+
+# ---- a missing pack: EIO while it is away, the file reads once it is back --------
+head -c 1500000 /dev/urandom > "$P/lost"
+touch "$W/marker"
+sleep 1
+pl=$(snapid "$("$CAIRN" backup --json --host pairhost "$P")")
+L="$MNT/snapshots/$(name_of "$pl")$P/lost"
+stat "$L" > /dev/null # the trees are loaded before the pack goes
+mkdir "$W/away"
+for pack in $(find "$CAIRN_REPO/packs" -type f -newer "$W/marker"); do
+	"$CAIRN" cat pack "$(basename "$pack")" | awk '$2 == "data" { f = 1 } END { exit !f }' &&
+		mv "$pack" "$W/away/"
+done
+[ -n "$(ls "$W/away")" ] || fail "no new pack with data"
+if cat "$L" > /dev/null 2> "$W/err"; then fail "a file in a missing pack was read"; fi
+grep -q "Input/output error" "$W/err" || fail "missing pack: $(cat "$W/err")"
+grep -q "cannot read 'lost'" "$W/fs.log" || fail "no log line for the missing pack"
+for pack in "$W/away"/*; do
+	# packs/<2 hex>/<name>: the directory is the name's first two characters
+	b=$(basename "$pack")
+	mv "$pack" "$CAIRN_REPO/packs/${b:0:2}/"
+done
+cmp -s "$P/lost" "$L" || fail "the file does not read once its pack is back"
+
 # ---- a damaged pack: EIO for the file, the rest still reads ---------------------
 head -c 1500000 /dev/urandom > "$T/victim"
 touch "$W/marker"
@@ -212,6 +297,34 @@ cmp "$T/big/f1" "$MNT/latest$T/big/f1" || fail "other files unreadable after a d
 kill -0 "$fspid" && mountpoint -q "$MNT" || fail "the daemon died"
 umount_fs
 
+# ---- memory is bounded by cache_size, not by the number of entries looked at -----
+# 50,000 empty files: nodes the kernel holds cost a small fixed size each, trees
+# stay in the tree cache (a quarter of cache_size). Sanitizers change the
+# daemon's memory use beyond any bound: there the listing runs, unchecked.
+MANY="$W/many"
+for d in $(seq -w 100); do
+	mkdir -p "$MANY/d$d"
+	(cd "$MANY/d$d" && seq -f "an-empty-file-with-a-rather-long-name-%04g" 500 | xargs touch)
+done
+pm=$("$CAIRN" backup --json --host manyhost "$MANY" | sed -n 's/.*"snapshot_id":"\([0-9a-f]*\)".*/\1/p')
+mount_fs -o cache_size=4M
+kb() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$fspid/status"; }
+base=$(kb VmRSS)
+for pass in 1 2; do
+	[ "$(find "$MNT/ids/${pm:0:8}$MANY/" -ls | wc -l)" = 50101 ] || fail "find over the mount, pass $pass"
+done
+hwm=$(kb VmHWM)
+# The budget: what the daemon had once mounted, the caches (4 MiB), and 320
+# bytes for each of the 50,000 nodes (a node takes about 140).
+bound=$((base + 4096 + 50000 * 320 / 1024))
+if grep -qa -e __asan_init -e __tsan_init "$CAIRNFS"; then
+	echo "sanitizer build: memory bound not checked (peak $hwm KiB, bound $bound KiB)"
+elif [ "$hwm" -gt "$bound" ]; then
+	fail "cairnfs peak memory $hwm KiB after find over 50000 entries, bound $bound KiB (at mount $base KiB)"
+fi
+umount_fs
+rm -rf "$MANY"
+
 # ---- cairn mount, and the daemon in the background (as from fstab) ---------------
 "$CAIRN" mount -f "$MNT" 2>> "$W/fs.log" &
 fspid=$!
@@ -221,6 +334,22 @@ umount_fs
 "$CAIRNFS" -o cache_size=64M "$CAIRN_REPO" "$MNT" 2>> "$W/fs.log" || fail "background start failed"
 mountpoint -q "$MNT" || fail "cairnfs returned before the mount was up"
 fusermount3 -u "$MNT"
+
+# ---- as from /etc/fstab: mount.fuse3 adds dev,suid; the mount stays ro,nosuid,nodev --
+if [ "$(id -u)" = 0 ] && command -v mount.fuse3 > /dev/null; then
+	# mount(8) runs mount.fuse3 for type fuse.cairnfs; it runs 'cairnfs' from PATH.
+	PATH="$(dirname "$CAIRNFS"):$PATH" mount.fuse3 "$CAIRN_REPO" "$MNT" -t cairnfs \
+		-o "allow_other,rw,suid,dev,password_file=$W/pw,x-systemd.device-timeout=5,_netdev" \
+		2>> "$W/fs.log" || fail "mount.fuse3 failed: $(tail -3 "$W/fs.log")"
+	opts=$(findmnt -no OPTIONS "$MNT")
+	for o in ro nosuid nodev allow_other; do
+		[[ ",$opts," == *",$o,"* ]] || fail "fstab-style mount lacks $o: $opts"
+	done
+	[ "$(stat -c %a "$MNT/snapshots/$name1$T/file")" = 4755 ] || fail "fstab-style mount: no setuid bit shown"
+	fusermount3 -u "$MNT"
+else
+	echo "not root: fstab-style mount not tested"
+fi
 
 # ---- bad usage -------------------------------------------------------------
 expect_fail 2 "give a repository" -- "$CAIRNFS"
