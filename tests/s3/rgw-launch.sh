@@ -102,16 +102,19 @@ rgw_stop() {
 }
 
 rgw_boot() {
-	local C="-c $RGW_DIR/ceph.conf" fsid
+	local C="-c $RGW_DIR/ceph.conf" fsid uuid
 	fsid=$(cat /proc/sys/kernel/random/uuid)
+	# The OSD's uuid is given to both "osd create" and mkfs: left to each, they can
+	# disagree under load, and the OSD then fails to boot with "wrong fsid".
+	uuid=$(cat /proc/sys/kernel/random/uuid)
 	rgw_write_conf "$fsid"
 	(cd "$RGW_DIR" &&
 		ceph-authtool --create-keyring keyring --gen-key -n mon. --cap mon 'allow *' >/dev/null &&
 		monmaptool --create --add a "v1:127.0.0.1:$RGW_MON_PORT" --fsid "$fsid" monmap >/dev/null) &&
 	ceph-mon $C --mkfs -i a --monmap "$RGW_DIR/monmap" --keyring "$RGW_DIR/keyring" &&
 	ceph-mon $C -i a &&
-	timeout 60 ceph $C osd create >/dev/null &&
-	ceph-osd $C -i 0 --mkfs 2>/dev/null &&
+	timeout 60 ceph $C osd create "$uuid" >/dev/null &&
+	ceph-osd $C -i 0 --mkfs --osd-uuid "$uuid" 2>/dev/null &&
 	{ timeout 30 ceph $C osd crush add-bucket localhost host >/dev/null 2>&1 || true; } &&
 	{ timeout 30 ceph $C osd crush move localhost root=default >/dev/null 2>&1 || true; } &&
 	{ timeout 30 ceph $C osd crush add osd.0 1.0 host=localhost >/dev/null 2>&1 || true; } &&
@@ -130,11 +133,22 @@ rgw_start() {
 	done
 	[ -x /usr/bin/aws ] || { rgw_skip "/usr/bin/aws (Debian awscli) not installed"; return 77; }
 	RGW_DIR=$1
-	rm -rf "$RGW_DIR"
-	mkdir -p "$RGW_DIR"/{run,log,mon.a,osd.0,rgw.a} || return 1
-	RGW_PORT=$(rgw_free_port) && RGW_MON_PORT=$(rgw_free_port) || { rgw_skip "no free port"; return 77; }
 	: "${S3_ACCESS_KEY:=TESTACCESSKEY}" "${S3_SECRET_KEY:=TESTSECRETKEY}" "${S3_BUCKET:=cairn-test}"
-	if ! (unset MALLOC_PERTURB_ && rgw_boot) >"$RGW_DIR/log/boot.log" 2>&1; then
+	local attempt ok=0
+	# A loaded machine (2 cores, tests in parallel) can miss a port race or a
+	# timeout: a second attempt on fresh ports.
+	for attempt in 1 2; do
+		rm -rf "$RGW_DIR"
+		mkdir -p "$RGW_DIR"/{run,log,mon.a,osd.0,rgw.a} || return 1
+		RGW_PORT=$(rgw_free_port) && RGW_MON_PORT=$(rgw_free_port) ||
+			{ rgw_skip "no free port"; return 77; }
+		if (unset MALLOC_PERTURB_ && rgw_boot) >"$RGW_DIR/log/boot.log" 2>&1; then
+			ok=1
+			break
+		fi
+		[ "$attempt" = 2 ] || rgw_stop
+	done
+	if [ "$ok" = 0 ]; then
 		rgw_stop
 		# The daemons log errors at level -1: the first one usually says why.
 		rgw_skip "Ceph RGW did not start: $(tail -3 "$RGW_DIR/log/boot.log" | tr '\n' ' ')" \
