@@ -41,7 +41,7 @@ static const struct command commands[] = {
 
 static const char usage[] =
         "usage: cairn [-r REPO] [--password-file F | --password-command CMD] [-v|-q]\n"
-        "             [--log-format text|json] COMMAND [ARGS]\n"
+        "             [--log-format text|json] [--cache-dir DIR] COMMAND [ARGS]\n"
         "       cairn --version\n";
 
 static void print_help(FILE *f)
@@ -52,7 +52,9 @@ static void print_help(FILE *f)
 		fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].help);
 	fputs("\nThe repository comes from -r/--repo or CAIRN_REPO; the password from\n"
 	      "--password-file, --password-command, CAIRN_PASSWORD_FILE, CAIRN_PASSWORD_COMMAND,\n"
-	      "CAIRN_PASSWORD, or a prompt. 'cairn COMMAND --help' describes a command.\n",
+	      "CAIRN_PASSWORD, or a prompt. 'cairn COMMAND --help' describes a command.\n"
+	      "A repository s3://BUCKET/PREFIX is read straight from S3 by the commands that\n"
+	      "only read, cached in --cache-dir DIR (default CAIRN_CACHE_DIR, ~/.cache/cairn).\n",
 	      f);
 }
 
