@@ -223,6 +223,14 @@ static void gate_leave(struct gate *g, bool throttled, bool ok)
 	pthread_mutex_unlock(&g->lock);
 }
 
+unsigned cairn_s3__gate_limit(cairn_s3 *s)
+{
+	pthread_mutex_lock(&s->gate.lock);
+	unsigned limit = s->gate.limit;
+	pthread_mutex_unlock(&s->gate.lock);
+	return limit;
+}
+
 /* ---- requests ------------------------------------------------------------- */
 
 /* An upload body: memory, or a range of a file read with pread (rewindable). */

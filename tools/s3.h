@@ -157,6 +157,8 @@ void cairn_s3__config_release(struct cairn_s3__config *cfg);
  * copies the value, 0 if absent, -EINVAL if it does not fit in out. */
 int cairn_s3__ini_get(const char *text, size_t len, const char *section, const char *key, char *out,
                       size_t size);
+/* The adaptive gate's current limit of requests in flight (tests). */
+unsigned cairn_s3__gate_limit(cairn_s3 *s);
 /* Full-jitter backoff delay in ms for a 0-based attempt (base and cap in ms). */
 uint64_t cairn_s3__backoff_ms(unsigned attempt, uint64_t base, uint64_t cap, uint32_t rnd);
 

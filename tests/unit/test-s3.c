@@ -366,6 +366,34 @@ static void test_s3__errors(void)
 	server_stop(&sv);
 }
 
+/* The adaptive slow-down: each throttling reply halves the requests in flight,
+ * `limit` successes in a row raise them by one, up to the connections. */
+static void test_s3__adaptive_gate(void)
+{
+	struct server sv = { .nreplies = 11 };
+	cairn_s3 *s;
+	cairn_s3_conn *c;
+	const char *ok = http("200 OK", ETAG_HELLO, ""); /* http() has a few slots only */
+	sv.replies[0] = http("503 Slow Down", "", SLOWDOWN);
+	sv.replies[1] = http("429 Too Many", "", "");
+	for (size_t i = 2; i < sv.nreplies; i++)
+		sv.replies[i] = ok;
+	server_start(&sv);
+	client(&sv, &s, &c);
+	CHECK_EQ(cairn_s3__gate_limit(s), CAIRN_S3_CONNECTIONS_DEFAULT);
+	CHECK_OK(cairn_s3_put(c, "k", "hello", 5, NULL)); /* 503, 429, then 200 */
+	CHECK_EQ(cairn_s3__gate_limit(s), CAIRN_S3_CONNECTIONS_DEFAULT / 4);
+	for (int i = 0; i < 2; i++)
+		CHECK_OK(cairn_s3_put(c, "k", "hello", 5, NULL));
+	CHECK_EQ(cairn_s3__gate_limit(s), CAIRN_S3_CONNECTIONS_DEFAULT / 4 + 1);
+	for (int i = 0; i < 3; i++)
+		CHECK_OK(cairn_s3_put(c, "k", "hello", 5, NULL));
+	CHECK_EQ(cairn_s3__gate_limit(s), CAIRN_S3_CONNECTIONS_DEFAULT / 4 + 2);
+	cairn_s3_conn_free(c);
+	cairn_s3_free(s);
+	server_stop(&sv);
+}
+
 /* With SSE-KMS or SSE-C the ETag is no digest: the server's Content-MD5 check
  * is what vouches for the data. Without those headers the same ETag is refused. */
 static void test_s3__sse_etag(void)
@@ -522,6 +550,7 @@ int main(void)
 	RUN(test_s3__retry_then_success);
 	RUN(test_s3__errors);
 	RUN(test_s3__sse_etag);
+	RUN(test_s3__adaptive_gate);
 	RUN(test_s3__get_and_list);
 	RUN(test_s3__bucket_config);
 	RUN(test_s3__connection_refused);
