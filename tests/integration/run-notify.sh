@@ -220,9 +220,10 @@ py "import json,sys
 o=json.loads(open(sys.argv[1]).read())
 assert \"'b\\udcffd' is not a cairn command\" in o['message'], o" "$O/usage.err" ||
 	fail "non-UTF-8 byte not escaped: $(cat "$O/usage.err")"
-CAIRN_LOG_FORMAT=json expect_fail 1 '"message":"cannot read job file' -- run run missing
+CAIRN_LOG_FORMAT=json expect_fail 1 '"message":"cannot read job file.*"fields":{"path":".*/missing.conf","code":"ENOENT"}}$' -- run run missing
 json_log "$W/err"
-expect_fail 2 '"message":".*typo.conf:3: ' -- run --log-format json run typo
+expect_fail 2 '"message":".*typo.conf:3: .*"fields":{"code":"usage","exit_code":2}}$' -- run --log-format json run typo
+json_log "$W/err"
 
 # ---- cairn status with the job's check (and S3 copy) ----------------------
 rc=0
