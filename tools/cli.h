@@ -57,9 +57,11 @@ int cli_parse(int argc, char **argv, const char *shortopts, const struct option 
 /* Convert a cli_parse result into a process exit code when it is negative. */
 #define CLI_PARSE_EXIT(r) ((r) == -1 ? 0 : EXIT_USAGE)
 
-/* Print "cairn: <msg>" for a usage error and return EXIT_USAGE. */
+/* Log a usage error at error level ("cairn: <msg>", or a JSON line with fields
+ * code "usage" and exit_code 2) and return EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Print "cairn: <cairn_err_msg()>" and return EXIT_ERROR. */
+/* Log cairn_err_msg() at error level (JSON field code: the errno name of r) and
+ * return EXIT_ERROR (EXIT_USAGE for -EDESTADDRREQ). */
 int cli_fail(int r);
 
 /* The password, from --password-file, --password-command, CAIRN_PASSWORD_FILE,
@@ -90,8 +92,9 @@ static inline void cairn_repo_closep(cairn_repo **r)
 int cli_parse_size(const char *s, uint64_t *out);
 int cli_parse_int(const char *s, long min, long max, long *out);
 
-/* Write bytes as a JSON string to f. Valid UTF-8 passes through; other bytes
- * become \udcXX (U+DC80 + byte, as Python's surrogateescape), so names stay exact. */
+/* Write bytes as a JSON string to f: cairn_json_str (cairn/util.h). Valid UTF-8
+ * passes through; other bytes become \udcXX (U+DC80 + byte, as Python's
+ * surrogateescape), so names stay exact. */
 void cli_json_str(FILE *f, const void *s, size_t n);
 /* Human-readable bytes: "1.5 GiB". */
 const char *cli_fmt_bytes(char *buf, size_t n, uint64_t bytes);

@@ -992,13 +992,19 @@ static int load(struct run *run, int argc, char **argv, int i)
 	else
 		jobconf_name_from_path(run->name, sizeof(run->name), run->config);
 	if (!run->config && (r = jobconf_path(path, sizeof(path), argv[i])) < 0)
-		return log_error("%s", cairn_err_msg()), EXIT_USAGE;
-	r = jobconf_load(&run->c, run->config ? run->config : path);
+		return cli_usage_error("%s", cairn_err_msg());
+	const char *file = run->config ? run->config : path;
+	r = jobconf_load(&run->c, file);
+	/* A job file that does not parse is bad usage; one that cannot be read is a
+	 * failure of the machine. */
+	if (r == -EINVAL || r == -EFBIG)
+		return cli_usage_error("%s", cairn_err_msg());
 	if (r < 0) {
-		log_error("%s", cairn_err_msg());
-		/* A job file that does not parse is bad usage; one that cannot be read
-		 * is a failure of the machine. */
-		return r == -EINVAL || r == -EFBIG ? EXIT_USAGE : EXIT_ERROR;
+		cairn_log_f(
+		        CAIRN_LOG_ERR,
+		        CAIRN_FIELDS(LOG_STR("path", file), LOG_STR("code", cairn_errno_name(r))),
+		        "%s", cairn_err_msg());
+		return EXIT_ERROR;
 	}
 	return 0;
 }

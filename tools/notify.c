@@ -99,11 +99,6 @@ int notify_format_parse(const char *s, enum notify_format *out)
 	return cairn_err_set(-EINVAL, "notify format '%s' is not auto, generic, slack or teams", s);
 }
 
-const char *notify_format_name(enum notify_format f)
-{
-	return (size_t)f < ARRAY_SIZE(format_names) ? format_names[f] : "generic";
-}
-
 /* host is, or ends in ".", suffix (case-insensitive, as DNS names are). */
 static bool host_is(const char *host, size_t n, const char *suffix, bool subdomains)
 {
@@ -141,9 +136,14 @@ enum notify_format notify_format_for(const char *url, enum notify_format f)
 	return NOTIFY_GENERIC;
 }
 
+/* Slack refuses a text object over 3000 characters (a field's over 2000), so the
+ * escaped text is cut at a character boundary before that. */
+#define SLACK_TEXT_MAX 1900
+
 /* s with Slack's three mrkdwn control characters as entities
- * (api.slack.com/reference/surfaces/formatting#escaping). */
-static void slack_str(FILE *out, const char *s)
+ * (api.slack.com/reference/surfaces/formatting#escaping), at most
+ * SLACK_TEXT_MAX bytes and "..." when cut, between pre and post (kept whole). */
+static void slack_str(FILE *out, const char *pre, const char *s, const char *post)
 {
 	char *esc = NULL;
 	size_t len = 0;
@@ -152,7 +152,14 @@ static void slack_str(FILE *out, const char *s)
 		cli_json_str(out, "", 0);
 		return;
 	}
-	for (; *s; s++) {
+	fputs(pre, m);
+	for (size_t n = strlen(pre) + strlen(post); *s; s++) {
+		bool starts = ((unsigned char)*s & 0xc0) != 0x80; /* not a continuation byte */
+		if (starts && n + 5 > SLACK_TEXT_MAX - 3) {
+			fputs("...", m);
+			break;
+		}
+		n += *s == '&' ? 5 : *s == '<' || *s == '>' ? 4 : 1;
 		if (*s == '&')
 			fputs("&amp;", m);
 		else if (*s == '<')
@@ -162,6 +169,7 @@ static void slack_str(FILE *out, const char *s)
 		else
 			fputc(*s, m);
 	}
+	fputs(post, m);
 	fclose(m);
 	cli_json_str(out, esc ? esc : "", esc ? len : 0);
 	free(esc);
@@ -170,10 +178,10 @@ static void slack_str(FILE *out, const char *s)
 /* One Slack mrkdwn text object: "*Title*\nvalue". */
 static void slack_field(FILE *out, const char *title, const char *value)
 {
-	char text[1024];
-	snprintf(text, sizeof(text), "*%s*\n%s", title, value);
+	char pre[64];
+	snprintf(pre, sizeof(pre), "*%s*\n", title);
 	fputs("{\"type\":\"mrkdwn\",\"text\":", out);
-	slack_str(out, text);
+	slack_str(out, pre, value, "");
 	fputc('}', out);
 }
 
@@ -183,13 +191,13 @@ static void write_slack(FILE *out, const struct notify_msg *m, const struct fill
 	summary_line(text, sizeof(text), f);
 	snprintf(code, sizeof(code), "%d", m->exit_code);
 	fputs("{\"text\":", out);
-	slack_str(out, text);
+	slack_str(out, "", text, "");
 	fputs(",\"blocks\":[{\"type\":\"section\",\"text\":{\"type\":\"mrkdwn\",\"text\":", out);
 	if (f->job)
 		snprintf(text, sizeof(text), ":x: cairn job '%s' failed on %s", f->job, f->host);
 	else
 		snprintf(text, sizeof(text), ":x: cairn failed on %s", f->host);
-	slack_str(out, text);
+	slack_str(out, "", text, "");
 	fputs("}},{\"type\":\"section\",\"fields\":[", out);
 	slack_field(out, "Job", f->job ? f->job : "-");
 	fputc(',', out);
@@ -199,8 +207,7 @@ static void write_slack(FILE *out, const struct notify_msg *m, const struct fill
 	fputc(',', out);
 	slack_field(out, "Time", f->when);
 	fputs("]},{\"type\":\"section\",\"text\":{\"type\":\"mrkdwn\",\"text\":", out);
-	snprintf(text, sizeof(text), "```%s```", f->error);
-	slack_str(out, text);
+	slack_str(out, "```", f->error, "```");
 	fputs("}}]}", out);
 }
 

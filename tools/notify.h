@@ -25,7 +25,6 @@ struct notify_msg {
 enum notify_format { NOTIFY_AUTO, NOTIFY_GENERIC, NOTIFY_SLACK, NOTIFY_TEAMS };
 /* "auto", "generic", "slack" or "teams"; -EINVAL otherwise (message set). */
 int notify_format_parse(const char *s, enum notify_format *out);
-const char *notify_format_name(enum notify_format f);
 /* f itself, or for NOTIFY_AUTO the format url's host calls for. */
 enum notify_format notify_format_for(const char *url, enum notify_format f);
 

@@ -220,9 +220,10 @@ py "import json,sys
 o=json.loads(open(sys.argv[1]).read())
 assert \"'b\\udcffd' is not a cairn command\" in o['message'], o" "$O/usage.err" ||
 	fail "non-UTF-8 byte not escaped: $(cat "$O/usage.err")"
-CAIRN_LOG_FORMAT=json expect_fail 1 '"message":"cannot read job file' -- run run missing
+CAIRN_LOG_FORMAT=json expect_fail 1 '"message":"cannot read job file.*"fields":{"path":".*/missing.conf","code":"ENOENT"}}$' -- run run missing
 json_log "$W/err"
-expect_fail 2 '"message":".*typo.conf:3: ' -- run --log-format json run typo
+expect_fail 2 '"message":".*typo.conf:3: .*"fields":{"code":"usage","exit_code":2}}$' -- run --log-format json run typo
+json_log "$W/err"
 
 # ---- cairn status with the job's check (and S3 copy) ----------------------
 rc=0
@@ -387,6 +388,20 @@ slack_body "$O/slack.json" j3 "$err"
 "$CAIRN" notify --url "$sink_URL" --format teams --job j4 --error "$err" || fail "Teams notify failed"
 last_body sink "$O/teams.json"
 teams_body "$O/teams.json" j4 "$err"
+# A long error within Slack's limits (3000 characters a text, 2000 a field), cut
+# between characters.
+long=$(python3 -c "print('é&<' * 1500)")
+"$CAIRN" notify --url "$sink_URL" --format slack --job "$long" --error "$long" || fail "long Slack notify"
+last_body sink "$O/slack-long.json"
+py "import json,sys
+j=json.load(open(sys.argv[1]))
+texts=[j['blocks'][0]['text']['text'], j['blocks'][2]['text']['text']]
+fields=[f['text'] for f in j['blocks'][1]['fields']]
+assert all(len(t) <= 3000 for t in texts) and all(len(t) <= 2000 for t in fields), [len(t) for t in texts + fields]
+assert texts[1].startswith('\`\`\`é&amp;&lt;') and texts[1].endswith('...\`\`\`'), texts[1][-20:]
+for t in texts + fields + [j['text']]:
+    t.encode('utf-8')  # no lone surrogate: nothing was cut inside a character
+" "$O/slack-long.json" || fail "long Slack body: $(head -c 600 "$O/slack-long.json")"
 # The checks bite: the generic body is neither.
 (slack_body "$O/n1.json" j1 'disk "full"') 2> /dev/null && fail "slack_body accepted a generic body"
 (teams_body "$O/n1.json" j1 'disk "full"') 2> /dev/null && fail "teams_body accepted a generic body"
