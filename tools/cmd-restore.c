@@ -9,30 +9,30 @@
 #include "cleanup.h"
 
 static const char usage[] =
-	"usage: cairn restore SNAP --target DIR [options] [PATH]\n"
-	"\n"
-	"Restores snapshot SNAP (an ID prefix or 'latest') into DIR, keeping the\n"
-	"absolute layout of the backup: /home/me/docs comes back as DIR/home/me/docs.\n"
-	"PATH restores only that file or directory of the snapshot (default '/').\n"
-	"\n"
-	"  -t, --target DIR       directory to restore into (created if missing)\n"
-	"  --include GLOB         restore only matching paths, with the directories\n"
-	"                         leading to them (repeatable)\n"
-	"  --include-file FILE    read include patterns from FILE, one per line\n"
-	"  --exclude GLOB         leave out matching paths (repeatable)\n"
-	"  --exclude-file FILE    read exclude patterns from FILE, one per line\n"
-	"\n"
-	"Patterns match the absolute paths in the snapshot, with the syntax of\n"
-	"'cairn backup': * ? [..] and ** (any number of directories); a pattern\n"
-	"without '/' matches a name anywhere, one starting with '/' from the root.\n"
-	"\n"
-	"Entries already in DIR with the same name are replaced: files are written\n"
-	"under a temporary name and renamed over the old ones. Other entries in DIR\n"
-	"are left alone. Hard links within the restored set come back as hard links\n"
-	"and sparse files stay sparse. Owners and device nodes are restored only when\n"
-	"running as root; sockets are skipped.\n"
-	"Exit status: 0 ok, 1 error, 3 finished, but some entries or attributes\n"
-	"could not be restored (each is reported on stderr).\n";
+        "usage: cairn restore SNAP --target DIR [options] [PATH]\n"
+        "\n"
+        "Restores snapshot SNAP (an ID prefix or 'latest') into DIR, keeping the\n"
+        "absolute layout of the backup: /home/me/docs comes back as DIR/home/me/docs.\n"
+        "PATH restores only that file or directory of the snapshot (default '/').\n"
+        "\n"
+        "  -t, --target DIR       directory to restore into (created if missing)\n"
+        "  --include GLOB         restore only matching paths, with the directories\n"
+        "                         leading to them (repeatable)\n"
+        "  --include-file FILE    read include patterns from FILE, one per line\n"
+        "  --exclude GLOB         leave out matching paths (repeatable)\n"
+        "  --exclude-file FILE    read exclude patterns from FILE, one per line\n"
+        "\n"
+        "Patterns match the absolute paths in the snapshot, with the syntax of\n"
+        "'cairn backup': * ? [..] and ** (any number of directories); a pattern\n"
+        "without '/' matches a name anywhere, one starting with '/' from the root.\n"
+        "\n"
+        "Entries already in DIR with the same name are replaced: files are written\n"
+        "under a temporary name and renamed over the old ones. Other entries in DIR\n"
+        "are left alone. Hard links within the restored set come back as hard links\n"
+        "and sparse files stay sparse. Owners and device nodes are restored only when\n"
+        "running as root; sockets are skipped.\n"
+        "Exit status: 0 ok, 1 error, 3 finished, but some entries or attributes\n"
+        "could not be restored (each is reported on stderr).\n";
 
 enum {
 	OPT_TARGET = OPT_FIRST_COMMAND_OPT,
@@ -103,7 +103,7 @@ static int run(const struct restore_args *a, const char *spec, const char *path)
 	print_summary(&st, a->target);
 	if (st.warnings > 0) {
 		log_warn("%llu problems: some entries or attributes were not restored (see above)",
-			 (unsigned long long)st.warnings);
+		         (unsigned long long)st.warnings);
 		return EXIT_PARTIAL;
 	}
 	return 0;
@@ -132,7 +132,8 @@ int cmd_restore(int argc, char **argv)
 	if (i < 0)
 		return CLI_PARSE_EXIT(i);
 	if (i >= argc)
-		return cli_usage_error("restore: say which snapshot to restore (an ID or 'latest')");
+		return cli_usage_error(
+		        "restore: say which snapshot to restore (an ID or 'latest')");
 	if (argc - i > 2)
 		return cli_usage_error("restore: unexpected argument '%s'", argv[i + 2]);
 	if (!a.target || !*a.target)

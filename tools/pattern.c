@@ -104,7 +104,8 @@ static void set_bit(uint8_t *set, unsigned c)
 /* ASCII only: matching must not depend on the locale. */
 static bool in_posix_class(const char *name, size_t n, unsigned c)
 {
-	bool lower = c >= 'a' && c <= 'z', upper = c >= 'A' && c <= 'Z', digit = c >= '0' && c <= '9';
+	bool lower = c >= 'a' && c <= 'z', upper = c >= 'A' && c <= 'Z',
+	     digit = c >= '0' && c <= '9';
 	bool alpha = lower || upper, print = c >= 0x20 && c < 0x7f;
 #define IS(s) (n == sizeof(s) - 1 && memcmp(name, s, n) == 0)
 	if (IS("alpha"))
@@ -135,9 +136,8 @@ static bool in_posix_class(const char *name, size_t n, unsigned c)
 
 static bool posix_class_known(const char *name, size_t n)
 {
-	static const char *const names[] = { "alpha", "digit", "alnum", "upper",
-					     "lower", "xdigit", "space", "blank",
-					     "punct", "print", "graph", "cntrl" };
+	static const char *const names[] = { "alpha", "digit", "alnum", "upper", "lower", "xdigit",
+		                             "space", "blank", "punct", "print", "graph", "cntrl" };
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
 		if (strlen(names[i]) == n && memcmp(names[i], name, n) == 0)
 			return true;
@@ -350,7 +350,7 @@ static bool blank_line(const char *s, size_t n)
 }
 
 static int add_line(struct pattern_list *l, const char *path, size_t lineno, const char *s,
-		    size_t n)
+                    size_t n)
 {
 	if (n > 0 && s[n - 1] == '\r')
 		n--;

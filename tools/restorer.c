@@ -61,7 +61,7 @@ static const char *next_comp(const char *p, size_t *len)
 }
 
 int restorer_lookup(cairn_repo *repo, const struct cairn_id *root, const char *path,
-		    struct restorer_entry *out)
+                    struct restorer_entry *out)
 {
 	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;
 	const struct cairn_node *node = NULL;
@@ -73,8 +73,8 @@ int restorer_lookup(cairn_repo *repo, const struct cairn_id *root, const char *p
 		if (len == 2 && p[0] == '.' && p[1] == '.')
 			return cairn_err_set(-EINVAL, "'..' is not allowed in a snapshot path");
 		if (node && node->type != CAIRN_NODE_DIR)
-			return cairn_err_set(-ENOTDIR, "'%.*s' is not a directory", (int)(end - path),
-					     path);
+			return cairn_err_set(-ENOTDIR, "'%.*s' is not a directory",
+			                     (int)(end - path), path);
 		if (node) {
 			cairn_tree *sub = NULL;
 			if ((r = restorer_load_tree(repo, &node->subtree, &sub)) < 0)
@@ -84,7 +84,7 @@ int restorer_lookup(cairn_repo *repo, const struct cairn_id *root, const char *p
 		}
 		if (cairn_tree_find(t, p, len, &idx) < 0)
 			return cairn_err_set(-ENOENT, "'%.*s' is not in the snapshot",
-					     (int)(p + len - path), path);
+			                     (int)(p + len - path), path);
 		node = cairn_tree_node(t, idx);
 		p += len;
 		end = p;
@@ -116,7 +116,7 @@ static int skip_hole(int fd, uint64_t len)
 }
 
 static int put_extent(cairn_repo *repo, const struct cairn_extent *e, const char *path,
-		      unsigned long long off, int fd, bool sparse, struct cairn_buf *buf)
+                      unsigned long long off, int fd, bool sparse, struct cairn_buf *buf)
 {
 	int r;
 	if (cairn_id_is_zero(&e->id)) {
@@ -127,19 +127,19 @@ static int put_extent(cairn_repo *repo, const struct cairn_extent *e, const char
 			return cairn_err_wrap(r, "cannot read '%s' at offset %llu", path, off);
 		if (buf->len != e->len)
 			return cairn_err_set(-EBADMSG,
-					     "cannot read '%s' at offset %llu: data blob holds %zu "
-					     "bytes, the tree says %llu",
-					     path, off, buf->len, (unsigned long long)e->len);
+			                     "cannot read '%s' at offset %llu: data blob holds %zu "
+			                     "bytes, the tree says %llu",
+			                     path, off, buf->len, (unsigned long long)e->len);
 		r = cairn_write_all(fd, buf->data, buf->len);
 	}
 	if (r < 0)
 		return cairn_err_set(r, "cannot write '%s' at offset %llu: %s", path, off,
-				     strerror(-r));
+		                     strerror(-r));
 	return 0;
 }
 
 int restorer_write_content(cairn_repo *repo, const struct cairn_node *node, const char *path,
-			   int fd, bool sparse, struct cairn_buf *buf)
+                           int fd, bool sparse, struct cairn_buf *buf)
 {
 	uint64_t off = 0;
 	for (size_t i = 0; i < node->nextents; i++) {
@@ -167,7 +167,8 @@ void restorer_fmt_local(char buf[RESTORER_TIME_MAX], int64_t ns)
 {
 	struct tm tm;
 	long frac;
-	if (!split_ns(ns, &tm, &frac) || !strftime(buf, RESTORER_TIME_MAX, "%Y-%m-%d %H:%M:%S", &tm))
+	if (!split_ns(ns, &tm, &frac) ||
+	    !strftime(buf, RESTORER_TIME_MAX, "%Y-%m-%d %H:%M:%S", &tm))
 		snprintf(buf, RESTORER_TIME_MAX, "?");
 }
 
@@ -182,7 +183,7 @@ void restorer_fmt_rfc3339(char buf[RESTORER_TIME_MAX], int64_t ns)
 	}
 	long off = tm.tm_gmtoff, a = off < 0 ? -off : off;
 	snprintf(buf, RESTORER_TIME_MAX, "%s.%09ld%c%02ld:%02ld", date, frac, off < 0 ? '-' : '+',
-		 (a / 3600) % 100, a / 60 % 60);
+	         (a / 3600) % 100, a / 60 % 60);
 }
 
 void restorer_print_text(FILE *f, const void *s, size_t n)
@@ -231,10 +232,10 @@ struct ctx {
 	bool root; /* euid 0: restore owners and devices */
 	unsigned depth;
 	unsigned long tmp_seq;
-	struct cairn_buf path;  /* snapshot path of the entry at hand, NUL-terminated */
-	struct cairn_buf shown; /* path with control bytes escaped, for messages */
-	struct cairn_buf data;  /* the blob being written */
-	struct cairn_idset links;     /* (dev, ino) of a restored entry -> offset in link_paths */
+	struct cairn_buf path;       /* snapshot path of the entry at hand, NUL-terminated */
+	struct cairn_buf shown;      /* path with control bytes escaped, for messages */
+	struct cairn_buf data;       /* the blob being written */
+	struct cairn_idset links;    /* (dev, ino) of a restored entry -> offset in link_paths */
 	struct cairn_buf link_paths; /* NUL-terminated paths relative to the target */
 };
 
@@ -252,7 +253,7 @@ static const char *shown(struct ctx *c)
 		return "/";
 	for (size_t i = 0; i < c->path.len; i++) {
 		int r = p[i] < 0x20 || p[i] == 0x7f ? cairn_buf_printf(&c->shown, "\\x%02x", p[i])
-						    : cairn_buf_put_u8(&c->shown, p[i]);
+		                                    : cairn_buf_put_u8(&c->shown, p[i]);
 		if (r < 0)
 			return "(out of memory)";
 	}
@@ -263,7 +264,7 @@ static const char *shown(struct ctx *c)
 
 /* Log "<what> '<path>': <why>" as a warning and count it. */
 static void warn(struct ctx *c, const char *what, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 static void warn(struct ctx *c, const char *what, const char *fmt, ...)
 {
 	char why[1024];
@@ -297,7 +298,7 @@ static bool valid_name(const struct cairn_node *n)
 	    memchr(n->name, '\0', n->name_len))
 		return false;
 	return !(n->name[0] == '.' &&
-		 (n->name_len == 1 || (n->name_len == 2 && n->name[1] == '.')));
+	         (n->name_len == 1 || (n->name_len == 2 && n->name[1] == '.')));
 }
 
 static void copy_name(char out[CAIRN_NAME_MAX + 1], const struct cairn_node *n)
@@ -369,7 +370,7 @@ static void set_meta(struct ctx *c, const struct obj *o, const struct cairn_node
 
 	if (c->root) {
 		r = o->fd >= 0 ? fchown(o->fd, n->uid, n->gid)
-			       : fchownat(o->dirfd, o->name, n->uid, n->gid, AT_SYMLINK_NOFOLLOW);
+		               : fchownat(o->dirfd, o->name, n->uid, n->gid, AT_SYMLINK_NOFOLLOW);
 		if (r < 0)
 			warn(c, "cannot set the owner of", "%s", strerror(errno));
 	}
@@ -382,7 +383,7 @@ static void set_meta(struct ctx *c, const struct obj *o, const struct cairn_node
 	split_ts(&ts[0], n->atime_ns);
 	split_ts(&ts[1], n->mtime_ns);
 	r = o->fd >= 0 ? futimens(o->fd, ts)
-		       : utimensat(o->dirfd, o->name, ts, AT_SYMLINK_NOFOLLOW);
+	               : utimensat(o->dirfd, o->name, ts, AT_SYMLINK_NOFOLLOW);
 	if (r < 0)
 		warn(c, "cannot set the times of", "%s", strerror(errno));
 }
@@ -482,7 +483,7 @@ static int link_add(struct ctx *c, const struct cairn_node *n)
 /* Create n under tmp in dirfd (a hard link to link_from if set). *fd gets the
  * open file for a new regular file, else -1. Returns 0 or -errno. */
 static int create_one(struct ctx *c, int dirfd, const struct cairn_node *n, const char *link_from,
-		      const char *tmp, int *fd)
+                      const char *tmp, int *fd)
 {
 	char target[CAIRN_SYMLINK_MAX + 1];
 	int r;
@@ -492,7 +493,8 @@ static int create_one(struct ctx *c, int dirfd, const struct cairn_node *n, cons
 		return linkat(c->rootfd, link_from, dirfd, tmp, 0) < 0 ? -errno : 0;
 	switch (n->type) {
 	case CAIRN_NODE_FILE:
-		*fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		*fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		             0600);
 		return *fd < 0 ? -errno : 0;
 	case CAIRN_NODE_SYMLINK:
 		if (n->target_len == 0 || n->target_len > CAIRN_SYMLINK_MAX)
@@ -507,7 +509,7 @@ static int create_one(struct ctx *c, int dirfd, const struct cairn_node *n, cons
 	case CAIRN_NODE_CHR:
 	case CAIRN_NODE_BLK:
 		r = mknodat(dirfd, tmp, (n->type == CAIRN_NODE_CHR ? S_IFCHR : S_IFBLK) | 0600,
-			    (dev_t)n->rdev);
+		            (dev_t)n->rdev);
 		break;
 	default:
 		return -EINVAL;
@@ -517,7 +519,7 @@ static int create_one(struct ctx *c, int dirfd, const struct cairn_node *n, cons
 
 /* create_one under a fresh temporary name (written to tmp). */
 static int create_tmp(struct ctx *c, int dirfd, const struct cairn_node *n, const char *link_from,
-		      char tmp[TMP_NAME_MAX], int *fd)
+                      char tmp[TMP_NAME_MAX], int *fd)
 {
 	for (int tries = 0; tries < 100; tries++) {
 		snprintf(tmp, TMP_NAME_MAX, ".cairn-tmp.%d.%lu", (int)getpid(), c->tmp_seq++);
@@ -546,12 +548,13 @@ static int fill_file(struct ctx *c, int fd, const struct cairn_node *n)
 /* Make the new entry at tmp: content and metadata, except for extra links to an
  * inode restored already. Closes fd. Returns 0 or -errno with a message set. */
 static int fill(struct ctx *c, int dirfd, int fd, const char *tmp, const struct cairn_node *n,
-		bool linked)
+                bool linked)
 {
 	if (fd >= 0) {
 		int r = fill_file(c, fd, n);
 		if (close(fd) < 0 && r >= 0)
-			r = cairn_err_set(-errno, "cannot write '%s': %s", shown(c), strerror(errno));
+			r = cairn_err_set(-errno, "cannot write '%s': %s", shown(c),
+			                  strerror(errno));
 		return r;
 	}
 	if (!linked) {
@@ -587,7 +590,7 @@ static void count(struct ctx *c, const struct cairn_node *n, bool linked)
  * Returns < 0 only for fatal errors (others are warnings), 1 if the link failed
  * and the caller should write a copy instead. */
 static int restore_inode(struct ctx *c, struct frame *dir, const struct cairn_node *n,
-			 const char *link_from)
+                         const char *link_from)
 {
 	char tmp[TMP_NAME_MAX], name[CAIRN_NAME_MAX + 1];
 	int fd, r = create_tmp(c, dir->fd, n, link_from, tmp, &fd);
@@ -630,8 +633,9 @@ static int restore_leaf(struct ctx *c, struct frame *dir, const struct cairn_nod
 		return 0;
 	}
 	if (n->flags & CAIRN_NODE_INCOMPLETE)
-		warn(c, "restoring an incomplete copy of", "it could not be read completely "
-							  "at backup time");
+		warn(c, "restoring an incomplete copy of",
+		     "it could not be read completely "
+		     "at backup time");
 	const char *first = link_candidate(n) ? link_first(c, n) : NULL;
 	if (first) {
 		int r = restore_inode(c, dir, n, first);
@@ -783,12 +787,12 @@ static int open_target(const char *target)
 	int fd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return cairn_err_set(-errno, "cannot open target '%s': %s", target,
-				     strerror(errno));
+		                     strerror(errno));
 	return fd;
 }
 
-int restorer_run(cairn_repo *repo, const struct cairn_snapshot *snap,
-		 const struct restorer_opts *o, struct restorer_stats *st)
+int restorer_run(cairn_repo *repo, const struct cairn_snapshot *snap, const struct restorer_opts *o,
+                 struct restorer_stats *st)
 {
 	struct ctx c = { .repo = repo, .o = o, .st = st, .rootfd = -1, .root = geteuid() == 0 };
 	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;

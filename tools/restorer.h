@@ -31,7 +31,7 @@ struct restorer_entry {
  * for "..", -EBADMSG a corrupt tree. Caller frees out->parent with
  * cairn_tree_free(). */
 int restorer_lookup(cairn_repo *repo, const struct cairn_id *root, const char *path,
-		    struct restorer_entry *out);
+                    struct restorer_entry *out);
 
 /* Write a regular file's content to fd at its position, one blob at a time
  * through buf (so memory stays bounded by the largest chunk). Holes become zeros
@@ -40,7 +40,7 @@ int restorer_lookup(cairn_repo *repo, const struct cairn_id *root, const char *p
  * extent's length. -EBADMSG/-ENOENT for the repository (message names path and
  * offset), -EIO/-ENOSPC/-EFBIG for fd. */
 int restorer_write_content(cairn_repo *repo, const struct cairn_node *node, const char *path,
-			   int fd, bool sparse, struct cairn_buf *buf);
+                           int fd, bool sparse, struct cairn_buf *buf);
 
 /* Times: "YYYY-MM-DD HH:MM:SS" local time, and RFC 3339 with nanoseconds and
  * the local offset ("2024-05-01T10:00:00.123456789+02:00"). */
@@ -73,7 +73,7 @@ struct restorer_stats {
  * syscall) are logged as warnings, counted in st->warnings, and the restore goes
  * on. Returns < 0 only for failures that stop it: -ENOENT/-ENOTDIR o->path is
  * not in the snapshot, a target that cannot be opened, -ENOSPC, -ENOMEM. */
-int restorer_run(cairn_repo *repo, const struct cairn_snapshot *snap,
-		 const struct restorer_opts *o, struct restorer_stats *st);
+int restorer_run(cairn_repo *repo, const struct cairn_snapshot *snap, const struct restorer_opts *o,
+                 struct restorer_stats *st);
 
 #endif

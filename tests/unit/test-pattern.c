@@ -71,7 +71,7 @@ static void test_pattern__classes(void)
 	CHECK(m("[!a-c]", "/d"));
 	CHECK(m("[^a-c]", "/d"));
 	CHECK(!m("[!a-c]", "/a"));
-	CHECK(m("[]]", "/]"));   /* ']' first is literal */
+	CHECK(m("[]]", "/]")); /* ']' first is literal */
 	CHECK(m("[!]]", "/x"));
 	CHECK(!m("[!]]", "/]"));
 	CHECK(m("[a-]", "/-")); /* '-' last is literal */
@@ -82,7 +82,7 @@ static void test_pattern__classes(void)
 	CHECK(m("[[:upper:][:punct:]]", "/!"));
 	CHECK(!m("[[:lower:]]", "/Q"));
 	CHECK(m("[\x80-\xff]", "/\xe9")); /* bytes, not characters */
-	CHECK(!m("[z-a]", "/m"));           /* an empty range matches nothing */
+	CHECK(!m("[z-a]", "/m"));         /* an empty range matches nothing */
 }
 
 static void test_pattern__escapes(void)
@@ -259,12 +259,12 @@ static void test_pattern__file(void)
 	struct pattern_list *l = NULL;
 	snprintf(path, sizeof(path), "%s/excl", check_tmpdir());
 	static const char text[] = "# comment\n"
-				   "\n"
-				   "   \t\n"
-				   "*.o\r\n"
-				   "/var/tmp\n"
-				   "\\#literal\n"
-				   "last-no-newline";
+	                           "\n"
+	                           "   \t\n"
+	                           "*.o\r\n"
+	                           "/var/tmp\n"
+	                           "\\#literal\n"
+	                           "last-no-newline";
 	CHECK_OK(cairn_file_write_atomic(path, NULL, text, sizeof(text) - 1));
 	CHECK_OK(pattern_list_new(&l));
 	CHECK_OK(pattern_list_add_file(l, path));
