@@ -75,19 +75,6 @@ enum kind {
 #define SNAPSHOT_FILE_MAX (CAIRN_SNAPSHOT_MAX_SIZE + 4096u)
 #define PACK_FILE_MAX (8ull << 30)
 
-struct item {
-	char rel[REL_MAX]; /* "config", "keys/<16 hex>", "packs/xx/<64 hex>", "snapshots/<64 hex>"
-	                    */
-	enum kind kind;
-	uint64_t size;
-	char etag[129]; /* remote ETag (listing), or the local MD5 of config and keys */
-};
-
-struct items {
-	struct item *v;
-	size_t n, cap;
-};
-
 struct sync {
 	cairn_s3 *s3;
 	cairn_s3_conn *conn; /* the main thread's connection */
@@ -99,7 +86,7 @@ struct sync {
 	char url[600];
 	char table[128];
 	bool verify, del;
-	struct items local, remote;
+	struct remote_objs local, remote;
 	bool listed; /* remote holds a full listing */
 	_Atomic uint64_t objects, bytes, present, deleted;
 };
@@ -210,36 +197,6 @@ static void table_name(struct sync *sy)
 
 /* ---- item lists ----------------------------------------------------------- */
 
-static int items_add(struct items *l, const char *rel, enum kind kind, uint64_t size,
-                     const char *etag)
-{
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 64;
-		struct item *v = reallocarray(l->v, cap, sizeof(*v));
-		if (!v)
-			return cairn_err_set(-ENOMEM, "out of memory");
-		l->v = v;
-		l->cap = cap;
-	}
-	struct item *it = &l->v[l->n++];
-	*it = (struct item){ .kind = kind, .size = size };
-	snprintf(it->rel, sizeof(it->rel), "%s", rel);
-	snprintf(it->etag, sizeof(it->etag), "%s", etag ? etag : "");
-	return 0;
-}
-
-static int cmp_item(const void *a, const void *b)
-{
-	return strcmp(((const struct item *)a)->rel, ((const struct item *)b)->rel);
-}
-
-static struct item *items_find(const struct items *l, const char *rel)
-{
-	struct item key;
-	snprintf(key.rel, sizeof(key.rel), "%s", rel);
-	return l->n ? bsearch(&key, l->v, l->n, sizeof(key), cmp_item) : NULL;
-}
-
 /* ---- state table ---------------------------------------------------------- */
 
 static int state_put(struct sync *sy, const char *rel, uint64_t size, const char *etag)
@@ -291,7 +248,7 @@ static int add_small_file(struct sync *sy, const char *rel, enum kind kind)
 	int r = path_of(sy, rel, path, sizeof(path));
 	if (r >= 0 && (r = file_md5(path, &size, md5)) < 0)
 		return r;
-	return r < 0 ? r : items_add(&sy->local, rel, kind, size, md5);
+	return r < 0 ? r : remote_objs_add(&sy->local, rel, kind, size, md5);
 }
 
 static int gather_keys(struct sync *sy)
@@ -317,7 +274,7 @@ static int add_pack(const struct cairn_id *pack, uint64_t size, void *payload)
 	char hex[CAIRN_ID_HEX_SIZE], rel[REL_MAX];
 	cairn_id_hex(hex, pack);
 	snprintf(rel, sizeof(rel), "packs/%.2s/%s", hex, hex);
-	return items_add(payload, rel, K_PACK, size, NULL);
+	return remote_objs_add(payload, rel, K_PACK, size, NULL);
 }
 
 static int gather_snapshots(struct sync *sy)
@@ -334,7 +291,7 @@ static int gather_snapshots(struct sync *sy)
 			break;
 		if (stat(path, &st) < 0)
 			continue; /* deleted since the listing (forget, prune) */
-		r = items_add(&sy->local, rel, K_SNAPSHOT, (uint64_t)st.st_size, NULL);
+		r = remote_objs_add(&sy->local, rel, K_SNAPSHOT, (uint64_t)st.st_size, NULL);
 	}
 	return r;
 }
@@ -349,48 +306,27 @@ static int gather_local(struct sync *sy)
 	    (r = gather_keys(sy)) < 0 ||
 	    (r = cairn_repo_foreach_pack(sy->repo, add_pack, &sy->local)) < 0)
 		return r;
-	if (sy->local.n > 1)
-		qsort(sy->local.v, sy->local.n, sizeof(struct item), cmp_item);
+	remote_objs_sort(&sy->local);
 	return 0;
 }
 
 /* ---- remote listing ------------------------------------------------------- */
 
-static int list_one(const struct cairn_s3xml_object *o, void *payload)
-{
-	struct sync *sy = payload;
-	size_t pl = strlen(sy->prefix);
-	if (pl && (strncmp(o->key, sy->prefix, pl) != 0 || o->key[pl] != '/'))
-		return 0;
-	const char *rel = o->key + (pl ? pl + 1 : 0);
-	int kind = classify(rel);
-	if (kind < 0) {
-		log_debug("ignoring s3://%s/%s: not a repository object", sy->bucket, o->key);
-		return 0;
-	}
-	return items_add(&sy->remote, rel, (enum kind)kind, o->size, o->etag);
-}
-
 static int list_remote(struct sync *sy)
 {
-	char prefix[600];
-	snprintf(prefix, sizeof(prefix), "%s%s", sy->prefix, sy->prefix[0] ? "/" : "");
-	int r = cairn_s3_list(sy->conn, prefix, list_one, sy);
-	if (r < 0)
-		return r;
-	if (sy->remote.n > 1) /* qsort(NULL, 0) is undefined */
-		qsort(sy->remote.v, sy->remote.n, sizeof(struct item), cmp_item);
-	sy->listed = true;
-	return 0;
+	int r = remote_list(sy->conn, sy->prefix, &sy->remote);
+	if (r >= 0)
+		sy->listed = true;
+	return r;
 }
 
 /* ---- parallel transfers --------------------------------------------------- */
 
-typedef int (*job_fn)(struct sync *sy, cairn_s3_conn *c, struct item *it);
+typedef int (*job_fn)(struct sync *sy, cairn_s3_conn *c, struct remote_obj *it);
 
 struct jobs {
 	struct sync *sy;
-	struct item **v;
+	struct remote_obj **v;
 	job_fn fn;
 };
 
@@ -401,15 +337,15 @@ static int run_job(cairn_s3_conn *c, size_t i, void *payload)
 }
 
 /* Run fn over the items of one kind that are marked (want[i]). */
-static int run_kind(struct sync *sy, const struct items *l, const bool *want, enum kind kind,
+static int run_kind(struct sync *sy, const struct remote_objs *l, const bool *want, enum kind kind,
                     job_fn fn)
 {
-	_cleanup_free_ struct item **jobs = calloc(l->n ? l->n : 1, sizeof(*jobs));
+	_cleanup_free_ struct remote_obj **jobs = calloc(l->n ? l->n : 1, sizeof(*jobs));
 	size_t n = 0;
 	if (!jobs)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	for (size_t i = 0; i < l->n; i++)
-		if (want[i] && l->v[i].kind == kind)
+		if (want[i] && l->v[i].kind == (int)kind)
 			jobs[n++] = &l->v[i];
 	struct jobs j = { .sy = sy, .v = jobs, .fn = fn };
 	return cairn_s3_parallel(sy->s3, sy->conn, n, run_job, &j);
@@ -466,7 +402,7 @@ static int same_repository(struct sync *sy, const char *key)
 static int check_remote(struct sync *sy)
 {
 	struct cairn_s3_obj head;
-	const struct item *cfg = items_find(&sy->local, "config");
+	const struct remote_obj *cfg = remote_objs_find(&sy->local, "config");
 	char key[700];
 	int r = key_of(sy, "config", key, sizeof(key));
 	if (r < 0 || (r = cairn_s3_head(sy->conn, key, &head)) == -ENOENT)
@@ -482,7 +418,8 @@ static int check_remote(struct sync *sy)
 
 /* Is the remote copy of it good? config and keys: same MD5; packs and snapshots
  * are named by their content, so the same size is enough unless --verify. */
-static int remote_matches(struct sync *sy, const struct item *it, const struct item *rem)
+static int remote_matches(struct sync *sy, const struct remote_obj *it,
+                          const struct remote_obj *rem)
 {
 	char path[4096], etag[129];
 	if (!rem || rem->size != it->size)
@@ -506,11 +443,11 @@ static int remote_matches(struct sync *sy, const struct item *it, const struct i
 static int plan(struct sync *sy, bool *want)
 {
 	for (size_t i = 0; i < sy->local.n; i++) {
-		struct item *it = &sy->local.v[i];
+		struct remote_obj *it = &sy->local.v[i];
 		bool small = it->kind == K_CONFIG || it->kind == K_KEY;
 		int r;
 		if (sy->listed) {
-			struct item *rem = items_find(&sy->remote, it->rel);
+			struct remote_obj *rem = remote_objs_find(&sy->remote, it->rel);
 			r = remote_matches(sy, it, rem);
 			if (r == 1)
 				r = state_put(sy, it->rel, rem->size, rem->etag);
@@ -528,7 +465,7 @@ static int plan(struct sync *sy, bool *want)
 	return 0;
 }
 
-static int upload_one(struct sync *sy, cairn_s3_conn *c, struct item *it)
+static int upload_one(struct sync *sy, cairn_s3_conn *c, struct remote_obj *it)
 {
 	char path[4096], key[700];
 	struct cairn_s3_obj obj;
@@ -554,7 +491,7 @@ static int upload_one(struct sync *sy, cairn_s3_conn *c, struct item *it)
 	return 0;
 }
 
-static int delete_one(struct sync *sy, cairn_s3_conn *c, struct item *it)
+static int delete_one(struct sync *sy, cairn_s3_conn *c, struct remote_obj *it)
 {
 	char key[700];
 	int r = key_of(sy, it->rel, key, sizeof(key));
@@ -581,7 +518,7 @@ static int delete_phase(struct sync *sy)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	for (size_t i = 0; i < sy->remote.n; i++)
 		gone[i] = sy->remote.v[i].kind != K_CONFIG &&
-		          !items_find(&sy->local, sy->remote.v[i].rel);
+		          !remote_objs_find(&sy->local, sy->remote.v[i].rel);
 	for (size_t k = 0; k < ARRAY_SIZE(order); k++) {
 		int r = run_kind(sy, &sy->remote, gone, order[k], delete_one);
 		if (r < 0)
@@ -651,7 +588,7 @@ static void clean_tmp(const char *dir)
 }
 
 /* Small objects are fetched into memory and written with tmp + fsync + rename. */
-static int fetch_small(struct sync *sy, cairn_s3_conn *c, const struct item *it, size_t max)
+static int fetch_small(struct sync *sy, cairn_s3_conn *c, const struct remote_obj *it, size_t max)
 {
 	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
 	char key[700], path[4096], tmpdir[4096];
@@ -673,7 +610,7 @@ static int fetch_small(struct sync *sy, cairn_s3_conn *c, const struct item *it,
 
 /* A local file of the same size is one an earlier run finished (renamed into
  * place only after verification). */
-static bool have_file(struct sync *sy, const struct item *it)
+static bool have_file(struct sync *sy, const struct remote_obj *it)
 {
 	char path[4096];
 	struct stat st;
@@ -681,7 +618,7 @@ static bool have_file(struct sync *sy, const struct item *it)
 	       (uint64_t)st.st_size == it->size;
 }
 
-static int fetch_snapshot(struct sync *sy, cairn_s3_conn *c, struct item *it)
+static int fetch_snapshot(struct sync *sy, cairn_s3_conn *c, struct remote_obj *it)
 {
 	if (have_file(sy, it)) {
 		atomic_fetch_add(&sy->present, 1);
@@ -692,7 +629,7 @@ static int fetch_snapshot(struct sync *sy, cairn_s3_conn *c, struct item *it)
 
 /* Verify the download against the pack's name (FORMAT.md §6.1: SHA-256 of the
  * file), then make it durable and rename it into place. */
-static int install_pack(struct sync *sy, const struct item *it, int fd, const char *tmp,
+static int install_pack(struct sync *sy, const struct remote_obj *it, int fd, const char *tmp,
                         const uint8_t sha[32], uint64_t size)
 {
 	char hex[65], path[4096], dir[4096];
@@ -711,7 +648,7 @@ static int install_pack(struct sync *sy, const struct item *it, int fd, const ch
 	return r < 0 ? r : cairn_fsync_dir(dir);
 }
 
-static int fetch_pack(struct sync *sy, cairn_s3_conn *c, struct item *it)
+static int fetch_pack(struct sync *sy, cairn_s3_conn *c, struct remote_obj *it)
 {
 	char key[700], tmp[4096];
 	uint8_t sha[32];
@@ -740,7 +677,7 @@ static int fetch_pack(struct sync *sy, cairn_s3_conn *c, struct item *it)
 }
 
 /* config first: refuse to mix two repositories in one directory. */
-static int fetch_config(struct sync *sy, const struct item *cfg)
+static int fetch_config(struct sync *sy, const struct remote_obj *cfg)
 {
 	_cleanup_buf_ struct cairn_buf mine = CAIRN_BUF_INIT, theirs = CAIRN_BUF_INIT;
 	char path[4096], key[700], a[33], b[33];
@@ -763,7 +700,7 @@ static int fetch_keys(struct sync *sy)
 {
 	size_t keys = 0;
 	for (size_t i = 0; i < sy->remote.n; i++) {
-		struct item *it = &sy->remote.v[i];
+		struct remote_obj *it = &sy->remote.v[i];
 		if (it->kind != K_KEY)
 			continue;
 		keys++;
@@ -830,7 +767,7 @@ static int pull(struct sync *sy)
 	    (r = list_remote(sy)) < 0)
 		return r;
 	clean_tmp(sy->dir);
-	const struct item *cfg = items_find(&sy->remote, "config");
+	const struct remote_obj *cfg = remote_objs_find(&sy->remote, "config");
 	if (!cfg)
 		return cairn_err_set(-ENOENT, "%s holds no cairn repository (no 'config')",
 		                     sy->url);

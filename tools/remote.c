@@ -33,18 +33,6 @@
 #define PACK_MAX (8ull << 30)
 #define REL_MAX 96
 
-struct obj {
-	char rel[REL_MAX];
-	int kind;
-	uint64_t size;
-	char etag[129];
-};
-
-struct objs {
-	struct obj *v;
-	size_t n, cap;
-};
-
 struct remote {
 	cairn_s3 *s3;
 	char *bucket, *prefix;
@@ -512,37 +500,71 @@ static void remote_free(void *payload)
 
 /* ---- mirroring the small objects ------------------------------------------ */
 
-static int objs_add(struct objs *l, const char *rel, int kind, uint64_t size, const char *etag)
+int remote_objs_add(struct remote_objs *l, const char *rel, int kind, uint64_t size,
+                    const char *etag)
 {
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? 2 * l->cap : 64;
-		struct obj *v = reallocarray(l->v, cap, sizeof(*v));
+		struct remote_obj *v = reallocarray(l->v, cap, sizeof(*v));
 		if (!v)
 			return cairn_err_set(-ENOMEM, "out of memory");
 		l->v = v;
 		l->cap = cap;
 	}
-	struct obj *o = &l->v[l->n++];
-	*o = (struct obj){ .kind = kind, .size = size };
+	struct remote_obj *o = &l->v[l->n++];
+	*o = (struct remote_obj){ .kind = kind, .size = size };
 	snprintf(o->rel, sizeof(o->rel), "%s", rel);
-	snprintf(o->etag, sizeof(o->etag), "%s", etag);
+	snprintf(o->etag, sizeof(o->etag), "%s", etag ? etag : "");
 	return 0;
 }
 
+static int by_rel(const void *a, const void *b)
+{
+	return strcmp(((const struct remote_obj *)a)->rel, ((const struct remote_obj *)b)->rel);
+}
+
+void remote_objs_sort(struct remote_objs *l)
+{
+	if (l->n > 1) /* qsort(NULL, 0) is undefined */
+		qsort(l->v, l->n, sizeof(*l->v), by_rel);
+}
+
+struct remote_obj *remote_objs_find(const struct remote_objs *l, const char *rel)
+{
+	struct remote_obj key;
+	snprintf(key.rel, sizeof(key.rel), "%s", rel);
+	return l->n ? bsearch(&key, l->v, l->n, sizeof(key), by_rel) : NULL;
+}
+
 struct listing {
-	struct remote *rm;
-	struct objs *objs;
+	const char *prefix;
+	struct remote_objs *objs;
 };
 
 static int list_one(const struct cairn_s3xml_object *o, void *payload)
 {
 	struct listing *l = payload;
-	size_t pl = strlen(l->rm->prefix);
-	if (pl && (strncmp(o->key, l->rm->prefix, pl) != 0 || o->key[pl] != '/'))
+	size_t pl = strlen(l->prefix);
+	if (pl && (strncmp(o->key, l->prefix, pl) != 0 || o->key[pl] != '/'))
 		return 0;
 	const char *rel = o->key + (pl ? pl + 1 : 0);
 	int kind = remote_classify(rel);
-	return kind < 0 ? 0 : objs_add(l->objs, rel, kind, o->size, o->etag);
+	if (kind < 0) {
+		log_debug("ignoring %s: not a repository object", o->key);
+		return 0;
+	}
+	return remote_objs_add(l->objs, rel, kind, o->size, o->etag);
+}
+
+int remote_list(cairn_s3_conn *c, const char *prefix, struct remote_objs *out)
+{
+	char p[600];
+	struct listing l = { .prefix = prefix, .objs = out };
+	snprintf(p, sizeof(p), "%s%s", prefix, prefix[0] ? "/" : "");
+	int r = cairn_s3_list(c, p, list_one, &l);
+	if (r >= 0)
+		remote_objs_sort(out);
+	return r;
 }
 
 static int md5_matches(const char *path, const char *etag)
@@ -559,7 +581,7 @@ static int md5_matches(const char *path, const char *etag)
 
 /* Config and keys may be replaced (cairn key): same MD5 or fetched again.
  * Snapshots are named by their content: present means current. */
-static bool is_current(const struct remote *rm, const struct obj *o)
+static bool is_current(const struct remote *rm, const struct remote_obj *o)
 {
 	char path[PATH_MAX];
 	struct stat st;
@@ -569,7 +591,7 @@ static bool is_current(const struct remote *rm, const struct obj *o)
 	return o->kind == REMOTE_SNAPSHOT || md5_matches(path, o->etag);
 }
 
-static int fetch_small(struct remote *rm, cairn_s3_conn *c, const struct obj *o)
+static int fetch_small(struct remote *rm, cairn_s3_conn *c, const struct remote_obj *o)
 {
 	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
 	size_t max = o->kind == REMOTE_CONFIG ? CONFIG_MAX
@@ -588,13 +610,13 @@ static int fetch_small(struct remote *rm, cairn_s3_conn *c, const struct obj *o)
 
 struct mirror {
 	struct remote *rm;
-	struct obj **todo;
+	struct remote_obj **todo;
 };
 
 static int mirror_one(cairn_s3_conn *c, size_t i, void *payload)
 {
 	struct mirror *m = payload;
-	struct obj *o = m->todo[i];
+	struct remote_obj *o = m->todo[i];
 	if (o->kind == REMOTE_PACK) {
 		struct cairn_id id;
 		int r = cairn_id_parse(&id, o->rel + 9);
@@ -604,7 +626,7 @@ static int mirror_one(cairn_s3_conn *c, size_t i, void *payload)
 }
 
 /* The pack's tails/ file exists and is for a pack of this size. */
-static bool have_tail(struct remote *rm, const struct obj *o)
+static bool have_tail(struct remote *rm, const struct remote_obj *o)
 {
 	char path[PATH_MAX];
 	uint8_t sz[8];
@@ -616,14 +638,14 @@ static bool have_tail(struct remote *rm, const struct obj *o)
 }
 
 /* Fetch what the cache lacks: the small objects and the tails of new packs. */
-static int mirror(struct remote *rm, cairn_s3_conn *c, struct objs *l)
+static int mirror(struct remote *rm, cairn_s3_conn *c, struct remote_objs *l)
 {
-	_cleanup_free_ struct obj **todo = calloc(l->n ? l->n : 1, sizeof(*todo));
+	_cleanup_free_ struct remote_obj **todo = calloc(l->n ? l->n : 1, sizeof(*todo));
 	size_t n = 0;
 	if (!todo)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	for (size_t i = 0; i < l->n; i++) {
-		struct obj *o = &l->v[i];
+		struct remote_obj *o = &l->v[i];
 		if (o->kind == REMOTE_PACK ? !have_tail(rm, o) : !is_current(rm, o))
 			todo[n++] = o;
 	}
@@ -633,16 +655,9 @@ static int mirror(struct remote *rm, cairn_s3_conn *c, struct objs *l)
 	return cairn_s3_parallel(rm->s3, c, n, mirror_one, &m);
 }
 
-static bool listed(const struct objs *l, const char *rel)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (strcmp(l->v[i].rel, rel) == 0)
-			return true;
-	return false;
-}
-
 /* Keys, snapshots and tails the remote no longer has (key remove, forget, prune). */
-static void drop_gone(struct remote *rm, const struct objs *l, const char *sub, const char *relfmt)
+static void drop_gone(struct remote *rm, const struct remote_objs *l, const char *sub,
+                      const char *relfmt)
 {
 	char dir[PATH_MAX], rel[REL_MAX];
 	if (path_of(rm, dir, sizeof(dir), "%s", sub) < 0)
@@ -652,12 +667,12 @@ static void drop_gone(struct remote *rm, const struct objs *l, const char *sub, 
 		if (de->d_name[0] == '.' || strlen(de->d_name) > 64)
 			continue;
 		snprintf(rel, sizeof(rel), relfmt, de->d_name, de->d_name);
-		if (!listed(l, rel))
+		if (!remote_objs_find(l, rel))
 			unlinkat(dirfd(d), de->d_name, 0);
 	}
 }
 
-static int packs_from_listing(struct remote *rm, const struct objs *l)
+static int packs_from_listing(struct remote *rm, const struct remote_objs *l)
 {
 	for (size_t i = 0; i < l->n; i++) {
 		struct cairn_id id;
@@ -739,7 +754,7 @@ static int id_of_text(const uint8_t *data, size_t len, char id[33])
 }
 
 /* A new repository created at the same URL: what the cache holds is of no use. */
-static int reset_if_replaced(struct remote *rm, cairn_s3_conn *c, const struct obj *cfg,
+static int reset_if_replaced(struct remote *rm, cairn_s3_conn *c, const struct remote_obj *cfg,
                              const struct remote_opts *o)
 {
 	_cleanup_buf_ struct cairn_buf mine = CAIRN_BUF_INIT, theirs = CAIRN_BUF_INIT;
@@ -767,24 +782,19 @@ static bool unreachable(int r)
 /* List the bucket once and mirror it; offline, use what the cache holds. */
 static int refresh(struct remote *rm, const struct remote_opts *o)
 {
-	struct objs l = { 0 };
-	char prefix[600], cfgpath[PATH_MAX];
+	struct remote_objs l = { 0 };
+	char cfgpath[PATH_MAX];
 	cairn_s3_conn *c = NULL;
-	snprintf(prefix, sizeof(prefix), "%s%s", rm->prefix, rm->prefix[0] ? "/" : "");
-	struct listing ls = { .rm = rm, .objs = &l };
 	int r = take_conn(rm, &c);
 	if (r >= 0)
-		r = cairn_s3_list(c, prefix, list_one, &ls);
+		r = remote_list(c, rm->prefix, &l);
 	if (r < 0 && unreachable(r) && path_of(rm, cfgpath, sizeof(cfgpath), "config") >= 0 &&
 	    access(cfgpath, F_OK) == 0) {
 		log_warn("cannot reach %s (%s): using the cached copy", rm->url, cairn_err_msg());
 		r = packs_from_tails(rm);
 		goto out;
 	}
-	const struct obj *cfg = NULL;
-	for (size_t i = 0; r >= 0 && i < l.n; i++)
-		if (l.v[i].kind == REMOTE_CONFIG)
-			cfg = &l.v[i];
+	const struct remote_obj *cfg = r < 0 ? NULL : remote_objs_find(&l, "config");
 	if (r >= 0 && !cfg)
 		r = cairn_err_set(-ENOENT, "%s holds no cairn repository (no 'config')", rm->url);
 	if (r >= 0 && (r = reset_if_replaced(rm, c, cfg, o)) >= 0 && (r = mirror(rm, c, &l)) >= 0 &&

@@ -16,6 +16,28 @@ enum remote_kind { REMOTE_CONFIG, REMOTE_KEY, REMOTE_PACK, REMOTE_SNAPSHOT };
  * "packs/xx/<64 hex>", "snapshots/<64 hex>"), or -1 for a name cairn never writes. */
 int remote_classify(const char *rel);
 
+/* One object of a repository: in a bucket's listing, or a local file to upload. */
+struct remote_obj {
+	char rel[96]; /* "config", "keys/<16 hex>", "packs/xx/<64 hex>", "snapshots/<64 hex>" */
+	int kind;     /* enum remote_kind */
+	uint64_t size;
+	char etag[129]; /* the remote ETag, or the local MD5 of config and keys */
+};
+struct remote_objs {
+	struct remote_obj *v;
+	size_t n, cap;
+};
+/* Append (-ENOMEM); etag may be NULL. */
+int remote_objs_add(struct remote_objs *l, const char *rel, int kind, uint64_t size,
+                    const char *etag);
+/* Sort by name, for remote_objs_find(). */
+void remote_objs_sort(struct remote_objs *l);
+/* The object named rel in a sorted list, or NULL. */
+struct remote_obj *remote_objs_find(const struct remote_objs *l, const char *rel);
+/* Append the repository objects under "prefix/" (prefix "" for the whole bucket),
+ * sorted; other keys are skipped. Errors of cairn_s3_list(). */
+int remote_list(cairn_s3_conn *c, const char *prefix, struct remote_objs *out);
+
 #define REMOTE_CACHE_SIZE_DEFAULT (2ull << 30)
 
 struct remote_opts {
