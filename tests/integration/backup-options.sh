@@ -88,7 +88,16 @@ while True:
             child.kill()
             sys.exit("hold.py: '%s' failed" % a.then)
         if a.signal:
-            child.send_signal(getattr(signal, "SIG" + a.signal))
+            sig = getattr(signal, "SIG" + a.signal)
+            child.send_signal(sig)
+            # Release only once the signal was taken (no longer pending), so that
+            # the command sees it before it can finish.
+            while sig != signal.SIGKILL and time.monotonic() < deadline:
+                with open("/proc/%d/status" % child.pid) as f:
+                    pend = [int(l.split()[1], 16) for l in f if l.startswith(("ShdPnd", "SigPnd"))]
+                if not any(p >> (sig - 1) & 1 for p in pend):
+                    break
+                time.sleep(0.01)
         fcntl.fcntl(hfd, F_SETLEASE, fcntl.F_UNLCK)
         released = True
     if time.monotonic() > deadline:
