@@ -337,6 +337,9 @@ static int run_backup(cairn_repo *repo, struct backup_opts *o, char **paths, siz
 	fill_summary(snap, progress_stats(pg), &before, &after);
 	cairn_snapshot_list_free(list, n);
 	list = NULL;
+	/* A signal that came after the archiver's last look still stops the commit. */
+	if (r >= 0 && atomic_load(&cancelled))
+		r = cairn_err_set(-ECANCELED, "interrupted");
 	if (r >= 0 && !o->dry_run)
 		r = cairn_repo_snapshot_save(repo, snap);
 	progress_set_snapshots(pg, n + (r >= 0 && !o->dry_run));
