@@ -613,8 +613,7 @@ static int read_sparse(struct arch *a, struct reader *rd, struct file_ctx *f, in
 			return r;
 		pos = h;
 	}
-	/* Data appended after the stat is read too. */
-	return chunk_range(a, rd, f, fd, size, UINT64_MAX);
+	return 0;
 }
 
 static int open_nofollow(int dirfd, const char *name, int flags)
@@ -664,10 +663,13 @@ static int read_file(struct arch *a, struct reader *rd, struct file_ctx *f)
 	if (before.st_size > (off_t)a->max_chunk)
 		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	uint64_t size = (uint64_t)before.st_size;
+	/* The size stat gave, no more: the content then agrees with the recorded
+	 * size, and a file that grows faster than it is read cannot hold the backup
+	 * up forever ("changed while it was read" says so). */
 	if ((uint64_t)before.st_blocks * 512 < size)
 		r = read_sparse(a, rd, f, fd, size);
 	else
-		r = chunk_range(a, rd, f, fd, 0, UINT64_MAX);
+		r = chunk_range(a, rd, f, fd, 0, size);
 	if (r == -ECANCELED || stopping(a))
 		return atomic_load(&a->fatal);
 	_cleanup_free_ char *p = join(f->dir->path, name);

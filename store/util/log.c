@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 
@@ -205,10 +206,15 @@ void cairn_log_emit(int l, const struct cairn_log_field *fields, const char *raw
 		if (fclose(f) == 0)
 			fwrite(line, 1, len, stderr);
 		free(line);
-	} else if (l <= CAIRN_LOG_WARNING) {
-		fprintf(stderr, "cairn: %s%s\n", l == CAIRN_LOG_WARNING ? "warning: " : "", text);
 	} else {
-		fprintf(stderr, "%s\n", text);
+		/* On a terminal a status line may stand there (backup's progress): clear
+		 * it, the next refresh draws it again below the message. */
+		const char *clear = isatty(STDERR_FILENO) ? "\r\033[K" : "";
+		if (l <= CAIRN_LOG_WARNING)
+			fprintf(stderr, "%scairn: %s%s\n", clear,
+			        l == CAIRN_LOG_WARNING ? "warning: " : "", text);
+		else
+			fprintf(stderr, "%s%s\n", clear, text);
 	}
 	pthread_mutex_unlock(&out_lock);
 }

@@ -285,8 +285,14 @@ if [ -S "$T/sock" ]; then
 fi
 # Damage the first data blob of the pack: that file is left out (no half file),
 # the other one is restored, the exit status is 3.
-pack=$(find "$CAIRN_REPO/packs" -type f | head -1)
-read -r off len < <("$CAIRN" cat pack "$(basename "$pack")" | awk '$2 == "data" { print $4, $6; exit }')
+# A pack of data blobs (trees are in packs of their own).
+off=
+for pack in $(find "$CAIRN_REPO/packs" -type f); do
+	read -r off len < <("$CAIRN" cat pack "$(basename "$pack")" |
+		awk '$2 == "data" { print $4, $6; exit }') || true
+	[ -n "$off" ] && break
+done
+[ -n "$off" ] || fail "no pack holds a data blob"
 printf '\xff\xff\xff\xff' | dd of="$pack" bs=1 seek=$((off + len / 2)) conv=notrunc status=none
 rc=0
 "$CAIRN" restore latest --target "$W/r3" --exclude sock > /dev/null 2> "$W/r3.err" || rc=$?
