@@ -28,7 +28,7 @@ export CAIRN_REPO="$WORK/cairn" RESTIC_REPOSITORY="$WORK/restic" BORG_REPO="$WOR
 export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 "$CAIRN" init -q
 restic init -q
-borg init -q --encryption=repokey-blake2 "$BORG_REPO"
+borg init --encryption=repokey-blake2 "$BORG_REPO"
 
 # run NAME LABEL cmd...: wall seconds and peak RSS (KiB) into $WORK/NAME.LABEL
 run() {

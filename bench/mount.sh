@@ -48,7 +48,7 @@ if [ -z "${REPOS:-}" ]; then
 	echo "backing up the corpus with each tool (not timed)"
 	"$CAIRN" init -q && "$CAIRN" backup -q "$CORPUS" >/dev/null
 	restic init -q && restic backup -q "$CORPUS" >/dev/null
-	borg init -q --encryption=repokey-blake2 "$BORG_REPO" &&
+	borg init --encryption=repokey-blake2 "$BORG_REPO" &&
 		borg create --compression zstd,3 ::snap "$CORPUS"
 fi
 ARCHIVE=$(borg list --last 1 --short "$BORG_REPO")
