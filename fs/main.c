@@ -33,6 +33,7 @@ static const char usage[] =
         "                            (this also hides POSIX ACLs)\n"
         "  -o password_file=FILE     --password-file FILE: the password's first line\n"
         "  -o password_command=CMD   --password-command CMD: run CMD for the password\n"
+        "  -d                        debug: foreground, log every FUSE request\n"
         "  -v, -q                    more or less logging\n"
         "  -V, --version             print the version\n"
         "\n"
@@ -233,10 +234,13 @@ static int serve(struct run *run, int ready_fd)
 		close(ready_fd);
 	}
 	if (se) {
+		struct fs_readahead ra = { 0 };
 		log_info("mounted '%s' at '%s'", run->repo, run->fo.mountpoint);
+		fs_readahead_start(&ra, run->fo.mountpoint);
 		r = loop(se, &run->fo);
 		fuse_remove_signal_handlers(se);
 		fuse_session_unmount(se);
+		fs_readahead_join(&ra);
 		fuse_session_destroy(se);
 	}
 	fs_close(&fs);
@@ -303,6 +307,8 @@ static int parse(struct run *run, struct fuse_args *args)
 		return EXIT_USAGE;
 	if (!run->fo.mountpoint)
 		return cli_usage_error("cairnfs: give a mount point (see --help)");
+	if (run->fo.debug) /* libfuse's request trace is logged at debug level */
+		cairn_log_set_level(CAIRN_LOG_DEBUG);
 	return -1;
 }
 

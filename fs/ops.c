@@ -433,8 +433,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * also makes the kernel enforce the ACLs, which needs default_permissions. */
 	if (fs->acl && (conn->capable & FUSE_CAP_POSIX_ACL))
 		conn->want |= FUSE_CAP_POSIX_ACL;
-	/* libfuse derives max_pages from max_write: 1 MiB requests in both directions. */
+	/* libfuse derives max_pages from max_write: 1 MiB requests in both directions.
+	 * The kernel caps max_readahead at what it offered (128 KiB); the
+	 * read-ahead thread raises it after INIT (fs_readahead_start). */
 	conn->max_write = MiB;
+	conn->max_readahead = MiB;
 	conn->time_gran = 1;
 }
 

@@ -297,6 +297,20 @@ cmp "$T/big/f1" "$MNT/latest$T/big/f1" || fail "other files unreadable after a d
 kill -0 "$fspid" && mountpoint -q "$MNT" || fail "the daemon died"
 umount_fs
 
+# ---- large reads: 1 MiB requests (-d logs each request) ----------------------------
+mount_fs -d
+if [ "$(id -u)" = 0 ]; then
+	ra=$(cat "/sys/class/bdi/$(mountpoint -d "$MNT")/read_ahead_kb")
+	[ "$ra" = 1024 ] || fail "read-ahead of the mount is $ra KiB"
+fi
+dd if="$MNT/snapshots/$name1$T/big/f3" bs=1M of=/dev/null status=none
+umount_fs
+grep -q "opcode: READ" "$W/fs.log" || fail "-d logs no requests"
+# A 1 MiB read is answered with 16 bytes of header and the data.
+if [ "$(id -u)" = 0 ]; then
+	grep -q "success, outsize: 1048592" "$W/fs.log" || fail "no 1 MiB read: $(grep -A1 'opcode: READ ' "$W/fs.log" | grep -o 'outsize: [0-9]*' | sort | uniq -c)"
+fi
+
 # ---- memory is bounded by cache_size, not by the number of entries looked at -----
 # 50,000 empty files: nodes the kernel holds cost a small fixed size each, trees
 # stay in the tree cache (a quarter of cache_size). Sanitizers change the
