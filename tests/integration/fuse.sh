@@ -88,6 +88,10 @@ printf 'tail' | dd of="$T/sparse" bs=1 seek=$((3 * 1024 * 1024 * 1024 - 4)) conv
 snap1=$(ls "$CAIRN_REPO/snapshots")
 mount_fs
 
+# ---- the mount lock: informational, shown by 'cairn unlock --list' ----------------
+"$CAIRN" unlock --list | grep -q "^mount lock [0-9a-f]*: mount on host .* pid $fspid since" ||
+	fail "no mount lock: $("$CAIRN" unlock --list)"
+
 # ---- layout --------------------------------------------------------------
 [ "$(ls "$MNT")" = "$(printf 'history\nhosts\nids\nlatest\nsnapshots\ntags')" ] ||
 	fail "top level: $(ls "$MNT")"
@@ -356,8 +360,10 @@ if grep -qa -e __asan_init -e __tsan_init "$CAIRNFS"; then
 elif [ "$hwm" -gt "$bound" ]; then
 	fail "cairnfs peak memory $hwm KiB after find over 50000 entries, bound $bound KiB (at mount $base KiB)"
 fi
+# Backups and prune ran while mounted (above); unmounting releases the lock.
 umount_fs
 rm -rf "$MANY"
+[ -z "$("$CAIRN" unlock --list | grep '^mount lock')" ] || fail "unmounted, the mount lock stays"
 
 # ---- cairn mount, and the daemon in the background (as from fstab) ---------------
 "$CAIRN" mount -f "$MNT" 2>> "$W/fs.log" &
