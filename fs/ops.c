@@ -164,7 +164,8 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		return (void)fuse_reply_err(req, -r);
 	target = malloc(cn->target_len + 1);
 	if (target) {
-		memcpy(target, cn->target, cn->target_len);
+		if (cn->target_len > 0) /* an incomplete symlink may have none */
+			memcpy(target, cn->target, cn->target_len);
 		target[cn->target_len] = '\0';
 	}
 	fs_cache_put(fs->trees, t);
