@@ -34,7 +34,7 @@ struct fs_cache {
 	void *payload;
 	const char *name;
 	uint64_t capacity;
-	uint64_t bytes;                   /* protected by lock: READY entries in the table */
+	uint64_t bytes;                   /* protected by lock: entries on the LRU list */
 	struct fs_cache_ent **buckets;    /* protected by lock */
 	size_t nbuckets, count;           /* protected by lock */
 	struct fs_cache_ent lru;          /* protected by lock: sentinel, lru.next is the newest */
@@ -136,17 +136,31 @@ static void destroy(struct fs_cache *c, struct fs_cache_ent *e)
 
 /* Evict from the old end until the cache fits, but keep the newest entry: an
  * object larger than the capacity (a huge directory's tree) is loaded once, not
- * once per use. The victims are chained through hnext into *dead for destroy()
- * outside the lock. */
+ * once per use. A victim that someone still holds leaves the LRU list but stays
+ * findable until put back, so that it is never loaded a second time while its
+ * first copy lives (fs_cache_get puts it back on the list). The others are
+ * chained through hnext into *dead for destroy() outside the lock. */
 static void evict(struct fs_cache *c, struct fs_cache_ent **dead)
 {
 	while (c->bytes > c->capacity && c->lru.prev != c->lru.next) {
-		struct fs_cache_ent *e = table_remove(c, c->lru.prev);
+		struct fs_cache_ent *e = c->lru.prev;
+		if (e->refs > 1) {
+			lru_unlink(e);
+			c->bytes -= e->bytes;
+			continue;
+		}
+		e = table_remove(c, e);
 		if (e) {
 			e->hnext = *dead;
 			*dead = e;
 		}
 	}
+}
+
+/* READY, in the table, but evicted: only its holders keep it. */
+static bool held_only(const struct fs_cache_ent *e)
+{
+	return e->in_table && e->state == READY && !e->prev;
 }
 
 static int wait_loaded(struct fs_cache *c, struct fs_cache_ent *e)
@@ -190,11 +204,16 @@ int fs_cache_get(struct fs_cache *c, const struct cairn_id *id, struct fs_cache_
 	pthread_mutex_lock(&c->lock);
 	struct fs_cache_ent *e = find(c, id);
 	if (e) {
+		struct fs_cache_ent *dead = NULL;
 		e->refs++;
 		c->hits++;
 		if (e->prev) { /* READY: make it the newest */
 			lru_unlink(e);
 			lru_push(c, e);
+		} else if (held_only(e)) { /* evicted while held: cached again */
+			lru_push(c, e);
+			c->bytes += e->bytes;
+			evict(c, &dead);
 		}
 		int r = wait_loaded(c, e);
 		if (r < 0) {
@@ -204,6 +223,7 @@ int fs_cache_get(struct fs_cache *c, const struct cairn_id *id, struct fs_cache_
 			return cairn_err_set(r, "%s", msg ? msg : strerror(-r));
 		}
 		pthread_mutex_unlock(&c->lock);
+		destroy(c, dead);
 		*out = e;
 		return 0;
 	}
@@ -240,11 +260,15 @@ void fs_cache_put(struct fs_cache *c, struct fs_cache_ent *e)
 	if (!e)
 		return;
 	pthread_mutex_lock(&c->lock);
-	bool last = --e->refs == 0;
+	struct fs_cache_ent *dead = NULL;
+	if (--e->refs == 1 && held_only(e))
+		dead = table_remove(c, e); /* the last holder of an evicted entry */
+	else if (e->refs == 0)
+		dead = e;
 	pthread_mutex_unlock(&c->lock);
-	if (last) {
-		e->hnext = NULL;
-		destroy(c, e);
+	if (dead) {
+		dead->hnext = NULL;
+		destroy(c, dead);
 	}
 }
 

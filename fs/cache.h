@@ -11,10 +11,11 @@
 /*
  * cairnfs keeps two of these: decrypted data blobs (capacity = -o cache_size)
  * and parsed trees. Entries are refcounted, so an entry evicted while a reader
- * still copies from it lives until that reader puts it back; the capacity bounds
- * what the cache itself keeps. Two threads asking for the same missing ID load
- * it once (the second waits). Failed loads are not cached: a blob that prune
- * moved is found on the next try. Thread-safe: one mutex.
+ * still copies from it lives until that reader puts it back, and is found (not
+ * loaded a second time) by whoever asks meanwhile; the capacity bounds what the
+ * cache itself keeps, beyond the newest entry, which always stays. Two threads asking for the same
+ * missing ID load it once (the second waits). Failed loads are not cached: a blob that prune moved
+ * is found on the next try. Thread-safe: one mutex.
  */
 struct fs_cache;
 struct fs_cache_ent;

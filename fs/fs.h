@@ -6,6 +6,7 @@
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 14)
 #include <fuse_lowlevel.h>
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <sys/stat.h>
 
@@ -60,6 +61,22 @@ void fs_entry_stat(const struct cairn_node *cn, uint64_t ino, struct stat *st);
  * fs_cache_put(fs->trees). -EIO (logged) when the tree cannot be read. */
 int fs_entry_get(struct fs *fs, const struct fs_node *n, struct fs_cache_ent **out,
                  const struct cairn_node **cn);
+
+/* The kernel's read-ahead for the mount, in KiB. The kernel starts a FUSE mount
+ * at 128 KiB and lets INIT only lower it; root may raise it through sysfs. */
+#define FS_READAHEAD_KB 1024
+
+/* A thread that raises the read-ahead of the mount at mountpoint to
+ * FS_READAHEAD_KB, once the kernel has taken the INIT reply (which would undo
+ * it): it stats the mount point, so the session loop must be running. Without
+ * the permission (not root) it logs at debug level and reads stay at 128 KiB. */
+struct fs_readahead {
+	pthread_t thread;
+	bool started;
+};
+void fs_readahead_start(struct fs_readahead *ra, const char *mountpoint);
+/* After the unmount (the thread's stat returns then at the latest). */
+void fs_readahead_join(struct fs_readahead *ra);
 
 /* The operations (ops.c, read.c). */
 extern const struct fuse_lowlevel_ops fs_ops;

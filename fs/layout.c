@@ -298,7 +298,14 @@ static int link_target(const struct fs_view *v, const struct fs_node *n, char **
 		name = e ? e->name : NULL;
 		up = "../";
 	} else if (p.group && p.leaf) {
-		name = fs_view_find(v, p.leaf) ? p.leaf : NULL;
+		/* The name may have moved to another host's snapshot (a same-second
+		 * suffix shifts when a snapshot is forgotten): the link must still be
+		 * in its directory. */
+		const struct fs_view_ent *e = fs_view_find(v, p.leaf);
+		bool in_group =
+		        e && (strcmp(p.top, "hosts") == 0 ? strcmp(e->snap->host, p.group) == 0
+		                                          : has_tag(e->snap, p.group));
+		name = in_group ? p.leaf : NULL;
 	}
 	if (!name)
 		return -ENOENT;

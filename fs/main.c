@@ -39,6 +39,7 @@ static const char usage[] =
         "                            (this also hides POSIX ACLs)\n"
         "  -o password_file=FILE     --password-file FILE: the password's first line\n"
         "  -o password_command=CMD   --password-command CMD: run CMD for the password\n"
+        "  -d                        debug: foreground, log every FUSE request\n"
         "  -v, -q                    more or less logging\n"
         "  -V, --version             print the version\n"
         "\n"
@@ -230,7 +231,12 @@ static int serve(struct run *run, int ready_fd)
 {
 	struct fs fs = { .acl = !run->o.no_default_permissions };
 	cairn_repo *repo = NULL;
+	cairn_lock *lock = NULL;
 	int r = open_repo(run, &repo);
+	/* Informational (FORMAT.md §11): 'cairn unlock --list' shows the mount; it
+	 * conflicts with nothing. A repository on read-only media has no lock. */
+	if (r >= 0 && cairn_lock_acquire(&lock, run->repo, CAIRN_LOCK_MOUNT, "mount", 0) < 0)
+		log_info("mounting without a mount lock: %s", cairn_err_msg());
 	if (r >= 0 && (r = fs_open(&fs, repo, run->cache_size)) < 0)
 		log_error("cannot read the snapshots: %s", cairn_err_msg());
 	struct fuse_session *se =
@@ -251,13 +257,17 @@ static int serve(struct run *run, int ready_fd)
 		close(ready_fd);
 	}
 	if (se) {
+		struct fs_readahead ra = { 0 };
 		log_info("mounted '%s' at '%s'", run->repo, run->fo.mountpoint);
+		fs_readahead_start(&ra, run->fo.mountpoint);
 		r = loop(se, &run->fo);
 		fuse_remove_signal_handlers(se);
 		fuse_session_unmount(se);
+		fs_readahead_join(&ra);
 		fuse_session_destroy(se);
 	}
 	fs_close(&fs);
+	cairn_lock_release(lock);
 	cairn_repo_close(repo);
 	return se && r >= 0 ? 0 : 1;
 }
@@ -327,6 +337,8 @@ static int parse(struct run *run, struct fuse_args *args)
 		return EXIT_USAGE;
 	if (!run->fo.mountpoint)
 		return cli_usage_error("cairnfs: give a mount point (see --help)");
+	if (run->fo.debug) /* libfuse's request trace is logged at debug level */
+		cairn_log_set_level(CAIRN_LOG_DEBUG);
 	return -1;
 }
 

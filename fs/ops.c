@@ -164,7 +164,8 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		return (void)fuse_reply_err(req, -r);
 	target = malloc(cn->target_len + 1);
 	if (target) {
-		memcpy(target, cn->target, cn->target_len);
+		if (cn->target_len > 0) /* an incomplete symlink may have none */
+			memcpy(target, cn->target, cn->target_len);
 		target[cn->target_len] = '\0';
 	}
 	fs_cache_put(fs->trees, t);
@@ -433,8 +434,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * also makes the kernel enforce the ACLs, which needs default_permissions. */
 	if (fs->acl && (conn->capable & FUSE_CAP_POSIX_ACL))
 		conn->want |= FUSE_CAP_POSIX_ACL;
-	/* libfuse derives max_pages from max_write: 1 MiB requests in both directions. */
+	/* libfuse derives max_pages from max_write: 1 MiB requests in both directions.
+	 * The kernel caps max_readahead at what it offered (128 KiB); the
+	 * read-ahead thread raises it after INIT (fs_readahead_start). */
 	conn->max_write = MiB;
+	conn->max_readahead = MiB;
 	conn->time_gran = 1;
 }
 

@@ -47,7 +47,8 @@ static int file_new(struct fs *fs, const struct fs_node *n, struct fs_file **out
 			file_free(f);
 		return -ENOMEM;
 	}
-	memcpy(f->ext, cn->extents, cn->nextents * sizeof(*f->ext));
+	if (cn->nextents > 0) /* an empty file has no extents array */
+		memcpy(f->ext, cn->extents, cn->nextents * sizeof(*f->ext));
 	memcpy(f->name, cn->name, cn->name_len);
 	f->name[cn->name_len] = '\0';
 	r = fs_extmap_init(&f->map, f->ext, cn->nextents);

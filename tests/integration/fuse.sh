@@ -38,7 +38,7 @@ xattrs() { (cd "$1" && find . -print0 | sort -z | xargs -0 getfattr -h -d -m - -
 acls() { (cd "$1" && find . ! -type l -print0 | sort -z | xargs -0 getfacl -p 2>/dev/null); }
 same_tree() { # SRC COPY WHAT: content, metadata, xattrs and ACLs equal
 	# diff(1) calls any two fifos or devices different: the listing covers them.
-	diff -r --no-dereference -x fifo -x null "$1" "$2" > "$W/diff" 2>&1 || fail "$3: content differs: $(head "$W/diff")"
+	diff -r --no-dereference -x fifo -x null -x blk -x sock "$1" "$2" > "$W/diff" 2>&1 || fail "$3: content differs: $(head "$W/diff")"
 	cmp <(listing "$1") <(listing "$2") ||
 		fail "$3: metadata differs: $(diff <(listing "$1" | tr '\0' '\n') <(listing "$2" | tr '\0' '\n') | head)"
 	cmp <(xattrs "$1") <(xattrs "$2") || fail "$3: xattrs differ: $(diff <(xattrs "$1") <(xattrs "$2") | head)"
@@ -58,6 +58,10 @@ ln -s file "$T/link"
 ln -s /nowhere/dangling "$T/dir/dangling"
 mkfifo "$T/fifo"
 mknod "$T/null" c 1 3 2>/dev/null || echo "no mknod: character device not tested"
+mknod "$T/blk" b 7 200 2>/dev/null || echo "no mknod: block device not tested"
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$T/sock"
+printf 'mode only\n' > "$T/dir/modeonly"
+chmod 0644 "$T/dir/modeonly"
 echo linked > "$T/dir/hard1"
 ln "$T/dir/hard1" "$T/other/hard2"
 setfattr -n user.text -v "some value" "$T/file"
@@ -84,6 +88,10 @@ printf 'tail' | dd of="$T/sparse" bs=1 seek=$((3 * 1024 * 1024 * 1024 - 4)) conv
 snap1=$(ls "$CAIRN_REPO/snapshots")
 mount_fs
 
+# ---- the mount lock: informational, shown by 'cairn unlock --list' ----------------
+"$CAIRN" unlock --list | grep -q "^mount lock [0-9a-f]*: mount on host .* pid $fspid since" ||
+	fail "no mount lock: $("$CAIRN" unlock --list)"
+
 # ---- layout --------------------------------------------------------------
 [ "$(ls "$MNT")" = "$(printf 'history\nhosts\nids\nlatest\nsnapshots\ntags')" ] ||
 	fail "top level: $(ls "$MNT")"
@@ -103,6 +111,8 @@ dotdot() { ls -ia "$1" | awk '$2 == ".." { print $1 }'; }
 # ---- metadata and content of every entry type ------------------------------
 same_tree "$T" "$M" "mount"
 [ "$(stat -c %t,%T "$M/null" 2>/dev/null)" = "$(stat -c %t,%T "$T/null" 2>/dev/null)" ] || fail "rdev"
+[ "$(stat -c %F,%t,%T "$M/blk" 2>/dev/null)" = "$(stat -c %F,%t,%T "$T/blk" 2>/dev/null)" ] || fail "block device"
+[ "$(stat -c %F,%a,%s,%b "$M/sock")" = "socket,$(stat -c %a "$T/sock"),0,0" ] || fail "socket: $(stat -c %F,%a,%s,%b "$M/sock")"
 [ "$(stat -c %i "$M/dir/hard1")" = "$(stat -c %i "$M/other/hard2")" ] || fail "hard links: two inodes"
 [ "$(stat -c %h "$M/dir/hard1")" = 2 ] || fail "hard link count"
 [ "$(stat -c %y "$M/file")" = "$(stat -c %y "$T/file")" ] || fail "nanosecond mtime"
@@ -194,6 +204,20 @@ ls "$H" | grep -qx dir || fail "history lacks the child 'dir': $(ls "$H")"
 [ "$(cat "$H/dir/changing/$name1")" = "version one" ] || fail "history content"
 [ "$(stat -c %i "$H/dir/same/$name1")" = "$(stat -c %i "$MNT/snapshots/$name1$T/dir/same")" ] ||
 	fail "a history entry is not the snapshot's entry"
+# A metadata-only change (chmod, same content) is a new version too.
+chmod 0600 "$T/dir/modeonly"
+sleep 1
+"$CAIRN" backup --host testhost "$T" > /dev/null
+for _ in $(seq 100); do
+	[ "$(readlink "$MNT/latest")" != "snapshots/$name2" ] && break
+	sleep 0.1
+done
+name3=$(readlink "$MNT/latest" | sed 's#snapshots/##')
+[ "$(ls "$H/dir/modeonly")" = "$(printf '%s\n%s' "$name1" "$name3")" ] ||
+	fail "history after a chmod: $(ls "$H/dir/modeonly")"
+[ "$(stat -c %a "$H/dir/modeonly/$name3")" = 600 ] && [ "$(stat -c %a "$H/dir/modeonly/$name1")" = 644 ] ||
+	fail "history versions of a chmod: modes $(stat -c %a "$H/dir/modeonly"/*)"
+[ "$(ls "$H/dir/same")" = "$name1" ] || fail "an unchanged file got a version: $(ls "$H/dir/same")"
 
 # ---- two snapshots in one second; forget and prune while mounted ----------------
 # snapid OUTPUT-OF-backup---json: the snapshot ID
@@ -297,6 +321,20 @@ cmp "$T/big/f1" "$MNT/latest$T/big/f1" || fail "other files unreadable after a d
 kill -0 "$fspid" && mountpoint -q "$MNT" || fail "the daemon died"
 umount_fs
 
+# ---- large reads: 1 MiB requests (-d logs each request) ----------------------------
+mount_fs -d
+if [ "$(id -u)" = 0 ]; then
+	ra=$(cat "/sys/class/bdi/$(mountpoint -d "$MNT")/read_ahead_kb")
+	[ "$ra" = 1024 ] || fail "read-ahead of the mount is $ra KiB"
+fi
+dd if="$MNT/snapshots/$name1$T/big/f3" bs=1M of=/dev/null status=none
+umount_fs
+grep -q "opcode: READ" "$W/fs.log" || fail "-d logs no requests"
+# A 1 MiB read is answered with 16 bytes of header and the data.
+if [ "$(id -u)" = 0 ]; then
+	grep -q "success, outsize: 1048592" "$W/fs.log" || fail "no 1 MiB read: $(grep -A1 'opcode: READ ' "$W/fs.log" | grep -o 'outsize: [0-9]*' | sort | uniq -c)"
+fi
+
 # ---- memory is bounded by cache_size, not by the number of entries looked at -----
 # 50,000 empty files: nodes the kernel holds cost a small fixed size each, trees
 # stay in the tree cache (a quarter of cache_size). Sanitizers change the
@@ -322,8 +360,10 @@ if grep -qa -e __asan_init -e __tsan_init "$CAIRNFS"; then
 elif [ "$hwm" -gt "$bound" ]; then
 	fail "cairnfs peak memory $hwm KiB after find over 50000 entries, bound $bound KiB (at mount $base KiB)"
 fi
+# Backups and prune ran while mounted (above); unmounting releases the lock.
 umount_fs
 rm -rf "$MANY"
+[ -z "$("$CAIRN" unlock --list | grep '^mount lock')" ] || fail "unmounted, the mount lock stays"
 
 # ---- cairn mount, and the daemon in the background (as from fstab) ---------------
 "$CAIRN" mount -f "$MNT" 2>> "$W/fs.log" &
