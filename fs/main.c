@@ -235,7 +235,7 @@ static int serve(struct run *run, int ready_fd)
 	int r = open_repo(run, &repo);
 	/* Informational (FORMAT.md §11): 'cairn unlock --list' shows the mount; it
 	 * conflicts with nothing. A repository on read-only media has no lock. */
-	if (r >= 0 && cairn_lock_acquire(&lock, run->repo, CAIRN_LOCK_MOUNT, "mount", 0) < 0)
+	if (r >= 0 && cairn_lock_acquire(&lock, cairn_repo_path(repo), CAIRN_LOCK_MOUNT, "mount", 0) < 0)
 		log_info("mounting without a mount lock: %s", cairn_err_msg());
 	if (r >= 0 && (r = fs_open(&fs, repo, run->cache_size)) < 0)
 		log_error("cannot read the snapshots: %s", cairn_err_msg());
