@@ -17,8 +17,9 @@ if [ -z "$CORPUS" ]; then
 fi
 echo "== $(date -u +%FT%TZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) ($(nproc) cores)"
 echo "== ingest"
-WORK="$WORK/ingest" bash bench/ingest.sh "$CORPUS"
+BASE=$WORK # the prefix assignments below are made left to right
+WORK="$BASE/ingest" bash bench/ingest.sh "$CORPUS"
 echo "== mount"
-WORK="$WORK/mount" REPOS="$WORK/ingest" bash bench/mount.sh "$CORPUS"
+REPOS="$BASE/ingest" WORK="$BASE/mount" bash bench/mount.sh "$CORPUS"
 echo "== s3"
-WORK="$WORK/s3" REPOS="$WORK/ingest" bash bench/s3.sh "$CORPUS"
+REPOS="$BASE/ingest" WORK="$BASE/s3" bash bench/s3.sh "$CORPUS"
