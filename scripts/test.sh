@@ -46,7 +46,8 @@ else
 fi
 
 if build build-asan -Db_sanitize=address,undefined -Dc_args=-fno-sanitize-recover=all; then
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:abort_on_error=1 \
 		run asan meson test -C build-asan --print-errorlogs --num-processes 2
 	tally /tmp/cairn-ci-asan.log
 else
@@ -59,21 +60,56 @@ if [ -f build/build.ninja ]; then
 	tally /tmp/cairn-ci-valgrind.log
 fi
 
-# libFuzzer: every target runs for FUZZ_SECONDS (default 10) from its seed corpus in
-# an ASan+UBSan clang build; a crash, leak or timeout fails it.
-fuzz_seconds=${FUZZ_SECONDS:-10}
-if command -v clang >/dev/null && [ "$fuzz_seconds" -gt 0 ]; then
-	if [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true \
-		-Db_sanitize=address,undefined -Db_lundef=false >/dev/null; then
-		ninja -C build-fuzz >/dev/null || { echo "cairn: fuzz build failed"; failed=$((failed + 1)); status=1; }
+# libFuzzer: every tests/fuzz/fuzz-*.c target is built with clang in an ASan+UBSan
+# tree and runs for FUZZ_SECONDS (default 20) from its seed corpus; a crash, leak
+# or timeout, a failed build, a target that was not built, or no clang at all
+# (install-deps installs it) fails. FUZZ_SECONDS=0 leaves fuzzing out.
+fuzz_seconds=${FUZZ_SECONDS:-20}
+fuzz_fail() { echo "cairn: $*"; failed=$((failed + 1)); status=1; }
+fuzz_setup() { # a tree from an older run gets today's options too
+	local opts=(-Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
+		-Dc_args=-fno-sanitize-recover=all)
+	if [ -f build-fuzz/build.ninja ]; then
+		meson configure build-fuzz "${opts[@]}"
+	else
+		CC=clang meson setup build-fuzz "${opts[@]}"
 	fi
-	for f in build-fuzz/tests/fuzz/fuzz-*; do
-		[ -x "$f" ] && [ -f "$f" ] || continue
-		name=${f##*/fuzz-}
+}
+if [ "$fuzz_seconds" -gt 0 ]; then
+	fuzz_ok=true
+	if ! command -v clang >/dev/null; then
+		fuzz_fail "clang is not installed: cannot build the fuzz targets"
+		fuzz_ok=false
+	elif ! fuzz_setup >/tmp/cairn-fuzz-setup.log 2>&1; then
+		tail -20 /tmp/cairn-fuzz-setup.log
+		fuzz_fail "fuzz build setup failed"
+		fuzz_ok=false
+	elif ! ninja -C build-fuzz >/tmp/cairn-fuzz-build.log 2>&1; then
+		tail -30 /tmp/cairn-fuzz-build.log
+		fuzz_fail "fuzz build failed"
+		fuzz_ok=false
+	fi
+	for src in tests/fuzz/fuzz-*.c; do
+		$fuzz_ok || break
+		name=$(basename "$src" .c)
+		name=${name#fuzz-}
+		f=build-fuzz/tests/fuzz/fuzz-$name
+		if [ ! -x "$f" ]; then
+			fuzz_fail "fuzz target fuzz-$name was not built (missing from tests/fuzz/meson.build?)"
+			continue
+		fi
+		if [ ! -d "tests/fuzz/corpus/$name" ]; then
+			fuzz_fail "fuzz target fuzz-$name has no seed corpus tests/fuzz/corpus/$name"
+			continue
+		fi
 		scratch=$(mktemp -d)
 		echo "=== fuzz $name (${fuzz_seconds}s)"
-		if "$f" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 \
-			-print_final_stats=0 "$scratch" "tests/fuzz/corpus/$name" >"/tmp/cairn-fuzz-$name.log" 2>&1; then
+		if ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+			UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:abort_on_error=1 \
+			"$f" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 \
+			-print_final_stats=1 "$scratch" "tests/fuzz/corpus/$name" \
+			>"/tmp/cairn-fuzz-$name.log" 2>&1 &&
+			grep -q '^stat::number_of_executed_units: *[1-9]' "/tmp/cairn-fuzz-$name.log"; then
 			passed=$((passed + 1))
 		else
 			echo "fuzz-$name FAILED:"; tail -30 "/tmp/cairn-fuzz-$name.log"

@@ -66,6 +66,69 @@ cp -a "$CAIRN_REPO" "$W/trunc"
 for k in "$W"/trunc/keys/*; do head -c 40 "$k" > "$k.x" && mv "$k.x" "$k"; done
 expect_fail 1 "key file" -- "$CAIRN" -r "$W/trunc" cat config
 
+# ---- security: file modes ------------------------------------------------
+# Every repository file is 0600 and every directory 0700, whatever the umask:
+# after init, backups, check, forget, prune, key add, rebuild-index, and the
+# lock file a killed prune leaves behind.
+S="$W/sec"
+mkdir -p "$W/ssrc/d"
+echo one > "$W/ssrc/d/a"
+head -c 200000 /dev/urandom > "$W/ssrc/b"
+(
+	umask 000
+	export CAIRN_REPO=$S
+	init_repo --pack-size 1M
+	"$CAIRN" backup "$W/ssrc" > /dev/null
+	echo two >> "$W/ssrc/d/a"
+	"$CAIRN" backup "$W/ssrc" > /dev/null
+	"$CAIRN" check --read-data > /dev/null
+	"$CAIRN" forget --keep-last 1 > /dev/null
+	"$CAIRN" prune --max-unused 0 > /dev/null
+	"$CAIRN" key add --new-password-file "$W/pw2" > /dev/null
+	rm -rf "$S/index"
+	"$CAIRN" rebuild-index > /dev/null
+	{ CAIRN_TEST_CRASH_POINT=after-mark "$CAIRN" prune > /dev/null 2>&1 || true; } 2> /dev/null
+)
+[ -n "$(ls "$S/locks")" ] || fail "the killed prune left no lock file to check"
+find "$S" -type d ! -perm 700 -printf '%m %p\n' > "$W/badmode"
+find "$S" ! -type d ! -type f -printf 'type %y %p\n' >> "$W/badmode"
+find "$S" -type f ! -perm 600 -printf '%m %p\n' >> "$W/badmode"
+[ ! -s "$W/badmode" ] || fail "repository entries not 0600/0700: $(cat "$W/badmode")"
+[ "$(find "$S" -type f | wc -l)" -ge 8 ] || fail "too few files checked: $(find "$S")"
+
+# ---- security: the password is never shown -------------------------------
+# Not in any process's command line while cairn runs (the password command
+# blocks on a fifo until the listing is taken), not in anything cairn prints,
+# even at debug level, and not in the repository's files.
+SECRET="Zq8-very-secret-$RANDOM$RANDOM"
+printf '%s\n' "$SECRET" > "$W/pw-new"
+"$CAIRN" -r "$S" key add --new-password-file "$W/pw-new" > "$W/key.out" 2>&1
+mkfifo "$W/pwfifo"
+export CAIRN_LOG_LEVEL=debug
+env -u CAIRN_PASSWORD_FILE "$CAIRN" -r "$S" --password-command "cat $W/pwfifo" \
+	backup --json "$W/ssrc" > "$W/bk.out" 2> "$W/bk.err" &
+bk=$!
+# The password command's cat has the fifo open and waits: cairn is running.
+for _ in $(seq 200); do pgrep -f "^cat $W/pwfifo\$" > /dev/null && break; sleep 0.05; done
+pgrep -f "^cat $W/pwfifo\$" > /dev/null || fail "the password command never started"
+tr '\0' ' ' < "/proc/$bk/cmdline" > "$W/cmdline"
+grep -q "backup --json" "$W/cmdline" || fail "not cairn's command line: $(cat "$W/cmdline")"
+ps -eo args > "$W/ps"
+printf '%s\n' "$SECRET" > "$W/pwfifo"
+wait $bk || fail "backup with --password-command failed: $(cat "$W/bk.err")"
+env -u CAIRN_PASSWORD_FILE CAIRN_PASSWORD="$SECRET" "$CAIRN" -r "$S" -v check --read-data > "$W/ck.out" 2>&1 ||
+	fail "check with CAIRN_PASSWORD failed: $(cat "$W/ck.out")"
+env -u CAIRN_PASSWORD_FILE CAIRN_PASSWORD="$SECRET" "$CAIRN" -r "$S" snapshots --json >> "$W/ck.out" 2>&1
+env -u CAIRN_PASSWORD_FILE CAIRN_PASSWORD="${SECRET}x" "$CAIRN" -r "$S" snapshots >> "$W/ck.out" 2>&1 &&
+	fail "a wrong password worked"
+grep -q "wrong password" "$W/ck.out" || fail "no 'wrong password' message: $(cat "$W/ck.out")"
+unset CAIRN_LOG_LEVEL
+grep -q '"message_type":"summary"' "$W/bk.out" || fail "no backup summary: $(cat "$W/bk.out")"
+for f in "$W/cmdline" "$W/ps" "$W/key.out" "$W/bk.out" "$W/bk.err" "$W/ck.out"; do
+	! grep -qF -- "$SECRET" "$f" || fail "the password shows in $(basename "$f"): $(grep -F -- "$SECRET" "$f")"
+done
+! grep -rqaF -- "$SECRET" "$S" || fail "the password is stored in the repository: $(grep -rlaF -- "$SECRET" "$S")"
+
 # rebuild-index works on an empty repository and after the index is deleted.
 "$CAIRN" rebuild-index | grep -q "rebuilt from 0 packs"
 rm -rf "$CAIRN_REPO/index"

@@ -42,6 +42,46 @@ rc=0; "$CAIRN" check > "$W/out" 2>&1 || rc=$?
 crashed "$W/out" && fail "crash on a truncated pack"
 reset
 
+# A missing pack file: check names the pack, the snapshot and the files it
+# held, and exits 1.
+snap_short=$(ls "$CAIRN_REPO/snapshots" | head -1 | cut -c1-8)
+# A pack of data blobs only: without trees the damage is named by file path.
+data_pack() {
+	local p
+	for p in $(find "$CAIRN_REPO/packs" -type f | sort); do
+		"$CAIRN" cat pack "$(basename "$p")" | awk '$2 == "tree" { t = 1 } END { exit t }' &&
+			echo "$p" && return
+	done
+}
+victim=$(data_pack)
+[ -n "$victim" ] || fail "no pack without trees"
+rm "$victim"
+rc=0; "$CAIRN" check > "$W/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "missing pack: check exited $rc: $(cat "$W/out")"
+grep -q "pack $(basename "$victim" | cut -c1-8) is in the index but its file is missing" "$W/out" ||
+	fail "missing pack not named: $(cat "$W/out")"
+grep -q "snapshot $snap_short .* is damaged" "$W/out" || fail "missing pack: snapshot not named: $(cat "$W/out")"
+grep -q "$W/src/.*: blob [0-9a-f]\{8\}: its pack file is missing" "$W/out" ||
+	fail "missing pack: no file named: $(cat "$W/out")"
+crashed "$W/out" && fail "crash on a missing pack"
+reset
+
+# A pack file whose header disagrees with the index: another pack's bytes under
+# its name. The structure check (no --read-data) finds it.
+other=$(find "$CAIRN_REPO/packs" -type f ! -path "$victim" | head -1)
+cp "$other" "$victim"
+rc=0; "$CAIRN" check > "$W/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "disagreeing header: check exited $rc: $(cat "$W/out")"
+grep -q "pack $(basename "$victim" | cut -c1-8): the index places [0-9]* blobs in it, its header agrees on 0" \
+	"$W/out" || fail "disagreeing header not reported: $(cat "$W/out")"
+grep -q "snapshot $snap_short .* is damaged" "$W/out" || fail "disagreeing header: no snapshot: $(cat "$W/out")"
+crashed "$W/out" && fail "crash on a disagreeing pack header"
+rc=0; "$CAIRN" check --read-data > "$W/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "disagreeing header: check --read-data exited $rc"
+grep -q "$W/src/.*: blob [0-9a-f]\{8\}: pack .* authentication failed" "$W/out" ||
+	fail "disagreeing header: --read-data does not name the file: $(cat "$W/out")"
+reset
+
 # Key files: flipped byte and truncation give a clear error, never a crash.
 key=$(ls "$CAIRN_REPO"/keys/* | head -1)
 for damage in "flip $key 70" "truncate -s 33 $key"; do
@@ -68,6 +108,29 @@ done
 sed -i 's/^chunk-max = .*/chunk-max = 1048576/' "$CAIRN_REPO/config"
 expect_fail 1 "config" -- "$CAIRN" snapshots
 reset
+
+# A truncated LMDB index: empty, or only its first meta page left. Never a
+# crash; a command fails with one clear line or reads right; after
+# rebuild-index everything reads right.
+for size in 0 4096; do
+	truncate -s "$size" "$CAIRN_REPO/index/data.mdb"
+	rc=0; "$CAIRN" check > "$W/out" 2>&1 || rc=$?
+	crashed "$W/out" && fail "crash on an index truncated to $size bytes"
+	[ "$rc" -le 1 ] || fail "index truncated to $size: check exited $rc: $(cat "$W/out")"
+	rc=0; "$CAIRN" restore latest --target "$W/rt$size" > "$W/out" 2>&1 || rc=$?
+	crashed "$W/out" && fail "restore crashed on an index truncated to $size bytes"
+	if [ "$rc" = 0 ]; then
+		diff -r "$W/src" "$W/rt$size$W/src" || fail "index truncated to $size: wrong restore"
+	else
+		[ "$(wc -l < "$W/out")" -le 2 ] || fail "index truncated to $size: $(cat "$W/out")"
+	fi
+	"$CAIRN" rebuild-index > /dev/null || fail "rebuild-index after truncation to $size"
+	"$CAIRN" check --read-data > /dev/null || fail "check after rebuilding a truncated index"
+	rm -rf "$W/rt$size"
+	"$CAIRN" restore latest --target "$W/rt$size" > /dev/null
+	diff -r "$W/src" "$W/rt$size$W/src" || fail "restore after rebuilding a truncated index"
+	reset
+done
 
 # The LMDB index: garbage is detected; deleting it makes cairn rebuild it.
 dd if=/dev/urandom of="$CAIRN_REPO/index/data.mdb" bs=4096 count=2 conv=notrunc status=none

@@ -3,7 +3,9 @@
 # Lifecycle end to end: diff, find, stats, forget policies (dry run and real),
 # prune reclaiming space with every remaining snapshot restoring identically,
 # check finding a flipped byte by file path, locks (conflicts, waiting, stale
-# holders, unlock) and backups running concurrently with prune.
+# holders, unlock) and backups running concurrently with prune; the
+# --max-unused threshold, --read-data-subset N%, keep-hourly/daily/weekly under
+# chosen time zones, and the locks sync takes.
 . "$(dirname "$0")/lib.sh"
 
 init_repo --chunk-size 64K/128K/512K --pack-size 1M
@@ -153,11 +155,15 @@ find "$CAIRN_REPO/packs" -type f | sort > "$O/packs-before"
 S5=$(backup)
 find "$CAIRN_REPO/packs" -type f | sort > "$O/packs-after"
 cp -a "$CAIRN_REPO" "$W/damaged"
-new=$(comm -13 "$O/packs-before" "$O/packs-after" | head -1)
-pack=$(basename "$new")
-# The only new data blobs are victim.bin's; damage the first one.
-off=$(CAIRN_REPO="$W/damaged" "$CAIRN" cat pack "$pack" | awk '$2 == "data" { print $4; exit }')
-[ -n "$off" ] || fail "no data blob in the new pack"
+# The only new data blobs are victim.bin's; damage the first one (trees may be
+# in a new pack of their own).
+off=
+for new in $(comm -13 "$O/packs-before" "$O/packs-after"); do
+	pack=$(basename "$new")
+	off=$(CAIRN_REPO="$W/damaged" "$CAIRN" cat pack "$pack" | awk '$2 == "data" { print $4; exit }')
+	[ -z "$off" ] || break
+done
+[ -n "$off" ] || fail "no data blob in the new packs"
 python3 -c 'import sys
 with open(sys.argv[1], "r+b") as f:
     f.seek(int(sys.argv[2]) + 60); b = f.read(1); f.seek(int(sys.argv[2]) + 60); f.write(bytes([b[0] ^ 1]))' \
@@ -262,4 +268,254 @@ while read -r id tag; do
 		fail "snapshot $id ($tag) does not restore what was backed up"
 done < "$O/conc"
 [ "$(restored_sum "$S4" "$SRC")" = "$sum4" ] || fail "S4 restores differently at the end"
+# ---- prune --max-unused: the threshold -----------------------------------
+# A big file and GONE, files of one size that only the forgotten snapshot has.
+# Which pack each blob lands in depends on which thread stored it, so the test
+# computes each pack's unused share from its blob list (GONE's blobs, plus at
+# most the unused tree bytes prune reports) and expects the default 5% to keep
+# the packs below it and to rewrite those above. The small case is set up again
+# until GONE shares the big file's pack (3% unused), so that one is kept.
+export CAIRN_REPO="$W/threshold"
+TH="$W/th-src"
+json_num() { grep -o "\"$1\":[0-9]*" | cut -d: -f2; }
+# threshold_case N SIZE: the big file plus N gone files of SIZE bytes.
+threshold_case() {
+	rm -rf "$CAIRN_REPO" "$TH"
+	init_repo --chunk-size 64K/128K/512K --pack-size 1M
+	mkdir -p "$TH"
+	head -c $((900000 - $1 * $2)) /dev/urandom > "$TH/a-big"
+	for i in $(seq 1 "$1"); do head -c "$2" /dev/urandom > "$TH/b-gone$i"; done
+	"$CAIRN" backup "$TH" > /dev/null
+	rm "$TH"/b-gone*
+	"$CAIRN" backup "$TH" > /dev/null
+	"$CAIRN" forget --keep-last 1 > /dev/null
+	th_sum=$(tree_sum "$TH")
+	"$CAIRN" prune -n --json | tail -1 > "$O/th.json"
+	: > "$O/th.packs"
+	local p
+	for p in $(find "$CAIRN_REPO/packs" -type f); do
+		"$CAIRN" cat pack "$(basename "$p")" |
+			awk -v p="$p" -v size="$(stat -c %s "$p")" -v gone="$2" '
+				$2 == "data" && $8 == gone { u += $6; n++ }
+				END { print p, size, u + 0, n + 0, NR }' >> "$O/th.packs"
+	done
+}
+# expect_threshold PERCENT: for each pack "path keep|rewrite" as prune with
+# --max-unused PERCENT must treat it ("any" for a small pack of trees only);
+# fails when the tree bytes make it unclear for another pack.
+expect_threshold() {
+	python3 - "$O/th.packs" "$(json_num bytes_unused < "$O/th.json")" "$1" << 'PY'
+import sys
+packs = [l.split() for l in open(sys.argv[1])]
+gone = sum(int(p[2]) for p in packs)
+trees = int(sys.argv[2]) - gone  # unused tree bytes, in some packs
+assert 0 <= trees < 4096, (trees, packs)
+for path, size, unused, n, entries in packs:
+    lo, hi = int(unused) / int(size), (int(unused) + trees) / int(size)
+    limit = float(sys.argv[3]) / 100
+    if hi <= limit and lo <= limit:
+        print(path, "keep")
+    elif lo > limit:
+        print(path, "rewrite")
+    elif int(n) == 0 and int(size) < 8192:
+        print(path, "any")  # a small pack of trees: it depends on which trees
+    else:
+        sys.exit("pack %s: unused share between %.3f and %.3f" % (path, lo, hi))
+PY
+}
+# check_threshold PERCENT ARGS...: prune ARGS does what expect_threshold says.
+check_threshold() {
+	local pct=$1
+	shift
+	expect_threshold "$pct" > "$O/th.expect" || fail "threshold: $(cat "$O/th.packs")"
+	"$CAIRN" prune --json "$@" | tail -1 > "$O/th.done"
+	while read -r path what; do
+		if [ "$what" = any ]; then
+			continue
+		elif [ "$what" = keep ]; then
+			[ -e "$path" ] || fail "--max-unused $pct: $path was rewritten: $(cat "$O/th.packs")"
+		else
+			[ ! -e "$path" ] || fail "--max-unused $pct: $path was kept: $(cat "$O/th.packs")"
+		fi
+	done < "$O/th.expect"
+	[ "$(restored_sum latest "$TH")" = "$th_sum" ] || fail "pruned snapshot restores differently"
+	"$CAIRN" check --read-data > "$O/check" || fail "check after prune: $(cat "$O/check")"
+}
+# Small: 30000 bytes of 900000 unused. Set up until GONE's pack is the big one.
+for try in $(seq 1 10); do
+	threshold_case 1 30000
+	awk '$4 == 1 && $2 > 800000 { ok = 1 } END { exit !ok }' "$O/th.packs" && break
+done
+shared=$(awk '$4 == 1 && $2 > 800000 { print $1 }' "$O/th.packs")
+echo "threshold: small case after $try setups: $(tr '\n' ';' < "$O/th.packs")"
+check_threshold 5
+if [ -n "$shared" ]; then
+	[ -e "$shared" ] || fail "the default prune rewrote a pack 3% unused"
+	grep -q '"bytes_left_unused":[1-9]' "$O/th.done" || fail "small case: $(cat "$O/th.done")"
+	check_threshold 2 --max-unused 2
+	[ ! -e "$shared" ] || fail "--max-unused 2 kept a pack 3% unused"
+	grep -q '"packs_repacked":[1-9]' "$O/th.done" || fail "--max-unused 2: $(cat "$O/th.done")"
+fi
+# Large: 10 x 32000 bytes of 900000 unused, whatever the layout above 5%.
+threshold_case 10 32000
+check_threshold 5
+[ "$(json_num bytes_left_unused < "$O/th.done")" -lt 4096 ] || fail "large case: $(cat "$O/th.done")"
+
+# ---- check --read-data-subset N% -----------------------------------------
+# N% reads the packs whose ID, as a 32-bit number, is below N% of 2^32: 50% are
+# those whose name starts with 0-7. Damage in one of those is found, damage in
+# another only by a full read.
+export CAIRN_REPO="$W/subset"
+init_repo --chunk-size 64K/128K/512K --pack-size 1M
+mkdir -p "$W/ss"
+low=0 high=0
+for i in 1 2 3 4 5 6; do
+	head -c 2500000 /dev/urandom > "$W/ss/f$i"
+	"$CAIRN" backup "$W/ss" > /dev/null
+	low=$(find "$CAIRN_REPO/packs" -type f -name '[0-7]*' | wc -l)
+	high=$(find "$CAIRN_REPO/packs" -type f -name '[89a-f]*' | wc -l)
+	[ "$low" -gt 0 ] && [ "$high" -gt 0 ] && break
+done
+[ "$low" -gt 0 ] && [ "$high" -gt 0 ] || fail "no packs on both sides: $low low, $high high"
+"$CAIRN" check --read-data-subset 50% > "$O/check" || fail "subset check: $(cat "$O/check")"
+out_has "$O/check" "checked $((low + high)) packs ($low read in full)"
+"$CAIRN" check --read-data-subset 100% > "$O/check"
+out_has "$O/check" "checked $((low + high)) packs ($((low + high)) read in full)"
+damage() { # PACK: flip a byte inside its first data blob
+	local off
+	off=$("$CAIRN" cat pack "$(basename "$1")" | awk '$2 == "data" { print $4; exit }')
+	python3 -c 'import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2]) + 40); b = f.read(1); f.seek(int(sys.argv[2]) + 40); f.write(bytes([b[0] ^ 1]))' \
+		"$1" "$off"
+}
+cp -a "$CAIRN_REPO" "$W/subset-clean"
+damage "$(find "$CAIRN_REPO/packs" -type f -name '[89a-f]*' | head -1)"
+"$CAIRN" check --read-data-subset 50% > "$O/check" 2>&1 ||
+	fail "50% read a pack it should not have: $(cat "$O/check")"
+expect_fail 1 "check found" -- "$CAIRN" check --read-data-subset 100%
+rm -rf "$CAIRN_REPO" && cp -a "$W/subset-clean" "$CAIRN_REPO"
+damage "$(find "$CAIRN_REPO/packs" -type f -name '[0-7]*' | head -1)"
+expect_fail 1 "check found" -- "$CAIRN" check --read-data-subset 50%
+expect_fail 2 "percentage" -- "$CAIRN" check --read-data-subset 0%
+expect_fail 2 "percentage" -- "$CAIRN" check --read-data-subset 101%
+
+# ---- forget --keep-hourly/daily/weekly with the real flags ----------------
+# Four snapshots a second apart (sleep: so they fall in different seconds). The
+# periods are local time, so a TZ whose offset puts midnight (or the top of an
+# hour) exactly at the third (or fourth) snapshot splits them into days (or
+# hours). Expectations come from an independent model of the rules in Python.
+export CAIRN_REPO="$W/retention"
+init_repo
+mkdir -p "$W/rt"
+for i in 1 2 3 4; do
+	echo "$i" > "$W/rt/n"
+	"$CAIRN" backup --tag "r$i" "$W/rt" > /dev/null
+	[ "$i" = 4 ] || sleep 1.1
+done
+"$CAIRN" snapshots --json > "$O/rt.json"
+# tz_at SNAP-INDEX PERIOD: a POSIX TZ in which snapshot INDEX (1 = oldest) is at
+# the start of a local PERIOD (86400: a day, 3600: an hour)
+tz_at() {
+	python3 - "$O/rt.json" "$1" "$2" << 'PY'
+import datetime, json, sys
+s = json.load(open(sys.argv[1]))
+t = int(datetime.datetime.fromisoformat(s[int(sys.argv[2]) - 1]["time"][:26]
+                                        + s[int(sys.argv[2]) - 1]["time"][-6:]).timestamp())
+west = t % int(sys.argv[3])  # local = UTC - west: t is at local midnight / top of hour
+print("CRN+%02d:%02d:%02d" % (west // 3600, west // 60 % 60, west % 60))
+PY
+}
+# expect TZ ARGS...: forget -n --json with ARGS under TZ matches the model.
+expect_policy() {
+	local tz=$1
+	shift
+	TZ=$tz "$CAIRN" forget -n --json --group-by '' "$@" > "$O/policy.json"
+	TZ=$tz python3 - "$O/rt.json" "$O/policy.json" "$@" << 'PY' || fail "forget $* under TZ=$tz"
+import datetime, json, sys, time
+time.tzset()
+snaps, got, args = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3:]
+keep = {a[7:]: int(b) for a, b in zip(args[::2], args[1::2])}
+def secs(t):
+    return int(datetime.datetime.fromisoformat(t[:26] + t[-6:]).timestamp())
+def period(rule, t, i):
+    tm = time.localtime(secs(t))
+    return {"last": i, "hourly": tm[:4], "daily": tm[:3],
+            "weekly": datetime.date(*tm[:3]).isocalendar()[:2],
+            "monthly": tm[:2], "yearly": tm[:1]}[rule]
+order = sorted(range(len(snaps)), key=lambda i: snaps[i]["time"], reverse=True)
+want, last = {}, {}
+for i in order:
+    r = []
+    for rule in ["last", "hourly", "daily", "weekly", "monthly", "yearly"]:
+        if keep.get(rule, 0) <= 0:
+            continue
+        p = period(rule, snaps[i]["time"], i)
+        if rule in last and last[rule] == p:
+            continue
+        last[rule] = p
+        keep[rule] -= 1
+        r.append(rule)
+    want[snaps[i]["id"]] = ("keep" if r else "remove", r)
+have = {}
+for line in open(got):
+    m = json.loads(line)
+    if m["message_type"] == "snapshot":
+        have[m["id"]] = (m["action"], m["reasons"])
+if have != want:
+    for k in want:
+        print(k[:8], "want", want[k], "got", have.get(k), file=sys.stderr)
+    sys.exit(1)
+kept = [k for k in want if want[k][0] == "keep"]
+print(len(kept))
+PY
+}
+day3=$(tz_at 3 86400)
+hour4=$(tz_at 4 3600)
+# Under day3, snapshots 3 and 4 are one day and 1 and 2 the day before.
+[ "$(expect_policy "$day3" --keep-daily 2)" = 2 ] || fail "--keep-daily 2 under $day3"
+[ "$(expect_policy "$day3" --keep-daily 5)" = 2 ] || fail "--keep-daily 5 under $day3"
+[ "$(expect_policy "$day3" --keep-hourly 3)" = 2 ] || fail "--keep-hourly 3 under $day3"
+expect_policy "$day3" --keep-weekly 2 > /dev/null
+expect_policy "$day3" --keep-last 1 --keep-daily 1 --keep-weekly 1 > /dev/null
+# Under hour4, snapshot 4 starts an hour of its own.
+[ "$(expect_policy "$hour4" --keep-hourly 2)" = 2 ] || fail "--keep-hourly 2 under $hour4"
+[ "$(expect_policy "$hour4" --keep-hourly 1)" = 1 ] || fail "--keep-hourly 1 under $hour4"
+expect_policy "$hour4" --keep-daily 3 --keep-monthly 2 --keep-yearly 1 > /dev/null
+# For real: under day3, --keep-daily 2 removes snapshots 1 and 3.
+TZ=$day3 "$CAIRN" forget --keep-daily 2 --group-by '' > "$O/forget"
+out_has "$O/forget" "removed 2 snapshots, kept 2"
+"$CAIRN" snapshots --json | python3 -c '
+import json, sys
+tags = sorted(t for s in json.load(sys.stdin) for t in s["tags"])
+assert tags == ["r2", "r4"], tags' || fail "--keep-daily 2 kept the wrong snapshots"
+
+# ---- sync takes a lock ----------------------------------------------------
+# A push takes a shared lock: an exclusive one (a running prune) stops it before
+# any request; a shared one (a running backup) does not (it gets as far as the
+# unreachable server). A pull takes an exclusive lock on its directory.
+export CAIRN_REPO="$W/retention" AWS_ACCESS_KEY_ID=AKIDTEST AWS_SECRET_ACCESS_KEY=secret
+export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+unset AWS_PROFILE AWS_ENDPOINT_URL
+S3_DOWN=(--s3-endpoint http://127.0.0.1:9 --s3-region us-east-1)
+sleep 600 & holder=$!
+cleanup_hooks+=("kill $holder 2>/dev/null")
+mkdir -p "$CAIRN_REPO/locks"
+name=$(live_lock exclusive prune "$holder")
+: > "$O/trace"
+CAIRN_S3_TRACE="$O/trace" expect_fail 1 "locked exclusively by prune on host $HOST pid $holder" -- \
+	"$CAIRN" sync "${S3_DOWN[@]}" s3://bucket/repo
+[ ! -s "$O/trace" ] || fail "sync sent requests despite the lock: $(cat "$O/trace")"
+rm "$CAIRN_REPO/locks/$name"
+name=$(live_lock shared backup "$holder")
+CAIRN_S3_RETRIES=1 CAIRN_S3_TRACE="$O/trace" expect_fail 1 "giving up" -- \
+	"$CAIRN" sync "${S3_DOWN[@]}" s3://bucket/repo
+grep -q "transport-error" "$O/trace" || fail "sync did not get past a shared lock: $(cat "$O/trace")"
+rm "$CAIRN_REPO/locks/$name"
+mkdir -p "$W/pull/locks"
+CAIRN_REPO="$W/pull" live_lock shared backup "$holder" > /dev/null
+expect_fail 1 "in use by backup on host $HOST pid $holder" -- \
+	"$CAIRN" -r "$W/pull" sync "${S3_DOWN[@]}" --from s3://bucket/repo
+kill "$holder"
+export CAIRN_REPO="$W/repo"
 echo "lifecycle: ok"
