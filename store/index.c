@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pack.h"
@@ -125,6 +126,30 @@ static int check_meta(cairn_index *ix, MDB_txn *txn, const uint8_t repo_id[CAIRN
 	return 0;
 }
 
+/* LMDB maps the file and trusts its meta page: the pages of a truncated file
+ * past its end would fault (SIGBUS) when touched. */
+static int check_size(cairn_index *ix, const char *dir)
+{
+	char data[PATH_MAX];
+	MDB_envinfo info;
+	MDB_stat st;
+	struct stat fst;
+	int rc;
+
+	if ((rc = mdb_env_info(ix->env, &info)) || (rc = mdb_env_stat(ix->env, &st)))
+		return cairn_err_mdb(rc, "index: cannot read its size");
+	snprintf(data, sizeof(data), "%s/data.mdb", dir);
+	if (stat(data, &fst) < 0)
+		return cairn_err_set(-EIO, "cannot stat '%s': %s", data, strerror(errno));
+	if (((uint64_t)info.me_last_pgno + 1) * st.ms_psize > (uint64_t)fst.st_size)
+		return cairn_err_set(-EBADMSG,
+		                     "index '%s' is truncated (%llu of %llu bytes): run "
+		                     "'cairn rebuild-index'",
+		                     dir, (unsigned long long)fst.st_size,
+		                     ((unsigned long long)info.me_last_pgno + 1) * st.ms_psize);
+	return 0;
+}
+
 static int setup(cairn_index *ix, const char *dir, const uint8_t *repo_id)
 {
 	size_t map = atomic_load(&map_size_override);
@@ -140,13 +165,16 @@ static int setup(cairn_index *ix, const char *dir, const uint8_t *repo_id)
 	rc = mdb_env_open(ix->env, dir, MDB_NOTLS | (ix->read_only ? MDB_RDONLY : 0), 0600);
 	if (rc)
 		return cairn_err_wrap(cairn_err_mdb(rc, "cannot open index"), "'%s'", dir);
+	int r = check_size(ix, dir);
+	if (r < 0)
+		return r;
 	/* Reader slots left by a crashed process would pin old pages and grow the map. */
 	int dead = 0;
 	if ((rc = mdb_reader_check(ix->env, &dead)))
 		return cairn_err_mdb(rc, "index: cannot check readers");
 	if ((rc = mdb_txn_begin(ix->env, NULL, ix->read_only ? MDB_RDONLY : 0, &txn)))
 		return cairn_err_mdb(rc, "index: cannot begin transaction");
-	int r = open_dbs(ix, txn);
+	r = open_dbs(ix, txn);
 	if (r >= 0)
 		r = check_meta(ix, txn, repo_id);
 	if (r < 0) {

@@ -348,7 +348,10 @@ static int open_index(cairn_repo *repo, bool *created)
 	if ((r = cairn_repo__path(repo, dir, sizeof(dir), "index")) < 0 ||
 	    (r = cairn_repo__path(repo, data, sizeof(data), "index/data.mdb")) < 0)
 		return r;
-	*created = access(data, F_OK) < 0;
+	struct stat st;
+	/* An empty data.mdb (a crash before its first page, a truncation) is no index:
+	 * LMDB would take it for a new one, empty, and every lookup would miss. */
+	*created = stat(data, &st) < 0 || st.st_size == 0;
 	if (*created && repo->read_only)
 		return cairn_err_set(-ENOENT,
 		                     "repository '%s' has no index: run 'cairn rebuild-index'",

@@ -10,20 +10,20 @@
 #include "cleanup.h"
 
 static const char usage[] =
-	"usage: cairn ls [-l] [-R] [--json] SNAP [PATH]\n"
-	"\n"
-	"Lists the directory PATH (an absolute path inside the snapshot, default '/')\n"
-	"of snapshot SNAP (an ID prefix or 'latest'), or the entry itself when PATH\n"
-	"is not a directory.\n"
-	"\n"
-	"  -l, --long       mode, owner, group, size, modification time and symlink\n"
-	"                   targets (owners by name, by number when the name is unknown)\n"
-	"  -R, --recursive  everything below PATH, each entry by its full path\n"
-	"  --json           one JSON object per entry and line, with every attribute\n"
-	"\n"
-	"Names are printed as stored, byte for byte, except that a newline in a name\n"
-	"or link target is shown as the two characters \\n so that each entry keeps\n"
-	"to one line. --json escapes everything (bytes that are not UTF-8 as \\u00XX).\n";
+        "usage: cairn ls [-l] [-R] [--json] SNAP [PATH]\n"
+        "\n"
+        "Lists the directory PATH (an absolute path inside the snapshot, default '/')\n"
+        "of snapshot SNAP (an ID prefix or 'latest'), or the entry itself when PATH\n"
+        "is not a directory.\n"
+        "\n"
+        "  -l, --long       mode, owner, group, size, modification time and symlink\n"
+        "                   targets (owners by name, by number when the name is unknown)\n"
+        "  -R, --recursive  everything below PATH, each entry by its full path\n"
+        "  --json           one JSON object per entry and line, with every attribute\n"
+        "\n"
+        "Names are printed as stored, byte for byte, except that a newline in a name\n"
+        "or link target is shown as the two characters \\n so that each entry keeps\n"
+        "to one line. --json escapes everything (bytes that are not UTF-8 as \\udcXX).\n";
 
 #define LS_MAX_DEPTH 1000
 
@@ -57,7 +57,7 @@ static int handle(int c, const char *arg, void *payload)
 static const char *type_name(uint8_t type)
 {
 	static const char *const names[] = { "?",    "file",   "dir",     "symlink",
-					     "fifo", "socket", "chardev", "blockdev" };
+		                             "fifo", "socket", "chardev", "blockdev" };
 	return type < ARRAY_SIZE(names) ? names[type] : "?";
 }
 
@@ -217,10 +217,10 @@ static int list_tree(struct ls *ls, const struct cairn_id *id)
 {
 	cairn_tree *t = NULL;
 	int r = ls->depth >= LS_MAX_DEPTH ? cairn_err_set(-ELOOP, "nested too deeply")
-					  : restorer_load_tree(ls->repo, id, &t);
+	                                  : restorer_load_tree(ls->repo, id, &t);
 	if (r < 0 && ls->depth > 0 && r != -ENOMEM) {
 		log_warn("cannot list '%.*s': %s", (int)ls->path.len, (char *)ls->path.data,
-			 cairn_err_msg());
+		         cairn_err_msg());
 		ls->warnings++;
 		return 0;
 	}

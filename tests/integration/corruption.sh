@@ -109,10 +109,11 @@ sed -i 's/^chunk-max = .*/chunk-max = 1048576/' "$CAIRN_REPO/config"
 expect_fail 1 "config" -- "$CAIRN" snapshots
 reset
 
-# A truncated LMDB index: empty, or only its first meta page left. Never a
-# crash; a command fails with one clear line or reads right; after
-# rebuild-index everything reads right.
-for size in 0 4096; do
+# A truncated LMDB index: empty, only its first meta page left, or its pages
+# cut past the meta pages (LMDB would fault on them: SIGBUS). Never a crash; a
+# command fails with one clear line or reads right; after rebuild-index
+# everything reads right.
+for size in 0 4096 8192 12288; do
 	truncate -s "$size" "$CAIRN_REPO/index/data.mdb"
 	rc=0; "$CAIRN" check > "$W/out" 2>&1 || rc=$?
 	crashed "$W/out" && fail "crash on an index truncated to $size bytes"
