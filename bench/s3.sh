@@ -39,6 +39,8 @@ fi
 CORPUS=$(realpath "$CORPUS")
 echo "corpus: $CORPUS ($(du -sh "$CORPUS" | cut -f1), $(find "$CORPUS" | wc -l) entries), $(nproc) cores"
 
+# Four copies of the repository go to the server's memory store: room for them.
+export MEMSTORE_BYTES=${MEMSTORE_BYTES:-$(( (5 * $(du -sb "$CORPUS" | cut -f1) >> 30) + 2 << 30 ))}
 . "$SRC/tests/s3/rgw-launch.sh"
 rgw_start "$WORK/rgw" || { echo "Ceph RGW did not start"; exit 1; }
 trap cleanup EXIT
