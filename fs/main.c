@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <locale.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,7 +236,8 @@ static int serve(struct run *run, int ready_fd)
 	int r = open_repo(run, &repo);
 	/* Informational (FORMAT.md §11): 'cairn unlock --list' shows the mount; it
 	 * conflicts with nothing. A repository on read-only media has no lock. */
-	if (r >= 0 && cairn_lock_acquire(&lock, cairn_repo_path(repo), CAIRN_LOCK_MOUNT, "mount", 0) < 0)
+	if (r >= 0 &&
+	    cairn_lock_acquire(&lock, cairn_repo_path(repo), CAIRN_LOCK_MOUNT, "mount", 0) < 0)
 		log_info("mounting without a mount lock: %s", cairn_err_msg());
 	if (r >= 0 && (r = fs_open(&fs, repo, run->cache_size)) < 0)
 		log_error("cannot read the snapshots: %s", cairn_err_msg());
@@ -362,6 +364,12 @@ int main(int argc, char **argv)
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct run run = { .args = &args };
 
+	/* Blobs are 1 MiB buffers freed in any thread: with glibc's sliding mmap
+	 * threshold they would land in per-thread arenas and stay there after the
+	 * cache evicts them. A fixed threshold returns them to the kernel, so the
+	 * daemon's RSS follows its caches. */
+	mallopt(M_MMAP_THRESHOLD, 256 << 10);
+	mallopt(M_ARENA_MAX, 4);
 	setlocale(LC_ALL, "");
 	tzset(); /* snapshot names are local times */
 	cairn_log_level_from_env();
