@@ -9,7 +9,9 @@
 #
 # usage: bench/s3.sh [CORPUS_DIR]   (default: a copy of /usr/share)
 # env:   CAIRN, CAIRNFS, WORK (default /tmp/cairn-bench-s3),
-#        REPOS: a WORK of bench/ingest.sh whose cairn repository to upload
+#        REPOS: a WORK of bench/ingest.sh whose cairn repository to upload,
+#        CP_LIMIT: seconds a copy out of a mount may take (default 600); a copy cut
+#        off there is compared by throughput (bytes copied per second)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
@@ -94,7 +96,11 @@ mount_cp() {
 	for _ in $(seq 1200); do mountpoint -q "$MNT" && [ -e "$snap" ] && break; sleep 0.1; done
 	mountpoint -q "$MNT" || { echo "$1: mount did not come up: $(cat "$WORK/daemon.err")"; exit 1; }
 	rm -rf "$WORK/out"
-	timed "cp.$1" cp -a "$snap" "$WORK/out"
+	local start=$SECONDS rc=0
+	sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+	timeout "${CP_LIMIT:-600}" cp -a "$snap" "$WORK/out" 2>"$WORK/cp.$1.err" || rc=$?
+	[ "$rc" = 0 ] || [ "$rc" = 124 ] || { echo "cp -a from $1 failed: $(tail -3 "$WORK/cp.$1.err")"; exit 1; }
+	echo "$((SECONDS - start)) $(du -sb "$WORK/out" | cut -f1) $rc" > "$WORK/cp.$1"
 	fusermount3 -u "$MNT"
 	wait "$pid" || true
 	pid=
@@ -112,11 +118,16 @@ for tool in cairn aws rclone; do
 	printf '%-8s %18s %22s\n' "$tool" "$(t up.$tool)" "$(t again.$tool)"
 done
 echo "cairn sync requests: initial $(wc -l < "$WORK/trace.first"), no-change $(wc -l < "$WORK/trace.again")"
-printf '%-8s %18s\n' tool "cp -a from S3 (s)"
-for tool in cairn restic; do printf '%-8s %18s\n' "$tool" "$(t cp.$tool)"; done
+printf '%-8s %18s %14s %10s\n' tool "cp -a from S3 (s)" "bytes copied" "MB/s"
+for tool in cairn restic; do
+	read -r secs bytes rc < "$WORK/cp.$tool"
+	printf '%-8s %18s %14s %10s%s\n' "$tool" "$secs" "$bytes" "$(ratio "$bytes" "$((secs * 1000000))")" \
+		"$([ "$rc" = 124 ] && echo "  (cut off at ${CP_LIMIT:-600} s)")"
+done
+mbs() { local secs bytes rc; read -r secs bytes rc < "$WORK/cp.$1"; ratio "$bytes" "$secs"; }
 echo
 for other in aws rclone; do
 	echo "cairn vs $other: initial sync $(ratio "$(t up.$other)" "$(t up.cairn)")x faster," \
 		"no-change sync $(ratio "$(t again.$other)" "$(t again.cairn)")x faster"
 done
-echo "cairn vs restic: cp -a from an S3-backed mount $(ratio "$(t cp.restic)" "$(t cp.cairn)")x faster"
+echo "cairn vs restic: cp -a from an S3-backed mount $(ratio "$(mbs cairn)" "$(mbs restic)")x the throughput"
