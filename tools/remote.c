@@ -389,6 +389,16 @@ static int fetch_tail_guess(struct remote *rm, const struct cairn_id *pack, uint
 	return fetch_tail(rm, pack, size, size > TAIL_GUESS ? size - TAIL_GUESS : 0);
 }
 
+/* The cached tail of a pack of this size; -ENOENT when absent, torn or stale. */
+static int load_tail(const char *path, uint64_t size, struct cairn_buf *t)
+{
+	cairn_buf_release(t);
+	int r = cairn_file_slurp(path, PACK_MAX, t);
+	if (r >= 0 && (t->len < TAIL_HDR || cairn_get_le64(t->data) != size))
+		return -ENOENT;
+	return r;
+}
+
 static int read_tail(struct remote *rm, const struct cairn_id *pack, uint64_t size, uint8_t *buf,
                      size_t len, uint64_t off)
 {
@@ -396,11 +406,10 @@ static int read_tail(struct remote *rm, const struct cairn_id *pack, uint64_t si
 	char path[PATH_MAX];
 	int r = tail_path(rm, pack, path, sizeof(path));
 	for (int attempt = 0; r >= 0 && attempt < 2; attempt++) {
-		if ((r = cairn_file_slurp(path, PACK_MAX, &t)) == -ENOENT)
-			r = fetch_tail_guess(rm, pack, size);
-		else if (r >= 0 && (t.len < TAIL_HDR || cairn_get_le64(t.data) != size))
-			r = fetch_tail_guess(rm, pack, size);
-		if (r < 0 || (r = cairn_file_slurp(path, PACK_MAX, &t)) < 0)
+		if ((r = load_tail(path, size, &t)) == -ENOENT &&
+		    (r = fetch_tail_guess(rm, pack, size)) >= 0)
+			r = load_tail(path, size, &t);
+		if (r < 0)
 			break;
 		uint64_t kept = t.len - TAIL_HDR;
 		if (off + len <= 8) {
