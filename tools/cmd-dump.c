@@ -9,13 +9,13 @@
 #include "cleanup.h"
 
 static const char usage[] =
-	"usage: cairn dump SNAP PATH\n"
-	"\n"
-	"Writes the content of the regular file PATH (an absolute path inside the\n"
-	"snapshot) of snapshot SNAP (an ID prefix or 'latest') to stdout. Holes come\n"
-	"out as zeros. Every block is verified as it is read.\n"
-	"Exit status: 0 ok, 1 error, 3 the file was not read completely at backup\n"
-	"time (the missing parts are zeros).\n";
+        "usage: cairn dump SNAP PATH\n"
+        "\n"
+        "Writes the content of the regular file PATH (an absolute path inside the\n"
+        "snapshot) of snapshot SNAP (an ID prefix or 'latest') to stdout. Holes come\n"
+        "out as zeros. Every block is verified as it is read.\n"
+        "Exit status: 0 ok, 1 error, 3 the file was not read completely at backup\n"
+        "time (the missing parts are zeros).\n";
 
 static int check_file(const struct restorer_entry *e, const char *path)
 {
@@ -65,7 +65,7 @@ int cmd_dump(int argc, char **argv)
 		return cli_fail(r);
 	if (incomplete) {
 		log_warn("'%s' was not read completely at backup time: the missing parts are zeros",
-			 argv[i + 1]);
+		         argv[i + 1]);
 		return EXIT_PARTIAL;
 	}
 	return 0;

@@ -8,16 +8,16 @@
 #include "cleanup.h"
 
 static const char usage[] =
-	"usage: cairn snapshots [--json] [--host HOST] [--tag TAG]... [--path PATH]...\n"
-	"\n"
-	"Lists the snapshots, oldest first: short ID, local time, host, tags and\n"
-	"backed-up paths. '(partial)' marks snapshots where some files could not be\n"
-	"read.\n"
-	"\n"
-	"  --host HOST   only snapshots of this host\n"
-	"  --tag TAG     only snapshots with this tag (repeatable: all of them)\n"
-	"  --path PATH   only snapshots of this path (repeatable: all of them)\n"
-	"  --json        a JSON array with every field of each snapshot\n";
+        "usage: cairn snapshots [--json] [--host HOST] [--tag TAG]... [--path PATH]...\n"
+        "\n"
+        "Lists the snapshots, oldest first: short ID, local time, host, tags and\n"
+        "backed-up paths. '(partial)' marks snapshots where some files could not be\n"
+        "read.\n"
+        "\n"
+        "  --host HOST   only snapshots of this host\n"
+        "  --tag TAG     only snapshots with this tag (repeatable: all of them)\n"
+        "  --path PATH   only snapshots of this path (repeatable: all of them)\n"
+        "  --json        a JSON array with every field of each snapshot\n";
 
 enum { OPT_HOST = OPT_FIRST_COMMAND_OPT, OPT_TAG, OPT_PATH };
 
