@@ -59,3 +59,19 @@ for start, end in sorted(segments(a, size) + segments(b, size)):
         start += n
 PY
 }
+# crash_run TRIGGER -- CMD...: run CMD, SIGKILL it at TRIGGER, print "killed" or
+# "exited RC" (triggers: tests/integration/crash-run.py).
+crash_run() { python3 "$(dirname "${BASH_SOURCE[0]}")/crash-run.py" "$@"; }
+# s3_setup: a private Ceph RGW for this test on 127.0.0.1 (exit 77, saying why,
+# when it cannot start), stopped at exit. Sets B (its bucket) and AWS (Debian's
+# aws CLI pointed at it), and short client retries.
+s3_setup() {
+	. "$(dirname "${BASH_SOURCE[0]}")/../s3/rgw-launch.sh"
+	local rc=0
+	rgw_start "$W/rgw" || rc=$?
+	[ "$rc" = 0 ] || exit "$rc"
+	cleanup_hooks+=(rgw_stop)
+	B=$S3_BUCKET
+	AWS=(/usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL")
+	export CAIRN_S3_RETRY_BASE_MS=20 CAIRN_S3_RETRY_CAP_MS=200 CAIRN_S3_RETRIES=4
+}

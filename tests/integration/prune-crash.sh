@@ -15,44 +15,7 @@
 # Then PRUNE_ITERATIONS (default 16) kills at random moments, with the same checks.
 . "$(dirname "$0")/lib.sh"
 
-# crash_run TRIGGER -- CMD...: runs CMD and SIGKILLs it at TRIGGER, then prints
-# "killed" or "exited RC". TRIGGER is "ms:N" (N ms after the start) or
-# "events:DIR:K:N" (N ms after the K-th file appeared in or vanished from the
-# tree DIR). "count:DIR" never kills and prints how many events the run made.
-cat > "$W/crash.py" << 'PY'
-import os, signal, subprocess, sys, time
-trig, cmd = sys.argv[1].split(":"), sys.argv[3:]
-def files(d):
-    out = set()
-    for root, _, names in os.walk(d):
-        out.update(os.path.join(root, n) for n in names)
-    return out
-p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-events, seen = 0, files(trig[1]) if trig[0] in ("events", "count") else set()
-want = int(trig[2]) if trig[0] == "events" else 0
-t0 = time.monotonic()
-while p.poll() is None:
-    if trig[0] == "ms" and time.monotonic() - t0 >= int(trig[1]) / 1000:
-        break
-    if trig[0] in ("events", "count"):
-        now = files(trig[1])
-        events += len(now ^ seen)
-        seen = now
-        if trig[0] == "events" and events >= want:
-            time.sleep(int(trig[3]) / 1000)
-            break
-    time.sleep(0.0005)
-if trig[0] == "count":
-    p.wait()
-    print(events)
-elif p.poll() is None:
-    p.send_signal(signal.SIGKILL)
-    p.wait()
-    print("killed")
-else:
-    print("exited", p.returncode)
-PY
-crash_run() { python3 "$W/crash.py" "$@"; }
+# crash_run TRIGGER -- CMD... (lib.sh, crash-run.py): SIGKILL CMD at TRIGGER.
 
 O="$W/o"
 SRC="$W/src"

@@ -6,14 +6,9 @@
 # (a second browse makes no request, even with the server down), the bound of
 # the data cache, writes refused, and a remote forget + prune seen by the cache.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/../s3/rgw-launch.sh"
 
-rc=0
-rgw_start "$W/rgw" || rc=$?
-[ "$rc" = 0 ] || exit "$rc" # 77 (skip) with the reason already printed
-cleanup_hooks+=(rgw_stop)
-B=$S3_BUCKET
-export CAIRN_S3_RETRY_BASE_MS=20 CAIRN_S3_RETRY_CAP_MS=200 CAIRN_S3_RETRIES=3
+# Short retries; the cases that need long ones set their own.
+s3_setup
 export CAIRN_CACHE_DIR="$W/cache"
 T="$W/trace"
 URL="s3://$B/r"

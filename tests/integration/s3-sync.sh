@@ -8,16 +8,9 @@
 # a server that comes up late (retries), a server that stays down, --delete,
 # virtual-hosted addressing, a bucket without prefix, and Object Lock.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/../s3/rgw-launch.sh"
 
-rc=0
-rgw_start "$W/rgw" || rc=$?
-[ "$rc" = 0 ] || exit "$rc" # 77 (skip) with the reason already printed
-cleanup_hooks+=(rgw_stop)
-B=$S3_BUCKET
-AWS=(/usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL")
-# Keep retries short; the tests that need long ones set their own.
-export CAIRN_S3_RETRY_BASE_MS=20 CAIRN_S3_RETRY_CAP_MS=200 CAIRN_S3_RETRIES=4
+# Short retries; the cases that need long ones set their own.
+s3_setup
 T="$W/trace"
 O="$W/o"
 mkdir -p "$O"

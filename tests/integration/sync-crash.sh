@@ -10,50 +10,14 @@
 #   byte-identically to the source it was taken of.
 # SYNC_ITERATIONS (default 6) kills of each.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/../s3/rgw-launch.sh"
 
-rc=0
-rgw_start "$W/rgw" || rc=$?
-[ "$rc" = 0 ] || exit "$rc" # 77 (skip) with the reason already printed
-cleanup_hooks+=(rgw_stop)
-B=$S3_BUCKET
-AWS=(/usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL")
-export CAIRN_S3_RETRY_BASE_MS=20 CAIRN_S3_RETRY_CAP_MS=200 CAIRN_S3_RETRIES=4
+# Short retries; the cases that need long ones set their own.
+s3_setup
 T="$W/trace"
 O="$W/o"
 mkdir -p "$O"
 
-# crash_run TRIGGER -- CMD...: runs CMD and SIGKILLs it at TRIGGER, then prints
-# "killed" or "exited RC". TRIGGER is "ms:N" (N ms after the start) or
-# "lines:FILE:K:N" (N ms after FILE, the CAIRN_S3_TRACE, reached K lines: K
-# requests done).
-cat > "$W/crash.py" << 'PY'
-import os, signal, subprocess, sys, time
-trig, cmd = sys.argv[1].split(":"), sys.argv[3:]
-def lines(f):
-    try:
-        with open(f, "rb") as fh:
-            return fh.read().count(b"\n")
-    except FileNotFoundError:
-        return 0
-p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-want = int(trig[2]) if trig[0] == "lines" else 0
-t0 = time.monotonic()
-while p.poll() is None:
-    if trig[0] == "ms" and time.monotonic() - t0 >= int(trig[1]) / 1000:
-        break
-    if trig[0] == "lines" and lines(trig[1]) >= want:
-        time.sleep(int(trig[3]) / 1000)
-        break
-    time.sleep(0.0005)
-if p.poll() is None:
-    p.send_signal(signal.SIGKILL)
-    p.wait()
-    print("killed")
-else:
-    print("exited", p.returncode)
-PY
-crash_run() { python3 "$W/crash.py" "$@"; }
+# crash_run TRIGGER -- CMD... (lib.sh, crash-run.py): SIGKILL CMD at TRIGGER.
 
 # remote_list: "size md5 key" of every object under s3://$B/repo/, sorted (the
 # repository's files are below the multipart threshold: ETag = MD5)
