@@ -25,8 +25,9 @@ echo "== cairn backup $SRC (again: only changes are read)"
 $cairn backup --tag demo "$SRC"
 echo "== cairn snapshots"
 $cairn snapshots
-first=$(find "$SRC" -type f | head -1)
-if [ -n "$first" ] && $cairn help 2>/dev/null | grep -q restore; then
+# No `| head` under pipefail: the writer's SIGPIPE would end the demo.
+first=$(find "$SRC" -type f -print -quit)
+if [ -n "$first" ]; then
 	echo "== cairn restore latest --include '$first'"
 	$cairn restore latest --target "$DEMO/restored" --include "$first"
 	cmp "$first" "$DEMO/restored$first" && echo "restored $first: identical"
@@ -39,7 +40,7 @@ if [ -x build/fs/cairnfs ] && [ -c /dev/fuse ]; then
 	for _ in $(seq 100); do mountpoint -q "$DEMO/mnt" && break; sleep 0.1; done
 	ls -l "$DEMO/mnt" "$DEMO/mnt/snapshots"
 	echo "== ls $DEMO/mnt/latest$SRC | head"
-	ls "$DEMO/mnt/latest$SRC" | head
+	ls "$DEMO/mnt/latest$SRC" | sed -n 1,10p
 	echo
 	echo "The repository is mounted at $DEMO/mnt (read-only); copy files out with cp."
 	echo "Unmount with: fusermount3 -u $DEMO/mnt"
