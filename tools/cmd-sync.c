@@ -855,10 +855,12 @@ static int run(struct sync *sy, const char *url, const struct sync_opts *o)
 		return r;
 	if (o->from)
 		return pull(sy);
-	/* Shared, like backup: prune must not delete packs while they are uploaded. */
-	if ((r = cli_open_repo(&sy->repo, &ro)) < 0 ||
-	    (r = cairn_lock_acquire(&sy->lock, sy->dir, CAIRN_LOCK_SHARED, "sync", 0)) < 0 ||
-	    (r = lock_remote(sy)) < 0)
+	/* The remote first: a second push fails before it opens anything. Then a
+	 * shared lock, like backup: prune must not delete packs being uploaded. */
+	const char *local;
+	if ((r = cli_local_repo_path(&local)) < 0 || (r = cairn_repo_probe(sy->dir)) < 0 ||
+	    (r = lock_remote(sy)) < 0 || (r = cli_open_repo(&sy->repo, &ro)) < 0 ||
+	    (r = cairn_lock_acquire(&sy->lock, sy->dir, CAIRN_LOCK_SHARED, "sync", 0)) < 0)
 		return r;
 	return push(sy);
 }

@@ -117,6 +117,8 @@ umount_s3
 [ "$(blocks_size)" -le $((8 << 20)) ] || fail "data cache holds $(blocks_size) bytes, bound 2M"
 
 # Second browse with the server down: all from the caches (listing fails fast).
+# The 2M bound above may have evicted the file read offline: read it once more.
+"$CAIRN" -r "$URL" dump latest "$S/docs/n10.txt" > /dev/null || fail "dump before going offline"
 rgw_gw_stop
 : > "$T"
 mount_s3 -o disk_cache=64M
