@@ -78,7 +78,8 @@ grep -q "snapshot $snap_short .* is damaged" "$W/out" || fail "disagreeing heade
 crashed "$W/out" && fail "crash on a disagreeing pack header"
 rc=0; "$CAIRN" check --read-data > "$W/out" 2>&1 || rc=$?
 [ "$rc" = 1 ] || fail "disagreeing header: check --read-data exited $rc"
-grep -q "$W/src/.*: blob [0-9a-f]\{8\}: pack .* authentication failed" "$W/out" ||
+# The other pack may be shorter (a tree pack): then the reads run past its end.
+grep -q "$W/src/.*: blob [0-9a-f]\{8\}: pack .* \(authentication failed\|is truncated\)" "$W/out" ||
 	fail "disagreeing header: --read-data does not name the file: $(cat "$W/out")"
 reset
 
