@@ -142,7 +142,7 @@ rgw_start() {
 		mkdir -p "$RGW_DIR"/{run,log,mon.a,osd.0,rgw.a} || return 1
 		RGW_PORT=$(rgw_free_port) && RGW_MON_PORT=$(rgw_free_port) ||
 			{ rgw_skip "no free port"; return 77; }
-		if (unset MALLOC_PERTURB_ && rgw_boot) >"$RGW_DIR/log/boot.log" 2>&1; then
+		if (unset MALLOC_PERTURB_ && set -x && rgw_boot) >"$RGW_DIR/log/boot.log" 2>&1; then
 			ok=1
 			break
 		fi
@@ -150,9 +150,10 @@ rgw_start() {
 	done
 	if [ "$ok" = 0 ]; then
 		rgw_stop
-		# The daemons log errors at level -1: the first one usually says why.
+		# boot.log traces each step (set -x), so its tail names the one that failed;
+		# the daemons log errors at level -1: the first one usually says why.
 		rgw_skip "Ceph RGW did not start: $(tail -3 "$RGW_DIR/log/boot.log" | tr '\n' ' ')" \
-			"$(grep -h -m1 ' -1 ' "$RGW_DIR"/log/*.log 2>/dev/null | head -1)"
+			"$(grep -h ' -1 ' "$RGW_DIR"/log/*.log 2>/dev/null | grep -v 'signal' | sed -n 1p)"
 		return 77
 	fi
 	export RGW_DIR RGW_PORT S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKET
