@@ -98,11 +98,6 @@ static int path_of(const struct remote *rm, char *out, size_t size, const char *
 	return n < 0 || (size_t)n >= size ? cairn_err_set(-ENAMETOOLONG, "path too long") : 0;
 }
 
-static void pack_hex(char hex[CAIRN_ID_HEX_SIZE], const struct cairn_id *pack)
-{
-	cairn_id_hex(hex, pack);
-}
-
 /* ---- connections ---------------------------------------------------------- */
 
 static int take_conn(struct remote *rm, cairn_s3_conn **out)
@@ -133,7 +128,7 @@ static int get_range(struct remote *rm, const struct cairn_id *pack, uint64_t of
 {
 	char hex[CAIRN_ID_HEX_SIZE], key[700];
 	cairn_s3_conn *c;
-	pack_hex(hex, pack);
+	cairn_id_hex(hex, pack);
 	int r = snprintf(key, sizeof(key), "%s%spacks/%.2s/%s", rm->prefix,
 	                 rm->prefix[0] ? "/" : "", hex, hex) >= (int)sizeof(key)
 	                ? cairn_err_set(-EINVAL, "object name too long")
@@ -157,7 +152,7 @@ static int block_path(const struct remote *rm, const char *sub, const struct cai
                       uint64_t block, char *out, size_t size)
 {
 	char hex[CAIRN_ID_HEX_SIZE];
-	pack_hex(hex, pack);
+	cairn_id_hex(hex, pack);
 	return path_of(rm, out, size, "%s/%.2s/%s.%llu", sub, hex, hex, (unsigned long long)block);
 }
 
@@ -361,7 +356,7 @@ static int read_blocks(struct remote *rm, const char *sub, const struct cairn_id
 static int tail_path(const struct remote *rm, const struct cairn_id *pack, char *out, size_t n)
 {
 	char hex[CAIRN_ID_HEX_SIZE];
-	pack_hex(hex, pack);
+	cairn_id_hex(hex, pack);
 	return path_of(rm, out, n, "tails/%s", hex);
 }
 
@@ -450,7 +445,7 @@ static int src_size(void *payload, const struct cairn_id *pack, uint64_t *size)
 		*size = *v;
 		return 0;
 	}
-	pack_hex(hex, pack);
+	cairn_id_hex(hex, pack);
 	return cairn_err_set(-ENOENT, "pack %.16s is not in %s", hex, rm->url);
 }
 
