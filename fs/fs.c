@@ -15,6 +15,7 @@
 
 /* Of the cache_size budget, parsed trees get a quarter, data blobs the rest. */
 #define TREE_CACHE_SHARE 4
+#define FILE_CACHE_SHARE 64 /* extent maps: a 64th, on top */
 #define PREFETCH_THREADS 2
 
 /* ---- cache loaders ------------------------------------------------------ */
@@ -73,6 +74,8 @@ int fs_open(struct fs *fs, cairn_repo *repo, uint64_t cache_size)
 	if ((r = fs_cache_new(&fs->blobs, "blob", &blob_ops, repo, cache_size - trees,
 	                      PREFETCH_THREADS)) < 0 ||
 	    (r = fs_cache_new(&fs->trees, "tree", &tree_ops, repo, trees, 0)) < 0 ||
+	    (r = fs_cache_new(&fs->files, "file", &fs_file_ops, fs, cache_size / FILE_CACHE_SHARE,
+	                      0)) < 0 ||
 	    (r = fs_inodes_new(&fs->inodes)) < 0 ||
 	    (r = fs_catalog_new(&fs->catalog, repo, FS_REFRESH_MS)) < 0) {
 		fs_close(fs);
@@ -95,9 +98,10 @@ void fs_close(struct fs *fs)
 	fs_catalog_free(fs->catalog);
 	fs_cache_free(fs->blobs);
 	fs_cache_free(fs->trees);
+	fs_cache_free(fs->files);
 	fs->inodes = NULL;
 	fs->catalog = NULL;
-	fs->blobs = fs->trees = NULL;
+	fs->blobs = fs->trees = fs->files = NULL;
 }
 
 /* ---- read-ahead ---------------------------------------------------------- */

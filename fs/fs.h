@@ -28,11 +28,13 @@ struct fs {
 	cairn_repo *repo;       /* opened read-only: short LMDB read txns per lookup */
 	struct fs_cache *blobs; /* decrypted data blobs, bounded by -o cache_size */
 	struct fs_cache *trees; /* parsed trees (cairn_tree *) */
+	struct fs_cache *files; /* extent maps of files being read, by inode (read.c) */
 	struct fs_inodes *inodes;
 	struct fs_catalog *catalog;
 	uid_t uid; /* owner of the virtual directories: who mounted */
 	gid_t gid;
 	bool acl; /* FUSE_CAP_POSIX_ACL requested (needs default_permissions) */
+	bool no_open; /* set at INIT: the kernel skips OPEN/RELEASE after one ENOSYS */
 };
 
 int fs_open(struct fs *fs, cairn_repo *repo, uint64_t cache_size);
@@ -83,6 +85,7 @@ extern const struct fuse_lowlevel_ops fs_ops;
 void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+extern const struct fs_cache_ops fs_file_ops; /* payload: the struct fs */
 void fs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
 
 #endif

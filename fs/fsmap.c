@@ -92,6 +92,16 @@ uint64_t fs_ino_virtual(const char *vpath, size_t len)
 	return ino_from(buf, sizeof(buf));
 }
 
+uint64_t fs_ino_link(const char *vpath, size_t len, const char *target)
+{
+	static const char tag[] = "cairnfs v1 link";
+	uint8_t buf[sizeof(tag) + 2 * SHA256_DIGEST_LENGTH];
+	memcpy(buf, tag, sizeof(tag));
+	SHA256((const uint8_t *)vpath, len, buf + sizeof(tag));
+	SHA256((const uint8_t *)target, strlen(target), buf + sizeof(tag) + SHA256_DIGEST_LENGTH);
+	return ino_from(buf, sizeof(buf));
+}
+
 uint64_t fs_ino_snaproot(const struct cairn_id *snap)
 {
 	static const char tag[] = "cairnfs v1 snapshot";

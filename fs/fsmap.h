@@ -46,6 +46,8 @@ uint64_t fs_extents_allocated(const struct cairn_extent *ext, size_t n);
  */
 /* A virtual node, by its path below the mount root (no leading '/'). */
 uint64_t fs_ino_virtual(const char *vpath, size_t len);
+/* A virtual symlink, by its path and its current target. */
+uint64_t fs_ino_link(const char *vpath, size_t len, const char *target);
 /* The root directory of a snapshot. */
 uint64_t fs_ino_snaproot(const struct cairn_id *snap);
 /* An entry inside a snapshot: its source (dev, ino) so that hard links share one

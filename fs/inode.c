@@ -162,6 +162,7 @@ void fs_node_free(struct fs_node *n)
 		fs_hist_free(n->hist);
 		pthread_mutex_destroy(&n->hist_lock);
 		free(n->vpath);
+		free(n->target);
 	}
 	free(n);
 }

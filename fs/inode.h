@@ -45,6 +45,7 @@ struct fs_node {
 			size_t vpath_len;
 			pthread_mutex_t hist_lock; /* FS_HIST */
 			struct fs_hist *hist;      /* protected by hist_lock: computed listing */
+			char *target;              /* FS_VLINK: the target it was looked up with */
 		};
 		struct {                      /* FS_SNAPROOT, FS_ENTRY */
 			struct cairn_id snap; /* the snapshot */

@@ -165,113 +165,7 @@ static int children(const struct fs_view *v, const struct fs_node *dir, child_fn
 	return -ENOENT;
 }
 
-/* ---- lookup and listing -------------------------------------------------- */
-
-/* The vpath of a child: dir's vpath + "/" + name (or just name under the root). */
-static int child_path(const struct fs_node *dir, const char *name, char **out, size_t *len)
-{
-	size_t n = strlen(name), base = dir->kind == FS_ROOT ? 0 : dir->vpath_len + 1;
-	char *p = malloc(base + n + 1);
-	if (!p)
-		return cairn_err_set(-ENOMEM, "out of memory");
-	if (base) {
-		memcpy(p, dir->vpath, dir->vpath_len);
-		p[dir->vpath_len] = '/';
-	}
-	memcpy(p + base, name, n + 1);
-	*out = p;
-	*len = base + n;
-	return 0;
-}
-
-static int child_node(const struct fs_node *dir, const struct child *c, struct fs_node **out)
-{
-	if (c->kind == FS_SNAPROOT)
-		return fs_node_new_snaproot(out, &c->e->snap->id, &c->e->snap->root,
-		                            c->e->snap->time_ns);
-	_cleanup_free_ char *path = NULL;
-	size_t len;
-	int r = child_path(dir, c->name, &path, &len);
-	return r < 0 ? r : fs_node_new_virtual(out, c->kind, path, len);
-}
-
-struct find_ctx {
-	const struct fs_node *dir;
-	const char *name;
-	struct fs_node *found;
-};
-
-static int find_cb(const struct child *c, void *payload)
-{
-	struct find_ctx *f = payload;
-	if (strcmp(c->name, f->name) != 0)
-		return 0;
-	int r = child_node(f->dir, c, &f->found);
-	return r < 0 ? r : 1;
-}
-
-int fs_layout_lookup(struct fs *fs, struct fs_node *dir, const char *name, struct fs_node **out)
-{
-	struct fs_view *v = fs_catalog_view(fs->catalog);
-	int r;
-	if (dir->kind == FS_HIST) {
-		r = fs_hist_lookup(fs, v, dir, name, out);
-	} else {
-		struct find_ctx f = { .dir = dir, .name = name };
-		r = children(v, dir, find_cb, &f);
-		if (r == 1)
-			*out = f.found;
-		r = r == 1 ? 0 : r < 0 ? r : -ENOENT;
-	}
-	fs_view_put(v);
-	return r;
-}
-
-struct list_ctx {
-	const struct fs_node *dir;
-	struct fs_dirent *v;
-	size_t n, cap;
-};
-
-static int list_cb(const struct child *c, void *payload)
-{
-	struct list_ctx *l = payload;
-	uint64_t ino;
-	if (c->kind == FS_SNAPROOT) {
-		ino = fs_ino_snaproot(&c->e->snap->id);
-	} else {
-		_cleanup_free_ char *path = NULL;
-		size_t len;
-		int r = child_path(l->dir, c->name, &path, &len);
-		if (r < 0)
-			return r;
-		ino = fs_ino_virtual(path, len);
-	}
-	return fs_dirents_add(&l->v, &l->n, &l->cap, c->name, strlen(c->name), ino,
-	                      c->kind == FS_VLINK ? DT_LNK : DT_DIR);
-}
-
-int fs_layout_list(struct fs *fs, struct fs_node *dir, struct fs_dirent **out, size_t *n)
-{
-	struct fs_view *v = fs_catalog_view(fs->catalog);
-	struct list_ctx l = { .dir = dir };
-	int r;
-	if (dir->kind == FS_HIST) {
-		r = fs_hist_list(fs, v, dir, &l.v, &l.n);
-	} else {
-		r = children(v, dir, list_cb, &l);
-	}
-	fs_view_put(v);
-	if (r < 0) {
-		fs_dirents_free(l.v, l.n);
-		return r;
-	}
-	*out = l.v;
-	*n = l.n;
-	return 0;
-}
-
-/* ---- symlinks and attributes --------------------------------------------- */
+/* ---- symlink targets ---------------------------------------------------- */
 
 static const struct fs_view_ent *by_short_id(const struct fs_view *v, const char *sid)
 {
@@ -318,10 +212,146 @@ static int link_target(const struct fs_view *v, const struct fs_node *n, char **
 	return 0;
 }
 
+/* ---- lookup and listing -------------------------------------------------- */
+
+/* The vpath of a child: dir's vpath + "/" + name (or just name under the root). */
+static int child_path(const struct fs_node *dir, const char *name, char **out, size_t *len)
+{
+	size_t n = strlen(name), base = dir->kind == FS_ROOT ? 0 : dir->vpath_len + 1;
+	char *p = malloc(base + n + 1);
+	if (!p)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	if (base) {
+		memcpy(p, dir->vpath, dir->vpath_len);
+		p[dir->vpath_len] = '/';
+	}
+	memcpy(p + base, name, n + 1);
+	*out = p;
+	*len = base + n;
+	return 0;
+}
+
+/* A link node keeps the target it was looked up with, and its inode number
+ * covers that target: when "latest" moves, the next lookup yields another inode,
+ * so the kernel's cached link body (FUSE_CAP_CACHE_SYMLINKS) is never stale. */
+static int child_node(const struct fs_view *v, const struct fs_node *dir, const struct child *c,
+                      struct fs_node **out)
+{
+	if (c->kind == FS_SNAPROOT)
+		return fs_node_new_snaproot(out, &c->e->snap->id, &c->e->snap->root,
+		                            c->e->snap->time_ns);
+	_cleanup_free_ char *path = NULL;
+	size_t len;
+	struct fs_node *n;
+	int r = child_path(dir, c->name, &path, &len);
+	if (r < 0 || (r = fs_node_new_virtual(&n, c->kind, path, len)) < 0)
+		return r;
+	if (c->kind == FS_VLINK) {
+		if ((r = link_target(v, n, &n->target)) < 0) {
+			fs_node_free(n);
+			return r;
+		}
+		n->ino = fs_ino_link(path, len, n->target);
+	}
+	*out = n;
+	return 0;
+}
+
+struct find_ctx {
+	const struct fs_view *v;
+	const struct fs_node *dir;
+	const char *name;
+	struct fs_node *found;
+};
+
+static int find_cb(const struct child *c, void *payload)
+{
+	struct find_ctx *f = payload;
+	if (strcmp(c->name, f->name) != 0)
+		return 0;
+	int r = child_node(f->v, f->dir, c, &f->found);
+	return r < 0 ? r : 1;
+}
+
+int fs_layout_lookup(struct fs *fs, struct fs_node *dir, const char *name, struct fs_node **out)
+{
+	struct fs_view *v = fs_catalog_view(fs->catalog);
+	int r;
+	if (dir->kind == FS_HIST) {
+		r = fs_hist_lookup(fs, v, dir, name, out);
+	} else {
+		struct find_ctx f = { .v = v, .dir = dir, .name = name };
+		r = children(v, dir, find_cb, &f);
+		if (r == 1)
+			*out = f.found;
+		r = r == 1 ? 0 : r < 0 ? r : -ENOENT;
+	}
+	fs_view_put(v);
+	return r;
+}
+
+struct list_ctx {
+	const struct fs_view *view;
+	const struct fs_node *dir;
+	struct fs_dirent *v;
+	size_t n, cap;
+};
+
+static int list_cb(const struct child *c, void *payload)
+{
+	struct list_ctx *l = payload;
+	uint64_t ino;
+	if (c->kind == FS_SNAPROOT) {
+		ino = fs_ino_snaproot(&c->e->snap->id);
+	} else if (c->kind == FS_VLINK) {
+		struct fs_node *n;
+		int r = child_node(l->view, l->dir, c, &n);
+		if (r < 0)
+			return r;
+		ino = n->ino;
+		fs_node_free(n);
+	} else {
+		_cleanup_free_ char *path = NULL;
+		size_t len;
+		int r = child_path(l->dir, c->name, &path, &len);
+		if (r < 0)
+			return r;
+		ino = fs_ino_virtual(path, len);
+	}
+	return fs_dirents_add(&l->v, &l->n, &l->cap, c->name, strlen(c->name), ino,
+	                      c->kind == FS_VLINK ? DT_LNK : DT_DIR);
+}
+
+int fs_layout_list(struct fs *fs, struct fs_node *dir, struct fs_dirent **out, size_t *n)
+{
+	struct fs_view *v = fs_catalog_view(fs->catalog);
+	struct list_ctx l = { .view = v, .dir = dir };
+	int r;
+	if (dir->kind == FS_HIST) {
+		r = fs_hist_list(fs, v, dir, &l.v, &l.n);
+	} else {
+		r = children(v, dir, list_cb, &l);
+	}
+	fs_view_put(v);
+	if (r < 0) {
+		fs_dirents_free(l.v, l.n);
+		return r;
+	}
+	*out = l.v;
+	*n = l.n;
+	return 0;
+}
+
+/* ---- symlinks and attributes --------------------------------------------- */
+
 int fs_layout_readlink(struct fs *fs, const struct fs_node *n, char **out)
 {
 	if (n->kind != FS_VLINK)
 		return -EINVAL;
+	if (n->target) {
+		*out = strdup(n->target);
+		return *out ? 0 : cairn_err_set(-ENOMEM, "out of memory");
+	}
 	struct fs_view *v = fs_catalog_view(fs->catalog);
 	int r = link_target(v, n, out);
 	fs_view_put(v);
@@ -348,7 +378,8 @@ int fs_layout_stat(struct fs *fs, const struct fs_node *n, struct stat *st)
 	st->st_blksize = 4096;
 	if (n->kind == FS_VLINK) {
 		st->st_mode = S_IFLNK | 0777;
-		st->st_size = target ? (off_t)strlen(target) : 0;
+		const char *t = n->target ? n->target : target;
+		st->st_size = t ? (off_t)strlen(t) : 0;
 	} else {
 		st->st_mode = S_IFDIR | 0555;
 	}

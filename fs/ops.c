@@ -437,6 +437,17 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* libfuse derives max_pages from max_write: 1 MiB requests in both directions.
 	 * The kernel caps max_readahead at what it offered (128 KiB); the
 	 * read-ahead thread raises it after INIT (fs_readahead_start). */
+	/* Every path through "latest" would otherwise cost a READLINK round trip;
+	 * a link's inode number changes with its target (layout.c). */
+	if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) {
+		conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
+		fs->no_open = true;
+	}
+	/* Attributes with every listing, not only its first page: cp -a, rsync and
+	 * find then send no LOOKUP per entry (content never changes). */
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	conn->max_write = MiB;
 	conn->max_readahead = MiB;
 	conn->time_gran = 1;

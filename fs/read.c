@@ -13,10 +13,13 @@
 
 #define ZERO_SIZE (128u << 10)
 #define READ_AHEAD 2 /* data blobs fetched ahead of a sequential reader */
+#define NEIGHBOURS 64 /* entries after a small file whose blobs are fetched */
+#define NEIGHBOUR_MAX (1u << 20)
 
 static const uint8_t zeros[ZERO_SIZE];
 
-/* An open file: its own copy of the extents, so that it pins no tree. */
+/* A file being read: its own copy of the extents, so that it pins no tree.
+ * Files are not opened: reads find this by inode number in fs->files. */
 struct fs_file {
 	struct cairn_extent *ext;
 	struct fs_extmap map;
@@ -31,7 +34,7 @@ static void file_free(struct fs_file *f)
 	free(f);
 }
 
-/* The extents of n, copied out of its tree. -ENOMEM, -EIO. */
+/* The extents of n, copied out of its tree. -ENOMEM, -EIO, with a message. */
 static int file_new(struct fs *fs, const struct fs_node *n, struct fs_file **out)
 {
 	struct fs_cache_ent *t;
@@ -40,12 +43,12 @@ static int file_new(struct fs *fs, const struct fs_node *n, struct fs_file **out
 	if (r < 0)
 		return r;
 	struct fs_file *f = calloc(1, sizeof(*f));
-	f->ext = malloc((cn->nextents ? cn->nextents : 1) * sizeof(*f->ext));
+	if (f)
+		f->ext = malloc((cn->nextents ? cn->nextents : 1) * sizeof(*f->ext));
 	if (!f || !f->ext) {
 		fs_cache_put(fs->trees, t);
-		if (f)
-			file_free(f);
-		return -ENOMEM;
+		free(f);
+		return cairn_err_set(-ENOMEM, "out of memory");
 	}
 	if (cn->nextents > 0) /* an empty file has no extents array */
 		memcpy(f->ext, cn->extents, cn->nextents * sizeof(*f->ext));
@@ -54,13 +57,51 @@ static int file_new(struct fs *fs, const struct fs_node *n, struct fs_file **out
 	r = fs_extmap_init(&f->map, f->ext, cn->nextents);
 	fs_cache_put(fs->trees, t);
 	if (r < 0) {
+		r = cairn_err_set(-EIO, "extent lengths of '%s' overflow", f->name);
 		file_free(f);
-		return -EIO;
+		return r;
 	}
 	*out = f;
 	return 0;
 }
 
+static struct cairn_id file_key(uint64_t ino)
+{
+	struct cairn_id k = { 0 };
+	memcpy(k.b, &ino, sizeof(ino));
+	return k;
+}
+
+static int load_file(void *payload, const struct cairn_id *key, void **val, size_t *bytes)
+{
+	struct fs *fs = payload;
+	uint64_t ino;
+	memcpy(&ino, key->b, sizeof(ino));
+	/* Reads come only for inodes the kernel holds, so the node is there. */
+	struct fs_node *n = fs_inodes_get(fs->inodes, ino);
+	if (!n || n->kind != FS_ENTRY || n->type != CAIRN_NODE_FILE)
+		return cairn_err_set(-ESTALE, "inode %llu is not a known file",
+		                     (unsigned long long)ino);
+	struct fs_file *f = NULL;
+	int r = file_new(fs, n, &f);
+	if (r < 0)
+		return r;
+	*val = f;
+	*bytes = sizeof(*f) + f->map.n * (sizeof(*f->ext) + sizeof(*f->map.start));
+	return 0;
+}
+
+static void free_file(void *val)
+{
+	file_free(val);
+}
+
+const struct fs_cache_ops fs_file_ops = { .load = load_file, .free = free_file };
+
+/* Checked here, though with FUSE_CAP_NO_OPEN_SUPPORT only the first open of the
+ * mount comes: ENOSYS then tells the kernel to skip OPEN and RELEASE (two round
+ * trips per file) from now on. The kernel itself refuses writes on the
+ * read-only mount, and keeps the page cache (FOPEN_KEEP_CACHE is its default). */
 void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
@@ -71,22 +112,33 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return (void)fuse_reply_err(req, EROFS);
 	if (n->kind != FS_ENTRY || n->type != CAIRN_NODE_FILE)
 		return (void)fuse_reply_err(req, n->kind == FS_VLINK ? ELOOP : EISDIR);
-	struct fs_file *f;
-	int r = file_new(fs, n, &f);
-	if (r < 0)
-		return (void)fuse_reply_err(req, -r);
-	fi->fh = (uintptr_t)f;
+	if (fs->no_open)
+		return (void)fuse_reply_err(req, ENOSYS);
+	fi->fh = 0;
 	fi->keep_cache = 1; /* content is immutable: the page cache stays valid */
 	fi->noflush = 1;
-	if (fuse_reply_open(req, fi) != 0)
-		file_free(f);
+	fuse_reply_open(req, fi);
 }
 
 void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
-	file_free((struct fs_file *)(uintptr_t)fi->fh);
+	(void)ino, (void)fi;
 	fuse_reply_err(req, 0);
+}
+
+/* The file of ino from the cache, or an error reply sent (NULL). */
+static struct fs_cache_ent *file_get(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct cairn_id key = file_key(ino);
+	struct fs_cache_ent *e;
+	int r = fs_cache_get(fs->files, &key, &e);
+	if (r < 0) {
+		log_error("cannot read inode %llu: %s", (unsigned long long)ino, cairn_err_msg());
+		fuse_reply_err(req, r == -ENOMEM ? ENOMEM : r == -ESTALE ? ESTALE : EIO);
+		return NULL;
+	}
+	return e;
 }
 
 /* The pieces of one read: iovecs into cached blobs (held by refs) and zeros. */
@@ -150,14 +202,42 @@ static void read_ahead(struct fs *fs, const struct fs_file *f, size_t last)
 	}
 }
 
+/* cp -a reads a directory's files in its own order (by inode number), rsync in
+ * another: on the first read of a small file, load the small files listed after
+ * it too, so that the next reads find their blobs decoded by the prefetch
+ * threads instead of waiting for one decode each. */
+static void read_neighbours(struct fs *fs, fuse_ino_t ino)
+{
+	struct fs_node *n = fs_inodes_get(fs->inodes, ino);
+	struct fs_cache_ent *t;
+	if (!n || fs_cache_get(fs->trees, &n->tree, &t) < 0)
+		return;
+	const cairn_tree *tree = fs_cache_val(t);
+	size_t count = cairn_tree_count(tree);
+	for (size_t k = 1; k <= NEIGHBOURS && k < count; k++) {
+		const struct cairn_node *cn = cairn_tree_node(tree, (n->index + k) % count);
+		if (cn->type == CAIRN_NODE_FILE && cn->nextents == 1 && cn->size <= NEIGHBOUR_MAX &&
+		    !cairn_id_is_zero(&cn->extents[0].id))
+			fs_cache_prefetch(fs->blobs, &cn->extents[0].id);
+	}
+	fs_cache_put(fs->trees, t);
+}
+
 void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	(void)ino;
+	(void)fi;
 	struct fs *fs = fuse_req_userdata(req);
-	struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
+	struct fs_cache_ent *fe = file_get(req, ino);
+	if (!fe)
+		return;
+	struct fs_file *f = fs_cache_val(fe);
 	uint64_t fsize = fs_extmap_size(&f->map);
-	if (off < 0 || (uint64_t)off >= fsize || size == 0)
-		return (void)fuse_reply_buf(req, NULL, 0);
+	if (off < 0 || (uint64_t)off >= fsize || size == 0) {
+		fuse_reply_buf(req, NULL, 0);
+		return fs_cache_put(fs->files, fe);
+	}
+	if (off == 0 && f->map.n == 1 && fsize <= NEIGHBOUR_MAX)
+		read_neighbours(fs, ino);
 	uint64_t n = fsize - (uint64_t)off < size ? fsize - (uint64_t)off : size;
 	size_t first = fs_extmap_find(&f->map, (uint64_t)off);
 	size_t last = fs_extmap_find(&f->map, (uint64_t)off + n - 1);
@@ -181,18 +261,25 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 		fs_cache_put(fs->blobs, p.refs[i]);
 	free(p.refs);
 	free(p.iov);
+	fs_cache_put(fs->files, fe);
 }
 
 void fs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
-	(void)ino;
-	struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
+	(void)fi;
+	struct fs *fs = fuse_req_userdata(req);
 	if (whence != SEEK_DATA && whence != SEEK_HOLE)
 		return (void)fuse_reply_err(req, EINVAL);
 	if (off < 0)
 		return (void)fuse_reply_err(req, ENXIO);
+	struct fs_cache_ent *fe = file_get(req, ino);
+	if (!fe)
+		return;
+	struct fs_file *f = fs_cache_val(fe);
 	int64_t r = fs_extmap_seek(&f->map, (uint64_t)off, whence == SEEK_DATA);
 	if (r < 0)
-		return (void)fuse_reply_err(req, (int)-r);
-	fuse_reply_lseek(req, (off_t)r);
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_lseek(req, (off_t)r);
+	fs_cache_put(fs->files, fe);
 }
