@@ -33,7 +33,7 @@ struct fs {
 	struct fs_catalog *catalog;
 	uid_t uid; /* owner of the virtual directories: who mounted */
 	gid_t gid;
-	bool acl; /* FUSE_CAP_POSIX_ACL requested (needs default_permissions) */
+	bool acl;     /* FUSE_CAP_POSIX_ACL requested (needs default_permissions) */
 	bool no_open; /* set at INIT: the kernel skips OPEN/RELEASE after one ENOSYS */
 };
 

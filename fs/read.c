@@ -12,7 +12,7 @@
 #include "fsmap.h"
 
 #define ZERO_SIZE (128u << 10)
-#define READ_AHEAD 2 /* data blobs fetched ahead of a sequential reader */
+#define READ_AHEAD 2  /* data blobs fetched ahead of a sequential reader */
 #define NEIGHBOURS 64 /* entries after a small file whose blobs are fetched */
 #define NEIGHBOUR_MAX (1u << 20)
 
