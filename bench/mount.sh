@@ -10,7 +10,9 @@
 # env:   CAIRN, CAIRNFS (default build/tools/cairn, build/fs/cairnfs),
 #        WORK (default /tmp/cairn-bench-mount), CACHE (cairnfs cache_size, default 256M),
 #        REPOS: a WORK of bench/ingest.sh whose repositories to mount instead of
-#        backing the corpus up again (bench/run.sh: the same corpus and run)
+#        backing the corpus up again (bench/run.sh: the same corpus and run),
+#        OUT: where cp -a writes (default: under /dev/shm when it has room, so
+#        that the disk's write speed does not cap what is measured: the mount)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CAIRN=${CAIRN:-$PWD/build/tools/cairn}
@@ -27,8 +29,17 @@ done
 [ -c /dev/fuse ] || { echo "no /dev/fuse"; exit 1; }
 
 MNT="$WORK/mnt"
+if [ -z "${OUT:-}" ]; then
+	OUT="$WORK/out"
+	shm_kb=$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 { print $4 }')
+	[ "${shm_kb:-0}" -gt $((3 * 1024 * 1024)) ] && OUT=/dev/shm/cairn-bench-out
+fi
 pid=
-cleanup() { mountpoint -q "$MNT" && fusermount3 -u "$MNT"; [ -z "$pid" ] || wait "$pid" || true; }
+cleanup() {
+	mountpoint -q "$MNT" && fusermount3 -u "$MNT"
+	[ -z "$pid" ] || wait "$pid" || true
+	rm -rf "$OUT"
+}
 trap cleanup EXIT
 fusermount3 -u "$MNT" 2>/dev/null || true
 rm -rf "$WORK"; mkdir -p "$WORK" "$MNT"
@@ -58,7 +69,7 @@ ARCHIVE=$(borg list --last 1 --short "$BORG_REPO")
 mount_tool() {
 	case $1 in
 	cairn)
-		"$CAIRNFS" -f -o "cache_size=$CACHE" "$CAIRN_REPO" "$MNT" 2>"$WORK/daemon.err" &
+		"$CAIRNFS" -f -o "cache_size=${2:-$CACHE}" "$CAIRN_REPO" "$MNT" 2>"$WORK/daemon.err" &
 		SNAP="$MNT/latest$CORPUS" ;;
 	restic)
 		restic mount "$MNT" >/dev/null 2>"$WORK/daemon.err" &
@@ -78,33 +89,49 @@ unmount_tool() {
 	wait "$pid" || true
 	pid=
 }
-# measure TOOL LABEL SCRIPT: a fresh mount, a cold page cache, wall seconds of the
-# bash SCRIPT run with $1 = the corpus in the mount, $2 = an output directory.
-measure() {
-	local tool=$1 label=$2 script=$3
-	mount_tool "$tool"
+# timed TOOL LABEL SCRIPT DIR: a cold page cache, wall seconds of the bash SCRIPT
+# run with $1 = DIR, $2 = the output directory.
+timed() {
+	local tool=$1 label=$2 script=$3 dir=$4
 	sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-	/usr/bin/time -f "%e" -o "$WORK/$tool.$label" bash -c "$script" _ "$SNAP" "$WORK/out" \
+	/usr/bin/time -f "%e" -o "$WORK/$tool.$label" bash -c "$script" _ "$dir" "$OUT" \
 		>/dev/null 2>"$WORK/$tool.$label.err" ||
 		{ echo "$tool $label failed: $(tail -3 "$WORK/$tool.$label.err")"; exit 1; }
-	unmount_tool "$tool" "$label"
 }
+# measure TOOL LABEL SCRIPT [CACHE]: timed on a fresh mount of TOOL's snapshot.
+measure() {
+	mount_tool "$1" "${4:-}"
+	timed "$1" "$2" "$3" "$SNAP"
+	unmount_tool "$1" "$2"
+}
+FIND='find "$1" -printf "%y %s %T@\n" | wc -l'
+COPY='cp -a "$1" "$2"'
 
+echo "output of cp -a: $OUT"
+rm -rf "$OUT"
+# The floor: the same commands on the corpus itself (local file system, cold cache).
+timed plain find "$FIND" "$CORPUS"
+timed plain cp "$COPY" "$CORPUS"
+rm -rf "$OUT"
 for tool in cairn restic borg; do
 	echo "measuring $tool"
-	measure "$tool" find 'find "$1" -printf "%y %s %T@\n" | wc -l'
-	rm -rf "$WORK/out"
-	measure "$tool" cp 'cp -a "$1" "$2"'
-	diff -rq --no-dereference "$CORPUS" "$WORK/out" >/dev/null 2>&1 ||
+	measure "$tool" find "$FIND"
+	measure "$tool" cp "$COPY"
+	diff -rq --no-dereference "$CORPUS" "$OUT" >/dev/null 2>&1 ||
 		echo "note: $tool's copy differs from the corpus (special files, or metadata not kept)"
-	rm -rf "$WORK/out"
+	rm -rf "$OUT"
 done
+# The daemon's memory follows its cache: the copy once more with a quarter of it.
+SMALL=$(( $(numfmt --from=iec "$CACHE") / 4 ))
+measure cairn cp-small "$COPY" "$SMALL"
+rm -rf "$OUT"
 
 secs() { cat "$WORK/$1.$2"; }
 rss() { local a b; a=$(cat "$WORK/$1.find.rss"); b=$(cat "$WORK/$1.cp.rss"); echo $(( (a > b ? a : b) / 1024 )); }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "-" }'; }
 
 printf '\n%-8s %10s %10s %20s\n' tool "find (s)" "cp -a (s)" "daemon peak RSS (MiB)"
+printf '%-8s %10s %10s %20s\n' "(corpus)" "$(secs plain find)" "$(secs plain cp)" -
 for tool in cairn restic borg; do
 	printf '%-8s %10s %10s %20s\n' "$tool" "$(secs $tool find)" "$(secs $tool cp)" "$(rss $tool)"
 done
@@ -114,4 +141,6 @@ for other in restic borg; do
 		"cp -a $(ratio "$(secs $other cp)" "$(secs cairn cp)")x faster," \
 		"peak RSS $(ratio "$(rss cairn)" "$(rss $other)")x"
 done
-echo "cairnfs cache_size=$CACHE"
+echo "cairn's cp -a takes $(ratio "$(secs cairn cp)" "$(secs plain cp)")x the time of cp -a of the corpus itself"
+echo "cairnfs peak RSS: $(rss cairn) MiB with cache_size=$CACHE," \
+	"$(( $(cat "$WORK/cairn.cp-small.rss") / 1024 )) MiB with cache_size=$(numfmt --to=iec "$SMALL")"
