@@ -187,6 +187,20 @@ static void publish(struct fs_catalog *c, struct fs_view *v)
 
 /* Under scan_lock: read snapshots/, load the new ones, publish a view if the set
  * changed. */
+/* When the set changed, for the virtual directories' mtime: the newest
+ * snapshot's time at the first scan (the same on every mount), then the moment
+ * a rescan saw the change, so that removing an old snapshot moves it too (the
+ * kernel keeps a listing until the mtime moves). */
+static int64_t changed_at(const struct fs_view *v, const struct fs_view_ent *ents, size_t m)
+{
+	int64_t newest = m ? ents[m - 1].snap->time_ns : 0;
+	struct timespec ts;
+	if (v->gen == 1 || clock_gettime(CLOCK_REALTIME, &ts) < 0)
+		return newest;
+	int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return now > newest ? now : newest;
+}
+
 static int scan(struct fs_catalog *c)
 {
 	_cleanup_free_ struct cairn_id *ids = NULL;
@@ -221,6 +235,7 @@ static int scan(struct fs_catalog *c)
 		fs_time_name(ents[i].name, ents[i].snap->time_ns);
 	atomic_init(&v->refs, 1);
 	v->gen = ++c->gen;
+	v->changed_ns = changed_at(v, ents, m);
 	v->n = m;
 	v->v = TAKE_PTR(ents);
 	if ((r = add_suffixes(v)) < 0) {
@@ -311,9 +326,4 @@ const struct fs_view_ent *fs_view_find(const struct fs_view *v, const char *name
 		if (strcmp(v->v[i].name, name) == 0)
 			return &v->v[i];
 	return NULL;
-}
-
-int64_t fs_view_newest(const struct fs_view *v)
-{
-	return v->n ? v->v[v->n - 1].snap->time_ns : 0;
 }

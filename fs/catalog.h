@@ -30,7 +30,8 @@ struct fs_view_ent {
  * handler works on one consistent list while a rescan publishes the next one. */
 struct fs_view {
 	atomic_uint refs;
-	uint64_t gen; /* changes whenever the set of snapshots changes */
+	uint64_t gen;       /* changes whenever the set of snapshots changes */
+	int64_t changed_ns; /* when it changed (see catalog.c): the virtual dirs' mtime */
 	size_t n;
 	struct fs_view_ent *v;
 };
@@ -50,8 +51,6 @@ struct fs_view *fs_catalog_view(struct fs_catalog *c);
 void fs_view_put(struct fs_view *v);
 /* The entry named name, or NULL. */
 const struct fs_view_ent *fs_view_find(const struct fs_view *v, const char *name);
-/* The newest snapshot's time, or 0 with no snapshots. */
-int64_t fs_view_newest(const struct fs_view *v);
 
 /* Exposed for unit tests: the view name of a time (local time, no suffix). */
 void fs_time_name(char out[FS_NAME_SIZE], int64_t time_ns);

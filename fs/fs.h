@@ -33,8 +33,10 @@ struct fs {
 	struct fs_catalog *catalog;
 	uid_t uid; /* owner of the virtual directories: who mounted */
 	gid_t gid;
-	bool acl;     /* FUSE_CAP_POSIX_ACL requested (needs default_permissions) */
-	bool no_open; /* set at INIT: the kernel skips OPEN/RELEASE after one ENOSYS */
+	bool acl;        /* FUSE_CAP_POSIX_ACL requested (needs default_permissions) */
+	bool no_open;    /* set at INIT: the kernel skips OPEN/RELEASE after one ENOSYS */
+	bool no_opendir; /* likewise OPENDIR/RELEASEDIR (ops.c) */
+	bool local;      /* packs on a local disk: cheap enough to read speculatively */
 };
 
 int fs_open(struct fs *fs, cairn_repo *repo, uint64_t cache_size);

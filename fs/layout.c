@@ -370,9 +370,9 @@ int fs_layout_stat(struct fs *fs, const struct fs_node *n, struct stat *st)
 	_cleanup_free_ char *target = NULL;
 	int r = n->kind == FS_VLINK ? link_target(v, n, &target) : 0;
 	*st = (struct stat){ .st_ino = n->ino, .st_uid = fs->uid, .st_gid = fs->gid };
-	/* Virtual directories change when a backup finishes: their time is the newest
-	 * snapshot's. nlink 1 tells find(1) not to count subdirectories. */
-	set_time(&st->st_mtim, fs_view_newest(v));
+	/* Virtual directories change when snapshots come or go (catalog.c says
+	 * when). nlink 1 tells find(1) not to count subdirectories. */
+	set_time(&st->st_mtim, v->changed_ns);
 	st->st_atim = st->st_ctim = st->st_mtim;
 	st->st_nlink = 1;
 	st->st_blksize = 4096;

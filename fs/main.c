@@ -230,7 +230,8 @@ static int loop(struct fuse_session *se, const struct fuse_cmdline_opts *fo)
  * the fork. */
 static int serve(struct run *run, int ready_fd)
 {
-	struct fs fs = { .acl = !run->o.no_default_permissions };
+	struct fs fs = { .acl = !run->o.no_default_permissions,
+		         .local = !remote_is_url(run->repo) };
 	cairn_repo *repo = NULL;
 	cairn_lock *lock = NULL;
 	int r = open_repo(run, &repo);

@@ -176,8 +176,10 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- directories -------------------------------------------------------- */
 
-/* An open directory: snapshot content reads its tree, the others a listing
- * made at opendir (so offsets stay valid while the catalog changes). */
+/* A directory being listed: snapshot content reads its tree, the others a
+ * listing of the catalog's view. With FUSE_CAP_NO_OPENDIR_SUPPORT it is loaded
+ * for each READDIR (the kernel then sends no OPENDIR or RELEASEDIR, and caches
+ * listings until the directory's mtime moves); otherwise once, at opendir. */
 struct fs_dir {
 	struct fs_cache_ent *tree;
 	struct cairn_id snap;
@@ -187,28 +189,39 @@ struct fs_dir {
 	bool content;
 };
 
+static int dir_load(struct fs *fs, struct fs_node *n, struct fs_dir *d)
+{
+	*d = (struct fs_dir){ .content = is_content(n),
+		              .parent = n->parent ? n->parent : FS_ROOT_INO };
+	if (n->kind == FS_VLINK)
+		return -ENOTDIR;
+	if (!d->content)
+		return fs_layout_list(fs, n, &d->v, &d->n);
+	d->snap = n->snap;
+	int r = fs_dir_tree(fs, n, &d->tree);
+	if (r < 0 && r != -ENOTDIR)
+		r = log_error_errno(-EIO, "cannot list directory");
+	return r;
+}
+
+static void dir_release(struct fs *fs, struct fs_dir *d)
+{
+	fs_cache_put(fs->trees, d->tree);
+	fs_dirents_free(d->v, d->n);
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_node *n = node_or_reply(req, ino);
 	if (!n)
 		return;
-	struct fs_dir *d = calloc(1, sizeof(*d));
+	if (fs->no_opendir) /* only the mount's first opendir comes here */
+		return (void)fuse_reply_err(req, n->kind == FS_VLINK ? ENOTDIR : ENOSYS);
+	struct fs_dir *d = malloc(sizeof(*d));
 	if (!d)
 		return (void)fuse_reply_err(req, ENOMEM);
-	int r;
-	d->content = is_content(n);
-	d->parent = n->parent ? n->parent : FS_ROOT_INO;
-	if (d->content) {
-		d->snap = n->snap;
-		r = fs_dir_tree(fs, n, &d->tree);
-		if (r < 0 && r != -ENOTDIR)
-			r = log_error_errno(-EIO, "cannot list directory");
-	} else if (n->kind == FS_VLINK) {
-		r = -ENOTDIR;
-	} else {
-		r = fs_layout_list(fs, n, &d->v, &d->n);
-	}
+	int r = dir_load(fs, n, d);
 	if (r < 0) {
 		free(d);
 		return (void)fuse_reply_err(req, -r);
@@ -217,8 +230,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fi->cache_readdir = d->content; /* the kernel may keep listings of immutable trees */
 	fi->keep_cache = d->content;
 	if (fuse_reply_open(req, fi) != 0) {
-		fs_cache_put(fs->trees, d->tree);
-		fs_dirents_free(d->v, d->n);
+		dir_release(fs, d);
 		free(d);
 	}
 }
@@ -227,9 +239,10 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 {
 	(void)ino;
 	struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
-	fs_cache_put(fs_of(req)->trees, d->tree);
-	fs_dirents_free(d->v, d->n);
-	free(d);
+	if (d) {
+		dir_release(fs_of(req), d);
+		free(d);
+	}
 	fuse_reply_err(req, 0);
 }
 
@@ -319,11 +332,10 @@ static size_t add_one(fuse_req_t req, struct fs *fs, const struct fs_dir *d, siz
 	return fuse_add_direntry(req, buf, left, name, &st, next);
 }
 
-static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                       struct fuse_file_info *fi, bool plus)
+/* One READDIR(PLUS) reply of d from offset off. */
+static void list_page(fuse_req_t req, struct fs *fs, const struct fs_dir *d, fuse_ino_t ino,
+                      size_t size, off_t off, bool plus)
 {
-	struct fs *fs = fs_of(req);
-	struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
 	_cleanup_free_ char *buf = malloc(size);
 	struct counted c = { 0 };
 	size_t pos = 0, total = dir_count(d) + 2;
@@ -344,6 +356,27 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		for (size_t k = 0; k < c.n; k++)
 			fs_inodes_forget(fs->inodes, c.ino[k], 1);
 	free(c.ino);
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi, bool plus)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh, here;
+	if (!d) {
+		struct fs_node *n = node_or_reply(req, ino);
+		if (!n)
+			return;
+		int r = dir_load(fs, n, &here);
+		if (r < 0) {
+			dir_release(fs, &here);
+			return (void)fuse_reply_err(req, -r);
+		}
+		d = &here;
+	}
+	list_page(req, fs, d, ino, size, off, plus);
+	if (d == &here)
+		dir_release(fs, &here);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -439,6 +472,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * read-ahead thread raises it after INIT (fs_readahead_start). */
 	/* Every path through "latest" would otherwise cost a READLINK round trip;
 	 * a link's inode number changes with its target (layout.c). */
+	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) {
+		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+		fs->no_opendir = true;
+	}
 	if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) {
 		conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
 		fs->no_open = true;

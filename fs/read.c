@@ -205,7 +205,8 @@ static void read_ahead(struct fs *fs, const struct fs_file *f, size_t last)
 /* cp -a reads a directory's files in its own order (by inode number), rsync in
  * another: on the first read of a small file, load the small files listed after
  * it too, so that the next reads find their blobs decoded by the prefetch
- * threads instead of waiting for one decode each. */
+ * threads instead of waiting for one decode each. Local repositories only:
+ * from S3 each would be a GET nobody asked for (and offline, a failed one). */
 static void read_neighbours(struct fs *fs, fuse_ino_t ino)
 {
 	struct fs_node *n = fs_inodes_get(fs->inodes, ino);
@@ -236,7 +237,7 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 		fuse_reply_buf(req, NULL, 0);
 		return fs_cache_put(fs->files, fe);
 	}
-	if (off == 0 && f->map.n == 1 && fsize <= NEIGHBOUR_MAX)
+	if (fs->local && off == 0 && f->map.n == 1 && fsize <= NEIGHBOUR_MAX)
 		read_neighbours(fs, ino);
 	uint64_t n = fsize - (uint64_t)off < size ? fsize - (uint64_t)off : size;
 	size_t first = fs_extmap_find(&f->map, (uint64_t)off);

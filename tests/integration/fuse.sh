@@ -254,7 +254,9 @@ na=$(name_of "$pa")
 [ "$(cat "$MNT/snapshots/$na-1$P/which")" = second ] || fail "$na-1 is not the second of the pair"
 cmp -s "$P/keep" "$MNT/snapshots/$na-1$P/keep" || fail "same-second snapshot content"
 # Forgetting the first renames the second to "$na": the kernel must not keep the
-# old name -> snapshot binding (it caches names in virtual directories briefly).
+# old name -> snapshot binding (it caches names in virtual directories briefly),
+# nor the listings it has read (it keeps them until the directory's mtime moves).
+ls "$MNT/snapshots" "$MNT/ids" > /dev/null
 "$CAIRN" forget "$pa" > /dev/null
 for _ in $(seq 100); do
 	[ ! -e "$MNT/snapshots/$na-1" ] && [ ! -e "$MNT/snapshots/$na$P/drop" ] && break
@@ -263,6 +265,9 @@ done
 [ ! -e "$MNT/snapshots/$na-1" ] || fail "a forgotten snapshot's name stays"
 [ ! -e "$MNT/snapshots/$na$P/drop" ] || fail "'$na' still shows the forgotten snapshot"
 [ ! -e "$MNT/ids/${pa:0:8}" ] || fail "ids/ keeps a forgotten snapshot"
+listed() { ls "$MNT/snapshots" | grep -qx -- "$na-1" || ls "$MNT/ids" | grep -qx -- "${pa:0:8}"; }
+for _ in $(seq 100); do listed || break; sleep 0.1; done
+! listed || fail "snapshots/ or ids/ still lists a forgotten snapshot"
 [ "$(cat "$MNT/snapshots/$na$P/which")" = second ] || fail "'$na' is not the remaining snapshot"
 # prune moves keep's blobs out of the pack that drop's made mostly unused; a file
 # opened before prune, and the mount, still read it.
