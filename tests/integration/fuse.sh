@@ -327,14 +327,25 @@ kill -0 "$fspid" && mountpoint -q "$MNT" || fail "the daemon died"
 umount_fs
 
 # ---- large reads: 1 MiB requests (-d logs each request) ----------------------------
+start=$(($(wc -l < "$W/fs.log") + 1))
 mount_fs -d
 if [ "$(id -u)" = 0 ]; then
 	ra=$(cat "/sys/class/bdi/$(mountpoint -d "$MNT")/read_ahead_kb")
 	[ "$ra" = 1024 ] || fail "read-ahead of the mount is $ra KiB"
 fi
 dd if="$MNT/snapshots/$name1$T/big/f3" bs=1M of=/dev/null status=none
+# Round trips saved: files and directories are not opened in the daemon (only
+# the first of each, which tells the kernel so), and the kernel keeps the
+# target of "latest" however many paths go through it.
+for f in file dir/same other/hard2 big/f1; do cat "$MNT/latest$T/$f" > /dev/null; done
+for d in dir other big; do ls "$MNT/latest$T/$d" > /dev/null; done
 umount_fs
 grep -q "opcode: READ" "$W/fs.log" || fail "-d logs no requests"
+ops() { tail -n +"$start" "$W/fs.log" | grep -ac "opcode: $1 " || true; }
+[ "$(ops OPEN)" -le 1 ] || fail "$(ops OPEN) OPEN requests for 5 files"
+[ "$(ops OPENDIR)" -le 1 ] || fail "$(ops OPENDIR) OPENDIR requests for 3 directories"
+[ "$(ops RELEASE)" = 0 ] || fail "$(ops RELEASE) RELEASE requests"
+[ "$(ops READLINK)" = 1 ] || fail "$(ops READLINK) READLINK requests for 7 paths through latest"
 # A 1 MiB read is answered with 16 bytes of header and the data.
 if [ "$(id -u)" = 0 ]; then
 	grep -q "success, outsize: 1048592" "$W/fs.log" || fail "no 1 MiB read: $(grep -A1 'opcode: READ ' "$W/fs.log" | grep -o 'outsize: [0-9]*' | sort | uniq -c)"

@@ -110,6 +110,13 @@ static void test_fsmap__inodes(void)
 	CHECK(fs_ino_virtual("latest", 6) != fs_ino_virtual("hosts", 5));
 	/* Known answer: the numbers must not change between versions (stable inodes). */
 	CHECK(fs_ino_virtual("latest", 6) == 0xb912960f18f24657ull);
+	/* A link's number follows its target (the kernel caches link bodies by
+	 * inode), and stays the same for the same target. */
+	uint64_t l1 = fs_ino_link("latest", 6, "snapshots/2026-12-01T10:00:00");
+	CHECK_EQ(l1, fs_ino_link("latest", 6, "snapshots/2026-12-01T10:00:00"));
+	CHECK(l1 != fs_ino_link("latest", 6, "snapshots/2026-12-01T11:00:00"));
+	CHECK(l1 != fs_ino_link("ids/1234abcd", 11, "snapshots/2026-12-01T10:00:00"));
+	CHECK(l1 != fs_ino_virtual("latest", 6) && l1 > FS_ROOT_INO);
 	for (int i = 0; i < 1000; i++) {
 		char p[32];
 		int n = snprintf(p, sizeof(p), "history/%d", i);
