@@ -467,11 +467,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * also makes the kernel enforce the ACLs, which needs default_permissions. */
 	if (fs->acl && (conn->capable & FUSE_CAP_POSIX_ACL))
 		conn->want |= FUSE_CAP_POSIX_ACL;
-	/* libfuse derives max_pages from max_write: 1 MiB requests in both directions.
-	 * The kernel caps max_readahead at what it offered (128 KiB); the
-	 * read-ahead thread raises it after INIT (fs_readahead_start). */
-	/* Every path through "latest" would otherwise cost a READLINK round trip;
-	 * a link's inode number changes with its target (layout.c). */
+	/* Each request is a round trip (tens of µs on a VM): the kernel sends no
+	 * OPENDIR/RELEASEDIR or OPEN/RELEASE once the first of each got ENOSYS. */
 	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) {
 		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
 		fs->no_opendir = true;
@@ -483,8 +480,13 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* Attributes with every listing, not only its first page: cp -a, rsync and
 	 * find then send no LOOKUP per entry (content never changes). */
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	/* Every path through "latest" would otherwise cost a READLINK; a link's
+	 * inode number changes with its target (layout.c). */
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	/* libfuse derives max_pages from max_write: 1 MiB requests in both directions.
+	 * The kernel caps max_readahead at what it offered (128 KiB); the
+	 * read-ahead thread raises it after INIT (fs_readahead_start). */
 	conn->max_write = MiB;
 	conn->max_readahead = MiB;
 	conn->time_gran = 1;
