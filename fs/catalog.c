@@ -185,8 +185,6 @@ static void publish(struct fs_catalog *c, struct fs_view *v)
 		fs_view_put(old);
 }
 
-/* Under scan_lock: read snapshots/, load the new ones, publish a view if the set
- * changed. */
 /* When the set changed, for the virtual directories' mtime: the newest
  * snapshot's time at the first scan (the same on every mount), then the moment
  * a rescan saw the change, so that removing an old snapshot moves it too (the
@@ -201,6 +199,8 @@ static int64_t changed_at(const struct fs_view *v, const struct fs_view_ent *ent
 	return now > newest ? now : newest;
 }
 
+/* Under scan_lock: read snapshots/, load the new ones, publish a view if the set
+ * changed. */
 static int scan(struct fs_catalog *c)
 {
 	_cleanup_free_ struct cairn_id *ids = NULL;
