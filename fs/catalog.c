@@ -189,14 +189,17 @@ static void publish(struct fs_catalog *c, struct fs_view *v)
  * snapshot's time at the first scan (the same on every mount), then the moment
  * a rescan saw the change, so that removing an old snapshot moves it too (the
  * kernel keeps a listing until the mtime moves). */
-static int64_t changed_at(const struct fs_view *v, const struct fs_view_ent *ents, size_t m)
+static int64_t changed_at(const struct fs_view *prev, const struct fs_view_ent *ents, size_t m)
 {
-	int64_t newest = m ? ents[m - 1].snap->time_ns : 0;
+	int64_t t = m ? ents[m - 1].snap->time_ns : 0;
 	struct timespec ts;
-	if (v->gen == 1 || clock_gettime(CLOCK_REALTIME, &ts) < 0)
-		return newest;
-	int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-	return now > newest ? now : newest;
+	if (!prev)
+		return t;
+	if (clock_gettime(CLOCK_REALTIME, &ts) == 0 &&
+	    (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec > t)
+		t = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	/* Always later than before, whatever the clocks of the backup hosts say. */
+	return t > prev->changed_ns ? t : prev->changed_ns + 1;
 }
 
 /* Under scan_lock: read snapshots/, load the new ones, publish a view if the set
@@ -235,7 +238,9 @@ static int scan(struct fs_catalog *c)
 		fs_time_name(ents[i].name, ents[i].snap->time_ns);
 	atomic_init(&v->refs, 1);
 	v->gen = ++c->gen;
-	v->changed_ns = changed_at(v, ents, m);
+	pthread_mutex_lock(&c->lock);
+	v->changed_ns = changed_at(c->cur, ents, m);
+	pthread_mutex_unlock(&c->lock);
 	v->n = m;
 	v->v = TAKE_PTR(ents);
 	if ((r = add_suffixes(v)) < 0) {
