@@ -16,12 +16,7 @@ done
 [ -x "$CAIRN" ] || { echo "build cairn first: meson setup build && ninja -C build"; exit 1; }
 
 rm -rf "$WORK"; mkdir -p "$WORK"
-CORPUS=${1:-}
-if [ -z "$CORPUS" ]; then
-	CORPUS="$WORK/corpus"
-	cp -a /usr/share "$CORPUS"
-fi
-echo "corpus: $CORPUS ($(du -sh "$CORPUS" | cut -f1), $(find "$CORPUS" | wc -l) entries), $(nproc) cores"
+. bench/corpus.sh "${1:-}"
 
 export CAIRN_PASSWORD=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench
 export CAIRN_REPO="$WORK/cairn" RESTIC_REPOSITORY="$WORK/restic" BORG_REPO="$WORK/borg"

@@ -43,13 +43,7 @@ cleanup() {
 trap cleanup EXIT
 fusermount3 -u "$MNT" 2>/dev/null || true
 rm -rf "$WORK"; mkdir -p "$WORK" "$MNT"
-CORPUS=${1:-}
-if [ -z "$CORPUS" ]; then
-	CORPUS="$WORK/corpus"
-	cp -a /usr/share "$CORPUS"
-fi
-CORPUS=$(realpath "$CORPUS")
-echo "corpus: $CORPUS ($(du -sh "$CORPUS" | cut -f1), $(find "$CORPUS" | wc -l) entries), $(nproc) cores"
+. bench/corpus.sh "${1:-}"
 
 export CAIRN_PASSWORD=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench
 R=${REPOS:-$WORK}

@@ -33,13 +33,7 @@ cleanup() {
 fusermount3 -u "$MNT" 2>/dev/null || true
 rm -rf "$WORK"
 mkdir -p "$WORK" "$MNT"
-CORPUS=${1:-}
-if [ -z "$CORPUS" ]; then
-	CORPUS="$WORK/corpus"
-	cp -a /usr/share "$CORPUS"
-fi
-CORPUS=$(realpath "$CORPUS")
-echo "corpus: $CORPUS ($(du -sh "$CORPUS" | cut -f1), $(find "$CORPUS" | wc -l) entries), $(nproc) cores"
+. bench/corpus.sh "${1:-}"
 
 # Four copies of the repository go to the server's memory store: room for them.
 export MEMSTORE_BYTES=${MEMSTORE_BYTES:-$(( (5 * $(du -sb "$CORPUS" | cut -f1) >> 30) + 2 << 30 ))}

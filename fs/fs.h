@@ -86,7 +86,6 @@ void fs_readahead_join(struct fs_readahead *ra);
 extern const struct fuse_lowlevel_ops fs_ops;
 void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
-void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 extern const struct fs_cache_ops fs_file_ops; /* payload: the struct fs */
 void fs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
 

@@ -594,7 +594,7 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.releasedir = op_releasedir,
 	.open = fs_op_open,
 	.read = fs_op_read,
-	.release = fs_op_release,
+	/* no .release: nothing to free (libfuse then answers it with success) */
 	.lseek = fs_op_lseek,
 	.getxattr = op_getxattr,
 	.listxattr = op_listxattr,

@@ -120,12 +120,6 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
-void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino, (void)fi;
-	fuse_reply_err(req, 0);
-}
-
 /* The file of ino from the cache, or an error reply sent (NULL). */
 static struct fs_cache_ent *file_get(fuse_req_t req, fuse_ino_t ino)
 {

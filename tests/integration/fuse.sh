@@ -183,14 +183,19 @@ if command -v setpriv > /dev/null; then
 fi
 
 # ---- new snapshots while mounted; /history ---------------------------------
+# latest_after NAME: the snapshot latest points to once it has moved from NAME
+# (or NAME, after 10 s).
+latest_after() {
+	for _ in $(seq 100); do
+		[ "$(readlink "$MNT/latest")" != "snapshots/$1" ] && break
+		sleep 0.1
+	done
+	readlink "$MNT/latest" | sed 's#snapshots/##'
+}
 printf 'version two, longer\n' > "$T/dir/changing"
 sleep 1 # a different second: a name without suffix
 "$CAIRN" backup --host testhost "$T" > /dev/null
-for _ in $(seq 100); do
-	[ "$(readlink "$MNT/latest")" != "snapshots/$name1" ] && break
-	sleep 0.1
-done
-name2=$(readlink "$MNT/latest" | sed 's#snapshots/##')
+name2=$(latest_after "$name1")
 [ "$name2" != "$name1" ] || fail "latest did not move after a backup"
 [ "$(ls "$MNT/snapshots" | wc -l)" = 2 ] || fail "snapshots/: $(ls "$MNT/snapshots")"
 [ "$(ls "$MNT/hosts/testhost" | wc -l)" = 2 ] || fail "hosts/testhost: $(ls "$MNT/hosts/testhost")"
@@ -208,11 +213,7 @@ ls "$H" | grep -qx dir || fail "history lacks the child 'dir': $(ls "$H")"
 chmod 0600 "$T/dir/modeonly"
 sleep 1
 "$CAIRN" backup --host testhost "$T" > /dev/null
-for _ in $(seq 100); do
-	[ "$(readlink "$MNT/latest")" != "snapshots/$name2" ] && break
-	sleep 0.1
-done
-name3=$(readlink "$MNT/latest" | sed 's#snapshots/##')
+name3=$(latest_after "$name2")
 [ "$(ls "$H/dir/modeonly")" = "$(printf '%s\n%s' "$name1" "$name3")" ] ||
 	fail "history after a chmod: $(ls "$H/dir/modeonly")"
 [ "$(stat -c %a "$H/dir/modeonly/$name3")" = 600 ] && [ "$(stat -c %a "$H/dir/modeonly/$name1")" = 644 ] ||
