@@ -175,10 +175,20 @@ int fs_dirents_add(struct fs_dirent **v, size_t *n, size_t *cap, const char *nam
 	return 0;
 }
 
+/* Every tree a request needs comes through here: its failure is logged once, at
+ * the point it happened, and the callers only turn it into an errno reply. */
+static int tree_get(struct fs *fs, const struct cairn_id *id, struct fs_cache_ent **out)
+{
+	int r = fs_cache_get(fs->trees, id, out);
+	if (r < 0)
+		return log_error_errno(r == -ENOMEM ? r : -EIO, "cannot read a directory");
+	return 0;
+}
+
 int fs_dir_tree(struct fs *fs, const struct fs_node *n, struct fs_cache_ent **out)
 {
 	if (n->kind == FS_SNAPROOT)
-		return fs_cache_get(fs->trees, &n->root, out);
+		return tree_get(fs, &n->root, out);
 	if (n->kind != FS_ENTRY || n->type != CAIRN_NODE_DIR)
 		return -ENOTDIR;
 	struct fs_cache_ent *parent;
@@ -186,7 +196,7 @@ int fs_dir_tree(struct fs *fs, const struct fs_node *n, struct fs_cache_ent **ou
 	int r = fs_entry_get(fs, n, &parent, &cn);
 	if (r < 0)
 		return r;
-	r = fs_cache_get(fs->trees, &cn->subtree, out);
+	r = tree_get(fs, &cn->subtree, out);
 	fs_cache_put(fs->trees, parent);
 	return r;
 }
@@ -195,13 +205,14 @@ int fs_entry_get(struct fs *fs, const struct fs_node *n, struct fs_cache_ent **o
                  const struct cairn_node **cn)
 {
 	struct fs_cache_ent *t;
-	int r = fs_cache_get(fs->trees, &n->tree, &t);
+	int r = tree_get(fs, &n->tree, &t);
 	if (r < 0)
-		return log_error_errno(-EIO, "cannot read a directory: %s", cairn_err_msg());
+		return r;
 	*cn = cairn_tree_node(fs_cache_val(t), n->index);
 	if (!*cn) { /* the tree is the one the node was made from: cannot happen */
 		fs_cache_put(fs->trees, t);
-		return cairn_err_set(-EIO, "tree entry %u out of range", (unsigned)n->index);
+		cairn_err_set(-EIO, "tree entry %u out of range", (unsigned)n->index);
+		return log_error_errno(-EIO, "cannot read a directory");
 	}
 	*out = t;
 	return 0;

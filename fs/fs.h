@@ -54,7 +54,7 @@ int fs_dirents_add(struct fs_dirent **v, size_t *n, size_t *cap, const char *nam
                    uint64_t ino, unsigned char type);
 
 /* The parsed tree of a directory node (FS_SNAPROOT, or an FS_ENTRY directory);
- * -ENOTDIR, or the error of loading it. Put it back with fs_cache_put(fs->trees). */
+ * -ENOTDIR, or -EIO/-ENOMEM (logged). Put it back with fs_cache_put(fs->trees). */
 int fs_dir_tree(struct fs *fs, const struct fs_node *n, struct fs_cache_ent **out);
 /* S_IF* bits of a tree entry type. */
 mode_t fs_type_mode(uint8_t type);
@@ -62,7 +62,7 @@ mode_t fs_type_mode(uint8_t type);
 void fs_entry_stat(const struct cairn_node *cn, uint64_t ino, struct stat *st);
 /* The full tree entry of an FS_ENTRY node (symlink target, xattrs, extents):
  * *cn is borrowed from *out, which the caller puts back with
- * fs_cache_put(fs->trees). -EIO (logged) when the tree cannot be read. */
+ * fs_cache_put(fs->trees). -EIO or -ENOMEM (logged) when the tree cannot be read. */
 int fs_entry_get(struct fs *fs, const struct fs_node *n, struct fs_cache_ent **out,
                  const struct cairn_node **cn);
 

@@ -91,7 +91,7 @@ static int lookup_content(struct fs *fs, const struct fs_node *dir, const char *
 	size_t idx;
 	int r = fs_dir_tree(fs, dir, &t);
 	if (r < 0)
-		return r == -ENOTDIR ? r : log_error_errno(-EIO, "cannot list directory");
+		return r;
 	r = cairn_tree_find(fs_cache_val(t), name, strlen(name), &idx);
 	if (r >= 0)
 		r = fs_node_new_entry(out, &dir->snap, t, idx);
@@ -198,10 +198,7 @@ static int dir_load(struct fs *fs, struct fs_node *n, struct fs_dir *d)
 	if (!d->content)
 		return fs_layout_list(fs, n, &d->v, &d->n);
 	d->snap = n->snap;
-	int r = fs_dir_tree(fs, n, &d->tree);
-	if (r < 0 && r != -ENOTDIR)
-		r = log_error_errno(-EIO, "cannot list directory");
-	return r;
+	return fs_dir_tree(fs, n, &d->tree);
 }
 
 static void dir_release(struct fs *fs, struct fs_dir *d)

@@ -34,7 +34,7 @@ static void file_free(struct fs_file *f)
 	free(f);
 }
 
-/* The extents of n, copied out of its tree. -ENOMEM, -EIO, with a message. */
+/* The extents of n, copied out of its tree. -ENOMEM, -EIO, logged. */
 static int file_new(struct fs *fs, const struct fs_node *n, struct fs_file **out)
 {
 	struct fs_cache_ent *t;
@@ -48,7 +48,8 @@ static int file_new(struct fs *fs, const struct fs_node *n, struct fs_file **out
 	if (!f || !f->ext) {
 		fs_cache_put(fs->trees, t);
 		free(f);
-		return cairn_err_set(-ENOMEM, "out of memory");
+		cairn_err_set(-ENOMEM, "out of memory");
+		return log_error_errno(-ENOMEM, "cannot read '%.*s'", (int)cn->name_len, cn->name);
 	}
 	if (cn->nextents > 0) /* an empty file has no extents array */
 		memcpy(f->ext, cn->extents, cn->nextents * sizeof(*f->ext));
@@ -57,9 +58,9 @@ static int file_new(struct fs *fs, const struct fs_node *n, struct fs_file **out
 	r = fs_extmap_init(&f->map, f->ext, cn->nextents);
 	fs_cache_put(fs->trees, t);
 	if (r < 0) {
-		r = cairn_err_set(-EIO, "extent lengths of '%s' overflow", f->name);
+		log_error("cannot read '%s': its extent lengths overflow", f->name);
 		file_free(f);
-		return r;
+		return -EIO;
 	}
 	*out = f;
 	return 0;
@@ -79,9 +80,10 @@ static int load_file(void *payload, const struct cairn_id *key, void **val, size
 	memcpy(&ino, key->b, sizeof(ino));
 	/* Reads come only for inodes the kernel holds, so the node is there. */
 	struct fs_node *n = fs_inodes_get(fs->inodes, ino);
-	if (!n || n->kind != FS_ENTRY || n->type != CAIRN_NODE_FILE)
-		return cairn_err_set(-ESTALE, "inode %llu is not a known file",
-		                     (unsigned long long)ino);
+	if (!n || n->kind != FS_ENTRY || n->type != CAIRN_NODE_FILE) {
+		log_error("cannot read inode %llu: not a known file", (unsigned long long)ino);
+		return -ESTALE;
+	}
 	struct fs_file *f = NULL;
 	int r = file_new(fs, n, &f);
 	if (r < 0)
@@ -120,7 +122,8 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
-/* The file of ino from the cache, or an error reply sent (NULL). */
+/* The file of ino from the cache, or an error reply sent (NULL); the loader
+ * logged why. */
 static struct fs_cache_ent *file_get(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fs *fs = fuse_req_userdata(req);
@@ -128,7 +131,6 @@ static struct fs_cache_ent *file_get(fuse_req_t req, fuse_ino_t ino)
 	struct fs_cache_ent *e;
 	int r = fs_cache_get(fs->files, &key, &e);
 	if (r < 0) {
-		log_error("cannot read inode %llu: %s", (unsigned long long)ino, cairn_err_msg());
 		fuse_reply_err(req, r == -ENOMEM ? ENOMEM : r == -ESTALE ? ESTALE : EIO);
 		return NULL;
 	}

@@ -324,6 +324,32 @@ if cat "$MNT/latest$T/victim" > /dev/null 2> "$W/err"; then fail "a damaged blob
 grep -q "Input/output error" "$W/err" || fail "damaged blob: $(cat "$W/err")"
 grep -q "cannot read 'victim'" "$W/fs.log" || fail "no log line for the damaged blob"
 cmp "$T/big/f1" "$MNT/latest$T/big/f1" || fail "other files unreadable after a damaged blob"
+
+# ---- damaged trees: EIO and one log line per failed request; put back, they read
+before=$(latest_after none)
+mkdir -p "$T/tv/sub" && echo tv > "$T/tv/sub/f"
+touch "$W/marker"
+sleep 1
+"$CAIRN" backup --host testhost "$T" > /dev/null
+tv=$(latest_after "$before")
+tpack=
+for pack in $(find "$CAIRN_REPO/packs" -type f -newer "$W/marker"); do
+	"$CAIRN" cat pack "$(basename "$pack")" | awk '$2 == "tree" { f = 1 } END { exit !f }' &&
+		tpack=$pack
+done
+[ -n "$tpack" ] || fail "no new pack with trees"
+cp "$tpack" "$W/tpack.good"
+"$CAIRN" cat pack "$(basename "$tpack")" | awk '$2 == "tree" { print $4 + int($6 / 2) }' |
+	while read -r at; do printf '\xff' | dd of="$tpack" bs=1 seek="$at" conv=notrunc status=none; done
+cmp -s "$tpack" "$W/tpack.good" && fail "the tree pack was not damaged"
+lines=$(grep -c "cannot read a directory" "$W/fs.log" || true)
+if ls "$MNT/snapshots/$tv/" > /dev/null 2> "$W/err"; then fail "a damaged root tree was listed"; fi
+grep -q "Input/output error" "$W/err" || fail "damaged tree: $(cat "$W/err")"
+[ "$(grep -c "cannot read a directory" "$W/fs.log")" = $((lines + 1)) ] ||
+	fail "a failed listing logged $(($(grep -c "cannot read a directory" "$W/fs.log") - lines)) lines, not 1"
+[ "$(ls "$MNT/snapshots/$name1$T/dir" | wc -l)" -gt 0 ] || fail "an older snapshot no longer lists"
+cp "$W/tpack.good" "$tpack"
+[ "$(cat "$MNT/snapshots/$tv$T/tv/sub/f")" = tv ] || fail "the trees do not read once repaired"
 kill -0 "$fspid" && mountpoint -q "$MNT" || fail "the daemon died"
 umount_fs
 
