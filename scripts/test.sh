@@ -75,6 +75,21 @@ fuzz_setup() { # a tree from an older run gets today's options too
 		CC=clang meson setup build-fuzz "${opts[@]}"
 	fi
 }
+# fuzz_one NAME: run one target from its seed corpus; NAME.ok marks success (a
+# crash, leak or timeout, or no executed unit, leaves it out).
+fuzz_one() {
+	local name=$1 scratch
+	scratch=$(mktemp -d)
+	rm -f "/tmp/cairn-fuzz-$name.ok"
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:abort_on_error=1 \
+		"build-fuzz/tests/fuzz/fuzz-$name" -max_total_time="$fuzz_seconds" -timeout=10 \
+		-rss_limit_mb=2048 -print_final_stats=1 "$scratch" "tests/fuzz/corpus/$name" \
+		>"/tmp/cairn-fuzz-$name.log" 2>&1 &&
+		grep -q '^stat::number_of_executed_units: *[1-9]' "/tmp/cairn-fuzz-$name.log" &&
+		touch "/tmp/cairn-fuzz-$name.ok"
+	rm -rf "$scratch"
+}
 if [ "$fuzz_seconds" -gt 0 ]; then
 	fuzz_ok=true
 	if ! command -v clang >/dev/null; then
@@ -89,33 +104,32 @@ if [ "$fuzz_seconds" -gt 0 ]; then
 		fuzz_fail "fuzz build failed"
 		fuzz_ok=false
 	fi
+	# One target per core at a time: each is single-threaded.
+	jobs_max=$(nproc 2>/dev/null || echo 2)
+	names=()
 	for src in tests/fuzz/fuzz-*.c; do
 		$fuzz_ok || break
 		name=$(basename "$src" .c)
 		name=${name#fuzz-}
-		f=build-fuzz/tests/fuzz/fuzz-$name
-		if [ ! -x "$f" ]; then
+		if [ ! -x "build-fuzz/tests/fuzz/fuzz-$name" ]; then
 			fuzz_fail "fuzz target fuzz-$name was not built (missing from tests/fuzz/meson.build?)"
-			continue
-		fi
-		if [ ! -d "tests/fuzz/corpus/$name" ]; then
+		elif [ ! -d "tests/fuzz/corpus/$name" ]; then
 			fuzz_fail "fuzz target fuzz-$name has no seed corpus tests/fuzz/corpus/$name"
-			continue
+		else
+			while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n; done
+			echo "=== fuzz $name (${fuzz_seconds}s)"
+			fuzz_one "$name" &
+			names+=("$name")
 		fi
-		scratch=$(mktemp -d)
-		echo "=== fuzz $name (${fuzz_seconds}s)"
-		if ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-			UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:abort_on_error=1 \
-			"$f" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 \
-			-print_final_stats=1 "$scratch" "tests/fuzz/corpus/$name" \
-			>"/tmp/cairn-fuzz-$name.log" 2>&1 &&
-			grep -q '^stat::number_of_executed_units: *[1-9]' "/tmp/cairn-fuzz-$name.log"; then
+	done
+	wait
+	for name in "${names[@]}"; do
+		if [ -e "/tmp/cairn-fuzz-$name.ok" ]; then
 			passed=$((passed + 1))
 		else
 			echo "fuzz-$name FAILED:"; tail -30 "/tmp/cairn-fuzz-$name.log"
 			failed=$((failed + 1)); status=1
 		fi
-		rm -rf "$scratch"
 	done
 fi
 
