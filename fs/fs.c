@@ -16,7 +16,8 @@
 /* Of the cache_size budget, parsed trees get a quarter, data blobs the rest. */
 #define TREE_CACHE_SHARE 4
 #define FILE_CACHE_SHARE 64 /* extent maps: a 64th, on top */
-#define PREFETCH_THREADS 2
+#define BLOB_PREFETCH 2
+#define TREE_PREFETCH 1 /* trees are small: one keeps ahead of a walk */
 
 /* ---- cache loaders ------------------------------------------------------ */
 
@@ -72,8 +73,8 @@ int fs_open(struct fs *fs, cairn_repo *repo, uint64_t cache_size)
 	fs->uid = getuid();
 	fs->gid = getgid();
 	if ((r = fs_cache_new(&fs->blobs, "blob", &blob_ops, repo, cache_size - trees,
-	                      PREFETCH_THREADS)) < 0 ||
-	    (r = fs_cache_new(&fs->trees, "tree", &tree_ops, repo, trees, 0)) < 0 ||
+	                      BLOB_PREFETCH)) < 0 ||
+	    (r = fs_cache_new(&fs->trees, "tree", &tree_ops, repo, trees, TREE_PREFETCH)) < 0 ||
 	    (r = fs_cache_new(&fs->files, "file", &fs_file_ops, fs, cache_size / FILE_CACHE_SHARE,
 	                      0)) < 0 ||
 	    (r = fs_inodes_new(&fs->inodes)) < 0 ||

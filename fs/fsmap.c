@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/sha.h>
+#define SHA256_SIZE 32
 
 int fs_extmap_init(struct fs_extmap *m, const struct cairn_extent *ext, size_t n)
 {
@@ -76,8 +76,8 @@ uint64_t fs_extents_allocated(const struct cairn_extent *ext, size_t n)
 
 static uint64_t ino_from(const uint8_t *msg, size_t len)
 {
-	uint8_t md[SHA256_DIGEST_LENGTH];
-	SHA256(msg, len, md);
+	uint8_t md[SHA256_SIZE];
+	cairn_sha256(msg, len, md);
 	uint64_t ino = cairn_get_le64(md);
 	return ino <= FS_ROOT_INO ? ino + 2 : ino;
 }
@@ -86,19 +86,19 @@ uint64_t fs_ino_virtual(const char *vpath, size_t len)
 {
 	/* The path is digested first so that any length fits a fixed buffer. */
 	static const char tag[] = "cairnfs v1 virtual";
-	uint8_t buf[sizeof(tag) + SHA256_DIGEST_LENGTH];
+	uint8_t buf[sizeof(tag) + SHA256_SIZE];
 	memcpy(buf, tag, sizeof(tag));
-	SHA256((const uint8_t *)vpath, len, buf + sizeof(tag));
+	cairn_sha256(vpath, len, buf + sizeof(tag));
 	return ino_from(buf, sizeof(buf));
 }
 
 uint64_t fs_ino_link(const char *vpath, size_t len, const char *target)
 {
 	static const char tag[] = "cairnfs v1 link";
-	uint8_t buf[sizeof(tag) + 2 * SHA256_DIGEST_LENGTH];
+	uint8_t buf[sizeof(tag) + 2 * SHA256_SIZE];
 	memcpy(buf, tag, sizeof(tag));
-	SHA256((const uint8_t *)vpath, len, buf + sizeof(tag));
-	SHA256((const uint8_t *)target, strlen(target), buf + sizeof(tag) + SHA256_DIGEST_LENGTH);
+	cairn_sha256(vpath, len, buf + sizeof(tag));
+	cairn_sha256(target, strlen(target), buf + sizeof(tag) + SHA256_SIZE);
 	return ino_from(buf, sizeof(buf));
 }
 

@@ -266,9 +266,8 @@ static const char *dir_entry(const struct fs_dir *d, fuse_ino_t self, size_t i, 
 		return d->v[i].name;
 	}
 	*cn = cairn_tree_node(fs_cache_val(d->tree), i);
-	st->st_ino = fs_ino_entry(&d->snap, *cn);
 	st->st_mode = fs_type_mode((*cn)->type);
-	return NULL; /* the caller copies the raw name */
+	return NULL; /* the caller copies the raw name, and numbers the entry */
 }
 
 /* The lookups one readdirplus reply counts, undone if the kernel never sees it. */
@@ -326,6 +325,8 @@ static size_t add_one(fuse_req_t req, struct fs *fs, const struct fs_dir *d, siz
 		struct fuse_entry_param e = { .attr = st };
 		return fuse_add_direntry_plus(req, buf, left, name, &e, next);
 	}
+	if (cn) /* a hash: computed only where no node computes it */
+		st.st_ino = fs_ino_entry(&d->snap, cn);
 	return fuse_add_direntry(req, buf, left, name, &st, next);
 }
 
@@ -355,6 +356,20 @@ static void list_page(fuse_req_t req, struct fs *fs, const struct fs_dir *d, fus
 	free(c.ino);
 }
 
+/* find, du, cp -a and file managers descend into what they list: the subtrees
+ * load on the prefetch threads while the kernel digests this reply. Local
+ * repositories only: from S3 each could be a GET nobody asked for. */
+static void prefetch_subdirs(struct fs *fs, const struct fs_dir *d)
+{
+	const cairn_tree *t = fs_cache_val(d->tree);
+	size_t count = cairn_tree_count(t);
+	for (size_t i = 0; i < count; i++) {
+		const struct cairn_node *cn = cairn_tree_node(t, i);
+		if (cn->type == CAIRN_NODE_DIR)
+			fs_cache_prefetch(fs->trees, &cn->subtree);
+	}
+}
+
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi, bool plus)
 {
@@ -372,6 +387,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		d = &here;
 	}
 	list_page(req, fs, d, ino, size, off, plus);
+	if (off == 0 && d->content && fs->local)
+		prefetch_subdirs(fs, d);
 	if (d == &here)
 		dir_release(fs, &here);
 }

@@ -114,7 +114,7 @@ void cairn_crypt__hmac(const uint8_t key[CAIRN_KEY_SIZE], const void *data, size
 		abort();
 }
 
-void cairn_crypt__sha256(const void *data, size_t len, uint8_t out[32])
+void cairn_sha256(const void *data, size_t len, uint8_t out[32])
 {
 	if (alg_get() < 0 || !EVP_Digest(data, len, out, NULL, alg.sha256, NULL))
 		abort(); /* same reasoning as cairn_crypt__hmac */

@@ -28,8 +28,6 @@ void cairn_crypt__wipe(struct cairn_keys *k);
 /* HMAC-SHA-256; thread-safe. */
 void cairn_crypt__hmac(const uint8_t key[CAIRN_KEY_SIZE], const void *data, size_t len,
                        uint8_t out[32]);
-/* Plain SHA-256 (pack IDs). */
-void cairn_crypt__sha256(const void *data, size_t len, uint8_t out[32]);
 /* CSPRNG bytes; -EIO. */
 int cairn_crypt__random(void *p, size_t n);
 /* Constant-time equality (CRYPTO_memcmp). */

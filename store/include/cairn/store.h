@@ -21,6 +21,9 @@ void cairn_id_hex(char out[CAIRN_ID_HEX_SIZE], const struct cairn_id *id);
 int cairn_id_parse(struct cairn_id *out, const char *hex); /* -EINVAL */
 bool cairn_id_is_zero(const struct cairn_id *id);
 int cairn_id_cmp(const struct cairn_id *a, const struct cairn_id *b);
+/* SHA-256 of data, with the digest fetched from OpenSSL once (SHA256() fetches
+ * it on every call, which costs more than hashing a short message). */
+void cairn_sha256(const void *data, size_t len, uint8_t out[32]);
 
 enum cairn_blob_type {
 	CAIRN_BLOB_DATA = 1,
