@@ -301,16 +301,22 @@ static bool queued(const struct fs_cache *c, const struct cairn_id *id)
 	return false;
 }
 
-void fs_cache_prefetch(struct fs_cache *c, const struct cairn_id *id)
+/* One lock for the batch, and no lookups once the queue is full: readers wait
+ * on this lock, and each lookup is a cache miss or two. */
+void fs_cache_prefetch(struct fs_cache *c, const struct cairn_id *ids, size_t n)
 {
-	if (c->nworkers == 0)
+	if (c->nworkers == 0 || n == 0)
 		return;
 	pthread_mutex_lock(&c->lock);
-	if (!c->stop && c->qlen < QUEUE_MAX && !find(c, id) && !queued(c, id)) {
-		c->queue[(c->qhead + c->qlen) % QUEUE_MAX] = *id;
+	size_t before = c->qlen;
+	for (size_t i = 0; i < n && !c->stop && c->qlen < QUEUE_MAX; i++) {
+		if (find(c, &ids[i]) || queued(c, &ids[i]))
+			continue;
+		c->queue[(c->qhead + c->qlen) % QUEUE_MAX] = ids[i];
 		c->qlen++;
-		pthread_cond_signal(&c->work);
 	}
+	if (c->qlen > before)
+		pthread_cond_broadcast(&c->work);
 	pthread_mutex_unlock(&c->lock);
 }
 

@@ -44,9 +44,9 @@ void fs_cache_put(struct fs_cache *c, struct fs_cache_ent *e);
 void *fs_cache_val(const struct fs_cache_ent *e);
 const struct cairn_id *fs_cache_id(const struct fs_cache_ent *e);
 
-/* Load id in the background unless it is cached, loading or queued. Never blocks
- * on I/O; drops the request when the small queue is full. */
-void fs_cache_prefetch(struct fs_cache *c, const struct cairn_id *id);
+/* Load ids[0..n) in the background, each unless it is cached, loading or
+ * queued. Never blocks on I/O; drops the rest when the small queue is full. */
+void fs_cache_prefetch(struct fs_cache *c, const struct cairn_id *ids, size_t n);
 
 struct fs_cache_stats {
 	uint64_t hits, misses, entries, bytes;

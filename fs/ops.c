@@ -13,6 +13,7 @@
 #include "layout.h"
 
 #define MiB (1u << 20)
+#define PREFETCH_SUBDIRS 16 /* the prefetch queue holds no more */
 
 static struct fs *fs_of(fuse_req_t req)
 {
@@ -362,12 +363,14 @@ static void list_page(fuse_req_t req, struct fs *fs, const struct fs_dir *d, fus
 static void prefetch_subdirs(struct fs *fs, const struct fs_dir *d)
 {
 	const cairn_tree *t = fs_cache_val(d->tree);
-	size_t count = cairn_tree_count(t);
-	for (size_t i = 0; i < count; i++) {
+	size_t count = cairn_tree_count(t), n = 0;
+	struct cairn_id ids[PREFETCH_SUBDIRS];
+	for (size_t i = 0; i < count && n < PREFETCH_SUBDIRS; i++) {
 		const struct cairn_node *cn = cairn_tree_node(t, i);
 		if (cn->type == CAIRN_NODE_DIR)
-			fs_cache_prefetch(fs->trees, &cn->subtree);
+			ids[n++] = cn->subtree;
 	}
+	fs_cache_prefetch(fs->trees, ids, n);
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

@@ -189,13 +189,12 @@ static int collect(struct fs *fs, const struct fs_file *f, uint64_t off, uint64_
 /* On a sequential read, start loading the data blobs after the last one read. */
 static void read_ahead(struct fs *fs, const struct fs_file *f, size_t last)
 {
-	unsigned queued = 0;
-	for (size_t i = last + 1; i < f->map.n && queued < READ_AHEAD; i++) {
-		if (cairn_id_is_zero(&f->map.ext[i].id))
-			continue;
-		fs_cache_prefetch(fs->blobs, &f->map.ext[i].id);
-		queued++;
-	}
+	struct cairn_id ids[READ_AHEAD];
+	size_t n = 0;
+	for (size_t i = last + 1; i < f->map.n && n < READ_AHEAD; i++)
+		if (!cairn_id_is_zero(&f->map.ext[i].id))
+			ids[n++] = f->map.ext[i].id;
+	fs_cache_prefetch(fs->blobs, ids, n);
 }
 
 /* cp -a reads a directory's files in its own order (by inode number), rsync in
@@ -210,14 +209,16 @@ static void read_neighbours(struct fs *fs, fuse_ino_t ino)
 	if (!n || fs_cache_get(fs->trees, &n->tree, &t) < 0)
 		return;
 	const cairn_tree *tree = fs_cache_val(t);
-	size_t count = cairn_tree_count(tree);
+	size_t count = cairn_tree_count(tree), nids = 0;
+	struct cairn_id ids[NEIGHBOURS];
 	for (size_t k = 1; k <= NEIGHBOURS && k < count; k++) {
 		const struct cairn_node *cn = cairn_tree_node(tree, (n->index + k) % count);
 		if (cn->type == CAIRN_NODE_FILE && cn->nextents == 1 && cn->size <= NEIGHBOUR_MAX &&
 		    !cairn_id_is_zero(&cn->extents[0].id))
-			fs_cache_prefetch(fs->blobs, &cn->extents[0].id);
+			ids[nids++] = cn->extents[0].id;
 	}
 	fs_cache_put(fs->trees, t);
+	fs_cache_prefetch(fs->blobs, ids, nids);
 }
 
 void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
@@ -233,8 +234,6 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 		fuse_reply_buf(req, NULL, 0);
 		return fs_cache_put(fs->files, fe);
 	}
-	if (fs->local && off == 0 && f->map.n == 1 && fsize <= NEIGHBOUR_MAX)
-		read_neighbours(fs, ino);
 	uint64_t n = fsize - (uint64_t)off < size ? fsize - (uint64_t)off : size;
 	size_t first = fs_extmap_find(&f->map, (uint64_t)off);
 	size_t last = fs_extmap_find(&f->map, (uint64_t)off + n - 1);
@@ -253,6 +252,9 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 		if (sequential)
 			read_ahead(fs, f, last);
 		fuse_reply_iov(req, p.iov, (int)p.niov);
+		/* After the reply: the reader need not wait for the lookups. */
+		if (fs->local && off == 0 && f->map.n == 1 && fsize <= NEIGHBOUR_MAX)
+			read_neighbours(fs, ino);
 	}
 	for (size_t i = 0; i < p.nrefs; i++)
 		fs_cache_put(fs->blobs, p.refs[i]);
