@@ -637,26 +637,39 @@ static void return_packer(cairn_repo *repo, int type, struct packer *p)
 	pthread_mutex_unlock(&repo->lock);
 }
 
-/* Claim id for this writer: 1 if we must store it, 0 if stored or being stored. */
-static int claim(cairn_repo *repo, const struct cairn_id *id)
-{
-	struct cairn_loc loc;
-	int r = cairn_index__get(repo->index, id, &loc);
-	if (r >= 0)
-		return 0;
-	if (r != -ENOENT)
-		return r;
-	pthread_mutex_lock(&repo->lock);
-	r = cairn_idset_add(&repo->pending, id, 0);
-	pthread_mutex_unlock(&repo->lock);
-	return r;
-}
-
 static void unclaim(cairn_repo *repo, const struct cairn_id *id)
 {
 	pthread_mutex_lock(&repo->lock);
 	cairn_idset_del(&repo->pending, id);
 	pthread_mutex_unlock(&repo->lock);
+}
+
+static int indexed(cairn_repo *repo, const struct cairn_id *id)
+{
+	struct cairn_loc loc;
+	int r = cairn_index__get(repo->index, id, &loc);
+	return r >= 0 ? 1 : r == -ENOENT ? 0 : r;
+}
+
+/* Claim id for this writer: 1 if we must store it, 0 if stored or being stored.
+ * A finished pack is indexed before its IDs leave pending, so the index is
+ * asked again once the claim is made: another writer's pack may have gone from
+ * pending to the index between the first look and the claim. */
+static int claim(cairn_repo *repo, const struct cairn_id *id)
+{
+	int r = indexed(repo, id);
+	if (r != 0)
+		return r > 0 ? 0 : r;
+	pthread_mutex_lock(&repo->lock);
+	r = cairn_idset_add(&repo->pending, id, 0);
+	pthread_mutex_unlock(&repo->lock);
+	if (r <= 0)
+		return r;
+	if ((r = indexed(repo, id)) != 0) {
+		unclaim(repo, id);
+		return r > 0 ? 0 : r;
+	}
+	return 1;
 }
 
 static int append(cairn_repo *repo, int type, const struct cairn_id *id, const void *data,
