@@ -118,7 +118,7 @@ rgw_boot() {
 	{ timeout 30 ceph $C osd crush add-bucket localhost host >/dev/null 2>&1 || true; } &&
 	{ timeout 30 ceph $C osd crush move localhost root=default >/dev/null 2>&1 || true; } &&
 	{ timeout 30 ceph $C osd crush add osd.0 1.0 host=localhost >/dev/null 2>&1 || true; } &&
-	ceph-osd $C -i 0 2>/dev/null &&
+	ceph-osd $C -i 0 && # its stderr (in boot.log) says why it would not start
 	rgw_gw_start &&
 	timeout 60 radosgw-admin $C user create --uid=tester --display-name=tester \
 		--access-key="$S3_ACCESS_KEY" --secret-key="$S3_SECRET_KEY" >/dev/null
@@ -136,8 +136,10 @@ rgw_start() {
 	: "${S3_ACCESS_KEY:=TESTACCESSKEY}" "${S3_SECRET_KEY:=TESTSECRETKEY}" "${S3_BUCKET:=cairn-test}"
 	local attempt ok=0
 	# A loaded machine (2 cores, tests in parallel) can miss a port race or a
-	# timeout: a second attempt on fresh ports.
-	for attempt in 1 2; do
+	# timeout: more attempts on fresh ports, after a pause that lets a burst of
+	# load (a parallel test's build) pass.
+	for attempt in 1 2 3; do
+		[ "$attempt" = 1 ] || sleep $((5 * (attempt - 1)))
 		rm -rf "$RGW_DIR"
 		mkdir -p "$RGW_DIR"/{run,log,mon.a,osd.0,rgw.a} || return 1
 		RGW_PORT=$(rgw_free_port) && RGW_MON_PORT=$(rgw_free_port) ||
@@ -146,14 +148,14 @@ rgw_start() {
 			ok=1
 			break
 		fi
-		[ "$attempt" = 2 ] || rgw_stop
+		[ "$attempt" = 3 ] || rgw_stop
 	done
 	if [ "$ok" = 0 ]; then
 		rgw_stop
 		# boot.log traces each step (set -x), so its tail names the one that failed;
 		# the daemons log errors at level -1: the first one usually says why.
 		rgw_skip "Ceph RGW did not start: $(tail -3 "$RGW_DIR/log/boot.log" | tr '\n' ' ')" \
-			"$(grep -h ' -1 ' "$RGW_DIR"/log/*.log 2>/dev/null | grep -v 'signal' | sed -n 1p)"
+			"$(grep -h ' -1 ' "$RGW_DIR"/log/*.log 2>/dev/null | grep -vi 'signal' | sed -n 1p)"
 		return 77
 	fi
 	export RGW_DIR RGW_PORT S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKET
