@@ -360,9 +360,9 @@ static void list_page(fuse_req_t req, struct fs *fs, const struct fs_dir *d, fus
 /* find, du, cp -a and file managers descend into what they list: the subtrees
  * load on the prefetch threads while the kernel digests this reply. Local
  * repositories only: from S3 each could be a GET nobody asked for. */
-static void prefetch_subdirs(struct fs *fs, const struct fs_dir *d)
+static void prefetch_subdirs(struct fs *fs, const struct fs_cache_ent *tree)
 {
-	const cairn_tree *t = fs_cache_val(d->tree);
+	const cairn_tree *t = fs_cache_val(tree);
 	size_t count = cairn_tree_count(t), n = 0;
 	struct cairn_id ids[PREFETCH_SUBDIRS];
 	for (size_t i = 0; i < count && n < PREFETCH_SUBDIRS; i++) {
@@ -389,9 +389,14 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		d = &here;
 	}
+	/* Our own reference: once the reply is out, a RELEASEDIR may free d. */
+	struct fs_cache_ent *t =
+	        off == 0 && d->content && fs->local ? fs_cache_ref(fs->trees, d->tree) : NULL;
 	list_page(req, fs, d, ino, size, off, plus);
-	if (off == 0 && d->content && fs->local)
-		prefetch_subdirs(fs, d);
+	if (t) {
+		prefetch_subdirs(fs, t);
+		fs_cache_put(fs->trees, t);
+	}
 	if (d == &here)
 		dir_release(fs, &here);
 }

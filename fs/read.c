@@ -202,23 +202,37 @@ static void read_ahead(struct fs *fs, const struct fs_file *f, size_t last)
  * it too, so that the next reads find their blobs decoded by the prefetch
  * threads instead of waiting for one decode each. Local repositories only:
  * from S3 each would be a GET nobody asked for (and offline, a failed one). */
-static void read_neighbours(struct fs *fs, fuse_ino_t ino)
+static void read_neighbours(struct fs *fs, const struct cairn_id *dir, uint32_t index)
 {
-	struct fs_node *n = fs_inodes_get(fs->inodes, ino);
 	struct fs_cache_ent *t;
-	if (!n || fs_cache_get(fs->trees, &n->tree, &t) < 0)
+	if (fs_cache_get(fs->trees, dir, &t) < 0)
 		return;
 	const cairn_tree *tree = fs_cache_val(t);
 	size_t count = cairn_tree_count(tree), nids = 0;
 	struct cairn_id ids[NEIGHBOURS];
 	for (size_t k = 1; k <= NEIGHBOURS && k < count; k++) {
-		const struct cairn_node *cn = cairn_tree_node(tree, (n->index + k) % count);
+		const struct cairn_node *cn = cairn_tree_node(tree, (index + k) % count);
 		if (cn->type == CAIRN_NODE_FILE && cn->nextents == 1 && cn->size <= NEIGHBOUR_MAX &&
 		    !cairn_id_is_zero(&cn->extents[0].id))
 			ids[nids++] = cn->extents[0].id;
 	}
 	fs_cache_put(fs->trees, t);
 	fs_cache_prefetch(fs->blobs, ids, nids);
+}
+
+/* Whether ino, being read, is a small file whose neighbours are worth loading;
+ * then where it is listed. After the reply a FORGET may free its node. */
+static bool small_file(struct fs *fs, fuse_ino_t ino, const struct fs_file *f, struct cairn_id *dir,
+                       uint32_t *index)
+{
+	if (!fs->local || f->map.n != 1 || fs_extmap_size(&f->map) > NEIGHBOUR_MAX)
+		return false;
+	struct fs_node *n = fs_inodes_get(fs->inodes, ino);
+	if (!n)
+		return false;
+	*dir = n->tree;
+	*index = n->index;
+	return true;
 }
 
 void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
@@ -251,10 +265,15 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 		bool sequential = atomic_exchange(&f->next, (uint64_t)off + n) == (uint64_t)off;
 		if (sequential)
 			read_ahead(fs, f, last);
+		/* Queued after the reply, so that the reader need not wait for the
+		 * lookups; the node's place is read before it, while the request pins
+		 * the node. */
+		struct cairn_id dir;
+		uint32_t index;
+		bool neighbours = off == 0 && small_file(fs, ino, f, &dir, &index);
 		fuse_reply_iov(req, p.iov, (int)p.niov);
-		/* After the reply: the reader need not wait for the lookups. */
-		if (fs->local && off == 0 && f->map.n == 1 && fsize <= NEIGHBOUR_MAX)
-			read_neighbours(fs, ino);
+		if (neighbours)
+			read_neighbours(fs, &dir, index);
 	}
 	for (size_t i = 0; i < p.nrefs; i++)
 		fs_cache_put(fs->blobs, p.refs[i]);
