@@ -41,21 +41,15 @@ record
 # How many files a backup of one changed file creates or deletes in the
 # repository (temp packs, packs, lock, snapshot): kill points are drawn from these.
 change 0
-n_events=$(crash_run "count:$CAIRN_REPO" -- "$CAIRN" backup "$SRC")
-echo "a backup makes $n_events file events"
-[ "$n_events" -ge 6 ] || fail "a backup made only $n_events file events"
+crash_measure "$CAIRN_REPO" -- "$CAIRN" backup --threads 2 "$SRC"
+echo "a backup makes $n_events file events in $run_ms ms"
 record
 
 iterations=${ITERATIONS:-24}
 killed=0
 for i in $(seq 1 "$iterations"); do
 	change "$i"
-	# Most kills after a random file event, plus 0-9 ms; some at a random time.
-	if ((i % 4 == 0)); then
-		trigger="ms:$((RANDOM % 150))"
-	else
-		trigger="events:$CAIRN_REPO:$((RANDOM % n_events + 1)):$((RANDOM % 10))"
-	fi
+	trigger=$(crash_trigger "$CAIRN_REPO" "$i" 9)
 	res=$(crash_run "$trigger" -- "$CAIRN" backup --threads 2 "$SRC")
 	echo "run $i: $trigger: $res"
 	case $res in

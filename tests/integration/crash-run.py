@@ -6,7 +6,8 @@
 #   ms:N             N ms after the start;
 #   events:DIR:K:N   N ms after the K-th file appeared in or vanished from DIR;
 #   lines:FILE:K:N   N ms after FILE (a CAIRN_S3_TRACE) reached K lines;
-#   count:DIR        never kill: print how many file events the run made.
+#   count:DIR        never kill: print how many file events the run made and how
+#                    many ms it took.
 import os
 import signal
 import subprocess
@@ -48,7 +49,7 @@ while p.poll() is None:
     time.sleep(0.0005)
 if kind == "count":
     p.wait()
-    print(events)
+    print(events, int((time.monotonic() - t0) * 1000))
 elif p.poll() is None:
     p.send_signal(signal.SIGKILL)
     p.wait()

@@ -62,6 +62,25 @@ PY
 # crash_run TRIGGER -- CMD...: run CMD, SIGKILL it at TRIGGER, print "killed" or
 # "exited RC" (triggers: tests/integration/crash-run.py).
 crash_run() { python3 "$(dirname "${BASH_SOURCE[0]}")/crash-run.py" "$@"; }
+# crash_measure DIR -- CMD...: run CMD once, unkilled; sets n_events (files it
+# created in or removed from DIR) and run_ms (how long it ran), for crash_trigger.
+crash_measure() {
+	local dir=$1
+	shift 2
+	read -r n_events run_ms < <(crash_run "count:$dir" -- "$@")
+	[ "${n_events:-0}" -ge 6 ] || fail "$* made only ${n_events:-0} file events in $dir"
+}
+# crash_trigger DIR I MAXDELAY: a kill point for random run I, drawn from the
+# measured run so that it falls inside the run on any machine: every fourth at a
+# random moment of its length, the others up to MAXDELAY ms after a random file
+# event but the last (the lock's removal, after which nothing is left to kill).
+crash_trigger() {
+	if (($2 % 4 == 0)); then
+		echo "ms:$((RANDOM % (run_ms > 1 ? run_ms : 1)))"
+	else
+		echo "events:$1:$((RANDOM % (n_events - 1) + 1)):$((RANDOM % ($3 + 1)))"
+	fi
+}
 # s3_setup: a private Ceph RGW for this test on 127.0.0.1 (exit 77, saying why,
 # when it cannot start), stopped at exit. Sets B (its bucket) and AWS (Debian's
 # aws CLI pointed at it), and short client retries.

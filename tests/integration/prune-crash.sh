@@ -88,18 +88,13 @@ done
 setup
 cp -a "$CAIRN_REPO" "$W/pristine"
 reset() { rm -rf "$CAIRN_REPO" && cp -a "$W/pristine" "$CAIRN_REPO"; }
-n_events=$(crash_run "count:$CAIRN_REPO" -- "$CAIRN" prune --max-unused 0)
-echo "a prune makes $n_events file events"
-[ "$n_events" -ge 6 ] || fail "a prune made only $n_events file events"
+crash_measure "$CAIRN_REPO" -- "$CAIRN" prune --max-unused 0
+echo "a prune makes $n_events file events in $run_ms ms"
 iterations=${PRUNE_ITERATIONS:-16}
 killed=0
 for i in $(seq 1 "$iterations"); do
 	reset
-	if ((i % 4 == 0)); then
-		trigger="ms:$((RANDOM % 100))"
-	else
-		trigger="events:$CAIRN_REPO:$((RANDOM % n_events + 1)):$((RANDOM % 5))"
-	fi
+	trigger=$(crash_trigger "$CAIRN_REPO" "$i" 4)
 	res=$(crash_run "$trigger" -- "$CAIRN" prune --max-unused 0)
 	echo "random $i: $trigger: $res"
 	case $res in
