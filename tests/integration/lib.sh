@@ -62,6 +62,13 @@ PY
 # crash_run TRIGGER -- CMD...: run CMD, SIGKILL it at TRIGGER, print "killed" or
 # "exited RC" (triggers: tests/integration/crash-run.py).
 crash_run() { python3 "$(dirname "${BASH_SOURCE[0]}")/crash-run.py" "$@"; }
+# ms_since T0: whole milliseconds (at least 1) since T0, an $EPOCHREALTIME.
+ms_since() {
+	local now=${EPOCHREALTIME/[.,]/} then=${1/[.,]/}
+	echo $(((now - then) / 1000 > 0 ? (now - then) / 1000 : 1))
+}
+# ms_within MS: a random moment, in ms, of the first three quarters of MS.
+ms_within() { echo $((RANDOM % ($1 * 3 / 4 > 0 ? $1 * 3 / 4 : 1))); }
 # crash_measure DIR -- CMD...: run CMD once, unkilled; sets n_events (files it
 # created in or removed from DIR) and run_ms (how long it ran), for crash_trigger.
 crash_measure() {
@@ -72,11 +79,12 @@ crash_measure() {
 }
 # crash_trigger DIR I MAXDELAY: a kill point for random run I, drawn from the
 # measured run so that it falls inside the run on any machine: every fourth at a
-# random moment of its length, the others up to MAXDELAY ms after a random file
-# event but the last (the lock's removal, after which nothing is left to kill).
+# random moment of the first three quarters of its length (runs vary), the others
+# up to MAXDELAY ms after a random file event but the last (the lock's removal,
+# after which nothing is left to kill).
 crash_trigger() {
 	if (($2 % 4 == 0)); then
-		echo "ms:$((RANDOM % (run_ms > 1 ? run_ms : 1)))"
+		echo "ms:$(ms_within "$run_ms")"
 	else
 		echo "events:$1:$((RANDOM % (n_events - 1) + 1)):$((RANDOM % ($3 + 1)))"
 	fi

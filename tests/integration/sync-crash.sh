@@ -78,9 +78,11 @@ remote_complete "first push"
 change 0
 backup
 : > "$T"
+t0=$EPOCHREALTIME
 CAIRN_S3_TRACE="$T" "$CAIRN" sync "s3://$B/repo" > /dev/null
+push_ms=$(ms_since "$t0")
 n_push=$(wc -l < "$T")
-echo "an incremental push makes $n_push requests"
+echo "an incremental push makes $n_push requests in $push_ms ms"
 [ "$n_push" -ge 4 ] || fail "an incremental push made only $n_push requests: $(cat "$T")"
 
 iterations=${SYNC_ITERATIONS:-6}
@@ -90,7 +92,7 @@ for i in $(seq 1 "$iterations"); do
 	backup
 	rm -rf "$CAIRN_REPO/locks"/*
 	if ((i % 3 == 0)); then
-		trigger="ms:$((RANDOM % 200))"
+		trigger="ms:$(ms_within "$push_ms")"
 	else
 		trigger="lines:$T:$((RANDOM % (n_push - 1) + 1)):$((RANDOM % 10))"
 	fi
@@ -112,15 +114,17 @@ no_uploads
 
 # Pulls: each into a new directory, killed, then run again into it.
 : > "$T"
+t0=$EPOCHREALTIME
 CAIRN_S3_TRACE="$T" "$CAIRN" sync --from "s3://$B/repo" -r "$W/pull-0" > /dev/null
+pull_ms=$(ms_since "$t0")
 n_pull=$(wc -l < "$T")
-echo "a pull makes $n_pull requests"
+echo "a pull makes $n_pull requests in $pull_ms ms"
 [ "$n_pull" -ge 10 ] || fail "a pull made only $n_pull requests: $(cat "$T")"
 rm -rf "$W/pull-0"
 for i in $(seq 1 "$iterations"); do
 	P="$W/pull-$i"
 	if ((i % 3 == 0)); then
-		trigger="ms:$((RANDOM % 200))"
+		trigger="ms:$(ms_within "$pull_ms")"
 	else
 		trigger="lines:$T:$((RANDOM % (n_pull - 1) + 1)):$((RANDOM % 10))"
 	fi
