@@ -8,8 +8,10 @@
 #include <locale.h>
 #include <malloc.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -225,6 +227,32 @@ static int loop(struct fuse_session *se, const struct fuse_cmdline_opts *fo)
 	return r;
 }
 
+/* systemd names the journal stream it gave a service in JOURNAL_STREAM. */
+static bool stderr_is_journal(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	return e && sscanf(e, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+	       (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+/* Once mounted in the background, stderr stays only where it is the journal: a
+ * terminal, a pipe or an ssh session held open by the daemon would never see its
+ * end (`out=$(cairnfs ...)`, `ssh host cairnfs ...` hang). Messages go to syslog
+ * instead; errors before the mount still reach the caller on stderr. */
+static void detach_stderr(void)
+{
+	if (stderr_is_journal())
+		return;
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (null < 0)
+		return;
+	cairn_log_to_syslog("cairnfs");
+	dup2(null, STDERR_FILENO);
+	close(null);
+}
+
 /* Open the repository, mount, tell the parent (ready_fd >= 0) and serve until
  * unmounted. LMDB must be opened in the process that uses it: this runs after
  * the fork. */
@@ -262,6 +290,8 @@ static int serve(struct run *run, int ready_fd)
 	if (se) {
 		struct fs_readahead ra = { 0 };
 		log_info("mounted '%s' at '%s'", run->repo, run->fo.mountpoint);
+		if (ready_fd >= 0)
+			detach_stderr();
 		fs_readahead_start(&ra, run->fo.mountpoint);
 		r = loop(se, &run->fo);
 		fuse_remove_signal_handlers(se);

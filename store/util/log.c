@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* One-line log messages on stderr at syslog levels (STYLE §7). */
+/* One-line log messages on stderr (or syslog, for a detached daemon) at syslog
+ * levels (STYLE §7). */
 #include "cairn/util.h"
 
 #include <pthread.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,6 +17,7 @@
 
 static atomic_int level = CAIRN_LOG_NOTICE;
 static atomic_bool json;
+static atomic_bool to_syslog;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 static char job[128]; /* protected by out_lock; "" for none */
 
@@ -43,6 +46,12 @@ void cairn_log_set_job(const char *name)
 	pthread_mutex_lock(&out_lock);
 	snprintf(job, sizeof(job), "%s", name ? name : "");
 	pthread_mutex_unlock(&out_lock);
+}
+
+void cairn_log_to_syslog(const char *ident)
+{
+	openlog(ident, LOG_PID, LOG_DAEMON);
+	atomic_store(&to_syslog, true);
 }
 
 void cairn_log_level_from_env(void)
@@ -203,9 +212,15 @@ void cairn_log_emit(int l, const struct cairn_log_field *fields, const char *raw
 		fputc(',', f);
 		put_fields(f, fields, raw);
 		fputs("}\n", f);
-		if (fclose(f) == 0)
-			fwrite(line, 1, len, stderr);
+		if (fclose(f) == 0 && len > 0) {
+			if (atomic_load(&to_syslog))
+				syslog(l, "%.*s", (int)(len - 1), line); /* without the newline */
+			else
+				fwrite(line, 1, len, stderr);
+		}
 		free(line);
+	} else if (atomic_load(&to_syslog)) {
+		syslog(l, "%s", text);
 	} else {
 		/* On a terminal a status line may stand there (backup's progress): clear
 		 * it, the next refresh draws it again below the message. */

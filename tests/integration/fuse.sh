@@ -417,6 +417,31 @@ umount_fs
 "$CAIRNFS" -o cache_size=64M "$CAIRN_REPO" "$MNT" 2>> "$W/fs.log" || fail "background start failed"
 mountpoint -q "$MNT" || fail "cairnfs returned before the mount was up"
 fusermount3 -u "$MNT"
+# Once mounted, the daemon holds none of its caller's output open: a command
+# substitution (or ssh) reading its stderr ends. Errors before the mount still
+# reach it, and stderr stays where systemd says it is the journal.
+# A pipe's reader, in the background: it ends only when every writer is gone.
+{ "$CAIRNFS" -v "$CAIRN_REPO" "$MNT" 2>&1 || echo "exit status $?"; } | cat > "$W/start.out" &
+reader=$!
+for _ in $(seq 200); do kill -0 $reader 2>/dev/null || break; sleep 0.1; done
+! kill -0 $reader 2>/dev/null || fail "the background daemon holds its caller's pipe open"
+wait $reader
+out=$(cat "$W/start.out")
+[[ "$out" != *"exit status"* ]] || fail "background start failed: $out"
+mountpoint -q "$MNT" || fail "no mount after a start with stderr on a pipe"
+[[ "$out" == *"mounted '$CAIRN_REPO'"* ]] || fail "the start's messages did not reach the caller: $out"
+pid=$(pgrep -n -f "cairnfs -v $CAIRN_REPO") || fail "no daemon process"
+[ "$(readlink "/proc/$pid/fd/2")" = /dev/null ] || fail "the daemon kept stderr: $(readlink "/proc/$pid/fd/2")"
+fusermount3 -u "$MNT"
+out=$(CAIRN_PASSWORD=wrong CAIRN_PASSWORD_FILE= timeout 20 "$CAIRNFS" "$CAIRN_REPO" "$MNT" 2>&1) &&
+	fail "a wrong password mounted"
+[[ "$out" == *"wrong password"* ]] || fail "a failed start said: $out"
+: > "$W/journal"
+JOURNAL_STREAM=$(stat -c %d:%i "$W/journal") "$CAIRNFS" "$CAIRN_REPO" "$MNT" 2>> "$W/journal" ||
+	fail "background start with a journal failed"
+pid=$(pgrep -n -f "cairnfs $CAIRN_REPO") || fail "no daemon process"
+[ "$(readlink "/proc/$pid/fd/2")" = "$W/journal" ] || fail "the journal stream was not kept"
+fusermount3 -u "$MNT"
 
 # ---- as from /etc/fstab: mount.fuse3 adds dev,suid; the mount stays ro,nosuid,nodev --
 if [ "$(id -u)" = 0 ] && command -v mount.fuse3 > /dev/null; then

@@ -46,6 +46,9 @@ void cairn_log_set_json(bool json);
 bool cairn_log_get_json(void);
 /* The job name JSON lines carry (cairn run NAME); NULL or "" for none. Copied. */
 void cairn_log_set_job(const char *name);
+/* Send every later message to syslog(3) as IDENT (kept, not copied) instead of
+ * stderr, JSON lines as well: for a daemon that has let go of its terminal. */
+void cairn_log_to_syslog(const char *ident);
 void cairn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cairn_logv(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* A structured field of a log line, shown in JSON mode only (the text says the
