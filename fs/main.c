@@ -227,6 +227,15 @@ static int loop(struct fuse_session *se, const struct fuse_cmdline_opts *fo)
 	return r;
 }
 
+static void to_null(int fd)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, fd);
+		close(null);
+	}
+}
+
 /* systemd names the journal stream it gave a service in JOURNAL_STREAM. */
 static bool stderr_is_journal(void)
 {
@@ -245,12 +254,8 @@ static void detach_stderr(void)
 {
 	if (stderr_is_journal())
 		return;
-	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	if (null < 0)
-		return;
 	cairn_log_to_syslog("cairnfs");
-	dup2(null, STDERR_FILENO);
-	close(null);
+	to_null(STDERR_FILENO);
 }
 
 /* Open the repository, mount, tell the parent (ready_fd >= 0) and serve until
@@ -326,13 +331,10 @@ static int daemonize(struct run *run)
 	}
 	close(p[0]);
 	setsid();
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null >= 0) {
-		/* stderr stays: under systemd it is the journal. */
-		dup2(null, STDIN_FILENO);
-		dup2(null, STDOUT_FILENO);
-		close(null);
-	}
+	to_null(STDIN_FILENO);
+	to_null(STDOUT_FILENO);
+	/* stderr stays until the mount is up (detach_stderr): errors before it are
+	 * the caller's to see. */
 	return serve(run, p[1]);
 }
 
