@@ -89,6 +89,27 @@ crash_trigger() {
 		echo "events:$1:$((RANDOM % (n_events - 1) + 1)):$((RANDOM % ($3 + 1)))"
 	fi
 }
+# crash_until_killed I MAXDELAY PREPARE ON_EXIT -- CMD...: run PREPARE TRY, then CMD
+# with a kill point from crash_trigger (events in $CAIRN_REPO); while CMD completes
+# before its kill, run ON_EXIT and try again, up to 4 tries: crash-run.py polls
+# and can miss a temp pack that comes and goes between two looks, more so on a
+# busy machine, so a drawn event may never be seen. Sets trigger and res (killed,
+# or "exited 0" when no try was killed); any other outcome fails.
+crash_until_killed() {
+	local i=$1 delay=$2 prepare=$3 on_exit=$4 try
+	shift 5
+	for try in 1 2 3 4; do
+		$prepare "$try"
+		trigger=$(crash_trigger "$CAIRN_REPO" "$i" "$delay")
+		res=$(crash_run "$trigger" -- "$@")
+		echo "run $i.$try: $trigger: $res"
+		case $res in
+		killed) return 0 ;;
+		"exited 0") $on_exit ;;
+		*) fail "run $i ($trigger) $res: $*" ;;
+		esac
+	done
+}
 # s3_setup: a private Ceph RGW for this test on 127.0.0.1 (exit 77, saying why,
 # when it cannot start), stopped at exit. Sets B (its bucket) and AWS (Debian's
 # aws CLI pointed at it), and short client retries.

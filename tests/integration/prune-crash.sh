@@ -93,20 +93,7 @@ echo "a prune makes $n_events file events in $run_ms ms"
 iterations=${PRUNE_ITERATIONS:-16}
 killed=0
 for i in $(seq 1 "$iterations"); do
-	# crash-run.py polls the directory, so it can miss a temp pack that comes and
-	# goes between two looks, and a busy machine shifts the count: a drawn event
-	# may never be seen. Such a prune just completes; draw again, up to 4 times.
-	for try in 1 2 3 4; do
-		reset
-		trigger=$(crash_trigger "$CAIRN_REPO" "$i" 4)
-		res=$(crash_run "$trigger" -- "$CAIRN" prune --max-unused 0)
-		echo "random $i.$try: $trigger: $res"
-		case $res in
-		killed) break ;;
-		"exited 0") ;;
-		*) fail "prune $i ($trigger) $res" ;;
-		esac
-	done
+	crash_until_killed "$i" 4 reset : -- "$CAIRN" prune --max-unused 0
 	[ "$res" != killed ] || killed=$((killed + 1))
 	check_all "random $i ($trigger), after the crash"
 	"$CAIRN" prune --max-unused 0 > "$O/prune" 2>&1 || fail "random $i: second prune: $(cat "$O/prune")"
