@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Fuzz target for tools/s3xml.c: every S3 reply parser over the same bytes. */
+/* Fuzz target for store/s3/s3xml.c: every S3 reply parser over the same bytes. */
 #include "s3xml.h"
 
 #include <stdint.h>

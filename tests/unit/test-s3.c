@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* tools/s3.c and s3conf.c: configuration, URL building, retries and error handling
+/* store/s3/s3.c and s3conf.c: configuration, URL building, retries and error handling
  * against a scripted HTTP server on 127.0.0.1 (the real server is in
  * tests/integration/s3-sync.sh). */
 #include <arpa/inet.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* tools/s3xml.c: the S3 reply parsers on real replies, hostile and broken input. */
+/* store/s3/s3xml.c: the S3 reply parsers on real replies, hostile and broken input. */
 #include <string.h>
 
 #include "check.h"

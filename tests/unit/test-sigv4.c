@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* tools/sigv4.c against AWS's published SigV4 examples and botocore's signer. */
+/* store/s3/sigv4.c against AWS's published SigV4 examples and botocore's signer. */
 #include <string.h>
 
 #include "check.h"

@@ -79,8 +79,8 @@ static uint64_t env_u64(const char *name, uint64_t def, uint64_t min, uint64_t m
 	errno = 0;
 	unsigned long long v = strtoull(e, &end, 10);
 	if (errno || *end || v < min || v > max) {
-		log_warn("ignoring %s='%s' (expected %llu..%llu)", name, e, (unsigned long long)min,
-		         (unsigned long long)max);
+		log_debug("ignoring %s='%s' (expected %llu..%llu)", name, e,
+		          (unsigned long long)min, (unsigned long long)max);
 		return def;
 	}
 	return v;
@@ -134,7 +134,7 @@ int cairn_s3_new(cairn_s3 **out, const char *bucket, const struct cairn_s3_opts 
 	const char *trace = getenv("CAIRN_S3_TRACE");
 	if (trace && *trace &&
 	    (s->trace_fd = open(trace, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0)
-		log_warn("cannot open CAIRN_S3_TRACE file '%s': %s", trace, strerror(errno));
+		log_debug("cannot open CAIRN_S3_TRACE file '%s': %s", trace, strerror(errno));
 	*out = s;
 	return 0;
 }
@@ -212,7 +212,7 @@ static void gate_leave(struct gate *g, bool throttled, bool ok)
 	if (throttled) {
 		unsigned limit = g->limit > 1 ? g->limit / 2 : 1;
 		if (limit != g->limit)
-			log_info("S3 server is throttling: down to %u parallel requests", limit);
+			log_debug("S3 server is throttling: down to %u parallel requests", limit);
 		g->limit = limit;
 		g->streak = 0;
 	} else if (ok && ++g->streak >= g->limit && g->limit < g->max) {
@@ -773,8 +773,8 @@ static int perform(cairn_s3_conn *c, struct req *rq)
 			return cairn_err_set(v.code, "%s: giving up after %u attempts: %s", who,
 			                     s->max_attempts, v.why);
 		uint64_t ms = cairn_s3__backoff_ms(i, s->base_ms, s->cap_ms, random_u32());
-		log_info("%s: %s; retrying in %llu ms (attempt %u of %u)", who, v.why,
-		         (unsigned long long)ms, i + 2, s->max_attempts);
+		log_debug("%s: %s; retrying in %llu ms (attempt %u of %u)", who, v.why,
+		          (unsigned long long)ms, i + 2, s->max_attempts);
 		sleep_ms(ms);
 	}
 }
@@ -1009,7 +1009,7 @@ static void mp_abort_quietly(cairn_s3_conn *c, const char *key, const char *id)
 	char msg[1024];
 	snprintf(msg, sizeof(msg), "%s", cairn_err_msg());
 	if (cairn_s3_upload_abort(c, key, id) < 0)
-		log_info("cannot abort multipart upload of '%s': %s", key, cairn_err_msg());
+		log_debug("cannot abort multipart upload of '%s': %s", key, cairn_err_msg());
 	cairn_err_set(-EIO, "%s", msg);
 }
 
