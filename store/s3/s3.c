@@ -54,6 +54,8 @@ struct cairn_s3 {
 	uint64_t mp_threshold, part_size;
 	int trace_fd; /* CAIRN_S3_TRACE: one line per HTTP request, for tests */
 	_Atomic uint64_t requests;
+	_Atomic uint64_t by_method[CAIRN_S3_METHODS]; /* enum cairn_s3_method */
+	_Atomic uint64_t bytes_up, bytes_down;
 	struct gate gate;
 };
 
@@ -172,6 +174,21 @@ uint64_t cairn_s3_requests(const cairn_s3 *s)
 	return atomic_load(&s->requests);
 }
 
+void cairn_s3_counts(const cairn_s3 *s, struct cairn_s3_counts *out)
+{
+	for (int i = 0; i < CAIRN_S3_METHODS; i++)
+		out->requests[i] = atomic_load(&s->by_method[i]);
+	out->bytes_up = atomic_load(&s->bytes_up);
+	out->bytes_down = atomic_load(&s->bytes_down);
+}
+
+const char *cairn_s3_method_name(int m)
+{
+	static const char *const names[CAIRN_S3_METHODS] = { "GET",  "PUT",    "HEAD",
+		                                             "LIST", "DELETE", "POST" };
+	return m >= 0 && m < CAIRN_S3_METHODS ? names[m] : "?";
+}
+
 int cairn_s3_conn_new(cairn_s3_conn **out, cairn_s3 *s)
 {
 	cairn_s3_conn *c = calloc(1, sizeof(*c));
@@ -274,6 +291,20 @@ struct req {
 	bool have_range;
 	struct cairn_buf errbody;
 };
+
+/* A GET of the bucket itself is a listing (ListObjectsV2, ListMultipartUploads...). */
+static int method_of(const struct req *rq)
+{
+	if (strcmp(rq->method, "GET") == 0)
+		return rq->key ? CAIRN_S3_GET : CAIRN_S3_LIST;
+	if (strcmp(rq->method, "PUT") == 0)
+		return CAIRN_S3_PUT;
+	if (strcmp(rq->method, "HEAD") == 0)
+		return CAIRN_S3_HEAD;
+	if (strcmp(rq->method, "DELETE") == 0)
+		return CAIRN_S3_DELETE;
+	return CAIRN_S3_POST;
+}
 
 static void add_query(struct req *rq, const char *name, const char *value)
 {
@@ -744,6 +775,12 @@ static enum outcome attempt(cairn_s3_conn *c, struct req *rq, struct verdict *v)
 	gate_enter(&c->s->gate);
 	CURLcode cc = curl_easy_perform(c->curl);
 	atomic_fetch_add(&c->s->requests, 1);
+	atomic_fetch_add(&c->s->by_method[method_of(rq)], 1);
+	if (rq->has_body)
+		atomic_fetch_add(&c->s->bytes_up, rq->body.pos);
+	if (rq->sink.kind != SINK_NONE)
+		atomic_fetch_add(&c->s->bytes_down,
+		                 rq->sink.kind == SINK_MEM ? rq->sink.mem->len : rq->sink.got);
 	judge(v, c, rq, cc);
 	gate_leave(&c->s->gate, v->throttled, v->what == DONE);
 	trace(c->s, rq, &w, cc);

@@ -69,6 +69,22 @@ const char *cairn_s3_endpoint(const cairn_s3 *s);
 unsigned cairn_s3_connections(const cairn_s3 *s);
 /* HTTP requests sent so far, retries included (statistics). */
 uint64_t cairn_s3_requests(const cairn_s3 *s);
+/* The same by method, and the payload bytes sent and received. */
+enum cairn_s3_method {
+	CAIRN_S3_GET,
+	CAIRN_S3_PUT,
+	CAIRN_S3_HEAD,
+	CAIRN_S3_LIST, /* GET of the bucket: ListObjectsV2, ListMultipartUploads, ... */
+	CAIRN_S3_DELETE,
+	CAIRN_S3_POST,
+	CAIRN_S3_METHODS
+};
+struct cairn_s3_counts {
+	uint64_t requests[CAIRN_S3_METHODS];
+	uint64_t bytes_up, bytes_down;
+};
+void cairn_s3_counts(const cairn_s3 *s, struct cairn_s3_counts *out);
+const char *cairn_s3_method_name(int m);
 
 /* A connection for the calling thread. -ENOMEM, -EIO (curl). */
 int cairn_s3_conn_new(cairn_s3_conn **out, cairn_s3 *s);

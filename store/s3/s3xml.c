@@ -539,6 +539,49 @@ static int list_cb(const struct cairn_s3xml_ev *ev, void *payload)
 	}
 	if (is_text(ev, 3, "ETag"))
 		return copy_etag(ev, c->cur.etag);
+	if (is_text(ev, 3, "LastModified"))
+		return cairn_s3xml_parse_time(ev->text, &c->cur.mtime);
+	return 0;
+}
+
+static bool digits(const char *s, size_t n, int *out)
+{
+	int v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (Howard
+ * Hinnant's days_from_civil): no timegm, whose time zone handling is global. */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+int cairn_s3xml_parse_time(const char *s, int64_t *out)
+{
+	int y, mo, d, h, mi, sec;
+	size_t n = strlen(s);
+	if (n < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
+	    s[n - 1] != 'Z' || !digits(s, 4, &y) || !digits(s + 5, 2, &mo) ||
+	    !digits(s + 8, 2, &d) || !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) ||
+	    !digits(s + 17, 2, &sec) || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+	    sec > 60)
+		return cairn_err_set(-EBADMSG, "XML reply: bad time '%.40s'", s);
+	for (size_t i = 19; i + 1 < n; i++)
+		if (!(i == 19 ? s[i] == '.' : s[i] >= '0' && s[i] <= '9'))
+			return cairn_err_set(-EBADMSG, "XML reply: bad time '%.40s'", s);
+	*out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
 	return 0;
 }
 

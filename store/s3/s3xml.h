@@ -54,6 +54,7 @@ struct cairn_s3xml_object {
 	char *key; /* non-empty */
 	uint64_t size;
 	char etag[129]; /* without quotes; "" if absent */
+	int64_t mtime;  /* LastModified, Unix seconds; 0 if absent */
 };
 struct cairn_s3xml_list {
 	struct cairn_s3xml_object *objs;
@@ -63,6 +64,10 @@ struct cairn_s3xml_list {
 };
 int cairn_s3xml_parse_list(struct cairn_s3xml_list *out, const void *data, size_t len);
 void cairn_s3xml_list_release(struct cairn_s3xml_list *l);
+
+/* An ISO 8601 UTC time as S3 writes it ("2026-12-06T19:38:59.000Z", fraction
+ * optional) into Unix seconds. -EBADMSG. */
+int cairn_s3xml_parse_time(const char *s, int64_t *out);
 
 /* ListMultipartUploads (<ListMultipartUploadsResult>). */
 struct cairn_s3xml_upload {

@@ -17,6 +17,7 @@ static void test_s3xml__list(void)
 	                       "<IsTruncated>true</IsTruncated>"
 	                       "<NextContinuationToken>tok+/=</NextContinuationToken>"
 	                       "<Contents><Key>r/config</Key><ETag>&quot;5eb6&quot;</ETag>"
+	                       "<LastModified>2026-12-06T19:38:59.000Z</LastModified>"
 	                       "<Size>11</Size></Contents>\n"
 	                       "<Contents><Key>r/a &amp; &lt;b&gt; &#xe4;&#228;&apos;</Key>"
 	                       "<Size>18446744073709551615</Size><ETag>\"abc-2\"</ETag>"
@@ -28,6 +29,8 @@ static void test_s3xml__list(void)
 	CHECK(strcmp(l.objs[0].key, "r/config") == 0);
 	CHECK(strcmp(l.objs[0].etag, "5eb6") == 0);
 	CHECK_EQ(l.objs[0].size, 11);
+	CHECK_EQ(l.objs[0].mtime, 1796585939);
+	CHECK_EQ(l.objs[1].mtime, 0);
 	CHECK(strcmp(l.objs[1].key, "r/a & <b> \xc3\xa4\xc3\xa4'") == 0);
 	CHECK(l.objs[1].size == UINT64_MAX);
 	CHECK(strcmp(l.objs[1].etag, "abc-2") == 0);
@@ -62,6 +65,27 @@ static void test_s3xml__list_bad(void)
 		CHECK_ERR(cairn_s3xml_parse_list(&l, S(bad[i])), -EBADMSG);
 		CHECK_EQ(l.n, 12345); /* untouched */
 	}
+}
+
+static void test_s3xml__time(void)
+{
+	int64_t t = -1;
+	CHECK_OK(cairn_s3xml_parse_time("1970-01-01T00:00:00Z", &t));
+	CHECK_EQ(t, 0);
+	CHECK_OK(cairn_s3xml_parse_time("2000-02-29T12:34:56.789Z", &t));
+	CHECK_EQ(t, 951827696);
+	CHECK_OK(cairn_s3xml_parse_time("2026-12-06T19:38:59.000Z", &t));
+	CHECK_EQ(t, 1796585939);
+	static const char *const bad[] = { "",
+		                           "2026-12-06",
+		                           "2026-12-06T19:38:59",
+		                           "2026-13-06T19:38:59Z",
+		                           "2026-12-06 19:38:59Z",
+		                           "2026-12-06T19:38:59.x0Z",
+		                           "2026-12-06T24:00:00Z",
+		                           "20x6-12-06T19:38:59Z" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_ERR(cairn_s3xml_parse_time(bad[i], &t), -EBADMSG);
 }
 
 static void test_s3xml__error(void)
@@ -246,6 +270,7 @@ int main(void)
 {
 	RUN(test_s3xml__list);
 	RUN(test_s3xml__list_bad);
+	RUN(test_s3xml__time);
 	RUN(test_s3xml__error);
 	RUN(test_s3xml__uploads);
 	RUN(test_s3xml__small_replies);
