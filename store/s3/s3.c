@@ -54,7 +54,7 @@ struct cairn_s3 {
 	uint64_t mp_threshold, part_size;
 	int trace_fd; /* CAIRN_S3_TRACE: one line per HTTP request, for tests */
 	_Atomic uint64_t requests;
-	_Atomic uint64_t by_method[CAIRN_S3_METHODS]; /* enum cairn_s3_method */
+	_Atomic uint64_t by_method[CAIRN_STORAGE_METHODS]; /* enum cairn_storage_method */
 	_Atomic uint64_t bytes_up, bytes_down;
 	struct gate gate;
 };
@@ -174,19 +174,12 @@ uint64_t cairn_s3_requests(const cairn_s3 *s)
 	return atomic_load(&s->requests);
 }
 
-void cairn_s3_counts(const cairn_s3 *s, struct cairn_s3_counts *out)
+void cairn_s3_counts(const cairn_s3 *s, struct cairn_storage_stats *out)
 {
-	for (int i = 0; i < CAIRN_S3_METHODS; i++)
+	for (int i = 0; i < CAIRN_STORAGE_METHODS; i++)
 		out->requests[i] = atomic_load(&s->by_method[i]);
 	out->bytes_up = atomic_load(&s->bytes_up);
 	out->bytes_down = atomic_load(&s->bytes_down);
-}
-
-const char *cairn_s3_method_name(int m)
-{
-	static const char *const names[CAIRN_S3_METHODS] = { "GET",  "PUT",    "HEAD",
-		                                             "LIST", "DELETE", "POST" };
-	return m >= 0 && m < CAIRN_S3_METHODS ? names[m] : "?";
 }
 
 int cairn_s3_conn_new(cairn_s3_conn **out, cairn_s3 *s)
@@ -296,14 +289,14 @@ struct req {
 static int method_of(const struct req *rq)
 {
 	if (strcmp(rq->method, "GET") == 0)
-		return rq->key ? CAIRN_S3_GET : CAIRN_S3_LIST;
+		return rq->key ? CAIRN_STORAGE_GET : CAIRN_STORAGE_LIST;
 	if (strcmp(rq->method, "PUT") == 0)
-		return CAIRN_S3_PUT;
+		return CAIRN_STORAGE_PUT;
 	if (strcmp(rq->method, "HEAD") == 0)
-		return CAIRN_S3_HEAD;
+		return CAIRN_STORAGE_HEAD;
 	if (strcmp(rq->method, "DELETE") == 0)
-		return CAIRN_S3_DELETE;
-	return CAIRN_S3_POST;
+		return CAIRN_STORAGE_DELETE;
+	return CAIRN_STORAGE_POST;
 }
 
 static void add_query(struct req *rq, const char *name, const char *value)

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cairn/storage.h"
 #include "cairn/util.h"
 #include "s3xml.h"
 
@@ -33,29 +34,6 @@
 typedef struct cairn_s3 cairn_s3;
 typedef struct cairn_s3_conn cairn_s3_conn;
 
-enum cairn_s3_addressing {
-	CAIRN_S3_ADDR_AUTO,    /* path-style for custom endpoints, else virtual-hosted */
-	CAIRN_S3_ADDR_PATH,    /* http://host/bucket/key */
-	CAIRN_S3_ADDR_VIRTUAL, /* http://bucket.host/key */
-};
-
-enum cairn_s3_lock_mode { CAIRN_S3_LOCK_COMPLIANCE, CAIRN_S3_LOCK_GOVERNANCE };
-
-#define CAIRN_S3_OPTS_VERSION 1
-struct cairn_s3_opts {
-	unsigned version;     /* CAIRN_S3_OPTS_VERSION */
-	const char *endpoint; /* NULL: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the profile's
-	                         endpoint_url, else https://s3.<region>.amazonaws.com */
-	const char *region;   /* NULL: AWS_REGION, AWS_DEFAULT_REGION, profile, us-east-1 */
-	const char *profile;  /* NULL: AWS_PROFILE, else "default" */
-	int addressing;       /* enum cairn_s3_addressing; AUTO also reads the profile's
-	                         s3.addressing_style */
-	unsigned connections; /* most requests in flight at once; 0: 8 */
-	unsigned lock_days;   /* > 0: PUTs carry Object Lock retention for this long */
-	int lock_mode;        /* enum cairn_s3_lock_mode */
-};
-#define CAIRN_S3_CONNECTIONS_DEFAULT 8
-#define CAIRN_S3_CONNECTIONS_MAX 64
 
 /* Resolve configuration and credentials (environment, ~/.aws/credentials,
  * ~/.aws/config; no network traffic). -EINVAL bad option or endpoint, -ENOENT no
@@ -69,22 +47,9 @@ const char *cairn_s3_endpoint(const cairn_s3 *s);
 unsigned cairn_s3_connections(const cairn_s3 *s);
 /* HTTP requests sent so far, retries included (statistics). */
 uint64_t cairn_s3_requests(const cairn_s3 *s);
-/* The same by method, and the payload bytes sent and received. */
-enum cairn_s3_method {
-	CAIRN_S3_GET,
-	CAIRN_S3_PUT,
-	CAIRN_S3_HEAD,
-	CAIRN_S3_LIST, /* GET of the bucket: ListObjectsV2, ListMultipartUploads, ... */
-	CAIRN_S3_DELETE,
-	CAIRN_S3_POST,
-	CAIRN_S3_METHODS
-};
-struct cairn_s3_counts {
-	uint64_t requests[CAIRN_S3_METHODS];
-	uint64_t bytes_up, bytes_down;
-};
-void cairn_s3_counts(const cairn_s3 *s, struct cairn_s3_counts *out);
-const char *cairn_s3_method_name(int m);
+/* The same by method (GET of the bucket counts as LIST), and the payload bytes
+ * sent and received. */
+void cairn_s3_counts(const cairn_s3 *s, struct cairn_storage_stats *out);
 
 /* A connection for the calling thread. -ENOMEM, -EIO (curl). */
 int cairn_s3_conn_new(cairn_s3_conn **out, cairn_s3 *s);

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The storage backends' table of operations (STYLE §12). Internal. */
+#ifndef CAIRN_STORAGE_INTERNAL_H
+#define CAIRN_STORAGE_INTERNAL_H
+
+#include <limits.h>
+
+#include "cairn/storage.h"
+
+/*
+ * What a home for objects implements. The dispatch in storage.c checks kinds and
+ * names, turns them into relative paths (cairn_obj_rel) and counts requests, so a
+ * backend sees only valid relative paths ("packs/ab/ab12..."). Every operation
+ * may be called from many threads at once. Errors as in cairn/storage.h.
+ */
+struct cairn_storage_ops {
+	unsigned caps; /* CAIRN_STORAGE_* */
+	int (*get)(void *self, const char *rel, uint64_t off, uint64_t len, size_t max,
+	           struct cairn_buf *out);
+	int (*get_file)(void *self, const char *rel, int fd, uint64_t max, uint8_t sha256[32],
+	                uint64_t *size);
+	int (*put)(void *self, const char *rel, const void *data, size_t len);
+	int (*put_file)(void *self, const char *rel, int fd, uint64_t size);
+	/* tmp_path is in the storage's tmp dir; it is gone once this succeeds. */
+	int (*put_tmp)(void *self, const char *rel, const char *tmp_path, int fd, uint64_t size);
+	int (*stat)(void *self, const char *rel, struct cairn_obj_info *out);
+	/* Every object whose relative path starts with dir + "/" (dir: "keys",
+	 * "packs", ...); cb gets the rest of the path and its size/mtime/etag. */
+	int (*list)(void *self, const char *dir,
+	            int (*cb)(const char *rest, const struct cairn_obj_info *o, void *payload),
+	            void *payload);
+	int (*remove)(void *self, const char *rel);
+	void (*stats)(void *self, struct cairn_storage_stats *out);
+	void (*close)(void *self);
+};
+
+/* Wrap a backend: the storage owns self (ops->close runs at cairn_storage_close,
+ * also when this fails). url and state_dir are copied. */
+int cairn_storage__new(cairn_storage **out, const struct cairn_storage_ops *ops, void *self,
+                       const char *url, const char *describe, const char *state_dir);
+
+/* The backends. */
+int cairn_storage__local_open(cairn_storage **out, const char *dir);
+int cairn_storage__s3_open(cairn_storage **out, const char *url,
+                           const struct cairn_storage_opts *o);
+
+#endif
