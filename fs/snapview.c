@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Snapshot catalog of a mount: loads each snapshot once, names it by local time. */
-#include "catalog.h"
+/* The mount's view of the snapshots: loads each snapshot once, names it by local time. */
+#include "snapview.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -13,7 +13,7 @@
 
 #define BAD UINT64_MAX /* known value of a snapshot that failed to load */
 
-struct fs_catalog {
+struct fs_snapview {
 	cairn_repo *repo;
 	int64_t refresh_ns;
 	pthread_mutex_t lock;
@@ -92,7 +92,7 @@ static int snap_from(struct fs_snap **out, const struct cairn_snapshot *cs)
 }
 
 /* Load a snapshot not seen before; a bad one is logged once and remembered. */
-static int learn(struct fs_catalog *c, const struct cairn_id *id)
+static int learn(struct fs_snapview *c, const struct cairn_id *id)
 {
 	struct cairn_snapshot *cs = NULL;
 	struct fs_snap *s = NULL;
@@ -173,7 +173,7 @@ static bool same_view(const struct fs_view *a, const struct fs_view_ent *v, size
 	return true;
 }
 
-static void publish(struct fs_catalog *c, struct fs_view *v)
+static void publish(struct fs_snapview *c, struct fs_view *v)
 {
 	pthread_mutex_lock(&c->lock);
 	struct fs_view *old = c->cur;
@@ -204,7 +204,7 @@ static int64_t changed_at(const struct fs_view *prev, const struct fs_view_ent *
 
 /* Under scan_lock: read snapshots/, load the new ones, publish a view if the set
  * changed. */
-static int scan(struct fs_catalog *c)
+static int scan(struct fs_snapview *c)
 {
 	_cleanup_free_ struct cairn_id *ids = NULL;
 	_cleanup_free_ struct fs_view_ent *ents = NULL;
@@ -251,9 +251,9 @@ static int scan(struct fs_catalog *c)
 	return 0;
 }
 
-int fs_catalog_new(struct fs_catalog **out, cairn_repo *repo, unsigned refresh_ms)
+int fs_snapview_new(struct fs_snapview **out, cairn_repo *repo, unsigned refresh_ms)
 {
-	struct fs_catalog *c = calloc(1, sizeof(*c));
+	struct fs_snapview *c = calloc(1, sizeof(*c));
 	if (!c)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	c->repo = repo;
@@ -263,14 +263,14 @@ int fs_catalog_new(struct fs_catalog **out, cairn_repo *repo, unsigned refresh_m
 	cairn_idset_init(&c->known);
 	int r = scan(c);
 	if (r < 0) {
-		fs_catalog_free(c);
+		fs_snapview_free(c);
 		return r;
 	}
 	*out = c;
 	return 0;
 }
 
-void fs_catalog_free(struct fs_catalog *c)
+void fs_snapview_free(struct fs_snapview *c)
 {
 	if (!c)
 		return;
@@ -284,7 +284,7 @@ void fs_catalog_free(struct fs_catalog *c)
 	free(c);
 }
 
-static struct fs_view *current(struct fs_catalog *c, bool *stale)
+static struct fs_view *current(struct fs_snapview *c, bool *stale)
 {
 	pthread_mutex_lock(&c->lock);
 	struct fs_view *v = c->cur;
@@ -295,7 +295,7 @@ static struct fs_view *current(struct fs_catalog *c, bool *stale)
 	return v;
 }
 
-struct fs_view *fs_catalog_view(struct fs_catalog *c)
+struct fs_view *fs_snapview_get(struct fs_snapview *c)
 {
 	bool stale;
 	struct fs_view *v = current(c, &stale);
