@@ -136,29 +136,36 @@ static int by_time(const void *a, const void *b)
 	return cairn_id_cmp(&x->snap->id, &y->snap->id);
 }
 
+/* Equal names in time order, then ID: the order that gives the suffixes. Equal
+ * names come from snapshots in one second, or in an hour repeated when daylight
+ * saving time ends. */
 static int by_name(const void *a, const void *b)
 {
 	const struct fs_view_ent *const *x = a, *const *y = b;
 	int d = strcmp((*x)->name, (*y)->name);
-	return d ? d : (*x < *y ? -1 : *x > *y);
+	return d ? d : by_time(*x, *y);
 }
 
-/* Equal local times (two snapshots in one second, or an hour repeated when
- * daylight saving time ends) get "-1", "-2" ... in time order. */
-static int add_suffixes(struct fs_view *v)
+int fs_view_name(struct fs_view_ent *ents, size_t n)
 {
-	_cleanup_free_ struct fs_view_ent **idx = calloc(v->n ? v->n : 1, sizeof(*idx));
+	_cleanup_free_ struct fs_view_ent **idx = calloc(n ? n : 1, sizeof(*idx));
 	if (!idx)
 		return cairn_err_set(-ENOMEM, "out of memory");
-	for (size_t i = 0; i < v->n; i++)
-		idx[i] = &v->v[i];
-	qsort(idx, v->n, sizeof(*idx), by_name);
-	for (size_t i = 1, k = 0; i < v->n; i++) {
-		k = strcmp(idx[i]->name, idx[i - 1]->name) == 0 ? k + 1 : 0;
-		if (k > 0) {
-			size_t len = strlen(idx[i]->name);
-			snprintf(idx[i]->name + len, FS_NAME_SIZE - len, "-%zu", k);
+	for (size_t i = 0; i < n; i++) {
+		fs_time_name(ents[i].name, ents[i].snap->time_ns);
+		idx[i] = &ents[i];
+	}
+	qsort(idx, n, sizeof(*idx), by_name);
+	/* Each run of equal names is compared with its first entry, which keeps
+	 * the bare name: the others already carry their suffix. No suffixed name
+	 * can equal a bare one, which never ends in "-<digits>". */
+	for (size_t i = 1, first = 0; i < n; i++) {
+		if (strcmp(idx[i]->name, idx[first]->name) != 0) {
+			first = i;
+			continue;
 		}
+		size_t len = strlen(idx[i]->name);
+		snprintf(idx[i]->name + len, FS_NAME_SIZE - len, "-%zu", i - first);
 	}
 	return 0;
 }
@@ -231,11 +238,11 @@ static int scan(struct fs_snapview *c)
 		publish(c, NULL);
 		return 0;
 	}
+	if ((r = fs_view_name(ents, m)) < 0)
+		return r;
 	struct fs_view *v = calloc(1, sizeof(*v));
 	if (!v)
 		return cairn_err_set(-ENOMEM, "out of memory");
-	for (size_t i = 0; i < m; i++)
-		fs_time_name(ents[i].name, ents[i].snap->time_ns);
 	atomic_init(&v->refs, 1);
 	v->gen = ++c->gen;
 	pthread_mutex_lock(&c->lock);
@@ -243,10 +250,6 @@ static int scan(struct fs_snapview *c)
 	pthread_mutex_unlock(&c->lock);
 	v->n = m;
 	v->v = TAKE_PTR(ents);
-	if ((r = add_suffixes(v)) < 0) {
-		fs_view_put(v);
-		return r;
-	}
 	publish(c, v);
 	return 0;
 }

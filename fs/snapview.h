@@ -54,5 +54,9 @@ const struct fs_view_ent *fs_view_find(const struct fs_view *v, const char *name
 
 /* Exposed for unit tests: the view name of a time (local time, no suffix). */
 void fs_time_name(char out[FS_NAME_SIZE], int64_t time_ns);
+/* Exposed for unit tests: names each of ents[0..n) (whose snap is set), in any
+ * order, uniquely and from the set alone (docs/MOUNT.md): its local time, and
+ * among equal times "-1", "-2" ... in the order of time_ns, then ID. -ENOMEM. */
+int fs_view_name(struct fs_view_ent *ents, size_t n);
 
 #endif

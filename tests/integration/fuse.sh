@@ -4,29 +4,8 @@
 # restores, sparse files, concurrent readers, EROFS, EIO on a damaged pack,
 # stable inodes, /history, and new snapshots appearing while mounted.
 . "$(dirname "$0")/lib.sh"
-[ -c /dev/fuse ] || { echo "SKIP: no /dev/fuse"; exit 77; }
-: "${CAIRNFS:?CAIRNFS must point to the cairnfs binary}"
+fuse_setup
 
-MNT="$W/mnt"
-mkdir -p "$MNT"
-fspid=
-cleanup_hooks+=('[ -z "$fspid" ] || { fusermount3 -u "$MNT" 2>/dev/null; kill $fspid 2>/dev/null; }')
-cleanup_hooks+=('! mountpoint -q "$MNT" || fusermount3 -u "$MNT"') # background mounts
-
-mount_fs() { # extra cairnfs options
-	"$CAIRNFS" -f "$@" "$CAIRN_REPO" "$MNT" 2>> "$W/fs.log" &
-	fspid=$!
-	for _ in $(seq 100); do mountpoint -q "$MNT" && return 0; sleep 0.1; done
-	fail "mount did not come up: $(cat "$W/fs.log")"
-}
-# Unmount and check that the daemon exits 0 (under ASan, a leak makes it fail).
-umount_fs() {
-	fusermount3 -u "$MNT" || fail "cannot unmount"
-	local rc=0
-	wait "$fspid" || rc=$?
-	fspid=
-	[ "$rc" = 0 ] || fail "cairnfs exited with $rc: $(tail -5 "$W/fs.log")"
-}
 # listing DIR: type, mode, owner, size (not for directories: the format does not
 # keep theirs), mtime in ns, link target and count, name; NUL-separated.
 listing() {
