@@ -142,28 +142,13 @@ static void fuse_log_cb(enum fuse_log_level level, const char *fmt, va_list ap)
 	cairn_log(l, "%s", msg);
 }
 
-/* Escape ',' and '\' for a -o value (fuse_opt's quoting). */
-static char *opt_escape(const char *s)
-{
-	char *out = malloc(2 * strlen(s) + 1), *p = out;
-	if (!out)
-		return NULL;
-	for (; *s; s++) {
-		if (*s == ',' || *s == '\\')
-			*p++ = '\\';
-		*p++ = *s;
-	}
-	*p = '\0';
-	return out;
-}
-
 /* The options every cairnfs mount gets. subtype and fsname come first, so the
  * user's may replace them; ro,nosuid,nodev come last, so nothing can: mount.fuse3
  * adds "dev,suid" for /etc/fstab entries, and with allow_other a setuid binary
  * or a device node from a backup must not come alive. */
 static int add_mount_opts(struct fuse_args *args, const struct opts *o, const char *repo)
 {
-	_cleanup_free_ char *esc = opt_escape(repo);
+	_cleanup_free_ char *esc = cli_opt_escape(repo);
 	char buf[PATH_MAX * 2 + 64];
 	if (!esc)
 		return -ENOMEM;

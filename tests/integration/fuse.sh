@@ -393,6 +393,18 @@ fspid=$!
 for _ in $(seq 100); do mountpoint -q "$MNT" && break; sleep 0.1; done
 [ -L "$MNT/latest" ] || fail "cairn mount: no latest"
 umount_fs
+# --cache-dir reaches cairnfs as one value: a ',' in it adds no mount option...
+"$CAIRN" mount --cache-dir "$W/cache,allow_other" -f "$MNT" 2>> "$W/fs.log" &
+fspid=$!
+for _ in $(seq 100); do mountpoint -q "$MNT" && break; sleep 0.1; done
+opts=$(findmnt -no OPTIONS "$MNT") || fail "cairn mount --cache-dir: no mount: $(tail -3 "$W/fs.log")"
+[[ ",$opts," != *",allow_other,"* ]] || fail "a ',' in --cache-dir added a mount option: $opts"
+umount_fs
+# ... and arrives whole: an s3:// mount makes its cache there before it finds that
+# the endpoint (a closed port here) cannot be reached.
+AWS_ENDPOINT_URL=http://127.0.0.1:9 AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=y CAIRN_S3_RETRIES=1 \
+	expect_fail 1 "cannot open repository" -- "$CAIRN" mount --cache-dir "$W/c,x\\y" -f s3://bucket/p "$MNT"
+[ -d "$W/c,x\\y" ] && [ ! -e "$W/c" ] || fail "cache_dir arrived as: $(ls -d "$W"/c*)"
 "$CAIRNFS" -o cache_size=64M "$CAIRN_REPO" "$MNT" 2>> "$W/fs.log" || fail "background start failed"
 mountpoint -q "$MNT" || fail "cairnfs returned before the mount was up"
 fusermount3 -u "$MNT"
