@@ -50,13 +50,13 @@ print(max(seen.values()) + 1, file=sys.stderr)
 ' 2>&1 > "$W/exp"
 }
 ok=
-for try in $(seq 10); do
+for try in $(seq 20); do
 	burst
 	[ "$(expected)" -ge 6 ] && { ok=1; break; }
 	echo "try $try: the six backups spread over two seconds"
 	"$CAIRN" forget $(awk -v e="$early" '$1 != e { print $1 }' "$W/exp") > /dev/null
 done
-[ -n "$ok" ] || fail "no six backups in one second after 10 tries"
+[ -n "$ok" ] || fail "no six backups in one second after 20 tries"
 
 # check: the mount shows exactly what $W/exp says.
 check() {
