@@ -158,7 +158,7 @@ int fs_view_name(struct fs_view_ent *ents, size_t n)
 	qsort(idx, n, sizeof(*idx), by_name);
 	/* Each run of equal names is compared with its first entry, which keeps
 	 * the bare name: the others already carry their suffix. No suffixed name
-	 * can equal a bare one, which never ends in "-<digits>". */
+	 * can equal a bare one, which ends in ":SS" or is "@<seconds>". */
 	for (size_t i = 1, first = 0; i < n; i++) {
 		if (strcmp(idx[i]->name, idx[first]->name) != 0) {
 			first = i;
