@@ -78,7 +78,7 @@ int fs_open(struct fs *fs, cairn_repo *repo, uint64_t cache_size)
 	    (r = fs_cache_new(&fs->files, "file", &fs_file_ops, fs, cache_size / FILE_CACHE_SHARE,
 	                      0)) < 0 ||
 	    (r = fs_inodes_new(&fs->inodes)) < 0 ||
-	    (r = fs_catalog_new(&fs->catalog, repo, FS_REFRESH_MS)) < 0) {
+	    (r = fs_snapview_new(&fs->snapview, repo, FS_REFRESH_MS)) < 0) {
 		fs_close(fs);
 		return r;
 	}
@@ -96,12 +96,12 @@ void fs_close(struct fs *fs)
 		          (unsigned long long)t.hits, (unsigned long long)t.misses);
 	}
 	fs_inodes_free(fs->inodes);
-	fs_catalog_free(fs->catalog);
+	fs_snapview_free(fs->snapview);
 	fs_cache_free(fs->blobs);
 	fs_cache_free(fs->trees);
 	fs_cache_free(fs->files);
 	fs->inodes = NULL;
-	fs->catalog = NULL;
+	fs->snapview = NULL;
 	fs->blobs = fs->trees = fs->files = NULL;
 }
 

@@ -12,7 +12,7 @@
 
 #include "cairn/store.h"
 #include "cache.h"
-#include "catalog.h"
+#include "snapview.h"
 #include "inode.h"
 
 /* Snapshot content never changes: the kernel may cache names and attributes for
@@ -30,7 +30,7 @@ struct fs {
 	struct fs_cache *trees; /* parsed trees (cairn_tree *) */
 	struct fs_cache *files; /* extent maps of files being read, by inode (read.c) */
 	struct fs_inodes *inodes;
-	struct fs_catalog *catalog;
+	struct fs_snapview *snapview;
 	uid_t uid; /* owner of the virtual directories: who mounted */
 	gid_t gid;
 	bool acl;        /* FUSE_CAP_POSIX_ACL requested (needs default_permissions) */

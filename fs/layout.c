@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The virtual directories: the catalog's view shown as snapshots/, hosts/, tags/, ids/. */
+/* The virtual directories: the snapshot view shown as snapshots/, hosts/, tags/, ids/. */
 #include "layout.h"
 
 #include <dirent.h>
@@ -275,7 +275,7 @@ static int find_cb(const struct child *c, void *payload)
 
 int fs_layout_lookup(struct fs *fs, struct fs_node *dir, const char *name, struct fs_node **out)
 {
-	struct fs_view *v = fs_catalog_view(fs->catalog);
+	struct fs_view *v = fs_snapview_get(fs->snapview);
 	int r;
 	if (dir->kind == FS_HIST) {
 		r = fs_hist_lookup(fs, v, dir, name, out);
@@ -324,7 +324,7 @@ static int list_cb(const struct child *c, void *payload)
 
 int fs_layout_list(struct fs *fs, struct fs_node *dir, struct fs_dirent **out, size_t *n)
 {
-	struct fs_view *v = fs_catalog_view(fs->catalog);
+	struct fs_view *v = fs_snapview_get(fs->snapview);
 	struct list_ctx l = { .view = v, .dir = dir };
 	int r;
 	if (dir->kind == FS_HIST) {
@@ -352,7 +352,7 @@ int fs_layout_readlink(struct fs *fs, const struct fs_node *n, char **out)
 		*out = strdup(n->target);
 		return *out ? 0 : cairn_err_set(-ENOMEM, "out of memory");
 	}
-	struct fs_view *v = fs_catalog_view(fs->catalog);
+	struct fs_view *v = fs_snapview_get(fs->snapview);
 	int r = link_target(v, n, out);
 	fs_view_put(v);
 	return r;
@@ -366,11 +366,11 @@ static void set_time(struct timespec *ts, int64_t ns)
 
 int fs_layout_stat(struct fs *fs, const struct fs_node *n, struct stat *st)
 {
-	struct fs_view *v = fs_catalog_view(fs->catalog);
+	struct fs_view *v = fs_snapview_get(fs->snapview);
 	_cleanup_free_ char *target = NULL;
 	int r = n->kind == FS_VLINK ? link_target(v, n, &target) : 0;
 	*st = (struct stat){ .st_ino = n->ino, .st_uid = fs->uid, .st_gid = fs->gid };
-	/* Virtual directories change when snapshots come or go (catalog.c says
+	/* Virtual directories change when snapshots come or go (snapview.c says
 	 * when). nlink 1 tells find(1) not to count subdirectories. */
 	set_time(&st->st_mtim, v->changed_ns);
 	st->st_atim = st->st_ctim = st->st_mtim;

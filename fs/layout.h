@@ -7,8 +7,8 @@
 
 /*
  * These work on every node that is not snapshot content: FS_ROOT, FS_VDIR,
- * FS_VLINK and (through history.h) FS_HIST. Each call looks at the catalog's
- * current view, so new snapshots show up and removed ones vanish.
+ * FS_VLINK and (through history.h) FS_HIST. Each call looks at the
+ * snapshot view's current view, so new snapshots show up and removed ones vanish.
  */
 
 /* The child name of dir as a new node outside the inode table. -ENOENT. */

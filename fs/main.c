@@ -130,31 +130,22 @@ static void opts_release(struct opts *o)
 	free(o->disk_cache);
 }
 
-/* libfuse's messages go through our logger (STYLE §7). */
+/* libfuse's messages go through our logger (STYLE §7), one line each: some come
+ * in pieces (fuse_session_new names unknown options with one call per option),
+ * so a line is logged once it ends. */
 static void fuse_log_cb(enum fuse_log_level level, const char *fmt, va_list ap)
 {
+	static _Thread_local char line[1024];
+	static _Thread_local size_t len;
 	int l = (int)level < CAIRN_LOG_ERR ? CAIRN_LOG_ERR : (int)level;
-	char msg[1024];
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	size_t len = strlen(msg);
-	while (len > 0 && msg[len - 1] == '\n')
-		msg[--len] = '\0';
-	cairn_log(l, "%s", msg);
-}
-
-/* Escape ',' and '\' for a -o value (fuse_opt's quoting). */
-static char *opt_escape(const char *s)
-{
-	char *out = malloc(2 * strlen(s) + 1), *p = out;
-	if (!out)
-		return NULL;
-	for (; *s; s++) {
-		if (*s == ',' || *s == '\\')
-			*p++ = '\\';
-		*p++ = *s;
-	}
-	*p = '\0';
-	return out;
+	vsnprintf(line + len, sizeof(line) - len, fmt, ap);
+	len += strlen(line + len);
+	if (len > 0 && line[len - 1] != '\n' && len < sizeof(line) - 1)
+		return;
+	while (len > 0 && line[len - 1] == '\n')
+		line[--len] = '\0';
+	cairn_log(l, "%s", line);
+	len = 0;
 }
 
 /* The options every cairnfs mount gets. subtype and fsname come first, so the
@@ -163,7 +154,7 @@ static char *opt_escape(const char *s)
  * or a device node from a backup must not come alive. */
 static int add_mount_opts(struct fuse_args *args, const struct opts *o, const char *repo)
 {
-	_cleanup_free_ char *esc = opt_escape(repo);
+	_cleanup_free_ char *esc = cli_opt_escape(repo);
 	char buf[PATH_MAX * 2 + 64];
 	if (!esc)
 		return -ENOMEM;
@@ -356,14 +347,14 @@ static int parse(struct run *run, struct fuse_args *args)
 	cairn_log_set_level(cairn_log_get_level() + run->o.verbose);
 	run->cache_size = CACHE_SIZE_DEFAULT;
 	if (run->o.cache_size && cli_parse_size(run->o.cache_size, &run->cache_size) < 0)
-		return cli_usage_error("cairnfs: cache_size: %s", cairn_err_msg());
+		return cli_usage_error("cache_size: %s", cairn_err_msg());
 	if (run->o.disk_cache && cli_parse_size(run->o.disk_cache, &run->disk_cache) < 0)
-		return cli_usage_error("cairnfs: disk_cache: %s", cairn_err_msg());
+		return cli_usage_error("disk_cache: %s", cairn_err_msg());
 	if (!run->o.repo)
-		return cli_usage_error("cairnfs: give a repository and a mount point (see --help)");
+		return cli_usage_error("give a repository and a mount point (see --help)");
 	if (remote_is_url(run->o.repo)) {
 		if (strlen(run->o.repo) >= sizeof(run->repo))
-			return cli_usage_error("cairnfs: repository URL too long");
+			return cli_usage_error("repository URL too long");
 		snprintf(run->repo, sizeof(run->repo), "%s", run->o.repo);
 	} else if (!realpath(run->o.repo, run->repo))
 		return log_error("cannot open repository '%s': %s", run->o.repo, strerror(errno)),
@@ -371,7 +362,7 @@ static int parse(struct run *run, struct fuse_args *args)
 	if (add_mount_opts(args, &run->o, run->repo) < 0 || fuse_parse_cmdline(args, &run->fo) != 0)
 		return EXIT_USAGE;
 	if (!run->fo.mountpoint)
-		return cli_usage_error("cairnfs: give a mount point (see --help)");
+		return cli_usage_error("give a mount point (see --help)");
 	if (run->fo.debug) /* libfuse's request trace is logged at debug level */
 		cairn_log_set_level(CAIRN_LOG_DEBUG);
 	return -1;
@@ -403,6 +394,7 @@ int main(int argc, char **argv)
 	 * daemon's RSS follows its caches. */
 	mallopt(M_MMAP_THRESHOLD, 256 << 10);
 	mallopt(M_ARENA_MAX, 4);
+	cairn_log_set_prog("cairnfs"); /* its messages say which program failed */
 	setlocale(LC_ALL, "");
 	tzset(); /* snapshot names are local times */
 	cairn_log_level_from_env();

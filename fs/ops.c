@@ -178,7 +178,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 /* ---- directories -------------------------------------------------------- */
 
 /* A directory being listed: snapshot content reads its tree, the others a
- * listing of the catalog's view. With FUSE_CAP_NO_OPENDIR_SUPPORT it is loaded
+ * listing of the snapshot view. With FUSE_CAP_NO_OPENDIR_SUPPORT it is loaded
  * for each READDIR (the kernel then sends no OPENDIR or RELEASEDIR, and caches
  * listings until the directory's mtime moves); otherwise once, at opendir. */
 struct fs_dir {

@@ -370,3 +370,17 @@ const char *cli_fmt_bytes(char *buf, size_t n, uint64_t bytes)
 		snprintf(buf, n, "%.1f %s", v, units[u]);
 	return buf;
 }
+
+char *cli_opt_escape(const char *s)
+{
+	char *out = malloc(2 * strlen(s) + 1), *p = out;
+	if (!out)
+		return NULL;
+	for (; *s; s++) {
+		if (*s == ',' || *s == '\\')
+			*p++ = '\\';
+		*p++ = *s;
+	}
+	*p = '\0';
+	return out;
+}

@@ -98,6 +98,10 @@ int cli_parse_int(const char *s, long min, long max, long *out);
 void cli_json_str(FILE *f, const void *s, size_t n);
 /* Human-readable bytes: "1.5 GiB". */
 const char *cli_fmt_bytes(char *buf, size_t n, uint64_t bytes);
+/* s with ',' and '\' escaped by '\', as libfuse's -o parser (fuse_opt) unescapes
+ * it: a value in "-o name=VALUE" that cannot add options. Caller frees; NULL
+ * when out of memory. */
+char *cli_opt_escape(const char *s);
 
 /* Subcommands (git builtin/ style). */
 int cmd_init(int argc, char **argv);

@@ -103,9 +103,12 @@ int cmd_mount(int argc, char **argv)
 	}
 	if (m.foreground)
 		args[n++] = "-f";
-	char cache[PATH_MAX + 16];
+	/* A ',' in the value would start another option (--cache-dir '/x,allow_other'). */
+	_cleanup_free_ char *esc = cli.cache_dir ? cli_opt_escape(cli.cache_dir) : NULL;
+	_cleanup_free_ char *cache = NULL;
 	if (cli.cache_dir) {
-		snprintf(cache, sizeof(cache), "cache_dir=%s", cli.cache_dir);
+		if (!esc || asprintf(&cache, "cache_dir=%s", esc) < 0)
+			return cli_fail(cairn_err_set(-ENOMEM, "out of memory"));
 		args[n++] = "-o";
 		args[n++] = cache;
 	}

@@ -19,7 +19,8 @@ static atomic_int level = CAIRN_LOG_NOTICE;
 static atomic_bool json;
 static atomic_bool to_syslog;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
-static char job[128]; /* protected by out_lock; "" for none */
+static char job[128];              /* protected by out_lock; "" for none */
+static const char *prog = "cairn"; /* protected by out_lock */
 
 void cairn_log_set_level(int l)
 {
@@ -45,6 +46,13 @@ void cairn_log_set_job(const char *name)
 {
 	pthread_mutex_lock(&out_lock);
 	snprintf(job, sizeof(job), "%s", name ? name : "");
+	pthread_mutex_unlock(&out_lock);
+}
+
+void cairn_log_set_prog(const char *name)
+{
+	pthread_mutex_lock(&out_lock);
+	prog = name;
 	pthread_mutex_unlock(&out_lock);
 }
 
@@ -226,7 +234,7 @@ void cairn_log_emit(int l, const struct cairn_log_field *fields, const char *raw
 		 * it, the next refresh draws it again below the message. */
 		const char *clear = isatty(STDERR_FILENO) ? "\r\033[K" : "";
 		if (l <= CAIRN_LOG_WARNING)
-			fprintf(stderr, "%scairn: %s%s\n", clear,
+			fprintf(stderr, "%s%s: %s%s\n", clear, prog,
 			        l == CAIRN_LOG_WARNING ? "warning: " : "", text);
 		else
 			fprintf(stderr, "%s%s\n", clear, text);

@@ -4,29 +4,8 @@
 # restores, sparse files, concurrent readers, EROFS, EIO on a damaged pack,
 # stable inodes, /history, and new snapshots appearing while mounted.
 . "$(dirname "$0")/lib.sh"
-[ -c /dev/fuse ] || { echo "SKIP: no /dev/fuse"; exit 77; }
-: "${CAIRNFS:?CAIRNFS must point to the cairnfs binary}"
+fuse_setup
 
-MNT="$W/mnt"
-mkdir -p "$MNT"
-fspid=
-cleanup_hooks+=('[ -z "$fspid" ] || { fusermount3 -u "$MNT" 2>/dev/null; kill $fspid 2>/dev/null; }')
-cleanup_hooks+=('! mountpoint -q "$MNT" || fusermount3 -u "$MNT"') # background mounts
-
-mount_fs() { # extra cairnfs options
-	"$CAIRNFS" -f "$@" "$CAIRN_REPO" "$MNT" 2>> "$W/fs.log" &
-	fspid=$!
-	for _ in $(seq 100); do mountpoint -q "$MNT" && return 0; sleep 0.1; done
-	fail "mount did not come up: $(cat "$W/fs.log")"
-}
-# Unmount and check that the daemon exits 0 (under ASan, a leak makes it fail).
-umount_fs() {
-	fusermount3 -u "$MNT" || fail "cannot unmount"
-	local rc=0
-	wait "$fspid" || rc=$?
-	fspid=
-	[ "$rc" = 0 ] || fail "cairnfs exited with $rc: $(tail -5 "$W/fs.log")"
-}
 # listing DIR: type, mode, owner, size (not for directories: the format does not
 # keep theirs), mtime in ns, link target and count, name; NUL-separated.
 listing() {
@@ -414,6 +393,18 @@ fspid=$!
 for _ in $(seq 100); do mountpoint -q "$MNT" && break; sleep 0.1; done
 [ -L "$MNT/latest" ] || fail "cairn mount: no latest"
 umount_fs
+# --cache-dir reaches cairnfs as one value: a ',' in it adds no mount option...
+"$CAIRN" mount --cache-dir "$W/cache,allow_other" -f "$MNT" 2>> "$W/fs.log" &
+fspid=$!
+for _ in $(seq 100); do mountpoint -q "$MNT" && break; sleep 0.1; done
+opts=$(findmnt -no OPTIONS "$MNT") || fail "cairn mount --cache-dir: no mount: $(tail -3 "$W/fs.log")"
+[[ ",$opts," != *",allow_other,"* ]] || fail "a ',' in --cache-dir added a mount option: $opts"
+umount_fs
+# ... and arrives whole: an s3:// mount makes its cache there before it finds that
+# the endpoint (a closed port here) cannot be reached.
+AWS_ENDPOINT_URL=http://127.0.0.1:9 AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=y CAIRN_S3_RETRIES=1 \
+	expect_fail 1 "cannot open repository" -- "$CAIRN" mount --cache-dir "$W/c,x\\y" -f s3://bucket/p "$MNT"
+[ -d "$W/c,x\\y" ] && [ ! -e "$W/c" ] || fail "cache_dir arrived as: $(ls -d "$W"/c*)"
 "$CAIRNFS" -o cache_size=64M "$CAIRN_REPO" "$MNT" 2>> "$W/fs.log" || fail "background start failed"
 mountpoint -q "$MNT" || fail "cairnfs returned before the mount was up"
 fusermount3 -u "$MNT"
@@ -460,8 +451,21 @@ else
 fi
 
 # ---- bad usage -------------------------------------------------------------
-expect_fail 2 "give a repository" -- "$CAIRNFS"
-expect_fail 2 "cache_size" -- "$CAIRNFS" -o cache_size=lots "$CAIRN_REPO" "$MNT"
-CAIRN_PASSWORD_FILE="$W/nope" expect_fail 1 "password" -- "$CAIRNFS" -f "$CAIRN_REPO" "$MNT"
+# Each error is one line that names the program: "cairnfs: ", also libfuse's
+# (which come in pieces).
+one_cairnfs_line() {
+	[ "$(wc -l < "$W/err")" = 1 ] && grep -q '^cairnfs: [^ ]' "$W/err" && ! grep -q 'cairnfs: cairnfs' "$W/err" ||
+		fail "not one 'cairnfs: ' line: $(cat "$W/err")"
+}
+expect_fail 2 "^cairnfs: give a repository" -- "$CAIRNFS"
+one_cairnfs_line
+expect_fail 2 "^cairnfs: cache_size" -- "$CAIRNFS" -o cache_size=lots "$CAIRN_REPO" "$MNT"
+one_cairnfs_line
+CAIRN_PASSWORD_FILE="$W/nope" expect_fail 1 "^cairnfs: .*password" -- "$CAIRNFS" -f "$CAIRN_REPO" "$MNT"
+one_cairnfs_line
+expect_fail 1 "^cairnfs: fuse: unknown option(s): \`-o bogus_opt,other'$" -- "$CAIRNFS" -f -o bogus_opt,other "$CAIRN_REPO" "$MNT"
+one_cairnfs_line
+expect_fail 2 "^cairnfs: fuse: bad mount point" -- "$CAIRNFS" -f "$CAIRN_REPO" "$W/nowhere"
+one_cairnfs_line
 mountpoint -q "$MNT" && fail "a failed start left a mount"
 echo ok

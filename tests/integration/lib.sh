@@ -123,3 +123,30 @@ s3_setup() {
 	AWS=(/usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL")
 	export CAIRN_S3_RETRY_BASE_MS=20 CAIRN_S3_RETRY_CAP_MS=200 CAIRN_S3_RETRIES=4
 }
+# fuse_setup: for tests of cairnfs (exit 77 only without /dev/fuse). Sets MNT,
+# for mount_fs and umount_fs; a mount still up at exit is undone.
+fuse_setup() {
+	[ -c /dev/fuse ] || { echo "SKIP: no /dev/fuse"; exit 77; }
+	: "${CAIRNFS:?CAIRNFS must point to the cairnfs binary}"
+	MNT="$W/mnt"
+	mkdir -p "$MNT"
+	fspid=
+	cleanup_hooks+=('[ -z "$fspid" ] || { fusermount3 -u "$MNT" 2>/dev/null; kill $fspid 2>/dev/null; }')
+	cleanup_hooks+=('! mountpoint -q "$MNT" || fusermount3 -u "$MNT"') # background mounts
+}
+# mount_fs [CAIRNFS-OPTION...]: mount $CAIRN_REPO on $MNT in the foreground
+# (in the background of this shell), messages to $W/fs.log.
+mount_fs() {
+	"$CAIRNFS" -f "$@" "$CAIRN_REPO" "$MNT" 2>> "$W/fs.log" &
+	fspid=$!
+	for _ in $(seq 100); do mountpoint -q "$MNT" && return 0; sleep 0.1; done
+	fail "mount did not come up: $(cat "$W/fs.log")"
+}
+# Unmount and check that the daemon exits 0 (under ASan, a leak makes it fail).
+umount_fs() {
+	fusermount3 -u "$MNT" || fail "cannot unmount"
+	local rc=0
+	wait "$fspid" || rc=$?
+	fspid=
+	[ "$rc" = 0 ] || fail "cairnfs exited with $rc: $(tail -5 "$W/fs.log")"
+}

@@ -60,6 +60,18 @@ has cairn-notify@.service 'ExecStart=/usr/bin/cairn notify --job %i --if-unrepor
 has cairn-mount@.service 'Type=simple'
 has cairn-mount@.service 'ExecStart=/usr/bin/cairnfs -f .*'
 has cairn-mount@.service 'ExecStop=/usr/bin/fusermount3 -u ${MOUNTPOINT}'
+for k in 'NoNewPrivileges=yes' 'ProtectKernelTunables=yes' 'ProtectKernelModules=yes' \
+	'RestrictSUIDSGID=yes' 'MemoryDenyWriteExecute=yes' 'RestrictAddressFamilies=.*'; do
+	has cairn-mount@.service "$k"
+done
+# Each unit's program may talk to S3 (an s3:// repository, sync to a bucket) or,
+# for notify, to a webhook: its address families must let it reach the network.
+for u in cairn-backup@.service cairn-notify@.service cairn-mount@.service; do
+	fams=" $(sed -n 's/^RestrictAddressFamilies=//p' "$U/$u") "
+	for f in AF_UNIX AF_INET AF_INET6; do
+		[[ "$fams" == *" $f "* ]] || fail "$u: RestrictAddressFamilies lacks $f:$fams"
+	done
+done
 # A private mount namespace would hide the mount from everyone else.
 ! grep -Eq '^(ProtectSystem|ProtectHome|PrivateTmp|ReadWritePaths|PrivateMounts)=' \
 	"$U/cairn-mount@.service" || fail "cairn-mount@.service gets a mount namespace"

@@ -1,13 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* cairnfs helpers: offset -> extent maps, SEEK_DATA/SEEK_HOLE, inode numbers, and
- * the blob/tree cache. */
+/* cairnfs helpers: offset -> extent maps, SEEK_DATA/SEEK_HOLE, inode numbers (the
+ * blob/tree cache is in test-cache.c). */
 #include "check.h"
 
 #include <string.h>
 
 #include "fsmap.h"
-/* The cache needs no FUSE session either; it is compiled into this test. */
-#include "cache.c"
 
 static struct cairn_extent ext(uint8_t tag, uint64_t len)
 {
@@ -124,124 +122,11 @@ static void test_fsmap__inodes(void)
 	}
 }
 
-/* ---- the cache ------------------------------------------------------------- */
-
-static unsigned loads;
-
-/* Objects of 60 bytes; the value is the ID's first byte. */
-static int load_obj(void *payload, const struct cairn_id *id, void **val, size_t *bytes)
-{
-	(void)payload;
-	uint8_t *v = malloc(1);
-	if (!v)
-		return -ENOMEM;
-	*v = id->b[0];
-	*val = v;
-	*bytes = 60;
-	loads++;
-	return 0;
-}
-
-static int load_fail(void *payload, const struct cairn_id *id, void **val, size_t *bytes)
-{
-	(void)payload, (void)id, (void)val, (void)bytes;
-	loads++;
-	return cairn_err_set(-EIO, "no such object");
-}
-
-static const struct fs_cache_ops obj_ops = { .load = load_obj, .free = free };
-static const struct fs_cache_ops fail_ops = { .load = load_fail, .free = free };
-
-static struct cairn_id oid(uint8_t tag)
-{
-	struct cairn_id id;
-	memset(id.b, tag, sizeof(id.b));
-	return id;
-}
-
-static void test_fsmap__cache_bounded(void)
-{
-	struct fs_cache *c;
-	struct fs_cache_ent *e;
-	struct fs_cache_stats st;
-	CHECK_OK(fs_cache_new(&c, "test", &obj_ops, NULL, 100, 0));
-	loads = 0;
-	for (uint8_t i = 1; i <= 10; i++) {
-		struct cairn_id id = oid(i);
-		CHECK_OK(fs_cache_get(c, &id, &e));
-		CHECK_EQ(*(uint8_t *)fs_cache_val(e), i);
-		fs_cache_put(c, e);
-	}
-	fs_cache_stats(c, &st);
-	CHECK_EQ(loads, 10);
-	CHECK_EQ(st.bytes, 60); /* one 60-byte object fits in 100 */
-	CHECK_EQ(st.entries, 1);
-	/* An object above the capacity stays cached as the newest: used twice,
-	 * loaded once. */
-	fs_cache_free(c);
-	CHECK_OK(fs_cache_new(&c, "test", &obj_ops, NULL, 10, 0));
-	loads = 0;
-	for (int k = 0; k < 2; k++) {
-		struct cairn_id id = oid(7);
-		CHECK_OK(fs_cache_get(c, &id, &e));
-		fs_cache_put(c, e);
-	}
-	CHECK_EQ(loads, 1);
-	fs_cache_free(c);
-}
-
-static void test_fsmap__cache_held(void)
-{
-	struct fs_cache *c;
-	struct fs_cache_ent *a, *a2, *b, *x;
-	struct fs_cache_stats st;
-	struct cairn_id ia = oid(1), ib = oid(2);
-	CHECK_OK(fs_cache_new(&c, "test", &obj_ops, NULL, 100, 0));
-	loads = 0;
-	CHECK_OK(fs_cache_get(c, &ia, &a)); /* held, like an open directory's tree */
-	CHECK_OK(fs_cache_get(c, &ib, &b)); /* evicts a from the LRU */
-	fs_cache_stats(c, &st);
-	CHECK_EQ(st.bytes, 60);
-	/* a is still alive: found, not loaded again, and cached again. */
-	CHECK_OK(fs_cache_get(c, &ia, &a2));
-	CHECK(a2 == a);
-	CHECK_EQ(loads, 2);
-	fs_cache_put(c, a2);
-	fs_cache_put(c, a);
-	fs_cache_put(c, b);
-	/* Now b was evicted while held; once put back it is gone for good. */
-	CHECK_OK(fs_cache_get(c, &ib, &x));
-	CHECK_EQ(loads, 3);
-	fs_cache_put(c, x);
-	fs_cache_stats(c, &st);
-	CHECK_EQ(st.entries, 1);
-	CHECK_EQ(st.bytes, 60);
-	fs_cache_free(c);
-}
-
-static void test_fsmap__cache_fail(void)
-{
-	struct fs_cache *c;
-	struct fs_cache_ent *e;
-	struct cairn_id id = oid(3);
-	CHECK_OK(fs_cache_new(&c, "test", &fail_ops, NULL, 100, 0));
-	loads = 0;
-	CHECK_ERR(fs_cache_get(c, &id, &e), -EIO);
-	CHECK(strstr(cairn_err_msg(), "no such object") != NULL);
-	/* Failures are not cached: the next get tries again (prune moved a blob). */
-	CHECK_ERR(fs_cache_get(c, &id, &e), -EIO);
-	CHECK_EQ(loads, 2);
-	fs_cache_free(c);
-}
-
 int main(void)
 {
 	RUN(test_fsmap__find);
 	RUN(test_fsmap__seek);
 	RUN(test_fsmap__overflow);
 	RUN(test_fsmap__inodes);
-	RUN(test_fsmap__cache_bounded);
-	RUN(test_fsmap__cache_held);
-	RUN(test_fsmap__cache_fail);
 	return 0;
 }

@@ -46,6 +46,9 @@ void cairn_log_set_json(bool json);
 bool cairn_log_get_json(void);
 /* The job name JSON lines carry (cairn run NAME); NULL or "" for none. Copied. */
 void cairn_log_set_job(const char *name);
+/* The program name that starts error and warning lines on stderr ("cairn" unless
+ * set; kept, not copied): "NAME: message", as the program that prints them. */
+void cairn_log_set_prog(const char *name);
 /* Send every later message to syslog(3) as IDENT (kept, not copied) instead of
  * stderr, JSON lines as well: for a daemon that has let go of its terminal. */
 void cairn_log_to_syslog(const char *ident);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The snapshots a mount shows: rescanned while mounted, published as immutable views. */
-#ifndef CAIRN_FS_CATALOG_H
-#define CAIRN_FS_CATALOG_H
+#ifndef CAIRN_FS_SNAPVIEW_H
+#define CAIRN_FS_SNAPVIEW_H
 
 #include <stdatomic.h>
 #include <stddef.h>
@@ -11,7 +11,7 @@
 
 #define FS_NAME_SIZE 48 /* "YYYY-MM-DDTHH:MM:SS" plus a "-N" suffix, with room */
 
-/* One snapshot as the mount shows it. Immutable; lives as long as the catalog. */
+/* One snapshot as the mount shows it. Immutable; lives as long as the snapshot view. */
 struct fs_snap {
 	struct cairn_id id;
 	struct cairn_id root;
@@ -31,28 +31,32 @@ struct fs_view_ent {
 struct fs_view {
 	atomic_uint refs;
 	uint64_t gen;       /* changes whenever the set of snapshots changes */
-	int64_t changed_ns; /* when it changed (see catalog.c): the virtual dirs' mtime */
+	int64_t changed_ns; /* when it changed (see snapview.c): the virtual dirs' mtime */
 	size_t n;
 	struct fs_view_ent *v;
 };
 
-struct fs_catalog;
+struct fs_snapview;
 
 /* Scan snapshots/ once. refresh_ms: the minimum age of a view before the next
- * rescan. Caller frees with fs_catalog_free(). -ENOMEM, -EIO. */
-int fs_catalog_new(struct fs_catalog **out, cairn_repo *repo, unsigned refresh_ms);
-void fs_catalog_free(struct fs_catalog *c);
+ * rescan. Caller frees with fs_snapview_free(). -ENOMEM, -EIO. */
+int fs_snapview_new(struct fs_snapview **out, cairn_repo *repo, unsigned refresh_ms);
+void fs_snapview_free(struct fs_snapview *c);
 
 /* The current view, after a rescan if the last one is older than the refresh
  * interval (new snapshots appear, deleted ones go). Never fails: when a rescan
  * fails, it is logged and the previous view stays. Thread-safe; one thread
  * rescans while the others use the previous view. Put it back with fs_view_put. */
-struct fs_view *fs_catalog_view(struct fs_catalog *c);
+struct fs_view *fs_snapview_get(struct fs_snapview *c);
 void fs_view_put(struct fs_view *v);
 /* The entry named name, or NULL. */
 const struct fs_view_ent *fs_view_find(const struct fs_view *v, const char *name);
 
 /* Exposed for unit tests: the view name of a time (local time, no suffix). */
 void fs_time_name(char out[FS_NAME_SIZE], int64_t time_ns);
+/* Exposed for unit tests: names each of ents[0..n) (whose snap is set), in any
+ * order, uniquely and from the set alone (docs/MOUNT.md): its local time, and
+ * among equal times "-1", "-2" ... in the order of time_ns, then ID. -ENOMEM. */
+int fs_view_name(struct fs_view_ent *ents, size_t n);
 
 #endif

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Snapshot catalog of a mount: loads each snapshot once, names it by local time. */
-#include "catalog.h"
+/* The mount's view of the snapshots: loads each snapshot once, names it by local time. */
+#include "snapview.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -13,7 +13,7 @@
 
 #define BAD UINT64_MAX /* known value of a snapshot that failed to load */
 
-struct fs_catalog {
+struct fs_snapview {
 	cairn_repo *repo;
 	int64_t refresh_ns;
 	pthread_mutex_t lock;
@@ -92,7 +92,7 @@ static int snap_from(struct fs_snap **out, const struct cairn_snapshot *cs)
 }
 
 /* Load a snapshot not seen before; a bad one is logged once and remembered. */
-static int learn(struct fs_catalog *c, const struct cairn_id *id)
+static int learn(struct fs_snapview *c, const struct cairn_id *id)
 {
 	struct cairn_snapshot *cs = NULL;
 	struct fs_snap *s = NULL;
@@ -136,29 +136,36 @@ static int by_time(const void *a, const void *b)
 	return cairn_id_cmp(&x->snap->id, &y->snap->id);
 }
 
+/* Equal names in time order, then ID: the order that gives the suffixes. Equal
+ * names come from snapshots in one second, or in an hour repeated when daylight
+ * saving time ends. */
 static int by_name(const void *a, const void *b)
 {
 	const struct fs_view_ent *const *x = a, *const *y = b;
 	int d = strcmp((*x)->name, (*y)->name);
-	return d ? d : (*x < *y ? -1 : *x > *y);
+	return d ? d : by_time(*x, *y);
 }
 
-/* Equal local times (two snapshots in one second, or an hour repeated when
- * daylight saving time ends) get "-1", "-2" ... in time order. */
-static int add_suffixes(struct fs_view *v)
+int fs_view_name(struct fs_view_ent *ents, size_t n)
 {
-	_cleanup_free_ struct fs_view_ent **idx = calloc(v->n ? v->n : 1, sizeof(*idx));
+	_cleanup_free_ struct fs_view_ent **idx = calloc(n ? n : 1, sizeof(*idx));
 	if (!idx)
 		return cairn_err_set(-ENOMEM, "out of memory");
-	for (size_t i = 0; i < v->n; i++)
-		idx[i] = &v->v[i];
-	qsort(idx, v->n, sizeof(*idx), by_name);
-	for (size_t i = 1, k = 0; i < v->n; i++) {
-		k = strcmp(idx[i]->name, idx[i - 1]->name) == 0 ? k + 1 : 0;
-		if (k > 0) {
-			size_t len = strlen(idx[i]->name);
-			snprintf(idx[i]->name + len, FS_NAME_SIZE - len, "-%zu", k);
+	for (size_t i = 0; i < n; i++) {
+		fs_time_name(ents[i].name, ents[i].snap->time_ns);
+		idx[i] = &ents[i];
+	}
+	qsort(idx, n, sizeof(*idx), by_name);
+	/* Each run of equal names is compared with its first entry, which keeps
+	 * the bare name: the others already carry their suffix. No suffixed name
+	 * can equal a bare one, which ends in ":SS" or is "@<seconds>". */
+	for (size_t i = 1, first = 0; i < n; i++) {
+		if (strcmp(idx[i]->name, idx[first]->name) != 0) {
+			first = i;
+			continue;
 		}
+		size_t len = strlen(idx[i]->name);
+		snprintf(idx[i]->name + len, FS_NAME_SIZE - len, "-%zu", i - first);
 	}
 	return 0;
 }
@@ -173,7 +180,7 @@ static bool same_view(const struct fs_view *a, const struct fs_view_ent *v, size
 	return true;
 }
 
-static void publish(struct fs_catalog *c, struct fs_view *v)
+static void publish(struct fs_snapview *c, struct fs_view *v)
 {
 	pthread_mutex_lock(&c->lock);
 	struct fs_view *old = c->cur;
@@ -204,7 +211,7 @@ static int64_t changed_at(const struct fs_view *prev, const struct fs_view_ent *
 
 /* Under scan_lock: read snapshots/, load the new ones, publish a view if the set
  * changed. */
-static int scan(struct fs_catalog *c)
+static int scan(struct fs_snapview *c)
 {
 	_cleanup_free_ struct cairn_id *ids = NULL;
 	_cleanup_free_ struct fs_view_ent *ents = NULL;
@@ -231,11 +238,11 @@ static int scan(struct fs_catalog *c)
 		publish(c, NULL);
 		return 0;
 	}
+	if ((r = fs_view_name(ents, m)) < 0)
+		return r;
 	struct fs_view *v = calloc(1, sizeof(*v));
 	if (!v)
 		return cairn_err_set(-ENOMEM, "out of memory");
-	for (size_t i = 0; i < m; i++)
-		fs_time_name(ents[i].name, ents[i].snap->time_ns);
 	atomic_init(&v->refs, 1);
 	v->gen = ++c->gen;
 	pthread_mutex_lock(&c->lock);
@@ -243,17 +250,13 @@ static int scan(struct fs_catalog *c)
 	pthread_mutex_unlock(&c->lock);
 	v->n = m;
 	v->v = TAKE_PTR(ents);
-	if ((r = add_suffixes(v)) < 0) {
-		fs_view_put(v);
-		return r;
-	}
 	publish(c, v);
 	return 0;
 }
 
-int fs_catalog_new(struct fs_catalog **out, cairn_repo *repo, unsigned refresh_ms)
+int fs_snapview_new(struct fs_snapview **out, cairn_repo *repo, unsigned refresh_ms)
 {
-	struct fs_catalog *c = calloc(1, sizeof(*c));
+	struct fs_snapview *c = calloc(1, sizeof(*c));
 	if (!c)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	c->repo = repo;
@@ -263,14 +266,14 @@ int fs_catalog_new(struct fs_catalog **out, cairn_repo *repo, unsigned refresh_m
 	cairn_idset_init(&c->known);
 	int r = scan(c);
 	if (r < 0) {
-		fs_catalog_free(c);
+		fs_snapview_free(c);
 		return r;
 	}
 	*out = c;
 	return 0;
 }
 
-void fs_catalog_free(struct fs_catalog *c)
+void fs_snapview_free(struct fs_snapview *c)
 {
 	if (!c)
 		return;
@@ -284,7 +287,7 @@ void fs_catalog_free(struct fs_catalog *c)
 	free(c);
 }
 
-static struct fs_view *current(struct fs_catalog *c, bool *stale)
+static struct fs_view *current(struct fs_snapview *c, bool *stale)
 {
 	pthread_mutex_lock(&c->lock);
 	struct fs_view *v = c->cur;
@@ -295,7 +298,7 @@ static struct fs_view *current(struct fs_catalog *c, bool *stale)
 	return v;
 }
 
-struct fs_view *fs_catalog_view(struct fs_catalog *c)
+struct fs_view *fs_snapview_get(struct fs_snapview *c)
 {
 	bool stale;
 	struct fs_view *v = current(c, &stale);
