@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Rules the build itself enforces: every C file of the project is compiled with
 # store/util/banned.h in force (a banned call is a compile error wherever it is
-# written).
+# written), and a unit or fuzz test listed in meson whose source is missing
+# stops the configure step instead of leaving the suite without a sound.
 . "$(dirname "$0")/lib.sh"
 
 BUILD=$(cd "$(dirname "$CAIRN")/.." && pwd)
@@ -70,4 +71,25 @@ for b in bad:
 sys.exit(1 if bad else 0)
 PY
 
+# ---- a missing test source is a configure error -----------------------------------
+# A copy of the source tree without its build directories, minus one unit test
+# (and then one fuzz target): meson setup must stop and name the file.
+mkdir -p "$W/src"
+for f in "$SRCDIR"/* "$SRCDIR"/.[!.]*; do
+	[ -e "$f" ] || continue
+	case $(basename "$f") in .git) continue ;; esac
+	[ -d "$f/meson-private" ] && continue
+	cp -a "$f" "$W/src/"
+done
+# setup_fails FILE: with FILE removed, meson setup fails and names it
+setup_fails() {
+	local rc=0
+	mv "$W/src/$1" "$W/moved"
+	meson setup "$W/b-$(basename "$1")" "$W/src" > "$W/setup.out" 2>&1 || rc=$?
+	mv "$W/moved" "$W/src/$1"
+	[ "$rc" != 0 ] || fail "meson setup succeeded without $1"
+	grep -q "$1 is missing" "$W/setup.out" || fail "meson setup did not name $1: $(tail -5 "$W/setup.out")"
+}
+setup_fails tests/unit/test-tree.c
+setup_fails tests/fuzz/fuzz-tree.c
 echo "ok"
