@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "fsmeta.h"
 #include "cleanup.h"
 
@@ -1169,6 +1170,21 @@ static void wait_root(struct arch *a)
 	pthread_mutex_unlock(&a->lock);
 }
 
+/* Start up to n workers; returns how many started, the only ones to join. The
+ * calling thread works too, so the backup goes on with fewer (even none). */
+static int start_workers(struct arch *a, pthread_t *tid, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int e = cli_thread_create(&tid[i], worker, a);
+		if (e != 0) {
+			log_warn("cannot start worker thread %d of %d: %s; going on with %d", i + 1,
+			         n, strerror(e), i);
+			return i;
+		}
+	}
+	return n;
+}
+
 int archiver_run(cairn_repo *repo, const struct archiver_opts *o, struct archiver_stats *st,
                  struct cairn_id *root)
 {
@@ -1189,10 +1205,9 @@ int archiver_run(cairn_repo *repo, const struct archiver_opts *o, struct archive
 	if (r >= 0)
 		r = make_root(&a, &sel, &top);
 	struct scan_arg sa = { &a, &sel, top ? top->dev : 0 };
-	bool scanning = r >= 0 && o->scan && pthread_create(&scanner, NULL, scan_thread, &sa) == 0;
-	for (; r >= 0 && started < threads; started++)
-		if (pthread_create(&tid[started], NULL, worker, &a) != 0)
-			r = cairn_err_set(-EAGAIN, "cannot start worker threads");
+	bool scanning = r >= 0 && o->scan && cli_thread_create(&scanner, scan_thread, &sa) == 0;
+	if (r >= 0)
+		started = start_workers(&a, tid, threads);
 	struct reader rd = { .cap = 2 * a.max_chunk };
 	if (r < 0 && top)
 		set_fatal(&a, r);

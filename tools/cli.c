@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -369,4 +370,16 @@ const char *cli_fmt_bytes(char *buf, size_t n, uint64_t bytes)
 	else
 		snprintf(buf, n, "%.1f %s", v, units[u]);
 	return buf;
+}
+
+int cli_thread_create(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	/* Test hook: the paths that must cope with a thread that cannot start
+	 * (RLIMIT_NPROC, memory) are hard to reach otherwise, and root ignores
+	 * RLIMIT_NPROC. */
+	static atomic_long created;
+	const char *e = getenv("CAIRN_TEST_THREAD_FAIL_AFTER");
+	if (e && *e && atomic_fetch_add(&created, 1) >= strtol(e, NULL, 10))
+		return EAGAIN;
+	return pthread_create(t, NULL, fn, arg);
 }

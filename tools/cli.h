@@ -4,6 +4,7 @@
 #define CAIRN_CLI_H
 
 #include <getopt.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -98,6 +99,11 @@ int cli_parse_int(const char *s, long min, long max, long *out);
 void cli_json_str(FILE *f, const void *s, size_t n);
 /* Human-readable bytes: "1.5 GiB". */
 const char *cli_fmt_bytes(char *buf, size_t n, uint64_t bytes);
+
+/* pthread_create with default attributes: 0, or a positive error number (EAGAIN
+ * when the thread limit or memory is exhausted). CAIRN_TEST_THREAD_FAIL_AFTER=N
+ * makes every call after the process's first N fail with EAGAIN (tests). */
+int cli_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* Subcommands (git builtin/ style). */
 int cmd_init(int argc, char **argv);

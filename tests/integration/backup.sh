@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # cairn backup end to end: incremental no-op, shift resistance, excludes, dry run,
-# JSON summary, metrics, partial snapshots (exit 3) and bad input.
+# JSON summary, metrics, partial snapshots (exit 3), worker threads that cannot
+# start, and bad input.
 . "$(dirname "$0")/lib.sh"
 
 json_field() { # FILE KEY: a number or string value from the last summary line
@@ -94,6 +95,22 @@ if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
 	[ "$(json_field "$O/b5.json" partial)" = true ] || fail "snapshot not marked partial"
 	rm -f "$SRC/a/secret"
 fi
+
+# Worker threads that cannot start (CAIRN_TEST_THREAD_FAIL_AFTER=N: every thread
+# creation after the first N fails): the backup goes on with those that started
+# and the calling thread, says so, and restores exactly. Fresh content each time,
+# so that the workers have chunks to store.
+T="$W/threads"
+for n in 0 2; do
+	mkdir -p "$T/$n"
+	head -c 3000000 /dev/urandom > "$T/$n/big.bin"
+	CAIRN_TEST_THREAD_FAIL_AFTER=$n "$CAIRN" backup --threads 4 "$T" > /dev/null 2> "$O/thr.err" ||
+		fail "backup with $n of 4 workers started: $(cat "$O/thr.err")"
+	grep -q "cannot start worker thread $((n + 1)) of 4: .*going on with $n" "$O/thr.err" ||
+		fail "no warning about the missing workers: $(cat "$O/thr.err")"
+	"$CAIRN" restore latest --target "$O/thr-$n" "$T" > /dev/null
+	[ "$(tree_sum "$O/thr-$n$T")" = "$(tree_sum "$T")" ] || fail "restore after $n workers differs"
+done
 
 # JSON status messages, the terminal status line and the summary-only output of
 # a backup held mid-way: backup-options.sh.
