@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -382,4 +383,31 @@ int cli_thread_create(pthread_t *t, void *(*fn)(void *), void *arg)
 	if (e && *e && atomic_fetch_add(&created, 1) >= strtol(e, NULL, 10))
 		return EAGAIN;
 	return pthread_create(t, NULL, fn, arg);
+}
+
+int cli_metrics_read(const char *path, struct cairn_buf *out)
+{
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	struct stat st;
+	int r = 0;
+	/* The directory may be writable by others (a textfile collector's): a
+	 * symlink, a hard link or a fifo planted there must not make us read (and
+	 * copy into a world-readable file) what it points to, nor hang. */
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 && errno != ENOENT && errno != ELOOP)
+		return cairn_err_set(-errno, "cannot open metrics '%s': %s", path, strerror(errno));
+	bool absent = fd < 0 && errno == ENOENT;
+	if (fd >= 0 && fstat(fd, &st) < 0)
+		return cairn_err_set(-errno, "cannot stat metrics '%s': %s", path, strerror(errno));
+	if (fd >= 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() && st.st_nlink == 1)
+		r = cairn_file_slurp_fd(fd, path, 1 << 20, &b);
+	else if (!absent)
+		log_warn("metrics '%s' is not a regular file of this user with one link: not "
+		         "read, and replaced",
+		         path);
+	if (r < 0 || (r = cairn_buf_put_u8(&b, 0)) < 0)
+		return r;
+	*out = b;
+	cairn_buf_init(&b);
+	return 0;
 }

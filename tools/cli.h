@@ -100,6 +100,12 @@ void cli_json_str(FILE *f, const void *s, size_t n);
 /* Human-readable bytes: "1.5 GiB". */
 const char *cli_fmt_bytes(char *buf, size_t n, uint64_t bytes);
 
+/* The previous metrics textfile at path (at most 1 MiB), NUL-terminated in *out
+ * (caller releases): empty when there is none, and when path is anything but a
+ * regular file of this user with one link, which is not read (a warning says
+ * so; the caller's atomic rename then replaces it). -EACCES, -EFBIG, -EIO. */
+int cli_metrics_read(const char *path, struct cairn_buf *out);
+
 /* pthread_create with default attributes: 0, or a positive error number (EAGAIN
  * when the thread limit or memory is exhausted). CAIRN_TEST_THREAD_FAIL_AFTER=N
  * makes every call after the process's first N fail with EAGAIN (tests). */

@@ -319,6 +319,36 @@ run notify --job broken --if-unreported || fail "notify --if-unreported failed"
 run notify --job broken --if-unreported --error "unit failed" || fail "notify --job failed"
 [ "$(requests sink)" = 2 ] || fail "--if-unreported without a marker sent nothing"
 
+# A symlink, a hard link or a fifo planted at the metrics path (its directory may
+# be writable by others) is never followed, read or waited for: the run replaces
+# it with a regular file and warns, and the file it points to stays as it was.
+# The backup fails (a missing path), so that the run's own rewrite of the
+# metrics meets what was planted.
+echo 'TOP-SECRET 42' > "$W/secret"
+chmod 600 "$W/secret"
+for kind in symlink hardlink fifo; do
+	P="$O/planted-$kind.prom"
+	case $kind in
+	symlink) ln -s "$W/secret" "$P" ;;
+	hardlink) ln "$W/secret" "$P" ;;
+	fifo) mkfifo "$P" ;;
+	esac
+	printf 'repository = %s\npassword-file = %s\npaths = %s\nmetrics-file = %s\n' \
+		"$REPO" "$PW" "$W/does-not-exist" "$P" > "$CAIRN_CONFIG_DIR/planted.conf"
+	rc=0
+	timeout 120 env -u CAIRN_REPO -u CAIRN_PASSWORD_FILE "$CAIRN" run planted > /dev/null \
+		2> "$O/planted.err" || rc=$?
+	[ "$rc" = 1 ] || fail "$kind at the metrics path: exit $rc: $(cat "$O/planted.err")"
+	grep -q "metrics '$P' is not a regular file" "$O/planted.err" ||
+		fail "$kind at the metrics path: no warning: $(cat "$O/planted.err")"
+	[ -f "$P" ] && [ ! -L "$P" ] && [ "$(stat -c %h:%a "$P")" = 1:644 ] ||
+		fail "$kind at the metrics path: not replaced by a file of its own: $(ls -l "$P")"
+	! grep -q TOP-SECRET "$P" || fail "$kind at the metrics path: the secret was copied into it"
+	grep -q '^cairn_run_exit_code{job="planted"} 1$' "$P" || fail "$kind: no metrics: $(cat "$P")"
+	[ "$(cat "$W/secret")" = 'TOP-SECRET 42' ] && [ "$(stat -c %a "$W/secret")" = 600 ] ||
+		fail "$kind at the metrics path: the file behind it changed"
+done
+
 # A bad job file: exit 2 naming file:line, nothing runs.
 expect_fail 2 "typo.conf:3: 'keep-lats' is not a known key" -- run run typo
 expect_fail 2 "not a job name" -- run run ../etc/passwd
