@@ -411,3 +411,29 @@ int cli_metrics_read(const char *path, struct cairn_buf *out)
 	cairn_buf_init(&b);
 	return 0;
 }
+
+/* Secrets for opening the repository and reaching S3 (name prefixes). */
+static bool secret_var(const char *kv)
+{
+	static const char *const names[] = { "CAIRN_PASSWORD",
+		                             "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN=" };
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strncmp(kv, names[i], strlen(names[i])) == 0)
+			return true;
+	return false;
+}
+
+char **cli_child_env(void)
+{
+	extern char **environ;
+	size_t n = 0, k = 0;
+	while (environ[n])
+		n++;
+	char **v = calloc(n + 1, sizeof(*v));
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (!secret_var(environ[i]))
+			v[k++] = environ[i];
+	return v;
+}

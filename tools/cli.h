@@ -106,6 +106,14 @@ const char *cli_fmt_bytes(char *buf, size_t n, uint64_t bytes);
  * so; the caller's atomic rename then replaces it). -EACCES, -EFBIG, -EIO. */
 int cli_metrics_read(const char *path, struct cairn_buf *out);
 
+/* The environment for a child that does not open the repository (a mail
+ * program): environ without CAIRN_PASSWORD*, AWS_SECRET_ACCESS_KEY and
+ * AWS_SESSION_TOKEN. The strings are borrowed from environ (valid until it
+ * changes); the caller frees the array. NULL when out of memory. Children that
+ * do open it (cairn run's steps, cairnfs, a password command that may fetch the
+ * password with cloud credentials) get the whole environment. */
+char **cli_child_env(void);
+
 /* pthread_create with default attributes: 0, or a positive error number (EAGAIN
  * when the thread limit or memory is exhausted). CAIRN_TEST_THREAD_FAIL_AFTER=N
  * makes every call after the process's first N fail with EAGAIN (tests). */

@@ -359,7 +359,10 @@ static int wait_child(pid_t pid)
 }
 
 /* Re-execute this binary with argv: a step's crash cannot take the job with it,
- * and every step is exactly the command an administrator would type. */
+ * and every step is exactly the command an administrator would type. Each step
+ * opens the repository (an s3:// one, or sync, with the AWS credentials), so
+ * it gets the whole environment; its own children that need no secrets (the
+ * mail program) get cli_child_env(). */
 static int spawn_step(struct step *st, char **argv)
 {
 	extern char **environ;
