@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "fsmeta.h"
 #include "cleanup.h"
 
@@ -74,6 +75,7 @@ struct file_ctx {
 	size_t nextents;
 	uint64_t size;
 	uint32_t flags;
+	uint64_t fail_at; /* test hook: reads fail from here on (UINT64_MAX: never) */
 };
 
 struct chunk_job {
@@ -109,6 +111,9 @@ struct arch {
 
 	atomic_int fatal; /* first error that stops the backup */
 	char fatal_msg[1024];
+
+	const char *fail_path; /* CAIRN_TEST_READ_FAIL (see test_hooks) */
+	uint64_t fail_at;
 };
 
 /* ---- errors ------------------------------------------------------------- */
@@ -529,11 +534,28 @@ static bool try_queue_chunk(struct arch *a, struct file_ctx *f, struct cairn_ext
 	return queued;
 }
 
+/* A failure that stops the backup (out of memory, the repository): returned as
+ * -ECANCELED, so that the reader never takes it for a read error of the file. */
+static int fatal(struct arch *a, int r)
+{
+	set_fatal(a, r);
+	return -ECANCELED;
+}
+
+/* Extend f by a hole of len zero bytes (an extent with the zero ID). */
+static int emit_hole(struct arch *a, struct file_ctx *f, uint64_t len)
+{
+	if (!add_extent(f, len))
+		return fatal(a, cairn_err_set(-ENOMEM, "out of memory"));
+	atomic_fetch_add(&a->st->bytes_done, len);
+	return 0;
+}
+
 static int emit_chunk(struct arch *a, struct file_ctx *f, const uint8_t *data, size_t len)
 {
 	struct cairn_extent *slot = add_extent(f, len);
 	if (!slot)
-		return cairn_err_set(-ENOMEM, "out of memory");
+		return fatal(a, cairn_err_set(-ENOMEM, "out of memory"));
 	atomic_fetch_add(&a->st->bytes_done, len);
 	if (len >= SMALL_CHUNK) {
 		pthread_mutex_lock(&a->lock);
@@ -542,32 +564,52 @@ static int emit_chunk(struct arch *a, struct file_ctx *f, const uint8_t *data, s
 		if (room && try_queue_chunk(a, f, slot, data, len))
 			return 0;
 	}
-	return store_chunk(a, data, len, &slot->id);
+	int r = store_chunk(a, data, len, &slot->id);
+	return r < 0 ? fatal(a, r) : 0;
 }
 
 /* ---- reading files ------------------------------------------------------ */
 
-/* Chunk [off, end) of fd (end UINT64_MAX: to EOF). -errno on a read error. */
+/* pread, except that the test hook's file fails with EIO from f->fail_at on. */
+static ssize_t read_at(const struct file_ctx *f, int fd, void *buf, size_t want, uint64_t off)
+{
+	if (off >= f->fail_at) {
+		errno = EIO;
+		return -1;
+	}
+	if (want > f->fail_at - off)
+		want = (size_t)(f->fail_at - off);
+	return pread(fd, buf, want, (off_t)off);
+}
+
+/* Chunk [off, end) of fd, or up to its end if it shrank. Returns -errno of a
+ * read error, after storing everything read before it; -ECANCELED when the
+ * backup stops. */
 static int chunk_range(struct arch *a, struct reader *rd, struct file_ctx *f, int fd, uint64_t off,
                        uint64_t end)
 {
 	const cairn_chunker *ch = cairn_repo_chunker(a->repo);
 	size_t have = 0;
 	bool eof = false;
+	int err = 0;
 
 	while (!eof || have > 0) {
 		while (!eof && have < rd->cap) {
 			size_t want = rd->cap - have;
-			if (end != UINT64_MAX && want > end - off)
+			if (want > end - off)
 				want = (size_t)(end - off);
-			ssize_t n = want ? pread(fd, rd->buf + have, want, (off_t)off) : 0;
+			ssize_t n = want ? read_at(f, fd, rd->buf + have, want, off) : 0;
 			if (n < 0 && errno == EINTR)
 				continue;
-			if (n < 0)
-				return -errno;
-			/* A short read of a regular file is its end: saves a read per file. */
-			if (n == 0 || (size_t)n < want)
+			if (n < 0) {
+				err = -errno;
 				eof = true;
+				break;
+			}
+			/* Only 0 is the end. A read short of the size stat gave is
+			 * followed by another, which says why: 0 when the file shrank,
+			 * or the error (a bad sector) the short read stopped at. */
+			eof = n == 0;
 			have += (size_t)n;
 			off += (uint64_t)n;
 			atomic_fetch_add(&a->st->bytes_read, (uint64_t)n);
@@ -585,7 +627,7 @@ static int chunk_range(struct arch *a, struct reader *rd, struct file_ctx *f, in
 		memmove(rd->buf, rd->buf + start, have - start);
 		have -= start;
 	}
-	return 0;
+	return err;
 }
 
 /* Sparse files: holes become zero-ID extents, data regions are chunked. */
@@ -599,18 +641,15 @@ static int read_sparse(struct arch *a, struct reader *rd, struct file_ctx *f, in
 		uint64_t d = data < 0 ? size : (uint64_t)data;
 		if (d > size)
 			d = size;
-		if (d > pos) {
-			if (!add_extent(f, d - pos))
-				return cairn_err_set(-ENOMEM, "out of memory");
-			atomic_fetch_add(&a->st->bytes_done, d - pos);
-		}
-		if (d >= size)
-			break;
-		off_t hole = lseek(fd, (off_t)d, SEEK_HOLE);
-		uint64_t h = hole < 0 ? size : (uint64_t)hole;
-		int r = chunk_range(a, rd, f, fd, d, h > size ? size : h);
-		if (r < 0)
+		int r = d > pos ? emit_hole(a, f, d - pos) : 0;
+		if (r < 0 || d >= size)
 			return r;
+		off_t hole = lseek(fd, (off_t)d, SEEK_HOLE);
+		uint64_t h = hole < 0 || (uint64_t)hole > size ? size : (uint64_t)hole;
+		if ((r = chunk_range(a, rd, f, fd, d, h)) < 0)
+			return r;
+		if (f->size < h)
+			return 0; /* it shrank: what is there was read */
 		pos = h;
 	}
 	return 0;
@@ -649,17 +688,19 @@ static int read_file(struct arch *a, struct reader *rd, struct file_ctx *f)
 	int r;
 
 	set_current(a, f->dir->path, name);
+	_cleanup_free_ char *p = join(f->dir->path, name);
+	const char *path = p ? p : name;
 	_cleanup_close_ int fd = open_nofollow(f->dir->fd, name, O_RDONLY);
 	if (fd < 0 || fstat(fd, &before) < 0 || !S_ISREG(before.st_mode)) {
 		int err = fd < 0 ? errno : ENOENT;
-		_cleanup_free_ char *p = join(f->dir->path, name);
 		if (err == ENOENT)
-			entry_warning(a, p ? p : name, "vanished during the backup");
+			entry_warning(a, path, "vanished during the backup");
 		else
-			entry_error(a, p ? p : name, "cannot read", err);
+			entry_error(a, path, "cannot read", err);
 		e->skip = true;
 		return 0;
 	}
+	f->fail_at = a->fail_path && strcmp(path, a->fail_path) == 0 ? a->fail_at : UINT64_MAX;
 	if (before.st_size > (off_t)a->max_chunk)
 		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	uint64_t size = (uint64_t)before.st_size;
@@ -672,15 +713,18 @@ static int read_file(struct arch *a, struct reader *rd, struct file_ctx *f)
 		r = chunk_range(a, rd, f, fd, 0, size);
 	if (r == -ECANCELED || stopping(a))
 		return atomic_load(&a->fatal);
-	_cleanup_free_ char *p = join(f->dir->path, name);
 	if (r < 0) {
-		/* Keep what was read, marked incomplete, so the snapshot says so. */
-		entry_error(a, p ? p : name, "read error in", -r);
+		/* FORMAT.md §10: what was read is kept, the part that could not be
+		 * read is a hole, so the entry keeps the size stat gave, and flag bit 0
+		 * says that it is incomplete (restore warns; the next backup reads it
+		 * again). */
+		entry_error(a, path, "read error in", -r);
 		f->flags |= CAIRN_NODE_INCOMPLETE;
-		return 0;
+		if (f->size < size && emit_hole(a, f, size - f->size) < 0)
+			return atomic_load(&a->fatal);
+	} else if (fstat(fd, &after) == 0 && !same_version(&before, &after)) {
+		entry_warning(a, path, "changed while it was read");
 	}
-	if (fstat(fd, &after) == 0 && !same_version(&before, &after))
-		entry_warning(a, p ? p : name, "changed while it was read");
 	/* Record the stat the content was read under: a later change shows next time. */
 	fsmeta_from_stat(&e->node, &before);
 	return 0;
@@ -1132,10 +1176,27 @@ static int make_root(struct arch *a, const struct sel *sel, struct dir **out)
 	return 0;
 }
 
+/* CAIRN_TEST_READ_FAIL=N:PATH makes every read of the file PATH (absolute, as
+ * the backup names it) fail with EIO from byte N on: the tests of a file that
+ * cannot be read to the end (FORMAT.md §10) need no failing disk. */
+static void test_hooks(struct arch *a)
+{
+	const char *e = getenv("CAIRN_TEST_READ_FAIL");
+	char *end;
+	if (!e || !*e)
+		return;
+	unsigned long long n = strtoull(e, &end, 10);
+	if (end != e && end[0] == ':' && end[1] == '/') {
+		a->fail_at = n;
+		a->fail_path = end + 1;
+	}
+}
+
 static int arch_init(struct arch *a, cairn_repo *repo, const struct archiver_opts *o,
                      struct archiver_stats *st, int threads)
 {
 	*a = (struct arch){ .repo = repo, .o = o, .st = st };
+	test_hooks(a);
 	a->max_chunk = cairn_chunker_params(cairn_repo_chunker(repo))->max;
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_cond_init(&a->work, NULL);
@@ -1169,6 +1230,21 @@ static void wait_root(struct arch *a)
 	pthread_mutex_unlock(&a->lock);
 }
 
+/* Start up to n workers; returns how many started, the only ones to join. The
+ * calling thread works too, so the backup goes on with fewer (even none). */
+static int start_workers(struct arch *a, pthread_t *tid, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int e = cli_thread_create(&tid[i], worker, a);
+		if (e != 0) {
+			log_warn("cannot start worker thread %d of %d: %s; going on with %d", i + 1,
+			         n, strerror(e), i);
+			return i;
+		}
+	}
+	return n;
+}
+
 int archiver_run(cairn_repo *repo, const struct archiver_opts *o, struct archiver_stats *st,
                  struct cairn_id *root)
 {
@@ -1189,10 +1265,9 @@ int archiver_run(cairn_repo *repo, const struct archiver_opts *o, struct archive
 	if (r >= 0)
 		r = make_root(&a, &sel, &top);
 	struct scan_arg sa = { &a, &sel, top ? top->dev : 0 };
-	bool scanning = r >= 0 && o->scan && pthread_create(&scanner, NULL, scan_thread, &sa) == 0;
-	for (; r >= 0 && started < threads; started++)
-		if (pthread_create(&tid[started], NULL, worker, &a) != 0)
-			r = cairn_err_set(-EAGAIN, "cannot start worker threads");
+	bool scanning = r >= 0 && o->scan && cli_thread_create(&scanner, scan_thread, &sa) == 0;
+	if (r >= 0)
+		started = start_workers(&a, tid, threads);
 	struct reader rd = { .cap = 2 * a.max_chunk };
 	if (r < 0 && top)
 		set_fatal(&a, r);

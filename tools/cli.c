@@ -6,8 +6,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -383,4 +385,69 @@ char *cli_opt_escape(const char *s)
 	}
 	*p = '\0';
 	return out;
+}
+
+int cli_thread_create(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	/* Test hook: the paths that must cope with a thread that cannot start
+	 * (RLIMIT_NPROC, memory) are hard to reach otherwise, and root ignores
+	 * RLIMIT_NPROC. */
+	static atomic_long created;
+	const char *e = getenv("CAIRN_TEST_THREAD_FAIL_AFTER");
+	if (e && *e && atomic_fetch_add(&created, 1) >= strtol(e, NULL, 10))
+		return EAGAIN;
+	return pthread_create(t, NULL, fn, arg);
+}
+
+int cli_metrics_read(const char *path, struct cairn_buf *out)
+{
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	struct stat st;
+	int r = 0;
+	/* The directory may be writable by others (a textfile collector's): a
+	 * symlink, a hard link or a fifo planted there must not make us read (and
+	 * copy into a world-readable file) what it points to, nor hang. */
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 && errno != ENOENT && errno != ELOOP)
+		return cairn_err_set(-errno, "cannot open metrics '%s': %s", path, strerror(errno));
+	bool absent = fd < 0 && errno == ENOENT;
+	if (fd >= 0 && fstat(fd, &st) < 0)
+		return cairn_err_set(-errno, "cannot stat metrics '%s': %s", path, strerror(errno));
+	if (fd >= 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() && st.st_nlink == 1)
+		r = cairn_file_slurp_fd(fd, path, 1 << 20, &b);
+	else if (!absent)
+		log_warn("metrics '%s' is not a regular file of this user with one link: not "
+		         "read, and replaced",
+		         path);
+	if (r < 0 || (r = cairn_buf_put_u8(&b, 0)) < 0)
+		return r;
+	*out = b;
+	cairn_buf_init(&b);
+	return 0;
+}
+
+/* Secrets for opening the repository and reaching S3 (name prefixes). */
+static bool secret_var(const char *kv)
+{
+	static const char *const names[] = { "CAIRN_PASSWORD",
+		                             "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN=" };
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strncmp(kv, names[i], strlen(names[i])) == 0)
+			return true;
+	return false;
+}
+
+char **cli_child_env(void)
+{
+	extern char **environ;
+	size_t n = 0, k = 0;
+	while (environ[n])
+		n++;
+	char **v = calloc(n + 1, sizeof(*v));
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (!secret_var(environ[i]))
+			v[k++] = environ[i];
+	return v;
 }

@@ -4,6 +4,7 @@
 #define CAIRN_CLI_H
 
 #include <getopt.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -102,6 +103,25 @@ const char *cli_fmt_bytes(char *buf, size_t n, uint64_t bytes);
  * it: a value in "-o name=VALUE" that cannot add options. Caller frees; NULL
  * when out of memory. */
 char *cli_opt_escape(const char *s);
+
+/* The previous metrics textfile at path (at most 1 MiB), NUL-terminated in *out
+ * (caller releases): empty when there is none, and when path is anything but a
+ * regular file of this user with one link, which is not read (a warning says
+ * so; the caller's atomic rename then replaces it). -EACCES, -EFBIG, -EIO. */
+int cli_metrics_read(const char *path, struct cairn_buf *out);
+
+/* The environment for a child that does not open the repository (a mail
+ * program): environ without CAIRN_PASSWORD*, AWS_SECRET_ACCESS_KEY and
+ * AWS_SESSION_TOKEN. The strings are borrowed from environ (valid until it
+ * changes); the caller frees the array. NULL when out of memory. Children that
+ * do open it (cairn run's steps, cairnfs, a password command that may fetch the
+ * password with cloud credentials) get the whole environment. */
+char **cli_child_env(void);
+
+/* pthread_create with default attributes: 0, or a positive error number (EAGAIN
+ * when the thread limit or memory is exhausted). CAIRN_TEST_THREAD_FAIL_AFTER=N
+ * makes every call after the process's first N fail with EAGAIN (tests). */
+int cli_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* Subcommands (git builtin/ style). */
 int cmd_init(int argc, char **argv);

@@ -40,6 +40,8 @@ static const char usage[] =
         "\n"
         "Patterns: * ? [..] and ** (any number of directories). A pattern without '/'\n"
         "matches a file name anywhere; one starting with '/' is anchored at the root.\n"
+        "A file that cannot be read to the end keeps its size: the unread part is stored\n"
+        "as zeros (a hole) and the entry flagged incomplete; its restore warns.\n"
         "Exit status: 0 ok, 1 error (no snapshot written), 3 snapshot written but some\n"
         "files could not be read.\n";
 

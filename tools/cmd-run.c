@@ -8,7 +8,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -360,7 +359,10 @@ static int wait_child(pid_t pid)
 }
 
 /* Re-execute this binary with argv: a step's crash cannot take the job with it,
- * and every step is exactly the command an administrator would type. */
+ * and every step is exactly the command an administrator would type. Each step
+ * opens the repository (an s3:// one, or sync, with the AWS credentials), so
+ * it gets the whole environment; its own children that need no secrets (the
+ * mail program) get cli_child_env(). */
 static int spawn_step(struct step *st, char **argv)
 {
 	extern char **environ;
@@ -624,9 +626,9 @@ static int write_metrics(const struct run *run, int rc)
 	char job[2 * JOBCONF_MAX_NAME + 1];
 	time_t now = time(NULL);
 
-	int r = cairn_file_slurp(path, 1 << 20, &old);
-	if ((r < 0 && r != -ENOENT) || cairn_buf_put_u8(&old, 0) < 0)
-		return cairn_err_wrap(r < 0 ? r : -ENOMEM, "cannot read metrics '%s'", path);
+	int r = cli_metrics_read(path, &old);
+	if (r < 0)
+		return r;
 	if (keep_foreign(&b, (const char *)old.data) < 0)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	label_escape(job, sizeof(job), run->name);
@@ -634,12 +636,10 @@ static int write_metrics(const struct run *run, int rc)
 	struct metric_ctx m = { .b = &b, .job = job, .old = prev };
 	run_metrics(&m, run, rc, now);
 	sync_check_metrics(&m, run, now);
-	if ((r = cairn_file_write_atomic(path, NULL, b.data, b.len)) < 0)
-		return r;
-	/* The textfile collector runs as another user; metrics hold nothing secret. */
-	if (chmod(path, 0644) < 0)
-		return cairn_err_set(-errno, "cannot chmod '%s': %s", path, strerror(errno));
-	return 0;
+	/* The textfile collector runs as another user; metrics hold nothing secret.
+	 * The mode is set on the temp file's fd: a chmod of the path would follow
+	 * whatever is planted there after the rename. */
+	return cairn_file_write_atomic_mode(path, NULL, b.data, b.len, 0644);
 }
 
 /* ---- outcome ------------------------------------------------------------ */
@@ -738,10 +738,8 @@ static int run_job(struct run *run)
 	/* backup writes the file anew and drops this command's families, so what
 	 * the previous run recorded is read now (a missing or unreadable file only
 	 * costs the remembered times). */
-	if (!run->dry_run && run->c.metrics_file &&
-	    (cairn_file_slurp(run->c.metrics_file, 1 << 20, &run->before) < 0 ||
-	     cairn_buf_put_u8(&run->before, 0) < 0))
-		cairn_buf_release(&run->before);
+	if (!run->dry_run && run->c.metrics_file)
+		(void)cli_metrics_read(run->c.metrics_file, &run->before);
 	int b = run_step(run, STEP_BACKUP);
 	bool snapshot = b == 0 || b == EXIT_PARTIAL;
 	for (int i = STEP_FORGET; i < STEP_N; i++) {

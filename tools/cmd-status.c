@@ -73,6 +73,10 @@ struct data_check {
 	char mode[16]; /* "full" or "subset" */
 	char subset[32];
 	bool newer_failed; /* a later check without --read-data found damage */
+	/* What it read: packs_read of packs, bytes_read of bytes (records older
+	 * than these fields: share_known false). */
+	bool share_known;
+	unsigned long long packs, packs_read, bytes, bytes_read;
 };
 
 struct report {
@@ -262,6 +266,11 @@ static void gather_check(cairn_repo *repo, struct data_check *ck)
 	ck->errors = strtoul(field(text, "errors", val, sizeof(val)), NULL, 10);
 	field(text, "read_data", ck->mode, sizeof(ck->mode));
 	field(text, "subset", ck->subset, sizeof(ck->subset));
+	ck->share_known = *field(text, "bytes_read", val, sizeof(val)) != '\0';
+	ck->bytes_read = strtoull(val, NULL, 10);
+	ck->bytes = strtoull(field(text, "bytes", val, sizeof(val)), NULL, 10);
+	ck->packs = strtoull(field(text, "packs", val, sizeof(val)), NULL, 10);
+	ck->packs_read = strtoull(field(text, "packs_read", val, sizeof(val)), NULL, 10);
 	/* A structure check after the data check that found damage counts too. */
 	if (read_record(repo, "last", text, sizeof(text)) >= 0 &&
 	    strtoll(field(text, "time", val, sizeof(val)), NULL, 10) > ck->time &&
@@ -353,10 +362,23 @@ static void judge_layout(struct report *rep)
 		         imm_names[rep->s3.imm], rep->s3.imm_detail);
 }
 
+/* ": read 1 of 40 packs, 12.0 MiB of 480.0 MiB": the share the check read. */
+static void fmt_share(char *buf, size_t size, const struct data_check *ck)
+{
+	char rd[32], all[32];
+	if (!ck->share_known) {
+		buf[0] = '\0';
+		return;
+	}
+	snprintf(buf, size, ": read %llu of %llu packs, %s of %s", ck->packs_read, ck->packs,
+	         cli_fmt_bytes(rd, sizeof(rd), ck->bytes_read),
+	         cli_fmt_bytes(all, sizeof(all), ck->bytes));
+}
+
 static void judge_errors(struct report *rep)
 {
 	const struct data_check *ck = &rep->check;
-	char *w = rep->why[RULE_ERRORS], age[32];
+	char *w = rep->why[RULE_ERRORS], age[32], share[128];
 	size_t size = sizeof(rep->why[0]);
 	int64_t secs = (int64_t)rep->now - ck->time;
 
@@ -365,10 +387,11 @@ static void judge_errors(struct report *rep)
 		return;
 	}
 	fmt_age(age, sizeof(age), secs);
+	fmt_share(share, sizeof(share), ck);
 	bool fresh = secs <= (int64_t)rep->max_age_days * 86400;
 	rep->met[RULE_ERRORS] = ck->ok && ck->errors == 0 && !ck->newer_failed && fresh;
-	snprintf(w, size, "last data check (%s%s%s) %s: %lu errors%s%s", ck->mode,
-	         ck->subset[0] ? " " : "", ck->subset, age, ck->errors,
+	snprintf(w, size, "last data check (%s%s%s%s) %s: %lu errors%s%s", ck->mode,
+	         ck->subset[0] ? " " : "", ck->subset, share, age, ck->errors,
 	         ck->newer_failed ? "; a later check found damage" : "",
 	         fresh ? "" : "; older than --check-max-age");
 }
@@ -433,6 +456,11 @@ static void print_json_check(const struct report *rep)
 	printf("{\"time\":%lld,\"age_seconds\":%lld,\"ok\":%s,\"errors\":%lu,", (long long)ck->time,
 	       (long long)(rep->now - ck->time), ck->ok ? "true" : "false", ck->errors);
 	json_kv_str("read_data", ck->mode);
+	fputc(',', stdout);
+	json_kv_str("subset", ck->subset[0] ? ck->subset : NULL);
+	if (ck->share_known)
+		printf(",\"packs\":%llu,\"packs_read\":%llu,\"bytes\":%llu,\"bytes_read\":%llu",
+		       ck->packs, ck->packs_read, ck->bytes, ck->bytes_read);
 	printf(",\"later_check_failed\":%s}", ck->newer_failed ? "true" : "false");
 }
 

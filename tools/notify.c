@@ -22,8 +22,6 @@
 #define NOTIFY_ATTEMPTS 3
 #define NOTIFY_REPLY_MAX 512 /* of a reply body kept for the error message */
 
-extern char **environ;
-
 struct filled {
 	char host[256];
 	char when[32]; /* ISO 8601, UTC */
@@ -434,13 +432,17 @@ int notify_mail(const char *addr, const struct notify_msg *m)
 	if (access(sendmail, X_OK) < 0)
 		return cairn_err_set(-ENOENT, "cannot send mail: '%s' not found (install a MTA)",
 		                     sendmail);
+	/* The mail program needs no password and no cloud credentials. */
+	_cleanup_free_ char **env = cli_child_env();
+	if (!env)
+		return cairn_err_set(-ENOMEM, "out of memory");
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return cairn_err_set(-errno, "cannot create a pipe: %s", strerror(errno));
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, fds[0], STDIN_FILENO);
 	char *argv[] = { (char *)sendmail, (char *)"-t", (char *)"-i", NULL };
-	int e = posix_spawn(&pid, sendmail, &fa, NULL, argv, environ);
+	int e = posix_spawn(&pid, sendmail, &fa, NULL, argv, env);
 	posix_spawn_file_actions_destroy(&fa);
 	close(fds[0]);
 	if (e) {

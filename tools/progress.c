@@ -283,7 +283,7 @@ static double old_last_success(const char *path)
 {
 	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
 	static const char key[] = "\ncairn_backup_last_success_timestamp_seconds";
-	if (cairn_file_slurp(path, 1 << 20, &b) < 0 || cairn_buf_put_u8(&b, 0) < 0)
+	if (cli_metrics_read(path, &b) < 0)
 		return 0;
 	const char *p = strstr((const char *)b.data, key);
 	p = p ? strchr(p + 1, ' ') : NULL;

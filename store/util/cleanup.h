@@ -70,6 +70,4 @@ static inline void cairn_buf_releasep(struct cairn_buf *b)
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-#include "banned.h"
-
 #endif

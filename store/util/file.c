@@ -58,6 +58,11 @@ int cairn_file_slurp(const char *path, size_t max, struct cairn_buf *out)
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return cairn_err_set(-errno, "cannot open '%s': %s", path, strerror(errno));
+	return cairn_file_slurp_fd(fd, path, max, out);
+}
+
+int cairn_file_slurp_fd(int fd, const char *path, size_t max, struct cairn_buf *out)
+{
 	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
 	for (;;) {
 		int r = cairn_buf_reserve(&b, 65536);

@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # cairn backup end to end: incremental no-op, shift resistance, excludes, dry run,
-# JSON summary, metrics, partial snapshots (exit 3) and bad input.
+# JSON summary, metrics, partial snapshots (exit 3), files that cannot be read to
+# the end, worker threads that cannot start, and bad input.
 . "$(dirname "$0")/lib.sh"
 
 json_field() { # FILE KEY: a number or string value from the last summary line
@@ -94,6 +95,62 @@ if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
 	[ "$(json_field "$O/b5.json" partial)" = true ] || fail "snapshot not marked partial"
 	rm -f "$SRC/a/secret"
 fi
+
+# Worker threads that cannot start (CAIRN_TEST_THREAD_FAIL_AFTER=N: every thread
+# creation after the first N fails): the backup goes on with those that started
+# and the calling thread, says so, and restores exactly. Fresh content each time,
+# so that the workers have chunks to store.
+T="$W/threads"
+for n in 0 2; do
+	mkdir -p "$T/$n"
+	head -c 3000000 /dev/urandom > "$T/$n/big.bin"
+	CAIRN_TEST_THREAD_FAIL_AFTER=$n "$CAIRN" backup --threads 4 "$T" > /dev/null 2> "$O/thr.err" ||
+		fail "backup with $n of 4 workers started: $(cat "$O/thr.err")"
+	grep -q "cannot start worker thread $((n + 1)) of 4: .*going on with $n" "$O/thr.err" ||
+		fail "no warning about the missing workers: $(cat "$O/thr.err")"
+	"$CAIRN" restore latest --target "$O/thr-$n" "$T" > /dev/null
+	[ "$(tree_sum "$O/thr-$n$T")" = "$(tree_sum "$T")" ] || fail "restore after $n workers differs"
+done
+
+# Files that cannot be read to the end (CAIRN_TEST_READ_FAIL=N:PATH: reads of
+# PATH fail with EIO from byte N on): FORMAT.md §10 keeps what was read, stores
+# the rest as a hole and flags the entry, so the size stays what stat said.
+# A plain file, and a sparse one that fails in its second data region.
+U="$W/unread"
+mkdir -p "$U"
+head -c 3000000 /dev/urandom > "$U/plain"
+head -c 1048576 /dev/urandom > "$U/sparse"
+truncate -s 5M "$U/sparse"
+head -c 1048576 /dev/urandom >> "$U/sparse"
+echo fine > "$U/fine"
+# unread_case FILE N: back it up failing at N, check the entry and its restore
+unread_case() {
+	local f=$U/$1 n=$2 rc=0 size
+	size=$(stat -c %s "$f")
+	touch "$f" # changed since the last backup: read again
+	CAIRN_TEST_READ_FAIL="$n:$f" "$CAIRN" backup "$U" > /dev/null 2> "$O/unread.err" || rc=$?
+	[ "$rc" = 3 ] || fail "$1 unreadable from $n: exit $rc: $(cat "$O/unread.err")"
+	grep -q "read error in '$f': Input/output error" "$O/unread.err" ||
+		fail "no warning naming $f: $(cat "$O/unread.err")"
+	"$CAIRN" ls --json latest "$f" > "$O/unread.ls"
+	grep -q "\"size\":$size,.*\"incomplete\":true}" "$O/unread.ls" ||
+		fail "$1: not its whole size, flagged incomplete: $(cat "$O/unread.ls")"
+	rc=0
+	"$CAIRN" restore latest --target "$O/unread-$1" "$f" > /dev/null 2> "$O/unread.err" || rc=$?
+	[ "$rc" = 3 ] || fail "restore of incomplete $1: exit $rc: $(cat "$O/unread.err")"
+	grep -q "incomplete copy of '$f'" "$O/unread.err" || fail "restore did not warn: $(cat "$O/unread.err")"
+	local r=$O/unread-$1$f
+	[ "$(stat -c %s "$r")" = "$size" ] || fail "$1 restored with $(stat -c %s "$r") bytes, not $size"
+	cmp -n "$n" "$f" "$r" || fail "$1: the part read before the error differs"
+	[ -z "$(tail -c +$((n + 1)) "$r" | tr -d '\0' | head -c 1)" ] || fail "$1: the unread tail is not zeros"
+	"$CAIRN" check --read-data > /dev/null || fail "check after an incomplete $1"
+	# The next backup reads it again, whole.
+	"$CAIRN" backup "$U" > /dev/null
+	"$CAIRN" ls --json latest "$f" | grep -q "\"size\":$size,.*\"incomplete\":false}" ||
+		fail "$1 still incomplete after a good backup"
+}
+unread_case plain 1000123
+unread_case sparse $((5 * 1048576 + 524288 + 77))
 
 # JSON status messages, the terminal status line and the summary-only output of
 # a backup held mid-way: backup-options.sh.

@@ -4,7 +4,8 @@
 # prune reclaiming space with every remaining snapshot restoring identically,
 # check finding a flipped byte by file path, locks (conflicts, waiting, stale
 # holders, unlock) and backups running concurrently with prune; the
-# --max-unused threshold, --read-data-subset N%, keep-hourly/daily/weekly under
+# --max-unused threshold, --read-data-subset N% (and a subset that selects no
+# pack, with the share it read in cairn status), keep-hourly/daily/weekly under
 # chosen time zones, and the locks sync takes.
 . "$(dirname "$0")/lib.sh"
 
@@ -411,6 +412,46 @@ damage "$(data_packs '[0-7]*' | head -1)"
 expect_fail 1 "check found" -- "$CAIRN" check --read-data-subset 50%
 expect_fail 2 "percentage" -- "$CAIRN" check --read-data-subset 0%
 expect_fail 2 "percentage" -- "$CAIRN" check --read-data-subset 101%
+
+# A subset that selects no pack (a percentage below every pack's number, a part
+# K of M that no pack falls in) still reads one, the first by ID for N% (damage
+# there is found), and what is recorded and shown is the share it read.
+rm -rf "$CAIRN_REPO" && cp -a "$W/subset-clean" "$CAIRN_REPO"
+npacks=$(find "$CAIRN_REPO/packs" -type f | wc -l)
+total=$(pack_bytes)
+first=$(find "$CAIRN_REPO/packs" -type f -printf '%f\n' | sort | head -1)
+first_path=$CAIRN_REPO/packs/${first:0:2}/$first
+pct=$(python3 -c 'import sys; print(repr(int(sys.argv[1][:8], 16) / 2**32 * 100 / 2) + "%")' "$first")
+[ "$pct" != "0.0%" ] || fail "the first pack $first leaves no percentage below it"
+# share_shown WHAT READ: cairn status (JSON and text) shows the check read READ packs
+share_shown() {
+	"$CAIRN" status --json > "$O/st.json" || true
+	python3 -c 'import json, sys
+c = json.load(open(sys.argv[1]))["check"]
+want = dict(subset=sys.argv[2], packs=int(sys.argv[3]), packs_read=int(sys.argv[4]),
+            bytes=int(sys.argv[5]), bytes_read=int(sys.argv[6]))
+assert {k: c.get(k) for k in want} == want, c' "$O/st.json" "$1" "$npacks" "$2" "$total" "$3" ||
+		fail "status --json after a check of $1: $(cat "$O/st.json")"
+	"$CAIRN" status > "$O/st.txt" || true
+	out_has "$O/st.txt" "last data check (subset $1: read $2 of $npacks packs, "
+}
+"$CAIRN" check --read-data-subset "$pct" > "$O/check" || fail "check of $pct: $(cat "$O/check")"
+out_has "$O/check" "checked $npacks packs (1 read in full)"
+share_shown "$pct" 1 "$(stat -c %s "$first_path")"
+"$CAIRN" check --read-data-subset 1000000/1000000 > "$O/check" || fail "check of 1000000/1000000"
+out_has "$O/check" "checked $npacks packs (1 read in full)"
+share_shown 1000000/1000000 1 "$(find "$CAIRN_REPO/packs" -type f -printf '%f %s\n' | sort |
+	awk -v k=$(((1000000 - 1) % npacks + 1)) 'NR == k { print $2 }')"
+"$CAIRN" check --read-data-subset 100% > /dev/null
+share_shown 100% "$npacks" "$total"
+off=$("$CAIRN" cat pack "$first" | awk 'NR == 1 { print $4 + int($6 / 2) }')
+python3 -c 'import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 1]))' \
+	"$first_path" "$off"
+"$CAIRN" check > /dev/null || fail "the damage is in the structure, not only the data"
+expect_fail 1 "check found" -- "$CAIRN" check --read-data-subset "$pct"
+rm -rf "$CAIRN_REPO" && cp -a "$W/subset-clean" "$CAIRN_REPO"
 
 # ---- forget --keep-hourly/daily/weekly with the real flags ----------------
 # Four snapshots a second apart (sleep: so they fall in different seconds). The

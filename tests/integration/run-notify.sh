@@ -319,6 +319,36 @@ run notify --job broken --if-unreported || fail "notify --if-unreported failed"
 run notify --job broken --if-unreported --error "unit failed" || fail "notify --job failed"
 [ "$(requests sink)" = 2 ] || fail "--if-unreported without a marker sent nothing"
 
+# A symlink, a hard link or a fifo planted at the metrics path (its directory may
+# be writable by others) is never followed, read or waited for: the run replaces
+# it with a regular file and warns, and the file it points to stays as it was.
+# The backup fails (a missing path), so that the run's own rewrite of the
+# metrics meets what was planted.
+echo 'TOP-SECRET 42' > "$W/secret"
+chmod 600 "$W/secret"
+for kind in symlink hardlink fifo; do
+	P="$O/planted-$kind.prom"
+	case $kind in
+	symlink) ln -s "$W/secret" "$P" ;;
+	hardlink) ln "$W/secret" "$P" ;;
+	fifo) mkfifo "$P" ;;
+	esac
+	printf 'repository = %s\npassword-file = %s\npaths = %s\nmetrics-file = %s\n' \
+		"$REPO" "$PW" "$W/does-not-exist" "$P" > "$CAIRN_CONFIG_DIR/planted.conf"
+	rc=0
+	timeout 120 env -u CAIRN_REPO -u CAIRN_PASSWORD_FILE "$CAIRN" run planted > /dev/null \
+		2> "$O/planted.err" || rc=$?
+	[ "$rc" = 1 ] || fail "$kind at the metrics path: exit $rc: $(cat "$O/planted.err")"
+	grep -q "metrics '$P' is not a regular file" "$O/planted.err" ||
+		fail "$kind at the metrics path: no warning: $(cat "$O/planted.err")"
+	[ -f "$P" ] && [ ! -L "$P" ] && [ "$(stat -c %h:%a "$P")" = 1:644 ] ||
+		fail "$kind at the metrics path: not replaced by a file of its own: $(ls -l "$P")"
+	! grep -q TOP-SECRET "$P" || fail "$kind at the metrics path: the secret was copied into it"
+	grep -q '^cairn_run_exit_code{job="planted"} 1$' "$P" || fail "$kind: no metrics: $(cat "$P")"
+	[ "$(cat "$W/secret")" = 'TOP-SECRET 42' ] && [ "$(stat -c %a "$W/secret")" = 600 ] ||
+		fail "$kind at the metrics path: the file behind it changed"
+done
+
 # A bad job file: exit 2 naming file:line, nothing runs.
 expect_fail 2 "typo.conf:3: 'keep-lats' is not a known key" -- run run typo
 expect_fail 2 "not a job name" -- run run ../etc/passwd
@@ -438,9 +468,10 @@ expect_fail 2 "notify format 'xml' is not auto, generic, slack or teams" -- \
 	"$CAIRN" notify --url "$sink_URL" --format xml
 printf 'repository = %s\npaths = /x\nnotify-format = xml\n' "$REPO" > "$CAIRN_CONFIG_DIR/badfmt.conf"
 expect_fail 2 "badfmt.conf:3: 'notify-format' must be auto, generic, slack or teams" -- run run badfmt
-# Mail through a fake sendmail that keeps what it was given.
+# Mail through a fake sendmail that keeps what it was given, and its environment.
 cat > "$W/sendmail" <<EOF
 #!/bin/sh
+env > "$O/mail.env"
 echo "args: \$*" > "$O/mail"
 cat >> "$O/mail"
 EOF
@@ -451,6 +482,19 @@ grep -q '^args: -t -i$' "$O/mail" || fail "sendmail arguments: $(cat "$O/mail")"
 grep -q '^To: ops@example.org$' "$O/mail" || fail "mail To: $(cat "$O/mail")"
 grep -q '^Subject: cairn: job j2 failed on ' "$O/mail" || fail "mail Subject: $(cat "$O/mail")"
 grep -q '^error: oops$' "$O/mail" || fail "mail body: $(cat "$O/mail")"
+# no_secrets_in_mail: the mail program got none of the secrets of the
+# repository and of S3 (only what the mail needs), but the rest of the environment.
+no_secrets_in_mail() {
+	grep -qx 'CAIRN_ENV_PROBE=kept' "$O/mail.env" || fail "no environment dump: $(cat "$O/mail.env")"
+	! grep -E '^(CAIRN_PASSWORD[A-Z_]*|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN)=' "$O/mail.env" ||
+		fail "the mail program got secrets"
+}
+secrets=(CAIRN_PASSWORD=pw-secret CAIRN_PASSWORD_COMMAND='echo pw' AWS_SECRET_ACCESS_KEY=aws-secret
+	AWS_SESSION_TOKEN=aws-token CAIRN_ENV_PROBE=kept)
+env "${secrets[@]}" CAIRN_SENDMAIL="$W/sendmail" "$CAIRN" notify --mail ops@example.org ||
+	fail "mail notification with secrets in the environment failed"
+grep -q '^CAIRN_PASSWORD_FILE=' < <(env) || fail "the test lost CAIRN_PASSWORD_FILE"
+no_secrets_in_mail
 expect_fail 1 "not one mail address" -- "$CAIRN" notify --mail 'a@b, c@d'
 CAIRN_SENDMAIL=/nonexistent expect_fail 1 "not found" -- "$CAIRN" notify --mail a@b
 
@@ -505,6 +549,25 @@ metric "$M" 'cairn_run_success{job="syncfail"} 0'
 [ "$(requests sink)" = $((n + 1)) ] || fail "no notification of the failed sync"
 notified syncfail "^sync exited 1: .*127.0.0.1"
 ! json_get "$O/nb.json" "j['error']" | grep -q check || fail "the check is reported failed"
+
+# The steps of cairn run do get the secrets: a job without password-file opens
+# the repository with CAIRN_PASSWORD, and sync tries S3 with the AWS keys (and
+# fails on the closed port); the mail that reports it gets none of them.
+job envmail "s3-target = s3://bucket/x" "s3-endpoint = http://127.0.0.1:$port" "check = yes" \
+	"notify-mail = ops@example.org"
+sed -i '/^password-file = /d' "$CAIRN_CONFIG_DIR/envmail.conf"
+rm -f "$O/mail.env"
+rc=0
+env -u CAIRN_REPO -u CAIRN_PASSWORD_FILE CAIRN_PASSWORD="$(cat "$PW")" AWS_ACCESS_KEY_ID=test \
+	AWS_SECRET_ACCESS_KEY=aws-secret AWS_SESSION_TOKEN=aws-token CAIRN_ENV_PROBE=kept \
+	CAIRN_S3_RETRIES=1 CAIRN_SENDMAIL="$W/sendmail" "$CAIRN" --log-format json -v run envmail > /dev/null 2> "$O/envmail.err" || rc=$?
+[ "$rc" = 1 ] || fail "envmail gave exit $rc: $(cat "$O/envmail.err")"
+step_result "$O/envmail.err" backup ok 0
+step_result "$O/envmail.err" check ok 0
+grep -q '"message":"sync failed (exit 1): .*127.0.0.1' "$O/envmail.err" ||
+	fail "sync did not reach S3 with the AWS keys: $(cat "$O/envmail.err")"
+grep -q '^Subject: cairn: job envmail failed on ' "$O/mail" || fail "no mail of envmail: $(cat "$O/mail")"
+no_secrets_in_mail
 
 # A damaged pack: the check step fails; backup and forget before it succeed.
 job checkfail "keep-last = 3" "check-read-data-subset = 100%"

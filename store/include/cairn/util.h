@@ -178,6 +178,9 @@ int cairn_unhex(uint8_t *out, size_t n, const char *s);
 /* Files (STYLE §4-5). */
 /* Read a whole file of at most max bytes; -ENOENT, -EFBIG, -EIO. Caller releases *out. */
 int cairn_file_slurp(const char *path, size_t max, struct cairn_buf *out);
+/* The same from an open fd (read from where it stands; path names it in errors).
+ * The fd stays open. */
+int cairn_file_slurp_fd(int fd, const char *path, size_t max, struct cairn_buf *out);
 /* Durably replace path with data: tmp in tmpdir (or path's dir if NULL), fsync,
  * rename, fsync dir. Mode 0600. -ENOSPC, -EIO. */
 int cairn_file_write_atomic(const char *path, const char *tmpdir, const void *data, size_t len);
