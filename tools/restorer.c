@@ -186,21 +186,6 @@ void restorer_fmt_rfc3339(char buf[RESTORER_TIME_MAX], int64_t ns)
 	         (a / 3600) % 100, a / 60 % 60);
 }
 
-void restorer_print_text(FILE *f, const void *s, size_t n)
-{
-	const char *p = s;
-	while (n > 0) {
-		const char *nl = memchr(p, '\n', n);
-		size_t k = nl ? (size_t)(nl - p) : n;
-		fwrite(p, 1, k, f);
-		if (!nl)
-			break;
-		fputs("\\n", f);
-		p += k + 1;
-		n -= k + 1;
-	}
-}
-
 /* ---- restore ------------------------------------------------------------ */
 
 /*
@@ -233,7 +218,6 @@ struct ctx {
 	unsigned depth;
 	unsigned long tmp_seq;
 	struct cairn_buf path;       /* snapshot path of the entry at hand, NUL-terminated */
-	struct cairn_buf shown;      /* path with control bytes escaped, for messages */
 	struct cairn_buf data;       /* the blob being written */
 	struct cairn_idset links;    /* (dev, ino) of a restored entry -> offset in link_paths */
 	struct cairn_buf link_paths; /* NUL-terminated paths relative to the target */
@@ -245,21 +229,11 @@ static bool fatal(int r)
 	return r == -ENOSPC || r == -EDQUOT || r == -ENOMEM;
 }
 
+/* The path for messages, as it is: control characters in it are escaped where
+ * the message is printed (cairn_text_str), so --log-format json keeps it exact. */
 static const char *shown(struct ctx *c)
 {
-	const uint8_t *p = c->path.data;
-	c->shown.len = 0;
-	if (c->path.len == 0)
-		return "/";
-	for (size_t i = 0; i < c->path.len; i++) {
-		int r = p[i] < 0x20 || p[i] == 0x7f ? cairn_buf_printf(&c->shown, "\\x%02x", p[i])
-		                                    : cairn_buf_put_u8(&c->shown, p[i]);
-		if (r < 0)
-			return "(out of memory)";
-	}
-	if (cairn_buf_put_u8(&c->shown, 0) < 0)
-		return "(out of memory)";
-	return (const char *)c->shown.data;
+	return c->path.len ? (const char *)c->path.data : "/";
 }
 
 /* Log "<what> '<path>': <why>" as a warning and count it. */
@@ -771,7 +745,6 @@ static void raise_nofile(void)
 static void ctx_release(struct ctx *c)
 {
 	cairn_buf_release(&c->path);
-	cairn_buf_release(&c->shown);
 	cairn_buf_release(&c->data);
 	cairn_buf_release(&c->link_paths);
 	cairn_idset_release(&c->links);

@@ -148,7 +148,7 @@ same "$SRC" "$DST$SRC"
 # ---- ls ------------------------------------------------------------------
 "$CAIRN" ls latest "$SRC" > "$W/ls"
 printf '%s\n' a b c empty empty-file ro sparse3g | diff - "$W/ls" >&2 || fail "ls names"
-"$CAIRN" ls latest "$SRC/c" | grep -qx 'new\\nline' || fail "ls: newline in a name not escaped"
+"$CAIRN" ls latest "$SRC/c" | grep -qx 'new\\x0aline' || fail "ls: newline in a name not escaped"
 "$CAIRN" ls latest "$SRC/c" | LC_ALL=C grep -qx "$(printf 'bad\xff\xfename')" || fail "ls: raw bytes"
 "$CAIRN" ls -l latest "$SRC/a" > "$W/ls-l"
 grep -q '^-rwsr-xr-x .* suid$' "$W/ls-l" || fail "ls -l: setuid"
