@@ -102,7 +102,9 @@ int main(int argc, char **argv)
 	atexit(curl_global_cleanup);
 	cairn_log_level_from_env();
 	early_log_format(argc, argv);
-	/* "+": global options stop at the command name; the command parses the rest. */
+	/* "+": global options stop at the command name; the command parses the rest.
+	 * No name before their messages: the logger's "cairn: " says it already. */
+	argv[0] = (char *)"";
 	int i = cli_parse(argc, argv, "+", longopts, "", handle_main, &version); /* help: below */
 	if (i == -1) {
 		print_help(stdout);

@@ -41,7 +41,8 @@ int cli_fail(int r)
 	return r == -EDESTADDRREQ ? EXIT_USAGE : EXIT_ERROR;
 }
 
-int cli_common_opt(int c, const char *arg)
+/* 0 handled, 1 --help, 2 not a common option, < 0 a bad value (message set). */
+static int common_opt(int c, const char *arg)
 {
 	switch (c) {
 	case 'r':
@@ -68,12 +69,13 @@ int cli_common_opt(int c, const char *arg)
 		else if (strcmp(arg, "text") == 0)
 			cairn_log_set_json(false);
 		else
-			return cairn_err_set(-EINVAL, "--log-format must be 'text' or 'json'");
+			return cairn_err_set(-EINVAL,
+			                     "unknown log format '%s' (use 'text' or 'json')", arg);
 		return 0;
 	case 'h':
 		return 1;
 	default:
-		return cairn_err_set(-EINVAL, "unknown option");
+		return 2;
 	}
 }
 
@@ -88,29 +90,33 @@ int cli_parse(int argc, char **argv, const char *shortopts, const struct option 
 	bool plus = shortopts && shortopts[0] == '+';
 	snprintf(opts, sizeof(opts), "%s:%s%s", plus ? "+" : "", shortopts ? shortopts + plus : "",
 	         CLI_COMMON_SHORTOPTS);
+	/* "ls: " before a command's messages; the logger adds "cairn: " itself. */
+	const char *name = argv[0], *sep = *name ? ": " : "";
 	optind = 0; /* 0: GNU getopt re-initialises (permutation mode may change) */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, opts, longopts, NULL)) != -1) {
 		int r;
 		if (c == '?') {
-			cli_usage_error("%s: unknown option '%s' (see '--help')", argv[0],
+			cli_usage_error("%s%sunknown option '%s' (see '--help')", name, sep,
 			                argv[optind - 1]);
 			return -2;
 		}
 		if (c == ':') {
-			cli_usage_error("%s: option '%s' needs a value", argv[0], argv[optind - 1]);
+			cli_usage_error("%s%soption '%s' needs a value", name, sep,
+			                argv[optind - 1]);
 			return -2;
 		}
-		r = cli_common_opt(c, optarg);
+		r = common_opt(c, optarg);
 		if (r == 1) {
 			fputs(usage, stdout);
 			return -1;
 		}
 		if (r == 0)
 			continue;
-		r = handle ? handle(c, optarg, payload) : -EINVAL;
+		if (r == 2)
+			r = handle ? handle(c, optarg, payload) : -EINVAL;
 		if (r < 0) {
-			cli_usage_error("%s: %s", argv[0], cairn_err_msg());
+			cli_usage_error("%s%s%s", name, sep, cairn_err_msg());
 			return -2;
 		}
 	}
@@ -349,6 +355,16 @@ int cli_parse_size(const char *s, uint64_t *out)
 	if (shift && v > (UINT64_MAX >> shift))
 		return cairn_err_set(-EINVAL, "'%s' is too large", s);
 	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+int cli_check_label(const char *what, const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > max)
+		return cairn_err_set(-EINVAL, "%s must be 1 to %zu bytes", what, max);
+	if (cairn_text_str(NULL, s, n) != n)
+		return cairn_err_set(-EINVAL, "%s '%s' holds a control character", what, s);
 	return 0;
 }
 

@@ -45,13 +45,11 @@ enum {
 		"help", no_argument, NULL, 'h'                                              \
 	}
 
-/* Handle a common option c from a command's getopt loop. Returns 0 if handled,
- * 1 for --help (caller prints usage and exits 0), -EINVAL for unknown options. */
-int cli_common_opt(int c, const char *arg);
-
 /* Parse a command's options; for each option not common, calls handle(c, optarg,
  * payload), which returns < 0 on bad usage. Returns optind, or -1 after printing
- * usage for --help (exit 0) and -2 on bad usage (message printed, exit 2). */
+ * usage for --help (exit 0) and -2 on bad usage (message printed, exit 2).
+ * Messages begin with argv[0], the command's name ("ls: unknown option ..."),
+ * unless it is empty (the global options of main). */
 int cli_parse(int argc, char **argv, const char *shortopts, const struct option *longopts,
               const char *usage, int (*handle)(int c, const char *arg, void *payload),
               void *payload);
@@ -92,6 +90,10 @@ static inline void cairn_repo_closep(cairn_repo **r)
 /* Parse sizes like 16M, 512K, 1G (binary units). -EINVAL. */
 int cli_parse_size(const char *s, uint64_t *out);
 int cli_parse_int(const char *s, long min, long max, long *out);
+
+/* A host name or tag to record: 1 to max bytes, no control characters (they
+ * would be shown escaped ever after). -EINVAL naming what. */
+int cli_check_label(const char *what, const char *s, size_t max);
 
 /* Write bytes as a JSON string to f: cairn_json_str (cairn/util.h). Valid UTF-8
  * passes through; other bytes become \udcXX (U+DC80 + byte, as Python's

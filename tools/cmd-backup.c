@@ -22,8 +22,9 @@ static const char usage[] =
         "Backs up the paths into a new snapshot. Unchanged files (same size, mtime,\n"
         "ctime and inode as in the parent snapshot) are not read again.\n"
         "\n"
-        "  --tag TAG              tag the snapshot (repeatable)\n"
-        "  --host NAME            hostname to record (default: this host)\n"
+        "  --tag TAG              tag the snapshot (repeatable; 1 to 1024 bytes)\n"
+        "  --host NAME            hostname to record (default: this host; 1 to 255\n"
+        "                         bytes); neither may hold control characters\n"
         "  --exclude GLOB         leave out matching paths (repeatable; see below)\n"
         "  --exclude-file FILE    read exclude patterns from FILE, one per line\n"
         "  --exclude-caches       leave out directories holding a CACHEDIR.TAG\n"
@@ -84,8 +85,9 @@ static int add_tag(struct backup_opts *o, const char *tag)
 	if (!v)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	o->tags = v;
-	if (!*tag || strlen(tag) > 1024)
-		return cairn_err_set(-EINVAL, "a tag must be 1 to 1024 bytes");
+	int r = cli_check_label("a tag", tag, 1024);
+	if (r < 0)
+		return r;
 	o->tags[o->ntags++] = (char *)tag;
 	return 0;
 }
@@ -101,7 +103,7 @@ static int handle(int c, const char *arg, void *payload)
 		return add_tag(o, arg);
 	case OPT_HOST:
 		o->host = arg;
-		return 0;
+		return cli_check_label("a host name", arg, 255);
 	case OPT_EXCLUDE:
 		return pattern_list_add(o->excludes, arg);
 	case OPT_EXCLUDE_FILE:

@@ -433,7 +433,7 @@ static void print_path(const struct maint_path *p, const char *suffix)
 	size_t len;
 	const char *s = maint_path_str(p, &len);
 	fputs("  ", stdout);
-	restorer_print_text(stdout, s, len);
+	cairn_text_str(stdout, s, len);
 	fputs(suffix, stdout);
 }
 
@@ -465,7 +465,9 @@ static int report_tree(struct checker *c, const struct cairn_id *id, struct main
 
 	if (why || restorer_load_tree(c->repo, id, &t) < 0) {
 		print_path(p, ": the directory cannot be read: ");
-		printf("%s\n", why ? why : cairn_err_msg());
+		why = why ? why : cairn_err_msg();
+		cairn_text_str(stdout, why, strlen(why));
+		fputc('\n', stdout);
 		return 0;
 	}
 	int r = 0;
@@ -500,7 +502,9 @@ static int check_snapshot(struct checker *c, const struct cairn_id *id)
 	if ((r = tree_state(c, &s->root)) > 0) {
 		struct maint_path p = { CAIRN_BUF_INIT };
 		restorer_fmt_local(when, s->time_ns);
-		printf("snapshot %.8s of %s (host %s) is damaged:\n", hex, when, s->hostname);
+		printf("snapshot %.8s of %s (host ", hex, when);
+		cairn_text_str(stdout, s->hostname, strlen(s->hostname));
+		fputs(") is damaged:\n", stdout);
 		r = report_tree(c, &s->root, &p);
 		cairn_buf_release(&p.b);
 	}

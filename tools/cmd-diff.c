@@ -74,7 +74,7 @@ static void emit(struct differ *d, char mod, unsigned fields, bool dir)
 		return;
 	}
 	printf("%c    ", mod);
-	restorer_print_text(stdout, b.data, b.len);
+	cairn_text_str(stdout, b.data, b.len);
 	print_fields(fields, false);
 	fputs(fields ? ")\n" : "\n", stdout);
 }

@@ -71,7 +71,7 @@ static void print_match(struct finder *f, const struct cairn_node *n)
 		maint_short_id(id, &f->snap->id);
 		restorer_fmt_local(when, f->snap->time_ns);
 		printf("%s  %s  ", id, when);
-		restorer_print_text(stdout, p, len);
+		cairn_text_str(stdout, p, len);
 		fputs(n->type == CAIRN_NODE_DIR ? "/\n" : "\n", stdout);
 		return;
 	}

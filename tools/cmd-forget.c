@@ -198,19 +198,24 @@ static void print_group_header(const struct cairn_snapshot *s, unsigned by)
 {
 	const char *sep = "";
 	if (by & POLICY_GROUP_HOST) {
-		printf("host %s", s->hostname);
+		fputs("host ", stdout);
+		cairn_text_str(stdout, s->hostname, strlen(s->hostname));
 		sep = ", ";
 	}
 	if (by & POLICY_GROUP_PATHS) {
 		printf("%spaths", sep);
-		for (size_t i = 0; i < s->npaths; i++)
-			printf(" %s", s->paths[i]);
+		for (size_t i = 0; i < s->npaths; i++) {
+			fputc(' ', stdout);
+			cairn_text_str(stdout, s->paths[i], strlen(s->paths[i]));
+		}
 		sep = ", ";
 	}
 	if (by & POLICY_GROUP_TAGS) {
 		printf("%stags", sep);
-		for (size_t i = 0; i < s->ntags; i++)
-			printf(" %s", s->tags[i]);
+		for (size_t i = 0; i < s->ntags; i++) {
+			fputc(' ', stdout);
+			cairn_text_str(stdout, s->tags[i], strlen(s->tags[i]));
+		}
 	}
 	printf(":\n");
 }

@@ -33,7 +33,15 @@ static int parse_chunk(const char *arg, struct cairn_chunk_params *p)
 	for (int i = 0; i < 3; i++)
 		if (v[i] > UINT32_MAX)
 			return cairn_err_set(-EINVAL, "chunk size '%s' is too large", arg);
-	*p = (struct cairn_chunk_params){ (uint32_t)v[0], (uint32_t)v[1], (uint32_t)v[2] };
+	struct cairn_chunk_params k = { (uint32_t)v[0], (uint32_t)v[1], (uint32_t)v[2] };
+	/* The chunker knows which sizes work: ask it now, before the password. */
+	static const uint8_t gear_key[32];
+	cairn_chunker *chunker = NULL;
+	int r = cairn_chunker_new(&chunker, &k, gear_key);
+	cairn_chunker_free(chunker);
+	if (r < 0)
+		return r;
+	*p = k;
 	return 0;
 }
 
@@ -100,6 +108,8 @@ int cmd_init(int argc, char **argv)
 		return cli_fail(r);
 	r = cairn_repo_init(path, pw, len, &o);
 	cli_password_free(pw, len);
+	if (r == -EINVAL) /* the options (cairn/store.h) */
+		return cli_usage_error("init: %s", cairn_err_msg());
 	if (r < 0)
 		return cli_fail(r);
 	if (cairn_log_get_level() >= CAIRN_LOG_NOTICE)

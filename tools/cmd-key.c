@@ -73,8 +73,10 @@ static int key_list(cairn_repo *repo, bool json)
 			printf(",\"scrypt\":{\"log2n\":%d,\"r\":%u,\"p\":%u}}", keys[i].kdf_log2n,
 			       keys[i].r, keys[i].p);
 		} else {
-			printf("%c %-16s  %-19s  N=2^%-3d  %s\n", keys[i].current ? '*' : ' ',
-			       keys[i].name, t, keys[i].kdf_log2n, keys[i].label);
+			printf("%c %-16s  %-19s  N=2^%-3d  ", keys[i].current ? '*' : ' ',
+			       keys[i].name, t, keys[i].kdf_log2n);
+			cairn_text_str(stdout, keys[i].label, strlen(keys[i].label));
+			fputc('\n', stdout);
 		}
 	}
 	if (json)

@@ -21,9 +21,10 @@ static const char usage[] =
         "  -R, --recursive  everything below PATH, each entry by its full path\n"
         "  --json           one JSON object per entry and line, with every attribute\n"
         "\n"
-        "Names are printed as stored, byte for byte, except that a newline in a name\n"
-        "or link target is shown as the two characters \\n so that each entry keeps\n"
-        "to one line. --json escapes everything (bytes that are not UTF-8 as \\udcXX).\n";
+        "Names are printed as stored, except that control characters (newline, tab,\n"
+        "ESC, ...) in names and link targets are shown as \\xNN, so that each entry\n"
+        "keeps to one line and cannot drive the terminal. --json keeps names exact\n"
+        "(bytes that are not UTF-8 as \\udcXX).\n";
 
 #define LS_MAX_DEPTH 1000
 
@@ -81,7 +82,7 @@ static void print_owner(const uint8_t *name, size_t len, uint32_t id)
 {
 	int w = 0;
 	if (len > 0) {
-		restorer_print_text(stdout, name, len);
+		cairn_text_str(stdout, name, len);
 		w = (int)len;
 	} else {
 		w = printf("%u", id);
@@ -109,12 +110,12 @@ static void print_text(struct ls *ls, const struct cairn_node *n, bool full)
 	if (ls->lng)
 		print_long(n);
 	if (full)
-		restorer_print_text(stdout, ls->path.data, ls->path.len);
+		cairn_text_str(stdout, ls->path.data, ls->path.len);
 	else
-		restorer_print_text(stdout, n->name, n->name_len);
+		cairn_text_str(stdout, n->name, n->name_len);
 	if (ls->lng && n->type == CAIRN_NODE_SYMLINK) {
 		fputs(" -> ", stdout);
-		restorer_print_text(stdout, n->target, n->target_len);
+		cairn_text_str(stdout, n->target, n->target_len);
 	}
 	fputc('\n', stdout);
 }

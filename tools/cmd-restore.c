@@ -28,9 +28,11 @@ static const char usage[] =
         "\n"
         "Entries already in DIR with the same name are replaced: files are written\n"
         "under a temporary name and renamed over the old ones. Other entries in DIR\n"
-        "are left alone. Hard links within the restored set come back as hard links\n"
-        "and sparse files stay sparse. Owners and device nodes are restored only when\n"
-        "running as root; sockets are skipped.\n"
+        "are left alone. Every kind of entry comes back: files, directories,\n"
+        "symlinks, fifos, unix sockets (as cp -a makes them: nobody listens) and, as\n"
+        "root, device nodes and owners. Hard links within the restored set come back\n"
+        "as hard links (entries of one inode that agree on its type and size), and\n"
+        "sparse files stay sparse.\n"
         "Exit status: 0 ok, 1 error, 3 finished, but some entries or attributes\n"
         "could not be restored (each is reported on stderr).\n";
 

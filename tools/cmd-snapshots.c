@@ -137,19 +137,25 @@ struct widths {
 	int host, tags;
 };
 
+/* Columns of a string as printed (control characters escaped), at most 1000. */
+static int text_width(FILE *f, const char *s)
+{
+	size_t w = cairn_text_str(f, s, strlen(s));
+	return w > 1000 ? 1000 : (int)w;
+}
+
 static int tags_len(const struct cairn_snapshot *s)
 {
-	size_t len = 0;
-	for (size_t i = 0; i < s->ntags; i++)
-		len += strlen(s->tags[i]) + (i > 0);
-	return len > 1000 ? 1000 : (int)len;
+	int len = 0;
+	for (size_t i = 0; i < s->ntags && len < 1000; i++)
+		len += text_width(NULL, s->tags[i]) + (i > 0);
+	return len > 1000 ? 1000 : len;
 }
 
 static void print_padded(const char *s, int width)
 {
-	size_t len = strlen(s);
-	restorer_print_text(stdout, s, len);
-	printf("%*s", (int)len < width ? width - (int)len : 0, "");
+	int w = text_width(stdout, s);
+	printf("%*s", w < width ? width - w : 0, "");
 }
 
 static void print_row(const struct cairn_snapshot *s, const struct widths *w)
@@ -162,14 +168,14 @@ static void print_row(const struct cairn_snapshot *s, const struct widths *w)
 	fputs("  ", stdout);
 	for (size_t i = 0; i < s->ntags; i++) {
 		fputs(i ? "," : "", stdout);
-		restorer_print_text(stdout, s->tags[i], strlen(s->tags[i]));
+		text_width(stdout, s->tags[i]);
 	}
 	printf("%*s  ", w->tags - tags_len(s), "");
 	for (size_t i = 0; i < s->npaths || i == 0; i++) {
 		if (i > 0)
 			printf("%*s", SHORT_ID + 2 + 19 + 2 + w->host + 2 + w->tags + 2, "");
 		if (i < s->npaths)
-			restorer_print_text(stdout, s->paths[i], strlen(s->paths[i]));
+			cairn_text_str(stdout, s->paths[i], strlen(s->paths[i]));
 		if (i == 0 && s->summary.partial)
 			fputs("  (partial)", stdout);
 		fputc('\n', stdout);
@@ -183,7 +189,7 @@ static void print_table(struct cairn_snapshot **list, const bool *show, size_t n
 	for (size_t i = 0; i < n; i++) {
 		if (!show[i])
 			continue;
-		int h = (int)strlen(list[i]->hostname), tl = tags_len(list[i]);
+		int h = text_width(NULL, list[i]->hostname), tl = tags_len(list[i]);
 		w.host = h > w.host ? (h > 64 ? 64 : h) : w.host;
 		w.tags = tl > w.tags ? tl : w.tags;
 	}

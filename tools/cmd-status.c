@@ -406,7 +406,9 @@ static void print_text(const struct report *rep)
 		fmt_age(age, sizeof(age), age_of_ns(rep, rep->newest_ns));
 	printf("repository %s: %zu snapshots, newest %s\n", rep->repo, rep->snapshots, age);
 	for (int i = 0; i < RULE_N; i++) {
-		printf("%-12s %-4s %s\n", rule_titles[i], rep->met[i] ? "yes" : "no", rep->why[i]);
+		printf("%-12s %-4s ", rule_titles[i], rep->met[i] ? "yes" : "no");
+		cairn_text_str(stdout, rep->why[i], strlen(rep->why[i])); /* may quote errors */
+		fputc('\n', stdout);
 		missed += !rep->met[i];
 	}
 	if (missed)

@@ -32,7 +32,8 @@ static const char usage[] =
         "  --verify                list the bucket and compare every object (size, MD5)\n"
         "  --delete                after uploading, remove remote snapshots, packs and keys\n"
         "                          that no longer exist locally (after prune, key remove)\n"
-        "  --from URL              download the repository at URL into -r DIR\n"
+        "  --from URL              download the repository at URL into -r DIR (new,\n"
+        "                          empty, or holding this repository)\n"
         "  --s3-endpoint URL       an S3-compatible server (default: AWS_ENDPOINT_URL_S3,\n"
         "                          AWS_ENDPOINT_URL, the profile's endpoint_url, or AWS)\n"
         "  --s3-region REGION      (default: AWS_REGION, AWS_DEFAULT_REGION, the profile,\n"
@@ -575,6 +576,36 @@ static int make_dirs(const char *dir)
 	return 0;
 }
 
+/* A pull goes into a new or empty directory, or one with a repository in it (or
+ * what a killed pull left of one); never among someone else's files. */
+static int check_pull_target(const char *dir)
+{
+	static const char *const ours[] = { "config", "index",     "keys", "locks",
+		                            "packs",  "snapshots", "tmp" };
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	char foreign[256] = "";
+	bool repo = false;
+	struct dirent *de;
+	if (!d)
+		return errno == ENOENT ? 0
+		                       : cairn_err_set(-errno, "cannot open '%s': %s", dir,
+		                                       strerror(errno));
+	while ((de = readdir(d))) {
+		bool known = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
+		for (size_t i = 0; i < ARRAY_SIZE(ours); i++)
+			known = known || strcmp(de->d_name, ours[i]) == 0;
+		repo = repo || strcmp(de->d_name, "config") == 0;
+		if (!known && !foreign[0])
+			snprintf(foreign, sizeof(foreign), "%s", de->d_name);
+	}
+	if (foreign[0] && !repo)
+		return cairn_err_set(-EEXIST,
+		                     "'%s' is not empty and holds no repository (it has '%s'): "
+		                     "pull into a new or empty directory",
+		                     dir, foreign);
+	return 0;
+}
+
 /* Leftovers of a pull that was killed: our temp files only. */
 static void clean_tmp(const char *dir)
 {
@@ -762,7 +793,7 @@ static int pull(struct sync *sy)
 	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .no_index = true };
 	int r;
 	/* Exclusive: nothing else may use the directory while it is being filled. */
-	if ((r = make_dirs(sy->dir)) < 0 ||
+	if ((r = check_pull_target(sy->dir)) < 0 || (r = make_dirs(sy->dir)) < 0 ||
 	    (r = cairn_lock_acquire(&sy->lock, sy->dir, CAIRN_LOCK_EXCLUSIVE, "sync", 0)) < 0 ||
 	    (r = list_remote(sy)) < 0)
 		return r;

@@ -37,17 +37,29 @@ static int handle(int c, const char *arg, void *payload)
 	return 0;
 }
 
+/* Lock files come from whoever can write the repository: escape what they say. */
+static void put_text(const char *s)
+{
+	cairn_text_str(stdout, s, strlen(s));
+}
+
 static void describe(const char *verb, const struct cairn_lock_info *l)
 {
 	char since[RESTORER_TIME_MAX];
 	restorer_fmt_local(since, l->start * 1000000000);
 	if (l->kind == 0) {
-		printf("%slock %s (unreadable)\n", verb, l->name);
+		printf("%slock ", verb);
+		put_text(l->name);
+		fputs(" (unreadable)\n", stdout);
 		return;
 	}
-	printf("%s%s lock %s: %s on host %s pid %lld since %s%s\n", verb,
-	       cairn_lock_kind_name(l->kind), l->name, l->command, l->host, (long long)l->pid,
-	       since,
+	printf("%s%s lock ", verb, cairn_lock_kind_name(l->kind));
+	put_text(l->name);
+	fputs(": ", stdout);
+	put_text(l->command);
+	fputs(" on host ", stdout);
+	put_text(l->host);
+	printf(" pid %lld since %s%s\n", (long long)l->pid, since,
 	       l->dead    ? " (process gone)"
 	       : l->stale ? " (stale)"
 	                  : "");

@@ -107,11 +107,29 @@ static void fmt_dur(char *b, size_t n, double s)
 		snprintf(b, n, "%ld:%02ld", t / 60, t % 60);
 }
 
+/* The last size - 1 bytes of raw with its control characters escaped: a file
+ * name must not drive the terminal the status line is drawn on. */
+static void escape_tail(char *out, size_t size, const char *raw)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	out[0] = '\0';
+	if (!f)
+		return;
+	cairn_text_str(f, raw, strlen(raw));
+	if (fclose(f) == 0)
+		snprintf(out, size, "%s", len < size ? text : text + len - (size - 1));
+	free(text);
+}
+
 /* Append "  LABEL PATH" to line (length *n, capacity size) in at most room bytes,
  * cutting the path at the front: its tail (the file name) matters most. */
 static void put_path(char *line, size_t size, size_t *n, size_t room, const char *label,
-                     const char *path)
+                     const char *raw)
 {
+	char path[1024];
+	escape_tail(path, sizeof(path), raw);
 	size_t len = strlen(path), fixed = strlen(label) + 3;
 	if (!path[0] || room < fixed + 8 || *n + room >= size)
 		return;

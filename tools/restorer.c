@@ -186,21 +186,6 @@ void restorer_fmt_rfc3339(char buf[RESTORER_TIME_MAX], int64_t ns)
 	         (a / 3600) % 100, a / 60 % 60);
 }
 
-void restorer_print_text(FILE *f, const void *s, size_t n)
-{
-	const char *p = s;
-	while (n > 0) {
-		const char *nl = memchr(p, '\n', n);
-		size_t k = nl ? (size_t)(nl - p) : n;
-		fwrite(p, 1, k, f);
-		if (!nl)
-			break;
-		fputs("\\n", f);
-		p += k + 1;
-		n -= k + 1;
-	}
-}
-
 /* ---- restore ------------------------------------------------------------ */
 
 /*
@@ -233,7 +218,6 @@ struct ctx {
 	unsigned depth;
 	unsigned long tmp_seq;
 	struct cairn_buf path;       /* snapshot path of the entry at hand, NUL-terminated */
-	struct cairn_buf shown;      /* path with control bytes escaped, for messages */
 	struct cairn_buf data;       /* the blob being written */
 	struct cairn_idset links;    /* (dev, ino) of a restored entry -> offset in link_paths */
 	struct cairn_buf link_paths; /* NUL-terminated paths relative to the target */
@@ -245,21 +229,11 @@ static bool fatal(int r)
 	return r == -ENOSPC || r == -EDQUOT || r == -ENOMEM;
 }
 
+/* The path for messages, as it is: control characters in it are escaped where
+ * the message is printed (cairn_text_str), so --log-format json keeps it exact. */
 static const char *shown(struct ctx *c)
 {
-	const uint8_t *p = c->path.data;
-	c->shown.len = 0;
-	if (c->path.len == 0)
-		return "/";
-	for (size_t i = 0; i < c->path.len; i++) {
-		int r = p[i] < 0x20 || p[i] == 0x7f ? cairn_buf_printf(&c->shown, "\\x%02x", p[i])
-		                                    : cairn_buf_put_u8(&c->shown, p[i]);
-		if (r < 0)
-			return "(out of memory)";
-	}
-	if (cairn_buf_put_u8(&c->shown, 0) < 0)
-		return "(out of memory)";
-	return (const char *)c->shown.data;
+	return c->path.len ? (const char *)c->path.data : "/";
 }
 
 /* Log "<what> '<path>': <why>" as a warning and count it. */
@@ -309,11 +283,14 @@ static void copy_name(char out[CAIRN_NAME_MAX + 1], const struct cairn_node *n)
 
 /* ---- metadata ----------------------------------------------------------- */
 
-/* The entry metadata goes to: an open fd, or else name in dirfd (not followed). */
+/* The entry metadata goes to: an open fd; or else name in dirfd, not followed
+ * (symlinks); or, with follow, a /proc/self/fd link to an O_PATH fd, which leads
+ * to that very inode whatever happens to its name (fifos, sockets, devices). */
 struct obj {
 	int fd;
 	int dirfd;
 	const char *name;
+	bool follow;
 };
 
 static int set_xattr(const struct obj *o, const char *name, const struct cairn_xattr *x)
@@ -322,6 +299,8 @@ static int set_xattr(const struct obj *o, const char *name, const struct cairn_x
 	int r;
 	if (o->fd >= 0) {
 		r = fsetxattr(o->fd, name, x->value, x->value_len, 0);
+	} else if (o->follow) {
+		r = setxattr(o->name, name, x->value, x->value_len, 0);
 	} else {
 		/* No fd for symlinks, fifos and devices: go through the directory's
 		 * /proc link; lsetxattr does not follow the last component. */
@@ -365,25 +344,25 @@ static void split_ts(struct timespec *ts, int64_t ns)
 static void set_meta(struct ctx *c, const struct obj *o, const struct cairn_node *n)
 {
 	bool lnk = n->type == CAIRN_NODE_SYMLINK;
+	int at = o->follow ? 0 : AT_SYMLINK_NOFOLLOW;
 	struct timespec ts[2];
 	int r;
 
 	if (c->root) {
 		r = o->fd >= 0 ? fchown(o->fd, n->uid, n->gid)
-		               : fchownat(o->dirfd, o->name, n->uid, n->gid, AT_SYMLINK_NOFOLLOW);
+		               : fchownat(o->dirfd, o->name, n->uid, n->gid, at);
 		if (r < 0)
 			warn(c, "cannot set the owner of", "%s", strerror(errno));
 	}
 	set_xattrs(c, o, n);
-	if (!lnk) {
+	if (!lnk) { /* by name only with follow: chmod would follow a symlink there */
 		r = o->fd >= 0 ? fchmod(o->fd, n->mode) : fchmodat(o->dirfd, o->name, n->mode, 0);
 		if (r < 0)
 			warn(c, "cannot set the mode of", "%s", strerror(errno));
 	}
 	split_ts(&ts[0], n->atime_ns);
 	split_ts(&ts[1], n->mtime_ns);
-	r = o->fd >= 0 ? futimens(o->fd, ts)
-	               : utimensat(o->dirfd, o->name, ts, AT_SYMLINK_NOFOLLOW);
+	r = o->fd >= 0 ? futimens(o->fd, ts) : utimensat(o->dirfd, o->name, ts, at);
 	if (r < 0)
 		warn(c, "cannot set the times of", "%s", strerror(errno));
 }
@@ -452,12 +431,22 @@ static bool link_candidate(const struct cairn_node *n)
 	return n->type != CAIRN_NODE_DIR && n->nlink > 1;
 }
 
+static bool is_device(const struct cairn_node *n)
+{
+	return n->type == CAIRN_NODE_CHR || n->type == CAIRN_NODE_BLK;
+}
+
+/* Entries are links of one inode only when they also agree on its type and size
+ * (device number): by (dev, ino) alone, a crafted snapshot would restore a file
+ * as a link to a symlink. The inode number comes first because the ID set takes
+ * its first bytes as the hash (with dev first, every key of a device collided). */
 static void link_key(const struct cairn_node *n, struct cairn_id *k)
 {
 	memset(k, 0, sizeof(*k));
-	cairn_le64(k->b, n->dev);
-	cairn_le64(k->b + 8, n->ino);
-	k->b[16] = 1; /* never the all-zero ID */
+	cairn_le64(k->b, n->ino);
+	cairn_le64(k->b + 8, n->dev);
+	cairn_le64(k->b + 16, is_device(n) ? n->rdev : n->size);
+	k->b[24] = n->type; /* never 0: never the all-zero ID */
 }
 
 /* The target-relative path of the entry restored first with n's (dev, ino). */
@@ -478,6 +467,23 @@ static int link_add(struct ctx *c, const struct cairn_node *n)
 	    cairn_buf_put_u8(&c->link_paths, 0) < 0 || cairn_idset_add(&c->links, &k, off) < 0)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	return 0;
+}
+
+/* The file type bits of a fifo, socket or device node; 0 for other types. */
+static mode_t node_ifmt(const struct cairn_node *n)
+{
+	switch (n->type) {
+	case CAIRN_NODE_FIFO:
+		return S_IFIFO;
+	case CAIRN_NODE_SOCKET:
+		return S_IFSOCK;
+	case CAIRN_NODE_CHR:
+		return S_IFCHR;
+	case CAIRN_NODE_BLK:
+		return S_IFBLK;
+	default:
+		return 0;
+	}
 }
 
 /* Create n under tmp in dirfd (a hard link to link_from if set). *fd gets the
@@ -504,12 +510,10 @@ static int create_one(struct ctx *c, int dirfd, const struct cairn_node *n, cons
 		r = symlinkat(target, dirfd, tmp);
 		break;
 	case CAIRN_NODE_FIFO:
-		r = mkfifoat(dirfd, tmp, 0600);
-		break;
+	case CAIRN_NODE_SOCKET: /* a socket inode, as cp -a makes: nobody listens */
 	case CAIRN_NODE_CHR:
 	case CAIRN_NODE_BLK:
-		r = mknodat(dirfd, tmp, (n->type == CAIRN_NODE_CHR ? S_IFCHR : S_IFBLK) | 0600,
-		            (dev_t)n->rdev);
+		r = mknodat(dirfd, tmp, node_ifmt(n) | 0600, is_device(n) ? (dev_t)n->rdev : 0);
 		break;
 	default:
 		return -EINVAL;
@@ -545,6 +549,26 @@ static int fill_file(struct ctx *c, int fd, const struct cairn_node *n)
 	return 0;
 }
 
+/* Metadata of the fifo, socket or device node just made at tmp. There is nothing
+ * to open it with, and calls by name follow a symlink someone put there since
+ * (chmod) or act on whatever replaced it: take an O_PATH fd of the entry, check
+ * that it is the node, and go through that fd's /proc link. */
+static int fill_node(struct ctx *c, int dirfd, const char *tmp, const struct cairn_node *n)
+{
+	char proc[sizeof("/proc/self/fd/") + 12];
+	struct stat st;
+	_cleanup_close_ int fd = openat(dirfd, tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return cairn_err_set(-errno, "cannot open '%s': %s", shown(c), strerror(errno));
+	if (fstat(fd, &st) < 0 || (st.st_mode & S_IFMT) != node_ifmt(n))
+		return cairn_err_set(-EEXIST, "cannot restore '%s': replaced while being created",
+		                     shown(c));
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	struct obj o = { .fd = -1, .dirfd = AT_FDCWD, .name = proc, .follow = true };
+	set_meta(c, &o, n);
+	return 0;
+}
+
 /* Make the new entry at tmp: content and metadata, except for extra links to an
  * inode restored already. Closes fd. Returns 0 or -errno with a message set. */
 static int fill(struct ctx *c, int dirfd, int fd, const char *tmp, const struct cairn_node *n,
@@ -557,10 +581,12 @@ static int fill(struct ctx *c, int dirfd, int fd, const char *tmp, const struct 
 			                  strerror(errno));
 		return r;
 	}
-	if (!linked) {
-		struct obj o = { .fd = -1, .dirfd = dirfd, .name = tmp };
-		set_meta(c, &o, n);
-	}
+	if (linked)
+		return 0;
+	if (n->type != CAIRN_NODE_SYMLINK)
+		return fill_node(c, dirfd, tmp, n);
+	struct obj o = { .fd = -1, .dirfd = dirfd, .name = tmp };
+	set_meta(c, &o, n);
 	return 0;
 }
 
@@ -620,11 +646,7 @@ static int restore_inode(struct ctx *c, struct frame *dir, const struct cairn_no
 
 static int restore_leaf(struct ctx *c, struct frame *dir, const struct cairn_node *n)
 {
-	if (n->type == CAIRN_NODE_SOCKET) {
-		warn(c, "skipping socket", "sockets are not restored");
-		return 0;
-	}
-	if ((n->type == CAIRN_NODE_CHR || n->type == CAIRN_NODE_BLK) && !c->root) {
+	if (is_device(n) && !c->root) {
 		warn(c, "skipping device", "only root can create device nodes");
 		return 0;
 	}
@@ -771,7 +793,6 @@ static void raise_nofile(void)
 static void ctx_release(struct ctx *c)
 {
 	cairn_buf_release(&c->path);
-	cairn_buf_release(&c->shown);
 	cairn_buf_release(&c->data);
 	cairn_buf_release(&c->link_paths);
 	cairn_idset_release(&c->links);

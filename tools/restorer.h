@@ -48,10 +48,6 @@ int restorer_write_content(cairn_repo *repo, const struct cairn_node *node, cons
 void restorer_fmt_local(char buf[RESTORER_TIME_MAX], int64_t ns);
 void restorer_fmt_rfc3339(char buf[RESTORER_TIME_MAX], int64_t ns);
 
-/* Print raw bytes, with each newline written as the two characters "\n" so a
- * name cannot break the line-based text output. */
-void restorer_print_text(FILE *f, const void *s, size_t n);
-
 /* ---- restore ------------------------------------------------------------ */
 
 struct restorer_opts {

@@ -154,6 +154,37 @@ void cairn_json_str(FILE *f, const void *s, size_t n)
 	fputc('"', f);
 }
 
+/* Length of the character at p (UTF-8 or one byte), and whether it is a control
+ * character: C0, DEL, C1 (U+0080..U+009F, and raw 0x80..0x9f outside UTF-8, which
+ * an 8-bit terminal takes as C1). */
+static size_t text_char(const unsigned char *p, size_t left, bool *control)
+{
+	size_t u = p[0] >= 0x80 ? utf8_len(p, left) : 0;
+	if (u) {
+		*control = u == 2 && p[0] == 0xc2 && p[1] < 0xa0;
+		return *control ? 1 : u; /* escaped byte by byte */
+	}
+	*control = p[0] < 0x20 || (p[0] >= 0x7f && p[0] < 0xa0);
+	return 1;
+}
+
+size_t cairn_text_str(FILE *f, const void *s, size_t n)
+{
+	const unsigned char *p = s;
+	size_t width = 0;
+	for (size_t i = 0; i < n;) {
+		bool control;
+		size_t u = text_char(p + i, n - i, &control);
+		if (control && f)
+			fprintf(f, "\\x%02x", p[i]);
+		else if (f)
+			fwrite(p + i, 1, u, f);
+		width += control ? 4 : u;
+		i += u;
+	}
+	return width;
+}
+
 const char *cairn_errno_name(int e)
 {
 	const char *n = strerrorname_np(e < 0 ? -e : e);
@@ -192,6 +223,35 @@ static void put_fields(FILE *f, const struct cairn_log_field *fields, const char
 	fputc('}', f);
 }
 
+/* A text line, with control characters escaped: a name with a newline or a
+ * terminal escape in it cannot split the line or drive the terminal. */
+static void emit_text(int l, const char *text)
+{
+	/* On a terminal a status line may stand there (backup's progress): clear
+	 * it, the next refresh draws it again below the message. */
+	const char *clear = isatty(STDERR_FILENO) ? "\r\033[K" : "";
+	bool syslogged = atomic_load(&to_syslog);
+	char *line = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&line, &len);
+	if (!f)
+		return;
+	if (!syslogged && l <= CAIRN_LOG_WARNING)
+		fprintf(f, "%s%s: %s", clear, prog, l == CAIRN_LOG_WARNING ? "warning: " : "");
+	else if (!syslogged)
+		fputs(clear, f);
+	cairn_text_str(f, text, strlen(text));
+	if (!syslogged)
+		fputc('\n', f);
+	if (fclose(f) == 0) {
+		if (syslogged)
+			syslog(l, "%s", line);
+		else
+			fwrite(line, 1, len, stderr); /* one write: lines do not interleave */
+	}
+	free(line);
+}
+
 void cairn_log_emit(int l, const struct cairn_log_field *fields, const char *raw, const char *text)
 {
 	if (l > atomic_load(&level))
@@ -227,17 +287,8 @@ void cairn_log_emit(int l, const struct cairn_log_field *fields, const char *raw
 				fwrite(line, 1, len, stderr);
 		}
 		free(line);
-	} else if (atomic_load(&to_syslog)) {
-		syslog(l, "%s", text);
 	} else {
-		/* On a terminal a status line may stand there (backup's progress): clear
-		 * it, the next refresh draws it again below the message. */
-		const char *clear = isatty(STDERR_FILENO) ? "\r\033[K" : "";
-		if (l <= CAIRN_LOG_WARNING)
-			fprintf(stderr, "%s%s: %s%s\n", clear, prog,
-			        l == CAIRN_LOG_WARNING ? "warning: " : "", text);
-		else
-			fprintf(stderr, "%s%s\n", clear, text);
+		emit_text(l, text);
 	}
 	pthread_mutex_unlock(&out_lock);
 }

@@ -360,6 +360,17 @@ filter() { "$CAIRN" snapshots --json "$@" | python3 -c 'import json,sys; print("
 grep -Eq "^${s1:0:8} +[0-9-]+ [0-9:]+ +hostA +t1,both +$P1" "$O/snaps.txt" ||
 	fail "snapshots text: $(cat "$O/snaps.txt")"
 grep -q "^1 snapshot$" "$O/snaps.txt" || fail "snapshots count line: $(cat "$O/snaps.txt")"
+# Hosts and tags are 1 to 255 (1024) bytes without control characters: refused
+# as bad usage, before anything is read or written.
+n=$("$CAIRN" snapshots --json | grep -o '"id"' | wc -l)
+expect_fail 2 "a host name must be 1 to 255 bytes" -- "$CAIRN" backup --host '' "$P1"
+expect_fail 2 "a host name must be 1 to 255 bytes" -- "$CAIRN" backup --host "$(printf 'h%.0s' $(seq 256))" "$P1"
+expect_fail 2 "a tag must be 1 to 1024 bytes" -- "$CAIRN" backup --tag '' "$P1"
+for bad in $'\e[2J' $'\a' $'\r' $'\n' $'\x7f' $'\t' $'\xc2\x9b'; do
+	expect_fail 2 "a host name 'h.*' holds a control character" -- "$CAIRN" backup --host "h$bad" "$P1"
+	expect_fail 2 "a tag 't.*' holds a control character" -- "$CAIRN" backup --tag "t$bad" "$P1"
+done
+[ "$("$CAIRN" snapshots --json | grep -o '"id"' | wc -l)" = "$n" ] || fail "a refused backup wrote a snapshot"
 
 # ---- ls -l, ls --json ------------------------------------------------------
 "$CAIRN" ls -l "${s1:0:8}" "$P1" > "$O/ls-l"

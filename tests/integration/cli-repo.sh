@@ -10,6 +10,19 @@ expect_fail 2 "no repository given" -- env -u CAIRN_REPO "$CAIRN" cat config
 expect_fail 2 "not a cairn command" -- "$CAIRN" frobnicate
 expect_fail 2 "unknown option" -- "$CAIRN" init --bogus
 "$CAIRN" --version | grep -q "^cairn "
+# The global options' errors have one "cairn: " prefix; a bad --log-format says
+# which values there are, wherever it stands.
+expect_fail 2 "^cairn: unknown option '--bogus'" -- "$CAIRN" --bogus snapshots
+grep -q "cairn: cairn:" "$W/err" && fail "double prefix: $(cat "$W/err")"
+expect_fail 2 "^cairn: unknown log format 'bogus' (use 'text' or 'json')" -- "$CAIRN" --log-format bogus snapshots
+expect_fail 2 "^cairn: ls: unknown log format 'xml' (use 'text' or 'json')" -- "$CAIRN" ls --log-format xml latest
+# Bad init options are bad usage (exit 2), found before any password is asked
+# for, and leave nothing behind.
+for cs in 1K/2K/1K 1M/512K/8M 512K/1000K/8M 0/0/0 1G/2G/3G 1M/2M; do
+	expect_fail 2 "init: .*chunk" -- env -u CAIRN_PASSWORD_FILE "$CAIRN" init --chunk-size "$cs"
+done
+expect_fail 2 "init: pack size 1024 is out of range" -- "$CAIRN" init --kdf-log2n 10 --pack-size 1K
+[ ! -e "$CAIRN_REPO" ] || fail "a refused init left $CAIRN_REPO behind"
 "$CAIRN" --help | grep -q "rebuild-index"
 "$CAIRN" init --help | grep -q -- "--chunk-size"
 
@@ -128,6 +141,20 @@ for f in "$W/cmdline" "$W/ps" "$W/key.out" "$W/bk.out" "$W/bk.err" "$W/ck.out"; 
 	! grep -qF -- "$SECRET" "$f" || fail "the password shows in $(basename "$f"): $(grep -F -- "$SECRET" "$f")"
 done
 ! grep -rqaF -- "$SECRET" "$S" || fail "the password is stored in the repository: $(grep -rlaF -- "$SECRET" "$S")"
+
+# sync --from fills a new or empty directory, or a repository (or what a killed
+# pull left of one: its subdirectories), never a directory of other files.
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test CAIRN_S3_RETRIES=1
+mkdir -p "$W/mine" "$W/pulled"
+echo precious > "$W/mine/notes"
+expect_fail 1 "'$W/mine' is not empty and holds no repository (it has 'notes')" -- \
+	"$CAIRN" sync --from s3://bucket/p -r "$W/mine" --s3-endpoint http://127.0.0.1:9
+[ "$(ls -A "$W/mine")" = notes ] || fail "a refused pull wrote into the directory: $(ls -A "$W/mine")"
+for _ in 1 2; do # the second time into what the first left
+	expect_fail 1 "127.0.0.1" -- "$CAIRN" sync --from s3://bucket/p -r "$W/pulled" \
+		--s3-endpoint http://127.0.0.1:9
+done
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY CAIRN_S3_RETRIES
 
 # rebuild-index works on an empty repository and after the index is deleted.
 "$CAIRN" rebuild-index | grep -q "rebuilt from 0 packs"

@@ -350,6 +350,44 @@ static void test_util__rm_rf(void)
 	CHECK(lstat(keep, &st) < 0);
 }
 
+/* What cairn_text_str() makes of s: the text and its returned width. */
+static void text_is(const char *s, size_t n, const char *want)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	CHECK(f != NULL);
+	size_t w = cairn_text_str(f, s, n);
+	CHECK_OK(fclose(f));
+	if (strcmp(out, want) != 0)
+		fprintf(stderr, "got '%s', want '%s'\n", out, want);
+	CHECK(strcmp(out, want) == 0);
+	CHECK_EQ(w, len);
+	CHECK_EQ(cairn_text_str(NULL, s, n), len);
+	free(out);
+}
+
+static void test_util__text_str(void)
+{
+	text_is("plain name.txt", 14, "plain name.txt");
+	text_is("", 0, "");
+	text_is("a\nb\tc\rd", 7, "a\\x0ab\\x09c\\x0dd");
+	text_is("\x1b[31m\x07\x7f", 7, "\\x1b[31m\\x07\\x7f");
+	text_is("nul\0x", 5, "nul\\x00x");
+	/* UTF-8 passes, C1 controls do not: U+009B (CSI) as UTF-8 and as a raw byte. */
+	text_is("caf\xc3\xa9 \xe2\x82\xac", 9, "caf\xc3\xa9 \xe2\x82\xac");
+	text_is("\xc2\x9b"
+	        "2J",
+	        4, "\\xc2\\x9b2J");
+	text_is("\x9b"
+	        "2J \x85",
+	        5, "\\x9b2J \\x85");
+	text_is("\xc2\xa0", 2, "\xc2\xa0"); /* U+00A0 is not a control */
+	/* Other bytes that are not UTF-8 are no control in any 8-bit set either. */
+	text_is("latin1-\xe9\xff", 9, "latin1-\xe9\xff");
+	text_is("back\\slash", 10, "back\\slash");
+}
+
 int main(void)
 {
 	RUN(test_util__buf_put);
@@ -363,5 +401,6 @@ int main(void)
 	RUN(test_util__write_and_pread);
 	RUN(test_util__mkdir_p);
 	RUN(test_util__rm_rf);
+	RUN(test_util__text_str);
 	return 0;
 }

@@ -95,6 +95,12 @@ void cairn_log_emit(int level, const struct cairn_log_field *fields, const char 
 /* Bytes as a JSON string to f: valid UTF-8 passes through, other bytes become
  * \udcXX (U+DC80 + byte, as Python's surrogateescape), so names stay exact. */
 void cairn_json_str(FILE *f, const void *s, size_t n);
+/* Bytes as text for a terminal or a text log line: each byte of a control
+ * character (C0 with newline and ESC, DEL, C1 whether UTF-8 or a raw byte) is
+ * written as \xNN, everything else as it is. Returns the number of bytes written
+ * (each a column); f NULL only measures, so a result other than n means s holds
+ * control characters. Text log lines (cairn_log_emit) go through this. */
+size_t cairn_text_str(FILE *f, const void *s, size_t n);
 /* "ENOENT" for ENOENT or -ENOENT ("EUNKNOWN" if it has no name). Static. */
 const char *cairn_errno_name(int e);
 #define log_error(...) cairn_log(CAIRN_LOG_ERR, __VA_ARGS__)

@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Restore (tools/restorer.c) of crafted trees: hard links only between entries of
+ * one type and size, every kind of entry cp -a makes, and no metadata call that
+ * follows a symlink planted in the target while an entry is made. */
+#include "check.h"
+
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "cairn/store.h"
+#include "restorer.h"
+#include "cleanup.h"
+
+#define PW "secret"
+
+DEFINE_FREEP(cairn_tree_builder, cairn_tree_builder_free)
+
+/* ---- a hostile writer of the target directory --------------------------- */
+
+/* When set, the next fifo the restorer makes is replaced by a symlink to this
+ * path at once: what another user who can write the target could do between
+ * the restorer's calls. These definitions take the place of libc's for the
+ * restorer linked into this test. */
+static const char *plant_symlink_to;
+
+static void plant(int dirfd, const char *path, mode_t mode)
+{
+	if (!plant_symlink_to || !S_ISFIFO(mode))
+		return;
+	CHECK_OK(unlinkat(dirfd, path, 0));
+	CHECK_OK(symlinkat(plant_symlink_to, dirfd, path));
+	plant_symlink_to = NULL;
+}
+
+int mknodat(int dirfd, const char *path, mode_t mode, dev_t dev)
+{
+	int r = (int)syscall(SYS_mknodat, dirfd, path, mode, dev);
+	if (r == 0)
+		plant(dirfd, path, mode);
+	return r;
+}
+
+int mkfifoat(int dirfd, const char *path, mode_t mode)
+{
+	return mknodat(dirfd, path, S_IFIFO | (mode & 07777), 0);
+}
+
+/* ---- building snapshots ------------------------------------------------- */
+
+static cairn_repo *make_repo(void)
+{
+	struct cairn_init_opts o = { .version = CAIRN_INIT_OPTS_VERSION,
+		                     .compression = -1,
+		                     .kdf_log2n = 10 };
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
+	char path[512];
+	cairn_repo *repo = NULL;
+
+	snprintf(path, sizeof(path), "%s/repo", check_tmpdir());
+	CHECK_OK(cairn_repo_init(path, PW, strlen(PW), &o));
+	CHECK_OK(cairn_repo_open(&repo, path, PW, strlen(PW), &ro));
+	return repo;
+}
+
+static struct cairn_node node(const char *name, uint8_t type, uint64_t ino)
+{
+	return (struct cairn_node){
+		.name = (const uint8_t *)name,
+		.name_len = strlen(name),
+		.type = type,
+		.mode = 0644,
+		.mtime_ns = 1700000000000000000,
+		.atime_ns = 1700000000000000000,
+		.dev = 0x803,
+		.ino = ino,
+		.nlink = 1,
+	};
+}
+
+/* A regular file holding text. */
+static struct cairn_node file(cairn_repo *repo, const char *name, uint64_t ino, const char *text,
+                              struct cairn_extent *ext)
+{
+	struct cairn_node n = node(name, CAIRN_NODE_FILE, ino);
+	ext->len = strlen(text);
+	CHECK_OK(cairn_repo_put(repo, CAIRN_BLOB_DATA, text, ext->len, NULL, &ext->id));
+	n.size = ext->len;
+	n.extents = ext;
+	n.nextents = 1;
+	return n;
+}
+
+/* Store the tree of the builder's nodes and restore it as a snapshot's root
+ * into check_tmpdir()/target. Returns the restore's warnings. */
+static uint64_t restore(cairn_repo *repo, cairn_tree_builder *b)
+{
+	_cleanup_buf_ struct cairn_buf data = CAIRN_BUF_INIT;
+	struct cairn_snapshot snap = { 0 };
+	struct restorer_stats st;
+	char target[512];
+
+	CHECK_OK(cairn_tree_builder_encode(b, &data));
+	CHECK_OK(cairn_repo_put(repo, CAIRN_BLOB_TREE, data.data, data.len, NULL, &snap.root));
+	CHECK_OK(cairn_repo_flush(repo));
+	snprintf(target, sizeof(target), "%s/target", check_tmpdir());
+	struct restorer_opts o = { .target = target };
+	CHECK_OK(restorer_run(repo, &snap, &o, &st));
+	return st.warnings;
+}
+
+static void lstat_in_target(const char *name, struct stat *st)
+{
+	char p[600];
+	snprintf(p, sizeof(p), "%s/target/%s", check_tmpdir(), name);
+	CHECK_OK(lstat(p, st));
+}
+
+static bool in_target(const char *name)
+{
+	char p[600];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/target/%s", check_tmpdir(), name);
+	return lstat(p, &st) == 0;
+}
+
+static void check_content(const char *name, const char *text)
+{
+	char p[600], buf[64] = "";
+	snprintf(p, sizeof(p), "%s/target/%s", check_tmpdir(), name);
+	_cleanup_close_ int fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	CHECK(fd >= 0);
+	CHECK(read(fd, buf, sizeof(buf) - 1) == (ssize_t)strlen(text));
+	CHECK(strcmp(buf, text) == 0);
+}
+
+/* ---- cases -------------------------------------------------------------- */
+
+/* A file sharing (dev, ino) with a symlink, or with a file of another size, is
+ * its own file; files that agree on the inode and its size are linked. */
+static void test_restorer__links_need_type_and_size(void)
+{
+	_cleanup_(cairn_tree_builder_freep) cairn_tree_builder *b = NULL;
+	struct cairn_extent ext[4];
+	cairn_repo *repo = make_repo();
+	struct stat a, f, l1, l2, other;
+
+	CHECK_OK(cairn_tree_builder_new(&b));
+	struct cairn_node n = node("a-link", CAIRN_NODE_SYMLINK, 42);
+	n.target = (const uint8_t *)"/etc/passwd";
+	n.target_len = strlen("/etc/passwd");
+	n.nlink = 2;
+	CHECK_OK(cairn_tree_builder_add(b, &n));
+	n = file(repo, "b-file", 42, "not a link\n", &ext[0]);
+	n.nlink = 2;
+	CHECK_OK(cairn_tree_builder_add(b, &n));
+	n = file(repo, "c-one", 7, "linked\n", &ext[1]);
+	n.nlink = 3;
+	CHECK_OK(cairn_tree_builder_add(b, &n));
+	n = file(repo, "d-two", 7, "linked\n", &ext[2]);
+	n.nlink = 3;
+	CHECK_OK(cairn_tree_builder_add(b, &n));
+	n = file(repo, "e-other", 7, "other size\n", &ext[3]);
+	n.nlink = 3;
+	CHECK_OK(cairn_tree_builder_add(b, &n));
+	CHECK_EQ(restore(repo, b), 0);
+
+	lstat_in_target("a-link", &a);
+	lstat_in_target("b-file", &f);
+	CHECK(S_ISLNK(a.st_mode));
+	CHECK(S_ISREG(f.st_mode));
+	CHECK(a.st_ino != f.st_ino);
+	CHECK_EQ(f.st_nlink, 1);
+	check_content("b-file", "not a link\n");
+	lstat_in_target("c-one", &l1);
+	lstat_in_target("d-two", &l2);
+	lstat_in_target("e-other", &other);
+	CHECK_EQ(l1.st_ino, l2.st_ino);
+	CHECK(other.st_ino != l1.st_ino);
+	check_content("e-other", "other size\n");
+	cairn_repo_close(repo);
+}
+
+/* Fifos and unix sockets come back with their type and mode (devices too, as
+ * root), as cp -a makes them. */
+static void test_restorer__special_files(void)
+{
+	_cleanup_(cairn_tree_builder_freep) cairn_tree_builder *b = NULL;
+	cairn_repo *repo = make_repo();
+	struct stat st;
+
+	CHECK_OK(cairn_tree_builder_new(&b));
+	struct cairn_node n = node("fifo", CAIRN_NODE_FIFO, 1);
+	n.mode = 0640;
+	CHECK_OK(cairn_tree_builder_add(b, &n));
+	n = node("socket", CAIRN_NODE_SOCKET, 2);
+	n.mode = 0751;
+	CHECK_OK(cairn_tree_builder_add(b, &n));
+	if (geteuid() == 0) {
+		n = node("null", CAIRN_NODE_CHR, 3);
+		n.mode = 0666;
+		n.rdev = makedev(1, 3);
+		CHECK_OK(cairn_tree_builder_add(b, &n));
+	}
+	CHECK_EQ(restore(repo, b), 0);
+
+	lstat_in_target("fifo", &st);
+	CHECK(S_ISFIFO(st.st_mode));
+	CHECK_EQ(st.st_mode & 07777, 0640);
+	CHECK_EQ(st.st_mtim.tv_sec, 1700000000);
+	lstat_in_target("socket", &st);
+	CHECK(S_ISSOCK(st.st_mode));
+	CHECK_EQ(st.st_mode & 07777, 0751);
+	CHECK_EQ(st.st_mtim.tv_sec, 1700000000);
+	if (geteuid() == 0) {
+		lstat_in_target("null", &st);
+		CHECK(S_ISCHR(st.st_mode));
+		CHECK_EQ(st.st_rdev, makedev(1, 3));
+		CHECK_EQ(st.st_mode & 07777, 0666);
+	}
+	cairn_repo_close(repo);
+}
+
+/* A symlink put where the fifo was just made: the fifo's mode, owner and times
+ * must not land on the symlink's target. */
+static void test_restorer__planted_symlink_not_followed(void)
+{
+	_cleanup_(cairn_tree_builder_freep) cairn_tree_builder *b = NULL;
+	cairn_repo *repo = make_repo();
+	char victim[512];
+	struct stat st;
+
+	snprintf(victim, sizeof(victim), "%s/victim", check_tmpdir());
+	_cleanup_close_ int fd = open(victim, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	CHECK_OK(fchmod(fd, 0600));
+	CHECK_OK(cairn_tree_builder_new(&b));
+	struct cairn_node n = node("fifo", CAIRN_NODE_FIFO, 1);
+	n.mode = 06777;
+	n.uid = n.gid = 4242;
+	CHECK_OK(cairn_tree_builder_add(b, &n));
+	plant_symlink_to = victim;
+	uint64_t warnings = restore(repo, b);
+	CHECK(plant_symlink_to == NULL);
+
+	CHECK_OK(stat(victim, &st));
+	CHECK_EQ(st.st_mode & 07777, 0600);
+	CHECK_EQ(st.st_uid, geteuid());
+	CHECK(st.st_mtim.tv_sec != 1700000000);
+	CHECK_EQ(warnings, 1); /* the fifo, which is not restored */
+	CHECK(!in_target("fifo"));
+	cairn_repo_close(repo);
+}
+
+int main(void)
+{
+	RUN(test_restorer__links_need_type_and_size);
+	RUN(test_restorer__special_files);
+	RUN(test_restorer__planted_symlink_not_followed);
+	return 0;
+}
