@@ -22,6 +22,10 @@ int cairn_repo_snapshot_save(cairn_repo *repo, struct cairn_snapshot *s)
 
 	if (cairn_repo__read_only(repo))
 		return cairn_err_set(-EROFS, "repository opened read-only");
+	/* A snapshot is the commit point: after a lost pack it would refer to blobs
+	 * that are not there. */
+	if ((r = cairn_repo__write_error(repo)) < 0)
+		return cairn_err_wrap(r, "cannot save the snapshot after a failed write");
 	if ((r = cairn_snapshot_encode(s, &plain)) < 0)
 		return r;
 	cairn_repo_blob_id(repo, plain.data, plain.len, &id);

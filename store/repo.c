@@ -44,6 +44,11 @@ struct cairn_repo {
 	pthread_mutex_t lock;
 	struct packer *idle[2];     /* protected by lock: [1] tree packs, [0] data packs */
 	struct cairn_idset pending; /* protected by lock: blobs in packs not yet indexed */
+	/* The first failed pack write, finish or index commit: code and message. A
+	 * dropped pack may hold blobs other puts were told are stored, so every later
+	 * put, flush and snapshot save fails with it. Protected by lock. */
+	int write_err;
+	char write_err_msg[512];
 	atomic_uint_fast64_t blobs_written, bytes_written, packs_written; /* statistics */
 };
 
@@ -81,6 +86,29 @@ const struct cairn_config *cairn_repo__config(const cairn_repo *repo)
 cairn_index *cairn_repo__index(cairn_repo *repo)
 {
 	return repo->index;
+}
+
+/* Record r as the write failure of this handle unless one is recorded already. */
+static int write_failed(cairn_repo *repo, int r)
+{
+	pthread_mutex_lock(&repo->lock);
+	if (repo->write_err == 0) {
+		repo->write_err = r;
+		snprintf(repo->write_err_msg, sizeof(repo->write_err_msg), "%s", cairn_err_msg());
+	}
+	pthread_mutex_unlock(&repo->lock);
+	return r;
+}
+
+int cairn_repo__write_error(cairn_repo *repo)
+{
+	char msg[sizeof(repo->write_err_msg)];
+
+	pthread_mutex_lock(&repo->lock);
+	int r = repo->write_err;
+	memcpy(msg, repo->write_err_msg, sizeof(msg));
+	pthread_mutex_unlock(&repo->lock);
+	return r < 0 ? cairn_err_set(r, "%s", msg) : 0;
 }
 
 bool cairn_repo__read_only(const cairn_repo *repo)
@@ -594,6 +622,8 @@ static int finish_packer(cairn_repo *repo, struct packer *p)
 		                          cairn_packw__count(p->w));
 	if (r >= 0)
 		atomic_fetch_add_explicit(&repo->packs_written, 1, memory_order_relaxed);
+	else
+		write_failed(repo, r);
 	forget_pending(repo, p->w);
 	cairn_packw__free(p->w);
 	free(p);
@@ -683,7 +713,9 @@ static int append(cairn_repo *repo, int type, const struct cairn_id *id, const v
 		return r;
 	r = cairn_packw__add(p->w, id, type, sealed.data, sealed.len, (uint32_t)len);
 	if (r < 0) {
-		/* The pack is in an unknown state: drop it with every blob it held. */
+		/* The pack is in an unknown state: drop it with every blob it held,
+		 * some of which other puts reported as stored. */
+		write_failed(repo, r);
 		forget_pending(repo, p->w);
 		cairn_packw__free(p->w);
 		free(p);
@@ -705,6 +737,8 @@ int cairn_repo_put(cairn_repo *repo, int type, const void *data, size_t len,
 
 	if (cairn_repo__read_only(repo) || !repo->index)
 		return cairn_err_set(-EROFS, "repository opened read-only");
+	if ((r = cairn_repo__write_error(repo)) < 0)
+		return r;
 	if (type != CAIRN_BLOB_DATA && type != CAIRN_BLOB_TREE)
 		return cairn_err_set(-EINVAL, "blob type %d cannot be stored in a pack", type);
 	if (len > max_raw_len(repo, type))
@@ -758,7 +792,9 @@ int cairn_repo_flush(cairn_repo *repo)
 			if (q < 0 && r == 0)
 				r = q;
 		}
-	return r;
+	/* The healthy packs are kept (durable and indexed), but what a dropped one
+	 * held is lost: the flush fails whenever any write failed. */
+	return r < 0 ? r : cairn_repo__write_error(repo);
 }
 
 /* ---- reading blobs ------------------------------------------------------ */

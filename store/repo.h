@@ -14,6 +14,9 @@ const struct cairn_config *cairn_repo__config(const cairn_repo *repo);
 cairn_index *cairn_repo__index(cairn_repo *repo);
 /* True also for a repository whose packs come from a source (remote). */
 bool cairn_repo__read_only(const cairn_repo *repo);
+/* The first pack write, finish or index commit that failed on this handle, with
+ * its message set again; 0 if none did. Thread-safe. */
+int cairn_repo__write_error(cairn_repo *repo);
 /* Open a pack for reading, from packs/ or the pack source; rel gets its relative
  * name (f->name points to it). Close with cairn_packf__close(). -ENOENT, -EIO. */
 int cairn_repo__pack_open(cairn_repo *repo, const struct cairn_id *pack, struct cairn_packf *f,

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Repository: init/open, keys, the threaded blob write path, reads and index rebuild. */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "cairn/store.h"
 #include "check.h"
 #include "cleanup.h"
+#include "pack.h"
 
 #define PW "secret"
 
@@ -394,6 +396,155 @@ static void test_repo__limits(void)
 	cairn_repo_close(repo);
 }
 
+/* ---- a failed pack write is sticky (issue 14 point 2) -------------------- */
+
+struct failing_writer {
+	cairn_repo *repo;
+	int start;
+	struct cairn_id *stored; /* IDs whose put returned 1 */
+	size_t nstored;
+	int err; /* the first failure */
+};
+
+static void *write_until_failure(void *arg)
+{
+	struct failing_writer *w = arg;
+	uint8_t buf[4096];
+	for (int k = 0; k < NBLOBS; k++) {
+		int i = (k + w->start) % NBLOBS;
+		struct cairn_id id;
+		make_blob(i, buf);
+		int r = cairn_repo_put(w->repo, CAIRN_BLOB_DATA, buf, blob_len(i), NULL, &id);
+		if (r < 0 && w->err == 0)
+			w->err = r;
+		else if (w->err < 0) /* once failed, every put fails */
+			CHECK_EQ(r, -EIO);
+		else if (r == 1)
+			w->stored[w->nstored++] = id;
+		if (w->err < 0 && k > NBLOBS / 2)
+			break;
+	}
+	return NULL;
+}
+
+struct verify_all {
+	cairn_repo *repo;
+	size_t packs, blobs;
+};
+
+static int verify_pack(const struct cairn_id *pack, uint64_t size, void *payload)
+{
+	struct verify_all *v = payload;
+	(void)size;
+	CHECK_OK(cairn_repo_pack_verify(v->repo, pack, NULL, NULL));
+	v->packs++;
+	return 0;
+}
+
+static int read_blob(const struct cairn_id *id, const struct cairn_loc *loc, void *payload)
+{
+	struct verify_all *v = payload;
+	struct cairn_buf out = CAIRN_BUF_INIT;
+	CHECK_OK(cairn_repo_get(v->repo, id, &out));
+	CHECK_EQ(out.len, loc->raw_len);
+	cairn_buf_release(&out);
+	v->blobs++;
+	return 0;
+}
+
+/* What `check --read-data` reads: every pack verifies, every indexed blob reads. */
+static void check_read_data(void)
+{
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .read_only = true };
+	struct verify_all v = { 0 };
+	char tmp[600];
+	CHECK_OK(cairn_repo_open(&v.repo, repo_path, PW, strlen(PW), &ro));
+	CHECK_OK(cairn_repo_foreach_pack(v.repo, verify_pack, &v));
+	CHECK_OK(cairn_repo_foreach_blob(v.repo, read_blob, &v));
+	cairn_repo_close(v.repo);
+	/* The dropped pack's temp file went with it. */
+	snprintf(tmp, sizeof(tmp), "%s/tmp", repo_path);
+	_cleanup_closedir_ DIR *d = opendir(tmp);
+	CHECK(d != NULL);
+	for (struct dirent *de; (de = readdir(d));)
+		CHECK(de->d_name[0] == '.');
+}
+
+static void check_all_writes_fail(cairn_repo *repo)
+{
+	uint8_t buf[100];
+	struct cairn_snapshot s = { .hostname = (char *)"h",
+		                    .username = (char *)"u",
+		                    .program_version = (char *)"test" };
+	check_random(buf, sizeof(buf), 999);
+	CHECK_ERR(cairn_repo_put(repo, CAIRN_BLOB_DATA, buf, sizeof(buf), NULL, NULL), -EIO);
+	CHECK_ERR(cairn_repo_flush(repo), -EIO);
+	CHECK(strstr(cairn_err_msg(), "pack") != NULL);
+	CHECK_ERR(cairn_repo_snapshot_save(repo, &s), -EIO);
+	struct cairn_id *ids = NULL;
+	size_t n = 1;
+	CHECK_OK(cairn_repo_snapshot_ids(repo, &ids, &n));
+	CHECK_EQ(n, 0);
+	free(ids);
+}
+
+static void test_repo__write_failure_is_sticky(void)
+{
+	cairn_repo *repo = make_repo(1024 * 1024);
+	pthread_t t[NTHREADS];
+	struct failing_writer w[NTHREADS];
+	int failed = 0;
+
+	/* A few packs get written, then one write fails in the middle of a pack. */
+	cairn_pack__test_fail_after(3500 * 1024);
+	for (int i = 0; i < NTHREADS; i++) {
+		w[i] = (struct failing_writer){ .repo = repo, .start = i * (NBLOBS / NTHREADS) };
+		w[i].stored = calloc(NBLOBS, sizeof(*w[i].stored));
+		CHECK(w[i].stored != NULL);
+		CHECK(pthread_create(&t[i], NULL, write_until_failure, &w[i]) == 0);
+	}
+	for (int i = 0; i < NTHREADS; i++) {
+		pthread_join(t[i], NULL);
+		failed += w[i].err < 0;
+	}
+	cairn_pack__test_fail_after(-1);
+	CHECK_EQ(failed, NTHREADS);
+	check_all_writes_fail(repo);
+	cairn_repo_close(repo);
+	check_read_data();
+
+	/* Blobs reported as stored were lost with the dropped pack: the reason the
+	 * flush must fail. */
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .read_only = true };
+	size_t missing = 0;
+	CHECK_OK(cairn_repo_open(&repo, repo_path, PW, strlen(PW), &ro));
+	for (int i = 0; i < NTHREADS; i++) {
+		for (size_t k = 0; k < w[i].nstored; k++)
+			missing += cairn_repo_has(repo, &w[i].stored[k]) == 0;
+		free(w[i].stored);
+	}
+	CHECK(missing > 0);
+	cairn_repo_close(repo);
+}
+
+/* The failure may come when the pack is finished: at a flush. */
+static void test_repo__finish_failure_is_sticky(void)
+{
+	cairn_repo *repo = make_repo(0);
+	uint8_t buf[50000];
+	check_random(buf, sizeof(buf), 7);
+	CHECK_EQ(cairn_repo_put(repo, CAIRN_BLOB_DATA, buf, 20000, NULL, NULL), 1);
+	CHECK_OK(cairn_repo_flush(repo));
+	/* The blob is only buffered, so its put succeeds; writing the pack fails. */
+	cairn_pack__test_fail_after(29000);
+	CHECK_EQ(cairn_repo_put(repo, CAIRN_BLOB_DATA, buf + 20000, 29000, NULL, NULL), 1);
+	CHECK_ERR(cairn_repo_flush(repo), -EIO);
+	cairn_pack__test_fail_after(-1);
+	check_all_writes_fail(repo);
+	cairn_repo_close(repo);
+	check_read_data();
+}
+
 int main(void)
 {
 	RUN(test_repo__init_open);
@@ -402,5 +553,7 @@ int main(void)
 	RUN(test_repo__threaded_put_get_rebuild);
 	RUN(test_repo__corrupt_pack);
 	RUN(test_repo__limits);
+	RUN(test_repo__write_failure_is_sticky);
+	RUN(test_repo__finish_failure_is_sticky);
 	return 0;
 }

@@ -166,7 +166,10 @@ void cairn_repo_blob_id(const cairn_repo *repo, const void *data, size_t len, st
  * appends it to a pack; the pack becomes durable and indexed when it fills or at
  * cairn_repo_flush(). Returns 1 if stored, 0 if it was already there.
  * Thread-safe: callers in several threads compress and encrypt in parallel.
- * -ENOSPC, -EIO, -EINVAL (too large for its type). */
+ * -ENOSPC, -EIO, -EINVAL (too large for its type). A failed pack write, finish
+ * or index commit is sticky: it loses blobs earlier puts reported as stored, so
+ * every later put and flush of this handle fails with it, and so does
+ * cairn_repo_snapshot_save(). */
 int cairn_repo_put(cairn_repo *repo, int type, const void *data, size_t len,
                    const struct cairn_id *id_or_null, struct cairn_id *id_out);
 /* 1 if the blob is in the index or in a pack being written, 0 if not. Thread-safe. */
@@ -178,7 +181,9 @@ struct cairn_repo_stats {
 	uint64_t packs_written;
 };
 void cairn_repo_stats(const cairn_repo *repo, struct cairn_repo_stats *out);
-/* Finish every open pack and commit their index entries. Thread-safe. */
+/* Finish every open pack and commit their index entries. Thread-safe. Fails
+ * when any pack write of this handle failed (see cairn_repo_put), after keeping
+ * the packs that are sound. */
 int cairn_repo_flush(cairn_repo *repo);
 
 /* Read, verify and decompress a blob into out (replacing its content).
@@ -402,7 +407,8 @@ void cairn_snapshot_free(struct cairn_snapshot *s);
 /* ---- Snapshot catalog (FORMAT.md §8) ------------------------------------ */
 
 /* Seal s and write it durably to snapshots/<id>, then record it in the index.
- * Sets s->id. Call after cairn_repo_flush(): the snapshot is the commit point. */
+ * Sets s->id. Call after cairn_repo_flush(): the snapshot is the commit point.
+ * Refuses with the error of a failed pack write of this handle, if any. */
 int cairn_repo_snapshot_save(cairn_repo *repo, struct cairn_snapshot *s);
 /* Read and verify snapshots/<id>. -ENOENT, -EBADMSG. Caller frees *out. */
 int cairn_repo_snapshot_load(cairn_repo *repo, const struct cairn_id *id,
