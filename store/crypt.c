@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -353,6 +354,13 @@ int cairn_crypt__open(const struct cairn_keys *k, int type, const struct cairn_i
 
 /* ---- scrypt (FORMAT.md §3.2) -------------------------------------------- */
 
+static atomic_uint_fast64_t scrypt_runs; /* statistics: relaxed */
+
+uint64_t cairn_crypt__scrypt_runs(void)
+{
+	return atomic_load_explicit(&scrypt_runs, memory_order_relaxed);
+}
+
 static int scrypt_check(int log2n, uint32_t r, uint32_t p)
 {
 	if (log2n < 10 || log2n > 24 || r < 1 || r > 32 || p < 1 || p > 16)
@@ -392,6 +400,7 @@ int cairn_crypt__scrypt_salt(const char *pw, size_t pwlen, const void *salt, siz
 
 	if (!kctx)
 		return cairn_err_set(-ENOMEM, "out of memory");
+	atomic_fetch_add_explicit(&scrypt_runs, 1, memory_order_relaxed);
 	/* The parameters were validated, so the likely failure is the big allocation. */
 	if (EVP_KDF_derive(kctx, out, CAIRN_KEY_SIZE, params) <= 0)
 		return cairn_err_set(-ENOMEM, "scrypt failed: out of memory for %" PRIu64 " bytes",

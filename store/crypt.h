@@ -61,6 +61,8 @@ int cairn_crypt__scrypt(const char *pw, size_t pwlen, const uint8_t salt[32], in
 /* The same with a salt of any length (RFC 7914 test vectors use "NaCl"). */
 int cairn_crypt__scrypt_salt(const char *pw, size_t pwlen, const void *salt, size_t saltlen,
                              int log2n, uint32_t r, uint32_t p, uint8_t out[CAIRN_KEY_SIZE]);
+/* How many scrypt derivations this process has started (for tests). */
+uint64_t cairn_crypt__scrypt_runs(void);
 /* AES-256-GCM with an explicit 12-byte nonce, for key files: out = ct || tag. */
 int cairn_crypt__gcm_encrypt(const uint8_t key[32], const uint8_t nonce[12], const void *aad,
                              size_t aadlen, const void *pt, size_t len, uint8_t *out);

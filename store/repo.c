@@ -37,6 +37,8 @@ struct cairn_repo {
 	char *config_text;
 	struct cairn_keys keys;
 	char key_name[17];
+	void (*warn)(const char *msg, void *payload); /* may be NULL */
+	void *warn_payload;
 	cairn_chunker *chunker;
 	cairn_index *index;
 	atomic_int compression;
@@ -307,6 +309,58 @@ out:
 
 /* ---- open --------------------------------------------------------------- */
 
+/* The key file that last opened the repository: a hint kept in index/last-key
+ * (a local cache, like the index), so that an open does not first run scrypt on
+ * every key file that sorts before it. Absent or garbage: no hint. */
+static void last_key_read(const cairn_repo *repo, char name[17])
+{
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	char p[PATH_MAX];
+	uint8_t raw[8];
+
+	name[0] = '\0';
+	if (cairn_repo__path(repo, p, sizeof(p), "index/last-key") < 0 ||
+	    cairn_file_slurp(p, 64, &b) < 0 || b.len < 16 || (b.len > 16 && b.data[16] != '\n'))
+		return;
+	memcpy(name, b.data, 16);
+	name[16] = '\0';
+	if (cairn_unhex(raw, sizeof(raw), name) < 0)
+		name[0] = '\0';
+}
+
+/* Best effort: a read-only filesystem or a missing index/ only costs the hint. */
+static void last_key_write(const cairn_repo *repo)
+{
+	char p[PATH_MAX], tmp[PATH_MAX], line[18], old[17];
+
+	last_key_read(repo, old);
+	if (repo->read_only || strcmp(old, repo->key_name) == 0 ||
+	    cairn_repo__path(repo, p, sizeof(p), "index/last-key") < 0 ||
+	    cairn_repo__path(repo, tmp, sizeof(tmp), "tmp") < 0)
+		return;
+	snprintf(line, sizeof(line), "%s\n", repo->key_name);
+	if (cairn_file_write_atomic(p, tmp, line, 17) < 0)
+		log_debug("cannot remember the key in use: %s", cairn_err_msg());
+}
+
+void cairn_repo__warn(const cairn_repo *repo, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (!repo->warn)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	repo->warn(msg, repo->warn_payload);
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(a, b); /* elements are char[17] */
+}
+
 /* Key file names in keys/, sorted so unlocking tries them in a stable order. */
 static int list_key_names(const char *repo, char (**out)[17], size_t *n)
 {
@@ -332,35 +386,62 @@ static int list_key_names(const char *repo, char (**out)[17], size_t *n)
 		}
 		memcpy(names[count++], de->d_name, 17); /* 16 hex digits and the NUL */
 	}
-	qsort(names, count, sizeof(*names), (int (*)(const void *, const void *))strcmp);
+	qsort(names, count, sizeof(*names), by_name);
 	*out = TAKE_PTR(names);
 	*n = count;
 	return 0;
+}
+
+/* Try one key file: 0 unlocked, -EKEYREJECTED another password's, other < 0
+ * unreadable (corrupt, or refused for its cost with a warning). */
+static int try_key(cairn_repo *repo, const char *name, const char *pw, size_t pwlen,
+                   uint8_t master[CAIRN_KEY_SIZE])
+{
+	_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
+	struct cairn_keyfile k;
+	char p[PATH_MAX];
+	int r = cairn_repo__path(repo, p, sizeof(p), "keys/%s", name);
+
+	if (r >= 0)
+		r = cairn_file_slurp(p, CAIRN_KEYFILE_MAX, &kf);
+	if (r >= 0 && (r = cairn_keyfile__parse(&k, kf.data, kf.len)) >= 0 &&
+	    cairn_keyfile__too_costly(&k)) {
+		cairn_repo__warn(repo,
+		                 "key file '%s' skipped: its scrypt cost (log2(N) %u, r %u, p %u) "
+		                 "is above the limit of log2(N) %d and %llu GiB",
+		                 p, k.log2n, k.r, k.p, CAIRN_KDF_LOG2N_MAX,
+		                 CAIRN_KDF_COST_MAX >> 30);
+		return -EBADMSG;
+	}
+	if (r >= 0)
+		r = cairn_keyfile__unwrap(kf.data, kf.len, pw, pwlen, master);
+	if (r < 0 && r != -EKEYREJECTED)
+		log_debug("key file '%s' skipped: %s", p, cairn_err_msg());
+	return r;
 }
 
 static int unlock(cairn_repo *repo, const char *pw, size_t pwlen, uint8_t master[CAIRN_KEY_SIZE])
 {
 	_cleanup_free_ char(*names)[17] = NULL;
 	size_t n = 0, corrupt = 0;
+	char last[17];
 	int r = list_key_names(repo->path, &names, &n);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < n; i++) {
-		_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
-		char p[PATH_MAX];
-		snprintf(p, sizeof(p), "%s/keys/%s", repo->path, names[i]);
-		r = cairn_file_slurp(p, CAIRN_KEYFILE_MAX, &kf);
-		if (r >= 0)
-			r = cairn_keyfile__unwrap(kf.data, kf.len, pw, pwlen, master);
-		if (r >= 0) {
-			snprintf(repo->key_name, sizeof(repo->key_name), "%s", names[i]);
-			return 0;
+	last_key_read(repo, last);
+	/* The remembered key first (pass 0), then the others in name order. */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < n; i++) {
+			if ((strcmp(names[i], last) == 0) != (pass == 0))
+				continue;
+			r = try_key(repo, names[i], pw, pwlen, master);
+			if (r >= 0) {
+				snprintf(repo->key_name, sizeof(repo->key_name), "%s", names[i]);
+				last_key_write(repo);
+				return 0;
+			}
+			corrupt += r != -EKEYREJECTED;
 		}
-		if (r != -EKEYREJECTED) {
-			log_debug("key file '%s' skipped: %s", p, cairn_err_msg());
-			corrupt++;
-		}
-	}
 	if (n == 0)
 		return cairn_err_set(-EBADMSG, "repository '%s' has no key files", repo->path);
 	if (corrupt == n)
@@ -444,6 +525,10 @@ int cairn_repo_open(cairn_repo **out, const char *path, const char *pw, size_t p
 		repo->src = *o->packs;
 	}
 	repo->read_only = o && o->read_only && !repo->remote;
+	if (o) {
+		repo->warn = o->warn;
+		repo->warn_payload = o->warn_payload;
+	}
 	repo->path = strdup(path);
 	int r = repo->path ? load(repo, pw, pwlen, o) : cairn_err_set(-ENOMEM, "out of memory");
 	if (r < 0) {
@@ -572,6 +657,7 @@ int cairn_key_passwd(cairn_repo *repo, const char *pw, size_t pwlen)
 	if ((r = cairn_key_add(repo, pw, pwlen, NULL, name)) < 0)
 		return r;
 	snprintf(repo->key_name, sizeof(repo->key_name), "%s", name);
+	last_key_write(repo);
 	snprintf(p, sizeof(p), "%s/keys/%s", repo->path, old);
 	if (unlink(p) < 0)
 		return cairn_err_set(-errno, "cannot remove old key '%s': %s", old,

@@ -21,6 +21,9 @@ int cairn_repo__write_error(cairn_repo *repo);
  * name (f->name points to it). Close with cairn_packf__close(). -ENOENT, -EIO. */
 int cairn_repo__pack_open(cairn_repo *repo, const struct cairn_id *pack, struct cairn_packf *f,
                           char rel[CAIRN_PACK_RELPATH_SIZE]);
+/* Pass one warning line to the caller's cairn_repo_opts.warn, if any. */
+void cairn_repo__warn(const cairn_repo *repo, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
 /* snprintf "<repo>/<fmt...>" into out; -ENAMETOOLONG. */
 int cairn_repo__path(const cairn_repo *repo, char *out, size_t size, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));

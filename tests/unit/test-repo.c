@@ -12,6 +12,8 @@
 #include "cairn/store.h"
 #include "check.h"
 #include "cleanup.h"
+#include "crypt.h"
+#include "keyfile.h"
 #include "pack.h"
 
 #define PW "secret"
@@ -545,6 +547,135 @@ static void test_repo__finish_failure_is_sticky(void)
 	check_read_data();
 }
 
+/* ---- key order and costly key files (issue 14 point 7) ------------------ */
+
+struct warnings {
+	int n;
+	char last[1024];
+};
+
+static void collect_warning(const char *msg, void *payload)
+{
+	struct warnings *w = payload;
+	w->n++;
+	snprintf(w->last, sizeof(w->last), "%s", msg);
+}
+
+/* Open with pw; returns how many scrypt derivations the open ran. */
+static uint64_t open_counting(const char *pw, struct warnings *w, bool read_only)
+{
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION,
+		                      .read_only = read_only,
+		                      .warn = collect_warning,
+		                      .warn_payload = w };
+	cairn_repo *repo = NULL;
+	uint64_t before = cairn_crypt__scrypt_runs();
+	CHECK_OK(cairn_repo_open(&repo, repo_path, pw, strlen(pw), &ro));
+	cairn_repo_close(repo);
+	return cairn_crypt__scrypt_runs() - before;
+}
+
+static void key_path(char *out, size_t size, const char *name)
+{
+	snprintf(out, size, "%s/keys/%s", repo_path, name);
+}
+
+static void forget_last_key(void)
+{
+	char p[600];
+	snprintf(p, sizeof(p), "%s/index/last-key", repo_path);
+	unlink(p);
+}
+
+/* A key file for pw asking for scrypt work far above what init writes (16
+ * times log2(N) 20 with r 1: seconds of CPU), under a name sorting first. */
+static void plant_costly_key(const char *name)
+{
+	_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
+	uint8_t mk[CAIRN_KEY_SIZE] = { 0 };
+	char p[600];
+	CHECK_OK(cairn_keyfile__create(&kf, mk, PW, strlen(PW), 10, "planted"));
+	kf.data[10] = 20;
+	cairn_le32(kf.data + 12, 1);
+	cairn_le32(kf.data + 16, 16);
+	key_path(p, sizeof(p), name);
+	CHECK_OK(cairn_file_write_atomic(p, NULL, kf.data, kf.len));
+}
+
+static void test_repo__costly_key_files_skipped(void)
+{
+	struct warnings w = { 0 };
+	char p[600];
+	cairn_repo_close(make_repo(0));
+	plant_costly_key("0000000000000000");
+	plant_costly_key("0000000000000001");
+	forget_last_key();
+	/* Without a hint every file is tried in name order: the planted ones are
+	 * skipped with one warning each, scrypt runs for the real key only. */
+	CHECK_EQ(open_counting(PW, &w, false), 1);
+	CHECK_EQ(w.n, 2);
+	key_path(p, sizeof(p), "0000000000000001");
+	CHECK(strstr(w.last, p) != NULL);
+	CHECK(strstr(w.last, "above the limit") != NULL);
+	/* With the hint the planted files are not even read. */
+	w.n = 0;
+	CHECK_EQ(open_counting(PW, &w, true), 1);
+	CHECK_EQ(w.n, 0);
+	/* A wrong password is still "wrong password" after the skips. */
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
+	cairn_repo *repo = NULL;
+	CHECK_ERR(cairn_repo_open(&repo, repo_path, "nope", 4, &ro), -EKEYREJECTED);
+}
+
+/* Renames the key file in use to to (the repository must be closed). */
+static void rename_key(const char *pw, const char *to)
+{
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .no_index = true };
+	struct cairn_key_info *keys = NULL;
+	cairn_repo *repo = NULL;
+	char from[600], dst[600];
+	size_t n = 0;
+	CHECK_OK(cairn_repo_open(&repo, repo_path, pw, strlen(pw), &ro));
+	CHECK_OK(cairn_key_list(repo, &keys, &n));
+	for (size_t i = 0; i < n; i++)
+		if (keys[i].current)
+			key_path(from, sizeof(from), keys[i].name);
+	free(keys);
+	cairn_repo_close(repo);
+	key_path(dst, sizeof(dst), to);
+	CHECK_OK(rename(from, dst));
+}
+
+static void test_repo__last_key_tried_first(void)
+{
+	cairn_repo *repo = make_repo(0);
+	struct warnings w = { 0 };
+	char name[17], p[600];
+	CHECK_OK(cairn_key_add(repo, "two", 3, NULL, name));
+	CHECK_OK(cairn_key_add(repo, "three", 5, NULL, name));
+	cairn_repo_close(repo);
+	rename_key("two", "0000000000000001");
+	rename_key("three", "0000000000000002");
+	rename_key(PW, "ffffffffffffffff");
+	forget_last_key();
+
+	CHECK_EQ(open_counting(PW, &w, false), 3); /* no hint: name order */
+	CHECK_EQ(open_counting(PW, &w, false), 1); /* remembered */
+	CHECK_EQ(open_counting("three", &w, false), 3);
+	CHECK_EQ(open_counting("three", &w, false), 1);
+	/* A read-only open changes nothing, not even the hint. */
+	CHECK_EQ(open_counting(PW, &w, true), 3);
+	CHECK_EQ(open_counting("three", &w, true), 1);
+	/* Garbage or a vanished key in the hint is no hint. */
+	snprintf(p, sizeof(p), "%s/index/last-key", repo_path);
+	CHECK_OK(cairn_file_write_atomic(p, NULL, "zz\n", 3));
+	CHECK_EQ(open_counting(PW, &w, false), 3);
+	CHECK_EQ(open_counting(PW, &w, false), 1);
+	CHECK_OK(cairn_file_write_atomic(p, NULL, "0123456789abcdef\n", 17));
+	CHECK_EQ(open_counting("three", &w, false), 2);
+	CHECK_EQ(w.n, 0);
+}
+
 int main(void)
 {
 	RUN(test_repo__init_open);
@@ -555,5 +686,7 @@ int main(void)
 	RUN(test_repo__limits);
 	RUN(test_repo__write_failure_is_sticky);
 	RUN(test_repo__finish_failure_is_sticky);
+	RUN(test_repo__costly_key_files_skipped);
+	RUN(test_repo__last_key_tried_first);
 	return 0;
 }

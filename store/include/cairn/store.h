@@ -76,7 +76,7 @@ struct cairn_init_opts {
 	struct cairn_chunk_params chunk; /* zero: defaults */
 	int compression;                 /* -1: default (3); 0 off; 1..19 */
 	uint32_t pack_size;              /* 0: default 16 MiB */
-	int kdf_log2n;                   /* 0: default (16); 10..24 */
+	int kdf_log2n;                   /* 0: calibrated (14..20); 10..20 */
 	const char *key_label;           /* NULL: user@host */
 };
 /* Create a repository at path (which must not exist or be an empty directory).
@@ -117,8 +117,17 @@ struct cairn_repo_opts {
 	 * write but those to its index and state tables (a local cache). The source
 	 * is copied; its release runs at close, also when the open fails. */
 	const struct cairn_pack_source *packs;
+	/* Told, one line without newline each, what the repository skipped and the
+	 * user should hear of: a key file refused for its scrypt cost, a damaged
+	 * snapshot left out of a listing. May be called from any thread that uses
+	 * the repository. NULL: not told. */
+	void (*warn)(const char *msg, void *payload);
+	void *warn_payload;
 };
-/* Open and unlock. -ENOENT no repository there, -EPROTONOSUPPORT unknown format
+/* Open and unlock. The key file that last opened the repository is tried first
+ * (its name is kept in index/last-key), then the others in name order; key files
+ * asking for more scrypt work than init writes are skipped with a warning
+ * (FORMAT.md §3.2). -ENOENT no repository there, -EPROTONOSUPPORT unknown format
  * version, -EKEYREJECTED wrong password, -EBADMSG corrupt config or key file.
  * Caller closes with cairn_repo_close(). */
 int cairn_repo_open(cairn_repo **out, const char *path, const char *password, size_t pwlen,
