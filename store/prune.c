@@ -188,7 +188,8 @@ static int mark(struct prune *p)
 {
 	struct cairn_snapshot **list = NULL;
 	size_t n = 0;
-	int r = cairn_repo_snapshot_list(p->repo, &list, &n);
+	/* A damaged snapshot stops prune: the blobs it refers to are unknown. */
+	int r = cairn_repo__snapshot_list(p->repo, true, &list, &n);
 
 	for (size_t i = 0; r >= 0 && i < n; i++) {
 		r = mark_tree(p, &list[i]->root);

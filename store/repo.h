@@ -24,6 +24,10 @@ int cairn_repo__pack_open(cairn_repo *repo, const struct cairn_id *pack, struct 
 /* Pass one warning line to the caller's cairn_repo_opts.warn, if any. */
 void cairn_repo__warn(const cairn_repo *repo, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
+/* cairn_repo_snapshot_list(); strict: a damaged snapshot fails the listing
+ * (-EBADMSG naming it) instead of being skipped with a warning (prune). */
+int cairn_repo__snapshot_list(cairn_repo *repo, bool strict, struct cairn_snapshot ***out,
+                              size_t *n);
 /* snprintf "<repo>/<fmt...>" into out; -ENAMETOOLONG. */
 int cairn_repo__path(const cairn_repo *repo, char *out, size_t size, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));

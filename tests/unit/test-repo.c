@@ -676,6 +676,57 @@ static void test_repo__last_key_tried_first(void)
 	CHECK_EQ(w.n, 0);
 }
 
+/* ---- a damaged snapshot file (issue 14 point 12) ------------------------- */
+
+static void test_repo__damaged_snapshot_skipped(void)
+{
+	struct warnings w = { 0 };
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION,
+		                      .warn = collect_warning,
+		                      .warn_payload = &w };
+	struct cairn_snapshot **list = NULL;
+	struct cairn_id root = { { 1 } }, *ids = NULL, found;
+	char hex[CAIRN_ID_HEX_SIZE], p[700];
+	cairn_repo *repo = make_repo(0);
+	size_t n = 0;
+
+	for (int i = 0; i < 3; i++)
+		save_snapshot(repo, 1000000000LL * (i + 1), &root);
+	CHECK_OK(cairn_repo_snapshot_ids(repo, &ids, &n));
+	CHECK_EQ(n, 3);
+	cairn_id_hex(hex, &ids[1]);
+	free(ids);
+	cairn_repo_close(repo);
+	snprintf(p, sizeof(p), "%s/snapshots/%s", repo_path, hex);
+	FILE *f = fopen(p, "r+b");
+	CHECK(f != NULL);
+	fseek(f, 40, SEEK_SET);
+	int c = fgetc(f);
+	fseek(f, 40, SEEK_SET);
+	fputc(c ^ 1, f);
+	fclose(f);
+
+	CHECK_OK(cairn_repo_open(&repo, repo_path, PW, strlen(PW), &ro));
+	CHECK_OK(cairn_repo_snapshot_list(repo, &list, &n));
+	CHECK_EQ(n, 2);
+	CHECK_EQ(w.n, 1);
+	char short_id[9];
+	snprintf(short_id, sizeof(short_id), "%.8s", hex);
+	CHECK(strstr(w.last, short_id) != NULL);
+	cairn_snapshot_list_free(list, n);
+	/* Found by the name of its file, and removed. */
+	CHECK_OK(cairn_repo_snapshot_resolve(repo, short_id, &found));
+	CHECK_ERR(cairn_repo_snapshot_resolve(repo, "abcdefg", &found), -EINVAL);
+	CHECK_OK(cairn_repo_snapshot_delete(repo, &found));
+	w.n = 0;
+	CHECK_OK(cairn_repo_snapshot_list(repo, &list, &n));
+	CHECK_EQ(n, 2);
+	CHECK_EQ(w.n, 0);
+	cairn_snapshot_list_free(list, n);
+	CHECK_ERR(cairn_repo_snapshot_resolve(repo, short_id, &found), -ENOENT);
+	cairn_repo_close(repo);
+}
+
 int main(void)
 {
 	RUN(test_repo__init_open);
@@ -688,5 +739,6 @@ int main(void)
 	RUN(test_repo__finish_failure_is_sticky);
 	RUN(test_repo__costly_key_files_skipped);
 	RUN(test_repo__last_key_tried_first);
+	RUN(test_repo__damaged_snapshot_skipped);
 	return 0;
 }

@@ -423,8 +423,8 @@ int cairn_repo_snapshot_save(cairn_repo *repo, struct cairn_snapshot *s);
 int cairn_repo_snapshot_load(cairn_repo *repo, const struct cairn_id *id,
                              struct cairn_snapshot **out);
 /* Every snapshot in snapshots/, oldest first (ties by ID). A snapshot file that
- * fails to verify stops the listing with -EBADMSG naming it. Caller frees with
- * cairn_snapshot_list_free(). */
+ * fails to verify is left out, with a warning naming it to cairn_repo_opts.warn
+ * (each listing warns again). Caller frees with cairn_snapshot_list_free(). */
 int cairn_repo_snapshot_list(cairn_repo *repo, struct cairn_snapshot ***out, size_t *n);
 void cairn_snapshot_list_free(struct cairn_snapshot **list, size_t n);
 /* The IDs in snapshots/ (unordered, no decryption). Caller frees *out. */
@@ -432,6 +432,10 @@ int cairn_repo_snapshot_ids(cairn_repo *repo, struct cairn_id **out, size_t *n);
 /* Resolve "latest" or an ID prefix (4+ hex digits) to one snapshot of list.
  * Returns its index. -ENOENT none, -EINVAL ambiguous or malformed. */
 int cairn_snapshot_find(struct cairn_snapshot *const *list, size_t n, const char *spec);
+/* Resolve an ID prefix (4+ hex digits) against the names in snapshots/, without
+ * reading the files: also finds a damaged snapshot, for removal. -ENOENT none,
+ * -EINVAL ambiguous or malformed. */
+int cairn_repo_snapshot_resolve(cairn_repo *repo, const char *spec, struct cairn_id *out);
 /* Remove snapshots/<id> and its index record. -ENOENT. */
 int cairn_repo_snapshot_delete(cairn_repo *repo, const struct cairn_id *id);
 
@@ -524,7 +528,8 @@ struct cairn_prune_stats {
  * point loses no needed blob, and readers that looked a blob up just before the
  * swap find it again (cairn_repo_get retries). Packs on disk that the index lacks
  * are indexed first. The caller holds an exclusive lock. Refuses (-EBADMSG, with a
- * message) when a needed tree or blob is missing or damaged. -EIO, -ENOSPC,
+ * message) when a needed tree or blob is missing or damaged, or a snapshot file
+ * does not verify. -EIO, -ENOSPC,
  * -ENOENT the lock vanished. st is filled as far as the run got.
  */
 int cairn_repo_prune(cairn_repo *repo, const struct cairn_prune_opts *o,
