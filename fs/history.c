@@ -205,7 +205,10 @@ static int add_version(struct fs_hist *h, const struct fs_view_ent *e, const str
 	v->tree = *tree;
 	v->index = (uint32_t)index;
 	v->type = cn->type;
-	v->ino = fs_ino_entry(&e->snap->id, cn);
+	if (!(v->ino = fs_ino_entry(&e->snap->id, cn))) {
+		h->nver--;
+		return cairn_err_set(-ENOMEM, "out of memory");
+	}
 	return 0;
 }
 

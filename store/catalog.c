@@ -28,7 +28,8 @@ int cairn_repo_snapshot_save(cairn_repo *repo, struct cairn_snapshot *s)
 		return cairn_err_wrap(r, "cannot save the snapshot after a failed write");
 	if ((r = cairn_snapshot_encode(s, &plain)) < 0)
 		return r;
-	cairn_repo_blob_id(repo, plain.data, plain.len, &id);
+	if ((r = cairn_repo_blob_id(repo, plain.data, plain.len, &id)) < 0)
+		return r;
 	r = cairn_blob__encode(k, cairn_repo_compression(repo), CAIRN_BLOB_SNAPSHOT, &id,
 	                       plain.data, plain.len, &sealed);
 	if (r < 0)

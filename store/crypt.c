@@ -105,20 +105,21 @@ static int hmac(const uint8_t key[CAIRN_KEY_SIZE], const void *data, size_t len,
 	return ok ? 0 : cairn_err_set(-EIO, "HMAC-SHA-256 failed");
 }
 
-/* The contract is void: an ID computed wrong would store data under a name it
- * can never be read back by, so an OpenSSL failure here (only out of memory
- * for a digest context) stops the process rather than return garbage. */
-void cairn_crypt__hmac(const uint8_t key[CAIRN_KEY_SIZE], const void *data, size_t len,
-                       uint8_t out[32])
+int cairn_crypt__hmac(const uint8_t key[CAIRN_KEY_SIZE], const void *data, size_t len,
+                      uint8_t out[32])
 {
-	if (hmac(key, data, len, out) < 0)
-		abort();
+	return hmac(key, data, len, out);
 }
 
-void cairn_sha256(const void *data, size_t len, uint8_t out[32])
+int cairn_sha256(const void *data, size_t len, uint8_t out[32])
 {
-	if (alg_get() < 0 || !EVP_Digest(data, len, out, NULL, alg.sha256, NULL))
-		abort(); /* same reasoning as cairn_crypt__hmac */
+	int r = alg_get();
+	if (r < 0)
+		return r;
+	/* With a fetched digest, only the allocation of its context can fail. */
+	if (!EVP_Digest(data, len, out, NULL, alg.sha256, NULL))
+		return cairn_err_set(-ENOMEM, "SHA-256 failed: out of memory");
+	return 0;
 }
 
 int cairn_crypt__random(void *p, size_t n)

@@ -25,9 +25,9 @@ int cairn_crypt__derive(struct cairn_keys *out, const uint8_t master[CAIRN_KEY_S
                         const uint8_t repo_id[CAIRN_REPO_ID_SIZE]);
 /* Wipe keys (OPENSSL_cleanse). */
 void cairn_crypt__wipe(struct cairn_keys *k);
-/* HMAC-SHA-256; thread-safe. */
-void cairn_crypt__hmac(const uint8_t key[CAIRN_KEY_SIZE], const void *data, size_t len,
-                       uint8_t out[32]);
+/* HMAC-SHA-256; thread-safe. -ENOMEM (a digest context), -EIO. */
+int cairn_crypt__hmac(const uint8_t key[CAIRN_KEY_SIZE], const void *data, size_t len,
+                      uint8_t out[32]);
 /* CSPRNG bytes; -EIO. */
 int cairn_crypt__random(void *p, size_t n);
 /* Constant-time equality (CRYPTO_memcmp). */

@@ -138,7 +138,8 @@ static int check_size(cairn_index *ix, const char *dir)
 
 	if ((rc = mdb_env_info(ix->env, &info)) || (rc = mdb_env_stat(ix->env, &st)))
 		return cairn_err_mdb(rc, "index: cannot read its size");
-	snprintf(data, sizeof(data), "%s/data.mdb", dir);
+	if (snprintf(data, sizeof(data), "%s/data.mdb", dir) >= (int)sizeof(data))
+		return cairn_err_set(-ENAMETOOLONG, "path too long: '%s'", dir);
 	if (stat(data, &fst) < 0)
 		return cairn_err_set(-EIO, "cannot stat '%s': %s", data, strerror(errno));
 	if (((uint64_t)info.me_last_pgno + 1) * st.ms_psize > (uint64_t)fst.st_size)

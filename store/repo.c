@@ -61,18 +61,36 @@ void cairn_repo_stats(const cairn_repo *repo, struct cairn_repo_stats *out)
 	out->packs_written = atomic_load_explicit(&repo->packs_written, memory_order_relaxed);
 }
 
-int cairn_repo__path(const cairn_repo *repo, char *out, size_t size, const char *fmt, ...)
+/* snprintf "<dir>/<fmt...>" into out; -ENAMETOOLONG rather than a cut path. */
+static int vjoin(char *out, size_t size, const char *dir, const char *fmt, va_list ap)
 {
 	char rel[PATH_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
 	int n = vsnprintf(rel, sizeof(rel), fmt, ap);
-	va_end(ap);
+
 	if (n < 0 || (size_t)n >= sizeof(rel) ||
-	    snprintf(out, size, "%s/%s", repo->path, rel) >= (int)size)
-		return cairn_err_set(-ENAMETOOLONG, "path too long in repository '%s'", repo->path);
+	    snprintf(out, size, "%s/%s", dir, rel) >= (int)size)
+		return cairn_err_set(-ENAMETOOLONG, "path too long in repository '%s'", dir);
 	return 0;
+}
+
+static int join(char *out, size_t size, const char *dir, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static int join(char *out, size_t size, const char *dir, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = vjoin(out, size, dir, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+int cairn_repo__path(const cairn_repo *repo, char *out, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = vjoin(out, size, repo->path, fmt, ap);
+	va_end(ap);
+	return r;
 }
 
 const struct cairn_keys *cairn_repo__keys(const cairn_repo *repo)
@@ -146,9 +164,9 @@ const char *cairn_repo_config_text(const cairn_repo *repo)
 	return repo->config_text;
 }
 
-void cairn_repo_blob_id(const cairn_repo *repo, const void *data, size_t len, struct cairn_id *out)
+int cairn_repo_blob_id(const cairn_repo *repo, const void *data, size_t len, struct cairn_id *out)
 {
-	cairn_crypt__hmac(repo->keys.id, data, len, out->b);
+	return cairn_crypt__hmac(repo->keys.id, data, len, out->b);
 }
 
 /* ---- config and probing ------------------------------------------------- */
@@ -251,8 +269,9 @@ static int write_key_file(const char *repo, const uint8_t master[CAIRN_KEY_SIZE]
 	if (r < 0 || (r = cairn_crypt__random(rnd, sizeof(rnd))) < 0)
 		return r;
 	cairn_hex(name_out, rnd, sizeof(rnd));
-	snprintf(path, sizeof(path), "%s/keys/%s", repo, name_out);
-	snprintf(tmp, sizeof(tmp), "%s/tmp", repo);
+	if ((r = join(path, sizeof(path), repo, "keys/%s", name_out)) < 0 ||
+	    (r = join(tmp, sizeof(tmp), repo, "tmp")) < 0)
+		return r;
 	return cairn_file_write_atomic(path, tmp, kf.data, kf.len);
 }
 
@@ -291,14 +310,14 @@ int cairn_repo_init(const char *path, const char *pw, size_t pwlen, const struct
 	    (r = write_key_file(path, master, pw, pwlen, log2n, o ? o->key_label : NULL, name)) < 0)
 		goto out;
 	cairn_index *ix = NULL;
-	snprintf(p, sizeof(p), "%s/index", path);
-	if ((r = cairn_index__open(&ix, p, false, cfg.id)) < 0)
+	if ((r = join(p, sizeof(p), path, "index")) < 0 ||
+	    (r = cairn_index__open(&ix, p, false, cfg.id)) < 0)
 		goto out;
 	cairn_index__close(ix);
 	/* The config goes last: its presence marks a complete repository. */
-	snprintf(p, sizeof(p), "%s/config", path);
-	snprintf(tmp, sizeof(tmp), "%s/tmp", path);
-	if ((r = cairn_config__format(&text, &cfg, keys.cfg)) < 0)
+	if ((r = join(p, sizeof(p), path, "config")) < 0 ||
+	    (r = join(tmp, sizeof(tmp), path, "tmp")) < 0 ||
+	    (r = cairn_config__format(&text, &cfg, keys.cfg)) < 0)
 		goto out;
 	r = cairn_file_write_atomic(p, tmp, text.data, text.len);
 out:
@@ -365,7 +384,9 @@ static int by_name(const void *a, const void *b)
 static int list_key_names(const char *repo, char (**out)[17], size_t *n)
 {
 	char p[PATH_MAX];
-	snprintf(p, sizeof(p), "%s/keys", repo);
+	int r = join(p, sizeof(p), repo, "keys");
+	if (r < 0)
+		return r;
 	_cleanup_closedir_ DIR *d = opendir(p);
 	if (!d)
 		return cairn_err_set(-errno == -ENOENT ? -EBADMSG : -errno,
@@ -502,7 +523,8 @@ static int load(cairn_repo *repo, const char *pw, size_t pwlen, const struct cai
 		return r;
 	if (created) {
 		/* The index is a cache (FORMAT.md §7): a missing one is rebuilt. */
-		log_info("index of '%s' is missing: rebuilding it from the packs", repo->path);
+		cairn_repo__warn(repo, "index of '%s' is missing: rebuilding it from the packs",
+		                 repo->path);
 		r = cairn_repo_rebuild_index(repo);
 	}
 	return r < 0 ? r : 0;
@@ -577,7 +599,8 @@ int cairn_key_list(cairn_repo *repo, struct cairn_key_info **out, size_t *n)
 		_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
 		struct cairn_keyfile k;
 		char p[PATH_MAX];
-		snprintf(p, sizeof(p), "%s/keys/%s", repo->path, names[i]);
+		if ((r = cairn_repo__path(repo, p, sizeof(p), "keys/%s", names[i])) < 0)
+			return r;
 		if ((r = cairn_file_slurp(p, CAIRN_KEYFILE_MAX, &kf)) < 0 ||
 		    (r = cairn_keyfile__parse(&k, kf.data, kf.len)) < 0)
 			return cairn_err_wrap(r, "key file '%s'", p);
@@ -600,8 +623,8 @@ static int key_log2n_current(cairn_repo *repo)
 	struct cairn_keyfile k;
 	char p[PATH_MAX];
 
-	snprintf(p, sizeof(p), "%s/keys/%s", repo->path, repo->key_name);
-	if (cairn_file_slurp(p, CAIRN_KEYFILE_MAX, &kf) < 0 ||
+	if (cairn_repo__path(repo, p, sizeof(p), "keys/%s", repo->key_name) < 0 ||
+	    cairn_file_slurp(p, CAIRN_KEYFILE_MAX, &kf) < 0 ||
 	    cairn_keyfile__parse(&k, kf.data, kf.len) < 0)
 		return CAIRN_KDF_LOG2N_DEFAULT;
 	return k.log2n;
@@ -638,10 +661,12 @@ int cairn_key_remove(cairn_repo *repo, const char *name)
 		                     "key '%s' is the one in use; unlock with another "
 		                     "password to remove it",
 		                     name);
-	snprintf(p, sizeof(p), "%s/keys/%s", repo->path, name);
+	if ((r = cairn_repo__path(repo, p, sizeof(p), "keys/%s", name)) < 0)
+		return r;
 	if (unlink(p) < 0)
 		return cairn_err_set(-errno, "cannot remove key '%s': %s", name, strerror(errno));
-	snprintf(p, sizeof(p), "%s/keys", repo->path);
+	if ((r = cairn_repo__path(repo, p, sizeof(p), "keys")) < 0)
+		return r;
 	return cairn_fsync_dir(p);
 }
 
@@ -658,11 +683,13 @@ int cairn_key_passwd(cairn_repo *repo, const char *pw, size_t pwlen)
 		return r;
 	snprintf(repo->key_name, sizeof(repo->key_name), "%s", name);
 	last_key_write(repo);
-	snprintf(p, sizeof(p), "%s/keys/%s", repo->path, old);
+	if ((r = cairn_repo__path(repo, p, sizeof(p), "keys/%s", old)) < 0)
+		return r;
 	if (unlink(p) < 0)
 		return cairn_err_set(-errno, "cannot remove old key '%s': %s", old,
 		                     strerror(errno));
-	snprintf(p, sizeof(p), "%s/keys", repo->path);
+	if ((r = cairn_repo__path(repo, p, sizeof(p), "keys")) < 0)
+		return r;
 	return cairn_fsync_dir(p);
 }
 
@@ -832,8 +859,8 @@ int cairn_repo_put(cairn_repo *repo, int type, const void *data, size_t len,
 		                     cairn_blob_type_name(type), len, max_raw_len(repo, type));
 	if (id_or_null)
 		id = *id_or_null;
-	else
-		cairn_repo_blob_id(repo, data, len, &id);
+	else if ((r = cairn_repo_blob_id(repo, data, len, &id)) < 0)
+		return r;
 	if (id_out)
 		*id_out = id;
 	r = claim(repo, &id);
@@ -1081,7 +1108,7 @@ static int rebuild_pack(const struct cairn_id *pack, uint64_t size, void *payloa
 
 	if (r < 0) {
 		/* One bad pack must not stop recovery of the others. */
-		log_warn("skipping pack: %s", cairn_err_msg());
+		cairn_repo__warn(rb->repo, "skipping pack: %s", cairn_err_msg());
 		return 0;
 	}
 	rb->packs++;
@@ -1097,7 +1124,7 @@ static int rebuild_snapshots(cairn_repo *repo)
 	for (size_t i = 0; r >= 0 && i < n; i++) {
 		struct cairn_snapshot *s;
 		if (cairn_repo_snapshot_load(repo, &ids[i], &s) < 0) {
-			log_warn("skipping snapshot: %s", cairn_err_msg());
+			cairn_repo__warn(repo, "skipping snapshot: %s", cairn_err_msg());
 			continue;
 		}
 		r = cairn_index__add_snapshot(repo->index, &ids[i], s->time_ns);

@@ -289,10 +289,8 @@ static void dir_free(struct dir *d)
 
 static int store_tree(struct arch *a, const struct cairn_buf *plain, struct cairn_id *id)
 {
-	if (a->o->dry_run) {
-		cairn_repo_blob_id(a->repo, plain->data, plain->len, id);
-		return 0;
-	}
+	if (a->o->dry_run)
+		return cairn_repo_blob_id(a->repo, plain->data, plain->len, id);
 	return cairn_repo_put(a->repo, CAIRN_BLOB_TREE, plain->data, plain->len, NULL, id);
 }
 
@@ -425,10 +423,8 @@ static void dir_release(struct arch *a, struct dir *d)
 
 static int store_chunk(struct arch *a, const uint8_t *data, size_t len, struct cairn_id *id)
 {
-	if (a->o->dry_run) {
-		cairn_repo_blob_id(a->repo, data, len, id);
-		return 0;
-	}
+	if (a->o->dry_run)
+		return cairn_repo_blob_id(a->repo, data, len, id);
 	int r = cairn_repo_put(a->repo, CAIRN_BLOB_DATA, data, len, NULL, id);
 	return r < 0 ? r : 0;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Repository: init/open, keys, the threaded blob write path, reads and index rebuild. */
 #include <dirent.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -727,6 +728,71 @@ static void test_repo__damaged_snapshot_skipped(void)
 	cairn_repo_close(repo);
 }
 
+/* ---- code debts (issue 14 point 18) -------------------------------------- */
+
+/* A path that fits for the directories but not for the key file: an error, not
+ * a key file written under a cut name. */
+static void test_repo__path_too_long(void)
+{
+	struct cairn_init_opts o = { .version = CAIRN_INIT_OPTS_VERSION,
+		                     .compression = -1,
+		                     .kdf_log2n = 10 };
+	char path[PATH_MAX];
+	size_t len = (size_t)snprintf(path, sizeof(path), "%s", check_tmpdir());
+	/* Components of 200 bytes up to 4076 bytes in all: "<path>/snapshots" and
+	 * "<path>/tmp/.tmp.XXXXXX" still fit in PATH_MAX (4096 with the NUL),
+	 * "<path>/keys/<16 hex>" does not. */
+	while (len < 4076) {
+		size_t n = 4076 - len - 1 < 200 ? 4076 - len - 1 : 200;
+		path[len++] = '/';
+		memset(path + len, 'd', n);
+		len += n;
+		path[len] = '\0';
+	}
+	CHECK_EQ(strlen(path), 4076);
+	CHECK_ERR(cairn_repo_init(path, PW, strlen(PW), &o), -ENAMETOOLONG);
+	/* Nothing was written under a shortened name. */
+	char keys[PATH_MAX];
+	snprintf(keys, sizeof(keys), "%s/keys", path);
+	_cleanup_closedir_ DIR *d = opendir(keys);
+	CHECK(d != NULL);
+	for (struct dirent *de; (de = readdir(d));)
+		CHECK(de->d_name[0] == '.');
+}
+
+/* Pack and snapshot files a rebuild skips are reported to the caller's warn
+ * callback: the store prints nothing. */
+static void test_repo__rebuild_warns(void)
+{
+	struct warnings w = { 0 };
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION,
+		                      .warn = collect_warning,
+		                      .warn_payload = &w };
+	cairn_repo *repo = make_repo(0);
+	struct cairn_id pack, id;
+	uint8_t buf[1000];
+	char path[700], hex[CAIRN_ID_HEX_SIZE];
+
+	check_random(buf, sizeof(buf), 5);
+	CHECK_EQ(cairn_repo_put(repo, CAIRN_BLOB_DATA, buf, sizeof(buf), NULL, &id), 1);
+	CHECK_OK(cairn_repo_flush(repo));
+	CHECK_ERR(cairn_repo_foreach_pack(repo, first_pack, &pack), -1);
+	cairn_repo_close(repo);
+	cairn_id_hex(hex, &pack);
+	snprintf(path, sizeof(path), "%s/packs/%.2s/%s", repo_path, hex, hex);
+	CHECK_OK(truncate(path, 100));
+	snprintf(path, sizeof(path), "%s/index", repo_path);
+	CHECK_OK(cairn_rm_rf(path));
+
+	/* The missing index is rebuilt at the open, which says so, and skips the pack. */
+	CHECK_OK(cairn_repo_open(&repo, repo_path, PW, strlen(PW), &ro));
+	CHECK_EQ(w.n, 2);
+	CHECK(strstr(w.last, "skipping pack") != NULL);
+	CHECK(strstr(w.last, hex) != NULL);
+	CHECK_EQ(cairn_repo_has(repo, &id), 0);
+	cairn_repo_close(repo);
+}
+
 int main(void)
 {
 	RUN(test_repo__init_open);
@@ -740,5 +806,7 @@ int main(void)
 	RUN(test_repo__costly_key_files_skipped);
 	RUN(test_repo__last_key_tried_first);
 	RUN(test_repo__damaged_snapshot_skipped);
+	RUN(test_repo__path_too_long);
+	RUN(test_repo__rebuild_warns);
 	return 0;
 }

@@ -22,8 +22,9 @@ int cairn_id_parse(struct cairn_id *out, const char *hex); /* -EINVAL */
 bool cairn_id_is_zero(const struct cairn_id *id);
 int cairn_id_cmp(const struct cairn_id *a, const struct cairn_id *b);
 /* SHA-256 of data, with the digest fetched from OpenSSL once (SHA256() fetches
- * it on every call, which costs more than hashing a short message). */
-void cairn_sha256(const void *data, size_t len, uint8_t out[32]);
+ * it on every call, which costs more than hashing a short message). -ENOMEM,
+ * -EIO (OpenSSL lacks SHA-256). Thread-safe. */
+int cairn_sha256(const void *data, size_t len, uint8_t out[32]);
 
 enum cairn_blob_type {
 	CAIRN_BLOB_DATA = 1,
@@ -168,8 +169,8 @@ int cairn_key_passwd(cairn_repo *repo, const char *password, size_t pwlen);
 
 /* ---- Blobs -------------------------------------------------------------- */
 
-/* HMAC chunk ID of data (FORMAT.md §5.1). Thread-safe. */
-void cairn_repo_blob_id(const cairn_repo *repo, const void *data, size_t len, struct cairn_id *out);
+/* HMAC chunk ID of data (FORMAT.md §5.1). Thread-safe. -ENOMEM. */
+int cairn_repo_blob_id(const cairn_repo *repo, const void *data, size_t len, struct cairn_id *out);
 
 /* Store a data or tree blob unless the repository has it. Compresses, encrypts and
  * appends it to a pack; the pack becomes durable and indexed when it fills or at
