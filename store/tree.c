@@ -439,6 +439,82 @@ int cairn_tree_find(const cairn_tree *t, const void *name, size_t len, size_t *i
 	return cairn_err_set(-ENOENT, "no entry '%s' in tree", esc(buf, name, len));
 }
 
+/* ---- comparing ----------------------------------------------------------- */
+
+static bool same_bytes(const void *a, size_t alen, const void *b, size_t blen)
+{
+	return alen == blen && (alen == 0 || a == b || memcmp(a, b, alen) == 0);
+}
+
+static bool same_xattrs(const struct cairn_node *a, const struct cairn_node *b)
+{
+	if (a->nxattrs != b->nxattrs)
+		return false;
+	for (size_t i = 0; i < a->nxattrs && a->xattrs != b->xattrs; i++) {
+		const struct cairn_xattr *x = &a->xattrs[i], *y = &b->xattrs[i];
+		if (!same_bytes(x->name, x->name_len, y->name, y->name_len) ||
+		    !same_bytes(x->value, x->value_len, y->value, y->value_len))
+			return false;
+	}
+	return true;
+}
+
+static bool same_extents(const struct cairn_node *a, const struct cairn_node *b)
+{
+	if (a->nextents != b->nextents)
+		return false;
+	for (size_t i = 0; i < a->nextents && a->extents != b->extents; i++)
+		if (a->extents[i].len != b->extents[i].len ||
+		    cairn_id_cmp(&a->extents[i].id, &b->extents[i].id) != 0)
+			return false;
+	return true;
+}
+
+/* The fields compared by one scalar test each, with their bit. */
+static unsigned scalar_diff(const struct cairn_node *a, const struct cairn_node *b)
+{
+	return (a->type != b->type ? CAIRN_NODE_F_TYPE : 0) |
+	       (a->flags != b->flags ? CAIRN_NODE_F_FLAGS : 0) |
+	       (a->mode != b->mode ? CAIRN_NODE_F_MODE : 0) |
+	       (a->uid != b->uid ? CAIRN_NODE_F_UID : 0) |
+	       (a->gid != b->gid ? CAIRN_NODE_F_GID : 0) |
+	       (a->size != b->size ? CAIRN_NODE_F_SIZE : 0) |
+	       (a->mtime_ns != b->mtime_ns ? CAIRN_NODE_F_MTIME : 0) |
+	       (a->ctime_ns != b->ctime_ns ? CAIRN_NODE_F_CTIME : 0) |
+	       (a->atime_ns != b->atime_ns ? CAIRN_NODE_F_ATIME : 0) |
+	       (a->dev != b->dev ? CAIRN_NODE_F_DEV : 0) |
+	       (a->ino != b->ino ? CAIRN_NODE_F_INO : 0) |
+	       (a->nlink != b->nlink ? CAIRN_NODE_F_NLINK : 0) |
+	       (a->rdev != b->rdev ? CAIRN_NODE_F_RDEV : 0) |
+	       (cairn_id_cmp(&a->subtree, &b->subtree) != 0 ? CAIRN_NODE_F_SUBTREE : 0);
+}
+
+unsigned cairn_node_diff(const struct cairn_node *a, const struct cairn_node *b, unsigned mask)
+{
+	unsigned d = scalar_diff(a, b) & mask;
+	/* The byte strings and arrays only when asked for: they cost more. */
+	if (mask & CAIRN_NODE_F_NAME && !same_bytes(a->name, a->name_len, b->name, b->name_len))
+		d |= CAIRN_NODE_F_NAME;
+	if (mask & CAIRN_NODE_F_USER && !same_bytes(a->user, a->user_len, b->user, b->user_len))
+		d |= CAIRN_NODE_F_USER;
+	if (mask & CAIRN_NODE_F_GROUP &&
+	    !same_bytes(a->group, a->group_len, b->group, b->group_len))
+		d |= CAIRN_NODE_F_GROUP;
+	if (mask & CAIRN_NODE_F_TARGET &&
+	    !same_bytes(a->target, a->target_len, b->target, b->target_len))
+		d |= CAIRN_NODE_F_TARGET;
+	if (mask & CAIRN_NODE_F_XATTRS && !same_xattrs(a, b))
+		d |= CAIRN_NODE_F_XATTRS;
+	if (mask & CAIRN_NODE_F_EXTENTS && !same_extents(a, b))
+		d |= CAIRN_NODE_F_EXTENTS;
+	return d;
+}
+
+bool cairn_node_equal(const struct cairn_node *a, const struct cairn_node *b, unsigned mask)
+{
+	return cairn_node_diff(a, b, mask) == 0;
+}
+
 /* ---- encoding ------------------------------------------------------------ */
 
 int cairn_tree_builder_new(cairn_tree_builder **out)

@@ -294,41 +294,6 @@ static int store_tree(struct arch *a, const struct cairn_buf *plain, struct cair
 	return cairn_repo_put(a->repo, CAIRN_BLOB_TREE, plain->data, plain->len, NULL, id);
 }
 
-/* Encode and store d's tree. */
-static bool same_bytes(const void *a, size_t an, const void *b, size_t bn)
-{
-	return an == bn && (a == b || an == 0 || memcmp(a, b, an) == 0);
-}
-
-static bool same_xattrs(const struct cairn_node *x, const struct cairn_node *y)
-{
-	if (x->nxattrs != y->nxattrs)
-		return false;
-	for (size_t i = 0; i < x->nxattrs && x->xattrs != y->xattrs; i++)
-		if (!same_bytes(x->xattrs[i].name, x->xattrs[i].name_len, y->xattrs[i].name,
-		                y->xattrs[i].name_len) ||
-		    !same_bytes(x->xattrs[i].value, x->xattrs[i].value_len, y->xattrs[i].value,
-		                y->xattrs[i].value_len))
-			return false;
-	return true;
-}
-
-/* Every field FORMAT.md §10 encodes. */
-static bool same_node(const struct cairn_node *x, const struct cairn_node *y)
-{
-	return same_bytes(x->name, x->name_len, y->name, y->name_len) && x->type == y->type &&
-	       x->flags == y->flags && x->mode == y->mode && x->uid == y->uid && x->gid == y->gid &&
-	       same_bytes(x->user, x->user_len, y->user, y->user_len) &&
-	       same_bytes(x->group, x->group_len, y->group, y->group_len) && x->size == y->size &&
-	       x->mtime_ns == y->mtime_ns && x->ctime_ns == y->ctime_ns &&
-	       x->atime_ns == y->atime_ns && x->dev == y->dev && x->ino == y->ino &&
-	       x->rdev == y->rdev && x->nlink == y->nlink && same_xattrs(x, y) &&
-	       same_bytes(x->target, x->target_len, y->target, y->target_len) &&
-	       memcmp(&x->subtree, &y->subtree, sizeof(x->subtree)) == 0 &&
-	       same_bytes(x->extents, x->nextents * sizeof(*x->extents), y->extents,
-	                  y->nextents * sizeof(*y->extents));
-}
-
 /* True when d would encode to exactly the parent snapshot's tree (canonical
  * encoding): then its ID is known and encoding, hashing and storing are skipped.
  * Entries and tree nodes are both in name order. */
@@ -340,12 +305,14 @@ static bool same_as_old(const struct dir *d)
 	for (size_t i = 0; i < d->n; i++) {
 		if (d->entries[i].skip)
 			continue;
-		if (j >= n || !same_node(&d->entries[i].node, cairn_tree_node(d->old, j++)))
+		if (j >= n || !cairn_node_equal(&d->entries[i].node, cairn_tree_node(d->old, j++),
+		                                CAIRN_NODE_F_ALL))
 			return false;
 	}
 	return j == n;
 }
 
+/* Encode and store d's tree. */
 static int encode_dir(struct arch *a, struct dir *d, struct cairn_id *id)
 {
 	if (same_as_old(d)) {

@@ -357,6 +357,36 @@ const struct cairn_node *cairn_tree_node(const cairn_tree *t, size_t i);
 /* Binary search by raw name. 0 and *index_out set, or -ENOENT. */
 int cairn_tree_find(const cairn_tree *t, const void *name, size_t len, size_t *index_out);
 
+/* The fields of a node (FORMAT.md §10), as bits of a mask for cairn_node_diff(). */
+enum cairn_node_field {
+	CAIRN_NODE_F_NAME = 1u << 0,
+	CAIRN_NODE_F_TYPE = 1u << 1,
+	CAIRN_NODE_F_FLAGS = 1u << 2,
+	CAIRN_NODE_F_MODE = 1u << 3,
+	CAIRN_NODE_F_UID = 1u << 4,
+	CAIRN_NODE_F_GID = 1u << 5,
+	CAIRN_NODE_F_USER = 1u << 6,
+	CAIRN_NODE_F_GROUP = 1u << 7,
+	CAIRN_NODE_F_SIZE = 1u << 8,
+	CAIRN_NODE_F_MTIME = 1u << 9,
+	CAIRN_NODE_F_CTIME = 1u << 10,
+	CAIRN_NODE_F_ATIME = 1u << 11,
+	CAIRN_NODE_F_DEV = 1u << 12,
+	CAIRN_NODE_F_INO = 1u << 13,
+	CAIRN_NODE_F_NLINK = 1u << 14,
+	CAIRN_NODE_F_RDEV = 1u << 15,
+	CAIRN_NODE_F_XATTRS = 1u << 16,  /* names and values, in order */
+	CAIRN_NODE_F_TARGET = 1u << 17,  /* symlink target */
+	CAIRN_NODE_F_SUBTREE = 1u << 18, /* directory tree ID */
+	CAIRN_NODE_F_EXTENTS = 1u << 19, /* file content: IDs and lengths, in order */
+};
+#define CAIRN_NODE_F_ALL ((1u << 20) - 1) /* everything the encoding holds */
+/* The fields of mask in which a and b differ; 0 when they agree on all of them.
+ * Two nodes that agree on CAIRN_NODE_F_ALL encode to the same bytes. */
+unsigned cairn_node_diff(const struct cairn_node *a, const struct cairn_node *b, unsigned mask);
+/* cairn_node_diff(a, b, mask) == 0. */
+bool cairn_node_equal(const struct cairn_node *a, const struct cairn_node *b, unsigned mask);
+
 /* Collects the entries of one directory and encodes them canonically: the same
  * set of nodes gives the same bytes whatever order they were added in.
  * Not thread-safe. Caller frees with cairn_tree_builder_free(). -ENOMEM. */
