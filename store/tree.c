@@ -37,6 +37,7 @@ struct cairn_tree {
 	size_t count;
 	struct cairn_xattr *xattrs; /* all entries' xattrs, in entry order */
 	struct cairn_extent *extents;
+	size_t bytes; /* memory held, for caches */
 };
 
 /* A builder entry owns one block holding the copies of its node's bytes. */
@@ -390,6 +391,8 @@ int cairn_tree_parse(cairn_tree **out, const uint8_t *data, size_t len)
 	if (count && !(t->nodes = calloc(count, sizeof(*t->nodes))))
 		return cairn_err_set(-ENOMEM, "out of memory decoding tree");
 	r = parse_nodes(t, &rd, len, &s);
+	t->bytes = sizeof(*t) + len + count * sizeof(*t->nodes) + s.capx * sizeof(*s.x) +
+	           s.cape * sizeof(*s.e);
 	attach_side(t, &s); /* so that the arrays are freed with t on failure too */
 	if (r < 0)
 		return r;
@@ -411,6 +414,18 @@ void cairn_tree_free(cairn_tree *t)
 size_t cairn_tree_count(const cairn_tree *t)
 {
 	return t->count;
+}
+
+size_t cairn_tree_memory(const cairn_tree *t)
+{
+	return t->bytes;
+}
+
+int cairn_repo_tree_load(cairn_repo *repo, const struct cairn_id *id, cairn_tree **out)
+{
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	int r = cairn_repo_get_typed(repo, CAIRN_BLOB_TREE, id, &b);
+	return r < 0 ? r : cairn_tree_parse(out, b.data, b.len);
 }
 
 const struct cairn_node *cairn_tree_node(const cairn_tree *t, size_t i)

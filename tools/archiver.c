@@ -898,9 +898,7 @@ static void descend(struct arch *a, struct reader *rd, struct dir *d, size_t slo
 	atomic_init(&c->pending, 1);
 	atomic_fetch_add(&d->pending, 1);
 	if (old && old->type == CAIRN_NODE_DIR) {
-		_cleanup_buf_ struct cairn_buf plain = CAIRN_BUF_INIT;
-		if (cairn_repo_get_typed(a->repo, CAIRN_BLOB_TREE, &old->subtree, &plain) >= 0 &&
-		    cairn_tree_parse(&c->old, plain.data, plain.len) >= 0)
+		if (cairn_repo_tree_load(a->repo, &old->subtree, &c->old) >= 0)
 			c->old_id = old->subtree;
 		else
 			log_warn("parent snapshot tree for '%s' unreadable: %s", path,
@@ -1081,10 +1079,7 @@ static int make_root(struct arch *a, const struct sel *sel, struct dir **out)
 	}
 	d->dev = st.st_dev;
 	if (a->o->parent) {
-		_cleanup_buf_ struct cairn_buf plain = CAIRN_BUF_INIT;
-		int r = cairn_repo_get_typed(a->repo, CAIRN_BLOB_TREE, &a->o->parent->root, &plain);
-		if (r >= 0)
-			r = cairn_tree_parse(&d->old, plain.data, plain.len);
+		int r = cairn_repo_tree_load(a->repo, &a->o->parent->root, &d->old);
 		if (r >= 0)
 			d->old_id = a->o->parent->root;
 		if (r < 0)

@@ -330,7 +330,7 @@ static int load_tree(struct checker *c, const struct cairn_id *id, cairn_tree **
 	char hex[CAIRN_ID_HEX_SIZE];
 	if (why)
 		return -EBADMSG;
-	int r = restorer_load_tree(c->repo, id, out);
+	int r = cairn_repo_tree_load(c->repo, id, out);
 	if (r >= 0 || r == -ENOMEM)
 		return r;
 	cairn_id_hex(hex, id);
@@ -418,7 +418,7 @@ static int report_tree(struct checker *c, const struct cairn_id *id, struct main
 	cairn_tree *t = NULL;
 	const char *why = bad_reason(c, id);
 
-	if (why || restorer_load_tree(c->repo, id, &t) < 0) {
+	if (why || cairn_repo_tree_load(c->repo, id, &t) < 0) {
 		print_path(p, ": the directory cannot be read: ");
 		printf("%s\n", why ? why : cairn_err_msg());
 		return 0;

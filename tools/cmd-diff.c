@@ -210,9 +210,9 @@ static int diff_trees(struct differ *d, const struct cairn_id *a, const struct c
 	if (a && b && cairn_id_cmp(a, b) == 0)
 		return 0;
 	if (a)
-		r = restorer_load_tree(d->repo, a, &ta);
+		r = cairn_repo_tree_load(d->repo, a, &ta);
 	if (r >= 0 && b)
-		r = restorer_load_tree(d->repo, b, &tb);
+		r = cairn_repo_tree_load(d->repo, b, &tb);
 	if (r >= 0)
 		r = merge(d, ta, tb);
 	cairn_tree_free(ta);

@@ -113,7 +113,7 @@ static int walk(struct finder *f, const struct cairn_id *tree)
 
 	if (cairn_idset_has(&f->barren, &key))
 		return 0;
-	if ((r = restorer_load_tree(f->repo, tree, &t)) < 0)
+	if ((r = cairn_repo_tree_load(f->repo, tree, &t)) < 0)
 		return r;
 	for (size_t i = 0; i < cairn_tree_count(t); i++) {
 		if ((r = visit(f, cairn_tree_node(t, i))) < 0)

@@ -217,7 +217,7 @@ static int list_tree(struct ls *ls, const struct cairn_id *id)
 {
 	cairn_tree *t = NULL;
 	int r = ls->depth >= LS_MAX_DEPTH ? cairn_err_set(-ELOOP, "nested too deeply")
-	                                  : restorer_load_tree(ls->repo, id, &t);
+	                                  : cairn_repo_tree_load(ls->repo, id, &t);
 	if (r < 0 && ls->depth > 0 && r != -ENOMEM) {
 		log_warn("cannot list '%.*s': %s", (int)ls->path.len, (char *)ls->path.data,
 		         cairn_err_msg());

@@ -35,15 +35,6 @@ int restorer_find_snapshot(cairn_repo *repo, const char *spec, struct cairn_snap
 	return i < 0 ? i : 0;
 }
 
-int restorer_load_tree(cairn_repo *repo, const struct cairn_id *id, cairn_tree **out)
-{
-	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
-	int r = cairn_repo_get_typed(repo, CAIRN_BLOB_TREE, id, &b);
-	if (r < 0)
-		return r;
-	return cairn_tree_parse(out, b.data, b.len);
-}
-
 /* The next component of a path, skipping separators and "."; length 0 at the end. */
 static const char *next_comp(const char *p, size_t *len)
 {
@@ -67,7 +58,7 @@ int restorer_lookup(cairn_repo *repo, const struct cairn_id *root, const char *p
 	const struct cairn_node *node = NULL;
 	const char *p = path, *end = path;
 	size_t len, idx;
-	int r = restorer_load_tree(repo, root, &t);
+	int r = cairn_repo_tree_load(repo, root, &t);
 
 	while (r >= 0 && (p = next_comp(p, &len), len > 0)) {
 		if (len == 2 && p[0] == '.' && p[1] == '.')
@@ -77,7 +68,7 @@ int restorer_lookup(cairn_repo *repo, const struct cairn_id *root, const char *p
 			                     (int)(end - path), path);
 		if (node) {
 			cairn_tree *sub = NULL;
-			if ((r = restorer_load_tree(repo, &node->subtree, &sub)) < 0)
+			if ((r = cairn_repo_tree_load(repo, &node->subtree, &sub)) < 0)
 				return r;
 			cairn_tree_free(t);
 			t = sub;
@@ -667,7 +658,7 @@ static int restore_dir(struct ctx *c, struct frame *up, const struct cairn_node 
 		return fatal(r) ? r : 0;
 	if (n->flags & CAIRN_NODE_INCOMPLETE)
 		warn(c, "restoring an incomplete copy of", "it could not be read at backup time");
-	r = restorer_load_tree(c->repo, &n->subtree, &t);
+	r = cairn_repo_tree_load(c->repo, &n->subtree, &t);
 	if (r < 0 && !fatal(r)) {
 		warn(c, "cannot restore the contents of", "%s", cairn_err_msg());
 		r = 0;
@@ -729,7 +720,7 @@ static int walk_dir(struct ctx *c, struct frame *up, const struct cairn_node *n,
 	if (n->type != CAIRN_NODE_DIR)
 		return cairn_err_set(-ENOTDIR, "'%s' is not a directory", shown(c));
 	copy_name(f.name, n);
-	int r = restorer_load_tree(c->repo, &n->subtree, &t);
+	int r = cairn_repo_tree_load(c->repo, &n->subtree, &t);
 	if (r >= 0)
 		r = walk(c, &f, t, rest);
 	finish_dir(c, &f);
@@ -811,7 +802,7 @@ int restorer_run(cairn_repo *repo, const struct cairn_snapshot *snap, const stru
 		r = c.rootfd = open_target(o->target);
 	}
 	if (r >= 0)
-		r = restorer_load_tree(repo, &snap->root, &t);
+		r = cairn_repo_tree_load(repo, &snap->root, &t);
 	if (r >= 0 && (r = cairn_buf_reserve(&c.path, 1)) >= 0) {
 		struct frame top = { .fd = c.rootfd };
 		c.path.data[0] = '\0';

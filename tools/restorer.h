@@ -17,10 +17,6 @@
  * corrupt snapshot file. Caller frees *out with cairn_snapshot_free(). */
 int restorer_find_snapshot(cairn_repo *repo, const char *spec, struct cairn_snapshot **out);
 
-/* Read, verify and parse tree blob id. -ENOENT, -EBADMSG. Caller frees *out
- * with cairn_tree_free(). */
-int restorer_load_tree(cairn_repo *repo, const struct cairn_id *id, cairn_tree **out);
-
 /* An entry found by path. node is borrowed from parent; both are NULL for "/". */
 struct restorer_entry {
 	cairn_tree *parent;

@@ -827,6 +827,59 @@ static void test_tree__node_diff_each_field(void)
 	         CAIRN_NODE_F_MODE | CAIRN_NODE_F_EXTENTS);
 }
 
+/* ---- trees in a repository -------------------------------------------------- */
+
+static cairn_repo *tree_repo(void)
+{
+	struct cairn_init_opts o = { .version = CAIRN_INIT_OPTS_VERSION,
+		                     .compression = -1,
+		                     .kdf_log2n = 10 };
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
+	cairn_repo *repo = NULL;
+	char path[512];
+	snprintf(path, sizeof(path), "%s/repo", check_tmpdir());
+	CHECK_OK(cairn_repo_init(path, "pw", 2, &o));
+	CHECK_OK(cairn_repo_open(&repo, path, "pw", 2, &ro));
+	return repo;
+}
+
+/* Encode nodes and store them as a tree blob; returns its ID. */
+static struct cairn_id put_tree(cairn_repo *repo, const struct cairn_node *nodes, size_t n)
+{
+	_cleanup_(cairn_tree_builder_freep) cairn_tree_builder *b = NULL;
+	_cleanup_buf_ struct cairn_buf buf = CAIRN_BUF_INIT;
+	struct cairn_id id;
+	CHECK_OK(cairn_tree_builder_new(&b));
+	for (size_t i = 0; i < n; i++)
+		CHECK_OK(cairn_tree_builder_add(b, &nodes[i]));
+	CHECK_OK(cairn_tree_builder_encode(b, &buf));
+	CHECK_OK(cairn_repo_put(repo, CAIRN_BLOB_TREE, buf.data, buf.len, NULL, &id));
+	return id;
+}
+
+static void test_tree__repo_tree_load(void)
+{
+	cairn_repo *repo = tree_repo();
+	struct cairn_node n[2] = { file_node(), file_node() };
+	n[1].name = (const uint8_t *)"gile";
+	struct cairn_id id = put_tree(repo, n, 2), data;
+	CHECK_OK(cairn_repo_put(repo, CAIRN_BLOB_DATA, "x", 1, NULL, &data));
+	CHECK_OK(cairn_repo_flush(repo));
+
+	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;
+	CHECK_OK(cairn_repo_tree_load(repo, &id, &t));
+	CHECK_EQ(cairn_tree_count(t), 2);
+	CHECK(cairn_node_equal(cairn_tree_node(t, 1), &n[1], CAIRN_NODE_F_ALL));
+	CHECK(cairn_tree_memory(t) > 2 * sizeof(struct cairn_node));
+	/* A data blob is no tree; an unknown ID is not there. */
+	cairn_tree *bad = NULL;
+	CHECK_ERR(cairn_repo_tree_load(repo, &data, &bad), -EBADMSG);
+	data.b[0] ^= 1;
+	CHECK_ERR(cairn_repo_tree_load(repo, &data, &bad), -ENOENT);
+	CHECK(bad == NULL);
+	cairn_repo_close(repo);
+}
+
 int main(void)
 {
 	RUN(test_tree__empty);
@@ -847,5 +900,6 @@ int main(void)
 	RUN(test_tree__too_large);
 	RUN(test_tree__node_equal_after_roundtrip);
 	RUN(test_tree__node_diff_each_field);
+	RUN(test_tree__repo_tree_load);
 	return 0;
 }

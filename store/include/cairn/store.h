@@ -351,7 +351,13 @@ typedef struct cairn_tree cairn_tree;
  * entry and offset), -ENOMEM. Caller frees with cairn_tree_free(). */
 int cairn_tree_parse(cairn_tree **out, const uint8_t *data, size_t len);
 void cairn_tree_free(cairn_tree *t);
+/* Read, verify and parse tree blob id of repo (cairn_repo_get_typed and
+ * cairn_tree_parse). -ENOENT not in the index, -EBADMSG corrupt, -EIO.
+ * Caller frees *out with cairn_tree_free(). Thread-safe. */
+int cairn_repo_tree_load(cairn_repo *repo, const struct cairn_id *id, cairn_tree **out);
 size_t cairn_tree_count(const cairn_tree *t);
+/* Bytes of memory the parsed tree holds (for a cache's accounting). */
+size_t cairn_tree_memory(const cairn_tree *t);
 /* Entry i in name order, or NULL when i >= count. Borrowed from t. */
 const struct cairn_node *cairn_tree_node(const cairn_tree *t, size_t i);
 /* Binary search by raw name. 0 and *index_out set, or -ENOENT. */
