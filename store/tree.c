@@ -454,6 +454,59 @@ int cairn_tree_find(const cairn_tree *t, const void *name, size_t len, size_t *i
 	return cairn_err_set(-ENOENT, "no entry '%s' in tree", esc(buf, name, len));
 }
 
+/* ---- finding entries by path --------------------------------------------- */
+
+/* The next component of a path, skipping separators and "."; length 0 at the end. */
+static const char *next_comp(const char *p, size_t *len)
+{
+	for (;;) {
+		while (*p == '/')
+			p++;
+		size_t n = strcspn(p, "/");
+		if (n == 1 && p[0] == '.') {
+			p++;
+			continue;
+		}
+		*len = n;
+		return p;
+	}
+}
+
+int cairn_repo_tree_lookup_path(cairn_repo *repo, const struct cairn_id *root, const char *path,
+                                struct cairn_tree_entry *out)
+{
+	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;
+	const struct cairn_node *node = NULL;
+	const char *p = path, *end = path;
+	size_t len, idx;
+	int r = cairn_repo_tree_load(repo, root, &t);
+
+	while (r >= 0 && (p = next_comp(p, &len), len > 0)) {
+		if (len == 2 && p[0] == '.' && p[1] == '.')
+			return cairn_err_set(-EINVAL, "'..' is not allowed in a snapshot path");
+		if (node && node->type != CAIRN_NODE_DIR)
+			return cairn_err_set(-ENOTDIR, "'%.*s' is not a directory",
+			                     (int)(end - path), path);
+		if (node) {
+			cairn_tree *sub = NULL;
+			if ((r = cairn_repo_tree_load(repo, &node->subtree, &sub)) < 0)
+				return r;
+			cairn_tree_free(t);
+			t = sub;
+		}
+		if (cairn_tree_find(t, p, len, &idx) < 0)
+			return cairn_err_set(-ENOENT, "'%.*s' is not in the snapshot",
+			                     (int)(p + len - path), path);
+		node = cairn_tree_node(t, idx);
+		p += len;
+		end = p;
+	}
+	if (r < 0)
+		return r;
+	*out = (struct cairn_tree_entry){ .parent = node ? TAKE_PTR(t) : NULL, .node = node };
+	return 0;
+}
+
 /* ---- comparing ----------------------------------------------------------- */
 
 static bool same_bytes(const void *a, size_t alen, const void *b, size_t blen)

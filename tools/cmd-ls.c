@@ -251,11 +251,11 @@ static int set_base(struct ls *ls, const char *path)
 static int ls_run(struct ls *ls, const char *spec, const char *path)
 {
 	struct cairn_snapshot *snap = NULL;
-	struct restorer_entry e = { 0 };
+	struct cairn_tree_entry e = { 0 };
 
 	int r = restorer_find_snapshot(ls->repo, spec, &snap);
 	if (r >= 0)
-		r = restorer_lookup(ls->repo, &snap->root, path, &e);
+		r = cairn_repo_tree_lookup_path(ls->repo, &snap->root, path, &e);
 	if (r >= 0)
 		r = set_base(ls, path);
 	if (r >= 0 && !e.node)

@@ -51,41 +51,6 @@ static const char *next_comp(const char *p, size_t *len)
 	}
 }
 
-int restorer_lookup(cairn_repo *repo, const struct cairn_id *root, const char *path,
-                    struct restorer_entry *out)
-{
-	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;
-	const struct cairn_node *node = NULL;
-	const char *p = path, *end = path;
-	size_t len, idx;
-	int r = cairn_repo_tree_load(repo, root, &t);
-
-	while (r >= 0 && (p = next_comp(p, &len), len > 0)) {
-		if (len == 2 && p[0] == '.' && p[1] == '.')
-			return cairn_err_set(-EINVAL, "'..' is not allowed in a snapshot path");
-		if (node && node->type != CAIRN_NODE_DIR)
-			return cairn_err_set(-ENOTDIR, "'%.*s' is not a directory",
-			                     (int)(end - path), path);
-		if (node) {
-			cairn_tree *sub = NULL;
-			if ((r = cairn_repo_tree_load(repo, &node->subtree, &sub)) < 0)
-				return r;
-			cairn_tree_free(t);
-			t = sub;
-		}
-		if (cairn_tree_find(t, p, len, &idx) < 0)
-			return cairn_err_set(-ENOENT, "'%.*s' is not in the snapshot",
-			                     (int)(p + len - path), path);
-		node = cairn_tree_node(t, idx);
-		p += len;
-		end = p;
-	}
-	if (r < 0)
-		return r;
-	*out = (struct restorer_entry){ .parent = node ? TAKE_PTR(t) : NULL, .node = node };
-	return 0;
-}
-
 static int write_zeros(int fd, uint64_t len)
 {
 	static const uint8_t zeros[65536];
@@ -787,7 +752,7 @@ int restorer_run(cairn_repo *repo, const struct cairn_snapshot *snap, const stru
 {
 	struct ctx c = { .repo = repo, .o = o, .st = st, .rootfd = -1, .root = geteuid() == 0 };
 	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;
-	struct restorer_entry e;
+	struct cairn_tree_entry e;
 	const char *path = o->path ? o->path : "/";
 
 	*st = (struct restorer_stats){ 0 };
@@ -796,7 +761,7 @@ int restorer_run(cairn_repo *repo, const struct cairn_snapshot *snap, const stru
 	cairn_idset_init(&c.links);
 	raise_nofile();
 	/* Check the path before touching the target. */
-	int r = restorer_lookup(repo, &snap->root, path, &e);
+	int r = cairn_repo_tree_lookup_path(repo, &snap->root, path, &e);
 	if (r >= 0) {
 		cairn_tree_free(e.parent);
 		r = c.rootfd = open_target(o->target);

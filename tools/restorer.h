@@ -17,18 +17,6 @@
  * corrupt snapshot file. Caller frees *out with cairn_snapshot_free(). */
 int restorer_find_snapshot(cairn_repo *repo, const char *spec, struct cairn_snapshot **out);
 
-/* An entry found by path. node is borrowed from parent; both are NULL for "/". */
-struct restorer_entry {
-	cairn_tree *parent;
-	const struct cairn_node *node;
-};
-/* Find path ("/home/me", '.' and empty components ignored) below the root tree.
- * -ENOENT not in the snapshot, -ENOTDIR a component is not a directory, -EINVAL
- * for "..", -EBADMSG a corrupt tree. Caller frees out->parent with
- * cairn_tree_free(). */
-int restorer_lookup(cairn_repo *repo, const struct cairn_id *root, const char *path,
-                    struct restorer_entry *out);
-
 /* Write a regular file's content to fd at its position, one blob at a time
  * through buf (so memory stays bounded by the largest chunk). Holes become zeros
  * when sparse is false, and are skipped with lseek when it is true (the caller

@@ -880,6 +880,47 @@ static void test_tree__repo_tree_load(void)
 	cairn_repo_close(repo);
 }
 
+static void test_tree__repo_tree_lookup_path(void)
+{
+	cairn_repo *repo = tree_repo();
+	struct cairn_node inner[2] = { file_node(), node("l", CAIRN_NODE_SYMLINK) };
+	inner[0].name = (const uint8_t *)"b";
+	inner[0].name_len = 1;
+	inner[1].target = (const uint8_t *)"b";
+	inner[1].target_len = 1;
+	struct cairn_node top[2] = { node("a", CAIRN_NODE_DIR), file_node() };
+	top[0].subtree = put_tree(repo, inner, 2);
+	struct cairn_id root = put_tree(repo, top, 2);
+	CHECK_OK(cairn_repo_flush(repo));
+
+	struct cairn_tree_entry e = { 0 };
+	CHECK_OK(cairn_repo_tree_lookup_path(repo, &root, "/", &e));
+	CHECK(e.node == NULL && e.parent == NULL);
+	static const char *const to_b[] = { "/a/b", "a/b", "//a/./b/", "./a//b" };
+	for (size_t i = 0; i < ARRAY_SIZE(to_b); i++) {
+		CHECK_OK(cairn_repo_tree_lookup_path(repo, &root, to_b[i], &e));
+		CHECK(cairn_node_equal(e.node, &inner[0], CAIRN_NODE_F_ALL));
+		CHECK(e.node == cairn_tree_node(e.parent, 0));
+		cairn_tree_free(e.parent);
+	}
+	CHECK_OK(cairn_repo_tree_lookup_path(repo, &root, "/a", &e));
+	CHECK_EQ(e.node->type, CAIRN_NODE_DIR);
+	cairn_tree_free(e.parent);
+
+	e = (struct cairn_tree_entry){ 0 };
+	CHECK_ERR(cairn_repo_tree_lookup_path(repo, &root, "/a/b/c", &e), -ENOTDIR);
+	CHECK(strstr(cairn_err_msg(), "'/a/b' is not a directory") != NULL);
+	CHECK_ERR(cairn_repo_tree_lookup_path(repo, &root, "/a/l/x", &e), -ENOTDIR);
+	CHECK_ERR(cairn_repo_tree_lookup_path(repo, &root, "/a/x", &e), -ENOENT);
+	CHECK(strstr(cairn_err_msg(), "'/a/x'") != NULL);
+	CHECK_ERR(cairn_repo_tree_lookup_path(repo, &root, "/a/../a", &e), -EINVAL);
+	CHECK(e.node == NULL && e.parent == NULL); /* untouched on failure */
+	struct cairn_id none = root;
+	none.b[0] ^= 1;
+	CHECK_ERR(cairn_repo_tree_lookup_path(repo, &none, "/a", &e), -ENOENT);
+	cairn_repo_close(repo);
+}
+
 int main(void)
 {
 	RUN(test_tree__empty);
@@ -901,5 +942,6 @@ int main(void)
 	RUN(test_tree__node_equal_after_roundtrip);
 	RUN(test_tree__node_diff_each_field);
 	RUN(test_tree__repo_tree_load);
+	RUN(test_tree__repo_tree_lookup_path);
 	return 0;
 }

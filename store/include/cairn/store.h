@@ -358,6 +358,18 @@ int cairn_repo_tree_load(cairn_repo *repo, const struct cairn_id *id, cairn_tree
 size_t cairn_tree_count(const cairn_tree *t);
 /* Bytes of memory the parsed tree holds (for a cache's accounting). */
 size_t cairn_tree_memory(const cairn_tree *t);
+/* An entry found by path: node is borrowed from parent, the tree that holds it;
+ * both are NULL for the root itself. */
+struct cairn_tree_entry {
+	cairn_tree *parent;
+	const struct cairn_node *node;
+};
+/* Find path ("/home/me"; empty and "." components ignored) below the tree root
+ * of repo. -ENOENT not there, -ENOTDIR a component is not a directory, -EINVAL
+ * for "..", -EBADMSG a corrupt tree; the message names the path. *out is set
+ * only on success; the caller frees out->parent with cairn_tree_free(). */
+int cairn_repo_tree_lookup_path(cairn_repo *repo, const struct cairn_id *root, const char *path,
+                                struct cairn_tree_entry *out);
 /* Entry i in name order, or NULL when i >= count. Borrowed from t. */
 const struct cairn_node *cairn_tree_node(const cairn_tree *t, size_t i);
 /* Binary search by raw name. 0 and *index_out set, or -ENOENT. */
