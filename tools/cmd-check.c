@@ -12,6 +12,7 @@
 #include "maint.h"
 #include "remote.h"
 #include "restorer.h"
+#include "timefmt.h"
 #include "cleanup.h"
 
 static const char usage[] =
@@ -445,7 +446,7 @@ static int report_tree(struct checker *c, const struct cairn_id *id, struct main
 static int check_snapshot(struct checker *c, const struct cairn_id *id)
 {
 	struct cairn_snapshot *s = NULL;
-	char hex[CAIRN_ID_HEX_SIZE], when[RESTORER_TIME_MAX];
+	char hex[CAIRN_ID_HEX_SIZE], when[TIMEFMT_MAX];
 	int r = cairn_repo_snapshot_load(c->repo, id, &s);
 
 	cairn_id_hex(hex, id);
@@ -454,7 +455,7 @@ static int check_snapshot(struct checker *c, const struct cairn_id *id)
 	c->snapshots++;
 	if ((r = tree_state(c, &s->root)) > 0) {
 		struct maint_path p = { CAIRN_BUF_INIT };
-		restorer_fmt_local(when, s->time_ns);
+		timefmt_local(when, s->time_ns);
 		printf("snapshot %.8s of %s (host %s) is damaged:\n", hex, when, s->hostname);
 		r = report_tree(c, &s->root, &p);
 		cairn_buf_release(&p.b);

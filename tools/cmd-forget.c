@@ -8,7 +8,7 @@
 #include "cli.h"
 #include "maint.h"
 #include "policy.h"
-#include "restorer.h"
+#include "timefmt.h"
 #include "cleanup.h"
 
 static const char usage[] =
@@ -218,9 +218,9 @@ static void print_group_header(const struct cairn_snapshot *s, unsigned by)
 
 static void print_text(const struct cairn_snapshot *s, const struct verdict *v)
 {
-	char id[9], when[RESTORER_TIME_MAX], why[128];
+	char id[9], when[TIMEFMT_MAX], why[128];
 	maint_short_id(id, &s->id);
-	restorer_fmt_local(when, s->time_ns);
+	timefmt_local(when, s->time_ns);
 	policy_reasons_str(v->reasons, why, sizeof(why));
 	printf("  %-6s  %s  %s  %s\n", v->remove ? "remove" : "keep", id, when,
 	       v->named ? "named" : why);
@@ -228,9 +228,9 @@ static void print_text(const struct cairn_snapshot *s, const struct verdict *v)
 
 static void print_json(const struct cairn_snapshot *s, const struct verdict *v)
 {
-	char id[CAIRN_ID_HEX_SIZE], when[RESTORER_TIME_MAX];
+	char id[CAIRN_ID_HEX_SIZE], when[TIMEFMT_MAX];
 	cairn_id_hex(id, &s->id);
-	restorer_fmt_rfc3339(when, s->time_ns);
+	timefmt_rfc3339(when, s->time_ns);
 	printf("{\"message_type\":\"snapshot\",\"id\":\"%s\",\"time\":\"%s\",\"host\":", id, when);
 	cli_json_str(stdout, s->hostname, strlen(s->hostname));
 	printf(",\"group\":%zu,\"action\":\"%s\",\"reasons\":[", v->group,

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "restorer.h"
+#include "timefmt.h"
 #include "cleanup.h"
 
 static const char usage[] =
@@ -91,9 +92,9 @@ static void print_owner(const uint8_t *name, size_t len, uint32_t id)
 
 static void print_long(const struct cairn_node *n)
 {
-	char mode[11], t[RESTORER_TIME_MAX];
+	char mode[11], t[TIMEFMT_MAX];
 	mode_string(mode, n);
-	restorer_fmt_local(t, n->mtime_ns);
+	timefmt_local(t, n->mtime_ns);
 	printf("%s ", mode);
 	print_owner(n->user, n->user_len, n->uid);
 	print_owner(n->group, n->group_len, n->gid);
@@ -121,8 +122,8 @@ static void print_text(struct ls *ls, const struct cairn_node *n, bool full)
 
 static void json_time(const char *key, int64_t ns)
 {
-	char t[RESTORER_TIME_MAX];
-	restorer_fmt_rfc3339(t, ns);
+	char t[TIMEFMT_MAX];
+	timefmt_rfc3339(t, ns);
 	printf(",\"%s\":\"%s\"", key, t);
 }
 

@@ -107,41 +107,6 @@ int restorer_write_content(cairn_repo *repo, const struct cairn_node *node, cons
 	return 0;
 }
 
-static bool split_ns(int64_t ns, struct tm *tm, long *frac)
-{
-	int64_t s = ns / 1000000000, f = ns % 1000000000;
-	if (f < 0) {
-		f += 1000000000;
-		s--;
-	}
-	time_t t = (time_t)s;
-	*frac = (long)f;
-	return localtime_r(&t, tm) != NULL;
-}
-
-void restorer_fmt_local(char buf[RESTORER_TIME_MAX], int64_t ns)
-{
-	struct tm tm;
-	long frac;
-	if (!split_ns(ns, &tm, &frac) ||
-	    !strftime(buf, RESTORER_TIME_MAX, "%Y-%m-%d %H:%M:%S", &tm))
-		snprintf(buf, RESTORER_TIME_MAX, "?");
-}
-
-void restorer_fmt_rfc3339(char buf[RESTORER_TIME_MAX], int64_t ns)
-{
-	char date[32];
-	struct tm tm;
-	long frac;
-	if (!split_ns(ns, &tm, &frac) || !strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm)) {
-		snprintf(buf, RESTORER_TIME_MAX, "?");
-		return;
-	}
-	long off = tm.tm_gmtoff, a = off < 0 ? -off : off;
-	snprintf(buf, RESTORER_TIME_MAX, "%s.%09ld%c%02ld:%02ld", date, frac, off < 0 ? '-' : '+',
-	         (a / 3600) % 100, a / 60 % 60);
-}
-
 void restorer_print_text(FILE *f, const void *s, size_t n)
 {
 	const char *p = s;

@@ -26,12 +26,6 @@ int restorer_find_snapshot(cairn_repo *repo, const char *spec, struct cairn_snap
 int restorer_write_content(cairn_repo *repo, const struct cairn_node *node, const char *path,
                            int fd, bool sparse, struct cairn_buf *buf);
 
-/* Times: "YYYY-MM-DD HH:MM:SS" local time, and RFC 3339 with nanoseconds and
- * the local offset ("2024-05-01T10:00:00.123456789+02:00"). */
-#define RESTORER_TIME_MAX 64
-void restorer_fmt_local(char buf[RESTORER_TIME_MAX], int64_t ns);
-void restorer_fmt_rfc3339(char buf[RESTORER_TIME_MAX], int64_t ns);
-
 /* Print raw bytes, with each newline written as the two characters "\n" so a
  * name cannot break the line-based text output. */
 void restorer_print_text(FILE *f, const void *s, size_t n);
