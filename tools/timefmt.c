@@ -6,8 +6,6 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "banned.h"
-
 static bool split_ns(int64_t ns, struct tm *tm, long *frac)
 {
 	int64_t s = ns / 1000000000, f = ns % 1000000000;
