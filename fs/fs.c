@@ -45,14 +45,12 @@ static void free_blob(void *val)
 
 static int load_tree(void *payload, const struct cairn_id *id, void **val, size_t *bytes)
 {
-	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
 	cairn_tree *t;
-	int r = cairn_repo_get_typed(payload, CAIRN_BLOB_TREE, id, &b);
-	if (r < 0 || (r = cairn_tree_parse(&t, b.data, b.len)) < 0)
+	int r = cairn_repo_tree_load(payload, id, &t);
+	if (r < 0)
 		return r;
 	*val = t;
-	/* The parsed form: a copy of the bytes plus one node per entry. */
-	*bytes = b.len + cairn_tree_count(t) * (sizeof(struct cairn_node) + 64);
+	*bytes = cairn_tree_memory(t);
 	return 0;
 }
 

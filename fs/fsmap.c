@@ -77,7 +77,8 @@ uint64_t fs_extents_allocated(const struct cairn_extent *ext, size_t n)
 static uint64_t ino_from(const uint8_t *msg, size_t len)
 {
 	uint8_t md[SHA256_SIZE];
-	cairn_sha256(msg, len, md);
+	if (cairn_sha256(msg, len, md) < 0)
+		return 0; /* out of memory */
 	uint64_t ino = cairn_get_le64(md);
 	return ino <= FS_ROOT_INO ? ino + 2 : ino;
 }
@@ -88,7 +89,8 @@ uint64_t fs_ino_virtual(const char *vpath, size_t len)
 	static const char tag[] = "cairnfs v1 virtual";
 	uint8_t buf[sizeof(tag) + SHA256_SIZE];
 	memcpy(buf, tag, sizeof(tag));
-	cairn_sha256(vpath, len, buf + sizeof(tag));
+	if (cairn_sha256(vpath, len, buf + sizeof(tag)) < 0)
+		return 0;
 	return ino_from(buf, sizeof(buf));
 }
 
@@ -97,8 +99,9 @@ uint64_t fs_ino_link(const char *vpath, size_t len, const char *target)
 	static const char tag[] = "cairnfs v1 link";
 	uint8_t buf[sizeof(tag) + 2 * SHA256_SIZE];
 	memcpy(buf, tag, sizeof(tag));
-	cairn_sha256(vpath, len, buf + sizeof(tag));
-	cairn_sha256(target, strlen(target), buf + sizeof(tag) + SHA256_SIZE);
+	if (cairn_sha256(vpath, len, buf + sizeof(tag)) < 0 ||
+	    cairn_sha256(target, strlen(target), buf + sizeof(tag) + SHA256_SIZE) < 0)
+		return 0;
 	return ino_from(buf, sizeof(buf));
 }
 

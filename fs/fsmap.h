@@ -42,7 +42,9 @@ uint64_t fs_extents_allocated(const struct cairn_extent *ext, size_t n);
 /*
  * Inode numbers are the first 8 bytes (little-endian) of SHA-256 over a domain
  * tag and the fields that identify the object, so that the same object gets the
- * same number on every mount. 0 and 1 are mapped away (1 is the root).
+ * same number on every mount. 0 and 1 are mapped away (1 is the root): 0 means
+ * that SHA-256 failed (out of memory). A node needs a number (-ENOMEM without);
+ * a directory listing's d_ino is only informational.
  */
 /* A virtual node, by its path below the mount root (no leading '/'). */
 uint64_t fs_ino_virtual(const char *vpath, size_t len);

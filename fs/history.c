@@ -55,45 +55,12 @@ void fs_hist_free(struct fs_hist *h)
 	free(h);
 }
 
-static bool bytes_eq(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
-{
-	return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
-}
-
-static bool xattrs_eq(const struct cairn_node *a, const struct cairn_node *b)
-{
-	if (a->nxattrs != b->nxattrs)
-		return false;
-	for (size_t i = 0; i < a->nxattrs; i++) {
-		const struct cairn_xattr *x = &a->xattrs[i], *y = &b->xattrs[i];
-		if (!bytes_eq(x->name, x->name_len, y->name, y->name_len) ||
-		    !bytes_eq(x->value, x->value_len, y->value, y->value_len))
-			return false;
-	}
-	return true;
-}
-
-static bool extents_eq(const struct cairn_node *a, const struct cairn_node *b)
-{
-	if (a->nextents != b->nextents)
-		return false;
-	for (size_t i = 0; i < a->nextents; i++)
-		if (a->extents[i].len != b->extents[i].len ||
-		    memcmp(&a->extents[i].id, &b->extents[i].id, sizeof(a->extents[i].id)) != 0)
-			return false;
-	return true;
-}
-
 bool fs_hist_same(const struct cairn_node *a, const struct cairn_node *b)
 {
-	return a->type == b->type && a->flags == b->flags && a->mode == b->mode &&
-	       a->uid == b->uid && a->gid == b->gid && a->size == b->size &&
-	       a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns && a->nlink == b->nlink &&
-	       a->rdev == b->rdev && bytes_eq(a->user, a->user_len, b->user, b->user_len) &&
-	       bytes_eq(a->group, a->group_len, b->group, b->group_len) &&
-	       bytes_eq(a->target, a->target_len, b->target, b->target_len) &&
-	       memcmp(&a->subtree, &b->subtree, sizeof(a->subtree)) == 0 && xattrs_eq(a, b) &&
-	       extents_eq(a, b);
+	/* Not the name (the same path), atime, nor the source's dev and ino. */
+	return cairn_node_equal(a, b,
+	                        CAIRN_NODE_F_ALL & ~(CAIRN_NODE_F_NAME | CAIRN_NODE_F_ATIME |
+	                                             CAIRN_NODE_F_DEV | CAIRN_NODE_F_INO));
 }
 
 /* ---- resolving the path in each snapshot --------------------------------- */
@@ -205,7 +172,10 @@ static int add_version(struct fs_hist *h, const struct fs_view_ent *e, const str
 	v->tree = *tree;
 	v->index = (uint32_t)index;
 	v->type = cn->type;
-	v->ino = fs_ino_entry(&e->snap->id, cn);
+	if (!(v->ino = fs_ino_entry(&e->snap->id, cn))) {
+		h->nver--;
+		return cairn_err_set(-ENOMEM, "out of memory");
+	}
 	return 0;
 }
 

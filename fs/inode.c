@@ -116,7 +116,10 @@ int fs_node_new_virtual(struct fs_node **out, enum fs_kind kind, const char *vpa
 	p[len] = '\0';
 	n->vpath = p;
 	n->vpath_len = len;
-	n->ino = fs_ino_virtual(vpath, len);
+	if (!(n->ino = fs_ino_virtual(vpath, len))) {
+		fs_node_free(n);
+		return cairn_err_set(-ENOMEM, "out of memory");
+	}
 	*out = n;
 	return 0;
 }
@@ -130,7 +133,10 @@ int fs_node_new_snaproot(struct fs_node **out, const struct cairn_id *snap,
 	n->snap = *snap;
 	n->root = *root;
 	n->time_ns = time_ns;
-	n->ino = fs_ino_snaproot(snap);
+	if (!(n->ino = fs_ino_snaproot(snap))) {
+		fs_node_free(n);
+		return cairn_err_set(-ENOMEM, "out of memory");
+	}
 	*out = n;
 	return 0;
 }
@@ -149,7 +155,10 @@ int fs_node_new_entry(struct fs_node **out, const struct cairn_id *snap,
 	n->index = (uint32_t)index;
 	n->type = cn->type;
 	n->has_xattrs = cn->nxattrs > 0;
-	n->ino = fs_ino_entry(snap, cn);
+	if (!(n->ino = fs_ino_entry(snap, cn))) {
+		fs_node_free(n);
+		return cairn_err_set(-ENOMEM, "out of memory");
+	}
 	*out = n;
 	return 0;
 }

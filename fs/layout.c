@@ -247,11 +247,13 @@ static int child_node(const struct fs_view *v, const struct fs_node *dir, const 
 	if (r < 0 || (r = fs_node_new_virtual(&n, c->kind, path, len)) < 0)
 		return r;
 	if (c->kind == FS_VLINK) {
-		if ((r = link_target(v, n, &n->target)) < 0) {
+		if ((r = link_target(v, n, &n->target)) >= 0 &&
+		    !(n->ino = fs_ino_link(path, len, n->target)))
+			r = cairn_err_set(-ENOMEM, "out of memory");
+		if (r < 0) {
 			fs_node_free(n);
 			return r;
 		}
-		n->ino = fs_ino_link(path, len, n->target);
 	}
 	*out = n;
 	return 0;

@@ -188,7 +188,9 @@ struct run {
 
 static int open_repo(struct run *run, cairn_repo **out)
 {
-	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .read_only = true };
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION,
+		                      .read_only = true,
+		                      .warn = cli_repo_warn };
 	struct remote_opts rem = { .cache_dir = run->o.cache_dir,
 		                   .cache_size = run->disk_cache,
 		                   .s3 = { .version = CAIRN_S3_OPTS_VERSION } };

@@ -206,7 +206,9 @@ static int verify(const struct cairn_keys *k, int type, const struct cairn_id *i
 		                     sid, out->len, expect_len);
 	if (type == CAIRN_BLOB_PACKHDR)
 		return 0; /* all-zero ID (FORMAT.md §5.1); the AAD still binds it */
-	cairn_crypt__hmac(k->id, out->data, out->len, got.b);
+	int r = cairn_crypt__hmac(k->id, out->data, out->len, got.b);
+	if (r < 0)
+		return r;
 	if (!cairn_crypt__equal(got.b, id->b, CAIRN_ID_SIZE))
 		return cairn_err_set(-EBADMSG, "blob %s: id mismatch", sid);
 	return 0;

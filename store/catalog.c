@@ -22,9 +22,14 @@ int cairn_repo_snapshot_save(cairn_repo *repo, struct cairn_snapshot *s)
 
 	if (cairn_repo__read_only(repo))
 		return cairn_err_set(-EROFS, "repository opened read-only");
+	/* A snapshot is the commit point: after a lost pack it would refer to blobs
+	 * that are not there. */
+	if ((r = cairn_repo__write_error(repo)) < 0)
+		return cairn_err_wrap(r, "cannot save the snapshot after a failed write");
 	if ((r = cairn_snapshot_encode(s, &plain)) < 0)
 		return r;
-	cairn_repo_blob_id(repo, plain.data, plain.len, &id);
+	if ((r = cairn_repo_blob_id(repo, plain.data, plain.len, &id)) < 0)
+		return r;
 	r = cairn_blob__encode(k, cairn_repo_compression(repo), CAIRN_BLOB_SNAPSHOT, &id,
 	                       plain.data, plain.len, &sealed);
 	if (r < 0)
@@ -113,43 +118,64 @@ static int by_time(const void *a, const void *b)
 	return cairn_id_cmp(&x->id, &y->id);
 }
 
-int cairn_repo_snapshot_list(cairn_repo *repo, struct cairn_snapshot ***out, size_t *n)
+/* Load every listed snapshot. A damaged one (-EBADMSG) fails the listing when
+ * strict, else it is left out with a warning; one removed since the directory
+ * was read is left out silently. */
+static int load_all(cairn_repo *repo, const struct cairn_id *ids, size_t count, bool strict,
+                    struct cairn_snapshot **list, size_t *n)
+{
+	*n = 0;
+	for (size_t i = 0; i < count; i++) {
+		int r = cairn_repo_snapshot_load(repo, &ids[i], &list[*n]);
+		if (r >= 0)
+			(*n)++;
+		else if (r == -EBADMSG && !strict)
+			cairn_repo__warn(repo, "skipping a damaged snapshot: %s", cairn_err_msg());
+		else if (r != -ENOENT)
+			return r;
+	}
+	return 0;
+}
+
+int cairn_repo__snapshot_list(cairn_repo *repo, bool strict, struct cairn_snapshot ***out,
+                              size_t *n)
 {
 	_cleanup_free_ struct cairn_id *ids = NULL;
-	size_t count = 0;
+	size_t count = 0, loaded = 0;
 	int r = cairn_repo_snapshot_ids(repo, &ids, &count);
 	if (r < 0)
 		return r;
 	struct cairn_snapshot **list = calloc(count ? count : 1, sizeof(*list));
 	if (!list)
 		return cairn_err_set(-ENOMEM, "out of memory");
-	for (size_t i = 0; i < count; i++) {
-		if ((r = cairn_repo_snapshot_load(repo, &ids[i], &list[i])) < 0) {
-			cairn_snapshot_list_free(list, count);
-			return r;
-		}
+	if ((r = load_all(repo, ids, count, strict, list, &loaded)) < 0) {
+		cairn_snapshot_list_free(list, loaded);
+		return r;
 	}
-	qsort(list, count, sizeof(*list), by_time);
+	qsort(list, loaded, sizeof(*list), by_time);
 	*out = list;
-	*n = count;
+	*n = loaded;
 	return 0;
 }
 
-int cairn_snapshot_find(struct cairn_snapshot *const *list, size_t n, const char *spec)
+int cairn_repo_snapshot_list(cairn_repo *repo, struct cairn_snapshot ***out, size_t *n)
+{
+	return cairn_repo__snapshot_list(repo, false, out, n);
+}
+
+/* The one of n IDs (id(i) gives the i-th) that the ID prefix spec names: its
+ * index, -ENOENT none, -EINVAL ambiguous or malformed. */
+static int find_prefix(const char *spec, size_t n,
+                       const struct cairn_id *(*id)(const void *, size_t), const void *ids)
 {
 	size_t len = strlen(spec);
 	int found = -1, matches = 0;
 
-	if (strcmp(spec, "latest") == 0) {
-		if (n == 0)
-			return cairn_err_set(-ENOENT, "the repository has no snapshots");
-		return (int)(n - 1);
-	}
 	if (len < 4 || len > 64 || strspn(spec, "0123456789abcdef") != len)
 		return cairn_err_set(-EINVAL, "'%s' is not a snapshot ID or 'latest'", spec);
 	for (size_t i = 0; i < n; i++) {
 		char hex[CAIRN_ID_HEX_SIZE];
-		cairn_id_hex(hex, &list[i]->id);
+		cairn_id_hex(hex, id(ids, i));
 		if (strncmp(hex, spec, len) == 0 && matches++ == 0)
 			found = (int)i;
 	}
@@ -159,6 +185,36 @@ int cairn_snapshot_find(struct cairn_snapshot *const *list, size_t n, const char
 		return cairn_err_set(-EINVAL, "snapshot ID '%s' is ambiguous (%d match)", spec,
 		                     matches);
 	return found;
+}
+
+static const struct cairn_id *snapshot_id_at(const void *list, size_t i)
+{
+	return &((struct cairn_snapshot *const *)list)[i]->id;
+}
+
+static const struct cairn_id *id_at(const void *ids, size_t i)
+{
+	return &((const struct cairn_id *)ids)[i];
+}
+
+int cairn_snapshot_find(struct cairn_snapshot *const *list, size_t n, const char *spec)
+{
+	if (strcmp(spec, "latest") == 0) {
+		if (n == 0)
+			return cairn_err_set(-ENOENT, "the repository has no snapshots");
+		return (int)(n - 1);
+	}
+	return find_prefix(spec, n, snapshot_id_at, list);
+}
+
+int cairn_repo_snapshot_resolve(cairn_repo *repo, const char *spec, struct cairn_id *out)
+{
+	_cleanup_free_ struct cairn_id *ids = NULL;
+	size_t n = 0;
+	int r = cairn_repo_snapshot_ids(repo, &ids, &n);
+	if (r >= 0 && (r = find_prefix(spec, n, id_at, ids)) >= 0)
+		*out = ids[r];
+	return r < 0 ? r : 0;
 }
 
 int cairn_repo_snapshot_delete(cairn_repo *repo, const struct cairn_id *id)

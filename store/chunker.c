@@ -38,7 +38,7 @@ static int check_params(const struct cairn_chunk_params *p)
 
 /* G[0..255] from HMAC-SHA-256(K_gear, "cairn v1 gear" || u32le i), i = 0..63, each
  * MAC read as four u64 LE (FORMAT.md §9). */
-static void gear_table(uint64_t g[256], const uint8_t key[CAIRN_KEY_SIZE])
+static int gear_table(uint64_t g[256], const uint8_t key[CAIRN_KEY_SIZE])
 {
 	static const char label[] = "cairn v1 gear";
 	uint8_t msg[sizeof(label) - 1 + 4], mac[32];
@@ -46,10 +46,13 @@ static void gear_table(uint64_t g[256], const uint8_t key[CAIRN_KEY_SIZE])
 	memcpy(msg, label, sizeof(label) - 1);
 	for (uint32_t i = 0; i < 64; i++) {
 		cairn_le32(msg + sizeof(label) - 1, i);
-		cairn_crypt__hmac(key, msg, sizeof(msg), mac);
+		int r = cairn_crypt__hmac(key, msg, sizeof(msg), mac);
+		if (r < 0)
+			return r;
 		for (int j = 0; j < 4; j++)
 			g[4 * i + j] = cairn_get_le64(mac + 8 * j);
 	}
+	return 0;
 }
 
 int cairn_chunker_new(cairn_chunker **out, const struct cairn_chunk_params *p,
@@ -65,7 +68,8 @@ int cairn_chunker_new(cairn_chunker **out, const struct cairn_chunk_params *p,
 	c->mask_s = ~UINT64_C(0) << (64 - (b + 2));
 	c->mask_l = ~UINT64_C(0) << (64 - (b - 2));
 	c->p = *p;
-	gear_table(c->gear, gear_key);
+	if ((r = gear_table(c->gear, gear_key)) < 0)
+		return r;
 	*out = TAKE_PTR(c);
 	return 0;
 }

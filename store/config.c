@@ -232,9 +232,10 @@ int cairn_config__format(struct cairn_buf *out, const struct cairn_config *c,
 
 	if (r < 0 || (r = format_body(out, c)) < 0)
 		return r;
-	cairn_crypt__hmac(cfg_key, out->data + start, out->len - start, mac);
+	r = cairn_crypt__hmac(cfg_key, out->data + start, out->len - start, mac);
 	cairn_hex(hex, mac, sizeof(mac));
-	r = cairn_buf_printf(out, "mac = %s\n", hex);
+	if (r >= 0)
+		r = cairn_buf_printf(out, "mac = %s\n", hex);
 	if (r < 0)
 		out->len = start; /* no config without its mac */
 	return r;
@@ -244,8 +245,10 @@ int cairn_config__verify(const struct cairn_config *c, const char *text,
                          const uint8_t cfg_key[CAIRN_KEY_SIZE])
 {
 	uint8_t mac[32];
+	int r = cairn_crypt__hmac(cfg_key, text, c->mac_off, mac);
 
-	cairn_crypt__hmac(cfg_key, text, c->mac_off, mac);
+	if (r < 0)
+		return r;
 	if (!cairn_crypt__equal(mac, c->mac, sizeof(mac)))
 		return cairn_err_set(-EBADMSG, "config: authentication failed");
 	return 0;

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,20 +105,21 @@ static int hmac(const uint8_t key[CAIRN_KEY_SIZE], const void *data, size_t len,
 	return ok ? 0 : cairn_err_set(-EIO, "HMAC-SHA-256 failed");
 }
 
-/* The contract is void: an ID computed wrong would store data under a name it
- * can never be read back by, so an OpenSSL failure here (only out of memory
- * for a digest context) stops the process rather than return garbage. */
-void cairn_crypt__hmac(const uint8_t key[CAIRN_KEY_SIZE], const void *data, size_t len,
-                       uint8_t out[32])
+int cairn_crypt__hmac(const uint8_t key[CAIRN_KEY_SIZE], const void *data, size_t len,
+                      uint8_t out[32])
 {
-	if (hmac(key, data, len, out) < 0)
-		abort();
+	return hmac(key, data, len, out);
 }
 
-void cairn_sha256(const void *data, size_t len, uint8_t out[32])
+int cairn_sha256(const void *data, size_t len, uint8_t out[32])
 {
-	if (alg_get() < 0 || !EVP_Digest(data, len, out, NULL, alg.sha256, NULL))
-		abort(); /* same reasoning as cairn_crypt__hmac */
+	int r = alg_get();
+	if (r < 0)
+		return r;
+	/* With a fetched digest, only the allocation of its context can fail. */
+	if (!EVP_Digest(data, len, out, NULL, alg.sha256, NULL))
+		return cairn_err_set(-ENOMEM, "SHA-256 failed: out of memory");
+	return 0;
 }
 
 int cairn_crypt__random(void *p, size_t n)
@@ -353,6 +355,13 @@ int cairn_crypt__open(const struct cairn_keys *k, int type, const struct cairn_i
 
 /* ---- scrypt (FORMAT.md §3.2) -------------------------------------------- */
 
+static atomic_uint_fast64_t scrypt_runs; /* statistics: relaxed */
+
+uint64_t cairn_crypt__scrypt_runs(void)
+{
+	return atomic_load_explicit(&scrypt_runs, memory_order_relaxed);
+}
+
 static int scrypt_check(int log2n, uint32_t r, uint32_t p)
 {
 	if (log2n < 10 || log2n > 24 || r < 1 || r > 32 || p < 1 || p > 16)
@@ -392,6 +401,7 @@ int cairn_crypt__scrypt_salt(const char *pw, size_t pwlen, const void *salt, siz
 
 	if (!kctx)
 		return cairn_err_set(-ENOMEM, "out of memory");
+	atomic_fetch_add_explicit(&scrypt_runs, 1, memory_order_relaxed);
 	/* The parameters were validated, so the likely failure is the big allocation. */
 	if (EVP_KDF_derive(kctx, out, CAIRN_KEY_SIZE, params) <= 0)
 		return cairn_err_set(-ENOMEM, "scrypt failed: out of memory for %" PRIu64 " bytes",

@@ -25,9 +25,9 @@ int cairn_crypt__derive(struct cairn_keys *out, const uint8_t master[CAIRN_KEY_S
                         const uint8_t repo_id[CAIRN_REPO_ID_SIZE]);
 /* Wipe keys (OPENSSL_cleanse). */
 void cairn_crypt__wipe(struct cairn_keys *k);
-/* HMAC-SHA-256; thread-safe. */
-void cairn_crypt__hmac(const uint8_t key[CAIRN_KEY_SIZE], const void *data, size_t len,
-                       uint8_t out[32]);
+/* HMAC-SHA-256; thread-safe. -ENOMEM (a digest context), -EIO. */
+int cairn_crypt__hmac(const uint8_t key[CAIRN_KEY_SIZE], const void *data, size_t len,
+                      uint8_t out[32]);
 /* CSPRNG bytes; -EIO. */
 int cairn_crypt__random(void *p, size_t n);
 /* Constant-time equality (CRYPTO_memcmp). */
@@ -61,6 +61,8 @@ int cairn_crypt__scrypt(const char *pw, size_t pwlen, const uint8_t salt[32], in
 /* The same with a salt of any length (RFC 7914 test vectors use "NaCl"). */
 int cairn_crypt__scrypt_salt(const char *pw, size_t pwlen, const void *salt, size_t saltlen,
                              int log2n, uint32_t r, uint32_t p, uint8_t out[CAIRN_KEY_SIZE]);
+/* How many scrypt derivations this process has started (for tests). */
+uint64_t cairn_crypt__scrypt_runs(void);
 /* AES-256-GCM with an explicit 12-byte nonce, for key files: out = ct || tag. */
 int cairn_crypt__gcm_encrypt(const uint8_t key[32], const uint8_t nonce[12], const void *aad,
                              size_t aadlen, const void *pt, size_t len, uint8_t *out);

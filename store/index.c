@@ -138,7 +138,8 @@ static int check_size(cairn_index *ix, const char *dir)
 
 	if ((rc = mdb_env_info(ix->env, &info)) || (rc = mdb_env_stat(ix->env, &st)))
 		return cairn_err_mdb(rc, "index: cannot read its size");
-	snprintf(data, sizeof(data), "%s/data.mdb", dir);
+	if (snprintf(data, sizeof(data), "%s/data.mdb", dir) >= (int)sizeof(data))
+		return cairn_err_set(-ENAMETOOLONG, "path too long: '%s'", dir);
 	if (stat(data, &fst) < 0)
 		return cairn_err_set(-EIO, "cannot stat '%s': %s", data, strerror(errno));
 	if (((uint64_t)info.me_last_pgno + 1) * st.ms_psize > (uint64_t)fst.st_size)
@@ -150,19 +151,36 @@ static int check_size(cairn_index *ix, const char *dir)
 	return 0;
 }
 
-static int setup(cairn_index *ix, const char *dir, const uint8_t *repo_id)
+/* Create the environment and open it with flags: 0 or an LMDB code (after which
+ * the environment is gone, as a failed open leaves it unusable). */
+static int env_open(cairn_index *ix, const char *dir, unsigned flags)
 {
 	size_t map = atomic_load(&map_size_override);
-	MDB_txn *txn;
 	int rc;
 
-	if ((rc = mdb_env_create(&ix->env)) || (rc = mdb_env_set_maxdbs(ix->env, MAX_DBS)) ||
-	    (rc = mdb_env_set_mapsize(ix->env, map ? map : MAP_SIZE)))
-		return cairn_err_mdb(rc, "index: cannot create environment");
+	if ((rc = mdb_env_create(&ix->env)))
+		return rc;
+	if ((rc = mdb_env_set_maxdbs(ix->env, MAX_DBS)) ||
+	    (rc = mdb_env_set_mapsize(ix->env, map ? map : MAP_SIZE)) ||
+	    (rc = mdb_env_open(ix->env, dir, flags, 0600))) {
+		mdb_env_close(ix->env);
+		ix->env = NULL;
+	}
+	return rc;
+}
+
+static int setup(cairn_index *ix, const char *dir, const uint8_t *repo_id)
+{
+	MDB_txn *txn;
 	/* NOTLS: read txns are not tied to a thread (one short txn per call, STYLE §6).
 	 * No NOSYNC or NOMETASYNC: a commit is durable, so after a crash the index is
 	 * consistent and only ever names packs that exist (FORMAT.md §7). */
-	rc = mdb_env_open(ix->env, dir, MDB_NOTLS | (ix->read_only ? MDB_RDONLY : 0), 0600);
+	int rc = env_open(ix, dir, MDB_NOTLS | (ix->read_only ? MDB_RDONLY : 0));
+	/* A lock file that cannot be opened for writing (an immutable copy, another
+	 * user's repository): read without locking, as LMDB itself does on a
+	 * read-only filesystem. */
+	if (ix->read_only && (rc == EACCES || rc == EPERM || rc == EROFS))
+		rc = env_open(ix, dir, MDB_NOTLS | MDB_RDONLY | MDB_NOLOCK);
 	if (rc)
 		return cairn_err_wrap(cairn_err_mdb(rc, "cannot open index"), "'%s'", dir);
 	int r = check_size(ix, dir);

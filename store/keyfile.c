@@ -116,6 +116,13 @@ int cairn_keyfile__parse(struct cairn_keyfile *out, const uint8_t *data, size_t 
 	return 0;
 }
 
+bool cairn_keyfile__too_costly(const struct cairn_keyfile *kf)
+{
+	/* parse_kdf bounds each factor, so the product fits in 64 bits. */
+	return kf->log2n > CAIRN_KDF_LOG2N_MAX ||
+	       128ull * kf->r * kf->p * (1ull << kf->log2n) > CAIRN_KDF_COST_MAX;
+}
+
 static int put_header(struct cairn_buf *out, int log2n, const uint8_t salt[32], const char *label,
                       size_t lablen)
 {
@@ -159,6 +166,9 @@ int cairn_keyfile__create(struct cairn_buf *out, const uint8_t master[CAIRN_KEY_
 
 	if (log2n == 0)
 		log2n = CAIRN_KDF_LOG2N_DEFAULT;
+	if (log2n < 10 || log2n > CAIRN_KDF_LOG2N_MAX)
+		return cairn_err_set(-EINVAL, "scrypt log2(N) %d is out of range 10..%d", log2n,
+		                     CAIRN_KDF_LOG2N_MAX);
 	if (lablen > UINT8_MAX)
 		return cairn_err_set(-EINVAL, "key label of %zu bytes is longer than 255", lablen);
 	if ((r = cairn_crypt__random(salt, sizeof(salt))) < 0 ||
@@ -183,6 +193,12 @@ int cairn_keyfile__unwrap(const uint8_t *data, size_t len, const char *pw, size_
 
 	if (r < 0)
 		return r;
+	if (cairn_keyfile__too_costly(&kf))
+		return cairn_err_set(-EBADMSG,
+		                     "key file: scrypt cost log2(N) %u, r %u, p %u is above the "
+		                     "limit of log2(N) %d and %llu GiB",
+		                     kf.log2n, kf.r, kf.p, CAIRN_KDF_LOG2N_MAX,
+		                     CAIRN_KDF_COST_MAX >> 30);
 	r = cairn_crypt__scrypt(pw, pwlen, kf.salt, kf.log2n, kf.r, kf.p, wk);
 	if (r == -EINVAL) /* in range one by one, but too costly together */
 		return cairn_err_wrap(-EBADMSG, "key file");

@@ -24,6 +24,11 @@ struct cairn_keyfile {
 #define CAIRN_KDF_LOG2N_MIN 14 /* calibration range (FORMAT.md §3.2) */
 #define CAIRN_KDF_LOG2N_MAX 20
 #define CAIRN_KDF_TARGET_SECONDS 0.1
+/* The most scrypt work (128 r p N bytes) a key file may ask for when it is read:
+ * what init writes at most (log2(N) 20, r 8, p 1), 1 GiB. A costlier file is
+ * skipped unread, so planted key files cannot stall every open (FORMAT.md §3.2). */
+#define CAIRN_KDF_COST_MAX \
+	(128ull * CAIRN_KDF_R_DEFAULT * CAIRN_KDF_P_DEFAULT << CAIRN_KDF_LOG2N_MAX)
 
 /* The smallest log2(N) (14..20, r and p the defaults) whose derivation takes at
  * least 100 ms here, like restic's calibration (FORMAT.md §3.2). */
@@ -37,10 +42,15 @@ int cairn_keyfile__calibrate_with(double (*cost)(int log2n, void *payload), void
 
 /* Decode and bounds-check (FORMAT.md §3.2). -EBADMSG with a message naming the field. */
 int cairn_keyfile__parse(struct cairn_keyfile *out, const uint8_t *data, size_t len);
-/* Build a key file wrapping master under password (fresh salt and nonce). Appends to out. */
+/* True when kf asks for more scrypt work than a reader runs: log2(N) above
+ * CAIRN_KDF_LOG2N_MAX or 128 r p N above CAIRN_KDF_COST_MAX. */
+bool cairn_keyfile__too_costly(const struct cairn_keyfile *kf);
+/* Build a key file wrapping master under password (fresh salt and nonce); log2n
+ * 0 (the default) or 10..CAIRN_KDF_LOG2N_MAX, else -EINVAL. Appends to out. */
 int cairn_keyfile__create(struct cairn_buf *out, const uint8_t master[CAIRN_KEY_SIZE],
                           const char *pw, size_t pwlen, int log2n, const char *label);
-/* Parse and unwrap. -EKEYREJECTED wrong password, -EBADMSG corrupt. */
+/* Parse and unwrap. -EKEYREJECTED wrong password, -EBADMSG corrupt or too costly
+ * (then scrypt is not run). */
 int cairn_keyfile__unwrap(const uint8_t *data, size_t len, const char *pw, size_t pwlen,
                           uint8_t master_out[CAIRN_KEY_SIZE]);
 

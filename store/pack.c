@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,11 +50,48 @@ static int sys_err(int e, const char *what, const char *path)
 	                     strerror(e > 0 ? e : EIO));
 }
 
+/* Fault injection for tests: pack bytes that may still be written by this
+ * process, or -1 for no limit. Set from CAIRN_TEST_PACK_WRITE_FAIL_AFTER at the
+ * first write, or by cairn_pack__test_fail_after(). */
+static _Atomic int64_t fail_budget = -1;
+static pthread_once_t fail_once = PTHREAD_ONCE_INIT;
+
+static void fail_budget_from_env(void)
+{
+	const char *e = getenv("CAIRN_TEST_PACK_WRITE_FAIL_AFTER");
+	char *end;
+	long long n = e && *e ? strtoll(e, &end, 10) : -1;
+	if (n >= 0 && *end == '\0')
+		atomic_store(&fail_budget, n);
+}
+
+void cairn_pack__test_fail_after(int64_t n)
+{
+	pthread_once(&fail_once, fail_budget_from_env);
+	atomic_store(&fail_budget, n < 0 ? -1 : n);
+}
+
+/* How many of n bytes the fault injection lets through (n when it is off). */
+static size_t fail_allow(size_t n)
+{
+	pthread_once(&fail_once, fail_budget_from_env);
+	int64_t b = atomic_load(&fail_budget), take;
+	do {
+		if (b < 0)
+			return n;
+		take = (uint64_t)b < n ? b : (int64_t)n;
+	} while (!atomic_compare_exchange_weak(&fail_budget, &b, b - take));
+	return (size_t)take;
+}
+
 /* Write and hash. A failed write leaves the file in an unknown state, so the
  * writer refuses everything but _free() afterwards. */
 static int write_out(cairn_packw *w, const void *p, size_t n)
 {
-	int r = cairn_write_all(w->fd, p, n);
+	size_t allow = fail_allow(n);
+	int r = cairn_write_all(w->fd, p, allow);
+	if (r >= 0 && allow < n)
+		r = -EIO; /* injected */
 	if (r < 0) {
 		w->state = PACKW_FAILED;
 		return sys_err(-r, "write pack", w->tmp);

@@ -33,6 +33,11 @@ int cairn_packw__finish(cairn_packw *w, const struct cairn_keys *k, const char *
 /* Frees; an unfinished temp file is unlinked. NULL is a no-op. */
 void cairn_packw__free(cairn_packw *w);
 
+/* Tests: let this process write n more pack bytes, then fail every pack write with
+ * -EIO (n < 0: no limit). The environment variable CAIRN_TEST_PACK_WRITE_FAIL_AFTER=n
+ * does the same for a whole process. */
+void cairn_pack__test_fail_after(int64_t n);
+
 /* Decode the 12-byte trailer of a file of file_size bytes into the header length;
  * checks the magic and that 8 + header + 12 <= size. -EBADMSG. */
 int cairn_pack__parse_trailer(const uint8_t trailer[CAIRN_PACK_TRAILER_SIZE], uint64_t file_size,

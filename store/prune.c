@@ -164,15 +164,13 @@ static int mark_node(struct prune *p, const struct cairn_node *nd)
 /* Depth-first; a tree shared by several snapshots or directories is read once. */
 static int mark_tree(struct prune *p, const struct cairn_id *id)
 {
-	_cleanup_buf_ struct cairn_buf plain = CAIRN_BUF_INIT;
 	cairn_tree *t = NULL;
 	int r = cairn_idset_add(&p->used, id, 0);
 
 	if (r <= 0)
 		return r;
 	p->st->trees++;
-	if ((r = cairn_repo_get_typed(p->repo, CAIRN_BLOB_TREE, id, &plain)) < 0 ||
-	    (r = cairn_tree_parse(&t, plain.data, plain.len)) < 0) {
+	if ((r = cairn_repo_tree_load(p->repo, id, &t)) < 0) {
 		char hex[CAIRN_ID_HEX_SIZE];
 		cairn_id_hex(hex, id);
 		/* A needed tree that is not there is damage, not a lookup miss. */
@@ -188,7 +186,8 @@ static int mark(struct prune *p)
 {
 	struct cairn_snapshot **list = NULL;
 	size_t n = 0;
-	int r = cairn_repo_snapshot_list(p->repo, &list, &n);
+	/* A damaged snapshot stops prune: the blobs it refers to are unknown. */
+	int r = cairn_repo__snapshot_list(p->repo, true, &list, &n);
 
 	for (size_t i = 0; r >= 0 && i < n; i++) {
 		r = mark_tree(p, &list[i]->root);

@@ -37,6 +37,8 @@ struct cairn_repo {
 	char *config_text;
 	struct cairn_keys keys;
 	char key_name[17];
+	void (*warn)(const char *msg, void *payload); /* may be NULL */
+	void *warn_payload;
 	cairn_chunker *chunker;
 	cairn_index *index;
 	atomic_int compression;
@@ -44,6 +46,11 @@ struct cairn_repo {
 	pthread_mutex_t lock;
 	struct packer *idle[2];     /* protected by lock: [1] tree packs, [0] data packs */
 	struct cairn_idset pending; /* protected by lock: blobs in packs not yet indexed */
+	/* The first failed pack write, finish or index commit: code and message. A
+	 * dropped pack may hold blobs other puts were told are stored, so every later
+	 * put, flush and snapshot save fails with it. Protected by lock. */
+	int write_err;
+	char write_err_msg[512];
 	atomic_uint_fast64_t blobs_written, bytes_written, packs_written; /* statistics */
 };
 
@@ -54,18 +61,36 @@ void cairn_repo_stats(const cairn_repo *repo, struct cairn_repo_stats *out)
 	out->packs_written = atomic_load_explicit(&repo->packs_written, memory_order_relaxed);
 }
 
-int cairn_repo__path(const cairn_repo *repo, char *out, size_t size, const char *fmt, ...)
+/* snprintf "<dir>/<fmt...>" into out; -ENAMETOOLONG rather than a cut path. */
+static int vjoin(char *out, size_t size, const char *dir, const char *fmt, va_list ap)
 {
 	char rel[PATH_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
 	int n = vsnprintf(rel, sizeof(rel), fmt, ap);
-	va_end(ap);
+
 	if (n < 0 || (size_t)n >= sizeof(rel) ||
-	    snprintf(out, size, "%s/%s", repo->path, rel) >= (int)size)
-		return cairn_err_set(-ENAMETOOLONG, "path too long in repository '%s'", repo->path);
+	    snprintf(out, size, "%s/%s", dir, rel) >= (int)size)
+		return cairn_err_set(-ENAMETOOLONG, "path too long in repository '%s'", dir);
 	return 0;
+}
+
+static int join(char *out, size_t size, const char *dir, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static int join(char *out, size_t size, const char *dir, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = vjoin(out, size, dir, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+int cairn_repo__path(const cairn_repo *repo, char *out, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = vjoin(out, size, repo->path, fmt, ap);
+	va_end(ap);
+	return r;
 }
 
 const struct cairn_keys *cairn_repo__keys(const cairn_repo *repo)
@@ -81,6 +106,29 @@ const struct cairn_config *cairn_repo__config(const cairn_repo *repo)
 cairn_index *cairn_repo__index(cairn_repo *repo)
 {
 	return repo->index;
+}
+
+/* Record r as the write failure of this handle unless one is recorded already. */
+static int write_failed(cairn_repo *repo, int r)
+{
+	pthread_mutex_lock(&repo->lock);
+	if (repo->write_err == 0) {
+		repo->write_err = r;
+		snprintf(repo->write_err_msg, sizeof(repo->write_err_msg), "%s", cairn_err_msg());
+	}
+	pthread_mutex_unlock(&repo->lock);
+	return r;
+}
+
+int cairn_repo__write_error(cairn_repo *repo)
+{
+	char msg[sizeof(repo->write_err_msg)];
+
+	pthread_mutex_lock(&repo->lock);
+	int r = repo->write_err;
+	memcpy(msg, repo->write_err_msg, sizeof(msg));
+	pthread_mutex_unlock(&repo->lock);
+	return r < 0 ? cairn_err_set(r, "%s", msg) : 0;
 }
 
 bool cairn_repo__read_only(const cairn_repo *repo)
@@ -116,9 +164,9 @@ const char *cairn_repo_config_text(const cairn_repo *repo)
 	return repo->config_text;
 }
 
-void cairn_repo_blob_id(const cairn_repo *repo, const void *data, size_t len, struct cairn_id *out)
+int cairn_repo_blob_id(const cairn_repo *repo, const void *data, size_t len, struct cairn_id *out)
 {
-	cairn_crypt__hmac(repo->keys.id, data, len, out->b);
+	return cairn_crypt__hmac(repo->keys.id, data, len, out->b);
 }
 
 /* ---- config and probing ------------------------------------------------- */
@@ -221,8 +269,9 @@ static int write_key_file(const char *repo, const uint8_t master[CAIRN_KEY_SIZE]
 	if (r < 0 || (r = cairn_crypt__random(rnd, sizeof(rnd))) < 0)
 		return r;
 	cairn_hex(name_out, rnd, sizeof(rnd));
-	snprintf(path, sizeof(path), "%s/keys/%s", repo, name_out);
-	snprintf(tmp, sizeof(tmp), "%s/tmp", repo);
+	if ((r = join(path, sizeof(path), repo, "keys/%s", name_out)) < 0 ||
+	    (r = join(tmp, sizeof(tmp), repo, "tmp")) < 0)
+		return r;
 	return cairn_file_write_atomic(path, tmp, kf.data, kf.len);
 }
 
@@ -261,14 +310,14 @@ int cairn_repo_init(const char *path, const char *pw, size_t pwlen, const struct
 	    (r = write_key_file(path, master, pw, pwlen, log2n, o ? o->key_label : NULL, name)) < 0)
 		goto out;
 	cairn_index *ix = NULL;
-	snprintf(p, sizeof(p), "%s/index", path);
-	if ((r = cairn_index__open(&ix, p, false, cfg.id)) < 0)
+	if ((r = join(p, sizeof(p), path, "index")) < 0 ||
+	    (r = cairn_index__open(&ix, p, false, cfg.id)) < 0)
 		goto out;
 	cairn_index__close(ix);
 	/* The config goes last: its presence marks a complete repository. */
-	snprintf(p, sizeof(p), "%s/config", path);
-	snprintf(tmp, sizeof(tmp), "%s/tmp", path);
-	if ((r = cairn_config__format(&text, &cfg, keys.cfg)) < 0)
+	if ((r = join(p, sizeof(p), path, "config")) < 0 ||
+	    (r = join(tmp, sizeof(tmp), path, "tmp")) < 0 ||
+	    (r = cairn_config__format(&text, &cfg, keys.cfg)) < 0)
 		goto out;
 	r = cairn_file_write_atomic(p, tmp, text.data, text.len);
 out:
@@ -279,11 +328,65 @@ out:
 
 /* ---- open --------------------------------------------------------------- */
 
+/* The key file that last opened the repository: a hint kept in index/last-key
+ * (a local cache, like the index), so that an open does not first run scrypt on
+ * every key file that sorts before it. Absent or garbage: no hint. */
+static void last_key_read(const cairn_repo *repo, char name[17])
+{
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	char p[PATH_MAX];
+	uint8_t raw[8];
+
+	name[0] = '\0';
+	if (cairn_repo__path(repo, p, sizeof(p), "index/last-key") < 0 ||
+	    cairn_file_slurp(p, 64, &b) < 0 || b.len < 16 || (b.len > 16 && b.data[16] != '\n'))
+		return;
+	memcpy(name, b.data, 16);
+	name[16] = '\0';
+	if (cairn_unhex(raw, sizeof(raw), name) < 0)
+		name[0] = '\0';
+}
+
+/* Best effort: a read-only filesystem or a missing index/ only costs the hint. */
+static void last_key_write(const cairn_repo *repo)
+{
+	char p[PATH_MAX], tmp[PATH_MAX], line[18], old[17];
+
+	last_key_read(repo, old);
+	if (repo->read_only || strcmp(old, repo->key_name) == 0 ||
+	    cairn_repo__path(repo, p, sizeof(p), "index/last-key") < 0 ||
+	    cairn_repo__path(repo, tmp, sizeof(tmp), "tmp") < 0)
+		return;
+	snprintf(line, sizeof(line), "%s\n", repo->key_name);
+	if (cairn_file_write_atomic(p, tmp, line, 17) < 0)
+		log_debug("cannot remember the key in use: %s", cairn_err_msg());
+}
+
+void cairn_repo__warn(const cairn_repo *repo, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (!repo->warn)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	repo->warn(msg, repo->warn_payload);
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(a, b); /* elements are char[17] */
+}
+
 /* Key file names in keys/, sorted so unlocking tries them in a stable order. */
 static int list_key_names(const char *repo, char (**out)[17], size_t *n)
 {
 	char p[PATH_MAX];
-	snprintf(p, sizeof(p), "%s/keys", repo);
+	int r = join(p, sizeof(p), repo, "keys");
+	if (r < 0)
+		return r;
 	_cleanup_closedir_ DIR *d = opendir(p);
 	if (!d)
 		return cairn_err_set(-errno == -ENOENT ? -EBADMSG : -errno,
@@ -304,35 +407,62 @@ static int list_key_names(const char *repo, char (**out)[17], size_t *n)
 		}
 		memcpy(names[count++], de->d_name, 17); /* 16 hex digits and the NUL */
 	}
-	qsort(names, count, sizeof(*names), (int (*)(const void *, const void *))strcmp);
+	qsort(names, count, sizeof(*names), by_name);
 	*out = TAKE_PTR(names);
 	*n = count;
 	return 0;
+}
+
+/* Try one key file: 0 unlocked, -EKEYREJECTED another password's, other < 0
+ * unreadable (corrupt, or refused for its cost with a warning). */
+static int try_key(cairn_repo *repo, const char *name, const char *pw, size_t pwlen,
+                   uint8_t master[CAIRN_KEY_SIZE])
+{
+	_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
+	struct cairn_keyfile k;
+	char p[PATH_MAX];
+	int r = cairn_repo__path(repo, p, sizeof(p), "keys/%s", name);
+
+	if (r >= 0)
+		r = cairn_file_slurp(p, CAIRN_KEYFILE_MAX, &kf);
+	if (r >= 0 && (r = cairn_keyfile__parse(&k, kf.data, kf.len)) >= 0 &&
+	    cairn_keyfile__too_costly(&k)) {
+		cairn_repo__warn(repo,
+		                 "key file '%s' skipped: its scrypt cost (log2(N) %u, r %u, p %u) "
+		                 "is above the limit of log2(N) %d and %llu GiB",
+		                 p, k.log2n, k.r, k.p, CAIRN_KDF_LOG2N_MAX,
+		                 CAIRN_KDF_COST_MAX >> 30);
+		return -EBADMSG;
+	}
+	if (r >= 0)
+		r = cairn_keyfile__unwrap(kf.data, kf.len, pw, pwlen, master);
+	if (r < 0 && r != -EKEYREJECTED)
+		log_debug("key file '%s' skipped: %s", p, cairn_err_msg());
+	return r;
 }
 
 static int unlock(cairn_repo *repo, const char *pw, size_t pwlen, uint8_t master[CAIRN_KEY_SIZE])
 {
 	_cleanup_free_ char(*names)[17] = NULL;
 	size_t n = 0, corrupt = 0;
+	char last[17];
 	int r = list_key_names(repo->path, &names, &n);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < n; i++) {
-		_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
-		char p[PATH_MAX];
-		snprintf(p, sizeof(p), "%s/keys/%s", repo->path, names[i]);
-		r = cairn_file_slurp(p, CAIRN_KEYFILE_MAX, &kf);
-		if (r >= 0)
-			r = cairn_keyfile__unwrap(kf.data, kf.len, pw, pwlen, master);
-		if (r >= 0) {
-			snprintf(repo->key_name, sizeof(repo->key_name), "%s", names[i]);
-			return 0;
+	last_key_read(repo, last);
+	/* The remembered key first (pass 0), then the others in name order. */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < n; i++) {
+			if ((strcmp(names[i], last) == 0) != (pass == 0))
+				continue;
+			r = try_key(repo, names[i], pw, pwlen, master);
+			if (r >= 0) {
+				snprintf(repo->key_name, sizeof(repo->key_name), "%s", names[i]);
+				last_key_write(repo);
+				return 0;
+			}
+			corrupt += r != -EKEYREJECTED;
 		}
-		if (r != -EKEYREJECTED) {
-			log_debug("key file '%s' skipped: %s", p, cairn_err_msg());
-			corrupt++;
-		}
-	}
 	if (n == 0)
 		return cairn_err_set(-EBADMSG, "repository '%s' has no key files", repo->path);
 	if (corrupt == n)
@@ -393,7 +523,8 @@ static int load(cairn_repo *repo, const char *pw, size_t pwlen, const struct cai
 		return r;
 	if (created) {
 		/* The index is a cache (FORMAT.md §7): a missing one is rebuilt. */
-		log_info("index of '%s' is missing: rebuilding it from the packs", repo->path);
+		cairn_repo__warn(repo, "index of '%s' is missing: rebuilding it from the packs",
+		                 repo->path);
 		r = cairn_repo_rebuild_index(repo);
 	}
 	return r < 0 ? r : 0;
@@ -416,6 +547,10 @@ int cairn_repo_open(cairn_repo **out, const char *path, const char *pw, size_t p
 		repo->src = *o->packs;
 	}
 	repo->read_only = o && o->read_only && !repo->remote;
+	if (o) {
+		repo->warn = o->warn;
+		repo->warn_payload = o->warn_payload;
+	}
 	repo->path = strdup(path);
 	int r = repo->path ? load(repo, pw, pwlen, o) : cairn_err_set(-ENOMEM, "out of memory");
 	if (r < 0) {
@@ -464,7 +599,8 @@ int cairn_key_list(cairn_repo *repo, struct cairn_key_info **out, size_t *n)
 		_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
 		struct cairn_keyfile k;
 		char p[PATH_MAX];
-		snprintf(p, sizeof(p), "%s/keys/%s", repo->path, names[i]);
+		if ((r = cairn_repo__path(repo, p, sizeof(p), "keys/%s", names[i])) < 0)
+			return r;
 		if ((r = cairn_file_slurp(p, CAIRN_KEYFILE_MAX, &kf)) < 0 ||
 		    (r = cairn_keyfile__parse(&k, kf.data, kf.len)) < 0)
 			return cairn_err_wrap(r, "key file '%s'", p);
@@ -487,8 +623,8 @@ static int key_log2n_current(cairn_repo *repo)
 	struct cairn_keyfile k;
 	char p[PATH_MAX];
 
-	snprintf(p, sizeof(p), "%s/keys/%s", repo->path, repo->key_name);
-	if (cairn_file_slurp(p, CAIRN_KEYFILE_MAX, &kf) < 0 ||
+	if (cairn_repo__path(repo, p, sizeof(p), "keys/%s", repo->key_name) < 0 ||
+	    cairn_file_slurp(p, CAIRN_KEYFILE_MAX, &kf) < 0 ||
 	    cairn_keyfile__parse(&k, kf.data, kf.len) < 0)
 		return CAIRN_KDF_LOG2N_DEFAULT;
 	return k.log2n;
@@ -525,10 +661,12 @@ int cairn_key_remove(cairn_repo *repo, const char *name)
 		                     "key '%s' is the one in use; unlock with another "
 		                     "password to remove it",
 		                     name);
-	snprintf(p, sizeof(p), "%s/keys/%s", repo->path, name);
+	if ((r = cairn_repo__path(repo, p, sizeof(p), "keys/%s", name)) < 0)
+		return r;
 	if (unlink(p) < 0)
 		return cairn_err_set(-errno, "cannot remove key '%s': %s", name, strerror(errno));
-	snprintf(p, sizeof(p), "%s/keys", repo->path);
+	if ((r = cairn_repo__path(repo, p, sizeof(p), "keys")) < 0)
+		return r;
 	return cairn_fsync_dir(p);
 }
 
@@ -544,11 +682,14 @@ int cairn_key_passwd(cairn_repo *repo, const char *pw, size_t pwlen)
 	if ((r = cairn_key_add(repo, pw, pwlen, NULL, name)) < 0)
 		return r;
 	snprintf(repo->key_name, sizeof(repo->key_name), "%s", name);
-	snprintf(p, sizeof(p), "%s/keys/%s", repo->path, old);
+	last_key_write(repo);
+	if ((r = cairn_repo__path(repo, p, sizeof(p), "keys/%s", old)) < 0)
+		return r;
 	if (unlink(p) < 0)
 		return cairn_err_set(-errno, "cannot remove old key '%s': %s", old,
 		                     strerror(errno));
-	snprintf(p, sizeof(p), "%s/keys", repo->path);
+	if ((r = cairn_repo__path(repo, p, sizeof(p), "keys")) < 0)
+		return r;
 	return cairn_fsync_dir(p);
 }
 
@@ -594,6 +735,8 @@ static int finish_packer(cairn_repo *repo, struct packer *p)
 		                          cairn_packw__count(p->w));
 	if (r >= 0)
 		atomic_fetch_add_explicit(&repo->packs_written, 1, memory_order_relaxed);
+	else
+		write_failed(repo, r);
 	forget_pending(repo, p->w);
 	cairn_packw__free(p->w);
 	free(p);
@@ -683,7 +826,9 @@ static int append(cairn_repo *repo, int type, const struct cairn_id *id, const v
 		return r;
 	r = cairn_packw__add(p->w, id, type, sealed.data, sealed.len, (uint32_t)len);
 	if (r < 0) {
-		/* The pack is in an unknown state: drop it with every blob it held. */
+		/* The pack is in an unknown state: drop it with every blob it held,
+		 * some of which other puts reported as stored. */
+		write_failed(repo, r);
 		forget_pending(repo, p->w);
 		cairn_packw__free(p->w);
 		free(p);
@@ -705,6 +850,8 @@ int cairn_repo_put(cairn_repo *repo, int type, const void *data, size_t len,
 
 	if (cairn_repo__read_only(repo) || !repo->index)
 		return cairn_err_set(-EROFS, "repository opened read-only");
+	if ((r = cairn_repo__write_error(repo)) < 0)
+		return r;
 	if (type != CAIRN_BLOB_DATA && type != CAIRN_BLOB_TREE)
 		return cairn_err_set(-EINVAL, "blob type %d cannot be stored in a pack", type);
 	if (len > max_raw_len(repo, type))
@@ -712,8 +859,8 @@ int cairn_repo_put(cairn_repo *repo, int type, const void *data, size_t len,
 		                     cairn_blob_type_name(type), len, max_raw_len(repo, type));
 	if (id_or_null)
 		id = *id_or_null;
-	else
-		cairn_repo_blob_id(repo, data, len, &id);
+	else if ((r = cairn_repo_blob_id(repo, data, len, &id)) < 0)
+		return r;
 	if (id_out)
 		*id_out = id;
 	r = claim(repo, &id);
@@ -758,7 +905,9 @@ int cairn_repo_flush(cairn_repo *repo)
 			if (q < 0 && r == 0)
 				r = q;
 		}
-	return r;
+	/* The healthy packs are kept (durable and indexed), but what a dropped one
+	 * held is lost: the flush fails whenever any write failed. */
+	return r < 0 ? r : cairn_repo__write_error(repo);
 }
 
 /* ---- reading blobs ------------------------------------------------------ */
@@ -959,7 +1108,7 @@ static int rebuild_pack(const struct cairn_id *pack, uint64_t size, void *payloa
 
 	if (r < 0) {
 		/* One bad pack must not stop recovery of the others. */
-		log_warn("skipping pack: %s", cairn_err_msg());
+		cairn_repo__warn(rb->repo, "skipping pack: %s", cairn_err_msg());
 		return 0;
 	}
 	rb->packs++;
@@ -975,7 +1124,7 @@ static int rebuild_snapshots(cairn_repo *repo)
 	for (size_t i = 0; r >= 0 && i < n; i++) {
 		struct cairn_snapshot *s;
 		if (cairn_repo_snapshot_load(repo, &ids[i], &s) < 0) {
-			log_warn("skipping snapshot: %s", cairn_err_msg());
+			cairn_repo__warn(repo, "skipping snapshot: %s", cairn_err_msg());
 			continue;
 		}
 		r = cairn_index__add_snapshot(repo->index, &ids[i], s->time_ns);

@@ -247,7 +247,8 @@ static int state_dir(const struct s3store *s, const char *base_opt, char *out, s
 	if (r < 0)
 		return r;
 	snprintf(id, sizeof(id), "%s/%s/%s", cairn_s3_endpoint(s->s3), s->bucket, s->prefix);
-	cairn_sha256(id, strlen(id), md);
+	if ((r = cairn_sha256(id, strlen(id), md)) < 0)
+		return r;
 	cairn_hex(hex, md, sizeof(md));
 	snprintf(out, size, "%s/s3-%.32s", base, hex);
 	if (snprintf(tmp, sizeof(tmp), "%s/tmp", out) >= (int)sizeof(tmp))

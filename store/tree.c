@@ -37,6 +37,7 @@ struct cairn_tree {
 	size_t count;
 	struct cairn_xattr *xattrs; /* all entries' xattrs, in entry order */
 	struct cairn_extent *extents;
+	size_t bytes; /* memory held, for caches */
 };
 
 /* A builder entry owns one block holding the copies of its node's bytes. */
@@ -390,6 +391,8 @@ int cairn_tree_parse(cairn_tree **out, const uint8_t *data, size_t len)
 	if (count && !(t->nodes = calloc(count, sizeof(*t->nodes))))
 		return cairn_err_set(-ENOMEM, "out of memory decoding tree");
 	r = parse_nodes(t, &rd, len, &s);
+	t->bytes = sizeof(*t) + len + count * sizeof(*t->nodes) + s.capx * sizeof(*s.x) +
+	           s.cape * sizeof(*s.e);
 	attach_side(t, &s); /* so that the arrays are freed with t on failure too */
 	if (r < 0)
 		return r;
@@ -411,6 +414,18 @@ void cairn_tree_free(cairn_tree *t)
 size_t cairn_tree_count(const cairn_tree *t)
 {
 	return t->count;
+}
+
+size_t cairn_tree_memory(const cairn_tree *t)
+{
+	return t->bytes;
+}
+
+int cairn_repo_tree_load(cairn_repo *repo, const struct cairn_id *id, cairn_tree **out)
+{
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	int r = cairn_repo_get_typed(repo, CAIRN_BLOB_TREE, id, &b);
+	return r < 0 ? r : cairn_tree_parse(out, b.data, b.len);
 }
 
 const struct cairn_node *cairn_tree_node(const cairn_tree *t, size_t i)
@@ -437,6 +452,135 @@ int cairn_tree_find(const cairn_tree *t, const void *name, size_t len, size_t *i
 			hi = mid;
 	}
 	return cairn_err_set(-ENOENT, "no entry '%s' in tree", esc(buf, name, len));
+}
+
+/* ---- finding entries by path --------------------------------------------- */
+
+/* The next component of a path, skipping separators and "."; length 0 at the end. */
+static const char *next_comp(const char *p, size_t *len)
+{
+	for (;;) {
+		while (*p == '/')
+			p++;
+		size_t n = strcspn(p, "/");
+		if (n == 1 && p[0] == '.') {
+			p++;
+			continue;
+		}
+		*len = n;
+		return p;
+	}
+}
+
+int cairn_repo_tree_lookup_path(cairn_repo *repo, const struct cairn_id *root, const char *path,
+                                struct cairn_tree_entry *out)
+{
+	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;
+	const struct cairn_node *node = NULL;
+	const char *p = path, *end = path;
+	size_t len, idx;
+	int r = cairn_repo_tree_load(repo, root, &t);
+
+	while (r >= 0 && (p = next_comp(p, &len), len > 0)) {
+		if (len == 2 && p[0] == '.' && p[1] == '.')
+			return cairn_err_set(-EINVAL, "'..' is not allowed in a snapshot path");
+		if (node && node->type != CAIRN_NODE_DIR)
+			return cairn_err_set(-ENOTDIR, "'%.*s' is not a directory",
+			                     (int)(end - path), path);
+		if (node) {
+			cairn_tree *sub = NULL;
+			if ((r = cairn_repo_tree_load(repo, &node->subtree, &sub)) < 0)
+				return r;
+			cairn_tree_free(t);
+			t = sub;
+		}
+		if (cairn_tree_find(t, p, len, &idx) < 0)
+			return cairn_err_set(-ENOENT, "'%.*s' is not in the snapshot",
+			                     (int)(p + len - path), path);
+		node = cairn_tree_node(t, idx);
+		p += len;
+		end = p;
+	}
+	if (r < 0)
+		return r;
+	*out = (struct cairn_tree_entry){ .parent = node ? TAKE_PTR(t) : NULL, .node = node };
+	return 0;
+}
+
+/* ---- comparing ----------------------------------------------------------- */
+
+static bool same_bytes(const void *a, size_t alen, const void *b, size_t blen)
+{
+	return alen == blen && (alen == 0 || a == b || memcmp(a, b, alen) == 0);
+}
+
+static bool same_xattrs(const struct cairn_node *a, const struct cairn_node *b)
+{
+	if (a->nxattrs != b->nxattrs)
+		return false;
+	for (size_t i = 0; i < a->nxattrs && a->xattrs != b->xattrs; i++) {
+		const struct cairn_xattr *x = &a->xattrs[i], *y = &b->xattrs[i];
+		if (!same_bytes(x->name, x->name_len, y->name, y->name_len) ||
+		    !same_bytes(x->value, x->value_len, y->value, y->value_len))
+			return false;
+	}
+	return true;
+}
+
+static bool same_extents(const struct cairn_node *a, const struct cairn_node *b)
+{
+	if (a->nextents != b->nextents)
+		return false;
+	for (size_t i = 0; i < a->nextents && a->extents != b->extents; i++)
+		if (a->extents[i].len != b->extents[i].len ||
+		    cairn_id_cmp(&a->extents[i].id, &b->extents[i].id) != 0)
+			return false;
+	return true;
+}
+
+/* The fields compared by one scalar test each, with their bit. */
+static unsigned scalar_diff(const struct cairn_node *a, const struct cairn_node *b)
+{
+	return (a->type != b->type ? CAIRN_NODE_F_TYPE : 0) |
+	       (a->flags != b->flags ? CAIRN_NODE_F_FLAGS : 0) |
+	       (a->mode != b->mode ? CAIRN_NODE_F_MODE : 0) |
+	       (a->uid != b->uid ? CAIRN_NODE_F_UID : 0) |
+	       (a->gid != b->gid ? CAIRN_NODE_F_GID : 0) |
+	       (a->size != b->size ? CAIRN_NODE_F_SIZE : 0) |
+	       (a->mtime_ns != b->mtime_ns ? CAIRN_NODE_F_MTIME : 0) |
+	       (a->ctime_ns != b->ctime_ns ? CAIRN_NODE_F_CTIME : 0) |
+	       (a->atime_ns != b->atime_ns ? CAIRN_NODE_F_ATIME : 0) |
+	       (a->dev != b->dev ? CAIRN_NODE_F_DEV : 0) |
+	       (a->ino != b->ino ? CAIRN_NODE_F_INO : 0) |
+	       (a->nlink != b->nlink ? CAIRN_NODE_F_NLINK : 0) |
+	       (a->rdev != b->rdev ? CAIRN_NODE_F_RDEV : 0) |
+	       (cairn_id_cmp(&a->subtree, &b->subtree) != 0 ? CAIRN_NODE_F_SUBTREE : 0);
+}
+
+unsigned cairn_node_diff(const struct cairn_node *a, const struct cairn_node *b, unsigned mask)
+{
+	unsigned d = scalar_diff(a, b) & mask;
+	/* The byte strings and arrays only when asked for: they cost more. */
+	if (mask & CAIRN_NODE_F_NAME && !same_bytes(a->name, a->name_len, b->name, b->name_len))
+		d |= CAIRN_NODE_F_NAME;
+	if (mask & CAIRN_NODE_F_USER && !same_bytes(a->user, a->user_len, b->user, b->user_len))
+		d |= CAIRN_NODE_F_USER;
+	if (mask & CAIRN_NODE_F_GROUP &&
+	    !same_bytes(a->group, a->group_len, b->group, b->group_len))
+		d |= CAIRN_NODE_F_GROUP;
+	if (mask & CAIRN_NODE_F_TARGET &&
+	    !same_bytes(a->target, a->target_len, b->target, b->target_len))
+		d |= CAIRN_NODE_F_TARGET;
+	if (mask & CAIRN_NODE_F_XATTRS && !same_xattrs(a, b))
+		d |= CAIRN_NODE_F_XATTRS;
+	if (mask & CAIRN_NODE_F_EXTENTS && !same_extents(a, b))
+		d |= CAIRN_NODE_F_EXTENTS;
+	return d;
+}
+
+bool cairn_node_equal(const struct cairn_node *a, const struct cairn_node *b, unsigned mask)
+{
+	return cairn_node_diff(a, b, mask) == 0;
 }
 
 /* ---- encoding ------------------------------------------------------------ */

@@ -294,46 +294,9 @@ static void dir_free(struct dir *d)
 
 static int store_tree(struct arch *a, const struct cairn_buf *plain, struct cairn_id *id)
 {
-	if (a->o->dry_run) {
-		cairn_repo_blob_id(a->repo, plain->data, plain->len, id);
-		return 0;
-	}
+	if (a->o->dry_run)
+		return cairn_repo_blob_id(a->repo, plain->data, plain->len, id);
 	return cairn_repo_put(a->repo, CAIRN_BLOB_TREE, plain->data, plain->len, NULL, id);
-}
-
-/* Encode and store d's tree. */
-static bool same_bytes(const void *a, size_t an, const void *b, size_t bn)
-{
-	return an == bn && (a == b || an == 0 || memcmp(a, b, an) == 0);
-}
-
-static bool same_xattrs(const struct cairn_node *x, const struct cairn_node *y)
-{
-	if (x->nxattrs != y->nxattrs)
-		return false;
-	for (size_t i = 0; i < x->nxattrs && x->xattrs != y->xattrs; i++)
-		if (!same_bytes(x->xattrs[i].name, x->xattrs[i].name_len, y->xattrs[i].name,
-		                y->xattrs[i].name_len) ||
-		    !same_bytes(x->xattrs[i].value, x->xattrs[i].value_len, y->xattrs[i].value,
-		                y->xattrs[i].value_len))
-			return false;
-	return true;
-}
-
-/* Every field FORMAT.md §10 encodes. */
-static bool same_node(const struct cairn_node *x, const struct cairn_node *y)
-{
-	return same_bytes(x->name, x->name_len, y->name, y->name_len) && x->type == y->type &&
-	       x->flags == y->flags && x->mode == y->mode && x->uid == y->uid && x->gid == y->gid &&
-	       same_bytes(x->user, x->user_len, y->user, y->user_len) &&
-	       same_bytes(x->group, x->group_len, y->group, y->group_len) && x->size == y->size &&
-	       x->mtime_ns == y->mtime_ns && x->ctime_ns == y->ctime_ns &&
-	       x->atime_ns == y->atime_ns && x->dev == y->dev && x->ino == y->ino &&
-	       x->rdev == y->rdev && x->nlink == y->nlink && same_xattrs(x, y) &&
-	       same_bytes(x->target, x->target_len, y->target, y->target_len) &&
-	       memcmp(&x->subtree, &y->subtree, sizeof(x->subtree)) == 0 &&
-	       same_bytes(x->extents, x->nextents * sizeof(*x->extents), y->extents,
-	                  y->nextents * sizeof(*y->extents));
 }
 
 /* True when d would encode to exactly the parent snapshot's tree (canonical
@@ -347,12 +310,14 @@ static bool same_as_old(const struct dir *d)
 	for (size_t i = 0; i < d->n; i++) {
 		if (d->entries[i].skip)
 			continue;
-		if (j >= n || !same_node(&d->entries[i].node, cairn_tree_node(d->old, j++)))
+		if (j >= n || !cairn_node_equal(&d->entries[i].node, cairn_tree_node(d->old, j++),
+		                                CAIRN_NODE_F_ALL))
 			return false;
 	}
 	return j == n;
 }
 
+/* Encode and store d's tree. */
 static int encode_dir(struct arch *a, struct dir *d, struct cairn_id *id)
 {
 	if (same_as_old(d)) {
@@ -430,10 +395,8 @@ static void dir_release(struct arch *a, struct dir *d)
 
 static int store_chunk(struct arch *a, const uint8_t *data, size_t len, struct cairn_id *id)
 {
-	if (a->o->dry_run) {
-		cairn_repo_blob_id(a->repo, data, len, id);
-		return 0;
-	}
+	if (a->o->dry_run)
+		return cairn_repo_blob_id(a->repo, data, len, id);
 	int r = cairn_repo_put(a->repo, CAIRN_BLOB_DATA, data, len, NULL, id);
 	return r < 0 ? r : 0;
 }
@@ -979,9 +942,7 @@ static void descend(struct arch *a, struct reader *rd, struct dir *d, size_t slo
 	atomic_init(&c->pending, 1);
 	atomic_fetch_add(&d->pending, 1);
 	if (old && old->type == CAIRN_NODE_DIR) {
-		_cleanup_buf_ struct cairn_buf plain = CAIRN_BUF_INIT;
-		if (cairn_repo_get_typed(a->repo, CAIRN_BLOB_TREE, &old->subtree, &plain) >= 0 &&
-		    cairn_tree_parse(&c->old, plain.data, plain.len) >= 0)
+		if (cairn_repo_tree_load(a->repo, &old->subtree, &c->old) >= 0)
 			c->old_id = old->subtree;
 		else
 			log_warn("parent snapshot tree for '%s' unreadable: %s", path,
@@ -1162,10 +1123,7 @@ static int make_root(struct arch *a, const struct sel *sel, struct dir **out)
 	}
 	d->dev = st.st_dev;
 	if (a->o->parent) {
-		_cleanup_buf_ struct cairn_buf plain = CAIRN_BUF_INIT;
-		int r = cairn_repo_get_typed(a->repo, CAIRN_BLOB_TREE, &a->o->parent->root, &plain);
-		if (r >= 0)
-			r = cairn_tree_parse(&d->old, plain.data, plain.len);
+		int r = cairn_repo_tree_load(a->repo, &a->o->parent->root, &d->old);
 		if (r >= 0)
 			d->old_id = a->o->parent->root;
 		if (r < 0)

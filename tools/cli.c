@@ -283,8 +283,15 @@ int cli_local_repo_path(const char **out)
 	return r;
 }
 
+void cli_repo_warn(const char *msg, void *payload)
+{
+	(void)payload;
+	log_warn("%s", msg);
+}
+
 int cli_open_repo(cairn_repo **out, const struct cairn_repo_opts *opts)
 {
+	struct cairn_repo_opts o = { .version = CAIRN_REPO_OPTS_VERSION };
 	const char *path;
 	char *pw = NULL;
 	size_t len = 0;
@@ -305,7 +312,11 @@ int cli_open_repo(cairn_repo **out, const struct cairn_repo_opts *opts)
 	}
 	if ((r = cairn_repo_probe(path)) < 0 || (r = cli_password(&pw, &len, NULL, false)) < 0)
 		return r;
-	r = cairn_repo_open(out, path, pw, len, opts);
+	if (opts)
+		o = *opts;
+	if (!o.warn)
+		o.warn = cli_repo_warn;
+	r = cairn_repo_open(out, path, pw, len, &o);
 	cli_password_free(pw, len);
 	return r;
 }

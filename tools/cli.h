@@ -78,8 +78,11 @@ int cli_password_from_file(const char *path, char **out, size_t *len);
 int cli_repo_path(const char **out);
 /* The same, refusing an s3:// URL (-EROFS) for commands that need a directory. */
 int cli_local_repo_path(const char **out);
+/* A cairn_repo_opts.warn that logs each line as a warning. */
+void cli_repo_warn(const char *msg, void *payload);
 /* Probe, ask for the password, open. An s3:// repository (tools/remote.h) opens
- * only with read_only, or when cli.remote_ok. */
+ * only with read_only, or when cli.remote_ok. The store's warnings are logged
+ * (cli_repo_warn) unless opts sets its own. */
 int cli_open_repo(cairn_repo **out, const struct cairn_repo_opts *opts);
 static inline void cairn_repo_closep(cairn_repo **r)
 {

@@ -101,57 +101,34 @@ static void count(struct differ *d, char mod)
 
 /* ---- comparing ---------------------------------------------------------- */
 
-static bool same_bytes(const void *a, size_t na, const void *b, size_t nb)
-{
-	return na == nb && (na == 0 || memcmp(a, b, na) == 0);
-}
-
-static bool same_xattrs(const struct cairn_node *a, const struct cairn_node *b)
-{
-	if (a->nxattrs != b->nxattrs)
-		return false;
-	for (size_t i = 0; i < a->nxattrs; i++) {
-		const struct cairn_xattr *x = &a->xattrs[i], *y = &b->xattrs[i];
-		if (!same_bytes(x->name, x->name_len, y->name, y->name_len) ||
-		    !same_bytes(x->value, x->value_len, y->value, y->value_len))
-			return false;
-	}
-	return true;
-}
+/* The store's field bits behind each of ours (field_names order). */
+static const unsigned node_fields[] = { CAIRN_NODE_F_MODE,   CAIRN_NODE_F_UID,   CAIRN_NODE_F_GID,
+	                                CAIRN_NODE_F_USER,   CAIRN_NODE_F_GROUP, CAIRN_NODE_F_MTIME,
+	                                CAIRN_NODE_F_XATTRS, CAIRN_NODE_F_FLAGS };
 
 static unsigned meta_changes(const struct cairn_node *a, const struct cairn_node *b)
 {
-	unsigned f = 0;
-	f |= a->mode != b->mode ? F_MODE : 0;
-	f |= a->uid != b->uid ? F_UID : 0;
-	f |= a->gid != b->gid ? F_GID : 0;
-	f |= !same_bytes(a->user, a->user_len, b->user, b->user_len) ? F_USER : 0;
-	f |= !same_bytes(a->group, a->group_len, b->group, b->group_len) ? F_GROUP : 0;
-	f |= a->mtime_ns != b->mtime_ns && a->type != CAIRN_NODE_DIR ? F_MTIME : 0;
-	f |= !same_xattrs(a, b) ? F_XATTRS : 0;
-	f |= (a->flags ^ b->flags) & CAIRN_NODE_INCOMPLETE ? F_INCOMPLETE : 0;
+	unsigned mask = 0, f = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(node_fields); i++)
+		mask |= node_fields[i];
+	if (a->type == CAIRN_NODE_DIR) /* changes with every entry added or removed */
+		mask &= ~CAIRN_NODE_F_MTIME;
+	unsigned d = cairn_node_diff(a, b, mask);
+	for (size_t i = 0; i < ARRAY_SIZE(node_fields); i++)
+		f |= d & node_fields[i] ? 1u << i : 0;
 	return f;
 }
 
+/* Content by type: a file's extents, a link's target, a device's number. */
 static bool content_changed(const struct cairn_node *a, const struct cairn_node *b)
 {
-	switch (a->type) {
-	case CAIRN_NODE_FILE:
-		if (a->size != b->size || a->nextents != b->nextents)
-			return true;
-		for (size_t i = 0; i < a->nextents; i++)
-			if (a->extents[i].len != b->extents[i].len ||
-			    cairn_id_cmp(&a->extents[i].id, &b->extents[i].id) != 0)
-				return true;
-		return false;
-	case CAIRN_NODE_SYMLINK:
-		return !same_bytes(a->target, a->target_len, b->target, b->target_len);
-	case CAIRN_NODE_CHR:
-	case CAIRN_NODE_BLK:
-		return a->rdev != b->rdev;
-	default:
-		return false;
-	}
+	static const unsigned content[] = {
+		[CAIRN_NODE_FILE] = CAIRN_NODE_F_SIZE | CAIRN_NODE_F_EXTENTS,
+		[CAIRN_NODE_SYMLINK] = CAIRN_NODE_F_TARGET,
+		[CAIRN_NODE_CHR] = CAIRN_NODE_F_RDEV,
+		[CAIRN_NODE_BLK] = CAIRN_NODE_F_RDEV,
+	};
+	return a->type < ARRAY_SIZE(content) && cairn_node_diff(a, b, content[a->type]) != 0;
 }
 
 /* Names order as in FORMAT.md §10: memcmp over the common length, prefix first. */
@@ -233,9 +210,9 @@ static int diff_trees(struct differ *d, const struct cairn_id *a, const struct c
 	if (a && b && cairn_id_cmp(a, b) == 0)
 		return 0;
 	if (a)
-		r = restorer_load_tree(d->repo, a, &ta);
+		r = cairn_repo_tree_load(d->repo, a, &ta);
 	if (r >= 0 && b)
-		r = restorer_load_tree(d->repo, b, &tb);
+		r = cairn_repo_tree_load(d->repo, b, &tb);
 	if (r >= 0)
 		r = merge(d, ta, tb);
 	cairn_tree_free(ta);

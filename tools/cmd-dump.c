@@ -17,7 +17,7 @@ static const char usage[] =
         "Exit status: 0 ok, 1 error, 3 the file was not read completely at backup\n"
         "time (the missing parts are zeros).\n";
 
-static int check_file(const struct restorer_entry *e, const char *path)
+static int check_file(const struct cairn_tree_entry *e, const char *path)
 {
 	if (!e->node || e->node->type == CAIRN_NODE_DIR)
 		return cairn_err_set(-EISDIR, "'%s' is a directory", path);
@@ -30,11 +30,11 @@ static int dump(cairn_repo *repo, const char *spec, const char *path, bool *inco
 {
 	_cleanup_buf_ struct cairn_buf buf = CAIRN_BUF_INIT;
 	struct cairn_snapshot *snap = NULL;
-	struct restorer_entry e = { 0 };
+	struct cairn_tree_entry e = { 0 };
 
 	int r = restorer_find_snapshot(repo, spec, &snap);
 	if (r >= 0)
-		r = restorer_lookup(repo, &snap->root, path, &e);
+		r = cairn_repo_tree_lookup_path(repo, &snap->root, path, &e);
 	if (r >= 0)
 		r = check_file(&e, path);
 	if (r >= 0) {

@@ -8,6 +8,7 @@
 #include "maint.h"
 #include "pattern.h"
 #include "restorer.h"
+#include "timefmt.h"
 #include "cleanup.h"
 
 static const char usage[] =
@@ -62,22 +63,22 @@ static struct cairn_id barren_key(const struct finder *f, const struct cairn_id 
 
 static void print_match(struct finder *f, const struct cairn_node *n)
 {
-	char id[CAIRN_ID_HEX_SIZE], when[RESTORER_TIME_MAX], mtime[RESTORER_TIME_MAX];
+	char id[CAIRN_ID_HEX_SIZE], when[TIMEFMT_MAX], mtime[TIMEFMT_MAX];
 	size_t len;
 	const char *p = maint_path_str(&f->path, &len);
 
 	f->matches++;
 	if (!f->a->json) {
 		maint_short_id(id, &f->snap->id);
-		restorer_fmt_local(when, f->snap->time_ns);
+		timefmt_local(when, f->snap->time_ns);
 		printf("%s  %s  ", id, when);
 		cairn_text_str(stdout, p, len);
 		fputs(n->type == CAIRN_NODE_DIR ? "/\n" : "\n", stdout);
 		return;
 	}
 	cairn_id_hex(id, &f->snap->id);
-	restorer_fmt_rfc3339(when, f->snap->time_ns);
-	restorer_fmt_rfc3339(mtime, n->mtime_ns);
+	timefmt_rfc3339(when, f->snap->time_ns);
+	timefmt_rfc3339(mtime, n->mtime_ns);
 	printf("{\"snapshot\":\"%s\",\"time\":\"%s\",\"path\":", id, when);
 	cli_json_str(stdout, p, len);
 	printf(",\"type\":\"%s\",\"size\":%llu,\"mtime\":\"%s\"}\n",
@@ -113,7 +114,7 @@ static int walk(struct finder *f, const struct cairn_id *tree)
 
 	if (cairn_idset_has(&f->barren, &key))
 		return 0;
-	if ((r = restorer_load_tree(f->repo, tree, &t)) < 0)
+	if ((r = cairn_repo_tree_load(f->repo, tree, &t)) < 0)
 		return r;
 	for (size_t i = 0; i < cairn_tree_count(t); i++) {
 		if ((r = visit(f, cairn_tree_node(t, i))) < 0)

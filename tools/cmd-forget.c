@@ -8,7 +8,7 @@
 #include "cli.h"
 #include "maint.h"
 #include "policy.h"
-#include "restorer.h"
+#include "timefmt.h"
 #include "cleanup.h"
 
 static const char usage[] =
@@ -16,8 +16,9 @@ static const char usage[] =
         "       cairn forget [-n] [--prune] SNAPSHOT...\n"
         "\n"
         "Removes snapshots: those the policy does not keep, in each group of snapshots\n"
-        "with the same host and paths, or the snapshots named. The data they used is\n"
-        "freed by 'cairn prune' (or --prune).\n"
+        "with the same host and paths, or the snapshots named (also a damaged one,\n"
+        "which other commands skip with a warning). The data they used is freed by\n"
+        "'cairn prune' (or --prune).\n"
         "\n"
         "Policy (a snapshot is kept when any rule selects it; N may be -1 for all):\n"
         "  --keep-last N          the N newest snapshots\n"
@@ -222,9 +223,9 @@ static void print_group_header(const struct cairn_snapshot *s, unsigned by)
 
 static void print_text(const struct cairn_snapshot *s, const struct verdict *v)
 {
-	char id[9], when[RESTORER_TIME_MAX], why[128];
+	char id[9], when[TIMEFMT_MAX], why[128];
 	maint_short_id(id, &s->id);
-	restorer_fmt_local(when, s->time_ns);
+	timefmt_local(when, s->time_ns);
 	policy_reasons_str(v->reasons, why, sizeof(why));
 	printf("  %-6s  %s  %s  %s\n", v->remove ? "remove" : "keep", id, when,
 	       v->named ? "named" : why);
@@ -232,9 +233,9 @@ static void print_text(const struct cairn_snapshot *s, const struct verdict *v)
 
 static void print_json(const struct cairn_snapshot *s, const struct verdict *v)
 {
-	char id[CAIRN_ID_HEX_SIZE], when[RESTORER_TIME_MAX];
+	char id[CAIRN_ID_HEX_SIZE], when[TIMEFMT_MAX];
 	cairn_id_hex(id, &s->id);
-	restorer_fmt_rfc3339(when, s->time_ns);
+	timefmt_rfc3339(when, s->time_ns);
 	printf("{\"message_type\":\"snapshot\",\"id\":\"%s\",\"time\":\"%s\",\"host\":", id, when);
 	cli_json_str(stdout, s->hostname, strlen(s->hostname));
 	printf(",\"group\":%zu,\"action\":\"%s\",\"reasons\":[", v->group,
@@ -320,14 +321,51 @@ static int judge_and_remove(cairn_repo *repo, const struct forget_args *a,
 	return r;
 }
 
+/* Named snapshots that the listing left out as damaged are removed here, by the
+ * ID in their file name, and dropped from ids. */
+static int remove_damaged(cairn_repo *repo, const struct forget_args *a,
+                          struct cairn_snapshot **list, size_t n, char **ids, size_t *nids)
+{
+	for (size_t i = 0; i < *nids;) {
+		struct cairn_id id;
+		char hex[CAIRN_ID_HEX_SIZE];
+		int r;
+		if (strcmp(ids[i], "latest") == 0) {
+			i++;
+			continue;
+		}
+		if ((r = cairn_repo_snapshot_resolve(repo, ids[i], &id)) < 0)
+			return r;
+		cairn_id_hex(hex, &id);
+		if (cairn_snapshot_find(list, n, hex) >= 0) {
+			i++;
+			continue;
+		}
+		if (!a->dry_run && (r = cairn_repo_snapshot_delete(repo, &id)) < 0)
+			return r;
+		if (a->json)
+			printf("{\"message_type\":\"snapshot\",\"id\":\"%s\",\"action\":\"remove\","
+			       "\"damaged\":true}\n",
+			       hex);
+		else
+			printf("%s damaged snapshot %.8s\n",
+			       a->dry_run ? "would remove" : "removed", hex);
+		ids[i] = ids[--*nids];
+	}
+	return 0;
+}
+
 static int forget(cairn_repo *repo, const struct forget_args *a, char **ids, size_t nids,
                   cairn_lock *lock)
 {
 	struct cairn_snapshot **list = NULL;
-	size_t n = 0;
+	size_t n = 0, named = nids;
 	int r = cairn_repo_snapshot_list(repo, &list, &n);
 
 	if (r >= 0)
+		r = remove_damaged(repo, a, list, n, ids, &nids);
+	/* When every named snapshot was a damaged one, there is nothing to judge. */
+	if (r >= 0 && (named == 0 || nids > 0))
 		r = judge_and_remove(repo, a, list, n, ids, nids);
 	cairn_snapshot_list_free(list, n);
 	if (r >= 0 && a->prune) {

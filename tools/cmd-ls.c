@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "restorer.h"
+#include "timefmt.h"
 #include "cleanup.h"
 
 static const char usage[] =
@@ -92,9 +93,9 @@ static void print_owner(const uint8_t *name, size_t len, uint32_t id)
 
 static void print_long(const struct cairn_node *n)
 {
-	char mode[11], t[RESTORER_TIME_MAX];
+	char mode[11], t[TIMEFMT_MAX];
 	mode_string(mode, n);
-	restorer_fmt_local(t, n->mtime_ns);
+	timefmt_local(t, n->mtime_ns);
 	printf("%s ", mode);
 	print_owner(n->user, n->user_len, n->uid);
 	print_owner(n->group, n->group_len, n->gid);
@@ -122,8 +123,8 @@ static void print_text(struct ls *ls, const struct cairn_node *n, bool full)
 
 static void json_time(const char *key, int64_t ns)
 {
-	char t[RESTORER_TIME_MAX];
-	restorer_fmt_rfc3339(t, ns);
+	char t[TIMEFMT_MAX];
+	timefmt_rfc3339(t, ns);
 	printf(",\"%s\":\"%s\"", key, t);
 }
 
@@ -218,7 +219,7 @@ static int list_tree(struct ls *ls, const struct cairn_id *id)
 {
 	cairn_tree *t = NULL;
 	int r = ls->depth >= LS_MAX_DEPTH ? cairn_err_set(-ELOOP, "nested too deeply")
-	                                  : restorer_load_tree(ls->repo, id, &t);
+	                                  : cairn_repo_tree_load(ls->repo, id, &t);
 	if (r < 0 && ls->depth > 0 && r != -ENOMEM) {
 		log_warn("cannot list '%.*s': %s", (int)ls->path.len, (char *)ls->path.data,
 		         cairn_err_msg());
@@ -252,11 +253,11 @@ static int set_base(struct ls *ls, const char *path)
 static int ls_run(struct ls *ls, const char *spec, const char *path)
 {
 	struct cairn_snapshot *snap = NULL;
-	struct restorer_entry e = { 0 };
+	struct cairn_tree_entry e = { 0 };
 
 	int r = restorer_find_snapshot(ls->repo, spec, &snap);
 	if (r >= 0)
-		r = restorer_lookup(ls->repo, &snap->root, path, &e);
+		r = cairn_repo_tree_lookup_path(ls->repo, &snap->root, path, &e);
 	if (r >= 0)
 		r = set_base(ls, path);
 	if (r >= 0 && !e.node)

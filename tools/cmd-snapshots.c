@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "restorer.h"
+#include "timefmt.h"
 #include "cleanup.h"
 
 static const char usage[] =
@@ -109,11 +110,11 @@ static void json_summary(const struct cairn_snapshot_summary *m)
 static void print_json(const struct cairn_snapshot *s, bool first)
 {
 	char id[CAIRN_ID_HEX_SIZE], tree[CAIRN_ID_HEX_SIZE], parent[CAIRN_ID_HEX_SIZE];
-	char t[RESTORER_TIME_MAX];
+	char t[TIMEFMT_MAX];
 	cairn_id_hex(id, &s->id);
 	cairn_id_hex(tree, &s->root);
 	cairn_id_hex(parent, &s->parent);
-	restorer_fmt_rfc3339(t, s->time_ns);
+	timefmt_rfc3339(t, s->time_ns);
 	printf("%s{\"id\":\"%s\",\"short_id\":\"%.*s\",\"time\":\"%s\",\"hostname\":",
 	       first ? "" : ",\n", id, SHORT_ID, id, t);
 	cli_json_str(stdout, s->hostname, strlen(s->hostname));
@@ -160,9 +161,9 @@ static void print_padded(const char *s, int width)
 
 static void print_row(const struct cairn_snapshot *s, const struct widths *w)
 {
-	char id[CAIRN_ID_HEX_SIZE], t[RESTORER_TIME_MAX];
+	char id[CAIRN_ID_HEX_SIZE], t[TIMEFMT_MAX];
 	cairn_id_hex(id, &s->id);
-	restorer_fmt_local(t, s->time_ns);
+	timefmt_local(t, s->time_ns);
 	printf("%.*s  %-19s  ", SHORT_ID, id, t);
 	print_padded(s->hostname, w->host);
 	fputs("  ", stdout);

@@ -107,7 +107,7 @@ static int walk(struct stats *s, const struct cairn_id *tree, struct totals *out
 	}
 	int r = use_blob(s, tree, &s->used_trees);
 	if (r >= 0)
-		r = restorer_load_tree(s->repo, tree, &tr);
+		r = cairn_repo_tree_load(s->repo, tree, &tr);
 	for (size_t i = 0; r >= 0 && i < cairn_tree_count(tr); i++)
 		r = add_node(s, cairn_tree_node(tr, i), &t);
 	cairn_tree_free(tr);

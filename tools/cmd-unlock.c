@@ -6,7 +6,7 @@
 #include <time.h>
 
 #include "cli.h"
-#include "restorer.h"
+#include "timefmt.h"
 #include "cleanup.h"
 
 static const char usage[] =
@@ -45,8 +45,8 @@ static void put_text(const char *s)
 
 static void describe(const char *verb, const struct cairn_lock_info *l)
 {
-	char since[RESTORER_TIME_MAX];
-	restorer_fmt_local(since, l->start * 1000000000);
+	char since[TIMEFMT_MAX];
+	timefmt_local(since, l->start * 1000000000);
 	if (l->kind == 0) {
 		printf("%slock ", verb);
 		put_text(l->name);

@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 
 #include "cleanup.h"
+#include "cli.h"
 #include "sigv4.h"
 
 #define BLOCK_SIZE (1u << 20) /* unit of the pack caches */
@@ -867,7 +868,9 @@ int remote_open(cairn_repo **out, const char *url, const char *pw, size_t pwlen,
 		                         .invalidate = src_invalidate,
 		                         .release = remote_free,
 		                         .payload = rm };
-	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .packs = &src };
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION,
+		                      .packs = &src,
+		                      .warn = cli_repo_warn };
 	cairn_repo *repo;
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s", rm->dir);

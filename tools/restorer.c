@@ -35,15 +35,6 @@ int restorer_find_snapshot(cairn_repo *repo, const char *spec, struct cairn_snap
 	return i < 0 ? i : 0;
 }
 
-int restorer_load_tree(cairn_repo *repo, const struct cairn_id *id, cairn_tree **out)
-{
-	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
-	int r = cairn_repo_get_typed(repo, CAIRN_BLOB_TREE, id, &b);
-	if (r < 0)
-		return r;
-	return cairn_tree_parse(out, b.data, b.len);
-}
-
 /* The next component of a path, skipping separators and "."; length 0 at the end. */
 static const char *next_comp(const char *p, size_t *len)
 {
@@ -58,41 +49,6 @@ static const char *next_comp(const char *p, size_t *len)
 		*len = n;
 		return p;
 	}
-}
-
-int restorer_lookup(cairn_repo *repo, const struct cairn_id *root, const char *path,
-                    struct restorer_entry *out)
-{
-	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;
-	const struct cairn_node *node = NULL;
-	const char *p = path, *end = path;
-	size_t len, idx;
-	int r = restorer_load_tree(repo, root, &t);
-
-	while (r >= 0 && (p = next_comp(p, &len), len > 0)) {
-		if (len == 2 && p[0] == '.' && p[1] == '.')
-			return cairn_err_set(-EINVAL, "'..' is not allowed in a snapshot path");
-		if (node && node->type != CAIRN_NODE_DIR)
-			return cairn_err_set(-ENOTDIR, "'%.*s' is not a directory",
-			                     (int)(end - path), path);
-		if (node) {
-			cairn_tree *sub = NULL;
-			if ((r = restorer_load_tree(repo, &node->subtree, &sub)) < 0)
-				return r;
-			cairn_tree_free(t);
-			t = sub;
-		}
-		if (cairn_tree_find(t, p, len, &idx) < 0)
-			return cairn_err_set(-ENOENT, "'%.*s' is not in the snapshot",
-			                     (int)(p + len - path), path);
-		node = cairn_tree_node(t, idx);
-		p += len;
-		end = p;
-	}
-	if (r < 0)
-		return r;
-	*out = (struct restorer_entry){ .parent = node ? TAKE_PTR(t) : NULL, .node = node };
-	return 0;
 }
 
 static int write_zeros(int fd, uint64_t len)
@@ -149,41 +105,6 @@ int restorer_write_content(cairn_repo *repo, const struct cairn_node *node, cons
 		off += node->extents[i].len;
 	}
 	return 0;
-}
-
-static bool split_ns(int64_t ns, struct tm *tm, long *frac)
-{
-	int64_t s = ns / 1000000000, f = ns % 1000000000;
-	if (f < 0) {
-		f += 1000000000;
-		s--;
-	}
-	time_t t = (time_t)s;
-	*frac = (long)f;
-	return localtime_r(&t, tm) != NULL;
-}
-
-void restorer_fmt_local(char buf[RESTORER_TIME_MAX], int64_t ns)
-{
-	struct tm tm;
-	long frac;
-	if (!split_ns(ns, &tm, &frac) ||
-	    !strftime(buf, RESTORER_TIME_MAX, "%Y-%m-%d %H:%M:%S", &tm))
-		snprintf(buf, RESTORER_TIME_MAX, "?");
-}
-
-void restorer_fmt_rfc3339(char buf[RESTORER_TIME_MAX], int64_t ns)
-{
-	char date[32];
-	struct tm tm;
-	long frac;
-	if (!split_ns(ns, &tm, &frac) || !strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm)) {
-		snprintf(buf, RESTORER_TIME_MAX, "?");
-		return;
-	}
-	long off = tm.tm_gmtoff, a = off < 0 ? -off : off;
-	snprintf(buf, RESTORER_TIME_MAX, "%s.%09ld%c%02ld:%02ld", date, frac, off < 0 ? '-' : '+',
-	         (a / 3600) % 100, a / 60 % 60);
 }
 
 /* ---- restore ------------------------------------------------------------ */
@@ -689,7 +610,7 @@ static int restore_dir(struct ctx *c, struct frame *up, const struct cairn_node 
 		return fatal(r) ? r : 0;
 	if (n->flags & CAIRN_NODE_INCOMPLETE)
 		warn(c, "restoring an incomplete copy of", "it could not be read at backup time");
-	r = restorer_load_tree(c->repo, &n->subtree, &t);
+	r = cairn_repo_tree_load(c->repo, &n->subtree, &t);
 	if (r < 0 && !fatal(r)) {
 		warn(c, "cannot restore the contents of", "%s", cairn_err_msg());
 		r = 0;
@@ -751,7 +672,7 @@ static int walk_dir(struct ctx *c, struct frame *up, const struct cairn_node *n,
 	if (n->type != CAIRN_NODE_DIR)
 		return cairn_err_set(-ENOTDIR, "'%s' is not a directory", shown(c));
 	copy_name(f.name, n);
-	int r = restorer_load_tree(c->repo, &n->subtree, &t);
+	int r = cairn_repo_tree_load(c->repo, &n->subtree, &t);
 	if (r >= 0)
 		r = walk(c, &f, t, rest);
 	finish_dir(c, &f);
@@ -817,7 +738,7 @@ int restorer_run(cairn_repo *repo, const struct cairn_snapshot *snap, const stru
 {
 	struct ctx c = { .repo = repo, .o = o, .st = st, .rootfd = -1, .root = geteuid() == 0 };
 	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;
-	struct restorer_entry e;
+	struct cairn_tree_entry e;
 	const char *path = o->path ? o->path : "/";
 
 	*st = (struct restorer_stats){ 0 };
@@ -826,13 +747,13 @@ int restorer_run(cairn_repo *repo, const struct cairn_snapshot *snap, const stru
 	cairn_idset_init(&c.links);
 	raise_nofile();
 	/* Check the path before touching the target. */
-	int r = restorer_lookup(repo, &snap->root, path, &e);
+	int r = cairn_repo_tree_lookup_path(repo, &snap->root, path, &e);
 	if (r >= 0) {
 		cairn_tree_free(e.parent);
 		r = c.rootfd = open_target(o->target);
 	}
 	if (r >= 0)
-		r = restorer_load_tree(repo, &snap->root, &t);
+		r = cairn_repo_tree_load(repo, &snap->root, &t);
 	if (r >= 0 && (r = cairn_buf_reserve(&c.path, 1)) >= 0) {
 		struct frame top = { .fd = c.rootfd };
 		c.path.data[0] = '\0';

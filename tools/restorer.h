@@ -17,22 +17,6 @@
  * corrupt snapshot file. Caller frees *out with cairn_snapshot_free(). */
 int restorer_find_snapshot(cairn_repo *repo, const char *spec, struct cairn_snapshot **out);
 
-/* Read, verify and parse tree blob id. -ENOENT, -EBADMSG. Caller frees *out
- * with cairn_tree_free(). */
-int restorer_load_tree(cairn_repo *repo, const struct cairn_id *id, cairn_tree **out);
-
-/* An entry found by path. node is borrowed from parent; both are NULL for "/". */
-struct restorer_entry {
-	cairn_tree *parent;
-	const struct cairn_node *node;
-};
-/* Find path ("/home/me", '.' and empty components ignored) below the root tree.
- * -ENOENT not in the snapshot, -ENOTDIR a component is not a directory, -EINVAL
- * for "..", -EBADMSG a corrupt tree. Caller frees out->parent with
- * cairn_tree_free(). */
-int restorer_lookup(cairn_repo *repo, const struct cairn_id *root, const char *path,
-                    struct restorer_entry *out);
-
 /* Write a regular file's content to fd at its position, one blob at a time
  * through buf (so memory stays bounded by the largest chunk). Holes become zeros
  * when sparse is false, and are skipped with lseek when it is true (the caller
@@ -41,12 +25,6 @@ int restorer_lookup(cairn_repo *repo, const struct cairn_id *root, const char *p
  * offset), -EIO/-ENOSPC/-EFBIG for fd. */
 int restorer_write_content(cairn_repo *repo, const struct cairn_node *node, const char *path,
                            int fd, bool sparse, struct cairn_buf *buf);
-
-/* Times: "YYYY-MM-DD HH:MM:SS" local time, and RFC 3339 with nanoseconds and
- * the local offset ("2024-05-01T10:00:00.123456789+02:00"). */
-#define RESTORER_TIME_MAX 64
-void restorer_fmt_local(char buf[RESTORER_TIME_MAX], int64_t ns);
-void restorer_fmt_rfc3339(char buf[RESTORER_TIME_MAX], int64_t ns);
 
 /* ---- restore ------------------------------------------------------------ */
 

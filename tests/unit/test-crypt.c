@@ -4,9 +4,13 @@
 #include "crypt.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <zstd.h>
@@ -671,8 +675,45 @@ static void test_crypt__blob_threads(void)
 	}
 }
 
+/* ---- out of memory: an error, never abort() (it would kill cairnfs) ------ */
+
+static _Atomic bool fail_alloc;
+
+static void *test_malloc(size_t n, const char *file, int line)
+{
+	(void)file, (void)line;
+	return fail_alloc ? NULL : malloc(n);
+}
+
+static void *test_realloc(void *p, size_t n, const char *file, int line)
+{
+	(void)file, (void)line;
+	return fail_alloc ? NULL : realloc(p, n);
+}
+
+static void test_free(void *p, const char *file, int line)
+{
+	(void)file, (void)line;
+	free(p);
+}
+
+static void test_crypt__out_of_memory(void)
+{
+	uint8_t key[CAIRN_KEY_SIZE] = { 1 }, out[32];
+	/* Algorithms are fetched at the first use: before the allocator fails. */
+	CHECK_OK(cairn_crypt__hmac(key, "abc", 3, out));
+	CHECK_OK(cairn_sha256("abc", 3, out));
+	fail_alloc = true;
+	int h = cairn_crypt__hmac(key, "abc", 3, out), s = cairn_sha256("abc", 3, out);
+	fail_alloc = false;
+	CHECK_EQ(h, -ENOMEM);
+	CHECK_EQ(s, -ENOMEM);
+}
+
 int main(void)
 {
+	/* Before OpenSSL allocates anything, or it refuses. */
+	CHECK(CRYPTO_set_mem_functions(test_malloc, test_realloc, test_free) == 1);
 	RUN(test_crypt__derive_deterministic);
 	RUN(test_crypt__derive_matches_rfc5869);
 	RUN(test_crypt__hmac_rfc4231);
@@ -694,5 +735,6 @@ int main(void)
 	RUN(test_crypt__blob_tampered);
 	RUN(test_crypt__blob_bad_bodies);
 	RUN(test_crypt__blob_threads);
+	RUN(test_crypt__out_of_memory);
 	return 0;
 }

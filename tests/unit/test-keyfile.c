@@ -222,6 +222,47 @@ static void test_keyfile__too_costly(void)
 	CHECK(strstr(cairn_err_msg(), "key file"));
 }
 
+/* Costs cairn never writes, below scrypt's own 2 GiB cap, are refused without
+ * running scrypt: planted key files must not stall every open. */
+static void test_keyfile__above_init_limit(void)
+{
+	static const struct {
+		uint8_t log2n;
+		uint32_t r, p;
+		bool costly;
+	} cases[] = {
+		{ 21, 8, 1, true },  /* N above what init writes */
+		{ 20, 16, 1, true }, /* 2 GiB of memory */
+		{ 20, 1, 16, true }, /* 128 MiB, but 16 times the work */
+		{ 20, 8, 1, false }, /* the most init writes */
+		{ 14, 32, 16, false },
+	};
+	_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
+	uint8_t got[CAIRN_KEY_SIZE];
+
+	make(&kf, "pw", LABEL);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cairn_keyfile k;
+		kf.data[10] = cases[i].log2n;
+		cairn_le32(kf.data + 12, cases[i].r);
+		cairn_le32(kf.data + 16, cases[i].p);
+		CHECK_OK(cairn_keyfile__parse(&k, kf.data, kf.len));
+		CHECK_EQ(cairn_keyfile__too_costly(&k), cases[i].costly);
+		if (!cases[i].costly)
+			continue;
+		uint64_t runs = cairn_crypt__scrypt_runs();
+		CHECK_ERR(cairn_keyfile__unwrap(kf.data, kf.len, "pw", 2, got), -EBADMSG);
+		CHECK(strstr(cairn_err_msg(), "above the limit"));
+		CHECK_EQ(cairn_crypt__scrypt_runs(), runs);
+	}
+	/* Nor does cairn write such a file. */
+	struct cairn_buf out = CAIRN_BUF_INIT;
+	uint8_t mk[CAIRN_KEY_SIZE] = { 1 };
+	CHECK_ERR(cairn_keyfile__create(&out, mk, "pw", 2, CAIRN_KDF_LOG2N_MAX + 1, ""), -EINVAL);
+	CHECK_EQ(out.len, 0);
+	cairn_buf_release(&out);
+}
+
 static void test_keyfile__label_with_nul(void)
 {
 	_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
@@ -300,6 +341,7 @@ int main(void)
 	RUN(test_keyfile__flipped);
 	RUN(test_keyfile__bad_fields);
 	RUN(test_keyfile__too_costly);
+	RUN(test_keyfile__above_init_limit);
 	RUN(test_keyfile__label_with_nul);
 	RUN(test_keyfile__calibration_rule);
 	return 0;

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Repository: init/open, keys, the threaded blob write path, reads and index rebuild. */
+#include <dirent.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,9 @@
 #include "cairn/store.h"
 #include "check.h"
 #include "cleanup.h"
+#include "crypt.h"
+#include "keyfile.h"
+#include "pack.h"
 
 #define PW "secret"
 
@@ -394,6 +399,400 @@ static void test_repo__limits(void)
 	cairn_repo_close(repo);
 }
 
+/* ---- a failed pack write is sticky (issue 14 point 2) -------------------- */
+
+struct failing_writer {
+	cairn_repo *repo;
+	int start;
+	struct cairn_id *stored; /* IDs whose put returned 1 */
+	size_t nstored;
+	int err; /* the first failure */
+};
+
+static void *write_until_failure(void *arg)
+{
+	struct failing_writer *w = arg;
+	uint8_t buf[4096];
+	for (int k = 0; k < NBLOBS; k++) {
+		int i = (k + w->start) % NBLOBS;
+		struct cairn_id id;
+		make_blob(i, buf);
+		int r = cairn_repo_put(w->repo, CAIRN_BLOB_DATA, buf, blob_len(i), NULL, &id);
+		if (r < 0 && w->err == 0)
+			w->err = r;
+		else if (w->err < 0) /* once failed, every put fails */
+			CHECK_EQ(r, -EIO);
+		else if (r == 1)
+			w->stored[w->nstored++] = id;
+		if (w->err < 0 && k > NBLOBS / 2)
+			break;
+	}
+	return NULL;
+}
+
+struct verify_all {
+	cairn_repo *repo;
+	size_t packs, blobs;
+};
+
+static int verify_pack(const struct cairn_id *pack, uint64_t size, void *payload)
+{
+	struct verify_all *v = payload;
+	(void)size;
+	CHECK_OK(cairn_repo_pack_verify(v->repo, pack, NULL, NULL));
+	v->packs++;
+	return 0;
+}
+
+static int read_blob(const struct cairn_id *id, const struct cairn_loc *loc, void *payload)
+{
+	struct verify_all *v = payload;
+	struct cairn_buf out = CAIRN_BUF_INIT;
+	CHECK_OK(cairn_repo_get(v->repo, id, &out));
+	CHECK_EQ(out.len, loc->raw_len);
+	cairn_buf_release(&out);
+	v->blobs++;
+	return 0;
+}
+
+/* What `check --read-data` reads: every pack verifies, every indexed blob reads. */
+static void check_read_data(void)
+{
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .read_only = true };
+	struct verify_all v = { 0 };
+	char tmp[600];
+	CHECK_OK(cairn_repo_open(&v.repo, repo_path, PW, strlen(PW), &ro));
+	CHECK_OK(cairn_repo_foreach_pack(v.repo, verify_pack, &v));
+	CHECK_OK(cairn_repo_foreach_blob(v.repo, read_blob, &v));
+	cairn_repo_close(v.repo);
+	/* The dropped pack's temp file went with it. */
+	snprintf(tmp, sizeof(tmp), "%s/tmp", repo_path);
+	_cleanup_closedir_ DIR *d = opendir(tmp);
+	CHECK(d != NULL);
+	for (struct dirent *de; (de = readdir(d));)
+		CHECK(de->d_name[0] == '.');
+}
+
+static void check_all_writes_fail(cairn_repo *repo)
+{
+	uint8_t buf[100];
+	struct cairn_snapshot s = { .hostname = (char *)"h",
+		                    .username = (char *)"u",
+		                    .program_version = (char *)"test" };
+	check_random(buf, sizeof(buf), 999);
+	CHECK_ERR(cairn_repo_put(repo, CAIRN_BLOB_DATA, buf, sizeof(buf), NULL, NULL), -EIO);
+	CHECK_ERR(cairn_repo_flush(repo), -EIO);
+	CHECK(strstr(cairn_err_msg(), "pack") != NULL);
+	CHECK_ERR(cairn_repo_snapshot_save(repo, &s), -EIO);
+	struct cairn_id *ids = NULL;
+	size_t n = 1;
+	CHECK_OK(cairn_repo_snapshot_ids(repo, &ids, &n));
+	CHECK_EQ(n, 0);
+	free(ids);
+}
+
+static void test_repo__write_failure_is_sticky(void)
+{
+	cairn_repo *repo = make_repo(1024 * 1024);
+	pthread_t t[NTHREADS];
+	struct failing_writer w[NTHREADS];
+	int failed = 0;
+
+	/* A few packs get written, then one write fails in the middle of a pack. */
+	cairn_pack__test_fail_after(3500 * 1024);
+	for (int i = 0; i < NTHREADS; i++) {
+		w[i] = (struct failing_writer){ .repo = repo, .start = i * (NBLOBS / NTHREADS) };
+		w[i].stored = calloc(NBLOBS, sizeof(*w[i].stored));
+		CHECK(w[i].stored != NULL);
+		CHECK(pthread_create(&t[i], NULL, write_until_failure, &w[i]) == 0);
+	}
+	for (int i = 0; i < NTHREADS; i++) {
+		pthread_join(t[i], NULL);
+		failed += w[i].err < 0;
+	}
+	cairn_pack__test_fail_after(-1);
+	CHECK_EQ(failed, NTHREADS);
+	check_all_writes_fail(repo);
+	cairn_repo_close(repo);
+	check_read_data();
+
+	/* Blobs reported as stored were lost with the dropped pack: the reason the
+	 * flush must fail. */
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .read_only = true };
+	size_t missing = 0;
+	CHECK_OK(cairn_repo_open(&repo, repo_path, PW, strlen(PW), &ro));
+	for (int i = 0; i < NTHREADS; i++) {
+		for (size_t k = 0; k < w[i].nstored; k++)
+			missing += cairn_repo_has(repo, &w[i].stored[k]) == 0;
+		free(w[i].stored);
+	}
+	CHECK(missing > 0);
+	cairn_repo_close(repo);
+}
+
+/* The failure may come when the pack is finished: at a flush. */
+static void test_repo__finish_failure_is_sticky(void)
+{
+	cairn_repo *repo = make_repo(0);
+	uint8_t buf[50000];
+	check_random(buf, sizeof(buf), 7);
+	CHECK_EQ(cairn_repo_put(repo, CAIRN_BLOB_DATA, buf, 20000, NULL, NULL), 1);
+	CHECK_OK(cairn_repo_flush(repo));
+	/* The blob is only buffered, so its put succeeds; writing the pack fails. */
+	cairn_pack__test_fail_after(29000);
+	CHECK_EQ(cairn_repo_put(repo, CAIRN_BLOB_DATA, buf + 20000, 29000, NULL, NULL), 1);
+	CHECK_ERR(cairn_repo_flush(repo), -EIO);
+	cairn_pack__test_fail_after(-1);
+	check_all_writes_fail(repo);
+	cairn_repo_close(repo);
+	check_read_data();
+}
+
+/* ---- key order and costly key files (issue 14 point 7) ------------------ */
+
+struct warnings {
+	int n;
+	char last[1024];
+};
+
+static void collect_warning(const char *msg, void *payload)
+{
+	struct warnings *w = payload;
+	w->n++;
+	snprintf(w->last, sizeof(w->last), "%s", msg);
+}
+
+/* Open with pw; returns how many scrypt derivations the open ran. */
+static uint64_t open_counting(const char *pw, struct warnings *w, bool read_only)
+{
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION,
+		                      .read_only = read_only,
+		                      .warn = collect_warning,
+		                      .warn_payload = w };
+	cairn_repo *repo = NULL;
+	uint64_t before = cairn_crypt__scrypt_runs();
+	CHECK_OK(cairn_repo_open(&repo, repo_path, pw, strlen(pw), &ro));
+	cairn_repo_close(repo);
+	return cairn_crypt__scrypt_runs() - before;
+}
+
+static void key_path(char *out, size_t size, const char *name)
+{
+	snprintf(out, size, "%s/keys/%s", repo_path, name);
+}
+
+static void forget_last_key(void)
+{
+	char p[600];
+	snprintf(p, sizeof(p), "%s/index/last-key", repo_path);
+	unlink(p);
+}
+
+/* A key file for pw asking for scrypt work far above what init writes (16
+ * times log2(N) 20 with r 1: seconds of CPU), under a name sorting first. */
+static void plant_costly_key(const char *name)
+{
+	_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
+	uint8_t mk[CAIRN_KEY_SIZE] = { 0 };
+	char p[600];
+	CHECK_OK(cairn_keyfile__create(&kf, mk, PW, strlen(PW), 10, "planted"));
+	kf.data[10] = 20;
+	cairn_le32(kf.data + 12, 1);
+	cairn_le32(kf.data + 16, 16);
+	key_path(p, sizeof(p), name);
+	CHECK_OK(cairn_file_write_atomic(p, NULL, kf.data, kf.len));
+}
+
+static void test_repo__costly_key_files_skipped(void)
+{
+	struct warnings w = { 0 };
+	char p[600];
+	cairn_repo_close(make_repo(0));
+	plant_costly_key("0000000000000000");
+	plant_costly_key("0000000000000001");
+	forget_last_key();
+	/* Without a hint every file is tried in name order: the planted ones are
+	 * skipped with one warning each, scrypt runs for the real key only. */
+	CHECK_EQ(open_counting(PW, &w, false), 1);
+	CHECK_EQ(w.n, 2);
+	key_path(p, sizeof(p), "0000000000000001");
+	CHECK(strstr(w.last, p) != NULL);
+	CHECK(strstr(w.last, "above the limit") != NULL);
+	/* With the hint the planted files are not even read. */
+	w.n = 0;
+	CHECK_EQ(open_counting(PW, &w, true), 1);
+	CHECK_EQ(w.n, 0);
+	/* A wrong password is still "wrong password" after the skips. */
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
+	cairn_repo *repo = NULL;
+	CHECK_ERR(cairn_repo_open(&repo, repo_path, "nope", 4, &ro), -EKEYREJECTED);
+}
+
+/* Renames the key file in use to to (the repository must be closed). */
+static void rename_key(const char *pw, const char *to)
+{
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .no_index = true };
+	struct cairn_key_info *keys = NULL;
+	cairn_repo *repo = NULL;
+	char from[600], dst[600];
+	size_t n = 0;
+	CHECK_OK(cairn_repo_open(&repo, repo_path, pw, strlen(pw), &ro));
+	CHECK_OK(cairn_key_list(repo, &keys, &n));
+	for (size_t i = 0; i < n; i++)
+		if (keys[i].current)
+			key_path(from, sizeof(from), keys[i].name);
+	free(keys);
+	cairn_repo_close(repo);
+	key_path(dst, sizeof(dst), to);
+	CHECK_OK(rename(from, dst));
+}
+
+static void test_repo__last_key_tried_first(void)
+{
+	cairn_repo *repo = make_repo(0);
+	struct warnings w = { 0 };
+	char name[17], p[600];
+	CHECK_OK(cairn_key_add(repo, "two", 3, NULL, name));
+	CHECK_OK(cairn_key_add(repo, "three", 5, NULL, name));
+	cairn_repo_close(repo);
+	rename_key("two", "0000000000000001");
+	rename_key("three", "0000000000000002");
+	rename_key(PW, "ffffffffffffffff");
+	forget_last_key();
+
+	CHECK_EQ(open_counting(PW, &w, false), 3); /* no hint: name order */
+	CHECK_EQ(open_counting(PW, &w, false), 1); /* remembered */
+	CHECK_EQ(open_counting("three", &w, false), 3);
+	CHECK_EQ(open_counting("three", &w, false), 1);
+	/* A read-only open changes nothing, not even the hint. */
+	CHECK_EQ(open_counting(PW, &w, true), 3);
+	CHECK_EQ(open_counting("three", &w, true), 1);
+	/* Garbage or a vanished key in the hint is no hint. */
+	snprintf(p, sizeof(p), "%s/index/last-key", repo_path);
+	CHECK_OK(cairn_file_write_atomic(p, NULL, "zz\n", 3));
+	CHECK_EQ(open_counting(PW, &w, false), 3);
+	CHECK_EQ(open_counting(PW, &w, false), 1);
+	CHECK_OK(cairn_file_write_atomic(p, NULL, "0123456789abcdef\n", 17));
+	CHECK_EQ(open_counting("three", &w, false), 2);
+	CHECK_EQ(w.n, 0);
+}
+
+/* ---- a damaged snapshot file (issue 14 point 12) ------------------------- */
+
+static void test_repo__damaged_snapshot_skipped(void)
+{
+	struct warnings w = { 0 };
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION,
+		                      .warn = collect_warning,
+		                      .warn_payload = &w };
+	struct cairn_snapshot **list = NULL;
+	struct cairn_id root = { { 1 } }, *ids = NULL, found;
+	char hex[CAIRN_ID_HEX_SIZE], p[700];
+	cairn_repo *repo = make_repo(0);
+	size_t n = 0;
+
+	for (int i = 0; i < 3; i++)
+		save_snapshot(repo, 1000000000LL * (i + 1), &root);
+	CHECK_OK(cairn_repo_snapshot_ids(repo, &ids, &n));
+	CHECK_EQ(n, 3);
+	cairn_id_hex(hex, &ids[1]);
+	free(ids);
+	cairn_repo_close(repo);
+	snprintf(p, sizeof(p), "%s/snapshots/%s", repo_path, hex);
+	FILE *f = fopen(p, "r+b");
+	CHECK(f != NULL);
+	fseek(f, 40, SEEK_SET);
+	int c = fgetc(f);
+	fseek(f, 40, SEEK_SET);
+	fputc(c ^ 1, f);
+	fclose(f);
+
+	CHECK_OK(cairn_repo_open(&repo, repo_path, PW, strlen(PW), &ro));
+	CHECK_OK(cairn_repo_snapshot_list(repo, &list, &n));
+	CHECK_EQ(n, 2);
+	CHECK_EQ(w.n, 1);
+	char short_id[9];
+	snprintf(short_id, sizeof(short_id), "%.8s", hex);
+	CHECK(strstr(w.last, short_id) != NULL);
+	cairn_snapshot_list_free(list, n);
+	/* Found by the name of its file, and removed. */
+	CHECK_OK(cairn_repo_snapshot_resolve(repo, short_id, &found));
+	CHECK_ERR(cairn_repo_snapshot_resolve(repo, "abcdefg", &found), -EINVAL);
+	CHECK_OK(cairn_repo_snapshot_delete(repo, &found));
+	w.n = 0;
+	CHECK_OK(cairn_repo_snapshot_list(repo, &list, &n));
+	CHECK_EQ(n, 2);
+	CHECK_EQ(w.n, 0);
+	cairn_snapshot_list_free(list, n);
+	CHECK_ERR(cairn_repo_snapshot_resolve(repo, short_id, &found), -ENOENT);
+	cairn_repo_close(repo);
+}
+
+/* ---- code debts (issue 14 point 18) -------------------------------------- */
+
+/* A path that fits for the directories but not for the key file: an error, not
+ * a key file written under a cut name. */
+static void test_repo__path_too_long(void)
+{
+	struct cairn_init_opts o = { .version = CAIRN_INIT_OPTS_VERSION,
+		                     .compression = -1,
+		                     .kdf_log2n = 10 };
+	char path[PATH_MAX];
+	size_t len = (size_t)snprintf(path, sizeof(path), "%s", check_tmpdir());
+	/* Components of 200 bytes up to 4076 bytes in all: "<path>/snapshots" and
+	 * "<path>/tmp/.tmp.XXXXXX" still fit in PATH_MAX (4096 with the NUL),
+	 * "<path>/keys/<16 hex>" does not. */
+	while (len < 4076) {
+		size_t n = 4076 - len - 1 < 200 ? 4076 - len - 1 : 200;
+		path[len++] = '/';
+		memset(path + len, 'd', n);
+		len += n;
+		path[len] = '\0';
+	}
+	CHECK_EQ(strlen(path), 4076);
+	CHECK_ERR(cairn_repo_init(path, PW, strlen(PW), &o), -ENAMETOOLONG);
+	/* Nothing was written under a shortened name. */
+	char keys[PATH_MAX];
+	snprintf(keys, sizeof(keys), "%s/keys", path);
+	_cleanup_closedir_ DIR *d = opendir(keys);
+	CHECK(d != NULL);
+	for (struct dirent *de; (de = readdir(d));)
+		CHECK(de->d_name[0] == '.');
+}
+
+/* Pack and snapshot files a rebuild skips are reported to the caller's warn
+ * callback: the store prints nothing. */
+static void test_repo__rebuild_warns(void)
+{
+	struct warnings w = { 0 };
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION,
+		                      .warn = collect_warning,
+		                      .warn_payload = &w };
+	cairn_repo *repo = make_repo(0);
+	struct cairn_id pack, id;
+	uint8_t buf[1000];
+	char path[700], hex[CAIRN_ID_HEX_SIZE];
+
+	check_random(buf, sizeof(buf), 5);
+	CHECK_EQ(cairn_repo_put(repo, CAIRN_BLOB_DATA, buf, sizeof(buf), NULL, &id), 1);
+	CHECK_OK(cairn_repo_flush(repo));
+	CHECK_ERR(cairn_repo_foreach_pack(repo, first_pack, &pack), -1);
+	cairn_repo_close(repo);
+	cairn_id_hex(hex, &pack);
+	snprintf(path, sizeof(path), "%s/packs/%.2s/%s", repo_path, hex, hex);
+	CHECK_OK(truncate(path, 100));
+	snprintf(path, sizeof(path), "%s/index", repo_path);
+	CHECK_OK(cairn_rm_rf(path));
+
+	/* The missing index is rebuilt at the open, which says so, and skips the pack. */
+	CHECK_OK(cairn_repo_open(&repo, repo_path, PW, strlen(PW), &ro));
+	CHECK_EQ(w.n, 2);
+	CHECK(strstr(w.last, "skipping pack") != NULL);
+	CHECK(strstr(w.last, hex) != NULL);
+	CHECK_EQ(cairn_repo_has(repo, &id), 0);
+	cairn_repo_close(repo);
+}
+
 int main(void)
 {
 	RUN(test_repo__init_open);
@@ -402,5 +801,12 @@ int main(void)
 	RUN(test_repo__threaded_put_get_rebuild);
 	RUN(test_repo__corrupt_pack);
 	RUN(test_repo__limits);
+	RUN(test_repo__write_failure_is_sticky);
+	RUN(test_repo__finish_failure_is_sticky);
+	RUN(test_repo__costly_key_files_skipped);
+	RUN(test_repo__last_key_tried_first);
+	RUN(test_repo__damaged_snapshot_skipped);
+	RUN(test_repo__path_too_long);
+	RUN(test_repo__rebuild_warns);
 	return 0;
 }

@@ -191,8 +191,11 @@ static void test_tree__roundtrip_all_types(void)
 	_cleanup_buf_ struct cairn_buf again = CAIRN_BUF_INIT;
 	CHECK_OK(cairn_tree_builder_encode(b, &again));
 	CHECK_OK(cairn_tree_parse(&expect, again.data, again.len));
-	for (size_t i = 0; i < cairn_tree_count(t); i++)
+	for (size_t i = 0; i < cairn_tree_count(t); i++) {
 		check_node_eq(cairn_tree_node(t, i), cairn_tree_node(expect, i));
+		CHECK(cairn_node_equal(cairn_tree_node(t, i), cairn_tree_node(expect, i),
+		                       CAIRN_NODE_F_ALL));
+	}
 
 	/* Spot-check against the literal inputs too. */
 	const struct cairn_node *f = find(t, "file");
@@ -692,6 +695,232 @@ static void test_tree__too_large(void)
 	CHECK_EQ(out.len, before);
 }
 
+/* ---- comparing nodes ------------------------------------------------------ */
+
+static const struct cairn_xattr cmp_xattrs[] = {
+	{ (const uint8_t *)"user.a", 6, (const uint8_t *)"1", 1 },
+	{ (const uint8_t *)"user.b", 6, (const uint8_t *)"22", 2 },
+};
+/* 100 bytes of data, then a hole of 50. */
+static const struct cairn_extent cmp_extents[] = {
+	{ { { 1 } }, 100 },
+	{ { { 0 } }, 50 },
+};
+
+static struct cairn_node file_node(void)
+{
+	return (struct cairn_node){ .name = (const uint8_t *)"file",
+		                    .name_len = 4,
+		                    .type = CAIRN_NODE_FILE,
+		                    .mode = 0644,
+		                    .uid = 1000,
+		                    .gid = 100,
+		                    .user = (const uint8_t *)"me",
+		                    .user_len = 2,
+		                    .group = (const uint8_t *)"users",
+		                    .group_len = 5,
+		                    .size = 150,
+		                    .mtime_ns = 1,
+		                    .ctime_ns = 2,
+		                    .atime_ns = 3,
+		                    .dev = 4,
+		                    .ino = 5,
+		                    .nlink = 1,
+		                    .nxattrs = 2,
+		                    .xattrs = cmp_xattrs,
+		                    .nextents = 2,
+		                    .extents = cmp_extents };
+}
+
+/* Encode nodes into a tree and parse it back (deep copies, other pointers). */
+static cairn_tree *encode_parse(const struct cairn_node *nodes, size_t n)
+{
+	cairn_tree_builder *b = NULL;
+	struct cairn_buf buf = CAIRN_BUF_INIT;
+	cairn_tree *t = NULL;
+	CHECK_OK(cairn_tree_builder_new(&b));
+	for (size_t i = 0; i < n; i++)
+		CHECK_OK(cairn_tree_builder_add(b, &nodes[i]));
+	CHECK_OK(cairn_tree_builder_encode(b, &buf));
+	CHECK_OK(cairn_tree_parse(&t, buf.data, buf.len));
+	cairn_tree_builder_free(b);
+	cairn_buf_release(&buf);
+	return t;
+}
+
+static void test_tree__node_equal_after_roundtrip(void)
+{
+	struct cairn_node n = file_node();
+	cairn_tree *t = encode_parse(&n, 1);
+	CHECK_EQ(cairn_node_diff(&n, cairn_tree_node(t, 0), CAIRN_NODE_F_ALL), 0);
+	CHECK(cairn_node_equal(&n, cairn_tree_node(t, 0), CAIRN_NODE_F_ALL));
+	cairn_tree_free(t);
+}
+
+/* Each field changed alone shows as its own bit, and only in a mask that has it. */
+static void test_tree__node_diff_each_field(void)
+{
+	const struct cairn_node a = file_node();
+	static const struct cairn_xattr other_xattrs[] = {
+		{ (const uint8_t *)"user.a", 6, (const uint8_t *)"1", 1 },
+		{ (const uint8_t *)"user.b", 6, (const uint8_t *)"23", 2 },
+	};
+	static const struct cairn_extent other_extents[] = {
+		{ { { 1 } }, 100 },
+		{ { { 2 } }, 50 },
+	};
+	struct {
+		unsigned field;
+		struct cairn_node b;
+	} cases[22];
+	size_t n = 0;
+#define CASE(f, stmt)                               \
+	do {                                        \
+		cases[n].field = (f);               \
+		cases[n].b = a;                     \
+		struct cairn_node *b = &cases[n].b; \
+		stmt;                               \
+		n++;                                \
+	} while (0)
+	CASE(CAIRN_NODE_F_NAME, b->name = (const uint8_t *)"filf");
+	CASE(CAIRN_NODE_F_NAME, b->name_len = 3);
+	CASE(CAIRN_NODE_F_TYPE, b->type = CAIRN_NODE_FIFO);
+	CASE(CAIRN_NODE_F_FLAGS, b->flags = CAIRN_NODE_INCOMPLETE);
+	CASE(CAIRN_NODE_F_MODE, b->mode = 0600);
+	CASE(CAIRN_NODE_F_UID, b->uid = 0);
+	CASE(CAIRN_NODE_F_GID, b->gid = 0);
+	CASE(CAIRN_NODE_F_USER, b->user = (const uint8_t *)"mf");
+	CASE(CAIRN_NODE_F_GROUP, b->group_len = 0);
+	CASE(CAIRN_NODE_F_SIZE, b->size = 151);
+	CASE(CAIRN_NODE_F_MTIME, b->mtime_ns = -1);
+	CASE(CAIRN_NODE_F_CTIME, b->ctime_ns = 0);
+	CASE(CAIRN_NODE_F_ATIME, b->atime_ns = 0);
+	CASE(CAIRN_NODE_F_DEV, b->dev = 0);
+	CASE(CAIRN_NODE_F_INO, b->ino = 0);
+	CASE(CAIRN_NODE_F_NLINK, b->nlink = 2);
+	CASE(CAIRN_NODE_F_RDEV, b->rdev = 7);
+	CASE(CAIRN_NODE_F_XATTRS, b->xattrs = other_xattrs);
+	CASE(CAIRN_NODE_F_XATTRS, b->nxattrs = 1);
+	CASE(CAIRN_NODE_F_TARGET, (b->target = (const uint8_t *)"x", b->target_len = 1));
+	CASE(CAIRN_NODE_F_SUBTREE, b->subtree.b[31] = 1);
+	CASE(CAIRN_NODE_F_EXTENTS, b->extents = other_extents);
+#undef CASE
+	CHECK_EQ(n, sizeof(cases) / sizeof(cases[0]));
+	for (size_t i = 0; i < n; i++) {
+		const struct cairn_node *b = &cases[i].b;
+		CHECK_EQ(cairn_node_diff(&a, b, CAIRN_NODE_F_ALL), cases[i].field);
+		CHECK_EQ(cairn_node_diff(b, &a, CAIRN_NODE_F_ALL), cases[i].field);
+		CHECK_EQ(cairn_node_diff(&a, b, CAIRN_NODE_F_ALL & ~cases[i].field), 0);
+		CHECK(!cairn_node_equal(&a, b, cases[i].field));
+		CHECK(cairn_node_equal(&a, b, CAIRN_NODE_F_ALL & ~cases[i].field));
+	}
+	/* Every bit of CAIRN_NODE_F_ALL is covered above. */
+	unsigned all = 0;
+	for (size_t i = 0; i < n; i++)
+		all |= cases[i].field;
+	CHECK_EQ(all, CAIRN_NODE_F_ALL);
+	/* Several at once. */
+	struct cairn_node b = a;
+	b.mode = 0;
+	b.extents = other_extents;
+	CHECK_EQ(cairn_node_diff(&a, &b, CAIRN_NODE_F_ALL),
+	         CAIRN_NODE_F_MODE | CAIRN_NODE_F_EXTENTS);
+}
+
+/* ---- trees in a repository -------------------------------------------------- */
+
+static cairn_repo *tree_repo(void)
+{
+	struct cairn_init_opts o = { .version = CAIRN_INIT_OPTS_VERSION,
+		                     .compression = -1,
+		                     .kdf_log2n = 10 };
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
+	cairn_repo *repo = NULL;
+	char path[512];
+	snprintf(path, sizeof(path), "%s/repo", check_tmpdir());
+	CHECK_OK(cairn_repo_init(path, "pw", 2, &o));
+	CHECK_OK(cairn_repo_open(&repo, path, "pw", 2, &ro));
+	return repo;
+}
+
+/* Encode nodes and store them as a tree blob; returns its ID. */
+static struct cairn_id put_tree(cairn_repo *repo, const struct cairn_node *nodes, size_t n)
+{
+	_cleanup_(cairn_tree_builder_freep) cairn_tree_builder *b = NULL;
+	_cleanup_buf_ struct cairn_buf buf = CAIRN_BUF_INIT;
+	struct cairn_id id;
+	CHECK_OK(cairn_tree_builder_new(&b));
+	for (size_t i = 0; i < n; i++)
+		CHECK_OK(cairn_tree_builder_add(b, &nodes[i]));
+	CHECK_OK(cairn_tree_builder_encode(b, &buf));
+	CHECK_OK(cairn_repo_put(repo, CAIRN_BLOB_TREE, buf.data, buf.len, NULL, &id));
+	return id;
+}
+
+static void test_tree__repo_tree_load(void)
+{
+	cairn_repo *repo = tree_repo();
+	struct cairn_node n[2] = { file_node(), file_node() };
+	n[1].name = (const uint8_t *)"gile";
+	struct cairn_id id = put_tree(repo, n, 2), data;
+	CHECK_OK(cairn_repo_put(repo, CAIRN_BLOB_DATA, "x", 1, NULL, &data));
+	CHECK_OK(cairn_repo_flush(repo));
+
+	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;
+	CHECK_OK(cairn_repo_tree_load(repo, &id, &t));
+	CHECK_EQ(cairn_tree_count(t), 2);
+	CHECK(cairn_node_equal(cairn_tree_node(t, 1), &n[1], CAIRN_NODE_F_ALL));
+	CHECK(cairn_tree_memory(t) > 2 * sizeof(struct cairn_node));
+	/* A data blob is no tree; an unknown ID is not there. */
+	cairn_tree *bad = NULL;
+	CHECK_ERR(cairn_repo_tree_load(repo, &data, &bad), -EBADMSG);
+	data.b[0] ^= 1;
+	CHECK_ERR(cairn_repo_tree_load(repo, &data, &bad), -ENOENT);
+	CHECK(bad == NULL);
+	cairn_repo_close(repo);
+}
+
+static void test_tree__repo_tree_lookup_path(void)
+{
+	cairn_repo *repo = tree_repo();
+	struct cairn_node inner[2] = { file_node(), node("l", CAIRN_NODE_SYMLINK) };
+	inner[0].name = (const uint8_t *)"b";
+	inner[0].name_len = 1;
+	inner[1].target = (const uint8_t *)"b";
+	inner[1].target_len = 1;
+	struct cairn_node top[2] = { node("a", CAIRN_NODE_DIR), file_node() };
+	top[0].subtree = put_tree(repo, inner, 2);
+	struct cairn_id root = put_tree(repo, top, 2);
+	CHECK_OK(cairn_repo_flush(repo));
+
+	struct cairn_tree_entry e = { 0 };
+	CHECK_OK(cairn_repo_tree_lookup_path(repo, &root, "/", &e));
+	CHECK(e.node == NULL && e.parent == NULL);
+	static const char *const to_b[] = { "/a/b", "a/b", "//a/./b/", "./a//b" };
+	for (size_t i = 0; i < ARRAY_SIZE(to_b); i++) {
+		CHECK_OK(cairn_repo_tree_lookup_path(repo, &root, to_b[i], &e));
+		CHECK(cairn_node_equal(e.node, &inner[0], CAIRN_NODE_F_ALL));
+		CHECK(e.node == cairn_tree_node(e.parent, 0));
+		cairn_tree_free(e.parent);
+	}
+	CHECK_OK(cairn_repo_tree_lookup_path(repo, &root, "/a", &e));
+	CHECK_EQ(e.node->type, CAIRN_NODE_DIR);
+	cairn_tree_free(e.parent);
+
+	e = (struct cairn_tree_entry){ 0 };
+	CHECK_ERR(cairn_repo_tree_lookup_path(repo, &root, "/a/b/c", &e), -ENOTDIR);
+	CHECK(strstr(cairn_err_msg(), "'/a/b' is not a directory") != NULL);
+	CHECK_ERR(cairn_repo_tree_lookup_path(repo, &root, "/a/l/x", &e), -ENOTDIR);
+	CHECK_ERR(cairn_repo_tree_lookup_path(repo, &root, "/a/x", &e), -ENOENT);
+	CHECK(strstr(cairn_err_msg(), "'/a/x'") != NULL);
+	CHECK_ERR(cairn_repo_tree_lookup_path(repo, &root, "/a/../a", &e), -EINVAL);
+	CHECK(e.node == NULL && e.parent == NULL); /* untouched on failure */
+	struct cairn_id none = root;
+	none.b[0] ^= 1;
+	CHECK_ERR(cairn_repo_tree_lookup_path(repo, &none, "/a", &e), -ENOENT);
+	cairn_repo_close(repo);
+}
+
 int main(void)
 {
 	RUN(test_tree__empty);
@@ -710,5 +939,9 @@ int main(void)
 	RUN(test_tree__huge_counts);
 	RUN(test_tree__large_directory);
 	RUN(test_tree__too_large);
+	RUN(test_tree__node_equal_after_roundtrip);
+	RUN(test_tree__node_diff_each_field);
+	RUN(test_tree__repo_tree_load);
+	RUN(test_tree__repo_tree_lookup_path);
 	return 0;
 }

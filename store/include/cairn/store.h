@@ -22,8 +22,9 @@ int cairn_id_parse(struct cairn_id *out, const char *hex); /* -EINVAL */
 bool cairn_id_is_zero(const struct cairn_id *id);
 int cairn_id_cmp(const struct cairn_id *a, const struct cairn_id *b);
 /* SHA-256 of data, with the digest fetched from OpenSSL once (SHA256() fetches
- * it on every call, which costs more than hashing a short message). */
-void cairn_sha256(const void *data, size_t len, uint8_t out[32]);
+ * it on every call, which costs more than hashing a short message). -ENOMEM,
+ * -EIO (OpenSSL lacks SHA-256). Thread-safe. */
+int cairn_sha256(const void *data, size_t len, uint8_t out[32]);
 
 enum cairn_blob_type {
 	CAIRN_BLOB_DATA = 1,
@@ -76,7 +77,7 @@ struct cairn_init_opts {
 	struct cairn_chunk_params chunk; /* zero: defaults */
 	int compression;                 /* -1: default (3); 0 off; 1..19 */
 	uint32_t pack_size;              /* 0: default 16 MiB */
-	int kdf_log2n;                   /* 0: default (16); 10..24 */
+	int kdf_log2n;                   /* 0: calibrated (14..20); 10..20 */
 	const char *key_label;           /* NULL: user@host */
 };
 /* Create a repository at path (which must not exist or be an empty directory).
@@ -117,8 +118,17 @@ struct cairn_repo_opts {
 	 * write but those to its index and state tables (a local cache). The source
 	 * is copied; its release runs at close, also when the open fails. */
 	const struct cairn_pack_source *packs;
+	/* Told, one line without newline each, what the repository skipped and the
+	 * user should hear of: a key file refused for its scrypt cost, a damaged
+	 * snapshot left out of a listing. May be called from any thread that uses
+	 * the repository. NULL: not told. */
+	void (*warn)(const char *msg, void *payload);
+	void *warn_payload;
 };
-/* Open and unlock. -ENOENT no repository there, -EPROTONOSUPPORT unknown format
+/* Open and unlock. The key file that last opened the repository is tried first
+ * (its name is kept in index/last-key), then the others in name order; key files
+ * asking for more scrypt work than init writes are skipped with a warning
+ * (FORMAT.md §3.2). -ENOENT no repository there, -EPROTONOSUPPORT unknown format
  * version, -EKEYREJECTED wrong password, -EBADMSG corrupt config or key file.
  * Caller closes with cairn_repo_close(). */
 int cairn_repo_open(cairn_repo **out, const char *path, const char *password, size_t pwlen,
@@ -159,14 +169,17 @@ int cairn_key_passwd(cairn_repo *repo, const char *password, size_t pwlen);
 
 /* ---- Blobs -------------------------------------------------------------- */
 
-/* HMAC chunk ID of data (FORMAT.md §5.1). Thread-safe. */
-void cairn_repo_blob_id(const cairn_repo *repo, const void *data, size_t len, struct cairn_id *out);
+/* HMAC chunk ID of data (FORMAT.md §5.1). Thread-safe. -ENOMEM. */
+int cairn_repo_blob_id(const cairn_repo *repo, const void *data, size_t len, struct cairn_id *out);
 
 /* Store a data or tree blob unless the repository has it. Compresses, encrypts and
  * appends it to a pack; the pack becomes durable and indexed when it fills or at
  * cairn_repo_flush(). Returns 1 if stored, 0 if it was already there.
  * Thread-safe: callers in several threads compress and encrypt in parallel.
- * -ENOSPC, -EIO, -EINVAL (too large for its type). */
+ * -ENOSPC, -EIO, -EINVAL (too large for its type). A failed pack write, finish
+ * or index commit is sticky: it loses blobs earlier puts reported as stored, so
+ * every later put and flush of this handle fails with it, and so does
+ * cairn_repo_snapshot_save(). */
 int cairn_repo_put(cairn_repo *repo, int type, const void *data, size_t len,
                    const struct cairn_id *id_or_null, struct cairn_id *id_out);
 /* 1 if the blob is in the index or in a pack being written, 0 if not. Thread-safe. */
@@ -178,7 +191,9 @@ struct cairn_repo_stats {
 	uint64_t packs_written;
 };
 void cairn_repo_stats(const cairn_repo *repo, struct cairn_repo_stats *out);
-/* Finish every open pack and commit their index entries. Thread-safe. */
+/* Finish every open pack and commit their index entries. Thread-safe. Fails
+ * when any pack write of this handle failed (see cairn_repo_put), after keeping
+ * the packs that are sound. */
 int cairn_repo_flush(cairn_repo *repo);
 
 /* Read, verify and decompress a blob into out (replacing its content).
@@ -336,11 +351,59 @@ typedef struct cairn_tree cairn_tree;
  * entry and offset), -ENOMEM. Caller frees with cairn_tree_free(). */
 int cairn_tree_parse(cairn_tree **out, const uint8_t *data, size_t len);
 void cairn_tree_free(cairn_tree *t);
+/* Read, verify and parse tree blob id of repo (cairn_repo_get_typed and
+ * cairn_tree_parse). -ENOENT not in the index, -EBADMSG corrupt, -EIO.
+ * Caller frees *out with cairn_tree_free(). Thread-safe. */
+int cairn_repo_tree_load(cairn_repo *repo, const struct cairn_id *id, cairn_tree **out);
 size_t cairn_tree_count(const cairn_tree *t);
+/* Bytes of memory the parsed tree holds (for a cache's accounting). */
+size_t cairn_tree_memory(const cairn_tree *t);
+/* An entry found by path: node is borrowed from parent, the tree that holds it;
+ * both are NULL for the root itself. */
+struct cairn_tree_entry {
+	cairn_tree *parent;
+	const struct cairn_node *node;
+};
+/* Find path ("/home/me"; empty and "." components ignored) below the tree root
+ * of repo. -ENOENT not there, -ENOTDIR a component is not a directory, -EINVAL
+ * for "..", -EBADMSG a corrupt tree; the message names the path. *out is set
+ * only on success; the caller frees out->parent with cairn_tree_free(). */
+int cairn_repo_tree_lookup_path(cairn_repo *repo, const struct cairn_id *root, const char *path,
+                                struct cairn_tree_entry *out);
 /* Entry i in name order, or NULL when i >= count. Borrowed from t. */
 const struct cairn_node *cairn_tree_node(const cairn_tree *t, size_t i);
 /* Binary search by raw name. 0 and *index_out set, or -ENOENT. */
 int cairn_tree_find(const cairn_tree *t, const void *name, size_t len, size_t *index_out);
+
+/* The fields of a node (FORMAT.md §10), as bits of a mask for cairn_node_diff(). */
+enum cairn_node_field {
+	CAIRN_NODE_F_NAME = 1u << 0,
+	CAIRN_NODE_F_TYPE = 1u << 1,
+	CAIRN_NODE_F_FLAGS = 1u << 2,
+	CAIRN_NODE_F_MODE = 1u << 3,
+	CAIRN_NODE_F_UID = 1u << 4,
+	CAIRN_NODE_F_GID = 1u << 5,
+	CAIRN_NODE_F_USER = 1u << 6,
+	CAIRN_NODE_F_GROUP = 1u << 7,
+	CAIRN_NODE_F_SIZE = 1u << 8,
+	CAIRN_NODE_F_MTIME = 1u << 9,
+	CAIRN_NODE_F_CTIME = 1u << 10,
+	CAIRN_NODE_F_ATIME = 1u << 11,
+	CAIRN_NODE_F_DEV = 1u << 12,
+	CAIRN_NODE_F_INO = 1u << 13,
+	CAIRN_NODE_F_NLINK = 1u << 14,
+	CAIRN_NODE_F_RDEV = 1u << 15,
+	CAIRN_NODE_F_XATTRS = 1u << 16,  /* names and values, in order */
+	CAIRN_NODE_F_TARGET = 1u << 17,  /* symlink target */
+	CAIRN_NODE_F_SUBTREE = 1u << 18, /* directory tree ID */
+	CAIRN_NODE_F_EXTENTS = 1u << 19, /* file content: IDs and lengths, in order */
+};
+#define CAIRN_NODE_F_ALL ((1u << 20) - 1) /* everything the encoding holds */
+/* The fields of mask in which a and b differ; 0 when they agree on all of them.
+ * Two nodes that agree on CAIRN_NODE_F_ALL encode to the same bytes. */
+unsigned cairn_node_diff(const struct cairn_node *a, const struct cairn_node *b, unsigned mask);
+/* cairn_node_diff(a, b, mask) == 0. */
+bool cairn_node_equal(const struct cairn_node *a, const struct cairn_node *b, unsigned mask);
 
 /* Collects the entries of one directory and encodes them canonically: the same
  * set of nodes gives the same bytes whatever order they were added in.
@@ -402,14 +465,15 @@ void cairn_snapshot_free(struct cairn_snapshot *s);
 /* ---- Snapshot catalog (FORMAT.md §8) ------------------------------------ */
 
 /* Seal s and write it durably to snapshots/<id>, then record it in the index.
- * Sets s->id. Call after cairn_repo_flush(): the snapshot is the commit point. */
+ * Sets s->id. Call after cairn_repo_flush(): the snapshot is the commit point.
+ * Refuses with the error of a failed pack write of this handle, if any. */
 int cairn_repo_snapshot_save(cairn_repo *repo, struct cairn_snapshot *s);
 /* Read and verify snapshots/<id>. -ENOENT, -EBADMSG. Caller frees *out. */
 int cairn_repo_snapshot_load(cairn_repo *repo, const struct cairn_id *id,
                              struct cairn_snapshot **out);
 /* Every snapshot in snapshots/, oldest first (ties by ID). A snapshot file that
- * fails to verify stops the listing with -EBADMSG naming it. Caller frees with
- * cairn_snapshot_list_free(). */
+ * fails to verify is left out, with a warning naming it to cairn_repo_opts.warn
+ * (each listing warns again). Caller frees with cairn_snapshot_list_free(). */
 int cairn_repo_snapshot_list(cairn_repo *repo, struct cairn_snapshot ***out, size_t *n);
 void cairn_snapshot_list_free(struct cairn_snapshot **list, size_t n);
 /* The IDs in snapshots/ (unordered, no decryption). Caller frees *out. */
@@ -417,6 +481,10 @@ int cairn_repo_snapshot_ids(cairn_repo *repo, struct cairn_id **out, size_t *n);
 /* Resolve "latest" or an ID prefix (4+ hex digits) to one snapshot of list.
  * Returns its index. -ENOENT none, -EINVAL ambiguous or malformed. */
 int cairn_snapshot_find(struct cairn_snapshot *const *list, size_t n, const char *spec);
+/* Resolve an ID prefix (4+ hex digits) against the names in snapshots/, without
+ * reading the files: also finds a damaged snapshot, for removal. -ENOENT none,
+ * -EINVAL ambiguous or malformed. */
+int cairn_repo_snapshot_resolve(cairn_repo *repo, const char *spec, struct cairn_id *out);
 /* Remove snapshots/<id> and its index record. -ENOENT. */
 int cairn_repo_snapshot_delete(cairn_repo *repo, const struct cairn_id *id);
 
@@ -509,7 +577,8 @@ struct cairn_prune_stats {
  * point loses no needed blob, and readers that looked a blob up just before the
  * swap find it again (cairn_repo_get retries). Packs on disk that the index lacks
  * are indexed first. The caller holds an exclusive lock. Refuses (-EBADMSG, with a
- * message) when a needed tree or blob is missing or damaged. -EIO, -ENOSPC,
+ * message) when a needed tree or blob is missing or damaged, or a snapshot file
+ * does not verify. -EIO, -ENOSPC,
  * -ENOENT the lock vanished. st is filled as far as the run got.
  */
 int cairn_repo_prune(cairn_repo *repo, const struct cairn_prune_opts *o,

@@ -1,0 +1,74 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# One damaged snapshot file does not block the others: every command that lists
+# snapshots skips it with exactly one warning naming it, check reports it,
+# prune refuses to run past it, and `forget ID` removes it.
+. "$(dirname "$0")/lib.sh"
+
+crashed() { grep -qE "Segmentation|Aborted|AddressSanitizer|runtime error|core dumped" "$@"; }
+
+init_repo
+mkdir -p "$W/src"
+ids=()
+for i in 1 2 3; do
+	echo "version $i" > "$W/src/file.txt"
+	echo "extra $i" > "$W/src/extra$i.txt"
+	before=$(ls "$CAIRN_REPO/snapshots")
+	"$CAIRN" backup "$W/src" > /dev/null
+	ids+=("$(ls "$CAIRN_REPO/snapshots" | grep -vxF -e "$before" || true)")
+done
+for id in "${ids[@]}"; do [ ${#id} = 64 ] || fail "one new snapshot per backup expected"; done
+bad=${ids[1]} a=${ids[0]:0:8} c=${ids[2]:0:8}
+python3 -c 'import sys; f=open(sys.argv[1],"r+b"); f.seek(40); b=f.read(1); f.seek(40); f.write(bytes([b[0]^1]))' \
+	"$CAIRN_REPO/snapshots/$bad"
+
+# run_warn NAME -- CMD...: CMD succeeds and warns exactly once, naming the damaged snapshot.
+run_warn() {
+	local name=$1; shift 2
+	local rc=0
+	"$@" > "$W/out" 2> "$W/err" || rc=$?
+	crashed "$W/err" && fail "$name crashed: $(cat "$W/err")"
+	[ "$rc" = 0 ] || fail "$name with a damaged snapshot exited $rc: $(cat "$W/err")"
+	[ "$(grep -c . "$W/err")" = 1 ] || fail "$name: expected one warning: $(cat "$W/err")"
+	grep -q "warning: .*damaged snapshot.*${bad:0:8}" "$W/err" || fail "$name: warning does not name ${bad:0:8}: $(cat "$W/err")"
+}
+
+run_warn snapshots -- "$CAIRN" snapshots
+[ "$(grep -c "$a\|$c" "$W/out")" = 2 ] || fail "snapshots lists the others: $(cat "$W/out")"
+grep -q "${bad:0:8}" "$W/out" && fail "snapshots lists the damaged one"
+run_warn restore -- "$CAIRN" restore "$a" --target "$W/r"
+grep -q "version 1" "$W/r$W/src/file.txt" || fail "restore of another snapshot"
+run_warn "restore latest" -- "$CAIRN" restore latest --target "$W/r3"
+grep -q "version 3" "$W/r3$W/src/file.txt" || fail "restore of latest"
+run_warn ls -- "$CAIRN" ls "$a" "$W/src"
+grep -q "extra1.txt" "$W/out" || fail "ls of another snapshot: $(cat "$W/out")"
+run_warn dump -- "$CAIRN" dump "$c" "$W/src/file.txt"
+grep -q "version 3" "$W/out" || fail "dump of another snapshot"
+run_warn diff -- "$CAIRN" diff "$a" "$c"
+grep -q "extra3.txt" "$W/out" || fail "diff of two other snapshots: $(cat "$W/out")"
+run_warn find -- "$CAIRN" find --snapshot "$a" 'extra*'
+grep -q "extra1.txt" "$W/out" || fail "find in another snapshot: $(cat "$W/out")"
+run_warn "find (all)" -- "$CAIRN" find 'extra3*'
+run_warn stats -- "$CAIRN" stats "$c"
+run_warn "stats (all)" -- "$CAIRN" stats
+
+# check reports it; prune will not run past a snapshot it cannot read.
+rc=0; "$CAIRN" check > "$W/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "check of a damaged snapshot exited $rc"
+grep -q "${bad:0:8}" "$W/out" || fail "check does not name the damaged snapshot: $(cat "$W/out")"
+rc=0; "$CAIRN" prune > "$W/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "prune past a damaged snapshot exited $rc"
+grep -q "${bad:0:8}" "$W/out" || fail "prune does not name the damaged snapshot: $(cat "$W/out")"
+
+# forget removes it by its ID (a prefix); a dry run only says so.
+"$CAIRN" forget -n "${bad:0:12}" > "$W/out" 2> /dev/null || fail "forget -n of a damaged snapshot failed"
+grep -q "would remove damaged snapshot ${bad:0:8}" "$W/out" || fail "forget -n: $(cat "$W/out")"
+[ -e "$CAIRN_REPO/snapshots/$bad" ] || fail "forget -n removed the snapshot"
+"$CAIRN" forget "${bad:0:12}" > "$W/out" 2> "$W/err" || fail "forget of a damaged snapshot failed: $(cat "$W/err")"
+[ -e "$CAIRN_REPO/snapshots/$bad" ] && fail "forget left the damaged snapshot"
+"$CAIRN" snapshots > "$W/out" 2> "$W/err"
+[ -s "$W/err" ] && fail "a warning after the damaged snapshot was removed: $(cat "$W/err")"
+[ "$(grep -c "$a\|$c" "$W/out")" = 2 ] || fail "forget removed another snapshot: $(cat "$W/out")"
+"$CAIRN" check > /dev/null || fail "check after forget"
+"$CAIRN" prune > /dev/null || fail "prune after forget"
+echo ok
