@@ -20,7 +20,6 @@
 
 #include "cli.h"
 #include "cleanup.h"
-#include "remote.h"
 
 #define CACHE_SIZE_DEFAULT (256ull << 20)
 
@@ -188,15 +187,15 @@ struct run {
 
 static int open_repo(struct run *run, cairn_repo **out)
 {
+	struct cairn_storage_opts so = { .version = CAIRN_STORAGE_OPTS_VERSION,
+		                         .s3 = { .version = CAIRN_S3_OPTS_VERSION },
+		                         .cache_dir = run->o.cache_dir };
 	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION,
 		                      .read_only = true,
-		                      .warn = cli_repo_warn };
-	struct remote_opts rem = { .cache_dir = run->o.cache_dir,
-		                   .cache_size = run->disk_cache,
-		                   .s3 = { .version = CAIRN_S3_OPTS_VERSION } };
-	int r = remote_is_url(run->repo)
-	                ? remote_open(out, run->repo, run->pw, run->pwlen, &rem)
-	                : cairn_repo_open(out, run->repo, run->pw, run->pwlen, &ro);
+		                      .warn = cli_repo_warn,
+		                      .storage = &so,
+		                      .cache_size = run->disk_cache };
+	int r = cairn_repo_open(out, run->repo, run->pw, run->pwlen, &ro);
 	cli_password_free(run->pw, run->pwlen);
 	run->pw = NULL;
 	return r < 0 ? log_error_errno(r, "cannot open repository '%s'", run->repo) : 0;
@@ -257,14 +256,14 @@ static void detach_stderr(void)
 static int serve(struct run *run, int ready_fd)
 {
 	struct fs fs = { .acl = !run->o.no_default_permissions,
-		         .local = !remote_is_url(run->repo) };
+		         .local = !cairn_storage_is_url(run->repo) };
 	cairn_repo *repo = NULL;
 	cairn_lock *lock = NULL;
 	int r = open_repo(run, &repo);
 	/* Informational (FORMAT.md §11): 'cairn unlock --list' shows the mount; it
 	 * conflicts with nothing. A repository on read-only media has no lock. */
 	if (r >= 0 &&
-	    cairn_lock_acquire(&lock, cairn_repo_path(repo), CAIRN_LOCK_MOUNT, "mount", 0) < 0)
+	    cairn_lock_acquire(&lock, cairn_repo_storage(repo), CAIRN_LOCK_MOUNT, "mount", 0) < 0)
 		log_info("mounting without a mount lock: %s", cairn_err_msg());
 	if (r >= 0 && (r = fs_open(&fs, repo, run->cache_size)) < 0)
 		log_error("cannot read the snapshots: %s", cairn_err_msg());
@@ -354,7 +353,7 @@ static int parse(struct run *run, struct fuse_args *args)
 		return cli_usage_error("disk_cache: %s", cairn_err_msg());
 	if (!run->o.repo)
 		return cli_usage_error("give a repository and a mount point (see --help)");
-	if (remote_is_url(run->o.repo)) {
+	if (cairn_storage_is_url(run->o.repo)) {
 		if (strlen(run->o.repo) >= sizeof(run->repo))
 			return cli_usage_error("repository URL too long");
 		snprintf(run->repo, sizeof(run->repo), "%s", run->o.repo);
@@ -372,7 +371,8 @@ static int parse(struct run *run, struct fuse_args *args)
 
 static int run_main(struct run *run)
 {
-	int r = remote_is_url(run->repo) ? 0 : cairn_repo_probe(run->repo);
+	/* Not an s3:// one: a mount of its cache must work with the server down. */
+	int r = cairn_storage_is_url(run->repo) ? 0 : cairn_repo_probe(run->repo, NULL);
 	cli.password_file = run->o.password_file;
 	cli.password_command = run->o.password_command;
 	if (r >= 0)

@@ -420,19 +420,18 @@ int cairn_cache__pread(cairn_cache *c, const struct cairn_id *pack, uint64_t siz
 	                   off);
 }
 
-void cairn_cache__invalidate(cairn_cache *c, const struct cairn_id *pack, int type, uint64_t off,
-                             size_t len)
+int cairn_cache__invalidate(cairn_cache *c, const struct cairn_id *pack, int type, uint64_t off,
+                            size_t len)
 {
 	char path[PATH_MAX];
-	if (type == 0) {
-		if (tail_path(c, pack, path, sizeof(path)) >= 0)
-			unlink(path);
-		return;
-	}
+	int n = 0;
+	if (type == 0)
+		return tail_path(c, pack, path, sizeof(path)) >= 0 && unlink(path) == 0;
 	const char *sub = type == CAIRN_BLOB_TREE ? "meta" : "blocks";
 	for (uint64_t b = off / BLOCK_SIZE; len && b <= (off + len - 1) / BLOCK_SIZE; b++)
-		if (block_path(c, sub, pack, b, path, sizeof(path)) >= 0)
-			unlink(path);
+		if (block_path(c, sub, pack, b, path, sizeof(path)) >= 0 && unlink(path) == 0)
+			n++;
+	return n;
 }
 
 /* ---- packs this process wrote ---------------------------------------------- */

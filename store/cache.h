@@ -44,9 +44,10 @@ int cairn_cache__list(cairn_cache *c, int kind, int (*cb)(const char *name, void
  * for the header and trailer. -EBADMSG past the end, storage errors. */
 int cairn_cache__pread(cairn_cache *c, const struct cairn_id *pack, uint64_t size, int type,
                        void *buf, size_t len, uint64_t off);
-/* What was read from [off, off + len) failed its authentication: drop it. */
-void cairn_cache__invalidate(cairn_cache *c, const struct cairn_id *pack, int type, uint64_t off,
-                             size_t len);
+/* What was read from [off, off + len) failed its authentication: drop it.
+ * Returns how many cached files were dropped. */
+int cairn_cache__invalidate(cairn_cache *c, const struct cairn_id *pack, int type, uint64_t off,
+                            size_t len);
 /* A pack this process wrote (fd, size bytes): keep its header, and all of it
  * when it holds trees, so that reading them back costs no request. */
 void cairn_cache__keep_pack(cairn_cache *c, const struct cairn_id *pack, int fd, uint64_t size,

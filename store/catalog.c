@@ -8,20 +8,71 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 
+struct ids {
+	struct cairn_id *v;
+	size_t n, cap;
+};
+
+#define LISTING_REUSE_MS 2000
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A listing of a remote storage made a moment ago: copied into *l. */
+static bool reuse_listing(cairn_repo *repo, struct ids *l)
+{
+	bool ok = false;
+	pthread_mutex_lock(&repo->lock);
+	if (repo->snap_listed_ms && now_ms() - repo->snap_listed_ms < LISTING_REUSE_MS &&
+	    (l->v = malloc((repo->nsnap_ids ? repo->nsnap_ids : 1) * sizeof(*l->v)))) {
+		memcpy(l->v, repo->snap_ids, repo->nsnap_ids * sizeof(*l->v));
+		l->n = l->cap = repo->nsnap_ids;
+		ok = true;
+	}
+	pthread_mutex_unlock(&repo->lock);
+	return ok;
+}
+
+static void keep_listing(cairn_repo *repo, const struct ids *l)
+{
+	struct cairn_id *copy = malloc((l->n ? l->n : 1) * sizeof(*copy));
+	if (!copy)
+		return;
+	memcpy(copy, l->v, l->n * sizeof(*copy));
+	pthread_mutex_lock(&repo->lock);
+	free(repo->snap_ids);
+	repo->snap_ids = copy;
+	repo->nsnap_ids = l->n;
+	repo->snap_listed_ms = now_ms();
+	pthread_mutex_unlock(&repo->lock);
+}
+
+static void forget_listing(cairn_repo *repo)
+{
+	pthread_mutex_lock(&repo->lock);
+	repo->snap_listed_ms = 0;
+	pthread_mutex_unlock(&repo->lock);
+}
+
 int cairn_repo_snapshot_save(cairn_repo *repo, struct cairn_snapshot *s)
 {
 	_cleanup_buf_ struct cairn_buf plain = CAIRN_BUF_INIT, sealed = CAIRN_BUF_INIT;
-	char hex[CAIRN_ID_HEX_SIZE], path[PATH_MAX], tmp[PATH_MAX];
+	char hex[CAIRN_ID_HEX_SIZE];
 	const struct cairn_keys *k = cairn_repo__keys(repo);
 	struct cairn_id id;
-	int r;
+	int r = cairn_repo__writable(repo);
 
-	if (cairn_repo__read_only(repo))
-		return cairn_err_set(-EROFS, "repository opened read-only");
+	if (r < 0)
+		return r;
 	/* A snapshot is the commit point: after a lost pack it would refer to blobs
 	 * that are not there. */
 	if ((r = cairn_repo__write_error(repo)) < 0)
@@ -35,11 +86,11 @@ int cairn_repo_snapshot_save(cairn_repo *repo, struct cairn_snapshot *s)
 	if (r < 0)
 		return r;
 	cairn_id_hex(hex, &id);
-	if ((r = cairn_repo__path(repo, path, sizeof(path), "snapshots/%s", hex)) < 0 ||
-	    (r = cairn_repo__path(repo, tmp, sizeof(tmp), "tmp")) < 0 ||
-	    (r = cairn_file_write_atomic(path, tmp, sealed.data, sealed.len)) < 0)
+	if ((r = cairn_repo__put_object(repo, CAIRN_OBJ_SNAPSHOT, hex, sealed.data, sealed.len)) <
+	    0)
 		return r;
 	s->id = id;
+	forget_listing(repo);
 	if (cairn_repo__index(repo))
 		return cairn_index__add_snapshot(cairn_repo__index(repo), &id, s->time_ns);
 	return 0;
@@ -49,14 +100,13 @@ int cairn_repo_snapshot_load(cairn_repo *repo, const struct cairn_id *id,
                              struct cairn_snapshot **out)
 {
 	_cleanup_buf_ struct cairn_buf sealed = CAIRN_BUF_INIT, plain = CAIRN_BUF_INIT;
-	char hex[CAIRN_ID_HEX_SIZE], path[PATH_MAX];
+	char hex[CAIRN_ID_HEX_SIZE];
 	struct cairn_snapshot *s;
 	int r;
 
 	cairn_id_hex(hex, id);
-	if ((r = cairn_repo__path(repo, path, sizeof(path), "snapshots/%s", hex)) < 0)
-		return r;
-	r = cairn_file_slurp(path, CAIRN_SNAPSHOT_MAX_SIZE + CAIRN_SEAL_OVERHEAD, &sealed);
+	r = cairn_repo__get_object(repo, CAIRN_OBJ_SNAPSHOT, hex,
+	                           CAIRN_SNAPSHOT_MAX_SIZE + CAIRN_SEAL_OVERHEAD, &sealed);
 	if (r == -ENOENT)
 		return cairn_err_set(-ENOENT, "snapshot %.8s not found", hex);
 	if (r < 0)
@@ -65,6 +115,8 @@ int cairn_repo_snapshot_load(cairn_repo *repo, const struct cairn_id *id,
 	                       sealed.len, SIZE_MAX, CAIRN_SNAPSHOT_MAX_SIZE, &plain);
 	if (r >= 0)
 		r = cairn_snapshot_decode(&s, plain.data, plain.len);
+	if (r == -EBADMSG && repo->cache)
+		cairn_cache__drop(repo->cache, CAIRN_OBJ_SNAPSHOT, hex); /* fetched again */
 	if (r < 0)
 		return cairn_err_wrap(r, "snapshot %.8s", hex);
 	s->id = *id;
@@ -72,33 +124,51 @@ int cairn_repo_snapshot_load(cairn_repo *repo, const struct cairn_id *id,
 	return 0;
 }
 
+static int add_id(struct ids *l, const char *name)
+{
+	struct cairn_id id;
+	if (cairn_id_parse(&id, name) < 0)
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		struct cairn_id *p = reallocarray(l->v, cap, sizeof(*p));
+		if (!p)
+			return cairn_err_set(-ENOMEM, "out of memory");
+		l->v = p;
+		l->cap = cap;
+	}
+	l->v[l->n++] = id;
+	return 0;
+}
+
+static int listed(const struct cairn_obj_info *o, void *payload)
+{
+	return add_id(payload, o->name);
+}
+
+static int cached(const char *name, void *payload)
+{
+	return add_id(payload, name);
+}
+
 int cairn_repo_snapshot_ids(cairn_repo *repo, struct cairn_id **out, size_t *n)
 {
-	char dir[PATH_MAX];
-	int r = cairn_repo__path(repo, dir, sizeof(dir), "snapshots");
-	if (r < 0)
+	struct ids l = { 0 };
+	int r = 0;
+	/* Offline, the snapshots are the ones the cache holds. A remote listing is
+	 * reused for a moment: opening and then reading lists once. */
+	if (repo->offline)
+		r = cairn_cache__list(repo->cache, CAIRN_OBJ_SNAPSHOT, cached, &l);
+	else if (!repo->cache || !reuse_listing(repo, &l))
+		r = cairn_storage_list(repo->st, CAIRN_OBJ_SNAPSHOT, listed, &l);
+	if (r < 0) {
+		free(l.v);
 		return r;
-	_cleanup_closedir_ DIR *d = opendir(dir);
-	if (!d)
-		return cairn_err_set(-errno, "cannot read '%s': %s", dir, strerror(errno));
-	_cleanup_free_ struct cairn_id *ids = NULL;
-	size_t count = 0, cap = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		struct cairn_id id;
-		if (cairn_id_parse(&id, de->d_name) < 0)
-			continue; /* temp files */
-		if (count == cap) {
-			cap = cap ? 2 * cap : 64;
-			struct cairn_id *p = realloc(ids, cap * sizeof(*ids));
-			if (!p)
-				return cairn_err_set(-ENOMEM, "out of memory");
-			ids = p;
-		}
-		ids[count++] = id;
 	}
-	*out = TAKE_PTR(ids);
-	*n = count;
+	if (repo->cache && !repo->offline)
+		keep_listing(repo, &l);
+	*out = l.v;
+	*n = l.n;
 	return 0;
 }
 
@@ -118,23 +188,42 @@ static int by_time(const void *a, const void *b)
 	return cairn_id_cmp(&x->id, &y->id);
 }
 
-/* Load every listed snapshot. A damaged one (-EBADMSG) fails the listing when
- * strict, else it is left out with a warning; one removed since the directory
- * was read is left out silently. */
+struct loading {
+	cairn_repo *repo;
+	const struct cairn_id *ids;
+	struct cairn_snapshot **list; /* NULL where not loaded */
+	bool strict;
+};
+
+static int load_one(size_t i, void *payload)
+{
+	struct loading *l = payload;
+	int r = cairn_repo_snapshot_load(l->repo, &l->ids[i], &l->list[i]);
+	if (r >= 0)
+		return 0;
+	l->list[i] = NULL;
+	if (r == -EBADMSG && !l->strict)
+		cairn_repo__warn(l->repo, "skipping a damaged snapshot: %s", cairn_err_msg());
+	else if (r != -ENOENT)
+		return r;
+	return 0;
+}
+
+/* Load every listed snapshot, in parallel (from a remote storage each is a
+ * request until cached). A damaged one (-EBADMSG) fails the listing when strict,
+ * else it is left out with a warning; one removed since the listing is left out
+ * silently. */
 static int load_all(cairn_repo *repo, const struct cairn_id *ids, size_t count, bool strict,
                     struct cairn_snapshot **list, size_t *n)
 {
+	struct loading l = { repo, ids, list, strict };
+	unsigned threads = repo->cache ? cairn_storage_concurrency(repo->st) : 1;
+	int r = cairn_parallel(count, threads, load_one, &l);
 	*n = 0;
-	for (size_t i = 0; i < count; i++) {
-		int r = cairn_repo_snapshot_load(repo, &ids[i], &list[*n]);
-		if (r >= 0)
-			(*n)++;
-		else if (r == -EBADMSG && !strict)
-			cairn_repo__warn(repo, "skipping a damaged snapshot: %s", cairn_err_msg());
-		else if (r != -ENOENT)
-			return r;
-	}
-	return 0;
+	for (size_t i = 0; i < count; i++)
+		if (list[i])
+			list[(*n)++] = list[i];
+	return r;
 }
 
 int cairn_repo__snapshot_list(cairn_repo *repo, bool strict, struct cairn_snapshot ***out,
@@ -219,20 +308,17 @@ int cairn_repo_snapshot_resolve(cairn_repo *repo, const char *spec, struct cairn
 
 int cairn_repo_snapshot_delete(cairn_repo *repo, const struct cairn_id *id)
 {
-	char hex[CAIRN_ID_HEX_SIZE], path[PATH_MAX], dir[PATH_MAX];
-	int r;
+	char hex[CAIRN_ID_HEX_SIZE];
+	int r = cairn_repo__writable(repo);
 
-	if (cairn_repo__read_only(repo))
-		return cairn_err_set(-EROFS, "repository opened read-only");
+	if (r < 0)
+		return r;
 	cairn_id_hex(hex, id);
-	if ((r = cairn_repo__path(repo, path, sizeof(path), "snapshots/%s", hex)) < 0 ||
-	    (r = cairn_repo__path(repo, dir, sizeof(dir), "snapshots")) < 0)
-		return r;
-	if (unlink(path) < 0)
-		return cairn_err_set(-errno, "cannot remove snapshot %.8s: %s", hex,
-		                     strerror(errno));
-	if ((r = cairn_fsync_dir(dir)) < 0)
-		return r;
+	if ((r = cairn_storage_remove(repo->st, CAIRN_OBJ_SNAPSHOT, hex)) < 0)
+		return cairn_err_wrap(r, "cannot remove snapshot %.8s", hex);
+	if (repo->cache)
+		cairn_cache__drop(repo->cache, CAIRN_OBJ_SNAPSHOT, hex);
+	forget_listing(repo);
 	if (cairn_repo__index(repo))
 		return cairn_index__del_snapshot(cairn_repo__index(repo), id);
 	return 0;

@@ -21,12 +21,16 @@
 #define LOCK_MAGIC "cairn-lock 1"
 
 struct cairn_lock {
-	char path[PATH_MAX];
+	cairn_storage *st; /* borrowed: outlives the lock */
+	char name[CAIRN_LOCK_NAME_SIZE];
+	struct cairn_buf text; /* written again at each refresh (a new mtime) */
 	pthread_t thread;
 	bool thread_started;
+	bool placed; /* the object exists (ours to remove) */
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
-	bool stop; /* protected by mu */
+	bool stop;      /* protected by mu */
+	time_t last_ok; /* the last successful write; protected by mu */
 };
 
 const char *cairn_lock_kind_name(int kind)
@@ -38,6 +42,8 @@ const char *cairn_lock_kind_name(int kind)
 		return "exclusive";
 	case CAIRN_LOCK_MOUNT:
 		return "mount";
+	case CAIRN_LOCK_PRUNE:
+		return "prune";
 	default:
 		return "unknown";
 	}
@@ -45,23 +51,27 @@ const char *cairn_lock_kind_name(int kind)
 
 static int kind_from_name(const char *s)
 {
-	for (int k = CAIRN_LOCK_SHARED; k <= CAIRN_LOCK_MOUNT; k++)
+	for (int k = CAIRN_LOCK_SHARED; k <= CAIRN_LOCK_PRUNE; k++)
 		if (strcmp(s, cairn_lock_kind_name(k)) == 0)
 			return k;
 	return 0;
 }
 
-static int locks_dir(char *out, size_t n, const char *repo)
+/* CAIRN_LOCK_STALE_SECONDS, or CAIRN_TEST_LOCK_STALE_SECONDS (>= 6) so that tests
+ * of dead hosts need not wait half an hour. Refreshes come six times as often. */
+int64_t cairn_lock_stale_seconds(void)
 {
-	if (snprintf(out, n, "%s/locks", repo) >= (int)n)
-		return cairn_err_set(-ENAMETOOLONG, "repository path too long: '%s'", repo);
-	return 0;
+	const char *e = getenv("CAIRN_TEST_LOCK_STALE_SECONDS");
+	char *end;
+	long long v = e && *e ? strtoll(e, &end, 10) : 0;
+	return e && *e && *end == '\0' && v >= 6 && v <= CAIRN_LOCK_STALE_SECONDS
+	               ? v
+	               : CAIRN_LOCK_STALE_SECONDS;
 }
 
-static bool is_lock_name(const char *name)
+static int64_t refresh_seconds(void)
 {
-	uint8_t raw[16];
-	return cairn_unhex(raw, sizeof(raw), name) == 0;
+	return cairn_lock_stale_seconds() / 6;
 }
 
 static void this_host(char *out, size_t n)
@@ -133,25 +143,27 @@ static bool holder_dead(const struct cairn_lock_info *info)
 	return strcmp(host, info->host) == 0 && kill((pid_t)info->pid, 0) < 0 && errno == ESRCH;
 }
 
-/* Fill info from locks/<name>. -ENOENT when the file vanished meanwhile. */
-static int read_lock(int dfd, const char *name, struct cairn_lock_info *info)
+/* Fill info from locks/<name>; mtime is the listing's. -ENOENT when the lock
+ * was released meanwhile. */
+static int read_lock(cairn_storage *st, const char *name, int64_t mtime,
+                     struct cairn_lock_info *info)
 {
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
 	char text[LOCK_FILE_MAX + 1];
-	struct stat st;
-	_cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int r = cairn_storage_get(st, CAIRN_OBJ_LOCK, name, 0, 0, LOCK_FILE_MAX, &b);
 
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return errno == ENOENT ? -ENOENT
-		                       : cairn_err_set(-EIO, "cannot read lock '%s': %s", name,
-		                                       strerror(errno));
-	ssize_t len = read(fd, text, LOCK_FILE_MAX);
-	if (len < 0)
-		return cairn_err_set(-EIO, "cannot read lock '%s': %s", name, strerror(errno));
-	text[len] = '\0';
-	*info = (struct cairn_lock_info){ .refreshed = (int64_t)st.st_mtime };
-	memcpy(info->name, name, sizeof(info->name)); /* 32 hex digits and NUL (is_lock_name) */
-	bool old = time(NULL) - info->refreshed > CAIRN_LOCK_STALE_SECONDS;
-	if (parse_lock(info, text) < 0) {
+	if (r == -ENOENT)
+		return r;
+	*info = (struct cairn_lock_info){ .refreshed = mtime };
+	snprintf(info->name, sizeof(info->name), "%s", name);
+	bool old = time(NULL) - info->refreshed > cairn_lock_stale_seconds();
+	if (r == -EFBIG)
+		b.len = 0; /* unparsable */
+	else if (r < 0)
+		return cairn_err_wrap(r, "cannot read lock '%s'", name);
+	memcpy(text, b.data ? (const char *)b.data : "", b.len);
+	text[b.len] = '\0';
+	if (memchr(text, '\0', b.len) || parse_lock(info, text) < 0) {
 		info->kind = 0;
 		info->stale = old;
 		return 0;
@@ -169,68 +181,77 @@ static int by_start(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-int cairn_lock_list(const char *repo, struct cairn_lock_info **out, size_t *n)
+struct lock_listing {
+	cairn_storage *st;
+	const char *skip; /* the caller's own lock: not read (a request on S3) */
+	struct cairn_lock_info *v;
+	size_t n, cap;
+};
+
+static int listed(const struct cairn_obj_info *o, void *payload)
 {
-	char dir[PATH_MAX];
-	int r = locks_dir(dir, sizeof(dir), repo);
-	if (r < 0)
-		return r;
-	_cleanup_free_ struct cairn_lock_info *v = NULL;
-	size_t count = 0, cap = 0;
-	_cleanup_closedir_ DIR *d = opendir(dir);
-	if (!d && errno != ENOENT)
-		return cairn_err_set(-EIO, "cannot read '%s': %s", dir, strerror(errno));
-	for (struct dirent *de; d && (de = readdir(d));) {
-		if (!is_lock_name(de->d_name))
-			continue; /* temp files of a writer, strangers */
-		if (count == cap) {
-			cap = cap ? 2 * cap : 8;
-			struct cairn_lock_info *nv = reallocarray(v, cap, sizeof(*v));
-			if (!nv)
-				return cairn_err_set(-ENOMEM, "out of memory");
-			v = nv;
-		}
-		r = read_lock(dirfd(d), de->d_name, &v[count]);
-		if (r == -ENOENT)
-			continue; /* released while we listed */
-		if (r < 0)
-			return r;
-		count++;
+	struct lock_listing *l = payload;
+	if (l->skip && strcmp(o->name, l->skip) == 0)
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 8;
+		struct cairn_lock_info *nv = reallocarray(l->v, cap, sizeof(*nv));
+		if (!nv)
+			return cairn_err_set(-ENOMEM, "out of memory");
+		l->v = nv;
+		l->cap = cap;
 	}
-	if (count)
-		qsort(v, count, sizeof(*v), by_start);
-	*out = TAKE_PTR(v);
-	*n = count;
+	int r = read_lock(l->st, o->name, o->mtime, &l->v[l->n]);
+	if (r == -ENOENT)
+		return 0; /* released while we listed */
+	if (r >= 0)
+		l->n++;
+	return r;
+}
+
+static int list_locks(cairn_storage *st, const char *skip, struct cairn_lock_info **out, size_t *n)
+{
+	struct lock_listing l = { .st = st, .skip = skip };
+	int r = cairn_storage_list(st, CAIRN_OBJ_LOCK, listed, &l);
+	if (r < 0) {
+		free(l.v);
+		return r;
+	}
+	if (l.n > 1)
+		qsort(l.v, l.n, sizeof(*l.v), by_start);
+	*out = l.v;
+	*n = l.n;
 	return 0;
 }
 
-int cairn_lock_remove(const char *repo, const char *name)
+int cairn_lock_list(cairn_storage *st, struct cairn_lock_info **out, size_t *n)
 {
-	char dir[PATH_MAX], path[PATH_MAX];
-	int r = locks_dir(dir, sizeof(dir), repo);
+	return list_locks(st, NULL, out, n);
+}
 
-	if (r < 0)
-		return r;
-	if (!is_lock_name(name))
+int cairn_lock_remove(cairn_storage *st, const char *name)
+{
+	struct cairn_obj_info info;
+	if (!cairn_obj_name_ok(CAIRN_OBJ_LOCK, name))
 		return cairn_err_set(-EINVAL, "'%s' is not the name of a lock", name);
-	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
-		return cairn_err_set(-ENAMETOOLONG, "repository path too long: '%s'", repo);
-	if (unlink(path) < 0)
-		return cairn_err_set(errno == ENOENT ? -ENOENT : -EIO,
-		                     "cannot remove lock '%s': %s", name, strerror(errno));
-	return cairn_fsync_dir(dir);
+	int r = cairn_storage_stat(st, CAIRN_OBJ_LOCK, name, &info);
+	if (r == -ENOENT)
+		return cairn_err_set(r, "no lock '%s'", name);
+	return r < 0 ? r : cairn_storage_remove(st, CAIRN_OBJ_LOCK, name);
 }
 
 /* ---- conflicts ---------------------------------------------------------- */
 
-static bool conflicts(int mine, const struct cairn_lock_info *other)
+/* FORMAT.md §11: a dead or stale holder has expired, a mount never conflicts;
+ * an exclusive lock conflicts with every other; two prunes conflict. */
+static bool conflicts(int mine, const struct cairn_lock_info *o)
 {
-	if (other->dead || other->kind == CAIRN_LOCK_MOUNT)
+	if (o->stale || o->kind == CAIRN_LOCK_MOUNT)
 		return false;
 	/* A file we cannot parse may come from a newer cairn: assume the worst. */
-	if (other->kind == 0 || other->kind == CAIRN_LOCK_EXCLUSIVE)
+	if (o->kind == 0 || o->kind == CAIRN_LOCK_EXCLUSIVE || mine == CAIRN_LOCK_EXCLUSIVE)
 		return true;
-	return mine == CAIRN_LOCK_EXCLUSIVE;
+	return mine == CAIRN_LOCK_PRUNE && o->kind == CAIRN_LOCK_PRUNE;
 }
 
 static void fmt_time(char *buf, size_t n, int64_t t)
@@ -243,39 +264,34 @@ static void fmt_time(char *buf, size_t n, int64_t t)
 
 static int conflict_error(const struct cairn_lock_info *o)
 {
-	char since[64], stale[128] = "";
+	char since[64];
 
 	if (o->kind == 0)
 		return cairn_err_set(-EBUSY,
 		                     "repository is locked by an unreadable lock file "
-		                     "'locks/%s' ('cairn unlock' removes it once stale)",
-		                     o->name);
+		                     "'locks/%s' (it expires once not refreshed for %lld minutes)",
+		                     o->name, (long long)cairn_lock_stale_seconds() / 60);
 	fmt_time(since, sizeof(since), o->start);
-	if (o->stale)
-		snprintf(stale, sizeof(stale),
-		         "; the lock is stale (not refreshed for %lld minutes): 'cairn unlock' "
-		         "removes it",
-		         (long long)(time(NULL) - o->refreshed) / 60);
-	if (o->kind == CAIRN_LOCK_EXCLUSIVE)
+	if (o->kind == CAIRN_LOCK_EXCLUSIVE || o->kind == CAIRN_LOCK_PRUNE)
 		return cairn_err_set(-EBUSY,
-		                     "repository is locked exclusively by %s on host %s pid %lld "
-		                     "since %s%s",
-		                     o->command, o->host, (long long)o->pid, since, stale);
+		                     "repository is locked %s by %s on host %s pid %lld since %s",
+		                     o->kind == CAIRN_LOCK_PRUNE ? "for pruning" : "exclusively",
+		                     o->command, o->host, (long long)o->pid, since);
 	return cairn_err_set(-EBUSY,
 	                     "repository is in use by %s on host %s pid %lld since %s "
-	                     "(shared lock)%s",
-	                     o->command, o->host, (long long)o->pid, since, stale);
+	                     "(shared lock)",
+	                     o->command, o->host, (long long)o->pid, since);
 }
 
 /* -EBUSY naming the first holder that conflicts with a lock of kind mine. */
-static int check_conflicts(const char *repo, const char *own, int mine)
+static int check_conflicts(cairn_storage *st, const char *own, int mine)
 {
 	_cleanup_free_ struct cairn_lock_info *v = NULL;
 	size_t n = 0;
-	int r = cairn_lock_list(repo, &v, &n);
+	int r = list_locks(st, own, &v, &n);
 
 	for (size_t i = 0; r >= 0 && i < n; i++)
-		if (strcmp(v[i].name, own) != 0 && conflicts(mine, &v[i]))
+		if (conflicts(mine, &v[i]))
 			return conflict_error(&v[i]);
 	return r < 0 ? r : 0;
 }
@@ -293,21 +309,36 @@ static int format_lock(struct cairn_buf *b, int kind, const char *command)
 	                        (long long)time(NULL));
 }
 
+static int put_lock(cairn_lock *l)
+{
+	int r = cairn_storage_put(l->st, CAIRN_OBJ_LOCK, l->name, l->text.data, l->text.len);
+	if (r >= 0) {
+		pthread_mutex_lock(&l->mu);
+		l->last_ok = time(NULL);
+		pthread_mutex_unlock(&l->mu);
+	}
+	return r;
+}
+
 /*
- * Look, write, look again: two processes that race both see each other's file
+ * Look, write, look again: two processes that race both see each other's lock
  * in the second look and both back off, so two conflicting holders never both
- * succeed (the waiters retry after a random delay).
+ * succeed (the waiters retry after a random delay). A storage that is strongly
+ * consistent for listings after writes (local files, S3 since 2020, Ceph RGW) is
+ * what makes this hold.
  */
-static int try_take(cairn_lock *l, const char *repo, const char *name, int kind,
-                    const struct cairn_buf *text)
+static int try_take(cairn_lock *l, int kind)
 {
 	int r;
-	if (kind != CAIRN_LOCK_MOUNT && (r = check_conflicts(repo, name, kind)) < 0)
+	if (kind != CAIRN_LOCK_MOUNT && (r = check_conflicts(l->st, l->name, kind)) < 0)
 		return r;
-	if ((r = cairn_file_write_atomic(l->path, NULL, text->data, text->len)) < 0)
+	if ((r = put_lock(l)) < 0)
 		return r;
-	if (kind != CAIRN_LOCK_MOUNT && (r = check_conflicts(repo, name, kind)) < 0)
-		unlink(l->path);
+	l->placed = true;
+	if (kind != CAIRN_LOCK_MOUNT && (r = check_conflicts(l->st, l->name, kind)) < 0) {
+		cairn_storage_remove(l->st, CAIRN_OBJ_LOCK, l->name);
+		l->placed = false;
+	}
 	return r;
 }
 
@@ -319,6 +350,9 @@ static void backoff(void)
 	nanosleep(&ts, NULL);
 }
 
+/* Writes the lock again every refresh period: its new mtime tells others the
+ * holder lives (FORMAT.md §11). A failed write is retried at the next period;
+ * cairn_lock_refresh() tells the holder whether it has kept the lock. */
 static void *refresher(void *arg)
 {
 	cairn_lock *l = arg;
@@ -327,9 +361,12 @@ static void *refresher(void *arg)
 	while (!l->stop) {
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += CAIRN_LOCK_REFRESH_SECONDS;
-		if (pthread_cond_timedwait(&l->cond, &l->mu, &until) == ETIMEDOUT && !l->stop)
-			utimensat(AT_FDCWD, l->path, NULL, 0);
+		until.tv_sec += refresh_seconds();
+		if (pthread_cond_timedwait(&l->cond, &l->mu, &until) != ETIMEDOUT || l->stop)
+			continue;
+		pthread_mutex_unlock(&l->mu);
+		put_lock(l);
+		pthread_mutex_lock(&l->mu);
 	}
 	pthread_mutex_unlock(&l->mu);
 	return NULL;
@@ -337,56 +374,48 @@ static void *refresher(void *arg)
 
 static int check_args(int kind, const char *command)
 {
-	if (kind < CAIRN_LOCK_SHARED || kind > CAIRN_LOCK_MOUNT)
+	if (kind < CAIRN_LOCK_SHARED || kind > CAIRN_LOCK_PRUNE)
 		return cairn_err_set(-EINVAL, "lock kind %d is unknown", kind);
 	if (!command || !*command || strlen(command) >= 64 || strpbrk(command, "\n\r"))
 		return cairn_err_set(-EINVAL, "a lock's command must be one short line");
 	return 0;
 }
 
-static int lock_new(cairn_lock **out, const char *dir, char name[CAIRN_LOCK_NAME_SIZE])
+static int lock_new(cairn_lock **out, cairn_storage *st, int kind, const char *command)
 {
 	uint8_t rnd[16];
 	int r = cairn_crypt__random(rnd, sizeof(rnd));
 	if (r < 0)
 		return r;
-	cairn_hex(name, rnd, sizeof(rnd));
 	cairn_lock *l = calloc(1, sizeof(*l));
 	if (!l)
 		return cairn_err_set(-ENOMEM, "out of memory");
+	l->st = st;
+	cairn_hex(l->name, rnd, sizeof(rnd));
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cond, NULL);
-	if (snprintf(l->path, sizeof(l->path), "%s/%s", dir, name) >= (int)sizeof(l->path)) {
-		l->path[0] = '\0'; /* nothing to unlink */
+	if ((r = format_lock(&l->text, kind, command)) < 0) {
 		cairn_lock_release(l);
-		return cairn_err_set(-ENAMETOOLONG, "path too long: '%s'", dir);
+		return r;
 	}
 	*out = l;
 	return 0;
 }
 
-int cairn_lock_acquire(cairn_lock **out, const char *repo, int kind, const char *command,
+int cairn_lock_acquire(cairn_lock **out, cairn_storage *st, int kind, const char *command,
                        unsigned wait_seconds)
 {
-	_cleanup_buf_ struct cairn_buf text = CAIRN_BUF_INIT;
-	char dir[PATH_MAX], name[CAIRN_LOCK_NAME_SIZE];
 	cairn_lock *l = NULL;
-	int r;
+	int r = check_args(kind, command);
 
-	if ((r = check_args(kind, command)) < 0 || (r = locks_dir(dir, sizeof(dir), repo)) < 0)
-		return r;
-	/* Repositories from before locks existed have no locks/ yet. */
-	if ((r = cairn_mkdir_p(dir, 0700)) < 0 || (r = format_lock(&text, kind, command)) < 0 ||
-	    (r = lock_new(&l, dir, name)) < 0)
+	if (r < 0 || (r = lock_new(&l, st, kind, command)) < 0)
 		return r;
 	time_t deadline = time(NULL) + wait_seconds;
-	while ((r = try_take(l, repo, name, kind, &text)) == -EBUSY && time(NULL) < deadline)
+	while ((r = try_take(l, kind)) == -EBUSY && time(NULL) < deadline)
 		backoff();
 	if (r >= 0 && pthread_create(&l->thread, NULL, refresher, l) != 0)
 		r = cairn_err_set(-EIO, "cannot start the lock refresh thread");
 	if (r < 0) {
-		unlink(l->path);
-		l->path[0] = '\0';
 		cairn_lock_release(l);
 		return r;
 	}
@@ -395,12 +424,31 @@ int cairn_lock_acquire(cairn_lock **out, const char *repo, int kind, const char 
 	return 0;
 }
 
+const char *cairn_lock_name(const cairn_lock *l)
+{
+	return l->name;
+}
+
 int cairn_lock_refresh(cairn_lock *l)
 {
-	if (utimensat(AT_FDCWD, l->path, NULL, 0) < 0)
-		return cairn_err_set(errno == ENOENT ? -ENOENT : -EIO,
-		                     "lost the repository lock '%s': %s", l->path, strerror(errno));
-	return 0;
+	struct cairn_obj_info info;
+	int r = cairn_storage_stat(l->st, CAIRN_OBJ_LOCK, l->name, &info);
+	if (r == -ENOENT)
+		return cairn_err_set(r, "lost the repository lock 'locks/%s': it was removed",
+		                     l->name);
+	if (r >= 0)
+		r = put_lock(l);
+	pthread_mutex_lock(&l->mu);
+	time_t last = l->last_ok;
+	pthread_mutex_unlock(&l->mu);
+	/* Others take a lock not written for the stale period for a dead holder's:
+	 * past half of it, this holder must not count on its lock any more. */
+	if (time(NULL) - last > cairn_lock_stale_seconds() / 2)
+		return cairn_err_set(-ENOENT,
+		                     "lost the repository lock 'locks/%s': not refreshed for %lld "
+		                     "seconds",
+		                     l->name, (long long)(time(NULL) - last));
+	return r < 0 ? cairn_err_wrap(r, "cannot refresh the repository lock") : 0;
 }
 
 void cairn_lock_release(cairn_lock *l)
@@ -414,8 +462,9 @@ void cairn_lock_release(cairn_lock *l)
 		pthread_mutex_unlock(&l->mu);
 		pthread_join(l->thread, NULL);
 	}
-	if (l->path[0])
-		unlink(l->path);
+	if (l->placed)
+		cairn_storage_remove(l->st, CAIRN_OBJ_LOCK, l->name);
+	cairn_buf_release(&l->text);
 	pthread_cond_destroy(&l->cond);
 	pthread_mutex_destroy(&l->mu);
 	free(l);

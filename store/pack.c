@@ -23,7 +23,8 @@
 
 static const struct cairn_id zero_id;
 
-enum packw_state { PACKW_OPEN, PACKW_FAILED, PACKW_DONE };
+/* DONE: a storage took the sealed temp file over (renamed or uploaded it). */
+enum packw_state { PACKW_OPEN, PACKW_FAILED, PACKW_SEALED, PACKW_DONE };
 
 #define WBUF_SIZE (1u << 20) /* one write() per MiB, not one per blob */
 
@@ -131,8 +132,8 @@ static int check_open(const cairn_packw *w)
 {
 	if (w->state != PACKW_OPEN)
 		return cairn_err_set(-EIO, "pack '%s': writer is %s", w->tmp,
-		                     w->state == PACKW_DONE ? "finished"
-		                                            : "unusable after an error");
+		                     w->state == PACKW_FAILED ? "unusable after an error"
+		                                              : "finished");
 	return 0;
 }
 
@@ -253,29 +254,8 @@ void cairn_pack__relpath(char out[CAIRN_PACK_RELPATH_SIZE], const struct cairn_i
 {
 	char hex[CAIRN_ID_HEX_SIZE];
 	cairn_id_hex(hex, pack);
-	snprintf(out, CAIRN_PACK_RELPATH_SIZE, "packs/%.2s/%s", hex, hex);
-}
-
-/* Rename the synced temp file to packs_dir/xx/<id> and make the rename durable
- * (FORMAT.md §6.1: durable before any index entry refers to it). */
-static int place(cairn_packw *w, const char *packs_dir, const struct cairn_id *id)
-{
-	char hex[CAIRN_ID_HEX_SIZE], dir[PATH_MAX], path[PATH_MAX];
-	cairn_id_hex(hex, id);
-	if (snprintf(dir, sizeof(dir), "%s/%.2s", packs_dir, hex) >= (int)sizeof(dir) ||
-	    snprintf(path, sizeof(path), "%s/%s", dir, hex) >= (int)sizeof(path))
-		return cairn_err_set(-ENAMETOOLONG, "path too long: '%s'", packs_dir);
-	bool created = mkdir(dir, 0700) == 0;
-	if (!created && errno != EEXIST)
-		return sys_err(errno, "create directory", dir);
-	if (rename(w->tmp, path) < 0)
-		return sys_err(errno, "rename pack to", path);
-	w->state = PACKW_DONE;
-	int r = cairn_fsync_dir(dir);
-	/* A new xx/ is itself an entry of packs_dir that must survive a crash. */
-	if (r >= 0 && created)
-		r = cairn_fsync_dir(packs_dir);
-	return r;
+	if (cairn_obj_rel(out, CAIRN_OBJ_PACK, hex) < 0) /* cannot fail: hex is a pack name */
+		snprintf(out, CAIRN_PACK_RELPATH_SIZE, "packs/?");
 }
 
 /* Append the sealed header and the trailer (FORMAT.md §6.1). */
@@ -299,45 +279,41 @@ static int write_tail(cairn_packw *w, const struct cairn_keys *k)
 	return flush_wbuf(w);
 }
 
-/* Everything after the last blob; the first failure stops it. */
-static int seal_and_place(cairn_packw *w, const struct cairn_keys *k, const char *packs_dir,
-                          struct cairn_id *id)
+int cairn_packw__seal(cairn_packw *w, const struct cairn_keys *k, struct cairn_id *pack_id_out,
+                      uint64_t *size_out)
 {
 	unsigned int len = 0;
-	int r = write_tail(w, k);
-
-	if (r < 0)
-		return r;
-	if (fsync(w->fd) < 0)
-		return sys_err(errno, "sync pack", w->tmp);
-	/* close() can report a deferred write error (NFS). */
-	if (close(TAKE_FD(w->fd)) < 0)
-		return sys_err(errno, "close pack", w->tmp);
-	if (EVP_DigestFinal_ex(w->sha, id->b, &len) != 1 || len != CAIRN_ID_SIZE)
-		return cairn_err_set(-EIO, "pack '%s': SHA-256 failed", w->tmp);
-	return place(w, packs_dir, id);
-}
-
-int cairn_packw__finish(cairn_packw *w, const struct cairn_keys *k, const char *packs_dir,
-                        struct cairn_id *pack_id_out, uint64_t *size_out)
-{
-	struct cairn_id id;
 	int r = check_open(w);
 
 	if (r < 0)
 		return r;
 	if (w->n == 0) /* a header has 1..1,000,000 entries (FORMAT.md §6.2) */
 		return cairn_err_set(-EINVAL, "pack '%s' has no blobs", w->tmp);
-	r = seal_and_place(w, k, packs_dir, &id);
-	if (r < 0) {
-		/* Only _free() may follow; it unlinks the temp file unless it was renamed. */
-		if (w->state == PACKW_OPEN)
-			w->state = PACKW_FAILED;
-		return r;
-	}
-	*pack_id_out = id;
-	*size_out = w->size;
-	return 0;
+	if ((r = write_tail(w, k)) >= 0 && fsync(w->fd) < 0)
+		r = sys_err(errno, "sync pack", w->tmp);
+	if (r >= 0 &&
+	    (EVP_DigestFinal_ex(w->sha, pack_id_out->b, &len) != 1 || len != CAIRN_ID_SIZE))
+		r = cairn_err_set(-EIO, "pack '%s': SHA-256 failed", w->tmp);
+	/* Only _free() may follow a failure; it unlinks the temp file. */
+	w->state = r < 0 ? PACKW_FAILED : PACKW_SEALED;
+	if (r >= 0)
+		*size_out = w->size;
+	return r;
+}
+
+int cairn_packw__fd(const cairn_packw *w)
+{
+	return w->fd;
+}
+
+const char *cairn_packw__path(const cairn_packw *w)
+{
+	return w->tmp;
+}
+
+void cairn_packw__taken(cairn_packw *w)
+{
+	w->state = PACKW_DONE;
 }
 
 /* ---- reading ------------------------------------------------------------ */
@@ -433,8 +409,8 @@ int cairn_pack__parse_hdr(const uint8_t *plain, size_t len, uint64_t hdr_off,
 int cairn_packf__pread(const struct cairn_packf *f, int type, void *buf, size_t len, uint64_t off)
 {
 	int r;
-	if (f->src) {
-		r = f->src->pread(f->src->payload, &f->id, type, buf, len, off);
+	if (f->pread) {
+		r = f->pread(f->ctx, f, type, buf, len, off);
 		if (r == -EBADMSG)
 			return cairn_err_set(r, "pack '%s': truncated at offset %llu", f->name,
 			                     (unsigned long long)off);

@@ -3,6 +3,7 @@
 #ifndef CAIRN_PACK_H
 #define CAIRN_PACK_H
 
+#include "cairn/storage.h"
 #include "crypt.h"
 
 #define CAIRN_PACK_MAGIC "CAIRNPK1"
@@ -25,11 +26,17 @@ uint64_t cairn_packw__size(const cairn_packw *w);
 size_t cairn_packw__count(const cairn_packw *w);
 /* Borrowed view of the entries added so far (valid until the next add or free). */
 const struct cairn_pack_entry *cairn_packw__entries(const cairn_packw *w);
-/* Seal the header, write the trailer, fsync, rename to packs_dir/xx/<id>, fsync that
- * directory. The pack ID is the SHA-256 of the file, computed while writing.
- * Afterwards only cairn_packw__free() is allowed. -ENOSPC, -EIO. */
-int cairn_packw__finish(cairn_packw *w, const struct cairn_keys *k, const char *packs_dir,
-                        struct cairn_id *pack_id_out, uint64_t *size_out);
+/* Seal the header, write the trailer and fsync the temp file. The pack ID is the
+ * SHA-256 of the file, computed while writing. Afterwards the temp file (fd and
+ * path below, still open) is complete: a storage takes it over
+ * (cairn_storage_put_tmp), then cairn_packw__taken(). -ENOSPC, -EIO, -EINVAL for
+ * an empty pack. */
+int cairn_packw__seal(cairn_packw *w, const struct cairn_keys *k, struct cairn_id *pack_id_out,
+                      uint64_t *size_out);
+int cairn_packw__fd(const cairn_packw *w);
+const char *cairn_packw__path(const cairn_packw *w);
+/* The temp file now belongs to a storage: _free() leaves it alone. */
+void cairn_packw__taken(cairn_packw *w);
 /* Frees; an unfinished temp file is unlinked. NULL is a no-op. */
 void cairn_packw__free(cairn_packw *w);
 
@@ -47,11 +54,13 @@ int cairn_pack__parse_trailer(const uint8_t trailer[CAIRN_PACK_TRAILER_SIZE], ui
  * Caller frees *out. -EBADMSG, -ENOMEM. */
 int cairn_pack__parse_hdr(const uint8_t *plain, size_t len, uint64_t hdr_off,
                           struct cairn_pack_entry **out, size_t *n);
-/* A pack opened for reading: a file under packs/ (fd), or a pack of the
- * repository's pack source (src, for S3-backed repositories). */
+/* A pack opened for reading: a file descriptor, or a reader function (the
+ * repository's: its storage or, for a remote one, its cache). */
 struct cairn_packf {
-	int fd; /* -1 with a source */
-	const struct cairn_pack_source *src;
+	int fd; /* -1 with a reader */
+	int (*pread)(void *ctx, const struct cairn_packf *f, int type, void *buf, size_t len,
+	             uint64_t off);
+	void *ctx;
 	struct cairn_id id;
 	uint64_t size;
 	const char *name; /* for messages */
@@ -73,7 +82,7 @@ int cairn_pack__read_entries_from(const struct cairn_packf *f, const struct cair
 int cairn_pack__read_entries(int fd, uint64_t file_size, const struct cairn_keys *k,
                              const char *name, struct cairn_pack_entry **out, size_t *n);
 /* "packs/ab/abcdef..." relative path for a pack ID. */
-#define CAIRN_PACK_RELPATH_SIZE 80
+#define CAIRN_PACK_RELPATH_SIZE CAIRN_OBJ_REL_MAX
 void cairn_pack__relpath(char out[CAIRN_PACK_RELPATH_SIZE], const struct cairn_id *pack);
 
 #endif

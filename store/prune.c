@@ -335,12 +335,8 @@ static int by_place(const void *a, const void *b)
 
 static int finish_pack(struct prune *p, cairn_packw **w)
 {
-	char dir[PATH_MAX];
 	struct newpack np = { 0 };
-	int r = cairn_repo__path(p->repo, dir, sizeof(dir), "packs");
-
-	if (r >= 0)
-		r = cairn_packw__finish(*w, cairn_repo__keys(p->repo), dir, &np.id, &np.size);
+	int r = cairn_repo__pack_store(p->repo, *w, &np.id, &np.size);
 	if (r >= 0) {
 		np.n = cairn_packw__count(*w);
 		np.e = malloc(np.n * sizeof(*np.e));
@@ -364,18 +360,17 @@ static int finish_pack(struct prune *p, cairn_packw **w)
 /* Sealed blobs are copied as they are: the AEAD binds a blob to its ID and type,
  * not to its pack (FORMAT.md §5.2). Each is verified first, so that a damaged
  * copy is never given a new home that hides it from check. */
-static int copy_blob(struct prune *p, int fd, const struct copy *c, cairn_packw *w,
-                     struct cairn_buf *sealed, struct cairn_buf *plain)
+static int copy_blob(struct prune *p, const struct cairn_packf *f, const struct copy *c,
+                     cairn_packw *w, struct cairn_buf *sealed, struct cairn_buf *plain)
 {
-	char rel[CAIRN_PACK_RELPATH_SIZE];
 	size_t max = c->loc.type == CAIRN_BLOB_DATA ? cairn_repo__config(p->repo)->chunk.max
 	                                            : CAIRN_TREE_MAX;
 	int r = cairn_buf_reserve(sealed, c->loc.stored_len);
+	const char *rel = f->name;
 
-	cairn_pack__relpath(rel, &c->loc.pack);
-	if (r >= 0 && (r = cairn_pread_all(fd, sealed->data, c->loc.stored_len, c->loc.offset)) < 0)
-		return cairn_err_set(r == -EBADMSG ? -EBADMSG : -EIO,
-		                     "cannot read pack '%s' at offset %u", rel, c->loc.offset);
+	if (r >= 0)
+		r = cairn_packf__pread(f, c->loc.type, sealed->data, c->loc.stored_len,
+		                       c->loc.offset);
 	if (r < 0)
 		return r;
 	sealed->len = c->loc.stored_len;
@@ -387,38 +382,23 @@ static int copy_blob(struct prune *p, int fd, const struct copy *c, cairn_packw 
 	return cairn_packw__add(w, &c->id, c->loc.type, sealed->data, sealed->len, c->loc.raw_len);
 }
 
-static int open_pack(struct prune *p, const struct cairn_id *pack, int *fd)
-{
-	char rel[CAIRN_PACK_RELPATH_SIZE], path[PATH_MAX];
-	int r;
-
-	if (*fd >= 0)
-		close(*fd);
-	cairn_pack__relpath(rel, pack);
-	if ((r = cairn_repo__path(p->repo, path, sizeof(path), "%s", rel)) < 0)
-		return r;
-	*fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (*fd < 0)
-		return cairn_err_set(-EIO, "cannot open pack '%s': %s", rel, strerror(errno));
-	return 0;
-}
-
 static int copy_all(struct prune *p, const struct copy *c, size_t n)
 {
 	_cleanup_buf_ struct cairn_buf sealed = CAIRN_BUF_INIT, plain = CAIRN_BUF_INIT;
-	_cleanup_close_ int fd = -1;
+	char rel[CAIRN_PACK_RELPATH_SIZE];
+	struct cairn_packf f = { .fd = -1 };
 	cairn_packw *w = NULL;
-	char tmp[PATH_MAX];
 	uint32_t target = cairn_repo__config(p->repo)->pack_size;
-	int r = cairn_repo__path(p->repo, tmp, sizeof(tmp), "tmp");
+	int r = 0;
 
 	for (size_t i = 0; r >= 0 && i < n; i++) {
 		if (i == 0 || cairn_id_cmp(&c[i].loc.pack, &c[i - 1].loc.pack) != 0)
-			r = open_pack(p, &c[i].loc.pack, &fd);
+			r = cairn_repo__pack_open(p->repo, &c[i].loc.pack, &f, rel);
 		if (r >= 0 && !w)
-			r = cairn_packw__new(&w, tmp);
+			r = cairn_packw__new(&w,
+			                     cairn_storage_tmp_dir(cairn_repo_storage(p->repo)));
 		if (r >= 0)
-			r = copy_blob(p, fd, &c[i], w, &sealed, &plain);
+			r = copy_blob(p, &f, &c[i], w, &sealed, &plain);
 		if (r >= 0 && cairn_packw__size(w) >= target)
 			r = finish_pack(p, &w);
 	}
@@ -450,10 +430,9 @@ static int repack(struct prune *p)
 static void drop_new_packs(struct prune *p)
 {
 	for (size_t i = 0; i < p->nout; i++) {
-		char rel[CAIRN_PACK_RELPATH_SIZE], path[PATH_MAX];
-		cairn_pack__relpath(rel, &p->out[i].id);
-		if (cairn_repo__path(p->repo, path, sizeof(path), "%s", rel) >= 0)
-			unlink(path);
+		char hex[CAIRN_ID_HEX_SIZE];
+		cairn_id_hex(hex, &p->out[i].id);
+		cairn_storage_remove(cairn_repo_storage(p->repo), CAIRN_OBJ_PACK, hex);
 	}
 }
 
@@ -485,28 +464,21 @@ static int swap_index(struct prune *p)
  * looked a blob up before the swap retries and finds its new place. */
 static int delete_old(struct prune *p)
 {
-	bool touched[256] = { false };
-	char path[PATH_MAX];
+	cairn_storage *st = cairn_repo_storage(p->repo);
 	int r = 0;
 
 	for (size_t i = 0; i < p->npacks && r >= 0; i++) {
-		char rel[CAIRN_PACK_RELPATH_SIZE];
+		char hex[CAIRN_ID_HEX_SIZE];
 		struct pk *k = &p->packs[i];
 		if (!k->on_disk || (k->action != DELETE && k->action != REPACK))
 			continue;
-		cairn_pack__relpath(rel, &k->id);
-		if ((r = cairn_repo__path(p->repo, path, sizeof(path), "%s", rel)) < 0)
-			break;
-		if (unlink(path) < 0 && errno != ENOENT)
-			r = cairn_err_set(-EIO, "cannot delete pack '%s': %s", rel,
-			                  strerror(errno));
-		touched[k->id.b[0]] = true;
+		cairn_id_hex(hex, &k->id);
+		if (p->repo->cache)
+			cairn_cache__drop_pack(p->repo->cache, &k->id);
+		if ((r = cairn_storage_remove(st, CAIRN_OBJ_PACK, hex)) < 0)
+			r = cairn_err_wrap(r, "cannot delete pack '%s'", hex);
 		step(p, "mid-delete");
 	}
-	for (int b = 0; b < 256 && r >= 0; b++)
-		if (touched[b] &&
-		    (r = cairn_repo__path(p->repo, path, sizeof(path), "packs/%02x", b)) >= 0)
-			r = cairn_fsync_dir(path);
 	return r;
 }
 

@@ -1,35 +1,114 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Accessors other store/ files use on an open repository (defined in repo.c). Internal. */
+/* The repository handle shared by the store's files (repo.c opens it; keys.c,
+ * write.c, read.c, reindex.c, catalog.c, prune.c and verify.c work on it).
+ * Internal: callers outside store/ see only the opaque cairn_repo. */
 #ifndef CAIRN_REPO_H
 #define CAIRN_REPO_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "cache.h"
+#include "cairn/storage.h"
 #include "config.h"
 #include "index.h"
 #include "pack.h"
+
+/* One pack being filled. A putter takes one from the idle list, so threads append
+ * to different packs and never wait on each other's I/O. */
+struct cairn_packer {
+	cairn_packw *w;
+	struct cairn_packer *next;
+};
+
+struct cairn_repo {
+	cairn_storage *st;  /* where the objects live (owned) */
+	cairn_cache *cache; /* local copies, for a remote storage only */
+	char *state;        /* local state: index/, tmp/ (the repository directory, or
+	                       the remote storage's cache directory) */
+	bool read_only;
+	bool offline; /* a remote storage that could not be reached: the cache as it is */
+	struct cairn_config cfg;
+	char *config_text;
+	struct cairn_keys keys;
+	char key_name[17];
+	void (*warn)(const char *msg, void *payload); /* may be NULL */
+	void *warn_payload;
+	cairn_chunker *chunker;
+	cairn_index *index;
+	atomic_int compression;
+
+	pthread_mutex_t lock;
+	struct cairn_packer *idle[2]; /* protected by lock: [1] tree packs, [0] data packs */
+	struct cairn_idset pending;   /* protected by lock: blobs in packs not yet indexed */
+	/* The first failed pack write, finish or index commit: code and message. A
+	 * dropped pack may hold blobs other puts were told are stored, so every later
+	 * put, flush and snapshot save fails with it. Protected by lock. */
+	int write_err;
+	char write_err_msg[512];
+	atomic_uint_fast64_t blobs_written, bytes_written, packs_written; /* statistics */
+	/* A remote storage's last listing of snapshots/, reused for a moment so that
+	 * one command lists once (catalog.c). Protected by lock. */
+	struct cairn_id *snap_ids;
+	size_t nsnap_ids;
+	int64_t snap_listed_ms; /* CLOCK_MONOTONIC; 0: none */
+};
 
 /* Borrowed, valid while the repository is open. */
 const struct cairn_keys *cairn_repo__keys(const cairn_repo *repo);
 const struct cairn_config *cairn_repo__config(const cairn_repo *repo);
 /* NULL when opened with no_index. */
 cairn_index *cairn_repo__index(cairn_repo *repo);
-/* True also for a repository whose packs come from a source (remote). */
 bool cairn_repo__read_only(const cairn_repo *repo);
+/* -EROFS with a message unless the repository may be written. */
+int cairn_repo__writable(const cairn_repo *repo);
 /* The first pack write, finish or index commit that failed on this handle, with
  * its message set again; 0 if none did. Thread-safe. */
 int cairn_repo__write_error(cairn_repo *repo);
-/* Open a pack for reading, from packs/ or the pack source; rel gets its relative
- * name (f->name points to it). Close with cairn_packf__close(). -ENOENT, -EIO. */
-int cairn_repo__pack_open(cairn_repo *repo, const struct cairn_id *pack, struct cairn_packf *f,
-                          char rel[CAIRN_PACK_RELPATH_SIZE]);
+/* Record r as this handle's write failure unless one is recorded; returns r. */
+int cairn_repo__write_failed(cairn_repo *repo, int r);
 /* Pass one warning line to the caller's cairn_repo_opts.warn, if any. */
 void cairn_repo__warn(const cairn_repo *repo, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
+/* snprintf "<state dir>/<fmt...>" into out; -ENAMETOOLONG. */
+int cairn_repo__path(const cairn_repo *repo, char *out, size_t size, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+/* The largest raw length of a blob type (FORMAT.md §5.3); 0 for an unknown type. */
+size_t cairn_repo__max_raw(const cairn_repo *repo, int type);
+
+/* A whole object (config, key, snapshot, index file): through the cache for a
+ * remote storage. -ENOENT, -EFBIG past max. */
+int cairn_repo__get_object(cairn_repo *repo, int kind, const char *name, size_t max,
+                           struct cairn_buf *out);
+/* Write an object durably, and keep a copy in the cache of a remote storage. */
+int cairn_repo__put_object(cairn_repo *repo, int kind, const char *name, const void *data,
+                           size_t len);
+
+/* Open a pack for reading (read.c); size from the index, else the storage.
+ * rel gets its relative name (f->name points to it). -ENOENT, -EIO. */
+int cairn_repo__pack_open(cairn_repo *repo, const struct cairn_id *pack, struct cairn_packf *f,
+                          char rel[CAIRN_PACK_RELPATH_SIZE]);
+/* cairn_repo_pack_entries() of a pack whose size is known (a listing's). */
+int cairn_repo__pack_entries_sized(cairn_repo *repo, const struct cairn_id *pack, uint64_t size,
+                                   struct cairn_pack_entry **out, size_t *n);
+/* Make a finished temp pack durable in the storage and index it (write.c);
+ * a remote storage's cache keeps its header (and its trees). */
+int cairn_repo__pack_store(cairn_repo *repo, cairn_packw *w, struct cairn_id *pack_out,
+                           uint64_t *size_out);
+
+/* The key file that last opened the repository (keys.c). */
+int cairn_repo__unlock(cairn_repo *repo, const char *pw, size_t pwlen,
+                       uint8_t master[CAIRN_KEY_SIZE]);
+/* Write a key file wrapping master under pw (keys.c). */
+int cairn_repo__write_key(cairn_storage *st, const uint8_t master[CAIRN_KEY_SIZE], const char *pw,
+                          size_t pwlen, int log2n, const char *label, char name_out[17]);
+
 /* cairn_repo_snapshot_list(); strict: a damaged snapshot fails the listing
  * (-EBADMSG naming it) instead of being skipped with a warning (prune). */
 int cairn_repo__snapshot_list(cairn_repo *repo, bool strict, struct cairn_snapshot ***out,
                               size_t *n);
-/* snprintf "<repo>/<fmt...>" into out; -ENAMETOOLONG. */
-int cairn_repo__path(const cairn_repo *repo, char *out, size_t size, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
+/* Bring the index up to date with the storage: index new packs and snapshots,
+ * drop gone ones (reindex.c). For a remote storage at open. */
+int cairn_repo__refresh(cairn_repo *repo);
 
 #endif

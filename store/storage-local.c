@@ -111,6 +111,22 @@ static int local_get(void *self, const char *rel, uint64_t off, uint64_t len, si
 	return r;
 }
 
+static int local_read(void *self, const char *rel, uint64_t off, void *buf, size_t len)
+{
+	struct local *l = self;
+	char path[PATH_MAX];
+	path_of(l, rel, path);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? cairn_err_set(-ENOENT, "'%s' not found", path)
+		                       : io_err(errno, "open", path);
+	int r = cairn_pread_all(fd, buf, len, off);
+	if (r == -EBADMSG)
+		return cairn_err_set(r, "'%s' is truncated before offset %llu", path,
+		                     (unsigned long long)(off + len));
+	return r < 0 ? io_err(-r, "read", path) : 0;
+}
+
 static int local_get_file(void *self, const char *rel, int fd, uint64_t max, uint8_t sha256[32],
                           uint64_t *size)
 {
@@ -161,18 +177,23 @@ static int local_put(void *self, const char *rel, const void *data, size_t len)
 	snprintf(dir, sizeof(dir), "%s", path);
 	cut_dir(dir);
 	int r = make_dir(dir);
+	if (r >= 0)
+		r = make_dir(l->tmp); /* a repository that lost its tmp/ */
 	return r < 0 ? r : cairn_file_write_atomic(path, l->tmp, data, len);
 }
 
 /* Copy size bytes of fd (from offset 0) into a new temp file, synced. */
 static int copy_to_tmp(struct local *l, int fd, uint64_t size, char tmp[PATH_MAX])
 {
+	int r = make_dir(l->tmp);
+	if (r < 0)
+		return r;
 	snprintf(tmp, PATH_MAX, "%.*s/put.tmp.XXXXXX", (int)sizeof(l->tmp), l->tmp);
 	_cleanup_close_ int out = mkostemp(tmp, O_CLOEXEC);
 	if (out < 0)
 		return io_err(errno, "create", tmp);
 	_cleanup_free_ uint8_t *buf = malloc(1u << 20);
-	int r = buf ? 0 : cairn_err_set(-ENOMEM, "out of memory");
+	r = buf ? 0 : cairn_err_set(-ENOMEM, "out of memory");
 	for (uint64_t off = 0; r >= 0 && off < size;) {
 		size_t n = size - off < (1u << 20) ? (size_t)(size - off) : (1u << 20);
 		if ((r = cairn_pread_all(fd, buf, n, off)) < 0)
@@ -282,6 +303,25 @@ static int local_remove(void *self, const char *rel)
 	return cairn_fsync_dir(path);
 }
 
+static int local_open_file(void *self, const char *rel, int *fd, uint64_t *size)
+{
+	struct local *l = self;
+	char path[PATH_MAX];
+	struct stat st;
+	path_of(l, rel, path);
+	int f = open(path, O_RDONLY | O_CLOEXEC);
+	if (f < 0 || fstat(f, &st) < 0) {
+		int e = errno;
+		if (f >= 0)
+			close(f);
+		return e == ENOENT ? cairn_err_set(-ENOENT, "'%s' not found", path)
+		                   : io_err(e, "open", path);
+	}
+	*fd = f;
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
 static void local_close(void *self)
 {
 	free(self);
@@ -290,6 +330,7 @@ static void local_close(void *self)
 static const struct cairn_storage_ops local_ops = {
 	.caps = CAIRN_STORAGE_MTIME,
 	.get = local_get,
+	.read = local_read,
 	.get_file = local_get_file,
 	.put = local_put,
 	.put_file = local_put_file,
@@ -297,6 +338,7 @@ static const struct cairn_storage_ops local_ops = {
 	.stat = local_stat,
 	.list = local_list,
 	.remove = local_remove,
+	.open_file = local_open_file,
 	.close = local_close,
 };
 
@@ -314,5 +356,5 @@ int cairn_storage__local_open(cairn_storage **out, const char *dir)
 	}
 	memcpy(l->root, dir, n);
 	snprintf(l->tmp, sizeof(l->tmp), "%.*s/tmp", (int)sizeof(l->root), l->root);
-	return cairn_storage__new(out, &local_ops, l, l->root, l->root, l->root);
+	return cairn_storage__new(out, &local_ops, l, l->root, l->root, l->root, l->root);
 }

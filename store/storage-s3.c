@@ -78,6 +78,17 @@ static int s3_get(void *self, const char *rel, uint64_t off, uint64_t len, size_
 	return r;
 }
 
+static int s3_read(void *self, const char *rel, uint64_t off, void *buf, size_t len)
+{
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	if (len == 0)
+		return 0;
+	int r = s3_get(self, rel, off, len, len, &b);
+	if (r >= 0)
+		memcpy(buf, b.data, len);
+	return r;
+}
+
 static int s3_get_file(void *self, const char *rel, int fd, uint64_t max, uint8_t sha256[32],
                        uint64_t *size)
 {
@@ -194,6 +205,66 @@ static void s3_stats(void *self, struct cairn_storage_stats *out)
 	cairn_s3_counts(s->s3, out);
 }
 
+static int s3_etag(void *self, int fd, uint64_t size, char etag[129])
+{
+	struct s3store *s = self;
+	return cairn_s3_file_etag(s->s3, fd, size, etag);
+}
+
+struct aborting {
+	struct s3store *s;
+	cairn_s3_conn *c;
+	int n;
+};
+
+static int abort_one(const char *key, const char *upload_id, void *payload)
+{
+	struct aborting *a = payload;
+	int r = cairn_s3_upload_abort(a->c, key, upload_id);
+	a->n += r >= 0;
+	return r;
+}
+
+static int s3_abort_uploads(void *self)
+{
+	struct s3store *s = self;
+	char key[KEY_MAX];
+	struct aborting a = { s, NULL, 0 };
+	int r = begin(s, "", key, &a.c);
+	if (r < 0)
+		return r;
+	r = cairn_s3_uploads_list(a.c, key, abort_one, &a);
+	give_conn(s, a.c);
+	return r < 0 ? r : a.n;
+}
+
+static int s3_protection(void *self, struct cairn_storage_protection *out)
+{
+	struct s3store *s = self;
+	struct cairn_s3xml_lock lock = { 0 };
+	char versioning[16] = "";
+	cairn_s3_conn *c;
+	int r = take_conn(s, &c);
+	if (r < 0)
+		return r;
+	if ((r = cairn_s3_object_lock(c, &lock)) >= 0 && lock.enabled) {
+		out->object_lock = true;
+		snprintf(out->mode, sizeof(out->mode), "%s", lock.mode);
+		out->days = lock.days;
+		out->years = lock.years;
+	}
+	if ((r >= 0 || r == -ENOENT) && (r = cairn_s3_versioning(c, versioning)) >= 0)
+		out->versioning = strcmp(versioning, "Enabled") == 0;
+	give_conn(s, c);
+	return r;
+}
+
+static unsigned s3_concurrency(void *self)
+{
+	struct s3store *s = self;
+	return cairn_s3_connections(s->s3);
+}
+
 static void s3_close(void *self)
 {
 	struct s3store *s = self;
@@ -210,7 +281,9 @@ static void s3_close(void *self)
 
 static const struct cairn_storage_ops s3_ops = {
 	.caps = CAIRN_STORAGE_REMOTE | CAIRN_STORAGE_MTIME,
+	.concurrency = s3_concurrency,
 	.get = s3_get,
+	.read = s3_read,
 	.get_file = s3_get_file,
 	.put = s3_put,
 	.put_file = s3_put_file,
@@ -219,6 +292,9 @@ static const struct cairn_storage_ops s3_ops = {
 	.list = s3_list,
 	.remove = s3_remove,
 	.stats = s3_stats,
+	.etag = s3_etag,
+	.abort_uploads = s3_abort_uploads,
+	.protection = s3_protection,
 	.close = s3_close,
 };
 
@@ -238,7 +314,7 @@ static int cache_base(const char *opt, char *out, size_t size)
 	return n < 0 || (size_t)n >= size ? cairn_err_set(-ENAMETOOLONG, "cache path too long") : 0;
 }
 
-/* <base>/s3-<32 hex of SHA-256("<endpoint>/<bucket>/<prefix>")>, with tmp/. */
+/* <base>/s3-<32 hex of SHA-256(id)>, with tmp/ (id: cairn_storage_id). */
 static int state_dir(const struct s3store *s, const char *base_opt, char *out, size_t size)
 {
 	char base[PATH_MAX - 128], id[1024], hex[65], tmp[PATH_MAX];
@@ -261,7 +337,7 @@ static int state_dir(const struct s3store *s, const char *base_opt, char *out, s
 int cairn_storage__s3_open(cairn_storage **out, const char *url, const struct cairn_storage_opts *o)
 {
 	struct s3store *s = calloc(1, sizeof(*s));
-	char dir[PATH_MAX], canon[700], desc[1024];
+	char dir[PATH_MAX], canon[700], desc[1024], id[1024];
 	if (!s)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	pthread_mutex_init(&s->lock, NULL);
@@ -277,5 +353,6 @@ int cairn_storage__s3_open(cairn_storage **out, const char *url, const struct ca
 	snprintf(canon, sizeof(canon), "s3://%s%s%s", s->bucket, s->prefix[0] ? "/" : "",
 	         s->prefix);
 	snprintf(desc, sizeof(desc), "%s on %s", canon, cairn_s3_endpoint(s->s3));
-	return cairn_storage__new(out, &s3_ops, s, canon, desc, dir);
+	snprintf(id, sizeof(id), "%s/%s/%s", cairn_s3_endpoint(s->s3), s->bucket, s->prefix);
+	return cairn_storage__new(out, &s3_ops, s, canon, desc, id, dir);
 }

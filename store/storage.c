@@ -14,7 +14,7 @@
 struct cairn_storage {
 	const struct cairn_storage_ops *ops;
 	void *self;
-	char *url, *desc, *state_dir, *tmp_dir;
+	char *url, *desc, *id, *state_dir, *tmp_dir;
 	_Atomic uint64_t calls[CAIRN_STORAGE_METHODS]; /* backends without stats() */
 };
 
@@ -114,7 +114,7 @@ int cairn_obj_parse(const char *rel, int *kind, char name[CAIRN_OBJ_NAME_MAX])
 /* ---- the storage ----------------------------------------------------------- */
 
 int cairn_storage__new(cairn_storage **out, const struct cairn_storage_ops *ops, void *self,
-                       const char *url, const char *describe, const char *state_dir)
+                       const char *url, const char *describe, const char *id, const char *state_dir)
 {
 	cairn_storage *st = calloc(1, sizeof(*st));
 	if (st) {
@@ -122,11 +122,12 @@ int cairn_storage__new(cairn_storage **out, const struct cairn_storage_ops *ops,
 		st->self = self;
 		st->url = strdup(url);
 		st->desc = strdup(describe);
+		st->id = strdup(id);
 		st->state_dir = strdup(state_dir);
 		if (asprintf(&st->tmp_dir, "%s/tmp", state_dir) < 0)
 			st->tmp_dir = NULL;
 	}
-	if (!st || !st->url || !st->desc || !st->state_dir || !st->tmp_dir) {
+	if (!st || !st->url || !st->desc || !st->id || !st->state_dir || !st->tmp_dir) {
 		if (st)
 			st->self = NULL;
 		cairn_storage_close(st);
@@ -145,6 +146,7 @@ void cairn_storage_close(cairn_storage *st)
 		st->ops->close(st->self);
 	free(st->url);
 	free(st->desc);
+	free(st->id);
 	free(st->state_dir);
 	free(st->tmp_dir);
 	free(st);
@@ -186,6 +188,16 @@ unsigned cairn_storage_caps(const cairn_storage *st)
 	return st->ops->caps;
 }
 
+unsigned cairn_storage_concurrency(const cairn_storage *st)
+{
+	return st->ops->concurrency ? st->ops->concurrency(st->self) : 4;
+}
+
+const char *cairn_storage_id(const cairn_storage *st)
+{
+	return st->id;
+}
+
 const char *cairn_storage_state_dir(const cairn_storage *st)
 {
 	return st->state_dir;
@@ -210,6 +222,17 @@ int cairn_storage_get(cairn_storage *st, int kind, const char *name, uint64_t of
 		return r;
 	count(st, CAIRN_STORAGE_GET);
 	return st->ops->get(st->self, rel, off, len, max, out);
+}
+
+int cairn_storage_read(cairn_storage *st, int kind, const char *name, uint64_t off, void *buf,
+                       size_t len)
+{
+	char rel[CAIRN_OBJ_REL_MAX];
+	int r = cairn_obj_rel(rel, kind, name);
+	if (r < 0)
+		return r;
+	count(st, CAIRN_STORAGE_GET);
+	return st->ops->read(st->self, rel, off, buf, len);
 }
 
 int cairn_storage_get_file(cairn_storage *st, int kind, const char *name, int fd, uint64_t max,
@@ -311,6 +334,41 @@ int cairn_storage_remove(cairn_storage *st, int kind, const char *name)
 		return r;
 	count(st, CAIRN_STORAGE_DELETE);
 	return st->ops->remove(st->self, rel);
+}
+
+static int unsupported(const cairn_storage *st, const char *what)
+{
+	return cairn_err_set(-EOPNOTSUPP, "%s: %s is not supported there", st->url, what);
+}
+
+int cairn_storage_open_file(cairn_storage *st, int kind, const char *name, int *fd_out,
+                            uint64_t *size_out)
+{
+	char rel[CAIRN_OBJ_REL_MAX];
+	int r = cairn_obj_rel(rel, kind, name);
+	if (r < 0)
+		return r;
+	if (!st->ops->open_file)
+		return unsupported(st, "opening an object as a file");
+	count(st, CAIRN_STORAGE_GET);
+	return st->ops->open_file(st->self, rel, fd_out, size_out);
+}
+
+int cairn_storage_etag(cairn_storage *st, int fd, uint64_t size, char etag[129])
+{
+	return st->ops->etag ? st->ops->etag(st->self, fd, size, etag) : unsupported(st, "an ETag");
+}
+
+int cairn_storage_abort_uploads(cairn_storage *st)
+{
+	return st->ops->abort_uploads ? st->ops->abort_uploads(st->self) : 0;
+}
+
+int cairn_storage_protection(cairn_storage *st, struct cairn_storage_protection *out)
+{
+	*out = (struct cairn_storage_protection){ 0 };
+	return st->ops->protection ? st->ops->protection(st->self, out)
+	                           : unsupported(st, "Object Lock or versioning");
 }
 
 void cairn_storage_stats(const cairn_storage *st, struct cairn_storage_stats *out)

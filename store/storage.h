@@ -15,8 +15,10 @@
  */
 struct cairn_storage_ops {
 	unsigned caps; /* CAIRN_STORAGE_* */
+	unsigned (*concurrency)(void *self);
 	int (*get)(void *self, const char *rel, uint64_t off, uint64_t len, size_t max,
 	           struct cairn_buf *out);
+	int (*read)(void *self, const char *rel, uint64_t off, void *buf, size_t len);
 	int (*get_file)(void *self, const char *rel, int fd, uint64_t max, uint8_t sha256[32],
 	                uint64_t *size);
 	int (*put)(void *self, const char *rel, const void *data, size_t len);
@@ -31,13 +33,19 @@ struct cairn_storage_ops {
 	            void *payload);
 	int (*remove)(void *self, const char *rel);
 	void (*stats)(void *self, struct cairn_storage_stats *out);
+	/* May be NULL: -EOPNOTSUPP (abort_uploads: 0). */
+	int (*open_file)(void *self, const char *rel, int *fd, uint64_t *size);
+	int (*etag)(void *self, int fd, uint64_t size, char etag[129]);
+	int (*abort_uploads)(void *self);
+	int (*protection)(void *self, struct cairn_storage_protection *out);
 	void (*close)(void *self);
 };
 
 /* Wrap a backend: the storage owns self (ops->close runs at cairn_storage_close,
  * also when this fails). url and state_dir are copied. */
 int cairn_storage__new(cairn_storage **out, const struct cairn_storage_ops *ops, void *self,
-                       const char *url, const char *describe, const char *state_dir);
+                       const char *url, const char *describe, const char *id,
+                       const char *state_dir);
 
 /* The backends. */
 int cairn_storage__local_open(cairn_storage **out, const char *dir);

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Options, passwords and repository opening shared by every subcommand. */
 #include "cli.h"
-#include "remote.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +40,54 @@ int cli_fail(int r)
 	return r == -EDESTADDRREQ ? EXIT_USAGE : EXIT_ERROR;
 }
 
+static int s3_opt(int c, const char *arg, struct cairn_s3_opts *o)
+{
+	long v;
+	int r = 0;
+	switch (c) {
+	case OPT_S3_ENDPOINT:
+		o->endpoint = arg;
+		break;
+	case OPT_S3_REGION:
+		o->region = arg;
+		break;
+	case OPT_S3_PROFILE:
+		o->profile = arg;
+		break;
+	case OPT_S3_ADDRESSING:
+		if (strcmp(arg, "auto") == 0)
+			o->addressing = CAIRN_S3_ADDR_AUTO;
+		else if (strcmp(arg, "path") == 0)
+			o->addressing = CAIRN_S3_ADDR_PATH;
+		else if (strcmp(arg, "virtual") == 0)
+			o->addressing = CAIRN_S3_ADDR_VIRTUAL;
+		else
+			r = cairn_err_set(-EINVAL, "--s3-addressing must be auto, path or virtual");
+		break;
+	case OPT_S3_CONNECTIONS:
+		if ((r = cli_parse_int(arg, 1, CAIRN_S3_CONNECTIONS_MAX, &v)) >= 0)
+			o->connections = (unsigned)v;
+		else
+			r = cairn_err_wrap(r, "--s3-connections");
+		break;
+	case OPT_S3_LOCK_DAYS:
+		if ((r = cli_parse_int(arg, 1, 36500, &v)) >= 0)
+			o->lock_days = (unsigned)v;
+		else
+			r = cairn_err_wrap(r, "--s3-lock-days");
+		break;
+	default: /* OPT_S3_LOCK_MODE */
+		if (strcmp(arg, "compliance") == 0)
+			o->lock_mode = CAIRN_S3_LOCK_COMPLIANCE;
+		else if (strcmp(arg, "governance") == 0)
+			o->lock_mode = CAIRN_S3_LOCK_GOVERNANCE;
+		else
+			r = cairn_err_set(-EINVAL,
+			                  "--s3-lock-mode must be compliance or governance");
+	}
+	return r;
+}
+
 /* 0 handled, 1 --help, 2 not a common option, < 0 a bad value (message set). */
 static int common_opt(int c, const char *arg)
 {
@@ -55,8 +102,16 @@ static int common_opt(int c, const char *arg)
 		cli.password_command = arg;
 		return 0;
 	case OPT_CACHE_DIR:
-		cli.cache_dir = arg;
+		cli.storage.cache_dir = arg;
 		return 0;
+	case OPT_S3_ENDPOINT:
+	case OPT_S3_REGION:
+	case OPT_S3_PROFILE:
+	case OPT_S3_ADDRESSING:
+	case OPT_S3_CONNECTIONS:
+	case OPT_S3_LOCK_DAYS:
+	case OPT_S3_LOCK_MODE:
+		return s3_opt(c, arg, &cli.storage.s3);
 	case 'v':
 		cairn_log_set_level(cairn_log_get_level() + 1);
 		return 0;
@@ -272,21 +327,30 @@ int cli_repo_path(const char **out)
 	return 0;
 }
 
-int cli_local_repo_path(const char **out)
-{
-	int r = cli_repo_path(out);
-	if (r >= 0 && remote_is_url(*out))
-		return cairn_err_set(-EROFS,
-		                     "'%s' is read-only here: use a local repository and "
-		                     "'cairn sync' it to S3",
-		                     *out);
-	return r;
-}
-
 void cli_repo_warn(const char *msg, void *payload)
 {
 	(void)payload;
 	log_warn("%s", msg);
+}
+
+void cli_sync_table(char out[CLI_SYNC_TABLE_MAX], const cairn_storage *other)
+{
+	const char *id = cairn_storage_id(other);
+	uint8_t md[32];
+	char hex[65];
+	if (strlen(id) < 100 || cairn_sha256(id, strlen(id), md) < 0) {
+		snprintf(out, CLI_SYNC_TABLE_MAX, "sync:%.100s", id);
+		return;
+	}
+	cairn_hex(hex, md, sizeof(md)); /* LMDB names are short */
+	snprintf(out, CLI_SYNC_TABLE_MAX, "sync:%.40s", hex);
+}
+
+const struct cairn_storage_opts *cli_storage_opts(void)
+{
+	cli.storage.version = CAIRN_STORAGE_OPTS_VERSION;
+	cli.storage.s3.version = CAIRN_S3_OPTS_VERSION;
+	return &cli.storage;
 }
 
 int cli_open_repo(cairn_repo **out, const struct cairn_repo_opts *opts)
@@ -297,25 +361,18 @@ int cli_open_repo(cairn_repo **out, const struct cairn_repo_opts *opts)
 	size_t len = 0;
 	int r;
 
-	if ((r = cli_repo_path(&path)) < 0)
-		return r;
-	if (remote_is_url(path)) {
-		struct remote_opts ro = { .cache_dir = cli.cache_dir,
-			                  .s3 = { .version = CAIRN_S3_OPTS_VERSION } };
-		if (!(opts && opts->read_only) && !cli.remote_ok)
-			return cli_local_repo_path(&path);
-		if ((r = cli_password(&pw, &len, NULL, false)) < 0)
-			return r;
-		r = remote_open(out, path, pw, len, &ro);
-		cli_password_free(pw, len);
-		return r;
-	}
-	if ((r = cairn_repo_probe(path)) < 0 || (r = cli_password(&pw, &len, NULL, false)) < 0)
-		return r;
 	if (opts)
 		o = *opts;
+	if (!o.storage)
+		o.storage = cli_storage_opts();
 	if (!o.warn)
 		o.warn = cli_repo_warn;
+	/* A local config is checked before the password is asked for; a remote
+	 * one is read once, by the open (a mount of its cache works offline). */
+	if ((r = cli_repo_path(&path)) < 0 ||
+	    (!cairn_storage_is_url(path) && (r = cairn_repo_probe(path, o.storage)) < 0) ||
+	    (r = cli_password(&pw, &len, NULL, false)) < 0)
+		return r;
 	r = cairn_repo_open(out, path, pw, len, &o);
 	cli_password_free(pw, len);
 	return r;

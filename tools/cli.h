@@ -18,9 +18,10 @@ struct cli_globals {
 	const char *repo;
 	const char *password_file;
 	const char *password_command;
-	const char *cache_dir; /* --cache-dir: where s3:// repositories are cached */
 	bool json;
-	bool remote_ok; /* the command may open an s3:// repository without read_only */
+	/* --s3-* and --cache-dir: how an s3:// repository (or sync target) is
+	 * reached and where its local state is kept. */
+	struct cairn_storage_opts storage;
 };
 extern struct cli_globals cli;
 
@@ -30,6 +31,13 @@ enum {
 	OPT_LOG_FORMAT,
 	OPT_JSON,
 	OPT_CACHE_DIR,
+	OPT_S3_ENDPOINT,
+	OPT_S3_REGION,
+	OPT_S3_PROFILE,
+	OPT_S3_ADDRESSING,
+	OPT_S3_CONNECTIONS,
+	OPT_S3_LOCK_DAYS,
+	OPT_S3_LOCK_MODE,
 	OPT_FIRST_COMMAND_OPT = 0x200, /* commands number their own long options from here */
 };
 
@@ -41,6 +49,13 @@ enum {
 	        { "verbose", no_argument, NULL, 'v' }, { "quiet", no_argument, NULL, 'q' }, \
 	        { "log-format", required_argument, NULL, OPT_LOG_FORMAT },                  \
 	        { "cache-dir", required_argument, NULL, OPT_CACHE_DIR },                    \
+	        { "s3-endpoint", required_argument, NULL, OPT_S3_ENDPOINT },                \
+	        { "s3-region", required_argument, NULL, OPT_S3_REGION },                    \
+	        { "s3-profile", required_argument, NULL, OPT_S3_PROFILE },                  \
+	        { "s3-addressing", required_argument, NULL, OPT_S3_ADDRESSING },            \
+	        { "s3-connections", required_argument, NULL, OPT_S3_CONNECTIONS },          \
+	        { "s3-lock-days", required_argument, NULL, OPT_S3_LOCK_DAYS },              \
+	        { "s3-lock-mode", required_argument, NULL, OPT_S3_LOCK_MODE },              \
 	{                                                                                   \
 		"help", no_argument, NULL, 'h'                                              \
 	}
@@ -74,14 +89,20 @@ void cli_password_free(char *pw, size_t len);
 /* Read the first line of a file as a password (trailing newline stripped). */
 int cli_password_from_file(const char *path, char **out, size_t *len);
 
-/* The repository path from -r/--repo or CAIRN_REPO; -EINVAL if none. */
+/* The repository (a directory or s3://BUCKET[/PREFIX]) from -r/--repo or
+ * CAIRN_REPO; -EDESTADDRREQ if none. */
 int cli_repo_path(const char **out);
-/* The same, refusing an s3:// URL (-EROFS) for commands that need a directory. */
-int cli_local_repo_path(const char **out);
+/* The name of the state table (FORMAT.md §7.1) in which a local repository
+ * records what a sync copied to or from the storage other: "sync:<id>", or
+ * "sync:" and 40 hex digits of SHA-256(id) when that is 100 bytes or more. */
+#define CLI_SYNC_TABLE_MAX 128
+void cli_sync_table(char out[CLI_SYNC_TABLE_MAX], const cairn_storage *other);
+/* The S3 settings of the command line (--s3-*, --cache-dir). Borrowed. */
+const struct cairn_storage_opts *cli_storage_opts(void);
 /* A cairn_repo_opts.warn that logs each line as a warning. */
 void cli_repo_warn(const char *msg, void *payload);
-/* Probe, ask for the password, open. An s3:// repository (tools/remote.h) opens
- * only with read_only, or when cli.remote_ok. The store's warnings are logged
+/* Probe, ask for the password, open (a directory or s3://, with the command
+ * line's S3 settings unless opts has its own). The store's warnings are logged
  * (cli_repo_warn) unless opts sets its own. */
 int cli_open_repo(cairn_repo **out, const struct cairn_repo_opts *opts);
 static inline void cairn_repo_closep(cairn_repo **r)

@@ -220,80 +220,20 @@ static void fill_summary(struct cairn_snapshot *s, struct archiver_stats *st,
 
 /* ---- after an interrupted run ------------------------------------------- */
 
-/* The names of tmp/pack.tmp.* (a pack being written, FORMAT.md §6.1). */
-static int list_temp_packs(const char *tmpdir, struct cairn_buf *names, size_t *n)
+/* What a killed run left (docs/DESIGN.md "The ingester"): packs it made durable
+ * but never indexed, and the packs it was filling. */
+static void recover(cairn_repo *repo, const cairn_lock *lock)
 {
-	_cleanup_closedir_ DIR *d = opendir(tmpdir);
-	*n = 0;
-	if (!d)
-		return -errno;
-	for (struct dirent *de; (de = readdir(d));) {
-		if (strncmp(de->d_name, "pack.tmp.", 9) != 0)
-			continue;
-		if (cairn_buf_put(names, de->d_name, strlen(de->d_name) + 1) < 0)
-			return -ENOMEM;
-		(*n)++;
-	}
-	return 0;
-}
-
-static bool is_mine(const struct cairn_lock_info *l)
-{
-	char host[256] = "";
-	gethostname(host, sizeof(host) - 1);
-	return l->pid == (int64_t)getpid() && strcmp(l->host, host) == 0;
-}
-
-/*
- * A run killed with kill -9 (or a crash) leaves its lock, whose holder is then
- * dead, possibly a pack renamed into packs/ but not yet indexed, and the pack it
- * was filling in tmp/. The first costs a re-upload and the second disk space, so
- * the next backup indexes such packs and deletes those temp files.
- *
- * A pack writer (backup, prune) holds its lock for as long as its temp packs
- * exist. So a temp pack listed *before* the locks, at a moment when no other
- * holder is alive, belongs to nobody: its writer either finished (renamed or
- * removed it) or died. Mount locks do not write; an unreadable lock file or a
- * holder on another host counts as alive.
- */
-static void recover(cairn_repo *repo)
-{
-	_cleanup_buf_ struct cairn_buf names = CAIRN_BUF_INIT;
-	_cleanup_free_ struct cairn_lock_info *locks = NULL;
-	char tmpdir[4096];
-	size_t ntemp = 0, nlocks = 0, dead = 0, live = 0;
-
-	snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", cairn_repo_path(repo));
-	if (list_temp_packs(tmpdir, &names, &ntemp) < 0 ||
-	    cairn_lock_list(cairn_repo_path(repo), &locks, &nlocks) < 0)
+	struct cairn_recover_stats st;
+	if (cairn_repo_recover(repo, lock, &st) < 0) {
+		log_warn("cannot tidy up after an interrupted run: %s", cairn_err_msg());
 		return;
-	for (size_t i = 0; i < nlocks; i++) {
-		if (locks[i].kind == CAIRN_LOCK_MOUNT || is_mine(&locks[i]))
-			continue;
-		if (locks[i].dead)
-			dead++;
-		else
-			live++;
 	}
-	if (dead) {
-		int r = cairn_repo_index_unknown_packs(repo);
-		if (r < 0)
-			log_warn("cannot index packs of an interrupted run: %s", cairn_err_msg());
-		else if (r > 0)
-			log_info("indexed %d packs left by an interrupted run", r);
-	}
-	if (live || !ntemp)
-		return;
-	size_t removed = 0;
-	const char *p = (const char *)names.data;
-	for (size_t i = 0; i < ntemp; i++, p += strlen(p) + 1) {
-		char path[4400];
-		snprintf(path, sizeof(path), "%s/%s", tmpdir, p);
-		if (unlink(path) == 0)
-			removed++;
-	}
-	if (removed)
-		log_info("removed %zu unfinished packs of interrupted runs from tmp/", removed);
+	if (st.packs_indexed)
+		log_info("indexed %d packs left by an interrupted run", st.packs_indexed);
+	if (st.temps_removed)
+		log_info("removed %d unfinished packs of interrupted runs from tmp/",
+		         st.temps_removed);
 }
 
 /* Archive, flush, and commit the snapshot (the last step: FORMAT.md §8). */
@@ -400,10 +340,10 @@ int cmd_backup(int argc, char **argv)
 		r = cli_open_repo(&repo, &ro);
 	/* Shared: other backups and checks may run, prune may not (FORMAT.md §11). */
 	if (r >= 0)
-		r = cairn_lock_acquire(&lock, cairn_repo_path(repo), CAIRN_LOCK_SHARED, "backup",
+		r = cairn_lock_acquire(&lock, cairn_repo_storage(repo), CAIRN_LOCK_SHARED, "backup",
 		                       0);
 	if (r >= 0 && !o.dry_run)
-		recover(repo);
+		recover(repo, lock);
 	if (r >= 0 && o.compression >= 0)
 		r = cairn_repo_set_compression(repo, o.compression);
 	if (r < 0) {

@@ -10,7 +10,6 @@
 
 #include "cli.h"
 #include "maint.h"
-#include "remote.h"
 #include "restorer.h"
 #include "timefmt.h"
 #include "cleanup.h"
@@ -636,7 +635,7 @@ static bool index_writable(void)
 	const char *path;
 	char dir[PATH_MAX], data[PATH_MAX];
 
-	if (cli_repo_path(&path) < 0 || remote_is_url(path) ||
+	if (cli_repo_path(&path) < 0 || cairn_storage_is_url(path) ||
 	    snprintf(dir, sizeof(dir), "%s/index", path) >= (int)sizeof(dir) ||
 	    snprintf(data, sizeof(data), "%s/data.mdb", dir) >= (int)sizeof(data))
 		return true; /* the open reports it */
@@ -662,7 +661,6 @@ int cmd_check(int argc, char **argv)
 		return CLI_PARSE_EXIT(i);
 	if (i != argc)
 		return cli_usage_error("check: unexpected argument '%s'", argv[i]);
-	cli.remote_ok = true; /* the cache of an s3:// repository keeps the result */
 	ro.read_only = !index_writable();
 	int r = cli_open_repo(&repo, &ro);
 	if (r >= 0 && (r = maint_lock(repo, CAIRN_LOCK_SHARED, "check", a.wait, &lock)) < 0 &&

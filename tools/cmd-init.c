@@ -101,9 +101,10 @@ int cmd_init(int argc, char **argv)
 		return CLI_PARSE_EXIT(i);
 	if (i < argc)
 		return cli_usage_error("init: unexpected argument '%s'", argv[i]);
-	int r = cli_local_repo_path(&path);
+	int r = cli_repo_path(&path);
 	if (r < 0)
 		return cli_fail(r);
+	o.storage = cli_storage_opts();
 	if ((r = cli_password(&pw, &len, "Password for the new repository: ", true)) < 0)
 		return cli_fail(r);
 	r = cairn_repo_init(path, pw, len, &o);

@@ -104,9 +104,10 @@ int cmd_mount(int argc, char **argv)
 	if (m.foreground)
 		args[n++] = "-f";
 	/* A ',' in the value would start another option (--cache-dir '/x,allow_other'). */
-	_cleanup_free_ char *esc = cli.cache_dir ? cli_opt_escape(cli.cache_dir) : NULL;
+	_cleanup_free_ char *esc =
+	        cli.storage.cache_dir ? cli_opt_escape(cli.storage.cache_dir) : NULL;
 	_cleanup_free_ char *cache = NULL;
-	if (cli.cache_dir) {
+	if (cli.storage.cache_dir) {
 		if (!esc || asprintf(&cache, "cache_dir=%s", esc) < 0)
 			return cli_fail(cairn_err_set(-ENOMEM, "out of memory"));
 		args[n++] = "-o";

@@ -8,8 +8,6 @@
 
 #include "cli.h"
 #include "jobconf.h"
-#include "s3.h"
-#include "sigv4.h"
 #include "cleanup.h"
 
 static const char usage[] =
@@ -40,7 +38,6 @@ static const char usage[] =
 enum {
 	OPT_JOB = OPT_FIRST_COMMAND_OPT,
 	OPT_S3,
-	OPT_S3_ENDPOINT,
 	OPT_OFFLINE,
 	OPT_MAX_AGE,
 };
@@ -55,10 +52,9 @@ enum immutability { IMM_UNKNOWN, IMM_NONE, IMM_VERSIONING, IMM_LOCK };
 static const char *const imm_names[] = { "unknown", "none", "versioning", "object-lock" };
 
 struct s3_copy {
-	const char *url;      /* NULL: no S3 copy named */
-	const char *endpoint; /* --s3-endpoint or the job's */
-	bool known;           /* the sync state could be read */
-	char why[512];        /* why not known, or what the bucket said */
+	const char *url; /* NULL: no S3 copy named */
+	bool known;      /* the sync state could be read */
+	char why[512];   /* why not known, or what the bucket said */
 	size_t uploaded, behind;
 	int64_t newest_ns; /* newest uploaded snapshot; 0 none */
 	enum immutability imm;
@@ -112,9 +108,6 @@ static int handle(int c, const char *arg, void *payload)
 	case OPT_S3:
 		rep->s3.url = arg;
 		return 0;
-	case OPT_S3_ENDPOINT:
-		rep->s3.endpoint = arg;
-		return 0;
 	case OPT_OFFLINE:
 		rep->offline = true;
 		return 0;
@@ -135,20 +128,6 @@ static bool on_network_fs(const char *path)
 		return false;
 	unsigned long t = (unsigned long)s.f_type;
 	return t == 0x6969 || t == 0xff534d42 || t == 0xfe534d42 || t == 0x517b || t == 0x65735546;
-}
-
-/* The name cmd-sync.c (table_name) gives the state of endpoint/bucket/prefix. */
-static void sync_table(char *out, size_t size, const char *endpoint, const char *bucket,
-                       const char *prefix)
-{
-	char id[900], hex[65];
-	int n = snprintf(id, sizeof(id), "%s/%s/%s", endpoint, bucket, prefix);
-	if (n > 0 && (size_t)n < 100) {
-		snprintf(out, size, "sync:%s", id);
-		return;
-	}
-	cairn_sigv4_sha256_hex(hex, id, strlen(id)); /* LMDB names are short */
-	snprintf(out, size, "sync:%.40s", hex);
 }
 
 static void count_uploaded(cairn_repo *repo, struct s3_copy *s3, const char *table,
@@ -180,53 +159,43 @@ static void count_uploaded(cairn_repo *repo, struct s3_copy *s3, const char *tab
 /* Object Lock is immutability proper; versioning keeps overwritten and deleted
  * objects recoverable, which counts too (the 3-2-1-1-0 "1" is about ransomware
  * that deletes the copies it can reach). */
-static void ask_bucket(struct s3_copy *s3, cairn_s3 *s)
+static void ask_bucket(struct s3_copy *s3, cairn_storage *st)
 {
-	cairn_s3_conn *c = NULL;
-	struct cairn_s3xml_lock lock = { 0 };
-	char versioning[16] = "";
-	if (cairn_s3_conn_new(&c, s) < 0) {
-		snprintf(s3->imm_detail, sizeof(s3->imm_detail), "%s", cairn_err_msg());
-		return;
-	}
-	int r = cairn_s3_object_lock(c, &lock);
-	if (r >= 0 && lock.enabled) {
+	struct cairn_storage_protection p;
+	int r = cairn_storage_protection(st, &p);
+	if (r >= 0 && p.object_lock) {
 		s3->imm = IMM_LOCK;
 		snprintf(s3->imm_detail, sizeof(s3->imm_detail), "Object Lock %s%s",
-		         lock.mode[0] ? lock.mode : "enabled (no default retention)",
-		         lock.mode[0] ? " default retention" : "");
-	} else if ((r >= 0 || r == -ENOENT) && (r = cairn_s3_versioning(c, versioning)) >= 0) {
-		bool on = strcmp(versioning, "Enabled") == 0;
-		s3->imm = on ? IMM_VERSIONING : IMM_NONE;
+		         p.mode[0] ? p.mode : "enabled (no default retention)",
+		         p.mode[0] ? " default retention" : "");
+	} else if (r >= 0) {
+		s3->imm = p.versioning ? IMM_VERSIONING : IMM_NONE;
 		snprintf(s3->imm_detail, sizeof(s3->imm_detail), "%s",
-		         on ? "versioning enabled" : "no Object Lock, no versioning");
+		         p.versioning ? "versioning enabled" : "no Object Lock, no versioning");
 	} else {
 		snprintf(s3->imm_detail, sizeof(s3->imm_detail), "cannot ask the bucket: %s",
 		         cairn_err_msg());
 	}
-	cairn_s3_conn_free(c);
 }
 
 static void gather_s3(cairn_repo *repo, struct report *rep, struct cairn_snapshot **list, size_t n)
 {
 	struct s3_copy *s3 = &rep->s3;
-	struct cairn_s3_opts o = { .version = CAIRN_S3_OPTS_VERSION, .endpoint = s3->endpoint };
-	_cleanup_free_ char *bucket = NULL, *prefix = NULL;
-	cairn_s3 *s = NULL;
-	char table[160];
+	cairn_storage *st = NULL;
+	char table[128];
 
 	s3->imm = IMM_UNKNOWN;
 	snprintf(s3->imm_detail, sizeof(s3->imm_detail), "not asked (--offline)");
-	if (cairn_s3_url_parse(s3->url, &bucket, &prefix) < 0 || cairn_s3_new(&s, bucket, &o) < 0) {
+	if (cairn_storage_open(&st, s3->url, cli_storage_opts()) < 0) {
 		snprintf(s3->why, sizeof(s3->why), "%s", cairn_err_msg());
 		snprintf(s3->imm_detail, sizeof(s3->imm_detail), "%s", cairn_err_msg());
 		return;
 	}
-	sync_table(table, sizeof(table), cairn_s3_endpoint(s), bucket, prefix);
+	cli_sync_table(table, st);
 	count_uploaded(repo, s3, table, list, n);
 	if (!rep->offline)
-		ask_bucket(s3, s);
-	cairn_s3_free(s);
+		ask_bucket(s3, st);
+	cairn_storage_close(st);
 }
 
 /* Values of the check record: "key=value" lines (cmd-check.c record()). */
@@ -509,8 +478,8 @@ static int apply_job(const char *job, struct jobconf *c, struct report *rep)
 	}
 	if (!rep->s3.url) {
 		rep->s3.url = c->s3_target;
-		if (!rep->s3.endpoint)
-			rep->s3.endpoint = c->s3_endpoint;
+		if (!cli.storage.s3.endpoint)
+			cli.storage.s3.endpoint = c->s3_endpoint;
 	}
 	return 0;
 }
@@ -545,7 +514,6 @@ int cmd_status(int argc, char **argv)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "job", required_argument, NULL, OPT_JOB },
 		{ "s3", required_argument, NULL, OPT_S3 },
-		{ "s3-endpoint", required_argument, NULL, OPT_S3_ENDPOINT },
 		{ "offline", no_argument, NULL, OPT_OFFLINE },
 		{ "check-max-age", required_argument, NULL, OPT_MAX_AGE },
 		{ 0 },

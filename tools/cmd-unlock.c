@@ -65,7 +65,7 @@ static void describe(const char *verb, const struct cairn_lock_info *l)
 	                  : "");
 }
 
-static int unlock(const char *repo, const struct unlock_args *a)
+static int unlock(cairn_storage *repo, const struct unlock_args *a)
 {
 	_cleanup_free_ struct cairn_lock_info *v = NULL;
 	size_t n = 0, kept = 0;
@@ -109,10 +109,16 @@ int cmd_unlock(int argc, char **argv)
 		return cli_usage_error("unlock: unexpected argument '%s'", argv[i]);
 	if (a.all && a.list)
 		return cli_usage_error("unlock: --all and --list exclude each other");
-	int r = cli_local_repo_path(&repo);
+	/* No password: locks are plain text (FORMAT.md §11). */
+	cairn_storage *st = NULL;
+	int r = cli_repo_path(&repo);
 	if (r >= 0)
-		r = cairn_repo_probe(repo);
+		r = cairn_repo_probe(repo, cli_storage_opts());
 	if (r >= 0)
-		r = unlock(repo, &a);
-	return r < 0 ? cli_fail(r) : 0;
+		r = cairn_storage_open(&st, repo, cli_storage_opts());
+	if (r >= 0)
+		r = unlock(st, &a);
+	int code = r < 0 ? cli_fail(r) : 0;
+	cairn_storage_close(st);
+	return code;
 }

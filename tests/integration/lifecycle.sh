@@ -177,13 +177,14 @@ out_has "$O/check" "snapshot $S5 of"
 out_has "$O/check" "  $SRC/victim.bin: blob"
 out_lacks "$O/check" "$SRC/keep.bin"
 out_has "$O/check.err" "check found"
-# A subset that does not read that pack finds nothing; parts 1..4 of 4 cover it.
+# Parts 1..4 of 4 cover every pack, so one of them finds the damage; a part
+# that selects no pack reads one of another part's instead, which may be this one.
 found=0
 for k in 1 2 3 4; do
 	CAIRN_REPO="$W/damaged" "$CAIRN" check --read-data-subset "$k/4" > "$O/check" 2>&1 ||
 		found=$((found + 1))
 done
-[ "$found" = 1 ] || fail "damage found by $found of 4 subsets"
+[ "$found" -ge 1 ] || fail "damage found by $found of 4 subsets"
 [ "$(CAIRN_REPO="$W/damaged" "$CAIRN" check > /dev/null 2>&1; echo $?)" = 0 ] ||
 	fail "a data blob's damage made the structure check fail"
 

@@ -19,15 +19,17 @@ mkdir -p "$O"
 
 # crash_run TRIGGER -- CMD... (lib.sh, crash-run.py): SIGKILL CMD at TRIGGER.
 
-# remote_list: "size md5 key" of every object under s3://$B/repo/, sorted (the
-# repository's files are below the multipart threshold: ETag = MD5)
+# remote_list: "size md5 key" of every repository object under s3://$B/repo/,
+# sorted (the repository's files are below the multipart threshold: ETag = MD5);
+# locks are not copied (a killed sync leaves its own)
 remote_list() {
 	"${AWS[@]}" s3api list-objects-v2 --bucket "$B" --prefix repo/ \
 		--query 'Contents[].[Size,ETag,Key]' --output text |
-		grep -v '^None$' | tr -d '"' | sed "s#\trepo/# #; s#\t# #" | LC_ALL=C sort || true
+		grep -v '^None$' | tr -d '"' | sed "s#\trepo/# #; s#\t# #" | grep -v ' locks/' |
+		LC_ALL=C sort || true
 }
 local_list() { # REPO: the same for the files sync uploads
-	(cd "$1" && find config keys packs snapshots -type f -printf '%s %p\n' |
+	(cd "$1" && find config keys packs indexes snapshots -type f -printf '%s %p\n' 2>/dev/null |
 		while read -r size path; do echo "$size $(md5sum < "$path" | cut -d' ' -f1) $path"; done) |
 		LC_ALL=C sort
 }

@@ -52,18 +52,28 @@ static pid_t dead_pid(void)
 	return pid;
 }
 
+/* The test's directory as a local storage. */
+static cairn_storage *open_st(void)
+{
+	cairn_storage *st;
+	CHECK_OK(cairn_storage_open(&st, check_tmpdir(), NULL));
+	return st;
+}
+
 static size_t count_locks(void)
 {
 	struct cairn_lock_info *v = NULL;
 	size_t n = 0;
-	CHECK_OK(cairn_lock_list(check_tmpdir(), &v, &n));
+	cairn_storage *st = open_st();
+	CHECK_OK(cairn_lock_list(st, &v, &n));
+	cairn_storage_close(st);
 	free(v);
 	return n;
 }
 
 static void test_lock__shared_and_exclusive(void)
 {
-	const char *repo = check_tmpdir();
+	cairn_storage *repo = open_st();
 	cairn_lock *a = NULL, *b = NULL, *x = NULL;
 
 	CHECK_OK(cairn_lock_acquire(&a, repo, CAIRN_LOCK_SHARED, "backup", 0));
@@ -86,11 +96,45 @@ static void test_lock__shared_and_exclusive(void)
 	CHECK_ERR(cairn_lock_acquire(&a, repo, CAIRN_LOCK_EXCLUSIVE, "prune", 0), -EBUSY);
 	cairn_lock_release(x);
 	cairn_lock_release(NULL);
+	cairn_storage_close(repo);
+}
+
+static void test_lock__prune_runs_beside_backups(void)
+{
+	cairn_storage *repo = open_st();
+	cairn_lock *b = NULL, *p = NULL, *q = NULL, *x = NULL;
+
+	CHECK_OK(cairn_lock_acquire(&b, repo, CAIRN_LOCK_SHARED, "backup", 0));
+	CHECK_OK(cairn_lock_acquire(&p, repo, CAIRN_LOCK_PRUNE, "prune", 0));
+	CHECK_ERR(cairn_lock_acquire(&q, repo, CAIRN_LOCK_PRUNE, "prune", 0), -EBUSY);
+	CHECK(strstr(cairn_err_msg(), "locked for pruning by prune") != NULL);
+	CHECK_ERR(cairn_lock_acquire(&x, repo, CAIRN_LOCK_EXCLUSIVE, "sync", 0), -EBUSY);
+	cairn_lock_release(b);
+	CHECK_ERR(cairn_lock_acquire(&x, repo, CAIRN_LOCK_EXCLUSIVE, "sync", 0), -EBUSY);
+	cairn_lock_release(p);
+	CHECK_OK(cairn_lock_acquire(&x, repo, CAIRN_LOCK_EXCLUSIVE, "sync", 0));
+	CHECK_ERR(cairn_lock_acquire(&p, repo, CAIRN_LOCK_PRUNE, "prune", 0), -EBUSY);
+	cairn_lock_release(x);
+	CHECK(strcmp(cairn_lock_kind_name(CAIRN_LOCK_PRUNE), "prune") == 0);
+	cairn_storage_close(repo);
+}
+
+/* Tests of dead hosts shorten the stale period; nothing else does. */
+static void test_lock__test_stale_period(void)
+{
+	CHECK_EQ(cairn_lock_stale_seconds(), CAIRN_LOCK_STALE_SECONDS);
+	setenv("CAIRN_TEST_LOCK_STALE_SECONDS", "12", 1);
+	CHECK_EQ(cairn_lock_stale_seconds(), 12);
+	setenv("CAIRN_TEST_LOCK_STALE_SECONDS", "5", 1); /* below the floor */
+	CHECK_EQ(cairn_lock_stale_seconds(), CAIRN_LOCK_STALE_SECONDS);
+	setenv("CAIRN_TEST_LOCK_STALE_SECONDS", "12x", 1);
+	CHECK_EQ(cairn_lock_stale_seconds(), CAIRN_LOCK_STALE_SECONDS);
+	unsetenv("CAIRN_TEST_LOCK_STALE_SECONDS");
 }
 
 static void test_lock__mount_conflicts_with_nothing(void)
 {
-	const char *repo = check_tmpdir();
+	cairn_storage *repo = open_st();
 	cairn_lock *m = NULL, *x = NULL, *m2 = NULL;
 
 	CHECK_OK(cairn_lock_acquire(&m, repo, CAIRN_LOCK_MOUNT, "mount", 0));
@@ -100,11 +144,12 @@ static void test_lock__mount_conflicts_with_nothing(void)
 	cairn_lock_release(m);
 	cairn_lock_release(m2);
 	cairn_lock_release(x);
+	cairn_storage_close(repo);
 }
 
 static void test_lock__file_format(void)
 {
-	const char *repo = check_tmpdir();
+	cairn_storage *repo = open_st();
 	struct cairn_lock_info *v = NULL;
 	cairn_lock *l = NULL;
 	char host[256];
@@ -122,7 +167,7 @@ static void test_lock__file_format(void)
 
 	char path[PATH_MAX], expect[512];
 	_cleanup_buf_ struct cairn_buf text = CAIRN_BUF_INIT;
-	snprintf(path, sizeof(path), "%s/locks/%s", repo, v[0].name);
+	snprintf(path, sizeof(path), "%s/locks/%s", check_tmpdir(), v[0].name);
 	CHECK_OK(cairn_file_slurp(path, 4096, &text));
 	snprintf(expect, sizeof(expect),
 	         "cairn-lock 1\nkind = exclusive\ncommand = prune\nhost = %s\npid = %d\nstart = "
@@ -132,11 +177,12 @@ static void test_lock__file_format(void)
 	free(v);
 	cairn_lock_release(l);
 	CHECK(access(path, F_OK) < 0);
+	cairn_storage_close(repo);
 }
 
 static void test_lock__dead_pid_is_ignored(void)
 {
-	const char *repo = check_tmpdir();
+	cairn_storage *repo = open_st();
 	const char *name = "0123456789abcdef0123456789abcdef";
 	struct cairn_lock_info *v = NULL;
 	cairn_lock *l = NULL;
@@ -156,11 +202,12 @@ static void test_lock__dead_pid_is_ignored(void)
 	CHECK_EQ(count_locks(), 0);
 	CHECK_ERR(cairn_lock_remove(repo, name), -ENOENT);
 	CHECK_ERR(cairn_lock_remove(repo, "../config"), -EINVAL);
+	cairn_storage_close(repo);
 }
 
-static void test_lock__old_lock_is_stale_but_blocks(void)
+static void test_lock__old_lock_expires(void)
 {
-	const char *repo = check_tmpdir();
+	cairn_storage *repo = open_st();
 	struct cairn_lock_info *v = NULL;
 	cairn_lock *l = NULL;
 	char text[512];
@@ -177,14 +224,20 @@ static void test_lock__old_lock_is_stale_but_blocks(void)
 	CHECK_OK(cairn_lock_list(repo, &v, &n));
 	CHECK(n == 1 && !v[0].dead && v[0].stale);
 	free(v);
+	/* Not refreshed for the stale period: its host is gone, it blocks nobody
+	 * (FORMAT.md §11), and `cairn unlock` removes it. */
+	CHECK_OK(cairn_lock_acquire(&l, repo, CAIRN_LOCK_EXCLUSIVE, "prune", 0));
+	cairn_lock_release(l);
+	/* Fresh again, it blocks. */
+	write_lock("00000000000000000000000000000001", text, 0);
 	CHECK_ERR(cairn_lock_acquire(&l, repo, CAIRN_LOCK_SHARED, "backup", 0), -EBUSY);
-	CHECK(strstr(cairn_err_msg(), "stale") != NULL);
 	CHECK(strstr(cairn_err_msg(), "elsewhere.example") != NULL);
+	cairn_storage_close(repo);
 }
 
 static void test_lock__unreadable_file_blocks(void)
 {
-	const char *repo = check_tmpdir();
+	cairn_storage *repo = open_st();
 	struct cairn_lock_info *v = NULL;
 	cairn_lock *l = NULL;
 	size_t n = 0;
@@ -198,11 +251,12 @@ static void test_lock__unreadable_file_blocks(void)
 	CHECK(strstr(cairn_err_msg(), "unreadable") != NULL);
 	CHECK_OK(cairn_lock_acquire(&l, repo, CAIRN_LOCK_MOUNT, "mount", 0));
 	cairn_lock_release(l);
+	cairn_storage_close(repo);
 }
 
 static void test_lock__refresh_and_loss(void)
 {
-	const char *repo = check_tmpdir();
+	cairn_storage *repo = open_st();
 	struct cairn_lock_info *v = NULL;
 	cairn_lock *l = NULL;
 	size_t n = 0;
@@ -211,7 +265,7 @@ static void test_lock__refresh_and_loss(void)
 	CHECK_OK(cairn_lock_list(repo, &v, &n));
 	CHECK_EQ(n, 1);
 	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/locks/%s", repo, v[0].name);
+	snprintf(path, sizeof(path), "%s/locks/%s", check_tmpdir(), v[0].name);
 	free(v);
 	struct timespec old[2] = { { 1000, 0 }, { 1000, 0 } };
 	CHECK(utimensat(AT_FDCWD, path, old, 0) == 0);
@@ -222,11 +276,12 @@ static void test_lock__refresh_and_loss(void)
 	CHECK(unlink(path) == 0);
 	CHECK_ERR(cairn_lock_refresh(l), -ENOENT);
 	cairn_lock_release(l);
+	cairn_storage_close(repo);
 }
 
 static void test_lock__wait_then_give_up(void)
 {
-	const char *repo = check_tmpdir();
+	cairn_storage *repo = open_st();
 	cairn_lock *x = NULL, *l = NULL;
 
 	CHECK_OK(cairn_lock_acquire(&x, repo, CAIRN_LOCK_EXCLUSIVE, "prune", 0));
@@ -236,15 +291,18 @@ static void test_lock__wait_then_give_up(void)
 	cairn_lock_release(x);
 	CHECK_OK(cairn_lock_acquire(&l, repo, CAIRN_LOCK_SHARED, "backup", 1));
 	cairn_lock_release(l);
+	cairn_storage_close(repo);
 }
 
 static void test_lock__bad_arguments(void)
 {
 	cairn_lock *l = NULL;
-	CHECK_ERR(cairn_lock_acquire(&l, check_tmpdir(), 9, "x", 0), -EINVAL);
-	CHECK_ERR(cairn_lock_acquire(&l, check_tmpdir(), CAIRN_LOCK_SHARED, "a\nb", 0), -EINVAL);
-	CHECK_ERR(cairn_lock_acquire(&l, check_tmpdir(), CAIRN_LOCK_SHARED, "", 0), -EINVAL);
+	cairn_storage *st = open_st();
+	CHECK_ERR(cairn_lock_acquire(&l, st, 9, "x", 0), -EINVAL);
+	CHECK_ERR(cairn_lock_acquire(&l, st, CAIRN_LOCK_SHARED, "a\nb", 0), -EINVAL);
+	CHECK_ERR(cairn_lock_acquire(&l, st, CAIRN_LOCK_SHARED, "", 0), -EINVAL);
 	CHECK(strcmp(cairn_lock_kind_name(CAIRN_LOCK_MOUNT), "mount") == 0);
+	cairn_storage_close(st);
 }
 
 int main(void)
@@ -253,7 +311,9 @@ int main(void)
 	RUN(test_lock__mount_conflicts_with_nothing);
 	RUN(test_lock__file_format);
 	RUN(test_lock__dead_pid_is_ignored);
-	RUN(test_lock__old_lock_is_stale_but_blocks);
+	RUN(test_lock__old_lock_expires);
+	RUN(test_lock__prune_runs_beside_backups);
+	RUN(test_lock__test_stale_period);
 	RUN(test_lock__unreadable_file_blocks);
 	RUN(test_lock__refresh_and_loss);
 	RUN(test_lock__wait_then_give_up);

@@ -54,6 +54,25 @@ static int blob_type(size_t i)
 	return i % 5 == 0 ? CAIRN_BLOB_TREE : CAIRN_BLOB_DATA;
 }
 
+/* What a repository does with a full pack: seal it, and let the storage (a local
+ * one, rooted at the test's directory) rename it into packs/xx/. */
+static int finish(cairn_packw *w, struct cairn_id *id, uint64_t *size)
+{
+	char hex[CAIRN_ID_HEX_SIZE];
+	cairn_storage *st;
+	int r = cairn_packw__seal(w, &keys, id, size);
+	if (r < 0)
+		return r;
+	CHECK_OK(cairn_storage_open(&st, check_tmpdir(), NULL));
+	cairn_id_hex(hex, id);
+	r = cairn_storage_put_tmp(st, CAIRN_OBJ_PACK, hex, cairn_packw__path(w), cairn_packw__fd(w),
+	                          *size);
+	if (r >= 0)
+		cairn_packw__taken(w);
+	cairn_storage_close(st);
+	return r;
+}
+
 static int count_files(const char *dir)
 {
 	_cleanup_closedir_ DIR *d = opendir(dir);
@@ -93,7 +112,7 @@ static void write_pack(struct pack *p, size_t n)
 	CHECK(p->e);
 	memcpy(p->e, cairn_packw__entries(w), p->n * sizeof(*p->e));
 	p->hdr_off = cairn_packw__size(w);
-	CHECK_OK(cairn_packw__finish(w, &keys, packs, &p->id, &p->size));
+	CHECK_OK(finish(w, &p->id, &p->size));
 	cairn_packw__free(w);
 	cairn_id_hex(hex, &p->id);
 	snprintf(p->path, sizeof(p->path), "%s/%.2s/%s", packs, hex, hex);
@@ -236,7 +255,7 @@ static void test_pack__writer_rules(void)
 	CHECK_EQ(count_files(tmp), 1);
 	CHECK_EQ(cairn_packw__size(w), 8);
 	/* a pack header has 1..1,000,000 entries: an empty pack is refused */
-	CHECK_ERR(cairn_packw__finish(w, &keys, packs, &pid, &size), -EINVAL);
+	CHECK_ERR(cairn_packw__seal(w, &keys, &pid, &size), -EINVAL);
 	CHECK_ERR(cairn_packw__add(w, &id, CAIRN_BLOB_SNAPSHOT, sealed, 41, 0), -EINVAL);
 	CHECK_ERR(cairn_packw__add(w, &id, CAIRN_BLOB_PACKHDR, sealed, 41, 0), -EINVAL);
 	CHECK_ERR(cairn_packw__add(w, &id, CAIRN_BLOB_DATA, sealed, 40, 0), -EINVAL);
@@ -245,11 +264,14 @@ static void test_pack__writer_rules(void)
 	CHECK_EQ(cairn_packw__count(w), 0);
 	CHECK_OK(cairn_packw__add(w, &id, CAIRN_BLOB_DATA, sealed, 41, 0));
 	CHECK_EQ(cairn_packw__size(w), 49);
-	/* packs/ is missing: the rename fails, and the writer is done for */
-	CHECK(cairn_packw__finish(w, &keys, packs, &pid, &size) < 0);
+	/* sealed: the writer takes nothing more */
+	CHECK_OK(cairn_packw__seal(w, &keys, &pid, &size));
 	CHECK_ERR(cairn_packw__add(w, &id, CAIRN_BLOB_DATA, sealed, 41, 0), -EIO);
+	CHECK_ERR(cairn_packw__seal(w, &keys, &pid, &size), -EIO);
+	/* no storage took it over: free removes the temp file */
 	cairn_packw__free(w);
 	CHECK_EQ(count_files(tmp), 0); /* no temp file left behind */
+	CHECK(access(packs, F_OK) < 0);
 	cairn_packw__free(NULL);
 }
 
@@ -297,8 +319,8 @@ static void test_pack__finished_writer_refuses(void)
 	CHECK_OK(cairn_mkdir_p(packs, 0700));
 	CHECK_OK(cairn_packw__new(&w, tmp));
 	CHECK_OK(cairn_packw__add(w, &id, CAIRN_BLOB_DATA, sealed, sizeof(sealed), 0));
-	CHECK_OK(cairn_packw__finish(w, &keys, packs, &pid, &size));
-	CHECK_ERR(cairn_packw__finish(w, &keys, packs, &pid2, &size), -EIO);
+	CHECK_OK(finish(w, &pid, &size));
+	CHECK_ERR(cairn_packw__seal(w, &keys, &pid2, &size), -EIO);
 	CHECK_ERR(cairn_packw__add(w, &id, CAIRN_BLOB_DATA, sealed, sizeof(sealed), 0), -EIO);
 	cairn_packw__free(w);
 	/* the finished pack stays: free only unlinks unfinished temp files */

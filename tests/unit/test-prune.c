@@ -183,7 +183,7 @@ static void test_prune__refuses_missing_tree(void)
 }
 
 struct steal {
-	const char *repo;
+	cairn_storage *st;
 	bool done;
 };
 
@@ -195,9 +195,9 @@ static void steal_lock(const char *step, void *payload)
 	size_t n = 0;
 	if (s->done || strcmp(step, "after-mark") != 0)
 		return;
-	CHECK_OK(cairn_lock_list(s->repo, &v, &n));
+	CHECK_OK(cairn_lock_list(s->st, &v, &n));
 	for (size_t i = 0; i < n; i++)
-		CHECK_OK(cairn_lock_remove(s->repo, v[i].name));
+		CHECK_OK(cairn_lock_remove(s->st, v[i].name));
 	free(v);
 	s->done = true;
 }
@@ -207,13 +207,13 @@ static void test_prune__stops_without_its_lock(void)
 	cairn_repo *repo = make_repo();
 	struct cairn_id ids[13], a, b;
 	struct cairn_prune_stats st;
-	struct steal s = { repo_path, false };
+	struct steal s = { cairn_repo_storage(repo), false };
 	cairn_lock *lock = NULL;
 
 	build(repo, ids, &a, &b);
 	CHECK_OK(cairn_repo_snapshot_delete(repo, &a));
 	int before = packs_on_disk(repo);
-	CHECK_OK(cairn_lock_acquire(&lock, repo_path, CAIRN_LOCK_EXCLUSIVE, "prune", 0));
+	CHECK_OK(cairn_lock_acquire(&lock, cairn_repo_storage(repo), CAIRN_LOCK_PRUNE, "prune", 0));
 	struct cairn_prune_opts o = { .version = CAIRN_PRUNE_OPTS_VERSION,
 		                      .lock = lock,
 		                      .on_step = steal_lock,

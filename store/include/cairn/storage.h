@@ -105,6 +105,12 @@ const char *cairn_storage_url(const cairn_storage *st);
 /* The same with the endpoint, for messages ("s3://b/p on http://127.0.0.1:7480"). */
 const char *cairn_storage_describe(const cairn_storage *st);
 unsigned cairn_storage_caps(const cairn_storage *st);
+/* How many requests are worth running at once (S3: --s3-connections). */
+unsigned cairn_storage_concurrency(const cairn_storage *st);
+/* A stable name of where the objects are, for local state kept about this
+ * storage (sync's records): the directory, or "<endpoint>/<bucket>/<prefix>".
+ * Borrowed. */
+const char *cairn_storage_id(const cairn_storage *st);
 /* A local directory this storage's user may keep state in: the repository
  * directory itself, or the S3 storage's cache directory. It has tmp/ for temp
  * files on the same file system as whatever put_tmp() renames. Borrowed. */
@@ -116,6 +122,9 @@ const char *cairn_storage_tmp_dir(const cairn_storage *st);
  * reads it whole. More than max bytes: -EFBIG. A range past the end is -EBADMSG. */
 int cairn_storage_get(cairn_storage *st, int kind, const char *name, uint64_t off, uint64_t len,
                       size_t max, struct cairn_buf *out);
+/* Exactly len bytes at off into buf. -EBADMSG if the object ends first. */
+int cairn_storage_read(cairn_storage *st, int kind, const char *name, uint64_t off, void *buf,
+                       size_t len);
 /* Read a whole object into fd (truncated first), computing its SHA-256. More than
  * max bytes: -EFBIG. */
 int cairn_storage_get_file(cairn_storage *st, int kind, const char *name, int fd, uint64_t max,
@@ -139,6 +148,29 @@ int cairn_storage_list(cairn_storage *st, int kind,
                        int (*cb)(const struct cairn_obj_info *o, void *payload), void *payload);
 /* Remove an object; removing one that is not there succeeds. */
 int cairn_storage_remove(cairn_storage *st, int kind, const char *name);
+
+/* A read-only descriptor of a local object and its size (a copy to another
+ * storage streams from it). -EOPNOTSUPP for a remote storage, -ENOENT. */
+int cairn_storage_open_file(cairn_storage *st, int kind, const char *name, int *fd_out,
+                            uint64_t *size_out);
+/* The ETag this storage would give size bytes of fd once stored (S3: the MD5,
+ * or the multipart form), to compare with a listing. -EOPNOTSUPP for storages
+ * without ETags. */
+int cairn_storage_etag(cairn_storage *st, int fd, uint64_t size, char etag[129]);
+/* Abort the uploads a killed writer left unfinished (S3 multipart uploads under
+ * the prefix): they cost storage and nothing refers to them. Returns how many.
+ * A local storage has none. */
+int cairn_storage_abort_uploads(cairn_storage *st);
+
+/* How the storage guards against deletion (3-2-1-1-0's "1"): S3 Object Lock
+ * or versioning. -EOPNOTSUPP for a local storage. */
+struct cairn_storage_protection {
+	bool object_lock; /* Object Lock enabled on the bucket */
+	char mode[16];    /* its default retention: "GOVERNANCE", "COMPLIANCE" or "" */
+	uint32_t days, years;
+	bool versioning; /* versioning enabled */
+};
+int cairn_storage_protection(cairn_storage *st, struct cairn_storage_protection *out);
 
 /* Requests sent (remote: HTTP requests, retries included; local: calls) and
  * payload bytes, by method, since the storage was opened. */

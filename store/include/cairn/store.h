@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cairn/storage.h"
 #include "cairn/util.h"
 
 #define CAIRN_FORMAT_VERSION 1
@@ -70,76 +71,67 @@ const struct cairn_chunk_params *cairn_chunker_params(const cairn_chunker *c);
 /* ---- Repository --------------------------------------------------------- */
 
 typedef struct cairn_repo cairn_repo;
+/* A lock held by this process (FORMAT.md §11; see "Locks" below). */
+typedef struct cairn_lock cairn_lock;
 
 #define CAIRN_INIT_OPTS_VERSION 1
 struct cairn_init_opts {
-	unsigned version;                /* CAIRN_INIT_OPTS_VERSION */
-	struct cairn_chunk_params chunk; /* zero: defaults */
-	int compression;                 /* -1: default (3); 0 off; 1..19 */
-	uint32_t pack_size;              /* 0: default 16 MiB */
-	int kdf_log2n;                   /* 0: calibrated (14..20); 10..20 */
-	const char *key_label;           /* NULL: user@host */
+	unsigned version;                         /* CAIRN_INIT_OPTS_VERSION */
+	struct cairn_chunk_params chunk;          /* zero: defaults */
+	int compression;                          /* -1: default (3); 0 off; 1..19 */
+	uint32_t pack_size;                       /* 0: default 16 MiB */
+	int kdf_log2n;                            /* 0: calibrated (14..20); 10..20 */
+	const char *key_label;                    /* NULL: user@host */
+	const struct cairn_storage_opts *storage; /* NULL: defaults (S3 from the environment) */
 };
-/* Create a repository at path (which must not exist or be an empty directory).
- * -EEXIST if it already holds a repository, -EINVAL for bad options. */
-int cairn_repo_init(const char *path, const char *password, size_t pwlen,
+/* Create a repository at url: a directory (which must not exist or be empty) or
+ * s3://BUCKET[/PREFIX] (which must hold no config or keys). -EEXIST if it already
+ * holds a repository, -EINVAL for bad options, storage errors. */
+int cairn_repo_init(const char *url, const char *password, size_t pwlen,
                     const struct cairn_init_opts *opts);
-
-/* Where the packs of a repository live when they are not files under packs/: an
- * S3-backed repository (tools/remote.c) keeps config, keys, snapshots and the
- * index in a local cache directory and reads packs through this. Every function
- * is called from many threads at once. */
-struct cairn_pack_source {
-	/* Call cb for every pack; a negative return of cb stops and is returned. */
-	int (*foreach)(void *payload,
-	               int (*cb)(const struct cairn_id *pack, uint64_t size, void *cb_payload),
-	               void *cb_payload);
-	/* Size of a pack. -ENOENT. */
-	int (*size)(void *payload, const struct cairn_id *pack, uint64_t *size);
-	/* Exactly len bytes at off. -ENOENT, -EBADMSG past the end, -EIO (message set).
-	 * type is the blob type being read, 0 for a pack header: a hint for caching. */
-	int (*pread)(void *payload, const struct cairn_id *pack, int type, void *buf, size_t len,
-	             uint64_t off);
-	/* What was read from [off, off + len) failed its authentication: drop any
-	 * cached copy of it, the read is tried once more (may be NULL). */
-	void (*invalidate)(void *payload, const struct cairn_id *pack, int type, uint64_t off,
-	                   size_t len);
-	/* Called by cairn_repo_close() (may be NULL). */
-	void (*release)(void *payload);
-	void *payload;
-};
 
 #define CAIRN_REPO_OPTS_VERSION 1
 struct cairn_repo_opts {
 	unsigned version; /* CAIRN_REPO_OPTS_VERSION */
-	bool read_only;   /* no writes at all; index opened MDB_RDONLY */
+	bool read_only;   /* no writes at all; a local index opened MDB_RDONLY */
 	bool no_index;    /* do not open index/ (rebuild-index, key commands) */
-	/* Read packs from here instead of packs/. The repository then refuses every
-	 * write but those to its index and state tables (a local cache). The source
-	 * is copied; its release runs at close, also when the open fails. */
-	const struct cairn_pack_source *packs;
 	/* Told, one line without newline each, what the repository skipped and the
 	 * user should hear of: a key file refused for its scrypt cost, a damaged
 	 * snapshot left out of a listing. May be called from any thread that uses
 	 * the repository. NULL: not told. */
 	void (*warn)(const char *msg, void *payload);
 	void *warn_payload;
+	const struct cairn_storage_opts *storage; /* NULL: defaults (S3 from the environment) */
+	uint64_t cache_size; /* remote: bound of the data block cache; 0: CAIRN_CACHE_SIZE or 1 GiB
+	                      */
 };
-/* Open and unlock. The key file that last opened the repository is tried first
- * (its name is kept in index/last-key), then the others in name order; key files
- * asking for more scrypt work than init writes are skipped with a warning
- * (FORMAT.md §3.2). -ENOENT no repository there, -EPROTONOSUPPORT unknown format
- * version, -EKEYREJECTED wrong password, -EBADMSG corrupt config or key file.
- * Caller closes with cairn_repo_close(). */
-int cairn_repo_open(cairn_repo **out, const char *path, const char *password, size_t pwlen,
+/*
+ * Open and unlock the repository at url (a directory or s3://BUCKET[/PREFIX]).
+ * The key file that last opened the repository is tried first (its name is kept
+ * in the local state), then the others in name order; key files asking for more
+ * scrypt work than init writes are skipped with a warning (FORMAT.md §3.2).
+ *
+ * A remote repository keeps its local state (the index, caches, temp files) in
+ * the storage's cache directory (cairn_storage_state_dir), brought up to date
+ * at open. When the storage cannot be reached and read_only is set, a cache
+ * filled before is used as it is, with a warning; writes then fail with -EROFS.
+ *
+ * -ENOENT no repository there, -EPROTONOSUPPORT unknown format version,
+ * -EKEYREJECTED wrong password, -EBADMSG corrupt config or key file, -EACCES
+ * storage credentials refused, -EIO the storage unreachable. Caller closes with
+ * cairn_repo_close(). */
+int cairn_repo_open(cairn_repo **out, const char *url, const char *password, size_t pwlen,
                     const struct cairn_repo_opts *opts);
 /* Flushes nothing: call cairn_repo_flush() first to keep buffered blobs. */
 void cairn_repo_close(cairn_repo *repo);
-/* Checks that path holds a repository of a known version, without a password.
- * -ENOENT, -EPROTONOSUPPORT, -EBADMSG. */
-int cairn_repo_probe(const char *path);
+/* Checks that url holds a repository of a known version, without a password.
+ * -ENOENT, -EPROTONOSUPPORT, -EBADMSG, storage errors. */
+int cairn_repo_probe(const char *url, const struct cairn_storage_opts *o);
 
+/* "/srv/repo" or "s3://bucket/prefix". Borrowed. */
 const char *cairn_repo_path(const cairn_repo *repo);
+/* The storage the repository lives in (for locks). Borrowed. */
+cairn_storage *cairn_repo_storage(cairn_repo *repo);
 const cairn_chunker *cairn_repo_chunker(const cairn_repo *repo);
 int cairn_repo_compression(const cairn_repo *repo);
 /* Override the zstd level for blobs written from now on (0..19); -EINVAL. */
@@ -229,6 +221,17 @@ int cairn_repo_rebuild_index(cairn_repo *repo);
  * otherwise store again. Unreadable packs are skipped (check reports them).
  * Returns the number of packs added. -EROFS, -ENOENT opened without index, -EIO. */
 int cairn_repo_index_unknown_packs(cairn_repo *repo);
+/* After a writer was killed (kill -9, a crash): when a lock of this host whose
+ * holder is dead is found, index the packs the index lacks (one renamed or
+ * uploaded just before the kill); and when no other writer is alive (own: the
+ * caller's lock; mounts do not write), remove the temp packs in the storage's
+ * tmp dir: a writer holds its lock while its temp packs exist, so those listed
+ * before the locks belong to nobody. */
+struct cairn_recover_stats {
+	int packs_indexed;
+	int temps_removed;
+};
+int cairn_repo_recover(cairn_repo *repo, const cairn_lock *own, struct cairn_recover_stats *out);
 /* The same, and also drop packs and snapshots that are gone (a rebuild when a
  * pack went) and index new snapshots: for the cache of a remote repository.
  * Returns the number of packs added. */
@@ -491,58 +494,66 @@ int cairn_repo_snapshot_delete(cairn_repo *repo, const struct cairn_id *id);
 /* ---- Locks, prune and pack verification (FORMAT.md §11, DESIGN.md) ----- */
 
 /*
- * Repository locks: one small text file per holder in locks/ (FORMAT.md §11).
- * Shared locks (backup, check, sync) exclude only exclusive ones; an exclusive
- * lock (prune, forget) excludes shared and exclusive ones; a mount lock is
- * informational and conflicts with nothing, so a mount never blocks and is
- * never blocked. A lock whose holder is known dead (same host, no such pid) is
- * ignored; one not refreshed for CAIRN_LOCK_STALE_SECONDS is stale but still
- * conflicts until `cairn unlock` removes it (its holder may be alive elsewhere).
+ * Repository locks: one small object per holder in locks/ of the storage
+ * (FORMAT.md §11). Shared locks (backup, check, forget, sync) exclude only
+ * exclusive ones; a prune lock excludes other prunes and exclusive locks, so
+ * prune runs while backups do (DESIGN.md "Prune while backups run"); an
+ * exclusive lock (a pull into a directory, rebuild-index) excludes every other;
+ * a mount lock is informational and conflicts with nothing. A lock whose holder
+ * is known dead (same host, no such pid), or that was not refreshed for
+ * cairn_lock_stale_seconds(), has expired: it conflicts with nothing, and
+ * `cairn unlock` removes it.
  */
 enum cairn_lock_kind {
 	CAIRN_LOCK_SHARED = 1,
 	CAIRN_LOCK_EXCLUSIVE = 2,
 	CAIRN_LOCK_MOUNT = 3,
+	CAIRN_LOCK_PRUNE = 4,
 };
 #define CAIRN_LOCK_STALE_SECONDS (30 * 60)
-#define CAIRN_LOCK_REFRESH_SECONDS (5 * 60)
 #define CAIRN_LOCK_NAME_SIZE 33 /* 32 hex digits and the NUL */
+/* CAIRN_LOCK_STALE_SECONDS, or CAIRN_TEST_LOCK_STALE_SECONDS (6 or more) from the
+ * environment, for tests of dead hosts. Holders refresh six times as often. */
+int64_t cairn_lock_stale_seconds(void);
 
 struct cairn_lock_info {
-	char name[CAIRN_LOCK_NAME_SIZE]; /* file name under locks/ */
-	int kind;                        /* enum cairn_lock_kind */
+	char name[CAIRN_LOCK_NAME_SIZE]; /* object name under locks/ */
+	int kind;                        /* enum cairn_lock_kind; 0 unparsable */
 	char command[64];                /* "backup", "prune", ... */
 	char host[256];
 	int64_t pid;
 	int64_t start;     /* Unix seconds */
-	int64_t refreshed; /* the file's mtime, Unix seconds */
+	int64_t refreshed; /* the object's mtime (S3: LastModified), Unix seconds */
 	bool dead;         /* the holder is on this host and no longer runs */
-	bool stale;        /* dead, or not refreshed for CAIRN_LOCK_STALE_SECONDS */
+	bool stale;        /* dead, or not refreshed for cairn_lock_stale_seconds(): expired */
 };
 const char *cairn_lock_kind_name(int kind);
 
-/* A lock held by this process. A thread refreshes the file's mtime every
- * CAIRN_LOCK_REFRESH_SECONDS until it is released. */
-typedef struct cairn_lock cairn_lock;
-/* Take a lock of kind on the repository at repo_path for command (a short word
- * for messages). Creates locks/ when an older repository lacks it. Retries for up
- * to wait_seconds while another holder conflicts, then fails with -EBUSY and a
- * message naming that holder ("repository is locked exclusively by prune on host
- * h pid 42 since ..."). -EINVAL bad kind, -EIO. Caller releases with
+/* A lock held by this process (cairn_lock): a thread writes the lock again (a
+ * new mtime) every stale/6 seconds until it is released. */
+/* Take a lock of kind on the repository in st for command (a short word for
+ * messages). Retries for up to wait_seconds while another holder conflicts, then
+ * fails with -EBUSY and a message naming that holder ("repository is locked for
+ * pruning by prune on host h pid 42 since ..."). -EINVAL bad kind, storage
+ * errors. The storage must outlive the lock. Caller releases with
  * cairn_lock_release(). Not thread-safe: one owner. */
-int cairn_lock_acquire(cairn_lock **out, const char *repo_path, int kind, const char *command,
+int cairn_lock_acquire(cairn_lock **out, cairn_storage *st, int kind, const char *command,
                        unsigned wait_seconds);
-/* Refresh now and check that the lock file still exists: -ENOENT when someone
- * removed it (`cairn unlock --all`): the caller must stop before changing data. */
+/* The lock's object name. Borrowed. */
+const char *cairn_lock_name(const cairn_lock *l);
+/* Refresh now, and check that this holder still has its lock: -ENOENT when the
+ * object was removed (`cairn unlock --all`) or not written for half the stale
+ * period (others may take it for expired): the caller must stop before its
+ * commit point. Storage errors. */
 int cairn_lock_refresh(cairn_lock *l);
-/* Stop refreshing and remove the file. NULL is a no-op. */
+/* Stop refreshing and remove the object. NULL is a no-op. */
 void cairn_lock_release(cairn_lock *l);
-/* Every lock file in locks/ (none when the directory is missing), sorted by start
- * time. Unparsable files are listed with kind 0 and stale set once they are older
- * than CAIRN_LOCK_STALE_SECONDS. Caller frees *out. -EIO, -ENOMEM. */
-int cairn_lock_list(const char *repo_path, struct cairn_lock_info **out, size_t *n);
+/* Every lock in locks/, sorted by start time. Unparsable objects are listed with
+ * kind 0, and stale once not refreshed for the stale period. Caller frees *out.
+ * Storage errors, -ENOMEM. */
+int cairn_lock_list(cairn_storage *st, struct cairn_lock_info **out, size_t *n);
 /* Remove locks/<name>. -ENOENT, -EINVAL for a name that is not a lock's. */
-int cairn_lock_remove(const char *repo_path, const char *name);
+int cairn_lock_remove(cairn_storage *st, const char *name);
 
 /* Garbage collection: delete what no snapshot references (DESIGN.md "Prune"). */
 #define CAIRN_PRUNE_OPTS_VERSION 1

@@ -202,4 +202,9 @@ int cairn_mkdir_p(const char *path, unsigned mode);
 /* Remove a directory tree (for tests and tmp cleanup). */
 int cairn_rm_rf(const char *path);
 
+/* Run fn(i, payload) for every i in [0, n) on up to threads threads (the caller's
+ * among them). The first failure stops the others after their current job; its
+ * code is returned with its message. fn must be thread-safe. */
+int cairn_parallel(size_t n, unsigned threads, int (*fn)(size_t i, void *payload), void *payload);
+
 #endif

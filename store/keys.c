@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Key files keys/<16 hex> (FORMAT.md §3.2): unlocking, and the key commands. */
+#include "repo.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "keyfile.h"
+
+#define LAST_KEY "index/last-key"
+
+/* Key file names, sorted so unlocking tries them in a stable order. */
+struct names {
+	char (*v)[17];
+	size_t n, cap;
+};
+
+static int add_name(const struct cairn_obj_info *o, void *payload)
+{
+	struct names *l = payload;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 8;
+		char(*v)[17] = reallocarray(l->v, cap, sizeof(*v));
+		if (!v)
+			return cairn_err_set(-ENOMEM, "out of memory");
+		l->v = v;
+		l->cap = cap;
+	}
+	memcpy(l->v[l->n++], o->name, 17); /* 16 hex digits and the NUL */
+	return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(a, b); /* elements are char[17] */
+}
+
+static int list_names(cairn_repo *repo, struct names *out)
+{
+	int r = cairn_storage_list(repo->st, CAIRN_OBJ_KEY, add_name, out);
+	if (r < 0)
+		return r;
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof(*out->v), by_name);
+	return 0;
+}
+
+static int read_key(cairn_repo *repo, const char *name, struct cairn_keyfile *k,
+                    struct cairn_buf *raw)
+{
+	int r = cairn_repo__get_object(repo, CAIRN_OBJ_KEY, name, CAIRN_KEYFILE_MAX, raw);
+	if (r == -EFBIG)
+		r = cairn_err_set(-EBADMSG, "key file '%s' is too large", name);
+	if (r >= 0)
+		r = cairn_keyfile__parse(k, raw->data, raw->len);
+	return r < 0 ? cairn_err_wrap(r, "key file '%s'", name) : 0;
+}
+
+/* ---- the key that opened the repository last --------------------------------- */
+
+/* A hint kept in the local state (a cache, like the index), so that an open does
+ * not first run scrypt on every key file that sorts before it, and an open of a
+ * remote repository needs no listing of its keys. Absent or garbage: no hint. */
+static void last_key_read(const cairn_repo *repo, char name[17])
+{
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	char p[PATH_MAX];
+
+	name[0] = '\0';
+	if (cairn_repo__path(repo, p, sizeof(p), LAST_KEY) < 0 || cairn_file_slurp(p, 64, &b) < 0 ||
+	    b.len < 16 || (b.len > 16 && b.data[16] != '\n'))
+		return;
+	memcpy(name, b.data, 16);
+	name[16] = '\0';
+	if (!cairn_obj_name_ok(CAIRN_OBJ_KEY, name))
+		name[0] = '\0';
+}
+
+/* Best effort: a read-only file system or a missing index/ only costs the hint. */
+static void last_key_write(const cairn_repo *repo)
+{
+	char p[PATH_MAX], tmp[PATH_MAX], line[18], old[17];
+
+	last_key_read(repo, old);
+	if (repo->read_only || strcmp(old, repo->key_name) == 0 ||
+	    cairn_repo__path(repo, p, sizeof(p), LAST_KEY) < 0 ||
+	    cairn_repo__path(repo, tmp, sizeof(tmp), "tmp") < 0)
+		return;
+	snprintf(line, sizeof(line), "%s\n", repo->key_name);
+	if (cairn_file_write_atomic(p, tmp, line, 17) < 0)
+		log_debug("cannot remember the key in use: %s", cairn_err_msg());
+}
+
+/* ---- unlocking ----------------------------------------------------------------- */
+
+/* Try one key file: 0 unlocked, -EKEYREJECTED another password's, other < 0
+ * unreadable (corrupt, or refused for its cost with a warning). */
+static int try_key(cairn_repo *repo, const char *name, const char *pw, size_t pwlen,
+                   uint8_t master[CAIRN_KEY_SIZE])
+{
+	_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
+	struct cairn_keyfile k;
+	int r = read_key(repo, name, &k, &kf);
+
+	if (r >= 0 && cairn_keyfile__too_costly(&k)) {
+		cairn_repo__warn(
+		        repo,
+		        "key file '%s/keys/%s' skipped: its scrypt cost (log2(N) %u, r %u, "
+		        "p %u) is above the limit of log2(N) %d and %llu GiB",
+		        cairn_storage_url(repo->st), name, k.log2n, k.r, k.p, CAIRN_KDF_LOG2N_MAX,
+		        CAIRN_KDF_COST_MAX >> 30);
+		return -EBADMSG;
+	}
+	if (r >= 0)
+		r = cairn_keyfile__unwrap(kf.data, kf.len, pw, pwlen, master);
+	if (r < 0 && r != -EKEYREJECTED)
+		log_debug("key file '%s' skipped: %s", name, cairn_err_msg());
+	return r;
+}
+
+static int unlocked(cairn_repo *repo, const char *name)
+{
+	snprintf(repo->key_name, sizeof(repo->key_name), "%s", name);
+	last_key_write(repo);
+	return 0;
+}
+
+/* The remembered key first, without a listing (a request on S3), then the
+ * others in name order. */
+int cairn_repo__unlock(cairn_repo *repo, const char *pw, size_t pwlen,
+                       uint8_t master[CAIRN_KEY_SIZE])
+{
+	struct names l = { 0 };
+	size_t corrupt = 0;
+	char last[17];
+
+	last_key_read(repo, last);
+	int last_r = last[0] ? try_key(repo, last, pw, pwlen, master) : -ENOENT;
+	if (last_r >= 0)
+		return unlocked(repo, last);
+	int r = list_names(repo, &l);
+	_cleanup_free_ char(*names)[17] = l.v;
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < l.n; i++) {
+		if (strcmp(names[i], last) == 0) {
+			corrupt += last_r != -EKEYREJECTED; /* tried first */
+			continue;
+		}
+		int q = try_key(repo, names[i], pw, pwlen, master);
+		if (q >= 0)
+			return unlocked(repo, names[i]);
+		corrupt += q != -EKEYREJECTED;
+	}
+	if (l.n == 0)
+		return cairn_err_set(-EBADMSG, "repository '%s' has no key files",
+		                     cairn_storage_url(repo->st));
+	if (corrupt == l.n)
+		return cairn_err_set(-EBADMSG, "no readable key file in '%s'",
+		                     cairn_storage_url(repo->st));
+	return cairn_err_set(-EKEYREJECTED, "wrong password");
+}
+
+/* ---- the key commands ------------------------------------------------------------ */
+
+static void default_label(char *out, size_t n)
+{
+	char host[256] = "localhost";
+	const char *user = getenv("USER");
+
+	gethostname(host, sizeof(host) - 1);
+	snprintf(out, n, "%s@%s", user && *user ? user : "root", host);
+}
+
+int cairn_repo__write_key(cairn_storage *st, const uint8_t master[CAIRN_KEY_SIZE], const char *pw,
+                          size_t pwlen, int log2n, const char *label, char name_out[17])
+{
+	_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
+	char def[300];
+	uint8_t rnd[8];
+
+	if (!label) {
+		default_label(def, sizeof(def));
+		label = def;
+	}
+	int r = cairn_keyfile__create(&kf, master, pw, pwlen, log2n, label);
+	if (r < 0 || (r = cairn_crypt__random(rnd, sizeof(rnd))) < 0)
+		return r;
+	cairn_hex(name_out, rnd, sizeof(rnd));
+	return cairn_storage_put(st, CAIRN_OBJ_KEY, name_out, kf.data, kf.len);
+}
+
+int cairn_key_list(cairn_repo *repo, struct cairn_key_info **out, size_t *n)
+{
+	struct names l = { 0 };
+	int r = list_names(repo, &l);
+	_cleanup_free_ char(*names)[17] = l.v;
+	if (r < 0)
+		return r;
+	_cleanup_free_ struct cairn_key_info *info = calloc(l.n ? l.n : 1, sizeof(*info));
+	if (!info)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	for (size_t i = 0; i < l.n; i++) {
+		_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
+		struct cairn_keyfile k;
+		if ((r = read_key(repo, names[i], &k, &kf)) < 0)
+			return r;
+		snprintf(info[i].name, sizeof(info[i].name), "%s", names[i]);
+		snprintf(info[i].label, sizeof(info[i].label), "%s", k.label);
+		info[i].created = k.created;
+		info[i].kdf_log2n = k.log2n;
+		info[i].r = k.r;
+		info[i].p = k.p;
+		info[i].current = strcmp(names[i], repo->key_name) == 0;
+	}
+	*out = TAKE_PTR(info);
+	*n = l.n;
+	return 0;
+}
+
+static int key_log2n_current(cairn_repo *repo)
+{
+	_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
+	struct cairn_keyfile k;
+
+	if (read_key(repo, repo->key_name, &k, &kf) < 0)
+		return CAIRN_KDF_LOG2N_DEFAULT;
+	return k.log2n;
+}
+
+int cairn_key_add(cairn_repo *repo, const char *pw, size_t pwlen, const char *label,
+                  char name_out[17])
+{
+	int r = cairn_repo__writable(repo);
+	if (r < 0)
+		return r;
+	/* New keys are as strong as the one in use (tests init with a cheap KDF). */
+	return cairn_repo__write_key(repo->st, repo->keys.master, pw, pwlen,
+	                             key_log2n_current(repo), label, name_out);
+}
+
+int cairn_key_remove(cairn_repo *repo, const char *name)
+{
+	struct names l = { 0 };
+	int r = cairn_repo__writable(repo);
+
+	if (r < 0)
+		return r;
+	if (!cairn_obj_name_ok(CAIRN_OBJ_KEY, name))
+		return cairn_err_set(-EINVAL, "'%s' is not a key name (16 hex digits)", name);
+	r = list_names(repo, &l);
+	_cleanup_free_ char(*names)[17] = l.v;
+	if (r < 0)
+		return r;
+	bool found = false;
+	for (size_t i = 0; i < l.n; i++)
+		found |= strcmp(names[i], name) == 0;
+	if (!found)
+		return cairn_err_set(-ENOENT, "no key '%s'", name);
+	if (l.n <= 1)
+		return cairn_err_set(-EBUSY, "cannot remove the last key");
+	if (strcmp(name, repo->key_name) == 0)
+		return cairn_err_set(-EBUSY,
+		                     "key '%s' is the one in use; unlock with another "
+		                     "password to remove it",
+		                     name);
+	if (repo->cache)
+		cairn_cache__drop(repo->cache, CAIRN_OBJ_KEY, name);
+	return cairn_storage_remove(repo->st, CAIRN_OBJ_KEY, name);
+}
+
+int cairn_key_passwd(cairn_repo *repo, const char *pw, size_t pwlen)
+{
+	char old[17], name[17];
+	int r;
+
+	snprintf(old, sizeof(old), "%s", repo->key_name);
+	/* Add first, then remove: a crash in between leaves both passwords working. */
+	if ((r = cairn_key_add(repo, pw, pwlen, NULL, name)) < 0)
+		return r;
+	unlocked(repo, name);
+	if (repo->cache)
+		cairn_cache__drop(repo->cache, CAIRN_OBJ_KEY, old);
+	return cairn_storage_remove(repo->st, CAIRN_OBJ_KEY, old);
+}

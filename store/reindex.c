@@ -1,0 +1,342 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Bringing the index (a cache, FORMAT.md §7) in line with the storage: rebuild
+ * it, index packs it lacks, drop packs and snapshots that are gone. */
+#include "repo.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+
+/* The packs a listing found. */
+struct packlist {
+	struct cairn_id *id;
+	uint64_t *size;
+	size_t n, cap;
+};
+
+static void packlist_release(struct packlist *l)
+{
+	free(l->id);
+	free(l->size);
+}
+
+static int packlist_add(struct packlist *l, const struct cairn_id *id, uint64_t size)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 256;
+		struct cairn_id *v = reallocarray(l->id, cap, sizeof(*v));
+		if (!v)
+			return cairn_err_set(-ENOMEM, "out of memory");
+		l->id = v;
+		uint64_t *s = reallocarray(l->size, cap, sizeof(*s));
+		if (!s)
+			return cairn_err_set(-ENOMEM, "out of memory");
+		l->size = s;
+		l->cap = cap;
+	}
+	l->id[l->n] = *id;
+	l->size[l->n++] = size;
+	return 0;
+}
+
+struct listing {
+	cairn_repo *repo;
+	struct packlist *all;     /* every pack listed, when not NULL */
+	struct packlist *unknown; /* the ones the index lacks, when not NULL */
+};
+
+static int listed(const struct cairn_id *pack, uint64_t size, void *payload)
+{
+	struct listing *l = payload;
+	int r = 0;
+	if (l->all && (r = packlist_add(l->all, pack, size)) < 0)
+		return r;
+	if (!l->unknown)
+		return 0;
+	if ((r = cairn_index__has_pack(l->repo->index, pack, NULL)) < 0)
+		return r;
+	return r ? 0 : packlist_add(l->unknown, pack, size);
+}
+
+/* ---- reading many pack headers ----------------------------------------------- */
+
+struct headers {
+	cairn_repo *repo;
+	const struct packlist *l;
+	struct cairn_index_pack *out; /* e NULL: unreadable, left out */
+};
+
+static int read_header(size_t i, void *payload)
+{
+	struct headers *h = payload;
+	struct cairn_pack_entry *e = NULL;
+	size_t n = 0;
+	if (cairn_repo__pack_entries_sized(h->repo, &h->l->id[i], h->l->size[i], &e, &n) < 0) {
+		/* One bad pack must not stop recovery of the others: check reports it. */
+		cairn_repo__warn(h->repo, "skipping pack: %s", cairn_err_msg());
+		return 0;
+	}
+	h->out[i] = (struct cairn_index_pack){ h->l->id[i], h->l->size[i], e, n };
+	return 0;
+}
+
+/* Index the packs of l from their headers, read in parallel (a remote storage
+ * answers each with a request); all in one index transaction. Returns how many
+ * were indexed. */
+static int index_packs(cairn_repo *repo, const struct packlist *l)
+{
+	struct headers h = { repo, l, calloc(l->n ? l->n : 1, sizeof(*h.out)) };
+	size_t k = 0;
+	if (!h.out)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	int r = cairn_parallel(l->n, cairn_storage_concurrency(repo->st), read_header, &h);
+	for (size_t i = 0; i < l->n; i++)
+		if (h.out[i].e)
+			h.out[k++] = h.out[i];
+	if (r >= 0 && k)
+		r = cairn_index__replace_packs(repo->index, NULL, 0, h.out, k);
+	for (size_t i = 0; i < k; i++)
+		free((void *)h.out[i].e);
+	free(h.out);
+	return r < 0 ? r : (int)k;
+}
+
+/* ---- snapshots ------------------------------------------------------------------ */
+
+static int rebuild_snapshots(cairn_repo *repo)
+{
+	_cleanup_free_ struct cairn_id *ids = NULL;
+	size_t n = 0;
+	int r = cairn_repo_snapshot_ids(repo, &ids, &n);
+
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		struct cairn_snapshot *s;
+		if (cairn_repo_snapshot_load(repo, &ids[i], &s) < 0) {
+			cairn_repo__warn(repo, "skipping snapshot: %s", cairn_err_msg());
+			continue;
+		}
+		r = cairn_index__add_snapshot(repo->index, &ids[i], s->time_ns);
+		cairn_snapshot_free(s);
+	}
+	return r;
+}
+
+static int indexed_snapshot(const struct cairn_id *id, int64_t time_ns, void *payload)
+{
+	(void)time_ns;
+	return cairn_idset_add(payload, id, 0) < 0 ? -ENOMEM : 0;
+}
+
+/* Snapshots added or removed since the index last saw the storage; the cache
+ * drops the copies of removed ones. */
+static int update_snapshots(cairn_repo *repo)
+{
+	_cleanup_(cairn_idset_release) struct cairn_idset indexed;
+	_cleanup_free_ struct cairn_id *ids = NULL;
+	size_t n = 0, pos = 0;
+	const struct cairn_id *id;
+	cairn_idset_init(&indexed);
+	int r = cairn_index__foreach_snapshot(repo->index, indexed_snapshot, &indexed);
+	if (r >= 0)
+		r = cairn_repo_snapshot_ids(repo, &ids, &n);
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		struct cairn_snapshot *s;
+		if (cairn_idset_del(&indexed, &ids[i]) > 0 ||
+		    cairn_repo_snapshot_load(repo, &ids[i], &s) < 0)
+			continue;
+		r = cairn_index__add_snapshot(repo->index, &ids[i], s->time_ns);
+		cairn_snapshot_free(s);
+	}
+	while (r >= 0 && cairn_idset_next(&indexed, &pos, &id)) {
+		char hex[CAIRN_ID_HEX_SIZE];
+		cairn_id_hex(hex, id);
+		if (repo->cache)
+			cairn_cache__drop(repo->cache, CAIRN_OBJ_SNAPSHOT, hex);
+		r = cairn_index__del_snapshot(repo->index, id);
+	}
+	return r;
+}
+
+/* ---- rebuild, adopt, refresh ------------------------------------------------------ */
+
+int cairn_repo_rebuild_index(cairn_repo *repo)
+{
+	struct packlist all = { 0 };
+	struct listing l = { .repo = repo, .all = &all };
+	int r = cairn_repo__writable(repo);
+
+	if (r < 0 && !repo->cache)
+		return r;
+	if (!repo->index) {
+		/* Opened without index, maybe because it was damaged: start afresh. */
+		char dir[PATH_MAX];
+		if ((r = cairn_repo__path(repo, dir, sizeof(dir), "index")) < 0)
+			return r;
+		if ((r = cairn_rm_rf(dir)) < 0)
+			return cairn_err_set(r, "cannot remove '%s': %s", dir, strerror(-r));
+		if ((r = cairn_mkdir_p(dir, 0700)) < 0 ||
+		    (r = cairn_index__open(&repo->index, dir, false, repo->cfg.id)) < 0)
+			return r;
+	}
+	if ((r = cairn_index__clear(repo->index)) >= 0 &&
+	    (r = cairn_repo_foreach_pack(repo, listed, &l)) >= 0 &&
+	    (r = index_packs(repo, &all)) >= 0) {
+		int packs = r;
+		r = rebuild_snapshots(repo);
+		r = r < 0 ? r : packs;
+	}
+	packlist_release(&all);
+	return r;
+}
+
+static int adopt_check(cairn_repo *repo)
+{
+	int r = cairn_repo__writable(repo);
+	if (r < 0)
+		return r;
+	if (!repo->index)
+		return cairn_err_set(-ENOENT, "repository opened without index");
+	return 0;
+}
+
+int cairn_repo_index_unknown_packs(cairn_repo *repo)
+{
+	struct packlist unknown = { 0 };
+	struct listing l = { .repo = repo, .unknown = &unknown };
+	int r = adopt_check(repo);
+	if (r >= 0)
+		r = cairn_repo_foreach_pack(repo, listed, &l);
+	if (r >= 0)
+		r = index_packs(repo, &unknown);
+	packlist_release(&unknown);
+	return r;
+}
+
+struct gone {
+	cairn_repo *repo;
+	struct cairn_idset *seen;
+	bool any;
+};
+
+static int find_gone(const struct cairn_id *pack, uint64_t size, uint32_t count, void *payload)
+{
+	struct gone *g = payload;
+	(void)size, (void)count;
+	if (cairn_idset_has(g->seen, pack))
+		return 0;
+	g->any = true;
+	if (g->repo->cache)
+		cairn_cache__drop_pack(g->repo->cache, pack);
+	return 0;
+}
+
+/* Packs the index names that the listing lacks (a prune elsewhere). */
+static int any_gone(cairn_repo *repo, const struct packlist *all, bool *out)
+{
+	_cleanup_(cairn_idset_release) struct cairn_idset seen;
+	cairn_idset_init(&seen);
+	for (size_t i = 0; i < all->n; i++)
+		if (cairn_idset_add(&seen, &all->id[i], 0) < 0)
+			return cairn_err_set(-ENOMEM, "out of memory");
+	struct gone g = { repo, &seen, false };
+	int r = cairn_index__foreach_pack(repo->index, find_gone, &g);
+	*out = g.any;
+	return r;
+}
+
+int cairn_repo_index_update(cairn_repo *repo)
+{
+	struct packlist all = { 0 }, unknown = { 0 };
+	struct listing l = { .repo = repo, .all = &all, .unknown = &unknown };
+	bool gone = false;
+	int r = repo->index ? 0 : cairn_err_set(-ENOENT, "repository opened without index");
+
+	if (r >= 0 && (r = cairn_repo_foreach_pack(repo, listed, &l)) >= 0)
+		r = any_gone(repo, &all, &gone);
+	/* A pack that vanished may have shadowed copies of its blobs in others
+	 * (§7, lowest pack ID wins): only a rebuild restores those entries. For a
+	 * remote storage it reads the cached headers: no request. */
+	if (r >= 0 && gone)
+		r = cairn_repo_rebuild_index(repo);
+	else if (r >= 0 && (r = index_packs(repo, &unknown)) >= 0) {
+		int added = r;
+		r = update_snapshots(repo);
+		r = r < 0 ? r : added;
+	}
+	packlist_release(&all);
+	packlist_release(&unknown);
+	return r;
+}
+
+/* The names of tmp/pack.tmp.* (a pack being written, FORMAT.md §6.1). */
+static int list_temp_packs(const char *tmpdir, struct cairn_buf *names, size_t *n)
+{
+	_cleanup_closedir_ DIR *d = opendir(tmpdir);
+	*n = 0;
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	for (struct dirent *de; (de = readdir(d));) {
+		if (strncmp(de->d_name, "pack.tmp.", 9) != 0)
+			continue;
+		if (cairn_buf_put(names, de->d_name, strlen(de->d_name) + 1) < 0)
+			return -ENOMEM;
+		(*n)++;
+	}
+	return 0;
+}
+
+static int remove_temps(const char *tmpdir, const struct cairn_buf *names, size_t n)
+{
+	const char *p = (const char *)names->data;
+	int removed = 0;
+	for (size_t i = 0; i < n; i++, p += strlen(p) + 1) {
+		char path[PATH_MAX];
+		if (snprintf(path, sizeof(path), "%s/%s", tmpdir, p) < (int)sizeof(path) &&
+		    unlink(path) == 0)
+			removed++;
+	}
+	return removed;
+}
+
+int cairn_repo_recover(cairn_repo *repo, const cairn_lock *own, struct cairn_recover_stats *out)
+{
+	_cleanup_buf_ struct cairn_buf names = CAIRN_BUF_INIT;
+	_cleanup_free_ struct cairn_lock_info *locks = NULL;
+	const char *tmpdir = cairn_storage_tmp_dir(repo->st);
+	size_t ntemp = 0, nlocks = 0, dead = 0, live = 0;
+	int r = adopt_check(repo);
+
+	*out = (struct cairn_recover_stats){ 0 };
+	if (r < 0 || (r = list_temp_packs(tmpdir, &names, &ntemp)) < 0 ||
+	    (r = cairn_lock_list(repo->st, &locks, &nlocks)) < 0)
+		return r == -ENOMEM ? cairn_err_set(r, "out of memory") : r;
+	for (size_t i = 0; i < nlocks; i++) {
+		if (locks[i].kind == CAIRN_LOCK_MOUNT ||
+		    (own && strcmp(locks[i].name, cairn_lock_name(own)) == 0))
+			continue;
+		if (locks[i].dead)
+			dead++;
+		else if (!locks[i].stale)
+			live++;
+	}
+	if (dead && (r = cairn_repo_index_unknown_packs(repo)) < 0)
+		return r;
+	out->packs_indexed = dead ? r : 0;
+	if (!live && ntemp)
+		out->temps_removed = remove_temps(tmpdir, &names, ntemp);
+	return 0;
+}
+
+int cairn_repo__refresh(cairn_repo *repo)
+{
+	int r = cairn_repo_index_update(repo);
+	if (r > 0)
+		log_debug("%s: %d new packs indexed", cairn_storage_url(repo->st), r);
+	return r < 0 ? cairn_err_wrap(r, "cache of %s", cairn_storage_url(repo->st)) : 0;
+}

@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The blob write path (docs/DESIGN.md "The write path"): claim, seal, append to a
+ * pack, and make full packs durable in the storage before indexing them. */
+#include "repo.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+
+static void forget_pending(cairn_repo *repo, const cairn_packw *w)
+{
+	const struct cairn_pack_entry *e = cairn_packw__entries(w);
+	size_t n = cairn_packw__count(w);
+
+	pthread_mutex_lock(&repo->lock);
+	for (size_t i = 0; i < n; i++)
+		cairn_idset_del(&repo->pending, &e[i].id);
+	pthread_mutex_unlock(&repo->lock);
+}
+
+int cairn_repo__pack_store(cairn_repo *repo, cairn_packw *w, struct cairn_id *pack_out,
+                           uint64_t *size_out)
+{
+	char hex[CAIRN_ID_HEX_SIZE];
+	struct cairn_id id;
+	uint64_t size;
+	int r = cairn_packw__seal(w, &repo->keys, &id, &size);
+	if (r < 0)
+		return r;
+	cairn_id_hex(hex, &id);
+	r = cairn_storage_put_tmp(repo->st, CAIRN_OBJ_PACK, hex, cairn_packw__path(w),
+	                          cairn_packw__fd(w), size);
+	if (r < 0)
+		return r;
+	cairn_packw__taken(w);
+	/* A remote storage has uploaded the file; its header (and trees) stay cached
+	 * so that reading them back costs no request. The fd outlives the file. */
+	if (repo->cache) {
+		const struct cairn_pack_entry *e = cairn_packw__entries(w);
+		cairn_cache__keep_pack(repo->cache, &id, cairn_packw__fd(w), size,
+		                       e[0].type == CAIRN_BLOB_TREE);
+	}
+	*pack_out = id;
+	*size_out = size;
+	return 0;
+}
+
+/* Make a full pack durable, then index it (FORMAT.md §6.1: durable before indexed). */
+static int finish_packer(cairn_repo *repo, struct cairn_packer *p)
+{
+	struct cairn_id pack;
+	uint64_t size;
+	int r = cairn_repo__pack_store(repo, p->w, &pack, &size);
+
+	if (r >= 0)
+		r = cairn_index__add_pack(repo->index, &pack, size, cairn_packw__entries(p->w),
+		                          cairn_packw__count(p->w));
+	if (r >= 0)
+		atomic_fetch_add_explicit(&repo->packs_written, 1, memory_order_relaxed);
+	else
+		cairn_repo__write_failed(repo, r);
+	forget_pending(repo, p->w);
+	cairn_packw__free(p->w);
+	free(p);
+	return r;
+}
+
+/* Trees and data go to different packs, so that browsing a snapshot stored
+ * remotely fetches packs of trees only (docs/S3.md §5). */
+static int take_packer(cairn_repo *repo, int type, struct cairn_packer **out)
+{
+	pthread_mutex_lock(&repo->lock);
+	struct cairn_packer **idle = &repo->idle[type == CAIRN_BLOB_TREE];
+	struct cairn_packer *p = *idle;
+	if (p)
+		*idle = p->next;
+	pthread_mutex_unlock(&repo->lock);
+	if (p) {
+		*out = p;
+		return 0;
+	}
+	if (!(p = calloc(1, sizeof(*p))))
+		return cairn_err_set(-ENOMEM, "out of memory");
+	int r = cairn_packw__new(&p->w, cairn_storage_tmp_dir(repo->st));
+	if (r < 0) {
+		free(p);
+		return r;
+	}
+	*out = p;
+	return 0;
+}
+
+static void return_packer(cairn_repo *repo, int type, struct cairn_packer *p)
+{
+	pthread_mutex_lock(&repo->lock);
+	struct cairn_packer **idle = &repo->idle[type == CAIRN_BLOB_TREE];
+	p->next = *idle;
+	*idle = p;
+	pthread_mutex_unlock(&repo->lock);
+}
+
+static void unclaim(cairn_repo *repo, const struct cairn_id *id)
+{
+	pthread_mutex_lock(&repo->lock);
+	cairn_idset_del(&repo->pending, id);
+	pthread_mutex_unlock(&repo->lock);
+}
+
+static int indexed(cairn_repo *repo, const struct cairn_id *id)
+{
+	struct cairn_loc loc;
+	int r = cairn_index__get(repo->index, id, &loc);
+	return r >= 0 ? 1 : r == -ENOENT ? 0 : r;
+}
+
+/* Claim id for this writer: 1 if we must store it, 0 if stored or being stored.
+ * A finished pack is indexed before its IDs leave pending, so the index is
+ * asked again once the claim is made: another writer's pack may have gone from
+ * pending to the index between the first look and the claim. */
+static int claim(cairn_repo *repo, const struct cairn_id *id)
+{
+	int r = indexed(repo, id);
+	if (r != 0)
+		return r > 0 ? 0 : r;
+	pthread_mutex_lock(&repo->lock);
+	r = cairn_idset_add(&repo->pending, id, 0);
+	pthread_mutex_unlock(&repo->lock);
+	if (r <= 0)
+		return r;
+	if ((r = indexed(repo, id)) != 0) {
+		unclaim(repo, id);
+		return r > 0 ? 0 : r;
+	}
+	return 1;
+}
+
+static int append(cairn_repo *repo, int type, const struct cairn_id *id, const void *data,
+                  size_t len)
+{
+	_cleanup_buf_ struct cairn_buf sealed = CAIRN_BUF_INIT;
+	struct cairn_packer *p = NULL;
+	int r = cairn_blob__encode(&repo->keys, atomic_load(&repo->compression), type, id, data,
+	                           len, &sealed);
+	if (r < 0 || (r = take_packer(repo, type, &p)) < 0)
+		return r;
+	r = cairn_packw__add(p->w, id, type, sealed.data, sealed.len, (uint32_t)len);
+	if (r < 0) {
+		/* The pack is in an unknown state: drop it with every blob it held,
+		 * some of which other puts reported as stored. */
+		cairn_repo__write_failed(repo, r);
+		forget_pending(repo, p->w);
+		cairn_packw__free(p->w);
+		free(p);
+		return r;
+	}
+	atomic_fetch_add_explicit(&repo->blobs_written, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&repo->bytes_written, sealed.len, memory_order_relaxed);
+	if (cairn_packw__size(p->w) >= repo->cfg.pack_size)
+		return finish_packer(repo, p);
+	return_packer(repo, type, p);
+	return 0;
+}
+
+int cairn_repo_put(cairn_repo *repo, int type, const void *data, size_t len,
+                   const struct cairn_id *id_or_null, struct cairn_id *id_out)
+{
+	struct cairn_id id;
+	int r = cairn_repo__writable(repo);
+
+	if (r < 0)
+		return r;
+	if (!repo->index)
+		return cairn_err_set(-EROFS, "repository opened without index");
+	if ((r = cairn_repo__write_error(repo)) < 0)
+		return r;
+	if (type != CAIRN_BLOB_DATA && type != CAIRN_BLOB_TREE)
+		return cairn_err_set(-EINVAL, "blob type %d cannot be stored in a pack", type);
+	if (len > cairn_repo__max_raw(repo, type))
+		return cairn_err_set(-EINVAL, "%s blob of %zu bytes exceeds the maximum %zu",
+		                     cairn_blob_type_name(type), len,
+		                     cairn_repo__max_raw(repo, type));
+	if (id_or_null)
+		id = *id_or_null;
+	else if ((r = cairn_repo_blob_id(repo, data, len, &id)) < 0)
+		return r;
+	if (id_out)
+		*id_out = id;
+	r = claim(repo, &id);
+	if (r <= 0)
+		return r;
+	r = append(repo, type, &id, data, len);
+	if (r < 0) {
+		unclaim(repo, &id);
+		return r;
+	}
+	return 1;
+}
+
+int cairn_repo_has(cairn_repo *repo, const struct cairn_id *id)
+{
+	struct cairn_loc loc;
+	bool pending;
+
+	pthread_mutex_lock(&repo->lock);
+	pending = cairn_idset_has(&repo->pending, id);
+	pthread_mutex_unlock(&repo->lock);
+	if (pending)
+		return 1;
+	int r = cairn_index__get(repo->index, id, &loc);
+	if (r == -ENOENT)
+		return 0;
+	return r < 0 ? r : 1;
+}
+
+int cairn_repo_flush(cairn_repo *repo)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&repo->lock);
+	struct cairn_packer *lists[2] = { repo->idle[0], repo->idle[1] };
+	repo->idle[0] = repo->idle[1] = NULL;
+	pthread_mutex_unlock(&repo->lock);
+	for (size_t i = 0; i < ARRAY_SIZE(lists); i++)
+		for (struct cairn_packer *p = lists[i], *next; p; p = next) {
+			next = p->next;
+			int q = finish_packer(repo, p);
+			if (q < 0 && r == 0)
+				r = q;
+		}
+	/* The healthy packs are kept (durable and indexed), but what a dropped one
+	 * held is lost: the flush fails whenever any write failed. */
+	return r < 0 ? r : cairn_repo__write_error(repo);
+}
