@@ -234,45 +234,135 @@ static int sel_build(struct sel *root, const char *const *paths, size_t n)
 	return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
+/* in made absolute by its text alone: the current directory before a relative
+ * path, "." and empty components dropped, ".." dropping the component before it.
+ * NULL when out of memory (or the current directory is gone). */
+static char *lexical_abs(const char *in)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	_cleanup_free_ char *cwd = in[0] == '/' ? strdup("") : getcwd(NULL, 0);
+	if (!cwd)
+		return NULL;
+	size_t cap = strlen(cwd) + strlen(in) + 3;
+	char *out = malloc(cap);
+	if (!out)
+		return NULL;
+	size_t k = 0;
+	for (int part = 0; part < 2; part++) {
+		for (const char *p = part ? in : cwd; *p;) {
+			size_t len = strcspn(p, "/");
+			if (len == 2 && p[0] == '.' && p[1] == '.') {
+				while (k > 0 && out[--k] != '/')
+					;
+			} else if (len > 0 && !(len == 1 && p[0] == '.')) {
+				out[k++] = '/';
+				memcpy(out + k, p, len);
+				k += len;
+			}
+			p += len + (p[len] == '/');
+		}
+	}
+	if (k == 0)
+		out[k++] = '/';
+	out[k] = '\0';
+	return out;
+}
+
+/* A path realpath cannot resolve: its longest prefix that resolves, followed by
+ * the rest as written, so that the snapshot names what was asked for. */
+static char *resolve_missing(const char *in)
+{
+	_cleanup_free_ char *abs = lexical_abs(in);
+	if (!abs)
+		return NULL;
+	for (size_t k = strlen(abs); k > 0;) {
+		while (k > 0 && abs[k - 1] != '/')
+			k--;
+		if (k > 0)
+			k--; /* abs[k] is the '/' before the component that failed */
+		char save = abs[k];
+		abs[k] = '\0';
+		_cleanup_free_ char *real = realpath(k ? abs : "/", NULL);
+		abs[k] = save;
+		if (real)
+			return join(real, abs + k + 1);
+	}
+	return strdup(abs);
+}
+
+struct given {
+	char *path;
+	bool missing;
+};
+
+static int cmp_given(const void *a, const void *b)
+{
+	return strcmp(((const struct given *)a)->path, ((const struct given *)b)->path);
+}
+
+/* Paths that realpath cannot resolve because they are not there (or not
+ * reachable) are backed up as missing; any other failure stops the backup. */
+static bool is_missing(int e)
+{
+	return e == ENOENT || e == ENOTDIR || e == EACCES;
+}
+
+static int resolve_given(const char *in, struct given *g, size_t *missing)
+{
+	g->missing = false;
+	if ((g->path = realpath(in, NULL)))
+		return 0;
+	int e = errno;
+	if (!is_missing(e))
+		return cairn_err_set(-e, "cannot back up '%s': %s", in, strerror(e));
+	if (!(g->path = resolve_missing(in)))
+		return cairn_err_set(-ENOMEM, "out of memory");
+	g->missing = true;
+	if ((*missing)++ == 0)
+		cairn_err_set(-e, "cannot back up '%s': %s", in, strerror(e));
+	return 0;
+}
+
+/* Sorted, a path inside another follows it directly (or after its siblings). */
+static bool inside_any(const struct given *v, size_t k, const char *p)
+{
+	for (size_t j = 0; j < k; j++) {
+		size_t l = strlen(v[j].path);
+		if (strcmp(v[j].path, p) == 0 || strcmp(v[j].path, "/") == 0 ||
+		    (strncmp(v[j].path, p, l) == 0 && p[l] == '/'))
+			return true;
+	}
+	return false;
 }
 
 int archiver_normalize_paths(char **in, size_t n, char ***out, size_t *nout)
 {
-	char **v = calloc(n ? n : 1, sizeof(*v));
-	size_t k = 0;
-	if (!v)
-		return cairn_err_set(-ENOMEM, "out of memory");
-	for (size_t i = 0; i < n; i++) {
-		char *p = realpath(in[i], NULL);
-		if (!p) {
-			int e = errno;
+	_cleanup_free_ struct given *v = calloc(n ? n : 1, sizeof(*v));
+	char **paths = calloc(n ? n : 1, sizeof(*paths));
+	size_t k = 0, missing = 0, kept_missing = 0;
+	int r = v && paths ? 0 : cairn_err_set(-ENOMEM, "out of memory");
+
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		if ((r = resolve_given(in[i], &v[i], &missing)) < 0)
 			for (size_t j = 0; j < i; j++)
-				free(v[j]);
-			free(v);
-			return cairn_err_set(-e, "cannot back up '%s': %s", in[i], strerror(e));
-		}
-		v[i] = p;
+				free(v[j].path);
+	if (r < 0) {
+		free(paths);
+		return r;
 	}
-	qsort(v, n, sizeof(*v), cmp_str);
-	/* Sorted, a path inside another follows it directly (or after its siblings). */
+	qsort(v, n, sizeof(*v), cmp_given);
 	for (size_t i = 0; i < n; i++) {
-		bool inside = false;
-		for (size_t j = 0; j < k && !inside; j++) {
-			size_t l = strlen(v[j]);
-			inside = strcmp(v[j], v[i]) == 0 || strcmp(v[j], "/") == 0 ||
-			         (strncmp(v[j], v[i], l) == 0 && v[i][l] == '/');
+		if (inside_any(v, k, v[i].path)) {
+			free(v[i].path);
+			continue;
 		}
-		if (inside)
-			free(v[i]);
-		else
-			v[k++] = v[i];
+		kept_missing += v[i].missing;
+		v[k++] = v[i];
 	}
-	*out = v;
+	for (size_t i = 0; i < k; i++)
+		paths[i] = v[i].path;
+	*out = paths;
 	*nout = k;
-	return 0;
+	return (int)kept_missing;
 }
 
 /* ---- finishing directories ---------------------------------------------- */
@@ -1012,17 +1102,29 @@ static void visit(struct arch *a, struct reader *rd, struct dir *d, size_t slot,
 	const char *name = (const char *)e->node.name;
 	struct stat st;
 
+	/* A name of the selection (d lists only the paths given and the
+	 * directories above them) was asked for: its absence is an error. */
+	bool given = d->sel && !d->sel->whole;
+
 	if (fstatat(d->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-		if (errno == ENOENT)
+		if (errno == ENOENT && !given)
 			entry_warning(a, path, "vanished during the backup");
 		else
-			entry_error(a, path, "cannot stat", errno);
+			entry_error(a, path, given ? "cannot back up" : "cannot stat", errno);
 		e->skip = true;
 		free(path);
 		return;
 	}
 	if (fsmeta_from_stat(&e->node, &st) < 0) {
 		entry_warning(a, path, "has a file type cairn cannot store");
+		e->skip = true;
+		free(path);
+		return;
+	}
+	const struct sel *ks = sel_find(d->sel, name);
+	if (ks && !ks->whole && e->node.type != CAIRN_NODE_DIR) {
+		/* A path given below something that is not a directory. */
+		entry_error(a, path, "cannot back up below", ENOTDIR);
 		e->skip = true;
 		free(path);
 		return;

@@ -47,7 +47,12 @@ int archiver_run(cairn_repo *repo, const struct archiver_opts *o, struct archive
                  struct cairn_id *root);
 
 /* Make each path absolute (realpath), drop duplicates and paths inside others,
- * and sort. Caller frees each string and the array. -ENOENT for a missing path. */
+ * and sort. A path that is not there or cannot be reached (ENOENT, ENOTDIR,
+ * EACCES) stays in the list, as its longest prefix that resolves followed by
+ * the rest as written: archiver_run then reports it as an entry it could not
+ * back up. Returns how many of the paths in *out are such (the message of the
+ * first names it), so that the caller can refuse a backup of nothing. Caller
+ * frees each string and the array. -ENOMEM, or -errno of another failure. */
 int archiver_normalize_paths(char **in, size_t n, char ***out, size_t *nout);
 
 #endif

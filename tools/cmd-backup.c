@@ -43,8 +43,11 @@ static const char usage[] =
         "matches a file name anywhere; one starting with '/' is anchored at the root.\n"
         "A file that cannot be read to the end keeps its size: the unread part is stored\n"
         "as zeros (a hole) and the entry flagged incomplete; its restore warns.\n"
+        "A path that does not exist (or cannot be reached) is skipped with a warning,\n"
+        "like a file that cannot be read: the snapshot is partial and still lists it.\n"
+        "When none of the paths exists, no snapshot is written.\n"
         "Exit status: 0 ok, 1 error (no snapshot written), 3 snapshot written but some\n"
-        "files could not be read.\n";
+        "paths or files could not be read.\n";
 
 enum {
 	OPT_TAG = OPT_FIRST_COMMAND_OPT,
@@ -351,6 +354,17 @@ static int run_backup(cairn_repo *repo, struct backup_opts *o, char **paths, siz
 	return r;
 }
 
+/* missing of npaths paths do not exist: a partial snapshot, unless that is all
+ * of them (restic: "all source directories/files do not exist"). */
+static int refuse_nothing(int missing, size_t npaths)
+{
+	if (missing <= 0 || (size_t)missing < npaths)
+		return missing;
+	if (npaths == 1)
+		return -ENOENT; /* the message names the path */
+	return cairn_err_wrap(-ENOENT, "nothing to back up, none of the %zu paths exists", npaths);
+}
+
 static int parse_args(int argc, char **argv, struct backup_opts *o, int *first)
 {
 	static const struct option longopts[] = {
@@ -396,6 +410,7 @@ int cmd_backup(int argc, char **argv)
 	if (rc >= 0)
 		goto out;
 	int r = archiver_normalize_paths(argv + first, (size_t)(argc - first), &paths, &npaths);
+	r = refuse_nothing(r, npaths);
 	if (r >= 0)
 		r = cli_open_repo(&repo, &ro);
 	/* Shared: other backups and checks may run, prune may not (FORMAT.md §11). */

@@ -40,7 +40,7 @@ static const char usage[] =
         "Exit status, the first that applies: 2 bad usage or a bad job file; 1 a\n"
         "step failed (backup without snapshot, forget, prune, sync, check, metrics or\n"
         "the notification); 3 the backup wrote a snapshot but could not read some\n"
-        "files; 0 everything succeeded.\n";
+        "files or some paths did not exist; 0 everything succeeded.\n";
 
 enum { OPT_CONFIG = OPT_FIRST_COMMAND_OPT };
 enum step_id { STEP_BACKUP, STEP_FORGET, STEP_SYNC, STEP_CHECK, STEP_N };
