@@ -57,6 +57,8 @@ struct dir {
 	size_t n;
 	cairn_tree *old;        /* this directory in the parent snapshot */
 	struct cairn_id old_id; /* its tree ID, when old is set */
+	bool had_old;           /* the parent snapshot has an entry of this name */
+	const char *excluded;   /* the rule that left its content out, or NULL */
 	bool incomplete;
 	char *path; /* for progress and messages */
 };
@@ -111,6 +113,7 @@ struct arch {
 
 	atomic_int fatal; /* first error that stops the backup */
 	char fatal_msg[1024];
+	pthread_mutex_t list_lock; /* one o->list call at a time */
 
 	const char *fail_path; /* CAIRN_TEST_READ_FAIL (see test_hooks) */
 	uint64_t fail_at;
@@ -145,6 +148,21 @@ static void entry_warning(struct arch *a, const char *path, const char *what)
 {
 	atomic_fetch_add(&a->st->warnings, 1);
 	cairn_log_f(CAIRN_LOG_WARNING, CAIRN_FIELDS(LOG_STR("path", path)), "'%s' %s", path, what);
+}
+
+/* backup --list: what happens to path. */
+static void tell(struct arch *a, const char *path, enum archiver_fate fate, const char *rule)
+{
+	if (!a->o->list)
+		return;
+	pthread_mutex_lock(&a->list_lock);
+	a->o->list(path, fate, rule, a->o->list_payload);
+	pthread_mutex_unlock(&a->list_lock);
+}
+
+static enum archiver_fate fate_of(bool had_old, bool same)
+{
+	return same ? ARCHIVER_UNMODIFIED : had_old ? ARCHIVER_CHANGED : ARCHIVER_NEW;
 }
 
 /* ---- queues ------------------------------------------------------------- */
@@ -443,9 +461,10 @@ static bool same_as_old(const struct dir *d)
 	return j == n;
 }
 
-static int encode_dir(struct arch *a, struct dir *d, struct cairn_id *id)
+/* *same: whether the tree is the parent snapshot's. */
+static int encode_dir(struct arch *a, struct dir *d, struct cairn_id *id, bool *same)
 {
-	if (same_as_old(d)) {
+	if ((*same = same_as_old(d))) {
 		*id = d->old_id;
 		return 0;
 	}
@@ -494,10 +513,15 @@ static void dir_release(struct arch *a, struct dir *d)
 		size_t slot = d->slot;
 		struct cairn_id id = { 0 };
 
+		bool same = false;
 		if (!stopping(a)) {
-			int r = encode_dir(a, d, &id);
+			int r = encode_dir(a, d, &id, &same);
 			if (r < 0)
 				set_fatal(a, r);
+			else if (d->excluded)
+				tell(a, d->path, ARCHIVER_EXCLUDED, d->excluded);
+			else
+				tell(a, d->path, fate_of(d->had_old, same), NULL);
 		}
 		atomic_fetch_add(&a->st->dirs, 1);
 		pthread_mutex_lock(&a->st->lock);
@@ -1066,6 +1090,7 @@ static void descend(struct arch *a, struct reader *rd, struct dir *d, size_t slo
 	/* Inside a given path the device is inherited; a given path starts its own. */
 	bool in_whole = !d->sel || d->sel->whole;
 	c->dev = in_whole ? d->dev : st->st_dev;
+	c->had_old = old != NULL;
 	atomic_init(&c->pending, 1);
 	atomic_fetch_add(&d->pending, 1);
 	if (old && old->type == CAIRN_NODE_DIR) {
@@ -1078,6 +1103,8 @@ static void descend(struct arch *a, struct reader *rd, struct dir *d, size_t slo
 			         cairn_err_msg());
 	}
 	bool other_fs = a->o->one_file_system && in_whole && st->st_dev != d->dev;
+	if (other_fs)
+		c->excluded = "--one-file-system"; /* kept as an empty directory */
 	c->fd = other_fs ? -1 : open_nofollow(d->fd, name, O_RDONLY | O_DIRECTORY);
 	if (c->fd < 0 && !other_fs) {
 		entry_error(a, path, "cannot open directory", errno);
@@ -1085,6 +1112,7 @@ static void descend(struct arch *a, struct reader *rd, struct dir *d, size_t slo
 	}
 	if (c->fd >= 0 && a->o->exclude_caches && is_cache_dir(c->fd)) {
 		e->skip = true;
+		c->excluded = "--exclude-caches";
 		close(c->fd);
 		c->fd = -1;
 	}
@@ -1130,16 +1158,20 @@ static void visit(struct arch *a, struct reader *rd, struct dir *d, size_t slot,
 		return;
 	}
 	const struct cairn_node *old = old_node(d, e);
-	if (meta_unchanged(old, &e->node))
+	bool same_meta = meta_unchanged(old, &e->node);
+	if (same_meta)
 		borrow_meta(e, old);
 	else
 		read_meta(a, d, e, path);
 	if (e->skip || e->node.type != CAIRN_NODE_FILE) {
 		if (!e->skip && e->node.type == CAIRN_NODE_DIR)
 			return descend(a, rd, d, slot, &st, old, path);
+		if (!e->skip)
+			tell(a, path, fate_of(old != NULL, same_meta), NULL);
 		free(path);
 		return;
 	}
+	tell(a, path, fate_of(old != NULL, content_unchanged(old, &e->node)), NULL);
 	free(path);
 	if (content_unchanged(old, &e->node)) {
 		e->node.extents = old->extents;
@@ -1171,9 +1203,13 @@ static void walk_dir(struct arch *a, struct reader *rd, struct dir *d)
 			return;
 		}
 		bool selected = d->sel && !d->sel->whole;
-		if (!selected && a->o->exclude &&
-		    a->o->exclude(path, strlen(path), a->o->exclude_payload)) {
+		const char *rule =
+		        selected || !a->o->exclude
+		                ? NULL
+		                : a->o->exclude(path, strlen(path), a->o->exclude_payload);
+		if (rule) {
 			d->entries[i].skip = true;
+			tell(a, path, ARCHIVER_EXCLUDED, rule);
 			free(path);
 			continue;
 		}
@@ -1203,7 +1239,8 @@ static void scan_dir(struct arch *a, int fd, const char *path, const struct sel 
 		if (!p || fstatat(dirfd(dh), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		bool in_whole = !sel || sel->whole;
-		if (in_whole && a->o->exclude && a->o->exclude(p, strlen(p), a->o->exclude_payload))
+		if (in_whole && a->o->exclude &&
+		    a->o->exclude(p, strlen(p), a->o->exclude_payload) != NULL)
 			continue;
 		if (S_ISREG(st.st_mode)) {
 			atomic_fetch_add(&a->st->files_total, 1);
@@ -1270,6 +1307,7 @@ static int make_root(struct arch *a, const struct sel *sel, struct dir **out)
 			r = cairn_tree_parse(&d->old, plain.data, plain.len);
 		if (r >= 0)
 			d->old_id = a->o->parent->root;
+		d->had_old = true;
 		if (r < 0)
 			log_warn("parent snapshot unreadable, reading everything: %s",
 			         cairn_err_msg());
@@ -1304,6 +1342,7 @@ static int arch_init(struct arch *a, cairn_repo *repo, const struct archiver_opt
 	pthread_cond_init(&a->work, NULL);
 	pthread_cond_init(&a->room, NULL);
 	pthread_cond_init(&a->done, NULL);
+	pthread_mutex_init(&a->list_lock, NULL);
 	atomic_init(&a->fatal, 0);
 	if (queue_init(&a->files, FILE_QUEUE) < 0 || queue_init(&a->dirs, DIR_QUEUE) < 0 ||
 	    queue_init(&a->chunks, 2 * (size_t)threads + 2) < 0)
@@ -1320,6 +1359,7 @@ static void arch_release(struct arch *a)
 	pthread_cond_destroy(&a->work);
 	pthread_cond_destroy(&a->room);
 	pthread_cond_destroy(&a->done);
+	pthread_mutex_destroy(&a->list_lock);
 }
 
 static void wait_root(struct arch *a)

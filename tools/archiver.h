@@ -24,12 +24,27 @@ struct archiver_stats {
 void archiver_stats_init(struct archiver_stats *st);
 void archiver_stats_release(struct archiver_stats *st);
 
+/* What the backup does with an entry (backup --list). */
+enum archiver_fate {
+	ARCHIVER_NEW,        /* not in the parent snapshot */
+	ARCHIVER_CHANGED,    /* in it, but changed (a file is read again) */
+	ARCHIVER_UNMODIFIED, /* as in the parent snapshot (a file is not read) */
+	ARCHIVER_EXCLUDED,   /* left out, by the rule named */
+};
+
 struct archiver_opts {
 	const char *const *paths; /* absolute, normalised (see archiver_normalize_paths) */
 	size_t npaths;
-	/* Return true to leave path (absolute, raw bytes) out of the backup. */
-	bool (*exclude)(const char *path, size_t len, void *payload);
+	/* The rule that leaves path (absolute, raw bytes) out of the backup, as
+	 * the user would name it ("--exclude '*.o'"; borrowed for the whole
+	 * run), or NULL to keep it. Called from several threads at once. */
+	const char *(*exclude)(const char *path, size_t len, void *payload);
 	void *exclude_payload;
+	/* When set, told the fate of every entry as it is decided (directories
+	 * once their content is done), from any thread but one call at a time.
+	 * rule is NULL unless fate is ARCHIVER_EXCLUDED. */
+	void (*list)(const char *path, enum archiver_fate fate, const char *rule, void *payload);
+	void *list_payload;
 	bool exclude_caches;                 /* skip directories holding a valid CACHEDIR.TAG */
 	bool one_file_system;                /* do not descend into other filesystems */
 	bool dry_run;                        /* read and hash, but store nothing */

@@ -33,6 +33,11 @@ static const char usage[] =
         "                         this host with the same paths)\n"
         "  --force                read every file, ignoring the parent snapshot\n"
         "  -n, --dry-run          read and hash everything, store nothing\n"
+        "  --list                 list each entry with what the backup does with it:\n"
+        "                         new, changed, unmodified, or excluded (and by which\n"
+        "                         rule), directories after their content, not sorted;\n"
+        "                         with -n a check of the excludes, with --json one\n"
+        "                         message of type verbose_status per entry\n"
         "  --compression LEVEL    zstd level 0..19 for this backup\n"
         "  --threads N            worker threads beside the one walking the tree, which\n"
         "                         joins them when its walk is done (default: CPUs)\n"
@@ -60,6 +65,7 @@ enum {
 	OPT_COMPRESSION,
 	OPT_THREADS,
 	OPT_METRICS,
+	OPT_LIST,
 };
 
 struct backup_opts {
@@ -67,7 +73,8 @@ struct backup_opts {
 	size_t ntags;
 	const char *host;
 	struct pattern_list *excludes;
-	bool exclude_caches, one_fs, dry_run, force, json;
+	char **rules; /* per exclude pattern: how --list names it */
+	bool exclude_caches, one_fs, dry_run, force, json, list;
 	const char *parent;
 	int compression;
 	int threads;
@@ -142,14 +149,45 @@ static int handle(int c, const char *arg, void *payload)
 	case OPT_METRICS:
 		o->metrics = arg;
 		return 0;
+	case OPT_LIST:
+		o->list = true;
+		return 0;
 	default:
 		return cairn_err_set(-EINVAL, "unknown option");
 	}
 }
 
-static bool exclude_cb(const char *path, size_t len, void *payload)
+static const char *exclude_cb(const char *path, size_t len, void *payload)
 {
-	return pattern_list_match(payload, path, len);
+	const struct backup_opts *o = payload;
+	long i = pattern_list_find(o->excludes, path, len);
+	return i < 0 ? NULL : o->rules[i];
+}
+
+/* "--exclude '*.o'" or "--exclude-file FILE:LINE '*.o'": each pattern named as
+ * the user gave it, for --list. */
+static int describe_rules(struct backup_opts *o)
+{
+	size_t n = pattern_list_count(o->excludes);
+	if (!(o->rules = calloc(n ? n : 1, sizeof(*o->rules))))
+		return cairn_err_set(-ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		const char *origin, *text = pattern_list_text(o->excludes, i, &origin);
+		int w = origin ? asprintf(&o->rules[i], "--exclude-file %s '%s'", origin, text)
+		               : asprintf(&o->rules[i], "--exclude '%s'", text);
+		if (w < 0) {
+			o->rules[i] = NULL;
+			return cairn_err_set(-ENOMEM, "out of memory");
+		}
+	}
+	return 0;
+}
+
+static void free_rules(struct backup_opts *o)
+{
+	for (size_t i = 0; o->rules && i < pattern_list_count(o->excludes); i++)
+		free(o->rules[i]);
+	free(o->rules);
 }
 
 static bool same_paths(const struct cairn_snapshot *s, char **paths, size_t n)
@@ -321,7 +359,9 @@ static int run_backup(cairn_repo *repo, struct backup_opts *o, char **paths, siz
 		.paths = (const char *const *)paths,
 		.npaths = npaths,
 		.exclude = exclude_cb,
-		.exclude_payload = o->excludes,
+		.exclude_payload = o,
+		.list = o->list ? progress_list : NULL,
+		.list_payload = pg,
 		.exclude_caches = o->exclude_caches,
 		.one_file_system = o->one_fs,
 		.dry_run = o->dry_run,
@@ -382,6 +422,7 @@ static int parse_args(int argc, char **argv, struct backup_opts *o, int *first)
 		{ "threads", required_argument, NULL, OPT_THREADS },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "metrics-file", required_argument, NULL, OPT_METRICS },
+		{ "list", no_argument, NULL, OPT_LIST },
 		{ 0 },
 	};
 	int i = cli_parse(argc, argv, "xn", longopts, usage, handle, o);
@@ -412,6 +453,8 @@ int cmd_backup(int argc, char **argv)
 	int r = archiver_normalize_paths(argv + first, (size_t)(argc - first), &paths, &npaths);
 	r = refuse_nothing(r, npaths);
 	if (r >= 0)
+		r = describe_rules(&o);
+	if (r >= 0)
 		r = cli_open_repo(&repo, &ro);
 	/* Shared: other backups and checks may run, prune may not (FORMAT.md §11). */
 	if (r >= 0)
@@ -432,7 +475,7 @@ int cmd_backup(int argc, char **argv)
 	snap.program_version = (char *)"cairn " CAIRN_VERSION;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	struct progress *pg = progress_new(o.json, o.dry_run);
+	struct progress *pg = progress_new(o.json, o.dry_run, o.list);
 	r = pg ? run_backup(repo, &o, paths, npaths, pg, &snap) : -ENOMEM;
 	rc = progress_finish(pg, r, &snap, o.metrics, cairn_repo_path(repo));
 	progress_free(pg);
@@ -444,6 +487,7 @@ out:
 		free(paths[i]);
 	free(paths);
 	free(o.tags);
+	free_rules(&o);
 	pattern_list_free(o.excludes);
 	return rc;
 }

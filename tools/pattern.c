@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +42,8 @@ struct comp {
 };
 
 struct pattern {
+	char *text;   /* as written */
+	char *origin; /* "FILE:LINE", or NULL */
 	struct atom *atoms;
 	uint8_t (*sets)[32];
 	struct comp *comps;
@@ -58,6 +61,8 @@ struct states {
 
 static void pattern_release(struct pattern *p)
 {
+	free(p->text);
+	free(p->origin);
 	free(p->atoms);
 	free(p->sets);
 	free(p->comps);
@@ -319,7 +324,7 @@ static int compile(struct pattern *p, const char *pat, size_t len)
 	return 0;
 }
 
-int pattern_list_add(struct pattern_list *l, const char *pat)
+static int add_from(struct pattern_list *l, const char *pat, const char *origin)
 {
 	struct pattern p = { 0 };
 	size_t len = strlen(pat);
@@ -333,12 +338,25 @@ int pattern_list_add(struct pattern_list *l, const char *pat)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	l->v = v;
 	int r = compile(&p, pat, len);
+	if (r >= 0 && (!(p.text = strdup(pat)) || (origin && !(p.origin = strdup(origin)))))
+		r = cairn_err_set(-ENOMEM, "out of memory");
 	if (r < 0) {
 		pattern_release(&p);
 		return r;
 	}
 	l->v[l->n++] = p;
 	return 0;
+}
+
+int pattern_list_add(struct pattern_list *l, const char *pat)
+{
+	return add_from(l, pat, NULL);
+}
+
+const char *pattern_list_text(const struct pattern_list *l, size_t i, const char **origin)
+{
+	*origin = l->v[i].origin;
+	return l->v[i].text;
 }
 
 static bool blank_line(const char *s, size_t n)
@@ -359,9 +377,11 @@ static int add_line(struct pattern_list *l, const char *path, size_t lineno, con
 	if (memchr(s, '\0', n))
 		return cairn_err_set(-EINVAL, "'%s' line %zu: NUL byte in pattern", path, lineno);
 	_cleanup_free_ char *pat = strndup(s, n);
+	char origin[4200];
 	if (!pat)
 		return cairn_err_set(-ENOMEM, "out of memory");
-	int r = pattern_list_add(l, pat);
+	snprintf(origin, sizeof(origin), "%s:%zu", path, lineno);
+	int r = add_from(l, pat, origin);
 	if (r < 0)
 		return cairn_err_wrap(r, "'%s' line %zu", path, lineno);
 	return 0;
@@ -485,12 +505,17 @@ static int pattern_run(const struct pattern *p, const uint8_t *path, size_t len)
 	return 1;
 }
 
-bool pattern_list_match(const struct pattern_list *l, const char *path, size_t len)
+long pattern_list_find(const struct pattern_list *l, const char *path, size_t len)
 {
 	for (size_t i = 0; i < l->n; i++)
 		if (pattern_run(&l->v[i], (const uint8_t *)path, len) == 1)
-			return true;
-	return false;
+			return (long)i;
+	return -1;
+}
+
+bool pattern_list_match(const struct pattern_list *l, const char *path, size_t len)
+{
+	return pattern_list_find(l, path, len) >= 0;
 }
 
 bool pattern_list_match_below(const struct pattern_list *l, const char *path, size_t len)

@@ -30,11 +30,17 @@ int pattern_list_add(struct pattern_list *l, const char *pat);
 int pattern_list_add_file(struct pattern_list *l, const char *path);
 /* Number of patterns in l. */
 size_t pattern_list_count(const struct pattern_list *l);
+/* Pattern i (< count) as written; *origin gets "FILE:LINE" for a pattern read
+ * by pattern_list_add_file, NULL for one added alone. Both borrowed, valid
+ * until the list is freed. */
+const char *pattern_list_text(const struct pattern_list *l, size_t i, const char **origin);
 
 /* True if a pattern matches path (or one of its parent directories). path is
  * absolute, len bytes, not NUL-terminated; it may hold any bytes. Read-only: safe
  * to call from several threads at once. */
 bool pattern_list_match(const struct pattern_list *l, const char *path, size_t len);
+/* The same, telling which: the index of the first pattern that matches, or -1. */
+long pattern_list_find(const struct pattern_list *l, const char *path, size_t len);
 /* True if a pattern matches path or could match something beneath it: whether a
  * directory must be walked to find every match (restore --include). */
 bool pattern_list_match_below(const struct pattern_list *l, const char *path, size_t len);

@@ -30,7 +30,7 @@ void progress_set_snapshots(struct progress *pg, uint64_t n)
 	pg->snapshots = n;
 }
 
-struct progress *progress_new(bool json, bool dry_run)
+struct progress *progress_new(bool json, bool dry_run, bool list)
 {
 	struct progress *pg = calloc(1, sizeof(*pg));
 	if (!pg)
@@ -38,7 +38,8 @@ struct progress *progress_new(bool json, bool dry_run)
 	archiver_stats_init(&pg->st);
 	pg->json = json;
 	pg->dry_run = dry_run;
-	pg->tty = !json && isatty(STDERR_FILENO) && cairn_log_get_level() >= CAIRN_LOG_NOTICE;
+	pg->tty = !json && !list && isatty(STDERR_FILENO) &&
+	          cairn_log_get_level() >= CAIRN_LOG_NOTICE;
 	pthread_mutex_init(&pg->lock, NULL);
 	pthread_cond_init(&pg->wake, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &pg->start);
@@ -186,6 +187,7 @@ static void print_json_status(struct progress *pg)
 	snprintf(cur, sizeof(cur), "%s", pg->st.current);
 	snprintf(last, sizeof(last), "%s", pg->st.last_dir);
 	pthread_mutex_unlock(&pg->st.lock);
+	flockfile(stdout); /* one line, not mixed with --list's */
 	printf("{\"message_type\":\"status\",\"seconds_elapsed\":%.3f,\"percent_done\":%.2f,"
 	       "\"files_done\":%llu,\"files_total\":%llu,\"bytes_done\":%llu,\"bytes_total\":%llu,"
 	       "\"total_complete\":%s,\"bytes_per_second\":%.0f,\"seconds_remaining\":%.0f,"
@@ -198,6 +200,34 @@ static void print_json_status(struct progress *pg)
 	cli_json_str(stdout, last, strlen(last));
 	fputs("}\n", stdout);
 	fflush(stdout);
+	funlockfile(stdout);
+}
+
+void progress_list(const char *path, enum archiver_fate fate, const char *rule, void *payload)
+{
+	static const char *const names[] = { "new", "changed", "unmodified", "excluded" };
+	const struct progress *pg = payload;
+	flockfile(stdout);
+	if (pg->json) {
+		printf("{\"message_type\":\"verbose_status\",\"action\":\"%s\",\"item\":",
+		       names[fate]);
+		cli_json_str(stdout, path, strlen(path));
+		if (rule) {
+			fputs(",\"rule\":", stdout);
+			cli_json_str(stdout, rule, strlen(rule));
+		}
+		fputs("}\n", stdout);
+	} else {
+		printf("%-10s ", names[fate]);
+		cairn_text_str(stdout, path, strlen(path));
+		if (rule) {
+			fputs(" (", stdout);
+			cairn_text_str(stdout, rule, strlen(rule));
+			fputc(')', stdout);
+		}
+		fputc('\n', stdout);
+	}
+	funlockfile(stdout);
 }
 
 static void *refresh(void *arg)

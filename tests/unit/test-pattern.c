@@ -249,6 +249,14 @@ static void test_pattern__list(void)
 	CHECK(pattern_list_match(l, "/a.o", 4));
 	CHECK(pattern_list_match(l, "/tmp/q", 6));
 	CHECK(!pattern_list_match(l, "/a.c", 4));
+	/* Which pattern matched, and as written (backup --list names it). */
+	const char *origin = "x";
+	CHECK_EQ(pattern_list_find(l, "/a.o", 4), 0);
+	CHECK_EQ(pattern_list_find(l, "/tmp/q.o", 8), 0); /* the first that matches */
+	CHECK_EQ(pattern_list_find(l, "/tmp/q", 6), 1);
+	CHECK_EQ(pattern_list_find(l, "/a.c", 4), -1);
+	CHECK(strcmp(pattern_list_text(l, 1, &origin), "/tmp") == 0);
+	CHECK(origin == NULL);
 	pattern_list_free(l);
 	pattern_list_free(NULL);
 }
@@ -274,6 +282,14 @@ static void test_pattern__file(void)
 	CHECK(pattern_list_match(l, "/#literal", 9));
 	CHECK(pattern_list_match(l, "/a/last-no-newline", 18));
 	CHECK(!pattern_list_match(l, "/comment", 8));
+	/* Each pattern knows its file and line. */
+	const char *origin = NULL;
+	char want[600];
+	CHECK_EQ(pattern_list_find(l, "/var/tmp/z", 10), 1);
+	CHECK(strcmp(pattern_list_text(l, 1, &origin), "/var/tmp") == 0);
+	snprintf(want, sizeof(want), "%s:5", path);
+	CHECK(origin && strcmp(origin, want) == 0);
+	CHECK(strcmp(pattern_list_text(l, 0, &origin), "*.o") == 0); /* '\r' stripped */
 	pattern_list_free(l);
 
 	static const char bad_text[] = "ok\n[bad\n";
