@@ -12,6 +12,7 @@
 
 #include "archiver.h"
 #include "cli.h"
+#include "metrics.h"
 #include "pattern.h"
 #include "progress.h"
 #include "cleanup.h"
@@ -42,7 +43,8 @@ static const char usage[] =
         "  --threads N            worker threads beside the one walking the tree, which\n"
         "                         joins them when its walk is done (default: CPUs)\n"
         "  --json                 JSON lines on stdout: status messages and a summary\n"
-        "  --metrics-file PATH    write Prometheus textfile metrics on completion\n"
+        "  --metrics-file PATH    write Prometheus textfile metrics when it ends, failed\n"
+        "                         or not (not for a dry run)\n"
         "\n"
         "Patterns: * ? [..] and ** (any number of directories). A pattern without '/'\n"
         "matches a file name anywhere; one starting with '/' is anchored at the root.\n"
@@ -405,6 +407,34 @@ static int refuse_nothing(int missing, size_t npaths)
 	return cairn_err_wrap(-ENOENT, "nothing to back up, none of the %zu paths exists", npaths);
 }
 
+static double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The label of the metrics: the repository as given, opened or not, so that a
+ * failure and a success are the same series. */
+static const char *repo_label(void)
+{
+	const char *path = NULL;
+	return cli_repo_path(&path) < 0 ? "" : path;
+}
+
+/* A backup that failed before it began (no repository, a lock, no path) says
+ * so too: a file left as the last good backup wrote it would claim success. */
+static void metrics_failed(const struct backup_opts *o, double t0)
+{
+	struct metrics_backup m = {
+		.repo = repo_label(),
+		.duration = mono_now() - t0,
+		.snapshots = -1,
+	};
+	if (o->metrics && metrics_backup_write(o->metrics, &m) < 0)
+		log_error("cannot write metrics: %s", cairn_err_msg());
+}
+
 static int parse_args(int argc, char **argv, struct backup_opts *o, int *first)
 {
 	static const struct option longopts[] = {
@@ -444,6 +474,7 @@ int cmd_backup(int argc, char **argv)
 	char **paths = NULL;
 	size_t npaths = 0;
 	int first = 0, rc;
+	double t0 = mono_now();
 
 	if (pattern_list_new(&o.excludes) < 0)
 		return cli_fail(-ENOMEM);
@@ -466,6 +497,8 @@ int cmd_backup(int argc, char **argv)
 		r = cairn_repo_set_compression(repo, o.compression);
 	if (r < 0) {
 		rc = cli_fail(r);
+		if (!o.dry_run)
+			metrics_failed(&o, t0);
 		goto out;
 	}
 	snap.paths = paths;
@@ -477,7 +510,7 @@ int cmd_backup(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	struct progress *pg = progress_new(o.json, o.dry_run, o.list);
 	r = pg ? run_backup(repo, &o, paths, npaths, pg, &snap) : -ENOMEM;
-	rc = progress_finish(pg, r, &snap, o.metrics, cairn_repo_path(repo));
+	rc = progress_finish(pg, r, &snap, o.metrics, repo_label());
 	progress_free(pg);
 	free(snap.hostname);
 	free(snap.username);

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "cli.h"
 #include "jline.h"
 #include "jobconf.h"
+#include "metrics.h"
 #include "notify.h"
 #include "cleanup.h"
 
@@ -68,6 +70,9 @@ struct run {
 	/* The metrics file before the backup rewrote it: the last-success times of
 	 * the previous run (NUL-terminated, empty if there was none). */
 	struct cairn_buf before;
+	/* The backup failed and did not replace the metrics file (it was killed,
+	 * crashed, or never started): this command writes its families. */
+	bool backup_silent;
 };
 
 /* ---- argument vectors --------------------------------------------------- */
@@ -480,30 +485,21 @@ static int run_step(struct run *run, enum step_id id)
 
 /* ---- metrics ------------------------------------------------------------ */
 
-/* A previous value of metric (name and labels up to '{') in the old file. */
-static double old_value(const char *text, const char *metric)
+/* The file as backup left it, without the families this command writes (a
+ * previous run's), so they are not written twice; without the backup's too when
+ * this command writes them in its stead. */
+static int keep_foreign(struct cairn_buf *out, const char *text, bool backup_too)
 {
-	size_t n = strlen(metric);
-	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-		if (strncmp(p, metric, n) == 0) {
-			const char *v = strchr(p, ' ');
-			return v ? strtod(v + 1, NULL) : 0;
-		}
-	return 0;
-}
-
-/* The file as backup left it, without the families this command owns (a
- * previous run's), so they are not written twice. */
-static int keep_foreign(struct cairn_buf *out, const char *text)
-{
-	static const char *const ours[] = { "cairn_run_", "cairn_sync_", "cairn_check_" };
+	static const char *const ours[] = { "cairn_run_", "cairn_sync_", "cairn_check_",
+		                            "cairn_backup_" };
+	size_t nours = ARRAY_SIZE(ours) - !backup_too;
 	for (const char *p = text; *p;) {
 		size_t n = strcspn(p, "\n");
 		const char *name = p;
 		if (strncmp(p, "# HELP ", 7) == 0 || strncmp(p, "# TYPE ", 7) == 0)
 			name = p + 7;
 		bool mine = false;
-		for (size_t i = 0; i < ARRAY_SIZE(ours); i++)
+		for (size_t i = 0; i < nours; i++)
 			mine |= strncmp(name, ours[i], strlen(ours[i])) == 0;
 		if (!mine && cairn_buf_put(out, p, n) < 0)
 			return -ENOMEM;
@@ -529,10 +525,8 @@ static void gauge(struct metric_ctx *m, const char *name, const char *help)
 static void last_success(struct metric_ctx *m, const char *name, const char *labels, bool ok,
                          time_t now)
 {
-	char key[256];
-	snprintf(key, sizeof(key), "%s{%s}", name, labels);
-	double v = ok ? (double)now : old_value(m->old, key);
-	cairn_buf_printf(m->b, "%s %.0f\n", key, v);
+	double v = ok ? (double)now : metrics_old_value(m->old, name, labels);
+	cairn_buf_printf(m->b, "%s{%s} %.0f\n", name, labels, v);
 }
 
 static bool step_ok(const struct step *st, enum step_id id)
@@ -575,24 +569,12 @@ static void run_metrics(struct metric_ctx *m, const struct run *run, int rc, tim
 	step_metrics(m, run);
 }
 
-/* Label values escape backslash, quote and newline (text exposition format). */
-static void label_escape(char *out, size_t size, const char *s)
-{
-	size_t k = 0;
-	for (; *s && k + 3 < size; s++) {
-		if (*s == '\\' || *s == '"' || *s == '\n')
-			out[k++] = '\\';
-		out[k++] = *s == '\n' ? 'n' : *s;
-	}
-	out[k] = '\0';
-}
-
 static void sync_check_metrics(struct metric_ctx *m, const struct run *run, time_t now)
 {
 	char labels[1200], target[1000];
 	const struct step *sy = &run->steps[STEP_SYNC], *ck = &run->steps[STEP_CHECK];
 	if (sy->configured) {
-		label_escape(target, sizeof(target), run->c.s3_target);
+		metrics_label_escape(target, sizeof(target), run->c.s3_target);
 		snprintf(labels, sizeof(labels), "job=\"%s\",target=\"%s\"", m->job, target);
 		gauge(m, "cairn_sync_success", "1 if the last sync to S3 succeeded.");
 		cairn_buf_printf(m->b, "cairn_sync_success{%s} %d\n", labels,
@@ -629,9 +611,16 @@ static int write_metrics(const struct run *run, int rc)
 	int r = cli_metrics_read(path, &old);
 	if (r < 0)
 		return r;
-	if (keep_foreign(&b, (const char *)old.data) < 0)
+	struct metrics_backup failed = {
+		.repo = run->c.repository,
+		.duration = run->steps[STEP_BACKUP].secs,
+		.snapshots = -1,
+	};
+	if (run->backup_silent && metrics_backup_format(&b, &failed, (const char *)old.data) < 0)
+		return -ENOMEM;
+	if (keep_foreign(&b, (const char *)old.data, run->backup_silent) < 0)
 		return cairn_err_set(-ENOMEM, "out of memory");
-	label_escape(job, sizeof(job), run->name);
+	metrics_label_escape(job, sizeof(job), run->name);
 	const char *prev = run->before.len ? (const char *)run->before.data : "";
 	struct metric_ctx m = { .b = &b, .job = job, .old = prev };
 	run_metrics(&m, run, rc, now);
@@ -724,6 +713,16 @@ static void plan(struct run *run)
 		run->steps[i].label = step_names[i];
 }
 
+/* Whether the file at path is another than before (existed: whether there was
+ * one): backup writes its metrics to a new file renamed over the old one. */
+static bool replaced(const char *path, bool existed, const struct stat *before)
+{
+	struct stat now;
+	if (lstat(path, &now) < 0)
+		return false;
+	return !existed || now.st_dev != before->st_dev || now.st_ino != before->st_ino;
+}
+
 static int run_job(struct run *run)
 {
 	char level[8];
@@ -738,10 +737,16 @@ static int run_job(struct run *run)
 	/* backup writes the file anew and drops this command's families, so what
 	 * the previous run recorded is read now (a missing or unreadable file only
 	 * costs the remembered times). */
-	if (!run->dry_run && run->c.metrics_file)
+	struct stat before = { 0 };
+	bool had_metrics = false;
+	if (!run->dry_run && run->c.metrics_file) {
 		(void)cli_metrics_read(run->c.metrics_file, &run->before);
+		had_metrics = lstat(run->c.metrics_file, &before) == 0;
+	}
 	int b = run_step(run, STEP_BACKUP);
 	bool snapshot = b == 0 || b == EXIT_PARTIAL;
+	if (!run->dry_run && run->c.metrics_file && !snapshot)
+		run->backup_silent = !replaced(run->c.metrics_file, had_metrics, &before);
 	for (int i = STEP_FORGET; i < STEP_N; i++) {
 		if (!run->steps[i].configured)
 			continue;

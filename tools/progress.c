@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "metrics.h"
 #include "cleanup.h"
 
 struct progress {
@@ -21,13 +22,13 @@ struct progress {
 	bool running;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
-	bool stop; /* protected by lock */
-	uint64_t snapshots;
+	bool stop;         /* protected by lock */
+	int64_t snapshots; /* -1 until known */
 };
 
 void progress_set_snapshots(struct progress *pg, uint64_t n)
 {
-	pg->snapshots = n;
+	pg->snapshots = (int64_t)n;
 }
 
 struct progress *progress_new(bool json, bool dry_run, bool list)
@@ -38,6 +39,7 @@ struct progress *progress_new(bool json, bool dry_run, bool list)
 	archiver_stats_init(&pg->st);
 	pg->json = json;
 	pg->dry_run = dry_run;
+	pg->snapshots = -1;
 	pg->tty = !json && !list && isatty(STDERR_FILENO) &&
 	          cairn_log_get_level() >= CAIRN_LOG_NOTICE;
 	pthread_mutex_init(&pg->lock, NULL);
@@ -326,62 +328,8 @@ static void print_summary_json(struct progress *pg, const struct cairn_snapshot 
 	       elapsed(pg));
 }
 
-/* The previous file's last-success time, so a failed run does not erase it. */
-static double old_last_success(const char *path)
-{
-	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
-	static const char key[] = "\ncairn_backup_last_success_timestamp_seconds";
-	if (cli_metrics_read(path, &b) < 0)
-		return 0;
-	const char *p = strstr((const char *)b.data, key);
-	p = p ? strchr(p + 1, ' ') : NULL;
-	return p ? strtod(p, NULL) : 0;
-}
-
-static int write_metrics(struct progress *pg, const char *path, int r,
-                         const struct cairn_snapshot *s, const char *repo)
-{
-	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
-	const struct cairn_snapshot_summary *m = &s->summary;
-	double now = (double)time(NULL);
-	double last_ok = r >= 0 ? now : old_last_success(path);
-	char lbl[1100];
-	size_t k = 0;
-
-	/* Label values escape backslash, quote and newline (text exposition format). */
-	for (const char *p = repo; *p && k + 3 < sizeof(lbl); p++) {
-		if (*p == '\\' || *p == '"' || *p == '\n')
-			lbl[k++] = '\\';
-		lbl[k++] = *p == '\n' ? 'n' : *p;
-	}
-	lbl[k] = '\0';
-#define M(name, help, fmt, ...)                                                             \
-	cairn_buf_printf(&b,                                                                \
-	                 "# HELP cairn_backup_" name " " help "\n# TYPE cairn_backup_" name \
-	                 " gauge\ncairn_backup_" name "{repo=\"%s\"} " fmt "\n",            \
-	                 lbl, __VA_ARGS__)
-	M("last_success_timestamp_seconds", "Time of the last successful backup.", "%.0f", last_ok);
-	M("last_run_timestamp_seconds", "Time the last backup ended.", "%.0f", now);
-	M("success", "1 if the last backup wrote a snapshot, else 0.", "%d", r >= 0 ? 1 : 0);
-	M("duration_seconds", "Duration of the last backup.", "%.3f", elapsed(pg));
-	M("files_new", "New files in the last backup.", "%llu", (unsigned long long)m->files_new);
-	M("files_changed", "Changed files in the last backup.", "%llu",
-	  (unsigned long long)m->files_changed);
-	M("files_unmodified", "Unmodified files in the last backup.", "%llu",
-	  (unsigned long long)m->files_unmodified);
-	M("bytes_processed", "Bytes read by the last backup.", "%llu",
-	  (unsigned long long)m->bytes_read);
-	M("bytes_added", "Bytes stored (compressed, encrypted) by the last backup.", "%llu",
-	  (unsigned long long)m->bytes_added);
-	M("errors", "Entries the last backup could not read.", "%u", m->errors);
-	M("snapshots", "Snapshots in the repository.", "%llu", (unsigned long long)pg->snapshots);
-#undef M
-	/* 0644: node_exporter's textfile collector runs as another user. */
-	return cairn_file_write_atomic_mode(path, NULL, b.data, b.len, 0644);
-}
-
 int progress_finish(struct progress *pg, int r, const struct cairn_snapshot *snap,
-                    const char *metrics_path, const char *repo_path)
+                    const char *metrics_path, const char *repo)
 {
 	int rc = r < 0 ? EXIT_ERROR : snap->summary.partial ? EXIT_PARTIAL : 0;
 
@@ -398,7 +346,15 @@ int progress_finish(struct progress *pg, int r, const struct cairn_snapshot *sna
 		print_summary_text(pg, snap);
 	}
 	fflush(stdout);
-	if (metrics_path && write_metrics(pg, metrics_path, r, snap, repo_path) < 0) {
+	struct metrics_backup m = {
+		.repo = repo,
+		.ok = r >= 0,
+		.duration = elapsed(pg),
+		.summary = &snap->summary,
+		.snapshots = pg->snapshots,
+	};
+	/* A dry run writes no snapshot and says nothing about the last backup. */
+	if (metrics_path && !pg->dry_run && metrics_backup_write(metrics_path, &m) < 0) {
 		log_error("cannot write metrics: %s", cairn_err_msg());
 		if (rc == 0)
 			rc = EXIT_ERROR;

@@ -24,8 +24,9 @@ void progress_list(const char *path, enum archiver_fate fate, const char *rule, 
 /* Snapshots in the repository after this backup (for the metrics). */
 void progress_set_snapshots(struct progress *pg, uint64_t n);
 /* Report the outcome r of the backup of snap: the summary (text or JSON), the error,
- * and the metrics file. Returns the exit code. */
+ * and the metrics file (not for a dry run; repo is the label, the repository as
+ * given). Returns the exit code. */
 int progress_finish(struct progress *pg, int r, const struct cairn_snapshot *snap,
-                    const char *metrics_path, const char *repo_path);
+                    const char *metrics_path, const char *repo);
 
 #endif

@@ -46,7 +46,7 @@ grep -q '"message_type":"summary"' "$O/b1.json" || fail "no JSON summary"
 [ "$(json_field "$O/b1.json" partial)" = false ] || fail "first backup partial"
 [ "$(ls "$CAIRN_REPO/snapshots" | wc -l)" = 1 ] || fail "expected one snapshot"
 grep -q '^cairn_backup_success{repo=".*"} 1$' "$O/metrics.prom" || fail "metrics: success"
-grep -q '^cairn_backup_files_new{.*} 52$' "$O/metrics.prom" || fail "metrics: files_new"
+grep -q '^cairn_backup_new_files{.*} 52$' "$O/metrics.prom" || fail "metrics: new_files"
 grep -q '^cairn_backup_snapshots{.*} 1$' "$O/metrics.prom" || fail "metrics: snapshots"
 [ -z "$(ls "$CAIRN_REPO/tmp")" ] || fail "temp files left behind: $(ls "$CAIRN_REPO/tmp")"
 
