@@ -22,8 +22,8 @@ static const char usage[] =
         "  2 media     local or network disk, and an object store\n"
         "  1 offsite   an S3 copy\n"
         "  1 immutable the bucket has S3 Object Lock or versioning (asked from the bucket)\n"
-        "  0 errors    the last 'cairn check --read-data' (or a subset) found no damage\n"
-        "              and is at most DAYS old\n"
+        "  0 errors    the last 'cairn check --read-data' (or a subset) read data,\n"
+        "              found no damage, and is at most DAYS old\n"
         "\n"
         "  --json                one JSON object instead of the table\n"
         "  --job NAME            take the repository, password file, S3 target and\n"
@@ -73,6 +73,7 @@ struct data_check {
 	char mode[16]; /* "full" or "subset" */
 	char subset[32];
 	bool newer_failed; /* a later check without --read-data found damage */
+	bool read_nothing; /* it read no data of a repository that has some */
 	/* What it read: packs_read of packs, bytes_read of bytes (records older
 	 * than these fields: share_known false). */
 	bool share_known;
@@ -190,16 +191,22 @@ static void ask_bucket(struct s3_copy *s3, cairn_s3 *s)
 		return;
 	}
 	int r = cairn_s3_object_lock(c, &lock);
-	if (r >= 0 && lock.enabled) {
+	/* Object Lock without a default retention locks only the objects uploaded
+	 * with a retention of their own (sync --s3-lock-days), which nothing here
+	 * can tell: it is no more than the versioning it implies. */
+	bool bare_lock = r >= 0 && lock.enabled && !lock.mode[0];
+	if (r >= 0 && lock.enabled && lock.mode[0]) {
 		s3->imm = IMM_LOCK;
-		snprintf(s3->imm_detail, sizeof(s3->imm_detail), "Object Lock %s%s",
-		         lock.mode[0] ? lock.mode : "enabled (no default retention)",
-		         lock.mode[0] ? " default retention" : "");
+		snprintf(s3->imm_detail, sizeof(s3->imm_detail), "Object Lock %s default retention",
+		         lock.mode);
 	} else if ((r >= 0 || r == -ENOENT) && (r = cairn_s3_versioning(c, versioning)) >= 0) {
 		bool on = strcmp(versioning, "Enabled") == 0;
 		s3->imm = on ? IMM_VERSIONING : IMM_NONE;
-		snprintf(s3->imm_detail, sizeof(s3->imm_detail), "%s",
-		         on ? "versioning enabled" : "no Object Lock, no versioning");
+		snprintf(s3->imm_detail, sizeof(s3->imm_detail), "%s%s",
+		         on ? "versioning enabled" : "no Object Lock, no versioning",
+		         bare_lock ? "; Object Lock without default retention locks only what "
+		                     "sync uploads with --s3-lock-days"
+		                   : "");
 	} else {
 		snprintf(s3->imm_detail, sizeof(s3->imm_detail), "cannot ask the bucket: %s",
 		         cairn_err_msg());
@@ -375,9 +382,21 @@ static void fmt_share(char *buf, size_t size, const struct data_check *ck)
 	         cli_fmt_bytes(all, sizeof(all), ck->bytes));
 }
 
-static void judge_errors(struct report *rep)
+/* A data check that read no pack verified nothing: not of a repository that
+ * had packs then, nor of one that has snapshots now (it was checked while
+ * empty). A record of an older cairn, without the share it read, counts for a
+ * full read only: its subsets could select no pack at all. */
+static bool read_nothing(const struct report *rep)
 {
 	const struct data_check *ck = &rep->check;
+	if (!ck->share_known)
+		return strcmp(ck->mode, "full") != 0;
+	return ck->packs_read == 0 && (ck->packs > 0 || rep->snapshots > 0);
+}
+
+static void judge_errors(struct report *rep)
+{
+	struct data_check *ck = &rep->check;
 	char *w = rep->why[RULE_ERRORS], age[32], share[128];
 	size_t size = sizeof(rep->why[0]);
 	int64_t secs = (int64_t)rep->now - ck->time;
@@ -389,11 +408,16 @@ static void judge_errors(struct report *rep)
 	fmt_age(age, sizeof(age), secs);
 	fmt_share(share, sizeof(share), ck);
 	bool fresh = secs <= (int64_t)rep->max_age_days * 86400;
-	rep->met[RULE_ERRORS] = ck->ok && ck->errors == 0 && !ck->newer_failed && fresh;
-	snprintf(w, size, "last data check (%s%s%s%s) %s: %lu errors%s%s", ck->mode,
+	ck->read_nothing = read_nothing(rep);
+	rep->met[RULE_ERRORS] =
+	        ck->ok && ck->errors == 0 && !ck->newer_failed && fresh && !ck->read_nothing;
+	snprintf(w, size, "last data check (%s%s%s%s) %s: %lu errors%s%s%s", ck->mode,
 	         ck->subset[0] ? " " : "", ck->subset, share, age, ck->errors,
 	         ck->newer_failed ? "; a later check found damage" : "",
-	         fresh ? "" : "; older than --check-max-age");
+	         fresh ? "" : "; older than --check-max-age",
+	         !ck->read_nothing ? ""
+	         : ck->share_known ? "; it read no data, so it does not count"
+	                           : "; what share it read is unknown, so it does not count");
 }
 
 /* ---- output ------------------------------------------------------------- */
@@ -463,7 +487,8 @@ static void print_json_check(const struct report *rep)
 	if (ck->share_known)
 		printf(",\"packs\":%llu,\"packs_read\":%llu,\"bytes\":%llu,\"bytes_read\":%llu",
 		       ck->packs, ck->packs_read, ck->bytes, ck->bytes_read);
-	printf(",\"later_check_failed\":%s}", ck->newer_failed ? "true" : "false");
+	printf(",\"later_check_failed\":%s,\"read_nothing\":%s}",
+	       ck->newer_failed ? "true" : "false", ck->read_nothing ? "true" : "false");
 }
 
 static void print_json(const struct report *rep)

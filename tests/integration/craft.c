@@ -4,9 +4,13 @@
  *
  *   cairn-test-craft relabel HOST [TAG...]
  *       a copy of the latest snapshot, one second newer, with this host and tags
+ *   cairn-test-craft check-record TEXT
+ *       TEXT as the record of the last check and the last data check (the
+ *       "key=value" lines cmd-check.c writes), as an older cairn could leave it
  *
  * The repository is $CAIRN_REPO, the password the first line of $CAIRN_PASSWORD_FILE. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,16 +53,28 @@ static int relabel(cairn_repo *repo, char *host, char **tags, size_t ntags)
 	return r;
 }
 
+static int check_record(cairn_repo *repo, const char *text)
+{
+	int r = cairn_repo_state_put(repo, "check", "last", 4, text, strlen(text));
+	if (r >= 0)
+		r = cairn_repo_state_put(repo, "check", "last-read-data", 14, text, strlen(text));
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	cairn_repo *repo = NULL;
-	if (argc < 3 || strcmp(argv[1], "relabel") != 0) {
-		fprintf(stderr, "usage: cairn-test-craft relabel HOST [TAG...]\n");
+	bool relabel_cmd = argc >= 3 && strcmp(argv[1], "relabel") == 0;
+	if (!relabel_cmd && !(argc == 3 && strcmp(argv[1], "check-record") == 0)) {
+		fprintf(stderr, "usage: cairn-test-craft relabel HOST [TAG...]\n"
+		                "       cairn-test-craft check-record TEXT\n");
 		return 2;
 	}
 	int r = open_repo(&repo);
-	if (r >= 0)
+	if (r >= 0 && relabel_cmd)
 		r = relabel(repo, argv[2], argv + 3, (size_t)(argc - 3));
+	else if (r >= 0)
+		r = check_record(repo, argv[2]);
 	if (r < 0)
 		fprintf(stderr, "craft: %s\n", cairn_err_msg());
 	cairn_repo_close(repo);

@@ -270,6 +270,15 @@ else
 	[ "$(json_get "$O/st5.json" "j['s3']['immutability']")" = object-lock ] ||
 		fail "Object Lock not seen: $(cat "$O/st5.json")"
 	[ "$(json_get "$O/st5.json" "j['rules']['immutable']['met']")" = True ] || fail "lock: rule"
+	# Object Lock without a default retention locks only what sync uploads with
+	# --s3-lock-days: it is no more than the versioning it implies, and says so.
+	"${AWS[@]}" s3api create-bucket --bucket bare-lock --object-lock-enabled-for-bucket > /dev/null
+	"$CAIRN" sync --s3-endpoint "$AWS_ENDPOINT_URL" s3://bare-lock/x > /dev/null
+	"$CAIRN" status --json --s3 s3://bare-lock/x --s3-endpoint "$AWS_ENDPOINT_URL" > "$O/st5b.json" || true
+	[ "$(json_get "$O/st5b.json" "j['s3']['immutability']")" = versioning ] ||
+		fail "Object Lock without default retention: $(cat "$O/st5b.json")"
+	json_get "$O/st5b.json" "j['s3']['immutability_detail']" | grep -q "without default retention" ||
+		fail "Object Lock without default retention not said: $(cat "$O/st5b.json")"
 	# --offline does not ask: unknown, so not met.
 	"$CAIRN" status --json --offline --s3 s3://locked/x --s3-endpoint "$AWS_ENDPOINT_URL" \
 		> "$O/st6.json" || true
