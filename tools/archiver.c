@@ -78,6 +78,7 @@ struct file_ctx {
 	uint64_t size;
 	uint32_t flags;
 	uint64_t fail_at; /* test hook: reads fail from here on (UINT64_MAX: never) */
+	bool stream;      /* a pipe (--stdin): read, not pread */
 };
 
 struct chunk_job {
@@ -212,11 +213,14 @@ static void sel_free(struct sel *s)
 	free(s->name);
 }
 
+/* The paths come sorted, and what sorts between two paths with a common prefix
+ * has that prefix too: a child seen before is the last one added. So even a
+ * list of many thousands of paths (--files-from) builds in linear time. */
 static struct sel *sel_child(struct sel *s, const char *name, size_t len)
 {
-	for (size_t i = 0; i < s->nkids; i++)
-		if (strlen(s->kids[i].name) == len && memcmp(s->kids[i].name, name, len) == 0)
-			return &s->kids[i];
+	struct sel *last = s->nkids ? &s->kids[s->nkids - 1] : NULL;
+	if (last && strlen(last->name) == len && memcmp(last->name, name, len) == 0)
+		return last;
 	struct sel *k = realloc(s->kids, (s->nkids + 1) * sizeof(*k));
 	if (!k)
 		return NULL;
@@ -227,6 +231,21 @@ static struct sel *sel_child(struct sel *s, const char *name, size_t len)
 		return NULL;
 	s->nkids++;
 	return k;
+}
+
+static int cmp_sel(const void *a, const void *b)
+{
+	return strcmp(((const struct sel *)a)->name, ((const struct sel *)b)->name);
+}
+
+/* Children by name, for sel_find's binary search. */
+static void sel_sort(struct sel *s)
+{
+	if (s->nkids == 0)
+		return;
+	qsort(s->kids, s->nkids, sizeof(*s->kids), cmp_sel);
+	for (size_t i = 0; i < s->nkids; i++)
+		sel_sort(&s->kids[i]);
 }
 
 static int sel_build(struct sel *root, const char *const *paths, size_t n)
@@ -249,6 +268,7 @@ static int sel_build(struct sel *root, const char *const *paths, size_t n)
 		}
 		s->whole = true;
 	}
+	sel_sort(root);
 	return 0;
 }
 
@@ -687,6 +707,8 @@ static int emit_chunk(struct arch *a, struct file_ctx *f, const uint8_t *data, s
 /* pread, except that the test hook's file fails with EIO from f->fail_at on. */
 static ssize_t read_at(const struct file_ctx *f, int fd, void *buf, size_t want, uint64_t off)
 {
+	if (f->stream)
+		return read(fd, buf, want);
 	if (off >= f->fail_at) {
 		errno = EIO;
 		return -1;
@@ -794,12 +816,30 @@ static void set_current(struct arch *a, const char *dir, const char *name)
 
 /* Read one file into f. Entry-level problems are warnings; returns < 0 only for
  * failures that stop the backup. */
+/* --stdin: the stream to its end, or the backup fails (a dump cut short is no
+ * backup of it). */
+static int read_stream(struct arch *a, struct reader *rd, struct file_ctx *f)
+{
+	set_current(a, "/", a->o->stdin_name);
+	f->fail_at = UINT64_MAX;
+	f->stream = true;
+	int r = chunk_range(a, rd, f, a->o->stdin_fd, 0, UINT64_MAX);
+	if (r == -ECANCELED || stopping(a))
+		return atomic_load(&a->fatal);
+	if (r < 0)
+		return cairn_err_set(r, "cannot read standard input: %s", strerror(-r));
+	return 0;
+}
+
 static int read_file(struct arch *a, struct reader *rd, struct file_ctx *f)
 {
 	struct entry *e = &f->dir->entries[f->slot];
 	const char *name = (const char *)e->node.name;
 	struct stat before, after;
 	int r;
+
+	if (a->o->stdin_name)
+		return read_stream(a, rd, f);
 
 	set_current(a, f->dir->path, name);
 	_cleanup_free_ char *p = join(f->dir->path, name);
@@ -1033,21 +1073,46 @@ static bool content_unchanged(const struct cairn_node *old, const struct cairn_n
 	return meta_unchanged(old, now) && old->type == CAIRN_NODE_FILE && old->size == now->size;
 }
 
-static bool is_cache_dir(int dirfd)
+/* Whether the directory holds the marker: the entry, or a regular file that
+ * starts with the header (a CACHEDIR.TAG's signature). Not followed if a
+ * symlink, and never waited on (a fifo). */
+static bool has_marker(int dirfd, const struct archiver_marker *m)
 {
-	static const char sig[] = "Signature: 8a477f597d28d172789f06886806bc55";
-	char buf[sizeof(sig) - 1];
-	_cleanup_close_ int fd = openat(dirfd, "CACHEDIR.TAG", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	return fd >= 0 && read(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf) &&
-	       memcmp(buf, sig, sizeof(buf)) == 0;
+	struct stat st;
+	if (!m->header)
+		return fstatat(dirfd, m->name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	size_t n = strlen(m->header), got = 0;
+	_cleanup_free_ char *buf = malloc(n ? n : 1);
+	_cleanup_close_ int fd =
+	        openat(dirfd, m->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (!buf || fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return false;
+	while (got < n) {
+		ssize_t r = pread(fd, buf + got, n - got, (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return false;
+		got += (size_t)r;
+	}
+	return memcmp(buf, m->header, n) == 0;
+}
+
+/* The rule of the first marker the directory holds, or NULL. */
+static const char *marked(struct arch *a, int dirfd)
+{
+	for (size_t i = 0; i < a->o->nmarkers; i++)
+		if (has_marker(dirfd, &a->o->markers[i]))
+			return a->o->markers[i].rule;
+	return NULL;
 }
 
 static const struct sel *sel_find(const struct sel *s, const char *name)
 {
-	for (size_t i = 0; s && !s->whole && i < s->nkids; i++)
-		if (strcmp(s->kids[i].name, name) == 0)
-			return &s->kids[i];
-	return NULL;
+	if (!s || s->whole || s->nkids == 0)
+		return NULL;
+	struct sel key = { .name = (char *)name };
+	return bsearch(&key, s->kids, s->nkids, sizeof(*s->kids), cmp_sel);
 }
 
 /* Metadata of an entry that changed: stat fields, xattrs, symlink target. */
@@ -1110,9 +1175,10 @@ static void descend(struct arch *a, struct reader *rd, struct dir *d, size_t slo
 		entry_error(a, path, "cannot open directory", errno);
 		c->incomplete = true;
 	}
-	if (c->fd >= 0 && a->o->exclude_caches && is_cache_dir(c->fd)) {
+	const char *rule = c->fd >= 0 && !c->sel ? marked(a, c->fd) : NULL;
+	if (rule) {
 		e->skip = true;
-		c->excluded = "--exclude-caches";
+		c->excluded = rule;
 		close(c->fd);
 		c->fd = -1;
 	}
@@ -1146,6 +1212,13 @@ static void visit(struct arch *a, struct reader *rd, struct dir *d, size_t slot,
 	if (fsmeta_from_stat(&e->node, &st) < 0) {
 		entry_warning(a, path, "has a file type cairn cannot store");
 		e->skip = true;
+		free(path);
+		return;
+	}
+	if (!given && a->o->max_file_rule && e->node.type == CAIRN_NODE_FILE &&
+	    e->node.size > a->o->max_file_size) {
+		e->skip = true;
+		tell(a, path, ARCHIVER_EXCLUDED, a->o->max_file_rule);
 		free(path);
 		return;
 	}
@@ -1242,7 +1315,8 @@ static void scan_dir(struct arch *a, int fd, const char *path, const struct sel 
 		if (in_whole && a->o->exclude &&
 		    a->o->exclude(p, strlen(p), a->o->exclude_payload) != NULL)
 			continue;
-		if (S_ISREG(st.st_mode)) {
+		bool too_large = a->o->max_file_rule && (uint64_t)st.st_size > a->o->max_file_size;
+		if (S_ISREG(st.st_mode) && !(in_whole && too_large)) {
 			atomic_fetch_add(&a->st->files_total, 1);
 			atomic_fetch_add(&a->st->bytes_total, (uint64_t)st.st_size);
 		} else if (S_ISDIR(st.st_mode) &&
@@ -1313,6 +1387,42 @@ static int make_root(struct arch *a, const struct sel *sel, struct dir **out)
 			         cairn_err_msg());
 	}
 	*out = d;
+	return 0;
+}
+
+/* --stdin: the root holds one entry, a new file of this user, written now. */
+static int stdin_entry(struct arch *a, struct dir *top)
+{
+	struct timespec now;
+	char *path = join("/", a->o->stdin_name);
+	clock_gettime(CLOCK_REALTIME, &now);
+	top->entries = calloc(1, sizeof(*top->entries));
+	top->names = strdup(a->o->stdin_name);
+	if (!path || !top->entries || !top->names) {
+		free(path);
+		return cairn_err_set(-ENOMEM, "out of memory");
+	}
+	top->n = 1;
+	struct cairn_node *n = &top->entries[0].node;
+	const char *user = fsmeta_user(getuid()), *group = fsmeta_group(getgid());
+	*n = (struct cairn_node){
+		.name = (const uint8_t *)top->names,
+		.name_len = strlen(top->names),
+		.type = CAIRN_NODE_FILE,
+		.mode = 0644,
+		.uid = getuid(),
+		.gid = getgid(),
+		.user = (const uint8_t *)user,
+		.user_len = strlen(user),
+		.group = (const uint8_t *)group,
+		.group_len = strlen(group),
+		.mtime_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec,
+		.nlink = 1,
+	};
+	n->ctime_ns = n->atime_ns = n->mtime_ns;
+	atomic_fetch_add(&a->st->files_new, 1);
+	tell(a, path, ARCHIVER_NEW, NULL);
+	free(path);
 	return 0;
 }
 
@@ -1413,8 +1523,14 @@ int archiver_run(cairn_repo *repo, const struct archiver_opts *o, struct archive
 	struct reader rd = { .cap = 2 * a.max_chunk };
 	if (r < 0 && top)
 		set_fatal(&a, r);
+	if (r >= 0 && o->stdin_name)
+		r = stdin_entry(&a, top);
+	if (r < 0 && top)
+		set_fatal(&a, r);
 	if (top) {
-		if (r >= 0)
+		if (r >= 0 && o->stdin_name)
+			queue_file(&a, &rd, top, 0);
+		else if (r >= 0)
 			walk_dir(&a, &rd, top);
 		dir_release(&a, top);
 		work(&a, &rd); /* help until the root tree is written */

@@ -32,6 +32,14 @@ enum archiver_fate {
 	ARCHIVER_EXCLUDED,   /* left out, by the rule named */
 };
 
+/* A file whose presence leaves its directory out (--exclude-if-present,
+ * --exclude-caches). */
+struct archiver_marker {
+	const char *name;   /* a name in the directory */
+	const char *header; /* the first bytes of that regular file, or NULL: any entry */
+	const char *rule;   /* how --list names it */
+};
+
 struct archiver_opts {
 	const char *const *paths; /* absolute, normalised (see archiver_normalize_paths) */
 	size_t npaths;
@@ -45,7 +53,14 @@ struct archiver_opts {
 	 * rule is NULL unless fate is ARCHIVER_EXCLUDED. */
 	void (*list)(const char *path, enum archiver_fate fate, const char *rule, void *payload);
 	void *list_payload;
-	bool exclude_caches;                 /* skip directories holding a valid CACHEDIR.TAG */
+	const struct archiver_marker *markers; /* directories holding one are left out */
+	size_t nmarkers;
+	uint64_t max_file_size;    /* files larger are left out (UINT64_MAX: none) */
+	const char *max_file_rule; /* how --list names that */
+	/* When set, back up what stdin_fd gives, to its end, as the one file
+	 * "/stdin_name" (a name, no '/'), instead of the paths. */
+	const char *stdin_name;
+	int stdin_fd;
 	bool one_file_system;                /* do not descend into other filesystems */
 	bool dry_run;                        /* read and hash, but store nothing */
 	bool scan;                           /* run a concurrent scan for progress totals */

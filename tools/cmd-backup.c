@@ -12,13 +12,16 @@
 
 #include "archiver.h"
 #include "cli.h"
+#include "excludes.h"
+#include "filesfrom.h"
 #include "metrics.h"
-#include "pattern.h"
 #include "progress.h"
 #include "cleanup.h"
 
 static const char usage[] =
         "usage: cairn backup [options] PATH...\n"
+        "       cairn backup [options] --files-from FILE...\n"
+        "       cairn backup [options] --stdin [--stdin-filename NAME]\n"
         "\n"
         "Backs up the paths into a new snapshot. Unchanged files (same size, mtime,\n"
         "ctime and inode as in the parent snapshot) are not read again.\n"
@@ -26,9 +29,22 @@ static const char usage[] =
         "  --tag TAG              tag the snapshot (repeatable; 1 to 1024 bytes)\n"
         "  --host NAME            hostname to record (default: this host; 1 to 255\n"
         "                         bytes); neither may hold control characters\n"
+        "  --files-from FILE      back up the paths listed in FILE too (- for stdin):\n"
+        "                         one per line, blanks around it trimmed, empty lines\n"
+        "                         and '#' comments skipped, globs expanded\n"
+        "  --files-from-verbatim FILE  one path per line, exactly as written\n"
+        "  --files-from-raw FILE  paths each ended by a NUL byte (find -print0)\n"
+        "                         (each of the three repeatable)\n"
+        "  --stdin                back up standard input as one file, /NAME\n"
+        "  --stdin-filename NAME  its name (default: stdin)\n"
         "  --exclude GLOB         leave out matching paths (repeatable; see below)\n"
         "  --exclude-file FILE    read exclude patterns from FILE, one per line\n"
+        "  --iexclude GLOB        as --exclude, ASCII letters matching either case\n"
+        "  --iexclude-file FILE   read such patterns from FILE, one per line\n"
         "  --exclude-caches       leave out directories holding a CACHEDIR.TAG\n"
+        "  --exclude-if-present NAME[:HEADER]  leave out directories holding NAME (a\n"
+        "                         file starting with HEADER, when given; repeatable)\n"
+        "  --exclude-larger-than SIZE  leave out files larger than SIZE (K, M, G, T)\n"
         "  -x, --one-file-system  do not cross filesystem boundaries\n"
         "  --parent SNAP          incremental base (default: the latest snapshot of\n"
         "                         this host with the same paths)\n"
@@ -48,6 +64,7 @@ static const char usage[] =
         "\n"
         "Patterns: * ? [..] and ** (any number of directories). A pattern without '/'\n"
         "matches a file name anywhere; one starting with '/' is anchored at the root.\n"
+        "Excludes apply below the paths given, not to the paths themselves.\n"
         "A file that cannot be read to the end keeps its size: the unread part is stored\n"
         "as zeros (a hole) and the entry flagged incomplete; its restore warns.\n"
         "A path that does not exist (or cannot be reached) is skipped with a warning,\n"
@@ -68,15 +85,33 @@ enum {
 	OPT_THREADS,
 	OPT_METRICS,
 	OPT_LIST,
+	OPT_IEXCLUDE,
+	OPT_IEXCLUDE_FILE,
+	OPT_EXCLUDE_IF_PRESENT,
+	OPT_EXCLUDE_LARGER,
+	OPT_FILES_FROM,
+	OPT_FILES_FROM_VERBATIM,
+	OPT_FILES_FROM_RAW,
+	OPT_STDIN,
+	OPT_STDIN_FILENAME,
+};
+
+/* A --files-from* option, read once the options are parsed. */
+struct list_file {
+	enum filesfrom_kind kind;
+	const char *path;
 };
 
 struct backup_opts {
 	char **tags;
 	size_t ntags;
 	const char *host;
-	struct pattern_list *excludes;
-	char **rules; /* per exclude pattern: how --list names it */
-	bool exclude_caches, one_fs, dry_run, force, json, list;
+	struct excludes *excludes;
+	struct list_file *lists;
+	size_t nlists;
+	bool stdin;
+	const char *stdin_name;
+	bool one_fs, dry_run, force, json, list;
 	const char *parent;
 	int compression;
 	int threads;
@@ -104,6 +139,26 @@ static int add_tag(struct backup_opts *o, const char *tag)
 	return 0;
 }
 
+static int add_list(struct backup_opts *o, enum filesfrom_kind kind, const char *path)
+{
+	struct list_file *v = realloc(o->lists, (o->nlists + 1) * sizeof(*v));
+	if (!v)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	o->lists = v;
+	o->lists[o->nlists++] = (struct list_file){ kind, path };
+	return 0;
+}
+
+/* One name of the root: a snapshot path /NAME that restore and ls can name. */
+static int check_stdin_name(const char *name)
+{
+	int r = cli_check_label("the --stdin-filename", name, 255);
+	if (r >= 0 && (strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..")))
+		r = cairn_err_set(-EINVAL, "--stdin-filename '%s' is not a file name (no '/')",
+		                  name);
+	return r;
+}
+
 static int handle(int c, const char *arg, void *payload)
 {
 	struct backup_opts *o = payload;
@@ -117,12 +172,29 @@ static int handle(int c, const char *arg, void *payload)
 		o->host = arg;
 		return cli_check_label("a host name", arg, 255);
 	case OPT_EXCLUDE:
-		return pattern_list_add(o->excludes, arg);
+	case OPT_IEXCLUDE:
+		return excludes_add_glob(o->excludes, arg, c == OPT_IEXCLUDE);
 	case OPT_EXCLUDE_FILE:
-		return pattern_list_add_file(o->excludes, arg);
+	case OPT_IEXCLUDE_FILE:
+		return excludes_add_glob_file(o->excludes, arg, c == OPT_IEXCLUDE_FILE);
 	case OPT_EXCLUDE_CACHES:
-		o->exclude_caches = true;
+		return excludes_add_caches(o->excludes);
+	case OPT_EXCLUDE_IF_PRESENT:
+		return excludes_add_marker(o->excludes, arg);
+	case OPT_EXCLUDE_LARGER:
+		return excludes_set_max_size(o->excludes, arg);
+	case OPT_FILES_FROM:
+		return add_list(o, FILESFROM_LINES, arg);
+	case OPT_FILES_FROM_VERBATIM:
+		return add_list(o, FILESFROM_VERBATIM, arg);
+	case OPT_FILES_FROM_RAW:
+		return add_list(o, FILESFROM_RAW, arg);
+	case OPT_STDIN:
+		o->stdin = true;
 		return 0;
+	case OPT_STDIN_FILENAME:
+		o->stdin_name = arg;
+		return check_stdin_name(arg);
 	case 'x':
 		o->one_fs = true;
 		return 0;
@@ -157,39 +229,6 @@ static int handle(int c, const char *arg, void *payload)
 	default:
 		return cairn_err_set(-EINVAL, "unknown option");
 	}
-}
-
-static const char *exclude_cb(const char *path, size_t len, void *payload)
-{
-	const struct backup_opts *o = payload;
-	long i = pattern_list_find(o->excludes, path, len);
-	return i < 0 ? NULL : o->rules[i];
-}
-
-/* "--exclude '*.o'" or "--exclude-file FILE:LINE '*.o'": each pattern named as
- * the user gave it, for --list. */
-static int describe_rules(struct backup_opts *o)
-{
-	size_t n = pattern_list_count(o->excludes);
-	if (!(o->rules = calloc(n ? n : 1, sizeof(*o->rules))))
-		return cairn_err_set(-ENOMEM, "out of memory");
-	for (size_t i = 0; i < n; i++) {
-		const char *origin, *text = pattern_list_text(o->excludes, i, &origin);
-		int w = origin ? asprintf(&o->rules[i], "--exclude-file %s '%s'", origin, text)
-		               : asprintf(&o->rules[i], "--exclude '%s'", text);
-		if (w < 0) {
-			o->rules[i] = NULL;
-			return cairn_err_set(-ENOMEM, "out of memory");
-		}
-	}
-	return 0;
-}
-
-static void free_rules(struct backup_opts *o)
-{
-	for (size_t i = 0; o->rules && i < pattern_list_count(o->excludes); i++)
-		free(o->rules[i]);
-	free(o->rules);
 }
 
 static bool same_paths(const struct cairn_snapshot *s, char **paths, size_t n)
@@ -360,14 +399,13 @@ static int run_backup(cairn_repo *repo, struct backup_opts *o, char **paths, siz
 	struct archiver_opts ao = {
 		.paths = (const char *const *)paths,
 		.npaths = npaths,
-		.exclude = exclude_cb,
-		.exclude_payload = o,
 		.list = o->list ? progress_list : NULL,
 		.list_payload = pg,
-		.exclude_caches = o->exclude_caches,
 		.one_file_system = o->one_fs,
 		.dry_run = o->dry_run,
-		.scan = progress_wants_scan(pg),
+		.scan = progress_wants_scan(pg) && !o->stdin,
+		.stdin_name = o->stdin ? o->stdin_name : NULL,
+		.stdin_fd = STDIN_FILENO,
 		.threads = o->threads,
 		.parent = pi >= 0 ? list[pi] : NULL,
 		.cancel = &cancelled,
@@ -375,6 +413,10 @@ static int run_backup(cairn_repo *repo, struct backup_opts *o, char **paths, siz
 	if (pi >= 0) {
 		snap->has_parent = true;
 		snap->parent = list[pi]->id;
+	}
+	if ((r = excludes_apply(o->excludes, &ao)) < 0) {
+		cairn_snapshot_list_free(list, n);
+		return r;
 	}
 	snap->time_ns = now_ns();
 	cairn_repo_stats(repo, &before);
@@ -453,15 +495,49 @@ static int parse_args(int argc, char **argv, struct backup_opts *o, int *first)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "metrics-file", required_argument, NULL, OPT_METRICS },
 		{ "list", no_argument, NULL, OPT_LIST },
+		{ "iexclude", required_argument, NULL, OPT_IEXCLUDE },
+		{ "iexclude-file", required_argument, NULL, OPT_IEXCLUDE_FILE },
+		{ "exclude-if-present", required_argument, NULL, OPT_EXCLUDE_IF_PRESENT },
+		{ "exclude-larger-than", required_argument, NULL, OPT_EXCLUDE_LARGER },
+		{ "files-from", required_argument, NULL, OPT_FILES_FROM },
+		{ "files-from-verbatim", required_argument, NULL, OPT_FILES_FROM_VERBATIM },
+		{ "files-from-raw", required_argument, NULL, OPT_FILES_FROM_RAW },
+		{ "stdin", no_argument, NULL, OPT_STDIN },
+		{ "stdin-filename", required_argument, NULL, OPT_STDIN_FILENAME },
 		{ 0 },
 	};
 	int i = cli_parse(argc, argv, "xn", longopts, usage, handle, o);
 	if (i < 0)
 		return CLI_PARSE_EXIT(i);
-	if (i >= argc)
+	if (o->stdin && (i < argc || o->nlists))
+		return cli_usage_error("backup: --stdin takes no paths, nor --files-from");
+	if (o->stdin_name && !o->stdin)
+		return cli_usage_error("backup: --stdin-filename needs --stdin");
+	if (i >= argc && !o->nlists && !o->stdin)
 		return cli_usage_error("backup: give at least one path to back up");
+	if (o->stdin && !o->stdin_name)
+		o->stdin_name = "stdin";
 	*first = i;
 	return -1;
+}
+
+/* The paths to back up: those given, then those listed (restic's order), or
+ * /NAME for --stdin. */
+static int collect_paths(struct backup_opts *o, char **args, size_t nargs, struct filesfrom *out)
+{
+	char name[300];
+	int r = 0;
+	if (o->stdin) {
+		snprintf(name, sizeof(name), "/%s", o->stdin_name);
+		return filesfrom_add(out, name);
+	}
+	for (size_t i = 0; r >= 0 && i < nargs; i++)
+		r = filesfrom_add(out, args[i]);
+	for (size_t i = 0; r >= 0 && i < o->nlists; i++)
+		r = filesfrom_read(out, o->lists[i].kind, o->lists[i].path);
+	if (r >= 0 && out->n == 0)
+		r = cairn_err_set(-ENOENT, "nothing to back up: the lists hold no path");
+	return r;
 }
 
 int cmd_backup(int argc, char **argv)
@@ -471,20 +547,26 @@ int cmd_backup(int argc, char **argv)
 	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
 	_cleanup_repo_ cairn_repo *repo = NULL;
 	cairn_lock *lock = NULL;
+	struct filesfrom given = { 0 };
 	char **paths = NULL;
 	size_t npaths = 0;
 	int first = 0, rc;
 	double t0 = mono_now();
 
-	if (pattern_list_new(&o.excludes) < 0)
+	if (excludes_new(&o.excludes) < 0)
 		return cli_fail(-ENOMEM);
 	rc = parse_args(argc, argv, &o, &first);
 	if (rc >= 0)
 		goto out;
-	int r = archiver_normalize_paths(argv + first, (size_t)(argc - first), &paths, &npaths);
-	r = refuse_nothing(r, npaths);
-	if (r >= 0)
-		r = describe_rules(&o);
+	int r = collect_paths(&o, argv + first, (size_t)(argc - first), &given);
+	if (r >= 0 && o.stdin) {
+		paths = TAKE_PTR(given.v);
+		npaths = given.n;
+		given.n = 0;
+	} else if (r >= 0) {
+		r = archiver_normalize_paths(given.v, given.n, &paths, &npaths);
+		r = refuse_nothing(r, npaths);
+	}
 	if (r >= 0)
 		r = cli_open_repo(&repo, &ro);
 	/* Shared: other backups and checks may run, prune may not (FORMAT.md §11). */
@@ -520,7 +602,8 @@ out:
 		free(paths[i]);
 	free(paths);
 	free(o.tags);
-	free_rules(&o);
-	pattern_list_free(o.excludes);
+	free(o.lists);
+	filesfrom_release(&given);
+	excludes_free(o.excludes);
 	return rc;
 }

@@ -150,8 +150,16 @@ static void backup_args(struct argv *a, const struct jobconf *c)
 	av_list(a, "--tag", &c->tags);
 	if (c->host)
 		av_add2(a, "--host", c->host);
+	av_list(a, "--files-from", &c->files_from);
+	av_list(a, "--files-from-verbatim", &c->files_from_verbatim);
+	av_list(a, "--files-from-raw", &c->files_from_raw);
 	av_list(a, "--exclude", &c->excludes);
 	av_list(a, "--exclude-file", &c->exclude_files);
+	av_list(a, "--iexclude", &c->iexcludes);
+	av_list(a, "--iexclude-file", &c->iexclude_files);
+	av_list(a, "--exclude-if-present", &c->exclude_if_present);
+	if (c->exclude_larger_than)
+		av_add2(a, "--exclude-larger-than", c->exclude_larger_than);
 	if (c->exclude_caches)
 		av_add(a, "--exclude-caches");
 	if (c->one_file_system)

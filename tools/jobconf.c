@@ -147,6 +147,31 @@ static const char *v_tag(const char *v)
 	return strlen(v) <= 1024 ? NULL : "must be at most 1024 bytes";
 }
 
+/* NAME[:HEADER] of --exclude-if-present (excludes.c checks the same). */
+static const char *v_marker(const char *v)
+{
+	size_t n = strcspn(v, ":");
+	if (n == 0 || n > 255 || memchr(v, '/', n))
+		return "must be NAME[:HEADER] with a file name";
+	return v[n] && (!v[n + 1] || strlen(v + n + 1) > 1024)
+	               ? "must have a header of 1 to 1024 bytes"
+	               : NULL;
+}
+
+/* A size as cli_parse_size reads it: digits, then K, M, G or T (and B or iB). */
+static const char *v_size(const char *v)
+{
+	size_t n = strspn(v, "0123456789");
+	const char *u = v + n;
+	if (n == 0 || n > 15)
+		return "must be a size like 500K, 10M or 2G";
+	if (*u && strchr("kKmMgGtT", *u))
+		u++;
+	if (*u && strcmp(u, "B") != 0 && strcmp(u, "iB") != 0)
+		return "must be a size like 500K, 10M or 2G";
+	return NULL;
+}
+
 /* Compiled and thrown away: a bad glob is reported here with its line, not later
  * by the backup. */
 static const char *v_glob(const char *v)
@@ -168,8 +193,15 @@ static const struct key keys[] = {
 	{ "password-command", K_STR, F(password_command), NULL, 0, 0 },
 	{ "paths", K_WORDS, F(paths), v_abs, 0, 0 },
 	{ "path", K_LIST, F(paths), v_abs, 0, 0 },
+	{ "files-from", K_LIST, F(files_from), v_abs, 0, 0 },
+	{ "files-from-verbatim", K_LIST, F(files_from_verbatim), v_abs, 0, 0 },
+	{ "files-from-raw", K_LIST, F(files_from_raw), v_abs, 0, 0 },
 	{ "exclude", K_LIST, F(excludes), v_glob, 0, 0 },
 	{ "exclude-file", K_LIST, F(exclude_files), v_abs, 0, 0 },
+	{ "iexclude", K_LIST, F(iexcludes), v_glob, 0, 0 },
+	{ "iexclude-file", K_LIST, F(iexclude_files), v_abs, 0, 0 },
+	{ "exclude-if-present", K_LIST, F(exclude_if_present), v_marker, 0, 0 },
+	{ "exclude-larger-than", K_STR, F(exclude_larger_than), v_size, 0, 0 },
 	{ "exclude-caches", K_BOOL, F(exclude_caches), NULL, 0, 0 },
 	{ "one-file-system", K_BOOL, F(one_file_system), NULL, 0, 0 },
 	{ "tags", K_WORDS, F(tags), v_tag, 0, 0 },
@@ -388,8 +420,8 @@ static int check_complete(const struct parser *p, const struct jobconf *c)
 {
 	if (!c->repository)
 		return cairn_err_set(-EINVAL, "%s: 'repository' is missing", p->where);
-	if (c->paths.n == 0)
-		return cairn_err_set(-EINVAL, "%s: 'paths' is missing", p->where);
+	if (c->paths.n + c->files_from.n + c->files_from_verbatim.n + c->files_from_raw.n == 0)
+		return cairn_err_set(-EINVAL, "%s: 'paths' (or 'files-from') is missing", p->where);
 	if (c->password_file && c->password_command)
 		return cairn_err_set(-EINVAL,
 		                     "%s: give 'password-file' or 'password-command', not both",

@@ -39,12 +39,19 @@ enum jobconf_keep {
 /* A parsed job; every string is malloc'd and owned by the struct, NULL when unset.
  * The caller embeds it: jobconf_init / jobconf_release. */
 struct jobconf {
-	char *repository;          /* required, absolute */
-	char *password_file;       /* absolute; exclusive with password_command */
-	char *password_command;    /* run by sh -c */
-	struct jobconf_list paths; /* required, absolute; "paths" and "path" */
+	char *repository;               /* required, absolute */
+	char *password_file;            /* absolute; exclusive with password_command */
+	char *password_command;         /* run by sh -c */
+	struct jobconf_list paths;      /* absolute; "paths" and "path" (or files-from*) */
+	struct jobconf_list files_from; /* absolute; backup --files-from */
+	struct jobconf_list files_from_verbatim;
+	struct jobconf_list files_from_raw;
 	struct jobconf_list excludes;
 	struct jobconf_list exclude_files;
+	struct jobconf_list iexcludes;
+	struct jobconf_list iexclude_files;
+	struct jobconf_list exclude_if_present; /* NAME[:HEADER] */
+	char *exclude_larger_than;              /* a size: 10M */
 	bool exclude_caches;
 	bool one_file_system;
 	struct jobconf_list tags;

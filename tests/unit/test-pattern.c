@@ -261,6 +261,47 @@ static void test_pattern__list(void)
 	pattern_list_free(NULL);
 }
 
+static bool im(const char *pat, const char *path)
+{
+	struct pattern_list *l = NULL;
+	CHECK_OK(pattern_list_new(&l));
+	CHECK_OK(pattern_list_add_flags(l, pat, PATTERN_ICASE));
+	CHECK_EQ(pattern_list_flags(l, 0), PATTERN_ICASE);
+	bool r = pattern_list_match(l, path, strlen(path));
+	pattern_list_free(l);
+	return r;
+}
+
+/* --iexclude: ASCII letters match either case, in literals and classes. */
+static void test_pattern__icase(void)
+{
+	CHECK(im("*.jpg", "/p/IMG_1.JPG"));
+	CHECK(im("*.JPG", "/p/img_1.jpg"));
+	CHECK(im("/Home/*/Cache", "/home/me/CACHE/x"));
+	CHECK(im("[a-c]x", "/Bx"));
+	CHECK(im("[A-C]x", "/bX"));
+	CHECK(!im("[!a]x", "/Ax")); /* folded before negation */
+	CHECK(im("[!a]x", "/bx"));
+	CHECK(im("[[:lower:]]1", "/Q1"));
+	CHECK(im("\\Q", "/q"));
+	CHECK(!im("*.jpg", "/p/x.jpeg"));
+	CHECK(!im("a?", "/A"));
+	CHECK(!m("*.jpg", "/p/IMG_1.JPG")); /* without the flag, case counts */
+	/* Not ASCII: matched as bytes ("\xc3\x84" is U+00C4, "\xc3\xa4" U+00E4). */
+	CHECK(im("\xc3\x84", "/\xc3\x84"));
+	CHECK(!im("\xc3\x84", "/\xc3\xa4"));
+	/* Case-insensitive patterns from a file keep the flag. */
+	char path[512];
+	struct pattern_list *l = NULL;
+	snprintf(path, sizeof(path), "%s/iexcl", check_tmpdir());
+	CHECK_OK(cairn_file_write_atomic(path, NULL, "*.TMP\n", 6));
+	CHECK_OK(pattern_list_new(&l));
+	CHECK_OK(pattern_list_add_file_flags(l, path, PATTERN_ICASE));
+	CHECK(pattern_list_match(l, "/a/b.tmp", 8));
+	CHECK_EQ(pattern_list_flags(l, 0), PATTERN_ICASE);
+	pattern_list_free(l);
+}
+
 static void test_pattern__file(void)
 {
 	char path[512];
@@ -320,5 +361,6 @@ int main(void)
 	RUN(test_pattern__pathological);
 	RUN(test_pattern__list);
 	RUN(test_pattern__file);
+	RUN(test_pattern__icase);
 	return 0;
 }
