@@ -146,6 +146,7 @@ int cmd_unlock(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_notify(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@
 #include "jobconf.h"
 #include "metrics.h"
 #include "notify.h"
+#include "runlog.h"
 #include "cleanup.h"
 
 static const char usage[] =
@@ -33,6 +34,8 @@ static const char usage[] =
         "  5. metrics appended to metrics-file                     (if set)\n"
         "  6. notification to notify-url / notify-mail when the exit status is\n"
         "     not 0                                                (if set)\n"
+        "  7. one line in the run history $CAIRN_STATE_DIR/NAME.runs (default\n"
+        "     /var/lib/cairn), which 'cairn report' shows            (always)\n"
         "Steps 2-4 are skipped when the backup wrote no snapshot; each step's outcome\n"
         "is logged, and a failed step does not stop the later ones.\n"
         "\n"
@@ -721,6 +724,33 @@ static void plan(struct run *run)
 		run->steps[i].label = step_names[i];
 }
 
+/* The run history that cairn report shows (runlog.h). Not recording it costs
+ * only the history, so it is no failure of the job. */
+static void record_run(const struct run *run, int rc, double secs)
+{
+	struct runlog_run r = { .time = time(NULL), .exit_code = rc, .seconds = secs };
+	const char *snap = run->steps[STEP_BACKUP].snapshot;
+	if (strlen(snap) < sizeof(r.snapshot) && snap[strspn(snap, "0123456789abcdef")] == '\0')
+		snprintf(r.snapshot, sizeof(r.snapshot), "%s", snap);
+	for (int i = 0; i < STEP_N; i++) {
+		const struct step *st = &run->steps[i];
+		if (!st->configured)
+			continue;
+		struct runlog_step *s = &r.steps[r.nsteps++];
+		snprintf(s->name, sizeof(s->name), "%s", step_names[i]);
+		snprintf(s->result, sizeof(s->result), "%s",
+		         !st->ran                        ? "skipped"
+		         : !step_ok(st, (enum step_id)i) ? "failed"
+		         : st->rc == EXIT_PARTIAL        ? "partial"
+		                                         : "ok");
+		s->exit_code = st->rc;
+		s->seconds = st->secs;
+	}
+	if (runlog_append(run->name, &r) < 0)
+		cairn_log_f(CAIRN_LOG_WARNING, CAIRN_FIELDS(LOG_STR("step", "history")),
+		            "cannot record the run: %s", cairn_err_msg());
+}
+
 /* Whether the file at path is another than before (existed: whether there was
  * one): backup writes its metrics to a new file renamed over the old one. */
 static bool replaced(const char *path, bool existed, const struct stat *before)
@@ -734,6 +764,7 @@ static bool replaced(const char *path, bool existed, const struct stat *before)
 static int run_job(struct run *run)
 {
 	char level[8];
+	double t0 = mono_now();
 	plan(run);
 	/* The steps log at this command's level (-v, -q included). */
 	snprintf(level, sizeof(level), "%d", cairn_log_get_level());
@@ -778,6 +809,7 @@ static int run_job(struct run *run)
 	}
 	if (rc != 0 && (run->c.notify_url || run->c.notify_mail) && send_notifications(run, rc) < 0)
 		rc = EXIT_ERROR;
+	record_run(run, rc, mono_now() - t0);
 	const struct cairn_log_field f[] = { LOG_INT("exit_code", rc), { 0 } };
 	if (rc == 0)
 		cairn_log_f(CAIRN_LOG_NOTICE, f, "job %s succeeded", run->name);

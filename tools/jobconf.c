@@ -486,24 +486,54 @@ int jobconf_load(struct jobconf *c, const char *path)
 
 /* ---- names -------------------------------------------------------------- */
 
-int jobconf_path(char *buf, size_t size, const char *name)
+/* A job name becomes a path: no '/', no "..", nothing hidden. */
+static int check_name(const char *name)
 {
-	const char *dir = getenv("CAIRN_CONFIG_DIR");
 	size_t n =
 	        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@-");
-
-	/* The name becomes a path: no '/', no "..", nothing hidden. */
 	if (n == 0 || name[n] || n > JOBCONF_MAX_NAME || name[0] == '.')
 		return cairn_err_set(-EINVAL,
 		                     "'%.*s' is not a job name (1 to %d of [A-Za-z0-9_.@-], "
 		                     "not starting with '.')",
 		                     JOBCONF_MAX_NAME, name, JOBCONF_MAX_NAME);
-	if (!dir || !*dir)
-		dir = "/etc/cairn";
-	int w = snprintf(buf, size, "%s/%s.conf", dir, name);
-	if (w < 0 || (size_t)w >= size)
-		return cairn_err_set(-ENAMETOOLONG, "job file path too long");
 	return 0;
+}
+
+/* A job named after its --config FILE may hold more than a job name's bytes,
+ * but never a '/', and it is never hidden. */
+static int in_dir_loose(char *buf, size_t size, const char *dir, const char *name, const char *ext)
+{
+	if (!*name || strchr(name, '/') || name[0] == '.')
+		return cairn_err_set(-EINVAL, "'%s' cannot name a file", name);
+	int w = snprintf(buf, size, "%s/%s%s", dir, name, ext);
+	if (w < 0 || (size_t)w >= size)
+		return cairn_err_set(-ENAMETOOLONG, "path of job '%s' too long", name);
+	return 0;
+}
+
+static int in_dir(char *buf, size_t size, const char *dir, const char *name, const char *ext)
+{
+	int r = check_name(name);
+	if (r < 0)
+		return r;
+	return in_dir_loose(buf, size, dir, name, ext);
+}
+
+int jobconf_path(char *buf, size_t size, const char *name)
+{
+	const char *dir = getenv("CAIRN_CONFIG_DIR");
+	return in_dir(buf, size, dir && *dir ? dir : "/etc/cairn", name, ".conf");
+}
+
+const char *jobconf_state_dir(void)
+{
+	const char *dir = getenv("CAIRN_STATE_DIR");
+	return dir && *dir ? dir : "/var/lib/cairn";
+}
+
+int jobconf_state_path(char *buf, size_t size, const char *name, const char *ext)
+{
+	return in_dir_loose(buf, size, jobconf_state_dir(), name, ext);
 }
 
 void jobconf_name_from_path(char *buf, size_t size, const char *path)

@@ -89,6 +89,13 @@ int jobconf_load(struct jobconf *c, const char *path);
  * /etc/cairn/NAME.conf. -EINVAL unless name is 1..JOBCONF_MAX_NAME bytes of
  * [A-Za-z0-9_.@-] not starting with '.'; -ENAMETOOLONG. */
 int jobconf_path(char *buf, size_t size, const char *name);
+/* The path of job name's file of state: $CAIRN_STATE_DIR/NAME.EXT, else
+ * /var/lib/cairn/NAME.EXT (ext with its dot: ".runs"). -EINVAL for an empty
+ * name, one with '/' or starting with '.' (a job run with --config may have a
+ * name that jobconf_path refuses), -ENAMETOOLONG. */
+int jobconf_state_path(char *buf, size_t size, const char *name, const char *ext);
+/* The directory of those files. Borrowed (the environment's or a constant). */
+const char *jobconf_state_dir(void);
 /* The job name of a config path: its basename without ".conf", into buf. */
 void jobconf_name_from_path(char *buf, size_t size, const char *path);
 /* True if any keep-* rule is set (forget has something to do). */
