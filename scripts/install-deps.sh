@@ -11,7 +11,9 @@ if [ "$level" != build ]; then
 fi
 if [ "$level" != build ] && [ "$level" != deb ]; then
 	pkgs+=(clang libclang-rt-14-dev clang-format valgrind attr acl lmdb-utils python3 rsync
-	       radosgw ceph-mon ceph-osd awscli s3cmd curl systemd)
+	       radosgw ceph-mon ceph-osd awscli s3cmd curl systemd
+	       python3-yaml prometheus # promtool: tests/integration/metrics.sh
+	       chromium) # renders cairn report's page: tests/integration/report.sh
 fi
 if [ "$level" = bench ]; then
 	pkgs+=(restic borgbackup python3-llfuse rclone time)

@@ -57,6 +57,8 @@ struct dir {
 	size_t n;
 	cairn_tree *old;        /* this directory in the parent snapshot */
 	struct cairn_id old_id; /* its tree ID, when old is set */
+	bool had_old;           /* the parent snapshot has an entry of this name */
+	const char *excluded;   /* the rule that left its content out, or NULL */
 	bool incomplete;
 	char *path; /* for progress and messages */
 };
@@ -76,6 +78,7 @@ struct file_ctx {
 	uint64_t size;
 	uint32_t flags;
 	uint64_t fail_at; /* test hook: reads fail from here on (UINT64_MAX: never) */
+	bool stream;      /* a pipe (--stdin): read, not pread */
 };
 
 struct chunk_job {
@@ -111,6 +114,7 @@ struct arch {
 
 	atomic_int fatal; /* first error that stops the backup */
 	char fatal_msg[1024];
+	pthread_mutex_t list_lock; /* one o->list call at a time */
 
 	const char *fail_path; /* CAIRN_TEST_READ_FAIL (see test_hooks) */
 	uint64_t fail_at;
@@ -145,6 +149,21 @@ static void entry_warning(struct arch *a, const char *path, const char *what)
 {
 	atomic_fetch_add(&a->st->warnings, 1);
 	cairn_log_f(CAIRN_LOG_WARNING, CAIRN_FIELDS(LOG_STR("path", path)), "'%s' %s", path, what);
+}
+
+/* backup --list: what happens to path. */
+static void tell(struct arch *a, const char *path, enum archiver_fate fate, const char *rule)
+{
+	if (!a->o->list)
+		return;
+	pthread_mutex_lock(&a->list_lock);
+	a->o->list(path, fate, rule, a->o->list_payload);
+	pthread_mutex_unlock(&a->list_lock);
+}
+
+static enum archiver_fate fate_of(bool had_old, bool same)
+{
+	return same ? ARCHIVER_UNMODIFIED : had_old ? ARCHIVER_CHANGED : ARCHIVER_NEW;
 }
 
 /* ---- queues ------------------------------------------------------------- */
@@ -194,11 +213,14 @@ static void sel_free(struct sel *s)
 	free(s->name);
 }
 
+/* The paths come sorted, and what sorts between two paths with a common prefix
+ * has that prefix too: a child seen before is the last one added. So even a
+ * list of many thousands of paths (--files-from) builds in linear time. */
 static struct sel *sel_child(struct sel *s, const char *name, size_t len)
 {
-	for (size_t i = 0; i < s->nkids; i++)
-		if (strlen(s->kids[i].name) == len && memcmp(s->kids[i].name, name, len) == 0)
-			return &s->kids[i];
+	struct sel *last = s->nkids ? &s->kids[s->nkids - 1] : NULL;
+	if (last && strlen(last->name) == len && memcmp(last->name, name, len) == 0)
+		return last;
 	struct sel *k = realloc(s->kids, (s->nkids + 1) * sizeof(*k));
 	if (!k)
 		return NULL;
@@ -209,6 +231,21 @@ static struct sel *sel_child(struct sel *s, const char *name, size_t len)
 		return NULL;
 	s->nkids++;
 	return k;
+}
+
+static int cmp_sel(const void *a, const void *b)
+{
+	return strcmp(((const struct sel *)a)->name, ((const struct sel *)b)->name);
+}
+
+/* Children by name, for sel_find's binary search. */
+static void sel_sort(struct sel *s)
+{
+	if (s->nkids == 0)
+		return;
+	qsort(s->kids, s->nkids, sizeof(*s->kids), cmp_sel);
+	for (size_t i = 0; i < s->nkids; i++)
+		sel_sort(&s->kids[i]);
 }
 
 static int sel_build(struct sel *root, const char *const *paths, size_t n)
@@ -231,48 +268,139 @@ static int sel_build(struct sel *root, const char *const *paths, size_t n)
 		}
 		s->whole = true;
 	}
+	sel_sort(root);
 	return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
+/* in made absolute by its text alone: the current directory before a relative
+ * path, "." and empty components dropped, ".." dropping the component before it.
+ * NULL when out of memory (or the current directory is gone). */
+static char *lexical_abs(const char *in)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	_cleanup_free_ char *cwd = in[0] == '/' ? strdup("") : getcwd(NULL, 0);
+	if (!cwd)
+		return NULL;
+	size_t cap = strlen(cwd) + strlen(in) + 3;
+	char *out = malloc(cap);
+	if (!out)
+		return NULL;
+	size_t k = 0;
+	for (int part = 0; part < 2; part++) {
+		for (const char *p = part ? in : cwd; *p;) {
+			size_t len = strcspn(p, "/");
+			if (len == 2 && p[0] == '.' && p[1] == '.') {
+				while (k > 0 && out[--k] != '/')
+					;
+			} else if (len > 0 && !(len == 1 && p[0] == '.')) {
+				out[k++] = '/';
+				memcpy(out + k, p, len);
+				k += len;
+			}
+			p += len + (p[len] == '/');
+		}
+	}
+	if (k == 0)
+		out[k++] = '/';
+	out[k] = '\0';
+	return out;
+}
+
+/* A path realpath cannot resolve: its longest prefix that resolves, followed by
+ * the rest as written, so that the snapshot names what was asked for. */
+static char *resolve_missing(const char *in)
+{
+	_cleanup_free_ char *abs = lexical_abs(in);
+	if (!abs)
+		return NULL;
+	for (size_t k = strlen(abs); k > 0;) {
+		while (k > 0 && abs[k - 1] != '/')
+			k--;
+		if (k > 0)
+			k--; /* abs[k] is the '/' before the component that failed */
+		char save = abs[k];
+		abs[k] = '\0';
+		_cleanup_free_ char *real = realpath(k ? abs : "/", NULL);
+		abs[k] = save;
+		if (real)
+			return join(real, abs + k + 1);
+	}
+	return strdup(abs);
+}
+
+struct given {
+	char *path;
+	bool missing;
+};
+
+static int cmp_given(const void *a, const void *b)
+{
+	return strcmp(((const struct given *)a)->path, ((const struct given *)b)->path);
+}
+
+/* Paths that realpath cannot resolve because they are not there (or not
+ * reachable) are backed up as missing; any other failure stops the backup. */
+static bool is_missing(int e)
+{
+	return e == ENOENT || e == ENOTDIR || e == EACCES;
+}
+
+static int resolve_given(const char *in, struct given *g, size_t *missing)
+{
+	g->missing = false;
+	if ((g->path = realpath(in, NULL)))
+		return 0;
+	int e = errno;
+	if (!is_missing(e))
+		return cairn_err_set(-e, "cannot back up '%s': %s", in, strerror(e));
+	if (!(g->path = resolve_missing(in)))
+		return cairn_err_set(-ENOMEM, "out of memory");
+	g->missing = true;
+	if ((*missing)++ == 0)
+		cairn_err_set(-e, "cannot back up '%s': %s", in, strerror(e));
+	return 0;
+}
+
+/* Sorted, a path inside another follows it directly (or after its siblings). */
+static bool inside_any(const struct given *v, size_t k, const char *p)
+{
+	for (size_t j = 0; j < k; j++) {
+		size_t l = strlen(v[j].path);
+		if (strcmp(v[j].path, p) == 0 || strcmp(v[j].path, "/") == 0 ||
+		    (strncmp(v[j].path, p, l) == 0 && p[l] == '/'))
+			return true;
+	}
+	return false;
 }
 
 int archiver_normalize_paths(char **in, size_t n, char ***out, size_t *nout)
 {
-	char **v = calloc(n ? n : 1, sizeof(*v));
-	size_t k = 0;
-	if (!v)
-		return cairn_err_set(-ENOMEM, "out of memory");
-	for (size_t i = 0; i < n; i++) {
-		char *p = realpath(in[i], NULL);
-		if (!p) {
-			int e = errno;
+	_cleanup_free_ struct given *v = calloc(n ? n : 1, sizeof(*v));
+	char **paths = calloc(n ? n : 1, sizeof(*paths));
+	size_t k = 0, missing = 0, kept_missing = 0;
+	int r = v && paths ? 0 : cairn_err_set(-ENOMEM, "out of memory");
+
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		if ((r = resolve_given(in[i], &v[i], &missing)) < 0)
 			for (size_t j = 0; j < i; j++)
-				free(v[j]);
-			free(v);
-			return cairn_err_set(-e, "cannot back up '%s': %s", in[i], strerror(e));
-		}
-		v[i] = p;
+				free(v[j].path);
+	if (r < 0) {
+		free(paths);
+		return r;
 	}
-	qsort(v, n, sizeof(*v), cmp_str);
-	/* Sorted, a path inside another follows it directly (or after its siblings). */
+	qsort(v, n, sizeof(*v), cmp_given);
 	for (size_t i = 0; i < n; i++) {
-		bool inside = false;
-		for (size_t j = 0; j < k && !inside; j++) {
-			size_t l = strlen(v[j]);
-			inside = strcmp(v[j], v[i]) == 0 || strcmp(v[j], "/") == 0 ||
-			         (strncmp(v[j], v[i], l) == 0 && v[i][l] == '/');
+		if (inside_any(v, k, v[i].path)) {
+			free(v[i].path);
+			continue;
 		}
-		if (inside)
-			free(v[i]);
-		else
-			v[k++] = v[i];
+		kept_missing += v[i].missing;
+		v[k++] = v[i];
 	}
-	*out = v;
+	for (size_t i = 0; i < k; i++)
+		paths[i] = v[i].path;
+	*out = paths;
 	*nout = k;
-	return 0;
+	return (int)kept_missing;
 }
 
 /* ---- finishing directories ---------------------------------------------- */
@@ -317,10 +445,10 @@ static bool same_as_old(const struct dir *d)
 	return j == n;
 }
 
-/* Encode and store d's tree. */
-static int encode_dir(struct arch *a, struct dir *d, struct cairn_id *id)
+/* *same: whether the tree is the parent snapshot's. */
+static int encode_dir(struct arch *a, struct dir *d, struct cairn_id *id, bool *same)
 {
-	if (same_as_old(d)) {
+	if ((*same = same_as_old(d))) {
 		*id = d->old_id;
 		return 0;
 	}
@@ -369,10 +497,15 @@ static void dir_release(struct arch *a, struct dir *d)
 		size_t slot = d->slot;
 		struct cairn_id id = { 0 };
 
+		bool same = false;
 		if (!stopping(a)) {
-			int r = encode_dir(a, d, &id);
+			int r = encode_dir(a, d, &id, &same);
 			if (r < 0)
 				set_fatal(a, r);
+			else if (d->excluded)
+				tell(a, d->path, ARCHIVER_EXCLUDED, d->excluded);
+			else
+				tell(a, d->path, fate_of(d->had_old, same), NULL);
 		}
 		atomic_fetch_add(&a->st->dirs, 1);
 		pthread_mutex_lock(&a->st->lock);
@@ -536,6 +669,8 @@ static int emit_chunk(struct arch *a, struct file_ctx *f, const uint8_t *data, s
 /* pread, except that the test hook's file fails with EIO from f->fail_at on. */
 static ssize_t read_at(const struct file_ctx *f, int fd, void *buf, size_t want, uint64_t off)
 {
+	if (f->stream)
+		return read(fd, buf, want);
 	if (off >= f->fail_at) {
 		errno = EIO;
 		return -1;
@@ -643,12 +778,30 @@ static void set_current(struct arch *a, const char *dir, const char *name)
 
 /* Read one file into f. Entry-level problems are warnings; returns < 0 only for
  * failures that stop the backup. */
+/* --stdin: the stream to its end, or the backup fails (a dump cut short is no
+ * backup of it). */
+static int read_stream(struct arch *a, struct reader *rd, struct file_ctx *f)
+{
+	set_current(a, "/", a->o->stdin_name);
+	f->fail_at = UINT64_MAX;
+	f->stream = true;
+	int r = chunk_range(a, rd, f, a->o->stdin_fd, 0, UINT64_MAX);
+	if (r == -ECANCELED || stopping(a))
+		return atomic_load(&a->fatal);
+	if (r < 0)
+		return cairn_err_set(r, "cannot read standard input: %s", strerror(-r));
+	return 0;
+}
+
 static int read_file(struct arch *a, struct reader *rd, struct file_ctx *f)
 {
 	struct entry *e = &f->dir->entries[f->slot];
 	const char *name = (const char *)e->node.name;
 	struct stat before, after;
 	int r;
+
+	if (a->o->stdin_name)
+		return read_stream(a, rd, f);
 
 	set_current(a, f->dir->path, name);
 	_cleanup_free_ char *p = join(f->dir->path, name);
@@ -882,21 +1035,46 @@ static bool content_unchanged(const struct cairn_node *old, const struct cairn_n
 	return meta_unchanged(old, now) && old->type == CAIRN_NODE_FILE && old->size == now->size;
 }
 
-static bool is_cache_dir(int dirfd)
+/* Whether the directory holds the marker: the entry, or a regular file that
+ * starts with the header (a CACHEDIR.TAG's signature). Not followed if a
+ * symlink, and never waited on (a fifo). */
+static bool has_marker(int dirfd, const struct archiver_marker *m)
 {
-	static const char sig[] = "Signature: 8a477f597d28d172789f06886806bc55";
-	char buf[sizeof(sig) - 1];
-	_cleanup_close_ int fd = openat(dirfd, "CACHEDIR.TAG", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	return fd >= 0 && read(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf) &&
-	       memcmp(buf, sig, sizeof(buf)) == 0;
+	struct stat st;
+	if (!m->header)
+		return fstatat(dirfd, m->name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	size_t n = strlen(m->header), got = 0;
+	_cleanup_free_ char *buf = malloc(n ? n : 1);
+	_cleanup_close_ int fd =
+	        openat(dirfd, m->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (!buf || fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return false;
+	while (got < n) {
+		ssize_t r = pread(fd, buf + got, n - got, (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return false;
+		got += (size_t)r;
+	}
+	return memcmp(buf, m->header, n) == 0;
+}
+
+/* The rule of the first marker the directory holds, or NULL. */
+static const char *marked(struct arch *a, int dirfd)
+{
+	for (size_t i = 0; i < a->o->nmarkers; i++)
+		if (has_marker(dirfd, &a->o->markers[i]))
+			return a->o->markers[i].rule;
+	return NULL;
 }
 
 static const struct sel *sel_find(const struct sel *s, const char *name)
 {
-	for (size_t i = 0; s && !s->whole && i < s->nkids; i++)
-		if (strcmp(s->kids[i].name, name) == 0)
-			return &s->kids[i];
-	return NULL;
+	if (!s || s->whole || s->nkids == 0)
+		return NULL;
+	struct sel key = { .name = (char *)name };
+	return bsearch(&key, s->kids, s->nkids, sizeof(*s->kids), cmp_sel);
 }
 
 /* Metadata of an entry that changed: stat fields, xattrs, symlink target. */
@@ -939,6 +1117,7 @@ static void descend(struct arch *a, struct reader *rd, struct dir *d, size_t slo
 	/* Inside a given path the device is inherited; a given path starts its own. */
 	bool in_whole = !d->sel || d->sel->whole;
 	c->dev = in_whole ? d->dev : st->st_dev;
+	c->had_old = old != NULL;
 	atomic_init(&c->pending, 1);
 	atomic_fetch_add(&d->pending, 1);
 	if (old && old->type == CAIRN_NODE_DIR) {
@@ -949,13 +1128,17 @@ static void descend(struct arch *a, struct reader *rd, struct dir *d, size_t slo
 			         cairn_err_msg());
 	}
 	bool other_fs = a->o->one_file_system && in_whole && st->st_dev != d->dev;
+	if (other_fs)
+		c->excluded = "--one-file-system"; /* kept as an empty directory */
 	c->fd = other_fs ? -1 : open_nofollow(d->fd, name, O_RDONLY | O_DIRECTORY);
 	if (c->fd < 0 && !other_fs) {
 		entry_error(a, path, "cannot open directory", errno);
 		c->incomplete = true;
 	}
-	if (c->fd >= 0 && a->o->exclude_caches && is_cache_dir(c->fd)) {
+	const char *rule = c->fd >= 0 && !c->sel ? marked(a, c->fd) : NULL;
+	if (rule) {
 		e->skip = true;
+		c->excluded = rule;
 		close(c->fd);
 		c->fd = -1;
 	}
@@ -973,11 +1156,15 @@ static void visit(struct arch *a, struct reader *rd, struct dir *d, size_t slot,
 	const char *name = (const char *)e->node.name;
 	struct stat st;
 
+	/* A name of the selection (d lists only the paths given and the
+	 * directories above them) was asked for: its absence is an error. */
+	bool given = d->sel && !d->sel->whole;
+
 	if (fstatat(d->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-		if (errno == ENOENT)
+		if (errno == ENOENT && !given)
 			entry_warning(a, path, "vanished during the backup");
 		else
-			entry_error(a, path, "cannot stat", errno);
+			entry_error(a, path, given ? "cannot back up" : "cannot stat", errno);
 		e->skip = true;
 		free(path);
 		return;
@@ -988,17 +1175,36 @@ static void visit(struct arch *a, struct reader *rd, struct dir *d, size_t slot,
 		free(path);
 		return;
 	}
+	if (!given && a->o->max_file_rule && e->node.type == CAIRN_NODE_FILE &&
+	    e->node.size > a->o->max_file_size) {
+		e->skip = true;
+		tell(a, path, ARCHIVER_EXCLUDED, a->o->max_file_rule);
+		free(path);
+		return;
+	}
+	const struct sel *ks = sel_find(d->sel, name);
+	if (ks && !ks->whole && e->node.type != CAIRN_NODE_DIR) {
+		/* A path given below something that is not a directory. */
+		entry_error(a, path, "cannot back up below", ENOTDIR);
+		e->skip = true;
+		free(path);
+		return;
+	}
 	const struct cairn_node *old = old_node(d, e);
-	if (meta_unchanged(old, &e->node))
+	bool same_meta = meta_unchanged(old, &e->node);
+	if (same_meta)
 		borrow_meta(e, old);
 	else
 		read_meta(a, d, e, path);
 	if (e->skip || e->node.type != CAIRN_NODE_FILE) {
 		if (!e->skip && e->node.type == CAIRN_NODE_DIR)
 			return descend(a, rd, d, slot, &st, old, path);
+		if (!e->skip)
+			tell(a, path, fate_of(old != NULL, same_meta), NULL);
 		free(path);
 		return;
 	}
+	tell(a, path, fate_of(old != NULL, content_unchanged(old, &e->node)), NULL);
 	free(path);
 	if (content_unchanged(old, &e->node)) {
 		e->node.extents = old->extents;
@@ -1030,9 +1236,13 @@ static void walk_dir(struct arch *a, struct reader *rd, struct dir *d)
 			return;
 		}
 		bool selected = d->sel && !d->sel->whole;
-		if (!selected && a->o->exclude &&
-		    a->o->exclude(path, strlen(path), a->o->exclude_payload)) {
+		const char *rule =
+		        selected || !a->o->exclude
+		                ? NULL
+		                : a->o->exclude(path, strlen(path), a->o->exclude_payload);
+		if (rule) {
 			d->entries[i].skip = true;
+			tell(a, path, ARCHIVER_EXCLUDED, rule);
 			free(path);
 			continue;
 		}
@@ -1062,9 +1272,11 @@ static void scan_dir(struct arch *a, int fd, const char *path, const struct sel 
 		if (!p || fstatat(dirfd(dh), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		bool in_whole = !sel || sel->whole;
-		if (in_whole && a->o->exclude && a->o->exclude(p, strlen(p), a->o->exclude_payload))
+		if (in_whole && a->o->exclude &&
+		    a->o->exclude(p, strlen(p), a->o->exclude_payload) != NULL)
 			continue;
-		if (S_ISREG(st.st_mode)) {
+		bool too_large = a->o->max_file_rule && (uint64_t)st.st_size > a->o->max_file_size;
+		if (S_ISREG(st.st_mode) && !(in_whole && too_large)) {
 			atomic_fetch_add(&a->st->files_total, 1);
 			atomic_fetch_add(&a->st->bytes_total, (uint64_t)st.st_size);
 		} else if (S_ISDIR(st.st_mode) &&
@@ -1126,11 +1338,48 @@ static int make_root(struct arch *a, const struct sel *sel, struct dir **out)
 		int r = cairn_repo_tree_load(a->repo, &a->o->parent->root, &d->old);
 		if (r >= 0)
 			d->old_id = a->o->parent->root;
+		d->had_old = true;
 		if (r < 0)
 			log_warn("parent snapshot unreadable, reading everything: %s",
 			         cairn_err_msg());
 	}
 	*out = d;
+	return 0;
+}
+
+/* --stdin: the root holds one entry, a new file of this user, written now. */
+static int stdin_entry(struct arch *a, struct dir *top)
+{
+	struct timespec now;
+	char *path = join("/", a->o->stdin_name);
+	clock_gettime(CLOCK_REALTIME, &now);
+	top->entries = calloc(1, sizeof(*top->entries));
+	top->names = strdup(a->o->stdin_name);
+	if (!path || !top->entries || !top->names) {
+		free(path);
+		return cairn_err_set(-ENOMEM, "out of memory");
+	}
+	top->n = 1;
+	struct cairn_node *n = &top->entries[0].node;
+	const char *user = fsmeta_user(getuid()), *group = fsmeta_group(getgid());
+	*n = (struct cairn_node){
+		.name = (const uint8_t *)top->names,
+		.name_len = strlen(top->names),
+		.type = CAIRN_NODE_FILE,
+		.mode = 0644,
+		.uid = getuid(),
+		.gid = getgid(),
+		.user = (const uint8_t *)user,
+		.user_len = strlen(user),
+		.group = (const uint8_t *)group,
+		.group_len = strlen(group),
+		.mtime_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec,
+		.nlink = 1,
+	};
+	n->ctime_ns = n->atime_ns = n->mtime_ns;
+	atomic_fetch_add(&a->st->files_new, 1);
+	tell(a, path, ARCHIVER_NEW, NULL);
+	free(path);
 	return 0;
 }
 
@@ -1160,6 +1409,7 @@ static int arch_init(struct arch *a, cairn_repo *repo, const struct archiver_opt
 	pthread_cond_init(&a->work, NULL);
 	pthread_cond_init(&a->room, NULL);
 	pthread_cond_init(&a->done, NULL);
+	pthread_mutex_init(&a->list_lock, NULL);
 	atomic_init(&a->fatal, 0);
 	if (queue_init(&a->files, FILE_QUEUE) < 0 || queue_init(&a->dirs, DIR_QUEUE) < 0 ||
 	    queue_init(&a->chunks, 2 * (size_t)threads + 2) < 0)
@@ -1176,6 +1426,7 @@ static void arch_release(struct arch *a)
 	pthread_cond_destroy(&a->work);
 	pthread_cond_destroy(&a->room);
 	pthread_cond_destroy(&a->done);
+	pthread_mutex_destroy(&a->list_lock);
 }
 
 static void wait_root(struct arch *a)
@@ -1229,8 +1480,14 @@ int archiver_run(cairn_repo *repo, const struct archiver_opts *o, struct archive
 	struct reader rd = { .cap = 2 * a.max_chunk };
 	if (r < 0 && top)
 		set_fatal(&a, r);
+	if (r >= 0 && o->stdin_name)
+		r = stdin_entry(&a, top);
+	if (r < 0 && top)
+		set_fatal(&a, r);
 	if (top) {
-		if (r >= 0)
+		if (r >= 0 && o->stdin_name)
+			queue_file(&a, &rd, top, 0);
+		else if (r >= 0)
 			walk_dir(&a, &rd, top);
 		dir_release(&a, top);
 		work(&a, &rd); /* help until the root tree is written */

@@ -24,13 +24,43 @@ struct archiver_stats {
 void archiver_stats_init(struct archiver_stats *st);
 void archiver_stats_release(struct archiver_stats *st);
 
+/* What the backup does with an entry (backup --list). */
+enum archiver_fate {
+	ARCHIVER_NEW,        /* not in the parent snapshot */
+	ARCHIVER_CHANGED,    /* in it, but changed (a file is read again) */
+	ARCHIVER_UNMODIFIED, /* as in the parent snapshot (a file is not read) */
+	ARCHIVER_EXCLUDED,   /* left out, by the rule named */
+};
+
+/* A file whose presence leaves its directory out (--exclude-if-present,
+ * --exclude-caches). */
+struct archiver_marker {
+	const char *name;   /* a name in the directory */
+	const char *header; /* the first bytes of that regular file, or NULL: any entry */
+	const char *rule;   /* how --list names it */
+};
+
 struct archiver_opts {
 	const char *const *paths; /* absolute, normalised (see archiver_normalize_paths) */
 	size_t npaths;
-	/* Return true to leave path (absolute, raw bytes) out of the backup. */
-	bool (*exclude)(const char *path, size_t len, void *payload);
+	/* The rule that leaves path (absolute, raw bytes) out of the backup, as
+	 * the user would name it ("--exclude '*.o'"; borrowed for the whole
+	 * run), or NULL to keep it. Called from several threads at once. */
+	const char *(*exclude)(const char *path, size_t len, void *payload);
 	void *exclude_payload;
-	bool exclude_caches;                 /* skip directories holding a valid CACHEDIR.TAG */
+	/* When set, told the fate of every entry as it is decided (directories
+	 * once their content is done), from any thread but one call at a time.
+	 * rule is NULL unless fate is ARCHIVER_EXCLUDED. */
+	void (*list)(const char *path, enum archiver_fate fate, const char *rule, void *payload);
+	void *list_payload;
+	const struct archiver_marker *markers; /* directories holding one are left out */
+	size_t nmarkers;
+	uint64_t max_file_size;    /* files larger are left out (UINT64_MAX: none) */
+	const char *max_file_rule; /* how --list names that */
+	/* When set, back up what stdin_fd gives, to its end, as the one file
+	 * "/stdin_name" (a name, no '/'), instead of the paths. */
+	const char *stdin_name;
+	int stdin_fd;
 	bool one_file_system;                /* do not descend into other filesystems */
 	bool dry_run;                        /* read and hash, but store nothing */
 	bool scan;                           /* run a concurrent scan for progress totals */
@@ -47,7 +77,12 @@ int archiver_run(cairn_repo *repo, const struct archiver_opts *o, struct archive
                  struct cairn_id *root);
 
 /* Make each path absolute (realpath), drop duplicates and paths inside others,
- * and sort. Caller frees each string and the array. -ENOENT for a missing path. */
+ * and sort. A path that is not there or cannot be reached (ENOENT, ENOTDIR,
+ * EACCES) stays in the list, as its longest prefix that resolves followed by
+ * the rest as written: archiver_run then reports it as an entry it could not
+ * back up. Returns how many of the paths in *out are such (the message of the
+ * first names it), so that the caller can refuse a backup of nothing. Caller
+ * frees each string and the array. -ENOMEM, or -errno of another failure. */
 int archiver_normalize_paths(char **in, size_t n, char ***out, size_t *nout);
 
 #endif

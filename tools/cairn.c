@@ -36,6 +36,7 @@ static const struct command commands[] = {
 	{ "unlock", cmd_unlock, "list or remove stale repository locks" },
 	{ "run", cmd_run, "run a job of /etc/cairn: backup, forget, sync, check, metrics" },
 	{ "status", cmd_status, "3-2-1-1-0 report: copies, offsite, immutability, checks" },
+	{ "report", cmd_report, "write an HTML page: snapshots, size, jobs' runs, checks" },
 	{ "notify", cmd_notify, "send a failure notification (webhook, mail)" },
 };
 

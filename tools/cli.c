@@ -415,8 +415,12 @@ int cli_parse_size(const char *s, uint64_t *out)
 	case 'G':
 		shift = 30;
 		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		break;
 	default:
-		return cairn_err_set(-EINVAL, "'%s' is not a size (use K, M or G)", s);
+		return cairn_err_set(-EINVAL, "'%s' is not a size (use K, M, G or T)", s);
 	}
 	if (*end && end[1] && strcmp(end + 1, "iB") != 0 && strcmp(end + 1, "B") != 0)
 		return cairn_err_set(-EINVAL, "'%s' is not a size", s);

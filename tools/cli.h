@@ -111,7 +111,7 @@ static inline void cairn_repo_closep(cairn_repo **r)
 }
 #define _cleanup_repo_ __attribute__((cleanup(cairn_repo_closep)))
 
-/* Parse sizes like 16M, 512K, 1G (binary units). -EINVAL. */
+/* Parse sizes like 16M, 512K, 1G, 2T (binary units). -EINVAL. */
 int cli_parse_size(const char *s, uint64_t *out);
 int cli_parse_int(const char *s, long min, long max, long *out);
 
@@ -170,6 +170,7 @@ int cmd_unlock(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_notify(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 
 #endif

@@ -12,12 +12,16 @@
 
 #include "archiver.h"
 #include "cli.h"
-#include "pattern.h"
+#include "excludes.h"
+#include "filesfrom.h"
+#include "metrics.h"
 #include "progress.h"
 #include "cleanup.h"
 
 static const char usage[] =
         "usage: cairn backup [options] PATH...\n"
+        "       cairn backup [options] --files-from FILE...\n"
+        "       cairn backup [options] --stdin [--stdin-filename NAME]\n"
         "\n"
         "Backs up the paths into a new snapshot. Unchanged files (same size, mtime,\n"
         "ctime and inode as in the parent snapshot) are not read again.\n"
@@ -25,26 +29,49 @@ static const char usage[] =
         "  --tag TAG              tag the snapshot (repeatable; 1 to 1024 bytes)\n"
         "  --host NAME            hostname to record (default: this host; 1 to 255\n"
         "                         bytes); neither may hold control characters\n"
+        "  --files-from FILE      back up the paths listed in FILE too (- for stdin):\n"
+        "                         one per line, blanks around it trimmed, empty lines\n"
+        "                         and '#' comments skipped, globs expanded\n"
+        "  --files-from-verbatim FILE  one path per line, exactly as written\n"
+        "  --files-from-raw FILE  paths each ended by a NUL byte (find -print0)\n"
+        "                         (each of the three repeatable)\n"
+        "  --stdin                back up standard input as one file, /NAME\n"
+        "  --stdin-filename NAME  its name (default: stdin)\n"
         "  --exclude GLOB         leave out matching paths (repeatable; see below)\n"
         "  --exclude-file FILE    read exclude patterns from FILE, one per line\n"
+        "  --iexclude GLOB        as --exclude, ASCII letters matching either case\n"
+        "  --iexclude-file FILE   read such patterns from FILE, one per line\n"
         "  --exclude-caches       leave out directories holding a CACHEDIR.TAG\n"
+        "  --exclude-if-present NAME[:HEADER]  leave out directories holding NAME (a\n"
+        "                         file starting with HEADER, when given; repeatable)\n"
+        "  --exclude-larger-than SIZE  leave out files larger than SIZE (K, M, G, T)\n"
         "  -x, --one-file-system  do not cross filesystem boundaries\n"
         "  --parent SNAP          incremental base (default: the latest snapshot of\n"
         "                         this host with the same paths)\n"
         "  --force                read every file, ignoring the parent snapshot\n"
         "  -n, --dry-run          read and hash everything, store nothing\n"
+        "  --list                 list each entry with what the backup does with it:\n"
+        "                         new, changed, unmodified, or excluded (and by which\n"
+        "                         rule), directories after their content, not sorted;\n"
+        "                         with -n a check of the excludes, with --json one\n"
+        "                         message of type verbose_status per entry\n"
         "  --compression LEVEL    zstd level 0..19 for this backup\n"
         "  --threads N            worker threads beside the one walking the tree, which\n"
         "                         joins them when its walk is done (default: CPUs)\n"
         "  --json                 JSON lines on stdout: status messages and a summary\n"
-        "  --metrics-file PATH    write Prometheus textfile metrics on completion\n"
+        "  --metrics-file PATH    write Prometheus textfile metrics when it ends, failed\n"
+        "                         or not (not for a dry run)\n"
         "\n"
         "Patterns: * ? [..] and ** (any number of directories). A pattern without '/'\n"
         "matches a file name anywhere; one starting with '/' is anchored at the root.\n"
+        "Excludes apply below the paths given, not to the paths themselves.\n"
         "A file that cannot be read to the end keeps its size: the unread part is stored\n"
         "as zeros (a hole) and the entry flagged incomplete; its restore warns.\n"
+        "A path that does not exist (or cannot be reached) is skipped with a warning,\n"
+        "like a file that cannot be read: the snapshot is partial and still lists it.\n"
+        "When none of the paths exists, no snapshot is written.\n"
         "Exit status: 0 ok, 1 error (no snapshot written), 3 snapshot written but some\n"
-        "files could not be read.\n";
+        "paths or files could not be read.\n";
 
 enum {
 	OPT_TAG = OPT_FIRST_COMMAND_OPT,
@@ -57,14 +84,34 @@ enum {
 	OPT_COMPRESSION,
 	OPT_THREADS,
 	OPT_METRICS,
+	OPT_LIST,
+	OPT_IEXCLUDE,
+	OPT_IEXCLUDE_FILE,
+	OPT_EXCLUDE_IF_PRESENT,
+	OPT_EXCLUDE_LARGER,
+	OPT_FILES_FROM,
+	OPT_FILES_FROM_VERBATIM,
+	OPT_FILES_FROM_RAW,
+	OPT_STDIN,
+	OPT_STDIN_FILENAME,
+};
+
+/* A --files-from* option, read once the options are parsed. */
+struct list_file {
+	enum filesfrom_kind kind;
+	const char *path;
 };
 
 struct backup_opts {
 	char **tags;
 	size_t ntags;
 	const char *host;
-	struct pattern_list *excludes;
-	bool exclude_caches, one_fs, dry_run, force, json;
+	struct excludes *excludes;
+	struct list_file *lists;
+	size_t nlists;
+	bool stdin;
+	const char *stdin_name;
+	bool one_fs, dry_run, force, json, list;
 	const char *parent;
 	int compression;
 	int threads;
@@ -92,6 +139,26 @@ static int add_tag(struct backup_opts *o, const char *tag)
 	return 0;
 }
 
+static int add_list(struct backup_opts *o, enum filesfrom_kind kind, const char *path)
+{
+	struct list_file *v = realloc(o->lists, (o->nlists + 1) * sizeof(*v));
+	if (!v)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	o->lists = v;
+	o->lists[o->nlists++] = (struct list_file){ kind, path };
+	return 0;
+}
+
+/* One name of the root: a snapshot path /NAME that restore and ls can name. */
+static int check_stdin_name(const char *name)
+{
+	int r = cli_check_label("the --stdin-filename", name, 255);
+	if (r >= 0 && (strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..")))
+		r = cairn_err_set(-EINVAL, "--stdin-filename '%s' is not a file name (no '/')",
+		                  name);
+	return r;
+}
+
 static int handle(int c, const char *arg, void *payload)
 {
 	struct backup_opts *o = payload;
@@ -105,12 +172,29 @@ static int handle(int c, const char *arg, void *payload)
 		o->host = arg;
 		return cli_check_label("a host name", arg, 255);
 	case OPT_EXCLUDE:
-		return pattern_list_add(o->excludes, arg);
+	case OPT_IEXCLUDE:
+		return excludes_add_glob(o->excludes, arg, c == OPT_IEXCLUDE);
 	case OPT_EXCLUDE_FILE:
-		return pattern_list_add_file(o->excludes, arg);
+	case OPT_IEXCLUDE_FILE:
+		return excludes_add_glob_file(o->excludes, arg, c == OPT_IEXCLUDE_FILE);
 	case OPT_EXCLUDE_CACHES:
-		o->exclude_caches = true;
+		return excludes_add_caches(o->excludes);
+	case OPT_EXCLUDE_IF_PRESENT:
+		return excludes_add_marker(o->excludes, arg);
+	case OPT_EXCLUDE_LARGER:
+		return excludes_set_max_size(o->excludes, arg);
+	case OPT_FILES_FROM:
+		return add_list(o, FILESFROM_LINES, arg);
+	case OPT_FILES_FROM_VERBATIM:
+		return add_list(o, FILESFROM_VERBATIM, arg);
+	case OPT_FILES_FROM_RAW:
+		return add_list(o, FILESFROM_RAW, arg);
+	case OPT_STDIN:
+		o->stdin = true;
 		return 0;
+	case OPT_STDIN_FILENAME:
+		o->stdin_name = arg;
+		return check_stdin_name(arg);
 	case 'x':
 		o->one_fs = true;
 		return 0;
@@ -139,14 +223,12 @@ static int handle(int c, const char *arg, void *payload)
 	case OPT_METRICS:
 		o->metrics = arg;
 		return 0;
+	case OPT_LIST:
+		o->list = true;
+		return 0;
 	default:
 		return cairn_err_set(-EINVAL, "unknown option");
 	}
-}
-
-static bool exclude_cb(const char *path, size_t len, void *payload)
-{
-	return pattern_list_match(payload, path, len);
 }
 
 static bool same_paths(const struct cairn_snapshot *s, char **paths, size_t n)
@@ -257,12 +339,13 @@ static int run_backup(cairn_repo *repo, struct backup_opts *o, char **paths, siz
 	struct archiver_opts ao = {
 		.paths = (const char *const *)paths,
 		.npaths = npaths,
-		.exclude = exclude_cb,
-		.exclude_payload = o->excludes,
-		.exclude_caches = o->exclude_caches,
+		.list = o->list ? progress_list : NULL,
+		.list_payload = pg,
 		.one_file_system = o->one_fs,
 		.dry_run = o->dry_run,
-		.scan = progress_wants_scan(pg),
+		.scan = progress_wants_scan(pg) && !o->stdin,
+		.stdin_name = o->stdin ? o->stdin_name : NULL,
+		.stdin_fd = STDIN_FILENO,
 		.threads = o->threads,
 		.parent = pi >= 0 ? list[pi] : NULL,
 		.cancel = &cancelled,
@@ -270,6 +353,10 @@ static int run_backup(cairn_repo *repo, struct backup_opts *o, char **paths, siz
 	if (pi >= 0) {
 		snap->has_parent = true;
 		snap->parent = list[pi]->id;
+	}
+	if ((r = excludes_apply(o->excludes, &ao)) < 0) {
+		cairn_snapshot_list_free(list, n);
+		return r;
 	}
 	snap->time_ns = now_ns();
 	cairn_repo_stats(repo, &before);
@@ -291,6 +378,45 @@ static int run_backup(cairn_repo *repo, struct backup_opts *o, char **paths, siz
 	return r;
 }
 
+/* missing of npaths paths do not exist: a partial snapshot, unless that is all
+ * of them (restic: "all source directories/files do not exist"). */
+static int refuse_nothing(int missing, size_t npaths)
+{
+	if (missing <= 0 || (size_t)missing < npaths)
+		return missing;
+	if (npaths == 1)
+		return -ENOENT; /* the message names the path */
+	return cairn_err_wrap(-ENOENT, "nothing to back up, none of the %zu paths exists", npaths);
+}
+
+static double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The label of the metrics: the repository as given, opened or not, so that a
+ * failure and a success are the same series. */
+static const char *repo_label(void)
+{
+	const char *path = NULL;
+	return cli_repo_path(&path) < 0 ? "" : path;
+}
+
+/* A backup that failed before it began (no repository, a lock, no path) says
+ * so too: a file left as the last good backup wrote it would claim success. */
+static void metrics_failed(const struct backup_opts *o, double t0)
+{
+	struct metrics_backup m = {
+		.repo = repo_label(),
+		.duration = mono_now() - t0,
+		.snapshots = -1,
+	};
+	if (o->metrics && metrics_backup_write(o->metrics, &m) < 0)
+		log_error("cannot write metrics: %s", cairn_err_msg());
+}
+
 static int parse_args(int argc, char **argv, struct backup_opts *o, int *first)
 {
 	static const struct option longopts[] = {
@@ -308,15 +434,50 @@ static int parse_args(int argc, char **argv, struct backup_opts *o, int *first)
 		{ "threads", required_argument, NULL, OPT_THREADS },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "metrics-file", required_argument, NULL, OPT_METRICS },
+		{ "list", no_argument, NULL, OPT_LIST },
+		{ "iexclude", required_argument, NULL, OPT_IEXCLUDE },
+		{ "iexclude-file", required_argument, NULL, OPT_IEXCLUDE_FILE },
+		{ "exclude-if-present", required_argument, NULL, OPT_EXCLUDE_IF_PRESENT },
+		{ "exclude-larger-than", required_argument, NULL, OPT_EXCLUDE_LARGER },
+		{ "files-from", required_argument, NULL, OPT_FILES_FROM },
+		{ "files-from-verbatim", required_argument, NULL, OPT_FILES_FROM_VERBATIM },
+		{ "files-from-raw", required_argument, NULL, OPT_FILES_FROM_RAW },
+		{ "stdin", no_argument, NULL, OPT_STDIN },
+		{ "stdin-filename", required_argument, NULL, OPT_STDIN_FILENAME },
 		{ 0 },
 	};
 	int i = cli_parse(argc, argv, "xn", longopts, usage, handle, o);
 	if (i < 0)
 		return CLI_PARSE_EXIT(i);
-	if (i >= argc)
+	if (o->stdin && (i < argc || o->nlists))
+		return cli_usage_error("backup: --stdin takes no paths, nor --files-from");
+	if (o->stdin_name && !o->stdin)
+		return cli_usage_error("backup: --stdin-filename needs --stdin");
+	if (i >= argc && !o->nlists && !o->stdin)
 		return cli_usage_error("backup: give at least one path to back up");
+	if (o->stdin && !o->stdin_name)
+		o->stdin_name = "stdin";
 	*first = i;
 	return -1;
+}
+
+/* The paths to back up: those given, then those listed (restic's order), or
+ * /NAME for --stdin. */
+static int collect_paths(struct backup_opts *o, char **args, size_t nargs, struct filesfrom *out)
+{
+	char name[300];
+	int r = 0;
+	if (o->stdin) {
+		snprintf(name, sizeof(name), "/%s", o->stdin_name);
+		return filesfrom_add(out, name);
+	}
+	for (size_t i = 0; r >= 0 && i < nargs; i++)
+		r = filesfrom_add(out, args[i]);
+	for (size_t i = 0; r >= 0 && i < o->nlists; i++)
+		r = filesfrom_read(out, o->lists[i].kind, o->lists[i].path);
+	if (r >= 0 && out->n == 0)
+		r = cairn_err_set(-ENOENT, "nothing to back up: the lists hold no path");
+	return r;
 }
 
 int cmd_backup(int argc, char **argv)
@@ -326,16 +487,26 @@ int cmd_backup(int argc, char **argv)
 	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
 	_cleanup_repo_ cairn_repo *repo = NULL;
 	cairn_lock *lock = NULL;
+	struct filesfrom given = { 0 };
 	char **paths = NULL;
 	size_t npaths = 0;
 	int first = 0, rc;
+	double t0 = mono_now();
 
-	if (pattern_list_new(&o.excludes) < 0)
+	if (excludes_new(&o.excludes) < 0)
 		return cli_fail(-ENOMEM);
 	rc = parse_args(argc, argv, &o, &first);
 	if (rc >= 0)
 		goto out;
-	int r = archiver_normalize_paths(argv + first, (size_t)(argc - first), &paths, &npaths);
+	int r = collect_paths(&o, argv + first, (size_t)(argc - first), &given);
+	if (r >= 0 && o.stdin) {
+		paths = TAKE_PTR(given.v);
+		npaths = given.n;
+		given.n = 0;
+	} else if (r >= 0) {
+		r = archiver_normalize_paths(given.v, given.n, &paths, &npaths);
+		r = refuse_nothing(r, npaths);
+	}
 	if (r >= 0)
 		r = cli_open_repo(&repo, &ro);
 	/* Shared: other backups and checks may run, prune may not (FORMAT.md §11). */
@@ -348,6 +519,8 @@ int cmd_backup(int argc, char **argv)
 		r = cairn_repo_set_compression(repo, o.compression);
 	if (r < 0) {
 		rc = cli_fail(r);
+		if (!o.dry_run)
+			metrics_failed(&o, t0);
 		goto out;
 	}
 	snap.paths = paths;
@@ -357,9 +530,9 @@ int cmd_backup(int argc, char **argv)
 	snap.program_version = (char *)"cairn " CAIRN_VERSION;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	struct progress *pg = progress_new(o.json, o.dry_run);
+	struct progress *pg = progress_new(o.json, o.dry_run, o.list);
 	r = pg ? run_backup(repo, &o, paths, npaths, pg, &snap) : -ENOMEM;
-	rc = progress_finish(pg, r, &snap, o.metrics, cairn_repo_path(repo));
+	rc = progress_finish(pg, r, &snap, o.metrics, repo_label());
 	progress_free(pg);
 	free(snap.hostname);
 	free(snap.username);
@@ -369,6 +542,8 @@ out:
 		free(paths[i]);
 	free(paths);
 	free(o.tags);
-	pattern_list_free(o.excludes);
+	free(o.lists);
+	filesfrom_release(&given);
+	excludes_free(o.excludes);
 	return rc;
 }

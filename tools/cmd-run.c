@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,7 +16,9 @@
 #include "cli.h"
 #include "jline.h"
 #include "jobconf.h"
+#include "metrics.h"
 #include "notify.h"
+#include "runlog.h"
 #include "cleanup.h"
 
 static const char usage[] =
@@ -31,6 +34,8 @@ static const char usage[] =
         "  5. metrics appended to metrics-file                     (if set)\n"
         "  6. notification to notify-url / notify-mail when the exit status is\n"
         "     not 0                                                (if set)\n"
+        "  7. one line in the run history $CAIRN_STATE_DIR/NAME.runs (default\n"
+        "     /var/lib/cairn), which 'cairn report' shows            (always)\n"
         "Steps 2-4 are skipped when the backup wrote no snapshot; each step's outcome\n"
         "is logged, and a failed step does not stop the later ones.\n"
         "\n"
@@ -40,7 +45,7 @@ static const char usage[] =
         "Exit status, the first that applies: 2 bad usage or a bad job file; 1 a\n"
         "step failed (backup without snapshot, forget, prune, sync, check, metrics or\n"
         "the notification); 3 the backup wrote a snapshot but could not read some\n"
-        "files; 0 everything succeeded.\n";
+        "files or some paths did not exist; 0 everything succeeded.\n";
 
 enum { OPT_CONFIG = OPT_FIRST_COMMAND_OPT };
 enum step_id { STEP_BACKUP, STEP_FORGET, STEP_SYNC, STEP_CHECK, STEP_N };
@@ -68,6 +73,9 @@ struct run {
 	/* The metrics file before the backup rewrote it: the last-success times of
 	 * the previous run (NUL-terminated, empty if there was none). */
 	struct cairn_buf before;
+	/* The backup failed and did not replace the metrics file (it was killed,
+	 * crashed, or never started): this command writes its families. */
+	bool backup_silent;
 };
 
 /* ---- argument vectors --------------------------------------------------- */
@@ -145,8 +153,16 @@ static void backup_args(struct argv *a, const struct jobconf *c)
 	av_list(a, "--tag", &c->tags);
 	if (c->host)
 		av_add2(a, "--host", c->host);
+	av_list(a, "--files-from", &c->files_from);
+	av_list(a, "--files-from-verbatim", &c->files_from_verbatim);
+	av_list(a, "--files-from-raw", &c->files_from_raw);
 	av_list(a, "--exclude", &c->excludes);
 	av_list(a, "--exclude-file", &c->exclude_files);
+	av_list(a, "--iexclude", &c->iexcludes);
+	av_list(a, "--iexclude-file", &c->iexclude_files);
+	av_list(a, "--exclude-if-present", &c->exclude_if_present);
+	if (c->exclude_larger_than)
+		av_add2(a, "--exclude-larger-than", c->exclude_larger_than);
 	if (c->exclude_caches)
 		av_add(a, "--exclude-caches");
 	if (c->one_file_system)
@@ -480,30 +496,21 @@ static int run_step(struct run *run, enum step_id id)
 
 /* ---- metrics ------------------------------------------------------------ */
 
-/* A previous value of metric (name and labels up to '{') in the old file. */
-static double old_value(const char *text, const char *metric)
+/* The file as backup left it, without the families this command writes (a
+ * previous run's), so they are not written twice; without the backup's too when
+ * this command writes them in its stead. */
+static int keep_foreign(struct cairn_buf *out, const char *text, bool backup_too)
 {
-	size_t n = strlen(metric);
-	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-		if (strncmp(p, metric, n) == 0) {
-			const char *v = strchr(p, ' ');
-			return v ? strtod(v + 1, NULL) : 0;
-		}
-	return 0;
-}
-
-/* The file as backup left it, without the families this command owns (a
- * previous run's), so they are not written twice. */
-static int keep_foreign(struct cairn_buf *out, const char *text)
-{
-	static const char *const ours[] = { "cairn_run_", "cairn_sync_", "cairn_check_" };
+	static const char *const ours[] = { "cairn_run_", "cairn_sync_", "cairn_check_",
+		                            "cairn_backup_" };
+	size_t nours = ARRAY_SIZE(ours) - !backup_too;
 	for (const char *p = text; *p;) {
 		size_t n = strcspn(p, "\n");
 		const char *name = p;
 		if (strncmp(p, "# HELP ", 7) == 0 || strncmp(p, "# TYPE ", 7) == 0)
 			name = p + 7;
 		bool mine = false;
-		for (size_t i = 0; i < ARRAY_SIZE(ours); i++)
+		for (size_t i = 0; i < nours; i++)
 			mine |= strncmp(name, ours[i], strlen(ours[i])) == 0;
 		if (!mine && cairn_buf_put(out, p, n) < 0)
 			return -ENOMEM;
@@ -529,10 +536,8 @@ static void gauge(struct metric_ctx *m, const char *name, const char *help)
 static void last_success(struct metric_ctx *m, const char *name, const char *labels, bool ok,
                          time_t now)
 {
-	char key[256];
-	snprintf(key, sizeof(key), "%s{%s}", name, labels);
-	double v = ok ? (double)now : old_value(m->old, key);
-	cairn_buf_printf(m->b, "%s %.0f\n", key, v);
+	double v = ok ? (double)now : metrics_old_value(m->old, name, labels);
+	cairn_buf_printf(m->b, "%s{%s} %.0f\n", name, labels, v);
 }
 
 static bool step_ok(const struct step *st, enum step_id id)
@@ -575,24 +580,12 @@ static void run_metrics(struct metric_ctx *m, const struct run *run, int rc, tim
 	step_metrics(m, run);
 }
 
-/* Label values escape backslash, quote and newline (text exposition format). */
-static void label_escape(char *out, size_t size, const char *s)
-{
-	size_t k = 0;
-	for (; *s && k + 3 < size; s++) {
-		if (*s == '\\' || *s == '"' || *s == '\n')
-			out[k++] = '\\';
-		out[k++] = *s == '\n' ? 'n' : *s;
-	}
-	out[k] = '\0';
-}
-
 static void sync_check_metrics(struct metric_ctx *m, const struct run *run, time_t now)
 {
 	char labels[1200], target[1000];
 	const struct step *sy = &run->steps[STEP_SYNC], *ck = &run->steps[STEP_CHECK];
 	if (sy->configured) {
-		label_escape(target, sizeof(target), run->c.s3_target);
+		metrics_label_escape(target, sizeof(target), run->c.s3_target);
 		snprintf(labels, sizeof(labels), "job=\"%s\",target=\"%s\"", m->job, target);
 		gauge(m, "cairn_sync_success", "1 if the last sync to S3 succeeded.");
 		cairn_buf_printf(m->b, "cairn_sync_success{%s} %d\n", labels,
@@ -629,9 +622,16 @@ static int write_metrics(const struct run *run, int rc)
 	int r = cli_metrics_read(path, &old);
 	if (r < 0)
 		return r;
-	if (keep_foreign(&b, (const char *)old.data) < 0)
+	struct metrics_backup failed = {
+		.repo = run->c.repository,
+		.duration = run->steps[STEP_BACKUP].secs,
+		.snapshots = -1,
+	};
+	if (run->backup_silent && metrics_backup_format(&b, &failed, (const char *)old.data) < 0)
+		return -ENOMEM;
+	if (keep_foreign(&b, (const char *)old.data, run->backup_silent) < 0)
 		return cairn_err_set(-ENOMEM, "out of memory");
-	label_escape(job, sizeof(job), run->name);
+	metrics_label_escape(job, sizeof(job), run->name);
 	const char *prev = run->before.len ? (const char *)run->before.data : "";
 	struct metric_ctx m = { .b = &b, .job = job, .old = prev };
 	run_metrics(&m, run, rc, now);
@@ -724,9 +724,47 @@ static void plan(struct run *run)
 		run->steps[i].label = step_names[i];
 }
 
+/* The run history that cairn report shows (runlog.h). Not recording it costs
+ * only the history, so it is no failure of the job. */
+static void record_run(const struct run *run, int rc, double secs)
+{
+	struct runlog_run r = { .time = time(NULL), .exit_code = rc, .seconds = secs };
+	const char *snap = run->steps[STEP_BACKUP].snapshot;
+	if (strlen(snap) < sizeof(r.snapshot) && snap[strspn(snap, "0123456789abcdef")] == '\0')
+		snprintf(r.snapshot, sizeof(r.snapshot), "%s", snap);
+	for (int i = 0; i < STEP_N; i++) {
+		const struct step *st = &run->steps[i];
+		if (!st->configured)
+			continue;
+		struct runlog_step *s = &r.steps[r.nsteps++];
+		snprintf(s->name, sizeof(s->name), "%s", step_names[i]);
+		snprintf(s->result, sizeof(s->result), "%s",
+		         !st->ran                        ? "skipped"
+		         : !step_ok(st, (enum step_id)i) ? "failed"
+		         : st->rc == EXIT_PARTIAL        ? "partial"
+		                                         : "ok");
+		s->exit_code = st->rc;
+		s->seconds = st->secs;
+	}
+	if (runlog_append(run->name, &r) < 0)
+		cairn_log_f(CAIRN_LOG_WARNING, CAIRN_FIELDS(LOG_STR("step", "history")),
+		            "cannot record the run: %s", cairn_err_msg());
+}
+
+/* Whether the file at path is another than before (existed: whether there was
+ * one): backup writes its metrics to a new file renamed over the old one. */
+static bool replaced(const char *path, bool existed, const struct stat *before)
+{
+	struct stat now;
+	if (lstat(path, &now) < 0)
+		return false;
+	return !existed || now.st_dev != before->st_dev || now.st_ino != before->st_ino;
+}
+
 static int run_job(struct run *run)
 {
 	char level[8];
+	double t0 = mono_now();
 	plan(run);
 	/* The steps log at this command's level (-v, -q included). */
 	snprintf(level, sizeof(level), "%d", cairn_log_get_level());
@@ -738,10 +776,16 @@ static int run_job(struct run *run)
 	/* backup writes the file anew and drops this command's families, so what
 	 * the previous run recorded is read now (a missing or unreadable file only
 	 * costs the remembered times). */
-	if (!run->dry_run && run->c.metrics_file)
+	struct stat before = { 0 };
+	bool had_metrics = false;
+	if (!run->dry_run && run->c.metrics_file) {
 		(void)cli_metrics_read(run->c.metrics_file, &run->before);
+		had_metrics = lstat(run->c.metrics_file, &before) == 0;
+	}
 	int b = run_step(run, STEP_BACKUP);
 	bool snapshot = b == 0 || b == EXIT_PARTIAL;
+	if (!run->dry_run && run->c.metrics_file && !snapshot)
+		run->backup_silent = !replaced(run->c.metrics_file, had_metrics, &before);
 	for (int i = STEP_FORGET; i < STEP_N; i++) {
 		if (!run->steps[i].configured)
 			continue;
@@ -765,6 +809,7 @@ static int run_job(struct run *run)
 	}
 	if (rc != 0 && (run->c.notify_url || run->c.notify_mail) && send_notifications(run, rc) < 0)
 		rc = EXIT_ERROR;
+	record_run(run, rc, mono_now() - t0);
 	const struct cairn_log_field f[] = { LOG_INT("exit_code", rc), { 0 } };
 	if (rc == 0)
 		cairn_log_f(CAIRN_LOG_NOTICE, f, "job %s succeeded", run->name);

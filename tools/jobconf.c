@@ -147,6 +147,31 @@ static const char *v_tag(const char *v)
 	return strlen(v) <= 1024 ? NULL : "must be at most 1024 bytes";
 }
 
+/* NAME[:HEADER] of --exclude-if-present (excludes.c checks the same). */
+static const char *v_marker(const char *v)
+{
+	size_t n = strcspn(v, ":");
+	if (n == 0 || n > 255 || memchr(v, '/', n))
+		return "must be NAME[:HEADER] with a file name";
+	return v[n] && (!v[n + 1] || strlen(v + n + 1) > 1024)
+	               ? "must have a header of 1 to 1024 bytes"
+	               : NULL;
+}
+
+/* A size as cli_parse_size reads it: digits, then K, M, G or T (and B or iB). */
+static const char *v_size(const char *v)
+{
+	size_t n = strspn(v, "0123456789");
+	const char *u = v + n;
+	if (n == 0 || n > 15)
+		return "must be a size like 500K, 10M or 2G";
+	if (*u && strchr("kKmMgGtT", *u))
+		u++;
+	if (*u && strcmp(u, "B") != 0 && strcmp(u, "iB") != 0)
+		return "must be a size like 500K, 10M or 2G";
+	return NULL;
+}
+
 /* Compiled and thrown away: a bad glob is reported here with its line, not later
  * by the backup. */
 static const char *v_glob(const char *v)
@@ -168,8 +193,15 @@ static const struct key keys[] = {
 	{ "password-command", K_STR, F(password_command), NULL, 0, 0 },
 	{ "paths", K_WORDS, F(paths), v_abs, 0, 0 },
 	{ "path", K_LIST, F(paths), v_abs, 0, 0 },
+	{ "files-from", K_LIST, F(files_from), v_abs, 0, 0 },
+	{ "files-from-verbatim", K_LIST, F(files_from_verbatim), v_abs, 0, 0 },
+	{ "files-from-raw", K_LIST, F(files_from_raw), v_abs, 0, 0 },
 	{ "exclude", K_LIST, F(excludes), v_glob, 0, 0 },
 	{ "exclude-file", K_LIST, F(exclude_files), v_abs, 0, 0 },
+	{ "iexclude", K_LIST, F(iexcludes), v_glob, 0, 0 },
+	{ "iexclude-file", K_LIST, F(iexclude_files), v_abs, 0, 0 },
+	{ "exclude-if-present", K_LIST, F(exclude_if_present), v_marker, 0, 0 },
+	{ "exclude-larger-than", K_STR, F(exclude_larger_than), v_size, 0, 0 },
 	{ "exclude-caches", K_BOOL, F(exclude_caches), NULL, 0, 0 },
 	{ "one-file-system", K_BOOL, F(one_file_system), NULL, 0, 0 },
 	{ "tags", K_WORDS, F(tags), v_tag, 0, 0 },
@@ -388,8 +420,8 @@ static int check_complete(const struct parser *p, const struct jobconf *c)
 {
 	if (!c->repository)
 		return cairn_err_set(-EINVAL, "%s: 'repository' is missing", p->where);
-	if (c->paths.n == 0)
-		return cairn_err_set(-EINVAL, "%s: 'paths' is missing", p->where);
+	if (c->paths.n + c->files_from.n + c->files_from_verbatim.n + c->files_from_raw.n == 0)
+		return cairn_err_set(-EINVAL, "%s: 'paths' (or 'files-from') is missing", p->where);
 	if (c->password_file && c->password_command)
 		return cairn_err_set(-EINVAL,
 		                     "%s: give 'password-file' or 'password-command', not both",
@@ -454,24 +486,54 @@ int jobconf_load(struct jobconf *c, const char *path)
 
 /* ---- names -------------------------------------------------------------- */
 
-int jobconf_path(char *buf, size_t size, const char *name)
+/* A job name becomes a path: no '/', no "..", nothing hidden. */
+static int check_name(const char *name)
 {
-	const char *dir = getenv("CAIRN_CONFIG_DIR");
 	size_t n =
 	        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@-");
-
-	/* The name becomes a path: no '/', no "..", nothing hidden. */
 	if (n == 0 || name[n] || n > JOBCONF_MAX_NAME || name[0] == '.')
 		return cairn_err_set(-EINVAL,
 		                     "'%.*s' is not a job name (1 to %d of [A-Za-z0-9_.@-], "
 		                     "not starting with '.')",
 		                     JOBCONF_MAX_NAME, name, JOBCONF_MAX_NAME);
-	if (!dir || !*dir)
-		dir = "/etc/cairn";
-	int w = snprintf(buf, size, "%s/%s.conf", dir, name);
-	if (w < 0 || (size_t)w >= size)
-		return cairn_err_set(-ENAMETOOLONG, "job file path too long");
 	return 0;
+}
+
+/* A job named after its --config FILE may hold more than a job name's bytes,
+ * but never a '/', and it is never hidden. */
+static int in_dir_loose(char *buf, size_t size, const char *dir, const char *name, const char *ext)
+{
+	if (!*name || strchr(name, '/') || name[0] == '.')
+		return cairn_err_set(-EINVAL, "'%s' cannot name a file", name);
+	int w = snprintf(buf, size, "%s/%s%s", dir, name, ext);
+	if (w < 0 || (size_t)w >= size)
+		return cairn_err_set(-ENAMETOOLONG, "path of job '%s' too long", name);
+	return 0;
+}
+
+static int in_dir(char *buf, size_t size, const char *dir, const char *name, const char *ext)
+{
+	int r = check_name(name);
+	if (r < 0)
+		return r;
+	return in_dir_loose(buf, size, dir, name, ext);
+}
+
+int jobconf_path(char *buf, size_t size, const char *name)
+{
+	const char *dir = getenv("CAIRN_CONFIG_DIR");
+	return in_dir(buf, size, dir && *dir ? dir : "/etc/cairn", name, ".conf");
+}
+
+const char *jobconf_state_dir(void)
+{
+	const char *dir = getenv("CAIRN_STATE_DIR");
+	return dir && *dir ? dir : "/var/lib/cairn";
+}
+
+int jobconf_state_path(char *buf, size_t size, const char *name, const char *ext)
+{
+	return in_dir_loose(buf, size, jobconf_state_dir(), name, ext);
 }
 
 void jobconf_name_from_path(char *buf, size_t size, const char *path)

@@ -39,12 +39,19 @@ enum jobconf_keep {
 /* A parsed job; every string is malloc'd and owned by the struct, NULL when unset.
  * The caller embeds it: jobconf_init / jobconf_release. */
 struct jobconf {
-	char *repository;          /* required, absolute */
-	char *password_file;       /* absolute; exclusive with password_command */
-	char *password_command;    /* run by sh -c */
-	struct jobconf_list paths; /* required, absolute; "paths" and "path" */
+	char *repository;               /* required, absolute */
+	char *password_file;            /* absolute; exclusive with password_command */
+	char *password_command;         /* run by sh -c */
+	struct jobconf_list paths;      /* absolute; "paths" and "path" (or files-from*) */
+	struct jobconf_list files_from; /* absolute; backup --files-from */
+	struct jobconf_list files_from_verbatim;
+	struct jobconf_list files_from_raw;
 	struct jobconf_list excludes;
 	struct jobconf_list exclude_files;
+	struct jobconf_list iexcludes;
+	struct jobconf_list iexclude_files;
+	struct jobconf_list exclude_if_present; /* NAME[:HEADER] */
+	char *exclude_larger_than;              /* a size: 10M */
 	bool exclude_caches;
 	bool one_file_system;
 	struct jobconf_list tags;
@@ -82,6 +89,13 @@ int jobconf_load(struct jobconf *c, const char *path);
  * /etc/cairn/NAME.conf. -EINVAL unless name is 1..JOBCONF_MAX_NAME bytes of
  * [A-Za-z0-9_.@-] not starting with '.'; -ENAMETOOLONG. */
 int jobconf_path(char *buf, size_t size, const char *name);
+/* The path of job name's file of state: $CAIRN_STATE_DIR/NAME.EXT, else
+ * /var/lib/cairn/NAME.EXT (ext with its dot: ".runs"). -EINVAL for an empty
+ * name, one with '/' or starting with '.' (a job run with --config may have a
+ * name that jobconf_path refuses), -ENAMETOOLONG. */
+int jobconf_state_path(char *buf, size_t size, const char *name, const char *ext);
+/* The directory of those files. Borrowed (the environment's or a constant). */
+const char *jobconf_state_dir(void);
 /* The job name of a config path: its basename without ".conf", into buf. */
 void jobconf_name_from_path(char *buf, size_t size, const char *path);
 /* True if any keep-* rule is set (forget has something to do). */

@@ -16,6 +16,7 @@
 
 #include <curl/curl.h>
 
+#include "jobconf.h"
 #include "cli.h"
 #include "cleanup.h"
 
@@ -469,14 +470,7 @@ int notify_mail(const char *addr, const struct notify_msg *m)
 
 static int marker_path(char *buf, size_t n, const char *job)
 {
-	const char *dir = getenv("CAIRN_STATE_DIR");
-	if (!dir || !*dir)
-		dir = "/var/lib/cairn";
-	/* Job names never hold '/' (jobconf_path); refuse anything else. */
-	if (!job || !*job || strchr(job, '/') || job[0] == '.')
-		return -EINVAL;
-	int w = snprintf(buf, n, "%s/%s.reported", dir, job);
-	return w < 0 || (size_t)w >= n ? -ENAMETOOLONG : 0;
+	return job ? jobconf_state_path(buf, n, job, ".reported") : -EINVAL;
 }
 
 void notify_mark_reported(const char *job, bool reported)

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +42,9 @@ struct comp {
 };
 
 struct pattern {
+	char *text;   /* as written */
+	char *origin; /* "FILE:LINE", or NULL */
+	unsigned flags;
 	struct atom *atoms;
 	uint8_t (*sets)[32];
 	struct comp *comps;
@@ -58,6 +62,8 @@ struct states {
 
 static void pattern_release(struct pattern *p)
 {
+	free(p->text);
+	free(p->origin);
 	free(p->atoms);
 	free(p->sets);
 	free(p->comps);
@@ -92,6 +98,7 @@ size_t pattern_list_count(const struct pattern_list *l)
 struct compiler {
 	const char *pat;
 	size_t len, i;
+	bool icase; /* PATTERN_ICASE */
 	struct pattern *p;
 	size_t comp_stars, comp_other; /* of the component being built: "**" detection */
 };
@@ -99,6 +106,21 @@ struct compiler {
 static void set_bit(uint8_t *set, unsigned c)
 {
 	set[c >> 3] |= (uint8_t)(1u << (c & 7));
+}
+
+static bool has_bit(const uint8_t *set, unsigned c)
+{
+	return (set[c >> 3] >> (c & 7)) & 1;
+}
+
+/* PATTERN_ICASE: each ASCII letter in the set brings the other case along. */
+static void fold_set(uint8_t *set)
+{
+	for (unsigned c = 'a'; c <= 'z'; c++)
+		if (has_bit(set, c) || has_bit(set, c - 'a' + 'A')) {
+			set_bit(set, c);
+			set_bit(set, c - 'a' + 'A');
+		}
 }
 
 /* ASCII only: matching must not depend on the locale. */
@@ -203,6 +225,8 @@ static int parse_class(struct compiler *c, uint8_t *set)
 		for (unsigned b = lo; b <= hi; b++)
 			set_bit(set, b);
 	}
+	if (c->icase)
+		fold_set(set); /* before negating: [!a] is neither a nor A */
 	if (neg)
 		for (size_t k = 0; k < 32; k++)
 			set[k] = (uint8_t)~set[k];
@@ -218,6 +242,14 @@ static void push_atom(struct compiler *c, struct atom a)
 {
 	struct pattern *p = c->p;
 	struct comp *k = cur_comp(c);
+	bool letter = (a.c >= 'a' && a.c <= 'z') || (a.c >= 'A' && a.c <= 'Z');
+	if (c->icase && a.kind == A_LIT && letter) {
+		/* Each byte of pattern has a set of its own to turn into. */
+		memset(p->sets[p->nsets], 0, 32);
+		set_bit(p->sets[p->nsets], a.c);
+		fold_set(p->sets[p->nsets]);
+		a = (struct atom){ .kind = A_SET, .set = (uint16_t)p->nsets++ };
+	}
 	if (a.kind == A_STAR) {
 		c->comp_stars++;
 		if (k->n > 0 && p->atoms[p->natoms - 1].kind == A_STAR)
@@ -293,9 +325,9 @@ static int parse_atom(struct compiler *c)
 	return push_comp(c, false);
 }
 
-static int compile(struct pattern *p, const char *pat, size_t len)
+static int compile(struct pattern *p, const char *pat, size_t len, bool icase)
 {
-	struct compiler c = { .pat = pat, .len = len, .p = p };
+	struct compiler c = { .pat = pat, .len = len, .p = p, .icase = icase };
 	bool anchored = pat[0] == '/';
 	int r;
 
@@ -319,7 +351,7 @@ static int compile(struct pattern *p, const char *pat, size_t len)
 	return 0;
 }
 
-int pattern_list_add(struct pattern_list *l, const char *pat)
+static int add_from(struct pattern_list *l, const char *pat, const char *origin, unsigned flags)
 {
 	struct pattern p = { 0 };
 	size_t len = strlen(pat);
@@ -332,13 +364,37 @@ int pattern_list_add(struct pattern_list *l, const char *pat)
 	if (!v)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	l->v = v;
-	int r = compile(&p, pat, len);
+	int r = compile(&p, pat, len, flags & PATTERN_ICASE);
+	p.flags = flags;
+	if (r >= 0 && (!(p.text = strdup(pat)) || (origin && !(p.origin = strdup(origin)))))
+		r = cairn_err_set(-ENOMEM, "out of memory");
 	if (r < 0) {
 		pattern_release(&p);
 		return r;
 	}
 	l->v[l->n++] = p;
 	return 0;
+}
+
+int pattern_list_add(struct pattern_list *l, const char *pat)
+{
+	return add_from(l, pat, NULL, 0);
+}
+
+int pattern_list_add_flags(struct pattern_list *l, const char *pat, unsigned flags)
+{
+	return add_from(l, pat, NULL, flags);
+}
+
+const char *pattern_list_text(const struct pattern_list *l, size_t i, const char **origin)
+{
+	*origin = l->v[i].origin;
+	return l->v[i].text;
+}
+
+unsigned pattern_list_flags(const struct pattern_list *l, size_t i)
+{
+	return l->v[i].flags;
 }
 
 static bool blank_line(const char *s, size_t n)
@@ -350,7 +406,7 @@ static bool blank_line(const char *s, size_t n)
 }
 
 static int add_line(struct pattern_list *l, const char *path, size_t lineno, const char *s,
-                    size_t n)
+                    size_t n, unsigned flags)
 {
 	if (n > 0 && s[n - 1] == '\r')
 		n--;
@@ -359,15 +415,22 @@ static int add_line(struct pattern_list *l, const char *path, size_t lineno, con
 	if (memchr(s, '\0', n))
 		return cairn_err_set(-EINVAL, "'%s' line %zu: NUL byte in pattern", path, lineno);
 	_cleanup_free_ char *pat = strndup(s, n);
+	char origin[4200];
 	if (!pat)
 		return cairn_err_set(-ENOMEM, "out of memory");
-	int r = pattern_list_add(l, pat);
+	snprintf(origin, sizeof(origin), "%s:%zu", path, lineno);
+	int r = add_from(l, pat, origin, flags);
 	if (r < 0)
 		return cairn_err_wrap(r, "'%s' line %zu", path, lineno);
 	return 0;
 }
 
 int pattern_list_add_file(struct pattern_list *l, const char *path)
+{
+	return pattern_list_add_file_flags(l, path, 0);
+}
+
+int pattern_list_add_file_flags(struct pattern_list *l, const char *path, unsigned flags)
 {
 	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
 	int r = cairn_file_slurp(path, PATTERN_FILE_MAX, &b);
@@ -378,7 +441,7 @@ int pattern_list_add_file(struct pattern_list *l, const char *path)
 	while (left > 0) {
 		const char *nl = memchr(s, '\n', left);
 		size_t n = nl ? (size_t)(nl - s) : left;
-		if ((r = add_line(l, path, ++lineno, s, n)) < 0)
+		if ((r = add_line(l, path, ++lineno, s, n, flags)) < 0)
 			return r;
 		s += n + (nl != NULL);
 		left -= n + (nl != NULL);
@@ -485,12 +548,17 @@ static int pattern_run(const struct pattern *p, const uint8_t *path, size_t len)
 	return 1;
 }
 
-bool pattern_list_match(const struct pattern_list *l, const char *path, size_t len)
+long pattern_list_find(const struct pattern_list *l, const char *path, size_t len)
 {
 	for (size_t i = 0; i < l->n; i++)
 		if (pattern_run(&l->v[i], (const uint8_t *)path, len) == 1)
-			return true;
-	return false;
+			return (long)i;
+	return -1;
+}
+
+bool pattern_list_match(const struct pattern_list *l, const char *path, size_t len)
+{
+	return pattern_list_find(l, path, len) >= 0;
 }
 
 bool pattern_list_match_below(const struct pattern_list *l, const char *path, size_t len)

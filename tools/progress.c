@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "metrics.h"
 #include "cleanup.h"
 
 struct progress {
@@ -21,16 +22,16 @@ struct progress {
 	bool running;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
-	bool stop; /* protected by lock */
-	uint64_t snapshots;
+	bool stop;         /* protected by lock */
+	int64_t snapshots; /* -1 until known */
 };
 
 void progress_set_snapshots(struct progress *pg, uint64_t n)
 {
-	pg->snapshots = n;
+	pg->snapshots = (int64_t)n;
 }
 
-struct progress *progress_new(bool json, bool dry_run)
+struct progress *progress_new(bool json, bool dry_run, bool list)
 {
 	struct progress *pg = calloc(1, sizeof(*pg));
 	if (!pg)
@@ -38,7 +39,9 @@ struct progress *progress_new(bool json, bool dry_run)
 	archiver_stats_init(&pg->st);
 	pg->json = json;
 	pg->dry_run = dry_run;
-	pg->tty = !json && isatty(STDERR_FILENO) && cairn_log_get_level() >= CAIRN_LOG_NOTICE;
+	pg->snapshots = -1;
+	pg->tty = !json && !list && isatty(STDERR_FILENO) &&
+	          cairn_log_get_level() >= CAIRN_LOG_NOTICE;
 	pthread_mutex_init(&pg->lock, NULL);
 	pthread_cond_init(&pg->wake, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &pg->start);
@@ -186,6 +189,7 @@ static void print_json_status(struct progress *pg)
 	snprintf(cur, sizeof(cur), "%s", pg->st.current);
 	snprintf(last, sizeof(last), "%s", pg->st.last_dir);
 	pthread_mutex_unlock(&pg->st.lock);
+	flockfile(stdout); /* one line, not mixed with --list's */
 	printf("{\"message_type\":\"status\",\"seconds_elapsed\":%.3f,\"percent_done\":%.2f,"
 	       "\"files_done\":%llu,\"files_total\":%llu,\"bytes_done\":%llu,\"bytes_total\":%llu,"
 	       "\"total_complete\":%s,\"bytes_per_second\":%.0f,\"seconds_remaining\":%.0f,"
@@ -198,6 +202,34 @@ static void print_json_status(struct progress *pg)
 	cli_json_str(stdout, last, strlen(last));
 	fputs("}\n", stdout);
 	fflush(stdout);
+	funlockfile(stdout);
+}
+
+void progress_list(const char *path, enum archiver_fate fate, const char *rule, void *payload)
+{
+	static const char *const names[] = { "new", "changed", "unmodified", "excluded" };
+	const struct progress *pg = payload;
+	flockfile(stdout);
+	if (pg->json) {
+		printf("{\"message_type\":\"verbose_status\",\"action\":\"%s\",\"item\":",
+		       names[fate]);
+		cli_json_str(stdout, path, strlen(path));
+		if (rule) {
+			fputs(",\"rule\":", stdout);
+			cli_json_str(stdout, rule, strlen(rule));
+		}
+		fputs("}\n", stdout);
+	} else {
+		printf("%-10s ", names[fate]);
+		cairn_text_str(stdout, path, strlen(path));
+		if (rule) {
+			fputs(" (", stdout);
+			cairn_text_str(stdout, rule, strlen(rule));
+			fputc(')', stdout);
+		}
+		fputc('\n', stdout);
+	}
+	funlockfile(stdout);
 }
 
 static void *refresh(void *arg)
@@ -296,62 +328,8 @@ static void print_summary_json(struct progress *pg, const struct cairn_snapshot 
 	       elapsed(pg));
 }
 
-/* The previous file's last-success time, so a failed run does not erase it. */
-static double old_last_success(const char *path)
-{
-	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
-	static const char key[] = "\ncairn_backup_last_success_timestamp_seconds";
-	if (cli_metrics_read(path, &b) < 0)
-		return 0;
-	const char *p = strstr((const char *)b.data, key);
-	p = p ? strchr(p + 1, ' ') : NULL;
-	return p ? strtod(p, NULL) : 0;
-}
-
-static int write_metrics(struct progress *pg, const char *path, int r,
-                         const struct cairn_snapshot *s, const char *repo)
-{
-	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
-	const struct cairn_snapshot_summary *m = &s->summary;
-	double now = (double)time(NULL);
-	double last_ok = r >= 0 ? now : old_last_success(path);
-	char lbl[1100];
-	size_t k = 0;
-
-	/* Label values escape backslash, quote and newline (text exposition format). */
-	for (const char *p = repo; *p && k + 3 < sizeof(lbl); p++) {
-		if (*p == '\\' || *p == '"' || *p == '\n')
-			lbl[k++] = '\\';
-		lbl[k++] = *p == '\n' ? 'n' : *p;
-	}
-	lbl[k] = '\0';
-#define M(name, help, fmt, ...)                                                             \
-	cairn_buf_printf(&b,                                                                \
-	                 "# HELP cairn_backup_" name " " help "\n# TYPE cairn_backup_" name \
-	                 " gauge\ncairn_backup_" name "{repo=\"%s\"} " fmt "\n",            \
-	                 lbl, __VA_ARGS__)
-	M("last_success_timestamp_seconds", "Time of the last successful backup.", "%.0f", last_ok);
-	M("last_run_timestamp_seconds", "Time the last backup ended.", "%.0f", now);
-	M("success", "1 if the last backup wrote a snapshot, else 0.", "%d", r >= 0 ? 1 : 0);
-	M("duration_seconds", "Duration of the last backup.", "%.3f", elapsed(pg));
-	M("files_new", "New files in the last backup.", "%llu", (unsigned long long)m->files_new);
-	M("files_changed", "Changed files in the last backup.", "%llu",
-	  (unsigned long long)m->files_changed);
-	M("files_unmodified", "Unmodified files in the last backup.", "%llu",
-	  (unsigned long long)m->files_unmodified);
-	M("bytes_processed", "Bytes read by the last backup.", "%llu",
-	  (unsigned long long)m->bytes_read);
-	M("bytes_added", "Bytes stored (compressed, encrypted) by the last backup.", "%llu",
-	  (unsigned long long)m->bytes_added);
-	M("errors", "Entries the last backup could not read.", "%u", m->errors);
-	M("snapshots", "Snapshots in the repository.", "%llu", (unsigned long long)pg->snapshots);
-#undef M
-	/* 0644: node_exporter's textfile collector runs as another user. */
-	return cairn_file_write_atomic_mode(path, NULL, b.data, b.len, 0644);
-}
-
 int progress_finish(struct progress *pg, int r, const struct cairn_snapshot *snap,
-                    const char *metrics_path, const char *repo_path)
+                    const char *metrics_path, const char *repo)
 {
 	int rc = r < 0 ? EXIT_ERROR : snap->summary.partial ? EXIT_PARTIAL : 0;
 
@@ -368,7 +346,15 @@ int progress_finish(struct progress *pg, int r, const struct cairn_snapshot *sna
 		print_summary_text(pg, snap);
 	}
 	fflush(stdout);
-	if (metrics_path && write_metrics(pg, metrics_path, r, snap, repo_path) < 0) {
+	struct metrics_backup m = {
+		.repo = repo,
+		.ok = r >= 0,
+		.duration = elapsed(pg),
+		.summary = &snap->summary,
+		.snapshots = pg->snapshots,
+	};
+	/* A dry run writes no snapshot and says nothing about the last backup. */
+	if (metrics_path && !pg->dry_run && metrics_backup_write(metrics_path, &m) < 0) {
 		log_error("cannot write metrics: %s", cairn_err_msg());
 		if (rc == 0)
 			rc = EXIT_ERROR;

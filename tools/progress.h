@@ -8,8 +8,9 @@
 
 struct progress;
 
-/* NULL when out of memory. */
-struct progress *progress_new(bool json, bool dry_run);
+/* NULL when out of memory. list: entries are listed on stdout (backup --list),
+ * so no status line is drawn on a terminal. */
+struct progress *progress_new(bool json, bool dry_run, bool list);
 void progress_free(struct progress *pg);
 /* A totals scan is worth its cost only when someone watches. */
 bool progress_wants_scan(const struct progress *pg);
@@ -17,11 +18,15 @@ struct archiver_stats *progress_stats(struct progress *pg);
 /* Start/stop the refresh thread (a no-op without a terminal or --json). */
 void progress_start(struct progress *pg);
 void progress_stop(struct progress *pg);
+/* An archiver_opts.list callback (payload: the progress): one line per entry
+ * on stdout, "new        /path", or a JSON message of type verbose_status. */
+void progress_list(const char *path, enum archiver_fate fate, const char *rule, void *payload);
 /* Snapshots in the repository after this backup (for the metrics). */
 void progress_set_snapshots(struct progress *pg, uint64_t n);
 /* Report the outcome r of the backup of snap: the summary (text or JSON), the error,
- * and the metrics file. Returns the exit code. */
+ * and the metrics file (not for a dry run; repo is the label, the repository as
+ * given). Returns the exit code. */
 int progress_finish(struct progress *pg, int r, const struct cairn_snapshot *snap,
-                    const char *metrics_path, const char *repo_path);
+                    const char *metrics_path, const char *repo);
 
 #endif

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Fuzz the glob matcher (tools/pattern.c): the first line is a pattern, the rest a
  * path. It must never crash or hang, and must keep its own rules: a match covers
- * everything beneath, and whatever matches also "matches below". */
+ * everything beneath, whatever matches also "matches below", and the same
+ * pattern ignoring case matches too. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -50,6 +51,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	/* Nothing below a path that cannot lead to a match matches. */
 	if (!below && pattern_list_match_below(l, deeper, len + 2))
+		abort();
+	/* Ignoring case matches at least what minding it does (--iexclude). */
+	_cleanup_(pattern_list_freep) struct pattern_list *il = NULL;
+	if (pattern_list_new(&il) < 0 || pattern_list_add_flags(il, pat, PATTERN_ICASE) < 0)
+		return 0; /* it compiled above: only out of memory */
+	if (match && !pattern_list_match(il, path, len))
 		abort();
 	return 0;
 }

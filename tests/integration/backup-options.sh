@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # cairn backup beyond backup.sh: the live status line on a terminal, JSON status
 # messages, SIGTERM/SIGINT, kill -9 and pack reuse, unreadable directories, files
-# changing while read, sparse files, --exclude-file, --one-file-system, --parent,
+# changing while read, sparse files, --exclude-file, --list (with and without
+# --dry-run, text and JSON), --one-file-system, --parent,
 # --compression, --tag/--host, several paths in one snapshot, peak RSS, and the
 # read commands (ls -l/--json, dump, cat blob/pack, snapshots filters).
 #
@@ -275,6 +276,65 @@ printf '# build output\n\n**/*.o\n*.log\r\n%s/cachey\n' "$E" > "$O/excludes"
 printf '/keep.txt\n/sub\n/sub/kept.c\n' | cmp - "$O/e.ls" || fail "--exclude-file: $(cat "$O/e.ls")"
 expect_fail 2 "cannot read pattern file" -- "$CAIRN" backup --exclude-file "$W/missing" "$E"
 
+# ---- --list: what the backup does with each entry, and which rule excludes --
+# With -n it is a check of the excludes that stores nothing; without, the same
+# lines come from a real backup. The dry run must agree with the run after it.
+L="$W/list"
+mkdir -p "$L/cache" "$L/sub" "$L/keep"
+echo same > "$L/same"
+echo old > "$L/edit"
+echo k > "$L/keep/k"
+echo x > "$L/sub/a.tmp"
+echo y > "$L/sub/b.log"
+printf 'Signature: 8a477f597d28d172789f06886806bc55\n' > "$L/cache/CACHEDIR.TAG"
+printf '# logs\n*.log\n' > "$O/list.excl"
+LX=(--exclude '*.tmp' --exclude-file "$O/list.excl" --exclude-caches)
+"$CAIRN" backup "${LX[@]}" "$L" > /dev/null
+echo changed >> "$L/edit"
+echo new > "$L/sub/new"
+before=$(nsnaps)
+"$CAIRN" backup -n --list "${LX[@]}" "$L" > "$O/list.out"
+[ "$(nsnaps)" = "$before" ] || fail "backup -n --list wrote a snapshot"
+# Only the lines of $L: the directories above it change with the rest of /tmp.
+grep -F " $L" "$O/list.out" | sort > "$O/list.got"
+sort > "$O/list.want" <<EOF
+changed    $L
+changed    $L/edit
+changed    $L/sub
+excluded   $L/cache (--exclude-caches)
+excluded   $L/sub/a.tmp (--exclude '*.tmp')
+excluded   $L/sub/b.log (--exclude-file $O/list.excl:2 '*.log')
+new        $L/sub/new
+unmodified $L/keep
+unmodified $L/keep/k
+unmodified $L/same
+EOF
+diff "$O/list.want" "$O/list.got" || fail "backup -n --list: $(cat "$O/list.out")"
+out_has "$O/list.out" "dry run: no snapshot written"
+# JSON: one verbose_status message per entry, the same as the text.
+"$CAIRN" backup -n --list --json "${LX[@]}" "$L" > "$O/list.json"
+python3 - "$O/list.json" "$L" "$O/list.got" <<'PY' || fail "backup -n --list --json: $(cat "$O/list.json")"
+import json, sys
+msgs = [json.loads(l) for l in open(sys.argv[1])]
+got = []
+for m in msgs:
+    if m["message_type"] != "verbose_status" or not m["item"].startswith(sys.argv[2]):
+        continue
+    assert set(m) == {"message_type", "action", "item"} | ({"rule"} if m["action"] == "excluded" else set()), m
+    line = "%-10s %s" % (m["action"], m["item"])
+    got.append(line + (" (%s)" % m["rule"] if "rule" in m else ""))
+want = open(sys.argv[3]).read().splitlines()
+assert sorted(got) == want, (sorted(got), want)
+assert msgs[-1]["message_type"] == "summary" and msgs[-1]["dry_run"] is True, msgs[-1]
+PY
+# The real backup lists the same and stores it; after it, nothing is new.
+"$CAIRN" backup --list "${LX[@]}" "$L" > "$O/list.real"
+grep -F " $L" "$O/list.real" | sort | diff "$O/list.want" - || fail "backup --list: $(cat "$O/list.real")"
+[ "$(nsnaps)" = $((before + 1)) ] || fail "backup --list wrote no snapshot"
+"$CAIRN" backup -n --list "${LX[@]}" "$L" | grep -F " $L" | grep -v '^excluded ' > "$O/list.after"
+! grep -qv '^unmodified ' "$O/list.after" || fail "changed after a backup: $(cat "$O/list.after")"
+[ "$(wc -l < "$O/list.after")" = 7 ] || fail "entries after a backup: $(cat "$O/list.after")"
+
 # ---- --one-file-system -----------------------------------------------------
 X="$W/xfs"
 mkdir -p "$X/mnt"
@@ -285,6 +345,8 @@ if mount -t tmpfs -o size=1M tmpfs "$X/mnt" 2> /dev/null; then
 	"$CAIRN" backup --one-file-system "$X" > /dev/null
 	"$CAIRN" ls -R latest "$X" | sed "s|^$X||" > "$O/x.ls"
 	printf '/here\n/mnt\n' | cmp - "$O/x.ls" || fail "--one-file-system: $(cat "$O/x.ls")"
+	"$CAIRN" backup -n --list --one-file-system "$X" > "$O/x.list"
+	grep -qx "excluded   $X/mnt (--one-file-system)" "$O/x.list" || fail "--list -x: $(cat "$O/x.list")"
 	"$CAIRN" backup "$X" > /dev/null
 	"$CAIRN" ls -R latest "$X" | grep -qx "$X/mnt/inside" || fail "without -x the mount is missing"
 	umount "$X/mnt"

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # cairn backup end to end: incremental no-op, shift resistance, excludes, dry run,
 # JSON summary, metrics, partial snapshots (exit 3), files that cannot be read to
-# the end, worker threads that cannot start, and bad input.
+# the end, worker threads that cannot start, paths that do not exist, and bad
+# input.
 . "$(dirname "$0")/lib.sh"
 
 json_field() { # FILE KEY: a number or string value from the last summary line
@@ -45,7 +46,7 @@ grep -q '"message_type":"summary"' "$O/b1.json" || fail "no JSON summary"
 [ "$(json_field "$O/b1.json" partial)" = false ] || fail "first backup partial"
 [ "$(ls "$CAIRN_REPO/snapshots" | wc -l)" = 1 ] || fail "expected one snapshot"
 grep -q '^cairn_backup_success{repo=".*"} 1$' "$O/metrics.prom" || fail "metrics: success"
-grep -q '^cairn_backup_files_new{.*} 52$' "$O/metrics.prom" || fail "metrics: files_new"
+grep -q '^cairn_backup_new_files{.*} 52$' "$O/metrics.prom" || fail "metrics: new_files"
 grep -q '^cairn_backup_snapshots{.*} 1$' "$O/metrics.prom" || fail "metrics: snapshots"
 [ -z "$(ls "$CAIRN_REPO/tmp")" ] || fail "temp files left behind: $(ls "$CAIRN_REPO/tmp")"
 
@@ -151,6 +152,48 @@ unread_case() {
 }
 unread_case plain 1000123
 unread_case sparse $((5 * 1048576 + 524288 + 77))
+
+# Paths that are not there: each is a warning, like a file that cannot be read,
+# and the snapshot is partial (exit 3), with the paths as asked, so that the
+# next run finds it as its parent. restic and borg carry on the same way.
+MP="$W/mp"
+mkdir -p "$MP"
+echo here > "$MP/here"
+echo file > "$MP/file"
+rc=0
+"$CAIRN" backup --json "$MP/here" "$W/gone" "$MP/file/below" > "$O/mp.json" 2> "$O/mp.err" || rc=$?
+[ "$rc" = 3 ] || fail "a missing path: exit $rc: $(cat "$O/mp.err")"
+grep -q "^cairn: warning: cannot back up '$W/gone': No such file or directory$" "$O/mp.err" ||
+	fail "no warning naming the missing path: $(cat "$O/mp.err")"
+grep -q "^cairn: warning: cannot back up below '$MP/file': Not a directory$" "$O/mp.err" ||
+	fail "no warning naming the path below a file: $(cat "$O/mp.err")"
+[ "$(json_field "$O/mp.json" partial)" = true ] || fail "not partial: $(cat "$O/mp.json")"
+[ "$(json_field "$O/mp.json" errors)" = 2 ] || fail "not 2 errors: $(cat "$O/mp.json")"
+"$CAIRN" snapshots --json | python3 -c 'import json,sys
+s=json.load(sys.stdin)[-1]
+assert sorted(s["paths"])==sorted(sys.argv[1:]), s["paths"]' "$MP/here" "$W/gone" "$MP/file/below" ||
+	fail "the snapshot does not list the paths asked for"
+"$CAIRN" ls -R latest "$MP" > "$O/mp.ls"
+[ "$(cat "$O/mp.ls")" = "$MP/here" ] || fail "the partial snapshot holds: $(cat "$O/mp.ls")"
+# None of the paths exists: nothing to back up, no snapshot, exit 1.
+n=$(ls "$CAIRN_REPO/snapshots" | wc -l)
+expect_fail 1 "nothing to back up, none of the 2 paths exists: cannot back up '$W/gone'" -- \
+	"$CAIRN" backup "$W/gone" "$W/gone2"
+[ "$(ls "$CAIRN_REPO/snapshots" | wc -l)" = "$n" ] || fail "a backup of nothing wrote a snapshot"
+# cairn run takes the partial backup for one (exit 3): forget and check still run.
+cat > "$O/mp.conf" <<EOF
+repository = $CAIRN_REPO
+password-file = $CAIRN_PASSWORD_FILE
+paths = $MP $W/gone
+keep-last = 1
+check = yes
+EOF
+rc=0
+env -u CAIRN_REPO -u CAIRN_PASSWORD_FILE "$CAIRN" -v run --config "$O/mp.conf" > "$O/run.out" 2> "$O/run.err" || rc=$?
+[ "$rc" = 3 ] || fail "a job with a missing path: exit $rc: $(cat "$O/run.err")"
+for step in forget check; do
+	grep -q "^$step: done in .* (exit 0)$" "$O/run.err" || fail "$step did not run: $(cat "$O/run.err")"
+done
 
 # JSON status messages, the terminal status line and the summary-only output of
 # a backup held mid-way: backup-options.sh.

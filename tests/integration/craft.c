@@ -4,12 +4,19 @@
  *
  *   cairn-test-craft relabel HOST [TAG...]
  *       a copy of the latest snapshot, one second newer, with this host and tags
+ *   cairn-test-craft relabel-at SECONDS_AGO HOST [TAG...]
+ *       the same, made SECONDS_AGO before now (a history of many days)
+ *   cairn-test-craft check-record TEXT
+ *       TEXT as the record of the last check and the last data check (the
+ *       "key=value" lines cmd-check.c writes), as an older cairn could leave it
  *
  * The repository is $CAIRN_REPO, the password the first line of $CAIRN_PASSWORD_FILE. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cairn/store.h"
 
@@ -30,7 +37,7 @@ static int open_repo(cairn_repo **repo)
 	return cairn_repo_open(repo, path, pw, strlen(pw), &ro);
 }
 
-static int relabel(cairn_repo *repo, char *host, char **tags, size_t ntags)
+static int relabel(cairn_repo *repo, int64_t ago, char *host, char **tags, size_t ntags)
 {
 	struct cairn_snapshot **list = NULL;
 	size_t n = 0;
@@ -40,7 +47,10 @@ static int relabel(cairn_repo *repo, char *host, char **tags, size_t ntags)
 		return r < 0 ? r : cairn_err_set(-ENOENT, "no snapshot to copy");
 	}
 	struct cairn_snapshot s = *list[n - 1]; /* shallow: the strings stay list's */
-	s.time_ns += 1000000000;
+	if (ago >= 0)
+		s.time_ns = ((int64_t)time(NULL) - ago) * 1000000000;
+	else
+		s.time_ns += 1000000000;
 	s.hostname = host;
 	s.tags = tags;
 	s.ntags = ntags;
@@ -49,16 +59,33 @@ static int relabel(cairn_repo *repo, char *host, char **tags, size_t ntags)
 	return r;
 }
 
+static int check_record(cairn_repo *repo, const char *text)
+{
+	int r = cairn_repo_state_put(repo, "check", "last", 4, text, strlen(text));
+	if (r >= 0)
+		r = cairn_repo_state_put(repo, "check", "last-read-data", 14, text, strlen(text));
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	cairn_repo *repo = NULL;
-	if (argc < 3 || strcmp(argv[1], "relabel") != 0) {
-		fprintf(stderr, "usage: cairn-test-craft relabel HOST [TAG...]\n");
+	bool relabel_cmd = argc >= 3 && strcmp(argv[1], "relabel") == 0;
+	bool at_cmd = argc >= 4 && strcmp(argv[1], "relabel-at") == 0;
+	if (!relabel_cmd && !at_cmd && !(argc == 3 && strcmp(argv[1], "check-record") == 0)) {
+		fprintf(stderr, "usage: cairn-test-craft relabel HOST [TAG...]\n"
+		                "       cairn-test-craft relabel-at SECONDS_AGO HOST [TAG...]\n"
+		                "       cairn-test-craft check-record TEXT\n");
 		return 2;
 	}
 	int r = open_repo(&repo);
-	if (r >= 0)
-		r = relabel(repo, argv[2], argv + 3, (size_t)(argc - 3));
+	if (r >= 0 && relabel_cmd)
+		r = relabel(repo, -1, argv[2], argv + 3, (size_t)(argc - 3));
+	else if (r >= 0 && at_cmd)
+		r = relabel(repo, strtoll(argv[2], NULL, 10), argv[3], argv + 4,
+		            (size_t)(argc - 4));
+	else if (r >= 0)
+		r = check_record(repo, argv[2]);
 	if (r < 0)
 		fprintf(stderr, "craft: %s\n", cairn_err_msg());
 	cairn_repo_close(repo);

@@ -59,6 +59,14 @@ static void test_jobconf__every_key(void)
 	        "exclude = /home/*/.cache\n"
 	        "exclude-file = /etc/cairn/ex\n"
 	        "exclude-caches = yes\n"
+	        "files-from = /etc/cairn/list\n"
+	        "files-from-verbatim = /etc/cairn/list2\n"
+	        "files-from-raw = /etc/cairn/list0\n"
+	        "iexclude = *.JPG\n"
+	        "iexclude-file = /etc/cairn/iex\n"
+	        "exclude-if-present = .nobackup\n"
+	        "exclude-if-present = TAG:Signature: x\n"
+	        "exclude-larger-than = 2G\n"
 	        "one-file-system = true\n"
 	        "tags = a b\n"
 	        "tag = c d\n"
@@ -86,6 +94,11 @@ static void test_jobconf__every_key(void)
 	CHECK_EQ(c.excludes.n, 2);
 	CHECK_EQ(c.exclude_files.n, 1);
 	CHECK(c.exclude_caches && c.one_file_system && c.prune && !c.check);
+	CHECK(c.files_from.n == 1 && c.files_from_verbatim.n == 1 && c.files_from_raw.n == 1);
+	CHECK(c.iexcludes.n == 1 && c.iexclude_files.n == 1);
+	CHECK_EQ(c.exclude_if_present.n, 2);
+	CHECK(strcmp(c.exclude_if_present.v[1], "TAG:Signature: x") == 0);
+	CHECK(strcmp(c.exclude_larger_than, "2G") == 0);
 	CHECK_EQ(c.tags.n, 3);
 	CHECK(strcmp(c.tags.v[2], "c d") == 0);
 	CHECK(strcmp(c.host, "host-1.example") == 0);
@@ -144,7 +157,17 @@ static void test_jobconf__strict(void)
 	expect_bad(BASE "= /x\n", "expected 'key = value'");
 	expect_bad(BASE "host = a\001b\n", "control character");
 	expect_bad("paths = /a\n", "'repository' is missing");
-	expect_bad("repository = /r\n", "'paths' is missing");
+	expect_bad("repository = /r\n", "'paths' (or 'files-from') is missing");
+	CHECK_OK(parse(&c, "repository = /r\nfiles-from-raw = /l\n")); /* no paths needed */
+	jobconf_release(&c);
+	expect_bad(BASE "files-from = list\n", "absolute");
+	expect_bad(BASE "iexclude = [x\n", "'iexclude' is not a valid pattern");
+	expect_bad(BASE "exclude-if-present = a/b\n", "NAME[:HEADER]");
+	expect_bad(BASE "exclude-if-present = :h\n", "NAME[:HEADER]");
+	expect_bad(BASE "exclude-if-present = n:\n", "header of 1 to 1024");
+	expect_bad(BASE "exclude-larger-than = 10X\n", "size like");
+	expect_bad(BASE "exclude-larger-than = M\n", "size like");
+	expect_bad(BASE "exclude-larger-than = 10M\nexclude-larger-than = 1G\n", "given twice");
 	expect_bad(BASE "password-file = /p\npassword-command = cat /p\n", "not both");
 	expect_bad(BASE "s3-endpoint = http://h\n", "needs 's3-target'");
 }

@@ -249,8 +249,57 @@ static void test_pattern__list(void)
 	CHECK(pattern_list_match(l, "/a.o", 4));
 	CHECK(pattern_list_match(l, "/tmp/q", 6));
 	CHECK(!pattern_list_match(l, "/a.c", 4));
+	/* Which pattern matched, and as written (backup --list names it). */
+	const char *origin = "x";
+	CHECK_EQ(pattern_list_find(l, "/a.o", 4), 0);
+	CHECK_EQ(pattern_list_find(l, "/tmp/q.o", 8), 0); /* the first that matches */
+	CHECK_EQ(pattern_list_find(l, "/tmp/q", 6), 1);
+	CHECK_EQ(pattern_list_find(l, "/a.c", 4), -1);
+	CHECK(strcmp(pattern_list_text(l, 1, &origin), "/tmp") == 0);
+	CHECK(origin == NULL);
 	pattern_list_free(l);
 	pattern_list_free(NULL);
+}
+
+static bool im(const char *pat, const char *path)
+{
+	struct pattern_list *l = NULL;
+	CHECK_OK(pattern_list_new(&l));
+	CHECK_OK(pattern_list_add_flags(l, pat, PATTERN_ICASE));
+	CHECK_EQ(pattern_list_flags(l, 0), PATTERN_ICASE);
+	bool r = pattern_list_match(l, path, strlen(path));
+	pattern_list_free(l);
+	return r;
+}
+
+/* --iexclude: ASCII letters match either case, in literals and classes. */
+static void test_pattern__icase(void)
+{
+	CHECK(im("*.jpg", "/p/IMG_1.JPG"));
+	CHECK(im("*.JPG", "/p/img_1.jpg"));
+	CHECK(im("/Home/*/Cache", "/home/me/CACHE/x"));
+	CHECK(im("[a-c]x", "/Bx"));
+	CHECK(im("[A-C]x", "/bX"));
+	CHECK(!im("[!a]x", "/Ax")); /* folded before negation */
+	CHECK(im("[!a]x", "/bx"));
+	CHECK(im("[[:lower:]]1", "/Q1"));
+	CHECK(im("\\Q", "/q"));
+	CHECK(!im("*.jpg", "/p/x.jpeg"));
+	CHECK(!im("a?", "/A"));
+	CHECK(!m("*.jpg", "/p/IMG_1.JPG")); /* without the flag, case counts */
+	/* Not ASCII: matched as bytes ("\xc3\x84" is U+00C4, "\xc3\xa4" U+00E4). */
+	CHECK(im("\xc3\x84", "/\xc3\x84"));
+	CHECK(!im("\xc3\x84", "/\xc3\xa4"));
+	/* Case-insensitive patterns from a file keep the flag. */
+	char path[512];
+	struct pattern_list *l = NULL;
+	snprintf(path, sizeof(path), "%s/iexcl", check_tmpdir());
+	CHECK_OK(cairn_file_write_atomic(path, NULL, "*.TMP\n", 6));
+	CHECK_OK(pattern_list_new(&l));
+	CHECK_OK(pattern_list_add_file_flags(l, path, PATTERN_ICASE));
+	CHECK(pattern_list_match(l, "/a/b.tmp", 8));
+	CHECK_EQ(pattern_list_flags(l, 0), PATTERN_ICASE);
+	pattern_list_free(l);
 }
 
 static void test_pattern__file(void)
@@ -274,6 +323,14 @@ static void test_pattern__file(void)
 	CHECK(pattern_list_match(l, "/#literal", 9));
 	CHECK(pattern_list_match(l, "/a/last-no-newline", 18));
 	CHECK(!pattern_list_match(l, "/comment", 8));
+	/* Each pattern knows its file and line. */
+	const char *origin = NULL;
+	char want[600];
+	CHECK_EQ(pattern_list_find(l, "/var/tmp/z", 10), 1);
+	CHECK(strcmp(pattern_list_text(l, 1, &origin), "/var/tmp") == 0);
+	snprintf(want, sizeof(want), "%s:5", path);
+	CHECK(origin && strcmp(origin, want) == 0);
+	CHECK(strcmp(pattern_list_text(l, 0, &origin), "*.o") == 0); /* '\r' stripped */
 	pattern_list_free(l);
 
 	static const char bad_text[] = "ok\n[bad\n";
@@ -304,5 +361,6 @@ int main(void)
 	RUN(test_pattern__pathological);
 	RUN(test_pattern__list);
 	RUN(test_pattern__file);
+	RUN(test_pattern__icase);
 	return 0;
 }

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The cairn_backup_* metric families, in the text exposition format. */
+#include "metrics.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "cleanup.h"
+
+void metrics_label_escape(char *out, size_t size, const char *s)
+{
+	size_t k = 0;
+	for (; *s && k + 3 < size; s++) {
+		if (*s == '\\' || *s == '"' || *s == '\n')
+			out[k++] = '\\';
+		out[k++] = *s == '\n' ? 'n' : *s;
+	}
+	out[k] = '\0';
+}
+
+double metrics_old_value(const char *text, const char *name, const char *labels)
+{
+	size_t n = strlen(name), l = strlen(labels);
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (strncmp(p, name, n) == 0 && p[n] == '{' && strncmp(p + n + 1, labels, l) == 0 &&
+		    strncmp(p + n + 1 + l, "} ", 2) == 0)
+			return strtod(p + n + l + 3, NULL);
+	return 0;
+}
+
+struct family {
+	const char *name; /* after cairn_backup_ */
+	const char *type;
+	const char *help;
+};
+
+/* Names follow the Prometheus conventions: the base unit last and plural
+ * (_seconds, _bytes, _files), _timestamp_seconds for times, _total for
+ * counters only. Gauges describe the last backup. */
+enum {
+	F_LAST_SUCCESS,
+	F_LAST_RUN,
+	F_SUCCESS,
+	F_DURATION,
+	F_NEW,
+	F_CHANGED,
+	F_UNMODIFIED,
+	F_PROCESSED,
+	F_ADDED,
+	F_ERRORS,
+	F_SNAPSHOTS,
+	F_RUNS,
+	F_FAILURES,
+	F_N
+};
+static const struct family families[F_N] = {
+	{ "last_success_timestamp_seconds", "gauge",
+	  "Time of the last backup that wrote a snapshot." },
+	{ "last_run_timestamp_seconds", "gauge", "Time the last backup ended, failed or not." },
+	{ "success", "gauge", "1 if the last backup wrote a snapshot, else 0." },
+	{ "duration_seconds", "gauge", "Duration of the last backup." },
+	{ "new_files", "gauge", "New files in the last backup." },
+	{ "changed_files", "gauge", "Changed files in the last backup." },
+	{ "unmodified_files", "gauge", "Unmodified files in the last backup." },
+	{ "processed_bytes", "gauge", "Bytes read by the last backup." },
+	{ "added_bytes", "gauge", "Bytes stored (compressed, encrypted) by the last backup." },
+	{ "errors", "gauge", "Paths and entries the last backup could not read." },
+	{ "snapshots", "gauge", "Snapshots in the repository." },
+	{ "runs_total", "counter", "Backups run, failed or not." },
+	{ "failures_total", "counter", "Backups that wrote no snapshot." },
+};
+
+static int sample(struct cairn_buf *b, int f, const char *label, const char *value)
+{
+	const struct family *m = &families[f];
+	return cairn_buf_printf(b,
+	                        "# HELP cairn_backup_%s %s\n# TYPE cairn_backup_%s %s\n"
+	                        "cairn_backup_%s{repo=\"%s\"} %s\n",
+	                        m->name, m->help, m->name, m->type, m->name, label, value);
+}
+
+static double old(const char *text, int f, const char *labels)
+{
+	char name[96];
+	snprintf(name, sizeof(name), "cairn_backup_%s", families[f].name);
+	return metrics_old_value(text, name, labels);
+}
+
+int metrics_backup_format(struct cairn_buf *b, const struct metrics_backup *m, const char *text)
+{
+	static const struct cairn_snapshot_summary none = { 0 };
+	const struct cairn_snapshot_summary *s = m->summary ? m->summary : &none;
+	char label[1100], labels[1200], v[F_N][64];
+	double now = (double)time(NULL);
+
+	metrics_label_escape(label, sizeof(label), m->repo ? m->repo : "");
+	snprintf(labels, sizeof(labels), "repo=\"%s\"", label);
+	snprintf(v[F_LAST_SUCCESS], 64, "%.0f", m->ok ? now : old(text, F_LAST_SUCCESS, labels));
+	snprintf(v[F_LAST_RUN], 64, "%.0f", now);
+	snprintf(v[F_SUCCESS], 64, "%d", m->ok);
+	snprintf(v[F_DURATION], 64, "%.3f", m->duration);
+	snprintf(v[F_NEW], 64, "%llu", (unsigned long long)s->files_new);
+	snprintf(v[F_CHANGED], 64, "%llu", (unsigned long long)s->files_changed);
+	snprintf(v[F_UNMODIFIED], 64, "%llu", (unsigned long long)s->files_unmodified);
+	snprintf(v[F_PROCESSED], 64, "%llu", (unsigned long long)s->bytes_read);
+	snprintf(v[F_ADDED], 64, "%llu", (unsigned long long)s->bytes_added);
+	snprintf(v[F_ERRORS], 64, "%u", s->errors);
+	if (m->snapshots >= 0)
+		snprintf(v[F_SNAPSHOTS], 64, "%lld", (long long)m->snapshots);
+	else
+		snprintf(v[F_SNAPSHOTS], 64, "%.0f", old(text, F_SNAPSHOTS, labels));
+	snprintf(v[F_RUNS], 64, "%.0f", old(text, F_RUNS, labels) + 1);
+	snprintf(v[F_FAILURES], 64, "%.0f", old(text, F_FAILURES, labels) + !m->ok);
+	for (int f = 0; f < F_N; f++)
+		if (sample(b, f, label, v[f]) < 0)
+			return cairn_err_set(-ENOMEM, "out of memory");
+	return 0;
+}
+
+int metrics_backup_write(const char *path, const struct metrics_backup *m)
+{
+	_cleanup_buf_ struct cairn_buf text = CAIRN_BUF_INIT;
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	/* An unreadable previous file only costs the remembered values. */
+	bool have_old = cli_metrics_read(path, &text) >= 0 && text.data;
+	int r = metrics_backup_format(&b, m, have_old ? (const char *)text.data : "");
+	/* 0644: node_exporter's textfile collector runs as another user. */
+	if (r >= 0)
+		r = cairn_file_write_atomic_mode(path, NULL, b.data, b.len, 0644);
+	return r;
+}
