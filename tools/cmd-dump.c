@@ -6,14 +6,19 @@
 
 #include "cli.h"
 #include "restorer.h"
+#include "snapsel.h"
 #include "cleanup.h"
 
 static const char usage[] =
-        "usage: cairn dump SNAP PATH\n"
+        "usage: cairn dump [--host H] [--path P] [--tag T] SNAP PATH\n"
         "\n"
         "Writes the content of the regular file PATH (an absolute path inside the\n"
         "snapshot) of snapshot SNAP (an ID prefix or 'latest') to stdout. Holes come\n"
         "out as zeros. Every block is verified as it is read.\n"
+        "\n" SNAPSEL_HELP "\n"
+        "The filters choose the snapshots 'latest' is taken from: the newest one they\n"
+        "match (a snapshot named by ID is used whatever they say).\n"
+        "\n"
         "Exit status: 0 ok, 1 error, 3 the file was not read completely at backup\n"
         "time (the missing parts are zeros).\n";
 
@@ -26,13 +31,14 @@ static int check_file(const struct restorer_entry *e, const char *path)
 	return 0;
 }
 
-static int dump(cairn_repo *repo, const char *spec, const char *path, bool *incomplete)
+static int dump(cairn_repo *repo, const struct snapsel *sel, const char *spec, const char *path,
+                bool *incomplete)
 {
 	_cleanup_buf_ struct cairn_buf buf = CAIRN_BUF_INIT;
 	struct cairn_snapshot *snap = NULL;
 	struct restorer_entry e = { 0 };
 
-	int r = restorer_find_snapshot(repo, spec, &snap);
+	int r = snapsel_load(repo, sel, spec, &snap);
 	if (r >= 0)
 		r = restorer_lookup(repo, &snap->root, path, &e);
 	if (r >= 0)
@@ -46,21 +52,27 @@ static int dump(cairn_repo *repo, const char *spec, const char *path, bool *inco
 	return r;
 }
 
-int cmd_dump(int argc, char **argv)
+static int handle(int c, const char *arg, void *payload)
 {
-	static const struct option longopts[] = { CLI_COMMON_LONGOPTS, { 0 } };
+	int r = snapsel_opt(payload, c, arg);
+	return r == 1 ? cairn_err_set(-EINVAL, "unknown option") : r;
+}
+
+static int dump_main(struct snapsel *sel, int argc, char **argv)
+{
+	static const struct option longopts[] = { CLI_COMMON_LONGOPTS, SNAPSEL_LONGOPTS, { 0 } };
 	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .read_only = true };
 	_cleanup_repo_ cairn_repo *repo = NULL;
 	bool incomplete = false;
 
-	int i = cli_parse(argc, argv, "", longopts, usage, NULL, NULL);
+	int i = cli_parse(argc, argv, "", longopts, usage, handle, sel);
 	if (i < 0)
 		return CLI_PARSE_EXIT(i);
 	if (argc - i != 2)
 		return cli_usage_error("dump: give a snapshot and the path of a file in it");
 	int r = cli_open_repo(&repo, &ro);
 	if (r >= 0)
-		r = dump(repo, argv[i], argv[i + 1], &incomplete);
+		r = dump(repo, sel, argv[i], argv[i + 1], &incomplete);
 	if (r < 0)
 		return cli_fail(r);
 	if (incomplete) {
@@ -69,4 +81,13 @@ int cmd_dump(int argc, char **argv)
 		return EXIT_PARTIAL;
 	}
 	return 0;
+}
+
+int cmd_dump(int argc, char **argv)
+{
+	struct snapsel sel;
+	snapsel_init(&sel);
+	int rc = dump_main(&sel, argc, argv);
+	snapsel_release(&sel);
+	return rc;
 }

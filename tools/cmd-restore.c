@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "pattern.h"
 #include "restorer.h"
+#include "snapsel.h"
 #include "cleanup.h"
 
 static const char usage[] =
@@ -20,7 +21,9 @@ static const char usage[] =
         "                         leading to them (repeatable)\n"
         "  --include-file FILE    read include patterns from FILE, one per line\n"
         "  --exclude GLOB         leave out matching paths (repeatable)\n"
-        "  --exclude-file FILE    read exclude patterns from FILE, one per line\n"
+        "  --exclude-file FILE    read exclude patterns from FILE, one per line\n" SNAPSEL_HELP "\n"
+        "The filters choose the snapshots 'latest' is taken from: the newest one they\n"
+        "match (a snapshot named by ID is used whatever they say).\n"
         "\n"
         "Patterns match the absolute paths in the snapshot, with the syntax of\n"
         "'cairn backup': * ? [..] and ** (any number of directories); a pattern\n"
@@ -49,11 +52,15 @@ DEFINE_FREEP(struct pattern_list, pattern_list_free)
 struct restore_args {
 	const char *target;
 	struct pattern_list *include, *exclude;
+	struct snapsel sel;
 };
 
 static int handle(int c, const char *arg, void *payload)
 {
 	struct restore_args *a = payload;
+	int r = snapsel_opt(&a->sel, c, arg);
+	if (r != 1)
+		return r;
 	switch (c) {
 	case 't':
 	case OPT_TARGET:
@@ -96,7 +103,7 @@ static int run(const struct restore_args *a, const char *spec, const char *path)
 
 	int r = cli_open_repo(&repo, &ro);
 	if (r >= 0)
-		r = restorer_find_snapshot(repo, spec, &snap);
+		r = snapsel_load(repo, &a->sel, spec, &snap);
 	if (r >= 0)
 		r = restorer_run(repo, snap, &o, &st);
 	cairn_snapshot_free(snap);
@@ -111,7 +118,7 @@ static int run(const struct restore_args *a, const char *spec, const char *path)
 	return 0;
 }
 
-int cmd_restore(int argc, char **argv)
+static int restore_main(struct restore_args *a, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		CLI_COMMON_LONGOPTS,
@@ -120,8 +127,24 @@ int cmd_restore(int argc, char **argv)
 		{ "include-file", required_argument, NULL, OPT_INCLUDE_FILE },
 		{ "exclude", required_argument, NULL, OPT_EXCLUDE },
 		{ "exclude-file", required_argument, NULL, OPT_EXCLUDE_FILE },
+		SNAPSEL_LONGOPTS,
 		{ 0 },
 	};
+	int i = cli_parse(argc, argv, "t:", longopts, usage, handle, a);
+	if (i < 0)
+		return CLI_PARSE_EXIT(i);
+	if (i >= argc)
+		return cli_usage_error(
+		        "restore: say which snapshot to restore (an ID or 'latest')");
+	if (argc - i > 2)
+		return cli_usage_error("restore: unexpected argument '%s'", argv[i + 2]);
+	if (!a->target || !*a->target)
+		return cli_usage_error("restore: say where to restore to with --target DIR");
+	return run(a, argv[i], i + 1 < argc ? argv[i + 1] : "/");
+}
+
+int cmd_restore(int argc, char **argv)
+{
 	_cleanup_(pattern_list_freep) struct pattern_list *include = NULL;
 	_cleanup_(pattern_list_freep) struct pattern_list *exclude = NULL;
 	struct restore_args a = { 0 };
@@ -130,15 +153,8 @@ int cmd_restore(int argc, char **argv)
 		return cli_fail(-ENOMEM);
 	a.include = include;
 	a.exclude = exclude;
-	int i = cli_parse(argc, argv, "t:", longopts, usage, handle, &a);
-	if (i < 0)
-		return CLI_PARSE_EXIT(i);
-	if (i >= argc)
-		return cli_usage_error(
-		        "restore: say which snapshot to restore (an ID or 'latest')");
-	if (argc - i > 2)
-		return cli_usage_error("restore: unexpected argument '%s'", argv[i + 2]);
-	if (!a.target || !*a.target)
-		return cli_usage_error("restore: say where to restore to with --target DIR");
-	return run(&a, argv[i], i + 1 < argc ? argv[i + 1] : "/");
+	snapsel_init(&a.sel);
+	int rc = restore_main(&a, argc, argv);
+	snapsel_release(&a.sel);
+	return rc;
 }

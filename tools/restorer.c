@@ -19,22 +19,6 @@ DEFINE_FREEP(cairn_tree, cairn_tree_free)
 
 /* ---- helpers shared by snapshots, ls, dump and restore ------------------ */
 
-int restorer_find_snapshot(cairn_repo *repo, const char *spec, struct cairn_snapshot **out)
-{
-	struct cairn_snapshot **list = NULL;
-	size_t n = 0;
-	int r = cairn_repo_snapshot_list(repo, &list, &n);
-	if (r < 0)
-		return r;
-	int i = cairn_snapshot_find(list, n, spec);
-	if (i >= 0) {
-		*out = list[i];
-		list[i] = NULL;
-	}
-	cairn_snapshot_list_free(list, n);
-	return i < 0 ? i : 0;
-}
-
 int restorer_load_tree(cairn_repo *repo, const struct cairn_id *id, cairn_tree **out)
 {
 	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;

@@ -12,11 +12,6 @@
 
 /* ---- helpers shared by snapshots, ls, dump and restore ------------------ */
 
-/* Load every snapshot and pick the one spec names ("latest" or an ID prefix of
- * 4+ hex digits). -ENOENT none, -EINVAL ambiguous or malformed, -EBADMSG a
- * corrupt snapshot file. Caller frees *out with cairn_snapshot_free(). */
-int restorer_find_snapshot(cairn_repo *repo, const char *spec, struct cairn_snapshot **out);
-
 /* Read, verify and parse tree blob id. -ENOENT, -EBADMSG. Caller frees *out
  * with cairn_tree_free(). */
 int restorer_load_tree(cairn_repo *repo, const struct cairn_id *id, cairn_tree **out);
