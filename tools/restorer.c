@@ -170,6 +170,20 @@ void restorer_fmt_rfc3339(char buf[RESTORER_TIME_MAX], int64_t ns)
 	         (a / 3600) % 100, a / 60 % 60);
 }
 
+/* Entries are links of one inode only when they also agree on its type and size
+ * (device number): by (dev, ino) alone, a crafted snapshot would restore a file
+ * as a link to a symlink. The inode number comes first because the ID set takes
+ * its first bytes as the hash (with dev first, every key of a device collided). */
+void restorer_link_key(const struct cairn_node *n, struct cairn_id *k)
+{
+	memset(k, 0, sizeof(*k));
+	cairn_le64(k->b, n->ino);
+	cairn_le64(k->b + 8, n->dev);
+	cairn_le64(k->b + 16,
+	           n->type == CAIRN_NODE_CHR || n->type == CAIRN_NODE_BLK ? n->rdev : n->size);
+	k->b[24] = n->type; /* never 0: never the all-zero ID */
+}
+
 /* ---- restore ------------------------------------------------------------ */
 
 /*
@@ -420,24 +434,11 @@ static bool is_device(const struct cairn_node *n)
 	return n->type == CAIRN_NODE_CHR || n->type == CAIRN_NODE_BLK;
 }
 
-/* Entries are links of one inode only when they also agree on its type and size
- * (device number): by (dev, ino) alone, a crafted snapshot would restore a file
- * as a link to a symlink. The inode number comes first because the ID set takes
- * its first bytes as the hash (with dev first, every key of a device collided). */
-static void link_key(const struct cairn_node *n, struct cairn_id *k)
-{
-	memset(k, 0, sizeof(*k));
-	cairn_le64(k->b, n->ino);
-	cairn_le64(k->b + 8, n->dev);
-	cairn_le64(k->b + 16, is_device(n) ? n->rdev : n->size);
-	k->b[24] = n->type; /* never 0: never the all-zero ID */
-}
-
 /* The target-relative path of the entry restored first with n's (dev, ino). */
 static const char *link_first(struct ctx *c, const struct cairn_node *n)
 {
 	struct cairn_id k;
-	link_key(n, &k);
+	restorer_link_key(n, &k);
 	uint64_t *off = cairn_idset_get(&c->links, &k);
 	return off ? (const char *)c->link_paths.data + *off : NULL;
 }
@@ -446,7 +447,7 @@ static int link_add(struct ctx *c, const struct cairn_node *n)
 {
 	struct cairn_id k;
 	uint64_t off = c->link_paths.len;
-	link_key(n, &k);
+	restorer_link_key(n, &k);
 	if (cairn_buf_put(&c->link_paths, c->path.data + 1, c->path.len - 1) < 0 ||
 	    cairn_buf_put_u8(&c->link_paths, 0) < 0 || cairn_idset_add(&c->links, &k, off) < 0)
 		return cairn_err_set(-ENOMEM, "out of memory");

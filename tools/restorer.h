@@ -43,6 +43,11 @@ int restorer_write_content(cairn_repo *repo, const struct cairn_node *node, cons
 void restorer_fmt_local(char buf[RESTORER_TIME_MAX], int64_t ns);
 void restorer_fmt_rfc3339(char buf[RESTORER_TIME_MAX], int64_t ns);
 
+/* The key under which entries count as hard links of one inode (restore, dump):
+ * (dev, ino) and the type and size (device number) they must agree on, so that
+ * a crafted snapshot cannot make a file a link to a symlink. Never all zero. */
+void restorer_link_key(const struct cairn_node *n, struct cairn_id *k);
+
 /* ---- restore ------------------------------------------------------------ */
 
 struct restorer_opts {
