@@ -99,6 +99,11 @@ int cli_check_label(const char *what, const char *s, size_t max);
  * passes through; other bytes become \udcXX (U+DC80 + byte, as Python's
  * surrogateescape), so names stay exact. */
 void cli_json_str(FILE *f, const void *s, size_t n);
+/* The word for n things: cli_plural(n, "file", "files"). */
+static inline const char *cli_plural(uint64_t n, const char *one, const char *many)
+{
+	return n == 1 ? one : many;
+}
 /* Human-readable bytes: "1.5 GiB". */
 const char *cli_fmt_bytes(char *buf, size_t n, uint64_t bytes);
 /* s with ',' and '\' escaped by '\', as libfuse's -o parser (fuse_opt) unescapes

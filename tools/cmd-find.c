@@ -30,8 +30,6 @@ static const char usage[] =
 
 enum { OPT_SNAPSHOT = OPT_FIRST_COMMAND_OPT };
 
-static const char *const type_names[] = { "?",    "file",   "dir",     "symlink",
-	                                  "fifo", "socket", "chardev", "blockdev" };
 
 struct find_args {
 	const char **snaps;
@@ -86,7 +84,7 @@ static void print_match(struct finder *f, const struct cairn_node *n)
 	printf("{\"snapshot\":\"%s\",\"time\":\"%s\",\"path\":", id, when);
 	cli_json_str(stdout, p, len);
 	printf(",\"type\":\"%s\",\"size\":%llu,\"mtime\":\"%s\"}\n",
-	       type_names[n->type < ARRAY_SIZE(type_names) ? n->type : 0],
+	       restorer_type_name(n->type),
 	       (unsigned long long)n->size, mtime);
 }
 

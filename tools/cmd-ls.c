@@ -63,13 +63,6 @@ static int handle(int c, const char *arg, void *payload)
 	}
 }
 
-static const char *type_name(uint8_t type)
-{
-	static const char *const names[] = { "?",    "file",   "dir",     "symlink",
-		                             "fifo", "socket", "chardev", "blockdev" };
-	return type < ARRAY_SIZE(names) ? names[type] : "?";
-}
-
 static void mode_string(char out[11], const struct cairn_node *n)
 {
 	static const char types[] = "?-dlpscb", rwx[] = "rwxrwxrwx";
@@ -167,7 +160,7 @@ static void print_json(struct ls *ls, const struct cairn_node *n)
 	fputs(",\"path\":", stdout);
 	cli_json_str(stdout, ls->path.data, ls->path.len);
 	printf(",\"type\":\"%s\",\"mode\":%u,\"permissions\":\"%s\",\"uid\":%u,\"gid\":%u",
-	       type_name(n->type), n->mode, mode, n->uid, n->gid);
+	       restorer_type_name(n->type), n->mode, mode, n->uid, n->gid);
 	fputs(",\"user\":", stdout);
 	cli_json_str(stdout, n->user, n->user_len);
 	fputs(",\"group\":", stdout);

@@ -19,6 +19,13 @@ DEFINE_FREEP(cairn_tree, cairn_tree_free)
 
 /* ---- helpers shared by snapshots, ls, dump and restore ------------------ */
 
+const char *restorer_type_name(uint8_t type)
+{
+	static const char *const names[] = { "?",    "file",   "dir",     "symlink",
+		                             "fifo", "socket", "chardev", "blockdev" };
+	return type < ARRAY_SIZE(names) ? names[type] : "?";
+}
+
 int restorer_load_tree(cairn_repo *repo, const struct cairn_id *id, cairn_tree **out)
 {
 	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
@@ -202,12 +209,21 @@ struct frame {
 	struct frame *up;
 	const struct cairn_node *node; /* NULL: the target directory itself */
 	char name[CAIRN_NAME_MAX + 1];
-	int fd;  /* -1 until the directory exists */
-	int err; /* creating it failed with err: do not try again */
+	size_t plen; /* its path is the first plen bytes of ctx.path */
+	int fd;      /* -1 until the directory exists */
+	int err;     /* creating it failed with err: do not try again */
+	bool made;   /* a dry run counted it */
 };
+
+/* One walk of the snapshot serves three purposes: restoring; a dry run that
+ * counts and reports what would be restored and touches nothing; and the check
+ * of --verify, which opens what was restored (never creating, never following
+ * a symlink) and compares each regular file with the snapshot. */
+enum mode { RESTORE, DRY_RUN, VERIFY };
 
 struct ctx {
 	cairn_repo *repo;
+	enum mode mode;
 	const struct restorer_opts *o;
 	struct restorer_stats *st;
 	const struct pattern_list *include, *exclude; /* NULL when empty */
@@ -244,8 +260,16 @@ static void warn(struct ctx *c, const char *what, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	log_warn("%s '%s': %s", what, shown(c), why);
+	/* Whatever stops an entry's check is a difference from the snapshot. */
+	log_warn("%s '%s': %s", c->mode == VERIFY ? "cannot verify" : what, shown(c), why);
 	c->st->warnings++;
+}
+
+/* Tell the caller about an entry restored, or that a dry run would restore. */
+static void report(struct ctx *c, size_t plen, const struct cairn_node *n, bool linked)
+{
+	if (c->o->on_entry)
+		c->o->on_entry((const char *)c->path.data, plen, n, linked, c->o->payload);
 }
 
 static int path_push(struct ctx *c, const uint8_t *name, size_t len)
@@ -389,16 +413,33 @@ static int make_dir(int dirfd, const char *name)
 	return fd;
 }
 
+/* An existing directory to verify, never followed if it is a symlink. */
+static int open_dir(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
 static int ensure_dir(struct ctx *c, struct frame *f)
 {
-	if (f->fd >= 0)
+	if (f->fd >= 0 || f->made)
 		return 0;
 	if (f->err < 0)
 		return f->err;
 	int r = ensure_dir(c, f->up);
 	if (r < 0)
 		return f->err = r;
-	r = make_dir(f->up->fd, f->name);
+	if (c->mode == DRY_RUN) {
+		f->made = true;
+		c->st->dirs++;
+		report(c, f->plen, f->node, false);
+		return 0;
+	}
+	r = c->mode == VERIFY ? open_dir(f->up->fd, f->name) : make_dir(f->up->fd, f->name);
+	if (r < 0 && c->mode == VERIFY) {
+		warn(c, NULL, "directory '%s': %s", f->name, strerror(-r));
+		return f->err = r;
+	}
 	if (r < 0) {
 		char what[CAIRN_NAME_MAX + 64];
 		snprintf(what, sizeof(what), "cannot create directory '%s' for", f->name);
@@ -409,6 +450,8 @@ static int ensure_dir(struct ctx *c, struct frame *f)
 	}
 	f->fd = r;
 	c->st->dirs++;
+	if (c->mode == RESTORE)
+		report(c, f->plen, f->node, false);
 	return 0;
 }
 
@@ -417,7 +460,8 @@ static void finish_dir(struct ctx *c, struct frame *f)
 	if (f->fd < 0 || !f->node)
 		return;
 	struct obj o = { .fd = f->fd, .dirfd = -1 };
-	set_meta(c, &o, f->node);
+	if (c->mode == RESTORE)
+		set_meta(c, &o, f->node);
 	close(f->fd);
 	f->fd = -1;
 }
@@ -624,13 +668,115 @@ static int restore_inode(struct ctx *c, struct frame *dir, const struct cairn_no
 		return 0;
 	}
 	count(c, n, link_from != NULL);
+	report(c, c->path.len, n, link_from != NULL);
 	if (!link_from && link_candidate(n))
 		return link_add(c, n);
 	return 0;
 }
 
+/* ---- verify ------------------------------------------------------------- */
+
+/* Exactly n bytes at off: 0, 1 when the file ends first, -errno. */
+static int read_at(int fd, uint8_t *buf, size_t n, uint64_t off)
+{
+	while (n > 0) {
+		ssize_t k = pread(fd, buf, n, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : 1;
+		buf += k;
+		n -= (size_t)k;
+		off += (uint64_t)k;
+	}
+	return 0;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* 0 if the bytes of fd at off are extent e's: they hash to its blob ID (so the
+ * repository is not read again), or are zeros for a hole; 1 if not; -errno. */
+static int same_extent(struct ctx *c, int fd, const struct cairn_extent *e, uint64_t off)
+{
+	bool hole = cairn_id_is_zero(&e->id);
+	uint64_t max = cairn_chunker_params(cairn_repo_chunker(c->repo))->max;
+	if (!hole && e->len > max)
+		return 1; /* no blob of this repository is that long */
+	size_t piece = hole && e->len > 65536 ? 65536 : (size_t)e->len;
+	c->data.len = 0;
+	if (cairn_buf_reserve(&c->data, piece) < 0)
+		return -ENOMEM;
+	for (uint64_t done = 0; done < e->len;) {
+		size_t n = e->len - done < piece ? (size_t)(e->len - done) : piece;
+		int r = read_at(fd, c->data.data, n, off + done);
+		if (r != 0)
+			return r;
+		if (hole && !all_zero(c->data.data, n))
+			return 1;
+		done += n;
+	}
+	struct cairn_id id;
+	if (!hole)
+		cairn_repo_blob_id(c->repo, c->data.data, (size_t)e->len, &id);
+	return !hole && cairn_id_cmp(&id, &e->id) != 0;
+}
+
+/* Compare the restored regular file n with the snapshot; a difference is a
+ * warning. Returns < 0 only for -ENOMEM. */
+static int verify_file(struct ctx *c, struct frame *dir, const struct cairn_node *n)
+{
+	char name[CAIRN_NAME_MAX + 1];
+	struct stat st;
+	uint64_t off = 0;
+
+	if (n->type != CAIRN_NODE_FILE)
+		return 0;
+	c->st->files++;
+	copy_name(name, n);
+	/* O_NONBLOCK: a fifo put in the file's place must not hang the check. */
+	_cleanup_close_ int fd =
+	        openat(dir->fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		warn(c, NULL, "%s", strerror(errno));
+		return 0;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != n->size) {
+		warn(c, NULL, "%s of %llu bytes, the snapshot has a file of %llu",
+		     S_ISREG(st.st_mode) ? "a file" : "not a regular file",
+		     (unsigned long long)st.st_size, (unsigned long long)n->size);
+		return 0;
+	}
+	for (size_t i = 0; i < n->nextents; i++) {
+		int r = same_extent(c, fd, &n->extents[i], off);
+		if (r == -ENOMEM)
+			return cairn_err_set(r, "out of memory");
+		if (r != 0) {
+			warn(c, NULL, "%s at offset %llu", r < 0 ? strerror(-r) : "content differs",
+			     (unsigned long long)off);
+			return 0;
+		}
+		off += n->extents[i].len;
+	}
+	c->st->bytes += n->size;
+	return 0;
+}
+
+/* What restore_inode would do, without doing it. */
+static int dry_leaf(struct ctx *c, const struct cairn_node *n)
+{
+	const char *first = link_candidate(n) ? link_first(c, n) : NULL;
+	count(c, n, first != NULL);
+	report(c, c->path.len, n, first != NULL);
+	return !first && link_candidate(n) ? link_add(c, n) : 0;
+}
+
 static int restore_leaf(struct ctx *c, struct frame *dir, const struct cairn_node *n)
 {
+	if (c->mode == VERIFY)
+		return verify_file(c, dir, n);
 	if (is_device(n) && !c->root) {
 		warn(c, "skipping device", "only root can create device nodes");
 		return 0;
@@ -643,6 +789,8 @@ static int restore_leaf(struct ctx *c, struct frame *dir, const struct cairn_nod
 		warn(c, "restoring an incomplete copy of",
 		     "it could not be read completely "
 		     "at backup time");
+	if (c->mode == DRY_RUN)
+		return dry_leaf(c, n);
 	const char *first = link_candidate(n) ? link_first(c, n) : NULL;
 	if (first) {
 		int r = restore_inode(c, dir, n, first);
@@ -660,7 +808,7 @@ static int restore_children(struct ctx *c, struct frame *dir, const cairn_tree *
 static int restore_dir(struct ctx *c, struct frame *up, const struct cairn_node *n, bool inc)
 {
 	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;
-	struct frame f = { .up = up, .node = n, .fd = -1 };
+	struct frame f = { .up = up, .node = n, .plen = c->path.len, .fd = -1 };
 
 	if (!inc && !pattern_list_match_below(c->include, (char *)c->path.data, c->path.len))
 		return 0;
@@ -672,7 +820,7 @@ static int restore_dir(struct ctx *c, struct frame *up, const struct cairn_node 
 	int r = inc ? ensure_dir(c, &f) : 0;
 	if (r < 0)
 		return fatal(r) ? r : 0;
-	if (n->flags & CAIRN_NODE_INCOMPLETE)
+	if ((n->flags & CAIRN_NODE_INCOMPLETE) && c->mode != VERIFY)
 		warn(c, "restoring an incomplete copy of", "it could not be read at backup time");
 	r = restorer_load_tree(c->repo, &n->subtree, &t);
 	if (r < 0 && !fatal(r)) {
@@ -731,7 +879,7 @@ static int walk(struct ctx *c, struct frame *up, const cairn_tree *t, const char
 static int walk_dir(struct ctx *c, struct frame *up, const struct cairn_node *n, const char *rest)
 {
 	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;
-	struct frame f = { .up = up, .node = n, .fd = -1 };
+	struct frame f = { .up = up, .node = n, .plen = c->path.len, .fd = -1 };
 
 	if (n->type != CAIRN_NODE_DIR)
 		return cairn_err_set(-ENOTDIR, "'%s' is not a directory", shown(c));
@@ -785,8 +933,14 @@ static void ctx_release(struct ctx *c)
 		close(c->rootfd);
 }
 
-static int open_target(const char *target)
+static int open_target(const struct ctx *c, const char *target)
 {
+	if (c->mode == VERIFY) {
+		int fd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		return fd >= 0 ? fd
+		               : cairn_err_set(-errno, "cannot open target '%s': %s", target,
+		                               strerror(errno));
+	}
 	int r = cairn_mkdir_p(target, 0700);
 	if (r < 0)
 		return cairn_err_wrap(r, "cannot create the target");
@@ -797,10 +951,12 @@ static int open_target(const char *target)
 	return fd;
 }
 
-int restorer_run(cairn_repo *repo, const struct cairn_snapshot *snap, const struct restorer_opts *o,
-                 struct restorer_stats *st)
+static int run(cairn_repo *repo, enum mode mode, const struct cairn_snapshot *snap,
+               const struct restorer_opts *o, struct restorer_stats *st)
 {
-	struct ctx c = { .repo = repo, .o = o, .st = st, .rootfd = -1, .root = geteuid() == 0 };
+	struct ctx c = {
+		.repo = repo, .mode = mode, .o = o, .st = st, .rootfd = -1, .root = geteuid() == 0
+	};
 	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;
 	struct restorer_entry e;
 	const char *path = o->path ? o->path : "/";
@@ -812,17 +968,30 @@ int restorer_run(cairn_repo *repo, const struct cairn_snapshot *snap, const stru
 	raise_nofile();
 	/* Check the path before touching the target. */
 	int r = restorer_lookup(repo, &snap->root, path, &e);
-	if (r >= 0) {
+	if (r >= 0)
 		cairn_tree_free(e.parent);
-		r = c.rootfd = open_target(o->target);
-	}
+	/* A dry run creates nothing, not even the target. */
+	if (r >= 0 && mode != DRY_RUN)
+		r = c.rootfd = open_target(&c, o->target);
 	if (r >= 0)
 		r = restorer_load_tree(repo, &snap->root, &t);
 	if (r >= 0 && (r = cairn_buf_reserve(&c.path, 1)) >= 0) {
-		struct frame top = { .fd = c.rootfd };
+		struct frame top = { .fd = c.rootfd, .made = mode == DRY_RUN };
 		c.path.data[0] = '\0';
 		r = walk(&c, &top, t, path);
 	}
 	ctx_release(&c);
 	return r < 0 ? r : 0;
+}
+
+int restorer_run(cairn_repo *repo, const struct cairn_snapshot *snap, const struct restorer_opts *o,
+                 struct restorer_stats *st)
+{
+	return run(repo, o->dry_run ? DRY_RUN : RESTORE, snap, o, st);
+}
+
+int restorer_verify(cairn_repo *repo, const struct cairn_snapshot *snap,
+                    const struct restorer_opts *o, struct restorer_stats *st)
+{
+	return run(repo, VERIFY, snap, o, st);
 }
