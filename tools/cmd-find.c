@@ -30,7 +30,6 @@ static const char usage[] =
 
 enum { OPT_SNAPSHOT = OPT_FIRST_COMMAND_OPT };
 
-
 struct find_args {
 	const char **snaps;
 	size_t nsnaps;
@@ -83,8 +82,7 @@ static void print_match(struct finder *f, const struct cairn_node *n)
 	restorer_fmt_rfc3339(mtime, n->mtime_ns);
 	printf("{\"snapshot\":\"%s\",\"time\":\"%s\",\"path\":", id, when);
 	cli_json_str(stdout, p, len);
-	printf(",\"type\":\"%s\",\"size\":%llu,\"mtime\":\"%s\"}\n",
-	       restorer_type_name(n->type),
+	printf(",\"type\":\"%s\",\"size\":%llu,\"mtime\":\"%s\"}\n", restorer_type_name(n->type),
 	       (unsigned long long)n->size, mtime);
 }
 
