@@ -20,7 +20,7 @@ static const struct command commands[] = {
 	{ "backup", cmd_backup, "back up files and directories into a new snapshot" },
 	{ "snapshots", cmd_snapshots, "list snapshots" },
 	{ "ls", cmd_ls, "list the files of a snapshot" },
-	{ "dump", cmd_dump, "write one file of a snapshot to stdout" },
+	{ "dump", cmd_dump, "write a file of a snapshot, or a directory as tar, to stdout" },
 	{ "restore", cmd_restore, "restore a snapshot, or part of it, to a directory" },
 	{ "mount", cmd_mount, "mount every snapshot read-only (runs cairnfs)" },
 	{ "key", cmd_key, "list, add, remove or change passwords" },
