@@ -152,5 +152,7 @@ int cmd_run(int argc, char **argv);
 int cmd_notify(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
+int cmd_tag(int argc, char **argv);
+int cmd_rewrite(int argc, char **argv);
 
 #endif

@@ -129,20 +129,6 @@ static int walk(struct finder *f, const struct cairn_id *tree)
 
 /* ---- command ------------------------------------------------------------ */
 
-/* Mark the snapshots to search: those named, or else those the filters match. */
-static int choose(const struct find_args *a, struct cairn_snapshot **list, size_t n, bool *want)
-{
-	for (size_t i = 0; i < n && a->nsnaps == 0; i++)
-		want[i] = snapsel_match(&a->sel, list[i]);
-	for (size_t k = 0; k < a->nsnaps; k++) {
-		int r = snapsel_find(&a->sel, list, n, a->snaps[k]);
-		if (r < 0)
-			return r;
-		want[r] = true;
-	}
-	return 0;
-}
-
 static int search(struct finder *f)
 {
 	struct cairn_snapshot **list = NULL;
@@ -153,7 +139,8 @@ static int search(struct finder *f)
 	if (r >= 0 && !(want = calloc(n ? n : 1, sizeof(*want))))
 		r = cairn_err_set(-ENOMEM, "out of memory");
 	if (r >= 0)
-		r = choose(f->a, list, n, want);
+		r = snapsel_choose(&f->a->sel, list, n, (char *const *)f->a->snaps, f->a->nsnaps,
+		                   want);
 	for (size_t i = 0; r >= 0 && i < n; i++) {
 		if (!want[i])
 			continue;

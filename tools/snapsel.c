@@ -176,6 +176,20 @@ int snapsel_find(const struct snapsel *s, struct cairn_snapshot *const *list, si
 	                     b.data ? (char *)b.data : "");
 }
 
+int snapsel_choose(const struct snapsel *s, struct cairn_snapshot *const *list, size_t n,
+                   char *const *specs, size_t nspecs, bool *want)
+{
+	for (size_t i = 0; i < n; i++)
+		want[i] = nspecs == 0 && snapsel_match(s, list[i]);
+	for (size_t k = 0; k < nspecs; k++) {
+		int r = snapsel_find(s, list, n, specs[k]);
+		if (r < 0)
+			return r;
+		want[r] = true;
+	}
+	return 0;
+}
+
 int snapsel_load(cairn_repo *repo, const struct snapsel *s, const char *spec,
                  struct cairn_snapshot **out)
 {

@@ -62,6 +62,11 @@ bool snapsel_match(const struct snapsel *s, const struct cairn_snapshot *snap);
  * ambiguous or malformed. */
 int snapsel_find(const struct snapsel *s, struct cairn_snapshot *const *list, size_t n,
                  const char *spec);
+/* Mark in want[] (n entries, cleared first) the snapshots a command works on:
+ * those specs name (through snapsel_find), or without specs every snapshot s
+ * matches, as restic's find, tag and rewrite choose. Errors of snapsel_find. */
+int snapsel_choose(const struct snapsel *s, struct cairn_snapshot *const *list, size_t n,
+                   char *const *specs, size_t nspecs, bool *want);
 /* Load the snapshot list and take the one snapsel_find picks. -EBADMSG a corrupt
  * snapshot file. Caller frees *out with cairn_snapshot_free(). */
 int snapsel_load(cairn_repo *repo, const struct snapsel *s, const char *spec,

@@ -4,6 +4,9 @@
  *
  *   cairn-test-craft relabel HOST [TAG...]
  *       a copy of the latest snapshot, one second newer, with this host and tags
+ *   cairn-test-craft blob-id FILE
+ *       print the ID the repository gives FILE's content as one data blob (a
+ *       file smaller than the minimum chunk is stored as exactly that blob)
  *
  * The repository is $CAIRN_REPO, the password the first line of $CAIRN_PASSWORD_FILE. */
 #include <errno.h>
@@ -49,16 +52,35 @@ static int relabel(cairn_repo *repo, char *host, char **tags, size_t ntags)
 	return r;
 }
 
+static int blob_id(cairn_repo *repo, const char *file)
+{
+	static uint8_t data[1 << 20];
+	char hex[CAIRN_ID_HEX_SIZE];
+	struct cairn_id id;
+	FILE *f = fopen(file, "rb");
+	if (!f)
+		return cairn_err_set(-errno, "cannot open '%s'", file);
+	size_t n = fread(data, 1, sizeof(data), f);
+	fclose(f);
+	cairn_repo_blob_id(repo, data, n, &id);
+	cairn_id_hex(hex, &id);
+	printf("%s\n", hex);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	cairn_repo *repo = NULL;
-	if (argc < 3 || strcmp(argv[1], "relabel") != 0) {
-		fprintf(stderr, "usage: cairn-test-craft relabel HOST [TAG...]\n");
+	bool relabel_cmd = argc >= 3 && strcmp(argv[1], "relabel") == 0;
+	if (!relabel_cmd && !(argc == 3 && strcmp(argv[1], "blob-id") == 0)) {
+		fprintf(stderr, "usage: cairn-test-craft relabel HOST [TAG...]\n"
+		                "       cairn-test-craft blob-id FILE\n");
 		return 2;
 	}
 	int r = open_repo(&repo);
 	if (r >= 0)
-		r = relabel(repo, argv[2], argv + 3, (size_t)(argc - 3));
+		r = relabel_cmd ? relabel(repo, argv[2], argv + 3, (size_t)(argc - 3))
+		                : blob_id(repo, argv[2]);
 	if (r < 0)
 		fprintf(stderr, "craft: %s\n", cairn_err_msg());
 	cairn_repo_close(repo);

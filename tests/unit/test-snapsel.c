@@ -163,10 +163,36 @@ static void test_snapsel__tags(void)
 	cairn_snapshot_list_free(v, n);
 }
 
+/* Named snapshots, or without names every match (find, tag, rewrite). */
+static void test_snapsel__choose(void)
+{
+	struct snapsel s;
+	size_t n;
+	struct cairn_snapshot **v = fixture(&n);
+	bool want[4];
+	char *specs[] = { (char *)"latest", (char *)"105a" };
+
+	snapsel_init(&s);
+	sel_add(&s, OPT_SNAPSEL_HOST, "h1");
+	CHECK_OK(snapsel_choose(&s, v, n, NULL, 0, want));
+	CHECK(want[0] && want[1] && !want[2] && want[3]);
+	sel_add(&s, OPT_SNAPSEL_TAG, "daily");
+	CHECK_OK(snapsel_choose(&s, v, n, specs, 1, want));
+	CHECK(want[0] && !want[1] && !want[2] && !want[3]);
+	CHECK_OK(snapsel_choose(&s, v, n, specs + 1, 1, want));
+	CHECK(want[0] && !want[1] && !want[2] && !want[3]);
+	snapsel_release(&s);
+	sel_add(&s, OPT_SNAPSEL_HOST, "h3");
+	CHECK_ERR(snapsel_choose(&s, v, n, specs, 2, want), -ENOENT);
+	snapsel_release(&s);
+	cairn_snapshot_list_free(v, n);
+}
+
 int main(void)
 {
 	RUN(test_snapsel__clean_path);
 	RUN(test_snapsel__latest);
 	RUN(test_snapsel__tags);
+	RUN(test_snapsel__choose);
 	return 0;
 }
