@@ -54,10 +54,29 @@ static void print_help(FILE *f)
 		fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].help);
 	fputs("\nThe repository comes from -r/--repo or CAIRN_REPO; the password from\n"
 	      "--password-file, --password-command, CAIRN_PASSWORD_FILE, CAIRN_PASSWORD_COMMAND,\n"
-	      "CAIRN_PASSWORD, or a prompt. 'cairn COMMAND --help' describes a command.\n"
+	      "CAIRN_PASSWORD, or a prompt. 'cairn help COMMAND' (or 'cairn COMMAND --help')\n"
+	      "describes a command; the manual is cairn(1), the guides /usr/share/doc/cairn.\n"
 	      "A repository s3://BUCKET/PREFIX is read straight from S3 by the commands that\n"
 	      "only read, cached in --cache-dir DIR (default CAIRN_CACHE_DIR, ~/.cache/cairn).\n",
 	      f);
+}
+
+/* "cairn help [COMMAND]": the command's own --help, as git help does. */
+static int help(int argc, char **argv)
+{
+	if (argc < 2) {
+		print_help(stdout);
+		return 0;
+	}
+	if (argc > 2)
+		return cli_usage_error("help: give one command");
+	for (size_t k = 0; k < ARRAY_SIZE(commands); k++) {
+		if (strcmp(argv[1], commands[k].name) != 0)
+			continue;
+		char *args[] = { argv[1], (char *)"--help", NULL };
+		return commands[k].fn(2, args);
+	}
+	return cli_usage_error("help: '%s' is not a cairn command; see 'cairn --help'", argv[1]);
 }
 
 static int handle_main(int c, const char *arg, void *payload)
@@ -124,10 +143,8 @@ int main(int argc, char **argv)
 		print_help(stderr);
 		return EXIT_USAGE;
 	}
-	if (strcmp(argv[i], "help") == 0) {
-		print_help(stdout);
-		return 0;
-	}
+	if (strcmp(argv[i], "help") == 0)
+		return help(argc - i, argv + i);
 	for (size_t k = 0; k < ARRAY_SIZE(commands); k++)
 		if (strcmp(argv[i], commands[k].name) == 0)
 			return commands[k].fn(argc - i, argv + i);

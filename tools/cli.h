@@ -71,6 +71,13 @@ int cli_password(char **out, size_t *len, const char *prompt, bool confirm);
  * confirmation. */
 int cli_new_password(char **out, size_t *len, const char *new_file);
 void cli_password_free(char *pw, size_t len);
+/* The file cli_password() reads the password from (--password-file, else
+ * CAIRN_PASSWORD_FILE unless --password-command is given), or NULL. */
+const char *cli_password_file(void);
+/* New passwords (init, key add, key passwd) have at least this many characters
+ * unless --insecure-password says otherwise: -EINVAL with a message. */
+#define CLI_PASSWORD_MIN 8
+int cli_check_new_password(const char *pw, size_t len, bool insecure);
 /* Read the first line of a file as a password (trailing newline stripped). */
 int cli_password_from_file(const char *path, char **out, size_t *len);
 

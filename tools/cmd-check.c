@@ -209,8 +209,9 @@ static int compare_counts(struct checker *c)
 			continue;
 		char hex[CAIRN_ID_HEX_SIZE];
 		cairn_id_hex(hex, pack);
-		error(c, "pack %.8s: the index places %llu blobs in it, its header agrees on %llu",
-		      hex, (unsigned long long)nix, (unsigned long long)nok);
+		error(c, "pack %.8s: the index places %llu %s in it, its header agrees on %llu",
+		      hex, (unsigned long long)nix, cli_plural(nix, "blob", "blobs"),
+		      (unsigned long long)nok);
 		int r = cairn_idset_add(&c->suspect, pack, 0);
 		if (r < 0)
 			return r;
@@ -631,7 +632,8 @@ static int run(cairn_repo *repo, const struct check_args *a)
 		record(&c);
 		summary(&c);
 		if (c.errors)
-			r = cairn_err_set(-EBADMSG, "check found %u errors", c.errors);
+			r = cairn_err_set(-EBADMSG, "check found %u %s", c.errors,
+			                  cli_plural(c.errors, "error", "errors"));
 	}
 	checker_release(&c);
 	return r;

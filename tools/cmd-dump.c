@@ -61,8 +61,9 @@ static int dump_tar(cairn_repo *repo, const struct cairn_snapshot *snap,
 		                     path);
 	int r = tarout_write(repo, dir, &snap->root, path, STDOUT_FILENO, &st);
 	if (r >= 0 && st.warnings > 0) {
-		log_warn("%llu problems: the archive lacks some entries or content (see above)",
-		         (unsigned long long)st.warnings);
+		log_warn("%llu %s: the archive lacks some entries or content (see above)",
+		         (unsigned long long)st.warnings,
+		         cli_plural(st.warnings, "problem", "problems"));
 		*partial = true;
 	}
 	return r;

@@ -149,7 +149,8 @@ static int search(struct finder *f)
 	}
 	cairn_snapshot_list_free(list, n);
 	if (r >= 0)
-		log_info("%llu matches", (unsigned long long)f->matches);
+		log_info("%llu %s", (unsigned long long)f->matches,
+		         cli_plural(f->matches, "match", "matches"));
 	return r < 0 ? r : 0;
 }
 

@@ -296,8 +296,9 @@ static void summary(const struct forget_args *a, size_t removed, size_t kept)
 		       "\"kept\":%zu,\"removed\":%zu}\n",
 		       a->dry_run ? "true" : "false", kept, removed);
 	else if (cairn_log_get_level() >= CAIRN_LOG_NOTICE)
-		printf("%s %zu snapshots, %s %zu%s\n", a->dry_run ? "would remove" : "removed",
-		       removed, a->dry_run ? "would keep" : "kept", kept,
+		printf("%s %zu %s, %s %zu%s\n", a->dry_run ? "would remove" : "removed", removed,
+		       cli_plural(removed, "snapshot", "snapshots"),
+		       a->dry_run ? "would keep" : "kept", kept,
 		       a->dry_run ? " (dry run: nothing was changed)" : "");
 }
 
