@@ -197,10 +197,11 @@ void restorer_link_key(const struct cairn_node *n, struct cairn_id *k)
  * The walk holds one open directory fd per level and creates every entry with
  * *at() calls relative to it, opening directories with O_NOFOLLOW: a symlink in
  * the target (restored or planted) is replaced, never followed, so nothing is
- * written outside the target. Directories leading to included entries are made
- * on demand (frame.fd < 0 until then). A directory's mode and times are set when
- * its walk ends, so the deepest are done first and writing into a directory
- * never changes its restored mtime.
+ * written outside the target. A hard link's first copy is reached the same way,
+ * one directory at a time from the target (open_parent). Directories leading to
+ * included entries are made on demand (frame.fd < 0 until then). A directory's
+ * mode and times are set when its walk ends, so the deepest are done first and
+ * writing into a directory never changes its restored mtime.
  */
 #define RESTORE_MAX_DEPTH 1000
 #define TMP_NAME_MAX 64
@@ -515,6 +516,51 @@ static mode_t node_ifmt(const struct cairn_node *n)
 	}
 }
 
+/* The directory holding rel (a path relative to the target), opened one
+ * component at a time from the target and never through a symlink, as every
+ * other entry is made: a directory on the way that someone replaced with a
+ * symlink fails the walk (ELOOP, ENOTDIR) instead of leading out of the target.
+ * *base gets rel's last component. Returns an fd the caller closes, or -errno. */
+static int open_parent(int rootfd, const char *rel, const char **base)
+{
+	const char *p = rel;
+	size_t k;
+	int fd = fcntl(rootfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	while (p[k = strcspn(p, "/")]) {
+		char name[CAIRN_NAME_MAX + 1];
+		if (k == 0 || k > CAIRN_NAME_MAX) {
+			close(fd);
+			return -EINVAL;
+		}
+		memcpy(name, p, k);
+		name[k] = '\0';
+		int next = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int e = errno;
+		close(fd);
+		if (next < 0)
+			return -e;
+		fd = next;
+		p += k + 1;
+	}
+	*base = p;
+	return fd;
+}
+
+/* Link tmp in dirfd to the entry at link_from. linkat without AT_SYMLINK_FOLLOW
+ * does not follow link_from's last component either. */
+static int link_one(int rootfd, const char *link_from, int dirfd, const char *tmp)
+{
+	const char *base = NULL;
+	int pfd = open_parent(rootfd, link_from, &base);
+	if (pfd < 0)
+		return pfd;
+	int r = linkat(pfd, base, dirfd, tmp, 0) < 0 ? -errno : 0;
+	close(pfd);
+	return r;
+}
+
 /* Create n under tmp in dirfd (a hard link to link_from if set). *fd gets the
  * open file for a new regular file, else -1. Returns 0 or -errno. */
 static int create_one(struct ctx *c, int dirfd, const struct cairn_node *n, const char *link_from,
@@ -525,7 +571,7 @@ static int create_one(struct ctx *c, int dirfd, const struct cairn_node *n, cons
 
 	*fd = -1;
 	if (link_from)
-		return linkat(c->rootfd, link_from, dirfd, tmp, 0) < 0 ? -errno : 0;
+		return link_one(c->rootfd, link_from, dirfd, tmp);
 	switch (n->type) {
 	case CAIRN_NODE_FILE:
 		*fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,

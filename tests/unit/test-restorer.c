@@ -28,9 +28,19 @@ DEFINE_FREEP(cairn_tree_builder, cairn_tree_builder_free)
  * the restorer's calls. These definitions take the place of libc's for the
  * restorer linked into this test. */
 static const char *plant_symlink_to;
+/* When set, the next fifo the restorer makes has this directory of the target
+ * (a path) moved away and replaced by a symlink to plant_dir_to. */
+static const char *plant_dir, *plant_dir_to;
 
 static void plant(int dirfd, const char *path, mode_t mode)
 {
+	char moved[600];
+	if (plant_dir && S_ISFIFO(mode)) {
+		snprintf(moved, sizeof(moved), "%s.moved", plant_dir);
+		CHECK_OK(rename(plant_dir, moved));
+		CHECK_OK(symlink(plant_dir_to, plant_dir));
+		plant_dir = NULL;
+	}
 	if (!plant_symlink_to || !S_ISFIFO(mode))
 		return;
 	CHECK_OK(unlinkat(dirfd, path, 0));
@@ -286,6 +296,53 @@ static void test_restorer__planted_symlink_not_followed(void)
 	cairn_repo_close(repo);
 }
 
+/* A hard link is made to the first copy of its inode by a path in the target.
+ * A directory on that path replaced by a symlink meanwhile must not be followed:
+ * the link would reach a file outside the target. The entry comes back as a
+ * copy of its own instead. */
+static void test_restorer__link_path_not_followed(void)
+{
+	_cleanup_(cairn_tree_builder_freep) cairn_tree_builder *b = NULL;
+	_cleanup_(cairn_tree_builder_freep) cairn_tree_builder *sub = NULL;
+	struct cairn_extent ext[2];
+	cairn_repo *repo = make_repo();
+	char outside[512], victim[600], d[600];
+	struct stat v, z;
+
+	snprintf(outside, sizeof(outside), "%s/outside", check_tmpdir());
+	snprintf(victim, sizeof(victim), "%s/h1", outside);
+	CHECK_OK(mkdir(outside, 0700));
+	_cleanup_close_ int fd = open(victim, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	CHECK(write(fd, "victim\n", 7) == 7);
+	/* d/h1 and z are one inode; the fifo e is made between them. */
+	CHECK_OK(cairn_tree_builder_new(&b));
+	CHECK_OK(cairn_tree_builder_new(&sub));
+	struct cairn_node n = file(repo, "h1", 9, "linked\n", &ext[0]);
+	n.nlink = 2;
+	CHECK_OK(cairn_tree_builder_add(sub, &n));
+	n = dir(repo, "d", 8, sub);
+	CHECK_OK(cairn_tree_builder_add(b, &n));
+	n = node("e", CAIRN_NODE_FIFO, 10);
+	CHECK_OK(cairn_tree_builder_add(b, &n));
+	n = file(repo, "z", 9, "linked\n", &ext[1]);
+	n.nlink = 2;
+	CHECK_OK(cairn_tree_builder_add(b, &n));
+	snprintf(d, sizeof(d), "%s/d", target_dir());
+	plant_dir = d;
+	plant_dir_to = outside;
+	restore(repo, b);
+	CHECK(plant_dir == NULL);
+
+	CHECK_OK(stat(victim, &v));
+	CHECK_EQ(v.st_nlink, 1);
+	lstat_in_target("z", &z);
+	CHECK(S_ISREG(z.st_mode));
+	CHECK(z.st_ino != v.st_ino);
+	check_content("z", "linked\n");
+	cairn_repo_close(repo);
+}
+
 /* Paths a dry run reports, each followed by '\n' (and '=' for a hard link). */
 static void collect(const char *path, size_t len, const struct cairn_node *n, bool linked,
                     void *payload)
@@ -421,6 +478,7 @@ int main(void)
 	RUN(test_restorer__links_need_type_and_size);
 	RUN(test_restorer__special_files);
 	RUN(test_restorer__planted_symlink_not_followed);
+	RUN(test_restorer__link_path_not_followed);
 	RUN(test_restorer__dry_run);
 	RUN(test_restorer__verify);
 	return 0;
