@@ -45,7 +45,7 @@ fusermount3 -u "$MNT" 2>/dev/null || true
 rm -rf "$WORK"; mkdir -p "$WORK" "$MNT"
 . bench/corpus.sh "${1:-}"
 
-export CAIRN_PASSWORD=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench
+export CAIRN_PASSWORD=benchmark RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench
 R=${REPOS:-$WORK}
 export CAIRN_REPO="$R/cairn" RESTIC_REPOSITORY="$R/restic" BORG_REPO="$R/borg"
 export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes

@@ -20,13 +20,15 @@ static const struct command commands[] = {
 	{ "backup", cmd_backup, "back up files and directories into a new snapshot" },
 	{ "snapshots", cmd_snapshots, "list snapshots" },
 	{ "ls", cmd_ls, "list the files of a snapshot" },
-	{ "dump", cmd_dump, "write one file of a snapshot to stdout" },
+	{ "dump", cmd_dump, "write a file of a snapshot, or a directory as tar, to stdout" },
 	{ "restore", cmd_restore, "restore a snapshot, or part of it, to a directory" },
 	{ "mount", cmd_mount, "mount every snapshot read-only (runs cairnfs)" },
 	{ "key", cmd_key, "list, add, remove or change passwords" },
 	{ "rebuild-index", cmd_rebuild_index, "recreate the index from the packs" },
 	{ "cat", cmd_cat, "print the config, a pack header or a blob (debugging)" },
 	{ "sync", cmd_sync, "copy the repository to S3, or rebuild it from S3" },
+	{ "tag", cmd_tag, "add, remove or set the tags of snapshots" },
+	{ "rewrite", cmd_rewrite, "remove files from existing snapshots" },
 	{ "forget", cmd_forget, "remove snapshots by a retention policy or by ID" },
 	{ "prune", cmd_prune, "delete data no snapshot uses" },
 	{ "check", cmd_check, "verify the repository and name what damage affects" },
@@ -53,10 +55,29 @@ static void print_help(FILE *f)
 		fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].help);
 	fputs("\nThe repository comes from -r/--repo or CAIRN_REPO; the password from\n"
 	      "--password-file, --password-command, CAIRN_PASSWORD_FILE, CAIRN_PASSWORD_COMMAND,\n"
-	      "CAIRN_PASSWORD, or a prompt. 'cairn COMMAND --help' describes a command.\n"
+	      "CAIRN_PASSWORD, or a prompt. 'cairn help COMMAND' (or 'cairn COMMAND --help')\n"
+	      "describes a command; the manual is cairn(1), the guides /usr/share/doc/cairn.\n"
 	      "A repository s3://BUCKET/PREFIX is read straight from S3 by the commands that\n"
 	      "only read, cached in --cache-dir DIR (default CAIRN_CACHE_DIR, ~/.cache/cairn).\n",
 	      f);
+}
+
+/* "cairn help [COMMAND]": the command's own --help, as git help does. */
+static int help(int argc, char **argv)
+{
+	if (argc < 2) {
+		print_help(stdout);
+		return 0;
+	}
+	if (argc > 2)
+		return cli_usage_error("help: give one command");
+	for (size_t k = 0; k < ARRAY_SIZE(commands); k++) {
+		if (strcmp(argv[1], commands[k].name) != 0)
+			continue;
+		char *args[] = { argv[1], (char *)"--help", NULL };
+		return commands[k].fn(2, args);
+	}
+	return cli_usage_error("help: '%s' is not a cairn command; see 'cairn --help'", argv[1]);
 }
 
 static int handle_main(int c, const char *arg, void *payload)
@@ -123,10 +144,8 @@ int main(int argc, char **argv)
 		print_help(stderr);
 		return EXIT_USAGE;
 	}
-	if (strcmp(argv[i], "help") == 0) {
-		print_help(stdout);
-		return 0;
-	}
+	if (strcmp(argv[i], "help") == 0)
+		return help(argc - i, argv + i);
 	for (size_t k = 0; k < ARRAY_SIZE(commands); k++)
 		if (strcmp(argv[i], commands[k].name) == 0)
 			return commands[k].fn(argc - i, argv + i);

@@ -310,7 +310,34 @@ int cli_new_password(char **out, size_t *len, const char *new_file)
 {
 	if (new_file)
 		return cli_password_from_file(new_file, out, len);
-	return password_from_tty(out, len, "New password: ", true);
+	int r = password_from_tty(out, len, "New password: ", true);
+	/* The repository's own password is not what is missing here. */
+	if (r == -ENOTTY)
+		return cairn_err_set(r, "no new password given: use --new-password-file FILE, or "
+		                        "run this on a terminal to be asked");
+	return r;
+}
+
+const char *cli_password_file(void)
+{
+	const char *e = getenv("CAIRN_PASSWORD_FILE");
+	if (cli.password_file)
+		return cli.password_file;
+	return !cli.password_command && e && *e ? e : NULL;
+}
+
+int cli_check_new_password(const char *pw, size_t len, bool insecure)
+{
+	size_t chars = 0;
+	for (size_t i = 0; i < len; i++)
+		chars += ((uint8_t)pw[i] & 0xc0) != 0x80; /* UTF-8 continuation bytes */
+	if (chars < CLI_PASSWORD_MIN && !insecure)
+		return cairn_err_set(-EINVAL,
+		                     "the new password has %zu %s, fewer than %d: choose a longer "
+		                     "one (or give --insecure-password)",
+		                     chars, chars == 1 ? "character" : "characters",
+		                     CLI_PASSWORD_MIN);
+	return 0;
 }
 
 /* ---- repository --------------------------------------------------------- */

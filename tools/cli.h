@@ -86,6 +86,13 @@ int cli_password(char **out, size_t *len, const char *prompt, bool confirm);
  * confirmation. */
 int cli_new_password(char **out, size_t *len, const char *new_file);
 void cli_password_free(char *pw, size_t len);
+/* The file cli_password() reads the password from (--password-file, else
+ * CAIRN_PASSWORD_FILE unless --password-command is given), or NULL. */
+const char *cli_password_file(void);
+/* New passwords (init, key add, key passwd) have at least this many characters
+ * unless --insecure-password says otherwise: -EINVAL with a message. */
+#define CLI_PASSWORD_MIN 8
+int cli_check_new_password(const char *pw, size_t len, bool insecure);
 /* Read the first line of a file as a password (trailing newline stripped). */
 int cli_password_from_file(const char *path, char **out, size_t *len);
 
@@ -123,6 +130,11 @@ int cli_check_label(const char *what, const char *s, size_t max);
  * passes through; other bytes become \udcXX (U+DC80 + byte, as Python's
  * surrogateescape), so names stay exact. */
 void cli_json_str(FILE *f, const void *s, size_t n);
+/* The word for n things: cli_plural(n, "file", "files"). */
+static inline const char *cli_plural(uint64_t n, const char *one, const char *many)
+{
+	return n == 1 ? one : many;
+}
 /* Human-readable bytes: "1.5 GiB". */
 const char *cli_fmt_bytes(char *buf, size_t n, uint64_t bytes);
 /* s with ',' and '\' escaped by '\', as libfuse's -o parser (fuse_opt) unescapes
@@ -172,5 +184,7 @@ int cmd_notify(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
+int cmd_tag(int argc, char **argv);
+int cmd_rewrite(int argc, char **argv);
 
 #endif

@@ -147,6 +147,6 @@ int cmd_rebuild_index(int argc, char **argv)
 	if (r < 0)
 		return cli_fail(r);
 	if (cairn_log_get_level() >= CAIRN_LOG_NOTICE)
-		printf("index rebuilt from %d packs\n", r);
+		printf("index rebuilt from %d %s\n", r, cli_plural((uint64_t)r, "pack", "packs"));
 	return 0;
 }

@@ -16,6 +16,7 @@
 
 static const char usage[] =
         "usage: cairn check [--read-data | --read-data-subset N%|K/M] [--lock-wait SECONDS]\n"
+        "                   [--json]\n"
         "\n"
         "Checks the repository's structure: every pack header reads and agrees with\n"
         "the index, and every tree and blob a snapshot needs is indexed in a pack that\n"
@@ -27,6 +28,9 @@ static const char usage[] =
         "  --read-data-subset N%     ... only about N percent of the packs\n"
         "  --read-data-subset K/M    ... only part K of M (all M parts cover every pack)\n"
         "  --lock-wait SECONDS       wait this long for prune to finish\n"
+        "  --json                    JSON lines: one \"error\" per error found, one\n"
+        "                            \"damage\" per damaged path of a snapshot, then a\n"
+        "                            \"summary\"\n"
         "\n"
         "The subset is chosen by pack ID, so the same arguments read the same packs;\n"
         "one that selects no pack (a small repository) reads one anyway. The result,\n"
@@ -40,6 +44,7 @@ struct check_args {
 	double percent;         /* subset N% (read_data with percent < 100) */
 	unsigned part, parts;   /* subset K/M; parts 0: not used */
 	unsigned wait;
+	bool json;
 };
 
 /* What is known about each object; IDs map to values in idsets. */
@@ -56,18 +61,26 @@ struct checker {
 	struct cairn_idset trees; /* tree -> 1 when it or something below is damaged */
 	struct cairn_idset data;  /* data blob -> 1 when damaged */
 	size_t packs_read, snapshots;
-	uint64_t bytes, bytes_read; /* of the packs on disk, of those read */
+	char snap_hex[CAIRN_ID_HEX_SIZE]; /* the snapshot whose damage is reported */
+	uint64_t bytes, bytes_read;       /* of the packs on disk, of those read */
 	unsigned errors, orphans;
 };
 
 static int error(struct checker *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int error(struct checker *c, const char *fmt, ...)
 {
+	char msg[2048];
 	va_list ap;
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	putchar('\n');
+	if (c->a->json) {
+		fputs("{\"message_type\":\"error\",\"message\":", stdout);
+		cli_json_str(stdout, msg, strlen(msg));
+		fputs("}\n", stdout);
+	} else {
+		printf("%s\n", msg);
+	}
 	c->errors++;
 	return 0;
 }
@@ -199,8 +212,9 @@ static int compare_counts(struct checker *c)
 			continue;
 		char hex[CAIRN_ID_HEX_SIZE];
 		cairn_id_hex(hex, pack);
-		error(c, "pack %.8s: the index places %llu blobs in it, its header agrees on %llu",
-		      hex, (unsigned long long)nix, (unsigned long long)nok);
+		error(c, "pack %.8s: the index places %llu %s in it, its header agrees on %llu",
+		      hex, (unsigned long long)nix, cli_plural(nix, "blob", "blobs"),
+		      (unsigned long long)nok);
 		int r = cairn_idset_add(&c->suspect, pack, 0);
 		if (r < 0)
 			return r;
@@ -431,13 +445,31 @@ static int tree_state(struct checker *c, const struct cairn_id *id)
 
 /* ---- naming the damage -------------------------------------------------- */
 
-static void print_path(const struct maint_path *p, const char *suffix)
+/* "  <path>: <problem>", or a JSON "damage" line. */
+static void damage(struct checker *c, const struct maint_path *p, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+static void damage(struct checker *c, const struct maint_path *p, const char *fmt, ...)
 {
+	char problem[2048];
 	size_t len;
 	const char *s = maint_path_str(p, &len);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(problem, sizeof(problem), fmt, ap);
+	va_end(ap);
+	if (c->a->json) {
+		printf("{\"message_type\":\"damage\",\"snapshot\":\"%s\",\"path\":", c->snap_hex);
+		cli_json_str(stdout, s, len);
+		fputs(",\"problem\":", stdout);
+		cli_json_str(stdout, problem, strlen(problem));
+		fputs("}\n", stdout);
+		return;
+	}
 	fputs("  ", stdout);
 	cairn_text_str(stdout, s, len);
-	fputs(suffix, stdout);
+	fputs(": ", stdout);
+	cairn_text_str(stdout, problem, strlen(problem));
+	fputc('\n', stdout);
 }
 
 static void report_file(struct checker *c, const struct cairn_node *nd, struct maint_path *p)
@@ -451,13 +483,11 @@ static void report_file(struct checker *c, const struct cairn_node *nd, struct m
 	}
 	if (!first)
 		return;
-	char hex[CAIRN_ID_HEX_SIZE];
+	char hex[CAIRN_ID_HEX_SIZE], more[64] = "";
 	cairn_id_hex(hex, first);
-	print_path(p, ": ");
-	printf("blob %.8s: %s", hex, bad_reason(c, first));
 	if (count > 1)
-		printf(" (and %zu more damaged blobs)", count - 1);
-	putchar('\n');
+		snprintf(more, sizeof(more), " (and %zu more damaged blobs)", count - 1);
+	damage(c, p, "blob %.8s: %s%s", hex, bad_reason(c, first), more);
 }
 
 /* Walk only into trees marked damaged, printing each affected path. */
@@ -467,10 +497,7 @@ static int report_tree(struct checker *c, const struct cairn_id *id, struct main
 	const char *why = bad_reason(c, id);
 
 	if (why || cairn_repo_tree_load(c->repo, id, &t) < 0) {
-		print_path(p, ": the directory cannot be read: ");
-		why = why ? why : cairn_err_msg();
-		cairn_text_str(stdout, why, strlen(why));
-		fputc('\n', stdout);
+		damage(c, p, "the directory cannot be read: %s", why ? why : cairn_err_msg());
 		return 0;
 	}
 	int r = 0;
@@ -505,9 +532,12 @@ static int check_snapshot(struct checker *c, const struct cairn_id *id)
 	if ((r = tree_state(c, &s->root)) > 0) {
 		struct maint_path p = { CAIRN_BUF_INIT };
 		timefmt_local(when, s->time_ns);
-		printf("snapshot %.8s of %s (host ", hex, when);
-		cairn_text_str(stdout, s->hostname, strlen(s->hostname));
-		fputs(") is damaged:\n", stdout);
+		memcpy(c->snap_hex, hex, sizeof(hex));
+		if (!c->a->json) {
+			printf("snapshot %.8s of %s (host ", hex, when);
+			cairn_text_str(stdout, s->hostname, strlen(s->hostname));
+			fputs(") is damaged:\n", stdout);
+		}
 		r = report_tree(c, &s->root, &p);
 		cairn_buf_release(&p.b);
 	}
@@ -527,11 +557,16 @@ static int check_snapshots(struct checker *c)
 
 /* ---- result ------------------------------------------------------------- */
 
+static const char *read_mode(const struct check_args *a)
+{
+	return !a->read_data ? "none" : a->subset_arg ? "subset" : "full";
+}
+
 /* The record `cairn status` reads (DESIGN.md "Check results"). */
 static void record(struct checker *c)
 {
 	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
-	const char *mode = !c->a->read_data ? "none" : c->a->subset_arg ? "subset" : "full";
+	const char *mode = read_mode(c->a);
 
 	if (cairn_buf_printf(&b,
 	                     "time=%lld\nok=%d\nerrors=%u\nread_data=%s\nsubset=%s\npacks=%zu\n"
@@ -546,6 +581,34 @@ static void record(struct checker *c)
 		r = cairn_repo_state_put(c->repo, "check", "last-read-data", 14, b.data, b.len);
 	if (r < 0)
 		log_warn("cannot record the check result: %s", cairn_err_msg());
+}
+
+static void summary(const struct checker *c)
+{
+	if (c->a->json) {
+		printf("{\"message_type\":\"summary\",\"command\":\"check\",\"ok\":%s,"
+		       "\"errors\":%u,\"read_data\":\"%s\",\"subset\":",
+		       c->errors ? "false" : "true", c->errors, read_mode(c->a));
+		if (c->a->subset_arg)
+			cli_json_str(stdout, c->a->subset_arg, strlen(c->a->subset_arg));
+		else
+			fputs("null", stdout);
+		printf(",\"packs\":%zu,\"packs_read\":%zu,\"bytes\":%llu,\"bytes_read\":%llu,"
+		       "\"snapshots\":%zu,\"unindexed_packs\":%u}\n",
+		       c->disk.count, c->packs_read, (unsigned long long)c->bytes,
+		       (unsigned long long)c->bytes_read, c->snapshots, c->orphans);
+		return;
+	}
+	if (cairn_log_get_level() < CAIRN_LOG_NOTICE)
+		return;
+	if (c->orphans)
+		printf("%u %s no indexed blob (left by an interrupted backup or prune; "
+		       "'cairn prune' removes them)\n",
+		       c->orphans, c->orphans == 1 ? "pack holds" : "packs hold");
+	printf("checked %zu %s (%zu read in full) and %zu %s: %u %s\n", c->disk.count,
+	       c->disk.count == 1 ? "pack" : "packs", c->packs_read, c->snapshots,
+	       c->snapshots == 1 ? "snapshot" : "snapshots", c->errors,
+	       c->errors == 1 ? "error" : "errors");
 }
 
 static void checker_release(struct checker *c)
@@ -570,17 +633,10 @@ static int run(cairn_repo *repo, const struct check_args *a)
 		r = check_snapshots(&c);
 	if (r >= 0) {
 		record(&c);
-		if (c.orphans && cairn_log_get_level() >= CAIRN_LOG_NOTICE)
-			printf("%u packs hold no indexed blob (left by an interrupted backup or "
-			       "prune; "
-			       "'cairn prune' removes them)\n",
-			       c.orphans);
-		if (cairn_log_get_level() >= CAIRN_LOG_NOTICE)
-			printf("checked %zu packs (%zu read in full) and %zu snapshots: %u "
-			       "errors\n",
-			       c.disk.count, c.packs_read, c.snapshots, c.errors);
+		summary(&c);
 		if (c.errors)
-			r = cairn_err_set(-EBADMSG, "check found %u errors", c.errors);
+			r = cairn_err_set(-EBADMSG, "check found %u %s", c.errors,
+			                  cli_plural(c.errors, "error", "errors"));
 	}
 	checker_release(&c);
 	return r;
@@ -623,6 +679,9 @@ static int handle(int c, const char *arg, void *payload)
 		return parse_subset(a, arg);
 	case OPT_LOCK_WAIT:
 		return maint_parse_wait(arg, &a->wait);
+	case OPT_JSON:
+		a->json = true;
+		return 0;
 	default:
 		return cairn_err_set(-EINVAL, "unknown option");
 	}
@@ -649,6 +708,7 @@ int cmd_check(int argc, char **argv)
 		{ "read-data", no_argument, NULL, OPT_READ_DATA },
 		{ "read-data-subset", required_argument, NULL, OPT_READ_SUBSET },
 		{ "lock-wait", required_argument, NULL, OPT_LOCK_WAIT },
+		{ "json", no_argument, NULL, OPT_JSON },
 		{ 0 },
 	};
 	struct check_args a = { 0 };

@@ -7,10 +7,11 @@
 #include "cli.h"
 #include "maint.h"
 #include "restorer.h"
+#include "snapsel.h"
 #include "cleanup.h"
 
 static const char usage[] =
-        "usage: cairn diff [--json] SNAPSHOT1 SNAPSHOT2\n"
+        "usage: cairn diff [--json] [--host H] [--path P] [--tag T] SNAPSHOT1 SNAPSHOT2\n"
         "\n"
         "Lists what changed from SNAPSHOT1 to SNAPSHOT2 (IDs, prefixes or 'latest'):\n"
         "  +  added           -  removed          T  type changed\n"
@@ -19,7 +20,15 @@ static const char usage[] =
         "     incomplete (a directory's mtime is not reported: it follows its entries)\n"
         "Directories end with '/'. Unchanged subtrees are skipped without reading.\n"
         "\n"
-        "  --json   JSON lines: one \"change\" per entry, then \"statistics\"\n";
+        "  --json                 JSON lines: one \"change\" per entry, then "
+        "\"statistics\"\n" SNAPSEL_HELP "\n"
+        "The filters choose the snapshots 'latest' is taken from: the newest one they\n"
+        "match (a snapshot named by ID is used whatever they say).\n";
+
+struct diff_args {
+	bool json;
+	struct snapsel sel;
+};
 
 enum {
 	F_MODE = 1,
@@ -245,16 +254,16 @@ static void statistics(const struct differ *d)
 		       (unsigned long long)d->type_changed);
 }
 
-static int run(cairn_repo *repo, bool json, const char *spec1, const char *spec2)
+static int run(cairn_repo *repo, const struct diff_args *da, const char *spec1, const char *spec2)
 {
 	struct cairn_snapshot **list = NULL;
-	struct differ d = { .repo = repo, .json = json, .path = { CAIRN_BUF_INIT } };
+	struct differ d = { .repo = repo, .json = da->json, .path = { CAIRN_BUF_INIT } };
 	size_t n = 0;
 	int r = cairn_repo_snapshot_list(repo, &list, &n), a = -1, b = -1;
 
-	if (r >= 0 && (a = cairn_snapshot_find(list, n, spec1)) < 0)
+	if (r >= 0 && (a = snapsel_find(&da->sel, list, n, spec1)) < 0)
 		r = a;
-	if (r >= 0 && (b = cairn_snapshot_find(list, n, spec2)) < 0)
+	if (r >= 0 && (b = snapsel_find(&da->sel, list, n, spec2)) < 0)
 		r = b;
 	if (r >= 0)
 		r = diff_trees(&d, &list[a]->root, &list[b]->root);
@@ -267,29 +276,40 @@ static int run(cairn_repo *repo, bool json, const char *spec1, const char *spec2
 
 static int handle(int c, const char *arg, void *payload)
 {
-	(void)arg;
+	struct diff_args *da = payload;
+	int r = snapsel_opt(&da->sel, c, arg);
+	if (r != 1)
+		return r;
 	if (c != OPT_JSON)
 		return cairn_err_set(-EINVAL, "unknown option");
-	*(bool *)payload = true;
+	da->json = true;
 	return 0;
 }
 
-int cmd_diff(int argc, char **argv)
+static int diff_main(struct diff_args *da, int argc, char **argv)
 {
 	static const struct option longopts[] = { CLI_COMMON_LONGOPTS,
 		                                  { "json", no_argument, NULL, OPT_JSON },
+		                                  SNAPSEL_LONGOPTS,
 		                                  { 0 } };
 	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .read_only = true };
 	_cleanup_repo_ cairn_repo *repo = NULL;
-	bool json = false;
 
-	int i = cli_parse(argc, argv, "", longopts, usage, handle, &json);
+	int i = cli_parse(argc, argv, "", longopts, usage, handle, da);
 	if (i < 0)
 		return CLI_PARSE_EXIT(i);
 	if (argc - i != 2)
 		return cli_usage_error("diff: give two snapshots");
 	int r = cli_open_repo(&repo, &ro);
 	if (r >= 0)
-		r = run(repo, json, argv[i], argv[i + 1]);
+		r = run(repo, da, argv[i], argv[i + 1]);
 	return r < 0 ? cli_fail(r) : 0;
+}
+
+int cmd_diff(int argc, char **argv)
+{
+	struct diff_args da = { 0 };
+	int rc = diff_main(&da, argc, argv);
+	snapsel_release(&da.sel);
+	return rc;
 }

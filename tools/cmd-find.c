@@ -9,10 +9,12 @@
 #include "pattern.h"
 #include "restorer.h"
 #include "timefmt.h"
+#include "snapsel.h"
 #include "cleanup.h"
 
 static const char usage[] =
-        "usage: cairn find [--snapshot SNAP]... [--host HOST] [--json] PATTERN...\n"
+        "usage: cairn find [--snapshot SNAP]... [--host H] [--path P] [--tag T] [--json]\n"
+        "                  PATTERN...\n"
         "\n"
         "Prints the entries of every snapshot (oldest first) that match a pattern:\n"
         "short snapshot ID, snapshot time and path. A pattern without '/' matches a\n"
@@ -20,19 +22,19 @@ static const char usage[] =
         "or the whole path when it starts with '/'; '**' spans directories. A matching\n"
         "directory is printed once, without what it contains.\n"
         "\n"
-        "  --snapshot SNAP   search only this snapshot (ID, prefix or 'latest'; repeatable)\n"
-        "  --host HOST       search only snapshots of this host\n"
-        "  --json            JSON lines: snapshot, time, path, type, size, mtime\n";
+        "  --snapshot SNAP        search only this snapshot (ID, prefix or 'latest';\n"
+        "                         repeatable)\n" SNAPSEL_HELP
+        "  --json                 JSON lines: snapshot, time, path, type, size, mtime\n"
+        "\n"
+        "Without --snapshot, every snapshot the filters match is searched; with it, the\n"
+        "snapshots named, where 'latest' is the newest one the filters match.\n";
 
-enum { OPT_SNAPSHOT = OPT_FIRST_COMMAND_OPT, OPT_HOST };
-
-static const char *const type_names[] = { "?",    "file",   "dir",     "symlink",
-	                                  "fifo", "socket", "chardev", "blockdev" };
+enum { OPT_SNAPSHOT = OPT_FIRST_COMMAND_OPT };
 
 struct find_args {
 	const char **snaps;
 	size_t nsnaps;
-	const char *host;
+	struct snapsel sel;
 	bool json;
 };
 
@@ -81,8 +83,7 @@ static void print_match(struct finder *f, const struct cairn_node *n)
 	timefmt_rfc3339(mtime, n->mtime_ns);
 	printf("{\"snapshot\":\"%s\",\"time\":\"%s\",\"path\":", id, when);
 	cli_json_str(stdout, p, len);
-	printf(",\"type\":\"%s\",\"size\":%llu,\"mtime\":\"%s\"}\n",
-	       type_names[n->type < ARRAY_SIZE(type_names) ? n->type : 0],
+	printf(",\"type\":\"%s\",\"size\":%llu,\"mtime\":\"%s\"}\n", restorer_type_name(n->type),
 	       (unsigned long long)n->size, mtime);
 }
 
@@ -129,43 +130,28 @@ static int walk(struct finder *f, const struct cairn_id *tree)
 
 /* ---- command ------------------------------------------------------------ */
 
-static bool wanted(const struct find_args *a, struct cairn_snapshot **list, size_t n, size_t i)
-{
-	if (a->host && strcmp(a->host, list[i]->hostname) != 0)
-		return false;
-	for (size_t k = 0; k < a->nsnaps; k++)
-		if (cairn_snapshot_find(list, n, a->snaps[k]) == (int)i)
-			return true;
-	return a->nsnaps == 0;
-}
-
-static int check_specs(const struct find_args *a, struct cairn_snapshot **list, size_t n)
-{
-	for (size_t k = 0; k < a->nsnaps; k++) {
-		int r = cairn_snapshot_find(list, n, a->snaps[k]);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
 static int search(struct finder *f)
 {
 	struct cairn_snapshot **list = NULL;
+	_cleanup_free_ bool *want = NULL;
 	size_t n = 0;
 	int r = cairn_repo_snapshot_list(f->repo, &list, &n);
 
+	if (r >= 0 && !(want = calloc(n ? n : 1, sizeof(*want))))
+		r = cairn_err_set(-ENOMEM, "out of memory");
 	if (r >= 0)
-		r = check_specs(f->a, list, n);
+		r = snapsel_choose(&f->a->sel, list, n, (char *const *)f->a->snaps, f->a->nsnaps,
+		                   want);
 	for (size_t i = 0; r >= 0 && i < n; i++) {
-		if (!wanted(f->a, list, n, i))
+		if (!want[i])
 			continue;
 		f->snap = list[i];
 		r = walk(f, &list[i]->root);
 	}
 	cairn_snapshot_list_free(list, n);
 	if (r >= 0)
-		log_info("%llu matches", (unsigned long long)f->matches);
+		log_info("%llu %s", (unsigned long long)f->matches,
+		         cli_plural(f->matches, "match", "matches"));
 	return r < 0 ? r : 0;
 }
 
@@ -173,15 +159,15 @@ static int handle(int c, const char *arg, void *payload)
 {
 	struct find_args *a = payload;
 	const char **v;
+	int r = snapsel_opt(&a->sel, c, arg);
+	if (r != 1)
+		return r;
 	switch (c) {
 	case OPT_SNAPSHOT:
 		if (!(v = realloc(a->snaps, (a->nsnaps + 1) * sizeof(*v))))
 			return cairn_err_set(-ENOMEM, "out of memory");
 		v[a->nsnaps++] = arg;
 		a->snaps = v;
-		return 0;
-	case OPT_HOST:
-		a->host = arg;
 		return 0;
 	case OPT_JSON:
 		a->json = true;
@@ -221,8 +207,8 @@ int cmd_find(int argc, char **argv)
 	static const struct option longopts[] = {
 		CLI_COMMON_LONGOPTS,
 		{ "snapshot", required_argument, NULL, OPT_SNAPSHOT },
-		{ "host", required_argument, NULL, OPT_HOST },
 		{ "json", no_argument, NULL, OPT_JSON },
+		SNAPSEL_LONGOPTS,
 		{ 0 },
 	};
 	struct find_args a = { 0 };
@@ -232,5 +218,6 @@ int cmd_find(int argc, char **argv)
 	         : i >= argc ? cli_usage_error("find: give at least one pattern")
 	                     : run(&a, argv + i, (size_t)(argc - i));
 	free(a.snaps);
+	snapsel_release(&a.sel);
 	return rc;
 }

@@ -9,10 +9,11 @@
 #include "maint.h"
 #include "policy.h"
 #include "timefmt.h"
+#include "snapsel.h"
 #include "cleanup.h"
 
 static const char usage[] =
-        "usage: cairn forget [policy] [--group-by KEYS] [--host HOST] [-n] [--prune]\n"
+        "usage: cairn forget [policy] [--group-by KEYS] [filters] [-n] [--prune]\n"
         "       cairn forget [-n] [--prune] SNAPSHOT...\n"
         "\n"
         "Removes snapshots: those the policy does not keep, in each group of snapshots\n"
@@ -32,7 +33,9 @@ static const char usage[] =
         "\n"
         "  --group-by KEYS        host, paths, tags, comma-separated, or '' for one group\n"
         "                         (default host,paths)\n"
-        "  --host HOST            only consider snapshots of this host\n"
+        "\n"
+        "Filters (the snapshots the policy considers; with SNAPSHOT..., what 'latest'\n"
+        "means):\n" SNAPSEL_HELP "\n"
         "  -n, --dry-run          show what would be kept and removed, and why\n"
         "  --prune                run 'cairn prune' afterwards\n"
         "  --max-unused PERCENT   for --prune (default 5)\n"
@@ -49,7 +52,6 @@ enum {
 	OPT_KEEP_WITHIN,
 	OPT_KEEP_TAG,
 	OPT_GROUP_BY,
-	OPT_HOST,
 	OPT_PRUNE,
 	OPT_MAX_UNUSED,
 	OPT_LOCK_WAIT,
@@ -59,7 +61,7 @@ struct forget_args {
 	struct policy policy;
 	const char **tags; /* policy.tags */
 	unsigned group_by;
-	const char *host;
+	struct snapsel sel;
 	bool dry_run, prune, json;
 	double max_unused;
 	unsigned wait;
@@ -80,8 +82,10 @@ static int handle(int c, const char *arg, void *payload)
 {
 	struct forget_args *a = payload;
 	long v;
-	int r;
+	int r = snapsel_opt(&a->sel, c, arg);
 
+	if (r != 1)
+		return r;
 	if (c >= OPT_KEEP_LAST && c < OPT_KEEP_LAST + POLICY_NBUCKETS) {
 		if ((r = cli_parse_int(arg, -1, 1000000, &v)) < 0)
 			return r;
@@ -96,9 +100,6 @@ static int handle(int c, const char *arg, void *payload)
 		return add_tag(a, arg);
 	case OPT_GROUP_BY:
 		return policy_parse_group_by(arg, &a->group_by);
-	case OPT_HOST:
-		a->host = arg;
-		return 0;
 	case 'n':
 		a->dry_run = true;
 		return 0;
@@ -133,11 +134,11 @@ struct verdict {
 	size_t group;
 };
 
-static int by_ids(struct cairn_snapshot **list, size_t n, char **ids, size_t nids,
-                  struct verdict *v)
+static int by_ids(const struct forget_args *a, struct cairn_snapshot **list, size_t n, char **ids,
+                  size_t nids, struct verdict *v)
 {
 	for (size_t i = 0; i < nids; i++) {
-		int k = cairn_snapshot_find(list, n, ids[i]);
+		int k = snapsel_find(&a->sel, list, n, ids[i]);
 		if (k < 0)
 			return k;
 		v[k].remove = v[k].considered = v[k].named = true;
@@ -182,7 +183,7 @@ static int by_policy(const struct forget_args *a, struct cairn_snapshot **list, 
 		return groups;
 	for (size_t i = 0; i < n; i++) {
 		v[i].group = group[i];
-		v[i].considered = !a->host || strcmp(a->host, list[i]->hostname) == 0;
+		v[i].considered = snapsel_match(&a->sel, list[i]);
 	}
 	int64_t now = (int64_t)time(NULL);
 	for (int g = 0; g < groups; g++) {
@@ -296,8 +297,9 @@ static void summary(const struct forget_args *a, size_t removed, size_t kept)
 		       "\"kept\":%zu,\"removed\":%zu}\n",
 		       a->dry_run ? "true" : "false", kept, removed);
 	else if (cairn_log_get_level() >= CAIRN_LOG_NOTICE)
-		printf("%s %zu snapshots, %s %zu%s\n", a->dry_run ? "would remove" : "removed",
-		       removed, a->dry_run ? "would keep" : "kept", kept,
+		printf("%s %zu %s, %s %zu%s\n", a->dry_run ? "would remove" : "removed", removed,
+		       cli_plural(removed, "snapshot", "snapshots"),
+		       a->dry_run ? "would keep" : "kept", kept,
 		       a->dry_run ? " (dry run: nothing was changed)" : "");
 }
 
@@ -309,7 +311,7 @@ static int judge_and_remove(cairn_repo *repo, const struct forget_args *a,
 	size_t removed = 0, kept = 0;
 	if (!v)
 		return cairn_err_set(-ENOMEM, "out of memory");
-	int groups = nids ? by_ids(list, n, ids, nids, v) : by_policy(a, list, n, v);
+	int groups = nids ? by_ids(a, list, n, ids, nids, v) : by_policy(a, list, n, v);
 	if (groups < 0)
 		return groups;
 	print_all(a, list, n, v, nids ? 1 : (size_t)groups);
@@ -399,12 +401,12 @@ int cmd_forget(int argc, char **argv)
 		{ "keep-within", required_argument, NULL, OPT_KEEP_WITHIN },
 		{ "keep-tag", required_argument, NULL, OPT_KEEP_TAG },
 		{ "group-by", required_argument, NULL, OPT_GROUP_BY },
-		{ "host", required_argument, NULL, OPT_HOST },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "prune", no_argument, NULL, OPT_PRUNE },
 		{ "max-unused", required_argument, NULL, OPT_MAX_UNUSED },
 		{ "lock-wait", required_argument, NULL, OPT_LOCK_WAIT },
 		{ "json", no_argument, NULL, OPT_JSON },
+		SNAPSEL_LONGOPTS,
 		{ 0 },
 	};
 	struct forget_args a = { .group_by = POLICY_GROUP_HOST | POLICY_GROUP_PATHS,
@@ -417,6 +419,7 @@ int cmd_forget(int argc, char **argv)
 	int r = i < 0 ? CLI_PARSE_EXIT(i) : check_usage(&a, argc - i);
 	if (i < 0 || r != 0) {
 		free(a.tags);
+		snapsel_release(&a.sel);
 		return r;
 	}
 	r = cli_open_repo(&repo, &ro);
@@ -427,5 +430,6 @@ int cmd_forget(int argc, char **argv)
 	if (r >= 0)
 		r = forget(repo, &a, argv + i, (size_t)(argc - i), lock);
 	free(a.tags);
+	snapsel_release(&a.sel);
 	return r < 0 ? cli_fail(r) : 0;
 }

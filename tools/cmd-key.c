@@ -9,20 +9,21 @@
 
 static const char usage[] =
         "usage: cairn key list [--json]\n"
-        "       cairn key add [--new-password-file F] [--key-label TEXT]\n"
+        "       cairn key add [--new-password-file F] [--key-label TEXT] [--insecure-password]\n"
         "       cairn key remove NAME\n"
-        "       cairn key passwd [--new-password-file F]\n"
+        "       cairn key passwd [--new-password-file F] [--insecure-password]\n"
         "\n"
         "Each key file holds the master key wrapped by one password. The current\n"
         "password opens the repository; the new one comes from --new-password-file\n"
-        "or a prompt.\n";
+        "or a prompt, and has at least 8 characters unless --insecure-password is\n"
+        "given.\n";
 
-enum { OPT_NEW_PW = OPT_FIRST_COMMAND_OPT, OPT_LABEL };
+enum { OPT_NEW_PW = OPT_FIRST_COMMAND_OPT, OPT_LABEL, OPT_INSECURE };
 
 struct key_opts {
 	const char *new_file;
 	const char *label;
-	bool json;
+	bool json, insecure;
 };
 
 static int handle(int c, const char *arg, void *payload)
@@ -37,6 +38,9 @@ static int handle(int c, const char *arg, void *payload)
 		return 0;
 	case OPT_JSON:
 		o->json = true;
+		return 0;
+	case OPT_INSECURE:
+		o->insecure = true;
 		return 0;
 	default:
 		return cairn_err_set(-EINVAL, "unknown option");
@@ -89,6 +93,8 @@ static int key_change(cairn_repo *repo, const char *sub, const struct key_opts *
 	char *pw = NULL, name[17];
 	size_t len = 0;
 	int r = cli_new_password(&pw, &len, o->new_file);
+	if (r >= 0 && (r = cli_check_new_password(pw, len, o->insecure)) < 0)
+		cli_password_free(pw, len);
 	if (r < 0)
 		return cli_fail(r);
 	if (strcmp(sub, "add") == 0)
@@ -112,6 +118,7 @@ int cmd_key(int argc, char **argv)
 		{ "new-password-file", required_argument, NULL, OPT_NEW_PW },
 		{ "key-label", required_argument, NULL, OPT_LABEL },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "insecure-password", no_argument, NULL, OPT_INSECURE },
 		{ 0 },
 	};
 	struct key_opts o = { 0 };

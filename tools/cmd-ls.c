@@ -8,19 +8,24 @@
 #include "cli.h"
 #include "restorer.h"
 #include "timefmt.h"
+#include "snapsel.h"
 #include "cleanup.h"
 
 static const char usage[] =
-        "usage: cairn ls [-l] [-R] [--json] SNAP [PATH]\n"
+        "usage: cairn ls [-l] [-R] [--json] [--host H] [--path P] [--tag T] SNAP [PATH]\n"
         "\n"
         "Lists the directory PATH (an absolute path inside the snapshot, default '/')\n"
         "of snapshot SNAP (an ID prefix or 'latest'), or the entry itself when PATH\n"
         "is not a directory.\n"
         "\n"
-        "  -l, --long       mode, owner, group, size, modification time and symlink\n"
-        "                   targets (owners by name, by number when the name is unknown)\n"
-        "  -R, --recursive  everything below PATH, each entry by its full path\n"
-        "  --json           one JSON object per entry and line, with every attribute\n"
+        "  -l, --long             mode, owner, group, size, modification time and\n"
+        "                         symlink targets (owners by name, by number when the\n"
+        "                         name is unknown)\n"
+        "  -R, --recursive        everything below PATH, each entry by its full path\n"
+        "  --json                 one JSON object per entry and line, every "
+        "attribute\n" SNAPSEL_HELP "\n"
+        "The filters choose the snapshots 'latest' is taken from: the newest one they\n"
+        "match (a snapshot named by ID is used whatever they say).\n"
         "\n"
         "Names are printed as stored, except that control characters (newline, tab,\n"
         "ESC, ...) in names and link targets are shown as \\xNN, so that each entry\n"
@@ -35,12 +40,15 @@ struct ls {
 	unsigned depth;
 	unsigned warnings;
 	struct cairn_buf path; /* of the entry being printed */
+	struct snapsel sel;
 };
 
 static int handle(int c, const char *arg, void *payload)
 {
 	struct ls *ls = payload;
-	(void)arg;
+	int r = snapsel_opt(&ls->sel, c, arg);
+	if (r != 1)
+		return r;
 	switch (c) {
 	case 'l':
 		ls->lng = true;
@@ -54,13 +62,6 @@ static int handle(int c, const char *arg, void *payload)
 	default:
 		return cairn_err_set(-EINVAL, "unknown option");
 	}
-}
-
-static const char *type_name(uint8_t type)
-{
-	static const char *const names[] = { "?",    "file",   "dir",     "symlink",
-		                             "fifo", "socket", "chardev", "blockdev" };
-	return type < ARRAY_SIZE(names) ? names[type] : "?";
 }
 
 static void mode_string(char out[11], const struct cairn_node *n)
@@ -160,7 +161,7 @@ static void print_json(struct ls *ls, const struct cairn_node *n)
 	fputs(",\"path\":", stdout);
 	cli_json_str(stdout, ls->path.data, ls->path.len);
 	printf(",\"type\":\"%s\",\"mode\":%u,\"permissions\":\"%s\",\"uid\":%u,\"gid\":%u",
-	       type_name(n->type), n->mode, mode, n->uid, n->gid);
+	       restorer_type_name(n->type), n->mode, mode, n->uid, n->gid);
 	fputs(",\"user\":", stdout);
 	cli_json_str(stdout, n->user, n->user_len);
 	fputs(",\"group\":", stdout);
@@ -255,7 +256,7 @@ static int ls_run(struct ls *ls, const char *spec, const char *path)
 	struct cairn_snapshot *snap = NULL;
 	struct cairn_tree_entry e = { 0 };
 
-	int r = restorer_find_snapshot(ls->repo, spec, &snap);
+	int r = snapsel_load(ls->repo, &ls->sel, spec, &snap);
 	if (r >= 0)
 		r = cairn_repo_tree_lookup_path(ls->repo, &snap->root, path, &e);
 	if (r >= 0)
@@ -271,20 +272,20 @@ static int ls_run(struct ls *ls, const char *spec, const char *path)
 	return r;
 }
 
-int cmd_ls(int argc, char **argv)
+static int ls_main(struct ls *ls, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		CLI_COMMON_LONGOPTS,
 		{ "long", no_argument, NULL, 'l' },
 		{ "recursive", no_argument, NULL, 'R' },
 		{ "json", no_argument, NULL, OPT_JSON },
+		SNAPSEL_LONGOPTS,
 		{ 0 },
 	};
 	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .read_only = true };
 	_cleanup_repo_ cairn_repo *repo = NULL;
-	struct ls ls = { 0 };
 
-	int i = cli_parse(argc, argv, "lR", longopts, usage, handle, &ls);
+	int i = cli_parse(argc, argv, "lR", longopts, usage, handle, ls);
 	if (i < 0)
 		return CLI_PARSE_EXIT(i);
 	if (i >= argc)
@@ -292,11 +293,19 @@ int cmd_ls(int argc, char **argv)
 	if (argc - i > 2)
 		return cli_usage_error("ls: unexpected argument '%s'", argv[i + 2]);
 	int r = cli_open_repo(&repo, &ro);
-	ls.repo = repo;
+	ls->repo = repo;
 	if (r >= 0)
-		r = ls_run(&ls, argv[i], i + 1 < argc ? argv[i + 1] : "/");
-	cairn_buf_release(&ls.path);
+		r = ls_run(ls, argv[i], i + 1 < argc ? argv[i + 1] : "/");
 	if (r < 0)
 		return cli_fail(r);
-	return ls.warnings ? EXIT_PARTIAL : 0;
+	return ls->warnings ? EXIT_PARTIAL : 0;
+}
+
+int cmd_ls(int argc, char **argv)
+{
+	struct ls ls = { 0 };
+	int rc = ls_main(&ls, argc, argv);
+	cairn_buf_release(&ls.path);
+	snapsel_release(&ls.sel);
+	return rc;
 }

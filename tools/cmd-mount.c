@@ -16,8 +16,9 @@ static const char usage[] =
         "usage: cairn mount [-f] [-o OPTION[,OPTION...]] [REPO] MOUNTPOINT\n"
         "\n"
         "Mounts every snapshot of the repository read-only at MOUNTPOINT with cairnfs\n"
-        "(see cairnfs --help and docs/MOUNT.md). REPO defaults to -r/--repo or\n"
-        "CAIRN_REPO. Unmount with 'fusermount3 -u MOUNTPOINT'.\n"
+        "(see cairnfs --help and /usr/share/doc/cairn/MOUNT.md). REPO defaults to\n"
+        "-r/--repo or CAIRN_REPO, and may be s3://BUCKET/PREFIX. MOUNTPOINT is an\n"
+        "existing empty directory. Unmount with 'fusermount3 -u MOUNTPOINT'.\n"
         "\n"
         "  -f            stay in the foreground\n"
         "  -o OPTIONS    cairnfs and FUSE options, e.g. allow_other,cache_size=1G\n";

@@ -6,84 +6,38 @@
 #include "cli.h"
 #include "restorer.h"
 #include "timefmt.h"
+#include "snapsel.h"
 #include "cleanup.h"
 
 static const char usage[] =
-        "usage: cairn snapshots [--json] [--host HOST] [--tag TAG]... [--path PATH]...\n"
+        "usage: cairn snapshots [--json] [--host H]... [--path P]... [--tag T]...\n"
         "\n"
         "Lists the snapshots, oldest first: short ID, local time, host, tags and\n"
         "backed-up paths. '(partial)' marks snapshots where some files could not be\n"
         "read.\n"
-        "\n"
-        "  --host HOST   only snapshots of this host\n"
-        "  --tag TAG     only snapshots with this tag (repeatable: all of them)\n"
-        "  --path PATH   only snapshots of this path (repeatable: all of them)\n"
-        "  --json        a JSON array with every field of each snapshot\n";
-
-enum { OPT_HOST = OPT_FIRST_COMMAND_OPT, OPT_TAG, OPT_PATH };
+        "\n" SNAPSEL_HELP
+        "  --json                 a JSON array with every field of each snapshot\n";
 
 #define SHORT_ID 8
 
 struct filter {
-	const char *host;
-	const char **tags, **paths;
-	size_t ntags, npaths;
+	struct snapsel sel;
 	bool json;
 };
-
-static int push(const char ***v, size_t *n, const char *s)
-{
-	const char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
-	if (!nv)
-		return cairn_err_set(-ENOMEM, "out of memory");
-	nv[(*n)++] = s;
-	*v = nv;
-	return 0;
-}
 
 static int handle(int c, const char *arg, void *payload)
 {
 	struct filter *f = payload;
+	int r = snapsel_opt(&f->sel, c, arg);
+	if (r != 1)
+		return r;
 	switch (c) {
-	case OPT_HOST:
-		f->host = arg;
-		return 0;
-	case OPT_TAG:
-		return push(&f->tags, &f->ntags, arg);
-	case OPT_PATH:
-		return push(&f->paths, &f->npaths, arg);
 	case OPT_JSON:
 		f->json = true;
 		return 0;
 	default:
 		return cairn_err_set(-EINVAL, "unknown option");
 	}
-}
-
-static bool has(char *const *v, size_t n, const char *s, size_t len)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strlen(v[i]) == len && memcmp(v[i], s, len) == 0)
-			return true;
-	return false;
-}
-
-static bool wanted(const struct filter *f, const struct cairn_snapshot *s)
-{
-	if (f->host && strcmp(f->host, s->hostname) != 0)
-		return false;
-	for (size_t i = 0; i < f->ntags; i++)
-		if (!has(s->tags, s->ntags, f->tags[i], strlen(f->tags[i])))
-			return false;
-	for (size_t i = 0; i < f->npaths; i++) {
-		/* Paths are stored without a trailing '/': "/home/me/" is "/home/me". */
-		size_t len = strlen(f->paths[i]);
-		while (len > 1 && f->paths[i][len - 1] == '/')
-			len--;
-		if (!has(s->paths, s->npaths, f->paths[i], len))
-			return false;
-	}
-	return true;
 }
 
 static void json_strs(const char *key, char *const *v, size_t n)
@@ -222,7 +176,7 @@ static int list(cairn_repo *repo, const struct filter *f)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	}
 	for (size_t i = 0; i < n; i++)
-		show[i] = wanted(f, v[i]);
+		show[i] = snapsel_match(&f->sel, v[i]);
 	if (f->json) {
 		bool first = true;
 		fputc('[', stdout);
@@ -243,9 +197,7 @@ int cmd_snapshots(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		CLI_COMMON_LONGOPTS,
-		{ "host", required_argument, NULL, OPT_HOST },
-		{ "tag", required_argument, NULL, OPT_TAG },
-		{ "path", required_argument, NULL, OPT_PATH },
+		SNAPSEL_LONGOPTS,
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ 0 },
 	};
@@ -266,7 +218,6 @@ int cmd_snapshots(int argc, char **argv)
 		if (r < 0)
 			rc = cli_fail(r);
 	}
-	free(f.tags);
-	free(f.paths);
+	snapsel_release(&f.sel);
 	return rc;
 }

@@ -204,18 +204,21 @@ static void print_text(const struct stats *s, bool all)
 	printf("files              %llu (counted in every snapshot)\n",
 	       (unsigned long long)s->files);
 	printf("logical size       %s\n", cli_fmt_bytes(a, sizeof(a), s->logical));
-	printf("unique raw size    %s in %llu data blobs and %llu trees\n",
+	printf("unique raw size    %s in %llu data %s and %llu %s\n",
 	       cli_fmt_bytes(b, sizeof(b), raw), (unsigned long long)s->used_data.count,
-	       (unsigned long long)s->used_trees.count);
+	       cli_plural(s->used_data.count, "blob", "blobs"),
+	       (unsigned long long)s->used_trees.count,
+	       cli_plural(s->used_trees.count, "tree", "trees"));
 	printf("stored size        %s\n", cli_fmt_bytes(c, sizeof(c), stored));
 	printf("dedup ratio        %.2f\n", ratio(s->logical, s->used_data.raw));
 	printf("compression ratio  %.2f\n", ratio(raw, stored));
-	printf("repository         %llu packs, %s; %llu blobs indexed\n",
-	       (unsigned long long)s->packs, cli_fmt_bytes(a, sizeof(a), s->pack_bytes),
-	       (unsigned long long)s->blobs);
+	printf("repository         %llu %s, %s; %llu %s indexed\n", (unsigned long long)s->packs,
+	       cli_plural(s->packs, "pack", "packs"), cli_fmt_bytes(a, sizeof(a), s->pack_bytes),
+	       (unsigned long long)s->blobs, cli_plural(s->blobs, "blob", "blobs"));
 	if (all)
-		printf("unreferenced       %llu blobs, %s (freed by 'cairn prune')\n",
+		printf("unreferenced       %llu %s, %s (freed by 'cairn prune')\n",
 		       (unsigned long long)(s->blobs - used),
+		       cli_plural(s->blobs - used, "blob", "blobs"),
 		       cli_fmt_bytes(b, sizeof(b), s->blob_bytes - stored));
 }
 

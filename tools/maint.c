@@ -63,9 +63,12 @@ static void report_text(const struct cairn_prune_stats *s, bool dry_run)
 {
 	char total[32], unused[32], freed[32], left[32];
 
-	printf("%llu snapshots use %llu blobs (%llu trees); %llu blobs are unused\n",
-	       (unsigned long long)s->snapshots, (unsigned long long)s->blobs_used,
-	       (unsigned long long)s->trees, (unsigned long long)s->blobs_unused);
+	printf("%llu %s %llu %s (%llu %s); %llu %s unused\n", (unsigned long long)s->snapshots,
+	       cli_plural(s->snapshots, "snapshot uses", "snapshots use"),
+	       (unsigned long long)s->blobs_used, cli_plural(s->blobs_used, "blob", "blobs"),
+	       (unsigned long long)s->trees, cli_plural(s->trees, "tree", "trees"),
+	       (unsigned long long)s->blobs_unused,
+	       cli_plural(s->blobs_unused, "blob is", "blobs are"));
 	printf("packs: %llu (%s, %s unused): ", (unsigned long long)s->packs,
 	       cli_fmt_bytes(total, sizeof(total), s->bytes_total),
 	       cli_fmt_bytes(unused, sizeof(unused), s->bytes_unused));

@@ -383,33 +383,40 @@ int notify_webhook(const char *url, enum notify_format f, const struct notify_ms
 
 /* ---- mail --------------------------------------------------------------- */
 
-/* Header values get nothing that could end the header: control bytes become '?'. */
-static void header_safe(char *s)
+/* Text from the job, the host and the error (file names, messages) with its
+ * control characters as \xNN, as on the terminal: in the subject nothing can
+ * end the header, in the body nothing can forge a line or drive the reader's
+ * terminal. */
+static void put_text(FILE *out, const char *s)
 {
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			*s = '?';
+	cairn_text_str(out, s, strlen(s));
 }
 
 static int write_mail(FILE *out, const char *addr, const struct notify_msg *m)
 {
 	struct filled f;
-	char subject[512];
 
 	fill(&f, m);
-	if (f.job)
-		snprintf(subject, sizeof(subject), "cairn: job %s failed on %s", f.job, f.host);
-	else
-		snprintf(subject, sizeof(subject), "cairn: failure on %s", f.host);
-	header_safe(subject);
-	fprintf(out,
-	        "To: %s\nSubject: %s\nAuto-Submitted: auto-generated\n"
-	        "Content-Type: text/plain; charset=utf-8\n\n",
-	        addr, subject);
-	fprintf(out, "job:   %s\nhost:  %s\ntime:  %s\n", f.job ? f.job : "-", f.host, f.when);
+	fprintf(out, "To: %s\nSubject: cairn: ", addr);
+	if (f.job) {
+		fputs("job ", out);
+		put_text(out, f.job);
+		fputs(" failed on ", out);
+	} else {
+		fputs("failure on ", out);
+	}
+	put_text(out, f.host);
+	fputs("\nAuto-Submitted: auto-generated\nContent-Type: text/plain; charset=utf-8\n\n", out);
+	fputs("job:   ", out);
+	put_text(out, f.job ? f.job : "-");
+	fputs("\nhost:  ", out);
+	put_text(out, f.host);
+	fprintf(out, "\ntime:  %s\n", f.when);
 	if (m->exit_code >= 0)
 		fprintf(out, "exit:  %d\n", m->exit_code);
-	fprintf(out, "error: %s\n", f.error);
+	fputs("error: ", out);
+	put_text(out, f.error);
+	fputc('\n', out);
 	fputs("\nSee journalctl -u 'cairn-backup@*' for the whole log.\n", out);
 	return ferror(out) ? -EIO : 0;
 }

@@ -19,20 +19,11 @@ DEFINE_FREEP(cairn_tree, cairn_tree_free)
 
 /* ---- helpers shared by snapshots, ls, dump and restore ------------------ */
 
-int restorer_find_snapshot(cairn_repo *repo, const char *spec, struct cairn_snapshot **out)
+const char *restorer_type_name(uint8_t type)
 {
-	struct cairn_snapshot **list = NULL;
-	size_t n = 0;
-	int r = cairn_repo_snapshot_list(repo, &list, &n);
-	if (r < 0)
-		return r;
-	int i = cairn_snapshot_find(list, n, spec);
-	if (i >= 0) {
-		*out = list[i];
-		list[i] = NULL;
-	}
-	cairn_snapshot_list_free(list, n);
-	return i < 0 ? i : 0;
+	static const char *const names[] = { "?",    "file",   "dir",     "symlink",
+		                             "fifo", "socket", "chardev", "blockdev" };
+	return type < ARRAY_SIZE(names) ? names[type] : "?";
 }
 
 /* The next component of a path, skipping separators and "."; length 0 at the end. */
@@ -107,16 +98,31 @@ int restorer_write_content(cairn_repo *repo, const struct cairn_node *node, cons
 	return 0;
 }
 
+/* Entries are links of one inode only when they also agree on its type and size
+ * (device number): by (dev, ino) alone, a crafted snapshot would restore a file
+ * as a link to a symlink. The inode number comes first because the ID set takes
+ * its first bytes as the hash (with dev first, every key of a device collided). */
+void restorer_link_key(const struct cairn_node *n, struct cairn_id *k)
+{
+	memset(k, 0, sizeof(*k));
+	cairn_le64(k->b, n->ino);
+	cairn_le64(k->b + 8, n->dev);
+	cairn_le64(k->b + 16,
+	           n->type == CAIRN_NODE_CHR || n->type == CAIRN_NODE_BLK ? n->rdev : n->size);
+	k->b[24] = n->type; /* never 0: never the all-zero ID */
+}
+
 /* ---- restore ------------------------------------------------------------ */
 
 /*
  * The walk holds one open directory fd per level and creates every entry with
  * *at() calls relative to it, opening directories with O_NOFOLLOW: a symlink in
  * the target (restored or planted) is replaced, never followed, so nothing is
- * written outside the target. Directories leading to included entries are made
- * on demand (frame.fd < 0 until then). A directory's mode and times are set when
- * its walk ends, so the deepest are done first and writing into a directory
- * never changes its restored mtime.
+ * written outside the target. A hard link's first copy is reached the same way,
+ * one directory at a time from the target (open_parent). Directories leading to
+ * included entries are made on demand (frame.fd < 0 until then). A directory's
+ * mode and times are set when its walk ends, so the deepest are done first and
+ * writing into a directory never changes its restored mtime.
  */
 #define RESTORE_MAX_DEPTH 1000
 #define TMP_NAME_MAX 64
@@ -125,12 +131,21 @@ struct frame {
 	struct frame *up;
 	const struct cairn_node *node; /* NULL: the target directory itself */
 	char name[CAIRN_NAME_MAX + 1];
-	int fd;  /* -1 until the directory exists */
-	int err; /* creating it failed with err: do not try again */
+	size_t plen; /* its path is the first plen bytes of ctx.path */
+	int fd;      /* -1 until the directory exists */
+	int err;     /* creating it failed with err: do not try again */
+	bool made;   /* a dry run counted it */
 };
+
+/* One walk of the snapshot serves three purposes: restoring; a dry run that
+ * counts and reports what would be restored and touches nothing; and the check
+ * of --verify, which opens what was restored (never creating, never following
+ * a symlink) and compares each regular file with the snapshot. */
+enum mode { RESTORE, DRY_RUN, VERIFY };
 
 struct ctx {
 	cairn_repo *repo;
+	enum mode mode;
 	const struct restorer_opts *o;
 	struct restorer_stats *st;
 	const struct pattern_list *include, *exclude; /* NULL when empty */
@@ -167,8 +182,16 @@ static void warn(struct ctx *c, const char *what, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	log_warn("%s '%s': %s", what, shown(c), why);
+	/* Whatever stops an entry's check is a difference from the snapshot. */
+	log_warn("%s '%s': %s", c->mode == VERIFY ? "cannot verify" : what, shown(c), why);
 	c->st->warnings++;
+}
+
+/* Tell the caller about an entry restored, or that a dry run would restore. */
+static void report(struct ctx *c, size_t plen, const struct cairn_node *n, bool linked)
+{
+	if (c->o->on_entry)
+		c->o->on_entry((const char *)c->path.data, plen, n, linked, c->o->payload);
 }
 
 static int path_push(struct ctx *c, const uint8_t *name, size_t len)
@@ -312,16 +335,33 @@ static int make_dir(int dirfd, const char *name)
 	return fd;
 }
 
+/* An existing directory to verify, never followed if it is a symlink. */
+static int open_dir(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
 static int ensure_dir(struct ctx *c, struct frame *f)
 {
-	if (f->fd >= 0)
+	if (f->fd >= 0 || f->made)
 		return 0;
 	if (f->err < 0)
 		return f->err;
 	int r = ensure_dir(c, f->up);
 	if (r < 0)
 		return f->err = r;
-	r = make_dir(f->up->fd, f->name);
+	if (c->mode == DRY_RUN) {
+		f->made = true;
+		c->st->dirs++;
+		report(c, f->plen, f->node, false);
+		return 0;
+	}
+	r = c->mode == VERIFY ? open_dir(f->up->fd, f->name) : make_dir(f->up->fd, f->name);
+	if (r < 0 && c->mode == VERIFY) {
+		warn(c, NULL, "directory '%s': %s", f->name, strerror(-r));
+		return f->err = r;
+	}
 	if (r < 0) {
 		char what[CAIRN_NAME_MAX + 64];
 		snprintf(what, sizeof(what), "cannot create directory '%s' for", f->name);
@@ -332,6 +372,8 @@ static int ensure_dir(struct ctx *c, struct frame *f)
 	}
 	f->fd = r;
 	c->st->dirs++;
+	if (c->mode == RESTORE)
+		report(c, f->plen, f->node, false);
 	return 0;
 }
 
@@ -340,7 +382,8 @@ static void finish_dir(struct ctx *c, struct frame *f)
 	if (f->fd < 0 || !f->node)
 		return;
 	struct obj o = { .fd = f->fd, .dirfd = -1 };
-	set_meta(c, &o, f->node);
+	if (c->mode == RESTORE)
+		set_meta(c, &o, f->node);
 	close(f->fd);
 	f->fd = -1;
 }
@@ -357,24 +400,11 @@ static bool is_device(const struct cairn_node *n)
 	return n->type == CAIRN_NODE_CHR || n->type == CAIRN_NODE_BLK;
 }
 
-/* Entries are links of one inode only when they also agree on its type and size
- * (device number): by (dev, ino) alone, a crafted snapshot would restore a file
- * as a link to a symlink. The inode number comes first because the ID set takes
- * its first bytes as the hash (with dev first, every key of a device collided). */
-static void link_key(const struct cairn_node *n, struct cairn_id *k)
-{
-	memset(k, 0, sizeof(*k));
-	cairn_le64(k->b, n->ino);
-	cairn_le64(k->b + 8, n->dev);
-	cairn_le64(k->b + 16, is_device(n) ? n->rdev : n->size);
-	k->b[24] = n->type; /* never 0: never the all-zero ID */
-}
-
 /* The target-relative path of the entry restored first with n's (dev, ino). */
 static const char *link_first(struct ctx *c, const struct cairn_node *n)
 {
 	struct cairn_id k;
-	link_key(n, &k);
+	restorer_link_key(n, &k);
 	uint64_t *off = cairn_idset_get(&c->links, &k);
 	return off ? (const char *)c->link_paths.data + *off : NULL;
 }
@@ -383,7 +413,7 @@ static int link_add(struct ctx *c, const struct cairn_node *n)
 {
 	struct cairn_id k;
 	uint64_t off = c->link_paths.len;
-	link_key(n, &k);
+	restorer_link_key(n, &k);
 	if (cairn_buf_put(&c->link_paths, c->path.data + 1, c->path.len - 1) < 0 ||
 	    cairn_buf_put_u8(&c->link_paths, 0) < 0 || cairn_idset_add(&c->links, &k, off) < 0)
 		return cairn_err_set(-ENOMEM, "out of memory");
@@ -407,6 +437,51 @@ static mode_t node_ifmt(const struct cairn_node *n)
 	}
 }
 
+/* The directory holding rel (a path relative to the target), opened one
+ * component at a time from the target and never through a symlink, as every
+ * other entry is made: a directory on the way that someone replaced with a
+ * symlink fails the walk (ELOOP, ENOTDIR) instead of leading out of the target.
+ * *base gets rel's last component. Returns an fd the caller closes, or -errno. */
+static int open_parent(int rootfd, const char *rel, const char **base)
+{
+	const char *p = rel;
+	size_t k;
+	int fd = fcntl(rootfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	while (p[k = strcspn(p, "/")]) {
+		char name[CAIRN_NAME_MAX + 1];
+		if (k == 0 || k > CAIRN_NAME_MAX) {
+			close(fd);
+			return -EINVAL;
+		}
+		memcpy(name, p, k);
+		name[k] = '\0';
+		int next = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int e = errno;
+		close(fd);
+		if (next < 0)
+			return -e;
+		fd = next;
+		p += k + 1;
+	}
+	*base = p;
+	return fd;
+}
+
+/* Link tmp in dirfd to the entry at link_from. linkat without AT_SYMLINK_FOLLOW
+ * does not follow link_from's last component either. */
+static int link_one(int rootfd, const char *link_from, int dirfd, const char *tmp)
+{
+	const char *base = NULL;
+	int pfd = open_parent(rootfd, link_from, &base);
+	if (pfd < 0)
+		return pfd;
+	int r = linkat(pfd, base, dirfd, tmp, 0) < 0 ? -errno : 0;
+	close(pfd);
+	return r;
+}
+
 /* Create n under tmp in dirfd (a hard link to link_from if set). *fd gets the
  * open file for a new regular file, else -1. Returns 0 or -errno. */
 static int create_one(struct ctx *c, int dirfd, const struct cairn_node *n, const char *link_from,
@@ -417,7 +492,7 @@ static int create_one(struct ctx *c, int dirfd, const struct cairn_node *n, cons
 
 	*fd = -1;
 	if (link_from)
-		return linkat(c->rootfd, link_from, dirfd, tmp, 0) < 0 ? -errno : 0;
+		return link_one(c->rootfd, link_from, dirfd, tmp);
 	switch (n->type) {
 	case CAIRN_NODE_FILE:
 		*fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
@@ -560,13 +635,116 @@ static int restore_inode(struct ctx *c, struct frame *dir, const struct cairn_no
 		return 0;
 	}
 	count(c, n, link_from != NULL);
+	report(c, c->path.len, n, link_from != NULL);
 	if (!link_from && link_candidate(n))
 		return link_add(c, n);
 	return 0;
 }
 
+/* ---- verify ------------------------------------------------------------- */
+
+/* Exactly n bytes at off: 0, 1 when the file ends first, -errno. */
+static int read_at(int fd, uint8_t *buf, size_t n, uint64_t off)
+{
+	while (n > 0) {
+		ssize_t k = pread(fd, buf, n, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : 1;
+		buf += k;
+		n -= (size_t)k;
+		off += (uint64_t)k;
+	}
+	return 0;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* 0 if the bytes of fd at off are extent e's: they hash to its blob ID (so the
+ * repository is not read again), or are zeros for a hole; 1 if not; -errno. */
+static int same_extent(struct ctx *c, int fd, const struct cairn_extent *e, uint64_t off)
+{
+	bool hole = cairn_id_is_zero(&e->id);
+	uint64_t max = cairn_chunker_params(cairn_repo_chunker(c->repo))->max;
+	if (!hole && e->len > max)
+		return 1; /* no blob of this repository is that long */
+	size_t piece = hole && e->len > 65536 ? 65536 : (size_t)e->len;
+	c->data.len = 0;
+	if (cairn_buf_reserve(&c->data, piece) < 0)
+		return -ENOMEM;
+	for (uint64_t done = 0; done < e->len;) {
+		size_t n = e->len - done < piece ? (size_t)(e->len - done) : piece;
+		int r = read_at(fd, c->data.data, n, off + done);
+		if (r != 0)
+			return r;
+		if (hole && !all_zero(c->data.data, n))
+			return 1;
+		done += n;
+	}
+	struct cairn_id id;
+	if (hole)
+		return 0;
+	int r = cairn_repo_blob_id(c->repo, c->data.data, (size_t)e->len, &id);
+	return r < 0 ? r : cairn_id_cmp(&id, &e->id) != 0;
+}
+
+/* Compare the restored regular file n with the snapshot; a difference is a
+ * warning. Returns < 0 only for -ENOMEM. */
+static int verify_file(struct ctx *c, struct frame *dir, const struct cairn_node *n)
+{
+	char name[CAIRN_NAME_MAX + 1];
+	struct stat st;
+	uint64_t off = 0;
+
+	if (n->type != CAIRN_NODE_FILE)
+		return 0;
+	c->st->files++;
+	copy_name(name, n);
+	/* O_NONBLOCK: a fifo put in the file's place must not hang the check. */
+	_cleanup_close_ int fd =
+	        openat(dir->fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		warn(c, NULL, "%s", strerror(errno));
+		return 0;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != n->size) {
+		warn(c, NULL, "%s of %llu bytes, the snapshot has a file of %llu",
+		     S_ISREG(st.st_mode) ? "a file" : "not a regular file",
+		     (unsigned long long)st.st_size, (unsigned long long)n->size);
+		return 0;
+	}
+	for (size_t i = 0; i < n->nextents; i++) {
+		int r = same_extent(c, fd, &n->extents[i], off);
+		if (r == -ENOMEM)
+			return cairn_err_set(r, "out of memory");
+		if (r != 0) {
+			warn(c, NULL, "%s at offset %llu", r < 0 ? strerror(-r) : "content differs",
+			     (unsigned long long)off);
+			return 0;
+		}
+		off += n->extents[i].len;
+	}
+	c->st->bytes += n->size;
+	return 0;
+}
+
+/* What restore_inode would do, without doing it. */
+static int dry_leaf(struct ctx *c, const struct cairn_node *n)
+{
+	const char *first = link_candidate(n) ? link_first(c, n) : NULL;
+	count(c, n, first != NULL);
+	report(c, c->path.len, n, first != NULL);
+	return !first && link_candidate(n) ? link_add(c, n) : 0;
+}
+
 static int restore_leaf(struct ctx *c, struct frame *dir, const struct cairn_node *n)
 {
+	if (c->mode == VERIFY)
+		return verify_file(c, dir, n);
 	if (is_device(n) && !c->root) {
 		warn(c, "skipping device", "only root can create device nodes");
 		return 0;
@@ -579,6 +757,8 @@ static int restore_leaf(struct ctx *c, struct frame *dir, const struct cairn_nod
 		warn(c, "restoring an incomplete copy of",
 		     "it could not be read completely "
 		     "at backup time");
+	if (c->mode == DRY_RUN)
+		return dry_leaf(c, n);
 	const char *first = link_candidate(n) ? link_first(c, n) : NULL;
 	if (first) {
 		int r = restore_inode(c, dir, n, first);
@@ -596,7 +776,7 @@ static int restore_children(struct ctx *c, struct frame *dir, const cairn_tree *
 static int restore_dir(struct ctx *c, struct frame *up, const struct cairn_node *n, bool inc)
 {
 	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;
-	struct frame f = { .up = up, .node = n, .fd = -1 };
+	struct frame f = { .up = up, .node = n, .plen = c->path.len, .fd = -1 };
 
 	if (!inc && !pattern_list_match_below(c->include, (char *)c->path.data, c->path.len))
 		return 0;
@@ -608,7 +788,7 @@ static int restore_dir(struct ctx *c, struct frame *up, const struct cairn_node 
 	int r = inc ? ensure_dir(c, &f) : 0;
 	if (r < 0)
 		return fatal(r) ? r : 0;
-	if (n->flags & CAIRN_NODE_INCOMPLETE)
+	if ((n->flags & CAIRN_NODE_INCOMPLETE) && c->mode != VERIFY)
 		warn(c, "restoring an incomplete copy of", "it could not be read at backup time");
 	r = cairn_repo_tree_load(c->repo, &n->subtree, &t);
 	if (r < 0 && !fatal(r)) {
@@ -667,7 +847,7 @@ static int walk(struct ctx *c, struct frame *up, const cairn_tree *t, const char
 static int walk_dir(struct ctx *c, struct frame *up, const struct cairn_node *n, const char *rest)
 {
 	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;
-	struct frame f = { .up = up, .node = n, .fd = -1 };
+	struct frame f = { .up = up, .node = n, .plen = c->path.len, .fd = -1 };
 
 	if (n->type != CAIRN_NODE_DIR)
 		return cairn_err_set(-ENOTDIR, "'%s' is not a directory", shown(c));
@@ -721,8 +901,14 @@ static void ctx_release(struct ctx *c)
 		close(c->rootfd);
 }
 
-static int open_target(const char *target)
+static int open_target(const struct ctx *c, const char *target)
 {
+	if (c->mode == VERIFY) {
+		int fd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		return fd >= 0 ? fd
+		               : cairn_err_set(-errno, "cannot open target '%s': %s", target,
+		                               strerror(errno));
+	}
 	int r = cairn_mkdir_p(target, 0700);
 	if (r < 0)
 		return cairn_err_wrap(r, "cannot create the target");
@@ -733,10 +919,12 @@ static int open_target(const char *target)
 	return fd;
 }
 
-int restorer_run(cairn_repo *repo, const struct cairn_snapshot *snap, const struct restorer_opts *o,
-                 struct restorer_stats *st)
+static int run(cairn_repo *repo, enum mode mode, const struct cairn_snapshot *snap,
+               const struct restorer_opts *o, struct restorer_stats *st)
 {
-	struct ctx c = { .repo = repo, .o = o, .st = st, .rootfd = -1, .root = geteuid() == 0 };
+	struct ctx c = {
+		.repo = repo, .mode = mode, .o = o, .st = st, .rootfd = -1, .root = geteuid() == 0
+	};
 	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;
 	struct cairn_tree_entry e;
 	const char *path = o->path ? o->path : "/";
@@ -748,17 +936,30 @@ int restorer_run(cairn_repo *repo, const struct cairn_snapshot *snap, const stru
 	raise_nofile();
 	/* Check the path before touching the target. */
 	int r = cairn_repo_tree_lookup_path(repo, &snap->root, path, &e);
-	if (r >= 0) {
+	if (r >= 0)
 		cairn_tree_free(e.parent);
-		r = c.rootfd = open_target(o->target);
-	}
+	/* A dry run creates nothing, not even the target. */
+	if (r >= 0 && mode != DRY_RUN)
+		r = c.rootfd = open_target(&c, o->target);
 	if (r >= 0)
 		r = cairn_repo_tree_load(repo, &snap->root, &t);
 	if (r >= 0 && (r = cairn_buf_reserve(&c.path, 1)) >= 0) {
-		struct frame top = { .fd = c.rootfd };
+		struct frame top = { .fd = c.rootfd, .made = mode == DRY_RUN };
 		c.path.data[0] = '\0';
 		r = walk(&c, &top, t, path);
 	}
 	ctx_release(&c);
 	return r < 0 ? r : 0;
+}
+
+int restorer_run(cairn_repo *repo, const struct cairn_snapshot *snap, const struct restorer_opts *o,
+                 struct restorer_stats *st)
+{
+	return run(repo, o->dry_run ? DRY_RUN : RESTORE, snap, o, st);
+}
+
+int restorer_verify(cairn_repo *repo, const struct cairn_snapshot *snap,
+                    const struct restorer_opts *o, struct restorer_stats *st)
+{
+	return run(repo, VERIFY, snap, o, st);
 }

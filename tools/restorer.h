@@ -12,10 +12,9 @@
 
 /* ---- helpers shared by snapshots, ls, dump and restore ------------------ */
 
-/* Load every snapshot and pick the one spec names ("latest" or an ID prefix of
- * 4+ hex digits). -ENOENT none, -EINVAL ambiguous or malformed, -EBADMSG a
- * corrupt snapshot file. Caller frees *out with cairn_snapshot_free(). */
-int restorer_find_snapshot(cairn_repo *repo, const char *spec, struct cairn_snapshot **out);
+/* "file", "dir", "symlink", "fifo", "socket", "chardev", "blockdev"; "?" for
+ * another value. */
+const char *restorer_type_name(uint8_t type);
 
 /* Write a regular file's content to fd at its position, one blob at a time
  * through buf (so memory stays bounded by the largest chunk). Holes become zeros
@@ -26,6 +25,11 @@ int restorer_find_snapshot(cairn_repo *repo, const char *spec, struct cairn_snap
 int restorer_write_content(cairn_repo *repo, const struct cairn_node *node, const char *path,
                            int fd, bool sparse, struct cairn_buf *buf);
 
+/* The key under which entries count as hard links of one inode (restore, dump):
+ * (dev, ino) and the type and size (device number) they must agree on, so that
+ * a crafted snapshot cannot make a file a link to a symlink. Never all zero. */
+void restorer_link_key(const struct cairn_node *n, struct cairn_id *k);
+
 /* ---- restore ------------------------------------------------------------ */
 
 struct restorer_opts {
@@ -33,6 +37,14 @@ struct restorer_opts {
 	const char *path;                   /* subtree of the snapshot; NULL for "/" */
 	const struct pattern_list *include; /* NULL or empty: everything */
 	const struct pattern_list *exclude; /* NULL or empty: nothing */
+	bool dry_run;                       /* create nothing, not even the target */
+	/* Called for each entry restored, or that a dry run would restore: its
+	 * path in the snapshot (path_len bytes, not NUL-terminated), and whether it
+	 * is a hard link to an entry restored before. Directories made only to hold
+	 * included entries are reported too. May be NULL. */
+	void (*on_entry)(const char *path, size_t path_len, const struct cairn_node *n, bool linked,
+	                 void *payload);
+	void *payload;
 };
 
 struct restorer_stats {
@@ -49,5 +61,16 @@ struct restorer_stats {
  * not in the snapshot, a target that cannot be opened, -ENOSPC, -ENOMEM. */
 int restorer_run(cairn_repo *repo, const struct cairn_snapshot *snap, const struct restorer_opts *o,
                  struct restorer_stats *st);
+
+/* After restorer_run with the same snap and o: open what it restored (never
+ * following a symlink, never creating anything) and compare every regular
+ * file with the snapshot: its size, and each extent's bytes hash to its blob ID
+ * (the repository is not read again) or are zeros for a hole. A file that is
+ * missing or differs, or a directory that cannot be opened, is a warning that
+ * names it, counted in st->warnings; st->files counts the files checked and
+ * st->bytes the bytes that matched. Returns < 0 only when the check cannot
+ * run: the target cannot be opened, -ENOMEM. */
+int restorer_verify(cairn_repo *repo, const struct cairn_snapshot *snap,
+                    const struct restorer_opts *o, struct restorer_stats *st);
 
 #endif

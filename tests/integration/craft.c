@@ -9,6 +9,9 @@
  *   cairn-test-craft check-record TEXT
  *       TEXT as the record of the last check and the last data check (the
  *       "key=value" lines cmd-check.c writes), as an older cairn could leave it
+ *   cairn-test-craft blob-id FILE
+ *       print the ID the repository gives FILE's content as one data blob (a
+ *       file smaller than the minimum chunk is stored as exactly that blob)
  *
  * The repository is $CAIRN_REPO, the password the first line of $CAIRN_PASSWORD_FILE. */
 #include <errno.h>
@@ -67,15 +70,36 @@ static int check_record(cairn_repo *repo, const char *text)
 	return r;
 }
 
+static int blob_id(cairn_repo *repo, const char *file)
+{
+	static uint8_t data[1 << 20];
+	char hex[CAIRN_ID_HEX_SIZE];
+	struct cairn_id id;
+	FILE *f = fopen(file, "rb");
+	if (!f)
+		return cairn_err_set(-errno, "cannot open '%s'", file);
+	size_t n = fread(data, 1, sizeof(data), f);
+	fclose(f);
+	int r = cairn_repo_blob_id(repo, data, n, &id);
+	if (r < 0)
+		return r;
+	cairn_id_hex(hex, &id);
+	printf("%s\n", hex);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	cairn_repo *repo = NULL;
 	bool relabel_cmd = argc >= 3 && strcmp(argv[1], "relabel") == 0;
 	bool at_cmd = argc >= 4 && strcmp(argv[1], "relabel-at") == 0;
-	if (!relabel_cmd && !at_cmd && !(argc == 3 && strcmp(argv[1], "check-record") == 0)) {
+	bool record_cmd = argc == 3 && strcmp(argv[1], "check-record") == 0;
+	bool blob_cmd = argc == 3 && strcmp(argv[1], "blob-id") == 0;
+	if (!relabel_cmd && !at_cmd && !record_cmd && !blob_cmd) {
 		fprintf(stderr, "usage: cairn-test-craft relabel HOST [TAG...]\n"
 		                "       cairn-test-craft relabel-at SECONDS_AGO HOST [TAG...]\n"
-		                "       cairn-test-craft check-record TEXT\n");
+		                "       cairn-test-craft check-record TEXT\n"
+		                "       cairn-test-craft blob-id FILE\n");
 		return 2;
 	}
 	int r = open_repo(&repo);
@@ -84,8 +108,10 @@ int main(int argc, char **argv)
 	else if (r >= 0 && at_cmd)
 		r = relabel(repo, strtoll(argv[2], NULL, 10), argv[3], argv + 4,
 		            (size_t)(argc - 4));
-	else if (r >= 0)
+	else if (r >= 0 && record_cmd)
 		r = check_record(repo, argv[2]);
+	else if (r >= 0)
+		r = blob_id(repo, argv[2]);
 	if (r < 0)
 		fprintf(stderr, "craft: %s\n", cairn_err_msg());
 	cairn_repo_close(repo);

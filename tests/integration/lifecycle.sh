@@ -131,7 +131,7 @@ out_has "$O/forget.json" '"command":"forget","dry_run":true,"kept":2,"removed":2
 
 # ---- forget and prune for real -------------------------------------------
 "$CAIRN" forget --keep-last 1 --keep-tag first > "$O/forget"
-out_has "$O/forget" "removed 1 snapshots, kept 3"
+out_has "$O/forget" "removed 1 snapshot, kept 3"
 [ "$(snap_count)" = 3 ] && [ ! -e "$CAIRN_REPO/snapshots/$S2"* ] || fail "S2 not removed"
 before=$(pack_bytes)
 "$CAIRN" prune > "$O/prune"

@@ -94,4 +94,16 @@ rc=0
 [ "$rc" = 3 ] || fail "restore over a directory exited $rc: $(cat "$W/restore.err")"
 no_raw_controls "$W/restore.err" "restore warnings"
 grep -qF "'$S/d/new\x0aline'" "$W/restore.err" || fail "restore warning: $(cat "$W/restore.err")"
+
+# A failure mail: the error (a file name, a message) and the host cannot add
+# header or body lines, nor reach the reader's terminal raw.
+printf '#!/bin/sh\ncat > "%s"\n' "$W/mail" > "$W/sendmail"
+chmod +x "$W/sendmail"
+CAIRN_SENDMAIL="$W/sendmail" "$CAIRN" notify --mail ops@example.org --job nightly \
+	--host "$(printf 'h\x1b]0;x\x07')" --error "$(printf 'cannot read /a\nBcc: evil@example.org\n\x1b[2J')" ||
+	fail "notify --mail"
+no_raw_controls "$W/mail" "mail"
+grep -qxF 'Subject: cairn: job nightly failed on h\x1b]0;x\x07' "$W/mail" || fail "mail subject: $(cat "$W/mail")"
+grep -qxF 'error: cannot read /a\x0aBcc: evil@example.org\x0a\x1b[2J' "$W/mail" || fail "mail body: $(cat "$W/mail")"
+! grep -q '^Bcc:' "$W/mail" || fail "the error added a header line: $(cat "$W/mail")"
 echo "PASS"

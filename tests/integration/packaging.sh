@@ -82,8 +82,8 @@ names() { (cd "$1" && find . \( -type f -o -type l \) -printf '%f\n' | sed 's/\.
 meson install -C "$BUILD" --no-rebuild --quiet --destdir "$W/mi" > "$W/mi.log" 2>&1 ||
 	fail "meson install failed: $(tail -5 "$W/mi.log")"
 names "$W/mi" | grep -v '\.a$' > "$W/mi.names"
-cat > "$W/want.names" <<EOF
-OPERATIONS.md
+# All of docs/ (the man pages and --help point there), and the README.
+{ ls "$SRCDIR/docs"; cat; } << EOF | sort > "$W/want.names"
 README.md
 cairn
 cairn
@@ -137,6 +137,23 @@ for f in usr/bin/cairn usr/bin/cairnfs lib/systemd/system/cairn-backup@.service 
 	usr/share/doc/cairn/OPERATIONS.md usr/share/doc/cairn/examples/example.conf etc/cairn; do
 	[ -e "$R/$f" ] || fail "the package lacks /$f"
 done
+# Every guide of docs/, uncompressed (the units link OPERATIONS.md), and every
+# /usr/share/doc/cairn file the man pages, the units and the --help texts name.
+for f in "$SRCDIR"/docs/*; do
+	[ -f "$R/usr/share/doc/cairn/${f##*/}" ] || fail "the package lacks /usr/share/doc/cairn/${f##*/}"
+done
+{
+	zcat "$R"/usr/share/man/man*/*.gz
+	cat "$R"/lib/systemd/system/cairn-*
+	"$CAIRN" --help
+	for c in $("$CAIRN" --help | awk '/^commands:/ { on = 1; next } on && !NF { exit } on { print $1 }'); do
+		"$CAIRN" help "$c"
+	done
+} | grep -o '/usr/share/doc/cairn/[A-Za-z0-9_./-]*[A-Za-z0-9]' | sort -u > "$W/doc-refs"
+[ -s "$W/doc-refs" ] || fail "no reference to /usr/share/doc/cairn found"
+while read -r f; do
+	[ -e "$R$f" ] || fail "$f is named in the documentation but not in the package"
+done < "$W/doc-refs"
 # The same set as meson install, plus Debian's changelog and copyright.
 names "$R" | grep -vx 'changelog.Debian\|copyright' > "$W/deb.names"
 diff "$W/mi.names" "$W/deb.names" >&2 || fail "the package and meson install differ"
@@ -215,9 +232,12 @@ out=$(bash -c '. /usr/share/bash-completion/bash_completion
 	COMP_WORDS=(cairn ru); COMP_CWORD=1; COMP_LINE="cairn ru"; COMP_POINT=8
 	_cairn; echo "${COMPREPLY[*]}"
 	COMP_WORDS=(cairn notify --format s); COMP_CWORD=3; COMP_LINE="cairn notify --format s"
-	COMP_POINT=23; _cairn; echo "${COMPREPLY[*]}"') || fail "bash-completion cannot load cairn's completion"
+	COMP_POINT=23; _cairn; echo "${COMPREPLY[*]}"
+	COMP_WORDS=(cairn mo); COMP_CWORD=1; COMP_LINE="cairn mo"; COMP_POINT=8
+	_cairn; echo "${COMPREPLY[*]}"') || fail "bash-completion cannot load cairn's completion"
 [ "$out" = "run
-slack" ] || fail "installed bash completion gave: $out"
+slack
+mount" ] || fail "installed bash completion gave: $out"
 # The units where systemd looks for them, against the installed binaries.
 for u in "${UNITS[@]}"; do
 	[ -f "/lib/systemd/system/$u" ] || fail "/lib/systemd/system/$u not installed"
@@ -230,7 +250,7 @@ systemd-analyze verify --man=no /lib/systemd/system/cairn-backup@job.service \
 # Nothing enabled: the administrator enables a job's timer.
 [ ! -e /etc/systemd/system/timers.target.wants/cairn-backup@.timer ] || fail "the package enabled a unit"
 # The installed cairn works: a repository, a backup, a snapshot list.
-printf 'pw\n' > "$W/pkg-pw"
+printf 'package test password\n' > "$W/pkg-pw"
 mkdir -p "$W/pkg-src" && echo hello > "$W/pkg-src/f"
 cairn -r "$W/pkg-repo" --password-file "$W/pkg-pw" init --kdf-log2n 10 > /dev/null || fail "installed cairn init"
 cairn -r "$W/pkg-repo" --password-file "$W/pkg-pw" backup "$W/pkg-src" > /dev/null || fail "installed cairn backup"

@@ -28,9 +28,19 @@ DEFINE_FREEP(cairn_tree_builder, cairn_tree_builder_free)
  * the restorer's calls. These definitions take the place of libc's for the
  * restorer linked into this test. */
 static const char *plant_symlink_to;
+/* When set, the next fifo the restorer makes has this directory of the target
+ * (a path) moved away and replaced by a symlink to plant_dir_to. */
+static const char *plant_dir, *plant_dir_to;
 
 static void plant(int dirfd, const char *path, mode_t mode)
 {
+	char moved[600];
+	if (plant_dir && S_ISFIFO(mode)) {
+		snprintf(moved, sizeof(moved), "%s.moved", plant_dir);
+		CHECK_OK(rename(plant_dir, moved));
+		CHECK_OK(symlink(plant_dir_to, plant_dir));
+		plant_dir = NULL;
+	}
 	if (!plant_symlink_to || !S_ISFIFO(mode))
 		return;
 	CHECK_OK(unlinkat(dirfd, path, 0));
@@ -96,22 +106,51 @@ static struct cairn_node file(cairn_repo *repo, const char *name, uint64_t ino, 
 	return n;
 }
 
+/* Store the tree of the builder's nodes as snap's root. */
+static void store_root(cairn_repo *repo, cairn_tree_builder *b, struct cairn_snapshot *snap)
+{
+	_cleanup_buf_ struct cairn_buf data = CAIRN_BUF_INIT;
+	*snap = (struct cairn_snapshot){ 0 };
+	CHECK_OK(cairn_tree_builder_encode(b, &data));
+	CHECK_OK(cairn_repo_put(repo, CAIRN_BLOB_TREE, data.data, data.len, NULL, &snap->root));
+	CHECK_OK(cairn_repo_flush(repo));
+}
+
+static const char *target_dir(void)
+{
+	static char target[512];
+	snprintf(target, sizeof(target), "%s/target", check_tmpdir());
+	return target;
+}
+
+/* Restore snap into check_tmpdir()/target. Returns the restore's warnings. */
+static uint64_t restore_snap(cairn_repo *repo, const struct cairn_snapshot *snap)
+{
+	struct restorer_stats st;
+	struct restorer_opts o = { .target = target_dir() };
+	CHECK_OK(restorer_run(repo, snap, &o, &st));
+	return st.warnings;
+}
+
 /* Store the tree of the builder's nodes and restore it as a snapshot's root
  * into check_tmpdir()/target. Returns the restore's warnings. */
 static uint64_t restore(cairn_repo *repo, cairn_tree_builder *b)
 {
-	_cleanup_buf_ struct cairn_buf data = CAIRN_BUF_INIT;
-	struct cairn_snapshot snap = { 0 };
-	struct restorer_stats st;
-	char target[512];
+	struct cairn_snapshot snap;
+	store_root(repo, b, &snap);
+	return restore_snap(repo, &snap);
+}
 
-	CHECK_OK(cairn_tree_builder_encode(b, &data));
-	CHECK_OK(cairn_repo_put(repo, CAIRN_BLOB_TREE, data.data, data.len, NULL, &snap.root));
-	CHECK_OK(cairn_repo_flush(repo));
-	snprintf(target, sizeof(target), "%s/target", check_tmpdir());
-	struct restorer_opts o = { .target = target };
-	CHECK_OK(restorer_run(repo, &snap, &o, &st));
-	return st.warnings;
+/* A directory node holding the builder's nodes. */
+static struct cairn_node dir(cairn_repo *repo, const char *name, uint64_t ino,
+                             cairn_tree_builder *sub)
+{
+	_cleanup_buf_ struct cairn_buf data = CAIRN_BUF_INIT;
+	struct cairn_node n = node(name, CAIRN_NODE_DIR, ino);
+	n.mode = 0755;
+	CHECK_OK(cairn_tree_builder_encode(sub, &data));
+	CHECK_OK(cairn_repo_put(repo, CAIRN_BLOB_TREE, data.data, data.len, NULL, &n.subtree));
+	return n;
 }
 
 static void lstat_in_target(const char *name, struct stat *st)
@@ -257,10 +296,190 @@ static void test_restorer__planted_symlink_not_followed(void)
 	cairn_repo_close(repo);
 }
 
+/* A hard link is made to the first copy of its inode by a path in the target.
+ * A directory on that path replaced by a symlink meanwhile must not be followed:
+ * the link would reach a file outside the target. The entry comes back as a
+ * copy of its own instead. */
+static void test_restorer__link_path_not_followed(void)
+{
+	_cleanup_(cairn_tree_builder_freep) cairn_tree_builder *b = NULL;
+	_cleanup_(cairn_tree_builder_freep) cairn_tree_builder *sub = NULL;
+	struct cairn_extent ext[2];
+	cairn_repo *repo = make_repo();
+	char outside[512], victim[600], d[600];
+	struct stat v, z;
+
+	snprintf(outside, sizeof(outside), "%s/outside", check_tmpdir());
+	snprintf(victim, sizeof(victim), "%s/h1", outside);
+	CHECK_OK(mkdir(outside, 0700));
+	_cleanup_close_ int fd = open(victim, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	CHECK(write(fd, "victim\n", 7) == 7);
+	/* d/h1 and z are one inode; the fifo e is made between them. */
+	CHECK_OK(cairn_tree_builder_new(&b));
+	CHECK_OK(cairn_tree_builder_new(&sub));
+	struct cairn_node n = file(repo, "h1", 9, "linked\n", &ext[0]);
+	n.nlink = 2;
+	CHECK_OK(cairn_tree_builder_add(sub, &n));
+	n = dir(repo, "d", 8, sub);
+	CHECK_OK(cairn_tree_builder_add(b, &n));
+	n = node("e", CAIRN_NODE_FIFO, 10);
+	CHECK_OK(cairn_tree_builder_add(b, &n));
+	n = file(repo, "z", 9, "linked\n", &ext[1]);
+	n.nlink = 2;
+	CHECK_OK(cairn_tree_builder_add(b, &n));
+	snprintf(d, sizeof(d), "%s/d", target_dir());
+	plant_dir = d;
+	plant_dir_to = outside;
+	restore(repo, b);
+	CHECK(plant_dir == NULL);
+
+	CHECK_OK(stat(victim, &v));
+	CHECK_EQ(v.st_nlink, 1);
+	lstat_in_target("z", &z);
+	CHECK(S_ISREG(z.st_mode));
+	CHECK(z.st_ino != v.st_ino);
+	check_content("z", "linked\n");
+	cairn_repo_close(repo);
+}
+
+/* Paths a dry run reports, each followed by '\n' (and '=' for a hard link). */
+static void collect(const char *path, size_t len, const struct cairn_node *n, bool linked,
+                    void *payload)
+{
+	(void)n;
+	CHECK_OK(cairn_buf_put(payload, path, len));
+	CHECK_OK(cairn_buf_put(payload, linked ? "=\n" : "\n", linked ? 2 : 1));
+}
+
+/* A root with: a, d/c, two names of one inode, a symlink. */
+static void build_sample(cairn_repo *repo, cairn_tree_builder *b, struct cairn_extent *ext)
+{
+	_cleanup_(cairn_tree_builder_freep) cairn_tree_builder *sub = NULL;
+	struct cairn_node n = file(repo, "a", 1, "alpha\n", &ext[0]);
+	CHECK_OK(cairn_tree_builder_add(b, &n));
+	CHECK_OK(cairn_tree_builder_new(&sub));
+	n = file(repo, "c", 2, "gamma\n", &ext[1]);
+	CHECK_OK(cairn_tree_builder_add(sub, &n));
+	n = dir(repo, "d", 3, sub);
+	CHECK_OK(cairn_tree_builder_add(b, &n));
+	n = file(repo, "l1", 4, "linked\n", &ext[2]);
+	n.nlink = 2;
+	CHECK_OK(cairn_tree_builder_add(b, &n));
+	n = file(repo, "l2", 4, "linked\n", &ext[3]);
+	n.nlink = 2;
+	CHECK_OK(cairn_tree_builder_add(b, &n));
+	n = node("s", CAIRN_NODE_SYMLINK, 5);
+	n.target = (const uint8_t *)"a";
+	n.target_len = 1;
+	CHECK_OK(cairn_tree_builder_add(b, &n));
+}
+
+/* A dry run creates nothing, not even the target, reports every entry, and
+ * counts what the restore then does. */
+static void test_restorer__dry_run(void)
+{
+	_cleanup_(cairn_tree_builder_freep) cairn_tree_builder *b = NULL;
+	_cleanup_buf_ struct cairn_buf seen = CAIRN_BUF_INIT;
+	struct cairn_extent ext[4];
+	struct cairn_snapshot snap;
+	struct restorer_stats dry, real;
+	cairn_repo *repo = make_repo();
+
+	CHECK_OK(cairn_tree_builder_new(&b));
+	build_sample(repo, b, ext);
+	store_root(repo, b, &snap);
+	struct restorer_opts o = {
+		.target = target_dir(), .dry_run = true, .on_entry = collect, .payload = &seen
+	};
+	CHECK_OK(restorer_run(repo, &snap, &o, &dry));
+	CHECK(!in_target(""));
+	static const char want[] = "/a\n/d\n/d/c\n/l1\n/l2=\n/s\n";
+	CHECK_EQ(seen.len, strlen(want));
+	CHECK(memcmp(seen.data, want, seen.len) == 0);
+	CHECK_EQ(dry.files, 3);
+	CHECK_EQ(dry.dirs, 1);
+	CHECK_EQ(dry.links, 1);
+	CHECK_EQ(dry.others, 1);
+	CHECK_EQ(dry.bytes, 6 + 6 + 7);
+
+	o = (struct restorer_opts){ .target = target_dir() };
+	CHECK_OK(restorer_run(repo, &snap, &o, &real));
+	CHECK(memcmp(&dry, &real, sizeof(dry)) == 0);
+	cairn_repo_close(repo);
+}
+
+static uint64_t verify(cairn_repo *repo, const struct cairn_snapshot *snap, uint64_t *files)
+{
+	struct restorer_stats st;
+	struct restorer_opts o = { .target = target_dir() };
+	CHECK_OK(restorer_verify(repo, snap, &o, &st));
+	*files = st.files;
+	return st.warnings;
+}
+
+static void write_at(const char *name, const char *text, off_t off)
+{
+	char p[600];
+	snprintf(p, sizeof(p), "%s/%s", target_dir(), name);
+	_cleanup_close_ int fd = open(p, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	CHECK(fd >= 0);
+	CHECK(pwrite(fd, text, strlen(text), off) == (ssize_t)strlen(text));
+}
+
+/* --verify finds every way a restored file can differ, and follows no symlink. */
+static void test_restorer__verify(void)
+{
+	_cleanup_(cairn_tree_builder_freep) cairn_tree_builder *b = NULL;
+	struct cairn_extent ext[6];
+	struct cairn_snapshot snap;
+	cairn_repo *repo = make_repo();
+	uint64_t files;
+	char p[600], q[600];
+
+	CHECK_OK(cairn_tree_builder_new(&b));
+	build_sample(repo, b, ext);
+	/* A hole, then data. */
+	struct cairn_node n = file(repo, "sparse", 6, "tail\n", &ext[5]);
+	ext[4] = (struct cairn_extent){ .len = 8192 };
+	ext[5].len = 5;
+	n.extents = &ext[4];
+	n.nextents = 2;
+	n.size = 8192 + 5;
+	CHECK_OK(cairn_tree_builder_add(b, &n));
+	store_root(repo, b, &snap);
+
+	CHECK_EQ(restore_snap(repo, &snap), 0);
+	CHECK_EQ(verify(repo, &snap, &files), 0);
+	CHECK_EQ(files, 5);
+	write_at("a", "A", 0); /* same size, other bytes */
+	CHECK_EQ(verify(repo, &snap, &files), 1);
+	CHECK_EQ(restore_snap(repo, &snap), 0);
+	write_at("sparse", "x", 100); /* in the hole */
+	write_at("l1", "!", 7);       /* longer: both names of the inode */
+	CHECK_EQ(verify(repo, &snap, &files), 3);
+	CHECK_EQ(restore_snap(repo, &snap), 0);
+	CHECK_EQ(verify(repo, &snap, &files), 0);
+
+	/* Missing, and a directory replaced by a symlink to a good copy elsewhere:
+	 * the check does not follow it. */
+	snprintf(p, sizeof(p), "%s/a", target_dir());
+	CHECK_OK(unlink(p));
+	snprintf(p, sizeof(p), "%s/d", target_dir());
+	snprintf(q, sizeof(q), "%s/elsewhere", check_tmpdir());
+	CHECK_OK(rename(p, q));
+	CHECK_OK(symlink(q, p));
+	CHECK_EQ(verify(repo, &snap, &files), 2);
+	cairn_repo_close(repo);
+}
+
 int main(void)
 {
 	RUN(test_restorer__links_need_type_and_size);
 	RUN(test_restorer__special_files);
 	RUN(test_restorer__planted_symlink_not_followed);
+	RUN(test_restorer__link_path_not_followed);
+	RUN(test_restorer__dry_run);
+	RUN(test_restorer__verify);
 	return 0;
 }

@@ -1,0 +1,77 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# What a newcomer meets: the README's 'export CAIRN_PASSWORD_FILE=...; cairn init'
+# with a file that does not exist yet, passwords too short, 'key add' without a
+# terminal, 'cairn help COMMAND', and every command in cairn(1) and the bash
+# completion.
+. "$(dirname "$0")/lib.sh"
+
+PTY=(python3 "$(dirname "$0")/pty-answer.py")
+mkdir -p "$W/src"
+echo hello > "$W/src/f"
+
+# ---- init writes the password file it is pointed at ---------------------------
+export CAIRN_REPO="$W/repo" CAIRN_PASSWORD_FILE="$W/etc/cairn/password"
+"${PTY[@]}" 'a good password' 'a good password' -- "$CAIRN" init --kdf-log2n 10 > "$W/init.out" ||
+	fail "init on a terminal: $(cat "$W/init.out")"
+grep -q "wrote its password to '$CAIRN_PASSWORD_FILE' (mode 0600)" "$W/init.out" ||
+	fail "init did not say where the password is: $(cat "$W/init.out")"
+[ "$(cat "$CAIRN_PASSWORD_FILE")" = "a good password" ] || fail "password file: $(cat "$CAIRN_PASSWORD_FILE")"
+[ "$(stat -c %a "$CAIRN_PASSWORD_FILE")" = 600 ] && [ "$(stat -c %a "$W/etc/cairn")" = 700 ] ||
+	fail "password file modes: $(stat -c '%a %n' "$CAIRN_PASSWORD_FILE" "$W/etc/cairn")"
+"$CAIRN" backup "$W/src" > /dev/null || fail "backup with the written password file"
+[ "$("$CAIRN" snapshots | grep -c '^[0-9a-f]\{8\}  ')" = 1 ] || fail "snapshots"
+# An existing file is used as it is, and never asked for.
+export CAIRN_REPO="$W/repo2"
+"$CAIRN" init --kdf-log2n 10 < /dev/null > /dev/null || fail "init with an existing password file"
+"$CAIRN" snapshots > /dev/null || fail "the existing password file opens repo2"
+
+# Without a terminal, a missing file is an error that says what to do.
+export CAIRN_REPO="$W/repo3" CAIRN_PASSWORD_FILE="$W/missing/password"
+expect_fail 1 "password file '$W/missing/password' does not exist: write the password" -- \
+	setsid -w "$CAIRN" init --kdf-log2n 10
+[ ! -e "$W/repo3" ] && [ ! -e "$W/missing/password" ] || fail "a failed init left files"
+# Answers that differ, or a password that is too short: no file, no repository.
+rc=0
+"${PTY[@]}" 'one password' 'another one' -- "$CAIRN" init --kdf-log2n 10 > "$W/init2.out" || rc=$?
+[ "$rc" = 1 ] && grep -q "passwords do not match" "$W/init2.out" || fail "mismatch: $(cat "$W/init2.out")"
+rc=0
+"${PTY[@]}" short short -- "$CAIRN" init --kdf-log2n 10 > "$W/init3.out" || rc=$?
+[ "$rc" = 1 ] && grep -q "has 5 characters, fewer than 8" "$W/init3.out" || fail "short: $(cat "$W/init3.out")"
+[ ! -e "$W/repo3" ] && [ ! -e "$W/missing/password" ] || fail "a refused password left files"
+
+# ---- new passwords: 8 characters, unless --insecure-password ----------------
+printf 'x\n' > "$W/short"
+expect_fail 1 "the new password has 1 character, fewer than 8" -- \
+	"$CAIRN" --password-file "$W/short" init --kdf-log2n 10
+[ ! -e "$W/repo3" ] || fail "init with a short password made a repository"
+"$CAIRN" --password-file "$W/short" init --kdf-log2n 10 --insecure-password > /dev/null ||
+	fail "init --insecure-password"
+# Eight characters of UTF-8 are eight characters, not their bytes.
+printf '\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\n' > "$W/four"
+export CAIRN_PASSWORD_FILE="$W/short"
+expect_fail 1 "has 4 characters" -- "$CAIRN" key add --new-password-file "$W/four"
+"$CAIRN" key add --new-password-file "$W/four" --insecure-password | grep -q "added key" ||
+	fail "key add --insecure-password"
+# key add without a terminal: the new password is what is missing.
+expect_fail 1 "no new password given: use --new-password-file" -- setsid -w "$CAIRN" key add
+! grep -q CAIRN_PASSWORD_FILE "$W/err" || fail "key add blames CAIRN_PASSWORD_FILE: $(cat "$W/err")"
+
+# ---- help --------------------------------------------------------------------
+"$CAIRN" help backup > "$W/h1"
+"$CAIRN" backup --help > "$W/h2"
+cmp -s "$W/h1" "$W/h2" && grep -q "^usage: cairn backup" "$W/h1" || fail "cairn help backup: $(head -3 "$W/h1")"
+"$CAIRN" help | cmp -s - <("$CAIRN" --help) || fail "cairn help"
+expect_fail 2 "'nope' is not a cairn command" -- "$CAIRN" help nope
+# Every command: its help works, cairn(1) has its section, the completion knows it.
+commands=$("$CAIRN" --help | awk '/^commands:/ { on = 1; next } on && !NF { exit } on { print $1 }')
+[ "$(wc -w <<< "$commands")" -gt 20 ] || fail "commands: $commands"
+completion=$(sed -n '/local commands="/,/"$/p' "$SRCDIR/packaging/completion/cairn")
+for c in $commands; do
+	"$CAIRN" help "$c" | grep -q "^usage: cairn $c" || fail "cairn help $c"
+	grep -q "^\.SS \"cairn $(sed 's/-/\\\\-/g' <<< "$c")[ \"]" "$SRCDIR/packaging/man/cairn.1" ||
+		fail "cairn(1) lacks a section for '$c'"
+	grep -qw -- "$c" <<< "$completion" || fail "bash completion lacks '$c'"
+done
+grep -q 's3://' "$SRCDIR/packaging/man/cairnfs.1" || fail "cairnfs(1) does not mention s3://"
+echo "ok"

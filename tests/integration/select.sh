@@ -1,0 +1,89 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Snapshot filters (--host, --path, --tag) of restore, ls, dump, diff, find,
+# forget and snapshots, and what they make 'latest' mean (restic's semantics).
+. "$(dirname "$0")/lib.sh"
+
+R=$(realpath "$W")
+init_repo
+SRC="$R/src"
+mkdir -p "$SRC/home/me" "$SRC/etc/ssh"
+printf 'v1\n' > "$SRC/home/me/doc.txt"
+printf 'ssh\n' > "$SRC/etc/ssh/cfg"
+rows() { grep -c '^[0-9a-f]\{8\}  ' || true; }
+# The short ID of the only snapshot the filters select.
+id_of() { "$CAIRN" snapshots "$@" | awk 'length($1) == 8 && $1 ~ /^[0-9a-f]+$/ { print $1 }'; }
+
+# S1: h1 /home + /etc [daily]; S3: h2 /home [daily, manual] with doc v2;
+# S2: h1 /etc/ssh, no tags: the newest of all.
+"$CAIRN" backup --host h1 --tag daily "$SRC/home" "$SRC/etc" > /dev/null
+printf 'v2\n' > "$SRC/home/me/doc.txt"
+"$CAIRN" backup --host h2 --tag daily --tag manual "$SRC/home" > /dev/null
+"$CAIRN" backup --host h1 "$SRC/etc/ssh" > /dev/null
+S1=$(id_of --host h1 --path "$SRC/home")
+S3=$(id_of --host h2)
+S2=$(id_of --path "$SRC/etc/ssh")
+[ -n "$S1" ] && [ -n "$S2" ] && [ -n "$S3" ] || fail "snapshot IDs: '$S1' '$S2' '$S3'"
+
+# ---- snapshots: restic's semantics ---------------------------------------
+[ "$("$CAIRN" snapshots | rows)" = 3 ] || fail "snapshots"
+[ "$("$CAIRN" snapshots --host h1 | rows)" = 2 ] || fail "--host"
+[ "$("$CAIRN" snapshots --host h1 --host h2 | rows)" = 3 ] || fail "--host twice: any"
+[ "$("$CAIRN" snapshots --tag daily,manual | rows)" = 1 ] || fail "--tag a,b: all"
+[ "$("$CAIRN" snapshots --tag manual --tag nope | rows)" = 1 ] || fail "--tag twice: any"
+[ "$("$CAIRN" snapshots --tag daily --tag '' | rows)" = 3 ] || fail "--tag '': untagged"
+[ "$("$CAIRN" snapshots --tag '' | rows)" = 1 ] || fail "--tag ''"
+[ "$("$CAIRN" snapshots --path "$SRC/home/" | rows)" = 2 ] || fail "--path"
+[ "$("$CAIRN" snapshots --path "$SRC/home" --path "$SRC/etc" | rows)" = 1 ] ||
+	fail "--path twice: all"
+[ "$("$CAIRN" snapshots --path "$SRC/etc" --host h2 | rows)" = 0 ] || fail "filters: and"
+[ "$(cd "$SRC" && "$CAIRN" snapshots --path ./home/../etc/ssh | rows)" = 1 ] ||
+	fail "--path relative"
+
+# ---- ls, restore, dump: what 'latest' means ------------------------------
+# The issue's case: the newest snapshot (of /etc/ssh) has no /home.
+expect_fail 1 "is not in the snapshot" -- "$CAIRN" ls latest "$SRC/home/me"
+"$CAIRN" ls --path "$SRC/home" latest "$SRC/home/me" | grep -qx doc.txt || fail "ls --path"
+"$CAIRN" ls --host h1 --path "$SRC/home" latest "$SRC/etc" | grep -qx ssh || fail "ls --host"
+expect_fail 1 "no snapshot matches host 'h3', tags 'x'" -- "$CAIRN" ls --host h3 --tag x latest
+# A named snapshot is used whatever the filters say.
+"$CAIRN" ls --host h3 "$S1" "$SRC/home/me" | grep -qx doc.txt || fail "ls ID with filters"
+
+[ "$("$CAIRN" dump --host h1 --tag daily latest "$SRC/home/me/doc.txt")" = v1 ] ||
+	fail "dump --host --tag"
+[ "$("$CAIRN" dump --tag daily,manual latest "$SRC/home/me/doc.txt")" = v2 ] ||
+	fail "dump --tag a,b"
+expect_fail 1 "no snapshot matches paths '$SRC/x'" -- \
+	"$CAIRN" dump --path "$SRC/x" latest "$SRC/home/me/doc.txt"
+
+"$CAIRN" restore --tag daily --host h1 -t "$W/t1" latest > /dev/null
+[ "$(cat "$W/t1$SRC/home/me/doc.txt")" = v1 ] || fail "restore --tag --host"
+[ -f "$W/t1$SRC/etc/ssh/cfg" ] || fail "restore: /etc of S1"
+"$CAIRN" restore --path "$SRC/home" -t "$W/t2" latest > /dev/null
+[ "$(cat "$W/t2$SRC/home/me/doc.txt")" = v2 ] || fail "restore --path"
+[ ! -e "$W/t2$SRC/etc" ] || fail "restore --path: took S1"
+
+# ---- diff and find ---------------------------------------------------------
+"$CAIRN" diff --path "$SRC/home" "$S1" latest > "$W/diff"
+grep -q "^M  *$SRC/home/me/doc.txt" "$W/diff" || fail "diff --path: $(cat "$W/diff")"
+# Without --path, latest is S2 (/etc/ssh only): /home would be gone, not modified.
+"$CAIRN" diff "$S1" latest | grep -q "^-  *$SRC/home/me/doc.txt" || fail "diff: latest"
+
+"$CAIRN" find --host h1 doc.txt > "$W/find"
+[ "$(wc -l < "$W/find")" = 1 ] && grep -q "^$S1 " "$W/find" || fail "find --host: $(cat "$W/find")"
+"$CAIRN" find --tag manual doc.txt | grep -q "^$S3 " || fail "find --tag"
+"$CAIRN" find --snapshot latest --path "$SRC/home" doc.txt > "$W/find"
+[ "$(wc -l < "$W/find")" = 1 ] && grep -q "^$S3 " "$W/find" ||
+	fail "find --snapshot latest --path: $(cat "$W/find")"
+[ "$("$CAIRN" find --snapshot latest doc.txt | wc -l)" = 0 ] || fail "find --snapshot latest"
+
+# ---- forget ----------------------------------------------------------------
+# The policy sees only the filtered snapshots: S1 and S3 in one group.
+"$CAIRN" forget -n --json --tag daily --group-by '' --keep-last 1 > "$W/forget"
+[ "$(grep -c '"message_type":"snapshot"' "$W/forget")" = 2 ] || fail "forget --tag: $(cat "$W/forget")"
+grep -q "\"id\":\"$S3[0-9a-f]*\".*\"action\":\"keep\"" "$W/forget" || fail "forget: keeps S3"
+grep -q "\"id\":\"$S1[0-9a-f]*\".*\"action\":\"remove\"" "$W/forget" || fail "forget: removes S1"
+# By ID, 'latest' follows the filters.
+"$CAIRN" forget --path "$SRC/home" latest > /dev/null
+[ "$("$CAIRN" snapshots | rows)" = 2 ] && [ -z "$(id_of --host h2)" ] || fail "forget --path latest"
+echo "ok"
