@@ -180,6 +180,8 @@ int cairn_crypt__derive(struct cairn_keys *out, const uint8_t master[CAIRN_KEY_S
 	if (r >= 0)
 		r = hkdf(k.cfg, master, repo_id, "cairn v1 config-mac");
 	if (r >= 0)
+		r = hkdf(k.idx, master, repo_id, "cairn v1 index");
+	if (r >= 0)
 		*out = k;
 	cairn_crypt__wipe(&k);
 	return r;
@@ -272,22 +274,23 @@ int cairn_crypt__gcm_decrypt(const uint8_t key[32], const uint8_t nonce[12], con
 
 /* ---- sealed blobs (FORMAT.md §5.2) -------------------------------------- */
 
-/* K_b = HMAC-SHA-256(K_enc, "cairn v1 blob" || nonce[0..12]): a fresh key per
- * blob, so GCM's random-IV limits per key are never approached. */
-static int blob_key(uint8_t kb[32], const struct cairn_keys *k,
+/* K_b = HMAC-SHA-256(K, "cairn v1 blob" || nonce[0..12]): a fresh key per
+ * blob, so GCM's random-IV limits per key are never approached. K is K_enc, or
+ * K_idx for index files (FORMAT.md §12: keys that may not read data hold it). */
+static int blob_key(uint8_t kb[32], const struct cairn_keys *k, int type,
                     const uint8_t nonce[CAIRN_NONCE_SIZE])
 {
 	uint8_t msg[sizeof(BLOB_KEY_LABEL) - 1 + 12];
 
 	memcpy(msg, BLOB_KEY_LABEL, sizeof(BLOB_KEY_LABEL) - 1);
 	memcpy(msg + sizeof(BLOB_KEY_LABEL) - 1, nonce, 12);
-	return hmac(k->enc, msg, sizeof(msg), kb);
+	return hmac(type == CAIRN_BLOB_INDEX ? k->idx : k->enc, msg, sizeof(msg), kb);
 }
 
 /* AAD = u8 version (1) || u8 type || id[32]: binds the blob to its ID and type. */
 static int blob_aad(uint8_t aad[BLOB_AAD_SIZE], int type, const struct cairn_id *id)
 {
-	if (type < CAIRN_BLOB_DATA || type > CAIRN_BLOB_PACKHDR)
+	if (type < CAIRN_BLOB_DATA || type > CAIRN_BLOB_INDEX)
 		return cairn_err_set(-EINVAL, "unknown blob type %d", type);
 	aad[0] = CAIRN_FORMAT_VERSION;
 	aad[1] = (uint8_t)type;
@@ -307,7 +310,7 @@ int cairn_crypt__seal(const struct cairn_keys *k, int type, const struct cairn_i
 	    (r = cairn_buf_reserve(out, len + CAIRN_SEAL_OVERHEAD)) < 0)
 		return r;
 	uint8_t *dst = out->data + out->len;
-	if ((r = cairn_crypt__random(dst, CAIRN_NONCE_SIZE)) < 0 || (r = blob_key(kb, k, dst)) < 0)
+	if ((r = cairn_crypt__random(dst, CAIRN_NONCE_SIZE)) < 0 || (r = blob_key(kb, k, type, dst)) < 0)
 		return r;
 	const struct gcm_part parts[] = {
 		{ &enc, dst + CAIRN_NONCE_SIZE, 1 },
@@ -333,7 +336,7 @@ int cairn_crypt__open(const struct cairn_keys *k, int type, const struct cairn_i
 	size_t len = slen - CAIRN_SEAL_OVERHEAD;
 	body_out->len = 0;
 	if ((r = blob_aad(aad, type, id)) < 0 || (r = cairn_buf_reserve(body_out, len)) < 0 ||
-	    (r = blob_key(kb, k, sealed)) < 0)
+	    (r = blob_key(kb, k, type, sealed)) < 0)
 		return r;
 	memcpy(tag, sealed + slen - CAIRN_TAG_SIZE, CAIRN_TAG_SIZE);
 	const struct gcm_part parts[] = {

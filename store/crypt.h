@@ -18,6 +18,7 @@ struct cairn_keys {
 	uint8_t id[CAIRN_KEY_SIZE];
 	uint8_t gear[CAIRN_KEY_SIZE];
 	uint8_t cfg[CAIRN_KEY_SIZE];
+	uint8_t idx[CAIRN_KEY_SIZE]; /* seals index files (FORMAT.md §12) */
 };
 
 /* HKDF-SHA-256 of all subkeys from the master key; salt = repo id. -EIO on an OpenSSL failure. */

@@ -43,6 +43,8 @@ const char *cairn_blob_type_name(int type)
 		return "snapshot";
 	case CAIRN_BLOB_PACKHDR:
 		return "packhdr";
+	case CAIRN_BLOB_INDEX:
+		return "index";
 	default:
 		return "unknown";
 	}

@@ -482,6 +482,25 @@ static int delete_old(struct prune *p)
 	return r;
 }
 
+/* Index files name the surviving and the new packs before anything goes
+ * (FORMAT.md §12): a reader that fills its index from them never meets a pack
+ * that is about to be deleted. */
+static int rewrite_index_files(struct prune *p)
+{
+	_cleanup_free_ struct cairn_index_pack *add = calloc(p->nout ? p->nout : 1, sizeof(*add));
+	_cleanup_(cairn_idset_release) struct cairn_idset drop;
+	cairn_idset_init(&drop);
+	if (!add)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	for (size_t i = 0; i < p->npacks; i++)
+		if (p->packs[i].action != KEEP && cairn_idset_add(&drop, &p->packs[i].id, 0) < 0)
+			return cairn_err_set(-ENOMEM, "out of memory");
+	for (size_t i = 0; i < p->nout; i++)
+		add[i] = (struct cairn_index_pack){ p->out[i].id, p->out[i].size, p->out[i].e,
+			                            p->out[i].n };
+	return cairn_repo__rewrite_index_files(p->repo, &drop, add, p->nout);
+}
+
 static int apply(struct prune *p)
 {
 	int r = repack(p);
@@ -489,6 +508,8 @@ static int apply(struct prune *p)
 		step(p, "after-new-packs");
 		r = check_lock(p);
 	}
+	if (r >= 0)
+		r = rewrite_index_files(p);
 	if (r >= 0)
 		r = swap_index(p);
 	if (r < 0) {

@@ -87,9 +87,10 @@ static int read_header(size_t i, void *payload)
 }
 
 /* Index the packs of l from their headers, read in parallel (a remote storage
- * answers each with a request); all in one index transaction. Returns how many
- * were indexed. */
-static int index_packs(cairn_repo *repo, const struct packlist *l)
+ * answers each with a request); all in one index transaction. name: the next
+ * index file of this handle names them (packs a killed writer left, which other
+ * hosts should find too). Returns how many were indexed. */
+static int index_packs(cairn_repo *repo, const struct packlist *l, bool name)
 {
 	struct headers h = { repo, l, calloc(l->n ? l->n : 1, sizeof(*h.out)) };
 	size_t k = 0;
@@ -101,6 +102,8 @@ static int index_packs(cairn_repo *repo, const struct packlist *l)
 			h.out[k++] = h.out[i];
 	if (r >= 0 && k)
 		r = cairn_index__replace_packs(repo->index, NULL, 0, h.out, k);
+	for (size_t i = 0; r >= 0 && name && i < k; i++)
+		r = cairn_repo__note_pack(repo, &h.out[i].id, h.out[i].size, h.out[i].e, h.out[i].n);
 	for (size_t i = 0; i < k; i++)
 		free((void *)h.out[i].e);
 	free(h.out);
@@ -186,9 +189,10 @@ int cairn_repo_rebuild_index(cairn_repo *repo)
 	}
 	if ((r = cairn_index__clear(repo->index)) >= 0 &&
 	    (r = cairn_repo_foreach_pack(repo, listed, &l)) >= 0 &&
-	    (r = index_packs(repo, &all)) >= 0) {
+	    (r = index_packs(repo, &all, false)) >= 0) {
 		int packs = r;
-		r = rebuild_snapshots(repo);
+		if ((r = rebuild_snapshots(repo)) >= 0)
+			r = cairn_repo__index_files_seen(repo);
 		r = r < 0 ? r : packs;
 	}
 	packlist_release(&all);
@@ -213,65 +217,38 @@ int cairn_repo_index_unknown_packs(cairn_repo *repo)
 	if (r >= 0)
 		r = cairn_repo_foreach_pack(repo, listed, &l);
 	if (r >= 0)
-		r = index_packs(repo, &unknown);
+		r = index_packs(repo, &unknown, !cairn_repo__read_only(repo));
 	packlist_release(&unknown);
 	return r;
 }
 
-struct gone {
-	cairn_repo *repo;
-	struct cairn_idset *seen;
-	bool any;
-};
-
-static int find_gone(const struct cairn_id *pack, uint64_t size, uint32_t count, void *payload)
+/* Packs the storage holds that the index lacks, indexed from their headers: at
+ * the first open of a cache (a repository from before index files, packs of a
+ * killed writer) and by rebuild-index's callers. */
+static int adopt_listed(cairn_repo *repo)
 {
-	struct gone *g = payload;
-	(void)size, (void)count;
-	if (cairn_idset_has(g->seen, pack))
-		return 0;
-	g->any = true;
-	if (g->repo->cache)
-		cairn_cache__drop_pack(g->repo->cache, pack);
-	return 0;
-}
-
-/* Packs the index names that the listing lacks (a prune elsewhere). */
-static int any_gone(cairn_repo *repo, const struct packlist *all, bool *out)
-{
-	_cleanup_(cairn_idset_release) struct cairn_idset seen;
-	cairn_idset_init(&seen);
-	for (size_t i = 0; i < all->n; i++)
-		if (cairn_idset_add(&seen, &all->id[i], 0) < 0)
-			return cairn_err_set(-ENOMEM, "out of memory");
-	struct gone g = { repo, &seen, false };
-	int r = cairn_index__foreach_pack(repo->index, find_gone, &g);
-	*out = g.any;
+	struct packlist unknown = { 0 };
+	struct listing l = { .repo = repo, .unknown = &unknown };
+	int r = cairn_repo_foreach_pack(repo, listed, &l);
+	if (r >= 0)
+		r = index_packs(repo, &unknown, false);
+	packlist_release(&unknown);
 	return r;
 }
 
 int cairn_repo_index_update(cairn_repo *repo)
 {
-	struct packlist all = { 0 }, unknown = { 0 };
-	struct listing l = { .repo = repo, .all = &all, .unknown = &unknown };
-	bool gone = false;
+	bool rebuilt = false;
 	int r = repo->index ? 0 : cairn_err_set(-ENOENT, "repository opened without index");
 
-	if (r >= 0 && (r = cairn_repo_foreach_pack(repo, listed, &l)) >= 0)
-		r = any_gone(repo, &all, &gone);
-	/* A pack that vanished may have shadowed copies of its blobs in others
-	 * (§7, lowest pack ID wins): only a rebuild restores those entries. For a
-	 * remote storage it reads the cached headers: no request. */
-	if (r >= 0 && gone)
-		r = cairn_repo_rebuild_index(repo);
-	else if (r >= 0 && (r = index_packs(repo, &unknown)) >= 0) {
-		int added = r;
+	if (r >= 0)
+		r = cairn_repo__load_index_files(repo, &rebuilt);
+	if (r >= 0 && repo->fresh_index && (r = adopt_listed(repo)) >= 0)
+		repo->fresh_index = false;
+	int added = r;
+	if (r >= 0)
 		r = update_snapshots(repo);
-		r = r < 0 ? r : added;
-	}
-	packlist_release(&all);
-	packlist_release(&unknown);
-	return r;
+	return r < 0 ? r : added;
 }
 
 /* The names of tmp/pack.tmp.* (a pack being written, FORMAT.md §6.1). */
@@ -336,7 +313,5 @@ int cairn_repo_recover(cairn_repo *repo, const cairn_lock *own, struct cairn_rec
 int cairn_repo__refresh(cairn_repo *repo)
 {
 	int r = cairn_repo_index_update(repo);
-	if (r > 0)
-		log_debug("%s: %d new packs indexed", cairn_storage_url(repo->st), r);
 	return r < 0 ? cairn_err_wrap(r, "cache of %s", cairn_storage_url(repo->st)) : 0;
 }

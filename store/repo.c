@@ -486,6 +486,7 @@ static int load(cairn_repo *repo, const char *pw, size_t pwlen, const struct cai
 		return 0;
 	if ((r = open_index(repo, &created)) < 0)
 		return r;
+	repo->fresh_index = created;
 	if (created && !repo->cache) {
 		/* The index is a cache (FORMAT.md §7): a missing one is rebuilt. */
 		cairn_repo__warn(repo, "index of '%s' is missing: rebuilding it from the packs",
@@ -541,6 +542,7 @@ void cairn_repo_close(cairn_repo *repo)
 			cairn_packw__free(p->w); /* unfinished: its temp file goes */
 			free(p);
 		}
+	cairn_repo__unnamed_free(repo);
 	cairn_index__close(repo->index);
 	cairn_cache__close(repo->cache);
 	cairn_storage_close(repo->st);

@@ -11,6 +11,7 @@
 #include "cache.h"
 #include "cairn/storage.h"
 #include "config.h"
+#include "idxfile.h"
 #include "index.h"
 #include "pack.h"
 
@@ -28,6 +29,7 @@ struct cairn_repo {
 	                       the remote storage's cache directory) */
 	bool read_only;
 	bool offline; /* a remote storage that could not be reached: the cache as it is */
+	bool fresh_index; /* the local index was created by this open: adopt listed packs */
 	struct cairn_config cfg;
 	char *config_text;
 	struct cairn_keys keys;
@@ -52,6 +54,10 @@ struct cairn_repo {
 	struct cairn_id *snap_ids;
 	size_t nsnap_ids;
 	int64_t snap_listed_ms; /* CLOCK_MONOTONIC; 0: none */
+	/* Packs this handle made durable and indexed that no index file names yet
+	 * (indexfiles.c); each entry array is owned. Protected by lock. */
+	struct cairn_idxfile_pack *unnamed;
+	size_t nunnamed, capunnamed;
 };
 
 /* Borrowed, valid while the repository is open. */
@@ -107,6 +113,29 @@ int cairn_repo__write_key(cairn_storage *st, const uint8_t master[CAIRN_KEY_SIZE
  * (-EBADMSG naming it) instead of being skipped with a warning (prune). */
 int cairn_repo__snapshot_list(cairn_repo *repo, bool strict, struct cairn_snapshot ***out,
                               size_t *n);
+/* ---- index files (indexfiles.c, FORMAT.md §12) ---- */
+/* A pack this handle stored and indexed: the next index file names it (one is
+ * written every PACKS_PER_FILE packs, and by cairn_repo__name_packs). */
+int cairn_repo__note_pack(cairn_repo *repo, const struct cairn_id *pack, uint64_t size,
+                          const struct cairn_pack_entry *e, size_t n);
+/* Write an index file naming the noted packs (none: nothing). Thread-safe. */
+int cairn_repo__name_packs(cairn_repo *repo);
+void cairn_repo__unnamed_free(cairn_repo *repo);
+/* Seal and store f (its packs are sorted here), and record it as loaded in the
+ * local index. out may be NULL. */
+int cairn_repo__write_index_file(cairn_repo *repo, struct cairn_idxfile *f, struct cairn_id *out);
+/* Load the index files the local index lacks; when one it had is gone (a prune
+ * superseded it), rebuild the local index from those there now (*rebuilt). */
+int cairn_repo__load_index_files(cairn_repo *repo, bool *rebuilt);
+/* Replace every index file in the storage by new ones naming the packs they
+ * named but those in drop, the packs of add, and any indexed pack no file names
+ * (prune, FORMAT.md §12). New files are written before the old ones go. */
+int cairn_repo__rewrite_index_files(cairn_repo *repo, const struct cairn_idset *drop,
+                                    const struct cairn_index_pack *add, size_t nadd);
+/* Record the index files in the storage as loaded, without reading them (after
+ * a rebuild from the pack headers, which name the same packs). */
+int cairn_repo__index_files_seen(cairn_repo *repo);
+
 /* Bring the index up to date with the storage: index new packs and snapshots,
  * drop gone ones (reindex.c). For a remote storage at open. */
 int cairn_repo__refresh(cairn_repo *repo);

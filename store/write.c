@@ -59,6 +59,9 @@ static int finish_packer(cairn_repo *repo, struct cairn_packer *p)
 		r = cairn_index__add_pack(repo->index, &pack, size, cairn_packw__entries(p->w),
 		                          cairn_packw__count(p->w));
 	if (r >= 0)
+		r = cairn_repo__note_pack(repo, &pack, size, cairn_packw__entries(p->w),
+		                          cairn_packw__count(p->w));
+	if (r >= 0)
 		atomic_fetch_add_explicit(&repo->packs_written, 1, memory_order_relaxed);
 	else
 		cairn_repo__write_failed(repo, r);
@@ -231,6 +234,10 @@ int cairn_repo_flush(cairn_repo *repo)
 				r = q;
 		}
 	/* The healthy packs are kept (durable and indexed), but what a dropped one
-	 * held is lost: the flush fails whenever any write failed. */
-	return r < 0 ? r : cairn_repo__write_error(repo);
+	 * held is lost: the flush fails whenever any write failed. An index file
+	 * names the packs for other hosts (FORMAT.md §12). */
+	if (r >= 0 && (r = cairn_repo__write_error(repo)) >= 0 &&
+	    (r = cairn_repo__name_packs(repo)) < 0)
+		cairn_repo__write_failed(repo, r);
+	return r;
 }

@@ -333,7 +333,20 @@ static void test_crypt__open_wrong_context(void)
 	                            &body),
 	          -EBADMSG);
 	CHECK_ERR(cairn_crypt__seal(&k, 0, &id, 0, "x", 1, &sealed), -EINVAL);
-	CHECK_ERR(cairn_crypt__seal(&k, 5, &id, 0, "x", 1, &sealed), -EINVAL);
+	CHECK_ERR(cairn_crypt__seal(&k, 6, &id, 0, "x", 1, &sealed), -EINVAL);
+	/* Index files are sealed under their own subkey (FORMAT.md §12): a key that
+	 * may read them and not data holds K_idx without K_enc. */
+	sealed.len = 0; /* seal appends */
+	CHECK_OK(cairn_crypt__seal(&k, CAIRN_BLOB_INDEX, &id, 0, "x", 1, &sealed));
+	other = k;
+	memset(other.enc, 0, sizeof(other.enc));
+	CHECK_OK(cairn_crypt__open(&other, CAIRN_BLOB_INDEX, &id, sealed.data, sealed.len, &enc,
+	                           &body));
+	other = k;
+	memset(other.idx, 0, sizeof(other.idx));
+	CHECK_ERR(cairn_crypt__open(&other, CAIRN_BLOB_INDEX, &id, sealed.data, sealed.len, &enc,
+	                            &body),
+	          -EBADMSG);
 }
 
 static void test_crypt__gcm_keyfile_helpers(void)

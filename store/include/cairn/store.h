@@ -32,6 +32,7 @@ enum cairn_blob_type {
 	CAIRN_BLOB_TREE = 2,
 	CAIRN_BLOB_SNAPSHOT = 3,
 	CAIRN_BLOB_PACKHDR = 4,
+	CAIRN_BLOB_INDEX = 5, /* an index file, indexes/<id> (FORMAT.md §12) */
 };
 const char *cairn_blob_type_name(int type);
 /* Raw size limits of FORMAT.md §5.3 (data blobs: the config's chunk max). */

@@ -1,0 +1,409 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Index files in the storage (FORMAT.md §12): each writer names the packs it
+ * made in one; readers fill their local index from them, so a new host (or an
+ * emptied cache) learns a repository of many packs from a few objects. */
+#include "repo.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "idxfile.h"
+
+/* The aux table (FORMAT.md §7.1) of the index files the local index holds. */
+#define LOADED "indexes"
+/* A writer names its packs in an index file at the latest every this many packs,
+ * so that a long backup killed half-way leaves most of its work findable. */
+#define PACKS_PER_FILE 256
+
+/* ---- writing ---------------------------------------------------------------- */
+
+static int by_pack(const void *a, const void *b)
+{
+	return cairn_id_cmp(&((const struct cairn_idxfile_pack *)a)->id,
+	                    &((const struct cairn_idxfile_pack *)b)->id);
+}
+
+static int mark_loaded(cairn_repo *repo, const struct cairn_id *file)
+{
+	return cairn_index__aux_put(repo->index, LOADED, file->b, CAIRN_ID_SIZE, "", 0);
+}
+
+int cairn_repo__write_index_file(cairn_repo *repo, struct cairn_idxfile *f, struct cairn_id *out)
+{
+	_cleanup_buf_ struct cairn_buf plain = CAIRN_BUF_INIT, sealed = CAIRN_BUF_INIT;
+	char hex[CAIRN_ID_HEX_SIZE];
+	struct cairn_id id;
+	if (f->npacks > 1)
+		qsort(f->packs, f->npacks, sizeof(*f->packs), by_pack);
+	int r = cairn_idxfile__encode(f, &plain);
+	if (r >= 0)
+		r = cairn_repo_blob_id(repo, plain.data, plain.len, &id);
+	if (r >= 0)
+		r = cairn_blob__encode(&repo->keys, atomic_load(&repo->compression),
+		                       CAIRN_BLOB_INDEX, &id, plain.data, plain.len, &sealed);
+	if (r < 0)
+		return r;
+	cairn_id_hex(hex, &id);
+	if ((r = cairn_repo__put_object(repo, CAIRN_OBJ_INDEX, hex, sealed.data, sealed.len)) < 0 ||
+	    (r = mark_loaded(repo, &id)) < 0)
+		return r;
+	if (out)
+		*out = id;
+	return 0;
+}
+
+void cairn_repo__unnamed_free(cairn_repo *repo)
+{
+	for (size_t i = 0; i < repo->nunnamed; i++)
+		free((void *)repo->unnamed[i].e);
+	free(repo->unnamed);
+	repo->unnamed = NULL;
+	repo->nunnamed = repo->capunnamed = 0;
+}
+
+/* Under repo->lock. */
+static int add_unnamed(cairn_repo *repo, const struct cairn_id *pack, uint64_t size,
+                       const struct cairn_pack_entry *e, size_t n)
+{
+	if (repo->nunnamed == repo->capunnamed) {
+		size_t cap = repo->capunnamed ? 2 * repo->capunnamed : 16;
+		struct cairn_idxfile_pack *v = reallocarray(repo->unnamed, cap, sizeof(*v));
+		if (!v)
+			return cairn_err_set(-ENOMEM, "out of memory");
+		repo->unnamed = v;
+		repo->capunnamed = cap;
+	}
+	struct cairn_pack_entry *copy = malloc(n * sizeof(*copy));
+	if (!copy)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	memcpy(copy, e, n * sizeof(*copy));
+	repo->unnamed[repo->nunnamed++] =
+	        (struct cairn_idxfile_pack){ .id = *pack, .size = size, .e = copy, .n = n };
+	return 0;
+}
+
+int cairn_repo__name_packs(cairn_repo *repo)
+{
+	pthread_mutex_lock(&repo->lock);
+	struct cairn_idxfile f = { .packs = repo->unnamed, .npacks = repo->nunnamed };
+	repo->unnamed = NULL;
+	repo->nunnamed = repo->capunnamed = 0;
+	pthread_mutex_unlock(&repo->lock);
+	int r = f.npacks ? cairn_repo__write_index_file(repo, &f, NULL) : 0;
+	for (size_t i = 0; i < f.npacks; i++)
+		free((void *)f.packs[i].e);
+	free(f.packs);
+	return r;
+}
+
+int cairn_repo__note_pack(cairn_repo *repo, const struct cairn_id *pack, uint64_t size,
+                          const struct cairn_pack_entry *e, size_t n)
+{
+	pthread_mutex_lock(&repo->lock);
+	int r = add_unnamed(repo, pack, size, e, n);
+	bool full = repo->nunnamed >= PACKS_PER_FILE;
+	pthread_mutex_unlock(&repo->lock);
+	return r >= 0 && full ? cairn_repo__name_packs(repo) : r;
+}
+
+/* ---- reading ------------------------------------------------------------------ */
+
+struct names {
+	struct cairn_id *v;
+	size_t n, cap;
+};
+
+static int add_name(struct names *l, const struct cairn_id *id)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		struct cairn_id *v = reallocarray(l->v, cap, sizeof(*v));
+		if (!v)
+			return cairn_err_set(-ENOMEM, "out of memory");
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = *id;
+	return 0;
+}
+
+static int listed(const struct cairn_obj_info *o, void *payload)
+{
+	struct cairn_id id;
+	return cairn_id_parse(&id, o->name) < 0 ? 0 : add_name(payload, &id);
+}
+
+static int loaded(const void *k, size_t klen, const void *v, size_t vlen, void *payload)
+{
+	struct cairn_id id;
+	(void)v, (void)vlen;
+	if (klen != CAIRN_ID_SIZE)
+		return 0;
+	memcpy(id.b, k, CAIRN_ID_SIZE);
+	return add_name(payload, &id);
+}
+
+/* Fetch (from the cache when it has it), verify and parse one index file. */
+static int load_file(cairn_repo *repo, const struct cairn_id *id, struct cairn_idxfile **out)
+{
+	_cleanup_buf_ struct cairn_buf sealed = CAIRN_BUF_INIT, plain = CAIRN_BUF_INIT;
+	char hex[CAIRN_ID_HEX_SIZE];
+	cairn_id_hex(hex, id);
+	int r = cairn_repo__get_object(repo, CAIRN_OBJ_INDEX, hex,
+	                               CAIRN_IDXFILE_MAX_SIZE + CAIRN_SEAL_OVERHEAD, &sealed);
+	if (r >= 0)
+		r = cairn_blob__decode(&repo->keys, CAIRN_BLOB_INDEX, id, sealed.data, sealed.len,
+		                       SIZE_MAX, CAIRN_IDXFILE_MAX_SIZE, &plain);
+	if (r == -EBADMSG && repo->cache)
+		cairn_cache__drop(repo->cache, CAIRN_OBJ_INDEX, hex); /* fetched again next time */
+	if (r >= 0)
+		r = cairn_idxfile__parse(out, plain.data, plain.len);
+	return r < 0 ? cairn_err_wrap(r, "index file %.8s", hex) : 0;
+}
+
+struct loading {
+	cairn_repo *repo;
+	const struct cairn_id *ids;
+	struct cairn_idxfile **files; /* NULL: unreadable, skipped */
+};
+
+static int load_one(size_t i, void *payload)
+{
+	struct loading *l = payload;
+	if (load_file(l->repo, &l->ids[i], &l->files[i]) < 0) {
+		/* check reports it; its packs are found by a listing of packs/ */
+		cairn_repo__warn(l->repo, "skipping %s", cairn_err_msg());
+		l->files[i] = NULL;
+	}
+	return 0;
+}
+
+/* Add the packs of the index files ids[0..n) to the index, in one transaction
+ * for all of them, and record the files as loaded. */
+static int load_files(cairn_repo *repo, const struct cairn_id *ids, size_t n)
+{
+	struct loading l = { repo, ids, calloc(n ? n : 1, sizeof(*l.files)) };
+	size_t total = 0;
+	if (!l.files)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	int r = cairn_parallel(n, cairn_storage_concurrency(repo->st), load_one, &l);
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		total += l.files[i] ? l.files[i]->npacks : 0;
+	struct cairn_index_pack *add = calloc(total ? total : 1, sizeof(*add));
+	if (r >= 0 && !add)
+		r = cairn_err_set(-ENOMEM, "out of memory");
+	size_t k = 0;
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		for (size_t j = 0; l.files[i] && j < l.files[i]->npacks; j++) {
+			const struct cairn_idxfile_pack *p = &l.files[i]->packs[j];
+			add[k++] = (struct cairn_index_pack){ p->id, p->size, p->e, p->n };
+		}
+	if (r >= 0 && k)
+		r = cairn_index__replace_packs(repo->index, NULL, 0, add, k);
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		if (l.files[i])
+			r = mark_loaded(repo, &ids[i]);
+	for (size_t i = 0; i < n; i++)
+		cairn_idxfile__free(l.files[i]);
+	free(l.files);
+	free(add);
+	return r;
+}
+
+static int by_id(const void *a, const void *b)
+{
+	return cairn_id_cmp(a, b);
+}
+
+static bool contains(const struct names *sorted, const struct cairn_id *id)
+{
+	return sorted->n && bsearch(id, sorted->v, sorted->n, sizeof(*id), by_id);
+}
+
+int cairn_repo__index_files_seen(cairn_repo *repo)
+{
+	struct names now = { 0 };
+	int r = cairn_storage_list(repo->st, CAIRN_OBJ_INDEX, listed, &now);
+	if (r >= 0)
+		r = cairn_index__aux_drop(repo->index, LOADED);
+	if (r == -ENOENT)
+		r = 0;
+	for (size_t i = 0; r >= 0 && i < now.n; i++)
+		r = mark_loaded(repo, &now.v[i]);
+	free(now.v);
+	return r;
+}
+
+int cairn_repo__load_index_files(cairn_repo *repo, bool *rebuilt)
+{
+	struct names now = { 0 }, had = { 0 }, fresh = { 0 };
+	int r = cairn_storage_list(repo->st, CAIRN_OBJ_INDEX, listed, &now);
+	if (r >= 0)
+		r = cairn_index__aux_foreach(repo->index, LOADED, loaded, &had);
+	if (now.n > 1)
+		qsort(now.v, now.n, sizeof(*now.v), by_id);
+	bool gone = false;
+	for (size_t i = 0; r >= 0 && i < had.n; i++)
+		gone |= !contains(&now, &had.v[i]);
+	*rebuilt = gone;
+	/* A file that went was superseded by a prune (FORMAT.md §12): the packs it
+	 * named may be gone, and only a rebuild from the files there now forgets
+	 * them (from the cache: no request but for new files). */
+	if (r >= 0 && gone && (r = cairn_index__clear(repo->index)) >= 0)
+		r = cairn_index__aux_drop(repo->index, LOADED);
+	if (r >= 0 && gone)
+		r = load_files(repo, now.v, now.n);
+	if (r >= 0 && !gone) {
+		if (had.n > 1)
+			qsort(had.v, had.n, sizeof(*had.v), by_id);
+		for (size_t i = 0; r >= 0 && i < now.n; i++)
+			if (!contains(&had, &now.v[i]))
+				r = add_name(&fresh, &now.v[i]);
+		if (r >= 0 && fresh.n)
+			r = load_files(repo, fresh.v, fresh.n);
+	}
+	free(now.v);
+	free(had.v);
+	free(fresh.v);
+	return r == -ENOENT ? 0 : r;
+}
+
+/* ---- rewriting (prune) -------------------------------------------------------- */
+
+/* Packs per index file prune writes: a few MiB each, so that an emptied cache
+ * fetches a 100,000-pack repository's index in a few dozen requests. */
+#define MERGED_PACKS_PER_FILE 4096
+
+struct merged {
+	struct cairn_idxfile_pack *v; /* e borrowed from files or add, or owned (own) */
+	bool *own;
+	size_t n, cap;
+	struct cairn_idset seen; /* pack IDs in v */
+};
+
+static int merged_add(struct merged *m, const struct cairn_idxfile_pack *p, bool own)
+{
+	int r = cairn_idset_add(&m->seen, &p->id, 0);
+	if (r <= 0)
+		return r; /* already there (a pack in two files), or -ENOMEM */
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? 2 * m->cap : 256;
+		struct cairn_idxfile_pack *v = reallocarray(m->v, cap, sizeof(*v));
+		bool *o = v ? reallocarray(m->own, cap, sizeof(*o)) : NULL;
+		if (v)
+			m->v = v;
+		if (!v || !o)
+			return cairn_err_set(-ENOMEM, "out of memory");
+		m->own = o;
+		m->cap = cap;
+	}
+	m->own[m->n] = own;
+	m->v[m->n++] = *p;
+	return 0;
+}
+
+struct orphans {
+	cairn_repo *repo;
+	struct merged *m;
+	const struct cairn_idset *drop;
+};
+
+/* An indexed pack no index file names (adopted after a killed writer). */
+static int orphan(const struct cairn_id *pack, uint64_t size, uint32_t count, void *payload)
+{
+	struct orphans *o = payload;
+	struct cairn_pack_entry *e = NULL;
+	size_t n = 0;
+	(void)count;
+	if (cairn_idset_has(&o->m->seen, pack) || cairn_idset_has(o->drop, pack))
+		return 0;
+	int r = cairn_repo__pack_entries_sized(o->repo, pack, size, &e, &n);
+	if (r < 0) {
+		cairn_repo__warn(o->repo, "leaving an unreadable pack out of the index: %s",
+		                 cairn_err_msg());
+		return 0;
+	}
+	struct cairn_idxfile_pack p = { .id = *pack, .size = size, .e = e, .n = n };
+	if ((r = merged_add(o->m, &p, true)) <= 0)
+		free(e);
+	return r < 0 ? r : 0;
+}
+
+static int write_merged(cairn_repo *repo, struct merged *m, const struct names *old)
+{
+	int r = 0;
+	for (size_t i = 0; r >= 0 && (i < m->n || i == 0); i += MERGED_PACKS_PER_FILE) {
+		size_t k = m->n - i < MERGED_PACKS_PER_FILE ? m->n - i : MERGED_PACKS_PER_FILE;
+		/* The first file says which files all of them replace. */
+		struct cairn_idxfile f = { .packs = m->v + i,
+			                   .npacks = k,
+			                   .supersedes = i == 0 ? old->v : NULL,
+			                   .nsupersedes = i == 0 ? old->n : 0 };
+		if (f.nsupersedes > 1)
+			qsort(f.supersedes, f.nsupersedes, sizeof(*f.supersedes), by_id);
+		if (k == 0 && old->n == 0)
+			break; /* nothing to say */
+		r = cairn_repo__write_index_file(repo, &f, NULL);
+	}
+	return r;
+}
+
+static int remove_old(cairn_repo *repo, const struct names *old)
+{
+	int r = 0;
+	for (size_t i = 0; r >= 0 && i < old->n; i++) {
+		char hex[CAIRN_ID_HEX_SIZE];
+		cairn_id_hex(hex, &old->v[i]);
+		if ((r = cairn_storage_remove(repo->st, CAIRN_OBJ_INDEX, hex)) >= 0)
+			r = cairn_index__aux_del(repo->index, LOADED, old->v[i].b, CAIRN_ID_SIZE);
+		if (r == -ENOENT)
+			r = 0;
+		if (repo->cache)
+			cairn_cache__drop(repo->cache, CAIRN_OBJ_INDEX, hex);
+	}
+	return r;
+}
+
+int cairn_repo__rewrite_index_files(cairn_repo *repo, const struct cairn_idset *drop,
+                                    const struct cairn_index_pack *add, size_t nadd)
+{
+	struct names old = { 0 };
+	struct merged m = { 0 };
+	struct cairn_idxfile **files = NULL;
+	cairn_idset_init(&m.seen);
+	int r = cairn_storage_list(repo->st, CAIRN_OBJ_INDEX, listed, &old);
+	if (r >= 0 && !(files = calloc(old.n ? old.n : 1, sizeof(*files))))
+		r = cairn_err_set(-ENOMEM, "out of memory");
+	for (size_t i = 0; r >= 0 && i < nadd; i++) {
+		struct cairn_idxfile_pack p = { add[i].id, add[i].size, add[i].e, add[i].n };
+		r = merged_add(&m, &p, false);
+	}
+	/* Every pack a current file names, but those going. */
+	for (size_t i = 0; r >= 0 && i < old.n; i++) {
+		if ((r = load_file(repo, &old.v[i], &files[i])) < 0)
+			break;
+		for (size_t j = 0; r >= 0 && j < files[i]->npacks; j++)
+			if (!cairn_idset_has(drop, &files[i]->packs[j].id))
+				r = merged_add(&m, &files[i]->packs[j], false);
+	}
+	struct orphans o = { repo, &m, drop };
+	if (r >= 0)
+		r = cairn_index__foreach_pack(repo->index, orphan, &o);
+	/* New files first: a crash in between leaves both, naming packs that all
+	 * still exist. */
+	if (r >= 0 && (r = write_merged(repo, &m, &old)) >= 0)
+		r = remove_old(repo, &old);
+	for (size_t i = 0; i < m.n; i++)
+		if (m.own[i])
+			free((void *)m.v[i].e);
+	for (size_t i = 0; files && i < old.n; i++)
+		cairn_idxfile__free(files[i]);
+	free(files);
+	free(m.v);
+	free(m.own);
+	free(old.v);
+	cairn_idset_release(&m.seen);
+	return r;
+}
