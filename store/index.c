@@ -29,8 +29,9 @@ struct cairn_index {
 	MDB_env *env;
 	MDB_dbi meta, blobs, packs, snaps;
 	bool read_only;
-	pthread_mutex_t wlock;    /* one write txn at a time in this process */
-	pthread_mutex_t dbi_lock; /* aux_dbi(): mdb_dbi_open in one txn at a time */
+	pthread_mutex_t wlock;            /* one write txn at a time in this process */
+	pthread_mutex_t dbi_lock;         /* aux_dbi(): mdb_dbi_open in one txn at a time */
+	const struct cairn_idset *doomed; /* borrowed; see cairn_index__set_doomed() */
 };
 
 void cairn_index__set_map_size(size_t bytes)
@@ -302,14 +303,31 @@ int cairn_index__get(cairn_index *ix, const struct cairn_id *id, struct cairn_lo
 	return r;
 }
 
+void cairn_index__set_doomed(cairn_index *ix, const struct cairn_idset *doomed)
+{
+	ix->doomed = doomed;
+}
+
+static bool in_doomed(const cairn_index *ix, const uint8_t *pack)
+{
+	struct cairn_id id;
+	if (!ix->doomed || ix->doomed->count == 0)
+		return false;
+	memcpy(id.b, pack, CAIRN_ID_SIZE);
+	return cairn_idset_has(ix->doomed, &id);
+}
+
 static int put_blob(cairn_index *ix, MDB_txn *txn, const struct cairn_id *pack,
                     const struct cairn_pack_entry *e)
 {
 	MDB_val k = val(e->id.b, CAIRN_ID_SIZE), v;
 	int rc = mdb_get(txn, ix->blobs, &k, &v);
 	/* FORMAT.md §7: the lowest pack ID wins, so a rebuild gives the same index
-	 * whatever order it reads the packs in. A malformed record is replaced. */
-	if (rc == 0 && v.mv_size == CAIRN_LOC_SIZE && memcmp(v.mv_data, pack->b, CAIRN_ID_SIZE) < 0)
+	 * whatever order it reads the packs in, except over a pack a prune is
+	 * deleting: the new copy must survive that pack's records. A malformed
+	 * record is replaced. */
+	if (rc == 0 && v.mv_size == CAIRN_LOC_SIZE &&
+	    memcmp(v.mv_data, pack->b, CAIRN_ID_SIZE) < 0 && !in_doomed(ix, v.mv_data))
 		return 0;
 	if (rc && rc != MDB_NOTFOUND)
 		return cairn_err_mdb(rc, "index lookup");
@@ -736,6 +754,30 @@ static int replace_in_txn(cairn_index *ix, MDB_txn *txn, const struct cairn_idse
  * pack that stays: an old pack with a lower ID can never keep a blob, and the
  * result equals what a rebuild from the remaining packs gives.
  */
+static int check_adds(const struct cairn_index_pack *add, size_t nadd)
+{
+	for (size_t i = 0; i < nadd; i++)
+		if (add[i].n > CAIRN_PACK_MAX_ENTRIES)
+			return cairn_err_set(-EINVAL, "a pack has at most %u entries, not %zu",
+			                     CAIRN_PACK_MAX_ENTRIES, add[i].n);
+	return 0;
+}
+
+int cairn_index__reset_packs(cairn_index *ix, const struct cairn_index_pack *add, size_t nadd)
+{
+	struct cairn_idset none;
+	MDB_txn *txn;
+	int r = check_adds(add, nadd), rc;
+	cairn_idset_init(&none);
+	if (r < 0 || (r = begin_write(ix, &txn)) < 0)
+		return r;
+	if ((rc = mdb_drop(txn, ix->blobs, 0)) || (rc = mdb_drop(txn, ix->packs, 0)))
+		r = cairn_err_mdb(rc, "index: cannot clear");
+	else
+		r = replace_in_txn(ix, txn, &none, add, nadd);
+	return end_write(ix, txn, r);
+}
+
 int cairn_index__replace_packs(cairn_index *ix, const struct cairn_id *old, size_t nold,
                                const struct cairn_index_pack *add, size_t nadd)
 {
@@ -746,10 +788,8 @@ int cairn_index__replace_packs(cairn_index *ix, const struct cairn_id *old, size
 	cairn_idset_init(&set);
 	for (size_t i = 0; r >= 0 && i < nold; i++)
 		r = cairn_idset_add(&set, &old[i], 0);
-	for (size_t i = 0; r >= 0 && i < nadd; i++)
-		if (add[i].n > CAIRN_PACK_MAX_ENTRIES)
-			r = cairn_err_set(-EINVAL, "a pack has at most %u entries, not %zu",
-			                  CAIRN_PACK_MAX_ENTRIES, add[i].n);
+	if (r >= 0)
+		r = check_adds(add, nadd);
 	if (r >= 0 && (r = begin_write(ix, &txn)) >= 0)
 		r = end_write(ix, txn, replace_in_txn(ix, txn, &set, add, nadd));
 	cairn_idset_release(&set);

@@ -26,6 +26,11 @@ void cairn_index__set_map_size(size_t bytes);
 void cairn_index__encode_loc(uint8_t out[CAIRN_LOC_SIZE], const struct cairn_loc *loc);
 int cairn_index__decode_loc(struct cairn_loc *out, const uint8_t *p, size_t len);
 
+/* Packs a prune is deleting (pending.c): a blob recorded in one of them is
+ * recorded again in the next pack added that holds it, whatever the pack IDs,
+ * so that the new copy outlives the old pack's records. Borrowed, and not
+ * changed while the index is in use. */
+void cairn_index__set_doomed(cairn_index *ix, const struct cairn_idset *doomed);
 /* -ENOENT if absent, -EBADMSG for a malformed record. */
 int cairn_index__get(cairn_index *ix, const struct cairn_id *id, struct cairn_loc *out);
 /* Record a durable pack and its entries in one write txn. An entry already indexed
@@ -81,5 +86,8 @@ struct cairn_index_pack {
  * pack that stays. -ENOSPC, -EIO, -EINVAL. */
 int cairn_index__replace_packs(cairn_index *ix, const struct cairn_id *old, size_t nold,
                                const struct cairn_index_pack *add, size_t nadd);
+/* The index of blobs and packs replaced by add's, in one write txn: a rebuild
+ * that readers never see half done. */
+int cairn_index__reset_packs(cairn_index *ix, const struct cairn_index_pack *add, size_t nadd);
 
 #endif

@@ -181,8 +181,9 @@ static int load_one(size_t i, void *payload)
 }
 
 /* Add the packs of the index files ids[0..n) to the index, in one transaction
- * for all of them, and record the files as loaded. */
-static int load_files(cairn_repo *repo, const struct cairn_id *ids, size_t n)
+ * for all of them, and record the files as loaded. reset: they replace every
+ * pack the index held. */
+static int load_files(cairn_repo *repo, const struct cairn_id *ids, size_t n, bool reset)
 {
 	struct loading l = { repo, ids, calloc(n ? n : 1, sizeof(*l.files)) };
 	size_t total = 0;
@@ -200,7 +201,10 @@ static int load_files(cairn_repo *repo, const struct cairn_id *ids, size_t n)
 			const struct cairn_idxfile_pack *p = &l.files[i]->packs[j];
 			add[k++] = (struct cairn_index_pack){ p->id, p->size, p->e, p->n };
 		}
-	if (r >= 0 && k)
+	if (r >= 0 && reset && (r = cairn_index__reset_packs(repo->index, add, k)) >= 0 &&
+	    (r = cairn_index__aux_drop(repo->index, LOADED)) == -ENOENT)
+		r = 0;
+	else if (r >= 0 && k)
 		r = cairn_index__replace_packs(repo->index, NULL, 0, add, k);
 	for (size_t i = 0; r >= 0 && i < n; i++)
 		if (l.files[i])
@@ -236,7 +240,7 @@ int cairn_repo__index_files_seen(cairn_repo *repo)
 	return r;
 }
 
-int cairn_repo__load_index_files(cairn_repo *repo, bool *rebuilt)
+int cairn_repo__load_index_files(cairn_repo *repo, bool reload, bool *rebuilt)
 {
 	struct names now = { 0 }, had = { 0 }, fresh = { 0 };
 	int r = cairn_storage_list(repo->st, CAIRN_OBJ_INDEX, listed, &now);
@@ -244,17 +248,16 @@ int cairn_repo__load_index_files(cairn_repo *repo, bool *rebuilt)
 		r = cairn_index__aux_foreach(repo->index, LOADED, loaded, &had);
 	if (now.n > 1)
 		qsort(now.v, now.n, sizeof(*now.v), by_id);
-	bool gone = false;
+	bool gone = reload;
 	for (size_t i = 0; r >= 0 && i < had.n; i++)
 		gone |= !contains(&now, &had.v[i]);
 	*rebuilt = gone;
 	/* A file that went was superseded by a prune (FORMAT.md §12): the packs it
 	 * named may be gone, and only a rebuild from the files there now forgets
-	 * them (from the cache: no request but for new files). */
-	if (r >= 0 && gone && (r = cairn_index__clear(repo->index)) >= 0)
-		r = cairn_index__aux_drop(repo->index, LOADED);
+	 * them (from the cache: no request but for new files). Other processes
+	 * sharing the cache see the old index until the new one is whole. */
 	if (r >= 0 && gone)
-		r = load_files(repo, now.v, now.n);
+		r = load_files(repo, now.v, now.n, true);
 	if (r >= 0 && !gone) {
 		if (had.n > 1)
 			qsort(had.v, had.n, sizeof(*had.v), by_id);
@@ -262,7 +265,7 @@ int cairn_repo__load_index_files(cairn_repo *repo, bool *rebuilt)
 			if (!contains(&had, &now.v[i]))
 				r = add_name(&fresh, &now.v[i]);
 		if (r >= 0 && fresh.n)
-			r = load_files(repo, fresh.v, fresh.n);
+			r = load_files(repo, fresh.v, fresh.n, false);
 	}
 	free(now.v);
 	free(had.v);
@@ -277,31 +280,38 @@ int cairn_repo__load_index_files(cairn_repo *repo, bool *rebuilt)
 #define MERGED_PACKS_PER_FILE 4096
 
 struct merged {
-	struct cairn_idxfile_pack *v; /* e borrowed from files or add, or owned (own) */
-	bool *own;
+	struct cairn_idxfile_pack *v; /* e borrowed from files or add, or in owned */
 	size_t n, cap;
 	struct cairn_idset seen; /* pack IDs in v */
+	struct cairn_buf owned;  /* entry arrays read here (pointers), to free */
 };
 
-static int merged_add(struct merged *m, const struct cairn_idxfile_pack *p, bool own)
+/* 1: added; 0: already there (a pack in two files). */
+static int merged_add(struct merged *m, const struct cairn_idxfile_pack *p)
 {
 	int r = cairn_idset_add(&m->seen, &p->id, 0);
 	if (r <= 0)
-		return r; /* already there (a pack in two files), or -ENOMEM */
+		return r;
 	if (m->n == m->cap) {
 		size_t cap = m->cap ? 2 * m->cap : 256;
 		struct cairn_idxfile_pack *v = reallocarray(m->v, cap, sizeof(*v));
-		bool *o = v ? reallocarray(m->own, cap, sizeof(*o)) : NULL;
-		if (v)
-			m->v = v;
-		if (!v || !o)
+		if (!v)
 			return cairn_err_set(-ENOMEM, "out of memory");
-		m->own = o;
+		m->v = v;
 		m->cap = cap;
 	}
-	m->own[m->n] = own;
 	m->v[m->n++] = *p;
-	return 0;
+	return 1;
+}
+
+static void merged_release(struct merged *m)
+{
+	void **e = (void **)(void *)m->owned.data;
+	for (size_t i = 0; i < m->owned.len / sizeof(*e); i++)
+		free(e[i]);
+	cairn_buf_release(&m->owned);
+	cairn_idset_release(&m->seen);
+	free(m->v);
 }
 
 struct orphans {
@@ -326,8 +336,11 @@ static int orphan(const struct cairn_id *pack, uint64_t size, uint32_t count, vo
 		return 0;
 	}
 	struct cairn_idxfile_pack p = { .id = *pack, .size = size, .e = e, .n = n };
-	if ((r = merged_add(o->m, &p, true)) <= 0)
+	if ((r = cairn_buf_put(&o->m->owned, &e, sizeof(e))) < 0) {
 		free(e);
+		return cairn_err_set(-ENOMEM, "out of memory");
+	}
+	r = merged_add(o->m, &p);
 	return r < 0 ? r : 0;
 }
 
@@ -378,7 +391,7 @@ int cairn_repo__rewrite_index_files(cairn_repo *repo, const struct cairn_idset *
 		r = cairn_err_set(-ENOMEM, "out of memory");
 	for (size_t i = 0; r >= 0 && i < nadd; i++) {
 		struct cairn_idxfile_pack p = { add[i].id, add[i].size, add[i].e, add[i].n };
-		r = merged_add(&m, &p, false);
+		r = merged_add(&m, &p);
 	}
 	/* Every pack a current file names, but those going. */
 	for (size_t i = 0; r >= 0 && i < old.n; i++) {
@@ -386,7 +399,7 @@ int cairn_repo__rewrite_index_files(cairn_repo *repo, const struct cairn_idset *
 			break;
 		for (size_t j = 0; r >= 0 && j < files[i]->npacks; j++)
 			if (!cairn_idset_has(drop, &files[i]->packs[j].id))
-				r = merged_add(&m, &files[i]->packs[j], false);
+				r = merged_add(&m, &files[i]->packs[j]);
 	}
 	struct orphans o = { repo, &m, drop };
 	if (r >= 0)
@@ -395,15 +408,10 @@ int cairn_repo__rewrite_index_files(cairn_repo *repo, const struct cairn_idset *
 	 * still exist. */
 	if (r >= 0 && (r = write_merged(repo, &m, &old)) >= 0)
 		r = remove_old(repo, &old);
-	for (size_t i = 0; i < m.n; i++)
-		if (m.own[i])
-			free((void *)m.v[i].e);
 	for (size_t i = 0; files && i < old.n; i++)
 		cairn_idxfile__free(files[i]);
 	free(files);
-	free(m.v);
-	free(m.own);
 	free(old.v);
-	cairn_idset_release(&m.seen);
+	merged_release(&m);
 	return r;
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Prune: mark what the snapshots reach, repack or delete the rest (DESIGN.md "Prune"). */
+/* Prune: mark what the snapshots reach, repack or delete the rest, while backups
+ * run (docs/DESIGN.md "Prune while backups run"). */
 #include "repo.h"
 
 #include <errno.h>
@@ -8,10 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "pack.h"
 #include "cleanup.h"
+#include "pack.h"
+#include "prunerec.h"
 
 /* Bytes of a pack besides its blobs (FORMAT.md §6): magic, trailer, the sealed
  * header's overhead and count, and one header entry per blob. */
@@ -34,14 +37,6 @@ struct copy {
 	struct cairn_loc loc;
 };
 
-/* A pack written by this run, with its entries for the index. */
-struct newpack {
-	struct cairn_id id;
-	uint64_t size;
-	struct cairn_pack_entry *e;
-	size_t n;
-};
-
 struct prune {
 	cairn_repo *repo;
 	cairn_index *ix;
@@ -51,9 +46,8 @@ struct prune {
 	struct cairn_idset index; /* pack ID -> position in packs */
 	struct pk *packs;
 	size_t npacks, cap;
-	uint64_t used_present; /* used blobs found in a pack on disk */
-	struct newpack *out;
-	size_t nout;
+	uint64_t used_present;     /* used blobs found in a pack on disk */
+	struct cairn_pending pend; /* earlier prunes' pending deletions */
 };
 
 static void step(const struct prune *p, const char *name)
@@ -89,8 +83,11 @@ static int pack_get(struct prune *p, const struct cairn_id *id, struct pk **out)
 
 static int on_disk(const struct cairn_id *id, uint64_t size, void *payload)
 {
+	struct prune *p = payload;
 	struct pk *k;
-	int r = pack_get(payload, id, &k);
+	if (cairn_repo__pending_has_pack(&p->pend, id))
+		return 0; /* an earlier prune's: its record decides (pending.c) */
+	int r = pack_get(p, id, &k);
 	if (r < 0)
 		return r;
 	k->on_disk = true;
@@ -100,13 +97,15 @@ static int on_disk(const struct cairn_id *id, uint64_t size, void *payload)
 
 static int in_index(const struct cairn_id *id, uint64_t size, uint32_t count, void *payload)
 {
+	struct prune *p = payload;
 	struct pk *k;
 	(void)count;
-	int r = pack_get(payload, id, &k);
+	if (cairn_repo__pending_has_pack(&p->pend, id))
+		return 0;
+	int r = pack_get(p, id, &k);
 	if (r < 0)
 		return r;
-	if (!k->on_disk)
-		k->size = size;
+	k->size = size; /* until the listing says */
 	k->indexed = true;
 	return 0;
 }
@@ -135,17 +134,32 @@ static int index_orphans(struct prune *p)
 	return 0;
 }
 
+/* The index first: a pack is durable before it is indexed, so one indexed now
+ * and missing from the listing that follows is gone, not a backup's new pack. */
 static int load_packs(struct prune *p)
 {
-	int r = cairn_repo_foreach_pack(p->repo, on_disk, p);
+	int r = cairn_index__foreach_pack(p->ix, in_index, p);
 	if (r >= 0)
-		r = cairn_index__foreach_pack(p->ix, in_index, p);
+		r = cairn_repo_foreach_pack(p->repo, on_disk, p);
 	return r < 0 ? r : index_orphans(p);
 }
 
 /* ---- mark --------------------------------------------------------------- */
 
 static int mark_tree(struct prune *p, const struct cairn_id *id);
+
+/* A tree the index no longer places may be in a pack an earlier prune is about
+ * to delete, which a backup that ran meanwhile used: found there. */
+static int load_tree(struct prune *p, const struct cairn_id *id, struct cairn_buf *out)
+{
+	struct cairn_loc loc;
+	int r = cairn_repo_get_typed(p->repo, CAIRN_BLOB_TREE, id, out);
+	if (r != -ENOENT || cairn_repo__pending_lookup(&p->pend, id, &loc) < 0)
+		return r;
+	if (loc.type != CAIRN_BLOB_TREE)
+		return cairn_err_set(-EBADMSG, "a tree is stored as a data blob");
+	return cairn_repo__get_at(p->repo, id, &loc, out);
+}
 
 static int mark_node(struct prune *p, const struct cairn_node *nd)
 {
@@ -164,13 +178,16 @@ static int mark_node(struct prune *p, const struct cairn_node *nd)
 /* Depth-first; a tree shared by several snapshots or directories is read once. */
 static int mark_tree(struct prune *p, const struct cairn_id *id)
 {
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
 	cairn_tree *t = NULL;
 	int r = cairn_idset_add(&p->used, id, 0);
 
 	if (r <= 0)
 		return r;
 	p->st->trees++;
-	if ((r = cairn_repo_tree_load(p->repo, id, &t)) < 0) {
+	if ((r = load_tree(p, id, &b)) >= 0)
+		r = cairn_tree_parse(&t, b.data, b.len);
+	if (r < 0) {
 		char hex[CAIRN_ID_HEX_SIZE];
 		cairn_id_hex(hex, id);
 		/* A needed tree that is not there is damage, not a lookup miss. */
@@ -210,6 +227,8 @@ static int attribute(const struct cairn_id *id, const struct cairn_loc *loc, voi
 {
 	struct prune *p = payload;
 	struct pk *k;
+	if (cairn_repo__pending_has_pack(&p->pend, &loc->pack))
+		return 0; /* counted by found_pending() */
 	int r = pack_get(p, &loc->pack, &k);
 	if (r < 0)
 		return r;
@@ -225,7 +244,24 @@ static int attribute(const struct cairn_id *id, const struct cairn_loc *loc, voi
 	return 0;
 }
 
-/* Name the first used blob that is not in the index or whose pack file is gone. */
+/* Used blobs the index does not place in a pack of this run, found in packs an
+ * earlier prune is deleting instead (kept by its record's end, pending.c). */
+static void found_pending(struct prune *p)
+{
+	const struct cairn_id *id;
+	if (p->pend.npacks == 0)
+		return;
+	for (size_t pos = 0; cairn_idset_next(&p->used, &pos, &id);) {
+		struct cairn_loc loc;
+		uint64_t *k;
+		if (cairn_repo__lookup_cached(p->repo, id, &loc) >= 0 &&
+		    (k = cairn_idset_get(&p->index, &loc.pack)) && p->packs[*k].on_disk)
+			continue;
+		if (cairn_repo__pending_lookup(&p->pend, id, &loc) >= 0)
+			p->used_present++;
+	}
+}
+
 static int missing_error(struct prune *p, size_t missing)
 {
 	const struct cairn_id *id;
@@ -234,8 +270,9 @@ static int missing_error(struct prune *p, size_t missing)
 	for (size_t pos = 0; cairn_idset_next(&p->used, &pos, &id);) {
 		struct cairn_loc loc;
 		uint64_t *k;
-		if (cairn_repo_lookup(p->repo, id, &loc) < 0 ||
-		    !(k = cairn_idset_get(&p->index, &loc.pack)) || !p->packs[*k].on_disk) {
+		if ((cairn_repo__lookup_cached(p->repo, id, &loc) < 0 ||
+		     !(k = cairn_idset_get(&p->index, &loc.pack)) || !p->packs[*k].on_disk) &&
+		    cairn_repo__pending_lookup(&p->pend, id, &loc) < 0) {
 			cairn_id_hex(hex, id);
 			break;
 		}
@@ -296,6 +333,7 @@ static int sweep_decide(struct prune *p)
 	if (r < 0)
 		return r;
 	p->st->blobs_used = p->used.count;
+	found_pending(p);
 	if (p->used_present != p->used.count)
 		return missing_error(p, p->used.count - (size_t)p->used_present);
 	for (size_t i = 0; i < p->npacks; i++) {
@@ -335,24 +373,15 @@ static int by_place(const void *a, const void *b)
 
 static int finish_pack(struct prune *p, cairn_packw **w)
 {
-	struct newpack np = { 0 };
-	int r = cairn_repo__pack_store(p->repo, *w, &np.id, &np.size);
-	if (r >= 0) {
-		np.n = cairn_packw__count(*w);
-		np.e = malloc(np.n * sizeof(*np.e));
-		if (!np.e)
-			r = cairn_err_set(-ENOMEM, "out of memory");
-		else
-			memcpy(np.e, cairn_packw__entries(*w), np.n * sizeof(*np.e));
-	}
+	struct cairn_id id;
+	uint64_t size;
+	int r = cairn_repo__pack_commit(p->repo, *w, &id, &size);
 	cairn_packw__free(*w);
 	*w = NULL;
 	if (r < 0)
 		return r;
-	/* The array was sized for every repacked pack's blobs in packs of one blob. */
-	p->out[p->nout++] = np;
 	p->st->packs_written++;
-	p->st->bytes_written += np.size;
+	p->st->bytes_written += size;
 	step(p, "mid-repack");
 	return 0;
 }
@@ -419,120 +448,160 @@ static int repack(struct prune *p)
 	struct copy *c = (struct copy *)(void *)list.data;
 	if (n == 0)
 		return 0;
-	/* At most one new pack per copied blob. */
-	if (!(p->out = calloc(n, sizeof(*p->out))))
-		return cairn_err_set(-ENOMEM, "out of memory");
 	qsort(c, n, sizeof(*c), by_place);
 	return copy_all(p, c, n);
 }
 
-/* New packs that never made it into the index are nobody's: remove them. */
-static void drop_new_packs(struct prune *p)
-{
-	for (size_t i = 0; i < p->nout; i++) {
-		char hex[CAIRN_ID_HEX_SIZE];
-		cairn_id_hex(hex, &p->out[i].id);
-		cairn_storage_remove(cairn_repo_storage(p->repo), CAIRN_OBJ_PACK, hex);
-	}
-}
-
-/* ---- swap and delete ---------------------------------------------------- */
+/* ---- apply --------------------------------------------------------------- */
 
 static int check_lock(struct prune *p)
 {
 	return p->o->lock ? cairn_lock_refresh(p->o->lock) : 0;
 }
 
-static int swap_index(struct prune *p)
+/* Packs the index names that the storage lacks: their records go (no used blob
+ * is only there: sweep_decide checked), from the index files first. */
+static int unindex_missing(struct prune *p)
 {
-	_cleanup_free_ struct cairn_id *old = calloc(p->npacks ? p->npacks : 1, sizeof(*old));
-	_cleanup_free_ struct cairn_index_pack *add = calloc(p->nout ? p->nout : 1, sizeof(*add));
-	size_t nold = 0;
-
-	if (!old || !add)
-		return cairn_err_set(-ENOMEM, "out of memory");
-	for (size_t i = 0; i < p->npacks; i++)
-		if (p->packs[i].action != KEEP)
-			old[nold++] = p->packs[i].id;
-	for (size_t i = 0; i < p->nout; i++)
-		add[i] = (struct cairn_index_pack){ p->out[i].id, p->out[i].size, p->out[i].e,
-			                            p->out[i].n };
-	return cairn_index__replace_packs(p->ix, old, nold, add, p->nout);
-}
-
-/* Old pack files go only now: the index no longer names them, and a reader that
- * looked a blob up before the swap retries and finds its new place. */
-static int delete_old(struct prune *p)
-{
-	cairn_storage *st = cairn_repo_storage(p->repo);
+	_cleanup_(cairn_idset_release) struct cairn_idset gone;
+	_cleanup_free_ struct cairn_id *v = calloc(p->npacks ? p->npacks : 1, sizeof(*v));
+	size_t n = 0;
 	int r = 0;
-
-	for (size_t i = 0; i < p->npacks && r >= 0; i++) {
-		char hex[CAIRN_ID_HEX_SIZE];
-		struct pk *k = &p->packs[i];
-		if (!k->on_disk || (k->action != DELETE && k->action != REPACK))
-			continue;
-		cairn_id_hex(hex, &k->id);
-		if (p->repo->cache)
-			cairn_cache__drop_pack(p->repo->cache, &k->id);
-		if ((r = cairn_storage_remove(st, CAIRN_OBJ_PACK, hex)) < 0)
-			r = cairn_err_wrap(r, "cannot delete pack '%s'", hex);
-		step(p, "mid-delete");
-	}
+	cairn_idset_init(&gone);
+	if (!v)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	for (size_t i = 0; r >= 0 && i < p->npacks; i++)
+		if (p->packs[i].action == UNINDEX) {
+			v[n++] = p->packs[i].id;
+			r = cairn_idset_add(&gone, &p->packs[i].id, 0);
+		}
+	if (r < 0)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	if (n && (r = cairn_repo__rewrite_index_files(p->repo, &gone, NULL, 0)) >= 0)
+		r = cairn_index__replace_packs(p->ix, v, n, NULL, 0);
 	return r;
 }
 
-/* Index files name the surviving and the new packs before anything goes
- * (FORMAT.md §12): a reader that fills its index from them never meets a pack
- * that is about to be deleted. */
-static int rewrite_index_files(struct prune *p)
+/* The copies repack makes win over the old packs' records in the index. */
+static int doom_own(struct prune *p)
 {
-	_cleanup_free_ struct cairn_index_pack *add = calloc(p->nout ? p->nout : 1, sizeof(*add));
-	_cleanup_(cairn_idset_release) struct cairn_idset drop;
-	cairn_idset_init(&drop);
-	if (!add)
-		return cairn_err_set(-ENOMEM, "out of memory");
-	for (size_t i = 0; i < p->npacks; i++)
-		if (p->packs[i].action != KEEP && cairn_idset_add(&drop, &p->packs[i].id, 0) < 0)
-			return cairn_err_set(-ENOMEM, "out of memory");
-	for (size_t i = 0; i < p->nout; i++)
-		add[i] = (struct cairn_index_pack){ p->out[i].id, p->out[i].size, p->out[i].e,
-			                            p->out[i].n };
-	return cairn_repo__rewrite_index_files(p->repo, &drop, add, p->nout);
+	int r = 0;
+	for (size_t i = 0; r >= 0 && i < p->npacks; i++)
+		if (p->packs[i].action == DELETE || p->packs[i].action == REPACK)
+			r = cairn_repo__doom(p->repo, &p->packs[i].id, 1);
+	return r;
 }
 
+static void pending_step(const char *name, void *payload)
+{
+	step(payload, name);
+}
+
+/* Finish the ripe records of p->pend (earlier prunes', or this one's) with the
+ * blobs p->used holds. */
+static int finish_pending(struct prune *p)
+{
+	uint64_t packs = 0, bytes = 0;
+	int r = cairn_repo__pending_finish(p->repo, &p->pend, &p->used, p->o->lock, pending_step, p,
+	                                   &packs, &bytes);
+	p->st->packs_finished += packs;
+	p->st->bytes_finished += bytes;
+	return r;
+}
+
+/* The record of this run's deletions (FORMAT.md §13): written first, then again
+ * with the locks live at that moment, whose holders may have started before it
+ * and use any blob: the deletion waits for them to end. */
+static int record(struct prune *p, struct cairn_prunerec *rec)
+{
+	uint8_t rnd[16];
+	char host[256] = "localhost";
+	int r = cairn_crypt__random(rnd, sizeof(rnd));
+	if (r < 0)
+		return r;
+	cairn_hex(rec->name, rnd, sizeof(rnd));
+	rec->time = time(NULL);
+	gethostname(host, sizeof(host) - 1);
+	snprintf(rec->host, sizeof(rec->host), "%s", host);
+	if (!(rec->packs = calloc(p->npacks ? p->npacks : 1, sizeof(*rec->packs))))
+		return cairn_err_set(-ENOMEM, "out of memory");
+	for (size_t i = 0; i < p->npacks; i++)
+		if (p->packs[i].action == DELETE || p->packs[i].action == REPACK) {
+			rec->packs[rec->npacks++] = p->packs[i].id;
+			p->st->bytes_pending += p->packs[i].size;
+		}
+	if (rec->npacks == 0)
+		return 0;
+	if ((r = cairn_repo__record_put(p->repo, rec)) < 0)
+		return r;
+	step(p, "after-record");
+	return cairn_repo__record_wait(p->repo, p->o->lock, rec);
+}
+
+/* Nobody was writing when this run's record was made: its packs go now, once
+ * the snapshots are marked again (a backup may have ended since the first mark,
+ * with blobs of them). */
+static int finish_now(struct prune *p)
+{
+	uint64_t trees = p->st->trees;
+	cairn_repo__pending_release(&p->pend);
+	cairn_idset_release(&p->used);
+	cairn_idset_init(&p->used);
+	int r = cairn_repo__pending_load(p->repo, p->o->lock, false, &p->pend);
+	if (r >= 0)
+		r = mark(p);
+	p->st->trees = trees; /* the same snapshots, and maybe one more backup's */
+	if (r >= 0)
+		r = finish_pending(p);
+	return r;
+}
+
+/* Earlier records first; then this run's new packs are written and named in an
+ * index file before its record says which packs go. A failure at any point
+ * leaves packs that are all still indexed: the next prune goes on. */
 static int apply(struct prune *p)
 {
-	int r = repack(p);
+	struct cairn_prunerec rec = { 0 };
+	int r = finish_pending(p);
+	if (r >= 0)
+		r = unindex_missing(p);
+	if (r >= 0)
+		r = doom_own(p);
+	if (r >= 0)
+		r = repack(p);
+	if (r >= 0)
+		r = cairn_repo__name_packs(p->repo);
 	if (r >= 0) {
 		step(p, "after-new-packs");
 		r = check_lock(p);
 	}
 	if (r >= 0)
-		r = rewrite_index_files(p);
-	if (r >= 0)
-		r = swap_index(p);
-	if (r < 0) {
-		drop_new_packs(p);
-		return r;
+		r = record(p, &rec);
+	/* packs_finished counts earlier runs' packs only: this run's are in
+	 * packs_deleted and packs_repacked, or else in packs_pending. */
+	uint64_t packs = p->st->packs_finished, earlier = p->st->bytes_finished, own = 0;
+	if (r >= 0) {
+		p->st->packs_pending = rec.npacks;
+		if (rec.npacks && rec.nwait == 0) {
+			p->st->packs_pending = p->st->bytes_pending = 0;
+			r = finish_now(p);
+			own = p->st->bytes_finished - earlier;
+			p->st->packs_finished = packs;
+			p->st->bytes_finished = earlier;
+		}
 	}
-	step(p, "after-index");
-	if ((r = check_lock(p)) < 0 || (r = delete_old(p)) < 0)
-		return r;
-	/* bytes_freed counted the old packs; the new ones take part of it back. */
-	p->st->bytes_freed -= p->st->bytes_written < p->st->bytes_freed ? p->st->bytes_written
-	                                                                : p->st->bytes_freed;
-	return 0;
+	uint64_t added = p->st->bytes_written;
+	p->st->bytes_freed = earlier + own > added ? earlier + own - added : 0;
+	cairn_prunerec__release(&rec);
+	return r;
 }
 
 static void prune_release(struct prune *p)
 {
-	for (size_t i = 0; i < p->nout; i++)
-		free(p->out[i].e);
-	free(p->out);
 	free(p->packs);
 	cairn_idset_release(&p->used);
 	cairn_idset_release(&p->index);
+	cairn_repo__pending_release(&p->pend);
 }
 
 int cairn_repo_prune(cairn_repo *repo, const struct cairn_prune_opts *o,
@@ -548,7 +617,8 @@ int cairn_repo_prune(cairn_repo *repo, const struct cairn_prune_opts *o,
 		return cairn_err_set(-EINVAL, "max-unused must be a percentage from 0 to 100");
 	cairn_idset_init(&p.used);
 	cairn_idset_init(&p.index);
-	if ((r = load_packs(&p)) >= 0 && (r = mark(&p)) >= 0) {
+	if ((r = cairn_repo__pending_load(repo, o->lock, o->dry_run, &p.pend)) >= 0 &&
+	    (r = load_packs(&p)) >= 0 && (r = mark(&p)) >= 0) {
 		step(&p, "after-mark");
 		r = sweep_decide(&p);
 	}

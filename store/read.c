@@ -6,11 +6,12 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 
-int cairn_repo_lookup(cairn_repo *repo, const struct cairn_id *id, struct cairn_loc *out)
+int cairn_repo__lookup_cached(cairn_repo *repo, const struct cairn_id *id, struct cairn_loc *out)
 {
 	if (!repo->index)
 		return cairn_err_set(-ENOENT, "repository opened without index");
@@ -21,6 +22,37 @@ int cairn_repo_lookup(cairn_repo *repo, const struct cairn_id *id, struct cairn_
 		return cairn_err_set(-ENOENT, "blob %s not found in the index", hex);
 	}
 	return r;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A remote storage's cache index lags behind the bucket: another host's backup
+ * added blobs, or a prune moved some and deleted their packs. Brought up to date
+ * from the index files when a lookup misses or a pack is gone, at most once a
+ * second; a thread that missed during another's refresh waits for it. */
+static void catch_up(cairn_repo *repo)
+{
+	pthread_mutex_lock(&repo->refresh_lock);
+	if (!repo->refreshed_ms || mono_ms() - repo->refreshed_ms >= 1000) {
+		if (cairn_repo__refresh(repo) < 0)
+			log_debug("%s", cairn_err_msg());
+		repo->refreshed_ms = mono_ms();
+	}
+	pthread_mutex_unlock(&repo->refresh_lock);
+}
+
+int cairn_repo_lookup(cairn_repo *repo, const struct cairn_id *id, struct cairn_loc *out)
+{
+	int r = cairn_repo__lookup_cached(repo, id, out);
+	if (r != -ENOENT || !repo->cache || repo->offline || !repo->index)
+		return r;
+	catch_up(repo);
+	return cairn_repo__lookup_cached(repo, id, out);
 }
 
 static int pack_pread(void *ctx, const struct cairn_packf *f, int type, void *buf, size_t len,
@@ -106,6 +138,21 @@ static int decode(cairn_repo *repo, const struct cairn_loc *loc, const struct ca
 	                          loc->raw_len, cairn_repo__max_raw(repo, loc->type), out);
 }
 
+int cairn_repo__get_at(cairn_repo *repo, const struct cairn_id *id, const struct cairn_loc *loc,
+                       struct cairn_buf *out)
+{
+	_cleanup_buf_ struct cairn_buf sealed = CAIRN_BUF_INIT;
+	int r = read_sealed(repo, loc, &sealed);
+	if (r >= 0)
+		r = decode(repo, loc, id, &sealed, out);
+	if (r < 0) {
+		char rel[CAIRN_PACK_RELPATH_SIZE];
+		cairn_pack__relpath(rel, &loc->pack);
+		return cairn_err_wrap(r, "pack '%s' offset %u", rel, loc->offset);
+	}
+	return 0;
+}
+
 int cairn_repo_get_typed(cairn_repo *repo, int type, const struct cairn_id *id,
                          struct cairn_buf *out)
 {
@@ -124,9 +171,12 @@ int cairn_repo_get_typed(cairn_repo *repo, int type, const struct cairn_id *id,
 	r = read_sealed(repo, &loc, &sealed);
 	if (r == -ENOENT) {
 		/* Prune may have moved the blob and deleted its old pack since the lookup:
-		 * its index commit precedes the deletion, so a second lookup finds it. */
+		 * the index names the new place before the old pack goes (for a remote
+		 * storage, the index files do), so a second lookup finds it. */
 		struct cairn_loc again;
-		if (cairn_repo_lookup(repo, id, &again) >= 0 &&
+		if (repo->cache && !repo->offline)
+			catch_up(repo);
+		if (cairn_repo__lookup_cached(repo, id, &again) >= 0 &&
 		    memcmp(&again.pack, &loc.pack, sizeof(loc.pack)) != 0) {
 			loc = again;
 			r = read_sealed(repo, &loc, &sealed);

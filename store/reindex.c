@@ -57,8 +57,8 @@ static int listed(const struct cairn_id *pack, uint64_t size, void *payload)
 	int r = 0;
 	if (l->all && (r = packlist_add(l->all, pack, size)) < 0)
 		return r;
-	if (!l->unknown)
-		return 0;
+	if (!l->unknown || cairn_repo__doomed(l->repo, pack))
+		return 0; /* a prune is deleting it: not adopted (pending.c) */
 	if ((r = cairn_index__has_pack(l->repo->index, pack, NULL)) < 0)
 		return r;
 	return r ? 0 : packlist_add(l->unknown, pack, size);
@@ -103,7 +103,8 @@ static int index_packs(cairn_repo *repo, const struct packlist *l, bool name)
 	if (r >= 0 && k)
 		r = cairn_index__replace_packs(repo->index, NULL, 0, h.out, k);
 	for (size_t i = 0; r >= 0 && name && i < k; i++)
-		r = cairn_repo__note_pack(repo, &h.out[i].id, h.out[i].size, h.out[i].e, h.out[i].n);
+		r = cairn_repo__note_pack(repo, &h.out[i].id, h.out[i].size, h.out[i].e,
+		                          h.out[i].n);
 	for (size_t i = 0; i < k; i++)
 		free((void *)h.out[i].e);
 	free(h.out);
@@ -215,6 +216,8 @@ int cairn_repo_index_unknown_packs(cairn_repo *repo)
 	struct listing l = { .repo = repo, .unknown = &unknown };
 	int r = adopt_check(repo);
 	if (r >= 0)
+		r = cairn_repo__learn_doomed(repo);
+	if (r >= 0)
 		r = cairn_repo_foreach_pack(repo, listed, &l);
 	if (r >= 0)
 		r = index_packs(repo, &unknown, !cairn_repo__read_only(repo));
@@ -229,7 +232,9 @@ static int adopt_listed(cairn_repo *repo)
 {
 	struct packlist unknown = { 0 };
 	struct listing l = { .repo = repo, .unknown = &unknown };
-	int r = cairn_repo_foreach_pack(repo, listed, &l);
+	int r = cairn_repo__peek_doomed(repo);
+	if (r >= 0)
+		r = cairn_repo_foreach_pack(repo, listed, &l);
 	if (r >= 0)
 		r = index_packs(repo, &unknown, false);
 	packlist_release(&unknown);
@@ -242,7 +247,7 @@ int cairn_repo_index_update(cairn_repo *repo)
 	int r = repo->index ? 0 : cairn_err_set(-ENOENT, "repository opened without index");
 
 	if (r >= 0)
-		r = cairn_repo__load_index_files(repo, &rebuilt);
+		r = cairn_repo__load_index_files(repo, false, &rebuilt);
 	if (r >= 0 && repo->fresh_index && (r = adopt_listed(repo)) >= 0)
 		repo->fresh_index = false;
 	int added = r;

@@ -515,7 +515,10 @@ int cairn_repo_open(cairn_repo **out, const char *url, const char *pw, size_t pw
 	if (!repo)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	pthread_mutex_init(&repo->lock, NULL);
+	pthread_mutex_init(&repo->doomed_lock, NULL);
+	pthread_mutex_init(&repo->refresh_lock, NULL);
 	cairn_idset_init(&repo->pending);
+	cairn_idset_init(&repo->doomed);
 	if (o) {
 		repo->read_only = o->read_only;
 		repo->warn = o->warn;
@@ -548,8 +551,11 @@ void cairn_repo_close(cairn_repo *repo)
 	cairn_storage_close(repo->st);
 	cairn_chunker_free(repo->chunker);
 	cairn_idset_release(&repo->pending);
+	cairn_idset_release(&repo->doomed);
 	cairn_crypt__wipe(&repo->keys);
 	pthread_mutex_destroy(&repo->lock);
+	pthread_mutex_destroy(&repo->doomed_lock);
+	pthread_mutex_destroy(&repo->refresh_lock);
 	free(repo->config_text);
 	free(repo->state);
 	free(repo->snap_ids);

@@ -28,7 +28,7 @@ struct cairn_repo {
 	char *state;        /* local state: index/, tmp/ (the repository directory, or
 	                       the remote storage's cache directory) */
 	bool read_only;
-	bool offline; /* a remote storage that could not be reached: the cache as it is */
+	bool offline;     /* a remote storage that could not be reached: the cache as it is */
 	bool fresh_index; /* the local index was created by this open: adopt listed packs */
 	struct cairn_config cfg;
 	char *config_text;
@@ -58,6 +58,17 @@ struct cairn_repo {
 	 * (indexfiles.c); each entry array is owned. Protected by lock. */
 	struct cairn_idxfile_pack *unnamed;
 	size_t nunnamed, capunnamed;
+	/* Packs prune records name (pending.c): a writer does not count blobs in
+	 * them as stored. Learned once, after the writer's lock is taken, and
+	 * before any pack of this handle is indexed (the index reads the set
+	 * unlocked). Protected by doomed_lock, held while learning. */
+	pthread_mutex_t doomed_lock;
+	struct cairn_idset doomed;
+	atomic_bool doomed_known;
+	/* Serialises the refreshes of a remote storage's cache index that a read
+	 * missing a blob asks for (read.c), at most one a second. */
+	pthread_mutex_t refresh_lock;
+	int64_t refreshed_ms; /* CLOCK_MONOTONIC */
 };
 
 /* Borrowed, valid while the repository is open. */
@@ -94,6 +105,11 @@ int cairn_repo__put_object(cairn_repo *repo, int kind, const char *name, const v
  * rel gets its relative name (f->name points to it). -ENOENT, -EIO. */
 int cairn_repo__pack_open(cairn_repo *repo, const struct cairn_id *pack, struct cairn_packf *f,
                           char rel[CAIRN_PACK_RELPATH_SIZE]);
+/* cairn_repo_lookup() in the index as it is, never refreshed from the storage. */
+int cairn_repo__lookup_cached(cairn_repo *repo, const struct cairn_id *id, struct cairn_loc *out);
+/* The blob id at loc (not looked up in the index): read, verify, decompress. */
+int cairn_repo__get_at(cairn_repo *repo, const struct cairn_id *id, const struct cairn_loc *loc,
+                       struct cairn_buf *out);
 /* cairn_repo_pack_entries() of a pack whose size is known (a listing's). */
 int cairn_repo__pack_entries_sized(cairn_repo *repo, const struct cairn_id *pack, uint64_t size,
                                    struct cairn_pack_entry **out, size_t *n);
@@ -101,6 +117,10 @@ int cairn_repo__pack_entries_sized(cairn_repo *repo, const struct cairn_id *pack
  * a remote storage's cache keeps its header (and its trees). */
 int cairn_repo__pack_store(cairn_repo *repo, cairn_packw *w, struct cairn_id *pack_out,
                            uint64_t *size_out);
+/* cairn_repo__pack_store(), then the pack is indexed and noted for the next
+ * index file (FORMAT.md §6.1: durable before indexed). */
+int cairn_repo__pack_commit(cairn_repo *repo, cairn_packw *w, struct cairn_id *pack_out,
+                            uint64_t *size_out);
 
 /* The key file that last opened the repository (keys.c). */
 int cairn_repo__unlock(cairn_repo *repo, const char *pw, size_t pwlen,
@@ -125,8 +145,9 @@ void cairn_repo__unnamed_free(cairn_repo *repo);
  * local index. out may be NULL. */
 int cairn_repo__write_index_file(cairn_repo *repo, struct cairn_idxfile *f, struct cairn_id *out);
 /* Load the index files the local index lacks; when one it had is gone (a prune
- * superseded it), rebuild the local index from those there now (*rebuilt). */
-int cairn_repo__load_index_files(cairn_repo *repo, bool *rebuilt);
+ * superseded it), or reload, rebuild the local index from those there now
+ * (*rebuilt), in one transaction. */
+int cairn_repo__load_index_files(cairn_repo *repo, bool reload, bool *rebuilt);
 /* Replace every index file in the storage by new ones naming the packs they
  * named but those in drop, the packs of add, and any indexed pack no file names
  * (prune, FORMAT.md §12). New files are written before the old ones go. */
@@ -135,6 +156,65 @@ int cairn_repo__rewrite_index_files(cairn_repo *repo, const struct cairn_idset *
 /* Record the index files in the storage as loaded, without reading them (after
  * a rebuild from the pack headers, which name the same packs). */
 int cairn_repo__index_files_seen(cairn_repo *repo);
+
+/* ---- pending deletions (pending.c, FORMAT.md §13) ---- */
+struct cairn_prunerec;
+/* Every prune record in the storage. Free with cairn_repo__records_free(). */
+int cairn_repo__records(cairn_repo *repo, struct cairn_prunerec **out, size_t *n);
+void cairn_repo__records_free(struct cairn_prunerec *v, size_t n);
+int cairn_repo__record_put(cairn_repo *repo, const struct cairn_prunerec *rec);
+/* Set rec's wait list to the locks live now (but own's and mounts) and write it. */
+int cairn_repo__record_wait(cairn_repo *repo, const cairn_lock *own, struct cairn_prunerec *rec);
+
+/* The pending deletions as prune sees them: every record, whether its waited-for
+ * holders are all gone (ripe), and the headers of its packs still stored. */
+struct cairn_pending_pack {
+	struct cairn_id id;
+	uint64_t size;
+	struct cairn_pack_entry *e; /* its header (owned); NULL when not present */
+	size_t n;
+	size_t rec; /* the record naming it */
+	bool present;
+};
+struct cairn_pending {
+	struct cairn_prunerec *recs;
+	size_t nrecs;
+	bool *ripe;
+	struct cairn_pending_pack *packs;
+	size_t npacks, cap;
+	struct cairn_idset index; /* pack ID -> position in packs */
+	struct cairn_idset blobs; /* blob ID -> pack position * 10^6 + entry */
+};
+/* Load the records; one whose prune was killed before it listed the locks now
+ * waits for every live holder but own (a dry run writes nothing: not ripe). */
+int cairn_repo__pending_load(cairn_repo *repo, const cairn_lock *own, bool dry_run,
+                             struct cairn_pending *p);
+void cairn_repo__pending_release(struct cairn_pending *p);
+bool cairn_repo__pending_has_pack(const struct cairn_pending *p, const struct cairn_id *pack);
+/* Where a pending pack holds blob id: the index no longer names it. -ENOENT. */
+int cairn_repo__pending_lookup(const struct cairn_pending *p, const struct cairn_id *id,
+                               struct cairn_loc *out);
+/* Finish the ripe records: their packs holding a blob of used that has no
+ * other home stay; the others leave the index files and the index, then the
+ * storage; then the records go. The lock is refreshed before each step;
+ * on_step (may be NULL) hears "after-index" and "mid-delete". packs/bytes:
+ * what was deleted. */
+int cairn_repo__pending_finish(cairn_repo *repo, struct cairn_pending *p,
+                               const struct cairn_idset *used, cairn_lock *lock,
+                               void (*on_step)(const char *name, void *payload), void *payload,
+                               uint64_t *packs, uint64_t *bytes);
+
+/* Learn the packs of the prune records, once per handle: a writer, after it
+ * took its lock (a prune that lists the locks later waits for it; one that
+ * listed them before wrote its record before). Blobs in those packs count as
+ * not stored. _peek reads them before the lock (adoption at open) and keeps
+ * the one learning that counts to come. */
+int cairn_repo__learn_doomed(cairn_repo *repo);
+/* Add packs to what this handle knows is doomed (a prune, for its own choices:
+ * its copies of their blobs win in the index). */
+int cairn_repo__doom(cairn_repo *repo, const struct cairn_id *packs, size_t n);
+int cairn_repo__peek_doomed(cairn_repo *repo);
+bool cairn_repo__doomed(cairn_repo *repo, const struct cairn_id *pack);
 
 /* Bring the index up to date with the storage: index new packs and snapshots,
  * drop gone ones (reindex.c). For a remote storage at open. */

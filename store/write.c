@@ -48,19 +48,26 @@ int cairn_repo__pack_store(cairn_repo *repo, cairn_packw *w, struct cairn_id *pa
 	return 0;
 }
 
+int cairn_repo__pack_commit(cairn_repo *repo, cairn_packw *w, struct cairn_id *pack_out,
+                            uint64_t *size_out)
+{
+	int r = cairn_repo__pack_store(repo, w, pack_out, size_out);
+	if (r >= 0)
+		r = cairn_index__add_pack(repo->index, pack_out, *size_out, cairn_packw__entries(w),
+		                          cairn_packw__count(w));
+	if (r >= 0)
+		r = cairn_repo__note_pack(repo, pack_out, *size_out, cairn_packw__entries(w),
+		                          cairn_packw__count(w));
+	return r;
+}
+
 /* Make a full pack durable, then index it (FORMAT.md §6.1: durable before indexed). */
 static int finish_packer(cairn_repo *repo, struct cairn_packer *p)
 {
 	struct cairn_id pack;
 	uint64_t size;
-	int r = cairn_repo__pack_store(repo, p->w, &pack, &size);
+	int r = cairn_repo__pack_commit(repo, p->w, &pack, &size);
 
-	if (r >= 0)
-		r = cairn_index__add_pack(repo->index, &pack, size, cairn_packw__entries(p->w),
-		                          cairn_packw__count(p->w));
-	if (r >= 0)
-		r = cairn_repo__note_pack(repo, &pack, size, cairn_packw__entries(p->w),
-		                          cairn_packw__count(p->w));
 	if (r >= 0)
 		atomic_fetch_add_explicit(&repo->packs_written, 1, memory_order_relaxed);
 	else
@@ -112,11 +119,18 @@ static void unclaim(cairn_repo *repo, const struct cairn_id *id)
 	pthread_mutex_unlock(&repo->lock);
 }
 
+/* 1 if id is stored where it stays: a blob in a pack that a prune is deleting
+ * is stored again (DESIGN.md "Prune while backups run"). The prune records are
+ * read at the first look, after the writer took its lock. */
 static int indexed(cairn_repo *repo, const struct cairn_id *id)
 {
 	struct cairn_loc loc;
-	int r = cairn_index__get(repo->index, id, &loc);
-	return r >= 0 ? 1 : r == -ENOENT ? 0 : r;
+	int r = cairn_repo__learn_doomed(repo);
+	if (r >= 0)
+		r = cairn_index__get(repo->index, id, &loc);
+	if (r >= 0)
+		return !cairn_repo__doomed(repo, &loc.pack);
+	return r == -ENOENT ? 0 : r;
 }
 
 /* Claim id for this writer: 1 if we must store it, 0 if stored or being stored.
@@ -204,18 +218,12 @@ int cairn_repo_put(cairn_repo *repo, int type, const void *data, size_t len,
 
 int cairn_repo_has(cairn_repo *repo, const struct cairn_id *id)
 {
-	struct cairn_loc loc;
 	bool pending;
 
 	pthread_mutex_lock(&repo->lock);
 	pending = cairn_idset_has(&repo->pending, id);
 	pthread_mutex_unlock(&repo->lock);
-	if (pending)
-		return 1;
-	int r = cairn_index__get(repo->index, id, &loc);
-	if (r == -ENOENT)
-		return 0;
-	return r < 0 ? r : 1;
+	return pending ? 1 : indexed(repo, id);
 }
 
 int cairn_repo_flush(cairn_repo *repo)

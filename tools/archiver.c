@@ -449,8 +449,12 @@ static bool same_as_old(const struct dir *d)
 static int encode_dir(struct arch *a, struct dir *d, struct cairn_id *id, bool *same)
 {
 	if ((*same = same_as_old(d))) {
-		*id = d->old_id;
-		return 0;
+		/* Unless a prune is deleting the parent's tree (its ID is kept). */
+		int r = cairn_repo_has(a->repo, &d->old_id);
+		if (r != 0) {
+			*id = d->old_id;
+			return r < 0 ? r : 0;
+		}
 	}
 	_cleanup_buf_ struct cairn_buf plain = CAIRN_BUF_INIT;
 	cairn_tree_builder *b = NULL;
@@ -1035,6 +1039,23 @@ static bool content_unchanged(const struct cairn_node *old, const struct cairn_n
 	return meta_unchanged(old, now) && old->type == CAIRN_NODE_FILE && old->size == now->size;
 }
 
+/* An unchanged file's blobs are reused without reading it, unless one is not
+ * stored where it stays: a prune may have deleted it since the parent snapshot
+ * (DESIGN.md "Prune while backups run"); then the file is read again. */
+static bool extents_stored(struct arch *a, const struct cairn_node *old)
+{
+	for (size_t i = 0; i < old->nextents; i++) {
+		if (cairn_id_is_zero(&old->extents[i].id))
+			continue; /* a hole */
+		int r = cairn_repo_has(a->repo, &old->extents[i].id);
+		if (r < 0)
+			set_fatal(a, r);
+		if (r <= 0)
+			return false;
+	}
+	return true;
+}
+
 /* Whether the directory holds the marker: the entry, or a regular file that
  * starts with the header (a CACHEDIR.TAG's signature). Not followed if a
  * symlink, and never waited on (a fifo). */
@@ -1206,7 +1227,7 @@ static void visit(struct arch *a, struct reader *rd, struct dir *d, size_t slot,
 	}
 	tell(a, path, fate_of(old != NULL, content_unchanged(old, &e->node)), NULL);
 	free(path);
-	if (content_unchanged(old, &e->node)) {
+	if (content_unchanged(old, &e->node) && extents_stored(a, old)) {
 		e->node.extents = old->extents;
 		e->node.nextents = old->nextents;
 		atomic_fetch_add(&a->st->files_unmodified, 1);

@@ -423,10 +423,12 @@ int cmd_forget(int argc, char **argv)
 		return r;
 	}
 	r = cli_open_repo(&repo, &ro);
-	/* A dry run changes nothing, so it only keeps prune away. */
+	/* Removing snapshots never disturbs a backup (one that chose a removed
+	 * parent stores again what a prune deletes), so only --prune keeps another
+	 * prune away. */
 	if (r >= 0)
-		r = maint_lock(repo, a.dry_run ? CAIRN_LOCK_SHARED : CAIRN_LOCK_EXCLUSIVE, "forget",
-		               a.wait, &lock);
+		r = maint_lock(repo, a.prune && !a.dry_run ? CAIRN_LOCK_PRUNE : CAIRN_LOCK_SHARED,
+		               "forget", a.wait, &lock);
 	if (r >= 0)
 		r = forget(repo, &a, argv + i, (size_t)(argc - i), lock);
 	free(a.tags);

@@ -13,9 +13,10 @@ static const char usage[] =
         "\n"
         "Deletes the data no snapshot references: packs without a used blob are\n"
         "deleted, and packs whose unused share is above the limit are repacked (their\n"
-        "used blobs copied into new packs). It takes an exclusive lock, so it refuses\n"
-        "to run while a backup, check or sync holds the repository; mounts go on\n"
-        "working. Interrupting it at any point loses nothing.\n"
+        "used blobs copied into new packs). Backups may run meanwhile, on any host:\n"
+        "the packs a running backup could still use are deleted by the next prune\n"
+        "after it ended, and the ones nobody waits for at once. Only one prune runs\n"
+        "at a time; mounts go on working. Interrupting it at any point loses nothing.\n"
         "\n"
         "  --max-unused PERCENT  repack packs with more unused space than this (default 5)\n"
         "  -n, --dry-run         only report what would be done\n"
@@ -80,7 +81,7 @@ int cmd_prune(int argc, char **argv)
 		return cli_usage_error("prune: unexpected argument '%s'", argv[i]);
 	int r = cli_open_repo(&repo, &ro);
 	if (r >= 0)
-		r = maint_lock(repo, CAIRN_LOCK_EXCLUSIVE, "prune", a.wait, &lock);
+		r = maint_lock(repo, CAIRN_LOCK_PRUNE, "prune", a.wait, &lock);
 	a.po.lock = lock;
 	if (r >= 0)
 		r = maint_prune(repo, &a.po);

@@ -48,7 +48,9 @@ static void report_json(const struct cairn_prune_stats *s, bool dry_run)
 	       "\"blobs_used\":%llu,\"blobs_unused\":%llu,\"packs\":%llu,\"packs_kept\":%llu,"
 	       "\"packs_deleted\":%llu,\"packs_repacked\":%llu,\"packs_written\":%llu,"
 	       "\"bytes_total\":%llu,\"bytes_unused\":%llu,\"bytes_repacked\":%llu,"
-	       "\"bytes_written\":%llu,\"bytes_freed\":%llu,\"bytes_left_unused\":%llu}\n",
+	       "\"bytes_written\":%llu,\"bytes_freed\":%llu,\"bytes_left_unused\":%llu,"
+	       "\"packs_pending\":%llu,\"bytes_pending\":%llu,\"packs_finished\":%llu,"
+	       "\"bytes_finished\":%llu}\n",
 	       dry_run ? "true" : "false", (unsigned long long)s->snapshots,
 	       (unsigned long long)s->trees, (unsigned long long)s->blobs_used,
 	       (unsigned long long)s->blobs_unused, (unsigned long long)s->packs,
@@ -56,7 +58,9 @@ static void report_json(const struct cairn_prune_stats *s, bool dry_run)
 	       (unsigned long long)s->packs_repacked, (unsigned long long)s->packs_written,
 	       (unsigned long long)s->bytes_total, (unsigned long long)s->bytes_unused,
 	       (unsigned long long)s->bytes_repacked, (unsigned long long)s->bytes_written,
-	       (unsigned long long)s->bytes_freed, (unsigned long long)s->bytes_left_unused);
+	       (unsigned long long)s->bytes_freed, (unsigned long long)s->bytes_left_unused,
+	       (unsigned long long)s->packs_pending, (unsigned long long)s->bytes_pending,
+	       (unsigned long long)s->packs_finished, (unsigned long long)s->bytes_finished);
 }
 
 static void report_text(const struct cairn_prune_stats *s, bool dry_run)
@@ -80,6 +84,17 @@ static void report_text(const struct cairn_prune_stats *s, bool dry_run)
 		printf("%llu deleted, %llu repacked into %llu new, %llu kept\n",
 		       (unsigned long long)s->packs_deleted, (unsigned long long)s->packs_repacked,
 		       (unsigned long long)s->packs_written, (unsigned long long)s->packs_kept);
+	if (s->packs_finished)
+		printf("deleted %llu %s (%s) an earlier prune set aside\n",
+		       (unsigned long long)s->packs_finished,
+		       cli_plural(s->packs_finished, "pack", "packs"),
+		       cli_fmt_bytes(total, sizeof(total), s->bytes_finished));
+	if (s->packs_pending)
+		printf("%llu %s (%s) wait for the backups running now to end; the next prune "
+		       "deletes them\n",
+		       (unsigned long long)s->packs_pending,
+		       cli_plural(s->packs_pending, "pack", "packs"),
+		       cli_fmt_bytes(unused, sizeof(unused), s->bytes_pending));
 	printf("%s %s; %s unused left in kept packs%s\n",
 	       dry_run ? "would reclaim about" : "reclaimed",
 	       cli_fmt_bytes(freed, sizeof(freed), s->bytes_freed),

@@ -30,6 +30,8 @@ expect_fail() {
 	[ "$(wc -l < "$W/err")" -le 2 ] || fail "more than one error line from '$*': $(cat "$W/err")"
 }
 # tree_sum DIR: a checksum of every file in a directory tree (names and content).
+# json_field FILE KEY: the number KEY has in the JSON object(s) of FILE (the last).
+json_field() { grep -o "\"$2\":[0-9]*" "$1" | tail -1 | cut -d: -f2; }
 tree_sum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum); }
 # sparse_cmp A B: content equality that skips holes both files share, instead of
 # reading gigabytes of zeros (a 5 GiB sparse cmp takes half a minute here).

@@ -200,29 +200,56 @@ live_lock() {
 sleep 600 & holder=$!
 cleanup_hooks+=("kill $holder 2>/dev/null")
 name=$(live_lock shared backup "$holder")
-expect_fail 1 "in use by backup on host $HOST pid $holder since" -- "$CAIRN" prune
-expect_fail 1 "in use by backup" -- "$CAIRN" forget --keep-last 1
+# Prune and forget run beside a backup; the packs prune chose wait for it.
+echo "for prune to delete" > "$SRC/doomed.txt"
+head -c 200000 /dev/urandom >> "$SRC/doomed.txt"
+DOOMED=$(backup)
+rm "$SRC/doomed.txt"
+"$CAIRN" forget "$DOOMED" > /dev/null || fail "forget must run beside a backup"
+"$CAIRN" prune --json > "$O/prune.json" || fail "prune must run beside a backup"
+pending=$(json_field "$O/prune.json" packs_pending)
+[ "$pending" -ge 1 ] || fail "no pack waits for the backup: $(cat "$O/prune.json")"
+[ "$(ls "$CAIRN_REPO/prune" | wc -l)" = 1 ] || fail "no prune record"
+grep -q "^wait = .*$name" "$CAIRN_REPO"/prune/* || fail "the record does not wait for $name"
 "$CAIRN" check > /dev/null || fail "check must run beside a backup"
 "$CAIRN" unlock > "$O/unlock"
 out_has "$O/unlock" "1 locks of running commands were kept"
 [ -e "$CAIRN_REPO/locks/$name" ] || fail "unlock removed a live lock"
-# prune waits for the backup; once its process is gone, the lock no longer counts.
+# Until the backup ends, the next prune keeps them; then it deletes them.
+"$CAIRN" prune --json > "$O/prune.json"
+[ "$(json_field "$O/prune.json" packs_finished)" = 0 ] || fail "deleted while the backup runs"
+kill "$holder"
+wait "$holder" 2> /dev/null || true
+"$CAIRN" prune --json > "$O/prune.json"
+[ "$(json_field "$O/prune.json" packs_finished)" = "$pending" ] ||
+	fail "the waiting packs were not deleted: $(cat "$O/prune.json")"
+[ -z "$(ls "$CAIRN_REPO/prune")" ] || fail "a prune record is left"
+"$CAIRN" check --read-data > "$O/check" || fail "check after pending deletion: $(cat "$O/check")"
+out_lacks "$O/check" "hold no indexed blob"
+"$CAIRN" unlock > "$O/unlock"
+out_has "$O/unlock" "removed shared lock $name: backup on host $HOST pid $holder"
+out_has "$O/unlock" "(process gone)"
+# One prune at a time: a second waits for the first (here, for its process to go).
+sleep 600 & holder=$!
+cleanup_hooks+=("kill $holder 2>/dev/null")
+name=$(live_lock prune prune "$holder")
+expect_fail 1 "locked for pruning by prune on host $HOST pid $holder" -- "$CAIRN" prune
+"$CAIRN" backup "$SRC" > /dev/null || fail "a prune must not stop a backup"
 "$CAIRN" prune --lock-wait 120 > "$O/prune" 2>&1 & waiter=$!
 sleep 1
 kill "$holder"
 wait "$holder" 2> /dev/null || true
 wait "$waiter" || fail "prune --lock-wait failed: $(cat "$O/prune")"
 "$CAIRN" unlock > "$O/unlock"
-out_has "$O/unlock" "removed shared lock $name: backup on host $HOST pid $holder"
-out_has "$O/unlock" "(process gone)"
+out_has "$O/unlock" "removed prune lock $name: prune on host $HOST pid $holder"
 [ -z "$(ls "$CAIRN_REPO/locks")" ] || fail "locks left: $(ls "$CAIRN_REPO/locks")"
 sleep 600 & holder=$!
 cleanup_hooks+=("kill $holder 2>/dev/null")
-name=$(live_lock exclusive prune "$holder")
-expect_fail 1 "locked exclusively by prune on host $HOST pid $holder" -- \
+name=$(live_lock exclusive rebuild-index "$holder")
+expect_fail 1 "locked exclusively by rebuild-index on host $HOST pid $holder" -- \
 	"$CAIRN" backup "$SRC"
 "$CAIRN" unlock --list > "$O/unlock"
-out_has "$O/unlock" "exclusive lock $name: prune"
+out_has "$O/unlock" "exclusive lock $name: rebuild-index"
 "$CAIRN" unlock --all > "$O/unlock"
 out_has "$O/unlock" "removed exclusive lock $name"
 "$CAIRN" backup "$SRC" > /dev/null || fail "backup after unlock --all"

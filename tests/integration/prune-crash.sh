@@ -5,9 +5,10 @@
 # CAIRN_TEST_CRASH_POINT=STEP makes `cairn prune` kill itself with SIGKILL when it
 # reaches STEP (tools/maint.c; the steps are those of cairn_prune_opts.on_step):
 #   after-mark       snapshots read, nothing written yet
-#   mid-repack       the first new pack is durable, the others not written
-#   after-new-packs  every new pack durable, the index unchanged
-#   after-index      the index names the new packs only, old pack files remain
+#   mid-repack       the first new pack is durable and indexed, the others not written
+#   after-new-packs  every new pack durable, indexed and named in an index file
+#   after-record     the prune record names the packs to delete, not yet whom it waits for
+#   after-index      no index file nor the index names those packs; their files remain
 #   mid-delete       the first old pack file deleted
 # After each crash: the dead prune's lock blocks nobody, `check --read-data`
 # passes, every snapshot restores identically, the rebuilt index passes too, a
@@ -57,7 +58,7 @@ setup() {
 	"$CAIRN" forget --keep-last 2 > /dev/null
 }
 
-for point in after-mark mid-repack after-new-packs after-index mid-delete; do
+for point in after-mark mid-repack after-new-packs after-record after-index mid-delete; do
 	setup
 	rc=0
 	CAIRN_TEST_CRASH_POINT=$point "$CAIRN" prune --max-unused 0 > /dev/null 2>&1 || rc=$?
@@ -77,7 +78,7 @@ for point in after-mark mid-repack after-new-packs after-index mid-delete; do
 	grep -q '"packs_deleted":0,"packs_repacked":0' "$O/prune.json" ||
 		fail "$point: a third prune still found work: $(cat "$O/prune.json")"
 	"$CAIRN" unlock > "$O/unlock"
-	grep -q "removed exclusive lock .*: prune on host .*(process gone)" "$O/unlock" ||
+	grep -q "removed prune lock .*: prune on host .*(process gone)" "$O/unlock" ||
 		fail "$point: unlock: $(cat "$O/unlock")"
 	[ -z "$(ls "$CAIRN_REPO/locks")" ] || fail "$point: locks left"
 	echo "$point: ok"

@@ -144,7 +144,8 @@ static void test_prune__frees_and_keeps(void)
 	CHECK_OK(cairn_repo_prune(repo, &o, &st));
 	CHECK(st.bytes_freed >= 6 * BLOB - 64 * 1024);
 	CHECK(strstr((char *)steps.data, "after-mark,") == (char *)steps.data);
-	CHECK(strstr((char *)steps.data, "after-new-packs,after-index,mid-delete") != NULL);
+	CHECK(strstr((char *)steps.data, "after-new-packs,after-record,after-index,mid-delete") !=
+	      NULL);
 	for (int i = 1; i <= 6; i++)
 		CHECK_ERR(cairn_repo_lookup(repo, &ids[i], &loc), -ENOENT);
 	expect_readable(repo, ids, 7, 12);

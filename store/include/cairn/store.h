@@ -580,6 +580,10 @@ struct cairn_prune_stats {
 	uint64_t bytes_written;     /* size of the new packs (estimated in a dry run) */
 	uint64_t bytes_freed;       /* bytes_total minus what is on disk afterwards */
 	uint64_t bytes_left_unused; /* unused bytes left in kept packs */
+	/* Deleted and repacked packs wait until the backups running when they were
+	 * chosen have ended (DESIGN.md "Prune while backups run"): */
+	uint64_t packs_pending, bytes_pending;   /* chosen now, deleted by a later prune */
+	uint64_t packs_finished, bytes_finished; /* chosen by an earlier one, deleted now */
 };
 /*
  * Mark every blob the snapshots in snapshots/ reach, then delete packs with no
