@@ -54,14 +54,6 @@ static bool has_tag(const struct fs_snap *s, const char *tag)
 	return false;
 }
 
-static void short_id(char out[9], const struct fs_snap *s)
-{
-	char hex[CAIRN_ID_HEX_SIZE];
-	cairn_id_hex(hex, &s->id);
-	memcpy(out, hex, 8);
-	out[8] = '\0';
-}
-
 /* ---- children of a virtual directory ------------------------------------ */
 
 /* One child: its name, kind and, for snapshot roots and links, the snapshot. */
@@ -130,11 +122,9 @@ static int snap_children(const struct fs_view *v, const struct vpos *p, child_fn
 	bool ids = strcmp(p->top, "ids") == 0, hosts = strcmp(p->top, "hosts") == 0;
 	for (size_t i = 0; i < v->n; i++) {
 		const struct fs_view_ent *e = &v->v[i];
-		char sid[9];
 		struct child c = { .name = e->name, .kind = FS_VLINK, .e = e };
 		if (ids) {
-			short_id(sid, e->snap);
-			c.name = sid;
+			c.name = e->sid;
 		} else if (!p->group) {
 			c.kind = FS_SNAPROOT;
 		} else if (hosts ? strcmp(e->snap->host, p->group) != 0
@@ -167,17 +157,6 @@ static int children(const struct fs_view *v, const struct fs_node *dir, child_fn
 
 /* ---- symlink targets ---------------------------------------------------- */
 
-static const struct fs_view_ent *by_short_id(const struct fs_view *v, const char *sid)
-{
-	for (size_t i = v->n; i-- > 0;) {
-		char s[9];
-		short_id(s, v->v[i].snap);
-		if (strcmp(s, sid) == 0)
-			return &v->v[i];
-	}
-	return NULL;
-}
-
 static int link_target(const struct fs_view *v, const struct fs_node *n, char **out)
 {
 	struct vpos p;
@@ -188,7 +167,7 @@ static int link_target(const struct fs_view *v, const struct fs_node *n, char **
 		name = v->n ? v->v[v->n - 1].name : NULL;
 		up = "";
 	} else if (strcmp(p.top, "ids") == 0 && p.leaf) {
-		const struct fs_view_ent *e = by_short_id(v, p.leaf);
+		const struct fs_view_ent *e = fs_view_find_sid(v, p.leaf);
 		name = e ? e->name : NULL;
 		up = "../";
 	} else if (p.group && p.leaf) {

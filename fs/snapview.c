@@ -146,6 +146,43 @@ static int by_name(const void *a, const void *b)
 	return d ? d : by_time(*x, *y);
 }
 
+static int by_id(const void *a, const void *b)
+{
+	const struct fs_view_ent *const *x = a, *const *y = b;
+	return cairn_id_cmp(&(*x)->snap->id, &(*y)->snap->id);
+}
+
+/* How many leading hex digits two IDs share. */
+static size_t common_digits(const struct cairn_id *a, const struct cairn_id *b)
+{
+	size_t i = 0;
+	while (i < CAIRN_ID_SIZE && a->b[i] == b->b[i])
+		i++;
+	if (i == CAIRN_ID_SIZE)
+		return 2 * CAIRN_ID_SIZE;
+	return 2 * i + ((a->b[i] >> 4) == (b->b[i] >> 4));
+}
+
+/* In ID order, the IDs that share the most leading digits with an ID include
+ * one of its neighbours: one digit more than it shares with either makes its
+ * prefix unique in the set, and no other ID's prefix can extend it. */
+static void name_ids(struct fs_view_ent **idx, size_t n)
+{
+	qsort(idx, n, sizeof(*idx), by_id);
+	for (size_t i = 0; i < n; i++) {
+		size_t len = FS_SID_MIN, c;
+		if (i > 0 && (c = common_digits(&idx[i]->snap->id, &idx[i - 1]->snap->id)) >= len)
+			len = c + 1;
+		if (i + 1 < n &&
+		    (c = common_digits(&idx[i]->snap->id, &idx[i + 1]->snap->id)) >= len)
+			len = c + 1;
+		if (len > 2 * CAIRN_ID_SIZE) /* equal IDs: cannot happen in a set */
+			len = 2 * CAIRN_ID_SIZE;
+		cairn_id_hex(idx[i]->sid, &idx[i]->snap->id);
+		idx[i]->sid[len] = '\0';
+	}
+}
+
 int fs_view_name(struct fs_view_ent *ents, size_t n)
 {
 	_cleanup_free_ struct fs_view_ent **idx = calloc(n ? n : 1, sizeof(*idx));
@@ -155,6 +192,7 @@ int fs_view_name(struct fs_view_ent *ents, size_t n)
 		fs_time_name(ents[i].name, ents[i].snap->time_ns);
 		idx[i] = &ents[i];
 	}
+	name_ids(idx, n);
 	qsort(idx, n, sizeof(*idx), by_name);
 	/* Each run of equal names is compared with its first entry, which keeps
 	 * the bare name: the others already carry their suffix. No suffixed name
@@ -332,6 +370,14 @@ const struct fs_view_ent *fs_view_find(const struct fs_view *v, const char *name
 {
 	for (size_t i = 0; i < v->n; i++)
 		if (strcmp(v->v[i].name, name) == 0)
+			return &v->v[i];
+	return NULL;
+}
+
+const struct fs_view_ent *fs_view_find_sid(const struct fs_view *v, const char *sid)
+{
+	for (size_t i = 0; i < v->n; i++)
+		if (strcmp(v->v[i].sid, sid) == 0)
 			return &v->v[i];
 	return NULL;
 }

@@ -10,6 +10,7 @@
 #include "cairn/store.h"
 
 #define FS_NAME_SIZE 48 /* "YYYY-MM-DDTHH:MM:SS" plus a "-N" suffix, with room */
+#define FS_SID_MIN 8    /* hex digits of a snapshot ID under ids/, at least */
 
 /* One snapshot as the mount shows it. Immutable; lives as long as the snapshot view. */
 struct fs_snap {
@@ -23,7 +24,8 @@ struct fs_snap {
 
 struct fs_view_ent {
 	const struct fs_snap *snap;
-	char name[FS_NAME_SIZE]; /* local time, unique within the view */
+	char name[FS_NAME_SIZE];     /* local time, unique within the view */
+	char sid[CAIRN_ID_HEX_SIZE]; /* the name under ids/: the shortest unique ID prefix */
 };
 
 /* The snapshots at one moment, oldest first. Immutable and refcounted, so a
@@ -51,12 +53,16 @@ struct fs_view *fs_snapview_get(struct fs_snapview *c);
 void fs_view_put(struct fs_view *v);
 /* The entry named name, or NULL. */
 const struct fs_view_ent *fs_view_find(const struct fs_view *v, const char *name);
+/* The entry whose name under ids/ is sid, or NULL. */
+const struct fs_view_ent *fs_view_find_sid(const struct fs_view *v, const char *sid);
 
 /* Exposed for unit tests: the view name of a time (local time, no suffix). */
 void fs_time_name(char out[FS_NAME_SIZE], int64_t time_ns);
 /* Exposed for unit tests: names each of ents[0..n) (whose snap is set), in any
  * order, uniquely and from the set alone (docs/MOUNT.md): its local time, and
- * among equal times "-1", "-2" ... in the order of time_ns, then ID. -ENOMEM. */
+ * among equal times "-1", "-2" ... in the order of time_ns, then ID; and its
+ * name under ids/: the shortest prefix of the ID in hex, of at least
+ * FS_SID_MIN digits, that no other ID of the set shares. -ENOMEM. */
 int fs_view_name(struct fs_view_ent *ents, size_t n);
 
 #endif
