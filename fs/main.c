@@ -329,6 +329,23 @@ static int daemonize(struct run *run)
 	return serve(run, p[1]);
 }
 
+/* The root of every cairnfs mount is a directory: on a file the kernel would
+ * mount it, and then fail every access with EIO. "/dev/fd/N" is a /dev/fuse
+ * descriptor from a privileged helper (libfuse's fuse_mnt_parse_fuse_fd). */
+static int check_mountpoint(const char *mnt)
+{
+	unsigned fd;
+	char c;
+	struct stat st;
+	if (sscanf(mnt, "/dev/fd/%u%c", &fd, &c) == 1)
+		return -1;
+	if (stat(mnt, &st) < 0)
+		return cli_usage_error("bad mount point '%s': %s", mnt, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return cli_usage_error("mount point '%s' is not a directory", mnt);
+	return -1;
+}
+
 static int parse(struct run *run, struct fuse_args *args)
 {
 	if (fuse_opt_parse(args, &run->o, opt_spec, opt_proc) != 0)
@@ -363,6 +380,9 @@ static int parse(struct run *run, struct fuse_args *args)
 		return EXIT_USAGE;
 	if (!run->fo.mountpoint)
 		return cli_usage_error("give a mount point (see --help)");
+	int rc = check_mountpoint(run->fo.mountpoint);
+	if (rc >= 0)
+		return rc;
 	if (run->fo.debug) /* libfuse's request trace is logged at debug level */
 		cairn_log_set_level(CAIRN_LOG_DEBUG);
 	return -1;

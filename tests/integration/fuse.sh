@@ -450,22 +450,5 @@ else
 	echo "not root: fstab-style mount not tested"
 fi
 
-# ---- bad usage -------------------------------------------------------------
-# Each error is one line that names the program: "cairnfs: ", also libfuse's
-# (which come in pieces).
-one_cairnfs_line() {
-	[ "$(wc -l < "$W/err")" = 1 ] && grep -q '^cairnfs: [^ ]' "$W/err" && ! grep -q 'cairnfs: cairnfs' "$W/err" ||
-		fail "not one 'cairnfs: ' line: $(cat "$W/err")"
-}
-expect_fail 2 "^cairnfs: give a repository" -- "$CAIRNFS"
-one_cairnfs_line
-expect_fail 2 "^cairnfs: cache_size" -- "$CAIRNFS" -o cache_size=lots "$CAIRN_REPO" "$MNT"
-one_cairnfs_line
-CAIRN_PASSWORD_FILE="$W/nope" expect_fail 1 "^cairnfs: .*password" -- "$CAIRNFS" -f "$CAIRN_REPO" "$MNT"
-one_cairnfs_line
-expect_fail 1 "^cairnfs: fuse: unknown option(s): \`-o bogus_opt,other'$" -- "$CAIRNFS" -f -o bogus_opt,other "$CAIRN_REPO" "$MNT"
-one_cairnfs_line
-expect_fail 2 "^cairnfs: fuse: bad mount point" -- "$CAIRNFS" -f "$CAIRN_REPO" "$W/nowhere"
-one_cairnfs_line
-mountpoint -q "$MNT" && fail "a failed start left a mount"
+# Bad usage: fuse-usage.sh.
 echo ok
