@@ -346,6 +346,27 @@ static int check_mountpoint(const char *mnt)
 	return -1;
 }
 
+/* libfuse names unknown options only when the session is created, after the
+ * password and the repository: a session made from a copy of the arguments and
+ * dropped at once names them first, without anything mounted. */
+static int check_fuse_opts(const struct fuse_args *args)
+{
+	static const struct fuse_lowlevel_ops none;
+	struct fuse_args copy = FUSE_ARGS_INIT(0, NULL);
+	for (int i = 0; i < args->argc; i++) {
+		if (fuse_opt_add_arg(&copy, args->argv[i]) < 0) {
+			fuse_opt_free_args(&copy);
+			return log_error("out of memory"), EXIT_ERROR;
+		}
+	}
+	struct fuse_session *se = fuse_session_new(&copy, &none, sizeof(none), NULL);
+	fuse_opt_free_args(&copy);
+	if (!se)
+		return EXIT_USAGE;
+	fuse_session_destroy(se);
+	return -1;
+}
+
 static int parse(struct run *run, struct fuse_args *args)
 {
 	if (fuse_opt_parse(args, &run->o, opt_spec, opt_proc) != 0)
@@ -381,6 +402,8 @@ static int parse(struct run *run, struct fuse_args *args)
 	if (!run->fo.mountpoint)
 		return cli_usage_error("give a mount point (see --help)");
 	int rc = check_mountpoint(run->fo.mountpoint);
+	if (rc < 0)
+		rc = check_fuse_opts(args);
 	if (rc >= 0)
 		return rc;
 	if (run->fo.debug) /* libfuse's request trace is logged at debug level */
