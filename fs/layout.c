@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The virtual directories: the snapshot view shown as snapshots/, hosts/, tags/, ids/. */
+/* The virtual directories: the snapshot view shown as snapshots/, hosts/, tags/, ids/, shadow/. */
 #include "layout.h"
 
 #include <dirent.h>
@@ -13,9 +13,9 @@
 
 /* Where a virtual node sits: its vpath split at the first two '/'. */
 struct vpos {
-	char top[16];      /* snapshots, hosts, tags, ids, latest; "" for the root */
-	const char *group; /* hosts/<group>, tags/<group>: NUL-terminated copy */
-	const char *leaf;  /* hosts/<g>/<leaf>, tags/<g>/<leaf>, ids/<leaf> */
+	char top[16];      /* snapshots, hosts, tags, ids, shadow, latest; "" for the root */
+	const char *group; /* hosts/<group>, tags/<group>, shadow/<group>: NUL-terminated copy */
+	const char *leaf;  /* hosts/<g>/<leaf>, tags/<g>/<leaf>, shadow/<g>/<leaf>, ids/<leaf> */
 	char buf[512];
 };
 
@@ -104,7 +104,8 @@ static int root_children(const struct fs_view *v, child_fn fn, void *payload)
 		const char *name;
 		enum fs_kind kind;
 	} top[] = { { "snapshots", FS_VDIR }, { "latest", FS_VLINK }, { "hosts", FS_VDIR },
-		    { "tags", FS_VDIR },      { "ids", FS_VDIR },     { "history", FS_HIST } };
+		    { "tags", FS_VDIR },      { "ids", FS_VDIR },     { "history", FS_HIST },
+		    { "shadow", FS_VDIR } };
 	for (size_t i = 0; i < ARRAY_SIZE(top); i++) {
 		if (top[i].kind == FS_VLINK && v->n == 0)
 			continue; /* no "latest" without snapshots */
@@ -116,10 +117,13 @@ static int root_children(const struct fs_view *v, child_fn fn, void *payload)
 	return 0;
 }
 
-/* Snapshots of the view that belong in the directory p names. */
+/* Snapshots of the view that belong in the directory p names. shadow/<host>/
+ * holds the snapshot roots themselves, not links: Samba's vfs_shadow_copy2
+ * (docs/MOUNT.md) resolves paths through them. */
 static int snap_children(const struct fs_view *v, const struct vpos *p, child_fn fn, void *payload)
 {
-	bool ids = strcmp(p->top, "ids") == 0, hosts = strcmp(p->top, "hosts") == 0;
+	bool ids = strcmp(p->top, "ids") == 0, tags = strcmp(p->top, "tags") == 0;
+	bool shadow = strcmp(p->top, "shadow") == 0;
 	for (size_t i = 0; i < v->n; i++) {
 		const struct fs_view_ent *e = &v->v[i];
 		struct child c = { .name = e->name, .kind = FS_VLINK, .e = e };
@@ -127,9 +131,12 @@ static int snap_children(const struct fs_view *v, const struct vpos *p, child_fn
 			c.name = e->sid;
 		} else if (!p->group) {
 			c.kind = FS_SNAPROOT;
-		} else if (hosts ? strcmp(e->snap->host, p->group) != 0
-		                 : !has_tag(e->snap, p->group)) {
+		} else if (tags ? !has_tag(e->snap, p->group)
+		                : strcmp(e->snap->host, p->group) != 0) {
 			continue;
+		} else if (shadow) {
+			c.name = e->gmt;
+			c.kind = FS_SNAPROOT;
 		}
 		int r = fn(&c, payload);
 		if (r != 0)
@@ -147,7 +154,8 @@ static int children(const struct fs_view *v, const struct fs_node *dir, child_fn
 		return root_children(v, fn, payload);
 	if (dir->kind != FS_VDIR || p.leaf)
 		return -ENOTDIR;
-	bool grouped = strcmp(p.top, "hosts") == 0 || strcmp(p.top, "tags") == 0;
+	bool grouped = strcmp(p.top, "hosts") == 0 || strcmp(p.top, "tags") == 0 ||
+	               strcmp(p.top, "shadow") == 0;
 	if (grouped && !p.group)
 		return groups(v, strcmp(p.top, "tags") == 0, fn, payload);
 	if (grouped || strcmp(p.top, "snapshots") == 0 || strcmp(p.top, "ids") == 0)

@@ -183,6 +183,40 @@ static void name_ids(struct fs_view_ent **idx, size_t n)
 	}
 }
 
+/* A host's snapshots in time order, hosts one after the other. */
+static int by_host(const void *a, const void *b)
+{
+	const struct fs_view_ent *const *x = a, *const *y = b;
+	int d = strcmp((*x)->snap->host, (*y)->snap->host);
+	return d ? d : by_time(*x, *y);
+}
+
+static void gmt_name(char out[FS_GMT_SIZE], int64_t sec)
+{
+	time_t t = (time_t)sec;
+	struct tm tm;
+	if (!gmtime_r(&t, &tm) || strftime(out, FS_GMT_SIZE, "@GMT-%Y.%m.%d-%H.%M.%S", &tm) == 0)
+		snprintf(out, FS_GMT_SIZE, "@%lld", (long long)sec);
+}
+
+/* The format has seconds only, and Samba finds a snapshot by its time: two of
+ * one host in one second (small jobs run back to back) cannot share a name, so
+ * the later one takes the next second free. Names depend on the set alone. */
+static void name_gmt(struct fs_view_ent **idx, size_t n)
+{
+	qsort(idx, n, sizeof(*idx), by_host);
+	int64_t last = 0;
+	for (size_t i = 0; i < n; i++) {
+		int64_t ns = idx[i]->snap->time_ns;
+		int64_t sec = ns / 1000000000 - (ns % 1000000000 < 0);
+		bool same_host = i > 0 && strcmp(idx[i]->snap->host, idx[i - 1]->snap->host) == 0;
+		if (same_host && sec <= last)
+			sec = last + 1;
+		last = sec;
+		gmt_name(idx[i]->gmt, sec);
+	}
+}
+
 int fs_view_name(struct fs_view_ent *ents, size_t n)
 {
 	_cleanup_free_ struct fs_view_ent **idx = calloc(n ? n : 1, sizeof(*idx));
@@ -193,6 +227,7 @@ int fs_view_name(struct fs_view_ent *ents, size_t n)
 		idx[i] = &ents[i];
 	}
 	name_ids(idx, n);
+	name_gmt(idx, n);
 	qsort(idx, n, sizeof(*idx), by_name);
 	/* Each run of equal names is compared with its first entry, which keeps
 	 * the bare name: the others already carry their suffix. No suffixed name

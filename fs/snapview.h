@@ -11,6 +11,7 @@
 
 #define FS_NAME_SIZE 48 /* "YYYY-MM-DDTHH:MM:SS" plus a "-N" suffix, with room */
 #define FS_SID_MIN 8    /* hex digits of a snapshot ID under ids/, at least */
+#define FS_GMT_SIZE 32  /* "@GMT-YYYY.MM.DD-HH.MM.SS", with room */
 
 /* One snapshot as the mount shows it. Immutable; lives as long as the snapshot view. */
 struct fs_snap {
@@ -26,6 +27,7 @@ struct fs_view_ent {
 	const struct fs_snap *snap;
 	char name[FS_NAME_SIZE];     /* local time, unique within the view */
 	char sid[CAIRN_ID_HEX_SIZE]; /* the name under ids/: the shortest unique ID prefix */
+	char gmt[FS_GMT_SIZE];       /* under shadow/<host>/: UTC, unique per host */
 };
 
 /* The snapshots at one moment, oldest first. Immutable and refcounted, so a
@@ -62,7 +64,10 @@ void fs_time_name(char out[FS_NAME_SIZE], int64_t time_ns);
  * order, uniquely and from the set alone (docs/MOUNT.md): its local time, and
  * among equal times "-1", "-2" ... in the order of time_ns, then ID; and its
  * name under ids/: the shortest prefix of the ID in hex, of at least
- * FS_SID_MIN digits, that no other ID of the set shares. -ENOMEM. */
+ * FS_SID_MIN digits, that no other ID of the set shares; and its name under
+ * shadow/<host>/: "@GMT-YYYY.MM.DD-HH.MM.SS" in UTC (Samba's vfs_shadow_copy2),
+ * of its start, or for a later snapshot of the same host in a second already
+ * named, of the next second free. -ENOMEM. */
 int fs_view_name(struct fs_view_ent *ents, size_t n);
 
 #endif

@@ -11,7 +11,8 @@ if [ "$level" != build ]; then
 fi
 if [ "$level" != build ] && [ "$level" != deb ]; then
 	pkgs+=(clang libclang-rt-14-dev clang-format valgrind attr acl lmdb-utils python3 rsync
-	       radosgw ceph-mon ceph-osd awscli s3cmd curl systemd)
+	       radosgw ceph-mon ceph-osd awscli s3cmd curl systemd
+	       samba samba-vfs-modules smbclient) # fuse-samba.sh: Windows "Previous Versions"
 fi
 if [ "$level" = bench ]; then
 	pkgs+=(restic borgbackup python3-llfuse rclone time)

@@ -72,7 +72,7 @@ mount_fs
 	fail "no mount lock: $("$CAIRN" unlock --list)"
 
 # ---- layout --------------------------------------------------------------
-[ "$(ls "$MNT")" = "$(printf 'history\nhosts\nids\nlatest\nsnapshots\ntags')" ] ||
+[ "$(ls "$MNT")" = "$(printf 'history\nhosts\nids\nlatest\nshadow\nsnapshots\ntags')" ] ||
 	fail "top level: $(ls "$MNT")"
 name1=$(ls "$MNT/snapshots")
 [[ "$name1" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$ ]] || fail "snapshot name '$name1'"
@@ -82,6 +82,11 @@ name1=$(ls "$MNT/snapshots")
 [ "$(readlink "$MNT/ids/${snap1:0:8}")" = "../snapshots/$name1" ] || fail "ids/: $(ls "$MNT/ids")"
 [ -d "$MNT/ids/${snap1:0:8}$T" ] || fail "ids/ does not lead to the snapshot"
 [ ! -e "$MNT/snapshots/1999-01-01T00:00:00" ] || fail "a snapshot that does not exist"
+gmt1=$(TZ=UTC0 date -d "@$(date -d "$name1" +%s)" +@GMT-%Y.%m.%d-%H.%M.%S)
+[ "$(ls "$MNT/shadow")" = testhost ] && [ "$(ls "$MNT/shadow/testhost")" = "$gmt1" ] ||
+	fail "shadow/: $(ls -R "$MNT/shadow" | head), want testhost/$gmt1"
+[ "$(stat -c %i "$MNT/shadow/testhost/$gmt1")" = "$(stat -c %i "$MNT/snapshots/$name1")" ] &&
+	cmp -s "$MNT/shadow/testhost/$gmt1$T/dir/same" "$T/dir/same" || fail "shadow/ does not lead to the snapshot"
 M="$MNT/latest$T"
 dotdot() { ls -ia "$1" | awk '$2 == ".." { print $1 }'; }
 [ "$(dotdot "$M/dir")" = "$(stat -c %i "$M")" ] || fail "'..' of a directory: $(dotdot "$M/dir")"

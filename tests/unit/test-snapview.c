@@ -16,7 +16,7 @@
 
 static struct fs_snap snap(uint8_t tag, int64_t time_ns)
 {
-	struct fs_snap s = { .time_ns = time_ns };
+	struct fs_snap s = { .time_ns = time_ns, .host = (char *)"h" };
 	memset(s.id.b, tag, sizeof(s.id.b));
 	return s;
 }
@@ -122,7 +122,7 @@ static void test_snapview__dst(void)
 /* An ID from its leading hex digits, the rest filled from seed. */
 static struct fs_snap snap_hex(const char *lead, uint64_t seed)
 {
-	struct fs_snap s = { .time_ns = (SEC + (int64_t)seed) * NS };
+	struct fs_snap s = { .time_ns = (SEC + (int64_t)seed) * NS, .host = (char *)"h" };
 	check_random(s.id.b, sizeof(s.id.b), seed);
 	for (size_t i = 0; lead[i]; i++) {
 		unsigned d = (unsigned)(lead[i] <= '9' ? lead[i] - '0' : lead[i] - 'a' + 10);
@@ -193,6 +193,56 @@ static void test_snapview__short_ids(void)
 	check_sids(&s[4], 1, NULL, (const size_t[]){ 8 });
 }
 
+/* Names snaps[0..n) in the order perm gives and checks their names under
+ * shadow/<host>/ against want[i], a UTC time in seconds. */
+static void check_gmt(const struct fs_snap *snaps, size_t n, const size_t *perm,
+                      const int64_t *want)
+{
+	struct fs_view_ent ents[16] = { 0 };
+	CHECK(n <= ARRAY_SIZE(ents));
+	for (size_t i = 0; i < n; i++)
+		ents[i].snap = &snaps[perm ? perm[i] : i];
+	CHECK_OK(fs_view_name(ents, n));
+	for (size_t i = 0; i < n; i++) {
+		size_t s = (size_t)(ents[i].snap - snaps);
+		char name[FS_GMT_SIZE];
+		time_t t = (time_t)want[s];
+		struct tm tm;
+		CHECK(gmtime_r(&t, &tm) != NULL);
+		CHECK(strftime(name, sizeof(name), "@GMT-%Y.%m.%d-%H.%M.%S", &tm) > 0);
+		if (strcmp(ents[i].gmt, name) != 0)
+			fprintf(stderr, "snapshot %zu: shadow name '%s', want '%s'\n", s,
+			        ents[i].gmt, name);
+		CHECK(strcmp(ents[i].gmt, name) == 0);
+	}
+}
+
+static void test_snapview__gmt(void)
+{
+	/* Samba's format, in UTC whatever the time zone: 2023-11-14T22:13:20Z. */
+	setenv("TZ", "CET-1CEST,M3.5.0,M10.5.0/3", 1);
+	tzset();
+	struct fs_snap one = snap(1, SEC * NS + 999999999);
+	struct fs_view_ent e = { .snap = &one };
+	CHECK_OK(fs_view_name(&e, 1));
+	CHECK(strcmp(e.gmt, "@GMT-2023.11.14-22.13.20") == 0);
+	unsetenv("TZ");
+	tzset();
+
+	/* Three snapshots of host a in one second take it and the two after; the
+	 * one of a in the second after that moves on too. Host b's own second is
+	 * its own. */
+	struct fs_snap s[6] = { snap(1, SEC * NS + 5), snap(2, SEC * NS + 1),
+		                snap(3, SEC * NS + 1), snap(4, (SEC + 1) * NS + 7),
+		                snap(5, SEC * NS + 3), snap(6, (SEC + 9) * NS) };
+	s[4].host = (char *)"b";
+	const int64_t want[6] = { SEC + 2, SEC, SEC + 1, SEC + 3, SEC, SEC + 9 };
+	static const size_t perms[][6] = { { 5, 4, 3, 2, 1, 0 }, { 3, 0, 5, 1, 4, 2 } };
+	check_gmt(s, 6, NULL, want);
+	for (size_t p = 0; p < ARRAY_SIZE(perms); p++)
+		check_gmt(s, 6, perms[p], want); /* names come from the set alone */
+}
+
 int main(void)
 {
 	RUN(test_snapview__same_second);
@@ -200,5 +250,6 @@ int main(void)
 	RUN(test_snapview__two_seconds);
 	RUN(test_snapview__dst);
 	RUN(test_snapview__short_ids);
+	RUN(test_snapview__gmt);
 	return 0;
 }
