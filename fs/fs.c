@@ -12,6 +12,7 @@
 
 #include "cleanup.h"
 #include "fsmap.h"
+#include "xattr.h"
 
 /* Of the cache_size budget, parsed trees get a quarter, data blobs the rest. */
 #define TREE_CACHE_SHARE 4
@@ -78,7 +79,8 @@ int fs_open(struct fs *fs, cairn_repo *repo, uint64_t cache_size)
 	    (r = fs_cache_new(&fs->files, "file", &fs_file_ops, fs, cache_size / FILE_CACHE_SHARE,
 	                      0)) < 0 ||
 	    (r = fs_inodes_new(&fs->inodes)) < 0 ||
-	    (r = fs_snapview_new(&fs->snapview, repo, FS_REFRESH_MS)) < 0) {
+	    (r = fs_snapview_new(&fs->snapview, repo, FS_REFRESH_MS)) < 0 ||
+	    (r = fs_xscan_new(&fs->xscan, fs, fs->xattrs_always)) < 0) {
 		fs_close(fs);
 		return r;
 	}
@@ -95,6 +97,8 @@ void fs_close(struct fs *fs)
 		          (unsigned long long)b.hits, (unsigned long long)b.misses,
 		          (unsigned long long)t.hits, (unsigned long long)t.misses);
 	}
+	fs_xscan_free(fs->xscan); /* first: it reads trees of the snapshot view */
+	fs->xscan = NULL;
 	fs_inodes_free(fs->inodes);
 	fs_snapview_free(fs->snapview);
 	fs_cache_free(fs->blobs);

@@ -41,6 +41,9 @@ static const char usage[] =
         "  -o allow_other            let other users in (permissions still apply)\n"
         "  -o no_default_permissions do not let the kernel check permissions\n"
         "                            (this also hides POSIX ACLs)\n"
+        "  -o xattrs=auto|always     auto: once no snapshot is found to have\n"
+        "                            xattrs or ACLs, the kernel stops asking (faster\n"
+        "                            cp -a); always: answer every request\n"
         "  -o password_file=FILE     --password-file FILE: the password's first line\n"
         "  -o password_command=CMD   --password-command CMD: run CMD for the password\n"
         "  -d                        debug: foreground, log every FUSE request\n"
@@ -57,6 +60,7 @@ struct opts {
 	char *cache_size;
 	char *cache_dir;
 	char *disk_cache;
+	char *xattrs;
 	int no_default_permissions;
 	int help, version, verbose, quiet;
 };
@@ -73,6 +77,7 @@ static const struct fuse_opt opt_spec[] = {
 	{ "cache_size=%s", offsetof(struct opts, cache_size), 0 },
 	{ "cache_dir=%s", offsetof(struct opts, cache_dir), 0 },
 	{ "disk_cache=%s", offsetof(struct opts, disk_cache), 0 },
+	{ "xattrs=%s", offsetof(struct opts, xattrs), 0 },
 	FUSE_OPT_KEY("no_default_permissions", KEY_NO_DP),
 	FUSE_OPT_KEY("default_permissions", KEY_DP),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -129,6 +134,7 @@ static void opts_release(struct opts *o)
 	free(o->cache_size);
 	free(o->cache_dir);
 	free(o->disk_cache);
+	free(o->xattrs);
 }
 
 /* libfuse's messages go through our logger (STYLE §7), one line each: some come
@@ -256,7 +262,8 @@ static void detach_stderr(void)
 static int serve(struct run *run, int ready_fd)
 {
 	struct fs fs = { .acl = !run->o.no_default_permissions,
-		         .local = !remote_is_url(run->repo) };
+		         .local = !remote_is_url(run->repo),
+		         .xattrs_always = run->o.xattrs && strcmp(run->o.xattrs, "always") == 0 };
 	cairn_repo *repo = NULL;
 	cairn_lock *lock = NULL;
 	int r = open_repo(run, &repo);
@@ -389,6 +396,10 @@ static int parse(struct run *run, struct fuse_args *args)
 		return cli_usage_error("cache_size: %s", cairn_err_msg());
 	if (run->o.disk_cache && cli_parse_size(run->o.disk_cache, &run->disk_cache) < 0)
 		return cli_usage_error("disk_cache: %s", cairn_err_msg());
+	if (run->o.xattrs && strcmp(run->o.xattrs, "auto") != 0 &&
+	    strcmp(run->o.xattrs, "always") != 0)
+		return cli_usage_error("xattrs: '%s' is neither 'auto' nor 'always'",
+		                       run->o.xattrs);
 	if (!run->o.repo)
 		return cli_usage_error("give a repository and a mount point (see --help)");
 	if (remote_is_url(run->o.repo)) {

@@ -393,6 +393,11 @@ struct fs_view *fs_snapview_get(struct fs_snapview *c)
 	return v;
 }
 
+struct fs_view *fs_snapview_peek(struct fs_snapview *c)
+{
+	return current(c, NULL);
+}
+
 void fs_view_put(struct fs_view *v)
 {
 	if (v && atomic_fetch_sub(&v->refs, 1) == 1) {

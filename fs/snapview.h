@@ -52,6 +52,9 @@ void fs_snapview_free(struct fs_snapview *c);
  * fails, it is logged and the previous view stays. Thread-safe; one thread
  * rescans while the others use the previous view. Put it back with fs_view_put. */
 struct fs_view *fs_snapview_get(struct fs_snapview *c);
+/* The current view as it is, never rescanning (for background work that must
+ * cause no repository reads of its own). Put it back with fs_view_put. */
+struct fs_view *fs_snapview_peek(struct fs_snapview *c);
 void fs_view_put(struct fs_view *v);
 /* The entry named name, or NULL. */
 const struct fs_view_ent *fs_view_find(const struct fs_view *v, const char *name);

@@ -32,6 +32,9 @@ one_cairnfs_line
 expect_fail 2 "^cairnfs: cache_size" -- "$CAIRNFS" -o cache_size=lots "$CAIRN_REPO" "$MNT"
 one_cairnfs_line
 not_asked cache_size
+expect_fail 2 "^cairnfs: xattrs: 'maybe' is neither 'auto' nor 'always'$" -- "$CAIRNFS" -o xattrs=maybe "$CAIRN_REPO" "$MNT"
+one_cairnfs_line
+not_asked xattrs
 # libfuse's own options, in the foreground and in the background.
 for fg in -f ""; do
 	expect_fail 2 "^cairnfs: fuse: unknown option(s): \`-o bogus_opt,other'$" -- \
