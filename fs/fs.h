@@ -22,11 +22,23 @@
 #define FS_VIRTUAL_TIMEOUT 1.0
 #define FS_REFRESH_MS 1000
 
+/* Buffers of evicted data blobs, kept for the next blobs: a fresh 1 MiB buffer
+ * costs 256 page faults, each zeroing a page (fs.c). */
+#define FS_BUFPOOL_SLOTS 8
+struct fs_bufpool {
+	pthread_mutex_t lock;
+	struct cairn_buf v[FS_BUFPOOL_SLOTS]; /* protected by lock */
+	size_t n;                             /* protected by lock */
+	uint64_t bytes, max;                  /* protected by lock */
+};
+
 /* Everything here is set up before the session starts and is thread-safe (or
  * immutable) afterwards. */
 struct fs {
-	cairn_repo *repo;       /* opened read-only: short LMDB read txns per lookup */
-	struct fs_cache *blobs; /* decrypted data blobs, bounded by -o cache_size */
+	cairn_repo *repo;          /* opened read-only: short LMDB read txns per lookup */
+	struct fs_cache *blobs;    /* decrypted data blobs, bounded by -o cache_size */
+	struct fs_bufpool bufpool; /* for the blob cache's loads */
+	bool pool_ready;
 	struct fs_cache *trees; /* parsed trees (cairn_tree *) */
 	struct fs_cache *files; /* extent maps of files being read, by inode (read.c) */
 	struct fs_inodes *inodes;
