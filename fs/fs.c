@@ -156,7 +156,8 @@ int fs_open(struct fs *fs, cairn_repo *repo, uint64_t cache_size)
 	                      0)) < 0 ||
 	    (r = fs_inodes_new(&fs->inodes)) < 0 ||
 	    (r = fs_snapview_new(&fs->snapview, repo, FS_REFRESH_MS)) < 0 ||
-	    (r = fs_xscan_new(&fs->xscan, fs, fs->xattrs_always)) < 0) {
+	    /* From S3 the walk would fetch every tree of the repository. */
+	    (r = fs_xscan_new(&fs->xscan, fs, fs->xattrs_always || !fs->local)) < 0) {
 		fs_close(fs);
 		return r;
 	}

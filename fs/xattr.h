@@ -21,7 +21,8 @@ struct fs;
  *
  * Once ENOSYS was sent, the kernel never asks again: a snapshot that appears
  * later with xattrs shows none through this mount (one warning is logged;
- * remount to see them). "-o xattrs=always" never sends ENOSYS.
+ * remount to see them). "-o xattrs=always" never sends ENOSYS, nor does a
+ * mount of an s3:// repository, where the walk would fetch every tree.
  */
 struct fs_xscan;
 
