@@ -3,8 +3,9 @@
 # Mount benchmark: cairnfs vs `restic mount` vs `borg mount` on the same corpus in
 # the same run. Times `find` over the mounted snapshot and `cp -a` of the whole
 # snapshot out of the mount, each on a fresh mount with the page cache dropped,
-# and prints the daemons' peak RSS and cairn's ratios. Not a test: timings never
-# decide pass/fail.
+# and prints the daemons' peak RSS and cairn's ratios; then one large file (a
+# tar of the corpus) read from a cairnfs mount against `cairn dump` of it. Not a
+# test: timings never decide pass/fail.
 #
 # usage: bench/mount.sh [CORPUS_DIR]   (default: a copy of /usr/share)
 # env:   CAIRN, CAIRNFS (default build/tools/cairn, build/fs/cairnfs),
@@ -12,10 +13,12 @@
 #        REPOS: a WORK of bench/ingest.sh whose repositories to mount instead of
 #        backing the corpus up again (bench/run.sh: the same corpus and run),
 #        OUT: where cp -a writes (default: under /dev/shm when it has room, so
-#        that the disk's write speed does not cap what is measured: the mount)
+#        that the disk's write speed does not cap what is measured: the mount),
+#        BIG: the large file (default: a tar of the corpus in WORK, backed up
+#        as a snapshot of its own after the other measurements)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CAIRN=${CAIRN:-$PWD/build/tools/cairn}
+export CAIRN=${CAIRN:-$PWD/build/tools/cairn} # also for timed scripts
 CAIRNFS=${CAIRNFS:-$PWD/build/fs/cairnfs}
 WORK=${WORK:-/tmp/cairn-bench-mount}
 CACHE=${CACHE:-256M}
@@ -120,6 +123,23 @@ SMALL=$(( $(numfmt --from=iec "$CACHE") / 4 ))
 measure cairn cp-small "$COPY" "$SMALL"
 rm -rf "$OUT"
 
+# One large file: read from the local disk (the floor), by `cairn dump`, and
+# from a cairnfs mount, each with the page cache dropped.
+BIG=${BIG:-}
+if [ -z "$BIG" ]; then
+	mkdir -p "$WORK/big"
+	BIG="$WORK/big/corpus.tar"
+	tar cf "$BIG" -C "$(dirname "$CORPUS")" "$(basename "$CORPUS")"
+fi
+BIG=$(realpath "$BIG")
+echo "measuring a large file: $BIG ($(du -h "$BIG" | cut -f1))"
+"$CAIRN" backup -q "$BIG" >/dev/null
+timed plain big 'cat "$1" >/dev/null' "$BIG"
+timed cairn dump '"$CAIRN" dump latest "$1" >/dev/null' "$BIG"
+CORPUS="$BIG" mount_tool cairn # waits for latest$CORPUS
+timed cairn big 'cat "$1" >/dev/null' "$MNT/latest$BIG"
+unmount_tool cairn big
+
 secs() { cat "$WORK/$1.$2"; }
 rss() { local a b; a=$(cat "$WORK/$1.find.rss"); b=$(cat "$WORK/$1.cp.rss"); echo $(( (a > b ? a : b) / 1024 )); }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "-" }'; }
@@ -138,3 +158,9 @@ done
 echo "cairn's cp -a takes $(ratio "$(secs cairn cp)" "$(secs plain cp)")x the time of cp -a of the corpus itself"
 echo "cairnfs peak RSS: $(rss cairn) MiB with cache_size=$CACHE," \
 	"$(( $(cat "$WORK/cairn.cp-small.rss") / 1024 )) MiB with cache_size=$(numfmt --to=iec "$SMALL")"
+mb=$(( $(stat -c %s "$BIG") / 1000000 ))
+mbs() { awk -v b="$mb" -v s="$1" 'BEGIN { if (s > 0) printf "%.0f", b / s; else print "-" }'; }
+echo "large file ($mb MB): local disk $(secs plain big) s ($(mbs "$(secs plain big)") MB/s)," \
+	"cairn dump $(secs cairn dump) s ($(mbs "$(secs cairn dump)") MB/s)," \
+	"cairnfs $(secs cairn big) s ($(mbs "$(secs cairn big)") MB/s)"
+echo "cairnfs reads it at $(ratio "$(secs cairn dump)" "$(secs cairn big)")x the speed of cairn dump"

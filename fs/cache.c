@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The shared blob and tree cache of cairnfs: hash table + LRU list under one mutex. */
+/* The shared blob and tree cache of cairnfs: hash table + 2Q lists under one mutex. */
 #include "cache.h"
 
 #include <errno.h>
@@ -13,6 +13,16 @@
 #define LOADING 1
 #define READY 0
 #define QUEUE_MAX 16
+/* 2Q (Johnson and Shasha, VLDB 1994): new entries enter a FIFO ("in") that may
+ * hold a quarter of the capacity when the cache is full; the IDs it pushes out
+ * are remembered ("ghosts", up to half as many as entries are cached, and at
+ * least GHOST_MIN); an ID asked for again while remembered is loaded into the
+ * LRU list of the proven ("main"). Hits in "in" change nothing: the next few
+ * requests for what one walk just loaded say nothing about its future. So one
+ * sequential walk, however long, only cycles "in" and the ghosts, and leaves
+ * what is used again and again in "main". */
+#define IN_SHARE 4
+#define GHOST_MIN 64
 
 struct fs_cache_ent {
 	struct cairn_id id;
@@ -22,8 +32,21 @@ struct fs_cache_ent {
 	int state;     /* protected by lock: LOADING, READY or the load's -errno */
 	char *err;     /* protected by lock: message of a failed load */
 	bool in_table; /* protected by lock */
+	bool hot;      /* protected by lock: loading an ID asked for again: for "main" */
+	uint8_t list;  /* protected by lock: IN or MAIN while on a list */
 	struct fs_cache_ent *hnext;       /* protected by lock: hash chain */
-	struct fs_cache_ent *prev, *next; /* protected by lock: LRU list of READY entries */
+	struct fs_cache_ent *prev, *next; /* protected by lock: on "in" or "main" (READY) */
+};
+
+enum { IN, MAIN };
+
+/* The IDs pushed out of "in", oldest first: a set to look them up, a ring for
+ * their order. An ID asked for again leaves the set but not the ring, whose
+ * length bounds the set. */
+struct ghosts {
+	struct cairn_idset set;
+	struct cairn_id *ring;
+	size_t head, len, cap;
 };
 
 struct fs_cache {
@@ -34,10 +57,14 @@ struct fs_cache {
 	void *payload;
 	const char *name;
 	uint64_t capacity;
-	uint64_t bytes;                   /* protected by lock: entries on the LRU list */
+	uint64_t bytes;                   /* protected by lock: entries on both lists */
+	uint64_t bytes_in;                /* protected by lock: entries on "in" */
+	size_t resident;                  /* protected by lock: entries on both lists */
 	struct fs_cache_ent **buckets;    /* protected by lock */
 	size_t nbuckets, count;           /* protected by lock */
-	struct fs_cache_ent lru;          /* protected by lock: sentinel, lru.next is the newest */
+	struct fs_cache_ent lists[2];     /* protected by lock: sentinels, .next the newest */
+	struct fs_cache_ent *newest;      /* protected by lock: the last one listed */
+	struct ghosts ghosts;             /* protected by lock */
 	uint64_t hits, misses;            /* protected by lock */
 	struct cairn_id queue[QUEUE_MAX]; /* protected by lock: prefetch ring */
 	size_t qhead, qlen;               /* protected by lock */
@@ -79,19 +106,75 @@ static void grow(struct fs_cache *c)
 	c->nbuckets = n;
 }
 
-static void lru_unlink(struct fs_cache_ent *e)
+/* ---- the two lists and the ghosts ------------------------------------------ */
+
+static void list_unlink(struct fs_cache *c, struct fs_cache_ent *e)
 {
 	e->prev->next = e->next;
 	e->next->prev = e->prev;
 	e->prev = e->next = NULL;
+	c->bytes -= e->bytes;
+	c->resident--;
+	if (e->list == IN)
+		c->bytes_in -= e->bytes;
+	if (c->newest == e)
+		c->newest = NULL;
 }
 
-static void lru_push(struct fs_cache *c, struct fs_cache_ent *e)
+/* As the newest of list l (IN or MAIN). */
+static void list_push(struct fs_cache *c, struct fs_cache_ent *e, uint8_t l)
 {
-	e->next = c->lru.next;
-	e->prev = &c->lru;
-	c->lru.next->prev = e;
-	c->lru.next = e;
+	struct fs_cache_ent *head = &c->lists[l];
+	e->next = head->next;
+	e->prev = head;
+	head->next->prev = e;
+	head->next = e;
+	e->list = l;
+	c->bytes += e->bytes;
+	c->resident++;
+	if (l == IN)
+		c->bytes_in += e->bytes;
+	c->newest = e;
+}
+
+static size_t ghost_limit(const struct fs_cache *c)
+{
+	return c->resident / 2 > GHOST_MIN ? c->resident / 2 : GHOST_MIN;
+}
+
+/* Remember an ID pushed out of "in"; forget the oldest beyond the limit. Out of
+ * memory, it is simply not remembered. */
+static void ghost_add(struct fs_cache *c, const struct cairn_id *id)
+{
+	struct ghosts *g = &c->ghosts;
+	size_t limit = ghost_limit(c);
+	while (g->len > 0 && g->len >= limit) {
+		cairn_idset_del(&g->set, &g->ring[g->head]);
+		g->head = (g->head + 1) % g->cap;
+		g->len--;
+	}
+	if (g->len == g->cap) {
+		size_t cap = g->cap ? 2 * g->cap : GHOST_MIN;
+		struct cairn_id *r = malloc(cap * sizeof(*r));
+		if (!r)
+			return;
+		for (size_t i = 0; i < g->len; i++)
+			r[i] = g->ring[(g->head + i) % g->cap];
+		free(g->ring);
+		g->ring = r;
+		g->head = 0;
+		g->cap = cap;
+	}
+	if (cairn_idset_add(&g->set, id, 0) < 0)
+		return;
+	g->ring[(g->head + g->len) % g->cap] = *id;
+	g->len++;
+}
+
+/* Whether id was pushed out of "in" lately; it is forgotten either way. */
+static bool ghost_take(struct fs_cache *c, const struct cairn_id *id)
+{
+	return cairn_idset_del(&c->ghosts.set, id) == 1;
 }
 
 static void table_insert(struct fs_cache *c, struct fs_cache_ent *e)
@@ -115,10 +198,8 @@ static struct fs_cache_ent *table_remove(struct fs_cache *c, struct fs_cache_ent
 	*pp = e->hnext;
 	e->in_table = false;
 	c->count--;
-	if (e->prev) {
-		lru_unlink(e);
-		c->bytes -= e->bytes;
-	}
+	if (e->prev)
+		list_unlink(c, e);
 	return --e->refs == 0 ? e : NULL;
 }
 
@@ -134,21 +215,38 @@ static void destroy(struct fs_cache *c, struct fs_cache_ent *e)
 	}
 }
 
-/* Evict from the old end until the cache fits, but keep the newest entry: an
- * object larger than the capacity (a huge directory's tree) is loaded once, not
- * once per use. A victim that someone still holds leaves the LRU list but stays
- * findable until put back, so that it is never loaded a second time while its
- * first copy lives (fs_cache_get puts it back on the list). The others are
- * chained through hnext into *dead for destroy() outside the lock. */
+/* The next to go: the oldest of "in" while it holds more than its share (or
+ * "main" has nothing), else the least recently used of "main"; never the
+ * newest, so that an object larger than the capacity (a huge directory's tree)
+ * is loaded once, not once per use. NULL when only the newest is left. */
+static struct fs_cache_ent *victim(struct fs_cache *c)
+{
+	struct fs_cache_ent *in = c->lists[IN].prev, *main = c->lists[MAIN].prev;
+	if (in == &c->lists[IN] || in == c->newest)
+		in = NULL;
+	if (main == &c->lists[MAIN] || main == c->newest)
+		main = NULL;
+	if (in && (c->bytes_in > c->capacity / IN_SHARE || !main))
+		return in;
+	return main ? main : in;
+}
+
+/* Evict until the cache fits. A victim that someone still holds leaves its list
+ * but stays findable until put back, so that it is never loaded a second time
+ * while its first copy lives (fs_cache_get lists it again). The others are
+ * chained through hnext into *dead for destroy() outside the lock; what leaves
+ * "in" is remembered as a ghost. */
 static void evict(struct fs_cache *c, struct fs_cache_ent **dead)
 {
-	while (c->bytes > c->capacity && c->lru.prev != c->lru.next) {
-		struct fs_cache_ent *e = c->lru.prev;
+	struct fs_cache_ent *e;
+	while (c->bytes > c->capacity && (e = victim(c)) != NULL) {
+		bool from_in = e->list == IN;
 		if (e->refs > 1) {
-			lru_unlink(e);
-			c->bytes -= e->bytes;
+			list_unlink(c, e);
 			continue;
 		}
+		if (from_in)
+			ghost_add(c, &e->id);
 		e = table_remove(c, e);
 		if (e) {
 			e->hnext = *dead;
@@ -188,8 +286,7 @@ static int load(struct fs_cache *c, struct fs_cache_ent *e)
 		e->bytes = bytes;
 		e->state = READY;
 		if (e->in_table) {
-			lru_push(c, e);
-			c->bytes += bytes;
+			list_push(c, e, e->hot ? MAIN : IN);
 			evict(c, &dead);
 		}
 	}
@@ -207,12 +304,11 @@ int fs_cache_get(struct fs_cache *c, const struct cairn_id *id, struct fs_cache_
 		struct fs_cache_ent *dead = NULL;
 		e->refs++;
 		c->hits++;
-		if (e->prev) { /* READY: make it the newest */
-			lru_unlink(e);
-			lru_push(c, e);
-		} else if (held_only(e)) { /* evicted while held: cached again */
-			lru_push(c, e);
-			c->bytes += e->bytes;
+		if (e->prev && e->list == MAIN) { /* READY: the most recently used */
+			list_unlink(c, e);
+			list_push(c, e, MAIN);
+		} else if (held_only(e)) { /* evicted while held, asked for again: proven */
+			list_push(c, e, MAIN);
 			evict(c, &dead);
 		}
 		int r = wait_loaded(c, e);
@@ -235,6 +331,7 @@ int fs_cache_get(struct fs_cache *c, const struct cairn_id *id, struct fs_cache_
 	}
 	e->id = *id;
 	e->state = LOADING;
+	e->hot = ghost_take(c, id);
 	e->refs = 2; /* the table's and the caller's */
 	table_insert(c, e);
 	pthread_mutex_unlock(&c->lock);
@@ -373,7 +470,9 @@ int fs_cache_new(struct fs_cache **out, const char *name, const struct fs_cache_
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->loaded, NULL);
 	pthread_cond_init(&c->work, NULL);
-	c->lru.next = c->lru.prev = &c->lru;
+	for (int l = IN; l <= MAIN; l++)
+		c->lists[l].next = c->lists[l].prev = &c->lists[l];
+	cairn_idset_init(&c->ghosts.set);
 	c->ops = ops;
 	c->payload = payload;
 	c->name = name;
@@ -402,6 +501,8 @@ void fs_cache_free(struct fs_cache *c)
 	for (size_t i = 0; c->buckets && i < c->nbuckets; i++)
 		destroy(c, c->buckets[i]);
 	free(c->buckets);
+	cairn_idset_release(&c->ghosts.set);
+	free(c->ghosts.ring);
 	pthread_cond_destroy(&c->work);
 	pthread_cond_destroy(&c->loaded);
 	pthread_mutex_destroy(&c->lock);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* A bounded, refcounted LRU cache of objects named by ID, shared by all threads. */
+/* A bounded, refcounted, scan-resistant (2Q) cache of objects named by ID. */
 #ifndef CAIRN_FS_CACHE_H
 #define CAIRN_FS_CACHE_H
 
@@ -9,13 +9,16 @@
 #include "cairn/store.h"
 
 /*
- * cairnfs keeps two of these: decrypted data blobs (capacity = -o cache_size)
- * and parsed trees. Entries are refcounted, so an entry evicted while a reader
- * still copies from it lives until that reader puts it back, and is found (not
- * loaded a second time) by whoever asks meanwhile; the capacity bounds what the
- * cache itself keeps, beyond the newest entry, which always stays. Two threads asking for the same
- * missing ID load it once (the second waits). Failed loads are not cached: a blob that prune moved
- * is found on the next try. Thread-safe: one mutex.
+ * cairnfs keeps three of these: decrypted data blobs, parsed trees, and the
+ * extent maps of files being read. Entries are refcounted, so an entry evicted
+ * while a reader still copies from it lives until that reader puts it back, and
+ * is found (not loaded a second time) by whoever asks meanwhile; the capacity
+ * bounds what the cache itself keeps, beyond the newest entry, which always
+ * stays. What is kept is chosen by 2Q (cache.c): one sequential walk (find,
+ * cp -a, the xattr scan) does not push out what is used again and again. Two
+ * threads asking for the same missing ID load it once (the second waits).
+ * Failed loads are not cached: a blob that prune moved is found on the next
+ * try. Thread-safe: one mutex.
  */
 struct fs_cache;
 struct fs_cache_ent;

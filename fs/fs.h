@@ -22,21 +22,35 @@
 #define FS_VIRTUAL_TIMEOUT 1.0
 #define FS_REFRESH_MS 1000
 
+/* Buffers of evicted data blobs, kept for the next blobs: a fresh 1 MiB buffer
+ * costs 256 page faults, each zeroing a page (fs.c). */
+#define FS_BUFPOOL_SLOTS 8
+struct fs_bufpool {
+	pthread_mutex_t lock;
+	struct cairn_buf v[FS_BUFPOOL_SLOTS]; /* protected by lock */
+	size_t n;                             /* protected by lock */
+	uint64_t bytes, max;                  /* protected by lock */
+};
+
 /* Everything here is set up before the session starts and is thread-safe (or
  * immutable) afterwards. */
 struct fs {
-	cairn_repo *repo;       /* opened read-only: short LMDB read txns per lookup */
-	struct fs_cache *blobs; /* decrypted data blobs, bounded by -o cache_size */
+	cairn_repo *repo;          /* opened read-only: short LMDB read txns per lookup */
+	struct fs_cache *blobs;    /* decrypted data blobs, bounded by -o cache_size */
+	struct fs_bufpool bufpool; /* for the blob cache's loads */
+	bool pool_ready;
 	struct fs_cache *trees; /* parsed trees (cairn_tree *) */
 	struct fs_cache *files; /* extent maps of files being read, by inode (read.c) */
 	struct fs_inodes *inodes;
 	struct fs_snapview *snapview;
 	uid_t uid; /* owner of the virtual directories: who mounted */
 	gid_t gid;
-	bool acl;        /* FUSE_CAP_POSIX_ACL requested (needs default_permissions) */
-	bool no_open;    /* set at INIT: the kernel skips OPEN/RELEASE after one ENOSYS */
-	bool no_opendir; /* likewise OPENDIR/RELEASEDIR (ops.c) */
-	bool local;      /* packs on a local disk: cheap enough to read speculatively */
+	bool acl;               /* FUSE_CAP_POSIX_ACL requested (needs default_permissions) */
+	bool no_open;           /* set at INIT: the kernel skips OPEN/RELEASE after one ENOSYS */
+	bool no_opendir;        /* likewise OPENDIR/RELEASEDIR (ops.c) */
+	bool local;             /* packs on a local disk: cheap enough to read speculatively */
+	bool xattrs_always;     /* -o xattrs=always: never tell the kernel there are none */
+	struct fs_xscan *xscan; /* whether any snapshot has xattrs (xattr.h) */
 };
 
 int fs_open(struct fs *fs, cairn_repo *repo, uint64_t cache_size);
@@ -88,5 +102,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 extern const struct fs_cache_ops fs_file_ops; /* payload: the struct fs */
 void fs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
+void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size); /* xattr.c */
+void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 
 #endif

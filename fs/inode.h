@@ -11,10 +11,10 @@
 
 enum fs_kind {
 	FS_ROOT = 1, /* "/" */
-	FS_VDIR,     /* snapshots, hosts, hosts/<h>, tags, tags/<t>, ids */
+	FS_VDIR,     /* snapshots, hosts, hosts/<h>, tags, tags/<t>, ids, shadow, shadow/<h> */
 	FS_VLINK,    /* latest, hosts/<h>/<time>, tags/<t>/<time>, ids/<id> */
 	FS_HIST,     /* history and history/<path...> */
-	FS_SNAPROOT, /* snapshots/<time>: the root tree of one snapshot */
+	FS_SNAPROOT, /* snapshots/<time>, shadow/<h>/@GMT-<time>: one snapshot's root tree */
 	FS_ENTRY,    /* an entry inside a snapshot */
 };
 

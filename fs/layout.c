@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The virtual directories: the snapshot view shown as snapshots/, hosts/, tags/, ids/. */
+/* The virtual directories: the snapshot view shown as snapshots/, hosts/, tags/, ids/, shadow/. */
 #include "layout.h"
 
 #include <dirent.h>
@@ -13,9 +13,9 @@
 
 /* Where a virtual node sits: its vpath split at the first two '/'. */
 struct vpos {
-	char top[16];      /* snapshots, hosts, tags, ids, latest; "" for the root */
-	const char *group; /* hosts/<group>, tags/<group>: NUL-terminated copy */
-	const char *leaf;  /* hosts/<g>/<leaf>, tags/<g>/<leaf>, ids/<leaf> */
+	char top[16];      /* snapshots, hosts, tags, ids, shadow, latest; "" for the root */
+	const char *group; /* hosts/<group>, tags/<group>, shadow/<group>: NUL-terminated copy */
+	const char *leaf;  /* hosts/<g>/<leaf>, tags/<g>/<leaf>, shadow/<g>/<leaf>, ids/<leaf> */
 	char buf[512];
 };
 
@@ -52,14 +52,6 @@ static bool has_tag(const struct fs_snap *s, const char *tag)
 		if (strcmp(s->tags[i], tag) == 0)
 			return true;
 	return false;
-}
-
-static void short_id(char out[9], const struct fs_snap *s)
-{
-	char hex[CAIRN_ID_HEX_SIZE];
-	cairn_id_hex(hex, &s->id);
-	memcpy(out, hex, 8);
-	out[8] = '\0';
 }
 
 /* ---- children of a virtual directory ------------------------------------ */
@@ -112,7 +104,8 @@ static int root_children(const struct fs_view *v, child_fn fn, void *payload)
 		const char *name;
 		enum fs_kind kind;
 	} top[] = { { "snapshots", FS_VDIR }, { "latest", FS_VLINK }, { "hosts", FS_VDIR },
-		    { "tags", FS_VDIR },      { "ids", FS_VDIR },     { "history", FS_HIST } };
+		    { "tags", FS_VDIR },      { "ids", FS_VDIR },     { "history", FS_HIST },
+		    { "shadow", FS_VDIR } };
 	for (size_t i = 0; i < ARRAY_SIZE(top); i++) {
 		if (top[i].kind == FS_VLINK && v->n == 0)
 			continue; /* no "latest" without snapshots */
@@ -124,22 +117,26 @@ static int root_children(const struct fs_view *v, child_fn fn, void *payload)
 	return 0;
 }
 
-/* Snapshots of the view that belong in the directory p names. */
+/* Snapshots of the view that belong in the directory p names. shadow/<host>/
+ * holds the snapshot roots themselves, not links: Samba's vfs_shadow_copy2
+ * (docs/MOUNT.md) resolves paths through them. */
 static int snap_children(const struct fs_view *v, const struct vpos *p, child_fn fn, void *payload)
 {
-	bool ids = strcmp(p->top, "ids") == 0, hosts = strcmp(p->top, "hosts") == 0;
+	bool ids = strcmp(p->top, "ids") == 0, tags = strcmp(p->top, "tags") == 0;
+	bool shadow = strcmp(p->top, "shadow") == 0;
 	for (size_t i = 0; i < v->n; i++) {
 		const struct fs_view_ent *e = &v->v[i];
-		char sid[9];
 		struct child c = { .name = e->name, .kind = FS_VLINK, .e = e };
 		if (ids) {
-			short_id(sid, e->snap);
-			c.name = sid;
+			c.name = e->sid;
 		} else if (!p->group) {
 			c.kind = FS_SNAPROOT;
-		} else if (hosts ? strcmp(e->snap->host, p->group) != 0
-		                 : !has_tag(e->snap, p->group)) {
+		} else if (tags ? !has_tag(e->snap, p->group)
+		                : strcmp(e->snap->host, p->group) != 0) {
 			continue;
+		} else if (shadow) {
+			c.name = e->gmt;
+			c.kind = FS_SNAPROOT;
 		}
 		int r = fn(&c, payload);
 		if (r != 0)
@@ -157,7 +154,8 @@ static int children(const struct fs_view *v, const struct fs_node *dir, child_fn
 		return root_children(v, fn, payload);
 	if (dir->kind != FS_VDIR || p.leaf)
 		return -ENOTDIR;
-	bool grouped = strcmp(p.top, "hosts") == 0 || strcmp(p.top, "tags") == 0;
+	bool grouped = strcmp(p.top, "hosts") == 0 || strcmp(p.top, "tags") == 0 ||
+	               strcmp(p.top, "shadow") == 0;
 	if (grouped && !p.group)
 		return groups(v, strcmp(p.top, "tags") == 0, fn, payload);
 	if (grouped || strcmp(p.top, "snapshots") == 0 || strcmp(p.top, "ids") == 0)
@@ -166,17 +164,6 @@ static int children(const struct fs_view *v, const struct fs_node *dir, child_fn
 }
 
 /* ---- symlink targets ---------------------------------------------------- */
-
-static const struct fs_view_ent *by_short_id(const struct fs_view *v, const char *sid)
-{
-	for (size_t i = v->n; i-- > 0;) {
-		char s[9];
-		short_id(s, v->v[i].snap);
-		if (strcmp(s, sid) == 0)
-			return &v->v[i];
-	}
-	return NULL;
-}
 
 static int link_target(const struct fs_view *v, const struct fs_node *n, char **out)
 {
@@ -188,7 +175,7 @@ static int link_target(const struct fs_view *v, const struct fs_node *n, char **
 		name = v->n ? v->v[v->n - 1].name : NULL;
 		up = "";
 	} else if (strcmp(p.top, "ids") == 0 && p.leaf) {
-		const struct fs_view_ent *e = by_short_id(v, p.leaf);
+		const struct fs_view_ent *e = fs_view_find_sid(v, p.leaf);
 		name = e ? e->name : NULL;
 		up = "../";
 	} else if (p.group && p.leaf) {

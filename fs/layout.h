@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The virtual directories of a mount: /, snapshots/, latest, hosts/, tags/, ids/. */
+/* The virtual directories of a mount: /, snapshots/, latest, hosts/, tags/, ids/, shadow/. */
 #ifndef CAIRN_FS_LAYOUT_H
 #define CAIRN_FS_LAYOUT_H
 

@@ -27,8 +27,9 @@ static const char usage[] =
         "usage: cairnfs [options] REPO|s3://BUCKET[/PREFIX] MOUNTPOINT\n"
         "\n"
         "Mounts every snapshot of the cairn repository REPO read-only at MOUNTPOINT:\n"
-        "snapshots/<time>, latest, hosts/<host>/<time>, tags/<tag>/<time>, ids/<id>\n"
-        "and history/<path>. Unmount with 'fusermount3 -u MOUNTPOINT'.\n"
+        "snapshots/<time>, latest, hosts/<host>/<time>, tags/<tag>/<time>, ids/<id>,\n"
+        "history/<path> and shadow/<host>/@GMT-<utc time> (Samba's vfs_shadow_copy2).\n"
+        "Unmount with 'fusermount3 -u MOUNTPOINT'.\n"
         "\n"
         "options:\n"
         "  -f                        stay in the foreground (for systemd and tests)\n"
@@ -39,6 +40,9 @@ static const char usage[] =
         "  -o allow_other            let other users in (permissions still apply)\n"
         "  -o no_default_permissions do not let the kernel check permissions\n"
         "                            (this also hides POSIX ACLs)\n"
+        "  -o xattrs=auto|always     auto: once no snapshot is found to have\n"
+        "                            xattrs or ACLs, the kernel stops asking (faster\n"
+        "                            cp -a); always: answer every request\n"
         "  -o password_file=FILE     --password-file FILE: the password's first line\n"
         "  -o password_command=CMD   --password-command CMD: run CMD for the password\n"
         "  -d                        debug: foreground, log every FUSE request\n"
@@ -55,6 +59,7 @@ struct opts {
 	char *cache_size;
 	char *cache_dir;
 	char *disk_cache;
+	char *xattrs;
 	int no_default_permissions;
 	int help, version, verbose, quiet;
 };
@@ -71,6 +76,7 @@ static const struct fuse_opt opt_spec[] = {
 	{ "cache_size=%s", offsetof(struct opts, cache_size), 0 },
 	{ "cache_dir=%s", offsetof(struct opts, cache_dir), 0 },
 	{ "disk_cache=%s", offsetof(struct opts, disk_cache), 0 },
+	{ "xattrs=%s", offsetof(struct opts, xattrs), 0 },
 	FUSE_OPT_KEY("no_default_permissions", KEY_NO_DP),
 	FUSE_OPT_KEY("default_permissions", KEY_DP),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -127,6 +133,7 @@ static void opts_release(struct opts *o)
 	free(o->cache_size);
 	free(o->cache_dir);
 	free(o->disk_cache);
+	free(o->xattrs);
 }
 
 /* libfuse's messages go through our logger (STYLE §7), one line each: some come
@@ -256,7 +263,8 @@ static void detach_stderr(void)
 static int serve(struct run *run, int ready_fd)
 {
 	struct fs fs = { .acl = !run->o.no_default_permissions,
-		         .local = !cairn_storage_is_url(run->repo) };
+		         .local = !cairn_storage_is_url(run->repo),
+		         .xattrs_always = run->o.xattrs && strcmp(run->o.xattrs, "always") == 0 };
 	cairn_repo *repo = NULL;
 	cairn_lock *lock = NULL;
 	int r = open_repo(run, &repo);
@@ -330,6 +338,44 @@ static int daemonize(struct run *run)
 	return serve(run, p[1]);
 }
 
+/* The root of every cairnfs mount is a directory: on a file the kernel would
+ * mount it, and then fail every access with EIO. "/dev/fd/N" is a /dev/fuse
+ * descriptor from a privileged helper (libfuse's fuse_mnt_parse_fuse_fd). */
+static int check_mountpoint(const char *mnt)
+{
+	unsigned fd;
+	char c;
+	struct stat st;
+	if (sscanf(mnt, "/dev/fd/%u%c", &fd, &c) == 1)
+		return -1;
+	if (stat(mnt, &st) < 0)
+		return cli_usage_error("bad mount point '%s': %s", mnt, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return cli_usage_error("mount point '%s' is not a directory", mnt);
+	return -1;
+}
+
+/* libfuse names unknown options only when the session is created, after the
+ * password and the repository: a session made from a copy of the arguments and
+ * dropped at once names them first, without anything mounted. */
+static int check_fuse_opts(const struct fuse_args *args)
+{
+	static const struct fuse_lowlevel_ops none;
+	struct fuse_args copy = FUSE_ARGS_INIT(0, NULL);
+	for (int i = 0; i < args->argc; i++) {
+		if (fuse_opt_add_arg(&copy, args->argv[i]) < 0) {
+			fuse_opt_free_args(&copy);
+			return log_error("out of memory"), EXIT_ERROR;
+		}
+	}
+	struct fuse_session *se = fuse_session_new(&copy, &none, sizeof(none), NULL);
+	fuse_opt_free_args(&copy);
+	if (!se)
+		return EXIT_USAGE;
+	fuse_session_destroy(se);
+	return -1;
+}
+
 static int parse(struct run *run, struct fuse_args *args)
 {
 	if (fuse_opt_parse(args, &run->o, opt_spec, opt_proc) != 0)
@@ -351,6 +397,10 @@ static int parse(struct run *run, struct fuse_args *args)
 		return cli_usage_error("cache_size: %s", cairn_err_msg());
 	if (run->o.disk_cache && cli_parse_size(run->o.disk_cache, &run->disk_cache) < 0)
 		return cli_usage_error("disk_cache: %s", cairn_err_msg());
+	if (run->o.xattrs && strcmp(run->o.xattrs, "auto") != 0 &&
+	    strcmp(run->o.xattrs, "always") != 0)
+		return cli_usage_error("xattrs: '%s' is neither 'auto' nor 'always'",
+		                       run->o.xattrs);
 	if (!run->o.repo)
 		return cli_usage_error("give a repository and a mount point (see --help)");
 	if (cairn_storage_is_url(run->o.repo)) {
@@ -364,6 +414,11 @@ static int parse(struct run *run, struct fuse_args *args)
 		return EXIT_USAGE;
 	if (!run->fo.mountpoint)
 		return cli_usage_error("give a mount point (see --help)");
+	int rc = check_mountpoint(run->fo.mountpoint);
+	if (rc < 0)
+		rc = check_fuse_opts(args);
+	if (rc >= 0)
+		return rc;
 	if (run->fo.debug) /* libfuse's request trace is logged at debug level */
 		cairn_log_set_level(CAIRN_LOG_DEBUG);
 	return -1;

@@ -413,73 +413,6 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	do_readdir(req, ino, size, off, fi, true);
 }
 
-/* ---- extended attributes ------------------------------------------------ */
-
-static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
-{
-	struct fs *fs = fs_of(req);
-	struct fs_node *n = node_or_reply(req, ino);
-	if (!n)
-		return;
-	if (n->kind != FS_ENTRY || !n->has_xattrs)
-		return (void)fuse_reply_err(req, ENODATA);
-	struct fs_cache_ent *t;
-	const struct cairn_node *cn;
-	int r = fs_entry_get(fs, n, &t, &cn);
-	if (r < 0)
-		return (void)fuse_reply_err(req, -r);
-	size_t len = strlen(name);
-	const struct cairn_xattr *x = NULL;
-	for (size_t i = 0; i < cn->nxattrs && !x; i++)
-		if (cn->xattrs[i].name_len == len && memcmp(cn->xattrs[i].name, name, len) == 0)
-			x = &cn->xattrs[i];
-	if (!x)
-		fuse_reply_err(req, ENODATA);
-	else if (size == 0)
-		fuse_reply_xattr(req, x->value_len);
-	else if (x->value_len > size)
-		fuse_reply_err(req, ERANGE);
-	else
-		fuse_reply_buf(req, (const char *)x->value, x->value_len);
-	fs_cache_put(fs->trees, t);
-}
-
-static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
-{
-	struct fs *fs = fs_of(req);
-	struct fs_node *n = node_or_reply(req, ino);
-	if (!n)
-		return;
-	if (n->kind != FS_ENTRY || !n->has_xattrs)
-		return size == 0 ? (void)fuse_reply_xattr(req, 0)
-		                 : (void)fuse_reply_buf(req, NULL, 0);
-	struct fs_cache_ent *t;
-	const struct cairn_node *cn;
-	int r = fs_entry_get(fs, n, &t, &cn);
-	if (r < 0)
-		return (void)fuse_reply_err(req, -r);
-	size_t total = 0;
-	for (size_t i = 0; i < cn->nxattrs; i++)
-		total += cn->xattrs[i].name_len + 1;
-	_cleanup_free_ char *buf = size == 0 || total > size ? NULL : malloc(total);
-	if (size == 0) {
-		fuse_reply_xattr(req, total);
-	} else if (total > size) {
-		fuse_reply_err(req, ERANGE);
-	} else if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-	} else {
-		char *p = buf;
-		for (size_t i = 0; i < cn->nxattrs; i++) {
-			memcpy(p, cn->xattrs[i].name, cn->xattrs[i].name_len);
-			p += cn->xattrs[i].name_len;
-			*p++ = '\0';
-		}
-		fuse_reply_buf(req, buf, total);
-	}
-	fs_cache_put(fs->trees, t);
-}
-
 /* ---- the file system as a whole ----------------------------------------- */
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -618,8 +551,8 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.read = fs_op_read,
 	/* no .release: nothing to free (libfuse then answers it with success) */
 	.lseek = fs_op_lseek,
-	.getxattr = op_getxattr,
-	.listxattr = op_listxattr,
+	.getxattr = fs_op_getxattr,
+	.listxattr = fs_op_listxattr,
 	.statfs = op_statfs,
 	.setattr = op_setattr,
 	.mknod = op_mknod,

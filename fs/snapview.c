@@ -146,6 +146,77 @@ static int by_name(const void *a, const void *b)
 	return d ? d : by_time(*x, *y);
 }
 
+static int by_id(const void *a, const void *b)
+{
+	const struct fs_view_ent *const *x = a, *const *y = b;
+	return cairn_id_cmp(&(*x)->snap->id, &(*y)->snap->id);
+}
+
+/* How many leading hex digits two IDs share. */
+static size_t common_digits(const struct cairn_id *a, const struct cairn_id *b)
+{
+	size_t i = 0;
+	while (i < CAIRN_ID_SIZE && a->b[i] == b->b[i])
+		i++;
+	if (i == CAIRN_ID_SIZE)
+		return 2 * CAIRN_ID_SIZE;
+	return 2 * i + ((a->b[i] >> 4) == (b->b[i] >> 4));
+}
+
+/* In ID order, the IDs that share the most leading digits with an ID include
+ * one of its neighbours: one digit more than it shares with either makes its
+ * prefix unique in the set, and no other ID's prefix can extend it. */
+static void name_ids(struct fs_view_ent **idx, size_t n)
+{
+	qsort(idx, n, sizeof(*idx), by_id);
+	for (size_t i = 0; i < n; i++) {
+		size_t len = FS_SID_MIN, c;
+		if (i > 0 && (c = common_digits(&idx[i]->snap->id, &idx[i - 1]->snap->id)) >= len)
+			len = c + 1;
+		if (i + 1 < n &&
+		    (c = common_digits(&idx[i]->snap->id, &idx[i + 1]->snap->id)) >= len)
+			len = c + 1;
+		if (len > 2 * CAIRN_ID_SIZE) /* equal IDs: cannot happen in a set */
+			len = 2 * CAIRN_ID_SIZE;
+		cairn_id_hex(idx[i]->sid, &idx[i]->snap->id);
+		idx[i]->sid[len] = '\0';
+	}
+}
+
+/* A host's snapshots in time order, hosts one after the other. */
+static int by_host(const void *a, const void *b)
+{
+	const struct fs_view_ent *const *x = a, *const *y = b;
+	int d = strcmp((*x)->snap->host, (*y)->snap->host);
+	return d ? d : by_time(*x, *y);
+}
+
+static void gmt_name(char out[FS_GMT_SIZE], int64_t sec)
+{
+	time_t t = (time_t)sec;
+	struct tm tm;
+	if (!gmtime_r(&t, &tm) || strftime(out, FS_GMT_SIZE, "@GMT-%Y.%m.%d-%H.%M.%S", &tm) == 0)
+		snprintf(out, FS_GMT_SIZE, "@%lld", (long long)sec);
+}
+
+/* The format has seconds only, and Samba finds a snapshot by its time: two of
+ * one host in one second (small jobs run back to back) cannot share a name, so
+ * the later one takes the next second free. Names depend on the set alone. */
+static void name_gmt(struct fs_view_ent **idx, size_t n)
+{
+	qsort(idx, n, sizeof(*idx), by_host);
+	int64_t last = 0;
+	for (size_t i = 0; i < n; i++) {
+		int64_t ns = idx[i]->snap->time_ns;
+		int64_t sec = ns / 1000000000 - (ns % 1000000000 < 0);
+		bool same_host = i > 0 && strcmp(idx[i]->snap->host, idx[i - 1]->snap->host) == 0;
+		if (same_host && sec <= last)
+			sec = last + 1;
+		last = sec;
+		gmt_name(idx[i]->gmt, sec);
+	}
+}
+
 int fs_view_name(struct fs_view_ent *ents, size_t n)
 {
 	_cleanup_free_ struct fs_view_ent **idx = calloc(n ? n : 1, sizeof(*idx));
@@ -155,6 +226,8 @@ int fs_view_name(struct fs_view_ent *ents, size_t n)
 		fs_time_name(ents[i].name, ents[i].snap->time_ns);
 		idx[i] = &ents[i];
 	}
+	name_ids(idx, n);
+	name_gmt(idx, n);
 	qsort(idx, n, sizeof(*idx), by_name);
 	/* Each run of equal names is compared with its first entry, which keeps
 	 * the bare name: the others already carry their suffix. No suffixed name
@@ -320,6 +393,11 @@ struct fs_view *fs_snapview_get(struct fs_snapview *c)
 	return v;
 }
 
+struct fs_view *fs_snapview_peek(struct fs_snapview *c)
+{
+	return current(c, NULL);
+}
+
 void fs_view_put(struct fs_view *v)
 {
 	if (v && atomic_fetch_sub(&v->refs, 1) == 1) {
@@ -332,6 +410,14 @@ const struct fs_view_ent *fs_view_find(const struct fs_view *v, const char *name
 {
 	for (size_t i = 0; i < v->n; i++)
 		if (strcmp(v->v[i].name, name) == 0)
+			return &v->v[i];
+	return NULL;
+}
+
+const struct fs_view_ent *fs_view_find_sid(const struct fs_view *v, const char *sid)
+{
+	for (size_t i = 0; i < v->n; i++)
+		if (strcmp(v->v[i].sid, sid) == 0)
 			return &v->v[i];
 	return NULL;
 }

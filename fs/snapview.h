@@ -10,6 +10,8 @@
 #include "cairn/store.h"
 
 #define FS_NAME_SIZE 48 /* "YYYY-MM-DDTHH:MM:SS" plus a "-N" suffix, with room */
+#define FS_SID_MIN 8    /* hex digits of a snapshot ID under ids/, at least */
+#define FS_GMT_SIZE 32  /* "@GMT-YYYY.MM.DD-HH.MM.SS", with room */
 
 /* One snapshot as the mount shows it. Immutable; lives as long as the snapshot view. */
 struct fs_snap {
@@ -23,7 +25,9 @@ struct fs_snap {
 
 struct fs_view_ent {
 	const struct fs_snap *snap;
-	char name[FS_NAME_SIZE]; /* local time, unique within the view */
+	char name[FS_NAME_SIZE];     /* local time, unique within the view */
+	char sid[CAIRN_ID_HEX_SIZE]; /* the name under ids/: the shortest unique ID prefix */
+	char gmt[FS_GMT_SIZE];       /* under shadow/<host>/: UTC, unique per host */
 };
 
 /* The snapshots at one moment, oldest first. Immutable and refcounted, so a
@@ -48,15 +52,25 @@ void fs_snapview_free(struct fs_snapview *c);
  * fails, it is logged and the previous view stays. Thread-safe; one thread
  * rescans while the others use the previous view. Put it back with fs_view_put. */
 struct fs_view *fs_snapview_get(struct fs_snapview *c);
+/* The current view as it is, never rescanning (for background work that must
+ * cause no repository reads of its own). Put it back with fs_view_put. */
+struct fs_view *fs_snapview_peek(struct fs_snapview *c);
 void fs_view_put(struct fs_view *v);
 /* The entry named name, or NULL. */
 const struct fs_view_ent *fs_view_find(const struct fs_view *v, const char *name);
+/* The entry whose name under ids/ is sid, or NULL. */
+const struct fs_view_ent *fs_view_find_sid(const struct fs_view *v, const char *sid);
 
 /* Exposed for unit tests: the view name of a time (local time, no suffix). */
 void fs_time_name(char out[FS_NAME_SIZE], int64_t time_ns);
 /* Exposed for unit tests: names each of ents[0..n) (whose snap is set), in any
  * order, uniquely and from the set alone (docs/MOUNT.md): its local time, and
- * among equal times "-1", "-2" ... in the order of time_ns, then ID. -ENOMEM. */
+ * among equal times "-1", "-2" ... in the order of time_ns, then ID; and its
+ * name under ids/: the shortest prefix of the ID in hex, of at least
+ * FS_SID_MIN digits, that no other ID of the set shares; and its name under
+ * shadow/<host>/: "@GMT-YYYY.MM.DD-HH.MM.SS" in UTC (Samba's vfs_shadow_copy2),
+ * of its start, or for a later snapshot of the same host in a second already
+ * named, of the next second free. -ENOMEM. */
 int fs_view_name(struct fs_view_ent *ents, size_t n);
 
 #endif

@@ -72,7 +72,7 @@ mount_fs
 	fail "no mount lock: $("$CAIRN" unlock --list)"
 
 # ---- layout --------------------------------------------------------------
-[ "$(ls "$MNT")" = "$(printf 'history\nhosts\nids\nlatest\nsnapshots\ntags')" ] ||
+[ "$(ls "$MNT")" = "$(printf 'history\nhosts\nids\nlatest\nshadow\nsnapshots\ntags')" ] ||
 	fail "top level: $(ls "$MNT")"
 name1=$(ls "$MNT/snapshots")
 [[ "$name1" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$ ]] || fail "snapshot name '$name1'"
@@ -82,6 +82,11 @@ name1=$(ls "$MNT/snapshots")
 [ "$(readlink "$MNT/ids/${snap1:0:8}")" = "../snapshots/$name1" ] || fail "ids/: $(ls "$MNT/ids")"
 [ -d "$MNT/ids/${snap1:0:8}$T" ] || fail "ids/ does not lead to the snapshot"
 [ ! -e "$MNT/snapshots/1999-01-01T00:00:00" ] || fail "a snapshot that does not exist"
+gmt1=$(TZ=UTC0 date -d "@$(date -d "$name1" +%s)" +@GMT-%Y.%m.%d-%H.%M.%S)
+[ "$(ls "$MNT/shadow")" = testhost ] && [ "$(ls "$MNT/shadow/testhost")" = "$gmt1" ] ||
+	fail "shadow/: $(ls -R "$MNT/shadow" | head), want testhost/$gmt1"
+[ "$(stat -c %i "$MNT/shadow/testhost/$gmt1")" = "$(stat -c %i "$MNT/snapshots/$name1")" ] &&
+	cmp -s "$MNT/shadow/testhost/$gmt1$T/dir/same" "$T/dir/same" || fail "shadow/ does not lead to the snapshot"
 M="$MNT/latest$T"
 dotdot() { ls -ia "$1" | awk '$2 == ".." { print $1 }'; }
 [ "$(dotdot "$M/dir")" = "$(stat -c %i "$M")" ] || fail "'..' of a directory: $(dotdot "$M/dir")"
@@ -450,22 +455,5 @@ else
 	echo "not root: fstab-style mount not tested"
 fi
 
-# ---- bad usage -------------------------------------------------------------
-# Each error is one line that names the program: "cairnfs: ", also libfuse's
-# (which come in pieces).
-one_cairnfs_line() {
-	[ "$(wc -l < "$W/err")" = 1 ] && grep -q '^cairnfs: [^ ]' "$W/err" && ! grep -q 'cairnfs: cairnfs' "$W/err" ||
-		fail "not one 'cairnfs: ' line: $(cat "$W/err")"
-}
-expect_fail 2 "^cairnfs: give a repository" -- "$CAIRNFS"
-one_cairnfs_line
-expect_fail 2 "^cairnfs: cache_size" -- "$CAIRNFS" -o cache_size=lots "$CAIRN_REPO" "$MNT"
-one_cairnfs_line
-CAIRN_PASSWORD_FILE="$W/nope" expect_fail 1 "^cairnfs: .*password" -- "$CAIRNFS" -f "$CAIRN_REPO" "$MNT"
-one_cairnfs_line
-expect_fail 1 "^cairnfs: fuse: unknown option(s): \`-o bogus_opt,other'$" -- "$CAIRNFS" -f -o bogus_opt,other "$CAIRN_REPO" "$MNT"
-one_cairnfs_line
-expect_fail 2 "^cairnfs: fuse: bad mount point" -- "$CAIRNFS" -f "$CAIRN_REPO" "$W/nowhere"
-one_cairnfs_line
-mountpoint -q "$MNT" && fail "a failed start left a mount"
+# Bad usage: fuse-usage.sh.
 echo ok

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The names cairnfs gives snapshots (fs/snapview.c): local time to the second,
- * then "-1", "-2" ... among equal names, by time and ID (docs/MOUNT.md). */
+ * then "-1", "-2" ... among equal names, by time and ID (docs/MOUNT.md); and
+ * under ids/, the shortest unique prefix of the ID, of at least 8 digits. */
 #include "check.h"
 
+#include <stdbool.h>
 #include <string.h>
 #include <time.h>
 
@@ -14,7 +16,7 @@
 
 static struct fs_snap snap(uint8_t tag, int64_t time_ns)
 {
-	struct fs_snap s = { .time_ns = time_ns };
+	struct fs_snap s = { .time_ns = time_ns, .host = (char *)"h" };
 	memset(s.id.b, tag, sizeof(s.id.b));
 	return s;
 }
@@ -117,11 +119,137 @@ static void test_snapview__dst(void)
 	free(old);
 }
 
+/* An ID from its leading hex digits, the rest filled from seed. */
+static struct fs_snap snap_hex(const char *lead, uint64_t seed)
+{
+	struct fs_snap s = { .time_ns = (SEC + (int64_t)seed) * NS, .host = (char *)"h" };
+	check_random(s.id.b, sizeof(s.id.b), seed);
+	for (size_t i = 0; lead[i]; i++) {
+		unsigned d = (unsigned)(lead[i] <= '9' ? lead[i] - '0' : lead[i] - 'a' + 10);
+		uint8_t *b = &s.id.b[i / 2];
+		*b = i % 2 ? (uint8_t)((*b & 0xf0) | d) : (uint8_t)((*b & 0x0f) | (d << 4));
+	}
+	return s;
+}
+
+/* Names snaps[0..n) in the order perm gives, checks that every ids/ name is a
+ * prefix of its own ID of at least 8 digits that no other ID starts with, and
+ * one digit shorter would not be, and that it leads back to its snapshot.
+ * want[i]: the length snapshot i's name must have. */
+static void check_sids(const struct fs_snap *snaps, size_t n, const size_t *perm,
+                       const size_t *want)
+{
+	struct fs_view_ent ents[16] = { 0 };
+	struct fs_view v = { .n = n, .v = ents };
+	CHECK(n <= ARRAY_SIZE(ents));
+	for (size_t i = 0; i < n; i++)
+		ents[i].snap = &snaps[perm ? perm[i] : i];
+	CHECK_OK(fs_view_name(ents, n));
+	for (size_t i = 0; i < n; i++) {
+		size_t s = (size_t)(ents[i].snap - snaps), len = strlen(ents[i].sid);
+		char hex[CAIRN_ID_HEX_SIZE];
+		cairn_id_hex(hex, &snaps[s].id);
+		if (len != want[s])
+			fprintf(stderr, "snapshot %zu: ids/%s, want %zu digits\n", s, ents[i].sid,
+			        want[s]);
+		CHECK_EQ(len, want[s]);
+		CHECK(len >= FS_SID_MIN && strncmp(ents[i].sid, hex, len) == 0);
+		bool shorter_taken = len == FS_SID_MIN;
+		for (size_t k = 0; k < n; k++) {
+			char other[CAIRN_ID_HEX_SIZE];
+			cairn_id_hex(other, &snaps[k].id);
+			CHECK(k == s || strncmp(other, hex, len) != 0);
+			shorter_taken |= k != s && strncmp(other, hex, len - 1) == 0;
+		}
+		CHECK(shorter_taken); /* the shortest unique prefix */
+		CHECK(fs_view_find_sid(&v, ents[i].sid) == &ents[i]);
+	}
+	CHECK(fs_view_find_sid(&v, "0123") == NULL);
+}
+
+static void test_snapview__short_ids(void)
+{
+	/* Before, ids/ showed 8 digits: snapshots 0 to 3 shared one name there,
+	 * and only one of them could be reached. */
+	struct fs_snap s[7] = {
+		snap_hex("123456789a", 1), /* 9 digits shared with 1 */
+		snap_hex("123456789b", 2),
+		snap_hex("12345678", 3),   /* "1234567812" below: 8 with 0, 1 and 3 */
+		snap_hex("1234567800", 4), /* 8 with 0, 1 and 2 */
+		snap_hex("abcdef01", 5),   /* alone */
+		snap_hex("abcdef11", 6),   /* 6 with 4: 8 digits are enough */
+		snap_hex("", 7),
+	};
+	s[2].id.b[4] = 0x12; /* "1234567812...": 8 digits with 0, 1, 3 */
+	s[6] = s[0];         /* all 64 digits but the last with 0 */
+	s[6].id.b[CAIRN_ID_SIZE - 1] ^= 0x01;
+	const size_t want[7] = { 64, 10, 9, 9, 8, 8, 64 };
+	static const size_t perms[][7] = { { 6, 5, 4, 3, 2, 1, 0 }, { 3, 0, 6, 1, 5, 2, 4 } };
+	check_sids(s, 7, NULL, want);
+	for (size_t p = 0; p < ARRAY_SIZE(perms); p++)
+		check_sids(s, 7, perms[p], want); /* names come from the set alone */
+	/* Without its twin, 0 needs 10 digits; one snapshot alone gets 8. */
+	check_sids(s, 6, NULL, (const size_t[]){ 10, 10, 9, 9, 8, 8 });
+	check_sids(&s[4], 1, NULL, (const size_t[]){ 8 });
+}
+
+/* Names snaps[0..n) in the order perm gives and checks their names under
+ * shadow/<host>/ against want[i], a UTC time in seconds. */
+static void check_gmt(const struct fs_snap *snaps, size_t n, const size_t *perm,
+                      const int64_t *want)
+{
+	struct fs_view_ent ents[16] = { 0 };
+	CHECK(n <= ARRAY_SIZE(ents));
+	for (size_t i = 0; i < n; i++)
+		ents[i].snap = &snaps[perm ? perm[i] : i];
+	CHECK_OK(fs_view_name(ents, n));
+	for (size_t i = 0; i < n; i++) {
+		size_t s = (size_t)(ents[i].snap - snaps);
+		char name[FS_GMT_SIZE];
+		time_t t = (time_t)want[s];
+		struct tm tm;
+		CHECK(gmtime_r(&t, &tm) != NULL);
+		CHECK(strftime(name, sizeof(name), "@GMT-%Y.%m.%d-%H.%M.%S", &tm) > 0);
+		if (strcmp(ents[i].gmt, name) != 0)
+			fprintf(stderr, "snapshot %zu: shadow name '%s', want '%s'\n", s,
+			        ents[i].gmt, name);
+		CHECK(strcmp(ents[i].gmt, name) == 0);
+	}
+}
+
+static void test_snapview__gmt(void)
+{
+	/* Samba's format, in UTC whatever the time zone: 2023-11-14T22:13:20Z. */
+	setenv("TZ", "CET-1CEST,M3.5.0,M10.5.0/3", 1);
+	tzset();
+	struct fs_snap one = snap(1, SEC * NS + 999999999);
+	struct fs_view_ent e = { .snap = &one };
+	CHECK_OK(fs_view_name(&e, 1));
+	CHECK(strcmp(e.gmt, "@GMT-2023.11.14-22.13.20") == 0);
+	unsetenv("TZ");
+	tzset();
+
+	/* Three snapshots of host a in one second take it and the two after; the
+	 * one of a in the second after that moves on too. Host b's own second is
+	 * its own. */
+	struct fs_snap s[6] = { snap(1, SEC * NS + 5), snap(2, SEC * NS + 1),
+		                snap(3, SEC * NS + 1), snap(4, (SEC + 1) * NS + 7),
+		                snap(5, SEC * NS + 3), snap(6, (SEC + 9) * NS) };
+	s[4].host = (char *)"b";
+	const int64_t want[6] = { SEC + 2, SEC, SEC + 1, SEC + 3, SEC, SEC + 9 };
+	static const size_t perms[][6] = { { 5, 4, 3, 2, 1, 0 }, { 3, 0, 5, 1, 4, 2 } };
+	check_gmt(s, 6, NULL, want);
+	for (size_t p = 0; p < ARRAY_SIZE(perms); p++)
+		check_gmt(s, 6, perms[p], want); /* names come from the set alone */
+}
+
 int main(void)
 {
 	RUN(test_snapview__same_second);
 	RUN(test_snapview__same_ns);
 	RUN(test_snapview__two_seconds);
 	RUN(test_snapview__dst);
+	RUN(test_snapview__short_ids);
+	RUN(test_snapview__gmt);
 	return 0;
 }

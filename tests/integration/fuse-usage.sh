@@ -1,0 +1,70 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# cairnfs refuses bad usage before it asks for a password or opens the
+# repository: one 'cairnfs: ' line, exit 2, nothing mounted. Bad options, a
+# missing or non-directory mount point; a wrong password is exit 1.
+. "$(dirname "$0")/lib.sh"
+fuse_setup
+init_repo
+mkdir -p "$W/src" && echo data > "$W/src/f"
+"$CAIRN" backup "$W/src" > /dev/null
+touch "$W/file"
+cleanup_hooks+=('! mountpoint -q "$W/file" || fusermount3 -u "$W/file"')
+
+# Each error is one line that names the program: "cairnfs: ", also libfuse's
+# (which come in pieces).
+one_cairnfs_line() {
+	[ "$(wc -l < "$W/err")" = 1 ] && grep -q '^cairnfs: [^ ]' "$W/err" && ! grep -q 'cairnfs: cairnfs' "$W/err" ||
+		fail "not one 'cairnfs: ' line: $(cat "$W/err")"
+}
+# A password command that leaves a trace: bad usage must be found before it runs.
+unset CAIRN_PASSWORD_FILE
+export CAIRN_PASSWORD_COMMAND="touch '$W/asked'; cat '$W/pw'"
+not_asked() {
+	[ ! -e "$W/asked" ] || fail "asked for the password before refusing: $*"
+	! mountpoint -q "$MNT" && ! mountpoint -q "$W/file" || fail "a refused start left a mount: $*"
+}
+
+expect_fail 2 "^cairnfs: give a repository" -- "$CAIRNFS"
+one_cairnfs_line
+expect_fail 2 "^cairnfs: give a mount point" -- "$CAIRNFS" "$CAIRN_REPO"
+one_cairnfs_line
+expect_fail 2 "^cairnfs: cache_size" -- "$CAIRNFS" -o cache_size=lots "$CAIRN_REPO" "$MNT"
+one_cairnfs_line
+not_asked cache_size
+expect_fail 2 "^cairnfs: xattrs: 'maybe' is neither 'auto' nor 'always'$" -- "$CAIRNFS" -o xattrs=maybe "$CAIRN_REPO" "$MNT"
+one_cairnfs_line
+not_asked xattrs
+# libfuse's own options, in the foreground and in the background.
+for fg in -f ""; do
+	expect_fail 2 "^cairnfs: fuse: unknown option(s): \`-o bogus_opt,other'$" -- \
+		timeout 20 "$CAIRNFS" $fg -o bogus_opt,other "$CAIRN_REPO" "$MNT"
+	one_cairnfs_line
+	not_asked "unknown option ($fg)"
+done
+expect_fail 2 "^cairnfs: fuse: bad mount point" -- "$CAIRNFS" -f "$CAIRN_REPO" "$W/nowhere"
+one_cairnfs_line
+not_asked "no mount point"
+# On a regular file the kernel would mount, and fail every access with EIO.
+for fg in -f ""; do
+	expect_fail 2 "^cairnfs: mount point '$W/file' is not a directory$" -- \
+		timeout 20 "$CAIRNFS" $fg "$CAIRN_REPO" "$W/file"
+	one_cairnfs_line
+	not_asked "file as mount point ($fg)"
+done
+
+# Past the usage checks: a password that cannot be read, then a wrong one.
+CAIRN_PASSWORD_COMMAND=false expect_fail 1 "^cairnfs: .*password" -- "$CAIRNFS" -f "$CAIRN_REPO" "$MNT"
+one_cairnfs_line
+echo wrong > "$W/wrong"
+CAIRN_PASSWORD_COMMAND="cat '$W/wrong'" expect_fail 1 "^cairnfs: cannot open repository" -- "$CAIRNFS" "$CAIRN_REPO" "$MNT"
+one_cairnfs_line
+! mountpoint -q "$MNT" || fail "a failed start left a mount"
+
+# And the good case still mounts, with libfuse options it knows.
+"$CAIRNFS" -o max_threads=4,allow_root "$CAIRN_REPO" "$MNT" 2> "$W/err" ||
+	fail "cannot mount: $(cat "$W/err")"
+[ -e "$W/asked" ] || fail "mounted without the password command"
+[ "$(cat "$MNT/latest$W/src/f")" = data ] || fail "wrong content"
+fusermount3 -u "$MNT"
+echo ok
