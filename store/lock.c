@@ -143,6 +143,50 @@ static bool holder_dead(const struct cairn_lock_info *info)
 	return strcmp(host, info->host) == 0 && kill((pid_t)info->pid, 0) < 0 && errno == ESRCH;
 }
 
+/* The texts of locks read or written by this process: a lock's text never
+ * changes (a refresh writes it again as it was), and each one read is a
+ * request on S3, made again by every listing (taking a lock lists twice). A
+ * small ring: a name not found is simply read again. */
+#define SEEN_LOCKS 64
+static struct {
+	char name[CAIRN_LOCK_NAME_SIZE];
+	char *text; /* NUL-terminated */
+} seen[SEEN_LOCKS];
+static unsigned seen_next;
+static pthread_mutex_t seen_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void seen_put(const char *name, const void *text, size_t len)
+{
+	char *copy = malloc(len + 1);
+	if (!copy)
+		return; /* only a cache */
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	pthread_mutex_lock(&seen_mu);
+	unsigned i = seen_next++ % SEEN_LOCKS;
+	free(seen[i].text);
+	snprintf(seen[i].name, sizeof(seen[i].name), "%s", name);
+	seen[i].text = copy;
+	pthread_mutex_unlock(&seen_mu);
+}
+
+/* Copy the text of lock name to out (if not NULL). -ENOENT, -ENOMEM. */
+static int seen_get(const char *name, struct cairn_buf *out)
+{
+	int r = -ENOENT;
+	pthread_mutex_lock(&seen_mu);
+	for (unsigned i = 0; r == -ENOENT && i < SEEN_LOCKS; i++)
+		if (seen[i].text && strcmp(seen[i].name, name) == 0)
+			r = out ? cairn_buf_put(out, seen[i].text, strlen(seen[i].text)) : 0;
+	pthread_mutex_unlock(&seen_mu);
+	return r;
+}
+
+static bool seen_has(const char *name)
+{
+	return seen_get(name, NULL) == 0;
+}
+
 /* Fill info from locks/<name>; mtime is the listing's. -ENOENT when the lock
  * was released meanwhile. */
 static int read_lock(cairn_storage *st, const char *name, int64_t mtime,
@@ -150,7 +194,12 @@ static int read_lock(cairn_storage *st, const char *name, int64_t mtime,
 {
 	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
 	char text[LOCK_FILE_MAX + 1];
-	int r = cairn_storage_get(st, CAIRN_OBJ_LOCK, name, 0, 0, LOCK_FILE_MAX, &b);
+	int r = seen_get(name, &b);
+	if (r == -ENOENT) {
+		r = cairn_storage_get(st, CAIRN_OBJ_LOCK, name, 0, 0, LOCK_FILE_MAX, &b);
+		if (r >= 0 && b.len && !memchr(b.data, '\0', b.len))
+			seen_put(name, b.data, b.len);
+	}
 
 	if (r == -ENOENT)
 		return r;
@@ -313,6 +362,8 @@ static int put_lock(cairn_lock *l)
 {
 	int r = cairn_storage_put(l->st, CAIRN_OBJ_LOCK, l->name, l->text.data, l->text.len);
 	if (r >= 0) {
+		if (!seen_has(l->name))
+			seen_put(l->name, l->text.data, l->text.len);
 		pthread_mutex_lock(&l->mu);
 		l->last_ok = time(NULL);
 		pthread_mutex_unlock(&l->mu);

@@ -154,6 +154,20 @@ static int claim(cairn_repo *repo, const struct cairn_id *id)
 	return 1;
 }
 
+/* Tests that need many packs (a cold open of a repository of 10,000 packs)
+ * make them with CAIRN_TEST_PACK_BLOBS=N: a pack ends after N blobs. */
+static bool pack_full_for_test(const cairn_packw *w)
+{
+	static _Atomic long blobs = -1;
+	long n = atomic_load(&blobs);
+	if (n < 0) {
+		const char *e = getenv("CAIRN_TEST_PACK_BLOBS");
+		n = e && *e ? strtol(e, NULL, 10) : 0;
+		atomic_store(&blobs, n > 0 ? n : 0);
+	}
+	return n > 0 && cairn_packw__count(w) >= (size_t)n;
+}
+
 static int append(cairn_repo *repo, int type, const struct cairn_id *id, const void *data,
                   size_t len)
 {
@@ -175,7 +189,7 @@ static int append(cairn_repo *repo, int type, const struct cairn_id *id, const v
 	}
 	atomic_fetch_add_explicit(&repo->blobs_written, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&repo->bytes_written, sealed.len, memory_order_relaxed);
-	if (cairn_packw__size(p->w) >= repo->cfg.pack_size)
+	if (cairn_packw__size(p->w) >= repo->cfg.pack_size || pack_full_for_test(p->w))
 		return finish_packer(repo, p);
 	return_packer(repo, type, p);
 	return 0;

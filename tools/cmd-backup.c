@@ -532,6 +532,13 @@ int cmd_backup(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	struct progress *pg = progress_new(o.json, o.dry_run, o.list);
 	r = pg ? run_backup(repo, &o, paths, npaths, pg, &snap) : -ENOMEM;
+	if (pg) {
+		/* Released first, so that the count is the whole backup's. */
+		struct cairn_storage_stats ss;
+		cairn_lock_release(TAKE_PTR(lock));
+		cairn_storage_stats(cairn_repo_storage(repo), &ss);
+		progress_set_requests(pg, &ss, cairn_storage_is_url(repo_label()));
+	}
 	rc = progress_finish(pg, r, &snap, o.metrics, repo_label());
 	progress_free(pg);
 	free(snap.hostname);

@@ -83,6 +83,32 @@ static int sample(struct cairn_buf *b, int f, const char *label, const char *val
 	                        m->name, m->help, m->name, m->type, m->name, label, value);
 }
 
+/* By method: one family with a second label, and the payload bytes. */
+static int requests(struct cairn_buf *b, const char *label, const struct cairn_storage_stats *s)
+{
+	int r = cairn_buf_printf(b, "# HELP cairn_backup_requests Requests the last backup sent to "
+	                            "the storage (retries included), by method.\n"
+	                            "# TYPE cairn_backup_requests gauge\n");
+	for (int m = 0; r >= 0 && m < CAIRN_STORAGE_METHODS; m++)
+		r = cairn_buf_printf(b, "cairn_backup_requests{repo=\"%s\",method=\"%s\"} %llu\n",
+		                     label, cairn_storage_method_name(m),
+		                     (unsigned long long)s->requests[m]);
+	if (r >= 0)
+		r = cairn_buf_printf(
+		        b,
+		        "# HELP cairn_backup_uploaded_bytes Payload bytes the last backup sent to "
+		        "the "
+		        "storage.\n# TYPE cairn_backup_uploaded_bytes gauge\n"
+		        "cairn_backup_uploaded_bytes{repo=\"%s\"} %llu\n"
+		        "# HELP cairn_backup_downloaded_bytes Payload bytes the last backup "
+		        "received "
+		        "from the storage.\n# TYPE cairn_backup_downloaded_bytes gauge\n"
+		        "cairn_backup_downloaded_bytes{repo=\"%s\"} %llu\n",
+		        label, (unsigned long long)s->bytes_up, label,
+		        (unsigned long long)s->bytes_down);
+	return r < 0 ? cairn_err_set(-ENOMEM, "out of memory") : 0;
+}
+
 static double old(const char *text, int f, const char *labels)
 {
 	char name[96];
@@ -118,7 +144,7 @@ int metrics_backup_format(struct cairn_buf *b, const struct metrics_backup *m, c
 	for (int f = 0; f < F_N; f++)
 		if (sample(b, f, label, v[f]) < 0)
 			return cairn_err_set(-ENOMEM, "out of memory");
-	return 0;
+	return m->requests ? requests(b, label, m->requests) : 0;
 }
 
 int metrics_backup_write(const char *path, const struct metrics_backup *m)

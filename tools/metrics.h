@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cairn/storage.h"
 #include "cairn/store.h"
 
 /* What the metrics of one backup say. */
@@ -17,6 +18,7 @@ struct metrics_backup {
 	double duration;  /* seconds */
 	const struct cairn_snapshot_summary *summary; /* NULL: nothing was counted */
 	int64_t snapshots; /* in the repository; -1 unknown: the previous file's value */
+	const struct cairn_storage_stats *requests; /* NULL: not counted */
 };
 
 /* s as a label value of the text exposition format (backslash, quote and newline

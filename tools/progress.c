@@ -24,11 +24,61 @@ struct progress {
 	pthread_cond_t wake;
 	bool stop;         /* protected by lock */
 	int64_t snapshots; /* -1 until known */
+	struct cairn_storage_stats req;
+	bool have_req, remote;
 };
 
 void progress_set_snapshots(struct progress *pg, uint64_t n)
 {
 	pg->snapshots = (int64_t)n;
+}
+
+void progress_set_requests(struct progress *pg, const struct cairn_storage_stats *s, bool remote)
+{
+	pg->req = *s;
+	pg->have_req = true;
+	pg->remote = remote;
+}
+
+static uint64_t total_requests(const struct cairn_storage_stats *s)
+{
+	uint64_t n = 0;
+	for (int m = 0; m < CAIRN_STORAGE_METHODS; m++)
+		n += s->requests[m];
+	return n;
+}
+
+/* "sent 9 requests (3 GET, 4 PUT, 2 LIST), uploaded 1.2 MiB" for a remote storage. */
+static void print_requests_text(const struct progress *pg)
+{
+	char up[32], down[32];
+	const char *sep = "";
+	if (!pg->have_req || !pg->remote)
+		return;
+	uint64_t n = total_requests(&pg->req);
+	printf("sent %llu %s (", (unsigned long long)n, cli_plural(n, "request", "requests"));
+	for (int m = 0; m < CAIRN_STORAGE_METHODS; m++)
+		if (pg->req.requests[m]) {
+			printf("%s%llu %s", sep, (unsigned long long)pg->req.requests[m],
+			       cairn_storage_method_name(m));
+			sep = ", ";
+		}
+	printf("), uploaded %s, downloaded %s\n", cli_fmt_bytes(up, sizeof(up), pg->req.bytes_up),
+	       cli_fmt_bytes(down, sizeof(down), pg->req.bytes_down));
+}
+
+/* ,"requests":{"GET":1,...,"total":9},"bytes_uploaded":..,"bytes_downloaded":.. */
+static void print_requests_json(const struct progress *pg)
+{
+	if (!pg->have_req)
+		return;
+	fputs(",\"requests\":{", stdout);
+	for (int m = 0; m < CAIRN_STORAGE_METHODS; m++)
+		printf("\"%s\":%llu,", cairn_storage_method_name(m),
+		       (unsigned long long)pg->req.requests[m]);
+	printf("\"total\":%llu},\"bytes_uploaded\":%llu,\"bytes_downloaded\":%llu",
+	       (unsigned long long)total_requests(&pg->req), (unsigned long long)pg->req.bytes_up,
+	       (unsigned long long)pg->req.bytes_down);
 }
 
 struct progress *progress_new(bool json, bool dry_run, bool list)
@@ -319,13 +369,15 @@ static void print_summary_json(struct progress *pg, const struct cairn_snapshot 
 	printf(",\"dry_run\":%s,\"files_new\":%llu,\"files_changed\":%llu,"
 	       "\"files_unmodified\":%llu,\"dirs\":%llu,\"bytes_read\":%llu,\"bytes_added\":%llu,"
 	       "\"blobs_added\":%llu,\"errors\":%u,\"warnings\":%llu,\"partial\":%s,"
-	       "\"seconds_elapsed\":%.3f}\n",
+	       "\"seconds_elapsed\":%.3f",
 	       pg->dry_run ? "true" : "false", (unsigned long long)m->files_new,
 	       (unsigned long long)m->files_changed, (unsigned long long)m->files_unmodified,
 	       (unsigned long long)m->dirs, (unsigned long long)m->bytes_read,
 	       (unsigned long long)m->bytes_added, (unsigned long long)m->blobs_added, m->errors,
 	       (unsigned long long)atomic_load(&pg->st.warnings), m->partial ? "true" : "false",
 	       elapsed(pg));
+	print_requests_json(pg);
+	fputs("}\n", stdout);
 }
 
 int progress_finish(struct progress *pg, int r, const struct cairn_snapshot *snap,
@@ -344,6 +396,7 @@ int progress_finish(struct progress *pg, int r, const struct cairn_snapshot *sna
 		print_summary_json(pg, snap);
 	} else if (cairn_log_get_level() >= CAIRN_LOG_NOTICE) {
 		print_summary_text(pg, snap);
+		print_requests_text(pg);
 	}
 	fflush(stdout);
 	struct metrics_backup m = {
@@ -352,6 +405,7 @@ int progress_finish(struct progress *pg, int r, const struct cairn_snapshot *sna
 		.duration = elapsed(pg),
 		.summary = &snap->summary,
 		.snapshots = pg->snapshots,
+		.requests = pg->have_req ? &pg->req : NULL,
 	};
 	/* A dry run writes no snapshot and says nothing about the last backup. */
 	if (metrics_path && !pg->dry_run && metrics_backup_write(metrics_path, &m) < 0) {

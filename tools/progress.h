@@ -5,6 +5,7 @@
 #define CAIRN_PROGRESS_H
 
 #include "archiver.h"
+#include "cairn/storage.h"
 
 struct progress;
 
@@ -23,6 +24,9 @@ void progress_stop(struct progress *pg);
 void progress_list(const char *path, enum archiver_fate fate, const char *rule, void *payload);
 /* Snapshots in the repository after this backup (for the metrics). */
 void progress_set_snapshots(struct progress *pg, uint64_t n);
+/* What the backup asked of the storage, lock and all (for the summary and the
+ * metrics); remote: the text summary says it too. */
+void progress_set_requests(struct progress *pg, const struct cairn_storage_stats *s, bool remote);
 /* Report the outcome r of the backup of snap: the summary (text or JSON), the error,
  * and the metrics file (not for a dry run; repo is the label, the repository as
  * given). Returns the exit code. */

@@ -30,6 +30,10 @@ expect_fail() {
 	[ "$(wc -l < "$W/err")" -le 2 ] || fail "more than one error line from '$*': $(cat "$W/err")"
 }
 # tree_sum DIR: a checksum of every file in a directory tree (names and content).
+# out_has FILE TEXT, out_lacks FILE TEXT, out_match FILE REGEX: FILE's content
+out_has() { grep -qF -- "$2" "$1" || fail "'$2' missing from: $(cat "$1")"; }
+out_lacks() { ! grep -qF -- "$2" "$1" || fail "'$2' unexpected in: $(cat "$1")"; }
+out_match() { grep -q -- "$2" "$1" || fail "/$2/ not in: $(cat "$1")"; }
 # json_field FILE KEY: the number KEY has in the JSON object(s) of FILE (the last).
 json_field() { grep -o "\"$2\":[0-9]*" "$1" | tail -1 | cut -d: -f2; }
 tree_sum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum); }

@@ -1,0 +1,130 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# A repository that lives in S3 (docs/S3.md, DESIGN.md "Storage"), on a real Ceph
+# RGW on 127.0.0.1, the bucket checked with Debian's aws CLI: init, backup and
+# restore straight to the bucket; a second host's backup of the same tree uploads
+# less than 1% of the first's; each host's `latest`; a no-change backup's
+# requests (counted by method in --json and the metrics file); an emptied cache;
+# stale locks of dead hosts expire while a live holder's lock is refreshed.
+. "$(dirname "$0")/lib.sh"
+
+s3_setup
+O="$W/o"
+SRC="$W/src"
+URL="s3://$B/repo"
+mkdir -p "$O"
+export CAIRN_REPO=$URL CAIRN_CACHE_DIR="$W/cache-a"
+
+# remote_kinds: "count kind" of the objects under repo/, by top-level folder.
+remote_kinds() {
+	"${AWS[@]}" s3api list-objects-v2 --bucket "$B" --prefix repo/ --query 'Contents[].Key' \
+		--output text | tr '\t' '\n' | grep -v '^None$' | cut -d/ -f2 | sort | uniq -c
+}
+restored_sum() { # SNAP [CAIRN-OPTIONS...]: checksum of $SRC as the snapshot holds it
+	local t="$O/restore"
+	rm -rf "$t"
+	"$CAIRN" restore "$@" --target "$t" > /dev/null || fail "restore of $* failed"
+	tree_sum "$t$SRC"
+}
+
+# ---- init, backup, restore: nothing but the bucket -------------------------
+init_repo --chunk-size 64K/128K/512K --pack-size 1M
+mkdir -p "$SRC/docs" "$SRC/bin"
+for i in $(seq 1 30); do seq 1 $((i * 300)) | sed "s/^/line $i /" > "$SRC/docs/f$i.txt"; done
+head -c 4000000 /dev/urandom > "$SRC/bin/random"
+"$CAIRN" backup --host h1 --json "$SRC" | tail -1 > "$O/b1.json" || fail "backup to S3 failed"
+up1=$(json_field "$O/b1.json" bytes_uploaded)
+[ "$up1" -gt 4000000 ] || fail "the first backup uploaded only $up1 bytes"
+sum1=$(tree_sum "$SRC")
+remote_kinds > "$O/kinds"
+for k in config keys packs indexes snapshots; do
+	grep -q " $k$" "$O/kinds" || fail "no $k in the bucket: $(cat "$O/kinds")"
+done
+! grep -q " locks$" "$O/kinds" || fail "a lock is left in the bucket"
+[ "$(du -sb "$W/cache-a" | cut -f1)" -lt 8000000 ] ||
+	fail "the cache holds a copy of the data: $(du -sh "$W/cache-a")"
+[ "$(restored_sum latest)" = "$sum1" ] || fail "restore from S3 differs"
+"$CAIRN" check --read-data > "$O/check" 2>&1 || fail "check --read-data: $(cat "$O/check")"
+
+# ---- a second host: its own cache, the first host's data deduplicated ------
+CAIRN_CACHE_DIR="$W/cache-b" "$CAIRN" backup --host h2 --json "$SRC" | tail -1 > "$O/b2.json" ||
+	fail "the second host's backup failed"
+up2=$(json_field "$O/b2.json" bytes_uploaded)
+[ $((up2 * 100)) -lt "$up1" ] || fail "the second host uploaded $up2 of the first's $up1 bytes"
+
+# ---- each host's latest --------------------------------------------------
+echo "only on h1" > "$SRC/docs/new.txt"
+"$CAIRN" backup --host h1 "$SRC" > /dev/null || fail "second backup of h1"
+sum1b=$(tree_sum "$SRC")
+[ "$(restored_sum latest --host h2)" = "$sum1" ] || fail "h2's latest is not its own"
+[ "$(restored_sum latest --host h1)" = "$sum1b" ] || fail "h1's latest is not its own"
+CAIRN_CACHE_DIR="$W/cache-b" "$CAIRN" ls latest --host h2 "$SRC/docs" > "$O/ls" ||
+	fail "ls on the second host"
+out_lacks "$O/ls" new.txt
+
+# ---- a no-change backup: at most 10 requests besides its snapshot ----------
+# A snapshot holds the directories above the path backed up too, and other
+# processes change /tmp all the time: the tree is backed up from a private
+# tmpfs on /srv, in a mount namespace of its own, twice (as root).
+unshare -m bash -c '
+	mount --make-rprivate / && mount -t tmpfs cairn-test /srv && cp -a "$1" /srv/src &&
+	"$CAIRN" backup --host h3 /srv/src > /dev/null &&
+	"$CAIRN" backup --host h3 --json --metrics "$2/metrics.prom" /srv/src | tail -1 > "$2/b3.json"
+' _ "$SRC" "$O" || fail "the backups in a mount namespace failed"
+[ "$(json_field "$O/b3.json" blobs_added)" = 0 ] || fail "a no-change backup stored blobs"
+total=$(grep -o '"total":[0-9]*' "$O/b3.json" | cut -d: -f2)
+puts=$(grep -o '"PUT":[0-9]*' "$O/b3.json" | cut -d: -f2)
+# Its PUTs: the lock and the snapshot (no pack, so no index file).
+[ "$puts" = 2 ] || fail "a no-change backup made $puts PUTs: $(cat "$O/b3.json")"
+[ $((total - 1)) -le 10 ] || fail "a no-change backup made $total requests: $(cat "$O/b3.json")"
+grep -q "^cairn_backup_requests{repo=\"$URL\",method=\"PUT\"} 2$" "$O/metrics.prom" ||
+	fail "the metrics lack the requests: $(grep requests "$O/metrics.prom")"
+sum=0
+for m in GET PUT HEAD LIST DELETE POST; do
+	n=$(sed -n "s/^cairn_backup_requests{repo=\"[^\"]*\",method=\"$m\"} //p" "$O/metrics.prom")
+	sum=$((sum + n))
+done
+[ "$sum" = "$total" ] || fail "the metrics count $sum requests, --json $total"
+"$CAIRN" backup --host h1 "$SRC" > "$O/b4.txt"
+out_match "$O/b4.txt" "^sent [0-9]* requests ("
+
+# ---- an emptied cache fills itself from the bucket -------------------------
+"$CAIRN" snapshots > "$O/snaps.before"
+rm -rf "$W/cache-a"
+"$CAIRN" snapshots > "$O/snaps" || fail "snapshots with an empty cache"
+diff "$O/snaps.before" "$O/snaps" || fail "other snapshots once the cache went"
+[ "$(restored_sum latest --host h1)" = "$sum1b" ] || fail "restore after the cache went"
+"$CAIRN" backup --host h1 --json "$SRC" | tail -1 > "$O/b5.json"
+[ "$(json_field "$O/b5.json" bytes_uploaded)" -lt 100000 ] ||
+	fail "a backup after the cache went stored data again: $(cat "$O/b5.json")"
+
+# ---- locks: a dead host's lock expires, a live holder's is refreshed -------
+export CAIRN_TEST_LOCK_STALE_SECONDS=6
+printf 'cairn-lock 1\nkind = exclusive\ncommand = sync\nhost = gone-host\npid = 4242\nstart = %s\n' \
+	"$(date +%s)" > "$O/lock"
+"${AWS[@]}" s3 cp --quiet "$O/lock" "s3://$B/repo/locks/0123456789abcdef0123456789abcdef"
+expect_fail 1 "locked exclusively by sync on host gone-host" -- "$CAIRN" backup "$SRC"
+sleep 7 # not written for longer than the stale period: expired
+"$CAIRN" backup "$SRC" > /dev/null || fail "a stale lock still blocks"
+"$CAIRN" unlock > "$O/unlock"
+out_has "$O/unlock" "removed exclusive lock 0123456789abcdef0123456789abcdef: sync on host gone-host"
+# A backup reading a slow stdin holds its lock for longer than the stale period:
+# it writes it again meanwhile, so another command sees it live.
+mkfifo "$W/slow"
+"$CAIRN" backup --stdin --stdin-filename slow.txt < "$W/slow" > "$O/slow" 2>&1 &
+bk=$!
+exec 7> "$W/slow"
+echo start >&7
+sleep 9
+"$CAIRN" unlock > "$O/unlock"
+out_has "$O/unlock" "1 locks of running commands were kept"
+"$CAIRN" unlock --list > "$O/locks"
+out_match "$O/locks" "shared lock .*: backup"
+echo end >&7
+exec 7>&-
+wait "$bk" || fail "the slow backup failed: $(cat "$O/slow")"
+"$CAIRN" unlock --list > "$O/locks"
+out_lacks "$O/locks" "shared"
+unset CAIRN_TEST_LOCK_STALE_SECONDS
+"$CAIRN" check --read-data > "$O/check" 2>&1 || fail "final check: $(cat "$O/check")"
+echo ok
