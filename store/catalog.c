@@ -231,6 +231,10 @@ int cairn_repo__snapshot_list(cairn_repo *repo, bool strict, struct cairn_snapsh
 {
 	_cleanup_free_ struct cairn_id *ids = NULL;
 	size_t count = 0, loaded = 0;
+	/* Prune's listing is never one made a moment ago: a backup that ended
+	 * since may need what it is about to delete. */
+	if (strict)
+		forget_listing(repo);
 	int r = cairn_repo_snapshot_ids(repo, &ids, &count);
 	if (r < 0)
 		return r;

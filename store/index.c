@@ -317,6 +317,16 @@ static bool in_doomed(const cairn_index *ix, const uint8_t *pack)
 	return cairn_idset_has(ix->doomed, &id);
 }
 
+/* Whether a blob's record in pack `old` stays when pack `new` holds it too: a
+ * pack a prune is deleting loses to any other; else the lowest ID wins. */
+static bool keeps(const cairn_index *ix, const uint8_t *old, const uint8_t *new)
+{
+	bool old_doomed = in_doomed(ix, old), new_doomed = in_doomed(ix, new);
+	if (old_doomed != new_doomed)
+		return new_doomed;
+	return memcmp(old, new, CAIRN_ID_SIZE) < 0;
+}
+
 static int put_blob(cairn_index *ix, MDB_txn *txn, const struct cairn_id *pack,
                     const struct cairn_pack_entry *e)
 {
@@ -326,8 +336,7 @@ static int put_blob(cairn_index *ix, MDB_txn *txn, const struct cairn_id *pack,
 	 * whatever order it reads the packs in, except over a pack a prune is
 	 * deleting: the new copy must survive that pack's records. A malformed
 	 * record is replaced. */
-	if (rc == 0 && v.mv_size == CAIRN_LOC_SIZE &&
-	    memcmp(v.mv_data, pack->b, CAIRN_ID_SIZE) < 0 && !in_doomed(ix, v.mv_data))
+	if (rc == 0 && v.mv_size == CAIRN_LOC_SIZE && keeps(ix, v.mv_data, pack->b))
 		return 0;
 	if (rc && rc != MDB_NOTFOUND)
 		return cairn_err_mdb(rc, "index lookup");

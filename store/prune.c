@@ -153,8 +153,12 @@ static int mark_tree(struct prune *p, const struct cairn_id *id);
 static int load_tree(struct prune *p, const struct cairn_id *id, struct cairn_buf *out)
 {
 	struct cairn_loc loc;
-	int r = cairn_repo_get_typed(p->repo, CAIRN_BLOB_TREE, id, out);
-	if (r != -ENOENT || cairn_repo__pending_lookup(&p->pend, id, &loc) < 0)
+	/* The index as mark() left it: a refresh now would bring packs the pack
+	 * table lacks. */
+	int r = cairn_repo__lookup_cached(p->repo, id, &loc);
+	if (r == -ENOENT)
+		r = cairn_repo__pending_lookup(&p->pend, id, &loc);
+	if (r < 0)
 		return r;
 	if (loc.type != CAIRN_BLOB_TREE)
 		return cairn_err_set(-EBADMSG, "a tree is stored as a data blob");
@@ -199,12 +203,17 @@ static int mark_tree(struct prune *p, const struct cairn_id *id)
 	return r;
 }
 
+/* The snapshots there now, then the index files, which name the packs of every
+ * one of them (a backup writes its index file before its snapshot). */
 static int mark(struct prune *p)
 {
 	struct cairn_snapshot **list = NULL;
 	size_t n = 0;
+	bool rebuilt;
 	/* A damaged snapshot stops prune: the blobs it refers to are unknown. */
 	int r = cairn_repo__snapshot_list(p->repo, true, &list, &n);
+	if (r >= 0 && p->repo->cache)
+		r = cairn_repo__load_index_files(p->repo, false, &rebuilt);
 
 	for (size_t i = 0; r >= 0 && i < n; i++) {
 		r = mark_tree(p, &list[i]->root);
@@ -226,12 +235,17 @@ static int mark(struct prune *p)
 static int attribute(const struct cairn_id *id, const struct cairn_loc *loc, void *payload)
 {
 	struct prune *p = payload;
-	struct pk *k;
+	uint64_t *pos = cairn_idset_get(&p->index, &loc->pack);
 	if (cairn_repo__pending_has_pack(&p->pend, &loc->pack))
 		return 0; /* counted by found_pending() */
-	int r = pack_get(p, &loc->pack, &k);
-	if (r < 0)
-		return r;
+	if (!pos) {
+		/* Indexed since load_packs() (a backup running beside a local
+		 * repository's prune): durable, not ours to judge. */
+		if (cairn_idset_has(&p->used, id))
+			p->used_present++;
+		return 0;
+	}
+	struct pk *k = &p->packs[*pos];
 	k->n++;
 	if (!cairn_idset_has(&p->used, id)) {
 		p->st->blobs_unused++;
@@ -246,37 +260,40 @@ static int attribute(const struct cairn_id *id, const struct cairn_loc *loc, voi
 
 /* Used blobs the index does not place in a pack of this run, found in packs an
  * earlier prune is deleting instead (kept by its record's end, pending.c). */
+/* Whether attribute() counted used blob id as present: the index places it in
+ * a pack that is on disk, or one indexed since the table was made. */
+static bool counted(struct prune *p, const struct cairn_id *id)
+{
+	struct cairn_loc loc;
+	if (cairn_repo__lookup_cached(p->repo, id, &loc) < 0 ||
+	    cairn_repo__pending_has_pack(&p->pend, &loc.pack))
+		return false;
+	uint64_t *k = cairn_idset_get(&p->index, &loc.pack);
+	return !k || p->packs[*k].on_disk;
+}
+
 static void found_pending(struct prune *p)
 {
 	const struct cairn_id *id;
+	struct cairn_loc loc;
 	if (p->pend.npacks == 0)
 		return;
-	for (size_t pos = 0; cairn_idset_next(&p->used, &pos, &id);) {
-		struct cairn_loc loc;
-		uint64_t *k;
-		if (cairn_repo__lookup_cached(p->repo, id, &loc) >= 0 &&
-		    (k = cairn_idset_get(&p->index, &loc.pack)) && p->packs[*k].on_disk)
-			continue;
-		if (cairn_repo__pending_lookup(&p->pend, id, &loc) >= 0)
+	for (size_t pos = 0; cairn_idset_next(&p->used, &pos, &id);)
+		if (!counted(p, id) && cairn_repo__pending_lookup(&p->pend, id, &loc) >= 0)
 			p->used_present++;
-	}
 }
 
 static int missing_error(struct prune *p, size_t missing)
 {
 	const struct cairn_id *id;
+	struct cairn_loc loc;
 	char hex[CAIRN_ID_HEX_SIZE] = "?";
 
-	for (size_t pos = 0; cairn_idset_next(&p->used, &pos, &id);) {
-		struct cairn_loc loc;
-		uint64_t *k;
-		if ((cairn_repo__lookup_cached(p->repo, id, &loc) < 0 ||
-		     !(k = cairn_idset_get(&p->index, &loc.pack)) || !p->packs[*k].on_disk) &&
-		    cairn_repo__pending_lookup(&p->pend, id, &loc) < 0) {
+	for (size_t pos = 0; cairn_idset_next(&p->used, &pos, &id);)
+		if (!counted(p, id) && cairn_repo__pending_lookup(&p->pend, id, &loc) < 0) {
 			cairn_id_hex(hex, id);
 			break;
 		}
-	}
 	return cairn_err_set(-EBADMSG,
 	                     "cannot prune: %zu blobs that snapshots need are missing (blob %.8s "
 	                     "first); run 'cairn check'",
@@ -617,8 +634,9 @@ int cairn_repo_prune(cairn_repo *repo, const struct cairn_prune_opts *o,
 		return cairn_err_set(-EINVAL, "max-unused must be a percentage from 0 to 100");
 	cairn_idset_init(&p.used);
 	cairn_idset_init(&p.index);
+	/* Marked before the packs are listed: a pack that comes later is not judged. */
 	if ((r = cairn_repo__pending_load(repo, o->lock, o->dry_run, &p.pend)) >= 0 &&
-	    (r = load_packs(&p)) >= 0 && (r = mark(&p)) >= 0) {
+	    (r = mark(&p)) >= 0 && (r = load_packs(&p)) >= 0) {
 		step(&p, "after-mark");
 		r = sweep_decide(&p);
 	}

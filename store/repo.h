@@ -129,8 +129,9 @@ int cairn_repo__unlock(cairn_repo *repo, const char *pw, size_t pwlen,
 int cairn_repo__write_key(cairn_storage *st, const uint8_t master[CAIRN_KEY_SIZE], const char *pw,
                           size_t pwlen, int log2n, const char *label, char name_out[17]);
 
-/* cairn_repo_snapshot_list(); strict: a damaged snapshot fails the listing
- * (-EBADMSG naming it) instead of being skipped with a warning (prune). */
+/* cairn_repo_snapshot_list(); strict (prune): the storage is listed now (never
+ * a listing reused from a moment ago), and a damaged snapshot fails the listing
+ * (-EBADMSG naming it) instead of being skipped with a warning. */
 int cairn_repo__snapshot_list(cairn_repo *repo, bool strict, struct cairn_snapshot ***out,
                               size_t *n);
 /* ---- index files (indexfiles.c, FORMAT.md §12) ---- */

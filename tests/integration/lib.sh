@@ -7,6 +7,11 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/cairn-it-XXXXXX")
 cleanup_hooks=()
 on_exit() {
 	local rc=$?
+	# Debugging a failure: CAIRN_TEST_KEEP=1 leaves the work dir and servers.
+	if [ "$rc" != 0 ] && [ -n "${CAIRN_TEST_KEEP:-}" ]; then
+		echo "kept $W" >&2
+		exit $rc
+	fi
 	for h in "${cleanup_hooks[@]}"; do eval "$h" || true; done
 	rm -rf "$W"
 	exit $rc

@@ -1,0 +1,162 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Many hosts, one repository in S3 (DESIGN.md "Storage", "Prune while backups
+# run"), on a real Ceph RGW on 127.0.0.1: 8 hosts back up at once; a backup
+# killed half-way is resumed without uploading again what it finished; and
+# prune runs while hosts back up, with kill -9 of either at random moments,
+# after which every snapshot restores byte-identical and check --read-data is
+# clean. The bucket is checked with Debian's aws CLI.
+. "$(dirname "$0")/lib.sh"
+
+s3_setup
+O="$W/o"
+mkdir -p "$O"
+export CAIRN_REPO="s3://$B/fleet"
+init_repo --chunk-size 64K/128K/512K --pack-size 1M
+
+# gen DIR HOST I: the content host HOST backs up in round I, the same whenever
+# it is made: a file all hosts share, one of this host, one of this round.
+gen() {
+	rm -rf "$1"
+	mkdir -p "$1/sub"
+	python3 - "$1" "$2" "$3" << 'PY'
+import random, sys
+d, host, i = sys.argv[1], sys.argv[2], sys.argv[3]
+def write(path, seed, n):
+    with open(path, "wb") as f:
+        f.write(random.Random(seed).randbytes(n))
+write(f"{d}/shared.bin", "shared", 600000)
+write(f"{d}/sub/host.bin", host, 200000)
+write(f"{d}/sub/round.bin", f"{host}/{i}", 150000)
+with open(f"{d}/note.txt", "w") as f:
+    f.write(f"{host} round {i}\n")
+PY
+}
+pack_bytes() {
+	"${AWS[@]}" s3 ls --recursive "s3://$B/$1/packs/" | awk '{ s += $3 } END { print s + 0 }'
+}
+# restores_as SNAP DIR HOST I: snapshot SNAP of DIR holds gen's HOST I content.
+restores_as() {
+	local t="$O/restore"
+	rm -rf "$t" "$O/expect"
+	"$CAIRN" restore "$1" --target "$t" > /dev/null 2> "$O/restore.err" ||
+		fail "restore of $1 ($3 $4) failed: $(cat "$O/restore.err")"
+	gen "$O/expect" "$3" "$4"
+	diff -r "$O/expect" "$t$2" > /dev/null || fail "snapshot $1 ($3 round $4) restores differently"
+}
+
+# ---- 8 hosts at once --------------------------------------------------------
+pids=()
+for h in 1 2 3 4 5 6 7 8; do
+	gen "$W/h$h" "host$h" 0
+	CAIRN_CACHE_DIR="$W/cache-$h" "$CAIRN" backup --host "host$h" --tag round-0 "$W/h$h" \
+		> "$O/b$h" 2>&1 &
+	pids+=($!)
+done
+for h in 1 2 3 4 5 6 7 8; do
+	wait "${pids[$((h - 1))]}" || fail "host $h's backup failed (none may wait): $(cat "$O/b$h")"
+done
+"$CAIRN" snapshots --json > "$O/snaps.json"
+for h in 1 2 3 4 5 6 7 8; do
+	id=$("$CAIRN" snapshots --host "host$h" | awk 'length($1) == 8 && $1 ~ /^[0-9a-f]+$/ { print $1 }')
+	[ -n "$id" ] || fail "no snapshot of host$h"
+	restores_as "$id" "$W/h$h" "host$h" 0
+done
+# The shared file is stored about once, not eight times (a few hosts may store
+# it at the same moment).
+[ "$(pack_bytes fleet)" -lt $((600000 * 4 + 8 * 400000)) ] ||
+	fail "the hosts did not deduplicate: $(pack_bytes fleet) bytes of packs"
+
+# ---- a killed backup resumes --------------------------------------------------
+BIG="$W/big"
+mkdir -p "$BIG"
+for i in $(seq 1 24); do head -c 1000000 /dev/urandom > "$BIG/f$i"; done
+# What a whole backup of it uploads, into another repository.
+CAIRN_REPO="s3://$B/ref" CAIRN_CACHE_DIR="$W/cache-ref" init_repo --chunk-size 64K/128K/512K \
+	--pack-size 1M
+CAIRN_REPO="s3://$B/ref" CAIRN_CACHE_DIR="$W/cache-ref" "$CAIRN" backup --json "$BIG" |
+	tail -1 > "$O/ref.json"
+full=$(json_field "$O/ref.json" bytes_uploaded)
+before=$(pack_bytes fleet)
+# Killed once 8 packs are up.
+CAIRN_S3_TRACE="$W/trace" CAIRN_CACHE_DIR="$W/cache-k" "$CAIRN" backup --host killed "$BIG" \
+	> /dev/null 2>&1 &
+bk=$!
+for _ in $(seq 600); do
+	n=$(grep -c '^PUT /[^?]*/packs/.* 200$' "$W/trace" 2> /dev/null || true)
+	[ "${n:-0}" -ge 8 ] && break
+	sleep 0.05
+done
+kill -9 "$bk"
+wait "$bk" 2> /dev/null || true
+done_bytes=$(($(pack_bytes fleet) - before))
+[ "$done_bytes" -gt 0 ] || fail "the killed backup uploaded nothing"
+# The rerun, from a host that lost its cache too: the dead run's lock tells it
+# to adopt the packs that no index file names yet.
+CAIRN_CACHE_DIR="$W/cache-k2" "$CAIRN" backup --host killed --json "$BIG" | tail -1 > "$O/rerun.json" ||
+	fail "the rerun failed"
+rerun=$(json_field "$O/rerun.json" bytes_uploaded)
+echo "a whole backup uploads $full bytes; killed after $done_bytes; the rerun uploaded $rerun"
+[ "$rerun" -le $((full - done_bytes + 1100000 + 100000)) ] ||
+	fail "the rerun uploaded $rerun bytes; $((full - done_bytes)) were left"
+
+# ---- prune while hosts back up, kill -9 of either ----------------------------
+ROUNDS=${FLEET_ROUNDS:-5}
+host_loop() { # HOST: ROUNDS backups, every third killed at a random moment
+	local h=$1 i
+	for i in $(seq 1 "$ROUNDS"); do
+		gen "$W/$h" "$h" "$i"
+		CAIRN_CACHE_DIR="$W/cache-$h" "$CAIRN" backup --host "$h" --tag "round-$i" "$W/$h" \
+			> "$O/$h.out" 2>&1 &
+		local p=$!
+		if ((RANDOM % 3 == 0)); then
+			sleep "0.$((RANDOM % 9))"
+			kill -9 "$p" 2> /dev/null || true
+			wait "$p" 2> /dev/null || true
+		else
+			wait "$p" || { echo "backup $h round $i: $(cat "$O/$h.out")"; return 1; }
+		fi
+	done
+}
+loops=()
+for h in p1 p2 p3; do
+	host_loop "$h" & loops+=($!)
+done
+pruned=0
+while kill -0 "${loops[@]}" 2> /dev/null; do
+	"$CAIRN" forget --group-by host --keep-last 2 > /dev/null 2>&1 || true
+	CAIRN_CACHE_DIR="$W/cache-prune" "$CAIRN" prune --max-unused 0 > "$O/prune" 2>&1 &
+	p=$!
+	if ((RANDOM % 3 == 0)); then
+		sleep "0.$((RANDOM % 9))"
+		kill -9 "$p" 2> /dev/null || true
+		wait "$p" 2> /dev/null || true
+	else
+		wait "$p" || fail "prune beside backups: $(cat "$O/prune")"
+		pruned=$((pruned + 1))
+	fi
+done
+for l in "${loops[@]}"; do wait "$l" || fail "a backup loop failed"; done
+[ "$pruned" -ge 1 ] || fail "no prune finished beside the backups"
+# Two prunes with nobody writing: the first finishes what waited, the second
+# finds nothing left.
+CAIRN_CACHE_DIR="$W/cache-prune" "$CAIRN" prune --max-unused 0 > "$O/prune" 2>&1 ||
+	fail "prune after the backups: $(cat "$O/prune")"
+CAIRN_CACHE_DIR="$W/cache-prune" "$CAIRN" prune --max-unused 0 --json > "$O/prune.json"
+out_has "$O/prune.json" '"packs_deleted":0,"packs_repacked":0'
+out_has "$O/prune.json" '"packs_pending":0'
+[ -z "$("${AWS[@]}" s3 ls "s3://$B/fleet/prune/")" ] || fail "prune records are left"
+"$CAIRN" check --read-data > "$O/check" 2>&1 || fail "check --read-data: $(cat "$O/check")"
+out_lacks "$O/check" "hold no indexed blob"
+# Every snapshot there restores what its host backed up in its round.
+"$CAIRN" snapshots --json | python3 -c '
+import json, sys
+for s in json.load(sys.stdin):
+    if s["tags"] and s["tags"][0].startswith("round-"):
+        print(s["short_id"], s["hostname"], s["paths"][0], s["tags"][0].split("-")[1])
+' > "$O/all"
+[ "$(grep -c ' p[123] ' "$O/all")" -ge 3 ] || fail "too few snapshots survived: $(cat "$O/all")"
+while read -r id host path round; do
+	restores_as "$id" "$path" "$host" "$round"
+done < "$O/all"
+echo "ok ($pruned prunes finished beside the backups)"
