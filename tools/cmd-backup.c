@@ -299,10 +299,13 @@ static void recover(cairn_repo *repo, const cairn_lock *lock)
 		return;
 	}
 	if (st.packs_indexed)
-		log_info("indexed %d packs left by an interrupted run", st.packs_indexed);
+		log_info("indexed %d %s left by an interrupted run", st.packs_indexed,
+		         cli_plural((uint64_t)st.packs_indexed, "pack", "packs"));
 	if (st.temps_removed)
-		log_info("removed %d unfinished packs of interrupted runs from tmp/",
-		         st.temps_removed);
+		log_info("removed %d %s from tmp/", st.temps_removed,
+		         cli_plural((uint64_t)st.temps_removed,
+		                    "unfinished pack of an interrupted run",
+		                    "unfinished packs of interrupted runs"));
 }
 
 /* Archive, flush, and commit the snapshot (the last step: FORMAT.md §8). */
