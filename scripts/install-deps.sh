@@ -5,7 +5,7 @@
 set -euo pipefail
 level=${1:-test}
 pkgs=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 libzstd-dev liblmdb-dev libssl-dev
-      libcurl4-openssl-dev libarchive-dev)
+      libcurl4-openssl-dev libarchive-dev libexpat1-dev)
 if [ "$level" != build ]; then
 	pkgs+=(debhelper dpkg-dev man-db bash-completion systemd) # packaging/build-deb.sh
 fi

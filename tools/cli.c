@@ -467,6 +467,54 @@ int cli_check_label(const char *what, const char *s, size_t max)
 	return 0;
 }
 
+bool cli_tags_has(const struct cli_tags *t, const char *tag)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (strcmp(t->v[i], tag) == 0)
+			return true;
+	return false;
+}
+
+/* Append tag (taken over) unless t has it. */
+static int tags_push(struct cli_tags *t, char *tag)
+{
+	_cleanup_free_ char *own = tag;
+	int r = cli_check_label("a tag", tag, 1024);
+	if (r < 0 || cli_tags_has(t, tag))
+		return r;
+	if (t->n >= CAIRN_SNAPSHOT_MAX_TAGS)
+		return cairn_err_set(-EINVAL, "more than %u tags", CAIRN_SNAPSHOT_MAX_TAGS);
+	char **v = realloc(t->v, (t->n + 1) * sizeof(*v));
+	if (!v)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	v[t->n++] = TAKE_PTR(own);
+	t->v = v;
+	return 0;
+}
+
+int cli_tags_add(struct cli_tags *t, const char *arg)
+{
+	for (const char *p = arg; *arg;) {
+		size_t k = strcspn(p, ",");
+		char *tag = strndup(p, k);
+		int r = tag ? tags_push(t, tag) : cairn_err_set(-ENOMEM, "out of memory");
+		if (r < 0)
+			return r;
+		if (!p[k])
+			break;
+		p += k + 1;
+	}
+	return 0;
+}
+
+void cli_tags_release(struct cli_tags *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		free(t->v[i]);
+	free(t->v);
+	*t = (struct cli_tags){ 0 };
+}
+
 void cli_json_str(FILE *f, const void *s, size_t n)
 {
 	cairn_json_str(f, s, n);

@@ -126,6 +126,19 @@ int cli_parse_int(const char *s, long min, long max, long *out);
  * would be shown escaped ever after). -EINVAL naming what. */
 int cli_check_label(const char *what, const char *s, size_t max);
 
+/* Tags given on the command line: copies, each once. */
+struct cli_tags {
+	char **v;
+	size_t n;
+};
+/* Add the tags of arg, restic's TAG[,TAG...] ("a,b" is two tags), skipping those
+ * t already has; "" adds none. Each is checked as cli_check_label("a tag", tag,
+ * 1024) does, so "a,,b" is refused. -EINVAL (message set), -ENOMEM; on failure
+ * the tags before the bad one may have been added. */
+int cli_tags_add(struct cli_tags *t, const char *arg);
+bool cli_tags_has(const struct cli_tags *t, const char *tag);
+void cli_tags_release(struct cli_tags *t);
+
 /* Write bytes as a JSON string to f: cairn_json_str (cairn/util.h). Valid UTF-8
  * passes through; other bytes become \udcXX (U+DC80 + byte, as Python's
  * surrogateescape), so names stay exact. */

@@ -26,7 +26,8 @@ static const char usage[] =
         "Backs up the paths into a new snapshot. Unchanged files (same size, mtime,\n"
         "ctime and inode as in the parent snapshot) are not read again.\n"
         "\n"
-        "  --tag TAG              tag the snapshot (repeatable; 1 to 1024 bytes)\n"
+        "  --tag TAG[,TAG...]     tag the snapshot with these tags (repeatable; each 1\n"
+        "                         to 1024 bytes)\n"
         "  --host NAME            hostname to record (default: this host; 1 to 255\n"
         "                         bytes); neither may hold control characters\n"
         "  --files-from FILE      back up the paths listed in FILE too (- for stdin):\n"
@@ -103,8 +104,7 @@ struct list_file {
 };
 
 struct backup_opts {
-	char **tags;
-	size_t ntags;
+	struct cli_tags tags;
 	const char *host;
 	struct excludes *excludes;
 	struct list_file *lists;
@@ -124,19 +124,6 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	atomic_store(&cancelled, true);
-}
-
-static int add_tag(struct backup_opts *o, const char *tag)
-{
-	char **v = realloc(o->tags, (o->ntags + 1) * sizeof(*v));
-	if (!v)
-		return cairn_err_set(-ENOMEM, "out of memory");
-	o->tags = v;
-	int r = cli_check_label("a tag", tag, 1024);
-	if (r < 0)
-		return r;
-	o->tags[o->ntags++] = (char *)tag;
-	return 0;
 }
 
 static int add_list(struct backup_opts *o, enum filesfrom_kind kind, const char *path)
@@ -166,8 +153,8 @@ static int handle(int c, const char *arg, void *payload)
 	int r;
 
 	switch (c) {
-	case OPT_TAG:
-		return add_tag(o, arg);
+	case OPT_TAG: /* "" would add no tag: refused, as an unset variable's likely mistake */
+		return *arg ? cli_tags_add(&o->tags, arg) : cli_check_label("a tag", arg, 1024);
 	case OPT_HOST:
 		o->host = arg;
 		return cli_check_label("a host name", arg, 255);
@@ -312,10 +299,13 @@ static void recover(cairn_repo *repo, const cairn_lock *lock)
 		return;
 	}
 	if (st.packs_indexed)
-		log_info("indexed %d packs left by an interrupted run", st.packs_indexed);
+		log_info("indexed %d %s left by an interrupted run", st.packs_indexed,
+		         cli_plural((uint64_t)st.packs_indexed, "pack", "packs"));
 	if (st.temps_removed)
-		log_info("removed %d unfinished packs of interrupted runs from tmp/",
-		         st.temps_removed);
+		log_info("removed %d %s from tmp/", st.temps_removed,
+		         cli_plural((uint64_t)st.temps_removed,
+		                    "unfinished pack of an interrupted run",
+		                    "unfinished packs of interrupted runs"));
 }
 
 /* Archive, flush, and commit the snapshot (the last step: FORMAT.md §8). */
@@ -525,8 +515,8 @@ int cmd_backup(int argc, char **argv)
 	}
 	snap.paths = paths;
 	snap.npaths = npaths;
-	snap.tags = o.tags;
-	snap.ntags = o.ntags;
+	snap.tags = o.tags.v;
+	snap.ntags = o.tags.n;
 	snap.program_version = (char *)"cairn " CAIRN_VERSION;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -548,7 +538,7 @@ out:
 	for (size_t i = 0; i < npaths; i++)
 		free(paths[i]);
 	free(paths);
-	free(o.tags);
+	cli_tags_release(&o.tags);
 	free(o.lists);
 	filesfrom_release(&given);
 	excludes_free(o.excludes);

@@ -346,8 +346,9 @@ static int read_data(struct checker *c)
 		return r;
 	char hex[CAIRN_ID_HEX_SIZE];
 	cairn_id_hex(hex, pack);
-	log_info("the subset %s selects none of the %zu packs: reading pack %.8s",
-	         c->a->subset_arg ? c->a->subset_arg : "", c->disk.count, hex);
+	log_info("the subset %s selects none of the %zu %s: reading pack %.8s",
+	         c->a->subset_arg ? c->a->subset_arg : "", c->disk.count,
+	         cli_plural(c->disk.count, "pack", "packs"), hex);
 	return read_pack(c, pack);
 }
 

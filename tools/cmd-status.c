@@ -79,7 +79,8 @@ static void print_text(const struct status_report *rep)
 	int missed = 0;
 	if (rep->snapshots)
 		status_fmt_age(age, sizeof(age), status_age_of_ns(rep, rep->newest_ns));
-	printf("repository %s: %zu snapshots, newest %s\n", rep->repo, rep->snapshots, age);
+	printf("repository %s: %zu %s, newest %s\n", rep->repo, rep->snapshots,
+	       cli_plural(rep->snapshots, "snapshot", "snapshots"), age);
 	for (int i = 0; i < RULE_N; i++) {
 		printf("%-12s %-4s ", status_rule_titles[i], rep->met[i] ? "yes" : "no");
 		cairn_text_str(stdout, rep->why[i], strlen(rep->why[i])); /* may quote errors */

@@ -506,7 +506,7 @@ static int finish_local(struct sync *sy)
 	int r = cairn_repo_rebuild_index(sy->repo);
 	if (r < 0)
 		return r;
-	log_info("index rebuilt from %d packs", r);
+	log_info("index rebuilt from %d %s", r, cli_plural((uint64_t)r, "pack", "packs"));
 	for (size_t i = 0; i < sy->have.n; i++) {
 		const struct obj *o = &sy->have.v[i];
 		struct cairn_snapshot *s;
@@ -626,14 +626,16 @@ static void summary(struct sync *sy)
 		printf("pulled from %s: ", cairn_storage_url(sy->src));
 	else
 		printf("copied %s to %s: ", cairn_storage_url(sy->src), cairn_storage_url(sy->dst));
-	printf("%llu objects copied (%s), %llu already there",
-	       (unsigned long long)atomic_load(&sy->objects), size,
+	uint64_t copied = atomic_load(&sy->objects);
+	printf("%llu %s copied (%s), %llu already there", (unsigned long long)copied,
+	       cli_plural(copied, "object", "objects"), size,
 	       (unsigned long long)atomic_load(&sy->present));
 	if (sy->del)
 		printf(", %llu deleted", (unsigned long long)atomic_load(&sy->deleted));
-	printf("; %llu requests\n",
-	       (unsigned long long)(cairn_storage_requests(sy->src) * remote(sy->src) +
-	                            cairn_storage_requests(sy->dst) * remote(sy->dst)));
+	uint64_t requests = cairn_storage_requests(sy->src) * remote(sy->src) +
+	                    cairn_storage_requests(sy->dst) * remote(sy->dst);
+	printf("; %llu %s\n", (unsigned long long)requests,
+	       cli_plural(requests, "request", "requests"));
 }
 
 static void sync_release(struct sync *sy)

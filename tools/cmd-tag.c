@@ -32,19 +32,17 @@ static const char usage[] =
 
 enum { OPT_ADD = OPT_FIRST_COMMAND_OPT, OPT_REMOVE, OPT_SET, OPT_LOCK_WAIT };
 
-/* A list of tags, borrowed from argv or from a snapshot. */
+/* A list of tags, borrowed from the arguments or from a snapshot. */
 struct tags {
 	const char **v;
 	size_t n;
 };
 
 struct tag_args {
-	struct tags add, remove, set;
+	struct cli_tags add, remove, set;
 	bool has_set, dry_run, json;
 	unsigned wait;
 	struct snapsel sel;
-	char **copies; /* the pieces of comma-separated arguments, freed at the end */
-	size_t ncopies;
 };
 
 static bool has_tag(const struct tags *t, const char *tag)
@@ -70,33 +68,6 @@ static int push(struct tags *t, const char *tag)
 	return 0;
 }
 
-/* "a,b" into t (empty pieces skipped: "" adds nothing). */
-static int add_list(struct tag_args *a, struct tags *t, const char *arg)
-{
-	for (const char *p = arg;;) {
-		size_t k = strcspn(p, ",");
-		if (k > 0) {
-			char *tag = strndup(p, k), **v = NULL;
-			if (tag)
-				v = realloc(a->copies, (a->ncopies + 1) * sizeof(*v));
-			if (!v) {
-				free(tag);
-				return cairn_err_set(-ENOMEM, "out of memory");
-			}
-			v[a->ncopies++] = tag;
-			a->copies = v;
-			int r = cli_check_label("a tag", tag, 1024);
-			if (r >= 0)
-				r = push(t, tag);
-			if (r < 0)
-				return r;
-		}
-		if (!p[k])
-			return 0;
-		p += k + 1;
-	}
-}
-
 static int handle(int c, const char *arg, void *payload)
 {
 	struct tag_args *a = payload;
@@ -105,12 +76,12 @@ static int handle(int c, const char *arg, void *payload)
 		return r;
 	switch (c) {
 	case OPT_ADD:
-		return add_list(a, &a->add, arg);
+		return cli_tags_add(&a->add, arg);
 	case OPT_REMOVE:
-		return add_list(a, &a->remove, arg);
+		return cli_tags_add(&a->remove, arg);
 	case OPT_SET:
 		a->has_set = true;
-		return add_list(a, &a->set, arg);
+		return cli_tags_add(&a->set, arg);
 	case 'n':
 		a->dry_run = true;
 		return 0;
@@ -130,7 +101,7 @@ static int new_tags(const struct tag_args *a, const struct cairn_snapshot *s, st
 	int r = 0;
 	for (size_t i = 0; i < (a->has_set ? a->set.n : s->ntags) && r >= 0; i++) {
 		const char *t = a->has_set ? a->set.v[i] : s->tags[i];
-		if (!has_tag(&a->remove, t))
+		if (!cli_tags_has(&a->remove, t))
 			r = push(out, t);
 	}
 	for (size_t i = 0; i < a->add.n && r >= 0; i++)
@@ -263,12 +234,9 @@ int cmd_tag(int argc, char **argv)
 {
 	struct tag_args a = { 0 };
 	int rc = tag_main(&a, argc, argv);
-	free(a.add.v);
-	free(a.remove.v);
-	free(a.set.v);
-	for (size_t i = 0; i < a.ncopies; i++)
-		free(a.copies[i]);
-	free(a.copies);
+	cli_tags_release(&a.add);
+	cli_tags_release(&a.remove);
+	cli_tags_release(&a.set);
 	snapsel_release(&a.sel);
 	return rc;
 }

@@ -87,7 +87,9 @@ static int unlock(cairn_storage *repo, const struct unlock_args *a)
 			describe("removed ", &v[i]);
 	}
 	if (r >= 0 && kept)
-		printf("%zu locks of running commands were kept (--all removes them)\n", kept);
+		printf("%zu %s (--all removes them)\n", kept,
+		       cli_plural(kept, "lock of a running command was kept",
+		                  "locks of running commands were kept"));
 	return r;
 }
 

@@ -142,9 +142,17 @@ static const char *v_host(const char *v)
 	return v[n] == '\0' && n <= 255 ? NULL : "must be a host name of [A-Za-z0-9.-_]";
 }
 
+/* TAG[,TAG...], as backup --tag and forget --keep-tag take it. */
 static const char *v_tag(const char *v)
 {
-	return strlen(v) <= 1024 ? NULL : "must be at most 1024 bytes";
+	for (const char *p = v;; p++) {
+		size_t k = strcspn(p, ",");
+		if (k == 0 || k > 1024)
+			return "must be TAG[,TAG...], each tag 1 to 1024 bytes";
+		p += k;
+		if (!*p)
+			return NULL;
+	}
 }
 
 /* NAME[:HEADER] of --exclude-if-present (excludes.c checks the same). */

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cleanup.h"
+#include "snapsel.h"
 
 static const char *const reason_names[] = { "last",    "hourly", "daily",  "weekly",
 	                                    "monthly", "yearly", "within", "tag" };
@@ -122,10 +123,9 @@ static int64_t within_cutoff(const struct policy_duration *d, int64_t now)
 
 static bool has_tag(const struct policy *p, const struct policy_item *it)
 {
-	for (size_t i = 0; i < it->ntags; i++)
-		for (size_t j = 0; j < p->ntags; j++)
-			if (strcmp(it->tags[i], p->tags[j]) == 0)
-				return true;
+	for (size_t i = 0; i < p->ntags; i++)
+		if (snapsel_has_tags(it->tags, it->ntags, p->tags[i]))
+			return true;
 	return false;
 }
 

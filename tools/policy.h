@@ -35,7 +35,8 @@ struct policy {
 	int keep[POLICY_NBUCKETS];
 	bool has_within;
 	struct policy_duration within; /* keep everything newer than now - within */
-	const char *const *tags;       /* keep snapshots carrying any of these */
+	/* keep snapshots with every tag of any of these "a,b" groups (snapsel_has_tags) */
+	const char *const *tags;
 	size_t ntags;
 };
 

@@ -210,10 +210,10 @@ static void print_tty(struct progress *pg)
 	cli_fmt_bytes(bt, sizeof(bt), c.bytes_total);
 	cli_fmt_bytes(rt, sizeof(rt), (uint64_t)c.rate);
 	int k = snprintf(line, sizeof(line),
-	                 "[%s] %5.1f%%  %llu/%llu%s files  %s/%s%s  %s/s  ETA %s  %llu errors", el,
+	                 "[%s] %5.1f%%  %llu/%llu%s files  %s/%s%s  %s/s  ETA %s  %llu %s", el,
 	                 c.pct, (unsigned long long)c.files, (unsigned long long)c.files_total,
 	                 c.scan_done ? "" : "+", bd, bt, c.scan_done ? "" : "+", rt, eta,
-	                 (unsigned long long)c.errors);
+	                 (unsigned long long)c.errors, cli_plural(c.errors, "error", "errors"));
 	size_t n = k > 0 && (size_t)k < sizeof(line) ? (size_t)k : 0;
 	ioctl(STDERR_FILENO, TIOCGWINSZ, &ws);
 	size_t width = ws.ws_col ? ws.ws_col : 80;
@@ -339,19 +339,21 @@ static void print_summary_text(struct progress *pg, const struct cairn_snapshot 
 	cli_fmt_bytes(added, sizeof(added), m->bytes_added);
 	cli_fmt_bytes(read, sizeof(read), m->bytes_read);
 	fmt_dur(el, sizeof(el), elapsed(pg));
-	printf("files: %llu new, %llu changed, %llu unmodified; %llu directories\n",
+	printf("files: %llu new, %llu changed, %llu unmodified; %llu %s\n",
 	       (unsigned long long)m->files_new, (unsigned long long)m->files_changed,
-	       (unsigned long long)m->files_unmodified, (unsigned long long)m->dirs);
-	printf("read %s, added %s in %llu blobs, took %s\n", read, added,
-	       (unsigned long long)m->blobs_added, el);
+	       (unsigned long long)m->files_unmodified, (unsigned long long)m->dirs,
+	       cli_plural(m->dirs, "directory", "directories"));
+	printf("read %s, added %s in %llu %s, took %s\n", read, added,
+	       (unsigned long long)m->blobs_added, cli_plural(m->blobs_added, "blob", "blobs"), el);
 	if (pg->dry_run) {
 		printf("dry run: no snapshot written\n");
 		return;
 	}
 	cairn_id_hex(hex, &s->id);
 	if (m->partial)
-		printf("snapshot %.8s saved, partial: %u entries could not be read\n", hex,
-		       m->errors);
+		printf("snapshot %.8s saved, partial: %u %s\n", hex, m->errors,
+		       cli_plural(m->errors, "entry could not be read",
+		                  "entries could not be read"));
 	else
 		printf("snapshot %.8s saved\n", hex);
 }

@@ -273,9 +273,9 @@ static int snapshots_chart(FILE *f, const struct report_data *d)
 				snapshot_dot(f, &c, d->snaps[k], y);
 	}
 	fprintf(f,
-	        "</svg>\n<p class=\"note\">%zu snapshots; a hollow dot is a partial "
+	        "</svg>\n<p class=\"note\">%zu %s; a hollow dot is a partial "
 	        "snapshot (some paths or files could not be read).</p></section>\n",
-	        d->nsnaps);
+	        d->nsnaps, cli_plural(d->nsnaps, "snapshot", "snapshots"));
 	return 0;
 }
 
@@ -399,7 +399,8 @@ static void check_section(FILE *f, const struct status_report *st)
 	fprintf(f, "<table class=\"check\"><tr><th>when</th><td>%s</td></tr>\n", when);
 	fputs("<tr><th>result</th><td class=\"", f);
 	fputs(ck->ok && ck->errors == 0 ? "met\">no damage" : "unmet\">damage found", f);
-	fprintf(f, " (%lu errors)</td></tr>\n<tr><th>data read</th><td>", ck->errors);
+	fprintf(f, " (%lu %s)</td></tr>\n<tr><th>data read</th><td>", ck->errors,
+	        cli_plural(ck->errors, "error", "errors"));
 	esc(f, ck->mode);
 	if (ck->subset[0]) {
 		fputc(' ', f);
@@ -484,7 +485,8 @@ static void jobs_section(FILE *f, const struct report_data *d)
 		const struct report_job *j = &d->jobs[k];
 		fputs("<div class=\"job\"><h3>", f);
 		esc(f, j->name);
-		fprintf(f, "</h3>\n<p class=\"note\">the last %zu runs</p>\n", j->nruns);
+		fprintf(f, "</h3>\n<p class=\"note\">the last %zu %s</p>\n", j->nruns,
+		        cli_plural(j->nruns, "run", "runs"));
 		runs_chart(f, j);
 		fputs("<table class=\"runs\"><tr><th>ended</th><th>outcome</th><th>exit</th>"
 		      "<th>duration</th><th>snapshot</th><th>steps</th></tr>\n",
@@ -533,9 +535,9 @@ static void page_head(FILE *f, const struct report_data *d)
 	fprintf(f, "</title>\n<style>%s</style></head>\n<body>\n<h1>cairn report: ", style);
 	esc(f, d->repo);
 	fprintf(f,
-	        "</h1>\n<p id=\"generated\" class=\"note\">%zu snapshots. Made %s by cairn "
+	        "</h1>\n<p id=\"generated\" class=\"note\">%zu %s. Made %s by cairn "
 	        "%s.</p>\n",
-	        d->nsnaps, when, CAIRN_VERSION);
+	        d->nsnaps, cli_plural(d->nsnaps, "snapshot", "snapshots"), when, CAIRN_VERSION);
 }
 
 int report_html(FILE *f, const struct report_data *d)

@@ -110,14 +110,13 @@ static bool has(char *const *v, size_t n, const char *str, size_t len)
 	return false;
 }
 
-/* Every comma-separated tag of group is on snap; "" matches an untagged snap. */
-static bool has_group(const struct cairn_snapshot *snap, const char *group)
+bool snapsel_has_tags(char *const *tags, size_t n, const char *group)
 {
 	if (!*group)
-		return snap->ntags == 0;
+		return n == 0;
 	for (const char *p = group;;) {
 		size_t k = strcspn(p, ",");
-		if (k > 0 && !has(snap->tags, snap->ntags, p, k))
+		if (k > 0 && !has(tags, n, p, k))
 			return false;
 		if (!p[k])
 			return true;
@@ -131,7 +130,7 @@ bool snapsel_match(const struct snapsel *s, const struct cairn_snapshot *snap)
 	for (size_t i = 0; i < s->nhosts && !host; i++)
 		host = strcmp(s->hosts[i], snap->hostname) == 0;
 	for (size_t i = 0; i < s->ntags && !tags; i++)
-		tags = has_group(snap, s->tags[i]);
+		tags = snapsel_has_tags(snap->tags, snap->ntags, s->tags[i]);
 	if (!host || !tags)
 		return false;
 	for (size_t i = 0; i < s->npaths; i++)

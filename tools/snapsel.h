@@ -53,6 +53,9 @@ void snapsel_release(struct snapsel *s);
  * -EINVAL a bad value (message set), -ENOMEM. */
 int snapsel_opt(struct snapsel *s, int c, const char *arg);
 bool snapsel_empty(const struct snapsel *s);
+/* Whether tags (n of them) hold every tag of group, restic's "a,b"; the group ""
+ * is matched by no tags at all. */
+bool snapsel_has_tags(char *const *tags, size_t n, const char *group);
 /* Whether snap passes every filter. */
 bool snapsel_match(const struct snapsel *s, const struct cairn_snapshot *snap);
 

@@ -221,8 +221,8 @@ static void judge_copies(struct status_report *rep)
 		snprintf(w + k, size - (size_t)k, "; %s holds no snapshot yet", rep->s3.url);
 	} else {
 		status_fmt_age(age, sizeof(age), status_age_of_ns(rep, rep->s3.newest_ns));
-		snprintf(w + k, size - (size_t)k, ", %s (%zu snapshots behind, newest %s)",
-		         rep->s3.url, rep->s3.behind, age);
+		snprintf(w + k, size - (size_t)k, ", %s (%zu %s behind, newest %s)", rep->s3.url,
+		         rep->s3.behind, cli_plural(rep->s3.behind, "snapshot", "snapshots"), age);
 	}
 }
 
@@ -286,8 +286,9 @@ static void judge_errors(struct status_report *rep)
 	ck->read_nothing = read_nothing(rep);
 	rep->met[RULE_ERRORS] =
 	        ck->ok && ck->errors == 0 && !ck->newer_failed && fresh && !ck->read_nothing;
-	snprintf(w, size, "last data check (%s%s%s%s) %s: %lu errors%s%s%s", ck->mode,
+	snprintf(w, size, "last data check (%s%s%s%s) %s: %lu %s%s%s%s", ck->mode,
 	         ck->subset[0] ? " " : "", ck->subset, share, age, ck->errors,
+	         cli_plural(ck->errors, "error", "errors"),
 	         ck->newer_failed ? "; a later check found damage" : "",
 	         fresh ? "" : "; older than --check-max-age",
 	         !ck->read_nothing ? ""

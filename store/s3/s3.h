@@ -34,7 +34,6 @@
 typedef struct cairn_s3 cairn_s3;
 typedef struct cairn_s3_conn cairn_s3_conn;
 
-
 /* Resolve configuration and credentials (environment, ~/.aws/credentials,
  * ~/.aws/config; no network traffic). -EINVAL bad option or endpoint, -ENOENT no
  * credentials found. Caller frees with cairn_s3_free(). */

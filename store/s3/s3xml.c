@@ -1,92 +1,99 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Defensive parsing of S3 XML replies: a bounded tokenizer and typed extractors. */
+/* S3 XML replies: expat under limits, and typed extractors over its events. */
 #include "s3xml.h"
 
 #include <errno.h>
+#include <expat.h>
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cairn/util.h"
 #include "cleanup.h"
 
-/* ---- tokenizer ----------------------------------------------------------- */
+/* ---- expat's memory, counted ---------------------------------------------- */
+
+/*
+ * expat's memory functions take no context, so the bytes held by the parsers of
+ * this thread are counted here. Without a cap a reply could make expat hold many
+ * times its size: each distinct element or attribute name gets an entry in its
+ * tables, and one long token (a comment, an attribute) is buffered whole.
+ */
+static _Thread_local size_t mem_held; /* never above CAIRN_S3XML_MAX_MEM */
+static _Thread_local bool mem_over;   /* an allocation was refused by the cap */
+
+#define MEM_HDR alignof(max_align_t) /* the size in front; keeps the block aligned */
+
+static void *mem_realloc(void *ptr, size_t n)
+{
+	char *base = ptr ? (char *)ptr - MEM_HDR : NULL;
+	size_t had = 0, want;
+	if (base)
+		memcpy(&had, base, sizeof(had));
+	/* had is part of mem_held, so mem_held - had cannot wrap. */
+	if (__builtin_add_overflow(n, MEM_HDR, &want) ||
+	    want > CAIRN_S3XML_MAX_MEM - (mem_held - had)) {
+		mem_over = true;
+		return NULL;
+	}
+	char *p = realloc(base, want);
+	if (!p)
+		return NULL;
+	mem_held = mem_held - had + want;
+	memcpy(p, &want, sizeof(want));
+	return p + MEM_HDR;
+}
+
+static void *mem_malloc(size_t n)
+{
+	return mem_realloc(NULL, n);
+}
+
+static void mem_free(void *ptr)
+{
+	size_t had;
+	if (!ptr)
+		return;
+	char *base = (char *)ptr - MEM_HDR;
+	memcpy(&had, base, sizeof(had));
+	mem_held -= had;
+	free(base);
+}
+
+static const XML_Memory_Handling_Suite mem_suite = { mem_malloc, mem_realloc, mem_free };
+
+/* ---- the walk over expat's callbacks -------------------------------------- */
+
+/* Bytes given to expat per call: its buffer stays small unless one token is long. */
+#define FEED 65536
 
 struct walker {
-	const char *p; /* whole input; positions are offsets, never pointers past it */
-	size_t len, pos;
+	XML_Parser xp;
 	int depth;
 	char names[CAIRN_S3XML_MAX_DEPTH + 1][CAIRN_S3XML_MAX_NAME + 1]; /* [0] is "" */
 	bool has_child[CAIRN_S3XML_MAX_DEPTH + 1];
-	bool seen_root;
-	struct cairn_buf text; /* decoded text of the innermost open element */
+	struct cairn_buf text; /* text of the innermost open element */
+	int err;               /* first failure; expat is stopped and later calls ignored */
+	size_t fed;            /* bytes given to expat so far */
 	int (*cb)(const struct cairn_s3xml_ev *ev, void *payload);
 	void *payload;
 };
 
+/* Keep the first failure r and stop expat, which may still call us once after. */
+static void settle(struct walker *w, int r)
+{
+	if (r >= 0 || w->err < 0)
+		return;
+	w->err = r;
+	XML_StopParser(w->xp, XML_FALSE);
+}
+
 static int bad(const struct walker *w, const char *what)
 {
-	return cairn_err_set(-EBADMSG, "bad XML reply at offset %zu: %s", w->pos, what);
-}
-
-static bool at(const struct walker *w, const char *s)
-{
-	size_t n = strlen(s);
-	return w->len - w->pos >= n && memcmp(w->p + w->pos, s, n) == 0;
-}
-
-/* Move past the next occurrence of end; -EBADMSG if the input ends first. */
-static int skip_past(struct walker *w, const char *end, size_t *start_out)
-{
-	size_t n = strlen(end);
-	size_t start = w->pos;
-	while (w->len - w->pos >= n) {
-		if (memcmp(w->p + w->pos, end, n) == 0) {
-			if (start_out)
-				*start_out = start;
-			w->pos += n;
-			return 0;
-		}
-		w->pos++;
-	}
-	return bad(w, "unterminated markup");
-}
-
-static bool is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-static void skip_space(struct walker *w)
-{
-	while (w->pos < w->len && is_space(w->p[w->pos]))
-		w->pos++;
-}
-
-static bool name_char(unsigned char c, bool first)
-{
-	if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || c == ':' || c >= 0x80)
-		return true;
-	return !first && ((c >= '0' && c <= '9') || c == '-' || c == '.');
-}
-
-/* Read a name into out (local part: any "prefix:" is dropped). */
-static int read_name(struct walker *w, char out[CAIRN_S3XML_MAX_NAME + 1])
-{
-	size_t start = w->pos, n;
-	while (w->pos < w->len && name_char((unsigned char)w->p[w->pos], w->pos == start))
-		w->pos++;
-	n = w->pos - start;
-	if (n == 0)
-		return bad(w, "expected a name");
-	if (n > CAIRN_S3XML_MAX_NAME)
-		return bad(w, "name too long");
-	const char *colon = memrchr(w->p + start, ':', n);
-	size_t skip = colon ? (size_t)(colon - (w->p + start)) + 1 : 0;
-	if (skip == n)
-		return bad(w, "empty local name");
-	memcpy(out, w->p + start + skip, n - skip);
-	out[n - skip] = '\0';
-	return 0;
+	long long at = XML_GetCurrentByteIndex(w->xp);
+	return cairn_err_set(-EBADMSG, "bad XML reply at offset %lld: %s",
+	                     at >= 0 ? at : (long long)w->fed, what); /* -1: at the end */
 }
 
 static int emit(struct walker *w, enum cairn_s3xml_ev_type type, const char *text, size_t len)
@@ -100,241 +107,135 @@ static int emit(struct walker *w, enum cairn_s3xml_ev_type type, const char *tex
 	return w->cb(&ev, w->payload);
 }
 
-static int text_put(struct walker *w, const void *p, size_t n)
+/* Opens the element name: its local name ("s3:Key" is "Key") goes on the stack. */
+static int start(struct walker *w, const char *name)
 {
-	if (w->depth == 0 || w->has_child[w->depth])
-		return 0; /* text outside the root or mixed content: not needed */
-	if (n > CAIRN_S3XML_MAX_TEXT || w->text.len > CAIRN_S3XML_MAX_TEXT - n)
-		return bad(w, "element text too long");
-	return cairn_buf_put(&w->text, p, n) < 0 ? cairn_err_set(-ENOMEM, "out of memory") : 0;
-}
-
-/* UTF-8 of a character reference; only code points XML allows. */
-static int put_codepoint(struct walker *w, uint32_t c)
-{
-	uint8_t b[4];
-	size_t n;
-	if (c == 0 || (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff || c == 0xfffe || c == 0xffff)
-		return bad(w, "invalid character reference");
-	if (c < 0x80) {
-		b[0] = (uint8_t)c;
-		n = 1;
-	} else if (c < 0x800) {
-		b[0] = (uint8_t)(0xc0 | c >> 6);
-		b[1] = (uint8_t)(0x80 | (c & 0x3f));
-		n = 2;
-	} else if (c < 0x10000) {
-		b[0] = (uint8_t)(0xe0 | c >> 12);
-		b[1] = (uint8_t)(0x80 | ((c >> 6) & 0x3f));
-		b[2] = (uint8_t)(0x80 | (c & 0x3f));
-		n = 3;
-	} else {
-		b[0] = (uint8_t)(0xf0 | c >> 18);
-		b[1] = (uint8_t)(0x80 | ((c >> 12) & 0x3f));
-		b[2] = (uint8_t)(0x80 | ((c >> 6) & 0x3f));
-		b[3] = (uint8_t)(0x80 | (c & 0x3f));
-		n = 4;
-	}
-	return text_put(w, b, n);
-}
-
-static int char_ref(struct walker *w, const char *s, size_t n)
-{
-	bool hex = n > 1 && (s[1] == 'x');
-	size_t i = hex ? 2 : 1;
-	uint32_t c = 0;
-	if (i >= n || n - i > 8)
-		return bad(w, "bad character reference");
-	for (; i < n; i++) {
-		unsigned char d = (unsigned char)s[i];
-		int v = d >= '0' && d <= '9'          ? d - '0'
-		        : hex && d >= 'a' && d <= 'f' ? d - 'a' + 10
-		        : hex && d >= 'A' && d <= 'F' ? d - 'A' + 10
-		                                      : -1;
-		if (v < 0)
-			return bad(w, "bad character reference");
-		c = c * (hex ? 16 : 10) + (uint32_t)v;
-	}
-	return put_codepoint(w, c);
-}
-
-/* At '&': decode one entity. Only the predefined ones exist: there is no DTD. */
-static int entity(struct walker *w)
-{
-	static const struct {
-		const char *name;
-		char c;
-	} predefined[] = {
-		{ "amp", '&' }, { "lt", '<' }, { "gt", '>' }, { "quot", '"' }, { "apos", '\'' }
-	};
-	size_t start = ++w->pos, n = 0;
-	while (w->pos < w->len && w->p[w->pos] != ';' && n <= 12) {
-		w->pos++;
-		n++;
-	}
-	if (w->pos >= w->len || w->p[w->pos] != ';' || n == 0)
-		return bad(w, "unterminated entity");
-	w->pos++;
-	const char *s = w->p + start;
-	if (s[0] == '#')
-		return char_ref(w, s, n);
-	for (size_t i = 0; i < ARRAY_SIZE(predefined); i++)
-		if (strlen(predefined[i].name) == n && memcmp(s, predefined[i].name, n) == 0)
-			return text_put(w, &predefined[i].c, 1);
-	return bad(w, "unknown entity");
-}
-
-/* Attributes are skipped, but must be well-formed: name = "value" or 'value'. */
-static int skip_attrs(struct walker *w)
-{
-	for (;;) {
-		char name[CAIRN_S3XML_MAX_NAME + 1];
-		bool spaced = w->pos < w->len && is_space(w->p[w->pos]);
-		skip_space(w);
-		if (w->pos >= w->len)
-			return bad(w, "unterminated tag");
-		if (w->p[w->pos] == '>' || at(w, "/>"))
-			return 0;
-		if (!spaced)
-			return bad(w, "expected a space before an attribute");
-		int r = read_name(w, name);
-		if (r < 0)
-			return r;
-		skip_space(w);
-		if (w->pos >= w->len || w->p[w->pos] != '=')
-			return bad(w, "expected '=' after an attribute name");
-		w->pos++;
-		skip_space(w);
-		if (w->pos >= w->len || (w->p[w->pos] != '"' && w->p[w->pos] != '\''))
-			return bad(w, "expected a quoted attribute value");
-		char q[2] = { w->p[w->pos++], 0 };
-		size_t vstart;
-		if ((r = skip_past(w, q, &vstart)) < 0)
-			return r;
-		if (memchr(w->p + vstart, '<', w->pos - 1 - vstart))
-			return bad(w, "'<' in an attribute value");
-	}
-}
-
-static int open_tag(struct walker *w)
-{
-	char name[CAIRN_S3XML_MAX_NAME + 1];
-	int r;
-	w->pos++; /* '<' */
-	if ((r = read_name(w, name)) < 0 || (r = skip_attrs(w)) < 0)
-		return r;
-	if (w->depth == 0 && w->seen_root)
-		return bad(w, "a second root element");
+	size_t n = strlen(name);
+	if (n > CAIRN_S3XML_MAX_NAME)
+		return bad(w, "name too long");
+	const char *colon = strrchr(name, ':');
+	const char *local = colon ? colon + 1 : name;
+	if (!*local)
+		return bad(w, "empty local name");
 	if (w->depth == CAIRN_S3XML_MAX_DEPTH)
 		return bad(w, "elements nested too deeply");
 	w->has_child[w->depth] = true;
 	w->depth++;
-	w->seen_root = true;
-	memcpy(w->names[w->depth], name, sizeof(name));
+	memcpy(w->names[w->depth], local, strlen(local) + 1);
 	w->has_child[w->depth] = false;
 	w->text.len = 0;
-	bool empty = at(w, "/>");
-	w->pos += empty ? 2 : 1;
-	if ((r = emit(w, CAIRN_S3XML_OPEN, NULL, 0)) < 0)
-		return r;
-	if (!empty)
-		return 0;
-	if ((r = emit(w, CAIRN_S3XML_TEXT, "", 0)) < 0 ||
-	    (r = emit(w, CAIRN_S3XML_CLOSE, NULL, 0)) < 0)
-		return r;
-	w->depth--;
-	return 0;
+	return emit(w, CAIRN_S3XML_OPEN, NULL, 0);
 }
 
-static int close_tag(struct walker *w)
+/* Closes the innermost element (expat has matched the names). */
+static int end(struct walker *w)
 {
-	char name[CAIRN_S3XML_MAX_NAME + 1];
-	int r;
-	w->pos += 2; /* "</" */
-	if ((r = read_name(w, name)) < 0)
-		return r;
-	skip_space(w);
-	if (w->pos >= w->len || w->p[w->pos] != '>')
-		return bad(w, "expected '>' after a closing tag name");
-	w->pos++;
-	if (w->depth == 0 || strcmp(name, w->names[w->depth]) != 0)
-		return bad(w, "mismatched closing tag");
+	int r = 0;
 	if (!w->has_child[w->depth]) {
 		if (cairn_buf_put_u8(&w->text, 0) < 0)
 			return cairn_err_set(-ENOMEM, "out of memory");
 		r = emit(w, CAIRN_S3XML_TEXT, (const char *)w->text.data, w->text.len - 1);
-		if (r < 0)
-			return r;
 	}
-	if ((r = emit(w, CAIRN_S3XML_CLOSE, NULL, 0)) < 0)
-		return r;
+	if (r >= 0)
+		r = emit(w, CAIRN_S3XML_CLOSE, NULL, 0);
 	w->depth--;
 	w->text.len = 0;
-	return 0;
+	return r;
 }
 
-static int markup(struct walker *w)
+/* Character data, entities and character references decoded, in as many pieces
+ * as expat likes; only a leaf element's text is kept. */
+static int text(struct walker *w, const char *s, size_t n)
 {
-	size_t start;
-	int r;
-	if (at(w, "<?"))
-		return skip_past(w, "?>", NULL);
-	if (at(w, "<!--"))
-		return skip_past(w, "-->", NULL);
-	if (at(w, "<![CDATA[")) {
-		if (w->depth == 0)
-			return bad(w, "CDATA outside the root element");
-		w->pos += 9;
-		if ((r = skip_past(w, "]]>", &start)) < 0)
-			return r;
-		return text_put(w, w->p + start, w->pos - 3 - start);
-	}
-	if (at(w, "<!"))
-		return bad(w, "DOCTYPE and declarations are not allowed");
-	if (at(w, "</"))
-		return close_tag(w);
-	return open_tag(w);
+	if (w->depth == 0 || w->has_child[w->depth])
+		return 0;
+	if (n > CAIRN_S3XML_MAX_TEXT || w->text.len > CAIRN_S3XML_MAX_TEXT - n)
+		return bad(w, "element text too long");
+	return cairn_buf_put(&w->text, s, n) < 0 ? cairn_err_set(-ENOMEM, "out of memory") : 0;
 }
 
-static int chars(struct walker *w)
+static void XMLCALL on_start(void *arg, const XML_Char *name, const XML_Char **attrs)
 {
-	size_t start = w->pos;
-	while (w->pos < w->len && w->p[w->pos] != '<' && w->p[w->pos] != '&') {
-		if (w->p[w->pos] == '\0')
-			return bad(w, "NUL byte");
-		if (w->depth == 0 && !is_space(w->p[w->pos]))
-			return bad(w, "text outside the root element");
-		w->pos++;
-	}
-	return text_put(w, w->p + start, w->pos - start);
+	struct walker *w = arg;
+	(void)attrs; /* S3 replies carry nothing we need in attributes */
+	if (w->err == 0)
+		settle(w, start(w, name));
+}
+
+static void XMLCALL on_end(void *arg, const XML_Char *name)
+{
+	struct walker *w = arg;
+	(void)name;
+	if (w->err == 0)
+		settle(w, end(w));
+}
+
+static void XMLCALL on_text(void *arg, const XML_Char *s, int len)
+{
+	struct walker *w = arg;
+	if (w->err == 0)
+		settle(w, text(w, s, (size_t)len));
+}
+
+/* No DTD: no entity of ours to expand (billion laughs), none from elsewhere. */
+static void XMLCALL on_doctype(void *arg, const XML_Char *name, const XML_Char *sysid,
+                               const XML_Char *pubid, int has_internal_subset)
+{
+	struct walker *w = arg;
+	(void)name, (void)sysid, (void)pubid, (void)has_internal_subset;
+	settle(w, bad(w, "DOCTYPE and declarations are not allowed"));
+}
+
+/* expat's verdict on the document as a -errno with a message. */
+static int parse_error(struct walker *w)
+{
+	enum XML_Error e = XML_GetErrorCode(w->xp);
+	if (w->err < 0)
+		return w->err;
+	if (e == XML_ERROR_NO_MEMORY && mem_over)
+		return cairn_err_set(-EBADMSG, "XML reply needs more than %u bytes to parse",
+		                     CAIRN_S3XML_MAX_MEM);
+	if (e == XML_ERROR_NO_MEMORY)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	return bad(w, XML_ErrorString(e));
+}
+
+static int feed(struct walker *w, const char *data, size_t len)
+{
+	size_t pos = 0;
+	do {
+		size_t n = len - pos < FEED ? len - pos : FEED;
+		bool last = pos + n == len;
+		w->fed = pos + n;
+		if (XML_Parse(w->xp, data + pos, (int)n, last) != XML_STATUS_OK)
+			return parse_error(w);
+		pos += n;
+	} while (pos < len);
+	return w->err; /* 0: expat only stops with an error */
 }
 
 int cairn_s3xml_walk(const void *data, size_t len,
                      int (*cb)(const struct cairn_s3xml_ev *ev, void *payload), void *payload)
 {
-	struct walker w = { .p = data, .len = len, .cb = cb, .payload = payload };
-	int r = 0;
+	struct walker w = { .cb = cb, .payload = payload };
 
 	if (len > CAIRN_S3XML_MAX_SIZE)
 		return cairn_err_set(-EBADMSG, "XML reply too large (%zu bytes)", len);
-	if (at(&w, "\xef\xbb\xbf"))
-		w.pos = 3;
-	while (r >= 0 && w.pos < w.len) {
-		if (w.p[w.pos] == '<')
-			r = markup(&w);
-		else if (w.p[w.pos] == '&')
-			r = w.depth > 0 ? entity(&w) : bad(&w, "entity outside the root element");
-		else
-			r = chars(&w);
-	}
+	mem_over = false;
+	/* UTF-8 whatever the declaration says, as S3 writes; no namespace processing:
+	 * names keep their prefix and local_name() drops it. */
+	w.xp = XML_ParserCreate_MM("UTF-8", &mem_suite, NULL);
+	if (!w.xp)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	XML_SetUserData(w.xp, &w);
+	XML_SetElementHandler(w.xp, on_start, on_end);
+	XML_SetCharacterDataHandler(w.xp, on_text);
+	XML_SetStartDoctypeDeclHandler(w.xp, on_doctype);
+	XML_SetParamEntityParsing(w.xp, XML_PARAM_ENTITY_PARSING_NEVER);
+	int r = feed(&w, data, len);
+	XML_ParserFree(w.xp);
 	cairn_buf_release(&w.text);
-	if (r < 0)
-		return r;
-	if (w.depth != 0)
-		return bad(&w, "unclosed element");
-	if (!w.seen_root)
-		return bad(&w, "no root element");
-	return 0;
+	return r;
 }
 
 /* ---- typed extractors ----------------------------------------------------- */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* A small defensive parser for the XML replies of S3 (untrusted network bytes). */
+/* The XML replies of S3 (untrusted network bytes), parsed by expat under limits. */
 #ifndef CAIRN_S3XML_H
 #define CAIRN_S3XML_H
 
@@ -8,19 +8,18 @@
 #include <stdint.h>
 
 /*
- * Only the subset S3 servers send is accepted: elements, attributes (ignored),
- * character data with the five predefined entities and numeric character
- * references, CDATA sections, comments and processing instructions. A DOCTYPE or
- * any other markup declaration is refused, so there are no external or custom
- * entities to expand. Every parser returns -EBADMSG with a message naming the
- * offset for malformed input or input over the limits below, -ENOMEM, and
- * leaves its output untouched on failure.
+ * expat checks the syntax (XML 1.0, UTF-8) and decodes the predefined entities,
+ * character references and CDATA sections. A DOCTYPE is refused, so there are no
+ * external or custom entities to expand. Every parser returns -EBADMSG with a
+ * message naming the offset for malformed input or input over the limits below,
+ * -ENOMEM, and leaves its output untouched on failure.
  */
 #define CAIRN_S3XML_MAX_SIZE (16u << 20) /* bytes of one reply */
 #define CAIRN_S3XML_MAX_DEPTH 16
-#define CAIRN_S3XML_MAX_NAME 63     /* element name bytes */
-#define CAIRN_S3XML_MAX_TEXT 65536  /* decoded bytes of one element's text */
-#define CAIRN_S3XML_MAX_ITEMS 10000 /* Contents or Upload entries per page */
+#define CAIRN_S3XML_MAX_NAME 63        /* element name bytes */
+#define CAIRN_S3XML_MAX_TEXT 65536     /* decoded bytes of one element's text */
+#define CAIRN_S3XML_MAX_ITEMS 10000    /* Contents or Upload entries per page */
+#define CAIRN_S3XML_MAX_MEM (4u << 20) /* bytes expat may hold while parsing a reply */
 
 /* The element events of a document, for callers that need other elements. */
 enum cairn_s3xml_ev_type { CAIRN_S3XML_OPEN, CAIRN_S3XML_TEXT, CAIRN_S3XML_CLOSE };

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Fuzz target for store/s3/s3xml.c: every S3 reply parser over the same bytes. */
+/* Fuzz target for store/s3/s3xml.c: every S3 reply parser over the same bytes
+ * (expat's syntax, our limits and the typed extractors on its events). */
 #include "s3xml.h"
 
 #include <stdint.h>

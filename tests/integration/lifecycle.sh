@@ -213,7 +213,7 @@ pending=$(json_field "$O/prune.json" packs_pending)
 grep -q "^wait = .*$name" "$CAIRN_REPO"/prune/* || fail "the record does not wait for $name"
 "$CAIRN" check > /dev/null || fail "check must run beside a backup"
 "$CAIRN" unlock > "$O/unlock"
-out_has "$O/unlock" "1 locks of running commands were kept"
+out_has "$O/unlock" "1 lock of a running command was kept"
 [ -e "$CAIRN_REPO/locks/$name" ] || fail "unlock removed a live lock"
 # Until the backup ends, the next prune keeps them; then it deletes them.
 "$CAIRN" prune --json > "$O/prune.json"

@@ -98,6 +98,18 @@ t0=$(date +%s)
 run_job wrongpw
 failed wrongpw 6 3
 
+# One of the paths is not there: a warning, a partial snapshot (the backup step
+# exits 3), and the run still forgets and checks (and syncs, which fails here).
+job gone "paths = $W/gone"
+run_job gone
+grep -q "cannot back up '$W/gone'" "$O/gone.err" || fail "no warning for the missing path: $(cat "$O/gone.err")"
+grep -q '"step":"backup","result":"partial","exit_code":3' "$O/gone.err" ||
+	fail "the backup was not partial: $(cat "$O/gone.err")"
+for step in backup forget check; do
+	want "cairn_run_step_success{job=\"gone\",step=\"$step\"}" 1
+done
+want "cairn_run_step_success{job=\"gone\",step=\"sync\"}" 0
+
 # backup alone: a repository that is not there, then a dry run, which writes none.
 B="$O/backup.prom"
 t0=$(date +%s)

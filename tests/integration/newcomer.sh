@@ -74,4 +74,16 @@ for c in $commands; do
 	grep -qw -- "$c" <<< "$completion" || fail "bash completion lacks '$c'"
 done
 grep -q 's3://' "$SRCDIR/packaging/man/cairnfs.1" || fail "cairnfs(1) does not mention s3://"
+
+# ---- one of a thing is never "1 things" --------------------------------------
+export CAIRN_REPO="$W/repo-one" CAIRN_PASSWORD_FILE="$W/one.pw"
+echo 'a good password' > "$CAIRN_PASSWORD_FILE"
+"$CAIRN" init --kdf-log2n 10 > /dev/null
+echo one | "$CAIRN" backup --stdin > "$W/one.out" 2>&1 || fail "backup --stdin: $(cat "$W/one.out")"
+"$CAIRN" status >> "$W/one.out" 2>&1 || true # unmet rules: exit 1
+"$CAIRN" report --html "$W/one.html" >> "$W/one.out" 2>&1 || fail "report: $(cat "$W/one.out")"
+grep -q "; 1 directory$" "$W/one.out" && grep -q "^repository $CAIRN_REPO: 1 snapshot, " "$W/one.out" && grep -q ">1 snapshot\. " "$W/one.html" ||
+	fail "one of a thing: $(cat "$W/one.out")"
+! grep -E "(^|[^0-9.])1 (snapshots|directories|blobs|errors|objects|requests|packs|runs|entries)\b" \
+	"$W/one.out" "$W/one.html" || fail "'1 things' above"
 echo "ok"

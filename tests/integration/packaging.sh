@@ -169,7 +169,7 @@ for p in "$R"/usr/share/man/man*/*.gz; do
 done
 # shlibs found every library the binaries link; each dependency is installed here.
 deps=$(dpkg-deb -f "$deb" Depends)
-for lib in libfuse3-3 libzstd1 liblmdb0 libssl3 libcurl4 libc6 fuse3; do
+for lib in libfuse3-3 libzstd1 liblmdb0 libssl3 libcurl4 libexpat1 libc6 fuse3; do
 	grep -qE "(^|, )$lib( |,|$)" <<< "$deps" || fail "Depends lacks $lib: $deps"
 done
 ! grep -q '\${' <<< "$deps" || fail "unsubstituted variable in Depends: $deps"

@@ -86,4 +86,22 @@ grep -q "\"id\":\"$S1[0-9a-f]*\".*\"action\":\"remove\"" "$W/forget" || fail "fo
 # By ID, 'latest' follows the filters.
 "$CAIRN" forget --path "$SRC/home" latest > /dev/null
 [ "$("$CAIRN" snapshots | rows)" = 2 ] && [ -z "$(id_of --host h2)" ] || fail "forget --path latest"
+
+# ---- tags given as restic's TAG[,TAG...] ------------------------------------
+# backup --tag a,b is two tags, a tag given twice is kept once.
+"$CAIRN" backup --host h4 --tag x,y --tag y --tag z "$SRC/etc/ssh" > /dev/null
+tags=$("$CAIRN" snapshots --json --host h4 | python3 -c '
+import json, sys
+print(" ".join(json.load(sys.stdin)[0]["tags"]))')
+[ "$tags" = "x y z" ] || fail "backup --tag x,y --tag y --tag z: tags '$tags'"
+[ "$("$CAIRN" snapshots --tag y,z | rows)" = 1 ] || fail "--tag y,z after backup --tag x,y"
+[ "$("$CAIRN" snapshots --tag x,nope | rows)" = 0 ] || fail "--tag x,nope"
+expect_fail 2 "a tag must be 1 to 1024 bytes" -- "$CAIRN" backup --tag x,,y "$SRC/etc/ssh"
+expect_fail 2 "a tag must be 1 to 1024 bytes" -- "$CAIRN" backup --tag '' "$SRC/etc/ssh"
+# forget --keep-tag x,z keeps the snapshot with both; x,nope keeps nothing.
+"$CAIRN" forget -n --json --host h4 --keep-tag x,z > "$W/forget"
+grep -q '"action":"keep".*"reasons":\["tag"\]' "$W/forget" || fail "--keep-tag x,z: $(cat "$W/forget")"
+"$CAIRN" forget -n --json --host h4 --keep-tag x,nope > "$W/forget"
+grep -q '"action":"remove"' "$W/forget" && ! grep -q '"action":"keep"' "$W/forget" ||
+	fail "--keep-tag x,nope: $(cat "$W/forget")"
 echo "ok"

@@ -152,6 +152,9 @@ static void test_jobconf__strict(void)
 	expect_bad(BASE "paths = /a b\n", "absolute path: 'b'");
 	expect_bad(BASE "metrics-file = m.prom\n", "absolute");
 	expect_bad(BASE "tag =\n", "'tag' has no value");
+	expect_bad(BASE "tag = a,,b\n", "TAG[,TAG...]");
+	expect_bad(BASE "tags = a, b\n", "TAG[,TAG...]");
+	expect_bad(BASE "keep-tag = a,\n", "TAG[,TAG...]");
 	expect_bad(BASE "Repository = /x\n", "t.conf:3: expected 'key = value'");
 	expect_bad(BASE "repository /x\n", "expected 'key = value'");
 	expect_bad(BASE "= /x\n", "expected 'key = value'");

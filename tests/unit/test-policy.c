@@ -167,6 +167,30 @@ static void test_policy__tags(void)
 	CHECK_EQ(items[2].reasons, 0);
 }
 
+/* --keep-tag a,b keeps a snapshot with both tags; repeated, with either group
+ * (restic's tag lists); '' keeps the untagged ones. */
+static void test_policy__tag_groups(void)
+{
+	static char *ab[] = { (char *)"a", (char *)"b" }, *bc[] = { (char *)"b", (char *)"c" };
+	static const char *const both[] = { "a,b" }, *const either[] = { "x,a", "c" },
+	                         *const untagged[] = { "" };
+	struct policy_item items[4] = {
+		{ at("2024-01-04 00:00") * 1000000000, ab, 2, 0 },
+		{ at("2024-01-03 00:00") * 1000000000, ab, 1, 0 },
+		{ at("2024-01-02 00:00") * 1000000000, bc, 2, 0 },
+		{ at("2024-01-01 00:00") * 1000000000, NULL, 0, 0 },
+	};
+	struct policy p = { .tags = both, .ntags = 1 };
+	CHECK_EQ(policy_apply(&p, items, 4, at("2024-02-01 00:00")), 1);
+	CHECK_EQ(items[0].reasons, POLICY_TAG);
+	p = (struct policy){ .tags = either, .ntags = 2 };
+	CHECK_EQ(policy_apply(&p, items, 4, at("2024-02-01 00:00")), 1);
+	CHECK_EQ(items[2].reasons, POLICY_TAG);
+	p = (struct policy){ .tags = untagged, .ntags = 1 };
+	CHECK_EQ(policy_apply(&p, items, 4, at("2024-02-01 00:00")), 1);
+	CHECK_EQ(items[3].reasons, POLICY_TAG);
+}
+
 static void test_policy__empty(void)
 {
 	struct policy p = { 0 };
@@ -254,6 +278,7 @@ int main(void)
 	RUN(test_policy__within);
 	RUN(test_policy__within_month_end);
 	RUN(test_policy__tags);
+	RUN(test_policy__tag_groups);
 	RUN(test_policy__empty);
 	RUN(test_policy__durations);
 	RUN(test_policy__reason_names);

@@ -198,6 +198,15 @@ static void test_s3xml__syntax(void)
 		"<a>\0</a>",
 		"&amp;<a></a>",
 		"<a/><![CDATA[x]]>",
+		/* Found by expat, missed by the hand-written parser that came before it. */
+		"<a>\xff\xfe</a>",
+		"<a>\xc3</a>",
+		"<a>\x01</a>",
+		"<a>]]></a>",
+		"<a><!-- a -- b --></a>",
+		"<a b=\"1\" b=\"2\"></a>",
+		"<a>&#x1;</a>",
+		"<?xml version=\"1.0\"?><?xml version=\"1.0\"?><a/>",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		size_t len = i == 22 ? 8 : strlen(bad[i]);
@@ -251,6 +260,77 @@ static void test_s3xml__limits(void)
 	CHECK_ERR(cairn_s3xml_parse_list(&l, b.data, b.len), -EBADMSG);
 }
 
+/* What expat holds is capped: distinct names fill its tables, a long token its buffer. */
+static void test_s3xml__memory(void)
+{
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	char root[CAIRN_S3XML_MAX_NAME + 1];
+	struct cairn_s3xml_list l;
+
+	CHECK_OK(cairn_buf_printf(&b, "<ListBucketResult>"));
+	for (unsigned i = 0; i < 200000; i++)
+		CHECK_OK(cairn_buf_printf(&b, "<n%u/>", i));
+	CHECK_OK(cairn_buf_printf(&b, "</ListBucketResult>"));
+	CHECK(b.len < CAIRN_S3XML_MAX_SIZE);
+	CHECK_ERR(cairn_s3xml_parse_list(&l, b.data, b.len), -EBADMSG);
+	CHECK(strstr(cairn_err_msg(), "bytes to parse"));
+
+	b.len = 0;
+	CHECK_OK(cairn_buf_printf(&b, "<ListBucketResult a=\""));
+	for (unsigned i = 0; i < CAIRN_S3XML_MAX_MEM / 64; i++)
+		CHECK_OK(cairn_buf_printf(&b, "%064u", i));
+	CHECK_OK(cairn_buf_printf(&b, "\"/>"));
+	CHECK_ERR(cairn_s3xml_root(root, b.data, b.len), -EBADMSG);
+
+	/* A page of a real size stays well inside the cap: 9999 keys of 1000 bytes. */
+	char key[1001];
+	memset(key, 'k', 1000);
+	key[1000] = 0;
+	b.len = 0;
+	CHECK_OK(cairn_buf_printf(&b, DECL "<ListBucketResult" NS "><IsTruncated>false"
+	                                   "</IsTruncated>"));
+	for (unsigned i = 0; i < CAIRN_S3XML_MAX_ITEMS - 1; i++)
+		CHECK_OK(cairn_buf_printf(&b,
+		                          "<Contents><Key>%05u%s</Key><LastModified>"
+		                          "2026-12-06T19:38:59.000Z</LastModified><ETag>"
+		                          "&quot;5eb63bbbe01eeed093cb22bb8f5acdc3&quot;</ETag>"
+		                          "<Size>%u</Size><StorageClass>STANDARD</StorageClass>"
+		                          "</Contents>",
+		                          i, key, i));
+	CHECK_OK(cairn_buf_printf(&b, "</ListBucketResult>"));
+	CHECK_OK(cairn_s3xml_parse_list(&l, b.data, b.len));
+	CHECK_EQ(l.n, CAIRN_S3XML_MAX_ITEMS - 1);
+	CHECK_EQ(l.objs[9998].size, 9998);
+	CHECK(strncmp(l.objs[9998].key, "09998kkk", 8) == 0 && strlen(l.objs[9998].key) == 1005);
+	cairn_s3xml_list_release(&l);
+}
+
+/* Entities are never defined, so never expanded: the billion laughs and an
+ * external entity are refused, whatever expat's own defences would do. */
+static void test_s3xml__entities(void)
+{
+	char root[CAIRN_S3XML_MAX_NAME + 1];
+	struct cairn_s3xml_list l;
+	static const char *const bad[] = {
+		"<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\">"
+		"<!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">"
+		"<!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">]>"
+		"<ListBucketResult><Contents><Key>&lol3;</Key><Size>1</Size></Contents>"
+		"</ListBucketResult>",
+		"<!DOCTYPE r SYSTEM \"file:///etc/passwd\"><ListBucketResult/>",
+		"<!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>"
+		"<ListBucketResult><Contents><Key>&x;</Key><Size>1</Size></Contents>"
+		"</ListBucketResult>",
+		"<!DOCTYPE r [<!ENTITY % p SYSTEM \"http://127.0.0.1:9/x\"> %p;]><r/>",
+		"<ListBucketResult><Contents><Key>&x;</Key><Size>1</Size></Contents>"
+		"</ListBucketResult>",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		CHECK_ERR(cairn_s3xml_parse_list(&l, S(bad[i])), -EBADMSG);
+		CHECK_ERR(cairn_s3xml_root(root, S(bad[i])), -EBADMSG);
+	}
+}
+
 /* Every truncation of a valid reply is refused, never read past its end. */
 static void test_s3xml__truncations(void)
 {
@@ -276,6 +356,8 @@ int main(void)
 	RUN(test_s3xml__small_replies);
 	RUN(test_s3xml__syntax);
 	RUN(test_s3xml__limits);
+	RUN(test_s3xml__memory);
+	RUN(test_s3xml__entities);
 	RUN(test_s3xml__truncations);
 	return 0;
 }
