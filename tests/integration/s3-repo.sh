@@ -117,7 +117,7 @@ exec 7> "$W/slow"
 echo start >&7
 sleep 9
 "$CAIRN" unlock > "$O/unlock"
-out_has "$O/unlock" "1 locks of running commands were kept"
+out_has "$O/unlock" "1 lock of a running command was kept"
 "$CAIRN" unlock --list > "$O/locks"
 out_match "$O/locks" "shared lock .*: backup"
 echo end >&7
