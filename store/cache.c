@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -27,12 +28,26 @@
 #define TAIL_HDR 16            /* tails/ file: u64 pack size, the pack's first 8 bytes */
 #define PACK_MAX (8ull << 30)
 
+/* Block files opened lately: consecutive blobs mostly lie in one block, and
+ * opening its file by its long path cost more than reading the blob. */
+#define OPEN_BLOCKS 32
+struct open_block {
+	struct cairn_id pack;
+	uint64_t block;
+	bool meta; /* meta/ rather than blocks/ */
+	int fd;    /* -1: a free slot */
+	uint64_t last_use;
+};
+
 struct cairn_cache {
 	cairn_storage *st;
 	char dir[PATH_MAX - 256]; /* paths below it fit PATH_MAX */
 	pthread_mutex_t evict_lock;
 	uint64_t budget;
 	_Atomic uint64_t used; /* bytes in blocks/ (an estimate between scans) */
+	pthread_mutex_t open_lock;
+	struct open_block open[OPEN_BLOCKS]; /* protected by open_lock */
+	uint64_t uses;                       /* protected by open_lock */
 };
 
 static int path_of(const cairn_cache *c, char *out, size_t size, const char *fmt, ...)
@@ -145,16 +160,84 @@ static int block_path(const cairn_cache *c, const char *sub, const struct cairn_
 	return path_of(c, out, size, "%s/%.2s/%s.%llu", sub, hex, hex, (unsigned long long)block);
 }
 
-/* 1 and the block in buf if the cache has it whole, 0 if not. */
-static int load_block(const char *path, uint8_t *buf, size_t want)
+/* ---- open block files ------------------------------------------------------ */
+
+static bool same_block(const struct open_block *o, const struct cairn_id *pack, uint64_t block,
+                       bool meta)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0 || (uint64_t)st.st_size != want)
-		return 0; /* an interrupted write: fetched again */
-	if (cairn_pread_all(fd, buf, want, 0) < 0)
+	return o->fd >= 0 && o->block == block && o->meta == meta &&
+	       memcmp(o->pack.b, pack->b, CAIRN_ID_SIZE) == 0;
+}
+
+/* A descriptor of its own (to close) for a block file opened lately, or -1. */
+static int open_get(cairn_cache *c, const struct cairn_id *pack, uint64_t block, bool meta)
+{
+	int fd = -1;
+	pthread_mutex_lock(&c->open_lock);
+	for (size_t i = 0; i < OPEN_BLOCKS && fd < 0; i++)
+		if (same_block(&c->open[i], pack, block, meta)) {
+			fd = fcntl(c->open[i].fd, F_DUPFD_CLOEXEC, 0);
+			c->open[i].last_use = ++c->uses;
+		}
+	pthread_mutex_unlock(&c->open_lock);
+	return fd;
+}
+
+/* Remember a copy of fd for block, in place of the least recently used. */
+static void open_put(cairn_cache *c, const struct cairn_id *pack, uint64_t block, bool meta, int fd)
+{
+	int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (copy < 0)
+		return;
+	pthread_mutex_lock(&c->open_lock);
+	struct open_block *v = &c->open[0];
+	for (size_t i = 1; i < OPEN_BLOCKS; i++)
+		if (c->open[i].fd < 0 || (v->fd >= 0 && c->open[i].last_use < v->last_use))
+			v = &c->open[i];
+	if (v->fd >= 0)
+		close(v->fd);
+	*v = (struct open_block){ *pack, block, meta, copy, ++c->uses };
+	pthread_mutex_unlock(&c->open_lock);
+}
+
+/* A block file that is replaced or removed is not read through an old descriptor. */
+static void open_forget(cairn_cache *c, const struct cairn_id *pack)
+{
+	pthread_mutex_lock(&c->open_lock);
+	for (size_t i = 0; i < OPEN_BLOCKS; i++)
+		if (c->open[i].fd >= 0 && memcmp(c->open[i].pack.b, pack->b, CAIRN_ID_SIZE) == 0) {
+			close(c->open[i].fd);
+			c->open[i].fd = -1;
+		}
+	pthread_mutex_unlock(&c->open_lock);
+}
+
+/* 1 if the cache has block b of pack (want bytes, at pack offset start) whole, and
+ * the part of it that overlaps [off, off + len) is in buf; 0 if not. Only that
+ * part is read: a small blob costs a small read, not a block's. */
+static int load_block(cairn_cache *c, const char *sub, const struct cairn_id *pack, uint64_t b,
+                      size_t want, uint8_t *buf, uint64_t off, size_t len)
+{
+	bool meta = strcmp(sub, "meta") == 0;
+	char path[PATH_MAX];
+	_cleanup_close_ int fd = open_get(c, pack, b, meta);
+	if (fd < 0) {
+		struct stat st;
+		if (block_path(c, sub, pack, b, path, sizeof(path)) < 0 ||
+		    (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			return 0;
+		if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != want)
+			return 0; /* an interrupted write: fetched again */
+		/* Recently used: evicted last. Once a minute is enough for that. */
+		if (time(NULL) - st.st_mtim.tv_sec > 60)
+			futimens(fd, NULL);
+		open_put(c, pack, b, meta, fd);
+	}
+	uint64_t start = b * BLOCK_SIZE;
+	uint64_t from = start > off ? start : off;
+	uint64_t to = start + want < off + len ? start + want : off + len;
+	if (from < to && cairn_pread_all(fd, buf + (from - off), to - from, from - start) < 0)
 		return 0;
-	futimens(fd, NULL); /* recently used: evicted last */
 	return 1;
 }
 
@@ -300,6 +383,7 @@ static int fetch_run(cairn_cache *c, const char *sub, const struct cairn_id *pac
 	int r = get_range(c, pack, start, stop - start, &got);
 	if (r < 0)
 		return r;
+	open_forget(c, pack); /* their files are replaced */
 	for (uint64_t k = b; k <= e; k++) {
 		const uint8_t *p = got.data + (k - b) * BLOCK_SIZE;
 		size_t n = block_len(size, k);
@@ -314,21 +398,12 @@ static int fetch_run(cairn_cache *c, const char *sub, const struct cairn_id *pac
 static int read_blocks(cairn_cache *c, const char *sub, const struct cairn_id *pack, uint64_t size,
                        uint8_t *buf, size_t len, uint64_t off)
 {
-	_cleanup_free_ uint8_t *blk = malloc(BLOCK_SIZE);
-	char path[PATH_MAX];
-	if (!blk)
-		return cairn_err_set(-ENOMEM, "out of memory");
 	uint64_t last = (off + len - 1) / BLOCK_SIZE;
 	for (uint64_t b = off / BLOCK_SIZE; b <= last; b++) {
-		size_t n = block_len(size, b);
-		int r = block_path(c, sub, pack, b, path, sizeof(path));
-		if (r < 0)
-			return r;
-		if (load_block(path, blk, n)) {
-			copy_overlap(buf, off, len, b * BLOCK_SIZE, blk, n);
+		if (load_block(c, sub, pack, b, block_len(size, b), buf, off, len))
 			continue;
-		}
-		if ((r = fetch_run(c, sub, pack, size, b, last, buf, off, len, &b)) < 0)
+		int r = fetch_run(c, sub, pack, size, b, last, buf, off, len, &b);
+		if (r < 0)
 			return r;
 	}
 	return 0;
@@ -428,6 +503,7 @@ int cairn_cache__invalidate(cairn_cache *c, const struct cairn_id *pack, int typ
 	if (type == 0)
 		return tail_path(c, pack, path, sizeof(path)) >= 0 && unlink(path) == 0;
 	const char *sub = type == CAIRN_BLOB_TREE ? "meta" : "blocks";
+	open_forget(c, pack);
 	for (uint64_t b = off / BLOCK_SIZE; len && b <= (off + len - 1) / BLOCK_SIZE; b++)
 		if (block_path(c, sub, pack, b, path, sizeof(path)) >= 0 && unlink(path) == 0)
 			n++;
@@ -483,6 +559,7 @@ void cairn_cache__drop_pack(cairn_cache *c, const struct cairn_id *pack)
 	char path[PATH_MAX];
 	if (tail_path(c, pack, path, sizeof(path)) >= 0)
 		unlink(path);
+	open_forget(c, pack);
 	drop_blocks(c, "meta", pack);
 	drop_blocks(c, "blocks", pack);
 }
@@ -512,6 +589,9 @@ int cairn_cache__open(cairn_cache **out, cairn_storage *st, uint64_t budget)
 	c->st = st;
 	c->budget = budget ? budget : budget_from_env();
 	pthread_mutex_init(&c->evict_lock, NULL);
+	pthread_mutex_init(&c->open_lock, NULL);
+	for (size_t i = 0; i < OPEN_BLOCKS; i++)
+		c->open[i].fd = -1;
 	const char *dir = cairn_storage_state_dir(st);
 	if (strlen(dir) >= sizeof(c->dir)) {
 		cairn_cache__close(c);
@@ -530,5 +610,9 @@ void cairn_cache__close(cairn_cache *c)
 	if (!c)
 		return;
 	pthread_mutex_destroy(&c->evict_lock);
+	for (size_t i = 0; i < OPEN_BLOCKS; i++)
+		if (c->open[i].fd >= 0)
+			close(c->open[i].fd);
+	pthread_mutex_destroy(&c->open_lock);
 	free(c);
 }
