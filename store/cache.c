@@ -48,6 +48,17 @@ struct cairn_cache {
 	pthread_mutex_t open_lock;
 	struct open_block open[OPEN_BLOCKS]; /* protected by open_lock */
 	uint64_t uses;                       /* protected by open_lock */
+	/* Runs of data blocks being fetched: a reader that needs one waits for the
+	 * fetch instead of sending the same GET (a prefetch runs ahead of it). */
+	pthread_mutex_t fly_lock;
+	pthread_cond_t landed;
+	struct flight *flying; /* protected by fly_lock */
+};
+
+struct flight {
+	struct cairn_id pack;
+	uint64_t first, last; /* blocks */
+	struct flight *next;
 };
 
 static int path_of(const cairn_cache *c, char *out, size_t size, const char *fmt, ...)
@@ -362,6 +373,59 @@ static int get_range(cairn_cache *c, const struct cairn_id *pack, uint64_t off, 
 	return cairn_storage_get(c->st, CAIRN_OBJ_PACK, hex, off, len, (size_t)len, out);
 }
 
+/* ---- fetches in flight ----------------------------------------------------- */
+
+static bool flying(const cairn_cache *c, const struct cairn_id *pack, uint64_t b)
+{
+	for (const struct flight *f = c->flying; f; f = f->next)
+		if (b >= f->first && b <= f->last && memcmp(f->pack.b, pack->b, CAIRN_ID_SIZE) == 0)
+			return true;
+	return false;
+}
+
+/* Wait while block b of pack is being fetched; true if it was. */
+static bool wait_landing(cairn_cache *c, const struct cairn_id *pack, uint64_t b)
+{
+	bool waited = false;
+	pthread_mutex_lock(&c->fly_lock);
+	while (flying(c, pack, b)) {
+		waited = true;
+		pthread_cond_wait(&c->landed, &c->fly_lock);
+	}
+	pthread_mutex_unlock(&c->fly_lock);
+	return waited;
+}
+
+/* Claim blocks b..*e for a fetch: *e is cut before the first block in flight.
+ * false if b itself is. */
+static bool take_off(cairn_cache *c, struct flight *f, const struct cairn_id *pack, uint64_t b,
+                     uint64_t *e)
+{
+	pthread_mutex_lock(&c->fly_lock);
+	bool ok = !flying(c, pack, b);
+	for (uint64_t k = b + 1; ok && k <= *e; k++)
+		if (flying(c, pack, k))
+			*e = k - 1;
+	if (ok) {
+		*f = (struct flight){ *pack, b, *e, c->flying };
+		c->flying = f;
+	}
+	pthread_mutex_unlock(&c->fly_lock);
+	return ok;
+}
+
+static void land(cairn_cache *c, struct flight *f)
+{
+	pthread_mutex_lock(&c->fly_lock);
+	for (struct flight **p = &c->flying; *p; p = &(*p)->next)
+		if (*p == f) {
+			*p = f->next;
+			break;
+		}
+	pthread_cond_broadcast(&c->landed);
+	pthread_mutex_unlock(&c->fly_lock);
+}
+
 /* Blocks b.. that are missing, as one GET: those the request needs, then (read
  * ahead) more up to FETCH_MIN. *end_out gets the last block fetched. */
 static int fetch_run(cairn_cache *c, const char *sub, const struct cairn_id *pack, uint64_t size,
@@ -378,21 +442,26 @@ static int fetch_run(cairn_cache *c, const char *sub, const struct cairn_id *pac
 	       block_path(c, sub, pack, e + 1, path, sizeof(path)) >= 0 &&
 	       !have_block(path, block_len(size, e + 1)))
 		e++;
+	struct flight f;
+	if (!take_off(c, &f, pack, b, &e))
+		return -EAGAIN; /* another thread fetches b: wait for it */
 	uint64_t start = b * BLOCK_SIZE,
 	         stop = (e + 1) * BLOCK_SIZE < size ? (e + 1) * BLOCK_SIZE : size;
 	int r = get_range(c, pack, start, stop - start, &got);
-	if (r < 0)
-		return r;
-	open_forget(c, pack); /* their files are replaced */
-	for (uint64_t k = b; k <= e; k++) {
-		const uint8_t *p = got.data + (k - b) * BLOCK_SIZE;
-		size_t n = block_len(size, k);
-		if (block_path(c, sub, pack, k, path, sizeof(path)) >= 0)
-			store_block(c, path, p, n, strcmp(sub, "blocks") == 0);
-		copy_overlap(buf, off, len, k * BLOCK_SIZE, p, n);
+	if (r >= 0) {
+		open_forget(c, pack); /* their files are replaced */
+		for (uint64_t k = b; k <= e; k++) {
+			const uint8_t *p = got.data + (k - b) * BLOCK_SIZE;
+			size_t n = block_len(size, k);
+			if (block_path(c, sub, pack, k, path, sizeof(path)) >= 0)
+				store_block(c, path, p, n, strcmp(sub, "blocks") == 0);
+			if (buf)
+				copy_overlap(buf, off, len, k * BLOCK_SIZE, p, n);
+		}
 	}
+	land(c, &f);
 	*end_out = e;
-	return 0;
+	return r;
 }
 
 static int read_blocks(cairn_cache *c, const char *sub, const struct cairn_id *pack, uint64_t size,
@@ -402,9 +471,38 @@ static int read_blocks(cairn_cache *c, const char *sub, const struct cairn_id *p
 	for (uint64_t b = off / BLOCK_SIZE; b <= last; b++) {
 		if (load_block(c, sub, pack, b, block_len(size, b), buf, off, len))
 			continue;
-		int r = fetch_run(c, sub, pack, size, b, last, buf, off, len, &b);
+		uint64_t e;
+		int r = fetch_run(c, sub, pack, size, b, last, buf, off, len, &e);
+		if (r == -EAGAIN) {
+			wait_landing(c, pack, b);
+			b--; /* read it from the cache now, or fetch it after all */
+			continue;
+		}
 		if (r < 0)
 			return r;
+		b = e;
+	}
+	return 0;
+}
+
+int cairn_cache__fetch(cairn_cache *c, const struct cairn_id *pack, uint64_t size, uint64_t off,
+                       uint64_t len)
+{
+	char path[PATH_MAX];
+	if (len == 0 || off + len > size)
+		return len ? cairn_err_set(-EBADMSG, "read past the end of a pack") : 0;
+	uint64_t last = (off + len - 1) / BLOCK_SIZE;
+	for (uint64_t b = off / BLOCK_SIZE; b <= last; b++) {
+		uint64_t e;
+		if (block_path(c, "blocks", pack, b, path, sizeof(path)) < 0 ||
+		    have_block(path, block_len(size, b)))
+			continue;
+		int r = fetch_run(c, "blocks", pack, size, b, last, NULL, 0, 0, &e);
+		if (r == -EAGAIN)
+			continue; /* someone else's */
+		if (r < 0)
+			return r;
+		b = e;
 	}
 	return 0;
 }
@@ -564,6 +662,11 @@ void cairn_cache__drop_pack(cairn_cache *c, const struct cairn_id *pack)
 	drop_blocks(c, "blocks", pack);
 }
 
+uint64_t cairn_cache__budget(const cairn_cache *c)
+{
+	return c->budget;
+}
+
 uint64_t cairn_cache__used(cairn_cache *c)
 {
 	return atomic_load(&c->used);
@@ -590,6 +693,8 @@ int cairn_cache__open(cairn_cache **out, cairn_storage *st, uint64_t budget)
 	c->budget = budget ? budget : budget_from_env();
 	pthread_mutex_init(&c->evict_lock, NULL);
 	pthread_mutex_init(&c->open_lock, NULL);
+	pthread_mutex_init(&c->fly_lock, NULL);
+	pthread_cond_init(&c->landed, NULL);
 	for (size_t i = 0; i < OPEN_BLOCKS; i++)
 		c->open[i].fd = -1;
 	const char *dir = cairn_storage_state_dir(st);
@@ -614,5 +719,7 @@ void cairn_cache__close(cairn_cache *c)
 		if (c->open[i].fd >= 0)
 			close(c->open[i].fd);
 	pthread_mutex_destroy(&c->open_lock);
+	pthread_mutex_destroy(&c->fly_lock);
+	pthread_cond_destroy(&c->landed);
 	free(c);
 }

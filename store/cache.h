@@ -44,6 +44,11 @@ int cairn_cache__list(cairn_cache *c, int kind, int (*cb)(const char *name, void
  * for the header and trailer. -EBADMSG past the end, storage errors. */
 int cairn_cache__pread(cairn_cache *c, const struct cairn_id *pack, uint64_t size, int type,
                        void *buf, size_t len, uint64_t off);
+/* Bring the data blocks covering [off, off + len) of a pack into the cache (a
+ * read ahead): those missing are fetched, those another thread fetches left to
+ * it. -EBADMSG past the end, storage errors. */
+int cairn_cache__fetch(cairn_cache *c, const struct cairn_id *pack, uint64_t size, uint64_t off,
+                       uint64_t len);
 /* What was read from [off, off + len) failed its authentication: drop it.
  * Returns how many cached files were dropped. */
 int cairn_cache__invalidate(cairn_cache *c, const struct cairn_id *pack, int type, uint64_t off,
@@ -54,6 +59,8 @@ void cairn_cache__keep_pack(cairn_cache *c, const struct cairn_id *pack, int fd,
                             bool trees);
 /* A pack that is gone: drop what is cached of it. */
 void cairn_cache__drop_pack(cairn_cache *c, const struct cairn_id *pack);
+/* Bytes of data blocks the cache keeps at most. */
+uint64_t cairn_cache__budget(const cairn_cache *c);
 /* Bytes of data blocks cached now (an estimate between scans). */
 uint64_t cairn_cache__used(cairn_cache *c);
 

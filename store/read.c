@@ -184,6 +184,8 @@ int cairn_repo_get_typed(cairn_repo *repo, int type, const struct cairn_id *id,
 	}
 	if (r >= 0)
 		r = decode(repo, &loc, id, &sealed, out);
+	if (r >= 0 && loc.type == CAIRN_BLOB_DATA)
+		atomic_fetch_add(&repo->data_read, loc.stored_len);
 	if (r == -EBADMSG && repo->cache) {
 		/* A damaged cache copy of a remote pack: fetched again, once. */
 		if (cairn_cache__invalidate(repo->cache, &loc.pack, loc.type, loc.offset,

@@ -49,6 +49,7 @@ struct cairn_repo {
 	int write_err;
 	char write_err_msg[512];
 	atomic_uint_fast64_t blobs_written, bytes_written, packs_written; /* statistics */
+	atomic_uint_fast64_t data_read; /* stored bytes of data blobs read (prefetch.c) */
 	/* A remote storage's last listing of snapshots/, reused for a moment so that
 	 * one command lists once (catalog.c). Protected by lock. */
 	struct cairn_id *snap_ids;

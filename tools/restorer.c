@@ -934,8 +934,18 @@ static int run(cairn_repo *repo, enum mode mode, const struct cairn_snapshot *sn
 	c.exclude = o->exclude && pattern_list_count(o->exclude) ? o->exclude : NULL;
 	cairn_idset_init(&c.links);
 	raise_nofile();
+	cairn_prefetch *pf = NULL;
 	/* Check the path before touching the target. */
 	int r = cairn_repo_tree_lookup_path(repo, &snap->root, path, &e);
+	/* From a remote repository, the data is fetched ahead of the writes (not
+	 * for a selection by patterns: most of it would not be read). */
+	if (r >= 0 && mode != DRY_RUN && !c.include && !c.exclude) {
+		const struct cairn_id *from = !e.parent                        ? &snap->root
+		                              : e.node->type == CAIRN_NODE_DIR ? &e.node->subtree
+		                                                               : NULL;
+		if (from && cairn_repo_prefetch_start(repo, from, &pf) < 0)
+			log_debug("no read ahead: %s", cairn_err_msg());
+	}
 	if (r >= 0)
 		cairn_tree_free(e.parent);
 	/* A dry run creates nothing, not even the target. */
@@ -948,6 +958,7 @@ static int run(cairn_repo *repo, enum mode mode, const struct cairn_snapshot *sn
 		c.path.data[0] = '\0';
 		r = walk(&c, &top, t, path);
 	}
+	cairn_prefetch_stop(pf);
 	ctx_release(&c);
 	return r < 0 ? r : 0;
 }

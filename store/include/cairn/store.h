@@ -199,6 +199,19 @@ int cairn_repo_get_typed(cairn_repo *repo, int type, const struct cairn_id *id,
 /* Where a blob is stored. -ENOENT. Thread-safe. */
 int cairn_repo_lookup(cairn_repo *repo, const struct cairn_id *id, struct cairn_loc *out);
 
+/*
+ * Read ahead for a reader of every file below tree root, depth first with the
+ * entries of each tree in order (restore, dump): for a repository in a remote
+ * storage, the pack ranges of their data blobs are fetched into the cache on
+ * the storage's connections, at most a quarter of the cache budget (1 to 256
+ * MiB) ahead of the data the handle has read. *out is NULL when there is
+ * nothing to do (a local repository). Stop it (NULL is fine) before the
+ * repository is closed. Failures are left to the reader to meet.
+ */
+typedef struct cairn_prefetch cairn_prefetch;
+int cairn_repo_prefetch_start(cairn_repo *repo, const struct cairn_id *root, cairn_prefetch **out);
+void cairn_prefetch_stop(cairn_prefetch *pf);
+
 /* ---- Packs and index ---------------------------------------------------- */
 
 struct cairn_pack_entry {

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Read ahead for a remote storage (docs/S3.md §5): a walker goes through a tree
+ * in the order restore and dump read it and queues the pack ranges its files'
+ * blobs lie in; workers fetch them into the block cache on the storage's
+ * connections, a bounded number of bytes ahead of what the reader has read. */
+#include "repo.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cleanup.h"
+
+#define QUEUE 256             /* ranges waiting for a worker */
+#define RUN_MAX (16ull << 20) /* one range: at most a pack's worth */
+#define WINDOW_MAX (256ull << 20)
+#define WINDOW_MIN (1ull << 20)
+#define WORKERS_MAX 16
+
+struct range {
+	struct cairn_id pack;
+	uint64_t size; /* the pack's */
+	uint64_t off, len;
+};
+
+struct cairn_prefetch {
+	cairn_repo *repo;
+	struct cairn_id root;
+	uint64_t window;
+	pthread_t walker, workers[WORKERS_MAX];
+	unsigned nworkers;
+	bool walker_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct range q[QUEUE]; /* protected by mu */
+	size_t head, count;    /* protected by mu */
+	bool walked, stop;     /* protected by mu */
+	struct range run;      /* the walker's range being built */
+	uint64_t walked_bytes; /* the walker's: data bytes of the ranges queued */
+};
+
+static bool stopping(struct cairn_prefetch *pf)
+{
+	pthread_mutex_lock(&pf->mu);
+	bool s = pf->stop;
+	pthread_mutex_unlock(&pf->mu);
+	return s;
+}
+
+/* Queue the range built so far, once the reader is near enough. */
+static void push_run(struct cairn_prefetch *pf)
+{
+	if (pf->run.len == 0)
+		return;
+	pthread_mutex_lock(&pf->mu);
+	while (!pf->stop && (pf->count == QUEUE ||
+	                     pf->walked_bytes > atomic_load(&pf->repo->data_read) + pf->window)) {
+		/* The reader's progress is not signalled: look again shortly. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&pf->cond, &pf->mu, &ts);
+	}
+	if (!pf->stop) {
+		pf->q[(pf->head + pf->count) % QUEUE] = pf->run;
+		pf->count++;
+		pthread_cond_broadcast(&pf->cond);
+	}
+	pthread_mutex_unlock(&pf->mu);
+	pf->run.len = 0;
+}
+
+/* Add one blob's place to the range being built, or start another. */
+static void want(struct cairn_prefetch *pf, const struct cairn_id *blob)
+{
+	struct cairn_loc loc;
+	uint64_t size;
+	struct range *r = &pf->run;
+	if (cairn_repo__lookup_cached(pf->repo, blob, &loc) < 0 || loc.type != CAIRN_BLOB_DATA)
+		return; /* the reader will say what is wrong */
+	uint64_t end = (uint64_t)loc.offset + loc.stored_len;
+	if (r->len && memcmp(&r->pack, &loc.pack, sizeof(loc.pack)) == 0 && loc.offset >= r->off &&
+	    end - r->off <= RUN_MAX) {
+		if (end > r->off + r->len)
+			r->len = end - r->off;
+	} else {
+		push_run(pf);
+		if (cairn_index__has_pack(pf->repo->index, &loc.pack, &size) <= 0)
+			return;
+		*r = (struct range){ loc.pack, size, loc.offset, loc.stored_len };
+	}
+	pf->walked_bytes += loc.stored_len;
+}
+
+/* Depth first, entries in name order: the order of restore and dump. */
+static void walk(struct cairn_prefetch *pf, const struct cairn_id *tree)
+{
+	cairn_tree *t = NULL;
+	if (stopping(pf) || cairn_repo_tree_load(pf->repo, tree, &t) < 0)
+		return;
+	for (size_t i = 0; i < cairn_tree_count(t) && !stopping(pf); i++) {
+		const struct cairn_node *n = cairn_tree_node(t, i);
+		if (n->type == CAIRN_NODE_DIR)
+			walk(pf, &n->subtree);
+		for (size_t k = 0; k < n->nextents; k++)
+			if (!cairn_id_is_zero(&n->extents[k].id))
+				want(pf, &n->extents[k].id);
+	}
+	cairn_tree_free(t);
+}
+
+static void *walker(void *arg)
+{
+	struct cairn_prefetch *pf = arg;
+	walk(pf, &pf->root);
+	push_run(pf);
+	pthread_mutex_lock(&pf->mu);
+	pf->walked = true;
+	pthread_cond_broadcast(&pf->cond);
+	pthread_mutex_unlock(&pf->mu);
+	return NULL;
+}
+
+static void *worker(void *arg)
+{
+	struct cairn_prefetch *pf = arg;
+	for (;;) {
+		pthread_mutex_lock(&pf->mu);
+		while (!pf->stop && pf->count == 0 && !pf->walked)
+			pthread_cond_wait(&pf->cond, &pf->mu);
+		if (pf->stop || pf->count == 0) {
+			pthread_mutex_unlock(&pf->mu);
+			return NULL;
+		}
+		struct range r = pf->q[pf->head];
+		pf->head = (pf->head + 1) % QUEUE;
+		pf->count--;
+		pthread_cond_broadcast(&pf->cond);
+		pthread_mutex_unlock(&pf->mu);
+		/* A failure is the reader's to meet and report. */
+		if (cairn_cache__fetch(pf->repo->cache, &r.pack, r.size, r.off, r.len) < 0)
+			log_debug("read ahead: %s", cairn_err_msg());
+	}
+}
+
+int cairn_repo_prefetch_start(cairn_repo *repo, const struct cairn_id *root, cairn_prefetch **out)
+{
+	*out = NULL;
+	if (!repo->cache || repo->offline || !repo->index)
+		return 0; /* a local storage reads fast enough */
+	struct cairn_prefetch *pf = calloc(1, sizeof(*pf));
+	if (!pf)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	pf->repo = repo;
+	pf->root = *root;
+	pf->window = cairn_cache__budget(repo->cache) / 4;
+	pf->window = pf->window > WINDOW_MAX ? WINDOW_MAX : pf->window;
+	pf->window = pf->window < WINDOW_MIN ? WINDOW_MIN : pf->window;
+	pthread_mutex_init(&pf->mu, NULL);
+	pthread_cond_init(&pf->cond, NULL);
+	unsigned want = cairn_storage_concurrency(repo->st);
+	want = want > WORKERS_MAX ? WORKERS_MAX : want ? want : 1;
+	while (pf->nworkers < want &&
+	       pthread_create(&pf->workers[pf->nworkers], NULL, worker, pf) == 0)
+		pf->nworkers++;
+	pf->walker_started = pf->nworkers && pthread_create(&pf->walker, NULL, walker, pf) == 0;
+	if (!pf->walker_started) {
+		cairn_prefetch_stop(pf);
+		return 0; /* no threads: reads go on without read ahead */
+	}
+	*out = pf;
+	return 0;
+}
+
+void cairn_prefetch_stop(cairn_prefetch *pf)
+{
+	if (!pf)
+		return;
+	pthread_mutex_lock(&pf->mu);
+	pf->stop = true;
+	pthread_cond_broadcast(&pf->cond);
+	pthread_mutex_unlock(&pf->mu);
+	if (pf->walker_started)
+		pthread_join(pf->walker, NULL);
+	for (unsigned i = 0; i < pf->nworkers; i++)
+		pthread_join(pf->workers[i], NULL);
+	pthread_mutex_destroy(&pf->mu);
+	pthread_cond_destroy(&pf->cond);
+	free(pf);
+}
