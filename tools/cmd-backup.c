@@ -484,7 +484,8 @@ int cmd_backup(int argc, char **argv)
 {
 	struct backup_opts o = { .compression = -1 };
 	struct cairn_snapshot snap = { 0 };
-	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION,
+		                      .allow_write_only = true };
 	_cleanup_repo_ cairn_repo *repo = NULL;
 	cairn_lock *lock = NULL;
 	struct filesfrom given = { 0 };

@@ -105,9 +105,16 @@ struct cairn_repo_opts {
 	const struct cairn_storage_opts *storage; /* NULL: defaults (S3 from the environment) */
 	uint64_t cache_size; /* remote: bound of the data block cache; 0: CAIRN_CACHE_SIZE or 1 GiB
 	                      */
+	/* The caller only adds backups: a write-only key (FORMAT.md §3.3) may open
+	 * it. Otherwise such a key is refused with -EACCES, before anything is
+	 * read. */
+	bool allow_write_only;
 };
 /*
  * Open and unlock the repository at url (a directory or s3://BUCKET[/PREFIX]).
+ * With a write-only key (only when opts->allow_write_only), data, trees and
+ * snapshots cannot be read: the snapshots listed and the trees loaded are those
+ * of the host cache (FORMAT.md §14), and writes are sealed to the admin key.
  * The key file that last opened the repository is tried first (its name is kept
  * in the local state), then the others in name order; key files asking for more
  * scrypt work than init writes are skipped with a warning (FORMAT.md §3.2).
@@ -119,7 +126,8 @@ struct cairn_repo_opts {
  *
  * -ENOENT no repository there, -EPROTONOSUPPORT unknown format version,
  * -EKEYREJECTED wrong password, -EBADMSG corrupt config or key file, -EACCES
- * storage credentials refused, -EIO the storage unreachable. Caller closes with
+ * storage credentials refused or a write-only key not allowed, -EIO the
+ * storage unreachable. Caller closes with
  * cairn_repo_close(). */
 int cairn_repo_open(cairn_repo **out, const char *url, const char *password, size_t pwlen,
                     const struct cairn_repo_opts *opts);
@@ -142,6 +150,15 @@ const char *cairn_repo_config_text(const cairn_repo *repo);
 
 /* ---- Keys (FORMAT.md §3) ------------------------------------------------ */
 
+/* A full key reads and changes everything; a write-only key (FORMAT.md §3.3)
+ * only adds backups. */
+enum cairn_key_kind {
+	CAIRN_KEY_FULL = 0,
+	CAIRN_KEY_WRITE_ONLY = 1,
+};
+/* "full", "write-only". */
+const char *cairn_key_kind_name(int kind);
+
 struct cairn_key_info {
 	char name[17];   /* file name under keys/ */
 	int64_t created; /* Unix seconds */
@@ -149,16 +166,23 @@ struct cairn_key_info {
 	int kdf_log2n;
 	uint32_t r, p;
 	bool current; /* the key that opened this repo */
+	int kind;     /* enum cairn_key_kind */
 };
 /* Fills a malloc'd array, caller frees *out. -EBADMSG for an unparsable key file. */
 int cairn_key_list(cairn_repo *repo, struct cairn_key_info **out, size_t *n);
-/* Adds a key file wrapping the master key under password; name_out gets its name. */
+/* Adds a key file wrapping the master key under password; name_out gets its name.
+ * These four need the repository opened with a full key (-EACCES). */
 int cairn_key_add(cairn_repo *repo, const char *password, size_t pwlen, const char *label,
                   char name_out[17]);
+/* Adds a write-only key file (FORMAT.md §3.3) under password. */
+int cairn_key_add_write_only(cairn_repo *repo, const char *password, size_t pwlen,
+                             const char *label, char name_out[17]);
 /* Removes keys/name. -ENOENT; -EBUSY for the last key or the one in use. */
 int cairn_key_remove(cairn_repo *repo, const char *name);
 /* Replaces the current key file by one for the new password. */
 int cairn_key_passwd(cairn_repo *repo, const char *password, size_t pwlen);
+/* True when the repository was opened with a write-only key. */
+bool cairn_repo_write_only(const cairn_repo *repo);
 
 /* ---- Blobs -------------------------------------------------------------- */
 
