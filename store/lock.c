@@ -100,6 +100,12 @@ static unsigned parse_line(struct cairn_lock_info *info, const char *key, const 
 		snprintf(info->host, sizeof(info->host), "%s", value);
 		return 4u;
 	}
+	if (strcmp(key, "released") == 0) {
+		errno = 0;
+		long long v = strtoll(value, &end, 10);
+		info->released = !errno && end != value && !*end && v > 0;
+		return 0; /* optional */
+	}
 	if (strcmp(key, "pid") == 0 || strcmp(key, "start") == 0) {
 		errno = 0;
 		long long v = strtoll(value, &end, 10);
@@ -168,8 +174,9 @@ static int read_lock(cairn_storage *st, const char *name, int64_t mtime,
 		info->stale = old;
 		return 0;
 	}
-	info->dead = holder_dead(info);
-	info->stale = info->dead || old;
+	/* A released lock's holder ended as it should: nothing of it to recover. */
+	info->dead = !info->released && holder_dead(info);
+	info->stale = info->dead || old || info->released;
 	return 0;
 }
 
@@ -309,6 +316,23 @@ static int format_lock(struct cairn_buf *b, int kind, const char *command)
 	                        (long long)time(NULL));
 }
 
+/* Remove the lock; a storage that refuses this holder deletes (a host whose
+ * credentials may only add objects, docs/S3.md §8) gets it written once more
+ * with "released", which expires it for every reader (FORMAT.md §11). The
+ * text itself stays as it was, for a retry to take the lock again. */
+static void withdraw(cairn_lock *l)
+{
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	int r = cairn_storage_remove(l->st, CAIRN_OBJ_LOCK, l->name);
+	if (r != -EACCES)
+		return;
+	if ((r = cairn_buf_put(&b, l->text.data, l->text.len)) >= 0 &&
+	    (r = cairn_buf_printf(&b, "released = %lld\n", (long long)time(NULL))) >= 0)
+		r = cairn_storage_put(l->st, CAIRN_OBJ_LOCK, l->name, b.data, b.len);
+	if (r < 0)
+		log_debug("cannot release lock '%s': %s", l->name, cairn_err_msg());
+}
+
 static int put_lock(cairn_lock *l)
 {
 	int r = cairn_storage_put(l->st, CAIRN_OBJ_LOCK, l->name, l->text.data, l->text.len);
@@ -336,7 +360,7 @@ static int try_take(cairn_lock *l, int kind)
 		return r;
 	l->placed = true;
 	if (kind != CAIRN_LOCK_MOUNT && (r = check_conflicts(l->st, l->name, kind)) < 0) {
-		cairn_storage_remove(l->st, CAIRN_OBJ_LOCK, l->name);
+		withdraw(l);
 		l->placed = false;
 	}
 	return r;
@@ -463,7 +487,7 @@ void cairn_lock_release(cairn_lock *l)
 		pthread_join(l->thread, NULL);
 	}
 	if (l->placed)
-		cairn_storage_remove(l->st, CAIRN_OBJ_LOCK, l->name);
+		withdraw(l);
 	cairn_buf_release(&l->text);
 	pthread_cond_destroy(&l->cond);
 	pthread_mutex_destroy(&l->mu);

@@ -550,7 +550,9 @@ struct cairn_lock_info {
 	int64_t start;     /* Unix seconds */
 	int64_t refreshed; /* the object's mtime (S3: LastModified), Unix seconds */
 	bool dead;         /* the holder is on this host and no longer runs */
-	bool stale;        /* dead, or not refreshed for cairn_lock_stale_seconds(): expired */
+	bool released;     /* the holder ended but could not remove it (FORMAT.md §11) */
+	bool stale;        /* dead, released, or not refreshed for cairn_lock_stale_seconds():
+	                      expired */
 };
 const char *cairn_lock_kind_name(int kind);
 
@@ -571,7 +573,9 @@ const char *cairn_lock_name(const cairn_lock *l);
  * period (others may take it for expired): the caller must stop before its
  * commit point. Storage errors. */
 int cairn_lock_refresh(cairn_lock *l);
-/* Stop refreshing and remove the object. NULL is a no-op. */
+/* Stop refreshing and remove the object; when the storage refuses the delete
+ * (-EACCES), write it once more marked released (FORMAT.md §11). NULL is a
+ * no-op. */
 void cairn_lock_release(cairn_lock *l);
 /* Every lock in locks/, sorted by start time. Unparsable objects are listed with
  * kind 0, and stale once not refreshed for the stale period. Caller frees *out.
