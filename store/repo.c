@@ -448,6 +448,14 @@ static int open_index(cairn_repo *repo, bool *created)
 		return cairn_err_set(-ENOENT,
 		                     "repository '%s' has no index: run 'cairn rebuild-index'",
 		                     cairn_storage_url(repo->st));
+	/* A write-only key reads only the headers of its own packs (FORMAT.md §6.2):
+	 * what it would rebuild is not the repository's index, which a local
+	 * repository shares with everyone who reads it. */
+	if (*created && repo->keys.write_only && !repo->cache)
+		return cairn_err_set(-ENOENT,
+		                     "repository '%s' has no index: run 'cairn rebuild-index' with "
+		                     "an admin key",
+		                     cairn_storage_url(repo->st));
 	/* A cache's index is ours to fill, even for a read-only open. */
 	bool ro = repo->read_only && !repo->cache;
 	if (!ro && (r = cairn_mkdir_p(dir, 0700)) < 0)

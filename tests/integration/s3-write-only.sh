@@ -21,10 +21,10 @@ printf 'adminpass-1\n' > "$W/admin.pw"
 printf 'hostpass-22\n' > "$W/host.pw"
 CEPH=(-c "$RGW_DIR/ceph.conf")
 # The admin: the bucket owner's credentials, a full key, a cache of its own.
-admin() { CAIRN_CACHE_DIR="$W/admin-cache" CAIRN_PASSWORD_FILE="$W/admin.pw" "$CAIRN" -r "$URL" "$@"; }
+admin() { CAIRN_CACHE_DIR="$W/c/admin-cache" CAIRN_PASSWORD_FILE="$W/admin.pw" "$CAIRN" -r "$URL" "$@"; }
 # The host: its own S3 user, a write-only key, its own cache (a machine apart).
 host_env=(env AWS_ACCESS_KEY_ID=HOSTKEY1 AWS_SECRET_ACCESS_KEY=HOSTSECRET1
-	CAIRN_CACHE_DIR="$W/host-cache" CAIRN_PASSWORD_FILE="$W/host.pw")
+	CAIRN_CACHE_DIR="$W/c/host-cache" CAIRN_PASSWORD_FILE="$W/host.pw")
 host() { "${host_env[@]}" "$CAIRN" -r "$URL" "$@"; }
 host_aws() { "${host_env[@]}" "${AWS[@]}" "$@"; }
 # aws-cli 2.9 cannot print RGW's errors (an empty <Message>): the reply's code,
@@ -77,9 +77,9 @@ host backup --json "$SRC" > "$O/b2.json" 2> "$O/b2.err" || fail "host backup 2: 
 [ "$(json_field "$O/b2.json" bytes_read)" = "$(stat -c %s "$SRC/docs/n3.txt")" ] ||
 	fail "backup 2 read more than the changed file: $(tail -1 "$O/b2.json")"
 grep -q -- "$MARK" "$O"/b[12].* && fail "the host's backups printed backed-up data"
-listing() { # PREFIX: the keys below r/PREFIX, blank-separated
+listing() { # PREFIX: the keys below r/PREFIX, one a line
 	"${AWS[@]}" s3api list-objects-v2 --bucket "$B" --prefix "r/$1" \
-		--query 'Contents[].Key || `[]`' --output text
+		--query 'Contents[].Key || `[]`' --output text | tr '\t' '\n' | grep . || true
 }
 [ "$(listing snapshots/ | wc -w)" = 2 ] || fail "snapshots in the bucket: $(listing snapshots/)"
 [ "$(listing indexes/ | wc -w)" -ge 2 ] || fail "no index files from the host: $(listing indexes/)"
@@ -128,12 +128,12 @@ admin restore "${ids[1]}" --target "$W/r2" > /dev/null || fail "admin restore 2"
 diff -r --no-dereference "$W/v1" "$W/r1$SRC" || fail "backup 1 restored differs"
 diff -r --no-dereference "$SRC" "$W/r2$SRC" || fail "backup 2 restored differs"
 admin check --read-data > "$O/check" 2>&1 || fail "admin check: $(cat "$O/check")"
-CAIRN_CACHE_DIR="$W/admin-cache" "$CAIRN" -r "$URL" unlock --list > "$O/locks"
+CAIRN_CACHE_DIR="$W/c/admin-cache" "$CAIRN" -r "$URL" unlock --list > "$O/locks"
 [ "$(grep -c '(released)' "$O/locks")" = 2 ] || fail "unlock --list: $(cat "$O/locks")"
 # Released locks hold nobody up: prune finishes its record at once.
 admin forget --keep-last 1 --prune --max-unused 0 > "$O/prune" 2>&1 || fail "forget --prune: $(cat "$O/prune")"
 [ "$(listing prune/ | wc -w)" = 0 ] || fail "prune waits for released locks: $(listing prune/)"
-CAIRN_CACHE_DIR="$W/admin-cache" "$CAIRN" -r "$URL" unlock > /dev/null || fail "unlock"
+CAIRN_CACHE_DIR="$W/c/admin-cache" "$CAIRN" -r "$URL" unlock > /dev/null || fail "unlock"
 [ "$(listing locks/ | wc -w)" = 0 ] || fail "unlock left: $(listing locks/)"
 # and the host's next backup goes on from its host cache
 echo "again $MARK" >> "$SRC/docs/n4.txt"
@@ -141,6 +141,27 @@ host backup --json "$SRC" > "$O/b3.json" 2> "$O/b3.err" || fail "host backup 3: 
 [ "$(json_field "$O/b3.json" files_changed)" = 1 ] || fail "backup 3: $(tail -1 "$O/b3.json")"
 admin restore latest --target "$W/r3" > /dev/null || fail "admin restore 3"
 diff -r --no-dereference "$SRC" "$W/r3$SRC" || fail "backup 3 restored differs"
+
+# ---- packs no index file names (a run killed before writing one) --------------------------
+# The host reads the headers of its own packs (sealed under K_idx, FORMAT.md
+# §6.2) with a fresh cache and stores nothing again; so does the admin.
+head -c 200000 /dev/urandom > "$SRC/bin/more"
+before=$(listing indexes/)
+host backup "$SRC" > /dev/null 2> "$O/b4.err" || fail "host backup 4: $(cat "$O/b4.err")"
+for k in $(listing indexes/); do
+	grep -qx -- "$k" <<< "$before" && continue
+	"${AWS[@]}" s3 rm --quiet "s3://$B/$k" || fail "cannot remove $k"
+done
+rm -rf "$W/c/host-cache" # not beside the source: no directory the backup records changes
+host backup --json "$SRC" > "$O/b5.json" 2> "$O/b5.err" || fail "host backup 5: $(cat "$O/b5.err")"
+[ "$(json_field "$O/b5.json" files_new)" = $((files + 1)) ] || fail "backup 5: $(tail -1 "$O/b5.json")"
+above=$(echo "$SRC" | tr -cd / | wc -c) # trees above $SRC may change (others touch /tmp)
+[ "$(json_field "$O/b5.json" blobs_added)" -le "$above" ] &&
+	[ "$(json_field "$O/b5.json" bytes_added)" -lt 4000 ] ||
+	fail "the host stored its unnamed packs' blobs again: $(tail -1 "$O/b5.json")"
+rm -rf "$W/c/admin-cache"
+admin restore latest --target "$W/r5" > /dev/null || fail "admin restore 5"
+diff -r --no-dereference "$SRC" "$W/r5$SRC" || fail "backup 5 restored differs"
 
 # ---- cairn status: the bucket is the immutable copy -----------------------------------------
 admin status --json > "$O/status.json" || true
@@ -166,9 +187,9 @@ LB=cairn-wo-lock
 	fail "cannot set a default retention"
 "${AWS[@]}" s3api put-bucket-policy --bucket $LB --policy "$(policy $LB r)" || fail "policy on $LB"
 LURL="s3://$LB/r"
-CAIRN_CACHE_DIR="$W/admin-cache" CAIRN_PASSWORD_FILE="$W/admin.pw" "$CAIRN" -r "$LURL" \
+CAIRN_CACHE_DIR="$W/c/admin-cache" CAIRN_PASSWORD_FILE="$W/admin.pw" "$CAIRN" -r "$LURL" \
 	init --kdf-log2n 10 > /dev/null || fail "init on $LB"
-CAIRN_CACHE_DIR="$W/admin-cache" CAIRN_PASSWORD_FILE="$W/admin.pw" "$CAIRN" -r "$LURL" \
+CAIRN_CACHE_DIR="$W/c/admin-cache" CAIRN_PASSWORD_FILE="$W/admin.pw" "$CAIRN" -r "$LURL" \
 	key add --write-only --new-password-file "$W/host.pw" > /dev/null || fail "key add on $LB"
 mkdir -p "$W/conf" "$W/state"
 cat > "$W/conf/host.conf" <<EOF
@@ -200,7 +221,7 @@ done
 [ "$n" -ge 4 ] || fail "only $n objects of the host's backup checked"
 denied s3api delete-object --bucket $LB --key "$("${AWS[@]}" s3api list-objects-v2 --bucket $LB \
 	--prefix r/snapshots/ --query 'Contents[0].Key' --output text)"
-CAIRN_CACHE_DIR="$W/admin-cache" CAIRN_PASSWORD_FILE="$W/admin.pw" "$CAIRN" -r "$LURL" \
+CAIRN_CACHE_DIR="$W/c/admin-cache" CAIRN_PASSWORD_FILE="$W/admin.pw" "$CAIRN" -r "$LURL" \
 	status --json > "$O/status.json" || true
 python3 - "$O/status.json" <<'PY' || fail "status of $LB: $(cat "$O/status.json")"
 import json, sys
