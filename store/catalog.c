@@ -47,7 +47,8 @@ static void keep_listing(cairn_repo *repo, const struct ids *l)
 	struct cairn_id *copy = malloc((l->n ? l->n : 1) * sizeof(*copy));
 	if (!copy)
 		return;
-	memcpy(copy, l->v, l->n * sizeof(*copy));
+	if (l->n) /* an empty listing has no array at all */
+		memcpy(copy, l->v, l->n * sizeof(*copy));
 	pthread_mutex_lock(&repo->lock);
 	free(repo->snap_ids);
 	repo->snap_ids = copy;
