@@ -380,7 +380,8 @@ typedef struct cairn_tree cairn_tree;
 int cairn_tree_parse(cairn_tree **out, const uint8_t *data, size_t len);
 void cairn_tree_free(cairn_tree *t);
 /* Read, verify and parse tree blob id of repo (cairn_repo_get_typed and
- * cairn_tree_parse). -ENOENT not in the index, -EBADMSG corrupt, -EIO.
+ * cairn_tree_parse; with a write-only key, from the host cache, FORMAT.md §14).
+ * -ENOENT not in the index (or the host cache), -EBADMSG corrupt, -EIO.
  * Caller frees *out with cairn_tree_free(). Thread-safe. */
 int cairn_repo_tree_load(cairn_repo *repo, const struct cairn_id *id, cairn_tree **out);
 size_t cairn_tree_count(const cairn_tree *t);
@@ -501,7 +502,9 @@ int cairn_repo_snapshot_load(cairn_repo *repo, const struct cairn_id *id,
                              struct cairn_snapshot **out);
 /* Every snapshot in snapshots/, oldest first (ties by ID). A snapshot file that
  * fails to verify is left out, with a warning naming it to cairn_repo_opts.warn
- * (each listing warns again). Caller frees with cairn_snapshot_list_free(). */
+ * (each listing warns again). With a write-only key: those of snapshots/ that
+ * this host's cache holds (FORMAT.md §14). Caller frees with
+ * cairn_snapshot_list_free(). */
 int cairn_repo_snapshot_list(cairn_repo *repo, struct cairn_snapshot ***out, size_t *n);
 void cairn_snapshot_list_free(struct cairn_snapshot **list, size_t n);
 /* The IDs in snapshots/ (unordered, no decryption). Caller frees *out. */
