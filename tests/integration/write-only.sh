@@ -140,6 +140,11 @@ if [ -c /dev/fuse ]; then
 		fail "cairn mount with the write-only key succeeded"
 	cat "$O/out" >> "$O/all"
 	! mountpoint -q "$W/mnt" || { fusermount3 -u "$W/mnt"; fail "cairn mount mounted"; }
+	# The admin's mount shows what the host wrote.
+	fuse_setup
+	CAIRN_PASSWORD_FILE="$W/admin.pw" mount_fs
+	diff -r --no-dereference "$SRC" "$MNT/latest$SRC" || fail "the admin's mount differs"
+	umount_fs
 else
 	echo "no /dev/fuse: the mount is not tried"
 fi
