@@ -47,7 +47,8 @@ static void keep_listing(cairn_repo *repo, const struct ids *l)
 	struct cairn_id *copy = malloc((l->n ? l->n : 1) * sizeof(*copy));
 	if (!copy)
 		return;
-	memcpy(copy, l->v, l->n * sizeof(*copy));
+	if (l->n) /* an empty listing has no array at all */
+		memcpy(copy, l->v, l->n * sizeof(*copy));
 	pthread_mutex_lock(&repo->lock);
 	free(repo->snap_ids);
 	repo->snap_ids = copy;
@@ -61,6 +62,21 @@ static void forget_listing(cairn_repo *repo)
 	pthread_mutex_lock(&repo->lock);
 	repo->snap_listed_ms = 0;
 	pthread_mutex_unlock(&repo->lock);
+}
+
+/* A write-only key keeps what it saved in its host cache, the next backup's
+ * parent (FORMAT.md §14). The snapshot is saved: a failure here only costs the
+ * next backup reading everything. */
+static void keep_saved(cairn_repo *repo, const struct cairn_id *id, const struct cairn_buf *plain)
+{
+	_cleanup_free_ struct cairn_id *ids = NULL;
+	size_t n = 0;
+	int r = cairn_repo_snapshot_ids(repo, &ids, &n);
+	if (r >= 0)
+		r = cairn_hostcache__saved(repo->hostcache, id, plain->data, plain->len, ids, n);
+	if (r < 0)
+		cairn_repo__warn(repo, "cannot keep the snapshot in the host cache: %s",
+		                 cairn_err_msg());
 }
 
 int cairn_repo_snapshot_save(cairn_repo *repo, struct cairn_snapshot *s)
@@ -91,6 +107,8 @@ int cairn_repo_snapshot_save(cairn_repo *repo, struct cairn_snapshot *s)
 		return r;
 	s->id = id;
 	forget_listing(repo);
+	if (repo->hostcache)
+		keep_saved(repo, &id, &plain);
 	if (cairn_repo__index(repo))
 		return cairn_index__add_snapshot(cairn_repo__index(repo), &id, s->time_ns);
 	return 0;
@@ -104,9 +122,11 @@ int cairn_repo_snapshot_load(cairn_repo *repo, const struct cairn_id *id,
 	struct cairn_snapshot *s;
 	int r;
 
+	if (repo->hostcache)
+		return cairn_hostcache__snapshot(repo->hostcache, id, out);
 	cairn_id_hex(hex, id);
 	r = cairn_repo__get_object(repo, CAIRN_OBJ_SNAPSHOT, hex,
-	                           CAIRN_SNAPSHOT_MAX_SIZE + CAIRN_SEAL_OVERHEAD, &sealed);
+	                           CAIRN_SNAPSHOT_MAX_SIZE + CAIRN_SEAL_OVERHEAD_MAX, &sealed);
 	if (r == -ENOENT)
 		return cairn_err_set(-ENOENT, "snapshot %.8s not found", hex);
 	if (r < 0)
@@ -238,10 +258,15 @@ int cairn_repo__snapshot_list(cairn_repo *repo, bool strict, struct cairn_snapsh
 	int r = cairn_repo_snapshot_ids(repo, &ids, &count);
 	if (r < 0)
 		return r;
-	struct cairn_snapshot **list = calloc(count ? count : 1, sizeof(*list));
-	if (!list)
+	struct cairn_snapshot **list = NULL;
+	/* A write-only key knows the snapshots it wrote (FORMAT.md §14). */
+	if (repo->hostcache)
+		r = cairn_hostcache__snapshots(repo->hostcache, ids, count, &list, &loaded);
+	else if (!(list = calloc(count ? count : 1, sizeof(*list))))
 		return cairn_err_set(-ENOMEM, "out of memory");
-	if ((r = load_all(repo, ids, count, strict, list, &loaded)) < 0) {
+	else
+		r = load_all(repo, ids, count, strict, list, &loaded);
+	if (r < 0) {
 		cairn_snapshot_list_free(list, loaded);
 		return r;
 	}

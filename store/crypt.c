@@ -23,6 +23,7 @@
 #define GCM_IV_SIZE 12
 #define BLOB_AAD_SIZE (2 + CAIRN_ID_SIZE)
 #define BLOB_KEY_LABEL "cairn v1 blob"
+#define ADMIN_SEAL_LABEL "cairn v1 sealed-to-admin"
 /* Upper bound on 128 * r * p * N, the scrypt work a key file may ask for. */
 #define SCRYPT_MAX_COST (2ull << 30)
 
@@ -143,8 +144,9 @@ bool cairn_crypt__equal(const void *a, const void *b, size_t n)
 
 /* ---- key derivation (FORMAT.md §3.1) ------------------------------------ */
 
-static int hkdf(uint8_t out[CAIRN_KEY_SIZE], const uint8_t ikm[CAIRN_KEY_SIZE],
-                const uint8_t salt[CAIRN_REPO_ID_SIZE], const char *label)
+/* HKDF-SHA-256 (RFC 5869) of a 32-byte input key into 32 bytes. */
+static int hkdf_raw(uint8_t out[CAIRN_KEY_SIZE], const uint8_t ikm[CAIRN_KEY_SIZE],
+                    const uint8_t salt[CAIRN_REPO_ID_SIZE], const void *info, size_t infolen)
 {
 	_cleanup_(kdf_ctx_freep) EVP_KDF_CTX *kctx = EVP_KDF_CTX_new(alg.hkdf);
 	OSSL_PARAM params[] = {
@@ -152,8 +154,7 @@ static int hkdf(uint8_t out[CAIRN_KEY_SIZE], const uint8_t ikm[CAIRN_KEY_SIZE],
 		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)ikm, CAIRN_KEY_SIZE),
 		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt,
 		                                  CAIRN_REPO_ID_SIZE),
-		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)label,
-		                                  strlen(label)),
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, infolen),
 		OSSL_PARAM_construct_end(),
 	};
 
@@ -164,13 +165,145 @@ static int hkdf(uint8_t out[CAIRN_KEY_SIZE], const uint8_t ikm[CAIRN_KEY_SIZE],
 	return 0;
 }
 
+static int hkdf(uint8_t out[CAIRN_KEY_SIZE], const uint8_t ikm[CAIRN_KEY_SIZE],
+                const uint8_t salt[CAIRN_REPO_ID_SIZE], const char *label)
+{
+	return hkdf_raw(out, ikm, salt, label, strlen(label));
+}
+
+/* ---- X25519 (FORMAT.md §5.4), through OpenSSL's EVP_PKEY ------------------ */
+
+static void pkey_freep(EVP_PKEY **p)
+{
+	EVP_PKEY_free(*p);
+}
+
+static void pkey_ctx_freep(EVP_PKEY_CTX **p)
+{
+	EVP_PKEY_CTX_free(*p);
+}
+
+static int x25519_public(uint8_t pub[CAIRN_X25519_SIZE], const EVP_PKEY *key)
+{
+	size_t len = CAIRN_X25519_SIZE;
+	if (EVP_PKEY_get_raw_public_key(key, pub, &len) != 1 || len != CAIRN_X25519_SIZE)
+		return cairn_err_set(-EIO, "X25519: cannot get the public key");
+	return 0;
+}
+
+/* The public key of a private scalar (RFC 7748: X25519(k, 9)). */
+static int x25519_public_of(uint8_t pub[CAIRN_X25519_SIZE], const uint8_t priv[CAIRN_KEY_SIZE])
+{
+	_cleanup_(pkey_freep) EVP_PKEY *key =
+	        EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", NULL, priv, CAIRN_KEY_SIZE);
+	if (!key)
+		return cairn_err_set(-EIO, "X25519: cannot load a private key");
+	return x25519_public(pub, key);
+}
+
+/* S = X25519(mine, peer). A peer point of low order gives an all-zero S, which
+ * OpenSSL refuses; either way -EBADMSG: the peer key came from a blob. */
+static int x25519_shared(uint8_t out[32], EVP_PKEY *mine, const uint8_t peer[CAIRN_X25519_SIZE])
+{
+	static const uint8_t zero[32];
+	size_t len = 32;
+	_cleanup_(pkey_freep) EVP_PKEY *p =
+	        EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", NULL, peer, CAIRN_X25519_SIZE);
+	if (!p)
+		return cairn_err_set(-EBADMSG, "X25519: bad public key");
+	_cleanup_(pkey_ctx_freep) EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, mine, NULL);
+	if (!ctx)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	if (EVP_PKEY_derive_init(ctx) != 1 || EVP_PKEY_derive_set_peer(ctx, p) != 1 ||
+	    EVP_PKEY_derive(ctx, out, &len) != 1 || len != 32 || CRYPTO_memcmp(out, zero, 32) == 0)
+		return cairn_err_set(-EBADMSG, "X25519: no shared secret with this public key");
+	return 0;
+}
+
+/* K_w = HKDF-SHA-256(S, salt = repo id, info = label || E || P_adm). */
+static int session_key(uint8_t out[CAIRN_KEY_SIZE], const uint8_t s[32],
+                       const uint8_t repo_id[CAIRN_REPO_ID_SIZE], const uint8_t e[32],
+                       const uint8_t admin_pub[32])
+{
+	uint8_t info[sizeof(ADMIN_SEAL_LABEL) - 1 + 64];
+	const size_t n = sizeof(ADMIN_SEAL_LABEL) - 1;
+
+	memcpy(info, ADMIN_SEAL_LABEL, n);
+	memcpy(info + n, e, 32);
+	memcpy(info + n + 32, admin_pub, 32);
+	return hkdf_raw(out, s, repo_id, info, sizeof(info));
+}
+
+/* A writer session: an ephemeral pair (e, E) whose e is used once and dropped. */
+static int new_session(struct cairn_keys *k)
+{
+	uint8_t s[32];
+	_cleanup_(pkey_freep) EVP_PKEY *e = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
+	if (!e)
+		return cairn_err_set(-EIO, "X25519: cannot generate a key pair");
+	int r = x25519_public(k->session_pub, e);
+	if (r >= 0 && (r = x25519_shared(s, e, k->admin_pub)) == -EBADMSG)
+		r = cairn_err_set(-EBADMSG, "write-only key: bad admin public key");
+	if (r >= 0)
+		r = session_key(k->session_key, s, k->repo_id, k->session_pub, k->admin_pub);
+	OPENSSL_cleanse(s, sizeof(s));
+	return r;
+}
+
+/* K_w of a blob's E, as the admin derives it; the last ones are cached. */
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool cache_get(const struct cairn_keys *k, const uint8_t e[32], uint8_t out[32])
+{
+	bool hit = false;
+	pthread_mutex_lock(&cache_lock);
+	for (size_t i = 0; !hit && i < CAIRN_SEAL_CACHE_SLOTS; i++)
+		if (k->cache[i].used && memcmp(k->cache[i].e, e, 32) == 0) {
+			memcpy(out, k->cache[i].k, 32);
+			hit = true;
+		}
+	pthread_mutex_unlock(&cache_lock);
+	return hit;
+}
+
+static void cache_put(const struct cairn_keys *k, const uint8_t e[32], const uint8_t key[32])
+{
+	/* The keys are never defined const (crypt.h): the cache is theirs to update. */
+	struct cairn_keys *m = (struct cairn_keys *)k;
+	pthread_mutex_lock(&cache_lock);
+	unsigned i = m->cache_next++ % CAIRN_SEAL_CACHE_SLOTS;
+	memcpy(m->cache[i].e, e, 32);
+	memcpy(m->cache[i].k, key, 32);
+	m->cache[i].used = true;
+	pthread_mutex_unlock(&cache_lock);
+}
+
+static int admin_key_of(const struct cairn_keys *k, const uint8_t e[32], uint8_t out[32])
+{
+	uint8_t s[32];
+	if (cache_get(k, e, out))
+		return 0;
+	_cleanup_(pkey_freep) EVP_PKEY *adm =
+	        EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", NULL, k->admin, CAIRN_KEY_SIZE);
+	if (!adm)
+		return cairn_err_set(-EIO, "X25519: cannot load the admin key");
+	int r = x25519_shared(s, adm, e);
+	if (r >= 0)
+		r = session_key(out, s, k->repo_id, e, k->admin_pub);
+	OPENSSL_cleanse(s, sizeof(s));
+	if (r >= 0)
+		cache_put(k, e, out);
+	return r;
+}
+
 int cairn_crypt__derive(struct cairn_keys *out, const uint8_t master[CAIRN_KEY_SIZE],
                         const uint8_t repo_id[CAIRN_REPO_ID_SIZE])
 {
-	struct cairn_keys k;
+	struct cairn_keys k = { 0 };
 	int r = alg_get();
 
 	memcpy(k.master, master, CAIRN_KEY_SIZE);
+	memcpy(k.repo_id, repo_id, CAIRN_REPO_ID_SIZE);
 	if (r >= 0)
 		r = hkdf(k.enc, master, repo_id, "cairn v1 blob-enc");
 	if (r >= 0)
@@ -182,14 +315,59 @@ int cairn_crypt__derive(struct cairn_keys *out, const uint8_t master[CAIRN_KEY_S
 	if (r >= 0)
 		r = hkdf(k.idx, master, repo_id, "cairn v1 index");
 	if (r >= 0)
+		r = hkdf(k.admin, master, repo_id, "cairn v1 admin-x25519");
+	if (r >= 0)
+		r = x25519_public_of(k.admin_pub, k.admin);
+	if (r >= 0)
 		*out = k;
 	cairn_crypt__wipe(&k);
+	return r;
+}
+
+int cairn_crypt__derive_write_only(struct cairn_keys *out, const struct cairn_wo_secret *s,
+                                   const uint8_t repo_id[CAIRN_REPO_ID_SIZE])
+{
+	struct cairn_keys k = { .write_only = true };
+	int r = alg_get();
+
+	memcpy(k.id, s->id, CAIRN_KEY_SIZE);
+	memcpy(k.gear, s->gear, CAIRN_KEY_SIZE);
+	memcpy(k.idx, s->idx, CAIRN_KEY_SIZE);
+	memcpy(k.admin_pub, s->admin_pub, CAIRN_X25519_SIZE);
+	memcpy(k.repo_id, repo_id, CAIRN_REPO_ID_SIZE);
+	if (r >= 0)
+		r = new_session(&k);
+	if (r >= 0)
+		*out = k;
+	cairn_crypt__wipe(&k);
+	return r;
+}
+
+int cairn_crypt__write_only_secret(struct cairn_wo_secret *out, const struct cairn_keys *full,
+                                   const void *config, size_t config_len)
+{
+	struct cairn_wo_secret s;
+	if (full->write_only)
+		return cairn_crypt__refuse_write_only();
+	memcpy(s.id, full->id, CAIRN_KEY_SIZE);
+	memcpy(s.gear, full->gear, CAIRN_KEY_SIZE);
+	memcpy(s.idx, full->idx, CAIRN_KEY_SIZE);
+	memcpy(s.admin_pub, full->admin_pub, CAIRN_X25519_SIZE);
+	int r = cairn_sha256(config, config_len, s.config_sha256);
+	if (r >= 0)
+		*out = s;
+	OPENSSL_cleanse(&s, sizeof(s));
 	return r;
 }
 
 void cairn_crypt__wipe(struct cairn_keys *k)
 {
 	OPENSSL_cleanse(k, sizeof(*k));
+}
+
+int cairn_crypt__refuse_write_only(void)
+{
+	return cairn_err_set(-EACCES, CAIRN_WRITE_ONLY_REFUSAL);
 }
 
 /* ---- AES-256-GCM -------------------------------------------------------- */
@@ -272,19 +450,34 @@ int cairn_crypt__gcm_decrypt(const uint8_t key[32], const uint8_t nonce[12], con
 	return r;
 }
 
-/* ---- sealed blobs (FORMAT.md §5.2) -------------------------------------- */
+/* ---- sealed blobs (FORMAT.md §5.2, §5.4) --------------------------------- */
+
+/* Data, trees and snapshots: what a write-only key seals to the admin and may
+ * not open (FORMAT.md §3.3). */
+static bool content_type(int type)
+{
+	return type == CAIRN_BLOB_DATA || type == CAIRN_BLOB_TREE || type == CAIRN_BLOB_SNAPSHOT;
+}
+
+/* The K of FORMAT.md §5.2 a key seals a type with: K_idx for index files and
+ * for the pack headers of a write-only key, else K_enc. */
+static const uint8_t *seal_key(const struct cairn_keys *k, int type)
+{
+	if (type == CAIRN_BLOB_INDEX || (type == CAIRN_BLOB_PACKHDR && k->write_only))
+		return k->idx;
+	return k->enc;
+}
 
 /* K_b = HMAC-SHA-256(K, "cairn v1 blob" || nonce[0..12]): a fresh key per
- * blob, so GCM's random-IV limits per key are never approached. K is K_enc, or
- * K_idx for index files (FORMAT.md §12: keys that may not read data hold it). */
-static int blob_key(uint8_t kb[32], const struct cairn_keys *k, int type,
+ * blob, so GCM's random-IV limits per key are never approached. */
+static int blob_key(uint8_t kb[32], const uint8_t key[CAIRN_KEY_SIZE],
                     const uint8_t nonce[CAIRN_NONCE_SIZE])
 {
 	uint8_t msg[sizeof(BLOB_KEY_LABEL) - 1 + 12];
 
 	memcpy(msg, BLOB_KEY_LABEL, sizeof(BLOB_KEY_LABEL) - 1);
 	memcpy(msg + sizeof(BLOB_KEY_LABEL) - 1, nonce, 12);
-	return hmac(type == CAIRN_BLOB_INDEX ? k->idx : k->enc, msg, sizeof(msg), kb);
+	return hmac(key, msg, sizeof(msg), kb);
 }
 
 /* AAD = u8 version (1) || u8 type || id[32]: binds the blob to its ID and type. */
@@ -298,62 +491,149 @@ static int blob_aad(uint8_t aad[BLOB_AAD_SIZE], int type, const struct cairn_id 
 	return 0;
 }
 
-int cairn_crypt__seal(const struct cairn_keys *k, int type, const struct cairn_id *id, uint8_t enc,
-                      const void *body, size_t len, struct cairn_buf *out)
+/* A random nonce; for §5.2 never one that begins with the mark of §5.4, so
+ * that a reader never takes a blob written now for one sealed to the admin. */
+static int draw_nonce(uint8_t nonce[CAIRN_NONCE_SIZE], bool avoid_mark)
 {
-	uint8_t aad[BLOB_AAD_SIZE], kb[32];
 	int r;
+	do
+		r = cairn_crypt__random(nonce, CAIRN_NONCE_SIZE);
+	while (r >= 0 && avoid_mark &&
+	       memcmp(nonce, CAIRN_ADMIN_SEAL_MARK, CAIRN_ADMIN_SEAL_MARK_SIZE) == 0);
+	return r;
+}
 
-	if (len > UINT32_MAX - CAIRN_SEAL_OVERHEAD)
-		return cairn_err_set(-EINVAL, "blob of %zu bytes is too large to seal", len);
-	if ((r = blob_aad(aad, type, id)) < 0 ||
-	    (r = cairn_buf_reserve(out, len + CAIRN_SEAL_OVERHEAD)) < 0)
-		return r;
-	uint8_t *dst = out->data + out->len;
-	if ((r = cairn_crypt__random(dst, CAIRN_NONCE_SIZE)) < 0 || (r = blob_key(kb, k, type, dst)) < 0)
+/* nonce || GCM(enc || body) || tag at dst, which has room for all of it. */
+static int seal_at(uint8_t *dst, const uint8_t key[CAIRN_KEY_SIZE], bool avoid_mark,
+                   const uint8_t aad[BLOB_AAD_SIZE], uint8_t enc, const void *body, size_t len)
+{
+	uint8_t kb[32];
+	int r = draw_nonce(dst, avoid_mark);
+	if (r < 0 || (r = blob_key(kb, key, dst)) < 0)
 		return r;
 	const struct gcm_part parts[] = {
 		{ &enc, dst + CAIRN_NONCE_SIZE, 1 },
 		{ body, dst + CAIRN_NONCE_SIZE + 1, len },
 	};
-	r = gcm(true, kb, dst + 12, aad, sizeof(aad), parts, 2, dst + CAIRN_NONCE_SIZE + 1 + len);
+	r = gcm(true, kb, dst + 12, aad, BLOB_AAD_SIZE, parts, 2, dst + CAIRN_NONCE_SIZE + 1 + len);
 	OPENSSL_cleanse(kb, sizeof(kb));
+	return r;
+}
+
+int cairn_crypt__seal(const struct cairn_keys *k, int type, const struct cairn_id *id, uint8_t enc,
+                      const void *body, size_t len, struct cairn_buf *out)
+{
+	bool to_admin = k->write_only && content_type(type);
+	size_t head = to_admin ? CAIRN_ADMIN_SEAL_HEAD : 0;
+	uint8_t aad[BLOB_AAD_SIZE];
+	int r;
+
+	if (len > UINT32_MAX - CAIRN_SEAL_OVERHEAD_MAX)
+		return cairn_err_set(-EINVAL, "blob of %zu bytes is too large to seal", len);
+	if ((r = blob_aad(aad, type, id)) < 0 ||
+	    (r = cairn_buf_reserve(out, head + len + CAIRN_SEAL_OVERHEAD)) < 0)
+		return r;
+	uint8_t *dst = out->data + out->len;
+	if (to_admin) {
+		memcpy(dst, CAIRN_ADMIN_SEAL_MARK, CAIRN_ADMIN_SEAL_MARK_SIZE);
+		memcpy(dst + CAIRN_ADMIN_SEAL_MARK_SIZE, k->session_pub, CAIRN_X25519_SIZE);
+		r = seal_at(dst + head, k->session_key, false, aad, enc, body, len);
+	} else {
+		r = seal_at(dst, seal_key(k, type), true, aad, enc, body, len);
+	}
 	if (r < 0)
 		return r;
-	out->len += len + CAIRN_SEAL_OVERHEAD;
+	out->len += head + len + CAIRN_SEAL_OVERHEAD;
 	return 0;
 }
 
-int cairn_crypt__open(const struct cairn_keys *k, int type, const struct cairn_id *id,
-                      const uint8_t *sealed, size_t slen, uint8_t *enc, struct cairn_buf *body_out)
+/* Open nonce || ct || tag under key into body_out (room for slen - 41 bytes).
+ * -EKEYREJECTED, without a message, when the tag does not match. */
+static int open_at(const uint8_t key[CAIRN_KEY_SIZE], const uint8_t aad[BLOB_AAD_SIZE],
+                   const uint8_t *sealed, size_t slen, uint8_t *enc, struct cairn_buf *body_out)
 {
-	uint8_t aad[BLOB_AAD_SIZE], kb[32], tag[CAIRN_TAG_SIZE], e;
-	int r;
-
-	if (slen < CAIRN_SEAL_OVERHEAD)
-		return cairn_err_set(-EBADMSG, "sealed blob of %zu bytes is shorter than %d", slen,
-		                     CAIRN_SEAL_OVERHEAD);
+	uint8_t kb[32], tag[CAIRN_TAG_SIZE], e;
 	size_t len = slen - CAIRN_SEAL_OVERHEAD;
-	body_out->len = 0;
-	if ((r = blob_aad(aad, type, id)) < 0 || (r = cairn_buf_reserve(body_out, len)) < 0 ||
-	    (r = blob_key(kb, k, type, sealed)) < 0)
+	int r = blob_key(kb, key, sealed);
+
+	if (r < 0)
 		return r;
 	memcpy(tag, sealed + slen - CAIRN_TAG_SIZE, CAIRN_TAG_SIZE);
 	const struct gcm_part parts[] = {
 		{ sealed + CAIRN_NONCE_SIZE, &e, 1 },
 		{ sealed + CAIRN_NONCE_SIZE + 1, body_out->data, len },
 	};
-	r = gcm(false, kb, sealed + 12, aad, sizeof(aad), parts, 2, tag);
+	r = gcm(false, kb, sealed + 12, aad, BLOB_AAD_SIZE, parts, 2, tag);
 	OPENSSL_cleanse(kb, sizeof(kb));
 	if (r < 0 && len > 0)
 		OPENSSL_cleanse(body_out->data, len); /* never hand out unauthenticated plaintext */
-	if (r == -EKEYREJECTED)
-		return cairn_err_set(-EBADMSG, "sealed blob: authentication failed");
 	if (r < 0)
 		return r;
 	*enc = e;
 	body_out->len = len;
 	return 0;
+}
+
+/* FORMAT.md §5.4: the mark, E, then §5.2 under the K_w of E. A blob that only
+ * looks like one (a §5.2 nonce that began with the mark) fails here with
+ * -EKEYREJECTED, and so does a bad E. */
+static int open_admin(const struct cairn_keys *k, const uint8_t aad[BLOB_AAD_SIZE],
+                      const uint8_t *sealed, size_t slen, uint8_t *enc, struct cairn_buf *body_out)
+{
+	uint8_t kw[32];
+	int r = admin_key_of(k, sealed + CAIRN_ADMIN_SEAL_MARK_SIZE, kw);
+	if (r == -EBADMSG)
+		return -EKEYREJECTED;
+	if (r >= 0)
+		r = open_at(kw, aad, sealed + CAIRN_ADMIN_SEAL_HEAD, slen - CAIRN_ADMIN_SEAL_HEAD,
+		            enc, body_out);
+	OPENSSL_cleanse(kw, sizeof(kw));
+	return r;
+}
+
+static bool marked(const uint8_t *sealed, size_t slen)
+{
+	return slen >= CAIRN_SEAL_OVERHEAD_MAX &&
+	       memcmp(sealed, CAIRN_ADMIN_SEAL_MARK, CAIRN_ADMIN_SEAL_MARK_SIZE) == 0;
+}
+
+/* Which keys may have sealed a blob, tried in order (FORMAT.md §5.2, §5.4,
+ * §6.2); -EKEYREJECTED when none opens it. */
+static int open_any(const struct cairn_keys *k, int type, const uint8_t aad[BLOB_AAD_SIZE],
+                    const uint8_t *sealed, size_t slen, uint8_t *enc, struct cairn_buf *body_out)
+{
+	int r;
+	if (type == CAIRN_BLOB_INDEX || (type == CAIRN_BLOB_PACKHDR && k->write_only))
+		return open_at(k->idx, aad, sealed, slen, enc, body_out);
+	if (content_type(type) && marked(sealed, slen) &&
+	    (r = open_admin(k, aad, sealed, slen, enc, body_out)) != -EKEYREJECTED)
+		return r;
+	r = open_at(k->enc, aad, sealed, slen, enc, body_out);
+	if (r == -EKEYREJECTED && type == CAIRN_BLOB_PACKHDR)
+		r = open_at(k->idx, aad, sealed, slen, enc, body_out);
+	return r;
+}
+
+int cairn_crypt__open(const struct cairn_keys *k, int type, const struct cairn_id *id,
+                      const uint8_t *sealed, size_t slen, uint8_t *enc, struct cairn_buf *body_out)
+{
+	uint8_t aad[BLOB_AAD_SIZE];
+	int r;
+
+	if (slen < CAIRN_SEAL_OVERHEAD)
+		return cairn_err_set(-EBADMSG, "sealed blob of %zu bytes is shorter than %d", slen,
+		                     CAIRN_SEAL_OVERHEAD);
+	body_out->len = 0;
+	if ((r = blob_aad(aad, type, id)) < 0)
+		return r;
+	if (k->write_only && content_type(type))
+		return cairn_crypt__refuse_write_only();
+	if ((r = cairn_buf_reserve(body_out, slen - CAIRN_SEAL_OVERHEAD)) < 0)
+		return r;
+	r = open_any(k, type, aad, sealed, slen, enc, body_out);
+	if (r == -EKEYREJECTED)
+		return cairn_err_set(-EBADMSG, "sealed blob: authentication failed");
+	return r;
 }
 
 /* ---- scrypt (FORMAT.md §3.2) -------------------------------------------- */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Key files: the master key wrapped under a password (FORMAT.md §3.2). */
+/* Key files: the master key, or a write-only key's secret, wrapped under a
+ * password (FORMAT.md §3.2, §3.3). */
 #include "keyfile.h"
 
 #include <errno.h>
@@ -16,21 +17,38 @@
  *    8   1  version = 1
  *    9   1  kdf = 1 (scrypt)
  *   10   1  scrypt log2(N), 10..24
- *   11   1  reserved, 0
+ *   11   1  kind: 0 full, 1 write-only
  *   12   4  scrypt r, 1..32
  *   16   4  scrypt p, 1..16
  *   20  32  salt
  *   52   8  created, i64 Unix seconds
  *   60 var  str8 label
  *       12  GCM nonce                   (AAD = every byte before it)
- *       48  MK under AES-256-GCM + tag  (and the file ends here)
+ *   48/176  MK (kind 0) or K_id || K_gear || K_idx || SHA-256(config) ||
+ *           P_adm (kind 1) under AES-256-GCM + tag  (and the file ends here)
  */
 #define KEYFILE_MAGIC "CAIRNKEY"
 #define KEYFILE_MAGIC_SIZE 8
 #define KEYFILE_VERSION 1
 #define KEYFILE_KDF_SCRYPT 1
 #define KEYFILE_NONCE_SIZE 12
-#define KEYFILE_WRAPPED_SIZE (CAIRN_KEY_SIZE + CAIRN_TAG_SIZE)
+
+static size_t secret_size(uint8_t kind)
+{
+	return kind == CAIRN_KEY_WRITE_ONLY ? CAIRN_WO_SECRET_SIZE : CAIRN_KEY_SIZE;
+}
+
+const char *cairn_key_kind_name(int kind)
+{
+	switch (kind) {
+	case CAIRN_KEY_FULL:
+		return "full";
+	case CAIRN_KEY_WRITE_ONLY:
+		return "write-only";
+	default:
+		return "unknown";
+	}
+}
 
 static int truncated(const struct cairn_rd *rd, size_t len)
 {
@@ -58,17 +76,15 @@ static int parse_head(struct cairn_rd *rd, size_t len)
 
 static int parse_kdf(struct cairn_keyfile *kf, struct cairn_rd *rd, size_t len)
 {
-	uint8_t reserved;
-
-	if (cairn_rd_u8(rd, &kf->log2n) < 0 || cairn_rd_u8(rd, &reserved) < 0 ||
+	if (cairn_rd_u8(rd, &kf->log2n) < 0 || cairn_rd_u8(rd, &kf->kind) < 0 ||
 	    cairn_rd_u32(rd, &kf->r) < 0 || cairn_rd_u32(rd, &kf->p) < 0 ||
 	    cairn_rd_copy(rd, kf->salt, sizeof(kf->salt)) < 0)
 		return truncated(rd, len);
 	if (kf->log2n < 10 || kf->log2n > 24)
 		return cairn_err_set(-EBADMSG, "key file: scrypt log2(N) %u is out of range 10..24",
 		                     kf->log2n);
-	if (reserved != 0)
-		return cairn_err_set(-EBADMSG, "key file: reserved byte is %u, not 0", reserved);
+	if (kf->kind != CAIRN_KEY_FULL && kf->kind != CAIRN_KEY_WRITE_ONLY)
+		return cairn_err_set(-EBADMSG, "key file: unknown kind %u", kf->kind);
 	if (kf->r < 1 || kf->r > 32)
 		return cairn_err_set(-EBADMSG, "key file: scrypt r %u is out of range 1..32",
 		                     kf->r);
@@ -92,8 +108,9 @@ static int parse_tail(struct cairn_keyfile *kf, struct cairn_rd *rd, size_t len)
 	memcpy(kf->label, label, n);
 	kf->label[n] = '\0';
 	kf->aad_len = len - rd->left;
+	kf->wrapped_len = secret_size(kf->kind) + CAIRN_TAG_SIZE;
 	if (cairn_rd_copy(rd, kf->nonce, sizeof(kf->nonce)) < 0 ||
-	    cairn_rd_copy(rd, kf->wrapped, sizeof(kf->wrapped)) < 0)
+	    cairn_rd_copy(rd, kf->wrapped, kf->wrapped_len) < 0)
 		return truncated(rd, len);
 	if (rd->left != 0)
 		return cairn_err_set(-EBADMSG, "key file: %zu bytes past the end", rd->left);
@@ -123,15 +140,16 @@ bool cairn_keyfile__too_costly(const struct cairn_keyfile *kf)
 	       128ull * kf->r * kf->p * (1ull << kf->log2n) > CAIRN_KDF_COST_MAX;
 }
 
-static int put_header(struct cairn_buf *out, int log2n, const uint8_t salt[32], const char *label,
-                      size_t lablen)
+static int put_header(struct cairn_buf *out, uint8_t kind, int log2n, const uint8_t salt[32],
+                      const char *label, size_t lablen)
 {
 	int r;
 
 	if ((r = cairn_buf_put(out, KEYFILE_MAGIC, KEYFILE_MAGIC_SIZE)) < 0 ||
 	    (r = cairn_buf_put_u8(out, KEYFILE_VERSION)) < 0 ||
 	    (r = cairn_buf_put_u8(out, KEYFILE_KDF_SCRYPT)) < 0 ||
-	    (r = cairn_buf_put_u8(out, (uint8_t)log2n)) < 0 || (r = cairn_buf_put_u8(out, 0)) < 0 ||
+	    (r = cairn_buf_put_u8(out, (uint8_t)log2n)) < 0 ||
+	    (r = cairn_buf_put_u8(out, kind)) < 0 ||
 	    (r = cairn_buf_put_u32(out, CAIRN_KDF_R_DEFAULT)) < 0 ||
 	    (r = cairn_buf_put_u32(out, CAIRN_KDF_P_DEFAULT)) < 0 ||
 	    (r = cairn_buf_put(out, salt, 32)) < 0 ||
@@ -140,25 +158,65 @@ static int put_header(struct cairn_buf *out, int log2n, const uint8_t salt[32], 
 	return cairn_buf_put_str8(out, label, lablen);
 }
 
-/* Appends nonce and wrapped key; the AAD is the file from start on (FORMAT.md
+/* The secret's bytes in file order (FORMAT.md §3.2); returns their number. */
+static size_t secret_bytes(uint8_t out[CAIRN_WO_SECRET_SIZE], const struct cairn_key_secret *s)
+{
+	if (s->kind != CAIRN_KEY_WRITE_ONLY) {
+		memcpy(out, s->master, CAIRN_KEY_SIZE);
+		return CAIRN_KEY_SIZE;
+	}
+	memcpy(out, s->wo.id, 32);
+	memcpy(out + 32, s->wo.gear, 32);
+	memcpy(out + 64, s->wo.idx, 32);
+	memcpy(out + 96, s->wo.config_sha256, 32);
+	memcpy(out + 128, s->wo.admin_pub, 32);
+	return CAIRN_WO_SECRET_SIZE;
+}
+
+static void secret_from(struct cairn_key_secret *s, uint8_t kind, const uint8_t *b)
+{
+	*s = (struct cairn_key_secret){ .kind = kind };
+	if (kind != CAIRN_KEY_WRITE_ONLY) {
+		memcpy(s->master, b, CAIRN_KEY_SIZE);
+		return;
+	}
+	memcpy(s->wo.id, b, 32);
+	memcpy(s->wo.gear, b + 32, 32);
+	memcpy(s->wo.idx, b + 64, 32);
+	memcpy(s->wo.config_sha256, b + 96, 32);
+	memcpy(s->wo.admin_pub, b + 128, 32);
+}
+
+/* Appends nonce and wrapped secret; the AAD is the file from start on (FORMAT.md
  * §3.2), so no parameter can be altered without the tag failing. */
 static int put_wrapped(struct cairn_buf *out, size_t start, const uint8_t wk[CAIRN_KEY_SIZE],
-                       const uint8_t master[CAIRN_KEY_SIZE])
+                       const struct cairn_key_secret *s)
 {
-	int r = cairn_buf_reserve(out, KEYFILE_NONCE_SIZE + KEYFILE_WRAPPED_SIZE);
-	if (r < 0)
-		return r;
+	uint8_t plain[CAIRN_WO_SECRET_SIZE];
+	size_t n = secret_bytes(plain, s);
+	int r = cairn_buf_reserve(out, KEYFILE_NONCE_SIZE + n + CAIRN_TAG_SIZE);
 	uint8_t *nonce = out->data + out->len;
-	if ((r = cairn_crypt__random(nonce, KEYFILE_NONCE_SIZE)) < 0 ||
-	    (r = cairn_crypt__gcm_encrypt(wk, nonce, out->data + start, out->len - start, master,
-	                                  CAIRN_KEY_SIZE, nonce + KEYFILE_NONCE_SIZE)) < 0)
-		return r;
-	out->len += KEYFILE_NONCE_SIZE + KEYFILE_WRAPPED_SIZE;
-	return 0;
+	if (r >= 0 && (r = cairn_crypt__random(nonce, KEYFILE_NONCE_SIZE)) >= 0)
+		r = cairn_crypt__gcm_encrypt(wk, nonce, out->data + start, out->len - start, plain,
+		                             n, nonce + KEYFILE_NONCE_SIZE);
+	OPENSSL_cleanse(plain, sizeof(plain));
+	if (r >= 0)
+		out->len += KEYFILE_NONCE_SIZE + n + CAIRN_TAG_SIZE;
+	return r;
 }
 
 int cairn_keyfile__create(struct cairn_buf *out, const uint8_t master[CAIRN_KEY_SIZE],
                           const char *pw, size_t pwlen, int log2n, const char *label)
+{
+	struct cairn_key_secret s = { .kind = CAIRN_KEY_FULL };
+	memcpy(s.master, master, CAIRN_KEY_SIZE);
+	int r = cairn_keyfile__create_secret(out, &s, pw, pwlen, log2n, label);
+	OPENSSL_cleanse(&s, sizeof(s));
+	return r;
+}
+
+int cairn_keyfile__create_secret(struct cairn_buf *out, const struct cairn_key_secret *s,
+                                 const char *pw, size_t pwlen, int log2n, const char *label)
 {
 	const size_t start = out->len, lablen = label ? strlen(label) : 0;
 	uint8_t salt[32], wk[CAIRN_KEY_SIZE];
@@ -175,20 +233,20 @@ int cairn_keyfile__create(struct cairn_buf *out, const uint8_t master[CAIRN_KEY_
 	    (r = cairn_crypt__scrypt(pw, pwlen, salt, log2n, CAIRN_KDF_R_DEFAULT,
 	                             CAIRN_KDF_P_DEFAULT, wk)) < 0)
 		return r;
-	r = put_header(out, log2n, salt, label ? label : "", lablen);
+	r = put_header(out, s->kind, log2n, salt, label ? label : "", lablen);
 	if (r >= 0)
-		r = put_wrapped(out, start, wk, master);
+		r = put_wrapped(out, start, wk, s);
 	OPENSSL_cleanse(wk, sizeof(wk));
 	if (r < 0)
 		out->len = start; /* no half-written key file escapes */
 	return r;
 }
 
-int cairn_keyfile__unwrap(const uint8_t *data, size_t len, const char *pw, size_t pwlen,
-                          uint8_t master_out[CAIRN_KEY_SIZE])
+int cairn_keyfile__unwrap_secret(const uint8_t *data, size_t len, const char *pw, size_t pwlen,
+                                 struct cairn_key_secret *out)
 {
 	struct cairn_keyfile kf;
-	uint8_t wk[CAIRN_KEY_SIZE], mk[CAIRN_KEY_SIZE];
+	uint8_t wk[CAIRN_KEY_SIZE], plain[CAIRN_WO_SECRET_SIZE];
 	int r = cairn_keyfile__parse(&kf, data, len);
 
 	if (r < 0)
@@ -204,16 +262,29 @@ int cairn_keyfile__unwrap(const uint8_t *data, size_t len, const char *pw, size_
 		return cairn_err_wrap(-EBADMSG, "key file");
 	if (r < 0)
 		return r;
-	r = cairn_crypt__gcm_decrypt(wk, kf.nonce, data, kf.aad_len, kf.wrapped, sizeof(kf.wrapped),
-	                             mk);
+	r = cairn_crypt__gcm_decrypt(wk, kf.nonce, data, kf.aad_len, kf.wrapped, kf.wrapped_len,
+	                             plain);
 	OPENSSL_cleanse(wk, sizeof(wk));
 	if (r == -EKEYREJECTED)
 		return cairn_err_set(-EKEYREJECTED, "wrong password");
 	if (r < 0)
 		return r;
-	memcpy(master_out, mk, sizeof(mk));
-	OPENSSL_cleanse(mk, sizeof(mk));
+	secret_from(out, kf.kind, plain);
+	OPENSSL_cleanse(plain, sizeof(plain));
 	return 0;
+}
+
+int cairn_keyfile__unwrap(const uint8_t *data, size_t len, const char *pw, size_t pwlen,
+                          uint8_t master_out[CAIRN_KEY_SIZE])
+{
+	struct cairn_key_secret s;
+	int r = cairn_keyfile__unwrap_secret(data, len, pw, pwlen, &s);
+	if (r >= 0 && s.kind != CAIRN_KEY_FULL)
+		r = cairn_err_set(-EBADMSG, "key file: a write-only key holds no master key");
+	if (r >= 0)
+		memcpy(master_out, s.master, CAIRN_KEY_SIZE);
+	OPENSSL_cleanse(&s, sizeof(s));
+	return r;
 }
 
 static double now_s(void)

@@ -10,15 +10,27 @@
 #define CAIRN_KDF_R_DEFAULT 8
 #define CAIRN_KDF_P_DEFAULT 1
 
+/* The largest secret a key file wraps, with its GCM tag (FORMAT.md §3.2). */
+#define CAIRN_KEYFILE_WRAPPED_MAX (CAIRN_WO_SECRET_SIZE + CAIRN_TAG_SIZE)
+
 struct cairn_keyfile {
+	uint8_t kind; /* enum cairn_key_kind */
 	uint8_t log2n;
 	uint32_t r, p;
 	uint8_t salt[32];
 	int64_t created;
 	char label[256]; /* NUL-terminated copy; bytes past a NUL are dropped */
 	uint8_t nonce[12];
-	uint8_t wrapped[48];
-	size_t aad_len; /* bytes before the nonce */
+	uint8_t wrapped[CAIRN_KEYFILE_WRAPPED_MAX];
+	size_t wrapped_len; /* 48 (full) or 176 (write-only) */
+	size_t aad_len;     /* bytes before the nonce */
+};
+
+/* What a key file wraps: the master key, or a write-only key's secret. */
+struct cairn_key_secret {
+	uint8_t kind; /* enum cairn_key_kind */
+	uint8_t master[CAIRN_KEY_SIZE];
+	struct cairn_wo_secret wo;
 };
 
 #define CAIRN_KDF_LOG2N_MIN 14 /* calibration range (FORMAT.md §3.2) */
@@ -45,12 +57,19 @@ int cairn_keyfile__parse(struct cairn_keyfile *out, const uint8_t *data, size_t 
 /* True when kf asks for more scrypt work than a reader runs: log2(N) above
  * CAIRN_KDF_LOG2N_MAX or 128 r p N above CAIRN_KDF_COST_MAX. */
 bool cairn_keyfile__too_costly(const struct cairn_keyfile *kf);
-/* Build a key file wrapping master under password (fresh salt and nonce); log2n
- * 0 (the default) or 10..CAIRN_KDF_LOG2N_MAX, else -EINVAL. Appends to out. */
+/* Build a key file of s's kind wrapping its secret under password (fresh salt
+ * and nonce); log2n 0 (the default) or 10..CAIRN_KDF_LOG2N_MAX, else -EINVAL.
+ * Appends to out. */
+int cairn_keyfile__create_secret(struct cairn_buf *out, const struct cairn_key_secret *s,
+                                 const char *pw, size_t pwlen, int log2n, const char *label);
+/* The same for a full key wrapping master. */
 int cairn_keyfile__create(struct cairn_buf *out, const uint8_t master[CAIRN_KEY_SIZE],
                           const char *pw, size_t pwlen, int log2n, const char *label);
-/* Parse and unwrap. -EKEYREJECTED wrong password, -EBADMSG corrupt or too costly
- * (then scrypt is not run). */
+/* Parse and unwrap into *out (kind and secret). -EKEYREJECTED wrong password,
+ * -EBADMSG corrupt or too costly (then scrypt is not run). */
+int cairn_keyfile__unwrap_secret(const uint8_t *data, size_t len, const char *pw, size_t pwlen,
+                                 struct cairn_key_secret *out);
+/* The same for a full key: -EBADMSG for a write-only key file. */
 int cairn_keyfile__unwrap(const uint8_t *data, size_t len, const char *pw, size_t pwlen,
                           uint8_t master_out[CAIRN_KEY_SIZE]);
 

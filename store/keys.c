@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "cleanup.h"
 #include "keyfile.h"
 
@@ -100,7 +102,7 @@ static void last_key_write(const cairn_repo *repo)
 /* Try one key file: 0 unlocked, -EKEYREJECTED another password's, other < 0
  * unreadable (corrupt, or refused for its cost with a warning). */
 static int try_key(cairn_repo *repo, const char *name, const char *pw, size_t pwlen,
-                   uint8_t master[CAIRN_KEY_SIZE])
+                   struct cairn_key_secret *out)
 {
 	_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
 	struct cairn_keyfile k;
@@ -116,7 +118,7 @@ static int try_key(cairn_repo *repo, const char *name, const char *pw, size_t pw
 		return -EBADMSG;
 	}
 	if (r >= 0)
-		r = cairn_keyfile__unwrap(kf.data, kf.len, pw, pwlen, master);
+		r = cairn_keyfile__unwrap_secret(kf.data, kf.len, pw, pwlen, out);
 	if (r < 0 && r != -EKEYREJECTED)
 		log_debug("key file '%s' skipped: %s", name, cairn_err_msg());
 	return r;
@@ -131,15 +133,14 @@ static int unlocked(cairn_repo *repo, const char *name)
 
 /* The remembered key first, without a listing (a request on S3), then the
  * others in name order. */
-int cairn_repo__unlock(cairn_repo *repo, const char *pw, size_t pwlen,
-                       uint8_t master[CAIRN_KEY_SIZE])
+int cairn_repo__unlock(cairn_repo *repo, const char *pw, size_t pwlen, struct cairn_key_secret *out)
 {
 	struct names l = { 0 };
 	size_t corrupt = 0;
 	char last[17];
 
 	last_key_read(repo, last);
-	int last_r = last[0] ? try_key(repo, last, pw, pwlen, master) : -ENOENT;
+	int last_r = last[0] ? try_key(repo, last, pw, pwlen, out) : -ENOENT;
 	if (last_r >= 0)
 		return unlocked(repo, last);
 	int r = list_names(repo, &l);
@@ -151,7 +152,7 @@ int cairn_repo__unlock(cairn_repo *repo, const char *pw, size_t pwlen,
 			corrupt += last_r != -EKEYREJECTED; /* tried first */
 			continue;
 		}
-		int q = try_key(repo, names[i], pw, pwlen, master);
+		int q = try_key(repo, names[i], pw, pwlen, out);
 		if (q >= 0)
 			return unlocked(repo, names[i]);
 		corrupt += q != -EKEYREJECTED;
@@ -176,7 +177,7 @@ static void default_label(char *out, size_t n)
 	snprintf(out, n, "%s@%s", user && *user ? user : "root", host);
 }
 
-int cairn_repo__write_key(cairn_storage *st, const uint8_t master[CAIRN_KEY_SIZE], const char *pw,
+int cairn_repo__write_key(cairn_storage *st, const struct cairn_key_secret *s, const char *pw,
                           size_t pwlen, int log2n, const char *label, char name_out[17])
 {
 	_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
@@ -187,7 +188,7 @@ int cairn_repo__write_key(cairn_storage *st, const uint8_t master[CAIRN_KEY_SIZE
 		default_label(def, sizeof(def));
 		label = def;
 	}
-	int r = cairn_keyfile__create(&kf, master, pw, pwlen, log2n, label);
+	int r = cairn_keyfile__create_secret(&kf, s, pw, pwlen, log2n, label);
 	if (r < 0 || (r = cairn_crypt__random(rnd, sizeof(rnd))) < 0)
 		return r;
 	cairn_hex(name_out, rnd, sizeof(rnd));
@@ -216,6 +217,7 @@ int cairn_key_list(cairn_repo *repo, struct cairn_key_info **out, size_t *n)
 		info[i].r = k.r;
 		info[i].p = k.p;
 		info[i].current = strcmp(names[i], repo->key_name) == 0;
+		info[i].kind = k.kind;
 	}
 	*out = TAKE_PTR(info);
 	*n = l.n;
@@ -232,21 +234,52 @@ static int key_log2n_current(cairn_repo *repo)
 	return k.log2n;
 }
 
+/* Adding, removing and changing keys needs a full key: a write-only one has
+ * no master key to wrap, and must not lock others out. */
+static int key_change_check(const cairn_repo *repo)
+{
+	int r = cairn_repo__writable(repo);
+	if (r >= 0 && repo->keys.write_only)
+		r = cairn_crypt__refuse_write_only();
+	return r;
+}
+
+static int key_add(cairn_repo *repo, int kind, const char *pw, size_t pwlen, const char *label,
+                   char name_out[17])
+{
+	struct cairn_key_secret s = { .kind = (uint8_t)kind };
+	int r = key_change_check(repo);
+	if (r < 0)
+		return r;
+	if (kind == CAIRN_KEY_WRITE_ONLY)
+		r = cairn_crypt__write_only_secret(&s.wo, &repo->keys, repo->config_text,
+		                                   strlen(repo->config_text));
+	else
+		memcpy(s.master, repo->keys.master, CAIRN_KEY_SIZE);
+	/* New keys are as strong as the one in use (tests init with a cheap KDF). */
+	if (r >= 0)
+		r = cairn_repo__write_key(repo->st, &s, pw, pwlen, key_log2n_current(repo), label,
+		                          name_out);
+	OPENSSL_cleanse(&s, sizeof(s));
+	return r;
+}
+
 int cairn_key_add(cairn_repo *repo, const char *pw, size_t pwlen, const char *label,
                   char name_out[17])
 {
-	int r = cairn_repo__writable(repo);
-	if (r < 0)
-		return r;
-	/* New keys are as strong as the one in use (tests init with a cheap KDF). */
-	return cairn_repo__write_key(repo->st, repo->keys.master, pw, pwlen,
-	                             key_log2n_current(repo), label, name_out);
+	return key_add(repo, CAIRN_KEY_FULL, pw, pwlen, label, name_out);
+}
+
+int cairn_key_add_write_only(cairn_repo *repo, const char *pw, size_t pwlen, const char *label,
+                             char name_out[17])
+{
+	return key_add(repo, CAIRN_KEY_WRITE_ONLY, pw, pwlen, label, name_out);
 }
 
 int cairn_key_remove(cairn_repo *repo, const char *name)
 {
 	struct names l = { 0 };
-	int r = cairn_repo__writable(repo);
+	int r = key_change_check(repo);
 
 	if (r < 0)
 		return r;
@@ -276,8 +309,10 @@ int cairn_key_remove(cairn_repo *repo, const char *name)
 int cairn_key_passwd(cairn_repo *repo, const char *pw, size_t pwlen)
 {
 	char old[17], name[17];
-	int r;
+	int r = key_change_check(repo);
 
+	if (r < 0)
+		return r;
 	snprintf(old, sizeof(old), "%s", repo->key_name);
 	/* Add first, then remove: a crash in between leaves both passwords working. */
 	if ((r = cairn_key_add(repo, pw, pwlen, NULL, name)) < 0)

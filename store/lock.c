@@ -100,6 +100,12 @@ static unsigned parse_line(struct cairn_lock_info *info, const char *key, const 
 		snprintf(info->host, sizeof(info->host), "%s", value);
 		return 4u;
 	}
+	if (strcmp(key, "released") == 0) {
+		errno = 0;
+		long long v = strtoll(value, &end, 10);
+		info->released = !errno && end != value && !*end && v > 0;
+		return 0; /* optional */
+	}
 	if (strcmp(key, "pid") == 0 || strcmp(key, "start") == 0) {
 		errno = 0;
 		long long v = strtoll(value, &end, 10);
@@ -143,14 +149,16 @@ static bool holder_dead(const struct cairn_lock_info *info)
 	return strcmp(host, info->host) == 0 && kill((pid_t)info->pid, 0) < 0 && errno == ESRCH;
 }
 
-/* The texts of locks read or written by this process: a lock's text never
- * changes (a refresh writes it again as it was), and each one read is a
- * request on S3, made again by every listing (taking a lock lists twice). A
- * small ring: a name not found is simply read again. */
+/* The texts of locks read or written by this process, by name and size: a
+ * refresh writes a lock again as it was, and each one read is a request on S3,
+ * made again by every listing (taking a lock lists twice). A lock rewritten as
+ * released (FORMAT.md §11) is longer, so it is read again. A small ring: a
+ * name not found is simply read again. */
 #define SEEN_LOCKS 64
 static struct {
 	char name[CAIRN_LOCK_NAME_SIZE];
 	char *text; /* NUL-terminated */
+	size_t len;
 } seen[SEEN_LOCKS];
 static unsigned seen_next;
 static pthread_mutex_t seen_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -167,34 +175,33 @@ static void seen_put(const char *name, const void *text, size_t len)
 	free(seen[i].text);
 	snprintf(seen[i].name, sizeof(seen[i].name), "%s", name);
 	seen[i].text = copy;
+	seen[i].len = len;
 	pthread_mutex_unlock(&seen_mu);
 }
 
-/* Copy the text of lock name to out (if not NULL). -ENOENT, -ENOMEM. */
-static int seen_get(const char *name, struct cairn_buf *out)
+/* Copy the text of lock name, len bytes long, to out (if not NULL). -ENOENT,
+ * -ENOMEM. */
+static int seen_get(const char *name, size_t len, struct cairn_buf *out)
 {
 	int r = -ENOENT;
 	pthread_mutex_lock(&seen_mu);
 	for (unsigned i = 0; r == -ENOENT && i < SEEN_LOCKS; i++)
-		if (seen[i].text && strcmp(seen[i].name, name) == 0)
-			r = out ? cairn_buf_put(out, seen[i].text, strlen(seen[i].text)) : 0;
+		if (seen[i].text && seen[i].len == len && strcmp(seen[i].name, name) == 0)
+			r = out ? cairn_buf_put(out, seen[i].text, len) : 0;
 	pthread_mutex_unlock(&seen_mu);
 	return r;
 }
 
-static bool seen_has(const char *name)
-{
-	return seen_get(name, NULL) == 0;
-}
-
-/* Fill info from locks/<name>; mtime is the listing's. -ENOENT when the lock
- * was released meanwhile. */
-static int read_lock(cairn_storage *st, const char *name, int64_t mtime,
+/* Fill info from the lock a listing found (its mtime and size are the
+ * listing's). -ENOENT when the lock was released meanwhile. */
+static int read_lock(cairn_storage *st, const struct cairn_obj_info *o,
                      struct cairn_lock_info *info)
 {
 	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
 	char text[LOCK_FILE_MAX + 1];
-	int r = seen_get(name, &b);
+	const char *name = o->name;
+	int64_t mtime = o->mtime;
+	int r = seen_get(name, o->size, &b);
 	if (r == -ENOENT) {
 		r = cairn_storage_get(st, CAIRN_OBJ_LOCK, name, 0, 0, LOCK_FILE_MAX, &b);
 		if (r >= 0 && b.len && !memchr(b.data, '\0', b.len))
@@ -204,7 +211,7 @@ static int read_lock(cairn_storage *st, const char *name, int64_t mtime,
 	if (r == -ENOENT)
 		return r;
 	*info = (struct cairn_lock_info){ .refreshed = mtime };
-	snprintf(info->name, sizeof(info->name), "%s", name);
+	snprintf(info->name, sizeof(info->name), "%.*s", (int)sizeof(info->name) - 1, name);
 	bool old = time(NULL) - info->refreshed > cairn_lock_stale_seconds();
 	if (r == -EFBIG)
 		b.len = 0; /* unparsable */
@@ -217,8 +224,9 @@ static int read_lock(cairn_storage *st, const char *name, int64_t mtime,
 		info->stale = old;
 		return 0;
 	}
-	info->dead = holder_dead(info);
-	info->stale = info->dead || old;
+	/* A released lock's holder ended as it should: nothing of it to recover. */
+	info->dead = !info->released && holder_dead(info);
+	info->stale = info->dead || old || info->released;
 	return 0;
 }
 
@@ -250,7 +258,7 @@ static int listed(const struct cairn_obj_info *o, void *payload)
 		l->v = nv;
 		l->cap = cap;
 	}
-	int r = read_lock(l->st, o->name, o->mtime, &l->v[l->n]);
+	int r = read_lock(l->st, o, &l->v[l->n]);
 	if (r == -ENOENT)
 		return 0; /* released while we listed */
 	if (r >= 0)
@@ -358,11 +366,28 @@ static int format_lock(struct cairn_buf *b, int kind, const char *command)
 	                        (long long)time(NULL));
 }
 
+/* Remove the lock; a storage that refuses this holder deletes (a host whose
+ * credentials may only add objects, docs/S3.md §8) gets it written once more
+ * with "released", which expires it for every reader (FORMAT.md §11). The
+ * text itself stays as it was, for a retry to take the lock again. */
+static void withdraw(cairn_lock *l)
+{
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	int r = cairn_storage_remove(l->st, CAIRN_OBJ_LOCK, l->name);
+	if (r != -EACCES)
+		return;
+	if ((r = cairn_buf_put(&b, l->text.data, l->text.len)) >= 0 &&
+	    (r = cairn_buf_printf(&b, "released = %lld\n", (long long)time(NULL))) >= 0)
+		r = cairn_storage_put(l->st, CAIRN_OBJ_LOCK, l->name, b.data, b.len);
+	if (r < 0)
+		log_debug("cannot release lock '%s': %s", l->name, cairn_err_msg());
+}
+
 static int put_lock(cairn_lock *l)
 {
 	int r = cairn_storage_put(l->st, CAIRN_OBJ_LOCK, l->name, l->text.data, l->text.len);
 	if (r >= 0) {
-		if (!seen_has(l->name))
+		if (seen_get(l->name, l->text.len, NULL) < 0)
 			seen_put(l->name, l->text.data, l->text.len);
 		pthread_mutex_lock(&l->mu);
 		l->last_ok = time(NULL);
@@ -387,7 +412,7 @@ static int try_take(cairn_lock *l, int kind)
 		return r;
 	l->placed = true;
 	if (kind != CAIRN_LOCK_MOUNT && (r = check_conflicts(l->st, l->name, kind)) < 0) {
-		cairn_storage_remove(l->st, CAIRN_OBJ_LOCK, l->name);
+		withdraw(l);
 		l->placed = false;
 	}
 	return r;
@@ -514,7 +539,7 @@ void cairn_lock_release(cairn_lock *l)
 		pthread_join(l->thread, NULL);
 	}
 	if (l->placed)
-		cairn_storage_remove(l->st, CAIRN_OBJ_LOCK, l->name);
+		withdraw(l);
 	cairn_buf_release(&l->text);
 	pthread_cond_destroy(&l->cond);
 	pthread_mutex_destroy(&l->mu);

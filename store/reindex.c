@@ -121,7 +121,11 @@ static int rebuild_snapshots(cairn_repo *repo)
 
 	for (size_t i = 0; r >= 0 && i < n; i++) {
 		struct cairn_snapshot *s;
-		if (cairn_repo_snapshot_load(repo, &ids[i], &s) < 0) {
+		int q = cairn_repo_snapshot_load(repo, &ids[i], &s);
+		/* A write-only key knows only its own (FORMAT.md §14). */
+		if (q == -ENOENT && repo->hostcache)
+			continue;
+		if (q < 0) {
 			cairn_repo__warn(repo, "skipping snapshot: %s", cairn_err_msg());
 			continue;
 		}

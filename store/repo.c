@@ -64,6 +64,16 @@ cairn_index *cairn_repo__index(cairn_repo *repo)
 	return repo->index;
 }
 
+cairn_hostcache *cairn_repo__hostcache(cairn_repo *repo)
+{
+	return repo->hostcache;
+}
+
+bool cairn_repo_write_only(const cairn_repo *repo)
+{
+	return repo->keys.write_only;
+}
+
 bool cairn_repo__read_only(const cairn_repo *repo)
 {
 	return repo->read_only || repo->offline;
@@ -387,17 +397,17 @@ static int init_in(cairn_storage *st, const char *pw, size_t pwlen, const struct
 	_cleanup_buf_ struct cairn_buf text = CAIRN_BUF_INIT;
 	char name[17];
 	int log2n = o && o->kdf_log2n ? o->kdf_log2n : cairn_keyfile__calibrate();
-	uint8_t master[CAIRN_KEY_SIZE];
+	struct cairn_key_secret s = { .kind = CAIRN_KEY_FULL };
 	int r;
 
 	if ((r = check_empty_target(st)) < 0 || (r = init_config(&cfg, o)) < 0)
 		return r;
-	if ((r = cairn_crypt__random(master, sizeof(master))) < 0 ||
-	    (r = cairn_crypt__derive(&keys, master, cfg.id)) < 0)
+	if ((r = cairn_crypt__random(s.master, sizeof(s.master))) < 0 ||
+	    (r = cairn_crypt__derive(&keys, s.master, cfg.id)) < 0)
 		return r;
 	if ((r = make_layout(st)) < 0 ||
-	    (r = cairn_repo__write_key(st, master, pw, pwlen, log2n, o ? o->key_label : NULL,
-	                               name)) < 0 ||
+	    (r = cairn_repo__write_key(st, &s, pw, pwlen, log2n, o ? o->key_label : NULL, name)) <
+	            0 ||
 	    (r = init_index(st, cfg.id)) < 0 ||
 	    (r = cairn_config__format(&text, &cfg, keys.cfg)) < 0)
 		goto out;
@@ -405,7 +415,7 @@ static int init_in(cairn_storage *st, const char *pw, size_t pwlen, const struct
 	r = cairn_storage_put(st, CAIRN_OBJ_CONFIG, "", text.data, text.len);
 out:
 	cairn_crypt__wipe(&keys);
-	OPENSSL_cleanse(master, sizeof(master));
+	OPENSSL_cleanse(&s, sizeof(s));
 	return r;
 }
 
@@ -438,6 +448,14 @@ static int open_index(cairn_repo *repo, bool *created)
 		return cairn_err_set(-ENOENT,
 		                     "repository '%s' has no index: run 'cairn rebuild-index'",
 		                     cairn_storage_url(repo->st));
+	/* A write-only key reads only the headers of its own packs (FORMAT.md §6.2):
+	 * what it would rebuild is not the repository's index, which a local
+	 * repository shares with everyone who reads it. */
+	if (*created && repo->keys.write_only && !repo->cache)
+		return cairn_err_set(-ENOENT,
+		                     "repository '%s' has no index: run 'cairn rebuild-index' with "
+		                     "an admin key",
+		                     cairn_storage_url(repo->st));
 	/* A cache's index is ours to fill, even for a read-only open. */
 	bool ro = repo->read_only && !repo->cache;
 	if (!ro && (r = cairn_mkdir_p(dir, 0700)) < 0)
@@ -462,23 +480,53 @@ static int load_config(cairn_repo *repo)
 	return 0;
 }
 
+/* A write-only key authenticates the config by its hash (FORMAT.md §4). */
+static int verify_config_hash(const cairn_repo *repo, const uint8_t want[32])
+{
+	uint8_t md[32];
+	int r = cairn_sha256(repo->config_text, strlen(repo->config_text), md);
+	if (r >= 0 && !cairn_crypt__equal(md, want, sizeof(md)))
+		r = cairn_err_set(-EBADMSG, "config does not match the write-only key's");
+	return r;
+}
+
+/* The keys of the secret the password unwrapped, and the config checked with them. */
+static int unlock(cairn_repo *repo, const char *pw, size_t pwlen, const struct cairn_repo_opts *o)
+{
+	struct cairn_key_secret s;
+	int r = cairn_repo__unlock(repo, pw, pwlen, &s);
+
+	if (r >= 0 && s.kind == CAIRN_KEY_WRITE_ONLY && !(o && o->allow_write_only))
+		r = cairn_crypt__refuse_write_only();
+	else if (r >= 0 && s.kind == CAIRN_KEY_WRITE_ONLY)
+		r = cairn_crypt__derive_write_only(&repo->keys, &s.wo, repo->cfg.id);
+	else if (r >= 0)
+		r = cairn_crypt__derive(&repo->keys, s.master, repo->cfg.id);
+	if (r < 0) {
+		OPENSSL_cleanse(&s, sizeof(s));
+		return r;
+	}
+	if (s.kind == CAIRN_KEY_WRITE_ONLY)
+		r = verify_config_hash(repo, s.wo.config_sha256);
+	else
+		r = cairn_config__verify(&repo->cfg, repo->config_text, repo->keys.cfg);
+	OPENSSL_cleanse(&s, sizeof(s));
+	return r < 0 ? cairn_err_wrap(r, "repository '%s'", cairn_storage_url(repo->st)) : 0;
+}
+
 static int load(cairn_repo *repo, const char *pw, size_t pwlen, const struct cairn_repo_opts *o)
 {
-	uint8_t master[CAIRN_KEY_SIZE];
 	bool created = false;
 	int r;
 
-	if ((r = load_config(repo)) < 0)
+	if ((r = load_config(repo)) < 0 || (r = unlock(repo, pw, pwlen, o)) < 0)
 		return r;
-	r = cairn_repo__unlock(repo, pw, pwlen, master);
-	if (r >= 0)
-		r = cairn_crypt__derive(&repo->keys, master, repo->cfg.id);
-	OPENSSL_cleanse(master, sizeof(master));
-	if (r < 0)
+	/* What a write-only key cannot read back: its parents (FORMAT.md §14). */
+	if (repo->keys.write_only &&
+	    (r = cairn_hostcache__open(&repo->hostcache,
+	                               o && o->storage ? o->storage->cache_dir : NULL, repo->cfg.id,
+	                               repo->keys.id)) < 0)
 		return r;
-	r = cairn_config__verify(&repo->cfg, repo->config_text, repo->keys.cfg);
-	if (r < 0)
-		return cairn_err_wrap(r, "repository '%s'", cairn_storage_url(repo->st));
 	atomic_store(&repo->compression, repo->cfg.compression);
 	if ((r = cairn_chunker_new(&repo->chunker, &repo->cfg.chunk, repo->keys.gear)) < 0)
 		return r;
@@ -548,6 +596,7 @@ void cairn_repo_close(cairn_repo *repo)
 	cairn_repo__unnamed_free(repo);
 	cairn_index__close(repo->index);
 	cairn_cache__close(repo->cache);
+	cairn_hostcache__close(repo->hostcache);
 	cairn_storage_close(repo->st);
 	cairn_chunker_free(repo->chunker);
 	cairn_idset_release(&repo->pending);

@@ -11,8 +11,10 @@
 #include "cache.h"
 #include "cairn/storage.h"
 #include "config.h"
+#include "hostcache.h"
 #include "idxfile.h"
 #include "index.h"
+#include "keyfile.h"
 #include "pack.h"
 
 /* One pack being filled. A putter takes one from the idle list, so threads append
@@ -23,10 +25,11 @@ struct cairn_packer {
 };
 
 struct cairn_repo {
-	cairn_storage *st;  /* where the objects live (owned) */
-	cairn_cache *cache; /* local copies, for a remote storage only */
-	char *state;        /* local state: index/, tmp/ (the repository directory, or
-	                       the remote storage's cache directory) */
+	cairn_storage *st;          /* where the objects live (owned) */
+	cairn_cache *cache;         /* local copies, for a remote storage only */
+	cairn_hostcache *hostcache; /* a write-only key's (FORMAT.md §14); else NULL */
+	char *state;                /* local state: index/, tmp/ (the repository directory, or
+	                               the remote storage's cache directory) */
 	bool read_only;
 	bool offline;     /* a remote storage that could not be reached: the cache as it is */
 	bool fresh_index; /* the local index was created by this open: adopt listed packs */
@@ -77,6 +80,8 @@ const struct cairn_keys *cairn_repo__keys(const cairn_repo *repo);
 const struct cairn_config *cairn_repo__config(const cairn_repo *repo);
 /* NULL when opened with no_index. */
 cairn_index *cairn_repo__index(cairn_repo *repo);
+/* The host cache of a write-only key; NULL for a full key. */
+cairn_hostcache *cairn_repo__hostcache(cairn_repo *repo);
 bool cairn_repo__read_only(const cairn_repo *repo);
 /* -EROFS with a message unless the repository may be written. */
 int cairn_repo__writable(const cairn_repo *repo);
@@ -123,11 +128,12 @@ int cairn_repo__pack_store(cairn_repo *repo, cairn_packw *w, struct cairn_id *pa
 int cairn_repo__pack_commit(cairn_repo *repo, cairn_packw *w, struct cairn_id *pack_out,
                             uint64_t *size_out);
 
-/* The key file that last opened the repository (keys.c). */
+/* Find the key file pw opens, the one that last opened the repository first,
+ * and unwrap its secret (keys.c). */
 int cairn_repo__unlock(cairn_repo *repo, const char *pw, size_t pwlen,
-                       uint8_t master[CAIRN_KEY_SIZE]);
-/* Write a key file wrapping master under pw (keys.c). */
-int cairn_repo__write_key(cairn_storage *st, const uint8_t master[CAIRN_KEY_SIZE], const char *pw,
+                       struct cairn_key_secret *out);
+/* Write a key file wrapping s under pw (keys.c). */
+int cairn_repo__write_key(cairn_storage *st, const struct cairn_key_secret *s, const char *pw,
                           size_t pwlen, int log2n, const char *label, char name_out[17]);
 
 /* cairn_repo_snapshot_list(); strict (prune): the storage is listed now (never

@@ -298,28 +298,12 @@ static const struct cairn_storage_ops s3_ops = {
 	.close = s3_close,
 };
 
-static int cache_base(const char *opt, char *out, size_t size)
-{
-	const char *e = opt && *opt ? opt : getenv("CAIRN_CACHE_DIR");
-	int n;
-	if (e && *e)
-		n = snprintf(out, size, "%s", e);
-	else if ((e = getenv("XDG_CACHE_HOME")) && *e == '/')
-		n = snprintf(out, size, "%s/cairn", e);
-	else if ((e = getenv("HOME")) && *e)
-		n = snprintf(out, size, "%s/.cache/cairn", e);
-	else
-		return cairn_err_set(-EINVAL,
-		                     "no cache directory: set --cache-dir or CAIRN_CACHE_DIR");
-	return n < 0 || (size_t)n >= size ? cairn_err_set(-ENAMETOOLONG, "cache path too long") : 0;
-}
-
 /* <base>/s3-<32 hex of SHA-256(id)>, with tmp/ (id: cairn_storage_id). */
 static int state_dir(const struct s3store *s, const char *base_opt, char *out, size_t size)
 {
 	char base[PATH_MAX - 128], id[1024], hex[65], tmp[PATH_MAX];
 	uint8_t md[32];
-	int r = cache_base(base_opt, base, sizeof(base));
+	int r = cairn_storage__cache_base(base_opt, base, sizeof(base));
 	if (r < 0)
 		return r;
 	snprintf(id, sizeof(id), "%s/%s/%s", cairn_s3_endpoint(s->s3), s->bucket, s->prefix);

@@ -152,6 +152,22 @@ void cairn_storage_close(cairn_storage *st)
 	free(st);
 }
 
+int cairn_storage__cache_base(const char *opt, char *out, size_t size)
+{
+	const char *e = opt && *opt ? opt : getenv("CAIRN_CACHE_DIR");
+	int n;
+	if (e && *e)
+		n = snprintf(out, size, "%s", e);
+	else if ((e = getenv("XDG_CACHE_HOME")) && *e == '/')
+		n = snprintf(out, size, "%s/cairn", e);
+	else if ((e = getenv("HOME")) && *e)
+		n = snprintf(out, size, "%s/.cache/cairn", e);
+	else
+		return cairn_err_set(-EINVAL,
+		                     "no cache directory: set --cache-dir or CAIRN_CACHE_DIR");
+	return n < 0 || (size_t)n >= size ? cairn_err_set(-ENAMETOOLONG, "cache path too long") : 0;
+}
+
 bool cairn_storage_is_url(const char *s)
 {
 	return s && strncmp(s, "s3://", 5) == 0;

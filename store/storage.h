@@ -47,6 +47,10 @@ int cairn_storage__new(cairn_storage **out, const struct cairn_storage_ops *ops,
                        const char *url, const char *describe, const char *id,
                        const char *state_dir);
 
+/* The user's cache directory: opt (--cache-dir), else CAIRN_CACHE_DIR, else
+ * $XDG_CACHE_HOME/cairn, else ~/.cache/cairn. -EINVAL none, -ENAMETOOLONG. */
+int cairn_storage__cache_base(const char *opt, char *out, size_t size);
+
 /* The backends. */
 int cairn_storage__local_open(cairn_storage **out, const char *dir);
 int cairn_storage__s3_open(cairn_storage **out, const char *url,

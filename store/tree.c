@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "repo.h"
 
 /*
  * Layout (FORMAT.md §10), all integers little-endian:
@@ -424,7 +425,10 @@ size_t cairn_tree_memory(const cairn_tree *t)
 int cairn_repo_tree_load(cairn_repo *repo, const struct cairn_id *id, cairn_tree **out)
 {
 	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
-	int r = cairn_repo_get_typed(repo, CAIRN_BLOB_TREE, id, &b);
+	/* A write-only key cannot open trees: it has those it wrote (FORMAT.md §14). */
+	cairn_hostcache *hc = cairn_repo__hostcache(repo);
+	int r = hc ? cairn_hostcache__tree(hc, id, &b)
+	           : cairn_repo_get_typed(repo, CAIRN_BLOB_TREE, id, &b);
 	return r < 0 ? r : cairn_tree_parse(out, b.data, b.len);
 }
 

@@ -219,6 +219,10 @@ int cairn_repo_put(cairn_repo *repo, int type, const void *data, size_t len,
 		return r;
 	if (id_out)
 		*id_out = id;
+	/* A write-only key reads its trees back from the host cache only. */
+	if (repo->hostcache && type == CAIRN_BLOB_TREE &&
+	    cairn_hostcache__keep_tree(repo->hostcache, &id, data, len) < 0)
+		log_debug("cannot keep a tree in the host cache: %s", cairn_err_msg());
 	r = claim(repo, &id);
 	if (r <= 0)
 		return r;

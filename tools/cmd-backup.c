@@ -24,7 +24,9 @@ static const char usage[] =
         "       cairn backup [options] --stdin [--stdin-filename NAME]\n"
         "\n"
         "Backs up the paths into a new snapshot. Unchanged files (same size, mtime,\n"
-        "ctime and inode as in the parent snapshot) are not read again.\n"
+        "ctime and inode as in the parent snapshot) are not read again. With a\n"
+        "write-only key (cairn key add --write-only) the parents are the snapshots\n"
+        "this host keeps in its cache directory (--cache-dir).\n"
         "\n"
         "  --tag TAG[,TAG...]     tag the snapshot with these tags (repeatable; each 1\n"
         "                         to 1024 bytes)\n"
@@ -474,7 +476,8 @@ int cmd_backup(int argc, char **argv)
 {
 	struct backup_opts o = { .compression = -1 };
 	struct cairn_snapshot snap = { 0 };
-	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION,
+		                      .allow_write_only = true };
 	_cleanup_repo_ cairn_repo *repo = NULL;
 	cairn_lock *lock = NULL;
 	struct filesfrom given = { 0 };

@@ -9,21 +9,24 @@
 
 static const char usage[] =
         "usage: cairn key list [--json]\n"
-        "       cairn key add [--new-password-file F] [--key-label TEXT] [--insecure-password]\n"
+        "       cairn key add [--write-only] [--new-password-file F] [--key-label TEXT]\n"
+        "                     [--insecure-password]\n"
         "       cairn key remove NAME\n"
         "       cairn key passwd [--new-password-file F] [--insecure-password]\n"
         "\n"
-        "Each key file holds the master key wrapped by one password. The current\n"
-        "password opens the repository; the new one comes from --new-password-file\n"
-        "or a prompt, and has at least 8 characters unless --insecure-password is\n"
-        "given.\n";
+        "Each key file holds the master key wrapped by one password (a full key), or,\n"
+        "with --write-only, only what a host needs to add backups: it cannot read,\n"
+        "forget or prune them, not even its own (see cairn(1), FORMAT.md §3.3). The\n"
+        "current password opens the repository; the new one comes from\n"
+        "--new-password-file or a prompt, and has at least 8 characters unless\n"
+        "--insecure-password is given. add, remove and passwd need a full key.\n";
 
-enum { OPT_NEW_PW = OPT_FIRST_COMMAND_OPT, OPT_LABEL, OPT_INSECURE };
+enum { OPT_NEW_PW = OPT_FIRST_COMMAND_OPT, OPT_LABEL, OPT_INSECURE, OPT_WRITE_ONLY };
 
 struct key_opts {
 	const char *new_file;
 	const char *label;
-	bool json, insecure;
+	bool json, insecure, write_only;
 };
 
 static int handle(int c, const char *arg, void *payload)
@@ -41,6 +44,9 @@ static int handle(int c, const char *arg, void *payload)
 		return 0;
 	case OPT_INSECURE:
 		o->insecure = true;
+		return 0;
+	case OPT_WRITE_ONLY:
+		o->write_only = true;
 		return 0;
 	default:
 		return cairn_err_set(-EINVAL, "unknown option");
@@ -65,20 +71,23 @@ static int key_list(cairn_repo *repo, bool json)
 	if (json)
 		fputc('[', stdout);
 	else
-		printf("  %-16s  %-19s  %-8s  %s\n", "name", "created", "scrypt", "label");
+		printf("  %-16s  %-10s  %-19s  %-8s  %s\n", "name", "kind", "created", "scrypt",
+		       "label");
 	for (size_t i = 0; i < n; i++) {
 		char t[32];
 		fmt_time(t, sizeof(t), keys[i].created);
 		if (json) {
-			printf("%s{\"name\":\"%s\",\"created\":%lld,\"current\":%s,\"label\":",
-			       i ? "," : "", keys[i].name, (long long)keys[i].created,
-			       keys[i].current ? "true" : "false");
+			printf("%s{\"name\":\"%s\",\"kind\":\"%s\",\"created\":%lld,"
+			       "\"current\":%s,\"label\":",
+			       i ? "," : "", keys[i].name, cairn_key_kind_name(keys[i].kind),
+			       (long long)keys[i].created, keys[i].current ? "true" : "false");
 			cli_json_str(stdout, keys[i].label, strlen(keys[i].label));
 			printf(",\"scrypt\":{\"log2n\":%d,\"r\":%u,\"p\":%u}}", keys[i].kdf_log2n,
 			       keys[i].r, keys[i].p);
 		} else {
-			printf("%c %-16s  %-19s  N=2^%-3d  ", keys[i].current ? '*' : ' ',
-			       keys[i].name, t, keys[i].kdf_log2n);
+			printf("%c %-16s  %-10s  %-19s  N=2^%-3d  ", keys[i].current ? '*' : ' ',
+			       keys[i].name, cairn_key_kind_name(keys[i].kind), t,
+			       keys[i].kdf_log2n);
 			cairn_text_str(stdout, keys[i].label, strlen(keys[i].label));
 			fputc('\n', stdout);
 		}
@@ -97,7 +106,9 @@ static int key_change(cairn_repo *repo, const char *sub, const struct key_opts *
 		cli_password_free(pw, len);
 	if (r < 0)
 		return cli_fail(r);
-	if (strcmp(sub, "add") == 0)
+	if (strcmp(sub, "add") == 0 && o->write_only)
+		r = cairn_key_add_write_only(repo, pw, len, o->label, name);
+	else if (strcmp(sub, "add") == 0)
 		r = cairn_key_add(repo, pw, len, o->label, name);
 	else
 		r = cairn_key_passwd(repo, pw, len);
@@ -105,7 +116,7 @@ static int key_change(cairn_repo *repo, const char *sub, const struct key_opts *
 	if (r < 0)
 		return cli_fail(r);
 	if (strcmp(sub, "add") == 0)
-		printf("added key %s\n", name);
+		printf("added %skey %s\n", o->write_only ? "write-only " : "", name);
 	else
 		printf("password changed\n");
 	return 0;
@@ -119,6 +130,7 @@ int cmd_key(int argc, char **argv)
 		{ "key-label", required_argument, NULL, OPT_LABEL },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "insecure-password", no_argument, NULL, OPT_INSECURE },
+		{ "write-only", no_argument, NULL, OPT_WRITE_ONLY },
 		{ 0 },
 	};
 	struct key_opts o = { 0 };
@@ -138,7 +150,11 @@ int cmd_key(int argc, char **argv)
 		return cli_usage_error("key remove: give exactly one key name");
 	if (!is_remove && i != argc)
 		return cli_usage_error("key %s: unexpected argument '%s'", sub, argv[i]);
+	if (o.write_only && strcmp(sub, "add") != 0)
+		return cli_usage_error("key %s: --write-only is for key add", sub);
 	ro.read_only = strcmp(sub, "list") == 0;
+	/* Listing the keys reads no backup: a host may see what it holds. */
+	ro.allow_write_only = ro.read_only;
 	int r = cli_open_repo(&repo, &ro);
 	if (r < 0)
 		return cli_fail(r);

@@ -136,7 +136,9 @@ static void av_free(struct argv *a)
 
 /* ---- the command line of each step -------------------------------------- */
 
-/* Options of the top level: the repository and the password source. */
+/* Options of the top level: the repository, the password source, and how
+ * objects go to S3: every object a step writes to a bucket (an s3:// repository,
+ * the sync target) gets the job's Object Lock retention (docs/S3.md §8). */
 static void av_globals(struct argv *a, const struct jobconf *c)
 {
 	av_add(a, "cairn");
@@ -145,6 +147,12 @@ static void av_globals(struct argv *a, const struct jobconf *c)
 		av_add2(a, "--password-file", c->password_file);
 	if (c->password_command)
 		av_add2(a, "--password-command", c->password_command);
+	if (c->s3_endpoint && strncmp(c->repository, "s3://", 5) == 0)
+		av_add2(a, "--s3-endpoint", c->s3_endpoint);
+	if (c->s3_lock_days > 0) {
+		av_addl(a, "--s3-lock-days", c->s3_lock_days);
+		av_add2(a, "--s3-lock-mode", c->s3_lock_mode ? c->s3_lock_mode : "compliance");
+	}
 }
 
 static void backup_args(struct argv *a, const struct jobconf *c)

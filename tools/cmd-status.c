@@ -18,8 +18,10 @@ static const char usage[] =
         "  3 copies    the source, the repository, and a synced S3 copy (with how many\n"
         "              snapshots it is behind and the age of its newest snapshot)\n"
         "  2 media     local or network disk, and an object store\n"
-        "  1 offsite   an S3 copy\n"
-        "  1 immutable the bucket has S3 Object Lock or versioning (asked from the bucket)\n"
+        "  1 offsite   an S3 copy, or the repository itself in a bucket\n"
+        "  1 immutable that bucket has S3 Object Lock or versioning (asked from the\n"
+        "              bucket; for a repository in a bucket, with how many write-only\n"
+        "              keys hosts back up, see cairn key add --write-only)\n"
         "  0 errors    the last 'cairn check --read-data' (or a subset) read data,\n"
         "              found no damage, and is at most DAYS old\n"
         "\n"
@@ -123,6 +125,20 @@ static void print_json_s3(const struct status_report *rep)
 	fputc('}', stdout);
 }
 
+/* The repository's own bucket, when it is an s3:// one (null otherwise). */
+static void print_json_repo_s3(const struct status_report *rep)
+{
+	const struct s3_repo *s = &rep->repo_s3;
+	fputs(",\"repository_s3\":", stdout);
+	if (!s->remote) {
+		fputs("null", stdout);
+		return;
+	}
+	printf("{\"immutability\":\"%s\",", status_imm_names[s->imm]);
+	json_kv_str("immutability_detail", s->imm_detail);
+	printf(",\"write_only_keys\":%zu}", s->write_only_keys);
+}
+
 static void print_json_check(const struct status_report *rep)
 {
 	const struct data_check *ck = &rep->check;
@@ -153,7 +169,8 @@ static void print_json(const struct status_report *rep)
 		printf(",\"newest_snapshot_age_seconds\":%lld",
 		       (long long)status_age_of_ns(rep, rep->newest_ns));
 	printf(",\"media\":[\"%s\"%s]", rep->network_fs ? "network-disk" : "local-disk",
-	       status_s3_counts(rep) ? ",\"object-store\"" : "");
+	       status_s3_counts(rep) || status_repo_counts(rep) ? ",\"object-store\"" : "");
+	print_json_repo_s3(rep);
 	print_json_s3(rep);
 	print_json_check(rep);
 	fputs(",\"rules\":{", stdout);

@@ -12,8 +12,9 @@
 static const char usage[] =
         "usage: cairn unlock [--all | --list]\n"
         "\n"
-        "Removes stale locks: those of processes on this host that no longer run, and\n"
-        "those not refreshed for 30 minutes. No password is needed.\n"
+        "Removes stale locks: those of processes on this host that no longer run,\n"
+        "those not refreshed for 30 minutes, and those released by hosts that may not\n"
+        "delete them (credentials that only add objects). No password is needed.\n"
         "\n"
         "  --all    remove every lock, also of commands that may still run\n"
         "  --list   only list the locks\n";
@@ -60,9 +61,10 @@ static void describe(const char *verb, const struct cairn_lock_info *l)
 	fputs(" on host ", stdout);
 	put_text(l->host);
 	printf(" pid %lld since %s%s\n", (long long)l->pid, since,
-	       l->dead    ? " (process gone)"
-	       : l->stale ? " (stale)"
-	                  : "");
+	       l->dead       ? " (process gone)"
+	       : l->released ? " (released)"
+	       : l->stale    ? " (stale)"
+	                     : "");
 }
 
 static int unlock(cairn_storage *repo, const struct unlock_args *a)

@@ -122,6 +122,22 @@ static const char *v_subset(const char *v)
 	return a >= 1 && a <= b ? NULL : msg;
 }
 
+/* The repository: a directory, or a bucket a host writes to directly (with a
+ * write-only key, docs/S3.md §8). */
+static const char *v_repo(const char *v)
+{
+	if (strncmp(v, "s3://", 5) == 0)
+		return v_s3(v);
+	return v[0] == '/' ? NULL : "must be an absolute path or s3://bucket[/prefix]";
+}
+
+static const char *v_lock_mode(const char *v)
+{
+	return strcmp(v, "compliance") == 0 || strcmp(v, "governance") == 0
+	               ? NULL
+	               : "must be compliance or governance";
+}
+
 static const char *v_log_format(const char *v)
 {
 	return strcmp(v, "text") == 0 || strcmp(v, "json") == 0 ? NULL : "must be text or json";
@@ -196,7 +212,7 @@ static const char *v_glob(const char *v)
 
 #define F(field) offsetof(struct jobconf, field)
 static const struct key keys[] = {
-	{ "repository", K_STR, F(repository), v_abs, 0, 0 },
+	{ "repository", K_STR, F(repository), v_repo, 0, 0 },
 	{ "password-file", K_STR, F(password_file), v_abs, 0, 0 },
 	{ "password-command", K_STR, F(password_command), NULL, 0, 0 },
 	{ "paths", K_WORDS, F(paths), v_abs, 0, 0 },
@@ -228,6 +244,8 @@ static const struct key keys[] = {
 	{ "prune", K_BOOL, F(prune), NULL, 0, 0 },
 	{ "s3-target", K_STR, F(s3_target), v_s3, 0, 0 },
 	{ "s3-endpoint", K_STR, F(s3_endpoint), v_http, 0, 0 },
+	{ "s3-lock-days", K_LONG, F(s3_lock_days), NULL, 1, 36500 },
+	{ "s3-lock-mode", K_STR, F(s3_lock_mode), v_lock_mode, 0, 0 },
 	{ "metrics-file", K_STR, F(metrics_file), v_abs, 0, 0 },
 	{ "notify-url", K_STR, F(notify_url), v_http, 0, 0 },
 	{ "notify-mail", K_STR, F(notify_mail), v_mail, 0, 0 },
@@ -434,8 +452,17 @@ static int check_complete(const struct parser *p, const struct jobconf *c)
 		return cairn_err_set(-EINVAL,
 		                     "%s: give 'password-file' or 'password-command', not both",
 		                     p->where);
-	if (c->s3_endpoint && !c->s3_target)
-		return cairn_err_set(-EINVAL, "%s: 's3-endpoint' needs 's3-target'", p->where);
+	bool s3_repo = strncmp(c->repository, "s3://", 5) == 0;
+	if (c->s3_endpoint && !c->s3_target && !s3_repo)
+		return cairn_err_set(-EINVAL,
+		                     "%s: 's3-endpoint' needs 's3-target' or an s3:// 'repository'",
+		                     p->where);
+	if (c->s3_lock_days && !c->s3_target && !s3_repo)
+		return cairn_err_set(
+		        -EINVAL, "%s: 's3-lock-days' needs 's3-target' or an s3:// 'repository'",
+		        p->where);
+	if (c->s3_lock_mode && !c->s3_lock_days)
+		return cairn_err_set(-EINVAL, "%s: 's3-lock-mode' needs 's3-lock-days'", p->where);
 	return 0;
 }
 

@@ -39,7 +39,7 @@ enum jobconf_keep {
 /* A parsed job; every string is malloc'd and owned by the struct, NULL when unset.
  * The caller embeds it: jobconf_init / jobconf_release. */
 struct jobconf {
-	char *repository;               /* required, absolute */
+	char *repository;               /* required: absolute, or s3://bucket[/prefix] */
 	char *password_file;            /* absolute; exclusive with password_command */
 	char *password_command;         /* run by sh -c */
 	struct jobconf_list paths;      /* absolute; "paths" and "path" (or files-from*) */
@@ -62,8 +62,10 @@ struct jobconf {
 	char *keep_within;         /* duration: 1y2m4d5h */
 	struct jobconf_list keep_tags;
 	bool prune;
-	char *s3_target;   /* s3://bucket[/prefix] */
-	char *s3_endpoint; /* http(s)://host[:port] */
+	char *s3_target;    /* s3://bucket[/prefix] */
+	char *s3_endpoint;  /* http(s)://host[:port]: of s3-target and an s3:// repository */
+	long s3_lock_days;  /* 0 unset, else 1..36500: Object Lock retention of what is uploaded */
+	char *s3_lock_mode; /* compliance (default) or governance */
 	char *metrics_file;
 	char *notify_url;             /* http(s)://... */
 	char *notify_mail;            /* one address */

@@ -62,7 +62,7 @@ static void count_uploaded(cairn_repo *repo, struct s3_copy *s3, const char *tab
 /* Object Lock is immutability proper; versioning keeps overwritten and deleted
  * objects recoverable, which counts too (the 3-2-1-1-0 "1" is about ransomware
  * that deletes the copies it can reach). */
-static void ask_bucket(struct s3_copy *s3, cairn_storage *st)
+static void ask_bucket(enum immutability *imm, char *detail, size_t size, cairn_storage *st)
 {
 	struct cairn_storage_protection p;
 	int r = cairn_storage_protection(st, &p);
@@ -71,19 +71,17 @@ static void ask_bucket(struct s3_copy *s3, cairn_storage *st)
 	 * tell: it is no more than the versioning it implies. */
 	bool bare_lock = r >= 0 && p.object_lock && !p.mode[0];
 	if (r >= 0 && p.object_lock && p.mode[0]) {
-		s3->imm = IMM_LOCK;
-		snprintf(s3->imm_detail, sizeof(s3->imm_detail), "Object Lock %s default retention",
-		         p.mode);
+		*imm = IMM_LOCK;
+		snprintf(detail, size, "Object Lock %s default retention", p.mode);
 	} else if (r >= 0) {
-		s3->imm = p.versioning ? IMM_VERSIONING : IMM_NONE;
-		snprintf(s3->imm_detail, sizeof(s3->imm_detail), "%s%s",
+		*imm = p.versioning ? IMM_VERSIONING : IMM_NONE;
+		snprintf(detail, size, "%s%s",
 		         p.versioning ? "versioning enabled" : "no Object Lock, no versioning",
 		         bare_lock ? "; Object Lock without default retention locks only what "
 		                     "is uploaded with --s3-lock-days"
 		                   : "");
 	} else {
-		snprintf(s3->imm_detail, sizeof(s3->imm_detail), "cannot ask the bucket: %s",
-		         cairn_err_msg());
+		snprintf(detail, size, "cannot ask the bucket: %s", cairn_err_msg());
 	}
 }
 
@@ -107,7 +105,7 @@ static void gather_s3(cairn_repo *repo, struct status_report *rep, struct cairn_
 	cli_sync_table(table, st);
 	count_uploaded(repo, s3, table, list, n);
 	if (!rep->offline)
-		ask_bucket(s3, st);
+		ask_bucket(&s3->imm, s3->imm_detail, sizeof(s3->imm_detail), st);
 	cairn_storage_close(st);
 }
 
@@ -160,6 +158,28 @@ static void gather_check(cairn_repo *repo, struct data_check *ck)
 		ck->newer_failed = true;
 }
 
+/* A repository in a bucket is itself the offsite copy, and with versioning or
+ * Object Lock and hosts that only add (write-only keys, credentials without
+ * DeleteObject: docs/S3.md §8) the immutable one. */
+static void gather_repo_s3(cairn_repo *repo, struct status_report *rep)
+{
+	struct s3_repo *s = &rep->repo_s3;
+	struct cairn_key_info *keys = NULL;
+	size_t n = 0;
+
+	s->remote = (cairn_storage_caps(cairn_repo_storage(repo)) & CAIRN_STORAGE_REMOTE) != 0;
+	if (!s->remote)
+		return;
+	s->imm = IMM_UNKNOWN;
+	snprintf(s->imm_detail, sizeof(s->imm_detail), "not asked (--offline)");
+	if (!rep->offline)
+		ask_bucket(&s->imm, s->imm_detail, sizeof(s->imm_detail), cairn_repo_storage(repo));
+	if (cairn_key_list(repo, &keys, &n) >= 0)
+		for (size_t i = 0; i < n; i++)
+			s->write_only_keys += keys[i].kind == CAIRN_KEY_WRITE_ONLY;
+	free(keys);
+}
+
 static int gather(cairn_repo *repo, struct status_report *rep)
 {
 	struct cairn_snapshot **list = NULL;
@@ -172,6 +192,7 @@ static int gather(cairn_repo *repo, struct status_report *rep)
 		if (list[i]->time_ns > rep->newest_ns)
 			rep->newest_ns = list[i]->time_ns;
 	rep->network_fs = on_network_fs(rep->repo);
+	gather_repo_s3(repo, rep);
 	if (rep->s3.url)
 		gather_s3(repo, rep, list, n);
 	gather_check(repo, &rep->check);
@@ -226,18 +247,51 @@ static void judge_copies(struct status_report *rep)
 	}
 }
 
+static bool kept_safe(enum immutability imm)
+{
+	return imm == IMM_LOCK || imm == IMM_VERSIONING;
+}
+
+bool status_repo_counts(const struct status_report *rep)
+{
+	return rep->repo_s3.remote && rep->snapshots > 0;
+}
+
+/* The repository in a bucket: "object-lock: ... (the repository's bucket; hosts
+ * back up with 2 write-only keys)". */
+static void why_repo_immutable(struct status_report *rep)
+{
+	const struct s3_repo *s = &rep->repo_s3;
+	char keys[96] = "";
+	if (s->write_only_keys)
+		snprintf(keys, sizeof(keys), "; hosts back up with %zu write-only %s",
+		         s->write_only_keys, cli_plural(s->write_only_keys, "key", "keys"));
+	snprintf(rep->why[RULE_IMMUTABLE], sizeof(rep->why[0]),
+	         "%s: %s (the repository's bucket%s)", status_imm_names[s->imm], s->imm_detail,
+	         keys);
+}
+
 static void judge_layout(struct status_report *rep)
 {
 	const char *disk = rep->network_fs ? "network disk" : "local disk";
-	bool s3 = status_s3_counts(rep);
-	rep->met[RULE_MEDIA] = s3;
-	snprintf(rep->why[RULE_MEDIA], sizeof(rep->why[0]), "%s%s", disk,
-	         s3 ? ", object store" : " only");
-	rep->met[RULE_OFFSITE] = s3;
+	bool s3 = status_s3_counts(rep), remote = status_repo_counts(rep);
+	rep->met[RULE_MEDIA] = s3 || remote;
+	if (remote)
+		snprintf(rep->why[RULE_MEDIA], sizeof(rep->why[0]),
+		         "local disk (the source), object store (the repository)");
+	else
+		snprintf(rep->why[RULE_MEDIA], sizeof(rep->why[0]), "%s%s", disk,
+		         s3 ? ", object store" : " only");
+	rep->met[RULE_OFFSITE] = s3 || remote;
 	snprintf(rep->why[RULE_OFFSITE], sizeof(rep->why[0]), "%s",
-	         s3 ? rep->s3.url : "no copy outside this machine");
-	rep->met[RULE_IMMUTABLE] = s3 && (rep->s3.imm == IMM_LOCK || rep->s3.imm == IMM_VERSIONING);
-	if (!rep->s3.url)
+	         remote ? rep->repo
+	         : s3   ? rep->s3.url
+	                : "no copy outside this machine");
+	bool repo_safe = remote && kept_safe(rep->repo_s3.imm);
+	rep->met[RULE_IMMUTABLE] = repo_safe || (s3 && kept_safe(rep->s3.imm));
+	if (repo_safe || (rep->repo_s3.remote && !rep->s3.url))
+		why_repo_immutable(rep);
+	else if (!rep->s3.url)
 		snprintf(rep->why[RULE_IMMUTABLE], sizeof(rep->why[0]), "no S3 copy");
 	else
 		snprintf(rep->why[RULE_IMMUTABLE], sizeof(rep->why[0]), "%s: %s",
@@ -316,8 +370,12 @@ int status_apply_job(const char *job, struct jobconf *c, struct status_report *r
 		r = jobconf_load(c, path);
 	if (r < 0)
 		return r;
-	if (!cli.repo)
+	if (!cli.repo) {
 		cli.repo = c->repository;
+		/* A bucket the hosts back up to directly is reached as the job says. */
+		if (strncmp(c->repository, "s3://", 5) == 0 && !cli.storage.s3.endpoint)
+			cli.storage.s3.endpoint = c->s3_endpoint;
+	}
 	if (!cli.password_file && !cli.password_command) {
 		cli.password_file = c->password_file;
 		cli.password_command = c->password_command;

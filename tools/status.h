@@ -41,8 +41,17 @@ struct data_check {
 	unsigned long long packs, packs_read, bytes, bytes_read;
 };
 
+/* The repository itself in a bucket, which hosts write to (docs/S3.md §8). */
+struct s3_repo {
+	bool remote; /* the repository is an s3:// one */
+	enum immutability imm;
+	char imm_detail[128];
+	size_t write_only_keys; /* keys that can only add backups (FORMAT.md §3.3) */
+};
+
 struct status_report {
 	const char *repo;
+	struct s3_repo repo_s3;
 	size_t snapshots;
 	int64_t newest_ns;
 	bool network_fs;
@@ -75,5 +84,7 @@ void status_fmt_age(char *buf, size_t size, int64_t secs);
 int64_t status_age_of_ns(const struct status_report *rep, int64_t ns);
 /* Whether the S3 copy counts: known, with a snapshot. */
 bool status_s3_counts(const struct status_report *rep);
+/* Whether the repository itself is in a bucket and holds a snapshot. */
+bool status_repo_counts(const struct status_report *rep);
 
 #endif

@@ -132,6 +132,24 @@ fail:
 	return r;
 }
 
+int cairn_file_write_unsynced(const char *path, const char *tmpdir, const void *data, size_t len)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s/.tmp.XXXXXX", tmpdir) >= (int)sizeof(tmp))
+		return cairn_err_set(-ENAMETOOLONG, "path too long: '%s'", tmpdir);
+	_cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return io_err(errno, "create", tmp);
+	int r = cairn_write_all(fd, data, len);
+	if (r < 0)
+		r = cairn_err_set(r, "cannot write '%s': %s", tmp, strerror(-r));
+	else if (rename(tmp, path) < 0)
+		r = io_err(errno, "rename into", path);
+	if (r < 0)
+		unlink(tmp);
+	return r;
+}
+
 int cairn_mkdir_p(const char *path, unsigned mode)
 {
 	char buf[PATH_MAX];

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Fuzz the job file parser (tools/jobconf.c): it must never crash, must fail only
  * with its documented codes and a "where:" message, and what it accepts must keep
- * the rules cmd-run relies on (absolute repository and paths, bounded lists). */
+ * the rules cmd-run relies on (an absolute or s3:// repository, absolute paths,
+ * bounded lists, a lock mode only with lock days). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,7 +15,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_accepted(const struct jobconf *c)
 {
-	if (!c->repository || c->repository[0] != '/' || c->paths.n == 0)
+	if (!c->repository || c->paths.n == 0)
+		abort();
+	if (c->repository[0] != '/' && strncmp(c->repository, "s3://", 5) != 0)
+		abort();
+	if (c->s3_lock_days < 0 || c->s3_lock_days > 36500 || (c->s3_lock_mode && !c->s3_lock_days))
 		abort();
 	if (c->paths.n > JOBCONF_MAX_LIST || c->excludes.n > JOBCONF_MAX_LIST)
 		abort();

@@ -252,7 +252,7 @@ else
 	"$CAIRN" backup "$W/src" > /dev/null
 	"$CAIRN" status --json --job nightly > "$O/st2.json" || true
 	[ "$(json_get "$O/st2.json" "j['s3']['behind_snapshots']")" = 1 ] || fail "behind: $(cat "$O/st2.json")"
-	grep -q '1 snapshots behind' <("$CAIRN" status --job nightly) || fail "behind in the text report"
+	grep -q '1 snapshot behind' <("$CAIRN" status --job nightly) || fail "behind in the text report"
 	# Versioning counts as immutable; then every rule is met and the exit status 0.
 	"${AWS[@]}" s3api put-bucket-versioning --bucket "$S3_BUCKET" \
 		--versioning-configuration Status=Enabled

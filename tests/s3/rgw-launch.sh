@@ -9,7 +9,8 @@
 # Sourced:   rgw_start DIR; rgw_stop; rgw_gw_stop; rgw_gw_start (radosgw only, same port)
 # Exits (or returns) 77 with the reason on stderr when the Ceph packages are missing or
 # the cluster does not come up, so callers can SKIP.
-# Environment: MEMSTORE_BYTES (default 1 GiB), S3_ACCESS_KEY, S3_SECRET_KEY, S3_BUCKET.
+# Environment: MEMSTORE_BYTES (default 1 GiB), S3_ACCESS_KEY, S3_SECRET_KEY, S3_BUCKET,
+# RGW_EXTRA_CONF (lines for the gateway's section of ceph.conf).
 
 rgw_skip() {
 	echo "SKIP: $*" >&2
@@ -58,6 +59,7 @@ rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
 rgw data = $RGW_DIR/rgw.a
 rgw dns name = s3.localhost
 debug rgw = 1
+${RGW_EXTRA_CONF:-}
 CONF
 }
 

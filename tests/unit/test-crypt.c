@@ -201,8 +201,8 @@ static void test_crypt__seal_open_roundtrip(void)
 
 /* Decrypts a sealed blob with OpenSSL directly, following FORMAT.md §5.2 to the
  * letter, so the layout is checked independently of cairn_crypt__open. */
-static int open_by_spec(const struct cairn_keys *k, int type, const struct cairn_id *id,
-                        const uint8_t *s, size_t slen, uint8_t *pt)
+static int open_by_spec_key(const uint8_t key[32], int type, const struct cairn_id *id,
+                            const uint8_t *s, size_t slen, uint8_t *pt)
 {
 	uint8_t msg[13 + 12], kb[32], aad[34];
 	unsigned kblen = 0;
@@ -210,7 +210,7 @@ static int open_by_spec(const struct cairn_keys *k, int type, const struct cairn
 
 	memcpy(msg, "cairn v1 blob", 13);
 	memcpy(msg + 13, s, 12);
-	CHECK(HMAC(EVP_sha256(), k->enc, 32, msg, sizeof(msg), kb, &kblen));
+	CHECK(HMAC(EVP_sha256(), key, 32, msg, sizeof(msg), kb, &kblen));
 	aad[0] = 1;
 	aad[1] = (uint8_t)type;
 	memcpy(aad + 2, id->b, 32);
@@ -223,6 +223,12 @@ static int open_by_spec(const struct cairn_keys *k, int type, const struct cairn
 	     EVP_DecryptFinal_ex(ctx, pt + n, &n) > 0;
 	EVP_CIPHER_CTX_free(ctx);
 	return ok;
+}
+
+static int open_by_spec(const struct cairn_keys *k, int type, const struct cairn_id *id,
+                        const uint8_t *s, size_t slen, uint8_t *pt)
+{
+	return open_by_spec_key(k->enc, type, id, s, slen, pt);
 }
 
 static void test_crypt__seal_format(void)
@@ -347,6 +353,299 @@ static void test_crypt__open_wrong_context(void)
 	CHECK_ERR(cairn_crypt__open(&other, CAIRN_BLOB_INDEX, &id, sealed.data, sealed.len, &enc,
 	                            &body),
 	          -EBADMSG);
+}
+
+/* ---- sealed to the admin key (FORMAT.md §5.4) ----------------------------- */
+
+static const char config_text[] = "cairn-repository 1\nid = aabb\n";
+
+static void keys_wo(const struct cairn_keys *full, struct cairn_keys *wo)
+{
+	struct cairn_wo_secret sec;
+	CHECK_OK(cairn_crypt__write_only_secret(&sec, full, config_text, sizeof(config_text) - 1));
+	CHECK_OK(cairn_crypt__derive_write_only(wo, &sec, repo_a));
+}
+
+/* HKDF-SHA-256 by hand (RFC 5869, one block): HMAC(HMAC(salt, ikm), info || 1). */
+static void hkdf_by_hand(uint8_t out[32], const uint8_t *salt, size_t saltlen,
+                         const uint8_t ikm[32], const void *info, size_t infolen)
+{
+	uint8_t prk[32], msg[256];
+	unsigned len = 0;
+	CHECK(infolen < sizeof(msg));
+	CHECK(HMAC(EVP_sha256(), salt, (int)saltlen, ikm, 32, prk, &len));
+	memcpy(msg, info, infolen);
+	msg[infolen] = 1;
+	CHECK(HMAC(EVP_sha256(), prk, 32, msg, infolen + 1, out, &len));
+}
+
+/* X25519(priv, peer) with OpenSSL's EVP_PKEY directly. */
+static void x25519_by_hand(uint8_t out[32], const uint8_t priv[32], const uint8_t peer[32])
+{
+	EVP_PKEY *a = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, 32);
+	EVP_PKEY *b = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer, 32);
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(a, NULL);
+	size_t len = 32;
+	CHECK(a && b && ctx);
+	CHECK(EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_derive_set_peer(ctx, b) == 1 &&
+	      EVP_PKEY_derive(ctx, out, &len) == 1 && len == 32);
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(a);
+	EVP_PKEY_free(b);
+}
+
+/* K_adm from the master key, and P_adm = X25519(K_adm, 9) (FORMAT.md §3.1); the
+ * write-only secret holds exactly the keys of §3.3. */
+static void test_crypt__admin_keys(void)
+{
+	struct cairn_keys k, wo;
+	uint8_t want[32], pub[32];
+	size_t len = 32;
+
+	keys_a(&k);
+	hkdf_by_hand(want, repo_a, sizeof(repo_a), master_a, "cairn v1 admin-x25519", 21);
+	CHECK(memcmp(want, k.admin, 32) == 0);
+	EVP_PKEY *key = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, k.admin, 32);
+	CHECK(key && EVP_PKEY_get_raw_public_key(key, pub, &len) == 1);
+	EVP_PKEY_free(key);
+	CHECK(memcmp(pub, k.admin_pub, 32) == 0);
+	CHECK(!k.write_only);
+
+	keys_wo(&k, &wo);
+	CHECK(wo.write_only);
+	CHECK(memcmp(wo.id, k.id, 32) == 0 && memcmp(wo.gear, k.gear, 32) == 0 &&
+	      memcmp(wo.idx, k.idx, 32) == 0 && memcmp(wo.admin_pub, k.admin_pub, 32) == 0);
+	static const uint8_t zero[32];
+	const uint8_t *none[] = { wo.master, wo.enc, wo.cfg, wo.admin };
+	for (size_t i = 0; i < ARRAY_SIZE(none); i++)
+		CHECK(memcmp(none[i], zero, 32) == 0);
+	struct cairn_wo_secret sec;
+	CHECK_OK(cairn_crypt__write_only_secret(&sec, &k, config_text, sizeof(config_text) - 1));
+	CHECK_OK(cairn_sha256(config_text, sizeof(config_text) - 1, want));
+	CHECK(memcmp(sec.config_sha256, want, 32) == 0);
+	/* a write-only key cannot make another one */
+	CHECK_ERR(cairn_crypt__write_only_secret(&sec, &wo, config_text, 3), -EACCES);
+}
+
+/* The layout of FORMAT.md §5.4, opened by hand: mark, E, then §5.2 under
+ * K_w = HKDF(X25519(K_adm, E), repo id, label || E || P_adm). */
+static void test_crypt__admin_seal_format(void)
+{
+	_cleanup_buf_ struct cairn_buf sealed = CAIRN_BUF_INIT;
+	struct cairn_keys k, wo;
+	struct cairn_id id;
+	uint8_t body[100], pt[101], s[32], kw[32], info[24 + 64];
+
+	keys_a(&k);
+	keys_wo(&k, &wo);
+	check_random(body, sizeof(body), 11);
+	id_of(&k, body, sizeof(body), &id);
+	CHECK_OK(cairn_crypt__seal(&wo, CAIRN_BLOB_TREE, &id, 1, body, sizeof(body), &sealed));
+	CHECK_EQ(sealed.len, sizeof(body) + 81);
+	CHECK(memcmp(sealed.data, "CAIRNSA1", 8) == 0);
+	CHECK(memcmp(sealed.data + 8, wo.session_pub, 32) == 0);
+	x25519_by_hand(s, k.admin, sealed.data + 8);
+	memcpy(info, "cairn v1 sealed-to-admin", 24);
+	memcpy(info + 24, sealed.data + 8, 32);
+	memcpy(info + 56, k.admin_pub, 32);
+	hkdf_by_hand(kw, repo_a, sizeof(repo_a), s, info, sizeof(info));
+	CHECK(memcmp(kw, wo.session_key, 32) == 0);
+	CHECK(open_by_spec_key(kw, CAIRN_BLOB_TREE, &id, sealed.data + 40, sealed.len - 40, pt));
+	CHECK_EQ(pt[0], 1);
+	CHECK(memcmp(pt + 1, body, sizeof(body)) == 0);
+	/* K_enc opens nothing of it */
+	CHECK(!open_by_spec(&k, CAIRN_BLOB_TREE, &id, sealed.data + 40, sealed.len - 40, pt));
+}
+
+/* What each kind of key seals how, and opens (FORMAT.md §5.2, §5.4, §6.2, §12). */
+static void test_crypt__admin_seal_roundtrip(void)
+{
+	_cleanup_buf_ struct cairn_buf sealed = CAIRN_BUF_INIT, body = CAIRN_BUF_INIT;
+	struct cairn_keys k, wo, wo2, other;
+	struct cairn_id id = { { 7 } };
+	uint8_t enc;
+
+	keys_a(&k);
+	keys_wo(&k, &wo);
+	keys_wo(&k, &wo2);
+	CHECK_OK(cairn_crypt__derive(&other, master_b, repo_a));
+	CHECK(memcmp(wo.session_pub, wo2.session_pub, 32) != 0); /* one pair per session */
+	for (int t = CAIRN_BLOB_DATA; t <= CAIRN_BLOB_SNAPSHOT; t++) {
+		sealed.len = 0;
+		CHECK_OK(cairn_crypt__seal(&wo, t, &id, 0, "content", 7, &sealed));
+		CHECK_EQ(sealed.len, 7 + CAIRN_SEAL_OVERHEAD_MAX);
+		CHECK_OK(cairn_crypt__open(&k, t, &id, sealed.data, sealed.len, &enc, &body));
+		CHECK(body.len == 7 && memcmp(body.data, "content", 7) == 0);
+		/* the writer itself cannot read it back, nor any other write-only key */
+		CHECK_ERR(cairn_crypt__open(&wo, t, &id, sealed.data, sealed.len, &enc, &body),
+		          -EACCES);
+		CHECK(strstr(cairn_err_msg(), "can only add backups"));
+		CHECK_EQ(body.len, 0);
+		CHECK_ERR(cairn_crypt__open(&other, t, &id, sealed.data, sealed.len, &enc, &body),
+		          -EBADMSG);
+		CHECK_ERR(cairn_crypt__open(
+		                  &k, t == CAIRN_BLOB_DATA ? CAIRN_BLOB_TREE : CAIRN_BLOB_DATA, &id,
+		                  sealed.data, sealed.len, &enc, &body),
+		          -EBADMSG);
+		/* nor what a full key wrote */
+		sealed.len = 0;
+		CHECK_OK(cairn_crypt__seal(&k, t, &id, 0, "content", 7, &sealed));
+		CHECK_EQ(sealed.len, 7 + CAIRN_SEAL_OVERHEAD);
+		CHECK_ERR(cairn_crypt__open(&wo, t, &id, sealed.data, sealed.len, &enc, &body),
+		          -EACCES);
+	}
+	/* Pack headers of a write-only key are under K_idx: both read them. */
+	sealed.len = 0;
+	CHECK_OK(cairn_crypt__seal(&wo, CAIRN_BLOB_PACKHDR, &id, 0, "hdr", 3, &sealed));
+	CHECK_EQ(sealed.len, 3 + CAIRN_SEAL_OVERHEAD);
+	CHECK_OK(cairn_crypt__open(&wo, CAIRN_BLOB_PACKHDR, &id, sealed.data, sealed.len, &enc,
+	                           &body));
+	CHECK_OK(cairn_crypt__open(&k, CAIRN_BLOB_PACKHDR, &id, sealed.data, sealed.len, &enc,
+	                           &body));
+	CHECK(body.len == 3 && memcmp(body.data, "hdr", 3) == 0);
+	/* A full key's headers are under K_enc: not for a write-only key. */
+	sealed.len = 0;
+	CHECK_OK(cairn_crypt__seal(&k, CAIRN_BLOB_PACKHDR, &id, 0, "hdr", 3, &sealed));
+	CHECK_OK(cairn_crypt__open(&k, CAIRN_BLOB_PACKHDR, &id, sealed.data, sealed.len, &enc,
+	                           &body));
+	CHECK_ERR(cairn_crypt__open(&wo, CAIRN_BLOB_PACKHDR, &id, sealed.data, sealed.len, &enc,
+	                            &body),
+	          -EBADMSG);
+	/* Index files: K_idx for both. */
+	sealed.len = 0;
+	CHECK_OK(cairn_crypt__seal(&wo, CAIRN_BLOB_INDEX, &id, 0, "idx", 3, &sealed));
+	CHECK_OK(
+	        cairn_crypt__open(&k, CAIRN_BLOB_INDEX, &id, sealed.data, sealed.len, &enc, &body));
+	CHECK_OK(cairn_crypt__open(&wo, CAIRN_BLOB_INDEX, &id, sealed.data, sealed.len, &enc,
+	                           &body));
+	cairn_crypt__wipe(&wo);
+	cairn_crypt__wipe(&wo2);
+}
+
+static void test_crypt__admin_seal_tampered(void)
+{
+	_cleanup_buf_ struct cairn_buf sealed = CAIRN_BUF_INIT, body = CAIRN_BUF_INIT;
+	struct cairn_keys k, wo;
+	struct cairn_id id = { { 9 } };
+	uint8_t data[40], enc;
+
+	keys_a(&k);
+	keys_wo(&k, &wo);
+	check_random(data, sizeof(data), 5);
+	CHECK_OK(cairn_crypt__seal(&wo, CAIRN_BLOB_DATA, &id, 0, data, sizeof(data), &sealed));
+	/* every byte: mark, E, nonce, enc byte, ciphertext and tag */
+	for (size_t i = 0; i < sealed.len; i++) {
+		sealed.data[i] ^= 0x01;
+		CHECK_ERR(cairn_crypt__open(&k, CAIRN_BLOB_DATA, &id, sealed.data, sealed.len, &enc,
+		                            &body),
+		          -EBADMSG);
+		CHECK_EQ(body.len, 0);
+		sealed.data[i] ^= 0x01;
+	}
+	for (size_t n = 0; n < sealed.len; n++)
+		CHECK_ERR(cairn_crypt__open(&k, CAIRN_BLOB_DATA, &id, sealed.data, n, &enc, &body),
+		          -EBADMSG);
+	/* E of low order: X25519 gives all zeros, refused */
+	uint8_t e[32];
+	memcpy(e, sealed.data + 8, 32);
+	memset(sealed.data + 8, 0, 32);
+	CHECK_ERR(cairn_crypt__open(&k, CAIRN_BLOB_DATA, &id, sealed.data, sealed.len, &enc, &body),
+	          -EBADMSG);
+	sealed.data[8] = 1; /* the point 1 has order 4 */
+	CHECK_ERR(cairn_crypt__open(&k, CAIRN_BLOB_DATA, &id, sealed.data, sealed.len, &enc, &body),
+	          -EBADMSG);
+	memcpy(sealed.data + 8, e, 32);
+	CHECK_OK(cairn_crypt__open(&k, CAIRN_BLOB_DATA, &id, sealed.data, sealed.len, &enc, &body));
+	CHECK(memcmp(body.data, data, sizeof(data)) == 0);
+	/* a write-only key whose admin public key is of low order cannot seal */
+	struct cairn_wo_secret sec;
+	struct cairn_keys bad;
+	CHECK_OK(cairn_crypt__write_only_secret(&sec, &k, config_text, 3));
+	memset(sec.admin_pub, 0, sizeof(sec.admin_pub));
+	CHECK_ERR(cairn_crypt__derive_write_only(&bad, &sec, repo_a), -EBADMSG);
+}
+
+/* A blob of FORMAT.md §5.2 whose random nonce happens to begin with the mark
+ * (written before §5.4 existed): a full key reads it after the §5.4 attempt. */
+static void test_crypt__admin_mark_fallback(void)
+{
+	_cleanup_buf_ struct cairn_buf body = CAIRN_BUF_INIT;
+	struct cairn_keys k;
+	struct cairn_id id = { { 3 } };
+	uint8_t blob[24 + 1 + 64 + 16], msg[25], kb[32], aad[34], pt[65], enc;
+	unsigned kblen = 0;
+	int n = 0;
+
+	keys_a(&k);
+	memcpy(blob, "CAIRNSA1", 8);
+	check_random(blob + 8, 16, 21);
+	memcpy(msg, "cairn v1 blob", 13);
+	memcpy(msg + 13, blob, 12);
+	CHECK(HMAC(EVP_sha256(), k.enc, 32, msg, sizeof(msg), kb, &kblen));
+	aad[0] = 1;
+	aad[1] = CAIRN_BLOB_SNAPSHOT;
+	memcpy(aad + 2, id.b, 32);
+	pt[0] = 0;
+	check_random(pt + 1, 64, 22);
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	CHECK(ctx && EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, kb, blob + 12) &&
+	      EVP_EncryptUpdate(ctx, NULL, &n, aad, sizeof(aad)) &&
+	      EVP_EncryptUpdate(ctx, blob + 24, &n, pt, sizeof(pt)) &&
+	      EVP_EncryptFinal_ex(ctx, blob + 24 + n, &n) &&
+	      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, blob + 24 + 65));
+	EVP_CIPHER_CTX_free(ctx);
+	CHECK_OK(cairn_crypt__open(&k, CAIRN_BLOB_SNAPSHOT, &id, blob, sizeof(blob), &enc, &body));
+	CHECK(body.len == 64 && memcmp(body.data, pt + 1, 64) == 0);
+	blob[sizeof(blob) - 1] ^= 1;
+	CHECK_ERR(cairn_crypt__open(&k, CAIRN_BLOB_SNAPSHOT, &id, blob, sizeof(blob), &enc, &body),
+	          -EBADMSG);
+}
+
+/* Readers keep the K_w of the last sessions: blobs of more sessions than the
+ * cache holds, read by several threads at once, all open. */
+struct session_blobs {
+	struct cairn_keys *full;
+	struct cairn_buf sealed[24];
+};
+
+static void *read_sessions(void *arg)
+{
+	struct session_blobs *sb = arg;
+	_cleanup_buf_ struct cairn_buf body = CAIRN_BUF_INIT;
+	struct cairn_id id = { { 1 } };
+	uint8_t enc;
+	for (int round = 0; round < 20; round++)
+		for (size_t i = 0; i < ARRAY_SIZE(sb->sealed); i++)
+			if (cairn_crypt__open(sb->full, CAIRN_BLOB_DATA, &id, sb->sealed[i].data,
+			                      sb->sealed[i].len, &enc, &body) < 0 ||
+			    body.len != 1 || body.data[0] != (uint8_t)i)
+				return (void *)1;
+	return NULL;
+}
+
+static void test_crypt__admin_seal_sessions(void)
+{
+	struct session_blobs sb = { 0 };
+	struct cairn_keys k, wo;
+	struct cairn_id id = { { 1 } };
+	pthread_t th[4];
+	void *ret;
+
+	keys_a(&k);
+	sb.full = &k;
+	for (size_t i = 0; i < ARRAY_SIZE(sb.sealed); i++) {
+		uint8_t b = (uint8_t)i;
+		keys_wo(&k, &wo);
+		CHECK_OK(cairn_crypt__seal(&wo, CAIRN_BLOB_DATA, &id, 0, &b, 1, &sb.sealed[i]));
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(th); i++)
+		CHECK_EQ(pthread_create(&th[i], NULL, read_sessions, &sb), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(th); i++) {
+		CHECK_EQ(pthread_join(th[i], &ret), 0);
+		CHECK(ret == NULL);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(sb.sealed); i++)
+		cairn_buf_release(&sb.sealed[i]);
 }
 
 static void test_crypt__gcm_keyfile_helpers(void)
@@ -738,6 +1037,12 @@ int main(void)
 	RUN(test_crypt__seal_nonce_random);
 	RUN(test_crypt__open_tampered);
 	RUN(test_crypt__open_wrong_context);
+	RUN(test_crypt__admin_keys);
+	RUN(test_crypt__admin_seal_format);
+	RUN(test_crypt__admin_seal_roundtrip);
+	RUN(test_crypt__admin_seal_tampered);
+	RUN(test_crypt__admin_mark_fallback);
+	RUN(test_crypt__admin_seal_sessions);
 	RUN(test_crypt__gcm_keyfile_helpers);
 	RUN(test_crypt__scrypt_rfc7914);
 	RUN(test_crypt__scrypt_ranges);

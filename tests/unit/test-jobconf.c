@@ -80,6 +80,8 @@ static void test_jobconf__every_key(void)
 	        "prune = on\n"
 	        "s3-target = s3://my-bucket/a/b\n"
 	        "s3-endpoint = http://127.0.0.1:7480\n"
+	        "s3-lock-days = 30\n"
+	        "s3-lock-mode = governance\n"
 	        "metrics-file = /var/lib/node/cairn.prom\n"
 	        "notify-url = https://hooks.example.org/x?y=1\n"
 	        "notify-mail = root@localhost\n"
@@ -110,6 +112,8 @@ static void test_jobconf__every_key(void)
 	CHECK_EQ(c.keep_tags.n, 1);
 	CHECK(jobconf_has_policy(&c));
 	CHECK(strcmp(c.s3_target, "s3://my-bucket/a/b") == 0);
+	CHECK_EQ(c.s3_lock_days, 30);
+	CHECK(strcmp(c.s3_lock_mode, "governance") == 0);
 	CHECK(strcmp(c.log_format, "json") == 0);
 	CHECK(strcmp(c.check_read_data_subset, "1/7") == 0); /* \r stripped */
 	CHECK(strcmp(jobconf_keep_name(JOBCONF_KEEP_DAILY), "keep-daily") == 0);
@@ -173,6 +177,28 @@ static void test_jobconf__strict(void)
 	expect_bad(BASE "exclude-larger-than = 10M\nexclude-larger-than = 1G\n", "given twice");
 	expect_bad(BASE "password-file = /p\npassword-command = cat /p\n", "not both");
 	expect_bad(BASE "s3-endpoint = http://h\n", "needs 's3-target'");
+	expect_bad(BASE "s3-lock-days = 7\n", "needs 's3-target' or an s3:// 'repository'");
+	expect_bad(BASE "s3-target = s3://b-x/p\ns3-lock-mode = governance\n",
+	           "'s3-lock-mode' needs 's3-lock-days'");
+	expect_bad(BASE "s3-target = s3://b-x/p\ns3-lock-days = 0\n", "from 1 to 36500");
+	expect_bad(BASE "s3-target = s3://b-x/p\ns3-lock-days = 1\ns3-lock-mode = strict\n",
+	           "compliance or governance");
+	expect_bad("repository = s3://B/x\npaths = /a\n", "bucket");
+	expect_bad("repository = repo\npaths = /a\n", "absolute path or s3://");
+}
+
+/* A host that backs up straight into a bucket (docs/S3.md §8): the repository
+ * is s3://, with its endpoint and the retention of what it uploads. */
+static void test_jobconf__s3_repository(void)
+{
+	struct jobconf c;
+	CHECK_OK(parse(&c, "repository = s3://backups/host1\npaths = /home\n"
+	                   "s3-endpoint = https://s3.example.org\ns3-lock-days = 30\n"));
+	CHECK(strcmp(c.repository, "s3://backups/host1") == 0);
+	CHECK(strcmp(c.s3_endpoint, "https://s3.example.org") == 0);
+	CHECK_EQ(c.s3_lock_days, 30);
+	CHECK(c.s3_lock_mode == NULL && c.s3_target == NULL);
+	jobconf_release(&c);
 }
 
 static void test_jobconf__bounds(void)
@@ -254,6 +280,7 @@ int main(void)
 	RUN(test_jobconf__minimal);
 	RUN(test_jobconf__every_key);
 	RUN(test_jobconf__strict);
+	RUN(test_jobconf__s3_repository);
 	RUN(test_jobconf__bounds);
 	RUN(test_jobconf__names);
 	RUN(test_jobconf__load);

@@ -57,6 +57,56 @@ static void test_keyfile__roundtrip(void)
 	CHECK(memcmp(got, master, sizeof(master)) == 0);
 }
 
+/* A write-only key file (FORMAT.md §3.2, §3.3): kind 1 and a secret of 160
+ * bytes, the same header, and the longest label still within the maximum. */
+static void test_keyfile__write_only(void)
+{
+	_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
+	struct cairn_key_secret s = { .kind = CAIRN_KEY_WRITE_ONLY }, got;
+	struct cairn_keyfile k;
+	uint8_t mk[CAIRN_KEY_SIZE];
+	char label[256];
+
+	for (size_t i = 0; i < CAIRN_WO_SECRET_SIZE; i++)
+		((uint8_t *)&s.wo)[i] = (uint8_t)(i * 7 + 1);
+	memset(label, 'x', 255);
+	label[255] = '\0';
+	CHECK_OK(cairn_keyfile__create_secret(&kf, &s, "pw", 2, FAST_LOG2N, label));
+	CHECK_EQ(kf.len, FIXED_LEN + 128 + 255);
+	CHECK(kf.len <= CAIRN_KEYFILE_MAX);
+	CHECK_EQ(kf.data[11], 1);
+	CHECK_OK(cairn_keyfile__parse(&k, kf.data, kf.len));
+	CHECK_EQ(k.kind, CAIRN_KEY_WRITE_ONLY);
+	CHECK_EQ(k.wrapped_len, 176);
+	CHECK_OK(cairn_keyfile__unwrap_secret(kf.data, kf.len, "pw", 2, &got));
+	CHECK_EQ(got.kind, CAIRN_KEY_WRITE_ONLY);
+	CHECK(memcmp(&got.wo, &s.wo, sizeof(s.wo)) == 0);
+	/* the secret in file order: K_id, K_gear, K_idx, SHA-256(config), P_adm */
+	CHECK(memcmp(got.wo.id, s.wo.id, 32) == 0 &&
+	      memcmp(got.wo.admin_pub, s.wo.admin_pub, 32) == 0);
+	CHECK_ERR(cairn_keyfile__unwrap_secret(kf.data, kf.len, "px", 2, &got), -EKEYREJECTED);
+	/* it holds no master key */
+	CHECK_ERR(cairn_keyfile__unwrap(kf.data, kf.len, "pw", 2, mk), -EBADMSG);
+	CHECK(strstr(cairn_err_msg(), "write-only"));
+	/* the kind is authenticated and decides the length */
+	kf.data[11] = 0;
+	CHECK_ERR(cairn_keyfile__parse(&k, kf.data, kf.len), -EBADMSG);
+	/* cut to a full key's length it parses, and the tag refuses it */
+	CHECK_OK(cairn_keyfile__parse(&k, kf.data, kf.len - 128));
+	CHECK_ERR(cairn_keyfile__unwrap_secret(kf.data, kf.len - 128, "pw", 2, &got),
+	          -EKEYREJECTED);
+	/* a full key file whose kind says write-only is too short */
+	_cleanup_buf_ struct cairn_buf full = CAIRN_BUF_INIT;
+	make(&full, "pw", LABEL);
+	full.data[11] = 1;
+	CHECK_ERR(cairn_keyfile__parse(&k, full.data, full.len), -EBADMSG);
+	CHECK(strstr(cairn_err_msg(), "truncated"));
+	full.data[11] = 0;
+	CHECK_OK(cairn_keyfile__unwrap_secret(full.data, full.len, "pw", 2, &got));
+	CHECK_EQ(got.kind, CAIRN_KEY_FULL);
+	CHECK(memcmp(got.master, master, sizeof(master)) == 0);
+}
+
 static void test_keyfile__fresh_salt_and_nonce(void)
 {
 	_cleanup_buf_ struct cairn_buf a = CAIRN_BUF_INIT, b = CAIRN_BUF_INIT;
@@ -180,7 +230,7 @@ static void test_keyfile__bad_fields(void)
 	check_bad_field(&kf, 9, &v2, 1, "kdf");
 	check_bad_field(&kf, 10, &v9, 1, "log2(N)");
 	check_bad_field(&kf, 10, &v25, 1, "log2(N)");
-	check_bad_field(&kf, 11, &v2, 1, "reserved");
+	check_bad_field(&kf, 11, &v2, 1, "unknown kind");
 	cairn_le32(le, 0);
 	check_bad_field(&kf, 12, le, 4, "scrypt r");
 	cairn_le32(le, 33);
@@ -334,6 +384,7 @@ static void test_keyfile__calibration_rule(void)
 int main(void)
 {
 	RUN(test_keyfile__roundtrip);
+	RUN(test_keyfile__write_only);
 	RUN(test_keyfile__fresh_salt_and_nonce);
 	RUN(test_keyfile__wrong_password);
 	RUN(test_keyfile__create_appends);

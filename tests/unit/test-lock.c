@@ -13,6 +13,7 @@
 
 #include "cairn/store.h"
 #include "cleanup.h"
+#include "storage.h"
 
 /* Write locks/<name> by hand, as another process (or another cairn) would. */
 static void write_lock(const char *name, const char *text, time_t mtime)
@@ -294,6 +295,125 @@ static void test_lock__wait_then_give_up(void)
 	cairn_storage_close(repo);
 }
 
+/* ---- a storage that refuses deletes (a host whose credentials only add) ---- */
+
+static int nd_get(void *self, const char *rel, uint64_t off, uint64_t len, size_t max,
+                  struct cairn_buf *out)
+{
+	char name[CAIRN_OBJ_NAME_MAX];
+	int kind;
+	CHECK_OK(cairn_obj_parse(rel, &kind, name));
+	return cairn_storage_get(self, kind, name, off, len, max, out);
+}
+
+static int nd_put(void *self, const char *rel, const void *data, size_t len)
+{
+	char name[CAIRN_OBJ_NAME_MAX];
+	int kind;
+	CHECK_OK(cairn_obj_parse(rel, &kind, name));
+	return cairn_storage_put(self, kind, name, data, len);
+}
+
+static int nd_stat(void *self, const char *rel, struct cairn_obj_info *out)
+{
+	char name[CAIRN_OBJ_NAME_MAX];
+	int kind;
+	CHECK_OK(cairn_obj_parse(rel, &kind, name));
+	return cairn_storage_stat(self, kind, name, out);
+}
+
+struct nd_listing {
+	int (*cb)(const char *rest, const struct cairn_obj_info *o, void *payload);
+	void *payload;
+};
+
+static int nd_listed(const struct cairn_obj_info *o, void *payload)
+{
+	struct nd_listing *l = payload;
+	return l->cb(o->name, o, l->payload);
+}
+
+static int nd_list(void *self, const char *dir,
+                   int (*cb)(const char *rest, const struct cairn_obj_info *o, void *payload),
+                   void *payload)
+{
+	struct nd_listing l = { cb, payload };
+	CHECK(strcmp(dir, "locks") == 0);
+	return cairn_storage_list(self, CAIRN_OBJ_LOCK, nd_listed, &l);
+}
+
+static int nd_remove(void *self, const char *rel)
+{
+	(void)self;
+	return cairn_err_set(-EACCES, "DELETE %s: AccessDenied", rel);
+}
+
+static unsigned nd_concurrency(void *self)
+{
+	(void)self;
+	return 1;
+}
+
+static void nd_close(void *self)
+{
+	cairn_storage_close(self);
+}
+
+static const struct cairn_storage_ops no_delete_ops = {
+	.caps = CAIRN_STORAGE_MTIME,
+	.concurrency = nd_concurrency,
+	.get = nd_get,
+	.put = nd_put,
+	.stat = nd_stat,
+	.list = nd_list,
+	.remove = nd_remove,
+	.close = nd_close,
+};
+
+/* A holder that may not delete its lock writes it again released (FORMAT.md
+ * §11): expired at once for every reader, not after the stale period. */
+static void test_lock__released_when_delete_refused(void)
+{
+	cairn_storage *st = open_st(), *nd = NULL;
+	struct cairn_lock_info *v = NULL;
+	cairn_lock *l = NULL, *x = NULL;
+	size_t n = 0;
+
+	CHECK_OK(cairn_storage__new(&nd, &no_delete_ops, open_st(), "nd", "nd", "nd",
+	                            check_tmpdir()));
+	CHECK_OK(cairn_lock_acquire(&l, nd, CAIRN_LOCK_SHARED, "backup", 0));
+	CHECK_ERR(cairn_lock_acquire(&x, st, CAIRN_LOCK_EXCLUSIVE, "sync", 0), -EBUSY);
+	cairn_lock_release(l);
+	CHECK_OK(cairn_lock_list(st, &v, &n));
+	CHECK_EQ(n, 1); /* still there: the storage refused the delete */
+	CHECK(v[0].released && v[0].stale && !v[0].dead);
+	CHECK_EQ(v[0].kind, CAIRN_LOCK_SHARED);
+	free(v);
+	/* it blocks nobody; the admin's unlock removes it */
+	CHECK_OK(cairn_lock_acquire(&x, st, CAIRN_LOCK_EXCLUSIVE, "sync", 0));
+	cairn_lock_release(x);
+	CHECK_OK(cairn_lock_list(st, &v, &n));
+	CHECK_EQ(n, 1);
+	CHECK_OK(cairn_lock_remove(st, v[0].name));
+	free(v);
+	/* Refused at the first look, it writes nothing it could not delete. */
+	CHECK_OK(cairn_lock_acquire(&x, st, CAIRN_LOCK_EXCLUSIVE, "sync", 0));
+	CHECK_ERR(cairn_lock_acquire(&l, nd, CAIRN_LOCK_SHARED, "backup", 0), -EBUSY);
+	CHECK_OK(cairn_lock_list(st, &v, &n));
+	CHECK_EQ(n, 1);
+	CHECK_EQ(v[0].kind, CAIRN_LOCK_EXCLUSIVE);
+	free(v);
+	cairn_lock_release(x);
+	CHECK_OK(cairn_lock_acquire(&l, nd, CAIRN_LOCK_SHARED, "backup", 0));
+	CHECK_OK(cairn_lock_list(st, &v, &n));
+	CHECK_EQ(n, 1);
+	CHECK(!v[0].released && !v[0].stale);
+	free(v);
+	cairn_lock_release(l);
+	cairn_storage_close(nd);
+	cairn_storage_close(st);
+}
+
 static void test_lock__bad_arguments(void)
 {
 	cairn_lock *l = NULL;
@@ -318,5 +438,6 @@ int main(void)
 	RUN(test_lock__refresh_and_loss);
 	RUN(test_lock__wait_then_give_up);
 	RUN(test_lock__bad_arguments);
+	RUN(test_lock__released_when_delete_refused);
 	return 0;
 }

@@ -728,6 +728,91 @@ static void test_repo__damaged_snapshot_skipped(void)
 	cairn_repo_close(repo);
 }
 
+/* ---- write-only keys (FORMAT.md §3.3, §5.4, §14) ------------------------- */
+
+static cairn_repo *open_wo(const struct cairn_storage_opts *so, bool allow, int *r)
+{
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION,
+		                      .storage = so,
+		                      .allow_write_only = allow };
+	cairn_repo *repo = NULL;
+	*r = cairn_repo_open(&repo, repo_path, "host-pw", 7, &ro);
+	return repo;
+}
+
+static void test_repo__write_only_key(void)
+{
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	char cache[700], name[17];
+	snprintf(cache, sizeof(cache), "%s/cache", check_tmpdir());
+	struct cairn_storage_opts so = { .version = CAIRN_STORAGE_OPTS_VERSION,
+		                         .cache_dir = cache };
+	struct cairn_snapshot **list = NULL;
+	struct cairn_key_info *keys = NULL;
+	struct cairn_id data, tree;
+	cairn_repo *repo = make_repo(0);
+	size_t n = 0;
+	int r;
+
+	CHECK(!cairn_repo_write_only(repo));
+	CHECK_OK(cairn_key_add_write_only(repo, "host-pw", 7, "host1", name));
+	cairn_repo_close(repo);
+
+	/* refused unless the caller only adds backups, before anything is read */
+	CHECK(open_wo(&so, false, &r) == NULL);
+	CHECK_EQ(r, -EACCES);
+	CHECK(strstr(cairn_err_msg(), "can only add backups"));
+	repo = open_wo(&so, true, &r);
+	CHECK_OK(r);
+	CHECK(cairn_repo_write_only(repo));
+	CHECK_OK(cairn_key_list(repo, &keys, &n));
+	CHECK_EQ(n, 2);
+	for (size_t i = 0; i < n; i++)
+		CHECK_EQ(keys[i].kind, keys[i].current ? CAIRN_KEY_WRITE_ONLY : CAIRN_KEY_FULL);
+	free(keys);
+	CHECK_EQ(cairn_repo_put(repo, CAIRN_BLOB_DATA, "file content", 12, NULL, &data), 1);
+	CHECK_EQ(cairn_repo_put(repo, CAIRN_BLOB_TREE, "a tree", 6, NULL, &tree), 1);
+	CHECK_OK(cairn_repo_flush(repo));
+	save_snapshot(repo, 1000, &tree);
+	/* it dedupes against what is stored, and reads none of it back */
+	CHECK_EQ(cairn_repo_put(repo, CAIRN_BLOB_DATA, "file content", 12, NULL, NULL), 0);
+	CHECK_EQ(cairn_repo_has(repo, &data), 1);
+	CHECK_ERR(cairn_repo_get(repo, &data, &b), -EACCES);
+	CHECK_ERR(cairn_repo_get(repo, &tree, &b), -EACCES);
+	CHECK_ERR(cairn_key_add(repo, "x", 1, NULL, name), -EACCES);
+	CHECK_ERR(cairn_key_add_write_only(repo, "x", 1, NULL, name), -EACCES);
+	CHECK_ERR(cairn_key_passwd(repo, "x", 1), -EACCES);
+	/* its own snapshot comes from the host cache */
+	CHECK_OK(cairn_repo_snapshot_list(repo, &list, &n));
+	CHECK_EQ(n, 1);
+	CHECK(cairn_id_cmp(&list[0]->root, &tree) == 0);
+	cairn_snapshot_list_free(list, n);
+	cairn_repo_close(repo);
+
+	/* The admin reads everything; rebuild-index reads the host's pack headers. */
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
+	CHECK_OK(cairn_repo_open(&repo, repo_path, PW, strlen(PW), &ro));
+	CHECK_OK(cairn_repo_get(repo, &data, &b));
+	CHECK(b.len == 12 && memcmp(b.data, "file content", 12) == 0);
+	CHECK_OK(cairn_repo_get_typed(repo, CAIRN_BLOB_TREE, &tree, &b));
+	CHECK_OK(cairn_repo_snapshot_list(repo, &list, &n));
+	CHECK_EQ(n, 1);
+	cairn_snapshot_list_free(list, n);
+	CHECK_EQ(cairn_repo_rebuild_index(repo), 2);
+	CHECK_OK(cairn_repo_get(repo, &data, &b));
+	cairn_repo_close(repo);
+
+	/* Without its host cache the host knows no parent, and still dedupes. */
+	CHECK_OK(cairn_rm_rf(cache));
+	repo = open_wo(&so, true, &r);
+	CHECK_OK(r);
+	CHECK_OK(cairn_repo_snapshot_list(repo, &list, &n));
+	CHECK_EQ(n, 0);
+	free(list);
+	CHECK_EQ(cairn_repo_put(repo, CAIRN_BLOB_DATA, "file content", 12, NULL, NULL), 0);
+	cairn_repo_close(repo);
+}
+
 /* ---- code debts (issue 14 point 18) -------------------------------------- */
 
 /* A path that fits for the directories but not for the key file: an error, not
@@ -808,6 +893,7 @@ int main(void)
 	RUN(test_repo__costly_key_files_skipped);
 	RUN(test_repo__last_key_tried_first);
 	RUN(test_repo__damaged_snapshot_skipped);
+	RUN(test_repo__write_only_key);
 	RUN(test_repo__path_too_long);
 	RUN(test_repo__rebuild_warns);
 	return 0;

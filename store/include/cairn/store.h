@@ -105,9 +105,16 @@ struct cairn_repo_opts {
 	const struct cairn_storage_opts *storage; /* NULL: defaults (S3 from the environment) */
 	uint64_t cache_size; /* remote: bound of the data block cache; 0: CAIRN_CACHE_SIZE or 1 GiB
 	                      */
+	/* The caller only adds backups: a write-only key (FORMAT.md §3.3) may open
+	 * it. Otherwise such a key is refused with -EACCES, before anything is
+	 * read. */
+	bool allow_write_only;
 };
 /*
  * Open and unlock the repository at url (a directory or s3://BUCKET[/PREFIX]).
+ * With a write-only key (only when opts->allow_write_only), data, trees and
+ * snapshots cannot be read: the snapshots listed and the trees loaded are those
+ * of the host cache (FORMAT.md §14), and writes are sealed to the admin key.
  * The key file that last opened the repository is tried first (its name is kept
  * in the local state), then the others in name order; key files asking for more
  * scrypt work than init writes are skipped with a warning (FORMAT.md §3.2).
@@ -119,7 +126,8 @@ struct cairn_repo_opts {
  *
  * -ENOENT no repository there, -EPROTONOSUPPORT unknown format version,
  * -EKEYREJECTED wrong password, -EBADMSG corrupt config or key file, -EACCES
- * storage credentials refused, -EIO the storage unreachable. Caller closes with
+ * storage credentials refused or a write-only key not allowed, -EIO the
+ * storage unreachable. Caller closes with
  * cairn_repo_close(). */
 int cairn_repo_open(cairn_repo **out, const char *url, const char *password, size_t pwlen,
                     const struct cairn_repo_opts *opts);
@@ -142,6 +150,15 @@ const char *cairn_repo_config_text(const cairn_repo *repo);
 
 /* ---- Keys (FORMAT.md §3) ------------------------------------------------ */
 
+/* A full key reads and changes everything; a write-only key (FORMAT.md §3.3)
+ * only adds backups. */
+enum cairn_key_kind {
+	CAIRN_KEY_FULL = 0,
+	CAIRN_KEY_WRITE_ONLY = 1,
+};
+/* "full", "write-only". */
+const char *cairn_key_kind_name(int kind);
+
 struct cairn_key_info {
 	char name[17];   /* file name under keys/ */
 	int64_t created; /* Unix seconds */
@@ -149,16 +166,23 @@ struct cairn_key_info {
 	int kdf_log2n;
 	uint32_t r, p;
 	bool current; /* the key that opened this repo */
+	int kind;     /* enum cairn_key_kind */
 };
 /* Fills a malloc'd array, caller frees *out. -EBADMSG for an unparsable key file. */
 int cairn_key_list(cairn_repo *repo, struct cairn_key_info **out, size_t *n);
-/* Adds a key file wrapping the master key under password; name_out gets its name. */
+/* Adds a key file wrapping the master key under password; name_out gets its name.
+ * These four need the repository opened with a full key (-EACCES). */
 int cairn_key_add(cairn_repo *repo, const char *password, size_t pwlen, const char *label,
                   char name_out[17]);
+/* Adds a write-only key file (FORMAT.md §3.3) under password. */
+int cairn_key_add_write_only(cairn_repo *repo, const char *password, size_t pwlen,
+                             const char *label, char name_out[17]);
 /* Removes keys/name. -ENOENT; -EBUSY for the last key or the one in use. */
 int cairn_key_remove(cairn_repo *repo, const char *name);
 /* Replaces the current key file by one for the new password. */
 int cairn_key_passwd(cairn_repo *repo, const char *password, size_t pwlen);
+/* True when the repository was opened with a write-only key. */
+bool cairn_repo_write_only(const cairn_repo *repo);
 
 /* ---- Blobs -------------------------------------------------------------- */
 
@@ -369,7 +393,8 @@ typedef struct cairn_tree cairn_tree;
 int cairn_tree_parse(cairn_tree **out, const uint8_t *data, size_t len);
 void cairn_tree_free(cairn_tree *t);
 /* Read, verify and parse tree blob id of repo (cairn_repo_get_typed and
- * cairn_tree_parse). -ENOENT not in the index, -EBADMSG corrupt, -EIO.
+ * cairn_tree_parse; with a write-only key, from the host cache, FORMAT.md §14).
+ * -ENOENT not in the index (or the host cache), -EBADMSG corrupt, -EIO.
  * Caller frees *out with cairn_tree_free(). Thread-safe. */
 int cairn_repo_tree_load(cairn_repo *repo, const struct cairn_id *id, cairn_tree **out);
 size_t cairn_tree_count(const cairn_tree *t);
@@ -490,7 +515,9 @@ int cairn_repo_snapshot_load(cairn_repo *repo, const struct cairn_id *id,
                              struct cairn_snapshot **out);
 /* Every snapshot in snapshots/, oldest first (ties by ID). A snapshot file that
  * fails to verify is left out, with a warning naming it to cairn_repo_opts.warn
- * (each listing warns again). Caller frees with cairn_snapshot_list_free(). */
+ * (each listing warns again). With a write-only key: those of snapshots/ that
+ * this host's cache holds (FORMAT.md §14). Caller frees with
+ * cairn_snapshot_list_free(). */
 int cairn_repo_snapshot_list(cairn_repo *repo, struct cairn_snapshot ***out, size_t *n);
 void cairn_snapshot_list_free(struct cairn_snapshot **list, size_t n);
 /* The IDs in snapshots/ (unordered, no decryption). Caller frees *out. */
@@ -539,7 +566,9 @@ struct cairn_lock_info {
 	int64_t start;     /* Unix seconds */
 	int64_t refreshed; /* the object's mtime (S3: LastModified), Unix seconds */
 	bool dead;         /* the holder is on this host and no longer runs */
-	bool stale;        /* dead, or not refreshed for cairn_lock_stale_seconds(): expired */
+	bool released;     /* the holder ended but could not remove it (FORMAT.md §11) */
+	bool stale;        /* dead, released, or not refreshed for cairn_lock_stale_seconds():
+	                      expired */
 };
 const char *cairn_lock_kind_name(int kind);
 
@@ -560,7 +589,9 @@ const char *cairn_lock_name(const cairn_lock *l);
  * period (others may take it for expired): the caller must stop before its
  * commit point. Storage errors. */
 int cairn_lock_refresh(cairn_lock *l);
-/* Stop refreshing and remove the object. NULL is a no-op. */
+/* Stop refreshing and remove the object; when the storage refuses the delete
+ * (-EACCES), write it once more marked released (FORMAT.md §11). NULL is a
+ * no-op. */
 void cairn_lock_release(cairn_lock *l);
 /* Every lock in locks/, sorted by start time. Unparsable objects are listed with
  * kind 0, and stale once not refreshed for the stale period. Caller frees *out.

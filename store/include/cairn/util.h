@@ -193,6 +193,9 @@ int cairn_file_write_atomic(const char *path, const char *tmpdir, const void *da
 /* The same with another mode than 0600 (e.g. 0644 for files other programs read). */
 int cairn_file_write_atomic_mode(const char *path, const char *tmpdir, const void *data, size_t len,
                                  unsigned mode);
+/* Replace path with data by a temp file in tmpdir and a rename, without fsync:
+ * for caches, whose readers detect a torn file. -ENOSPC, -EIO. */
+int cairn_file_write_unsynced(const char *path, const char *tmpdir, const void *data, size_t len);
 int cairn_fsync_dir(const char *dir);
 /* Write all of buf or fail (-ENOSPC, -EIO). */
 int cairn_write_all(int fd, const void *buf, size_t len);
