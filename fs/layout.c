@@ -46,14 +46,6 @@ static int parse(const struct fs_node *n, struct vpos *p)
 	return 0;
 }
 
-static bool has_tag(const struct fs_snap *s, const char *tag)
-{
-	for (size_t i = 0; i < s->ntags; i++)
-		if (strcmp(s->tags[i], tag) == 0)
-			return true;
-	return false;
-}
-
 /* ---- children of a virtual directory ------------------------------------ */
 
 /* One child: its name, kind and, for snapshot roots and links, the snapshot. */
@@ -103,8 +95,8 @@ static int root_children(const struct fs_view *v, child_fn fn, void *payload)
 	static const struct {
 		const char *name;
 		enum fs_kind kind;
-	} top[] = { { "snapshots", FS_VDIR }, { "latest", FS_VLINK }, { "hosts", FS_VDIR },
-		    { "tags", FS_VDIR },      { "ids", FS_VDIR },     { "history", FS_HIST },
+	} top[] = { { "snapshots", FS_VDIR }, { FS_LATEST, FS_VLINK }, { "hosts", FS_VDIR },
+		    { "tags", FS_VDIR },      { "ids", FS_VDIR },      { "history", FS_HIST },
 		    { "shadow", FS_VDIR } };
 	for (size_t i = 0; i < ARRAY_SIZE(top); i++) {
 		if (top[i].kind == FS_VLINK && v->n == 0)
@@ -117,9 +109,17 @@ static int root_children(const struct fs_view *v, child_fn fn, void *payload)
 	return 0;
 }
 
-/* Snapshots of the view that belong in the directory p names. shadow/<host>/
- * holds the snapshot roots themselves, not links: Samba's vfs_shadow_copy2
- * (docs/MOUNT.md) resolves paths through them. */
+/* The newest snapshot of hosts/<group> or tags/<group>, or NULL. */
+static const struct fs_view_ent *group_latest(const struct fs_view *v, const struct vpos *p)
+{
+	bool tags = strcmp(p->top, "tags") == 0;
+	return fs_view_latest(v, tags ? NULL : p->group, tags ? p->group : NULL);
+}
+
+/* Snapshots of the view that belong in the directory p names, and in
+ * hosts/<host>/ and tags/<tag>/ their own "latest". shadow/<host>/ holds the
+ * snapshot roots themselves, not links: Samba's vfs_shadow_copy2
+ * (docs/MOUNT.md) resolves paths through them, and parses every name there. */
 static int snap_children(const struct fs_view *v, const struct vpos *p, child_fn fn, void *payload)
 {
 	bool ids = strcmp(p->top, "ids") == 0, tags = strcmp(p->top, "tags") == 0;
@@ -131,7 +131,7 @@ static int snap_children(const struct fs_view *v, const struct vpos *p, child_fn
 			c.name = e->sid;
 		} else if (!p->group) {
 			c.kind = FS_SNAPROOT;
-		} else if (tags ? !has_tag(e->snap, p->group)
+		} else if (tags ? !fs_snap_has_tag(e->snap, p->group)
 		                : strcmp(e->snap->host, p->group) != 0) {
 			continue;
 		} else if (shadow) {
@@ -142,7 +142,10 @@ static int snap_children(const struct fs_view *v, const struct vpos *p, child_fn
 		if (r != 0)
 			return r;
 	}
-	return 0;
+	if (!p->group || shadow)
+		return 0;
+	struct child latest = { .name = FS_LATEST, .kind = FS_VLINK, .e = group_latest(v, p) };
+	return latest.e ? fn(&latest, payload) : 0;
 }
 
 static int children(const struct fs_view *v, const struct fs_node *dir, child_fn fn, void *payload)
@@ -171,9 +174,13 @@ static int link_target(const struct fs_view *v, const struct fs_node *n, char **
 	const char *name = NULL, *up = "../../";
 	if (parse(n, &p) < 0)
 		return -ENOENT;
-	if (strcmp(p.top, "latest") == 0) {
-		name = v->n ? v->v[v->n - 1].name : NULL;
+	if (strcmp(p.top, FS_LATEST) == 0) {
+		const struct fs_view_ent *e = fs_view_latest(v, NULL, NULL);
+		name = e ? e->name : NULL;
 		up = "";
+	} else if (p.group && p.leaf && strcmp(p.leaf, FS_LATEST) == 0) {
+		const struct fs_view_ent *e = group_latest(v, &p);
+		name = e ? e->name : NULL;
 	} else if (strcmp(p.top, "ids") == 0 && p.leaf) {
 		const struct fs_view_ent *e = fs_view_find_sid(v, p.leaf);
 		name = e ? e->name : NULL;
@@ -185,7 +192,7 @@ static int link_target(const struct fs_view *v, const struct fs_node *n, char **
 		const struct fs_view_ent *e = fs_view_find(v, p.leaf);
 		bool in_group =
 		        e && (strcmp(p.top, "hosts") == 0 ? strcmp(e->snap->host, p.group) == 0
-		                                          : has_tag(e->snap, p.group));
+		                                          : fs_snap_has_tag(e->snap, p.group));
 		name = in_group ? p.leaf : NULL;
 	}
 	if (!name)

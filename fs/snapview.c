@@ -421,3 +421,25 @@ const struct fs_view_ent *fs_view_find_sid(const struct fs_view *v, const char *
 			return &v->v[i];
 	return NULL;
 }
+
+bool fs_snap_has_tag(const struct fs_snap *s, const char *tag)
+{
+	for (size_t i = 0; i < s->ntags; i++)
+		if (strcmp(s->tags[i], tag) == 0)
+			return true;
+	return false;
+}
+
+const struct fs_view_ent *fs_view_latest(const struct fs_view *v, const char *host, const char *tag)
+{
+	const struct fs_view_ent *best = NULL;
+	for (size_t i = 0; i < v->n; i++) {
+		const struct fs_view_ent *e = &v->v[i];
+		if ((host && strcmp(e->snap->host, host) != 0) ||
+		    (tag && !fs_snap_has_tag(e->snap, tag)))
+			continue;
+		if (!best || by_time(e, best) > 0)
+			best = e;
+	}
+	return best;
+}

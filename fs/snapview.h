@@ -4,6 +4,7 @@
 #define CAIRN_FS_SNAPVIEW_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,6 +13,9 @@
 #define FS_NAME_SIZE 48 /* "YYYY-MM-DDTHH:MM:SS" plus a "-N" suffix, with room */
 #define FS_SID_MIN 8    /* hex digits of a snapshot ID under ids/, at least */
 #define FS_GMT_SIZE 32  /* "@GMT-YYYY.MM.DD-HH.MM.SS", with room */
+/* The link to the newest snapshot in /, hosts/<host>/ and tags/<tag>/. No
+ * snapshot name can be "latest": names start with a digit, '-' or '@'. */
+#define FS_LATEST "latest"
 
 /* One snapshot as the mount shows it. Immutable; lives as long as the snapshot view. */
 struct fs_snap {
@@ -60,6 +64,13 @@ void fs_view_put(struct fs_view *v);
 const struct fs_view_ent *fs_view_find(const struct fs_view *v, const char *name);
 /* The entry whose name under ids/ is sid, or NULL. */
 const struct fs_view_ent *fs_view_find_sid(const struct fs_view *v, const char *sid);
+/* Whether s carries tag (a name under tags/). */
+bool fs_snap_has_tag(const struct fs_snap *s, const char *tag);
+/* The newest entry (last by time, then ID: the order of v and of the names'
+ * suffixes) of host if host is not NULL, with tag if tag is not NULL; NULL if
+ * none. host and tag are names under hosts/ and tags/. */
+const struct fs_view_ent *fs_view_latest(const struct fs_view *v, const char *host,
+                                         const char *tag);
 
 /* Exposed for unit tests: the view name of a time (local time, no suffix). */
 void fs_time_name(char out[FS_NAME_SIZE], int64_t time_ns);

@@ -3,7 +3,7 @@
 # cairnfs names of snapshots taken in one second: six backups of six hosts at
 # once. Every name is unique, follows the rule of docs/MOUNT.md (time order, then
 # ID), stays the same across a remount and after a forget, and latest, ids/,
-# hosts/ and tags/ lead to the right snapshot's content.
+# hosts/ and tags/ (and their own latest) lead to the right snapshot's content.
 . "$(dirname "$0")/lib.sh"
 fuse_setup
 export LC_ALL=C # ls sorts names byte by byte
@@ -72,8 +72,12 @@ check() {
 		[ "$(readlink "$MNT/hosts/$host/$name")" = "../../snapshots/$name" ] &&
 			[ "$(cat "$MNT/hosts/$host/$name$W/$host/f")" = "content of $host" ] ||
 			fail "$1: hosts/$host/$name"
-		[ "$(ls "$MNT/hosts/$host")" = "$(awk -v h="$host" '$3 == h { print $2 }' "$W/exp" | sort)" ] ||
+		[ "$(ls "$MNT/hosts/$host")" = "$(awk -v h="$host" '$3 == h { print $2 } END { print "latest" }' "$W/exp" | sort)" ] ||
 			fail "$1: hosts/$host lists $(ls "$MNT/hosts/$host" | tr '\n' ' ')"
+		# hosts/<host>/latest: the host's last in the order of the names.
+		name=$(awk -v h="$host" '$3 == h { n = $2 } END { print n }' "$W/exp")
+		[ "$(readlink "$MNT/hosts/$host/latest")" = "../../snapshots/$name" ] ||
+			fail "$1: hosts/$host/latest -> $(readlink "$MNT/hosts/$host/latest"), expected $name"
 	done < "$W/exp"
 	[ "$(ls "$MNT/hosts")" = "$(awk '{ print $3 }' "$W/exp" | sort -u)" ] || fail "$1: hosts/: $(ls "$MNT/hosts")"
 	for h in $HOSTS; do
@@ -83,8 +87,10 @@ check() {
 			[ ! -e "$MNT/tags/t$h" ] || fail "$1: tags/t$h stays without snapshots"
 			continue
 		fi
-		[ "$(ls "$MNT/tags/t$h")" = "$name" ] && [ "$(cat "$MNT/tags/t$h/$name$W/$h/f")" = "content of $h" ] ||
-			fail "$1: tags/t$h lists $(ls "$MNT/tags/t$h"), expected $name"
+		[ "$(ls "$MNT/tags/t$h")" = "$(printf '%s\nlatest' "$name")" ] &&
+			[ "$(cat "$MNT/tags/t$h/$name$W/$h/f")" = "content of $h" ] &&
+			[ "$(readlink "$MNT/tags/t$h/latest")" = "../../snapshots/$name" ] ||
+			fail "$1: tags/t$h lists $(ls "$MNT/tags/t$h" | tr '\n' ' '), expected $name and latest"
 	done
 	read -r id name host < <(tail -1 "$W/exp")
 	[ "$(readlink "$MNT/latest")" = "snapshots/$name" ] && [ "$(cat "$MNT/latest$W/$host/f")" = "content of $host" ] ||

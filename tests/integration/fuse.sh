@@ -182,7 +182,8 @@ sleep 1 # a different second: a name without suffix
 name2=$(latest_after "$name1")
 [ "$name2" != "$name1" ] || fail "latest did not move after a backup"
 [ "$(ls "$MNT/snapshots" | wc -l)" = 2 ] || fail "snapshots/: $(ls "$MNT/snapshots")"
-[ "$(ls "$MNT/hosts/testhost" | wc -l)" = 2 ] || fail "hosts/testhost: $(ls "$MNT/hosts/testhost")"
+[ "$(ls "$MNT/hosts/testhost")" = "$(printf '%s\n%s\nlatest' "$name1" "$name2")" ] ||
+	fail "hosts/testhost: $(ls "$MNT/hosts/testhost")"
 [ "$(cat "$MNT/latest$T/dir/changing")" = "version two, longer" ] || fail "new content"
 [ "$(cat "$MNT/snapshots/$name1$T/dir/changing")" = "version one" ] || fail "old content"
 H="$MNT/history$T"

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The names cairnfs gives snapshots (fs/snapview.c): local time to the second,
  * then "-1", "-2" ... among equal names, by time and ID (docs/MOUNT.md); and
- * under ids/, the shortest unique prefix of the ID, of at least 8 digits. */
+ * under ids/, the shortest unique prefix of the ID, of at least 8 digits; and
+ * which is the latest of a host or tag. */
 #include "check.h"
 
 #include <stdbool.h>
@@ -243,6 +244,58 @@ static void test_snapview__gmt(void)
 		check_gmt(s, 6, perms[p], want); /* names come from the set alone */
 }
 
+/* The snapshot fs_view_latest() picks among snaps, entered in the order perm
+ * gives, as an index into snaps; -1 for none. */
+static int latest_of(const struct fs_snap *snaps, size_t n, const size_t *perm, const char *host,
+                     const char *tag)
+{
+	struct fs_view_ent ents[16] = { 0 };
+	CHECK(n <= ARRAY_SIZE(ents));
+	for (size_t i = 0; i < n; i++)
+		ents[i].snap = &snaps[perm[i]];
+	CHECK_OK(fs_view_name(ents, n));
+	for (size_t i = 0; i < n; i++)
+		CHECK(strcmp(ents[i].name, FS_LATEST) != 0); /* hosts/<h>/ holds both */
+	struct fs_view v = { .n = n, .v = ents };
+	const struct fs_view_ent *e = fs_view_latest(&v, host, tag);
+	return e ? (int)(e->snap - snaps) : -1;
+}
+
+static void test_snapview__latest(void)
+{
+	/* Hosts a, b, c; tags x, y. a's and b's newest share the nanosecond:
+	 * the higher ID is the newer, as it is the one with the "-1" suffix. */
+	char *x[] = { (char *)"x" }, *xy[] = { (char *)"x", (char *)"y" }, *y[] = { (char *)"y" };
+	struct fs_snap s[5] = { snap(1, SEC * NS), snap(2, (SEC + 5) * NS), snap(3, (SEC + 9) * NS),
+		                snap(4, (SEC + 9) * NS), snap(5, (SEC - 100) * NS) };
+	const char *host[5] = { "a", "b", "a", "b", "c" };
+	for (size_t i = 0; i < 5; i++)
+		s[i].host = (char *)host[i];
+	s[0].tags = x, s[0].ntags = 1;
+	s[1].tags = xy, s[1].ntags = 2;
+	s[2].tags = y, s[2].ntags = 1;
+	s[4].tags = x, s[4].ntags = 1;
+	static const struct {
+		const char *host, *tag;
+		int want;
+	} cases[] = { { NULL, NULL, 3 }, { "a", NULL, 2 }, { "b", NULL, 3 }, { "c", NULL, 4 },
+		      { NULL, "x", 1 },  { NULL, "y", 2 }, { "a", "x", 0 },  { "c", "y", -1 },
+		      { "d", NULL, -1 }, { NULL, "z", -1 } };
+	static const size_t perms[][5] = { { 0, 1, 2, 3, 4 },
+		                           { 4, 3, 2, 1, 0 },
+		                           { 3, 0, 4, 2, 1 } };
+	for (size_t p = 0; p < ARRAY_SIZE(perms); p++) {
+		for (size_t c = 0; c < ARRAY_SIZE(cases); c++) {
+			int got = latest_of(s, 5, perms[p], cases[c].host, cases[c].tag);
+			if (got != cases[c].want)
+				fprintf(stderr, "order %zu, host %s, tag %s: got %d, want %d\n", p,
+				        cases[c].host ? cases[c].host : "-",
+				        cases[c].tag ? cases[c].tag : "-", got, cases[c].want);
+			CHECK(got == cases[c].want);
+		}
+	}
+}
+
 int main(void)
 {
 	RUN(test_snapview__same_second);
@@ -251,5 +304,6 @@ int main(void)
 	RUN(test_snapview__dst);
 	RUN(test_snapview__short_ids);
 	RUN(test_snapview__gmt);
+	RUN(test_snapview__latest);
 	return 0;
 }
