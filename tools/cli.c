@@ -616,7 +616,7 @@ int cli_metrics_read(const char *path, struct cairn_buf *out)
 /* Secrets for opening the repository and reaching S3 (name prefixes). */
 static bool secret_var(const char *kv)
 {
-	static const char *const names[] = { "CAIRN_PASSWORD",
+	static const char *const names[] = { "CAIRN_PASSWORD", "CAIRN_FROM_PASSWORD",
 		                             "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN=" };
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
 		if (strncmp(kv, names[i], strlen(names[i])) == 0)

@@ -173,11 +173,12 @@ char *cli_opt_escape(const char *s);
 int cli_metrics_read(const char *path, struct cairn_buf *out);
 
 /* The environment for a child that does not open the repository (a mail
- * program): environ without CAIRN_PASSWORD*, AWS_SECRET_ACCESS_KEY and
- * AWS_SESSION_TOKEN. The strings are borrowed from environ (valid until it
- * changes); the caller frees the array. NULL when out of memory. Children that
- * do open it (cairn run's steps, cairnfs, a password command that may fetch the
- * password with cloud credentials) get the whole environment. */
+ * program): environ without CAIRN_PASSWORD*, CAIRN_FROM_PASSWORD*,
+ * AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN. The strings are borrowed from
+ * environ (valid until it changes); the caller frees the array. NULL when out of
+ * memory. Children that do open it (cairn run's steps, cairnfs, a password
+ * command that may fetch the password with cloud credentials) get the whole
+ * environment. */
 char **cli_child_env(void);
 
 /* pthread_create with default attributes: 0, or a positive error number (EAGAIN
@@ -210,5 +211,6 @@ int cmd_report(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_tag(int argc, char **argv);
 int cmd_rewrite(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
 
 #endif
