@@ -34,7 +34,8 @@ static bool reuse_listing(cairn_repo *repo, struct ids *l)
 	pthread_mutex_lock(&repo->lock);
 	if (repo->snap_listed_ms && now_ms() - repo->snap_listed_ms < LISTING_REUSE_MS &&
 	    (l->v = malloc((repo->nsnap_ids ? repo->nsnap_ids : 1) * sizeof(*l->v)))) {
-		memcpy(l->v, repo->snap_ids, repo->nsnap_ids * sizeof(*l->v));
+		if (repo->nsnap_ids) /* memcpy from NULL is undefined even for 0 bytes */
+			memcpy(l->v, repo->snap_ids, repo->nsnap_ids * sizeof(*l->v));
 		l->n = l->cap = repo->nsnap_ids;
 		ok = true;
 	}
@@ -47,7 +48,8 @@ static void keep_listing(cairn_repo *repo, const struct ids *l)
 	struct cairn_id *copy = malloc((l->n ? l->n : 1) * sizeof(*copy));
 	if (!copy)
 		return;
-	memcpy(copy, l->v, l->n * sizeof(*copy));
+	if (l->n) /* an empty listing may have no array */
+		memcpy(copy, l->v, l->n * sizeof(*copy));
 	pthread_mutex_lock(&repo->lock);
 	free(repo->snap_ids);
 	repo->snap_ids = copy;
