@@ -26,21 +26,22 @@ static const char usage[] =
         "than the destination's largest is cut to fit), and what the destination\n"
         "already holds is not written again. A snapshot copied before (the same\n"
         "fields and the same content) is skipped, so a copy run again copies only\n"
-        "what is new.\n"
+        "what is new; a snapshot whose parent was copied reads from the source only\n"
+        "what changed since.\n"
         "\n"
-        "  --from-repo SOURCE         the repository to copy from (default:\n"
-        "                             CAIRN_FROM_REPO)\n"
-        "  --from-password-file F     its password, from the first line of F\n"
-        "  --from-password-command C  its password, from the output of C\n"
-        "                             (default: CAIRN_FROM_PASSWORD_FILE,\n"
-        "                             CAIRN_FROM_PASSWORD_COMMAND, CAIRN_FROM_PASSWORD,\n"
-        "                             else a prompt)\n" SNAPSEL_HELP
-        "  --lock-wait SECONDS        wait this long for a prune of either to finish\n"
-        "  --json                     JSON lines: one per snapshot, then a summary\n"
+        "  --from-repo SOURCE     the repository to copy from (default: CAIRN_FROM_REPO)\n"
+        "  --from-password-file F  its password, from the first line of F\n"
+        "  --from-password-command CMD  its password, from the output of CMD\n"
+        "                         (default: CAIRN_FROM_PASSWORD_FILE, then\n"
+        "                         CAIRN_FROM_PASSWORD_COMMAND, CAIRN_FROM_PASSWORD,\n"
+        "                         a prompt)\n" SNAPSEL_HELP
+        "  --lock-wait SECONDS    wait this long for a prune of either to finish\n"
+        "  --json                 JSON lines: one per snapshot, then a summary\n"
         "\n"
         "Both repositories are locked shared, as a backup locks: prune may not run\n"
-        "meanwhile, backups may. A copy has no parent unless its original's parent\n"
-        "was copied in the same run. The S3 settings (--s3-*) apply to both sides.\n"
+        "meanwhile, backups may. A copy's parent is the copy of its original's\n"
+        "parent, when the destination has one. The S3 settings (--s3-*) apply to\n"
+        "both sides.\n"
         "The destination chunks new backups with its own key, so they share no data\n"
         "with copied snapshots of the same files.\n";
 
@@ -163,6 +164,49 @@ static int grow(void *v, size_t *cap, size_t n, size_t size)
 	return 0;
 }
 
+/* ---- what the run knows: source IDs and their destination IDs ------------ */
+
+/* The key of the pair (a, b) in c->same. */
+static int pair_key(const struct cairn_id *a, const struct cairn_id *b, struct cairn_id *out)
+{
+	struct cairn_id two[2] = { *a, *b };
+	return cairn_sha256(two, sizeof(two), out->b);
+}
+
+/* Source blob src is the destination extents v[0..n) (n > 0), unless the run
+ * knows it already. */
+static int learn_blob(struct copier *c, const struct cairn_id *src, const struct cairn_extent *v,
+                      size_t n)
+{
+	uint64_t first = c->npieces;
+	if (n == 0 || cairn_idset_has(&c->blobs, src))
+		return 0;
+	for (size_t k = 0; k < n; k++) {
+		int r = grow(&c->pieces, &c->cap_pieces, c->npieces, sizeof(*c->pieces));
+		if (r < 0)
+			return r;
+		c->pieces[c->npieces++] = (struct piece){ v[k], k + 1 == n };
+	}
+	return cairn_idset_add(&c->blobs, src, first) < 0 ? cairn_err_set(-ENOMEM, "out of memory")
+	                                                  : 0;
+}
+
+/* Destination tree dst is a copy of source tree src: for later snapshots that
+ * hold src, and for same_tree. */
+static int learn_tree(struct copier *c, const struct cairn_id *src, const struct cairn_id *dst)
+{
+	struct cairn_id key;
+	int r = pair_key(src, dst, &key);
+	if (r < 0 || (r = grow(&c->tree_ids, &c->cap_trees, c->ntrees, sizeof(*c->tree_ids))) < 0)
+		return r;
+	if ((!cairn_idset_has(&c->trees, src) &&
+	     (r = cairn_idset_add(&c->trees, src, c->ntrees)) > 0))
+		c->tree_ids[c->ntrees++] = *dst;
+	if (r < 0 || cairn_idset_add(&c->same, &key, 0) < 0)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	return 0;
+}
+
 /* ---- is it there already? ------------------------------------------------ */
 
 static bool same_strings(char *const *a, size_t na, char *const *b, size_t nb)
@@ -221,6 +265,27 @@ static bool same_extents(const struct copier *c, const struct cairn_node *a,
 	return j == b->nextents;
 }
 
+/* After same_extents(c, a, b): each blob of source file a is the pieces of b
+ * that take its place. A file equal in every field, inode, times and size
+ * included, and of the same extent lengths, has the same content: the ingester
+ * trusts the same test to take a file's extents from the parent snapshot
+ * without reading it. So a snapshot whose parent has a copy reads from the
+ * source only what changed. */
+static int learn_extents(struct copier *c, const struct cairn_node *a, const struct cairn_node *b)
+{
+	size_t j = 0;
+	int r = 0;
+	for (size_t i = 0; r >= 0 && i < a->nextents; i++) {
+		const struct cairn_extent *e = &a->extents[i];
+		size_t start = j;
+		for (uint64_t left = e->len; left > 0; j++)
+			left -= b->extents[j].len;
+		if (!cairn_id_is_zero(&e->id))
+			r = learn_blob(c, &e->id, &b->extents[start], j - start);
+	}
+	return r;
+}
+
 static int same_tree(struct copier *c, const struct cairn_id *a, const struct cairn_id *b);
 
 /* Whether entry b is a copy of entry a: every field but the IDs, which differ by
@@ -232,14 +297,12 @@ static int same_node(struct copier *c, const struct cairn_node *a, const struct 
 		return 0;
 	if (a->type == CAIRN_NODE_DIR)
 		return same_tree(c, &a->subtree, &b->subtree);
-	return a->type != CAIRN_NODE_FILE || same_extents(c, a, b);
-}
-
-/* The key of the pair (a, b) in c->same. */
-static int pair_key(const struct cairn_id *a, const struct cairn_id *b, struct cairn_id *out)
-{
-	struct cairn_id two[2] = { *a, *b };
-	return cairn_sha256(two, sizeof(two), out->b);
+	if (a->type != CAIRN_NODE_FILE)
+		return 1;
+	if (!same_extents(c, a, b))
+		return 0;
+	int r = learn_extents(c, a, b);
+	return r < 0 ? r : 1;
 }
 
 /* 1 when destination tree b is a copy of source tree a, 0 when not. */
@@ -265,8 +328,8 @@ static int same_tree(struct copier *c, const struct cairn_id *a, const struct ca
 	for (size_t i = 0; r == 1 && i < cairn_tree_count(ta); i++)
 		r = same_node(c, cairn_tree_node(ta, i), cairn_tree_node(tb, i));
 	c->depth--;
-	if (r == 1 && cairn_idset_add(&c->same, &key, 0) < 0)
-		return cairn_err_set(-ENOMEM, "out of memory");
+	if (r == 1 && (r = learn_tree(c, a, b)) >= 0)
+		r = 1;
 	return r;
 }
 
@@ -399,17 +462,8 @@ static void *work(void *arg)
 static int merge_results(struct copier *c)
 {
 	int r = 0;
-	for (size_t i = 0; r >= 0 && i < c->ntodo; i++) {
-		struct result *res = &c->results[i];
-		uint64_t first = c->npieces;
-		for (size_t k = 0; r >= 0 && k < res->n; k++)
-			if ((r = grow(&c->pieces, &c->cap_pieces, c->npieces,
-			              sizeof(*c->pieces))) >= 0)
-				c->pieces[c->npieces++] =
-				        (struct piece){ res->v[k], k + 1 == res->n };
-		if (r >= 0 && res->n && cairn_idset_add(&c->blobs, &c->todo[i], first) < 0)
-			r = cairn_err_set(-ENOMEM, "out of memory");
-	}
+	for (size_t i = 0; r >= 0 && i < c->ntodo; i++)
+		r = learn_blob(c, &c->todo[i], c->results[i].v, c->results[i].n);
 	return r;
 }
 
@@ -501,21 +555,6 @@ static int copy_node(struct copier *c, cairn_tree_builder *b, const struct cairn
 	return r < 0 ? r : cairn_tree_builder_add(b, &copy);
 }
 
-/* dst is the copy of src: for later snapshots that hold src, and for
- * same_tree (a copy is its original's equal by construction). */
-static int remember_tree(struct copier *c, const struct cairn_id *src, const struct cairn_id *dst)
-{
-	struct cairn_id key;
-	int r = grow(&c->tree_ids, &c->cap_trees, c->ntrees, sizeof(*c->tree_ids));
-	if (r < 0 || (r = pair_key(src, dst, &key)) < 0)
-		return r;
-	if (cairn_idset_add(&c->trees, src, c->ntrees) < 0 ||
-	    cairn_idset_add(&c->same, &key, 0) < 0)
-		return cairn_err_set(-ENOMEM, "out of memory");
-	c->tree_ids[c->ntrees++] = *dst;
-	return 0;
-}
-
 /* Pass 3: *out is the ID of the copy of source tree id in the destination,
  * stored there with the trees below it (bottom-up). */
 static int copy_tree(struct copier *c, const struct cairn_id *id, struct cairn_id *out)
@@ -542,7 +581,7 @@ static int copy_tree(struct copier *c, const struct cairn_id *id, struct cairn_i
 	if (r < 0 || (r = cairn_tree_builder_encode(b, &data)) < 0 ||
 	    (r = cairn_repo_put(c->dst, CAIRN_BLOB_TREE, data.data, data.len, NULL, out)) < 0)
 		return r;
-	return remember_tree(c, id, out);
+	return learn_tree(c, id, out);
 }
 
 /* ---- snapshots ----------------------------------------------------------- */
@@ -608,12 +647,21 @@ static int copy_snapshot(struct copier *c, const struct cairn_snapshot *s)
 	}
 	cairn_repo_stats(c->dst, &before);
 	c->ntodo = 0;
-	if ((r = collect(c, &s->root)) >= 0 && (r = copy_blobs(c)) >= 0)
+	/* The parent first: comparing it with its copy tells the copies of
+	 * the trees and blobs the snapshot shares with it (learn_extents). */
+	if ((r = set_parent(c, &copy)) >= 0 && (r = collect(c, &s->root)) >= 0) {
+		char id[9];
+		maint_short_id(id, &s->id);
+		log_info("copying %s: %zu %s to read from the source", id, c->ntodo,
+		         cli_plural(c->ntodo, "blob", "blobs"));
+		r = copy_blobs(c);
+	}
+	if (r >= 0)
 		r = copy_tree(c, &s->root, &copy.root);
 	cairn_idset_release(&c->seen);
 	cairn_idset_release(&c->queued);
 	/* Every pack the snapshot needs is durable and indexed before it. */
-	if (r < 0 || (r = set_parent(c, &copy)) < 0 || (r = cairn_repo_flush(c->dst)) < 0 ||
+	if (r < 0 || (r = cairn_repo_flush(c->dst)) < 0 ||
 	    (r = cairn_lock_refresh(c->dst_lock)) < 0 ||
 	    (r = cairn_repo_snapshot_save(c->dst, &copy)) < 0)
 		return r;
