@@ -199,12 +199,12 @@ static int learn_tree(struct copier *c, const struct cairn_id *src, const struct
 	int r = pair_key(src, dst, &key);
 	if (r < 0 || (r = grow(&c->tree_ids, &c->cap_trees, c->ntrees, sizeof(*c->tree_ids))) < 0)
 		return r;
-	if ((!cairn_idset_has(&c->trees, src) &&
-	     (r = cairn_idset_add(&c->trees, src, c->ntrees)) > 0))
+	if (!cairn_idset_has(&c->trees, src)) {
+		if (cairn_idset_add(&c->trees, src, c->ntrees) < 0)
+			return cairn_err_set(-ENOMEM, "out of memory");
 		c->tree_ids[c->ntrees++] = *dst;
-	if (r < 0 || cairn_idset_add(&c->same, &key, 0) < 0)
-		return cairn_err_set(-ENOMEM, "out of memory");
-	return 0;
+	}
+	return cairn_idset_add(&c->same, &key, 0) < 0 ? cairn_err_set(-ENOMEM, "out of memory") : 0;
 }
 
 /* ---- is it there already? ------------------------------------------------ */
