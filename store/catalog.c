@@ -34,7 +34,8 @@ static bool reuse_listing(cairn_repo *repo, struct ids *l)
 	pthread_mutex_lock(&repo->lock);
 	if (repo->snap_listed_ms && now_ms() - repo->snap_listed_ms < LISTING_REUSE_MS &&
 	    (l->v = malloc((repo->nsnap_ids ? repo->nsnap_ids : 1) * sizeof(*l->v)))) {
-		memcpy(l->v, repo->snap_ids, repo->nsnap_ids * sizeof(*l->v));
+		if (repo->nsnap_ids) /* memcpy from NULL is undefined even for 0 bytes */
+			memcpy(l->v, repo->snap_ids, repo->nsnap_ids * sizeof(*l->v));
 		l->n = l->cap = repo->nsnap_ids;
 		ok = true;
 	}

@@ -27,6 +27,7 @@ static const struct command commands[] = {
 	{ "rebuild-index", cmd_rebuild_index, "recreate the index from the packs" },
 	{ "cat", cmd_cat, "print the config, a pack header or a blob (debugging)" },
 	{ "sync", cmd_sync, "copy the repository to S3, or rebuild it from S3" },
+	{ "copy", cmd_copy, "copy snapshots from another repository into this one" },
 	{ "tag", cmd_tag, "add, remove or set the tags of snapshots" },
 	{ "rewrite", cmd_rewrite, "remove files from existing snapshots" },
 	{ "forget", cmd_forget, "remove snapshots by a retention policy or by ID" },

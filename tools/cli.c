@@ -289,21 +289,37 @@ static int password_from_tty(char **out, size_t *len, const char *prompt, bool c
 	return r;
 }
 
-int cli_password(char **out, size_t *len, const char *prompt, bool confirm)
+/* The variable env followed by suffix ("CAIRN_PASSWORD" "_FILE"), if set and not empty. */
+static const char *env_var(const char *env, const char *suffix, char name[64])
 {
+	snprintf(name, 64, "%s%s", env, suffix);
+	const char *e = getenv(name);
+	return e && *e ? e : NULL;
+}
+
+static int password_get(char **out, size_t *len, const struct cli_password_src *src, bool confirm)
+{
+	char name[64];
 	const char *e;
 
-	if (cli.password_file)
-		return cli_password_from_file(cli.password_file, out, len);
-	if (cli.password_command)
-		return password_from_command(cli.password_command, out, len);
-	if ((e = getenv("CAIRN_PASSWORD_FILE")) && *e)
+	if (src->file)
+		return cli_password_from_file(src->file, out, len);
+	if (src->command)
+		return password_from_command(src->command, out, len);
+	if ((e = env_var(src->env, "_FILE", name)))
 		return cli_password_from_file(e, out, len);
-	if ((e = getenv("CAIRN_PASSWORD_COMMAND")) && *e)
+	if ((e = env_var(src->env, "_COMMAND", name)))
 		return password_from_command(e, out, len);
-	if ((e = getenv("CAIRN_PASSWORD")) && *e)
-		return take_line(e, strlen(e), "CAIRN_PASSWORD", out, len);
-	return password_from_tty(out, len, prompt ? prompt : "Password: ", confirm);
+	if ((e = env_var(src->env, "", name)))
+		return take_line(e, strlen(e), name, out, len);
+	return password_from_tty(out, len, src->prompt ? src->prompt : "Password: ", confirm);
+}
+
+int cli_password(char **out, size_t *len, const char *prompt, bool confirm)
+{
+	struct cli_password_src src = { cli.password_file, cli.password_command, "CAIRN_PASSWORD",
+		                        prompt };
+	return password_get(out, len, &src, confirm);
 }
 
 int cli_new_password(char **out, size_t *len, const char *new_file)
@@ -380,10 +396,12 @@ const struct cairn_storage_opts *cli_storage_opts(void)
 	return &cli.storage;
 }
 
-int cli_open_repo(cairn_repo **out, const struct cairn_repo_opts *opts)
+int cli_open_repo_at(cairn_repo **out, const char *path, const struct cli_password_src *src,
+                     const struct cairn_repo_opts *opts)
 {
 	struct cairn_repo_opts o = { .version = CAIRN_REPO_OPTS_VERSION };
-	const char *path;
+	struct cli_password_src own = { cli.password_file, cli.password_command, "CAIRN_PASSWORD",
+		                        NULL };
 	char *pw = NULL;
 	size_t len = 0;
 	int r;
@@ -396,13 +414,19 @@ int cli_open_repo(cairn_repo **out, const struct cairn_repo_opts *opts)
 		o.warn = cli_repo_warn;
 	/* A local config is checked before the password is asked for; a remote
 	 * one is read once, by the open (a mount of its cache works offline). */
-	if ((r = cli_repo_path(&path)) < 0 ||
-	    (!cairn_storage_is_url(path) && (r = cairn_repo_probe(path, o.storage)) < 0) ||
-	    (r = cli_password(&pw, &len, NULL, false)) < 0)
+	if ((!cairn_storage_is_url(path) && (r = cairn_repo_probe(path, o.storage)) < 0) ||
+	    (r = password_get(&pw, &len, src ? src : &own, false)) < 0)
 		return r;
 	r = cairn_repo_open(out, path, pw, len, &o);
 	cli_password_free(pw, len);
 	return r;
+}
+
+int cli_open_repo(cairn_repo **out, const struct cairn_repo_opts *opts)
+{
+	const char *path;
+	int r = cli_repo_path(&path);
+	return r < 0 ? r : cli_open_repo_at(out, path, NULL, opts);
 }
 
 /* ---- parsing and formatting --------------------------------------------- */
@@ -592,7 +616,7 @@ int cli_metrics_read(const char *path, struct cairn_buf *out)
 /* Secrets for opening the repository and reaching S3 (name prefixes). */
 static bool secret_var(const char *kv)
 {
-	static const char *const names[] = { "CAIRN_PASSWORD",
+	static const char *const names[] = { "CAIRN_PASSWORD", "CAIRN_FROM_PASSWORD",
 		                             "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN=" };
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
 		if (strncmp(kv, names[i], strlen(names[i])) == 0)

@@ -78,6 +78,13 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * return EXIT_ERROR (EXIT_USAGE for -EDESTADDRREQ). */
 int cli_fail(int r);
 
+/* Where a password comes from, in this order: file, command, the environment
+ * variables <env>_FILE, <env>_COMMAND and <env>, a no-echo prompt on the TTY. */
+struct cli_password_src {
+	const char *file, *command; /* NULL: not given */
+	const char *env;            /* "CAIRN_PASSWORD" */
+	const char *prompt;         /* NULL: "Password: " */
+};
 /* The password, from --password-file, --password-command, CAIRN_PASSWORD_FILE,
  * CAIRN_PASSWORD_COMMAND, CAIRN_PASSWORD, or a no-echo prompt on the TTY. confirm asks
  * twice (TTY only). Caller frees with cli_password_free(). */
@@ -112,6 +119,10 @@ void cli_repo_warn(const char *msg, void *payload);
  * line's S3 settings unless opts has its own). The store's warnings are logged
  * (cli_repo_warn) unless opts sets its own. */
 int cli_open_repo(cairn_repo **out, const struct cairn_repo_opts *opts);
+/* The same for the repository at path, its password from src (NULL: as
+ * cli_password() finds it). */
+int cli_open_repo_at(cairn_repo **out, const char *path, const struct cli_password_src *src,
+                     const struct cairn_repo_opts *opts);
 static inline void cairn_repo_closep(cairn_repo **r)
 {
 	cairn_repo_close(*r);
@@ -162,11 +173,12 @@ char *cli_opt_escape(const char *s);
 int cli_metrics_read(const char *path, struct cairn_buf *out);
 
 /* The environment for a child that does not open the repository (a mail
- * program): environ without CAIRN_PASSWORD*, AWS_SECRET_ACCESS_KEY and
- * AWS_SESSION_TOKEN. The strings are borrowed from environ (valid until it
- * changes); the caller frees the array. NULL when out of memory. Children that
- * do open it (cairn run's steps, cairnfs, a password command that may fetch the
- * password with cloud credentials) get the whole environment. */
+ * program): environ without CAIRN_PASSWORD*, CAIRN_FROM_PASSWORD*,
+ * AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN. The strings are borrowed from
+ * environ (valid until it changes); the caller frees the array. NULL when out of
+ * memory. Children that do open it (cairn run's steps, cairnfs, a password
+ * command that may fetch the password with cloud credentials) get the whole
+ * environment. */
 char **cli_child_env(void);
 
 /* pthread_create with default attributes: 0, or a positive error number (EAGAIN
@@ -199,5 +211,6 @@ int cmd_report(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_tag(int argc, char **argv);
 int cmd_rewrite(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "excludes.h"
 #include "filesfrom.h"
+#include "maint.h"
 #include "metrics.h"
 #include "progress.h"
 #include "cleanup.h"
@@ -289,27 +290,6 @@ static void fill_summary(struct cairn_snapshot *s, struct archiver_stats *st,
 	m->partial = errors > 0;
 }
 
-/* ---- after an interrupted run ------------------------------------------- */
-
-/* What a killed run left (docs/DESIGN.md "The ingester"): packs it made durable
- * but never indexed, and the packs it was filling. */
-static void recover(cairn_repo *repo, const cairn_lock *lock)
-{
-	struct cairn_recover_stats st;
-	if (cairn_repo_recover(repo, lock, &st) < 0) {
-		log_warn("cannot tidy up after an interrupted run: %s", cairn_err_msg());
-		return;
-	}
-	if (st.packs_indexed)
-		log_info("indexed %d %s left by an interrupted run", st.packs_indexed,
-		         cli_plural((uint64_t)st.packs_indexed, "pack", "packs"));
-	if (st.temps_removed)
-		log_info("removed %d %s from tmp/", st.temps_removed,
-		         cli_plural((uint64_t)st.temps_removed,
-		                    "unfinished pack of an interrupted run",
-		                    "unfinished packs of interrupted runs"));
-}
-
 /* Archive, flush, and commit the snapshot (the last step: FORMAT.md §8). */
 static int run_backup(cairn_repo *repo, struct backup_opts *o, char **paths, size_t npaths,
                       struct progress *pg, struct cairn_snapshot *snap)
@@ -507,7 +487,7 @@ int cmd_backup(int argc, char **argv)
 		r = cairn_lock_acquire(&lock, cairn_repo_storage(repo), CAIRN_LOCK_SHARED, "backup",
 		                       0);
 	if (r >= 0 && !o.dry_run)
-		recover(repo, lock);
+		maint_recover(repo, lock);
 	if (r >= 0 && o.compression >= 0)
 		r = cairn_repo_set_compression(repo, o.compression);
 	if (r < 0) {

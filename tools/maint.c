@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Helpers shared by the maintenance commands: locks, the prune report, tree paths. */
+/* Helpers shared by the maintenance commands: locks, recovery, the prune report, tree paths. */
 #include "maint.h"
 
 #include <errno.h>
@@ -27,6 +27,23 @@ int maint_parse_wait(const char *arg, unsigned *out)
 void maint_short_id(char out[9], const struct cairn_id *id)
 {
 	cairn_hex(out, id->b, 4);
+}
+
+void maint_recover(cairn_repo *repo, const cairn_lock *own)
+{
+	struct cairn_recover_stats st;
+	if (cairn_repo_recover(repo, own, &st) < 0) {
+		log_warn("cannot tidy up after an interrupted run: %s", cairn_err_msg());
+		return;
+	}
+	if (st.packs_indexed)
+		log_info("indexed %d %s left by an interrupted run", st.packs_indexed,
+		         cli_plural((uint64_t)st.packs_indexed, "pack", "packs"));
+	if (st.temps_removed)
+		log_info("removed %d %s from tmp/", st.temps_removed,
+		         cli_plural((uint64_t)st.temps_removed,
+		                    "unfinished pack of an interrupted run",
+		                    "unfinished packs of interrupted runs"));
 }
 
 /* ---- prune -------------------------------------------------------------- */

@@ -19,6 +19,12 @@ static inline void cairn_lock_releasep(cairn_lock **l)
 int maint_lock(cairn_repo *repo, int kind, const char *command, unsigned wait_seconds,
                cairn_lock **out);
 
+/* Before a writer (backup, copy) adds to the repository, what a killed run left
+ * (docs/DESIGN.md "The ingester"): packs it made durable but never indexed, and
+ * the packs it was filling. own is the writer's lock. Logs what it did; a
+ * failure is a warning. */
+void maint_recover(cairn_repo *repo, const cairn_lock *own);
+
 /* How `prune` and `forget --prune` run prune and report it. */
 struct maint_prune_opts {
 	double max_unused; /* percent */

@@ -495,11 +495,11 @@ grep -q '^error: oops$' "$O/mail" || fail "mail body: $(cat "$O/mail")"
 # repository and of S3 (only what the mail needs), but the rest of the environment.
 no_secrets_in_mail() {
 	grep -qx 'CAIRN_ENV_PROBE=kept' "$O/mail.env" || fail "no environment dump: $(cat "$O/mail.env")"
-	! grep -E '^(CAIRN_PASSWORD[A-Z_]*|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN)=' "$O/mail.env" ||
+	! grep -E '^(CAIRN_(FROM_)?PASSWORD[A-Z_]*|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN)=' "$O/mail.env" ||
 		fail "the mail program got secrets"
 }
 secrets=(CAIRN_PASSWORD=pw-secret CAIRN_PASSWORD_COMMAND='echo pw' AWS_SECRET_ACCESS_KEY=aws-secret
-	AWS_SESSION_TOKEN=aws-token CAIRN_ENV_PROBE=kept)
+	AWS_SESSION_TOKEN=aws-token CAIRN_FROM_PASSWORD=copy-secret CAIRN_ENV_PROBE=kept)
 env "${secrets[@]}" CAIRN_SENDMAIL="$W/sendmail" "$CAIRN" notify --mail ops@example.org ||
 	fail "mail notification with secrets in the environment failed"
 grep -q '^CAIRN_PASSWORD_FILE=' < <(env) || fail "the test lost CAIRN_PASSWORD_FILE"
