@@ -97,6 +97,7 @@ cairnfs
 cairnfs
 cairnfs.1
 example.conf
+s3-host-policy.json
 EOF
 diff "$W/want.names" "$W/mi.names" >&2 || fail "meson install set differs from the expected one"
 
