@@ -235,7 +235,7 @@ static int mark(struct prune *p)
 static int attribute(const struct cairn_id *id, const struct cairn_loc *loc, void *payload)
 {
 	struct prune *p = payload;
-	struct pk *k;
+	struct pk *k = NULL;
 	if (cairn_repo__pending_has_pack(&p->pend, &loc->pack))
 		return 0; /* counted by found_pending() */
 	int r = pack_get(p, &loc->pack, &k);

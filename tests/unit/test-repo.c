@@ -16,6 +16,7 @@
 #include "crypt.h"
 #include "keyfile.h"
 #include "pack.h"
+#include "repo.h"
 
 #define PW "secret"
 
@@ -704,6 +705,43 @@ static void test_repo__flush_merges_partial_packs(void)
 	CHECK(partial[1] <= 1);
 }
 
+static int count_obj(const struct cairn_obj_info *o, void *payload)
+{
+	(void)o;
+	(*(int *)payload)++;
+	return 0;
+}
+
+static int index_files(cairn_repo *repo)
+{
+	int n = 0;
+	CHECK_OK(cairn_storage_list(cairn_repo_storage(repo), CAIRN_OBJ_INDEX, count_obj, &n));
+	return n;
+}
+
+/* The packs a writer notes for its next index file are held in memory, and the
+ * file is built in memory: named once they hold enough blobs, not only every
+ * 256 packs, so that packs of many small blobs keep both bounded. */
+static void test_repo__index_files_bounded_by_blobs(void)
+{
+	cairn_repo *repo = make_repo(1024 * 1024);
+	uint8_t buf[2000];
+	struct cairn_repo_stats st;
+
+	cairn_repo__test_blobs_per_file(1000);
+	for (int i = 0; i < 2000; i++) {
+		check_random(buf, sizeof(buf), 70000 + (uint64_t)i);
+		CHECK_EQ(cairn_repo_put(repo, CAIRN_BLOB_DATA, buf, sizeof(buf), NULL, NULL), 1);
+	}
+	cairn_repo_stats(repo, &st);
+	CHECK_EQ(st.packs_written, 3);  /* about 520 blobs a pack */
+	CHECK_EQ(index_files(repo), 1); /* the first two packs, past 1000 blobs */
+	CHECK_OK(cairn_repo_flush(repo));
+	CHECK_EQ(index_files(repo), 2);
+	cairn_repo__test_blobs_per_file(0);
+	cairn_repo_close(repo);
+}
+
 static void test_repo__costly_key_files_skipped(void)
 {
 	struct warnings w = { 0 };
@@ -907,6 +945,7 @@ int main(void)
 	RUN(test_repo__write_failure_is_sticky);
 	RUN(test_repo__finish_failure_is_sticky);
 	RUN(test_repo__flush_merges_partial_packs);
+	RUN(test_repo__index_files_bounded_by_blobs);
 	RUN(test_repo__costly_key_files_skipped);
 	RUN(test_repo__last_key_tried_first);
 	RUN(test_repo__damaged_snapshot_skipped);
