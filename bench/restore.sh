@@ -43,15 +43,15 @@ if [ -z "${REPOS:-}" ]; then
 fi
 ARCHIVE=$(borg list --last 1 --short "$BORG_REPO")
 
-# run NAME cmd...: wall seconds and peak RSS (KiB) into $WORK/NAME, with the
+# run NAME cmd...: wall seconds and peak RSS (KiB) into $WORK/time.NAME, with the
 # page cache dropped and OUT empty before, and OUT removed after.
 run() {
 	local name=$1; shift
 	rm -rf "$OUT"; mkdir -p "$OUT"
 	sync
 	echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-	/usr/bin/time -f "%e %M" -o "$WORK/$name" "$@" >/dev/null 2>"$WORK/$name.err" ||
-		{ echo "$name failed:"; cat "$WORK/$name.err"; exit 1; }
+	/usr/bin/time -f "%e %M" -o "$WORK/time.$name" "$@" >/dev/null 2>"$WORK/time.$name.err" ||
+		{ echo "$name failed:"; cat "$WORK/time.$name.err"; exit 1; }
 	rm -rf "$OUT"
 }
 run floor cp -a "$CORPUS" "$OUT/copy"
@@ -60,8 +60,8 @@ run cairn1 "$CAIRN" restore -q --threads 1 latest --target "$OUT"
 run restic restic restore -q latest --target "$OUT"
 run borg sh -c 'cd "$1" && borg extract "::$2"' sh "$OUT" "$ARCHIVE"
 
-secs() { cut -d' ' -f1 "$WORK/$1"; }
-rss() { echo $(($(cut -d' ' -f2 "$WORK/$1") / 1024)); }
+secs() { cut -d' ' -f1 "$WORK/time.$1"; }
+rss() { echo $(($(cut -d' ' -f2 "$WORK/time.$1") / 1024)); }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 printf '\n%-22s %10s %15s\n' "restore" "wall (s)" "peak RSS (MiB)"
 for t in floor cairn cairn1 restic borg; do

@@ -20,7 +20,7 @@
  * bytes a blob. Packs of small files hold a hundred thousand blobs each, and
  * 256 of them made a file past the format's limit (FORMAT.md §5.3). */
 #define PACKS_PER_FILE 256
-#define BLOBS_PER_FILE (128u * 1024)
+#define BLOBS_PER_FILE (64u * 1024)
 
 static _Atomic size_t blobs_per_file_override; /* tests; 0: BLOBS_PER_FILE */
 
