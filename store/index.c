@@ -348,27 +348,46 @@ static int put_blob(cairn_index *ix, MDB_txn *txn, const struct cairn_id *pack,
 	return rc ? cairn_err_mdb(rc, "index: cannot add blob") : 0;
 }
 
+/* Blobs per transaction of cairn_index__add_pack. LMDB holds a copy of every page
+ * a transaction changes until it commits (and keeps the copies for reuse), and
+ * random IDs change a leaf each: a pack of a hundred thousand small blobs in one
+ * transaction held a copy of nearly every leaf of a large index. In batches the
+ * copies stay below 4 KiB x 8192 = 32 MiB, whatever the index size. */
+#define BLOBS_PER_TXN 8192
+
 int cairn_index__add_pack(cairn_index *ix, const struct cairn_id *pack, uint64_t size,
                           const struct cairn_pack_entry *e, size_t n)
 {
-	MDB_txn *txn;
 	uint8_t rec[CAIRN_PACKREC_SIZE];
+	size_t i = 0;
+	int r;
 
 	if (n > CAIRN_PACK_MAX_ENTRIES)
 		return cairn_err_set(-EINVAL, "a pack has at most %u entries, not %zu",
 		                     CAIRN_PACK_MAX_ENTRIES, n);
-	int r = begin_write(ix, &txn);
-	if (r < 0)
-		return r;
-	/* `packs` value (FORMAT.md §7): u64 size, u32 count. */
-	cairn_le64(rec, size);
-	cairn_le32(rec + 8, (uint32_t)n);
-	MDB_val k = val(pack->b, CAIRN_ID_SIZE), v = val(rec, sizeof(rec));
-	int rc = mdb_put(txn, ix->packs, &k, &v, 0);
-	r = rc ? cairn_err_mdb(rc, "index: cannot add pack") : 0;
-	for (size_t i = 0; r >= 0 && i < n; i++)
-		r = put_blob(ix, txn, pack, &e[i]);
-	return end_write(ix, txn, r);
+	/* The pack's record goes with the last batch: a crash before it leaves
+	 * blobs of a pack the `packs` table lacks, and such a pack is indexed
+	 * again (cairn_repo_index_unknown_packs), so the table names only packs
+	 * whose blobs are all indexed. */
+	do {
+		MDB_txn *txn;
+		size_t end = n - i > BLOBS_PER_TXN ? i + BLOBS_PER_TXN : n;
+		if ((r = begin_write(ix, &txn)) < 0)
+			return r;
+		for (; r >= 0 && i < end; i++)
+			r = put_blob(ix, txn, pack, &e[i]);
+		if (r >= 0 && i == n) {
+			/* `packs` value (FORMAT.md §7): u64 size, u32 count. */
+			cairn_le64(rec, size);
+			cairn_le32(rec + 8, (uint32_t)n);
+			MDB_val k = val(pack->b, CAIRN_ID_SIZE), v = val(rec, sizeof(rec));
+			int rc = mdb_put(txn, ix->packs, &k, &v, 0);
+			r = rc ? cairn_err_mdb(rc, "index: cannot add pack") : 0;
+		}
+		if ((r = end_write(ix, txn, r)) < 0)
+			return r;
+	} while (i < n);
+	return 0;
 }
 
 static int del_blobs_in(cairn_index *ix, MDB_txn *txn, const struct cairn_idset *set);

@@ -16,8 +16,20 @@
 /* A writer names its packs in an index file at the latest every this many packs,
  * so that a long backup killed half-way leaves most of its work findable (the
  * next writer reads the headers of the others), and a cache fills itself from
- * a repository of 100,000 packs in about a hundred GETs. */
+ * a repository of 100,000 packs in about a hundred GETs; and once they hold
+ * this many blobs: the noted entries are kept in memory until then, and the
+ * file is encoded, compressed and sealed in memory, each copy 45 bytes a blob.
+ * Packs of small files hold a hundred thousand blobs each, and 256 of them
+ * made a file past the format's limit (FORMAT.md §5.3). */
 #define PACKS_PER_FILE 1024
+#define BLOBS_PER_FILE (64u * 1024)
+
+static _Atomic size_t blobs_per_file_override; /* tests; 0: BLOBS_PER_FILE */
+
+void cairn_repo__test_blobs_per_file(size_t n)
+{
+	atomic_store(&blobs_per_file_override, n);
+}
 
 /* ---- writing ---------------------------------------------------------------- */
 
@@ -62,7 +74,7 @@ void cairn_repo__unnamed_free(cairn_repo *repo)
 		free((void *)repo->unnamed[i].e);
 	free(repo->unnamed);
 	repo->unnamed = NULL;
-	repo->nunnamed = repo->capunnamed = 0;
+	repo->nunnamed = repo->capunnamed = repo->unnamed_blobs = 0;
 }
 
 /* Under repo->lock. */
@@ -83,6 +95,7 @@ static int add_unnamed(cairn_repo *repo, const struct cairn_id *pack, uint64_t s
 	memcpy(copy, e, n * sizeof(*copy));
 	repo->unnamed[repo->nunnamed++] =
 	        (struct cairn_idxfile_pack){ .id = *pack, .size = size, .e = copy, .n = n };
+	repo->unnamed_blobs += n;
 	return 0;
 }
 
@@ -91,7 +104,7 @@ int cairn_repo__name_packs(cairn_repo *repo)
 	pthread_mutex_lock(&repo->lock);
 	struct cairn_idxfile f = { .packs = repo->unnamed, .npacks = repo->nunnamed };
 	repo->unnamed = NULL;
-	repo->nunnamed = repo->capunnamed = 0;
+	repo->nunnamed = repo->capunnamed = repo->unnamed_blobs = 0;
 	pthread_mutex_unlock(&repo->lock);
 	int r = f.npacks ? cairn_repo__write_index_file(repo, &f, NULL) : 0;
 	for (size_t i = 0; i < f.npacks; i++)
@@ -104,8 +117,10 @@ int cairn_repo__note_pack(cairn_repo *repo, const struct cairn_id *pack, uint64_
                           const struct cairn_pack_entry *e, size_t n)
 {
 	pthread_mutex_lock(&repo->lock);
+	size_t max_blobs = atomic_load(&blobs_per_file_override);
 	int r = add_unnamed(repo, pack, size, e, n);
-	bool full = repo->nunnamed >= PACKS_PER_FILE;
+	bool full = repo->nunnamed >= PACKS_PER_FILE ||
+	            repo->unnamed_blobs >= (max_blobs ? max_blobs : BLOBS_PER_FILE);
 	pthread_mutex_unlock(&repo->lock);
 	return r >= 0 && full ? cairn_repo__name_packs(repo) : r;
 }

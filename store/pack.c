@@ -231,6 +231,26 @@ int cairn_packw__add(cairn_packw *w, const struct cairn_id *id, int type, const 
 	return 0;
 }
 
+int cairn_packw__read(cairn_packw *w, size_t i, struct cairn_buf *out)
+{
+	if (w->state != PACKW_OPEN || i >= w->n)
+		return cairn_err_set(-EINVAL, "pack '%s': no blob %zu to read", w->tmp, i);
+	const struct cairn_pack_entry *e = &w->e[i];
+	/* The last wlen bytes are still in wbuf, the rest in the file. */
+	uint64_t on_disk = w->size - w->wlen, off = e->offset, len = e->stored_len;
+	uint64_t from_file = off >= on_disk ? 0 : off + len <= on_disk ? len : on_disk - off;
+	out->len = 0;
+	int r = cairn_buf_reserve(out, (size_t)len);
+	if (r < 0)
+		return r;
+	if (from_file && (r = cairn_pread_all(w->fd, out->data, (size_t)from_file, off)) < 0)
+		return sys_err(r == -EBADMSG ? EIO : -r, "read pack", w->tmp);
+	memcpy(out->data + from_file, w->wbuf + (off + from_file - on_disk),
+	       (size_t)(len - from_file));
+	out->len = (size_t)len;
+	return 0;
+}
+
 /* Header plaintext (FORMAT.md §6.2): u32 count, then per entry id[32] u8 type
  * u32 offset u32 stored_len u32 raw_len. */
 static int encode_hdr(const cairn_packw *w, struct cairn_buf *out)

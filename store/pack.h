@@ -26,6 +26,10 @@ uint64_t cairn_packw__size(const cairn_packw *w);
 size_t cairn_packw__count(const cairn_packw *w);
 /* Borrowed view of the entries added so far (valid until the next add or free). */
 const struct cairn_pack_entry *cairn_packw__entries(const cairn_packw *w);
+/* The sealed bytes of entry i, as added, into out (replacing its content): for
+ * moving a blob to another pack without sealing it again. -EINVAL for an i past
+ * the entries or a writer that failed or was sealed, -EIO. */
+int cairn_packw__read(cairn_packw *w, size_t i, struct cairn_buf *out);
 /* Seal the header, write the trailer and fsync the temp file. The pack ID is the
  * SHA-256 of the file, computed while writing. Afterwards the temp file (fd and
  * path below, still open) is complete: a storage takes it over

@@ -19,14 +19,23 @@
 /* Bytes of a pack besides its blobs (FORMAT.md §6): magic, trailer, the sealed
  * header's overhead and count, and one header entry per blob. */
 #define PACK_FIXED (CAIRN_PACK_MAGIC_SIZE + CAIRN_PACK_TRAILER_SIZE + CAIRN_SEAL_OVERHEAD + 4)
+/* A pack below this share of the target size is small: small packs of one type
+ * are merged (each pack is an object to keep, and on S3 a request and a minimum
+ * billed size). The limit also bounds what merging rewrites: a merged pack is
+ * copied again only until it passes it. */
+#define SMALL_DIV 4
 
 enum action { KEEP, DELETE, REPACK, UNINDEX };
+/* What a pack holds: data blobs, tree blobs, or both (repacked by an earlier
+ * cairn, whose repack mixed them). */
+enum kind { K_DATA, K_TREE, K_MIXED, NKINDS };
 
 struct pk {
 	struct cairn_id id;
 	uint64_t size;
 	uint64_t used_bytes; /* stored bytes of used blobs the index places here */
 	uint32_t n, used_n;  /* blobs the index places here, and how many are used */
+	int kind;            /* of the blobs the index places here: enum kind */
 	bool on_disk, indexed;
 	enum action action;
 };
@@ -246,6 +255,8 @@ static int attribute(const struct cairn_id *id, const struct cairn_loc *loc, voi
 		return 0;
 	}
 	struct pk *k = &p->packs[*pos];
+	int kind = loc->type == CAIRN_BLOB_TREE ? K_TREE : K_DATA;
+	k->kind = k->n == 0 || k->kind == kind ? kind : K_MIXED;
 	k->n++;
 	if (!cairn_idset_has(&p->used, id)) {
 		p->st->blobs_unused++;
@@ -320,6 +331,39 @@ static enum action decide_one(const struct prune *p, const struct pk *k)
 	return KEEP;
 }
 
+static bool small(const struct prune *p, const struct pk *k)
+{
+	return k->action == KEEP && k->on_disk && k->indexed && k->used_n > 0 &&
+	       k->size < cairn_repo__config(p->repo)->pack_size / SMALL_DIV;
+}
+
+/* Small packs of one kind are repacked together when there are two or more of
+ * them, or when a repack of that kind writes a pack they can join; so are small
+ * packs of both kinds, which repack splits by kind. A lone small pack stays: a
+ * copy would be no larger. */
+static void merge_small(struct prune *p)
+{
+	size_t nsmall[NKINDS] = { 0 }, nrepack[NKINDS] = { 0 };
+	for (size_t i = 0; i < p->npacks; i++) {
+		const struct pk *k = &p->packs[i];
+		if (small(p, k))
+			nsmall[k->kind]++;
+		else if (k->action == REPACK)
+			nrepack[k->kind]++;
+	}
+	size_t mixed = nsmall[K_MIXED] + nrepack[K_MIXED], any = 0;
+	for (int t = 0; t < NKINDS; t++)
+		any += nsmall[t] + nrepack[t];
+	for (size_t i = 0; i < p->npacks; i++) {
+		struct pk *k = &p->packs[i];
+		if (!small(p, k))
+			continue;
+		size_t with = k->kind == K_MIXED ? any : nsmall[k->kind] + nrepack[k->kind] + mixed;
+		if (with >= 2) /* k and at least one other */
+			k->action = REPACK;
+	}
+}
+
 static void count(struct prune *p, const struct pk *k)
 {
 	struct cairn_prune_stats *st = p->st;
@@ -353,10 +397,11 @@ static int sweep_decide(struct prune *p)
 	found_pending(p);
 	if (p->used_present != p->used.count)
 		return missing_error(p, p->used.count - (size_t)p->used_present);
-	for (size_t i = 0; i < p->npacks; i++) {
+	for (size_t i = 0; i < p->npacks; i++)
 		p->packs[i].action = decide_one(p, &p->packs[i]);
+	merge_small(p);
+	for (size_t i = 0; i < p->npacks; i++)
 		count(p, &p->packs[i]);
-	}
 	if (p->st->packs_repacked)
 		p->st->bytes_written += PACK_FIXED;
 	return 0;
@@ -379,9 +424,13 @@ static int collect(const struct cairn_id *id, const struct cairn_loc *loc, void 
 	return cairn_buf_put(c->list, &cp, sizeof(cp));
 }
 
+/* By type, so that trees and data go to packs of their own (docs/S3.md §5),
+ * then in pack order. */
 static int by_place(const void *a, const void *b)
 {
 	const struct copy *x = a, *y = b;
+	if (x->loc.type != y->loc.type)
+		return x->loc.type < y->loc.type ? -1 : 1;
 	int c = cairn_id_cmp(&x->loc.pack, &y->loc.pack);
 	if (c)
 		return c;
@@ -438,7 +487,9 @@ static int copy_all(struct prune *p, const struct copy *c, size_t n)
 	int r = 0;
 
 	for (size_t i = 0; r >= 0 && i < n; i++) {
-		if (i == 0 || cairn_id_cmp(&c[i].loc.pack, &c[i - 1].loc.pack) != 0)
+		if (w && c[i].loc.type != c[i - 1].loc.type)
+			r = finish_pack(p, &w);
+		if (r >= 0 && (i == 0 || cairn_id_cmp(&c[i].loc.pack, &c[i - 1].loc.pack) != 0))
 			r = cairn_repo__pack_open(p->repo, &c[i].loc.pack, &f, rel);
 		if (r >= 0 && !w)
 			r = cairn_packw__new(&w,

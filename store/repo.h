@@ -62,6 +62,7 @@ struct cairn_repo {
 	 * (indexfiles.c); each entry array is owned. Protected by lock. */
 	struct cairn_idxfile_pack *unnamed;
 	size_t nunnamed, capunnamed;
+	size_t unnamed_blobs; /* their entries in all */
 	/* Packs prune records name (pending.c): a writer does not count blobs in
 	 * them as stored. Learned once, after the writer's lock is taken, and
 	 * before any pack of this handle is indexed (the index reads the set
@@ -143,12 +144,15 @@ int cairn_repo__snapshot_list(cairn_repo *repo, bool strict, struct cairn_snapsh
                               size_t *n);
 /* ---- index files (indexfiles.c, FORMAT.md §12) ---- */
 /* A pack this handle stored and indexed: the next index file names it (one is
- * written every PACKS_PER_FILE packs, and by cairn_repo__name_packs). */
+ * written every PACKS_PER_FILE packs or BLOBS_PER_FILE blobs, and by
+ * cairn_repo__name_packs). */
 int cairn_repo__note_pack(cairn_repo *repo, const struct cairn_id *pack, uint64_t size,
                           const struct cairn_pack_entry *e, size_t n);
 /* Write an index file naming the noted packs (none: nothing). Thread-safe. */
 int cairn_repo__name_packs(cairn_repo *repo);
 void cairn_repo__unnamed_free(cairn_repo *repo);
+/* Tests: name the noted packs once they hold this many blobs (0: the default). */
+void cairn_repo__test_blobs_per_file(size_t n);
 /* Seal and store f (its packs are sorted here), and record it as loaded in the
  * local index. out may be NULL. */
 int cairn_repo__write_index_file(cairn_repo *repo, struct cairn_idxfile *f, struct cairn_id *out);

@@ -78,6 +78,20 @@ static int finish_packer(cairn_repo *repo, struct cairn_packer *p)
 	return r;
 }
 
+static int new_packer(cairn_repo *repo, struct cairn_packer **out)
+{
+	struct cairn_packer *p = calloc(1, sizeof(*p));
+	if (!p)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	int r = cairn_packw__new(&p->w, cairn_storage_tmp_dir(repo->st));
+	if (r < 0) {
+		free(p);
+		return r;
+	}
+	*out = p;
+	return 0;
+}
+
 /* Trees and data go to different packs, so that browsing a snapshot stored
  * remotely fetches packs of trees only (docs/S3.md §5). */
 static int take_packer(cairn_repo *repo, int type, struct cairn_packer **out)
@@ -92,15 +106,7 @@ static int take_packer(cairn_repo *repo, int type, struct cairn_packer **out)
 		*out = p;
 		return 0;
 	}
-	if (!(p = calloc(1, sizeof(*p))))
-		return cairn_err_set(-ENOMEM, "out of memory");
-	int r = cairn_packw__new(&p->w, cairn_storage_tmp_dir(repo->st));
-	if (r < 0) {
-		free(p);
-		return r;
-	}
-	*out = p;
-	return 0;
+	return new_packer(repo, out);
 }
 
 static void return_packer(cairn_repo *repo, int type, struct cairn_packer *p)
@@ -168,6 +174,16 @@ static bool pack_full_for_test(const cairn_packw *w)
 	return n > 0 && cairn_packw__count(w) >= (size_t)n;
 }
 
+/* A pack writer in an unknown state goes with every blob it held, some of which
+ * other puts reported as stored: the failure is sticky. */
+static void drop_packer(cairn_repo *repo, struct cairn_packer *p, int r)
+{
+	cairn_repo__write_failed(repo, r);
+	forget_pending(repo, p->w);
+	cairn_packw__free(p->w);
+	free(p);
+}
+
 static int append(cairn_repo *repo, int type, const struct cairn_id *id, const void *data,
                   size_t len)
 {
@@ -179,12 +195,7 @@ static int append(cairn_repo *repo, int type, const struct cairn_id *id, const v
 		return r;
 	r = cairn_packw__add(p->w, id, type, sealed.data, sealed.len, (uint32_t)len);
 	if (r < 0) {
-		/* The pack is in an unknown state: drop it with every blob it held,
-		 * some of which other puts reported as stored. */
-		cairn_repo__write_failed(repo, r);
-		forget_pending(repo, p->w);
-		cairn_packw__free(p->w);
-		free(p);
+		drop_packer(repo, p, r);
 		return r;
 	}
 	atomic_fetch_add_explicit(&repo->blobs_written, 1, memory_order_relaxed);
@@ -244,21 +255,75 @@ int cairn_repo_has(cairn_repo *repo, const struct cairn_id *id)
 	return pending ? 1 : indexed(repo, id);
 }
 
-int cairn_repo_flush(cairn_repo *repo)
+/* Move every blob of src to *dst, sealed as it is, finishing *dst whenever it
+ * fills (then a new one takes the rest). src goes; its blobs stay pending until
+ * the pack that took them is indexed. */
+static int absorb(cairn_repo *repo, struct cairn_packer **dst, struct cairn_packer *src)
 {
+	_cleanup_buf_ struct cairn_buf sealed = CAIRN_BUF_INIT;
+	const struct cairn_pack_entry *e = cairn_packw__entries(src->w);
 	int r = 0;
 
+	for (size_t i = 0; r >= 0 && i < cairn_packw__count(src->w); i++) {
+		if (!*dst && (r = new_packer(repo, dst)) < 0)
+			break;
+		if ((r = cairn_packw__read(src->w, i, &sealed)) < 0)
+			break;
+		r = cairn_packw__add((*dst)->w, &e[i].id, e[i].type, sealed.data, sealed.len,
+		                     e[i].raw_len);
+		if (r < 0) {
+			drop_packer(repo, TAKE_PTR(*dst), r);
+			break;
+		}
+		if (cairn_packw__size((*dst)->w) >= repo->cfg.pack_size)
+			r = finish_packer(repo, TAKE_PTR(*dst));
+	}
+	if (r < 0) {
+		drop_packer(repo, src, r);
+		return r;
+	}
+	cairn_packw__free(src->w);
+	free(src);
+	return 0;
+}
+
+/* The partial packs of one type, made by threads that appended at the same
+ * time, become one: the fullest takes the blobs of the others (copied, not
+ * sealed again), so that a small backup writes one pack of data and one of
+ * trees (each pack is an object to store, and on S3 a request and a minimum
+ * billed size). */
+static int finish_all(cairn_repo *repo, struct cairn_packer *list)
+{
+	struct cairn_packer **fullest = &list, *dst;
+	int r = 0;
+
+	if (!list)
+		return 0;
+	for (struct cairn_packer **p = &list; *p; p = &(*p)->next)
+		if (cairn_packw__size((*p)->w) > cairn_packw__size((*fullest)->w))
+			fullest = p;
+	dst = *fullest;
+	*fullest = dst->next;
+	for (struct cairn_packer *p = list, *next; p; p = next) {
+		next = p->next;
+		int q = absorb(repo, &dst, p);
+		if (q < 0 && r == 0)
+			r = q;
+	}
+	int q = dst ? finish_packer(repo, dst) : 0;
+	return r < 0 ? r : q;
+}
+
+int cairn_repo_flush(cairn_repo *repo)
+{
 	pthread_mutex_lock(&repo->lock);
 	struct cairn_packer *lists[2] = { repo->idle[0], repo->idle[1] };
 	repo->idle[0] = repo->idle[1] = NULL;
 	pthread_mutex_unlock(&repo->lock);
-	for (size_t i = 0; i < ARRAY_SIZE(lists); i++)
-		for (struct cairn_packer *p = lists[i], *next; p; p = next) {
-			next = p->next;
-			int q = finish_packer(repo, p);
-			if (q < 0 && r == 0)
-				r = q;
-		}
+	int r = finish_all(repo, lists[0]);
+	int q = finish_all(repo, lists[1]);
+	if (r == 0)
+		r = q;
 	/* The healthy packs are kept (durable and indexed), but what a dropped one
 	 * held is lost: the flush fails whenever any write failed. An index file
 	 * names the packs for other hosts (FORMAT.md §12). */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cairn: the command-line front end. Dispatches to cmd_*() (git builtin/ style). */
 #include <locale.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,6 +119,13 @@ int main(int argc, char **argv)
 	bool version = false;
 
 	setlocale(LC_ALL, "");
+	/* Buffers of several MiB (index files, large chunks) are mapped and
+	 * unmapped, not kept: after the first free of a mapped buffer glibc raises
+	 * its mmap threshold to that size, and freed buffers below it then stay in
+	 * each thread's arena for the rest of the run (a first backup of a million
+	 * small files held about 30 MB more). */
+	mallopt(M_MMAP_THRESHOLD, 4 << 20);
+	mallopt(M_TRIM_THRESHOLD, 8 << 20);
 	/* libcurl's global state is set up once, before any thread exists (STYLE §6,
 	 * libcurl-thread.md); the S3 client's threads then only use easy handles. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)

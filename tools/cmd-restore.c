@@ -25,6 +25,8 @@ static const char usage[] =
         "  -n, --dry-run          list what would be restored, and write nothing\n"
         "  --verify               afterwards, read the restored files back and compare\n"
         "                         them with the snapshot\n"
+        "  --threads N            threads that read, decode and write files (and verify\n"
+        "                         them), beside the one walking the tree (default: CPUs)\n"
         "  --json                 a JSON summary line (with -n, first one line per "
         "entry)\n" SNAPSEL_HELP "\n"
         "The filters choose the snapshots 'latest' is taken from: the newest one they\n"
@@ -57,6 +59,7 @@ enum {
 	OPT_EXCLUDE,
 	OPT_EXCLUDE_FILE,
 	OPT_VERIFY,
+	OPT_THREADS,
 };
 
 DEFINE_FREEP(struct pattern_list, pattern_list_free)
@@ -65,12 +68,14 @@ struct restore_args {
 	const char *target;
 	struct pattern_list *include, *exclude;
 	struct snapsel sel;
+	unsigned threads;
 	bool dry_run, verify, json;
 };
 
 static int handle(int c, const char *arg, void *payload)
 {
 	struct restore_args *a = payload;
+	long v;
 	int r = snapsel_opt(&a->sel, c, arg);
 	if (r != 1)
 		return r;
@@ -92,6 +97,11 @@ static int handle(int c, const char *arg, void *payload)
 		return 0;
 	case OPT_VERIFY:
 		a->verify = true;
+		return 0;
+	case OPT_THREADS:
+		if ((r = cli_parse_int(arg, 1, 256, &v)) < 0)
+			return r;
+		a->threads = (unsigned)v;
 		return 0;
 	case OPT_JSON:
 		a->json = true;
@@ -170,6 +180,7 @@ static int restore(cairn_repo *repo, const struct restore_args *a,
 		                   .include = a->include,
 		                   .exclude = a->exclude,
 		                   .dry_run = a->dry_run,
+		                   .threads = a->threads,
 		                   .on_entry = a->dry_run ? on_entry : NULL,
 		                   .payload = (void *)a };
 	int r = restorer_run(repo, snap, &o, st);
@@ -224,6 +235,7 @@ static int restore_main(struct restore_args *a, int argc, char **argv)
 		{ "exclude-file", required_argument, NULL, OPT_EXCLUDE_FILE },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "verify", no_argument, NULL, OPT_VERIFY },
+		{ "threads", required_argument, NULL, OPT_THREADS },
 		{ "json", no_argument, NULL, OPT_JSON },
 		SNAPSEL_LONGOPTS,
 		{ 0 },

@@ -4,7 +4,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -13,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "cleanup.h"
 
 DEFINE_FREEP(cairn_tree, cairn_tree_free)
@@ -123,18 +126,62 @@ void restorer_link_key(const struct cairn_node *n, struct cairn_id *k)
  * included entries are made on demand (frame.fd < 0 until then). A directory's
  * mode and times are set when its walk ends, so the deepest are done first and
  * writing into a directory never changes its restored mtime.
+ *
+ * The walk runs in one thread and makes the directories; the other entries are
+ * jobs for a pool of workers, each with a context of its own (path, buffer,
+ * counts), so that reading, decrypting and decompressing blobs and writing
+ * files use every core. Hard links are made by the walk itself, in walk order,
+ * so the first copy of an inode exists before any link to it; so is an entry
+ * when the job queue is full (the walk never waits for the workers). A
+ * directory's frame is counted: the walk holds it while it lists the
+ * directory, each job and each subdirectory's frame holds it too, and whoever
+ * drops the last hold sets its metadata, so that happens after everything in
+ * it is written, whichever thread finishes last.
  */
 #define RESTORE_MAX_DEPTH 1000
 #define TMP_NAME_MAX 64
+#define JOBS_PER_THREAD 16 /* queued: bounds memory and open directories */
+#define JOB_ENTRIES 32     /* entries of one directory per job */
 
 struct frame {
 	struct frame *up;
 	const struct cairn_node *node; /* NULL: the target directory itself */
+	cairn_tree *tree;              /* the entries inside (owned); nodes point into it */
+	char *path;                    /* its snapshot path (owned), for messages */
 	char name[CAIRN_NAME_MAX + 1];
-	size_t plen; /* its path is the first plen bytes of ctx.path */
-	int fd;      /* -1 until the directory exists */
-	int err;     /* creating it failed with err: do not try again */
-	bool made;   /* a dry run counted it */
+	size_t plen;       /* its path is the first plen bytes of ctx.path */
+	int fd;            /* -1 until the directory exists */
+	int err;           /* creating it failed with err: do not try again */
+	bool made;         /* a dry run counted it */
+	atomic_uint holds; /* the walk's, one per job and per frame inside */
+	struct job *batch; /* the walk's: entries not queued yet */
+};
+
+/* Entries of dir a worker restores (or verifies), one after the other: a job
+ * per entry cost more in locking and waking than restoring a small file. */
+struct job {
+	struct frame *dir; /* held */
+	size_t n;
+	const struct cairn_node *e[JOB_ENTRIES];
+};
+
+/* What the walk and the workers share. */
+struct pool {
+	pthread_mutex_t lock;
+	pthread_cond_t work, idle;
+	struct job **q; /* a ring of cap jobs; protected by lock */
+	size_t cap, head, count;
+	size_t busy;  /* jobs being run; protected by lock */
+	bool closing; /* protected by lock */
+	pthread_t *tid;
+	int started;
+	struct restorer_stats *st; /* one per worker, added up at the end */
+	struct ctx *ctx;           /* one per worker */
+	atomic_int fatal;          /* the first failure that stops the restore */
+	char fatal_msg[1024];
+	pthread_mutex_t report_lock; /* one on_entry call at a time */
+	atomic_ulong tmp_seq;
+	int pid;
 };
 
 /* One walk of the snapshot serves three purposes: restoring; a dry run that
@@ -152,8 +199,10 @@ struct ctx {
 	int rootfd;
 	bool root; /* euid 0: restore owners and devices */
 	unsigned depth;
-	unsigned long tmp_seq;
+	struct pool *pool;           /* shared with the workers, if any */
+	const char *what;            /* when set, the path messages name, not path */
 	struct cairn_buf path;       /* snapshot path of the entry at hand, NUL-terminated */
+	struct cairn_buf job_path;   /* the path of a job's entry, while it runs */
 	struct cairn_buf data;       /* the blob being written */
 	struct cairn_idset links;    /* (dev, ino) of a restored entry -> offset in link_paths */
 	struct cairn_buf link_paths; /* NUL-terminated paths relative to the target */
@@ -169,6 +218,8 @@ static bool fatal(int r)
  * the message is printed (cairn_text_str), so --log-format json keeps it exact. */
 static const char *shown(struct ctx *c)
 {
+	if (c->what)
+		return c->what;
 	return c->path.len ? (const char *)c->path.data : "/";
 }
 
@@ -190,8 +241,11 @@ static void warn(struct ctx *c, const char *what, const char *fmt, ...)
 /* Tell the caller about an entry restored, or that a dry run would restore. */
 static void report(struct ctx *c, size_t plen, const struct cairn_node *n, bool linked)
 {
-	if (c->o->on_entry)
-		c->o->on_entry((const char *)c->path.data, plen, n, linked, c->o->payload);
+	if (!c->o->on_entry)
+		return;
+	pthread_mutex_lock(&c->pool->report_lock);
+	c->o->on_entry((const char *)c->path.data, plen, n, linked, c->o->payload);
+	pthread_mutex_unlock(&c->pool->report_lock);
 }
 
 static int path_push(struct ctx *c, const uint8_t *name, size_t len)
@@ -208,6 +262,16 @@ static void path_pop(struct ctx *c, size_t len)
 	c->path.len = len;
 	if (c->path.data)
 		c->path.data[len] = '\0';
+}
+
+/* c->path = the len bytes of p (NUL-terminated). */
+static int path_set(struct ctx *c, const char *p, size_t len)
+{
+	c->path.len = 0;
+	if (cairn_buf_put(&c->path, p, len + 1) < 0)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	c->path.len = len;
+	return 0;
 }
 
 static bool valid_name(const struct cairn_node *n)
@@ -382,10 +446,48 @@ static void finish_dir(struct ctx *c, struct frame *f)
 	if (f->fd < 0 || !f->node)
 		return;
 	struct obj o = { .fd = f->fd, .dirfd = -1 };
+	c->what = f->path;
 	if (c->mode == RESTORE)
 		set_meta(c, &o, f->node);
+	c->what = NULL;
 	close(f->fd);
 	f->fd = -1;
+}
+
+/* A frame for the directory n in up (n NULL: the target), held by the caller,
+ * with c->path its path. NULL when out of memory (message set). */
+static struct frame *frame_new(struct ctx *c, struct frame *up, const struct cairn_node *n)
+{
+	struct frame *f = calloc(1, sizeof(*f));
+	if (!f || !(f->path = strdup(shown(c)))) {
+		free(f);
+		cairn_err_set(-ENOMEM, "out of memory");
+		return NULL;
+	}
+	f->up = up;
+	f->node = n;
+	f->plen = c->path.len;
+	f->fd = -1;
+	if (n)
+		copy_name(f->name, n);
+	atomic_init(&f->holds, 1);
+	if (up)
+		atomic_fetch_add(&up->holds, 1);
+	return f;
+}
+
+/* Drop a hold on f; the last one finishes the directory and drops f's hold on
+ * the directory above. c is the calling thread's. */
+static void frame_release(struct ctx *c, struct frame *f)
+{
+	while (f && atomic_fetch_sub(&f->holds, 1) == 1) {
+		struct frame *up = f->up;
+		finish_dir(c, f);
+		cairn_tree_free(f->tree);
+		free(f->path);
+		free(f);
+		f = up;
+	}
 }
 
 /* ---- other entries ------------------------------------------------------ */
@@ -522,7 +624,8 @@ static int create_tmp(struct ctx *c, int dirfd, const struct cairn_node *n, cons
                       char tmp[TMP_NAME_MAX], int *fd)
 {
 	for (int tries = 0; tries < 100; tries++) {
-		snprintf(tmp, TMP_NAME_MAX, ".cairn-tmp.%d.%lu", (int)getpid(), c->tmp_seq++);
+		snprintf(tmp, TMP_NAME_MAX, ".cairn-tmp.%d.%lu", c->pool->pid,
+		         atomic_fetch_add(&c->pool->tmp_seq, 1));
 		int r = create_one(c, dirfd, n, link_from, tmp, fd);
 		if (r != -EEXIST)
 			return r;
@@ -536,7 +639,9 @@ static int fill_file(struct ctx *c, int fd, const struct cairn_node *n)
 	int r = restorer_write_content(c->repo, n, shown(c), fd, true, &c->data);
 	if (r < 0)
 		return r;
-	if (n->size > INT64_MAX || ftruncate(fd, (off_t)n->size) < 0) {
+	/* Only a hole at the end leaves the file short (holes are skipped). */
+	bool hole_at_end = n->nextents && cairn_id_is_zero(&n->extents[n->nextents - 1].id);
+	if (hole_at_end && (n->size > INT64_MAX || ftruncate(fd, (off_t)n->size) < 0)) {
 		r = n->size > INT64_MAX ? -EFBIG : -errno;
 		return cairn_err_set(r, "cannot set the size of '%s': %s", shown(c), strerror(-r));
 	}
@@ -587,12 +692,14 @@ static int fill(struct ctx *c, int dirfd, int fd, const char *tmp, const struct 
 }
 
 /* Move tmp to name, replacing what is there. */
-static int replace(int dirfd, const char *tmp, const char *name)
+static int replace(int dirfd, const char *tmp, const char *name, bool linked)
 {
 	if (renameat(dirfd, tmp, dirfd, name) < 0)
 		return -errno;
-	/* When name already was a link to the same inode, rename did nothing. */
-	(void)unlinkat(dirfd, tmp, 0);
+	/* When name already was a link to the same inode, rename did nothing:
+	 * only a hard link can be (a new inode has no other name). */
+	if (linked)
+		(void)unlinkat(dirfd, tmp, 0);
 	return 0;
 }
 
@@ -624,7 +731,7 @@ static int restore_inode(struct ctx *c, struct frame *dir, const struct cairn_no
 	}
 	r = fill(c, dir->fd, fd, tmp, n, link_from != NULL);
 	copy_name(name, n);
-	if (r >= 0 && (r = replace(dir->fd, tmp, name)) < 0)
+	if (r >= 0 && (r = replace(dir->fd, tmp, name, link_from != NULL)) < 0)
 		cairn_err_set(r, "cannot restore '%s': %s", shown(c), strerror(-r));
 	if (r < 0) {
 		(void)unlinkat(dir->fd, tmp, 0);
@@ -769,37 +876,143 @@ static int restore_leaf(struct ctx *c, struct frame *dir, const struct cairn_nod
 	return restore_inode(c, dir, n, NULL);
 }
 
+/* ---- the workers -------------------------------------------------------- */
+
+static bool stopped(const struct ctx *c)
+{
+	return atomic_load(&c->pool->fatal) != 0;
+}
+
+static void set_fatal(struct pool *p, int r)
+{
+	int zero = 0;
+	if (atomic_compare_exchange_strong(&p->fatal, &zero, r))
+		snprintf(p->fatal_msg, sizeof(p->fatal_msg), "%s", cairn_err_msg());
+}
+
+/* Run job in c, a worker's context or the walk's (when the queue was full). */
+static void run_job(struct ctx *c, struct job *j)
+{
+	struct cairn_buf walk_path = c->path; /* the walk's place, when it runs a job */
+	struct frame *d = j->dir;
+	c->path = c->job_path;
+	for (size_t i = 0; i < j->n && !stopped(c); i++) {
+		const struct cairn_node *n = j->e[i];
+		/* The directory's path, "/" for the target, and the name. */
+		int r = path_set(c, d->path, d->plen);
+		if (r >= 0)
+			r = path_push(c, n->name, n->name_len);
+		if (r >= 0)
+			r = restore_leaf(c, d, n);
+		if (r < 0)
+			set_fatal(c->pool, r);
+	}
+	c->job_path = c->path;
+	c->path = walk_path;
+	frame_release(c, d);
+	free(j);
+}
+
+static void *worker(void *arg)
+{
+	struct ctx *c = arg;
+	struct pool *p = c->pool;
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		while (p->count == 0 && !p->closing)
+			pthread_cond_wait(&p->work, &p->lock);
+		if (p->count == 0)
+			break;
+		struct job *j = p->q[p->head];
+		p->head = (p->head + 1) % p->cap;
+		p->count--;
+		p->busy++;
+		pthread_mutex_unlock(&p->lock);
+		run_job(c, j);
+		pthread_mutex_lock(&p->lock);
+		if (--p->busy == 0 && p->count == 0)
+			pthread_cond_broadcast(&p->idle);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/* Queue dir's batch for a worker, or run it here when the queue is full (the
+ * walk never waits for the workers). */
+static void submit(struct ctx *c, struct frame *dir)
+{
+	struct pool *p = c->pool;
+	struct job *j = TAKE_PTR(dir->batch);
+	if (!j)
+		return;
+	pthread_mutex_lock(&p->lock);
+	bool room = p->count < p->cap;
+	if (room) {
+		p->q[(p->head + p->count++) % p->cap] = j;
+		pthread_cond_signal(&p->work);
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (!room)
+		run_job(c, j);
+}
+
+/* Restore n in dir, named by c->path: by a worker, in a batch of dir's entries,
+ * or at once when there are no workers (or no memory for a batch). */
+static int queue_leaf(struct ctx *c, struct frame *dir, const struct cairn_node *n)
+{
+	if (!c->pool->started)
+		return restore_leaf(c, dir, n);
+	if (!dir->batch) {
+		if (!(dir->batch = malloc(sizeof(*dir->batch))))
+			return restore_leaf(c, dir, n);
+		*dir->batch = (struct job){ .dir = dir };
+		atomic_fetch_add(&dir->holds, 1);
+	}
+	dir->batch->e[dir->batch->n++] = n;
+	if (dir->batch->n == JOB_ENTRIES)
+		submit(c, dir);
+	return 0;
+}
+
+/* The walk is done with f: its last batch goes, and the walk's hold. */
+static void walk_done(struct ctx *c, struct frame *f)
+{
+	submit(c, f);
+	frame_release(c, f);
+}
+
 /* ---- the walk ----------------------------------------------------------- */
 
 static int restore_children(struct ctx *c, struct frame *dir, const cairn_tree *t, bool inc);
 
 static int restore_dir(struct ctx *c, struct frame *up, const struct cairn_node *n, bool inc)
 {
-	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;
-	struct frame f = { .up = up, .node = n, .plen = c->path.len, .fd = -1 };
-
 	if (!inc && !pattern_list_match_below(c->include, (char *)c->path.data, c->path.len))
 		return 0;
 	if (c->depth >= RESTORE_MAX_DEPTH) {
 		warn(c, "skipping", "directories nested more than %d deep", RESTORE_MAX_DEPTH);
 		return 0;
 	}
-	copy_name(f.name, n);
-	int r = inc ? ensure_dir(c, &f) : 0;
-	if (r < 0)
+	struct frame *f = frame_new(c, up, n);
+	if (!f)
+		return -ENOMEM;
+	int r = inc ? ensure_dir(c, f) : 0;
+	if (r < 0) {
+		frame_release(c, f);
 		return fatal(r) ? r : 0;
+	}
 	if ((n->flags & CAIRN_NODE_INCOMPLETE) && c->mode != VERIFY)
 		warn(c, "restoring an incomplete copy of", "it could not be read at backup time");
-	r = cairn_repo_tree_load(c->repo, &n->subtree, &t);
+	r = cairn_repo_tree_load(c->repo, &n->subtree, &f->tree);
 	if (r < 0 && !fatal(r)) {
 		warn(c, "cannot restore the contents of", "%s", cairn_err_msg());
 		r = 0;
 	} else if (r >= 0) {
 		c->depth++;
-		r = restore_children(c, &f, t, inc);
+		r = restore_children(c, f, f->tree, inc);
 		c->depth--;
 	}
-	finish_dir(c, &f);
+	walk_done(c, f);
 	return r;
 }
 
@@ -822,7 +1035,10 @@ static int restore_node(struct ctx *c, struct frame *dir, const struct cairn_nod
 	if (r < 0)
 		return fatal(r) ? r : 0;
 	log_debug("restoring '%s'", shown(c));
-	return restore_leaf(c, dir, n);
+	/* Links in walk order (the walk's link map); a dry run touches nothing. */
+	if (c->mode == DRY_RUN || (c->mode == RESTORE && link_candidate(n)))
+		return restore_leaf(c, dir, n);
+	return queue_leaf(c, dir, n);
 }
 
 static int restore_children(struct ctx *c, struct frame *dir, const cairn_tree *t, bool inc)
@@ -831,6 +1047,8 @@ static int restore_children(struct ctx *c, struct frame *dir, const cairn_tree *
 	for (size_t i = 0; i < count; i++) {
 		const struct cairn_node *n = cairn_tree_node(t, i);
 		size_t old = c->path.len;
+		if (stopped(c))
+			return atomic_load(&c->pool->fatal);
 		int r = path_push(c, n->name, n->name_len);
 		if (r >= 0)
 			r = restore_node(c, dir, n, inc);
@@ -846,16 +1064,15 @@ static int walk(struct ctx *c, struct frame *up, const cairn_tree *t, const char
 /* A directory on the way down to o->path: made only if something below is. */
 static int walk_dir(struct ctx *c, struct frame *up, const struct cairn_node *n, const char *rest)
 {
-	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;
-	struct frame f = { .up = up, .node = n, .plen = c->path.len, .fd = -1 };
-
 	if (n->type != CAIRN_NODE_DIR)
 		return cairn_err_set(-ENOTDIR, "'%s' is not a directory", shown(c));
-	copy_name(f.name, n);
-	int r = cairn_repo_tree_load(c->repo, &n->subtree, &t);
+	struct frame *f = frame_new(c, up, n);
+	if (!f)
+		return -ENOMEM;
+	int r = cairn_repo_tree_load(c->repo, &n->subtree, &f->tree);
 	if (r >= 0)
-		r = walk(c, &f, t, rest);
-	finish_dir(c, &f);
+		r = walk(c, f, f->tree, rest);
+	walk_done(c, f);
 	return r;
 }
 
@@ -880,11 +1097,29 @@ static int walk(struct ctx *c, struct frame *up, const cairn_tree *t, const char
 	return r;
 }
 
-/* One fd per directory level: make sure the deepest tree fits. */
-static void raise_nofile(void)
+/* The whole walk from the target: the top frame owns the root tree t. */
+static int walk_top(struct ctx *c, cairn_tree **t, const char *path)
+{
+	int r = cairn_buf_reserve(&c->path, 1);
+	if (r < 0)
+		return r;
+	c->path.data[0] = '\0';
+	struct frame *top = frame_new(c, NULL, NULL);
+	if (!top)
+		return -ENOMEM;
+	top->fd = c->rootfd; /* node NULL: finish_dir leaves it alone */
+	top->made = c->mode == DRY_RUN;
+	top->tree = TAKE_PTR(*t);
+	r = walk(c, top, top->tree, path);
+	walk_done(c, top);
+	return r;
+}
+
+/* One fd per directory level, and per directory of a queued job. */
+static void raise_nofile(size_t more)
 {
 	struct rlimit rl;
-	rlim_t want = RESTORE_MAX_DEPTH + 64;
+	rlim_t want = RESTORE_MAX_DEPTH + 64 + (rlim_t)more;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
 		rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
@@ -894,11 +1129,94 @@ static void raise_nofile(void)
 static void ctx_release(struct ctx *c)
 {
 	cairn_buf_release(&c->path);
+	cairn_buf_release(&c->job_path);
 	cairn_buf_release(&c->data);
 	cairn_buf_release(&c->link_paths);
 	cairn_idset_release(&c->links);
-	if (c->rootfd >= 0)
-		close(c->rootfd);
+}
+
+/* Workers for c's walk: o->threads of them (one per CPU when 0), none for a dry
+ * run or one thread. A worker that cannot start costs only speed. */
+static int pool_start(struct pool *p, struct ctx *c)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned n = c->o->threads ? c->o->threads : ncpu > 0 ? (unsigned)ncpu : 1;
+	if (c->mode == DRY_RUN || n < 2)
+		n = 0;
+	if (n > 256)
+		n = 256;
+	p->cap = JOBS_PER_THREAD * (size_t)(n ? n : 1);
+	p->q = calloc(p->cap, sizeof(*p->q));
+	p->tid = calloc(n ? n : 1, sizeof(*p->tid));
+	p->st = calloc(n ? n : 1, sizeof(*p->st));
+	p->ctx = calloc(n ? n : 1, sizeof(*p->ctx));
+	if (!p->q || !p->tid || !p->st || !p->ctx)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	raise_nofile(p->cap + n);
+	for (unsigned i = 0; i < n; i++) {
+		struct ctx *w = &p->ctx[i];
+		*w = (struct ctx){ .repo = c->repo,
+			           .mode = c->mode,
+			           .o = c->o,
+			           .st = &p->st[i],
+			           .include = c->include,
+			           .exclude = c->exclude,
+			           .rootfd = c->rootfd,
+			           .root = c->root,
+			           .pool = p };
+		cairn_idset_init(&w->links);
+		int e = cli_thread_create(&p->tid[i], worker, w);
+		if (e != 0) {
+			log_warn("cannot start restore thread %u of %u: %s; going on with %u",
+			         i + 1, n, strerror(e), i);
+			break;
+		}
+		p->started++;
+	}
+	return 0;
+}
+
+/* Run what is queued, wait for the workers to finish theirs, stop them and add
+ * their counts to c's. */
+static void pool_finish(struct pool *p, struct ctx *c)
+{
+	pthread_mutex_lock(&p->lock);
+	while (p->count) {
+		struct job *j = p->q[p->head];
+		p->head = (p->head + 1) % p->cap;
+		p->count--;
+		pthread_mutex_unlock(&p->lock);
+		run_job(c, j);
+		pthread_mutex_lock(&p->lock);
+	}
+	while (p->busy)
+		pthread_cond_wait(&p->idle, &p->lock);
+	p->closing = true;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
+	for (int i = 0; i < p->started; i++) {
+		pthread_join(p->tid[i], NULL);
+		struct restorer_stats *w = &p->st[i];
+		c->st->files += w->files;
+		c->st->dirs += w->dirs;
+		c->st->links += w->links;
+		c->st->others += w->others;
+		c->st->bytes += w->bytes;
+		c->st->warnings += w->warnings;
+		ctx_release(&p->ctx[i]);
+	}
+}
+
+static void pool_release(struct pool *p)
+{
+	free(p->q);
+	free(p->tid);
+	free(p->st);
+	free(p->ctx);
+	pthread_mutex_destroy(&p->lock);
+	pthread_mutex_destroy(&p->report_lock);
+	pthread_cond_destroy(&p->work);
+	pthread_cond_destroy(&p->idle);
 }
 
 static int open_target(const struct ctx *c, const char *target)
@@ -922,9 +1240,18 @@ static int open_target(const struct ctx *c, const char *target)
 static int run(cairn_repo *repo, enum mode mode, const struct cairn_snapshot *snap,
                const struct restorer_opts *o, struct restorer_stats *st)
 {
-	struct ctx c = {
-		.repo = repo, .mode = mode, .o = o, .st = st, .rootfd = -1, .root = geteuid() == 0
-	};
+	struct pool pool = { .lock = PTHREAD_MUTEX_INITIALIZER,
+		             .work = PTHREAD_COND_INITIALIZER,
+		             .idle = PTHREAD_COND_INITIALIZER,
+		             .report_lock = PTHREAD_MUTEX_INITIALIZER,
+		             .pid = (int)getpid() };
+	struct ctx c = { .repo = repo,
+		         .mode = mode,
+		         .o = o,
+		         .st = st,
+		         .rootfd = -1,
+		         .root = geteuid() == 0,
+		         .pool = &pool };
 	_cleanup_(cairn_tree_freep) cairn_tree *t = NULL;
 	struct cairn_tree_entry e;
 	const char *path = o->path ? o->path : "/";
@@ -933,8 +1260,9 @@ static int run(cairn_repo *repo, enum mode mode, const struct cairn_snapshot *sn
 	c.include = o->include && pattern_list_count(o->include) ? o->include : NULL;
 	c.exclude = o->exclude && pattern_list_count(o->exclude) ? o->exclude : NULL;
 	cairn_idset_init(&c.links);
-	raise_nofile();
 	cairn_prefetch *pf = NULL;
+	atomic_init(&pool.fatal, 0);
+	atomic_init(&pool.tmp_seq, 0);
 	/* Check the path before touching the target. */
 	int r = cairn_repo_tree_lookup_path(repo, &snap->root, path, &e);
 	/* From a remote repository, the data is fetched ahead of the writes (not
@@ -953,13 +1281,18 @@ static int run(cairn_repo *repo, enum mode mode, const struct cairn_snapshot *sn
 		r = c.rootfd = open_target(&c, o->target);
 	if (r >= 0)
 		r = cairn_repo_tree_load(repo, &snap->root, &t);
-	if (r >= 0 && (r = cairn_buf_reserve(&c.path, 1)) >= 0) {
-		struct frame top = { .fd = c.rootfd, .made = mode == DRY_RUN };
-		c.path.data[0] = '\0';
-		r = walk(&c, &top, t, path);
-	}
+	if (r >= 0)
+		r = pool_start(&pool, &c);
+	if (r >= 0)
+		r = walk_top(&c, &t, path);
+	pool_finish(&pool, &c); /* before rootfd goes: the jobs' directories are in it */
+	if (atomic_load(&pool.fatal) && (r >= 0 || r == atomic_load(&pool.fatal)))
+		r = cairn_err_set(atomic_load(&pool.fatal), "%s", pool.fatal_msg);
+	pool_release(&pool);
 	cairn_prefetch_stop(pf);
 	ctx_release(&c);
+	if (c.rootfd >= 0)
+		close(c.rootfd);
 	return r < 0 ? r : 0;
 }
 

@@ -38,10 +38,13 @@ struct restorer_opts {
 	const struct pattern_list *include; /* NULL or empty: everything */
 	const struct pattern_list *exclude; /* NULL or empty: nothing */
 	bool dry_run;                       /* create nothing, not even the target */
+	unsigned threads;                   /* restore (and verify) threads; 0: one per CPU */
 	/* Called for each entry restored, or that a dry run would restore: its
 	 * path in the snapshot (path_len bytes, not NUL-terminated), and whether it
 	 * is a hard link to an entry restored before. Directories made only to hold
-	 * included entries are reported too. May be NULL. */
+	 * included entries are reported too. May be NULL. A restore calls it from
+	 * several threads, one call at a time, in no set order; a dry run from the
+	 * calling thread, in walk order. */
 	void (*on_entry)(const char *path, size_t path_len, const struct cairn_node *n, bool linked,
 	                 void *payload);
 	void *payload;

@@ -42,6 +42,25 @@ out_match() { grep -q -- "$2" "$1" || fail "/$2/ not in: $(cat "$1")"; }
 # json_field FILE KEY: the number KEY has in the JSON object(s) of FILE (the last).
 json_field() { grep -o "\"$2\":[0-9]*" "$1" | tail -1 | cut -d: -f2; }
 tree_sum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum); }
+# meta DIR: one sorted line per entry: path, type, mode, uid, gid, size (not
+# for directories), mtime, atime (regular files), nlink, the first path with the
+# same inode (hard links), link target. Newlines in names show as '?'.
+meta() {
+	(cd "$1" && find . -printf '%p\t%y %m %U %G %s %T@ %A@ %n %i\t%l\0') |
+		tr '\n\0' '?\n' | LC_ALL=C sort |
+		awk -F'\t' '{
+			split($2, f, " ")
+			if (f[1] == "d") f[5] = "-"
+			if (f[1] != "f") f[7] = "-"
+			if (!(f[9] in first)) first[f[9]] = $1
+			print $1 "\t" f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], first[f[9]] "\t" $3
+		}'
+}
+# xattrs DIR: every extended attribute (ACLs included), one line per file.
+xattrs() {
+	(cd "$1" && getfattr -R -h -d -m - -e hex . 2>/dev/null) |
+		awk -v RS= '{ gsub("\n", " | "); print }' | LC_ALL=C sort
+}
 # sparse_cmp A B: content equality that skips holes both files share, instead of
 # reading gigabytes of zeros (a 5 GiB sparse cmp takes half a minute here).
 sparse_cmp() {

@@ -607,6 +607,46 @@ static void test_index__map_full(void)
 	cairn_index__close(ix);
 }
 
+/* The last transaction ID of the closed index at ixdir. */
+static size_t last_txnid(void)
+{
+	MDB_env *env;
+	MDB_envinfo info;
+	CHECK(mdb_env_create(&env) == 0);
+	CHECK(mdb_env_set_maxdbs(env, 64) == 0);
+	CHECK(mdb_env_open(env, ixdir, MDB_RDONLY, 0600) == 0);
+	CHECK(mdb_env_info(env, &info) == 0);
+	mdb_env_close(env);
+	return info.me_last_txnid;
+}
+
+/* A pack of many blobs is indexed a few thousand blobs per transaction: LMDB
+ * holds a copy of each page a transaction changes, and with random IDs that is
+ * a leaf per blob, so one transaction for a pack of a hundred thousand small
+ * blobs held most of a large index in memory. The pack's record comes last. */
+static void test_index__add_pack_in_batches(void)
+{
+	_cleanup_free_ struct cairn_pack_entry *e = mk_entries(20000, 71);
+	struct cairn_id pack = mkid(0x91, 1);
+	struct cairn_loc loc;
+	uint64_t size = 0;
+
+	cairn_index__close(ix_open(false));
+	size_t before = last_txnid();
+	cairn_index *ix = ix_open(false);
+	CHECK_OK(cairn_index__add_pack(ix, &pack, 12345, e, 20000));
+	cairn_index__close(ix);
+	CHECK(last_txnid() - before >= 3);
+	ix = ix_open(true);
+	CHECK_EQ(cairn_index__has_pack(ix, &pack, &size), 1);
+	CHECK_EQ(size, 12345);
+	for (size_t i = 0; i < 20000; i += 97) {
+		CHECK_OK(cairn_index__get(ix, &e[i].id, &loc));
+		check_loc(&loc, &pack, &e[i]);
+	}
+	cairn_index__close(ix);
+}
+
 /* ---- threads ------------------------------------------------------------ */
 
 #define NPACKS 30
@@ -739,6 +779,7 @@ int main(void)
 	RUN(test_index__decode_loc);
 	RUN(test_index__aux_tables);
 	RUN(test_index__map_full);
+	RUN(test_index__add_pack_in_batches);
 	RUN(test_index__concurrent);
 	RUN(test_index__concurrent_aux);
 	return 0;

@@ -159,6 +159,85 @@ static void test_prune__frees_and_keeps(void)
 	cairn_repo_close(repo);
 }
 
+static int count_kind(const struct cairn_id *pack, uint64_t size, void *payload)
+{
+	void **v = payload;
+	int *kinds = v[1];
+	struct cairn_pack_entry *e = NULL;
+	size_t n = 0;
+	(void)size;
+	CHECK_OK(cairn_repo_pack_entries(v[0], pack, &e, &n));
+	for (size_t i = 1; i < n; i++)
+		CHECK_EQ(e[i].type, e[0].type);
+	kinds[e[0].type == CAIRN_BLOB_TREE]++;
+	free(e);
+	return 0;
+}
+
+/* Packs of data, [0], and of trees, [1]; each holds one type only. */
+static void count_kinds(cairn_repo *repo, int kinds[2])
+{
+	kinds[0] = kinds[1] = 0;
+	CHECK_OK(cairn_repo_foreach_pack(repo, count_kind, (void *[]){ repo, kinds }));
+}
+
+static void expect_trees(cairn_repo *repo, size_t want)
+{
+	struct cairn_snapshot **list = NULL;
+	size_t n = 0;
+	CHECK_OK(cairn_repo_snapshot_list(repo, &list, &n));
+	CHECK_EQ(n, want);
+	for (size_t i = 0; i < n; i++) {
+		cairn_tree *t = NULL;
+		CHECK_OK(cairn_repo_tree_load(repo, &list[i]->root, &t));
+		cairn_tree_free(t);
+	}
+	cairn_snapshot_list_free(list, n);
+}
+
+/* Small backups leave a small pack of each type apiece (issue 17: 2.4 packs of
+ * 28 KB per backup); prune merges them by type, and only when there is
+ * something to merge. */
+static void test_prune__merges_small_packs(void)
+{
+	cairn_repo *repo = make_repo(); /* packs of 1 MiB: below 256 KiB is small */
+	struct cairn_id ids[5];
+	struct cairn_prune_stats st;
+	struct cairn_prune_opts o = { .version = CAIRN_PRUNE_OPTS_VERSION };
+	int kinds[2];
+
+	for (int i = 1; i <= 4; i++) {
+		cairn_tree_builder *b = NULL;
+		char name[8];
+		CHECK_OK(cairn_tree_builder_new(&b));
+		snprintf(name, sizeof(name), "f%d", i);
+		add_file(repo, b, name, i, 1, ids);
+		commit(repo, b, 1000 * i);
+		if (i > 1)
+			continue;
+		/* One small pack of each type: nothing to merge them with. */
+		CHECK_OK(cairn_repo_prune(repo, &o, &st));
+		CHECK_EQ(st.packs_repacked, 0);
+		CHECK_EQ(packs_on_disk(repo), 2);
+	}
+	count_kinds(repo, kinds);
+	CHECK_EQ(kinds[0], 4);
+	CHECK_EQ(kinds[1], 4);
+	CHECK_OK(cairn_repo_prune(repo, &o, &st));
+	CHECK_EQ(st.packs_repacked, 8);
+	CHECK_EQ(st.packs_written, 2);
+	count_kinds(repo, kinds);
+	CHECK_EQ(kinds[0], 1);
+	CHECK_EQ(kinds[1], 1);
+	expect_readable(repo, ids, 1, 4);
+	expect_trees(repo, 4);
+	/* The merged data pack is no longer small, the tree pack is alone. */
+	CHECK_OK(cairn_repo_prune(repo, &o, &st));
+	CHECK_EQ(st.packs_repacked, 0);
+	CHECK_EQ(packs_on_disk(repo), 2);
+	cairn_repo_close(repo);
+}
+
 /* A snapshot whose root tree is not there: prune must not guess, it refuses. */
 static void test_prune__refuses_missing_tree(void)
 {
@@ -239,6 +318,7 @@ static void test_prune__bad_options(void)
 int main(void)
 {
 	RUN(test_prune__frees_and_keeps);
+	RUN(test_prune__merges_small_packs);
 	RUN(test_prune__refuses_missing_tree);
 	RUN(test_prune__stops_without_its_lock);
 	RUN(test_prune__bad_options);

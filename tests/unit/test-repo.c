@@ -16,6 +16,7 @@
 #include "crypt.h"
 #include "keyfile.h"
 #include "pack.h"
+#include "repo.h"
 
 #define PW "secret"
 
@@ -603,6 +604,144 @@ static void plant_costly_key(const char *name)
 	CHECK_OK(cairn_file_write_atomic(p, NULL, kf.data, kf.len));
 }
 
+/* Threads that put at the same time fill packs of their own; the flush makes
+ * them one pack per type (issue 17: a small backup writes one data pack and one
+ * tree pack), and every blob reads back from it. */
+#define SMALL_THREADS 8
+#define SMALL_PER_THREAD 1000
+
+struct small_writer {
+	cairn_repo *repo;
+	pthread_barrier_t *start;
+	int first;
+};
+
+static void *put_small(void *arg)
+{
+	struct small_writer *w = arg;
+	uint8_t buf[2000];
+	pthread_barrier_wait(w->start);
+	for (int i = w->first; i < w->first + SMALL_PER_THREAD; i++) {
+		check_random(buf, sizeof(buf), 5000 + (uint64_t)i);
+		int type = i % 10 == 0 ? CAIRN_BLOB_TREE : CAIRN_BLOB_DATA;
+		CHECK_EQ(cairn_repo_put(w->repo, type, buf, 100 + i % 1900, NULL, NULL), 1);
+	}
+	return NULL;
+}
+
+struct pack_count {
+	cairn_repo *repo;
+	uint64_t target;
+	int partial[2]; /* packs below the target size: [1] trees, [0] data */
+};
+
+static int count_partial(const struct cairn_id *pack, uint64_t size, void *payload)
+{
+	struct pack_count *c = payload;
+	struct cairn_pack_entry *e = NULL;
+	size_t n = 0;
+	CHECK_OK(cairn_repo_pack_entries(c->repo, pack, &e, &n));
+	for (size_t i = 1; i < n; i++)
+		CHECK_EQ(e[i].type, e[0].type); /* trees and data never share a pack */
+	if (size < c->target)
+		c->partial[e[0].type == CAIRN_BLOB_TREE]++;
+	free(e);
+	return 0;
+}
+
+/* SMALL_THREADS threads put at once into a repository of packs of pack_size;
+ * returns how many packs were written. */
+static uint64_t put_concurrently(uint32_t pack_size, int partial[2])
+{
+	cairn_repo *repo = make_repo(pack_size);
+	pthread_t t[SMALL_THREADS];
+	struct small_writer w[SMALL_THREADS];
+	pthread_barrier_t start;
+	struct pack_count c = { repo, pack_size ? pack_size : 16u << 20, { 0, 0 } };
+	struct cairn_buf out = CAIRN_BUF_INIT;
+	struct cairn_repo_stats st;
+	uint8_t buf[2000];
+
+	CHECK(pthread_barrier_init(&start, NULL, SMALL_THREADS) == 0);
+	for (int i = 0; i < SMALL_THREADS; i++) {
+		w[i] = (struct small_writer){ repo, &start, i * SMALL_PER_THREAD };
+		CHECK(pthread_create(&t[i], NULL, put_small, &w[i]) == 0);
+	}
+	for (int i = 0; i < SMALL_THREADS; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&start);
+	CHECK_OK(cairn_repo_flush(repo));
+	CHECK_OK(cairn_repo_foreach_pack(repo, count_partial, &c));
+	for (int i = 0; i < SMALL_THREADS * SMALL_PER_THREAD; i++) {
+		struct cairn_id id;
+		size_t len = 100 + (size_t)i % 1900;
+		check_random(buf, sizeof(buf), 5000 + (uint64_t)i);
+		CHECK_OK(cairn_repo_blob_id(repo, buf, len, &id));
+		CHECK_OK(cairn_repo_get_typed(repo, i % 10 == 0 ? CAIRN_BLOB_TREE : CAIRN_BLOB_DATA,
+		                              &id, &out));
+		CHECK_EQ(out.len, len);
+		CHECK(memcmp(out.data, buf, len) == 0);
+	}
+	cairn_repo_stats(repo, &st);
+	cairn_buf_release(&out);
+	cairn_repo_close(repo);
+	CHECK_OK(cairn_rm_rf(repo_path));
+	partial[0] = c.partial[0];
+	partial[1] = c.partial[1];
+	return st.packs_written;
+}
+
+static void test_repo__flush_merges_partial_packs(void)
+{
+	int partial[2];
+	/* 8 MB in all: one pack of each type. */
+	CHECK_EQ(put_concurrently(0, partial), 2);
+	CHECK_EQ(partial[0], 1);
+	CHECK_EQ(partial[1], 1);
+	/* Packs of 1 MiB: full ones, and one partial pack per type at most, also
+	 * when the merge fills a pack and starts another. */
+	CHECK(put_concurrently(1024 * 1024, partial) >= 8);
+	CHECK(partial[0] <= 1);
+	CHECK(partial[1] <= 1);
+}
+
+static int count_obj(const struct cairn_obj_info *o, void *payload)
+{
+	(void)o;
+	(*(int *)payload)++;
+	return 0;
+}
+
+static int index_files(cairn_repo *repo)
+{
+	int n = 0;
+	CHECK_OK(cairn_storage_list(cairn_repo_storage(repo), CAIRN_OBJ_INDEX, count_obj, &n));
+	return n;
+}
+
+/* The packs a writer notes for its next index file are held in memory, and the
+ * file is built in memory: named once they hold enough blobs, not only every
+ * 256 packs, so that packs of many small blobs keep both bounded. */
+static void test_repo__index_files_bounded_by_blobs(void)
+{
+	cairn_repo *repo = make_repo(1024 * 1024);
+	uint8_t buf[2000];
+	struct cairn_repo_stats st;
+
+	cairn_repo__test_blobs_per_file(1000);
+	for (int i = 0; i < 2000; i++) {
+		check_random(buf, sizeof(buf), 70000 + (uint64_t)i);
+		CHECK_EQ(cairn_repo_put(repo, CAIRN_BLOB_DATA, buf, sizeof(buf), NULL, NULL), 1);
+	}
+	cairn_repo_stats(repo, &st);
+	CHECK_EQ(st.packs_written, 3);  /* about 520 blobs a pack */
+	CHECK_EQ(index_files(repo), 1); /* the first two packs, past 1000 blobs */
+	CHECK_OK(cairn_repo_flush(repo));
+	CHECK_EQ(index_files(repo), 2);
+	cairn_repo__test_blobs_per_file(0);
+	cairn_repo_close(repo);
+}
+
 static void test_repo__costly_key_files_skipped(void)
 {
 	struct warnings w = { 0 };
@@ -890,6 +1029,8 @@ int main(void)
 	RUN(test_repo__limits);
 	RUN(test_repo__write_failure_is_sticky);
 	RUN(test_repo__finish_failure_is_sticky);
+	RUN(test_repo__flush_merges_partial_packs);
+	RUN(test_repo__index_files_bounded_by_blobs);
 	RUN(test_repo__costly_key_files_skipped);
 	RUN(test_repo__last_key_tried_first);
 	RUN(test_repo__damaged_snapshot_skipped);
