@@ -56,9 +56,18 @@ struct cairn_index {
 	bool reads_key;           /* reads was created */
 	pthread_mutex_t wlock;    /* one write txn at a time in this process */
 	pthread_mutex_t dbi_lock; /* aux_dbi(): mdb_dbi_open in one txn at a time */
-	/* Held shared by every read txn and exclusively to resize the map, which
-	 * lmdb.h allows only with no txn of the process active. */
-	pthread_rwlock_t maplock;
+	/*
+	 * The map gate: lmdb.h allows resizing the map only with no txn of the
+	 * process active. Read txns pass the gate (readers counts them); a resize
+	 * (under wlock, which keeps write txns out) closes it, waits for readers
+	 * to reach 0 and opens it again, so a stream of reads cannot starve it. A
+	 * thread that already has a read open passes a closed gate: it would wait
+	 * for a resize that waits for its own read.
+	 */
+	pthread_mutex_t gate;
+	pthread_cond_t gate_cv;
+	size_t readers; /* protected by gate */
+	bool resizing;  /* protected by gate */
 };
 
 void cairn_index__set_map_size(size_t bytes)
@@ -221,17 +230,40 @@ static void reads_add(cairn_index *ix, int d)
 	pthread_setspecific(ix->reads, (void *)(uintptr_t)(reads_held(ix) + (unsigned)d));
 }
 
+static void gate_enter(cairn_index *ix)
+{
+	pthread_mutex_lock(&ix->gate);
+	while (ix->resizing && reads_held(ix) == 0)
+		pthread_cond_wait(&ix->gate_cv, &ix->gate);
+	ix->readers++;
+	pthread_mutex_unlock(&ix->gate);
+	reads_add(ix, 1);
+}
+
+static void gate_leave(cairn_index *ix)
+{
+	reads_add(ix, -1);
+	pthread_mutex_lock(&ix->gate);
+	if (--ix->readers == 0 && ix->resizing)
+		pthread_cond_broadcast(&ix->gate_cv);
+	pthread_mutex_unlock(&ix->gate);
+}
+
 /* Set the map size; 0 adopts the size another process gave the file. The caller
- * holds wlock, which keeps this process' write txns out; maplock keeps its read
- * txns out. A thread that has a read txn open would wait for itself. */
+ * holds wlock. A thread that has a read txn open would wait for itself. */
 static int resize(cairn_index *ix, size_t size)
 {
 	if (reads_held(ix) > 0)
 		return cairn_err_set(size ? -ENOSPC : -EIO,
 		                     "index: cannot resize its map inside a read of it");
-	pthread_rwlock_wrlock(&ix->maplock);
+	pthread_mutex_lock(&ix->gate);
+	ix->resizing = true;
+	while (ix->readers > 0)
+		pthread_cond_wait(&ix->gate_cv, &ix->gate);
 	int rc = mdb_env_set_mapsize(ix->env, size);
-	pthread_rwlock_unlock(&ix->maplock);
+	ix->resizing = false;
+	pthread_cond_broadcast(&ix->gate_cv);
+	pthread_mutex_unlock(&ix->gate);
 	return rc ? lmdb_err(rc, "index: cannot resize its map") : 0;
 }
 
@@ -257,13 +289,11 @@ static int begin_read(cairn_index *ix, MDB_txn **txn)
 	if (!ix->env)
 		return cairn_err_set(-EIO, "index is closed");
 	for (unsigned tries = 0;; tries++) {
-		pthread_rwlock_rdlock(&ix->maplock);
+		gate_enter(ix);
 		int rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, txn);
-		if (rc == 0) {
-			reads_add(ix, 1);
+		if (rc == 0)
 			return 0;
-		}
-		pthread_rwlock_unlock(&ix->maplock);
+		gate_leave(ix);
 		if (rc != MDB_MAP_RESIZED || tries == WRITE_TRIES)
 			return lmdb_err(rc, "index: cannot begin read");
 		/* Checked before taking wlock: its holder may be waiting for our read. */
@@ -281,8 +311,15 @@ static int begin_read(cairn_index *ix, MDB_txn **txn)
 static void end_read(cairn_index *ix, MDB_txn *txn)
 {
 	mdb_txn_abort(txn);
-	reads_add(ix, -1);
-	pthread_rwlock_unlock(&ix->maplock);
+	gate_leave(ix);
+}
+
+/* End a read txn by committing it, which keeps the handles it opened. */
+static int commit_read(cairn_index *ix, MDB_txn *txn)
+{
+	int rc = mdb_txn_commit(txn);
+	gate_leave(ix);
+	return rc ? lmdb_err(rc, "index: cannot commit") : 0;
 }
 
 typedef int (*write_fn)(cairn_index *ix, MDB_txn *txn, void *arg);
@@ -448,11 +485,7 @@ static int setup_read(cairn_index *ix, const uint8_t *repo_id)
 		end_read(ix, txn);
 		return r;
 	}
-	/* A commit, even of a read txn, keeps the handles opened in it. */
-	rc = mdb_txn_commit(txn);
-	reads_add(ix, -1);
-	pthread_rwlock_unlock(&ix->maplock);
-	return rc ? lmdb_err(rc, "index: cannot commit") : 0;
+	return commit_read(ix, txn); /* keeps the handles opened in it */
 }
 
 /* LMDB maps the file and trusts its meta page: the pages of a truncated file
@@ -587,13 +620,8 @@ static int index_new(cairn_index **out, const char *dir, bool read_only)
 	}
 	ix->read_only = read_only;
 	ix->lockfd = -1;
-	pthread_rwlockattr_t attr;
-	pthread_rwlockattr_init(&attr);
-	/* Readers first: a thread nesting a read in a scan's callback must not wait
-	 * behind a writer that waits for the scan. */
-	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_READER_NP);
-	pthread_rwlock_init(&ix->maplock, &attr);
-	pthread_rwlockattr_destroy(&attr);
+	pthread_mutex_init(&ix->gate, NULL);
+	pthread_cond_init(&ix->gate_cv, NULL);
 	pthread_mutex_init(&ix->wlock, NULL);
 	pthread_mutex_init(&ix->dbi_lock, NULL);
 	int e = pthread_key_create(&ix->reads, NULL);
@@ -718,7 +746,8 @@ void cairn_index__close(cairn_index *ix)
 		close(ix->lockfd); /* releases its lock */
 	if (ix->reads_key)
 		pthread_key_delete(ix->reads);
-	pthread_rwlock_destroy(&ix->maplock);
+	pthread_cond_destroy(&ix->gate_cv);
+	pthread_mutex_destroy(&ix->gate);
 	pthread_mutex_destroy(&ix->wlock);
 	pthread_mutex_destroy(&ix->dbi_lock);
 	free(ix->dir);
@@ -1333,10 +1362,7 @@ static int find_dbi(cairn_index *ix, const char *name, MDB_dbi *dbi)
 		end_read(ix, txn);
 		return rc == MDB_NOTFOUND ? -ENOENT : lmdb_err(rc, "index: cannot open table");
 	}
-	rc = mdb_txn_commit(txn);
-	reads_add(ix, -1);
-	pthread_rwlock_unlock(&ix->maplock);
-	return rc ? lmdb_err(rc, "index: cannot open table") : 0;
+	return commit_read(ix, txn);
 }
 
 /*

@@ -1013,6 +1013,8 @@ static void *writer(void *arg)
 	return NULL;
 }
 
+/* With a map of 64 KiB to start with, the writer grows it several times while
+ * the readers look blobs up: each resize waits for their reads to end. */
 static void test_index__concurrent(void)
 {
 	struct shared s = { .base = mk_entries(PERPACK, 80) };
@@ -1022,7 +1024,9 @@ static void test_index__concurrent(void)
 
 	for (uint32_t p = 0; p < NPACKS; p++)
 		s.e[p] = mk_entries(PERPACK, 100 + p);
+	cairn_index__set_map_size(64u << 10);
 	s.ix = ix_open(false);
+	cairn_index__set_map_size(0);
 	CHECK_OK(cairn_index__add_pack(s.ix, &base, 1, s.base, PERPACK));
 	for (size_t i = 0; i < ARRAY_SIZE(r); i++)
 		CHECK_EQ(pthread_create(&r[i], NULL, reader, &s), 0);
