@@ -49,7 +49,8 @@ struct cairn_index {
 	MDB_env *env;
 	MDB_dbi meta, blobs, packs, packnums, snaps;
 	bool read_only;
-	bool usable; /* opened and checked: a close may read it (compact) */
+	bool usable;                      /* opened and checked: a close may read it (compact) */
+	const struct cairn_idset *doomed; /* borrowed; see cairn_index__set_doomed() */
 	char *dir;
 	int lockfd;               /* index/open.lock, read-locked while open; -1 if none */
 	pthread_key_t reads;      /* read txns the calling thread has open (a count) */
@@ -956,9 +957,20 @@ int cairn_index__get(cairn_index *ix, const struct cairn_id *id, struct cairn_lo
 	return r;
 }
 
+void cairn_index__set_doomed(cairn_index *ix, const struct cairn_idset *doomed)
+{
+	ix->doomed = doomed;
+}
+
+static bool in_doomed(const cairn_index *ix, const struct cairn_id *pack)
+{
+	return ix->doomed && ix->doomed->count > 0 && cairn_idset_has(ix->doomed, pack);
+}
+
 /* Put one entry of pack number no. FORMAT.md §7: the lowest pack ID wins, so a
- * rebuild gives the same index whatever order it reads the packs in. A record
- * that names an unknown pack, or is malformed, is replaced. */
+ * rebuild gives the same index whatever order it reads the packs in, except over
+ * a pack a prune is deleting: the new copy must survive that pack's records. A
+ * record that names an unknown pack, or is malformed, is replaced. */
 static int put_blob(cairn_index *ix, MDB_txn *txn, MDB_cursor *cur, uint32_t no,
                     const struct cairn_id *pack, const struct cairn_pack_entry *e)
 {
@@ -977,7 +989,7 @@ static int put_blob(cairn_index *ix, MDB_txn *txn, MDB_cursor *cur, uint32_t no,
 		struct cairn_id hpack;
 		if (cairn_index__decode_rec(&have, v.mv_data, v.mv_size) == 0 &&
 		    have.packno != no && pack_id(ix, txn, have.packno, &hpack) == 0 &&
-		    cairn_id_cmp(&hpack, pack) < 0)
+		    cairn_id_cmp(&hpack, pack) < 0 && !in_doomed(ix, &hpack))
 			return 0;
 		if ((rc = mdb_cursor_del(cur, 0)))
 			return lmdb_err(rc, "index: cannot replace blob");
@@ -1139,6 +1151,23 @@ int cairn_index__replace_packs(cairn_index *ix, const struct cairn_id *old, size
 	struct replace_arg a = { old, nold, add, nadd };
 	int r = check_counts(add, nadd);
 	return r < 0 ? r : in_write(ix, replace_write, &a);
+}
+
+static int reset_write(cairn_index *ix, MDB_txn *txn, void *arg)
+{
+	struct replace_arg *a = arg;
+	int rc;
+	if ((rc = mdb_drop(txn, ix->blobs, 0)) || (rc = mdb_drop(txn, ix->packs, 0)) ||
+	    (rc = mdb_drop(txn, ix->packnums, 0)))
+		return lmdb_err(rc, "index: cannot clear");
+	return put_packs(ix, txn, a->add, a->nadd);
+}
+
+int cairn_index__reset_packs(cairn_index *ix, const struct cairn_index_pack *add, size_t nadd)
+{
+	struct replace_arg a = { NULL, 0, add, nadd };
+	int r = check_counts(add, nadd);
+	return r < 0 ? r : in_write(ix, reset_write, &a);
 }
 
 int cairn_index__add_packs(cairn_index *ix, const struct cairn_index_pack *p, size_t n)

@@ -41,6 +41,12 @@ void cairn_index__set_readahead(bool on);
 void cairn_index__encode_loc(uint8_t out[CAIRN_LOC_SIZE], const struct cairn_loc *loc);
 int cairn_index__decode_loc(struct cairn_loc *out, const uint8_t *p, size_t len);
 
+/* Packs a prune is deleting (pending.c): a blob recorded in one of them is
+ * recorded again in the next pack added that holds it, whatever the pack IDs,
+ * so that the new copy outlives the old pack's records. Borrowed, and not
+ * changed while the index is in use. */
+void cairn_index__set_doomed(cairn_index *ix, const struct cairn_idset *doomed);
+
 /* A `blobs` record of layout 2 (FORMAT.md §7): the blob ID, the pack's number in
  * `packnums` and where the blob is in that pack. */
 struct cairn_index_rec {
@@ -108,6 +114,9 @@ struct cairn_index_pack {
  * pack that stays. -ENOSPC, -EIO, -EINVAL. */
 int cairn_index__replace_packs(cairn_index *ix, const struct cairn_id *old, size_t nold,
                                const struct cairn_index_pack *add, size_t nadd);
+/* The index of blobs and packs replaced by add's, in one write txn: a rebuild
+ * that readers never see half done. */
+int cairn_index__reset_packs(cairn_index *ix, const struct cairn_index_pack *add, size_t nadd);
 /* Record several durable packs in one write txn, as cairn_index__add_pack does
  * for one. A txn rewrites every page it touches, and with random blob IDs a
  * pack's entries touch most leaves of a small tree: one txn for many packs

@@ -340,6 +340,72 @@ static int count_aux(const void *k, size_t klen, const void *v, size_t vlen, voi
 	return 0;
 }
 
+/* A blob in a pack a prune is deleting moves to the next pack that holds it,
+ * whatever the IDs; without that, the lower ID keeps it. */
+static void test_index__doomed(void)
+{
+	_cleanup_free_ struct cairn_pack_entry *lo_e = mk_entries(3, 12);
+	_cleanup_free_ struct cairn_pack_entry *hi_e = mk_entries(3, 13);
+	struct cairn_id lo = mkid(0x11, 1), hi = mkid(0x11, 2);
+	struct cairn_idset doomed;
+	struct cairn_loc loc;
+
+	lo.b[1] = 0x00;
+	hi.b[1] = 0xff; /* lo < hi */
+	hi_e[0].id = lo_e[0].id;
+	cairn_idset_init(&doomed);
+	cairn_index *ix = ix_open(false);
+	CHECK_OK(cairn_index__add_pack(ix, &lo, 1, lo_e, 3));
+	cairn_index__set_doomed(ix, &doomed); /* empty: as before */
+	CHECK_OK(cairn_index__add_pack(ix, &hi, 2, hi_e, 1));
+	CHECK_OK(cairn_index__get(ix, &lo_e[0].id, &loc));
+	check_loc(&loc, &lo, &lo_e[0]);
+	CHECK_OK(cairn_idset_add(&doomed, &lo, 0));
+	CHECK_OK(cairn_index__add_pack(ix, &hi, 2, hi_e, 3));
+	CHECK_OK(cairn_index__get(ix, &lo_e[0].id, &loc));
+	check_loc(&loc, &hi, &hi_e[0]);
+	CHECK_OK(cairn_index__get(ix, &lo_e[1].id, &loc)); /* only in lo: stays */
+	check_loc(&loc, &lo, &lo_e[1]);
+	cairn_index__set_doomed(ix, NULL);
+	cairn_index__close(ix);
+	cairn_idset_release(&doomed);
+}
+
+/* A rebuild in one txn: the packs and blobs are exactly add's; snapshots and
+ * state tables stay. */
+static void test_index__reset_packs(void)
+{
+	_cleanup_free_ struct cairn_pack_entry *a_e = mk_entries(30, 14);
+	_cleanup_free_ struct cairn_pack_entry *c_e = mk_entries(20, 15);
+	struct cairn_id a = mkid(0x12, 1), c = mkid(0x12, 3), snap = mkid(0x12, 9);
+	struct counter cnt = { .ordered = true };
+	struct snaps got = { 0 };
+	_cleanup_buf_ struct cairn_buf v = CAIRN_BUF_INIT;
+	struct cairn_loc loc;
+
+	cairn_index *ix = ix_open(false);
+	CHECK_OK(cairn_index__add_pack(ix, &a, 1, a_e, 30));
+	CHECK_OK(cairn_index__add_snapshot(ix, &snap, 5));
+	CHECK_OK(cairn_index__aux_put(ix, "t", "k", 1, "v", 1));
+	struct cairn_index_pack add = { c, 3, c_e, 20 };
+	CHECK_OK(cairn_index__reset_packs(ix, &add, 1));
+	CHECK_EQ(cairn_index__has_pack(ix, &a, NULL), 0);
+	CHECK_EQ(cairn_index__has_pack(ix, &c, NULL), 1);
+	CHECK_ERR(cairn_index__get(ix, &a_e[0].id, &loc), -ENOENT);
+	CHECK_OK(cairn_index__get(ix, &c_e[19].id, &loc));
+	check_loc(&loc, &c, &c_e[19]);
+	cnt.pack = c;
+	CHECK_OK(cairn_index__foreach_blob(ix, count_blob, &cnt));
+	CHECK_EQ(cnt.n, 20);
+	CHECK_EQ(cnt.in_pack, 20);
+	CHECK_OK(cairn_index__foreach_snapshot(ix, collect_snap, &got));
+	CHECK_EQ(got.n, 1);
+	CHECK_OK(cairn_index__aux_get(ix, "t", "k", 1, &v));
+	CHECK_OK(cairn_index__reset_packs(ix, NULL, 0));
+	CHECK_EQ(cairn_index__has_pack(ix, &c, NULL), 0);
+	cairn_index__close(ix);
+}
+
 static void test_index__clear(void)
 {
 	_cleanup_free_ struct cairn_pack_entry *e = mk_entries(300, 40);
@@ -1090,6 +1156,8 @@ int main(void)
 	RUN(test_index__lowest_pack_wins_high_first);
 	RUN(test_index__del_pack);
 	RUN(test_index__replace_packs);
+	RUN(test_index__doomed);
+	RUN(test_index__reset_packs);
 	RUN(test_index__foreach_order);
 	RUN(test_index__snapshots);
 	RUN(test_index__clear);
