@@ -599,13 +599,13 @@ static int clean_leftovers(cairn_index *ix)
 		return 0;
 	if (stale && unlink(copy) < 0 && errno != ENOENT)
 		r = cairn_err_set(-errno, "cannot remove '%s': %s", copy, strerror(errno));
-	if (r >= 0 && bulk) {
-		if ((unlink(data) < 0 && errno != ENOENT) ||
-		    (unlink(lock) < 0 && errno != ENOENT) || unlink(mark) < 0)
-			r = cairn_err_set(-errno, "cannot remove '%s': %s", data, strerror(errno));
-		else
-			r = 1;
-	}
+	const char *gone[] = { data, lock, mark }; /* the mark last: it says "redo" */
+	for (size_t i = 0; r >= 0 && bulk && i < ARRAY_SIZE(gone); i++)
+		if (unlink(gone[i]) < 0 && errno != ENOENT)
+			r = cairn_err_set(-errno, "cannot remove '%s': %s", gone[i],
+			                  strerror(errno));
+	if (r >= 0 && bulk)
+		r = 1;
 	int l = ofd_lock(ix->lockfd, F_RDLCK, true);
 	if (l < 0 && r >= 0)
 		r = cairn_err_set(l, "cannot lock index '%s': %s", ix->dir, strerror(-l));
