@@ -97,7 +97,9 @@ int cairn_crypt__seal(const struct cairn_keys *k, int type, const struct cairn_i
 int cairn_crypt__open(const struct cairn_keys *k, int type, const struct cairn_id *id,
                       const uint8_t *sealed, size_t slen, uint8_t *enc, struct cairn_buf *body_out);
 
-/* Compress (zstd level, 0 = never), choose raw when not smaller, and seal. Appends to out. */
+/* Compress (zstd level, 0 = never), choose raw when not smaller or when the blob
+ * starts with the magic number of a compressed format (gzip, PNG ...), and seal.
+ * Appends to out. */
 int cairn_blob__encode(const struct cairn_keys *k, int level, int type, const struct cairn_id *id,
                        const void *data, size_t len, struct cairn_buf *out);
 /* Open, decompress into out (replaced) and verify (FORMAT.md §5.2 "Reading"):

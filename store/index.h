@@ -6,23 +6,38 @@
 #include "crypt.h"
 
 #define CAIRN_LOC_SIZE 45
-#define CAIRN_PACKREC_SIZE 12
+#define CAIRN_PACKREC_SIZE 16
+#define CAIRN_INDEX_REC_SIZE 48
 
 /* One env per process (lmdb.h caveats). Thread-safe: lookups take a short read txn
- * each (MDB_NOTLS); writes are serialised by an internal mutex. */
+ * each (MDB_NOTLS); writes are serialised by an internal mutex. The callbacks of
+ * the foreach functions run inside a read txn and must not write to the index
+ * (-EINVAL: a write that had to grow the map would wait for the scan). */
 typedef struct cairn_index cairn_index;
 
 /* Open or create dir (created 0700 unless read_only). Checks meta version and
  * repo-id (-EBADMSG if the index belongs to another repository: the caller
- * rebuilds). read_only: MDB_RDONLY, -ENOENT if missing. */
+ * rebuilds). read_only: MDB_RDONLY, -ENOENT if missing, -EBADMSG for an index
+ * of another layout version. Returns 1 when the caller must rebuild the index:
+ * it was just created, or it was emptied because it had another layout version
+ * (FORMAT.md §7) or a bulk load (cairn_index__bulk) was interrupted; 0 when it
+ * is as it was left. */
 int cairn_index__open(cairn_index **out, const char *dir, bool read_only,
                       const uint8_t repo_id[CAIRN_REPO_ID_SIZE]);
+/* With every txn of ix ended. Writable: compacts the file first when free pages
+ * are at least a quarter of it and no other process has the index open
+ * (FORMAT.md §7, "Size"). */
 void cairn_index__close(cairn_index *ix);
-/* The LMDB map size of indexes opened after this call, in bytes (0: the default,
- * 32 GiB). For tests that fill the map (MDB_MAP_FULL -> -ENOSPC). */
+/* The map size that indexes opened after this call start with, in bytes (0: the
+ * default, 1 GiB or twice the file). The map grows when full (MDB_MAP_FULL is
+ * retried after doubling it); tests use a tiny one to make it grow. */
 void cairn_index__set_map_size(size_t bytes);
+/* For benchmarks that measure what MDB_NORDAHEAD saves: whether indexes opened
+ * after this call let the kernel read ahead on page faults (default: no). */
+void cairn_index__set_readahead(bool on);
 
-/* Encoding of a `blobs` value (FORMAT.md §7); decode checks size and type. */
+/* A location as 45 bytes: pack id[32], u32 offset, u32 stored_len, u32 raw_len,
+ * u8 type (the `blobs` value of index layout 1); decode checks size and bounds. */
 void cairn_index__encode_loc(uint8_t out[CAIRN_LOC_SIZE], const struct cairn_loc *loc);
 int cairn_index__decode_loc(struct cairn_loc *out, const uint8_t *p, size_t len);
 
@@ -31,6 +46,19 @@ int cairn_index__decode_loc(struct cairn_loc *out, const uint8_t *p, size_t len)
  * so that the new copy outlives the old pack's records. Borrowed, and not
  * changed while the index is in use. */
 void cairn_index__set_doomed(cairn_index *ix, const struct cairn_idset *doomed);
+
+/* A `blobs` record of layout 2 (FORMAT.md §7): the blob ID, the pack's number in
+ * `packnums` and where the blob is in that pack. */
+struct cairn_index_rec {
+	struct cairn_id id;
+	uint32_t packno;
+	uint32_t offset, stored_len, raw_len;
+	uint8_t type;
+};
+void cairn_index__encode_rec(uint8_t out[CAIRN_INDEX_REC_SIZE], const struct cairn_index_rec *rec);
+/* -EBADMSG unless exactly CAIRN_INDEX_REC_SIZE bytes within a pack entry's bounds. */
+int cairn_index__decode_rec(struct cairn_index_rec *out, const uint8_t *p, size_t len);
+
 /* -ENOENT if absent, -EBADMSG for a malformed record. */
 int cairn_index__get(cairn_index *ix, const struct cairn_id *id, struct cairn_loc *out);
 /* Record a durable pack and its entries in one write txn. An entry already indexed
@@ -89,5 +117,16 @@ int cairn_index__replace_packs(cairn_index *ix, const struct cairn_id *old, size
 /* The index of blobs and packs replaced by add's, in one write txn: a rebuild
  * that readers never see half done. */
 int cairn_index__reset_packs(cairn_index *ix, const struct cairn_index_pack *add, size_t nadd);
+/* Record several durable packs in one write txn, as cairn_index__add_pack does
+ * for one. A txn rewrites every page it touches, and with random blob IDs a
+ * pack's entries touch most leaves of a small tree: one txn for many packs
+ * writes (and frees) far fewer pages than one per pack. -ENOSPC, -EIO, -EINVAL. */
+int cairn_index__add_packs(cairn_index *ix, const struct cairn_index_pack *p, size_t n);
+
+/* A bulk load (a rebuild, which can be redone): on, commits are not synced
+ * (MDB_NOSYNC) and index/rebuilding marks the index as incomplete, so that an
+ * open after a crash starts it afresh (and returns 1); off syncs everything and
+ * removes the mark. -EIO. */
+int cairn_index__bulk(cairn_index *ix, bool on);
 
 #endif

@@ -175,12 +175,16 @@ static int update_snapshots(cairn_repo *repo)
 
 int cairn_repo_rebuild_index(cairn_repo *repo)
 {
+	int r = cairn_repo__writable(repo);
+	return r < 0 && !repo->cache ? r : cairn_repo__rebuild_index(repo);
+}
+
+int cairn_repo__rebuild_index(cairn_repo *repo)
+{
 	struct packlist all = { 0 };
 	struct listing l = { .repo = repo, .all = &all };
-	int r = cairn_repo__writable(repo);
+	int r;
 
-	if (r < 0 && !repo->cache)
-		return r;
 	if (!repo->index) {
 		/* Opened without index, maybe because it was damaged: start afresh. */
 		char dir[PATH_MAX];

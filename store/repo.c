@@ -460,10 +460,24 @@ static int open_index(cairn_repo *repo, bool *created)
 	bool ro = repo->read_only && !repo->cache;
 	if (!ro && (r = cairn_mkdir_p(dir, 0700)) < 0)
 		return r;
+	/* An index of an older layout is emptied by a writable open, and then
+	 * rebuilt: a write-only key could not, so it leaves it as it is. */
+	if (!ro && repo->keys.write_only && !repo->cache &&
+	    (r = cairn_index__open(&repo->index, dir, true, repo->cfg.id)) == -EPROTO)
+		return cairn_err_wrap(r,
+		                      "index of '%s' has an older layout: run 'cairn "
+		                      "rebuild-index' with an admin key",
+		                      cairn_storage_url(repo->st));
+	cairn_index__close(TAKE_PTR(repo->index));
 	r = cairn_index__open(&repo->index, dir, ro, repo->cfg.id);
+	/* A read-only command after an upgrade: the index is a cache, which it
+	 * rebuilds where it can write it (FORMAT.md §7). */
+	if (r == -EPROTO && ro && access(dir, W_OK) == 0)
+		r = cairn_index__open(&repo->index, dir, false, repo->cfg.id);
 	if (r < 0)
 		return cairn_err_wrap(r, "cannot open the index of '%s'",
 		                      cairn_storage_url(repo->st));
+	*created = *created || r == 1;
 	return 0;
 }
 
@@ -537,9 +551,11 @@ static int load(cairn_repo *repo, const char *pw, size_t pwlen, const struct cai
 	repo->fresh_index = created;
 	if (created && !repo->cache) {
 		/* The index is a cache (FORMAT.md §7): a missing one is rebuilt. */
-		cairn_repo__warn(repo, "index of '%s' is missing: rebuilding it from the packs",
+		cairn_repo__warn(repo,
+		                 "index of '%s' is missing or of an older layout: rebuilding it "
+		                 "from the packs",
 		                 cairn_storage_url(repo->st));
-		return (r = cairn_repo_rebuild_index(repo)) < 0 ? r : 0;
+		return (r = cairn_repo__rebuild_index(repo)) < 0 ? r : 0;
 	}
 	return repo->cache && !repo->offline ? cairn_repo__refresh(repo) : 0;
 }

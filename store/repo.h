@@ -168,6 +168,9 @@ int cairn_repo__rewrite_index_files(cairn_repo *repo, const struct cairn_idset *
 /* Record the index files in the storage as loaded, without reading them (after
  * a rebuild from the pack headers, which name the same packs). */
 int cairn_repo__index_files_seen(cairn_repo *repo);
+/* cairn_repo_rebuild_index() for any open repository: the index is a local
+ * cache, which even a read-only open may rebuild (an upgraded layout). */
+int cairn_repo__rebuild_index(cairn_repo *repo);
 
 /* ---- pending deletions (pending.c, FORMAT.md §13) ---- */
 struct cairn_prunerec;

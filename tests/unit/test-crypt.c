@@ -771,6 +771,53 @@ static void test_crypt__blob_roundtrip_compressible(void)
 	CHECK_ERR(cairn_blob__encode(&k, -1, CAIRN_BLOB_DATA, &id, data, n, &sealed), -EINVAL);
 }
 
+/* A blob that starts like a gzip or PNG file is stored raw without asking zstd
+ * (compressed already; the magic alone decides); the same bytes behind any other
+ * start are compressed. */
+static void test_crypt__blob_compressed_formats(void)
+{
+	static const uint8_t magics[][6] = {
+		{ 0x1f, 0x8b, 8, 0, 0, 0 },       { 0x89, 'P', 'N', 'G', '\r', '\n' },
+		{ 0x28, 0xb5, 0x2f, 0xfd, 0, 0 }, { 0xfd, '7', 'z', 'X', 'Z', 0 },
+		{ 'B', 'Z', 'h', '9', 0, 0 },     { 'w', 'O', 'F', '2', 0, 0 },
+	};
+	const size_t n = 20000;
+	_cleanup_free_ uint8_t *data = malloc(n);
+	_cleanup_buf_ struct cairn_buf sealed = CAIRN_BUF_INIT;
+	_cleanup_buf_ struct cairn_buf out = CAIRN_BUF_INIT;
+	struct cairn_keys k;
+	struct cairn_id id;
+
+	CHECK(data);
+	keys_a(&k);
+	fill_text(data, n);
+	for (size_t i = 0; i < ARRAY_SIZE(magics); i++) {
+		memcpy(data, magics[i], sizeof(magics[i]));
+		id_of(&k, data, n, &id);
+		sealed.len = 0;
+		CHECK_OK(cairn_blob__encode(&k, 3, CAIRN_BLOB_DATA, &id, data, n, &sealed));
+		CHECK_EQ(sealed.len, n + CAIRN_SEAL_OVERHEAD);
+		CHECK_EQ(enc_of(&k, CAIRN_BLOB_DATA, &id, &sealed), 0);
+		CHECK_OK(cairn_blob__decode(&k, CAIRN_BLOB_DATA, &id, sealed.data, sealed.len, n, n,
+		                            &out));
+		CHECK(out.len == n && memcmp(out.data, data, n) == 0);
+	}
+	/* a zip (.jar: its headers compress) and a near miss of the gzip magic */
+	static const uint8_t others[][4] = { { 'P', 'K', 3, 4 }, { 0x1f, 0x8c, 0, 0 } };
+	for (size_t i = 0; i < ARRAY_SIZE(others); i++) {
+		memcpy(data, others[i], sizeof(others[i]));
+		id_of(&k, data, n, &id);
+		sealed.len = 0;
+		CHECK_OK(cairn_blob__encode(&k, 3, CAIRN_BLOB_DATA, &id, data, n, &sealed));
+		CHECK(sealed.len < n / 4);
+		CHECK_EQ(enc_of(&k, CAIRN_BLOB_DATA, &id, &sealed), 1);
+	}
+	/* the magic alone, or less, is simply short */
+	sealed.len = 0;
+	CHECK_OK(cairn_blob__encode(&k, 3, CAIRN_BLOB_DATA, &id, magics[0], 2, &sealed));
+	CHECK_EQ(enc_of(&k, CAIRN_BLOB_DATA, &id, &sealed), 0);
+}
+
 static void test_crypt__blob_roundtrip_random(void)
 {
 	static const size_t lens[] = { 0, 1, 2, 100, 65536, 1 << 20 };
@@ -1047,6 +1094,7 @@ int main(void)
 	RUN(test_crypt__scrypt_rfc7914);
 	RUN(test_crypt__scrypt_ranges);
 	RUN(test_crypt__blob_roundtrip_compressible);
+	RUN(test_crypt__blob_compressed_formats);
 	RUN(test_crypt__blob_roundtrip_random);
 	RUN(test_crypt__blob_size_mismatch);
 	RUN(test_crypt__blob_id_mismatch);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pack.h"
@@ -70,13 +71,17 @@ static void test_index__open_create(void)
 	char data[600];
 	struct stat st;
 
-	cairn_index *ix = ix_open(false);
+	cairn_index *ix = NULL;
+	snprintf(ixdir, sizeof(ixdir), "%s/index", check_tmpdir());
+	CHECK_EQ(cairn_index__open(&ix, ixdir, false, repo_a), 1); /* new: to be built */
 	CHECK_OK(stat(ixdir, &st));
 	CHECK_EQ(st.st_mode & 0777, 0700);
 	snprintf(data, sizeof(data), "%s/data.mdb", ixdir);
 	CHECK_OK(access(data, F_OK));
 	cairn_index__close(ix);
-	ix = ix_open(false); /* existing: meta matches */
+	CHECK_EQ(cairn_index__open(&ix, ixdir, false, repo_a), 0); /* existing: meta matches */
+	cairn_index__close(ix);
+	CHECK_EQ(cairn_index__open(&ix, ixdir, true, repo_a), 0);
 	cairn_index__close(ix);
 	cairn_index__close(NULL);
 }
@@ -335,6 +340,72 @@ static int count_aux(const void *k, size_t klen, const void *v, size_t vlen, voi
 	return 0;
 }
 
+/* A blob in a pack a prune is deleting moves to the next pack that holds it,
+ * whatever the IDs; without that, the lower ID keeps it. */
+static void test_index__doomed(void)
+{
+	_cleanup_free_ struct cairn_pack_entry *lo_e = mk_entries(3, 12);
+	_cleanup_free_ struct cairn_pack_entry *hi_e = mk_entries(3, 13);
+	struct cairn_id lo = mkid(0x11, 1), hi = mkid(0x11, 2);
+	struct cairn_idset doomed;
+	struct cairn_loc loc;
+
+	lo.b[1] = 0x00;
+	hi.b[1] = 0xff; /* lo < hi */
+	hi_e[0].id = lo_e[0].id;
+	cairn_idset_init(&doomed);
+	cairn_index *ix = ix_open(false);
+	CHECK_OK(cairn_index__add_pack(ix, &lo, 1, lo_e, 3));
+	cairn_index__set_doomed(ix, &doomed); /* empty: as before */
+	CHECK_OK(cairn_index__add_pack(ix, &hi, 2, hi_e, 1));
+	CHECK_OK(cairn_index__get(ix, &lo_e[0].id, &loc));
+	check_loc(&loc, &lo, &lo_e[0]);
+	CHECK_OK(cairn_idset_add(&doomed, &lo, 0));
+	CHECK_OK(cairn_index__add_pack(ix, &hi, 2, hi_e, 3));
+	CHECK_OK(cairn_index__get(ix, &lo_e[0].id, &loc));
+	check_loc(&loc, &hi, &hi_e[0]);
+	CHECK_OK(cairn_index__get(ix, &lo_e[1].id, &loc)); /* only in lo: stays */
+	check_loc(&loc, &lo, &lo_e[1]);
+	cairn_index__set_doomed(ix, NULL);
+	cairn_index__close(ix);
+	cairn_idset_release(&doomed);
+}
+
+/* A rebuild in one txn: the packs and blobs are exactly add's; snapshots and
+ * state tables stay. */
+static void test_index__reset_packs(void)
+{
+	_cleanup_free_ struct cairn_pack_entry *a_e = mk_entries(30, 14);
+	_cleanup_free_ struct cairn_pack_entry *c_e = mk_entries(20, 15);
+	struct cairn_id a = mkid(0x12, 1), c = mkid(0x12, 3), snap = mkid(0x12, 9);
+	struct counter cnt = { .ordered = true };
+	struct snaps got = { 0 };
+	_cleanup_buf_ struct cairn_buf v = CAIRN_BUF_INIT;
+	struct cairn_loc loc;
+
+	cairn_index *ix = ix_open(false);
+	CHECK_OK(cairn_index__add_pack(ix, &a, 1, a_e, 30));
+	CHECK_OK(cairn_index__add_snapshot(ix, &snap, 5));
+	CHECK_OK(cairn_index__aux_put(ix, "t", "k", 1, "v", 1));
+	struct cairn_index_pack add = { c, 3, c_e, 20 };
+	CHECK_OK(cairn_index__reset_packs(ix, &add, 1));
+	CHECK_EQ(cairn_index__has_pack(ix, &a, NULL), 0);
+	CHECK_EQ(cairn_index__has_pack(ix, &c, NULL), 1);
+	CHECK_ERR(cairn_index__get(ix, &a_e[0].id, &loc), -ENOENT);
+	CHECK_OK(cairn_index__get(ix, &c_e[19].id, &loc));
+	check_loc(&loc, &c, &c_e[19]);
+	cnt.pack = c;
+	CHECK_OK(cairn_index__foreach_blob(ix, count_blob, &cnt));
+	CHECK_EQ(cnt.n, 20);
+	CHECK_EQ(cnt.in_pack, 20);
+	CHECK_OK(cairn_index__foreach_snapshot(ix, collect_snap, &got));
+	CHECK_EQ(got.n, 1);
+	CHECK_OK(cairn_index__aux_get(ix, "t", "k", 1, &v));
+	CHECK_OK(cairn_index__reset_packs(ix, NULL, 0));
+	CHECK_EQ(cairn_index__has_pack(ix, &c, NULL), 0);
+	cairn_index__close(ix);
+}
+
 static void test_index__clear(void)
 {
 	_cleanup_free_ struct cairn_pack_entry *e = mk_entries(300, 40);
@@ -410,8 +481,10 @@ static void test_index__other_repository(void)
 	CHECK(other == NULL);
 }
 
-/* Rewrite one record behind the index's back, with LMDB directly. */
-static void poke(const char *db, const void *k, size_t klen, const void *v, size_t vlen)
+/* Write behind the index's back, with LMDB directly: put one record (or delete
+ * every record of key k when v is NULL) in db, created with flags if missing. */
+static void poke_flags(const char *db, unsigned flags, const void *k, size_t klen, const void *v,
+                       size_t vlen)
 {
 	MDB_env *env;
 	MDB_txn *txn;
@@ -422,26 +495,121 @@ static void poke(const char *db, const void *k, size_t klen, const void *v, size
 	CHECK_EQ(mdb_env_set_maxdbs(env, 64), 0);
 	CHECK_EQ(mdb_env_open(env, ixdir, 0, 0600), 0);
 	CHECK_EQ(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	CHECK_EQ(mdb_dbi_open(txn, db, 0, &dbi), 0);
-	CHECK_EQ(mdb_put(txn, dbi, &kv, &vv, 0), 0);
+	CHECK_EQ(mdb_dbi_open(txn, db, flags, &dbi), 0);
+	if (v)
+		CHECK_EQ(mdb_put(txn, dbi, &kv, &vv, 0), 0);
+	else
+		CHECK_EQ(mdb_del(txn, dbi, &kv, NULL), 0);
 	CHECK_EQ(mdb_txn_commit(txn), 0);
 	mdb_env_close(env);
 }
 
+static void poke(const char *db, const void *k, size_t klen, const void *v, size_t vlen)
+{
+	poke_flags(db, 0, k, klen, v, vlen);
+}
+
+/* An index of layout 1 (FORMAT.md §7 before the pack numbers): 32-byte blob
+ * keys with 45-byte values, 12-byte pack records, and a state table. */
+static void make_v1_index(const struct cairn_pack_entry *e, size_t n, const struct cairn_id *pack)
+{
+	uint8_t v1[4] = { 1, 0, 0, 0 }, rec[CAIRN_LOC_SIZE], prec[12] = { 0 };
+	CHECK_OK(cairn_mkdir_p(ixdir, 0700));
+	poke_flags("meta", MDB_CREATE, "version", 7, v1, 4);
+	poke("meta", "repo-id", 7, repo_a, sizeof(repo_a));
+	for (size_t i = 0; i < n; i++) {
+		struct cairn_loc loc = { *pack, e[i].offset, e[i].stored_len, e[i].raw_len,
+			                 e[i].type };
+		cairn_index__encode_loc(rec, &loc);
+		poke_flags("blobs", MDB_CREATE, e[i].id.b, 32, rec, sizeof(rec));
+	}
+	poke_flags("packs", MDB_CREATE, pack->b, 32, prec, sizeof(prec));
+	poke_flags("aux:sync:x", MDB_CREATE, "k", 1, "val", 3);
+}
+
+/* FORMAT.md §7: an index of another layout is a cache to rebuild. A writable
+ * open empties it (keeping the aux: tables) and says so; a read-only one cannot
+ * and fails, naming the fix. */
+static void test_index__old_layout_rebuilt(void)
+{
+	_cleanup_free_ struct cairn_pack_entry *e = mk_entries(20, 55);
+	_cleanup_buf_ struct cairn_buf v = CAIRN_BUF_INIT;
+	struct cairn_id pack = mkid(0x55, 0);
+	struct cairn_loc loc;
+	struct counter c = { .ordered = true };
+	cairn_index *ix = NULL;
+
+	snprintf(ixdir, sizeof(ixdir), "%s/index", check_tmpdir());
+	make_v1_index(e, 20, &pack);
+	CHECK_ERR(cairn_index__open(&ix, ixdir, true, repo_a), -EPROTO);
+	CHECK(strstr(cairn_err_msg(), "layout version 1") != NULL);
+	CHECK(strstr(cairn_err_msg(), "rebuild-index") != NULL);
+	CHECK_ERR(cairn_index__open(&ix, ixdir, false, repo_b), -EBADMSG); /* not ours */
+	CHECK_EQ(cairn_index__open(&ix, ixdir, false, repo_a), 1);
+	CHECK_ERR(cairn_index__get(ix, &e[0].id, &loc), -ENOENT);
+	CHECK_EQ(cairn_index__has_pack(ix, &pack, NULL), 0);
+	CHECK_OK(cairn_index__foreach_blob(ix, count_blob, &c));
+	CHECK_EQ(c.n, 0);
+	CHECK_OK(cairn_index__aux_get(ix, "sync:x", "k", 1, &v));
+	CHECK(v.len == 3 && memcmp(v.data, "val", 3) == 0);
+	/* what a rebuild does next */
+	CHECK_OK(cairn_index__add_pack(ix, &pack, 1, e, 20));
+	CHECK_OK(cairn_index__get(ix, &e[19].id, &loc));
+	check_loc(&loc, &pack, &e[19]);
+	cairn_index__close(ix);
+	CHECK_EQ(cairn_index__open(&ix, ixdir, true, repo_a), 0);
+	CHECK_OK(cairn_index__get(ix, &e[0].id, &loc));
+	cairn_index__close(ix);
+}
+
 static void test_index__unknown_version(void)
 {
-	uint8_t v2[4] = { 2, 0, 0, 0 }, v1[4] = { 1, 0, 0, 0 };
+	uint8_t v9[4] = { 9, 0, 0, 0 }, v2[4] = { 2, 0, 0, 0 };
+	_cleanup_free_ struct cairn_pack_entry *e = mk_entries(3, 56);
+	struct cairn_id pack = mkid(0x56, 0);
+	struct cairn_loc loc;
 	cairn_index *ix = ix_open(false);
 
+	CHECK_OK(cairn_index__add_pack(ix, &pack, 1, e, 3));
 	cairn_index__close(ix);
-	poke("meta", "version", 7, v2, 4);
-	CHECK_ERR(cairn_index__open(&ix, ixdir, false, repo_a), -EBADMSG);
-	CHECK(strstr(cairn_err_msg(), "unknown version") != NULL);
-	poke("meta", "version", 7, v1, 3);
-	CHECK_ERR(cairn_index__open(&ix, ixdir, true, repo_a), -EBADMSG);
-	poke("meta", "version", 7, v1, 4);
+	poke("meta", "version", 7, v9, 4); /* a later cairn's: read-only cannot use it */
+	CHECK_ERR(cairn_index__open(&ix, ixdir, true, repo_a), -EPROTO);
+	CHECK(strstr(cairn_err_msg(), "layout version 9") != NULL);
+	poke("meta", "version", 7, v2, 3); /* malformed */
+	CHECK_ERR(cairn_index__open(&ix, ixdir, true, repo_a), -EPROTO);
+	CHECK_EQ(cairn_index__open(&ix, ixdir, false, repo_a), 1); /* writable: starts afresh */
+	CHECK_ERR(cairn_index__get(ix, &e[0].id, &loc), -ENOENT);
+	cairn_index__close(ix);
 	ix = ix_open(true);
 	cairn_index__close(ix);
+}
+
+/* Replace the record of e's blob in `blobs` with raw bytes. */
+static void poke_blob(const struct cairn_pack_entry *e, const uint8_t rec[CAIRN_INDEX_REC_SIZE])
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_cursor *cur;
+	uint8_t probe[CAIRN_INDEX_REC_SIZE] = { 0 };
+	MDB_val k = { 1, (void *)"b" }, v = { sizeof(probe), probe };
+
+	memcpy(probe, e->id.b, 32);
+	CHECK_EQ(mdb_env_create(&env), 0);
+	CHECK_EQ(mdb_env_set_maxdbs(env, 64), 0);
+	CHECK_EQ(mdb_env_open(env, ixdir, 0, 0600), 0);
+	CHECK_EQ(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	CHECK_EQ(mdb_dbi_open(txn, "blobs", 0, &dbi), 0);
+	CHECK_EQ(mdb_cursor_open(txn, dbi, &cur), 0);
+	CHECK_EQ(mdb_cursor_get(cur, &k, &v, MDB_GET_BOTH_RANGE), 0);
+	CHECK(memcmp(v.mv_data, e->id.b, 32) == 0);
+	CHECK_EQ(mdb_cursor_del(cur, 0), 0);
+	mdb_cursor_close(cur);
+	k = (MDB_val){ 1, (void *)"b" };
+	v = (MDB_val){ CAIRN_INDEX_REC_SIZE, (void *)rec };
+	CHECK_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
+	CHECK_EQ(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
 }
 
 static void test_index__malformed_records(void)
@@ -450,12 +618,14 @@ static void test_index__malformed_records(void)
 	struct cairn_id pack = mkid(0x70, 0);
 	struct counter c = { .ordered = true };
 	struct cairn_loc loc;
-	uint8_t rec[CAIRN_LOC_SIZE + 1] = { 0 };
+	uint8_t rec[CAIRN_PACKREC_SIZE] = { 0 }, brec[CAIRN_INDEX_REC_SIZE];
+	struct cairn_index_rec bad = { e[1].id, 1, 8, 41, 0, 7 }; /* blob type 7 */
 
 	cairn_index *ix = ix_open(false);
 	CHECK_OK(cairn_index__add_pack(ix, &pack, 1, e, 3));
 	cairn_index__close(ix);
-	poke("blobs", e[1].id.b, 32, rec, CAIRN_LOC_SIZE + 1);
+	cairn_index__encode_rec(brec, &bad);
+	poke_blob(&e[1], brec);
 	poke("packs", pack.b, 32, rec, CAIRN_PACKREC_SIZE - 1);
 	ix = ix_open(true);
 	CHECK_OK(cairn_index__get(ix, &e[0].id, &loc));
@@ -464,11 +634,25 @@ static void test_index__malformed_records(void)
 	CHECK_ERR(cairn_index__has_pack(ix, &pack, NULL), -EBADMSG);
 	CHECK_ERR(cairn_index__foreach_pack(ix, count_pack, &c), -EBADMSG);
 	cairn_index__close(ix);
-	/* a rewrite of the pack replaces the malformed blob record */
+	/* a record naming a pack number the index lacks */
+	bad = (struct cairn_index_rec){ e[1].id, 99, 8, 41, 0, CAIRN_BLOB_DATA };
+	cairn_index__encode_rec(brec, &bad);
+	poke_blob(&e[1], brec);
+	ix = ix_open(true);
+	CHECK_ERR(cairn_index__get(ix, &e[1].id, &loc), -EBADMSG);
+	CHECK(strstr(cairn_err_msg(), "pack number 99") != NULL);
+	cairn_index__close(ix);
+	/* a rewrite of the pack replaces the malformed records */
 	ix = ix_open(false);
 	CHECK_OK(cairn_index__add_pack(ix, &pack, 1, e, 3));
-	CHECK_OK(cairn_index__get(ix, &e[1].id, &loc));
-	check_loc(&loc, &pack, &e[1]);
+	CHECK_EQ(cairn_index__has_pack(ix, &pack, NULL), 1);
+	for (size_t i = 0; i < 3; i++) {
+		CHECK_OK(cairn_index__get(ix, &e[i].id, &loc));
+		check_loc(&loc, &pack, &e[i]);
+	}
+	c = (struct counter){ .ordered = true };
+	CHECK_OK(cairn_index__foreach_blob(ix, count_blob, &c));
+	CHECK_EQ(c.n, 3);
 	cairn_index__close(ix);
 }
 
@@ -522,6 +706,49 @@ static void test_index__decode_loc(void)
 	}
 }
 
+/* The `blobs` record of layout 2: the type in the raw length's top bits. */
+static void test_index__decode_rec(void)
+{
+	struct cairn_index_rec in = { mkid(0x81, 0), 7, 8, 41, CAIRN_TREE_MAX, CAIRN_BLOB_TREE },
+	                       out;
+	uint8_t rec[CAIRN_INDEX_REC_SIZE + 1], bad[CAIRN_INDEX_REC_SIZE];
+
+	cairn_index__encode_rec(rec, &in);
+	CHECK(memcmp(rec, in.id.b, 32) == 0);
+	CHECK_EQ(cairn_get_le32(rec + 32), 7);
+	CHECK_EQ(cairn_get_le32(rec + 44), CAIRN_TREE_MAX | 2u << 30);
+	CHECK_OK(cairn_index__decode_rec(&out, rec, CAIRN_INDEX_REC_SIZE));
+	CHECK(memcmp(&out.id, &in.id, 32) == 0 && out.packno == 7 && out.offset == 8 &&
+	      out.stored_len == 41 && out.raw_len == CAIRN_TREE_MAX && out.type == in.type);
+	static const size_t sizes[] = { 0, 45, 47, 49 };
+	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++)
+		CHECK_ERR(cairn_index__decode_rec(&out, rec, sizes[i]), -EBADMSG);
+	struct {
+		uint32_t no, off, slen, word;
+		int want;
+	} v[] = {
+		{ 0, 8, 41, 1u << 30, -EBADMSG },                        /* no pack number 0 */
+		{ 1, 8, 41, 0, -EBADMSG },                               /* type 0 */
+		{ 1, 8, 41, 3u << 30, -EBADMSG },                        /* type 3 */
+		{ 1, 8, 41, (CAIRN_TREE_MAX + 1) | 1u << 30, -EBADMSG }, /* too large */
+		{ 1, 7, 41, 1u << 30, -EBADMSG },                        /* inside the magic */
+		{ 1, UINT32_MAX - 40, 41, 1u << 30, -EBADMSG },          /* past 2^32 - 1 */
+		{ UINT32_MAX, UINT32_MAX - 41, 41, 5 | 1u << 30, 0 },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
+		memcpy(bad, rec, sizeof(bad));
+		cairn_le32(bad + 32, v[i].no);
+		cairn_le32(bad + 36, v[i].off);
+		cairn_le32(bad + 40, v[i].slen);
+		cairn_le32(bad + 44, v[i].word);
+		out.offset = 1;
+		CHECK_ERR(cairn_index__decode_rec(&out, bad, sizeof(bad)), v[i].want);
+		CHECK_EQ(out.offset, v[i].want ? 1 : v[i].off);
+	}
+	CHECK_EQ(out.raw_len, 5);
+	CHECK_EQ(out.type, CAIRN_BLOB_DATA);
+}
+
 /* ---- auxiliary tables --------------------------------------------------- */
 
 static void test_index__aux_tables(void)
@@ -568,82 +795,238 @@ static void test_index__aux_tables(void)
 	cairn_index__close(ix);
 }
 
-/* ---- a full map --------------------------------------------------------- */
+/* ---- a full map, size, compaction --------------------------------------- */
 
-/* MDB_MAP_FULL is -ENOSPC, the failed txn leaves nothing behind, and the index
- * stays usable. */
-static void test_index__map_full(void)
+/* npacks packs of per entries each, every blob new, one txn per pack as a backup
+ * writes them. The pack IDs are mkid(tag, p). */
+static int add_new_packs(cairn_index *ix, uint8_t tag, uint32_t npacks, size_t per)
 {
-	_cleanup_free_ struct cairn_pack_entry *e = mk_entries(2000, 70);
-	struct cairn_loc loc;
+	_cleanup_free_ struct cairn_pack_entry *e = mk_entries(per, tag);
 	int r = 0;
-	uint32_t p;
-
-	cairn_index__set_map_size(1u << 20);
-	cairn_index *ix = ix_open(false);
-	cairn_index__set_map_size(0);
-	for (p = 0; p < 100; p++) {
-		struct cairn_id pack = mkid(0x90, p);
-		for (size_t i = 0; i < 2000; i++) {
+	for (uint32_t p = 0; r >= 0 && p < npacks; p++) {
+		struct cairn_id pack = mkid(tag, p);
+		for (size_t i = 0; i < per; i++) {
 			e[i].id.b[31] = (uint8_t)p; /* new blobs in each pack */
 			e[i].id.b[30] = (uint8_t)(p >> 8);
 		}
-		if ((r = cairn_index__add_pack(ix, &pack, 1, e, 2000)) < 0)
-			break;
+		r = cairn_index__add_pack(ix, &pack, 1, e, per);
 	}
-	CHECK_ERR(r, -ENOSPC);
-	CHECK(p > 0);
-	struct cairn_id failed = mkid(0x90, p);
-	CHECK_EQ(cairn_index__has_pack(ix, &failed, NULL), 0);
-	CHECK_ERR(cairn_index__get(ix, &e[0].id, &loc), -ENOENT);
-	struct cairn_id first = mkid(0x90, 0);
-	CHECK_EQ(cairn_index__has_pack(ix, &first, NULL), 1);
-	cairn_index__close(ix);
-	/* with the default map the same pack goes in */
-	ix = ix_open(false);
-	CHECK_OK(cairn_index__add_pack(ix, &failed, 1, e, 2000));
-	CHECK_OK(cairn_index__get(ix, &e[0].id, &loc));
-	CHECK_EQ(cairn_index__has_pack(ix, &first, NULL), 1);
-	cairn_index__close(ix);
+	return r;
 }
 
-/* The last transaction ID of the closed index at ixdir. */
-static size_t last_txnid(void)
+/* Every blob of add_new_packs(tag, npacks, per) is where it was put. */
+static void check_new_packs(cairn_index *ix, uint8_t tag, uint32_t npacks, size_t per)
 {
-	MDB_env *env;
-	MDB_envinfo info;
-	CHECK(mdb_env_create(&env) == 0);
-	CHECK(mdb_env_set_maxdbs(env, 64) == 0);
-	CHECK(mdb_env_open(env, ixdir, MDB_RDONLY, 0600) == 0);
-	CHECK(mdb_env_info(env, &info) == 0);
-	mdb_env_close(env);
-	return info.me_last_txnid;
-}
-
-/* A pack of many blobs is indexed a few thousand blobs per transaction: LMDB
- * holds a copy of each page a transaction changes, and with random IDs that is
- * a leaf per blob, so one transaction for a pack of a hundred thousand small
- * blobs held most of a large index in memory. The pack's record comes last. */
-static void test_index__add_pack_in_batches(void)
-{
-	_cleanup_free_ struct cairn_pack_entry *e = mk_entries(20000, 71);
-	struct cairn_id pack = mkid(0x91, 1);
+	_cleanup_free_ struct cairn_pack_entry *e = mk_entries(per, tag);
 	struct cairn_loc loc;
-	uint64_t size = 0;
-
-	cairn_index__close(ix_open(false));
-	size_t before = last_txnid();
-	cairn_index *ix = ix_open(false);
-	CHECK_OK(cairn_index__add_pack(ix, &pack, 12345, e, 20000));
-	cairn_index__close(ix);
-	CHECK(last_txnid() - before >= 3);
-	ix = ix_open(true);
-	CHECK_EQ(cairn_index__has_pack(ix, &pack, &size), 1);
-	CHECK_EQ(size, 12345);
-	for (size_t i = 0; i < 20000; i += 97) {
-		CHECK_OK(cairn_index__get(ix, &e[i].id, &loc));
-		check_loc(&loc, &pack, &e[i]);
+	for (uint32_t p = 0; p < npacks; p++) {
+		struct cairn_id pack = mkid(tag, p);
+		for (size_t i = 0; i < per; i += 7) {
+			e[i].id.b[31] = (uint8_t)p;
+			e[i].id.b[30] = (uint8_t)(p >> 8);
+			CHECK_OK(cairn_index__get(ix, &e[i].id, &loc));
+			check_loc(&loc, &pack, &e[i]);
+		}
 	}
+}
+
+static off_t data_size(void)
+{
+	char data[600];
+	struct stat st;
+	snprintf(data, sizeof(data), "%s/data.mdb", ixdir);
+	CHECK_OK(stat(data, &st));
+	return st.st_size;
+}
+
+/* A full map is not a full disk: it grows (doubling) and the write goes in. */
+static void test_index__map_grows(void)
+{
+	cairn_index__set_map_size(1u << 20);
+	cairn_index *ix = ix_open(false);
+	cairn_index__set_map_size(0);
+	CHECK_OK(add_new_packs(ix, 0x90, 100, 2000)); /* 200,000 blobs: > 8 MiB */
+	CHECK(data_size() > (8 << 20));
+	check_new_packs(ix, 0x90, 100, 2000);
+	cairn_index__close(ix);
+	cairn_index__set_map_size(1u << 20); /* smaller than the file: LMDB takes the file's */
+	ix = ix_open(false);
+	cairn_index__set_map_size(0);
+	CHECK_OK(add_new_packs(ix, 0x91, 10, 2000));
+	check_new_packs(ix, 0x90, 100, 2000);
+	cairn_index__close(ix);
+}
+
+/* Another process that has the index open (cairnfs) with a smaller map sees the
+ * file grown past it (MDB_MAP_RESIZED) and adopts the new size. */
+static void test_index__map_grows_other_process(void)
+{
+	int ready[2], go[2];
+	char b = 0;
+
+	CHECK_OK(pipe(ready));
+	CHECK_OK(pipe(go));
+	cairn_index *ix = ix_open(false);
+	CHECK_OK(add_new_packs(ix, 0x92, 1, 100));
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		cairn_index *ro = NULL;
+		close(ready[0]), close(go[1]); /* a parent that fails ends the wait */
+		cairn_index__set_map_size(1u << 20);
+		int ok = cairn_index__open(&ro, ixdir, true, repo_a) >= 0;
+		ok = ok && write(ready[1], "r", 1) == 1 && read(go[0], &b, 1) == 1;
+		_cleanup_free_ struct cairn_pack_entry *e = mk_entries(2000, 0x93);
+		struct cairn_loc loc;
+		for (uint32_t p = 0; ok && p < 40; p += 13) {
+			e[1999].id.b[31] = (uint8_t)p;
+			e[1999].id.b[30] = (uint8_t)(p >> 8);
+			ok = cairn_index__get(ro, &e[1999].id, &loc) == 0 &&
+			     loc.offset == e[1999].offset;
+		}
+		if (!ok)
+			fprintf(stderr, "child: %s\n", cairn_err_msg());
+		_exit(ok ? 0 : 1);
+	}
+	close(ready[1]), close(go[0]);
+	CHECK_EQ(read(ready[0], &b, 1), 1);
+	CHECK_OK(add_new_packs(ix, 0x93, 40, 2000)); /* 80,000 blobs: past the child's map */
+	CHECK(data_size() > (2 << 20));
+	CHECK_EQ(write(go[1], "g", 1), 1);
+	int status;
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status));
+	CHECK_EQ(WEXITSTATUS(status), 0);
+	cairn_index__close(ix);
+	close(ready[0]), close(go[1]);
+}
+
+/* FORMAT.md §7, "Size": after blobs went in pack by pack, one txn each as a
+ * backup commits them, the file holds at most 100 bytes per blob once closed
+ * (layout 1 took 245 to 325: 87-byte records, and free pages, as every txn
+ * rewrote most leaves of the tree). */
+static void test_index__size_per_blob(void)
+{
+	cairn_index *ix = ix_open(false);
+	CHECK_OK(add_new_packs(ix, 0xa0, 40, 500));
+	off_t open_size = data_size();
+	cairn_index__close(ix);
+	off_t size = data_size();
+	fprintf(stderr, "# 20,000 blobs: %lld bytes open, %lld closed (%.1f per blob)\n",
+	        (long long)open_size, (long long)size, size / 20000.0);
+	CHECK(size <= 100 * 20000);
+	ix = ix_open(true);
+	check_new_packs(ix, 0xa0, 40, 500);
+	cairn_index__close(ix);
+	/* the same blobs give the same size */
+	cairn_rm_rf(ixdir);
+	ix = ix_open(false);
+	CHECK_OK(add_new_packs(ix, 0xa0, 40, 500));
+	cairn_index__close(ix);
+	CHECK_EQ(data_size(), size);
+}
+
+/* A close does not compact under another handle (here a read-only one of the
+ * same process, as cairnfs would be), which goes on reading; the next close of a
+ * writer alone does. */
+static void test_index__compact_only_alone(void)
+{
+	cairn_index *ix = ix_open(false);
+	CHECK_OK(add_new_packs(ix, 0xa1, 1, 10));
+	cairn_index *ro = ix_open(true);
+	CHECK_OK(add_new_packs(ix, 0xa2, 40, 500));
+	off_t full = data_size();
+	cairn_index__close(ix);
+	CHECK_EQ(data_size(), full);
+	check_new_packs(ro, 0xa2, 40, 500);
+	ix = ix_open(false); /* two handles, one writer */
+	cairn_index__close(ix);
+	CHECK_EQ(data_size(), full);
+	cairn_index__close(ro);
+	ix = ix_open(false);
+	cairn_index__close(ix);
+	CHECK(data_size() < full / 2);
+	ix = ix_open(false);
+	check_new_packs(ix, 0xa2, 40, 500);
+	CHECK_OK(add_new_packs(ix, 0xa3, 2, 500)); /* and it takes writes */
+	cairn_index__close(ix);
+}
+
+/* Many packs in one txn: the same records as one txn per pack, the lowest pack
+ * ID winning within the batch too. */
+static void test_index__add_packs(void)
+{
+	_cleanup_free_ struct cairn_pack_entry *e = mk_entries(4000, 0xb1);
+	struct cairn_index_pack p[8];
+	struct cairn_loc loc;
+
+	for (size_t i = 0; i < 8; i++)
+		p[i] = (struct cairn_index_pack){ mkid(0xb1, (uint32_t)(8 - i)), 100 + i,
+			                          e + 500 * i, 500 };
+	p[7].id.b[1] = 0x00; /* p[7] < p[6] */
+	p[6].id.b[1] = 0xff;
+	e[3999].id = e[3000].id; /* a blob in p[6] and p[7] */
+	cairn_index *ix = ix_open(false);
+	CHECK_OK(cairn_index__add_packs(ix, p, 8));
+	for (size_t i = 0; i < 8; i++) {
+		uint64_t size;
+		CHECK_EQ(cairn_index__has_pack(ix, &p[i].id, &size), 1);
+		CHECK_EQ(size, 100 + i);
+	}
+	CHECK_OK(cairn_index__get(ix, &e[3000].id, &loc));
+	check_loc(&loc, &p[7].id, &e[3999]);
+	CHECK_OK(cairn_index__get(ix, &e[10].id, &loc));
+	check_loc(&loc, &p[0].id, &e[10]);
+	CHECK_OK(cairn_index__add_packs(ix, NULL, 0));
+	cairn_index__close(ix);
+}
+
+/* A bulk load that did not finish (a crash: the mark stays) leaves an index to
+ * start afresh; one that finished is kept. */
+static void test_index__bulk(void)
+{
+	char mark[600];
+	cairn_index *ix = ix_open(false);
+
+	snprintf(mark, sizeof(mark), "%s/rebuilding", ixdir);
+	CHECK_OK(cairn_index__bulk(ix, true));
+	CHECK_OK(access(mark, F_OK));
+	CHECK_OK(add_new_packs(ix, 0xb2, 5, 100));
+	CHECK_OK(cairn_index__bulk(ix, false));
+	CHECK_ERR(access(mark, F_OK), -1);
+	cairn_index__close(ix);
+	ix = NULL;
+	CHECK_EQ(cairn_index__open(&ix, ixdir, false, repo_a), 0);
+	check_new_packs(ix, 0xb2, 5, 100);
+	CHECK_OK(cairn_index__bulk(ix, true));
+	CHECK_OK(add_new_packs(ix, 0xb3, 5, 100));
+	cairn_index__close(ix); /* as if it had crashed */
+	CHECK_OK(access(mark, F_OK));
+	cairn_index *ro = ix_open(true); /* a reader cannot tell, and does not touch it */
+	cairn_index__close(ro);
+	CHECK_EQ(cairn_index__open(&ix, ixdir, false, repo_a), 1);
+	CHECK_ERR(access(mark, F_OK), -1);
+	struct counter c = { .ordered = true };
+	CHECK_OK(cairn_index__foreach_blob(ix, count_blob, &c));
+	CHECK_EQ(c.n, 0);
+	cairn_index__close(ix);
+}
+
+static int write_inside(const struct cairn_id *id, int64_t time_ns, void *payload)
+{
+	(void)time_ns;
+	return cairn_index__add_snapshot(payload, id, 1);
+}
+
+/* A scan's callback runs inside a read txn: writing there could wait forever
+ * for a map resize that waits for the scan, so it is refused. */
+static void test_index__no_write_in_scan(void)
+{
+	struct cairn_id s = mkid(0xb4, 0);
+	cairn_index *ix = ix_open(false);
+	CHECK_OK(cairn_index__add_snapshot(ix, &s, 5));
+	CHECK_ERR(cairn_index__foreach_snapshot(ix, write_inside, ix), -EINVAL);
+	CHECK_OK(cairn_index__add_snapshot(ix, &s, 6)); /* and the handle is fine */
 	cairn_index__close(ix);
 }
 
@@ -696,6 +1079,8 @@ static void *writer(void *arg)
 	return NULL;
 }
 
+/* With a map of 64 KiB to start with, the writer grows it several times while
+ * the readers look blobs up: each resize waits for their reads to end. */
 static void test_index__concurrent(void)
 {
 	struct shared s = { .base = mk_entries(PERPACK, 80) };
@@ -705,7 +1090,9 @@ static void test_index__concurrent(void)
 
 	for (uint32_t p = 0; p < NPACKS; p++)
 		s.e[p] = mk_entries(PERPACK, 100 + p);
+	cairn_index__set_map_size(64u << 10);
 	s.ix = ix_open(false);
+	cairn_index__set_map_size(0);
 	CHECK_OK(cairn_index__add_pack(s.ix, &base, 1, s.base, PERPACK));
 	for (size_t i = 0; i < ARRAY_SIZE(r); i++)
 		CHECK_EQ(pthread_create(&r[i], NULL, reader, &s), 0);
@@ -761,6 +1148,48 @@ static void test_index__concurrent_aux(void)
 	cairn_index__close(ix);
 }
 
+/* The last committed txn's ID, read beside the index. */
+static size_t last_txnid(void)
+{
+	MDB_env *env;
+	MDB_envinfo info;
+	CHECK(mdb_env_create(&env) == 0);
+	CHECK(mdb_env_set_maxdbs(env, 64) == 0);
+	CHECK(mdb_env_open(env, ixdir, MDB_RDONLY, 0600) == 0);
+	CHECK(mdb_env_info(env, &info) == 0);
+	mdb_env_close(env);
+	return info.me_last_txnid;
+}
+
+/* A pack of many blobs is indexed in several txns (memory bounded by the batch,
+ * not the pack), and is complete afterwards. */
+static void test_index__add_pack_in_batches(void)
+{
+	_cleanup_free_ struct cairn_pack_entry *e = mk_entries(20000, 71);
+	struct cairn_id pack = mkid(0x91, 1);
+	struct cairn_loc loc;
+	uint64_t size = 0;
+	struct counter c = { 0 };
+
+	cairn_index__close(ix_open(false));
+	size_t before = last_txnid();
+	cairn_index *ix = ix_open(false);
+	CHECK_OK(cairn_index__add_pack(ix, &pack, 12345, e, 20000));
+	cairn_index__close(ix);
+	CHECK(last_txnid() - before >= 3);
+	ix = ix_open(true);
+	CHECK_EQ(cairn_index__has_pack(ix, &pack, &size), 1);
+	CHECK_EQ(size, 12345);
+	CHECK_OK(cairn_index__foreach_pack(ix, count_pack, &c));
+	CHECK_EQ(c.n, 1);
+	CHECK_EQ(c.in_pack, 20000);
+	for (size_t i = 0; i < 20000; i += 97) {
+		CHECK_OK(cairn_index__get(ix, &e[i].id, &loc));
+		check_loc(&loc, &pack, &e[i]);
+	}
+	cairn_index__close(ix);
+}
+
 int main(void)
 {
 	RUN(test_index__open_create);
@@ -769,16 +1198,26 @@ int main(void)
 	RUN(test_index__lowest_pack_wins_high_first);
 	RUN(test_index__del_pack);
 	RUN(test_index__replace_packs);
+	RUN(test_index__doomed);
+	RUN(test_index__reset_packs);
 	RUN(test_index__foreach_order);
 	RUN(test_index__snapshots);
 	RUN(test_index__clear);
 	RUN(test_index__read_only);
 	RUN(test_index__other_repository);
+	RUN(test_index__old_layout_rebuilt);
 	RUN(test_index__unknown_version);
 	RUN(test_index__malformed_records);
 	RUN(test_index__decode_loc);
+	RUN(test_index__decode_rec);
 	RUN(test_index__aux_tables);
-	RUN(test_index__map_full);
+	RUN(test_index__map_grows);
+	RUN(test_index__map_grows_other_process);
+	RUN(test_index__size_per_blob);
+	RUN(test_index__compact_only_alone);
+	RUN(test_index__add_packs);
+	RUN(test_index__bulk);
+	RUN(test_index__no_write_in_scan);
 	RUN(test_index__add_pack_in_batches);
 	RUN(test_index__concurrent);
 	RUN(test_index__concurrent_aux);

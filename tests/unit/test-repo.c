@@ -183,9 +183,28 @@ static void collect_all(cairn_repo *repo, struct collect *c)
 
 /* Every record of the index's own tables, read straight from LMDB (the repository
  * must be closed: one environment per process). Each table becomes a byte string
- * of (u32 key length, key, u32 value length, value) in key order. */
+ * of (u32 key length, key, u32 value length, value) in key order. Pack numbers
+ * are local to one index (FORMAT.md §7): a blob record shows its pack's ID in
+ * their place, and a pack record leaves its number out. */
 static const char *const index_tables[] = { "meta", "blobs", "packs", "snapshots" };
 #define NTABLES (sizeof(index_tables) / sizeof(index_tables[0]))
+
+static void put_value(struct cairn_buf *out, MDB_txn *txn, MDB_dbi nums, size_t t, MDB_val *v)
+{
+	if (t == 1 && v->mv_size == 48) {
+		uint32_t no = cairn_get_le32((uint8_t *)v->mv_data + 32);
+		MDB_val k = { sizeof(no), &no }, id;
+		CHECK(mdb_get(txn, nums, &k, &id) == 0 && id.mv_size == 32);
+		CHECK_OK(cairn_buf_put_u32(out, 32 + 32 + 12));
+		CHECK_OK(cairn_buf_put(out, v->mv_data, 32));
+		CHECK_OK(cairn_buf_put(out, id.mv_data, 32));
+		CHECK_OK(cairn_buf_put(out, (uint8_t *)v->mv_data + 36, 12));
+		return;
+	}
+	size_t len = t == 2 && v->mv_size == 16 ? 12 : v->mv_size;
+	CHECK_OK(cairn_buf_put_u32(out, (uint32_t)len));
+	CHECK_OK(cairn_buf_put(out, v->mv_data, len));
+}
 
 static void dump_index(struct cairn_buf out[NTABLES], size_t counts[NTABLES])
 {
@@ -197,6 +216,8 @@ static void dump_index(struct cairn_buf out[NTABLES], size_t counts[NTABLES])
 	CHECK(mdb_env_set_maxdbs(env, 64) == 0);
 	CHECK(mdb_env_open(env, dir, MDB_RDONLY, 0600) == 0);
 	CHECK(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0);
+	MDB_dbi nums;
+	CHECK(mdb_dbi_open(txn, "packnums", MDB_INTEGERKEY, &nums) == 0);
 	for (size_t t = 0; t < NTABLES; t++) {
 		MDB_dbi dbi;
 		MDB_cursor *c;
@@ -209,8 +230,7 @@ static void dump_index(struct cairn_buf out[NTABLES], size_t counts[NTABLES])
 		     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 			CHECK_OK(cairn_buf_put_u32(&out[t], (uint32_t)k.mv_size));
 			CHECK_OK(cairn_buf_put(&out[t], k.mv_data, k.mv_size));
-			CHECK_OK(cairn_buf_put_u32(&out[t], (uint32_t)v.mv_size));
-			CHECK_OK(cairn_buf_put(&out[t], v.mv_data, v.mv_size));
+			put_value(&out[t], txn, nums, t, &v);
 			counts[t]++;
 		}
 		mdb_cursor_close(c);
