@@ -5,7 +5,9 @@
 # restore straight to the bucket; a second host's backup of the same tree uploads
 # less than 1% of the first's; each host's `latest`; a no-change backup's
 # requests (counted by method in --json and the metrics file); an emptied cache;
-# stale locks of dead hosts expire while a live holder's lock is refreshed.
+# stale locks of dead hosts expire while a live holder's lock is refreshed; a
+# server down or going away mid-backup (retries, one line when giving up, no
+# snapshot of a failed backup).
 . "$(dirname "$0")/lib.sh"
 
 s3_setup
@@ -126,5 +128,56 @@ wait "$bk" || fail "the slow backup failed: $(cat "$O/slow")"
 "$CAIRN" unlock --list > "$O/locks"
 out_lacks "$O/locks" "shared"
 unset CAIRN_TEST_LOCK_STALE_SECONDS
+
+# ---- S3 errors: retries, one line when giving up, nothing half-written -------
+# The server is down: a backup gives up with one line and writes nothing.
+"$CAIRN" snapshots --json > "$O/snaps.before"
+mkdir -p "$W/src-err"
+head -c 6000000 /dev/urandom > "$W/src-err/big"
+rgw_gw_stop
+expect_fail 1 "giving up after 2 attempts" -- env CAIRN_S3_RETRIES=2 CAIRN_S3_RETRY_CAP_MS=200 \
+	"$CAIRN" backup --host h3 "$W/src-err"
+rgw_gw_start || fail "radosgw did not restart"
+# The server goes away while packs are being uploaded: with few retries the
+# backup gives up, and what it uploaded is not referenced by any snapshot.
+T="$W/trace"
+: > "$T"
+CAIRN_S3_TRACE="$T" CAIRN_S3_RETRIES=2 CAIRN_S3_RETRY_CAP_MS=200 \
+	"$CAIRN" backup --host h3 "$W/src-err" > "$O/gaveup.out" 2>&1 &
+pid=$!
+for _ in $(seq 1 500); do
+	grep -q '^PUT .*packs/' "$T" && break
+	sleep 0.02
+done
+kill -STOP "$pid" || fail "the backup ended before the outage"
+rgw_gw_stop
+kill -CONT "$pid"
+rc=0
+wait "$pid" || rc=$?
+rgw_gw_start || fail "radosgw did not restart"
+[ "$rc" -eq 1 ] || fail "a backup across an outage exited $rc: $(cat "$O/gaveup.out")"
+out_has "$O/gaveup.out" "giving up after 2 attempts"
+[ "$(grep -c . "$O/gaveup.out")" -le 2 ] || fail "more than one error line: $(cat "$O/gaveup.out")"
+"$CAIRN" snapshots --json > "$O/snaps.after"
+diff "$O/snaps.before" "$O/snaps.after" > /dev/null || fail "a failed backup wrote a snapshot"
+"$CAIRN" check > "$O/check" 2>&1 || fail "check after a failed backup: $(cat "$O/check")"
+# With the usual retries a backup rides out the same outage, and its snapshot
+# restores identical.
+: > "$T"
+CAIRN_S3_TRACE="$T" CAIRN_S3_RETRIES=60 CAIRN_S3_RETRY_CAP_MS=500 \
+	"$CAIRN" backup --host h3 "$W/src-err" > "$O/outage.out" 2>&1 &
+pid=$!
+sleep 0.3
+kill -STOP "$pid" 2> /dev/null
+rgw_gw_stop
+kill -CONT "$pid" 2> /dev/null
+sleep 1
+rgw_gw_start || fail "radosgw did not restart"
+wait "$pid" || fail "a backup across a server restart failed: $(cat "$O/outage.out")"
+grep -q "transport-error" "$T" || fail "the backup never saw the server go away"
+rm -rf "$O/err-r"
+"$CAIRN" restore latest --host h3 --target "$O/err-r" > /dev/null || fail "restore of h3"
+cmp "$W/src-err/big" "$O/err-r$W/src-err/big" || fail "h3's file differs after the outage"
+
 "$CAIRN" check --read-data > "$O/check" 2>&1 || fail "final check: $(cat "$O/check")"
 echo ok
