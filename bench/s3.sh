@@ -1,127 +1,160 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# S3 benchmark on a private Ceph RGW on 127.0.0.1 (tests/s3/rgw-launch.sh), in one
-# run: the initial upload of a cairn repository by `cairn sync`, `aws s3 sync` and
-# `rclone sync` (the same files), the requests of a no-change `cairn sync`, and
-# `cp -a` of the whole snapshot out of a cairnfs mount of the bucket (cold cache)
-# vs `restic mount` of a restic repository on the same server. Prints cairn's
-# ratios. Not a test: timings never decide pass/fail.
+# A repository in S3: `cairn -r s3://…` against `restic -r s3:…` on one private
+# Ceph RGW on 127.0.0.1 (tests/s3/rgw-launch.sh), the same corpus, in one run:
+# first backup, no-change backup, restore with cold caches (page cache dropped,
+# cairn's and restic's local caches emptied), restore with warm local caches,
+# and for reference a restore from a local copy of the cairn repository (made by
+# `cairn sync --from`). For each: wall seconds, the ratio to restic, and the
+# requests of each tool as the server counted them (RGW's usage log, one bucket
+# per tool), by operation; cairn's own count of a backup's requests (--json)
+# beside them. Then the repository sizes in the buckets and cairn's local disk
+# (its cache directory). Not a test: timings never decide pass/fail.
 #
-# usage: bench/s3.sh [CORPUS_DIR]   (default: a copy of /usr/share)
-# env:   CAIRN, CAIRNFS, WORK (default /tmp/cairn-bench-s3),
-#        REPOS: a WORK of bench/ingest.sh whose cairn repository to upload,
-#        CP_LIMIT: seconds a copy out of a mount may take (default 600); a copy cut
-#        off there is compared by throughput (bytes copied per second)
+# usage: bench/s3.sh [CORPUS_DIR]   (default: a copy of /usr/share, bench/corpus.sh)
+# env:   CAIRN, WORK (default /tmp/cairn-bench-s3), CAIRN_CACHE_SIZE (cairn's default
+#        when unset)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
 CAIRN=${CAIRN:-$PWD/build/tools/cairn}
-CAIRNFS=${CAIRNFS:-$PWD/build/fs/cairnfs}
 WORK=${WORK:-/tmp/cairn-bench-s3}
-for t in restic rclone /usr/bin/aws fusermount3 /usr/bin/time; do
+for t in restic /usr/bin/aws radosgw-admin python3; do
 	command -v "$t" >/dev/null || { echo "missing $t: bash scripts/install-deps.sh bench"; exit 1; }
 done
-[ -x "$CAIRN" ] && [ -x "$CAIRNFS" ] || { echo "build cairn first: ninja -C build"; exit 1; }
+[ -x "$CAIRN" ] || { echo "build cairn first: ninja -C build"; exit 1; }
+[ "$(id -u)" = 0 ] || echo "note: not root, the page cache cannot be dropped"
 
-MNT="$WORK/mnt"
-pid=
-cleanup() {
-	mountpoint -q "$MNT" && fusermount3 -u "$MNT"
-	[ -z "$pid" ] || wait "$pid" || true
-	rgw_stop
-}
-fusermount3 -u "$MNT" 2>/dev/null || true
 rm -rf "$WORK"
-mkdir -p "$WORK" "$MNT"
+mkdir -p "$WORK"
 . bench/corpus.sh "${1:-}"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# Four copies of the repository go to the server's memory store: room for them.
-export MEMSTORE_BYTES=${MEMSTORE_BYTES:-$(( (5 * $(du -sb "$CORPUS" | cut -f1) >> 30) + 2 << 30 ))}
+# Two repositories of the corpus go to the server's memory store: room for them.
+export MEMSTORE_BYTES=${MEMSTORE_BYTES:-$(( (3 * $(du -sb "$CORPUS" | cut -f1) >> 30) + 2 << 30 ))}
+# The usage log counts every request by bucket and operation; flushed each second.
+export RGW_EXTRA_CONF="rgw enable usage log = true
+rgw usage log tick interval = 1
+rgw usage log flush threshold = 1"
 . "$SRC/tests/s3/rgw-launch.sh"
 rgw_start "$WORK/rgw" || { echo "Ceph RGW did not start"; exit 1; }
-trap cleanup EXIT
-B=$S3_BUCKET
-export CAIRN_PASSWORD=benchmark RESTIC_PASSWORD=bench CAIRN_CACHE_DIR="$WORK/cache"
-export RCLONE_CONFIG_RGW_TYPE=s3 RCLONE_CONFIG_RGW_PROVIDER=Ceph
-export RCLONE_CONFIG_RGW_ENDPOINT="$AWS_ENDPOINT_URL" RCLONE_CONFIG_RGW_ACCESS_KEY_ID="$S3_ACCESS_KEY"
-export RCLONE_CONFIG_RGW_SECRET_ACCESS_KEY="$S3_SECRET_KEY"
-if [ -n "${REPOS:-}" ]; then
-	export CAIRN_REPO="$REPOS/cairn"
-else
-	export CAIRN_REPO="$WORK/cairn"
-	echo "backing the corpus up with cairn (not timed)"
-	"$CAIRN" init -q && "$CAIRN" backup -q "$CORPUS" >/dev/null
-fi
-echo "backing the corpus up with restic into the bucket (not timed)"
-RESTIC=(restic -r "s3:$AWS_ENDPOINT_URL/$B/restic")
-"${RESTIC[@]}" init -q && "${RESTIC[@]}" backup -q "$CORPUS" >/dev/null
+trap rgw_stop EXIT
+AWS=(/usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL")
+for b in cairn restic; do "${AWS[@]}" s3api create-bucket --bucket "$b" >/dev/null; done
 
-# timed LABEL cmd...: wall seconds into $WORK/LABEL
-timed() {
-	local label=$1; shift
-	sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-	/usr/bin/time -f "%e" -o "$WORK/$label" "$@" >/dev/null 2>"$WORK/$label.err" ||
-		{ echo "$label failed: $(tail -3 "$WORK/$label.err")"; exit 1; }
+export CAIRN_PASSWORD=benchmark RESTIC_PASSWORD=benchmark
+export CAIRN_CACHE_DIR="$WORK/cache" RESTIC_CACHE_DIR="$WORK/restic-cache"
+export CAIRN_REPO="s3://cairn/repo"
+RESTIC=(restic -r "s3:$AWS_ENDPOINT_URL/restic/repo")
+"$CAIRN" init -q
+"${RESTIC[@]}" init -q
+
+# usage_total: "bucket operation ops" for every bucket and operation so far.
+usage_total() {
+	sleep 3 # the gateway flushes its usage log every second
+	radosgw-admin -c "$RGW_DIR/ceph.conf" usage show --show-log-entries=true 2>/dev/null |
+		python3 -c '
+import json, sys
+tot = {}
+for e in json.load(sys.stdin).get("entries", []):
+    for b in e.get("buckets", []):
+        for c in b.get("categories", []):
+            k = (b.get("bucket") or "-", c["category"])
+            tot[k] = tot.get(k, 0) + c.get("ops", 0)
+for (b, c), n in sorted(tot.items()):
+    print(b, c, n)'
 }
-# What each tool uploads: the repository without index/, locks/ and tmp/ (local only).
-timed up.cairn env CAIRN_S3_TRACE="$WORK/trace.first" "$CAIRN" sync "s3://$B/cairn"
-timed up.aws /usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL" s3 sync --only-show-errors \
-	--exclude 'index/*' --exclude 'locks/*' --exclude 'tmp/*' "$CAIRN_REPO" "s3://$B/awscli"
-timed up.rclone rclone sync --transfers 8 --exclude '/index/**' --exclude '/locks/**' \
-	--exclude '/tmp/**' "$CAIRN_REPO" "rgw:$B/rclone"
-timed again.cairn env CAIRN_S3_TRACE="$WORK/trace.again" "$CAIRN" sync "s3://$B/cairn"
-timed again.aws /usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL" s3 sync --only-show-errors \
-	--exclude 'index/*' --exclude 'locks/*' --exclude 'tmp/*' "$CAIRN_REPO" "s3://$B/awscli"
-timed again.rclone rclone sync --transfers 8 --exclude '/index/**' --exclude '/locks/**' \
-	--exclude '/tmp/**' "$CAIRN_REPO" "rgw:$B/rclone"
-
-# mount_cp TOOL: mount the bucket's repository, cp -a the snapshot out, timed.
-mount_cp() {
-	case $1 in
-	cairn)
-		rm -rf "$CAIRN_CACHE_DIR"
-		"$CAIRNFS" -f "s3://$B/cairn" "$MNT" 2>"$WORK/daemon.err" &
-		snap="$MNT/latest$CORPUS" ;;
-	restic)
-		"${RESTIC[@]}" mount "$MNT" >/dev/null 2>"$WORK/daemon.err" &
-		snap="$MNT/snapshots/latest$CORPUS" ;;
-	esac
-	pid=$!
-	for _ in $(seq 1200); do mountpoint -q "$MNT" && [ -e "$snap" ] && break; sleep 0.1; done
-	mountpoint -q "$MNT" || { echo "$1: mount did not come up: $(cat "$WORK/daemon.err")"; exit 1; }
-	rm -rf "$WORK/out"
-	local start=$SECONDS rc=0
-	sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-	timeout "${CP_LIMIT:-600}" cp -a "$snap" "$WORK/out" 2>"$WORK/cp.$1.err" || rc=$?
-	[ "$rc" = 0 ] || [ "$rc" = 124 ] || { echo "cp -a from $1 failed: $(tail -3 "$WORK/cp.$1.err")"; exit 1; }
-	echo "$((SECONDS - start)) $(du -sb "$WORK/out" | cut -f1) $rc" > "$WORK/cp.$1"
-	fusermount3 -u "$MNT"
-	wait "$pid" || true
-	pid=
-	diff -rq --no-dereference "$CORPUS" "$WORK/out" >/dev/null 2>&1 ||
-		echo "note: $1's copy differs from the corpus (special files, or metadata not kept)"
-	rm -rf "$WORK/out"
+# requests BEFORE AFTER BUCKET: "total (op n, ...)" of BUCKET between two totals.
+requests() {
+	python3 - "$1" "$2" "$3" <<'PY'
+import sys
+def load(p):
+    d = {}
+    for line in open(p):
+        b, c, n = line.split()
+        d[(b, c)] = int(n)
+    return d
+a, b, bucket = load(sys.argv[1]), load(sys.argv[2]), sys.argv[3]
+diff = {c: n - a.get((bk, c), 0) for (bk, c), n in b.items() if bk == bucket}
+diff = {c: n for c, n in diff.items() if n}
+print(sum(diff.values()), "(" + ", ".join("%s %d" % kv for kv in sorted(diff.items())) + ")")
+PY
 }
-mount_cp cairn
-mount_cp restic
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
+# step LABEL TOOL BUCKET cmd...: run cmd, timed, with its requests counted;
+# sets $WORK/LABEL.TOOL.{secs,req,out}.
+step() {
+	local label=$1 tool=$2 bucket=$3 t0 rc=0
+	shift 3
+	usage_total > "$WORK/usage.before"
+	drop_caches
+	t0=$EPOCHREALTIME
+	"$@" > "$WORK/$label.$tool.out" 2> "$WORK/$label.$tool.err" || rc=$?
+	awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f\n", b - a }' > "$WORK/$label.$tool.secs"
+	[ "$rc" = 0 ] || { echo "$label with $tool failed: $(tail -3 "$WORK/$label.$tool.err")"; exit 1; }
+	usage_total > "$WORK/usage.after"
+	requests "$WORK/usage.before" "$WORK/usage.after" "$bucket" > "$WORK/$label.$tool.req"
+	echo "$label $tool: $(cat "$WORK/$label.$tool.secs") s, $(cat "$WORK/$label.$tool.req")"
+}
+same_tree() { # TOOL DIR: the restore in DIR holds the corpus
+	diff -r --no-dereference -q "$CORPUS" "$2$CORPUS" > "$WORK/diff.$1" 2>&1 ||
+		echo "note: $1's restore differs from the corpus: $(head -3 "$WORK/diff.$1")"
+	rm -rf "$2"
+}
 
-t() { cat "$WORK/$1"; }
+step first cairn cairn "$CAIRN" backup --json --host bench "$CORPUS"
+step first restic restic "${RESTIC[@]}" backup -q --host bench "$CORPUS"
+cache_after_backup=$(du -sb "$CAIRN_CACHE_DIR" | cut -f1)
+step again cairn cairn "$CAIRN" backup --json --host bench "$CORPUS"
+step again restic restic "${RESTIC[@]}" backup -q --host bench "$CORPUS"
+
+rm -rf "$CAIRN_CACHE_DIR" "$RESTIC_CACHE_DIR"
+step cold cairn cairn "$CAIRN" restore latest --target "$WORK/r"
+same_tree cairn "$WORK/r"
+step cold restic restic "${RESTIC[@]}" restore latest --target "$WORK/r"
+same_tree restic "$WORK/r"
+step warm cairn cairn "$CAIRN" restore latest --target "$WORK/r"
+same_tree cairn "$WORK/r"
+step warm restic restic "${RESTIC[@]}" restore latest --target "$WORK/r"
+same_tree restic "$WORK/r"
+cache_after_restore=$(du -sb "$CAIRN_CACHE_DIR" | cut -f1)
+
+"$CAIRN" sync -q --from "$CAIRN_REPO" -r "$WORK/local"
+step local cairn none "$CAIRN" -r "$WORK/local" restore latest --target "$WORK/r"
+same_tree local "$WORK/r"
+
+# ---- the report -------------------------------------------------------------
+s() { cat "$WORK/$1.secs"; }
+n() { cut -d' ' -f1 "$WORK/$1.req"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-printf '\n%-8s %18s %22s\n' tool "initial sync (s)" "no-change sync (s)"
-for tool in cairn aws rclone; do
-	printf '%-8s %18s %22s\n' "$tool" "$(t up.$tool)" "$(t again.$tool)"
+bucket_size() { "${AWS[@]}" s3 ls --recursive --summarize "s3://$1/" | sed -n 's/.*Total Size: //p'; }
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
+json_req() { grep -o '"requests":{[^}]*}' "$WORK/$1.cairn.out" | tail -1; }
+
+printf '\n%-16s %9s %9s %15s %14s %15s\n' step "cairn s" "restic s" "restic/cairn" "cairn req" "restic req"
+for st in first again cold warm; do
+	printf '%-16s %9s %9s %14sx %14s %15s\n' "$st" "$(s $st.cairn)" "$(s $st.restic)" \
+		"$(ratio "$(s $st.restic)" "$(s $st.cairn)")" "$(n $st.cairn)" "$(n $st.restic)"
 done
-echo "cairn sync requests: initial $(wc -l < "$WORK/trace.first"), no-change $(wc -l < "$WORK/trace.again")"
-printf '%-8s %18s %14s %10s\n' tool "cp -a from S3 (s)" "bytes copied" "MB/s"
-for tool in cairn restic; do
-	read -r secs bytes rc < "$WORK/cp.$tool"
-	printf '%-8s %18s %14s %10s%s\n' "$tool" "$secs" "$bytes" "$(ratio "$bytes" "$((secs * 1000000))")" \
-		"$([ "$rc" = 124 ] && echo "  (cut off at ${CP_LIMIT:-600} s)")"
-done
-mbs() { local secs bytes rc; read -r secs bytes rc < "$WORK/cp.$1"; ratio "$bytes" "$secs"; }
+printf '%-16s %9s\n' "local (cairn)" "$(s local.cairn)"
 echo
-for other in aws rclone; do
-	echo "cairn vs $other: initial sync $(ratio "$(t up.$other)" "$(t up.cairn)")x faster," \
-		"no-change sync $(ratio "$(t again.$other)" "$(t again.cairn)")x faster"
+for st in first again cold warm; do
+	echo "$st: cairn $(cat "$WORK/$st.cairn.req")"
+	echo "$st: restic $(cat "$WORK/$st.restic.req")"
 done
-echo "cairn vs restic: cp -a from an S3-backed mount $(ratio "$(mbs cairn)" "$(mbs restic)")x the throughput"
+echo "cairn's own count, first backup: $(json_req first)"
+echo "cairn's own count, no-change backup: $(json_req again)"
+echo
+echo "goals: first backup $(ratio "$(s first.restic)" "$(s first.cairn)")x restic's speed (>= 2)," \
+	"no-change $(ratio "$(s again.restic)" "$(s again.cairn)")x (>= 5)," \
+	"cold restore $(ratio "$(s cold.restic)" "$(s cold.cairn)")x (>= 1.5)," \
+	"warm restore $(ratio "$(s warm.cairn)" "$(s local.cairn)")x the local one (<= 1.3)"
+for st in first again cold warm; do
+	echo "requests, $st: cairn/restic $(ratio "$(n $st.cairn)" "$(n $st.restic)") (<= 0.2)"
+done
+echo
+echo "in the bucket: cairn $(mib "$(bucket_size cairn)"), restic $(mib "$(bucket_size restic)")"
+echo "cairn's local disk (cache dir, budget ${CAIRN_CACHE_SIZE:-1 GiB by default}):" \
+	"$(mib "$cache_after_backup") after the backups, $(mib "$cache_after_restore") after the restores;" \
+	"restic's cache $(mib "$(du -sb "$RESTIC_CACHE_DIR" | cut -f1)")"
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -27,7 +27,7 @@ static const struct command commands[] = {
 	{ "key", cmd_key, "list, add, remove or change passwords" },
 	{ "rebuild-index", cmd_rebuild_index, "recreate the index from the packs" },
 	{ "cat", cmd_cat, "print the config, a pack header or a blob (debugging)" },
-	{ "sync", cmd_sync, "copy the repository to S3, or rebuild it from S3" },
+	{ "sync", cmd_sync, "copy the repository to another storage (S3 or a directory)" },
 	{ "copy", cmd_copy, "copy snapshots from another repository into this one" },
 	{ "tag", cmd_tag, "add, remove or set the tags of snapshots" },
 	{ "rewrite", cmd_rewrite, "remove files from existing snapshots" },
@@ -59,8 +59,8 @@ static void print_help(FILE *f)
 	      "--password-file, --password-command, CAIRN_PASSWORD_FILE, CAIRN_PASSWORD_COMMAND,\n"
 	      "CAIRN_PASSWORD, or a prompt. 'cairn help COMMAND' (or 'cairn COMMAND --help')\n"
 	      "describes a command; the manual is cairn(1), the guides /usr/share/doc/cairn.\n"
-	      "A repository s3://BUCKET/PREFIX is read straight from S3 by the commands that\n"
-	      "only read, cached in --cache-dir DIR (default CAIRN_CACHE_DIR, ~/.cache/cairn).\n",
+	      "A repository may live in S3 (-r s3://BUCKET/PREFIX) for every command; its\n"
+	      "local cache is --cache-dir DIR (default CAIRN_CACHE_DIR, ~/.cache/cairn).\n",
 	      f);
 }
 

@@ -4,7 +4,7 @@
 # and cairnfs with -r s3://BUCKET/PREFIX (docs/S3.md §5), the disaster-recovery
 # path (local repository deleted, `sync --from`, restore and mount), the caches
 # (a second browse makes no request, even with the server down), the bound of
-# the data cache, writes refused, and a remote forget + prune seen by the cache.
+# the data cache, and a remote forget + prune seen by the cache.
 . "$(dirname "$0")/lib.sh"
 
 # Short retries; the cases that need long ones set their own.
