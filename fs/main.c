@@ -37,7 +37,7 @@ static const char usage[] =
         "  -o cache_size=SIZE        blob and tree caches (default 256M; K, M, G)\n"
         "  -o cache_dir=DIR          s3://: where the repository is cached (default\n"
         "                            CAIRN_CACHE_DIR, $XDG_CACHE_HOME/cairn, ~/.cache/cairn)\n"
-        "  -o disk_cache=SIZE        s3://: bound of the on-disk pack data cache (2G)\n"
+        "  -o disk_cache=SIZE        s3://: bound of the on-disk pack data cache (1G)\n"
         "  -o allow_other            let other users in (permissions still apply)\n"
         "  -o no_default_permissions do not let the kernel check permissions\n"
         "                            (this also hides POSIX ACLs)\n"
