@@ -106,6 +106,16 @@ for f in $("$CAIRN" --help | sed -n '/^usage:/,/^$/p' | grep -oE '(^|[[ |])--?[a
 	grep -qxF -- "$f" <<< "$have" || fail "completion of the global options lacks $f"
 done
 [ "$(offered --cache-dir "$W/c" bac)" = backup ] || fail "a command after --cache-dir DIR: $(offered --cache-dir "$W/c" bac)"
+# cairn(1) names every option of each command's help in the command's section
+# (one of its short and long forms; "filters" stands for --host, --path, --tag).
+man_txt=$(sed 's/\\-/-/g' "$SRCDIR/packaging/man/cairn.1")
+for c in $commands; do
+	sec=$(awk -v h=".SS \"cairn $c" 'index($0, ".SS ") == 1 { on = index($0, h " ") == 1 || index($0, h "\"") == 1 } on' <<< "$man_txt")
+	grep -q filters <<< "$sec" && sec="$sec --host --path --tag"
+	for f in $("$CAIRN" help "$c" | grep -oE '^ {2,4}(-[a-zA-Z0-9], )?--?[a-zA-Z0-9][a-zA-Z0-9-]*' | tr -d ' '); do
+		grep -qE -- "(^|[^a-z-])(${f/,/|})\b" <<< "$sec" || fail "cairn(1) on '$c' lacks ${f/,/ or }"
+	done
+done
 # cairnfs: its flags and the -o options its help names (not libfuse's, below them).
 compopt() { :; }
 offered_fs() {
