@@ -3,7 +3,8 @@
 # Rules the build itself enforces: every C file of the project is compiled with
 # store/util/banned.h in force (a banned call is a compile error wherever it is
 # written), and a unit or fuzz test listed in meson whose source is missing
-# stops the configure step instead of leaving the suite without a sound.
+# stops the configure step instead of leaving the suite without a sound. Also:
+# object paths are built in one place only.
 . "$(dirname "$0")/lib.sh"
 
 BUILD=$(cd "$(dirname "$CAIRN")/.." && pwd)
@@ -70,6 +71,13 @@ for b in bad:
     print("FAIL:", b, file=sys.stderr)
 sys.exit(1 if bad else 0)
 PY
+
+# ---- one place knows the repository's layout (FORMAT.md §2) --------------------------
+# Object paths come from cairn_obj_rel() in store/storage.c: no other file of the
+# store or the command builds one from a directory name (fs/ names the mount's).
+layout=$(cd "$SRCDIR" && grep -nE '"(keys|packs|indexes|snapshots|locks|prune)/(%|xx/|")' \
+	store/*.c store/*/*.c tools/*.c | grep -v '^store/storage\.c:' || true)
+[ -z "$layout" ] || fail "object paths built outside cairn_obj_rel(): $layout"
 
 # ---- a missing test source is a configure error -----------------------------------
 # A copy of the source tree without its build directories, minus one unit test
