@@ -10,7 +10,6 @@
 
 #include "cli.h"
 #include "maint.h"
-#include "restorer.h"
 #include "timefmt.h"
 #include "cleanup.h"
 

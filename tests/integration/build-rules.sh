@@ -4,7 +4,8 @@
 # store/util/banned.h in force (a banned call is a compile error wherever it is
 # written), and a unit or fuzz test listed in meson whose source is missing
 # stops the configure step instead of leaving the suite without a sound. Also:
-# object paths are built in one place only.
+# object paths are built in one place only, and restorer.h is included only
+# where it is used.
 . "$(dirname "$0")/lib.sh"
 
 BUILD=$(cd "$(dirname "$CAIRN")/.." && pwd)
@@ -78,6 +79,12 @@ PY
 layout=$(cd "$SRCDIR" && grep -nE '"(keys|packs|indexes|snapshots|locks|prune)/(%|xx/|")' \
 	store/*.c store/*/*.c tools/*.c | grep -v '^store/storage\.c:' || true)
 [ -z "$layout" ] || fail "object paths built outside cairn_obj_rel(): $layout"
+
+# restorer.h is restore's: a command that includes it uses it (issue 14 point 19).
+for f in "$SRCDIR"/tools/*.c; do
+	grep -q '^#include "restorer.h"' "$f" || continue
+	grep -q 'restorer_' "$f" || fail "tools/$(basename "$f") includes restorer.h and uses nothing of it"
+done
 
 # ---- a missing test source is a configure error -----------------------------------
 # A copy of the source tree without its build directories, minus one unit test
