@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # cairnfs refuses bad usage before it asks for a password or opens the
 # repository: one 'cairnfs: ' line, exit 2, nothing mounted. Bad options, a
-# missing or non-directory mount point; a wrong password is exit 1.
+# missing or non-directory mount point; a wrong password is exit 1. And the
+# password options, which cairn mount passes on, work in both their forms.
 . "$(dirname "$0")/lib.sh"
 fuse_setup
 init_repo
@@ -67,4 +68,22 @@ one_cairnfs_line
 [ -e "$W/asked" ] || fail "mounted without the password command"
 [ "$(cat "$MNT/latest$W/src/f")" = data ] || fail "wrong content"
 fusermount3 -u "$MNT"
+
+# The password options in both forms, for cairnfs and through cairn mount (which
+# passes --password-file=F, --password-command=CMD), with the environment's
+# password command wrong: what the option gives is used.
+export CAIRN_PASSWORD_COMMAND=false
+# mounts WHAT -- CMD...: CMD mounts in the background and the content is there.
+mounts() {
+	local what=$1
+	shift 2
+	"$@" 2> "$W/err" || fail "$what: $(cat "$W/err")"
+	mountpoint -q "$MNT" && [ "$(cat "$MNT/latest$W/src/f")" = data ] || fail "$what: not mounted"
+	fusermount3 -u "$MNT"
+}
+mounts "cairnfs --password-file F" -- "$CAIRNFS" --password-file "$W/pw" "$CAIRN_REPO" "$MNT"
+mounts "cairnfs --password-file=F" -- "$CAIRNFS" --password-file="$W/pw" "$CAIRN_REPO" "$MNT"
+mounts "cairnfs --password-command CMD" -- "$CAIRNFS" --password-command "cat '$W/pw'" "$CAIRN_REPO" "$MNT"
+mounts "cairnfs --password-command=CMD" -- "$CAIRNFS" --password-command="cat '$W/pw'" "$CAIRN_REPO" "$MNT"
+mounts "cairn --password-file F mount" -- "$CAIRN" --password-file "$W/pw" mount "$MNT"
 echo ok
