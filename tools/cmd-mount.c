@@ -73,7 +73,8 @@ int cmd_mount(int argc, char **argv)
 	static const struct option longopts[] = { CLI_COMMON_LONGOPTS, { 0 } };
 	struct mount_opts m = { 0 };
 	const char *args[2 * MAX_OPTS + 16];
-	char pwfile[PATH_MAX + 32], pwcmd[4096], prog[PATH_MAX];
+	_cleanup_free_ char *pwfile = NULL, *pwcmd = NULL;
+	char prog[PATH_MAX];
 	size_t n = 0;
 
 	int i = cli_parse(argc, argv, "fo:", longopts, usage, handle, &m);
@@ -93,15 +94,16 @@ int cmd_mount(int argc, char **argv)
 	}
 	find_cairnfs(prog, sizeof(prog));
 	args[n++] = "cairnfs";
-	/* Passwords travel as file names or commands, never as values on argv. */
-	if (cli.password_file) {
-		snprintf(pwfile, sizeof(pwfile), "--password-file=%s", cli.password_file);
+	/* Passwords travel as file names or commands, never as values on argv;
+	 * whole, however long (a cut command would run something else). */
+	if ((cli.password_file && asprintf(&pwfile, "--password-file=%s", cli.password_file) < 0) ||
+	    (cli.password_command &&
+	     asprintf(&pwcmd, "--password-command=%s", cli.password_command) < 0))
+		return cli_fail(cairn_err_set(-ENOMEM, "out of memory"));
+	if (pwfile)
 		args[n++] = pwfile;
-	}
-	if (cli.password_command) {
-		snprintf(pwcmd, sizeof(pwcmd), "--password-command=%s", cli.password_command);
+	if (pwcmd)
 		args[n++] = pwcmd;
-	}
 	if (m.foreground)
 		args[n++] = "-f";
 	/* A ',' in the value would start another option (--cache-dir '/x,allow_other'). */

@@ -86,4 +86,6 @@ mounts "cairnfs --password-file=F" -- "$CAIRNFS" --password-file="$W/pw" "$CAIRN
 mounts "cairnfs --password-command CMD" -- "$CAIRNFS" --password-command "cat '$W/pw'" "$CAIRN_REPO" "$MNT"
 mounts "cairnfs --password-command=CMD" -- "$CAIRNFS" --password-command="cat '$W/pw'" "$CAIRN_REPO" "$MNT"
 mounts "cairn --password-file F mount" -- "$CAIRN" --password-file "$W/pw" mount "$MNT"
+# A command longer than a page arrives whole (cut, it would be blanks only).
+mounts "cairn --password-command CMD mount" -- "$CAIRN" --password-command "$(printf '%5000s')cat '$W/pw'" mount "$MNT"
 echo ok
