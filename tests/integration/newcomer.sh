@@ -136,6 +136,10 @@ have=$(offered_fs -o '')
 for o in $(grep -oE '^ {2}-o [a-z_]+=?' "$W/fs.opts" | cut -c6-); do
 	grep -qxF -- "$o" <<< "$have" || fail "completion of cairnfs -o lacks $o"
 done
+# ... and docs/MOUNT.md's table of options names each of them.
+for o in $(grep -oE '^ {2}-o [a-z_]+' "$W/fs.opts" | cut -c6-); do
+	grep -q -- "^| .*\`-o $o[=\`]" "$SRCDIR/docs/MOUNT.md" || fail "docs/MOUNT.md lacks -o $o"
+done
 
 # ---- one of a thing is never "1 things" --------------------------------------
 export CAIRN_REPO="$W/repo-one" CAIRN_PASSWORD_FILE="$W/one.pw"
