@@ -88,4 +88,15 @@ mounts "cairnfs --password-command=CMD" -- "$CAIRNFS" --password-command="cat '$
 mounts "cairn --password-file F mount" -- "$CAIRN" --password-file "$W/pw" mount "$MNT"
 # A command longer than a page arrives whole (cut, it would be blanks only).
 mounts "cairn --password-command CMD mount" -- "$CAIRN" --password-command "$(printf '%5000s')cat '$W/pw'" mount "$MNT"
+
+# The S3 options of cairn reach cairnfs (which reads them from its environment),
+# over what the environment says; those it has no place for are bad usage.
+s3=(env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY HOME="$W" AWS_ENDPOINT_URL=http://127.0.0.1:8
+	CAIRN_S3_RETRIES=1)
+expect_fail 1 "127.0.0.1 port 9" -- "${s3[@]}" AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=y "$CAIRN" \
+	--password-file "$W/pw" --s3-endpoint http://127.0.0.1:9 mount --cache-dir "$W/c" -f s3://b/p "$MNT"
+expect_fail 1 "in profile 'nosuch'" -- "${s3[@]}" "$CAIRN" \
+	--password-file "$W/pw" --s3-profile nosuch mount --cache-dir "$W/c" -f s3://b/p "$MNT"
+expect_fail 2 "cairnfs takes no --s3-addressing" -- "$CAIRN" --s3-addressing path mount s3://b/p "$MNT"
+! mountpoint -q "$MNT" || fail "a failed S3 mount left a mount"
 echo ok
