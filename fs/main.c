@@ -70,10 +70,8 @@ enum { KEY_NO_DP, KEY_DP, KEY_HELP, KEY_VERSION, KEY_VERBOSE, KEY_QUIET };
 static const struct fuse_opt opt_spec[] = {
 	{ "password_file=%s", offsetof(struct opts, password_file), 0 },
 	{ "--password-file=%s", offsetof(struct opts, password_file), 0 },
-	{ "--password-file %s", offsetof(struct opts, password_file), 0 },
 	{ "password_command=%s", offsetof(struct opts, password_command), 0 },
 	{ "--password-command=%s", offsetof(struct opts, password_command), 0 },
-	{ "--password-command %s", offsetof(struct opts, password_command), 0 },
 	{ "cache_size=%s", offsetof(struct opts, cache_size), 0 },
 	{ "cache_dir=%s", offsetof(struct opts, cache_dir), 0 },
 	{ "disk_cache=%s", offsetof(struct opts, disk_cache), 0 },
@@ -377,6 +375,31 @@ static int check_fuse_opts(const struct fuse_args *args)
 	return -1;
 }
 
+/* args: argv with "--password-file F" joined into "--password-file=F" (and
+ * --password-command likewise). libfuse's template "--opt %s" also matches
+ * "--opt=VALUE", as a prefix, and gives "=VALUE": with only "--opt=%s" in
+ * opt_spec both forms work. Returns 0, or -1 out of memory. */
+static int join_args(int argc, char **argv, struct fuse_args *args)
+{
+	static const char *const joined[] = { "--password-file", "--password-command" };
+	bool options = true;
+	for (int i = 0; i < argc; i++) {
+		_cleanup_free_ char *both = NULL;
+		const char *a = argv[i];
+		options = options && strcmp(a, "--") != 0;
+		for (size_t k = 0; options && k < ARRAY_SIZE(joined) && i + 1 < argc; k++)
+			if (strcmp(a, joined[k]) == 0) {
+				if (asprintf(&both, "%s=%s", a, argv[++i]) < 0)
+					return -1;
+				a = both;
+				break;
+			}
+		if (fuse_opt_add_arg(args, a) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int parse(struct run *run, struct fuse_args *args)
 {
 	if (fuse_opt_parse(args, &run->o, opt_spec, opt_proc) != 0)
@@ -443,7 +466,7 @@ static int run_main(struct run *run)
 
 int main(int argc, char **argv)
 {
-	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct run run = { .args = &args };
 
 	/* Blobs are 1 MiB buffers freed in any thread: with glibc's sliding mmap
@@ -459,7 +482,8 @@ int main(int argc, char **argv)
 	fuse_set_log_func(fuse_log_cb);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) /* s3:// repositories */
 		return log_error("cannot initialise libcurl"), EXIT_ERROR;
-	int rc = parse(&run, &args);
+	int rc = join_args(argc, argv, &args) < 0 ? (log_error("out of memory"), EXIT_ERROR)
+	                                          : parse(&run, &args);
 	if (rc < 0)
 		rc = run_main(&run);
 	cli_password_free(run.pw, run.pwlen);

@@ -13,6 +13,7 @@ if [ "$level" != build ] && [ "$level" != deb ]; then
 	pkgs+=(clang libclang-rt-14-dev clang-format valgrind attr acl lmdb-utils python3 rsync
 	       radosgw ceph-mon ceph-osd awscli s3cmd curl systemd
 	       python3-yaml prometheus # promtool: tests/integration/metrics.sh
+	       strace # tests/integration/durable.sh
 	       chromium # renders cairn report's page: tests/integration/report.sh
 	       samba samba-vfs-modules smbclient) # fuse-samba.sh: Windows "Previous Versions"
 fi

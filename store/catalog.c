@@ -216,6 +216,21 @@ struct loading {
 	bool strict;
 };
 
+/* Warn about a damaged snapshot once per handle: a command may list more than
+ * once (report judges the status, which lists, then lists to draw). The
+ * message is the one load_one() failed with. */
+static void warn_damaged(cairn_repo *repo, const struct cairn_id *id)
+{
+	char why[512];
+	snprintf(why, sizeof(why), "%s", cairn_err_msg());
+	pthread_mutex_lock(&repo->lock);
+	/* Out of memory: warn again rather than never. */
+	bool first = cairn_idset_add(&repo->damaged_warned, id, 0) != 0;
+	pthread_mutex_unlock(&repo->lock);
+	if (first)
+		cairn_repo__warn(repo, "skipping a damaged snapshot: %s", why);
+}
+
 static int load_one(size_t i, void *payload)
 {
 	struct loading *l = payload;
@@ -224,7 +239,7 @@ static int load_one(size_t i, void *payload)
 		return 0;
 	l->list[i] = NULL;
 	if (r == -EBADMSG && !l->strict)
-		cairn_repo__warn(l->repo, "skipping a damaged snapshot: %s", cairn_err_msg());
+		warn_damaged(l->repo, &l->ids[i]);
 	else if (r != -ENOENT)
 		return r;
 	return 0;

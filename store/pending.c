@@ -37,8 +37,12 @@ static int one_record(const struct cairn_obj_info *o, void *payload)
 	struct cairn_prunerec *rec = &l->v[l->n];
 	*rec = (struct cairn_prunerec){ 0 };
 	snprintf(rec->name, sizeof(rec->name), "%.32s", o->name);
-	if ((r = cairn_prunerec__parse(rec, (const char *)text.data, text.len)) < 0)
-		return cairn_err_wrap(r, "prune/%s", o->name);
+	if ((r = cairn_prunerec__parse(rec, (const char *)text.data, text.len)) < 0) {
+		char rel[CAIRN_OBJ_REL_MAX];
+		if (cairn_obj_rel(rel, CAIRN_OBJ_PRUNE, o->name) < 0) /* cannot fail: listed */
+			snprintf(rel, sizeof(rel), "%s", o->name);
+		return cairn_err_wrap(r, "%s", rel);
+	}
 	l->n++;
 	return 0;
 }

@@ -58,6 +58,9 @@ struct cairn_repo {
 	struct cairn_id *snap_ids;
 	size_t nsnap_ids;
 	int64_t snap_listed_ms; /* CLOCK_MONOTONIC; 0: none */
+	/* Damaged snapshots already warned about: one warning each per handle,
+	 * however often a command lists (catalog.c). Protected by lock. */
+	struct cairn_idset damaged_warned;
 	/* Packs this handle made durable and indexed that no index file names yet
 	 * (indexfiles.c); each entry array is owned. Protected by lock. */
 	struct cairn_idxfile_pack *unnamed;

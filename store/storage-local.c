@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,10 +43,12 @@ static void cut_dir(char *path)
 		*slash = '\0';
 }
 
-/* mkdir that survives a power cut: a directory created here is synced into its
- * parent before anything is renamed into it (a pulled pack must not vanish with
- * the packs/xx/ entry that held it). */
-static int make_dir(const char *dir)
+/* Held from a directory's mkdir until it is synced into its parent: a thread
+ * whose mkdir finds the directory there waits for that, not only for the entry
+ * (two packs of one packs/xx/ placed at once). */
+static pthread_mutex_t made_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int make_dir_locked(const char *dir)
 {
 	char parent[PATH_MAX];
 	if (mkdir(dir, 0700) == 0) {
@@ -59,8 +62,19 @@ static int make_dir(const char *dir)
 		return io_err(errno, "create directory", dir);
 	snprintf(parent, sizeof(parent), "%s", dir);
 	cut_dir(parent);
-	int r = strcmp(parent, dir) != 0 ? make_dir(parent) : -ENOENT;
-	return r < 0 ? r : make_dir(dir);
+	int r = strcmp(parent, dir) != 0 ? make_dir_locked(parent) : -ENOENT;
+	return r < 0 ? r : make_dir_locked(dir);
+}
+
+/* mkdir that survives a power cut: a directory created here is synced into its
+ * parent before anything is renamed into it (a pulled pack must not vanish with
+ * the packs/xx/ entry that held it). */
+static int make_dir(const char *dir)
+{
+	pthread_mutex_lock(&made_lock);
+	int r = make_dir_locked(dir);
+	pthread_mutex_unlock(&made_lock);
+	return r;
 }
 
 /* Rename a complete, synced temp file into place, durably. */

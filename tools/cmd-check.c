@@ -10,7 +10,6 @@
 
 #include "cli.h"
 #include "maint.h"
-#include "restorer.h"
 #include "timefmt.h"
 #include "cleanup.h"
 
@@ -154,12 +153,13 @@ static int check_entry(struct checker *c, const struct cairn_id *pack,
 static int check_header(struct checker *c, const struct cairn_id *pack)
 {
 	_cleanup_free_ struct cairn_pack_entry *e = NULL;
-	char rel[sizeof("packs/xx/") + CAIRN_ID_HEX_SIZE], hex[CAIRN_ID_HEX_SIZE];
+	char rel[CAIRN_OBJ_REL_MAX], hex[CAIRN_ID_HEX_SIZE];
 	size_t n = 0;
 	int r = cairn_repo_pack_entries(c->repo, pack, &e, &n);
 
 	cairn_id_hex(hex, pack);
-	snprintf(rel, sizeof(rel), "packs/%.2s/%s", hex, hex);
+	if (cairn_obj_rel(rel, CAIRN_OBJ_PACK, hex) < 0) /* cannot fail: hex is a pack name */
+		snprintf(rel, sizeof(rel), "%s", hex);
 	if (r == -EBADMSG || r == -ENOENT) {
 		error(c, "%s", cairn_err_msg());
 		return cairn_idset_add(&c->suspect, pack, 0);

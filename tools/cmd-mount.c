@@ -21,7 +21,11 @@ static const char usage[] =
         "existing empty directory. Unmount with 'fusermount3 -u MOUNTPOINT'.\n"
         "\n"
         "  -f            stay in the foreground\n"
-        "  -o OPTIONS    cairnfs and FUSE options, e.g. allow_other,cache_size=1G\n";
+        "  -o OPTIONS    cairnfs and FUSE options, e.g. allow_other,cache_size=1G\n"
+        "\n"
+        "The password options, --cache-dir, --s3-endpoint, --s3-region and\n"
+        "--s3-profile reach cairnfs; --s3-addressing and --s3-connections are refused\n"
+        "(cairnfs has no setting for them).\n";
 
 struct mount_opts {
 	bool foreground;
@@ -68,12 +72,32 @@ static void find_cairnfs(char *out, size_t n)
 	}
 }
 
+/* cairnfs takes its S3 settings from the environment (docs/S3.md §6): the
+ * options given to cairn go there, over what the environment says. Those with
+ * no variable are bad usage rather than dropped. */
+static int pass_s3_opts(const struct cairn_s3_opts *o)
+{
+	if (o->addressing != CAIRN_S3_ADDR_AUTO || o->connections)
+		return cli_usage_error("mount: cairnfs takes no --s3-addressing or "
+		                       "--s3-connections (set s3.addressing_style in the profile)");
+	int r = 0;
+	if (o->endpoint)
+		r = setenv("AWS_ENDPOINT_URL_S3", o->endpoint, 1) < 0 ||
+		    unsetenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") < 0;
+	if (!r && o->region)
+		r = setenv("AWS_REGION", o->region, 1) < 0;
+	if (!r && o->profile)
+		r = setenv("AWS_PROFILE", o->profile, 1) < 0;
+	return r ? cli_fail(cairn_err_set(-ENOMEM, "out of memory")) : -1;
+}
+
 int cmd_mount(int argc, char **argv)
 {
 	static const struct option longopts[] = { CLI_COMMON_LONGOPTS, { 0 } };
 	struct mount_opts m = { 0 };
 	const char *args[2 * MAX_OPTS + 16];
-	char pwfile[PATH_MAX + 32], pwcmd[4096], prog[PATH_MAX];
+	_cleanup_free_ char *pwfile = NULL, *pwcmd = NULL;
+	char prog[PATH_MAX];
 	size_t n = 0;
 
 	int i = cli_parse(argc, argv, "fo:", longopts, usage, handle, &m);
@@ -91,17 +115,21 @@ int cmd_mount(int argc, char **argv)
 	} else {
 		return cli_usage_error("mount: give [REPO] MOUNTPOINT (see 'cairn mount --help')");
 	}
+	int rc = pass_s3_opts(&cli.storage.s3);
+	if (rc >= 0)
+		return rc;
 	find_cairnfs(prog, sizeof(prog));
 	args[n++] = "cairnfs";
-	/* Passwords travel as file names or commands, never as values on argv. */
-	if (cli.password_file) {
-		snprintf(pwfile, sizeof(pwfile), "--password-file=%s", cli.password_file);
+	/* Passwords travel as file names or commands, never as values on argv;
+	 * whole, however long (a cut command would run something else). */
+	if ((cli.password_file && asprintf(&pwfile, "--password-file=%s", cli.password_file) < 0) ||
+	    (cli.password_command &&
+	     asprintf(&pwcmd, "--password-command=%s", cli.password_command) < 0))
+		return cli_fail(cairn_err_set(-ENOMEM, "out of memory"));
+	if (pwfile)
 		args[n++] = pwfile;
-	}
-	if (cli.password_command) {
-		snprintf(pwcmd, sizeof(pwcmd), "--password-command=%s", cli.password_command);
+	if (pwcmd)
 		args[n++] = pwcmd;
-	}
 	if (m.foreground)
 		args[n++] = "-f";
 	/* A ',' in the value would start another option (--cache-dir '/x,allow_other'). */

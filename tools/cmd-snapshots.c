@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "restorer.h"
 #include "timefmt.h"
 #include "snapsel.h"
 #include "cleanup.h"

@@ -6,7 +6,6 @@
 
 #include "cli.h"
 #include "maint.h"
-#include "restorer.h"
 #include "cleanup.h"
 
 static const char usage[] =

@@ -37,12 +37,14 @@ static void count_uploaded(cairn_repo *repo, struct s3_copy *s3, const char *tab
                            struct cairn_snapshot **list, size_t n)
 {
 	_cleanup_buf_ struct cairn_buf v = CAIRN_BUF_INIT;
-	char key[16 + CAIRN_ID_HEX_SIZE];
+	char key[CAIRN_OBJ_REL_MAX], hex[CAIRN_ID_HEX_SIZE];
 	s3->known = true;
 	for (size_t i = 0; i < n; i++) {
-		memcpy(key, "snapshots/", 10);
-		cairn_id_hex(key + 10, &list[i]->id);
-		int r = cairn_repo_state_get(repo, table, key, strlen(key), &v);
+		/* sync keeps its state by object path (cmd-sync.c) */
+		cairn_id_hex(hex, &list[i]->id);
+		int r = cairn_obj_rel(key, CAIRN_OBJ_SNAPSHOT, hex);
+		if (r >= 0)
+			r = cairn_repo_state_get(repo, table, key, strlen(key), &v);
 		if (r == -ENOENT) {
 			s3->behind++;
 			continue;

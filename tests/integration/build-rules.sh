@@ -3,7 +3,9 @@
 # Rules the build itself enforces: every C file of the project is compiled with
 # store/util/banned.h in force (a banned call is a compile error wherever it is
 # written), and a unit or fuzz test listed in meson whose source is missing
-# stops the configure step instead of leaving the suite without a sound.
+# stops the configure step instead of leaving the suite without a sound. Also:
+# object paths are built in one place only, restorer.h is included only where
+# it is used, and every test source in tests/ is a test of the suite.
 . "$(dirname "$0")/lib.sh"
 
 BUILD=$(cd "$(dirname "$CAIRN")/.." && pwd)
@@ -71,6 +73,49 @@ for b in bad:
 sys.exit(1 if bad else 0)
 PY
 
+# ---- one place knows the repository's layout (FORMAT.md §2) --------------------------
+# Object paths come from cairn_obj_rel() in store/storage.c: no other file of the
+# store or the command builds one from a directory name (fs/ names the mount's).
+layout=$(cd "$SRCDIR" && grep -nE '"(keys|packs|indexes|snapshots|locks|prune)/(%|xx/|")' \
+	store/*.c store/*/*.c tools/*.c | grep -v '^store/storage\.c:' || true)
+[ -z "$layout" ] || fail "object paths built outside cairn_obj_rel(): $layout"
+
+# restorer.h is restore's: a command that includes it uses it (issue 14 point 19).
+for f in "$SRCDIR"/tools/*.c; do
+	grep -q '^#include "restorer.h"' "$f" || continue
+	grep -q 'restorer_' "$f" || fail "tools/$(basename "$f") includes restorer.h and uses nothing of it"
+done
+
+# ---- every test source is a test of the suite -------------------------------------
+# unlisted SRC: the unit, fuzz and integration test sources of the tree SRC that
+# are no test of this build (a new or renamed file nobody registered).
+meson introspect --tests "$BUILD" | python3 -c '
+import json, sys
+for t in json.load(sys.stdin):
+    for s in t["suite"]:
+        print(s.split(":")[-1], t["name"])' > "$W/tests"
+grep -qx 'unit repo' "$W/tests" && grep -qx 'integration build-rules' "$W/tests" ||
+	fail "meson introspect --tests: $(head -5 "$W/tests")"
+unlisted() {
+	local f n
+	for f in "$1"/tests/unit/test-*.c; do
+		n=$(basename "$f" .c)
+		grep -qx "unit ${n#test-}" "$W/tests" || echo "tests/unit/$n.c"
+	done
+	# The fuzz suite exists unless the targets are built for libFuzzer.
+	if grep -q '^fuzz ' "$W/tests"; then
+		for f in "$1"/tests/fuzz/fuzz-*.c; do
+			n=$(basename "$f" .c)
+			grep -qx "fuzz $n" "$W/tests" || echo "tests/fuzz/$n.c"
+		done
+	fi
+	for f in "$1"/tests/integration/*.sh; do
+		n=$(basename "$f" .sh)
+		[ "$n" = lib ] || grep -qx "integration $n" "$W/tests" || echo "tests/integration/$n.sh"
+	done
+}
+[ -z "$(unlisted "$SRCDIR")" ] || fail "test sources that are no test: $(unlisted "$SRCDIR" | tr '\n' ' ')"
+
 # ---- a missing test source is a configure error -----------------------------------
 # A copy of the source tree without its build directories, minus one unit test
 # (and then one fuzz target): meson setup must stop and name the file.
@@ -92,4 +137,10 @@ setup_fails() {
 }
 setup_fails tests/unit/test-tree.c
 setup_fails tests/fuzz/fuzz-tree.c
+# ... and an unregistered one is found by unlisted() above.
+for f in tests/unit/test-new.c tests/fuzz/fuzz-new.c tests/integration/new.sh; do
+	: > "$W/src/$f"
+	grep -qx "$f" <(unlisted "$W/src") || fail "an unregistered $f is not found"
+	rm "$W/src/$f"
+done
 echo "ok"

@@ -5,7 +5,7 @@
 # links, xattrs, holes); filters; a second copy writes nothing; a similar
 # snapshot adds little and gets its parent's copy as parent; a rewritten
 # snapshot with the same fields is copied too; check --read-data is clean; and
-# bad input gives one line.
+# bad input gives one line; worker threads that cannot start are done without.
 . "$(dirname "$0")/lib.sh"
 
 umask 022
@@ -187,6 +187,14 @@ out_has "$W/out" "copied 0 snapshots, 5 already there"
 "$CAIRN" copy --from-repo "$FROM" --from-password-command "cat $W/from-pw" "${S[0]}" > "$W/out" ||
 	fail "copy with --from-password-command"
 out_has "$W/out" "copied 0 snapshots, 1 already there"
+
+# ---- worker threads that cannot start: the copy goes on without them -------
+CAIRN_REPO="$W/few" init_repo
+CAIRN_TEST_THREAD_FAIL_AFTER=0 CAIRN_REPO="$W/few" copy --json > "$W/copy.json" 2> "$W/out" ||
+	fail "copy with no worker thread: $(cat "$W/out")"
+first=$(snap_ids on_from | head -1)
+(CAIRN_REPO="$W/few" same_restore "$first" "$(copy_of "$first")") || exit 1
+CAIRN_REPO="$W/few" "$CAIRN" check --read-data > "$W/out" 2>&1 || fail "check of few: $(cat "$W/out")"
 
 # ---- bad input: one line each --------------------------------------------
 printf 'wrong\n' > "$W/wrong"

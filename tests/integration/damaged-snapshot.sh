@@ -51,6 +51,14 @@ grep -q "extra1.txt" "$W/out" || fail "find in another snapshot: $(cat "$W/out")
 run_warn "find (all)" -- "$CAIRN" find 'extra3*'
 run_warn stats -- "$CAIRN" stats "$c"
 run_warn "stats (all)" -- "$CAIRN" stats
+run_warn tag -- "$CAIRN" tag -n --add t1 "$a"
+run_warn rewrite -- "$CAIRN" rewrite -n --exclude 'extra*' "$c"
+# report also judges the 3-2-1-1-0 state, which lists the snapshots again.
+run_warn report -- "$CAIRN" report --html "$W/report.html"
+grep -q '>2 snapshots' "$W/report.html" || fail "report counts other than the two readable snapshots"
+CAIRN_REPO="$W/copy" init_repo
+run_warn copy -- "$CAIRN" -r "$W/copy" copy --from-repo "$CAIRN_REPO" --from-password-file "$CAIRN_PASSWORD_FILE"
+[ "$("$CAIRN" -r "$W/copy" snapshots | grep -c '^[0-9a-f]\{8\}  ')" = 2 ] || fail "copy of the two others"
 
 # check reports it; prune will not run past a snapshot it cannot read.
 rc=0; "$CAIRN" check > "$W/out" 2>&1 || rc=$?

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # cairnfs refuses bad usage before it asks for a password or opens the
 # repository: one 'cairnfs: ' line, exit 2, nothing mounted. Bad options, a
-# missing or non-directory mount point; a wrong password is exit 1.
+# missing or non-directory mount point; a wrong password is exit 1. And the
+# password options, which cairn mount passes on, work in both their forms.
 . "$(dirname "$0")/lib.sh"
 fuse_setup
 init_repo
@@ -67,4 +68,35 @@ one_cairnfs_line
 [ -e "$W/asked" ] || fail "mounted without the password command"
 [ "$(cat "$MNT/latest$W/src/f")" = data ] || fail "wrong content"
 fusermount3 -u "$MNT"
+
+# The password options in both forms, for cairnfs and through cairn mount (which
+# passes --password-file=F, --password-command=CMD), with the environment's
+# password command wrong: what the option gives is used.
+export CAIRN_PASSWORD_COMMAND=false
+# mounts WHAT -- CMD...: CMD mounts in the background and the content is there.
+mounts() {
+	local what=$1
+	shift 2
+	"$@" 2> "$W/err" || fail "$what: $(cat "$W/err")"
+	mountpoint -q "$MNT" && [ "$(cat "$MNT/latest$W/src/f")" = data ] || fail "$what: not mounted"
+	fusermount3 -u "$MNT"
+}
+mounts "cairnfs --password-file F" -- "$CAIRNFS" --password-file "$W/pw" "$CAIRN_REPO" "$MNT"
+mounts "cairnfs --password-file=F" -- "$CAIRNFS" --password-file="$W/pw" "$CAIRN_REPO" "$MNT"
+mounts "cairnfs --password-command CMD" -- "$CAIRNFS" --password-command "cat '$W/pw'" "$CAIRN_REPO" "$MNT"
+mounts "cairnfs --password-command=CMD" -- "$CAIRNFS" --password-command="cat '$W/pw'" "$CAIRN_REPO" "$MNT"
+mounts "cairn --password-file F mount" -- "$CAIRN" --password-file "$W/pw" mount "$MNT"
+# A command longer than a page arrives whole (cut, it would be blanks only).
+mounts "cairn --password-command CMD mount" -- "$CAIRN" --password-command "$(printf '%5000s')cat '$W/pw'" mount "$MNT"
+
+# The S3 options of cairn reach cairnfs (which reads them from its environment),
+# over what the environment says; those it has no place for are bad usage.
+s3=(env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY HOME="$W" AWS_ENDPOINT_URL=http://127.0.0.1:8
+	CAIRN_S3_RETRIES=1)
+expect_fail 1 "127.0.0.1 port 9" -- "${s3[@]}" AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=y "$CAIRN" \
+	--password-file "$W/pw" --s3-endpoint http://127.0.0.1:9 mount --cache-dir "$W/c" -f s3://b/p "$MNT"
+expect_fail 1 "in profile 'nosuch'" -- "${s3[@]}" "$CAIRN" \
+	--password-file "$W/pw" --s3-profile nosuch mount --cache-dir "$W/c" -f s3://b/p "$MNT"
+expect_fail 2 "cairnfs takes no --s3-addressing" -- "$CAIRN" --s3-addressing path mount s3://b/p "$MNT"
+! mountpoint -q "$MNT" || fail "a failed S3 mount left a mount"
 echo ok

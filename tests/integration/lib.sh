@@ -153,6 +153,20 @@ s3_setup() {
 	AWS=(/usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL")
 	export CAIRN_S3_RETRY_BASE_MS=20 CAIRN_S3_RETRY_CAP_MS=200 CAIRN_S3_RETRIES=4
 }
+# placed_durably ROOT -- CMD...: run CMD under strace and check that what it
+# placed under ROOT was placed durably (placed.py).
+placed_durably() {
+	local root=$1
+	shift 2
+	command -v strace > /dev/null || fail "strace missing (scripts/install-deps.sh test)"
+	# LeakSanitizer cannot run under ptrace (the ASan build); the other tests
+	# run the same commands untraced.
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+		strace -f -y -qq -o "$W/trace" -e trace=mkdir,mkdirat,fsync,fdatasync,rename,renameat,renameat2 \
+		"$@" > "$W/placed.out" 2>&1 || fail "$*: $(cat "$W/placed.out")"
+	python3 "$(dirname "${BASH_SOURCE[0]}")/placed.py" "$W/trace" "$root" > "$W/bad" ||
+		fail "$* placed objects unsafely: $(cat "$W/bad")"
+}
 # fuse_setup: for tests of cairnfs (exit 77 only without /dev/fuse). Sets MNT,
 # for mount_fs and umount_fs; a mount still up at exit is undone.
 fuse_setup() {

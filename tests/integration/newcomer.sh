@@ -3,7 +3,7 @@
 # What a newcomer meets: the README's 'export CAIRN_PASSWORD_FILE=...; cairn init'
 # with a file that does not exist yet, passwords too short, 'key add' without a
 # terminal, 'cairn help COMMAND', and every command in cairn(1) and the bash
-# completion.
+# completion, which offers every option the help texts list.
 . "$(dirname "$0")/lib.sh"
 
 PTY=(python3 "$(dirname "$0")/pty-answer.py")
@@ -74,6 +74,72 @@ for c in $commands; do
 	grep -qw -- "$c" <<< "$completion" || fail "bash completion lacks '$c'"
 done
 grep -q 's3://' "$SRCDIR/packaging/man/cairnfs.1" || fail "cairnfs(1) does not mention s3://"
+
+# Every option a command's help lists, and every global one, is completed; a
+# global option's value is not taken for the command.
+_init_completion() {
+	words=("${COMP_WORDS[@]}")
+	cword=$COMP_CWORD
+	cur=${words[cword]}
+	prev=${words[cword - 1]}
+}
+_filedir() { :; }
+. "$SRCDIR/packaging/completion/cairn"
+offered() { # words...: what the completion offers for the last one
+	COMP_WORDS=(cairn "$@")
+	COMP_CWORD=$#
+	COMPREPLY=()
+	_cairn
+	printf '%s\n' "${COMPREPLY[@]}"
+}
+for c in $commands; do
+	w=("$c")
+	[ "$c" = key ] && w=(key add) # its first word is a subcommand
+	have=$(offered "${w[@]}" -)
+	for f in $("$CAIRN" help "$c" | grep -oE '^ {2,4}(-[a-zA-Z0-9], )?--?[a-zA-Z0-9][a-zA-Z0-9-]*' |
+		tr -d ' ' | tr ',' '\n'); do
+		grep -qxF -- "$f" <<< "$have" || fail "completion of 'cairn ${w[*]}' lacks $f"
+	done
+done
+have=$(offered -)
+for f in $("$CAIRN" --help | sed -n '/^usage:/,/^$/p' | grep -oE '(^|[[ |])--?[a-z][a-z-]*' | tr -d '[ |'); do
+	grep -qxF -- "$f" <<< "$have" || fail "completion of the global options lacks $f"
+done
+[ "$(offered --cache-dir "$W/c" bac)" = backup ] || fail "a command after --cache-dir DIR: $(offered --cache-dir "$W/c" bac)"
+# cairn(1) names every option of each command's help in the command's section
+# (one of its short and long forms; "filters" stands for --host, --path, --tag).
+man_txt=$(sed 's/\\-/-/g' "$SRCDIR/packaging/man/cairn.1")
+for c in $commands; do
+	sec=$(awk -v h=".SS \"cairn $c" 'index($0, ".SS ") == 1 { on = index($0, h " ") == 1 || index($0, h "\"") == 1 } on' <<< "$man_txt")
+	grep -q filters <<< "$sec" && sec="$sec --host --path --tag"
+	for f in $("$CAIRN" help "$c" | grep -oE '^ {2,4}(-[a-zA-Z0-9], )?--?[a-zA-Z0-9][a-zA-Z0-9-]*' | tr -d ' '); do
+		grep -qE -- "(^|[^a-z-])(${f/,/|})\b" <<< "$sec" || fail "cairn(1) on '$c' lacks ${f/,/ or }"
+	done
+done
+# cairnfs: its flags and the -o options its help names (not libfuse's, below them).
+compopt() { :; }
+offered_fs() {
+	COMP_WORDS=(cairnfs "$@")
+	COMP_CWORD=$#
+	COMPREPLY=()
+	_cairnfs
+	printf '%s\n' "${COMPREPLY[@]}"
+}
+"$CAIRNFS" --help > "$W/fs.help" 2>&1 || true
+sed -n '/^options:/,/^$/p' "$W/fs.help" > "$W/fs.opts"
+[ "$(grep -c -- '-o ' "$W/fs.opts")" -ge 8 ] || fail "cairnfs --help: $(cat "$W/fs.help")"
+have=$(offered_fs -)
+for f in $(grep -oE '^ {2}-[a-zA-Z]|(, |^ {2})--[a-z-]+' "$W/fs.opts" | tr -d ' ,'); do
+	grep -qxF -- "$f" <<< "$have" || fail "completion of cairnfs lacks $f"
+done
+have=$(offered_fs -o '')
+for o in $(grep -oE '^ {2}-o [a-z_]+=?' "$W/fs.opts" | cut -c6-); do
+	grep -qxF -- "$o" <<< "$have" || fail "completion of cairnfs -o lacks $o"
+done
+# ... and docs/MOUNT.md's table of options names each of them.
+for o in $(grep -oE '^ {2}-o [a-z_]+' "$W/fs.opts" | cut -c6-); do
+	grep -q -- "^| .*\`-o $o[=\`]" "$SRCDIR/docs/MOUNT.md" || fail "docs/MOUNT.md lacks -o $o"
+done
 
 # ---- one of a thing is never "1 things" --------------------------------------
 export CAIRN_REPO="$W/repo-one" CAIRN_PASSWORD_FILE="$W/one.pw"

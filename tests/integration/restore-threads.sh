@@ -92,4 +92,14 @@ restore_as 8 "$W/eight"
 "$CAIRN" restore --threads 8 --verify latest --target "$W/eight" > /dev/null ||
 	fail "verify on eight threads found differences"
 expect_fail 2 "from 1 to 256" -- "$CAIRN" restore --threads 0 latest --target "$W/zero"
+# Worker threads that cannot start (CAIRN_TEST_THREAD_FAIL_AFTER=N lets N
+# start): the restore says which, goes on with those that did (none, or two),
+# and restores the same.
+for n in 0 2; do
+	CAIRN_TEST_THREAD_FAIL_AFTER=$n restore_as 8 "$W/few$n" 2> "$W/few.err"
+	grep -q "cannot start restore thread $((n + 1)) of 8: .*going on with $n$" "$W/few.err" ||
+		fail "restore with $n threads started: $(cat "$W/few.err")"
+	[ "$(json_field "$W/few$n.json" files)" = "$(json_field "$W/one.json" files)" ] ||
+		fail "restore with $n threads started: $(cat "$W/few$n.json")"
+done
 echo ok

@@ -114,6 +114,10 @@ done
 diff "$O/snaps.orig" "$O/snaps.pulled" || fail "snapshot lists differ"
 "$CAIRN" -r "$W/pulled" restore latest --target "$W/restored" > /dev/null
 diff -r --no-dereference "$SRC" "$W/restored$SRC" || fail "restore from the pulled repository differs"
+# A pull places what it fetches durably (issue 14 point 4): packs/xx/ synced
+# into packs/ before a pack is renamed into it, each directory synced after.
+placed_durably "$W/pulled2" -- "$CAIRN" sync --from "s3://$B/repo" -r "$W/pulled2"
+diff -r "$CAIRN_REPO/packs" "$W/pulled2/packs" || fail "the traced pull differs"
 # A push from the pulled copy knows what the bucket holds already.
 sync_traced -r "$W/pulled" "s3://$B/repo" > /dev/null
 [ "$(requests)" -le 6 ] || fail "push after pull made $(requests) requests: $(cat "$T")"

@@ -121,6 +121,19 @@ refused tag --add x latest
 refused rewrite --exclude '*.txt' latest
 refused rebuild-index
 refused status --offline
+refused report --html "$W/report.html"
+[ ! -e "$W/report.html" ] || fail "a refused report wrote '$W/report.html'"
+# copy into this repository, and out of it with the write-only key as the source's
+admin -r "$W/other" init --kdf-log2n 10 > /dev/null
+echo "other $MARK" > "$W/other-src"
+admin -r "$W/other" backup "$W/other-src" > /dev/null
+refused copy --from-repo "$W/other" --from-password-file "$W/admin.pw"
+rc=0
+admin -r "$W/other" copy --from-repo "$CAIRN_REPO" --from-password-file "$W/host.pw" > "$O/out" 2> "$O/err" || rc=$?
+cat "$O/out" "$O/err" >> "$O/all"
+[ "$rc" = 1 ] && [ ! -s "$O/out" ] && [ "$(cat "$O/err")" = "cairn: source repository '$CAIRN_REPO': this key can only add backups; reading and changing them need an admin key" ] ||
+	fail "copy out of the repository with the write-only key: exit $rc: $(cat "$O/out" "$O/err")"
+[ "$(admin -r "$W/other" snapshots | grep -c '^[0-9a-f]\{8\}  ')" = 1 ] || fail "a refused copy copied"
 refused key add --new-password-file "$W/host.pw"
 refused key add --write-only --new-password-file "$W/host.pw"
 refused key remove "$(awk '/ full /{print $2}' "$O/keys")"
