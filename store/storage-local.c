@@ -45,23 +45,21 @@ static void cut_dir(char *path)
 
 /* Held from a directory's mkdir until it is synced into its parent: a thread
  * whose mkdir finds the directory there waits for that, not only for the entry
- * (two packs of one packs/xx/ placed at once). */
+ * (two packs of one packs/xx/ placed at once); another process's directory is
+ * synced again by whoever finds it. */
 static pthread_mutex_t made_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int make_dir_locked(const char *dir)
 {
 	char parent[PATH_MAX];
-	if (mkdir(dir, 0700) == 0) {
-		snprintf(parent, sizeof(parent), "%s", dir);
-		cut_dir(parent);
-		return cairn_fsync_dir(parent);
-	}
-	if (errno == EEXIST)
-		return 0;
-	if (errno != ENOENT)
-		return io_err(errno, "create directory", dir);
 	snprintf(parent, sizeof(parent), "%s", dir);
 	cut_dir(parent);
+	/* A directory found there may be another process's, not synced yet: its
+	 * parent is synced again (cheap when nothing in it changed). */
+	if (mkdir(dir, 0700) == 0 || errno == EEXIST)
+		return cairn_fsync_dir(parent);
+	if (errno != ENOENT)
+		return io_err(errno, "create directory", dir);
 	int r = strcmp(parent, dir) != 0 ? make_dir_locked(parent) : -ENOENT;
 	return r < 0 ? r : make_dir_locked(dir);
 }
