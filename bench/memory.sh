@@ -10,7 +10,9 @@
 # usage: bench/memory.sh [CORPUS_DIR]   (default: bench/corpus-b.py's million
 #        files of 100 bytes, made once in WORK/corpus-b)
 # env:   CAIRN, CAIRNFS (default build/tools/cairn, build/fs/cairnfs),
-#        WORK (default /tmp/cairn-bench-memory), OUT (restores; default in /dev/shm)
+#        WORK (default /tmp/cairn-bench-memory), OUT (restores; default in /dev/shm),
+#        REUSE=1: keep the three tools' backups of an earlier run in WORK (their
+#        repositories and figures) and run only cairn's per-file part
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CAIRN=${CAIRN:-$PWD/build/tools/cairn}
@@ -52,17 +54,19 @@ mib() { echo $(($(kib "$1") / 1024)); }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
 # ---- backups: cairn, restic, borg ---------------------------------------
-rm -rf "$WORK/cairn" "$WORK/restic" "$WORK/borg"
 export CAIRN_REPO="$WORK/cairn" RESTIC_REPOSITORY="$WORK/restic" BORG_REPO="$WORK/borg"
-"$CAIRN" init -q
-restic init -q
-borg init --encryption=repokey-blake2 "$BORG_REPO"
-run floor tar -cf /dev/null "$CORPUS"
-for pass in first nochange; do
-	run "cairn.$pass" "$CAIRN" backup -q "$CORPUS"
-	run "restic.$pass" restic backup -q "$CORPUS"
-	run "borg.$pass" borg create --compression zstd,3 "::$pass" "$CORPUS"
-done
+if [ "${REUSE:-0}" != 1 ]; then
+	rm -rf "$WORK/cairn" "$WORK/restic" "$WORK/borg"
+	"$CAIRN" init -q
+	restic init -q
+	borg init --encryption=repokey-blake2 "$BORG_REPO"
+	run floor tar -cf /dev/null "$CORPUS"
+	for pass in first nochange; do
+		run "cairn.$pass" "$CAIRN" backup -q "$CORPUS"
+		run "restic.$pass" restic backup -q "$CORPUS"
+		run "borg.$pass" borg create --compression zstd,3 "::$pass" "$CORPUS"
+	done
+fi
 printf '\n%-8s %22s %26s\n' tool "first backup (MiB, s)" "no-change backup (MiB, s)"
 for t in floor cairn restic borg; do
 	if [ $t = floor ]; then
@@ -86,8 +90,8 @@ files_all=$(find "$CORPUS" -type f | wc -l)
 files_tenth=$(find "${tenth[@]}" -type f | wc -l)
 mount_find() {
 	"$CAIRNFS" -f "$CAIRN_REPO" "$MNT" 2>"$WORK/mount.err" & pid=$!
-	for _ in $(seq 300); do mountpoint -q "$MNT" && break; sleep 0.1; done
-	find "$MNT/snapshots/latest/" >/dev/null
+	for _ in $(seq 300); do mountpoint -q "$MNT" && [ -e "$MNT/latest" ] && break; sleep 0.1; done
+	find "$MNT/latest/" >/dev/null
 	awk '/^VmHWM/ { print $2 }' "/proc/$pid/status" > "$WORK/$1"
 	fusermount3 -u "$MNT"
 	wait "$pid"; pid=

@@ -10,9 +10,11 @@
 # env:   CAIRN (default build/tools/cairn), WORK (default /tmp/cairn-bench-restore),
 #        REPOS: a WORK of bench/ingest.sh (or of this script) whose repositories
 #        to restore from instead of backing the corpus up again,
-#        OUT (default /dev/shm/cairn-bench-out when it has room, else WORK/out)
+#        OUT (default /dev/shm/cairn-bench-out when it has room, else WORK/out),
+#        BORG=0 to leave borg out (its extract of corpus B takes many minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BORG=${BORG:-1}
 CAIRN=${CAIRN:-$PWD/build/tools/cairn}
 WORK=${WORK:-/tmp/cairn-bench-restore}
 for t in restic borg /usr/bin/time; do
@@ -38,10 +40,10 @@ if [ -z "${REPOS:-}" ]; then
 	rm -rf "$CAIRN_REPO" "$RESTIC_REPOSITORY" "$BORG_REPO"
 	"$CAIRN" init -q && "$CAIRN" backup -q "$CORPUS" >/dev/null
 	restic init -q && restic backup -q "$CORPUS" >/dev/null
-	borg init --encryption=repokey-blake2 "$BORG_REPO" &&
-		borg create --compression zstd,3 ::snap "$CORPUS"
+	[ "$BORG" = 0 ] || { borg init --encryption=repokey-blake2 "$BORG_REPO" &&
+		borg create --compression zstd,3 ::snap "$CORPUS"; }
 fi
-ARCHIVE=$(borg list --last 1 --short "$BORG_REPO")
+[ "$BORG" = 0 ] || ARCHIVE=$(borg list --last 1 --short "$BORG_REPO")
 
 # run NAME cmd...: wall seconds and peak RSS (KiB) into $WORK/time.NAME, with the
 # page cache dropped and OUT empty before, and OUT removed after.
@@ -58,11 +60,15 @@ run floor cp -a "$CORPUS" "$OUT/copy"
 run cairn "$CAIRN" restore -q latest --target "$OUT"
 run cairn1 "$CAIRN" restore -q --threads 1 latest --target "$OUT"
 run restic restic restore -q latest --target "$OUT"
-run borg sh -c 'cd "$1" && borg extract "::$2"' sh "$OUT" "$ARCHIVE"
+if [ "$BORG" = 0 ]; then
+	echo "- 0" > "$WORK/time.borg"
+else
+	run borg sh -c 'cd "$1" && borg extract "::$2"' sh "$OUT" "$ARCHIVE"
+fi
 
 secs() { cut -d' ' -f1 "$WORK/time.$1"; }
 rss() { echo $(($(cut -d' ' -f2 "$WORK/time.$1") / 1024)); }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "-" && b > 0) printf "%.2f", a / b; else print "-" }'; }
 printf '\n%-22s %10s %15s\n' "restore" "wall (s)" "peak RSS (MiB)"
 for t in floor cairn cairn1 restic borg; do
 	case $t in

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +18,27 @@
 
 #include "cleanup.h"
 
+/* Packs kept open for local_read: a restore reads blob after blob of one pack,
+ * and an open per blob was as many syscalls as the rest of a small file's
+ * restore. A pack never changes after its rename (FORMAT.md §2), so an open
+ * descriptor stays good; one removed or replaced through this storage is
+ * forgotten. */
+#define OPEN_PACKS 16
+
+struct open_pack {
+	char rel[CAIRN_OBJ_REL_MAX];
+	int fd;         /* -1: a free slot */
+	unsigned users; /* readers between open_get and open_put */
+	bool gone;      /* removed or replaced: closed by its last user */
+	uint64_t last_use;
+};
+
 struct local {
 	char root[PATH_MAX - CAIRN_OBJ_REL_MAX - 32]; /* paths below it always fit */
 	char tmp[PATH_MAX - CAIRN_OBJ_REL_MAX - 16];
+	pthread_mutex_t open_lock;
+	struct open_pack open[OPEN_PACKS]; /* protected by open_lock */
+	uint64_t uses;                     /* protected by open_lock */
 };
 
 static int io_err(int e, const char *what, const char *path)
@@ -33,6 +52,77 @@ static int io_err(int e, const char *what, const char *path)
 static void path_of(const struct local *l, const char *rel, char out[PATH_MAX])
 {
 	snprintf(out, PATH_MAX, "%s/%s", l->root, rel);
+}
+
+/* An open descriptor of rel (a pack) and its slot, for open_put; the slot is
+ * NULL when every slot is in use (the caller then just closes the fd). */
+static int open_get(struct local *l, const char *rel, struct open_pack **slot)
+{
+	char path[PATH_MAX];
+	struct open_pack *v = NULL;
+	pthread_mutex_lock(&l->open_lock);
+	for (size_t i = 0; i < OPEN_PACKS; i++) {
+		struct open_pack *p = &l->open[i];
+		if (p->fd >= 0 && !p->gone && strcmp(p->rel, rel) == 0) {
+			p->users++;
+			p->last_use = ++l->uses;
+			pthread_mutex_unlock(&l->open_lock);
+			*slot = p;
+			return p->fd;
+		}
+	}
+	pthread_mutex_unlock(&l->open_lock);
+	path_of(l, rel, path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	*slot = NULL;
+	if (fd < 0 || strncmp(rel, "packs/", 6) != 0)
+		return fd;
+	pthread_mutex_lock(&l->open_lock);
+	for (size_t i = 0; i < OPEN_PACKS; i++) {
+		struct open_pack *p = &l->open[i];
+		if (p->users == 0 && (!v || p->fd < 0 || (v->fd >= 0 && p->last_use < v->last_use)))
+			v = p;
+	}
+	if (v) {
+		if (v->fd >= 0)
+			close(v->fd);
+		*v = (struct open_pack){ .fd = fd, .users = 1, .last_use = ++l->uses };
+		snprintf(v->rel, sizeof(v->rel), "%s", rel);
+		*slot = v;
+	}
+	pthread_mutex_unlock(&l->open_lock);
+	return fd;
+}
+
+static void open_put(struct local *l, struct open_pack *p, int fd)
+{
+	if (!p) {
+		close(fd);
+		return;
+	}
+	pthread_mutex_lock(&l->open_lock);
+	if (--p->users == 0 && p->gone) {
+		close(p->fd);
+		p->fd = -1;
+	}
+	pthread_mutex_unlock(&l->open_lock);
+}
+
+/* rel is removed or replaced: later reads open it again. */
+static void open_forget(struct local *l, const char *rel)
+{
+	pthread_mutex_lock(&l->open_lock);
+	for (size_t i = 0; i < OPEN_PACKS; i++) {
+		struct open_pack *p = &l->open[i];
+		if (p->fd < 0 || strcmp(p->rel, rel) != 0)
+			continue;
+		p->gone = true;
+		if (p->users == 0) {
+			close(p->fd);
+			p->fd = -1;
+		}
+	}
+	pthread_mutex_unlock(&l->open_lock);
 }
 
 /* The directory part of a path ("packs/ab" of "packs/ab/ab12..."), in place. */
@@ -76,7 +166,7 @@ static int make_dir(const char *dir)
 }
 
 /* Rename a complete, synced temp file into place, durably. */
-static int place(const struct local *l, const char *rel, const char *tmp)
+static int place(struct local *l, const char *rel, const char *tmp)
 {
 	char path[PATH_MAX], dir[PATH_MAX];
 	path_of(l, rel, path);
@@ -87,6 +177,7 @@ static int place(const struct local *l, const char *rel, const char *tmp)
 		return r;
 	if (rename(tmp, path) < 0)
 		return io_err(errno, "rename into", path);
+	open_forget(l, rel);
 	return cairn_fsync_dir(dir);
 }
 
@@ -127,12 +218,14 @@ static int local_read(void *self, const char *rel, uint64_t off, void *buf, size
 {
 	struct local *l = self;
 	char path[PATH_MAX];
+	struct open_pack *slot;
 	path_of(l, rel, path);
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open_get(l, rel, &slot);
 	if (fd < 0)
 		return errno == ENOENT ? cairn_err_set(-ENOENT, "'%s' not found", path)
 		                       : io_err(errno, "open", path);
 	int r = cairn_pread_all(fd, buf, len, off);
+	open_put(l, slot, fd);
 	if (r == -EBADMSG)
 		return cairn_err_set(r, "'%s' is truncated before offset %llu", path,
 		                     (unsigned long long)(off + len));
@@ -191,7 +284,9 @@ static int local_put(void *self, const char *rel, const void *data, size_t len)
 	int r = make_dir(dir);
 	if (r >= 0)
 		r = make_dir(l->tmp); /* a repository that lost its tmp/ */
-	return r < 0 ? r : cairn_file_write_atomic(path, l->tmp, data, len);
+	if (r >= 0 && (r = cairn_file_write_atomic(path, l->tmp, data, len)) >= 0)
+		open_forget(l, rel);
+	return r;
 }
 
 /* Copy size bytes of fd (from offset 0) into a new temp file, synced. */
@@ -309,6 +404,7 @@ static int local_remove(void *self, const char *rel)
 	struct local *l = self;
 	char path[PATH_MAX];
 	path_of(l, rel, path);
+	open_forget(l, rel);
 	if (unlink(path) < 0)
 		return errno == ENOENT ? 0 : io_err(errno, "remove", path);
 	cut_dir(path);
@@ -336,7 +432,12 @@ static int local_open_file(void *self, const char *rel, int *fd, uint64_t *size)
 
 static void local_close(void *self)
 {
-	free(self);
+	struct local *l = self;
+	for (size_t i = 0; i < OPEN_PACKS; i++)
+		if (l->open[i].fd >= 0)
+			close(l->open[i].fd);
+	pthread_mutex_destroy(&l->open_lock);
+	free(l);
 }
 
 static const struct cairn_storage_ops local_ops = {
@@ -367,6 +468,9 @@ int cairn_storage__local_open(cairn_storage **out, const char *dir)
 		return cairn_err_set(-ENAMETOOLONG, "repository path too long: '%.100s...'", dir);
 	}
 	memcpy(l->root, dir, n);
+	pthread_mutex_init(&l->open_lock, NULL);
+	for (size_t i = 0; i < OPEN_PACKS; i++)
+		l->open[i].fd = -1;
 	snprintf(l->tmp, sizeof(l->tmp), "%.*s/tmp", (int)sizeof(l->root), l->root);
 	return cairn_storage__new(out, &local_ops, l, l->root, l->root, l->root, l->root);
 }

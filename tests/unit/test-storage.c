@@ -197,6 +197,32 @@ static void test_storage__local_list(void)
 	cairn_storage_close(st);
 }
 
+/* A read of a pack reuses the descriptor of the last read of it (a restore reads
+ * blob after blob of one pack: an open per blob doubled its syscalls), and a
+ * pack removed or replaced through the storage is not read through the old one. */
+static void test_storage__local_read_keeps_packs_open(void)
+{
+	cairn_storage *st = open_local();
+	char path[PATH_MAX], buf[4];
+
+	CHECK_OK(cairn_storage_put(st, CAIRN_OBJ_PACK, hex64, "pack", 4));
+	CHECK_OK(cairn_storage_read(st, CAIRN_OBJ_PACK, hex64, 0, buf, 4));
+	CHECK(memcmp(buf, "pack", 4) == 0);
+	/* Gone behind the storage's back: the open descriptor still reads it. */
+	snprintf(path, sizeof(path), "%s/packs/ab/%s", check_tmpdir(), hex64);
+	CHECK(unlink(path) == 0);
+	CHECK_OK(cairn_storage_read(st, CAIRN_OBJ_PACK, hex64, 1, buf, 3));
+	CHECK(memcmp(buf, "ack", 3) == 0);
+	/* Replaced through the storage: the new file is read. */
+	CHECK_OK(cairn_storage_put(st, CAIRN_OBJ_PACK, hex64, "PACK", 4));
+	CHECK_OK(cairn_storage_read(st, CAIRN_OBJ_PACK, hex64, 0, buf, 4));
+	CHECK(memcmp(buf, "PACK", 4) == 0);
+	/* Removed through the storage: gone. */
+	CHECK_OK(cairn_storage_remove(st, CAIRN_OBJ_PACK, hex64));
+	CHECK_ERR(cairn_storage_read(st, CAIRN_OBJ_PACK, hex64, 0, buf, 4), -ENOENT);
+	cairn_storage_close(st);
+}
+
 static void test_storage__open(void)
 {
 	cairn_storage *st;
@@ -218,6 +244,7 @@ int main(void)
 	RUN(test_storage__local_get_put);
 	RUN(test_storage__local_files);
 	RUN(test_storage__local_list);
+	RUN(test_storage__local_read_keeps_packs_open);
 	RUN(test_storage__open);
 	return 0;
 }
