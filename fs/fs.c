@@ -274,7 +274,7 @@ int fs_dir_tree(struct fs *fs, const struct fs_node *n, struct fs_cache_ent **ou
 		return tree_get(fs, &n->root, out);
 	if (n->kind != FS_ENTRY || n->type != CAIRN_NODE_DIR)
 		return -ENOTDIR;
-	struct fs_cache_ent *parent;
+	struct fs_cache_ent *parent = NULL;
 	const struct cairn_node *cn;
 	int r = fs_entry_get(fs, n, &parent, &cn);
 	if (r < 0)

@@ -379,7 +379,7 @@ static int lookup_locked(struct fs *fs, const struct fs_view *v, struct fs_node 
 		return r;
 	if (has_child(h, name)) {
 		_cleanup_free_ char *path = NULL;
-		size_t len;
+		size_t len = 0;
 		r = child_path(dir, name, &path, &len);
 		return r < 0 ? r : fs_node_new_virtual(out, FS_HIST, path, len);
 	}
@@ -411,7 +411,7 @@ static int list_locked(struct fs *fs, const struct fs_view *v, struct fs_node *d
 	int r = get(fs, v, dir, &h);
 	for (size_t i = 0; r >= 0 && i < h->nchild; i++) {
 		_cleanup_free_ char *path = NULL;
-		size_t len;
+		size_t len = 0;
 		r = child_path(dir, h->child[i], &path, &len);
 		if (r >= 0)
 			r = fs_dirents_add(out, n, &cap, h->child[i], strlen(h->child[i]),

@@ -235,7 +235,7 @@ static int child_node(const struct fs_view *v, const struct fs_node *dir, const 
 		return fs_node_new_snaproot(out, &c->e->snap->id, &c->e->snap->root,
 		                            c->e->snap->time_ns);
 	_cleanup_free_ char *path = NULL;
-	size_t len;
+	size_t len = 0;
 	struct fs_node *n;
 	int r = child_path(dir, c->name, &path, &len);
 	if (r < 0 || (r = fs_node_new_virtual(&n, c->kind, path, len)) < 0)
@@ -308,7 +308,7 @@ static int list_cb(const struct child *c, void *payload)
 		fs_node_free(n);
 	} else {
 		_cleanup_free_ char *path = NULL;
-		size_t len;
+		size_t len = 0;
 		int r = child_path(l->dir, c->name, &path, &len);
 		if (r < 0)
 			return r;

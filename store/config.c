@@ -111,8 +111,8 @@ static int take_line(struct cfg_rd *rd, const char *key, const char **val, size_
 
 static int take_num(struct cfg_rd *rd, const char *key, uint64_t max, uint64_t *out)
 {
-	const char *v;
-	size_t n;
+	const char *v = NULL; /* set on success; gcc -O3 cannot see it */
+	size_t n = 0;
 	int r = take_line(rd, key, &v, &n);
 
 	if (r < 0)
@@ -125,8 +125,8 @@ static int take_num(struct cfg_rd *rd, const char *key, uint64_t max, uint64_t *
 
 static int take_hex(struct cfg_rd *rd, const char *key, uint8_t *out, size_t n)
 {
-	const char *v;
-	size_t vlen;
+	const char *v = NULL;
+	size_t vlen = 0;
 	int r = take_line(rd, key, &v, &vlen);
 
 	if (r < 0)

@@ -173,7 +173,7 @@ static void seen_put(const char *name, const void *text, size_t len)
 	pthread_mutex_lock(&seen_mu);
 	unsigned i = seen_next++ % SEEN_LOCKS;
 	free(seen[i].text);
-	snprintf(seen[i].name, sizeof(seen[i].name), "%s", name);
+	snprintf(seen[i].name, sizeof(seen[i].name), "%.*s", (int)sizeof(seen[i].name) - 1, name);
 	seen[i].text = copy;
 	seen[i].len = len;
 	pthread_mutex_unlock(&seen_mu);

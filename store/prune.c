@@ -93,7 +93,7 @@ static int pack_get(struct prune *p, const struct cairn_id *id, struct pk **out)
 static int on_disk(const struct cairn_id *id, uint64_t size, void *payload)
 {
 	struct prune *p = payload;
-	struct pk *k;
+	struct pk *k = NULL;
 	if (cairn_repo__pending_has_pack(&p->pend, id))
 		return 0; /* an earlier prune's: its record decides (pending.c) */
 	int r = pack_get(p, id, &k);
@@ -107,7 +107,7 @@ static int on_disk(const struct cairn_id *id, uint64_t size, void *payload)
 static int in_index(const struct cairn_id *id, uint64_t size, uint32_t count, void *payload)
 {
 	struct prune *p = payload;
-	struct pk *k;
+	struct pk *k = NULL;
 	(void)count;
 	if (cairn_repo__pending_has_pack(&p->pend, id))
 		return 0;

@@ -202,7 +202,7 @@ static int parse_class(struct compiler *c, uint8_t *set)
 
 	c->i += neg;
 	for (bool first = true;; first = false) {
-		unsigned lo, hi;
+		unsigned lo = 0, hi = 0;
 		if (c->i >= c->len)
 			return bad(c, "unterminated '['");
 		if (c->pat[c->i] == ']' && !first) {

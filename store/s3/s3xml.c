@@ -653,7 +653,7 @@ int cairn_s3xml_parse_versioning(char status[16], const void *data, size_t len)
 
 static int lock_u32(const struct cairn_s3xml_ev *ev, uint32_t *out)
 {
-	uint64_t v;
+	uint64_t v = 0;
 	int r = parse_u64(ev, &v);
 	if (r >= 0 && v > 36500 * 100ull)
 		r = cairn_err_set(-EBADMSG, "XML reply: <%s> out of range", ev->name);
