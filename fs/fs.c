@@ -303,24 +303,8 @@ int fs_entry_get(struct fs *fs, const struct fs_node *n, struct fs_cache_ent **o
 
 mode_t fs_type_mode(uint8_t type)
 {
-	switch (type) {
-	case CAIRN_NODE_FILE:
-		return S_IFREG;
-	case CAIRN_NODE_DIR:
-		return S_IFDIR;
-	case CAIRN_NODE_SYMLINK:
-		return S_IFLNK;
-	case CAIRN_NODE_FIFO:
-		return S_IFIFO;
-	case CAIRN_NODE_SOCKET:
-		return S_IFSOCK;
-	case CAIRN_NODE_CHR:
-		return S_IFCHR;
-	case CAIRN_NODE_BLK:
-		return S_IFBLK;
-	default:
-		return S_IFREG; /* the tree decoder admits no other type */
-	}
+	mode_t m = cairn_node_ifmt(type);
+	return m ? m : S_IFREG; /* the tree decoder admits no other type */
 }
 
 static void set_time(struct timespec *ts, int64_t ns)

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cleanup.h"
 #include "repo.h"
@@ -460,22 +461,6 @@ int cairn_tree_find(const cairn_tree *t, const void *name, size_t len, size_t *i
 
 /* ---- finding entries by path --------------------------------------------- */
 
-/* The next component of a path, skipping separators and "."; length 0 at the end. */
-static const char *next_comp(const char *p, size_t *len)
-{
-	for (;;) {
-		while (*p == '/')
-			p++;
-		size_t n = strcspn(p, "/");
-		if (n == 1 && p[0] == '.') {
-			p++;
-			continue;
-		}
-		*len = n;
-		return p;
-	}
-}
-
 int cairn_repo_tree_lookup_path(cairn_repo *repo, const struct cairn_id *root, const char *path,
                                 struct cairn_tree_entry *out)
 {
@@ -485,7 +470,7 @@ int cairn_repo_tree_lookup_path(cairn_repo *repo, const struct cairn_id *root, c
 	size_t len, idx;
 	int r = cairn_repo_tree_load(repo, root, &t);
 
-	while (r >= 0 && (p = next_comp(p, &len), len > 0)) {
+	while (r >= 0 && (p = cairn_path_next(p, &len), len > 0)) {
 		if (len == 2 && p[0] == '.' && p[1] == '.')
 			return cairn_err_set(-EINVAL, "'..' is not allowed in a snapshot path");
 		if (node && node->type != CAIRN_NODE_DIR)
@@ -580,6 +565,17 @@ unsigned cairn_node_diff(const struct cairn_node *a, const struct cairn_node *b,
 	if (mask & CAIRN_NODE_F_EXTENTS && !same_extents(a, b))
 		d |= CAIRN_NODE_F_EXTENTS;
 	return d;
+}
+
+unsigned cairn_node_ifmt(uint8_t type)
+{
+	static const unsigned fmt[] = {
+		[CAIRN_NODE_FILE] = S_IFREG,    [CAIRN_NODE_DIR] = S_IFDIR,
+		[CAIRN_NODE_SYMLINK] = S_IFLNK, [CAIRN_NODE_FIFO] = S_IFIFO,
+		[CAIRN_NODE_SOCKET] = S_IFSOCK, [CAIRN_NODE_CHR] = S_IFCHR,
+		[CAIRN_NODE_BLK] = S_IFBLK,
+	};
+	return type < sizeof(fmt) / sizeof(fmt[0]) ? fmt[type] : 0;
 }
 
 bool cairn_node_equal(const struct cairn_node *a, const struct cairn_node *b, unsigned mask)

@@ -29,22 +29,6 @@ const char *restorer_type_name(uint8_t type)
 	return type < ARRAY_SIZE(names) ? names[type] : "?";
 }
 
-/* The next component of a path, skipping separators and "."; length 0 at the end. */
-static const char *next_comp(const char *p, size_t *len)
-{
-	for (;;) {
-		while (*p == '/')
-			p++;
-		size_t n = strcspn(p, "/");
-		if (n == 1 && p[0] == '.') {
-			p++;
-			continue;
-		}
-		*len = n;
-		return p;
-	}
-}
-
 static int write_zeros(int fd, uint64_t len)
 {
 	static const uint8_t zeros[65536];
@@ -525,18 +509,8 @@ static int link_add(struct ctx *c, const struct cairn_node *n)
 /* The file type bits of a fifo, socket or device node; 0 for other types. */
 static mode_t node_ifmt(const struct cairn_node *n)
 {
-	switch (n->type) {
-	case CAIRN_NODE_FIFO:
-		return S_IFIFO;
-	case CAIRN_NODE_SOCKET:
-		return S_IFSOCK;
-	case CAIRN_NODE_CHR:
-		return S_IFCHR;
-	case CAIRN_NODE_BLK:
-		return S_IFBLK;
-	default:
-		return 0;
-	}
+	mode_t m = cairn_node_ifmt(n->type);
+	return m == S_IFREG || m == S_IFDIR || m == S_IFLNK ? 0 : m;
 }
 
 /* The directory holding rel (a path relative to the target), opened one
@@ -1079,7 +1053,7 @@ static int walk_dir(struct ctx *c, struct frame *up, const struct cairn_node *n,
 static int walk(struct ctx *c, struct frame *up, const cairn_tree *t, const char *rest)
 {
 	size_t len, idx, last;
-	const char *p = next_comp(rest, &len);
+	const char *p = cairn_path_next(rest, &len);
 
 	if (len == 0)
 		return restore_children(c, up, t, false);
@@ -1088,7 +1062,7 @@ static int walk(struct ctx *c, struct frame *up, const cairn_tree *t, const char
 	const struct cairn_node *n = cairn_tree_node(t, idx);
 	size_t old = c->path.len;
 	int r = path_push(c, n->name, n->name_len);
-	next_comp(p + len, &last);
+	cairn_path_next(p + len, &last);
 	if (r >= 0 && last == 0)
 		r = restore_node(c, up, n, false);
 	else if (r >= 0)

@@ -200,3 +200,18 @@ int cairn_rm_rf(const char *path)
 {
 	return rm_at(AT_FDCWD, path);
 }
+
+const char *cairn_path_next(const char *p, size_t *len)
+{
+	for (;;) {
+		while (*p == '/')
+			p++;
+		size_t n = strcspn(p, "/");
+		if (n == 1 && p[0] == '.') {
+			p++;
+			continue;
+		}
+		*len = n;
+		return p;
+	}
+}

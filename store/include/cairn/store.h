@@ -446,6 +446,8 @@ enum cairn_node_field {
 unsigned cairn_node_diff(const struct cairn_node *a, const struct cairn_node *b, unsigned mask);
 /* cairn_node_diff(a, b, mask) == 0. */
 bool cairn_node_equal(const struct cairn_node *a, const struct cairn_node *b, unsigned mask);
+/* The file type bits (S_IFREG, S_IFDIR, ...) of a node type; 0 for none. */
+unsigned cairn_node_ifmt(uint8_t type);
 
 /* Collects the entries of one directory and encodes them canonically: the same
  * set of nodes gives the same bytes whatever order they were added in.

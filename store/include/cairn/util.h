@@ -204,6 +204,8 @@ int cairn_pread_all(int fd, void *buf, size_t len, uint64_t off);
 int cairn_mkdir_p(const char *path, unsigned mode);
 /* Remove a directory tree (for tests and tmp cleanup). */
 int cairn_rm_rf(const char *path);
+/* The next component of a path, skipping separators and "."; *len 0 at the end. */
+const char *cairn_path_next(const char *p, size_t *len);
 
 /* Run fn(i, payload) for every i in [0, n) on up to threads threads (the caller's
  * among them). The first failure stops the others after their current job; its
