@@ -202,8 +202,21 @@ fuse_setup() {
 mount_fs() {
 	"$CAIRNFS" -f "$@" "$CAIRN_REPO" "$MNT" 2>> "$W/fs.log" &
 	fspid=$!
-	for _ in $(seq 100); do mountpoint -q "$MNT" && return 0; sleep 0.1; done
-	fail "mount did not come up: $(cat "$W/fs.log")"
+	wait_mounted
+}
+# wait_mounted: until $MNT is a mount point (30 s: a loaded machine is slow).
+wait_mounted() {
+	for _ in $(seq 600); do mountpoint -q "$MNT" && return 0; sleep 0.05; done
+	fail "mount did not come up: $(tail -5 "$W/fs.log")"
+}
+# umount_daemon PID: unmount a cairnfs that put itself in the background (no
+# job of this shell, so umount_fs cannot wait for it) and wait until it has
+# exited: a daemon still shutting down must not overlap the next mount, or the
+# removal of the work dir at exit.
+umount_daemon() {
+	fusermount3 -u "$MNT" || fail "cannot unmount the daemon $1: $(tail -3 "$W/fs.log")"
+	for _ in $(seq 600); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done
+	fail "cairnfs $1 still runs 30 s after its unmount"
 }
 # Unmount and check that the daemon exits 0 (under ASan, a leak makes it fail).
 umount_fs() {
