@@ -1,6 +1,8 @@
 #!/bin/bash
 # Install, build and run the whole cairn test suite: a normal build, an ASan+UBSan
-# build, the core unit tests under valgrind, and the clang-format check.
+# build, the core unit tests under valgrind, libFuzzer targets, and the
+# clang-format check. The ASan and fuzz trees compile (niced) while the normal
+# build's tests run.
 # Prints one final line "N passed, N failed, N skipped" summed over every run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -38,28 +40,6 @@ build() { # dir, then meson options
 	ninja -C "$dir"
 }
 
-if build build; then
-	run normal meson test -C build --print-errorlogs --num-processes 2
-	tally /tmp/cairn-ci-normal.log
-else
-	echo "cairn: build failed"; failed=$((failed + 1)); status=1
-fi
-
-if build build-asan -Db_sanitize=address,undefined -Dc_args=-fno-sanitize-recover=all; then
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:abort_on_error=1 \
-		run asan meson test -C build-asan --print-errorlogs --num-processes 2
-	tally /tmp/cairn-ci-asan.log
-else
-	echo "cairn: sanitizer build failed"; failed=$((failed + 1)); status=1
-fi
-
-if [ -f build/build.ninja ]; then
-	run valgrind meson test -C build --setup=valgrind --suite unit --print-errorlogs \
-		--num-processes 2
-	tally /tmp/cairn-ci-valgrind.log
-fi
-
 # libFuzzer: every tests/fuzz/fuzz-*.c target is built with clang in an ASan+UBSan
 # tree and runs for FUZZ_SECONDS (default 20) from its seed corpus; a crash, leak
 # or timeout, a failed build, a target that was not built, or no clang at all
@@ -75,6 +55,44 @@ fuzz_setup() { # a tree from an older run gets today's options too
 		CC=clang meson setup build-fuzz "${opts[@]}"
 	fi
 }
+asan_opts=(-Db_sanitize=address,undefined -Dc_args=-fno-sanitize-recover=all)
+if build build; then
+	# The sanitizer and fuzz trees compile meanwhile, at the lowest priority:
+	# the tests wait on servers, mounts and polls for much of their time, and
+	# the compiles take that time instead of a few minutes of their own later.
+	# Their logs are looked at (and the builds finished) where they are used.
+	prebuild_log=/tmp/cairn-ci-prebuild.log
+	(
+		renice -n 19 -p "$BASHPID" >/dev/null
+		build build-asan "${asan_opts[@]}"
+		if [ "$fuzz_seconds" -gt 0 ] && command -v clang >/dev/null; then
+			fuzz_setup && ninja -C build-fuzz
+		fi
+	) </dev/null >"$prebuild_log" 2>&1 &
+	prebuild_pid=$!
+	run normal meson test -C build --print-errorlogs --num-processes 2
+	tally /tmp/cairn-ci-normal.log
+else
+	echo "cairn: build failed"; failed=$((failed + 1)); status=1
+fi
+
+# A failure of the early compile shows again, with its messages, here.
+[ -z "${prebuild_pid:-}" ] || wait "$prebuild_pid" || true
+if build build-asan "${asan_opts[@]}"; then
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:abort_on_error=1 \
+		run asan meson test -C build-asan --print-errorlogs --num-processes 2
+	tally /tmp/cairn-ci-asan.log
+else
+	echo "cairn: sanitizer build failed"; failed=$((failed + 1)); status=1
+fi
+
+if [ -f build/build.ninja ]; then
+	run valgrind meson test -C build --setup=valgrind --suite unit --print-errorlogs \
+		--num-processes 2
+	tally /tmp/cairn-ci-valgrind.log
+fi
+
 # fuzz_one NAME: run one target from its seed corpus; NAME.ok marks success (a
 # crash, leak or timeout, or no executed unit, leaves it out).
 fuzz_one() {
