@@ -859,6 +859,29 @@ static void test_index__map_grows(void)
 
 /* Another process that has the index open (cairnfs) with a smaller map sees the
  * file grown past it (MDB_MAP_RESIZED) and adopts the new size. */
+/* The child of test_index__map_grows_other_process: opens the index with a
+ * small map, and once the parent has grown it, finds what the parent added. */
+static bool read_grown(int ready, int go)
+{
+	cairn_index *ro = NULL;
+	char b = 0;
+	cairn_index__set_map_size(1u << 20);
+	bool ok = cairn_index__open(&ro, ixdir, true, repo_a) >= 0;
+	ok = ok && write(ready, "r", 1) == 1 && read(go, &b, 1) == 1;
+	struct cairn_pack_entry *e = mk_entries(2000, 0x93);
+	struct cairn_loc loc;
+	for (uint32_t p = 0; ok && p < 40; p += 13) {
+		e[1999].id.b[31] = (uint8_t)p;
+		e[1999].id.b[30] = (uint8_t)(p >> 8);
+		ok = cairn_index__get(ro, &e[1999].id, &loc) == 0 && loc.offset == e[1999].offset;
+	}
+	if (!ok)
+		fprintf(stderr, "child: %s\n", cairn_err_msg());
+	free(e);
+	cairn_index__close(ro);
+	return ok;
+}
+
 static void test_index__map_grows_other_process(void)
 {
 	int ready[2], go[2];
@@ -868,28 +891,16 @@ static void test_index__map_grows_other_process(void)
 	CHECK_OK(pipe(go));
 	cairn_index *ix = ix_open(false);
 	CHECK_OK(add_new_packs(ix, 0x92, 1, 100));
+	cairn_index__close(ix); /* not into the child, which cannot close it */
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
-		cairn_index *ro = NULL;
 		close(ready[0]), close(go[1]); /* a parent that fails ends the wait */
-		cairn_index__set_map_size(1u << 20);
-		int ok = cairn_index__open(&ro, ixdir, true, repo_a) >= 0;
-		ok = ok && write(ready[1], "r", 1) == 1 && read(go[0], &b, 1) == 1;
-		_cleanup_free_ struct cairn_pack_entry *e = mk_entries(2000, 0x93);
-		struct cairn_loc loc;
-		for (uint32_t p = 0; ok && p < 40; p += 13) {
-			e[1999].id.b[31] = (uint8_t)p;
-			e[1999].id.b[30] = (uint8_t)(p >> 8);
-			ok = cairn_index__get(ro, &e[1999].id, &loc) == 0 &&
-			     loc.offset == e[1999].offset;
-		}
-		if (!ok)
-			fprintf(stderr, "child: %s\n", cairn_err_msg());
-		_exit(ok ? 0 : 1);
+		_exit(read_grown(ready[1], go[0]) ? 0 : 1);
 	}
 	close(ready[1]), close(go[0]);
 	CHECK_EQ(read(ready[0], &b, 1), 1);
+	ix = ix_open(false);
 	CHECK_OK(add_new_packs(ix, 0x93, 40, 2000)); /* 80,000 blobs: past the child's map */
 	CHECK(data_size() > (2 << 20));
 	CHECK_EQ(write(go[1], "g", 1), 1);
