@@ -977,6 +977,16 @@ static bool in_doomed(const cairn_index *ix, const struct cairn_id *pack)
 	return ix->doomed && ix->doomed->count > 0 && cairn_idset_has(ix->doomed, pack);
 }
 
+/* Whether a blob's record in pack `old` stays when pack `new` holds it too: a
+ * pack a prune is deleting loses to any other; else the lowest ID wins. */
+static bool keeps(const cairn_index *ix, const struct cairn_id *old, const struct cairn_id *new)
+{
+	bool old_doomed = in_doomed(ix, old), new_doomed = in_doomed(ix, new);
+	if (old_doomed != new_doomed)
+		return new_doomed;
+	return cairn_id_cmp(old, new) < 0;
+}
+
 /* Put one entry of pack number no. FORMAT.md §7: the lowest pack ID wins, so a
  * rebuild gives the same index whatever order it reads the packs in, except over
  * a pack a prune is deleting: the new copy must survive that pack's records. A
@@ -999,7 +1009,7 @@ static int put_blob(cairn_index *ix, MDB_txn *txn, MDB_cursor *cur, uint32_t no,
 		struct cairn_id hpack;
 		if (cairn_index__decode_rec(&have, v.mv_data, v.mv_size) == 0 &&
 		    have.packno != no && pack_id(ix, txn, have.packno, &hpack) == 0 &&
-		    cairn_id_cmp(&hpack, pack) < 0 && !in_doomed(ix, &hpack))
+		    keeps(ix, &hpack, pack))
 			return 0;
 		if ((rc = mdb_cursor_del(cur, 0)))
 			return lmdb_err(rc, "index: cannot replace blob");

@@ -366,6 +366,14 @@ static void test_index__doomed(void)
 	check_loc(&loc, &hi, &hi_e[0]);
 	CHECK_OK(cairn_index__get(ix, &lo_e[1].id, &loc)); /* only in lo: stays */
 	check_loc(&loc, &lo, &lo_e[1]);
+	/* A doomed pack of a lower ID added later takes no record from one that
+	 * stays (a repack's source indexed again from an index file). */
+	struct cairn_id lo2 = lo;
+	lo2.b[2] ^= 1;
+	CHECK_OK(cairn_idset_add(&doomed, &lo2, 0));
+	CHECK_OK(cairn_index__add_pack(ix, &lo2, 3, lo_e, 1));
+	CHECK_OK(cairn_index__get(ix, &lo_e[0].id, &loc));
+	check_loc(&loc, &hi, &hi_e[0]);
 	cairn_index__set_doomed(ix, NULL);
 	cairn_index__close(ix);
 	cairn_idset_release(&doomed);
