@@ -243,8 +243,12 @@ static int adopt_listed(cairn_repo *repo)
 	int r = cairn_repo__peek_doomed(repo);
 	if (r >= 0)
 		r = cairn_repo_foreach_pack(repo, listed, &l);
+	/* A writer names them in its next index file: left unnamed (a killed
+	 * writer's, adopted here rather than by cairn_repo_recover() later), other
+	 * hosts' caches would never learn them, and their prunes would count them
+	 * as leftovers. */
 	if (r >= 0)
-		r = index_packs(repo, &unknown, false);
+		r = index_packs(repo, &unknown, !cairn_repo__read_only(repo));
 	packlist_release(&unknown);
 	return r;
 }

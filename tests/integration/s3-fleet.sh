@@ -99,6 +99,10 @@ rerun=$(json_field "$O/rerun.json" bytes_uploaded)
 echo "a whole backup uploads $full bytes; killed after $done_bytes; the rerun uploaded $rerun"
 [ "$rerun" -le $((full - done_bytes + 1100000 + 100000)) ] ||
 	fail "the rerun uploaded $rerun bytes; $((full - done_bytes)) were left"
+# Another host, whose cache knows the repository from before, learns the packs
+# the rerun adopted from the rerun's index file: nothing is missing.
+CAIRN_CACHE_DIR="$W/cache-1" "$CAIRN" check > "$O/check-k" 2>&1 ||
+	fail "check from another host after the resumed backup: $(cat "$O/check-k")"
 
 # ---- prune while hosts back up, kill -9 of either ----------------------------
 ROUNDS=${FLEET_ROUNDS:-5}
