@@ -73,9 +73,10 @@ static int open_get(struct local *l, const char *rel, struct open_pack **slot)
 	}
 	pthread_mutex_unlock(&l->open_lock);
 	path_of(l, rel, path);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC), kind;
+	char name[CAIRN_OBJ_NAME_MAX];
 	*slot = NULL;
-	if (fd < 0 || strncmp(rel, "packs/", 6) != 0)
+	if (fd < 0 || cairn_obj_parse(rel, &kind, name) < 0 || kind != CAIRN_OBJ_PACK)
 		return fd;
 	pthread_mutex_lock(&l->open_lock);
 	for (size_t i = 0; i < OPEN_PACKS; i++) {
