@@ -67,20 +67,6 @@ touch -d '1999-12-31 23:59:59.123456789' "$SRC/a/hello.txt"
 touch -h -d '2001-02-03 04:05:06.987654321' "$SRC/a/rel-link"
 touch -d '2005-05-05 05:05:05.555555555' "$SRC/a/deep"
 
-# meta DIR: one sorted line per entry: path, type, mode, owner, size (not for
-# directories), mtime, atime (files), links, the first path of its inode.
-meta() {
-	(cd "$1" && find . -printf '%p\t%y %m %U %G %s %T@ %A@ %n %i\t%l\0') |
-		tr '\n\0' '?\n' | LC_ALL=C sort |
-		awk -F'\t' '{
-			split($2, f, " ")
-			if (f[1] == "d") f[5] = "-"
-			if (f[1] != "f") f[7] = "-"
-			if (!(f[9] in first)) first[f[9]] = $1
-			print $1 "\t" f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], first[f[9]] "\t" $3
-		}'
-}
-xattrs() { (cd "$1" && getfattr -R -h -d -m - -e hex . 2>/dev/null) | awk -v RS= '{ gsub("\n", " | "); print }' | LC_ALL=C sort; }
 # same_restore SRC-ID DST-ID: the copy restores exactly as its original does.
 same_restore() {
 	rm -rf "$W/r1" "$W/r2"
