@@ -1495,9 +1495,12 @@ static int check_key(cairn_index *ix, size_t klen)
 	return 0;
 }
 
+/* n keys of klen bytes, stride bytes apart (a field of an array of structs). */
 struct aux_arg {
 	MDB_dbi dbi;
-	MDB_val k, v;
+	const uint8_t *k;
+	size_t klen, stride, n;
+	MDB_val v;
 	bool del;
 };
 
@@ -1505,19 +1508,21 @@ static int aux_write(cairn_index *ix, MDB_txn *txn, void *arg)
 {
 	struct aux_arg *a = arg;
 	(void)ix;
-	if (a->del) {
-		int rc = mdb_del(txn, a->dbi, &a->k, NULL);
-		return rc && rc != MDB_NOTFOUND ? lmdb_err(rc, "index: cannot delete") : 0;
+	for (size_t i = 0; i < a->n; i++) {
+		MDB_val k = val(a->k + i * a->stride, a->klen);
+		MDB_val v = a->v; /* mdb_put may change it */
+		int rc = a->del ? mdb_del(txn, a->dbi, &k, NULL) : mdb_put(txn, a->dbi, &k, &v, 0);
+		if (rc && (!a->del || rc != MDB_NOTFOUND))
+			return lmdb_err(rc, a->del ? "index: cannot delete"
+			                           : "index: cannot write table");
 	}
-	MDB_val v = a->v; /* mdb_put may change it */
-	int rc = mdb_put(txn, a->dbi, &a->k, &v, 0);
-	return rc ? lmdb_err(rc, "index: cannot write table") : 0;
+	return 0;
 }
 
 int cairn_index__aux_put(cairn_index *ix, const char *table, const void *k, size_t klen,
                          const void *v, size_t vlen)
 {
-	struct aux_arg a = { .k = val(k, klen), .v = val(v, vlen) };
+	struct aux_arg a = { .k = k, .klen = klen, .n = 1, .v = val(v, vlen) };
 	int r = check_key(ix, klen);
 	if (r < 0 || (r = aux_dbi(ix, table, true, &a.dbi)) < 0)
 		return r;
@@ -1546,16 +1551,22 @@ int cairn_index__aux_get(cairn_index *ix, const char *table, const void *k, size
 	return r;
 }
 
-int cairn_index__aux_del(cairn_index *ix, const char *table, const void *k, size_t klen)
+int cairn_index__aux_del_many(cairn_index *ix, const char *table, const void *k, size_t klen,
+                              size_t stride, size_t n)
 {
-	struct aux_arg a = { .k = val(k, klen), .del = true };
+	struct aux_arg a = { .k = k, .klen = klen, .stride = stride, .n = n, .del = true };
 	int r = check_key(ix, klen);
-	if (r < 0)
+	if (r < 0 || n == 0)
 		return r;
 	r = aux_dbi(ix, table, false, &a.dbi);
 	if (r == -ENOENT)
 		return 0; /* no table, no key */
 	return r < 0 ? r : in_write(ix, aux_write, &a);
+}
+
+int cairn_index__aux_del(cairn_index *ix, const char *table, const void *k, size_t klen)
+{
+	return cairn_index__aux_del_many(ix, table, k, klen, klen, 1);
 }
 
 struct aux_cb {

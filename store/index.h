@@ -92,6 +92,9 @@ int cairn_index__aux_put(cairn_index *ix, const char *table, const void *k, size
 int cairn_index__aux_get(cairn_index *ix, const char *table, const void *k, size_t klen,
                          struct cairn_buf *out);
 int cairn_index__aux_del(cairn_index *ix, const char *table, const void *k, size_t klen);
+/* Delete n keys of klen bytes, stride bytes apart, in one txn. */
+int cairn_index__aux_del_many(cairn_index *ix, const char *table, const void *k, size_t klen,
+                              size_t stride, size_t n);
 int cairn_index__aux_foreach(cairn_index *ix, const char *table,
                              int (*cb)(const void *k, size_t klen, const void *v, size_t vlen,
                                        void *payload),

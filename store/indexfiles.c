@@ -5,8 +5,12 @@
 #include "repo.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "idxfile.h"
@@ -25,6 +29,14 @@
 #define BLOBS_PER_FILE (64u * 1024)
 
 static _Atomic size_t blobs_per_file_override; /* tests; 0: BLOBS_PER_FILE */
+
+/* The aux table of packs indexed here but named in no index file yet, and who
+ * indexed them. A writer that dies in between leaves its packs there: this
+ * cache deduplicates against them, while other hosts' caches, which learn
+ * packs from index files, would never know them. The next writer on this cache
+ * names them (cairn_repo__name_orphans). Value: the pack's size, the writer's
+ * pid and host, fixed-size. */
+#define UNNAMED "unnamed"
 
 void cairn_repo__test_blobs_per_file(size_t n)
 {
@@ -68,6 +80,86 @@ int cairn_repo__write_index_file(cairn_repo *repo, struct cairn_idxfile *f, stru
 	return 0;
 }
 
+/* ---- packs indexed but not yet named -------------------------------------- */
+
+static void this_host(char host[CAIRN_UNNAMED_HOST])
+{
+	memset(host, 0, CAIRN_UNNAMED_HOST);
+	if (gethostname(host, CAIRN_UNNAMED_HOST - 1) < 0)
+		snprintf(host, CAIRN_UNNAMED_HOST, "localhost");
+}
+
+void cairn_repo__unnamed_encode(uint8_t out[CAIRN_UNNAMED_SIZE], const struct cairn_unnamed *u)
+{
+	cairn_le64(out, u->size);
+	cairn_le64(out + 8, u->pid);
+	memcpy(out + 16, u->host, CAIRN_UNNAMED_HOST);
+}
+
+int cairn_repo__unnamed_decode(struct cairn_unnamed *u, const uint8_t *v, size_t vlen)
+{
+	if (vlen != CAIRN_UNNAMED_SIZE || v[CAIRN_UNNAMED_SIZE - 1] != '\0')
+		return -EBADMSG;
+	u->size = cairn_get_le64(v);
+	u->pid = cairn_get_le64(v + 8);
+	memcpy(u->host, v + 16, CAIRN_UNNAMED_HOST);
+	return 0;
+}
+
+int cairn_repo__unnamed_mark(cairn_repo *repo, const struct cairn_id *pack, uint64_t size)
+{
+	struct cairn_unnamed u = { .size = size, .pid = (uint64_t)getpid() };
+	uint8_t v[CAIRN_UNNAMED_SIZE];
+	this_host(u.host);
+	cairn_repo__unnamed_encode(v, &u);
+	return cairn_index__aux_put(repo->index, UNNAMED, pack->b, CAIRN_ID_SIZE, v, sizeof(v));
+}
+
+int cairn_repo__index_pack(cairn_repo *repo, const struct cairn_id *pack, uint64_t size,
+                           const struct cairn_pack_entry *e, size_t n)
+{
+	int r = cairn_repo__unnamed_mark(repo, pack, size);
+	if (r >= 0)
+		r = cairn_index__add_pack(repo->index, pack, size, e, n);
+	return r < 0 ? r : cairn_repo__note_pack(repo, pack, size, e, n);
+}
+
+int cairn_repo__unnamed_drop(cairn_repo *repo, const struct cairn_id *pack)
+{
+	return cairn_index__aux_del(repo->index, UNNAMED, pack->b, CAIRN_ID_SIZE);
+}
+
+struct orphans_cb {
+	int (*cb)(const struct cairn_id *pack, uint64_t size, void *payload);
+	void *payload;
+	char host[CAIRN_UNNAMED_HOST];
+};
+
+/* A mark whose writer is gone: one of this host whose pid no longer runs (a
+ * pid means nothing on another host sharing the cache directory). */
+static int orphan_mark(const void *k, size_t klen, const void *v, size_t vlen, void *payload)
+{
+	struct orphans_cb *o = payload;
+	struct cairn_unnamed u;
+	struct cairn_id id;
+	if (klen != CAIRN_ID_SIZE || cairn_repo__unnamed_decode(&u, v, vlen) < 0)
+		return 0; /* not ours to judge: left alone */
+	if (strcmp(u.host, o->host) != 0 || u.pid == 0 || u.pid > INT_MAX ||
+	    (pid_t)u.pid == getpid() || kill((pid_t)u.pid, 0) == 0 || errno != ESRCH)
+		return 0;
+	memcpy(id.b, k, CAIRN_ID_SIZE);
+	return o->cb(&id, u.size, o->payload);
+}
+
+int cairn_repo__foreach_orphan(cairn_repo *repo,
+                               int (*cb)(const struct cairn_id *pack, uint64_t size, void *payload),
+                               void *payload)
+{
+	struct orphans_cb o = { .cb = cb, .payload = payload };
+	this_host(o.host);
+	return cairn_index__aux_foreach(repo->index, UNNAMED, orphan_mark, &o);
+}
+
 void cairn_repo__unnamed_free(cairn_repo *repo)
 {
 	for (size_t i = 0; i < repo->nunnamed; i++)
@@ -107,6 +199,9 @@ int cairn_repo__name_packs(cairn_repo *repo)
 	repo->nunnamed = repo->capunnamed = repo->unnamed_blobs = 0;
 	pthread_mutex_unlock(&repo->lock);
 	int r = f.npacks ? cairn_repo__write_index_file(repo, &f, NULL) : 0;
+	if (r >= 0 && f.npacks)
+		r = cairn_index__aux_del_many(repo->index, UNNAMED, f.packs[0].id.b, CAIRN_ID_SIZE,
+		                              sizeof(*f.packs), f.npacks);
 	for (size_t i = 0; i < f.npacks; i++)
 		free((void *)f.packs[i].e);
 	free(f.packs);
@@ -257,6 +352,12 @@ int cairn_repo__index_files_seen(cairn_repo *repo)
 	return r;
 }
 
+int cairn_repo__index_files_forget(cairn_repo *repo)
+{
+	int r = cairn_index__aux_drop(repo->index, LOADED);
+	return r == -ENOENT ? 0 : r;
+}
+
 int cairn_repo__load_index_files(cairn_repo *repo, bool reload, bool *rebuilt)
 {
 	struct names now = { 0 }, had = { 0 }, fresh = { 0 };
@@ -396,6 +497,35 @@ static int remove_old(cairn_repo *repo, const struct names *old)
 	return r;
 }
 
+/* The packs of the files among old that the local index has not loaded (written
+ * since it last looked) go into it, but those in drop: the merged files are
+ * marked loaded, and a file marked loaded is never read again. */
+static int learn_unloaded(cairn_repo *repo, const struct names *old, struct cairn_idxfile **files,
+                          const struct cairn_idset *drop)
+{
+	struct names had = { 0 };
+	struct cairn_index_pack *add = NULL;
+	size_t total = 0, k = 0;
+	int r = cairn_index__aux_foreach(repo->index, LOADED, loaded, &had);
+	if (had.n > 1)
+		qsort(had.v, had.n, sizeof(*had.v), by_id);
+	for (size_t i = 0; r >= 0 && i < old->n; i++)
+		total += contains(&had, &old->v[i]) ? 0 : files[i]->npacks;
+	if (r >= 0 && total && !(add = calloc(total, sizeof(*add))))
+		r = cairn_err_set(-ENOMEM, "out of memory");
+	for (size_t i = 0; r >= 0 && total && i < old->n; i++)
+		for (size_t j = 0; !contains(&had, &old->v[i]) && j < files[i]->npacks; j++) {
+			const struct cairn_idxfile_pack *p = &files[i]->packs[j];
+			if (!cairn_idset_has(drop, &p->id))
+				add[k++] = (struct cairn_index_pack){ p->id, p->size, p->e, p->n };
+		}
+	if (r >= 0 && k)
+		r = cairn_index__replace_packs(repo->index, NULL, 0, add, k);
+	free(add);
+	free(had.v);
+	return r;
+}
+
 int cairn_repo__rewrite_index_files(cairn_repo *repo, const struct cairn_idset *drop,
                                     const struct cairn_index_pack *add, size_t nadd)
 {
@@ -419,6 +549,8 @@ int cairn_repo__rewrite_index_files(cairn_repo *repo, const struct cairn_idset *
 				r = merged_add(&m, &files[i]->packs[j]);
 	}
 	struct orphans o = { repo, &m, drop };
+	if (r >= 0)
+		r = learn_unloaded(repo, &old, files, drop);
 	if (r >= 0)
 		r = cairn_index__foreach_pack(repo->index, orphan, &o);
 	/* New files first: a crash in between leaves both, naming packs that all

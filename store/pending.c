@@ -341,8 +341,7 @@ static int settle(cairn_repo *repo, struct cairn_pending *p, const struct cairn_
 		if (!k->present || !p->ripe[k->rec] || cairn_idset_has(go, &k->id) ||
 		    (r = cairn_index__has_pack(repo->index, &k->id, NULL)) != 0)
 			continue;
-		if ((r = cairn_index__add_pack(repo->index, &k->id, k->size, k->e, k->n)) >= 0)
-			r = cairn_repo__note_pack(repo, &k->id, k->size, k->e, k->n);
+		r = cairn_repo__index_pack(repo, &k->id, k->size, k->e, k->n);
 	}
 	if (r >= 0)
 		r = cairn_repo__name_packs(repo);

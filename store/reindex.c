@@ -69,7 +69,8 @@ static int listed(const struct cairn_id *pack, uint64_t size, void *payload)
 struct headers {
 	cairn_repo *repo;
 	const struct packlist *l;
-	struct cairn_index_pack *out; /* e NULL: unreadable, left out */
+	struct cairn_index_pack *out; /* e NULL: unreadable or gone, left out */
+	bool name;
 };
 
 static int read_header(size_t i, void *payload)
@@ -77,7 +78,11 @@ static int read_header(size_t i, void *payload)
 	struct headers *h = payload;
 	struct cairn_pack_entry *e = NULL;
 	size_t n = 0;
-	if (cairn_repo__pack_entries_sized(h->repo, &h->l->id[i], h->l->size[i], &e, &n) < 0) {
+	int r = cairn_repo__pack_entries_sized(h->repo, &h->l->id[i], h->l->size[i], &e, &n);
+	/* Gone since it was listed or marked: a prune deleted it. */
+	if (r == -ENOENT)
+		return h->name ? cairn_repo__unnamed_drop(h->repo, &h->l->id[i]) : 0;
+	if (r < 0) {
 		/* One bad pack must not stop recovery of the others: check reports it. */
 		cairn_repo__warn(h->repo, "skipping pack: %s", cairn_err_msg());
 		return 0;
@@ -92,7 +97,7 @@ static int read_header(size_t i, void *payload)
  * hosts should find too). Returns how many were indexed. */
 static int index_packs(cairn_repo *repo, const struct packlist *l, bool name)
 {
-	struct headers h = { repo, l, calloc(l->n ? l->n : 1, sizeof(*h.out)) };
+	struct headers h = { repo, l, calloc(l->n ? l->n : 1, sizeof(*h.out)), name };
 	size_t k = 0;
 	if (!h.out)
 		return cairn_err_set(-ENOMEM, "out of memory");
@@ -100,6 +105,8 @@ static int index_packs(cairn_repo *repo, const struct packlist *l, bool name)
 	for (size_t i = 0; i < l->n; i++)
 		if (h.out[i].e)
 			h.out[k++] = h.out[i];
+	for (size_t i = 0; r >= 0 && name && i < k; i++)
+		r = cairn_repo__unnamed_mark(repo, &h.out[i].id, h.out[i].size);
 	if (r >= 0 && k)
 		r = cairn_index__replace_packs(repo->index, NULL, 0, h.out, k);
 	for (size_t i = 0; r >= 0 && name && i < k; i++)
@@ -196,14 +203,18 @@ int cairn_repo__rebuild_index(cairn_repo *repo)
 		    (r = cairn_index__open(&repo->index, dir, false, repo->cfg.id)) < 0)
 			return r;
 	}
+	/* The index files before the packs: a file listed later could name a
+	 * pack the listing missed, and would never be read. */
 	if ((r = cairn_index__clear(repo->index)) >= 0 &&
+	    (r = cairn_repo__index_files_seen(repo)) >= 0 &&
 	    (r = cairn_repo_foreach_pack(repo, listed, &l)) >= 0 &&
 	    (r = index_packs(repo, &all, false)) >= 0) {
 		int packs = r;
-		if ((r = rebuild_snapshots(repo)) >= 0)
-			r = cairn_repo__index_files_seen(repo);
+		r = rebuild_snapshots(repo);
 		r = r < 0 ? r : packs;
 	}
+	if (r < 0)
+		cairn_repo__index_files_forget(repo);
 	packlist_release(&all);
 	return r;
 }
@@ -298,6 +309,31 @@ static int remove_temps(const char *tmpdir, const struct cairn_buf *names, size_
 	return removed;
 }
 
+static int orphan_listed(const struct cairn_id *pack, uint64_t size, void *payload)
+{
+	struct listing *l = payload;
+	if (cairn_repo__doomed(l->repo, pack))
+		return 0; /* a prune is deleting it: its record decides */
+	return packlist_add(l->unknown, pack, size);
+}
+
+/* The packs writers on this cache indexed and died before naming in an index
+ * file: this cache deduplicates against them, other hosts' caches would never
+ * know them. Named in this writer's next file. */
+static int name_orphans(cairn_repo *repo)
+{
+	struct packlist orphans = { 0 };
+	struct listing l = { .repo = repo, .unknown = &orphans };
+	/* The records are read once per writer anyway (its first lookup). */
+	int r = cairn_repo__learn_doomed(repo);
+	if (r >= 0)
+		r = cairn_repo__foreach_orphan(repo, orphan_listed, &l);
+	if (r >= 0 && orphans.n)
+		r = index_packs(repo, &orphans, true);
+	packlist_release(&orphans);
+	return r;
+}
+
 int cairn_repo_recover(cairn_repo *repo, const cairn_lock *own, struct cairn_recover_stats *out)
 {
 	_cleanup_buf_ struct cairn_buf names = CAIRN_BUF_INIT;
@@ -322,6 +358,9 @@ int cairn_repo_recover(cairn_repo *repo, const cairn_lock *own, struct cairn_rec
 	if (dead && (r = cairn_repo_index_unknown_packs(repo)) < 0)
 		return r;
 	out->packs_indexed = dead ? r : 0;
+	if ((r = name_orphans(repo)) < 0)
+		return r;
+	out->packs_indexed += r;
 	if (!live && ntemp)
 		out->temps_removed = remove_temps(tmpdir, &names, ntemp);
 	return 0;

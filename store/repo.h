@@ -151,6 +151,29 @@ int cairn_repo__snapshot_list(cairn_repo *repo, bool strict, struct cairn_snapsh
  * cairn_repo__name_packs). */
 int cairn_repo__note_pack(cairn_repo *repo, const struct cairn_id *pack, uint64_t size,
                           const struct cairn_pack_entry *e, size_t n);
+/* Index a pack this handle stored, and note it: marked first as indexed but
+ * not yet named (a mark the writer's death leaves is taken up by
+ * cairn_repo__name_orphans), the mark dropped when an index file names it.
+ * _unnamed_mark alone: for packs indexed in a batch. */
+int cairn_repo__index_pack(cairn_repo *repo, const struct cairn_id *pack, uint64_t size,
+                           const struct cairn_pack_entry *e, size_t n);
+int cairn_repo__unnamed_mark(cairn_repo *repo, const struct cairn_id *pack, uint64_t size);
+/* A mark's value (FORMAT.md §7.1): fixed-size; decode: -EBADMSG unless exactly
+ * CAIRN_UNNAMED_SIZE bytes with a NUL-terminated host. */
+#define CAIRN_UNNAMED_HOST 64
+#define CAIRN_UNNAMED_SIZE (8 + 8 + CAIRN_UNNAMED_HOST)
+struct cairn_unnamed {
+	uint64_t size, pid;
+	char host[CAIRN_UNNAMED_HOST];
+};
+void cairn_repo__unnamed_encode(uint8_t out[CAIRN_UNNAMED_SIZE], const struct cairn_unnamed *u);
+int cairn_repo__unnamed_decode(struct cairn_unnamed *u, const uint8_t *v, size_t vlen);
+int cairn_repo__unnamed_drop(cairn_repo *repo, const struct cairn_id *pack);
+/* The marked packs of writers on this cache that died before naming them (of
+ * this host, their pid no longer running), for cairn_repo_recover(). */
+int cairn_repo__foreach_orphan(cairn_repo *repo,
+                               int (*cb)(const struct cairn_id *pack, uint64_t size, void *payload),
+                               void *payload);
 /* Write an index file naming the noted packs (none: nothing). Thread-safe. */
 int cairn_repo__name_packs(cairn_repo *repo);
 void cairn_repo__unnamed_free(cairn_repo *repo);
@@ -168,9 +191,12 @@ int cairn_repo__load_index_files(cairn_repo *repo, bool reload, bool *rebuilt);
  * (prune, FORMAT.md §12). New files are written before the old ones go. */
 int cairn_repo__rewrite_index_files(cairn_repo *repo, const struct cairn_idset *drop,
                                     const struct cairn_index_pack *add, size_t nadd);
-/* Record the index files in the storage as loaded, without reading them (after
- * a rebuild from the pack headers, which name the same packs). */
+/* Record the index files in the storage as loaded, without reading them: by a
+ * rebuild from the pack headers, before it lists the packs, so that the listing
+ * has every pack they name (a pack is stored before a file names it). _forget
+ * drops the record (a rebuild that failed): the next refresh reads every file. */
 int cairn_repo__index_files_seen(cairn_repo *repo);
+int cairn_repo__index_files_forget(cairn_repo *repo);
 /* cairn_repo_rebuild_index() for any open repository: the index is a local
  * cache, which even a read-only open may rebuild (an upgraded layout). */
 int cairn_repo__rebuild_index(cairn_repo *repo);

@@ -52,13 +52,9 @@ int cairn_repo__pack_commit(cairn_repo *repo, cairn_packw *w, struct cairn_id *p
                             uint64_t *size_out)
 {
 	int r = cairn_repo__pack_store(repo, w, pack_out, size_out);
-	if (r >= 0)
-		r = cairn_index__add_pack(repo->index, pack_out, *size_out, cairn_packw__entries(w),
-		                          cairn_packw__count(w));
-	if (r >= 0)
-		r = cairn_repo__note_pack(repo, pack_out, *size_out, cairn_packw__entries(w),
-		                          cairn_packw__count(w));
-	return r;
+	return r < 0 ? r
+	             : cairn_repo__index_pack(repo, pack_out, *size_out, cairn_packw__entries(w),
+	                                      cairn_packw__count(w));
 }
 
 /* Make a full pack durable, then index it (FORMAT.md §6.1: durable before indexed). */

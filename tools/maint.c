@@ -51,11 +51,15 @@ void maint_recover(cairn_repo *repo, const cairn_lock *own)
 static void on_step(const char *step, void *payload)
 {
 	const char *crash = getenv("CAIRN_TEST_CRASH_POINT");
+	const char *stop = getenv("CAIRN_TEST_STOP_POINT");
 	(void)payload;
 	log_debug("prune: %s", step);
-	/* A test hook: die like kill -9 would, with no cleanup of any kind. */
+	/* Test hooks: die like kill -9 would, with no cleanup of any kind; or
+	 * stop until SIGCONT, for another process to act at that moment. */
 	if (crash && strcmp(crash, step) == 0)
 		raise(SIGKILL);
+	if (stop && strcmp(stop, step) == 0)
+		raise(SIGSTOP);
 }
 
 static void report_json(const struct cairn_prune_stats *s, bool dry_run)

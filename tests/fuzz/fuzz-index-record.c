@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Fuzz target for the records of the LMDB index (FORMAT.md §7): the 48-byte
- * `blobs` records of layout 2 and the 45-byte locations of layout 1.
+ * `blobs` records of layout 2, the 45-byte locations of layout 1, and the
+ * values of `aux:unnamed` (§7.1).
  *
  * An accepted input must re-encode to the same bytes and obey the bounds of a
  * pack entry (§6.2); anything else traps. */
 #include "index.h"
+#include "repo.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -35,6 +37,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (memcmp(again, data, CAIRN_INDEX_REC_SIZE) != 0)
 			__builtin_trap();
 		check_place(rec.type, rec.offset, rec.stored_len, rec.raw_len);
+	}
+	struct cairn_unnamed u;
+	uint8_t mark[CAIRN_UNNAMED_SIZE];
+	if (cairn_repo__unnamed_decode(&u, data, size) >= 0) {
+		cairn_repo__unnamed_encode(mark, &u);
+		if (size != CAIRN_UNNAMED_SIZE || memcmp(mark, data, size) != 0 ||
+		    strlen(u.host) >= CAIRN_UNNAMED_HOST)
+			__builtin_trap();
 	}
 	if (cairn_index__decode_loc(&loc, data, size) < 0)
 		return 0;
