@@ -299,7 +299,7 @@ static const struct cairn_storage_ops s3_ops = {
 };
 
 /* <base>/s3-<32 hex of SHA-256(id)>, with tmp/ (id: cairn_storage_id). */
-static int state_dir(const struct s3store *s, const char *base_opt, char *out, size_t size)
+static int s3_state_dir(const struct s3store *s, const char *base_opt, char *out, size_t size)
 {
 	char base[PATH_MAX - 128], id[1024], hex[65], tmp[PATH_MAX];
 	uint8_t md[32];
@@ -329,7 +329,7 @@ int cairn_storage__s3_open(cairn_storage **out, const char *url, const struct ca
 	if (r >= 0)
 		r = cairn_s3_new(&s->s3, s->bucket, &o->s3);
 	if (r >= 0)
-		r = state_dir(s, o->cache_dir, dir, sizeof(dir));
+		r = s3_state_dir(s, o->cache_dir, dir, sizeof(dir));
 	if (r < 0) {
 		s3_close(s);
 		return r;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The storage interface: the object layout (FORMAT.md §2) and the dispatch to a
- * backend (docs/DESIGN.md "Storage"). */
+/* The storage interface: the object layout (FORMAT.md §2) and what every
+ * backend shares (docs/DESIGN.md "Storage"); storage-open.c picks the backend. */
 #include "storage.h"
 
 #include <errno.h>
@@ -171,22 +171,6 @@ int cairn_storage__cache_base(const char *opt, char *out, size_t size)
 bool cairn_storage_is_url(const char *s)
 {
 	return s && strncmp(s, "s3://", 5) == 0;
-}
-
-int cairn_storage_open(cairn_storage **out, const char *url, const struct cairn_storage_opts *o)
-{
-	static const struct cairn_storage_opts defaults = {
-		.version = CAIRN_STORAGE_OPTS_VERSION,
-		.s3 = { .version = CAIRN_S3_OPTS_VERSION },
-	};
-	if (!url || !*url)
-		return cairn_err_set(-EINVAL, "no repository given");
-	if (cairn_storage_is_url(url))
-		return cairn_storage__s3_open(out, url, o ? o : &defaults);
-	if (strstr(url, "://"))
-		return cairn_err_set(-EINVAL, "'%s': only s3:// URLs and directories are supported",
-		                     url);
-	return cairn_storage__local_open(out, url);
 }
 
 const char *cairn_storage_url(const cairn_storage *st)
