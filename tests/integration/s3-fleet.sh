@@ -196,14 +196,16 @@ while kill -0 "${loops[@]}" 2> /dev/null; do
 done
 for l in "${loops[@]}"; do wait "$l" || fail "a backup loop failed"; done
 [ "$pruned" -ge 1 ] || fail "no prune finished beside the backups"
-# Two prunes with nobody writing: the first finishes what waited, the second
-# finds nothing left.
-CAIRN_CACHE_DIR="$W/cache-prune" "$CAIRN" prune --max-unused 0 --json > "$O/prune" 2>&1 ||
-	fail "prune after the backups: $(cat "$O/prune")"
-CAIRN_CACHE_DIR="$W/cache-prune" "$CAIRN" prune --max-unused 0 --json > "$O/prune.json"
-grep -qF '"packs_deleted":0,"packs_repacked":0' "$O/prune.json" ||
-	fail "a second prune found more to do: $(cat "$O/prune.json"); the first: $(cat "$O/prune")"
-out_has "$O/prune.json" '"packs_pending":0'
+# Prunes with nobody writing: the first finishes what waited. A pack it had to
+# keep whole (a backup that began before a prune chose it used one of its
+# blobs) is judged again by the second, like any pack; the third finds nothing.
+for i in 1 2 3; do
+	CAIRN_CACHE_DIR="$W/cache-prune" "$CAIRN" prune --max-unused 0 --json > "$O/prune$i" 2>&1 ||
+		fail "prune $i after the backups: $(cat "$O/prune$i")"
+done
+grep -qF '"packs_deleted":0,"packs_repacked":0' "$O/prune3" ||
+	fail "a third prune found more to do: $(cat "$O/prune3"); the first two: $(cat "$O/prune1" "$O/prune2")"
+grep -qF '"packs_pending":0' "$O/prune1" || fail "the first prune left work waiting: $(cat "$O/prune1")"
 [ -z "$("${AWS[@]}" s3 ls "s3://$B/fleet/prune/")" ] || fail "prune records are left"
 "$CAIRN" check --read-data > "$O/check" 2>&1 || fail "check --read-data: $(cat "$O/check")"
 out_lacks "$O/check" "hold no indexed blob"
