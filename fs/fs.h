@@ -77,13 +77,4 @@ void fs_entry_stat(const struct cairn_node *cn, uint64_t ino, struct stat *st);
 int fs_entry_get(struct fs *fs, const struct fs_node *n, struct fs_cache_ent **out,
                  const struct cairn_node **cn);
 
-/* The operations (ops.c, read.c). */
-extern const struct fuse_lowlevel_ops fs_ops;
-void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
-extern const struct fs_cache_ops fs_file_ops; /* payload: the struct fs */
-void fs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
-void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size); /* xattr.c */
-void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
-
 #endif

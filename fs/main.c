@@ -20,6 +20,7 @@
 
 #include "cli.h"
 #include "cleanup.h"
+#include "ops.h"
 
 #define CACHE_SIZE_DEFAULT (256ull << 20)
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "read.h"
 #include "xattr.h"
 
 /* Of the cache_size budget, parsed trees get a quarter, data blobs the rest. */

@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "fs.h"
 
 #define RECHECK_S 10 /* how often the scan looks for new snapshots */
 #define SCAN_NICE 10 /* the scan yields the CPU to the requests */

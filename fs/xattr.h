@@ -5,7 +5,7 @@
 
 #include <stdbool.h>
 
-struct fs;
+#include "fs.h"
 
 /*
  * cp -a asks for every file's xattrs twice (LISTXATTR) and for its ACL once
@@ -35,5 +35,9 @@ void fs_xscan_free(struct fs_xscan *x);
 /* Whether the scan is done and found no xattr in the current snapshot view
  * (statistics and tests). */
 bool fs_xscan_none(struct fs_xscan *x);
+
+/* The operations, for fs_ops (ops.c): ENOSYS once the scan allows it. */
+void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 
 #endif
