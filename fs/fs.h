@@ -14,6 +14,7 @@
 #include "cache.h"
 #include "snapview.h"
 #include "inode.h"
+#include "xscan.h"
 
 /* Snapshot content never changes: the kernel may cache names and attributes for
  * a day. The virtual directories change when snapshots come and go: names in
@@ -50,7 +51,7 @@ struct fs {
 	bool no_opendir;        /* likewise OPENDIR/RELEASEDIR (ops.c) */
 	bool local;             /* packs on a local disk: cheap enough to read speculatively */
 	bool xattrs_always;     /* -o xattrs=always: never tell the kernel there are none */
-	struct fs_xscan *xscan; /* whether any snapshot has xattrs (xattr.h) */
+	struct fs_xscan *xscan; /* whether any snapshot has xattrs */
 };
 
 /* A directory listing built at opendir for the virtual and history directories. */

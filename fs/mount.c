@@ -11,7 +11,7 @@
 
 #include "cleanup.h"
 #include "read.h"
-#include "xattr.h"
+#include "xscan.h"
 
 /* Of the cache_size budget, parsed trees get a quarter, data blobs the rest. */
 #define TREE_CACHE_SHARE 4
@@ -154,7 +154,8 @@ int fs_open(struct fs *fs, cairn_repo *repo, uint64_t cache_size)
 	    (r = fs_inodes_new(&fs->inodes)) < 0 ||
 	    (r = fs_snapview_new(&fs->snapview, repo, FS_REFRESH_MS)) < 0 ||
 	    /* From S3 the walk would fetch every tree of the repository. */
-	    (r = fs_xscan_new(&fs->xscan, fs, fs->xattrs_always || !fs->local)) < 0) {
+	    (r = fs_xscan_new(&fs->xscan, fs->trees, fs->snapview,
+	                      fs->xattrs_always || !fs->local)) < 0) {
 		fs_close(fs);
 		return r;
 	}
