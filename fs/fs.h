@@ -14,6 +14,7 @@
 #include "cache.h"
 #include "snapview.h"
 #include "inode.h"
+#include "xscan.h"
 
 /* Snapshot content never changes: the kernel may cache names and attributes for
  * a day. The virtual directories change when snapshots come and go: names in
@@ -23,7 +24,7 @@
 #define FS_REFRESH_MS 1000
 
 /* Buffers of evicted data blobs, kept for the next blobs: a fresh 1 MiB buffer
- * costs 256 page faults, each zeroing a page (fs.c). */
+ * costs 256 page faults, each zeroing a page (mount.c). */
 #define FS_BUFPOOL_SLOTS 8
 struct fs_bufpool {
 	pthread_mutex_t lock;
@@ -32,8 +33,8 @@ struct fs_bufpool {
 	uint64_t bytes, max;                  /* protected by lock */
 };
 
-/* Everything here is set up before the session starts and is thread-safe (or
- * immutable) afterwards. */
+/* Everything here is set up before the session starts (mount.c) and is
+ * thread-safe (or immutable) afterwards. */
 struct fs {
 	cairn_repo *repo;          /* opened read-only: short LMDB read txns per lookup */
 	struct fs_cache *blobs;    /* decrypted data blobs, bounded by -o cache_size */
@@ -50,11 +51,8 @@ struct fs {
 	bool no_opendir;        /* likewise OPENDIR/RELEASEDIR (ops.c) */
 	bool local;             /* packs on a local disk: cheap enough to read speculatively */
 	bool xattrs_always;     /* -o xattrs=always: never tell the kernel there are none */
-	struct fs_xscan *xscan; /* whether any snapshot has xattrs (xattr.h) */
+	struct fs_xscan *xscan; /* whether any snapshot has xattrs */
 };
-
-int fs_open(struct fs *fs, cairn_repo *repo, uint64_t cache_size);
-void fs_close(struct fs *fs);
 
 /* A directory listing built at opendir for the virtual and history directories. */
 struct fs_dirent {
@@ -79,30 +77,5 @@ void fs_entry_stat(const struct cairn_node *cn, uint64_t ino, struct stat *st);
  * fs_cache_put(fs->trees). -EIO or -ENOMEM (logged) when the tree cannot be read. */
 int fs_entry_get(struct fs *fs, const struct fs_node *n, struct fs_cache_ent **out,
                  const struct cairn_node **cn);
-
-/* The kernel's read-ahead for the mount, in KiB. The kernel starts a FUSE mount
- * at 128 KiB and lets INIT only lower it; root may raise it through sysfs. */
-#define FS_READAHEAD_KB 1024
-
-/* A thread that raises the read-ahead of the mount at mountpoint to
- * FS_READAHEAD_KB, once the kernel has taken the INIT reply (which would undo
- * it): it stats the mount point, so the session loop must be running. Without
- * the permission (not root) it logs at debug level and reads stay at 128 KiB. */
-struct fs_readahead {
-	pthread_t thread;
-	bool started;
-};
-void fs_readahead_start(struct fs_readahead *ra, const char *mountpoint);
-/* After the unmount (the thread's stat returns then at the latest). */
-void fs_readahead_join(struct fs_readahead *ra);
-
-/* The operations (ops.c, read.c). */
-extern const struct fuse_lowlevel_ops fs_ops;
-void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
-extern const struct fs_cache_ops fs_file_ops; /* payload: the struct fs */
-void fs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
-void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size); /* xattr.c */
-void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 
 #endif

@@ -44,8 +44,10 @@ struct memo {
 	size_t nnext, capnext;
 };
 
-void fs_hist_free(struct fs_hist *h)
+/* The node's hist_free (inode.h), hence the void *. NULL is a no-op. */
+static void hist_free(void *p)
 {
+	struct fs_hist *h = p;
 	if (!h)
 		return;
 	for (size_t i = 0; i < h->nchild; i++)
@@ -313,7 +315,7 @@ static int compute(struct fs *fs, const struct fs_view *v, const struct fs_node 
 		r = union_children(fs, h, &dirs);
 	cairn_idset_release(&dirs);
 	if (r < 0) {
-		fs_hist_free(h);
+		hist_free(h);
 		return r;
 	}
 	h->gen = v->gen;
@@ -325,15 +327,17 @@ static int compute(struct fs *fs, const struct fs_view *v, const struct fs_node 
  * node's hist_lock held. */
 static int get(struct fs *fs, const struct fs_view *v, struct fs_node *dir, struct fs_hist **out)
 {
-	if (!dir->hist || dir->hist->gen != v->gen) {
+	struct fs_hist *cur = dir->hist;
+	if (!cur || cur->gen != v->gen) {
 		struct fs_hist *h;
 		int r = compute(fs, v, dir, &h);
 		if (r < 0)
 			return r;
-		fs_hist_free(dir->hist);
-		dir->hist = h;
+		hist_free(cur);
+		dir->hist = cur = h;
+		dir->hist_free = hist_free;
 	}
-	*out = dir->hist;
+	*out = cur;
 	return 0;
 }
 

@@ -14,18 +14,15 @@
  * - for a path that is a directory in some snapshot, the union of the child
  *   names over all versions, as history directories. A child name equal to a
  *   version name hides the version.
- * Computed on first use and kept in the node until the set of snapshots changes.
+ * Computed on first use and kept in the node (freed with it) until the set of
+ * snapshots changes.
  * Trees are resolved once per distinct tree ID, so snapshots sharing a
  * directory cost nothing extra.
  */
-struct fs_hist;
-
 int fs_hist_lookup(struct fs *fs, struct fs_view *v, struct fs_node *dir, const char *name,
                    struct fs_node **out);
 int fs_hist_list(struct fs *fs, struct fs_view *v, struct fs_node *dir, struct fs_dirent **out,
                  size_t *n);
-/* NULL is a no-op. */
-void fs_hist_free(struct fs_hist *h);
 
 /* Exposed for unit tests: whether two entries are the same version (equal in
  * everything but name, atime, dev and ino). */

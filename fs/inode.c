@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "fsmap.h"
-#include "history.h"
 
 struct fs_inodes {
 	pthread_mutex_t lock;
@@ -168,7 +167,8 @@ void fs_node_free(struct fs_node *n)
 	if (!n)
 		return;
 	if (is_virtual(n->kind)) {
-		fs_hist_free(n->hist);
+		if (n->hist)
+			n->hist_free(n->hist);
 		pthread_mutex_destroy(&n->hist_lock);
 		free(n->vpath);
 		free(n->target);

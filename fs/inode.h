@@ -18,8 +18,6 @@ enum fs_kind {
 	FS_ENTRY,    /* an entry inside a snapshot */
 };
 
-struct fs_hist; /* history.h */
-
 /*
  * A node the kernel knows. Every field but the ones marked is immutable after
  * the node enters the table, so a handler may read them without a lock: the
@@ -44,8 +42,12 @@ struct fs_node {
 			char *vpath; /* path below the root, no leading '/' */
 			size_t vpath_len;
 			pthread_mutex_t hist_lock; /* FS_HIST */
-			struct fs_hist *hist;      /* protected by hist_lock: computed listing */
-			char *target;              /* FS_VLINK: the target it was looked up with */
+			/* Protected by hist_lock: the computed listing, which the node
+			 * frees through hist_free. Opaque, so that the table sits below
+			 * history.c, which sets both. */
+			void *hist;
+			void (*hist_free)(void *hist);
+			char *target; /* FS_VLINK: the target it was looked up with */
 		};
 		struct {                      /* FS_SNAPROOT, FS_ENTRY */
 			struct cairn_id snap; /* the snapshot */

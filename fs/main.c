@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cairnfs: mount every snapshot of a cairn repository, read-only (docs/MOUNT.md). */
-#include "fs.h"
+#include "mount.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +20,7 @@
 
 #include "cli.h"
 #include "cleanup.h"
+#include "ops.h"
 
 #define CACHE_SIZE_DEFAULT (256ull << 20)
 

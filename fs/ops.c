@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The FUSE low-level operations on names, attributes, directories and xattrs. */
-#include "fs.h"
+#include "ops.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -11,6 +11,8 @@
 #include "cleanup.h"
 #include "fsmap.h"
 #include "layout.h"
+#include "read.h"
+#include "xattr.h"
 
 #define MiB (1u << 20)
 #define PREFETCH_SUBDIRS 16 /* the prefetch queue holds no more */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Reading files: offset -> extent map, shared blob cache, read-ahead, holes as zeros. */
-#include "fs.h"
+#include "read.h"
 
 #include <errno.h>
 #include <fcntl.h>

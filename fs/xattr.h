@@ -1,39 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Extended attributes of a mount, and whether any snapshot has one at all. */
+/* cairnfs: the extended attributes of entries inside snapshots. */
 #ifndef CAIRN_FS_XATTR_H
 #define CAIRN_FS_XATTR_H
 
-#include <stdbool.h>
+#include "fs.h"
 
-struct fs;
-
-/*
- * cp -a asks for every file's xattrs twice (LISTXATTR) and for its ACL once
- * (GETXATTR), and the kernel caches neither: three round trips per file on
- * top of the READs. A reply of ENOSYS makes the kernel stop asking for the life
- * of the mount (and answer EOPNOTSUPP itself), so a mount may give it only when
- * no snapshot it shows has an xattr or an ACL. The repository keeps no such
- * summary, so a scan finds out: a thread walks every directory tree of every
- * snapshot once (each tree ID once, through the tree cache, at low CPU
- * priority), stops at the first xattr it meets, and otherwise marks the
- * snapshot view it walked as having none. Until it is done, requests are
- * answered as usual.
- *
- * Once ENOSYS was sent, the kernel never asks again: a snapshot that appears
- * later with xattrs shows none through this mount (one warning is logged;
- * remount to see them). "-o xattrs=always" never sends ENOSYS, nor does a
- * mount of an s3:// repository, where the walk would fetch every tree.
- */
-struct fs_xscan;
-
-/* Start the scan (always: -o xattrs=always; then requests are always answered).
- * -ENOMEM, or the error of pthread_create. Caller frees with fs_xscan_free(). */
-int fs_xscan_new(struct fs_xscan **out, struct fs *fs, bool always);
-/* Stops the scan; NULL is a no-op. */
-void fs_xscan_free(struct fs_xscan *x);
-
-/* Whether the scan is done and found no xattr in the current snapshot view
- * (statistics and tests). */
-bool fs_xscan_none(struct fs_xscan *x);
+/* The operations, for fs_ops (ops.c): ENOSYS once the scan allows it (xscan.h). */
+void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 
 #endif

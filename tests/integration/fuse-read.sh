@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Reads through a blob cache much smaller than the data: every blob evicts
-# another, whose buffer the next load decodes into (fs.c's buffer pool), with
+# another, whose buffer the next load decodes into (mount.c's buffer pool), with
 # two readers at once and a file read twice. The bytes must be exact, whether
 # the blobs were compressed or stored raw.
 . "$(dirname "$0")/lib.sh"
