@@ -448,6 +448,13 @@ int cairn_packf__pread(const struct cairn_packf *f, int type, void *buf, size_t 
 	return 0;
 }
 
+void cairn_packf__close(struct cairn_packf *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
+}
+
 /* Magic at offset 0 and the trailer; *hoff gets where the sealed header starts. */
 static int read_frame(const struct cairn_packf *f, uint32_t *hlen, uint64_t *hoff)
 {

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "cleanup.h"
 
@@ -55,59 +54,6 @@ int cairn_repo_lookup(cairn_repo *repo, const struct cairn_id *id, struct cairn_
 	return cairn_repo__lookup_cached(repo, id, out);
 }
 
-static int pack_pread(void *ctx, const struct cairn_packf *f, int type, void *buf, size_t len,
-                      uint64_t off)
-{
-	cairn_repo *repo = ctx;
-	char hex[CAIRN_ID_HEX_SIZE];
-	if (repo->cache)
-		return cairn_cache__pread(repo->cache, &f->id, f->size, type, buf, len, off);
-	cairn_id_hex(hex, &f->id);
-	return cairn_storage_read(repo->st, CAIRN_OBJ_PACK, hex, off, buf, len);
-}
-
-/* The size of a pack: asked of a local storage (the file as it is, which check
- * compares with the index), from the index for a remote one (no request). */
-static int pack_size(cairn_repo *repo, const struct cairn_id *pack, const char *rel, uint64_t *size)
-{
-	char hex[CAIRN_ID_HEX_SIZE];
-	struct cairn_obj_info info;
-	int r = repo->index && repo->cache ? cairn_index__has_pack(repo->index, pack, size) : 0;
-	if (r != 0)
-		return r < 0 ? r : 0;
-	cairn_id_hex(hex, pack);
-	if ((r = cairn_storage_stat(repo->st, CAIRN_OBJ_PACK, hex, &info)) < 0)
-		return r == -ENOENT ? cairn_err_set(r, "pack '%s' is missing", rel) : r;
-	*size = info.size;
-	return 0;
-}
-
-static void packf_init(cairn_repo *repo, const struct cairn_id *pack, uint64_t size,
-                       struct cairn_packf *f, char rel[CAIRN_PACK_RELPATH_SIZE])
-{
-	cairn_pack__relpath(rel, pack);
-	*f = (struct cairn_packf){
-		.fd = -1, .pread = pack_pread, .ctx = repo, .id = *pack, .size = size, .name = rel
-	};
-}
-
-int cairn_repo__pack_open(cairn_repo *repo, const struct cairn_id *pack, struct cairn_packf *f,
-                          char rel[CAIRN_PACK_RELPATH_SIZE])
-{
-	uint64_t size = 0;
-	packf_init(repo, pack, 0, f, rel);
-	int r = pack_size(repo, pack, rel, &size);
-	f->size = size;
-	return r;
-}
-
-void cairn_packf__close(struct cairn_packf *f)
-{
-	if (f->fd >= 0)
-		close(f->fd);
-	f->fd = -1;
-}
-
 /* The blob at loc, sealed. Local reads need no pack size: only the range. */
 static int read_sealed(cairn_repo *repo, const struct cairn_loc *loc, struct cairn_buf *out)
 {
@@ -115,8 +61,11 @@ static int read_sealed(cairn_repo *repo, const struct cairn_loc *loc, struct cai
 	_cleanup_packf_ struct cairn_packf f;
 	int r = 0;
 
-	packf_init(repo, &loc->pack, 0, &f, rel);
-	if (repo->cache && (r = pack_size(repo, &loc->pack, rel, &f.size)) < 0)
+	if (repo->cache)
+		r = cairn_repo__pack_open(repo, &loc->pack, &f, rel);
+	else
+		cairn_repo__pack_reader(repo, &loc->pack, 0, &f, rel);
+	if (r < 0)
 		return r;
 	out->len = 0;
 	if ((r = cairn_buf_reserve(out, loc->stored_len)) < 0)
@@ -206,52 +155,6 @@ int cairn_repo_get_typed(cairn_repo *repo, int type, const struct cairn_id *id,
 int cairn_repo_get(cairn_repo *repo, const struct cairn_id *id, struct cairn_buf *out)
 {
 	return cairn_repo_get_typed(repo, 0, id, out);
-}
-
-/* ---- packs --------------------------------------------------------------------- */
-
-int cairn_repo__pack_entries_sized(cairn_repo *repo, const struct cairn_id *pack, uint64_t size,
-                                   struct cairn_pack_entry **out, size_t *n)
-{
-	char rel[CAIRN_PACK_RELPATH_SIZE];
-	struct cairn_packf f;
-	packf_init(repo, pack, size, &f, rel);
-	int r = cairn_pack__read_entries_from(&f, &repo->keys, out, n);
-	if (r == -EBADMSG && repo->cache) {
-		cairn_cache__invalidate(repo->cache, pack, 0, 0, 0); /* the cached header */
-		r = cairn_pack__read_entries_from(&f, &repo->keys, out, n);
-	}
-	return r;
-}
-
-int cairn_repo_pack_entries(cairn_repo *repo, const struct cairn_id *pack,
-                            struct cairn_pack_entry **out, size_t *n)
-{
-	char rel[CAIRN_PACK_RELPATH_SIZE];
-	uint64_t size = 0;
-	cairn_pack__relpath(rel, pack);
-	int r = pack_size(repo, pack, rel, &size);
-	return r < 0 ? r : cairn_repo__pack_entries_sized(repo, pack, size, out, n);
-}
-
-struct each_pack {
-	int (*cb)(const struct cairn_id *pack, uint64_t size, void *payload);
-	void *payload;
-};
-
-static int one_pack(const struct cairn_obj_info *o, void *payload)
-{
-	struct each_pack *e = payload;
-	struct cairn_id id;
-	return cairn_id_parse(&id, o->name) < 0 ? 0 : e->cb(&id, o->size, e->payload);
-}
-
-int cairn_repo_foreach_pack(cairn_repo *repo,
-                            int (*cb)(const struct cairn_id *pack, uint64_t size, void *payload),
-                            void *payload)
-{
-	struct each_pack e = { cb, payload };
-	return cairn_storage_list(repo->st, CAIRN_OBJ_PACK, one_pack, &e);
 }
 
 int cairn_repo_foreach_blob(cairn_repo *repo,

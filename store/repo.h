@@ -111,7 +111,12 @@ int cairn_repo__get_object(cairn_repo *repo, int kind, const char *name, size_t 
 int cairn_repo__put_object(cairn_repo *repo, int kind, const char *name, const void *data,
                            size_t len);
 
-/* Open a pack for reading (read.c); size from the index, else the storage.
+/* A reader of a pack through the storage or, for a remote one, its cache
+ * (packs.c); size 0 when unknown, which only a local storage reads ranges
+ * without. rel gets its relative name (f->name points to it). */
+void cairn_repo__pack_reader(cairn_repo *repo, const struct cairn_id *pack, uint64_t size,
+                             struct cairn_packf *f, char rel[CAIRN_PACK_RELPATH_SIZE]);
+/* Open a pack for reading (packs.c); size from the index, else the storage.
  * rel gets its relative name (f->name points to it). -ENOENT, -EIO. */
 int cairn_repo__pack_open(cairn_repo *repo, const struct cairn_id *pack, struct cairn_packf *f,
                           char rel[CAIRN_PACK_RELPATH_SIZE]);
