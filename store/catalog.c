@@ -13,7 +13,7 @@
 
 #include "cleanup.h"
 
-struct ids {
+struct id_list {
 	struct cairn_id *v;
 	size_t n, cap;
 };
@@ -28,7 +28,7 @@ static int64_t now_ms(void)
 }
 
 /* A listing of a remote storage made a moment ago: copied into *l. */
-static bool reuse_listing(cairn_repo *repo, struct ids *l)
+static bool reuse_listing(cairn_repo *repo, struct id_list *l)
 {
 	bool ok = false;
 	pthread_mutex_lock(&repo->lock);
@@ -43,7 +43,7 @@ static bool reuse_listing(cairn_repo *repo, struct ids *l)
 	return ok;
 }
 
-static void keep_listing(cairn_repo *repo, const struct ids *l)
+static void keep_listing(cairn_repo *repo, const struct id_list *l)
 {
 	struct cairn_id *copy = malloc((l->n ? l->n : 1) * sizeof(*copy));
 	if (!copy)
@@ -145,7 +145,7 @@ int cairn_repo_snapshot_load(cairn_repo *repo, const struct cairn_id *id,
 	return 0;
 }
 
-static int add_id(struct ids *l, const char *name)
+static int add_id(struct id_list *l, const char *name)
 {
 	struct cairn_id id;
 	if (cairn_id_parse(&id, name) < 0)
@@ -162,26 +162,26 @@ static int add_id(struct ids *l, const char *name)
 	return 0;
 }
 
-static int listed(const struct cairn_obj_info *o, void *payload)
+static int stored_snapshot(const struct cairn_obj_info *o, void *payload)
 {
 	return add_id(payload, o->name);
 }
 
-static int cached(const char *name, void *payload)
+static int cached_snapshot(const char *name, void *payload)
 {
 	return add_id(payload, name);
 }
 
 int cairn_repo_snapshot_ids(cairn_repo *repo, struct cairn_id **out, size_t *n)
 {
-	struct ids l = { 0 };
+	struct id_list l = { 0 };
 	int r = 0;
 	/* Offline, the snapshots are the ones the cache holds. A remote listing is
 	 * reused for a moment: opening and then reading lists once. */
 	if (repo->offline)
-		r = cairn_cache__list(repo->cache, CAIRN_OBJ_SNAPSHOT, cached, &l);
+		r = cairn_cache__list(repo->cache, CAIRN_OBJ_SNAPSHOT, cached_snapshot, &l);
 	else if (!repo->cache || !reuse_listing(repo, &l))
-		r = cairn_storage_list(repo->st, CAIRN_OBJ_SNAPSHOT, listed, &l);
+		r = cairn_storage_list(repo->st, CAIRN_OBJ_SNAPSHOT, stored_snapshot, &l);
 	if (r < 0) {
 		free(l.v);
 		return r;
@@ -191,13 +191,6 @@ int cairn_repo_snapshot_ids(cairn_repo *repo, struct cairn_id **out, size_t *n)
 	*out = l.v;
 	*n = l.n;
 	return 0;
-}
-
-void cairn_snapshot_list_free(struct cairn_snapshot **list, size_t n)
-{
-	for (size_t i = 0; list && i < n; i++)
-		cairn_snapshot_free(list[i]);
-	free(list);
 }
 
 static int by_time(const void *a, const void *b)

@@ -251,15 +251,15 @@ static int ids_to_set(struct cairn_idset *set, const struct cairn_id *ids, size_
 int cairn_hostcache__snapshots(cairn_hostcache *hc, const struct cairn_id *ids, size_t nids,
                                struct cairn_snapshot ***out, size_t *n)
 {
-	_cleanup_(cairn_idset_release) struct cairn_idset listed;
+	_cleanup_(cairn_idset_release) struct cairn_idset in_storage;
 	struct snaplist l = { 0 };
 	size_t k = 0;
-	cairn_idset_init(&listed);
-	int r = ids_to_set(&listed, ids, nids);
+	cairn_idset_init(&in_storage);
+	int r = ids_to_set(&in_storage, ids, nids);
 	if (r >= 0)
 		r = load_all(hc, &l);
 	for (size_t i = 0; i < l.n; i++) {
-		if (r >= 0 && cairn_idset_has(&listed, &l.v[i]->id))
+		if (r >= 0 && cairn_idset_has(&in_storage, &l.v[i]->id))
 			l.v[k++] = l.v[i];
 		else
 			cairn_snapshot_free(l.v[i]); /* forgotten by an admin, or on failure */
@@ -292,12 +292,12 @@ static bool newer(const struct cairn_snapshot *a, const struct cairn_snapshot *b
 }
 
 /* Whether s stays: listed by the storage, and the newest of its group. */
-static bool stays(const struct snaplist *l, size_t i, const struct cairn_idset *listed)
+static bool stays(const struct snaplist *l, size_t i, const struct cairn_idset *in_storage)
 {
-	if (!cairn_idset_has(listed, &l->v[i]->id))
+	if (!cairn_idset_has(in_storage, &l->v[i]->id))
 		return false;
 	for (size_t j = 0; j < l->n; j++)
-		if (j != i && cairn_idset_has(listed, &l->v[j]->id) &&
+		if (j != i && cairn_idset_has(in_storage, &l->v[j]->id) &&
 		    same_group(l->v[i], l->v[j]) && newer(l->v[j], l->v[i]))
 			return false;
 	return true;
@@ -361,15 +361,15 @@ static void sweep_trees(const cairn_hostcache *hc, const struct cairn_idset *kee
 
 static int tidy(cairn_hostcache *hc, const struct cairn_id *ids, size_t nids)
 {
-	_cleanup_(cairn_idset_release) struct cairn_idset listed, keep;
+	_cleanup_(cairn_idset_release) struct cairn_idset in_storage, keep;
 	struct snaplist l = { 0 };
-	cairn_idset_init(&listed);
+	cairn_idset_init(&in_storage);
 	cairn_idset_init(&keep);
-	int r = ids_to_set(&listed, ids, nids);
+	int r = ids_to_set(&in_storage, ids, nids);
 	if (r >= 0)
 		r = load_all(hc, &l);
 	for (size_t i = 0; r >= 0 && i < l.n; i++)
-		if (!stays(&l, i, &listed))
+		if (!stays(&l, i, &in_storage))
 			drop_snapshot(hc, &l.v[i]->id);
 		else
 			r = keep_trees_of(hc, &l.v[i]->id, &keep);

@@ -241,7 +241,7 @@ static int add_name(struct names *l, const struct cairn_id *id)
 	return 0;
 }
 
-static int listed(const struct cairn_obj_info *o, void *payload)
+static int index_file_listed(const struct cairn_obj_info *o, void *payload)
 {
 	struct cairn_id id;
 	return cairn_id_parse(&id, o->name) < 0 ? 0 : add_name(payload, &id);
@@ -341,7 +341,7 @@ static bool contains(const struct names *sorted, const struct cairn_id *id)
 int cairn_repo__index_files_seen(cairn_repo *repo)
 {
 	struct names now = { 0 };
-	int r = cairn_storage_list(repo->st, CAIRN_OBJ_INDEX, listed, &now);
+	int r = cairn_storage_list(repo->st, CAIRN_OBJ_INDEX, index_file_listed, &now);
 	if (r >= 0)
 		r = cairn_index__aux_drop(repo->index, LOADED);
 	if (r == -ENOENT)
@@ -361,7 +361,7 @@ int cairn_repo__index_files_forget(cairn_repo *repo)
 int cairn_repo__load_index_files(cairn_repo *repo, bool reload, bool *rebuilt)
 {
 	struct names now = { 0 }, had = { 0 }, fresh = { 0 };
-	int r = cairn_storage_list(repo->st, CAIRN_OBJ_INDEX, listed, &now);
+	int r = cairn_storage_list(repo->st, CAIRN_OBJ_INDEX, index_file_listed, &now);
 	if (r >= 0)
 		r = cairn_index__aux_foreach(repo->index, LOADED, loaded, &had);
 	if (now.n > 1)
@@ -533,7 +533,7 @@ int cairn_repo__rewrite_index_files(cairn_repo *repo, const struct cairn_idset *
 	struct merged m = { 0 };
 	struct cairn_idxfile **files = NULL;
 	cairn_idset_init(&m.seen);
-	int r = cairn_storage_list(repo->st, CAIRN_OBJ_INDEX, listed, &old);
+	int r = cairn_storage_list(repo->st, CAIRN_OBJ_INDEX, index_file_listed, &old);
 	if (r >= 0 && !(files = calloc(old.n ? old.n : 1, sizeof(*files))))
 		r = cairn_err_set(-ENOMEM, "out of memory");
 	for (size_t i = 0; r >= 0 && i < nadd; i++) {

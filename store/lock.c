@@ -245,7 +245,7 @@ struct lock_listing {
 	size_t n, cap;
 };
 
-static int listed(const struct cairn_obj_info *o, void *payload)
+static int lock_listed(const struct cairn_obj_info *o, void *payload)
 {
 	struct lock_listing *l = payload;
 	if (l->skip && strcmp(o->name, l->skip) == 0)
@@ -269,7 +269,7 @@ static int listed(const struct cairn_obj_info *o, void *payload)
 static int list_locks(cairn_storage *st, const char *skip, struct cairn_lock_info **out, size_t *n)
 {
 	struct lock_listing l = { .st = st, .skip = skip };
-	int r = cairn_storage_list(st, CAIRN_OBJ_LOCK, listed, &l);
+	int r = cairn_storage_list(st, CAIRN_OBJ_LOCK, lock_listed, &l);
 	if (r < 0) {
 		free(l.v);
 		return r;

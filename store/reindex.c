@@ -51,7 +51,7 @@ struct listing {
 	struct packlist *unknown; /* the ones the index lacks, when not NULL */
 };
 
-static int listed(const struct cairn_id *pack, uint64_t size, void *payload)
+static int pack_listed(const struct cairn_id *pack, uint64_t size, void *payload)
 {
 	struct listing *l = payload;
 	int r = 0;
@@ -207,7 +207,7 @@ int cairn_repo__rebuild_index(cairn_repo *repo)
 	 * pack the listing missed, and would never be read. */
 	if ((r = cairn_index__clear(repo->index)) >= 0 &&
 	    (r = cairn_repo__index_files_seen(repo)) >= 0 &&
-	    (r = cairn_repo_foreach_pack(repo, listed, &l)) >= 0 &&
+	    (r = cairn_repo_foreach_pack(repo, pack_listed, &l)) >= 0 &&
 	    (r = index_packs(repo, &all, false)) >= 0) {
 		int packs = r;
 		r = rebuild_snapshots(repo);
@@ -237,7 +237,7 @@ int cairn_repo_index_unknown_packs(cairn_repo *repo)
 	if (r >= 0)
 		r = cairn_repo__learn_doomed(repo);
 	if (r >= 0)
-		r = cairn_repo_foreach_pack(repo, listed, &l);
+		r = cairn_repo_foreach_pack(repo, pack_listed, &l);
 	if (r >= 0)
 		r = index_packs(repo, &unknown, !cairn_repo__read_only(repo));
 	packlist_release(&unknown);
@@ -253,7 +253,7 @@ static int adopt_listed(cairn_repo *repo)
 	struct listing l = { .repo = repo, .unknown = &unknown };
 	int r = cairn_repo__peek_doomed(repo);
 	if (r >= 0)
-		r = cairn_repo_foreach_pack(repo, listed, &l);
+		r = cairn_repo_foreach_pack(repo, pack_listed, &l);
 	/* A writer names them in its next index file: left unnamed (a killed
 	 * writer's, adopted here rather than by cairn_repo_recover() later), other
 	 * hosts' caches would never learn them, and their prunes would count them

@@ -271,3 +271,10 @@ void cairn_snapshot_free(struct cairn_snapshot *s)
 	free(s->program_version);
 	free(s);
 }
+
+void cairn_snapshot_list_free(struct cairn_snapshot **list, size_t n)
+{
+	for (size_t i = 0; list && i < n; i++)
+		cairn_snapshot_free(list[i]);
+	free(list);
+}
