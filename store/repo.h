@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The repository handle shared by the store's files (repo.c opens it; keys.c,
- * write.c, read.c, reindex.c, catalog.c, prune.c and verify.c work on it).
- * Internal: callers outside store/ see only the opaque cairn_repo. */
+/* The repository handle shared by the store's files (repo-open.c opens it;
+ * repo.c holds its accessors, which every other file uses; keys.c, packs.c,
+ * indexfiles.c, pending.c, catalog.c, reindex.c, read.c, write.c, prune.c and
+ * verify.c work on it). Each file calls only files below it, docs/DESIGN.md
+ * "Modules" lists them by layer. Internal: callers outside store/ see only the
+ * opaque cairn_repo. */
 #ifndef CAIRN_REPO_H
 #define CAIRN_REPO_H
 
@@ -79,6 +82,7 @@ struct cairn_repo {
 	int64_t refreshed_ms; /* CLOCK_MONOTONIC */
 };
 
+/* ---- the handle's accessors (repo.c) ---- */
 /* Borrowed, valid while the repository is open. */
 const struct cairn_keys *cairn_repo__keys(const cairn_repo *repo);
 const struct cairn_config *cairn_repo__config(const cairn_repo *repo);
@@ -111,23 +115,28 @@ int cairn_repo__get_object(cairn_repo *repo, int kind, const char *name, size_t 
 int cairn_repo__put_object(cairn_repo *repo, int kind, const char *name, const void *data,
                            size_t len);
 
-/* A reader of a pack through the storage or, for a remote one, its cache
- * (packs.c); size 0 when unknown, which only a local storage reads ranges
- * without. rel gets its relative name (f->name points to it). */
+/* ---- pack files (packs.c) ---- */
+/* A reader of a pack through the storage or, for a remote one, its cache;
+ * size 0 when unknown (a local storage reads ranges without it). rel gets its
+ * relative name (f->name points to it). */
 void cairn_repo__pack_reader(cairn_repo *repo, const struct cairn_id *pack, uint64_t size,
                              struct cairn_packf *f, char rel[CAIRN_PACK_RELPATH_SIZE]);
-/* Open a pack for reading (packs.c); size from the index, else the storage.
+/* Open a pack for reading; size from the index, else the storage.
  * rel gets its relative name (f->name points to it). -ENOENT, -EIO. */
 int cairn_repo__pack_open(cairn_repo *repo, const struct cairn_id *pack, struct cairn_packf *f,
                           char rel[CAIRN_PACK_RELPATH_SIZE]);
+/* cairn_repo_pack_entries() of a pack whose size is known (a listing's). */
+int cairn_repo__pack_entries_sized(cairn_repo *repo, const struct cairn_id *pack, uint64_t size,
+                                   struct cairn_pack_entry **out, size_t *n);
+
+/* ---- the read path (read.c) ---- */
 /* cairn_repo_lookup() in the index as it is, never refreshed from the storage. */
 int cairn_repo__lookup_cached(cairn_repo *repo, const struct cairn_id *id, struct cairn_loc *out);
 /* The blob id at loc (not looked up in the index): read, verify, decompress. */
 int cairn_repo__get_at(cairn_repo *repo, const struct cairn_id *id, const struct cairn_loc *loc,
                        struct cairn_buf *out);
-/* cairn_repo_pack_entries() of a pack whose size is known (a listing's). */
-int cairn_repo__pack_entries_sized(cairn_repo *repo, const struct cairn_id *pack, uint64_t size,
-                                   struct cairn_pack_entry **out, size_t *n);
+
+/* ---- the write path (write.c) ---- */
 /* Make a finished temp pack durable in the storage and index it (write.c);
  * a remote storage's cache keeps its header (and its trees). */
 int cairn_repo__pack_store(cairn_repo *repo, cairn_packw *w, struct cairn_id *pack_out,
