@@ -229,39 +229,46 @@ static int adopt_check(cairn_repo *repo)
 	return 0;
 }
 
+typedef int each_pack_fn(cairn_repo *repo,
+                         int (*cb)(const struct cairn_id *pack, uint64_t size, void *payload),
+                         void *payload);
+
+/* Index from their headers the packs that each() offers and pick() keeps;
+ * name: the next index file of this handle names them. */
+static int index_from(cairn_repo *repo, each_pack_fn *each,
+                      int (*pick)(const struct cairn_id *, uint64_t, void *), bool name)
+{
+	struct packlist found = { 0 };
+	struct listing l = { .repo = repo, .unknown = &found };
+	int r = each(repo, pick, &l);
+	if (r >= 0)
+		r = found.n ? index_packs(repo, &found, name) : 0;
+	packlist_release(&found);
+	return r;
+}
+
 int cairn_repo_index_unknown_packs(cairn_repo *repo)
 {
-	struct packlist unknown = { 0 };
-	struct listing l = { .repo = repo, .unknown = &unknown };
 	int r = adopt_check(repo);
 	if (r >= 0)
 		r = cairn_repo__learn_doomed(repo);
-	if (r >= 0)
-		r = cairn_repo_foreach_pack(repo, pack_listed, &l);
-	if (r >= 0)
-		r = index_packs(repo, &unknown, !cairn_repo__read_only(repo));
-	packlist_release(&unknown);
-	return r;
+	return r < 0 ? r
+	             : index_from(repo, cairn_repo_foreach_pack, pack_listed,
+	                          !cairn_repo__read_only(repo));
 }
 
 /* Packs the storage holds that the index lacks, indexed from their headers: at
  * the first open of a cache (a repository from before index files, packs of a
- * killed writer) and by rebuild-index's callers. */
+ * killed writer) and by rebuild-index's callers. A writer names them in its
+ * next index file: left unnamed (a killed writer's, adopted here rather than by
+ * cairn_repo_recover() later), other hosts' caches would never learn them, and
+ * their prunes would count them as leftovers. */
 static int adopt_listed(cairn_repo *repo)
 {
-	struct packlist unknown = { 0 };
-	struct listing l = { .repo = repo, .unknown = &unknown };
 	int r = cairn_repo__peek_doomed(repo);
-	if (r >= 0)
-		r = cairn_repo_foreach_pack(repo, pack_listed, &l);
-	/* A writer names them in its next index file: left unnamed (a killed
-	 * writer's, adopted here rather than by cairn_repo_recover() later), other
-	 * hosts' caches would never learn them, and their prunes would count them
-	 * as leftovers. */
-	if (r >= 0)
-		r = index_packs(repo, &unknown, !cairn_repo__read_only(repo));
-	packlist_release(&unknown);
-	return r;
+	return r < 0 ? r
+	             : index_from(repo, cairn_repo_foreach_pack, pack_listed,
+	                          !cairn_repo__read_only(repo));
 }
 
 int cairn_repo_index_update(cairn_repo *repo)
@@ -319,19 +326,12 @@ static int orphan_listed(const struct cairn_id *pack, uint64_t size, void *paylo
 
 /* The packs writers on this cache indexed and died before naming in an index
  * file: this cache deduplicates against them, other hosts' caches would never
- * know them. Named in this writer's next file. */
+ * know them. Named in this writer's next file. The prune records are read once
+ * per writer anyway (its first lookup). */
 static int name_orphans(cairn_repo *repo)
 {
-	struct packlist orphans = { 0 };
-	struct listing l = { .repo = repo, .unknown = &orphans };
-	/* The records are read once per writer anyway (its first lookup). */
 	int r = cairn_repo__learn_doomed(repo);
-	if (r >= 0)
-		r = cairn_repo__foreach_orphan(repo, orphan_listed, &l);
-	if (r >= 0 && orphans.n)
-		r = index_packs(repo, &orphans, true);
-	packlist_release(&orphans);
-	return r;
+	return r < 0 ? r : index_from(repo, cairn_repo__foreach_orphan, orphan_listed, true);
 }
 
 int cairn_repo_recover(cairn_repo *repo, const cairn_lock *own, struct cairn_recover_stats *out)

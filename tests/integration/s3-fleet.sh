@@ -32,6 +32,18 @@ with open(f"{d}/note.txt", "w") as f:
     f.write(f"{host} round {i}\n")
 PY
 }
+# kill_after_packs PID TRACE N: kill -9 the backup PID once its S3 trace shows
+# N packs uploaded.
+kill_after_packs() {
+	local n
+	for _ in $(seq 600); do
+		n=$(grep -c '^PUT /[^?]*/packs/.* 200$' "$2" 2> /dev/null || true)
+		[ "${n:-0}" -ge "$3" ] && break
+		sleep 0.05
+	done
+	kill -9 "$1"
+	wait "$1" 2> /dev/null || true
+}
 pack_bytes() {
 	"${AWS[@]}" s3 ls --recursive "s3://$B/$1/packs/" | awk '{ s += $3 } END { print s + 0 }'
 }
@@ -81,14 +93,7 @@ before=$(pack_bytes fleet)
 # Killed once 8 packs are up.
 CAIRN_S3_TRACE="$W/trace" CAIRN_CACHE_DIR="$W/cache-k" "$CAIRN" backup --host killed "$BIG" \
 	> /dev/null 2>&1 &
-bk=$!
-for _ in $(seq 600); do
-	n=$(grep -c '^PUT /[^?]*/packs/.* 200$' "$W/trace" 2> /dev/null || true)
-	[ "${n:-0}" -ge 8 ] && break
-	sleep 0.05
-done
-kill -9 "$bk"
-wait "$bk" 2> /dev/null || true
+kill_after_packs $! "$W/trace" 8
 done_bytes=$(($(pack_bytes fleet) - before))
 [ "$done_bytes" -gt 0 ] || fail "the killed backup uploaded nothing"
 # The rerun, from a host that lost its cache too: the dead run's lock tells it
@@ -112,14 +117,7 @@ for i in $(seq 1 8); do head -c 1000000 /dev/urandom > "$BIG2/f$i"; done
 : > "$W/trace2"
 CAIRN_S3_TRACE="$W/trace2" CAIRN_CACHE_DIR="$W/cache-k3" "$CAIRN" backup --host killed2 "$BIG2" \
 	> /dev/null 2>&1 &
-bk=$!
-for _ in $(seq 600); do
-	n=$(grep -c '^PUT /[^?]*/packs/.* 200$' "$W/trace2" 2> /dev/null || true)
-	[ "${n:-0}" -ge 3 ] && break
-	sleep 0.05
-done
-kill -9 "$bk"
-wait "$bk" 2> /dev/null || true
+kill_after_packs $! "$W/trace2" 3
 grep -q '^PUT /[^?]*/snapshots/' "$W/trace2" && fail "the backup meant to be killed ended first"
 CAIRN_CACHE_DIR="$W/cache-k3" "$CAIRN" backup --host killed2 "$BIG2" > "$O/rerun2" 2>&1 ||
 	fail "the rerun with the dead run's cache failed: $(cat "$O/rerun2")"
