@@ -31,7 +31,8 @@ ap.add_argument("--pty", type=int, default=0, help="run on a terminal this many 
 ap.add_argument("--status", type=int, default=0, help="wait for this many distinct status lines")
 ap.add_argument("--want", action="append", default=[], help="and a status line containing this")
 ap.add_argument("--packs", default="", help="and a file under this directory")
-ap.add_argument("--temp", default="", help="and a pack.tmp.* file in this directory")
+ap.add_argument("--temp", default="",
+                help="and a pack.tmp.* file in this directory, there for a second")
 ap.add_argument("--linger", type=float, default=0, help="then this many seconds more")
 ap.add_argument("--then", default="", help="then run this command (it must succeed)")
 ap.add_argument("--signal", default="", help="then send this signal (TERM, INT, KILL)")
@@ -75,9 +76,22 @@ def ready():
         return False
     if a.packs and not any(f for _, _, fs in os.walk(a.packs) for f in fs):
         return False
-    if a.temp and not any(f.startswith("pack.tmp.") for f in os.listdir(a.temp)):
+    if a.temp and not stable_temp():
         return False
     return True
+
+# A temp pack there for a second: the pack the held file keeps from its
+# flush. One of a pack still filling may be renamed into place the next moment.
+temps_seen = {}
+def stable_temp():
+    now = time.monotonic()
+    names = {f for f in os.listdir(a.temp) if f.startswith("pack.tmp.")}
+    for f in list(temps_seen):
+        if f not in names:
+            del temps_seen[f]
+    for f in names:
+        temps_seen.setdefault(f, now)
+    return any(now - t >= 1.0 for t in temps_seen.values())
 
 deadline = time.monotonic() + 120
 released = False
