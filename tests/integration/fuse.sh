@@ -307,7 +307,7 @@ for pack in $(find "$CAIRN_REPO/packs" -type f -newer "$W/marker"); do
 	[ -z "$off" ] || break
 done
 [ -n "$off" ] || fail "no data blob in the new packs"
-printf '\xff' | dd of="$pack" bs=1 seek=$((off + 500)) conv=notrunc status=none
+flip_byte "$pack" $((off + 500))
 for _ in $(seq 600); do [ -e "$MNT/latest$T/victim" ] && break; sleep 0.05; done
 if cat "$MNT/latest$T/victim" > /dev/null 2> "$W/err"; then fail "a damaged blob was read"; fi
 grep -q "Input/output error" "$W/err" || fail "damaged blob: $(cat "$W/err")"
@@ -329,7 +329,7 @@ done
 [ -n "$tpack" ] || fail "no new pack with trees"
 cp "$tpack" "$W/tpack.good"
 "$CAIRN" cat pack "$(basename "$tpack")" | awk '$2 == "tree" { print $4 + int($6 / 2) }' |
-	while read -r at; do printf '\xff' | dd of="$tpack" bs=1 seek="$at" conv=notrunc status=none; done
+	while read -r at; do flip_byte "$tpack" "$at"; done
 cmp -s "$tpack" "$W/tpack.good" && fail "the tree pack was not damaged"
 lines=$(grep -c "cannot read a directory" "$W/fs.log" || true)
 if ls "$MNT/snapshots/$tv/" > /dev/null 2> "$W/err"; then fail "a damaged root tree was listed"; fi

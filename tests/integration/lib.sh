@@ -56,6 +56,18 @@ expect_fail() {
 out_has() { grep -qF -- "$2" "$1" || fail "'$2' missing from: $(cat "$1")"; }
 out_lacks() { ! grep -qF -- "$2" "$1" || fail "'$2' unexpected in: $(cat "$1")"; }
 out_match() { grep -q -- "$2" "$1" || fail "/$2/ not in: $(cat "$1")"; }
+# flip_byte FILE OFFSET: invert the byte at OFFSET, damage that always changes
+# it (writing a fixed value leaves a byte that already held it intact).
+flip_byte() {
+	python3 - "$1" "$2" << 'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2]))
+    b = f.read(1)
+    f.seek(int(sys.argv[2]))
+    f.write(bytes([b[0] ^ 0xFF]))
+PY
+}
 # json_field FILE KEY: the number KEY has in the JSON object(s) of FILE (the last).
 json_field() { grep -o "\"$2\":[0-9]*" "$1" | tail -1 | cut -d: -f2; }
 tree_sum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum); }

@@ -289,7 +289,7 @@ fi
 pack=$(find "$REPO/packs" -type f | head -1)
 cp "$pack" "$O/pack.bak"
 size=$(stat -c %s "$pack")
-printf '\xff' | dd of="$pack" bs=1 seek=$((size / 2)) conv=notrunc status=none
+flip_byte "$pack" $((size / 2))
 rc=0
 "$CAIRN" check --read-data > "$O/check.out" 2>&1 || rc=$?
 [ "$rc" = 1 ] || fail "check of a damaged pack exited $rc"
@@ -590,8 +590,7 @@ pack=$(find "$R2/packs" -type f -name '*.pack' | head -1)
 [ -n "$pack" ] || pack=$(find "$R2/packs" -type f | head -1)
 cp "$pack" "$O/pack2.bak"
 size=$(stat -c %s "$pack")
-printf '\xff' | dd of="$pack" bs=1 seek=$((size / 2)) conv=notrunc status=none
-cmp -s "$pack" "$O/pack2.bak" && printf '\x00' | dd of="$pack" bs=1 seek=$((size / 2)) conv=notrunc status=none
+flip_byte "$pack" $((size / 2))
 echo more > "$W/src2/g"
 n=$(requests sink)
 rc=0
