@@ -137,7 +137,7 @@ rgw_boot() {
 	ceph-mon $C --mkfs -i a --monmap "$RGW_DIR/monmap" --keyring "$RGW_DIR/keyring" &&
 	ceph-mon $C -i a &&
 	timeout 60 ceph $C osd create "$uuid" >/dev/null &&
-	ceph-osd $C -i 0 --mkfs --osd-uuid "$uuid" 2>/dev/null &&
+	ceph-osd $C -i 0 --mkfs --osd-uuid "$uuid" &&
 	# No "osd crush add": the OSD puts itself in the map when it starts (osd crush
 	# update on start), under root=default, which saves three monitor round trips.
 	ceph-osd $C -i 0 && # its stderr (in boot.log) says why it would not start
@@ -156,7 +156,7 @@ rgw_start() {
 	[ -x /usr/bin/aws ] || { rgw_skip "/usr/bin/aws (Debian awscli) not installed"; return 77; }
 	RGW_DIR=$1
 	: "${S3_ACCESS_KEY:=TESTACCESSKEY}" "${S3_SECRET_KEY:=TESTSECRETKEY}" "${S3_BUCKET:=cairn-test}"
-	local attempt ok=0
+	local attempt ok=0 why=
 	# A loaded machine (2 cores, tests in parallel) can miss a port race or a
 	# timeout: more attempts on fresh ports, after a pause that lets a burst of
 	# load (a parallel test's build) pass.
@@ -170,13 +170,15 @@ rgw_start() {
 			ok=1
 			break
 		fi
+		# boot.log traces each step (set -x): its last lines name the one that
+		# failed; each attempt's, as the next one starts afresh.
+		why+="attempt $attempt: $(grep . "$RGW_DIR/log/boot.log" | tail -2 | tr '\n' ' ')"$'\n'
 		[ "$attempt" = 3 ] || rgw_stop
 	done
 	if [ "$ok" = 0 ]; then
 		rgw_stop
-		# boot.log traces each step (set -x), so its tail names the one that failed;
-		# the daemons log errors at level -1: the first one usually says why.
-		rgw_skip "Ceph RGW did not start: $(tail -3 "$RGW_DIR/log/boot.log" | tr '\n' ' ')" \
+		# The daemons log errors at level -1: the first one usually says why.
+		rgw_skip "Ceph RGW did not start in 3 attempts;" "$why" \
 			"$(grep -h ' -1 ' "$RGW_DIR"/log/*.log 2>/dev/null | grep -vi 'signal' | sed -n 1p)"
 		return 77
 	fi
