@@ -918,19 +918,28 @@ int cairn_index__has_pack(cairn_index *ix, const struct cairn_id *pack, uint64_t
 
 /* Position cur on the record of id: 0 and *rec, MDB_NOTFOUND, or an LMDB code.
  * The records sort by ID (their first 32 bytes), so the first one at or after
- * the ID followed by zeros is the blob's, if it has one. */
-static int seek_blob(MDB_cursor *cur, const uint8_t id[CAIRN_ID_SIZE], MDB_val *rec)
+ * the ID followed by zeros is the blob's, if it has one. *past_end says that no
+ * record sorts at or after it. */
+static int seek_blob_at(MDB_cursor *cur, const uint8_t id[CAIRN_ID_SIZE], MDB_val *rec,
+                        bool *past_end)
 {
 	uint8_t probe[CAIRN_INDEX_REC_SIZE] = { 0 };
 	memcpy(probe, id, CAIRN_ID_SIZE);
 	MDB_val k = val(BLOBS_KEY, sizeof(BLOBS_KEY)), v = val(probe, sizeof(probe));
 	int rc = mdb_cursor_get(cur, &k, &v, MDB_GET_BOTH_RANGE);
+	*past_end = rc == MDB_NOTFOUND;
 	if (rc)
 		return rc;
 	if (v.mv_size != CAIRN_INDEX_REC_SIZE || memcmp(v.mv_data, id, CAIRN_ID_SIZE) != 0)
 		return MDB_NOTFOUND;
 	*rec = v;
 	return 0;
+}
+
+static int seek_blob(MDB_cursor *cur, const uint8_t id[CAIRN_ID_SIZE], MDB_val *rec)
+{
+	bool past_end;
+	return seek_blob_at(cur, id, rec, &past_end);
 }
 
 static int rec_to_loc(cairn_index *ix, MDB_txn *txn, const MDB_val *v, struct cairn_loc *out)
@@ -997,7 +1006,8 @@ static int put_blob(cairn_index *ix, MDB_txn *txn, MDB_cursor *cur, uint32_t no,
 	struct cairn_index_rec rec = { e->id, no, e->offset, e->stored_len, e->raw_len, e->type };
 	uint8_t buf[CAIRN_INDEX_REC_SIZE];
 	MDB_val v;
-	int rc = seek_blob(cur, e->id.b, &v);
+	bool past_end;
+	int rc = seek_blob_at(cur, e->id.b, &v, &past_end);
 
 	cairn_index__encode_rec(buf, &rec);
 	if (rc && rc != MDB_NOTFOUND)
@@ -1016,7 +1026,10 @@ static int put_blob(cairn_index *ix, MDB_txn *txn, MDB_cursor *cur, uint32_t no,
 	}
 	MDB_val k = val(BLOBS_KEY, sizeof(BLOBS_KEY));
 	v = val(buf, sizeof(buf));
-	rc = mdb_cursor_put(cur, &k, &v, 0);
+	/* Past the last record, an append: LMDB then fills a page before it starts
+	 * the next. A plain put splits full pages in the middle, so records added
+	 * in order (put_packs sorts them) would leave every page half empty. */
+	rc = mdb_cursor_put(cur, &k, &v, past_end ? MDB_APPENDDUP : 0);
 	return rc ? lmdb_err(rc, "index: cannot add blob") : 0;
 }
 

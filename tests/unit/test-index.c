@@ -945,6 +945,24 @@ static void test_index__size_per_blob(void)
 	CHECK_EQ(data_size(), size);
 }
 
+/* One pack of many small blobs in one txn, as a first backup of small files
+ * commits them: records past the last one are appended, so pages end full, not
+ * half full as LMDB's split in the middle leaves pages filled in order (the
+ * first backup of 100,000 small files took 103 bytes per blob before). */
+static void test_index__size_one_big_pack(void)
+{
+	cairn_index *ix = ix_open(false);
+	CHECK_OK(add_new_packs(ix, 0xa4, 1, 20000));
+	cairn_index__close(ix);
+	off_t size = data_size();
+	fprintf(stderr, "# 20,000 blobs in one pack: %lld bytes (%.1f per blob)\n", (long long)size,
+	        size / 20000.0);
+	CHECK(size <= 64 * 20000);
+	ix = ix_open(true);
+	check_new_packs(ix, 0xa4, 1, 20000);
+	cairn_index__close(ix);
+}
+
 /* A close does not compact under another handle (here a read-only one of the
  * same process, as cairnfs would be), which goes on reading; the next close of a
  * writer alone does. */
@@ -1233,6 +1251,7 @@ int main(void)
 	RUN(test_index__map_grows);
 	RUN(test_index__map_grows_other_process);
 	RUN(test_index__size_per_blob);
+	RUN(test_index__size_one_big_pack);
 	RUN(test_index__compact_only_alone);
 	RUN(test_index__add_packs);
 	RUN(test_index__bulk);
