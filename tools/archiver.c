@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bufpool.h"
 #include "cli.h"
 #include "fsmeta.h"
 #include "cleanup.h"
@@ -27,6 +28,11 @@
 #define FILE_QUEUE 256
 #define DIR_QUEUE 64
 #define SMALL_CHUNK (256 * 1024) /* chunks below this are stored by the reader itself */
+/* A file smaller than this is read into its reader's own buffer; a larger one
+ * into one of the pool's 2 x max-chunk buffers, one per CPU: a large buffer per
+ * worker would cost 16 MiB of memory for each, and the kernel's read-ahead keeps
+ * a large file's reads going without more readers. */
+#define SMALL_READ (1024 * 1024)
 #define EXTENT_BLOCK 256
 /* Workers wait on reads as well as compute: at least this many keep a disk's
  * queue busy while the cores work (a cold first backup on 2 cores took 2.3 s
@@ -100,8 +106,9 @@ struct queue {
 };
 
 struct reader {
-	uint8_t *buf; /* 2 x max chunk: a cut always sees max bytes or the end */
-	size_t cap;
+	uint8_t *small; /* SMALL_READ bytes, made when first needed */
+	uint8_t *buf;   /* the file's: small, or one of the pool's while it reads */
+	size_t cap;     /* of buf: a cut always sees max chunk bytes or the end */
 };
 
 struct arch {
@@ -110,10 +117,13 @@ struct arch {
 	struct archiver_stats *st;
 	size_t max_chunk;
 	struct cairn_id empty_tree;
+	unsigned ncpu;
+	struct bufpool *big; /* 2 x max chunk each, one per CPU */
 
 	pthread_mutex_t lock;
 	pthread_cond_t work, room, done;
 	struct queue files, chunks, dirs; /* protected by lock */
+	unsigned chunks_running;          /* chunk jobs being stored; protected by lock */
 	bool shutdown;                    /* protected by lock */
 	bool root_done;                   /* protected by lock */
 	struct cairn_id root;             /* protected by lock */
@@ -790,12 +800,40 @@ static void set_current(struct arch *a, const char *dir, const char *name)
  * failures that stop the backup. */
 /* --stdin: the stream to its end, or the backup fails (a dump cut short is no
  * backup of it). */
+/* Point rd at a buffer for size bytes (size < cap, so that a read of 0 says
+ * the end): its own, or a large one from the pool, waiting for one. */
+static int reader_take(struct arch *a, struct reader *rd, uint64_t size)
+{
+	if (size < SMALL_READ) {
+		if (!rd->small && !(rd->small = malloc(SMALL_READ)))
+			return cairn_err_set(-ENOMEM, "out of memory");
+		rd->buf = rd->small;
+		rd->cap = SMALL_READ;
+	} else {
+		if (!(rd->buf = bufpool_take(a->big)))
+			return cairn_err_set(-ENOMEM, "out of memory");
+		rd->cap = 2 * a->max_chunk;
+	}
+	return 0;
+}
+
+static void reader_give(struct arch *a, struct reader *rd)
+{
+	if (rd->buf != rd->small)
+		bufpool_give(a->big, rd->buf);
+	rd->buf = NULL;
+}
+
 static int read_stream(struct arch *a, struct reader *rd, struct file_ctx *f)
 {
 	set_current(a, "/", a->o->stdin_name);
 	f->fail_at = UINT64_MAX;
 	f->stream = true;
-	int r = chunk_range(a, rd, f, a->o->stdin_fd, 0, UINT64_MAX);
+	int r = reader_take(a, rd, UINT64_MAX);
+	if (r < 0)
+		return r;
+	r = chunk_range(a, rd, f, a->o->stdin_fd, 0, UINT64_MAX);
+	reader_give(a, rd);
 	if (r == -ECANCELED || stopping(a))
 		return atomic_load(&a->fatal);
 	if (r < 0)
@@ -830,6 +868,8 @@ static int read_file(struct arch *a, struct reader *rd, struct file_ctx *f)
 	if (before.st_size > (off_t)a->max_chunk)
 		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	uint64_t size = (uint64_t)before.st_size;
+	if ((r = reader_take(a, rd, size)) < 0)
+		return r;
 	/* The size stat gave, no more: the content then agrees with the recorded
 	 * size, and a file that grows faster than it is read cannot hold the backup
 	 * up forever ("changed while it was read" says so). */
@@ -837,6 +877,7 @@ static int read_file(struct arch *a, struct reader *rd, struct file_ctx *f)
 		r = read_sparse(a, rd, f, fd, size);
 	else
 		r = chunk_range(a, rd, f, fd, 0, size);
+	reader_give(a, rd);
 	if (r == -ECANCELED || stopping(a))
 		return atomic_load(&a->fatal);
 	if (r < 0) {
@@ -858,8 +899,6 @@ static int read_file(struct arch *a, struct reader *rd, struct file_ctx *f)
 
 static void run_file_job(struct arch *a, struct reader *rd, struct file_ctx *f)
 {
-	if (!rd->buf && !(rd->buf = malloc(rd->cap)))
-		set_fatal(a, cairn_err_set(-ENOMEM, "out of memory"));
 	if (!stopping(a)) {
 		int r = read_file(a, rd, f);
 		if (r < 0)
@@ -875,12 +914,26 @@ static void walk_dir(struct arch *a, struct reader *rd, struct dir *d);
 
 enum job_kind { JOB_CHUNK, JOB_FILE, JOB_DIR };
 
+/* A queued chunk is work for a core: no more of them are stored at once than
+ * there are CPUs, and the other workers read meanwhile (each chunk being
+ * stored holds its copy, compressed form and sealed form). */
+static bool chunk_ready(const struct arch *a)
+{
+	return a->chunks.count && a->chunks_running < a->ncpu;
+}
+
+static bool job_ready(const struct arch *a)
+{
+	return chunk_ready(a) || a->files.count || a->dirs.count;
+}
+
 /* Chunks first (they hold memory and finish files), then files, then directories
- * (listing them creates more work). */
+ * (listing them creates more work). Called with a job ready. */
 static enum job_kind pop_job(struct arch *a, void **job)
 {
-	if (a->chunks.count) {
+	if (chunk_ready(a)) {
 		*job = queue_pop(&a->chunks);
+		a->chunks_running++;
 		return JOB_CHUNK;
 	}
 	if (a->files.count) {
@@ -898,9 +951,9 @@ static void work(struct arch *a, struct reader *rd)
 	for (;;) {
 		void *job;
 		pthread_mutex_lock(&a->lock);
-		while (!a->chunks.count && !a->files.count && !a->dirs.count && !a->shutdown)
+		while (!job_ready(a) && !(a->shutdown && !a->chunks.count))
 			pthread_cond_wait(&a->work, &a->lock);
-		if (!a->chunks.count && !a->files.count && !a->dirs.count) {
+		if (!job_ready(a)) { /* shut down, and every chunk stored */
 			pthread_mutex_unlock(&a->lock);
 			return;
 		}
@@ -908,6 +961,11 @@ static void work(struct arch *a, struct reader *rd)
 		pthread_mutex_unlock(&a->lock);
 		if (kind == JOB_CHUNK) {
 			run_chunk_job(a, job);
+			pthread_mutex_lock(&a->lock);
+			a->chunks_running--;
+			if (a->chunks.count)
+				pthread_cond_signal(&a->work);
+			pthread_mutex_unlock(&a->lock);
 		} else if (kind == JOB_FILE) {
 			run_file_job(a, rd, job);
 		} else {
@@ -921,9 +979,9 @@ static void work(struct arch *a, struct reader *rd)
 static void *worker(void *arg)
 {
 	struct arch *a = arg;
-	struct reader rd = { .cap = 2 * a->max_chunk };
+	struct reader rd = { 0 };
 	work(a, &rd);
-	free(rd.buf);
+	free(rd.small);
 	return NULL;
 }
 
@@ -1427,19 +1485,23 @@ static void test_hooks(struct arch *a)
 }
 
 static int arch_init(struct arch *a, cairn_repo *repo, const struct archiver_opts *o,
-                     struct archiver_stats *st, int threads)
+                     struct archiver_stats *st)
 {
 	*a = (struct arch){ .repo = repo, .o = o, .st = st };
 	test_hooks(a);
 	a->max_chunk = cairn_chunker_params(cairn_repo_chunker(repo))->max;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	a->ncpu = ncpu > 0 ? (unsigned)ncpu : 1;
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_cond_init(&a->work, NULL);
 	pthread_cond_init(&a->room, NULL);
 	pthread_cond_init(&a->done, NULL);
 	pthread_mutex_init(&a->list_lock, NULL);
 	atomic_init(&a->fatal, 0);
+	/* Chunks wait for a core, not a disk: their queue follows the CPUs. */
 	if (queue_init(&a->files, FILE_QUEUE) < 0 || queue_init(&a->dirs, DIR_QUEUE) < 0 ||
-	    queue_init(&a->chunks, 2 * (size_t)threads + 2) < 0)
+	    queue_init(&a->chunks, 2 * (size_t)a->ncpu + 2) < 0 ||
+	    !(a->big = bufpool_new(2 * a->max_chunk, a->ncpu)))
 		return -ENOMEM;
 	return 0;
 }
@@ -1449,6 +1511,7 @@ static void arch_release(struct arch *a)
 	free(a->files.items);
 	free(a->dirs.items);
 	free(a->chunks.items);
+	bufpool_free(a->big);
 	pthread_mutex_destroy(&a->lock);
 	pthread_cond_destroy(&a->work);
 	pthread_cond_destroy(&a->room);
@@ -1500,7 +1563,7 @@ int archiver_run(cairn_repo *repo, const struct archiver_opts *o, struct archive
 
 	if (!tid)
 		return cairn_err_set(-ENOMEM, "out of memory");
-	r = arch_init(&a, repo, o, st, threads);
+	r = arch_init(&a, repo, o, st);
 	if (r >= 0)
 		r = sel_build(&sel, o->paths, o->npaths);
 	if (r >= 0)
@@ -1509,7 +1572,7 @@ int archiver_run(cairn_repo *repo, const struct archiver_opts *o, struct archive
 	bool scanning = r >= 0 && o->scan && cli_thread_create(&scanner, scan_thread, &sa) == 0;
 	if (r >= 0)
 		started = start_workers(&a, tid, threads);
-	struct reader rd = { .cap = 2 * a.max_chunk };
+	struct reader rd = { 0 };
 	if (r < 0 && top)
 		set_fatal(&a, r);
 	if (r >= 0 && o->stdin_name)
@@ -1525,7 +1588,7 @@ int archiver_run(cairn_repo *repo, const struct archiver_opts *o, struct archive
 		work(&a, &rd); /* help until the root tree is written */
 		wait_root(&a);
 	}
-	free(rd.buf);
+	free(rd.small);
 	for (int i = 0; i < started; i++)
 		pthread_join(tid[i], NULL);
 	if (scanning)

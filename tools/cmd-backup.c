@@ -16,6 +16,7 @@
 #include "filesfrom.h"
 #include "maint.h"
 #include "metrics.h"
+#include "prewalk.h"
 #include "progress.h"
 #include "cleanup.h"
 
@@ -462,6 +463,7 @@ int cmd_backup(int argc, char **argv)
 	_cleanup_repo_ cairn_repo *repo = NULL;
 	cairn_lock *lock = NULL;
 	struct filesfrom given = { 0 };
+	struct prewalk *pw = NULL;
 	char **paths = NULL;
 	size_t npaths = 0;
 	int first = 0, rc;
@@ -480,6 +482,8 @@ int cmd_backup(int argc, char **argv)
 	} else if (r >= 0) {
 		r = archiver_normalize_paths(given.v, given.n, &paths, &npaths);
 		r = refuse_nothing(r, npaths);
+		if (r >= 0)
+			pw = prewalk_start(paths, npaths);
 	}
 	if (r >= 0)
 		r = cli_open_repo(&repo, &ro);
@@ -504,6 +508,7 @@ int cmd_backup(int argc, char **argv)
 	snap.program_version = (char *)"cairn " CAIRN_VERSION;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	prewalk_stop(TAKE_PTR(pw));
 	struct progress *pg = progress_new(o.json, o.dry_run, o.list);
 	r = pg ? run_backup(repo, &o, paths, npaths, pg, &snap) : -ENOMEM;
 	if (pg) {
@@ -518,6 +523,7 @@ int cmd_backup(int argc, char **argv)
 	free(snap.hostname);
 	free(snap.username);
 out:
+	prewalk_stop(pw);
 	cairn_lock_release(lock);
 	for (size_t i = 0; i < npaths; i++)
 		free(paths[i]);

@@ -113,7 +113,9 @@ CAIRN_CACHE_DIR="$W/cache-1" "$CAIRN" check > "$O/check-k" 2>&1 ||
 # before it named them in an index file are named by the rerun.
 BIG2="$W/big2"
 mkdir -p "$BIG2"
-for i in $(seq 1 8); do head -c 1000000 /dev/urandom > "$BIG2/f$i"; done
+# 24 packs: the backup's workers upload several at once, and the kill after 3
+# must come well before the end.
+for i in $(seq 1 24); do head -c 1000000 /dev/urandom > "$BIG2/f$i"; done
 : > "$W/trace2"
 CAIRN_S3_TRACE="$W/trace2" CAIRN_CACHE_DIR="$W/cache-k3" "$CAIRN" backup --host killed2 "$BIG2" \
 	> /dev/null 2>&1 &

@@ -126,17 +126,29 @@ echo after > "$V/z-after"
 cat > "$W/fan.py" << 'PY'
 import ctypes, os, struct, sys
 libc = ctypes.CDLL(None, use_errno=True)
-FAN_CLASS_CONTENT, FAN_CLOEXEC, FAN_MARK_ADD, FAN_ALLOW = 4, 1, 1, 1
+FAN_CLASS_CONTENT, FAN_CLOEXEC, FAN_REPORT_TID, FAN_MARK_ADD, FAN_ALLOW = 4, 1, 0x100, 1, 1
 FAN_OPEN_PERM, FAN_ONDIR = 0x10000, 0x40000000
 libc.fanotify_mark.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_uint64, ctypes.c_int,
                                ctypes.c_char_p]
-fd = libc.fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, os.O_RDONLY | os.O_CLOEXEC)
+fd = libc.fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_REPORT_TID,
+                        os.O_RDONLY | os.O_CLOEXEC)
 if fd < 0 or libc.fanotify_mark(fd, FAN_MARK_ADD, FAN_OPEN_PERM | FAN_ONDIR, -100,
                                 sys.argv[1].encode()) < 0:
     sys.exit("fanotify: " + os.strerror(ctypes.get_errno()))
 open(sys.argv[3], "w").close()
-buf = os.read(fd, 4096)
-efd = struct.unpack_from("=IBBHQii", buf, 0)[5]
+# The walk's open, not the head start's (threads named cairn-prewalk, which
+# list the tree while the repository opens).
+while True:
+    buf = os.read(fd, 4096)
+    efd, tid = struct.unpack_from("=IBBHQii", buf, 0)[5:7]
+    try:
+        comm = open("/proc/%d/comm" % tid).read().strip()
+    except OSError:
+        comm = ""
+    if comm != "cairn-prewalk":
+        break
+    os.write(fd, struct.pack("=iI", efd, FAN_ALLOW))
+    os.close(efd)
 os.unlink(sys.argv[2])
 os.write(fd, struct.pack("=iI", efd, FAN_ALLOW))
 PY
