@@ -13,6 +13,9 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -62,6 +65,7 @@ struct cairn_s3 {
 struct cairn_s3_conn {
 	cairn_s3 *s;
 	CURL *curl;
+	curl_socket_t sock; /* of the connection last made, until closed; or -1 */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -188,6 +192,7 @@ int cairn_s3_conn_new(cairn_s3_conn **out, cairn_s3 *s)
 	if (!c)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	c->s = s;
+	c->sock = CURL_SOCKET_BAD;
 	if (!(c->curl = curl_easy_init())) {
 		free(c);
 		return cairn_err_set(-EIO, "cannot create a curl handle");
@@ -283,6 +288,7 @@ struct req {
 	uint64_t range_start;
 	bool have_range;
 	struct cairn_buf errbody;
+	const curl_socket_t *sock; /* its connection's, or CURL_SOCKET_BAD */
 };
 
 /* A GET of the bucket itself is a listing (ListObjectsV2, ListMultipartUploads...). */
@@ -395,6 +401,37 @@ static void header_value(char *out, size_t size, const char *v, size_t n)
 	out[n] = '\0';
 }
 
+/*
+ * At the end of a reply's headers, acknowledge them at once. A server that
+ * writes the body apart from the headers with Nagle's algorithm on (Ceph RGW
+ * does) holds the body until the headers are acknowledged, and Linux delays
+ * that ACK by up to 40 ms: each listing took 45 ms on loopback instead of 3.
+ * Setting TCP_QUICKACK sends an ACK that is due right away (tcp(7)).
+ */
+static void ack_now(const curl_socket_t *sock)
+{
+	int one = 1;
+	if (sock && *sock != CURL_SOCKET_BAD)
+		(void)setsockopt(*sock, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+}
+
+/* curl's CURLINFO_ACTIVESOCKET answers only for CONNECT_ONLY: the connection's
+ * socket is noted when made and forgotten when closed. */
+static int on_sockopt(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+	if (purpose == CURLSOCKTYPE_IPCXN)
+		((cairn_s3_conn *)arg)->sock = fd;
+	return CURL_SOCKOPT_OK;
+}
+
+static int on_closesocket(void *arg, curl_socket_t fd)
+{
+	cairn_s3_conn *c = arg;
+	if (c->sock == fd)
+		c->sock = CURL_SOCKET_BAD;
+	return close(fd);
+}
+
 static size_t on_header(char *line, size_t size, size_t n, void *arg)
 {
 	struct req *rq = arg;
@@ -402,7 +439,9 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
 	const char *v;
 	char buf[160];
 
-	if (len > 9 && strncmp(line, "HTTP/", 5) == 0) {
+	if (len == 2 && line[0] == '\r' && line[1] == '\n') {
+		ack_now(rq->sock);
+	} else if (len > 9 && strncmp(line, "HTTP/", 5) == 0) {
 		/* A new status line (after "100 Continue" too): forget earlier headers. */
 		const char *sp = memchr(line, ' ', len);
 		rq->status = sp ? strtol(sp + 1, NULL, 10) : 0;
@@ -565,6 +604,11 @@ static void set_options(cairn_s3_conn *c, struct req *rq, struct wire *w)
 	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, rq);
+	curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
+	curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, c);
+	curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, on_closesocket);
+	curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, c);
+	rq->sock = &c->sock;
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, rq);
 	if (c->s->cfg.ca_bundle[0])

@@ -167,8 +167,13 @@ diff "$O/snaps.before" "$O/snaps.after" > /dev/null || fail "a failed backup wro
 CAIRN_S3_TRACE="$T" CAIRN_S3_RETRIES=60 CAIRN_S3_RETRY_CAP_MS=500 \
 	"$CAIRN" backup --host h3 "$W/src-err" > "$O/outage.out" 2>&1 &
 pid=$!
-sleep 0.3
-kill -STOP "$pid" 2> /dev/null
+# Stopped after its first request (the repository's config, before the key's
+# derivation): every later one meets the outage.
+for _ in $(seq 1 500); do
+	[ -s "$T" ] && break
+	sleep 0.01
+done
+kill -STOP "$pid" || fail "the backup ended before the restart"
 rgw_gw_stop
 kill -CONT "$pid" 2> /dev/null
 sleep 1
