@@ -26,7 +26,10 @@ struct cairn_lock {
 	struct cairn_buf text; /* written again at each refresh (a new mtime) */
 	pthread_t thread;
 	bool thread_started;
-	bool placed; /* the object exists (ours to remove) */
+	bool placed;                    /* the object exists (ours to remove) */
+	struct cairn_lock_info *others; /* the other locks at the last look */
+	size_t nothers;
+	bool looked; /* others is that look's */
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
 	bool stop;      /* protected by mu */
@@ -340,13 +343,18 @@ static int conflict_error(const struct cairn_lock_info *o)
 	                     o->command, o->host, (long long)o->pid, since);
 }
 
-/* -EBUSY naming the first holder that conflicts with a lock of kind mine. */
-static int check_conflicts(cairn_storage *st, const char *own, int mine)
+/* -EBUSY naming the first holder that conflicts with a lock of kind mine. The
+ * other locks found are kept in l (cairn_lock_others). */
+static int check_conflicts(cairn_lock *l, int mine)
 {
-	_cleanup_free_ struct cairn_lock_info *v = NULL;
+	struct cairn_lock_info *v = NULL;
 	size_t n = 0;
-	int r = list_locks(st, own, &v, &n);
+	int r = list_locks(l->st, l->name, &v, &n);
 
+	free(l->others);
+	l->others = v;
+	l->nothers = n;
+	l->looked = r >= 0;
 	for (size_t i = 0; r >= 0 && i < n; i++)
 		if (conflicts(mine, &v[i]))
 			return conflict_error(&v[i]);
@@ -406,12 +414,12 @@ static int put_lock(cairn_lock *l)
 static int try_take(cairn_lock *l, int kind)
 {
 	int r;
-	if (kind != CAIRN_LOCK_MOUNT && (r = check_conflicts(l->st, l->name, kind)) < 0)
+	if (kind != CAIRN_LOCK_MOUNT && (r = check_conflicts(l, kind)) < 0)
 		return r;
 	if ((r = put_lock(l)) < 0)
 		return r;
 	l->placed = true;
-	if (kind != CAIRN_LOCK_MOUNT && (r = check_conflicts(l->st, l->name, kind)) < 0) {
+	if (kind != CAIRN_LOCK_MOUNT && (r = check_conflicts(l, kind)) < 0) {
 		withdraw(l);
 		l->placed = false;
 	}
@@ -505,6 +513,19 @@ const char *cairn_lock_name(const cairn_lock *l)
 	return l->name;
 }
 
+int cairn_lock_others(const cairn_lock *l, struct cairn_lock_info **out, size_t *n)
+{
+	if (!l->looked)
+		return list_locks(l->st, l->name, out, n);
+	*out = malloc((l->nothers ? l->nothers : 1) * sizeof(**out));
+	if (!*out)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	if (l->nothers)
+		memcpy(*out, l->others, l->nothers * sizeof(**out));
+	*n = l->nothers;
+	return 0;
+}
+
 int cairn_lock_refresh(cairn_lock *l)
 {
 	struct cairn_obj_info info;
@@ -541,6 +562,7 @@ void cairn_lock_release(cairn_lock *l)
 	if (l->placed)
 		withdraw(l);
 	cairn_buf_release(&l->text);
+	free(l->others);
 	pthread_cond_destroy(&l->cond);
 	pthread_mutex_destroy(&l->mu);
 	free(l);

@@ -79,6 +79,10 @@ puts=$(grep -o '"PUT":[0-9]*' "$O/b3.json" | cut -d: -f2)
 # Its PUTs: the lock and the snapshot (no pack, so no index file).
 [ "$puts" = 2 ] || fail "a no-change backup made $puts PUTs: $(cat "$O/b3.json")"
 [ $((total - 1)) -le 10 ] || fail "a no-change backup made $total requests: $(cat "$O/b3.json")"
+# Its LISTs: index files, snapshots, locks before and after its own is written
+# (the look for dead writers reuses the second), prune records.
+lists=$(grep -o '"LIST":[0-9]*' "$O/b3.json" | cut -d: -f2)
+[ "$lists" -le 5 ] || fail "a no-change backup made $lists LISTs: $(cat "$O/b3.json")"
 grep -q "^cairn_backup_requests{repo=\"$URL\",method=\"PUT\"} 2$" "$O/metrics.prom" ||
 	fail "the metrics lack the requests: $(grep requests "$O/metrics.prom")"
 sum=0

@@ -100,6 +100,41 @@ static void test_lock__shared_and_exclusive(void)
 	cairn_storage_close(repo);
 }
 
+/* The others a lock's acquire saw: every other lock then, not itself, and not
+ * one taken later; a mount lock, which takes no look, lists them when asked. */
+static void test_lock__others(void)
+{
+	cairn_storage *repo = open_st();
+	cairn_lock *a = NULL, *b = NULL, *m = NULL, *c = NULL;
+	struct cairn_lock_info *v = NULL;
+	size_t n = 99;
+
+	CHECK_OK(cairn_lock_acquire(&a, repo, CAIRN_LOCK_SHARED, "backup", 0));
+	CHECK_OK(cairn_lock_others(a, &v, &n));
+	CHECK_EQ(n, 0);
+	free(v);
+	CHECK_OK(cairn_lock_acquire(&b, repo, CAIRN_LOCK_SHARED, "check", 0));
+	CHECK_OK(cairn_lock_others(b, &v, &n));
+	CHECK_EQ(n, 1);
+	CHECK(strcmp(v[0].name, cairn_lock_name(a)) == 0 && strcmp(v[0].command, "backup") == 0);
+	free(v);
+	CHECK_OK(cairn_lock_others(a, &v, &n)); /* as a's acquire saw them */
+	CHECK_EQ(n, 0);
+	free(v);
+	CHECK_OK(cairn_lock_acquire(&m, repo, CAIRN_LOCK_MOUNT, "mount", 0));
+	CHECK_OK(cairn_lock_acquire(&c, repo, CAIRN_LOCK_SHARED, "copy", 0));
+	CHECK_OK(cairn_lock_others(m, &v, &n)); /* now: a, b and c */
+	CHECK_EQ(n, 3);
+	for (size_t i = 0; i < n; i++)
+		CHECK(strcmp(v[i].name, cairn_lock_name(m)) != 0);
+	free(v);
+	cairn_lock_release(c);
+	cairn_lock_release(m);
+	cairn_lock_release(b);
+	cairn_lock_release(a);
+	cairn_storage_close(repo);
+}
+
 static void test_lock__prune_runs_beside_backups(void)
 {
 	cairn_storage *repo = open_st();
@@ -428,6 +463,7 @@ static void test_lock__bad_arguments(void)
 int main(void)
 {
 	RUN(test_lock__shared_and_exclusive);
+	RUN(test_lock__others);
 	RUN(test_lock__mount_conflicts_with_nothing);
 	RUN(test_lock__file_format);
 	RUN(test_lock__dead_pid_is_ignored);

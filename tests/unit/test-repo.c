@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Repository: init/open, keys, the threaded blob write path, reads and index rebuild. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -36,6 +37,34 @@ static cairn_repo *make_repo(uint32_t pack_size)
 	CHECK_OK(cairn_repo_init(repo_path, PW, strlen(PW), &o));
 	CHECK_OK(cairn_repo_open(&repo, repo_path, PW, strlen(PW), &ro));
 	return repo;
+}
+
+/* Recovery removes a temp pack only when no other writer lives, judged by a
+ * look at locks/ after it listed tmp/: a writer whose lock came after the
+ * caller's (so the caller's own look missed it) keeps its temp pack. */
+static void test_repo__recover_keeps_live_temps(void)
+{
+	cairn_repo *repo = make_repo(0);
+	cairn_storage *st = cairn_repo_storage(repo);
+	cairn_lock *own = NULL, *other = NULL;
+	struct cairn_recover_stats rs;
+	char tmp[PATH_MAX];
+
+	CHECK_OK(cairn_lock_acquire(&own, st, CAIRN_LOCK_SHARED, "backup", 0));
+	CHECK_OK(cairn_lock_acquire(&other, st, CAIRN_LOCK_SHARED, "backup", 0));
+	snprintf(tmp, sizeof(tmp), "%s/pack.tmp.other", cairn_storage_tmp_dir(st));
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0);
+	close(fd);
+	CHECK_OK(cairn_repo_recover(repo, own, &rs));
+	CHECK_EQ(rs.temps_removed, 0);
+	CHECK_EQ(access(tmp, F_OK), 0);
+	cairn_lock_release(other);
+	CHECK_OK(cairn_repo_recover(repo, own, &rs));
+	CHECK_EQ(rs.temps_removed, 1);
+	CHECK(access(tmp, F_OK) < 0);
+	cairn_lock_release(own);
+	cairn_repo_close(repo);
 }
 
 static void test_repo__init_open(void)
@@ -1046,6 +1075,7 @@ static void test_repo__rebuild_warns(void)
 int main(void)
 {
 	RUN(test_repo__init_open);
+	RUN(test_repo__recover_keeps_live_temps);
 	RUN(test_repo__bad_init_options);
 	RUN(test_repo__keys);
 	RUN(test_repo__threaded_put_get_rebuild);

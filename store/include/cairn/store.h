@@ -586,6 +586,11 @@ int cairn_lock_acquire(cairn_lock **out, cairn_storage *st, int kind, const char
                        unsigned wait_seconds);
 /* The lock's object name. Borrowed. */
 const char *cairn_lock_name(const cairn_lock *l);
+/* The other locks (not l) as the last look of cairn_lock_acquire found them,
+ * right after l was written, sorted as cairn_lock_list sorts: a writer that
+ * looks for dead writers next spares a listing. A mount lock, which takes no
+ * look, lists them now. Caller frees *out. Storage errors, -ENOMEM. */
+int cairn_lock_others(const cairn_lock *l, struct cairn_lock_info **out, size_t *n);
 /* Refresh now, and check that this holder still has its lock: -ENOENT when the
  * object was removed (`cairn unlock --all`) or not written for half the stale
  * period (others may take it for expired): the caller must stop before its
