@@ -36,7 +36,7 @@
 #define EXTENT_BLOCK 256
 /* Workers wait on reads as well as compute: at least this many keep a disk's
  * queue busy while the cores work (a cold first backup on 2 cores took 2.3 s
- * with 8 workers, 3.4 to 4.8 s with 2; bench/README §2), and twice the CPUs
+ * with 8 workers, 3.4 to 4.8 s with 2; bench/README §3), and twice the CPUs
  * beyond that, at most MAX_WORKERS. */
 #define MIN_WORKERS 8
 #define MAX_WORKERS 64
@@ -796,10 +796,6 @@ static void set_current(struct arch *a, const char *dir, const char *name)
 	pthread_mutex_unlock(&a->st->lock);
 }
 
-/* Read one file into f. Entry-level problems are warnings; returns < 0 only for
- * failures that stop the backup. */
-/* --stdin: the stream to its end, or the backup fails (a dump cut short is no
- * backup of it). */
 /* Point rd at a buffer for size bytes (size < cap, so that a read of 0 says
  * the end): its own, or a large one from the pool, waiting for one. */
 static int reader_take(struct arch *a, struct reader *rd, uint64_t size)
@@ -824,6 +820,8 @@ static void reader_give(struct arch *a, struct reader *rd)
 	rd->buf = NULL;
 }
 
+/* --stdin: the stream to its end, or the backup fails (a dump cut short is no
+ * backup of it). */
 static int read_stream(struct arch *a, struct reader *rd, struct file_ctx *f)
 {
 	set_current(a, "/", a->o->stdin_name);
@@ -841,6 +839,8 @@ static int read_stream(struct arch *a, struct reader *rd, struct file_ctx *f)
 	return 0;
 }
 
+/* Read one file into f. Entry-level problems are warnings; returns < 0 only for
+ * failures that stop the backup. */
 static int read_file(struct arch *a, struct reader *rd, struct file_ctx *f)
 {
 	struct entry *e = &f->dir->entries[f->slot];
