@@ -172,7 +172,11 @@ rgw_start() {
 		fi
 		# boot.log traces each step (set -x): its last lines name the one that
 		# failed; each attempt's, as the next one starts afresh.
-		why+="attempt $attempt: $(grep . "$RGW_DIR/log/boot.log" | tail -2 | tr '\n' ' ')"$'\n'
+		why+="attempt $attempt: $(grep . "$RGW_DIR/log/boot.log" | tail -2 | tr '\n' ' ')"
+		# Who listens on the monitor's port: an OSD that met another cluster's
+		# monitor there fails with "wrong fsid" (seen in CI, cause unknown).
+		why+=" [mon port $RGW_MON_PORT: $(ss -Htlnp "sport = :$RGW_MON_PORT" 2>/dev/null |
+			grep -o 'pid=[0-9]*' | tr '\n' ' ')ours pid=$(cat "$RGW_DIR/run/mon.a.pid" 2>/dev/null)]"$'\n'
 		[ "$attempt" = 3 ] || rgw_stop
 	done
 	if [ "$ok" = 0 ]; then
