@@ -176,7 +176,9 @@ rgw_start() {
 		# Who listens on the monitor's port: an OSD that met another cluster's
 		# monitor there fails with "wrong fsid" (seen in CI, cause unknown).
 		why+=" [mon port $RGW_MON_PORT: $(ss -Htlnp "sport = :$RGW_MON_PORT" 2>/dev/null |
-			grep -o 'pid=[0-9]*' | tr '\n' ' ')ours pid=$(cat "$RGW_DIR/run/mon.a.pid" 2>/dev/null)]"$'\n'
+			grep -o 'pid=[0-9]*' | tr '\n' ' ')ours pid=$(cat "$RGW_DIR/run/mon.a.pid" 2>/dev/null)]"
+		# and the two fsids the monitor compared, when it refused a command
+		why+=" $(grep -ho 'handle_command on fsid .*' "$RGW_DIR"/log/mon.a.log 2>/dev/null | sed -n 1p)"$'\n'
 		[ "$attempt" = 3 ] || rgw_stop
 	done
 	if [ "$ok" = 0 ]; then
