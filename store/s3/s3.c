@@ -405,7 +405,7 @@ static void header_value(char *out, size_t size, const char *v, size_t n)
  * At the end of a reply's headers, acknowledge them at once. A server that
  * writes the body apart from the headers with Nagle's algorithm on (Ceph RGW
  * does) holds the body until the headers are acknowledged, and Linux delays
- * that ACK by up to 40 ms: each listing took 45 ms on loopback instead of 3.
+ * that ACK by up to 40 ms: each listing took 45 ms on loopback instead of 5.
  * Setting TCP_QUICKACK sends an ACK that is due right away (tcp(7)).
  */
 static void ack_now(const curl_socket_t *sock)
