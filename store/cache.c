@@ -427,7 +427,8 @@ static void land(cairn_cache *c, struct flight *f)
 }
 
 /* Blocks b.. that are missing, as one GET: those the request needs, then (read
- * ahead) more up to FETCH_MIN. *end_out gets the last block fetched. */
+ * ahead) more up to FETCH_MIN, and the pack's last blocks when fewer than that
+ * would be left. *end_out gets the last block fetched. */
 static int fetch_run(cairn_cache *c, const char *sub, const struct cairn_id *pack, uint64_t size,
                      uint64_t b, uint64_t last, uint8_t *buf, uint64_t off, size_t len,
                      uint64_t *end_out)
@@ -438,6 +439,9 @@ static int fetch_run(cairn_cache *c, const char *sub, const struct cairn_id *pac
 	char path[PATH_MAX];
 	if (ahead < last)
 		ahead = last;
+	/* A rest shorter than a fetch comes too: it would be a GET of its own. */
+	if (ahead + FETCH_MIN / BLOCK_SIZE >= nblocks)
+		ahead = nblocks - 1;
 	while (e + 1 < nblocks && e + 1 <= ahead &&
 	       block_path(c, sub, pack, e + 1, path, sizeof(path)) >= 0 &&
 	       !have_block(path, block_len(size, e + 1)))

@@ -17,6 +17,7 @@
 #define WINDOW_MAX (256ull << 20)
 #define WINDOW_MIN (1ull << 20)
 #define WORKERS_MAX 16
+#define OPEN_RUNS 16 /* ranges the walker builds at once */
 
 struct range {
 	struct cairn_id pack;
@@ -36,8 +37,12 @@ struct cairn_prefetch {
 	struct range q[QUEUE]; /* protected by mu */
 	size_t head, count;    /* protected by mu */
 	bool walked, stop;     /* protected by mu */
-	struct range run;      /* the walker's range being built */
-	uint64_t walked_bytes; /* the walker's: data bytes of the ranges queued */
+	/* The walker's ranges being built, oldest first, one per pack: a parallel
+	 * backup interleaves its packs in tree order, and a range closed at each
+	 * change of pack would be a GET of a few blobs. */
+	struct range runs[OPEN_RUNS];
+	size_t nruns;
+	uint64_t walked_bytes; /* the walker's: data bytes of the ranges built */
 };
 
 static bool stopping(struct cairn_prefetch *pf)
@@ -48,11 +53,12 @@ static bool stopping(struct cairn_prefetch *pf)
 	return s;
 }
 
-/* Queue the range built so far, once the reader is near enough. */
-static void push_run(struct cairn_prefetch *pf)
+/* Queue open range i, once the reader is near enough. */
+static void push_run(struct cairn_prefetch *pf, size_t i)
 {
-	if (pf->run.len == 0)
-		return;
+	struct range run = pf->runs[i];
+	memmove(&pf->runs[i], &pf->runs[i + 1], (pf->nruns - i - 1) * sizeof(run));
+	pf->nruns--;
 	pthread_mutex_lock(&pf->mu);
 	while (!pf->stop && (pf->count == QUEUE ||
 	                     pf->walked_bytes > atomic_load(&pf->repo->data_read) + pf->window)) {
@@ -67,33 +73,42 @@ static void push_run(struct cairn_prefetch *pf)
 		pthread_cond_timedwait(&pf->cond, &pf->mu, &ts);
 	}
 	if (!pf->stop) {
-		pf->q[(pf->head + pf->count) % QUEUE] = pf->run;
+		pf->q[(pf->head + pf->count) % QUEUE] = run;
 		pf->count++;
 		pthread_cond_broadcast(&pf->cond);
 	}
 	pthread_mutex_unlock(&pf->mu);
-	pf->run.len = 0;
 }
 
-/* Add one blob's place to the range being built, or start another. */
+/* Add one blob's place to its pack's open range, or open another. */
 static void want(struct cairn_prefetch *pf, const struct cairn_id *blob)
 {
 	struct cairn_loc loc;
 	uint64_t size;
-	struct range *r = &pf->run;
 	if (cairn_repo__lookup_cached(pf->repo, blob, &loc) < 0 || loc.type != CAIRN_BLOB_DATA)
 		return; /* the reader will say what is wrong */
 	uint64_t end = (uint64_t)loc.offset + loc.stored_len;
-	if (r->len && memcmp(&r->pack, &loc.pack, sizeof(loc.pack)) == 0 && loc.offset >= r->off &&
-	    end - r->off <= RUN_MAX) {
-		if (end > r->off + r->len)
-			r->len = end - r->off;
-	} else {
-		push_run(pf);
-		if (cairn_index__has_pack(pf->repo->index, &loc.pack, &size) <= 0)
+	for (size_t i = 0; i < pf->nruns; i++) {
+		struct range *r = &pf->runs[i];
+		if (memcmp(&r->pack, &loc.pack, sizeof(loc.pack)) != 0)
+			continue;
+		/* Blobs of a pack come out of tree order: parallel workers wrote it. */
+		uint64_t lo = loc.offset < r->off ? loc.offset : r->off;
+		uint64_t hi = end > r->off + r->len ? end : r->off + r->len;
+		if (hi - lo <= RUN_MAX) {
+			r->off = lo;
+			r->len = hi - lo;
+			pf->walked_bytes += loc.stored_len;
 			return;
-		*r = (struct range){ loc.pack, size, loc.offset, loc.stored_len };
+		}
+		push_run(pf, i); /* too far from it: a range of its own */
+		break;
 	}
+	if (pf->nruns == OPEN_RUNS)
+		push_run(pf, 0);
+	if (cairn_index__has_pack(pf->repo->index, &loc.pack, &size) <= 0)
+		return;
+	pf->runs[pf->nruns++] = (struct range){ loc.pack, size, loc.offset, loc.stored_len };
 	pf->walked_bytes += loc.stored_len;
 }
 
@@ -118,7 +133,8 @@ static void *walker(void *arg)
 {
 	struct cairn_prefetch *pf = arg;
 	walk(pf, &pf->root);
-	push_run(pf);
+	while (pf->nruns)
+		push_run(pf, 0);
 	pthread_mutex_lock(&pf->mu);
 	pf->walked = true;
 	pthread_cond_broadcast(&pf->cond);

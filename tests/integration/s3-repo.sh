@@ -104,6 +104,33 @@ diff "$O/snaps.before" "$O/snaps" || fail "other snapshots once the cache went"
 [ "$(json_field "$O/b5.json" bytes_uploaded)" -lt 100000 ] ||
 	fail "a backup after the cache went stored data again: $(cat "$O/b5.json")"
 
+# ---- a cold restore reads each pack in few GETs ------------------------------
+# Parallel workers interleave files in several packs, and write each pack out of
+# tree order: the read ahead gathers a pack's blobs into one range anyway. At
+# most 3 GETs a pack: a reader's first piece, the range, and a piece cut off by
+# a block another thread fetches. (A range for each run of blobs in tree order,
+# in 4 MiB pieces, made 31 to 33 GETs of these 7 packs; now 9 to 12.)
+BIG="$W/big"
+for d in $(seq 1 24); do
+	mkdir -p "$BIG/d$d"
+	for i in $(seq 1 50); do head -c $((40000 + i * 1500)) /dev/urandom > "$BIG/d$d/f$i"; done
+done
+export CAIRN_CACHE_DIR="$W/cache-big"
+"$CAIRN" -r "s3://$B/big" init -q --kdf-log2n 10 --chunk-size 64K/128K/512K --pack-size 16M ||
+	fail "init of the second repository"
+"$CAIRN" -r "s3://$B/big" backup -q "$BIG" || fail "backup of 100 MB"
+npacks=$("${AWS[@]}" s3 ls --recursive "s3://$B/big/packs/" | grep -c .)
+[ "$npacks" -ge 6 ] || fail "the backup made $npacks packs, not 6 or more"
+rm -rf "$W/cache-big" "$O/big"
+CAIRN_S3_TRACE="$O/big.trace" "$CAIRN" -r "s3://$B/big" restore -q latest --target "$O/big" ||
+	fail "cold restore of 100 MB"
+[ "$(tree_sum "$O/big$BIG")" = "$(tree_sum "$BIG")" ] || fail "the cold restore differs"
+gets=$(grep -c '^GET /[^?]*/packs/' "$O/big.trace")
+echo "cold restore: $gets GETs of $npacks packs"
+[ "$gets" -le $((3 * npacks)) ] || fail "a cold restore of $npacks packs made $gets GETs of them"
+rm -rf "$BIG" "$O/big"
+export CAIRN_CACHE_DIR="$W/cache-a"
+
 # ---- locks: a dead host's lock expires, a live holder's is refreshed -------
 export CAIRN_TEST_LOCK_STALE_SECONDS=6
 printf 'cairn-lock 1\nkind = exclusive\ncommand = sync\nhost = gone-host\npid = 4242\nstart = %s\n' \
