@@ -48,6 +48,9 @@ export CAIRN_REPO="s3://cairn/repo"
 RESTIC=(restic -r "s3:$AWS_ENDPOINT_URL/restic/repo")
 "$CAIRN" init -q
 "${RESTIC[@]}" init -q
+# init calibrates scrypt's N to the first power of two whose derivation takes 100
+# ms or more, and the no-change backup pays one derivation: say which N it got.
+echo "cairn's key: scrypt $("$CAIRN" key list | grep -o 'N=2^[0-9]*')"
 
 # usage_total: "bucket operation ops" for every bucket and operation so far.
 usage_total() {
