@@ -27,6 +27,7 @@
 #define TAIL_GUESS (64u << 10) /* first guess at the size of a pack's header + trailer */
 #define TAIL_HDR 16            /* tails/ file: u64 pack size, the pack's first 8 bytes */
 #define PACK_MAX (8ull << 30)
+#define PLANS 16 /* ranges the read ahead announces at once (store/prefetch.c) */
 
 /* Block files opened lately: consecutive blobs mostly lie in one block, and
  * opening its file by its long path cost more than reading the blob. */
@@ -53,6 +54,10 @@ struct cairn_cache {
 	pthread_mutex_t fly_lock;
 	pthread_cond_t landed;
 	struct flight *flying; /* protected by fly_lock */
+	struct plan {
+		struct cairn_id pack;
+		uint64_t first, last; /* blocks; last < first: a free slot */
+	} plans[PLANS];               /* protected by fly_lock */
 };
 
 struct flight {
@@ -375,10 +380,15 @@ static int get_range(cairn_cache *c, const struct cairn_id *pack, uint64_t off, 
 
 /* ---- fetches in flight ----------------------------------------------------- */
 
+static bool same_pack(const struct cairn_id *a, const struct cairn_id *b)
+{
+	return memcmp(a->b, b->b, CAIRN_ID_SIZE) == 0;
+}
+
 static bool flying(const cairn_cache *c, const struct cairn_id *pack, uint64_t b)
 {
 	for (const struct flight *f = c->flying; f; f = f->next)
-		if (b >= f->first && b <= f->last && memcmp(f->pack.b, pack->b, CAIRN_ID_SIZE) == 0)
+		if (b >= f->first && b <= f->last && same_pack(&f->pack, pack))
 			return true;
 	return false;
 }
@@ -426,9 +436,64 @@ static void land(cairn_cache *c, struct flight *f)
 	pthread_mutex_unlock(&c->fly_lock);
 }
 
+/* ---- ranges the read ahead will fetch -------------------------------------- */
+
+static bool plan_free(const struct plan *p)
+{
+	return p->last < p->first;
+}
+
+void cairn_cache__plan(cairn_cache *c, const struct cairn_id *pack, uint64_t off, uint64_t len)
+{
+	struct plan *slot = NULL;
+	if (!len)
+		return;
+	pthread_mutex_lock(&c->fly_lock);
+	for (size_t i = 0; i < PLANS; i++) {
+		struct plan *p = &c->plans[i];
+		if (!plan_free(p) && same_pack(&p->pack, pack)) {
+			slot = p;
+			break;
+		}
+		if (plan_free(p) && !slot)
+			slot = p;
+	}
+	if (slot) /* else the table is full: a reader fetches 4 MiB, as without it */
+		*slot = (struct plan){ *pack, off / BLOCK_SIZE, (off + len - 1) / BLOCK_SIZE };
+	pthread_mutex_unlock(&c->fly_lock);
+}
+
+void cairn_cache__unplan(cairn_cache *c, const struct cairn_id *pack, uint64_t off, uint64_t len)
+{
+	pthread_mutex_lock(&c->fly_lock);
+	for (size_t i = 0; i < PLANS; i++) {
+		struct plan *p = &c->plans[i];
+		if (!pack ||
+		    (!plan_free(p) && same_pack(&p->pack, pack) && p->first == off / BLOCK_SIZE &&
+		     p->last == (off + len - 1) / BLOCK_SIZE))
+			*p = (struct plan){ .first = 1 };
+	}
+	pthread_mutex_unlock(&c->fly_lock);
+}
+
+/* The last block of the planned range that holds block b of pack, or b. */
+static uint64_t planned_end(cairn_cache *c, const struct cairn_id *pack, uint64_t b)
+{
+	uint64_t end = b;
+	pthread_mutex_lock(&c->fly_lock);
+	for (size_t i = 0; i < PLANS; i++) {
+		const struct plan *p = &c->plans[i];
+		if (b >= p->first && b <= p->last && p->last > end && same_pack(&p->pack, pack))
+			end = p->last;
+	}
+	pthread_mutex_unlock(&c->fly_lock);
+	return end;
+}
+
 /* Blocks b.. that are missing, as one GET: those the request needs, then (read
- * ahead) more up to FETCH_MIN, and the pack's last blocks when fewer than that
- * would be left. *end_out gets the last block fetched. */
+ * ahead) more up to FETCH_MIN or to the end of a planned range, and the pack's
+ * last blocks when fewer than FETCH_MIN would be left. *end_out gets the last
+ * block fetched. */
 static int fetch_run(cairn_cache *c, const char *sub, const struct cairn_id *pack, uint64_t size,
                      uint64_t b, uint64_t last, uint8_t *buf, uint64_t off, size_t len,
                      uint64_t *end_out)
@@ -439,6 +504,9 @@ static int fetch_run(cairn_cache *c, const char *sub, const struct cairn_id *pac
 	char path[PATH_MAX];
 	if (ahead < last)
 		ahead = last;
+	uint64_t planned = planned_end(c, pack, b);
+	if (ahead < planned)
+		ahead = planned;
 	/* A rest shorter than a fetch comes too: it would be a GET of its own. */
 	if (ahead + FETCH_MIN / BLOCK_SIZE >= nblocks)
 		ahead = nblocks - 1;
@@ -701,6 +769,7 @@ int cairn_cache__open(cairn_cache **out, cairn_storage *st, uint64_t budget)
 	pthread_cond_init(&c->landed, NULL);
 	for (size_t i = 0; i < OPEN_BLOCKS; i++)
 		c->open[i].fd = -1;
+	cairn_cache__unplan(c, NULL, 0, 0);
 	const char *dir = cairn_storage_state_dir(st);
 	if (strlen(dir) >= sizeof(c->dir)) {
 		cairn_cache__close(c);

@@ -49,6 +49,13 @@ int cairn_cache__pread(cairn_cache *c, const struct cairn_id *pack, uint64_t siz
  * it. -EBADMSG past the end, storage errors. */
 int cairn_cache__fetch(cairn_cache *c, const struct cairn_id *pack, uint64_t size, uint64_t off,
                        uint64_t len);
+/* The read ahead will fetch [off, off + len) of a pack (one range a pack, the
+ * last one given): a reader that must fetch one of its blocks first takes the
+ * rest of the range along, in the same GET. */
+void cairn_cache__plan(cairn_cache *c, const struct cairn_id *pack, uint64_t off, uint64_t len);
+/* Forget that range of the pack, fetched now, unless another replaced it; a
+ * NULL pack forgets every range. */
+void cairn_cache__unplan(cairn_cache *c, const struct cairn_id *pack, uint64_t off, uint64_t len);
 /* What was read from [off, off + len) failed its authentication: drop it.
  * Returns how many cached files were dropped. */
 int cairn_cache__invalidate(cairn_cache *c, const struct cairn_id *pack, int type, uint64_t off,

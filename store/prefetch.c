@@ -98,6 +98,7 @@ static void want(struct cairn_prefetch *pf, const struct cairn_id *blob)
 		if (hi - lo <= RUN_MAX) {
 			r->off = lo;
 			r->len = hi - lo;
+			cairn_cache__plan(pf->repo->cache, &r->pack, r->off, r->len);
 			pf->walked_bytes += loc.stored_len;
 			return;
 		}
@@ -109,6 +110,7 @@ static void want(struct cairn_prefetch *pf, const struct cairn_id *blob)
 	if (cairn_index__has_pack(pf->repo->index, &loc.pack, &size) <= 0)
 		return;
 	pf->runs[pf->nruns++] = (struct range){ loc.pack, size, loc.offset, loc.stored_len };
+	cairn_cache__plan(pf->repo->cache, &loc.pack, loc.offset, loc.stored_len);
 	pf->walked_bytes += loc.stored_len;
 }
 
@@ -161,6 +163,7 @@ static void *worker(void *arg)
 		/* A failure is the reader's to meet and report. */
 		if (cairn_cache__fetch(pf->repo->cache, &r.pack, r.size, r.off, r.len) < 0)
 			log_debug("read ahead: %s", cairn_err_msg());
+		cairn_cache__unplan(pf->repo->cache, &r.pack, r.off, r.len);
 	}
 }
 
@@ -205,6 +208,7 @@ void cairn_prefetch_stop(cairn_prefetch *pf)
 		pthread_join(pf->walker, NULL);
 	for (unsigned i = 0; i < pf->nworkers; i++)
 		pthread_join(pf->workers[i], NULL);
+	cairn_cache__unplan(pf->repo->cache, NULL, 0, 0); /* ranges never fetched */
 	pthread_mutex_destroy(&pf->mu);
 	pthread_cond_destroy(&pf->cond);
 	free(pf);
