@@ -182,7 +182,7 @@ static bool same_block(const struct open_block *o, const struct cairn_id *pack, 
                        bool meta)
 {
 	return o->fd >= 0 && o->block == block && o->meta == meta &&
-	       memcmp(o->pack.b, pack->b, CAIRN_ID_SIZE) == 0;
+	       cairn_id_cmp(&o->pack, pack) == 0;
 }
 
 /* A descriptor of its own (to close) for a block file opened lately, or -1. */
@@ -221,7 +221,7 @@ static void open_forget(cairn_cache *c, const struct cairn_id *pack)
 {
 	pthread_mutex_lock(&c->open_lock);
 	for (size_t i = 0; i < OPEN_BLOCKS; i++)
-		if (c->open[i].fd >= 0 && memcmp(c->open[i].pack.b, pack->b, CAIRN_ID_SIZE) == 0) {
+		if (c->open[i].fd >= 0 && cairn_id_cmp(&c->open[i].pack, pack) == 0) {
 			close(c->open[i].fd);
 			c->open[i].fd = -1;
 		}
@@ -380,15 +380,10 @@ static int get_range(cairn_cache *c, const struct cairn_id *pack, uint64_t off, 
 
 /* ---- fetches in flight ----------------------------------------------------- */
 
-static bool same_pack(const struct cairn_id *a, const struct cairn_id *b)
-{
-	return memcmp(a->b, b->b, CAIRN_ID_SIZE) == 0;
-}
-
 static bool flying(const cairn_cache *c, const struct cairn_id *pack, uint64_t b)
 {
 	for (const struct flight *f = c->flying; f; f = f->next)
-		if (b >= f->first && b <= f->last && same_pack(&f->pack, pack))
+		if (b >= f->first && b <= f->last && cairn_id_cmp(&f->pack, pack) == 0)
 			return true;
 	return false;
 }
@@ -451,7 +446,7 @@ void cairn_cache__plan(cairn_cache *c, const struct cairn_id *pack, uint64_t off
 	pthread_mutex_lock(&c->fly_lock);
 	for (size_t i = 0; i < PLANS; i++) {
 		struct plan *p = &c->plans[i];
-		if (!plan_free(p) && same_pack(&p->pack, pack)) {
+		if (!plan_free(p) && cairn_id_cmp(&p->pack, pack) == 0) {
 			slot = p;
 			break;
 		}
@@ -469,8 +464,8 @@ void cairn_cache__unplan(cairn_cache *c, const struct cairn_id *pack, uint64_t o
 	for (size_t i = 0; i < PLANS; i++) {
 		struct plan *p = &c->plans[i];
 		if (!pack ||
-		    (!plan_free(p) && same_pack(&p->pack, pack) && p->first == off / BLOCK_SIZE &&
-		     p->last == (off + len - 1) / BLOCK_SIZE))
+		    (!plan_free(p) && cairn_id_cmp(&p->pack, pack) == 0 &&
+		     p->first == off / BLOCK_SIZE && p->last == (off + len - 1) / BLOCK_SIZE))
 			*p = (struct plan){ .first = 1 };
 	}
 	pthread_mutex_unlock(&c->fly_lock);
@@ -483,7 +478,8 @@ static uint64_t planned_end(cairn_cache *c, const struct cairn_id *pack, uint64_
 	pthread_mutex_lock(&c->fly_lock);
 	for (size_t i = 0; i < PLANS; i++) {
 		const struct plan *p = &c->plans[i];
-		if (b >= p->first && b <= p->last && p->last > end && same_pack(&p->pack, pack))
+		if (b >= p->first && b <= p->last && p->last > end &&
+		    cairn_id_cmp(&p->pack, pack) == 0)
 			end = p->last;
 	}
 	pthread_mutex_unlock(&c->fly_lock);

@@ -90,7 +90,7 @@ static void want(struct cairn_prefetch *pf, const struct cairn_id *blob)
 	uint64_t end = (uint64_t)loc.offset + loc.stored_len;
 	for (size_t i = 0; i < pf->nruns; i++) {
 		struct range *r = &pf->runs[i];
-		if (memcmp(&r->pack, &loc.pack, sizeof(loc.pack)) != 0)
+		if (cairn_id_cmp(&r->pack, &loc.pack) != 0)
 			continue;
 		/* Blobs of a pack come out of tree order: parallel workers wrote it. */
 		uint64_t lo = loc.offset < r->off ? loc.offset : r->off;
