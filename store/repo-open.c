@@ -91,16 +91,16 @@ static int reset_cache(cairn_repo *repo)
 }
 
 /* The config of a remote storage: the cached copy when the storage has the same
- * (one HEAD), else fetched. Unreachable with a cached copy: the cache is used as
- * it is, read-only (docs/S3.md §5, offline). */
+ * (one HEAD), else fetched (with nothing cached, at once). Unreachable with a
+ * cached copy: the cache is used as it is, read-only (docs/S3.md §5, offline). */
 static int read_remote_config(cairn_repo *repo, struct cairn_buf *text)
 {
 	_cleanup_buf_ struct cairn_buf mine = CAIRN_BUF_INIT;
-	struct cairn_obj_info info;
+	struct cairn_obj_info info = { 0 };
 	bool cached =
 	        cairn_cache__has(repo->cache, CAIRN_OBJ_CONFIG, "") &&
 	        cairn_cache__get(repo->cache, CAIRN_OBJ_CONFIG, "", CAIRN_CONFIG_MAX, &mine) >= 0;
-	int r = cairn_storage_stat(repo->st, CAIRN_OBJ_CONFIG, "", &info);
+	int r = cached ? cairn_storage_stat(repo->st, CAIRN_OBJ_CONFIG, "", &info) : 0;
 
 	if ((r == -EIO || r == -ETIMEDOUT) && cached && repo->read_only) {
 		cairn_repo__warn(repo, "cannot reach %s (%s): using the cached copy",

@@ -644,12 +644,16 @@ static int rewind_req(struct req *rq)
 static void trace(const cairn_s3 *s, const struct req *rq, const struct wire *w, CURLcode cc)
 {
 	char line[1200];
+	const char *range = "";
 	if (s->trace_fd < 0)
 		return;
-	int n = snprintf(line, sizeof(line), "%s %s%s%.600s %ld%s\n", rq->method,
+	for (size_t i = 0; i < rq->nhdr; i++)
+		if (strcmp(rq->hdr[i].name, "Range") == 0)
+			range = rq->hdr[i].value;
+	int n = snprintf(line, sizeof(line), "%s %s%s%.600s %ld%s%s%s\n", rq->method,
 	                 (const char *)w->path.data, w->query.len > 1 ? "?" : "",
 	                 (const char *)w->query.data, rq->status,
-	                 cc == CURLE_OK ? "" : " transport-error");
+	                 cc == CURLE_OK ? "" : " transport-error", *range ? " " : "", range);
 	if (n > 0 &&
 	    write(s->trace_fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0)
 		log_debug("cannot write the S3 trace: %s", strerror(errno));
