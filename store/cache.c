@@ -27,7 +27,10 @@
 #define TAIL_GUESS (64u << 10) /* first guess at the size of a pack's header + trailer */
 #define TAIL_HDR 16            /* tails/ file: u64 pack size, the pack's first 8 bytes */
 #define PACK_MAX (8ull << 30)
-#define PLANS 16 /* ranges the read ahead announces at once (store/prefetch.c) */
+/* Ranges the read ahead announces at once (store/prefetch.c): those it builds
+ * and those queued for its workers. */
+#define PLANS 64
+#define META_WHOLE (32u << 20) /* packs of trees up to this size come whole (read_blocks) */
 
 /* Block files opened lately: consecutive blobs mostly lie in one block, and
  * opening its file by its long path cost more than reading the blob. */
@@ -401,18 +404,21 @@ static bool wait_landing(cairn_cache *c, const struct cairn_id *pack, uint64_t b
 	return waited;
 }
 
-/* Claim blocks b..*e for a fetch: *e is cut before the first block in flight.
- * false if b itself is. */
+/* Claim blocks *s..*e (*s <= b <= *e) for a fetch: each end is cut at the block
+ * in flight nearest to b. false if b itself is. */
 static bool take_off(cairn_cache *c, struct flight *f, const struct cairn_id *pack, uint64_t b,
-                     uint64_t *e)
+                     uint64_t *s, uint64_t *e)
 {
 	pthread_mutex_lock(&c->fly_lock);
 	bool ok = !flying(c, pack, b);
 	for (uint64_t k = b + 1; ok && k <= *e; k++)
 		if (flying(c, pack, k))
 			*e = k - 1;
+	for (uint64_t k = b; ok && k > *s; k--)
+		if (flying(c, pack, k - 1))
+			*s = k;
 	if (ok) {
-		*f = (struct flight){ *pack, b, *e, c->flying };
+		*f = (struct flight){ *pack, *s, *e, c->flying };
 		c->flying = f;
 	}
 	pthread_mutex_unlock(&c->fly_lock);
@@ -443,10 +449,14 @@ void cairn_cache__plan(cairn_cache *c, const struct cairn_id *pack, uint64_t off
 	struct plan *slot = NULL;
 	if (!len)
 		return;
+	uint64_t first = off / BLOCK_SIZE, last = (off + len - 1) / BLOCK_SIZE;
 	pthread_mutex_lock(&c->fly_lock);
 	for (size_t i = 0; i < PLANS; i++) {
 		struct plan *p = &c->plans[i];
-		if (!plan_free(p) && cairn_id_cmp(&p->pack, pack) == 0) {
+		/* A range grows: the plan it contains is its own, or one it now covers.
+		 * Other ranges of the pack (queued, not yet fetched) keep theirs. */
+		if (!plan_free(p) && cairn_id_cmp(&p->pack, pack) == 0 && p->first >= first &&
+		    p->last <= last) {
 			slot = p;
 			break;
 		}
@@ -454,7 +464,7 @@ void cairn_cache__plan(cairn_cache *c, const struct cairn_id *pack, uint64_t off
 			slot = p;
 	}
 	if (slot) /* else the table is full: a reader fetches 4 MiB, as without it */
-		*slot = (struct plan){ *pack, off / BLOCK_SIZE, (off + len - 1) / BLOCK_SIZE };
+		*slot = (struct plan){ *pack, first, last };
 	pthread_mutex_unlock(&c->fly_lock);
 }
 
@@ -471,25 +481,32 @@ void cairn_cache__unplan(cairn_cache *c, const struct cairn_id *pack, uint64_t o
 	pthread_mutex_unlock(&c->fly_lock);
 }
 
-/* The last block of the planned range that holds block b of pack, or b. */
-static uint64_t planned_end(cairn_cache *c, const struct cairn_id *pack, uint64_t b)
+/* The planned ranges that hold block b of pack, as one: *first..*last, or b..b;
+ * whether there are any. */
+static bool planned(cairn_cache *c, const struct cairn_id *pack, uint64_t b, uint64_t *first,
+                    uint64_t *last)
 {
-	uint64_t end = b;
+	bool any = false;
+	*first = *last = b;
 	pthread_mutex_lock(&c->fly_lock);
 	for (size_t i = 0; i < PLANS; i++) {
 		const struct plan *p = &c->plans[i];
-		if (b >= p->first && b <= p->last && p->last > end &&
-		    cairn_id_cmp(&p->pack, pack) == 0)
-			end = p->last;
+		if (b < p->first || b > p->last || cairn_id_cmp(&p->pack, pack) != 0)
+			continue;
+		*first = p->first < *first ? p->first : *first;
+		*last = p->last > *last ? p->last : *last;
+		any = true;
 	}
 	pthread_mutex_unlock(&c->fly_lock);
-	return end;
+	return any;
 }
 
 /* Blocks b.. that are missing, as one GET: those the request needs, then (read
  * ahead) more up to FETCH_MIN or to the end of a planned range, and the pack's
- * last blocks when fewer than FETCH_MIN would be left. *end_out gets the last
- * block fetched. */
+ * last blocks when fewer than FETCH_MIN would be left; the missing blocks of a
+ * planned range before b come too (the read ahead's worker would fetch them
+ * apart), with its pack's first ones if fewer than FETCH_MIN. *end_out gets the
+ * last block fetched. */
 static int fetch_run(cairn_cache *c, const char *sub, const struct cairn_id *pack, uint64_t size,
                      uint64_t b, uint64_t last, uint8_t *buf, uint64_t off, size_t len,
                      uint64_t *end_out)
@@ -498,11 +515,15 @@ static int fetch_run(cairn_cache *c, const char *sub, const struct cairn_id *pac
 	uint64_t nblocks = (size + BLOCK_SIZE - 1) / BLOCK_SIZE, e = b;
 	uint64_t ahead = b + FETCH_MIN / BLOCK_SIZE - 1;
 	char path[PATH_MAX];
+	uint64_t plan_first, plan_last, s = b;
 	if (ahead < last)
 		ahead = last;
-	uint64_t planned = planned_end(c, pack, b);
-	if (ahead < planned)
-		ahead = planned;
+	/* A planned range's head shorter than a fetch comes too: the walker finds
+	 * a pack's blobs out of order, and may yet add it. */
+	if (planned(c, pack, b, &plan_first, &plan_last) && plan_first < FETCH_MIN / BLOCK_SIZE)
+		plan_first = 0;
+	if (ahead < plan_last)
+		ahead = plan_last;
 	/* A rest shorter than a fetch comes too: it would be a GET of its own. */
 	if (ahead + FETCH_MIN / BLOCK_SIZE >= nblocks)
 		ahead = nblocks - 1;
@@ -510,16 +531,19 @@ static int fetch_run(cairn_cache *c, const char *sub, const struct cairn_id *pac
 	       block_path(c, sub, pack, e + 1, path, sizeof(path)) >= 0 &&
 	       !have_block(path, block_len(size, e + 1)))
 		e++;
+	while (s > plan_first && block_path(c, sub, pack, s - 1, path, sizeof(path)) >= 0 &&
+	       !have_block(path, block_len(size, s - 1)))
+		s--;
 	struct flight f;
-	if (!take_off(c, &f, pack, b, &e))
+	if (!take_off(c, &f, pack, b, &s, &e))
 		return -EAGAIN; /* another thread fetches b: wait for it */
-	uint64_t start = b * BLOCK_SIZE,
+	uint64_t start = s * BLOCK_SIZE,
 	         stop = (e + 1) * BLOCK_SIZE < size ? (e + 1) * BLOCK_SIZE : size;
 	int r = get_range(c, pack, start, stop - start, &got);
 	if (r >= 0) {
 		open_forget(c, pack); /* their files are replaced */
-		for (uint64_t k = b; k <= e; k++) {
-			const uint8_t *p = got.data + (k - b) * BLOCK_SIZE;
+		for (uint64_t k = s; k <= e; k++) {
+			const uint8_t *p = got.data + (k - s) * BLOCK_SIZE;
 			size_t n = block_len(size, k);
 			if (block_path(c, sub, pack, k, path, sizeof(path)) >= 0)
 				store_block(c, path, p, n, strcmp(sub, "blocks") == 0);
@@ -532,15 +556,48 @@ static int fetch_run(cairn_cache *c, const char *sub, const struct cairn_id *pac
 	return r;
 }
 
+/* The missing blocks of off..off+len into sub/, as few GETs as it takes. */
+static int fetch_blocks(cairn_cache *c, const char *sub, const struct cairn_id *pack, uint64_t size,
+                        uint64_t off, uint64_t len)
+{
+	char path[PATH_MAX];
+	uint64_t last = (off + len - 1) / BLOCK_SIZE;
+	for (uint64_t b = off / BLOCK_SIZE; b <= last; b++) {
+		uint64_t e;
+		if (block_path(c, sub, pack, b, path, sizeof(path)) < 0 ||
+		    have_block(path, block_len(size, b)))
+			continue;
+		int r = fetch_run(c, sub, pack, size, b, last, NULL, 0, 0, &e);
+		if (r == -EAGAIN)
+			continue; /* someone else's */
+		if (r < 0)
+			return r;
+		b = e;
+	}
+	return 0;
+}
+
 static int read_blocks(cairn_cache *c, const char *sub, const struct cairn_id *pack, uint64_t size,
                        uint8_t *buf, size_t len, uint64_t off)
 {
 	uint64_t last = (off + len - 1) / BLOCK_SIZE;
+	/* Trees are read all over their pack (a directory's tree comes after its
+	 * children's, the root's last), and the cache keeps them: a pack of trees
+	 * of up to twice the default pack size comes whole at its first miss. */
+	bool whole = strcmp(sub, "meta") == 0 && size <= META_WHOLE;
 	for (uint64_t b = off / BLOCK_SIZE; b <= last; b++) {
 		if (load_block(c, sub, pack, b, block_len(size, b), buf, off, len))
 			continue;
+		int r;
+		if (whole) {
+			whole = false;
+			if ((r = fetch_blocks(c, sub, pack, size, 0, size)) < 0)
+				return r;
+			b--; /* read it from the cache now */
+			continue;
+		}
 		uint64_t e;
-		int r = fetch_run(c, sub, pack, size, b, last, buf, off, len, &e);
+		r = fetch_run(c, sub, pack, size, b, last, buf, off, len, &e);
 		if (r == -EAGAIN) {
 			wait_landing(c, pack, b);
 			b--; /* read it from the cache now, or fetch it after all */
@@ -556,23 +613,9 @@ static int read_blocks(cairn_cache *c, const char *sub, const struct cairn_id *p
 int cairn_cache__fetch(cairn_cache *c, const struct cairn_id *pack, uint64_t size, uint64_t off,
                        uint64_t len)
 {
-	char path[PATH_MAX];
 	if (len == 0 || off + len > size)
 		return len ? cairn_err_set(-EBADMSG, "read past the end of a pack") : 0;
-	uint64_t last = (off + len - 1) / BLOCK_SIZE;
-	for (uint64_t b = off / BLOCK_SIZE; b <= last; b++) {
-		uint64_t e;
-		if (block_path(c, "blocks", pack, b, path, sizeof(path)) < 0 ||
-		    have_block(path, block_len(size, b)))
-			continue;
-		int r = fetch_run(c, "blocks", pack, size, b, last, NULL, 0, 0, &e);
-		if (r == -EAGAIN)
-			continue; /* someone else's */
-		if (r < 0)
-			return r;
-		b = e;
-	}
-	return 0;
+	return fetch_blocks(c, "blocks", pack, size, off, len);
 }
 
 /* ---- pack headers: tails/ -------------------------------------------------- */

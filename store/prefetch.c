@@ -13,11 +13,16 @@
 #include "cleanup.h"
 
 #define QUEUE 256             /* ranges waiting for a worker */
-#define RUN_MAX (16ull << 20) /* one range: at most a pack's worth */
+#define RUN_MAX (20ull << 20) /* one range: a pack of 16 MiB, which ends past it */
 #define WINDOW_MAX (256ull << 20)
 #define WINDOW_MIN (1ull << 20)
 #define WORKERS_MAX 16
 #define OPEN_RUNS 16 /* ranges the walker builds at once */
+/* The reader waits until the walker has this much ahead of it (or a second):
+ * the first packs' ranges are then whole when the reader reaches them, and
+ * not split into the reader's GETs and the read ahead's. */
+#define HEAD_START (64ull << 20)
+#define HEAD_WAIT_MS 1000
 
 struct range {
 	struct cairn_id pack;
@@ -37,13 +42,26 @@ struct cairn_prefetch {
 	struct range q[QUEUE]; /* protected by mu */
 	size_t head, count;    /* protected by mu */
 	bool walked, stop;     /* protected by mu */
-	/* The walker's ranges being built, oldest first, one per pack: a parallel
+	bool ahead;            /* protected by mu: the walker has its head start */
+	/* The walker's ranges being built, least recently grown first, one per pack: a parallel
 	 * backup interleaves its packs in tree order, and a range closed at each
 	 * change of pack would be a GET of a few blobs. */
 	struct range runs[OPEN_RUNS];
 	size_t nruns;
 	uint64_t walked_bytes; /* the walker's: data bytes of the ranges built */
+	uint64_t head_start;
 };
+
+/* A deadline for pthread_cond_timedwait. */
+static struct timespec after_ms(long ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += ms % 1000 * 1000000L;
+	ts.tv_sec += ms / 1000 + ts.tv_nsec / 1000000000;
+	ts.tv_nsec %= 1000000000;
+	return ts;
+}
 
 static bool stopping(struct cairn_prefetch *pf)
 {
@@ -63,13 +81,7 @@ static void push_run(struct cairn_prefetch *pf, size_t i)
 	while (!pf->stop && (pf->count == QUEUE ||
 	                     pf->walked_bytes > atomic_load(&pf->repo->data_read) + pf->window)) {
 		/* The reader's progress is not signalled: look again shortly. */
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 20 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		struct timespec ts = after_ms(20);
 		pthread_cond_timedwait(&pf->cond, &pf->mu, &ts);
 	}
 	if (!pf->stop) {
@@ -78,6 +90,17 @@ static void push_run(struct cairn_prefetch *pf, size_t i)
 		pthread_cond_broadcast(&pf->cond);
 	}
 	pthread_mutex_unlock(&pf->mu);
+}
+
+static void walked(struct cairn_prefetch *pf, uint64_t bytes)
+{
+	pf->walked_bytes += bytes;
+	if (pf->walked_bytes >= pf->head_start && !pf->ahead) {
+		pthread_mutex_lock(&pf->mu);
+		pf->ahead = true;
+		pthread_cond_broadcast(&pf->cond);
+		pthread_mutex_unlock(&pf->mu);
+	}
 }
 
 /* Add one blob's place to its pack's open range, or open another. */
@@ -96,10 +119,14 @@ static void want(struct cairn_prefetch *pf, const struct cairn_id *blob)
 		uint64_t lo = loc.offset < r->off ? loc.offset : r->off;
 		uint64_t hi = end > r->off + r->len ? end : r->off + r->len;
 		if (hi - lo <= RUN_MAX) {
-			r->off = lo;
-			r->len = hi - lo;
-			cairn_cache__plan(pf->repo->cache, &r->pack, r->off, r->len);
-			pf->walked_bytes += loc.stored_len;
+			struct range grown = { r->pack, r->size, lo, hi - lo };
+			if (lo != r->off || hi - lo != r->len)
+				cairn_cache__plan(pf->repo->cache, &r->pack, lo, hi - lo);
+			/* Last used last: the range pushed when all are open is the one
+			 * the walk has left longest, not one still growing. */
+			memmove(r, r + 1, (pf->nruns - i - 1) * sizeof(*r));
+			pf->runs[pf->nruns - 1] = grown;
+			walked(pf, loc.stored_len);
 			return;
 		}
 		push_run(pf, i); /* too far from it: a range of its own */
@@ -111,7 +138,7 @@ static void want(struct cairn_prefetch *pf, const struct cairn_id *blob)
 		return;
 	pf->runs[pf->nruns++] = (struct range){ loc.pack, size, loc.offset, loc.stored_len };
 	cairn_cache__plan(pf->repo->cache, &loc.pack, loc.offset, loc.stored_len);
-	pf->walked_bytes += loc.stored_len;
+	walked(pf, loc.stored_len);
 }
 
 /* Depth first, entries in name order: the order of restore and dump. */
@@ -167,6 +194,16 @@ static void *worker(void *arg)
 	}
 }
 
+static void wait_head_start(struct cairn_prefetch *pf)
+{
+	struct timespec until = after_ms(HEAD_WAIT_MS);
+	pthread_mutex_lock(&pf->mu);
+	while (!pf->ahead && !pf->walked &&
+	       pthread_cond_timedwait(&pf->cond, &pf->mu, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&pf->mu);
+}
+
 int cairn_repo_prefetch_start(cairn_repo *repo, const struct cairn_id *root, cairn_prefetch **out)
 {
 	*out = NULL;
@@ -180,6 +217,7 @@ int cairn_repo_prefetch_start(cairn_repo *repo, const struct cairn_id *root, cai
 	pf->window = cairn_cache__budget(repo->cache) / 4;
 	pf->window = pf->window > WINDOW_MAX ? WINDOW_MAX : pf->window;
 	pf->window = pf->window < WINDOW_MIN ? WINDOW_MIN : pf->window;
+	pf->head_start = pf->window / 2 < HEAD_START ? pf->window / 2 : HEAD_START;
 	pthread_mutex_init(&pf->mu, NULL);
 	pthread_cond_init(&pf->cond, NULL);
 	unsigned want = cairn_storage_concurrency(repo->st);
@@ -192,6 +230,7 @@ int cairn_repo_prefetch_start(cairn_repo *repo, const struct cairn_id *root, cai
 		cairn_prefetch_stop(pf);
 		return 0; /* no threads: reads go on without read ahead */
 	}
+	wait_head_start(pf);
 	*out = pf;
 	return 0;
 }

@@ -52,16 +52,22 @@ static uint64_t gets(const struct fixture *f)
 	return s.requests[CAIRN_STORAGE_GET];
 }
 
-/* Read len bytes at off through the cache, check them; the GETs it made. */
-static uint64_t read_at(struct fixture *f, uint64_t off, size_t len)
+/* Read len bytes at off through the cache as a blob of a type, check them; the
+ * GETs it made. */
+static uint64_t read_type_at(struct fixture *f, int type, uint64_t off, size_t len)
 {
 	uint64_t before = gets(f);
 	uint8_t *buf = malloc(len);
 	CHECK(buf != NULL);
-	CHECK_OK(cairn_cache__pread(f->c, &f->pack, f->size, CAIRN_BLOB_DATA, buf, len, off));
+	CHECK_OK(cairn_cache__pread(f->c, &f->pack, f->size, type, buf, len, off));
 	CHECK(memcmp(buf, f->data + off, len) == 0);
 	free(buf);
 	return gets(f) - before;
+}
+
+static uint64_t read_at(struct fixture *f, uint64_t off, size_t len)
+{
+	return read_type_at(f, CAIRN_BLOB_DATA, off, len);
 }
 
 /* A read fetches at least 4 MiB, and the rest of the pack when less than 4 MiB
@@ -80,7 +86,8 @@ static void test_blockcache__fetch_sizes(void)
 }
 
 /* A range the read ahead announced: a reader that gets there first takes all
- * of it in one GET; once forgotten, a read takes 4 MiB again. */
+ * of it in one GET, the part before its read too, and the pack's head when it
+ * is less than 4 MiB; once forgotten, a read takes 4 MiB again. */
 static void test_blockcache__plan(void)
 {
 	struct fixture f;
@@ -90,9 +97,10 @@ static void test_blockcache__plan(void)
 	cairn_cache__plan(f.c, &other, 0, 32 * MiB); /* another pack's: no effect */
 	cairn_cache__plan(f.c, &f.pack, 2 * MiB, 1000);
 	cairn_cache__plan(f.c, &f.pack, 2 * MiB, 12 * MiB); /* replaces the first */
-	CHECK_EQ(read_at(&f, 3 * MiB, 1000), 1);            /* blocks 3..13 */
+	CHECK_EQ(read_at(&f, 3 * MiB, 1000), 1);            /* blocks 2..13 */
 	CHECK_EQ(read_at(&f, 13 * MiB + 7, 1000), 0);
-	CHECK_EQ(read_at(&f, 2 * MiB, 1000), 1);          /* before the reader's start */
+	CHECK_EQ(read_at(&f, 2 * MiB, 1000), 0);          /* before the reader's start */
+	CHECK_EQ(read_at(&f, 100, 1000), 0);              /* and the pack's head before it */
 	cairn_cache__unplan(f.c, &f.pack, 2 * MiB, 1000); /* not the range: kept */
 	CHECK_EQ(read_at(&f, 14 * MiB, 1000), 1);         /* 14..17: past the plan */
 	cairn_cache__plan(f.c, &f.pack, 18 * MiB, 10 * MiB);
@@ -111,7 +119,7 @@ static void test_blockcache__plan_full(void)
 {
 	struct fixture f;
 	setup(&f, 20 * MiB);
-	for (uint8_t i = 0; i < 40; i++) {
+	for (uint8_t i = 0; i < 80; i++) {
 		struct cairn_id p;
 		memset(p.b, i, sizeof(p.b));
 		cairn_cache__plan(f.c, &p, 0, 16 * MiB);
@@ -122,10 +130,53 @@ static void test_blockcache__plan_full(void)
 	teardown(&f);
 }
 
+/* Two ranges of one pack: the walker closed the first (queued for a worker)
+ * and grows the second; each keeps its plan. */
+static void test_blockcache__plan_two_ranges(void)
+{
+	struct fixture f;
+	setup(&f, 40 * MiB);
+	cairn_cache__plan(f.c, &f.pack, 0, 10 * MiB);               /* queued */
+	cairn_cache__plan(f.c, &f.pack, 30 * MiB, 1000);            /* opened */
+	cairn_cache__plan(f.c, &f.pack, 20 * MiB, 10 * MiB + 1000); /* grown down */
+	CHECK_EQ(read_at(&f, 5 * MiB, 1000), 1);                    /* blocks 0..9 */
+	CHECK_EQ(read_at(&f, 9 * MiB, 1000), 0);
+	CHECK_EQ(read_at(&f, 25 * MiB, 1000), 1); /* 20..30 */
+	CHECK_EQ(read_at(&f, 20 * MiB, 1000), 0);
+	CHECK_EQ(read_at(&f, 30 * MiB, 1000), 0);
+	teardown(&f);
+}
+
+/* A pack of trees comes whole at its first miss, wherever the read is: a walk
+ * reads its root tree, written last, first. */
+static void test_blockcache__trees_whole(void)
+{
+	struct fixture f;
+	setup(&f, 20 * MiB + 5);
+	CHECK_EQ(read_type_at(&f, CAIRN_BLOB_TREE, 19 * MiB, 1000), 1);
+	CHECK_EQ(read_type_at(&f, CAIRN_BLOB_TREE, 0, 1000), 0);
+	CHECK_EQ(read_type_at(&f, CAIRN_BLOB_TREE, 10 * MiB, 1000), 0);
+	teardown(&f);
+}
+
+/* A larger pack of trees is read as data is, 4 MiB at a time. */
+static void test_blockcache__trees_large(void)
+{
+	struct fixture f;
+	setup(&f, 40 * MiB);
+	CHECK_EQ(read_type_at(&f, CAIRN_BLOB_TREE, 39 * MiB, 1000), 1);
+	CHECK_EQ(read_type_at(&f, CAIRN_BLOB_TREE, 0, 1000), 1);
+	CHECK_EQ(read_type_at(&f, CAIRN_BLOB_TREE, 4 * MiB, 1000), 1);
+	teardown(&f);
+}
+
 int main(void)
 {
 	RUN(test_blockcache__fetch_sizes);
 	RUN(test_blockcache__plan);
 	RUN(test_blockcache__plan_full);
+	RUN(test_blockcache__plan_two_ranges);
+	RUN(test_blockcache__trees_whole);
+	RUN(test_blockcache__trees_large);
 	return 0;
 }
