@@ -372,7 +372,9 @@ int tarout_write(cairn_repo *repo, const struct cairn_node *dir, const struct ca
 	/* From a remote repository, the data is fetched ahead, as for restore: the
 	 * archive is written in the walker's order. */
 	cairn_prefetch *pf = NULL;
-	const struct cairn_id *from = !dir ? root : dir->type == CAIRN_NODE_DIR ? &dir->subtree : NULL;
+	const struct cairn_id *from = !dir                          ? root
+	                              : dir->type == CAIRN_NODE_DIR ? &dir->subtree
+	                                                            : NULL;
 	if (from && cairn_repo_prefetch_start(repo, from, &pf) < 0)
 		log_debug("no read ahead: %s", cairn_err_msg());
 	w.ar = archive_write_new();
