@@ -105,11 +105,18 @@ static int take_packer(cairn_repo *repo, int type, struct cairn_packer **out)
 	return new_packer(repo, out);
 }
 
+/* Back to the end of the idle list: the writers take turns and fill at one
+ * pace, so a pack holds the blobs of a stretch of the backup about (writers x
+ * pack size) long. Put back on top, the writers below filled only when many
+ * threads appended at once, and their packs held blobs from all over the
+ * backup, which a restore from S3 then read in pieces. */
 static void return_packer(cairn_repo *repo, int type, struct cairn_packer *p)
 {
 	pthread_mutex_lock(&repo->lock);
 	struct cairn_packer **idle = &repo->idle[type == CAIRN_BLOB_TREE];
-	p->next = *idle;
+	while (*idle) /* as many as threads ever appended at once */
+		idle = &(*idle)->next;
+	p->next = NULL;
 	*idle = p;
 	pthread_mutex_unlock(&repo->lock);
 }
