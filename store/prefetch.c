@@ -17,11 +17,12 @@
 #define WINDOW_MAX (256ull << 20)
 #define WINDOW_MIN (1ull << 20)
 #define WORKERS_MAX 16
-#define OPEN_RUNS 16 /* ranges the walker builds at once */
-/* The reader waits until the walker has this much ahead of it (or a second):
- * the first packs' ranges are then whole when the reader reaches them, and
+#define OPEN_RUNS 32 /* ranges the walker builds at once */
+/* The reader waits until the walker is three quarters of the window ahead of it
+ * (at most a second): a backup's pack writers fill side by side, so a pack's
+ * blobs lie over (writers x pack size) of tree order, some 150 MiB with 8
+ * threads. The first packs' ranges are then whole when the reader reaches them,
  * not split into the reader's GETs and the read ahead's. */
-#define HEAD_START (64ull << 20)
 #define HEAD_WAIT_MS 1000
 
 struct range {
@@ -217,7 +218,7 @@ int cairn_repo_prefetch_start(cairn_repo *repo, const struct cairn_id *root, cai
 	pf->window = cairn_cache__budget(repo->cache) / 4;
 	pf->window = pf->window > WINDOW_MAX ? WINDOW_MAX : pf->window;
 	pf->window = pf->window < WINDOW_MIN ? WINDOW_MIN : pf->window;
-	pf->head_start = pf->window / 2 < HEAD_START ? pf->window / 2 : HEAD_START;
+	pf->head_start = pf->window / 4 * 3;
 	pthread_mutex_init(&pf->mu, NULL);
 	pthread_cond_init(&pf->cond, NULL);
 	unsigned want = cairn_storage_concurrency(repo->st);
