@@ -208,6 +208,30 @@ int cairn_repo__name_packs(cairn_repo *repo)
 	return r;
 }
 
+int cairn_repo__unnamed_forget(cairn_repo *repo, const struct cairn_id *packs, size_t n)
+{
+	int r = 0;
+	pthread_mutex_lock(&repo->lock);
+	size_t k = 0;
+	for (size_t i = 0; i < repo->nunnamed; i++) {
+		struct cairn_idxfile_pack *u = &repo->unnamed[i];
+		bool drop = false;
+		for (size_t j = 0; j < n && !drop; j++)
+			drop = cairn_id_cmp(&u->id, &packs[j]) == 0;
+		if (!drop) {
+			repo->unnamed[k++] = *u;
+			continue;
+		}
+		repo->unnamed_blobs -= u->n;
+		free((void *)u->e);
+	}
+	repo->nunnamed = k;
+	pthread_mutex_unlock(&repo->lock);
+	for (size_t j = 0; j < n && r >= 0; j++)
+		r = cairn_repo__unnamed_drop(repo, &packs[j]);
+	return r;
+}
+
 int cairn_repo__note_pack(cairn_repo *repo, const struct cairn_id *pack, uint64_t size,
                           const struct cairn_pack_entry *e, size_t n)
 {

@@ -77,6 +77,45 @@ int cairn_repo__record_put(cairn_repo *repo, const struct cairn_prunerec *rec)
 
 /* ---- what a writer learns ---------------------------------------------------- */
 
+static int listed_adopted(const struct cairn_id *pack, uint64_t size, void *payload)
+{
+	struct cairn_idset *present = payload;
+	(void)size;
+	return cairn_idset_add(present, pack, 0) < 0 ? cairn_err_set(-ENOMEM, "out of memory") : 0;
+}
+
+/* The packs this writer adopted at open (a killed writer's, named by no index
+ * file) were unused then, and a prune may have chosen them: it waited for the
+ * writers whose locks it saw, not for one that had none yet. So once the lock
+ * is held and the records are learned, those a record names or the storage no
+ * longer holds leave the index and the list to name: nothing is deduplicated
+ * against them, and no index file names a pack that goes. Under doomed_lock. */
+static int recheck_adopted(cairn_repo *repo)
+{
+	_cleanup_(cairn_idset_release) struct cairn_idset present;
+	_cleanup_free_ struct cairn_id *gone = NULL;
+	const struct cairn_id *id;
+	size_t n = 0;
+	cairn_idset_init(&present);
+	if (repo->adopted.count == 0)
+		return 0;
+	int r = cairn_repo_foreach_pack(repo, listed_adopted, &present);
+	if (r >= 0 && !(gone = calloc(repo->adopted.count, sizeof(*gone))))
+		r = cairn_err_set(-ENOMEM, "out of memory");
+	for (size_t pos = 0; r >= 0 && cairn_idset_next(&repo->adopted, &pos, &id);)
+		if (!cairn_idset_has(&present, id) || cairn_idset_has(&repo->doomed, id))
+			gone[n++] = *id;
+	if (r >= 0 && n)
+		r = cairn_index__replace_packs(repo->index, gone, n, NULL, 0);
+	if (r >= 0 && n)
+		r = cairn_repo__unnamed_forget(repo, gone, n);
+	if (r >= 0) {
+		cairn_idset_release(&repo->adopted);
+		cairn_idset_init(&repo->adopted);
+	}
+	return r;
+}
+
 /* Add the packs of every prune record to repo->doomed; final: the caller holds
  * its lock, so what it learned now is all it needs to know (see repo.h). */
 static int load_doomed(cairn_repo *repo, bool final)
@@ -93,6 +132,8 @@ static int load_doomed(cairn_repo *repo, bool final)
 		for (size_t j = 0; r >= 0 && j < v[i].npacks; j++)
 			if (cairn_idset_add(&repo->doomed, &v[i].packs[j], 0) < 0)
 				r = cairn_err_set(-ENOMEM, "out of memory");
+	if (r >= 0 && final && repo->index)
+		r = recheck_adopted(repo);
 	if (r >= 0 && final)
 		atomic_store(&repo->doomed_known, true);
 	if (r >= 0 && repo->index)

@@ -112,6 +112,12 @@ static int index_packs(cairn_repo *repo, const struct packlist *l, bool name)
 	for (size_t i = 0; r >= 0 && name && i < k; i++)
 		r = cairn_repo__note_pack(repo, &h.out[i].id, h.out[i].size, h.out[i].e,
 		                          h.out[i].n);
+	/* Checked again once the writer holds its lock (pending.c). */
+	pthread_mutex_lock(&repo->doomed_lock);
+	for (size_t i = 0; r >= 0 && name && i < k; i++)
+		if (cairn_idset_add(&repo->adopted, &h.out[i].id, 0) < 0)
+			r = cairn_err_set(-ENOMEM, "out of memory");
+	pthread_mutex_unlock(&repo->doomed_lock);
 	for (size_t i = 0; i < k; i++)
 		free((void *)h.out[i].e);
 	free(h.out);

@@ -407,6 +407,7 @@ int cairn_repo_open(cairn_repo **out, const char *url, const char *pw, size_t pw
 	pthread_mutex_init(&repo->refresh_lock, NULL);
 	cairn_idset_init(&repo->pending);
 	cairn_idset_init(&repo->doomed);
+	cairn_idset_init(&repo->adopted);
 	cairn_idset_init(&repo->damaged_warned);
 	if (o) {
 		repo->read_only = o->read_only;
@@ -442,6 +443,7 @@ void cairn_repo_close(cairn_repo *repo)
 	cairn_chunker_free(repo->chunker);
 	cairn_idset_release(&repo->pending);
 	cairn_idset_release(&repo->doomed);
+	cairn_idset_release(&repo->adopted);
 	cairn_idset_release(&repo->damaged_warned);
 	cairn_crypt__wipe(&repo->keys);
 	pthread_mutex_destroy(&repo->lock);

@@ -76,6 +76,9 @@ struct cairn_repo {
 	pthread_mutex_t doomed_lock;
 	struct cairn_idset doomed;
 	atomic_bool doomed_known;
+	/* Packs this writer adopted at open, before it held its lock (reindex.c):
+	 * checked again when it learns the records. Protected by doomed_lock. */
+	struct cairn_idset adopted;
 	/* Serialises the refreshes of a remote storage's cache index that a read
 	 * missing a blob asks for (read.c), at most one a second. */
 	pthread_mutex_t refresh_lock;
@@ -183,6 +186,8 @@ struct cairn_unnamed {
 void cairn_repo__unnamed_encode(uint8_t out[CAIRN_UNNAMED_SIZE], const struct cairn_unnamed *u);
 int cairn_repo__unnamed_decode(struct cairn_unnamed *u, const uint8_t *v, size_t vlen);
 int cairn_repo__unnamed_drop(cairn_repo *repo, const struct cairn_id *pack);
+/* Take packs out of the list this handle will name, and their marks. */
+int cairn_repo__unnamed_forget(cairn_repo *repo, const struct cairn_id *packs, size_t n);
 /* The marked packs of writers on this cache that died before naming them (of
  * this host, their pid no longer running), for cairn_repo_recover(). */
 int cairn_repo__foreach_orphan(cairn_repo *repo,
