@@ -77,19 +77,20 @@ int cairn_repo__record_put(cairn_repo *repo, const struct cairn_prunerec *rec)
 
 /* ---- what a writer learns ---------------------------------------------------- */
 
-static int listed_adopted(const struct cairn_id *pack, uint64_t size, void *payload)
+/* Add a pack to the idset payload. */
+static int add_pack(const struct cairn_id *pack, uint64_t size, void *payload)
 {
-	struct cairn_idset *present = payload;
 	(void)size;
-	return cairn_idset_add(present, pack, 0) < 0 ? cairn_err_set(-ENOMEM, "out of memory") : 0;
+	return cairn_idset_add(payload, pack, 0) < 0 ? cairn_err_set(-ENOMEM, "out of memory") : 0;
 }
 
-/* The packs this writer adopted at open (a killed writer's, named by no index
- * file) were unused then, and a prune may have chosen them: it waited for the
- * writers whose locks it saw, not for one that had none yet. So once the lock
- * is held and the records are learned, those a record names or the storage no
- * longer holds leave the index and the list to name: nothing is deduplicated
- * against them, and no index file names a pack that goes. Under doomed_lock. */
+/* The packs no index file names that this writer's index holds (adopted at
+ * open, or indexed by a writer killed on this cache) were unused, and a prune
+ * may have chosen them: it waited for the writers whose locks it saw, not for
+ * one that had none yet. So once the lock is held and the records are
+ * learned, those a record names or the storage no longer holds leave the index
+ * and the list to name: nothing is deduplicated against them, and no index
+ * file names a pack that goes. Under doomed_lock. */
 static int recheck_adopted(cairn_repo *repo)
 {
 	_cleanup_(cairn_idset_release) struct cairn_idset present;
@@ -97,9 +98,10 @@ static int recheck_adopted(cairn_repo *repo)
 	const struct cairn_id *id;
 	size_t n = 0;
 	cairn_idset_init(&present);
-	if (repo->adopted.count == 0)
-		return 0;
-	int r = cairn_repo_foreach_pack(repo, listed_adopted, &present);
+	int r = cairn_repo__foreach_orphan(repo, add_pack, &repo->adopted);
+	if (r < 0 || repo->adopted.count == 0)
+		return r;
+	r = cairn_repo_foreach_pack(repo, add_pack, &present);
 	if (r >= 0 && !(gone = calloc(repo->adopted.count, sizeof(*gone))))
 		r = cairn_err_set(-ENOMEM, "out of memory");
 	for (size_t pos = 0; r >= 0 && cairn_idset_next(&repo->adopted, &pos, &id);)

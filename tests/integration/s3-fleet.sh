@@ -127,40 +127,45 @@ CAIRN_CACHE_DIR="$W/cache-1" "$CAIRN" check > "$O/check-k2" 2>&1 ||
 	fail "check from another host after the rerun with its cache: $(cat "$O/check-k2")"
 
 # ---- a prune between a backup's open and its lock ------------------------------
-# A backup with an empty cache adopts at open the packs a killed run left (no
-# index file names them). Before it takes its lock, a prune may choose those
-# packs (unused: no snapshot has them) and, seeing no writer, delete them. The
-# backup must not deduplicate against them, nor name them: it stored nothing
-# again and its snapshot pointed into deleted packs before it checked them
-# under its lock.
-BIG3="$W/big3"
-mkdir -p "$BIG3"
-for i in $(seq 1 24); do head -c 1000000 /dev/urandom > "$BIG3/f$i"; done
-: > "$W/trace3"
-CAIRN_S3_TRACE="$W/trace3" CAIRN_CACHE_DIR="$W/cache-k4" "$CAIRN" backup --host killed3 "$BIG3" \
-	> /dev/null 2>&1 &
-kill_after_packs $! "$W/trace3" 6
-CAIRN_TEST_STOP_POINT=backup-opened CAIRN_CACHE_DIR="$W/cache-k5" "$CAIRN" backup --host killed3 \
-	"$BIG3" > "$O/opened" 2>&1 &
-p=$!
-for _ in $(seq 400); do
-	[ "$(ps -o stat= -p "$p" | cut -c1)" = T ] && break
-	sleep 0.05
-done
-[ "$(ps -o stat= -p "$p" | cut -c1)" = T ] || fail "the backup did not stop after its open"
-CAIRN_CACHE_DIR="$W/cache-pr3" "$CAIRN" prune --max-unused 0 --json > "$O/prune3a" 2>&1 ||
-	fail "the prune between a backup's open and its lock: $(cat "$O/prune3a")"
-grep -q '"packs_deleted":0,' "$O/prune3a" && fail "the prune deleted none of the killed run's packs"
-kill -CONT "$p"
-wait "$p" || fail "the backup after the prune: $(cat "$O/opened")"
-CAIRN_CACHE_DIR="$W/cache-chk3" "$CAIRN" check > "$O/check3" 2>&1 ||
-	fail "check after a prune deleted the packs a backup had adopted: $(cat "$O/check3")"
-id=$("$CAIRN" snapshots --host killed3 | awk 'length($1) == 8 && $1 ~ /^[0-9a-f]+$/ { print $1 }')
-rm -rf "$O/r3"
-CAIRN_CACHE_DIR="$W/cache-chk3" "$CAIRN" restore "$id" --target "$O/r3" > /dev/null ||
-	fail "restore of the backup that had adopted deleted packs"
-diff -r "$BIG3" "$O/r3$BIG3" > /dev/null || fail "the backup that had adopted deleted packs restores differently"
-rm -rf "$BIG3" "$O/r3"
+# A backup knows packs a killed run left, which no index file names: adopted at
+# open with an empty cache, or indexed by that run in the same cache. Before it
+# takes its lock, a prune may choose those packs (unused: no snapshot has them)
+# and, seeing no writer, delete them. The backup must not deduplicate against
+# them, nor name them: its snapshot pointed into deleted packs before it
+# checked them under its lock.
+# prune_before_lock KILLED_CACHE RESUMING_CACHE
+prune_before_lock() {
+	local big="$W/big3" p
+	rm -rf "$big" "$O/r3"
+	mkdir -p "$big"
+	for i in $(seq 1 24); do head -c 1000000 /dev/urandom > "$big/f$i"; done
+	: > "$W/trace3"
+	CAIRN_S3_TRACE="$W/trace3" CAIRN_CACHE_DIR="$1" "$CAIRN" backup --host killed3 "$big" \
+		> /dev/null 2>&1 &
+	kill_after_packs $! "$W/trace3" 6
+	CAIRN_TEST_STOP_POINT=backup-opened CAIRN_CACHE_DIR="$2" "$CAIRN" backup --host killed3 \
+		"$big" > "$O/opened" 2>&1 &
+	p=$!
+	for _ in $(seq 400); do
+		[ "$(ps -o stat= -p "$p" | cut -c1)" = T ] && break
+		sleep 0.05
+	done
+	[ "$(ps -o stat= -p "$p" | cut -c1)" = T ] || fail "the backup did not stop after its open"
+	CAIRN_CACHE_DIR="$W/cache-pr3" "$CAIRN" prune --max-unused 0 --json > "$O/prune3a" 2>&1 ||
+		fail "the prune between a backup's open and its lock: $(cat "$O/prune3a")"
+	grep -q '"packs_deleted":0,' "$O/prune3a" && fail "the prune deleted none of the killed run's packs"
+	kill -CONT "$p"
+	wait "$p" || fail "the backup after the prune: $(cat "$O/opened")"
+	CAIRN_CACHE_DIR="$W/cache-chk3" "$CAIRN" check > "$O/check3" 2>&1 ||
+		fail "check after a prune deleted the packs a backup knew ($2): $(cat "$O/check3")"
+	id=$("$CAIRN" snapshots --host killed3 --json | grep -o '"id":"[0-9a-f]*"' | tail -1 | cut -d'"' -f4)
+	CAIRN_CACHE_DIR="$W/cache-chk3" "$CAIRN" restore "$id" --target "$O/r3" > /dev/null ||
+		fail "restore of the backup that knew deleted packs ($2)"
+	diff -r "$big" "$O/r3$big" > /dev/null || fail "the backup that knew deleted packs restores differently ($2)"
+	rm -rf "$big" "$O/r3"
+}
+prune_before_lock "$W/cache-k4" "$W/cache-k5" # adopted at open
+prune_before_lock "$W/cache-k6" "$W/cache-k6" # indexed by the killed run
 
 # ---- an index file written while a prune rewrites them ------------------------
 # A prune that finishes an earlier run's record rewrites the index files, and
