@@ -44,6 +44,19 @@ kill_after_packs() {
 	kill -9 "$1"
 	wait "$1" 2> /dev/null || true
 }
+# random_files DIR: 24 files of 1 MB of random bytes (24 packs of 1 MiB).
+random_files() {
+	mkdir -p "$1"
+	for i in $(seq 1 24); do head -c 1000000 /dev/urandom > "$1/f$i"; done
+}
+# wait_stopped PID WHAT: PID stops itself at a test stop point (SIGSTOP).
+wait_stopped() {
+	for _ in $(seq 400); do
+		[ "$(ps -o stat= -p "$1" | cut -c1)" = T ] && return 0
+		sleep 0.05
+	done
+	fail "$2 did not stop"
+}
 pack_bytes() {
 	"${AWS[@]}" s3 ls --recursive "s3://$B/$1/packs/" | awk '{ s += $3 } END { print s + 0 }'
 }
@@ -81,8 +94,7 @@ done
 
 # ---- a killed backup resumes --------------------------------------------------
 BIG="$W/big"
-mkdir -p "$BIG"
-for i in $(seq 1 24); do head -c 1000000 /dev/urandom > "$BIG/f$i"; done
+random_files "$BIG"
 # What a whole backup of it uploads, into another repository.
 CAIRN_REPO="s3://$B/ref" CAIRN_CACHE_DIR="$W/cache-ref" init_repo --chunk-size 64K/128K/512K \
 	--pack-size 1M
@@ -112,10 +124,9 @@ CAIRN_CACHE_DIR="$W/cache-1" "$CAIRN" check > "$O/check-k" 2>&1 ||
 # The same from a host that kept its cache: the packs the dead run indexed there
 # before it named them in an index file are named by the rerun.
 BIG2="$W/big2"
-mkdir -p "$BIG2"
 # 24 packs: the backup's workers upload several at once, and the kill after 3
 # must come well before the end.
-for i in $(seq 1 24); do head -c 1000000 /dev/urandom > "$BIG2/f$i"; done
+random_files "$BIG2"
 : > "$W/trace2"
 CAIRN_S3_TRACE="$W/trace2" CAIRN_CACHE_DIR="$W/cache-k3" "$CAIRN" backup --host killed2 "$BIG2" \
 	> /dev/null 2>&1 &
@@ -137,8 +148,7 @@ CAIRN_CACHE_DIR="$W/cache-1" "$CAIRN" check > "$O/check-k2" 2>&1 ||
 prune_before_lock() {
 	local big="$W/big3" p
 	rm -rf "$big" "$O/r3"
-	mkdir -p "$big"
-	for i in $(seq 1 24); do head -c 1000000 /dev/urandom > "$big/f$i"; done
+	random_files "$big"
 	: > "$W/trace3"
 	CAIRN_S3_TRACE="$W/trace3" CAIRN_CACHE_DIR="$1" "$CAIRN" backup --host killed3 "$big" \
 		> /dev/null 2>&1 &
@@ -146,11 +156,7 @@ prune_before_lock() {
 	CAIRN_TEST_STOP_POINT=backup-opened CAIRN_CACHE_DIR="$2" "$CAIRN" backup --host killed3 \
 		"$big" > "$O/opened" 2>&1 &
 	p=$!
-	for _ in $(seq 400); do
-		[ "$(ps -o stat= -p "$p" | cut -c1)" = T ] && break
-		sleep 0.05
-	done
-	[ "$(ps -o stat= -p "$p" | cut -c1)" = T ] || fail "the backup did not stop after its open"
+	wait_stopped "$p" "the backup (after its open)"
 	CAIRN_CACHE_DIR="$W/cache-pr3" "$CAIRN" prune --max-unused 0 --json > "$O/prune3a" 2>&1 ||
 		fail "the prune between a backup's open and its lock: $(cat "$O/prune3a")"
 	grep -q '"packs_deleted":0,' "$O/prune3a" && fail "the prune deleted none of the killed run's packs"
@@ -185,11 +191,7 @@ rc=0
 CAIRN_CACHE_DIR="$PC" CAIRN_TEST_STOP_POINT=after-mark "$CAIRN" prune --max-unused 0 \
 	> "$O/prune-stop" 2>&1 &
 p=$!
-for _ in $(seq 400); do
-	[ "$(ps -o stat= -p "$p" | cut -c1)" = T ] && break
-	sleep 0.05
-done
-[ "$(ps -o stat= -p "$p" | cut -c1)" = T ] || fail "the prune did not stop after marking"
+wait_stopped "$p" "the prune (after marking)"
 gen "$W/late" late 1
 CAIRN_CACHE_DIR="$W/cache-late" "$CAIRN" backup --host late "$W/late" > /dev/null
 kill -CONT "$p"
