@@ -487,10 +487,9 @@ int cmd_backup(int argc, char **argv)
 	}
 	if (r >= 0)
 		r = cli_open_repo(&repo, &ro);
-	/* Test hook: stop between the open and the lock, for a prune to run there. */
-	if (r >= 0 && getenv("CAIRN_TEST_STOP_POINT") &&
-	    strcmp(getenv("CAIRN_TEST_STOP_POINT"), "backup-opened") == 0)
-		raise(SIGSTOP);
+	/* Between the open and the lock: a prune may run there (s3-fleet.sh). */
+	if (r >= 0)
+		maint_test_point("backup-opened");
 	/* Shared: other backups and checks may run, prune may not (FORMAT.md §11). */
 	if (r >= 0)
 		r = cairn_lock_acquire(&lock, cairn_repo_storage(repo), CAIRN_LOCK_SHARED, "backup",

@@ -48,18 +48,23 @@ void maint_recover(cairn_repo *repo, const cairn_lock *own)
 
 /* ---- prune -------------------------------------------------------------- */
 
-static void on_step(const char *step, void *payload)
+void maint_test_point(const char *step)
 {
 	const char *crash = getenv("CAIRN_TEST_CRASH_POINT");
 	const char *stop = getenv("CAIRN_TEST_STOP_POINT");
-	(void)payload;
-	log_debug("prune: %s", step);
-	/* Test hooks: die like kill -9 would, with no cleanup of any kind; or
-	 * stop until SIGCONT, for another process to act at that moment. */
+	/* Die like kill -9 would, with no cleanup of any kind; or stop until
+	 * SIGCONT, for another process to act at that moment. */
 	if (crash && strcmp(crash, step) == 0)
 		raise(SIGKILL);
 	if (stop && strcmp(stop, step) == 0)
 		raise(SIGSTOP);
+}
+
+static void on_step(const char *step, void *payload)
+{
+	(void)payload;
+	log_debug("prune: %s", step);
+	maint_test_point(step);
 }
 
 static void report_json(const struct cairn_prune_stats *s, bool dry_run)

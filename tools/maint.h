@@ -36,6 +36,9 @@ struct maint_prune_opts {
  * names a step of cairn_prune_opts.on_step at which the process kills itself with
  * SIGKILL, for crash tests (tests/integration/prune-crash.sh). */
 int maint_prune(cairn_repo *repo, const struct maint_prune_opts *o);
+/* Test hooks at a named step: CAIRN_TEST_CRASH_POINT=step kills the process
+ * with SIGKILL, CAIRN_TEST_STOP_POINT=step stops it until SIGCONT. */
+void maint_test_point(const char *step);
 
 /* A path being built during a tree walk: "/a/b", NUL-terminated, raw bytes. */
 struct maint_path {
