@@ -1241,13 +1241,8 @@ static int run(cairn_repo *repo, enum mode mode, const struct cairn_snapshot *sn
 	int r = cairn_repo_tree_lookup_path(repo, &snap->root, path, &e);
 	/* From a remote repository, the data is fetched ahead of the writes (not
 	 * for a selection by patterns: most of it would not be read). */
-	if (r >= 0 && mode != DRY_RUN && !c.include && !c.exclude) {
-		const struct cairn_id *from = !e.parent                        ? &snap->root
-		                              : e.node->type == CAIRN_NODE_DIR ? &e.node->subtree
-		                                                               : NULL;
-		if (from && cairn_repo_prefetch_start(repo, from, &pf) < 0)
-			log_debug("no read ahead: %s", cairn_err_msg());
-	}
+	if (r >= 0 && mode != DRY_RUN && !c.include && !c.exclude)
+		pf = restorer_read_ahead(repo, &snap->root, e.parent ? e.node : NULL);
 	if (r >= 0)
 		cairn_tree_free(e.parent);
 	/* A dry run creates nothing, not even the target. */
@@ -1268,6 +1263,18 @@ static int run(cairn_repo *repo, enum mode mode, const struct cairn_snapshot *sn
 	if (c.rootfd >= 0)
 		close(c.rootfd);
 	return r < 0 ? r : 0;
+}
+
+cairn_prefetch *restorer_read_ahead(cairn_repo *repo, const struct cairn_id *root,
+                                    const struct cairn_node *node)
+{
+	cairn_prefetch *pf = NULL;
+	const struct cairn_id *from = !node                          ? root
+	                              : node->type == CAIRN_NODE_DIR ? &node->subtree
+	                                                             : NULL;
+	if (from && cairn_repo_prefetch_start(repo, from, &pf) < 0)
+		log_debug("no read ahead: %s", cairn_err_msg());
+	return pf;
 }
 
 int restorer_run(cairn_repo *repo, const struct cairn_snapshot *snap, const struct restorer_opts *o,

@@ -22,6 +22,13 @@ const char *restorer_type_name(uint8_t type);
  * then sets the size with ftruncate). Each blob is verified and must have its
  * extent's length. -EBADMSG/-ENOENT for the repository (message names path and
  * offset), -EIO/-ENOSPC/-EFBIG for fd. */
+/* From a remote repository, fetch ahead the data of the tree under node (a
+ * directory), or of root when node is NULL, in the order restore and dump -a
+ * tar read it; NULL when there is nothing to fetch ahead (cairn_prefetch_stop
+ * takes NULL). */
+cairn_prefetch *restorer_read_ahead(cairn_repo *repo, const struct cairn_id *root,
+                                    const struct cairn_node *node);
+
 int restorer_write_content(cairn_repo *repo, const struct cairn_node *node, const char *path,
                            int fd, bool sparse, struct cairn_buf *buf);
 

@@ -371,12 +371,7 @@ int tarout_write(cairn_repo *repo, const struct cairn_node *dir, const struct ca
 	cairn_idset_init(&w.links);
 	/* From a remote repository, the data is fetched ahead, as for restore: the
 	 * archive is written in the walker's order. */
-	cairn_prefetch *pf = NULL;
-	const struct cairn_id *from = !dir                          ? root
-	                              : dir->type == CAIRN_NODE_DIR ? &dir->subtree
-	                                                            : NULL;
-	if (from && cairn_repo_prefetch_start(repo, from, &pf) < 0)
-		log_debug("no read ahead: %s", cairn_err_msg());
+	cairn_prefetch *pf = restorer_read_ahead(repo, root, dir);
 	w.ar = archive_write_new();
 	int r = w.ar ? run(&w, dir, root, path, fd) : cairn_err_set(-ENOMEM, "out of memory");
 	cairn_prefetch_stop(pf);
