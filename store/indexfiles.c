@@ -191,20 +191,47 @@ static int add_unnamed(cairn_repo *repo, const struct cairn_id *pack, uint64_t s
 	return 0;
 }
 
+static size_t blobs_per_file(void)
+{
+	size_t max = atomic_load(&blobs_per_file_override);
+	const char *e = max ? NULL : getenv("CAIRN_TEST_BLOBS_PER_FILE");
+	if (e && *e)
+		max = strtoul(e, NULL, 10);
+	return max ? max : BLOBS_PER_FILE;
+}
+
+/* How many of the n packs at v one index file names: up to PACKS_PER_FILE, or
+ * up to the first that brings it to blobs_per_file(). */
+static size_t file_batch(const struct cairn_idxfile_pack *v, size_t n)
+{
+	size_t k = 0, blobs = 0;
+	while (k < n && k < PACKS_PER_FILE && blobs < blobs_per_file())
+		blobs += v[k++].n;
+	return k;
+}
+
 int cairn_repo__name_packs(cairn_repo *repo)
 {
+	/* Adopted packs are named only once checked under the writer's lock. */
+	int r = cairn_repo__adoption_pending(repo) ? cairn_repo__learn_doomed(repo) : 0;
+	if (r < 0)
+		return r;
 	pthread_mutex_lock(&repo->lock);
-	struct cairn_idxfile f = { .packs = repo->unnamed, .npacks = repo->nunnamed };
+	struct cairn_idxfile_pack *v = repo->unnamed;
+	size_t n = repo->nunnamed, k;
 	repo->unnamed = NULL;
 	repo->nunnamed = repo->capunnamed = repo->unnamed_blobs = 0;
 	pthread_mutex_unlock(&repo->lock);
-	int r = f.npacks ? cairn_repo__write_index_file(repo, &f, NULL) : 0;
-	if (r >= 0 && f.npacks)
-		r = cairn_index__aux_del_many(repo->index, UNNAMED, f.packs[0].id.b, CAIRN_ID_SIZE,
-		                              sizeof(*f.packs), f.npacks);
-	for (size_t i = 0; i < f.npacks; i++)
-		free((void *)f.packs[i].e);
-	free(f.packs);
+	for (size_t i = 0; r >= 0 && i < n; i += k) {
+		struct cairn_idxfile f = { .packs = v + i, .npacks = k = file_batch(v + i, n - i) };
+		r = cairn_repo__write_index_file(repo, &f, NULL);
+		if (r >= 0)
+			r = cairn_index__aux_del_many(repo->index, UNNAMED, v[i].id.b,
+			                              CAIRN_ID_SIZE, sizeof(*v), k);
+	}
+	for (size_t i = 0; i < n; i++)
+		free((void *)v[i].e);
+	free(v);
 	return r;
 }
 
@@ -236,12 +263,14 @@ int cairn_repo__note_pack(cairn_repo *repo, const struct cairn_id *pack, uint64_
                           const struct cairn_pack_entry *e, size_t n)
 {
 	pthread_mutex_lock(&repo->lock);
-	size_t max_blobs = atomic_load(&blobs_per_file_override);
 	int r = add_unnamed(repo, pack, size, e, n);
-	bool full = repo->nunnamed >= PACKS_PER_FILE ||
-	            repo->unnamed_blobs >= (max_blobs ? max_blobs : BLOBS_PER_FILE);
+	bool full = repo->nunnamed >= PACKS_PER_FILE || repo->unnamed_blobs >= blobs_per_file();
 	pthread_mutex_unlock(&repo->lock);
-	return r >= 0 && full ? cairn_repo__name_packs(repo) : r;
+	/* Packs adopted at open wait for the check under the lock (pending.c): a
+	 * prune may be deleting them, and a name written now could outlive them. */
+	if (r < 0 || !full || cairn_repo__adoption_pending(repo))
+		return r;
+	return cairn_repo__name_packs(repo);
 }
 
 /* ---- reading ------------------------------------------------------------------ */

@@ -150,6 +150,14 @@ int cairn_repo__learn_doomed(cairn_repo *repo)
 	return load_doomed(repo, true);
 }
 
+bool cairn_repo__adoption_pending(cairn_repo *repo)
+{
+	pthread_mutex_lock(&repo->doomed_lock);
+	bool pending = !atomic_load(&repo->doomed_known) && repo->adopted.count > 0;
+	pthread_mutex_unlock(&repo->doomed_lock);
+	return pending;
+}
+
 int cairn_repo__peek_doomed(cairn_repo *repo)
 {
 	return load_doomed(repo, false);

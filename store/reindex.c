@@ -109,15 +109,17 @@ static int index_packs(cairn_repo *repo, const struct packlist *l, bool name)
 		r = cairn_repo__unnamed_mark(repo, &h.out[i].id, h.out[i].size);
 	if (r >= 0 && k)
 		r = cairn_index__replace_packs(repo->index, NULL, 0, h.out, k);
-	for (size_t i = 0; r >= 0 && name && i < k; i++)
-		r = cairn_repo__note_pack(repo, &h.out[i].id, h.out[i].size, h.out[i].e,
-		                          h.out[i].n);
-	/* Checked again once the writer holds its lock (pending.c). */
+	/* Checked again once the writer holds its lock, unless it does already
+	 * (pending.c); named only then. */
 	pthread_mutex_lock(&repo->doomed_lock);
-	for (size_t i = 0; r >= 0 && name && i < k; i++)
+	bool recheck = name && !atomic_load(&repo->doomed_known);
+	for (size_t i = 0; r >= 0 && recheck && i < k; i++)
 		if (cairn_idset_add(&repo->adopted, &h.out[i].id, 0) < 0)
 			r = cairn_err_set(-ENOMEM, "out of memory");
 	pthread_mutex_unlock(&repo->doomed_lock);
+	for (size_t i = 0; r >= 0 && name && i < k; i++)
+		r = cairn_repo__note_pack(repo, &h.out[i].id, h.out[i].size, h.out[i].e,
+		                          h.out[i].n);
 	for (size_t i = 0; i < k; i++)
 		free((void *)h.out[i].e);
 	free(h.out);

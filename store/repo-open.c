@@ -381,7 +381,13 @@ static int load(cairn_repo *repo, const char *pw, size_t pwlen, const struct cai
 		                 cairn_storage_url(repo->st));
 		return (r = cairn_repo__rebuild_index(repo)) < 0 ? r : 0;
 	}
-	return repo->cache && !repo->offline ? cairn_repo__refresh(repo) : 0;
+	if (!repo->cache || repo->offline)
+		return 0;
+	if (o && o->lock_first && !repo->read_only) {
+		atomic_store(&repo->update_at_lock, true);
+		return 0;
+	}
+	return cairn_repo__refresh(repo);
 }
 
 static int setup(cairn_repo *repo, const char *url, const struct cairn_repo_opts *o)

@@ -76,6 +76,9 @@ struct cairn_repo {
 	pthread_mutex_t doomed_lock;
 	struct cairn_idset doomed;
 	atomic_bool doomed_known;
+	/* Opened lock_first and not yet locked: the cache is as the open found it
+	 * (cairn_repo_lock). */
+	atomic_bool update_at_lock;
 	/* Packs this writer adopted at open, before it held its lock (reindex.c):
 	 * checked again when it learns the records. Protected by doomed_lock. */
 	struct cairn_idset adopted;
@@ -165,7 +168,7 @@ int cairn_repo__snapshot_list(cairn_repo *repo, bool strict, struct cairn_snapsh
 /* ---- index files (indexfiles.c, FORMAT.md §12) ---- */
 /* A pack this handle stored and indexed: the next index file names it (one is
  * written every PACKS_PER_FILE packs or BLOBS_PER_FILE blobs, and by
- * cairn_repo__name_packs). */
+ * cairn_repo__name_packs; CAIRN_TEST_BLOBS_PER_FILE=N in tests). */
 int cairn_repo__note_pack(cairn_repo *repo, const struct cairn_id *pack, uint64_t size,
                           const struct cairn_pack_entry *e, size_t n);
 /* Index a pack this handle stored, and note it: marked first as indexed but
@@ -193,7 +196,8 @@ int cairn_repo__unnamed_forget(cairn_repo *repo, const struct cairn_id *packs, s
 int cairn_repo__foreach_orphan(cairn_repo *repo,
                                int (*cb)(const struct cairn_id *pack, uint64_t size, void *payload),
                                void *payload);
-/* Write an index file naming the noted packs (none: nothing). Thread-safe. */
+/* Write index files naming the noted packs, each within the limits above
+ * (none: nothing); adopted packs are checked first. Thread-safe. */
 int cairn_repo__name_packs(cairn_repo *repo);
 void cairn_repo__unnamed_free(cairn_repo *repo);
 /* Tests: name the noted packs once they hold this many blobs (0: the default). */
@@ -277,6 +281,9 @@ int cairn_repo__learn_doomed(cairn_repo *repo);
  * its copies of their blobs win in the index). */
 int cairn_repo__doom(cairn_repo *repo, const struct cairn_id *packs, size_t n);
 int cairn_repo__peek_doomed(cairn_repo *repo);
+/* Packs adopted at open still wait for that learning: no index file names
+ * them before it (a prune may be deleting them). */
+bool cairn_repo__adoption_pending(cairn_repo *repo);
 bool cairn_repo__doomed(cairn_repo *repo, const struct cairn_id *pack);
 
 /* Bring the index up to date with the storage: index new packs and snapshots,

@@ -134,6 +134,8 @@ static void unclaim(cairn_repo *repo, const struct cairn_id *id)
 static int indexed(cairn_repo *repo, const struct cairn_id *id)
 {
 	struct cairn_loc loc;
+	if (atomic_load(&repo->update_at_lock))
+		return cairn_err_set(-EINVAL, "a blob was stored before the repository was locked");
 	int r = cairn_repo__learn_doomed(repo);
 	if (r >= 0)
 		r = cairn_index__get(repo->index, id, &loc);

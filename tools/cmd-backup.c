@@ -459,7 +459,8 @@ int cmd_backup(int argc, char **argv)
 	struct backup_opts o = { .compression = -1 };
 	struct cairn_snapshot snap = { 0 };
 	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION,
-		                      .allow_write_only = true };
+		                      .allow_write_only = true,
+		                      .lock_first = true };
 	_cleanup_repo_ cairn_repo *repo = NULL;
 	cairn_lock *lock = NULL;
 	struct filesfrom given = { 0 };
@@ -492,8 +493,7 @@ int cmd_backup(int argc, char **argv)
 		maint_test_point("backup-opened");
 	/* Shared: other backups and checks may run, prune may not (FORMAT.md §11). */
 	if (r >= 0)
-		r = cairn_lock_acquire(&lock, cairn_repo_storage(repo), CAIRN_LOCK_SHARED, "backup",
-		                       0);
+		r = cairn_repo_lock(repo, CAIRN_LOCK_SHARED, "backup", 0, &lock);
 	if (r >= 0 && !o.dry_run)
 		maint_recover(repo, lock);
 	if (r >= 0 && o.compression >= 0)

@@ -724,7 +724,7 @@ int cmd_check(int argc, char **argv)
 		return cli_usage_error("check: unexpected argument '%s'", argv[i]);
 	ro.read_only = !index_writable();
 	int r = cli_open_repo(&repo, &ro);
-	if (r >= 0 && (r = maint_lock(repo, CAIRN_LOCK_SHARED, "check", a.wait, &lock)) < 0 &&
+	if (r >= 0 && (r = cairn_repo_lock(repo, CAIRN_LOCK_SHARED, "check", a.wait, &lock)) < 0 &&
 	    ro.read_only && (r == -EROFS || r == -EACCES || r == -EPERM)) {
 		log_warn("checking without a lock: %s", cairn_err_msg());
 		r = 0;

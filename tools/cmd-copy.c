@@ -794,7 +794,7 @@ static int open_source(const struct copy_args *a, cairn_repo **repo, cairn_lock 
 		                        "CAIRN_FROM_PASSWORD_FILE");
 	if (r < 0)
 		return cairn_err_wrap(r, "source repository '%s'", a->from);
-	r = maint_lock(*repo, CAIRN_LOCK_SHARED, "copy", a->wait, lock);
+	r = cairn_repo_lock(*repo, CAIRN_LOCK_SHARED, "copy", a->wait, lock);
 	if (r == -EROFS || r == -EACCES || r == -EPERM) {
 		log_warn("reading the source without a lock: %s", cairn_err_msg());
 		r = 0;
@@ -836,8 +836,9 @@ static int copy_main(struct copy_args *a, int argc, char **argv)
 		return cli_usage_error("copy: the source and the destination are both '%s'", to);
 	/* Shared on both sides, as a backup into the destination and a reader of
 	 * the source: only prune must not run meanwhile. */
-	if (r >= 0 && (r = cli_open_repo(&dst, NULL)) >= 0 &&
-	    (r = maint_lock(dst, CAIRN_LOCK_SHARED, "copy", a->wait, &dst_lock)) >= 0)
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .lock_first = true };
+	if (r >= 0 && (r = cli_open_repo(&dst, &ro)) >= 0 &&
+	    (r = cairn_repo_lock(dst, CAIRN_LOCK_SHARED, "copy", a->wait, &dst_lock)) >= 0)
 		maint_recover(dst, dst_lock);
 	if (r >= 0)
 		r = open_source(a, &src, &src_lock);

@@ -412,7 +412,7 @@ int cmd_forget(int argc, char **argv)
 	};
 	struct forget_args a = { .group_by = POLICY_GROUP_HOST | POLICY_GROUP_PATHS,
 		                 .max_unused = 5 };
-	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .lock_first = true };
 	_cleanup_repo_ cairn_repo *repo = NULL;
 	_cleanup_lock_ cairn_lock *lock = NULL;
 
@@ -428,8 +428,9 @@ int cmd_forget(int argc, char **argv)
 	 * parent stores again what a prune deletes), so only --prune keeps another
 	 * prune away. */
 	if (r >= 0)
-		r = maint_lock(repo, a.prune && !a.dry_run ? CAIRN_LOCK_PRUNE : CAIRN_LOCK_SHARED,
-		               "forget", a.wait, &lock);
+		r = cairn_repo_lock(repo,
+		                    a.prune && !a.dry_run ? CAIRN_LOCK_PRUNE : CAIRN_LOCK_SHARED,
+		                    "forget", a.wait, &lock);
 	if (r >= 0)
 		r = forget(repo, &a, argv + i, (size_t)(argc - i), lock);
 	free(a.tags);

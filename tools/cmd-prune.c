@@ -72,7 +72,7 @@ int cmd_prune(int argc, char **argv)
 		{ 0 },
 	};
 	struct prune_args a = { .po = { .max_unused = 5 } };
-	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .lock_first = true };
 	_cleanup_repo_ cairn_repo *repo = NULL;
 	_cleanup_lock_ cairn_lock *lock = NULL;
 
@@ -83,7 +83,7 @@ int cmd_prune(int argc, char **argv)
 		return cli_usage_error("prune: unexpected argument '%s'", argv[i]);
 	int r = cli_open_repo(&repo, &ro);
 	if (r >= 0)
-		r = maint_lock(repo, CAIRN_LOCK_PRUNE, "prune", a.wait, &lock);
+		r = cairn_repo_lock(repo, CAIRN_LOCK_PRUNE, "prune", a.wait, &lock);
 	a.po.lock = lock;
 	if (r >= 0)
 		r = maint_prune(repo, &a.po);

@@ -311,7 +311,7 @@ static int rewrite_main(struct rewrite_args *a, int argc, char **argv)
 		SNAPSEL_LONGOPTS,
 		{ 0 },
 	};
-	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION };
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .lock_first = true };
 	_cleanup_repo_ cairn_repo *repo = NULL;
 	_cleanup_lock_ cairn_lock *lock = NULL;
 
@@ -325,7 +325,7 @@ static int rewrite_main(struct rewrite_args *a, int argc, char **argv)
 	/* Shared, like backup: trees and snapshots are added (and with --forget
 	 * snapshots removed); only prune, which deletes data, must not run. */
 	if (r >= 0)
-		r = maint_lock(repo, CAIRN_LOCK_SHARED, "rewrite", a->wait, &lock);
+		r = cairn_repo_lock(repo, CAIRN_LOCK_SHARED, "rewrite", a->wait, &lock);
 	if (r >= 0)
 		r = rewrite_all(repo, a, argv + i, (size_t)(argc - i), lock);
 	return r < 0 ? cli_fail(r) : 0;

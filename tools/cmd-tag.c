@@ -224,7 +224,7 @@ static int tag_main(struct tag_args *a, int argc, char **argv)
 	int r = cli_open_repo(&repo, &ro);
 	/* Shared, like backup: only prune must not run while snapshots change. */
 	if (r >= 0)
-		r = maint_lock(repo, CAIRN_LOCK_SHARED, "tag", a->wait, &lock);
+		r = cairn_repo_lock(repo, CAIRN_LOCK_SHARED, "tag", a->wait, &lock);
 	if (r >= 0)
 		r = tag_all(repo, a, argv + i, (size_t)(argc - i), lock);
 	return r < 0 ? cli_fail(r) : 0;

@@ -9,12 +9,6 @@
 
 #include "cli.h"
 
-int maint_lock(cairn_repo *repo, int kind, const char *command, unsigned wait_seconds,
-               cairn_lock **out)
-{
-	return cairn_lock_acquire(out, cairn_repo_storage(repo), kind, command, wait_seconds);
-}
-
 int maint_parse_wait(const char *arg, unsigned *out)
 {
 	long v;

@@ -14,11 +14,6 @@ static inline void cairn_lock_releasep(cairn_lock **l)
 }
 #define _cleanup_lock_ __attribute__((cleanup(cairn_lock_releasep)))
 
-/* The lock of a command on an open repository; wait_seconds as for
- * cairn_lock_acquire(). */
-int maint_lock(cairn_repo *repo, int kind, const char *command, unsigned wait_seconds,
-               cairn_lock **out);
-
 /* Before a writer (backup, copy) adds to the repository, what a killed run left
  * (docs/DESIGN.md "The ingester"): packs it made durable but never indexed, and
  * the packs it was filling. own is the writer's lock. Logs what it did; a

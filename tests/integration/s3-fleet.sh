@@ -57,6 +57,7 @@ wait_stopped() {
 	done
 	fail "$2 did not stop"
 }
+index_files() { { "${AWS[@]}" s3 ls "s3://$B/fleet/indexes/" || true; } | wc -l; }
 pack_bytes() {
 	"${AWS[@]}" s3 ls --recursive "s3://$B/$1/packs/" | awk '{ s += $3 } END { print s + 0 }'
 }
@@ -153,10 +154,14 @@ prune_before_lock() {
 	CAIRN_S3_TRACE="$W/trace3" CAIRN_CACHE_DIR="$1" "$CAIRN" backup --host killed3 "$big" \
 		> /dev/null 2>&1 &
 	kill_after_packs $! "$W/trace3" 6
-	CAIRN_TEST_STOP_POINT=backup-opened CAIRN_CACHE_DIR="$2" "$CAIRN" backup --host killed3 \
-		"$big" > "$O/opened" 2>&1 &
+	idx=$(index_files)
+	# Each pack would fill an index file: none may name the adopted packs
+	# before the backup holds its lock and has checked them.
+	CAIRN_TEST_BLOBS_PER_FILE=1 CAIRN_TEST_STOP_POINT=backup-opened CAIRN_CACHE_DIR="$2" \
+		"$CAIRN" backup --host killed3 "$big" > "$O/opened" 2>&1 &
 	p=$!
 	wait_stopped "$p" "the backup (after its open)"
+	[ "$(index_files)" = "$idx" ] || fail "a backup named packs it adopted before its lock ($2)"
 	CAIRN_CACHE_DIR="$W/cache-pr3" "$CAIRN" prune --max-unused 0 --json > "$O/prune3a" 2>&1 ||
 		fail "the prune between a backup's open and its lock: $(cat "$O/prune3a")"
 	grep -q '"packs_deleted":0,' "$O/prune3a" && fail "the prune deleted none of the killed run's packs"
@@ -172,6 +177,32 @@ prune_before_lock() {
 }
 prune_before_lock "$W/cache-k4" "$W/cache-k5" # adopted at open
 prune_before_lock "$W/cache-k6" "$W/cache-k6" # indexed by the killed run
+
+# named_before_lock ROUND CACHE: the same for packs index files name. A backup's
+# cache learns them under its lock, after the prune records: a prune that ran
+# whole between its open and its lock has rewritten the index files by then.
+named_before_lock() {
+	local id p
+	gen "$W/nb" named "$1"
+	CAIRN_CACHE_DIR="$W/cache-nb" "$CAIRN" backup --host named "$W/nb" > /dev/null
+	id=$("$CAIRN" snapshots --host named --json | grep -o '"id":"[0-9a-f]*"' | tail -1 | cut -d'"' -f4)
+	"$CAIRN" forget "$id" > /dev/null
+	CAIRN_TEST_STOP_POINT=backup-opened CAIRN_CACHE_DIR="$2" "$CAIRN" backup --host named \
+		"$W/nb" > "$O/named" 2>&1 &
+	p=$!
+	wait_stopped "$p" "the backup of named packs (after its open)"
+	CAIRN_CACHE_DIR="$W/cache-pr3" "$CAIRN" prune --max-unused 0 --json > "$O/prune3b" 2>&1 ||
+		fail "the prune between a backup's open and its lock: $(cat "$O/prune3b")"
+	grep -q '"packs_deleted":0,' "$O/prune3b" && fail "the prune deleted none of the forgotten packs"
+	kill -CONT "$p"
+	wait "$p" || fail "the backup after the prune: $(cat "$O/named")"
+	CAIRN_CACHE_DIR="$W/cache-chk3" "$CAIRN" check > "$O/check3" 2>&1 ||
+		fail "check after a prune deleted named packs a backup knew ($2): $(cat "$O/check3")"
+	id=$("$CAIRN" snapshots --host named --json | grep -o '"id":"[0-9a-f]*"' | tail -1 | cut -d'"' -f4)
+	CAIRN_CACHE_DIR="$W/cache-chk3" restores_as "$id" "$W/nb" named "$1"
+}
+named_before_lock 1 "$W/cache-nb"   # the cache of the forgotten backup
+named_before_lock 2 "$W/cache-nb2"  # a new cache
 
 # ---- an index file written while a prune rewrites them ------------------------
 # A prune that finishes an earlier run's record rewrites the index files, and

@@ -109,6 +109,13 @@ struct cairn_repo_opts {
 	 * it. Otherwise such a key is refused with -EACCES, before anything is
 	 * read. */
 	bool allow_write_only;
+	/* The caller stores blobs, and takes its lock with cairn_repo_lock()
+	 * before it looks anything up. A remote repository's cache is then brought
+	 * up to date under that lock, after the prune records are read, rather
+	 * than at open: a prune that ran in between has by then rewritten the
+	 * index files the cache reads, or its record is known (DESIGN.md "Prune
+	 * while backups run"). */
+	bool lock_first;
 };
 /*
  * Open and unlock the repository at url (a directory or s3://BUCKET[/PREFIX]).
@@ -584,6 +591,12 @@ const char *cairn_lock_kind_name(int kind);
  * cairn_lock_release(). Not thread-safe: one owner. */
 int cairn_lock_acquire(cairn_lock **out, cairn_storage *st, int kind, const char *command,
                        unsigned wait_seconds);
+/* cairn_lock_acquire() on the repository's storage; for a handle opened with
+ * lock_first, then the prune records are read and the cache brought up to
+ * date (cairn_repo_index_update). On failure no lock is held. Storage errors,
+ * -EBUSY, -ENOMEM. */
+int cairn_repo_lock(cairn_repo *repo, int kind, const char *command, unsigned wait_seconds,
+                    cairn_lock **out);
 /* The lock's object name. Borrowed. */
 const char *cairn_lock_name(const cairn_lock *l);
 /* The other locks (not l) as the last look of cairn_lock_acquire found them,
