@@ -145,6 +145,23 @@ CAIRN_CACHE_DIR="$W/cache-1" "$CAIRN" check > "$O/check-k2" 2>&1 ||
 # and, seeing no writer, delete them. The backup must not deduplicate against
 # them, nor name them: its snapshot pointed into deleted packs before it
 # checked them under its lock.
+# last_snapshot HOST: the ID of HOST's newest snapshot.
+last_snapshot() {
+	"$CAIRN" snapshots --host "$1" --json | grep -o '"id":"[0-9a-f]*"' | tail -1 | cut -d'"' -f4
+}
+# prune_beside PID WHAT: while the backup PID is stopped between its open and
+# its lock, a prune that must delete WHAT; then the backup goes on, and a
+# check from a new cache must be clean.
+prune_beside() {
+	CAIRN_CACHE_DIR="$W/cache-pr3" "$CAIRN" prune --max-unused 0 --json > "$O/prune3" 2>&1 ||
+		fail "the prune between a backup's open and its lock: $(cat "$O/prune3")"
+	grep -q '"packs_deleted":0,' "$O/prune3" && fail "the prune deleted none of $2"
+	kill -CONT "$1"
+	wait "$1" || fail "the backup after the prune: $(cat "$O/stopped")"
+	CAIRN_CACHE_DIR="$W/cache-chk3" "$CAIRN" check > "$O/check3" 2>&1 ||
+		fail "check after a prune deleted $2 a backup knew: $(cat "$O/check3")"
+}
+
 # prune_before_lock KILLED_CACHE RESUMING_CACHE
 prune_before_lock() {
 	local big="$W/big3" p
@@ -158,20 +175,13 @@ prune_before_lock() {
 	# Each pack would fill an index file: none may name the adopted packs
 	# before the backup holds its lock and has checked them.
 	CAIRN_TEST_BLOBS_PER_FILE=1 CAIRN_TEST_STOP_POINT=backup-opened CAIRN_CACHE_DIR="$2" \
-		"$CAIRN" backup --host killed3 "$big" > "$O/opened" 2>&1 &
+		"$CAIRN" backup --host killed3 "$big" > "$O/stopped" 2>&1 &
 	p=$!
 	wait_stopped "$p" "the backup (after its open)"
 	[ "$(index_files)" = "$idx" ] || fail "a backup named packs it adopted before its lock ($2)"
-	CAIRN_CACHE_DIR="$W/cache-pr3" "$CAIRN" prune --max-unused 0 --json > "$O/prune3a" 2>&1 ||
-		fail "the prune between a backup's open and its lock: $(cat "$O/prune3a")"
-	grep -q '"packs_deleted":0,' "$O/prune3a" && fail "the prune deleted none of the killed run's packs"
-	kill -CONT "$p"
-	wait "$p" || fail "the backup after the prune: $(cat "$O/opened")"
-	CAIRN_CACHE_DIR="$W/cache-chk3" "$CAIRN" check > "$O/check3" 2>&1 ||
-		fail "check after a prune deleted the packs a backup knew ($2): $(cat "$O/check3")"
-	id=$("$CAIRN" snapshots --host killed3 --json | grep -o '"id":"[0-9a-f]*"' | tail -1 | cut -d'"' -f4)
-	CAIRN_CACHE_DIR="$W/cache-chk3" "$CAIRN" restore "$id" --target "$O/r3" > /dev/null ||
-		fail "restore of the backup that knew deleted packs ($2)"
+	prune_beside "$p" "the killed run's packs ($2)"
+	CAIRN_CACHE_DIR="$W/cache-chk3" "$CAIRN" restore "$(last_snapshot killed3)" \
+		--target "$O/r3" > /dev/null || fail "restore of the backup that knew deleted packs ($2)"
 	diff -r "$big" "$O/r3$big" > /dev/null || fail "the backup that knew deleted packs restores differently ($2)"
 	rm -rf "$big" "$O/r3"
 }
@@ -182,27 +192,19 @@ prune_before_lock "$W/cache-k6" "$W/cache-k6" # indexed by the killed run
 # cache learns them under its lock, after the prune records: a prune that ran
 # whole between its open and its lock has rewritten the index files by then.
 named_before_lock() {
-	local id p
+	local p
 	gen "$W/nb" named "$1"
 	CAIRN_CACHE_DIR="$W/cache-nb" "$CAIRN" backup --host named "$W/nb" > /dev/null
-	id=$("$CAIRN" snapshots --host named --json | grep -o '"id":"[0-9a-f]*"' | tail -1 | cut -d'"' -f4)
-	"$CAIRN" forget "$id" > /dev/null
+	"$CAIRN" forget "$(last_snapshot named)" > /dev/null
 	CAIRN_TEST_STOP_POINT=backup-opened CAIRN_CACHE_DIR="$2" "$CAIRN" backup --host named \
-		"$W/nb" > "$O/named" 2>&1 &
+		"$W/nb" > "$O/stopped" 2>&1 &
 	p=$!
 	wait_stopped "$p" "the backup of named packs (after its open)"
-	CAIRN_CACHE_DIR="$W/cache-pr3" "$CAIRN" prune --max-unused 0 --json > "$O/prune3b" 2>&1 ||
-		fail "the prune between a backup's open and its lock: $(cat "$O/prune3b")"
-	grep -q '"packs_deleted":0,' "$O/prune3b" && fail "the prune deleted none of the forgotten packs"
-	kill -CONT "$p"
-	wait "$p" || fail "the backup after the prune: $(cat "$O/named")"
-	CAIRN_CACHE_DIR="$W/cache-chk3" "$CAIRN" check > "$O/check3" 2>&1 ||
-		fail "check after a prune deleted named packs a backup knew ($2): $(cat "$O/check3")"
-	id=$("$CAIRN" snapshots --host named --json | grep -o '"id":"[0-9a-f]*"' | tail -1 | cut -d'"' -f4)
-	CAIRN_CACHE_DIR="$W/cache-chk3" restores_as "$id" "$W/nb" named "$1"
+	prune_beside "$p" "the forgotten snapshot's packs ($2)"
+	CAIRN_CACHE_DIR="$W/cache-chk3" restores_as "$(last_snapshot named)" "$W/nb" named "$1"
 }
-named_before_lock 1 "$W/cache-nb"   # the cache of the forgotten backup
-named_before_lock 2 "$W/cache-nb2"  # a new cache
+named_before_lock 1 "$W/cache-nb"  # the cache of the forgotten backup
+named_before_lock 2 "$W/cache-nb2" # a new cache
 
 # ---- an index file written while a prune rewrites them ------------------------
 # A prune that finishes an earlier run's record rewrites the index files, and
