@@ -14,6 +14,7 @@ if [ "$level" != build ] && [ "$level" != deb ]; then
 	       radosgw ceph-mon ceph-osd awscli s3cmd curl systemd
 	       python3-yaml prometheus # promtool: tests/integration/metrics.sh
 	       strace # tests/integration/durable.sh
+	       faketime # a skewed clock: tests/integration/s3-remote.sh
 	       chromium # renders cairn report's page: tests/integration/report.sh
 	       samba samba-vfs-modules smbclient) # fuse-samba.sh: Windows "Previous Versions"
 fi

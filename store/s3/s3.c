@@ -287,6 +287,7 @@ struct req {
 	bool have_length;
 	uint64_t range_start;
 	bool have_range;
+	time_t date; /* the server's clock (Date); 0: none */
 	struct cairn_buf errbody;
 	const curl_socket_t *sock; /* its connection's, or CURL_SOCKET_BAD */
 };
@@ -448,6 +449,10 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
 		rq->etag[0] = '\0';
 		rq->etag_opaque = false;
 		rq->have_length = rq->have_range = false;
+		rq->date = 0;
+	} else if (header_is(line, len, "date", &v)) {
+		header_value(buf, sizeof(buf), v, len - (size_t)(v - line));
+		rq->date = curl_getdate(buf, NULL) > 0 ? curl_getdate(buf, NULL) : 0;
 	} else if (header_is(line, len, "etag", &v)) {
 		header_value(rq->etag, sizeof(rq->etag), v, len - (size_t)(v - line));
 	} else if (header_is(line, len, "x-amz-server-side-encryption", &v)) {
@@ -704,6 +709,22 @@ static void name_of(char *out, size_t size, const cairn_s3 *s, const struct req 
 	snprintf(out, size, "S3 %s s3://%s/%s", rq->method, s->bucket, rq->key ? rq->key : "");
 }
 
+/* A signature's time must be within 15 minutes of the server's clock: say
+ * how far this host's is off, which the reply's Date tells. */
+static int skewed(const cairn_s3 *s, const struct req *rq)
+{
+	char who[700], off[64] = "more than 15 minutes off";
+	name_of(who, sizeof(who), s, rq);
+	long ahead = rq->date ? (long)(time(NULL) - rq->date) : 0;
+	if (ahead >= 60 || ahead <= -60)
+		snprintf(off, sizeof(off), "%ld minutes %s", (ahead < 0 ? -ahead : ahead) / 60,
+		         ahead < 0 ? "behind" : "ahead of");
+	return cairn_err_set(-ETIME,
+	                     "%s: refused, this host's clock is %s the server's "
+	                     "(RequestTimeTooSkewed): set the clock right (NTP)",
+	                     who, off);
+}
+
 static void http_error(struct verdict *v, const cairn_s3 *s, const struct req *rq)
 {
 	struct cairn_s3xml_error e = { "", "" };
@@ -726,6 +747,11 @@ static void http_error(struct verdict *v, const cairn_s3 *s, const struct req *r
 		        strcmp(e.code, "NoSuchBucket") == 0
 		                ? cairn_err_set(-ENOENT, "S3 bucket '%s' does not exist", s->bucket)
 		                : cairn_err_set(-ENOENT, "%s: not found (%s)", who, e.code);
+	} else if (strcmp(e.code, "RequestTimeTooSkewed") == 0 ||
+	           (rq->status == 403 && rq->date &&
+	            labs((long)(time(NULL) - rq->date)) > 15 * 60)) {
+		/* A HEAD's refusal has no body to name the code. */
+		v->code = skewed(s, rq);
 	} else if (rq->status == 401 || rq->status == 403) {
 		v->code = cairn_err_set(-EACCES, "S3 authentication failed: %s%s%s (%s)", e.code,
 		                        e.message[0] ? ": " : "", e.message, who);
