@@ -795,6 +795,28 @@ static void test_repo__index_files_bounded_by_blobs(void)
 	cairn_repo_close(repo);
 }
 
+/* Packs noted while files were held back are named all at once, in files
+ * that each stay within the limit. */
+static void test_repo__held_packs_named_within_limits(void)
+{
+	cairn_repo *repo = make_repo(1024 * 1024);
+	uint8_t buf[2000];
+	struct cairn_repo_stats st;
+
+	for (int i = 0; i < 2000; i++) {
+		check_random(buf, sizeof(buf), 90000 + (uint64_t)i);
+		CHECK_EQ(cairn_repo_put(repo, CAIRN_BLOB_DATA, buf, sizeof(buf), NULL, NULL), 1);
+	}
+	cairn_repo_stats(repo, &st);
+	CHECK_EQ(st.packs_written, 3);
+	CHECK_EQ(index_files(repo), 0); /* below the default limits */
+	cairn_repo__test_blobs_per_file(1000);
+	CHECK_OK(cairn_repo_flush(repo));
+	CHECK_EQ(index_files(repo), 2); /* the first two packs pass 1000 blobs */
+	cairn_repo__test_blobs_per_file(0);
+	cairn_repo_close(repo);
+}
+
 static void test_repo__costly_key_files_skipped(void)
 {
 	struct warnings w = { 0 };
@@ -1085,6 +1107,7 @@ int main(void)
 	RUN(test_repo__finish_failure_is_sticky);
 	RUN(test_repo__flush_merges_partial_packs);
 	RUN(test_repo__index_files_bounded_by_blobs);
+	RUN(test_repo__held_packs_named_within_limits);
 	RUN(test_repo__costly_key_files_skipped);
 	RUN(test_repo__last_key_tried_first);
 	RUN(test_repo__damaged_snapshot_skipped);
