@@ -212,10 +212,11 @@ static size_t file_batch(const struct cairn_idxfile_pack *v, size_t n)
 
 int cairn_repo__name_packs(cairn_repo *repo)
 {
-	/* Adopted packs are named only once checked under the writer's lock. */
-	int r = cairn_repo__adoption_pending(repo) ? cairn_repo__learn_doomed(repo) : 0;
-	if (r < 0)
-		return r;
+	/* Adopted packs are named only once checked under the writer's lock; a
+	 * writer killed before leaves them marked, for the next one to name. */
+	if (atomic_load(&repo->names_held))
+		return 0;
+	int r = 0;
 	pthread_mutex_lock(&repo->lock);
 	struct cairn_idxfile_pack *v = repo->unnamed;
 	size_t n = repo->nunnamed, k;
@@ -268,7 +269,7 @@ int cairn_repo__note_pack(cairn_repo *repo, const struct cairn_id *pack, uint64_
 	pthread_mutex_unlock(&repo->lock);
 	/* Packs adopted at open wait for the check under the lock (pending.c): a
 	 * prune may be deleting them, and a name written now could outlive them. */
-	if (r < 0 || !full || cairn_repo__adoption_pending(repo))
+	if (r < 0 || !full || atomic_load(&repo->names_held))
 		return r;
 	return cairn_repo__name_packs(repo);
 }

@@ -114,6 +114,7 @@ static int recheck_adopted(cairn_repo *repo)
 	if (r >= 0) {
 		cairn_idset_release(&repo->adopted);
 		cairn_idset_init(&repo->adopted);
+		atomic_store(&repo->names_held, false);
 	}
 	return r;
 }
@@ -148,14 +149,6 @@ static int load_doomed(cairn_repo *repo, bool final)
 int cairn_repo__learn_doomed(cairn_repo *repo)
 {
 	return load_doomed(repo, true);
-}
-
-bool cairn_repo__adoption_pending(cairn_repo *repo)
-{
-	pthread_mutex_lock(&repo->doomed_lock);
-	bool pending = !atomic_load(&repo->doomed_known) && repo->adopted.count > 0;
-	pthread_mutex_unlock(&repo->doomed_lock);
-	return pending;
 }
 
 int cairn_repo__peek_doomed(cairn_repo *repo)

@@ -116,6 +116,8 @@ static int index_packs(cairn_repo *repo, const struct packlist *l, bool name)
 	for (size_t i = 0; r >= 0 && recheck && i < k; i++)
 		if (cairn_idset_add(&repo->adopted, &h.out[i].id, 0) < 0)
 			r = cairn_err_set(-ENOMEM, "out of memory");
+	if (recheck && k)
+		atomic_store(&repo->names_held, true);
 	pthread_mutex_unlock(&repo->doomed_lock);
 	for (size_t i = 0; r >= 0 && name && i < k; i++)
 		r = cairn_repo__note_pack(repo, &h.out[i].id, h.out[i].size, h.out[i].e,
@@ -396,4 +398,21 @@ int cairn_repo__refresh(cairn_repo *repo)
 {
 	int r = cairn_repo_index_update(repo);
 	return r < 0 ? cairn_err_wrap(r, "cache of %s", cairn_storage_url(repo->st)) : 0;
+}
+
+int cairn_repo_lock(cairn_repo *repo, int kind, const char *command, unsigned wait_seconds,
+                    cairn_lock **out)
+{
+	int r = cairn_lock_acquire(out, repo->st, kind, command, wait_seconds);
+	if (r < 0 || !atomic_load(&repo->update_at_lock))
+		return r;
+	/* The records first: a prune whose record is gone by now finished, and
+	 * rewrote the index files before it deleted a pack. */
+	if ((r = cairn_repo__learn_doomed(repo)) >= 0 && (r = cairn_repo__refresh(repo)) >= 0) {
+		atomic_store(&repo->update_at_lock, false);
+		return 0;
+	}
+	cairn_lock_release(*out);
+	*out = NULL;
+	return r;
 }

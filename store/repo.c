@@ -70,23 +70,6 @@ bool cairn_repo__read_only(const cairn_repo *repo)
 	return repo->read_only || repo->offline;
 }
 
-int cairn_repo_lock(cairn_repo *repo, int kind, const char *command, unsigned wait_seconds,
-                    cairn_lock **out)
-{
-	int r = cairn_lock_acquire(out, repo->st, kind, command, wait_seconds);
-	if (r < 0 || !atomic_load(&repo->update_at_lock))
-		return r;
-	/* The records first: a prune whose record is gone by now finished, and
-	 * rewrote the index files before it deleted a pack. */
-	if ((r = cairn_repo__learn_doomed(repo)) >= 0 && (r = cairn_repo__refresh(repo)) >= 0) {
-		atomic_store(&repo->update_at_lock, false);
-		return 0;
-	}
-	cairn_lock_release(*out);
-	*out = NULL;
-	return r;
-}
-
 int cairn_repo__writable(const cairn_repo *repo)
 {
 	if (repo->offline)

@@ -82,6 +82,9 @@ struct cairn_repo {
 	/* Packs this writer adopted at open, before it held its lock (reindex.c):
 	 * checked again when it learns the records. Protected by doomed_lock. */
 	struct cairn_idset adopted;
+	/* Set while adopted packs wait for that check: no index file names them
+	 * before it (a prune may be deleting them; indexfiles.c). */
+	atomic_bool names_held;
 	/* Serialises the refreshes of a remote storage's cache index that a read
 	 * missing a blob asks for (read.c), at most one a second. */
 	pthread_mutex_t refresh_lock;
@@ -197,7 +200,7 @@ int cairn_repo__foreach_orphan(cairn_repo *repo,
                                int (*cb)(const struct cairn_id *pack, uint64_t size, void *payload),
                                void *payload);
 /* Write index files naming the noted packs, each within the limits above
- * (none: nothing); adopted packs are checked first. Thread-safe. */
+ * (none, or names held: nothing). Thread-safe. */
 int cairn_repo__name_packs(cairn_repo *repo);
 void cairn_repo__unnamed_free(cairn_repo *repo);
 /* Tests: name the noted packs once they hold this many blobs (0: the default). */
@@ -281,9 +284,6 @@ int cairn_repo__learn_doomed(cairn_repo *repo);
  * its copies of their blobs win in the index). */
 int cairn_repo__doom(cairn_repo *repo, const struct cairn_id *packs, size_t n);
 int cairn_repo__peek_doomed(cairn_repo *repo);
-/* Packs adopted at open still wait for that learning: no index file names
- * them before it (a prune may be deleting them). */
-bool cairn_repo__adoption_pending(cairn_repo *repo);
 bool cairn_repo__doomed(cairn_repo *repo, const struct cairn_id *pack);
 
 /* Bring the index up to date with the storage: index new packs and snapshots,
