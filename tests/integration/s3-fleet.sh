@@ -279,8 +279,15 @@ for i in 1 2 3; do
 	CAIRN_CACHE_DIR="$W/cache-prune" "$CAIRN" prune --max-unused 0 --json > "$O/prune$i" 2>&1 ||
 		fail "prune $i after the backups: $(cat "$O/prune$i")"
 done
-grep -qF '"packs_deleted":0,"packs_repacked":0' "$O/prune3" ||
-	fail "a third prune found more to do: $(cat "$O/prune3"); the first two: $(cat "$O/prune1" "$O/prune2")"
+if ! grep -qF '"packs_deleted":0,"packs_repacked":0' "$O/prune3"; then
+	# Seen once in many runs: what two more prunes and a check make of it.
+	for i in 4 5; do
+		CAIRN_CACHE_DIR="$W/cache-prune" "$CAIRN" prune --max-unused 0 --json > "$O/prune$i" 2>&1 || true
+	done
+	CAIRN_CACHE_DIR="$W/cache-chk5" "$CAIRN" check > "$O/check5" 2>&1 || true
+	fail "a third prune found more to do: $(cat "$O/prune3"); the first two: $(cat "$O/prune1" \
+		"$O/prune2"); two more: $(cat "$O/prune4" "$O/prune5"); check: $(tail -3 "$O/check5")"
+fi
 grep -qF '"packs_pending":0' "$O/prune1" || fail "the first prune left work waiting: $(cat "$O/prune1")"
 [ -z "$("${AWS[@]}" s3 ls "s3://$B/fleet/prune/")" ] || fail "prune records are left"
 "$CAIRN" check --read-data > "$O/check" 2>&1 || fail "check --read-data: $(cat "$O/check")"
