@@ -452,7 +452,8 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
 		rq->date = 0;
 	} else if (header_is(line, len, "date", &v)) {
 		header_value(buf, sizeof(buf), v, len - (size_t)(v - line));
-		rq->date = curl_getdate(buf, NULL) > 0 ? curl_getdate(buf, NULL) : 0;
+		time_t t = curl_getdate(buf, NULL);
+		rq->date = t > 0 ? t : 0;
 	} else if (header_is(line, len, "etag", &v)) {
 		header_value(rq->etag, sizeof(rq->etag), v, len - (size_t)(v - line));
 	} else if (header_is(line, len, "x-amz-server-side-encryption", &v)) {
