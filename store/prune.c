@@ -121,7 +121,9 @@ static int in_index(const struct cairn_id *id, uint64_t size, uint32_t count, vo
 
 /* A pack on disk that the index lacks (a crash between a pack's rename and its
  * index commit, or before an earlier prune deleted it) is indexed first, as
- * rebuild-index would, so that its blobs count. An unreadable one is left alone:
+ * rebuild-index would, so that its blobs count, and named with this run's new
+ * packs: once the index is filled again from the index files, a pack only
+ * this cache knew would be gone from it. An unreadable one is left alone:
  * check reports it. A dry run changes nothing and leaves such packs out. */
 static int index_orphans(struct prune *p)
 {
@@ -135,7 +137,7 @@ static int index_orphans(struct prune *p)
 			log_debug("prune: leaving unreadable pack alone: %s", cairn_err_msg());
 			continue;
 		}
-		int r = cairn_index__add_pack(p->ix, &k->id, k->size, e, n);
+		int r = cairn_repo__index_pack(p->repo, &k->id, k->size, e, n);
 		if (r < 0)
 			return r;
 		k->indexed = true;

@@ -132,6 +132,10 @@ int maint_prune(cairn_repo *repo, const struct maint_prune_opts *o)
 		.on_step = on_step,
 	};
 	struct cairn_prune_stats st;
+	/* A prune writes too: the packs a killed run left on this cache (a
+	 * prune's first copies, say) are named, or no other cache learns them. */
+	if (!o->dry_run && o->lock)
+		maint_recover(repo, o->lock);
 	int r = cairn_repo_prune(repo, &po, &st);
 
 	if (r < 0)

@@ -234,6 +234,36 @@ CAIRN_CACHE_DIR="$PC" "$CAIRN" check > "$O/check-stop" 2>&1 ||
 late=$("$CAIRN" snapshots --host late | awk 'length($1) == 8 && $1 ~ /^[0-9a-f]+$/ { print $1 }')
 CAIRN_CACHE_DIR="$PC" restores_as "$late" "$W/late" late 1
 
+# ---- a prune killed as it repacks ----------------------------------------------
+# Its first copy is stored and indexed in its cache, and in no index file. The
+# next prune on that cache names it: otherwise no other cache learns the pack,
+# and once that prune fills its index again from the index files, the pack a
+# copy came from holds the only home it knows of, and stays (seen as a third
+# prune that still found work). A new cache then adopts nothing.
+killed_repack() {
+	local c="$W/crash" rc=0 n
+	export CAIRN_REPO="s3://$B/crash"
+	init_repo --chunk-size 64K/128K/512K --pack-size 1M
+	mkdir -p "$c/d"
+	for i in 1 2 3 4 5 6; do head -c 400000 /dev/urandom > "$c/d/f$i"; done
+	"$CAIRN" backup "$c" > /dev/null
+	rm "$c/d/f1" "$c/d/f3" "$c/d/f5"
+	"$CAIRN" backup "$c" > /dev/null
+	"$CAIRN" forget --keep-last 1 > /dev/null
+	{ CAIRN_CACHE_DIR="$W/cache-cr" CAIRN_TEST_CRASH_POINT=mid-repack "$CAIRN" prune \
+		--max-unused 0 > /dev/null 2>&1 || rc=$?; } 2> /dev/null
+	[ "$rc" = 137 ] || fail "the prune meant to die as it repacks exited $rc"
+	CAIRN_CACHE_DIR="$W/cache-cr" "$CAIRN" prune --max-unused 0 > "$O/prune-cr" 2>&1 ||
+		fail "the prune after one killed as it repacked: $(cat "$O/prune-cr")"
+	CAIRN_S3_TRACE="$W/trace-cr" CAIRN_CACHE_DIR="$W/cache-cr2" "$CAIRN" snapshots > /dev/null
+	n=$(grep -c '^GET .*packs/' "$W/trace-cr" || true)
+	[ "$n" = 0 ] || fail "a new cache adopted packs no index file names ($n GETs of pack headers)"
+	CAIRN_CACHE_DIR="$W/cache-cr2" "$CAIRN" check > "$O/check-cr" 2>&1 ||
+		fail "check after a prune killed as it repacked: $(cat "$O/check-cr")"
+	export CAIRN_REPO="s3://$B/fleet"
+}
+killed_repack
+
 # ---- prune while hosts back up, kill -9 of either ----------------------------
 ROUNDS=${FLEET_ROUNDS:-5}
 host_loop() { # HOST: ROUNDS backups, every third killed at a random moment
