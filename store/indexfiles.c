@@ -204,8 +204,8 @@ static size_t blobs_per_file(void)
  * up to the first that brings it to blobs_per_file(). */
 static size_t file_batch(const struct cairn_idxfile_pack *v, size_t n)
 {
-	size_t k = 0, blobs = 0;
-	while (k < n && k < PACKS_PER_FILE && blobs < blobs_per_file())
+	size_t k = 0, blobs = 0, max = blobs_per_file();
+	while (k < n && k < PACKS_PER_FILE && blobs < max)
 		blobs += v[k++].n;
 	return k;
 }
