@@ -212,8 +212,9 @@ static size_t file_batch(const struct cairn_idxfile_pack *v, size_t n)
 
 int cairn_repo__name_packs(cairn_repo *repo)
 {
-	/* Adopted packs are named only once checked under the writer's lock; a
-	 * writer killed before leaves them marked, for the next one to name. */
+	/* Adopted packs are named only once checked under the writer's lock (a
+	 * prune may be deleting them, and a name written now could outlive
+	 * them); a writer killed before leaves them marked, for the next one. */
 	if (atomic_load(&repo->names_held))
 		return 0;
 	int r = 0;
@@ -267,11 +268,7 @@ int cairn_repo__note_pack(cairn_repo *repo, const struct cairn_id *pack, uint64_
 	int r = add_unnamed(repo, pack, size, e, n);
 	bool full = repo->nunnamed >= PACKS_PER_FILE || repo->unnamed_blobs >= blobs_per_file();
 	pthread_mutex_unlock(&repo->lock);
-	/* Packs adopted at open wait for the check under the lock (pending.c): a
-	 * prune may be deleting them, and a name written now could outlive them. */
-	if (r < 0 || !full || atomic_load(&repo->names_held))
-		return r;
-	return cairn_repo__name_packs(repo);
+	return r >= 0 && full ? cairn_repo__name_packs(repo) : r;
 }
 
 /* ---- reading ------------------------------------------------------------------ */

@@ -14,7 +14,7 @@ static inline void cairn_lock_releasep(cairn_lock **l)
 }
 #define _cleanup_lock_ __attribute__((cleanup(cairn_lock_releasep)))
 
-/* Before a writer (backup, copy) adds to the repository, what a killed run left
+/* Before a writer (backup, copy, prune) adds to the repository, what a killed run left
  * (docs/DESIGN.md "The ingester"): packs it made durable but never indexed, and
  * the packs it was filling. own is the writer's lock. Logs what it did; a
  * failure is a warning. */
