@@ -405,16 +405,18 @@ static int put_lock(cairn_lock *l)
 }
 
 /*
- * Look, write, look again: two processes that race both see each other's lock
- * in the second look and both back off, so two conflicting holders never both
- * succeed (the waiters retry after a random delay). A storage that is strongly
- * consistent for listings after writes (local files, S3 since 2020, Ceph RGW) is
- * what makes this hold.
+ * Write, then look: two processes that race both see each other's lock in the
+ * look and both back off, so two conflicting holders never both succeed (the
+ * waiters retry after a random delay). A storage that is strongly consistent
+ * for listings after writes (local files, S3 since 2020, Ceph RGW) is what
+ * makes this hold. A retry looks first too, so that a waiter does not write
+ * and delete its lock over and over beside a holder; the first try does not,
+ * which saves a listing in the common case of no other holder.
  */
-static int try_take(cairn_lock *l, int kind)
+static int try_take(cairn_lock *l, int kind, bool retry)
 {
 	int r;
-	if (kind != CAIRN_LOCK_MOUNT && (r = check_conflicts(l, kind)) < 0)
+	if (retry && kind != CAIRN_LOCK_MOUNT && (r = check_conflicts(l, kind)) < 0)
 		return r;
 	if ((r = put_lock(l)) < 0)
 		return r;
@@ -495,8 +497,11 @@ int cairn_lock_acquire(cairn_lock **out, cairn_storage *st, int kind, const char
 	if (r < 0 || (r = lock_new(&l, st, kind, command)) < 0)
 		return r;
 	time_t deadline = time(NULL) + wait_seconds;
-	while ((r = try_take(l, kind)) == -EBUSY && time(NULL) < deadline)
+	bool retry = false;
+	while ((r = try_take(l, kind, retry)) == -EBUSY && time(NULL) < deadline) {
 		backoff();
+		retry = true;
+	}
 	if (r >= 0 && pthread_create(&l->thread, NULL, refresher, l) != 0)
 		r = cairn_err_set(-EIO, "cannot start the lock refresh thread");
 	if (r < 0) {

@@ -78,11 +78,13 @@ total=$(grep -o '"total":[0-9]*' "$O/b3.json" | cut -d: -f2)
 puts=$(grep -o '"PUT":[0-9]*' "$O/b3.json" | cut -d: -f2)
 # Its PUTs: the lock and the snapshot (no pack, so no index file).
 [ "$puts" = 2 ] || fail "a no-change backup made $puts PUTs: $(cat "$O/b3.json")"
-[ $((total - 1)) -le 10 ] || fail "a no-change backup made $total requests: $(cat "$O/b3.json")"
-# Its LISTs: index files, snapshots, locks before and after its own is written
-# (the look for dead writers reuses the second), prune records.
+# The issue allows 10; it makes 7 (S3.md §10).
+[ $((total - 1)) -le 7 ] || fail "a no-change backup made $total requests: $(cat "$O/b3.json")"
+# Its LISTs: index files, snapshots, prune records, and locks once, after its
+# own is written (a first try does not look before it writes; the look for
+# dead writers reuses that one).
 lists=$(grep -o '"LIST":[0-9]*' "$O/b3.json" | cut -d: -f2)
-[ "$lists" -le 5 ] || fail "a no-change backup made $lists LISTs: $(cat "$O/b3.json")"
+[ "$lists" -le 4 ] || fail "a no-change backup made $lists LISTs: $(cat "$O/b3.json")"
 grep -q "^cairn_backup_requests{repo=\"$URL\",method=\"PUT\"} 2$" "$O/metrics.prom" ||
 	fail "the metrics lack the requests: $(grep requests "$O/metrics.prom")"
 sum=0
