@@ -112,6 +112,27 @@ int cairn_crypt__hmac(const uint8_t key[CAIRN_KEY_SIZE], const void *data, size_
 	return hmac(key, data, len, out);
 }
 
+int cairn_crypt__sha256_fd(int fd, uint64_t size, uint8_t out[32])
+{
+	_cleanup_free_ uint8_t *buf = malloc(1u << 20);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int r = alg_get();
+	if (r >= 0 && (!buf || !ctx || !EVP_DigestInit_ex(ctx, alg.sha256, NULL)))
+		r = cairn_err_set(-ENOMEM, "SHA-256 failed: out of memory");
+	for (uint64_t off = 0; r >= 0 && off < size;) {
+		size_t n = size - off < (1u << 20) ? (size_t)(size - off) : (1u << 20);
+		if ((r = cairn_pread_all(fd, buf, n, off)) < 0)
+			r = cairn_err_set(r == -EBADMSG ? -EIO : r, "cannot read the file to hash");
+		else
+			EVP_DigestUpdate(ctx, buf, n);
+		off += n;
+	}
+	if (r >= 0)
+		EVP_DigestFinal_ex(ctx, out, NULL);
+	EVP_MD_CTX_free(ctx);
+	return r;
+}
+
 int cairn_sha256(const void *data, size_t len, uint8_t out[32])
 {
 	int r = alg_get();

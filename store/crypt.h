@@ -80,6 +80,8 @@ int cairn_crypt__refuse_write_only(void);
 /* HMAC-SHA-256; thread-safe. -ENOMEM (a digest context), -EIO. */
 int cairn_crypt__hmac(const uint8_t key[CAIRN_KEY_SIZE], const void *data, size_t len,
                       uint8_t out[32]);
+/* SHA-256 of the first size bytes of fd (read with pread). -EIO, -ENOMEM. */
+int cairn_crypt__sha256_fd(int fd, uint64_t size, uint8_t out[32]);
 /* CSPRNG bytes; -EIO. */
 int cairn_crypt__random(void *p, size_t n);
 /* Constant-time equality (CRYPTO_memcmp). */

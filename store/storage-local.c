@@ -291,7 +291,10 @@ static int local_put(void *self, const char *rel, const void *data, size_t len)
 }
 
 /* Copy size bytes of fd (from offset 0) into a new temp file, synced. */
-static int copy_to_tmp(struct local *l, int fd, uint64_t size, char tmp[PATH_MAX])
+/* The copy is hashed as it is written when want is given: a file that is not
+ * what its name says is not stored. */
+static int copy_to_tmp(struct local *l, int fd, uint64_t size, const uint8_t *want,
+                       char tmp[PATH_MAX])
 {
 	int r = make_dir(l->tmp);
 	if (r < 0)
@@ -301,7 +304,10 @@ static int copy_to_tmp(struct local *l, int fd, uint64_t size, char tmp[PATH_MAX
 	if (out < 0)
 		return io_err(errno, "create", tmp);
 	_cleanup_free_ uint8_t *buf = malloc(1u << 20);
-	r = buf ? 0 : cairn_err_set(-ENOMEM, "out of memory");
+	EVP_MD_CTX *sha = want ? EVP_MD_CTX_new() : NULL;
+	r = buf && (!want || (sha && EVP_DigestInit_ex(sha, EVP_sha256(), NULL) == 1))
+	            ? 0
+	            : cairn_err_set(-ENOMEM, "out of memory");
 	for (uint64_t off = 0; r >= 0 && off < size;) {
 		size_t n = size - off < (1u << 20) ? (size_t)(size - off) : (1u << 20);
 		if ((r = cairn_pread_all(fd, buf, n, off)) < 0)
@@ -309,8 +315,14 @@ static int copy_to_tmp(struct local *l, int fd, uint64_t size, char tmp[PATH_MAX
 			                  "cannot read the file to store");
 		else if ((r = cairn_write_all(out, buf, n)) < 0)
 			r = io_err(-r, "write", tmp);
+		else if (sha)
+			EVP_DigestUpdate(sha, buf, n);
 		off += n;
 	}
+	uint8_t got[32];
+	if (r >= 0 && sha && (EVP_DigestFinal_ex(sha, got, NULL) != 1 || memcmp(got, want, 32)))
+		r = cairn_err_set(-EBADMSG, "'%s': the copy does not hash to its name", tmp);
+	EVP_MD_CTX_free(sha);
 	if (r >= 0 && fsync(out) < 0)
 		r = io_err(errno, "sync", tmp);
 	if (r < 0)
@@ -318,19 +330,23 @@ static int copy_to_tmp(struct local *l, int fd, uint64_t size, char tmp[PATH_MAX
 	return r;
 }
 
-static int local_put_file(void *self, const char *rel, int fd, uint64_t size)
+static int local_put_file(void *self, const char *rel, int fd, uint64_t size, const uint8_t *sha256)
 {
 	struct local *l = self;
 	char tmp[PATH_MAX];
-	int r = copy_to_tmp(l, fd, size, tmp);
+	int r = copy_to_tmp(l, fd, size, sha256, tmp);
 	if (r >= 0 && (r = place(l, rel, tmp)) < 0)
 		unlink(tmp);
 	return r;
 }
 
-static int local_put_tmp(void *self, const char *rel, const char *tmp_path, int fd, uint64_t size)
+/* The writer hashed the temp file as it wrote it (a pack's name is that hash):
+ * it is not read again. */
+static int local_put_tmp(void *self, const char *rel, const char *tmp_path, int fd, uint64_t size,
+                         const uint8_t *sha256)
 {
 	(void)size;
+	(void)sha256;
 	if (fsync(fd) < 0)
 		return io_err(errno, "sync", tmp_path);
 	return place(self, rel, tmp_path);

@@ -116,7 +116,7 @@ static int s3_put(void *self, const char *rel, const void *data, size_t len)
 	return r;
 }
 
-static int s3_put_file(void *self, const char *rel, int fd, uint64_t size)
+static int s3_put_file(void *self, const char *rel, int fd, uint64_t size, const uint8_t *sha256)
 {
 	struct s3store *s = self;
 	char key[KEY_MAX];
@@ -124,14 +124,15 @@ static int s3_put_file(void *self, const char *rel, int fd, uint64_t size)
 	int r = begin(s, rel, key, &c);
 	if (r < 0)
 		return r;
-	r = cairn_s3_put_file(c, key, fd, size, NULL);
+	r = cairn_s3_put_file(c, key, fd, size, sha256, NULL);
 	give_conn(s, c);
 	return r;
 }
 
-static int s3_put_tmp(void *self, const char *rel, const char *tmp_path, int fd, uint64_t size)
+static int s3_put_tmp(void *self, const char *rel, const char *tmp_path, int fd, uint64_t size,
+                      const uint8_t *sha256)
 {
-	int r = s3_put_file(self, rel, fd, size);
+	int r = s3_put_file(self, rel, fd, size, sha256);
 	if (r >= 0)
 		unlink(tmp_path);
 	return r;

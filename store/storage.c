@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "crypt.h"
 
 struct cairn_storage {
 	const struct cairn_storage_ops *ops;
@@ -256,25 +257,55 @@ int cairn_storage_put(cairn_storage *st, int kind, const char *name, const void 
 	return st->ops->put(st->self, rel, data, len);
 }
 
+/* A pack is named by the SHA-256 of its content (FORMAT.md §6.1): the backend
+ * gets it to check the upload against, so that no pack is stored under a name
+ * its content does not hash to. */
+static const uint8_t *named_sha(int kind, const char *name, uint8_t out[32])
+{
+	return kind == CAIRN_OBJ_PACK && cairn_unhex(out, 32, name) >= 0 ? out : NULL;
+}
+
+/* A check that failed: is the file itself corrupt (say so), or was the upload
+ * damaged on the way (the backend's message stands)? */
+static int check_failed(int r, int kind, const char *name, int fd, uint64_t size,
+                        const uint8_t *want)
+{
+	uint8_t got[32];
+	char hex[65];
+	if (r != -EBADMSG || !want || cairn_crypt__sha256_fd(fd, size, got) < 0 ||
+	    memcmp(got, want, sizeof(got)) == 0)
+		return r;
+	cairn_hex(hex, got, sizeof(got));
+	return cairn_err_set(-EBADMSG, "%s %s is corrupt: its SHA-256 is %s (not stored)",
+	                     kind == CAIRN_OBJ_PACK ? "pack" : cairn_obj_kind_name(kind), name,
+	                     hex);
+}
+
 int cairn_storage_put_file(cairn_storage *st, int kind, const char *name, int fd, uint64_t size)
 {
 	char rel[CAIRN_OBJ_REL_MAX];
+	uint8_t sha[32];
 	int r = cairn_obj_rel(rel, kind, name);
 	if (r < 0)
 		return r;
 	count(st, CAIRN_STORAGE_PUT);
-	return st->ops->put_file(st->self, rel, fd, size);
+	const uint8_t *want = named_sha(kind, name, sha);
+	r = st->ops->put_file(st->self, rel, fd, size, want);
+	return r < 0 ? check_failed(r, kind, name, fd, size, want) : r;
 }
 
 int cairn_storage_put_tmp(cairn_storage *st, int kind, const char *name, const char *tmp_path,
                           int fd, uint64_t size)
 {
 	char rel[CAIRN_OBJ_REL_MAX];
+	uint8_t sha[32];
 	int r = cairn_obj_rel(rel, kind, name);
 	if (r < 0)
 		return r;
 	count(st, CAIRN_STORAGE_PUT);
-	return st->ops->put_tmp(st->self, rel, tmp_path, fd, size);
+	const uint8_t *want = named_sha(kind, name, sha);
+	r = st->ops->put_tmp(st->self, rel, tmp_path, fd, size, want);
+	return r < 0 ? check_failed(r, kind, name, fd, size, want) : r;
 }
 
 int cairn_storage_stat(cairn_storage *st, int kind, const char *name, struct cairn_obj_info *out)

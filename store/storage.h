@@ -22,9 +22,13 @@ struct cairn_storage_ops {
 	int (*get_file)(void *self, const char *rel, int fd, uint64_t max, uint8_t sha256[32],
 	                uint64_t *size);
 	int (*put)(void *self, const char *rel, const void *data, size_t len);
-	int (*put_file)(void *self, const char *rel, int fd, uint64_t size);
+	/* sha256: what the content hashes to when its name says so (a pack), else
+	 * NULL. A backend that reads the content anyway, or whose server can
+	 * check it, stores nothing that differs: -EBADMSG. */
+	int (*put_file)(void *self, const char *rel, int fd, uint64_t size, const uint8_t *sha256);
 	/* tmp_path is in the storage's tmp dir; it is gone once this succeeds. */
-	int (*put_tmp)(void *self, const char *rel, const char *tmp_path, int fd, uint64_t size);
+	int (*put_tmp)(void *self, const char *rel, const char *tmp_path, int fd, uint64_t size,
+	               const uint8_t *sha256);
 	int (*stat)(void *self, const char *rel, struct cairn_obj_info *out);
 	/* Every object whose relative path starts with dir + "/" (dir: "keys",
 	 * "packs", ...); cb gets the rest of the path and its size/mtime/etag. */

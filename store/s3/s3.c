@@ -254,6 +254,10 @@ struct body {
 	int fd;
 	uint64_t off, len, pos;
 	int err;
+	/* The content's SHA-256 when known (a pack's name): signed as it is, for
+	 * the server to check, instead of computed. */
+	const uint8_t *sha256;
+	EVP_MD_CTX *whole; /* when set, fed with the body too (a multipart file) */
 };
 
 enum sink_kind { SINK_NONE, SINK_MEM, SINK_FD };
@@ -753,6 +757,10 @@ static void http_error(struct verdict *v, const cairn_s3 *s, const struct req *r
 	            labs((long)(time(NULL) - rq->date)) > 15 * 60)) {
 		/* A HEAD's refusal has no body to name the code. */
 		v->code = skewed(s, rq);
+	} else if (strcmp(e.code, "XAmzContentSHA256Mismatch") == 0) {
+		v->code = cairn_err_set(-EBADMSG,
+		                        "%s: the server found the body's SHA-256 is not %s (%s)",
+		                        who, rq->sha256, e.code);
 	} else if (rq->status == 401 || rq->status == 403) {
 		v->code = cairn_err_set(-EACCES, "S3 authentication failed: %s%s%s (%s)", e.code,
 		                        e.message[0] ? ": " : "", e.message, who);
@@ -899,7 +907,15 @@ static void b64(char *out, size_t size, const uint8_t *p, size_t n)
 		out[0] = '\0';
 }
 
-static int hash_file(const struct body *b, EVP_MD_CTX *m, EVP_MD_CTX *h)
+/* Feed n bytes to every context that is set. */
+static void digest(EVP_MD_CTX *const ctx[3], const void *p, size_t n)
+{
+	for (int i = 0; i < 3; i++)
+		if (ctx[i])
+			EVP_DigestUpdate(ctx[i], p, n);
+}
+
+static int hash_file(const struct body *b, EVP_MD_CTX *const ctx[3])
 {
 	_cleanup_free_ uint8_t *buf = malloc(1u << 20);
 	if (!buf)
@@ -911,35 +927,34 @@ static int hash_file(const struct body *b, EVP_MD_CTX *m, EVP_MD_CTX *h)
 			return cairn_err_set(
 			        r == -EBADMSG ? -EIO : r, "cannot read the file to upload: %s",
 			        r == -EBADMSG ? "shorter than expected" : strerror(-r));
-		EVP_DigestUpdate(m, buf, n);
-		EVP_DigestUpdate(h, buf, n);
+		digest(ctx, buf, n);
 		done += n;
 	}
 	return 0;
 }
 
-/* MD5 and SHA-256 of a body in one pass (the file is read once more to send it). */
+/* MD5 and SHA-256 of a body in one pass (the file is read once more to send it);
+ * a known SHA-256 is taken as it is. */
 static int hash_body(const struct body *b, uint8_t md5[16], char sha_hex[65])
 {
-	EVP_MD_CTX *m = EVP_MD_CTX_new(), *h = EVP_MD_CTX_new();
+	EVP_MD_CTX *ctx[3] = { EVP_MD_CTX_new(), b->sha256 ? NULL : EVP_MD_CTX_new(), b->whole };
 	uint8_t sha[32];
-	int r = m && h && EVP_DigestInit_ex(m, EVP_md5(), NULL) &&
-	                        EVP_DigestInit_ex(h, EVP_sha256(), NULL)
+	int r = ctx[0] && (b->sha256 || ctx[1]) && EVP_DigestInit_ex(ctx[0], EVP_md5(), NULL) &&
+	                        (b->sha256 || EVP_DigestInit_ex(ctx[1], EVP_sha256(), NULL))
 	                ? 0
 	                : cairn_err_set(-ENOMEM, "cannot hash the upload");
-	if (r >= 0 && b->mem) {
-		EVP_DigestUpdate(m, b->mem, b->len);
-		EVP_DigestUpdate(h, b->mem, b->len);
-	}
+	if (r >= 0 && b->mem)
+		digest(ctx, b->mem, b->len);
 	if (!b->mem && r >= 0)
-		r = hash_file(b, m, h);
+		r = hash_file(b, ctx);
 	if (r >= 0) {
-		EVP_DigestFinal_ex(m, md5, NULL);
-		EVP_DigestFinal_ex(h, sha, NULL);
-		cairn_hex(sha_hex, sha, sizeof(sha));
+		EVP_DigestFinal_ex(ctx[0], md5, NULL);
+		if (!b->sha256)
+			EVP_DigestFinal_ex(ctx[1], sha, NULL);
+		cairn_hex(sha_hex, b->sha256 ? b->sha256 : sha, sizeof(sha));
 	}
-	EVP_MD_CTX_free(m);
-	EVP_MD_CTX_free(h);
+	EVP_MD_CTX_free(ctx[0]);
+	EVP_MD_CTX_free(ctx[1]);
 	return r;
 }
 
@@ -1065,13 +1080,13 @@ static int mp_create(cairn_s3_conn *c, const char *key, char **upload_id)
 }
 
 static int mp_part(cairn_s3_conn *c, const char *key, const char *id, int fd, unsigned part,
-                   uint64_t off, uint64_t len, uint8_t md5[16])
+                   uint64_t off, uint64_t len, EVP_MD_CTX *whole, uint8_t md5[16])
 {
 	char num[16];
 	snprintf(num, sizeof(num), "%u", part);
 	struct req rq = { .method = "PUT",
 		          .key = key,
-		          .body = { .fd = fd, .off = off, .len = len } };
+		          .body = { .fd = fd, .off = off, .len = len, .whole = whole } };
 	add_query(&rq, "partNumber", num);
 	add_query(&rq, "uploadId", id);
 	int r = put_body(c, &rq, md5);
@@ -1118,21 +1133,35 @@ static void mp_abort_quietly(cairn_s3_conn *c, const char *key, const char *id)
 	cairn_err_set(-EIO, "%s", msg);
 }
 
+/* The parts' hashing also hashes the whole file, for a known SHA-256 (a pack's
+ * name) to be checked before the upload is completed. */
+static int whole_check(EVP_MD_CTX *whole, const uint8_t *sha256, const char *key)
+{
+	uint8_t got[32];
+	if (!sha256 || (EVP_DigestFinal_ex(whole, got, NULL) == 1 && !memcmp(got, sha256, 32)))
+		return 0;
+	return cairn_err_set(-EBADMSG, "'%s': the file does not hash to its name", key);
+}
+
 static int put_multipart(cairn_s3_conn *c, const char *key, int fd, uint64_t size,
-                         struct cairn_s3_obj *out)
+                         const uint8_t *sha256, EVP_MD_CTX *whole, struct cairn_s3_obj *out)
 {
 	uint64_t psize = part_size_for(c->s, size);
 	size_t parts = (size_t)((size + psize - 1) / psize);
 	_cleanup_free_ uint8_t *md5s = malloc(16 * parts);
 	_cleanup_free_ char *id = NULL;
 	char want[129], got[129] = "";
-	int r = md5s ? mp_create(c, key, &id) : cairn_err_set(-ENOMEM, "out of memory");
+	int r = md5s && (!sha256 || (whole && EVP_DigestInit_ex(whole, EVP_sha256(), NULL)))
+	                ? mp_create(c, key, &id)
+	                : cairn_err_set(-ENOMEM, "out of memory");
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < parts && r >= 0; i++) {
 		uint64_t off = i * psize, len = size - off < psize ? size - off : psize;
-		r = mp_part(c, key, id, fd, (unsigned)i + 1, off, len, md5s + 16 * i);
+		r = mp_part(c, key, id, fd, (unsigned)i + 1, off, len, whole, md5s + 16 * i);
 	}
+	if (r >= 0)
+		r = whole_check(whole, sha256, key);
 	if (r >= 0)
 		r = mp_complete(c, key, id, md5s, parts, got);
 	multipart_etag(want, md5s, parts);
@@ -1159,14 +1188,20 @@ static int put_multipart(cairn_s3_conn *c, const char *key, int fd, uint64_t siz
 }
 
 int cairn_s3_put_file(cairn_s3_conn *c, const char *key, int fd, uint64_t size,
-                      struct cairn_s3_obj *out)
+                      const uint8_t *sha256, struct cairn_s3_obj *out)
 {
 	struct cairn_s3_obj tmp;
 	if (!out)
 		out = &tmp;
-	if (size > c->s->mp_threshold)
-		return put_multipart(c, key, fd, size, out);
-	struct req rq = { .method = "PUT", .key = key, .body = { .fd = fd, .len = size } };
+	if (size > c->s->mp_threshold) {
+		EVP_MD_CTX *whole = sha256 ? EVP_MD_CTX_new() : NULL;
+		int r = put_multipart(c, key, fd, size, sha256, whole, out);
+		EVP_MD_CTX_free(whole);
+		return r;
+	}
+	struct req rq = { .method = "PUT",
+		          .key = key,
+		          .body = { .fd = fd, .len = size, .sha256 = sha256 } };
 	char until[32];
 	lock_headers(c->s, &rq, until);
 	int r = put_body(c, &rq, NULL);

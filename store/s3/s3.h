@@ -68,9 +68,12 @@ int cairn_s3_put(cairn_s3_conn *c, const char *key, const void *data, size_t len
  * whole); objects above the multipart threshold (CAIRN_S3_MULTIPART_THRESHOLD,
  * default 64 MiB) go up in parts (CAIRN_S3_PART_SIZE, default 16 MiB, >= 5 MiB),
  * each with Content-MD5; a failed multipart upload is aborted. out->etag is the
- * final ETag, checked against the one computed locally. */
+ * final ETag, checked against the one computed locally. sha256, when not NULL,
+ * is what the file must hash to (a pack's name): signed as the payload's hash,
+ * for the server to refuse a body that differs (-EBADMSG), and checked here
+ * before a multipart upload is completed. */
 int cairn_s3_put_file(cairn_s3_conn *c, const char *key, int fd, uint64_t size,
-                      struct cairn_s3_obj *out);
+                      const uint8_t *sha256, struct cairn_s3_obj *out);
 /* The ETag this client's upload of the file would get: hex MD5, or for multipart
  * sizes "<MD5 of the part MD5s>-<parts>". For comparisons with a listing. */
 int cairn_s3_file_etag(const cairn_s3 *s, int fd, uint64_t size, char etag[129]);

@@ -5,7 +5,8 @@
 # credentials, push, a no-change push (request count), incremental push, --verify
 # repairing a damaged remote, pull + restore identical to the source, a corrupt
 # pack refused on pull, kill -9 mid-upload then re-run (multipart, no leftovers),
-# a server that comes up late (retries), a server that stays down, --delete,
+# a pack corrupt on disk refused on push (whole and multipart), a server that
+# comes up late (retries), a server that stays down, --delete,
 # virtual-hosted addressing, a bucket without prefix, and Object Lock.
 . "$(dirname "$0")/lib.sh"
 
@@ -159,6 +160,24 @@ same_lists "$R2" big
 no_uploads big
 grep -q 'uploadId=' "$T" || fail "no multipart upload happened"
 "$CAIRN" -r "$R2" sync --verify "s3://$B/big" > /dev/null # multipart ETags match
+
+# A pack whose content does not hash to its name (a bit flipped on this disk) is
+# not pushed, whole (the server checks the SHA-256 that its name gives) or in
+# parts (checked before the upload is completed): one line names it, exit 1.
+n=0
+for r in "$CAIRN_REPO" "$R2"; do
+	n=$((n + 1))
+	rm -rf "$W/damaged" && cp -a "$r" "$W/damaged"
+	pack=$(cd "$W/damaged" && find packs -type f -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2)
+	python3 -c 'import sys
+f = open(sys.argv[1], "r+b"); f.seek(1000); b = f.read(1); f.seek(1000); f.write(bytes([b[0] ^ 1]))' \
+		"$W/damaged/$pack"
+	expect_fail 1 "pack $(basename "$pack") is corrupt: its SHA-256 is" -- \
+		"$CAIRN" -r "$W/damaged" sync "s3://$B/damaged$n"
+	"${AWS[@]}" s3api head-object --bucket "$B" --key "damaged$n/$pack" > /dev/null 2>&1 &&
+		fail "a corrupt pack was pushed ($pack of $r)"
+	no_uploads "damaged$n"
+done
 unset CAIRN_S3_MULTIPART_THRESHOLD CAIRN_S3_PART_SIZE
 
 # The server is down when the sync starts and comes up a few seconds later: the

@@ -135,6 +135,19 @@ static void test_storage__local_files(void)
 	CHECK(memcmp(sha, want, 32) == 0);
 	/* put_file copies: the source stays. */
 	CHECK_OK(cairn_storage_put_file(st, CAIRN_OBJ_SNAPSHOT, hex64, fd, 5));
+	/* A pack is stored only under the SHA-256 of its content (FORMAT.md §6.1). */
+	char named[65], wrong[65];
+	cairn_hex(named, want, 32);
+	want[0] ^= 1;
+	cairn_hex(wrong, want, 32);
+	CHECK_ERR(cairn_storage_put_file(st, CAIRN_OBJ_PACK, wrong, fd, sizeof(data)), -EBADMSG);
+	CHECK(strstr(cairn_err_msg(), "is corrupt: its SHA-256 is") != NULL);
+	CHECK(strstr(cairn_err_msg(), named) != NULL);
+	struct cairn_obj_info info;
+	CHECK_ERR(cairn_storage_stat(st, CAIRN_OBJ_PACK, wrong, &info), -ENOENT);
+	CHECK_OK(cairn_storage_put_file(st, CAIRN_OBJ_PACK, named, fd, sizeof(data)));
+	CHECK_OK(cairn_storage_stat(st, CAIRN_OBJ_PACK, named, &info));
+	CHECK_EQ(info.size, sizeof(data));
 	CHECK_ERR(cairn_storage_get_file(st, CAIRN_OBJ_PACK, hex64, fd, 4, sha, &size), -EFBIG);
 	close(fd);
 	struct cairn_buf b = CAIRN_BUF_INIT;
