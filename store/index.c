@@ -1158,18 +1158,31 @@ static int del_packs(cairn_index *ix, MDB_txn *txn, const struct cairn_id *old, 
 	return r;
 }
 
+/* n keys of klen bytes, stride bytes apart (a field of an array of structs). */
+struct aux_arg {
+	MDB_dbi dbi;
+	const uint8_t *k;
+	size_t klen, stride, n;
+	MDB_val v;
+	bool del;
+};
+static int aux_write(cairn_index *ix, MDB_txn *txn, void *arg);
+
 struct replace_arg {
 	const struct cairn_id *old;
 	size_t nold;
 	const struct cairn_index_pack *add;
 	size_t nadd;
+	struct aux_arg *aux; /* made in the same txn, or NULL */
 };
 
 static int replace_write(cairn_index *ix, MDB_txn *txn, void *arg)
 {
 	struct replace_arg *a = arg;
 	int r = del_packs(ix, txn, a->old, a->nold);
-	return r < 0 ? r : put_packs(ix, txn, a->add, a->nadd);
+	if (r >= 0)
+		r = put_packs(ix, txn, a->add, a->nadd);
+	return r < 0 || !a->aux ? r : aux_write(ix, txn, a->aux);
 }
 
 /*
@@ -1181,7 +1194,7 @@ static int replace_write(cairn_index *ix, MDB_txn *txn, void *arg)
 int cairn_index__replace_packs(cairn_index *ix, const struct cairn_id *old, size_t nold,
                                const struct cairn_index_pack *add, size_t nadd)
 {
-	struct replace_arg a = { old, nold, add, nadd };
+	struct replace_arg a = { old, nold, add, nadd, NULL };
 	int r = check_counts(add, nadd);
 	return r < 0 ? r : in_write(ix, replace_write, &a);
 }
@@ -1198,7 +1211,7 @@ static int reset_write(cairn_index *ix, MDB_txn *txn, void *arg)
 
 int cairn_index__reset_packs(cairn_index *ix, const struct cairn_index_pack *add, size_t nadd)
 {
-	struct replace_arg a = { NULL, 0, add, nadd };
+	struct replace_arg a = { NULL, 0, add, nadd, NULL };
 	int r = check_counts(add, nadd);
 	return r < 0 ? r : in_write(ix, reset_write, &a);
 }
@@ -1220,6 +1233,7 @@ struct batch_arg {
 	const struct cairn_index_pack *p;
 	const struct put *all;
 	size_t from, to;
+	struct aux_arg *aux; /* made in the first batch's txn, or NULL */
 };
 
 /* The pack's record stays partial until its last batch. */
@@ -1229,6 +1243,8 @@ static int batch_write(cairn_index *ix, MDB_txn *txn, void *arg)
 	MDB_cursor *cur;
 	uint32_t no;
 	int r = put_pack(ix, txn, &a->p->id, a->p->size, a->p->n, a->to < a->p->n, &no), rc;
+	if (r >= 0 && a->from == 0 && a->aux)
+		r = aux_write(ix, txn, a->aux);
 	if (r < 0)
 		return r;
 	if ((rc = mdb_cursor_open(txn, ix->blobs, &cur)))
@@ -1239,13 +1255,17 @@ static int batch_write(cairn_index *ix, MDB_txn *txn, void *arg)
 	return r;
 }
 
-int cairn_index__add_pack(cairn_index *ix, const struct cairn_id *pack, uint64_t size,
-                          const struct cairn_pack_entry *e, size_t n)
+static int aux_prepare(cairn_index *ix, const struct cairn_index_aux_op *op, struct aux_arg *a);
+
+static int add_pack(cairn_index *ix, const struct cairn_id *pack, uint64_t size,
+                    const struct cairn_pack_entry *e, size_t n, struct aux_arg *aux)
 {
 	struct cairn_index_pack p = { *pack, size, e, n };
 	int r = check_counts(&p, 1);
-	if (r < 0 || n <= BLOBS_PER_TXN)
-		return r < 0 ? r : cairn_index__add_packs(ix, &p, 1);
+	if (r < 0 || n <= BLOBS_PER_TXN) {
+		struct replace_arg a = { NULL, 0, &p, 1, aux };
+		return r < 0 ? r : in_write(ix, replace_write, &a);
+	}
 	_cleanup_free_ struct put *all = calloc(n, sizeof(*all));
 	if (!all)
 		return cairn_err_set(-ENOMEM, "out of memory");
@@ -1253,10 +1273,26 @@ int cairn_index__add_pack(cairn_index *ix, const struct cairn_id *pack, uint64_t
 		all[i] = (struct put){ &e[i], pack, 0 };
 	qsort(all, n, sizeof(*all), by_id);
 	for (size_t i = 0; r >= 0 && i < n; i += BLOBS_PER_TXN) {
-		struct batch_arg a = { &p, all, i, n - i > BLOBS_PER_TXN ? i + BLOBS_PER_TXN : n };
+		struct batch_arg a = { &p, all, i, n - i > BLOBS_PER_TXN ? i + BLOBS_PER_TXN : n,
+			               aux };
 		r = in_write(ix, batch_write, &a);
 	}
 	return r;
+}
+
+int cairn_index__add_pack(cairn_index *ix, const struct cairn_id *pack, uint64_t size,
+                          const struct cairn_pack_entry *e, size_t n)
+{
+	return add_pack(ix, pack, size, e, n, NULL);
+}
+
+int cairn_index__add_pack_with(cairn_index *ix, const struct cairn_id *pack, uint64_t size,
+                               const struct cairn_pack_entry *e, size_t n,
+                               const struct cairn_index_aux_op *op)
+{
+	struct aux_arg a;
+	int r = aux_prepare(ix, op, &a);
+	return r < 0 ? r : add_pack(ix, pack, size, e, n, &a);
 }
 
 int cairn_index__del_pack(cairn_index *ix, const struct cairn_id *pack)
@@ -1508,15 +1544,6 @@ static int check_key(cairn_index *ix, size_t klen)
 	return 0;
 }
 
-/* n keys of klen bytes, stride bytes apart (a field of an array of structs). */
-struct aux_arg {
-	MDB_dbi dbi;
-	const uint8_t *k;
-	size_t klen, stride, n;
-	MDB_val v;
-	bool del;
-};
-
 static int aux_write(cairn_index *ix, MDB_txn *txn, void *arg)
 {
 	struct aux_arg *a = arg;
@@ -1532,14 +1559,57 @@ static int aux_write(cairn_index *ix, MDB_txn *txn, void *arg)
 	return 0;
 }
 
+/* The op's table opened (created for a put); a delete from a table that does
+ * not exist is nothing to do (n 0). */
+static int aux_prepare(cairn_index *ix, const struct cairn_index_aux_op *op, struct aux_arg *a)
+{
+	*a = (struct aux_arg){ .k = op->k,
+		               .klen = op->klen,
+		               .stride = op->stride ? op->stride : op->klen,
+		               .n = op->n,
+		               .v = val(op->v, op->vlen),
+		               .del = !op->v };
+	int r = check_key(ix, op->klen);
+	if (r < 0 || op->n == 0)
+		return r;
+	if ((r = aux_dbi(ix, op->table, !a->del, &a->dbi)) == -ENOENT && a->del) {
+		a->n = 0;
+		return 0;
+	}
+	return r;
+}
+
+struct aux_ops {
+	struct aux_arg *v;
+	size_t n;
+};
+
+static int aux_ops_write(cairn_index *ix, MDB_txn *txn, void *arg)
+{
+	struct aux_ops *o = arg;
+	int r = 0;
+	for (size_t i = 0; r >= 0 && i < o->n; i++)
+		r = aux_write(ix, txn, &o->v[i]);
+	return r;
+}
+
+int cairn_index__aux_apply(cairn_index *ix, const struct cairn_index_aux_op *ops, size_t n)
+{
+	struct aux_arg v[CAIRN_INDEX_AUX_OPS_MAX];
+	struct aux_ops o = { v, n };
+	int r = n <= CAIRN_INDEX_AUX_OPS_MAX
+	                ? 0
+	                : cairn_err_set(-EINVAL, "%zu table changes at once", n);
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		r = aux_prepare(ix, &ops[i], &v[i]);
+	return r < 0 ? r : in_write(ix, aux_ops_write, &o);
+}
+
 int cairn_index__aux_put(cairn_index *ix, const char *table, const void *k, size_t klen,
                          const void *v, size_t vlen)
 {
-	struct aux_arg a = { .k = k, .klen = klen, .n = 1, .v = val(v, vlen) };
-	int r = check_key(ix, klen);
-	if (r < 0 || (r = aux_dbi(ix, table, true, &a.dbi)) < 0)
-		return r;
-	return in_write(ix, aux_write, &a);
+	struct cairn_index_aux_op op = { table, k, klen, 0, 1, v ? v : "", vlen };
+	return cairn_index__aux_apply(ix, &op, 1);
 }
 
 int cairn_index__aux_get(cairn_index *ix, const char *table, const void *k, size_t klen,
@@ -1567,14 +1637,8 @@ int cairn_index__aux_get(cairn_index *ix, const char *table, const void *k, size
 int cairn_index__aux_del_many(cairn_index *ix, const char *table, const void *k, size_t klen,
                               size_t stride, size_t n)
 {
-	struct aux_arg a = { .k = k, .klen = klen, .stride = stride, .n = n, .del = true };
-	int r = check_key(ix, klen);
-	if (r < 0 || n == 0)
-		return r;
-	r = aux_dbi(ix, table, false, &a.dbi);
-	if (r == -ENOENT)
-		return 0; /* no table, no key */
-	return r < 0 ? r : in_write(ix, aux_write, &a);
+	struct cairn_index_aux_op op = { table, k, klen, stride, n, NULL, 0 };
+	return n == 0 ? check_key(ix, klen) : cairn_index__aux_apply(ix, &op, 1);
 }
 
 int cairn_index__aux_del(cairn_index *ix, const char *table, const void *k, size_t klen)

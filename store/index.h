@@ -59,12 +59,33 @@ void cairn_index__encode_rec(uint8_t out[CAIRN_INDEX_REC_SIZE], const struct cai
 /* -EBADMSG unless exactly CAIRN_INDEX_REC_SIZE bytes within a pack entry's bounds. */
 int cairn_index__decode_rec(struct cairn_index_rec *out, const uint8_t *p, size_t len);
 
+/* A change to an auxiliary table made in one txn with others: n keys of klen
+ * bytes, stride bytes apart (0: klen), each set to v (vlen bytes) or, with v
+ * NULL, deleted (a key or table that is not there is no error). */
+struct cairn_index_aux_op {
+	const char *table;
+	const void *k;
+	size_t klen, stride, n;
+	const void *v;
+	size_t vlen;
+};
+#define CAIRN_INDEX_AUX_OPS_MAX 4
+/* Up to CAIRN_INDEX_AUX_OPS_MAX changes in one write txn: all of them, or
+ * none. A txn costs a sync of the file; changes that belong together are also
+ * atomic. */
+int cairn_index__aux_apply(cairn_index *ix, const struct cairn_index_aux_op *ops, size_t n);
+
 /* -ENOENT if absent, -EBADMSG for a malformed record. */
 int cairn_index__get(cairn_index *ix, const struct cairn_id *id, struct cairn_loc *out);
 /* Record a durable pack and its entries in one write txn. An entry already indexed
  * in a pack with a lower ID keeps it; otherwise the new location replaces it. */
 int cairn_index__add_pack(cairn_index *ix, const struct cairn_id *pack, uint64_t size,
                           const struct cairn_pack_entry *e, size_t n);
+/* The same, with op made in the (first) write txn: a mark about the pack is
+ * never apart from its entries. */
+int cairn_index__add_pack_with(cairn_index *ix, const struct cairn_id *pack, uint64_t size,
+                               const struct cairn_pack_entry *e, size_t n,
+                               const struct cairn_index_aux_op *op);
 /* Remove a pack and every blob entry that points to it (prune). */
 int cairn_index__del_pack(cairn_index *ix, const struct cairn_id *pack);
 /* 1 if the pack is indexed (size_out set when not NULL), 0 if not. */

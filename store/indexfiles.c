@@ -51,12 +51,18 @@ static int by_pack(const void *a, const void *b)
 	                    &((const struct cairn_idxfile_pack *)b)->id);
 }
 
-static int mark_loaded(cairn_repo *repo, const struct cairn_id *file)
+/* The file is marked as one this cache holds, in one txn with also (or not). */
+static int mark_loaded(cairn_repo *repo, const struct cairn_id *file,
+                       const struct cairn_index_aux_op *also)
 {
-	return cairn_index__aux_put(repo->index, LOADED, file->b, CAIRN_ID_SIZE, "", 0);
+	struct cairn_index_aux_op ops[2] = { { LOADED, file->b, CAIRN_ID_SIZE, 0, 1, "", 0 } };
+	if (also)
+		ops[1] = *also;
+	return cairn_index__aux_apply(repo->index, ops, also ? 2 : 1);
 }
 
-int cairn_repo__write_index_file(cairn_repo *repo, struct cairn_idxfile *f, struct cairn_id *out)
+int cairn_repo__write_index_file(cairn_repo *repo, struct cairn_idxfile *f,
+                                 const struct cairn_index_aux_op *also, struct cairn_id *out)
 {
 	_cleanup_buf_ struct cairn_buf plain = CAIRN_BUF_INIT, sealed = CAIRN_BUF_INIT;
 	char hex[CAIRN_ID_HEX_SIZE];
@@ -73,7 +79,7 @@ int cairn_repo__write_index_file(cairn_repo *repo, struct cairn_idxfile *f, stru
 		return r;
 	cairn_id_hex(hex, &id);
 	if ((r = cairn_repo__put_object(repo, CAIRN_OBJ_INDEX, hex, sealed.data, sealed.len)) < 0 ||
-	    (r = mark_loaded(repo, &id)) < 0)
+	    (r = mark_loaded(repo, &id, also)) < 0)
 		return r;
 	if (out)
 		*out = id;
@@ -106,21 +112,32 @@ int cairn_repo__unnamed_decode(struct cairn_unnamed *u, const uint8_t *v, size_t
 	return 0;
 }
 
-int cairn_repo__unnamed_mark(cairn_repo *repo, const struct cairn_id *pack, uint64_t size)
+/* The mark of a pack this writer indexes; v holds its value. */
+static struct cairn_index_aux_op unnamed_op(const struct cairn_id *pack, uint64_t size,
+                                            uint8_t v[CAIRN_UNNAMED_SIZE])
 {
 	struct cairn_unnamed u = { .size = size, .pid = (uint64_t)getpid() };
-	uint8_t v[CAIRN_UNNAMED_SIZE];
 	this_host(u.host);
 	cairn_repo__unnamed_encode(v, &u);
-	return cairn_index__aux_put(repo->index, UNNAMED, pack->b, CAIRN_ID_SIZE, v, sizeof(v));
+	return (struct cairn_index_aux_op){ UNNAMED, pack->b, CAIRN_ID_SIZE,     0,
+		                            1,       v,       CAIRN_UNNAMED_SIZE };
 }
 
+int cairn_repo__unnamed_mark(cairn_repo *repo, const struct cairn_id *pack, uint64_t size)
+{
+	uint8_t v[CAIRN_UNNAMED_SIZE];
+	struct cairn_index_aux_op op = unnamed_op(pack, size, v);
+	return cairn_index__aux_apply(repo->index, &op, 1);
+}
+
+/* The mark goes in with the entries: a writer killed after is seen to have left
+ * the pack unnamed, and one txn is one sync of the index, not two. */
 int cairn_repo__index_pack(cairn_repo *repo, const struct cairn_id *pack, uint64_t size,
                            const struct cairn_pack_entry *e, size_t n)
 {
-	int r = cairn_repo__unnamed_mark(repo, pack, size);
-	if (r >= 0)
-		r = cairn_index__add_pack(repo->index, pack, size, e, n);
+	uint8_t v[CAIRN_UNNAMED_SIZE];
+	struct cairn_index_aux_op op = unnamed_op(pack, size, v);
+	int r = cairn_index__add_pack_with(repo->index, pack, size, e, n, &op);
 	return r < 0 ? r : cairn_repo__note_pack(repo, pack, size, e, n);
 }
 
@@ -226,10 +243,11 @@ int cairn_repo__name_packs(cairn_repo *repo)
 	pthread_mutex_unlock(&repo->lock);
 	for (size_t i = 0; r >= 0 && i < n; i += k) {
 		struct cairn_idxfile f = { .packs = v + i, .npacks = k = file_batch(v + i, n - i) };
-		r = cairn_repo__write_index_file(repo, &f, NULL);
-		if (r >= 0)
-			r = cairn_index__aux_del_many(repo->index, UNNAMED, v[i].id.b,
-			                              CAIRN_ID_SIZE, sizeof(*v), k);
+		/* named and no longer marked, in one txn */
+		struct cairn_index_aux_op named = { UNNAMED,    v[i].id.b, CAIRN_ID_SIZE,
+			                            sizeof(*v), k,         NULL,
+			                            0 };
+		r = cairn_repo__write_index_file(repo, &f, &named, NULL);
 	}
 	for (size_t i = 0; i < n; i++)
 		free((void *)v[i].e);
@@ -371,7 +389,7 @@ static int load_files(cairn_repo *repo, const struct cairn_id *ids, size_t n, bo
 		r = cairn_index__replace_packs(repo->index, NULL, 0, add, k);
 	for (size_t i = 0; r >= 0 && i < n; i++)
 		if (l.files[i])
-			r = mark_loaded(repo, &ids[i]);
+			r = mark_loaded(repo, &ids[i], NULL);
 	for (size_t i = 0; i < n; i++)
 		cairn_idxfile__free(l.files[i]);
 	free(l.files);
@@ -398,7 +416,7 @@ int cairn_repo__index_files_seen(cairn_repo *repo)
 	if (r == -ENOENT)
 		r = 0;
 	for (size_t i = 0; r >= 0 && i < now.n; i++)
-		r = mark_loaded(repo, &now.v[i]);
+		r = mark_loaded(repo, &now.v[i], NULL);
 	free(now.v);
 	return r;
 }
@@ -527,7 +545,7 @@ static int write_merged(cairn_repo *repo, struct merged *m, const struct names *
 			qsort(f.supersedes, f.nsupersedes, sizeof(*f.supersedes), by_id);
 		if (k == 0 && old->n == 0)
 			break; /* nothing to say */
-		r = cairn_repo__write_index_file(repo, &f, NULL);
+		r = cairn_repo__write_index_file(repo, &f, NULL, NULL);
 	}
 	return r;
 }

@@ -206,8 +206,9 @@ void cairn_repo__unnamed_free(cairn_repo *repo);
 /* Tests: name the noted packs once they hold this many blobs (0: the default). */
 void cairn_repo__test_blobs_per_file(size_t n);
 /* Seal and store f (its packs are sorted here), and record it as loaded in the
- * local index. out may be NULL. */
-int cairn_repo__write_index_file(cairn_repo *repo, struct cairn_idxfile *f, struct cairn_id *out);
+ * local index, in one txn with also when not NULL. out may be NULL. */
+int cairn_repo__write_index_file(cairn_repo *repo, struct cairn_idxfile *f,
+                                 const struct cairn_index_aux_op *also, struct cairn_id *out);
 /* Load the index files the local index lacks; when one it had is gone (a prune
  * superseded it), or reload, rebuild the local index from those there now
  * (*rebuilt), in one transaction. */

@@ -803,6 +803,59 @@ static void test_index__aux_tables(void)
 	cairn_index__close(ix);
 }
 
+/* Changes made in one txn: all or none; a pack's mark goes in with it. */
+static void test_index__aux_apply(void)
+{
+	_cleanup_buf_ struct cairn_buf v = CAIRN_BUF_INIT;
+	_cleanup_free_ struct cairn_pack_entry *e = mk_entries(9000, 7);
+	struct cairn_id big = mkid(0x70, 1), small = mkid(0x70, 2), bad = mkid(0x70, 3);
+	struct cairn_loc loc;
+	cairn_index *ix = ix_open(false);
+
+	struct cairn_index_aux_op ops[5] = {
+		{ "t", "a", 1, 0, 1, "one", 3 },
+		{ "t", "b", 1, 0, 1, "", 0 },
+		{ "never", "x", 1, 0, 1, NULL, 0 }, /* a delete from no table */
+	};
+	CHECK_OK(cairn_index__aux_apply(ix, ops, 3));
+	CHECK_OK(cairn_index__aux_get(ix, "t", "a", 1, &v));
+	CHECK(v.len == 3 && memcmp(v.data, "one", 3) == 0);
+	CHECK_OK(cairn_index__aux_get(ix, "t", "b", 1, &v));
+	CHECK_EQ(v.len, 0);
+	/* one bad op: none of them */
+	ops[0] = (struct cairn_index_aux_op){ "t", "c", 1, 0, 1, "c", 1 };
+	ops[1] = (struct cairn_index_aux_op){ "t", "ab", 2, 1, 1, NULL, 0 };
+	ops[2] = (struct cairn_index_aux_op){ "t", "", 0, 0, 1, "x", 1 };
+	CHECK_ERR(cairn_index__aux_apply(ix, ops, 3), -EINVAL);
+	CHECK_ERR(cairn_index__aux_get(ix, "t", "c", 1, &v), -ENOENT);
+	CHECK_OK(cairn_index__aux_get(ix, "t", "a", 1, &v));
+	CHECK_ERR(cairn_index__aux_apply(ix, ops, CAIRN_INDEX_AUX_OPS_MAX + 1), -EINVAL);
+	/* keys "a" and "b", stride 1, deleted together */
+	CHECK_OK(cairn_index__aux_apply(ix, &ops[1], 1));
+	struct cairn_index_aux_op both = {
+		.table = "t", .k = "ab", .klen = 1, .stride = 1, .n = 2
+	};
+	CHECK_OK(cairn_index__aux_apply(ix, &both, 1));
+	CHECK_ERR(cairn_index__aux_get(ix, "t", "a", 1, &v), -ENOENT);
+	CHECK_ERR(cairn_index__aux_get(ix, "t", "b", 1, &v), -ENOENT);
+
+	/* in batches (over 8192 entries) and in one txn */
+	struct cairn_index_aux_op mark = { "m", big.b, 32, 0, 1, "big", 3 };
+	CHECK_OK(cairn_index__add_pack_with(ix, &big, 1, e, 9000, &mark));
+	CHECK_OK(cairn_index__aux_get(ix, "m", big.b, 32, &v));
+	CHECK_OK(cairn_index__get(ix, &e[8999].id, &loc));
+	mark = (struct cairn_index_aux_op){ "m", small.b, 32, 0, 1, "small", 5 };
+	CHECK_OK(cairn_index__add_pack_with(ix, &small, 1, e, 3, &mark));
+	CHECK_OK(cairn_index__aux_get(ix, "m", small.b, 32, &v));
+	CHECK(v.len == 5 && memcmp(v.data, "small", 5) == 0);
+	/* a pack refused leaves no mark */
+	mark = (struct cairn_index_aux_op){ "m", bad.b, 32, 0, 1, "bad", 3 };
+	CHECK_ERR(cairn_index__add_pack_with(ix, &bad, 1, e, CAIRN_PACK_MAX_ENTRIES + 1, &mark),
+	          -EINVAL);
+	CHECK_ERR(cairn_index__aux_get(ix, "m", bad.b, 32, &v), -ENOENT);
+	cairn_index__close(ix);
+}
+
 /* ---- a full map, size, compaction --------------------------------------- */
 
 /* npacks packs of per entries each, every blob new, one txn per pack as a backup
@@ -1248,6 +1301,7 @@ int main(void)
 	RUN(test_index__decode_loc);
 	RUN(test_index__decode_rec);
 	RUN(test_index__aux_tables);
+	RUN(test_index__aux_apply);
 	RUN(test_index__map_grows);
 	RUN(test_index__map_grows_other_process);
 	RUN(test_index__size_per_blob);
