@@ -4,7 +4,8 @@
 # and cairnfs with -r s3://BUCKET/PREFIX (docs/S3.md §5), the disaster-recovery
 # path (local repository deleted, `sync --from`, restore and mount), the caches
 # (a second browse makes no request, even with the server down), the bound of
-# the data cache, and a remote forget + prune seen by the cache.
+# the data cache, a remote forget + prune seen by the cache, and a cache on a
+# small, then full, file system.
 . "$(dirname "$0")/lib.sh"
 
 # Short retries; the cases that need long ones set their own.
@@ -164,4 +165,31 @@ for _ in $(seq 1 100); do mountpoint -q "$MNT" && break; sleep 0.1; done
 mountpoint -q "$MNT" || fail "mount of the recovered repository: $(cat "$W/fs.log")"
 same_tree "$SRC" "$MNT/latest$SRC" "mount of the recovered repository"
 umount_s3
+
+# ---- the cache's file system is small, then full -----------------------------------
+# A backup needs room for the packs in flight, never for a copy of the data; with
+# none left it fails with one clear line and writes no snapshot. A restore needs
+# no room: the cache is only a cache.
+mkdir -p "$W/small"
+if [ "$(id -u)" = 0 ] && mount -t tmpfs -o size=8m,mode=0700 cairn-test "$W/small" 2> /dev/null; then
+	cleanup_hooks+=("umount -l '$W/small'")
+	SC=(env CAIRN_CACHE_DIR="$W/small/cache")
+	mkdir -p "$W/bigsrc"
+	head -c 20000000 /dev/urandom > "$W/bigsrc/data"
+	"${SC[@]}" "$CAIRN" "${R[@]}" backup "$W/bigsrc" > "$W/small.out" 2>&1 ||
+		fail "a backup with an 8 MiB cache failed: $(cat "$W/small.out")"
+	snaps() { "$CAIRN" "${R[@]}" snapshots --json | grep -o '"id"' | wc -l; }
+	n=$(snaps)
+	head -c 9000000 /dev/zero > "$W/small/fill" 2> /dev/null || true
+	head -c 3000000 /dev/urandom > "$W/bigsrc/more"
+	expect_fail 1 "no space left on device" -- "${SC[@]}" "$CAIRN" "${R[@]}" backup "$W/bigsrc"
+	[ "$(snaps)" = "$n" ] || fail "a backup that ran out of cache space wrote a snapshot"
+	"${SC[@]}" "$CAIRN" "${R[@]}" restore latest --target "$W/small-rest" > "$W/small.out" 2>&1 ||
+		fail "a restore with a full cache failed: $(cat "$W/small.out")"
+	cmp "$W/bigsrc/data" "$W/small-rest$W/bigsrc/data" || fail "restore with a full cache differs"
+	rm "$W/small/fill"
+	"${SC[@]}" "$CAIRN" "${R[@]}" backup "$W/bigsrc" > /dev/null || fail "a backup with room again"
+	"$CAIRN" "${R[@]}" check --read-data > "$W/small.out" 2>&1 ||
+		fail "check after a full cache: $(cat "$W/small.out")"
+fi
 echo ok
