@@ -55,7 +55,9 @@ static int by_pack(const void *a, const void *b)
 static int mark_loaded(cairn_repo *repo, const struct cairn_id *file,
                        const struct cairn_index_aux_op *also)
 {
-	struct cairn_index_aux_op ops[2] = { { LOADED, file->b, CAIRN_ID_SIZE, 0, 1, "", 0 } };
+	struct cairn_index_aux_op ops[2] = {
+		{ .table = LOADED, .k = file->b, .klen = CAIRN_ID_SIZE, .n = 1, .v = "" }
+	};
 	if (also)
 		ops[1] = *also;
 	return cairn_index__aux_apply(repo->index, ops, also ? 2 : 1);
@@ -119,8 +121,12 @@ static struct cairn_index_aux_op unnamed_op(const struct cairn_id *pack, uint64_
 	struct cairn_unnamed u = { .size = size, .pid = (uint64_t)getpid() };
 	this_host(u.host);
 	cairn_repo__unnamed_encode(v, &u);
-	return (struct cairn_index_aux_op){ UNNAMED, pack->b, CAIRN_ID_SIZE,     0,
-		                            1,       v,       CAIRN_UNNAMED_SIZE };
+	return (struct cairn_index_aux_op){ .table = UNNAMED,
+		                            .k = pack->b,
+		                            .klen = CAIRN_ID_SIZE,
+		                            .n = 1,
+		                            .v = v,
+		                            .vlen = CAIRN_UNNAMED_SIZE };
 }
 
 int cairn_repo__unnamed_mark(cairn_repo *repo, const struct cairn_id *pack, uint64_t size)
@@ -244,9 +250,11 @@ int cairn_repo__name_packs(cairn_repo *repo)
 	for (size_t i = 0; r >= 0 && i < n; i += k) {
 		struct cairn_idxfile f = { .packs = v + i, .npacks = k = file_batch(v + i, n - i) };
 		/* named and no longer marked, in one txn */
-		struct cairn_index_aux_op named = { UNNAMED,    v[i].id.b, CAIRN_ID_SIZE,
-			                            sizeof(*v), k,         NULL,
-			                            0 };
+		struct cairn_index_aux_op named = { .table = UNNAMED,
+			                            .k = v[i].id.b,
+			                            .klen = CAIRN_ID_SIZE,
+			                            .stride = sizeof(*v),
+			                            .n = k };
 		r = cairn_repo__write_index_file(repo, &f, &named, NULL);
 	}
 	for (size_t i = 0; i < n; i++)
