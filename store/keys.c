@@ -82,13 +82,18 @@ static void last_key_read(const cairn_repo *repo, char name[17])
 		name[0] = '\0';
 }
 
-/* Best effort: a read-only file system or a missing index/ only costs the hint. */
+/* Best effort: a read-only file system or a missing index/ only costs the hint.
+ * A remote repository's hint is in its cache, which is ours to fill even for a
+ * read-only command, and whose index/ a first open has not made yet: so that
+ * the next command lists no keys. */
 static void last_key_write(const cairn_repo *repo)
 {
 	char p[PATH_MAX], tmp[PATH_MAX], line[18], old[17];
 
 	last_key_read(repo, old);
-	if (repo->read_only || strcmp(old, repo->key_name) == 0 ||
+	if ((repo->read_only && !repo->cache) || strcmp(old, repo->key_name) == 0 ||
+	    cairn_repo__path(repo, p, sizeof(p), "index") < 0 ||
+	    (repo->cache && cairn_mkdir_p(p, 0700) < 0) ||
 	    cairn_repo__path(repo, p, sizeof(p), LAST_KEY) < 0 ||
 	    cairn_repo__path(repo, tmp, sizeof(tmp), "tmp") < 0)
 		return;

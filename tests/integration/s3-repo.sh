@@ -49,8 +49,12 @@ done
 "$CAIRN" check --read-data > "$O/check" 2>&1 || fail "check --read-data: $(cat "$O/check")"
 
 # ---- a second host: its own cache, the first host's data deduplicated ------
-CAIRN_CACHE_DIR="$W/cache-b" "$CAIRN" backup --host h2 --json "$SRC" | tail -1 > "$O/b2.json" ||
-	fail "the second host's backup failed"
+# A read-only command on its new cache notes which key opened it: the backup
+# then lists no keys.
+CAIRN_CACHE_DIR="$W/cache-b" "$CAIRN" snapshots > /dev/null || fail "snapshots on a new cache"
+CAIRN_CACHE_DIR="$W/cache-b" CAIRN_S3_TRACE="$O/b2.trace" "$CAIRN" backup --host h2 --json \
+	"$SRC" | tail -1 > "$O/b2.json" || fail "the second host's backup failed"
+grep -q "prefix=repo%2Fkeys" "$O/b2.trace" && fail "the backup listed the keys again"
 up2=$(json_field "$O/b2.json" bytes_uploaded)
 [ $((up2 * 100)) -lt "$up1" ] || fail "the second host uploaded $up2 of the first's $up1 bytes"
 
