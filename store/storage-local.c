@@ -290,9 +290,9 @@ static int local_put(void *self, const char *rel, const void *data, size_t len)
 	return r;
 }
 
-/* Copy size bytes of fd (from offset 0) into a new temp file, synced. */
-/* The copy is hashed as it is written when want is given: a file that is not
- * what its name says is not stored. */
+/* Copy size bytes of fd (from offset 0) into a new temp file, synced; hashed
+ * as it is written when want is given, so that a file that is not what its
+ * name says is not stored. */
 static int copy_to_tmp(struct local *l, int fd, uint64_t size, const uint8_t *want,
                        char tmp[PATH_MAX])
 {

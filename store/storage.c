@@ -265,10 +265,9 @@ static const uint8_t *named_sha(int kind, const char *name, uint8_t out[32])
 	return kind == CAIRN_OBJ_PACK && cairn_unhex(out, 32, name) >= 0 ? out : NULL;
 }
 
-/* A check that failed: is the file itself corrupt (say so), or was the upload
- * damaged on the way (the backend's message stands)? */
-static int check_failed(int r, int kind, const char *name, int fd, uint64_t size,
-                        const uint8_t *want)
+/* A check of a pack that failed: is the file itself corrupt (say so), or was
+ * the upload damaged on the way (the backend's message stands)? */
+static int check_failed(int r, const char *name, int fd, uint64_t size, const uint8_t *want)
 {
 	uint8_t got[32];
 	char hex[65];
@@ -276,8 +275,7 @@ static int check_failed(int r, int kind, const char *name, int fd, uint64_t size
 	    memcmp(got, want, sizeof(got)) == 0)
 		return r;
 	cairn_hex(hex, got, sizeof(got));
-	return cairn_err_set(-EBADMSG, "%s %s is corrupt: its SHA-256 is %s (not stored)",
-	                     kind == CAIRN_OBJ_PACK ? "pack" : cairn_obj_kind_name(kind), name,
+	return cairn_err_set(-EBADMSG, "pack %s is corrupt: its SHA-256 is %s (not stored)", name,
 	                     hex);
 }
 
@@ -291,7 +289,7 @@ int cairn_storage_put_file(cairn_storage *st, int kind, const char *name, int fd
 	count(st, CAIRN_STORAGE_PUT);
 	const uint8_t *want = named_sha(kind, name, sha);
 	r = st->ops->put_file(st->self, rel, fd, size, want);
-	return r < 0 ? check_failed(r, kind, name, fd, size, want) : r;
+	return r < 0 ? check_failed(r, name, fd, size, want) : r;
 }
 
 int cairn_storage_put_tmp(cairn_storage *st, int kind, const char *name, const char *tmp_path,
@@ -305,7 +303,7 @@ int cairn_storage_put_tmp(cairn_storage *st, int kind, const char *name, const c
 	count(st, CAIRN_STORAGE_PUT);
 	const uint8_t *want = named_sha(kind, name, sha);
 	r = st->ops->put_tmp(st->self, rel, tmp_path, fd, size, want);
-	return r < 0 ? check_failed(r, kind, name, fd, size, want) : r;
+	return r < 0 ? check_failed(r, name, fd, size, want) : r;
 }
 
 int cairn_storage_stat(cairn_storage *st, int kind, const char *name, struct cairn_obj_info *out)
