@@ -4,6 +4,8 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -451,6 +453,48 @@ static void test_lock__released_when_delete_refused(void)
 	cairn_storage_close(st);
 }
 
+/* Exclusive takers that race, each writing its lock and then looking: two of
+ * them never hold at once, and every one gets its turn. */
+struct race {
+	cairn_storage *st;
+	atomic_int holders, most, taken, failed;
+};
+
+static void *racer(void *arg)
+{
+	struct race *r = arg;
+	for (int i = 0; i < 3; i++) {
+		cairn_lock *l = NULL;
+		if (cairn_lock_acquire(&l, r->st, CAIRN_LOCK_EXCLUSIVE, "race", 60) < 0) {
+			atomic_fetch_add(&r->failed, 1);
+			continue;
+		}
+		int now = atomic_fetch_add(&r->holders, 1) + 1, most = atomic_load(&r->most);
+		while (now > most && !atomic_compare_exchange_weak(&r->most, &most, now))
+			;
+		nanosleep(&(struct timespec){ 0, 20 * 1000 * 1000 }, NULL);
+		atomic_fetch_sub(&r->holders, 1);
+		cairn_lock_release(l);
+		atomic_fetch_add(&r->taken, 1);
+	}
+	return NULL;
+}
+
+static void test_lock__racing_exclusive_takers(void)
+{
+	struct race r = { .st = open_st() };
+	pthread_t t[4];
+	for (size_t i = 0; i < 4; i++)
+		CHECK(pthread_create(&t[i], NULL, racer, &r) == 0);
+	for (size_t i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	CHECK_EQ(atomic_load(&r.failed), 0);
+	CHECK_EQ(atomic_load(&r.taken), 12);
+	CHECK_EQ(atomic_load(&r.most), 1);
+	CHECK_EQ(count_locks(), 0);
+	cairn_storage_close(r.st);
+}
+
 static void test_lock__bad_arguments(void)
 {
 	cairn_lock *l = NULL;
@@ -477,5 +521,6 @@ int main(void)
 	RUN(test_lock__wait_then_give_up);
 	RUN(test_lock__bad_arguments);
 	RUN(test_lock__released_when_delete_refused);
+	RUN(test_lock__racing_exclusive_takers);
 	return 0;
 }
