@@ -1600,9 +1600,12 @@ int cairn_index__aux_apply(cairn_index *ix, const struct cairn_index_aux_op *ops
 	int r = n <= CAIRN_INDEX_AUX_OPS_MAX
 	                ? 0
 	                : cairn_err_set(-EINVAL, "%zu table changes at once", n);
+	size_t keys = 0;
 	for (size_t i = 0; r >= 0 && i < n; i++)
-		r = aux_prepare(ix, &ops[i], &v[i]);
-	return r < 0 ? r : in_write(ix, aux_ops_write, &o);
+		if ((r = aux_prepare(ix, &ops[i], &v[i])) >= 0)
+			keys += v[i].n;
+	/* Nothing to change (deletes from tables that do not exist): no txn. */
+	return r < 0 || keys == 0 ? r : in_write(ix, aux_ops_write, &o);
 }
 
 int cairn_index__aux_put(cairn_index *ix, const char *table, const void *k, size_t klen,
@@ -1638,7 +1641,7 @@ int cairn_index__aux_del_many(cairn_index *ix, const char *table, const void *k,
                               size_t stride, size_t n)
 {
 	struct cairn_index_aux_op op = { table, k, klen, stride, n, NULL, 0 };
-	return n == 0 ? check_key(ix, klen) : cairn_index__aux_apply(ix, &op, 1);
+	return cairn_index__aux_apply(ix, &op, 1);
 }
 
 int cairn_index__aux_del(cairn_index *ix, const char *table, const void *k, size_t klen)
