@@ -30,7 +30,7 @@ const struct cairn_pack_entry *cairn_packw__entries(const cairn_packw *w);
  * moving a blob to another pack without sealing it again. -EINVAL for an i past
  * the entries or a writer that failed or was sealed, -EIO. */
 int cairn_packw__read(cairn_packw *w, size_t i, struct cairn_buf *out);
-/* Seal the header, write the trailer and fsync the temp file. The pack ID is the
+/* Seal the header and write the trailer (no fsync: put_tmp's). The pack ID is the
  * SHA-256 of the file, computed while writing. Afterwards the temp file (fd and
  * path below, still open) is complete: a storage takes it over
  * (cairn_storage_put_tmp), then cairn_packw__taken(). -ENOSPC, -EIO, -EINVAL for
