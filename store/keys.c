@@ -82,24 +82,30 @@ static void last_key_read(const cairn_repo *repo, char name[17])
 		name[0] = '\0';
 }
 
+void cairn_repo__remember_key(const char *state, const char *name, bool mkdir_index)
+{
+	char p[PATH_MAX], tmp[PATH_MAX], line[18];
+	if (snprintf(p, sizeof(p), "%s/index", state) >= (int)sizeof(p) ||
+	    (mkdir_index && cairn_mkdir_p(p, 0700) < 0) ||
+	    snprintf(p, sizeof(p), "%s/" LAST_KEY, state) >= (int)sizeof(p) ||
+	    snprintf(tmp, sizeof(tmp), "%s/tmp", state) >= (int)sizeof(tmp))
+		return;
+	snprintf(line, sizeof(line), "%s\n", name);
+	if (cairn_file_write_atomic(p, tmp, line, 17) < 0)
+		log_debug("cannot remember the key in use: %s", cairn_err_msg());
+}
+
 /* Best effort: a read-only file system or a missing index/ only costs the hint.
  * A remote repository's hint is in its cache, which is ours to fill even for a
  * read-only command, and whose index/ a first open has not made yet: so that
  * the next command lists no keys. */
 static void last_key_write(const cairn_repo *repo)
 {
-	char p[PATH_MAX], tmp[PATH_MAX], line[18], old[17];
-
+	char old[17];
 	last_key_read(repo, old);
-	if ((repo->read_only && !repo->cache) || strcmp(old, repo->key_name) == 0 ||
-	    cairn_repo__path(repo, p, sizeof(p), "index") < 0 ||
-	    (repo->cache && cairn_mkdir_p(p, 0700) < 0) ||
-	    cairn_repo__path(repo, p, sizeof(p), LAST_KEY) < 0 ||
-	    cairn_repo__path(repo, tmp, sizeof(tmp), "tmp") < 0)
+	if ((repo->read_only && !repo->cache) || strcmp(old, repo->key_name) == 0)
 		return;
-	snprintf(line, sizeof(line), "%s\n", repo->key_name);
-	if (cairn_file_write_atomic(p, tmp, line, 17) < 0)
-		log_debug("cannot remember the key in use: %s", cairn_err_msg());
+	cairn_repo__remember_key(repo->state, repo->key_name, repo->cache != NULL);
 }
 
 /* ---- unlocking ----------------------------------------------------------------- */
@@ -182,8 +188,9 @@ static void default_label(char *out, size_t n)
 	snprintf(out, n, "%s@%s", user && *user ? user : "root", host);
 }
 
-int cairn_repo__write_key(cairn_storage *st, const struct cairn_key_secret *s, const char *pw,
-                          size_t pwlen, int log2n, const char *label, char name_out[17])
+int cairn_repo__write_key(cairn_storage *st, cairn_cache *cache, const struct cairn_key_secret *s,
+                          const char *pw, size_t pwlen, int log2n, const char *label,
+                          char name_out[17])
 {
 	_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
 	char def[300];
@@ -197,7 +204,9 @@ int cairn_repo__write_key(cairn_storage *st, const struct cairn_key_secret *s, c
 	if (r < 0 || (r = cairn_crypt__random(rnd, sizeof(rnd))) < 0)
 		return r;
 	cairn_hex(name_out, rnd, sizeof(rnd));
-	return cairn_storage_put(st, CAIRN_OBJ_KEY, name_out, kf.data, kf.len);
+	if ((r = cairn_storage_put(st, CAIRN_OBJ_KEY, name_out, kf.data, kf.len)) >= 0 && cache)
+		cairn_cache__put(cache, CAIRN_OBJ_KEY, name_out, kf.data, kf.len);
+	return r;
 }
 
 int cairn_key_list(cairn_repo *repo, struct cairn_key_info **out, size_t *n)
@@ -263,8 +272,8 @@ static int key_add(cairn_repo *repo, int kind, const char *pw, size_t pwlen, con
 		memcpy(s.master, repo->keys.master, CAIRN_KEY_SIZE);
 	/* New keys are as strong as the one in use (tests init with a cheap KDF). */
 	if (r >= 0)
-		r = cairn_repo__write_key(repo->st, &s, pw, pwlen, key_log2n_current(repo), label,
-		                          name_out);
+		r = cairn_repo__write_key(repo->st, repo->cache, &s, pw, pwlen,
+		                          key_log2n_current(repo), label, name_out);
 	OPENSSL_cleanse(&s, sizeof(s));
 	return r;
 }

@@ -76,18 +76,24 @@ static bool md5_is(const struct cairn_buf *b, const char *etag)
 	return strcmp(hex, etag) == 0;
 }
 
+/* An empty local state dir (a remote storage's cache), with its tmp/. */
+static int clear_state(const char *state)
+{
+	char tmp[PATH_MAX];
+	int r = cairn_rm_rf(state);
+	if (r < 0)
+		return cairn_err_set(r, "cannot remove '%s': %s", state, strerror(-r));
+	if (snprintf(tmp, sizeof(tmp), "%s/tmp", state) >= (int)sizeof(tmp))
+		return cairn_err_set(-ENAMETOOLONG, "cache path too long");
+	return cairn_mkdir_p(tmp, 0700);
+}
+
 /* A new repository created where the cache's one was: the cache is of no use. */
 static int reset_cache(cairn_repo *repo)
 {
-	char tmp[PATH_MAX];
 	cairn_repo__warn(repo, "%s holds another repository now: dropping the cache '%s'",
 	                 cairn_storage_url(repo->st), repo->state);
-	int r = cairn_rm_rf(repo->state);
-	if (r < 0)
-		return cairn_err_set(r, "cannot remove '%s': %s", repo->state, strerror(-r));
-	if ((r = cairn_repo__path(repo, tmp, sizeof(tmp), "tmp")) >= 0)
-		r = cairn_mkdir_p(tmp, 0700);
-	return r;
+	return clear_state(repo->state);
 }
 
 /* The config of a remote storage: the cached copy when the storage has the same
@@ -214,6 +220,17 @@ static int init_index(cairn_storage *st, const uint8_t id[CAIRN_REPO_ID_SIZE])
 	return r;
 }
 
+/* A new repository's cache starts with its config and key, as a first open
+ * would leave it (docs/S3.md §5): the next command fetches neither. Whatever the
+ * cache held is of another repository, which is gone. */
+static int fresh_cache(cairn_storage *st, cairn_cache **out)
+{
+	if (!(cairn_storage_caps(st) & CAIRN_STORAGE_REMOTE))
+		return 0;
+	int r = clear_state(cairn_storage_state_dir(st));
+	return r < 0 ? r : cairn_cache__open(out, st, 0);
+}
+
 static int init_in(cairn_storage *st, const char *pw, size_t pwlen, const struct cairn_init_opts *o)
 {
 	struct cairn_config cfg;
@@ -222,6 +239,7 @@ static int init_in(cairn_storage *st, const char *pw, size_t pwlen, const struct
 	char name[17];
 	int log2n = o && o->kdf_log2n ? o->kdf_log2n : cairn_keyfile__calibrate();
 	struct cairn_key_secret s = { .kind = CAIRN_KEY_FULL };
+	cairn_cache *cache = NULL;
 	int r;
 
 	if ((r = check_empty_target(st)) < 0 || (r = init_config(&cfg, o)) < 0)
@@ -229,15 +247,20 @@ static int init_in(cairn_storage *st, const char *pw, size_t pwlen, const struct
 	if ((r = cairn_crypt__random(s.master, sizeof(s.master))) < 0 ||
 	    (r = cairn_crypt__derive(&keys, s.master, cfg.id)) < 0)
 		return r;
-	if ((r = make_layout(st)) < 0 ||
-	    (r = cairn_repo__write_key(st, &s, pw, pwlen, log2n, o ? o->key_label : NULL, name)) <
-	            0 ||
+	if ((r = make_layout(st)) < 0 || (r = fresh_cache(st, &cache)) < 0 ||
+	    (r = cairn_repo__write_key(st, cache, &s, pw, pwlen, log2n, o ? o->key_label : NULL,
+	                               name)) < 0 ||
 	    (r = init_index(st, cfg.id)) < 0 ||
 	    (r = cairn_config__format(&text, &cfg, keys.cfg)) < 0)
 		goto out;
 	/* The config goes last: its presence marks a complete repository. */
 	r = cairn_storage_put(st, CAIRN_OBJ_CONFIG, "", text.data, text.len);
+	if (r >= 0 && cache) {
+		cairn_cache__put(cache, CAIRN_OBJ_CONFIG, "", text.data, text.len);
+		cairn_repo__remember_key(cairn_storage_state_dir(st), name, true);
+	}
 out:
+	cairn_cache__close(cache);
 	cairn_crypt__wipe(&keys);
 	OPENSSL_cleanse(&s, sizeof(s));
 	return r;

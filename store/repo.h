@@ -159,9 +159,15 @@ int cairn_repo__pack_commit(cairn_repo *repo, cairn_packw *w, struct cairn_id *p
  * and unwrap its secret (keys.c). */
 int cairn_repo__unlock(cairn_repo *repo, const char *pw, size_t pwlen,
                        struct cairn_key_secret *out);
-/* Write a key file wrapping s under pw (keys.c). */
-int cairn_repo__write_key(cairn_storage *st, const struct cairn_key_secret *s, const char *pw,
-                          size_t pwlen, int log2n, const char *label, char name_out[17]);
+/* Write a key file wrapping s under pw (keys.c); a copy goes to cache unless
+ * NULL. */
+int cairn_repo__write_key(cairn_storage *st, cairn_cache *cache, const struct cairn_key_secret *s,
+                          const char *pw, size_t pwlen, int log2n, const char *label,
+                          char name_out[17]);
+/* Note in the local state dir that key file name opened the repository (best
+ * effort); mkdir_index: make index/ first (a cache's, which an open makes
+ * later). */
+void cairn_repo__remember_key(const char *state, const char *name, bool mkdir_index);
 
 /* cairn_repo_snapshot_list(); strict (prune): the storage is listed now (never
  * a listing reused from a moment ago), and a damaged snapshot fails the listing

@@ -34,7 +34,13 @@ init_repo --chunk-size 64K/128K/512K --pack-size 1M
 mkdir -p "$SRC/docs" "$SRC/bin"
 for i in $(seq 1 30); do seq 1 $((i * 300)) | sed "s/^/line $i /" > "$SRC/docs/f$i.txt"; done
 head -c 4000000 /dev/urandom > "$SRC/bin/random"
-"$CAIRN" backup --host h1 --json "$SRC" | tail -1 > "$O/b1.json" || fail "backup to S3 failed"
+# init leaves the config and the key in the cache: the first backup HEADs the
+# config and neither lists nor fetches the keys.
+CAIRN_S3_TRACE="$O/b1.trace" "$CAIRN" backup --host h1 --json "$SRC" | tail -1 > "$O/b1.json" ||
+	fail "backup to S3 failed"
+grep -Eq "^(GET /$B/repo/config|GET /$B/repo/keys/|GET /$B\?.*prefix=repo%2Fkeys)" "$O/b1.trace" &&
+	fail "the first backup after init fetched the config or the keys: $(head -5 "$O/b1.trace")"
+grep -q "^HEAD /$B/repo/config " "$O/b1.trace" || fail "the first backup did not check the config"
 up1=$(json_field "$O/b1.json" bytes_uploaded)
 [ "$up1" -gt 4000000 ] || fail "the first backup uploaded only $up1 bytes"
 sum1=$(tree_sum "$SRC")
@@ -109,6 +115,30 @@ diff "$O/snaps.before" "$O/snaps" || fail "other snapshots once the cache went"
 "$CAIRN" backup --host h1 --json "$SRC" | tail -1 > "$O/b5.json"
 [ "$(json_field "$O/b5.json" bytes_uploaded)" -lt 100000 ] ||
 	fail "a backup after the cache went stored data again: $(cat "$O/b5.json")"
+
+# ---- a new repository where another was: no cache of the old one is used --
+# init empties the cache it makes for this place; another host's cache of the
+# old repository is dropped, with a warning, when it first meets the new one.
+OLD="s3://$B/anew"
+CAIRN_CACHE_DIR="$W/cache-n" "$CAIRN" -r "$OLD" init -q --kdf-log2n 10 || fail "init of anew"
+for c in n o; do
+	CAIRN_CACHE_DIR="$W/cache-$c" "$CAIRN" -r "$OLD" backup -q --host old "$SRC/docs" ||
+		fail "backup to anew with cache $c"
+done
+"${AWS[@]}" s3 rm --recursive --quiet "s3://$B/anew" || fail "cannot empty anew"
+CAIRN_CACHE_DIR="$W/cache-n" "$CAIRN" -r "$OLD" init -q --kdf-log2n 10 || fail "init anew again"
+[ -z "$(find "$W/cache-n" -path '*/snapshots/*' -type f)" ] || fail "init kept the old snapshots"
+for c in n o; do
+	CAIRN_CACHE_DIR="$W/cache-$c" "$CAIRN" -r "$OLD" snapshots --json > "$O/anew.$c" 2> "$O/anew.$c.err" ||
+		fail "snapshots of the new anew with cache $c: $(cat "$O/anew.$c.err")"
+	[ "$(cat "$O/anew.$c")" = "[]" ] || fail "cache $c shows the old snapshots: $(cat "$O/anew.$c")"
+done
+out_lacks "$O/anew.n.err" "another repository"
+out_has "$O/anew.o.err" "holds another repository now"
+CAIRN_CACHE_DIR="$W/cache-n" "$CAIRN" -r "$OLD" backup -q --host new "$SRC/docs" ||
+	fail "backup to the new anew"
+CAIRN_CACHE_DIR="$W/cache-o" "$CAIRN" -r "$OLD" check --read-data > "$O/check" 2>&1 ||
+	fail "check of the new anew: $(cat "$O/check")"
 
 # ---- a cold restore reads each pack in one GET, nearly ----------------------
 # Parallel workers interleave files in several packs, and write each pack out of
