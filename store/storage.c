@@ -265,45 +265,60 @@ static const uint8_t *named_sha(int kind, const char *name, uint8_t out[32])
 	return kind == CAIRN_OBJ_PACK && cairn_unhex(out, 32, name) >= 0 ? out : NULL;
 }
 
-/* A check of a pack that failed: is the file itself corrupt (say so), or was
- * the upload damaged on the way (the backend's message stands)? */
-static int check_failed(int r, const char *name, int fd, uint64_t size, const uint8_t *want)
+#define DAMAGED_TRIES 3 /* puts of a pack whose upload arrived damaged */
+
+/* A pack's put whose check failed (-EBADMSG): the file itself does not hash to
+ * its name (say so: -EBADMSG), or the upload was damaged on the way (-EAGAIN:
+ * try again). */
+static int check_failed(const char *name, int fd, uint64_t size, const uint8_t *want)
 {
 	uint8_t got[32];
 	char hex[65];
-	if (r != -EBADMSG || !want || cairn_crypt__sha256_fd(fd, size, got) < 0 ||
-	    memcmp(got, want, sizeof(got)) == 0)
+	int r = cairn_crypt__sha256_fd(fd, size, got);
+	if (r < 0)
 		return r;
+	if (memcmp(got, want, sizeof(got)) == 0)
+		return -EAGAIN;
 	cairn_hex(hex, got, sizeof(got));
 	return cairn_err_set(-EBADMSG, "pack %s is corrupt: its SHA-256 is %s (not stored)", name,
 	                     hex);
 }
 
-int cairn_storage_put_file(cairn_storage *st, int kind, const char *name, int fd, uint64_t size)
+/* put_tmp (tmp_path) or put_file; a pack is tried again when its upload arrived
+ * damaged (plain HTTP has no checksum of its own): the file is checked first. */
+static int put_fd(cairn_storage *st, int kind, const char *name, const char *tmp_path, int fd,
+                  uint64_t size)
 {
 	char rel[CAIRN_OBJ_REL_MAX];
 	uint8_t sha[32];
 	int r = cairn_obj_rel(rel, kind, name);
 	if (r < 0)
 		return r;
-	count(st, CAIRN_STORAGE_PUT);
 	const uint8_t *want = named_sha(kind, name, sha);
-	r = st->ops->put_file(st->self, rel, fd, size, want);
-	return r < 0 ? check_failed(r, name, fd, size, want) : r;
+	for (int tries = 1;; tries++) {
+		count(st, CAIRN_STORAGE_PUT);
+		r = tmp_path ? st->ops->put_tmp(st->self, rel, tmp_path, fd, size, want)
+		             : st->ops->put_file(st->self, rel, fd, size, want);
+		if (r != -EBADMSG || !want || tries == DAMAGED_TRIES)
+			return r;
+		int q = check_failed(name, fd, size, want);
+		if (q != -EAGAIN)
+			return q;
+		cairn_log(CAIRN_LOG_WARNING,
+		          "pack %s arrived damaged: sending it again (try %d of %d)", name,
+		          tries + 1, DAMAGED_TRIES);
+	}
+}
+
+int cairn_storage_put_file(cairn_storage *st, int kind, const char *name, int fd, uint64_t size)
+{
+	return put_fd(st, kind, name, NULL, fd, size);
 }
 
 int cairn_storage_put_tmp(cairn_storage *st, int kind, const char *name, const char *tmp_path,
                           int fd, uint64_t size)
 {
-	char rel[CAIRN_OBJ_REL_MAX];
-	uint8_t sha[32];
-	int r = cairn_obj_rel(rel, kind, name);
-	if (r < 0)
-		return r;
-	count(st, CAIRN_STORAGE_PUT);
-	const uint8_t *want = named_sha(kind, name, sha);
-	r = st->ops->put_tmp(st->self, rel, tmp_path, fd, size, want);
-	return r < 0 ? check_failed(r, name, fd, size, want) : r;
+	return put_fd(st, kind, name, tmp_path, fd, size);
 }
 
 int cairn_storage_stat(cairn_storage *st, int kind, const char *name, struct cairn_obj_info *out)

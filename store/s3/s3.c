@@ -761,6 +761,10 @@ static void http_error(struct verdict *v, const cairn_s3 *s, const struct req *r
 		v->code = cairn_err_set(-EBADMSG,
 		                        "%s: the server found the body's SHA-256 is not %s (%s)",
 		                        who, rq->sha256, e.code);
+	} else if (strcmp(e.code, "BadDigest") == 0) {
+		v->code = cairn_err_set(
+		        -EBADMSG, "%s: the server found the body's MD5 is not the one sent (%s)",
+		        who, e.code);
 	} else if (rq->status == 401 || rq->status == 403) {
 		v->code = cairn_err_set(-EACCES, "S3 authentication failed: %s%s%s (%s)", e.code,
 		                        e.message[0] ? ": " : "", e.message, who);

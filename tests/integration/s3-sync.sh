@@ -178,6 +178,40 @@ f = open(sys.argv[1], "r+b"); f.seek(1000); b = f.read(1); f.seek(1000); f.write
 		fail "a corrupt pack was pushed ($pack of $r)"
 	no_uploads "damaged$n"
 done
+# A pack damaged on the way (a proxy flips a bit in the first uploads of packs,
+# a part of one here) is refused by the server and sent again, once the file is
+# found whole: the push completes and what arrived is the pack.
+proxy() { # NAME COUNT: a damaging proxy in front of the server; sets PROXY
+	python3 "$SRCDIR/tests/integration/damage-proxy.py" "$W/$1.port" "$RGW_PORT" "$2" &
+	cleanup_hooks+=("kill $!")
+	for _ in $(seq 1 200); do
+		[ -s "$W/$1.port" ] && break
+		sleep 0.05
+	done
+	PROXY="http://127.0.0.1:$(cat "$W/$1.port")"
+}
+proxy onway 2
+: > "$T"
+AWS_ENDPOINT_URL=$PROXY CAIRN_S3_TRACE="$T" "$CAIRN" -r "$R2" sync "s3://$B/onway" \
+	> "$O/onway.out" 2>&1 || fail "a push through damage on the way failed: $(cat "$O/onway.out")"
+[ "$(grep -c '^PUT .*packs/.* 400' "$T")" = 2 ] || fail "no damaged upload was refused: $(cat "$T")"
+grep -q "arrived damaged: sending it again (try 2 of 3)" "$O/onway.out" ||
+	fail "no warning: $(cat "$O/onway.out")"
+"$CAIRN" -r "$R2" sync --verify "s3://$B/onway" > /dev/null || fail "the pushed packs differ"
+"$CAIRN" -r "s3://$B/onway" check --read-data > "$O/check" 2>&1 ||
+	fail "check of what arrived: $(cat "$O/check")"
+no_uploads onway
+# Damaged every time: three tries, then one line and exit 1, and no pack.
+proxy always -1
+rc=0
+AWS_ENDPOINT_URL=$PROXY "$CAIRN" -r "$R2" sync "s3://$B/always" > /dev/null 2> "$O/always.err" || rc=$?
+[ "$rc" = 1 ] || fail "a push damaged every time exited $rc: $(cat "$O/always.err")"
+grep -v "arrived damaged: sending it again" "$O/always.err" > "$O/always.line" || true
+[ "$(wc -l < "$O/always.line")" = 1 ] || fail "not one error line: $(cat "$O/always.err")"
+out_match "$O/always.line" "XAmzContentSHA256Mismatch\\|BadDigest"
+[ "$("${AWS[@]}" s3 ls --recursive "s3://$B/always/packs/" | wc -l)" = 0 ] ||
+	fail "a damaged pack was stored"
+no_uploads always
 unset CAIRN_S3_MULTIPART_THRESHOLD CAIRN_S3_PART_SIZE
 
 # The server is down when the sync starts and comes up a few seconds later: the

@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# An HTTP proxy on 127.0.0.1 in front of the test S3 server that damages uploads
+# on the way: it flips one bit in the body of the first COUNT PUTs of packs
+# (every one: COUNT -1), whole or a part, and passes everything else through as
+# it is. Requests keep their Host header, so their signatures still hold.
+# Usage: damage-proxy.py PORTFILE UPSTREAM_PORT COUNT
+import http.client
+import http.server
+import os
+import sys
+import threading
+
+port_file, upstream, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+lock = threading.Lock()
+HOP = {"connection", "keep-alive", "expect", "transfer-encoding", "proxy-connection"}
+
+
+def damage(path, body):
+    """Whether to flip a bit of this PUT's body (counts the ones damaged)."""
+    global count
+    if "/packs/" not in path or len(body) == 0:
+        return False
+    with lock:
+        if count == 0:
+            return False
+        count -= 1 if count > 0 else 0
+        return True
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def relay(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        body = bytearray(self.rfile.read(n)) if n else bytearray()
+        if self.command == "PUT" and damage(self.path, body):
+            body[len(body) // 2] ^= 0x10
+        up = http.client.HTTPConnection("127.0.0.1", upstream, timeout=120)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
+        up.request(self.command, self.path, body=bytes(body), headers=headers)
+        resp = up.getresponse()
+        data = resp.read()
+        self.send_response(resp.status, resp.reason)
+        for k, v in resp.getheaders():
+            if k.lower() not in HOP and (k.lower() != "content-length" or self.command == "HEAD"):
+                self.send_header(k, v)
+        if self.command != "HEAD":
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        up.close()
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = relay
+
+    def log_message(self, *args):
+        pass
+
+
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+with open(port_file + ".tmp", "w") as f:
+    f.write(str(srv.server_address[1]))
+os.rename(port_file + ".tmp", port_file)
+srv.serve_forever()
