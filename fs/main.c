@@ -470,6 +470,7 @@ int main(int argc, char **argv)
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct run run = { .args = &args };
 
+	cairn_guard_std_fds(); /* before /dev/fuse or a repository file is opened */
 	/* Blobs are 1 MiB buffers freed in any thread: with glibc's sliding mmap
 	 * threshold they would land in per-thread arenas and stay there after the
 	 * cache evicts them. A fixed threshold returns them to the kernel, so the

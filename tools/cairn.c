@@ -111,7 +111,15 @@ static void early_log_format(int argc, char **argv)
 	}
 }
 
+static int run(int argc, char **argv);
+
 int main(int argc, char **argv)
+{
+	cairn_guard_std_fds();
+	return cli_finish_stdout(run(argc, argv));
+}
+
+static int run(int argc, char **argv)
 {
 	static const struct option longopts[] = { CLI_COMMON_LONGOPTS,
 		                                  { "version", no_argument, NULL, 'V' },

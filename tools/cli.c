@@ -40,6 +40,19 @@ int cli_fail(int r)
 	return r == -EDESTADDRREQ ? EXIT_USAGE : EXIT_ERROR;
 }
 
+int cli_finish_stdout(int rc)
+{
+	/* A reader that went away (EPIPE) ends the output as it wished. */
+	errno = 0;
+	if ((fflush(stdout) == 0 && !ferror(stdout)) || errno == EPIPE)
+		return rc;
+	/* A flush by the command that failed already leaves no errno. */
+	int e = errno ? errno : EIO;
+	cairn_err_set(-e, "cannot write the output%s%s", errno ? ": " : "",
+	              errno ? strerror(e) : "");
+	return rc == 0 ? cli_fail(-e) : rc;
+}
+
 static int s3_opt(int c, const char *arg, struct cairn_s3_opts *o)
 {
 	long v;

@@ -78,6 +78,10 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * return EXIT_ERROR (EXIT_USAGE for -EDESTADDRREQ). */
 int cli_fail(int r);
 
+/* The exit code once the command returned rc: a stdout that could not be
+ * written (full disk, closed) turns success into EXIT_ERROR, with a message. */
+int cli_finish_stdout(int rc);
+
 /* Where a password comes from, in this order: file, command, the environment
  * variables <env>_FILE, <env>_COMMAND and <env>, a no-echo prompt on the TTY. */
 struct cli_password_src {

@@ -215,3 +215,16 @@ const char *cairn_path_next(const char *p, size_t *len)
 		return p;
 	}
 }
+
+void cairn_guard_std_fds(void)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		int n = open("/dev/null", (fd == 0 ? O_WRONLY : O_RDONLY) | O_CLOEXEC);
+		if (n >= 0 && n != fd) { /* cannot happen: the lowest free number */
+			dup2(n, fd);
+			close(n);
+		}
+	}
+}

@@ -163,4 +163,22 @@ rm -rf "$CAIRN_REPO/index"
 [ -f "$CAIRN_REPO/index/data.mdb" ] || fail "index not recreated"
 expect_fail 1 "no pack matches" -- "$CAIRN" cat pack abcd
 expect_fail 1 "not an ID" -- "$CAIRN" cat blob xyz
+# Closed standard streams are not reused by the files cairn opens (a dump with
+# stdout closed wrote the plain archive into the index's lock file), and output
+# that cannot be written is a failure.
+mkdir -p "$W/fds" && echo "plain-marker-7q3" > "$W/fds/f"
+"$CAIRN" backup -q "$W/fds"
+rc=0
+"$CAIRN" dump -a tar latest "$W/fds" >&- 2> "$W/err" || rc=$?
+[ "$rc" = 1 ] || fail "dump to a closed stdout exited $rc"
+! grep -rq "plain-marker-7q3" "$CAIRN_REPO" || fail "the dump went into the repository"
+rc=0
+"$CAIRN" backup -q --stdin --stdin-filename x <&- 2> "$W/err" || rc=$?
+[ "$rc" = 1 ] || fail "a backup of a closed stdin exited $rc: $(cat "$W/err")"
+out_has "$W/err" "cannot read standard input"
+for cmd in snapshots "ls latest" "cat config" "key list" "stats" "check"; do
+	# shellcheck disable=SC2086 # a command and its arguments
+	expect_fail 1 "cannot write the output" -- sh -c "\"\$0\" $cmd > /dev/full" "$CAIRN"
+done
+"$CAIRN" check > /dev/null || fail "check after the failed commands"
 echo ok

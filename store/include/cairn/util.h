@@ -181,6 +181,12 @@ static inline uint64_t cairn_get_le64(const uint8_t *p)
 void cairn_hex(char *out, const uint8_t *p, size_t n);
 int cairn_unhex(uint8_t *out, size_t n, const char *s);
 
+/* Open /dev/null on any of fds 0-2 that is closed, the wrong way round (stdin
+ * for writing, stdout and stderr for reading), so that files opened later do
+ * not take their numbers (a repository file written as stdout) and every use
+ * of them fails. For the start of main(). */
+void cairn_guard_std_fds(void);
+
 /* Files (STYLE §4-5). */
 /* Read a whole file of at most max bytes; -ENOENT, -EFBIG, -EIO. Caller releases *out. */
 int cairn_file_slurp(const char *path, size_t max, struct cairn_buf *out);
