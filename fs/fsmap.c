@@ -114,20 +114,35 @@ uint64_t fs_ino_snaproot(const struct cairn_id *snap)
 	return ino_from(buf, sizeof(buf));
 }
 
-uint64_t fs_ino_entry(const struct cairn_id *snap, const struct cairn_node *n)
+uint64_t fs_ino_entry(const struct cairn_id *snap, const struct cairn_id *tree, uint32_t index,
+                      const struct cairn_node *n)
 {
-	static const char tag[] = "cairnfs v1 entry";
-	uint8_t buf[sizeof(tag) + CAIRN_ID_SIZE + 8 * 4 + 1];
+	static const char link_tag[] = "cairnfs v2 link", entry_tag[] = "cairnfs v2 entry";
+	uint8_t buf[sizeof(link_tag) + 2 * CAIRN_ID_SIZE + 8 * 5 + 4 * 3 + 1];
 	uint8_t *p = buf;
 
-	memcpy(p, tag, sizeof(tag));
-	p += sizeof(tag);
+	if (n->type == CAIRN_NODE_DIR || n->nlink < 2) { /* no hard link: where it is */
+		memcpy(p, entry_tag, sizeof(entry_tag));
+		p += sizeof(entry_tag);
+		memcpy(p, snap->b, CAIRN_ID_SIZE);
+		memcpy(p + CAIRN_ID_SIZE, tree->b, CAIRN_ID_SIZE);
+		cairn_le32(p + 2 * CAIRN_ID_SIZE, index);
+		return ino_from(buf, (size_t)(p - buf) + 2 * CAIRN_ID_SIZE + 4);
+	}
+	/* Every field a hard link's names share (the inode's own), ctime too: a
+	 * number the source reused for another file differs in some of them. */
+	memcpy(p, link_tag, sizeof(link_tag));
+	p += sizeof(link_tag);
 	memcpy(p, snap->b, CAIRN_ID_SIZE);
 	p += CAIRN_ID_SIZE;
 	cairn_le64(p, n->dev);
 	cairn_le64(p + 8, n->ino);
 	cairn_le64(p + 16, n->size);
 	cairn_le64(p + 24, (uint64_t)n->mtime_ns);
-	p[32] = n->type;
-	return ino_from(buf, sizeof(buf));
+	cairn_le64(p + 32, (uint64_t)n->ctime_ns);
+	cairn_le32(p + 40, n->mode);
+	cairn_le32(p + 44, n->uid);
+	cairn_le32(p + 48, n->gid);
+	p[52] = n->type;
+	return ino_from(buf, (size_t)(p - buf) + 53);
 }

@@ -52,9 +52,12 @@ uint64_t fs_ino_virtual(const char *vpath, size_t len);
 uint64_t fs_ino_link(const char *vpath, size_t len, const char *target);
 /* The root directory of a snapshot. */
 uint64_t fs_ino_snaproot(const struct cairn_id *snap);
-/* An entry inside a snapshot: its source (dev, ino) so that hard links share one
- * number, plus type, size and mtime so that a reused source inode cannot merge
- * two different files of one snapshot. */
-uint64_t fs_ino_entry(const struct cairn_id *snap, const struct cairn_node *n);
+/* An entry inside a snapshot, entry index of tree. A hard link (not a
+ * directory, nlink > 1) by its source's inode: (dev, ino) and what else its
+ * names share, so that they share one number and a source inode reused for
+ * another file does not merge the two; anything else by where it is, so that
+ * files the source gave one (dev, ino) without linking them stay apart. */
+uint64_t fs_ino_entry(const struct cairn_id *snap, const struct cairn_id *tree, uint32_t index,
+                      const struct cairn_node *n);
 
 #endif

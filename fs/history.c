@@ -174,7 +174,7 @@ static int add_version(struct fs_hist *h, const struct fs_view_ent *e, const str
 	v->tree = *tree;
 	v->index = (uint32_t)index;
 	v->type = cn->type;
-	if (!(v->ino = fs_ino_entry(&e->snap->id, cn))) {
+	if (!(v->ino = fs_ino_entry(&e->snap->id, tree, (uint32_t)index, cn))) {
 		h->nver--;
 		return cairn_err_set(-ENOMEM, "out of memory");
 	}

@@ -154,7 +154,7 @@ int fs_node_new_entry(struct fs_node **out, const struct cairn_id *snap,
 	n->index = (uint32_t)index;
 	n->type = cn->type;
 	n->has_xattrs = cn->nxattrs > 0;
-	if (!(n->ino = fs_ino_entry(snap, cn))) {
+	if (!(n->ino = fs_ino_entry(snap, fs_cache_id(tree), (uint32_t)index, cn))) {
 		fs_node_free(n);
 		return cairn_err_set(-ENOMEM, "out of memory");
 	}

@@ -329,7 +329,7 @@ static size_t add_one(fuse_req_t req, struct fs *fs, const struct fs_dir *d, siz
 		return fuse_add_direntry_plus(req, buf, left, name, &e, next);
 	}
 	if (cn) /* a hash: computed only where no node computes it */
-		st.st_ino = fs_ino_entry(&d->snap, cn);
+		st.st_ino = fs_ino_entry(&d->snap, fs_cache_id(d->tree), (uint32_t)(i - 2), cn);
 	return fuse_add_direntry(req, buf, left, name, &st, next);
 }
 

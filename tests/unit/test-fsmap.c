@@ -90,19 +90,36 @@ static void test_fsmap__inodes(void)
 	struct cairn_id s1, s2;
 	memset(s1.b, 1, sizeof(s1.b));
 	memset(s2.b, 2, sizeof(s2.b));
-	struct cairn_node a = {
-		.type = CAIRN_NODE_FILE, .dev = 10, .ino = 42, .size = 5, .mtime_ns = 7
-	};
+	struct cairn_id t1, t2;
+	memset(t1.b, 3, sizeof(t1.b));
+	memset(t2.b, 4, sizeof(t2.b));
+	struct cairn_node a = { .type = CAIRN_NODE_FILE,
+		                .dev = 10,
+		                .ino = 42,
+		                .size = 5,
+		                .mtime_ns = 7,
+		                .ctime_ns = 9,
+		                .nlink = 2 };
 	struct cairn_node b = a;
 	b.name = (const uint8_t *)"other-name"; /* a hard link: same source inode */
 	b.name_len = 10;
-	CHECK_EQ(fs_ino_entry(&s1, &a), fs_ino_entry(&s1, &b));
-	CHECK(fs_ino_entry(&s1, &a) != fs_ino_entry(&s2, &a));
+	CHECK_EQ(fs_ino_entry(&s1, &t1, 0, &a), fs_ino_entry(&s1, &t2, 5, &b));
+	CHECK(fs_ino_entry(&s1, &t1, 0, &a) != fs_ino_entry(&s2, &t1, 0, &a));
 	b.ino = 43;
-	CHECK(fs_ino_entry(&s1, &a) != fs_ino_entry(&s1, &b));
+	CHECK(fs_ino_entry(&s1, &t1, 0, &a) != fs_ino_entry(&s1, &t2, 5, &b));
+	b = a;
+	b.ctime_ns = 10; /* the source reused the inode for another file */
+	CHECK(fs_ino_entry(&s1, &t1, 0, &a) != fs_ino_entry(&s1, &t2, 5, &b));
 	b = a;
 	b.type = CAIRN_NODE_DIR; /* a reused source inode never merges two kinds */
-	CHECK(fs_ino_entry(&s1, &a) != fs_ino_entry(&s1, &b));
+	CHECK(fs_ino_entry(&s1, &t1, 0, &a) != fs_ino_entry(&s1, &t2, 5, &b));
+	/* One link: (dev, ino) says nothing, the place does. */
+	a.nlink = b.nlink = 1;
+	b = a;
+	CHECK(fs_ino_entry(&s1, &t1, 0, &a) != fs_ino_entry(&s1, &t2, 5, &b));
+	CHECK(fs_ino_entry(&s1, &t1, 0, &a) != fs_ino_entry(&s1, &t1, 1, &b));
+	CHECK_EQ(fs_ino_entry(&s1, &t1, 0, &a), fs_ino_entry(&s1, &t1, 0, &b));
+	CHECK(fs_ino_entry(&s1, &t1, 0, &a) != fs_ino_entry(&s2, &t1, 0, &a));
 	CHECK(fs_ino_snaproot(&s1) != fs_ino_snaproot(&s2));
 	CHECK_EQ(fs_ino_virtual("latest", 6), fs_ino_virtual("latest", 6));
 	CHECK(fs_ino_virtual("latest", 6) != fs_ino_virtual("hosts", 5));
