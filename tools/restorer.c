@@ -86,17 +86,22 @@ int restorer_write_content(cairn_repo *repo, const struct cairn_node *node, cons
 }
 
 /* Entries are links of one inode only when they also agree on its type and size
- * (device number): by (dev, ino) alone, a crafted snapshot would restore a file
- * as a link to a symlink. The inode number comes first because the ID set takes
- * its first bytes as the hash (with dev first, every key of a device collided). */
+ * (device number), and on its times: by (dev, ino) alone, a crafted snapshot
+ * would restore a file as a link to a symlink, and a file deleted during the
+ * backup whose inode a new one took would come back as a link to it. The inode
+ * number comes first because the ID set takes its first bytes as the hash
+ * (with dev first, every key of a device collided). */
 void restorer_link_key(const struct cairn_node *n, struct cairn_id *k)
 {
+	uint8_t times[8];
 	memset(k, 0, sizeof(*k));
 	cairn_le64(k->b, n->ino);
 	cairn_le64(k->b + 8, n->dev);
 	cairn_le64(k->b + 16,
 	           n->type == CAIRN_NODE_CHR || n->type == CAIRN_NODE_BLK ? n->rdev : n->size);
 	k->b[24] = n->type; /* never 0: never the all-zero ID */
+	cairn_le64(times, (uint64_t)n->mtime_ns * 0x9e3779b97f4a7c15ull ^ (uint64_t)n->ctime_ns);
+	memcpy(k->b + 25, times, 7);
 }
 
 /* ---- restore ------------------------------------------------------------ */

@@ -2,7 +2,9 @@
 /* Test shim (LD_PRELOAD): files whose names begin with "sameino-" all report
  * inode number 77777, as on a source file system whose inode numbers are not
  * unique, or after a file deleted during a backup gave its number to a new
- * one. Each keeps its one link: they are different files, not hard links. */
+ * one. Each keeps its one link: they are different files, not hard links.
+ * Files named "samelink-*" share another number and say they have 2 links, as
+ * a hard-linked file deleted during the backup and a new one in its inode. */
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -19,6 +21,10 @@ static void fake(const char *name, struct stat64 *st)
 	base = base ? base + 1 : name;
 	if (strncmp(base, "sameino-", 8) == 0 && S_ISREG(st->st_mode))
 		st->st_ino = SAME_INO;
+	if (strncmp(base, "samelink-", 9) == 0 && S_ISREG(st->st_mode)) {
+		st->st_ino = SAME_INO + 1;
+		st->st_nlink = 2;
+	}
 }
 
 int fstatat64(int dirfd, const char *name, struct stat64 *st, int flags)
