@@ -438,6 +438,7 @@ int cairn_repo_open(cairn_repo **out, const char *url, const char *pw, size_t pw
 	cairn_idset_init(&repo->doomed);
 	cairn_idset_init(&repo->adopted);
 	cairn_idset_init(&repo->damaged_warned);
+	cairn_idset_init(&repo->present);
 	if (o) {
 		repo->read_only = o->read_only;
 		repo->warn = o->warn;
@@ -474,6 +475,7 @@ void cairn_repo_close(cairn_repo *repo)
 	cairn_idset_release(&repo->doomed);
 	cairn_idset_release(&repo->adopted);
 	cairn_idset_release(&repo->damaged_warned);
+	cairn_idset_release(&repo->present);
 	cairn_crypt__wipe(&repo->keys);
 	pthread_mutex_destroy(&repo->lock);
 	pthread_mutex_destroy(&repo->doomed_lock);

@@ -76,6 +76,9 @@ struct cairn_repo {
 	pthread_mutex_t doomed_lock;
 	struct cairn_idset doomed;
 	atomic_bool doomed_known;
+	/* Packs of a local storage found on disk at their indexed size, so that
+	 * their blobs count as stored (write.c). Protected by doomed_lock. */
+	struct cairn_idset present;
 	/* Opened lock_first and not yet locked: the cache is as the open found it
 	 * (cairn_repo_lock). */
 	atomic_bool update_at_lock;

@@ -128,9 +128,47 @@ static void unclaim(cairn_repo *repo, const struct cairn_id *id)
 	pthread_mutex_unlock(&repo->lock);
 }
 
+/* 1 if a local storage holds pack whole (at its indexed size), else 0: the
+ * index is a cache, and a pack lost since (deleted, truncated) leaves it, so
+ * that its blobs are stored again where the backup meets them, rather than
+ * every new snapshot referring to them. Each pack is looked at once. A remote
+ * storage's packs are not (a request each). */
+static int pack_whole(cairn_repo *repo, const struct cairn_id *pack)
+{
+	char hex[CAIRN_ID_HEX_SIZE];
+	struct cairn_obj_info o;
+	uint64_t size = 0;
+	if (cairn_storage_caps(repo->st) & CAIRN_STORAGE_REMOTE)
+		return 1;
+	pthread_mutex_lock(&repo->doomed_lock);
+	bool known = cairn_idset_has(&repo->present, pack);
+	pthread_mutex_unlock(&repo->doomed_lock);
+	if (known)
+		return 1;
+	cairn_id_hex(hex, pack);
+	int r = cairn_storage_stat(repo->st, CAIRN_OBJ_PACK, hex, &o);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	if (r >= 0 && (cairn_index__has_pack(repo->index, pack, &size) <= 0 || size == o.size)) {
+		pthread_mutex_lock(&repo->doomed_lock);
+		r = cairn_idset_add(&repo->present, pack, 0);
+		pthread_mutex_unlock(&repo->doomed_lock);
+		return r < 0 ? cairn_err_set(-ENOMEM, "out of memory") : 1;
+	}
+	if (r >= 0)
+		cairn_repo__warn(repo,
+		                 "pack %s is %llu bytes, not %llu: its blobs are stored again", hex,
+		                 (unsigned long long)o.size, (unsigned long long)size);
+	else
+		cairn_repo__warn(repo, "pack %s is missing: its blobs are stored again", hex);
+	r = cairn_index__del_pack(repo->index, pack);
+	return r < 0 ? r : 0;
+}
+
 /* 1 if id is stored where it stays: a blob in a pack that a prune is deleting
- * is stored again (DESIGN.md "Prune while backups run"). The prune records are
- * read at the first look, after the writer took its lock. */
+ * is stored again (DESIGN.md "Prune while backups run"), and so is one in a
+ * pack that is lost. The prune records are read at the first look, after the
+ * writer took its lock. */
 static int indexed(cairn_repo *repo, const struct cairn_id *id)
 {
 	struct cairn_loc loc;
@@ -140,7 +178,7 @@ static int indexed(cairn_repo *repo, const struct cairn_id *id)
 	if (r >= 0)
 		r = cairn_index__get(repo->index, id, &loc);
 	if (r >= 0)
-		return !cairn_repo__doomed(repo, &loc.pack);
+		return cairn_repo__doomed(repo, &loc.pack) ? 0 : pack_whole(repo, &loc.pack);
 	return r == -ENOENT ? 0 : r;
 }
 

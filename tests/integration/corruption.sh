@@ -64,6 +64,23 @@ grep -q "snapshot $snap_short .* is damaged" "$W/out" || fail "missing pack: sna
 grep -q "$W/src/.*: blob [0-9a-f]\{8\}: its pack file is missing" "$W/out" ||
 	fail "missing pack: no file named: $(cat "$W/out")"
 crashed "$W/out" && fail "crash on a missing pack"
+# The next backup stores again what the lost pack held for files it meets
+# (unchanged ones too), with a warning, rather than a new damaged snapshot.
+"$CAIRN" backup "$W/src" > /dev/null 2> "$W/out" || fail "backup after a lost pack: $(cat "$W/out")"
+out_has "$W/out" "pack $(basename "$victim") is missing: its blobs are stored again"
+rm -rf "$W/r"
+"$CAIRN" restore latest --target "$W/r" > /dev/null || fail "restore of the backup after a lost pack"
+cmp "$W/src/docs/report.bin" "$W/r$W/src/docs/report.bin" || fail "the new snapshot lacks the lost data"
+# The old snapshot's blobs are found again: the new copies serve it too.
+"$CAIRN" check --read-data > "$W/out" 2>&1 || fail "check after the lost pack's blobs came back: $(cat "$W/out")"
+reset
+# A truncated pack is as good as lost.
+truncate -s 100 "$victim"
+"$CAIRN" backup "$W/src" > /dev/null 2> "$W/out" || fail "backup after a truncated pack: $(cat "$W/out")"
+out_has "$W/out" "pack $(basename "$victim") is 100 bytes, not"
+"$CAIRN" rebuild-index > /dev/null || fail "rebuild-index"
+"$CAIRN" check --read-data > "$W/out" 2>&1 && fail "check passed with a truncated pack"
+grep -q "snapshot .* is damaged" "$W/out" && fail "a snapshot is damaged though every blob is stored again: $(cat "$W/out")"
 reset
 
 # A pack file whose header disagrees with the index: another pack's bytes under
