@@ -91,6 +91,9 @@ struct file_ctx {
 	uint32_t flags;
 	uint64_t fail_at; /* test hook: reads fail from here on (UINT64_MAX: never) */
 	bool stream;      /* a pipe (--stdin): read, not pread */
+	/* files_new or files_changed, counted when queued: a file that cannot be
+	 * opened is taken back out (NULL: none). */
+	atomic_uint_fast64_t *counted;
 };
 
 struct chunk_job {
@@ -862,6 +865,8 @@ static int read_file(struct arch *a, struct reader *rd, struct file_ctx *f)
 		else
 			entry_error(a, path, "cannot read", err);
 		e->skip = true;
+		if (f->counted)
+			atomic_fetch_sub(f->counted, 1);
 		return 0;
 	}
 	f->fail_at = a->fail_path && strcmp(path, a->fail_path) == 0 ? a->fail_at : UINT64_MAX;
@@ -1000,7 +1005,8 @@ static bool try_queue(struct arch *a, struct queue *q, void *job)
 	return queued;
 }
 
-static void queue_file(struct arch *a, struct reader *rd, struct dir *d, size_t slot)
+static void queue_file(struct arch *a, struct reader *rd, struct dir *d, size_t slot,
+                       atomic_uint_fast64_t *counted)
 {
 	struct file_ctx *f = calloc(1, sizeof(*f));
 	if (!f) {
@@ -1009,6 +1015,9 @@ static void queue_file(struct arch *a, struct reader *rd, struct dir *d, size_t 
 	}
 	f->dir = d;
 	f->slot = slot;
+	f->counted = counted;
+	if (counted)
+		atomic_fetch_add(counted, 1);
 	atomic_init(&f->refs, 1);
 	atomic_fetch_add(&d->pending, 1);
 	if (!try_queue(a, &a->files, f))
@@ -1299,8 +1308,7 @@ static void visit(struct arch *a, struct reader *rd, struct dir *d, size_t slot,
 		atomic_fetch_add(&a->st->bytes_done, e->node.size);
 		return;
 	}
-	atomic_fetch_add(old ? &a->st->files_changed : &a->st->files_new, 1);
-	queue_file(a, rd, d, slot);
+	queue_file(a, rd, d, slot, old ? &a->st->files_changed : &a->st->files_new);
 }
 
 static void walk_dir(struct arch *a, struct reader *rd, struct dir *d)
@@ -1581,7 +1589,7 @@ int archiver_run(cairn_repo *repo, const struct archiver_opts *o, struct archive
 		set_fatal(&a, r);
 	if (top) {
 		if (r >= 0 && o->stdin_name)
-			queue_file(&a, &rd, top, 0);
+			queue_file(&a, &rd, top, 0, NULL);
 		else if (r >= 0)
 			walk_dir(&a, &rd, top);
 		dir_release(&a, top);

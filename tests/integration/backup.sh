@@ -94,6 +94,8 @@ if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
 	[ "$rc" = 3 ] || fail "unreadable file: expected exit 3, got $rc: $(cat "$O/b5.err")"
 	grep -q "cannot read.*secret" "$O/b5.err" || fail "no warning naming the file"
 	[ "$(json_field "$O/b5.json" partial)" = true ] || fail "snapshot not marked partial"
+	# It is not counted as a new file backed up (the others changed: chmod).
+	[ "$(json_field "$O/b5.json" files_new)" = 0 ] || fail "the unreadable file was counted: $(cat "$O/b5.json")"
 	rm -f "$SRC/a/secret"
 fi
 
