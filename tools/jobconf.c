@@ -77,17 +77,23 @@ static const char *v_duration(const char *v)
 {
 	static const char units[] = "ymdh";
 	unsigned seen = 0;
+	long total = 0;
 	const char *p = v;
 	while (*p) {
 		size_t digits = strspn(p, "0123456789");
 		const char *u = digits && p[digits] ? strchr(units, p[digits]) : NULL;
 		unsigned bit = u ? 1u << (u - units) : 0;
-		if (!u || digits > 6 || strtol(p, NULL, 10) > 100000 || (seen & bit))
+		long x = digits && digits <= 6 ? strtol(p, NULL, 10) : -1;
+		if (!u || x < 0 || x > 100000 || (seen & bit))
 			return "must be a duration like 1y6m, 30d or 12h (y m d h, each once)";
 		seen |= bit;
+		total += x;
 		p += digits + 1;
 	}
-	return seen ? NULL : "must not be empty";
+	/* As keep-last = 0: a policy that keeps nothing is a mistake, never meant. */
+	return !seen   ? "must not be empty"
+	       : total ? NULL
+	               : "must be above zero (it would keep nothing)";
 }
 
 static bool parse_ulong(const char *s, size_t n, unsigned long *out)

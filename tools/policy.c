@@ -62,6 +62,9 @@ int policy_parse_duration(const char *s, struct policy_duration *out)
 	}
 	if (!seen)
 		return cairn_err_set(-EINVAL, "'%s' is not a duration like 1y6m, 30d or 12h", s);
+	if (!v[0] && !v[1] && !v[2] && !v[3]) /* as --keep-last 0: it keeps nothing */
+		return cairn_err_set(-EINVAL,
+		                     "a duration of '%s' keeps nothing: give one above zero", s);
 	*out = (struct policy_duration){ v[0], v[1], v[2], v[3] };
 	return 0;
 }

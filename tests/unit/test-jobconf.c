@@ -135,6 +135,7 @@ static void test_jobconf__strict(void)
 	expect_bad(BASE "keep-within = 1q\n", "duration");
 	expect_bad(BASE "keep-within = 2w\n", "duration");
 	expect_bad(BASE "keep-within = 1d1d\n", "duration");
+	expect_bad(BASE "keep-within = 0d\n", "above zero");
 	expect_bad(BASE "keep-within = 100001d\n", "duration");
 	expect_bad(BASE "check-read-data-subset = 0%\n", "N%");
 	expect_bad(BASE "check-read-data-subset = 101%\n", "N%");

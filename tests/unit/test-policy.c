@@ -209,8 +209,10 @@ static void test_policy__durations(void)
 	CHECK(d.years == 2 && d.months == 5 && d.days == 7 && d.hours == 3);
 	CHECK_OK(policy_parse_duration("3h1y", &d));
 	CHECK(d.years == 1 && d.months == 0 && d.days == 0 && d.hours == 3);
-	static const char *const bad[] = { "",  "5",    "5x",  "1d1d", "-1d",
-		                           "d", "1.5d", "1d ", "+1d",  "99999999999999999999d" };
+	static const char *const bad[] = { "", "5", "5x", "1d1d", "-1d", "d", "1.5d", "1d ", "+1d",
+		                           "99999999999999999999d",
+		                           /* keeps nothing: forget would remove every snapshot */
+		                           "0d", "0y0m0d0h" };
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
 		CHECK_ERR(policy_parse_duration(bad[i], &d), -EINVAL);
 }
