@@ -650,6 +650,9 @@ static int parse_subset(struct check_args *a, const char *arg)
 	char *end;
 	unsigned long k, m;
 
+	if (a->read_data) /* --read-data, or a second subset: which one was meant? */
+		return cairn_err_set(-EINVAL,
+		                     "give --read-data or one --read-data-subset, not both");
 	a->read_data = true;
 	a->subset_arg = arg;
 	if (strchr(arg, '/')) {
@@ -673,6 +676,9 @@ static int handle(int c, const char *arg, void *payload)
 	struct check_args *a = payload;
 	switch (c) {
 	case OPT_READ_DATA:
+		if (a->subset_arg)
+			return cairn_err_set(
+			        -EINVAL, "give --read-data or one --read-data-subset, not both");
 		a->read_data = true;
 		a->percent = 100;
 		return 0;

@@ -181,4 +181,9 @@ for cmd in snapshots "ls latest" "cat config" "key list" "stats" "check"; do
 	expect_fail 1 "cannot write the output" -- sh -c "\"\$0\" $cmd > /dev/full" "$CAIRN"
 done
 "$CAIRN" check > /dev/null || fail "check after the failed commands"
+# Options that contradict each other, or a policy that keeps nothing.
+expect_fail 2 "not both" -- "$CAIRN" check --read-data --read-data-subset 1/3
+expect_fail 2 "not both" -- "$CAIRN" check --read-data-subset 1/3 --read-data-subset 2/3
+expect_fail 2 "keeps nothing" -- "$CAIRN" forget --keep-within 0d
+[ -n "$("$CAIRN" snapshots --json | tr -d '[]')" ] || fail "a refused forget removed snapshots"
 echo ok
