@@ -153,9 +153,17 @@ static int collect(struct stats *s, char **specs, size_t nspecs)
 	struct cairn_snapshot **list = NULL;
 	size_t n = 0;
 	int r = cairn_repo_snapshot_list(s->repo, &list, &n);
+	/* A snapshot named twice ("latest" and its ID) is counted once. */
+	_cleanup_free_ bool *seen = r >= 0 ? calloc(n ? n : 1, sizeof(*seen)) : NULL;
+	if (r >= 0 && !seen)
+		r = cairn_err_set(-ENOMEM, "out of memory");
 
 	for (size_t i = 0; r >= 0 && i < (nspecs ? nspecs : n); i++) {
 		int k = nspecs ? cairn_snapshot_find(list, n, specs[i]) : (int)i;
+		if (k >= 0 && seen[k])
+			continue;
+		if (k >= 0)
+			seen[k] = true;
 		r = k < 0 ? k : add_snapshot(s, list[k]);
 	}
 	cairn_snapshot_list_free(list, n);

@@ -107,6 +107,11 @@ unique=$(grep -o '"unique_raw_size":[0-9]*' "$O/stats.json" | cut -d: -f2)
 [ "$logical" -gt "$unique" ] || fail "no deduplication counted: $(cat "$O/stats.json")"
 "$CAIRN" stats > "$O/stats"
 out_has "$O/stats" "dedup ratio"
+# A snapshot named twice counts once.
+"$CAIRN" stats --json latest > "$O/stats1.json"
+"$CAIRN" stats --json latest "$S4" latest > "$O/stats2.json"
+out_has "$O/stats1.json" '"snapshots":1,'
+cmp "$O/stats1.json" "$O/stats2.json" || fail "a snapshot named twice counts twice: $(cat "$O/stats2.json")"
 
 # ---- forget: dry runs show what and why ----------------------------------
 "$CAIRN" forget --dry-run --keep-last 1 > "$O/forget"
