@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -38,6 +39,49 @@ int cli_fail(int r)
 	            cairn_err_msg());
 	/* A missing repository argument is bad usage, not a failure of the repository. */
 	return r == -EDESTADDRREQ ? EXIT_USAGE : EXIT_ERROR;
+}
+
+/* Whether an output file may go to path: nothing there, or what a rename
+ * replaces without harm (a file, or a symlink or fifo planted in a directory
+ * others may write, replaced and never followed, see cli_metrics_read). A
+ * device, directory or socket is refused. */
+static int output_target(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0
+		                       : cairn_err_set(-errno, "cannot write '%s': %s", path,
+		                                       strerror(errno));
+	if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode) && !S_ISFIFO(st.st_mode))
+		return cairn_err_set(-EINVAL, "'%s' is not a regular file: give a file to write",
+		                     path);
+	return 1;
+}
+
+int cli_check_output_file(const char *path)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+	int r = output_target(path);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return cairn_err_set(-ENOENT, "cannot write '%s': no directory '%s'", path, dir);
+	return 0;
+}
+
+int cli_write_output_file(const char *path, const void *data, size_t len, unsigned mode)
+{
+	int r = output_target(path);
+	return r < 0 ? r : cairn_file_write_atomic_mode(path, NULL, data, len, mode);
 }
 
 int cli_finish_stdout(int rc)

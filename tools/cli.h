@@ -78,6 +78,15 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * return EXIT_ERROR (EXIT_USAGE for -EDESTADDRREQ). */
 int cli_fail(int r);
 
+/* Replace a file the user named for output (a report, metrics) whole, with
+ * tmp + rename: data of len bytes, mode. A symlink or fifo there is replaced,
+ * never followed (its directory may be writable by others); a device,
+ * directory or socket is refused (-EINVAL), never replaced. */
+int cli_write_output_file(const char *path, const void *data, size_t len, unsigned mode);
+/* Whether cli_write_output_file() could write path, asked before the work that
+ * produces it: its directory exists, and nothing is there that it refuses.
+ * -EINVAL, -ENOENT with a message. */
+int cli_check_output_file(const char *path);
 /* The exit code once the command returned rc: a stdout that could not be
  * written (full disk, closed) turns success into EXIT_ERROR, with a message. */
 int cli_finish_stdout(int rc);

@@ -77,7 +77,8 @@ static const char usage[] =
         "like a file that cannot be read: the snapshot is partial and still lists it.\n"
         "When none of the paths exists, no snapshot is written.\n"
         "Exit status: 0 ok, 1 error (no snapshot written), 3 snapshot written but some\n"
-        "paths or files could not be read.\n";
+        "paths or files could not be read. The metrics file is checked first; one that\n"
+        "cannot be written once the snapshot is is reported and leaves the status.\n";
 
 enum {
 	OPT_TAG = OPT_FIRST_COMMAND_OPT,
@@ -214,7 +215,7 @@ static int handle(int c, const char *arg, void *payload)
 		return 0;
 	case OPT_METRICS:
 		o->metrics = arg;
-		return 0;
+		return cli_check_output_file(arg); /* before any snapshot is written */
 	case OPT_LIST:
 		o->list = true;
 		return 0;

@@ -59,7 +59,7 @@ static int handle(int c, const char *arg, void *payload)
 	switch (c) {
 	case OPT_HTML:
 		o->html = arg;
-		return 0;
+		return cli_check_output_file(arg);
 	case OPT_JOB:
 		if (o->njobs == MAX_JOBS)
 			return cairn_err_set(-EINVAL, "at most %d --job", MAX_JOBS);
@@ -68,8 +68,7 @@ static int handle(int c, const char *arg, void *payload)
 	case OPT_RUNS:
 		return cli_parse_int(arg, 1, RUNLOG_KEEP, &o->runs);
 	case OPT_S3:
-		o->st->s3.url = arg;
-		return 0;
+		return status_set_s3(o->st, arg);
 	case OPT_OFFLINE:
 		o->st->offline = true;
 		return 0;
@@ -175,7 +174,7 @@ static int write_page(const char *path, const struct report_data *d)
 	mode_t mask = umask(0);
 	umask(mask);
 	if (r >= 0)
-		r = cairn_file_write_atomic_mode(path, NULL, text, len, 0666 & ~mask);
+		r = cli_write_output_file(path, text, len, 0666 & ~mask);
 	free(text);
 	return r;
 }

@@ -61,8 +61,7 @@ static int handle(int c, const char *arg, void *payload)
 		o->job = arg;
 		return 0;
 	case OPT_S3:
-		rep->s3.url = arg;
-		return 0;
+		return status_set_s3(rep, arg);
 	case OPT_OFFLINE:
 		rep->offline = true;
 		return 0;

@@ -156,6 +156,6 @@ int metrics_backup_write(const char *path, const struct metrics_backup *m)
 	int r = metrics_backup_format(&b, m, have_old ? (const char *)text.data : "");
 	/* 0644: node_exporter's textfile collector runs as another user. */
 	if (r >= 0)
-		r = cairn_file_write_atomic_mode(path, NULL, b.data, b.len, 0644);
+		r = cli_write_output_file(path, b.data, b.len, 0644);
 	return r;
 }

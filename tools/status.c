@@ -223,6 +223,14 @@ int64_t status_age_of_ns(const struct status_report *rep, int64_t ns)
 	return (int64_t)rep->now - ns / 1000000000;
 }
 
+int status_set_s3(struct status_report *rep, const char *url)
+{
+	if (!cairn_storage_is_url(url))
+		return cairn_err_set(-EINVAL, "--s3 takes s3://BUCKET[/PREFIX], not '%s'", url);
+	rep->s3.url = url;
+	return 0;
+}
+
 bool status_s3_counts(const struct status_report *rep)
 {
 	return rep->s3.url && rep->s3.known && rep->s3.uploaded > 0;

@@ -84,6 +84,9 @@ void status_fmt_age(char *buf, size_t size, int64_t secs);
 int64_t status_age_of_ns(const struct status_report *rep, int64_t ns);
 /* Whether the S3 copy counts: known, with a snapshot. */
 bool status_s3_counts(const struct status_report *rep);
+/* --s3 URL of status and report: an s3:// URL (a directory is no offsite
+ * copy), else -EINVAL with a message. */
+int status_set_s3(struct status_report *rep, const char *url);
 /* Whether the repository itself is in a bucket and holds a snapshot. */
 bool status_repo_counts(const struct status_report *rep);
 

@@ -186,4 +186,25 @@ expect_fail 2 "not both" -- "$CAIRN" check --read-data --read-data-subset 1/3
 expect_fail 2 "not both" -- "$CAIRN" check --read-data-subset 1/3 --read-data-subset 2/3
 expect_fail 2 "keeps nothing" -- "$CAIRN" forget --keep-within 0d
 [ -n "$("$CAIRN" snapshots --json | tr -d '[]')" ] || fail "a refused forget removed snapshots"
+expect_fail 2 "takes s3://" -- "$CAIRN" status --s3 "$W" --offline
+# A file named for output is replaced whole: a symlink or fifo there too
+# (never followed: its directory may be writable by others), while a device
+# or a directory is refused and left alone.
+mknod "$W/dev" c 1 3
+expect_fail 2 "is not a regular file" -- "$CAIRN" report --html "$W/dev"
+[ -c "$W/dev" ] || fail "report replaced a device"
+# Checked before the backup, so that no snapshot comes with exit 1.
+n_snaps=$("$CAIRN" snapshots --json | grep -o '"id"' | wc -l)
+expect_fail 2 "is not a regular file" -- "$CAIRN" backup -q --metrics-file "$W/dev" "$W/fds"
+[ -c "$W/dev" ] || fail "backup replaced a device with its metrics"
+expect_fail 2 "no directory" -- "$CAIRN" backup -q --metrics-file "$W/nodir/m.prom" "$W/fds"
+expect_fail 2 "no directory" -- "$CAIRN" report --html "$W/nodir/r.html"
+[ "$("$CAIRN" snapshots --json | grep -o '"id"' | wc -l)" = "$n_snaps" ] || fail "a refused backup wrote a snapshot"
+mkfifo "$W/fifo"
+timeout 60 "$CAIRN" report --html "$W/fifo" > /dev/null || fail "report over a fifo"
+[ -f "$W/fifo" ] || fail "the fifo was not replaced"
+echo old > "$W/page.html" && ln -s page.html "$W/link.html"
+"$CAIRN" report --html "$W/link.html" > /dev/null || fail "report over a symlink"
+[ -f "$W/link.html" ] && [ ! -L "$W/link.html" ] && [ "$(cat "$W/page.html")" = old ] ||
+	fail "the symlink was followed"
 echo ok
