@@ -474,7 +474,7 @@ static int setup_read(cairn_index *ix, const uint8_t *repo_id)
 	if ((rc = mdb_dbi_open(txn, "meta", 0, &ix->meta)))
 		r = lmdb_err(rc == MDB_NOTFOUND ? MDB_INVALID : rc, "index: cannot open databases");
 	else if ((r = read_version(txn, ix->meta, &have)) == 0)
-		r = cairn_err_set(-EBADMSG, "index has no version");
+		r = cairn_err_set(-EBADMSG, "index has no version: run 'cairn rebuild-index'");
 	else if (r > 0 && have != INDEX_VERSION)
 		r = cairn_err_set(-EPROTO,
 		                  "index has layout version %u, this cairn reads %u: run 'cairn "
@@ -530,6 +530,22 @@ static size_t start_map(const char *data)
 
 /* Create the environment and open it with flags: 0 or an LMDB code (after which
  * the environment is gone, as a failed open leaves it unusable). */
+/* LMDB checks its pages with assertions and aborts on a damaged one: say what
+ * it is and how to mend it, in one line, and exit as any failure does. The
+ * transaction in progress is not committed (copy on write), and the lock
+ * file's mutexes are robust, so the next open finds the index as it was. */
+static void damaged(MDB_env *env, const char *msg)
+{
+	const char *dir = NULL;
+	if (mdb_env_get_path(env, &dir) != 0 || !dir)
+		dir = "?";
+	cairn_log(CAIRN_LOG_ERR,
+	          "the index '%s' is damaged (LMDB: %s): it is a cache, which 'cairn "
+	          "rebuild-index' makes anew (for a bucket: remove the cache)",
+	          dir, msg);
+	_exit(EXIT_FAILURE);
+}
+
 static int env_open(cairn_index *ix, const char *data, unsigned flags)
 {
 	int rc;
@@ -538,6 +554,7 @@ static int env_open(cairn_index *ix, const char *data, unsigned flags)
 		flags |= MDB_NORDAHEAD; /* a lookup reads one random page, not 32 */
 	if ((rc = mdb_env_create(&ix->env)))
 		return rc;
+	mdb_env_set_assert(ix->env, damaged);
 	if ((rc = mdb_env_set_maxdbs(ix->env, MAX_DBS)) ||
 	    (rc = mdb_env_set_mapsize(ix->env, start_map(data))) ||
 	    (rc = mdb_env_open(ix->env, ix->dir, flags, 0600))) {

@@ -116,6 +116,7 @@ static int run(int argc, char **argv);
 int main(int argc, char **argv)
 {
 	cairn_guard_std_fds();
+	cli_crash_hint();
 	return cli_finish_stdout(run(argc, argv));
 }
 

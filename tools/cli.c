@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -82,6 +83,30 @@ int cli_write_output_file(const char *path, const void *data, size_t len, unsign
 {
 	int r = output_target(path);
 	return r < 0 ? r : cairn_file_write_atomic_mode(path, NULL, data, len, mode);
+}
+
+#if !defined(__SANITIZE_ADDRESS__)
+static void on_crash(int sig)
+{
+	static const char msg[] =
+	        "cairn: crashed. If a disk or file system fault damaged the repository's "
+	        "index (a cache), 'cairn rebuild-index' makes it anew; else please report "
+	        "this.\n";
+	ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	(void)n;
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+#endif
+
+void cli_crash_hint(void)
+{
+#if !defined(__SANITIZE_ADDRESS__)
+	struct sigaction sa = { .sa_handler = on_crash, .sa_flags = SA_RESETHAND };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+#endif
 }
 
 int cli_finish_stdout(int rc)

@@ -87,6 +87,11 @@ int cli_write_output_file(const char *path, const void *data, size_t len, unsign
  * produces it: its directory exists, and nothing is there that it refuses.
  * -EINVAL, -ENOENT with a message. */
 int cli_check_output_file(const char *path);
+/* On a crash (SIGSEGV, SIGBUS), one line saying what most likely damaged
+ * memory, a damaged index (LMDB trusts its file), and what mends it, before
+ * the signal takes its course. Not under AddressSanitizer, whose report is
+ * worth more. */
+void cli_crash_hint(void);
 /* The exit code once the command returned rc: a stdout that could not be
  * written (full disk, closed) turns success into EXIT_ERROR, with a message. */
 int cli_finish_stdout(int rc);
