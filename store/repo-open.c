@@ -413,6 +413,23 @@ static int load(cairn_repo *repo, const char *pw, size_t pwlen, const struct cai
 	return cairn_repo__refresh(repo);
 }
 
+/* A copy into a directory that a sync has not finished holds a config and
+ * keys, and so looks like a repository with fewer snapshots: used as one, a
+ * `sync --delete` from it would empty a whole copy elsewhere. */
+static int check_whole(cairn_repo *repo, const struct cairn_repo_opts *o)
+{
+	char mark[PATH_MAX];
+	if ((cairn_storage_caps(repo->st) & CAIRN_STORAGE_REMOTE) || (o && o->incomplete_ok))
+		return 0;
+	int r = cairn_repo__path(repo, mark, sizeof(mark), CAIRN_INCOMPLETE_FILE);
+	if (r >= 0 && access(mark, F_OK) == 0)
+		return cairn_err_set(-EBUSY,
+		                     "'%s' is an unfinished copy (a 'cairn sync' into it was "
+		                     "interrupted): run that sync again to finish it",
+		                     cairn_storage_url(repo->st));
+	return r < 0 ? r : 0;
+}
+
 static int setup(cairn_repo *repo, const char *url, const struct cairn_repo_opts *o)
 {
 	int r = cairn_storage_open(&repo->st, url, o ? o->storage : NULL);
@@ -420,6 +437,8 @@ static int setup(cairn_repo *repo, const char *url, const struct cairn_repo_opts
 		return r;
 	if (!(repo->state = strdup(cairn_storage_state_dir(repo->st))))
 		return cairn_err_set(-ENOMEM, "out of memory");
+	if ((r = check_whole(repo, o)) < 0)
+		return r;
 	if (cairn_storage_caps(repo->st) & CAIRN_STORAGE_REMOTE)
 		return cairn_cache__open(&repo->cache, repo->st, o ? o->cache_size : 0);
 	return 0;

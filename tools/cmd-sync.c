@@ -430,8 +430,10 @@ static int delete_phase(struct sync *sy)
  * anything is asked of SOURCE. */
 static int check_local_target(struct sync *sy)
 {
-	static const char *const ours[] = { "config", "index", "indexes",   "keys", "locks",
-		                            "packs",  "prune", "snapshots", "tmp" };
+	static const char *const ours[] = {
+		"config", "index", "indexes",   "keys", "locks",
+		"packs",  "prune", "snapshots", "tmp",  CAIRN_INCOMPLETE_FILE
+	};
 	const char *url = cairn_storage_url(sy->dst);
 	_cleanup_closedir_ DIR *d = remote(sy->dst) ? NULL : opendir(url);
 	char foreign[256] = "";
@@ -479,7 +481,9 @@ static int check_same(struct sync *sy, const struct obj *cfg)
  * config and keys are there. */
 static int open_repo(struct sync *sy, bool at_src)
 {
-	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .no_index = !at_src };
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION,
+		                      .no_index = !at_src,
+		                      .incomplete_ok = !at_src };
 	const char *saved = cli.repo;
 	cli.repo = cairn_storage_url(at_src ? sy->src : sy->dst);
 	int r = cli_open_repo(&sy->repo, &ro);
@@ -595,6 +599,25 @@ static int survey(struct sync *sy)
 	return sy->listed ? list_all(sy->dst, &sy->there, false) : 0;
 }
 
+/* A new copy into a directory is marked unfinished from before its config
+ * lands until it is whole (CAIRN_INCOMPLETE_FILE): an interrupted one is no
+ * repository to anything but this sync run again. on: set, else cleared. */
+static int mark_unfinished(struct sync *sy, bool on)
+{
+	char mark[PATH_MAX];
+	const char *dir = cairn_storage_url(sy->dst);
+	if (snprintf(mark, sizeof(mark), "%s/%s", dir, CAIRN_INCOMPLETE_FILE) >= (int)sizeof(mark))
+		return cairn_err_set(-ENAMETOOLONG, "path too long: '%s'", dir);
+	if (on) {
+		static const char text[] = "a cairn sync into this directory has not finished\n";
+		int r = cairn_mkdir_p(dir, 0700);
+		return r < 0 ? r : cairn_file_write_atomic(mark, NULL, text, sizeof(text) - 1);
+	}
+	if (unlink(mark) < 0 && errno != ENOENT)
+		return cairn_err_set(-errno, "cannot remove '%s': %s", mark, strerror(errno));
+	return cairn_fsync_dir(dir);
+}
+
 static int copy(struct sync *sy)
 {
 	int r = survey(sy);
@@ -603,13 +626,18 @@ static int copy(struct sync *sy)
 	_cleanup_free_ bool *want = calloc(sy->have.n ? sy->have.n : 1, sizeof(bool));
 	if (!want)
 		return cairn_err_set(-ENOMEM, "out of memory");
-	if ((r = plan(sy, want)) < 0 || (r = copy_small(sy, want)) < 0)
+	/* A directory that had no config, or a copy an earlier run left unfinished. */
+	bool mark = !remote(sy->dst) && !sy->dst_has_cfg;
+	if ((r = plan(sy, want)) < 0 || (mark && (r = mark_unfinished(sy, true)) < 0) ||
+	    (r = copy_small(sy, want)) < 0)
 		return r;
 	if (!sy->state_in_src && (r = open_repo(sy, false)) < 0)
 		return r;
 	if ((r = copy_data(sy, want)) < 0 || (sy->del && (r = delete_phase(sy)) < 0))
 		return r;
-	return !sy->state_in_src && !remote(sy->dst) ? finish_local(sy) : 0;
+	if (!sy->state_in_src && !remote(sy->dst) && (r = finish_local(sy)) < 0)
+		return r;
+	return remote(sy->dst) ? 0 : mark_unfinished(sy, false);
 }
 
 /* ---- command --------------------------------------------------------------------- */

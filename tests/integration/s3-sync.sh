@@ -132,6 +132,23 @@ expect_fail 1 "holds no cairn repository" -- "$CAIRN" sync --from "s3://$B/nothi
 "${AWS[@]}" s3 sync --no-progress --quiet "s3://$B/repo" "s3://$B/corrupt"
 "${AWS[@]}" s3 cp --no-progress "$O/garbage" "s3://$B/corrupt/${packs[1]}" > /dev/null
 expect_fail 1 "is corrupt" -- "$CAIRN" sync --from "s3://$B/corrupt" -r "$W/corrupt"
+# What the failed pull left holds a config and keys, and would pass for a
+# repository with fewer snapshots: every command refuses it, so that no backup
+# goes into it and no `sync --delete` from it empties another copy.
+[ -f "$W/corrupt/config" ] || fail "the failed pull left no config: the test proves nothing"
+n_remote=$("${AWS[@]}" s3 ls "s3://$B/repo/snapshots/" | wc -l)
+expect_fail 1 "unfinished copy" -- "$CAIRN" -r "$W/corrupt" snapshots
+expect_fail 1 "unfinished copy" -- "$CAIRN" -r "$W/corrupt" backup "$SRC"
+expect_fail 1 "unfinished copy" -- "$CAIRN" -r "$W/corrupt" rebuild-index
+expect_fail 1 "unfinished copy" -- "$CAIRN" -r "$W/corrupt" sync --delete "s3://$B/repo"
+[ "$("${AWS[@]}" s3 ls "s3://$B/repo/snapshots/" | wc -l)" = "$n_remote" ] && [ "$n_remote" -gt 0 ] ||
+	fail "the copy in s3://$B/repo lost snapshots"
+# With the pack mended, the pull run again finishes the copy, which opens.
+"${AWS[@]}" s3 cp --no-progress "$CAIRN_REPO/${packs[1]}" "s3://$B/corrupt/${packs[1]}" > /dev/null
+"$CAIRN" sync --from "s3://$B/corrupt" -r "$W/corrupt" > /dev/null || fail "the pull run again failed"
+[ ! -e "$W/corrupt/incomplete" ] || fail "the finished copy is still marked unfinished"
+"$CAIRN" -r "$W/corrupt" snapshots > "$O/snaps.corrupt" || fail "the finished copy does not open"
+diff "$O/snaps.orig" "$O/snaps.corrupt" || fail "the finished copy's snapshots differ"
 
 # kill -9 in the middle of a multipart upload, then run again: the job finishes,
 # the abandoned upload is aborted, and the remote holds each object exactly once.

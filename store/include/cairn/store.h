@@ -116,7 +116,13 @@ struct cairn_repo_opts {
 	 * index files the cache reads, or its record is known (DESIGN.md "Prune
 	 * while backups run"). */
 	bool lock_first;
+	/* A directory holding CAIRN_INCOMPLETE_FILE is opened all the same (the
+	 * sync that is finishing the copy); otherwise it is refused. */
+	bool incomplete_ok;
 };
+/* In a directory: the copy a sync is making into it is not whole yet (FORMAT.md
+ * §2). Opening it is refused until that sync, run again, ends. */
+#define CAIRN_INCOMPLETE_FILE "incomplete"
 /*
  * Open and unlock the repository at url (a directory or s3://BUCKET[/PREFIX]).
  * With a write-only key (only when opts->allow_write_only), data, trees and
