@@ -193,9 +193,16 @@ void cairn_repo__unnamed_free(cairn_repo *repo)
 }
 
 /* Under repo->lock. */
+/* Under repo->lock. A pack noted already is not noted again: a refresh that a
+ * read asked for (read.c) may adopt a pack this handle uploaded and has not
+ * indexed yet, which its writer then notes too; an index file that named it
+ * twice would be refused. */
 static int add_unnamed(cairn_repo *repo, const struct cairn_id *pack, uint64_t size,
                        const struct cairn_pack_entry *e, size_t n)
 {
+	for (size_t i = 0; i < repo->nunnamed; i++)
+		if (cairn_id_cmp(&repo->unnamed[i].id, pack) == 0)
+			return 0;
 	if (repo->nunnamed == repo->capunnamed) {
 		size_t cap = repo->capunnamed ? 2 * repo->capunnamed : 16;
 		struct cairn_idxfile_pack *v = reallocarray(repo->unnamed, cap, sizeof(*v));

@@ -108,7 +108,7 @@ static int read_remote_config(cairn_repo *repo, struct cairn_buf *text)
 	        cairn_cache__get(repo->cache, CAIRN_OBJ_CONFIG, "", CAIRN_CONFIG_MAX, &mine) >= 0;
 	int r = cached ? cairn_storage_stat(repo->st, CAIRN_OBJ_CONFIG, "", &info) : 0;
 
-	if ((r == -EIO || r == -ETIMEDOUT) && cached && repo->read_only) {
+	if ((r == -EHOSTUNREACH || r == -EIO || r == -ETIMEDOUT) && cached && repo->read_only) {
 		cairn_repo__warn(repo, "cannot reach %s (%s): using the cached copy",
 		                 cairn_storage_url(repo->st), cairn_err_msg());
 		repo->offline = true;

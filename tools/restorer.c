@@ -197,10 +197,11 @@ struct ctx {
 	struct cairn_buf link_paths; /* NUL-terminated paths relative to the target */
 };
 
-/* Failures that would repeat for every entry stop the restore. */
+/* Failures that would repeat for every entry stop the restore: a full disk,
+ * or a storage that does not answer. */
 static bool fatal(int r)
 {
-	return r == -ENOSPC || r == -EDQUOT || r == -ENOMEM;
+	return r == -ENOSPC || r == -EDQUOT || r == -ENOMEM || r == -EHOSTUNREACH;
 }
 
 /* The path for messages, as it is: control characters in it are escaped where

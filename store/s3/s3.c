@@ -60,6 +60,10 @@ struct cairn_s3 {
 	_Atomic uint64_t by_method[CAIRN_STORAGE_METHODS]; /* enum cairn_storage_method */
 	_Atomic uint64_t bytes_up, bytes_down;
 	struct gate gate;
+	/* A request gave up with no reply from the server: until one gets a reply,
+	 * each is tried once, so that a command with many to make (a restore's
+	 * files, a mount's reads) fails in seconds, not a retry cycle each. */
+	atomic_bool unreachable;
 };
 
 struct cairn_s3_conn {
@@ -674,8 +678,9 @@ enum outcome { DONE, RETRY, FAIL };
 struct verdict {
 	enum outcome what;
 	bool throttled;
-	int code;      /* FAIL, and RETRY's code should it be the last attempt */
-	char why[400]; /* RETRY: the reason, for the log and the final message */
+	int code;       /* FAIL, and RETRY's code should it be the last attempt */
+	bool transport; /* RETRY: no reply came (no connection, a timeout) */
+	char why[400];  /* RETRY: the reason, for the log and the final message */
 };
 
 static bool retryable_curl(CURLcode cc)
@@ -801,6 +806,7 @@ static void judge(struct verdict *v, cairn_s3_conn *c, struct req *rq, CURLcode 
 		v->code = cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -EIO;
 		if (retryable_curl(cc)) {
 			v->what = RETRY;
+			v->transport = true;
 			snprintf(v->why, sizeof(v->why), "%s", msg);
 		} else {
 			v->what = FAIL;
@@ -879,16 +885,26 @@ static int perform(cairn_s3_conn *c, struct req *rq)
 
 	if (!rq->has_body)
 		memcpy(rq->sha256, CAIRN_SIGV4_EMPTY_SHA256, sizeof(rq->sha256));
+	bool was_down = atomic_load(&c->s->unreachable);
+	unsigned tries = was_down ? 1 : s->max_attempts;
 	for (unsigned i = 0;; i++) {
 		enum outcome o = attempt(c, rq, &v);
+		if (o != RETRY || !v.transport) /* the server answered */
+			atomic_store(&c->s->unreachable, false);
 		if (o == DONE)
 			return 0;
 		if (o == FAIL)
 			return v.code;
 		name_of(who, sizeof(who), s, rq);
-		if (i + 1 >= s->max_attempts)
+		if (i + 1 >= tries && v.transport) {
+			atomic_store(&c->s->unreachable, true);
+			return cairn_err_set(
+			        -EHOSTUNREACH, "%s: giving up after %u attempt%s%s: %s", who, i + 1,
+			        i ? "s" : "", was_down ? " (unreachable before)" : "", v.why);
+		}
+		if (i + 1 >= tries)
 			return cairn_err_set(v.code, "%s: giving up after %u attempts: %s", who,
-			                     s->max_attempts, v.why);
+			                     i + 1, v.why);
 		uint64_t ms = cairn_s3__backoff_ms(i, s->base_ms, s->cap_ms, random_u32());
 		log_debug("%s: %s; retrying in %llu ms (attempt %u of %u)", who, v.why,
 		          (unsigned long long)ms, i + 2, s->max_attempts);

@@ -26,9 +26,10 @@
  * with exponential backoff and full jitter (base CAIRN_S3_RETRY_BASE_MS = 200,
  * cap CAIRN_S3_RETRY_CAP_MS = 20000; the environment variables override them).
  * Errors: -ENOENT no such key or bucket, -EACCES authentication or permission
- * refused ("S3 authentication failed: <Code>: <Message>"), -EIO transport failure
- * after the last retry or a refused request, -ETIMEDOUT timeouts after the last
- * retry, -EPROTO a reply that makes no sense, -EBADMSG content that fails its
+ * refused ("S3 authentication failed: <Code>: <Message>"), -EHOSTUNREACH no
+ * reply after the last retry (no connection, timeouts; the requests that follow
+ * are then tried once, until one gets a reply), -EIO a refused request or
+ * errors after the last retry, -EPROTO a reply that makes no sense, -EBADMSG content that fails its
  * checksum, -ENOMEM. Keys are never logged with credentials; secrets never are.
  */
 typedef struct cairn_s3 cairn_s3;

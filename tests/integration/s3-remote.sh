@@ -134,6 +134,19 @@ ls "$MNT/latest$SRC/docs" > /dev/null || fail "offline listing failed"
 cmp "$MNT/latest$SRC/docs/n10.txt" "$SRC/docs/n10.txt" || fail "offline read failed"
 umount_s3
 [ "$(gets)" = 0 ] || fail "offline mount fetched packs"
+# A restore that needs data the cache lacks stops at the first request that
+# gets no reply after its retries (every other file would wait as long): exit
+# 1 with one line, not a warning and a retry cycle for each file.
+rm -rf "$CAIRN_CACHE_DIR"/s3-*/blocks
+: > "$T"
+rc=0
+CAIRN_S3_TRACE="$T" "$CAIRN" "${R[@]}" restore latest --target "$W/offline" > /dev/null \
+	2> "$W/offline.err" || rc=$?
+[ "$rc" = 1 ] || fail "a restore from a server that is down exited $rc: $(tail -3 "$W/offline.err")"
+grep -q "giving up after .*attempt" "$W/offline.err" || fail "no reason given: $(cat "$W/offline.err")"
+[ "$(grep -vc "using the cached copy" "$W/offline.err")" -le 4 ] ||
+	fail "a line for each file: $(cat "$W/offline.err")"
+[ "$(wc -l < "$T")" -le 16 ] || fail "$(wc -l < "$T") requests to a server that is down"
 rgw_gw_start || fail "radosgw did not restart"
 
 # With the server up and a warm cache, a full copy makes no pack request.

@@ -817,6 +817,24 @@ static void test_repo__held_packs_named_within_limits(void)
 	cairn_repo_close(repo);
 }
 
+/* A pack noted twice (adopted by a refresh while its writer was indexing it)
+ * is named once: an index file naming it twice would be refused. */
+static void test_repo__pack_noted_twice_named_once(void)
+{
+	cairn_repo *repo = make_repo(1024 * 1024);
+	struct cairn_pack_entry e = { .id = { { 7 } },
+		                      .type = CAIRN_BLOB_DATA,
+		                      .offset = 8,
+		                      .stored_len = 41,
+		                      .raw_len = 1 };
+	struct cairn_id pack = { { 9 } };
+	CHECK_OK(cairn_repo__note_pack(repo, &pack, 100, &e, 1));
+	CHECK_OK(cairn_repo__note_pack(repo, &pack, 100, &e, 1));
+	CHECK_OK(cairn_repo__name_packs(repo));
+	CHECK_EQ(index_files(repo), 1);
+	cairn_repo_close(repo);
+}
+
 static void test_repo__costly_key_files_skipped(void)
 {
 	struct warnings w = { 0 };
@@ -1108,6 +1126,7 @@ int main(void)
 	RUN(test_repo__flush_merges_partial_packs);
 	RUN(test_repo__index_files_bounded_by_blobs);
 	RUN(test_repo__held_packs_named_within_limits);
+	RUN(test_repo__pack_noted_twice_named_once);
 	RUN(test_repo__costly_key_files_skipped);
 	RUN(test_repo__last_key_tried_first);
 	RUN(test_repo__damaged_snapshot_skipped);

@@ -506,9 +506,13 @@ static void test_s3__connection_refused(void)
 	client(&sv, &s, &c);
 	server_stop(&sv); /* nobody listens on the port any more */
 	struct cairn_s3_obj obj;
-	CHECK_ERR(cairn_s3_head(c, "k", &obj), -EIO);
+	CHECK_ERR(cairn_s3_head(c, "k", &obj), -EHOSTUNREACH);
 	CHECK(strstr(cairn_err_msg(), "giving up after 3 attempts"));
 	CHECK_EQ(cairn_s3_requests(s), 3);
+	/* Unreachable: the next request is tried once, not a whole cycle again. */
+	CHECK_ERR(cairn_s3_head(c, "k2", &obj), -EHOSTUNREACH);
+	CHECK(strstr(cairn_err_msg(), "giving up after 1 attempt (unreachable before)"));
+	CHECK_EQ(cairn_s3_requests(s), 4);
 	cairn_s3_conn_free(c);
 	cairn_s3_free(s);
 }
