@@ -267,6 +267,70 @@ int cairn_repo_index_unknown_packs(cairn_repo *repo)
 	                          !cairn_repo__read_only(repo));
 }
 
+struct gone {
+	cairn_repo *repo;
+	struct cairn_idset listed;
+	struct packlist out;
+};
+
+static int unlisted(const struct cairn_id *pack, uint64_t size, uint32_t count, void *payload)
+{
+	struct gone *g = payload;
+	(void)count;
+	return cairn_idset_has(&g->listed, pack) ? 0 : packlist_add(&g->out, pack, size);
+}
+
+/* The packs of the index that all (a listing of the storage) lacks leave it:
+ * lost, or deleted behind cairn's back. Their blobs then count as not stored,
+ * and the backups that meet them store them again. Returns how many left. */
+static int drop_unlisted(cairn_repo *repo, const struct packlist *all)
+{
+	struct gone g = { .repo = repo };
+	cairn_idset_init(&g.listed);
+	int r = 0;
+	for (size_t i = 0; r >= 0 && i < all->n; i++)
+		if (cairn_idset_add(&g.listed, &all->id[i], 0) < 0)
+			r = cairn_err_set(-ENOMEM, "out of memory");
+	if (r >= 0)
+		r = cairn_index__foreach_pack(repo->index, unlisted, &g);
+	for (size_t i = 0; r >= 0 && i < g.out.n; i++) {
+		char hex[CAIRN_ID_HEX_SIZE];
+		cairn_id_hex(hex, &g.out.id[i]);
+		cairn_repo__warn(repo,
+		                 "pack %s is missing from %s (lost, or deleted behind cairn's "
+		                 "back): left out of the index, a backup stores its blobs again",
+		                 hex, cairn_storage_url(repo->st));
+	}
+	/* Doomed, they lose to any other copy of their blobs (an index file of a
+	 * backup that stored them again): a cache loads its index files anew with
+	 * that known, before the gone packs leave, so that those copies stay. */
+	bool rebuilt;
+	if (r >= 0 && g.out.n)
+		r = cairn_repo__doom(repo, g.out.id, g.out.n);
+	if (r >= 0 && g.out.n && repo->cache)
+		r = cairn_repo__load_index_files(repo, true, &rebuilt);
+	if (r >= 0 && g.out.n &&
+	    (r = cairn_index__replace_packs(repo->index, g.out.id, g.out.n, NULL, 0)) >= 0)
+		r = cairn_repo__unnamed_forget(repo, g.out.id, g.out.n);
+	cairn_idset_release(&g.listed);
+	int n = (int)g.out.n;
+	packlist_release(&g.out);
+	return r < 0 ? r : n;
+}
+
+int cairn_repo_index_drop_missing(cairn_repo *repo)
+{
+	struct packlist all = { 0 };
+	struct listing l = { .repo = repo, .all = &all };
+	int r = adopt_check(repo);
+	if (r >= 0)
+		r = cairn_repo_foreach_pack(repo, pack_listed, &l);
+	if (r >= 0)
+		r = drop_unlisted(repo, &all);
+	packlist_release(&all);
+	return r;
+}
+
 /* Packs the storage holds that the index lacks, indexed from their headers: at
  * the first open of a cache (a repository from before index files, packs of a
  * killed writer) and by rebuild-index's callers. A writer names them in its
@@ -275,10 +339,21 @@ int cairn_repo_index_unknown_packs(cairn_repo *repo)
  * their prunes would count them as leftovers. */
 static int adopt_listed(cairn_repo *repo)
 {
+	struct packlist all = { 0 }, found = { 0 };
+	struct listing l = { .repo = repo, .all = &all, .unknown = &found };
 	int r = cairn_repo__peek_doomed(repo);
-	return r < 0 ? r
-	             : index_from(repo, cairn_repo_foreach_pack, pack_listed,
-	                          !cairn_repo__read_only(repo));
+	if (r >= 0)
+		r = cairn_repo_foreach_pack(repo, pack_listed, &l);
+	if (r >= 0 && found.n)
+		r = index_packs(repo, &found, !cairn_repo__read_only(repo));
+	/* The index files were read before the listing, and name only packs that
+	 * were stored before them: one the listing lacks is gone. */
+	int added = r;
+	if (r >= 0 && !cairn_repo__read_only(repo))
+		r = drop_unlisted(repo, &all);
+	packlist_release(&all);
+	packlist_release(&found);
+	return r < 0 ? r : added;
 }
 
 int cairn_repo_index_update(cairn_repo *repo)

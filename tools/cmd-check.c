@@ -44,6 +44,7 @@ struct check_args {
 	unsigned part, parts;   /* subset K/M; parts 0: not used */
 	unsigned wait;
 	bool json;
+	bool read_only; /* the index cannot be written: nothing is dropped from it */
 };
 
 /* What is known about each object; IDs map to values in idsets. */
@@ -63,6 +64,7 @@ struct checker {
 	char snap_hex[CAIRN_ID_HEX_SIZE]; /* the snapshot whose damage is reported */
 	uint64_t bytes, bytes_read;       /* of the packs on disk, of those read */
 	unsigned errors, orphans;
+	unsigned missing; /* packs in the index whose file is gone */
 };
 
 static int error(struct checker *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -193,6 +195,7 @@ static int count_indexed(const struct cairn_id *id, const struct cairn_loc *loc,
 	cairn_id_hex(hex, &loc->pack);
 	if (!cairn_idset_has(&c->indexed, &loc->pack)) {
 		error(c, "pack %.8s is in the index but its file is missing", hex);
+		c->missing++;
 		int r = cairn_idset_add(&c->indexed, &loc->pack, 0);
 		if (r < 0)
 			return r;
@@ -635,6 +638,17 @@ static int run(cairn_repo *repo, const struct check_args *a)
 	if (r >= 0) {
 		record(&c);
 		summary(&c);
+		/* Left in the index, they would keep every backup referring to
+		 * blobs that are gone. The damage above stays until those backups
+		 * store them again (or a restore of older data is given up). */
+		int n = c.missing && !a->read_only ? cairn_repo_index_drop_missing(repo) : 0;
+		if (n > 0)
+			printf("%d missing %s left this host's index: a backup stores again what "
+			       "they held that it still finds\n",
+			       n, cli_plural((uint64_t)n, "pack", "packs"));
+		else if (n < 0)
+			log_warn("cannot drop the missing packs from the index: %s",
+			         cairn_err_msg());
 		if (c.errors)
 			r = cairn_err_set(-EBADMSG, "check found %u %s", c.errors,
 			                  cli_plural(c.errors, "error", "errors"));
@@ -728,7 +742,7 @@ int cmd_check(int argc, char **argv)
 		return CLI_PARSE_EXIT(i);
 	if (i != argc)
 		return cli_usage_error("check: unexpected argument '%s'", argv[i]);
-	ro.read_only = !index_writable();
+	ro.read_only = a.read_only = !index_writable();
 	int r = cli_open_repo(&repo, &ro);
 	if (r >= 0 && (r = cairn_repo_lock(repo, CAIRN_LOCK_SHARED, "check", a.wait, &lock)) < 0 &&
 	    ro.read_only && (r == -EROFS || r == -EACCES || r == -EPERM)) {

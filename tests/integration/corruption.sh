@@ -64,8 +64,15 @@ grep -q "snapshot $snap_short .* is damaged" "$W/out" || fail "missing pack: sna
 grep -q "$W/src/.*: blob [0-9a-f]\{8\}: its pack file is missing" "$W/out" ||
 	fail "missing pack: no file named: $(cat "$W/out")"
 crashed "$W/out" && fail "crash on a missing pack"
-# The next backup stores again what the lost pack held for files it meets
-# (unchanged ones too), with a warning, rather than a new damaged snapshot.
+# check drops it from the index (a cache), so that backups do not refer to it.
+grep -q "^1 missing pack left this host's index" "$W/out" || fail "the missing pack stays indexed: $(cat "$W/out")"
+"$CAIRN" backup "$W/src" > /dev/null || fail "backup after check dropped a lost pack"
+"$CAIRN" check --read-data > "$W/out" 2>&1 || fail "check after the lost pack's blobs came back: $(cat "$W/out")"
+reset
+rm "$victim"
+# Without a check first, the next backup finds it gone: it stores again what
+# the lost pack held for files it meets (unchanged ones too), with a warning,
+# rather than write a new damaged snapshot.
 "$CAIRN" backup "$W/src" > /dev/null 2> "$W/out" || fail "backup after a lost pack: $(cat "$W/out")"
 out_has "$W/out" "pack $(basename "$victim") is missing: its blobs are stored again"
 rm -rf "$W/r"

@@ -116,6 +116,23 @@ diff "$O/snaps.before" "$O/snaps" || fail "other snapshots once the cache went"
 [ "$(json_field "$O/b5.json" bytes_uploaded)" -lt 100000 ] ||
 	fail "a backup after the cache went stored data again: $(cat "$O/b5.json")"
 
+# ---- a pack deleted behind cairn's back --------------------------------------
+# A new cache finds it missing (its listing of packs/ lacks it) and leaves it
+# out of the index: the backup uploads its blobs again, and every snapshot is
+# whole again. A warm cache learns it from check, which drops it.
+lost=$("${AWS[@]}" s3 ls --recursive "s3://$B/repo/packs/" | sort -k3 -n | tail -1 | awk '{print $4}')
+"${AWS[@]}" s3 rm --quiet "s3://$B/$lost" || fail "cannot remove $lost"
+CAIRN_CACHE_DIR="$W/cache-lost" "$CAIRN" backup --host h1 "$SRC" > /dev/null 2> "$O/lost.err" ||
+	fail "backup with a pack gone: $(cat "$O/lost.err")"
+out_has "$O/lost.err" "pack $(basename "$lost") is missing from"
+CAIRN_CACHE_DIR="$W/cache-lost" "$CAIRN" check --read-data > "$O/check" 2>&1 ||
+	fail "check after the lost pack's blobs came back: $(cat "$O/check")"
+rc=0
+"$CAIRN" check > "$O/check" 2>&1 || rc=$?
+[ "$rc" = 0 ] || out_has "$O/check" "left this host's index"
+"$CAIRN" check --read-data > "$O/check" 2>&1 || fail "a warm cache after check: $(cat "$O/check")"
+[ "$(restored_sum latest --host h2)" = "$sum1" ] || fail "h2's snapshot after the lost pack"
+
 # ---- a new repository where another was: no cache of the old one is used --
 # init empties the cache it makes for this place; another host's cache of the
 # old repository is dropped, with a warning, when it first meets the new one.

@@ -272,6 +272,11 @@ int cairn_repo_rebuild_index(cairn_repo *repo);
  * otherwise store again. Unreadable packs are skipped (check reports them).
  * Returns the number of packs added. -EROFS, -ENOENT opened without index, -EIO. */
 int cairn_repo_index_unknown_packs(cairn_repo *repo);
+/* The opposite: every pack of the index that the storage lacks (lost, or
+ * deleted behind cairn's back) leaves it, with a warning, so that backups store
+ * its blobs again where they meet them rather than refer to them. One listing
+ * of packs/. Returns how many left. -EROFS, -ENOENT without index, -EIO. */
+int cairn_repo_index_drop_missing(cairn_repo *repo);
 /* After a writer was killed (kill -9, a crash): when a lock of this host whose
  * holder is dead is found, index the packs the index lacks (one renamed or
  * uploaded just before the kill); and when no other writer is alive (own: the
