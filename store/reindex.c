@@ -363,7 +363,10 @@ int cairn_repo_index_update(cairn_repo *repo)
 
 	if (r >= 0)
 		r = cairn_repo__load_index_files(repo, false, &rebuilt);
-	if (r >= 0 && repo->fresh_index && (r = adopt_listed(repo)) >= 0)
+	/* A new cache, or an index file gone (a prune merged it, or it was
+	 * deleted behind cairn's back, and then the packs it named are known only
+	 * to their listing): the packs are listed, as at a cold open. */
+	if (r >= 0 && (repo->fresh_index || rebuilt) && (r = adopt_listed(repo)) >= 0)
 		repo->fresh_index = false;
 	int added = r;
 	if (r >= 0)

@@ -133,6 +133,19 @@ rc=0
 "$CAIRN" check --read-data > "$O/check" 2>&1 || fail "a warm cache after check: $(cat "$O/check")"
 [ "$(restored_sum latest --host h2)" = "$sum1" ] || fail "h2's snapshot after the lost pack"
 
+# ---- an index file deleted behind cairn's back -------------------------------
+# A warm cache that had loaded it lists the packs, as a cold open does, and
+# adopts those no index file names any more: nothing looks damaged, no pack
+# looks unused, and its next backup names them again for the other hosts.
+idx=$("${AWS[@]}" s3 ls "s3://$B/repo/indexes/" | sort -k3 -n | tail -1 | awk '{print $4}')
+"${AWS[@]}" s3 rm --quiet "s3://$B/repo/indexes/$idx" || fail "cannot remove index file $idx"
+"$CAIRN" check > "$O/check" 2>&1 || fail "check after an index file went: $(cat "$O/check")"
+out_lacks "$O/check" "hold no indexed blob"
+[ "$(restored_sum latest --host h2)" = "$sum1" ] || fail "h2's snapshot after an index file went"
+"$CAIRN" backup -q --host h1 "$SRC" || fail "backup after an index file went"
+CAIRN_CACHE_DIR="$W/cache-idx" "$CAIRN" check > "$O/check" 2>&1 ||
+	fail "a new cache after an index file went: $(cat "$O/check")"
+
 # ---- a new repository where another was: no cache of the old one is used --
 # init empties the cache it makes for this place; another host's cache of the
 # old repository is dropped, with a warning, when it first meets the new one.
