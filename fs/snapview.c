@@ -42,20 +42,30 @@ void fs_time_name(char out[FS_NAME_SIZE], int64_t time_ns)
 		snprintf(out, FS_NAME_SIZE, "@%lld", (long long)sec);
 }
 
-/* A host or tag as a directory name: no '/', not empty, not "." or "..". */
-static char *dir_name(const char *s)
+char *fs_view_dir_name(const char *s)
 {
-	size_t len = strnlen(s, 255);
-	bool dots = len == 0 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0;
-	char *p = malloc(len + 2);
+	size_t len = strnlen(s, 255), o = 0;
+	char *p = malloc(3 * len + 8);
 	if (!p)
 		return NULL;
-	size_t o = 0;
-	if (dots)
-		p[o++] = '_';
-	for (size_t i = 0; i < len && o < 255; i++)
-		p[o++] = s[i] == '/' ? '_' : s[i];
-	p[o] = '\0';
+	if (len == 0) {
+		memcpy(p, "%00", 3);
+		o = 3;
+	} else if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
+		memcpy(p, "%2E", 3); /* then the second dot, if any */
+		o = 3;
+		s++;
+		len--;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '/' || s[i] == '%') {
+			memcpy(p + o, s[i] == '/' ? "%2F" : "%25", 3);
+			o += 3;
+		} else {
+			p[o++] = s[i];
+		}
+	}
+	p[o < 255 ? o : 255] = '\0'; /* a name's limit (then no longer one to one) */
 	return p;
 }
 
@@ -78,11 +88,11 @@ static int snap_from(struct fs_snap **out, const struct cairn_snapshot *cs)
 	s->id = cs->id;
 	s->root = cs->root;
 	s->time_ns = cs->time_ns;
-	s->host = dir_name(cs->hostname);
+	s->host = fs_view_dir_name(cs->hostname);
 	s->tags = calloc(cs->ntags ? cs->ntags : 1, sizeof(*s->tags));
 	bool ok = s->host && s->tags;
 	for (size_t i = 0; ok && i < cs->ntags; i++, s->ntags++)
-		ok = (s->tags[i] = dir_name(cs->tags[i])) != NULL;
+		ok = (s->tags[i] = fs_view_dir_name(cs->tags[i])) != NULL;
 	if (!ok) {
 		snap_free(s);
 		return cairn_err_set(-ENOMEM, "out of memory");

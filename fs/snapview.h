@@ -83,5 +83,10 @@ void fs_time_name(char out[FS_NAME_SIZE], int64_t time_ns);
  * of its start, or for a later snapshot of the same host in a second already
  * named, of the next second free. -ENOMEM. */
 int fs_view_name(struct fs_view_ent *ents, size_t n);
+/* A host or tag as a directory name under hosts/, tags/ and shadow/: '/' and
+ * '%' as %2F and %25, and an empty name, "." and ".." as %00, %2E and %2E.,
+ * so that two hosts never share a directory (a_b and a/b did: their latest
+ * and Samba's previous versions mixed them). Malloc'ed; NULL: no memory. */
+char *fs_view_dir_name(const char *s);
 
 #endif

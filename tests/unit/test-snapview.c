@@ -296,9 +296,27 @@ static void test_snapview__latest(void)
 	}
 }
 
+/* Two hosts (or tags) never share a directory, and each name is one. */
+static void test_snapview__dir_names(void)
+{
+	static const char *const in[] = { "a/b", "a_b", "a%2Fb", "", ".", "..", "%00", "x", "%" };
+	static const char *const want[] = { "a%2Fb", "a_b",   "a%252Fb", "%00", "%2E",
+		                            "%2E.",  "%2500", "x",       "%25" };
+	for (size_t i = 0; i < ARRAY_SIZE(in); i++) {
+		char *got = fs_view_dir_name(in[i]);
+		CHECK(got != NULL);
+		if (strcmp(got, want[i]) != 0)
+			fprintf(stderr, "'%s': got '%s', want '%s'\n", in[i], got, want[i]);
+		CHECK(strcmp(got, want[i]) == 0);
+		CHECK(strchr(got, '/') == NULL);
+		free(got);
+	}
+}
+
 int main(void)
 {
 	RUN(test_snapview__same_second);
+	RUN(test_snapview__dir_names);
 	RUN(test_snapview__same_ns);
 	RUN(test_snapview__two_seconds);
 	RUN(test_snapview__dst);
