@@ -376,6 +376,25 @@ static int load_one(size_t i, void *payload)
 	return 0;
 }
 
+int cairn_repo_check_index_files(cairn_repo *repo, void (*bad)(const char *msg, void *payload),
+                                 void *payload)
+{
+	struct names now = { 0 };
+	int r = cairn_storage_list(repo->st, CAIRN_OBJ_INDEX, index_file_listed, &now), n = 0;
+	for (size_t i = 0; r >= 0 && i < now.n; i++) {
+		struct cairn_idxfile *f = NULL;
+		int q = load_file(repo, &now.v[i], &f);
+		cairn_idxfile__free(f);
+		if (q == -ENOMEM || q == -EHOSTUNREACH)
+			r = q;
+		else if (q < 0)
+			bad(cairn_err_msg(), payload);
+		n++;
+	}
+	free(now.v);
+	return r < 0 ? r : n;
+}
+
 /* Add the packs of the index files ids[0..n) to the index, in one transaction
  * for all of them, and record the files as loaded. reset: they replace every
  * pack the index held. */
@@ -594,11 +613,12 @@ static int learn_unloaded(cairn_repo *repo, const struct names *old, struct cair
 	if (had.n > 1)
 		qsort(had.v, had.n, sizeof(*had.v), by_id);
 	for (size_t i = 0; r >= 0 && i < old->n; i++)
-		total += contains(&had, &old->v[i]) ? 0 : files[i]->npacks;
+		total += contains(&had, &old->v[i]) || !files[i] ? 0 : files[i]->npacks;
 	if (r >= 0 && total && !(add = calloc(total, sizeof(*add))))
 		r = cairn_err_set(-ENOMEM, "out of memory");
 	for (size_t i = 0; r >= 0 && total && i < old->n; i++)
-		for (size_t j = 0; !contains(&had, &old->v[i]) && j < files[i]->npacks; j++) {
+		for (size_t j = 0; files[i] && !contains(&had, &old->v[i]) && j < files[i]->npacks;
+		     j++) {
 			const struct cairn_idxfile_pack *p = &files[i]->packs[j];
 			if (!cairn_idset_has(drop, &p->id))
 				add[k++] = (struct cairn_index_pack){ p->id, p->size, p->e, p->n };
@@ -624,9 +644,17 @@ int cairn_repo__rewrite_index_files(cairn_repo *repo, const struct cairn_idset *
 		struct cairn_idxfile_pack p = { add[i].id, add[i].size, add[i].e, add[i].n };
 		r = merged_add(&m, &p);
 	}
-	/* Every pack a current file names, but those going. */
+	/* Every pack a current file names, but those going. A damaged file goes
+	 * too: the packs it named are in the index (from their headers, or the
+	 * listing of a cache), and the orphan pass below names them. */
 	for (size_t i = 0; r >= 0 && i < old.n; i++) {
-		if ((r = load_file(repo, &old.v[i], &files[i])) < 0)
+		if ((r = load_file(repo, &old.v[i], &files[i])) == -EBADMSG) {
+			cairn_repo__warn(repo, "replacing %s", cairn_err_msg());
+			files[i] = NULL;
+			r = 0;
+			continue;
+		}
+		if (r < 0)
 			break;
 		for (size_t j = 0; r >= 0 && j < files[i]->npacks; j++)
 			if (!cairn_idset_has(drop, &files[i]->packs[j].id))

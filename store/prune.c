@@ -529,8 +529,15 @@ static int check_lock(struct prune *p)
 	return p->o->lock ? cairn_lock_refresh(p->o->lock) : 0;
 }
 
+static void count_bad(const char *msg, void *payload)
+{
+	(void)msg;
+	++*(size_t *)payload;
+}
+
 /* Packs the index names that the storage lacks: their records go (no used blob
- * is only there: sweep_decide checked), from the index files first. */
+ * is only there: sweep_decide checked), from the index files first. The index
+ * files are written anew too when one is damaged (check names it). */
 static int unindex_missing(struct prune *p)
 {
 	_cleanup_(cairn_idset_release) struct cairn_idset gone;
@@ -547,7 +554,10 @@ static int unindex_missing(struct prune *p)
 		}
 	if (r < 0)
 		return cairn_err_set(-ENOMEM, "out of memory");
-	if (n && (r = cairn_repo__rewrite_index_files(p->repo, &gone, NULL, 0)) >= 0)
+	size_t bad = 0;
+	if (!n && (r = cairn_repo_check_index_files(p->repo, count_bad, &bad)) < 0)
+		return r;
+	if ((n || bad) && (r = cairn_repo__rewrite_index_files(p->repo, &gone, NULL, 0)) >= 0)
 		r = cairn_index__replace_packs(p->ix, v, n, NULL, 0);
 	return r;
 }

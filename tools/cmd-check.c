@@ -240,9 +240,16 @@ static int read_suspect(const struct cairn_id *id, const struct cairn_loc *loc, 
 	return r < 0 ? mark_bad(c, id, cairn_err_msg()) : 0;
 }
 
+static void bad_index_file(const char *msg, void *payload)
+{
+	error(payload, "%s: 'cairn prune' writes the index files anew", msg);
+}
+
 static int check_structure(struct checker *c)
 {
 	int r = cairn_repo_foreach_pack(c->repo, on_disk, c);
+	if (r >= 0)
+		r = cairn_repo_check_index_files(c->repo, bad_index_file, c);
 	if (r >= 0)
 		r = check_headers(c);
 	if (r >= 0)

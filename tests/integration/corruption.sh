@@ -107,6 +107,19 @@ grep -q "$W/src/.*: blob [0-9a-f]\{8\}: pack .* \(authentication failed\|is trun
 	fail "disagreeing header: --read-data does not name the file: $(cat "$W/out")"
 reset
 
+# A damaged index file: check names it; prune writes the index files anew.
+idx=$(find "$CAIRN_REPO/indexes" -type f | head -1)
+[ -n "$idx" ] || fail "no index file to damage"
+flip "$idx" 40
+rc=0; "$CAIRN" check > "$W/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "damaged index file: check exited $rc: $(cat "$W/out")"
+grep -q "index file $(basename "$idx" | cut -c1-8).*'cairn prune' writes the index files anew" "$W/out" ||
+	fail "damaged index file not named: $(cat "$W/out")"
+"$CAIRN" prune > "$W/out" 2>&1 || fail "prune with a damaged index file: $(cat "$W/out")"
+[ ! -e "$idx" ] || fail "prune left the damaged index file"
+"$CAIRN" check --read-data > "$W/out" 2>&1 || fail "check after prune replaced the index file: $(cat "$W/out")"
+reset
+
 # Key files: flipped byte and truncation give a clear error, never a crash.
 key=$(ls "$CAIRN_REPO"/keys/* | head -1)
 for damage in "flip $key 70" "truncate -s 33 $key"; do

@@ -277,6 +277,11 @@ int cairn_repo_index_unknown_packs(cairn_repo *repo);
  * its blobs again where they meet them rather than refer to them. One listing
  * of packs/. Returns how many left. -EROFS, -ENOENT without index, -EIO. */
 int cairn_repo_index_drop_missing(cairn_repo *repo);
+/* Read and authenticate every index file (FORMAT.md §12); bad() gets a line for
+ * each that is damaged (prune writes them anew). Returns how many were read.
+ * -ENOMEM, -EHOSTUNREACH, listing errors. */
+int cairn_repo_check_index_files(cairn_repo *repo, void (*bad)(const char *msg, void *payload),
+                                 void *payload);
 /* After a writer was killed (kill -9, a crash): when a lock of this host whose
  * holder is dead is found, index the packs the index lacks (one renamed or
  * uploaded just before the kill); and when no other writer is alive (own: the
