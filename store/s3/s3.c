@@ -740,15 +740,19 @@ static void http_error(struct verdict *v, const cairn_s3 *s, const struct req *r
 	struct cairn_s3xml_error e = { "", "" };
 	char who[700];
 	name_of(who, sizeof(who), s, rq);
-	if (rq->errbody.len == 0 ||
-	    cairn_s3xml_parse_error(&e, rq->errbody.data, rq->errbody.len) < 0)
+	bool bare = rq->errbody.len == 0 ||
+	            cairn_s3xml_parse_error(&e, rq->errbody.data, rq->errbody.len) < 0;
+	if (bare) /* no code in the reply: the status is all there is */
 		snprintf(e.code, sizeof(e.code), "HTTP %ld", rq->status);
 	bool retry = rq->status == 429 || rq->status >= 500 || retryable_code(e.code);
 	v->throttled = rq->status == 429 || rq->status == 503 || strcmp(e.code, "SlowDown") == 0;
 	if (retry) {
 		v->what = RETRY;
 		v->code = -EIO;
-		snprintf(v->why, sizeof(v->why), "HTTP %ld %s", rq->status, e.code);
+		if (bare)
+			snprintf(v->why, sizeof(v->why), "%s", e.code);
+		else
+			snprintf(v->why, sizeof(v->why), "HTTP %ld %s", rq->status, e.code);
 		return;
 	}
 	v->what = FAIL;
@@ -774,7 +778,10 @@ static void http_error(struct verdict *v, const cairn_s3 *s, const struct req *r
 		v->code = cairn_err_set(-EACCES, "S3 authentication failed: %s%s%s (%s)", e.code,
 		                        e.message[0] ? ": " : "", e.message, who);
 	} else {
-		v->code = cairn_err_set(-EIO, "%s: HTTP %ld %s%s%s", who, rq->status, e.code,
+		char status[32] = "";
+		if (!bare)
+			snprintf(status, sizeof(status), "HTTP %ld ", rq->status);
+		v->code = cairn_err_set(-EIO, "%s: %s%s%s%s", who, status, e.code,
 		                        e.message[0] ? ": " : "", e.message);
 	}
 }

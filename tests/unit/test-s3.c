@@ -361,6 +361,7 @@ static void test_s3__errors(void)
 	CHECK_ERR(cairn_s3_put(c, "k", "x", 1, NULL), -EBADMSG);
 	CHECK_ERR(cairn_s3_put(c, "k", "x", 1, NULL), -EIO); /* 3 attempts, all refused */
 	CHECK(strstr(cairn_err_msg(), "giving up after 3 attempts: HTTP 429"));
+	CHECK(!strstr(cairn_err_msg(), "HTTP 429 HTTP 429")); /* no code: said once */
 	cairn_s3_conn_free(c);
 	cairn_s3_free(s);
 	server_stop(&sv);
