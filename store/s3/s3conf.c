@@ -430,6 +430,17 @@ int cairn_s3_url_parse(const char *url, char **bucket, char **prefix)
 		free(pk);
 		return cairn_err_set(-ENOMEM, "out of memory");
 	}
+	/* A "." or ".." segment is resolved by the HTTP layer after signing: the
+	 * server would refuse every request's signature. */
+	for (const char *seg = pk; *seg;) {
+		size_t n = strcspn(seg, "/");
+		if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.')) {
+			free(pk);
+			return cairn_err_set(-EINVAL, "bad prefix in '%s': no '.' or '..' parts",
+			                     url);
+		}
+		seg += n + (seg[n] == '/');
+	}
 	if (!valid_bucket(bk)) {
 		free(pk);
 		return cairn_err_set(-EINVAL, "'%s' is not a bucket name", bk);

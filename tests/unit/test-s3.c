@@ -90,6 +90,13 @@ static void test_s3__url_parse(void)
 	CHECK_ERR(cairn_s3_url_parse("s3:///x", &b, &p), -EINVAL);
 	CHECK_ERR(cairn_s3_url_parse("http://bucket/x", &b, &p), -EINVAL);
 	CHECK_ERR(cairn_s3_url_parse("s3://bu cket/x", &b, &p), -EINVAL);
+	/* the HTTP layer would resolve them after signing */
+	CHECK_ERR(cairn_s3_url_parse("s3://bucket/../x", &b, &p), -EINVAL);
+	CHECK_ERR(cairn_s3_url_parse("s3://bucket/a/./x", &b, &p), -EINVAL);
+	CHECK_ERR(cairn_s3_url_parse("s3://bucket/a/..", &b, &p), -EINVAL);
+	CHECK_OK(cairn_s3_url_parse("s3://bucket/a.b/..c/.d", &b, &p));
+	free(b);
+	free(p);
 	CHECK_ERR(cairn_s3_url_parse("s3://bucket/a//b", &b, &p), -EINVAL);
 }
 
