@@ -128,6 +128,8 @@ static int s3_opt(int c, const char *arg, struct cairn_s3_opts *o)
 	int r = 0;
 	switch (c) {
 	case OPT_S3_ENDPOINT:
+		if (!*arg)
+			return cairn_err_set(-EINVAL, "--s3-endpoint: give a URL");
 		o->endpoint = arg;
 		break;
 	case OPT_S3_REGION:

@@ -139,6 +139,24 @@ static int load_file(const char *env, const char *home_rel, struct cairn_buf *ou
 	return r;
 }
 
+/* Whether text has a line "[section]" (blanks around it allowed). */
+static bool has_section(const struct cairn_buf *b, const char *section)
+{
+	const char *t = (const char *)b->data;
+	size_t len = b->len, sl = strlen(section);
+	for (size_t pos = 0; t && pos < len;) {
+		const char *nl = memchr(t + pos, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - (t + pos)) : len - pos, i = 0;
+		while (i < n && (t[pos + i] == ' ' || t[pos + i] == '\t'))
+			i++;
+		if (n - i >= sl + 2 && t[pos + i] == '[' &&
+		    memcmp(t + pos + i + 1, section, sl) == 0 && t[pos + i + 1 + sl] == ']')
+			return true;
+		pos += n + 1;
+	}
+	return false;
+}
+
 static int profile_load(struct profile *p, const char *name)
 {
 	const char *env = getenv("AWS_PROFILE");
@@ -156,6 +174,13 @@ static int profile_load(struct profile *p, const char *name)
 	int r = load_file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials", &p->creds);
 	if (r >= 0)
 		r = load_file("AWS_CONFIG_FILE", ".aws/config", &p->conf);
+	/* A profile asked for by name that is nowhere: a typo, not "no settings". */
+	if (r >= 0 && p->explicit_name && strcmp(p->name, "default") != 0 &&
+	    !has_section(&p->creds, p->cred_section) && !has_section(&p->conf, p->conf_section))
+		r = cairn_err_set(-ENOENT,
+		                  "S3 profile '%s' is in neither ~/.aws/credentials nor "
+		                  "~/.aws/config",
+		                  p->name);
 	return r;
 }
 

@@ -186,6 +186,16 @@ static void test_s3__config_profile(void)
 	cairn_s3_free(s);
 	o.profile = "nosuch";
 	CHECK_ERR(cairn_s3_new(&s, "bucket", &o), -ENOENT);
+	/* A profile named that is nowhere is a mistake even with keys at hand. */
+	setenv("AWS_ACCESS_KEY_ID", "A3", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "S3", 1);
+	CHECK_ERR(cairn_s3_new(&s, "bucket", &o), -ENOENT);
+	CHECK(strstr(cairn_err_msg(), "profile 'nosuch' is in neither") != NULL);
+	o.profile = "work";
+	CHECK_OK(cairn_s3_new(&s, "bucket", &o));
+	cairn_s3_free(s);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
 }
 
 static void test_s3__backoff(void)
