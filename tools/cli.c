@@ -186,6 +186,8 @@ static int common_opt(int c, const char *arg)
 		cli.password_command = arg;
 		return 0;
 	case OPT_CACHE_DIR:
+		if (!*arg)
+			return cairn_err_set(-EINVAL, "--cache-dir: give a directory");
 		cli.storage.cache_dir = arg;
 		return 0;
 	case OPT_S3_ENDPOINT:

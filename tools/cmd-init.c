@@ -90,6 +90,8 @@ static int handle(int c, const char *arg, void *payload)
 			return r;
 		if (size > UINT32_MAX)
 			return cairn_err_set(-EINVAL, "pack size '%s' is too large", arg);
+		if (size == 0) /* 0 means "the default" inside: not what was asked */
+			return cairn_err_set(-EINVAL, "pack size '%s' is too small", arg);
 		o->pack_size = (uint32_t)size;
 		return 0;
 	case OPT_KDF:

@@ -22,6 +22,9 @@ for cs in 1K/2K/1K 1M/512K/8M 512K/1000K/8M 0/0/0 1G/2G/3G 1M/2M; do
 	expect_fail 2 "init: .*chunk" -- env -u CAIRN_PASSWORD_FILE "$CAIRN" init --chunk-size "$cs"
 done
 expect_fail 2 "init: pack size 1024 is out of range" -- "$CAIRN" init --kdf-log2n 10 --pack-size 1K
+expect_fail 2 "init: pack size '0' is too small" -- "$CAIRN" init --kdf-log2n 10 --pack-size 0
+expect_fail 2 "give a directory" -- "$CAIRN" --cache-dir "" snapshots
+expect_fail 2 "give a URL" -- "$CAIRN" snapshots --s3-endpoint ""
 [ ! -e "$CAIRN_REPO" ] || fail "a refused init left $CAIRN_REPO behind"
 "$CAIRN" --help | grep -q "rebuild-index"
 "$CAIRN" init --help | grep -q -- "--chunk-size"
