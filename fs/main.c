@@ -2,6 +2,7 @@
 /* cairnfs: mount every snapshot of a cairn repository, read-only (docs/MOUNT.md). */
 #include "mount.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -352,6 +353,16 @@ static int check_mountpoint(const char *mnt)
 		return cli_usage_error("bad mount point '%s': %s", mnt, strerror(errno));
 	if (!S_ISDIR(st.st_mode))
 		return cli_usage_error("mount point '%s' is not a directory", mnt);
+	/* FUSE mounts over files too: they would be hidden while it is up. */
+	DIR *d = opendir(mnt);
+	struct dirent *de = NULL;
+	while (d && (de = readdir(d)) && (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")))
+		;
+	if (d)
+		closedir(d);
+	if (de)
+		return cli_usage_error("mount point '%s' is not empty: mount on an empty directory",
+		                       mnt);
 	return -1;
 }
 

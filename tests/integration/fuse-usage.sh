@@ -53,6 +53,11 @@ for fg in -f ""; do
 	one_cairnfs_line
 	not_asked "file as mount point ($fg)"
 done
+# Over files, which would be hidden while it is mounted.
+mkdir -p "$W/full" && echo mine > "$W/full/f"
+expect_fail 2 "^cairnfs: mount point '$W/full' is not empty" -- timeout 20 "$CAIRNFS" -f "$CAIRN_REPO" "$W/full"
+one_cairnfs_line
+not_asked "non-empty mount point"
 
 # Past the usage checks: a password that cannot be read, then a wrong one.
 CAIRN_PASSWORD_COMMAND=false expect_fail 1 "^cairnfs: .*password" -- "$CAIRNFS" -f "$CAIRN_REPO" "$MNT"
@@ -95,7 +100,7 @@ s3=(env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY HOME="$W" AWS_ENDPOINT_URL
 	CAIRN_S3_RETRIES=1)
 expect_fail 1 "127.0.0.1 port 9" -- "${s3[@]}" AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=y "$CAIRN" \
 	--password-file "$W/pw" --s3-endpoint http://127.0.0.1:9 mount --cache-dir "$W/c" -f s3://b/p "$MNT"
-expect_fail 1 "in profile 'nosuch'" -- "${s3[@]}" "$CAIRN" \
+expect_fail 1 "S3 profile 'nosuch' is in neither" -- "${s3[@]}" "$CAIRN" \
 	--password-file "$W/pw" --s3-profile nosuch mount --cache-dir "$W/c" -f s3://b/p "$MNT"
 expect_fail 2 "cairnfs takes no --s3-addressing" -- "$CAIRN" --s3-addressing path mount s3://b/p "$MNT"
 ! mountpoint -q "$MNT" || fail "a failed S3 mount left a mount"
