@@ -766,6 +766,11 @@ static void http_error(struct verdict *v, const cairn_s3 *s, const struct req *r
 	            labs((long)(time(NULL) - rq->date)) > 15 * 60)) {
 		/* A HEAD's refusal has no body to name the code. */
 		v->code = skewed(s, rq);
+	} else if (rq->status == 416) {
+		/* cairn_storage_get(): a range past the end is -EBADMSG (a truncated
+		 * object), which check reports and goes on. */
+		v->code = cairn_err_set(-EBADMSG, "%s: shorter than the range read (%s)", who,
+		                        e.code);
 	} else if (strcmp(e.code, "XAmzContentSHA256Mismatch") == 0) {
 		v->code = cairn_err_set(-EBADMSG,
 		                        "%s: the server found the body's SHA-256 is not %s (%s)",

@@ -133,6 +133,18 @@ rc=0
 "$CAIRN" check --read-data > "$O/check" 2>&1 || fail "a warm cache after check: $(cat "$O/check")"
 [ "$(restored_sum latest --host h2)" = "$sum1" ] || fail "h2's snapshot after the lost pack"
 
+# ---- a pack truncated in the bucket: check names it and goes on --------------
+tp=$("${AWS[@]}" s3 ls --recursive "s3://$B/repo/packs/" | sort -k3 -n | tail -1 | awk '{print $4}')
+"${AWS[@]}" s3 cp --quiet "s3://$B/$tp" "$O/whole-pack" || fail "cannot fetch $tp"
+head -c 1000 "$O/whole-pack" > "$O/short-pack"
+"${AWS[@]}" s3 cp --quiet "$O/short-pack" "s3://$B/$tp" || fail "cannot truncate $tp"
+rc=0
+CAIRN_CACHE_DIR="$W/cache-trunc" "$CAIRN" check > "$O/check" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "check of a truncated pack exited $rc: $(cat "$O/check")"
+grep -q "$(basename "$tp" | cut -c1-8)" "$O/check" || fail "the truncated pack is not named: $(cat "$O/check")"
+out_has "$O/check" "check found"
+"${AWS[@]}" s3 cp --quiet "$O/whole-pack" "s3://$B/$tp" || fail "cannot put $tp back"
+
 # ---- an index file deleted behind cairn's back -------------------------------
 # A warm cache that had loaded it lists the packs, as a cold open does, and
 # adopts those no index file names any more: nothing looks damaged, no pack
