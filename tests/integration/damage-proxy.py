@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# An HTTP proxy on 127.0.0.1 in front of the test S3 server that damages uploads
-# on the way: it flips one bit in the body of the first COUNT PUTs of packs
-# (every one: COUNT -1), whole or a part, and passes everything else through as
-# it is. Requests keep their Host header, so their signatures still hold.
-# Usage: damage-proxy.py PORTFILE UPSTREAM_PORT COUNT
+# An HTTP proxy on 127.0.0.1 in front of the test S3 server that damages what
+# goes through it: it flips one bit in the body of the first COUNT PUTs of packs
+# (every one: COUNT -1), whole or a part, cuts the replies to the first SHORT
+# ranged GETs of packs to half their length (a reply complete in itself), and
+# passes everything else through as it is. Requests keep their Host header, so
+# their signatures still hold.
+# Usage: damage-proxy.py PORTFILE UPSTREAM_PORT COUNT [SHORT]
 import http.client
 import http.server
 import os
@@ -12,6 +14,7 @@ import sys
 import threading
 
 port_file, upstream, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+short = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 lock = threading.Lock()
 HOP = {"connection", "keep-alive", "expect", "transfer-encoding", "proxy-connection"}
 
@@ -28,6 +31,18 @@ def damage(path, body):
         return True
 
 
+def cut(path, headers):
+    """Whether to cut this GET's reply (counts the ones cut)."""
+    global short
+    if "/packs/" not in path or "Range" not in headers:
+        return False
+    with lock:
+        if short == 0:
+            return False
+        short -= 1
+        return True
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -41,6 +56,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         up.request(self.command, self.path, body=bytes(body), headers=headers)
         resp = up.getresponse()
         data = resp.read()
+        if self.command == "GET" and resp.status in (200, 206) and cut(self.path, self.headers):
+            data = data[: len(data) // 2]
         self.send_response(resp.status, resp.reason)
         for k, v in resp.getheaders():
             if k.lower() not in HOP and (k.lower() != "content-length" or self.command == "HEAD"):

@@ -198,8 +198,8 @@ done
 # A pack damaged on the way (a proxy flips a bit in the first uploads of packs,
 # a part of one here) is refused by the server and sent again, once the file is
 # found whole: the push completes and what arrived is the pack.
-proxy() { # NAME COUNT: a damaging proxy in front of the server; sets PROXY
-	python3 "$SRCDIR/tests/integration/damage-proxy.py" "$W/$1.port" "$RGW_PORT" "$2" &
+proxy() { # NAME COUNT [SHORT]: a damaging proxy in front of the server; sets PROXY
+	python3 "$SRCDIR/tests/integration/damage-proxy.py" "$W/$1.port" "$RGW_PORT" "$2" "${3:-0}" &
 	cleanup_hooks+=("kill $!")
 	for _ in $(seq 1 200); do
 		[ -s "$W/$1.port" ] && break
@@ -218,6 +218,13 @@ grep -q "arrived damaged: sending it again (try 2 of 3)" "$O/onway.out" ||
 "$CAIRN" -r "s3://$B/onway" check --read-data > "$O/check" 2>&1 ||
 	fail "check of what arrived: $(cat "$O/check")"
 no_uploads onway
+# Replies to ranged GETs cut short on the way (complete in themselves): asked
+# again, and the restore is whole.
+proxy short 0 2
+"$CAIRN" -r "$R2" restore -q latest --target "$W/r-direct" || fail "restore from $R2"
+AWS_ENDPOINT_URL=$PROXY CAIRN_CACHE_DIR="$W/cache-short" "$CAIRN" -r "s3://$B/onway" \
+	restore -q latest --target "$W/r-short" 2> "$O/short.err" || fail "restore through cut replies: $(cat "$O/short.err")"
+diff -r --no-dereference "$W/r-direct" "$W/r-short" > /dev/null || fail "the restore through cut replies differs"
 # Damaged every time: three tries, then one line and exit 1, and no pack.
 proxy always -1
 rc=0
