@@ -136,13 +136,16 @@ int cairn_repo_get_typed(cairn_repo *repo, int type, const struct cairn_id *id,
 	if (r >= 0 && loc.type == CAIRN_BLOB_DATA)
 		atomic_fetch_add(&repo->data_read, loc.stored_len);
 	if (r == -EBADMSG && repo->cache) {
-		/* A damaged cache copy of a remote pack: fetched again, once. */
-		if (cairn_cache__invalidate(repo->cache, &loc.pack, loc.type, loc.offset,
-		                            loc.stored_len) > 0)
-			cairn_repo__warn(repo, "%s: a damaged cache block was dropped",
-			                 cairn_storage_url(repo->st));
+		/* A damaged cache copy of a remote pack: fetched again, once. Said
+		 * only when the copy fetched is good: else the damage is in the
+		 * storage, which the error says. */
+		bool dropped = cairn_cache__invalidate(repo->cache, &loc.pack, loc.type, loc.offset,
+		                                       loc.stored_len) > 0;
 		if ((r = read_sealed(repo, &loc, &sealed)) >= 0)
 			r = decode(repo, &loc, id, &sealed, out);
+		if (r >= 0 && dropped)
+			cairn_repo__warn(repo, "%s: a damaged cache block was dropped",
+			                 cairn_storage_url(repo->st));
 	}
 	if (r < 0) {
 		char rel[CAIRN_PACK_RELPATH_SIZE];
