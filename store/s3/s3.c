@@ -716,7 +716,15 @@ static bool retryable_code(const char *code)
 
 static void name_of(char *out, size_t size, const cairn_s3 *s, const struct req *rq)
 {
-	snprintf(out, size, "S3 %s s3://%s/%s", rq->method, s->bucket, rq->key ? rq->key : "");
+	const char *prefix = NULL;
+	for (size_t i = 0; !rq->key && i < rq->nquery; i++)
+		if (strcmp(rq->query[i].name, "prefix") == 0)
+			prefix = rq->query[i].value;
+	if (prefix) /* a listing: what of */
+		snprintf(out, size, "S3 listing of s3://%s/%s", s->bucket, prefix);
+	else
+		snprintf(out, size, "S3 %s s3://%s/%s", rq->method, s->bucket,
+		         rq->key ? rq->key : "");
 }
 
 /* A signature's time must be within 15 minutes of the server's clock: say

@@ -531,6 +531,9 @@ static void test_s3__connection_refused(void)
 	CHECK_ERR(cairn_s3_head(c, "k2", &obj), -EHOSTUNREACH);
 	CHECK(strstr(cairn_err_msg(), "giving up after 1 attempt (unreachable before)"));
 	CHECK_EQ(cairn_s3_requests(s), 4);
+	size_t seen = 0; /* a listing's failure says what it listed */
+	CHECK_ERR(cairn_s3_list(c, "p/", count, &seen), -EHOSTUNREACH);
+	CHECK(strstr(cairn_err_msg(), "S3 listing of s3://bkt/p/:") != NULL);
 	cairn_s3_conn_free(c);
 	cairn_s3_free(s);
 }
