@@ -766,8 +766,8 @@ static void http_error(struct verdict *v, const cairn_s3 *s, const struct req *r
 	v->what = FAIL;
 	if (rq->status == 404) {
 		v->code =
-		        strcmp(e.code, "NoSuchBucket") == 0
-		                ? cairn_err_set(-ENOENT, "S3 bucket '%s' does not exist", s->bucket)
+		        strcmp(e.code, "NoSuchBucket") == 0 /* not "no such object" */
+		                ? cairn_err_set(-ENXIO, "S3 bucket '%s' does not exist", s->bucket)
 		                : cairn_err_set(-ENOENT, "%s: not found (%s)", who, e.code);
 	} else if (strcmp(e.code, "RequestTimeTooSkewed") == 0 ||
 	           (rq->status == 403 && rq->date &&

@@ -25,7 +25,7 @@
  * timeouts and dropped connections: up to CAIRN_S3_RETRIES attempts (default 8)
  * with exponential backoff and full jitter (base CAIRN_S3_RETRY_BASE_MS = 200,
  * cap CAIRN_S3_RETRY_CAP_MS = 20000; the environment variables override them).
- * Errors: -ENOENT no such key or bucket, -EACCES authentication or permission
+ * Errors: -ENOENT no such key, -ENXIO no such bucket, -EACCES authentication or permission
  * refused ("S3 authentication failed: <Code>: <Message>"), -EHOSTUNREACH no
  * reply after the last retry (no connection, timeouts; the requests that follow
  * are then tried once, until one gets a reply), -EIO a refused request or

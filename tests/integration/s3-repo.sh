@@ -29,6 +29,12 @@ restored_sum() { # SNAP [CAIRN-OPTIONS...]: checksum of $SRC as the snapshot hol
 	tree_sum "$t$SRC"
 }
 
+# ---- a bucket that is not there is named as such --------------------------
+expect_fail 1 "S3 bucket 'no-such-bucket' does not exist" -- env CAIRN_CACHE_DIR="$W/cache-nb" \
+	"$CAIRN" -r s3://no-such-bucket/r snapshots
+expect_fail 1 "S3 bucket 'no-such-bucket' does not exist" -- env CAIRN_CACHE_DIR="$W/cache-nb" \
+	"$CAIRN" -r s3://no-such-bucket/r init --kdf-log2n 10
+
 # ---- init, backup, restore: nothing but the bucket -------------------------
 init_repo --chunk-size 64K/128K/512K --pack-size 1M
 mkdir -p "$SRC/docs" "$SRC/bin"

@@ -84,9 +84,8 @@ struct cairn_storage_opts {
 /*
  * A storage: opaque, thread-safe (every call may come from any thread at once).
  * Every operation that fails sets the message and returns -ENOENT (no such
- * object), -EACCES (credentials or permissions refused), -EHOSTUNREACH (the
- * storage gave no reply, after retries), -EIO/-ETIMEDOUT (it failed), -ENOSPC,
- * -EBADMSG
+ * object), -ENXIO (no such bucket), -EACCES (credentials or permissions refused), -EHOSTUNREACH
+ * (the storage gave no reply, after retries), -EIO/-ETIMEDOUT (it failed), -ENOSPC, -EBADMSG
  * (content failed a checksum), -EINVAL (bad kind or name).
  */
 typedef struct cairn_storage cairn_storage;
