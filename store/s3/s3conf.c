@@ -2,6 +2,7 @@
 /* S3 client configuration as the AWS tools resolve it: environment, profiles, endpoint. */
 #include "s3.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -367,6 +368,14 @@ static bool dns_bucket(const char *b)
 	return true;
 }
 
+/* Whether the endpoint's host is an IP address (IPv6 literals keep their
+ * brackets): no bucket can be a name below it. */
+static bool ip_host(const char *host)
+{
+	struct in_addr a;
+	return host[0] == '[' || inet_pton(AF_INET, host, &a) == 1;
+}
+
 static int load_addressing(struct cairn_s3__config *cfg, const char *bucket,
                            const struct cairn_s3_opts *o, struct profile *p)
 {
@@ -388,6 +397,11 @@ static int load_addressing(struct cairn_s3__config *cfg, const char *bucket,
 		return cairn_err_set(-EINVAL,
 		                     "bucket '%s' cannot be a host name: use path-style addressing",
 		                     bucket);
+	if (mode == CAIRN_S3_ADDR_VIRTUAL && ip_host(cfg->host))
+		return cairn_err_set(-EINVAL,
+		                     "endpoint host %s is an IP address, which no bucket can be "
+		                     "a host name under: use path-style addressing",
+		                     cfg->host);
 	cfg->path_style = mode == CAIRN_S3_ADDR_PATH;
 	return 0;
 }

@@ -137,6 +137,13 @@ static void test_s3__config_env(void)
 	CHECK(strcmp(cairn_s3_endpoint(s), "http://[::1]:7480") == 0);
 	CHECK(strstr(cairn_s3_describe(s), "path-style") != NULL);
 	cairn_s3_free(s);
+	/* No bucket is a host name under an IP address. */
+	o.addressing = CAIRN_S3_ADDR_VIRTUAL;
+	CHECK_ERR(cairn_s3_new(&s, "bucket", &o), -EINVAL);
+	o.endpoint = "http://127.0.0.1:7480";
+	CHECK_ERR(cairn_s3_new(&s, "bucket", &o), -EINVAL);
+	CHECK(strstr(cairn_err_msg(), "is an IP address") != NULL);
+	o.addressing = CAIRN_S3_ADDR_AUTO;
 	o.endpoint = "https://minio.example:9000";
 	o.addressing = CAIRN_S3_ADDR_VIRTUAL;
 	CHECK_OK(cairn_s3_new(&s, "bucket", &o));
@@ -164,7 +171,7 @@ static void test_s3__config_profile(void)
 	                          "aws_session_token = T2\n");
 	write_file("config",
 	           "[default]\nregion = ap-south-1\n"
-	           "[profile work]\nregion = sa-east-1\nendpoint_url = http://10.0.0.1:80\n"
+	           "[profile work]\nregion = sa-east-1\nendpoint_url = http://s3.example:80\n"
 	           "s3 =\n  addressing_style = virtual\n");
 	char path[512];
 	snprintf(path, sizeof(path), "%s/credentials", check_tmpdir());
@@ -176,7 +183,7 @@ static void test_s3__config_profile(void)
 	cairn_s3_free(s);
 	setenv("AWS_PROFILE", "work", 1);
 	CHECK_OK(cairn_s3_new(&s, "bucket", &o));
-	CHECK(strcmp(cairn_s3_endpoint(s), "http://10.0.0.1:80") == 0);
+	CHECK(strcmp(cairn_s3_endpoint(s), "http://s3.example:80") == 0);
 	CHECK(strstr(cairn_s3_describe(s), "virtual-hosted") != NULL);
 	CHECK(strstr(cairn_s3_describe(s), "sa-east-1") != NULL);
 	cairn_s3_free(s);
