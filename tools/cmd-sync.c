@@ -677,6 +677,17 @@ static void sync_release(struct sync *sy)
 	free(sy->there.v);
 }
 
+/* One storage twice: the same id, or two names of one directory ("repo" and
+ * "$PWD/repo", a symlink), which the lock would take for another sync. */
+static bool same_place(cairn_storage *a, cairn_storage *b)
+{
+	struct stat x, y;
+	if (strcmp(cairn_storage_id(a), cairn_storage_id(b)) == 0)
+		return true;
+	return !remote(a) && !remote(b) && stat(cairn_storage_url(a), &x) == 0 &&
+	       stat(cairn_storage_url(b), &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
 static int run(struct sync *sy, const char *from, const char *to, const struct sync_opts *o)
 {
 	const struct cairn_storage_opts *so = cli_storage_opts();
@@ -685,7 +696,7 @@ static int run(struct sync *sy, const char *from, const char *to, const struct s
 		r = cairn_storage_open(&sy->dst, to, so);
 	if (r < 0)
 		return r;
-	if (strcmp(cairn_storage_id(sy->src), cairn_storage_id(sy->dst)) == 0)
+	if (same_place(sy->src, sy->dst))
 		return cairn_err_set(-EINVAL, "sync: source and destination are both '%s'",
 		                     cairn_storage_url(sy->src));
 	sy->verify = o->verify;

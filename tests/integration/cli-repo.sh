@@ -190,6 +190,9 @@ expect_fail 2 "not both" -- "$CAIRN" check --read-data-subset 1/3 --read-data-su
 expect_fail 2 "keeps nothing" -- "$CAIRN" forget --keep-within 0d
 [ -n "$("$CAIRN" snapshots --json | tr -d '[]')" ] || fail "a refused forget removed snapshots"
 expect_fail 2 "takes s3://" -- "$CAIRN" status --s3 "$W" --offline
+# The repository onto itself by another name: said so, not "in use by sync".
+expect_fail 1 "source and destination are both" -- \
+	sh -c 'cd "$(dirname "$1")" && "$0" -r "$(basename "$1")" sync "$1"' "$CAIRN" "$CAIRN_REPO"
 # A file named for output is replaced whole: a symlink or fifo there too
 # (never followed: its directory may be writable by others), while a device
 # or a directory is refused and left alone.
