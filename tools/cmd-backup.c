@@ -147,8 +147,9 @@ static int check_stdin_name(const char *name)
 {
 	int r = cli_check_label("the --stdin-filename", name, 255);
 	if (r >= 0 && (strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..")))
-		r = cairn_err_set(-EINVAL, "--stdin-filename '%s' is not a file name (no '/')",
-		                  name);
+		r = cairn_err_set(
+		        -EINVAL,
+		        "--stdin-filename '%s' is not a file name (no '/', not '.' or '..')", name);
 	return r;
 }
 

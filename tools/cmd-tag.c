@@ -76,9 +76,11 @@ static int handle(int c, const char *arg, void *payload)
 		return r;
 	switch (c) {
 	case OPT_ADD:
-		return cli_tags_add(&a->add, arg);
-	case OPT_REMOVE:
-		return cli_tags_add(&a->remove, arg);
+	case OPT_REMOVE: /* "" adds none: only --set "" means something (no tags) */
+		if (!*arg)
+			return cairn_err_set(-EINVAL, "--%s: a tag cannot be empty",
+			                     c == OPT_ADD ? "add" : "remove");
+		return cli_tags_add(c == OPT_ADD ? &a->add : &a->remove, arg);
 	case OPT_SET:
 		a->has_set = true;
 		return cli_tags_add(&a->set, arg);

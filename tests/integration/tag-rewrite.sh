@@ -53,6 +53,7 @@ grep -qx "changed the tags of 2 snapshots" "$W/t3" || fail "tag --add x: $(cat "
 grep -qx "would change the tags of 3 snapshots" "$W/t4" || fail "tag -n: $(cat "$W/t4")"
 [ "$(state | awk '$6 == "z"' | wc -l)" = 0 ] || fail "tag -n changed tags"
 expect_fail 2 "say what to change" -- "$CAIRN" tag latest
+expect_fail 2 "add: a tag cannot be empty" -- "$CAIRN" tag --add "" latest
 expect_fail 2 "cannot be combined" -- "$CAIRN" tag --set a --add b latest
 expect_fail 2 "holds a control character" -- "$CAIRN" tag --add "$(printf 'a\tb')" latest
 
