@@ -1216,6 +1216,41 @@ int cairn_index__replace_packs(cairn_index *ix, const struct cairn_id *old, size
 	return r < 0 ? r : in_write(ix, replace_write, &a);
 }
 
+struct del_blob_arg {
+	const struct cairn_id *id, *pack;
+	bool gone;
+};
+
+static int del_blob_write(cairn_index *ix, MDB_txn *txn, void *arg)
+{
+	struct del_blob_arg *a = arg;
+	struct cairn_index_rec rec;
+	struct cairn_id have;
+	MDB_cursor *cur;
+	MDB_val v;
+	bool past_end;
+	int rc = mdb_cursor_open(txn, ix->blobs, &cur);
+	if (rc)
+		return lmdb_err(rc, "index: cursor");
+	rc = seek_blob_at(cur, a->id->b, &v, &past_end);
+	int r = rc == MDB_NOTFOUND ? 0 : rc ? lmdb_err(rc, "index lookup") : 1;
+	if (r > 0 && (r = cairn_index__decode_rec(&rec, v.mv_data, v.mv_size)) >= 0 &&
+	    (r = pack_id(ix, txn, rec.packno, &have)) >= 0 && cairn_id_cmp(&have, a->pack) == 0) {
+		rc = mdb_cursor_del(cur, 0);
+		r = rc ? lmdb_err(rc, "index: cannot remove a blob") : 0;
+		a->gone = r >= 0;
+	}
+	mdb_cursor_close(cur);
+	return r < 0 ? r : 0;
+}
+
+int cairn_index__del_blob(cairn_index *ix, const struct cairn_id *id, const struct cairn_id *pack)
+{
+	struct del_blob_arg a = { id, pack, false };
+	int r = in_write(ix, del_blob_write, &a);
+	return r < 0 ? r : a.gone;
+}
+
 static int reset_write(cairn_index *ix, MDB_txn *txn, void *arg)
 {
 	struct replace_arg *a = arg;

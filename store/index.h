@@ -88,6 +88,9 @@ int cairn_index__add_pack_with(cairn_index *ix, const struct cairn_id *pack, uin
                                const struct cairn_index_aux_op *op);
 /* Remove a pack and every blob entry that points to it (prune). */
 int cairn_index__del_pack(cairn_index *ix, const struct cairn_id *pack);
+/* Forget blob id's record if it places the blob in pack (a damaged copy):
+ * 1 removed, 0 not there or elsewhere. */
+int cairn_index__del_blob(cairn_index *ix, const struct cairn_id *id, const struct cairn_id *pack);
 /* 1 if the pack is indexed (size_out set when not NULL), 0 if not. */
 int cairn_index__has_pack(cairn_index *ix, const struct cairn_id *pack, uint64_t *size_out);
 int cairn_index__foreach_blob(cairn_index *ix,

@@ -318,6 +318,13 @@ static int drop_unlisted(cairn_repo *repo, const struct packlist *all)
 	return r < 0 ? r : n;
 }
 
+int cairn_repo_index_drop_blob(cairn_repo *repo, const struct cairn_id *id,
+                               const struct cairn_id *pack)
+{
+	int r = adopt_check(repo);
+	return r < 0 ? r : cairn_index__del_blob(repo->index, id, pack);
+}
+
 int cairn_repo_index_drop_missing(cairn_repo *repo)
 {
 	struct packlist all = { 0 };

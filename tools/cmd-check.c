@@ -64,7 +64,8 @@ struct checker {
 	char snap_hex[CAIRN_ID_HEX_SIZE]; /* the snapshot whose damage is reported */
 	uint64_t bytes, bytes_read;       /* of the packs on disk, of those read */
 	unsigned errors, orphans;
-	unsigned missing; /* packs in the index whose file is gone */
+	unsigned missing;         /* packs in the index whose file is gone */
+	struct cairn_buf damaged; /* (blob, pack) pairs of damaged copies the index names */
 };
 
 static int error(struct checker *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -318,8 +319,12 @@ static void on_bad_blob(const struct cairn_pack_entry *e, const char *msg, void 
 	error(v->c, "pack %.8s offset %u: %s", v->pack_hex, e->offset, msg);
 	/* Only the copy the index points to matters to snapshots. */
 	if (v->r >= 0 && cairn_repo_lookup(v->c->repo, &e->id, &loc) >= 0 &&
-	    cairn_id_cmp(&loc.pack, v->pack) == 0)
+	    cairn_id_cmp(&loc.pack, v->pack) == 0) {
+		struct cairn_id pair[2] = { e->id, *v->pack };
 		v->r = mark_bad(v->c, &e->id, msg);
+		if (v->r >= 0 && cairn_buf_put(&v->c->damaged, pair, sizeof(pair)) < 0)
+			v->r = cairn_err_set(-ENOMEM, "out of memory");
+	}
 }
 
 static int read_pack(struct checker *c, const struct cairn_id *pack)
@@ -627,10 +632,34 @@ static void checker_release(struct checker *c)
 	for (size_t i = 0; i < c->nwhy; i++)
 		free(c->why[i]);
 	free(c->why);
+	cairn_buf_release(&c->damaged);
 	struct cairn_idset *sets[] = { &c->disk, &c->agreed, &c->indexed, &c->suspect,
 		                       &c->bad,  &c->trees,  &c->data };
 	for (size_t i = 0; i < ARRAY_SIZE(sets); i++)
 		cairn_idset_release(sets[i]);
+}
+
+/* Missing packs and damaged copies leave the index (a cache): left there, they
+ * would keep every backup referring to blobs that are gone. The damage found
+ * stays until those backups store them again. */
+static void drop_damage(struct checker *c)
+{
+	const struct cairn_id *pair = (const struct cairn_id *)(const void *)c->damaged.data;
+	size_t n = c->damaged.len / (2 * sizeof(*pair)), dropped = 0;
+	int r = c->missing ? cairn_repo_index_drop_missing(c->repo) : 0;
+	if (r > 0)
+		printf("%d missing %s left this host's index: a backup stores again what they "
+		       "held that it still finds\n",
+		       r, cli_plural((uint64_t)r, "pack", "packs"));
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		if ((r = cairn_repo_index_drop_blob(c->repo, &pair[2 * i], &pair[2 * i + 1])) > 0)
+			dropped++;
+	if (dropped)
+		printf("%zu damaged %s left this host's index: a backup stores again those it "
+		       "still finds\n",
+		       dropped, cli_plural(dropped, "blob", "blobs"));
+	if (r < 0)
+		log_warn("cannot drop the damage from the index: %s", cairn_err_msg());
 }
 
 static int run(cairn_repo *repo, const struct check_args *a)
@@ -648,14 +677,8 @@ static int run(cairn_repo *repo, const struct check_args *a)
 		/* Left in the index, they would keep every backup referring to
 		 * blobs that are gone. The damage above stays until those backups
 		 * store them again (or a restore of older data is given up). */
-		int n = c.missing && !a->read_only ? cairn_repo_index_drop_missing(repo) : 0;
-		if (n > 0)
-			printf("%d missing %s left this host's index: a backup stores again what "
-			       "they held that it still finds\n",
-			       n, cli_plural((uint64_t)n, "pack", "packs"));
-		else if (n < 0)
-			log_warn("cannot drop the missing packs from the index: %s",
-			         cairn_err_msg());
+		if (!a->read_only)
+			drop_damage(&c);
 		if (c.errors)
 			r = cairn_err_set(-EBADMSG, "check found %u %s", c.errors,
 			                  cli_plural(c.errors, "error", "errors"));

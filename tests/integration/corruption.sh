@@ -29,10 +29,24 @@ rc=0; "$CAIRN" check --read-data > "$W/out" 2>&1 || rc=$?
 grep -q "$(basename "$pack" | cut -c1-8)" "$W/out" || fail "check does not name the pack: $(cat "$W/out")"
 grep -q "report.bin" "$W/out" || fail "check does not name the damaged file: $(cat "$W/out")"
 crashed "$W/out" && fail "crash on a damaged pack"
+cp "$W/out" "$W/check1"
 rc=0; "$CAIRN" restore latest --target "$W/r" > "$W/out" 2>&1 || rc=$?
 [ "$rc" != 0 ] || fail "restore of a damaged file reported success"
 cmp "$W/src/small.txt" "$W/r$W/src/small.txt" || fail "undamaged file not restored"
 crashed "$W/out" && fail "restore crashed"
+# check --read-data dropped the damaged copy from the index: the next backup
+# stores the blob again from the file (unchanged, so read only for that),
+# whose new copy serves the old snapshot too, and prune then rewrites the
+# damaged pack without it.
+grep -q "damaged blobs\? left this host's index" "$W/check1" ||
+	fail "the damaged copy stays indexed: $(cat "$W/check1")"
+"$CAIRN" backup "$W/src" > /dev/null || fail "backup after a damaged blob"
+rm -rf "$W/r"
+"$CAIRN" restore "$(ls "$pristine/snapshots" | head -1)" --target "$W/r" > /dev/null ||
+	fail "the old snapshot is still damaged after the backup"
+cmp "$W/src/docs/report.bin" "$W/r$W/src/docs/report.bin" || fail "the old snapshot restores wrong data"
+"$CAIRN" prune --max-unused 0 > /dev/null || fail "prune after a damaged blob"
+"$CAIRN" check --read-data > "$W/out" 2>&1 || fail "check after prune: $(cat "$W/out")"
 reset
 
 # A truncated pack.

@@ -277,6 +277,12 @@ int cairn_repo_index_unknown_packs(cairn_repo *repo);
  * its blobs again where they meet them rather than refer to them. One listing
  * of packs/. Returns how many left. -EROFS, -ENOENT without index, -EIO. */
 int cairn_repo_index_drop_missing(cairn_repo *repo);
+/* The index no longer places blob id in pack, where its copy is damaged
+ * (check --read-data found it so): backups store it again where they meet it,
+ * and that copy then serves every snapshot. 1 dropped, 0 the index placed it
+ * elsewhere or nowhere. */
+int cairn_repo_index_drop_blob(cairn_repo *repo, const struct cairn_id *id,
+                               const struct cairn_id *pack);
 /* Read and authenticate every index file (FORMAT.md §12); bad() gets a line for
  * each that is damaged (prune writes them anew). Returns how many were read.
  * -ENOMEM, -EHOSTUNREACH, listing errors. */
