@@ -647,17 +647,17 @@ static void drop_damage(struct checker *c)
 	const struct cairn_id *pair = (const struct cairn_id *)(const void *)c->damaged.data;
 	size_t n = c->damaged.len / (2 * sizeof(*pair)), dropped = 0;
 	int r = c->missing ? cairn_repo_index_drop_missing(c->repo) : 0;
-	if (r > 0)
-		printf("%d missing %s left this host's index: a backup stores again what they "
-		       "held that it still finds\n",
-		       r, cli_plural((uint64_t)r, "pack", "packs"));
+	if (r > 0) /* on stderr: stdout may be JSON */
+		log_warn("%d missing %s left this host's index: a backup stores again what they "
+		         "held that it still finds",
+		         r, cli_plural((uint64_t)r, "pack", "packs"));
 	for (size_t i = 0; r >= 0 && i < n; i++)
 		if ((r = cairn_repo_index_drop_blob(c->repo, &pair[2 * i], &pair[2 * i + 1])) > 0)
 			dropped++;
 	if (dropped)
-		printf("%zu damaged %s left this host's index: a backup stores again those it "
-		       "still finds\n",
-		       dropped, cli_plural(dropped, "blob", "blobs"));
+		log_warn("%zu damaged %s left this host's index: a backup stores again those it "
+		         "still finds",
+		         dropped, cli_plural(dropped, "blob", "blobs"));
 	if (r < 0)
 		log_warn("cannot drop the damage from the index: %s", cairn_err_msg());
 }
