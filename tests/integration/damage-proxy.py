@@ -9,9 +9,10 @@
 # Usage: damage-proxy.py PORTFILE UPSTREAM_PORT COUNT [SHORT]
 import http.client
 import http.server
-import os
 import sys
 import threading
+
+import loopback
 
 port_file, upstream, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 short = int(sys.argv[4]) if len(sys.argv) > 4 else 0
@@ -75,8 +76,4 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-with open(port_file + ".tmp", "w") as f:
-    f.write(str(srv.server_address[1]))
-os.rename(port_file + ".tmp", port_file)
-srv.serve_forever()
+loopback.serve(Handler, port_file, threaded=True)

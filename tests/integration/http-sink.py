@@ -6,8 +6,9 @@
 # Usage: http-sink.py PORTFILE LOG [STATUS]
 import http.server
 import json
-import os
 import sys
+
+import loopback
 
 port_file, log_file = sys.argv[1], sys.argv[2]
 status = int(sys.argv[3]) if len(sys.argv) > 3 else 200
@@ -31,8 +32,4 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-with open(port_file + ".tmp", "w") as f:
-    f.write(str(server.server_address[1]))
-os.rename(port_file + ".tmp", port_file)
-server.serve_forever()
+loopback.serve(Handler, port_file)
