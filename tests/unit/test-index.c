@@ -86,6 +86,25 @@ static void test_index__open_create(void)
 	cairn_index__close(NULL);
 }
 
+/* A damaged copy leaves the index blob by blob, only where the index places it. */
+static void test_index__del_blob(void)
+{
+	cairn_index *ix = ix_open(false);
+	_cleanup_free_ struct cairn_pack_entry *e = mk_entries(3, 9);
+	struct cairn_id pack = mkid(0x52, 0), other = mkid(0x53, 0);
+	struct cairn_loc loc;
+	CHECK_OK(cairn_index__add_pack(ix, &pack, 1000, e, 3));
+	CHECK_EQ(cairn_index__del_blob(ix, &e[1].id, &other), 0); /* placed elsewhere */
+	CHECK_OK(cairn_index__get(ix, &e[1].id, &loc));
+	CHECK_EQ(cairn_index__del_blob(ix, &e[1].id, &pack), 1);
+	CHECK_ERR(cairn_index__get(ix, &e[1].id, &loc), -ENOENT);
+	CHECK_EQ(cairn_index__del_blob(ix, &e[1].id, &pack), 0); /* gone already */
+	CHECK_OK(cairn_index__get(ix, &e[0].id, &loc));          /* the others stay */
+	CHECK_OK(cairn_index__get(ix, &e[2].id, &loc));
+	CHECK_EQ(cairn_index__has_pack(ix, &pack, NULL), 1);
+	cairn_index__close(ix);
+}
+
 static void test_index__add_get(void)
 {
 	cairn_index *ix = ix_open(false);
@@ -1311,6 +1330,7 @@ int main(void)
 	RUN(test_index__bulk);
 	RUN(test_index__no_write_in_scan);
 	RUN(test_index__add_pack_in_batches);
+	RUN(test_index__del_blob);
 	RUN(test_index__concurrent);
 	RUN(test_index__concurrent_aux);
 	return 0;
