@@ -280,6 +280,28 @@ static int unlisted(const struct cairn_id *pack, uint64_t size, uint32_t count, 
 	return cairn_idset_has(&g->listed, pack) ? 0 : packlist_add(&g->out, pack, size);
 }
 
+/* Keep in g->out only the packs the storage still lacks: a writer may have
+ * stored and indexed one since the listing (it stores before it indexes, so
+ * one indexed now is there now, if at all). A request each, for what is rare. */
+static int confirm_gone(struct gone *g)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < g->out.n; i++) {
+		char hex[CAIRN_ID_HEX_SIZE];
+		struct cairn_obj_info o;
+		cairn_id_hex(hex, &g->out.id[i]);
+		int r = cairn_storage_stat(g->repo->st, CAIRN_OBJ_PACK, hex, &o);
+		if (r < 0 && r != -ENOENT)
+			return r;
+		if (r == -ENOENT) {
+			g->out.id[k] = g->out.id[i];
+			g->out.size[k++] = g->out.size[i];
+		}
+	}
+	g->out.n = k;
+	return 0;
+}
+
 /* The packs of the index that all (a listing of the storage) lacks leave it:
  * lost, or deleted behind cairn's back. Their blobs then count as not stored,
  * and the backups that meet them store them again. Returns how many left. */
@@ -293,6 +315,8 @@ static int drop_unlisted(cairn_repo *repo, const struct packlist *all)
 			r = cairn_err_set(-ENOMEM, "out of memory");
 	if (r >= 0)
 		r = cairn_index__foreach_pack(repo->index, unlisted, &g);
+	if (r >= 0)
+		r = confirm_gone(&g);
 	for (size_t i = 0; r >= 0 && i < g.out.n; i++) {
 		char hex[CAIRN_ID_HEX_SIZE];
 		cairn_id_hex(hex, &g.out.id[i]);
