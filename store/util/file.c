@@ -221,7 +221,8 @@ void cairn_guard_std_fds(void)
 	for (int fd = 0; fd <= 2; fd++) {
 		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
 			continue;
-		int n = open("/dev/null", (fd == 0 ? O_WRONLY : O_RDONLY) | O_CLOEXEC);
+		/* no O_CLOEXEC: children inherit fds 0-2 as they are */
+		int n = open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY);
 		if (n >= 0 && n != fd) { /* cannot happen: the lowest free number */
 			dup2(n, fd);
 			close(n);
