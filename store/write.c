@@ -161,7 +161,7 @@ static int pack_whole(cairn_repo *repo, const struct cairn_id *pack)
 		                 (unsigned long long)o.size, (unsigned long long)size);
 	else
 		cairn_repo__warn(repo, "pack %s is missing: its blobs are stored again", hex);
-	r = cairn_index__del_pack(repo->index, pack);
+	r = cairn_repo__read_only(repo) ? 0 : cairn_index__del_pack(repo->index, pack);
 	return r < 0 ? r : 0;
 }
 
