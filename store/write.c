@@ -128,23 +128,25 @@ static void unclaim(cairn_repo *repo, const struct cairn_id *id)
 	pthread_mutex_unlock(&repo->lock);
 }
 
-/* 1 if a local storage holds pack whole (at its indexed size), else 0: the
- * index is a cache, and a pack lost since (deleted, truncated) leaves it, so
+/* 1 if pack stays: no prune is deleting it (DESIGN.md "Prune while backups
+ * run"), and a local storage holds it whole (at its indexed size). The index is
+ * a cache, and a pack lost since (deleted, truncated) leaves it, so
  * that its blobs are stored again where the backup meets them, rather than
  * every new snapshot referring to them. Each pack is looked at once. A remote
  * storage's packs are not (a request each). */
-static int pack_whole(cairn_repo *repo, const struct cairn_id *pack)
+static int pack_stays(cairn_repo *repo, const struct cairn_id *pack)
 {
 	char hex[CAIRN_ID_HEX_SIZE];
 	struct cairn_obj_info o;
 	uint64_t size = 0;
-	if (cairn_storage_caps(repo->st) & CAIRN_STORAGE_REMOTE)
-		return 1;
+	/* One lock for both questions: this runs for every chunk met again. */
 	pthread_mutex_lock(&repo->doomed_lock);
-	bool known = cairn_idset_has(&repo->present, pack);
+	bool doomed = cairn_idset_has(&repo->doomed, pack);
+	bool known = !doomed && ((cairn_storage_caps(repo->st) & CAIRN_STORAGE_REMOTE) ||
+	                         cairn_idset_has(&repo->present, pack));
 	pthread_mutex_unlock(&repo->doomed_lock);
-	if (known)
-		return 1;
+	if (doomed || known)
+		return !doomed;
 	cairn_id_hex(hex, pack);
 	int r = cairn_storage_stat(repo->st, CAIRN_OBJ_PACK, hex, &o);
 	if (r < 0 && r != -ENOENT)
@@ -178,7 +180,7 @@ static int indexed(cairn_repo *repo, const struct cairn_id *id)
 	if (r >= 0)
 		r = cairn_index__get(repo->index, id, &loc);
 	if (r >= 0)
-		return cairn_repo__doomed(repo, &loc.pack) ? 0 : pack_whole(repo, &loc.pack);
+		return pack_stays(repo, &loc.pack);
 	return r == -ENOENT ? 0 : r;
 }
 
