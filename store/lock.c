@@ -555,8 +555,10 @@ int cairn_lock_refresh(cairn_lock *l)
 
 void cairn_lock_release(cairn_lock *l)
 {
+	char why[1024]; /* the caller's failure, which a release often follows */
 	if (!l)
 		return;
+	snprintf(why, sizeof(why), "%s", cairn_err_msg());
 	if (l->thread_started) {
 		pthread_mutex_lock(&l->mu);
 		l->stop = true;
@@ -571,4 +573,5 @@ void cairn_lock_release(cairn_lock *l)
 	pthread_cond_destroy(&l->cond);
 	pthread_mutex_destroy(&l->mu);
 	free(l);
+	cairn_err_set(0, "%s", why); /* a failed release was logged, and is not it */
 }

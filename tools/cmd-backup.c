@@ -517,15 +517,9 @@ int cmd_backup(int argc, char **argv)
 	struct progress *pg = progress_new(o.json, o.dry_run, o.list);
 	r = pg ? run_backup(repo, &o, paths, npaths, pg, &snap) : -ENOMEM;
 	if (pg) {
-		/* Released first, so that the count is the whole backup's; the
-		 * backup's failure is what is told, not the release's (a server
-		 * gone refuses that too). */
+		/* Released first, so that the count is the whole backup's. */
 		struct cairn_storage_stats ss;
-		char why[1024];
-		snprintf(why, sizeof(why), "%s", r < 0 ? cairn_err_msg() : "");
 		cairn_lock_release(TAKE_PTR(lock));
-		if (r < 0)
-			cairn_err_set(r, "%s", why);
 		cairn_storage_stats(cairn_repo_storage(repo), &ss);
 		progress_set_requests(pg, &ss, cairn_storage_is_url(repo_label()));
 	}

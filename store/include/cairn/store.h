@@ -633,7 +633,7 @@ int cairn_lock_others(const cairn_lock *l, struct cairn_lock_info **out, size_t 
 int cairn_lock_refresh(cairn_lock *l);
 /* Stop refreshing and remove the object; when the storage refuses the delete
  * (-EACCES), write it once more marked released (FORMAT.md §11). NULL is a
- * no-op. */
+ * no-op. The thread's error message stays the caller's (cairn_err_msg). */
 void cairn_lock_release(cairn_lock *l);
 /* Every lock in locks/, sorted by start time. Unparsable objects are listed with
  * kind 0, and stale once not refreshed for the stale period. Caller frees *out.
