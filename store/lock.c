@@ -20,6 +20,8 @@
 #define LOCK_FILE_MAX 4096
 #define LOCK_MAGIC "cairn-lock 1"
 
+enum { LOST_STALE = 1, LOST_REMOVED };
+
 struct cairn_lock {
 	cairn_storage *st; /* borrowed: outlives the lock */
 	char name[CAIRN_LOCK_NAME_SIZE];
@@ -32,7 +34,9 @@ struct cairn_lock {
 	bool looked; /* others is that look's */
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
+	bool mount;     /* a mount's lock: no commit point, so never lost */
 	bool stop;      /* protected by mu */
+	int lost;       /* LOST_*, or 0; protected by mu */
 	time_t last_ok; /* the last successful write; protected by mu */
 };
 
@@ -436,6 +440,38 @@ static void backoff(void)
 	nanosleep(&ts, NULL);
 }
 
+/* Whether the holder may still count on its lock: not removed (unlock --all)
+ * and written within half the stale period (others take a lock older than that
+ * period for a dead holder's, and a suspended machine wakes up past it). A lost
+ * lock stays lost and is never written again, so that a removal sticks. */
+static int keep_lock(cairn_lock *l, bool write)
+{
+	struct cairn_obj_info info;
+	pthread_mutex_lock(&l->mu);
+	long long age = (long long)(time(NULL) - l->last_ok);
+	if (!l->mount && !l->lost && age > cairn_lock_stale_seconds() / 2)
+		l->lost = LOST_STALE;
+	int lost = l->lost;
+	pthread_mutex_unlock(&l->mu);
+	int r = lost || l->mount ? 0 : cairn_storage_stat(l->st, CAIRN_OBJ_LOCK, l->name, &info);
+	if (r == -ENOENT) {
+		pthread_mutex_lock(&l->mu);
+		lost = l->lost = LOST_REMOVED;
+		pthread_mutex_unlock(&l->mu);
+	}
+	if (lost == LOST_REMOVED)
+		return cairn_err_set(-ENOENT, "lost the repository lock 'locks/%s': it was removed",
+		                     l->name);
+	if (lost)
+		return cairn_err_set(-ENOENT,
+		                     "lost the repository lock 'locks/%s': not refreshed for %lld "
+		                     "seconds",
+		                     l->name, age);
+	if (r >= 0 && write)
+		r = put_lock(l);
+	return r < 0 ? cairn_err_wrap(r, "cannot refresh the repository lock") : 0;
+}
+
 /* Writes the lock again every refresh period: its new mtime tells others the
  * holder lives (FORMAT.md §11). A failed write is retried at the next period;
  * cairn_lock_refresh() tells the holder whether it has kept the lock. */
@@ -451,7 +487,7 @@ static void *refresher(void *arg)
 		if (pthread_cond_timedwait(&l->cond, &l->mu, &until) != ETIMEDOUT || l->stop)
 			continue;
 		pthread_mutex_unlock(&l->mu);
-		put_lock(l);
+		keep_lock(l, true);
 		pthread_mutex_lock(&l->mu);
 	}
 	pthread_mutex_unlock(&l->mu);
@@ -477,6 +513,7 @@ static int lock_new(cairn_lock **out, cairn_storage *st, int kind, const char *c
 	if (!l)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	l->st = st;
+	l->mount = kind == CAIRN_LOCK_MOUNT;
 	cairn_hex(l->name, rnd, sizeof(rnd));
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cond, NULL);
@@ -533,24 +570,12 @@ int cairn_lock_others(const cairn_lock *l, struct cairn_lock_info **out, size_t 
 
 int cairn_lock_refresh(cairn_lock *l)
 {
-	struct cairn_obj_info info;
-	int r = cairn_storage_stat(l->st, CAIRN_OBJ_LOCK, l->name, &info);
-	if (r == -ENOENT)
-		return cairn_err_set(r, "lost the repository lock 'locks/%s': it was removed",
-		                     l->name);
-	if (r >= 0)
-		r = put_lock(l);
+	/* Written again only when the refresher is due soon: checking costs one
+	 * request, a commit point need not cost two. */
 	pthread_mutex_lock(&l->mu);
-	time_t last = l->last_ok;
+	bool due = time(NULL) - l->last_ok >= refresh_seconds() / 2;
 	pthread_mutex_unlock(&l->mu);
-	/* Others take a lock not written for the stale period for a dead holder's:
-	 * past half of it, this holder must not count on its lock any more. */
-	if (time(NULL) - last > cairn_lock_stale_seconds() / 2)
-		return cairn_err_set(-ENOENT,
-		                     "lost the repository lock 'locks/%s': not refreshed for %lld "
-		                     "seconds",
-		                     l->name, (long long)(time(NULL) - last));
-	return r < 0 ? cairn_err_wrap(r, "cannot refresh the repository lock") : 0;
+	return keep_lock(l, due);
 }
 
 void cairn_lock_release(cairn_lock *l)

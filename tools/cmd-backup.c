@@ -295,8 +295,8 @@ static void fill_summary(struct cairn_snapshot *s, struct archiver_stats *st,
 }
 
 /* Archive, flush, and commit the snapshot (the last step: FORMAT.md §8). */
-static int run_backup(cairn_repo *repo, struct backup_opts *o, char **paths, size_t npaths,
-                      struct progress *pg, struct cairn_snapshot *snap)
+static int run_backup(cairn_repo *repo, cairn_lock *lock, struct backup_opts *o, char **paths,
+                      size_t npaths, struct progress *pg, struct cairn_snapshot *snap)
 {
 	struct cairn_snapshot **list = NULL;
 	struct cairn_repo_stats before, after;
@@ -348,7 +348,9 @@ static int run_backup(cairn_repo *repo, struct backup_opts *o, char **paths, siz
 	/* A signal that came after the archiver's last look still stops the commit. */
 	if (r >= 0 && atomic_load(&cancelled))
 		r = cairn_err_set(-ECANCELED, "interrupted");
-	if (r >= 0 && !o->dry_run)
+	/* The commit point: a prune may delete what this backup reused once its
+	 * lock is gone (FORMAT.md §11). */
+	if (r >= 0 && !o->dry_run && (r = cairn_lock_refresh(lock)) >= 0)
 		r = cairn_repo_snapshot_save(repo, snap);
 	progress_set_snapshots(pg, n + (r >= 0 && !o->dry_run));
 	return r;
@@ -515,7 +517,7 @@ int cmd_backup(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	prewalk_stop(TAKE_PTR(pw));
 	struct progress *pg = progress_new(o.json, o.dry_run, o.list);
-	r = pg ? run_backup(repo, &o, paths, npaths, pg, &snap) : -ENOMEM;
+	r = pg ? run_backup(repo, lock, &o, paths, npaths, pg, &snap) : -ENOMEM;
 	if (pg) {
 		/* Released first, so that the count is the whole backup's. */
 		struct cairn_storage_stats ss;

@@ -268,6 +268,44 @@ out_has "$O/unlock" "removed exclusive lock $name"
 "$CAIRN" backup "$SRC" > /dev/null || fail "backup after unlock --all"
 kill "$holder"
 
+# A backup whose lock was removed (unlock --all), or that was stopped for longer
+# than half the stale period (a suspended laptop), must not write its snapshot:
+# a prune may have deleted what it reused meanwhile.
+# lost_lock_backup NAME: start a backup (pid $bpid) reading a fifo; once its
+# lock is placed, set $name to it. The fifo's writer (fd 7) stays open until
+# the caller closes it.
+lost_lock_backup() {
+	rm -f "$W/fifo" && mkfifo "$W/fifo"
+	"$CAIRN" backup --stdin --stdin-filename "$1" < "$W/fifo" > "$O/$1.out" 2>&1 &
+	bpid=$!
+	exec 7> "$W/fifo"
+	head -c 300000 /dev/urandom >&7
+	for _ in $(seq 100); do
+		[ -n "$(ls "$CAIRN_REPO/locks")" ] && break
+		sleep 0.1
+	done
+	name=$(ls "$CAIRN_REPO/locks")
+	[ -n "$name" ] || fail "the backup placed no lock"
+}
+before=$(snap_count)
+lost_lock_backup unlocked.bin
+"$CAIRN" unlock --all > /dev/null
+exec 7>&-
+wait $bpid && fail "a backup whose lock was removed saved a snapshot: $(cat "$O/unlocked.bin.out")"
+out_has "$O/unlocked.bin.out" "lost the repository lock 'locks/$name': it was removed"
+[ "$(snap_count)" = "$before" ] || fail "a snapshot was written without a lock"
+export CAIRN_TEST_LOCK_STALE_SECONDS=6
+lost_lock_backup stopped.bin
+kill -STOP $bpid
+sleep 4 # past half the stale period (3 s), with no refresh
+kill -CONT $bpid
+exec 7>&-
+wait $bpid && fail "a backup stopped past half the stale period saved a snapshot"
+out_has "$O/stopped.bin.out" "lost the repository lock 'locks/$name': not refreshed for"
+[ "$(snap_count)" = "$before" ] || fail "a snapshot was written with a stale lock"
+unset CAIRN_TEST_LOCK_STALE_SECONDS
+"$CAIRN" unlock --all > /dev/null
+
 # ---- backups and prune at the same time lose nothing ---------------------
 C="$W/conc"
 # gen I: the content of $C for iteration I, the same whenever it is made.

@@ -626,10 +626,11 @@ const char *cairn_lock_name(const cairn_lock *l);
  * looks for dead writers next spares a listing. A mount lock, which takes no
  * look, lists them now. Caller frees *out. Storage errors, -ENOMEM. */
 int cairn_lock_others(const cairn_lock *l, struct cairn_lock_info **out, size_t *n);
-/* Refresh now, and check that this holder still has its lock: -ENOENT when the
- * object was removed (`cairn unlock --all`) or not written for half the stale
- * period (others may take it for expired): the caller must stop before its
- * commit point. Storage errors. */
+/* Check that this holder still has its lock (one request), and write it again
+ * if a refresh is due soon: -ENOENT when the object was removed (`cairn unlock
+ * --all`) or not written for half the stale period (others may take it for
+ * expired; a machine woke from a long suspend). The caller must stop before its
+ * commit point. A lost lock is never written again. Storage errors. */
 int cairn_lock_refresh(cairn_lock *l);
 /* Stop refreshing and remove the object; when the storage refuses the delete
  * (-EACCES), write it once more marked released (FORMAT.md §11). NULL is a
