@@ -72,7 +72,8 @@ struct dir {
 	bool had_old;           /* the parent snapshot has an entry of this name */
 	const char *excluded;   /* the rule that left its content out, or NULL */
 	bool incomplete;
-	char *path; /* for progress and messages */
+	char *path;      /* for progress and messages */
+	size_t root_len; /* of the path given at or above it (excludes match below) */
 };
 
 struct extent_block {
@@ -1208,6 +1209,7 @@ static void descend(struct arch *a, struct reader *rd, struct dir *d, size_t slo
 	c->slot = slot;
 	c->path = path;
 	c->sel = sel_find(d->sel, name);
+	c->root_len = c->sel && c->sel->whole ? strlen(path) : d->root_len;
 	/* Inside a given path the device is inherited; a given path starts its own. */
 	bool in_whole = !d->sel || d->sel->whole;
 	c->dev = in_whole ? d->dev : st->st_dev;
@@ -1329,10 +1331,10 @@ static void walk_dir(struct arch *a, struct reader *rd, struct dir *d)
 			return;
 		}
 		bool selected = d->sel && !d->sel->whole;
-		const char *rule =
-		        selected || !a->o->exclude
-		                ? NULL
-		                : a->o->exclude(path, strlen(path), a->o->exclude_payload);
+		const char *rule = selected || !a->o->exclude
+		                           ? NULL
+		                           : a->o->exclude(path, strlen(path), d->root_len,
+		                                           a->o->exclude_payload);
 		if (rule) {
 			d->entries[i].skip = true;
 			tell(a, path, ARCHIVER_EXCLUDED, rule);
@@ -1346,7 +1348,8 @@ static void walk_dir(struct arch *a, struct reader *rd, struct dir *d)
 /* ---- the progress scan -------------------------------------------------- */
 
 /* Counts files and bytes ahead of the walker, for the progress estimate only. */
-static void scan_dir(struct arch *a, int fd, const char *path, const struct sel *sel, dev_t dev)
+static void scan_dir(struct arch *a, int fd, const char *path, const struct sel *sel, dev_t dev,
+                     size_t root_len)
 {
 	DIR *dh = fdopendir(fd);
 	struct dirent *de;
@@ -1366,7 +1369,7 @@ static void scan_dir(struct arch *a, int fd, const char *path, const struct sel 
 			continue;
 		bool in_whole = !sel || sel->whole;
 		if (in_whole && a->o->exclude &&
-		    a->o->exclude(p, strlen(p), a->o->exclude_payload) != NULL)
+		    a->o->exclude(p, strlen(p), root_len, a->o->exclude_payload) != NULL)
 			continue;
 		bool too_large = a->o->max_file_rule && (uint64_t)st.st_size > a->o->max_file_size;
 		if (S_ISREG(st.st_mode) && !(in_whole && too_large)) {
@@ -1376,7 +1379,8 @@ static void scan_dir(struct arch *a, int fd, const char *path, const struct sel 
 		           !(a->o->one_file_system && in_whole && st.st_dev != dev)) {
 			int c = open_nofollow(dirfd(dh), de->d_name, O_RDONLY | O_DIRECTORY);
 			if (c >= 0)
-				scan_dir(a, c, p, ks, in_whole ? dev : st.st_dev);
+				scan_dir(a, c, p, ks, in_whole ? dev : st.st_dev,
+				         ks && ks->whole ? strlen(p) : root_len);
 		}
 	}
 	closedir(dh);
@@ -1393,7 +1397,7 @@ static void *scan_thread(void *arg)
 	struct scan_arg *s = arg;
 	int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd >= 0)
-		scan_dir(s->a, fd, "/", s->root, s->dev);
+		scan_dir(s->a, fd, "/", s->root, s->dev, 1);
 	atomic_store(&s->a->st->scan_done, true);
 	return NULL;
 }
@@ -1421,6 +1425,7 @@ static int make_root(struct arch *a, const struct sel *sel, struct dir **out)
 	}
 	atomic_init(&d->pending, 1);
 	d->sel = sel;
+	d->root_len = 1;
 	d->fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (d->fd < 0 || fstat(d->fd, &st) < 0) {
 		dir_free(d);

@@ -45,8 +45,10 @@ struct archiver_opts {
 	size_t npaths;
 	/* The rule that leaves path (absolute, raw bytes) out of the backup, as
 	 * the user would name it ("--exclude '*.o'"; borrowed for the whole
-	 * run), or NULL to keep it. Called from several threads at once. */
-	const char *(*exclude)(const char *path, size_t len, void *payload);
+	 * run), or NULL to keep it. root_len: the length of the path given that
+	 * path lies under; what matches at or above it does not count. Called from
+	 * several threads at once. */
+	const char *(*exclude)(const char *path, size_t len, size_t root_len, void *payload);
 	void *exclude_payload;
 	/* When set, told the fate of every entry as it is decided (directories
 	 * once their content is done), from any thread but one call at a time.

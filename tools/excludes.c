@@ -120,10 +120,10 @@ int excludes_set_max_size(struct excludes *x, const char *size)
 	return 0;
 }
 
-static const char *glob_rule(const char *path, size_t len, void *payload)
+static const char *glob_rule(const char *path, size_t len, size_t root_len, void *payload)
 {
 	const struct excludes *x = payload;
-	long i = pattern_list_find(x->globs, path, len);
+	long i = pattern_list_find_below(x->globs, path, len, root_len);
 	return i < 0 ? NULL : x->glob_rules[i];
 }
 

@@ -493,6 +493,11 @@ static void st_add(struct states *s, size_t i)
 	s->w[i / 64] |= (uint64_t)1 << (i % 64);
 }
 
+static void st_del(struct states *s, size_t i)
+{
+	s->w[i / 64] &= ~((uint64_t)1 << (i % 64));
+}
+
 static bool st_empty(const struct states *s)
 {
 	for (size_t i = 0; i < STATE_WORDS; i++)
@@ -524,16 +529,24 @@ static void step(const struct pattern *p, struct states *s, const uint8_t *c, si
 	*s = next;
 }
 
-/* 1: a prefix of path (maybe all of it) matches; 0: path may lead to a match
- * below it; -1: nothing under path can match. */
-static int pattern_run(const struct pattern *p, const uint8_t *path, size_t len)
+/* 1: a prefix of path (maybe all of it) longer than from bytes matches; 0: path
+ * may lead to a match below it; -1: nothing under path can match. A match that
+ * ends within the first from bytes does not count: the walk goes on past it. */
+static int pattern_run(const struct pattern *p, const uint8_t *path, size_t len, size_t from)
 {
 	struct states s = { { 0 } };
 	size_t i = 0;
 
 	st_add(&s, 0);
 	closure(p, &s);
-	while (!st_has(&s, p->ncomps)) {
+	for (;;) {
+		if (st_has(&s, p->ncomps)) {
+			if (from == 0 || i > from)
+				return 1;
+			st_del(&s, p->ncomps);
+			if (st_empty(&s))
+				return -1;
+		}
 		while (i < len && path[i] == '/')
 			i++;
 		if (i == len)
@@ -545,15 +558,20 @@ static int pattern_run(const struct pattern *p, const uint8_t *path, size_t len)
 		if (st_empty(&s))
 			return -1;
 	}
-	return 1;
+}
+
+long pattern_list_find_below(const struct pattern_list *l, const char *path, size_t len,
+                             size_t from)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (pattern_run(&l->v[i], (const uint8_t *)path, len, from) == 1)
+			return (long)i;
+	return -1;
 }
 
 long pattern_list_find(const struct pattern_list *l, const char *path, size_t len)
 {
-	for (size_t i = 0; i < l->n; i++)
-		if (pattern_run(&l->v[i], (const uint8_t *)path, len) == 1)
-			return (long)i;
-	return -1;
+	return pattern_list_find_below(l, path, len, 0);
 }
 
 bool pattern_list_match(const struct pattern_list *l, const char *path, size_t len)
@@ -564,7 +582,7 @@ bool pattern_list_match(const struct pattern_list *l, const char *path, size_t l
 bool pattern_list_match_below(const struct pattern_list *l, const char *path, size_t len)
 {
 	for (size_t i = 0; i < l->n; i++)
-		if (pattern_run(&l->v[i], (const uint8_t *)path, len) >= 0)
+		if (pattern_run(&l->v[i], (const uint8_t *)path, len, 0) >= 0)
 			return true;
 	return false;
 }

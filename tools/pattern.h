@@ -49,6 +49,12 @@ unsigned pattern_list_flags(const struct pattern_list *l, size_t i);
 bool pattern_list_match(const struct pattern_list *l, const char *path, size_t len);
 /* The same, telling which: the index of the first pattern that matches, or -1. */
 long pattern_list_find(const struct pattern_list *l, const char *path, size_t len);
+/* The same, counting only a match that takes in a component past the first from
+ * bytes of path: with from the length of a path given to back up, a pattern
+ * that matches a directory above it ("tmp" and /var/tmp/src) leaves out nothing
+ * in it, while a "**" that takes in components below it still can. */
+long pattern_list_find_below(const struct pattern_list *l, const char *path, size_t len,
+                             size_t from);
 /* True if a pattern matches path or could match something beneath it: whether a
  * directory must be walked to find every match (restore --include). */
 bool pattern_list_match_below(const struct pattern_list *l, const char *path, size_t len);

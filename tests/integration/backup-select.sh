@@ -154,3 +154,21 @@ printf '%s\n' /case /case/d.png /header-no /header-no/.tag /sizes /sizes/exactly
 ls_latest "$E" > "$O/got"
 same "$O/want" "$O/got" "the job's excludes"
 echo "backup-select: all passed"
+
+# ---- an exclude that matches a directory above the path given leaves out nothing --
+# ($W lies under /tmp or /var/tmp; "src" is the path's own last name.)
+mkdir -p "$S/up/tmp/src/a/tmp" "$S/up/tmp/src/b"
+echo 1 > "$S/up/tmp/src/a/f"
+echo 2 > "$S/up/tmp/src/a/tmp/g"
+echo 3 > "$S/up/tmp/src/b/x.o"
+P="$S/up/tmp/src"
+"$CAIRN" backup --exclude tmp --exclude src --exclude "$(basename "$W")" --exclude "$S/up" \
+	--exclude '*.o' "$P" > /dev/null || fail "backup with excludes above the path"
+printf '/a\n/a/f\n/b\n' > "$O/want-up"
+ls_latest "$P" > "$O/got-up"
+same "$O/want-up" "$O/got-up" "excludes matching above the path given"
+# Rewrite counts matches the same way: below the snapshot's paths.
+"$CAIRN" rewrite --forget --exclude up --exclude f latest > /dev/null || fail "rewrite with excludes"
+printf '/a\n/b\n' > "$O/want-up"
+ls_latest "$P" > "$O/got-up"
+same "$O/want-up" "$O/got-up" "rewrite's excludes matching above the path"

@@ -261,6 +261,37 @@ static void test_pattern__list(void)
 	pattern_list_free(NULL);
 }
 
+/* Does pat match path below its first `from` bytes (a path given to back up)? */
+static bool mf(const char *pat, const char *path, size_t from)
+{
+	struct pattern_list *l = NULL;
+	CHECK_OK(pattern_list_new(&l));
+	CHECK_OK(pattern_list_add(l, pat));
+	bool r = pattern_list_find_below(l, path, strlen(path), from) == 0;
+	pattern_list_free(l);
+	return r;
+}
+
+static void test_pattern__from(void)
+{
+	/* a match at or above the given path /var/tmp/src (12 bytes) does not count */
+	CHECK(!mf("tmp", "/var/tmp/src/a", 12));
+	CHECK(!mf("src", "/var/tmp/src/a", 12));
+	CHECK(!mf("/var", "/var/tmp/src/a", 12));
+	CHECK(!mf("/", "/var/tmp/src/a", 12));
+	/* ...but one further down does, and everything beneath it */
+	CHECK(mf("tmp", "/var/tmp/src/a/tmp", 12));
+	CHECK(mf("tmp", "/var/tmp/src/a/tmp/x", 12));
+	CHECK(mf("a", "/var/tmp/src/a", 12));
+	CHECK(mf("src/a", "/var/tmp/src/a", 12));
+	CHECK(mf("/var/tmp/src/a", "/var/tmp/src/a/b", 12));
+	CHECK(mf("tmp/**", "/var/tmp/src/a", 12));
+	CHECK(mf("**", "/var/tmp/src/a", 12));
+	/* from 0 is pattern_list_find */
+	CHECK(mf("tmp", "/var/tmp/src/a", 0));
+	CHECK(mf("/", "/", 0));
+}
+
 static bool im(const char *pat, const char *path)
 {
 	struct pattern_list *l = NULL;
@@ -354,6 +385,7 @@ int main(void)
 	RUN(test_pattern__escapes);
 	RUN(test_pattern__anchoring);
 	RUN(test_pattern__beneath);
+	RUN(test_pattern__from);
 	RUN(test_pattern__double_star);
 	RUN(test_pattern__match_below);
 	RUN(test_pattern__raw_bytes);
