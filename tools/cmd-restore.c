@@ -35,6 +35,7 @@ static const char usage[] =
         "Patterns match the absolute paths in the snapshot, with the syntax of\n"
         "'cairn backup': * ? [..] and ** (any number of directories); a pattern\n"
         "without '/' matches a name anywhere, one starting with '/' from the root.\n"
+        "An exclude counts only below the snapshot's paths, as in backup.\n"
         "\n"
         "Entries already in DIR with the same name are replaced: files are written\n"
         "under a temporary name and renamed over the old ones. Other entries in DIR\n"

@@ -127,21 +127,6 @@ static void print_removed(const struct rewriter *w, const struct cairn_node *n)
 
 static int rewrite_tree(struct rewriter *w, const struct cairn_id *id, struct cairn_id *out);
 
-/* The length of the snapshot's path that p lies in (as backup --exclude counts
- * matches only below the paths given), or len when p is not below one. */
-static size_t root_len(const struct cairn_snapshot *s, const char *p, size_t len)
-{
-	size_t best = len;
-	for (size_t i = 0; i < s->npaths; i++) {
-		size_t n = strlen(s->paths[i]);
-		bool root = n == 1 && s->paths[i][0] == '/';
-		if (root ||
-		    (n <= len && memcmp(p, s->paths[i], n) == 0 && (n == len || p[n] == '/')))
-			best = best == len || n > best ? n : best;
-	}
-	return best;
-}
-
 /* Add n to b, or leave it out when excluded, or with its subtree rewritten.
  * 1 when something changed. */
 static int keep_node(struct rewriter *w, cairn_tree_builder *b, const struct cairn_node *n)
@@ -151,7 +136,8 @@ static int keep_node(struct rewriter *w, cairn_tree_builder *b, const struct cai
 	struct cairn_node copy = *n;
 	int r = 0;
 
-	if (pattern_list_find_below(w->a->exclude, p, len, root_len(w->snap, p, len)) >= 0) {
+	if (pattern_list_find_below(w->a->exclude, p, len, snapsel_root_len(w->snap, p, len)) >=
+	    0) {
 		print_removed(w, n);
 		w->removed++;
 		return 1;

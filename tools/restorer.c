@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "snapsel.h"
 #include "cleanup.h"
 
 DEFINE_FREEP(cairn_tree, cairn_tree_free)
@@ -185,6 +186,7 @@ struct ctx {
 	const struct restorer_opts *o;
 	struct restorer_stats *st;
 	const struct pattern_list *include, *exclude; /* NULL when empty */
+	const struct cairn_snapshot *snap;
 	int rootfd;
 	bool root; /* euid 0: restore owners and devices */
 	unsigned depth;
@@ -1004,7 +1006,10 @@ static int restore_node(struct ctx *c, struct frame *dir, const struct cairn_nod
 		warn(c, "skipping", "not a valid file name");
 		return 0;
 	}
-	if (c->exclude && pattern_list_match(c->exclude, path, c->path.len))
+	/* Matched below the snapshot's paths, as backup matched them. */
+	if (c->exclude &&
+	    pattern_list_find_below(c->exclude, path, c->path.len,
+	                            snapsel_root_len(c->snap, path, c->path.len)) >= 0)
 		return 0;
 	inc = inc || !c->include || pattern_list_match(c->include, path, c->path.len);
 	if (n->type == CAIRN_NODE_DIR)
@@ -1229,6 +1234,7 @@ static int run(cairn_repo *repo, enum mode mode, const struct cairn_snapshot *sn
 		         .mode = mode,
 		         .o = o,
 		         .st = st,
+		         .snap = snap,
 		         .rootfd = -1,
 		         .root = geteuid() == 0,
 		         .pool = &pool };

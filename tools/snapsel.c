@@ -205,3 +205,16 @@ int snapsel_load(cairn_repo *repo, const struct snapsel *s, const char *spec,
 	cairn_snapshot_list_free(list, n);
 	return i < 0 ? i : 0;
 }
+
+size_t snapsel_root_len(const struct cairn_snapshot *s, const char *p, size_t len)
+{
+	size_t best = len;
+	for (size_t i = 0; i < s->npaths; i++) {
+		size_t n = strlen(s->paths[i]);
+		bool root = n == 1 && s->paths[i][0] == '/';
+		if (root ||
+		    (n <= len && memcmp(p, s->paths[i], n) == 0 && (n == len || p[n] == '/')))
+			best = best == len || n > best ? n : best;
+	}
+	return best;
+}

@@ -81,4 +81,9 @@ int snapsel_load(cairn_repo *repo, const struct snapsel *s, const char *spec,
  * -ERANGE no working directory. */
 int snapsel_clean_path(const char *path, char **out);
 
+/* The length of the path of s that p (len bytes, a path in the snapshot) lies
+ * in, or len when p is not below one of them: what exclude patterns are matched
+ * below (pattern_list_find_below), as backup matches them below the paths given. */
+size_t snapsel_root_len(const struct cairn_snapshot *s, const char *p, size_t len);
+
 #endif

@@ -172,3 +172,8 @@ same "$O/want-up" "$O/got-up" "excludes matching above the path given"
 printf '/a\n/b\n' > "$O/want-up"
 ls_latest "$P" > "$O/got-up"
 same "$O/want-up" "$O/got-up" "rewrite's excludes matching above the path"
+# And so does restore's --exclude.
+"$CAIRN" restore latest --target "$O/up-restored" --exclude tmp > /dev/null || fail "restore --exclude"
+(cd "$O/up-restored$P" && find . | sort) > "$O/got-up"
+printf '.\n./a\n./b\n' > "$O/want-up"
+same "$O/want-up" "$O/got-up" "restore's excludes matching above the snapshot's path"
