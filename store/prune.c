@@ -35,6 +35,7 @@ struct pk {
 	uint64_t size;
 	uint64_t used_bytes; /* stored bytes of used blobs the index places here */
 	uint32_t n, used_n;  /* blobs the index places here, and how many are used */
+	uint32_t count;      /* blobs the pack holds (copies placed elsewhere too) */
 	int kind;            /* of the blobs the index places here: enum kind */
 	bool on_disk, indexed;
 	enum action action;
@@ -108,12 +109,12 @@ static int in_index(const struct cairn_id *id, uint64_t size, uint32_t count, vo
 {
 	struct prune *p = payload;
 	struct pk *k = NULL;
-	(void)count;
 	if (cairn_repo__pending_has_pack(&p->pend, id))
 		return 0;
 	int r = pack_get(p, id, &k);
 	if (r < 0)
 		return r;
+	k->count = count;
 	k->size = size; /* until the listing says */
 	k->indexed = true;
 	return 0;
@@ -141,6 +142,7 @@ static int index_orphans(struct prune *p)
 		if (r < 0)
 			return r;
 		k->indexed = true;
+		k->count = (uint32_t)n;
 	}
 	return 0;
 }
@@ -390,6 +392,62 @@ static void count(struct prune *p, const struct pk *k)
 	}
 }
 
+/* ---- copies: a pack goes only if the copies that stay are good ------------ */
+
+/* Whether the copy of used blob e in pack k must stay: the index places e in
+ * another pack (the lowest ID wins, FORMAT.md §7), whose copy is damaged or
+ * gone while k's is good. An interrupted run can leave such a copy, and a
+ * write-only key can store one under any ID in a pack whose ID sorts first:
+ * deleting k would lose the only good copy. 1 keep, 0 not, or an error that
+ * stops the prune (one that says nothing about the copies). */
+static int only_good_copy(struct prune *p, const struct pk *k, const struct cairn_pack_entry *e)
+{
+	struct cairn_loc there, here = { k->id, e->offset, e->stored_len, e->raw_len, e->type };
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	if (!cairn_idset_has(&p->used, &e->id) ||
+	    cairn_repo__lookup_cached(p->repo, &e->id, &there) < 0 ||
+	    cairn_id_cmp(&there.pack, &k->id) == 0)
+		return 0;
+	int r = cairn_repo__get_at(p->repo, &e->id, &there, &b);
+	if (r != -EBADMSG && r != -ENOENT)
+		return r < 0 ? r : 0;
+	char why[512], hex[CAIRN_ID_HEX_SIZE], pk[CAIRN_ID_HEX_SIZE];
+	snprintf(why, sizeof(why), "%s", cairn_err_msg());
+	b.len = 0;
+	if ((r = cairn_repo__get_at(p->repo, &e->id, &here, &b)) == -EBADMSG || r == -ENOENT)
+		return 0; /* neither copy is good: check --read-data names the damage */
+	if (r < 0)
+		return r;
+	cairn_id_hex(hex, &e->id);
+	cairn_id_hex(pk, &k->id);
+	cairn_repo__warn(p->repo,
+	                 "keeping pack %.8s: it holds the only good copy of blob %.8s (%s); "
+	                 "run 'cairn check --read-data'",
+	                 pk, hex, why);
+	return 1;
+}
+
+/* Packs about to go that hold more blobs than the index places there. */
+static int keep_good_copies(struct prune *p)
+{
+	for (size_t i = 0; i < p->npacks; i++) {
+		struct pk *k = &p->packs[i];
+		_cleanup_free_ struct cairn_pack_entry *e = NULL;
+		size_t n = 0;
+		if ((k->action != DELETE && k->action != REPACK) || !k->on_disk || k->count <= k->n)
+			continue;
+		int r = cairn_repo__pack_entries_sized(p->repo, &k->id, k->size, &e, &n);
+		for (size_t j = 0; r >= 0 && j < n && k->action != KEEP; j++)
+			if ((r = only_good_copy(p, k, &e[j])) > 0)
+				k->action = KEEP;
+		if (r == -EBADMSG)
+			k->action = KEEP; /* an unreadable header: unknown copies */
+		else if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int sweep_decide(struct prune *p)
 {
 	int r = cairn_index__foreach_blob(p->ix, attribute, p);
@@ -402,6 +460,8 @@ static int sweep_decide(struct prune *p)
 	for (size_t i = 0; i < p->npacks; i++)
 		p->packs[i].action = decide_one(p, &p->packs[i]);
 	merge_small(p);
+	if ((r = keep_good_copies(p)) < 0)
+		return r;
 	for (size_t i = 0; i < p->npacks; i++)
 		count(p, &p->packs[i]);
 	if (p->st->packs_repacked)

@@ -655,5 +655,28 @@ CAIRN_REPO="$W/pull" live_lock shared backup "$holder" > /dev/null
 expect_fail 1 "in use by backup on host $HOST pid $holder" -- \
 	"$CAIRN" -r "$W/pull" sync "${S3_DOWN[@]}" --from s3://bucket/repo
 kill "$holder"
+
+# ---- prune keeps the only good copy of a blob --------------------------------
+# Two packs hold the same blobs (the first one went missing for a backup, then
+# came back); the index places them in the lower pack ID, whose copy is then
+# damaged. Prune must not delete the higher pack, which holds the good copies.
+export CAIRN_REPO="$W/dup"
+init_repo --chunk-size 64K/128K/512K --pack-size 1M
+mkdir -p "$W/dupsrc"
+head -c 300000 /dev/urandom > "$W/dupsrc/f"
+"$CAIRN" backup "$W/dupsrc" > /dev/null
+first=$(data_packs '*')
+mv "$first" "$W/first-pack"
+"$CAIRN" backup --force "$W/dupsrc" > /dev/null 2>&1 || fail "backup after a lost pack"
+mv "$W/first-pack" "$first"
+"$CAIRN" forget --keep-last 1 > /dev/null
+"$CAIRN" rebuild-index > /dev/null || fail "rebuild-index with two copies"
+[ "$(data_packs '*' | wc -l)" = 2 ] || fail "not two data packs: $(data_packs '*')"
+low=$(data_packs '*' | xargs -n1 basename | sort | head -1)
+high=$(data_packs '*' | xargs -n1 basename | sort | tail -1)
+damage "$CAIRN_REPO/packs/${low:0:2}/$low"
+"$CAIRN" prune > "$O/prune" 2>&1 || fail "prune with a damaged copy: $(cat "$O/prune")"
+out_has "$O/prune" "keeping pack ${high:0:8}: it holds the only good copy of blob"
+[ -e "$CAIRN_REPO/packs/${high:0:2}/$high" ] || fail "prune deleted the only good copy"
 export CAIRN_REPO="$W/repo"
 echo "lifecycle: ok"
