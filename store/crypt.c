@@ -336,6 +336,8 @@ int cairn_crypt__derive(struct cairn_keys *out, const uint8_t master[CAIRN_KEY_S
 	if (r >= 0)
 		r = hkdf(k.idx, master, repo_id, "cairn v1 index");
 	if (r >= 0)
+		r = hkdf(k.prune, master, repo_id, "cairn v1 prune-mac");
+	if (r >= 0)
 		r = hkdf(k.admin, master, repo_id, "cairn v1 admin-x25519");
 	if (r >= 0)
 		r = x25519_public_of(k.admin_pub, k.admin);

@@ -43,6 +43,7 @@ struct cairn_keys {
 	uint8_t gear[CAIRN_KEY_SIZE];
 	uint8_t cfg[CAIRN_KEY_SIZE];
 	uint8_t idx[CAIRN_KEY_SIZE];   /* seals index files (FORMAT.md §12) */
+	uint8_t prune[CAIRN_KEY_SIZE]; /* MACs prune records (§13); full keys only */
 	uint8_t admin[CAIRN_KEY_SIZE]; /* K_adm, the admin's X25519 private key */
 	uint8_t admin_pub[CAIRN_X25519_SIZE];
 	uint8_t repo_id[CAIRN_REPO_ID_SIZE];

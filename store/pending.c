@@ -16,6 +16,18 @@ struct records {
 	size_t n, cap;
 };
 
+/* HMAC-SHA-256(K_prune, name || text): only a full key makes or checks it, so
+ * that no write-only key, nor anyone who can merely write to the storage, can
+ * make a prune delete packs (FORMAT.md §13). */
+static int record_mac(const cairn_repo *repo, const char *name, const uint8_t *text, size_t len,
+                      uint8_t out[CAIRN_KEY_SIZE])
+{
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	if (cairn_buf_put(&b, name, strlen(name)) < 0 || cairn_buf_put(&b, text, len) < 0)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	return cairn_crypt__hmac(repo->keys.prune, b.data, b.len, out);
+}
+
 static int one_record(const struct cairn_obj_info *o, void *payload)
 {
 	_cleanup_buf_ struct cairn_buf text = CAIRN_BUF_INIT;
@@ -43,6 +55,10 @@ static int one_record(const struct cairn_obj_info *o, void *payload)
 			snprintf(rel, sizeof(rel), "%s", o->name);
 		return cairn_err_wrap(r, "%s", rel);
 	}
+	uint8_t mac[CAIRN_KEY_SIZE];
+	rec->authentic = rec->has_mac && !l->repo->keys.write_only &&
+	                 record_mac(l->repo, rec->name, text.data, rec->mac_at, mac) >= 0 &&
+	                 cairn_crypt__equal(mac, rec->mac, sizeof(mac));
 	l->n++;
 	return 0;
 }
@@ -70,7 +86,17 @@ void cairn_repo__records_free(struct cairn_prunerec *v, size_t n)
 int cairn_repo__record_put(cairn_repo *repo, const struct cairn_prunerec *rec)
 {
 	_cleanup_buf_ struct cairn_buf text = CAIRN_BUF_INIT;
+	uint8_t mac[CAIRN_KEY_SIZE];
+	char hex[2 * CAIRN_KEY_SIZE + 1];
+	if (repo->keys.write_only)
+		return cairn_err_set(-EPERM, "a prune record needs an admin key");
 	int r = cairn_prunerec__format(rec, &text);
+	if (r >= 0)
+		r = record_mac(repo, rec->name, text.data, text.len, mac);
+	if (r >= 0) {
+		cairn_hex(hex, mac, sizeof(mac));
+		r = cairn_buf_printf(&text, "mac = %s\n", hex);
+	}
 	return r < 0 ? r
 	             : cairn_storage_put(repo->st, CAIRN_OBJ_PRUNE, rec->name, text.data, text.len);
 }
@@ -268,6 +294,33 @@ static int read_headers(cairn_repo *repo, struct cairn_pending *p)
 	return r;
 }
 
+/* A record no admin key made (a forged one, or one of a cairn before records
+ * had a MAC) deletes nothing: it is left out, and removed unless this is a dry
+ * run. Its packs are judged like any other: one that left the index files is
+ * found on disk and indexed again from its header. */
+static int drop_forged(cairn_repo *repo, struct cairn_pending *p, bool dry_run)
+{
+	size_t k = 0;
+	int r = 0;
+	for (size_t i = 0; r >= 0 && i < p->nrecs; i++) {
+		struct cairn_prunerec *rec = &p->recs[i];
+		if (rec->authentic) {
+			p->recs[k++] = *rec;
+			continue;
+		}
+		cairn_repo__warn(repo, "%s prune record 'prune/%s': no admin key wrote it",
+		                 dry_run ? "would remove" : "removing", rec->name);
+		if (!dry_run &&
+		    (r = cairn_storage_remove(repo->st, CAIRN_OBJ_PRUNE, rec->name)) == -ENOENT)
+			r = 0;
+		cairn_prunerec__release(rec);
+	}
+	for (size_t i = k; i < p->nrecs; i++)
+		p->recs[i] = (struct cairn_prunerec){ 0 };
+	p->nrecs = k;
+	return r;
+}
+
 static int load_records(cairn_repo *repo, const cairn_lock *own, bool dry_run,
                         struct cairn_pending *p)
 {
@@ -277,6 +330,8 @@ static int load_records(cairn_repo *repo, const cairn_lock *own, bool dry_run,
 	cairn_idset_init(&p->index);
 	cairn_idset_init(&p->blobs);
 	int r = cairn_repo__records(repo, &p->recs, &p->nrecs);
+	if (r >= 0)
+		r = drop_forged(repo, p, dry_run);
 	if (r < 0 || p->nrecs == 0)
 		return r;
 	if (!(p->ripe = calloc(p->nrecs, sizeof(*p->ripe))))

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Prune records (FORMAT.md §13): plain text, so that every key and `cairn unlock`
- * can read them, and nothing in them is secret (pack IDs are object names). */
+ * can read them, and nothing in them is secret (pack IDs are object names); the
+ * MAC line that ends them is made and checked in pending.c, which has the key. */
 #include "prunerec.h"
 
 #include <errno.h>
@@ -112,6 +113,19 @@ static int parse_time(const char *v, size_t n, int64_t *out)
 	return 0;
 }
 
+static int parse_mac(struct cairn_prunerec *r, const char *v, size_t n)
+{
+	char hex[2 * CAIRN_PRUNEREC_MAC_SIZE + 1];
+	if (n != 2 * CAIRN_PRUNEREC_MAC_SIZE)
+		return -EBADMSG;
+	memcpy(hex, v, n);
+	hex[n] = '\0';
+	if (cairn_unhex(r->mac, sizeof(r->mac), hex) < 0)
+		return -EBADMSG;
+	r->has_mac = true;
+	return 0;
+}
+
 /* One "key = value" line. seen: bits of the keys met so far. */
 static int parse_line(struct cairn_prunerec *r, const char *line, size_t n, unsigned *seen,
                       size_t *cap)
@@ -124,6 +138,10 @@ static int parse_line(struct cairn_prunerec *r, const char *line, size_t n, unsi
 	size_t klen = (size_t)(eq - line);
 	const char *v = eq + (eq + 3 <= line + n ? 3 : 2);
 	size_t vlen = (size_t)(line + n - v);
+	if (r->has_mac)
+		return -EBADMSG; /* the MAC covers everything before it: it comes last */
+	if (klen == 3 && memcmp(line, "mac", 3) == 0)
+		return parse_mac(r, v, vlen);
 	if (klen == 4 && memcmp(line, "pack", 4) == 0)
 		return add_pack(r, v, vlen, cap);
 	static const char *const once[] = { "time", "host", "wait" };
@@ -160,6 +178,8 @@ int cairn_prunerec__parse(struct cairn_prunerec *out, const char *text, size_t l
 		const char *nl = memchr(text + pos, '\n', len - pos);
 		size_t n = (size_t)(nl - (text + pos));
 		lineno++;
+		if (!r.has_mac)
+			r.mac_at = pos;
 		q = parse_line(&r, text + pos, n, &seen, &cap);
 		pos += n + 1;
 	}

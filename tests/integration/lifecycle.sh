@@ -678,5 +678,31 @@ damage "$CAIRN_REPO/packs/${low:0:2}/$low"
 "$CAIRN" prune > "$O/prune" 2>&1 || fail "prune with a damaged copy: $(cat "$O/prune")"
 out_has "$O/prune" "keeping pack ${high:0:8}: it holds the only good copy of blob"
 [ -e "$CAIRN_REPO/packs/${high:0:2}/$high" ] || fail "prune deleted the only good copy"
+
+# ---- a prune record no admin key wrote deletes nothing ------------------------
+# Anyone who can write to the storage (a host with a write-only key and its
+# bucket policy) could name the packs of running backups in a record.
+export CAIRN_REPO="$W/forge"
+init_repo --chunk-size 64K/128K/512K --pack-size 1M
+"$CAIRN" backup "$W/dupsrc" > /dev/null
+rec="$CAIRN_REPO/prune/0123456789abcdef0123456789abcdef"
+mkdir -p "$CAIRN_REPO/prune"
+{
+	printf 'cairn-prune 1\ntime = %s\nhost = evil\nwait =\n' "$(date +%s)"
+	find "$CAIRN_REPO/packs" -type f -printf 'pack = %f\n'
+} > "$rec"
+before=$(find "$CAIRN_REPO/packs" -type f | sort)
+"$CAIRN" prune -n > "$O/prune" 2>&1 || fail "prune -n with a forged record: $(cat "$O/prune")"
+out_has "$O/prune" "would remove prune record 'prune/0123456789abcdef0123456789abcdef': no admin key wrote it"
+[ -e "$rec" ] || fail "a dry run removed the record"
+# With a MAC line of the right form but the wrong value, too.
+printf 'mac = %064d\n' 0 >> "$rec"
+"$CAIRN" prune > "$O/prune" 2>&1 || fail "prune with a forged record: $(cat "$O/prune")"
+out_has "$O/prune" "removing prune record 'prune/0123456789abcdef0123456789abcdef': no admin key wrote it"
+[ ! -e "$rec" ] || fail "the forged record was kept"
+for p in $before; do
+	[ -e "$p" ] || fail "a forged prune record deleted $p: $(cat "$O/prune")"
+done
+"$CAIRN" check --read-data > "$O/check" 2>&1 || fail "check after a forged record: $(cat "$O/check")"
 export CAIRN_REPO="$W/repo"
 echo "lifecycle: ok"

@@ -2,6 +2,7 @@
 /* Prune records (FORMAT.md §13): round trips, unknown keys, corruption. */
 #include "check.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "cleanup.h"
@@ -49,6 +50,26 @@ static void test_prunerec__round_trip(void)
 	cairn_prunerec__release(&got);
 }
 
+/* The MAC line: where the text it covers ends, and only as the last line. */
+static void test_prunerec__mac(void)
+{
+	static const char head[] = "cairn-prune 1\ntime = 5\nhost = h\n";
+	char text[256];
+	struct cairn_prunerec r = { 0 };
+	snprintf(text, sizeof(text), "%smac = %064d\n", head, 7);
+	CHECK_OK(cairn_prunerec__parse(&r, text, strlen(text)));
+	CHECK(r.has_mac && r.mac_at == strlen(head) && r.mac[31] == 0x07 && !r.authentic);
+	cairn_prunerec__release(&r);
+	snprintf(text, sizeof(text), "%smac = %064d\npack = %064d\n", head, 7, 1);
+	CHECK(cairn_prunerec__parse(&r, text, strlen(text)) == -EBADMSG);
+	snprintf(text, sizeof(text), "%smac = %063d\n", head, 7);
+	CHECK(cairn_prunerec__parse(&r, text, strlen(text)) == -EBADMSG);
+	snprintf(text, sizeof(text), "%s", head);
+	CHECK_OK(cairn_prunerec__parse(&r, text, strlen(text)));
+	CHECK(!r.has_mac);
+	cairn_prunerec__release(&r);
+}
+
 static void test_prunerec__unknown_keys_and_errors(void)
 {
 	struct cairn_prunerec got = { 0 };
@@ -80,5 +101,6 @@ int main(void)
 {
 	RUN(test_prunerec__round_trip);
 	RUN(test_prunerec__unknown_keys_and_errors);
+	RUN(test_prunerec__mac);
 	return 0;
 }
