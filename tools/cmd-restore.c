@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "interrupt.h"
 #include "pattern.h"
 #include "restorer.h"
 #include "snapsel.h"
@@ -38,8 +39,10 @@ static const char usage[] =
         "An exclude counts only below the snapshot's paths, as in backup.\n"
         "\n"
         "Entries already in DIR with the same name are replaced: files are written\n"
-        "under a temporary name and renamed over the old ones. Other entries in DIR\n"
-        "are left alone. Every kind of entry comes back: files, directories,\n"
+        "under a temporary name (.cairn-tmp.PID.N) and renamed over the old ones;\n"
+        "a restore run again removes the temporary files one killed outright left\n"
+        "(SIGINT, SIGTERM or SIGHUP stop it cleanly, exit status 1). Other entries\n"
+        "in DIR are left alone. Every kind of entry comes back: files, directories,\n"
         "symlinks, fifos, unix sockets (as cp -a makes them: nobody listens) and, as\n"
         "root, device nodes and owners. Hard links within the restored set come back\n"
         "as hard links (entries of one inode that agree on its type, size and times),\n"
@@ -199,6 +202,9 @@ static int run(const struct restore_args *a, const char *spec, const char *path)
 	struct restorer_stats st, vst;
 
 	int r = cli_open_repo(&repo, &ro);
+	/* Stopped by a signal, it removes its temp files first. */
+	if (r >= 0 && !a->dry_run)
+		interrupt_catch("restore");
 	if (r >= 0)
 		r = snapsel_load(repo, &a->sel, spec, &snap);
 	if (r >= 0)

@@ -4,7 +4,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@
 #include "cli.h"
 #include "snapsel.h"
 #include "cleanup.h"
+#include "interrupt.h"
 
 DEFINE_FREEP(cairn_tree, cairn_tree_free)
 
@@ -53,7 +56,9 @@ static int skip_hole(int fd, uint64_t len)
 static int put_extent(cairn_repo *repo, const struct cairn_extent *e, const char *path,
                       unsigned long long off, int fd, bool sparse, struct cairn_buf *buf)
 {
-	int r;
+	int r = interrupt_check();
+	if (r < 0)
+		return r;
 	if (cairn_id_is_zero(&e->id)) {
 		r = sparse ? skip_hole(fd, e->len) : write_zeros(fd, e->len);
 	} else {
@@ -203,7 +208,8 @@ struct ctx {
  * or a storage that does not answer. */
 static bool fatal(int r)
 {
-	return r == -ENOSPC || r == -EDQUOT || r == -ENOMEM || r == -EHOSTUNREACH;
+	return r == -ENOSPC || r == -EDQUOT || r == -ENOMEM || r == -EHOSTUNREACH ||
+	       r == -ECANCELED;
 }
 
 /* The path for messages, as it is: control characters in it are escaped where
@@ -371,10 +377,47 @@ static void set_meta(struct ctx *c, const struct obj *o, const struct cairn_node
 
 /* Open name in dirfd as a directory, creating it, or replacing whatever else
  * has the name. Returns the fd or -errno. */
+/* The name create_tmp() gives, ".cairn-tmp.PID.SEQ", of a process other than
+ * this one that no longer runs: a restore killed before it could remove it. */
+static bool stale_tmp(const char *name)
+{
+	const char *p = name + sizeof(".cairn-tmp.") - 1;
+	char *end;
+	if (strncmp(name, ".cairn-tmp.", sizeof(".cairn-tmp.") - 1) != 0 || *p < '0' || *p > '9')
+		return false;
+	errno = 0;
+	unsigned long pid = strtoul(p, &end, 10);
+	if (errno || end - p > 10 || *end != '.' || end[1] < '0' || end[1] > '9')
+		return false;
+	p = end + 1;
+	errno = 0;
+	(void)strtoul(p, &end, 10);
+	if (errno || end - p > 20 || *end != '\0' || pid == 0 || pid > INT32_MAX)
+		return false;
+	return (pid_t)pid != getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+/* Remove the temp files a killed restore left in the directory dirfd. */
+static void remove_stale_tmps(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	for (struct dirent *de; (de = readdir(d));)
+		if (stale_tmp(de->d_name) && unlinkat(dirfd, de->d_name, 0) == 0)
+			log_debug("removed '%s', left by an interrupted restore", de->d_name);
+	closedir(d);
+}
+
 static int make_dir(int dirfd, const char *name)
 {
 	struct stat st;
-	if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
+	bool made = mkdirat(dirfd, name, 0700) == 0;
+	if (!made && errno != EEXIST)
 		return -errno;
 	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 && (errno == ENOTDIR || errno == ELOOP)) {
@@ -388,6 +431,8 @@ static int make_dir(int dirfd, const char *name)
 	 * need to write into it until its own mode is set at the end. */
 	if (fstat(fd, &st) == 0 && (st.st_mode & 0700) != 0700)
 		(void)fchmod(fd, (st.st_mode & 07777) | 0700);
+	if (!made)
+		remove_stale_tmps(fd);
 	return fd;
 }
 
@@ -615,9 +660,21 @@ static int create_tmp(struct ctx *c, int dirfd, const struct cairn_node *n, cons
 	return -EEXIST;
 }
 
+/* CAIRN_TEST_STOP_POINT=restore-file stops the process (SIGSTOP) once, when
+ * the first file's temp copy exists and none of its content is written: a test
+ * then signals or kills the restore at that moment. */
+static void test_point(void)
+{
+	static atomic_bool done;
+	const char *stop = getenv("CAIRN_TEST_STOP_POINT");
+	if (stop && strcmp(stop, "restore-file") == 0 && !atomic_exchange(&done, true))
+		raise(SIGSTOP);
+}
+
 /* Content, size and metadata of a new regular file. Message set on failure. */
 static int fill_file(struct ctx *c, int fd, const struct cairn_node *n)
 {
+	test_point();
 	int r = restorer_write_content(c->repo, n, shown(c), fd, true, &c->data);
 	if (r < 0)
 		return r;
@@ -862,7 +919,7 @@ static int restore_leaf(struct ctx *c, struct frame *dir, const struct cairn_nod
 
 static bool stopped(const struct ctx *c)
 {
-	return atomic_load(&c->pool->fatal) != 0;
+	return atomic_load(&c->pool->fatal) != 0 || interrupt_pending();
 }
 
 static void set_fatal(struct pool *p, int r)
@@ -1032,8 +1089,10 @@ static int restore_children(struct ctx *c, struct frame *dir, const cairn_tree *
 	for (size_t i = 0; i < count; i++) {
 		const struct cairn_node *n = cairn_tree_node(t, i);
 		size_t old = c->path.len;
-		if (stopped(c))
-			return atomic_load(&c->pool->fatal);
+		if (stopped(c)) {
+			int r = interrupt_check();
+			return r < 0 ? r : atomic_load(&c->pool->fatal);
+		}
 		int r = path_push(c, n->name, n->name_len);
 		if (r >= 0)
 			r = restore_node(c, dir, n, inc);
@@ -1219,6 +1278,8 @@ static int open_target(const struct ctx *c, const char *target)
 	if (fd < 0)
 		return cairn_err_set(-errno, "cannot open target '%s': %s", target,
 		                     strerror(errno));
+	if (c->mode == RESTORE)
+		remove_stale_tmps(fd);
 	return fd;
 }
 
@@ -1269,6 +1330,8 @@ static int run(cairn_repo *repo, enum mode mode, const struct cairn_snapshot *sn
 	pool_finish(&pool, &c); /* before rootfd goes: the jobs' directories are in it */
 	if (atomic_load(&pool.fatal) && (r >= 0 || r == atomic_load(&pool.fatal)))
 		r = cairn_err_set(atomic_load(&pool.fatal), "%s", pool.fatal_msg);
+	if (interrupt_pending())
+		r = interrupt_check(); /* whatever else failed on the way out */
 	pool_release(&pool);
 	cairn_prefetch_stop(pf);
 	ctx_release(&c);

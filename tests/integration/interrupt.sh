@@ -1,0 +1,71 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# SIGINT, SIGTERM and SIGHUP stop a restore or a prune cleanly: one line, exit
+# status 1, no temp file left, no lock left. A restore run again after one was
+# killed with -9 removes the temp files that one left, and nothing else.
+#
+# CAIRN_TEST_STOP_POINT=STEP stops the command (SIGSTOP) at STEP: restore-file
+# (tools/restorer.c) once a file's temp copy exists; after-mark (tools/maint.c)
+# once prune has read the snapshots, before it writes anything. The signal is
+# sent while it is stopped and acts once it goes on (SIGCONT).
+. "$(dirname "$0")/lib.sh"
+
+R=$(realpath "$W")
+O="$R/o"
+SRC="$R/src"
+T="$R/t"
+mkdir -p "$O" "$SRC/d"
+init_repo --chunk-size 64K/128K/512K --pack-size 1M
+head -c 3000000 /dev/urandom > "$SRC/d/big"
+echo small > "$SRC/d/small"
+"$CAIRN" backup "$SRC" > /dev/null
+
+wait_stopped() {
+	for _ in $(seq 400); do
+		[ "$(ps -o stat= -p "$1" | cut -c1)" = T ] && return 0
+		sleep 0.05
+	done
+	fail "$2 did not stop"
+}
+temps() { find "$T" -name '.cairn-tmp.*'; }
+
+# ---- restore: a signal ------------------------------------------------------
+for sig in INT TERM HUP; do
+	rm -rf "$T"
+	rc=0
+	CAIRN_TEST_STOP_POINT=restore-file "$CAIRN" restore latest --target "$T" \
+		> "$O/out" 2> "$O/err" &
+	p=$!
+	wait_stopped "$p" "the restore"
+	[ -n "$(temps)" ] || fail "no temp file in the stopped restore's target"
+	kill -"$sig" "$p"
+	kill -CONT "$p"
+	wait "$p" || rc=$?
+	[ "$rc" = 1 ] || fail "restore stopped by SIG$sig exited $rc: $(cat "$O/err")"
+	[ "$(cat "$O/err")" = "cairn: restore interrupted" ] ||
+		fail "restore stopped by SIG$sig said: $(cat "$O/err")"
+	[ -z "$(temps)" ] || fail "restore stopped by SIG$sig left $(temps)"
+done
+
+# ---- restore: kill -9, then again --------------------------------------------
+rm -rf "$T"
+CAIRN_TEST_STOP_POINT=restore-file "$CAIRN" restore latest --target "$T" > /dev/null 2>&1 &
+p=$!
+wait_stopped "$p" "the restore"
+kill -KILL "$p"
+{ wait "$p" || true; } 2> /dev/null
+left=$(temps)
+[ -n "$left" ] || fail "the killed restore left no temp file"
+d=$(dirname "$left")
+# Names that are not a temp file of a restore that is gone stay: a user's, one
+# of a running process (this shell), one of this format's look-alikes.
+keep=(".cairn-tmp.notes" ".cairn-tmp.12.3x" ".cairn-tmp.$$.1" ".cairn-tmp..1" ".cairn-tmp.1")
+for k in "${keep[@]}"; do echo mine > "$d/$k"; done
+"$CAIRN" restore latest --target "$T" > "$O/out" 2>&1 || fail "restore again: $(cat "$O/out")"
+[ ! -e "$left" ] || fail "the rerun left the killed restore's $left"
+for k in "${keep[@]}"; do
+	[ "$(cat "$d/$k")" = mine ] || fail "the rerun removed or changed $d/$k"
+	rm "$d/$k"
+done
+diff -r --no-dereference "$SRC" "$T$SRC" || fail "the rerun restored something else"
+echo ok
