@@ -66,6 +66,12 @@ static void step(const struct prune *p, const char *name)
 		p->o->on_step(name, p->o->payload);
 }
 
+/* Whether the caller wants the prune to stop (cairn_prune_opts.check). */
+static int stop(const struct prune *p)
+{
+	return p->o->check ? p->o->check(p->o->payload) : 0;
+}
+
 /* ---- the pack table ----------------------------------------------------- */
 
 static int pack_get(struct prune *p, const struct cairn_id *id, struct pk **out)
@@ -200,6 +206,8 @@ static int mark_tree(struct prune *p, const struct cairn_id *id)
 	int r = cairn_idset_add(&p->used, id, 0);
 
 	if (r <= 0)
+		return r;
+	if ((r = stop(p)) < 0)
 		return r;
 	p->st->trees++;
 	if ((r = load_tree(p, id, &b)) >= 0)
@@ -557,6 +565,8 @@ static int copy_all(struct prune *p, const struct copy *c, size_t n)
 			r = cairn_packw__new(&w,
 			                     cairn_storage_tmp_dir(cairn_repo_storage(p->repo)));
 		if (r >= 0)
+			r = stop(p);
+		if (r >= 0)
 			r = copy_blob(p, &f, &c[i], w, &sealed, &plain);
 		if (r >= 0 && cairn_packw__size(w) >= target)
 			r = finish_pack(p, &w);
@@ -702,7 +712,9 @@ static int finish_now(struct prune *p)
 static int apply(struct prune *p)
 {
 	struct cairn_prunerec rec = { 0 };
-	int r = finish_pending(p);
+	int r = stop(p);
+	if (r >= 0)
+		r = finish_pending(p);
 	if (r >= 0)
 		r = unindex_missing(p);
 	if (r >= 0)
@@ -715,6 +727,8 @@ static int apply(struct prune *p)
 		step(p, "after-new-packs");
 		r = check_lock(p);
 	}
+	if (r >= 0)
+		r = stop(p);
 	if (r >= 0)
 		r = record(p, &rec);
 	/* packs_finished counts earlier runs' packs only: this run's are in

@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pwd.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +11,7 @@
 
 #include "archiver.h"
 #include "cli.h"
+#include "interrupt.h"
 #include "excludes.h"
 #include "filesfrom.h"
 #include "maint.h"
@@ -124,14 +124,6 @@ struct backup_opts {
 	int threads;
 	const char *metrics;
 };
-
-static atomic_bool cancelled;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	atomic_store(&cancelled, true);
-}
 
 static int add_list(struct backup_opts *o, enum filesfrom_kind kind, const char *path)
 {
@@ -325,7 +317,7 @@ static int run_backup(cairn_repo *repo, cairn_lock *lock, struct backup_opts *o,
 		.stdin_fd = STDIN_FILENO,
 		.threads = o->threads,
 		.parent = pi >= 0 ? list[pi] : NULL,
-		.cancel = &cancelled,
+		.cancel = interrupt_flag(),
 	};
 	if (pi >= 0) {
 		snap->has_parent = true;
@@ -347,7 +339,7 @@ static int run_backup(cairn_repo *repo, cairn_lock *lock, struct backup_opts *o,
 	cairn_snapshot_list_free(list, n);
 	list = NULL;
 	/* A signal that came after the archiver's last look still stops the commit. */
-	if (r >= 0 && atomic_load(&cancelled))
+	if (r >= 0 && interrupt_pending())
 		r = cairn_err_set(-ECANCELED, "interrupted");
 	/* The commit point: a prune may delete what this backup reused once its
 	 * lock is gone (FORMAT.md §11). */
@@ -514,8 +506,7 @@ int cmd_backup(int argc, char **argv)
 	snap.tags = o.tags.v;
 	snap.ntags = o.tags.n;
 	snap.program_version = (char *)"cairn " CAIRN_VERSION;
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
+	interrupt_catch("backup");
 	prewalk_stop(TAKE_PTR(pw));
 	struct progress *pg = progress_new(o.json, o.dry_run, o.list);
 	r = pg ? run_backup(repo, lock, &o, paths, npaths, pg, &snap) : -ENOMEM;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "interrupt.h"
 #include "maint.h"
 #include "timefmt.h"
 #include "cleanup.h"
@@ -178,7 +179,9 @@ static int check_headers(struct checker *c)
 {
 	const struct cairn_id *pack;
 	for (size_t pos = 0; cairn_idset_next(&c->disk, &pos, &pack);) {
-		int r = check_header(c, pack);
+		int r = interrupt_check();
+		if (r >= 0)
+			r = check_header(c, pack);
 		if (r < 0)
 			return r;
 	}
@@ -347,7 +350,9 @@ static int read_data(struct checker *c)
 	for (size_t pos = 0; cairn_idset_next(&c->disk, &pos, &pack);) {
 		if (!selected(c->a, pack) || cairn_idset_has(&c->suspect, pack))
 			continue; /* suspect packs were read blob by blob already */
-		int r = read_pack(c, pack);
+		int r = interrupt_check();
+		if (r >= 0)
+			r = read_pack(c, pack);
 		if (r < 0)
 			return r;
 	}
@@ -443,7 +448,10 @@ static int tree_state(struct checker *c, const struct cairn_id *id)
 
 	if (memo)
 		return (int)*memo;
-	int r = load_tree(c, id, &t);
+	int r = interrupt_check();
+	if (r < 0)
+		return r;
+	r = load_tree(c, id, &t);
 	if (r < 0 && r != -EBADMSG)
 		return r;
 	state = r < 0;
@@ -455,7 +463,7 @@ static int tree_state(struct checker *c, const struct cairn_id *id)
 	}
 	cairn_tree_free(t);
 	if (r < 0)
-		return r; /* only -ENOMEM gets here */
+		return r; /* only -ENOMEM or -ECANCELED gets here */
 	return (r = cairn_idset_add(&c->trees, id, (uint64_t)state)) < 0 ? r : state;
 }
 
@@ -779,8 +787,10 @@ int cmd_check(int argc, char **argv)
 		log_warn("checking without a lock: %s", cairn_err_msg());
 		r = 0;
 	}
-	if (r >= 0)
-		r = run(repo, &a);
+	if (r >= 0) {
+		interrupt_catch("check");
+		r = interrupt_result(run(repo, &a));
+	}
 	fflush(stdout);
 	return r < 0 ? cli_fail(r) : 0;
 }

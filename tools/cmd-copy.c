@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "interrupt.h"
 #include "maint.h"
 #include "snapsel.h"
 #include "cleanup.h"
@@ -451,7 +452,9 @@ static void *work(void *arg)
 		size_t i = atomic_fetch_add(&c->next, 1);
 		if (i >= c->ntodo)
 			break;
-		int r = copy_blob(c, &c->todo[i], &buf, &c->results[i]);
+		int r = interrupt_check();
+		if (r >= 0)
+			r = copy_blob(c, &c->todo[i], &buf, &c->results[i]);
 		if (r < 0)
 			fail_once(c, r);
 	}
@@ -572,7 +575,8 @@ static int copy_tree(struct copier *c, const struct cairn_id *id, struct cairn_i
 	if (c->depth >= COPY_MAX_DEPTH)
 		return cairn_err_set(-ELOOP, "directories nested more than %d deep",
 		                     COPY_MAX_DEPTH);
-	if ((r = cairn_repo_tree_load(c->src, id, &t)) < 0 || (r = cairn_tree_builder_new(&b)) < 0)
+	if ((r = interrupt_check()) < 0 || (r = cairn_repo_tree_load(c->src, id, &t)) < 0 ||
+	    (r = cairn_tree_builder_new(&b)) < 0)
 		return r;
 	c->depth++;
 	for (size_t i = 0; r >= 0 && i < cairn_tree_count(t); i++)
@@ -661,7 +665,7 @@ static int copy_snapshot(struct copier *c, const struct cairn_snapshot *s)
 	cairn_idset_release(&c->seen);
 	cairn_idset_release(&c->queued);
 	/* Every pack the snapshot needs is durable and indexed before it. */
-	if (r < 0 || (r = cairn_repo_flush(c->dst)) < 0 ||
+	if (r < 0 || (r = cairn_repo_flush(c->dst)) < 0 || (r = interrupt_check()) < 0 ||
 	    (r = cairn_lock_refresh(c->dst_lock)) < 0 ||
 	    (r = cairn_repo_snapshot_save(c->dst, &copy)) < 0)
 		return r;
@@ -859,7 +863,8 @@ static int copy_main(struct copy_args *a, int argc, char **argv)
 	cairn_idset_init(&c.same);
 	cairn_idset_init(&c.seen);
 	cairn_idset_init(&c.queued);
-	r = copy_all(&c, argv + i, (size_t)(argc - i));
+	interrupt_catch("copy");
+	r = interrupt_result(copy_all(&c, argv + i, (size_t)(argc - i)));
 	copier_release(&c);
 	return r < 0 ? cli_fail(r) : 0;
 }

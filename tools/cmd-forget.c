@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "interrupt.h"
 #include "maint.h"
 #include "policy.h"
 #include "timefmt.h"
@@ -284,7 +285,9 @@ static int remove_marked(cairn_repo *repo, struct cairn_snapshot **list, size_t 
 	for (size_t i = 0; i < n; i++) {
 		if (!v[i].considered || !v[i].remove)
 			continue;
-		int r = cairn_repo_snapshot_delete(repo, &list[i]->id);
+		int r = interrupt_check();
+		if (r >= 0)
+			r = cairn_repo_snapshot_delete(repo, &list[i]->id);
 		if (r < 0)
 			return r;
 	}
@@ -344,7 +347,8 @@ static int remove_damaged(cairn_repo *repo, const struct forget_args *a,
 			i++;
 			continue;
 		}
-		if (!a->dry_run && (r = cairn_repo_snapshot_delete(repo, &id)) < 0)
+		if (!a->dry_run && ((r = interrupt_check()) < 0 ||
+		                    (r = cairn_repo_snapshot_delete(repo, &id)) < 0))
 			return r;
 		if (a->json)
 			printf("{\"message_type\":\"snapshot\",\"id\":\"%s\",\"action\":\"remove\","
@@ -431,8 +435,10 @@ int cmd_forget(int argc, char **argv)
 		r = cairn_repo_lock(repo,
 		                    a.prune && !a.dry_run ? CAIRN_LOCK_PRUNE : CAIRN_LOCK_SHARED,
 		                    "forget", a.wait, &lock);
-	if (r >= 0)
-		r = forget(repo, &a, argv + i, (size_t)(argc - i), lock);
+	if (r >= 0) {
+		interrupt_catch("forget");
+		r = interrupt_result(forget(repo, &a, argv + i, (size_t)(argc - i), lock));
+	}
 	free(a.tags);
 	snapsel_release(&a.sel);
 	return r < 0 ? cli_fail(r) : 0;

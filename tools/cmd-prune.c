@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "interrupt.h"
 #include "maint.h"
 #include "cleanup.h"
 
@@ -85,7 +86,9 @@ int cmd_prune(int argc, char **argv)
 	if (r >= 0)
 		r = cairn_repo_lock(repo, CAIRN_LOCK_PRUNE, "prune", a.wait, &lock);
 	a.po.lock = lock;
-	if (r >= 0)
-		r = maint_prune(repo, &a.po);
+	if (r >= 0) {
+		interrupt_catch("prune");
+		r = interrupt_result(maint_prune(repo, &a.po));
+	}
 	return r < 0 ? cli_fail(r) : 0;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "interrupt.h"
 #include "maint.h"
 #include "pattern.h"
 #include "restorer.h"
@@ -176,6 +177,8 @@ static int rewrite_tree(struct rewriter *w, const struct cairn_id *id, struct ca
 	*out = *id;
 	if (cairn_idset_has(&w->clean, &key))
 		return 0;
+	if ((r = interrupt_check()) < 0)
+		return r;
 	if (w->depth >= REWRITE_MAX_DEPTH)
 		return cairn_err_set(-ELOOP, "directories nested more than %d deep",
 		                     REWRITE_MAX_DEPTH);
@@ -237,7 +240,8 @@ static int rewrite_snapshot(struct rewriter *w, const struct cairn_snapshot *s, 
 	}
 	/* The trees are durable and indexed before the snapshot that needs them;
 	 * the copy is saved before the original goes. */
-	if ((r = cairn_repo_flush(w->repo)) < 0 || (r = cairn_lock_refresh(lock)) < 0 ||
+	if ((r = cairn_repo_flush(w->repo)) < 0 || (r = interrupt_check()) < 0 ||
+	    (r = cairn_lock_refresh(lock)) < 0 ||
 	    (r = cairn_repo_snapshot_save(w->repo, &copy)) < 0)
 		return r;
 	if (w->a->forget && (r = cairn_repo_snapshot_delete(w->repo, &s->id)) < 0)
@@ -327,8 +331,10 @@ static int rewrite_main(struct rewrite_args *a, int argc, char **argv)
 	 * snapshots removed); only prune, which deletes data, must not run. */
 	if (r >= 0)
 		r = cairn_repo_lock(repo, CAIRN_LOCK_SHARED, "rewrite", a->wait, &lock);
-	if (r >= 0)
-		r = rewrite_all(repo, a, argv + i, (size_t)(argc - i), lock);
+	if (r >= 0) {
+		interrupt_catch("rewrite");
+		r = interrupt_result(rewrite_all(repo, a, argv + i, (size_t)(argc - i), lock));
+	}
 	return r < 0 ? cli_fail(r) : 0;
 }
 

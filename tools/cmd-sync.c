@@ -13,6 +13,7 @@
 
 #include "cleanup.h"
 #include "cli.h"
+#include "interrupt.h"
 
 static const char usage[] =
         "usage: cairn sync [OPTIONS] DEST                 (from -r or CAIRN_REPO)\n"
@@ -299,7 +300,9 @@ static int transfer(struct sync *sy, const struct obj *o)
 
 static int copy_one(struct sync *sy, const struct obj *o)
 {
-	int r = !remote(sy->src) && remote(sy->dst) ? upload(sy, o) : transfer(sy, o);
+	int r = interrupt_check();
+	if (r >= 0)
+		r = !remote(sy->src) && remote(sy->dst) ? upload(sy, o) : transfer(sy, o);
 	if (r <= 0)
 		return r;
 	log_debug("copied %s/%s (%llu bytes)", cairn_obj_kind_name(o->kind), o->name,
@@ -393,7 +396,10 @@ static int run_kind(struct sync *sy, const struct objs *l, const bool *want, int
 static int delete_one(struct sync *sy, const struct obj *o)
 {
 	char rel[CAIRN_OBJ_REL_MAX];
-	int r = cairn_storage_remove(sy->dst, o->kind, o->name);
+	int r = interrupt_check();
+	if (r < 0)
+		return r;
+	r = cairn_storage_remove(sy->dst, o->kind, o->name);
 	if (r >= 0 && sy->table[0] && sy->state_in_src && cairn_obj_rel(rel, o->kind, o->name) >= 0)
 		r = cairn_repo_state_del(sy->repo, sy->table, rel, strlen(rel));
 	if (r == -ENOENT)
@@ -576,8 +582,10 @@ static void clean_tmp(struct sync *sy)
 static int survey(struct sync *sy)
 {
 	int r = check_local_target(sy);
-	if (r >= 0 && (r = lock_both(sy)) >= 0)
+	if (r >= 0 && (r = lock_both(sy)) >= 0) {
+		interrupt_catch("sync");
 		clean_tmp(sy);
+	}
 	if (r >= 0 && (r = cairn_storage_abort_uploads(sy->dst)) > 0)
 		log_info("aborted %d abandoned uploads in %s", r, cairn_storage_url(sy->dst));
 	if (r >= 0)
@@ -737,7 +745,7 @@ int cmd_sync(int argc, char **argv)
 	if (strstr(other, "://") && !cairn_storage_is_url(other))
 		return cli_usage_error("sync: '%s': only s3:// URLs and directories are supported",
 		                       other);
-	r = run(&sy, o.from ? o.from : repo, o.from ? repo : argv[i], &o);
+	r = interrupt_result(run(&sy, o.from ? o.from : repo, o.from ? repo : argv[i], &o));
 	if (r >= 0)
 		summary(&sy);
 	int code = r < 0 ? cli_fail(r) : 0; /* before release: it may reset the message */

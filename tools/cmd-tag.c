@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "interrupt.h"
 #include "maint.h"
 #include "snapsel.h"
 #include "cleanup.h"
@@ -160,7 +161,7 @@ static int retag(cairn_repo *repo, const struct tag_args *a, const struct cairn_
 	if (r > 0 && !a->dry_run) {
 		copy.tags = (char **)t.v;
 		copy.ntags = t.n;
-		if ((r = cairn_lock_refresh(lock)) >= 0 &&
+		if ((r = interrupt_check()) >= 0 && (r = cairn_lock_refresh(lock)) >= 0 &&
 		    (r = cairn_repo_snapshot_save(repo, &copy)) >= 0)
 			r = cairn_repo_snapshot_delete(repo, &s->id);
 		r = r < 0 ? r : 1;
@@ -227,8 +228,10 @@ static int tag_main(struct tag_args *a, int argc, char **argv)
 	/* Shared, like backup: only prune must not run while snapshots change. */
 	if (r >= 0)
 		r = cairn_repo_lock(repo, CAIRN_LOCK_SHARED, "tag", a->wait, &lock);
-	if (r >= 0)
-		r = tag_all(repo, a, argv + i, (size_t)(argc - i), lock);
+	if (r >= 0) {
+		interrupt_catch("tag");
+		r = interrupt_result(tag_all(repo, a, argv + i, (size_t)(argc - i), lock));
+	}
 	return r < 0 ? cli_fail(r) : 0;
 }
 

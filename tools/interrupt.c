@@ -46,6 +46,11 @@ int interrupt_check(void)
 	return cairn_err_set(-ECANCELED, "%s interrupted", interrupted_command);
 }
 
+int interrupt_result(int r)
+{
+	return r < 0 && atomic_load(&caught) ? interrupt_check() : r;
+}
+
 int interrupt_check_cb(void *payload)
 {
 	(void)payload;

@@ -20,6 +20,10 @@ const atomic_bool *interrupt_flag(void);
 /* -ECANCELED with the message "COMMAND interrupted" once a signal came, else 0.
  * Any thread. */
 int interrupt_check(void);
+/* The command's result r; when it failed after a signal came, -ECANCELED with
+ * the message "COMMAND interrupted", whatever the way out added to it. (A
+ * command that finished its work before it looked again succeeded.) */
+int interrupt_result(int r);
 /* interrupt_check() as a callback (cairn_prune_opts.check). */
 int interrupt_check_cb(void *payload);
 

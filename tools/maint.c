@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "interrupt.h"
 
 int maint_parse_wait(const char *arg, unsigned *out)
 {
@@ -130,6 +131,7 @@ int maint_prune(cairn_repo *repo, const struct maint_prune_opts *o)
 		.dry_run = o->dry_run,
 		.lock = o->lock,
 		.on_step = on_step,
+		.check = interrupt_check_cb,
 	};
 	struct cairn_prune_stats st;
 	/* A prune writes too: the packs a killed run left on this cache (a

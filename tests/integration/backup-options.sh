@@ -191,10 +191,10 @@ assert msgs[-1]["message_type"] == "summary" and msgs[-1]["files_changed"] == 1,
 assert all(m["message_type"] == "status" for m in msgs[:-1])
 PY
 
-# ---- SIGTERM and SIGINT during a backup ------------------------------------
+# ---- SIGTERM, SIGINT and SIGHUP during a backup ----------------------------
 # One line, a failure exit, no snapshot; the repository checks clean and the
 # next backup works.
-for sig in TERM INT; do
+for sig in TERM INT HUP; do
 	echo "$sig" >> "$HELD"
 	before=$(nsnaps)
 	rc=0

@@ -68,4 +68,33 @@ for k in "${keep[@]}"; do
 	rm "$d/$k"
 done
 diff -r --no-dereference "$SRC" "$T$SRC" || fail "the rerun restored something else"
+
+# ---- prune: a signal ----------------------------------------------------------
+# Packs of a and b both, after b is gone: prune --max-unused 0 repacks them.
+head -c 1500000 /dev/urandom > "$SRC/d/a"
+head -c 1500000 /dev/urandom > "$SRC/d/b"
+"$CAIRN" backup "$SRC" > /dev/null
+rm "$SRC/d/b" "$SRC/d/big"
+"$CAIRN" backup "$SRC" > /dev/null
+"$CAIRN" forget --keep-last 1 > /dev/null
+leftovers() { find "$CAIRN_REPO/locks" "$CAIRN_REPO/tmp" -type f 2> /dev/null; }
+for step in after-mark:INT mid-repack:TERM; do
+	rc=0
+	CAIRN_TEST_STOP_POINT=${step%:*} "$CAIRN" prune --max-unused 0 > "$O/out" 2> "$O/err" &
+	p=$!
+	wait_stopped "$p" "the prune (${step%:*})"
+	[ -n "$(find "$CAIRN_REPO/locks" -type f)" ] || fail "the stopped prune holds no lock"
+	kill -"${step#*:}" "$p"
+	kill -CONT "$p"
+	wait "$p" || rc=$?
+	[ "$rc" = 1 ] || fail "prune stopped by SIG${step#*:} at ${step%:*} exited $rc: $(cat "$O/err")"
+	[ "$(cat "$O/err")" = "cairn: prune interrupted" ] ||
+		fail "prune stopped by SIG${step#*:} said: $(cat "$O/err")"
+	[ -z "$(leftovers)" ] || fail "prune stopped by SIG${step#*:} left $(leftovers)"
+	"$CAIRN" check > "$O/check" 2>&1 || fail "check after the prune stopped: $(cat "$O/check")"
+done
+"$CAIRN" prune --max-unused 0 > "$O/out" 2>&1 || fail "prune after those: $(cat "$O/out")"
+rm -rf "$T"
+"$CAIRN" restore latest --target "$T" > /dev/null
+diff -r --no-dereference "$SRC" "$T$SRC" || fail "the snapshot after the prunes differs"
 echo ok

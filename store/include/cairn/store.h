@@ -657,6 +657,11 @@ struct cairn_prune_opts {
 	 * deleted), "done". For progress, and for crash tests. May be NULL. */
 	void (*on_step)(const char *step, void *payload);
 	void *payload;
+	/* Asked before each tree is marked, each blob copied and each step that
+	 * changes the repository (with payload): a negative return stops the
+	 * prune with it, as a failure there would (its temp packs removed; the
+	 * next prune goes on). NULL: never. */
+	int (*check)(void *payload);
 };
 struct cairn_prune_stats {
 	uint64_t snapshots, trees, blobs_used, blobs_unused;
