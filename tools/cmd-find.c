@@ -27,7 +27,9 @@ static const char usage[] =
         "  --json                 JSON lines: snapshot, time, path, type, size, mtime\n"
         "\n"
         "Without --snapshot, every snapshot the filters match is searched; with it, the\n"
-        "snapshots named, where 'latest' is the newest one the filters match.\n";
+        "snapshots named, where 'latest' is the newest one the filters match. A\n"
+        "snapshot whose trees cannot be read is reported by ID and the others are\n"
+        "searched; the exit status is then 1.\n";
 
 enum { OPT_SNAPSHOT = OPT_FIRST_COMMAND_OPT };
 
@@ -134,7 +136,7 @@ static int search(struct finder *f)
 {
 	struct cairn_snapshot **list = NULL;
 	_cleanup_free_ bool *want = NULL;
-	size_t n = 0;
+	size_t n = 0, damaged = 0;
 	int r = cairn_repo_snapshot_list(f->repo, &list, &n);
 
 	if (r >= 0 && !(want = calloc(n ? n : 1, sizeof(*want))))
@@ -147,12 +149,17 @@ static int search(struct finder *f)
 			continue;
 		f->snap = list[i];
 		r = walk(f, &list[i]->root);
+		/* The other snapshots are searched all the same. */
+		if (r < 0 && maint_snapshot_damaged(list[i], r)) {
+			damaged++;
+			r = 0;
+		}
 	}
 	cairn_snapshot_list_free(list, n);
 	if (r >= 0)
 		log_info("%llu %s", (unsigned long long)f->matches,
 		         cli_plural(f->matches, "match", "matches"));
-	return r < 0 ? r : 0;
+	return r < 0 ? r : maint_damaged_result(damaged);
 }
 
 static int handle(int c, const char *arg, void *payload)

@@ -18,7 +18,8 @@ static const char usage[] =
         "  dedup ratio        logical size / unique raw size of the data blobs\n"
         "  compression ratio  unique raw size / stored size\n"
         "and the repository: packs and their size, indexed blobs, and the blobs no\n"
-        "snapshot uses (what 'cairn prune' would free).\n"
+        "snapshot uses (what 'cairn prune' would free). A snapshot whose trees cannot\n"
+        "be read is reported by ID and left out of the figures; the exit status is 1.\n"
         "\n"
         "  --json   one JSON object\n";
 
@@ -41,6 +42,7 @@ struct stats {
 	struct cairn_idset data; /* data blobs used */
 	struct usage used_data, used_trees;
 	uint64_t snapshots, files, logical;
+	size_t damaged; /* snapshots whose trees could not be read */
 	uint64_t packs, pack_bytes, blobs, blob_bytes;
 };
 
@@ -165,6 +167,11 @@ static int collect(struct stats *s, char **specs, size_t nspecs)
 		if (k >= 0)
 			seen[k] = true;
 		r = k < 0 ? k : add_snapshot(s, list[k]);
+		/* Left out of the figures, which count the others. */
+		if (r < 0 && k >= 0 && maint_snapshot_damaged(list[k], r)) {
+			s->damaged++;
+			r = 0;
+		}
 	}
 	cairn_snapshot_list_free(list, n);
 	if (r >= 0)
@@ -259,6 +266,8 @@ int cmd_stats(int argc, char **argv)
 		print_json(&s);
 	else if (r >= 0)
 		print_text(&s, i == argc);
+	if (r >= 0)
+		r = maint_damaged_result(s.damaged);
 	cairn_repo_close(s.repo);
 	cairn_idset_release(&s.trees);
 	cairn_idset_release(&s.data);

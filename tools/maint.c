@@ -24,6 +24,24 @@ void maint_short_id(char out[9], const struct cairn_id *id)
 	cairn_hex(out, id->b, 4);
 }
 
+int maint_snapshot_damaged(const struct cairn_snapshot *s, int r)
+{
+	char id[9];
+	if (r != -EBADMSG && r != -ENOENT && r != -EKEYREJECTED && r != -ELOOP)
+		return 0;
+	maint_short_id(id, &s->id);
+	log_error("snapshot %s: %s", id, cairn_err_msg());
+	return 1;
+}
+
+int maint_damaged_result(size_t n)
+{
+	if (n == 0)
+		return 0;
+	return cairn_err_set(-EBADMSG, "%zu %s could not be read (see above)", n,
+	                     cli_plural(n, "snapshot", "snapshots"));
+}
+
 void maint_recover(cairn_repo *repo, const cairn_lock *own)
 {
 	struct cairn_recover_stats st;

@@ -45,6 +45,16 @@ void maint_path_pop(struct maint_path *p, size_t mark);
 /* The path, or "/" at the root. Borrowed. */
 const char *maint_path_str(const struct maint_path *p, size_t *len);
 
+/* Commands over many snapshots (find, stats) go past one whose trees are
+ * damaged (docs/DESIGN.md "Damaged snapshot files"): for error r of its walk,
+ * maint_snapshot_damaged() logs "snapshot ID: <message>" and returns 1 when r
+ * is damage (a tree or blob missing, corrupt or not authentic, -EBADMSG,
+ * -ENOENT, -EKEYREJECTED, -ELOOP), else 0: a failure that stops the command. */
+int maint_snapshot_damaged(const struct cairn_snapshot *s, int r);
+/* After the walks: 0, or -EBADMSG and "N snapshots could not be read (see
+ * above)" when n were damaged, for the command's exit status. */
+int maint_damaged_result(size_t n);
+
 /* "abcd1234": the short ID of FORMAT.md §1. */
 void maint_short_id(char out[9], const struct cairn_id *id);
 /* Parse "--lock-wait SECONDS". */

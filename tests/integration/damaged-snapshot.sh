@@ -79,4 +79,27 @@ grep -q "would remove damaged snapshot ${bad:0:8}" "$W/out" || fail "forget -n: 
 [ "$(grep -c "$a\|$c" "$W/out")" = 2 ] || fail "forget removed another snapshot: $(cat "$W/out")"
 "$CAIRN" check > /dev/null || fail "check after forget"
 "$CAIRN" prune > /dev/null || fail "prune after forget"
+
+# ---- a snapshot whose trees cannot be read -----------------------------------
+# Its file verifies, but the pack of its new trees is gone: find and stats over
+# every snapshot name it by ID, go on with the others, and exit 1.
+echo "extra 4" > "$W/src/extra4.txt"
+before=$(ls "$CAIRN_REPO/snapshots")
+packs=$(cd "$CAIRN_REPO/packs" && find . -type f | sort)
+"$CAIRN" backup "$W/src" > /dev/null
+d=$(ls "$CAIRN_REPO/snapshots" | grep -vxF -e "$before")
+d=${d:0:8}
+(cd "$CAIRN_REPO/packs" && find . -type f | sort) | grep -vxF -e "$packs" |
+	(cd "$CAIRN_REPO/packs" && xargs rm)
+rc=0; "$CAIRN" find 'extra1*' > "$W/out" 2> "$W/err" || rc=$?
+crashed "$W/err" && fail "find crashed: $(cat "$W/err")"
+[ "$rc" = 1 ] || fail "find past a snapshot with a damaged tree exited $rc: $(cat "$W/err")"
+[ "$(grep -c "extra1.txt" "$W/out")" = 2 ] || fail "find in the other snapshots: $(cat "$W/out")"
+grep -q "^cairn: snapshot $d: " "$W/err" || fail "find does not name snapshot $d: $(cat "$W/err")"
+grep -q "^cairn: 1 snapshot could not be read" "$W/err" || fail "find: $(cat "$W/err")"
+rc=0; "$CAIRN" stats > "$W/out" 2> "$W/err" || rc=$?
+crashed "$W/err" && fail "stats crashed: $(cat "$W/err")"
+[ "$rc" = 1 ] || fail "stats past a snapshot with a damaged tree exited $rc: $(cat "$W/err")"
+grep -q "^snapshots  *2$" "$W/out" || fail "stats of the other snapshots: $(cat "$W/out")"
+grep -q "^cairn: snapshot $d: " "$W/err" || fail "stats does not name snapshot $d: $(cat "$W/err")"
 echo ok
