@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -23,6 +24,7 @@
  * entry, and in which order, is decided here.
  */
 #define TAR_MAX_DEPTH 1000
+#define HOLE_STEP (1u << 30) /* bytes of a hole handed to libarchive at a time */
 
 struct tw {
 	cairn_repo *repo;
@@ -33,6 +35,7 @@ struct tw {
 	struct cairn_buf data;       /* the blob being written */
 	struct cairn_idset links;    /* restorer_link_key -> offset in link_names */
 	struct cairn_buf link_names; /* NUL-terminated archive names */
+	const uint8_t *hole;         /* HOLE_STEP bytes of zero pages, or MAP_FAILED */
 };
 
 DEFINE_FREEP(struct archive_entry, archive_entry_free)
@@ -78,8 +81,7 @@ static int ar_write(struct tw *w, const void *p, size_t n)
 	return 0;
 }
 
-/* Zeros for a hole (the sparse map leaves them out of the archive) or for what
- * could not be read. */
+/* Zeros for what could not be read (or a hole, when no mapping for ar_hole). */
 static int ar_zeros(struct tw *w, uint64_t len)
 {
 	static const uint8_t zeros[65536];
@@ -93,25 +95,69 @@ static int ar_zeros(struct tw *w, uint64_t len)
 	return 0;
 }
 
+/* A hole of a sparse entry (set_sparse), not at its end. libarchive's pax
+ * writer counts the bytes of a hole off its map without reading them, but it
+ * still wants them handed over, at most INT_MAX per call: here 1 GiB at a time
+ * from a mapping of zero pages (address space only), where 64 KiB at a time
+ * made a hole of 2^62 bytes 2^46 calls. */
+static int ar_hole(struct tw *w, uint64_t len)
+{
+	if (!w->hole)
+		w->hole = mmap(NULL, HOLE_STEP, PROT_READ,
+		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (w->hole == MAP_FAILED)
+		return ar_zeros(w, len);
+	while (len > 0) {
+		size_t n = len < HOLE_STEP ? (size_t)len : HOLE_STEP;
+		int r = ar_write(w, w->hole, n);
+		if (r < 0)
+			return r;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Whether the extents from i on are all holes: the end of a sparse file, which
+ * libarchive's map already says is a hole and which needs no data. */
+static bool holes_to_end(const struct cairn_node *n, size_t i)
+{
+	for (; i < n->nextents; i++)
+		if (!cairn_id_is_zero(&n->extents[i].id))
+			return false;
+	return true;
+}
+
 static int put_content(struct tw *w, const struct cairn_node *n)
 {
 	uint64_t off = 0;
 	for (size_t i = 0; i < n->nextents; i++) {
 		const struct cairn_extent *e = &n->extents[i];
-		int r = 0;
-		if (!cairn_id_is_zero(&e->id)) {
-			r = cairn_repo_get_typed(w->repo, CAIRN_BLOB_DATA, &e->id, &w->data);
-			if (r >= 0 && w->data.len != e->len)
-				r = cairn_err_set(-EBADMSG,
-				                  "data blob holds %zu bytes, the tree says %llu",
-				                  w->data.len, (unsigned long long)e->len);
+		int r;
+		/* A hole makes the entry sparse (set_sparse): its zeros are not
+		 * written, and one at the end is not even handed over, but for
+		 * one byte when the file is all hole: the sparse map goes out
+		 * with the first bytes handed over. */
+		if (cairn_id_is_zero(&e->id) && holes_to_end(n, i)) {
+			if (i == 0 && (r = ar_hole(w, 1)) < 0)
+				return r;
+			break;
 		}
+		if (cairn_id_is_zero(&e->id)) {
+			if ((r = ar_hole(w, e->len)) < 0)
+				return r;
+			off += e->len;
+			continue;
+		}
+		r = cairn_repo_get_typed(w->repo, CAIRN_BLOB_DATA, &e->id, &w->data);
+		if (r >= 0 && w->data.len != e->len)
+			r = cairn_err_set(-EBADMSG, "data blob holds %zu bytes, the tree says %llu",
+			                  w->data.len, (unsigned long long)e->len);
 		if (r == -ENOMEM)
 			return r;
 		if (r < 0)
 			warn(w, "cannot read at offset %llu (zeros written instead): %s",
 			     (unsigned long long)off, cairn_err_msg());
-		if (r < 0 || cairn_id_is_zero(&e->id))
+		if (r < 0)
 			r = ar_zeros(w, e->len);
 		else
 			r = ar_write(w, w->data.data, w->data.len);
@@ -385,5 +431,7 @@ int tarout_write(cairn_repo *repo, const struct cairn_node *dir, const struct ca
 	cairn_buf_release(&w.link_names);
 	cairn_buf_release(&w.data);
 	cairn_buf_release(&w.path.b);
+	if (w.hole && w.hole != MAP_FAILED)
+		munmap((void *)w.hole, HOLE_STEP);
 	return r;
 }

@@ -12,6 +12,9 @@
  *   cairn-test-craft blob-id FILE
  *       print the ID the repository gives FILE's content as one data blob (a
  *       file smaller than the minimum chunk is stored as exactly that blob)
+ *   cairn-test-craft hole SIZE
+ *       a copy of the latest snapshot whose root holds one file, "hole", of SIZE
+ *       bytes that are all one hole (FORMAT.md §10 allows up to 2^64 - 1)
  *
  * The repository is $CAIRN_REPO, the password the first line of $CAIRN_PASSWORD_FILE. */
 #include <errno.h>
@@ -88,6 +91,44 @@ static int blob_id(cairn_repo *repo, const char *file)
 	return 0;
 }
 
+static int hole(cairn_repo *repo, uint64_t size)
+{
+	struct cairn_extent e = { .len = size };
+	struct cairn_node n = { .name = (const uint8_t *)"hole",
+		                .name_len = 4,
+		                .type = CAIRN_NODE_FILE,
+		                .mode = 0644,
+		                .size = size,
+		                .nlink = 1,
+		                .nextents = 1,
+		                .extents = &e };
+	struct cairn_buf data = CAIRN_BUF_INIT;
+	struct cairn_snapshot **list = NULL;
+	cairn_tree_builder *b = NULL;
+	size_t count = 0;
+	int r = cairn_repo_snapshot_list(repo, &list, &count);
+	if (r >= 0 && count == 0)
+		r = cairn_err_set(-ENOENT, "no snapshot to copy");
+	if (r >= 0)
+		r = cairn_tree_builder_new(&b);
+	if (r >= 0)
+		r = cairn_tree_builder_add(b, &n);
+	if (r >= 0)
+		r = cairn_tree_builder_encode(b, &data);
+	struct cairn_snapshot s = r >= 0 ? *list[count - 1] : (struct cairn_snapshot){ 0 };
+	s.time_ns += 1000000000;
+	if (r >= 0)
+		r = cairn_repo_put(repo, CAIRN_BLOB_TREE, data.data, data.len, NULL, &s.root);
+	if (r >= 0)
+		r = cairn_repo_flush(repo);
+	if (r >= 0)
+		r = cairn_repo_snapshot_save(repo, &s);
+	cairn_buf_release(&data);
+	cairn_tree_builder_free(b);
+	cairn_snapshot_list_free(list, count);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	cairn_repo *repo = NULL;
@@ -95,11 +136,13 @@ int main(int argc, char **argv)
 	bool at_cmd = argc >= 4 && strcmp(argv[1], "relabel-at") == 0;
 	bool record_cmd = argc == 3 && strcmp(argv[1], "check-record") == 0;
 	bool blob_cmd = argc == 3 && strcmp(argv[1], "blob-id") == 0;
-	if (!relabel_cmd && !at_cmd && !record_cmd && !blob_cmd) {
+	bool hole_cmd = argc == 3 && strcmp(argv[1], "hole") == 0;
+	if (!relabel_cmd && !at_cmd && !record_cmd && !blob_cmd && !hole_cmd) {
 		fprintf(stderr, "usage: cairn-test-craft relabel HOST [TAG...]\n"
 		                "       cairn-test-craft relabel-at SECONDS_AGO HOST [TAG...]\n"
 		                "       cairn-test-craft check-record TEXT\n"
-		                "       cairn-test-craft blob-id FILE\n");
+		                "       cairn-test-craft blob-id FILE\n"
+		                "       cairn-test-craft hole SIZE\n");
 		return 2;
 	}
 	int r = open_repo(&repo);
@@ -110,8 +153,10 @@ int main(int argc, char **argv)
 		            (size_t)(argc - 4));
 	else if (r >= 0 && record_cmd)
 		r = check_record(repo, argv[2]);
-	else if (r >= 0)
+	else if (r >= 0 && blob_cmd)
 		r = blob_id(repo, argv[2]);
+	else if (r >= 0)
+		r = hole(repo, strtoull(argv[2], NULL, 10));
 	if (r < 0)
 		fprintf(stderr, "craft: %s\n", cairn_err_msg());
 	cairn_repo_close(repo);
