@@ -221,6 +221,17 @@ static const char *shown(struct ctx *c)
 	return c->path.len ? (const char *)c->path.data : "/";
 }
 
+/* path (len bytes) for a message: as it is up to 2 * SHOWN_END bytes, else its
+ * first and last SHOWN_END bytes around "...", in out. */
+#define SHOWN_END 120
+static const char *shorten(char out[2 * SHOWN_END + 4], const char *path, size_t len)
+{
+	if (len <= 2 * SHOWN_END)
+		return path;
+	snprintf(out, 2 * SHOWN_END + 4, "%.*s...%s", SHOWN_END, path, path + len - SHOWN_END);
+	return out;
+}
+
 /* Log "<what> '<path>': <why>" as a warning and count it. */
 static void warn(struct ctx *c, const char *what, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
@@ -1029,7 +1040,11 @@ static int restore_dir(struct ctx *c, struct frame *up, const struct cairn_node 
 	if (!inc && !pattern_list_match_below(c->include, (char *)c->path.data, c->path.len))
 		return 0;
 	if (c->depth >= RESTORE_MAX_DEPTH) {
+		/* The path is 1000 names long: its start and end say where. */
+		char shown_path[2 * SHOWN_END + 4];
+		c->what = shorten(shown_path, (const char *)c->path.data, c->path.len);
 		warn(c, "skipping", "directories nested more than %d deep", RESTORE_MAX_DEPTH);
+		c->what = NULL;
 		return 0;
 	}
 	struct frame *f = frame_new(c, up, n);

@@ -473,6 +473,49 @@ static void test_restorer__verify(void)
 	cairn_repo_close(repo);
 }
 
+/* Directories nested past the limit: one warning, whole, that says the limit
+ * and shows the path shortened (it was cut at the log's line length, before
+ * the limit's last digit). */
+static void test_restorer__too_deep_message(void)
+{
+	cairn_repo *repo = make_repo();
+	struct cairn_snapshot snap;
+	struct restorer_stats st;
+	struct cairn_node n = { 0 };
+	char log[600], buf[8192] = "";
+
+	for (int i = 0; i < 1010; i++) {
+		_cleanup_(cairn_tree_builder_freep) cairn_tree_builder *b = NULL;
+		CHECK_OK(cairn_tree_builder_new(&b));
+		if (i > 0)
+			CHECK_OK(cairn_tree_builder_add(b, &n));
+		n = dir(repo, "level", (uint64_t)i + 1, b);
+	}
+	_cleanup_(cairn_tree_builder_freep) cairn_tree_builder *root = NULL;
+	CHECK_OK(cairn_tree_builder_new(&root));
+	CHECK_OK(cairn_tree_builder_add(root, &n));
+	store_root(repo, root, &snap);
+
+	snprintf(log, sizeof(log), "%s/log", check_tmpdir());
+	_cleanup_close_ int fd = open(log, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int saved = dup(STDERR_FILENO);
+	CHECK(fd >= 0 && saved >= 0);
+	fflush(stderr);
+	CHECK(dup2(fd, STDERR_FILENO) == STDERR_FILENO);
+	struct restorer_opts o = { .target = target_dir(), .dry_run = true };
+	int r = restorer_run(repo, &snap, &o, &st);
+	fflush(stderr);
+	CHECK(dup2(saved, STDERR_FILENO) == STDERR_FILENO);
+	close(saved);
+	CHECK_OK(r);
+	CHECK_EQ(st.warnings, 1);
+	CHECK(pread(fd, buf, sizeof(buf) - 1, 0) > 0);
+	CHECK(strstr(buf, "skipping '/level/level/") != NULL && strstr(buf, ".../") != NULL);
+	CHECK(strstr(buf, "': directories nested more than 1000 deep\n") != NULL);
+	CHECK(strlen(buf) < 400);
+	cairn_repo_close(repo);
+}
+
 int main(void)
 {
 	RUN(test_restorer__links_need_type_and_size);
@@ -481,5 +524,6 @@ int main(void)
 	RUN(test_restorer__link_path_not_followed);
 	RUN(test_restorer__dry_run);
 	RUN(test_restorer__verify);
+	RUN(test_restorer__too_deep_message);
 	return 0;
 }
