@@ -436,6 +436,9 @@ int cairn_packf__pread(const struct cairn_packf *f, int type, void *buf, size_t 
 		if (r == -EBADMSG)
 			return cairn_err_set(r, "pack '%s': truncated at offset %llu", f->name,
 			                     (unsigned long long)off);
+		/* The storage's message names the file too: the pack is named once. */
+		if (r == -ENOENT)
+			return cairn_err_set(r, "pack '%s' is missing", f->name);
 		return r < 0 ? cairn_err_wrap(r, "pack '%s' at offset %llu", f->name,
 		                              (unsigned long long)off)
 		             : 0;

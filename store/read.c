@@ -80,11 +80,18 @@ static int read_sealed(cairn_repo *repo, const struct cairn_loc *loc, struct cai
 	return 0;
 }
 
+/* A failure names the blob's place; read_sealed's messages name the pack already. */
 static int decode(cairn_repo *repo, const struct cairn_loc *loc, const struct cairn_id *id,
                   const struct cairn_buf *sealed, struct cairn_buf *out)
 {
-	return cairn_blob__decode(&repo->keys, loc->type, id, sealed->data, sealed->len,
-	                          loc->raw_len, cairn_repo__max_raw(repo, loc->type), out);
+	int r = cairn_blob__decode(&repo->keys, loc->type, id, sealed->data, sealed->len,
+	                           loc->raw_len, cairn_repo__max_raw(repo, loc->type), out);
+	if (r < 0) {
+		char rel[CAIRN_PACK_RELPATH_SIZE];
+		cairn_pack__relpath(rel, &loc->pack);
+		return cairn_err_wrap(r, "pack '%s' offset %u", rel, loc->offset);
+	}
+	return r;
 }
 
 int cairn_repo__get_at(cairn_repo *repo, const struct cairn_id *id, const struct cairn_loc *loc,
@@ -94,12 +101,7 @@ int cairn_repo__get_at(cairn_repo *repo, const struct cairn_id *id, const struct
 	int r = read_sealed(repo, loc, &sealed);
 	if (r >= 0)
 		r = decode(repo, loc, id, &sealed, out);
-	if (r < 0) {
-		char rel[CAIRN_PACK_RELPATH_SIZE];
-		cairn_pack__relpath(rel, &loc->pack);
-		return cairn_err_wrap(r, "pack '%s' offset %u", rel, loc->offset);
-	}
-	return 0;
+	return r < 0 ? r : 0;
 }
 
 int cairn_repo_get_typed(cairn_repo *repo, int type, const struct cairn_id *id,
@@ -147,12 +149,7 @@ int cairn_repo_get_typed(cairn_repo *repo, int type, const struct cairn_id *id,
 			cairn_repo__warn(repo, "%s: a damaged cache block was dropped",
 			                 cairn_storage_url(repo->st));
 	}
-	if (r < 0) {
-		char rel[CAIRN_PACK_RELPATH_SIZE];
-		cairn_pack__relpath(rel, &loc.pack);
-		return cairn_err_wrap(r, "pack '%s' offset %u", rel, loc.offset);
-	}
-	return 0;
+	return r < 0 ? r : 0;
 }
 
 int cairn_repo_get(cairn_repo *repo, const struct cairn_id *id, struct cairn_buf *out)

@@ -215,22 +215,21 @@ static int local_get(void *self, const char *rel, uint64_t off, uint64_t len, si
 	return r;
 }
 
+/* Messages without the path: the caller, a pack reader, names the pack. */
 static int local_read(void *self, const char *rel, uint64_t off, void *buf, size_t len)
 {
 	struct local *l = self;
-	char path[PATH_MAX];
 	struct open_pack *slot;
-	path_of(l, rel, path);
 	int fd = open_get(l, rel, &slot);
 	if (fd < 0)
-		return errno == ENOENT ? cairn_err_set(-ENOENT, "'%s' not found", path)
-		                       : io_err(errno, "open", path);
+		return errno == ENOENT ? cairn_err_set(-ENOENT, "not found")
+		                       : io_err(errno, "open", "the file");
 	int r = cairn_pread_all(fd, buf, len, off);
 	open_put(l, slot, fd);
 	if (r == -EBADMSG)
-		return cairn_err_set(r, "'%s' is truncated before offset %llu", path,
+		return cairn_err_set(r, "truncated before offset %llu",
 		                     (unsigned long long)(off + len));
-	return r < 0 ? io_err(-r, "read", path) : 0;
+	return r < 0 ? io_err(-r, "read", "the file") : 0;
 }
 
 static int local_get_file(void *self, const char *rel, int fd, uint64_t max, uint8_t sha256[32],

@@ -102,4 +102,25 @@ crashed "$W/err" && fail "stats crashed: $(cat "$W/err")"
 [ "$rc" = 1 ] || fail "stats past a snapshot with a damaged tree exited $rc: $(cat "$W/err")"
 grep -q "^snapshots  *2$" "$W/out" || fail "stats of the other snapshots: $(cat "$W/out")"
 grep -q "^cairn: snapshot $d: " "$W/err" || fail "stats does not name snapshot $d: $(cat "$W/err")"
+
+# A read error names the pack once: one that is gone, and one cut short.
+once() { # FILE: each line naming a pack names it once
+	local line hex
+	while IFS= read -r line; do
+		hex=$(grep -o '[0-9a-f]\{64\}' <<< "$line" | head -1)
+		[ -z "$hex" ] || [ "$(grep -o "$hex" <<< "$line" | wc -l)" = 1 ] ||
+			fail "the pack is named more than once: $line"
+	done < "$1"
+}
+grep "^cairn: snapshot $d: " "$W/err" > "$W/lines"
+grep -q "pack 'packs/.*' is missing" "$W/lines" || fail "a pack that is gone: $(cat "$W/lines")"
+once "$W/lines"
+"$CAIRN" forget "$d" > /dev/null
+big=$(find "$CAIRN_REPO/packs" -type f -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2)
+truncate -s 100 "$big"
+rc=0; "$CAIRN" restore "$c" --target "$W/rt" > /dev/null 2> "$W/err" || rc=$?
+crashed "$W/err" && fail "restore crashed: $(cat "$W/err")"
+[ "$rc" != 0 ] || fail "restore from a pack cut short succeeded"
+grep -q "is truncated before offset" "$W/err" || fail "a pack cut short: $(cat "$W/err")"
+once "$W/err"
 echo ok
