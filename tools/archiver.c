@@ -45,7 +45,7 @@ struct entry {
 	struct cairn_node node; /* variable fields point into meta, extents or the old tree */
 	struct fsmeta meta;
 	struct cairn_extent *extents; /* owned when the file was read in this run */
-	bool skip;                    /* vanished or unreadable: left out of the tree */
+	bool skip;                    /* vanished, excluded or not stat-able: left out */
 };
 
 /* Paths given on the command line form a trie: directories above them are listed
@@ -843,6 +843,19 @@ static int read_stream(struct arch *a, struct reader *rd, struct file_ctx *f)
 	return 0;
 }
 
+/* A file that cannot be opened stays in the tree with the metadata lstat gave:
+ * FORMAT.md §10, nothing of it was read, so all of it is a hole and flag bit 0
+ * says so (restore warns; the next backup tries again). */
+static int unreadable(struct arch *a, struct file_ctx *f, const char *path, int err)
+{
+	const struct entry *e = &f->dir->entries[f->slot];
+	entry_error(a, path, "cannot read", err);
+	f->flags |= CAIRN_NODE_INCOMPLETE;
+	if (e->node.size > 0 && emit_hole(a, f, e->node.size) < 0)
+		return atomic_load(&a->fatal);
+	return 0;
+}
+
 /* Read one file into f. Entry-level problems are warnings; returns < 0 only for
  * failures that stop the backup. */
 static int read_file(struct arch *a, struct reader *rd, struct file_ctx *f)
@@ -859,17 +872,18 @@ static int read_file(struct arch *a, struct reader *rd, struct file_ctx *f)
 	_cleanup_free_ char *p = join(f->dir->path, name);
 	const char *path = p ? p : name;
 	_cleanup_close_ int fd = open_nofollow(f->dir->fd, name, O_RDONLY);
-	if (fd < 0 || fstat(fd, &before) < 0 || !S_ISREG(before.st_mode)) {
-		int err = fd < 0 ? errno : ENOENT;
-		if (err == ENOENT)
-			entry_warning(a, path, "vanished during the backup");
-		else
-			entry_error(a, path, "cannot read", err);
+	int err = fd < 0 ? errno : fstat(fd, &before) < 0 ? errno : 0;
+	if (!err && !S_ISREG(before.st_mode))
+		err = ENOENT; /* replaced by something else since it was listed */
+	if (err == ENOENT) {
+		entry_warning(a, path, "vanished during the backup");
 		e->skip = true;
 		if (f->counted)
 			atomic_fetch_sub(f->counted, 1);
 		return 0;
 	}
+	if (err)
+		return unreadable(a, f, path, err);
 	f->fail_at = a->fail_path && strcmp(path, a->fail_path) == 0 ? a->fail_at : UINT64_MAX;
 	if (before.st_size > (off_t)a->max_chunk)
 		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);

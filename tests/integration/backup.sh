@@ -88,15 +88,34 @@ if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
 	chmod -R a+rwX "$W"
 	echo secret > "$SRC/a/secret"
 	chmod 000 "$SRC/a/secret"
+	echo more > "$SRC/a/secret2"
 	rc=0
 	setpriv --reuid=65534 --regid=65534 --clear-groups \
 		env HOME=/ "$CAIRN" backup --json "$SRC" > "$O/b5.json" 2> "$O/b5.err" || rc=$?
 	[ "$rc" = 3 ] || fail "unreadable file: expected exit 3, got $rc: $(cat "$O/b5.err")"
 	grep -q "cannot read.*secret" "$O/b5.err" || fail "no warning naming the file"
 	[ "$(json_field "$O/b5.json" partial)" = true ] || fail "snapshot not marked partial"
-	# It is not counted as a new file backed up (the others changed: chmod).
-	[ "$(json_field "$O/b5.json" files_new)" = 0 ] || fail "the unreadable file was counted: $(cat "$O/b5.json")"
-	rm -f "$SRC/a/secret"
+	# FORMAT.md §10: it stays in the snapshot with the metadata lstat gave, all
+	# of it a hole, flagged; diff does not call it removed, its restore warns.
+	[ "$(json_field "$O/b5.json" files_new)" = 2 ] || fail "the unreadable file was not kept: $(cat "$O/b5.json")"
+	"$CAIRN" ls --json latest "$SRC/a/secret" > "$O/b5.ls"
+	grep -q '"mode":0,.*"size":7,.*"extents":1,.*"incomplete":true}' "$O/b5.ls" ||
+		fail "the unreadable file is not kept flagged with its metadata: $(cat "$O/b5.ls")"
+	chmod 000 "$SRC/a/secret2" # read by the last backup, unreadable now
+	rc=0
+	setpriv --reuid=65534 --regid=65534 --clear-groups \
+		env HOME=/ "$CAIRN" backup "$SRC" > /dev/null 2> "$O/b5.err" || rc=$?
+	[ "$rc" = 3 ] || fail "unreadable files again: expected exit 3, got $rc: $(cat "$O/b5.err")"
+	ids=$("$CAIRN" snapshots --json | python3 -c 'import json,sys; print(*[s["id"] for s in json.load(sys.stdin)[-2:]])')
+	"$CAIRN" diff $ids > "$O/b5.diff" 2>&1 || fail "diff: $(cat "$O/b5.diff")"
+	! grep -q '^-' "$O/b5.diff" || fail "diff calls an unreadable file removed: $(cat "$O/b5.diff")"
+	grep -q "^M    $SRC/a/secret2  (mode, incomplete)$" "$O/b5.diff" || fail "diff: $(cat "$O/b5.diff")"
+	rc=0
+	"$CAIRN" restore latest --target "$O/b5r" "$SRC/a" > /dev/null 2> "$O/b5r.err" || rc=$?
+	[ "$rc" = 3 ] || fail "restore of an unreadable file: exit $rc: $(cat "$O/b5r.err")"
+	grep -q "incomplete copy of '$SRC/a/secret'" "$O/b5r.err" || fail "restore did not warn: $(cat "$O/b5r.err")"
+	[ "$(stat -c %a:%s "$O/b5r$SRC/a/secret")" = 0:7 ] || fail "restored as $(stat -c %a:%s "$O/b5r$SRC/a/secret")"
+	rm -rf "$SRC/a/secret" "$SRC/a/secret2" "$O/b5r"
 fi
 
 # Worker threads that cannot start (CAIRN_TEST_THREAD_FAIL_AFTER=N: every thread
