@@ -87,6 +87,7 @@ struct file_ctx {
 	size_t slot;
 	atomic_size_t refs; /* the reader + chunk jobs in flight */
 	struct extent_block *head, *tail;
+	struct extent_block *stale; /* of a read started over: freed with f */
 	size_t nextents;
 	uint64_t size;
 	uint32_t flags;
@@ -163,6 +164,17 @@ static void entry_error(struct arch *a, const char *path, const char *what, int 
 	cairn_log_f(CAIRN_LOG_WARNING,
 	            CAIRN_FIELDS(LOG_STR("path", path), LOG_STR("code", cairn_errno_name(e))),
 	            "%s '%s': %s", what, path, strerror(e));
+}
+
+/* A file that changed while it was read, and again while it was read again:
+ * what was stored may be a mix of versions, so the snapshot is partial. */
+static void entry_changed(struct arch *a, const char *path)
+{
+	atomic_fetch_add(&a->st->errors, 1);
+	cairn_log_f(CAIRN_LOG_WARNING, CAIRN_FIELDS(LOG_STR("path", path)),
+	            "'%s' changed while it was read, twice: stored as read the second time, "
+	            "flagged incomplete",
+	            path);
 }
 
 static void entry_warning(struct arch *a, const char *path, const char *what)
@@ -590,6 +602,10 @@ static void file_finish(struct arch *a, struct file_ctx *f)
 				v[k++] = b->e[i];
 		free(b);
 	}
+	for (struct extent_block *b = f->stale, *next; b; b = next) {
+		next = b->next;
+		free(b);
+	}
 	if (!v) {
 		set_fatal(a, cairn_err_set(-ENOMEM, "out of memory"));
 		e->skip = true;
@@ -843,6 +859,51 @@ static int read_stream(struct arch *a, struct reader *rd, struct file_ctx *f)
 	return 0;
 }
 
+/* One read of the file as st describes it. Returns 1 after a read error (the
+ * entry is flagged), < 0 for failures that stop the backup. */
+static int read_pass(struct arch *a, struct reader *rd, struct file_ctx *f, int fd,
+                     const struct stat *st, const char *path)
+{
+	uint64_t size = (uint64_t)st->st_size;
+	int r = reader_take(a, rd, size);
+	if (r < 0)
+		return r;
+	/* The size stat gave, no more: the content then agrees with the recorded
+	 * size, and a file that grows faster than it is read cannot hold the backup
+	 * up forever ("changed while it was read" says so). */
+	if ((uint64_t)st->st_blocks * 512 < size)
+		r = read_sparse(a, rd, f, fd, size);
+	else
+		r = chunk_range(a, rd, f, fd, 0, size);
+	reader_give(a, rd);
+	if (r == -ECANCELED || stopping(a))
+		return atomic_load(&a->fatal);
+	if (r >= 0)
+		return 0;
+	/* FORMAT.md §10: what was read is kept, the part that could not be read is
+	 * a hole, so the entry keeps the size stat gave, and flag bit 0 says that
+	 * it is incomplete (restore warns; the next backup reads it again). */
+	entry_error(a, path, "read error in", -r);
+	f->flags |= CAIRN_NODE_INCOMPLETE;
+	if (f->size < size && emit_hole(a, f, size - f->size) < 0)
+		return atomic_load(&a->fatal);
+	return 1;
+}
+
+/* Start f over for another read. Extents already handed to chunk jobs stay
+ * where they are (file_finish frees them, when no job holds f), unused. */
+static void file_restart(struct arch *a, struct file_ctx *f)
+{
+	if (f->tail) {
+		f->tail->next = f->stale;
+		f->stale = f->head;
+	}
+	atomic_fetch_sub(&a->st->bytes_done, f->size);
+	f->head = f->tail = NULL;
+	f->nextents = 0;
+	f->size = 0;
+}
+
 /* A file that cannot be opened stays in the tree with the metadata lstat gave:
  * FORMAT.md §10, nothing of it was read, so all of it is a hole and flag bit 0
  * says so (restore warns; the next backup tries again). */
@@ -887,30 +948,23 @@ static int read_file(struct arch *a, struct reader *rd, struct file_ctx *f)
 	f->fail_at = a->fail_path && strcmp(path, a->fail_path) == 0 ? a->fail_at : UINT64_MAX;
 	if (before.st_size > (off_t)a->max_chunk)
 		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	uint64_t size = (uint64_t)before.st_size;
-	if ((r = reader_take(a, rd, size)) < 0)
-		return r;
-	/* The size stat gave, no more: the content then agrees with the recorded
-	 * size, and a file that grows faster than it is read cannot hold the backup
-	 * up forever ("changed while it was read" says so). */
-	if ((uint64_t)before.st_blocks * 512 < size)
-		r = read_sparse(a, rd, f, fd, size);
-	else
-		r = chunk_range(a, rd, f, fd, 0, size);
-	reader_give(a, rd);
-	if (r == -ECANCELED || stopping(a))
-		return atomic_load(&a->fatal);
-	if (r < 0) {
-		/* FORMAT.md §10: what was read is kept, the part that could not be
-		 * read is a hole, so the entry keeps the size stat gave, and flag bit 0
-		 * says that it is incomplete (restore warns; the next backup reads it
-		 * again). */
-		entry_error(a, path, "read error in", -r);
-		f->flags |= CAIRN_NODE_INCOMPLETE;
-		if (f->size < size && emit_hole(a, f, size - f->size) < 0)
-			return atomic_load(&a->fatal);
-	} else if (fstat(fd, &after) == 0 && !same_version(&before, &after)) {
-		entry_warning(a, path, "changed while it was read");
+	/* A file that changed while it was read may hold a mix of its versions:
+	 * it is read once more. Changed again, it is kept as read the second time
+	 * and flagged (FORMAT.md §10), and the snapshot is partial. */
+	for (int pass = 0;; pass++) {
+		if ((r = read_pass(a, rd, f, fd, &before, path)) < 0)
+			return r;
+		/* r > 0: a read error, the entry flagged already */
+		if (r > 0 || fstat(fd, &after) < 0 || same_version(&before, &after))
+			break;
+		if (pass == 1) {
+			entry_changed(a, path);
+			f->flags |= CAIRN_NODE_INCOMPLETE;
+			break;
+		}
+		log_debug("'%s' changed while it was read: reading it again", path);
+		file_restart(a, f);
+		before = after;
 	}
 	/* Record the stat the content was read under: a later change shows next time. */
 	fsmeta_from_stat(&e->node, &before);

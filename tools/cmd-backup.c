@@ -78,9 +78,12 @@ static const char usage[] =
         "A path that does not exist (or cannot be reached) is skipped with a warning,\n"
         "like a file that cannot be read: the snapshot is partial and still lists it.\n"
         "When none of the paths exists, no snapshot is written.\n"
+        "A file that changes while it is read is read again; changed again, it is kept\n"
+        "as read and flagged incomplete.\n"
         "Exit status: 0 ok, 1 error (no snapshot written), 3 snapshot written but some\n"
-        "paths or files could not be read. The metrics file is checked first; one that\n"
-        "cannot be written once the snapshot is is reported and leaves the status.\n";
+        "paths or files could not be read (or changed twice while read). The metrics\n"
+        "file is checked first; one that cannot be written once the snapshot is is\n"
+        "reported and leaves the status.\n";
 
 enum {
 	OPT_TAG = OPT_FIRST_COMMAND_OPT,
