@@ -18,8 +18,10 @@ static const char usage[] =
         "Removes the paths matching the exclude patterns from the snapshots named\n"
         "(IDs, prefixes or 'latest'), or without SNAP from every snapshot the\n"
         "filters match. Each snapshot that holds such a path gets a rewritten copy:\n"
-        "a new snapshot with new trees and everything else kept (time, host, paths,\n"
-        "tags, parent, summary). Snapshots without a match are left alone.\n"
+        "a new snapshot with new trees and everything else kept (host, paths, tags,\n"
+        "parent, summary), and the original's time plus 1 ns, so that the copy counts\n"
+        "as the newer one for 'latest', forget and the next backup's parent.\n"
+        "Snapshots without a match are left alone.\n"
         "\n"
         "  --exclude GLOB         remove matching paths (repeatable)\n"
         "  --exclude-file FILE    read exclude patterns from FILE, one per line\n"
@@ -229,6 +231,11 @@ static void print_snapshot(const struct rewriter *w, const struct cairn_snapshot
 static int rewrite_snapshot(struct rewriter *w, const struct cairn_snapshot *s, cairn_lock *lock)
 {
 	struct cairn_snapshot copy = *s; /* shallow: strings stay s's */
+	/* One nanosecond newer than its original: 'latest', forget's policies and
+	 * the parent of the next backup take the copy, never the original by the
+	 * order of their IDs (FORMAT.md §8). */
+	if (copy.time_ns < INT64_MAX)
+		copy.time_ns++;
 	w->snap = s;
 	w->removed = 0;
 	cairn_buf_release(&w->path.b);

@@ -88,12 +88,19 @@ state | cmp -s - "$W/r0" || fail "rewrite -n changed snapshots"
 "$CAIRN" rewrite --exclude '*.key' --host h1 latest > "$W/r2"
 [ "$(state | wc -l)" = 4 ] || fail "rewrite kept: $(state)"
 grep -q "1 entry removed$" "$W/r2" || fail "rewrite: $(cat "$W/r2")"
-# The copy: same time, parent, host and tags, a new tree, no secret, the rest.
+# The copy: same parent, host and tags, the time 1 ns later, a new tree, no
+# secret, the rest.
 read -r o8 _ n8 _ < <(grep -- ' -> ' "$W/r2")
 was=$(grep "^$o8" "$W/r0") now=$(state | grep "^$n8")
 [ -n "$was" ] && [ -n "$now" ] || fail "rewrite: snapshots $o8 -> $n8 not found: $(state)"
-[ "$(echo "$was" | cut -d' ' -f2,4-6)" = "$(echo "$now" | cut -d' ' -f2,4-6)" ] ||
+[ "$(echo "$was" | cut -d' ' -f4-6)" = "$(echo "$now" | cut -d' ' -f4-6)" ] ||
 	fail "rewrite changed more than the tree: $was / $now"
+ns() { # RFC 3339 time with 9 decimals -> its nanoseconds within the minute
+	echo "$1" | sed 's/^.*:\([0-9][0-9]\)\.\([0-9]\{9\}\)+.*$/1\1\2/'
+}
+[ "$(echo "$was" | cut -d' ' -f2 | cut -c1-16)" = "$(echo "$now" | cut -d' ' -f2 | cut -c1-16)" ] &&
+	[ $(($(ns "$(echo "$now" | cut -d' ' -f2)") - $(ns "$(echo "$was" | cut -d' ' -f2)"))) = 1 ] ||
+	fail "the copy is not 1 ns after its original: $was / $now"
 [ "$(echo "$was" | cut -d' ' -f3)" != "$(echo "$now" | cut -d' ' -f3)" ] || fail "rewrite kept the tree"
 set -- $now
 "$CAIRN" ls "$1" "$SRC/app/conf" > "$W/ls"
@@ -105,6 +112,37 @@ diff -r "$SRC/docs" "$W/rt$SRC/docs" && cmp "$SRC/app/conf/app.conf" "$W/rt$SRC/
 "$CAIRN" rewrite -n --exclude "$SRC/app" "$1" | grep -q "would remove $SRC/app/$" ||
 	fail "rewrite of a directory"
 expect_fail 2 "say what to remove" -- "$CAIRN" rewrite latest
+
+# ---- the copy counts as newer than its original --------------------------------
+# Whichever of their IDs sorts first: 'latest', forget --keep-last and the
+# parent of the next backup take the copy. Fresh repositories until both orders
+# of the IDs have been seen (each is a coin toss: 40 tries fail 1 in 2^39).
+orders=""
+for i in $(seq 40); do
+	tr=$W/tie$i
+	CAIRN_REPO=$tr init_repo
+	mkdir -p "$W/tiesrc"
+	echo "$i" > "$W/tiesrc/ok"
+	echo pw > "$W/tiesrc/secret"
+	CAIRN_REPO=$tr "$CAIRN" backup "$W/tiesrc" > /dev/null
+	read -r o8 _ n8 _ < <(CAIRN_REPO=$tr "$CAIRN" rewrite --exclude secret | grep -- ' -> ')
+	[ -n "$o8" ] && [ -n "$n8" ] || fail "tie $i: no rewrite"
+	[[ $o8 < $n8 ]] && order=lt || order=gt
+	CAIRN_REPO=$tr "$CAIRN" ls latest "$W/tiesrc" > "$W/tie.ls"
+	[ "$(cat "$W/tie.ls")" = ok ] || fail "tie $i ($order): latest is the original: $(cat "$W/tie.ls")"
+	CAIRN_REPO=$tr "$CAIRN" forget -n --keep-last 1 > "$W/tie.f"
+	grep -q "keep *$n8" "$W/tie.f" && grep -q "remove *$o8" "$W/tie.f" ||
+		fail "tie $i ($order): forget --keep-last 1 keeps the original: $(cat "$W/tie.f")"
+	CAIRN_REPO=$tr "$CAIRN" backup --json "$W/tiesrc" > "$W/tie.b"
+	CAIRN_REPO=$tr "$CAIRN" snapshots --json | python3 -c '
+import json, sys
+print(json.load(sys.stdin)[-1]["parent"])' | grep -q "^$n8" ||
+		fail "tie $i ($order): the next backup's parent is not the copy"
+	rm -rf "$tr"
+	case "$orders" in *$order*) ;; *) orders="$orders $order" ;; esac
+	[ "$orders" = " lt gt" ] || [ "$orders" = " gt lt" ] && break
+done
+[ "${#orders}" = 6 ] || fail "40 repositories and the IDs always sorted $orders"
 
 # ---- a secret backed up by mistake, gone for good ------------------------------
 "$CAIRN" rewrite --forget --exclude 'secret.key' > "$W/r3"
