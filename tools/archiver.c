@@ -1333,12 +1333,17 @@ static void visit(struct arch *a, struct reader *rd, struct dir *d, size_t slot,
 		free(path);
 		return;
 	}
-	if (fsmeta_from_stat(&e->node, &st) < 0) {
+	int r = fsmeta_from_stat(&e->node, &st);
+	if (r < 0) {
 		entry_warning(a, path, "has a file type cairn cannot store");
 		e->skip = true;
 		free(path);
 		return;
 	}
+	if (r > 0)
+		entry_warning(a, path,
+		              "has a time outside the years 1677 to 2262, which cairn cannot "
+		              "store: it is stored as the nearest one it can");
 	if (!given && a->o->max_file_rule && e->node.type == CAIRN_NODE_FILE &&
 	    e->node.size > a->o->max_file_size) {
 		e->skip = true;

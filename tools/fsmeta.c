@@ -45,9 +45,21 @@ static int node_type(mode_t mode)
 	}
 }
 
-static int64_t ns(const struct timespec *t)
+/* FORMAT.md §10 keeps times as i64 nanoseconds, from 1677-09-21 to 2262-04-11:
+ * a time outside is clamped to the nearest end, and *clamped set. */
+static int64_t ns(const struct timespec *t, bool *clamped)
 {
-	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+	int64_t sec = t->tv_sec, nsec = t->tv_nsec, v;
+	if (sec < 0 && nsec > 0) { /* so that the product may reach INT64_MIN's second */
+		sec++;
+		nsec -= 1000000000;
+	}
+	if (__builtin_mul_overflow(sec, (int64_t)1000000000, &v) ||
+	    __builtin_add_overflow(v, nsec, &v)) {
+		*clamped = true;
+		return sec < 0 ? INT64_MIN : INT64_MAX;
+	}
+	return v;
 }
 
 int fsmeta_from_stat(struct cairn_node *node, const struct stat *st)
@@ -65,14 +77,15 @@ int fsmeta_from_stat(struct cairn_node *node, const struct stat *st)
 	node->group = (const uint8_t *)group;
 	node->group_len = strlen(group);
 	node->size = type == CAIRN_NODE_FILE ? (uint64_t)st->st_size : 0;
-	node->mtime_ns = ns(&st->st_mtim);
-	node->ctime_ns = ns(&st->st_ctim);
-	node->atime_ns = ns(&st->st_atim);
+	bool clamped = false;
+	node->mtime_ns = ns(&st->st_mtim, &clamped);
+	node->ctime_ns = ns(&st->st_ctim, &clamped);
+	node->atime_ns = ns(&st->st_atim, &clamped);
 	node->dev = st->st_dev;
 	node->ino = st->st_ino;
 	node->nlink = (uint32_t)st->st_nlink;
 	node->rdev = (type == CAIRN_NODE_CHR || type == CAIRN_NODE_BLK) ? st->st_rdev : 0;
-	return 0;
+	return clamped;
 }
 
 /* ---- xattrs ------------------------------------------------------------- */
@@ -208,7 +221,7 @@ int fsmeta_read_extra(struct cairn_node *node, struct fsmeta *m, int dirfd, cons
 		 * backup sees a change that is only our own read. */
 		struct stat st;
 		if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
-			node->atime_ns = ns(&st.st_atim);
+			node->atime_ns = ns(&st.st_atim, &(bool){ false });
 	}
 	proc_path(path, sizeof(path), dirfd, name);
 	if ((r = read_xattrs(m, path)) < 0)

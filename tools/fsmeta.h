@@ -17,7 +17,9 @@ struct fsmeta {
 void fsmeta_release(struct fsmeta *m);
 
 /* Fill the stat-derived fields of node (type, mode, ids, names, times, size, dev,
- * ino, nlink, rdev). Returns 0, or -EINVAL for a file type cairn cannot store. */
+ * ino, nlink, rdev). Returns 0; 1 when a time lies outside what i64 nanoseconds
+ * hold (years 1677 to 2262) and was clamped to the nearest; -EINVAL for a file
+ * type cairn cannot store. */
 int fsmeta_from_stat(struct cairn_node *node, const struct stat *st);
 
 /* Read xattrs and the symlink target of name in dirfd into m and point node at

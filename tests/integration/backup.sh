@@ -216,6 +216,25 @@ for step in forget check; do
 	grep -q "^$step: done in .* (exit 0)$" "$O/run.err" || fail "$step did not run: $(cat "$O/run.err")"
 done
 
+# A time past what i64 nanoseconds hold (2262-04-11; ext4 takes up to 2446):
+# clamped to the latest one, with a warning, not wrapped around to 1861.
+F="$W/future"
+mkdir -p "$F"
+echo later > "$F/f"
+touch -d '2400-01-01 00:00:00 UTC' "$F/f"
+if [ "$(stat -c %Y "$F/f")" = 13569465600 ]; then
+	"$CAIRN" backup --json "$F" > "$O/fu.json" 2> "$O/fu.err" || fail "backup of a file from 2400: $(cat "$O/fu.err")"
+	grep -q "'$F/f' has a time outside the years 1677 to 2262" "$O/fu.err" ||
+		fail "no warning about the time: $(cat "$O/fu.err")"
+	[ "$(grep -c warning "$O/fu.err")" = 1 ] || fail "not one warning: $(cat "$O/fu.err")"
+	"$CAIRN" ls --json latest "$F/f" | grep -q '"mtime":"2262-04-11T23:47:16.854775807+00:00"' ||
+		fail "the time is not clamped: $("$CAIRN" ls --json latest "$F/f")"
+	"$CAIRN" restore latest --target "$O/fu" "$F" > /dev/null
+	[ "$(stat -c %Y "$O/fu$F/f")" = 9223372036 ] || fail "restored with the time $(stat -c %y "$O/fu$F/f")"
+else
+	echo "note: $F cannot hold the year 2400, clamped times not tested" >&2
+fi
+
 # JSON status messages, the terminal status line and the summary-only output of
 # a backup held mid-way: backup-options.sh.
 echo ok
