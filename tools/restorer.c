@@ -356,6 +356,20 @@ static void split_ts(struct timespec *ts, int64_t ns)
 	ts->tv_nsec = (long)f;
 }
 
+/* n's mode, less setuid and setgid when the entry did not get n's owner and
+ * group (without root it belongs to whoever restores): as with cp -a, a
+ * program would otherwise run with the rights of someone it never ran as. */
+static mode_t mode_for(const struct ctx *c, const struct obj *o, const struct cairn_node *n)
+{
+	struct stat st;
+	if (c->root || !(n->mode & (S_ISUID | S_ISGID)))
+		return n->mode;
+	int r = o->fd >= 0 ? fstat(o->fd, &st) : fstatat(o->dirfd, o->name, &st, 0);
+	if (r == 0 && st.st_uid == n->uid && st.st_gid == n->gid)
+		return n->mode;
+	return n->mode & ~(mode_t)(S_ISUID | S_ISGID);
+}
+
 /* Owner first (chown clears setuid bits and file capabilities), then xattrs
  * (an access ACL rewrites the group bits), then the mode, then the times. */
 static void set_meta(struct ctx *c, const struct obj *o, const struct cairn_node *n)
@@ -373,7 +387,8 @@ static void set_meta(struct ctx *c, const struct obj *o, const struct cairn_node
 	}
 	set_xattrs(c, o, n);
 	if (!lnk) { /* by name only with follow: chmod would follow a symlink there */
-		r = o->fd >= 0 ? fchmod(o->fd, n->mode) : fchmodat(o->dirfd, o->name, n->mode, 0);
+		mode_t mode = mode_for(c, o, n);
+		r = o->fd >= 0 ? fchmod(o->fd, mode) : fchmodat(o->dirfd, o->name, mode, 0);
 		if (r < 0)
 			warn(c, "cannot set the mode of", "%s", strerror(errno));
 	}

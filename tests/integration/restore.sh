@@ -59,6 +59,8 @@ if $ROOT; then
 	mknod "$SRC/c/null" c 1 3
 	printf 'secret\n' > "$SRC/a/nothing" && chmod 000 "$SRC/a/nothing"
 	printf 'owned\n' > "$SRC/b/owned" && chown 1234:5678 "$SRC/b/owned"
+	printf 'ours\n' > "$SRC/b/suid-nobody" && chown 65534:65534 "$SRC/b/suid-nobody"
+	chmod 6755 "$SRC/b/suid-nobody"
 	chown -h 4321:4321 "$SRC/a/rel-link"
 fi
 # Times last: nanoseconds, a symlink's own, and directories.
@@ -310,8 +312,10 @@ done
 export CAIRN_REPO="$W/repo"
 
 # ---- as an unprivileged user ---------------------------------------------
-# Owners stay ours, device nodes are skipped with a warning (exit 3). The first
-# snapshot holds the whole tree; the latest only $SRC/a.
+# Owners stay ours, device nodes are skipped with a warning (exit 3), and as
+# with cp -a, setuid and setgid go from files that did not get their owner and
+# group back (and only from those). The first snapshot holds the whole tree;
+# the latest only $SRC/a.
 if $ROOT && command -v setpriv > /dev/null; then
 	chmod a+rwx "$W"
 	chmod a+r "$W/pw"
@@ -324,6 +328,10 @@ if $ROOT && command -v setpriv > /dev/null; then
 	[ "$(grep -c . "$W/nobody.err")" = 2 ] || fail "unprivileged: warnings: $(cat "$W/nobody.err")"
 	[ "$(stat -c %u "$W/nobody$SRC/b/owned")" = 65534 ] || fail "unprivileged: owner"
 	same_content "$SRC" "$W/nobody$SRC" || fail "unprivileged: content"
-	[ "$(stat -c %a "$W/nobody$SRC/a/suid")" = 4755 ] || fail "unprivileged: mode"
+	[ "$(stat -c %a "$W/nobody$SRC/a/suid")" = 755 ] || fail "unprivileged: setuid kept"
+	[ "$(stat -c %a "$W/nobody$SRC/a/sgid")" = 750 ] || fail "unprivileged: setgid kept"
+	[ "$(stat -c %a:%u:%g "$W/nobody$SRC/b/suid-nobody")" = 6755:65534:65534 ] ||
+		fail "unprivileged: the bits of a file of its own: $(stat -c %a:%u:%g "$W/nobody$SRC/b/suid-nobody")"
+	[ "$(stat -c %a "$W/nobody$SRC/b")" = 1777 ] || fail "unprivileged: sticky bit"
 fi
 echo ok
