@@ -29,7 +29,10 @@ static const char usage[] =
         "Without --snapshot, every snapshot the filters match is searched; with it, the\n"
         "snapshots named, where 'latest' is the newest one the filters match. A\n"
         "snapshot whose trees cannot be read is reported by ID and the others are\n"
-        "searched; the exit status is then 1.\n";
+        "searched; the exit status is then 1.\n"
+        "\n"
+        "Paths are printed as 'cairn ls' prints them: control characters as \\xNN, a\n"
+        "backslash as \\\\; --json keeps them exact.\n";
 
 enum { OPT_SNAPSHOT = OPT_FIRST_COMMAND_OPT };
 
@@ -76,7 +79,7 @@ static void print_match(struct finder *f, const struct cairn_node *n)
 		maint_short_id(id, &f->snap->id);
 		timefmt_local(when, f->snap->time_ns);
 		printf("%s  %s  ", id, when);
-		cairn_text_str(stdout, p, len);
+		cairn_text_name(stdout, p, len);
 		fputs(n->type == CAIRN_NODE_DIR ? "/\n" : "\n", stdout);
 		return;
 	}

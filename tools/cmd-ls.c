@@ -29,8 +29,9 @@ static const char usage[] =
         "\n"
         "Names are printed as stored, except that control characters (newline, tab,\n"
         "ESC, ...) in names and link targets are shown as \\xNN, so that each entry\n"
-        "keeps to one line and cannot drive the terminal. --json keeps names exact\n"
-        "(bytes that are not UTF-8 as \\udcXX).\n";
+        "keeps to one line and cannot drive the terminal, and a backslash as \\\\, so\n"
+        "that no two names print alike. --json keeps names exact (bytes that are not\n"
+        "UTF-8 as \\udcXX).\n";
 
 #define LS_MAX_DEPTH 1000
 
@@ -112,12 +113,12 @@ static void print_text(struct ls *ls, const struct cairn_node *n, bool full)
 	if (ls->lng)
 		print_long(n);
 	if (full)
-		cairn_text_str(stdout, ls->path.data, ls->path.len);
+		cairn_text_name(stdout, ls->path.data, ls->path.len);
 	else
-		cairn_text_str(stdout, n->name, n->name_len);
+		cairn_text_name(stdout, n->name, n->name_len);
 	if (ls->lng && n->type == CAIRN_NODE_SYMLINK) {
 		fputs(" -> ", stdout);
-		cairn_text_str(stdout, n->target, n->target_len);
+		cairn_text_name(stdout, n->target, n->target_len);
 	}
 	fputc('\n', stdout);
 }

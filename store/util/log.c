@@ -168,21 +168,34 @@ static size_t text_char(const unsigned char *p, size_t left, bool *control)
 	return 1;
 }
 
-size_t cairn_text_str(FILE *f, const void *s, size_t n)
+static size_t text_out(FILE *f, const void *s, size_t n, bool name)
 {
 	const unsigned char *p = s;
 	size_t width = 0;
 	for (size_t i = 0; i < n;) {
 		bool control;
 		size_t u = text_char(p + i, n - i, &control);
+		bool slash = name && p[i] == '\\';
 		if (control && f)
 			fprintf(f, "\\x%02x", p[i]);
+		else if (slash && f)
+			fputs("\\\\", f);
 		else if (f)
 			fwrite(p + i, 1, u, f);
-		width += control ? 4 : u;
+		width += control ? 4 : slash ? 2 : u;
 		i += u;
 	}
 	return width;
+}
+
+size_t cairn_text_str(FILE *f, const void *s, size_t n)
+{
+	return text_out(f, s, n, false);
+}
+
+size_t cairn_text_name(FILE *f, const void *s, size_t n)
+{
+	return text_out(f, s, n, true);
 }
 
 const char *cairn_errno_name(int e)

@@ -25,7 +25,7 @@ python3 - "$S" <<'PY'
 import os, sys
 s = sys.argv[1].encode()
 for name in [b"esc\x1b[31mred", b"bel\x07", b"cr\rret", b"new\nline", b"del\x7f",
-             b"c1\xc2\x9b2J", b"tab\there"]:
+             b"c1\xc2\x9b2J", b"tab\there", b"new\\x0aline"]:
     with open(os.path.join(s, b"d", name), "wb") as f:
         f.write(b"one")
 os.symlink(b"target\x1b]0;title\x07", os.path.join(s, b"d", b"link\x1b"))
@@ -42,15 +42,23 @@ rm "$S/d/bel"$'\a'
 # Text output: every entry on its own line, no raw control byte.
 "$CAIRN" ls -R latest "$S" > "$W/ls" 2>&1 || fail "ls failed: $(cat "$W/ls")"
 no_raw_controls "$W/ls" "ls -R"
-[ "$(wc -l < "$W/ls")" = 8 ] || fail "ls -R: not one line per entry: $(cat "$W/ls")"
+[ "$(wc -l < "$W/ls")" = 9 ] || fail "ls -R: not one line per entry: $(cat "$W/ls")"
 grep -qxF "$S/d/esc\\x1b[31mred" "$W/ls" || fail "ls: ESC not shown as \\x1b: $(cat "$W/ls")"
 grep -qxF "$S/d/new\\x0aline" "$W/ls" || fail "ls: newline not shown as \\x0a"
+# A backslash is escaped too, so that a name with the text \x0a in it is not
+# shown as the one with a newline.
+grep -qxF "$S/d/new\\\\x0aline" "$W/ls" || fail "ls: backslash not shown as \\\\: $(cat "$W/ls")"
 grep -qxF "$S/d/c1\\xc2\\x9b2J" "$W/ls" || fail "ls: C1 control not escaped"
 "$CAIRN" ls -l latest "$S/d" > "$W/ls-l"
 no_raw_controls "$W/ls-l" "ls -l"
 grep -qF -- "-> target\\x1b]0;title\\x07" "$W/ls-l" || fail "ls -l: link target not escaped"
 "$CAIRN" find '*' > "$W/find"
 no_raw_controls "$W/find" "find"
+"$CAIRN" find 'new*' > "$W/find-new"
+n1=$(grep -cF "$S/d/new\\x0aline" "$W/find-new" || true)
+n2=$(grep -cF "$S/d/new\\\\x0aline" "$W/find-new" || true)
+[ "$n1" -ge 1 ] && [ "$n1" = "$n2" ] && [ "$(wc -l < "$W/find-new")" = $((n1 + n2)) ] ||
+	fail "find: the names with a newline and with a backslash look alike: $(cat "$W/find-new")"
 "$CAIRN" snapshots > "$W/snaps"
 no_raw_controls "$W/snaps" "snapshots"
 [ "$(wc -l < "$W/snaps")" = 5 ] || fail "snapshots: not one line per snapshot: $(cat "$W/snaps")"

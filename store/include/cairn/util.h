@@ -101,6 +101,10 @@ void cairn_json_str(FILE *f, const void *s, size_t n);
  * (each a column); f NULL only measures, so a result other than n means s holds
  * control characters. Text log lines (cairn_log_emit) go through this. */
 size_t cairn_text_str(FILE *f, const void *s, size_t n);
+/* cairn_text_str for a file name or path in a listing (ls, find): a backslash
+ * is written as \\ too, as GNU ls -b does, so that a name holding the four
+ * characters \x0a never prints like one holding a newline. */
+size_t cairn_text_name(FILE *f, const void *s, size_t n);
 /* "ENOENT" for ENOENT or -ENOENT ("EUNKNOWN" if it has no name). Static. */
 const char *cairn_errno_name(int e);
 #define log_error(...) cairn_log(CAIRN_LOG_ERR, __VA_ARGS__)
