@@ -2,6 +2,7 @@
 /* cairn backup: run the archiver, show progress, and commit a snapshot. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -392,6 +393,33 @@ static void metrics_failed(const struct backup_opts *o, double t0)
 		log_error("cannot write metrics: %s", cairn_err_msg());
 }
 
+/* The descriptor $CAIRN_SNAPSHOT_ID_FD names, or -1: 'cairn run' learns the ID
+ * of the snapshot written there, whatever -q and the summary's wording. Taken
+ * out of the environment and closed on exec, so the password command does not
+ * inherit it. */
+static int take_id_fd(void)
+{
+	const char *v = getenv("CAIRN_SNAPSHOT_ID_FD");
+	char *end;
+	long fd = v ? strtol(v, &end, 10) : -1;
+	unsetenv("CAIRN_SNAPSHOT_ID_FD");
+	if (fd < 3 || fd > 1000 || *end || fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0)
+		return -1;
+	return (int)fd;
+}
+
+/* The whole ID and a newline; a reader that is gone costs nothing. */
+static void report_id(int fd, const struct cairn_id *id)
+{
+	char line[CAIRN_ID_HEX_SIZE + 1];
+	if (fd < 0)
+		return;
+	cairn_id_hex(line, id);
+	line[CAIRN_ID_HEX_SIZE - 1] = '\n';
+	(void)!write(fd, line, CAIRN_ID_HEX_SIZE);
+	close(fd);
+}
+
 static int parse_args(int argc, char **argv, struct backup_opts *o, int *first)
 {
 	static const struct option longopts[] = {
@@ -470,6 +498,7 @@ int cmd_backup(int argc, char **argv)
 	size_t npaths = 0;
 	int first = 0, rc;
 	double t0 = mono_now();
+	int id_fd = take_id_fd();
 
 	if (excludes_new(&o.excludes) < 0)
 		return cli_fail(-ENOMEM);
@@ -522,6 +551,8 @@ int cmd_backup(int argc, char **argv)
 		progress_set_requests(pg, &ss, cairn_storage_is_url(repo_label()));
 	}
 	rc = progress_finish(pg, r, &snap, o.metrics, repo_label());
+	if (r >= 0 && !o.dry_run)
+		report_id(id_fd, &snap.id);
 	progress_free(pg);
 	free(snap.hostname);
 	free(snap.username);

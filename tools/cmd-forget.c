@@ -14,7 +14,8 @@
 #include "cleanup.h"
 
 static const char usage[] =
-        "usage: cairn forget [policy] [--group-by KEYS] [filters] [-n] [--prune]\n"
+        "usage: cairn forget [policy] [--group-by KEYS] [--group-of SNAPSHOT] [filters]\n"
+        "                    [-n] [--prune]\n"
         "       cairn forget [-n] [--prune] SNAPSHOT...\n"
         "\n"
         "Removes snapshots: those the policy does not keep, in each group of snapshots\n"
@@ -35,6 +36,8 @@ static const char usage[] =
         "\n"
         "  --group-by KEYS        host, paths, tags, comma-separated, or '' for one group\n"
         "                         (default host,paths)\n"
+        "  --group-of SNAPSHOT    only the group SNAPSHOT belongs to (what 'cairn run'\n"
+        "                         uses: a job's policy applies to its own snapshots)\n"
         "\n"
         "Filters (the snapshots the policy considers; with SNAPSHOT..., what 'latest'\n"
         "means):\n" SNAPSEL_HELP "\n"
@@ -54,6 +57,7 @@ enum {
 	OPT_KEEP_WITHIN,
 	OPT_KEEP_TAG,
 	OPT_GROUP_BY,
+	OPT_GROUP_OF,
 	OPT_PRUNE,
 	OPT_MAX_UNUSED,
 	OPT_LOCK_WAIT,
@@ -63,6 +67,7 @@ struct forget_args {
 	struct policy policy;
 	const char **tags; /* policy.tags */
 	unsigned group_by;
+	const char *group_of; /* --group-of: judge only this snapshot's group */
 	struct snapsel sel;
 	bool dry_run, prune, json;
 	double max_unused;
@@ -102,6 +107,9 @@ static int handle(int c, const char *arg, void *payload)
 		return add_tag(a, arg);
 	case OPT_GROUP_BY:
 		return policy_parse_group_by(arg, &a->group_by);
+	case OPT_GROUP_OF:
+		a->group_of = arg;
+		return 0;
 	case 'n':
 		a->dry_run = true;
 		return 0;
@@ -183,9 +191,14 @@ static int by_policy(const struct forget_args *a, struct cairn_snapshot **list, 
 	int groups = policy_group(list, n, a->group_by, group);
 	if (groups < 0)
 		return groups;
+	/* --group-of: the snapshots of every other group are not even looked at. */
+	int of = a->group_of ? cairn_snapshot_find(list, n, a->group_of) : 0;
+	if (of < 0)
+		return of;
 	for (size_t i = 0; i < n; i++) {
 		v[i].group = group[i];
-		v[i].considered = snapsel_match(&a->sel, list[i]);
+		v[i].considered =
+		        snapsel_match(&a->sel, list[i]) && (!a->group_of || group[i] == group[of]);
 	}
 	int64_t now = (int64_t)time(NULL);
 	for (int g = 0; g < groups; g++) {
@@ -390,6 +403,8 @@ static int check_usage(const struct forget_args *a, int nids)
 		                       "see 'cairn forget --help'");
 	if (policy && nids > 0)
 		return cli_usage_error("forget: give either a policy or snapshot IDs, not both");
+	if (a->group_of && nids > 0)
+		return cli_usage_error("forget: --group-of goes with a policy, not snapshot IDs");
 	return 0;
 }
 
@@ -406,6 +421,7 @@ int cmd_forget(int argc, char **argv)
 		{ "keep-within", required_argument, NULL, OPT_KEEP_WITHIN },
 		{ "keep-tag", required_argument, NULL, OPT_KEEP_TAG },
 		{ "group-by", required_argument, NULL, OPT_GROUP_BY },
+		{ "group-of", required_argument, NULL, OPT_GROUP_OF },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "prune", no_argument, NULL, OPT_PRUNE },
 		{ "max-unused", required_argument, NULL, OPT_MAX_UNUSED },

@@ -59,8 +59,9 @@ struct step {
 	bool ran;
 	int rc; /* exit status when ran */
 	double secs;
-	char error[512];   /* the last error line it printed */
-	char snapshot[72]; /* the ID backup reported ("snapshot ID saved"), or "" */
+	char error[512]; /* the last error line it printed */
+	/* The ID of the snapshot backup wrote (CAIRN_SNAPSHOT_ID_FD), or "". */
+	char snapshot[CAIRN_ID_HEX_SIZE];
 	const char *label; /* "forget" may run as "prune" */
 };
 
@@ -155,8 +156,9 @@ static void av_globals(struct argv *a, const struct jobconf *c)
 	}
 }
 
-static void backup_args(struct argv *a, const struct jobconf *c)
+static void backup_args(struct argv *a, const struct run *run)
 {
+	const struct jobconf *c = &run->c;
 	av_add(a, "backup");
 	av_list(a, "--tag", &c->tags);
 	if (c->host)
@@ -186,10 +188,14 @@ static void backup_args(struct argv *a, const struct jobconf *c)
 		av_add(a, c->paths.v[i]);
 }
 
-/* forget only looks at this host's snapshots: another machine sharing the
- * repository keeps its own policy. */
-static void forget_args(struct argv *a, const struct jobconf *c)
+/* forget only looks at the group of the snapshot the backup just wrote: the
+ * snapshots of this host with exactly the paths this job backs up (as backup
+ * resolved them). Another machine sharing the repository, another job of this
+ * host and a backup made by hand of other paths keep their snapshots. */
+static void forget_args(struct argv *a, const struct run *run)
 {
+	const struct jobconf *c = &run->c;
+	const char *snap = run->steps[STEP_BACKUP].snapshot;
 	char host[256] = "localhost";
 	if (!jobconf_has_policy(c)) {
 		av_add2(a, "prune", "--lock-wait");
@@ -211,13 +217,15 @@ static void forget_args(struct argv *a, const struct jobconf *c)
 	else
 		gethostname(host, sizeof(host) - 1); /* as backup names it */
 	av_add2(a, "--host", host);
+	av_add2(a, "--group-of", snap[0] ? snap : "<new snapshot>");
 	if (c->prune)
 		av_add(a, "--prune");
 	av_add2(a, "--lock-wait", STEP_WAIT);
 }
 
-static void sync_args(struct argv *a, const struct jobconf *c)
+static void sync_args(struct argv *a, const struct run *run)
 {
+	const struct jobconf *c = &run->c;
 	av_add(a, "sync");
 	if (c->s3_endpoint)
 		av_add2(a, "--s3-endpoint", c->s3_endpoint);
@@ -226,8 +234,9 @@ static void sync_args(struct argv *a, const struct jobconf *c)
 
 /* The rotating subset, '*' '/' M, turns into part D mod M + 1 of M on day D: the runs of M days
  * read all the data, where a fixed subset would read the same packs every time. */
-static void check_args(struct argv *a, const struct jobconf *c)
+static void check_args(struct argv *a, const struct run *run)
 {
+	const struct jobconf *c = &run->c;
 	const char *subset = c->check_read_data_subset;
 	char part[48];
 	av_add(a, "check");
@@ -242,7 +251,7 @@ static void check_args(struct argv *a, const struct jobconf *c)
 	av_add2(a, "--lock-wait", STEP_WAIT);
 }
 
-static void (*const step_args[STEP_N])(struct argv *, const struct jobconf *) = {
+static void (*const step_args[STEP_N])(struct argv *, const struct run *) = {
 	backup_args,
 	forget_args,
 	sync_args,
@@ -286,12 +295,7 @@ static void relay_line(struct step *st, char *line)
  * of the job in JSON mode, so that a JSON log holds nothing but JSON. */
 static void relay_out(struct step *st, char *line)
 {
-	static const char snap[] = "snapshot ";
 	size_t n = strlen(line);
-	if (strncmp(line, snap, sizeof(snap) - 1) == 0 && n > sizeof(snap) + 6 &&
-	    strcmp(line + n - 6, " saved") == 0)
-		snprintf(st->snapshot, sizeof(st->snapshot), "%.*s", (int)(n - sizeof(snap) - 5),
-		         line + sizeof(snap) - 1);
 	if (!cairn_log_get_json()) {
 		printf("%s\n", line);
 		fflush(stdout);
@@ -382,16 +386,39 @@ static int wait_child(pid_t pid)
 	return 128 + WTERMSIG(status); /* as shells report a killed child */
 }
 
+#define ID_FD 3 /* the backup's CAIRN_SNAPSHOT_ID_FD */
+
+/* The snapshot ID the backup wrote to its ID_FD, read once it has exited (the
+ * pipe's end is non-blocking: nothing there is no ID). */
+static void read_id(struct step *st, int fd)
+{
+	char line[CAIRN_ID_HEX_SIZE + 1];
+	ssize_t got = read(fd, line, sizeof(line) - 1);
+	if (got == CAIRN_ID_HEX_SIZE && line[CAIRN_ID_HEX_SIZE - 1] == '\n' &&
+	    strspn(line, "0123456789abcdef") == CAIRN_ID_HEX_SIZE - 1)
+		snprintf(st->snapshot, sizeof(st->snapshot), "%.*s", CAIRN_ID_HEX_SIZE - 1, line);
+}
+
+/* A pipe for the ID of the snapshot, or none (-1s) for the other steps and when
+ * it cannot be made (then forget does not run, see run_step). */
+static void id_pipe(bool want, int id[2])
+{
+	id[0] = id[1] = -1;
+	if (want && pipe2(id, O_CLOEXEC) == 0)
+		(void)fcntl(id[0], F_SETFL, O_NONBLOCK);
+}
+
 /* Re-execute this binary with argv: a step's crash cannot take the job with it,
  * and every step is exactly the command an administrator would type. Each step
  * opens the repository (an s3:// one, or sync, with the AWS credentials), so
  * it gets the whole environment; its own children that need no secrets (the
- * mail program) get cli_child_env(). */
-static int spawn_step(struct step *st, char **argv)
+ * mail program) get cli_child_env(). The backup also gets a pipe for the ID of
+ * its snapshot. */
+static int spawn_step(struct step *st, char **argv, bool backup)
 {
 	extern char **environ;
 	posix_spawn_file_actions_t fa;
-	int err[2], out[2];
+	int err[2], out[2], id[2];
 	pid_t pid;
 
 	if (pipe2(err, O_CLOEXEC) < 0) {
@@ -407,18 +434,33 @@ static int spawn_step(struct step *st, char **argv)
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, err[1], STDERR_FILENO);
 	posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+	id_pipe(backup, id);
+	if (id[1] >= 0) {
+		posix_spawn_file_actions_adddup2(&fa, id[1], ID_FD);
+		setenv("CAIRN_SNAPSHOT_ID_FD", "3", 1); /* ID_FD */
+	}
 	int e = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ);
+	unsetenv("CAIRN_SNAPSHOT_ID_FD");
 	posix_spawn_file_actions_destroy(&fa);
 	close(err[1]);
 	close(out[1]);
+	if (id[1] >= 0)
+		close(id[1]);
 	if (e) {
 		close(err[0]);
 		close(out[0]);
+		if (id[0] >= 0)
+			close(id[0]);
 		snprintf(st->error, sizeof(st->error), "cannot run cairn: %s", strerror(e));
 		return EXIT_ERROR;
 	}
 	relay(st, err[0], out[0]);
-	return wait_child(pid);
+	int rc = wait_child(pid);
+	if (id[0] >= 0) {
+		read_id(st, id[0]);
+		close(id[0]);
+	}
+	return rc;
 }
 
 /* One word quoted for a POSIX shell, so that a dry run's lines can be pasted. */
@@ -462,7 +504,7 @@ static int run_step(struct run *run, enum step_id id)
 	struct step *st = &run->steps[id];
 	struct argv a = { 0 };
 	av_globals(&a, &run->c);
-	step_args[id](&a, &run->c);
+	step_args[id](&a, run);
 	if (a.oom) {
 		av_free(&a);
 		return cli_fail(cairn_err_set(-ENOMEM, "out of memory"));
@@ -476,11 +518,22 @@ static int run_step(struct run *run, enum step_id id)
 	double t0 = mono_now();
 	cairn_log_f(CAIRN_LOG_INFO, CAIRN_FIELDS(LOG_STR("step", st->label)), "%s: starting",
 	            st->label);
-	st->rc = spawn_step(st, a.v);
+	/* Without the ID, forget cannot tell the job's group: it would judge other
+	 * jobs' snapshots. */
+	if (id == STEP_FORGET && jobconf_has_policy(&run->c) &&
+	    !run->steps[STEP_BACKUP].snapshot[0]) {
+		snprintf(st->error, sizeof(st->error),
+		         "the backup did not report its snapshot's ID");
+		st->rc = EXIT_ERROR;
+	} else {
+		st->rc = spawn_step(st, a.v, id == STEP_BACKUP);
+	}
 	st->secs = mono_now() - t0;
 	st->ran = true;
 	av_free(&a);
 	bool ok = st->rc == 0 || (id == STEP_BACKUP && st->rc == EXIT_PARTIAL);
+	char snap[9];
+	snprintf(snap, sizeof(snap), "%.8s", st->snapshot);
 	const char *result = st->rc == 0 ? "ok" : ok ? "partial" : "failed";
 	struct cairn_log_field f[] = {
 		LOG_STR("step", st->label),
@@ -488,7 +541,7 @@ static int run_step(struct run *run, enum step_id id)
 		LOG_INT("exit_code", st->rc),
 		LOG_REAL("duration_seconds", st->secs),
 		LOG_STR("error", st->error[0] ? st->error : NULL),
-		LOG_STR("snapshot", st->snapshot[0] ? st->snapshot : NULL),
+		LOG_STR("snapshot", snap[0] ? snap : NULL),
 		{ 0 },
 	};
 	if (id != STEP_BACKUP)
@@ -737,9 +790,7 @@ static void plan(struct run *run)
 static void record_run(const struct run *run, int rc, double secs)
 {
 	struct runlog_run r = { .time = time(NULL), .exit_code = rc, .seconds = secs };
-	const char *snap = run->steps[STEP_BACKUP].snapshot;
-	if (strlen(snap) < sizeof(r.snapshot) && snap[strspn(snap, "0123456789abcdef")] == '\0')
-		snprintf(r.snapshot, sizeof(r.snapshot), "%s", snap);
+	snprintf(r.snapshot, sizeof(r.snapshot), "%.8s", run->steps[STEP_BACKUP].snapshot);
 	for (int i = 0; i < STEP_N; i++) {
 		const struct step *st = &run->steps[i];
 		if (!st->configured)

@@ -1,0 +1,64 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# cairn run, several jobs on one repository: a job's retention policy judges only
+# its own snapshots (this host, exactly its paths), never another job's nor a
+# backup made by hand of other paths; the run history and the log name the
+# snapshot of every backup that wrote one (partial, and under -q too).
+. "$(dirname "$0")/lib.sh"
+
+export CAIRN_CONFIG_DIR="$W/conf" CAIRN_STATE_DIR="$W/state"
+O="$W/o"
+mkdir -p "$CAIRN_CONFIG_DIR" "$CAIRN_STATE_DIR" "$O" "$W/a" "$W/b" "$W/c"
+echo a > "$W/a/f"
+echo b > "$W/b/f"
+echo c > "$W/c/f"
+init_repo
+# cairn run must take everything from the job file, not from these.
+run() { env -u CAIRN_REPO -u CAIRN_PASSWORD_FILE "$CAIRN" "$@"; }
+job() { # NAME [KEY = VALUE]...
+	local name=$1
+	shift
+	{
+		printf 'repository = %s\npassword-file = %s\n' "$CAIRN_REPO" "$CAIRN_PASSWORD_FILE"
+		printf '%s\n' "$@"
+	} > "$CAIRN_CONFIG_DIR/$name.conf"
+}
+# count PATHS...: the snapshots whose paths are exactly these
+count() {
+	"$CAIRN" snapshots --json > "$O/snaps.json"
+	python3 -c 'import json,sys
+print(sum(1 for s in json.load(open(sys.argv[1])) if sorted(s["paths"]) == sorted(sys.argv[2:])))' \
+		"$O/snaps.json" "$@"
+}
+# last_history NAME: the last line of the job's run history
+last_history() { tail -1 "$CAIRN_STATE_DIR/$1.runs"; }
+
+# ---- a job's policy applies to its own group only ----------------------------
+job keepmany "paths = $W/b" "keep-last = 10"
+job keepone "paths = $W/a" "keep-last = 1" "prune = yes"
+for i in 1 2 3; do
+	run run keepmany > "$O/many.out" 2> "$O/many.err" || fail "job keepmany: $(cat "$O/many.err")"
+done
+# By hand: the same paths as keepone plus another (a superset of its paths), and
+# other paths altogether.
+"$CAIRN" backup "$W/a" "$W/c" > /dev/null
+"$CAIRN" backup "$W/c" > /dev/null
+for i in 1 2; do
+	run run keepone > "$O/one.out" 2> "$O/one.err" || fail "job keepone: $(cat "$O/one.err")"
+done
+[ "$(count "$W/a")" = 1 ] || fail "keepone kept $(count "$W/a") of its snapshots, not 1"
+[ "$(count "$W/b")" = 3 ] || fail "keepone's policy removed keepmany's snapshots: $(count "$W/b") left"
+[ "$(count "$W/a" "$W/c")" = 1 ] || fail "keepone's policy removed the backup of $W/a and $W/c"
+[ "$(count "$W/c")" = 1 ] || fail "keepone's policy removed the backup of $W/c"
+out_lacks "$O/one.out" "$W/b"
+# The dry run shows the scope: the group of the new snapshot.
+run run -n keepone > "$O/dry.out"
+out_match "$O/dry.out" "^cairn .* forget --keep-last 1 --host [^ ]* --group-of '<new snapshot>' --prune"
+# forget --group-of by hand: only that snapshot's group; a bad ID is an error.
+"$CAIRN" forget --keep-last 1 --group-of latest > /dev/null
+[ "$(count "$W/b")" = 3 ] && [ "$(count "$W/a")" = 1 ] || fail "forget --group-of latest judged other groups"
+expect_fail 1 "" -- "$CAIRN" forget --keep-last 1 --group-of 0000ffff
+expect_fail 2 "goes with a policy" -- "$CAIRN" forget --group-of latest latest
+[ "$(count "$W/b")" = 3 ] || fail "a failed forget --group-of removed snapshots"
+
+echo "run-jobs: all passed"
