@@ -64,6 +64,11 @@ for k in 'NoNewPrivileges=yes' 'ProtectKernelTunables=yes' 'ProtectKernelModules
 	'RestrictSUIDSGID=yes' 'MemoryDenyWriteExecute=yes' 'RestrictAddressFamilies=.*'; do
 	has cairn-mount@.service "$k"
 done
+# The cache of an s3:// repository (and a write-only key's host cache) must be
+# writable under ProtectHome=read-only: cairn is pointed at CacheDirectory=.
+cache=$(sed -n 's/^CacheDirectory=//p' "$U/cairn-backup@.service")
+[ -n "$cache" ] || fail "cairn-backup@.service has no CacheDirectory="
+has cairn-backup@.service "Environment=CAIRN_CACHE_DIR=/var/cache/$cache"
 # Each unit's program may talk to S3 (an s3:// repository, sync to a bucket) or,
 # for notify, to a webhook: its address families must let it reach the network.
 for u in cairn-backup@.service cairn-notify@.service cairn-mount@.service; do
