@@ -82,9 +82,9 @@ static const char usage[] =
         "A file that changes while it is read is read again; changed again, it is kept\n"
         "as read and flagged incomplete.\n"
         "Exit status: 0 ok, 1 error (no snapshot written), 3 snapshot written but some\n"
-        "paths or files could not be read (or changed twice while read). The metrics\n"
-        "file is checked first; one that cannot be written once the snapshot is is\n"
-        "reported and leaves the status.\n";
+        "paths or files could not be read (or changed twice while read), or the metrics\n"
+        "file could not be written (a warning: a metrics file that cannot be written\n"
+        "never stops the backup).\n";
 
 enum {
 	OPT_TAG = OPT_FIRST_COMMAND_OPT,
@@ -214,7 +214,11 @@ static int handle(int c, const char *arg, void *payload)
 		return 0;
 	case OPT_METRICS:
 		o->metrics = arg;
-		return cli_check_output_file(arg); /* before any snapshot is written */
+		/* Refused before any snapshot is written: a target no rename can
+		 * replace (a directory, a device). A directory that is missing (no
+		 * node exporter installed) costs the metrics, not the backup. */
+		r = cli_check_output_file(arg);
+		return r == -EINVAL ? r : 0;
 	case OPT_LIST:
 		o->list = true;
 		return 0;
@@ -390,7 +394,7 @@ static void metrics_failed(const struct backup_opts *o, double t0)
 		.snapshots = -1,
 	};
 	if (o->metrics && metrics_backup_write(o->metrics, &m) < 0)
-		log_error("cannot write metrics: %s", cairn_err_msg());
+		log_warn("cannot write metrics: %s", cairn_err_msg());
 }
 
 /* The descriptor $CAIRN_SNAPSHOT_ID_FD names, or -1: 'cairn run' learns the ID

@@ -275,9 +275,14 @@ static void relay_line(struct step *st, char *line)
 	const struct cairn_log_field step[] = { LOG_STR("step", st->label), { 0 } };
 	char *raw = NULL, text[LINE_MAX_LEN + 64];
 	if (jline_parse(line, &l)) {
+		const char *msg = (const char *)l.message.data;
+		size_t ln = strlen(st->label);
 		if (l.fields_len && !(raw = strndup(l.fields, l.fields_len)))
 			l.fields_len = 0;
-		snprintf(text, sizeof(text), "%s: %s", st->label, (const char *)l.message.data);
+		/* A usage error already names its command ("backup: --x ..."). */
+		if (strncmp(msg, st->label, ln) == 0 && strncmp(msg + ln, ": ", 2) == 0)
+			msg += ln + 2;
+		snprintf(text, sizeof(text), "%s: %s", st->label, msg);
 	} else {
 		/* Not ours: the text as it came, at notice level. */
 		l.level = CAIRN_LOG_NOTICE;

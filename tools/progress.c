@@ -409,10 +409,14 @@ int progress_finish(struct progress *pg, int r, const struct cairn_snapshot *sna
 		.snapshots = pg->snapshots,
 		.requests = pg->have_req ? &pg->req : NULL,
 	};
-	/* A dry run writes no snapshot and says nothing about the last backup. */
-	/* After a snapshot, 1 would say there is none (a wrapper would retry):
-	 * the path was checked before the backup, so this is a full disk or so. */
-	if (metrics_path && !pg->dry_run && metrics_backup_write(metrics_path, &m) < 0)
-		log_error("cannot write metrics: %s", cairn_err_msg());
+	/* A dry run writes no snapshot and says nothing about the last backup.
+	 * After a snapshot, 1 would say there is none (a wrapper would retry): the
+	 * snapshot stands, and 3 says that not everything went right. */
+	if (metrics_path && !pg->dry_run && metrics_backup_write(metrics_path, &m) < 0) {
+		log_warn("%scannot write metrics: %s", r < 0 ? "" : "snapshot saved, but ",
+		         cairn_err_msg());
+		if (rc == 0)
+			rc = EXIT_PARTIAL;
+	}
 	return rc;
 }

@@ -118,6 +118,20 @@ M=$B L="{repo=\"$W/no-repo\"}" last_ok=0 want "cairn_backup_success{repo=\"$W/no
 "$CAIRN" backup -n --metrics-file "$O/dry.prom" "$SRC" > /dev/null
 [ ! -e "$O/dry.prom" ] || fail "a dry run wrote metrics: $(cat "$O/dry.prom")"
 "$CAIRN" backup --metrics-file "$O/plain.prom" "$SRC" > /dev/null
+# A metrics file whose directory is missing (no node exporter installed) does not
+# stop the backup: the snapshot is saved, one warning, exit status 3.
+n0=$("$CAIRN" snapshots --json | grep -o '"id"' | wc -l)
+rc=0
+"$CAIRN" backup --metrics-file "$O/nodir/x.prom" "$SRC" > "$O/nodir.out" 2> "$O/nodir.err" || rc=$?
+[ "$rc" = 3 ] || fail "backup with a missing metrics directory exited $rc: $(cat "$O/nodir.err")"
+n1=$("$CAIRN" snapshots --json | grep -o '"id"' | wc -l)
+[ "$n1" = $((n0 + 1)) ] || fail "no snapshot written: $n0 then $n1"
+out_has "$O/nodir.out" "saved"
+[ "$(wc -l < "$O/nodir.err")" = 1 ] || fail "not one warning: $(cat "$O/nodir.err")"
+out_match "$O/nodir.err" "snapshot saved, but cannot write metrics: .*nodir"
+[ ! -e "$O/nodir" ] || fail "the metrics directory was made"
+# A directory as the metrics file is bad usage, refused before any backup.
+expect_fail 2 "not a regular file" -- "$CAIRN" backup --metrics-file "$O" "$SRC"
 
 # ---- the names and the files -----------------------------------------------
 for f in "$O"/*.prom; do

@@ -61,4 +61,14 @@ expect_fail 1 "" -- "$CAIRN" forget --keep-last 1 --group-of 0000ffff
 expect_fail 2 "goes with a policy" -- "$CAIRN" forget --group-of latest latest
 [ "$(count "$W/b")" = 3 ] || fail "a failed forget --group-of removed snapshots"
 
+# ---- a metrics file that cannot be written does not stop the backup ----------
+job nodir "paths = $W/c" "metrics-file = $W/nodir/c.prom"
+rc=0
+run run nodir > "$O/nodir.out" 2> "$O/nodir.err" || rc=$?
+[ "$rc" = 1 ] || fail "job nodir exited $rc: $(cat "$O/nodir.err")"
+[ "$(count "$W/c")" = 2 ] || fail "job nodir took no snapshot: $(cat "$O/nodir.err")"
+out_match "$O/nodir.err" "cannot write metrics"
+out_lacks "$O/nodir.err" "backup: backup:"
+last_history nodir | grep -q ' snapshot=[0-9a-f]\{8\} ' || fail "no snapshot in the history: $(last_history nodir)"
+
 echo "run-jobs: all passed"
