@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -107,13 +108,36 @@ void cli_crash_hint(void)
 	sigaction(SIGSEGV, &sa, NULL);
 	sigaction(SIGBUS, &sa, NULL);
 #endif
+	/* A reader of the output that went away (| head, a cairn run that was
+	 * killed) must not kill a command half-way, a backup after its snapshot
+	 * before its metrics: writes fail with EPIPE instead (cli_finish_stdout). */
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int cli_spawnattr_init(posix_spawnattr_t *attr)
+{
+	sigset_t dfl;
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE);
+	int e = posix_spawnattr_init(attr);
+	if (e == 0 && (e = posix_spawnattr_setsigdefault(attr, &dfl)) == 0)
+		e = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGDEF);
+	return e;
+}
+
+/* Whether stdout is a pipe nobody reads any more (poll says POLLERR then). */
+static bool reader_gone(void)
+{
+	struct pollfd p = { .fd = STDOUT_FILENO, .events = POLLOUT };
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
 }
 
 int cli_finish_stdout(int rc)
 {
-	/* A reader that went away (EPIPE) ends the output as it wished. */
+	/* A reader that went away (EPIPE) ends the output as it wished: what the
+	 * command did stands, and its status with it. */
 	errno = 0;
-	if ((fflush(stdout) == 0 && !ferror(stdout)) || errno == EPIPE)
+	if ((fflush(stdout) == 0 && !ferror(stdout)) || errno == EPIPE || reader_gone())
 		return rc;
 	/* A flush by the command that failed already leaves no errno. */
 	int e = errno ? errno : EIO;

@@ -5,6 +5,7 @@
 
 #include <getopt.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -90,8 +91,11 @@ int cli_check_output_file(const char *path);
 /* On a crash (SIGSEGV, SIGBUS), one line saying what most likely damaged
  * memory, a damaged index (LMDB trusts its file), and what mends it, before
  * the signal takes its course. Not under AddressSanitizer, whose report is
- * worth more. */
+ * worth more. Also ignores SIGPIPE: a closed output is a write error (EPIPE). */
 void cli_crash_hint(void);
+/* posix_spawn attributes for a program that is not cairn (the mail program):
+ * SIGPIPE back to its default. 0 or an errno; posix_spawnattr_destroy after. */
+int cli_spawnattr_init(posix_spawnattr_t *attr);
 /* The exit code once the command returned rc: a stdout that could not be
  * written (full disk, closed) turns success into EXIT_ERROR, with a message. */
 int cli_finish_stdout(int rc);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -150,6 +151,7 @@ int cmd_mount(int argc, char **argv)
 	args[n++] = mnt;
 	args[n] = NULL;
 	fflush(NULL);
+	signal(SIGPIPE, SIG_DFL); /* cairnfs's own choice, not ours */
 	if (strchr(prog, '/'))
 		execv(prog, (char *const *)args);
 	else

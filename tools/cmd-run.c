@@ -4,8 +4,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,7 +39,9 @@ static const char usage[] =
         "  7. one line in the run history $CAIRN_STATE_DIR/NAME.runs (default\n"
         "     /var/lib/cairn), which 'cairn report' shows            (always)\n"
         "Steps 2-4 are skipped when the backup wrote no snapshot; each step's outcome\n"
-        "is logged, and a failed step does not stop the later ones.\n"
+        "is logged, and a failed step does not stop the later ones. SIGINT, SIGTERM\n"
+        "and SIGHUP go on to the running step, skip the later ones, and make the run\n"
+        "a failure (recorded, notified).\n"
         "\n"
         "  --config FILE   read the job from FILE (NAME defaults to its base name)\n"
         "  -n, --dry-run   print the commands the job would run, run nothing\n"
@@ -78,6 +82,35 @@ struct run {
 	 * crashed, or never started): this command writes its families. */
 	bool backup_silent;
 };
+
+/* ---- signals ------------------------------------------------------------ */
+
+/* SIGINT, SIGTERM (systemctl stop, shutdown) and SIGHUP stop the job as one:
+ * the running step gets the signal too and is waited for (a backup then
+ * stops cleanly), the later steps are skipped, and the failure is recorded
+ * in the history and the metrics and notified like any other. */
+static atomic_int interrupted; /* the signal that stopped the job, or 0 */
+static atomic_int step_pid;    /* the running step, not yet waited for, or 0 */
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	int none = 0;
+	atomic_compare_exchange_strong(&interrupted, &none, sig);
+	int pid = atomic_load(&step_pid);
+	if (pid > 0)
+		kill(pid, sig);
+	errno = saved;
+}
+
+static void catch_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
 
 /* ---- argument vectors --------------------------------------------------- */
 
@@ -380,9 +413,24 @@ static void relay(struct step *st, int err_fd, int out_fd)
 			close(b[i].fd);
 }
 
+/* The step is known to the signal handler from its start until it has
+ * exited, and waited for only then (WNOWAIT first): the handler never signals
+ * a reused PID. */
+static void step_started(pid_t pid)
+{
+	atomic_store(&step_pid, (int)pid);
+	/* A signal that came before the step was known. */
+	if (atomic_load(&interrupted))
+		kill(pid, atomic_load(&interrupted));
+}
+
 static int wait_child(pid_t pid)
 {
+	siginfo_t info;
 	int status;
+	while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+		;
+	atomic_store(&step_pid, 0);
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return EXIT_ERROR;
@@ -459,6 +507,7 @@ static int spawn_step(struct step *st, char **argv, bool backup)
 		snprintf(st->error, sizeof(st->error), "cannot run cairn: %s", strerror(e));
 		return EXIT_ERROR;
 	}
+	step_started(pid);
 	relay(st, err[0], out[0]);
 	int rc = wait_child(pid);
 	if (id[0] >= 0) {
@@ -731,7 +780,12 @@ static int outcome(const struct run *run)
 static void describe(const struct run *run, char *buf, size_t size)
 {
 	size_t k = 0;
+	int sig = atomic_load(&interrupted);
 	buf[0] = '\0';
+	if (sig) {
+		int w = snprintf(buf, size, "interrupted by SIG%s", sigabbrev_np(sig));
+		k = w < 0 ? size : (size_t)w;
+	}
 	for (int i = 0; i < STEP_N && k < size; i++) {
 		const struct step *st = &run->steps[i];
 		int w = 0;
@@ -835,8 +889,10 @@ static int run_job(struct run *run)
 	setenv("CAIRN_LOG_LEVEL", level, 1);
 	/* JSON whatever this command's format, so relay_line keeps the steps' fields. */
 	setenv("CAIRN_LOG_FORMAT", "json", 1);
-	if (!run->dry_run)
+	if (!run->dry_run) {
 		notify_mark_reported(run->name, false);
+		catch_signals();
+	}
 	/* backup writes the file anew and drops this command's families, so what
 	 * the previous run recorded is read now (a missing or unreadable file only
 	 * costs the remembered times). */
@@ -853,17 +909,24 @@ static int run_job(struct run *run)
 	for (int i = STEP_FORGET; i < STEP_N; i++) {
 		if (!run->steps[i].configured)
 			continue;
-		if (snapshot || run->dry_run)
+		if ((snapshot && !atomic_load(&interrupted)) || run->dry_run)
 			run_step(run, (enum step_id)i);
 		else
 			cairn_log_f(CAIRN_LOG_WARNING,
 			            CAIRN_FIELDS(LOG_STR("step", step_names[i]),
 			                         LOG_STR("result", "skipped")),
-			            "%s skipped: the backup failed", step_names[i]);
+			            "%s skipped: %s", step_names[i],
+			            snapshot ? "the job was interrupted" : "the backup failed");
 	}
 	if (run->dry_run)
 		return 0;
 	int rc = outcome(run);
+	int sig = atomic_load(&interrupted);
+	if (sig) {
+		cairn_log_f(CAIRN_LOG_ERR, CAIRN_FIELDS(LOG_STR("signal", sigabbrev_np(sig))),
+		            "job %s interrupted by SIG%s", run->name, sigabbrev_np(sig));
+		rc = EXIT_ERROR;
+	}
 	if (run->c.metrics_file && write_metrics(run, rc) < 0) {
 		cairn_log_f(CAIRN_LOG_ERR,
 		            CAIRN_FIELDS(LOG_STR("step", "metrics"), LOG_STR("result", "failed"),

@@ -450,7 +450,12 @@ int notify_mail(const char *addr, const struct notify_msg *m)
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, fds[0], STDIN_FILENO);
 	char *argv[] = { (char *)sendmail, (char *)"-t", (char *)"-i", NULL };
-	int e = posix_spawn(&pid, sendmail, &fa, NULL, argv, env);
+	posix_spawnattr_t attr;
+	int e = cli_spawnattr_init(&attr);
+	if (e == 0) {
+		e = posix_spawn(&pid, sendmail, &fa, &attr, argv, env);
+		posix_spawnattr_destroy(&attr);
+	}
 	posix_spawn_file_actions_destroy(&fa);
 	close(fds[0]);
 	if (e) {

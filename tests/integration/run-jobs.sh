@@ -71,4 +71,52 @@ out_match "$O/nodir.err" "cannot write metrics"
 out_lacks "$O/nodir.err" "backup: backup:"
 last_history nodir | grep -q ' snapshot=[0-9a-f]\{8\} ' || fail "no snapshot in the history: $(last_history nodir)"
 
+# ---- SIGTERM (systemctl stop, shutdown) and SIGHUP stop the job as SIGINT does --
+# The signal comes while the backup step waits for its password: the password
+# command signals cairn run (its parent's parent) once, when armed. cairn run
+# passes the signal on, waits for the step, skips the rest, and records the
+# failure: history, metrics, notification.
+printf '#!/bin/sh\ncat > "%s/mail.$$"\n' "$O" > "$W/sendmail"
+chmod +x "$W/sendmail"
+for sig in TERM HUP; do
+	job "sig$sig" "paths = $W/c" "keep-last = 5" "metrics-file = $O/sig$sig.prom" \
+		"notify-mail = ops@example.org"
+	sed -i '/^password-file = /d' "$CAIRN_CONFIG_DIR/sig$sig.conf"
+	printf '%s\n' "password-command = if [ -e $W/arm ]; then rm $W/arm; kill -$sig \$(cut -d' ' -f4 /proc/\$PPID/stat); fi; cat $CAIRN_PASSWORD_FILE" \
+		>> "$CAIRN_CONFIG_DIR/sig$sig.conf"
+	run run "sig$sig" > /dev/null 2> "$O/sig.err" || fail "job sig$sig unarmed: $(cat "$O/sig.err")"
+	n=$(count "$W/c")
+	rm -f "$O"/mail.*
+	touch "$W/arm"
+	rc=0
+	CAIRN_SENDMAIL="$W/sendmail" run run "sig$sig" > /dev/null 2> "$O/sig.err" || rc=$?
+	[ ! -e "$W/arm" ] || fail "the password command did not signal"
+	[ "$rc" = 1 ] || fail "job sig$sig stopped by SIG$sig exited $rc: $(cat "$O/sig.err")"
+	out_has "$O/sig.err" "job sig$sig interrupted by SIG$sig"
+	out_has "$O/sig.err" "forget skipped"
+	last_history "sig$sig" | grep -q '^time=[0-9]* exit=1 .*backup=failed,' ||
+		fail "no failed run in the history: $(last_history "sig$sig")"
+	grep -q "^cairn_run_success{job=\"sig$sig\"} 0\$" "$O/sig$sig.prom" ||
+		fail "the metrics do not say the run failed: $(cat "$O/sig$sig.prom")"
+	grep -q '^cairn_backup_success{.*} 0$' "$O/sig$sig.prom" ||
+		fail "the metrics still say the backup succeeded: $(cat "$O/sig$sig.prom")"
+	cat "$O"/mail.* 2> /dev/null | grep -q "interrupted by SIG$sig" ||
+		fail "no notification of the interruption"
+	[ "$(count "$W/c")" = "$n" ] || fail "SIG$sig: a snapshot was written after all"
+done
+
+# ---- a reader that went away does not kill a backup ---------------------------
+# stdout is a pipe whose reader is closed before the backup writes a byte: the
+# snapshot and the metrics are written, and the status is the backup's.
+n=$(count "$W/c")
+rc=0
+python3 -c 'import os, subprocess, sys
+r, w = os.pipe()
+os.close(r)
+sys.exit(subprocess.call(sys.argv[1:], stdout=w) & 255)' \
+	"$CAIRN" backup --metrics-file "$O/pipe.prom" "$W/c" 2> "$O/pipe.err" || rc=$?
+[ "$rc" = 0 ] || fail "backup into a closed pipe exited $rc: $(cat "$O/pipe.err")"
+[ "$(count "$W/c")" = $((n + 1)) ] || fail "backup into a closed pipe wrote no snapshot"
+grep -q '^cairn_backup_success{.*} 1$' "$O/pipe.prom" || fail "no metrics after a closed pipe"
+
 echo "run-jobs: all passed"
