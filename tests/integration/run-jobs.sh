@@ -61,12 +61,35 @@ expect_fail 1 "" -- "$CAIRN" forget --keep-last 1 --group-of 0000ffff
 expect_fail 2 "goes with a policy" -- "$CAIRN" forget --group-of latest latest
 [ "$(count "$W/b")" = 3 ] || fail "a failed forget --group-of removed snapshots"
 
+# ---- the snapshot of every backup that wrote one is recorded -------------------
+# A partial backup (a path missing) and a clean one under -q, whose summary line
+# is silenced: the history and the backup step's log line name the snapshot the
+# repository holds.
+newest() { "$CAIRN" snapshots --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"][:8])'; }
+job part "paths = $W/c $W/missing"
+rc=0
+run --log-format json run part > /dev/null 2> "$O/part.err" || rc=$?
+[ "$rc" = 3 ] || fail "job part exited $rc: $(cat "$O/part.err")"
+id=$(newest)
+last_history part | grep -q " snapshot=$id backup=partial,3," ||
+	fail "the history lacks the partial snapshot $id: $(last_history part)"
+out_has "$O/part.err" "\"step\":\"backup\",\"result\":\"partial\""
+grep '"result":"partial"' "$O/part.err" | grep -q "\"snapshot\":\"$id\"" ||
+	fail "the backup step's log line lacks the snapshot $id: $(cat "$O/part.err")"
+job quiet "paths = $W/c"
+run -q run quiet > "$O/quiet.out" 2> "$O/quiet.err" || fail "job quiet: $(cat "$O/quiet.err")"
+out_lacks "$O/quiet.out" "saved"
+id=$(newest)
+last_history quiet | grep -q " snapshot=$id backup=ok,0," ||
+	fail "the history of a quiet run lacks the snapshot $id: $(last_history quiet)"
+
 # ---- a metrics file that cannot be written does not stop the backup ----------
 job nodir "paths = $W/c" "metrics-file = $W/nodir/c.prom"
+n=$(count "$W/c")
 rc=0
 run run nodir > "$O/nodir.out" 2> "$O/nodir.err" || rc=$?
 [ "$rc" = 1 ] || fail "job nodir exited $rc: $(cat "$O/nodir.err")"
-[ "$(count "$W/c")" = 2 ] || fail "job nodir took no snapshot: $(cat "$O/nodir.err")"
+[ "$(count "$W/c")" = $((n + 1)) ] || fail "job nodir took no snapshot: $(cat "$O/nodir.err")"
 out_match "$O/nodir.err" "cannot write metrics"
 out_lacks "$O/nodir.err" "backup: backup:"
 last_history nodir | grep -q ' snapshot=[0-9a-f]\{8\} ' || fail "no snapshot in the history: $(last_history nodir)"
