@@ -23,28 +23,50 @@
 #define NOTIFY_ATTEMPTS 3
 #define NOTIFY_REPLY_MAX 512 /* of a reply body kept for the error message */
 
+/* The message's texts as valid UTF-8 (a file name's Latin-1 byte is U+FFFD):
+ * strict JSON decoders refuse the \udcXX escapes of exact names, and the mail
+ * says charset=utf-8. */
 struct filled {
-	char host[256];
 	char when[32]; /* ISO 8601, UTC */
 	int64_t time;
-	const char *job, *error;
+	char *job, *host, *error; /* owned; job NULL when there is none */
 };
 
-static void fill(struct filled *f, const struct notify_msg *m)
+static void filled_release(struct filled *f)
 {
+	free(f->job);
+	free(f->host);
+	free(f->error);
+}
+
+static char *valid_text(const char *s)
+{
+	return cairn_utf8_valid(s, strlen(s));
+}
+
+static int fill(struct filled *f, const struct notify_msg *m)
+{
+	char host[256] = "localhost";
 	struct tm tm;
 	time_t t;
 
-	f->time = m->time ? m->time : (int64_t)time(NULL);
+	*f = (struct filled){ .time = m->time ? m->time : (int64_t)time(NULL) };
 	t = (time_t)f->time;
 	if (m->host)
-		snprintf(f->host, sizeof(f->host), "%s", m->host);
-	else if (gethostname(f->host, sizeof(f->host) - 1) < 0)
-		snprintf(f->host, sizeof(f->host), "localhost");
+		snprintf(host, sizeof(host), "%s", m->host);
+	else if (gethostname(host, sizeof(host) - 1) < 0)
+		snprintf(host, sizeof(host), "localhost");
 	if (!gmtime_r(&t, &tm) || !strftime(f->when, sizeof(f->when), "%Y-%m-%dT%H:%M:%SZ", &tm))
 		snprintf(f->when, sizeof(f->when), "1970-01-01T00:00:00Z");
-	f->job = m->job && *m->job ? m->job : NULL;
-	f->error = m->error && *m->error ? m->error : "job failed";
+	bool job = m->job && *m->job;
+	f->host = valid_text(host);
+	f->error = valid_text(m->error && *m->error ? m->error : "job failed");
+	f->job = job ? valid_text(m->job) : NULL;
+	if (!f->host || !f->error || (job && !f->job)) {
+		filled_release(f);
+		return cairn_err_set(-ENOMEM, "out of memory");
+	}
+	return 0;
 }
 
 /* One line for people: what chat tools show. */
@@ -115,7 +137,7 @@ enum notify_format notify_format_for(const char *url, enum notify_format f)
 	const char *host = strstr(url, "://");
 	host = host ? host + 3 : url;
 	size_t n = strcspn(host, "/?#");
-	const char *at = memchr(host, '@', n); /* user:password@host */
+	const char *at = memrchr(host, '@', n); /* user:password@host */
 	if (at) {
 		n -= (size_t)(at + 1 - host);
 		host = at + 1;
@@ -139,11 +161,17 @@ enum notify_format notify_format_for(const char *url, enum notify_format f)
  * escaped text is cut at a character boundary before that. */
 #define SLACK_TEXT_MAX 1900
 
+#define ZWSP "\xe2\x80\x8b" /* U+200B ZERO WIDTH SPACE */
+
 /* s with Slack's three mrkdwn control characters as entities
  * (api.slack.com/reference/surfaces/formatting#escaping), at most
- * SLACK_TEXT_MAX bytes and "..." when cut, between pre and post (kept whole). */
+ * SLACK_TEXT_MAX bytes and "..." when cut, between pre and post (kept whole).
+ * Between the fences of a code block (pre "```"), a zero width space parts
+ * any two backticks in a row: mrkdwn has no escape, and s's own "```" would
+ * end the block. */
 static void slack_str(FILE *out, const char *pre, const char *s, const char *post)
 {
+	bool code = strcmp(pre, "```") == 0, tick = code;
 	char *esc = NULL;
 	size_t len = 0;
 	FILE *m = open_memstream(&esc, &len);
@@ -156,9 +184,15 @@ static void slack_str(FILE *out, const char *pre, const char *s, const char *pos
 		bool starts = ((unsigned char)*s & 0xc0) != 0x80; /* not a continuation byte */
 		if (starts && n + 5 > SLACK_TEXT_MAX - 3) {
 			fputs("...", m);
+			tick = false;
 			break;
 		}
 		n += *s == '&' ? 5 : *s == '<' || *s == '>' ? 4 : 1;
+		if (tick && *s == '`') {
+			fputs(ZWSP, m);
+			n += 3;
+		}
+		tick = code && *s == '`';
 		if (*s == '&')
 			fputs("&amp;", m);
 		else if (*s == '<')
@@ -168,6 +202,8 @@ static void slack_str(FILE *out, const char *pre, const char *s, const char *pos
 		else
 			fputc(*s, m);
 	}
+	if (tick) /* before the closing fence */
+		fputs(ZWSP, m);
 	fputs(post, m);
 	fclose(m);
 	cli_json_str(out, esc ? esc : "", esc ? len : 0);
@@ -251,22 +287,27 @@ int notify_body(struct cairn_buf *out, enum notify_format fmt, const struct noti
 	char *data = NULL;
 	size_t len = 0;
 
-	fill(&f, m);
+	int r = fill(&f, m);
+	if (r < 0)
+		return r;
 	FILE *mem = open_memstream(&data, &len);
-	if (!mem)
+	if (!mem) {
+		filled_release(&f);
 		return cairn_err_set(-ENOMEM, "out of memory");
+	}
 	if (fmt == NOTIFY_SLACK)
 		write_slack(mem, m, &f);
 	else if (fmt == NOTIFY_TEAMS)
 		write_teams(mem, m, &f);
 	else
 		write_json(mem, m, &f);
+	filled_release(&f);
 	int bad = ferror(mem);
 	if (fclose(mem) != 0 || bad) {
 		free(data);
 		return cairn_err_set(-ENOMEM, "out of memory");
 	}
-	int r = cairn_buf_put(out, data, len);
+	r = cairn_buf_put(out, data, len);
 	free(data);
 	return r;
 }
@@ -278,13 +319,21 @@ int notify_json(struct cairn_buf *out, const struct notify_msg *m)
 
 /* ---- webhook ------------------------------------------------------------ */
 
-/* "scheme://host[:port]" of url: webhook paths hold tokens and stay out of logs. */
+/* "scheme://host[:port]" of url: webhook paths hold tokens, and the userinfo
+ * (user:password@) a password, so both stay out of messages and logs. */
 static void redact(char *buf, size_t n, const char *url)
 {
-	const char *host = strstr(url, "://");
-	host = host ? host + 3 : url;
-	size_t len = (size_t)(host - url) + strcspn(host, "/?#");
-	snprintf(buf, n, "%.*s", (int)(len < 512 ? len : 512), url);
+	const char *sep = strstr(url, "://");
+	size_t scheme = sep ? (size_t)(sep + 3 - url) : 0;
+	const char *host = url + scheme;
+	size_t len = strcspn(host, "/?#");
+	const char *at = memrchr(host, '@', len); /* the userinfo ends at the last '@' */
+	if (at) {
+		len -= (size_t)(at + 1 - host);
+		host = at + 1;
+	}
+	snprintf(buf, n, "%.*s%.*s", (int)(scheme < 64 ? scheme : 64), url,
+	         (int)(len < 512 ? len : 512), host);
 }
 
 static size_t on_reply(char *p, size_t size, size_t nmemb, void *payload)
@@ -395,8 +444,10 @@ static void put_text(FILE *out, const char *s)
 static int write_mail(FILE *out, const char *addr, const struct notify_msg *m)
 {
 	struct filled f;
+	int r = fill(&f, m);
 
-	fill(&f, m);
+	if (r < 0)
+		return r;
 	fprintf(out, "To: %s\nSubject: cairn: ", addr);
 	if (f.job) {
 		fputs("job ", out);
@@ -406,7 +457,9 @@ static int write_mail(FILE *out, const char *addr, const struct notify_msg *m)
 		fputs("failure on ", out);
 	}
 	put_text(out, f.host);
-	fputs("\nAuto-Submitted: auto-generated\nContent-Type: text/plain; charset=utf-8\n\n", out);
+	fputs("\nAuto-Submitted: auto-generated\nMIME-Version: 1.0\n"
+	      "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n",
+	      out);
 	fputs("job:   ", out);
 	put_text(out, f.job ? f.job : "-");
 	fputs("\nhost:  ", out);
@@ -418,6 +471,7 @@ static int write_mail(FILE *out, const char *addr, const struct notify_msg *m)
 	put_text(out, f.error);
 	fputc('\n', out);
 	fputs("\nSee journalctl -u 'cairn-backup@*' for the whole log.\n", out);
+	filled_release(&f);
 	return ferror(out) ? -EIO : 0;
 }
 

@@ -109,9 +109,13 @@ static const char *level_name(int l)
 	}
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 if it is not one. */
-static size_t utf8_len(const unsigned char *p, size_t left)
+size_t cairn_utf8_len(const void *s, size_t left)
 {
+	const unsigned char *p = s;
+	if (left == 0)
+		return 0;
+	if (p[0] < 0x80)
+		return 1;
 	size_t n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
 	if (n == 0 || n > left)
 		return 0;
@@ -125,13 +129,38 @@ static size_t utf8_len(const unsigned char *p, size_t left)
 	return n;
 }
 
+char *cairn_utf8_valid(const void *s, size_t n)
+{
+	const unsigned char *p = s;
+	size_t cap;
+	if (__builtin_mul_overflow(n, 3, &cap) || __builtin_add_overflow(cap, 1, &cap))
+		return NULL;
+	char *out = malloc(cap), *o = out;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n;) {
+		size_t u = cairn_utf8_len(p + i, n - i);
+		if (u) {
+			memcpy(o, p + i, u);
+			o += u;
+			i += u;
+		} else {
+			memcpy(o, "\xef\xbf\xbd", 3); /* U+FFFD */
+			o += 3;
+			i++;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
 void cairn_json_str(FILE *f, const void *s, size_t n)
 {
 	const unsigned char *p = s;
 	fputc('"', f);
 	for (size_t i = 0; i < n;) {
 		unsigned char c = p[i];
-		size_t u = c >= 0x80 ? utf8_len(p + i, n - i) : 0;
+		size_t u = c >= 0x80 ? cairn_utf8_len(p + i, n - i) : 0;
 		if (u) {
 			fwrite(p + i, 1, u, f);
 			i += u;
@@ -159,7 +188,7 @@ void cairn_json_str(FILE *f, const void *s, size_t n)
  * an 8-bit terminal takes as C1). */
 static size_t text_char(const unsigned char *p, size_t left, bool *control)
 {
-	size_t u = p[0] >= 0x80 ? utf8_len(p, left) : 0;
+	size_t u = p[0] >= 0x80 ? cairn_utf8_len(p, left) : 0;
 	if (u) {
 		*control = u == 2 && p[0] == 0xc2 && p[1] < 0xa0;
 		return *control ? 1 : u; /* escaped byte by byte */

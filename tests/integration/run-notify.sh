@@ -383,6 +383,10 @@ last_body sink "$O/n2.json"
 # HTTP errors and refused connections are errors; the URL's path (a token) stays out.
 expect_fail 1 "answered HTTP 404: no_service" -- "$CAIRN" notify --url "$broken_URL"
 ! grep -q T0KEN "$W/err" || fail "the webhook token was printed"
+# Nor the user and password of the URL's userinfo (user:password@host).
+expect_fail 1 "webhook http://127.0.0.1:$(cat "$W/broken.port") answered HTTP 404" -- \
+	"$CAIRN" notify --url "http://us%40er:pa55word@127.0.0.1:$(cat "$W/broken.port")/hook/T0KEN"
+! grep -q 'pa55word\|us%40er' "$W/err" || fail "the URL's user and password were printed: $(cat "$W/err")"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 expect_fail 1 "cannot reach webhook http://127.0.0.1:$port" -- "$CAIRN" notify --url "http://127.0.0.1:$port/x"
 expect_fail 2 "give --url, --mail or --job" -- "$CAIRN" notify
@@ -441,6 +445,28 @@ assert texts[1].startswith('\`\`\`é&amp;&lt;') and texts[1].endswith('...\`\`\`
 for t in texts + fields + [j['text']]:
     t.encode('utf-8')  # no lone surrogate: nothing was cut inside a character
 " "$O/slack-long.json" || fail "long Slack body: $(head -c 600 "$O/slack-long.json")"
+# Bytes that are not UTF-8 (a Latin-1 file name in the error) are U+FFFD in every
+# body: valid UTF-8 JSON without lone surrogates, which strict decoders refuse.
+bad=$(printf 'cannot read /srv/caf\xe9 \xff')
+for fmt in generic slack teams; do
+	"$CAIRN" notify --url "$sink_URL" --format $fmt --job j8 --error "$bad" || fail "$fmt notify of non-UTF-8"
+	last_body sink "$O/latin1-$fmt.json"
+	! grep -qi 'udc' "$O/latin1-$fmt.json" || fail "$fmt body has surrogate escapes: $(cat "$O/latin1-$fmt.json")"
+	py "import json,sys
+raw=open(sys.argv[1],'rb').read()
+j=json.loads(raw.decode('utf-8', 'strict'))
+assert 'cannot read /srv/caf\ufffd \ufffd' in json.dumps(j, ensure_ascii=False), j
+" "$O/latin1-$fmt.json" || fail "$fmt body of non-UTF-8: $(cat "$O/latin1-$fmt.json")"
+done
+# An error with three backticks stays inside Slack's code block.
+"$CAIRN" notify --url "$sink_URL" --format slack --job j9 --error 'x ``` y `' || fail "Slack notify with backticks"
+last_body sink "$O/ticks.json"
+py "import json,sys
+t=json.load(open(sys.argv[1]))['blocks'][2]['text']['text']
+assert t.startswith('\`\`\`x ') and t.endswith('\`\`\`'), t
+inner=t[3:-3]
+assert '\`\`' not in inner and not inner.endswith('\`') and inner.replace('\u200b', '') == 'x \`\`\` y \`', repr(t)
+" "$O/ticks.json" || fail "Slack code block: $(cat "$O/ticks.json")"
 # The checks bite: the generic body is neither.
 (slack_body "$O/n1.json" j1 'disk "full"') 2> /dev/null && fail "slack_body accepted a generic body"
 (teams_body "$O/n1.json" j1 'disk "full"') 2> /dev/null && fail "teams_body accepted a generic body"
@@ -491,6 +517,12 @@ grep -q '^args: -t -i$' "$O/mail" || fail "sendmail arguments: $(cat "$O/mail")"
 grep -q '^To: ops@example.org$' "$O/mail" || fail "mail To: $(cat "$O/mail")"
 grep -q '^Subject: cairn: job j2 failed on ' "$O/mail" || fail "mail Subject: $(cat "$O/mail")"
 grep -q '^error: oops$' "$O/mail" || fail "mail body: $(cat "$O/mail")"
+grep -q '^MIME-Version: 1.0$' "$O/mail" || fail "mail without MIME-Version: $(cat "$O/mail")"
+CAIRN_SENDMAIL="$W/sendmail" "$CAIRN" notify --mail ops@example.org --job j2 --error "$bad" ||
+	fail "mail notification of non-UTF-8 failed"
+iconv -f UTF-8 -t UTF-8 "$O/mail" > /dev/null || fail "the mail is not valid UTF-8: $(cat -v "$O/mail")"
+grep -q "^error: cannot read /srv/caf$(printf '\xef\xbf\xbd') $(printf '\xef\xbf\xbd')\$" "$O/mail" ||
+	fail "mail body of non-UTF-8: $(cat -v "$O/mail")"
 # no_secrets_in_mail: the mail program got none of the secrets of the
 # repository and of S3 (only what the mail needs), but the rest of the environment.
 no_secrets_in_mail() {

@@ -188,6 +188,27 @@ static void test_util__hex(void)
 
 /* ---- errors ------------------------------------------------------------- */
 
+/* Valid UTF-8 passes; stray bytes, overlong forms, surrogates and a cut
+ * sequence become U+FFFD, one per byte. */
+static void test_util__utf8_valid(void)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "caf\xc3\xa9 \xf0\x9f\x90\x8d", "caf\xc3\xa9 \xf0\x9f\x90\x8d" },
+		{ "caf\xe9", "caf\xef\xbf\xbd" },
+		{ "\xff\xfe", "\xef\xbf\xbd\xef\xbf\xbd" },
+		{ "\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd" },                 /* overlong '/' */
+		{ "\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" }, /* U+D800 */
+		{ "a\xe2\x82", "a\xef\xbf\xbd\xef\xbf\xbd" },               /* cut short */
+		{ "", "" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		_cleanup_free_ char *s = cairn_utf8_valid(cases[i].in, strlen(cases[i].in));
+		CHECK(s && strcmp(s, cases[i].out) == 0);
+	}
+}
+
 static void test_util__err(void)
 {
 	CHECK_ERR(cairn_err_set(-EBADMSG, "pack '%s' at %d", "ab", 12), -EBADMSG);
@@ -395,6 +416,7 @@ int main(void)
 	RUN(test_util__rd_getters);
 	RUN(test_util__rd_short);
 	RUN(test_util__hex);
+	RUN(test_util__utf8_valid);
 	RUN(test_util__err);
 	RUN(test_util__file_slurp);
 	RUN(test_util__file_write_atomic);

@@ -105,6 +105,14 @@ size_t cairn_text_str(FILE *f, const void *s, size_t n);
  * is written as \\ too, as GNU ls -b does, so that a name holding the four
  * characters \x0a never prints like one holding a newline. */
 size_t cairn_text_name(FILE *f, const void *s, size_t n);
+/* Length of the valid UTF-8 sequence at p (1..4 bytes, at most left), 0 if it is
+ * not one (a stray byte, an overlong form, a surrogate, past U+10FFFF). */
+size_t cairn_utf8_len(const void *p, size_t left);
+/* A NUL-terminated copy of the n bytes at s in which each byte that is not part
+ * of valid UTF-8 is U+FFFD: for readers that want Unicode text and no exact
+ * names (a chat message, a mail, a Prometheus label). Caller frees; NULL when
+ * out of memory. */
+char *cairn_utf8_valid(const void *s, size_t n);
 /* "ENOENT" for ENOENT or -ENOENT ("EUNKNOWN" if it has no name). Static. */
 const char *cairn_errno_name(int e);
 #define log_error(...) cairn_log(CAIRN_LOG_ERR, __VA_ARGS__)
