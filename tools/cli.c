@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -285,6 +287,11 @@ int cli_parse(int argc, char **argv, const char *shortopts, const struct option 
 			return -2;
 		}
 	}
+	/* One would be ignored without a word (the job file refuses both too). */
+	if (cli.password_file && cli.password_command) {
+		cli_usage_error("give --password-file or --password-command, not both");
+		return -2;
+	}
 	return optind;
 }
 
@@ -328,26 +335,136 @@ int cli_password_from_file(const char *path, char **out, size_t *len)
 	return r;
 }
 
+/* Seconds a password command may take (CAIRN_PASSWORD_COMMAND_TIMEOUT, 0 for
+ * no limit): a secret helper that hangs (a vault that does not answer) must
+ * not hang a backup unit forever, with no failure and no notification. */
+#define PASSWORD_COMMAND_TIMEOUT 60
+
+static long command_timeout(void)
+{
+	const char *e = getenv("CAIRN_PASSWORD_COMMAND_TIMEOUT");
+	char *end;
+	long v = e && *e ? strtol(e, &end, 10) : -1;
+	return v >= 0 && v <= 86400 && *end == '\0' ? v : PASSWORD_COMMAND_TIMEOUT;
+}
+
+static double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Milliseconds left until deadline (0 = none: -1, wait for ever). */
+static int ms_left(double deadline)
+{
+	if (deadline == 0)
+		return -1;
+	double left = deadline - mono_now();
+	return left <= 0 ? 0 : (int)(left * 1000) + 1;
+}
+
+/* The command's output until end of file or a full buffer. -ETIMEDOUT. */
+static int read_output(int fd, char *buf, size_t size, size_t *n, double deadline)
+{
+	while (*n < size) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int k = poll(&p, 1, ms_left(deadline));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k == 0)
+			return -ETIMEDOUT;
+		ssize_t got = k < 0 ? -1 : read(fd, buf + *n, size - *n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return 0;
+		*n += (size_t)got;
+	}
+	return 0;
+}
+
+/* The command's exit status, once it has exited. -ETIMEDOUT. */
+static int wait_exit(pid_t pid, int *status, double deadline)
+{
+	for (;;) {
+		pid_t w = waitpid(pid, status, WNOHANG);
+		if (w == pid)
+			return 0;
+		if (w < 0 && errno != EINTR)
+			return cairn_err_set(-errno, "password command: %s", strerror(errno));
+		if (ms_left(deadline) == 0)
+			return -ETIMEDOUT;
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+	}
+}
+
+/* sh -c cmd with its stdout a pipe (stdin and stderr as ours: a command may ask
+ * on the terminal), SIGPIPE at its default. */
+static int spawn_command(const char *cmd, pid_t *pid, int *fd)
+{
+	extern char **environ;
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return cairn_err_set(-errno, "cannot run password command: %s", strerror(errno));
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
+	char *argv[] = { (char *)"sh", (char *)"-c", (char *)cmd, NULL };
+	int e = cli_spawnattr_init(&attr);
+	if (e == 0) {
+		e = posix_spawn(pid, "/bin/sh", &fa, &attr, argv, environ);
+		posix_spawnattr_destroy(&attr);
+	}
+	posix_spawn_file_actions_destroy(&fa);
+	close(fds[1]);
+	if (e) {
+		close(fds[0]);
+		return cairn_err_set(-e, "cannot run password command: %s", strerror(e));
+	}
+	*fd = fds[0];
+	return 0;
+}
+
+static int command_failed(int status)
+{
+	if (WIFSIGNALED(status))
+		return cairn_err_set(-EINVAL, "password command killed by SIG%s",
+		                     sigabbrev_np(WTERMSIG(status)) ? sigabbrev_np(WTERMSIG(status))
+		                                                    : "?");
+	return cairn_err_set(-EINVAL, "password command failed (exit status %d)",
+	                     WEXITSTATUS(status));
+}
+
 static int password_from_command(const char *cmd, char **out, size_t *len)
 {
 	char buf[PASSWORD_MAX];
 	size_t n = 0;
-	FILE *f = popen(cmd, "r");
-	if (!f)
-		return cairn_err_set(-errno, "cannot run password command: %s", strerror(errno));
-	while (n < sizeof(buf)) {
-		size_t got = fread(buf + n, 1, sizeof(buf) - n, f);
-		if (got == 0)
-			break;
-		n += got;
+	int fd = -1, status = 0;
+	pid_t pid = 0;
+	long limit = command_timeout();
+	int r = spawn_command(cmd, &pid, &fd);
+	if (r < 0)
+		return r;
+	double deadline = limit ? mono_now() + (double)limit : 0;
+	r = read_output(fd, buf, sizeof(buf), &n, deadline);
+	close(fd); /* a command that writes on gets SIGPIPE */
+	if (r == 0)
+		r = wait_exit(pid, &status, deadline);
+	if (r == -ETIMEDOUT) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		r = cairn_err_set(-ETIMEDOUT,
+		                  "password command gave no password within %ld s: killed (set "
+		                  "CAIRN_PASSWORD_COMMAND_TIMEOUT for a longer limit)",
+		                  limit);
+	} else if (r == 0 && status != 0) {
+		r = command_failed(status);
 	}
-	int status = pclose(f);
-	if (status != 0) {
-		OPENSSL_cleanse(buf, sizeof(buf));
-		return cairn_err_set(-EINVAL, "password command failed (exit status %d)",
-		                     WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-	}
-	int r = take_line(buf, n, "password command", out, len);
+	if (r == 0)
+		r = take_line(buf, n, "password command", out, len);
 	OPENSSL_cleanse(buf, sizeof(buf));
 	return r;
 }

@@ -46,6 +46,16 @@ expect_fail 1 "wrong password" -- "$CAIRN" --password-file "$W/bad" cat config
 expect_fail 1 "wrong password" -- env -u CAIRN_PASSWORD_FILE CAIRN_PASSWORD=wrong "$CAIRN" cat config
 expect_fail 1 "password command failed" -- env -u CAIRN_PASSWORD_FILE "$CAIRN" --password-command false cat config
 env -u CAIRN_PASSWORD_FILE "$CAIRN" --password-command "cat $W/pw" cat config >/dev/null
+# Both sources at once is bad usage (one would be ignored), in either order.
+expect_fail 2 "not both" -- "$CAIRN" --password-command "cat $W/pw" --password-file "$W/pw" cat config
+expect_fail 2 "not both" -- "$CAIRN" --password-file "$W/pw" cat config --password-command "cat $W/pw"
+# A password command that hangs is killed after CAIRN_PASSWORD_COMMAND_TIMEOUT
+# seconds (60 by default), with one line; one killed by a signal names it.
+CAIRN_PASSWORD_COMMAND_TIMEOUT=1 expect_fail 1 "password command gave no password within 1 s: killed" -- \
+	env -u CAIRN_PASSWORD_FILE timeout 120 "$CAIRN" --password-command "sleep 600" cat config
+[ "$(grep -c . "$W/err")" = 1 ] || fail "not one line: $(cat "$W/err")"
+expect_fail 1 "password command killed by SIGTERM" -- \
+	env -u CAIRN_PASSWORD_FILE "$CAIRN" --password-command 'kill -TERM $$' cat config
 # No password source and no terminal: a clear error, not a hang.
 expect_fail 1 "no password given" -- env -u CAIRN_PASSWORD_FILE setsid "$CAIRN" cat config </dev/null
 after=$(cd "$CAIRN_REPO" && find . -type f -newer "$W/pw" | sort | xargs -r sha256sum)
