@@ -13,11 +13,25 @@
 
 void metrics_label_escape(char *out, size_t size, const char *s)
 {
-	size_t k = 0;
-	for (; *s && k + 3 < size; s++) {
-		if (*s == '\\' || *s == '"' || *s == '\n')
+	size_t k = 0, left = strlen(s);
+	while (left) {
+		/* The exposition format wants UTF-8: a byte that is not (a Latin-1
+		 * path) would make the whole file invalid, so it is U+FFFD. */
+		size_t u = cairn_utf8_len(s, left);
+		const char *c = u ? s : "\xef\xbf\xbd";
+		size_t w = u ? u : 3;
+		bool esc = u == 1 && (*s == '\\' || *s == '"' || *s == '\n');
+		if (k + w + esc >= size) /* never a character cut in two */
+			break;
+		if (esc) {
 			out[k++] = '\\';
-		out[k++] = *s == '\n' ? 'n' : *s;
+			out[k++] = *s == '\n' ? 'n' : *s;
+		} else {
+			memcpy(out + k, c, w);
+			k += w;
+		}
+		s += u ? u : 1;
+		left -= u ? u : 1;
 	}
 	out[k] = '\0';
 }

@@ -22,7 +22,8 @@ struct metrics_backup {
 };
 
 /* s as a label value of the text exposition format (backslash, quote and newline
- * escaped), cut to fit size. */
+ * escaped, bytes that are not UTF-8 as U+FFFD), cut between characters to fit
+ * size. */
 void metrics_label_escape(char *out, size_t size, const char *s);
 /* The value of the sample name{labels} in text (a textfile), 0 when absent. */
 double metrics_old_value(const char *text, const char *name, const char *labels);

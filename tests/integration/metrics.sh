@@ -133,6 +133,16 @@ out_match "$O/nodir.err" "snapshot saved, but cannot write metrics: .*nodir"
 # A directory as the metrics file is bad usage, refused before any backup.
 expect_fail 2 "not a regular file" -- "$CAIRN" backup --metrics-file "$O" "$SRC"
 
+# A repository path that is not UTF-8 (a Latin-1 byte) and holds a quote and a
+# backslash: the label stays valid (U+FFFD for the byte), so promtool and the
+# node exporter take the file (checked below with the others).
+B=$(printf '%s/caf\xe9 "q\\b' "$W")
+"$CAIRN" -r "$B" init --kdf-log2n 10 > /dev/null
+"$CAIRN" -r "$B" backup --metrics-file "$O/latin1.prom" "$SRC" > /dev/null
+fffd=$(printf '\xef\xbf\xbd')
+grep -qxF "cairn_backup_success{repo=\"$W/caf$fffd \\\"q\\\\b\"} 1" "$O/latin1.prom" ||
+	fail "the label of a non-UTF-8 repository path: $(grep success "$O/latin1.prom" | cat -v)"
+
 # ---- the names and the files -----------------------------------------------
 for f in "$O"/*.prom; do
 	promtool check metrics < "$f" > "$O/promtool.out" 2>&1 ||
