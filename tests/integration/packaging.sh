@@ -57,6 +57,14 @@ for k in 'ProtectSystem=strict' 'ProtectHome=read-only' 'PrivateTmp=yes' 'NoNewP
 	has cairn-backup@.service "$k"
 done
 has cairn-notify@.service 'ExecStart=/usr/bin/cairn notify --job %i --if-unreported .*'
+# The unit that exists to send mail through a local MTA can write its queue
+# under ProtectSystem=strict: postfix's maildrop, exim's spool and log.
+if grep -q '^ProtectSystem=strict$' "$U/cairn-notify@.service"; then
+	rw=" $(sed -n 's/^ReadWritePaths=//p' "$U/cairn-notify@.service" | tr '\n' ' ') "
+	for d in /var/spool/postfix/maildrop /var/spool/exim4 /var/log/exim4; do
+		[[ "$rw" == *" -$d "* ]] || fail "cairn-notify@.service cannot write $d:$rw"
+	done
+fi
 has cairn-mount@.service 'Type=simple'
 has cairn-mount@.service 'ExecStart=/usr/bin/cairnfs -f .*'
 has cairn-mount@.service 'ExecStop=/usr/bin/fusermount3 -u ${MOUNTPOINT}'
