@@ -974,9 +974,9 @@ static int load(struct run *run, int argc, char **argv, int i)
 		return cli_usage_error("%s", cairn_err_msg());
 	const char *file = run->config ? run->config : path;
 	r = jobconf_load(&run->c, file);
-	/* A job file that does not parse is bad usage; one that cannot be read is a
-	 * failure of the machine. */
-	if (r == -EINVAL || r == -EFBIG)
+	/* A job file that does not parse, or that others may change, is bad usage;
+	 * one that cannot be read is a failure of the machine. */
+	if (r == -EINVAL || r == -EFBIG || r == -EPERM)
 		return cli_usage_error("%s", cairn_err_msg());
 	if (r < 0) {
 		cairn_log_f(

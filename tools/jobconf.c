@@ -3,9 +3,13 @@
 #include "jobconf.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "pattern.h"
 #include "cleanup.h"
@@ -514,10 +518,53 @@ int jobconf_parse(struct jobconf *c, const char *where, const char *text, size_t
 	return 0;
 }
 
+/* Who may change what st describes: only root or this user, as cron, sshd and
+ * sudo have it. A sticky directory (/tmp) lets nobody replace another's file. */
+static int check_owner(const struct stat *st, const char *what, const char *path)
+{
+	if (st->st_uid != 0 && st->st_uid != geteuid())
+		return cairn_err_set(
+		        -EPERM,
+		        "refusing job file '%s': %s is owned by uid %u, not by root or "
+		        "this user (a job file runs its password-command)",
+		        path, what, (unsigned)st->st_uid);
+	if ((st->st_mode & (S_IWGRP | S_IWOTH)) &&
+	    !(S_ISDIR(st->st_mode) && (st->st_mode & S_ISVTX)))
+		return cairn_err_set(
+		        -EPERM,
+		        "refusing job file '%s': %s is writable by %s (mode %04o; a job "
+		        "file runs its password-command): chmod go-w it",
+		        path, what, st->st_mode & S_IWOTH ? "others" : "its group",
+		        (unsigned)(st->st_mode & 07777));
+	return 0;
+}
+
+/* The job file (the file a symlink names) and its directory. */
+static int check_job_file(int fd, const char *path)
+{
+	struct stat st;
+	char dir[4096];
+	if (fstat(fd, &st) < 0)
+		return cairn_err_set(-errno, "cannot read job file '%s': %s", path,
+		                     strerror(errno));
+	int r = check_owner(&st, "the file", path);
+	snprintf(dir, sizeof(dir), "%s", path);
+	if (r == 0 && stat(dirname(dir), &st) == 0)
+		r = check_owner(&st, "its directory", path);
+	return r;
+}
+
 int jobconf_load(struct jobconf *c, const char *path)
 {
 	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
-	int r = cairn_file_slurp(path, JOBCONF_MAX_SIZE, &b);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return cairn_err_set(-errno, "cannot read job file '%s': %s", path,
+		                     strerror(errno));
+	int r = check_job_file(fd, path);
+	if (r < 0)
+		return r;
+	r = cairn_file_slurp_fd(fd, path, JOBCONF_MAX_SIZE, &b);
 	if (r == -EFBIG)
 		return cairn_err_set(r, "%s: larger than %d bytes", path, JOBCONF_MAX_SIZE);
 	if (r < 0)

@@ -142,4 +142,32 @@ sys.exit(subprocess.call(sys.argv[1:], stdout=w) & 255)' \
 [ "$(count "$W/c")" = $((n + 1)) ] || fail "backup into a closed pipe wrote no snapshot"
 grep -q '^cairn_backup_success{.*} 1$' "$O/pipe.prom" || fail "no metrics after a closed pipe"
 
+# ---- job files others may change are refused ----------------------------------
+# A job file runs its password-command as the user cairn runs as (root, hourly):
+# one writable by group or others, or owned by another user, or in a directory
+# others may write (not sticky), is refused before anything runs.
+job perms "paths = $W/c" "password-command = touch $W/ran; cat $CAIRN_PASSWORD_FILE"
+sed -i '/^password-file = /d' "$CAIRN_CONFIG_DIR/perms.conf"
+refused() { # PATTERN
+	expect_fail 2 "$1" -- env -u CAIRN_REPO -u CAIRN_PASSWORD_FILE "$CAIRN" run perms
+	out_has "$W/err" "refusing job file '$CAIRN_CONFIG_DIR/perms.conf'"
+	[ ! -e "$W/ran" ] || fail "the password command of a refused job file ran"
+}
+chmod 664 "$CAIRN_CONFIG_DIR/perms.conf"
+refused "the file is writable by its group (mode 0664"
+chmod 646 "$CAIRN_CONFIG_DIR/perms.conf"
+refused "the file is writable by others (mode 0646"
+chmod 644 "$CAIRN_CONFIG_DIR/perms.conf"
+if [ "$(id -u)" = 0 ]; then
+	chown 65534 "$CAIRN_CONFIG_DIR/perms.conf"
+	refused "the file is owned by uid 65534, not by root or this user"
+	chown 0 "$CAIRN_CONFIG_DIR/perms.conf"
+fi
+chmod 777 "$CAIRN_CONFIG_DIR"
+refused "its directory is writable by others (mode 0777"
+chmod 1777 "$CAIRN_CONFIG_DIR" # sticky: nobody replaces another's file
+run run perms > /dev/null 2> "$O/perms.err" || fail "job perms in a sticky directory: $(cat "$O/perms.err")"
+[ -e "$W/ran" ] || fail "the password command did not run"
+chmod 755 "$CAIRN_CONFIG_DIR"
+
 echo "run-jobs: all passed"
