@@ -202,7 +202,9 @@ expect_fail 1 "nothing to back up, none of the 2 paths exists: cannot back up '$
 	"$CAIRN" backup "$W/gone" "$W/gone2"
 [ "$(ls "$CAIRN_REPO/snapshots" | wc -l)" = "$n" ] || fail "a backup of nothing wrote a snapshot"
 # cairn run takes the partial backup for one (exit 3): forget and check still run.
-cat > "$O/mp.conf" <<EOF
+# (A job file in a directory only its owner may change: $O was opened to nobody.)
+mkdir -p "$O/jobs" && chmod 755 "$O/jobs"
+cat > "$O/jobs/mp.conf" <<EOF
 repository = $CAIRN_REPO
 password-file = $CAIRN_PASSWORD_FILE
 paths = $MP $W/gone
@@ -210,7 +212,7 @@ keep-last = 1
 check = yes
 EOF
 rc=0
-env -u CAIRN_REPO -u CAIRN_PASSWORD_FILE "$CAIRN" -v run --config "$O/mp.conf" > "$O/run.out" 2> "$O/run.err" || rc=$?
+env -u CAIRN_REPO -u CAIRN_PASSWORD_FILE "$CAIRN" -v run --config "$O/jobs/mp.conf" > "$O/run.out" 2> "$O/run.err" || rc=$?
 [ "$rc" = 3 ] || fail "a job with a missing path: exit $rc: $(cat "$O/run.err")"
 for step in forget check; do
 	grep -q "^$step: done in .* (exit 0)$" "$O/run.err" || fail "$step did not run: $(cat "$O/run.err")"

@@ -307,8 +307,16 @@ static void test_lock__refresh_and_loss(void)
 	free(v);
 	struct timespec old[2] = { { 1000, 0 }, { 1000, 0 } };
 	CHECK(utimensat(AT_FDCWD, path, old, 0) == 0);
+	/* Just written: a refresh only checks that the lock is there (a commit
+	 * point costs one request)... */
 	CHECK_OK(cairn_lock_refresh(l));
 	struct stat st;
+	CHECK(stat(path, &st) == 0 && st.st_mtime == 1000);
+	/* ...and writes it again once a refresh is due (at once with a 6 s stale
+	 * period, whose refreshes come every second). */
+	setenv("CAIRN_TEST_LOCK_STALE_SECONDS", "6", 1);
+	CHECK_OK(cairn_lock_refresh(l));
+	unsetenv("CAIRN_TEST_LOCK_STALE_SECONDS");
 	CHECK(stat(path, &st) == 0 && st.st_mtime > 1000);
 	/* `cairn unlock --all` took it away: the holder must notice. */
 	CHECK(unlink(path) == 0);
