@@ -5,6 +5,7 @@
 #include "repo.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +18,10 @@
 
 /* The aux table (FORMAT.md §7.1) of the index files the local index holds. */
 #define LOADED "indexes"
+/* ...and of those it saw a prune replace: never loaded again. One put back
+ * later (anyone who may write to the storage can) names packs that prune
+ * deleted, and a writer would count on them. */
+#define RETIRED "retired-indexes"
 /* A writer names its packs in an index file at the latest every this many packs,
  * so that a long backup killed half-way leaves most of its work findable (the
  * next writer reads the headers of the others), and a cache fills itself from
@@ -461,6 +466,38 @@ int cairn_repo__index_files_forget(cairn_repo *repo)
 	return r == -ENOENT ? 0 : r;
 }
 
+static int retire(cairn_repo *repo, const struct cairn_id *file)
+{
+	return cairn_index__aux_put(repo->index, RETIRED, file->b, CAIRN_ID_SIZE, "", 0);
+}
+
+static bool retired(cairn_repo *repo, const struct cairn_id *file)
+{
+	_cleanup_buf_ struct cairn_buf v = CAIRN_BUF_INIT;
+	return cairn_index__aux_get(repo->index, RETIRED, file->b, CAIRN_ID_SIZE, &v) >= 0;
+}
+
+/* Leave the retired files out of names (sorted or not; order kept). */
+static void skip_retired(cairn_repo *repo, struct names *names)
+{
+	static atomic_bool warned;
+	size_t k = 0;
+	for (size_t i = 0; i < names->n; i++) {
+		char hex[CAIRN_ID_HEX_SIZE];
+		if (!retired(repo, &names->v[i])) {
+			names->v[k++] = names->v[i];
+			continue;
+		}
+		cairn_id_hex(hex, &names->v[i]);
+		if (!atomic_exchange(&warned, true)) /* a mount looks every second */
+			cairn_repo__warn(
+			        repo,
+			        "skipping index file %.8s: a prune replaced it, and it is back",
+			        hex);
+	}
+	names->n = k;
+}
+
 int cairn_repo__load_index_files(cairn_repo *repo, bool reload, bool *rebuilt)
 {
 	struct names now = { 0 }, had = { 0 }, fresh = { 0 };
@@ -471,8 +508,13 @@ int cairn_repo__load_index_files(cairn_repo *repo, bool reload, bool *rebuilt)
 		qsort(now.v, now.n, sizeof(*now.v), by_id);
 	bool gone = reload;
 	for (size_t i = 0; r >= 0 && i < had.n; i++)
-		gone |= !contains(&now, &had.v[i]);
+		if (!contains(&now, &had.v[i])) {
+			gone = true;
+			r = retire(repo, &had.v[i]);
+		}
 	*rebuilt = gone;
+	if (r >= 0)
+		skip_retired(repo, &now);
 	/* A file that went was superseded by a prune (FORMAT.md §12): the packs it
 	 * named may be gone, and only a rebuild from the files there now forgets
 	 * them (from the cache: no request but for new files). Other processes
@@ -590,7 +632,8 @@ static int remove_old(cairn_repo *repo, const struct names *old)
 	for (size_t i = 0; r >= 0 && i < old->n; i++) {
 		char hex[CAIRN_ID_HEX_SIZE];
 		cairn_id_hex(hex, &old->v[i]);
-		if ((r = cairn_storage_remove(repo->st, CAIRN_OBJ_INDEX, hex)) >= 0)
+		if ((r = cairn_storage_remove(repo->st, CAIRN_OBJ_INDEX, hex)) >= 0 &&
+		    (r = retire(repo, &old->v[i])) >= 0)
 			r = cairn_index__aux_del(repo->index, LOADED, old->v[i].b, CAIRN_ID_SIZE);
 		if (r == -ENOENT)
 			r = 0;
@@ -648,6 +691,10 @@ int cairn_repo__rewrite_index_files(cairn_repo *repo, const struct cairn_idset *
 	 * too: the packs it named are in the index (from their headers, or the
 	 * listing of a cache), and the orphan pass below names them. */
 	for (size_t i = 0; r >= 0 && i < old.n; i++) {
+		if (retired(repo, &old.v[i])) {
+			files[i] = NULL; /* put back after a prune: replaced again, not merged */
+			continue;
+		}
 		if ((r = load_file(repo, &old.v[i], &files[i])) == -EBADMSG) {
 			cairn_repo__warn(repo, "replacing %s", cairn_err_msg());
 			files[i] = NULL;

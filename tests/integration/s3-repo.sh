@@ -311,5 +311,31 @@ rm -rf "$O/err-r"
 "$CAIRN" restore latest --host h3 --target "$O/err-r" > /dev/null || fail "restore of h3"
 cmp "$W/src-err/big" "$O/err-r$W/src-err/big" || fail "h3's file differs after the outage"
 
+
+# ---- an index file a prune replaced, put back, is not counted on --------------
+# Anyone who may write to the bucket can put back an old index file, naming
+# packs that prune deleted: a cache that saw it replaced must not load it again
+# (a new cache lists packs/ and is not fooled either).
+RP="s3://$B/replay"
+mkdir -p "$W/rp"
+echo keep > "$W/rp/keep"
+rp() { CAIRN_CACHE_DIR="$W/cache-rp" "$CAIRN" -r "$RP" "$@"; }
+rp init --kdf-log2n 10 --chunk-size 64K/128K/512K --pack-size 1M > /dev/null
+rp backup --host h1 "$W/rp" > /dev/null
+head -c 300000 /dev/urandom > "$W/rp/big"
+rp backup --host h1 "$W/rp" > /dev/null
+"${AWS[@]}" s3 cp --quiet --recursive "$RP/indexes/" "$O/idx-saved/"
+rp forget latest > /dev/null
+rp prune > "$O/rp-prune" || fail "prune: $(cat "$O/rp-prune")"
+"${AWS[@]}" s3 cp --quiet --recursive "$O/idx-saved/" "$RP/indexes/"
+cp "$W/rp/big" "$W/rp/big2"
+rp backup --host h1 "$W/rp" > "$O/rp-backup" 2>&1 || fail "backup: $(cat "$O/rp-backup")"
+out_has "$O/rp-backup" "skipping index file"
+rp check > "$O/rp-check" 2>&1 || fail "a put-back index file spoiled a backup: $(cat "$O/rp-check")"
+# The next prune replaces the put-back files again rather than merging them.
+rp prune > "$O/rp-prune" 2>&1 || fail "prune after the put-back: $(cat "$O/rp-prune")"
+rp check > "$O/rp-check" 2>&1 || fail "check after the second prune: $(cat "$O/rp-check")"
+CAIRN_CACHE_DIR="$W/cache-rp2" "$CAIRN" -r "$RP" check > "$O/rp-check" 2>&1 ||
+	fail "a new cache after the second prune: $(cat "$O/rp-check")"
 "$CAIRN" check --read-data > "$O/check" 2>&1 || fail "final check: $(cat "$O/check")"
 echo ok
