@@ -801,6 +801,51 @@ static int open_nofollow(int dirfd, const char *name, int flags)
 	return fd;
 }
 
+/* A path-only open of a name never waits: the object behind it is checked
+ * to be a regular file, then opened for reading through /proc, which reaches
+ * that same object whatever took the name since. For an open that must wait
+ * (a lease being broken). The fd returned is path-only when the object is not
+ * a regular file: fstat then tells its type. */
+static int reopen_regular(int dirfd, const char *name)
+{
+	_cleanup_close_ int pfd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (pfd < 0 || fstat(pfd, &st) < 0)
+		return -1;
+	if (!S_ISREG(st.st_mode))
+		return TAKE_FD(pfd);
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+	int fd = open(proc, O_RDONLY | O_CLOEXEC | O_NOATIME);
+	if (fd < 0 && errno == EPERM) /* O_NOATIME needs ownership */
+		fd = open(proc, O_RDONLY | O_CLOEXEC);
+	return fd;
+}
+
+/* Open a file listed as a regular file, and fstat it into st. The open must not
+ * wait: the name may have been taken by a FIFO that no writer will ever open, or
+ * by a device, since the listing; the caller checks the type st gives. A regular
+ * file then has O_NONBLOCK cleared (a network or FUSE file system may heed it).
+ * Only an incompatible lease makes such an open fail with EWOULDBLOCK: then the
+ * open waits for the lease to be broken, on an object known to be a regular
+ * file. Returns -1 with errno set on failure. */
+static int open_listed(int dirfd, const char *name, struct stat *st)
+{
+	int fd = open_nofollow(dirfd, name, O_RDONLY | O_NONBLOCK);
+	if (fd < 0 && errno == EWOULDBLOCK)
+		fd = reopen_regular(dirfd, name);
+	if (fd >= 0 && fstat(fd, st) < 0) {
+		int err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	int fl = fd >= 0 && S_ISREG(st->st_mode) ? fcntl(fd, F_GETFL) : -1;
+	if (fl >= 0 && (fl & O_NONBLOCK))
+		(void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	return fd;
+}
+
 static bool same_version(const struct stat *x, const struct stat *y)
 {
 	return x->st_size == y->st_size && x->st_mtim.tv_sec == y->st_mtim.tv_sec &&
@@ -932,12 +977,14 @@ static int read_file(struct arch *a, struct reader *rd, struct file_ctx *f)
 	set_current(a, f->dir->path, name);
 	_cleanup_free_ char *p = join(f->dir->path, name);
 	const char *path = p ? p : name;
-	_cleanup_close_ int fd = open_nofollow(f->dir->fd, name, O_RDONLY);
-	int err = fd < 0 ? errno : fstat(fd, &before) < 0 ? errno : 0;
-	if (!err && !S_ISREG(before.st_mode))
-		err = ENOENT; /* replaced by something else since it was listed */
-	if (err == ENOENT) {
-		entry_warning(a, path, "vanished during the backup");
+	_cleanup_close_ int fd = open_listed(f->dir->fd, name, &before);
+	int err = fd < 0 ? errno : 0;
+	/* Another regular file under the name (one saved by rename) is read as a
+	 * changed file; another type of object is left out, as if it had vanished. */
+	if (err == ENOENT || (!err && !S_ISREG(before.st_mode))) {
+		entry_warning(a, path,
+		              err ? "vanished during the backup"
+		                  : "changed type during the backup");
 		e->skip = true;
 		if (f->counted)
 			atomic_fetch_sub(f->counted, 1);
