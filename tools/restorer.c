@@ -345,6 +345,60 @@ static void set_xattrs(struct ctx *c, const struct obj *o, const struct cairn_no
 	}
 }
 
+static ssize_t list_xattrs(const struct obj *o, char *buf, size_t size)
+{
+	if (o->fd >= 0)
+		return flistxattr(o->fd, buf, size);
+	return listxattr(o->name, buf, size); /* only with follow: see drop_xattrs */
+}
+
+static int remove_xattr(const struct obj *o, const char *name)
+{
+	int r = o->fd >= 0 ? fremovexattr(o->fd, name) : removexattr(o->name, name);
+	return r < 0 ? -errno : 0;
+}
+
+static bool has_xattr(const struct cairn_node *n, const char *name, size_t len)
+{
+	for (size_t i = 0; i < n->nxattrs; i++)
+		if (n->xattrs[i].name_len == len && memcmp(n->xattrs[i].name, name, len) == 0)
+			return true;
+	return false;
+}
+
+/* The extended attributes the entry has and n lacks go, so that it ends with
+ * n's: an ACL it inherited from a default ACL of the directory it was made in
+ * (cp -a and tar --acls remove it too), or what a directory restored over
+ * had. The label SELinux gives a new inode stays, as with cp -a. Symlinks
+ * inherit nothing and are not made over. */
+static void drop_xattrs(struct ctx *c, const struct obj *o, const struct cairn_node *n)
+{
+	char small[1024], what[CAIRN_NAME_MAX + 64];
+	_cleanup_free_ char *big = NULL;
+	char *buf = small;
+	ssize_t len = list_xattrs(o, small, sizeof(small));
+	if (len < 0 && errno == ERANGE) {
+		ssize_t need = list_xattrs(o, NULL, 0);
+		if (need > 0 && need <= XATTR_LIST_MAX && (big = malloc((size_t)need)))
+			len = list_xattrs(o, buf = big, (size_t)need);
+	}
+	for (ssize_t at = 0; at < len;) {
+		const char *name = buf + at;
+		size_t k = strnlen(name, (size_t)(len - at));
+		if (k == (size_t)(len - at))
+			break; /* no NUL: cut short */
+		at += (ssize_t)k + 1;
+		if (has_xattr(n, name, k) || strcmp(name, "security.selinux") == 0)
+			continue;
+		int r = remove_xattr(o, name);
+		if (r < 0 && r != -ENODATA) {
+			snprintf(what, sizeof(what), "cannot remove extended attribute '%s' from",
+			         name);
+			warn(c, what, "%s", strerror(-r));
+		}
+	}
+}
+
 static void split_ts(struct timespec *ts, int64_t ns)
 {
 	int64_t s = ns / 1000000000, f = ns % 1000000000;
@@ -385,6 +439,8 @@ static void set_meta(struct ctx *c, const struct obj *o, const struct cairn_node
 		if (r < 0)
 			warn(c, "cannot set the owner of", "%s", strerror(errno));
 	}
+	if (!lnk)
+		drop_xattrs(c, o, n);
 	set_xattrs(c, o, n);
 	if (!lnk) { /* by name only with follow: chmod would follow a symlink there */
 		mode_t mode = mode_for(c, o, n);
