@@ -118,7 +118,8 @@ void restorer_link_key(const struct cairn_node *n, struct cairn_id *k)
  * the target (restored or planted) is replaced, never followed, so nothing is
  * written outside the target. A hard link's first copy is reached the same way,
  * one directory at a time from the target (open_parent). Directories leading to
- * included entries are made on demand (frame.fd < 0 until then). A directory's
+ * included entries are made on demand (frame.fd < 0 until then); those that
+ * only lead there and exist already keep their metadata (frame.leading). A directory's
  * mode and times are set when its walk ends, so the deepest are done first and
  * writing into a directory never changes its restored mtime.
  *
@@ -148,6 +149,9 @@ struct frame {
 	int fd;            /* -1 until the directory exists */
 	int err;           /* creating it failed with err: do not try again */
 	bool made;         /* a dry run counted it */
+	bool leading;      /* only leads to what was asked for (PATH, --include) */
+	bool existed;      /* it was in the target already */
+	mode_t old_mode;   /* then: its mode, to put back if it only leads */
 	atomic_uint holds; /* the walk's, one per job and per frame inside */
 	struct job *batch; /* the walk's: entries not queued yet */
 };
@@ -495,7 +499,9 @@ static void remove_stale_tmps(int dirfd)
 	closedir(d);
 }
 
-static int make_dir(int dirfd, const char *name)
+/* *existed says whether the directory was there already, and *old_mode its
+ * mode then. */
+static int make_dir(int dirfd, const char *name, bool *existed, mode_t *old_mode)
 {
 	struct stat st;
 	bool made = mkdirat(dirfd, name, 0700) == 0;
@@ -505,14 +511,20 @@ static int make_dir(int dirfd, const char *name)
 	if (fd < 0 && (errno == ENOTDIR || errno == ELOOP)) {
 		if (unlinkat(dirfd, name, 0) < 0 || mkdirat(dirfd, name, 0700) < 0)
 			return -errno;
+		made = true;
 		fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	}
 	if (fd < 0)
 		return -errno;
+	*existed = !made;
+	*old_mode = 0700;
 	/* An existing directory may be read-only (an earlier restore of it): we
 	 * need to write into it until its own mode is set at the end. */
-	if (fstat(fd, &st) == 0 && (st.st_mode & 0700) != 0700)
-		(void)fchmod(fd, (st.st_mode & 07777) | 0700);
+	if (fstat(fd, &st) == 0) {
+		*old_mode = st.st_mode & 07777;
+		if ((st.st_mode & 0700) != 0700)
+			(void)fchmod(fd, (st.st_mode & 07777) | 0700);
+	}
 	if (!made)
 		remove_stale_tmps(fd);
 	return fd;
@@ -540,7 +552,8 @@ static int ensure_dir(struct ctx *c, struct frame *f)
 		report(c, f->plen, f->node, false);
 		return 0;
 	}
-	r = c->mode == VERIFY ? open_dir(f->up->fd, f->name) : make_dir(f->up->fd, f->name);
+	r = c->mode == VERIFY ? open_dir(f->up->fd, f->name)
+	                      : make_dir(f->up->fd, f->name, &f->existed, &f->old_mode);
 	if (r < 0 && c->mode == VERIFY) {
 		warn(c, NULL, "directory '%s': %s", f->name, strerror(-r));
 		return f->err = r;
@@ -554,6 +567,8 @@ static int ensure_dir(struct ctx *c, struct frame *f)
 		return f->err = r;
 	}
 	f->fd = r;
+	if (f->leading && f->existed)
+		return 0; /* left as it is: not restored */
 	c->st->dirs++;
 	if (c->mode == RESTORE)
 		report(c, f->plen, f->node, false);
@@ -566,8 +581,14 @@ static void finish_dir(struct ctx *c, struct frame *f)
 		return;
 	struct obj o = { .fd = f->fd, .dirfd = -1 };
 	c->what = f->path;
-	if (c->mode == RESTORE)
+	/* A directory that was there and only leads to what was asked for keeps
+	 * its owner, mode and xattrs (make_dir may have opened its mode). */
+	if (c->mode == RESTORE && f->leading && f->existed) {
+		if ((f->old_mode & 0700) != 0700)
+			(void)fchmod(f->fd, f->old_mode);
+	} else if (c->mode == RESTORE) {
 		set_meta(c, &o, f->node);
+	}
 	c->what = NULL;
 	close(f->fd);
 	f->fd = -1;
@@ -1121,6 +1142,7 @@ static int restore_dir(struct ctx *c, struct frame *up, const struct cairn_node 
 	struct frame *f = frame_new(c, up, n);
 	if (!f)
 		return -ENOMEM;
+	f->leading = !inc;
 	int r = inc ? ensure_dir(c, f) : 0;
 	if (r < 0) {
 		frame_release(c, f);
@@ -1199,6 +1221,7 @@ static int walk_dir(struct ctx *c, struct frame *up, const struct cairn_node *n,
 	struct frame *f = frame_new(c, up, n);
 	if (!f)
 		return -ENOMEM;
+	f->leading = true;
 	int r = cairn_repo_tree_load(c->repo, &n->subtree, &f->tree);
 	if (r >= 0)
 		r = walk(c, f, f->tree, rest);

@@ -250,6 +250,25 @@ diff -r "$SRC/a/deep" "$W/sub$SRC/a/deep" >&2 || fail "subtree content"
 # A single file.
 "$CAIRN" restore "$first" --target "$W/one" "$SRC/a/hello.txt" > /dev/null
 [ "$(find "$W/one" -type f)" = "$W/one$SRC/a/hello.txt" ] || fail "single file restore"
+# Directories already in the target that only lead to what is asked for (PATH
+# or --include) keep their owner, mode and times; the ones made get the
+# snapshot's metadata.
+P="$W/lead"
+mkdir -p "$P$SRC/a"
+chmod 750 "$P$SRC"
+chmod 700 "$P$SRC/a"
+touch -d '2020-02-02 02:02:02' "$P$SRC"
+! $ROOT || chown 65534:65534 "$P$SRC"
+lead() { echo "$(stat -c '%a %u %g %Y' "$P$SRC") $(stat -c '%a %u %g' "$P$SRC/a")"; }
+before=$(lead)
+"$CAIRN" restore "$first" --target "$P" "$SRC/a/hello.txt" > /dev/null
+cmp "$SRC/a/hello.txt" "$P$SRC/a/hello.txt" || fail "single file into existing directories"
+[ "$(lead)" = "$before" ] || fail "a PATH restore changed the directories leading to it: $before -> $(lead)"
+"$CAIRN" restore "$first" --target "$P" --include "$SRC/a/deep/er/file.txt" > /dev/null
+cmp "$SRC/a/deep/er/file.txt" "$P$SRC/a/deep/er/file.txt" || fail "--include into existing directories"
+[ "$(lead)" = "$before" ] || fail "an --include restore changed the directories leading to it: $before -> $(lead)"
+[ "$(stat -c '%a %Y' "$P$SRC/a/deep/er")" = "$(stat -c '%a %Y' "$SRC/a/deep/er")" ] ||
+	fail "a directory made on the way lacks the snapshot's metadata"
 # --include: matching entries and the directories leading to them.
 "$CAIRN" restore "$first" --target "$W/inc" --include '*.txt' > /dev/null
 (cd "$W/inc$SRC" && find . -type f | LC_ALL=C sort) > "$W/inc.list"
