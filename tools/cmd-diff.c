@@ -14,7 +14,10 @@ static const char usage[] =
         "\n"
         "Lists what changed from SNAPSHOT1 to SNAPSHOT2 (IDs, prefixes or 'latest'):\n"
         "  +  added           -  removed          T  type changed\n"
-        "  M  content changed (with metadata changes in parentheses)\n"
+        "  M  content changed (with metadata changes in parentheses): files of one\n"
+        "     size whose chunks differ are compared byte by byte (read whole when\n"
+        "     they were cut differently, as after a copy from a repository with\n"
+        "     other chunk sizes)\n"
         "  U  only metadata changed: mode, uid, gid, user, group, mtime, xattrs,\n"
         "     incomplete (a directory's mtime is not reported: it follows its entries)\n"
         "Directories end with '/'. Unchanged subtrees are skipped without reading.\n"
@@ -46,6 +49,7 @@ struct differ {
 	cairn_repo *repo;
 	bool json;
 	struct maint_path path;
+	struct cairn_buf blob[2]; /* one file's blob each side, while comparing content */
 	uint64_t added, removed, modified, metadata, type_changed;
 };
 
@@ -127,8 +131,103 @@ static unsigned meta_changes(const struct cairn_node *a, const struct cairn_node
 	return f;
 }
 
-/* Content by type: a file's extents, a link's target, a device's number. */
-static bool content_changed(const struct cairn_node *a, const struct cairn_node *b)
+/* One side of a file's content, read one extent at a time from the repository. */
+struct stream {
+	const struct cairn_node *n;
+	size_t next, end; /* the extent to read next, and the one to stop at */
+	const uint8_t *p; /* into buf; NULL in a hole */
+	uint64_t left;    /* bytes left of the extent at hand */
+	struct cairn_buf *buf;
+};
+
+static bool same_extent(const struct cairn_extent *x, const struct cairn_extent *y)
+{
+	return x->len == y->len && cairn_id_cmp(&x->id, &y->id) == 0;
+}
+
+/* Make bytes available: 1, or 0 at the end, or -errno (message set). */
+static int stream_fill(struct differ *d, struct stream *s)
+{
+	if (s->left > 0)
+		return 1;
+	if (s->next == s->end)
+		return 0;
+	const struct cairn_extent *e = &s->n->extents[s->next++];
+	s->left = e->len;
+	s->p = NULL;
+	if (cairn_id_is_zero(&e->id))
+		return 1;
+	size_t len;
+	const char *path = maint_path_str(&d->path, &len);
+	int r = cairn_repo_get_typed(d->repo, CAIRN_BLOB_DATA, &e->id, s->buf);
+	if (r < 0)
+		return cairn_err_wrap(r, "cannot read '%.*s'", (int)len, path);
+	if (s->buf->len != e->len)
+		return cairn_err_set(-EBADMSG,
+		                     "cannot read '%.*s': a data blob holds %zu bytes, "
+		                     "the tree says %llu",
+		                     (int)len, path, s->buf->len, (unsigned long long)e->len);
+	s->p = s->buf->data;
+	return 1;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* Whether x and y hold the same bytes: 1 or 0, or -errno. A hole equals zeros. */
+static int same_bytes(struct differ *d, struct stream *x, struct stream *y)
+{
+	for (;;) {
+		int rx = stream_fill(d, x), ry = rx < 0 ? rx : stream_fill(d, y);
+		if (ry < 0)
+			return ry;
+		if (!rx || !ry)
+			return rx == ry;
+		uint64_t k64 = x->left < y->left ? x->left : y->left;
+		size_t k = k64 > SIZE_MAX ? SIZE_MAX : (size_t)k64;
+		bool same = !x->p   ? !y->p || all_zero(y->p, k)
+		            : !y->p ? all_zero(x->p, k)
+		                    : memcmp(x->p, y->p, k) == 0;
+		if (!same)
+			return 0;
+		x->left -= k;
+		y->left -= k;
+		x->p = x->p ? x->p + k : NULL;
+		y->p = y->p ? y->p + k : NULL;
+	}
+}
+
+/* Whether two files of the same size differ. Their extents (FORMAT.md §10) are
+ * the same for the same bytes cut the same way; the ones they share at the start
+ * and at the end hold the same bytes at the same offsets, and the first ones that
+ * differ, of one length, hold different bytes (IDs are hashes of the content,
+ * unless one is a hole). Otherwise the files were cut differently (a copy from
+ * a repository with other chunk sizes): what lies between is read and compared.
+ * 1 or 0, or -errno. */
+static int file_changed(struct differ *d, const struct cairn_node *a, const struct cairn_node *b)
+{
+	size_t na = a->nextents, nb = b->nextents, i = 0, k = 0;
+	while (i < na && i < nb && same_extent(&a->extents[i], &b->extents[i]))
+		i++;
+	while (k < na - i && k < nb - i &&
+	       same_extent(&a->extents[na - 1 - k], &b->extents[nb - 1 - k]))
+		k++;
+	if (i == na && i == nb)
+		return 0;
+	if (i < na && i < nb && a->extents[i].len == b->extents[i].len &&
+	    !cairn_id_is_zero(&a->extents[i].id) && !cairn_id_is_zero(&b->extents[i].id))
+		return 1;
+	struct stream x = { .n = a, .next = i, .end = na - k, .buf = &d->blob[0] };
+	struct stream y = { .n = b, .next = i, .end = nb - k, .buf = &d->blob[1] };
+	int r = same_bytes(d, &x, &y);
+	return r < 0 ? r : !r;
+}
+
+/* Content by type: a file's bytes, a link's target, a device's number. 1 when
+ * it changed, 0, or -errno (a file's content could not be read). */
+static int content_changed(struct differ *d, const struct cairn_node *a, const struct cairn_node *b)
 {
 	static const unsigned content[] = {
 		[CAIRN_NODE_FILE] = CAIRN_NODE_F_SIZE | CAIRN_NODE_F_EXTENTS,
@@ -136,7 +235,11 @@ static bool content_changed(const struct cairn_node *a, const struct cairn_node 
 		[CAIRN_NODE_CHR] = CAIRN_NODE_F_RDEV,
 		[CAIRN_NODE_BLK] = CAIRN_NODE_F_RDEV,
 	};
-	return a->type < ARRAY_SIZE(content) && cairn_node_diff(a, b, content[a->type]) != 0;
+	if (a->type >= ARRAY_SIZE(content) || !cairn_node_diff(a, b, content[a->type]))
+		return 0;
+	if (a->type != CAIRN_NODE_FILE || a->size != b->size)
+		return 1;
+	return file_changed(d, a, b);
 }
 
 /* Names order as in FORMAT.md §10: memcmp over the common length, prefix first. */
@@ -173,7 +276,10 @@ static int both_sides(struct differ *d, const struct cairn_node *a, const struct
 		return r;
 	}
 	unsigned f = meta_changes(a, b);
-	char mod = content_changed(a, b) ? 'M' : f ? 'U' : 0;
+	int c = content_changed(d, a, b);
+	if (c < 0)
+		return c;
+	char mod = c ? 'M' : f ? 'U' : 0;
 	if (mod) {
 		emit(d, mod, f, a->type == CAIRN_NODE_DIR);
 		count(d, mod);
@@ -256,7 +362,10 @@ static void statistics(const struct differ *d)
 static int run(cairn_repo *repo, const struct diff_args *da, const char *spec1, const char *spec2)
 {
 	struct cairn_snapshot **list = NULL;
-	struct differ d = { .repo = repo, .json = da->json, .path = { CAIRN_BUF_INIT } };
+	struct differ d = { .repo = repo,
+		            .json = da->json,
+		            .path = { CAIRN_BUF_INIT },
+		            .blob = { CAIRN_BUF_INIT, CAIRN_BUF_INIT } };
 	size_t n = 0;
 	int r = cairn_repo_snapshot_list(repo, &list, &n), a = -1, b = -1;
 
@@ -269,6 +378,8 @@ static int run(cairn_repo *repo, const struct diff_args *da, const char *spec1, 
 	if (r >= 0)
 		statistics(&d);
 	cairn_buf_release(&d.path.b);
+	cairn_buf_release(&d.blob[0]);
+	cairn_buf_release(&d.blob[1]);
 	cairn_snapshot_list_free(list, n);
 	return r;
 }

@@ -198,4 +198,17 @@ expect_fail 1 "no snapshot matches 'deadbeef'" -- copy deadbeef
 expect_fail 1 "no repository at '$W/nowhere'" -- env CAIRN_REPO="$W/nowhere" "$CAIRN" copy \
 	--from-repo "$FROM" --from-password-file "$W/from-pw"
 [ "$(snap_ids "$CAIRN" | wc -l)" = 5 ] || fail "a failed copy changed the destination"
+
+# ---- diff of a copy and a backup here: the content, not how it was cut -----
+# The copy keeps the source's cut points (cut again at 256 KiB); a backup here
+# cuts the same files elsewhere. The same bytes are not a change; a byte
+# changed in a file that keeps its size is.
+"$CAIRN" backup "$SRC" > /dev/null
+"$CAIRN" diff "$c4" latest > "$W/diff" || fail "diff of a copy and a backup"
+! grep -q '^M' "$W/diff" || fail "diff says unchanged files changed: $(cat "$W/diff")"
+printf 'Z' | dd of="$SRC/a/random.bin" bs=1 seek=2000000 conv=notrunc status=none
+"$CAIRN" backup "$SRC" > /dev/null
+"$CAIRN" diff "$c4" latest > "$W/diff" || fail "diff after a change"
+grep -q "^M    $SRC/a/random.bin" "$W/diff" || fail "diff misses a changed byte: $(cat "$W/diff")"
+[ "$(grep -c '^M' "$W/diff")" = 2 ] || fail "diff after one file changed: $(cat "$W/diff")"
 echo ok
