@@ -226,10 +226,14 @@ static void set_meta(struct archive_entry *ae, const struct cairn_node *n)
 {
 	char s[CAIRN_NAME_MAX + 1];
 	int64_t sec = n->mtime_ns / 1000000000, ns = n->mtime_ns % 1000000000;
-	if (ns < 0) {
-		ns += 1000000000;
+	/* Before 1970, whole seconds (the floor, as stat gives): a pax time with a
+	 * fraction is read as a decimal number by GNU tar (-1.5), but libarchive
+	 * writes and reads the seconds' floor and a fraction to add (-2 + 0.5 as
+	 * "-2.5"): the readers could not agree on any fraction written there. */
+	if (ns < 0)
 		sec--;
-	}
+	if (sec < 0)
+		ns = 0;
 	archive_entry_set_filetype(ae, ae_type(n->type));
 	archive_entry_set_perm(ae, n->mode & 07777);
 	archive_entry_set_uid(ae, n->uid);

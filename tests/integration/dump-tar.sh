@@ -121,6 +121,25 @@ assert p.returncode == 1, p.returncode
 assert b"not written to a terminal" in p.stderr, p.stderr
 EOF
 
+# ---- times before 1970 -----------------------------------------------------
+# No fraction written there is read the same by every reader (GNU tar reads
+# "-2.5" as a decimal number, libarchive as -2 + 0.5): whole seconds, their
+# floor, as stat gives them.
+N="$R/neg"
+mkdir -p "$N"
+: > "$N/frac" && : > "$N/small" && : > "$N/whole"
+python3 - "$N" << 'EOF'
+import os, sys
+for name, ns in (("frac", -1500000001), ("small", -250000000), ("whole", -86400000000000)):
+    os.utime(os.path.join(sys.argv[1], name), ns=(0, ns))
+EOF
+"$CAIRN" backup "$N" > /dev/null
+"$CAIRN" dump latest "$N" > "$W/neg.tar"
+extract "$W/neg.tar" "$W/neg"
+got=$(python3 -c 'import os, sys; print(*(os.lstat(p).st_mtime_ns for p in sys.argv[1:]))' \
+	"$W/neg$N/frac" "$W/neg$N/small" "$W/neg$N/whole")
+[ "$got" = "-2000000000 -1000000000 -86400000000000" ] || fail "times before 1970 in the archive: $got"
+
 # ---- sockets and damaged blobs ---------------------------------------------
 export CAIRN_REPO="$W/repo2"
 init_repo
