@@ -510,10 +510,10 @@ static int trusted(struct sync *sy)
 }
 
 /* Copied into a directory: index it from the packs, verify every snapshot, and
- * record what SOURCE holds, so that copying back is cheap. */
-static int finish_local(struct sync *sy)
+ * (state: a pull) record what SOURCE holds, so that copying back is cheap. */
+static int finish_local(struct sync *sy, cairn_repo *repo, bool state)
 {
-	int r = cairn_repo_rebuild_index(sy->repo);
+	int r = cairn_repo_rebuild_index(repo);
 	if (r < 0)
 		return r;
 	log_info("index rebuilt from %d %s", r, cli_plural((uint64_t)r, "pack", "packs"));
@@ -523,14 +523,30 @@ static int finish_local(struct sync *sy)
 		struct cairn_id id;
 		if (o->kind == CAIRN_OBJ_SNAPSHOT &&
 		    ((r = cairn_id_parse(&id, o->name)) < 0 ||
-		     (r = cairn_repo_snapshot_load(sy->repo, &id, &s)) < 0))
+		     (r = cairn_repo_snapshot_load(repo, &id, &s)) < 0))
 			return cairn_err_wrap(r, "snapshot from %s", cairn_storage_url(sy->src));
 		if (o->kind == CAIRN_OBJ_SNAPSHOT)
 			cairn_snapshot_free(s);
-		if ((r = state_put(sy, o)) < 0)
+		if (state && (r = state_put(sy, o)) < 0)
 			return r;
 	}
 	return 0;
+}
+
+/* From a directory into one: DEST's index is a cache that nothing else brings
+ * up to date (a local repository trusts its index), so once anything changed
+ * it is rebuilt and every snapshot verified, as after a pull. */
+static int finish_local_copy(struct sync *sy)
+{
+	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .incomplete_ok = true };
+	_cleanup_repo_ cairn_repo *dst = NULL;
+	if (!atomic_load(&sy->objects) && !atomic_load(&sy->deleted) && sy->dst_has_cfg)
+		return 0;
+	const char *saved = cli.repo;
+	cli.repo = cairn_storage_url(sy->dst);
+	int r = cli_open_repo(&dst, &ro);
+	cli.repo = saved;
+	return r < 0 ? r : finish_local(sy, dst, false);
 }
 
 static int lock_both(struct sync *sy)
@@ -643,7 +659,9 @@ static int copy(struct sync *sy)
 		return r;
 	if ((r = copy_data(sy, want)) < 0 || (sy->del && (r = delete_phase(sy)) < 0))
 		return r;
-	if (!sy->state_in_src && !remote(sy->dst) && (r = finish_local(sy)) < 0)
+	if (!sy->state_in_src && !remote(sy->dst) && (r = finish_local(sy, sy->repo, true)) < 0)
+		return r;
+	if (sy->state_in_src && !remote(sy->dst) && (r = finish_local_copy(sy)) < 0)
 		return r;
 	return remote(sy->dst) ? 0 : mark_unfinished(sy, false);
 }

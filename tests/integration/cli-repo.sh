@@ -223,4 +223,20 @@ echo old > "$W/page.html" && ln -s page.html "$W/link.html"
 "$CAIRN" report --html "$W/link.html" > /dev/null || fail "report over a symlink"
 [ -f "$W/link.html" ] && [ ! -L "$W/link.html" ] && [ "$(cat "$W/page.html")" = old ] ||
 	fail "the symlink was followed"
+# ---- a directory synced to a directory: the copy's index follows --------------
+# A local repository trusts its own index: the copy's must be brought up to
+# date by each sync that changes it, or later snapshots read as damaged.
+mkdir -p "$W/dd-src"
+echo one > "$W/dd-src/a"
+CAIRN_REPO="$W/dd" init_repo
+CAIRN_REPO="$W/dd" "$CAIRN" backup "$W/dd-src" > /dev/null
+"$CAIRN" -r "$W/dd" sync "$W/dd-copy" > /dev/null || fail "sync to a new directory"
+"$CAIRN" -r "$W/dd-copy" snapshots > /dev/null || fail "the copy has no index"
+"$CAIRN" -r "$W/dd-copy" check > /dev/null || fail "check of the copy"
+head -c 200000 /dev/urandom > "$W/dd-src/b"
+CAIRN_REPO="$W/dd" "$CAIRN" backup "$W/dd-src" > /dev/null
+"$CAIRN" -r "$W/dd" sync "$W/dd-copy" > /dev/null || fail "second sync"
+"$CAIRN" -r "$W/dd-copy" check > "$W/dd-check" 2>&1 || fail "the copy's new snapshot: $(cat "$W/dd-check")"
+"$CAIRN" -r "$W/dd-copy" restore latest --target "$W/dd-r" > /dev/null || fail "restore from the copy"
+cmp "$W/dd-src/b" "$W/dd-r$W/dd-src/b" || fail "the copy restores another file"
 echo ok
