@@ -539,6 +539,10 @@ int cairn_lock_acquire(cairn_lock **out, cairn_storage *st, int kind, const char
 		backoff();
 		retry = true;
 	}
+	if (r == -ENOSPC)
+		r = cairn_err_wrap(r,
+		                   "cannot take the repository lock, the disk is full (free some "
+		                   "space: a lock takes a few hundred bytes)");
 	if (r >= 0 && pthread_create(&l->thread, NULL, refresher, l) != 0)
 		r = cairn_err_set(-EIO, "cannot start the lock refresh thread");
 	if (r < 0) {

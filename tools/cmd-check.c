@@ -783,8 +783,11 @@ int cmd_check(int argc, char **argv)
 	ro.read_only = a.read_only = !index_writable();
 	int r = cli_open_repo(&repo, &ro);
 	if (r >= 0 && (r = cairn_repo_lock(repo, CAIRN_LOCK_SHARED, "check", a.wait, &lock)) < 0 &&
-	    ro.read_only && (r == -EROFS || r == -EACCES || r == -EPERM)) {
+	    ((ro.read_only && (r == -EROFS || r == -EACCES || r == -EPERM)) || r == -ENOSPC)) {
+		/* A full disk too: what is damaged is worth knowing before freeing
+		 * space, but nothing is dropped from the index then. */
 		log_warn("checking without a lock: %s", cairn_err_msg());
+		a.read_only = a.read_only || r == -ENOSPC;
 		r = 0;
 	}
 	if (r >= 0) {

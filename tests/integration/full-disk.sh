@@ -31,6 +31,13 @@ grep -q "Segmentation\|Aborted\|AddressSanitizer" "$W/err" && fail "crash on ful
 "$CAIRN" restore latest --target "$W/r1" > /dev/null
 cmp "$W/src/small.txt" "$W/r1$W/src/small.txt" || fail "restore after full disk"
 
+# Full to the last byte: check still runs (without a lock), and commands that
+# must write a lock first say that the disk is full.
+head -c 30000000 /dev/zero > "$W/small/filler" 2> /dev/null || true
+"$CAIRN" check > "$W/check" 2>&1 || fail "check on a full disk: $(cat "$W/check")"
+out_has "$W/check" "checking without a lock"
+expect_fail 1 "cannot take the repository lock, the disk is full" -- "$CAIRN" forget --keep-last 1
+rm "$W/small/filler"
 # With room, the same backup succeeds.
 mount -o remount,size=200m "$W/small"
 "$CAIRN" backup "$W/src" > /dev/null || fail "backup with room failed"
