@@ -249,7 +249,7 @@ static int local_get_file(void *self, const char *rel, int fd, uint64_t max, uin
 	                ? 0
 	                : cairn_err_set(-ENOMEM, "out of memory");
 	if (r >= 0 && (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0))
-		r = io_err(errno, "truncate", "the download");
+		r = io_err(errno, "truncate the file for", path);
 	while (r >= 0) {
 		ssize_t n = read(in, buf, 1u << 20);
 		if (n < 0 && errno == EINTR)
@@ -262,7 +262,7 @@ static int local_get_file(void *self, const char *rel, int fd, uint64_t max, uin
 			r = cairn_err_set(-EFBIG, "'%s' is larger than %llu bytes", path,
 			                  (unsigned long long)max);
 		else if ((r = cairn_write_all(fd, buf, (size_t)n)) < 0)
-			r = io_err(-r, "write", "the copy");
+			r = io_err(-r, "write the copy of", path);
 		else
 			EVP_DigestUpdate(sha, buf, (size_t)n);
 	}
