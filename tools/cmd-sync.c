@@ -13,6 +13,7 @@
 
 #include "cleanup.h"
 #include "cli.h"
+#include "maint.h"
 #include "interrupt.h"
 
 static const char usage[] =
@@ -303,6 +304,12 @@ static int copy_one(struct sync *sy, const struct obj *o)
 	int r = interrupt_check();
 	if (r >= 0)
 		r = !remote(sy->src) && remote(sy->dst) ? upload(sy, o) : transfer(sy, o);
+	if (r == -ENOENT) /* forgotten, or replaced by a prune, since the listing */
+		return cairn_err_set(r,
+		                     "%s/%s went from %s during the sync (a forget or prune "
+		                     "ran beside it): run the sync again",
+		                     cairn_obj_kind_name(o->kind), o->name,
+		                     cairn_storage_url(sy->src));
 	if (r <= 0)
 		return r;
 	log_debug("copied %s/%s (%llu bytes)", cairn_obj_kind_name(o->kind), o->name,
@@ -606,6 +613,8 @@ static int survey(struct sync *sy)
 		log_info("aborted %d abandoned uploads in %s", r, cairn_storage_url(sy->dst));
 	if (r >= 0)
 		r = list_all(sy->src, &sy->have, true);
+	if (r >= 0)
+		maint_test_point("sync-listed");
 	const struct obj *cfg = r < 0 ? NULL : objs_find(&sy->have, CAIRN_OBJ_CONFIG, "");
 	if (r >= 0 && !cfg)
 		r = cairn_err_set(-ENOENT, "%s holds no cairn repository (no config)",

@@ -239,4 +239,21 @@ CAIRN_REPO="$W/dd" "$CAIRN" backup "$W/dd-src" > /dev/null
 "$CAIRN" -r "$W/dd-copy" check > "$W/dd-check" 2>&1 || fail "the copy's new snapshot: $(cat "$W/dd-check")"
 "$CAIRN" -r "$W/dd-copy" restore latest --target "$W/dd-r" > /dev/null || fail "restore from the copy"
 cmp "$W/dd-src/b" "$W/dd-r$W/dd-src/b" || fail "the copy restores another file"
+# A snapshot forgotten between the sync's listing and its copy: one line that
+# says so, exit 1; the next sync finishes.
+CAIRN_REPO="$W/dd" "$CAIRN" backup "$W/dd-src" > /dev/null
+CAIRN_TEST_STOP_POINT=sync-listed "$CAIRN" -r "$W/dd" sync "$W/dd-copy" > /dev/null 2> "$W/dd-err" &
+spid=$!
+for _ in $(seq 100); do
+	[ "$(awk '{ print $3 }' "/proc/$spid/stat" 2> /dev/null)" = T ] && break
+	sleep 0.1
+done
+gone=$(ls -t "$W/dd/snapshots" | head -1)
+rm "$W/dd/snapshots/$gone"
+kill -CONT "$spid"
+rc=0
+wait "$spid" || rc=$?
+[ "$rc" = 1 ] || fail "a sync whose source lost a snapshot: exit $rc: $(cat "$W/dd-err")"
+out_has "$W/dd-err" "snapshots/$gone went from $W/dd during the sync (a forget or prune ran beside it): run the sync again"
+"$CAIRN" -r "$W/dd" sync "$W/dd-copy" > /dev/null || fail "the sync after"
 echo ok
