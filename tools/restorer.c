@@ -1441,6 +1441,9 @@ static int run(cairn_repo *repo, enum mode mode, const struct cairn_snapshot *sn
 		r = cairn_err_set(atomic_load(&pool.fatal), "%s", pool.fatal_msg);
 	if (interrupt_pending())
 		r = interrupt_check(); /* whatever else failed on the way out */
+	/* The messages name entries by their path in the snapshot. */
+	if ((r == -ENOSPC || r == -EDQUOT) && mode == RESTORE)
+		r = cairn_err_wrap(r, "restoring into '%s'", o->target);
 	pool_release(&pool);
 	cairn_prefetch_stop(pf);
 	ctx_release(&c);

@@ -37,6 +37,11 @@ head -c 30000000 /dev/zero > "$W/small/filler" 2> /dev/null || true
 "$CAIRN" check > "$W/check" 2>&1 || fail "check on a full disk: $(cat "$W/check")"
 out_has "$W/check" "checking without a lock"
 expect_fail 1 "cannot take the repository lock, the disk is full" -- "$CAIRN" forget --keep-last 1
+# A restore onto it names the target, not only the path in the snapshot.
+rc=0
+"$CAIRN" restore latest --target "$W/small/rt" > /dev/null 2> "$W/err" || rc=$?
+[ "$rc" = 1 ] || fail "restore onto a full disk: exit $rc: $(cat "$W/err")"
+grep -q "$W/small/rt" "$W/err" || fail "restore onto a full disk does not name the target: $(cat "$W/err")"
 rm "$W/small/filler"
 # With room, the same backup succeeds.
 mount -o remount,size=200m "$W/small"
