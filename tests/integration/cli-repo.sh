@@ -244,10 +244,7 @@ cmp "$W/dd-src/b" "$W/dd-r$W/dd-src/b" || fail "the copy restores another file"
 CAIRN_REPO="$W/dd" "$CAIRN" backup "$W/dd-src" > /dev/null
 CAIRN_TEST_STOP_POINT=sync-listed "$CAIRN" -r "$W/dd" sync "$W/dd-copy" > /dev/null 2> "$W/dd-err" &
 spid=$!
-for _ in $(seq 100); do
-	[ "$(awk '{ print $3 }' "/proc/$spid/stat" 2> /dev/null)" = T ] && break
-	sleep 0.1
-done
+wait_stopped "$spid" "the sync"
 gone=$(ls -t "$W/dd/snapshots" | head -1)
 rm "$W/dd/snapshots/$gone"
 kill -CONT "$spid"

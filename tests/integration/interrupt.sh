@@ -20,27 +20,25 @@ head -c 3000000 /dev/urandom > "$SRC/d/big"
 echo small > "$SRC/d/small"
 "$CAIRN" backup "$SRC" > /dev/null
 
-wait_stopped() {
-	for _ in $(seq 400); do
-		[ "$(ps -o stat= -p "$1" | cut -c1)" = T ] && return 0
-		sleep 0.05
-	done
-	fail "$2 did not stop"
-}
 temps() { find "$T" -name '.cairn-tmp.*'; }
+# signal_stopped PID SIG: send SIG to the stopped PID, let it go on, and set rc
+# to its exit status.
+signal_stopped() {
+	rc=0
+	kill -"$2" "$1"
+	kill -CONT "$1"
+	wait "$1" || rc=$?
+}
 
 # ---- restore: a signal ------------------------------------------------------
 for sig in INT TERM HUP; do
 	rm -rf "$T"
-	rc=0
 	CAIRN_TEST_STOP_POINT=restore-file "$CAIRN" restore latest --target "$T" \
 		> "$O/out" 2> "$O/err" &
 	p=$!
 	wait_stopped "$p" "the restore"
 	[ -n "$(temps)" ] || fail "no temp file in the stopped restore's target"
-	kill -"$sig" "$p"
-	kill -CONT "$p"
-	wait "$p" || rc=$?
+	signal_stopped "$p" "$sig"
 	[ "$rc" = 1 ] || fail "restore stopped by SIG$sig exited $rc: $(cat "$O/err")"
 	[ "$(cat "$O/err")" = "cairn: restore interrupted" ] ||
 		fail "restore stopped by SIG$sig said: $(cat "$O/err")"
@@ -79,14 +77,11 @@ rm "$SRC/d/b" "$SRC/d/big"
 "$CAIRN" forget --keep-last 1 > /dev/null
 leftovers() { find "$CAIRN_REPO/locks" "$CAIRN_REPO/tmp" -type f 2> /dev/null; }
 for step in after-mark:INT mid-repack:TERM; do
-	rc=0
 	CAIRN_TEST_STOP_POINT=${step%:*} "$CAIRN" prune --max-unused 0 > "$O/out" 2> "$O/err" &
 	p=$!
 	wait_stopped "$p" "the prune (${step%:*})"
 	[ -n "$(find "$CAIRN_REPO/locks" -type f)" ] || fail "the stopped prune holds no lock"
-	kill -"${step#*:}" "$p"
-	kill -CONT "$p"
-	wait "$p" || rc=$?
+	signal_stopped "$p" "${step#*:}"
 	[ "$rc" = 1 ] || fail "prune stopped by SIG${step#*:} at ${step%:*} exited $rc: $(cat "$O/err")"
 	[ "$(cat "$O/err")" = "cairn: prune interrupted" ] ||
 		fail "prune stopped by SIG${step#*:} said: $(cat "$O/err")"

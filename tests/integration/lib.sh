@@ -42,6 +42,14 @@ fail() {
 }
 # init with a cheap KDF so tests stay fast; the default cost is tested separately.
 init_repo() { "$CAIRN" init --kdf-log2n 10 "$@" >/dev/null; }
+# wait_stopped PID WHAT: PID stops itself at a test stop point (SIGSTOP).
+wait_stopped() {
+	for _ in $(seq 400); do
+		[ "$(ps -o stat= -p "$1" | cut -c1)" = T ] && return 0
+		sleep 0.05
+	done
+	fail "$2 did not stop"
+}
 # expect_fail CODE PATTERN -- command...: exit code CODE and one stderr line matching PATTERN
 expect_fail() {
 	local code=$1 pattern=$2; shift 3

@@ -49,14 +49,6 @@ random_files() {
 	mkdir -p "$1"
 	for i in $(seq 1 24); do head -c 1000000 /dev/urandom > "$1/f$i"; done
 }
-# wait_stopped PID WHAT: PID stops itself at a test stop point (SIGSTOP).
-wait_stopped() {
-	for _ in $(seq 400); do
-		[ "$(ps -o stat= -p "$1" | cut -c1)" = T ] && return 0
-		sleep 0.05
-	done
-	fail "$2 did not stop"
-}
 index_files() { { "${AWS[@]}" s3 ls "s3://$B/fleet/indexes/" || true; } | wc -l; }
 pack_bytes() {
 	"${AWS[@]}" s3 ls --recursive "s3://$B/$1/packs/" | awk '{ s += $3 } END { print s + 0 }'
