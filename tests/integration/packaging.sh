@@ -52,10 +52,14 @@ has cairn-backup@.timer 'Persistent=true'
 has cairn-backup@.timer 'RandomizedDelaySec=.*'
 has cairn-backup@.service 'ExecStart=/usr/bin/cairn run %i'
 has cairn-backup@.service 'OnFailure=cairn-notify@%i.service'
-for k in 'ProtectSystem=strict' 'ProtectHome=read-only' 'PrivateTmp=yes' 'NoNewPrivileges=yes' \
+for k in 'ProtectSystem=strict' 'ProtectHome=read-only' 'NoNewPrivileges=yes' \
 	'Nice=10' 'CPUSchedulingPolicy=batch' 'IOSchedulingClass=idle' 'ReadWritePaths=.*'; do
 	has cairn-backup@.service "$k"
 done
+# The backup unit sees the real /tmp and /var/tmp: a private or hidden one would
+# make a job with paths there save an empty snapshot and report success.
+! grep -Eiq '^(PrivateTmp=(yes|true|on|1|disconnected)|TemporaryFileSystem=|InaccessiblePaths=)' \
+	"$U/cairn-backup@.service" || fail "cairn-backup@.service hides the real /tmp or /var/tmp"
 has cairn-notify@.service 'ExecStart=/usr/bin/cairn notify --job %i --if-unreported .*'
 # The unit that exists to send mail through a local MTA can write its queue
 # under ProtectSystem=strict: postfix's maildrop, exim's spool and log.
