@@ -68,6 +68,8 @@ static const char usage[] =
         "  --json                 JSON lines on stdout: status messages and a summary\n"
         "  --metrics-file PATH    write Prometheus textfile metrics when it ends, failed\n"
         "                         or not (not for a dry run)\n"
+        "  --metrics-job NAME     label the metrics cairn_job=\"NAME\" too (cairn run passes\n"
+        "                         its job's name: jobs sharing a repository differ)\n"
         "\n"
         "Patterns: * ? [..] and ** (any number of directories). A pattern without '/'\n"
         "matches a file name anywhere; one starting with '/' is anchored at the root.\n"
@@ -97,6 +99,7 @@ enum {
 	OPT_COMPRESSION,
 	OPT_THREADS,
 	OPT_METRICS,
+	OPT_METRICS_JOB,
 	OPT_LIST,
 	OPT_IEXCLUDE,
 	OPT_IEXCLUDE_FILE,
@@ -128,6 +131,7 @@ struct backup_opts {
 	int compression;
 	int threads;
 	const char *metrics;
+	const char *metrics_job;
 };
 
 static int add_list(struct backup_opts *o, enum filesfrom_kind kind, const char *path)
@@ -219,6 +223,9 @@ static int handle(int c, const char *arg, void *payload)
 		 * node exporter installed) costs the metrics, not the backup. */
 		r = cli_check_output_file(arg);
 		return r == -EINVAL ? r : 0;
+	case OPT_METRICS_JOB:
+		o->metrics_job = arg;
+		return 0;
 	case OPT_LIST:
 		o->list = true;
 		return 0;
@@ -390,6 +397,7 @@ static void metrics_failed(const struct backup_opts *o, double t0)
 {
 	struct metrics_backup m = {
 		.repo = repo_label(),
+		.job = o->metrics_job,
 		.duration = mono_now() - t0,
 		.snapshots = -1,
 	};
@@ -441,6 +449,7 @@ static int parse_args(int argc, char **argv, struct backup_opts *o, int *first)
 		{ "threads", required_argument, NULL, OPT_THREADS },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "metrics-file", required_argument, NULL, OPT_METRICS },
+		{ "metrics-job", required_argument, NULL, OPT_METRICS_JOB },
 		{ "list", no_argument, NULL, OPT_LIST },
 		{ "iexclude", required_argument, NULL, OPT_IEXCLUDE },
 		{ "iexclude-file", required_argument, NULL, OPT_IEXCLUDE_FILE },
@@ -554,7 +563,7 @@ int cmd_backup(int argc, char **argv)
 		cairn_storage_stats(cairn_repo_storage(repo), &ss);
 		progress_set_requests(pg, &ss, cairn_storage_is_url(repo_label()));
 	}
-	rc = progress_finish(pg, r, &snap, o.metrics, repo_label());
+	rc = progress_finish(pg, r, &snap, o.metrics, repo_label(), o.metrics_job);
 	if (r >= 0 && !o.dry_run)
 		report_id(id_fd, &snap.id);
 	progress_free(pg);

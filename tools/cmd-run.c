@@ -214,8 +214,10 @@ static void backup_args(struct argv *a, const struct run *run)
 		av_addl(a, "--compression", c->compression);
 	if (c->threads > 0)
 		av_addl(a, "--threads", c->threads);
-	if (c->metrics_file)
+	if (c->metrics_file) {
 		av_add2(a, "--metrics-file", c->metrics_file);
+		av_add2(a, "--metrics-job", run->name);
+	}
 	av_add(a, "--");
 	for (size_t i = 0; i < c->paths.n; i++)
 		av_add(a, c->paths.v[i]);
@@ -667,21 +669,22 @@ static void step_metrics(struct metric_ctx *m, const struct run *run)
 	for (int i = 0; i < STEP_N; i++)
 		if (run->steps[i].configured)
 			cairn_buf_printf(
-			        m->b, "cairn_run_step_success{job=\"%s\",step=\"%s\"} %d\n", m->job,
-			        step_names[i], step_ok(&run->steps[i], (enum step_id)i));
+			        m->b, "cairn_run_step_success{cairn_job=\"%s\",step=\"%s\"} %d\n",
+			        m->job, step_names[i], step_ok(&run->steps[i], (enum step_id)i));
 	gauge(m, "cairn_run_step_duration_seconds", "Duration of the step in the last run.");
 	for (int i = 0; i < STEP_N; i++)
 		if (run->steps[i].ran)
-			cairn_buf_printf(m->b,
-			                 "cairn_run_step_duration_seconds{job=\"%s\",step=\"%s\"} "
-			                 "%.3f\n",
-			                 m->job, step_names[i], run->steps[i].secs);
+			cairn_buf_printf(
+			        m->b,
+			        "cairn_run_step_duration_seconds{cairn_job=\"%s\",step=\"%s\"} "
+			        "%.3f\n",
+			        m->job, step_names[i], run->steps[i].secs);
 }
 
 static void run_metrics(struct metric_ctx *m, const struct run *run, int rc, time_t now)
 {
 	char labels[256];
-	snprintf(labels, sizeof(labels), "job=\"%s\"", m->job);
+	snprintf(labels, sizeof(labels), "cairn_job=\"%s\"", m->job);
 	gauge(m, "cairn_run_last_run_timestamp_seconds", "Time the last run of the job ended.");
 	cairn_buf_printf(m->b, "cairn_run_last_run_timestamp_seconds{%s} %lld\n", labels,
 	                 (long long)now);
@@ -701,7 +704,7 @@ static void sync_check_metrics(struct metric_ctx *m, const struct run *run, time
 	const struct step *sy = &run->steps[STEP_SYNC], *ck = &run->steps[STEP_CHECK];
 	if (sy->configured) {
 		metrics_label_escape(target, sizeof(target), run->c.s3_target);
-		snprintf(labels, sizeof(labels), "job=\"%s\",target=\"%s\"", m->job, target);
+		snprintf(labels, sizeof(labels), "cairn_job=\"%s\",target=\"%s\"", m->job, target);
 		gauge(m, "cairn_sync_success", "1 if the last sync to S3 succeeded.");
 		cairn_buf_printf(m->b, "cairn_sync_success{%s} %d\n", labels,
 		                 step_ok(sy, STEP_SYNC));
@@ -711,7 +714,7 @@ static void sync_check_metrics(struct metric_ctx *m, const struct run *run, time
 		             step_ok(sy, STEP_SYNC), now);
 	}
 	if (ck->configured && ck->ran) {
-		snprintf(labels, sizeof(labels), "job=\"%s\"", m->job);
+		snprintf(labels, sizeof(labels), "cairn_job=\"%s\"", m->job);
 		gauge(m, "cairn_check_success", "1 if the last check found no damage.");
 		cairn_buf_printf(m->b, "cairn_check_success{%s} %d\n", labels, ck->rc == 0);
 		gauge(m, "cairn_check_last_run_timestamp_seconds", "Time the last check ended.");
@@ -739,6 +742,7 @@ static int write_metrics(const struct run *run, int rc)
 		return r;
 	struct metrics_backup failed = {
 		.repo = run->c.repository,
+		.job = run->name,
 		.duration = run->steps[STEP_BACKUP].secs,
 		.snapshots = -1,
 	};

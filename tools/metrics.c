@@ -88,24 +88,24 @@ static const struct family families[F_N] = {
 	{ "failures_total", "counter", "Backups that wrote no snapshot." },
 };
 
-static int sample(struct cairn_buf *b, int f, const char *label, const char *value)
+static int sample(struct cairn_buf *b, int f, const char *labels, const char *value)
 {
 	const struct family *m = &families[f];
 	return cairn_buf_printf(b,
 	                        "# HELP cairn_backup_%s %s\n# TYPE cairn_backup_%s %s\n"
-	                        "cairn_backup_%s{repo=\"%s\"} %s\n",
-	                        m->name, m->help, m->name, m->type, m->name, label, value);
+	                        "cairn_backup_%s{%s} %s\n",
+	                        m->name, m->help, m->name, m->type, m->name, labels, value);
 }
 
 /* By method: one family with a second label, and the payload bytes. */
-static int requests(struct cairn_buf *b, const char *label, const struct cairn_storage_stats *s)
+static int requests(struct cairn_buf *b, const char *labels, const struct cairn_storage_stats *s)
 {
 	int r = cairn_buf_printf(b, "# HELP cairn_backup_requests Requests the last backup sent to "
 	                            "the storage (retries included), by method.\n"
 	                            "# TYPE cairn_backup_requests gauge\n");
 	for (int m = 0; r >= 0 && m < CAIRN_STORAGE_METHODS; m++)
-		r = cairn_buf_printf(b, "cairn_backup_requests{repo=\"%s\",method=\"%s\"} %llu\n",
-		                     label, cairn_storage_method_name(m),
+		r = cairn_buf_printf(b, "cairn_backup_requests{%s,method=\"%s\"} %llu\n", labels,
+		                     cairn_storage_method_name(m),
 		                     (unsigned long long)s->requests[m]);
 	if (r >= 0)
 		r = cairn_buf_printf(
@@ -113,12 +113,12 @@ static int requests(struct cairn_buf *b, const char *label, const struct cairn_s
 		        "# HELP cairn_backup_uploaded_bytes Payload bytes the last backup sent to "
 		        "the "
 		        "storage.\n# TYPE cairn_backup_uploaded_bytes gauge\n"
-		        "cairn_backup_uploaded_bytes{repo=\"%s\"} %llu\n"
+		        "cairn_backup_uploaded_bytes{%s} %llu\n"
 		        "# HELP cairn_backup_downloaded_bytes Payload bytes the last backup "
 		        "received "
 		        "from the storage.\n# TYPE cairn_backup_downloaded_bytes gauge\n"
-		        "cairn_backup_downloaded_bytes{repo=\"%s\"} %llu\n",
-		        label, (unsigned long long)s->bytes_up, label,
+		        "cairn_backup_downloaded_bytes{%s} %llu\n",
+		        labels, (unsigned long long)s->bytes_up, labels,
 		        (unsigned long long)s->bytes_down);
 	return r < 0 ? cairn_err_set(-ENOMEM, "out of memory") : 0;
 }
@@ -130,15 +130,29 @@ static double old(const char *text, int f, const char *labels)
 	return metrics_old_value(text, name, labels);
 }
 
+/* repo="...", after cairn_job="..." for a job's backup: two jobs that back up
+ * into one repository (one metrics file each) write two series, not the same
+ * one twice, which the node exporter would drop one of. */
+static void backup_labels(char *out, size_t size, const struct metrics_backup *m)
+{
+	char repo[1100], job[1100];
+	metrics_label_escape(repo, sizeof(repo), m->repo ? m->repo : "");
+	if (m->job) {
+		metrics_label_escape(job, sizeof(job), m->job);
+		snprintf(out, size, "cairn_job=\"%s\",repo=\"%s\"", job, repo);
+	} else {
+		snprintf(out, size, "repo=\"%s\"", repo);
+	}
+}
+
 int metrics_backup_format(struct cairn_buf *b, const struct metrics_backup *m, const char *text)
 {
 	static const struct cairn_snapshot_summary none = { 0 };
 	const struct cairn_snapshot_summary *s = m->summary ? m->summary : &none;
-	char label[1100], labels[1200], v[F_N][64];
+	char v[F_N][64], labels[2400];
 	double now = (double)time(NULL);
 
-	metrics_label_escape(label, sizeof(label), m->repo ? m->repo : "");
-	snprintf(labels, sizeof(labels), "repo=\"%s\"", label);
+	backup_labels(labels, sizeof(labels), m);
 	snprintf(v[F_LAST_SUCCESS], 64, "%.0f", m->ok ? now : old(text, F_LAST_SUCCESS, labels));
 	snprintf(v[F_LAST_RUN], 64, "%.0f", now);
 	snprintf(v[F_SUCCESS], 64, "%d", m->ok);
@@ -156,9 +170,9 @@ int metrics_backup_format(struct cairn_buf *b, const struct metrics_backup *m, c
 	snprintf(v[F_RUNS], 64, "%.0f", old(text, F_RUNS, labels) + 1);
 	snprintf(v[F_FAILURES], 64, "%.0f", old(text, F_FAILURES, labels) + !m->ok);
 	for (int f = 0; f < F_N; f++)
-		if (sample(b, f, label, v[f]) < 0)
+		if (sample(b, f, labels, v[f]) < 0)
 			return cairn_err_set(-ENOMEM, "out of memory");
-	return m->requests ? requests(b, label, m->requests) : 0;
+	return m->requests ? requests(b, labels, m->requests) : 0;
 }
 
 int metrics_backup_write(const char *path, const struct metrics_backup *m)

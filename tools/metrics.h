@@ -14,6 +14,7 @@
 /* What the metrics of one backup say. */
 struct metrics_backup {
 	const char *repo; /* the repository as given (-r or CAIRN_REPO): the label */
+	const char *job;  /* the job's name (cairn run), the label cairn_job; NULL: none */
 	bool ok;          /* a snapshot was written */
 	double duration;  /* seconds */
 	const struct cairn_snapshot_summary *summary; /* NULL: nothing was counted */

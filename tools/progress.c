@@ -383,7 +383,7 @@ static void print_summary_json(struct progress *pg, const struct cairn_snapshot 
 }
 
 int progress_finish(struct progress *pg, int r, const struct cairn_snapshot *snap,
-                    const char *metrics_path, const char *repo)
+                    const char *metrics_path, const char *repo, const char *job)
 {
 	int rc = r < 0 ? EXIT_ERROR : snap->summary.partial ? EXIT_PARTIAL : 0;
 
@@ -403,6 +403,7 @@ int progress_finish(struct progress *pg, int r, const struct cairn_snapshot *sna
 	fflush(stdout);
 	struct metrics_backup m = {
 		.repo = repo,
+		.job = job,
 		.ok = r >= 0,
 		.duration = elapsed(pg),
 		.summary = &snap->summary,

@@ -29,8 +29,8 @@ void progress_set_snapshots(struct progress *pg, uint64_t n);
 void progress_set_requests(struct progress *pg, const struct cairn_storage_stats *s, bool remote);
 /* Report the outcome r of the backup of snap: the summary (text or JSON), the error,
  * and the metrics file (not for a dry run; repo is the label, the repository as
- * given). Returns the exit code. */
+ * given, and job, if not NULL, the label cairn_job). Returns the exit code. */
 int progress_finish(struct progress *pg, int r, const struct cairn_snapshot *snap,
-                    const char *metrics_path, const char *repo);
+                    const char *metrics_path, const char *repo, const char *job);
 
 #endif

@@ -23,7 +23,9 @@ value() { awk -v k="$1" '$1 == k {print $2}' "$M"; }
 want() { # NAME{LABELS} VALUE
 	[ "$(value "$1")" = "$2" ] || fail "$1 is '$(value "$1")', not $2: $(grep -v '^#' "$M")"
 }
-L="{repo=\"$CAIRN_REPO\"}"
+# The labels of the backup families of job 'ok', which the failures below reuse
+# (its file rewritten): the counters go on, the last success is kept.
+L="{cairn_job=\"ok\",repo=\"$CAIRN_REPO\"}"
 
 # A job with every step: sync goes to a closed port on 127.0.0.1 (it fails, and
 # still writes its families), so that each family of cairn run is written.
@@ -39,24 +41,24 @@ job() { # NAME [KEY = VALUE]...
 		printf '%s\n' "$@"
 	} > "$CAIRN_CONFIG_DIR/$name.conf"
 }
-run_job() { # NAME: runs it, the backup step's exit status into $O/NAME.step
-	local rc=0
+run_job() { # NAME [TAG]: runs it, its output into $O/TAG.out, .err, after-TAG.prom
+	local rc=0 t=${2:-$1}
 	env -u CAIRN_REPO -u CAIRN_PASSWORD_FILE AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
-		CAIRN_S3_RETRIES=1 "$CAIRN" --log-format json -v run "$1" > "$O/$1.out" 2> "$O/$1.err" || rc=$?
-	[ "$rc" = 1 ] || fail "job $1 (its sync fails) exited $rc: $(cat "$O/$1.err")"
-	cp "$M" "$O/after-$1.prom"
+		CAIRN_S3_RETRIES=1 "$CAIRN" --log-format json -v run "$1" > "$O/$t.out" 2> "$O/$t.err" || rc=$?
+	[ "$rc" = 1 ] || fail "job $1 (its sync fails) exited $rc: $(cat "$O/$t.err")"
+	cp "$M" "$O/after-$t.prom"
 }
 good() { # NAME: a run whose backup succeeds; sets last_ok
 	run_job "$1"
 	want "cairn_backup_success$L" 1
-	want "cairn_run_step_success{job=\"$1\",step=\"backup\"}" 1
+	want "cairn_run_step_success{cairn_job=\"$1\",step=\"backup\"}" 1
 	last_ok=$(value "cairn_backup_last_success_timestamp_seconds$L")
 	[ "$last_ok" -gt 0 ] || fail "no last success time"
 }
 # failed NAME RUNS FAILURES: the backup of the run failed, and the metrics say so
 failed() {
 	want "cairn_backup_success$L" 0
-	want "cairn_run_step_success{job=\"$1\",step=\"backup\"}" 0
+	want "cairn_run_step_success{cairn_job=\"$1\",step=\"backup\"}" 0
 	want "cairn_backup_runs_total$L" "$2"
 	want "cairn_backup_failures_total$L" "$3"
 	want "cairn_backup_last_success_timestamp_seconds$L" "$last_ok"
@@ -72,14 +74,15 @@ want "cairn_backup_snapshots$L" 1
 
 # A backup killed before it wrote a line: its password command kills it. cairn run
 # sees the metrics file untouched and writes the backup's families in its stead.
-job killed 'password-command = kill -9 $PPID'
-sed -i '/^password-file = /d' "$CAIRN_CONFIG_DIR/killed.conf"
+job ok 'password-command = kill -9 $PPID'
+sed -i '/^password-file = /d' "$CAIRN_CONFIG_DIR/ok.conf"
 t0=$(date +%s)
-run_job killed
+run_job ok killed
 grep -q '"message":"backup failed (exit 137)' "$O/killed.err" || fail "the backup was not killed: $(cat "$O/killed.err")"
-failed killed 2 1
+failed ok 2 1
 want "cairn_backup_snapshots$L" 1
 
+job ok
 good ok
 # None of the paths exists: the backup fails before it opens the repository.
 mv "$SRC" "$SRC.away"
@@ -92,11 +95,12 @@ mv "$SRC.away" "$SRC"
 good ok
 # A wrong password: the repository does not open.
 printf 'wrong\n' > "$W/wrong"
-job wrongpw "password-file = $W/wrong"
-sed -i "0,/^password-file = /{/^password-file = /d}" "$CAIRN_CONFIG_DIR/wrongpw.conf"
+job ok "password-file = $W/wrong"
+sed -i "0,/^password-file = /{/^password-file = /d}" "$CAIRN_CONFIG_DIR/ok.conf"
 t0=$(date +%s)
-run_job wrongpw
-failed wrongpw 6 3
+run_job ok wrongpw
+failed ok 6 3
+job ok
 
 # One of the paths is not there: a warning, a partial snapshot (the backup step
 # exits 3), and the run still forgets and checks (and syncs, which fails here).
@@ -106,9 +110,22 @@ grep -q "cannot back up '$W/gone'" "$O/gone.err" || fail "no warning for the mis
 grep -q '"step":"backup","result":"partial","exit_code":3' "$O/gone.err" ||
 	fail "the backup was not partial: $(cat "$O/gone.err")"
 for step in backup forget check; do
-	want "cairn_run_step_success{job=\"gone\",step=\"$step\"}" 1
+	want "cairn_run_step_success{cairn_job=\"gone\",step=\"$step\"}" 1
 done
-want "cairn_run_step_success{job=\"gone\",step=\"sync\"}" 0
+want "cairn_run_step_success{cairn_job=\"gone\",step=\"sync\"}" 0
+
+# Two jobs on one repository, one metrics file each: their backup families are
+# two series (label cairn_job), not one the node exporter would see twice and
+# drop. No family has a label 'job': Prometheus would rename it exported_job.
+M="$O/two-a.prom" job two-a
+M="$O/two-b.prom" job two-b
+for j in two-a two-b; do
+	M="$O/$j.prom" run_job "$j"
+	M="$O/$j.prom" want "cairn_backup_success{cairn_job=\"$j\",repo=\"$CAIRN_REPO\"}" 1
+	M="$O/$j.prom" want "cairn_run_success{cairn_job=\"$j\"}" 0
+done
+cat "$O/two-a.prom" "$O/two-b.prom" | grep -v '^#' | sed 's/ [^ ]*$//' | sort | uniq -d > "$O/dup"
+[ ! -s "$O/dup" ] || fail "series written by both jobs: $(cat "$O/dup")"
 
 # backup alone: a repository that is not there, then a dry run, which writes none.
 B="$O/backup.prom"
@@ -144,6 +161,7 @@ grep -qxF "cairn_backup_success{repo=\"$W/caf$fffd \\\"q\\\\b\"} 1" "$O/latin1.p
 	fail "the label of a non-UTF-8 repository path: $(grep success "$O/latin1.prom" | cat -v)"
 
 # ---- the names and the files -----------------------------------------------
+! grep -n '[{,]job=' "$O"/*.prom || fail "a metric has the label 'job'"
 for f in "$O"/*.prom; do
 	promtool check metrics < "$f" > "$O/promtool.out" 2>&1 ||
 		fail "promtool check metrics $(basename "$f"): $(cat "$O/promtool.out")"
@@ -185,6 +203,8 @@ for r in rules:
     assert r["annotations"]["summary"], r
     used = set(re.findall(r"cairn_[a-z_]+", r["expr"]))
     assert used and used <= fams, (r["alert"], used - fams)
+    # Prometheus' own label 'job' is the scrape job (node), never the cairn job.
+    assert "$labels.job " not in r["annotations"]["summary"], r["alert"]
 PY
 # CairnBackupFailed fires on the file of a failed backup and not on that of a
 # good one: promtool evaluates the rule on the file's series.
@@ -195,10 +215,12 @@ rule = [r for g in yaml.safe_load(open(sys.argv[1]))["groups"] for r in g["rules
 def case(path, fires):
     line = [l for l in open(path) if l.startswith("cairn_backup_success{")][0]
     series, value = line.rsplit(" ", 1)
-    repo = re.search(r'repo="([^"]*)"', series).group(1)
-    summary = rule["annotations"]["summary"].replace("{{ $labels.repo }}", repo)
+    labels = dict(re.findall(r'([a-z_]+)="([^"]*)"', series))
+    summary = rule["annotations"]["summary"]
+    for k, v in labels.items():
+        summary = summary.replace("{{ $labels.%s }}" % k, v)
     summary = summary.replace("{{ $labels.instance }}", "")
-    exp = [{"exp_labels": {"repo": repo}, "exp_annotations": {"summary": summary}}] if fires else []
+    exp = [{"exp_labels": labels, "exp_annotations": {"summary": summary}}] if fires else []
     return {"interval": "1m", "input_series": [{"series": series, "values": value.strip()}],
             "alert_rule_test": [{"eval_time": "0m", "alertname": "CairnBackupFailed", "exp_alerts": exp}]}
 print(json.dumps({"rule_files": ["rules.yml"], "tests": [case(sys.argv[2], True), case(sys.argv[3], False)]}))

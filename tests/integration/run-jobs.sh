@@ -119,7 +119,7 @@ for sig in TERM HUP; do
 	out_has "$O/sig.err" "forget skipped"
 	last_history "sig$sig" | grep -q '^time=[0-9]* exit=1 .*backup=failed,' ||
 		fail "no failed run in the history: $(last_history "sig$sig")"
-	grep -q "^cairn_run_success{job=\"sig$sig\"} 0\$" "$O/sig$sig.prom" ||
+	grep -q "^cairn_run_success{cairn_job=\"sig$sig\"} 0\$" "$O/sig$sig.prom" ||
 		fail "the metrics do not say the run failed: $(cat "$O/sig$sig.prom")"
 	grep -q '^cairn_backup_success{.*} 0$' "$O/sig$sig.prom" ||
 		fail "the metrics still say the backup succeeded: $(cat "$O/sig$sig.prom")"

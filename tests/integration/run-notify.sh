@@ -127,20 +127,20 @@ grep -q "job nightly succeeded" "$O/run3.err" || fail "no success line: $(cat "$
 # Metrics: the backup's families plus one line per step, sync and check.
 M="$O/metrics.prom"
 [ "$(stat -c %a "$M")" = 644 ] || fail "metrics file mode $(stat -c %a "$M")"
-grep -q '^cairn_backup_success{repo=".*"} 1$' "$M" || fail "metrics: backup family missing"
+grep -q '^cairn_backup_success{cairn_job="nightly",repo=".*"} 1$' "$M" || fail "metrics: backup family missing"
 steps="backup forget check"
 [ "$s3" = 1 ] && steps="$steps sync"
 for s in $steps; do
-	grep -q "^cairn_run_step_success{job=\"nightly\",step=\"$s\"} 1\$" "$M" ||
+	grep -q "^cairn_run_step_success{cairn_job=\"nightly\",step=\"$s\"} 1\$" "$M" ||
 		fail "metrics: step $s not a success: $(grep step_success "$M")"
-	grep -q "^cairn_run_step_duration_seconds{job=\"nightly\",step=\"$s\"} [0-9.]*\$" "$M" ||
+	grep -q "^cairn_run_step_duration_seconds{cairn_job=\"nightly\",step=\"$s\"} [0-9.]*\$" "$M" ||
 		fail "metrics: no duration of $s"
 done
-grep -q '^cairn_run_exit_code{job="nightly"} 0$' "$M" || fail "metrics: exit code"
-grep -q '^cairn_run_success{job="nightly"} 1$' "$M" || fail "metrics: run success"
-grep -q '^cairn_check_success{job="nightly"} 1$' "$M" || fail "metrics: check"
+grep -q '^cairn_run_exit_code{cairn_job="nightly"} 0$' "$M" || fail "metrics: exit code"
+grep -q '^cairn_run_success{cairn_job="nightly"} 1$' "$M" || fail "metrics: run success"
+grep -q '^cairn_check_success{cairn_job="nightly"} 1$' "$M" || fail "metrics: check"
 if [ "$s3" = 1 ]; then
-	grep -q "^cairn_sync_success{job=\"nightly\",target=\"s3://$S3_BUCKET/nightly\"} 1\$" "$M" ||
+	grep -q "^cairn_sync_success{cairn_job=\"nightly\",target=\"s3://$S3_BUCKET/nightly\"} 1\$" "$M" ||
 		fail "metrics: sync"
 	grep -q '^cairn_sync_last_success_timestamp_seconds{.*} [1-9][0-9]*$' "$M" || fail "metrics: sync time"
 else
@@ -311,9 +311,9 @@ rc=0
 run run broken > /dev/null 2> "$O/broken.err" || rc=$?
 [ "$rc" = 1 ] || fail "a failed backup gave exit $rc: $(cat "$O/broken.err")"
 grep -q "forget skipped: the backup failed" "$O/broken.err" || fail "forget not skipped: $(cat "$O/broken.err")"
-grep -q '^cairn_run_step_success{job="broken",step="backup"} 0$' "$O/broken.prom" || fail "metrics: failed backup"
-grep -q '^cairn_run_step_success{job="broken",step="forget"} 0$' "$O/broken.prom" || fail "metrics: skipped forget"
-grep -q '^cairn_run_exit_code{job="broken"} 1$' "$O/broken.prom" || fail "metrics: exit 1"
+grep -q '^cairn_run_step_success{cairn_job="broken",step="backup"} 0$' "$O/broken.prom" || fail "metrics: failed backup"
+grep -q '^cairn_run_step_success{cairn_job="broken",step="forget"} 0$' "$O/broken.prom" || fail "metrics: skipped forget"
+grep -q '^cairn_run_exit_code{cairn_job="broken"} 1$' "$O/broken.prom" || fail "metrics: exit 1"
 [ "$(requests sink)" = 1 ] || fail "no notification of the failure"
 last_body sink "$O/body.json"
 [ "$(json_get "$O/body.json" "j['job']")" = broken ] || fail "notification job"
@@ -353,7 +353,7 @@ for kind in symlink hardlink fifo; do
 	[ -f "$P" ] && [ ! -L "$P" ] && [ "$(stat -c %h:%a "$P")" = 1:644 ] ||
 		fail "$kind at the metrics path: not replaced by a file of its own: $(ls -l "$P")"
 	! grep -q TOP-SECRET "$P" || fail "$kind at the metrics path: the secret was copied into it"
-	grep -q '^cairn_run_exit_code{job="planted"} 1$' "$P" || fail "$kind: no metrics: $(cat "$P")"
+	grep -q '^cairn_run_exit_code{cairn_job="planted"} 1$' "$P" || fail "$kind: no metrics: $(cat "$P")"
 	[ "$(cat "$W/secret")" = 'TOP-SECRET 42' ] && [ "$(stat -c %a "$W/secret")" = 600 ] ||
 		fail "$kind at the metrics path: the file behind it changed"
 done
@@ -580,13 +580,13 @@ step_result "$O/syncfail.err" sync failed 1
 step_result "$O/syncfail.err" check ok 0
 grep -q '"message":"sync failed (exit 1): .*127.0.0.1' "$O/syncfail.err" || fail "sync error line"
 M=$O/syncfail.prom
-metric "$M" 'cairn_run_step_success{job="syncfail",step="backup"} 1'
-metric "$M" 'cairn_run_step_success{job="syncfail",step="sync"} 0'
-metric "$M" 'cairn_run_step_success{job="syncfail",step="check"} 1'
-metric "$M" 'cairn_sync_success{job="syncfail",target="s3://bucket/x"} 0'
-metric "$M" 'cairn_sync_last_success_timestamp_seconds{job="syncfail",target="s3://bucket/x"} 0'
-metric "$M" 'cairn_run_exit_code{job="syncfail"} 1'
-metric "$M" 'cairn_run_success{job="syncfail"} 0'
+metric "$M" 'cairn_run_step_success{cairn_job="syncfail",step="backup"} 1'
+metric "$M" 'cairn_run_step_success{cairn_job="syncfail",step="sync"} 0'
+metric "$M" 'cairn_run_step_success{cairn_job="syncfail",step="check"} 1'
+metric "$M" 'cairn_sync_success{cairn_job="syncfail",target="s3://bucket/x"} 0'
+metric "$M" 'cairn_sync_last_success_timestamp_seconds{cairn_job="syncfail",target="s3://bucket/x"} 0'
+metric "$M" 'cairn_run_exit_code{cairn_job="syncfail"} 1'
+metric "$M" 'cairn_run_success{cairn_job="syncfail"} 0'
 [ "$(requests sink)" = $((n + 1)) ] || fail "no notification of the failed sync"
 notified syncfail "^sync exited 1: .*127.0.0.1"
 ! json_get "$O/nb.json" "j['error']" | grep -q check || fail "the check is reported failed"
@@ -614,7 +614,7 @@ no_secrets_in_mail
 job checkfail "keep-last = 3" "check-read-data-subset = 100%"
 run run checkfail > /dev/null 2> "$O/checkfail0.err" || fail "clean checkfail run: $(cat "$O/checkfail0.err")"
 M=$O/checkfail.prom
-metric "$M" 'cairn_check_success{job="checkfail"} 1'
+metric "$M" 'cairn_check_success{cairn_job="checkfail"} 1'
 ok_time=$(awk '/^cairn_check_last_success_timestamp_seconds/ {print $2}' "$M")
 run_time=$(awk '/^cairn_run_last_success_timestamp_seconds/ {print $2}' "$M")
 [ "${ok_time:-0}" -gt 0 ] && [ "${run_time:-0}" -gt 0 ] || fail "no success times: $(cat "$M")"
@@ -630,14 +630,14 @@ run run checkfail > /dev/null 2> "$O/checkfail.err" || rc=$?
 [ "$rc" = 1 ] || fail "a failed check gave exit $rc: $(cat "$O/checkfail.err")"
 grep -q '^cairn: check failed (exit 1)' "$O/checkfail.err" || fail "no check failure line: $(cat "$O/checkfail.err")"
 grep -q '^cairn: job checkfail finished with exit status 1$' "$O/checkfail.err" || fail "no final line"
-metric "$M" 'cairn_run_step_success{job="checkfail",step="backup"} 1'
-metric "$M" 'cairn_run_step_success{job="checkfail",step="forget"} 1'
-metric "$M" 'cairn_run_step_success{job="checkfail",step="check"} 0'
-metric "$M" 'cairn_check_success{job="checkfail"} 0'
+metric "$M" 'cairn_run_step_success{cairn_job="checkfail",step="backup"} 1'
+metric "$M" 'cairn_run_step_success{cairn_job="checkfail",step="forget"} 1'
+metric "$M" 'cairn_run_step_success{cairn_job="checkfail",step="check"} 0'
+metric "$M" 'cairn_check_success{cairn_job="checkfail"} 0'
 # The times of the last success survive the failed run (backup rewrote the file).
-metric "$M" "cairn_check_last_success_timestamp_seconds{job=\"checkfail\"} $ok_time"
-metric "$M" "cairn_run_last_success_timestamp_seconds{job=\"checkfail\"} $run_time"
-metric "$M" 'cairn_run_exit_code{job="checkfail"} 1'
+metric "$M" "cairn_check_last_success_timestamp_seconds{cairn_job=\"checkfail\"} $ok_time"
+metric "$M" "cairn_run_last_success_timestamp_seconds{cairn_job=\"checkfail\"} $run_time"
+metric "$M" 'cairn_run_exit_code{cairn_job="checkfail"} 1'
 [ "$(requests sink)" = $((n + 1)) ] || fail "no notification of the failed check"
 notified checkfail "^check exited 1"
 cp "$O/pack2.bak" "$pack"
@@ -662,9 +662,9 @@ if [ "${#locked[@]}" -gt 0 ]; then
 	step_result "$O/forgetfail.err" forget failed 1
 	step_result "$O/forgetfail.err" check ok 0
 	M=$O/forgetfail.prom
-	metric "$M" 'cairn_run_step_success{job="forgetfail",step="forget"} 0'
-	metric "$M" 'cairn_run_step_success{job="forgetfail",step="check"} 1'
-	metric "$M" 'cairn_run_exit_code{job="forgetfail"} 1'
+	metric "$M" 'cairn_run_step_success{cairn_job="forgetfail",step="forget"} 0'
+	metric "$M" 'cairn_run_step_success{cairn_job="forgetfail",step="check"} 1'
+	metric "$M" 'cairn_run_exit_code{cairn_job="forgetfail"} 1'
 	[ "$(requests sink)" = $((n + 1)) ] || fail "no notification of the failed forget"
 	notified forgetfail "^forget exited 1: cannot remove snapshot"
 else
@@ -699,8 +699,8 @@ assert w, 'no warning with a path'
 f=w[0]['fields']
 assert f['path']==sys.argv[2]+'/secret\udcff' and f['code']=='EACCES' and f['step']=='backup', f" \
 		"$O/partial.err" "$W/src2" || fail "the warning's fields: $(cat "$O/partial.err")"
-	metric "$O/partial.prom" 'cairn_run_exit_code{job="partial"} 3'
-	metric "$O/partial.prom" 'cairn_run_success{job="partial"} 1'
+	metric "$O/partial.prom" 'cairn_run_exit_code{cairn_job="partial"} 3'
+	metric "$O/partial.prom" 'cairn_run_success{cairn_job="partial"} 1'
 else
 	echo "note: no setpriv, partial backup not tested" >&2
 fi
