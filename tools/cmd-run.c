@@ -35,7 +35,7 @@ static const char usage[] =
         "  4. check, reading check-read-data-subset of the data    (check = yes)\n"
         "  5. metrics appended to metrics-file                     (if set)\n"
         "  6. notification to notify-url / notify-mail when the exit status is\n"
-        "     not 0                                                (if set)\n"
+        "     not 0 (if it fails, the metrics are written again with exit 1)\n"
         "  7. one line in the run history $CAIRN_STATE_DIR/NAME.runs (default\n"
         "     /var/lib/cairn), which 'cairn report' shows            (always)\n"
         "Steps 2-4 are skipped when the backup wrote no snapshot; each step's outcome\n"
@@ -78,6 +78,10 @@ struct run {
 	/* The metrics file before the backup rewrote it: the last-success times of
 	 * the previous run (NUL-terminated, empty if there was none). */
 	struct cairn_buf before;
+	/* The metrics file as the backup left it, read once (after_read): a second
+	 * write of this command's families starts from it again. */
+	struct cairn_buf after;
+	bool after_read;
 	/* The backup failed and did not replace the metrics file (it was killed,
 	 * crashed, or never started): this command writes its families. */
 	bool backup_silent;
@@ -729,26 +733,29 @@ static void sync_check_metrics(struct metric_ctx *m, const struct run *run, time
 
 /* Append this run's families to the textfile backup wrote (or to the previous
  * one, if the backup could not write it). */
-static int write_metrics(const struct run *run, int rc)
+static int write_metrics(struct run *run, int rc)
 {
-	_cleanup_buf_ struct cairn_buf old = CAIRN_BUF_INIT;
 	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
 	const char *path = run->c.metrics_file;
 	char job[2 * JOBCONF_MAX_NAME + 1];
 	time_t now = time(NULL);
 
-	int r = cli_metrics_read(path, &old);
-	if (r < 0)
-		return r;
+	if (!run->after_read) {
+		int r = cli_metrics_read(path, &run->after);
+		if (r < 0)
+			return r;
+		run->after_read = true;
+	}
+	const char *old = (const char *)run->after.data;
 	struct metrics_backup failed = {
 		.repo = run->c.repository,
 		.job = run->name,
 		.duration = run->steps[STEP_BACKUP].secs,
 		.snapshots = -1,
 	};
-	if (run->backup_silent && metrics_backup_format(&b, &failed, (const char *)old.data) < 0)
+	if (run->backup_silent && metrics_backup_format(&b, &failed, old) < 0)
 		return -ENOMEM;
-	if (keep_foreign(&b, (const char *)old.data, run->backup_silent) < 0)
+	if (keep_foreign(&b, old, run->backup_silent) < 0)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	metrics_label_escape(job, sizeof(job), run->name);
 	const char *prev = run->before.len ? (const char *)run->before.data : "";
@@ -883,6 +890,18 @@ static bool replaced(const char *path, bool existed, const struct stat *before)
 	return !existed || now.st_dev != before->st_dev || now.st_ino != before->st_ino;
 }
 
+/* Write the metrics of a run that exits rc; EXIT_ERROR if they cannot be. */
+static int metrics_step(struct run *run, int rc)
+{
+	if (write_metrics(run, rc) >= 0)
+		return 0;
+	cairn_log_f(CAIRN_LOG_ERR,
+	            CAIRN_FIELDS(LOG_STR("step", "metrics"), LOG_STR("result", "failed"),
+	                         LOG_STR("path", run->c.metrics_file)),
+	            "cannot write metrics: %s", cairn_err_msg());
+	return EXIT_ERROR;
+}
+
 static int run_job(struct run *run)
 {
 	char level[8];
@@ -931,15 +950,16 @@ static int run_job(struct run *run)
 		            "job %s interrupted by SIG%s", run->name, sigabbrev_np(sig));
 		rc = EXIT_ERROR;
 	}
-	if (run->c.metrics_file && write_metrics(run, rc) < 0) {
-		cairn_log_f(CAIRN_LOG_ERR,
-		            CAIRN_FIELDS(LOG_STR("step", "metrics"), LOG_STR("result", "failed"),
-		                         LOG_STR("path", run->c.metrics_file)),
-		            "cannot write metrics: %s", cairn_err_msg());
+	bool metrics = run->c.metrics_file && metrics_step(run, rc) == 0;
+	if (!metrics && run->c.metrics_file)
 		rc = EXIT_ERROR;
+	if (rc != 0 && (run->c.notify_url || run->c.notify_mail) &&
+	    send_notifications(run, rc) < 0 && rc != EXIT_ERROR) {
+		/* The metrics say the exit status the job ends with. */
+		rc = EXIT_ERROR;
+		if (metrics)
+			(void)metrics_step(run, rc);
 	}
-	if (rc != 0 && (run->c.notify_url || run->c.notify_mail) && send_notifications(run, rc) < 0)
-		rc = EXIT_ERROR;
 	record_run(run, rc, mono_now() - t0);
 	const struct cairn_log_field f[] = { LOG_INT("exit_code", rc), { 0 } };
 	if (rc == 0)
@@ -1014,5 +1034,6 @@ int cmd_run(int argc, char **argv)
 	}
 	jobconf_release(&run.c);
 	cairn_buf_release(&run.before);
+	cairn_buf_release(&run.after);
 	return rc;
 }

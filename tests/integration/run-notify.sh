@@ -591,6 +591,26 @@ metric "$M" 'cairn_run_success{cairn_job="syncfail"} 0'
 notified syncfail "^sync exited 1: .*127.0.0.1"
 ! json_get "$O/nb.json" "j['error']" | grep -q check || fail "the check is reported failed"
 
+# A partial backup (one path is missing: exit 3) whose notification fails (the
+# webhook answers 404): the job exits 1, and its metrics and history say 1 too,
+# not the 3 it had before the notification.
+job notefail "paths = $W/no-such-path"
+sed -i "s#^notify-url = .*#notify-url = $broken_URL#" "$CAIRN_CONFIG_DIR/notefail.conf"
+rc=0
+run --log-format json -v run notefail > /dev/null 2> "$O/notefail.err" || rc=$?
+[ "$rc" = 1 ] || fail "a partial backup with a failed notification gave exit $rc: $(cat "$O/notefail.err")"
+step_result "$O/notefail.err" backup partial 3
+grep -q '"message":"notification failed: .*HTTP 404' "$O/notefail.err" ||
+	fail "the notification did not fail: $(cat "$O/notefail.err")"
+metric "$O/notefail.prom" 'cairn_run_exit_code{cairn_job="notefail"} 1'
+metric "$O/notefail.prom" 'cairn_run_success{cairn_job="notefail"} 0'
+metric "$O/notefail.prom" 'cairn_run_last_success_timestamp_seconds{cairn_job="notefail"} 0'
+metric "$O/notefail.prom" 'cairn_run_step_success{cairn_job="notefail",step="backup"} 1'
+metric "$O/notefail.prom" 'cairn_backup_runs_total{cairn_job="notefail",repo="'"$R2"'"} 1'
+[ "$(grep -c '^cairn_run_exit_code' "$O/notefail.prom")" = 1 ] || fail "metrics written twice: $(cat "$O/notefail.prom")"
+tail -n 1 "$CAIRN_STATE_DIR/notefail.runs" | grep -q 'exit=1' ||
+	fail "the history of notefail: $(cat "$CAIRN_STATE_DIR/notefail.runs")"
+
 # The steps of cairn run do get the secrets: a job without password-file opens
 # the repository with CAIRN_PASSWORD, and sync tries S3 with the AWS keys (and
 # fails on the closed port); the mail that reports it gets none of them.
