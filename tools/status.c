@@ -99,15 +99,26 @@ static void gather_s3(cairn_repo *repo, struct status_report *rep, struct cairn_
 		so.s3.endpoint = s3->endpoint; /* the job's, unless --s3-endpoint */
 	s3->imm = IMM_UNKNOWN;
 	snprintf(s3->imm_detail, sizeof(s3->imm_detail), "not asked (--offline)");
-	if (cairn_storage_open(&st, s3->url, &so) < 0) {
+	so.s3.local_only = rep->offline;
+	int r = cairn_storage_open(&st, s3->url, &so);
+	if (r < 0 && !rep->offline) {
+		/* Without credentials only the bucket cannot be asked: what was
+		 * uploaded is known from the sync state in the local index. */
+		snprintf(s3->imm_detail, sizeof(s3->imm_detail), "cannot ask the bucket: %s",
+		         cairn_err_msg());
+		so.s3.local_only = true;
+		r = cairn_storage_open(&st, s3->url, &so);
+	} else if (r >= 0 && !rep->offline) {
+		ask_bucket(&s3->imm, s3->imm_detail, sizeof(s3->imm_detail), st);
+	}
+	if (r < 0) {
 		snprintf(s3->why, sizeof(s3->why), "%s", cairn_err_msg());
 		snprintf(s3->imm_detail, sizeof(s3->imm_detail), "%s", cairn_err_msg());
 		return;
 	}
+	snprintf(s3->where, sizeof(s3->where), "%s", cairn_storage_describe(st));
 	cli_sync_table(table, st);
 	count_uploaded(repo, s3, table, list, n);
-	if (!rep->offline)
-		ask_bucket(&s3->imm, s3->imm_detail, sizeof(s3->imm_detail), st);
 	cairn_storage_close(st);
 }
 
@@ -249,7 +260,9 @@ static void judge_copies(struct status_report *rep)
 	} else if (!rep->s3.known) {
 		snprintf(w + k, size - (size_t)k, "; S3 copy unknown: %s", rep->s3.why);
 	} else if (!rep->s3.uploaded) {
-		snprintf(w + k, size - (size_t)k, "; %s holds no snapshot yet", rep->s3.url);
+		/* The sync state says what this repository uploaded, not what the
+		 * bucket holds (another endpoint is another copy). */
+		snprintf(w + k, size - (size_t)k, "; no snapshot synced to %s yet", rep->s3.where);
 	} else {
 		status_fmt_age(age, sizeof(age), status_age_of_ns(rep, rep->s3.newest_ns));
 		snprintf(w + k, size - (size_t)k, ", %s (%zu %s behind, newest %s)", rep->s3.url,

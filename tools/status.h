@@ -20,6 +20,7 @@ struct s3_copy {
 	const char *endpoint; /* --s3-endpoint or the job's */
 	bool known;           /* the sync state could be read */
 	char why[512];        /* why not known, or what the bucket said */
+	char where[512];      /* "s3://b/p on http://host": the sync state's key */
 	size_t uploaded, behind;
 	int64_t newest_ns; /* newest uploaded snapshot; 0 none */
 	enum immutability imm;

@@ -540,6 +540,8 @@ static int prepare(const cairn_s3 *s, const struct req *rq, struct wire *w)
 {
 	struct cairn_sigv4_kv h[REQ_MAX_KV + 4];
 	size_t nh = 0;
+	if (!s->cfg.access_key[0]) /* opened local_only */
+		return cairn_err_set(-EINVAL, "no S3 credentials were loaded for %s", s->desc);
 	int r = target(s, rq, w->host, sizeof(w->host), &w->path);
 	if (r < 0 || (r = cairn_sigv4_query(&w->query, rq->query, rq->nquery)) < 0 ||
 	    (r = cairn_buf_put_u8(&w->query, 0)) < 0)

@@ -430,7 +430,8 @@ int cairn_s3__config_load(struct cairn_s3__config *cfg, const char *bucket,
 	if (ca)
 		snprintf(cfg->ca_bundle, sizeof(cfg->ca_bundle), "%s", ca);
 	if ((r = profile_load(&p, o->profile)) >= 0 && (r = load_region(cfg, o, &p)) >= 0 &&
-	    (r = load_endpoint(cfg, o, &p)) >= 0 && (r = load_addressing(cfg, bucket, o, &p)) >= 0)
+	    (r = load_endpoint(cfg, o, &p)) >= 0 &&
+	    (r = load_addressing(cfg, bucket, o, &p)) >= 0 && !o->local_only)
 		r = load_credentials(cfg, &p);
 	profile_release(&p);
 	if (r < 0)

@@ -283,6 +283,38 @@ else
 	"$CAIRN" status --json --offline --s3 s3://locked/x --s3-endpoint "$AWS_ENDPOINT_URL" \
 		> "$O/st6.json" || true
 	[ "$(json_get "$O/st6.json" "j['s3']['immutability']")" = unknown ] || fail "--offline asked"
+	# Without S3 credentials the sync state in the local index still tells what
+	# was uploaded: the copy counts as with --offline; only immutability is
+	# unknown, saying why. Online or --offline, with or without credentials.
+	nocreds=(env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE
+		-u AWS_SHARED_CREDENTIALS_FILE -u AWS_CONFIG_FILE HOME="$W/nohome")
+	mkdir -p "$W/nohome"
+	"$CAIRN" status --json --offline --job nightly > "$O/st8a.json" || true
+	for mode in online offline; do
+		opt=()
+		[ "$mode" = offline ] && opt=(--offline)
+		"${nocreds[@]}" "$CAIRN" status --json "${opt[@]}" --job nightly > "$O/st8.json" || true
+		for k in "['s3']['known']" "['s3']['uploaded_snapshots']" "['s3']['behind_snapshots']" \
+			"['rules']['copies']['met']" "['rules']['media']['met']" "['rules']['offsite']['met']"; do
+			[ "$(json_get "$O/st8.json" "j$k")" = "$(json_get "$O/st8a.json" "j$k")" ] ||
+				fail "status without credentials ($mode): $k differs from --offline: $(cat "$O/st8.json")"
+		done
+		[ "$(json_get "$O/st8.json" "j['rules']['copies']['met']")" = True ] ||
+			fail "no copy counted without credentials ($mode): $(cat "$O/st8.json")"
+		[ "$(json_get "$O/st8.json" "j['s3']['immutability']")" = unknown ] ||
+			fail "immutability without credentials ($mode): $(cat "$O/st8.json")"
+	done
+	json_get "$O/st8.json" "j['s3']['immutability_detail']" | grep -q 'not asked' ||
+		fail "--offline without credentials: $(cat "$O/st8.json")"
+	"${nocreds[@]}" "$CAIRN" status --json --job nightly > "$O/st8.json" || true
+	json_get "$O/st8.json" "j['s3']['immutability_detail']" | grep -q 'cannot ask the bucket: no S3 credentials' ||
+		fail "why immutability is unknown: $(cat "$O/st8.json")"
+	# Another endpoint: nothing was synced there, which is all status knows;
+	# it makes no claim about a bucket it did not ask.
+	"${nocreds[@]}" "$CAIRN" status --job nightly --s3-endpoint http://127.0.0.1:9 > "$O/st9.txt" || true
+	! grep -q 'holds no snapshot' "$O/st9.txt" || fail "a claim about the bucket: $(cat "$O/st9.txt")"
+	grep -qF "no snapshot synced to s3://$S3_BUCKET/nightly on http://127.0.0.1:9 yet" "$O/st9.txt" ||
+		fail "another endpoint: $(cat "$O/st9.txt")"
 fi
 
 # A damaged pack: the data check fails and the errors rule with it.

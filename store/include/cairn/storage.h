@@ -67,6 +67,8 @@ struct cairn_s3_opts {
 	unsigned connections; /* most requests in flight at once; 0: 8 */
 	unsigned lock_days;   /* > 0: PUTs carry Object Lock retention for this long */
 	int lock_mode;        /* enum cairn_s3_lock_mode */
+	bool local_only;      /* for local state only (cairn_storage_id, the cache): no
+	                         credentials needed, and every request fails -EINVAL */
 };
 #define CAIRN_S3_CONNECTIONS_DEFAULT 8
 #define CAIRN_S3_CONNECTIONS_MAX 64
