@@ -4,7 +4,8 @@
 # into this one, restored byte for byte (contents, modes, times, symlinks, hard
 # links, xattrs, holes); filters; a second copy writes nothing; a similar
 # snapshot adds little and gets its parent's copy as parent; a rewritten
-# snapshot with the same fields is copied too; check --read-data is clean; and
+# snapshot with the same fields is copied too; copies copied back into the
+# source are skipped; check --read-data is clean; and
 # bad input gives one line; worker threads that cannot start are done without.
 . "$(dirname "$0")/lib.sh"
 
@@ -165,6 +166,20 @@ out_lacks "$W/ls" secret.txt
 out_has "$W/ls" hello.txt
 copy > "$W/out" || fail "copy after copying the rewrite"
 out_has "$W/out" "copied 0 snapshots, 5 already there"
+
+# ---- copied back: the source already holds each one ----------------------
+# The copies were cut into smaller chunks, so no blob ID matches, yet each is
+# the same snapshot as its original (fields, tree, file metadata): copying them
+# back into the source adds no second snapshot of the same time, and no data.
+n_from=$(snap_ids on_from | wc -l)
+packs_from=$(find "$FROM/packs" -type f | wc -l)
+on_from copy --from-repo "$CAIRN_REPO" --from-password-file "$CAIRN_PASSWORD_FILE" --json \
+	> "$W/back.json" || fail "copy back into the source"
+[ "$(json_field "$W/back.json" snapshots_copied)" = 0 ] ||
+	fail "copying back made duplicates: $(cat "$W/back.json")"
+[ "$(json_field "$W/back.json" snapshots_skipped)" = "$n_from" ] || fail "copy back: $(cat "$W/back.json")"
+[ "$(snap_ids on_from | wc -l)" = "$n_from" ] || fail "the source has new snapshots"
+[ "$(find "$FROM/packs" -type f | wc -l)" = "$packs_from" ] || fail "copying back wrote packs"
 
 # ---- passwords from the environment and a command ------------------------
 CAIRN_FROM_REPO=$FROM CAIRN_FROM_PASSWORD="another password entirely" "$CAIRN" copy > "$W/out" ||
