@@ -87,7 +87,7 @@ out_lacks "$O/ls" new.txt
 unshare -m bash -c '
 	mount --make-rprivate / && mount -t tmpfs cairn-test /srv && cp -a "$1" /srv/src &&
 	"$CAIRN" backup --host h3 /srv/src > /dev/null &&
-	"$CAIRN" backup --host h3 --json --metrics "$2/metrics.prom" /srv/src | tail -1 > "$2/b3.json"
+	"$CAIRN" backup --host h3 --json --metrics-file "$2/metrics.prom" /srv/src | tail -1 > "$2/b3.json"
 ' _ "$SRC" "$O" || fail "the backups in a mount namespace failed"
 [ "$(json_field "$O/b3.json" blobs_added)" = 0 ] || fail "a no-change backup stored blobs"
 total=$(grep -o '"total":[0-9]*' "$O/b3.json" | cut -d: -f2)
