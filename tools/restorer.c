@@ -396,8 +396,8 @@ static void drop_xattrs(struct ctx *c, const struct obj *o, const struct cairn_n
 			continue;
 		int r = remove_xattr(o, name);
 		if (r < 0 && r != -ENODATA) {
-			snprintf(what, sizeof(what), "cannot remove extended attribute '%s' from",
-			         name);
+			snprintf(what, sizeof(what),
+			         "cannot remove extended attribute '%.255s' from", name);
 			warn(c, what, "%s", strerror(-r));
 		}
 	}
