@@ -692,7 +692,10 @@ metric "$M" "cairn_run_last_success_timestamp_seconds{cairn_job=\"checkfail\"} $
 metric "$M" 'cairn_run_exit_code{cairn_job="checkfail"} 1'
 [ "$(requests sink)" = $((n + 1)) ] || fail "no notification of the failed check"
 notified checkfail "^check exited 1"
+# Mended: the pack back whole, and its blobs back in the index, which the check
+# above left without the copy it found damaged.
 cp "$O/pack2.bak" "$pack"
+"$CAIRN" -r "$R2" --password-file "$PW" rebuild-index > /dev/null || fail "rebuild-index after the mend"
 
 # forget cannot remove a snapshot (immutable file): the forget step fails, the
 # check after it still runs. chattr +i needs root and a file system with the flag.
