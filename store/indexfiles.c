@@ -513,20 +513,24 @@ int cairn_repo__load_index_files(cairn_repo *repo, bool reload, bool *rebuilt)
 			r = retire(repo, &had.v[i]);
 		}
 	*rebuilt = gone;
-	if (r >= 0)
-		skip_retired(repo, &now);
 	/* A file that went was superseded by a prune (FORMAT.md §12): the packs it
 	 * named may be gone, and only a rebuild from the files there now forgets
 	 * them (from the cache: no request but for new files). Other processes
 	 * sharing the cache see the old index until the new one is whole. */
-	if (r >= 0 && gone)
+	if (r >= 0 && gone) {
+		skip_retired(repo, &now);
 		r = load_files(repo, now.v, now.n, true);
+	}
 	if (r >= 0 && !gone) {
 		if (had.n > 1)
 			qsort(had.v, had.n, sizeof(*had.v), by_id);
 		for (size_t i = 0; r >= 0 && i < now.n; i++)
 			if (!contains(&had, &now.v[i]))
 				r = add_name(&fresh, &now.v[i]);
+		/* Only files not loaded yet are looked up: a mount refreshes every
+		 * second, and most refreshes find none. */
+		if (r >= 0)
+			skip_retired(repo, &fresh);
 		if (r >= 0 && fresh.n)
 			r = load_files(repo, fresh.v, fresh.n, false);
 	}
