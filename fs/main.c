@@ -287,9 +287,9 @@ static int serve(struct run *run, int ready_fd)
 		fuse_session_destroy(se);
 		se = NULL;
 	}
-	char ok = se ? 0 : 1;
-	if (ready_fd >= 0) {
-		if (write(ready_fd, &ok, 1) < 0)
+	if (!se && ready_fd >= 0) {
+		char fail = 1;
+		if (write(ready_fd, &fail, 1) < 0)
 			log_debug("the parent process is gone");
 		close(ready_fd);
 	}
@@ -298,7 +298,8 @@ static int serve(struct run *run, int ready_fd)
 		log_info("mounted '%s' at '%s'", run->repo, run->fo.mountpoint);
 		if (ready_fd >= 0)
 			detach_stderr();
-		fs_readahead_start(&ra, run->fo.mountpoint);
+		/* The parent hears of the mount once it answers (mount.h). */
+		fs_readahead_start(&ra, run->fo.mountpoint, ready_fd);
 		r = loop(se, &run->fo);
 		fuse_remove_signal_handlers(se);
 		fuse_session_unmount(se);

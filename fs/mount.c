@@ -189,14 +189,27 @@ void fs_close(struct fs *fs)
 
 /* ---- read-ahead ---------------------------------------------------------- */
 
+static void tell_ready(int fd)
+{
+	char ok = 0;
+	if (fd < 0)
+		return;
+	if (write(fd, &ok, 1) < 0)
+		log_debug("the parent process is gone");
+	close(fd);
+}
+
 static void *raise_readahead(void *arg)
 {
-	const char *mnt = arg;
+	const struct fs_readahead *ra = arg;
+	const char *mnt = ra->mountpoint;
 	struct stat st;
 	/* The kernel handles the INIT reply before it answers any request, and
 	 * INIT sets the read-ahead to at most what the kernel offered (128 KiB):
 	 * once this stat returns, a larger value stays. */
-	if (stat(mnt, &st) < 0) {
+	int r = stat(mnt, &st);
+	tell_ready(ra->ready_fd);
+	if (r < 0) {
 		log_debug("cannot stat '%s' to raise its read-ahead: %s", mnt, strerror(errno));
 		return NULL;
 	}
@@ -214,12 +227,16 @@ static void *raise_readahead(void *arg)
 	return NULL;
 }
 
-void fs_readahead_start(struct fs_readahead *ra, const char *mountpoint)
+void fs_readahead_start(struct fs_readahead *ra, const char *mountpoint, int ready_fd)
 {
-	int r = pthread_create(&ra->thread, NULL, raise_readahead, (void *)mountpoint);
+	ra->mountpoint = mountpoint;
+	ra->ready_fd = ready_fd;
+	int r = pthread_create(&ra->thread, NULL, raise_readahead, ra);
 	ra->started = r == 0;
-	if (r != 0)
+	if (r != 0) {
 		log_debug("cannot start the read-ahead thread: %s", strerror(r));
+		tell_ready(ready_fd);
+	}
 }
 
 void fs_readahead_join(struct fs_readahead *ra)

@@ -22,9 +22,15 @@ void fs_close(struct fs *fs);
  * the permission (not root) it logs at debug level and reads stay at 128 KiB. */
 struct fs_readahead {
 	pthread_t thread;
+	const char *mountpoint;
+	int ready_fd;
 	bool started;
 };
-void fs_readahead_start(struct fs_readahead *ra, const char *mountpoint);
+/* ready_fd (>= 0): written (one zero byte) and closed once the stat returned,
+ * so that a background start returns only when the mount answers and nothing
+ * of the daemon's own holds it: an unmount right after the start would
+ * otherwise find the mount busy with that stat. */
+void fs_readahead_start(struct fs_readahead *ra, const char *mountpoint, int ready_fd);
 /* After the unmount (the thread's stat returns then at the latest). */
 void fs_readahead_join(struct fs_readahead *ra);
 

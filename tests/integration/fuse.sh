@@ -425,6 +425,13 @@ AWS_ENDPOINT_URL=http://127.0.0.1:9 AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=y 
 mountpoint -q "$MNT" || fail "cairnfs returned before the mount was up"
 pid=$(pgrep -n -f "cairnfs -o cache_size=64M $CAIRN_REPO") || fail "no daemon process"
 umount_daemon "$pid"
+# A background start returns once the mount answers: on a loaded machine (the
+# daemon serving late) an unmount right after it found the mount busy with the
+# daemon's own first look at it.
+SLOWLOOP_MS=1500 LD_PRELOAD="$SLOWLOOP_SHIM" "$CAIRNFS" "$CAIRN_REPO" "$MNT" 2>> "$W/fs.log" ||
+	fail "background start, serving late, failed"
+pid=$(pgrep -n -f "cairnfs $CAIRN_REPO $MNT") || fail "no daemon process"
+umount_daemon "$pid"
 # Once mounted, the daemon holds none of its caller's output open: a command
 # substitution (or ssh) reading its stderr ends. Errors before the mount still
 # reach it, and stderr stays where systemd says it is the journal.
