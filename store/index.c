@@ -580,6 +580,12 @@ static int setup(cairn_index *ix, const uint8_t *repo_id)
 	 * read-only filesystem. */
 	if (ix->read_only && (rc == EACCES || rc == EPERM || rc == EROFS))
 		rc = env_open(ix, data, MDB_NOTLS | MDB_RDONLY | MDB_NOLOCK);
+	/* Not an LMDB file at all (garbage, zeroes): a damaged cache, mended as a
+	 * truncated one is. */
+	if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH)
+		return cairn_err_set(-EBADMSG,
+		                     "index '%s' is damaged (LMDB: %s): run 'cairn rebuild-index'",
+		                     ix->dir, mdb_strerror(rc));
 	if (rc)
 		return cairn_err_wrap(lmdb_err(rc, "cannot open index"), "'%s'", ix->dir);
 	if ((r = check_size(ix)) < 0)

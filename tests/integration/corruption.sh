@@ -218,7 +218,16 @@ dd if=/dev/urandom of="$CAIRN_REPO/index/data.mdb" bs=4096 count=2 conv=notrunc 
 rc=0; "$CAIRN" check > "$W/out" 2>&1 || rc=$?
 crashed "$W/out" && fail "crash on a damaged index"
 [ "$rc" = 1 ] || fail "damaged index went unnoticed (exit $rc)"
+grep -q "run 'cairn rebuild-index'" "$W/out" || fail "damaged index: no hint: $(cat "$W/out")"
 "$CAIRN" rebuild-index > /dev/null || fail "rebuild-index cannot replace a damaged index"
+# An index file of zeroes (not an LMDB file): the same hint.
+size=$(stat -c %s "$CAIRN_REPO/index/data.mdb")
+rm "$CAIRN_REPO/index/data.mdb"
+head -c "$size" /dev/zero > "$CAIRN_REPO/index/data.mdb"
+rc=0; "$CAIRN" snapshots > "$W/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "zeroed index went unnoticed (exit $rc)"
+grep -q "run 'cairn rebuild-index'" "$W/out" || fail "zeroed index: no hint: $(cat "$W/out")"
+"$CAIRN" rebuild-index > /dev/null || fail "rebuild-index cannot replace a zeroed index"
 "$CAIRN" check --read-data > /dev/null || fail "check after rebuilding a damaged index"
 rm -rf "$CAIRN_REPO/index"
 "$CAIRN" backup "$W/src" > /dev/null || fail "no automatic rebuild of a deleted index"
