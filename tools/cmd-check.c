@@ -65,6 +65,7 @@ struct checker {
 	char snap_hex[CAIRN_ID_HEX_SIZE]; /* the snapshot whose damage is reported */
 	uint64_t bytes, bytes_read;       /* of the packs on disk, of those read */
 	unsigned errors, orphans;
+	unsigned disagree;        /* packs whose header the index does not match */
 	unsigned missing;         /* packs in the index whose file is gone */
 	struct cairn_buf damaged; /* (blob, pack) pairs of damaged copies the index names */
 };
@@ -222,6 +223,7 @@ static int compare_counts(struct checker *c)
 		error(c, "pack %.8s: the index places %llu %s in it, its header agrees on %llu",
 		      hex, (unsigned long long)nix, cli_plural(nix, "blob", "blobs"),
 		      (unsigned long long)nok);
+		c->disagree++;
 		int r = cairn_idset_add(&c->suspect, pack, 0);
 		if (r < 0)
 			return r;
@@ -625,7 +627,17 @@ static void summary(const struct checker *c)
 	}
 	if (cairn_log_get_level() < CAIRN_LOG_NOTICE)
 		return;
-	if (c->orphans)
+	/* Where the index and the headers disagree, the index (a cache) is what is
+	 * wrong: a pack it does not name may hold the only good copies. */
+	if (c->disagree)
+		printf("the index disagrees with %u pack %s: 'cairn rebuild-index' makes it "
+		       "anew from the packs\n",
+		       c->disagree, c->disagree == 1 ? "header" : "headers");
+	if (c->orphans && c->disagree)
+		printf("%u %s no indexed blob (the index disagrees with the pack headers: run "
+		       "'cairn rebuild-index' before any prune)\n",
+		       c->orphans, c->orphans == 1 ? "pack holds" : "packs hold");
+	else if (c->orphans)
 		printf("%u %s no indexed blob (left by an interrupted backup or prune; "
 		       "'cairn prune' removes them)\n",
 		       c->orphans, c->orphans == 1 ? "pack holds" : "packs hold");

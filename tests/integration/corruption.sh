@@ -113,6 +113,11 @@ rc=0; "$CAIRN" check > "$W/out" 2>&1 || rc=$?
 grep -q "pack $(basename "$victim" | cut -c1-8): the index places [0-9]* blobs in it, its header agrees on 0" \
 	"$W/out" || fail "disagreeing header not reported: $(cat "$W/out")"
 grep -q "snapshot $snap_short .* is damaged" "$W/out" || fail "disagreeing header: no snapshot: $(cat "$W/out")"
+# The index (a cache) is what disagrees: check advises rebuilding it, never a
+# prune of the packs it does not name.
+grep -q "the index disagrees with 1 pack header: 'cairn rebuild-index' makes it anew" "$W/out" ||
+	fail "disagreeing header: no rebuild-index advice: $(cat "$W/out")"
+! grep -q "'cairn prune' removes them" "$W/out" || fail "disagreeing header: prune advised: $(cat "$W/out")"
 crashed "$W/out" && fail "crash on a disagreeing pack header"
 rc=0; "$CAIRN" check --read-data > "$W/out" 2>&1 || rc=$?
 [ "$rc" = 1 ] || fail "disagreeing header: check --read-data exited $rc"
