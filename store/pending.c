@@ -14,6 +14,9 @@ struct records {
 	cairn_repo *repo;
 	struct cairn_prunerec *v;
 	size_t n, cap;
+	bool admin; /* prune: one that does not parse is judged by its MAC alone */
+	void (*bad)(const char *msg, void *payload); /* check: report one, go on */
+	void *payload;
 };
 
 /* HMAC-SHA-256(K_prune, name || text): only a full key makes or checks it, so
@@ -26,6 +29,67 @@ static int record_mac(const cairn_repo *repo, const char *name, const uint8_t *t
 	if (cairn_buf_put(&b, name, strlen(name)) < 0 || cairn_buf_put(&b, text, len) < 0)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	return cairn_crypt__hmac(repo->keys.prune, b.data, b.len, out);
+}
+
+static bool mac_checks(const cairn_repo *repo, const char *name, const struct cairn_buf *text,
+                       size_t mac_at, const uint8_t want[CAIRN_PRUNEREC_MAC_SIZE])
+{
+	uint8_t mac[CAIRN_KEY_SIZE];
+	return !repo->keys.write_only && record_mac(repo, name, text->data, mac_at, mac) >= 0 &&
+	       cairn_crypt__equal(mac, want, sizeof(mac));
+}
+
+/* The MAC of a record that does not parse, found without parsing it: its last
+ * line is "mac = <64 hex>", and it covers the bytes before that line
+ * (FORMAT.md §13). False without a full key. */
+static bool raw_mac_checks(const cairn_repo *repo, const char *name, const struct cairn_buf *text)
+{
+	static const char tag[] = "mac = ";
+	const size_t line = sizeof(tag) - 1 + 2 * CAIRN_PRUNEREC_MAC_SIZE + 1;
+	uint8_t want[CAIRN_PRUNEREC_MAC_SIZE];
+	char hex[2 * CAIRN_PRUNEREC_MAC_SIZE + 1];
+
+	if (text->len < line || text->data[text->len - 1] != '\n')
+		return false;
+	size_t at = text->len - line;
+	if ((at > 0 && text->data[at - 1] != '\n') ||
+	    memcmp(text->data + at, tag, sizeof(tag) - 1) != 0)
+		return false;
+	memcpy(hex, text->data + at + sizeof(tag) - 1, sizeof(hex) - 1);
+	hex[sizeof(hex) - 1] = '\0';
+	return cairn_unhex(want, sizeof(want), hex) == 0 && mac_checks(repo, name, text, at, want);
+}
+
+/* A record that does not parse. A prune keeps one that no admin key wrote as a
+ * forged record (it deletes nothing, and is removed); one that an admin key
+ * wrote (a later cairn's) stops it. A backup cannot tell the two apart (a
+ * write-only key has no K_prune), nor skip a genuine one (its packs would be
+ * used while they go): it stops, saying who mends it. check reports it. */
+static int unparsable(struct records *l, const char *name, const struct cairn_buf *text, int r)
+{
+	char rel[CAIRN_OBJ_REL_MAX], why[512];
+	if (r == -ENOMEM)
+		return r;
+	if (cairn_obj_rel(rel, CAIRN_OBJ_PRUNE, name) < 0) /* cannot fail: listed */
+		snprintf(rel, sizeof(rel), "%s", name);
+	snprintf(why, sizeof(why), "%s", cairn_err_msg());
+	bool genuine = l->admin && raw_mac_checks(l->repo, name, text);
+	if (l->admin && !genuine) {
+		l->n++; /* l->v[l->n] has its name only: not authentic, no packs */
+		return 0;
+	}
+	if (genuine)
+		return cairn_err_set(r,
+		                     "%s: %s, though an admin key wrote it (a later version of "
+		                     "cairn?)",
+		                     rel, why);
+	const char *detail = strncmp(why, "prune record: ", 14) == 0 ? why + 14 : NULL;
+	r = cairn_err_set(r, "%s: not a prune record%s%s%s; an admin's 'cairn prune' removes it",
+	                  rel, detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
+	if (!l->bad)
+		return r;
+	l->bad(cairn_err_msg(), l->payload);
+	return 0;
 }
 
 static int one_record(const struct cairn_obj_info *o, void *payload)
@@ -49,31 +113,41 @@ static int one_record(const struct cairn_obj_info *o, void *payload)
 	struct cairn_prunerec *rec = &l->v[l->n];
 	*rec = (struct cairn_prunerec){ 0 };
 	snprintf(rec->name, sizeof(rec->name), "%.32s", o->name);
-	if ((r = cairn_prunerec__parse(rec, (const char *)text.data, text.len)) < 0) {
-		char rel[CAIRN_OBJ_REL_MAX];
-		if (cairn_obj_rel(rel, CAIRN_OBJ_PRUNE, o->name) < 0) /* cannot fail: listed */
-			snprintf(rel, sizeof(rel), "%s", o->name);
-		return cairn_err_wrap(r, "%s", rel);
-	}
-	uint8_t mac[CAIRN_KEY_SIZE];
-	rec->authentic = rec->has_mac && !l->repo->keys.write_only &&
-	                 record_mac(l->repo, rec->name, text.data, rec->mac_at, mac) >= 0 &&
-	                 cairn_crypt__equal(mac, rec->mac, sizeof(mac));
+	if ((r = cairn_prunerec__parse(rec, (const char *)text.data, text.len)) < 0)
+		return unparsable(l, o->name, &text, r);
+	rec->authentic =
+	        rec->has_mac && mac_checks(l->repo, rec->name, &text, rec->mac_at, rec->mac);
 	l->n++;
+	return 0;
+}
+
+static int list_records(struct records *l, struct cairn_prunerec **out, size_t *n)
+{
+	int r = cairn_storage_list(l->repo->st, CAIRN_OBJ_PRUNE, one_record, l);
+	if (r < 0) {
+		cairn_repo__records_free(l->v, l->n);
+		return r;
+	}
+	*out = l->v;
+	*n = l->n;
 	return 0;
 }
 
 int cairn_repo__records(cairn_repo *repo, struct cairn_prunerec **out, size_t *n)
 {
 	struct records l = { .repo = repo };
-	int r = cairn_storage_list(repo->st, CAIRN_OBJ_PRUNE, one_record, &l);
-	if (r < 0) {
-		cairn_repo__records_free(l.v, l.n);
-		return r;
-	}
-	*out = l.v;
-	*n = l.n;
-	return 0;
+	return list_records(&l, out, n);
+}
+
+int cairn_repo_check_prune_records(cairn_repo *repo, void (*bad)(const char *msg, void *payload),
+                                   void *payload)
+{
+	struct records l = { .repo = repo, .bad = bad, .payload = payload };
+	struct cairn_prunerec *v = NULL;
+	size_t n = 0;
+	int r = list_records(&l, &v, &n);
+	cairn_repo__records_free(v, n);
+	return r < 0 ? r : (int)n;
 }
 
 void cairn_repo__records_free(struct cairn_prunerec *v, size_t n)
@@ -329,7 +403,8 @@ static int load_records(cairn_repo *repo, const cairn_lock *own, bool dry_run,
 	*p = (struct cairn_pending){ 0 };
 	cairn_idset_init(&p->index);
 	cairn_idset_init(&p->blobs);
-	int r = cairn_repo__records(repo, &p->recs, &p->nrecs);
+	struct records l = { .repo = repo, .admin = !repo->keys.write_only };
+	int r = list_records(&l, &p->recs, &p->nrecs);
 	if (r >= 0)
 		r = drop_forged(repo, p, dry_run);
 	if (r < 0 || p->nrecs == 0)

@@ -251,11 +251,18 @@ static void bad_index_file(const char *msg, void *payload)
 	error(payload, "%s: 'cairn prune' writes the index files anew", msg);
 }
 
+static void bad_prune_record(const char *msg, void *payload)
+{
+	error(payload, "%s", msg);
+}
+
 static int check_structure(struct checker *c)
 {
 	int r = cairn_repo_foreach_pack(c->repo, on_disk, c);
 	if (r >= 0)
 		r = cairn_repo_check_index_files(c->repo, bad_index_file, c);
+	if (r >= 0)
+		r = cairn_repo_check_prune_records(c->repo, bad_prune_record, c);
 	if (r >= 0)
 		r = check_headers(c);
 	if (r >= 0)

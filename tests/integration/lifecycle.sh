@@ -704,5 +704,29 @@ for p in $before; do
 	[ -e "$p" ] || fail "a forged prune record deleted $p: $(cat "$O/prune")"
 done
 "$CAIRN" check --read-data > "$O/check" 2>&1 || fail "check after a forged record: $(cat "$O/check")"
+
+# ---- a prune record that does not parse ---------------------------------------
+# Backups stop at it (a genuine record of a later cairn names packs that go) and
+# say who removes it; check reports it; an admin's prune finds no valid MAC on it
+# (checked without parsing) and removes it as a forged one.
+for body in 'garbage\n' "cairn-prune 1\ntime = x\nhost = evil\nmac = $(printf '%064d' 0)\n"; do
+	printf "$body" > "$rec"
+	rc=0; "$CAIRN" backup "$W/dupsrc" > "$O/backup" 2>&1 || rc=$?
+	[ "$rc" = 1 ] || fail "backup past an unparsable record: rc $rc: $(cat "$O/backup")"
+	out_has "$O/backup" "prune/0123456789abcdef0123456789abcdef: not a prune record"
+	out_has "$O/backup" "an admin's 'cairn prune' removes it"
+	rc=0; "$CAIRN" check > "$O/check" 2>&1 || rc=$?
+	[ "$rc" = 1 ] || fail "check with an unparsable record: rc $rc: $(cat "$O/check")"
+	out_has "$O/check" "prune/0123456789abcdef0123456789abcdef: not a prune record"
+	out_has "$O/check" "an admin's 'cairn prune' removes it"
+	"$CAIRN" prune -n > "$O/prune" 2>&1 || fail "prune -n with an unparsable record: $(cat "$O/prune")"
+	out_has "$O/prune" "would remove prune record 'prune/0123456789abcdef0123456789abcdef': no admin key wrote it"
+	[ -e "$rec" ] || fail "a dry run removed the unparsable record"
+	"$CAIRN" prune > "$O/prune" 2>&1 || fail "prune with an unparsable record: $(cat "$O/prune")"
+	out_has "$O/prune" "removing prune record 'prune/0123456789abcdef0123456789abcdef': no admin key wrote it"
+	[ ! -e "$rec" ] || fail "prune kept the unparsable record"
+	"$CAIRN" backup "$W/dupsrc" > "$O/backup" 2>&1 || fail "backup after prune removed the record: $(cat "$O/backup")"
+done
+"$CAIRN" check --read-data > "$O/check" 2>&1 || fail "check after an unparsable record: $(cat "$O/check")"
 export CAIRN_REPO="$W/repo"
 echo "lifecycle: ok"

@@ -288,6 +288,11 @@ int cairn_repo_index_drop_blob(cairn_repo *repo, const struct cairn_id *id,
  * -ENOMEM, -EHOSTUNREACH, listing errors. */
 int cairn_repo_check_index_files(cairn_repo *repo, void (*bad)(const char *msg, void *payload),
                                  void *payload);
+/* Read every prune record (FORMAT.md §13); bad() gets a line for each that does
+ * not parse (it stops every backup until an admin's prune removes it). Returns
+ * how many were read. -ENOMEM, listing and storage errors. */
+int cairn_repo_check_prune_records(cairn_repo *repo, void (*bad)(const char *msg, void *payload),
+                                   void *payload);
 /* After a writer was killed (kill -9, a crash): when a lock of this host whose
  * holder is dead is found, index the packs the index lacks (one renamed or
  * uploaded just before the kill); and when no other writer is alive (own: the
