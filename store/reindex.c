@@ -5,10 +5,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -405,15 +408,33 @@ int cairn_repo_index_update(cairn_repo *repo)
 	return r < 0 ? r : added;
 }
 
-/* The names of tmp/pack.tmp.* (a pack being written, FORMAT.md §6.1). */
-static int list_temp_packs(const char *tmpdir, struct cairn_buf *names, size_t *n)
+/* A temp file of one object write (tmp/.tmp.*, tmp/put.tmp.*) untouched this
+ * long belongs to a killed write: such a write takes no time, but its writer
+ * may hold no lock (a lock's own file, a key command), so the look at locks/
+ * alone cannot tell it is done. */
+#define TEMP_OBJECT_STALE_SECONDS 3600
+
+static bool stale_object_temp(int dfd, const char *name, time_t now)
+{
+	struct stat st;
+	if (strncmp(name, ".tmp.", 5) != 0 && strncmp(name, "put.tmp.", 8) != 0)
+		return false;
+	return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+	       st.st_mtime <= now - TEMP_OBJECT_STALE_SECONDS;
+}
+
+/* The names of tmp/pack.tmp.* (a pack being written, FORMAT.md §6.1), and of
+ * the temp files of object writes killed long ago. */
+static int list_temps(const char *tmpdir, struct cairn_buf *names, size_t *n)
 {
 	_cleanup_closedir_ DIR *d = opendir(tmpdir);
+	time_t now = time(NULL);
 	*n = 0;
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
 	for (struct dirent *de; (de = readdir(d));) {
-		if (strncmp(de->d_name, "pack.tmp.", 9) != 0)
+		if (strncmp(de->d_name, "pack.tmp.", 9) != 0 &&
+		    !stale_object_temp(dirfd(d), de->d_name, now))
 			continue;
 		if (cairn_buf_put(names, de->d_name, strlen(de->d_name) + 1) < 0)
 			return -ENOMEM;
@@ -484,7 +505,7 @@ int cairn_repo_recover(cairn_repo *repo, const cairn_lock *own, struct cairn_rec
 	int r = adopt_check(repo);
 
 	*out = (struct cairn_recover_stats){ 0 };
-	if (r < 0 || (r = list_temp_packs(tmpdir, &names, &ntemp)) < 0 ||
+	if (r < 0 || (r = list_temps(tmpdir, &names, &ntemp)) < 0 ||
 	    (r = count_writers(repo, own, false, &dead, &live)) < 0)
 		return r == -ENOMEM ? cairn_err_set(r, "out of memory") : r;
 	if (dead && (r = cairn_repo_index_unknown_packs(repo)) < 0)

@@ -55,8 +55,8 @@ void maint_recover(cairn_repo *repo, const cairn_lock *own)
 	if (st.temps_removed)
 		log_info("removed %d %s from tmp/", st.temps_removed,
 		         cli_plural((uint64_t)st.temps_removed,
-		                    "unfinished pack of an interrupted run",
-		                    "unfinished packs of interrupted runs"));
+		                    "unfinished file of an interrupted run",
+		                    "unfinished files of interrupted runs"));
 }
 
 /* ---- prune -------------------------------------------------------------- */

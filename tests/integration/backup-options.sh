@@ -574,6 +574,18 @@ added=$(json_field "$O/k2.json" bytes_added)
 	fail "the next backup stored $added bytes again although $written were in packs"
 [ -z "$(find "$CAIRN_REPO/tmp" -name 'pack.tmp.*')" ] ||
 	fail "unfinished packs left in tmp/ ($temps after the kill): $(ls "$CAIRN_REPO/tmp")"
+# The temp files of single object writes killed long ago go too; a recent one
+# (a write under way, maybe of a writer that holds no lock) stays.
+for t in .tmp.AbC123 put.tmp.dEf456; do
+	echo killed > "$CAIRN_REPO/tmp/$t"
+	touch -d '2 hours ago' "$CAIRN_REPO/tmp/$t"
+done
+echo recent > "$CAIRN_REPO/tmp/.tmp.GhI789"
+"$CAIRN" backup --threads 2 "$K" > /dev/null 2> "$O/k3.err" || fail "backup with old temp files: $(cat "$O/k3.err")"
+[ ! -e "$CAIRN_REPO/tmp/.tmp.AbC123" ] && [ ! -e "$CAIRN_REPO/tmp/put.tmp.dEf456" ] ||
+	fail "old temp files of object writes left in tmp/: $(ls -a "$CAIRN_REPO/tmp")"
+[ -e "$CAIRN_REPO/tmp/.tmp.GhI789" ] || fail "a recent temp file was removed"
+rm "$CAIRN_REPO/tmp/.tmp.GhI789"
 "$CAIRN" check --read-data > "$O/check" 2>&1 || fail "check --read-data: $(cat "$O/check")"
 "$CAIRN" dump latest "$K/a.bin" | cmp - "$K/a.bin" || fail "a.bin differs after the kill"
 # A live backup's unfinished pack is not touched by another backup (which still

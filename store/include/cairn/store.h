@@ -298,7 +298,8 @@ int cairn_repo_check_prune_records(cairn_repo *repo, void (*bad)(const char *msg
  * uploaded just before the kill); and when no other writer is alive (own: the
  * caller's lock; mounts do not write), remove the temp packs in the storage's
  * tmp dir: a writer holds its lock while its temp packs exist, so those listed
- * before the locks belong to nobody. */
+ * before the locks belong to nobody; and the temp files of object writes
+ * untouched for an hour (their writers may hold no lock). */
 struct cairn_recover_stats {
 	int packs_indexed;
 	int temps_removed;
