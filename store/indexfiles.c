@@ -446,6 +446,45 @@ static bool contains(const struct names *sorted, const struct cairn_id *id)
 	return sorted->n && bsearch(id, sorted->v, sorted->n, sizeof(*id), by_id);
 }
 
+/* Take want's entries from f when it names that pack with that size. */
+static int take_entries(const struct cairn_idxfile *f, struct cairn_index_pack *want)
+{
+	const struct cairn_idxfile_pack *p =
+	        f->npacks ? bsearch(&want->id, f->packs, f->npacks, sizeof(*p), by_id) : NULL;
+	if (!p || p->size != want->size || p->n == 0)
+		return 0;
+	struct cairn_pack_entry *e = calloc(p->n, sizeof(*e));
+	if (!e)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	memcpy(e, p->e, p->n * sizeof(*e));
+	want->e = e;
+	want->n = p->n;
+	return 1;
+}
+
+int cairn_repo__entries_from_index_files(cairn_repo *repo, struct cairn_index_pack *want, size_t n,
+                                         struct cairn_id *from)
+{
+	struct names now = { 0 };
+	size_t found = 0;
+	int r = cairn_storage_list(repo->st, CAIRN_OBJ_INDEX, index_file_listed, &now);
+	for (size_t k = 0; r >= 0 && found < n && k < now.n; k++) {
+		struct cairn_idxfile *f = NULL;
+		int q = load_file(repo, &now.v[k], &f);
+		if (q == -ENOMEM)
+			r = q;
+		for (size_t i = 0; q >= 0 && r >= 0 && i < n; i++) {
+			if (want[i].e || (r = take_entries(f, &want[i])) <= 0)
+				continue;
+			from[i] = now.v[k];
+			found++;
+		}
+		cairn_idxfile__free(f);
+	}
+	free(now.v);
+	return r < 0 ? r : (int)found;
+}
+
 int cairn_repo__index_files_seen(cairn_repo *repo)
 {
 	struct names now = { 0 };

@@ -74,6 +74,7 @@ struct headers {
 	const struct packlist *l;
 	struct cairn_index_pack *out; /* e NULL: unreadable or gone, left out */
 	bool name;
+	char **why; /* a rebuild's: why the header of out[i] could not be read */
 };
 
 static int read_header(size_t i, void *payload)
@@ -85,6 +86,14 @@ static int read_header(size_t i, void *payload)
 	/* Gone since it was listed or marked: a prune deleted it. */
 	if (r == -ENOENT)
 		return h->name ? cairn_repo__unnamed_drop(h->repo, &h->l->id[i]) : 0;
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0 && h->why) {
+		/* A rebuild looks for its entries in the index files (from_files). */
+		return (h->why[i] = strdup(cairn_err_msg()))
+		               ? 0
+		               : cairn_err_set(-ENOMEM, "out of memory");
+	}
 	if (r < 0) {
 		/* One bad pack must not stop recovery of the others: check reports it. */
 		cairn_repo__warn(h->repo, "skipping pack: %s", cairn_err_msg());
@@ -94,17 +103,76 @@ static int read_header(size_t i, void *payload)
 	return 0;
 }
 
+static void warn_damaged(cairn_repo *repo, const struct cairn_index_pack *p, const char *why,
+                         const struct cairn_id *file)
+{
+	char hex[CAIRN_ID_HEX_SIZE], fhex[CAIRN_ID_HEX_SIZE];
+	cairn_id_hex(hex, &p->id);
+	if (!p->e) {
+		cairn_repo__warn(repo,
+		                 "pack %.8s: header damaged (%s), and no index file names it: its "
+		                 "blobs are left out of the index",
+		                 hex, why);
+		return;
+	}
+	cairn_id_hex(fhex, file);
+	cairn_repo__warn(repo, "pack %.8s: header damaged (%s); %zu %s taken from index file %.8s",
+	                 hex, why, p->n, p->n == 1 ? "blob" : "blobs", fhex);
+}
+
+/* The packs of a rebuild whose header cannot be read: their entries are those
+ * a sound index file gives for them (authenticated under K_idx, and equal to
+ * the header's by construction, FORMAT.md §12), so that the rebuilt index is
+ * the one it replaces (§7); each blob is still authenticated when it is read.
+ * Those no index file names are counted in repo->unindexed. */
+static int from_files(struct headers *h)
+{
+	size_t n = 0, k = 0;
+	for (size_t i = 0; i < h->l->n; i++)
+		n += h->why[i] != NULL;
+	if (n == 0)
+		return 0;
+	_cleanup_free_ struct cairn_index_pack *want = calloc(n, sizeof(*want));
+	_cleanup_free_ struct cairn_id *file = calloc(n, sizeof(*file));
+	if (!want || !file)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	for (size_t i = 0; i < h->l->n; i++)
+		if (h->why[i])
+			want[k++] =
+			        (struct cairn_index_pack){ h->l->id[i], h->l->size[i], NULL, 0 };
+	int r = cairn_repo__entries_from_index_files(h->repo, want, n, file);
+	k = 0;
+	for (size_t i = 0; i < h->l->n; i++) {
+		if (!h->why[i])
+			continue;
+		if (r >= 0)
+			warn_damaged(h->repo, &want[k], h->why[i], &file[k]);
+		if (!want[k].e)
+			h->repo->unindexed++;
+		h->out[i] = want[k++];
+	}
+	return r < 0 ? r : 0;
+}
+
 /* Index the packs of l from their headers, read in parallel (a remote storage
  * answers each with a request); all in one index transaction. name: the next
  * index file of this handle names them (packs a killed writer left, which other
- * hosts should find too). Returns how many were indexed. */
-static int index_packs(cairn_repo *repo, const struct packlist *l, bool name)
+ * hosts should find too). rebuild: a damaged header's entries are taken from
+ * the index files. Returns how many were indexed. */
+static int index_packs(cairn_repo *repo, const struct packlist *l, bool name, bool rebuild)
 {
-	struct headers h = { repo, l, calloc(l->n ? l->n : 1, sizeof(*h.out)), name };
+	struct headers h = { repo, l, calloc(l->n ? l->n : 1, sizeof(*h.out)), name, NULL };
 	size_t k = 0;
-	if (!h.out)
+	if (!h.out || (rebuild && !(h.why = calloc(l->n ? l->n : 1, sizeof(*h.why))))) {
+		free(h.out);
 		return cairn_err_set(-ENOMEM, "out of memory");
+	}
 	int r = cairn_parallel(l->n, cairn_storage_concurrency(repo->st), read_header, &h);
+	if (r >= 0 && rebuild)
+		r = from_files(&h);
+	for (size_t i = 0; rebuild && i < l->n; i++)
+		free(h.why[i]);
+	free(h.why);
 	for (size_t i = 0; i < l->n; i++)
 		if (h.out[i].e)
 			h.out[k++] = h.out[i];
@@ -199,11 +267,18 @@ int cairn_repo_rebuild_index(cairn_repo *repo)
 	return r < 0 && !repo->cache ? r : cairn_repo__rebuild_index(repo);
 }
 
+size_t cairn_repo_unindexed_packs(const cairn_repo *repo)
+{
+	return repo->unindexed;
+}
+
 int cairn_repo__rebuild_index(cairn_repo *repo)
 {
 	struct packlist all = { 0 };
 	struct listing l = { .repo = repo, .all = &all };
 	int r;
+
+	repo->unindexed = 0;
 
 	if (!repo->index) {
 		/* Opened without index, maybe because it was damaged: start afresh. */
@@ -221,7 +296,7 @@ int cairn_repo__rebuild_index(cairn_repo *repo)
 	if ((r = cairn_index__clear(repo->index)) >= 0 &&
 	    (r = cairn_repo__index_files_seen(repo)) >= 0 &&
 	    (r = cairn_repo_foreach_pack(repo, pack_listed, &l)) >= 0 &&
-	    (r = index_packs(repo, &all, false)) >= 0) {
+	    (r = index_packs(repo, &all, false, true)) >= 0) {
 		int packs = r;
 		r = rebuild_snapshots(repo);
 		r = r < 0 ? r : packs;
@@ -255,7 +330,7 @@ static int index_from(cairn_repo *repo, each_pack_fn *each,
 	struct listing l = { .repo = repo, .unknown = &found };
 	int r = each(repo, pick, &l);
 	if (r >= 0)
-		r = found.n ? index_packs(repo, &found, name) : 0;
+		r = found.n ? index_packs(repo, &found, name, false) : 0;
 	packlist_release(&found);
 	return r;
 }
@@ -379,7 +454,7 @@ static int adopt_listed(cairn_repo *repo)
 	if (r >= 0)
 		r = cairn_repo_foreach_pack(repo, pack_listed, &l);
 	if (r >= 0 && found.n)
-		r = index_packs(repo, &found, !cairn_repo__read_only(repo));
+		r = index_packs(repo, &found, !cairn_repo__read_only(repo), false);
 	/* The index files were read before the listing, and name only packs that
 	 * were stored before them: one the listing lacks is gone. */
 	int added = r;

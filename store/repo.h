@@ -36,6 +36,7 @@ struct cairn_repo {
 	bool read_only;
 	bool offline;     /* a remote storage that could not be reached: the cache as it is */
 	bool fresh_index; /* the local index was created by this open: adopt listed packs */
+	size_t unindexed; /* packs the last rebuild could not index (reindex.c) */
 	struct cairn_config cfg;
 	char *config_text;
 	struct cairn_keys keys;
@@ -232,6 +233,13 @@ int cairn_repo__rewrite_index_files(cairn_repo *repo, const struct cairn_idset *
  * has every pack they name (a pack is stored before a file names it). _forget
  * drops the record (a rebuild that failed): the next refresh reads every file. */
 int cairn_repo__index_files_seen(cairn_repo *repo);
+/* For each want[i] without entries (e NULL: a pack whose header cannot be
+ * read), its entries from the first sound index file that names the pack with
+ * that size, and that file's ID in from[i]; e is then the caller's to free.
+ * Damaged index files are passed over. Returns how many were found. -ENOMEM,
+ * listing errors. */
+int cairn_repo__entries_from_index_files(cairn_repo *repo, struct cairn_index_pack *want, size_t n,
+                                         struct cairn_id *from);
 int cairn_repo__index_files_forget(cairn_repo *repo);
 /* cairn_repo_rebuild_index() for any open repository: the index is a local
  * cache, which even a read-only open may rebuild (an upgraded layout). */

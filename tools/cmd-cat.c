@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cairn cat and cairn rebuild-index: low-level views of the repository. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,7 +17,9 @@ static const char rebuild_usage[] =
         "usage: cairn rebuild-index\n"
         "\n"
         "Recreates the index from the pack headers. The index is a cache: this is\n"
-        "always safe, and needed only after it was lost or damaged.\n";
+        "always safe, and needed only after it was lost or damaged. The blobs of a\n"
+        "pack whose header is damaged are taken from the index files that name it;\n"
+        "when none does, they are left out, and the exit status is 1.\n";
 
 /* Resolve a hex prefix against a set of IDs delivered by an iterator. */
 struct prefix_match {
@@ -144,6 +147,14 @@ int cmd_rebuild_index(int argc, char **argv)
 	int r = cli_open_repo(&repo, &ro);
 	if (r >= 0)
 		r = cairn_repo_rebuild_index(repo);
+	size_t lost = repo ? cairn_repo_unindexed_packs(repo) : 0;
+	if (r >= 0 && lost)
+		r = cairn_err_set(-EBADMSG,
+		                  "the blobs of %zu %s could not be indexed: %s damaged and no "
+		                  "index file names %s (see above)",
+		                  lost, lost == 1 ? "pack" : "packs",
+		                  lost == 1 ? "its header is" : "their headers are",
+		                  lost == 1 ? "it" : "them");
 	if (r < 0)
 		return cli_fail(r);
 	if (cairn_log_get_level() >= CAIRN_LOG_NOTICE)

@@ -165,7 +165,14 @@ static int check_header(struct checker *c, const struct cairn_id *pack)
 	cairn_id_hex(hex, pack);
 	if (cairn_obj_rel(rel, CAIRN_OBJ_PACK, hex) < 0) /* cannot fail: hex is a pack name */
 		snprintf(rel, sizeof(rel), "%s", hex);
-	if (r == -EBADMSG || r == -ENOENT) {
+	if (r == -EBADMSG) {
+		error(c,
+		      "%s ('cairn rebuild-index' takes the blobs of a pack whose header is "
+		      "damaged from the index files that name it)",
+		      cairn_err_msg());
+		return cairn_idset_add(&c->suspect, pack, 0);
+	}
+	if (r == -ENOENT) {
 		error(c, "%s", cairn_err_msg());
 		return cairn_idset_add(&c->suspect, pack, 0);
 	}

@@ -99,9 +99,48 @@ reset
 truncate -s 100 "$victim"
 "$CAIRN" backup "$W/src" > /dev/null 2> "$W/out" || fail "backup after a truncated pack: $(cat "$W/out")"
 out_has "$W/out" "pack $(basename "$victim") is 100 bytes, not"
-"$CAIRN" rebuild-index > /dev/null || fail "rebuild-index"
+# No index file names the pack with this size: rebuild-index says its blobs
+# could not be indexed, and fails.
+rc=0; "$CAIRN" rebuild-index > "$W/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "rebuild-index with a truncated pack exited $rc: $(cat "$W/out")"
+out_has "$W/out" "pack $(basename "$victim" | cut -c1-8): header damaged ("
+out_has "$W/out" "the blobs of 1 pack could not be indexed"
+out_lacks "$W/out" "index rebuilt"
 "$CAIRN" check --read-data > "$W/out" 2>&1 && fail "check passed with a truncated pack"
 grep -q "snapshot .* is damaged" "$W/out" && fail "a snapshot is damaged though every blob is stored again: $(cat "$W/out")"
+reset
+
+# A damaged pack header (its blobs intact): check says that rebuild-index takes
+# them from the index files; rebuild-index does, with a warning naming the pack
+# and the file, and everything restores as before. Without an index file that
+# names the pack, rebuild-index says the blobs could not be indexed, exit 1.
+python3 -c 'import struct,sys;p=sys.argv[1];d=bytearray(open(p,"rb").read());hl=struct.unpack("<I",d[-12:-8])[0];d[len(d)-12-hl+30]^=0x40;open(p,"wb").write(d)' "$victim"
+rc=0; "$CAIRN" check > "$W/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "damaged header: check exited $rc: $(cat "$W/out")"
+out_has "$W/out" "'cairn rebuild-index' takes the blobs of a pack whose header is damaged from the index files"
+"$CAIRN" rebuild-index > "$W/out" 2>&1 || fail "rebuild-index with a damaged header: $(cat "$W/out")"
+out_match "$W/out" "pack $(basename "$victim" | cut -c1-8): header damaged (.*); [0-9]* blobs taken from index file [0-9a-f]\{8\}"
+rm -rf "$W/rh"
+"$CAIRN" restore latest --target "$W/rh" > "$W/out" 2>&1 || fail "restore after rebuilding past a damaged header: $(cat "$W/out")"
+diff -r "$W/src" "$W/rh$W/src" || fail "restore after rebuilding past a damaged header differs"
+rc=0; "$CAIRN" check > "$W/out" 2>&1 || rc=$?
+out_lacks "$W/out" "is damaged:"
+# The rebuild of an open that finds no index (a copy made by sync) does the same.
+rm -rf "$CAIRN_REPO/index" "$W/rh"
+"$CAIRN" backup "$W/src" > "$W/out" 2>&1 || fail "backup rebuilding past a damaged header: $(cat "$W/out")"
+out_match "$W/out" "header damaged (.*); [0-9]* blobs taken from index file"
+"$CAIRN" restore "$(ls "$pristine/snapshots" | head -1)" --target "$W/rh" > /dev/null ||
+	fail "restore after a rebuild past a damaged header"
+diff -r "$W/src" "$W/rh$W/src" || fail "restore rebuilding past a damaged header differs"
+mkdir "$W/idx.aside"
+mv "$CAIRN_REPO"/indexes/* "$W/idx.aside"
+rc=0; "$CAIRN" rebuild-index > "$W/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "rebuild-index with an unnamed damaged header exited $rc: $(cat "$W/out")"
+out_has "$W/out" "pack $(basename "$victim" | cut -c1-8): header damaged ("
+out_has "$W/out" "no index file names it"
+out_has "$W/out" "the blobs of 1 pack could not be indexed"
+out_lacks "$W/out" "index rebuilt"
+rm -rf "$W/rh" "$W/idx.aside"
 reset
 
 # A pack file whose header disagrees with the index: another pack's bytes under

@@ -267,6 +267,10 @@ int cairn_repo_foreach_pack(cairn_repo *repo,
 /* Recreate index/ from packs/ and snapshots/ (FORMAT.md §7). Returns the number of
  * packs read. The repository must be open without read_only. */
 int cairn_repo_rebuild_index(cairn_repo *repo);
+/* After cairn_repo_rebuild_index() (or an open that rebuilt the index): how many
+ * packs whose header could not be read no index file named either, so that
+ * their blobs are not in the index (each was named in a warning). */
+size_t cairn_repo_unindexed_packs(const cairn_repo *repo);
 /* Index every pack in packs/ that the index lacks: a process killed between a
  * pack's rename and its index commit leaves one, whose blobs a later run would
  * otherwise store again. Unreadable packs are skipped (check reports them).
