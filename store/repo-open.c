@@ -139,8 +139,8 @@ static int any_object(const struct cairn_obj_info *o, void *payload)
 	return -EEXIST;
 }
 
-/* A directory that does not exist or is empty; a bucket prefix without config
- * and keys. */
+/* A directory that does not exist (1) or is empty (0); a bucket prefix without
+ * config and keys (0). */
 static int check_empty_target(cairn_storage *st)
 {
 	const char *url = cairn_storage_url(st);
@@ -152,11 +152,22 @@ static int check_empty_target(cairn_storage *st)
 		return r;
 	if (cairn_storage_caps(st) & CAIRN_STORAGE_REMOTE) {
 		r = cairn_storage_list(st, CAIRN_OBJ_KEY, any_object, NULL);
-		return r == -EEXIST ? cairn_err_set(r, "'%s' is not empty", url) : r;
+		return r == -EEXIST ? cairn_err_set(r,
+		                                    "'%s' is not empty: it holds key files but no "
+		                                    "config (an init that was killed? remove them "
+		                                    "and run init again)",
+		                                    url)
+		                    : r;
 	}
+	if ((r = cairn_storage_list(st, CAIRN_OBJ_KEY, any_object, NULL)) == -EEXIST)
+		return cairn_err_set(
+		        r,
+		        "'%s' exists and is not empty: it holds key files but no config "
+		        "(an init that was killed? remove it and run init again)",
+		        url);
 	_cleanup_closedir_ DIR *d = opendir(url);
 	if (!d)
-		return errno == ENOENT ? 0
+		return errno == ENOENT ? 1
 		                       : cairn_err_set(-errno, "cannot open '%s': %s", url,
 		                                       strerror(errno));
 	for (struct dirent *de; (de = readdir(d));)
@@ -186,23 +197,47 @@ static int init_config(struct cairn_config *cfg, const struct cairn_init_opts *o
 	return cairn_crypt__random(cfg->id, sizeof(cfg->id));
 }
 
+static const char *const layout_dirs[] = { "",         "/keys",  "/packs", "/snapshots",
+	                                   "/indexes", "/index", "/tmp",   "/locks" };
+
 /* A local repository gets its directories at once (FORMAT.md §2), so that its
  * layout is plain to see; a bucket has no directories. */
 static int make_layout(cairn_storage *st)
 {
-	static const char *const dirs[] = { "",         "/keys",  "/packs", "/snapshots",
-		                            "/indexes", "/index", "/tmp",   "/locks" };
 	const char *base = cairn_storage_state_dir(st);
 	char p[PATH_MAX];
 
-	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-		if (snprintf(p, sizeof(p), "%s%s", base, dirs[i]) >= (int)sizeof(p))
+	for (size_t i = 0; i < ARRAY_SIZE(layout_dirs); i++) {
+		if (snprintf(p, sizeof(p), "%s%s", base, layout_dirs[i]) >= (int)sizeof(p))
 			return cairn_err_set(-ENAMETOOLONG, "repository path too long");
 		int r = cairn_mkdir_p(p, 0700);
 		if (r < 0)
 			return r;
 	}
 	return 0;
+}
+
+/* An init that failed removes what it made, so that init can run again: a
+ * local directory it created (else the layout it made in the empty one given),
+ * or the key file it wrote under a bucket prefix. Not once the config is
+ * there (a write that failed only in its reply): the repository is whole. */
+static void undo_init(cairn_storage *st, bool made_dir, const char *key_name)
+{
+	struct cairn_obj_info info;
+	char p[PATH_MAX];
+	if (cairn_storage_stat(st, CAIRN_OBJ_CONFIG, "", &info) != -ENOENT)
+		return;
+	if (cairn_storage_caps(st) & CAIRN_STORAGE_REMOTE) {
+		if (key_name[0])
+			(void)cairn_storage_remove(st, CAIRN_OBJ_KEY, key_name);
+		return;
+	}
+	/* layout_dirs[0] is the directory itself, the others what is in it. */
+	size_t from = made_dir ? 0 : 1, to = made_dir ? 1 : ARRAY_SIZE(layout_dirs);
+	for (size_t i = from; i < to; i++)
+		if (snprintf(p, sizeof(p), "%s%s", cairn_storage_state_dir(st), layout_dirs[i]) <
+		    (int)sizeof(p))
+			(void)cairn_rm_rf(p);
 }
 
 /* An empty index in the local state, so that the first open need not rebuild
@@ -236,13 +271,14 @@ static int init_in(cairn_storage *st, const char *pw, size_t pwlen, const struct
 	struct cairn_config cfg;
 	struct cairn_keys keys;
 	_cleanup_buf_ struct cairn_buf text = CAIRN_BUF_INIT;
-	char name[17];
+	char name[17] = "";
 	int log2n = o && o->kdf_log2n ? o->kdf_log2n : cairn_keyfile__calibrate();
 	struct cairn_key_secret s = { .kind = CAIRN_KEY_FULL };
 	cairn_cache *cache = NULL;
-	int r;
+	int r = check_empty_target(st);
+	bool made_dir = r == 1;
 
-	if ((r = check_empty_target(st)) < 0 || (r = init_config(&cfg, o)) < 0)
+	if (r < 0 || (r = init_config(&cfg, o)) < 0)
 		return r;
 	if ((r = cairn_crypt__random(s.master, sizeof(s.master))) < 0 ||
 	    (r = cairn_crypt__derive(&keys, s.master, cfg.id)) < 0)
@@ -260,6 +296,12 @@ static int init_in(cairn_storage *st, const char *pw, size_t pwlen, const struct
 		cairn_repo__remember_key(cairn_storage_state_dir(st), name, true);
 	}
 out:
+	if (r < 0) {
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", cairn_err_msg());
+		undo_init(st, made_dir, name);
+		r = cairn_err_set(r, "%s", why);
+	}
 	cairn_cache__close(cache);
 	cairn_crypt__wipe(&keys);
 	OPENSSL_cleanse(&s, sizeof(s));

@@ -26,6 +26,29 @@ expect_fail 2 "init: pack size '0' is too small" -- "$CAIRN" init --kdf-log2n 10
 expect_fail 2 "give a directory" -- "$CAIRN" --cache-dir "" snapshots
 expect_fail 2 "give a URL" -- "$CAIRN" snapshots --s3-endpoint ""
 [ ! -e "$CAIRN_REPO" ] || fail "a refused init left $CAIRN_REPO behind"
+# An init that fails after it made the layout and wrote the key file (here at
+# its config) removes what it made: a directory it created, or the layout in
+# the empty one it was given; a second init then works.
+mkdir "$W/empty"
+for target in "$W/halfmade" "$W/empty"; do
+	rc=0
+	LD_PRELOAD="$FAILRENAME_SHIM" FAILRENAME_SUFFIX=/config "$CAIRN" -r "$target" init \
+		--kdf-log2n 10 > "$W/out" 2>&1 || rc=$?
+	[ "$rc" = 1 ] || fail "init with a failing config write exited $rc: $(cat "$W/out")"
+	if [ "$target" = "$W/halfmade" ]; then
+		[ ! -e "$target" ] || fail "a failed init left $target: $(ls -R "$target")"
+	else
+		[ -d "$target" ] && [ -z "$(ls -A "$target")" ] ||
+			fail "a failed init left its layout in $target: $(ls -A "$target")"
+	fi
+	"$CAIRN" -r "$target" init --kdf-log2n 10 > "$W/out" 2>&1 || fail "init after a failed one: $(cat "$W/out")"
+	"$CAIRN" -r "$target" snapshots > /dev/null || fail "the second init's repository does not open"
+done
+# One that was killed after its key file leaves no config: init says so.
+mkdir -p "$W/killed/keys"
+echo key > "$W/killed/keys/0123456789abcdef"
+expect_fail 1 "holds key files but no config (an init that was killed?" -- \
+	"$CAIRN" -r "$W/killed" init --kdf-log2n 10
 "$CAIRN" --help | grep -q "rebuild-index"
 "$CAIRN" init --help | grep -q -- "--chunk-size"
 

@@ -5,10 +5,13 @@
 # (every one: COUNT -1), whole or a part, cuts the replies to the first SHORT
 # ranged GETs of packs to half their length (a reply complete in itself), and
 # passes everything else through as it is. Requests keep their Host header, so
-# their signatures still hold.
+# their signatures still hold. With DAMAGE_PROXY_REFUSE=SUFFIX in the
+# environment, it answers every PUT of a path ending in SUFFIX with 403
+# AccessDenied itself (a write the server refuses at a known step).
 # Usage: damage-proxy.py PORTFILE UPSTREAM_PORT COUNT [SHORT]
 import http.client
 import http.server
+import os
 import sys
 import threading
 
@@ -18,6 +21,8 @@ port_file, upstream, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 short = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 lock = threading.Lock()
 HOP = {"connection", "keep-alive", "expect", "transfer-encoding", "proxy-connection"}
+refuse = os.environ.get("DAMAGE_PROXY_REFUSE", "")
+DENIED = b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code></Error>'
 
 
 def damage(path, body):
@@ -50,6 +55,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def relay(self):
         n = int(self.headers.get("Content-Length", "0"))
         body = bytearray(self.rfile.read(n)) if n else bytearray()
+        if self.command == "PUT" and refuse and self.path.split("?")[0].endswith(refuse):
+            self.send_response(403, "Forbidden")
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(DENIED)))
+            self.end_headers()
+            self.wfile.write(DENIED)
+            return
         if self.command == "PUT" and damage(self.path, body):
             body[len(body) // 2] ^= 0x10
         up = http.client.HTTPConnection("127.0.0.1", upstream, timeout=120)

@@ -207,6 +207,18 @@ proxy() { # NAME COUNT [SHORT]: a damaging proxy in front of the server; sets PR
 	done
 	PROXY="http://127.0.0.1:$(cat "$W/$1.port")"
 }
+# An init that fails at its config (the server refuses it) removes the key file
+# it wrote under the prefix: a second init works.
+DAMAGE_PROXY_REFUSE=/halfinit/config proxy refuse 0
+rc=0
+AWS_ENDPOINT_URL=$PROXY CAIRN_CACHE_DIR="$W/cache-hi" "$CAIRN" -r "s3://$B/halfinit" init \
+	--kdf-log2n 10 > "$O/hi.out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "init with a refused config exited $rc: $(cat "$O/hi.out")"
+[ -z "$(remote_list halfinit)" ] || fail "a failed init left: $(remote_list halfinit)"
+CAIRN_CACHE_DIR="$W/cache-hi" "$CAIRN" -r "s3://$B/halfinit" init --kdf-log2n 10 > "$O/hi.out" 2>&1 ||
+	fail "init after a failed one: $(cat "$O/hi.out")"
+CAIRN_CACHE_DIR="$W/cache-hi" "$CAIRN" -r "s3://$B/halfinit" snapshots > /dev/null ||
+	fail "the second init's repository does not open"
 proxy onway 2
 : > "$T"
 AWS_ENDPOINT_URL=$PROXY CAIRN_S3_TRACE="$T" "$CAIRN" -r "$R2" sync "s3://$B/onway" \
