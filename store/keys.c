@@ -248,21 +248,59 @@ static int key_log2n_current(cairn_repo *repo)
 	return k.log2n;
 }
 
+static bool has_name(const struct names *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Key changes run under a keys lock (FORMAT.md §11) against the storage's own
+ * listing, not a cache: another admin may have removed the key in use, and
+ * acting on its behalf would undo that, or leave no full key. */
+static int key_in_use_present(cairn_repo *repo, struct names *l)
+{
+	int r = list_names(repo, l);
+	if (r >= 0 && !has_name(l, repo->key_name))
+		r = cairn_err_set(-EKEYREVOKED,
+		                  "the key this password opened was removed from the repository");
+	return r;
+}
+
+/* Full key files that parse, besides skip: what can still open the repository
+ * for reading and key changes once skip is gone. */
+static size_t full_keys_besides(cairn_repo *repo, const struct names *l, const char *skip)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
+		struct cairn_keyfile k;
+		if (strcmp(l->v[i], skip) != 0 && read_key(repo, l->v[i], &k, &kf) >= 0 &&
+		    k.kind == CAIRN_KEY_FULL)
+			n++;
+	}
+	return n;
+}
+
 /* Adding, removing and changing keys needs a full key: a write-only one has
- * no master key to wrap, and must not lock others out. */
-static int key_change_check(const cairn_repo *repo)
+ * no master key to wrap, and must not lock others out. *l gets the storage's
+ * listing; the caller frees l->v. */
+static int key_change_check(cairn_repo *repo, struct names *l)
 {
 	int r = cairn_repo__writable(repo);
 	if (r >= 0 && repo->keys.write_only)
 		r = cairn_crypt__refuse_write_only();
-	return r;
+	return r < 0 ? r : key_in_use_present(repo, l);
 }
 
 static int key_add(cairn_repo *repo, int kind, const char *pw, size_t pwlen, const char *label,
                    char name_out[17])
 {
 	struct cairn_key_secret s = { .kind = (uint8_t)kind };
-	int r = key_change_check(repo);
+	struct names l = { 0 };
+	int r = key_change_check(repo, &l);
+	free(l.v);
 	if (r < 0)
 		return r;
 	if (kind == CAIRN_KEY_WRITE_ONLY)
@@ -293,23 +331,19 @@ int cairn_key_add_write_only(cairn_repo *repo, const char *pw, size_t pwlen, con
 int cairn_key_remove(cairn_repo *repo, const char *name)
 {
 	struct names l = { 0 };
-	int r = key_change_check(repo);
 
-	if (r < 0)
-		return r;
 	if (!cairn_obj_name_ok(CAIRN_OBJ_KEY, name))
 		return cairn_err_set(-EINVAL, "'%s' is not a key name (16 hex digits)", name);
-	r = list_names(repo, &l);
+	int r = key_change_check(repo, &l);
 	_cleanup_free_ char(*names)[17] = l.v;
 	if (r < 0)
 		return r;
-	bool found = false;
-	for (size_t i = 0; i < l.n; i++)
-		found |= strcmp(names[i], name) == 0;
-	if (!found)
+	if (!has_name(&l, name))
 		return cairn_err_set(-ENOENT, "no key '%s'", name);
-	if (l.n <= 1)
-		return cairn_err_set(-EBUSY, "cannot remove the last key");
+	/* Write-only and unreadable key files cannot open the repository for reading
+	 * or key changes: they do not count. */
+	if (full_keys_besides(repo, &l, name) == 0)
+		return cairn_err_set(-EBUSY, "cannot remove the last full key");
 	if (strcmp(name, repo->key_name) == 0)
 		return cairn_err_set(-EBUSY,
 		                     "key '%s' is the one in use; unlock with another "
@@ -323,8 +357,10 @@ int cairn_key_remove(cairn_repo *repo, const char *name)
 int cairn_key_passwd(cairn_repo *repo, const char *pw, size_t pwlen)
 {
 	char old[17], name[17];
-	int r = key_change_check(repo);
+	struct names l = { 0 };
+	int r = key_change_check(repo, &l);
 
+	free(l.v);
 	if (r < 0)
 		return r;
 	snprintf(old, sizeof(old), "%s", repo->key_name);

@@ -51,6 +51,8 @@ const char *cairn_lock_kind_name(int kind)
 		return "mount";
 	case CAIRN_LOCK_PRUNE:
 		return "prune";
+	case CAIRN_LOCK_KEYS:
+		return "keys";
 	default:
 		return "unknown";
 	}
@@ -58,7 +60,7 @@ const char *cairn_lock_kind_name(int kind)
 
 static int kind_from_name(const char *s)
 {
-	for (int k = CAIRN_LOCK_SHARED; k <= CAIRN_LOCK_PRUNE; k++)
+	for (int k = CAIRN_LOCK_SHARED; k <= CAIRN_LOCK_KEYS; k++)
 		if (strcmp(s, cairn_lock_kind_name(k)) == 0)
 			return k;
 	return 0;
@@ -307,7 +309,8 @@ int cairn_lock_remove(cairn_storage *st, const char *name)
 /* ---- conflicts ---------------------------------------------------------- */
 
 /* FORMAT.md §11: a dead or stale holder has expired, a mount never conflicts;
- * an exclusive lock conflicts with every other; two prunes conflict. */
+ * an exclusive lock conflicts with every other; two prunes conflict, and two
+ * key changes (a keys lock leaves backups and prunes running). */
 static bool conflicts(int mine, const struct cairn_lock_info *o)
 {
 	if (o->stale || o->kind == CAIRN_LOCK_MOUNT)
@@ -315,7 +318,7 @@ static bool conflicts(int mine, const struct cairn_lock_info *o)
 	/* A file we cannot parse may come from a newer cairn: assume the worst. */
 	if (o->kind == 0 || o->kind == CAIRN_LOCK_EXCLUSIVE || mine == CAIRN_LOCK_EXCLUSIVE)
 		return true;
-	return mine == CAIRN_LOCK_PRUNE && o->kind == CAIRN_LOCK_PRUNE;
+	return (mine == CAIRN_LOCK_PRUNE || mine == CAIRN_LOCK_KEYS) && o->kind == mine;
 }
 
 static void fmt_time(char *buf, size_t n, int64_t t)
@@ -336,10 +339,12 @@ static int conflict_error(const struct cairn_lock_info *o)
 		                     "'locks/%s' (it expires once not refreshed for %lld minutes)",
 		                     o->name, (long long)cairn_lock_stale_seconds() / 60);
 	fmt_time(since, sizeof(since), o->start);
-	if (o->kind == CAIRN_LOCK_EXCLUSIVE || o->kind == CAIRN_LOCK_PRUNE)
+	if (o->kind != CAIRN_LOCK_SHARED)
 		return cairn_err_set(-EBUSY,
 		                     "repository is locked %s by %s on host %s pid %lld since %s",
-		                     o->kind == CAIRN_LOCK_PRUNE ? "for pruning" : "exclusively",
+		                     o->kind == CAIRN_LOCK_PRUNE  ? "for pruning"
+		                     : o->kind == CAIRN_LOCK_KEYS ? "for a key change"
+		                                                  : "exclusively",
 		                     o->command, o->host, (long long)o->pid, since);
 	return cairn_err_set(-EBUSY,
 	                     "repository is in use by %s on host %s pid %lld since %s "
@@ -496,7 +501,7 @@ static void *refresher(void *arg)
 
 static int check_args(int kind, const char *command)
 {
-	if (kind < CAIRN_LOCK_SHARED || kind > CAIRN_LOCK_PRUNE)
+	if (kind < CAIRN_LOCK_SHARED || kind > CAIRN_LOCK_KEYS)
 		return cairn_err_set(-EINVAL, "lock kind %d is unknown", kind);
 	if (!command || !*command || strlen(command) >= 64 || strpbrk(command, "\n\r"))
 		return cairn_err_set(-EINVAL, "a lock's command must be one short line");

@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "cleanup.h"
+#include "maint.h"
 
 static const char usage[] =
         "usage: cairn key list [--json]\n"
@@ -136,6 +137,7 @@ int cmd_key(int argc, char **argv)
 	struct key_opts o = { 0 };
 	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION, .no_index = true };
 	_cleanup_repo_ cairn_repo *repo = NULL;
+	_cleanup_lock_ cairn_lock *lock = NULL;
 
 	int i = cli_parse(argc, argv, "", longopts, usage, handle, &o);
 	if (i < 0)
@@ -160,6 +162,11 @@ int cmd_key(int argc, char **argv)
 		return cli_fail(r);
 	if (strcmp(sub, "list") == 0)
 		return key_list(repo, o.json);
+	/* One key change at a time, beside backups and prunes (FORMAT.md §11). */
+	maint_test_point("key-opened");
+	if ((r = cairn_repo_lock(repo, CAIRN_LOCK_KEYS, "key", 0, &lock)) < 0)
+		return cli_fail(r);
+	maint_test_point("key-locked");
 	if (is_remove) {
 		if ((r = cairn_key_remove(repo, argv[i])) < 0)
 			return cli_fail(r);

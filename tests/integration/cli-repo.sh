@@ -95,7 +95,7 @@ second=$("$CAIRN" --password-file "$W/pw2" key list | awk '$1=="*"{print $2}')
 expect_fail 1 "the one in use" -- "$CAIRN" key remove "$first"
 "$CAIRN" --password-file "$W/pw2" key remove "$first" | grep -q removed
 expect_fail 1 "wrong password" -- "$CAIRN" cat config
-expect_fail 1 "last key" -- "$CAIRN" --password-file "$W/pw2" key remove "$second"
+expect_fail 1 "last full key" -- "$CAIRN" --password-file "$W/pw2" key remove "$second"
 printf 'third secret\n' > "$W/pw3"
 "$CAIRN" --password-file "$W/pw2" key passwd --new-password-file "$W/pw3" | grep -q changed
 expect_fail 1 "wrong password" -- "$CAIRN" --password-file "$W/pw2" cat config

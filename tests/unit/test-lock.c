@@ -157,6 +157,29 @@ static void test_lock__prune_runs_beside_backups(void)
 	cairn_storage_close(repo);
 }
 
+/* Key changes exclude each other and exclusive locks, and run beside backups,
+ * prunes and mounts. */
+static void test_lock__keys(void)
+{
+	cairn_storage *repo = open_st();
+	cairn_lock *b = NULL, *p = NULL, *k = NULL, *q = NULL, *x = NULL;
+
+	CHECK_OK(cairn_lock_acquire(&b, repo, CAIRN_LOCK_SHARED, "backup", 0));
+	CHECK_OK(cairn_lock_acquire(&p, repo, CAIRN_LOCK_PRUNE, "prune", 0));
+	CHECK_OK(cairn_lock_acquire(&k, repo, CAIRN_LOCK_KEYS, "key", 0));
+	CHECK_ERR(cairn_lock_acquire(&q, repo, CAIRN_LOCK_KEYS, "key", 0), -EBUSY);
+	CHECK(strstr(cairn_err_msg(), "locked for a key change by key") != NULL);
+	cairn_lock_release(b);
+	cairn_lock_release(p);
+	CHECK_ERR(cairn_lock_acquire(&x, repo, CAIRN_LOCK_EXCLUSIVE, "sync", 0), -EBUSY);
+	cairn_lock_release(k);
+	CHECK_OK(cairn_lock_acquire(&x, repo, CAIRN_LOCK_EXCLUSIVE, "sync", 0));
+	CHECK_ERR(cairn_lock_acquire(&k, repo, CAIRN_LOCK_KEYS, "key", 0), -EBUSY);
+	cairn_lock_release(x);
+	CHECK(strcmp(cairn_lock_kind_name(CAIRN_LOCK_KEYS), "keys") == 0);
+	cairn_storage_close(repo);
+}
+
 /* Tests of dead hosts shorten the stale period; nothing else does. */
 static void test_lock__test_stale_period(void)
 {
@@ -518,6 +541,7 @@ int main(void)
 {
 	RUN(test_lock__shared_and_exclusive);
 	RUN(test_lock__others);
+	RUN(test_lock__keys);
 	RUN(test_lock__mount_conflicts_with_nothing);
 	RUN(test_lock__file_format);
 	RUN(test_lock__dead_pid_is_ignored);

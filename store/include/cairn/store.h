@@ -184,13 +184,16 @@ struct cairn_key_info {
 /* Fills a malloc'd array, caller frees *out. -EBADMSG for an unparsable key file. */
 int cairn_key_list(cairn_repo *repo, struct cairn_key_info **out, size_t *n);
 /* Adds a key file wrapping the master key under password; name_out gets its name.
- * These four need the repository opened with a full key (-EACCES). */
+ * These four need the repository opened with a full key (-EACCES), and the
+ * caller holding a CAIRN_LOCK_KEYS lock; the three that change keys refuse
+ * (-EKEYREVOKED) when the storage no longer holds the key in use. */
 int cairn_key_add(cairn_repo *repo, const char *password, size_t pwlen, const char *label,
                   char name_out[17]);
 /* Adds a write-only key file (FORMAT.md §3.3) under password. */
 int cairn_key_add_write_only(cairn_repo *repo, const char *password, size_t pwlen,
                              const char *label, char name_out[17]);
-/* Removes keys/name. -ENOENT; -EBUSY for the last key or the one in use. */
+/* Removes keys/name. -ENOENT; -EBUSY for the one in use, or when no other full
+ * key file that parses would remain. */
 int cairn_key_remove(cairn_repo *repo, const char *name);
 /* Replaces the current key file by one for the new password. */
 int cairn_key_passwd(cairn_repo *repo, const char *password, size_t pwlen);
@@ -581,7 +584,9 @@ int cairn_repo_snapshot_delete(cairn_repo *repo, const struct cairn_id *id);
  * exclusive ones; a prune lock excludes other prunes and exclusive locks, so
  * prune runs while backups do (DESIGN.md "Prune while backups run"); an
  * exclusive lock (a pull into a directory, rebuild-index) excludes every other;
- * a mount lock is informational and conflicts with nothing. A lock whose holder
+ * a mount lock is informational and conflicts with nothing; a keys lock (key
+ * add, remove, passwd) conflicts with another keys lock and an exclusive one. A
+ * lock whose holder
  * is known dead (same host, no such pid), or that was not refreshed for
  * cairn_lock_stale_seconds(), has expired: it conflicts with nothing, and
  * `cairn unlock` removes it.
@@ -591,6 +596,7 @@ enum cairn_lock_kind {
 	CAIRN_LOCK_EXCLUSIVE = 2,
 	CAIRN_LOCK_MOUNT = 3,
 	CAIRN_LOCK_PRUNE = 4,
+	CAIRN_LOCK_KEYS = 5,
 };
 #define CAIRN_LOCK_STALE_SECONDS (30 * 60)
 #define CAIRN_LOCK_NAME_SIZE 33 /* 32 hex digits and the NUL */

@@ -1,0 +1,46 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Key files over a repository's lifetime: concurrent key changes, keys of the
+# wrong kind, unreadable key files, and the reasons an open gives.
+. "$(dirname "$0")/lib.sh"
+
+mkdir -p "$W/src"
+echo hello > "$W/src/a"
+init_repo
+"$CAIRN" backup "$W/src" > /dev/null
+printf 'second secret\n' > "$W/pw2"
+printf 'write-only secret\n' > "$W/pw3"
+"$CAIRN" key add --new-password-file "$W/pw2" > /dev/null
+"$CAIRN" key add --write-only --new-password-file "$W/pw3" > /dev/null
+A=$("$CAIRN" key list | awk '$1=="*"{print $2}')
+B=$("$CAIRN" --password-file "$W/pw2" key list | awk '$1=="*"{print $2}')
+WO=$("$CAIRN" key list | awk '$2=="write-only"{print $1}')
+[ -n "$A" ] && [ -n "$B" ] && [ -n "$WO" ] || fail "keys not listed"
+
+# ---- two admins remove each other's key at once -------------------------
+# The first has opened the repository when the second removes its key: once it
+# holds the keys lock it sees its own key gone, and refuses; a full key stays.
+cp -a "$CAIRN_REPO" "$W/race"
+CAIRN_TEST_STOP_POINT=key-opened "$CAIRN" -r "$W/race" key remove "$B" > "$W/race.out" 2>&1 &
+pid=$!
+wait_stopped $pid "key remove"
+"$CAIRN" -r "$W/race" --password-file "$W/pw2" key remove "$A" | grep -q removed
+kill -CONT $pid
+rc=0
+wait $pid || rc=$?
+[ "$rc" = 1 ] || fail "the second removal succeeded: $(cat "$W/race.out")"
+out_has "$W/race.out" "the key this password opened was removed from the repository"
+[ -f "$W/race/keys/$B" ] || fail "no full key left"
+"$CAIRN" -r "$W/race" --password-file "$W/pw2" snapshots > /dev/null
+# A key change holds a keys lock: another key change waits for it (here: fails
+# at once), a backup runs beside it.
+CAIRN_TEST_STOP_POINT=key-locked "$CAIRN" -r "$W/race" --password-file "$W/pw2" \
+	key add --new-password-file "$W/pw" > "$W/race.out" 2>&1 &
+pid=$!
+wait_stopped $pid "key add"
+expect_fail 1 "locked for a key change by key" -- \
+	"$CAIRN" -r "$W/race" --password-file "$W/pw2" key remove "$WO"
+"$CAIRN" -r "$W/race" --password-file "$W/pw2" backup "$W/src" > /dev/null
+kill -CONT $pid
+wait $pid || fail "key add failed: $(cat "$W/race.out")"
+"$CAIRN" -r "$W/race" --password-file "$W/pw2" key remove "$WO" | grep -q removed
