@@ -110,13 +110,41 @@ static void last_key_write(const cairn_repo *repo)
 
 /* ---- unlocking ----------------------------------------------------------------- */
 
+/* A key file served from a cache (the hint, tried without a listing) may have
+ * been removed or replaced in the storage since: a key change made elsewhere
+ * must take effect here too (FORMAT.md §3.2). One HEAD, as for the config.
+ * 0 still there and the same; -EKEYREVOKED removed; -ESTALE replaced (the
+ * cached copy is dropped, for a fresh read). */
+static int confirm_cached(cairn_repo *repo, const char *name, const struct cairn_buf *kf)
+{
+	struct cairn_obj_info info = { 0 };
+	int r = cairn_storage_stat(repo->st, CAIRN_OBJ_KEY, name, &info);
+
+	if (r == -ENOENT) {
+		cairn_cache__drop(repo->cache, CAIRN_OBJ_KEY, name);
+		return cairn_err_set(
+		        -EKEYREVOKED,
+		        "key file '%s' of this password was removed from the repository", name);
+	}
+	if (r < 0)
+		return r;
+	if (info.size == kf->len && (!info.etag[0] || cairn_repo__md5_is(kf, info.etag)))
+		return 0;
+	cairn_cache__drop(repo->cache, CAIRN_OBJ_KEY, name);
+	return -ESTALE;
+}
+
 /* Try one key file: 0 unlocked, -EKEYREJECTED another password's, other < 0
- * unreadable (corrupt, or refused for its cost with a warning). */
+ * unreadable (corrupt, or refused for its cost with a warning), or removed
+ * from the storage (-EKEYREVOKED). unlisted: name does not come from a listing
+ * of the storage, so a cached copy is confirmed there. */
 static int try_key(cairn_repo *repo, const char *name, const char *pw, size_t pwlen,
-                   struct cairn_key_secret *out)
+                   struct cairn_key_secret *out, bool unlisted)
 {
 	_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
 	struct cairn_keyfile k;
+	bool cached = unlisted && repo->cache && !repo->offline &&
+	              cairn_cache__has(repo->cache, CAIRN_OBJ_KEY, name);
 	int r = read_key(repo, name, &k, &kf);
 
 	if (r >= 0 && cairn_keyfile__too_costly(&k)) {
@@ -130,6 +158,10 @@ static int try_key(cairn_repo *repo, const char *name, const char *pw, size_t pw
 	}
 	if (r >= 0)
 		r = cairn_keyfile__unwrap_secret(kf.data, kf.len, pw, pwlen, out);
+	if (r >= 0 && cached && (r = confirm_cached(repo, name, &kf)) < 0)
+		OPENSSL_cleanse(out, sizeof(*out));
+	if (r == -ESTALE)
+		return try_key(repo, name, pw, pwlen, out, false);
 	if (r < 0 && r != -EKEYREJECTED)
 		log_debug("key file '%s' skipped: %s", name, cairn_err_msg());
 	return r;
@@ -151,7 +183,7 @@ int cairn_repo__unlock(cairn_repo *repo, const char *pw, size_t pwlen, struct ca
 	char last[17];
 
 	last_key_read(repo, last);
-	int last_r = last[0] ? try_key(repo, last, pw, pwlen, out) : -ENOENT;
+	int last_r = last[0] ? try_key(repo, last, pw, pwlen, out, true) : -ENOENT;
 	if (last_r >= 0)
 		return unlocked(repo, last);
 	int r = list_names(repo, &l);
@@ -163,11 +195,16 @@ int cairn_repo__unlock(cairn_repo *repo, const char *pw, size_t pwlen, struct ca
 			corrupt += last_r != -EKEYREJECTED; /* tried first */
 			continue;
 		}
-		int q = try_key(repo, names[i], pw, pwlen, out);
+		int q = try_key(repo, names[i], pw, pwlen, out, false);
 		if (q >= 0)
 			return unlocked(repo, names[i]);
 		corrupt += q != -EKEYREJECTED;
 	}
+	if (last_r == -EKEYREVOKED)
+		return cairn_err_set(-EKEYREJECTED,
+		                     "wrong password: key file '%s' of this password was removed "
+		                     "from the repository",
+		                     last);
 	if (l.n == 0)
 		return cairn_err_set(-EBADMSG, "repository '%s' has no key files",
 		                     cairn_storage_url(repo->st));

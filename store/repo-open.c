@@ -67,7 +67,7 @@ static bool same_id(const struct cairn_buf *a, const struct cairn_buf *b)
 	       memcmp(x.id, y.id, sizeof(x.id)) == 0;
 }
 
-static bool md5_is(const struct cairn_buf *b, const char *etag)
+bool cairn_repo__md5_is(const struct cairn_buf *b, const char *etag)
 {
 	uint8_t md[16];
 	char hex[33];
@@ -118,7 +118,7 @@ static int read_remote_config(cairn_repo *repo, struct cairn_buf *text)
 	}
 	if (r < 0)
 		return probe_text(repo->st, text, r);
-	if (cached && info.size == mine.len && md5_is(&mine, info.etag)) {
+	if (cached && info.size == mine.len && cairn_repo__md5_is(&mine, info.etag)) {
 		*text = mine;
 		cairn_buf_init(&mine);
 		return probe_text(repo->st, text, 0);

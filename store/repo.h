@@ -158,6 +158,8 @@ int cairn_repo__pack_store(cairn_repo *repo, cairn_packw *w, struct cairn_id *pa
  * index file (FORMAT.md §6.1: durable before indexed). */
 int cairn_repo__pack_commit(cairn_repo *repo, cairn_packw *w, struct cairn_id *pack_out,
                             uint64_t *size_out);
+/* True when etag (S3's, of a single PUT) is the MD5 of b. */
+bool cairn_repo__md5_is(const struct cairn_buf *b, const char *etag);
 
 /* Find the key file pw opens, the one that last opened the repository first,
  * and unwrap its secret (keys.c). */

@@ -263,9 +263,36 @@ static void bad_prune_record(const char *msg, void *payload)
 	error(payload, "%s", msg);
 }
 
+/* keys/ must hold a full key file, and the one in use: else a new host, or
+ * this one once its cache is gone, can read nothing (FORMAT.md §3.2). */
+static int check_keys(struct checker *c)
+{
+	_cleanup_free_ struct cairn_key_info *keys = NULL;
+	size_t n = 0, full = 0;
+	bool current = false;
+	int r = cairn_key_list(c->repo, &keys, &n);
+
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		return error(c, "keys: %s", cairn_err_msg());
+	for (size_t i = 0; i < n; i++) {
+		full += keys[i].kind == CAIRN_KEY_FULL;
+		current = current || keys[i].current;
+	}
+	if (!full)
+		error(c, "keys/ holds no full key file: no password can read the backups "
+		         "(add one with 'cairn key add' while this one still opens them)");
+	if (!current)
+		error(c, "the key this password opened is not in keys/ any more");
+	return 0;
+}
+
 static int check_structure(struct checker *c)
 {
-	int r = cairn_repo_foreach_pack(c->repo, on_disk, c);
+	int r = check_keys(c);
+	if (r >= 0)
+		r = cairn_repo_foreach_pack(c->repo, on_disk, c);
 	if (r >= 0)
 		r = cairn_repo_check_index_files(c->repo, bad_index_file, c);
 	if (r >= 0)
