@@ -13,7 +13,10 @@
 #include "cleanup.h"
 #include "keyfile.h"
 
+/* The hints, one per kind: a write-only host's backups must not make every
+ * admin open try their key first (FORMAT.md §3.2). */
 #define LAST_KEY "index/last-key"
+#define LAST_KEY_WO "index/last-key-wo"
 
 /* Key file names, sorted so unlocking tries them in a stable order. */
 struct names {
@@ -67,14 +70,14 @@ static int read_key(cairn_repo *repo, const char *name, struct cairn_keyfile *k,
 /* A hint kept in the local state (a cache, like the index), so that an open does
  * not first run scrypt on every key file that sorts before it, and an open of a
  * remote repository needs no listing of its keys. Absent or garbage: no hint. */
-static void last_key_read(const cairn_repo *repo, char name[17])
+static void last_key_read(const cairn_repo *repo, const char *file, char name[17])
 {
 	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
 	char p[PATH_MAX];
 
 	name[0] = '\0';
-	if (cairn_repo__path(repo, p, sizeof(p), LAST_KEY) < 0 || cairn_file_slurp(p, 64, &b) < 0 ||
-	    b.len < 16 || (b.len > 16 && b.data[16] != '\n'))
+	if (cairn_repo__path(repo, p, sizeof(p), "%s", file) < 0 ||
+	    cairn_file_slurp(p, 64, &b) < 0 || b.len < 16 || (b.len > 16 && b.data[16] != '\n'))
 		return;
 	memcpy(name, b.data, 16);
 	name[16] = '\0';
@@ -82,12 +85,12 @@ static void last_key_read(const cairn_repo *repo, char name[17])
 		name[0] = '\0';
 }
 
-void cairn_repo__remember_key(const char *state, const char *name, bool mkdir_index)
+static void remember(const char *state, const char *file, const char *name, bool mkdir_index)
 {
 	char p[PATH_MAX], tmp[PATH_MAX], line[18];
 	if (snprintf(p, sizeof(p), "%s/index", state) >= (int)sizeof(p) ||
 	    (mkdir_index && cairn_mkdir_p(p, 0700) < 0) ||
-	    snprintf(p, sizeof(p), "%s/" LAST_KEY, state) >= (int)sizeof(p) ||
+	    snprintf(p, sizeof(p), "%s/%s", state, file) >= (int)sizeof(p) ||
 	    snprintf(tmp, sizeof(tmp), "%s/tmp", state) >= (int)sizeof(tmp))
 		return;
 	snprintf(line, sizeof(line), "%s\n", name);
@@ -95,17 +98,24 @@ void cairn_repo__remember_key(const char *state, const char *name, bool mkdir_in
 		log_debug("cannot remember the key in use: %s", cairn_err_msg());
 }
 
-/* Best effort: a read-only file system or a missing index/ only costs the hint.
- * A remote repository's hint is in its cache, which is ours to fill even for a
- * read-only command, and whose index/ a first open has not made yet: so that
- * the next command lists no keys. */
-static void last_key_write(const cairn_repo *repo)
+void cairn_repo__remember_key(const char *state, const char *name, bool mkdir_index)
 {
+	remember(state, LAST_KEY, name, mkdir_index);
+}
+
+/* Best effort: a read-only file system, a directory we may not write or a
+ * missing index/ only cost the hint, silently. A read-only command writes it
+ * too: the hint is a cache, and a stale one costs every later open. A remote
+ * repository's hint is in its cache, whose index/ a first open has not made
+ * yet: so that the next command lists no keys. Only an open with a key of
+ * the hint's kind writes it. */
+static void last_key_write(const cairn_repo *repo, int kind)
+{
+	const char *file = kind == CAIRN_KEY_WRITE_ONLY ? LAST_KEY_WO : LAST_KEY;
 	char old[17];
-	last_key_read(repo, old);
-	if ((repo->read_only && !repo->cache) || strcmp(old, repo->key_name) == 0)
-		return;
-	cairn_repo__remember_key(repo->state, repo->key_name, repo->cache != NULL);
+	last_key_read(repo, file, old);
+	if (strcmp(old, repo->key_name) != 0)
+		remember(repo->state, file, repo->key_name, repo->cache != NULL);
 }
 
 /* ---- unlocking ----------------------------------------------------------------- */
@@ -167,51 +177,111 @@ static int try_key(cairn_repo *repo, const char *name, const char *pw, size_t pw
 	return r;
 }
 
-static int unlocked(cairn_repo *repo, const char *name)
+/* What the key files tried so far said, for the error when none serves. */
+struct unlock_state {
+	const char *pw;
+	size_t pwlen;
+	bool allow_write_only;
+	bool rejected;   /* a key file of another password */
+	bool wrong_kind; /* a write-only key opened where a full key is needed */
+	int refused;     /* a key file that opened but whose config check failed */
+	char refused_msg[512];
+	char removed[17];  /* the remembered key file, gone from the storage */
+	char wo_later[17]; /* a write-only key that opened while a full one is preferred */
+};
+
+static int unlocked(cairn_repo *repo, const char *name, int kind)
 {
 	snprintf(repo->key_name, sizeof(repo->key_name), "%s", name);
-	last_key_write(repo);
+	last_key_write(repo, kind);
 	return 0;
 }
 
-/* The remembered key first, without a listing (a request on S3), then the
- * others in name order. */
-int cairn_repo__unlock(cairn_repo *repo, const char *pw, size_t pwlen, struct cairn_key_secret *out)
+/* One key file: 0 when it opened and serves (repo->keys set), else < 0 with
+ * what it said noted in u, so that the next one is tried (a write-only or a
+ * foreign key file with the same password must not stop the search). */
+static int try_one(cairn_repo *repo, struct unlock_state *u, const char *name, bool unlisted,
+                   bool full_first)
 {
-	struct names l = { 0 };
-	size_t corrupt = 0;
-	char last[17];
+	struct cairn_key_secret s = { 0 };
+	int r = try_key(repo, name, u->pw, u->pwlen, &s, unlisted);
 
-	last_key_read(repo, last);
-	int last_r = last[0] ? try_key(repo, last, pw, pwlen, out, true) : -ENOENT;
-	if (last_r >= 0)
-		return unlocked(repo, last);
+	if (r == -EKEYREJECTED)
+		u->rejected = true;
+	else if (r == -EKEYREVOKED)
+		snprintf(u->removed, sizeof(u->removed), "%s", name);
+	if (r >= 0 && s.kind == CAIRN_KEY_WRITE_ONLY && u->allow_write_only && full_first) {
+		/* The admin's password may open a write-only key too: a full key
+		 * of the same password comes first. */
+		if (!u->wo_later[0])
+			snprintf(u->wo_later, sizeof(u->wo_later), "%s", name);
+		r = -EAGAIN;
+	} else if (r >= 0 && s.kind == CAIRN_KEY_WRITE_ONLY && !u->allow_write_only) {
+		log_debug("key file '%s' skipped: a write-only key", name);
+		u->wrong_kind = true;
+		r = -EACCES;
+	} else if (r >= 0 && (r = cairn_repo__accept_key(repo, &s)) < 0) {
+		log_debug("key file '%s' skipped: %s", name, cairn_err_msg());
+		if (!u->refused) {
+			u->refused = r;
+			snprintf(u->refused_msg, sizeof(u->refused_msg), "%s", cairn_err_msg());
+		}
+	}
+	int kind = s.kind;
+	OPENSSL_cleanse(&s, sizeof(s));
+	return r < 0 ? r : unlocked(repo, name, kind);
+}
+
+static int none_served(cairn_repo *repo, const struct unlock_state *u, size_t listed)
+{
+	if (u->refused)
+		return cairn_err_set(u->refused, "%s", u->refused_msg);
+	if (u->wrong_kind)
+		return cairn_crypt__refuse_write_only();
+	if (u->removed[0])
+		return cairn_err_set(-EKEYREJECTED,
+		                     "wrong password: key file '%s' of this password was removed "
+		                     "from the repository",
+		                     u->removed);
+	if (listed == 0)
+		return cairn_err_set(-EBADMSG, "repository '%s' has no key files",
+		                     cairn_storage_url(repo->st));
+	if (!u->rejected)
+		return cairn_err_set(-EBADMSG, "no readable key file in '%s'",
+		                     cairn_storage_url(repo->st));
+	return cairn_err_set(-EKEYREJECTED, "wrong password");
+}
+
+/* The remembered keys first, without a listing (a request on S3): an admin
+ * command tries the full key's hint, a backup the write-only key's and then
+ * the full key's. Then the others in name order, a full key before a
+ * write-only one of the same password. */
+int cairn_repo__unlock(cairn_repo *repo, const char *pw, size_t pwlen, bool allow_write_only)
+{
+	struct unlock_state u = { .pw = pw, .pwlen = pwlen, .allow_write_only = allow_write_only };
+	struct names l = { 0 };
+	char hints[2][17] = { "", "" };
+
+	if (allow_write_only)
+		last_key_read(repo, LAST_KEY_WO, hints[0]);
+	last_key_read(repo, LAST_KEY, hints[1]);
+	for (size_t h = 0; h < 2; h++)
+		if (hints[h][0] && (h == 0 || strcmp(hints[0], hints[1]) != 0) &&
+		    try_one(repo, &u, hints[h], true, false) >= 0)
+			return 0;
 	int r = list_names(repo, &l);
 	_cleanup_free_ char(*names)[17] = l.v;
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < l.n; i++) {
-		if (strcmp(names[i], last) == 0) {
-			corrupt += last_r != -EKEYREJECTED; /* tried first */
-			continue;
-		}
-		int q = try_key(repo, names[i], pw, pwlen, out, false);
-		if (q >= 0)
-			return unlocked(repo, names[i]);
-		corrupt += q != -EKEYREJECTED;
+		if (strcmp(names[i], hints[0]) == 0 || strcmp(names[i], hints[1]) == 0)
+			continue; /* tried first */
+		if (try_one(repo, &u, names[i], false, true) >= 0)
+			return 0;
 	}
-	if (last_r == -EKEYREVOKED)
-		return cairn_err_set(-EKEYREJECTED,
-		                     "wrong password: key file '%s' of this password was removed "
-		                     "from the repository",
-		                     last);
-	if (l.n == 0)
-		return cairn_err_set(-EBADMSG, "repository '%s' has no key files",
-		                     cairn_storage_url(repo->st));
-	if (corrupt == l.n)
-		return cairn_err_set(-EBADMSG, "no readable key file in '%s'",
-		                     cairn_storage_url(repo->st));
-	return cairn_err_set(-EKEYREJECTED, "wrong password");
+	if (u.wo_later[0] && try_one(repo, &u, u.wo_later, false, false) >= 0)
+		return 0;
+	return none_served(repo, &u, l.n);
 }
 
 /* ---- the key commands ------------------------------------------------------------ */
@@ -404,7 +474,7 @@ int cairn_key_passwd(cairn_repo *repo, const char *pw, size_t pwlen)
 	/* Add first, then remove: a crash in between leaves both passwords working. */
 	if ((r = cairn_key_add(repo, pw, pwlen, NULL, name)) < 0)
 		return r;
-	unlocked(repo, name);
+	unlocked(repo, name, CAIRN_KEY_FULL);
 	if (repo->cache)
 		cairn_cache__drop(repo->cache, CAIRN_OBJ_KEY, old);
 	return cairn_storage_remove(repo->st, CAIRN_OBJ_KEY, old);

@@ -393,28 +393,21 @@ static int verify_config_hash(const cairn_repo *repo, const uint8_t want[32])
 	return r;
 }
 
-/* The keys of the secret the password unwrapped, and the config checked with them. */
-static int unlock(cairn_repo *repo, const char *pw, size_t pwlen, const struct cairn_repo_opts *o)
+int cairn_repo__accept_key(cairn_repo *repo, const struct cairn_key_secret *s)
 {
-	struct cairn_key_secret s;
-	int r = cairn_repo__unlock(repo, pw, pwlen, &s);
-
-	if (r >= 0 && s.kind == CAIRN_KEY_WRITE_ONLY && !(o && o->allow_write_only))
-		r = cairn_crypt__refuse_write_only();
-	else if (r >= 0 && s.kind == CAIRN_KEY_WRITE_ONLY)
-		r = cairn_crypt__derive_write_only(&repo->keys, &s.wo, repo->cfg.id);
-	else if (r >= 0)
-		r = cairn_crypt__derive(&repo->keys, s.master, repo->cfg.id);
-	if (r < 0) {
-		OPENSSL_cleanse(&s, sizeof(s));
-		return r;
-	}
-	if (s.kind == CAIRN_KEY_WRITE_ONLY)
-		r = verify_config_hash(repo, s.wo.config_sha256);
+	int r;
+	if (s->kind == CAIRN_KEY_WRITE_ONLY)
+		r = cairn_crypt__derive_write_only(&repo->keys, &s->wo, repo->cfg.id);
 	else
+		r = cairn_crypt__derive(&repo->keys, s->master, repo->cfg.id);
+	if (r >= 0 && s->kind == CAIRN_KEY_WRITE_ONLY)
+		r = verify_config_hash(repo, s->wo.config_sha256);
+	else if (r >= 0)
 		r = cairn_config__verify(&repo->cfg, repo->config_text, repo->keys.cfg);
-	OPENSSL_cleanse(&s, sizeof(s));
-	return r < 0 ? cairn_err_wrap(r, "repository '%s'", cairn_storage_url(repo->st)) : 0;
+	if (r >= 0)
+		return 0;
+	cairn_crypt__wipe(&repo->keys);
+	return cairn_err_wrap(r, "repository '%s'", cairn_storage_url(repo->st));
 }
 
 static int load(cairn_repo *repo, const char *pw, size_t pwlen, const struct cairn_repo_opts *o)
@@ -422,7 +415,8 @@ static int load(cairn_repo *repo, const char *pw, size_t pwlen, const struct cai
 	bool created = false;
 	int r;
 
-	if ((r = load_config(repo)) < 0 || (r = unlock(repo, pw, pwlen, o)) < 0)
+	if ((r = load_config(repo)) < 0 ||
+	    (r = cairn_repo__unlock(repo, pw, pwlen, o && o->allow_write_only)) < 0)
 		return r;
 	/* What a write-only key cannot read back: its parents (FORMAT.md §14). */
 	if (repo->keys.write_only &&

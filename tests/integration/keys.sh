@@ -44,3 +44,32 @@ expect_fail 1 "locked for a key change by key" -- \
 kill -CONT $pid
 wait $pid || fail "key add failed: $(cat "$W/race.out")"
 "$CAIRN" -r "$W/race" --password-file "$W/pw2" key remove "$WO" | grep -q removed
+
+# ---- a key file the password opens but that cannot serve ------------------
+# A write-only key with the admin's password, sorting first, and a key file of
+# another repository with the same password: unlocking goes on past both.
+K="$W/k3"
+cp -a "$CAIRN_REPO" "$K"
+"$CAIRN" -r "$K" key add --write-only --new-password-file "$W/pw" | grep -q "added write-only key"
+same=$(cd "$K/keys" && ls -t | head -1)
+mv "$K/keys/$same" "$K/keys/0000000000000000"
+CAIRN_REPO="$W/other" init_repo
+cp "$W/other/keys/"* "$K/keys/0000000000000001"
+rm -f "$K"/index/last-key*
+"$CAIRN" -r "$K" snapshots > /dev/null
+[ "$(cat "$K/index/last-key")" = "$A" ] || fail "the admin's hint is not the admin's key"
+rm -f "$K"/index/last-key*
+"$CAIRN" -r "$K" key list > "$W/k3.list"
+"$CAIRN" -r "$K" backup "$W/src" > /dev/null
+"$CAIRN" -r "$K" key list | awk '$1=="*"{print $2}' | grep -qx "$A" || fail "the admin's key is not in use"
+"$CAIRN" -r "$K" key remove 0000000000000000 | grep -q removed
+
+# ---- one hint per kind; read-only opens keep it --------------------------
+# A write-only host's backup notes its key apart from the admin's; a read-only
+# admin command notes the admin's key (the hint is a cache).
+rm -f "$CAIRN_REPO"/index/last-key*
+"$CAIRN" snapshots > /dev/null
+[ "$(cat "$CAIRN_REPO/index/last-key")" = "$A" ] || fail "a read-only open left no hint"
+"$CAIRN" --password-file "$W/pw3" backup "$W/src" > /dev/null
+[ "$(cat "$CAIRN_REPO/index/last-key")" = "$A" ] || fail "a write-only backup moved the admin's hint"
+[ "$(cat "$CAIRN_REPO/index/last-key-wo")" = "$WO" ] || fail "no write-only hint"
