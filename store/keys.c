@@ -54,6 +54,16 @@ static int list_names(cairn_repo *repo, struct names *out)
 	return 0;
 }
 
+/* r's message about key file name: "key file 'name': why" (the parser's
+ * messages begin with "key file: "). */
+static int key_err(int r, const char *name)
+{
+	char why[512];
+	const char *m = cairn_err_msg();
+	snprintf(why, sizeof(why), "%s", strncmp(m, "key file: ", 10) == 0 ? m + 10 : m);
+	return cairn_err_set(r, "key file '%s': %s", name, why);
+}
+
 static int read_key(cairn_repo *repo, const char *name, struct cairn_keyfile *k,
                     struct cairn_buf *raw)
 {
@@ -62,7 +72,7 @@ static int read_key(cairn_repo *repo, const char *name, struct cairn_keyfile *k,
 		r = cairn_err_set(-EBADMSG, "key file '%s' is too large", name);
 	if (r >= 0)
 		r = cairn_keyfile__parse(k, raw->data, raw->len);
-	return r < 0 ? cairn_err_wrap(r, "key file '%s'", name) : 0;
+	return r < 0 ? key_err(r, name) : 0;
 }
 
 /* ---- the key that opened the repository last --------------------------------- */
@@ -164,10 +174,14 @@ static int try_key(cairn_repo *repo, const char *name, const char *pw, size_t pw
 		        "p %u) is above the limit of log2(N) %d and %llu GiB",
 		        cairn_storage_url(repo->st), name, k.log2n, k.r, k.p, CAIRN_KDF_LOG2N_MAX,
 		        CAIRN_KDF_COST_MAX >> 30);
-		return -EBADMSG;
+		return cairn_err_set(-EBADMSG,
+		                     "key file '%s': its scrypt cost is above the limit of "
+		                     "log2(N) %d and %llu GiB",
+		                     name, CAIRN_KDF_LOG2N_MAX, CAIRN_KDF_COST_MAX >> 30);
 	}
-	if (r >= 0)
-		r = cairn_keyfile__unwrap_secret(kf.data, kf.len, pw, pwlen, out);
+	if (r >= 0 && (r = cairn_keyfile__unwrap_secret(kf.data, kf.len, pw, pwlen, out)) < 0 &&
+	    r != -EKEYREJECTED)
+		r = key_err(r, name);
 	if (r >= 0 && cached && (r = confirm_cached(repo, name, &kf)) < 0)
 		OPENSSL_cleanse(out, sizeof(*out));
 	if (r == -ESTALE)
@@ -188,6 +202,7 @@ struct unlock_state {
 	char refused_msg[512];
 	char removed[17];  /* the remembered key file, gone from the storage */
 	char wo_later[17]; /* a write-only key that opened while a full one is preferred */
+	char reason[512];  /* the first failure of a key file other than the password's */
 };
 
 static int unlocked(cairn_repo *repo, const char *name, int kind)
@@ -210,6 +225,11 @@ static int try_one(cairn_repo *repo, struct unlock_state *u, const char *name, b
 		u->rejected = true;
 	else if (r == -EKEYREVOKED)
 		snprintf(u->removed, sizeof(u->removed), "%s", name);
+	else if (r < 0 && !u->reason[0] && !(unlisted && r == -ENOENT))
+		/* Said when no key file serves: a right password whose key file
+		 * cannot be read (a newer version, scrypt out of memory) must not
+		 * pass for a wrong one. A stale hint is no reason. */
+		snprintf(u->reason, sizeof(u->reason), "%s", cairn_err_msg());
 	if (r >= 0 && s.kind == CAIRN_KEY_WRITE_ONLY && u->allow_write_only && full_first) {
 		/* The admin's password may open a write-only key too: a full key
 		 * of the same password comes first. */
@@ -246,9 +266,14 @@ static int none_served(cairn_repo *repo, const struct unlock_state *u, size_t li
 	if (listed == 0)
 		return cairn_err_set(-EBADMSG, "repository '%s' has no key files",
 		                     cairn_storage_url(repo->st));
+	if (!u->rejected && u->reason[0])
+		return cairn_err_set(-EBADMSG, "no readable key file in '%s': %s",
+		                     cairn_storage_url(repo->st), u->reason);
 	if (!u->rejected)
 		return cairn_err_set(-EBADMSG, "no readable key file in '%s'",
 		                     cairn_storage_url(repo->st));
+	if (u->reason[0])
+		return cairn_err_set(-EKEYREJECTED, "wrong password (%s)", u->reason);
 	return cairn_err_set(-EKEYREJECTED, "wrong password");
 }
 

@@ -73,3 +73,26 @@ rm -f "$CAIRN_REPO"/index/last-key*
 "$CAIRN" --password-file "$W/pw3" backup "$W/src" > /dev/null
 [ "$(cat "$CAIRN_REPO/index/last-key")" = "$A" ] || fail "a write-only backup moved the admin's hint"
 [ "$(cat "$CAIRN_REPO/index/last-key-wo")" = "$WO" ] || fail "no write-only hint"
+
+# ---- why no key file opened ----------------------------------------------
+# The password's own key file unreadable (a newer cairn's version 2) while
+# others are of other passwords: "wrong password", with the reason.
+V="$W/v2"
+cp -a "$CAIRN_REPO" "$V"
+python3 - "$V/keys/$A" << 'PY'
+import sys
+d = bytearray(open(sys.argv[1], "rb").read())
+d[8] = 2
+open(sys.argv[1], "wb").write(d)
+PY
+expect_fail 1 "wrong password (key file '$A': unsupported version 2)" -- "$CAIRN" -r "$V" snapshots
+# The only key file asks for more memory than the host lets it use (not under
+# a sanitizer, whose shadow memory needs far more address space than that).
+if ! grep -qa -e __asan_init -e __tsan_init "$CAIRN"; then
+	CAIRN_REPO="$W/big" init_repo --kdf-log2n 18
+	rc=0
+	(ulimit -v 300000 && "$CAIRN" -r "$W/big" snapshots) > /dev/null 2> "$W/big.err" || rc=$?
+	[ "$rc" = 1 ] || fail "an open out of memory exited $rc: $(cat "$W/big.err")"
+	out_match "$W/big.err" \
+		"no readable key file in '$W/big': key file '[0-9a-f]*': scrypt .*out of memory"
+fi
