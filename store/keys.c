@@ -354,15 +354,22 @@ int cairn_key_list(cairn_repo *repo, struct cairn_key_info **out, size_t *n)
 	for (size_t i = 0; i < l.n; i++) {
 		_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
 		struct cairn_keyfile k;
-		if ((r = read_key(repo, names[i], &k, &kf)) < 0)
-			return r;
 		snprintf(info[i].name, sizeof(info[i].name), "%s", names[i]);
+		info[i].current = strcmp(names[i], repo->key_name) == 0;
+		if ((r = read_key(repo, names[i], &k, &kf)) == -ENOMEM)
+			return r;
+		if (r < 0) {
+			/* One bad key file must not hide the others. */
+			snprintf(info[i].unreadable, sizeof(info[i].unreadable), "%s",
+			         cairn_err_msg());
+			info[i].kind = -1;
+			continue;
+		}
 		snprintf(info[i].label, sizeof(info[i].label), "%s", k.label);
 		info[i].created = k.created;
 		info[i].kdf_log2n = k.log2n;
 		info[i].r = k.r;
 		info[i].p = k.p;
-		info[i].current = strcmp(names[i], repo->key_name) == 0;
 		info[i].kind = k.kind;
 	}
 	*out = TAKE_PTR(info);

@@ -277,7 +277,7 @@ static int check_keys(struct checker *c)
 	if (r < 0)
 		return error(c, "keys: %s", cairn_err_msg());
 	for (size_t i = 0; i < n; i++) {
-		full += keys[i].kind == CAIRN_KEY_FULL;
+		full += keys[i].kind == CAIRN_KEY_FULL && !keys[i].unreadable[0];
 		current = current || keys[i].current;
 	}
 	if (!full)

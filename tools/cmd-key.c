@@ -58,8 +58,23 @@ static void fmt_time(char *buf, size_t n, int64_t t)
 {
 	struct tm tm;
 	time_t tt = (time_t)t;
-	localtime_r(&tt, &tm);
-	strftime(buf, n, "%Y-%m-%d %H:%M:%S", &tm);
+	/* created is not authenticated until a password opens the file. */
+	if (!localtime_r(&tt, &tm) || strftime(buf, n, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(buf, n, "?");
+}
+
+static void list_unreadable(const struct cairn_key_info *k, bool json, bool first)
+{
+	if (json) {
+		printf("%s{\"name\":\"%s\",\"current\":%s,\"unreadable\":", first ? "" : ",",
+		       k->name, k->current ? "true" : "false");
+		cli_json_str(stdout, k->unreadable, strlen(k->unreadable));
+		fputc('}', stdout);
+		return;
+	}
+	printf("%c %-16s  unreadable: ", k->current ? '*' : ' ', k->name);
+	cairn_text_str(stdout, k->unreadable, strlen(k->unreadable));
+	fputc('\n', stdout);
 }
 
 static int key_list(cairn_repo *repo, bool json)
@@ -74,8 +89,14 @@ static int key_list(cairn_repo *repo, bool json)
 	else
 		printf("  %-16s  %-10s  %-19s  %-8s  %s\n", "name", "kind", "created", "scrypt",
 		       "label");
+	size_t bad = 0;
 	for (size_t i = 0; i < n; i++) {
 		char t[32];
+		if (keys[i].unreadable[0]) {
+			list_unreadable(&keys[i], json, i == 0);
+			bad++;
+			continue;
+		}
 		fmt_time(t, sizeof(t), keys[i].created);
 		if (json) {
 			printf("%s{\"name\":\"%s\",\"kind\":\"%s\",\"created\":%lld,"
@@ -95,6 +116,9 @@ static int key_list(cairn_repo *repo, bool json)
 	}
 	if (json)
 		fputs("]\n", stdout);
+	if (bad)
+		return cli_fail(cairn_err_set(-EBADMSG, "%zu key %s could not be read", bad,
+		                              bad == 1 ? "file" : "files"));
 	return 0;
 }
 

@@ -96,3 +96,27 @@ if ! grep -qa -e __asan_init -e __tsan_init "$CAIRN"; then
 	out_match "$W/big.err" \
 		"no readable key file in '$W/big': key file '[0-9a-f]*': scrypt .*out of memory"
 fi
+
+# ---- key list: an unreadable key file hides no other ---------------------
+L="$W/list"
+cp -a "$CAIRN_REPO" "$L"
+head -c 50 "$L/keys/$A" > "$L/keys/0000000000000001"
+# A copy of a key file whose created field is past any date (not authenticated
+# until a password opens it).
+python3 - "$L/keys/$B" "$L/keys/1111111111111111" << 'PY'
+import struct, sys
+d = bytearray(open(sys.argv[1], "rb").read())
+d[52:60] = struct.pack("<q", 2**63 - 1)
+open(sys.argv[2], "wb").write(d)
+PY
+rc=0
+"$CAIRN" -r "$L" key list > "$W/list.out" 2> "$W/list.err" || rc=$?
+[ "$rc" = 1 ] || fail "key list with an unreadable key file exited $rc"
+out_has "$W/list.err" "1 key file could not be read"
+out_match "$W/list.out" "^  0000000000000001  unreadable: key file '0000000000000001': truncated"
+out_match "$W/list.out" "^\* $A  full "
+out_match "$W/list.out" "^  $B  full "
+out_match "$W/list.out" "^  1111111111111111  full        ?  "
+"$CAIRN" -r "$L" key list --json > "$W/list.json" 2> /dev/null || true
+python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); assert len(v) == 5 and sum("unreadable" in k for k in v) == 1, v' "$W/list.json" ||
+	fail "key list --json: $(cat "$W/list.json")"

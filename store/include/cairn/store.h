@@ -178,10 +178,13 @@ struct cairn_key_info {
 	char label[256];
 	int kdf_log2n;
 	uint32_t r, p;
-	bool current; /* the key that opened this repo */
-	int kind;     /* enum cairn_key_kind */
+	bool current;         /* the key that opened this repo */
+	int kind;             /* enum cairn_key_kind; -1 when unreadable */
+	char unreadable[256]; /* "" for a key file that parses, else why it does not */
 };
-/* Fills a malloc'd array, caller frees *out. -EBADMSG for an unparsable key file. */
+/* Fills a malloc'd array with every key file in keys/, caller frees *out. A key
+ * file that cannot be read or parsed is listed with only its name and the
+ * reason in unreadable. Storage errors, -ENOMEM. */
 int cairn_key_list(cairn_repo *repo, struct cairn_key_info **out, size_t *n);
 /* Adds a key file wrapping the master key under password; name_out gets its name.
  * These four need the repository opened with a full key (-EACCES), and the
