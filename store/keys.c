@@ -434,7 +434,7 @@ static int key_change_check(cairn_repo *repo, struct names *l)
 }
 
 static int key_add(cairn_repo *repo, int kind, const char *pw, size_t pwlen, const char *label,
-                   char name_out[17])
+                   int log2n, char name_out[17])
 {
 	struct cairn_key_secret s = { .kind = (uint8_t)kind };
 	struct names l = { 0 };
@@ -447,24 +447,25 @@ static int key_add(cairn_repo *repo, int kind, const char *pw, size_t pwlen, con
 		                                   strlen(repo->config_text));
 	else
 		memcpy(s.master, repo->keys.master, CAIRN_KEY_SIZE);
-	/* New keys are as strong as the one in use (tests init with a cheap KDF). */
+	/* New keys are as strong as the one in use (tests init with a cheap KDF),
+	 * unless a cost is asked for: the way to raise it (FORMAT.md §3.3). */
 	if (r >= 0)
 		r = cairn_repo__write_key(repo->st, repo->cache, &s, pw, pwlen,
-		                          key_log2n_current(repo), label, name_out);
+		                          log2n ? log2n : key_log2n_current(repo), label, name_out);
 	OPENSSL_cleanse(&s, sizeof(s));
 	return r;
 }
 
-int cairn_key_add(cairn_repo *repo, const char *pw, size_t pwlen, const char *label,
+int cairn_key_add(cairn_repo *repo, const char *pw, size_t pwlen, const char *label, int kdf_log2n,
                   char name_out[17])
 {
-	return key_add(repo, CAIRN_KEY_FULL, pw, pwlen, label, name_out);
+	return key_add(repo, CAIRN_KEY_FULL, pw, pwlen, label, kdf_log2n, name_out);
 }
 
 int cairn_key_add_write_only(cairn_repo *repo, const char *pw, size_t pwlen, const char *label,
-                             char name_out[17])
+                             int kdf_log2n, char name_out[17])
 {
-	return key_add(repo, CAIRN_KEY_WRITE_ONLY, pw, pwlen, label, name_out);
+	return key_add(repo, CAIRN_KEY_WRITE_ONLY, pw, pwlen, label, kdf_log2n, name_out);
 }
 
 int cairn_key_remove(cairn_repo *repo, const char *name)
@@ -493,7 +494,7 @@ int cairn_key_remove(cairn_repo *repo, const char *name)
 	return cairn_storage_remove(repo->st, CAIRN_OBJ_KEY, name);
 }
 
-int cairn_key_passwd(cairn_repo *repo, const char *pw, size_t pwlen)
+int cairn_key_passwd(cairn_repo *repo, const char *pw, size_t pwlen, int kdf_log2n)
 {
 	char old[17], name[17];
 	struct names l = { 0 };
@@ -504,7 +505,7 @@ int cairn_key_passwd(cairn_repo *repo, const char *pw, size_t pwlen)
 		return r;
 	snprintf(old, sizeof(old), "%s", repo->key_name);
 	/* Add first, then remove: a crash in between leaves both passwords working. */
-	if ((r = cairn_key_add(repo, pw, pwlen, NULL, name)) < 0)
+	if ((r = cairn_key_add(repo, pw, pwlen, NULL, kdf_log2n, name)) < 0)
 		return r;
 	unlocked(repo, name, CAIRN_KEY_FULL);
 	if (repo->cache)

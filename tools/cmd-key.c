@@ -11,23 +11,27 @@
 static const char usage[] =
         "usage: cairn key list [--json]\n"
         "       cairn key add [--write-only] [--new-password-file F] [--key-label TEXT]\n"
-        "                     [--insecure-password]\n"
+        "                     [--kdf-log2n N] [--insecure-password]\n"
         "       cairn key remove NAME\n"
-        "       cairn key passwd [--new-password-file F] [--insecure-password]\n"
+        "       cairn key passwd [--new-password-file F] [--kdf-log2n N]\n"
+        "                        [--insecure-password]\n"
         "\n"
         "Each key file holds the master key wrapped by one password (a full key), or,\n"
         "with --write-only, only what a host needs to add backups: it cannot read,\n"
         "forget or prune them, not even its own (see cairn(1), FORMAT.md §3.3). The\n"
         "current password opens the repository; the new one comes from\n"
         "--new-password-file or a prompt, and has at least 8 characters unless\n"
-        "--insecure-password is given. add, remove and passwd need a full key.\n";
+        "--insecure-password is given. The new key file's scrypt cost is that of the\n"
+        "key in use unless --kdf-log2n N (10 to 20) sets it. add, remove and passwd\n"
+        "need a full key.\n";
 
-enum { OPT_NEW_PW = OPT_FIRST_COMMAND_OPT, OPT_LABEL, OPT_INSECURE, OPT_WRITE_ONLY };
+enum { OPT_NEW_PW = OPT_FIRST_COMMAND_OPT, OPT_LABEL, OPT_INSECURE, OPT_WRITE_ONLY, OPT_KDF };
 
 struct key_opts {
 	const char *new_file;
 	const char *label;
 	bool json, insecure, write_only;
+	int kdf_log2n; /* 0: the cost of the key in use */
 };
 
 static int handle(int c, const char *arg, void *payload)
@@ -49,6 +53,13 @@ static int handle(int c, const char *arg, void *payload)
 	case OPT_WRITE_ONLY:
 		o->write_only = true;
 		return 0;
+	case OPT_KDF: {
+		long v;
+		int r = cli_parse_int(arg, 10, 20, &v);
+		if (r >= 0)
+			o->kdf_log2n = (int)v;
+		return r;
+	}
 	default:
 		return cairn_err_set(-EINVAL, "unknown option");
 	}
@@ -132,11 +143,11 @@ static int key_change(cairn_repo *repo, const char *sub, const struct key_opts *
 	if (r < 0)
 		return cli_fail(r);
 	if (strcmp(sub, "add") == 0 && o->write_only)
-		r = cairn_key_add_write_only(repo, pw, len, o->label, name);
+		r = cairn_key_add_write_only(repo, pw, len, o->label, o->kdf_log2n, name);
 	else if (strcmp(sub, "add") == 0)
-		r = cairn_key_add(repo, pw, len, o->label, name);
+		r = cairn_key_add(repo, pw, len, o->label, o->kdf_log2n, name);
 	else
-		r = cairn_key_passwd(repo, pw, len);
+		r = cairn_key_passwd(repo, pw, len, o->kdf_log2n);
 	cli_password_free(pw, len);
 	if (r < 0)
 		return cli_fail(r);
@@ -156,6 +167,7 @@ int cmd_key(int argc, char **argv)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "insecure-password", no_argument, NULL, OPT_INSECURE },
 		{ "write-only", no_argument, NULL, OPT_WRITE_ONLY },
+		{ "kdf-log2n", required_argument, NULL, OPT_KDF },
 		{ 0 },
 	};
 	struct key_opts o = { 0 };
@@ -178,6 +190,8 @@ int cmd_key(int argc, char **argv)
 		return cli_usage_error("key %s: unexpected argument '%s'", sub, argv[i]);
 	if (o.write_only && strcmp(sub, "add") != 0)
 		return cli_usage_error("key %s: --write-only is for key add", sub);
+	if (o.kdf_log2n && strcmp(sub, "add") != 0 && strcmp(sub, "passwd") != 0)
+		return cli_usage_error("key %s: --kdf-log2n is for key add and key passwd", sub);
 	ro.read_only = strcmp(sub, "list") == 0;
 	/* Listing the keys reads no backup: a host may see what it holds. */
 	ro.allow_write_only = ro.read_only;

@@ -120,3 +120,17 @@ out_match "$W/list.out" "^  1111111111111111  full        ?  "
 "$CAIRN" -r "$L" key list --json > "$W/list.json" 2> /dev/null || true
 python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); assert len(v) == 5 and sum("unreadable" in k for k in v) == 1, v' "$W/list.json" ||
 	fail "key list --json: $(cat "$W/list.json")"
+
+# ---- the KDF cost of new key files can be raised --------------------------
+R="$W/cost"
+cp -a "$CAIRN_REPO" "$R"
+printf 'stronger secret\n' > "$W/pw4"
+"$CAIRN" -r "$R" key add --kdf-log2n 12 --new-password-file "$W/pw4" --key-label strong > /dev/null
+"$CAIRN" -r "$R" key list | grep "strong" | grep -q "N=2^12" || fail "key add --kdf-log2n 12 ignored"
+"$CAIRN" -r "$R" key passwd --kdf-log2n 13 --new-password-file "$W/pw4" > /dev/null
+"$CAIRN" -r "$R" --password-file "$W/pw4" key list | grep '^\*' | grep -q "N=2^13" ||
+	fail "key passwd --kdf-log2n 13 ignored"
+"$CAIRN" -r "$R" --password-file "$W/pw4" key add --new-password-file "$W/pw" > /dev/null
+"$CAIRN" -r "$R" key list | grep '^\*' | grep -q "N=2^13" || fail "a new key is not as strong as the one in use"
+expect_fail 2 "'21' is not a number from 10 to 20" -- "$CAIRN" -r "$R" key add --kdf-log2n 21
+expect_fail 2 "is for key add and key passwd" -- "$CAIRN" -r "$R" key list --kdf-log2n 12

@@ -117,13 +117,13 @@ static void test_repo__keys(void)
 	snprintf(first, sizeof(first), "%s", keys[0].name);
 	free(keys);
 	CHECK_ERR(cairn_key_remove(repo, first), -EBUSY);
-	CHECK_OK(cairn_key_add(repo, "other", 5, "label", name));
+	CHECK_OK(cairn_key_add(repo, "other", 5, "label", 0, name));
 	cairn_repo_close(repo);
 
 	CHECK_OK(cairn_repo_open(&repo, repo_path, "other", 5, &ro));
 	CHECK_OK(cairn_key_remove(repo, first));
 	CHECK_ERR(cairn_key_remove(repo, name), -EBUSY);
-	CHECK_OK(cairn_key_passwd(repo, "third", 5));
+	CHECK_OK(cairn_key_passwd(repo, "third", 5, 0));
 	cairn_repo_close(repo);
 	repo = NULL;
 	CHECK_ERR(cairn_repo_open(&repo, repo_path, PW, strlen(PW), &ro), -EKEYREJECTED);
@@ -884,8 +884,8 @@ static void test_repo__last_key_tried_first(void)
 	cairn_repo *repo = make_repo(0);
 	struct warnings w = { 0 };
 	char name[17], p[600];
-	CHECK_OK(cairn_key_add(repo, "two", 3, NULL, name));
-	CHECK_OK(cairn_key_add(repo, "three", 5, NULL, name));
+	CHECK_OK(cairn_key_add(repo, "two", 3, NULL, 0, name));
+	CHECK_OK(cairn_key_add(repo, "three", 5, NULL, 0, name));
 	cairn_repo_close(repo);
 	rename_key("two", "0000000000000001");
 	rename_key("three", "0000000000000002");
@@ -989,7 +989,7 @@ static void test_repo__write_only_key(void)
 	int r;
 
 	CHECK(!cairn_repo_write_only(repo));
-	CHECK_OK(cairn_key_add_write_only(repo, "host-pw", 7, "host1", name));
+	CHECK_OK(cairn_key_add_write_only(repo, "host-pw", 7, "host1", 0, name));
 	cairn_repo_close(repo);
 
 	/* refused unless the caller only adds backups, before anything is read */
@@ -1013,9 +1013,9 @@ static void test_repo__write_only_key(void)
 	CHECK_EQ(cairn_repo_has(repo, &data), 1);
 	CHECK_ERR(cairn_repo_get(repo, &data, &b), -EACCES);
 	CHECK_ERR(cairn_repo_get(repo, &tree, &b), -EACCES);
-	CHECK_ERR(cairn_key_add(repo, "x", 1, NULL, name), -EACCES);
-	CHECK_ERR(cairn_key_add_write_only(repo, "x", 1, NULL, name), -EACCES);
-	CHECK_ERR(cairn_key_passwd(repo, "x", 1), -EACCES);
+	CHECK_ERR(cairn_key_add(repo, "x", 1, NULL, 0, name), -EACCES);
+	CHECK_ERR(cairn_key_add_write_only(repo, "x", 1, NULL, 0, name), -EACCES);
+	CHECK_ERR(cairn_key_passwd(repo, "x", 1, 0), -EACCES);
 	/* its own snapshot comes from the host cache */
 	CHECK_OK(cairn_repo_snapshot_list(repo, &list, &n));
 	CHECK_EQ(n, 1);

@@ -187,19 +187,22 @@ struct cairn_key_info {
  * reason in unreadable. Storage errors, -ENOMEM. */
 int cairn_key_list(cairn_repo *repo, struct cairn_key_info **out, size_t *n);
 /* Adds a key file wrapping the master key under password; name_out gets its name.
- * These four need the repository opened with a full key (-EACCES), and the
- * caller holding a CAIRN_LOCK_KEYS lock; the three that change keys refuse
+ * kdf_log2n: the scrypt cost log2(N) of the new key file, 10..20, or 0 for
+ * the cost of the key in use (-EINVAL out of range). These four need the repository opened with a
+ * full key (-EACCES), and the caller holding a CAIRN_LOCK_KEYS lock; the three that change keys
+ * refuse
  * (-EKEYREVOKED) when the storage no longer holds the key in use. */
 int cairn_key_add(cairn_repo *repo, const char *password, size_t pwlen, const char *label,
-                  char name_out[17]);
+                  int kdf_log2n, char name_out[17]);
 /* Adds a write-only key file (FORMAT.md §3.3) under password. */
 int cairn_key_add_write_only(cairn_repo *repo, const char *password, size_t pwlen,
-                             const char *label, char name_out[17]);
+                             const char *label, int kdf_log2n, char name_out[17]);
 /* Removes keys/name. -ENOENT; -EBUSY for the one in use, or when no other full
  * key file that parses would remain. */
 int cairn_key_remove(cairn_repo *repo, const char *name);
-/* Replaces the current key file by one for the new password. */
-int cairn_key_passwd(cairn_repo *repo, const char *password, size_t pwlen);
+/* Replaces the current key file by one for the new password (kdf_log2n as for
+ * cairn_key_add). */
+int cairn_key_passwd(cairn_repo *repo, const char *password, size_t pwlen, int kdf_log2n);
 /* True when the repository was opened with a write-only key. */
 bool cairn_repo_write_only(const cairn_repo *repo);
 
