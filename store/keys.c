@@ -494,8 +494,11 @@ int cairn_key_remove(cairn_repo *repo, const char *name)
 	return cairn_storage_remove(repo->st, CAIRN_OBJ_KEY, name);
 }
 
-int cairn_key_passwd(cairn_repo *repo, const char *pw, size_t pwlen, int kdf_log2n)
+int cairn_key_passwd(cairn_repo *repo, const char *pw, size_t pwlen, const char *label,
+                     int kdf_log2n)
 {
+	_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
+	struct cairn_keyfile k;
 	char old[17], name[17];
 	struct names l = { 0 };
 	int r = key_change_check(repo, &l);
@@ -505,7 +508,10 @@ int cairn_key_passwd(cairn_repo *repo, const char *pw, size_t pwlen, int kdf_log
 		return r;
 	snprintf(old, sizeof(old), "%s", repo->key_name);
 	/* Add first, then remove: a crash in between leaves both passwords working. */
-	if ((r = cairn_key_add(repo, pw, pwlen, NULL, kdf_log2n, name)) < 0)
+	/* The label is how keys are told apart: the new file keeps it. */
+	if (!label && (r = read_key(repo, old, &k, &kf)) < 0)
+		return r;
+	if ((r = cairn_key_add(repo, pw, pwlen, label ? label : k.label, kdf_log2n, name)) < 0)
 		return r;
 	unlocked(repo, name, CAIRN_KEY_FULL);
 	if (repo->cache)

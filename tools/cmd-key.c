@@ -13,15 +13,16 @@ static const char usage[] =
         "       cairn key add [--write-only] [--new-password-file F] [--key-label TEXT]\n"
         "                     [--kdf-log2n N] [--insecure-password]\n"
         "       cairn key remove NAME\n"
-        "       cairn key passwd [--new-password-file F] [--kdf-log2n N]\n"
-        "                        [--insecure-password]\n"
+        "       cairn key passwd [--new-password-file F] [--key-label TEXT]\n"
+        "                        [--kdf-log2n N] [--insecure-password]\n"
         "\n"
         "Each key file holds the master key wrapped by one password (a full key), or,\n"
         "with --write-only, only what a host needs to add backups: it cannot read,\n"
         "forget or prune them, not even its own (see cairn(1), FORMAT.md §3.3). The\n"
         "current password opens the repository; the new one comes from\n"
         "--new-password-file or a prompt, and has at least 8 characters unless\n"
-        "--insecure-password is given. The new key file's scrypt cost is that of the\n"
+        "--insecure-password is given. passwd keeps the key's label unless\n"
+        "--key-label gives another. The new key file's scrypt cost is that of the\n"
         "key in use unless --kdf-log2n N (10 to 20) sets it. add, remove and passwd\n"
         "need a full key.\n";
 
@@ -147,7 +148,7 @@ static int key_change(cairn_repo *repo, const char *sub, const struct key_opts *
 	else if (strcmp(sub, "add") == 0)
 		r = cairn_key_add(repo, pw, len, o->label, o->kdf_log2n, name);
 	else
-		r = cairn_key_passwd(repo, pw, len, o->kdf_log2n);
+		r = cairn_key_passwd(repo, pw, len, o->label, o->kdf_log2n);
 	cli_password_free(pw, len);
 	if (r < 0)
 		return cli_fail(r);
@@ -192,6 +193,8 @@ int cmd_key(int argc, char **argv)
 		return cli_usage_error("key %s: --write-only is for key add", sub);
 	if (o.kdf_log2n && strcmp(sub, "add") != 0 && strcmp(sub, "passwd") != 0)
 		return cli_usage_error("key %s: --kdf-log2n is for key add and key passwd", sub);
+	if (o.label && strcmp(sub, "add") != 0 && strcmp(sub, "passwd") != 0)
+		return cli_usage_error("key %s: --key-label is for key add and key passwd", sub);
 	ro.read_only = strcmp(sub, "list") == 0;
 	/* Listing the keys reads no backup: a host may see what it holds. */
 	ro.allow_write_only = ro.read_only;

@@ -10,7 +10,7 @@ init_repo
 "$CAIRN" backup "$W/src" > /dev/null
 printf 'second secret\n' > "$W/pw2"
 printf 'write-only secret\n' > "$W/pw3"
-"$CAIRN" key add --new-password-file "$W/pw2" > /dev/null
+"$CAIRN" key add --new-password-file "$W/pw2" --key-label "laptop of the admin" > /dev/null
 "$CAIRN" key add --write-only --new-password-file "$W/pw3" > /dev/null
 A=$("$CAIRN" key list | awk '$1=="*"{print $2}')
 B=$("$CAIRN" --password-file "$W/pw2" key list | awk '$1=="*"{print $2}')
@@ -134,3 +134,14 @@ printf 'stronger secret\n' > "$W/pw4"
 "$CAIRN" -r "$R" key list | grep '^\*' | grep -q "N=2^13" || fail "a new key is not as strong as the one in use"
 expect_fail 2 "'21' is not a number from 10 to 20" -- "$CAIRN" -r "$R" key add --kdf-log2n 21
 expect_fail 2 "is for key add and key passwd" -- "$CAIRN" -r "$R" key list --kdf-log2n 12
+
+# ---- key passwd keeps the key's label ------------------------------------
+P="$W/label"
+cp -a "$CAIRN_REPO" "$P"
+"$CAIRN" -r "$P" --password-file "$W/pw2" key passwd --new-password-file "$W/pw4" > /dev/null
+"$CAIRN" -r "$P" --password-file "$W/pw4" key list > "$W/label.out"
+grep '^\*' "$W/label.out" | grep -q "laptop of the admin" || fail "key passwd lost the label: $(cat "$W/label.out")"
+"$CAIRN" -r "$P" --password-file "$W/pw4" key passwd --key-label "in the safe" \
+	--new-password-file "$W/pw2" > /dev/null
+"$CAIRN" -r "$P" --password-file "$W/pw2" key list | grep '^\*' | grep -q "in the safe" ||
+	fail "key passwd --key-label ignored"

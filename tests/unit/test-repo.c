@@ -123,7 +123,7 @@ static void test_repo__keys(void)
 	CHECK_OK(cairn_repo_open(&repo, repo_path, "other", 5, &ro));
 	CHECK_OK(cairn_key_remove(repo, first));
 	CHECK_ERR(cairn_key_remove(repo, name), -EBUSY);
-	CHECK_OK(cairn_key_passwd(repo, "third", 5, 0));
+	CHECK_OK(cairn_key_passwd(repo, "third", 5, NULL, 0));
 	cairn_repo_close(repo);
 	repo = NULL;
 	CHECK_ERR(cairn_repo_open(&repo, repo_path, PW, strlen(PW), &ro), -EKEYREJECTED);
@@ -1015,7 +1015,7 @@ static void test_repo__write_only_key(void)
 	CHECK_ERR(cairn_repo_get(repo, &tree, &b), -EACCES);
 	CHECK_ERR(cairn_key_add(repo, "x", 1, NULL, 0, name), -EACCES);
 	CHECK_ERR(cairn_key_add_write_only(repo, "x", 1, NULL, 0, name), -EACCES);
-	CHECK_ERR(cairn_key_passwd(repo, "x", 1, 0), -EACCES);
+	CHECK_ERR(cairn_key_passwd(repo, "x", 1, NULL, 0), -EACCES);
 	/* its own snapshot comes from the host cache */
 	CHECK_OK(cairn_repo_snapshot_list(repo, &list, &n));
 	CHECK_EQ(n, 1);

@@ -200,9 +200,10 @@ int cairn_key_add_write_only(cairn_repo *repo, const char *password, size_t pwle
 /* Removes keys/name. -ENOENT; -EBUSY for the one in use, or when no other full
  * key file that parses would remain. */
 int cairn_key_remove(cairn_repo *repo, const char *name);
-/* Replaces the current key file by one for the new password (kdf_log2n as for
- * cairn_key_add). */
-int cairn_key_passwd(cairn_repo *repo, const char *password, size_t pwlen, int kdf_log2n);
+/* Replaces the current key file by one for the new password, with label (NULL:
+ * the current key's label kept) and kdf_log2n as for cairn_key_add. */
+int cairn_key_passwd(cairn_repo *repo, const char *password, size_t pwlen, const char *label,
+                     int kdf_log2n);
 /* True when the repository was opened with a write-only key. */
 bool cairn_repo_write_only(const cairn_repo *repo);
 
