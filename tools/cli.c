@@ -437,6 +437,34 @@ static int command_failed(int status)
 	                     WEXITSTATUS(status));
 }
 
+/* Past a full buffer: read and drop the rest of the output, up to a bound,
+ * so that a command that writes more after its password line (a password
+ * manager's notes) ends normally rather than by SIGPIPE. */
+#define DRAIN_MAX (1 << 20)
+static int drain_output(int fd, double deadline)
+{
+	char junk[4096];
+	int r = 0;
+	for (size_t total = 0; r == 0 && total < DRAIN_MAX;) {
+		size_t n = 0;
+		r = read_output(fd, junk, sizeof(junk), &n, deadline);
+		if (n < sizeof(junk))
+			break; /* end of file */
+		total += n;
+	}
+	OPENSSL_cleanse(junk, sizeof(junk));
+	return r;
+}
+
+/* Killed by SIGPIPE (or a shell's 128 + SIGPIPE for its child) once the whole
+ * first line was read: the command wrote past what cairn reads. */
+static bool sigpipe_after_line(int status, const char *buf, size_t n)
+{
+	bool pipe = (WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE) ||
+	            (WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGPIPE);
+	return pipe && memchr(buf, '\n', n) != NULL;
+}
+
 static int password_from_command(const char *cmd, char **out, size_t *len)
 {
 	char buf[PASSWORD_MAX];
@@ -449,7 +477,9 @@ static int password_from_command(const char *cmd, char **out, size_t *len)
 		return r;
 	double deadline = limit ? mono_now() + (double)limit : 0;
 	r = read_output(fd, buf, sizeof(buf), &n, deadline);
-	close(fd); /* a command that writes on gets SIGPIPE */
+	if (r == 0 && n == sizeof(buf))
+		r = drain_output(fd, deadline);
+	close(fd); /* a command that writes on past the bound gets SIGPIPE */
 	if (r == 0)
 		r = wait_exit(pid, &status, deadline);
 	if (r == -ETIMEDOUT) {
@@ -460,7 +490,7 @@ static int password_from_command(const char *cmd, char **out, size_t *len)
 		                  "password command gave no password within %ld s: killed (set "
 		                  "CAIRN_PASSWORD_COMMAND_TIMEOUT for a longer limit)",
 		                  limit);
-	} else if (r == 0 && status != 0) {
+	} else if (r == 0 && status != 0 && !sigpipe_after_line(status, buf, n)) {
 		r = command_failed(status);
 	}
 	if (r == 0)

@@ -79,6 +79,13 @@ CAIRN_PASSWORD_COMMAND_TIMEOUT=1 expect_fail 1 "password command gave no passwor
 [ "$(grep -c . "$W/err")" = 1 ] || fail "not one line: $(cat "$W/err")"
 expect_fail 1 "password command killed by SIGTERM" -- \
 	env -u CAIRN_PASSWORD_FILE "$CAIRN" --password-command 'kill -TERM $$' cat config
+# A command that writes more after its password line (beyond what cairn reads,
+# and beyond what it drains) is not failed for the SIGPIPE that follows.
+env -u CAIRN_PASSWORD_FILE "$CAIRN" --password-command \
+	"cat '$W/pw'; head -c 100000 /dev/zero | tr '\\0' x; echo" cat config > /dev/null ||
+	fail "a password command with more output failed"
+env -u CAIRN_PASSWORD_FILE "$CAIRN" --password-command "cat '$W/pw'; yes" cat config > /dev/null ||
+	fail "a password command writing on and on failed"
 # No password source and no terminal: a clear error, not a hang.
 expect_fail 1 "no password given" -- env -u CAIRN_PASSWORD_FILE setsid "$CAIRN" cat config </dev/null
 after=$(cd "$CAIRN_REPO" && find . -type f -newer "$W/pw" | sort | xargs -r sha256sum)
