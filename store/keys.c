@@ -154,6 +154,18 @@ static int confirm_cached(cairn_repo *repo, const char *name, const struct cairn
 	return -ESTALE;
 }
 
+/* A cached key file that did not open (error r) may be a download damaged
+ * on the wire rather than another password's: one HEAD tells, and a copy that
+ * differs from the storage's is dropped for a fresh read. r's message stays. */
+static bool damaged_copy(cairn_repo *repo, const char *name, const struct cairn_buf *kf, int r)
+{
+	char why[512];
+	snprintf(why, sizeof(why), "%s", cairn_err_msg());
+	int c = confirm_cached(repo, name, kf);
+	cairn_err_set(r, "%s", why);
+	return c == -ESTALE;
+}
+
 /* Try one key file: 0 unlocked, -EKEYREJECTED another password's, other < 0
  * unreadable (corrupt, or refused for its cost with a warning), or removed
  * from the storage (-EKEYREVOKED). unlisted: name does not come from a listing
@@ -163,8 +175,8 @@ static int try_key(cairn_repo *repo, const char *name, const char *pw, size_t pw
 {
 	_cleanup_buf_ struct cairn_buf kf = CAIRN_BUF_INIT;
 	struct cairn_keyfile k;
-	bool cached = unlisted && repo->cache && !repo->offline &&
-	              cairn_cache__has(repo->cache, CAIRN_OBJ_KEY, name);
+	bool cached =
+	        repo->cache && !repo->offline && cairn_cache__has(repo->cache, CAIRN_OBJ_KEY, name);
 	int r = read_key(repo, name, &k, &kf);
 
 	if (r >= 0 && cairn_keyfile__too_costly(&k)) {
@@ -182,8 +194,10 @@ static int try_key(cairn_repo *repo, const char *name, const char *pw, size_t pw
 	if (r >= 0 && (r = cairn_keyfile__unwrap_secret(kf.data, kf.len, pw, pwlen, out)) < 0 &&
 	    r != -EKEYREJECTED)
 		r = key_err(r, name);
-	if (r >= 0 && cached && (r = confirm_cached(repo, name, &kf)) < 0)
+	if (r >= 0 && cached && unlisted && (r = confirm_cached(repo, name, &kf)) < 0)
 		OPENSSL_cleanse(out, sizeof(*out));
+	if (r < 0 && r != -ESTALE && cached && kf.len && damaged_copy(repo, name, &kf, r))
+		r = -ESTALE;
 	if (r == -ESTALE)
 		return try_key(repo, name, pw, pwlen, out, false);
 	if (r < 0 && r != -EKEYREJECTED)

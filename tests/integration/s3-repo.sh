@@ -356,5 +356,17 @@ expect_fail 1 "wrong password" -- kx key remove "$kb"
 "${AWS[@]}" s3 ls "$KR/keys/" | grep -q "$kb" || fail "the last full key was removed"
 ky snapshots > /dev/null
 ky check > "$O/ky-check" 2>&1 || fail "check: $(cat "$O/ky-check")"
+# A key file damaged on its way into the cache (one flipped bit) is not taken
+# for another password's: the copy differs from the bucket's, so it is read
+# again, and the open works (it said "wrong password" for good).
+kc=$(find "$W/cache-ky" -path "*/keys/$kb" -type f)
+[ -n "$kc" ] || fail "no cached key file $kb in $(find "$W/cache-ky" -path '*keys*')"
+flip_byte "$kc" 60
+for h in "" h; do # through the hint, then through the listing
+	ky snapshots > "$O/ky-snap" 2>&1 || fail "a damaged cached key file (hint '$h'): $(cat "$O/ky-snap")"
+	cmp -s "$kc" <("${AWS[@]}" s3 cp "$KR/keys/$kb" -) || fail "the damaged cached key file stays"
+	flip_byte "$kc" 60
+	rm -f "$(dirname "$(dirname "$kc")")"/index/last-key*
+done
 "$CAIRN" check --read-data > "$O/check" 2>&1 || fail "final check: $(cat "$O/check")"
 echo ok
