@@ -3,6 +3,7 @@
 #include "policy.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,18 +111,78 @@ static int64_t bucket(int b, int64_t time_ns, size_t idx)
 	}
 }
 
+/* The local time tm as a time_t, or -1 if no moment has that wall time and DST
+ * flag. */
+static time_t local_exact(const struct tm *tm, int isdst)
+{
+	struct tm in = *tm, back;
+	in.tm_isdst = isdst;
+	time_t t = mktime(&in);
+	if (t == (time_t)-1 || !localtime_r(&t, &back))
+		return (time_t)-1;
+	if (back.tm_year != tm->tm_year || back.tm_mon != tm->tm_mon ||
+	    back.tm_mday != tm->tm_mday || back.tm_hour != tm->tm_hour ||
+	    back.tm_min != tm->tm_min || back.tm_sec != tm->tm_sec)
+		return (time_t)-1;
+	return t;
+}
+
+/* The wall time of t, counted in seconds like a time_t in UTC. */
+static int64_t wall(time_t t)
+{
+	struct tm tm;
+	return localtime_r(&t, &tm) ? (int64_t)timegm(&tm) : INT64_MIN;
+}
+
+/* The earliest moment whose local wall time is tm (normalised) or later. A
+ * wall time that occurs twice (the hour a fall-back repeats) gives the first
+ * one; a wall time in a spring-forward gap gives the moment of the jump. */
+static int64_t local_earliest(struct tm tm)
+{
+	/* Normalise the fields (31 February, day 0) as calendar arithmetic:
+	 * mktime would also move a wall time out of a gap. */
+	int64_t want = (int64_t)timegm(&tm);
+	struct tm guess = tm;
+	guess.tm_isdst = -1;
+	time_t norm = mktime(&guess);
+	if (norm == (time_t)-1)
+		return INT64_MIN;
+	time_t a = local_exact(&tm, 0), b = local_exact(&tm, 1);
+	if (a != (time_t)-1 && b != (time_t)-1)
+		return (int64_t)(a < b ? a : b);
+	if (a != (time_t)-1 || b != (time_t)-1)
+		return (int64_t)(a != (time_t)-1 ? a : b);
+	/* In a gap: search the jump near it, where the wall time rises steadily. */
+	int64_t lo = (int64_t)norm - 26 * 3600, hi = (int64_t)norm + 26 * 3600;
+	while (lo < hi) {
+		int64_t mid = lo + (hi - lo) / 2;
+		if (wall((time_t)mid) >= want)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+/* now minus d: years, months and days on the local calendar (a day is 23, 24 or
+ * 25 hours), hours as real hours. Always before now. */
 static int64_t within_cutoff(const struct policy_duration *d, int64_t now)
 {
 	time_t t = (time_t)now;
 	struct tm tm;
-	if (!localtime_r(&t, &tm))
-		return now;
-	tm.tm_year -= d->years;
-	tm.tm_mon -= d->months;
-	tm.tm_mday -= d->days;
-	tm.tm_hour -= d->hours;
-	tm.tm_isdst = -1; /* mktime normalises the fields and finds DST itself */
-	return (int64_t)mktime(&tm);
+	int64_t day = now;
+	if (d->years || d->months || d->days) {
+		if (!localtime_r(&t, &tm))
+			return INT64_MIN;
+		tm.tm_year -= d->years;
+		tm.tm_mon -= d->months;
+		tm.tm_mday -= d->days;
+		day = local_earliest(tm);
+		if (day == INT64_MIN)
+			return INT64_MIN;
+	}
+	int64_t cutoff = day - (int64_t)d->hours * 3600;
+	return cutoff < now ? cutoff : now - 1;
 }
 
 static bool has_tag(const struct policy *p, const struct policy_item *it)

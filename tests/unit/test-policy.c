@@ -151,6 +151,60 @@ static void test_policy__within_month_end(void)
 	expect_policy(&p, t, e, ARRAY_SIZE(t), at("2024-03-31 00:00"));
 }
 
+static void use_tz(const char *tz)
+{
+	setenv("TZ", tz, 1);
+	tzset();
+}
+
+/* Europe/Berlin, times given in UTC. On 2026-03-29 01:00 UTC the clocks jump
+ * from 02:00 CET to 03:00 CEST; on 2026-10-25 01:00 UTC they go back from
+ * 03:00 CEST to 02:00 CET. Hours are real hours, days calendar days. */
+static void test_policy__within_dst(void)
+{
+	struct policy p = { .has_within = true };
+	use_tz("Europe/Berlin");
+
+	/* 03:30 CEST minus 1h is 02:30 CEST: wall time 01:30 never existed. */
+	static const char *const gap[] = { "2026-03-29 01:20", "2026-03-29 01:00",
+		                           "2026-03-29 00:30", "2026-03-29 00:29" };
+	static const unsigned e_gap[] = { POLICY_WITHIN, POLICY_WITHIN, POLICY_WITHIN, 0 };
+	CHECK_OK(policy_parse_duration("1h", &p.within));
+	expect_policy(&p, gap, e_gap, ARRAY_SIZE(gap), at("2026-03-29 01:30"));
+
+	/* 12:00 CEST minus 12h: 12 real hours, 23:00 CET the day before. */
+	static const char *const half[] = { "2026-03-28 22:00", "2026-03-28 21:59" };
+	static const unsigned e_half[] = { POLICY_WITHIN, 0 };
+	CHECK_OK(policy_parse_duration("12h", &p.within));
+	expect_policy(&p, half, e_half, ARRAY_SIZE(half), at("2026-03-29 10:00"));
+
+	/* 2026-03-30 02:30 CEST minus 1d is 03-29 02:30, in the gap: from the jump. */
+	static const char *const day[] = { "2026-03-29 01:00", "2026-03-29 00:59" };
+	static const unsigned e_day[] = { POLICY_WITHIN, 0 };
+	CHECK_OK(policy_parse_duration("1d", &p.within));
+	expect_policy(&p, day, e_day, ARRAY_SIZE(day), at("2026-03-30 00:30"));
+
+	/* 02:10 CET minus 1h is 02:10 CEST, the first 02:10 of the fall-back. */
+	static const char *const back[] = { "2026-10-25 00:10", "2026-10-25 00:09" };
+	static const unsigned e_back[] = { POLICY_WITHIN, 0 };
+	CHECK_OK(policy_parse_duration("1h", &p.within));
+	expect_policy(&p, back, e_back, ARRAY_SIZE(back), at("2026-10-25 01:10"));
+
+	/* 2026-10-26 02:30 CET minus 1d is 10-25 02:30, which occurs twice: the
+	 * first (CEST, 00:30 UTC), a day of 25 hours. */
+	static const char *const twice[] = { "2026-10-25 00:30", "2026-10-25 00:29" };
+	static const unsigned e_twice[] = { POLICY_WITHIN, 0 };
+	CHECK_OK(policy_parse_duration("1d", &p.within));
+	expect_policy(&p, twice, e_twice, ARRAY_SIZE(twice), at("2026-10-26 01:30"));
+
+	/* A plain day: 2026-06-10 12:00 CEST minus 1d2h is 06-09 10:00 CEST. */
+	static const char *const plain[] = { "2026-06-09 08:00", "2026-06-09 07:59" };
+	static const unsigned e_plain[] = { POLICY_WITHIN, 0 };
+	CHECK_OK(policy_parse_duration("1d2h", &p.within));
+	expect_policy(&p, plain, e_plain, ARRAY_SIZE(plain), at("2026-06-10 10:00"));
+	use_tz("UTC");
+}
+
 static void test_policy__tags(void)
 {
 	static char *keep_tags[] = { (char *)"keep", (char *)"other" };
@@ -279,6 +333,7 @@ int main(void)
 	RUN(test_policy__unlimited);
 	RUN(test_policy__within);
 	RUN(test_policy__within_month_end);
+	RUN(test_policy__within_dst);
 	RUN(test_policy__tags);
 	RUN(test_policy__tag_groups);
 	RUN(test_policy__empty);
