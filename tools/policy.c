@@ -86,7 +86,8 @@ static int64_t seconds(int64_t ns)
 }
 
 /* The period of rule b a snapshot falls in, in local time; "last" gives each
- * snapshot its own. */
+ * snapshot its own. An hour is a real hour (its start in local time), so that
+ * the hour a fall-back repeats counts twice. */
 static int64_t bucket(int b, int64_t time_ns, size_t idx)
 {
 	time_t t = (time_t)seconds(time_ns);
@@ -97,8 +98,10 @@ static int64_t bucket(int b, int64_t time_ns, size_t idx)
 		return (int64_t)idx;
 	int64_t y = tm.tm_year + 1900, m = tm.tm_mon + 1;
 	switch (b) {
-	case 1:
-		return ((y * 100 + m) * 100 + tm.tm_mday) * 100 + tm.tm_hour;
+	case 1: { /* the moment the local hour began: a fall-back's two 02:00 are two */
+		int64_t local = (int64_t)t + tm.tm_gmtoff, into = local % 3600;
+		return (int64_t)t - (into < 0 ? into + 3600 : into);
+	}
 	case 2:
 		return (y * 100 + m) * 100 + tm.tm_mday;
 	case 3: /* ISO 8601 week: its year can differ from the calendar year */

@@ -56,10 +56,10 @@ struct policy_item {
  * Apply p to the snapshots of one group, sorted newest first (restic's rules).
  * A counted rule walks from the newest snapshot and keeps the newest one of each
  * distinct period (local time: hour, day, ISO week, month, year; "last": every
- * snapshot) until it has kept its count of periods. --keep-within keeps every
- * snapshot at or after now minus the duration (years, months and days on the
- * local calendar, hours as real hours; always before now). now is Unix seconds, explicit so that
- * tests use a fixed clock. Returns the number kept.
+ * snapshot; the hour a fall-back repeats is two hours) until it has kept its count of periods.
+ * --keep-within keeps every snapshot at or after now minus the duration (years, months and days on
+ * the local calendar, hours as real hours; always before now). now is Unix seconds, explicit so
+ * that tests use a fixed clock. Returns the number kept.
  */
 size_t policy_apply(const struct policy *p, struct policy_item *items, size_t n, int64_t now);
 /* "last, daily, tag" into buf (empty for 0). */

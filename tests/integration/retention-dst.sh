@@ -46,3 +46,14 @@ forget_at "$W/spring" '2026-03-30 02:50:00' --keep-within 1d > "$W/out"
 TZ=Europe/Berlin faketime '2026-03-29 03:30:00' "$CAIRN" -r "$W/spring" forget --keep-within 1h \
 	--group-by '' > "$W/out"
 grep -q "removed 1 snapshot, kept 3" "$W/out" || fail "forget --keep-within 1h: $(cat "$W/out")"
+
+# ---- --keep-hourly across the fall-back ------------------------------------
+# 2027-10-31: 03:00 CEST is 02:00 CET again (01:00 UTC). Snapshots at 02:10 and
+# 02:40 CEST, then 02:10 and 02:40 CET: two hours, the newest of each kept.
+"$CAIRN" -r "$W/autumn" init --kdf-log2n 10 > /dev/null
+backup_at "$W/autumn" '2027-10-31 00:10:00' '2027-10-31 00:40:00' '2027-10-31 01:10:00' \
+	'2027-10-31 01:40:00'
+forget_at "$W/autumn" '2027-10-31 03:00:00' --keep-hourly 24 > "$W/out"
+[ "$(kept < "$W/out")" = 2 ] || fail "--keep-hourly over the fall-back: $(cat "$W/out")"
+grep -q '"time":"2027-10-31T02:40:00[.0-9]*+02:00",.*"action":"keep"' "$W/out" ||
+	fail "--keep-hourly: the CEST hour's newest is not kept: $(cat "$W/out")"

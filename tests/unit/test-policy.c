@@ -205,6 +205,27 @@ static void test_policy__within_dst(void)
 	use_tz("UTC");
 }
 
+/* 2027-10-31 in Europe/Berlin: 02:00-03:00 comes twice, CEST (00:00-01:00 UTC)
+ * then CET (01:00-02:00 UTC): two hours, each with its newest kept. Days stay
+ * calendar days: all four are one day. */
+static void test_policy__hourly_fall_back(void)
+{
+	static const char *const t[] = { "2027-10-31 01:40", "2027-10-31 01:10", "2027-10-31 00:40",
+		                         "2027-10-31 00:10" };
+	static const unsigned e[] = { POLICY_HOURLY | POLICY_DAILY, 0, POLICY_HOURLY, 0 };
+	struct policy p = { .keep = { [1] = 24, [2] = 7 } };
+	use_tz("Europe/Berlin");
+	expect_policy(&p, t, e, ARRAY_SIZE(t), at("2027-10-31 02:00"));
+	/* Kolkata is UTC+05:30: its hours start at :30 UTC (07:10, 06:40, 06:10, 05:40). */
+	static const char *const k[] = { "2027-10-31 01:40", "2027-10-31 01:10", "2027-10-31 00:40",
+		                         "2027-10-31 00:10" };
+	static const unsigned ek[] = { POLICY_HOURLY, POLICY_HOURLY, 0, POLICY_HOURLY };
+	struct policy q = { .keep = { [1] = 24 } };
+	use_tz("Asia/Kolkata");
+	expect_policy(&q, k, ek, ARRAY_SIZE(k), at("2027-10-31 02:00"));
+	use_tz("UTC");
+}
+
 static void test_policy__tags(void)
 {
 	static char *keep_tags[] = { (char *)"keep", (char *)"other" };
@@ -334,6 +355,7 @@ int main(void)
 	RUN(test_policy__within);
 	RUN(test_policy__within_month_end);
 	RUN(test_policy__within_dst);
+	RUN(test_policy__hourly_fall_back);
 	RUN(test_policy__tags);
 	RUN(test_policy__tag_groups);
 	RUN(test_policy__empty);
