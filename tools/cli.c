@@ -37,6 +37,18 @@ int cli_usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+int cli_check_snapshot_path(const char *cmd, const char *path)
+{
+	char cwd[PATH_MAX];
+	if (path[0] == '/')
+		return 0;
+	if (!getcwd(cwd, sizeof(cwd)))
+		snprintf(cwd, sizeof(cwd), "$PWD");
+	return cli_usage_error("%s: PATH must be absolute (a path inside the snapshot, e.g. "
+	                       "%s%s%s)",
+	                       cmd, strcmp(cwd, "/") == 0 ? "" : cwd, "/", *path ? path : "b");
+}
+
 int cli_fail(int r)
 {
 	cairn_log_f(CAIRN_LOG_ERR, CAIRN_FIELDS(LOG_STR("code", cairn_errno_name(r))), "%s",

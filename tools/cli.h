@@ -75,6 +75,10 @@ int cli_parse(int argc, char **argv, const char *shortopts, const struct option 
 /* Log a usage error at error level ("cairn: <msg>", or a JSON line with fields
  * code "usage" and exit_code 2) and return EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* 0 when path, a PATH inside a snapshot given to command cmd, is absolute;
+ * otherwise a usage error naming the absolute path it likely meant, and
+ * EXIT_USAGE. A relative PATH would be taken from the snapshot's root. */
+int cli_check_snapshot_path(const char *cmd, const char *path);
 /* Log cairn_err_msg() at error level (JSON field code: the errno name of r) and
  * return EXIT_ERROR (EXIT_USAGE for -EDESTADDRREQ). */
 int cli_fail(int r);

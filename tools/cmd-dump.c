@@ -119,6 +119,8 @@ static int dump_main(struct snapsel *sel, int argc, char **argv)
 		return CLI_PARSE_EXIT(i);
 	if (argc - i != 2)
 		return cli_usage_error("dump: give a snapshot and a path in it");
+	if (cli_check_snapshot_path("dump", argv[i + 1]) != 0)
+		return EXIT_USAGE;
 	int r = cli_open_repo(&repo, &ro);
 	if (r >= 0)
 		r = dump(repo, sel, argv[i], argv[i + 1], &partial);

@@ -293,6 +293,8 @@ static int ls_main(struct ls *ls, int argc, char **argv)
 		return cli_usage_error("ls: say which snapshot to list (an ID or 'latest')");
 	if (argc - i > 2)
 		return cli_usage_error("ls: unexpected argument '%s'", argv[i + 2]);
+	if (i + 1 < argc && cli_check_snapshot_path("ls", argv[i + 1]) != 0)
+		return EXIT_USAGE;
 	int r = cli_open_repo(&repo, &ro);
 	ls->repo = repo;
 	if (r >= 0)

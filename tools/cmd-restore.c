@@ -15,7 +15,8 @@ static const char usage[] =
         "\n"
         "Restores snapshot SNAP (an ID prefix or 'latest') into DIR, keeping the\n"
         "absolute layout of the backup: /home/me/docs comes back as DIR/home/me/docs.\n"
-        "PATH restores only that file or directory of the snapshot (default '/').\n"
+        "PATH (an absolute path inside the snapshot, default '/') restores only that\n"
+        "file or directory.\n"
         "The directories leading to it (or to what --include chooses) that are in\n"
         "DIR already are left as they are; those missing are made with the metadata\n"
         "the snapshot records.\n"
@@ -262,6 +263,8 @@ static int restore_main(struct restore_args *a, int argc, char **argv)
 		        "restore: say which snapshot to restore (an ID or 'latest')");
 	if (argc - i > 2)
 		return cli_usage_error("restore: unexpected argument '%s'", argv[i + 2]);
+	if (i + 1 < argc && cli_check_snapshot_path("restore", argv[i + 1]) != 0)
+		return EXIT_USAGE;
 	if (!a->target || !*a->target)
 		return cli_usage_error("restore: say where to restore to with --target DIR");
 	if (a->dry_run && a->verify)

@@ -63,6 +63,17 @@ expect_fail 1 "no snapshot matches paths '$SRC/x'" -- \
 [ "$(cat "$W/t2$SRC/home/me/doc.txt")" = v2 ] || fail "restore --path"
 [ ! -e "$W/t2$SRC/etc" ] || fail "restore --path: took S1"
 
+# A PATH inside the snapshot is absolute: a relative one was taken from the
+# snapshot's root ('.' meant everything), unlike --path, which takes the cwd.
+for p in . home/me "$(basename "$SRC")" ''; do
+	(cd "$SRC" && expect_fail 2 "PATH must be absolute" -- "$CAIRN" ls latest "$p")
+	(cd "$SRC" && expect_fail 2 "PATH must be absolute" -- "$CAIRN" dump latest "$p")
+	(cd "$SRC" && expect_fail 2 "PATH must be absolute" -- \
+		"$CAIRN" restore -n -t "$W/rel" latest "$p")
+done
+[ ! -e "$W/rel" ] || fail "restore with a relative PATH made its target"
+(cd "$SRC" && expect_fail 2 "e.g. $SRC/home" -- "$CAIRN" restore -t "$W/rel" latest home)
+
 # ---- diff and find ---------------------------------------------------------
 "$CAIRN" diff --path "$SRC/home" "$S1" latest > "$W/diff"
 grep -q "^M  *$SRC/home/me/doc.txt" "$W/diff" || fail "diff --path: $(cat "$W/diff")"
