@@ -787,15 +787,13 @@ static int tags_push(struct cli_tags *t, char *tag)
 
 int cli_tags_add(struct cli_tags *t, const char *arg)
 {
-	for (const char *p = arg; *arg;) {
-		size_t k = strcspn(p, ",");
-		char *tag = strndup(p, k);
+	for (const char *p = *arg ? arg : NULL; p;) {
+		size_t k;
+		const char *s = cli_tag_item(p, &k, &p);
+		char *tag = strndup(s, k);
 		int r = tag ? tags_push(t, tag) : cairn_err_set(-ENOMEM, "out of memory");
 		if (r < 0)
 			return r;
-		if (!p[k])
-			break;
-		p += k + 1;
 	}
 	return 0;
 }

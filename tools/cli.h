@@ -8,6 +8,7 @@
 #include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cairn/store.h"
 
@@ -163,15 +164,34 @@ int cli_parse_int(const char *s, long min, long max, long *out);
  * would be shown escaped ever after). -EINVAL naming what. */
 int cli_check_label(const char *what, const char *s, size_t max);
 
+/* The item of a TAG[,TAG...] list that starts at p, without the spaces around
+ * it ("a, b" is "a" and "b"; a tab stays, to be refused as a control
+ * character): its start, its length in *len, and in *next the start of the
+ * next item, or NULL after the last. */
+static inline const char *cli_tag_item(const char *p, size_t *len, const char **next)
+{
+	size_t k = strcspn(p, ",");
+	*next = p[k] ? p + k + 1 : NULL;
+	while (k > 0 && *p == ' ') {
+		p++;
+		k--;
+	}
+	while (k > 0 && p[k - 1] == ' ')
+		k--;
+	*len = k;
+	return p;
+}
+
 /* Tags given on the command line: copies, each once. */
 struct cli_tags {
 	char **v;
 	size_t n;
 };
-/* Add the tags of arg, restic's TAG[,TAG...] ("a,b" is two tags), skipping those
- * t already has; "" adds none. Each is checked as cli_check_label("a tag", tag,
- * 1024) does, so "a,,b" is refused. -EINVAL (message set), -ENOMEM; on failure
- * the tags before the bad one may have been added. */
+/* Add the tags of arg, restic's TAG[,TAG...] ("a,b" is two tags, blanks around
+ * each left out: cli_tag_item), skipping those t already has; "" adds none.
+ * Each is checked as cli_check_label("a tag", tag, 1024) does, so "a,,b" is
+ * refused. -EINVAL (message set), -ENOMEM; on failure the tags before the bad
+ * one may have been added. */
 int cli_tags_add(struct cli_tags *t, const char *arg);
 bool cli_tags_has(const struct cli_tags *t, const char *tag);
 void cli_tags_release(struct cli_tags *t);

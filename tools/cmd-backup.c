@@ -32,7 +32,7 @@ static const char usage[] =
         "this host keeps in its cache directory (--cache-dir).\n"
         "\n"
         "  --tag TAG[,TAG...]     tag the snapshot with these tags (repeatable; each 1\n"
-        "                         to 1024 bytes)\n"
+        "                         to 1024 bytes, blanks around it left out)\n"
         "  --host NAME            hostname to record (default: this host; 1 to 255\n"
         "                         bytes); neither may hold control characters\n"
         "  --files-from FILE      back up the paths listed in FILE too (- for stdin):\n"

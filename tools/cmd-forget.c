@@ -67,7 +67,7 @@ enum {
 
 struct forget_args {
 	struct policy policy;
-	const char **tags; /* policy.tags */
+	char **tags; /* policy.tags, owned */
 	unsigned group_by;
 	const char *group_of; /* --group-of: judge only this snapshot's group */
 	struct snapsel sel;
@@ -76,15 +76,27 @@ struct forget_args {
 	unsigned wait;
 };
 
-static int add_tag(struct forget_args *a, const char *tag)
+static int add_tag(struct forget_args *a, const char *arg)
 {
-	const char **v = realloc(a->tags, (a->policy.ntags + 1) * sizeof(*v));
+	_cleanup_free_ char *group = NULL;
+	int r = snapsel_tag_group(arg, &group);
+	if (r < 0)
+		return r;
+	char **v = realloc(a->tags, (a->policy.ntags + 1) * sizeof(*v));
 	if (!v)
 		return cairn_err_set(-ENOMEM, "out of memory");
-	v[a->policy.ntags++] = tag;
+	v[a->policy.ntags++] = TAKE_PTR(group);
 	a->tags = v;
-	a->policy.tags = v;
+	a->policy.tags = (const char *const *)v;
 	return 0;
+}
+
+static void forget_args_release(struct forget_args *a)
+{
+	for (size_t i = 0; i < a->policy.ntags; i++)
+		free(a->tags[i]);
+	free(a->tags);
+	snapsel_release(&a->sel);
 }
 
 static int handle(int c, const char *arg, void *payload)
@@ -441,8 +453,7 @@ int cmd_forget(int argc, char **argv)
 	int i = cli_parse(argc, argv, "n", longopts, usage, handle, &a);
 	int r = i < 0 ? CLI_PARSE_EXIT(i) : check_usage(&a, argc - i);
 	if (i < 0 || r != 0) {
-		free(a.tags);
-		snapsel_release(&a.sel);
+		forget_args_release(&a);
 		return r;
 	}
 	r = cli_open_repo(&repo, &ro);
@@ -457,7 +468,6 @@ int cmd_forget(int argc, char **argv)
 		interrupt_catch("forget");
 		r = interrupt_result(forget(repo, &a, argv + i, (size_t)(argc - i), lock));
 	}
-	free(a.tags);
-	snapsel_release(&a.sel);
+	forget_args_release(&a);
 	return r < 0 ? cli_fail(r) : 0;
 }

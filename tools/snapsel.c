@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "cli.h"
 
 void snapsel_init(struct snapsel *s)
 {
@@ -79,6 +80,25 @@ int snapsel_clean_path(const char *path, char **out)
 	return 0;
 }
 
+int snapsel_tag_group(const char *arg, char **out)
+{
+	_cleanup_free_ char *buf = malloc(strlen(arg) + 1);
+	size_t n = 0;
+	if (!buf)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	for (const char *p = *arg ? arg : NULL; p;) {
+		size_t k;
+		const char *t = cli_tag_item(p, &k, &p);
+		memcpy(buf + n, t, k);
+		n += k;
+		if (p)
+			buf[n++] = ',';
+	}
+	buf[n] = '\0';
+	*out = TAKE_PTR(buf);
+	return 0;
+}
+
 int snapsel_opt(struct snapsel *s, int c, const char *arg)
 {
 	char *p = NULL;
@@ -87,7 +107,9 @@ int snapsel_opt(struct snapsel *s, int c, const char *arg)
 	case OPT_SNAPSEL_HOST:
 		return push(&s->hosts, &s->nhosts, strdup(arg));
 	case OPT_SNAPSEL_TAG:
-		return push(&s->tags, &s->ntags, strdup(arg));
+		if ((r = snapsel_tag_group(arg, &p)) < 0)
+			return r;
+		return push(&s->tags, &s->ntags, p);
 	case OPT_SNAPSEL_PATH:
 		if ((r = snapsel_clean_path(arg, &p)) < 0)
 			return r;

@@ -14,8 +14,9 @@
  *   --host H   (repeatable) the snapshot's host is one of them;
  *   --path P   (repeatable) the snapshot's paths include every one of them
  *              (P made absolute and cleaned lexically: "/home/me/" is "/home/me");
- *   --tag a,b  the snapshot has both a and b; repeated, any of the groups
- *              matches; an empty group (--tag '') matches snapshots without tags.
+ *   --tag a,b  the snapshot has both a and b (blanks around each left out);
+ *              repeated, any of the groups matches; an empty group (--tag '')
+ *              matches snapshots without tags.
  * They choose which snapshots a command looks at, and what "latest" means: the
  * newest snapshot they match. A snapshot named by ID is taken whatever they say.
  * The caller embeds it: snapsel_init / snapsel_release. Strings are copied.
@@ -53,6 +54,9 @@ void snapsel_release(struct snapsel *s);
  * -EINVAL a bad value (message set), -ENOMEM. */
 int snapsel_opt(struct snapsel *s, int c, const char *arg);
 bool snapsel_empty(const struct snapsel *s);
+/* arg, a TAG[,TAG...] group, without the blanks around each tag ("a, b" is
+ * "a,b"; cli_tag_item). Caller frees *out. -ENOMEM. */
+int snapsel_tag_group(const char *arg, char **out);
 /* Whether tags (n of them) hold every tag of group, restic's "a,b"; the group ""
  * is matched by no tags at all. */
 bool snapsel_has_tags(char *const *tags, size_t n, const char *group);

@@ -115,4 +115,22 @@ grep -q '"action":"keep".*"reasons":\["tag"\]' "$W/forget" || fail "--keep-tag x
 "$CAIRN" forget -n --json --host h4 --keep-tag x,nope > "$W/forget"
 grep -q '"action":"remove"' "$W/forget" && ! grep -q '"action":"keep"' "$W/forget" ||
 	fail "--keep-tag x,nope: $(cat "$W/forget")"
+
+# Blanks around each tag of a list are left out, as "a, b" is written: in
+# backup --tag, tag --add/--remove/--set, the --tag filter and --keep-tag.
+"$CAIRN" backup --host h5 --tag 'b1, b2 ' "$SRC/etc/ssh" > /dev/null
+"$CAIRN" tag --host h5 --add ' b3 ,b4' latest > /dev/null
+"$CAIRN" tag --host h5 --remove 'b4 ' latest > /dev/null
+tags=$("$CAIRN" snapshots --json --host h5 | python3 -c '
+import json, sys
+print(",".join(json.load(sys.stdin)[0]["tags"]))')
+[ "$tags" = "b1,b2,b3" ] || fail "tags with blanks: '$tags'"
+[ "$("$CAIRN" snapshots --tag ' b2' | rows)" = 1 ] || fail "--tag ' b2'"
+[ "$("$CAIRN" snapshots --tag 'b1 , b3' | rows)" = 1 ] || fail "--tag 'b1 , b3'"
+"$CAIRN" forget -n --json --host h5 --keep-tag 'b1, b2' > "$W/forget"
+grep -q '"action":"keep".*"reasons":\["tag"\]' "$W/forget" || fail "--keep-tag 'b1, b2': $(cat "$W/forget")"
+"$CAIRN" tag --host h5 --set 'c1,  c2' latest > /dev/null
+[ "$("$CAIRN" snapshots --tag c2,c1 | rows)" = 1 ] || fail "tag --set 'c1,  c2'"
+expect_fail 2 "a tag must be 1 to 1024 bytes" -- "$CAIRN" backup --tag 'x, ,y' "$SRC/etc/ssh"
+expect_fail 2 "a tag must be 1 to 1024 bytes" -- "$CAIRN" tag --add ' ' latest
 echo "ok"
