@@ -79,7 +79,7 @@ struct forget_args {
 static int add_tag(struct forget_args *a, const char *arg)
 {
 	_cleanup_free_ char *group = NULL;
-	int r = snapsel_tag_group(arg, &group);
+	int r = snapsel_tag_group("--keep-tag", arg, false, &group);
 	if (r < 0)
 		return r;
 	char **v = realloc(a->tags, (a->policy.ntags + 1) * sizeof(*v));

@@ -80,15 +80,20 @@ int snapsel_clean_path(const char *path, char **out)
 	return 0;
 }
 
-int snapsel_tag_group(const char *arg, char **out)
+int snapsel_tag_group(const char *opt, const char *arg, bool none_ok, char **out)
 {
 	_cleanup_free_ char *buf = malloc(strlen(arg) + 1);
 	size_t n = 0;
 	if (!buf)
 		return cairn_err_set(-ENOMEM, "out of memory");
+	if (!*arg && !none_ok)
+		return cairn_err_set(-EINVAL, "%s: give a tag (TAG[,TAG...])", opt);
 	for (const char *p = *arg ? arg : NULL; p;) {
 		size_t k;
 		const char *t = cli_tag_item(p, &k, &p);
+		if (k == 0)
+			return cairn_err_set(-EINVAL, "%s '%s': a tag must be 1 to 1024 bytes%s",
+			                     opt, arg, none_ok ? " ('' alone: no tags)" : "");
 		memcpy(buf + n, t, k);
 		n += k;
 		if (p)
@@ -107,7 +112,7 @@ int snapsel_opt(struct snapsel *s, int c, const char *arg)
 	case OPT_SNAPSEL_HOST:
 		return push(&s->hosts, &s->nhosts, strdup(arg));
 	case OPT_SNAPSEL_TAG:
-		if ((r = snapsel_tag_group(arg, &p)) < 0)
+		if ((r = snapsel_tag_group("--tag", arg, true, &p)) < 0)
 			return r;
 		return push(&s->tags, &s->ntags, p);
 	case OPT_SNAPSEL_PATH:

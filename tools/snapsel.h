@@ -54,9 +54,11 @@ void snapsel_release(struct snapsel *s);
  * -EINVAL a bad value (message set), -ENOMEM. */
 int snapsel_opt(struct snapsel *s, int c, const char *arg);
 bool snapsel_empty(const struct snapsel *s);
-/* arg, a TAG[,TAG...] group, without the blanks around each tag ("a, b" is
- * "a,b"; cli_tag_item). Caller frees *out. -ENOMEM. */
-int snapsel_tag_group(const char *arg, char **out);
+/* arg, a TAG[,TAG...] group given to option opt, without the blanks around each
+ * tag ("a, b" is "a,b"; cli_tag_item). An empty tag ("a,,b", ",") is refused;
+ * so is "" unless none_ok ("" is the group of no tags). Caller frees *out.
+ * -EINVAL (message naming opt), -ENOMEM. */
+int snapsel_tag_group(const char *opt, const char *arg, bool none_ok, char **out);
 /* Whether tags (n of them) hold every tag of group, restic's "a,b"; the group ""
  * is matched by no tags at all. */
 bool snapsel_has_tags(char *const *tags, size_t n, const char *group);

@@ -133,4 +133,16 @@ grep -q '"action":"keep".*"reasons":\["tag"\]' "$W/forget" || fail "--keep-tag '
 [ "$("$CAIRN" snapshots --tag c2,c1 | rows)" = 1 ] || fail "tag --set 'c1,  c2'"
 expect_fail 2 "a tag must be 1 to 1024 bytes" -- "$CAIRN" backup --tag 'x, ,y' "$SRC/etc/ssh"
 expect_fail 2 "a tag must be 1 to 1024 bytes" -- "$CAIRN" tag --add ' ' latest
+# --keep-tag '' kept only untagged snapshots and ',' every one; both are refused,
+# and so is a --tag filter with an empty tag ('' alone still means no tags).
+n_before=$("$CAIRN" snapshots | rows)
+for k in '' ',' ' , ' 'b1,,b2'; do
+	expect_fail 2 "keep-tag" -- "$CAIRN" forget --keep-tag "$k" --group-by ''
+done
+[ "$("$CAIRN" snapshots | rows)" = "$n_before" ] || fail "a refused --keep-tag removed snapshots"
+expect_fail 2 "keep-tag: give a tag" -- "$CAIRN" forget --keep-tag '' --keep-last 1
+for t in ',' ',,' 'b1,' ' '; do
+	expect_fail 2 "a tag must be 1 to 1024 bytes" -- "$CAIRN" snapshots --tag "$t"
+	expect_fail 2 "a tag must be 1 to 1024 bytes" -- "$CAIRN" ls --tag "$t" latest
+done
 echo "ok"

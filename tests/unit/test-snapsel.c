@@ -188,11 +188,38 @@ static void test_snapsel__choose(void)
 	cairn_snapshot_list_free(v, n);
 }
 
+/* Tag groups: blanks around each tag left out; an empty tag refused, and ""
+ * only where it means "no tags". */
+static void test_snapsel__tag_groups(void)
+{
+	char *g = NULL;
+	struct snapsel s;
+
+	CHECK_OK(snapsel_tag_group("--tag", " a ,  b ", true, &g));
+	CHECK(strcmp(g, "a,b") == 0);
+	free(g);
+	CHECK_OK(snapsel_tag_group("--tag", "", true, &g));
+	CHECK(strcmp(g, "") == 0);
+	free(g);
+	g = NULL;
+	CHECK_ERR(snapsel_tag_group("--keep-tag", "", false, &g), -EINVAL);
+	CHECK_ERR(snapsel_tag_group("--keep-tag", ",", false, &g), -EINVAL);
+	CHECK_ERR(snapsel_tag_group("--tag", ",", true, &g), -EINVAL);
+	CHECK_ERR(snapsel_tag_group("--tag", "a,,b", true, &g), -EINVAL);
+	CHECK_ERR(snapsel_tag_group("--tag", "a, ", true, &g), -EINVAL);
+	CHECK(g == NULL);
+	snapsel_init(&s);
+	CHECK_ERR(snapsel_opt(&s, OPT_SNAPSEL_TAG, ","), -EINVAL);
+	CHECK_EQ(s.ntags, 0);
+	snapsel_release(&s);
+}
+
 int main(void)
 {
 	RUN(test_snapsel__clean_path);
 	RUN(test_snapsel__latest);
 	RUN(test_snapsel__tags);
 	RUN(test_snapsel__choose);
+	RUN(test_snapsel__tag_groups);
 	return 0;
 }
