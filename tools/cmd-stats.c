@@ -18,8 +18,9 @@ static const char usage[] =
         "  dedup ratio        logical size / unique raw size of the data blobs\n"
         "  compression ratio  unique raw size / stored size\n"
         "and the repository: packs and their size, indexed blobs, and the blobs no\n"
-        "snapshot uses (what 'cairn prune' would free). A snapshot whose trees cannot\n"
-        "be read is reported by ID and left out of the figures; the exit status is 1.\n"
+        "snapshot uses (what 'cairn prune' would free; left out when snapshots are\n"
+        "named, text and JSON). A snapshot whose trees cannot be read is reported by\n"
+        "ID and left out of the figures; the exit status is 1.\n"
         "\n"
         "  --json   one JSON object\n";
 
@@ -188,7 +189,9 @@ static double ratio(uint64_t a, uint64_t b)
 	return b ? (double)a / (double)b : 0.0;
 }
 
-static void print_json(const struct stats *s)
+/* Without all (snapshots named), the unreferenced blobs are left out, as in the
+ * text: counted against the named snapshots they are not what prune frees. */
+static void print_json(const struct stats *s, bool all)
 {
 	uint64_t raw = s->used_data.raw + s->used_trees.raw;
 	uint64_t stored = s->used_data.stored + s->used_trees.stored;
@@ -196,15 +199,18 @@ static void print_json(const struct stats *s)
 	printf("{\"snapshots\":%llu,\"files\":%llu,\"logical_size\":%llu,"
 	       "\"data_blobs\":%llu,\"tree_blobs\":%llu,\"unique_raw_size\":%llu,"
 	       "\"stored_size\":%llu,\"dedup_ratio\":%.4f,\"compression_ratio\":%.4f,"
-	       "\"packs\":%llu,\"pack_size\":%llu,\"indexed_blobs\":%llu,"
-	       "\"unreferenced_blobs\":%llu,\"unreferenced_size\":%llu}\n",
+	       "\"packs\":%llu,\"pack_size\":%llu,\"indexed_blobs\":%llu",
 	       (unsigned long long)s->snapshots, (unsigned long long)s->files,
 	       (unsigned long long)s->logical, (unsigned long long)s->used_data.count,
 	       (unsigned long long)s->used_trees.count, (unsigned long long)raw,
 	       (unsigned long long)stored, ratio(s->logical, s->used_data.raw), ratio(raw, stored),
 	       (unsigned long long)s->packs, (unsigned long long)s->pack_bytes,
-	       (unsigned long long)s->blobs, (unsigned long long)(s->blobs - used),
-	       (unsigned long long)(s->blob_bytes - stored));
+	       (unsigned long long)s->blobs);
+	if (all)
+		printf(",\"unreferenced_blobs\":%llu,\"unreferenced_size\":%llu",
+		       (unsigned long long)(s->blobs - used),
+		       (unsigned long long)(s->blob_bytes - stored));
+	printf("}\n");
 }
 
 static void print_text(const struct stats *s, bool all)
@@ -263,7 +269,7 @@ int cmd_stats(int argc, char **argv)
 	if (r >= 0)
 		r = collect(&s, argv + i, (size_t)(argc - i));
 	if (r >= 0 && json)
-		print_json(&s);
+		print_json(&s, i == argc);
 	else if (r >= 0)
 		print_text(&s, i == argc);
 	if (r >= 0)

@@ -111,6 +111,10 @@ out_has "$O/stats" "dedup ratio"
 "$CAIRN" stats --json latest > "$O/stats1.json"
 "$CAIRN" stats --json latest "$S4" latest > "$O/stats2.json"
 out_has "$O/stats1.json" '"snapshots":1,'
+out_has "$O/stats.json" '"unreferenced_blobs":'
+# Against the named snapshots only, unused blobs are not what prune frees.
+! grep -q unreferenced "$O/stats1.json" || fail "stats --json SNAP: $(cat "$O/stats1.json")"
+! grep -q unreferenced <("$CAIRN" stats latest) || fail "stats SNAP: unreferenced"
 cmp "$O/stats1.json" "$O/stats2.json" || fail "a snapshot named twice counts twice: $(cat "$O/stats2.json")"
 
 # ---- forget: dry runs show what and why ----------------------------------
