@@ -46,7 +46,8 @@ static const struct command commands[] = {
 
 static const char usage[] =
         "usage: cairn [-r REPO] [--password-file F | --password-command CMD] [-v|-q]\n"
-        "             [--log-format text|json] [--cache-dir DIR] COMMAND [ARGS]\n"
+        "             [--log-format text|json] [--cache-dir DIR] [S3 options]\n"
+        "             COMMAND [ARGS]\n"
         "       cairn --version\n";
 
 static void print_help(FILE *f)
@@ -60,7 +61,19 @@ static void print_help(FILE *f)
 	      "CAIRN_PASSWORD, or a prompt. 'cairn help COMMAND' (or 'cairn COMMAND --help')\n"
 	      "describes a command; the manual is cairn(1), the guides /usr/share/doc/cairn.\n"
 	      "A repository may live in S3 (-r s3://BUCKET/PREFIX) for every command; its\n"
-	      "local cache is --cache-dir DIR (default CAIRN_CACHE_DIR, ~/.cache/cairn).\n",
+	      "local cache is --cache-dir DIR (default CAIRN_CACHE_DIR, ~/.cache/cairn).\n"
+	      "\nS3 options, before or after COMMAND (for s3:// repositories, and where a\n"
+	      "command reaches S3: sync, copy, mount; see each):\n"
+	      "  --s3-endpoint URL        the server (default AWS_ENDPOINT_URL_S3,\n"
+	      "                           AWS_ENDPOINT_URL, the profile's endpoint_url, AWS)\n"
+	      "  --s3-region REGION       default AWS_REGION, the profile's, us-east-1\n"
+	      "  --s3-profile NAME        AWS config profile (default AWS_PROFILE, default)\n"
+	      "  --s3-addressing auto|path|virtual\n"
+	      "                           bucket in the URL's path or host name (auto)\n"
+	      "  --s3-connections N       transfers in parallel (default 8)\n"
+	      "  --s3-lock-days N         upload every object with an Object Lock of N days\n"
+	      "  --s3-lock-mode compliance|governance\n"
+	      "                           the mode of that lock (default compliance)\n",
 	      f);
 }
 

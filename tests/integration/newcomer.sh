@@ -105,6 +105,16 @@ have=$(offered -)
 for f in $("$CAIRN" --help | sed -n '/^usage:/,/^$/p' | grep -oE '(^|[[ |])--?[a-z][a-z-]*' | tr -d '[ |'); do
 	grep -qxF -- "$f" <<< "$have" || fail "completion of the global options lacks $f"
 done
+# The S3 options are global: listed by cairn --help and in cairn(1)'s GLOBAL
+# OPTIONS (help sync sends the reader there), and completed before a command.
+s3opts=$("$CAIRN" --help | sed -n '/^S3 options/,/^$/p' | grep -oE '^  --s3-[a-z-]+' | tr -d ' ')
+[ "$(wc -w <<< "$s3opts")" = 7 ] || fail "cairn --help lists S3 options: $s3opts"
+globals=$(sed 's/\\-/-/g' "$SRCDIR/packaging/man/cairn.1" | sed -n '/^\.SH GLOBAL OPTIONS/,/^\.SH /p')
+for f in $s3opts; do
+	grep -q -- "^\.B[IR] $f " <<< "$globals" || fail "cairn(1) GLOBAL OPTIONS lacks $f"
+	grep -qxF -- "$f" <<< "$have" || fail "completion of the global options lacks $f"
+	"$CAIRN" help sync | tr '\n' ' ' | grep -q -- "$f" || fail "help sync does not name $f"
+done
 [ "$(offered --cache-dir "$W/c" bac)" = backup ] || fail "a command after --cache-dir DIR: $(offered --cache-dir "$W/c" bac)"
 # cairn(1) names every option of each command's help in the command's section
 # (one of its short and long forms; "filters" stands for --host, --path, --tag).
