@@ -41,11 +41,12 @@ static bool space(char c)
 	return c == ' ' || (c >= '\t' && c <= '\r');
 }
 
-/* A line of --files-from: a glob is expanded (sorted, as glob(3) gives it); one
- * that matches nothing is only a warning, as in restic, since a pattern may
- * rightly match nothing today. A plain path is taken as it is, so that a
- * missing one is reported by the backup like any path given. */
-static int add_glob(struct filesfrom *l, const char *where, size_t lineno, const char *line)
+/* A line of --files-from: a glob is expanded (sorted, as glob(3) gives it). One
+ * that matches nothing is taken as it is, like a plain path: the backup reports
+ * it as a path it cannot reach and the snapshot is partial, as for a missing
+ * path written out (a list line whose mount is absent must not look like a
+ * complete backup). */
+static int add_glob(struct filesfrom *l, const char *line)
 {
 	glob_t g;
 	if (!strpbrk(line, "*?["))
@@ -53,10 +54,8 @@ static int add_glob(struct filesfrom *l, const char *where, size_t lineno, const
 	int r = glob(line, 0, NULL, &g);
 	if (r == GLOB_NOSPACE)
 		return cairn_err_set(-ENOMEM, "out of memory");
-	if (r != 0) {
-		log_warn("'%s' line %zu: '%s' matches nothing, skipping", where, lineno, line);
-		return 0;
-	}
+	if (r != 0)
+		return filesfrom_add(l, line);
 	for (size_t i = 0; r >= 0 && i < g.gl_pathc; i++)
 		r = filesfrom_add(l, g.gl_pathv[i]);
 	globfree(&g);
@@ -81,7 +80,7 @@ static int parse_line(struct filesfrom *l, enum filesfrom_kind kind, const char 
 	_cleanup_free_ char *line = strndup(s, n);
 	if (!line)
 		return cairn_err_set(-ENOMEM, "out of memory");
-	return add_glob(l, where, lineno, line);
+	return add_glob(l, line);
 }
 
 static int parse_raw(struct filesfrom *l, const char *where, const char *text, size_t len)

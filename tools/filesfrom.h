@@ -19,8 +19,9 @@ int filesfrom_add(struct filesfrom *l, const char *s);
 
 enum filesfrom_kind {
 	/* One path or glob (glob(3)) per line: spaces around it are trimmed, empty
-	 * lines and lines starting with '#' skipped. A glob that matches nothing
-	 * is a warning; a line without glob characters is taken as it is. */
+	 * lines and lines starting with '#' skipped. A glob that matches nothing,
+	 * like a line without glob characters, is taken as it is (the backup
+	 * then reports it as missing). */
 	FILESFROM_LINES,
 	/* One path per line, exactly as written (a trailing '\r' aside); empty
 	 * lines skipped. */

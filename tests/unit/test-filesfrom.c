@@ -63,7 +63,8 @@ static void test_filesfrom__raw(void)
 }
 
 /* Globs of --files-from expand against the filesystem, sorted; one that matches
- * nothing is skipped; -verbatim never expands. */
+ * nothing is kept as written, for the backup to report missing; -verbatim never
+ * expands. */
 static void test_filesfrom__globs(void)
 {
 	char dir[256], text[1024], a[300], b[300];
@@ -76,9 +77,10 @@ static void test_filesfrom__globs(void)
 	                 dir);
 	struct filesfrom l = { 0 };
 	CHECK_OK(filesfrom_parse(&l, FILESFROM_LINES, "list", text, (size_t)n));
-	CHECK_EQ(l.n, 3);
+	CHECK_EQ(l.n, 4);
 	CHECK(strcmp(l.v[0], a) == 0 && strcmp(l.v[1], b) == 0);
-	CHECK(strstr(l.v[2], "/plain-missing"));
+	CHECK(strstr(l.v[2], "/*.none"));
+	CHECK(strstr(l.v[3], "/plain-missing"));
 	filesfrom_release(&l);
 	n = snprintf(text, sizeof(text), "%s/*.log\n", dir);
 	CHECK_OK(filesfrom_parse(&l, FILESFROM_VERBATIM, "list", text, (size_t)n));
