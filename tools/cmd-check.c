@@ -533,7 +533,7 @@ static void damage(struct checker *c, const struct maint_path *p, const char *fm
 		return;
 	}
 	fputs("  ", stdout);
-	cairn_text_str(stdout, s, len);
+	cairn_text_name(stdout, s, len);
 	fputs(": ", stdout);
 	cairn_text_str(stdout, problem, strlen(problem));
 	fputc('\n', stdout);
@@ -602,7 +602,7 @@ static int check_snapshot(struct checker *c, const struct cairn_id *id)
 		memcpy(c->snap_hex, hex, sizeof(hex));
 		if (!c->a->json) {
 			printf("snapshot %.8s of %s (host ", hex, when);
-			cairn_text_str(stdout, s->hostname, strlen(s->hostname));
+			cairn_text_name(stdout, s->hostname, strlen(s->hostname));
 			fputs(") is damaged:\n", stdout);
 		}
 		r = report_tree(c, &s->root, &p);

@@ -21,6 +21,8 @@ static const char usage[] =
         "  U  only metadata changed: mode, uid, gid, user, group, mtime, xattrs,\n"
         "     incomplete (a directory's mtime is not reported: it follows its entries)\n"
         "Directories end with '/'. Unchanged subtrees are skipped without reading.\n"
+        "Paths are printed as 'cairn ls' prints them: control characters as \\xNN, a\n"
+        "backslash as \\\\; --json keeps them exact.\n"
         "\n"
         "  --json                 JSON lines: one \"change\" per entry, then "
         "\"statistics\"\n" SNAPSEL_HELP "\n"
@@ -86,7 +88,7 @@ static void emit(struct differ *d, char mod, unsigned fields, bool dir)
 		return;
 	}
 	printf("%c    ", mod);
-	cairn_text_str(stdout, b.data, b.len);
+	cairn_text_name(stdout, b.data, b.len);
 	print_fields(fields, false);
 	fputs(fields ? ")\n" : "\n", stdout);
 }

@@ -230,14 +230,14 @@ static void print_group_header(const struct cairn_snapshot *s, unsigned by)
 	const char *sep = "";
 	if (by & POLICY_GROUP_HOST) {
 		fputs("host ", stdout);
-		cairn_text_str(stdout, s->hostname, strlen(s->hostname));
+		cairn_text_name(stdout, s->hostname, strlen(s->hostname));
 		sep = ", ";
 	}
 	if (by & POLICY_GROUP_PATHS) {
 		printf("%spaths", sep);
 		for (size_t i = 0; i < s->npaths; i++) {
 			fputc(' ', stdout);
-			cairn_text_str(stdout, s->paths[i], strlen(s->paths[i]));
+			cairn_text_name(stdout, s->paths[i], strlen(s->paths[i]));
 		}
 		sep = ", ";
 	}
@@ -245,7 +245,7 @@ static void print_group_header(const struct cairn_snapshot *s, unsigned by)
 		printf("%stags", sep);
 		for (size_t i = 0; i < s->ntags; i++) {
 			fputc(' ', stdout);
-			cairn_text_str(stdout, s->tags[i], strlen(s->tags[i]));
+			cairn_text_name(stdout, s->tags[i], strlen(s->tags[i]));
 		}
 	}
 	printf(":\n");

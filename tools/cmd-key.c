@@ -122,7 +122,7 @@ static int key_list(cairn_repo *repo, bool json)
 			printf("%c %-16s  %-10s  %-19s  N=2^%-3d  ", keys[i].current ? '*' : ' ',
 			       keys[i].name, cairn_key_kind_name(keys[i].kind), t,
 			       keys[i].kdf_log2n);
-			cairn_text_str(stdout, keys[i].label, strlen(keys[i].label));
+			cairn_text_name(stdout, keys[i].label, strlen(keys[i].label));
 			fputc('\n', stdout);
 		}
 	}

@@ -85,7 +85,7 @@ static void print_owner(const uint8_t *name, size_t len, uint32_t id)
 {
 	int w = 0;
 	if (len > 0) {
-		cairn_text_str(stdout, name, len);
+		cairn_text_name(stdout, name, len);
 		w = (int)len;
 	} else {
 		w = printf("%u", id);

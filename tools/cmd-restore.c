@@ -136,7 +136,7 @@ static void on_entry(const char *path, size_t len, const struct cairn_node *n, b
 		       restorer_type_name(n->type), (unsigned long long)n->size,
 		       linked ? "true" : "false");
 	} else if (cairn_log_get_level() >= CAIRN_LOG_NOTICE) {
-		cairn_text_str(stdout, path, len);
+		cairn_text_name(stdout, path, len);
 		fputs(n->type == CAIRN_NODE_DIR ? "/\n" : linked ? " (hard link)\n" : "\n", stdout);
 	}
 }

@@ -123,7 +123,7 @@ static void print_removed(const struct rewriter *w, const struct cairn_node *n)
 	} else if (cairn_log_get_level() >= CAIRN_LOG_NOTICE) {
 		maint_short_id(id, &w->snap->id);
 		printf("%s  %s ", id, w->a->dry_run ? "would remove" : "removing");
-		cairn_text_str(stdout, p, len);
+		cairn_text_name(stdout, p, len);
 		fputs(n->type == CAIRN_NODE_DIR ? "/\n" : "\n", stdout);
 	}
 }

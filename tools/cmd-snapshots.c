@@ -94,7 +94,7 @@ struct widths {
 /* Columns of a string as printed (control characters escaped), at most 1000. */
 static int text_width(FILE *f, const char *s)
 {
-	size_t w = cairn_text_str(f, s, strlen(s));
+	size_t w = cairn_text_name(f, s, strlen(s));
 	return w > 1000 ? 1000 : (int)w;
 }
 
@@ -129,7 +129,7 @@ static void print_row(const struct cairn_snapshot *s, const struct widths *w)
 		if (i > 0)
 			printf("%*s", SHORT_ID + 2 + 19 + 2 + w->host + 2 + w->tags + 2, "");
 		if (i < s->npaths)
-			cairn_text_str(stdout, s->paths[i], strlen(s->paths[i]));
+			cairn_text_name(stdout, s->paths[i], strlen(s->paths[i]));
 		if (i == 0 && s->summary.partial)
 			fputs("  (partial)", stdout);
 		fputc('\n', stdout);

@@ -146,7 +146,7 @@ static void print_change(const struct tag_args *a, const struct cairn_snapshot *
 	printf("%.8s -> %.8s  tags:", o, a->dry_run ? "(new)" : n);
 	for (size_t i = 0; i < t->n; i++) {
 		fputs(i ? ", " : " ", stdout);
-		cairn_text_str(stdout, t->v[i], strlen(t->v[i]));
+		cairn_text_name(stdout, t->v[i], strlen(t->v[i]));
 	}
 	fputs(t->n ? "\n" : " none\n", stdout);
 }

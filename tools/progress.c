@@ -170,7 +170,7 @@ static void escape_tail(char *out, size_t size, const char *raw)
 	out[0] = '\0';
 	if (!f)
 		return;
-	cairn_text_str(f, raw, strlen(raw));
+	cairn_text_name(f, raw, strlen(raw));
 	if (fclose(f) == 0)
 		snprintf(out, size, "%s", len < size ? text : text + len - (size - 1));
 	free(text);
@@ -271,7 +271,7 @@ void progress_list(const char *path, enum archiver_fate fate, const char *rule, 
 		fputs("}\n", stdout);
 	} else {
 		printf("%-10s ", names[fate]);
-		cairn_text_str(stdout, path, strlen(path));
+		cairn_text_name(stdout, path, strlen(path));
 		if (rule) {
 			fputs(" (", stdout);
 			cairn_text_str(stdout, rule, strlen(rule));

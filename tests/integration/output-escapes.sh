@@ -114,4 +114,36 @@ no_raw_controls "$W/mail" "mail"
 grep -qxF 'Subject: cairn: job nightly failed on h\x1b]0;x\x07' "$W/mail" || fail "mail subject: $(cat "$W/mail")"
 grep -qxF 'error: cannot read /a\x0aBcc: evil@example.org\x0a\x1b[2J' "$W/mail" || fail "mail body: $(cat "$W/mail")"
 ! grep -q '^Bcc:' "$W/mail" || fail "the error added a header line: $(cat "$W/mail")"
+
+# Every text output that names paths shows a backslash as \\, as ls does: a
+# path holding the text \x0a never prints like one holding a newline.
+export CAIRN_REPO="$W/bs-repo"
+init_repo
+B="$W/bs"
+nl="$B/d"$'\n'"y" bs="$B/d\\x0ay"
+mkdir -p "$nl" "$bs"
+touch "$nl/f" "$bs/f"
+"$CAIRN" backup --tag 'b\s' "$nl" "$bs" > /dev/null
+touch "$nl/new" "$bs/new"
+"$CAIRN" backup --tag 'b\s' --list "$nl" "$bs" > "$W/bs-list"
+# two_alike WHAT FILE: FILE names both paths, each escaped its own way.
+two_alike() {
+	grep -qF "$B/d\x0ay" "$2" && grep -qF "$B/d\\\\x0ay" "$2" ||
+		fail "$1: the paths with a newline and with a backslash print alike: $(cat "$2")"
+}
+two_alike "backup --list" "$W/bs-list"
+"$CAIRN" snapshots > "$W/bs-snaps"
+two_alike snapshots "$W/bs-snaps"
+grep -qF 'b\\s' "$W/bs-snaps" || fail "snapshots: the tag's backslash: $(cat "$W/bs-snaps")"
+bids=($("$CAIRN" snapshots --json | python3 -c '
+import json, sys
+for s in json.load(sys.stdin): print(s["short_id"])'))
+"$CAIRN" diff "${bids[0]}" "${bids[1]}" > "$W/bs-diff"
+two_alike diff "$W/bs-diff"
+"$CAIRN" restore -n -t "$W/bs-t" latest > "$W/bs-restore"
+two_alike "restore -n" "$W/bs-restore"
+"$CAIRN" rewrite -n --exclude new latest > "$W/bs-rewrite"
+two_alike "rewrite -n" "$W/bs-rewrite"
+"$CAIRN" forget -n --keep-last 1 > "$W/bs-forget"
+two_alike "forget -n" "$W/bs-forget"
 echo "PASS"

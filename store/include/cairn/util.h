@@ -101,8 +101,9 @@ void cairn_json_str(FILE *f, const void *s, size_t n);
  * (each a column); f NULL only measures, so a result other than n means s holds
  * control characters. Text log lines (cairn_log_emit) go through this. */
 size_t cairn_text_str(FILE *f, const void *s, size_t n);
-/* cairn_text_str for a file name or path in a listing (ls, find): a backslash
- * is written as \\ too, as GNU ls -b does, so that a name holding the four
+/* cairn_text_str for a file name, path, host, tag or label in any text output
+ * (ls, find, snapshots, diff, restore -n, backup --list, ...): a backslash is
+ * written as \\ too, as GNU ls -b does, so that a name holding the four
  * characters \x0a never prints like one holding a newline. */
 size_t cairn_text_name(FILE *f, const void *s, size_t n);
 /* Length of the valid UTF-8 sequence at p (1..4 bytes, at most left), 0 if it is
