@@ -363,7 +363,7 @@ static void print_summary_json(struct progress *pg, const struct cairn_snapshot 
 	const struct cairn_snapshot_summary *m = &s->summary;
 	char hex[CAIRN_ID_HEX_SIZE];
 	cairn_id_hex(hex, &s->id);
-	printf("{\"message_type\":\"summary\",\"snapshot_id\":");
+	printf("{\"message_type\":\"summary\",\"command\":\"backup\",\"snapshot_id\":");
 	if (pg->dry_run)
 		fputs("null", stdout);
 	else

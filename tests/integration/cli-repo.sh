@@ -179,7 +179,8 @@ env -u CAIRN_PASSWORD_FILE CAIRN_PASSWORD="${SECRET}x" "$CAIRN" -r "$S" snapshot
 	fail "a wrong password worked"
 grep -q "wrong password" "$W/ck.out" || fail "no 'wrong password' message: $(cat "$W/ck.out")"
 unset CAIRN_LOG_LEVEL
-grep -q '"message_type":"summary"' "$W/bk.out" || fail "no backup summary: $(cat "$W/bk.out")"
+grep -q '"message_type":"summary","command":"backup",' "$W/bk.out" ||
+	fail "no backup summary naming its command: $(cat "$W/bk.out")"
 for f in "$W/cmdline" "$W/ps" "$W/key.out" "$W/bk.out" "$W/bk.err" "$W/ck.out"; do
 	! grep -qF -- "$SECRET" "$f" || fail "the password shows in $(basename "$f"): $(grep -F -- "$SECRET" "$f")"
 done
