@@ -41,8 +41,8 @@ static const char usage[] =
         "  --group-of SNAPSHOT    only the group SNAPSHOT belongs to (what 'cairn run'\n"
         "                         uses: a job's policy applies to its own snapshots)\n"
         "\n"
-        "Filters (the snapshots the policy considers; with SNAPSHOT..., what 'latest'\n"
-        "means):\n" SNAPSEL_HELP "\n"
+        "Filters (the snapshots the policy considers; with SNAPSHOT... and --group-of,\n"
+        "what 'latest' means):\n" SNAPSEL_HELP "\n"
         "  -n, --dry-run          show what would be kept and removed, and why\n"
         "  --prune                run 'cairn prune' afterwards\n"
         "  --max-unused PERCENT   for --prune (default 5)\n"
@@ -206,7 +206,7 @@ static int by_policy(const struct forget_args *a, struct cairn_snapshot **list, 
 	if (groups < 0)
 		return groups;
 	/* --group-of: the snapshots of every other group are not even looked at. */
-	int of = a->group_of ? cairn_snapshot_find(list, n, a->group_of) : 0;
+	int of = a->group_of ? snapsel_find(&a->sel, list, n, a->group_of) : 0;
 	if (of < 0)
 		return of;
 	for (size_t i = 0; i < n; i++) {

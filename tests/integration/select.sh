@@ -94,6 +94,12 @@ grep -q "^M  *$SRC/home/me/doc.txt" "$W/diff" || fail "diff --path: $(cat "$W/di
 [ "$(grep -c '"message_type":"snapshot"' "$W/forget")" = 2 ] || fail "forget --tag: $(cat "$W/forget")"
 grep -q "\"id\":\"$S3[0-9a-f]*\".*\"action\":\"keep\"" "$W/forget" || fail "forget: keeps S3"
 grep -q "\"id\":\"$S1[0-9a-f]*\".*\"action\":\"remove\"" "$W/forget" || fail "forget: removes S1"
+# --group-of latest is the newest snapshot the filters match (S3 for h2), not
+# the newest of all (S2, another host's, whose group the filters exclude).
+"$CAIRN" forget -n --json --host h2 --keep-last 1 --group-of latest > "$W/forget"
+grep -q "\"id\":\"$S3[0-9a-f]*\".*\"action\":\"keep\"" "$W/forget" ||
+	fail "forget --host h2 --group-of latest: $(cat "$W/forget")"
+expect_fail 1 "no snapshot matches host 'h9'" -- "$CAIRN" forget -n --host h9 --keep-last 1 --group-of latest
 # By ID, 'latest' follows the filters.
 "$CAIRN" forget --path "$SRC/home" latest > /dev/null
 [ "$("$CAIRN" snapshots | rows)" = 2 ] && [ -z "$(id_of --host h2)" ] || fail "forget --path latest"
