@@ -462,8 +462,13 @@ int cairn_s3_url_parse(const char *url, char **bucket, char **prefix)
 		pl--;
 	if (bl == 0)
 		return cairn_err_set(-EINVAL, "'%s' names no bucket", url);
-	if (pl > 512 || strstr(pre, "//"))
+	if (pl > 512)
 		return cairn_err_set(-EINVAL, "bad prefix in '%s'", url);
+	/* "s3://b//x" would be the prefix "/x", another repository than
+	 * "s3://b/x": an empty part is refused as "." is. */
+	if (pre[0] == '/' || strstr(pre, "//"))
+		return cairn_err_set(-EINVAL, "bad prefix in '%s': no empty, '.' or '..' parts",
+		                     url);
 	_cleanup_free_ char *bk = strndup(b, bl);
 	char *pk = strndup(pre, pl);
 	if (!bk || !pk) {
@@ -476,8 +481,8 @@ int cairn_s3_url_parse(const char *url, char **bucket, char **prefix)
 		size_t n = strcspn(seg, "/");
 		if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.')) {
 			free(pk);
-			return cairn_err_set(-EINVAL, "bad prefix in '%s': no '.' or '..' parts",
-			                     url);
+			return cairn_err_set(
+			        -EINVAL, "bad prefix in '%s': no empty, '.' or '..' parts", url);
 		}
 		seg += n + (seg[n] == '/');
 	}

@@ -231,6 +231,14 @@ expect_fail 2 "not both" -- "$CAIRN" check --read-data-subset 1/3 --read-data-su
 expect_fail 2 "keeps nothing" -- "$CAIRN" forget --keep-within 0d
 [ -n "$("$CAIRN" snapshots --json | tr -d '[]')" ] || fail "a refused forget removed snapshots"
 expect_fail 2 "takes s3://" -- "$CAIRN" status --s3 "$W" --offline
+# s3://b//x would be the prefix "/x", another repository than s3://b/x: an
+# empty part is refused, as a '.' part is, before any request.
+for u in s3://bkt//x s3://bkt/./x; do
+	expect_fail 2 "no empty, '.' or '..' parts" -- "$CAIRN" -r "$u" --s3-endpoint http://127.0.0.1:9 \
+		init --kdf-log2n 10
+	expect_fail 1 "no empty, '.' or '..' parts" -- "$CAIRN" -r "$u" --s3-endpoint http://127.0.0.1:9 \
+		snapshots
+done
 # The repository onto itself by another name: said so, not "in use by sync".
 expect_fail 1 "source and destination are both" -- \
 	sh -c 'cd "$(dirname "$1")" && "$0" -r "$(basename "$1")" sync "$1"' "$CAIRN" "$CAIRN_REPO"

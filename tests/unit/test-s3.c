@@ -98,6 +98,10 @@ static void test_s3__url_parse(void)
 	free(b);
 	free(p);
 	CHECK_ERR(cairn_s3_url_parse("s3://bucket/a//b", &b, &p), -EINVAL);
+	/* An empty first part: the prefix "/x" would be another repository. */
+	CHECK_ERR(cairn_s3_url_parse("s3://bucket//x", &b, &p), -EINVAL);
+	CHECK(strstr(cairn_err_msg(), "no empty, '.' or '..' parts") != NULL);
+	CHECK_ERR(cairn_s3_url_parse("s3://bucket//", &b, &p), -EINVAL);
 }
 
 static void write_file(const char *name, const char *text)
