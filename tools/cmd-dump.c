@@ -43,7 +43,7 @@ static int dump_file(cairn_repo *repo, const struct cairn_node *n, const char *p
 	_cleanup_buf_ struct cairn_buf buf = CAIRN_BUF_INIT;
 	if (n->type != CAIRN_NODE_FILE)
 		return cairn_err_set(-EINVAL, "'%s' is not a regular file or a directory", path);
-	int r = restorer_write_content(repo, n, path, STDOUT_FILENO, false, &buf);
+	int r = restorer_write_content(repo, n, path, "the output", STDOUT_FILENO, false, &buf);
 	if (r >= 0 && (n->flags & CAIRN_NODE_INCOMPLETE)) {
 		log_warn("'%s' was not read completely at backup time: the missing parts are zeros",
 		         path);

@@ -54,7 +54,8 @@ static int skip_hole(int fd, uint64_t len)
 }
 
 static int put_extent(cairn_repo *repo, const struct cairn_extent *e, const char *path,
-                      unsigned long long off, int fd, bool sparse, struct cairn_buf *buf)
+                      const char *out, unsigned long long off, int fd, bool sparse,
+                      struct cairn_buf *buf)
 {
 	int r = interrupt_check();
 	if (r < 0)
@@ -72,6 +73,8 @@ static int put_extent(cairn_repo *repo, const struct cairn_extent *e, const char
 			                     path, off, buf->len, (unsigned long long)e->len);
 		r = cairn_write_all(fd, buf->data, buf->len);
 	}
+	if (r < 0 && out)
+		return cairn_err_set(r, "cannot write %s: %s", out, strerror(-r));
 	if (r < 0)
 		return cairn_err_set(r, "cannot write '%s' at offset %llu: %s", path, off,
 		                     strerror(-r));
@@ -79,11 +82,11 @@ static int put_extent(cairn_repo *repo, const struct cairn_extent *e, const char
 }
 
 int restorer_write_content(cairn_repo *repo, const struct cairn_node *node, const char *path,
-                           int fd, bool sparse, struct cairn_buf *buf)
+                           const char *out, int fd, bool sparse, struct cairn_buf *buf)
 {
 	uint64_t off = 0;
 	for (size_t i = 0; i < node->nextents; i++) {
-		int r = put_extent(repo, &node->extents[i], path, off, fd, sparse, buf);
+		int r = put_extent(repo, &node->extents[i], path, out, off, fd, sparse, buf);
 		if (r < 0)
 			return r;
 		off += node->extents[i].len;
@@ -778,7 +781,7 @@ static void test_point(void)
 static int fill_file(struct ctx *c, int fd, const struct cairn_node *n)
 {
 	test_point();
-	int r = restorer_write_content(c->repo, n, shown(c), fd, true, &c->data);
+	int r = restorer_write_content(c->repo, n, shown(c), NULL, fd, true, &c->data);
 	if (r < 0)
 		return r;
 	/* Only a hole at the end leaves the file short (holes are skipped). */

@@ -16,12 +16,6 @@
  * another value. */
 const char *restorer_type_name(uint8_t type);
 
-/* Write a regular file's content to fd at its position, one blob at a time
- * through buf (so memory stays bounded by the largest chunk). Holes become zeros
- * when sparse is false, and are skipped with lseek when it is true (the caller
- * then sets the size with ftruncate). Each blob is verified and must have its
- * extent's length. -EBADMSG/-ENOENT for the repository (message names path and
- * offset), -EIO/-ENOSPC/-EFBIG for fd. */
 /* From a remote repository, fetch ahead the data of the tree under node (a
  * directory), or of root when node is NULL, in the order restore and dump -a
  * tar read it; NULL when there is nothing to fetch ahead (cairn_prefetch_stop
@@ -29,8 +23,15 @@ const char *restorer_type_name(uint8_t type);
 cairn_prefetch *restorer_read_ahead(cairn_repo *repo, const struct cairn_id *root,
                                     const struct cairn_node *node);
 
+/* Write a regular file's content to fd at its position, one blob at a time
+ * through buf (so memory stays bounded by the largest chunk). Holes become zeros
+ * when sparse is false, and are skipped with lseek when it is true (the caller
+ * then sets the size with ftruncate). Each blob is verified and must have its
+ * extent's length. -EBADMSG/-ENOENT for the repository (message names path and
+ * offset), -EIO/-ENOSPC/-EFBIG for fd,
+ * whose message names out ("the output") or, when out is NULL, path and offset. */
 int restorer_write_content(cairn_repo *repo, const struct cairn_node *node, const char *path,
-                           int fd, bool sparse, struct cairn_buf *buf);
+                           const char *out, int fd, bool sparse, struct cairn_buf *buf);
 
 /* The key under which entries count as hard links of one inode (restore, dump):
  * (dev, ino) and the type and size (device number) they must agree on, so that

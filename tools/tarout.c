@@ -60,13 +60,18 @@ static void warn(struct tw *w, const char *fmt, ...)
 	w->st->warnings++;
 }
 
-/* Writing failed: what libarchive says, the errno it saw (EPIPE, ENOSPC). */
+/* Writing failed: the errno libarchive saw (EPIPE, ENOSPC), else what it says.
+ * The entry is named as the one being archived: the path is in the snapshot,
+ * the failure is the output's. */
 static int ar_fail(struct tw *w)
 {
 	int e = archive_errno(w->ar);
 	const char *msg = archive_error_string(w->ar);
-	return cairn_err_set(e > 0 ? -e : -EIO, "cannot write the archive at '/%s': %s", ar_name(w),
-	                     msg ? msg : "unknown error");
+	return cairn_err_set(e > 0 ? -e : -EIO, "cannot write the archive (at entry '/%s'): %s",
+	                     ar_name(w),
+	                     e > 0 ? strerror(e)
+	                     : msg ? msg
+	                           : "unknown error");
 }
 
 static int ar_write(struct tw *w, const void *p, size_t n)

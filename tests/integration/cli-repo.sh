@@ -224,6 +224,13 @@ for cmd in snapshots "ls latest" "cat config" "key list" "stats" "check"; do
 	# shellcheck disable=SC2086 # a command and its arguments
 	expect_fail 1 "cannot write the output" -- sh -c "\"\$0\" $cmd > /dev/full" "$CAIRN"
 done
+# dump says the output (or archive) cannot be written, with the reason, and does
+# not name the file in the snapshot as if it were the one written.
+expect_fail 1 "cannot write the output: No space left on device" -- \
+	sh -c '"$0" dump latest "$1" > /dev/full' "$CAIRN" "$W/fds/f"
+! grep -q "cannot write '" "$W/err" || fail "dump names the source: $(cat "$W/err")"
+expect_fail 1 "cannot write the archive .*: No space left on device" -- \
+	sh -c '"$0" dump latest "$1" > /dev/full' "$CAIRN" "$W/fds"
 "$CAIRN" check > /dev/null || fail "check after the failed commands"
 # Options that contradict each other, or a policy that keeps nothing.
 expect_fail 2 "not both" -- "$CAIRN" check --read-data --read-data-subset 1/3
