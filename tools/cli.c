@@ -78,6 +78,8 @@ int cli_check_output_file(const char *path)
 {
 	char dir[PATH_MAX];
 	struct stat st;
+	if (!*path)
+		return cairn_err_set(-EINVAL, "give a file name to write, not ''");
 	int r = output_target(path);
 	if (r != 0)
 		return r < 0 ? r : 0;

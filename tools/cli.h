@@ -90,8 +90,8 @@ int cli_fail(int r);
  * directory or socket is refused (-EINVAL), never replaced. */
 int cli_write_output_file(const char *path, const void *data, size_t len, unsigned mode);
 /* Whether cli_write_output_file() could write path, asked before the work that
- * produces it: its directory exists, and nothing is there that it refuses.
- * -EINVAL, -ENOENT with a message. */
+ * produces it: path is not empty, its directory exists, and nothing is there
+ * that it refuses. -EINVAL, -ENOENT with a message. */
 int cli_check_output_file(const char *path);
 /* On a crash (SIGSEGV, SIGBUS), one line saying what most likely damaged
  * memory, a damaged index (LMDB trusts its file), and what mends it, before

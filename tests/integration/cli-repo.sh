@@ -261,6 +261,9 @@ n_snaps=$("$CAIRN" snapshots --json | grep -o '"id"' | wc -l)
 expect_fail 2 "is not a regular file" -- "$CAIRN" backup -q --metrics-file "$W/dev" "$W/fds"
 [ -c "$W/dev" ] || fail "backup replaced a device with its metrics"
 expect_fail 2 "no directory" -- "$CAIRN" report --html "$W/nodir/r.html"
+# An empty name is bad usage, found before any work (not a failed rename after it).
+expect_fail 2 "give a file name to write, not ''" -- "$CAIRN" report --html ''
+expect_fail 2 "give a file name to write, not ''" -- "$CAIRN" backup -q --metrics-file '' "$W/fds"
 [ "$("$CAIRN" snapshots --json | grep -o '"id"' | wc -l)" = "$n_snaps" ] || fail "a refused backup wrote a snapshot"
 mkfifo "$W/fifo"
 timeout 60 "$CAIRN" report --html "$W/fifo" > /dev/null || fail "report over a fifo"
