@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -290,20 +291,21 @@ int cairn_repo_snapshot_list(cairn_repo *repo, struct cairn_snapshot ***out, siz
 	return cairn_repo__snapshot_list(repo, false, out, n);
 }
 
-/* The one of n IDs (id(i) gives the i-th) that the ID prefix spec names: its
- * index, -ENOENT none, -EINVAL ambiguous or malformed. */
+/* The one of n IDs (id(i) gives the i-th) that the ID prefix spec names, in
+ * either case ("7B60" is "7b60"): its index, -ENOENT none, -EINVAL ambiguous or
+ * malformed. */
 static int find_prefix(const char *spec, size_t n,
                        const struct cairn_id *(*id)(const void *, size_t), const void *ids)
 {
 	size_t len = strlen(spec);
 	int found = -1, matches = 0;
 
-	if (len < 4 || len > 64 || strspn(spec, "0123456789abcdef") != len)
+	if (len < 4 || len > 64 || strspn(spec, "0123456789abcdefABCDEF") != len)
 		return cairn_err_set(-EINVAL, "'%s' is not a snapshot ID or 'latest'", spec);
 	for (size_t i = 0; i < n; i++) {
 		char hex[CAIRN_ID_HEX_SIZE];
 		cairn_id_hex(hex, id(ids, i));
-		if (strncmp(hex, spec, len) == 0 && matches++ == 0)
+		if (strncasecmp(hex, spec, len) == 0 && matches++ == 0)
 			found = (int)i;
 	}
 	if (matches == 0)

@@ -170,7 +170,7 @@ static void test_snapsel__choose(void)
 	size_t n;
 	struct cairn_snapshot **v = fixture(&n);
 	bool want[4];
-	char *specs[] = { (char *)"latest", (char *)"105a" };
+	char *specs[] = { (char *)"latest", (char *)"105a", (char *)"105A" };
 
 	snapsel_init(&s);
 	sel_add(&s, OPT_SNAPSEL_HOST, "h1");
@@ -180,6 +180,9 @@ static void test_snapsel__choose(void)
 	CHECK_OK(snapsel_choose(&s, v, n, specs, 1, want));
 	CHECK(want[0] && !want[1] && !want[2] && !want[3]);
 	CHECK_OK(snapsel_choose(&s, v, n, specs + 1, 1, want));
+	CHECK(want[0] && !want[1] && !want[2] && !want[3]);
+	/* Hex digits in either case. */
+	CHECK_OK(snapsel_choose(&s, v, n, specs + 2, 1, want));
 	CHECK(want[0] && !want[1] && !want[2] && !want[3]);
 	snapsel_release(&s);
 	sel_add(&s, OPT_SNAPSEL_HOST, "h3");
