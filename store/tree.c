@@ -492,6 +492,10 @@ int cairn_repo_tree_lookup_path(cairn_repo *repo, const struct cairn_id *root, c
 	}
 	if (r < 0)
 		return r;
+	/* "file/" (or "file/."), as for open(2): only a directory has a "/" after it. */
+	if (node && node->type != CAIRN_NODE_DIR && *end)
+		return cairn_err_set(-ENOTDIR, "'%.*s' is not a directory", (int)(end - path),
+		                     path);
 	*out = (struct cairn_tree_entry){ .parent = node ? TAKE_PTR(t) : NULL, .node = node };
 	return 0;
 }

@@ -48,6 +48,10 @@ expect_fail 1 "is not in the snapshot" -- "$CAIRN" ls latest "$SRC/home/me"
 expect_fail 1 "no snapshot matches host 'h3', tags 'x'" -- "$CAIRN" ls --host h3 --tag x latest
 # A named snapshot is used whatever the filters say.
 "$CAIRN" ls --host h3 "$S1" "$SRC/home/me" | grep -qx doc.txt || fail "ls ID with filters"
+# A file with a '/' after it is not a directory (it was listed as the file).
+expect_fail 1 "'$SRC/home/me/doc.txt' is not a directory" -- \
+	"$CAIRN" ls --path "$SRC/home" latest "$SRC/home/me/doc.txt/"
+expect_fail 1 "is not a directory" -- "$CAIRN" dump --path "$SRC/home" latest "$SRC/home/me/doc.txt/"
 # An ID's hex digits in either case.
 "$CAIRN" ls "${S1^^}" "$SRC/home/me" | grep -qx doc.txt || fail "ls ${S1^^}"
 "$CAIRN" tag -n --add x "${S1^^}" > /dev/null || fail "tag ${S1^^}"

@@ -896,7 +896,7 @@ static void test_tree__repo_tree_lookup_path(void)
 	struct cairn_tree_entry e = { 0 };
 	CHECK_OK(cairn_repo_tree_lookup_path(repo, &root, "/", &e));
 	CHECK(e.node == NULL && e.parent == NULL);
-	static const char *const to_b[] = { "/a/b", "a/b", "//a/./b/", "./a//b" };
+	static const char *const to_b[] = { "/a/b", "a/b", "//a/./b", "./a//b" };
 	for (size_t i = 0; i < ARRAY_SIZE(to_b); i++) {
 		CHECK_OK(cairn_repo_tree_lookup_path(repo, &root, to_b[i], &e));
 		CHECK(cairn_node_equal(e.node, &inner[0], CAIRN_NODE_F_ALL));
@@ -906,10 +906,18 @@ static void test_tree__repo_tree_lookup_path(void)
 	CHECK_OK(cairn_repo_tree_lookup_path(repo, &root, "/a", &e));
 	CHECK_EQ(e.node->type, CAIRN_NODE_DIR);
 	cairn_tree_free(e.parent);
+	CHECK_OK(cairn_repo_tree_lookup_path(repo, &root, "/a/./", &e));
+	CHECK_EQ(e.node->type, CAIRN_NODE_DIR);
+	cairn_tree_free(e.parent);
 
 	e = (struct cairn_tree_entry){ 0 };
 	CHECK_ERR(cairn_repo_tree_lookup_path(repo, &root, "/a/b/c", &e), -ENOTDIR);
 	CHECK(strstr(cairn_err_msg(), "'/a/b' is not a directory") != NULL);
+	/* A file with a '/' after it is not a directory either (open(2): ENOTDIR). */
+	CHECK_ERR(cairn_repo_tree_lookup_path(repo, &root, "/a/b/", &e), -ENOTDIR);
+	CHECK(strstr(cairn_err_msg(), "'/a/b' is not a directory") != NULL);
+	CHECK_ERR(cairn_repo_tree_lookup_path(repo, &root, "/a/b/.", &e), -ENOTDIR);
+	CHECK_ERR(cairn_repo_tree_lookup_path(repo, &root, "/a/l/", &e), -ENOTDIR);
 	CHECK_ERR(cairn_repo_tree_lookup_path(repo, &root, "/a/l/x", &e), -ENOTDIR);
 	CHECK_ERR(cairn_repo_tree_lookup_path(repo, &root, "/a/x", &e), -ENOENT);
 	CHECK(strstr(cairn_err_msg(), "'/a/x'") != NULL);

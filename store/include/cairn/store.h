@@ -456,7 +456,8 @@ struct cairn_tree_entry {
 	const struct cairn_node *node;
 };
 /* Find path ("/home/me"; empty and "." components ignored) below the tree root
- * of repo. -ENOENT not there, -ENOTDIR a component is not a directory, -EINVAL
+ * of repo. -ENOENT not there, -ENOTDIR a component is not a directory (also the
+ * last one, when a "/" follows it: "/etc/passwd/"), -EINVAL
  * for "..", -EBADMSG a corrupt tree; the message names the path. *out is set
  * only on success; the caller frees out->parent with cairn_tree_free(). */
 int cairn_repo_tree_lookup_path(cairn_repo *repo, const struct cairn_id *root, const char *path,
