@@ -25,7 +25,8 @@ static const char usage[] =
         "  --pack-size SIZE          target pack file size (default 16M)\n"
         "  --kdf-log2n N             scrypt cost log2(N), 10 to 20 (default: calibrated\n"
         "                            so that one derivation takes at least 100 ms)\n"
-        "  --key-label TEXT          label of the first key (default user@host)\n"
+        "  --key-label TEXT          label of the first key (default user@host; 1 to 255\n"
+        "                            bytes, no control characters)\n"
         "  --insecure-password       accept a password shorter than 8 characters\n"
         "\n"
         "Keep a copy of the password somewhere else: without it, nobody can read the\n"
@@ -101,7 +102,7 @@ static int handle(int c, const char *arg, void *payload)
 		return 0;
 	case OPT_LABEL:
 		o->key_label = arg;
-		return 0;
+		return cli_check_label("a key label", arg, 255);
 	case OPT_INSECURE:
 		a->insecure = true;
 		return 0;

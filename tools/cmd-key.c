@@ -44,7 +44,7 @@ static int handle(int c, const char *arg, void *payload)
 		return 0;
 	case OPT_LABEL:
 		o->label = arg;
-		return 0;
+		return cli_check_label("a key label", arg, 255);
 	case OPT_JSON:
 		o->json = true;
 		return 0;

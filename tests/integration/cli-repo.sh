@@ -94,6 +94,14 @@ after=$(cd "$CAIRN_REPO" && find . -type f -newer "$W/pw" | sort | xargs -r sha2
 # Keys: add a second password, open with it, change it, remove the first.
 printf 'second secret\n' > "$W/pw2"
 "$CAIRN" key add --new-password-file "$W/pw2" --key-label laptop | grep -q "added key"
+# A key label is 1 to 255 bytes without control characters, as a host name is.
+n_keys=$("$CAIRN" key list --json | grep -c '"label"')
+for l in '' "a"$'\t'"b" "a"$'\n'"b" "$(printf '%0256d' 0)"; do
+	expect_fail 2 "a key label" -- "$CAIRN" key add --new-password-file "$W/pw2" --key-label "$l"
+	expect_fail 2 "a key label" -- "$CAIRN" -r "$W/nolabel" init --kdf-log2n 10 --key-label "$l"
+done
+[ ! -e "$W/nolabel" ] || fail "init with a bad key label made a repository"
+[ "$("$CAIRN" key list --json | grep -c '"label"')" = "$n_keys" ] || fail "a refused key was added"
 [ "$("$CAIRN" key list --json | grep -o '"name"' | wc -l)" = 2 ] || fail "expected 2 keys"
 "$CAIRN" --password-file "$W/pw2" key list | grep -q laptop || fail "label not listed"
 first=$("$CAIRN" key list | awk '$1=="*"{print $2}')
