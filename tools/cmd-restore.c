@@ -40,7 +40,8 @@ static const char usage[] =
         "Patterns match the absolute paths in the snapshot, with the syntax of\n"
         "'cairn backup': * ? [..] and ** (any number of directories); a pattern\n"
         "without '/' matches a name anywhere, one starting with '/' from the root.\n"
-        "An exclude counts only below the snapshot's paths, as in backup.\n"
+        "An exclude counts only below the snapshot's paths, as in backup. Patterns that\n"
+        "select nothing are an error (exit 1), and DIR is not created.\n"
         "\n"
         "Entries already in DIR with the same name are replaced: files are written\n"
         "under a temporary name (.cairn-tmp.PID.N) and renamed over the old ones;\n"
@@ -182,7 +183,27 @@ static void print_json(const struct restore_args *a, const struct cairn_snapshot
 		fputs("null}\n", stdout);
 }
 
-/* Restore (or list), then verify: returns < 0 for a failure, with the message set. */
+static bool has_patterns(const struct restore_args *a)
+{
+	return (a->include && pattern_list_count(a->include) > 0) ||
+	       (a->exclude && pattern_list_count(a->exclude) > 0);
+}
+
+/* Patterns that leave nothing (a typo in --include, an --exclude of PATH
+ * itself): a failure, rather than an empty target and "restored 0 files". */
+static int check_selected(const struct restorer_stats *st, const char *path)
+{
+	if (st->files + st->dirs + st->links + st->others > 0)
+		return 0;
+	return cairn_err_set(-ENOENT,
+	                     "nothing matched: the --include and --exclude patterns select "
+	                     "nothing of '%s' in the snapshot",
+	                     path);
+}
+
+/* Restore (or list), then verify: returns < 0 for a failure, with the message set.
+ * With patterns, a restore first walks the trees as a dry run, so that a
+ * selection of nothing creates no target. */
 static int restore(cairn_repo *repo, const struct restore_args *a,
                    const struct cairn_snapshot *snap, const char *path, struct restorer_stats *st,
                    struct restorer_stats *vst)
@@ -191,11 +212,19 @@ static int restore(cairn_repo *repo, const struct restore_args *a,
 		                   .path = path,
 		                   .include = a->include,
 		                   .exclude = a->exclude,
-		                   .dry_run = a->dry_run,
+		                   .dry_run = true,
 		                   .threads = a->threads,
-		                   .on_entry = a->dry_run ? on_entry : NULL,
+		                   .on_entry = NULL,
 		                   .payload = (void *)a };
-	int r = restorer_run(repo, snap, &o, st);
+	int r = 0;
+	if (has_patterns(a) && !a->dry_run && (r = restorer_run(repo, snap, &o, st)) >= 0)
+		r = check_selected(st, path);
+	o.dry_run = a->dry_run;
+	o.on_entry = a->dry_run ? on_entry : NULL;
+	if (r >= 0)
+		r = restorer_run(repo, snap, &o, st);
+	if (r >= 0 && has_patterns(a) && a->dry_run)
+		r = check_selected(st, path);
 	if (r < 0 || !vst)
 		return r;
 	fflush(stdout);

@@ -81,6 +81,16 @@ done
 [ ! -e "$W/rel" ] || fail "restore with a relative PATH made its target"
 (cd "$SRC" && expect_fail 2 "e.g. $SRC/home" -- "$CAIRN" restore -t "$W/rel" latest home)
 
+# Patterns that select nothing (a typo in --include, an --exclude of PATH
+# itself) are a failure in one line, and make no target.
+expect_fail 1 "nothing matched" -- "$CAIRN" restore --path "$SRC/home" -t "$W/t3" latest --include 'doc.tx'
+expect_fail 1 "nothing matched" -- "$CAIRN" restore -n --path "$SRC/home" -t "$W/t3" latest --include 'nope*'
+expect_fail 1 "nothing matched: .* of '$SRC/home/me/doc.txt'" -- "$CAIRN" restore --path "$SRC/home" \
+	-t "$W/t3" --exclude doc.txt latest "$SRC/home/me/doc.txt"
+[ ! -e "$W/t3" ] || fail "a restore that selected nothing made its target"
+"$CAIRN" restore --path "$SRC/home" -t "$W/t3" latest --include 'doc.txt' > /dev/null
+[ "$(cat "$W/t3$SRC/home/me/doc.txt")" = v2 ] || fail "restore --include doc.txt"
+
 # ---- diff and find ---------------------------------------------------------
 "$CAIRN" diff --path "$SRC/home" "$S1" latest > "$W/diff"
 grep -q "^M  *$SRC/home/me/doc.txt" "$W/diff" || fail "diff --path: $(cat "$W/diff")"
