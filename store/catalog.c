@@ -208,6 +208,7 @@ struct loading {
 	const struct cairn_id *ids;
 	struct cairn_snapshot **list; /* NULL where not loaded */
 	bool strict;
+	bool *missing; /* strict: where the GET answered "not found" */
 };
 
 /* Warn about a damaged snapshot once per handle: a command may list more than
@@ -236,23 +237,150 @@ static int load_one(size_t i, void *payload)
 		warn_damaged(l->repo, &l->ids[i]);
 	else if (r != -ENOENT)
 		return r;
+	else if (l->strict)
+		l->missing[i] = true;
 	return 0;
 }
 
 /* Load every listed snapshot, in parallel (from a remote storage each is a
  * request until cached). A damaged one (-EBADMSG) fails the listing when strict,
  * else it is left out with a warning; one removed since the listing is left out
- * silently. */
+ * (strict: marked in missing, for the caller to confirm). */
 static int load_all(cairn_repo *repo, const struct cairn_id *ids, size_t count, bool strict,
-                    struct cairn_snapshot **list, size_t *n)
+                    bool *missing, struct cairn_snapshot **list, size_t *n)
 {
-	struct loading l = { repo, ids, list, strict };
+	struct loading l = { repo, ids, list, strict, missing };
 	unsigned threads = repo->cache ? cairn_storage_concurrency(repo->st) : 1;
 	int r = cairn_parallel(count, threads, load_one, &l);
 	*n = 0;
 	for (size_t i = 0; i < count; i++)
 		if (list[i])
 			list[(*n)++] = list[i];
+	return r;
+}
+
+/* ---- a strict listing: prune does not take one listing's word -------------- */
+
+static int cmp_id(const void *a, const void *b)
+{
+	return cairn_id_cmp(a, b);
+}
+
+static bool listed(const struct cairn_id *sorted, size_t n, const struct cairn_id *id)
+{
+	return n && bsearch(id, sorted, n, sizeof(*sorted), cmp_id);
+}
+
+struct doubts {
+	cairn_repo *repo;
+	const struct cairn_id *sorted; /* the listing */
+	size_t nsorted;
+	struct id_list unlisted; /* in the cache and there, not listed */
+};
+
+/* A snapshot this host knows that the listing lacks: asked for. Gone, the
+ * cache forgets it (the index does at its next refresh); there, it is a doubt
+ * for a second listing. */
+static int unlisted(struct doubts *d, const struct cairn_id *id)
+{
+	struct cairn_obj_info info;
+	char hex[CAIRN_ID_HEX_SIZE];
+	if (listed(d->sorted, d->nsorted, id))
+		return 0;
+	cairn_id_hex(hex, id);
+	int r = cairn_storage_stat(d->repo->st, CAIRN_OBJ_SNAPSHOT, hex, &info);
+	if (r == -ENOENT) {
+		if (d->repo->cache)
+			cairn_cache__drop(d->repo->cache, CAIRN_OBJ_SNAPSHOT, hex);
+		return 0;
+	}
+	return r < 0 ? cairn_err_wrap(r, "snapshot %.8s", hex) : add_id(&d->unlisted, hex);
+}
+
+static int indexed_unlisted(const struct cairn_id *id, int64_t time_ns, void *payload)
+{
+	(void)time_ns;
+	return unlisted(payload, id);
+}
+
+static int cached_unlisted(const char *name, void *payload)
+{
+	struct cairn_id id;
+	return cairn_id_parse(&id, name) < 0 ? 0 : unlisted(payload, &id);
+}
+
+static int inconsistent(const struct cairn_id *id, const char *what)
+{
+	char hex[CAIRN_ID_HEX_SIZE];
+	cairn_id_hex(hex, id);
+	return cairn_err_set(-EPROTO, "the listing of snapshots/ is inconsistent: snapshot %.8s %s",
+	                     hex, what);
+}
+
+/* List snapshots/ again to settle the doubts: a snapshot that was there but
+ * not listed must be listed now (saved since the first listing), one that was
+ * listed but not found must be gone from this listing too (removed since). */
+static int settle(cairn_repo *repo, const struct id_list *unlisted, const struct cairn_id *ids,
+                  const bool *missing, size_t count)
+{
+	_cleanup_free_ struct cairn_id *again = NULL;
+	size_t n = 0;
+	forget_listing(repo);
+	int r = cairn_repo_snapshot_ids(repo, &again, &n);
+	if (r < 0)
+		return r;
+	qsort(again, n, sizeof(*again), cmp_id);
+	for (size_t i = 0; i < unlisted->n; i++)
+		if (!listed(again, n, &unlisted->v[i]))
+			return inconsistent(&unlisted->v[i], "is there but not listed");
+	for (size_t i = 0; i < count; i++)
+		if (missing[i] && listed(again, n, &ids[i]))
+			return inconsistent(&ids[i], "is listed but not found");
+	return 0;
+}
+
+/* The snapshots this host knows (its index, else its cache) that the listing
+ * lacks, checked one by one: a listing that leaves out a snapshot would have
+ * prune delete its data. */
+static int doubt_unlisted(cairn_repo *repo, const struct cairn_id *ids, size_t count,
+                          struct id_list *out)
+{
+	_cleanup_free_ struct cairn_id *sorted = malloc((count ? count : 1) * sizeof(*sorted));
+	if (!sorted)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	if (count)
+		memcpy(sorted, ids, count * sizeof(*sorted));
+	qsort(sorted, count, sizeof(*sorted), cmp_id);
+	struct doubts d = { .repo = repo, .sorted = sorted, .nsorted = count };
+	int r = cairn_repo__index(repo)
+	                ? cairn_index__foreach_snapshot(cairn_repo__index(repo), indexed_unlisted,
+	                                                &d)
+	                : cairn_cache__list(repo->cache, CAIRN_OBJ_SNAPSHOT, cached_unlisted, &d);
+	if (r < 0) {
+		free(d.unlisted.v);
+		return r;
+	}
+	*out = d.unlisted;
+	return 0;
+}
+
+static int load_strict(cairn_repo *repo, const struct cairn_id *ids, size_t count,
+                       struct cairn_snapshot **list, size_t *loaded)
+{
+	struct id_list unlisted = { 0 };
+	_cleanup_free_ bool *missing = calloc(count ? count : 1, sizeof(*missing));
+	if (!missing)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	int r = repo->cache || cairn_repo__index(repo) ? doubt_unlisted(repo, ids, count, &unlisted)
+	                                               : 0;
+	if (r >= 0)
+		r = load_all(repo, ids, count, true, missing, list, loaded);
+	bool doubt = unlisted.n > 0;
+	for (size_t i = 0; i < count && !doubt; i++)
+		doubt = missing[i];
+	if (r >= 0 && doubt)
+		r = settle(repo, &unlisted, ids, missing, count);
+	free(unlisted.v);
 	return r;
 }
 
@@ -274,8 +402,10 @@ int cairn_repo__snapshot_list(cairn_repo *repo, bool strict, struct cairn_snapsh
 		r = cairn_hostcache__snapshots(repo->hostcache, ids, count, &list, &loaded);
 	else if (!(list = calloc(count ? count : 1, sizeof(*list))))
 		return cairn_err_set(-ENOMEM, "out of memory");
+	else if (strict)
+		r = load_strict(repo, ids, count, list, &loaded);
 	else
-		r = load_all(repo, ids, count, strict, list, &loaded);
+		r = load_all(repo, ids, count, false, NULL, list, &loaded);
 	if (r < 0) {
 		cairn_snapshot_list_free(list, loaded);
 		return r;

@@ -229,6 +229,18 @@ static int indexed_snapshot(const struct cairn_id *id, int64_t time_ns, void *pa
 	return cairn_idset_add(payload, id, 0) < 0 ? -ENOMEM : 0;
 }
 
+/* Whether a snapshot the index knows that the listing lacks is gone: 1 when
+ * the storage says so. A listing that leaves one out (an eventually consistent
+ * store, a caching proxy) must not make this host forget it, or prune would
+ * have nothing left to doubt that listing with. No answer: kept, asked again. */
+static int removed(cairn_repo *repo, const char *hex)
+{
+	struct cairn_obj_info info;
+	if (repo->offline)
+		return 1;
+	return cairn_storage_stat(repo->st, CAIRN_OBJ_SNAPSHOT, hex, &info) == -ENOENT;
+}
+
 /* Snapshots added or removed since the index last saw the storage; the cache
  * drops the copies of removed ones. */
 static int update_snapshots(cairn_repo *repo)
@@ -252,6 +264,8 @@ static int update_snapshots(cairn_repo *repo)
 	while (r >= 0 && cairn_idset_next(&indexed, &pos, &id)) {
 		char hex[CAIRN_ID_HEX_SIZE];
 		cairn_id_hex(hex, id);
+		if (!removed(repo, hex))
+			continue;
 		if (repo->cache)
 			cairn_cache__drop(repo->cache, CAIRN_OBJ_SNAPSHOT, hex);
 		r = cairn_index__del_snapshot(repo->index, id);

@@ -1,0 +1,64 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# A repository in S3 behind a server or a network that misbehaves (docs/S3.md
+# §5, DESIGN.md "Listings"): a proxy between cairn and a real Ceph RGW on
+# 127.0.0.1 leaves keys out of listings, answers 404 for what is there, repeats
+# a page of a listing. Prune never deletes data on the word of one listing.
+. "$(dirname "$0")/lib.sh"
+
+s3_setup
+RULES="$W/rules.json"
+echo '[]' > "$RULES"
+python3 "$SRCDIR/tests/integration/fault-proxy.py" "$W/proxy.port" "$RGW_PORT" "$RULES" \
+	"$W/proxy.log" &
+cleanup_hooks+=("kill $!")
+for _ in $(seq 1 200); do
+	[ -s "$W/proxy.port" ] && break
+	sleep 0.05
+done
+[ -s "$W/proxy.port" ] || fail "the proxy did not start"
+# cairn talks to the proxy; $AWS to the server itself.
+export AWS_ENDPOINT_URL="http://127.0.0.1:$(cat "$W/proxy.port")"
+export CAIRN_CACHE_DIR="$W/cache"
+mkdir -p "$W/s1" "$W/s2"
+head -c 300000 /dev/urandom > "$W/s1/f1"
+head -c 300000 /dev/urandom > "$W/s2/f2"
+
+rules() { printf '%s\n' "$1" > "$RULES"; }
+# mk2 PREFIX: a repository s3://$B/PREFIX holding two snapshots, of s1 and then
+# of s2; sets R and S2 (the second one's ID).
+mk2() {
+	R="s3://$B/$1"
+	"$CAIRN" -r "$R" init --kdf-log2n 10 > /dev/null || fail "init of $R"
+	"$CAIRN" -r "$R" backup "$W/s1" > /dev/null || fail "backup of s1 into $R"
+	S2=$("$CAIRN" -r "$R" backup "$W/s2" | sed -n 's/^snapshot \([0-9a-f]*\) saved$/\1/p')
+	[ -n "$S2" ] || fail "backup of s2 into $R"
+}
+# whole R: both snapshots there, and every blob they need.
+whole() {
+	"$CAIRN" -r "$1" check > "$W/check" 2>&1 || fail "$1 lost data: $(cat "$W/check")"
+	[ "$("$CAIRN" -r "$1" snapshots --json | grep -o '"short_id"' | wc -l)" = 2 ] ||
+		fail "$1 does not hold two snapshots: $("$CAIRN" -r "$1" snapshots)"
+}
+
+# ---- a listing of snapshots/ that leaves one out: the cache knows it --------
+mk2 hide
+rules '[{"m":"GET","p":"list-type=2.*prefix=hide%2Fsnapshots","a":"hide","k":"'"$S2"'"}]'
+expect_fail 1 "the listing of snapshots/ is inconsistent: snapshot $S2 is there but not listed" -- \
+	"$CAIRN" -r "$R" prune
+rules '[]'
+whole "$R"
+# One that another host removed is gone from the cache too, and prune runs.
+CAIRN_CACHE_DIR="$W/cache-other" "$CAIRN" -r "$R" forget "$S2" > /dev/null || fail "forget $S2"
+"$CAIRN" -r "$R" prune > "$W/prune" 2>&1 || fail "prune after a forget elsewhere: $(cat "$W/prune")"
+ls "$CAIRN_CACHE_DIR"/*/snapshots/ | grep -q "^$S2" && fail "$S2 is still in the cache"
+"$CAIRN" -r "$R" check > "$W/check" 2>&1 || fail "check after prune: $(cat "$W/check")"
+
+# ---- a listed snapshot whose GET answers 404 (a cold cache) ----------------
+mk2 lost
+rules '[{"m":"GET","p":"^/'"$B"'/lost/snapshots/'"$S2"'","a":"status","code":404,"xml":"NoSuchKey"}]'
+expect_fail 1 "the listing of snapshots/ is inconsistent: snapshot $S2 is listed but not found" -- \
+	env CAIRN_CACHE_DIR="$W/cache-cold" "$CAIRN" -r "$R" prune
+rules '[]'
+whole "$R"
+exit 0
