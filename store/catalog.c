@@ -173,6 +173,24 @@ static int cached_snapshot(const char *name, void *payload)
 	return add_id(payload, name);
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+	return cairn_id_cmp(a, b);
+}
+
+/* Sorted, each ID once: a listing that names a snapshot twice would have a
+ * policy keep one copy and remove the other, the same file. */
+static void unique(struct id_list *l)
+{
+	size_t n = 0;
+	if (l->n)
+		qsort(l->v, l->n, sizeof(*l->v), cmp_id);
+	for (size_t i = 0; i < l->n; i++)
+		if (n == 0 || cairn_id_cmp(&l->v[n - 1], &l->v[i]) != 0)
+			l->v[n++] = l->v[i];
+	l->n = n;
+}
+
 int cairn_repo_snapshot_ids(cairn_repo *repo, struct cairn_id **out, size_t *n)
 {
 	struct id_list l = { 0 };
@@ -187,6 +205,7 @@ int cairn_repo_snapshot_ids(cairn_repo *repo, struct cairn_id **out, size_t *n)
 		free(l.v);
 		return r;
 	}
+	unique(&l);
 	if (repo->cache && !repo->offline)
 		keep_listing(repo, &l);
 	*out = l.v;
@@ -261,11 +280,6 @@ static int load_all(cairn_repo *repo, const struct cairn_id *ids, size_t count, 
 
 /* ---- a strict listing: prune does not take one listing's word -------------- */
 
-static int cmp_id(const void *a, const void *b)
-{
-	return cairn_id_cmp(a, b);
-}
-
 static bool listed(const struct cairn_id *sorted, size_t n, const struct cairn_id *id)
 {
 	return n && bsearch(id, sorted, n, sizeof(*sorted), cmp_id);
@@ -273,7 +287,7 @@ static bool listed(const struct cairn_id *sorted, size_t n, const struct cairn_i
 
 struct doubts {
 	cairn_repo *repo;
-	const struct cairn_id *sorted; /* the listing */
+	const struct cairn_id *sorted; /* the listing (cairn_repo_snapshot_ids() sorts it) */
 	size_t nsorted;
 	struct id_list unlisted; /* in the cache and there, not listed */
 };
@@ -329,7 +343,6 @@ static int settle(cairn_repo *repo, const struct id_list *unlisted, const struct
 	int r = cairn_repo_snapshot_ids(repo, &again, &n);
 	if (r < 0)
 		return r;
-	qsort(again, n, sizeof(*again), cmp_id);
 	for (size_t i = 0; i < unlisted->n; i++)
 		if (!listed(again, n, &unlisted->v[i]))
 			return inconsistent(&unlisted->v[i], "is there but not listed");
@@ -345,13 +358,7 @@ static int settle(cairn_repo *repo, const struct id_list *unlisted, const struct
 static int doubt_unlisted(cairn_repo *repo, const struct cairn_id *ids, size_t count,
                           struct id_list *out)
 {
-	_cleanup_free_ struct cairn_id *sorted = malloc((count ? count : 1) * sizeof(*sorted));
-	if (!sorted)
-		return cairn_err_set(-ENOMEM, "out of memory");
-	if (count)
-		memcpy(sorted, ids, count * sizeof(*sorted));
-	qsort(sorted, count, sizeof(*sorted), cmp_id);
-	struct doubts d = { .repo = repo, .sorted = sorted, .nsorted = count };
+	struct doubts d = { .repo = repo, .sorted = ids, .nsorted = count };
 	int r = cairn_repo__index(repo)
 	                ? cairn_index__foreach_snapshot(cairn_repo__index(repo), indexed_unlisted,
 	                                                &d)

@@ -77,6 +77,7 @@ struct cairn_s3_conn {
 #define MIN_PART (5u << 20)     /* S3's minimum part size (but the last) */
 #define MAX_PARTS 10000u
 #define LIST_PAGE "1000"
+#define LIST_MAX ((size_t)1 << 24) /* keys in one listing */
 
 /* ---- setup ------------------------------------------------------------------ */
 
@@ -1342,8 +1343,71 @@ static int bucket_get(cairn_s3_conn *c, struct req *rq, struct cairn_buf *out)
 	return r;
 }
 
-int cairn_s3_list(cairn_s3_conn *c, const char *prefix,
-                  int (*cb)(const struct cairn_s3xml_object *o, void *payload), void *payload)
+/* A whole listing: the objects of every page, in order. */
+struct listed {
+	struct cairn_s3xml_object *v;
+	size_t n, cap;
+};
+
+static void listed_release(struct listed *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].key);
+	free(l->v);
+	*l = (struct listed){ 0 };
+}
+
+/* Whether key is among l's, which are in order. */
+static bool seen_key(const struct listed *l, const char *key)
+{
+	size_t lo = 0, hi = l->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int cmp = strcmp(key, l->v[mid].key);
+		if (cmp == 0)
+			return true;
+		if (cmp < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return false;
+}
+
+/* Take o (its key too) into l, after checking that it comes after the last
+ * key: S3 lists keys in UTF-8 binary order, so a key that does not (a page
+ * sent twice, a page of another listing) means the listing cannot be trusted.
+ * 1 when out of order, the message set. */
+static int take_listed(struct listed *l, const char *prefix, struct cairn_s3xml_object *o)
+{
+	int cmp = l->n ? strcmp(o->key, l->v[l->n - 1].key) : 1;
+	if (cmp <= 0) {
+		if (cmp == 0 || seen_key(l, o->key))
+			cairn_err_set(-EPROTO, "S3 listing of %s is not in order: key %s repeated",
+			              prefix, o->key);
+		else
+			cairn_err_set(-EPROTO, "S3 listing of %s is not in order: key %s after %s",
+			              prefix, o->key, l->v[l->n - 1].key);
+		return 1;
+	}
+	if (l->n == LIST_MAX)
+		return cairn_err_set(-EPROTO, "S3 listing of %s: more than %zu keys", prefix,
+		                     LIST_MAX);
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 1024;
+		struct cairn_s3xml_object *p = reallocarray(l->v, cap, sizeof(*p));
+		if (!p)
+			return cairn_err_set(-ENOMEM, "S3 listing of %s: out of memory", prefix);
+		l->v = p;
+		l->cap = cap;
+	}
+	l->v[l->n++] = *o;
+	o->key = NULL;
+	return 0;
+}
+
+/* Every page of a listing into out; 1 when its keys are out of order. */
+static int list_pages(cairn_s3_conn *c, const char *prefix, struct listed *out)
 {
 	_cleanup_buf_ struct cairn_buf reply = CAIRN_BUF_INIT;
 	_cleanup_free_ char *token = NULL;
@@ -1360,16 +1424,35 @@ int cairn_s3_list(cairn_s3_conn *c, const char *prefix,
 			return r;
 		if ((r = cairn_s3xml_parse_list(&l, reply.data, reply.len)) < 0)
 			return cairn_err_wrap(-EPROTO, "S3 ListObjectsV2");
-		for (size_t i = 0; i < l.n && r >= 0; i++)
-			r = cb(&l.objs[i], payload);
+		for (size_t i = 0; i < l.n && r == 0; i++)
+			r = take_listed(out, prefix, &l.objs[i]);
 		/* A server that repeats a token would make us loop forever. */
-		if (r >= 0 && l.truncated && token && strcmp(token, l.next_token) == 0)
+		if (r == 0 && l.truncated && token && strcmp(token, l.next_token) == 0)
 			r = cairn_err_set(-EPROTO,
 			                  "S3 ListObjectsV2: the continuation token repeats");
 		free(token);
 		token = l.truncated ? TAKE_PTR(l.next_token) : NULL;
 		cairn_s3xml_list_release(&l);
-	} while (r >= 0 && token);
+	} while (r == 0 && token);
+	return r;
+}
+
+int cairn_s3_list(cairn_s3_conn *c, const char *prefix,
+                  int (*cb)(const struct cairn_s3xml_object *o, void *payload), void *payload)
+{
+	struct listed all = { 0 };
+	/* Nothing reaches cb before the whole listing is known to be in order:
+	 * one out of order is asked for once more, then an error. */
+	int r = list_pages(c, prefix, &all);
+	if (r == 1) {
+		listed_release(&all);
+		r = list_pages(c, prefix, &all);
+	}
+	if (r == 1)
+		r = -EPROTO;
+	for (size_t i = 0; i < all.n && r >= 0; i++)
+		r = cb(&all.v[i], payload);
+	listed_release(&all);
 	return r;
 }
 

@@ -93,7 +93,9 @@ int cairn_s3_head(cairn_s3_conn *c, const char *key, struct cairn_s3_obj *out);
 int cairn_s3_delete(cairn_s3_conn *c, const char *key);
 
 /* ListObjectsV2 of every key starting with prefix, page by page (1000 a page).
- * cb gets each object (borrowed); a negative return stops the listing. */
+ * cb gets each object (borrowed), once the whole listing is in; a negative
+ * return stops it. A listing whose keys are not strictly increasing (a page
+ * sent twice) is made once more, then it fails: -EPROTO. */
 int cairn_s3_list(cairn_s3_conn *c, const char *prefix,
                   int (*cb)(const struct cairn_s3xml_object *o, void *payload), void *payload);
 /* ListMultipartUploads under prefix; cb(key, upload_id) for each. */

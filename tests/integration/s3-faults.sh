@@ -3,7 +3,8 @@
 # A repository in S3 behind a server or a network that misbehaves (docs/S3.md
 # §5, DESIGN.md "Listings"): a proxy between cairn and a real Ceph RGW on
 # 127.0.0.1 leaves keys out of listings, answers 404 for what is there, repeats
-# a page of a listing. Prune never deletes data on the word of one listing.
+# a page of a listing. Prune never deletes data on the word of one listing; a
+# listing out of order is made again, then refused.
 . "$(dirname "$0")/lib.sh"
 
 s3_setup
@@ -61,4 +62,21 @@ expect_fail 1 "the listing of snapshots/ is inconsistent: snapshot $S2 is listed
 	env CAIRN_CACHE_DIR="$W/cache-cold" "$CAIRN" -r "$R" prune
 rules '[]'
 whole "$R"
+
+# ---- a listing that sends a page twice -------------------------------------
+# Three snapshots (s1 twice, s2 once) in pages of two: the first page repeated
+# named s2's only snapshot twice, and forget kept one copy and removed the other.
+mk2 dup
+"$CAIRN" -r "$R" backup "$W/s1" > /dev/null || fail "third backup into $R"
+rules '[{"m":"GET","p":"list-type=2.*prefix=dup%2Fsnapshots","a":"paginate","size":2}]'
+[ "$("$CAIRN" -r "$R" snapshots --json | grep -o '"short_id"' | wc -l)" = 3 ] ||
+	fail "a listing in pages of two: $("$CAIRN" -r "$R" snapshots)"
+rules '[{"m":"GET","p":"list-type=2.*prefix=dup%2Fsnapshots","a":"paginate","size":2,"mode":"dup"}]'
+expect_fail 1 "S3 listing of dup/snapshots/ is not in order: key dup/snapshots/[0-9a-f]* repeated" -- \
+	"$CAIRN" -r "$R" forget --keep-last 1
+rules '[]'
+"$CAIRN" -r "$R" snapshots > "$W/list" || fail "snapshots of $R"
+grep -q "$S2" "$W/list" || fail "s2's only snapshot is gone: $(cat "$W/list")"
+[ "$("$CAIRN" -r "$R" snapshots --json | grep -o '"short_id"' | wc -l)" = 3 ] ||
+	fail "a snapshot is gone: $("$CAIRN" -r "$R" snapshots)"
 exit 0
