@@ -139,8 +139,9 @@ static int any_object(const struct cairn_obj_info *o, void *payload)
 	return -EEXIST;
 }
 
-/* A directory that does not exist (1) or is empty (0); a bucket prefix without
- * config and keys (0). */
+/* A directory that does not exist (1) or is empty (0); a bucket prefix that
+ * holds nothing at all (0: one listing of the prefix, not only of keys/: a
+ * listing that leaves the keys out must not have init replace a config). */
 static int check_empty_target(cairn_storage *st)
 {
 	const char *url = cairn_storage_url(st);
@@ -151,13 +152,17 @@ static int check_empty_target(cairn_storage *st)
 	if (r != -ENOENT)
 		return r;
 	if (cairn_storage_caps(st) & CAIRN_STORAGE_REMOTE) {
+		r = cairn_storage_any(st);
+		if (r <= 0)
+			return r;
 		r = cairn_storage_list(st, CAIRN_OBJ_KEY, any_object, NULL);
-		return r == -EEXIST ? cairn_err_set(r,
-		                                    "'%s' is not empty: it holds key files but no "
-		                                    "config (an init that was killed? remove them "
-		                                    "and run init again)",
-		                                    url)
-		                    : r;
+		if (r == -EEXIST)
+			return cairn_err_set(
+			        r,
+			        "'%s' is not empty: it holds key files but no config (an "
+			        "init that was killed? remove them and run init again)",
+			        url);
+		return r < 0 ? r : cairn_err_set(-EEXIST, "'%s' is not empty", url);
 	}
 	if ((r = cairn_storage_list(st, CAIRN_OBJ_KEY, any_object, NULL)) == -EEXIST)
 		return cairn_err_set(
@@ -266,6 +271,32 @@ static int fresh_cache(cairn_storage *st, cairn_cache **out)
 	return r < 0 ? r : cairn_cache__open(out, st, 0);
 }
 
+/* Whether the config there is the one we wrote (a PUT whose reply was lost,
+ * sent again and refused because the first one landed). */
+static bool config_is(cairn_storage *st, const struct cairn_buf *text)
+{
+	_cleanup_buf_ struct cairn_buf there = CAIRN_BUF_INIT;
+	return cairn_storage_get(st, CAIRN_OBJ_CONFIG, "", 0, 0, CAIRN_CONFIG_MAX, &there) >= 0 &&
+	       there.len == text->len && memcmp(there.data, text->data, text->len) == 0;
+}
+
+/* The config goes last: its presence marks a complete repository. In a bucket
+ * it is written only where there is none (If-None-Match), so that a prefix a
+ * listing showed empty by mistake keeps its repository; a server that does
+ * not implement the condition gets a plain PUT, the listing having said empty. */
+static int put_config(cairn_storage *st, const struct cairn_buf *text)
+{
+	if (!(cairn_storage_caps(st) & CAIRN_STORAGE_REMOTE))
+		return cairn_storage_put(st, CAIRN_OBJ_CONFIG, "", text->data, text->len);
+	int r = cairn_storage_create(st, CAIRN_OBJ_CONFIG, "", text->data, text->len);
+	if (r == -EOPNOTSUPP)
+		r = cairn_storage_put(st, CAIRN_OBJ_CONFIG, "", text->data, text->len);
+	if (r == -EEXIST && !config_is(st, text))
+		return cairn_err_set(-EEXIST, "'%s' is not empty: it has a config",
+		                     cairn_storage_url(st));
+	return r == -EEXIST ? 0 : r;
+}
+
 static int init_in(cairn_storage *st, const char *pw, size_t pwlen, const struct cairn_init_opts *o)
 {
 	struct cairn_config cfg;
@@ -289,8 +320,8 @@ static int init_in(cairn_storage *st, const char *pw, size_t pwlen, const struct
 	    (r = init_index(st, cfg.id)) < 0 ||
 	    (r = cairn_config__format(&text, &cfg, keys.cfg)) < 0)
 		goto out;
-	/* The config goes last: its presence marks a complete repository. */
-	r = cairn_storage_put(st, CAIRN_OBJ_CONFIG, "", text.data, text.len);
+	if ((r = put_config(st, &text)) == -EEXIST)
+		cairn_storage_remove(st, CAIRN_OBJ_KEY, name); /* not ours to add to */
 	if (r >= 0 && cache) {
 		cairn_cache__put(cache, CAIRN_OBJ_CONFIG, "", text.data, text.len);
 		cairn_repo__remember_key(cairn_storage_state_dir(st), name, true);
@@ -303,6 +334,8 @@ out:
 		r = cairn_err_set(r, "%s", why);
 	}
 	cairn_cache__close(cache);
+	if (r == -EEXIST && cache) /* it holds our key, not the one there */
+		clear_state(cairn_storage_state_dir(st));
 	cairn_crypt__wipe(&keys);
 	OPENSSL_cleanse(&s, sizeof(s));
 	return r;

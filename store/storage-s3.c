@@ -123,6 +123,19 @@ static int s3_put(void *self, const char *rel, const void *data, size_t len)
 	return r;
 }
 
+static int s3_create(void *self, const char *rel, const void *data, size_t len)
+{
+	struct s3store *s = self;
+	char key[KEY_MAX];
+	cairn_s3_conn *c;
+	int r = begin(s, rel, key, &c);
+	if (r < 0)
+		return r;
+	r = cairn_s3_put_new(c, key, data, len);
+	give_conn(s, c);
+	return r;
+}
+
 static int s3_put_file(void *self, const char *rel, int fd, uint64_t size, const uint8_t *sha256)
 {
 	struct s3store *s = self;
@@ -190,6 +203,21 @@ static int s3_list(void *self, const char *dir,
 		return r;
 	struct listing l = { .skip = strlen(key), .cb = cb, .payload = payload };
 	r = cairn_s3_list(c, key, list_one, &l);
+	give_conn(s, c);
+	return r;
+}
+
+/* Anything under the prefix, in one request: the bucket's root lists the
+ * whole bucket. */
+static int s3_any(void *self)
+{
+	struct s3store *s = self;
+	char key[KEY_MAX];
+	cairn_s3_conn *c;
+	int r = begin(s, "", key, &c);
+	if (r < 0)
+		return r;
+	r = cairn_s3_list_any(c, key);
 	give_conn(s, c);
 	return r;
 }
@@ -294,10 +322,12 @@ static const struct cairn_storage_ops s3_ops = {
 	.read = s3_read,
 	.get_file = s3_get_file,
 	.put = s3_put,
+	.create = s3_create,
 	.put_file = s3_put_file,
 	.put_tmp = s3_put_tmp,
 	.stat = s3_stat,
 	.list = s3_list,
+	.any = s3_any,
 	.remove = s3_remove,
 	.stats = s3_stats,
 	.etag = s3_etag,

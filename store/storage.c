@@ -257,6 +257,29 @@ int cairn_storage_put(cairn_storage *st, int kind, const char *name, const void 
 	return st->ops->put(st->self, rel, data, len);
 }
 
+static int unsupported(const cairn_storage *st, const char *what);
+
+int cairn_storage_create(cairn_storage *st, int kind, const char *name, const void *data,
+                         size_t len)
+{
+	char rel[CAIRN_OBJ_REL_MAX];
+	int r = cairn_obj_rel(rel, kind, name);
+	if (r < 0)
+		return r;
+	if (!st->ops->create)
+		return unsupported(st, "a write only if absent");
+	count(st, CAIRN_STORAGE_PUT);
+	return st->ops->create(st->self, rel, data, len);
+}
+
+int cairn_storage_any(cairn_storage *st)
+{
+	if (!st->ops->any)
+		return unsupported(st, "a listing of everything");
+	count(st, CAIRN_STORAGE_LIST);
+	return st->ops->any(st->self);
+}
+
 /* A pack is named by the SHA-256 of its content (FORMAT.md §6.1): the backend
  * gets it to check the upload against, so that no pack is stored under a name
  * its content does not hash to. */

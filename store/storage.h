@@ -22,6 +22,9 @@ struct cairn_storage_ops {
 	int (*get_file)(void *self, const char *rel, int fd, uint64_t max, uint8_t sha256[32],
 	                uint64_t *size);
 	int (*put)(void *self, const char *rel, const void *data, size_t len);
+	/* May be NULL. put only if there is no such object: -EEXIST;
+	 * -EOPNOTSUPP when the server cannot make the condition. */
+	int (*create)(void *self, const char *rel, const void *data, size_t len);
 	/* sha256: what the content hashes to when its name says so (a pack), else
 	 * NULL. A backend that reads the content anyway, or whose server can
 	 * check it, stores nothing that differs: -EBADMSG. */
@@ -35,6 +38,8 @@ struct cairn_storage_ops {
 	int (*list)(void *self, const char *dir,
 	            int (*cb)(const char *rest, const struct cairn_obj_info *o, void *payload),
 	            void *payload);
+	/* May be NULL. 1 if the storage holds any object at all, else 0. */
+	int (*any)(void *self);
 	int (*remove)(void *self, const char *rel);
 	void (*stats)(void *self, struct cairn_storage_stats *out);
 	/* May be NULL: -EOPNOTSUPP (abort_uploads: 0). */

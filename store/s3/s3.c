@@ -755,7 +755,9 @@ static void http_error(struct verdict *v, const cairn_s3 *s, const struct req *r
 	            cairn_s3xml_parse_error(&e, rq->errbody.data, rq->errbody.len) < 0;
 	if (bare) /* no code in the reply: the status is all there is */
 		snprintf(e.code, sizeof(e.code), "HTTP %ld", rq->status);
-	bool retry = rq->status == 429 || rq->status >= 500 || retryable_code(e.code);
+	bool unsupported = rq->status == 501 || strcmp(e.code, "NotImplemented") == 0;
+	bool retry =
+	        !unsupported && (rq->status == 429 || rq->status >= 500 || retryable_code(e.code));
 	v->throttled = rq->status == 429 || rq->status == 503 || strcmp(e.code, "SlowDown") == 0;
 	if (retry) {
 		v->what = RETRY;
@@ -767,7 +769,13 @@ static void http_error(struct verdict *v, const cairn_s3 *s, const struct req *r
 		return;
 	}
 	v->what = FAIL;
-	if (rq->status == 404) {
+	if (unsupported) {
+		v->code = cairn_err_set(-EOPNOTSUPP, "%s: the server does not implement it (%s)",
+		                        who, e.code);
+	} else if (rq->status == 412 ||
+	           (rq->status == 409 && strcmp(e.code, "ConditionalRequestConflict") == 0)) {
+		v->code = cairn_err_set(-EEXIST, "%s: already there (%s)", who, e.code);
+	} else if (rq->status == 404) {
 		v->code =
 		        strcmp(e.code, "NoSuchBucket") == 0 /* not "no such object" */
 		                ? cairn_err_set(-ENXIO, "S3 bucket '%s' does not exist", s->bucket)
@@ -1040,8 +1048,8 @@ static int put_body(cairn_s3_conn *c, struct req *rq, uint8_t md5_out[16])
 	return 0;
 }
 
-int cairn_s3_put(cairn_s3_conn *c, const char *key, const void *data, size_t len,
-                 struct cairn_s3_obj *out)
+static int put_mem(cairn_s3_conn *c, const char *key, const void *data, size_t len, bool create,
+                   struct cairn_s3_obj *out)
 {
 	struct req rq = { .method = "PUT",
 		          .key = key,
@@ -1050,6 +1058,8 @@ int cairn_s3_put(cairn_s3_conn *c, const char *key, const void *data, size_t len
 	static const uint8_t empty[1];
 	if (!data)
 		rq.body.mem = empty;
+	if (create)
+		add_header(&rq, "If-None-Match", "*");
 	lock_headers(c->s, &rq, until);
 	int r = put_body(c, &rq, NULL);
 	if (r >= 0 && out) {
@@ -1058,6 +1068,17 @@ int cairn_s3_put(cairn_s3_conn *c, const char *key, const void *data, size_t len
 	}
 	req_release(&rq);
 	return r;
+}
+
+int cairn_s3_put(cairn_s3_conn *c, const char *key, const void *data, size_t len,
+                 struct cairn_s3_obj *out)
+{
+	return put_mem(c, key, data, len, false, out);
+}
+
+int cairn_s3_put_new(cairn_s3_conn *c, const char *key, const void *data, size_t len)
+{
+	return put_mem(c, key, data, len, true, NULL);
 }
 
 static uint64_t part_size_for(const cairn_s3 *s, uint64_t size)
@@ -1453,6 +1474,24 @@ int cairn_s3_list(cairn_s3_conn *c, const char *prefix,
 	for (size_t i = 0; i < all.n && r >= 0; i++)
 		r = cb(&all.v[i], payload);
 	listed_release(&all);
+	return r;
+}
+
+int cairn_s3_list_any(cairn_s3_conn *c, const char *prefix)
+{
+	_cleanup_buf_ struct cairn_buf reply = CAIRN_BUF_INIT;
+	struct req rq = { 0 };
+	struct cairn_s3xml_list l;
+	add_query(&rq, "list-type", "2");
+	add_query(&rq, "prefix", prefix);
+	add_query(&rq, "max-keys", "1");
+	int r = bucket_get(c, &rq, &reply);
+	if (r < 0)
+		return r;
+	if ((r = cairn_s3xml_parse_list(&l, reply.data, reply.len)) < 0)
+		return cairn_err_wrap(-EPROTO, "S3 ListObjectsV2");
+	r = l.n > 0 || l.truncated;
+	cairn_s3xml_list_release(&l);
 	return r;
 }
 

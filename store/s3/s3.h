@@ -65,6 +65,9 @@ struct cairn_s3_obj {
  * the server returns must be the MD5. out may be NULL. */
 int cairn_s3_put(cairn_s3_conn *c, const char *key, const void *data, size_t len,
                  struct cairn_s3_obj *out);
+/* The same only if key does not exist (If-None-Match: *): -EEXIST when it does;
+ * -EOPNOTSUPP from a server that does not implement the condition. */
+int cairn_s3_put_new(cairn_s3_conn *c, const char *key, const void *data, size_t len);
 /* PUT size bytes of the file fd from offset 0, streamed (never read into memory
  * whole); objects above the multipart threshold (CAIRN_S3_MULTIPART_THRESHOLD,
  * default 64 MiB) go up in parts (CAIRN_S3_PART_SIZE, default 16 MiB, >= 5 MiB),
@@ -92,6 +95,8 @@ int cairn_s3_head(cairn_s3_conn *c, const char *key, struct cairn_s3_obj *out);
 /* DELETE; deleting a missing key succeeds (S3 semantics). */
 int cairn_s3_delete(cairn_s3_conn *c, const char *key);
 
+/* 1 when some key starts with prefix (one ListObjectsV2 of one key), else 0. */
+int cairn_s3_list_any(cairn_s3_conn *c, const char *prefix);
 /* ListObjectsV2 of every key starting with prefix, page by page (1000 a page).
  * cb gets each object (borrowed), once the whole listing is in; a negative
  * return stops it. A listing whose keys are not strictly increasing (a page

@@ -6,14 +6,16 @@
 # Usage: fault-proxy.py PORTFILE UPSTREAM_PORT RULESFILE LOG
 # RULESFILE: JSON list of rules, re-read on every request (an absent or empty
 # file: pass everything through). Each rule:
-#  {"m": "GET|PUT|..|*", "p": "regex on path+query", "a": action, "n": count (-1 = always), ...}
+#  {"m": "GET|PUT|..|*", "p": "regex on path+query", "a": action, "n": count (-1 = always),
+#   "hdr": only requests with this header, ...}
 # actions: status (code, xml code), trunc (200, body cut to half, CL adjusted), corrupt (flip a byte),
 #  longcl (CL says more than sent, then close), badetag, reset_up (close after reading part of the
 #  request body, never forward), reset_down (forward, send headers + half body, close), lostreply
 #  (forward, then close with no reply), stall (sleep s seconds, then close), hide (ListObjectsV2: drop
 #  <Contents> whose Key matches "k"), duppage (ListObjectsV2 page repeated: replay the previous page's
 #  body once), paginate (ListObjectsV2 split into pages of "size" with fake continuation tokens; mode
-#  "dup" sends the first page twice, "reverse", "drop" the second); skip the "after" first matches.
+#  "dup" sends the first page twice, "reverse", "drop" the second), empty (ListObjectsV2: an empty
+#  listing, not asking the server); skip the "after" first matches.
 import http.client, http.server, json, re, socket, sys, threading, time, os
 
 import loopback
@@ -34,7 +36,7 @@ def log(s):
             f.write(time.strftime("%H:%M:%S ") + s + "\n")
 
 
-def pick(method, path):
+def pick(method, path, headers):
     global lasttext
     try:
         text = open(rules_file).read()
@@ -49,6 +51,8 @@ def pick(method, path):
         if r.get("m", "*") not in ("*", method):
             continue
         if not re.search(r.get("p", ""), path):
+            continue
+        if "hdr" in r and r["hdr"] not in headers:
             continue
         if "prob" in r:
             import random
@@ -83,7 +87,7 @@ class H(http.server.BaseHTTPRequestHandler):
             pass
 
     def relay(self):
-        rule = pick(self.command, self.path)
+        rule = pick(self.command, self.path, self.headers)
         a = rule["a"] if rule else None
         if a:
             log("%s %s %s" % (a, self.command, self.path[:160]))
@@ -113,6 +117,14 @@ class H(http.server.BaseHTTPRequestHandler):
         if a == "stall":
             time.sleep(rule.get("s", 300))
             return self.kill()
+        if a == "empty":
+            data = b'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><KeyCount>0</KeyCount><IsTruncated>false</IsTruncated></ListBucketResult>'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         if a == "status":
             code = rule.get("code", 500)
             xml = rule.get("xml", "InternalError")

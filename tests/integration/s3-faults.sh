@@ -79,4 +79,34 @@ rules '[]'
 grep -q "$S2" "$W/list" || fail "s2's only snapshot is gone: $(cat "$W/list")"
 [ "$("$CAIRN" -r "$R" snapshots --json | grep -o '"short_id"' | wc -l)" = 3 ] ||
 	fail "a snapshot is gone: $("$CAIRN" -r "$R" snapshots)"
+
+# ---- init where the server hides a repository ------------------------------
+# HEAD config says 404 and the listing of keys/ is empty: the listing of the
+# whole prefix still shows the repository.
+mk2 init
+"${AWS[@]}" s3 cp "s3://$B/init/config" "$W/config.before" > /dev/null
+keys_before=$("${AWS[@]}" s3 ls "s3://$B/init/keys/" | wc -l)
+head404='{"m":"HEAD","p":"^/'"$B"'/init/config","a":"status","code":404,"xml":"NoSuchKey"}'
+rules '['"$head404"',{"m":"GET","p":"list-type=2.*prefix=init%2Fkeys","a":"hide","k":"."}]'
+expect_fail 1 "'s3://$B/init' is not empty" -- "$CAIRN" -r "$R" init --kdf-log2n 10
+# Every listing of the prefix empty too: the config is written only where there
+# is none (If-None-Match), and the key init wrote is taken away again.
+rules '['"$head404"',{"m":"GET","p":"list-type=2.*prefix=init","a":"empty"}]'
+expect_fail 1 "'s3://$B/init' is not empty: it has a config" -- \
+	env CAIRN_CACHE_DIR="$W/cache-init" "$CAIRN" -r "$R" init --kdf-log2n 10
+rules '[]'
+"${AWS[@]}" s3 cp "s3://$B/init/config" "$W/config.after" > /dev/null
+cmp -s "$W/config.before" "$W/config.after" || fail "init replaced the config of $R"
+[ "$("${AWS[@]}" s3 ls "s3://$B/init/keys/" | wc -l)" = "$keys_before" ] ||
+	fail "init left a key in $R: $("${AWS[@]}" s3 ls "s3://$B/init/keys/")"
+whole "$R"
+CAIRN_CACHE_DIR="$W/cache-init" "$CAIRN" -r "$R" snapshots > /dev/null ||
+	fail "the cache of a refused init does not open $R"
+# A server that does not implement If-None-Match: a plain PUT, the listing
+# having said the prefix is empty.
+rules '[{"m":"PUT","p":"^/'"$B"'/init2/config","hdr":"If-None-Match","a":"status","code":501,"xml":"NotImplemented"}]'
+"$CAIRN" -r "s3://$B/init2" init --kdf-log2n 10 > "$W/init2" 2>&1 ||
+	fail "init where If-None-Match is not implemented: $(cat "$W/init2")"
+rules '[]'
+"$CAIRN" -r "s3://$B/init2" backup "$W/s1" > /dev/null || fail "backup into init2"
 exit 0

@@ -134,6 +134,13 @@ int cairn_storage_get_file(cairn_storage *st, int kind, const char *name, int fd
 /* Write an object durably (it exists whole, or not at all, once this returns).
  * An existing object of that name is replaced. */
 int cairn_storage_put(cairn_storage *st, int kind, const char *name, const void *data, size_t len);
+/* The same, only if no object has that name: -EEXIST when one has. A storage
+ * that cannot tell in the same request answers -EOPNOTSUPP. */
+int cairn_storage_create(cairn_storage *st, int kind, const char *name, const void *data,
+                         size_t len);
+/* 1 if the storage holds anything at all (one request), 0 if not; -EOPNOTSUPP
+ * for a storage that cannot tell in one request (a local one). */
+int cairn_storage_any(cairn_storage *st);
 /* The same from size bytes of a file, streamed. */
 int cairn_storage_put_file(cairn_storage *st, int kind, const char *name, int fd, uint64_t size);
 /* The same from a complete temp file in cairn_storage_tmp_dir(), which the storage
