@@ -381,13 +381,17 @@ static int load_one(size_t i, void *payload)
 	return 0;
 }
 
-int cairn_repo_check_index_files(cairn_repo *repo, void (*bad)(const char *msg, void *payload),
-                                 void *payload)
+static bool retired(cairn_repo *repo, const struct cairn_id *file);
+
+int cairn_repo__check_index_files(cairn_repo *repo, void (*bad)(const char *msg, void *payload),
+                                  void *payload, size_t *nretired)
 {
 	struct names now = { 0 };
 	int r = cairn_storage_list(repo->st, CAIRN_OBJ_INDEX, index_file_listed, &now), n = 0;
 	for (size_t i = 0; r >= 0 && i < now.n; i++) {
 		struct cairn_idxfile *f = NULL;
+		if (nretired && repo->index && retired(repo, &now.v[i]))
+			++*nretired;
 		int q = load_file(repo, &now.v[i], &f);
 		cairn_idxfile__free(f);
 		if (q == -ENOMEM || q == -EHOSTUNREACH)
@@ -398,6 +402,12 @@ int cairn_repo_check_index_files(cairn_repo *repo, void (*bad)(const char *msg, 
 	}
 	free(now.v);
 	return r < 0 ? r : n;
+}
+
+int cairn_repo_check_index_files(cairn_repo *repo, void (*bad)(const char *msg, void *payload),
+                                 void *payload)
+{
+	return cairn_repo__check_index_files(repo, bad, payload, NULL);
 }
 
 /* Add the packs of the index files ids[0..n) to the index, in one transaction

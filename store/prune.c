@@ -607,7 +607,9 @@ static void count_bad(const char *msg, void *payload)
 
 /* Packs the index names that the storage lacks: their records go (no used blob
  * is only there: sweep_decide checked), from the index files first. The index
- * files are written anew too when one is damaged (check names it). */
+ * files are written anew too when one is damaged (check names it), or when one
+ * that a prune replaced is still there (a listing left it out of that prune's):
+ * every open would warn that it came back. The new files name its packs. */
 static int unindex_missing(struct prune *p)
 {
 	_cleanup_(cairn_idset_release) struct cairn_idset gone;
@@ -624,11 +626,14 @@ static int unindex_missing(struct prune *p)
 		}
 	if (r < 0)
 		return cairn_err_set(-ENOMEM, "out of memory");
-	size_t bad = 0;
-	if (!n && (r = cairn_repo_check_index_files(p->repo, count_bad, &bad)) < 0)
+	size_t bad = 0, old = 0;
+	if (!n && (r = cairn_repo__check_index_files(p->repo, count_bad, &bad, &old)) < 0)
 		return r;
-	if ((n || bad) && (r = cairn_repo__rewrite_index_files(p->repo, &gone, NULL, 0)) >= 0)
+	if ((n || bad || old) &&
+	    (r = cairn_repo__rewrite_index_files(p->repo, &gone, NULL, 0)) >= 0)
 		r = cairn_index__replace_packs(p->ix, v, n, NULL, 0);
+	if (r >= 0)
+		p->st->index_files_replaced = old;
 	return r;
 }
 

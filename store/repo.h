@@ -229,6 +229,11 @@ int cairn_repo__write_index_file(cairn_repo *repo, struct cairn_idxfile *f,
  * superseded it), or reload, rebuild the local index from those there now
  * (*rebuilt), in one transaction. */
 int cairn_repo__load_index_files(cairn_repo *repo, bool reload, bool *rebuilt);
+/* cairn_repo_check_index_files(), counting into *nretired the files listed that
+ * a prune replaced (FORMAT.md §12): a listing left them out of that prune's, or
+ * they were put back. */
+int cairn_repo__check_index_files(cairn_repo *repo, void (*bad)(const char *msg, void *payload),
+                                  void *payload, size_t *nretired);
 /* Replace every index file in the storage by new ones naming the packs they
  * named but those in drop, the packs of add, and any indexed pack no file names
  * (prune, FORMAT.md §12). New files are written before the old ones go. */

@@ -128,6 +128,12 @@ static void report_text(const struct cairn_prune_stats *s, bool dry_run)
 		       (unsigned long long)s->packs_finished,
 		       cli_plural(s->packs_finished, "pack", "packs"),
 		       cli_fmt_bytes(total, sizeof(total), s->bytes_finished));
+	if (s->index_files_replaced)
+		printf("removed %llu index %s that an earlier prune had replaced (a listing had "
+		       "left %s out)\n",
+		       (unsigned long long)s->index_files_replaced,
+		       cli_plural(s->index_files_replaced, "file", "files"),
+		       s->index_files_replaced == 1 ? "it" : "them");
 	if (s->packs_pending)
 		printf("%llu %s (%s) wait for the backups running now to end; the next prune "
 		       "deletes them\n",

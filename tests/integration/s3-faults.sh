@@ -109,4 +109,27 @@ rules '[{"m":"PUT","p":"^/'"$B"'/init2/config","hdr":"If-None-Match","a":"status
 	fail "init where If-None-Match is not implemented: $(cat "$W/init2")"
 rules '[]'
 "$CAIRN" -r "s3://$B/init2" backup "$W/s1" > /dev/null || fail "backup into init2"
+
+# ---- an index file that a listing hid from the prune that replaced it ------
+# Still there afterwards, it made every open on that host warn of a replay; the
+# next prune replaces it again, its packs named by the new files.
+mk2 idx
+"$CAIRN" -r "$R" backup "$W/s1" > /dev/null || fail "third backup into $R"
+"$CAIRN" -r "$R" forget --keep-last 1 > /dev/null || fail "forget in $R"
+hidden=$("${AWS[@]}" s3 ls "s3://$B/idx/indexes/" | awk 'NR == 1 { print $4 }')
+[ -n "$hidden" ] || fail "no index file in $R"
+rules '[{"m":"GET","p":"list-type=2.*prefix=idx%2Findexes","a":"hide","k":"'"${hidden:0:16}"'"}]'
+"$CAIRN" -r "$R" prune --max-unused 0 > /dev/null 2>&1 || fail "prune with an index file hidden"
+rules '[]'
+"${AWS[@]}" s3 ls "s3://$B/idx/indexes/$hidden" > /dev/null || fail "the hidden index file went"
+"$CAIRN" -r "$R" snapshots > /dev/null 2> "$W/warn" ||
+	fail "snapshots of $R: $(cat "$W/warn")"
+out_has "$W/warn" "skipping index file ${hidden:0:8}: a prune replaced it, and it is back"
+"$CAIRN" -r "$R" prune > "$W/prune" 2>&1 || fail "the next prune: $(cat "$W/prune")"
+out_has "$W/prune" "removed 1 index file that an earlier prune had replaced"
+"${AWS[@]}" s3 ls "s3://$B/idx/indexes/$hidden" > /dev/null &&
+	fail "the replaced index file is still there"
+CAIRN_CACHE_DIR="$W/cache-idx2" "$CAIRN" -r "$R" check --read-data > "$W/check" 2>&1 ||
+	fail "check of $R: $(cat "$W/check")"
+out_lacks "$W/check" "warning"
 exit 0

@@ -700,6 +700,9 @@ struct cairn_prune_stats {
 	 * chosen have ended (DESIGN.md "Prune while backups run"): */
 	uint64_t packs_pending, bytes_pending;   /* chosen now, deleted by a later prune */
 	uint64_t packs_finished, bytes_finished; /* chosen by an earlier one, deleted now */
+	/* Index files an earlier prune replaced that were still there, removed now
+	 * (a listing had left them out of that prune's). */
+	uint64_t index_files_replaced;
 };
 /*
  * Mark every blob the snapshots in snapshots/ reach, then delete packs with no
