@@ -755,6 +755,20 @@ static int apply(struct prune *p)
 	return r;
 }
 
+/* Multipart uploads of packs that a killed or failed backup left (and whose
+ * abort failed too) cost storage for ever and nothing refers to them. A
+ * running backup's upload is younger than a day and than the time a lock
+ * takes to go stale. Not being able to look is no reason to fail the prune. */
+static void abort_old_uploads(struct prune *p)
+{
+	int64_t age = cairn_lock_stale_seconds() > 86400 ? cairn_lock_stale_seconds() : 86400;
+	int r = cairn_storage_abort_uploads(p->repo->st, "packs", (int64_t)time(NULL) - age);
+	if (r < 0)
+		cairn_repo__warn(p->repo, "cannot abort abandoned uploads: %s", cairn_err_msg());
+	else
+		p->st->uploads_aborted = (uint64_t)r;
+}
+
 static void prune_release(struct prune *p)
 {
 	free(p->packs);
@@ -785,6 +799,8 @@ int cairn_repo_prune(cairn_repo *repo, const struct cairn_prune_opts *o,
 	if (r >= 0 && !o->dry_run) {
 		st->bytes_written = 0; /* the real amount follows */
 		r = apply(&p);
+		if (r >= 0)
+			abort_old_uploads(&p);
 	} else if (r >= 0) {
 		st->bytes_freed -=
 		        st->bytes_written < st->bytes_freed ? st->bytes_written : st->bytes_freed;

@@ -250,23 +250,27 @@ static int s3_etag(void *self, int fd, uint64_t size, char etag[129])
 struct aborting {
 	struct s3store *s;
 	cairn_s3_conn *c;
+	int64_t before; /* only uploads initiated before (Unix seconds); 0: all */
 	int n;
 };
 
-static int abort_one(const char *key, const char *upload_id, void *payload)
+static int abort_one(const struct cairn_s3xml_upload *u, void *payload)
 {
 	struct aborting *a = payload;
-	int r = cairn_s3_upload_abort(a->c, key, upload_id);
+	if (a->before && (!u->initiated || u->initiated >= a->before))
+		return 0;
+	int r = cairn_s3_upload_abort(a->c, u->key, u->upload_id);
 	a->n += r >= 0;
 	return r;
 }
 
-static int s3_abort_uploads(void *self)
+static int s3_abort_uploads(void *self, const char *dir, int64_t before)
 {
 	struct s3store *s = self;
-	char key[KEY_MAX];
-	struct aborting a = { s, NULL, 0 };
-	int r = begin(s, "", key, &a.c);
+	char key[KEY_MAX], rel[CAIRN_OBJ_REL_MAX];
+	struct aborting a = { s, NULL, before, 0 };
+	snprintf(rel, sizeof(rel), "%s%s", dir ? dir : "", dir ? "/" : "");
+	int r = begin(s, rel, key, &a.c);
 	if (r < 0)
 		return r;
 	r = cairn_s3_uploads_list(a.c, key, abort_one, &a);

@@ -426,9 +426,9 @@ int cairn_storage_etag(cairn_storage *st, int fd, uint64_t size, char etag[129])
 	return st->ops->etag ? st->ops->etag(st->self, fd, size, etag) : unsupported(st, "an ETag");
 }
 
-int cairn_storage_abort_uploads(cairn_storage *st)
+int cairn_storage_abort_uploads(cairn_storage *st, const char *dir, int64_t before)
 {
-	return st->ops->abort_uploads ? st->ops->abort_uploads(st->self) : 0;
+	return st->ops->abort_uploads ? st->ops->abort_uploads(st->self, dir, before) : 0;
 }
 
 int cairn_storage_protection(cairn_storage *st, struct cairn_storage_protection *out)

@@ -45,7 +45,7 @@ struct cairn_storage_ops {
 	/* May be NULL: -EOPNOTSUPP (abort_uploads: 0). */
 	int (*open_file)(void *self, const char *rel, int *fd, uint64_t *size);
 	int (*etag)(void *self, int fd, uint64_t size, char etag[129]);
-	int (*abort_uploads)(void *self);
+	int (*abort_uploads)(void *self, const char *dir, int64_t before);
 	int (*protection)(void *self, struct cairn_storage_protection *out);
 	void (*close)(void *self);
 };

@@ -20,6 +20,7 @@ static const char usage[] =
         "the packs a running backup could still use are deleted by the next prune\n"
         "after it ended, and the ones nobody waits for at once. Only one prune runs\n"
         "at a time; mounts go on working. Interrupting it at any point loses nothing.\n"
+        "In a bucket it also aborts the uploads of packs begun more than a day ago.\n"
         "\n"
         "  --max-unused PERCENT  repack packs with more unused space than this (default 5)\n"
         "  -n, --dry-run         only report what would be done\n"

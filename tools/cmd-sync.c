@@ -609,7 +609,7 @@ static int survey(struct sync *sy)
 		interrupt_catch("sync");
 		clean_tmp(sy);
 	}
-	if (r >= 0 && (r = cairn_storage_abort_uploads(sy->dst)) > 0)
+	if (r >= 0 && (r = cairn_storage_abort_uploads(sy->dst, NULL, 0)) > 0)
 		log_info("aborted %d abandoned uploads in %s", r, cairn_storage_url(sy->dst));
 	if (r >= 0)
 		r = list_all(sy->src, &sy->have, true);

@@ -134,6 +134,10 @@ static void report_text(const struct cairn_prune_stats *s, bool dry_run)
 		       (unsigned long long)s->index_files_replaced,
 		       cli_plural(s->index_files_replaced, "file", "files"),
 		       s->index_files_replaced == 1 ? "it" : "them");
+	if (s->uploads_aborted)
+		printf("aborted %llu abandoned %s of packs\n",
+		       (unsigned long long)s->uploads_aborted,
+		       cli_plural(s->uploads_aborted, "upload", "uploads"));
 	if (s->packs_pending)
 		printf("%llu %s (%s) wait for the backups running now to end; the next prune "
 		       "deletes them\n",

@@ -1496,8 +1496,7 @@ int cairn_s3_list_any(cairn_s3_conn *c, const char *prefix)
 }
 
 static int uploads_page(cairn_s3_conn *c, const char *prefix, char **key_marker, char **id_marker,
-                        int (*cb)(const char *key, const char *upload_id, void *payload),
-                        void *payload)
+                        int (*cb)(const struct cairn_s3xml_upload *u, void *payload), void *payload)
 {
 	_cleanup_buf_ struct cairn_buf reply = CAIRN_BUF_INIT;
 	struct req rq = { 0 };
@@ -1514,7 +1513,7 @@ static int uploads_page(cairn_s3_conn *c, const char *prefix, char **key_marker,
 	if ((r = cairn_s3xml_parse_uploads(&u, reply.data, reply.len)) < 0)
 		return cairn_err_wrap(-EPROTO, "S3 ListMultipartUploads");
 	for (size_t i = 0; i < u.n && r >= 0; i++)
-		r = cb(u.u[i].key, u.u[i].upload_id, payload);
+		r = cb(&u.u[i], payload);
 	bool same = *key_marker && u.next_key_marker &&
 	            strcmp(*key_marker, u.next_key_marker) == 0 &&
 	            (!*id_marker || !u.next_upload_id_marker ||
@@ -1530,7 +1529,7 @@ static int uploads_page(cairn_s3_conn *c, const char *prefix, char **key_marker,
 }
 
 int cairn_s3_uploads_list(cairn_s3_conn *c, const char *prefix,
-                          int (*cb)(const char *key, const char *upload_id, void *payload),
+                          int (*cb)(const struct cairn_s3xml_upload *u, void *payload),
                           void *payload)
 {
 	char *key_marker = NULL, *id_marker = NULL;

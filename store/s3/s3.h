@@ -103,9 +103,9 @@ int cairn_s3_list_any(cairn_s3_conn *c, const char *prefix);
  * sent twice) is made once more, then it fails: -EPROTO. */
 int cairn_s3_list(cairn_s3_conn *c, const char *prefix,
                   int (*cb)(const struct cairn_s3xml_object *o, void *payload), void *payload);
-/* ListMultipartUploads under prefix; cb(key, upload_id) for each. */
+/* ListMultipartUploads under prefix; cb for each (borrowed). */
 int cairn_s3_uploads_list(cairn_s3_conn *c, const char *prefix,
-                          int (*cb)(const char *key, const char *upload_id, void *payload),
+                          int (*cb)(const struct cairn_s3xml_upload *u, void *payload),
                           void *payload);
 int cairn_s3_upload_abort(cairn_s3_conn *c, const char *key, const char *upload_id);
 

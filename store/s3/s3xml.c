@@ -567,6 +567,8 @@ static int uploads_cb(const struct cairn_s3xml_ev *ev, void *payload)
 		return dup_text(ev, &c->cur.key);
 	if (is_text(ev, 3, "UploadId"))
 		return dup_text(ev, &c->cur.upload_id);
+	if (is_text(ev, 3, "Initiated"))
+		return cairn_s3xml_parse_time(ev->text, &c->cur.initiated);
 	return 0;
 }
 

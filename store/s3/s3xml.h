@@ -72,6 +72,7 @@ int cairn_s3xml_parse_time(const char *s, int64_t *out);
 struct cairn_s3xml_upload {
 	char *key;
 	char *upload_id;
+	int64_t initiated; /* Unix seconds; 0 if absent */
 };
 struct cairn_s3xml_uploads {
 	struct cairn_s3xml_upload *u;

@@ -15,7 +15,8 @@
 #  <Contents> whose Key matches "k"), duppage (ListObjectsV2 page repeated: replay the previous page's
 #  body once), paginate (ListObjectsV2 split into pages of "size" with fake continuation tokens; mode
 #  "dup" sends the first page twice, "reverse", "drop" the second), empty (ListObjectsV2: an empty
-#  listing, not asking the server); skip the "after" first matches.
+#  listing, not asking the server), oldinit (ListMultipartUploads: every upload initiated in 2020);
+#  skip the "after" first matches.
 import http.client, http.server, json, re, socket, sys, threading, time, os
 
 import loopback
@@ -156,6 +157,8 @@ class H(http.server.BaseHTTPRequestHandler):
             txt2 = re.sub(r"<Contents>(?:(?!</Contents>).)*?<Key>[^<]*(" + k + r")[^<]*</Key>.*?</Contents>", "", txt, flags=re.S)
             # KeyCount left as is on purpose
             data = txt2.encode()
+        if a == "oldinit" and st == 200:
+            data = re.sub(rb"<Initiated>[^<]*</Initiated>", b"<Initiated>2020-01-01T00:00:00.000Z</Initiated>", data)
         if a == "duppage" and st == 200:
             prev = last_list.get(rule.get("p"))
             if prev is not None:

@@ -132,4 +132,26 @@ out_has "$W/prune" "removed 1 index file that an earlier prune had replaced"
 CAIRN_CACHE_DIR="$W/cache-idx2" "$CAIRN" -r "$R" check --read-data > "$W/check" 2>&1 ||
 	fail "check of $R: $(cat "$W/check")"
 out_lacks "$W/check" "warning"
+
+# ---- an upload of a pack that a failed backup left -------------------------
+# prune aborts the multipart uploads under packs/ initiated long ago, not a
+# recent one (a running backup's), nor one elsewhere under the prefix.
+uploads() { # PREFIX: the keys of the unfinished uploads under it
+	"${AWS[@]}" s3api list-multipart-uploads --bucket "$B" --prefix "$1" \
+		--query 'Uploads[].Key' --output text | tr '\t' '\n' | grep -v '^None$' || true
+}
+mk2 mp
+for k in mp/packs/ab/abandoned mp/other; do
+	"${AWS[@]}" s3api create-multipart-upload --bucket "$B" --key "$k" > /dev/null ||
+		fail "create-multipart-upload $k"
+done
+"$CAIRN" -r "$R" prune > "$W/prune" 2>&1 || fail "prune of $R: $(cat "$W/prune")"
+out_lacks "$W/prune" "aborted"
+[ "$(uploads mp/ | wc -l)" = 2 ] || fail "prune aborted a recent upload: $(uploads mp/)"
+rules '[{"m":"GET","p":"uploads","a":"oldinit"}]'
+"$CAIRN" -r "$R" prune > "$W/prune" 2>&1 || fail "prune of $R: $(cat "$W/prune")"
+rules '[]'
+out_has "$W/prune" "aborted 1 abandoned upload of packs"
+[ "$(uploads mp/)" = mp/other ] || fail "uploads left: $(uploads mp/)"
+whole "$R"
 exit 0

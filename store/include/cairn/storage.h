@@ -167,9 +167,11 @@ int cairn_storage_open_file(cairn_storage *st, int kind, const char *name, int *
  * without ETags. */
 int cairn_storage_etag(cairn_storage *st, int fd, uint64_t size, char etag[129]);
 /* Abort the uploads a killed writer left unfinished (S3 multipart uploads under
- * the prefix): they cost storage and nothing refers to them. Returns how many.
- * A local storage has none. */
-int cairn_storage_abort_uploads(cairn_storage *st);
+ * the prefix, or under dir/ of it when dir is not NULL): they cost storage and
+ * nothing refers to them. before (Unix seconds, the server's clock): only
+ * uploads initiated earlier, so that a running writer's go on; 0: all.
+ * Returns how many. A local storage has none. */
+int cairn_storage_abort_uploads(cairn_storage *st, const char *dir, int64_t before);
 
 /* How the storage guards against deletion (3-2-1-1-0's "1"): S3 Object Lock
  * or versioning. -EOPNOTSUPP for a local storage. */

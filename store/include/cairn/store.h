@@ -703,6 +703,9 @@ struct cairn_prune_stats {
 	/* Index files an earlier prune replaced that were still there, removed now
 	 * (a listing had left them out of that prune's). */
 	uint64_t index_files_replaced;
+	/* Multipart uploads under packs/ that a writer left unfinished long ago
+	 * (S3), aborted now. */
+	uint64_t uploads_aborted;
 };
 /*
  * Mark every blob the snapshots in snapshots/ reach, then delete packs with no
