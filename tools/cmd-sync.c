@@ -358,8 +358,12 @@ static int plan(struct sync *sy, bool *want)
 		int r;
 		if (sy->listed) {
 			const struct obj *there = objs_find(&sy->there, it->kind, it->name);
-			if ((r = matches(sy, it, there)) == 1 && sy->state_in_src)
-				r = state_put(sy, there);
+			r = matches(sy, it, there);
+			/* DEST holds it: remembered, so the next run need not list */
+			if (r == 1 && sy->state_in_src) {
+				int s = state_put(sy, there);
+				r = s < 0 ? s : r;
+			}
 		} else {
 			r = state_has(sy, it);
 		}

@@ -101,6 +101,13 @@ head -c "$(stat -c %s "$CAIRN_REPO/${packs[1]}")" /dev/urandom > "$O/garbage"
 same_lists "$CAIRN_REPO" repo
 "${AWS[@]}" s3 cp --no-progress "s3://$B/repo/${packs[1]}" "$O/pack" > /dev/null
 cmp -s "$O/pack" "$CAIRN_REPO/${packs[1]}" || fail "--verify did not repair ${packs[1]}"
+# Everything matches now: --verify and --delete list and compare, and upload nothing.
+for opt in --verify --delete; do
+	sync_traced $opt "s3://$B/repo" > "$O/again.out"
+	puts=$(grep '^PUT ' "$T" | grep -vc /locks/ || true)
+	[ "$puts" = 0 ] || fail "sync $opt of an unchanged copy uploaded $puts objects: $(cat "$T")"
+	grep -q " 0 objects copied (0 B), " "$O/again.out" || fail "sync $opt: $(cat "$O/again.out")"
+done
 
 # Disaster recovery: a new repository from the bucket alone, then restore.
 sync_traced --from "s3://$B/repo" -r "$W/pulled" > "$O/pull.out"
