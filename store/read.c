@@ -94,6 +94,33 @@ static int decode(cairn_repo *repo, const struct cairn_loc *loc, const struct ca
 	return r;
 }
 
+/* A copy that failed read_sealed or decode through the cache of a remote
+ * storage is dropped and fetched again, once (docs/S3.md §5): the cached block,
+ * or the reply that brought it, may be what is damaged, not the pack. A copy
+ * that fails again is dropped too (a later read fetches it afresh), and the
+ * error says where it was read. */
+static int refetch(cairn_repo *repo, const struct cairn_loc *loc, const struct cairn_id *id,
+                   struct cairn_buf *sealed, struct cairn_buf *out)
+{
+	int r;
+	bool dropped = cairn_cache__invalidate(repo->cache, &loc->pack, loc->type, loc->offset,
+	                                       loc->stored_len) > 0;
+	if ((r = read_sealed(repo, loc, sealed)) >= 0)
+		r = decode(repo, loc, id, sealed, out);
+	if (r >= 0 && dropped)
+		cairn_repo__warn(repo, "%s: a damaged cache block was dropped",
+		                 cairn_storage_url(repo->st));
+	if (r != -EBADMSG)
+		return r;
+	cairn_cache__invalidate(repo->cache, &loc->pack, loc->type, loc->offset, loc->stored_len);
+	char why[512];
+	snprintf(why, sizeof(why), "%s", cairn_err_msg());
+	return cairn_err_set(r,
+	                     "%s (the copy fetched twice from %s did not verify: damaged "
+	                     "there or on the way)",
+	                     why, cairn_storage_url(repo->st));
+}
+
 int cairn_repo__get_at(cairn_repo *repo, const struct cairn_id *id, const struct cairn_loc *loc,
                        struct cairn_buf *out)
 {
@@ -101,6 +128,8 @@ int cairn_repo__get_at(cairn_repo *repo, const struct cairn_id *id, const struct
 	int r = read_sealed(repo, loc, &sealed);
 	if (r >= 0)
 		r = decode(repo, loc, id, &sealed, out);
+	if (r == -EBADMSG && repo->cache)
+		r = refetch(repo, loc, id, &sealed, out);
 	return r < 0 ? r : 0;
 }
 
@@ -135,20 +164,10 @@ int cairn_repo_get_typed(cairn_repo *repo, int type, const struct cairn_id *id,
 	}
 	if (r >= 0)
 		r = decode(repo, &loc, id, &sealed, out);
+	if (r == -EBADMSG && repo->cache)
+		r = refetch(repo, &loc, id, &sealed, out);
 	if (r >= 0 && loc.type == CAIRN_BLOB_DATA)
 		atomic_fetch_add(&repo->data_read, loc.stored_len);
-	if (r == -EBADMSG && repo->cache) {
-		/* A damaged cache copy of a remote pack: fetched again, once. Said
-		 * only when the copy fetched is good: else the damage is in the
-		 * storage, which the error says. */
-		bool dropped = cairn_cache__invalidate(repo->cache, &loc.pack, loc.type, loc.offset,
-		                                       loc.stored_len) > 0;
-		if ((r = read_sealed(repo, &loc, &sealed)) >= 0)
-			r = decode(repo, &loc, id, &sealed, out);
-		if (r >= 0 && dropped)
-			cairn_repo__warn(repo, "%s: a damaged cache block was dropped",
-			                 cairn_storage_url(repo->st));
-	}
 	return r < 0 ? r : 0;
 }
 

@@ -79,10 +79,10 @@ static int read_all(cairn_repo *repo, struct reader *rd, uint64_t size,
 	return r < 0 ? r : damaged;
 }
 
-int cairn_repo_pack_verify(cairn_repo *repo, const struct cairn_id *pack,
-                           void (*bad)(const struct cairn_pack_entry *e, const char *msg,
-                                       void *payload),
-                           void *payload)
+static int verify_pass(cairn_repo *repo, const struct cairn_id *pack,
+                       void (*bad)(const struct cairn_pack_entry *e, const char *msg,
+                                   void *payload),
+                       void *payload, const char *fetched)
 {
 	char rel[CAIRN_PACK_RELPATH_SIZE];
 	_cleanup_packf_ struct cairn_packf f = { .fd = -1 };
@@ -105,10 +105,42 @@ int cairn_repo_pack_verify(cairn_repo *repo, const struct cairn_id *pack,
 	if (EVP_DigestFinal_ex(sha, digest.b, &dlen) != 1 || dlen != CAIRN_ID_SIZE)
 		return cairn_err_set(-EIO, "pack '%s': SHA-256 failed", rel);
 	if (damaged)
-		return cairn_err_set(-EBADMSG, "pack '%s': %d of %zu blobs are damaged", rel,
-		                     damaged, n);
+		return cairn_err_set(-EBADMSG, "pack '%s'%s: %d of %zu blobs are damaged", rel,
+		                     fetched, damaged, n);
 	if (memcmp(digest.b, pack->b, CAIRN_ID_SIZE) != 0)
-		return cairn_err_set(-EBADMSG, "pack '%s': its SHA-256 does not match its name",
-		                     rel);
+		return cairn_err_set(-EBADMSG, "pack '%s'%s: its SHA-256 does not match its name",
+		                     rel, fetched);
 	return 0;
+}
+
+/* Through the cache of a remote storage, a pack that does not verify is dropped
+ * from the cache and fetched again, once, before anything is reported: the
+ * cached blocks, or the replies that brought them, may be what is damaged
+ * (docs/S3.md §5). Only what the fresh copy shows reaches bad(); a copy that
+ * fails again leaves the cache too, so that the next reader fetches it afresh. */
+int cairn_repo_pack_verify(cairn_repo *repo, const struct cairn_id *pack,
+                           void (*bad)(const struct cairn_pack_entry *e, const char *msg,
+                                       void *payload),
+                           void *payload)
+{
+	if (!repo->cache)
+		return verify_pass(repo, pack, bad, payload, "");
+	int r = verify_pass(repo, pack, NULL, NULL, "");
+	if (r != -EBADMSG)
+		return r;
+	char why[512], hex[CAIRN_ID_HEX_SIZE], fetched[600];
+	snprintf(why, sizeof(why), "%s", cairn_err_msg());
+	cairn_id_hex(hex, pack);
+	snprintf(fetched, sizeof(fetched), " (fetched twice from %s)", cairn_storage_url(repo->st));
+	cairn_cache__drop_pack(repo->cache, pack);
+	r = verify_pass(repo, pack, bad, payload, fetched);
+	if (r >= 0)
+		cairn_repo__warn(repo,
+		                 "pack %.8s as first read from %s did not verify (%s); fetched "
+		                 "again, it does: the damage was on the way or in this host's "
+		                 "cache, not in the repository",
+		                 hex, cairn_storage_url(repo->st), why);
+	else if (r == -EBADMSG)
+		cairn_cache__drop_pack(repo->cache, pack);
+	return r;
 }

@@ -1,0 +1,83 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# An S3 repository reached through a proxy that damages replies on the way
+# (tests/s3/fproxy.py) in front of a private Ceph RGW: what came over a bad
+# network must not be taken for damage in the bucket, nor stay in the cache.
+. "$(dirname "$0")/lib.sh"
+
+s3_setup
+RGW_URL=$AWS_ENDPOINT_URL
+RULES="$W/rules.json"
+echo '[]' > "$RULES"
+PPORT=$(rgw_free_port)
+python3 "$SRCDIR/tests/s3/fproxy.py" "$PPORT" "$RGW_PORT" "$RULES" "$W/proxy.log" \
+	2> "$W/proxy.err" &
+ppid=$!
+cleanup_hooks+=('kill $ppid 2>/dev/null')
+for _ in $(seq 100); do
+	curl -s -o /dev/null --noproxy 127.0.0.1 "http://127.0.0.1:$PPORT/" && break
+	sleep 0.1
+done
+export AWS_ENDPOINT_URL="http://127.0.0.1:$PPORT"
+rules() { echo "$1" > "$RULES"; }
+O="$W/o"
+mkdir -p "$O" "$W/s1" "$W/s2"
+head -c 3000000 /dev/urandom > "$W/s1/f1"
+head -c 3000000 /dev/urandom > "$W/s2/f2"
+# new_repo BUCKET: a repository s3://BUCKET/r with a snapshot of s1 and one of s2
+new_repo() {
+	"${AWS[@]}" s3api create-bucket --bucket "$1" > /dev/null
+	export CAIRN_REPO="s3://$1/r" CAIRN_CACHE_DIR="$W/cache-$1"
+	init_repo
+	"$CAIRN" backup "$W/s1" > /dev/null
+	"$CAIRN" backup "$W/s2" > /dev/null
+}
+pack_of() { # BUCKET N: the key (under r/) of the N-th largest pack
+	"${AWS[@]}" s3api list-objects-v2 --bucket "$1" --prefix r/packs/ \
+		--query 'Contents[].[Size,Key]' --output text | sort -rn | sed -n "${2}p" |
+		cut -f2 | sed 's#^r/##'
+}
+
+# check --read-data over a network that flips a bit in every reply from one
+# pack: an error that run (the copy fetched twice did not verify, it says
+# where), but neither the cache nor this host's index keeps the damage: the
+# next checks on a healthy network are clean, and restore is whole.
+new_repo bchk
+big=$(pack_of bchk 1)
+rm -rf "$CAIRN_CACHE_DIR"
+"$CAIRN" snapshots > /dev/null
+rules "[{\"m\":\"GET\",\"p\":\"/bchk/r/$big\",\"a\":\"corrupt\"}]"
+rc=0
+"$CAIRN" check --read-data > "$O/chk1" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "check over a damaging network: rc $rc: $(cat "$O/chk1")"
+out_has "$O/chk1" "fetched twice from s3://bchk/r"
+rules '[]'
+for i in 1 2; do
+	"$CAIRN" check --read-data > "$O/chk2" 2>&1 ||
+		fail "healthy check $i after a damaging run: $(cat "$O/chk2")"
+	out_has "$O/chk2" "0 errors"
+done
+"$CAIRN" restore latest --target "$W/rr" > /dev/null 2>&1 || fail "restore after the damaging check"
+cmp "$W/s2/f2" "$W/rr$W/s2/f2" || fail "restored file differs"
+
+# Damaged blocks in the cache (as a bad network leaves them): check --read-data
+# fetches the pack again rather than report the bucket damaged.
+for f in "$CAIRN_CACHE_DIR"/*/blocks/*/*; do
+	printf '\x55' | dd of="$f" bs=1 seek=100 conv=notrunc status=none
+done
+"$CAIRN" check --read-data > "$O/chk3" 2>&1 || fail "check over damaged cache blocks: $(cat "$O/chk3")"
+out_has "$O/chk3" "fetched again, it does"
+
+# prune whose first two pack GETs are damaged: it stops that run, but its
+# next run on the same cache, over a healthy network, succeeds.
+new_repo bpz
+s1=$("$CAIRN" snapshots | awk '/\/s1/ {print $1}')
+"$CAIRN" forget "$s1" > /dev/null
+rm -rf "$CAIRN_CACHE_DIR"
+"$CAIRN" snapshots > /dev/null
+rules '[{"m":"GET","p":"/bpz/r/packs/","a":"corrupt","n":2}]'
+"$CAIRN" prune > "$O/pz1" 2>&1 && fail "prune over 2 damaged replies did not stop"
+out_has "$O/pz1" "did not verify"
+rules '[]'
+"$CAIRN" prune > "$O/pz2" 2>&1 || fail "prune after 2 damaged replies: $(cat "$O/pz2")"
+"$CAIRN" check --read-data > "$O/pz3" 2>&1 || fail "check after prune: $(cat "$O/pz3")"
