@@ -364,6 +364,44 @@ static int load_file(cairn_repo *repo, const struct cairn_id *id, struct cairn_i
 	return r < 0 ? cairn_err_wrap(r, "index file %.8s", hex) : 0;
 }
 
+static int copy_ids(struct cairn_id **out, size_t n)
+{
+	*out = calloc(n ? n : 1, sizeof(**out));
+	return *out ? 0 : cairn_err_set(-ENOMEM, "out of memory");
+}
+
+int cairn_repo_index_file_names(cairn_repo *repo, cairn_storage *st, const char *name,
+                                struct cairn_id **packs, size_t *npacks, struct cairn_id **sup,
+                                size_t *nsup)
+{
+	_cleanup_buf_ struct cairn_buf sealed = CAIRN_BUF_INIT, plain = CAIRN_BUF_INIT;
+	_cleanup_free_ struct cairn_id *p = NULL, *s = NULL;
+	struct cairn_idxfile *f = NULL;
+	struct cairn_id id;
+	int r = cairn_id_parse(&id, name);
+	if (r < 0)
+		return cairn_err_set(-EBADMSG, "index file '%s': not an ID", name);
+	r = cairn_storage_get(st, CAIRN_OBJ_INDEX, name, 0, 0,
+	                      CAIRN_IDXFILE_MAX_SIZE + CAIRN_SEAL_OVERHEAD, &sealed);
+	if (r >= 0)
+		r = cairn_blob__decode(&repo->keys, CAIRN_BLOB_INDEX, &id, sealed.data, sealed.len,
+		                       SIZE_MAX, CAIRN_IDXFILE_MAX_SIZE, &plain);
+	if (r >= 0)
+		r = cairn_idxfile__parse(&f, plain.data, plain.len);
+	if (r >= 0 && (r = copy_ids(&p, f->npacks)) >= 0 &&
+	    (r = copy_ids(&s, f->nsupersedes)) >= 0) {
+		for (size_t i = 0; i < f->npacks; i++)
+			p[i] = f->packs[i].id;
+		memcpy(s, f->supersedes, f->nsupersedes * sizeof(*s));
+		*npacks = f->npacks;
+		*nsup = f->nsupersedes;
+		*packs = TAKE_PTR(p);
+		*sup = TAKE_PTR(s);
+	}
+	cairn_idxfile__free(f);
+	return r < 0 ? cairn_err_wrap(r, "index file %.8s in %s", name, cairn_storage_url(st)) : 0;
+}
+
 struct loading {
 	cairn_repo *repo;
 	const struct cairn_id *ids;

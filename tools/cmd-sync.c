@@ -32,7 +32,8 @@ static const char usage[] =
         "  --verify                list DEST and compare every object (size, and for\n"
         "                          S3 the MD5 or multipart ETag)\n"
         "  --delete                afterwards, remove from DEST the snapshots, index\n"
-        "                          files, packs and keys SOURCE no longer has\n"
+        "                          files, packs and keys SOURCE no longer has (never\n"
+        "                          a pack an index file of either copy names)\n"
         "  --from SOURCE           copy from SOURCE into -r DEST (new, empty, or holding\n"
         "                          this repository)\n"
         "\n"
@@ -70,6 +71,8 @@ struct sync {
 	bool dst_has_cfg;
 	struct objs have, there; /* SOURCE's objects, DEST's (when listed) */
 	bool listed;
+	struct cairn_idset named; /* packs a standing index file names (names_check) */
+	bool named_partly;        /* an index file could not be read: named lacks some */
 	_Atomic uint64_t objects, bytes, present, deleted;
 };
 
@@ -420,6 +423,119 @@ static int delete_one(struct sync *sy, const struct obj *o)
 	return r;
 }
 
+/* ---- what the index files name (FORMAT.md §12) ----------------------------------- */
+
+static int mark_unfinished(struct sync *sy, bool on);
+
+struct idx_file {
+	const struct obj *o;
+	bool in_src;
+	struct cairn_id *packs, *sup;
+	size_t npacks, nsup;
+};
+
+/* An index file, from the local side when there is one: once the data is
+ * copied, DEST holds every file SOURCE listed. */
+static int read_names(struct sync *sy, struct idx_file *f)
+{
+	cairn_storage *st = f->in_src && !remote(sy->src) ? sy->src : sy->dst;
+	int r = cairn_repo_index_file_names(sy->repo, st, f->o->name, &f->packs, &f->npacks,
+	                                    &f->sup, &f->nsup);
+	if (r == -ENOMEM || r == -EHOSTUNREACH || r == -EINTR)
+		return r;
+	if (r < 0) { /* check names it; its packs are not counted on below */
+		log_warn("%s", cairn_err_msg());
+		sy->named_partly = true;
+	}
+	return 0;
+}
+
+/* The index files SOURCE and DEST list, read. */
+static int read_index_files(struct sync *sy, struct idx_file *v, size_t *n)
+{
+	int r = 0;
+	for (size_t i = 0; r >= 0 && i < sy->have.n; i++)
+		if (sy->have.v[i].kind == CAIRN_OBJ_INDEX) {
+			v[*n] = (struct idx_file){ .o = &sy->have.v[i], .in_src = true };
+			r = read_names(sy, &v[(*n)++]);
+		}
+	for (size_t i = 0; r >= 0 && i < sy->there.n; i++)
+		if (sy->there.v[i].kind == CAIRN_OBJ_INDEX &&
+		    !objs_find(&sy->have, CAIRN_OBJ_INDEX, sy->there.v[i].name)) {
+			v[*n] = (struct idx_file){ .o = &sy->there.v[i] };
+			r = read_names(sy, &v[(*n)++]);
+		}
+	return r;
+}
+
+/* Collect the packs that the index files standing in SOURCE or DEST name (not
+ * those another file supersedes: a prune's leftovers, FORMAT.md §12), for
+ * --delete to keep; and fail when one that SOURCE listed names a pack SOURCE's
+ * listing lacks: the copy would look whole and be short of that pack. */
+static int names_check(struct sync *sy)
+{
+	_cleanup_free_ struct idx_file *v = calloc(sy->have.n + sy->there.n + 1, sizeof(*v));
+	struct cairn_idset sup;
+	size_t n = 0;
+	char lack[2][65] = { "", "" };
+	if (!v)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	cairn_idset_init(&sup);
+	int r = read_index_files(sy, v, &n);
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		for (size_t j = 0; r >= 0 && j < v[i].nsup; j++)
+			r = cairn_idset_add(&sup, &v[i].sup[j], 0);
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		struct cairn_id id;
+		if (cairn_id_parse(&id, v[i].o->name) < 0 || cairn_idset_has(&sup, &id))
+			continue;
+		for (size_t j = 0; r >= 0 && j < v[i].npacks; j++) {
+			char hex[65];
+			cairn_hex(hex, v[i].packs[j].b, sizeof(v[i].packs[j].b));
+			r = cairn_idset_add(&sy->named, &v[i].packs[j], 0);
+			if (v[i].in_src && !lack[0][0] &&
+			    !objs_find(&sy->have, CAIRN_OBJ_PACK, hex)) {
+				snprintf(lack[0], sizeof(lack[0]), "%s", hex);
+				snprintf(lack[1], sizeof(lack[1]), "%s", v[i].o->name);
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].packs);
+		free(v[i].sup);
+	}
+	cairn_idset_release(&sup);
+	if (r < 0 || !lack[0][0])
+		return r;
+	/* As an interrupted sync leaves it: no repository until a sync finishes. */
+	if (!remote(sy->dst) && (r = mark_unfinished(sy, true)) < 0)
+		return r;
+	return cairn_err_set(-EPROTO,
+	                     "%s's listing lacks pack %s that index file %.8s names: the copy is "
+	                     "incomplete; run sync again",
+	                     cairn_storage_url(sy->src), lack[0], lack[1]);
+}
+
+/* A pack of DEST that SOURCE's listing lacks goes with --delete, unless an index
+ * file standing in either copy names it: a listing that left it out is no
+ * reason to delete what the copy's snapshots may need. */
+static bool keep_named(struct sync *sy, const struct obj *o)
+{
+	struct cairn_id id;
+	if (o->kind != CAIRN_OBJ_PACK)
+		return false;
+	if (sy->named_partly) {
+		log_warn("not deleting pack %s from %s: an index file could not be read", o->name,
+		         cairn_storage_url(sy->dst));
+		return true;
+	}
+	if (cairn_id_parse(&id, o->name) < 0 || !cairn_idset_has(&sy->named, &id))
+		return false;
+	log_warn("not deleting pack %s from %s: an index file names it, though %s did not list it",
+	         o->name, cairn_storage_url(sy->dst), cairn_storage_url(sy->src));
+	return true;
+}
+
 /* --delete, once everything else is copied: snapshots first, so DEST never has a
  * snapshot whose packs are gone; the config is never deleted. */
 static int delete_phase(struct sync *sy)
@@ -431,7 +547,8 @@ static int delete_phase(struct sync *sy)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	for (size_t i = 0; i < sy->there.n; i++)
 		gone[i] = sy->there.v[i].kind != CAIRN_OBJ_CONFIG &&
-		          !objs_find(&sy->have, sy->there.v[i].kind, sy->there.v[i].name);
+		          !objs_find(&sy->have, sy->there.v[i].kind, sy->there.v[i].name) &&
+		          !keep_named(sy, &sy->there.v[i]);
 	for (size_t k = 0; k < ARRAY_SIZE(order); k++) {
 		int r = run_kind(sy, &sy->there, gone, order[k], delete_one);
 		if (r < 0)
@@ -670,7 +787,8 @@ static int copy(struct sync *sy)
 		return r;
 	if (!sy->state_in_src && (r = open_repo(sy, false)) < 0)
 		return r;
-	if ((r = copy_data(sy, want)) < 0 || (sy->del && (r = delete_phase(sy)) < 0))
+	if ((r = copy_data(sy, want)) < 0 || (r = names_check(sy)) < 0 ||
+	    (sy->del && (r = delete_phase(sy)) < 0))
 		return r;
 	if (!sy->state_in_src && !remote(sy->dst) && (r = finish_local(sy, sy->repo, true)) < 0)
 		return r;
@@ -714,6 +832,7 @@ static void sync_release(struct sync *sy)
 	cairn_storage_close(sy->dst);
 	free(sy->have.v);
 	free(sy->there.v);
+	cairn_idset_release(&sy->named);
 }
 
 /* One storage twice: the same id, or two names of one directory ("repo" and

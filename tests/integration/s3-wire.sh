@@ -81,3 +81,31 @@ out_has "$O/pz1" "did not verify"
 rules '[]'
 "$CAIRN" prune > "$O/pz2" 2>&1 || fail "prune after 2 damaged replies: $(cat "$O/pz2")"
 "$CAIRN" check --read-data > "$O/pz3" 2>&1 || fail "check after prune: $(cat "$O/pz3")"
+
+# sync --from a bucket whose listing of packs/ leaves one out.
+export CAIRN_REPO="s3://bchk/r" CAIRN_CACHE_DIR="$W/cache-sync"
+hid=$(basename "$big")
+"$CAIRN" sync --from s3://bchk/r -r "$W/copy" > /dev/null
+hide_pack="{\"m\":\"GET\",\"p\":\"list-type=2.*prefix=r%2Fpacks\",\"a\":\"hide\",\"k\":\"$hid\"}"
+rules "[$hide_pack]"
+# Into a new directory: the index file copied names a pack that was not: exit
+# 1, one line, and the copy stays marked unfinished; run again, it completes.
+expect_fail 1 "listing lacks pack $hid that index file .* names: the copy is incomplete" -- \
+	"$CAIRN" sync --from s3://bchk/r -r "$W/copy2"
+[ -e "$W/copy2/incomplete" ] || fail "an incomplete copy is not marked unfinished"
+# --delete into a good copy: nothing is deleted.
+expect_fail 1 "listing lacks pack $hid" -- "$CAIRN" sync --from s3://bchk/r -r "$W/copy" --delete
+[ -f "$W/copy/$big" ] || fail "sync --delete deleted a pack the listing left out"
+# The index files hidden too: --delete keeps the pack that DEST's index file names.
+rules "[{\"m\":\"GET\",\"p\":\"list-type=2.*prefix=r%2F(packs|indexes)\",\"a\":\"hide\",\"k\":\"($hid|[0-9a-f]{64})\"}]"
+"$CAIRN" sync --from s3://bchk/r -r "$W/copy" --delete > "$O/del" 2>&1 ||
+	fail "sync --delete: $(cat "$O/del")"
+out_has "$O/del" "not deleting pack $hid"
+[ -f "$W/copy/$big" ] || fail "sync --delete deleted a pack an index file names"
+rules '[]'
+"$CAIRN" sync --from s3://bchk/r -r "$W/copy2" > /dev/null || fail "sync again"
+for d in copy copy2; do
+	[ ! -e "$W/$d/incomplete" ] || fail "$d still marked unfinished"
+	"$CAIRN" -r "$W/$d" check --read-data > "$O/c-$d" 2>&1 || fail "$d: $(cat "$O/c-$d")"
+done
+

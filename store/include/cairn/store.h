@@ -297,6 +297,14 @@ int cairn_repo_index_drop_missing(cairn_repo *repo);
  * elsewhere or nowhere. */
 int cairn_repo_index_drop_blob(cairn_repo *repo, const struct cairn_id *id,
                                const struct cairn_id *pack);
+/* What index file `name` says (FORMAT.md §12), read from st, a storage that
+ * holds this repository (a sync's other side, or the repository's own), and
+ * authenticated with repo's keys: *packs the packs it names, *sup the index
+ * files it supersedes. Caller frees both. -ENOENT, -EBADMSG, -ENOMEM, storage
+ * errors. */
+int cairn_repo_index_file_names(cairn_repo *repo, cairn_storage *st, const char *name,
+                                struct cairn_id **packs, size_t *npacks, struct cairn_id **sup,
+                                size_t *nsup);
 /* Read and authenticate every index file (FORMAT.md §12); bad() gets a line for
  * each that is damaged (prune writes them anew). Returns how many were read.
  * -ENOMEM, -EHOSTUNREACH, listing errors. */
