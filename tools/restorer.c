@@ -200,7 +200,8 @@ struct ctx {
 	const struct pattern_list *include, *exclude; /* NULL when empty */
 	const struct cairn_snapshot *snap;
 	int rootfd;
-	bool root; /* euid 0: restore owners and devices */
+	bool root;    /* euid 0: restore owners and devices */
+	bool refused; /* the storage refused the last read (refused_read) */
 	unsigned depth;
 	struct pool *pool;           /* shared with the workers, if any */
 	const char *what;            /* when set, the path messages name, not path */
@@ -217,6 +218,16 @@ static bool fatal(int r)
 {
 	return r == -ENOSPC || r == -EDQUOT || r == -ENOMEM || r == -EHOSTUNREACH ||
 	       r == -ECANCELED;
+}
+
+/* A read the storage refused for a reason that holds for every read of this
+ * run, as much as a storage that does not answer: the credentials were refused
+ * or have expired (-EACCES), the bucket is gone (-ENXIO). Asked only of errors
+ * of reads from the repository: a local EACCES is one file's. */
+static bool refused_read(struct ctx *c, int r)
+{
+	c->refused = r == -EACCES || r == -ENXIO;
+	return c->refused;
 }
 
 /* The path for messages, as it is: control characters in it are escaped where
@@ -782,8 +793,10 @@ static int fill_file(struct ctx *c, int fd, const struct cairn_node *n)
 {
 	test_point();
 	int r = restorer_write_content(c->repo, n, shown(c), NULL, fd, true, &c->data);
-	if (r < 0)
+	if (r < 0) {
+		refused_read(c, r); /* its write errors are never these */
 		return r;
+	}
 	/* Only a hole at the end leaves the file short (holes are skipped). */
 	bool hole_at_end = n->nextents && cairn_id_is_zero(&n->extents[n->nextents - 1].id);
 	if (hole_at_end && (n->size > INT64_MAX || ftruncate(fd, (off_t)n->size) < 0)) {
@@ -880,7 +893,7 @@ static int restore_inode(struct ctx *c, struct frame *dir, const struct cairn_no
 		cairn_err_set(r, "cannot restore '%s': %s", shown(c), strerror(-r));
 	if (r < 0) {
 		(void)unlinkat(dir->fd, tmp, 0);
-		if (fatal(r))
+		if (fatal(r) || c->refused)
 			return r;
 		log_warn("%s", cairn_err_msg());
 		c->st->warnings++;
@@ -1154,7 +1167,7 @@ static int restore_dir(struct ctx *c, struct frame *up, const struct cairn_node 
 	if ((n->flags & CAIRN_NODE_INCOMPLETE) && c->mode != VERIFY)
 		warn(c, "restoring an incomplete copy of", "it could not be read at backup time");
 	r = cairn_repo_tree_load(c->repo, &n->subtree, &f->tree);
-	if (r < 0 && !fatal(r)) {
+	if (r < 0 && !fatal(r) && !refused_read(c, r)) {
 		warn(c, "cannot restore the contents of", "%s", cairn_err_msg());
 		r = 0;
 	} else if (r >= 0) {

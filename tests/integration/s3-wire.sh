@@ -109,3 +109,17 @@ for d in copy copy2; do
 	"$CAIRN" -r "$W/$d" check --read-data > "$O/c-$d" 2>&1 || fail "$d: $(cat "$O/c-$d")"
 done
 
+# Credentials that expire, or a bucket deleted, in the middle of a restore: it
+# stops with one line, exit 1, rather than warn about every file.
+mkdir -p "$W/many"
+for i in $(seq 20); do head -c 50000 /dev/urandom > "$W/many/f$i"; done
+export CAIRN_REPO="s3://bchk/r" CAIRN_CACHE_DIR="$W/cache-many"
+"$CAIRN" backup "$W/many" > /dev/null
+for why in "403 ExpiredToken" "404 NoSuchBucket"; do
+	set -- $why
+	rm -rf "$CAIRN_CACHE_DIR" "$W/rm"
+	"$CAIRN" snapshots > /dev/null
+	rules "[{\"m\":\"GET\",\"p\":\"/bchk/r/packs/\",\"a\":\"status\",\"code\":$1,\"xml\":\"$2\",\"after\":1}]"
+	expect_fail 1 "$2\|does not exist" -- "$CAIRN" restore latest --target "$W/rm"
+	rules '[]'
+done
