@@ -1024,11 +1024,61 @@ static void lock_headers(const cairn_s3 *s, struct req *rq, char until[32])
 	add_header(rq, "x-amz-object-lock-retain-until-date", until);
 }
 
-/* PUT one body (a whole object or one part) with Content-MD5; check the ETag. */
-static int put_body(cairn_s3_conn *c, struct req *rq, uint8_t md5_out[16])
+#define PUT_SENDS 3                 /* a PUT the server does not confirm: sent again */
+#define CONFIRM_GET_MAX (64u << 10) /* confirmed by its content when no ETag says */
+
+static bool is_md5(const char *etag)
+{
+	return strlen(etag) == 32 && strspn(etag, "0123456789abcdefABCDEF") == 32;
+}
+
+/* After a PUT answered 2xx without saying it stored what was sent (no ETag, or
+ * one that is not the MD5 sent): does the server hold key as sent? A HEAD (the
+ * size, and an ETag that is an MD5), and for a small object whose ETag says
+ * nothing, its content. 1 yes, 0 no (send it again), or an error. */
+static int stored_as_sent(cairn_s3_conn *c, const char *key, uint64_t len, const uint8_t md5[16],
+                          const char *md5_hex)
+{
+	struct cairn_s3_obj head = { 0 };
+	int r = cairn_s3_head(c, key, &head);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0 || head.size != len)
+		return r < 0 ? r : 0;
+	if (is_md5(head.etag))
+		return strcasecmp(head.etag, md5_hex) == 0;
+	if (len > CONFIRM_GET_MAX)
+		return 1; /* SSE-KMS/C: an ETag that is no digest; the size is all there is */
+	_cleanup_buf_ struct cairn_buf b = CAIRN_BUF_INIT;
+	uint8_t got[16];
+	if ((r = cairn_s3_get(c, key, 0, 0, CONFIRM_GET_MAX, &b)) < 0)
+		return r == -ENOENT ? 0 : r;
+	EVP_Digest(b.data, b.len, got, NULL, EVP_md5(), NULL);
+	return b.len == len && memcmp(got, md5, 16) == 0;
+}
+
+/* Whether the reply to a PUT says the body landed as sent. object: a whole
+ * object, which a HEAD can look at (a part cannot be). */
+static int put_landed(cairn_s3_conn *c, struct req *rq, bool object, const uint8_t md5[16],
+                      const char *md5_hex)
+{
+	/* The server checked Content-MD5; a plain ETag must also be that MD5 (servers
+	 * with SSE-KMS or SSE-C answer other ETags, which are not digests). */
+	if (rq->etag_opaque || (is_md5(rq->etag) && strcasecmp(rq->etag, md5_hex) == 0))
+		return 1;
+	if (!object) /* a part: the completion's ETag covers an empty or odd one */
+		return !is_md5(rq->etag);
+	return stored_as_sent(c, rq->key, rq->body.len, md5, md5_hex);
+}
+
+/* PUT one body (a whole object or one part) with Content-MD5, and make sure it
+ * landed: a reply without an ETag (an object) or with one that is not the MD5
+ * sent is checked (put_landed), and the PUT sent again, as for a failed
+ * upload, up to PUT_SENDS times. */
+static int put_body(cairn_s3_conn *c, struct req *rq, bool object, uint8_t md5_out[16])
 {
 	uint8_t md5[16];
-	char md5_b64[32], md5_hex[33];
+	char md5_b64[32], md5_hex[33], said[200];
 	int r = hash_body(&rq->body, md5, rq->sha256);
 	if (r < 0)
 		return r;
@@ -1036,13 +1086,29 @@ static int put_body(cairn_s3_conn *c, struct req *rq, uint8_t md5_out[16])
 	cairn_hex(md5_hex, md5, sizeof(md5));
 	add_header(rq, "Content-MD5", md5_b64);
 	rq->has_body = true;
-	if ((r = perform(c, rq)) < 0)
-		return r;
-	/* The server checked Content-MD5; a plain ETag must also be that MD5 (servers
-	 * with SSE-KMS or SSE-C answer other ETags, which are not digests). */
-	if (!rq->etag_opaque && strlen(rq->etag) == 32 && strcasecmp(rq->etag, md5_hex) != 0)
-		return cairn_err_set(-EBADMSG, "S3 PUT s3://%s/%s: ETag %s is not the MD5 %s",
-		                     c->s->bucket, rq->key, rq->etag, md5_hex);
+	for (unsigned i = 1;; i++) {
+		if ((r = perform(c, rq)) < 0)
+			return r;
+		if (rq->etag[0])
+			snprintf(said, sizeof(said), "ETag %s, not the MD5 %s,", rq->etag, md5_hex);
+		else
+			snprintf(said, sizeof(said), "no ETag");
+		if ((r = put_landed(c, rq, object, md5, md5_hex)) < 0)
+			return r;
+		if (r)
+			break;
+		if (i >= PUT_SENDS)
+			return cairn_err_set(-EPROTO,
+			                     "S3 PUT s3://%s/%s: giving up after %u attempts: the "
+			                     "server answered %s and does not hold the object as "
+			                     "sent",
+			                     c->s->bucket, rq->key, i, said);
+		log_debug("S3 PUT s3://%s/%s: the server answered %s and does not hold the "
+		          "object as sent: sending it again",
+		          c->s->bucket, rq->key, said);
+	}
+	if (object && !rq->etag_opaque)
+		snprintf(rq->etag, sizeof(rq->etag), "%s", md5_hex);
 	if (md5_out)
 		memcpy(md5_out, md5, 16);
 	return 0;
@@ -1061,7 +1127,7 @@ static int put_mem(cairn_s3_conn *c, const char *key, const void *data, size_t l
 	if (create)
 		add_header(&rq, "If-None-Match", "*");
 	lock_headers(c->s, &rq, until);
-	int r = put_body(c, &rq, NULL);
+	int r = put_body(c, &rq, true, NULL);
 	if (r >= 0 && out) {
 		out->size = len;
 		snprintf(out->etag, sizeof(out->etag), "%s", rq.etag);
@@ -1153,7 +1219,7 @@ static int mp_part(cairn_s3_conn *c, const char *key, const char *id, int fd, un
 		          .body = { .fd = fd, .off = off, .len = len, .whole = whole } };
 	add_query(&rq, "partNumber", num);
 	add_query(&rq, "uploadId", id);
-	int r = put_body(c, &rq, md5);
+	int r = put_body(c, &rq, false, md5);
 	req_release(&rq);
 	return r;
 }
@@ -1180,7 +1246,7 @@ static int mp_complete(cairn_s3_conn *c, const char *key, const char *id, const 
 		          .sink = { .kind = SINK_MEM, .mem = &reply, .max = 1u << 20 },
 		          .error_in_200 = true };
 	add_query(&rq, "uploadId", id);
-	r = put_body(c, &rq, NULL);
+	r = put_body(c, &rq, false, NULL);
 	if (r >= 0 && (r = cairn_s3xml_parse_complete(etag, reply.data, reply.len)) < 0)
 		r = cairn_err_wrap(-EPROTO, "S3 CompleteMultipartUpload of '%s'", key);
 	req_release(&rq);
@@ -1268,7 +1334,7 @@ int cairn_s3_put_file(cairn_s3_conn *c, const char *key, int fd, uint64_t size,
 		          .body = { .fd = fd, .len = size, .sha256 = sha256 } };
 	char until[32];
 	lock_headers(c->s, &rq, until);
-	int r = put_body(c, &rq, NULL);
+	int r = put_body(c, &rq, true, NULL);
 	if (r >= 0) {
 		out->size = size;
 		snprintf(out->etag, sizeof(out->etag), "%s", rq.etag);

@@ -123,3 +123,16 @@ for why in "403 ExpiredToken" "404 NoSuchBucket"; do
 	expect_fail 1 "$2\|does not exist" -- "$CAIRN" restore latest --target "$W/rm"
 	rules '[]'
 done
+
+# A PUT answered 200 without an ETag, and nothing stored: the backup fails
+# rather than report a snapshot saved whose packs are not there.
+new_repo bput
+rules '[{"m":"PUT","p":"/bput/r/packs/","a":"fake200"}]'
+expect_fail 1 "answered no ETag and does not hold the object" -- "$CAIRN" backup "$W/many"
+# A PUT whose reply has a wrong ETag, though the object landed: the backup
+# succeeds (a HEAD finds the object as sent), with one snapshot.
+rules '[{"m":"PUT","p":"/bput/r/snapshots/","a":"badetag","n":1}]'
+"$CAIRN" backup "$W/many" > "$O/be" 2>&1 || fail "backup with a wrong ETag reply: $(cat "$O/be")"
+rules '[]'
+[ "$("$CAIRN" snapshots | grep -c /many)" = 1 ] || fail "expected one snapshot of many"
+"$CAIRN" check > "$O/bc" 2>&1 || fail "check after the PUT faults: $(cat "$O/bc")"
