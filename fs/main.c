@@ -196,7 +196,10 @@ struct run {
 static int open_repo(struct run *run, cairn_repo **out)
 {
 	struct cairn_storage_opts so = { .version = CAIRN_STORAGE_OPTS_VERSION,
-		                         .s3 = { .version = CAIRN_S3_OPTS_VERSION },
+		                         /* A stalled server: EIO within two low-speed
+		                          * windows (docs/S3.md §6), not 8. */
+		                         .s3 = { .version = CAIRN_S3_OPTS_VERSION,
+		                                 .stall_attempts = 2 },
 		                         .cache_dir = run->o.cache_dir };
 	struct cairn_repo_opts ro = { .version = CAIRN_REPO_OPTS_VERSION,
 		                      .read_only = true,

@@ -53,6 +53,8 @@ struct cairn_s3 {
 	unsigned lock_days;
 	int lock_mode;
 	unsigned max_attempts;
+	unsigned stall_attempts; /* 0: max_attempts */
+	long stall_s;            /* the low-speed window: no byte for this long is a stall */
 	uint64_t base_ms, cap_ms;
 	uint64_t mp_threshold, part_size;
 	int trace_fd; /* CAIRN_S3_TRACE: one line per HTTP request, for tests */
@@ -100,6 +102,7 @@ static uint64_t env_u64(const char *name, uint64_t def, uint64_t min, uint64_t m
 static void load_tuning(cairn_s3 *s)
 {
 	s->max_attempts = (unsigned)env_u64("CAIRN_S3_RETRIES", 8, 1, 100);
+	s->stall_s = (long)env_u64("CAIRN_S3_STALL_SECONDS", 60, 1, 3600); /* tests: shorter */
 	s->base_ms = env_u64("CAIRN_S3_RETRY_BASE_MS", 200, 0, 60000);
 	s->cap_ms = env_u64("CAIRN_S3_RETRY_CAP_MS", 20000, 0, 600000);
 	s->mp_threshold = env_u64("CAIRN_S3_MULTIPART_THRESHOLD", 64u << 20, MIN_PART, 5ull << 40);
@@ -140,6 +143,7 @@ int cairn_s3_new(cairn_s3 **out, const char *bucket, const struct cairn_s3_opts 
 	s->gate.limit = s->gate.max = s->connections;
 	s->lock_days = o->lock_days;
 	s->lock_mode = o->lock_mode;
+	s->stall_attempts = o->stall_attempts;
 	load_tuning(s);
 	describe(s);
 	const char *trace = getenv("CAIRN_S3_TRACE");
@@ -615,7 +619,7 @@ static void set_options(cairn_s3_conn *c, struct req *rq, struct wire *w)
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
 	/* A transfer that stalls for a minute is dropped and retried. */
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->s->stall_s);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
 	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
@@ -683,6 +687,7 @@ struct verdict {
 	bool throttled;
 	int code;       /* FAIL, and RETRY's code should it be the last attempt */
 	bool transport; /* RETRY: no reply came (no connection, a timeout) */
+	bool stalled;   /* RETRY: a timeout (the low-speed window, or connecting) */
 	char why[400];  /* RETRY: the reason, for the log and the final message */
 };
 
@@ -838,6 +843,7 @@ static void judge(struct verdict *v, cairn_s3_conn *c, struct req *rq, CURLcode 
 		if (retryable_curl(cc)) {
 			v->what = RETRY;
 			v->transport = true;
+			v->stalled = cc == CURLE_OPERATION_TIMEDOUT;
 			snprintf(v->why, sizeof(v->why), "%s", msg);
 		} else {
 			v->what = FAIL;
@@ -917,7 +923,7 @@ static int perform(cairn_s3_conn *c, struct req *rq)
 	if (!rq->has_body)
 		memcpy(rq->sha256, CAIRN_SIGV4_EMPTY_SHA256, sizeof(rq->sha256));
 	bool was_down = atomic_load(&c->s->unreachable);
-	unsigned tries = was_down ? 1 : s->max_attempts;
+	unsigned tries = was_down ? 1 : s->max_attempts, stalls = 0;
 	for (unsigned i = 0;; i++) {
 		enum outcome o = attempt(c, rq, &v);
 		if (o != RETRY || !v.transport) /* the server answered */
@@ -927,6 +933,11 @@ static int perform(cairn_s3_conn *c, struct req *rq)
 		if (o == FAIL)
 			return v.code;
 		name_of(who, sizeof(who), s, rq);
+		/* A server that stalls holds each attempt for the whole window: a
+		 * caller that must answer soon (a mount) gives up after fewer. */
+		stalls += v.stalled;
+		if (v.transport && s->stall_attempts && stalls >= s->stall_attempts)
+			tries = i + 1;
 		if (i + 1 >= tries && v.transport) {
 			atomic_store(&c->s->unreachable, true);
 			return cairn_err_set(

@@ -136,3 +136,29 @@ rules '[{"m":"PUT","p":"/bput/r/snapshots/","a":"badetag","n":1}]'
 rules '[]'
 [ "$("$CAIRN" snapshots | grep -c /many)" = 1 ] || fail "expected one snapshot of many"
 "$CAIRN" check > "$O/bc" 2>&1 || fail "check after the PUT faults: $(cat "$O/bc")"
+
+# A server that accepts a mount's reads and never answers: the read fails with
+# EIO after 2 low-speed windows (shortened here to 2 s), not after 8 attempts.
+if [ -c /dev/fuse ]; then
+	MNT="$W/mnt"
+	mkdir -p "$MNT"
+	export CAIRN_REPO="s3://bchk/r" CAIRN_CACHE_DIR="$W/cache-mnt"
+	CAIRN_S3_STALL_SECONDS=2 CAIRN_S3_RETRIES=8 "$CAIRNFS" -f "$CAIRN_REPO" "$MNT" \
+		> "$W/fs.log" 2>&1 &
+	fspid=$!
+	cleanup_hooks+=('fusermount3 -u -z "$MNT" 2>/dev/null; kill $fspid 2>/dev/null')
+	for _ in $(seq 600); do mountpoint -q "$MNT" && break; sleep 0.05; done
+	mountpoint -q "$MNT" || fail "mount did not come up: $(tail -5 "$W/fs.log")"
+	f=$(find "$MNT/snapshots/" -type f -name f1 -path '*many*' | head -1)
+	[ -n "$f" ] || fail "no file f1 in the mount"
+	rules '[{"m":"GET","p":"/bchk/r/packs/","a":"stall","s":600}]'
+	# (timeout only guards against a hang: the check is the number of attempts)
+	rc=0
+	timeout 120 cat "$f" > /dev/null 2> "$O/cat.err" || rc=$?
+	rules '[]'
+	[ "$rc" = 1 ] && grep -q "Input/output error" "$O/cat.err" ||
+		fail "read from a stalled server: rc $rc $(cat "$O/cat.err")"
+	out_has "$W/fs.log" "giving up after 2 attempts: "
+	fusermount3 -u "$MNT" || fail "cannot unmount"
+	wait $fspid || fail "cairnfs exited with an error: $(tail -3 "$W/fs.log")"
+fi

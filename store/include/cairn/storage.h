@@ -57,18 +57,21 @@ enum cairn_s3_addressing {
 enum cairn_s3_lock_mode { CAIRN_S3_LOCK_COMPLIANCE, CAIRN_S3_LOCK_GOVERNANCE };
 #define CAIRN_S3_OPTS_VERSION 1
 struct cairn_s3_opts {
-	unsigned version;     /* CAIRN_S3_OPTS_VERSION */
-	const char *endpoint; /* NULL: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the profile's
-	                         endpoint_url, else https://s3.<region>.amazonaws.com */
-	const char *region;   /* NULL: AWS_REGION, AWS_DEFAULT_REGION, profile, us-east-1 */
-	const char *profile;  /* NULL: AWS_PROFILE, else "default" */
-	int addressing;       /* enum cairn_s3_addressing; AUTO also reads the profile's
-	                         s3.addressing_style */
-	unsigned connections; /* most requests in flight at once; 0: 8 */
-	unsigned lock_days;   /* > 0: PUTs carry Object Lock retention for this long */
-	int lock_mode;        /* enum cairn_s3_lock_mode */
-	bool local_only;      /* for local state only (cairn_storage_id, the cache): no
-	                         credentials needed, and every request fails -EINVAL */
+	unsigned version;        /* CAIRN_S3_OPTS_VERSION */
+	const char *endpoint;    /* NULL: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the profile's
+	                            endpoint_url, else https://s3.<region>.amazonaws.com */
+	const char *region;      /* NULL: AWS_REGION, AWS_DEFAULT_REGION, profile, us-east-1 */
+	const char *profile;     /* NULL: AWS_PROFILE, else "default" */
+	int addressing;          /* enum cairn_s3_addressing; AUTO also reads the profile's
+	                            s3.addressing_style */
+	unsigned connections;    /* most requests in flight at once; 0: 8 */
+	unsigned lock_days;      /* > 0: PUTs carry Object Lock retention for this long */
+	int lock_mode;           /* enum cairn_s3_lock_mode */
+	bool local_only;         /* for local state only (cairn_storage_id, the cache): no
+	                            credentials needed, and every request fails -EINVAL */
+	unsigned stall_attempts; /* > 0: a request whose transfer stalled (nothing for the
+	                            low-speed window, 60 s) this many times gives up then,
+	                            the server counted unreachable; 0: as many as retries */
 };
 #define CAIRN_S3_CONNECTIONS_DEFAULT 8
 #define CAIRN_S3_CONNECTIONS_MAX 64
