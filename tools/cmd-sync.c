@@ -271,7 +271,7 @@ static int upload(struct sync *sy, const struct obj *o)
 
 /* Anything else: through a temp file in the destination's tmp/, the SHA-256 of
  * a pack checked against its name (FORMAT.md §6.1) before it is put in place. */
-static int transfer(struct sync *sy, const struct obj *o)
+static int transfer_once(struct sync *sy, const struct obj *o, const char *again)
 {
 	char tmp[4096];
 	uint8_t sha[32];
@@ -286,20 +286,37 @@ static int transfer(struct sync *sy, const struct obj *o)
 		                           o->kind == CAIRN_OBJ_PACK ? FILE_MAX : SNAPSHOT_FILE_MAX,
 		                           sha, &size);
 	if (r >= 0 && size != o->size)
-		r = cairn_err_set(-EPROTO, "%s/%s changed during the copy",
-		                  cairn_obj_kind_name(o->kind), o->name);
+		r = cairn_err_set(-EPROTO,
+		                  "%s/%s as read from %s%s is %llu bytes, not the %llu listed "
+		                  "(changed during the copy, or damaged on the way)",
+		                  cairn_obj_kind_name(o->kind), o->name, cairn_storage_url(sy->src),
+		                  again, (unsigned long long)size, (unsigned long long)o->size);
 	if (r >= 0 && o->kind == CAIRN_OBJ_PACK) {
 		char hex[65];
 		cairn_hex(hex, sha, sizeof(sha));
 		if (strcmp(hex, o->name) != 0)
-			r = cairn_err_set(-EBADMSG, "pack %s from %s is corrupt: its SHA-256 is %s",
-			                  o->name, cairn_storage_url(sy->src), hex);
+			r = cairn_err_set(-EBADMSG,
+			                  "pack %s from %s%s is corrupt: its SHA-256 is %s",
+			                  o->name, cairn_storage_url(sy->src), again, hex);
 	}
 	if (r >= 0)
 		r = cairn_storage_put_tmp(sy->dst, o->kind, o->name, tmp, fd, size);
 	if (r < 0 && fd >= 0)
 		unlink(tmp);
 	return r < 0 ? r : 1;
+}
+
+/* A copy from a remote SOURCE that does not come out as listed (its size, a
+ * pack's SHA-256) is fetched again, once: one damaged reply is no reason to
+ * fail the sync, nor to call the object corrupt. */
+static int transfer(struct sync *sy, const struct obj *o)
+{
+	int r = transfer_once(sy, o, "");
+	if ((r == -EBADMSG || r == -EPROTO) && remote(sy->src)) {
+		log_debug("%s: fetching it again", cairn_err_msg());
+		r = transfer_once(sy, o, " (read twice)");
+	}
+	return r;
 }
 
 static int copy_one(struct sync *sy, const struct obj *o)

@@ -162,3 +162,14 @@ if [ -c /dev/fuse ]; then
 	fusermount3 -u "$MNT" || fail "cannot unmount"
 	wait $fspid || fail "cairnfs exited with an error: $(tail -3 "$W/fs.log")"
 fi
+
+# One damaged reply during a pull (a flipped bit, then a truncated body) is
+# fetched again: the sync succeeds, and the copy is whole.
+for how in corrupt trunc; do
+	rules "[{\"m\":\"GET\",\"p\":\"^/bchk/r/packs/\",\"a\":\"$how\",\"n\":1}]"
+	"$CAIRN" sync --from s3://bchk/r -r "$W/copy-$how" > "$O/pull" 2>&1 ||
+		fail "pull with one $how reply: $(cat "$O/pull")"
+	rules '[]'
+	"$CAIRN" -r "$W/copy-$how" check --read-data > "$O/pc" 2>&1 ||
+		fail "check of the pull with one $how reply: $(cat "$O/pc")"
+done
