@@ -767,7 +767,8 @@ static int survey(struct sync *sy)
 	    r != -ENOENT)
 		return r;
 	sy->listed = !trust || sy->verify || sy->del;
-	return sy->listed ? list_all(sy->dst, &sy->there, false) : 0;
+	/* A directory's config and keys by MD5 too, or they never match SOURCE's. */
+	return sy->listed ? list_all(sy->dst, &sy->there, !remote(sy->dst)) : 0;
 }
 
 /* A new copy into a directory is marked unfinished from before its config

@@ -173,3 +173,8 @@ for how in corrupt trunc; do
 	"$CAIRN" -r "$W/copy-$how" check --read-data > "$O/pc" 2>&1 ||
 		fail "check of the pull with one $how reply: $(cat "$O/pc")"
 done
+
+# A pull with nothing new copies nothing (not even the config and keys).
+"$CAIRN" sync --from s3://bchk/r -r "$W/copy" > /dev/null
+"$CAIRN" sync --from s3://bchk/r -r "$W/copy" > "$O/pull2"
+out_has "$O/pull2" ": 0 objects copied (0 B), "
