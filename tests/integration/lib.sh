@@ -196,6 +196,23 @@ crash_until_killed() {
 # s3_setup: a private Ceph RGW for this test on 127.0.0.1 (exit 77, saying why,
 # when it cannot start), stopped at exit. Sets B (its bucket) and AWS (Debian's
 # aws CLI pointed at it), and short client retries.
+# fault_proxy: after s3_setup, start tests/integration/fault-proxy.py between
+# cairn and the test's RGW, with the rule file $RULES ('[]': none; rules JSON
+# sets new ones). cairn then talks to the proxy, $AWS to the server itself.
+fault_proxy() {
+	RULES="$W/rules.json"
+	echo '[]' > "$RULES"
+	python3 "$SRCDIR/tests/integration/fault-proxy.py" "$W/proxy.port" "$RGW_PORT" "$RULES" \
+		"$W/proxy.log" 2> "$W/proxy.err" &
+	cleanup_hooks+=("kill $! 2>/dev/null")
+	for _ in $(seq 1 200); do
+		[ -s "$W/proxy.port" ] && break
+		sleep 0.05
+	done
+	[ -s "$W/proxy.port" ] || fail "the fault proxy did not start: $(cat "$W/proxy.err")"
+	export AWS_ENDPOINT_URL="http://127.0.0.1:$(cat "$W/proxy.port")"
+}
+rules() { printf '%s\n' "$1" > "$RULES"; }
 s3_setup() {
 	. "$(dirname "${BASH_SOURCE[0]}")/../s3/rgw-launch.sh"
 	local rc=0

@@ -8,24 +8,12 @@
 . "$(dirname "$0")/lib.sh"
 
 s3_setup
-RULES="$W/rules.json"
-echo '[]' > "$RULES"
-python3 "$SRCDIR/tests/integration/fault-proxy.py" "$W/proxy.port" "$RGW_PORT" "$RULES" \
-	"$W/proxy.log" &
-cleanup_hooks+=("kill $!")
-for _ in $(seq 1 200); do
-	[ -s "$W/proxy.port" ] && break
-	sleep 0.05
-done
-[ -s "$W/proxy.port" ] || fail "the proxy did not start"
-# cairn talks to the proxy; $AWS to the server itself.
-export AWS_ENDPOINT_URL="http://127.0.0.1:$(cat "$W/proxy.port")"
+fault_proxy
 export CAIRN_CACHE_DIR="$W/cache"
 mkdir -p "$W/s1" "$W/s2"
 head -c 300000 /dev/urandom > "$W/s1/f1"
 head -c 300000 /dev/urandom > "$W/s2/f2"
 
-rules() { printf '%s\n' "$1" > "$RULES"; }
 # mk2 PREFIX: a repository s3://$B/PREFIX holding two snapshots, of s1 and then
 # of s2; sets R and S2 (the second one's ID).
 mk2() {

@@ -1,25 +1,13 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # An S3 repository reached through a proxy that damages replies on the way
-# (tests/s3/fproxy.py) in front of a private Ceph RGW: what came over a bad
+# (tests/integration/fault-proxy.py) in front of a private Ceph RGW: what came over a bad
 # network must not be taken for damage in the bucket, nor stay in the cache.
 . "$(dirname "$0")/lib.sh"
 
 s3_setup
 RGW_URL=$AWS_ENDPOINT_URL
-RULES="$W/rules.json"
-echo '[]' > "$RULES"
-PPORT=$(rgw_free_port)
-python3 "$SRCDIR/tests/s3/fproxy.py" "$PPORT" "$RGW_PORT" "$RULES" "$W/proxy.log" \
-	2> "$W/proxy.err" &
-ppid=$!
-cleanup_hooks+=('kill $ppid 2>/dev/null')
-for _ in $(seq 100); do
-	curl -s -o /dev/null --noproxy 127.0.0.1 "http://127.0.0.1:$PPORT/" && break
-	sleep 0.1
-done
-export AWS_ENDPOINT_URL="http://127.0.0.1:$PPORT"
-rules() { echo "$1" > "$RULES"; }
+fault_proxy
 O="$W/o"
 mkdir -p "$O" "$W/s1" "$W/s2"
 head -c 3000000 /dev/urandom > "$W/s1/f1"
