@@ -21,12 +21,24 @@ struct hist_ver {
 	uint64_t ino;
 };
 
+/* The owner and mode of a history directory: no looser than any version of
+ * its path, so that the kernel's permission walk (default_permissions) meets
+ * what it would meet under snapshots/. */
+struct hist_perm {
+	bool any;          /* a version was seen */
+	bool dir;          /* one of them was a directory: mode is set */
+	bool mixed_owner;  /* the versions disagree on uid or gid */
+	uint32_t mode;     /* the AND of the directory versions' modes */
+	uint32_t uid, gid; /* of the newest version */
+};
+
 struct fs_hist {
 	uint64_t gen; /* of the view it was computed from */
 	struct hist_ver *ver;
 	size_t nver, capver;
 	char **child; /* sorted, unique */
 	size_t nchild, capchild;
+	struct hist_perm perm; /* of the directory itself */
 };
 
 /* The path below /history, split into components. */
@@ -181,6 +193,19 @@ static int add_version(struct fs_hist *h, const struct fs_view_ent *e, const str
 	return 0;
 }
 
+/* The view lists snapshots oldest first: the last version seen is the newest. */
+static void perm_add(struct hist_perm *p, const struct cairn_node *cn)
+{
+	if (p->any && (p->uid != cn->uid || p->gid != cn->gid))
+		p->mixed_owner = true;
+	p->uid = cn->uid;
+	p->gid = cn->gid;
+	if (cn->type == CAIRN_NODE_DIR)
+		p->mode = (p->dir ? p->mode : 0777) & cn->mode & 0777;
+	p->dir |= cn->type == CAIRN_NODE_DIR;
+	p->any = true;
+}
+
 /* Append a version for snapshot e unless its entry equals the previous version.
  * *prev holds the previous version's tree (a reference), *pidx its index. */
 static int consider(struct fs *fs, struct fs_hist *h, const struct fs_view_ent *e,
@@ -195,6 +220,7 @@ static int consider(struct fs *fs, struct fs_hist *h, const struct fs_view_ent *
 		return r == -ENOMEM ? r : 0;
 	const struct cairn_node *cn = cairn_tree_node(fs_cache_val(t), index);
 	const struct cairn_node *pn = *prev ? cairn_tree_node(fs_cache_val(*prev), *pidx) : NULL;
+	perm_add(&h->perm, cn);
 	if (!pn || !fs_hist_same(pn, cn)) {
 		r = add_version(h, e, tree, index, cn);
 		if (r >= 0 && cn->type == CAIRN_NODE_DIR)
@@ -291,6 +317,28 @@ static int versions(struct fs *fs, struct fs_hist *h, const struct fs_view *v,
 	return r;
 }
 
+/* A path that was never a directory: its history directory takes the rule of
+ * its parent's, which the kernel's walk has met just before. */
+static int parent_perm(struct fs *fs, const struct fs_view *v, const struct hpath *p,
+                       struct hist_perm *out)
+{
+	struct hpath up = { .name = p->name, .len = p->len, .n = p->n - 1 };
+	struct fs_hist parent = { 0 };
+	struct cairn_idset dirs;
+	int r = 0;
+	if (up.n == 0) {
+		*out = (struct hist_perm){ 0 }; /* below /history: the mounter's 0555 */
+		return 0;
+	}
+	cairn_idset_init(&dirs);
+	r = versions(fs, &parent, v, &up, &dirs);
+	cairn_idset_release(&dirs);
+	free(parent.ver);
+	if (r >= 0)
+		*out = parent.perm;
+	return r;
+}
+
 static int compute(struct fs *fs, const struct fs_view *v, const struct fs_node *dir,
                    struct fs_hist **out)
 {
@@ -310,6 +358,8 @@ static int compute(struct fs *fs, const struct fs_view *v, const struct fs_node 
 			r = cairn_idset_add(&dirs, &v->v[i].snap->root, 0);
 	} else if (r >= 0) {
 		r = versions(fs, h, v, &p, &dirs);
+		if (r >= 0 && !h->perm.dir)
+			r = parent_perm(fs, v, &p, &h->perm);
 	}
 	if (r >= 0)
 		r = union_children(fs, h, &dirs);
@@ -433,6 +483,20 @@ int fs_hist_list(struct fs *fs, struct fs_view *v, struct fs_node *dir, struct f
 {
 	pthread_mutex_lock(&dir->hist_lock);
 	int r = list_locked(fs, v, dir, out, n);
+	pthread_mutex_unlock(&dir->hist_lock);
+	return r;
+}
+
+int fs_hist_stat(struct fs *fs, struct fs_view *v, struct fs_node *dir, struct stat *st)
+{
+	struct fs_hist *h;
+	pthread_mutex_lock(&dir->hist_lock);
+	int r = get(fs, v, dir, &h);
+	if (r >= 0 && h->perm.dir) {
+		st->st_mode = S_IFDIR | h->perm.mode;
+		st->st_uid = h->perm.mixed_owner ? 0 : h->perm.uid;
+		st->st_gid = h->perm.mixed_owner ? 0 : h->perm.gid;
+	}
 	pthread_mutex_unlock(&dir->hist_lock);
 	return r;
 }

@@ -24,6 +24,12 @@ int fs_hist_lookup(struct fs *fs, struct fs_view *v, struct fs_node *dir, const 
 int fs_hist_list(struct fs *fs, struct fs_view *v, struct fs_node *dir, struct fs_dirent **out,
                  size_t *n);
 
+/* Set st's owner and mode for history directory dir: the owner of the path's
+ * newest version (root when the versions disagree) and the AND of the modes of
+ * its directory versions; a path that never was a directory takes its parent's.
+ * /history itself keeps what st holds. -ENOMEM. */
+int fs_hist_stat(struct fs *fs, struct fs_view *v, struct fs_node *dir, struct stat *st);
+
 /* Exposed for unit tests: whether two entries are the same version (equal in
  * everything but name, atime, dev and ino). */
 bool fs_hist_same(const struct cairn_node *a, const struct cairn_node *b);

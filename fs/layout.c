@@ -379,6 +379,8 @@ int fs_layout_stat(struct fs *fs, const struct fs_node *n, struct stat *st)
 	} else {
 		st->st_mode = S_IFDIR | 0555;
 	}
+	if (r >= 0 && n->kind == FS_HIST && n->vpath_len > strlen("history"))
+		r = fs_hist_stat(fs, v, (struct fs_node *)n, st); /* hist: under hist_lock */
 	if (n->kind == FS_SNAPROOT) {
 		/* FORMAT.md §10 keeps no metadata for "/" itself: the snapshot's time it is. */
 		set_time(&st->st_mtim, n->time_ns);
