@@ -153,9 +153,11 @@ int fs_open(struct fs *fs, cairn_repo *repo, uint64_t cache_size)
 	                      0)) < 0 ||
 	    (r = fs_inodes_new(&fs->inodes)) < 0 ||
 	    (r = fs_snapview_new(&fs->snapview, repo, FS_REFRESH_MS)) < 0 ||
-	    /* From S3 the walk would fetch every tree of the repository. */
+	    /* From S3 the walk would fetch every tree of the repository. With
+	     * default_permissions the kernel reads ACLs through GETXATTR to
+	     * enforce them: an ENOSYS would stop that for snapshots made later. */
 	    (r = fs_xscan_new(&fs->xscan, fs->trees, fs->snapview,
-	                      fs->xattrs_always || !fs->local)) < 0) {
+	                      fs->xattrs_always || !fs->local || fs->acl)) < 0) {
 		fs_close(fs);
 		return r;
 	}

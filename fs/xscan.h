@@ -23,7 +23,9 @@
  * Once ENOSYS was sent, the kernel never asks again: a snapshot that appears
  * later with xattrs shows none through this mount (one warning is logged;
  * remount to see them). "-o xattrs=always" never sends ENOSYS, nor does a
- * mount of an s3:// repository, where the walk would fetch every tree.
+ * mount of an s3:// repository, where the walk would fetch every tree, nor
+ * one with default_permissions, where the kernel reads ACLs through GETXATTR
+ * to enforce them. LISTXATTR never gets ENOSYS (xattr.c).
  */
 struct fs_xscan;
 

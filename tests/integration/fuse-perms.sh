@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # cairnfs with allow_other: another user meets the recorded permissions of a
 # snapshot wherever the mount shows its files, under history/ as under
-# snapshots/.
+# snapshots/, and the ACLs of snapshots made after the mount started.
 . "$(dirname "$0")/lib.sh"
 fuse_setup
 command -v setpriv > /dev/null || { echo "SKIP: no setpriv"; exit 77; }
@@ -51,5 +51,27 @@ S2=$(ls "$MNT/snapshots" | tail -1)
 	fail "nobody cannot read the opened directory under snapshots/"
 for _ in $(seq 100); do [ "$(stat -c %a "$H/priv")" = 700 ] && break; sleep 0.05; done
 refused "history/ of a directory that was 0700" cat "$H/priv/.ssh/id/$S"
+
+# ---- an ACL in a snapshot made after the mount started is enforced ---------------
+# No snapshot so far has an xattr or ACL; the kernel has asked for them (ls -l).
+ls -lR "$MNT/latest/" > /dev/null 2>&1 || true
+getfacl -R "$MNT/latest$T/open" > /dev/null 2>&1 || true
+A="$W/acl"
+mkdir -p "$A"
+echo aclsecret > "$A/f"
+chmod 644 "$A/f"
+setfacl -m u:nobody:--- "$A/f"
+setfattr -n user.important -v yes "$A/f"
+sleep 1
+"$CAIRN" backup --host h "$A" > /dev/null
+for _ in $(seq 600); do [ -e "$MNT/latest$A/f" ] && break; sleep 0.05; done
+[ "$(cat "$MNT/latest$A/f")" = aclsecret ] || fail "the snapshot with an ACL does not show"
+refused "an ACL of a later snapshot" cat "$MNT/latest$A/f"
+getfacl -p "$MNT/latest$A/f" 2> /dev/null | grep -q '^user:nobody:---' ||
+	fail "getfacl: $(getfacl -p "$MNT/latest$A/f" 2>&1)"
+cp -a "$MNT/latest$A/f" "$W/copy" || fail "cp -a"
+[ "$(getfattr --absolute-names --only-values -n user.important "$W/copy" 2>&1)" = yes ] ||
+	fail "cp -a dropped the xattr of a later snapshot"
+getfacl -p "$W/copy" 2> /dev/null | grep -q '^user:nobody:---' || fail "cp -a dropped the ACL"
 umount_fs
 echo "PASS"

@@ -1,10 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# cairnfs tells the kernel there are no xattrs (ENOSYS, docs/MOUNT.md) once it
-# knows no snapshot has any, so that cp -a stops asking for them: a copy out of
-# such a mount is still identical, a snapshot with xattrs that appears later
-# shows none until remounted (one warning), a mount of snapshots with xattrs
-# and ACLs shows them all, and -o xattrs=always never sends ENOSYS.
+# Without default_permissions, cairnfs tells the kernel there are no xattrs
+# (ENOSYS to GETXATTR, docs/MOUNT.md) once it knows no snapshot has any: a
+# copy out of such a mount is still identical, a snapshot with xattrs that
+# appears later shows none until remounted (one warning), a mount of
+# snapshots with xattrs and ACLs shows them all, and -o xattrs=always never
+# sends ENOSYS. With default_permissions (the default) nothing gets ENOSYS:
+# the kernel enforces ACLs it reads (fuse-perms.sh has the later snapshot).
 . "$(dirname "$0")/lib.sh"
 fuse_setup
 
@@ -29,7 +31,15 @@ chmod 1777 "$T/d"
 touch -h -d '2001-02-03 04:05:06.123456789' "$T/l"
 [ -z "$(all_xattrs "$T")" ] || fail "the source has xattrs of its own: $(all_xattrs "$T" | head -3)"
 "$CAIRN" backup --host h "$T" > /dev/null
+
+# ---- default_permissions: never ENOSYS ------------------------------------------
 mount_fs
+for _ in $(seq 20); do
+	! unsupported "$MNT/latest$T/a" || fail "ENOSYS with default_permissions"
+	sleep 0.05
+done
+umount_fs
+mount_fs -o no_default_permissions
 
 # ---- no snapshot has xattrs: ENOSYS, and cp -a is still exact -------------------
 for _ in $(seq 100); do unsupported "$MNT/latest$T/a" && break; sleep 0.1; done
@@ -53,6 +63,9 @@ xid=$("$CAIRN" backup --json --host h "$X" | sed -n 's/.*"snapshot_id":"\([0-9a-
 for _ in $(seq 100); do [ -e "$MNT/latest$X/f" ] && break; sleep 0.1; done
 [ "$(cat "$MNT/latest$X/f")" = x ] || fail "the new snapshot does not show"
 unsupported "$MNT/latest$X/f" || fail "xattrs of the new snapshot: $(getfattr -d "$MNT/latest$X/f" 2>&1)"
+# LISTXATTR still answers: a copy that cannot read them says so
+getfattr -h -d "$MNT/latest$X/f" 2>&1 | grep -q "Operation not supported" ||
+	fail "the new snapshot's xattrs vanish silently: $(getfattr -h -d "$MNT/latest$X/f" 2>&1)"
 for _ in $(seq 100); do grep -q "remount to see them" "$W/fs.log" && break; sleep 0.1; done
 [ "$(grep -c "remount to see them" "$W/fs.log")" = 1 ] || fail "no warning: $(cat "$W/fs.log")"
 umount_fs
