@@ -7,7 +7,9 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 
@@ -294,12 +296,35 @@ static int64_t changed_at(const struct fs_view *prev, const struct fs_view_ent *
 
 /* Under scan_lock: read snapshots/, load the new ones, publish a view if the set
  * changed. */
+/* A local repository always has snapshots/ (FORMAT.md §2), and its listing
+ * takes a missing directory for an empty one: without it the repository is
+ * not there (its disk unmounted, moved), and every snapshot would vanish. */
+static int local_present(const cairn_repo *repo)
+{
+	const char *path = cairn_repo_path(repo);
+	char dir[PATH_MAX];
+	if (cairn_storage_is_url(path))
+		return 0;
+	if (snprintf(dir, sizeof(dir), "%s/snapshots", path) >= (int)sizeof(dir))
+		return cairn_err_set(-ENAMETOOLONG, "repository path too long");
+	if (access(dir, F_OK) < 0)
+		return cairn_err_set(-errno, "cannot read '%s': %s", dir, strerror(errno));
+	return 0;
+}
+
 static int scan(struct fs_snapview *c)
 {
 	_cleanup_free_ struct cairn_id *ids = NULL;
 	_cleanup_free_ struct fs_view_ent *ents = NULL;
 	size_t n = 0, m = 0;
-	int r = cairn_repo_snapshot_ids(c->repo, &ids, &n);
+	pthread_mutex_lock(&c->lock);
+	bool shown = c->cur && c->cur->n > 0;
+	pthread_mutex_unlock(&c->lock);
+	/* Only a view with snapshots has something to lose (and a repository
+	 * that never had one may lack the directory: cairn sync makes it late). */
+	int r = shown ? local_present(c->repo) : 0;
+	if (r >= 0)
+		r = cairn_repo_snapshot_ids(c->repo, &ids, &n);
 	if (r < 0)
 		return r;
 	ents = calloc(n ? n : 1, sizeof(*ents));

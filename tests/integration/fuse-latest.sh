@@ -3,7 +3,8 @@
 # cairnfs: hosts/<host>/latest and tags/<tag>/latest (docs/MOUNT.md), with two
 # hosts and two tags. Each leads to the newest snapshot of its host or tag; a
 # backup of one host moves its latest (to a new inode) and that of its tag, and
-# leaves the other host's and tag's alone; a forget moves it back.
+# leaves the other host's and tag's alone; a forget moves it back. A repository
+# that goes away keeps the last view (one line logged per failed rescan).
 . "$(dirname "$0")/lib.sh"
 fuse_setup
 export LC_ALL=C
@@ -82,5 +83,29 @@ for _ in $(seq 100); do
 done
 sleep 1.2
 check_all "$b1" hb "hb one" "$a1" "ha one" "$b1" "hb one" "$a1" ha "ha one" "$b1" hb "hb one"
+
+# A repository that goes away (its disk unmounted, moved) is not an empty one:
+# the rescan fails with one line each time and the view stays as it was.
+# gone WHAT: the mount logs a failed rescan, and still shows every snapshot.
+gone() {
+	local before n
+	before=$(grep -c "cannot rescan snapshots" "$W/fs.log" || true)
+	for _ in $(seq 300); do
+		ls "$MNT/snapshots" > /dev/null
+		n=$(grep -c "cannot rescan snapshots" "$W/fs.log" || true)
+		[ "$n" -gt "$before" ] && break
+		sleep 0.1
+	done
+	[ "$n" -gt "$before" ] || fail "$1: no rescan failure logged: $(tail -3 "$W/fs.log")"
+	[ "$(ls "$MNT/snapshots" | wc -l)" = 2 ] || fail "$1: snapshots/: $(ls "$MNT/snapshots")"
+	[ "$(readlink "$MNT/hosts/hb/latest")" = "../../snapshots/$(name "$b1")" ] || fail "$1: hosts/hb/latest"
+	[ -e "$MNT/latest" ] || fail "$1: latest is gone"
+}
+mv "$CAIRN_REPO" "$CAIRN_REPO.moved"
+gone "repository moved away"
+mv "$CAIRN_REPO.moved" "$CAIRN_REPO"
+mv "$CAIRN_REPO/snapshots" "$CAIRN_REPO/snapshots.x"
+gone "snapshots/ moved away"
+mv "$CAIRN_REPO/snapshots.x" "$CAIRN_REPO/snapshots"
 umount_fs
 echo ok
