@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cleanup.h"
+#include "storage.h"
 
 int cairn_repo__lookup_cached(cairn_repo *repo, const struct cairn_id *id, struct cairn_loc *out)
 {
@@ -121,6 +122,22 @@ static int refetch(cairn_repo *repo, const struct cairn_loc *loc, const struct c
 	                     why, cairn_storage_url(repo->st));
 }
 
+/* After a read that failed with r: a local storage may read a pack through a
+ * descriptor it keeps open, so a damaged pack replaced by a good copy (a
+ * rename) is seen only by a fresh open. One more try with one; else r. */
+static int reread(cairn_repo *repo, const struct cairn_loc *loc, const struct cairn_id *id,
+                  struct cairn_buf *sealed, struct cairn_buf *out, int r)
+{
+	char hex[CAIRN_ID_HEX_SIZE];
+	if ((r != -EBADMSG && r != -EKEYREJECTED) || repo->cache)
+		return r;
+	cairn_id_hex(hex, &loc->pack);
+	cairn_storage__forget(repo->st, CAIRN_OBJ_PACK, hex);
+	if ((r = read_sealed(repo, loc, sealed)) >= 0)
+		r = decode(repo, loc, id, sealed, out);
+	return r;
+}
+
 int cairn_repo__get_at(cairn_repo *repo, const struct cairn_id *id, const struct cairn_loc *loc,
                        struct cairn_buf *out)
 {
@@ -130,6 +147,8 @@ int cairn_repo__get_at(cairn_repo *repo, const struct cairn_id *id, const struct
 		r = decode(repo, loc, id, &sealed, out);
 	if (r == -EBADMSG && repo->cache)
 		r = refetch(repo, loc, id, &sealed, out);
+	else
+		r = reread(repo, loc, id, &sealed, out, r);
 	return r < 0 ? r : 0;
 }
 
@@ -166,6 +185,8 @@ int cairn_repo_get_typed(cairn_repo *repo, int type, const struct cairn_id *id,
 		r = decode(repo, &loc, id, &sealed, out);
 	if (r == -EBADMSG && repo->cache)
 		r = refetch(repo, &loc, id, &sealed, out);
+	else
+		r = reread(repo, &loc, id, &sealed, out, r);
 	if (r >= 0 && loc.type == CAIRN_BLOB_DATA)
 		atomic_fetch_add(&repo->data_read, loc.stored_len);
 	return r < 0 ? r : 0;

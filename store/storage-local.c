@@ -427,6 +427,11 @@ static int local_remove(void *self, const char *rel)
 	return cairn_fsync_dir(path);
 }
 
+static void local_forget(void *self, const char *rel)
+{
+	open_forget(self, rel);
+}
+
 static int local_open_file(void *self, const char *rel, int *fd, uint64_t *size)
 {
 	struct local *l = self;
@@ -468,6 +473,7 @@ static const struct cairn_storage_ops local_ops = {
 	.list = local_list,
 	.remove = local_remove,
 	.open_file = local_open_file,
+	.forget = local_forget,
 	.close = local_close,
 };
 

@@ -236,6 +236,13 @@ int cairn_storage_read(cairn_storage *st, int kind, const char *name, uint64_t o
 	return st->ops->read(st->self, rel, off, buf, len);
 }
 
+void cairn_storage__forget(cairn_storage *st, int kind, const char *name)
+{
+	char rel[CAIRN_OBJ_REL_MAX];
+	if (st->ops->forget && cairn_obj_rel(rel, kind, name) >= 0)
+		st->ops->forget(st->self, rel);
+}
+
 int cairn_storage_get_file(cairn_storage *st, int kind, const char *name, int fd, uint64_t max,
                            uint8_t sha256_out[32], uint64_t *size_out)
 {

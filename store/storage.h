@@ -47,6 +47,9 @@ struct cairn_storage_ops {
 	int (*etag)(void *self, int fd, uint64_t size, char etag[129]);
 	int (*abort_uploads)(void *self, const char *dir, int64_t before);
 	int (*protection)(void *self, struct cairn_storage_protection *out);
+	/* May be NULL. Drop what is kept open of rel: the next read sees the
+	 * object as it is now (one replaced by a rename, say). */
+	void (*forget)(void *self, const char *rel);
 	void (*close)(void *self);
 };
 
@@ -55,6 +58,11 @@ struct cairn_storage_ops {
 int cairn_storage__new(cairn_storage **out, const struct cairn_storage_ops *ops, void *self,
                        const char *url, const char *describe, const char *id,
                        const char *state_dir);
+
+/* Drop what the backend keeps open of an object, so that the next read opens
+ * it again: after its content failed a check (a repaired pack may have been
+ * put in its place). */
+void cairn_storage__forget(cairn_storage *st, int kind, const char *name);
 
 /* The user's cache directory: opt (--cache-dir), else CAIRN_CACHE_DIR, else
  * $XDG_CACHE_HOME/cairn, else ~/.cache/cairn. -EINVAL none, -ENAMETOOLONG. */

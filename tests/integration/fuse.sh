@@ -307,12 +307,16 @@ for pack in $(find "$CAIRN_REPO/packs" -type f -newer "$W/marker"); do
 	[ -z "$off" ] || break
 done
 [ -n "$off" ] || fail "no data blob in the new packs"
+cp "$pack" "$W/pack.good"
 flip_byte "$pack" $((off + 500))
 for _ in $(seq 600); do [ -e "$MNT/latest$T/victim" ] && break; sleep 0.05; done
 if cat "$MNT/latest$T/victim" > /dev/null 2> "$W/err"; then fail "a damaged blob was read"; fi
 grep -q "Input/output error" "$W/err" || fail "damaged blob: $(cat "$W/err")"
 grep -q "cannot read 'victim'" "$W/fs.log" || fail "no log line for the damaged blob"
 cmp "$T/big/f1" "$MNT/latest$T/big/f1" || fail "other files unreadable after a damaged blob"
+# repaired the usual way, a good copy renamed over it: read at once
+cp "$W/pack.good" "$pack.tmp" && mv "$pack.tmp" "$pack"
+cmp "$T/victim" "$MNT/latest$T/victim" || fail "the file does not read once its pack is replaced"
 
 # ---- damaged trees: EIO and one log line per failed request; put back, they read
 before=$(latest_after none)
