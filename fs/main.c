@@ -464,12 +464,39 @@ static int parse(struct run *run, struct fuse_args *args)
 	return -1;
 }
 
+/* The cache directory as every cairn command would take it in the caller's
+ * directory: a relative --cache-dir, -o cache_dir or CAIRN_CACHE_DIR made
+ * absolute before the daemon changes to '/'. ($XDG_CACHE_HOME counts only
+ * when absolute.) 0, or -ENOMEM / -ENAMETOOLONG and the error of getcwd. */
+static int absolute_cache_dir(struct opts *o)
+{
+	const char *dir = o->cache_dir && *o->cache_dir ? o->cache_dir : getenv("CAIRN_CACHE_DIR");
+	char cwd[PATH_MAX];
+	if (!dir || !*dir || *dir == '/')
+		return 0;
+	if (!getcwd(cwd, sizeof(cwd)))
+		return cairn_err_set(-errno, "cannot resolve the cache directory '%s': %s", dir,
+		                     strerror(errno));
+	char *abs = NULL;
+	if (asprintf(&abs, "%s/%s", strcmp(cwd, "/") == 0 ? "" : cwd, dir) < 0)
+		return cairn_err_set(-ENOMEM, "out of memory");
+	if (strlen(abs) >= PATH_MAX) {
+		free(abs);
+		return cairn_err_set(-ENAMETOOLONG, "cache path too long");
+	}
+	free(o->cache_dir);
+	o->cache_dir = abs;
+	return 0;
+}
+
 static int run_main(struct run *run)
 {
 	/* Not an s3:// one: a mount of its cache must work with the server down. */
 	int r = cairn_storage_is_url(run->repo) ? 0 : cairn_repo_probe(run->repo, NULL);
 	cli.password_file = run->o.password_file;
 	cli.password_command = run->o.password_command;
+	if (r >= 0)
+		r = absolute_cache_dir(&run->o);
 	if (r >= 0)
 		r = cli_password(&run->pw, &run->pwlen, NULL, false);
 	if (r < 0)

@@ -123,6 +123,21 @@ umount_s3
 # The data cache stays near its bound (one GET may add a few blocks past it).
 [ "$(blocks_size)" -le $((8 << 20)) ] || fail "data cache holds $(blocks_size) bytes, bound 2M"
 
+# A relative cache directory is the caller's, as for every cairn command (the
+# daemon changes to '/'): through CAIRN_CACHE_DIR and -o cache_dir.
+rel="relcache-${W##*/}"
+for how in env opt; do
+	if [ $how = env ]; then set -- env CAIRN_CACHE_DIR="$rel-$how" "$CAIRNFS" -f; else
+		set -- "$CAIRNFS" -f -o cache_dir="$rel-$how"; fi
+	(cd "$W" && exec "$@" "$URL" "$MNT") >> "$W/fs.log" 2>&1 &
+	fspid=$!
+	for _ in $(seq 1 200); do mountpoint -q "$MNT" && break; sleep 0.1; done
+	ls "$MNT/latest$SRC/docs" > /dev/null || fail "$how: relative cache dir: $(tail -3 "$W/fs.log")"
+	umount_s3
+	[ ! -e "/$rel-$how" ] || { rm -rf "/$rel-$how"; fail "$how: the cache went to /$rel-$how"; }
+	[ -n "$(ls "$W/$rel-$how")" ] || fail "$how: nothing cached in $W/$rel-$how"
+done
+
 # Second browse with the server down: all from the caches (listing fails fast).
 # The 2M bound above may have evicted the file read offline: read it once more.
 "$CAIRN" -r "$URL" dump latest "$S/docs/n10.txt" > /dev/null || fail "dump before going offline"
