@@ -315,6 +315,37 @@ static int serve(struct run *run, int ready_fd)
 	return se && r >= 0 ? 0 : 1;
 }
 
+/* Close every descriptor above 2 but keep[0..n), which must be sorted. */
+static void close_all_but(const int *keep, size_t n)
+{
+	unsigned from = 3;
+	for (size_t i = 0; i < n; i++) {
+		if (keep[i] < (int)from)
+			continue;
+		if ((unsigned)keep[i] > from)
+			close_range(from, (unsigned)keep[i] - 1, 0);
+		from = (unsigned)keep[i] + 1;
+	}
+	close_range(from, ~0U, 0);
+}
+
+/* The daemon keeps no descriptor of its caller's above 2 (a jobserver or
+ * status pipe whose reader waits for its end, a lock held through an fd): only
+ * the ready pipe, and a /dev/fuse descriptor given as the mount point. */
+static void close_inherited(const char *mountpoint, int ready_fd)
+{
+	unsigned fuse_fd;
+	char c;
+	int keep[2] = { ready_fd, -1 };
+	if (sscanf(mountpoint, "/dev/fd/%u%c", &fuse_fd, &c) == 1 && fuse_fd <= INT_MAX)
+		keep[1] = (int)fuse_fd;
+	if (keep[1] >= 0 && keep[1] < keep[0]) {
+		keep[1] = keep[0];
+		keep[0] = (int)fuse_fd;
+	}
+	close_all_but(keep, keep[1] >= 0 ? 2 : 1);
+}
+
 /* Background mode: the parent exits with the child's mount status, so that
  * mount(8) and fstab see failures. */
 static int daemonize(struct run *run)
@@ -335,6 +366,7 @@ static int daemonize(struct run *run)
 		return ok ? 1 : 0;
 	}
 	close(p[0]);
+	close_inherited(run->fo.mountpoint, p[1]);
 	setsid();
 	to_null(STDIN_FILENO);
 	to_null(STDOUT_FILENO);

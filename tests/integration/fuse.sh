@@ -453,6 +453,17 @@ mountpoint -q "$MNT" || fail "no mount after a start with stderr on a pipe"
 pid=$(pgrep -n -f "cairnfs -v $CAIRN_REPO") || fail "no daemon process"
 [ "$(readlink "/proc/$pid/fd/2")" = /dev/null ] || fail "the daemon kept stderr: $(readlink "/proc/$pid/fd/2")"
 umount_daemon "$pid"
+# Nor any other descriptor it was given (a status pipe, a make jobserver): here
+# fd 3 is a pipe whose reader waits for its end.
+{ "$CAIRNFS" -o cache_size=63M "$CAIRN_REPO" "$MNT" 3>&1 > /dev/null 2>> "$W/fs.log" ||
+	echo "exit status $?"; } | cat > "$W/start.out" &
+reader=$!
+for _ in $(seq 600); do kill -0 $reader 2>/dev/null || break; sleep 0.05; done
+pid=$(pgrep -n -f "cairnfs -o cache_size=63M $CAIRN_REPO") || fail "no daemon process"
+! kill -0 $reader 2>/dev/null || { umount_daemon "$pid"; fail "the daemon holds an inherited descriptor open"; }
+wait $reader
+[ ! -s "$W/start.out" ] || fail "background start with fd 3 failed: $(cat "$W/start.out")"
+umount_daemon "$pid"
 out=$(CAIRN_PASSWORD=wrong CAIRN_PASSWORD_FILE= timeout 20 "$CAIRNFS" "$CAIRN_REPO" "$MNT" 2>&1) &&
 	fail "a wrong password mounted"
 [[ "$out" == *"wrong password"* ]] || fail "a failed start said: $out"
