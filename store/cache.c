@@ -785,14 +785,26 @@ uint64_t cairn_cache__used(cairn_cache *c)
 
 /* ---- open and close -------------------------------------------------------- */
 
-static uint64_t budget_from_env(void)
+/* CAIRN_CACHE_SIZE: bytes, or with K, M, G or T as -o disk_cache takes them.
+ * One that does not parse is refused: a cache meant to be small must not grow
+ * to the default unseen. */
+static int budget_from_env(uint64_t *out)
 {
-	const char *e = getenv("CAIRN_CACHE_SIZE");
+	const char *e = getenv("CAIRN_CACHE_SIZE"), *units = "KMGTkmgt", *u = NULL;
 	char *end;
+	*out = CAIRN_CACHE_SIZE_DEFAULT;
 	if (!e || !*e)
-		return CAIRN_CACHE_SIZE_DEFAULT;
+		return 0;
+	errno = 0;
 	unsigned long long v = strtoull(e, &end, 10);
-	return *end == '\0' && v > 0 ? v : CAIRN_CACHE_SIZE_DEFAULT;
+	if (*end && !end[1])
+		u = strchr(units, *end);
+	unsigned shift = u ? 10 * (unsigned)((u - units) % 4 + 1) : 0;
+	if (errno || end == e || *e == '-' || v == 0 || (*end && !u) || v > UINT64_MAX >> shift)
+		return cairn_err_set(-EINVAL,
+		                     "CAIRN_CACHE_SIZE: '%s' is not a size (use K, M, G or T)", e);
+	*out = (uint64_t)v << shift;
+	return 0;
 }
 
 int cairn_cache__open(cairn_cache **out, cairn_storage *st, uint64_t budget)
@@ -801,7 +813,11 @@ int cairn_cache__open(cairn_cache **out, cairn_storage *st, uint64_t budget)
 	if (!c)
 		return cairn_err_set(-ENOMEM, "out of memory");
 	c->st = st;
-	c->budget = budget ? budget : budget_from_env();
+	c->budget = budget;
+	if (!budget && budget_from_env(&c->budget) < 0) {
+		free(c);
+		return -EINVAL;
+	}
 	pthread_mutex_init(&c->evict_lock, NULL);
 	pthread_mutex_init(&c->open_lock, NULL);
 	pthread_mutex_init(&c->fly_lock, NULL);

@@ -95,6 +95,14 @@ skewed() { # CACHE OFFSET
 expect_fail 1 "clock is 60 minutes ahead of the server's" -- skewed "$W/cache3" "+1 hour"
 expect_fail 1 "clock is 120 minutes behind the server's" -- skewed "$W/cache" "-2 hours"
 
+# CAIRN_CACHE_SIZE takes K, M, G as -o disk_cache does, and refuses what does
+# not parse rather than growing the cache to the default (1 GiB).
+expect_fail 1 "CAIRN_CACHE_SIZE: '2X' is not a size" -- env CAIRN_CACHE_SIZE=2X "$CAIRN" "${R[@]}" snapshots
+rm -rf "$CAIRN_CACHE_DIR"/s3-*/blocks
+CAIRN_CACHE_SIZE=1M "$CAIRN" "${R[@]}" restore latest --target "$W/restored-1m" > /dev/null ||
+	fail "restore with CAIRN_CACHE_SIZE=1M failed"
+[ "$(blocks_size)" -le $((2 << 20)) ] || fail "data cache holds $(blocks_size) bytes, CAIRN_CACHE_SIZE=1M"
+
 # ---- cairnfs straight from S3 ------------------------------------------------------
 [ -c /dev/fuse ] || { echo "SKIP: no /dev/fuse for the mount part"; exit 77; }
 MNT="$W/mnt"
