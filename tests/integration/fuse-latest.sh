@@ -107,5 +107,14 @@ mv "$CAIRN_REPO.moved" "$CAIRN_REPO"
 mv "$CAIRN_REPO/snapshots" "$CAIRN_REPO/snapshots.x"
 gone "snapshots/ moved away"
 mv "$CAIRN_REPO/snapshots.x" "$CAIRN_REPO/snapshots"
+
+# A '/' in a host name is %2F (docs/MOUNT.md), never '_': hosts "a/b" and "a_b"
+# keep a directory each.
+mkdir -p "$W/slash"
+"$CAIRN" backup --host a/b "$W/slash" > /dev/null
+"$CAIRN" backup --host a_b "$W/slash" > /dev/null
+for _ in $(seq 100); do [ -d "$MNT/hosts/a_b" ] && [ -d "$MNT/hosts/a%2Fb" ] && break; sleep 0.1; done
+[ "$(ls "$MNT/hosts/a%2Fb" | wc -l)" = 2 ] || fail "hosts/a%2Fb: $(ls "$MNT/hosts")"
+[ "$(ls "$MNT/hosts/a_b" | wc -l)" = 2 ] || fail "hosts/a_b: $(ls "$MNT/hosts")"
 umount_fs
 echo ok
