@@ -220,11 +220,16 @@ static void *raise_readahead(void *arg)
 	         minor(st.st_dev));
 	int len = snprintf(val, sizeof(val), "%u\n", FS_READAHEAD_KB);
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, val, (size_t)len) != len)
-		log_debug("cannot raise the read-ahead to %u KiB in '%s': %s; it stays at the "
+	if (fd < 0 || write(fd, val, (size_t)len) != len) {
+		/* Only root may write there: for anyone else that is expected. As
+		 * root it is not (a read-only /sys, say), and reads are slower: at
+		 * the default level (notice), so that the journal has it. */
+		int e = errno;
+		cairn_log(geteuid() == 0 ? CAIRN_LOG_NOTICE : CAIRN_LOG_DEBUG,
+		          "cannot raise the read-ahead to %u KiB in '%s': %s; it stays at the "
 		          "kernel's default",
-		          FS_READAHEAD_KB, path, strerror(errno));
-	else
+		          FS_READAHEAD_KB, path, strerror(e));
+	} else
 		log_debug("read-ahead of '%s' raised to %u KiB", mnt, FS_READAHEAD_KB);
 	return NULL;
 }

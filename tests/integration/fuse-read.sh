@@ -30,4 +30,22 @@ tail -c 5000000 "$M/text" | cmp - <(tail -c 5000000 "$T/text") || fail "text, ag
 cmp "$M/random" "$T/random" || fail "random, again"
 cmp "$M/text" "$T/text" || fail "text, again"
 umount_fs
+
+# As root, a read-ahead that cannot be raised (/sys read-only, as under systemd's
+# ProtectKernelTunables=) is said at the default log level.
+if [ "$(id -u)" = 0 ] && unshare -m --propagation private true 2> /dev/null; then
+	rc=0
+	unshare -m --propagation private bash -c '
+		mount -o remount,bind,ro /sys || exit 77
+		"$1" -f "$2" "$3" 2> "$4" & pid=$!
+		for _ in $(seq 600); do mountpoint -q "$3" && break; sleep 0.05; done
+		ls "$3" > /dev/null
+		fusermount3 -u "$3"; wait $pid' sh "$CAIRNFS" "$CAIRN_REPO" "$MNT" "$W/ra.log" || rc=$?
+	if [ $rc = 0 ]; then
+		grep -q "cannot raise the read-ahead to 1024 KiB" "$W/ra.log" ||
+			fail "no line for a read-ahead that stays at the default: $(cat "$W/ra.log")"
+	elif [ $rc != 77 ]; then
+		fail "a mount with /sys read-only failed: $(cat "$W/ra.log")"
+	fi
+fi
 echo ok
