@@ -23,8 +23,13 @@ static const uint8_t zeros[ZERO_SIZE];
 struct fs_file {
 	struct cairn_extent *ext;
 	struct fs_extmap map;
-	_Atomic uint64_t next;         /* where a sequential reader continues */
+	_Atomic uint64_t next; /* where a sequential reader continues */
+	/* The blob of the last failed read (its first 8 bytes; 0: none): a
+	 * failure is logged once per file and blob, not for each of the kernel's
+	 * read(-ahead) requests that meet it. */
+	_Atomic uint64_t failed;
 	char name[CAIRN_NAME_MAX + 1]; /* for messages */
+	char snap[9];                  /* the snapshot's ID, shortened, for messages */
 };
 
 static void file_free(struct fs_file *f)
@@ -55,6 +60,9 @@ static int file_new(struct fs *fs, const struct fs_node *n, struct fs_file **out
 		memcpy(f->ext, cn->extents, cn->nextents * sizeof(*f->ext));
 	memcpy(f->name, cn->name, cn->name_len);
 	f->name[cn->name_len] = '\0';
+	char hex[CAIRN_ID_HEX_SIZE];
+	cairn_id_hex(hex, &n->snap);
+	snprintf(f->snap, sizeof(f->snap), "%.8s", hex);
 	r = fs_extmap_init(&f->map, f->ext, cn->nextents);
 	fs_cache_put(fs->trees, t);
 	if (r < 0) {
@@ -170,9 +178,10 @@ static int add_data(struct fs *fs, struct pieces *p, const struct cairn_extent *
 	return 0;
 }
 
-/* Collect [off, off + n) from extents first..last. */
+/* Collect [off, off + n) from extents first..last; on failure *bad is the
+ * extent that failed. */
 static int collect(struct fs *fs, const struct fs_file *f, uint64_t off, uint64_t n, size_t first,
-                   size_t last, struct pieces *p)
+                   size_t last, struct pieces *p, size_t *bad)
 {
 	for (size_t i = first; i <= last; i++) {
 		const struct cairn_extent *x = &f->map.ext[i];
@@ -180,6 +189,7 @@ static int collect(struct fs *fs, const struct fs_file *f, uint64_t off, uint64_
 		uint64_t from = off > s ? off : s, to = off + n < e ? off + n : e;
 		int r = cairn_id_is_zero(&x->id) ? (add_zeros(p, to - from), 0)
 		                                 : add_data(fs, p, x, from - s, to - from);
+		*bad = i;
 		if (r < 0)
 			return r;
 	}
@@ -235,6 +245,35 @@ static bool small_file(struct fs *fs, fuse_ino_t ino, const struct fs_file *f, s
 	return true;
 }
 
+static uint64_t blob_key(const struct fs_file *f, size_t i)
+{
+	uint64_t key;
+	memcpy(&key, f->map.ext[i].id.b, sizeof(key));
+	return key | 1; /* never 0 */
+}
+
+/* A read of extents first..last succeeded: if it read the blob that failed
+ * (repaired since), a new failure of it is news again. */
+static void repaired(struct fs_file *f, size_t first, size_t last)
+{
+	uint64_t failed = atomic_load_explicit(&f->failed, memory_order_relaxed);
+	for (size_t i = first; failed && i <= last; i++)
+		if (blob_key(f, i) == failed)
+			atomic_compare_exchange_strong(&f->failed, &failed, 0);
+}
+
+/* A read of f failed at extent bad: one line for the first request that
+ * meets a failing blob, debug for the next ones (the kernel's read-ahead
+ * sends several). */
+static void log_failure(struct fs_file *f, size_t bad, uint64_t off)
+{
+	uint64_t key = blob_key(f, bad);
+	bool again = atomic_exchange(&f->failed, key) == key;
+	cairn_log(again ? CAIRN_LOG_DEBUG : CAIRN_LOG_ERR,
+	          "cannot read '%s' (snapshot %s) at offset %llu: %s", f->name, f->snap,
+	          (unsigned long long)off, cairn_err_msg());
+}
+
 void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	(void)fi;
@@ -255,13 +294,14 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 	struct pieces p = { .cap = nx + n / ZERO_SIZE + 1 };
 	p.iov = calloc(p.cap, sizeof(*p.iov));
 	p.refs = calloc(nx, sizeof(*p.refs));
-	int r = p.iov && p.refs ? collect(fs, f, (uint64_t)off, n, first, last, &p)
+	size_t bad = first;
+	int r = p.iov && p.refs ? collect(fs, f, (uint64_t)off, n, first, last, &p, &bad)
 	                        : cairn_err_set(-ENOMEM, "out of memory");
 	if (r < 0) {
-		log_error("cannot read '%s' at offset %lld: %s", f->name, (long long)off,
-		          cairn_err_msg());
+		log_failure(f, bad, (uint64_t)off);
 		fuse_reply_err(req, r == -ENOMEM ? ENOMEM : EIO);
 	} else {
+		repaired(f, first, last);
 		bool sequential = atomic_exchange(&f->next, (uint64_t)off + n) == (uint64_t)off;
 		if (sequential)
 			read_ahead(fs, f, last);

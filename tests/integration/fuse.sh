@@ -312,7 +312,11 @@ flip_byte "$pack" $((off + 500))
 for _ in $(seq 600); do [ -e "$MNT/latest$T/victim" ] && break; sleep 0.05; done
 if cat "$MNT/latest$T/victim" > /dev/null 2> "$W/err"; then fail "a damaged blob was read"; fi
 grep -q "Input/output error" "$W/err" || fail "damaged blob: $(cat "$W/err")"
-grep -q "cannot read 'victim'" "$W/fs.log" || fail "no log line for the damaged blob"
+grep -q "cannot read 'victim' (snapshot [0-9a-f]\{8\})" "$W/fs.log" || fail "no log line for the damaged blob"
+# One line for the file and blob, however many requests meet it.
+if cat "$MNT/latest$T/victim" > /dev/null 2>&1; then fail "a damaged blob was read, again"; fi
+[ "$(grep -c "cannot read 'victim'" "$W/fs.log")" = 1 ] ||
+	fail "one damaged blob logged $(grep -c "cannot read 'victim'" "$W/fs.log") lines"
 cmp "$T/big/f1" "$MNT/latest$T/big/f1" || fail "other files unreadable after a damaged blob"
 # repaired the usual way, a good copy renamed over it: read at once
 cp "$W/pack.good" "$pack.tmp" && mv "$pack.tmp" "$pack"
