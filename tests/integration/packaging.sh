@@ -72,7 +72,7 @@ fi
 has cairn-mount@.service 'Type=simple'
 has cairn-mount@.service 'ExecStart=/usr/bin/cairnfs -f .*'
 has cairn-mount@.service 'ExecStop=/usr/bin/fusermount3 -u ${MOUNTPOINT}'
-for k in 'NoNewPrivileges=yes' 'ProtectKernelModules=yes' \
+for k in 'NoNewPrivileges=yes' \
 	'RestrictSUIDSGID=yes' 'MemoryDenyWriteExecute=yes' 'RestrictAddressFamilies=.*'; do
 	has cairn-mount@.service "$k"
 done
@@ -92,9 +92,15 @@ done
 # cairnfs raises the mount's read-ahead through /sys/class/bdi: /sys stays writable.
 ! grep -q '^ProtectKernelTunables=' "$U/cairn-mount@.service" ||
 	fail "cairn-mount@.service makes /sys read-only: no 1 MiB read-ahead"
-# A private mount namespace would hide the mount from everyone else.
-! grep -Eq '^(ProtectSystem|ProtectHome|PrivateTmp|ReadWritePaths|PrivateMounts)=' \
-	"$U/cairn-mount@.service" || fail "cairn-mount@.service gets a mount namespace"
+# A private mount namespace would hide the mount from everyone else: none of
+# the settings for which systemd makes one (its exec_needs_mount_namespace).
+ns='ProtectSystem|ProtectHome|PrivateTmp|PrivateDevices|PrivateMounts|PrivateIPC|PrivateNetwork'
+ns+='|ReadWritePaths|ReadOnlyPaths|InaccessiblePaths|ExecPaths|NoExecPaths|BindPaths'
+ns+='|BindReadOnlyPaths|TemporaryFileSystem|MountFlags|ProtectKernelTunables'
+ns+='|ProtectKernelModules|ProtectKernelLogs|ProtectControlGroups|ProtectProc|ProcSubset'
+ns+='|RootDirectory|RootImage|MountAPIVFS'
+! grep -Eq "^($ns)=" "$U/cairn-mount@.service" ||
+	fail "cairn-mount@.service gets a mount namespace: $(grep -E "^($ns)=" "$U/cairn-mount@.service")"
 
 # ---- meson install -----------------------------------------------------------
 # The set of installed names, ignoring prefixes and compression.
