@@ -530,5 +530,15 @@ int cairn_key_passwd(cairn_repo *repo, const char *pw, size_t pwlen, const char 
 	unlocked(repo, name, CAIRN_KEY_FULL);
 	if (repo->cache)
 		cairn_cache__drop(repo->cache, CAIRN_OBJ_KEY, old);
-	return cairn_storage_remove(repo->st, CAIRN_OBJ_KEY, old);
+	if ((r = cairn_storage_remove(repo->st, CAIRN_OBJ_KEY, old)) < 0) {
+		/* Half done: the new password works, and so does the old one. */
+		char why[512];
+		snprintf(why, sizeof(why), "%s", cairn_err_msg());
+		return cairn_err_set(r,
+		                     "the new password works (key %s), but the old one still "
+		                     "does: its key file could not be removed (%s); run 'cairn "
+		                     "key remove %s'",
+		                     name, why, old);
+	}
+	return 0;
 }

@@ -142,4 +142,19 @@ rules '[]'
 out_has "$W/prune" "aborted 1 abandoned upload of packs"
 [ "$(uploads mp/)" = mp/other ] || fail "uploads left: $(uploads mp/)"
 whole "$R"
+
+# ---- key passwd whose removal of the old key file fails --------------------
+# Half done: the new password works and the old one still does; the error says
+# so, and which key to remove, rather than only that a DELETE failed.
+mk2 kp
+old=$("$CAIRN" -r "$R" key list | awk '$1 == "*" { print $2 }')
+printf 'another password\n' > "$W/npw"
+rules '[{"m":"DELETE","p":"/keys/","a":"status","code":500,"xml":"InternalError"}]'
+CAIRN_S3_RETRIES=1 expect_fail 1 "the new password works (key [0-9a-f]*), but the old one still does.*cairn key remove $old" -- \
+	"$CAIRN" -r "$R" key passwd --new-password-file "$W/npw"
+rules '[]'
+"$CAIRN" -r "$R" --password-file "$W/npw" snapshots > /dev/null || fail "the new password does not open $R"
+"$CAIRN" -r "$R" --password-file "$W/npw" key remove "$old" > /dev/null ||
+	fail "key remove $old as told"
+expect_fail 1 "wrong password" -- "$CAIRN" -r "$R" snapshots
 exit 0
