@@ -205,6 +205,34 @@ static int try_key(cairn_repo *repo, const char *name, const char *pw, size_t pw
 	return r;
 }
 
+/* A write-only key authenticates the config by its hash (FORMAT.md §4). */
+static int verify_config_hash(const cairn_repo *repo, const uint8_t want[32])
+{
+	uint8_t md[32];
+	int r = cairn_sha256(repo->config_text, strlen(repo->config_text), md);
+	if (r >= 0 && !cairn_crypt__equal(md, want, sizeof(md)))
+		r = cairn_err_set(-EBADMSG, "config does not match the write-only key's");
+	return r;
+}
+
+/* The key derives the repository's keys, and they authenticate its config. */
+static int accept_key(cairn_repo *repo, const struct cairn_key_secret *s)
+{
+	int r;
+	if (s->kind == CAIRN_KEY_WRITE_ONLY)
+		r = cairn_crypt__derive_write_only(&repo->keys, &s->wo, repo->cfg.id);
+	else
+		r = cairn_crypt__derive(&repo->keys, s->master, repo->cfg.id);
+	if (r >= 0 && s->kind == CAIRN_KEY_WRITE_ONLY)
+		r = verify_config_hash(repo, s->wo.config_sha256);
+	else if (r >= 0)
+		r = cairn_config__verify(&repo->cfg, repo->config_text, repo->keys.cfg);
+	if (r >= 0)
+		return 0;
+	cairn_crypt__wipe(&repo->keys);
+	return cairn_err_wrap(r, "repository '%s'", cairn_storage_url(repo->st));
+}
+
 /* What the key files tried so far said, for the error when none serves. */
 struct unlock_state {
 	const char *pw;
@@ -254,7 +282,7 @@ static int try_one(cairn_repo *repo, struct unlock_state *u, const char *name, b
 		log_debug("key file '%s' skipped: a write-only key", name);
 		u->wrong_kind = true;
 		r = -EACCES;
-	} else if (r >= 0 && (r = cairn_repo__accept_key(repo, &s)) < 0) {
+	} else if (r >= 0 && (r = accept_key(repo, &s)) < 0) {
 		log_debug("key file '%s' skipped: %s", name, cairn_err_msg());
 		if (!u->refused) {
 			u->refused = r;

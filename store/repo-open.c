@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "cleanup.h"
 #include "keyfile.h"
@@ -65,15 +64,6 @@ static bool same_id(const struct cairn_buf *a, const struct cairn_buf *b)
 	return cairn_config__parse(&x, (const char *)a->data, a->len) >= 0 &&
 	       cairn_config__parse(&y, (const char *)b->data, b->len) >= 0 &&
 	       memcmp(x.id, y.id, sizeof(x.id)) == 0;
-}
-
-bool cairn_repo__md5_is(const struct cairn_buf *b, const char *etag)
-{
-	uint8_t md[16];
-	char hex[33];
-	EVP_Digest(b->data, b->len, md, NULL, EVP_md5(), NULL);
-	cairn_hex(hex, md, sizeof(md));
-	return strcmp(hex, etag) == 0;
 }
 
 /* An empty local state dir (a remote storage's cache), with its tmp/. */
@@ -414,33 +404,6 @@ static int load_config(cairn_repo *repo)
 	if (!(repo->config_text = strndup((const char *)text.data, text.len)))
 		return cairn_err_set(-ENOMEM, "out of memory");
 	return 0;
-}
-
-/* A write-only key authenticates the config by its hash (FORMAT.md §4). */
-static int verify_config_hash(const cairn_repo *repo, const uint8_t want[32])
-{
-	uint8_t md[32];
-	int r = cairn_sha256(repo->config_text, strlen(repo->config_text), md);
-	if (r >= 0 && !cairn_crypt__equal(md, want, sizeof(md)))
-		r = cairn_err_set(-EBADMSG, "config does not match the write-only key's");
-	return r;
-}
-
-int cairn_repo__accept_key(cairn_repo *repo, const struct cairn_key_secret *s)
-{
-	int r;
-	if (s->kind == CAIRN_KEY_WRITE_ONLY)
-		r = cairn_crypt__derive_write_only(&repo->keys, &s->wo, repo->cfg.id);
-	else
-		r = cairn_crypt__derive(&repo->keys, s->master, repo->cfg.id);
-	if (r >= 0 && s->kind == CAIRN_KEY_WRITE_ONLY)
-		r = verify_config_hash(repo, s->wo.config_sha256);
-	else if (r >= 0)
-		r = cairn_config__verify(&repo->cfg, repo->config_text, repo->keys.cfg);
-	if (r >= 0)
-		return 0;
-	cairn_crypt__wipe(&repo->keys);
-	return cairn_err_wrap(r, "repository '%s'", cairn_storage_url(repo->st));
 }
 
 static int load(cairn_repo *repo, const char *pw, size_t pwlen, const struct cairn_repo_opts *o)

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 /* ---- accessors --------------------------------------------------------------- */
 
 void cairn_repo_stats(const cairn_repo *repo, struct cairn_repo_stats *out)
@@ -169,6 +171,16 @@ int cairn_repo_blob_id(const cairn_repo *repo, const void *data, size_t len, str
 }
 
 /* ---- objects ------------------------------------------------------------------- */
+
+/* An S3 ETag of a plain PUT is the MD5 of the body. */
+bool cairn_repo__md5_is(const struct cairn_buf *b, const char *etag)
+{
+	uint8_t md[16];
+	char hex[33];
+	EVP_Digest(b->data, b->len, md, NULL, EVP_md5(), NULL);
+	cairn_hex(hex, md, sizeof(md));
+	return strcmp(hex, etag) == 0;
+}
 
 int cairn_repo__get_object(cairn_repo *repo, int kind, const char *name, size_t max,
                            struct cairn_buf *out)

@@ -158,17 +158,15 @@ int cairn_repo__pack_store(cairn_repo *repo, cairn_packw *w, struct cairn_id *pa
  * index file (FORMAT.md §6.1: durable before indexed). */
 int cairn_repo__pack_commit(cairn_repo *repo, cairn_packw *w, struct cairn_id *pack_out,
                             uint64_t *size_out);
-/* True when etag (S3's, of a single PUT) is the MD5 of b. */
+/* True when etag (S3's, of a single PUT) is the MD5 of b (repo.c). */
 bool cairn_repo__md5_is(const struct cairn_buf *b, const char *etag);
 
 /* Find the key file pw opens and that serves: of the kind wanted (a full key
- * unless allow_write_only) and accepted by cairn_repo__accept_key(). The ones
+ * unless allow_write_only), deriving repo->keys that authenticate the config
+ * (the error names the repository; repo->keys is wiped on failure). The ones
  * remembered for that kind first (FORMAT.md §3.2), then the rest in name
  * order (keys.c). */
 int cairn_repo__unlock(cairn_repo *repo, const char *pw, size_t pwlen, bool allow_write_only);
-/* Derive repo->keys from s and check the config with them (repo-open.c): the
- * error names the repository; repo->keys is wiped on failure. */
-int cairn_repo__accept_key(cairn_repo *repo, const struct cairn_key_secret *s);
 /* Write a key file wrapping s under pw (keys.c); a copy goes to cache unless
  * NULL. */
 int cairn_repo__write_key(cairn_storage *st, cairn_cache *cache, const struct cairn_key_secret *s,
