@@ -110,7 +110,8 @@ static int s3_get_file(void *self, const char *rel, int fd, uint64_t max, uint8_
 	return r;
 }
 
-static int s3_put(void *self, const char *rel, const void *data, size_t len)
+/* only_new: If-None-Match, for an object that must not replace another. */
+static int put_as(void *self, const char *rel, const void *data, size_t len, bool only_new)
 {
 	struct s3store *s = self;
 	char key[KEY_MAX];
@@ -118,22 +119,19 @@ static int s3_put(void *self, const char *rel, const void *data, size_t len)
 	int r = begin(s, rel, key, &c);
 	if (r < 0)
 		return r;
-	r = cairn_s3_put(c, key, data, len, NULL);
+	r = only_new ? cairn_s3_put_new(c, key, data, len) : cairn_s3_put(c, key, data, len, NULL);
 	give_conn(s, c);
 	return r;
 }
 
+static int s3_put(void *self, const char *rel, const void *data, size_t len)
+{
+	return put_as(self, rel, data, len, false);
+}
+
 static int s3_create(void *self, const char *rel, const void *data, size_t len)
 {
-	struct s3store *s = self;
-	char key[KEY_MAX];
-	cairn_s3_conn *c;
-	int r = begin(s, rel, key, &c);
-	if (r < 0)
-		return r;
-	r = cairn_s3_put_new(c, key, data, len);
-	give_conn(s, c);
-	return r;
+	return put_as(self, rel, data, len, true);
 }
 
 static int s3_put_file(void *self, const char *rel, int fd, uint64_t size, const uint8_t *sha256)

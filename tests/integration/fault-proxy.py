@@ -87,6 +87,13 @@ class H(http.server.BaseHTTPRequestHandler):
         except Exception:
             pass
 
+    def reply_xml(self, code, data):
+        self.send_response(code)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def relay(self):
         rule = pick(self.command, self.path, self.headers)
         a = rule["a"] if rule else None
@@ -95,13 +102,7 @@ class H(http.server.BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length", "0"))
         m = re.search(r"continuation-token=(FAKE[0-9]+)", self.path)
         if m and m.group(1) in pages:
-            data = pages[m.group(1)]
-            self.send_response(200)
-            self.send_header("Content-Type", "application/xml")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            return
+            return self.reply_xml(200, pages[m.group(1)])
         if a == "reset_up":
             if n:
                 self.rfile.read(min(n, max(1, n // 2)))
@@ -119,13 +120,7 @@ class H(http.server.BaseHTTPRequestHandler):
             time.sleep(rule.get("s", 300))
             return self.kill()
         if a == "empty":
-            data = b'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><KeyCount>0</KeyCount><IsTruncated>false</IsTruncated></ListBucketResult>'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/xml")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            return
+            return self.reply_xml(200, b'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><KeyCount>0</KeyCount><IsTruncated>false</IsTruncated></ListBucketResult>')
         if a == "status":
             code = rule.get("code", 500)
             xml = rule.get("xml", "InternalError")
