@@ -147,7 +147,8 @@ last_snapshot() {
 prune_beside() {
 	CAIRN_CACHE_DIR="$W/cache-pr3" "$CAIRN" prune --max-unused 0 --json > "$O/prune3" 2>&1 ||
 		fail "the prune between a backup's open and its lock: $(cat "$O/prune3")"
-	grep -q '"packs_deleted":0,' "$O/prune3" && fail "the prune deleted none of $2"
+	grep -q '"packs_deleted":0,' "$O/prune3" &&
+		fail "the prune deleted none of $2: $(cat "$O/prune3"); locks: $("$CAIRN" unlock --list 2>&1)"
 	kill -CONT "$1"
 	wait "$1" || fail "the backup after the prune: $(cat "$O/stopped")"
 	CAIRN_CACHE_DIR="$W/cache-chk3" "$CAIRN" check > "$O/check3" 2>&1 ||
