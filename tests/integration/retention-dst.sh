@@ -55,5 +55,6 @@ backup_at "$W/autumn" '2027-10-31 00:10:00' '2027-10-31 00:40:00' '2027-10-31 01
 	'2027-10-31 01:40:00'
 forget_at "$W/autumn" '2027-10-31 03:00:00' --keep-hourly 24 > "$W/out"
 [ "$(kept < "$W/out")" = 2 ] || fail "--keep-hourly over the fall-back: $(cat "$W/out")"
-grep -q '"time":"2027-10-31T02:40:00[.0-9]*+02:00",.*"action":"keep"' "$W/out" ||
+# (faketime's clock runs on from the time given: a slow start reads a second later.)
+grep -q '"time":"2027-10-31T02:40:[0-9][0-9.]*+02:00",.*"action":"keep"' "$W/out" ||
 	fail "--keep-hourly: the CEST hour's newest is not kept: $(cat "$W/out")"
