@@ -35,6 +35,34 @@ int fs_dirents_add(struct fs_dirent **v, size_t *n, size_t *cap, const char *nam
 	return 0;
 }
 
+int fs_dirlist_new(struct fs_dirlist **out, struct fs_dirent *v, size_t n)
+{
+	struct fs_dirlist *l = malloc(sizeof(*l));
+	if (!l) {
+		fs_dirents_free(v, n);
+		return cairn_err_set(-ENOMEM, "out of memory");
+	}
+	atomic_init(&l->refs, 1);
+	l->v = v;
+	l->n = n;
+	*out = l;
+	return 0;
+}
+
+struct fs_dirlist *fs_dirlist_ref(struct fs_dirlist *l)
+{
+	atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
+	return l;
+}
+
+void fs_dirlist_put(struct fs_dirlist *l)
+{
+	if (!l || atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	fs_dirents_free(l->v, l->n);
+	free(l);
+}
+
 /* Every tree a request needs comes through here: its failure is logged once, at
  * the point it happened, and the callers only turn it into an errno reply. */
 static int tree_get(struct fs *fs, const struct cairn_id *id, struct fs_cache_ent **out)

@@ -7,6 +7,7 @@
 #include <fuse_lowlevel.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/stat.h>
 
@@ -52,6 +53,7 @@ struct fs {
 	bool local;             /* packs on a local disk: cheap enough to read speculatively */
 	bool xattrs_always;     /* -o xattrs=always: never tell the kernel there are none */
 	struct fs_xscan *xscan; /* whether any snapshot has xattrs */
+	_Atomic uint64_t hist_listings; /* statistics only: history listings built */
 };
 
 /* A directory listing built at opendir for the virtual and history directories. */
@@ -64,6 +66,20 @@ void fs_dirents_free(struct fs_dirent *v, size_t n);
 /* Append one entry (name copied); -ENOMEM. */
 int fs_dirents_add(struct fs_dirent **v, size_t *n, size_t *cap, const char *name, size_t len,
                    uint64_t ino, unsigned char type);
+
+/* A listing shared by whoever reads it: a history directory keeps its own
+ * until the node is forgotten or the snapshots change, and each READDIR
+ * borrows it instead of building it again. Thread-safe reference counting. */
+struct fs_dirlist {
+	atomic_size_t refs;
+	struct fs_dirent *v;
+	size_t n;
+};
+/* A list with one reference that owns v[0..n); on -ENOMEM v is freed. */
+int fs_dirlist_new(struct fs_dirlist **out, struct fs_dirent *v, size_t n);
+struct fs_dirlist *fs_dirlist_ref(struct fs_dirlist *l);
+/* Drop one reference; the last frees the list. NULL is a no-op. */
+void fs_dirlist_put(struct fs_dirlist *l);
 
 /* The parsed tree of a directory node (FS_SNAPROOT, or an FS_ENTRY directory);
  * -ENOTDIR, or -EIO/-ENOMEM (logged). Put it back with fs_cache_put(fs->trees). */

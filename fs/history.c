@@ -38,7 +38,8 @@ struct fs_hist {
 	size_t nver, capver;
 	char **child; /* sorted, unique */
 	size_t nchild, capchild;
-	struct hist_perm perm; /* of the directory itself */
+	struct hist_perm perm;   /* of the directory itself */
+	struct fs_dirlist *list; /* built on first listing; NULL until then */
 };
 
 /* The path below /history, split into components. */
@@ -66,6 +67,7 @@ static void hist_free(void *p)
 		free(h->child[i]);
 	free(h->child);
 	free(h->ver);
+	fs_dirlist_put(h->list);
 	free(h);
 }
 
@@ -457,32 +459,50 @@ static unsigned char dtype(uint8_t type)
 	return IFTODT(fs_type_mode(type));
 }
 
-static int list_locked(struct fs *fs, const struct fs_view *v, struct fs_node *dir,
-                       struct fs_dirent **out, size_t *n)
+/* The entries, children first: N names, paths and inode hashes, so built once
+ * per history (not once per READDIR page, which made a listing quadratic). */
+static int build_list(struct fs *fs, const struct fs_node *dir, const struct fs_hist *h,
+                      struct fs_dirlist **out)
 {
-	struct fs_hist *h;
-	size_t cap = 0;
-	int r = get(fs, v, dir, &h);
+	struct fs_dirent *v = NULL;
+	size_t n = 0, cap = 0;
+	int r = 0;
 	for (size_t i = 0; r >= 0 && i < h->nchild; i++) {
 		_cleanup_free_ char *path = NULL;
 		size_t len = 0;
 		r = child_path(dir, h->child[i], &path, &len);
 		if (r >= 0)
-			r = fs_dirents_add(out, n, &cap, h->child[i], strlen(h->child[i]),
+			r = fs_dirents_add(&v, &n, &cap, h->child[i], strlen(h->child[i]),
 			                   fs_ino_virtual(path, len), DT_DIR);
 	}
 	for (size_t i = 0; r >= 0 && i < h->nver; i++)
 		if (!has_child(h, h->ver[i].name))
-			r = fs_dirents_add(out, n, &cap, h->ver[i].name, strlen(h->ver[i].name),
+			r = fs_dirents_add(&v, &n, &cap, h->ver[i].name, strlen(h->ver[i].name),
 			                   h->ver[i].ino, dtype(h->ver[i].type));
+	if (r < 0) {
+		fs_dirents_free(v, n);
+		return r;
+	}
+	atomic_fetch_add_explicit(&fs->hist_listings, 1, memory_order_relaxed);
+	return fs_dirlist_new(out, v, n);
+}
+
+static int list_locked(struct fs *fs, const struct fs_view *v, struct fs_node *dir,
+                       struct fs_dirlist **out)
+{
+	struct fs_hist *h;
+	int r = get(fs, v, dir, &h);
+	if (r >= 0 && !h->list)
+		r = build_list(fs, dir, h, &h->list);
+	if (r >= 0)
+		*out = fs_dirlist_ref(h->list);
 	return r;
 }
 
-int fs_hist_list(struct fs *fs, struct fs_view *v, struct fs_node *dir, struct fs_dirent **out,
-                 size_t *n)
+int fs_hist_list(struct fs *fs, struct fs_view *v, struct fs_node *dir, struct fs_dirlist **out)
 {
 	pthread_mutex_lock(&dir->hist_lock);
-	int r = list_locked(fs, v, dir, out, n);
+	int r = list_locked(fs, v, dir, out);
 	pthread_mutex_unlock(&dir->hist_lock);
 	return r;
 }

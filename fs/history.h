@@ -15,14 +15,16 @@
  *   names over all versions, as history directories. A child name equal to a
  *   version name hides the version.
  * Computed on first use and kept in the node (freed with it) until the set of
- * snapshots changes.
+ * snapshots changes; so is the listing built from it, which every READDIR page
+ * borrows.
  * Trees are resolved once per distinct tree ID, so snapshots sharing a
  * directory cost nothing extra.
  */
 int fs_hist_lookup(struct fs *fs, struct fs_view *v, struct fs_node *dir, const char *name,
                    struct fs_node **out);
-int fs_hist_list(struct fs *fs, struct fs_view *v, struct fs_node *dir, struct fs_dirent **out,
-                 size_t *n);
+/* The listing of dir, built on first use and kept with the node's history:
+ * the caller drops its reference with fs_dirlist_put(). -ENOMEM. */
+int fs_hist_list(struct fs *fs, struct fs_view *v, struct fs_node *dir, struct fs_dirlist **out);
 
 /* Set st's owner and mode for history directory dir: the owner of the path's
  * newest version (root when the versions disagree) and the AND of the modes of

@@ -318,24 +318,23 @@ static int list_cb(const struct child *c, void *payload)
 	                      c->kind == FS_VLINK ? DT_LNK : DT_DIR);
 }
 
-int fs_layout_list(struct fs *fs, struct fs_node *dir, struct fs_dirent **out, size_t *n)
+int fs_layout_list(struct fs *fs, struct fs_node *dir, struct fs_dirlist **out)
 {
 	struct fs_view *v = fs_snapview_get(fs->snapview);
 	struct list_ctx l = { .view = v, .dir = dir };
 	int r;
 	if (dir->kind == FS_HIST) {
-		r = fs_hist_list(fs, v, dir, &l.v, &l.n);
-	} else {
-		r = children(v, dir, list_cb, &l);
+		r = fs_hist_list(fs, v, dir, out);
+		fs_view_put(v);
+		return r;
 	}
+	r = children(v, dir, list_cb, &l);
 	fs_view_put(v);
 	if (r < 0) {
 		fs_dirents_free(l.v, l.n);
 		return r;
 	}
-	*out = l.v;
-	*n = l.n;
-	return 0;
+	return fs_dirlist_new(out, l.v, l.n);
 }
 
 /* ---- symlinks and attributes --------------------------------------------- */

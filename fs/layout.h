@@ -17,7 +17,7 @@ int fs_layout_lookup(struct fs *fs, struct fs_node *dir, const char *name, struc
 int fs_layout_stat(struct fs *fs, const struct fs_node *n, struct stat *st);
 /* A symlink's target, malloc'd: caller frees. -ENOENT. */
 int fs_layout_readlink(struct fs *fs, const struct fs_node *n, char **out);
-/* The entries of dir (without "." and ".."). Caller frees with fs_dirents_free(). */
-int fs_layout_list(struct fs *fs, struct fs_node *dir, struct fs_dirent **out, size_t *n);
+/* The entries of dir (without "." and ".."). Caller drops it with fs_dirlist_put(). */
+int fs_layout_list(struct fs *fs, struct fs_node *dir, struct fs_dirlist **out);
 
 #endif

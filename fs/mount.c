@@ -173,6 +173,8 @@ void fs_close(struct fs *fs)
 		log_debug("blob cache: %llu hits, %llu misses; tree cache: %llu hits, %llu misses",
 		          (unsigned long long)b.hits, (unsigned long long)b.misses,
 		          (unsigned long long)t.hits, (unsigned long long)t.misses);
+		log_debug("history: %llu listings built",
+		          (unsigned long long)atomic_load(&fs->hist_listings));
 	}
 	fs_xscan_free(fs->xscan); /* first: it reads trees of the snapshot view */
 	fs->xscan = NULL;

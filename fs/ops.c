@@ -186,9 +186,8 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 struct fs_dir {
 	struct fs_cache_ent *tree;
 	struct cairn_id snap;
-	uint64_t parent; /* for ".." */
-	struct fs_dirent *v;
-	size_t n;
+	uint64_t parent;         /* for ".." */
+	struct fs_dirlist *list; /* !content: a reference */
 	bool content;
 };
 
@@ -199,7 +198,7 @@ static int dir_load(struct fs *fs, struct fs_node *n, struct fs_dir *d)
 	if (n->kind == FS_VLINK)
 		return -ENOTDIR;
 	if (!d->content)
-		return fs_layout_list(fs, n, &d->v, &d->n);
+		return fs_layout_list(fs, n, &d->list);
 	d->snap = n->snap;
 	return fs_dir_tree(fs, n, &d->tree);
 }
@@ -207,7 +206,7 @@ static int dir_load(struct fs *fs, struct fs_node *n, struct fs_dir *d)
 static void dir_release(struct fs *fs, struct fs_dir *d)
 {
 	fs_cache_put(fs->trees, d->tree);
-	fs_dirents_free(d->v, d->n);
+	fs_dirlist_put(d->list);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -248,7 +247,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 static size_t dir_count(const struct fs_dir *d)
 {
-	return d->content ? cairn_tree_count(fs_cache_val(d->tree)) : d->n;
+	return d->content ? cairn_tree_count(fs_cache_val(d->tree)) : d->list->n;
 }
 
 /* Entry i of the listing ("." and ".." first): name and attributes for readdir. */
@@ -264,9 +263,10 @@ static const char *dir_entry(const struct fs_dir *d, fuse_ino_t self, size_t i, 
 	}
 	i -= 2;
 	if (!d->content) {
-		st->st_ino = d->v[i].ino;
-		st->st_mode = DTTOIF(d->v[i].type);
-		return d->v[i].name;
+		const struct fs_dirent *e = &d->list->v[i];
+		st->st_ino = e->ino;
+		st->st_mode = DTTOIF(e->type);
+		return e->name;
 	}
 	*cn = cairn_tree_node(fs_cache_val(d->tree), i);
 	st->st_mode = fs_type_mode((*cn)->type);
